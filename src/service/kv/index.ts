@@ -1,0 +1,26 @@
+export {
+  decodeKvCommand,
+  encodeKvCommand,
+  type KvCommand,
+  type KvDelete,
+  type KvExpire,
+  type KvIncrement,
+  type KvPut,
+} from "./kv-command.js";
+export {
+  applyKv,
+  getKv,
+  type KvConflict,
+  type KvDeleteResult,
+  type KvExpireResult,
+  type KvIncrementResult,
+  type KvNotInteger,
+  type KvPutResult,
+  type KvRangePage,
+  type KvRangeQuery,
+  type KvRecord,
+  type KvResult,
+  kvClockMs,
+  kvRevision,
+  rangeKv,
+} from "./kv-state-machine.js";

@@ -1,0 +1,272 @@
+// What key-value commands do to replicated state. Deterministic: the only clock is the leader's
+// timestamp carried in each entry, so every replica applying the same log reaches the same state.
+import { ByteReader, ByteWriter, compareBytes } from "../../util/bytes.js";
+import { keyAfter, prefixEnd, type StateReader, type StateWriter } from "../state.js";
+import type { KvCommand, KvDelete, KvIncrement, KvPut } from "./kv-command.js";
+
+/** A stored key with its history counters (etcd's create/mod revision and version). */
+export interface KvRecord {
+  readonly value: Uint8Array;
+  /** The group revision of the write that created this incarnation of the key. */
+  readonly createRevision: number;
+  /** The group revision of the latest write to the key. */
+  readonly modRevision: number;
+  /** Writes since creation, starting at 1. */
+  readonly version: number;
+  /** Leader time (ms since the epoch) at which the key expires; 0 for never. */
+  readonly expireAtMs: number;
+}
+
+/** A conditional write whose condition did not hold; nothing changed. */
+export interface KvConflict {
+  readonly ok: false;
+  readonly code: "ERR_CONFLICT";
+  readonly message: string;
+  /** The key's modify revision now, or null when it does not exist. */
+  readonly currentRevision: number | null;
+}
+
+/** An increment of a value that is not a 64-bit signed decimal integer, or that would overflow. */
+export interface KvNotInteger {
+  readonly ok: false;
+  readonly code: "ERR_NOT_INTEGER";
+  readonly message: string;
+}
+
+/** The outcome of a put. */
+export type KvPutResult =
+  | { readonly ok: true; readonly revision: number; readonly created: boolean }
+  | KvConflict;
+/** The outcome of a delete; `revision` is the group revision after it. */
+export type KvDeleteResult =
+  | { readonly ok: true; readonly deleted: boolean; readonly revision: number }
+  | KvConflict;
+/** The outcome of an increment: the new value as a decimal string. */
+export type KvIncrementResult =
+  | { readonly ok: true; readonly value: string; readonly revision: number }
+  | KvNotInteger;
+/** The outcome of an expiry sweep. */
+export interface KvExpireResult {
+  readonly ok: true;
+  readonly expired: number;
+}
+/** The outcome of any key-value command. */
+export type KvResult = KvPutResult | KvDeleteResult | KvIncrementResult | KvExpireResult;
+
+const META_REVISION = new TextEncoder().encode("kv.revision");
+const META_CLOCK = new TextEncoder().encode("kv.clock");
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+function encodeRecord(record: KvRecord): Uint8Array {
+  return new ByteWriter(record.value.length + 16)
+    .varint(record.createRevision)
+    .varint(record.modRevision)
+    .varint(record.version)
+    .varint(record.expireAtMs)
+    .bytes(record.value)
+    .finish();
+}
+
+function decodeRecord(bytes: Uint8Array): KvRecord {
+  const reader = new ByteReader(bytes);
+  const record = {
+    createRevision: reader.varint(),
+    modRevision: reader.varint(),
+    version: reader.varint(),
+    expireAtMs: reader.varint(),
+    value: reader.bytes(),
+  };
+  reader.end();
+  return record;
+}
+
+function ttlKey(expireAtMs: number, key: Uint8Array): Uint8Array {
+  return new ByteWriter(key.length + 8).u64(expireAtMs).raw(key).finish();
+}
+
+function readCounter(state: StateReader, name: Uint8Array): number {
+  const bytes = state.get("meta", name);
+  return bytes === undefined ? 0 : new ByteReader(bytes).u64();
+}
+
+/** The group's current revision: the count of key-value writes applied so far. */
+export function kvRevision(state: StateReader): number {
+  return readCounter(state, META_REVISION);
+}
+
+/** The latest leader timestamp applied: the clock by which TTLs are judged on every replica. */
+export function kvClockMs(state: StateReader): number {
+  return readCounter(state, META_CLOCK);
+}
+
+function isLive(record: KvRecord, clockMs: number): boolean {
+  return record.expireAtMs === 0 || record.expireAtMs > clockMs;
+}
+
+/** Reads a live key (one whose TTL has not passed by the applied clock), or undefined. */
+export function getKv(state: StateReader, key: Uint8Array): KvRecord | undefined {
+  const bytes = state.get("kv", key);
+  if (bytes === undefined) return undefined;
+  const record = decodeRecord(bytes);
+  return isLive(record, kvClockMs(state)) ? record : undefined;
+}
+
+/** Which keys a range read covers: a prefix, or [start, end). */
+export type KvRangeQuery =
+  | { readonly prefix: Uint8Array; readonly limit: number; readonly after?: Uint8Array }
+  | {
+      readonly start: Uint8Array;
+      readonly end?: Uint8Array;
+      readonly limit: number;
+      readonly after?: Uint8Array;
+    };
+
+/** A page of a range read; `next` is the key to pass as `after` for the next page, if any. */
+export interface KvRangePage {
+  readonly items: readonly (KvRecord & { readonly key: Uint8Array })[];
+  readonly next: Uint8Array | undefined;
+}
+
+/** Reads live keys in byte order, one page of at most `limit`, resuming after `after`. */
+export function rangeKv(state: StateReader, query: KvRangeQuery): KvRangePage {
+  const clockMs = kvClockMs(state);
+  let start = "prefix" in query ? query.prefix : query.start;
+  const end = "prefix" in query ? prefixEnd(query.prefix) : query.end;
+  if (query.after !== undefined) {
+    const resume = keyAfter(query.after);
+    if (compareBytes(resume, start) > 0) start = resume;
+  }
+  const items: (KvRecord & { key: Uint8Array })[] = [];
+  for (const [key, bytes] of state.range("kv", start, end, Number.MAX_SAFE_INTEGER)) {
+    const record = decodeRecord(bytes);
+    if (!isLive(record, clockMs)) continue;
+    if (items.length === query.limit) {
+      return { items, next: items[items.length - 1]?.key };
+    }
+    items.push({ key, ...record });
+  }
+  return { items, next: undefined };
+}
+
+/** Applies one key-value command at leader time `tsMs`; the caller batches the writes atomically. */
+export function applyKv(state: StateWriter, command: KvCommand, tsMs: number): KvResult {
+  // The applied clock only moves forward, even if a new leader's clock is behind the old one's.
+  const clockMs = Math.max(kvClockMs(state), tsMs);
+  state.put("meta", META_CLOCK, new ByteWriter(8).u64(clockMs).finish());
+  switch (command.type) {
+    case "put":
+      return applyPut(state, command, clockMs);
+    case "delete":
+      return applyDelete(state, command, clockMs);
+    case "increment":
+      return applyIncrement(state, command, clockMs);
+    case "expire":
+      return { ok: true, expired: expireKeys(state, clockMs, command.max) };
+  }
+}
+
+function liveRecord(state: StateReader, key: Uint8Array, clockMs: number): KvRecord | undefined {
+  const bytes = state.get("kv", key);
+  if (bytes === undefined) return undefined;
+  const record = decodeRecord(bytes);
+  return isLive(record, clockMs) ? record : undefined;
+}
+
+function nextRevision(state: StateWriter): number {
+  const revision = kvRevision(state) + 1;
+  state.put("meta", META_REVISION, new ByteWriter(8).u64(revision).finish());
+  return revision;
+}
+
+/** Writes `value` at `key` as a new revision, keeping history counters and the TTL index right. */
+function writeRecord(
+  state: StateWriter,
+  key: Uint8Array,
+  value: Uint8Array,
+  expireAtMs: number,
+  clockMs: number,
+): { revision: number; created: boolean } {
+  const storedBytes = state.get("kv", key);
+  const stored = storedBytes === undefined ? undefined : decodeRecord(storedBytes);
+  if (stored !== undefined && stored.expireAtMs !== 0) state.delete("kv-ttl", ttlKey(stored.expireAtMs, key));
+  const live = stored !== undefined && isLive(stored, clockMs) ? stored : undefined;
+  const revision = nextRevision(state);
+  const record: KvRecord = {
+    value,
+    createRevision: live?.createRevision ?? revision,
+    modRevision: revision,
+    version: (live?.version ?? 0) + 1,
+    expireAtMs,
+  };
+  state.put("kv", key, encodeRecord(record));
+  if (expireAtMs !== 0) state.put("kv-ttl", ttlKey(expireAtMs, key), new Uint8Array(0));
+  return { revision, created: live === undefined };
+}
+
+function conflict(message: string, current: KvRecord | undefined): KvConflict {
+  return { ok: false, code: "ERR_CONFLICT", message, currentRevision: current?.modRevision ?? null };
+}
+
+function applyPut(state: StateWriter, command: KvPut, clockMs: number): KvPutResult {
+  const current = liveRecord(state, command.key, clockMs);
+  if (command.ifAbsent === true && current !== undefined) return conflict("key exists", current);
+  if (command.ifRevision !== undefined && (current?.modRevision ?? 0) !== command.ifRevision) {
+    return conflict(`key is not at revision ${command.ifRevision}`, current);
+  }
+  const expireAtMs = command.ttlMs === undefined ? 0 : clockMs + command.ttlMs;
+  return { ok: true, ...writeRecord(state, command.key, command.value, expireAtMs, clockMs) };
+}
+
+function applyDelete(state: StateWriter, command: KvDelete, clockMs: number): KvDeleteResult {
+  const current = liveRecord(state, command.key, clockMs);
+  if (command.ifRevision !== undefined && (current?.modRevision ?? 0) !== command.ifRevision) {
+    return conflict(`key is not at revision ${command.ifRevision}`, current);
+  }
+  const storedBytes = state.get("kv", command.key);
+  if (storedBytes !== undefined) {
+    const stored = decodeRecord(storedBytes);
+    if (stored.expireAtMs !== 0) state.delete("kv-ttl", ttlKey(stored.expireAtMs, command.key));
+    state.delete("kv", command.key);
+  }
+  if (current === undefined) return { ok: true, deleted: false, revision: kvRevision(state) };
+  return { ok: true, deleted: true, revision: nextRevision(state) };
+}
+
+function applyIncrement(state: StateWriter, command: KvIncrement, clockMs: number): KvIncrementResult {
+  const current = liveRecord(state, command.key, clockMs);
+  let base = 0n;
+  if (current !== undefined) {
+    const text = new TextDecoder().decode(current.value);
+    if (!/^-?(0|[1-9]\d{0,18})$/.test(text)) {
+      return { ok: false, code: "ERR_NOT_INTEGER", message: "value is not an integer or out of range" };
+    }
+    base = BigInt(text);
+  }
+  const sum = base + command.by;
+  if (base < INT64_MIN || base > INT64_MAX || sum < INT64_MIN || sum > INT64_MAX) {
+    return { ok: false, code: "ERR_NOT_INTEGER", message: "increment or decrement would overflow" };
+  }
+  const value = sum.toString();
+  // As Redis INCR: the key keeps its TTL.
+  const { revision } = writeRecord(
+    state,
+    command.key,
+    new TextEncoder().encode(value),
+    current?.expireAtMs ?? 0,
+    clockMs,
+  );
+  return { ok: true, value, revision };
+}
+
+/** Deletes up to `max` keys whose TTL passed by `clockMs`, earliest first; they share one revision. */
+function expireKeys(state: StateWriter, clockMs: number, max: number): number {
+  const end = new ByteWriter(8).u64(clockMs + 1).finish();
+  const due = [...state.range("kv-ttl", new Uint8Array(0), end, max)];
+  for (const [indexKey] of due) {
+    state.delete("kv-ttl", indexKey);
+    state.delete("kv", indexKey.subarray(8));
+  }
+  if (due.length > 0) nextRevision(state);
+  return due.length;
+}
