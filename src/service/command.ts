@@ -1,0 +1,147 @@
+// The envelope every client write travels in through the Raft log: the leader's timestamp (the only
+// clock the state machines use), an optional idempotency key, and the command itself. Applying an
+// envelope is deterministic, so every replica computes the same result for the same entry.
+import { ByteReader, ByteWriter, DecodeError } from "../util/bytes.js";
+import { crc32 } from "../util/crc.js";
+import { applyKv, decodeKvCommand, encodeKvCommand, type KvCommand, type KvResult } from "./kv/index.js";
+import type { StateWriter } from "./state.js";
+
+/** A command of any service. Streams and consumer groups join this union. */
+export type Command = { readonly service: "kv"; readonly command: KvCommand };
+
+/** The result of applying a {@link Command}. */
+export type CommandResult = KvResult;
+
+/** What a client write carries into the log. */
+export interface Envelope {
+  /** The proposing leader's clock, milliseconds since the epoch. */
+  readonly tsMs: number;
+  /** A client-chosen key: a retry with the same key and command gets the first result back. */
+  readonly idempotencyKey?: string;
+  readonly command: Command;
+}
+
+/** The outcome of applying an envelope. */
+export type ApplyOutcome =
+  | { readonly ok: true; readonly result: CommandResult; readonly duplicate: boolean }
+  | {
+      readonly ok: false;
+      readonly code: "ERR_IDEMPOTENCY_KEY_REUSED";
+      readonly message: string;
+    };
+
+/** Settings of the idempotency table; they must be equal on every replica. */
+export interface IdempotencySettings {
+  /** How long a key is remembered, by leader time. */
+  readonly windowMs: number;
+  /** Expired keys pruned per applied entry, so pruning work per entry stays bounded. */
+  readonly prunePerEntryMax: number;
+}
+
+/** Defaults: keys are remembered for 10 minutes. */
+export const defaultIdempotencySettings: IdempotencySettings = {
+  windowMs: 10 * 60_000,
+  prunePerEntryMax: 64,
+};
+
+const ENVELOPE_VERSION = 1;
+const SERVICE_KV = 1;
+/** The longest idempotency key accepted, in bytes. */
+export const idempotencyKeyBytesMax = 256;
+
+/** Encodes an envelope as the data of a Raft entry. */
+export function encodeEnvelope(envelope: Envelope): Uint8Array {
+  const writer = new ByteWriter(64)
+    .u8(ENVELOPE_VERSION)
+    .u64(envelope.tsMs)
+    .string(envelope.idempotencyKey ?? "");
+  switch (envelope.command.service) {
+    case "kv":
+      writer.u8(SERVICE_KV);
+      encodeKvCommand(envelope.command.command, writer);
+      break;
+  }
+  return writer.finish();
+}
+
+/** Decodes an entry written by {@link encodeEnvelope}; throws DecodeError on malformed bytes. */
+export function decodeEnvelope(data: Uint8Array): Envelope {
+  const reader = new ByteReader(data);
+  const version = reader.u8();
+  if (version !== ENVELOPE_VERSION) throw new DecodeError(`unknown envelope version ${version}`);
+  const tsMs = reader.u64();
+  const idempotencyKey = reader.string(idempotencyKeyBytesMax);
+  const service = reader.u8();
+  if (service !== SERVICE_KV) throw new DecodeError(`unknown service ${service}`);
+  const command: Command = { service: "kv", command: decodeKvCommand(reader) };
+  reader.end();
+  return idempotencyKey === "" ? { tsMs, command } : { tsMs, idempotencyKey, command };
+}
+
+function commandDigest(data: Uint8Array): number {
+  // The command is everything after the header; a reused key with other bytes is a client bug.
+  return crc32(data);
+}
+
+function encodeStored(tsMs: number, digest: number, result: CommandResult): Uint8Array {
+  return new ByteWriter(64).u64(tsMs).u32(digest).string(JSON.stringify(result)).finish();
+}
+
+function dedupeIndexKey(tsMs: number, key: Uint8Array): Uint8Array {
+  return new ByteWriter(8 + key.length).u64(tsMs).raw(key).finish();
+}
+
+/**
+ * Applies one envelope: answers a repeated idempotency key from the table, otherwise runs the
+ * command and remembers its result. Prunes keys older than the window by the envelope's time.
+ */
+export function applyEnvelope(
+  state: StateWriter,
+  envelope: Envelope,
+  settings: IdempotencySettings = defaultIdempotencySettings,
+): ApplyOutcome {
+  pruneIdempotencyKeys(state, envelope.tsMs - settings.windowMs, settings.prunePerEntryMax);
+  if (envelope.idempotencyKey === undefined) {
+    return { ok: true, result: runCommand(state, envelope), duplicate: false };
+  }
+  const key = new TextEncoder().encode(envelope.idempotencyKey);
+  const digest = commandDigest(encodeEnvelope({ tsMs: 0, command: envelope.command }));
+  const stored = state.get("dedupe", key);
+  if (stored !== undefined) {
+    const reader = new ByteReader(stored);
+    const storedTsMs = reader.u64();
+    const storedDigest = reader.u32();
+    if (storedTsMs > envelope.tsMs - settings.windowMs) {
+      if (storedDigest !== digest) {
+        return {
+          ok: false,
+          code: "ERR_IDEMPOTENCY_KEY_REUSED",
+          message: "idempotency key was already used for a different request",
+        };
+      }
+      return { ok: true, result: JSON.parse(reader.string()) as CommandResult, duplicate: true };
+    }
+    state.delete("dedupe-ttl", dedupeIndexKey(storedTsMs, key));
+  }
+  const result = runCommand(state, envelope);
+  state.put("dedupe", key, encodeStored(envelope.tsMs, digest, result));
+  state.put("dedupe-ttl", dedupeIndexKey(envelope.tsMs, key), new Uint8Array(0));
+  return { ok: true, result, duplicate: false };
+}
+
+function runCommand(state: StateWriter, envelope: Envelope): CommandResult {
+  switch (envelope.command.service) {
+    case "kv":
+      return applyKv(state, envelope.command.command, envelope.tsMs);
+  }
+}
+
+/** Forgets up to `max` idempotency keys recorded at or before `cutoffMs`. */
+function pruneIdempotencyKeys(state: StateWriter, cutoffMs: number, max: number): void {
+  if (cutoffMs < 0) return;
+  const end = new ByteWriter(8).u64(cutoffMs + 1).finish();
+  for (const [indexKey] of [...state.range("dedupe-ttl", new Uint8Array(0), end, max)]) {
+    state.delete("dedupe-ttl", indexKey);
+    state.delete("dedupe", indexKey.subarray(8));
+  }
+}

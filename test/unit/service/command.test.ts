@@ -1,0 +1,91 @@
+// The command envelope: it round-trips through entry bytes, malformed entry bytes fail only with
+// DecodeError, and idempotency keys return the first result within the window and are forgotten
+// (and pruned) after it.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import fc from "fast-check";
+import {
+  applyEnvelope,
+  decodeEnvelope,
+  type Envelope,
+  encodeEnvelope,
+} from "../../../src/service/command.js";
+import { getKv } from "../../../src/service/kv/index.js";
+import { MemoryState } from "../../../src/service/state.js";
+import { DecodeError, utf8 } from "../../../src/util/bytes.js";
+
+const putA = (value: string, tsMs: number, idempotencyKey?: string): Envelope => ({
+  tsMs,
+  ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+  command: { service: "kv", command: { type: "put", key: utf8("a"), value: utf8(value) } },
+});
+const settings = { windowMs: 1000, prunePerEntryMax: 10 };
+
+describe("command envelope", () => {
+  it("round-trips", () => {
+    fc.assert(
+      fc.property(
+        fc.nat(),
+        fc.option(fc.string({ minLength: 1, maxLength: 30 }), { nil: undefined }),
+        fc.string(),
+        (tsMs, key, value) => {
+          const envelope = putA(value, tsMs, key);
+          assert.deepEqual(decodeEnvelope(encodeEnvelope(envelope)), envelope);
+        },
+      ),
+    );
+  });
+
+  it("fails only with DecodeError on arbitrary bytes", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
+        try {
+          decodeEnvelope(bytes);
+        } catch (error) {
+          assert.ok(error instanceof DecodeError, String(error));
+        }
+      }),
+    );
+  });
+});
+
+describe("idempotency keys", () => {
+  it("a retry with the same key gets the first result and changes nothing", () => {
+    const s = new MemoryState();
+    const first = applyEnvelope(s, putA("1", 100, "k1"), settings);
+    assert.deepEqual(first, { ok: true, result: { ok: true, revision: 1, created: true }, duplicate: false });
+    const retry = applyEnvelope(s, putA("1", 200, "k1"), settings);
+    assert.deepEqual(retry, { ok: true, result: { ok: true, revision: 1, created: true }, duplicate: true });
+    assert.equal(getKv(s, utf8("a"))?.version, 1);
+  });
+
+  it("the same key with a different request is refused", () => {
+    const s = new MemoryState();
+    applyEnvelope(s, putA("1", 100, "k1"), settings);
+    const other = applyEnvelope(s, putA("2", 150, "k1"), settings);
+    assert.equal(other.ok, false);
+    assert.equal(other.ok === false && other.code, "ERR_IDEMPOTENCY_KEY_REUSED");
+    assert.equal(new TextDecoder().decode(getKv(s, utf8("a"))?.value), "1");
+  });
+
+  it("after the window the key is forgotten and pruned", () => {
+    const s = new MemoryState();
+    applyEnvelope(s, putA("1", 100, "k1"), settings);
+    applyEnvelope(s, putA("x", 1101), settings);
+    assert.equal(s.size("dedupe"), 0, "pruned by a later entry's time");
+    assert.equal(s.size("dedupe-ttl"), 0);
+    const again = applyEnvelope(s, putA("1", 1200, "k1"), settings);
+    assert.deepEqual(again, {
+      ok: true,
+      result: { ok: true, revision: 3, created: false },
+      duplicate: false,
+    });
+  });
+
+  it("prunes at most prunePerEntryMax keys per entry", () => {
+    const s = new MemoryState();
+    for (let i = 0; i < 25; i++) applyEnvelope(s, putA(String(i), 100, `k${i}`), settings);
+    applyEnvelope(s, putA("y", 5000), settings);
+    assert.equal(s.size("dedupe"), 15);
+  });
+});
