@@ -1,0 +1,84 @@
+// The HTTP/JSON server: fastify with typebox schemas, one error body shape for every failure
+// (ours, validation, oversize bodies, unknown routes), health endpoints and an OpenAPI document
+// generated from the registered route schemas.
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import Fastify, { type FastifyInstance } from "fastify";
+import { CairnError, isErrorCode } from "../../service/errors.js";
+import type { KvService } from "../../service/kv-service.js";
+import { errorBody, httpStatusOf } from "./error-status.js";
+import { registerKvRoutes } from "./kv-routes.js";
+import { OpenApiCollector } from "./openapi.js";
+import { typeboxValidatorCompiler } from "./validator.js";
+
+/** Whether this node can serve requests, for /health/ready. */
+export interface Readiness {
+  readonly ready: boolean;
+  readonly reason?: string;
+}
+
+/** What the HTTP server serves. */
+export interface HttpAppOptions {
+  readonly kv: KvService;
+  /** Answers /health/ready; ready when the node knows a leader and has applied what it committed. */
+  readonly readiness: () => Readiness;
+  /** The largest request body accepted, in bytes (a value of the maximum size, base64, fits). */
+  readonly requestBytesMax?: number;
+  /** The version reported in the OpenAPI document. */
+  readonly version?: string;
+}
+
+/** Builds the fastify application (not listening yet). */
+export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
+  const app = Fastify({
+    logger: false,
+    bodyLimit: options.requestBytesMax ?? Math.ceil((options.kv.limits.valueBytesMax * 4) / 3) + 64 * 1024,
+    // Keys may contain "/" and percent-escapes; take the path verbatim after /v1/kv/.
+    routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: options.kv.limits.keyBytesMax * 3 },
+  });
+  app.setValidatorCompiler(typeboxValidatorCompiler);
+  const openApi = new OpenApiCollector("Cairn HTTP API", options.version ?? "0.0.0");
+  app.addHook("onRoute", (route) => openApi.add(route));
+
+  app.setErrorHandler((error: unknown, _request, reply) => {
+    if (error instanceof CairnError) {
+      return reply.status(httpStatusOf[error.code]).send(errorBody(error.code, error.message, error.details));
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    const fields = typeof error === "object" && error !== null ? (error as Record<string, unknown>) : {};
+    if (fields["validation"] !== undefined) {
+      return reply.status(400).send(errorBody("ERR_BAD_REQUEST", message));
+    }
+    if (fields["code"] === "FST_ERR_CTP_BODY_TOO_LARGE") {
+      return reply.status(413).send(errorBody("ERR_TOO_LARGE", "request body is too large"));
+    }
+    const status = fields["statusCode"];
+    if (typeof status === "number" && status >= 400 && status < 500) {
+      // Malformed JSON, a wrong content type and the like: the client's fault, nothing changed.
+      return reply.status(status === 415 ? 415 : 400).send(errorBody("ERR_BAD_REQUEST", message));
+    }
+    const code = isErrorCode(fields["code"]) ? fields["code"] : "ERR_INTERNAL";
+    return reply.status(httpStatusOf[code]).send(errorBody(code, message));
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply
+      .status(404)
+      .send(errorBody("ERR_NOT_FOUND", `no route ${request.method} ${request.url.split("?")[0]}`)),
+  );
+
+  const typed = app.withTypeProvider<TypeBoxTypeProvider>();
+  typed.get("/health/live", { schema: { summary: "The process is up" } }, async () => ({ status: "ok" }));
+  typed.get(
+    "/health/ready",
+    { schema: { summary: "The node can serve requests" } },
+    async (_request, reply) => {
+      const readiness = options.readiness();
+      return reply.status(readiness.ready ? 200 : 503).send({
+        status: readiness.ready ? "ready" : "not-ready",
+        ...(readiness.reason ? { reason: readiness.reason } : {}),
+      });
+    },
+  );
+  registerKvRoutes(app, options.kv);
+  typed.get("/v1/openapi.json", { schema: { hide: true } }, async () => openApi.document());
+  return app;
+}

@@ -1,0 +1,34 @@
+// How each stable error code appears over HTTP. Typed Record<ErrorCode, number>, so a new code
+// does not compile until it has a status here.
+import type { ErrorCode } from "../../service/errors.js";
+
+/** The HTTP status of each error code. */
+export const httpStatusOf: Record<ErrorCode, number> = {
+  ERR_BAD_REQUEST: 400,
+  ERR_NOT_FOUND: 404,
+  ERR_CONFLICT: 409,
+  ERR_NOT_INTEGER: 409,
+  ERR_IDEMPOTENCY_KEY_REUSED: 422,
+  ERR_TOO_LARGE: 413,
+  ERR_NOT_LEADER: 421,
+  ERR_UNAVAILABLE: 503,
+  ERR_TIMEOUT: 504,
+  ERR_NO_SPACE: 507,
+  ERR_STORAGE_FAILED: 503,
+  ERR_SHUTTING_DOWN: 503,
+  ERR_INTERNAL: 500,
+};
+
+/** The one error body shape of the HTTP API. */
+export interface ErrorBody {
+  readonly error: { readonly code: ErrorCode; readonly message: string } & Readonly<Record<string, unknown>>;
+}
+
+/** Builds the error body for a code, message and details. */
+export function errorBody(
+  code: ErrorCode,
+  message: string,
+  details: Readonly<Record<string, unknown>> = {},
+): ErrorBody {
+  return { error: { ...details, code, message } };
+}

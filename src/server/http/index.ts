@@ -1,0 +1,2 @@
+export { buildHttpApp, type HttpAppOptions, type Readiness } from "./app.js";
+export { type ErrorBody, errorBody, httpStatusOf } from "./error-status.js";

@@ -1,0 +1,30 @@
+// What the services need from the node runtime, stated from the services' side. The runtime
+// satisfies it structurally (it does not import the service layer), and tests can supply a
+// single-replica twin that applies immediately.
+import type { ApplyOutcome } from "./command.js";
+import type { StateReader } from "./state.js";
+
+/** How far a locally served read may be behind, for `consistency=stale`. */
+export interface Staleness {
+  /** The Raft index of the last entry applied to the state that was read. */
+  readonly appliedIndex: number;
+  /** Milliseconds since this node last heard from a leader; 0 on the leader; null if never. */
+  readonly leaderContactAgeMs: number | null;
+}
+
+/** A replicated, linearizable log with the state machine applied to it. */
+export interface ReplicationPort {
+  /**
+   * Proposes an encoded envelope; resolves with its outcome once it is committed on a majority
+   * and applied here. Rejects with a CairnError: ERR_NOT_LEADER (never appended: safe to retry
+   * elsewhere), ERR_TIMEOUT (outcome unknown: retry with the same idempotency key), ERR_UNAVAILABLE,
+   * ERR_NO_SPACE, ERR_STORAGE_FAILED, ERR_SHUTTING_DOWN.
+   */
+  propose(data: Uint8Array): Promise<ApplyOutcome>;
+  /** Runs `read` on state that reflects every write acknowledged before the call (ReadIndex). */
+  readLinearizable<T>(read: (state: StateReader) => T): Promise<T>;
+  /** Runs `read` on the local state now, reporting how stale it may be. */
+  readStale<T>(read: (state: StateReader) => T): { readonly value: T; readonly staleness: Staleness };
+  /** The clock that stamps proposals (the leader's), milliseconds since the epoch. */
+  nowMs(): number;
+}

@@ -1,0 +1,34 @@
+// A single-replica stand-in for the replicated log: proposals apply at once to in-memory state
+// through the real envelope and state machine code. Lets service and protocol tests run without a
+// cluster; the real runtime is tested against the same port in the integration suite.
+import { type ApplyOutcome, applyEnvelope, decodeEnvelope } from "../../src/service/command.js";
+import type { ReplicationPort, Staleness } from "../../src/service/replication.js";
+import { MemoryState, type StateReader } from "../../src/service/state.js";
+
+/** An in-process, single-replica ReplicationPort with a settable clock. */
+export class LocalReplication implements ReplicationPort {
+  readonly state = new MemoryState();
+  appliedIndex = 0;
+  clockMs = 1_700_000_000_000;
+  /** When set, every proposal fails with this error instead of applying. */
+  failWith: Error | undefined;
+
+  async propose(data: Uint8Array): Promise<ApplyOutcome> {
+    if (this.failWith !== undefined) throw this.failWith;
+    this.appliedIndex++;
+    return applyEnvelope(this.state, decodeEnvelope(data));
+  }
+
+  async readLinearizable<T>(read: (state: StateReader) => T): Promise<T> {
+    if (this.failWith !== undefined) throw this.failWith;
+    return read(this.state);
+  }
+
+  readStale<T>(read: (state: StateReader) => T): { value: T; staleness: Staleness } {
+    return { value: read(this.state), staleness: { appliedIndex: this.appliedIndex, leaderContactAgeMs: 0 } };
+  }
+
+  nowMs(): number {
+    return this.clockMs;
+  }
+}
