@@ -1,0 +1,7 @@
+export {
+  CairnClient,
+  CairnClientError,
+  type CairnClientOptions,
+  type KvItem,
+  type WriteAck,
+} from "./client.js";
