@@ -1,0 +1,309 @@
+// The settings of one Cairn node, read from a TOML file, CAIRN_* environment variables and command
+// line flags (flags win over the environment, which wins over the file). Every value is checked at
+// start; a bad one stops the node with a message that names the setting, before anything is opened.
+import { parse as parseToml } from "smol-toml";
+
+/** A host and port to listen on or dial. */
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** One member of the initial cluster: its name and its peer (Raft transport) address. */
+export interface InitialMember {
+  readonly name: string;
+  readonly peer: HostPort;
+}
+
+/** Everything a node needs to start. */
+export interface NodeConfig {
+  readonly name: string;
+  readonly dataDir: string;
+  readonly peerListen: HostPort;
+  readonly httpListen: HostPort;
+  readonly initialCluster: readonly InitialMember[];
+  readonly join: string | undefined;
+  readonly tlsCa: string | undefined;
+  readonly tlsCert: string | undefined;
+  readonly tlsKey: string | undefined;
+  readonly tickIntervalMs: number;
+  readonly electionTicks: number;
+  readonly heartbeatTicks: number;
+  readonly keyBytesMax: number;
+  readonly valueBytesMax: number;
+  readonly segmentBytesMax: number;
+  readonly snapshotEntries: number;
+}
+
+/** A setting that failed validation; `setting` is its flag name. Stable code ERR_CONFIG. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  readonly code = "ERR_CONFIG";
+  readonly setting: string;
+
+  /** Creates an error naming the setting and what is wrong with it. */
+  constructor(setting: string, problem: string) {
+    super(`invalid setting ${setting}: ${problem}`);
+    this.setting = setting;
+  }
+}
+
+type Kind = "name" | "path" | "host-port" | "members" | "url" | "int";
+
+interface Setting {
+  readonly key: keyof NodeConfig;
+  readonly flag: string;
+  readonly kind: Kind;
+  readonly description: string;
+  readonly required?: boolean;
+  readonly default?: string | number;
+  readonly min?: number;
+  readonly max?: number;
+}
+
+/** Every node setting: its flag (also its TOML key), its CAIRN_* variable, its type and default. */
+export const nodeSettings: readonly Setting[] = [
+  { key: "name", flag: "name", kind: "name", required: true, description: "this node's name, e.g. n1" },
+  {
+    key: "dataDir",
+    flag: "data-dir",
+    kind: "path",
+    required: true,
+    description: "directory for the log, snapshots and state",
+  },
+  {
+    key: "peerListen",
+    flag: "peer-listen",
+    kind: "host-port",
+    default: "127.0.0.1:7001",
+    description: "address for Raft traffic from peers",
+  },
+  {
+    key: "httpListen",
+    flag: "http-listen",
+    kind: "host-port",
+    default: "127.0.0.1:8081",
+    description: "address of the HTTP API",
+  },
+  {
+    key: "initialCluster",
+    flag: "initial-cluster",
+    kind: "members",
+    default: "",
+    description: "bootstrap members as name=host:port,... (ignored once the node has data)",
+  },
+  {
+    key: "join",
+    flag: "join",
+    kind: "url",
+    description: "HTTP URL of any member, to join an existing cluster",
+  },
+  { key: "tlsCa", flag: "tls-ca", kind: "path", description: "PEM file of the cluster CA" },
+  { key: "tlsCert", flag: "tls-cert", kind: "path", description: "PEM file of this node's certificate" },
+  { key: "tlsKey", flag: "tls-key", kind: "path", description: "PEM file of this node's private key" },
+  {
+    key: "tickIntervalMs",
+    flag: "tick-interval-ms",
+    kind: "int",
+    default: 100,
+    min: 1,
+    max: 10_000,
+    description: "Raft tick length",
+  },
+  {
+    key: "electionTicks",
+    flag: "election-ticks",
+    kind: "int",
+    default: 10,
+    min: 2,
+    max: 1000,
+    description: "ticks without a leader before an election",
+  },
+  {
+    key: "heartbeatTicks",
+    flag: "heartbeat-ticks",
+    kind: "int",
+    default: 1,
+    min: 1,
+    max: 100,
+    description: "ticks between leader heartbeats",
+  },
+  {
+    key: "keyBytesMax",
+    flag: "key-bytes-max",
+    kind: "int",
+    default: 4096,
+    min: 1,
+    max: 65_536,
+    description: "largest key",
+  },
+  {
+    key: "valueBytesMax",
+    flag: "value-bytes-max",
+    kind: "int",
+    default: 1024 * 1024,
+    min: 1,
+    max: 64 * 1024 * 1024,
+    description: "largest value or message",
+  },
+  {
+    key: "segmentBytesMax",
+    flag: "segment-bytes-max",
+    kind: "int",
+    default: 64 * 1024 * 1024,
+    min: 64 * 1024,
+    max: 1024 * 1024 * 1024,
+    description: "WAL segment size at which a new segment starts",
+  },
+  {
+    key: "snapshotEntries",
+    flag: "snapshot-entries",
+    kind: "int",
+    default: 100_000,
+    min: 100,
+    max: 100_000_000,
+    description: "applied entries between snapshots",
+  },
+];
+
+/** The CAIRN_* environment variable of a flag: `data-dir` -> `CAIRN_DATA_DIR`. */
+export function envNameOf(flag: string): string {
+  return `CAIRN_${flag.toUpperCase().replace(/-/g, "_")}`;
+}
+
+/** Parses `host:port` (IPv6 as `[::1]:port`). */
+export function parseHostPort(text: string, setting: string): HostPort {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(text.trim());
+  const port = Number(match?.[3]);
+  if (match === null || !(port >= 0 && port <= 65_535)) {
+    throw new ConfigError(setting, `expected host:port, got ${JSON.stringify(text)}`);
+  }
+  return { host: match[1] ?? match[2] ?? "", port };
+}
+
+function parseValue(setting: Setting, raw: unknown): NodeConfig[keyof NodeConfig] {
+  const where = setting.flag;
+  if (setting.kind === "int") {
+    const n =
+      typeof raw === "number"
+        ? raw
+        : typeof raw === "string" && /^-?\d+$/.test(raw.trim())
+          ? Number(raw)
+          : Number.NaN;
+    if (!Number.isSafeInteger(n))
+      throw new ConfigError(where, `expected an integer, got ${JSON.stringify(raw)}`);
+    if ((setting.min !== undefined && n < setting.min) || (setting.max !== undefined && n > setting.max)) {
+      throw new ConfigError(where, `must be from ${setting.min} to ${setting.max}, got ${n}`);
+    }
+    return n;
+  }
+  if (typeof raw !== "string") throw new ConfigError(where, `expected a string, got ${JSON.stringify(raw)}`);
+  switch (setting.kind) {
+    case "name":
+      if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(raw)) {
+        throw new ConfigError(
+          where,
+          `expected lowercase letters, digits and dashes (1-63), got ${JSON.stringify(raw)}`,
+        );
+      }
+      return raw;
+    case "path":
+      if (raw.trim() === "" || raw.includes("\0"))
+        throw new ConfigError(where, "expected a file system path");
+      return raw;
+    case "host-port":
+      return parseHostPort(raw, where);
+    case "url": {
+      let url: URL;
+      try {
+        url = new URL(raw);
+      } catch {
+        throw new ConfigError(where, `expected an http(s) URL, got ${JSON.stringify(raw)}`);
+      }
+      if (url.protocol !== "http:" && url.protocol !== "https:") {
+        throw new ConfigError(where, `expected an http(s) URL, got ${JSON.stringify(raw)}`);
+      }
+      return raw;
+    }
+    case "members":
+      return parseMembers(raw, where);
+  }
+}
+
+function parseMembers(raw: string, where: string): InitialMember[] {
+  if (raw.trim() === "") return [];
+  const members = raw.split(",").map((part) => {
+    const eq = part.indexOf("=");
+    const name = part.slice(0, eq).trim();
+    if (eq <= 0 || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(name)) {
+      throw new ConfigError(where, `expected name=host:port, got ${JSON.stringify(part)}`);
+    }
+    return { name, peer: parseHostPort(part.slice(eq + 1), where) };
+  });
+  const names = new Set(members.map((m) => m.name));
+  if (names.size !== members.length) throw new ConfigError(where, "a member name appears twice");
+  if (members.length > 7) throw new ConfigError(where, "at most 7 members");
+  return members;
+}
+
+/** Where each raw value came from, lowest precedence first. */
+export interface ConfigSources {
+  /** The text of a TOML file, with its path for messages. */
+  readonly file?: { readonly path: string; readonly text: string };
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Flag values by flag name (as commander gives them, camelCased or not). */
+  readonly flags?: Readonly<Record<string, unknown>>;
+}
+
+/** Resolves and validates a node's configuration; throws ConfigError naming the first bad setting. */
+export function resolveNodeConfig(sources: ConfigSources): NodeConfig {
+  let fileValues: Record<string, unknown> = {};
+  if (sources.file !== undefined) {
+    try {
+      fileValues = parseToml(sources.file.text);
+    } catch (cause) {
+      throw new ConfigError(
+        "config",
+        `${sources.file.path} is not valid TOML: ${(cause as Error).message.split("\n")[0]}`,
+      );
+    }
+    const known = new Set(nodeSettings.map((s) => s.flag));
+    for (const key of Object.keys(fileValues)) {
+      if (!known.has(key)) throw new ConfigError(key, `unknown setting in ${sources.file.path}`);
+    }
+  }
+  const out: Partial<Record<keyof NodeConfig, unknown>> = {};
+  for (const setting of nodeSettings) {
+    const camel = setting.flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    const raw =
+      sources.flags?.[camel] ??
+      sources.flags?.[setting.flag] ??
+      sources.env?.[envNameOf(setting.flag)] ??
+      fileValues[setting.flag] ??
+      setting.default;
+    if (raw === undefined) {
+      if (setting.required === true) {
+        throw new ConfigError(
+          setting.flag,
+          `required (--${setting.flag}, ${envNameOf(setting.flag)} or the config file)`,
+        );
+      }
+      out[setting.key] = undefined;
+      continue;
+    }
+    out[setting.key] = parseValue(setting, raw);
+  }
+  const config = out as NodeConfig;
+  const tls = [config.tlsCa, config.tlsCert, config.tlsKey].filter((v) => v !== undefined).length;
+  if (tls !== 0 && tls !== 3) throw new ConfigError("tls-ca", "give tls-ca, tls-cert and tls-key together");
+  if (config.heartbeatTicks >= config.electionTicks) {
+    throw new ConfigError("heartbeat-ticks", "must be smaller than election-ticks");
+  }
+  if (config.initialCluster.length > 0 && !config.initialCluster.some((m) => m.name === config.name)) {
+    throw new ConfigError("initial-cluster", `does not name this node (${config.name})`);
+  }
+  if (config.initialCluster.length > 0 && config.join !== undefined) {
+    throw new ConfigError("join", "give either initial-cluster or join, not both");
+  }
+  return config;
+}

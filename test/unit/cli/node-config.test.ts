@@ -1,0 +1,93 @@
+// Node configuration: flags beat environment beat file beat defaults, and every bad value is
+// refused with a ConfigError whose message names the setting.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { ConfigError, envNameOf, resolveNodeConfig } from "../../../src/cli/node-config.js";
+
+const minimal = { flags: { name: "n1", dataDir: "/tmp/x" } };
+
+function refuses(sources: Parameters<typeof resolveNodeConfig>[0], setting: string, pattern: RegExp) {
+  assert.throws(
+    () => resolveNodeConfig(sources),
+    (error: unknown) =>
+      error instanceof ConfigError &&
+      error.setting === setting &&
+      pattern.test(error.message) &&
+      error.message.includes(setting),
+  );
+}
+
+describe("node config", () => {
+  it("fills defaults", () => {
+    const config = resolveNodeConfig(minimal);
+    assert.deepEqual(config.httpListen, { host: "127.0.0.1", port: 8081 });
+    assert.equal(config.tickIntervalMs, 100);
+    assert.deepEqual(config.initialCluster, []);
+    assert.equal(config.join, undefined);
+  });
+
+  it("takes flags over environment over file", () => {
+    const file = {
+      path: "node.toml",
+      text: 'name = "n1"\ndata-dir = "/file"\nelection-ticks = 20\ntick-interval-ms = 50\n',
+    };
+    const env = { CAIRN_DATA_DIR: "/env", CAIRN_ELECTION_TICKS: "30" };
+    const config = resolveNodeConfig({ file, env, flags: { electionTicks: "40" } });
+    assert.equal(config.dataDir, "/env");
+    assert.equal(config.electionTicks, 40);
+    assert.equal(config.tickIntervalMs, 50);
+  });
+
+  it("parses the initial cluster", () => {
+    const config = resolveNodeConfig({
+      flags: { ...minimal.flags, initialCluster: "n1=127.0.0.1:7001,n2=127.0.0.1:7002,n3=[::1]:7003" },
+    });
+    assert.deepEqual(config.initialCluster[2], { name: "n3", peer: { host: "::1", port: 7003 } });
+  });
+
+  it("names CAIRN_ variables after flags", () => {
+    assert.equal(envNameOf("segment-bytes-max"), "CAIRN_SEGMENT_BYTES_MAX");
+  });
+
+  it("refuses each bad value naming the setting", () => {
+    refuses({ flags: { dataDir: "/x" } }, "name", /required/);
+    refuses({ flags: { name: "N 1", dataDir: "/x" } }, "name", /lowercase/);
+    refuses({ flags: { ...minimal.flags, httpListen: "nowhere" } }, "http-listen", /host:port/);
+    refuses({ flags: { ...minimal.flags, peerListen: "127.0.0.1:99999" } }, "peer-listen", /host:port/);
+    refuses({ flags: { ...minimal.flags, tickIntervalMs: "fast" } }, "tick-interval-ms", /integer/);
+    refuses({ flags: { ...minimal.flags, electionTicks: "1" } }, "election-ticks", /from 2 to 1000/);
+    refuses(
+      { flags: { ...minimal.flags, heartbeatTicks: "10" } },
+      "heartbeat-ticks",
+      /smaller than election-ticks/,
+    );
+    refuses(
+      { flags: { ...minimal.flags, initialCluster: "n1=127.0.0.1:1,n1=127.0.0.1:2" } },
+      "initial-cluster",
+      /twice/,
+    );
+    refuses(
+      { flags: { ...minimal.flags, initialCluster: "n2=127.0.0.1:1" } },
+      "initial-cluster",
+      /does not name this node/,
+    );
+    refuses({ flags: { ...minimal.flags, initialCluster: "garbage" } }, "initial-cluster", /name=host:port/);
+    refuses({ flags: { ...minimal.flags, join: "ftp://x" } }, "join", /http/);
+    refuses({ flags: { ...minimal.flags, tlsCa: "/ca.pem" } }, "tls-ca", /together/);
+    refuses(
+      { env: { CAIRN_NAME: "n1", CAIRN_DATA_DIR: "/x", CAIRN_VALUE_BYTES_MAX: "0" } },
+      "value-bytes-max",
+      /from 1/,
+    );
+  });
+
+  it("refuses invalid TOML and unknown keys in the file", () => {
+    refuses({ file: { path: "node.toml", text: "name = " } }, "config", /node.toml is not valid TOML/);
+    refuses(
+      { file: { path: "node.toml", text: 'name = "n1"\ncolour = "red"\n' } },
+      "colour",
+      /unknown setting/,
+    );
+    refuses({ file: { path: "node.toml", text: "name = 5\n" } }, "name", /expected a string/);
+  });
+});
