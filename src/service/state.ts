@@ -121,3 +121,91 @@ export class MemoryState implements StateWriter {
     return this.#space(space).keys.length;
   }
 }
+
+/** One write of an apply round: a put (value present) or a delete (value undefined). */
+export interface StateEffect {
+  readonly space: Space;
+  readonly key: Uint8Array;
+  readonly value: Uint8Array | undefined;
+}
+
+/**
+ * Buffers the writes of one apply round over a reader of committed state, answering reads with
+ * the buffered writes on top, so a batch of entries can be applied and then committed together
+ * (effects plus the new applied index in one store transaction).
+ */
+export class StateOverlay implements StateWriter {
+  readonly #base: StateReader;
+  readonly #writes = new Map<Space, Map<string, StateEffect>>();
+
+  /** Creates an empty overlay over `base`. */
+  constructor(base: StateReader) {
+    this.#base = base;
+  }
+
+  #space(space: Space): Map<string, StateEffect> {
+    let writes = this.#writes.get(space);
+    if (writes === undefined) {
+      writes = new Map();
+      this.#writes.set(space, writes);
+    }
+    return writes;
+  }
+
+  get(space: Space, key: Uint8Array): Uint8Array | undefined {
+    const write = this.#writes.get(space)?.get(mapKeyOf(key));
+    return write !== undefined ? write.value : this.#base.get(space, key);
+  }
+
+  *range(
+    space: Space,
+    start: Uint8Array,
+    end: Uint8Array | undefined,
+    limit: number,
+  ): Iterable<readonly [Uint8Array, Uint8Array]> {
+    const inRange = (key: Uint8Array) =>
+      compareBytes(key, start) >= 0 && (end === undefined || compareBytes(key, end) < 0);
+    const writes = [...(this.#writes.get(space)?.values() ?? [])]
+      .filter((w) => inRange(w.key))
+      .sort((a, b) => compareBytes(a.key, b.key));
+    const shadowed = this.#writes.get(space);
+    // Merge the base range (skipping keys the overlay rewrote) with the overlay's own puts.
+    const base = this.#base.range(space, start, end, Number.MAX_SAFE_INTEGER)[Symbol.iterator]();
+    let next = base.next();
+    let w = 0;
+    let count = 0;
+    while (count < limit) {
+      while (!next.done && shadowed?.has(mapKeyOf(next.value[0]))) next = base.next();
+      const write = writes[w];
+      if (next.done && write === undefined) return;
+      if (write !== undefined && (next.done || compareBytes(write.key, next.value[0]) <= 0)) {
+        w++;
+        if (write.value !== undefined) {
+          count++;
+          yield [write.key, write.value];
+        }
+        continue;
+      }
+      if (!next.done) {
+        count++;
+        yield next.value;
+        next = base.next();
+      }
+    }
+  }
+
+  put(space: Space, key: Uint8Array, value: Uint8Array): void {
+    const copy = Uint8Array.from(key);
+    this.#space(space).set(mapKeyOf(copy), { space, key: copy, value: Uint8Array.from(value) });
+  }
+
+  delete(space: Space, key: Uint8Array): void {
+    const copy = Uint8Array.from(key);
+    this.#space(space).set(mapKeyOf(copy), { space, key: copy, value: undefined });
+  }
+
+  /** The buffered writes, in no particular order; each key appears once with its last write. */
+  effects(): StateEffect[] {
+    return [...this.#writes.values()].flatMap((writes) => [...writes.values()]);
+  }
+}

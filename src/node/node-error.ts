@@ -1,0 +1,30 @@
+// Expected failures of the runtime, each with a stable code the service layer passes on to clients.
+
+/** Why a proposal or read did not complete. */
+export type NodeErrorCode =
+  /** This member is not the leader; nothing was appended. `leaderId` may name the leader. */
+  | "ERR_NOT_LEADER"
+  /** Not appended or definitely not applied (no quorum, a transfer, a superseded entry): retry. */
+  | "ERR_UNAVAILABLE"
+  /** Appended, outcome unknown: it may still commit. Retry with the same idempotency key. */
+  | "ERR_TIMEOUT"
+  /** The disk is full; writes are refused until space is freed. */
+  | "ERR_NO_SPACE"
+  /** Storage failed (fsync error); the group stopped for good (fail-stop). */
+  | "ERR_STORAGE_FAILED"
+  /** The group is stopping. */
+  | "ERR_SHUTTING_DOWN";
+
+/** A runtime failure with a stable code and, for ERR_NOT_LEADER, a leader hint. */
+export class NodeError extends Error {
+  override readonly name = "NodeError";
+  readonly code: NodeErrorCode;
+  readonly leaderId: number | null;
+
+  /** Creates an error. */
+  constructor(code: NodeErrorCode, message: string, leaderId: number | null = null, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+    this.leaderId = leaderId;
+  }
+}

@@ -1,0 +1,392 @@
+// The runtime of one Raft group on this node: the only place where the pure core meets I/O. One
+// serial loop takes each Ready from the core and carries out its contract (send, persist, send
+// after persist, apply, serve reads, advance); a ticker drives the core's logical clock; proposals
+// and reads get promises that settle when their entry is applied or their read is safe.
+import {
+  type Entry,
+  type LogIndex,
+  type Message,
+  type NodeId,
+  type RaftConfig,
+  type RaftStatus,
+  RawNode,
+  type Ready,
+  type SoftState,
+} from "../raft/index.js";
+import type { Cancel, Env } from "./env.js";
+import { NodeError } from "./node-error.js";
+import type { GroupStorage, MessageSender, StateMachine } from "./ports.js";
+
+/** Settings and collaborators of a group runtime. */
+export interface RaftGroupOptions<R> {
+  /** The core's settings, less its randomness (which comes from `env`). */
+  readonly raft: Omit<RaftConfig, "random">;
+  readonly env: Env;
+  readonly storage: GroupStorage;
+  readonly sender: MessageSender;
+  readonly stateMachine: StateMachine<R>;
+  /** Length of one Raft tick. */
+  readonly tickIntervalMs: number;
+  /** How long a proposal may wait to be applied before failing with ERR_TIMEOUT. Default 5,000. */
+  readonly proposalTimeoutMs?: number;
+  /** How long a read may wait for its ReadIndex before failing with ERR_UNAVAILABLE. Default 5,000. */
+  readonly readTimeoutMs?: number;
+  /** The most proposals waiting at once; more are refused with ERR_UNAVAILABLE. Default 10,000. */
+  readonly proposalsPendingMax?: number;
+  /** The most reads waiting at once; more are refused with ERR_UNAVAILABLE. Default 10,000. */
+  readonly readsPendingMax?: number;
+  /** Called when storage fails for good: the group has stopped (fail-stop). */
+  readonly onFatal?: (error: unknown) => void;
+  /** Called when the role or the known leader changes. */
+  readonly onSoftState?: (soft: SoftState) => void;
+}
+
+interface PendingProposal<R> {
+  readonly term: number;
+  readonly resolve: (result: R | undefined) => void;
+  readonly reject: (error: NodeError) => void;
+  readonly cancelTimer: Cancel;
+}
+
+interface ReadWaiter {
+  readonly resolve: () => void;
+  readonly reject: (error: NodeError) => void;
+}
+
+interface ReadRound {
+  readonly waiters: ReadWaiter[];
+  readonly cancelTimer: Cancel;
+  /** Set once the core answered: reads are safe once this index is applied. */
+  index?: LogIndex;
+}
+
+const storageCodes = new Set(["ERR_NO_SPACE"]);
+
+/** A running member of one Raft group. */
+export class RaftGroup<R> {
+  readonly #options: RaftGroupOptions<R>;
+  readonly #raw: RawNode;
+  readonly #env: Env;
+  readonly #pending = new Map<number, PendingProposal<R>>();
+  readonly #readRounds = new Map<string, ReadRound>();
+  #readQueue: ReadWaiter[] = [];
+  #readSeq = 0;
+  #readsWaiting = 0;
+  #soft: SoftState;
+  #appliedIndex: number;
+  #running = false;
+  #stopped = false;
+  #fatal: unknown;
+  #noSpace = false;
+  #cancelTick: Cancel = () => {};
+  #idle: Promise<void> = Promise.resolve();
+  #lastLeaderContactMs: number | null = null;
+
+  private constructor(options: RaftGroupOptions<R>, raw: RawNode, appliedIndex: number) {
+    this.#options = options;
+    this.#env = options.env;
+    this.#raw = raw;
+    this.#appliedIndex = appliedIndex;
+    const status = raw.status();
+    this.#soft = { role: status.role, leaderId: status.leaderId };
+  }
+
+  /** Loads the group's persisted state, builds its core and starts ticking. */
+  static async open<R>(options: RaftGroupOptions<R>): Promise<RaftGroup<R>> {
+    const persisted = await options.storage.load();
+    const applied = options.stateMachine.appliedIndex();
+    const snapshotIndex = persisted?.snapshot?.index ?? 0;
+    const raw = new RawNode(
+      { ...options.raft, random: options.env.random },
+      persisted === undefined
+        ? undefined
+        : { ...persisted, ...(applied > snapshotIndex ? { appliedIndex: applied } : {}) },
+    );
+    const group = new RaftGroup(options, raw, Math.max(applied, snapshotIndex));
+    group.#scheduleTick();
+    return group;
+  }
+
+  /** This member's id. */
+  get id(): NodeId {
+    return this.#raw.id;
+  }
+
+  /** The latest known role and leader. */
+  get softState(): SoftState {
+    return this.#soft;
+  }
+
+  /** The index of the last applied entry. */
+  get appliedIndex(): number {
+    return this.#appliedIndex;
+  }
+
+  /** Milliseconds since this member last heard from a leader (0 when it leads), or null if never. */
+  leaderContactAgeMs(): number | null {
+    if (this.#soft.role === "leader") return 0;
+    return this.#lastLeaderContactMs === null ? null : this.#env.monotonicMs() - this.#lastLeaderContactMs;
+  }
+
+  /** The core's status, for the dashboard and metrics. */
+  status(): RaftStatus {
+    return this.#raw.status();
+  }
+
+  /** Feeds a message from a peer. Messages for another member or group are dropped. */
+  receive(message: Message): void {
+    if (this.#stopped || message.to !== this.#raw.id || message.groupId !== this.#options.raft.groupId)
+      return;
+    if (message.type === "append" || message.type === "heartbeat" || message.type === "snapshot") {
+      this.#lastLeaderContactMs = this.#env.monotonicMs();
+    }
+    this.#raw.step(message);
+    this.#kick();
+  }
+
+  /** Tells the core a peer could not be reached (its queue overflowed or its connection is down). */
+  reportUnreachable(peer: NodeId): void {
+    if (this.#stopped) return;
+    this.#raw.reportUnreachable(peer);
+  }
+
+  /** Starts an election now (used by tests and by an operator's "campaign"). */
+  campaign(): void {
+    if (this.#stopped) return;
+    this.#raw.campaign();
+    this.#kick();
+  }
+
+  /**
+   * Proposes `data`; resolves with the state machine's result once the entry is applied here.
+   * Rejects with NodeError: ERR_NOT_LEADER or ERR_UNAVAILABLE (not applied: retry is safe),
+   * ERR_TIMEOUT (outcome unknown), ERR_NO_SPACE, ERR_STORAGE_FAILED, ERR_SHUTTING_DOWN.
+   */
+  propose(data: Uint8Array): Promise<R | undefined> {
+    const refusal = this.#refusal();
+    if (refusal !== undefined) return Promise.reject(refusal);
+    if (this.#pending.size >= (this.#options.proposalsPendingMax ?? 10_000)) {
+      return Promise.reject(new NodeError("ERR_UNAVAILABLE", "too many proposals in flight"));
+    }
+    const result = this.#raw.propose(data);
+    if (!result.ok) {
+      if (result.reason === "not-leader") {
+        return Promise.reject(
+          new NodeError("ERR_NOT_LEADER", "this node is not the leader", result.leaderHint),
+        );
+      }
+      return Promise.reject(new NodeError("ERR_UNAVAILABLE", `proposal refused: ${result.reason}`));
+    }
+    const index = result.index;
+    const promise = new Promise<R | undefined>((resolve, reject) => {
+      const cancelTimer = this.#env.after(this.#options.proposalTimeoutMs ?? 5_000, () => {
+        if (this.#pending.get(index)?.cancelTimer !== cancelTimer) return;
+        this.#pending.delete(index);
+        reject(new NodeError("ERR_TIMEOUT", "the write was not applied in time; it may still commit"));
+      });
+      this.#pending.set(index, { term: result.term, resolve, reject, cancelTimer });
+    });
+    this.#kick();
+    return promise;
+  }
+
+  /**
+   * Resolves once every write acknowledged before the call is applied here (ReadIndex, Raft
+   * dissertation §6.4), so a read of local state afterwards is linearizable. Reads that arrive
+   * while a round is in flight share the next round. Rejects with ERR_UNAVAILABLE or
+   * ERR_NOT_LEADER (retry is safe), ERR_SHUTTING_DOWN or ERR_STORAGE_FAILED.
+   */
+  readBarrier(): Promise<void> {
+    const refusal = this.#stopped || this.#fatal !== undefined ? this.#refusal() : undefined;
+    if (refusal !== undefined) return Promise.reject(refusal);
+    if (this.#readsWaiting >= (this.#options.readsPendingMax ?? 10_000)) {
+      return Promise.reject(new NodeError("ERR_UNAVAILABLE", "too many reads in flight"));
+    }
+    this.#readsWaiting++;
+    const promise = new Promise<void>((resolve, reject) => {
+      this.#readQueue.push({
+        resolve: () => {
+          this.#readsWaiting--;
+          resolve();
+        },
+        reject: (error) => {
+          this.#readsWaiting--;
+          reject(error);
+        },
+      });
+    });
+    if (this.#readRounds.size === 0) this.#startReadRound();
+    return promise;
+  }
+
+  /** Stops ticking and processing; fails everything pending with ERR_SHUTTING_DOWN. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return this.#idle;
+    this.#stopped = true;
+    this.#cancelTick();
+    this.#failAll(new NodeError("ERR_SHUTTING_DOWN", "the node is stopping"));
+    await this.#idle;
+  }
+
+  #refusal(): NodeError | undefined {
+    if (this.#fatal !== undefined)
+      return new NodeError("ERR_STORAGE_FAILED", "storage failed; this node stopped accepting writes");
+    if (this.#stopped) return new NodeError("ERR_SHUTTING_DOWN", "the node is stopping");
+    if (this.#noSpace)
+      return new NodeError("ERR_NO_SPACE", "the disk is full; writes resume once space is freed");
+    return undefined;
+  }
+
+  #startReadRound(): void {
+    if (this.#readQueue.length === 0 || this.#stopped) return;
+    const waiters = this.#readQueue;
+    this.#readQueue = [];
+    const context = `${this.#raw.id}.${++this.#readSeq}`;
+    const result = this.#raw.readIndex(context);
+    if (!result.ok) {
+      const error =
+        result.reason === "not-leader"
+          ? new NodeError("ERR_UNAVAILABLE", "no leader is known; retry shortly")
+          : new NodeError("ERR_UNAVAILABLE", `read refused: ${result.reason}`);
+      for (const w of waiters) w.reject(error);
+      return;
+    }
+    const cancelTimer = this.#env.after(this.#options.readTimeoutMs ?? 5_000, () => {
+      const round = this.#readRounds.get(context);
+      if (round === undefined) return;
+      this.#readRounds.delete(context);
+      for (const w of round.waiters)
+        w.reject(new NodeError("ERR_UNAVAILABLE", "the read could not be confirmed by a quorum in time"));
+      this.#startReadRound();
+    });
+    this.#readRounds.set(context, { waiters, cancelTimer });
+    this.#kick();
+  }
+
+  #scheduleTick(): void {
+    if (this.#stopped) return;
+    this.#cancelTick = this.#env.after(this.#options.tickIntervalMs, () => {
+      if (this.#stopped) return;
+      this.#raw.tick();
+      this.#kick();
+      this.#scheduleTick();
+    });
+  }
+
+  /** Runs the ready loop unless it is already running; it drains every Ready the core has. */
+  #kick(): void {
+    if (this.#running || this.#stopped || this.#fatal !== undefined) return;
+    if (!this.#raw.hasReady()) return;
+    this.#running = true;
+    this.#idle = this.#loop();
+  }
+
+  async #loop(): Promise<void> {
+    try {
+      while (!this.#stopped && this.#fatal === undefined && this.#raw.hasReady()) {
+        await this.#handleReady(this.#raw.ready());
+      }
+    } catch (error) {
+      this.#fail(error);
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  async #handleReady(rd: Ready): Promise<void> {
+    if (rd.softState !== undefined) {
+      this.#soft = rd.softState;
+      if (rd.softState.role === "leader") this.#lastLeaderContactMs = this.#env.monotonicMs();
+      this.#options.onSoftState?.(rd.softState);
+    }
+    if (rd.messages.length > 0) this.#options.sender.send(rd.messages);
+    if (rd.entries.length > 0 || rd.hardState !== undefined || rd.snapshot !== undefined) {
+      await this.#persist(rd);
+    }
+    if (rd.messagesAfterPersist.length > 0) this.#options.sender.send(rd.messagesAfterPersist);
+    if (rd.committedEntries.length > 0) await this.#apply(rd.committedEntries);
+    for (const readState of rd.readStates) {
+      const round = this.#readRounds.get(readState.context);
+      if (round !== undefined) round.index = readState.index;
+    }
+    this.#serveReads();
+    this.#raw.advance(rd);
+  }
+
+  /** Persists a Ready's writes; a full disk is retried until space is freed, any other failure is fatal. */
+  async #persist(rd: Ready): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.#options.storage.persist({
+          ...(rd.snapshot !== undefined ? { snapshot: rd.snapshot } : {}),
+          entries: rd.entries,
+          ...(rd.hardState !== undefined ? { hardState: rd.hardState } : {}),
+        });
+        this.#noSpace = false;
+        return;
+      } catch (error) {
+        const code = typeof error === "object" && error !== null && "code" in error ? error.code : undefined;
+        if (typeof code !== "string" || !storageCodes.has(code) || this.#stopped) throw error;
+        // Out of space: nothing of this batch is acknowledged; refuse new writes and try again.
+        this.#noSpace = true;
+        await new Promise<void>((resolve) =>
+          this.#env.after(Math.min(1000, 50 * 2 ** Math.min(attempt, 5)), resolve),
+        );
+      }
+    }
+  }
+
+  async #apply(entries: readonly Entry[]): Promise<void> {
+    const results = await this.#options.stateMachine.apply(entries);
+    entries.forEach((entry, i) => {
+      this.#appliedIndex = entry.index;
+      const waiter = this.#pending.get(entry.index);
+      if (waiter === undefined) return;
+      this.#pending.delete(entry.index);
+      waiter.cancelTimer();
+      if (waiter.term === entry.term) waiter.resolve(results[i]);
+      // Another leader's entry took this index: ours was never committed and never will be.
+      else
+        waiter.reject(
+          new NodeError(
+            "ERR_UNAVAILABLE",
+            "leadership changed before the write committed; it was not applied",
+          ),
+        );
+    });
+  }
+
+  #serveReads(): void {
+    for (const [context, round] of this.#readRounds) {
+      if (round.index === undefined || round.index > this.#appliedIndex) continue;
+      this.#readRounds.delete(context);
+      round.cancelTimer();
+      for (const w of round.waiters) w.resolve();
+    }
+    if (this.#readRounds.size === 0) this.#startReadRound();
+  }
+
+  #fail(error: unknown): void {
+    this.#fatal = error;
+    this.#cancelTick();
+    this.#failAll(
+      new NodeError("ERR_STORAGE_FAILED", "storage failed; this node stopped", null, { cause: error }),
+    );
+    this.#options.onFatal?.(error);
+  }
+
+  #failAll(error: NodeError): void {
+    for (const [, p] of this.#pending) {
+      p.cancelTimer();
+      p.reject(error);
+    }
+    this.#pending.clear();
+    for (const [, round] of this.#readRounds) {
+      round.cancelTimer();
+      for (const w of round.waiters) w.reject(error);
+    }
+    this.#readRounds.clear();
+    for (const w of this.#readQueue) w.reject(error);
+    this.#readQueue = [];
+  }
+}

@@ -1,0 +1,78 @@
+// Connects the services to a Raft group's runtime: proposals become log entries, linearizable reads
+// wait for a ReadIndex barrier, stale reads read committed state directly, and runtime errors keep
+// their stable codes.
+import type { Env } from "../node/env.js";
+import { NodeError } from "../node/node-error.js";
+import type { RaftGroup } from "../node/raft-group.js";
+import type { ApplyOutcome } from "./command.js";
+import { CairnError } from "./errors.js";
+import type { ReplicationPort, Staleness } from "./replication.js";
+import type { StateReader } from "./state.js";
+import type { StateBackend } from "./state-machine.js";
+
+/** A {@link ReplicationPort} over one Raft group and the backend its state machine writes. */
+export class GroupReplication implements ReplicationPort {
+  readonly #group: RaftGroup<ApplyOutcome>;
+  readonly #backend: StateBackend;
+  readonly #env: Env;
+
+  /** Creates the port. */
+  constructor(group: RaftGroup<ApplyOutcome>, backend: StateBackend, env: Env) {
+    this.#group = group;
+    this.#backend = backend;
+    this.#env = env;
+  }
+
+  async propose(data: Uint8Array): Promise<ApplyOutcome> {
+    let outcome: ApplyOutcome | undefined;
+    try {
+      outcome = await this.#group.propose(data);
+    } catch (error) {
+      throw toCairnError(error);
+    }
+    if (outcome === undefined) throw new CairnError("ERR_INTERNAL", "the proposal applied without a result");
+    return outcome;
+  }
+
+  async readLinearizable<T>(read: (state: StateReader) => T): Promise<T> {
+    try {
+      await this.#group.readBarrier();
+    } catch (error) {
+      throw toCairnError(error);
+    }
+    return read(this.#backend.reader);
+  }
+
+  readStale<T>(read: (state: StateReader) => T): { value: T; staleness: Staleness } {
+    return {
+      value: read(this.#backend.reader),
+      staleness: {
+        appliedIndex: this.#group.appliedIndex,
+        leaderContactAgeMs: this.#group.leaderContactAgeMs(),
+      },
+    };
+  }
+
+  nowMs(): number {
+    return this.#env.nowMs();
+  }
+}
+
+/** Keeps a runtime error's stable code; anything else is an internal error. */
+export function toCairnError(error: unknown): CairnError {
+  if (error instanceof CairnError) return error;
+  if (error instanceof NodeError) {
+    return new CairnError(
+      error.code,
+      error.message,
+      error.leaderId !== null ? { leaderId: error.leaderId } : {},
+      { cause: error },
+    );
+  }
+  return new CairnError(
+    "ERR_INTERNAL",
+    error instanceof Error ? error.message : String(error),
+    {},
+    { cause: error },
+  );
+}
