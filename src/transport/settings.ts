@@ -50,6 +50,23 @@ export const defaultTransportSettings: TransportSettings = {
 /** Bytes a snapshot chunk frame adds around its data (the offset field). */
 export const SNAPSHOT_CHUNK_OVERHEAD_BYTES = 8;
 
+/**
+ * Merges `overrides` over the defaults. When only `frameBytesMax` is lowered, the snapshot chunk and
+ * metadata limits shrink with it (to a quarter of a frame) instead of failing validation.
+ */
+export function resolveTransportSettings(overrides: Partial<TransportSettings> = {}): TransportSettings {
+  const frameBytesMax = overrides.frameBytesMax ?? defaultTransportSettings.frameBytesMax;
+  const quarter = Math.floor(frameBytesMax / 4);
+  const settings: TransportSettings = {
+    ...defaultTransportSettings,
+    snapshotChunkBytesMax: Math.min(defaultTransportSettings.snapshotChunkBytesMax, quarter),
+    snapshotMetaBytesMax: Math.min(defaultTransportSettings.snapshotMetaBytesMax, quarter),
+    ...overrides,
+  };
+  validateTransportSettings(settings);
+  return settings;
+}
+
 /** Checks that settings are consistent with each other; throws RangeError naming the bad one. */
 export function validateTransportSettings(s: TransportSettings): void {
   for (const [name, value] of Object.entries(s)) {

@@ -19,7 +19,7 @@ import {
 } from "./handshake.js";
 import { certificateNames, defaultNodeIdentity } from "./identity.js";
 import { PeerLink } from "./peer-link.js";
-import { defaultTransportSettings, type TransportSettings, validateTransportSettings } from "./settings.js";
+import { resolveTransportSettings, type TransportSettings } from "./settings.js";
 import { SnapshotReceiver, sendSnapshotStream } from "./snapshot.js";
 import type {
   InboundMessage,
@@ -89,8 +89,7 @@ export class TlsTransport<M> implements Transport<M> {
   /** Creates a transport; nothing listens or dials until {@link start}. */
   constructor(options: TlsTransportOptions<M>) {
     this.#options = options;
-    this.#settings = { ...defaultTransportSettings, ...options.settings };
-    validateTransportSettings(this.#settings);
+    this.#settings = resolveTransportSettings(options.settings);
     this.#env = options.env ?? systemTransportEnv();
     this.#identityOf = options.identityOf ?? defaultNodeIdentity;
     const peers = new Map(options.peers ?? []);

@@ -2,7 +2,7 @@
 // text codec standing in for the Raft codec, and helpers to build and tear down transports.
 
 import { createDevCa, issueCertificate, type PemPair } from "../../../src/cli/dev-certs.js";
-import { type NodeId, nodeId } from "../../../src/raft/types.js";
+import { groupId, type NodeId, nodeId } from "../../../src/raft/types.js";
 import type { Codec } from "../../../src/transport/codec.js";
 import type { TransportSettings } from "../../../src/transport/settings.js";
 import { TlsTransport, type TlsTransportOptions } from "../../../src/transport/tls-transport.js";
@@ -35,7 +35,7 @@ export const textCodec: Codec<TestMessage> = {
       return { ok: false, error: "message text is not UTF-8" };
     }
   },
-  groupOf: (message) => message.group as never,
+  groupOf: (message) => groupId(message.group),
 };
 
 /** The certificates of one test cluster plus an impostor CA. */
