@@ -1,7 +1,7 @@
 // Development certificates for node-to-node mutual TLS: a throw-away cluster CA, one certificate
 // per node (named `node-<id>`, the identity the transport checks) and client certificates for
 // tools. Never for production: the CA key sits next to the certificates it signed.
-import { generateKeyPair, randomBytes } from "node:crypto";
+import { createPublicKey, generateKeyPair, randomBytes } from "node:crypto";
 import { chmod, mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -29,10 +29,19 @@ export interface CertRequest {
   readonly dnsNames?: readonly string[];
   /** IP subjectAltNames. */
   readonly ipAddresses?: readonly string[];
+  /** A PEM RSA private key to certify instead of generating a new one. */
+  readonly privateKey?: string;
 }
 
-/** Generates an RSA-2048 key pair with node:crypto (forge 1.x cannot sign with ECDSA). */
-async function newKeyPair(): Promise<{ publicKey: string; privateKey: string }> {
+/**
+ * Generates an RSA-2048 key pair with node:crypto (forge 1.x cannot sign with ECDSA), or derives
+ * the public half of `privateKey` when one is given (tests reuse a key: generating one takes ~0.5 s).
+ */
+async function newKeyPair(privateKey?: string): Promise<{ publicKey: string; privateKey: string }> {
+  if (privateKey !== undefined) {
+    const publicKey = createPublicKey(privateKey).export({ type: "spki", format: "pem" }).toString();
+    return { publicKey, privateKey };
+  }
   return generateKeyPairAsync("rsa", {
     modulusLength: 2048,
     publicKeyEncoding: { type: "spki", format: "pem" },
@@ -54,9 +63,12 @@ function validity(cert: forge.pki.Certificate): void {
   cert.validity.notAfter = new Date(now + VALIDITY_DAYS * 24 * 3600 * 1000);
 }
 
-/** Creates a self-signed development CA named `commonName`. */
-export async function createDevCa(commonName = "Cairn development CA"): Promise<PemPair> {
-  const keys = await newKeyPair();
+/** Creates a self-signed development CA named `commonName` (with a new key unless `privateKey` is given). */
+export async function createDevCa(
+  commonName = "Cairn development CA",
+  privateKey?: string,
+): Promise<PemPair> {
+  const keys = await newKeyPair(privateKey);
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(keys.publicKey);
   cert.serialNumber = serialNumber();
@@ -80,7 +92,7 @@ export async function createDevCa(commonName = "Cairn development CA"): Promise<
 export async function issueCertificate(ca: PemPair, request: CertRequest): Promise<PemPair> {
   const caCert = forge.pki.certificateFromPem(ca.cert);
   const caKey = forge.pki.privateKeyFromPem(ca.key);
-  const keys = await newKeyPair();
+  const keys = await newKeyPair(request.privateKey);
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(keys.publicKey);
   cert.serialNumber = serialNumber();

@@ -250,7 +250,8 @@ export async function sendSnapshotStream(
         return "done";
       }
       // Fill the window: resend what the receiver lacks, then pull new pieces from the source.
-      while (!conn.closed && sentBytes - consumedBytes < windowBytes) {
+      // Invariant: sentBytes - consumedBytes <= windowBytes, which is what the receiver enforces.
+      while (!conn.closed && sentBytes - consumedBytes + s.snapshotChunkBytesMax <= windowBytes) {
         let piece = window.find((p) => p.offset === sentBytes);
         if (piece === undefined) {
           if (sourceDone) break;

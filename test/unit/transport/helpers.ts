@@ -54,24 +54,36 @@ let certs: Promise<TestCerts> | undefined;
 export function testCerts(): Promise<TestCerts> {
   certs ??= (async () => {
     const ca = await createDevCa("test CA");
-    const nodes = new Map<number, PemPair>();
-    for (const id of [1, 2, 3]) {
+    // Node certificates share one key: generating RSA keys is the slow part, and identity comes
+    // from the certificate's names, which is what these tests exercise.
+    const shared = await issueCertificate(ca, {
+      commonName: "node-1",
+      role: "node",
+      ipAddresses: ["127.0.0.1"],
+    });
+    const nodes = new Map<number, PemPair>([[1, shared]]);
+    for (const id of [2, 3]) {
       nodes.set(
         id,
         await issueCertificate(ca, {
           commonName: `node-${id}`,
           role: "node",
-          dnsNames: ["localhost"],
           ipAddresses: ["127.0.0.1"],
+          privateKey: shared.key,
         }),
       );
     }
-    const client = await issueCertificate(ca, { commonName: "cairn-client", role: "client" });
+    const client = await issueCertificate(ca, {
+      commonName: "cairn-client",
+      role: "client",
+      privateKey: shared.key,
+    });
     const otherCa = await createDevCa("impostor CA");
     const foreignNode2 = await issueCertificate(otherCa, {
       commonName: "node-2",
       role: "node",
       ipAddresses: ["127.0.0.1"],
+      privateKey: shared.key,
     });
     return { ca, nodes, client, otherCa, foreignNode2 };
   })();
