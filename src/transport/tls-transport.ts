@@ -76,6 +76,7 @@ export class TlsTransport<M> implements Transport<M> {
   /** Every open connection, so `close()` leaves nothing behind. */
   readonly #connections = new Set<FrameConnection>();
   readonly #sleepers = new Set<() => void>();
+  readonly #rawSockets = new Set<Socket>();
   readonly #snapshots: SnapshotReceiver;
   #peers: ReadonlyMap<NodeId, PeerAddress>;
   #server: Server | undefined;
@@ -100,6 +101,7 @@ export class TlsTransport<M> implements Transport<M> {
       settings: this.#settings,
       handler: () => this.#snapshotHandler,
     });
+    this.#syncLinks();
   }
 
   /** The address listened on, once started. */
@@ -125,10 +127,17 @@ export class TlsTransport<M> implements Transport<M> {
         // Mutual TLS: the dialer must present a certificate chained to the cluster CA.
         requestCert: true,
         rejectUnauthorized: true,
+        // Node's default is 120 s; a dialer stuck in the TLS handshake holds a connection slot.
+        handshakeTimeout: this.#settings.handshakeTimeoutMs,
       },
       (socket) => this.#onInbound(socket),
     );
     server.maxConnections = this.#settings.inboundConnectionsMax;
+    // Raw sockets still in their TLS handshake are not yet FrameConnections; close() must end them too.
+    server.on("connection", (raw: Socket) => {
+      this.#rawSockets.add(raw);
+      raw.once("close", () => this.#rawSockets.delete(raw));
+    });
     server.on("tlsClientError", (cause: Error) => {
       this.#emit({
         kind: "inbound-refused",
@@ -151,7 +160,7 @@ export class TlsTransport<M> implements Transport<M> {
       this.#listenAddress = { host: address.address, port: address.port };
       this.#emit({ kind: "listening", address: this.#listenAddress });
     }
-    this.#syncLinks();
+    for (const link of this.#links.values()) link.connect();
   }
 
   send(to: NodeId, message: M): void {
@@ -225,7 +234,7 @@ export class TlsTransport<M> implements Transport<M> {
     const next = new Map(peers);
     next.delete(this.#options.self);
     this.#peers = next;
-    if (this.#started && !this.#closed) this.#syncLinks();
+    if (!this.#closed) this.#syncLinks();
   }
 
   async close(): Promise<void> {
@@ -238,6 +247,8 @@ export class TlsTransport<M> implements Transport<M> {
     this.#sleepers.clear();
     for (const conn of [...this.#connections]) conn.close();
     this.#connections.clear();
+    for (const raw of this.#rawSockets) raw.destroy();
+    this.#rawSockets.clear();
     this.#inbound.clear();
     const server = this.#server;
     if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -281,7 +292,8 @@ export class TlsTransport<M> implements Transport<M> {
         reportUnreachable: (peer) => this.#unreachableHandler?.(peer),
       });
       this.#links.set(id, link);
-      link.connect();
+      // Before start() the link only queues; start() dials every link.
+      if (this.#started) link.connect();
     }
     // A removed member's inbound connection goes too: it may no longer talk to us.
     for (const [id, conn] of this.#inbound) {
@@ -563,6 +575,3 @@ function classifyDialError(
   }
   return error;
 }
-
-/** Re-exported for callers that only need the socket type of an inbound connection. */
-export type { Socket };
