@@ -12,7 +12,8 @@ export type DecodeResult<M> =
  * `encode` may return several buffers (for example a small header and the entries' data as they
  * are) and the transport writes them without concatenating. `decode` receives untrusted bytes from
  * an authenticated peer and must not throw: a failure drops the connection with ERR_MESSAGE_DECODE.
- * `decode` may keep views into `bytes`; the transport never reuses them.
+ * `decode` may keep views into `bytes`; the transport never reuses them. They may be views into a
+ * larger socket buffer, so a decoder that keeps entries for long should copy them.
  */
 export interface Codec<M> {
   encode(message: M): Uint8Array | Uint8Array[];

@@ -148,13 +148,20 @@ export class TlsTransport<M> implements Transport<M> {
       });
     });
     this.#server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(listen.port, listen.host, () => {
-        server.off("error", reject);
-        resolve();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(listen.port, listen.host, () => {
+          server.off("error", reject);
+          resolve();
+        });
       });
-    });
+    } catch (error) {
+      // Listening failed (say, the port is taken): leave the transport startable again.
+      this.#server = undefined;
+      this.#started = false;
+      throw error;
+    }
     const address = server.address();
     if (address !== null && typeof address === "object") {
       this.#listenAddress = { host: address.address, port: address.port };
@@ -245,7 +252,11 @@ export class TlsTransport<M> implements Transport<M> {
     this.#snapshots.close();
     for (const wake of this.#sleepers) wake();
     this.#sleepers.clear();
-    for (const conn of [...this.#connections]) conn.close();
+    for (const conn of [...this.#connections]) {
+      conn.close();
+      // A connection half-closed after a refusal would otherwise linger until its peer hangs up.
+      conn.socket.destroy();
+    }
     this.#connections.clear();
     for (const raw of this.#rawSockets) raw.destroy();
     this.#rawSockets.clear();

@@ -7,7 +7,13 @@ import { after, describe, it } from "node:test";
 import { type TLSSocket, connect as tlsConnect } from "node:tls";
 import { TransportError } from "../../../src/transport/errors.js";
 import { concatBytes, encodeFrame, FrameDecoder, FrameType } from "../../../src/transport/frame.js";
-import { decodeWelcome, encodeHello, PROTOCOL_VERSION } from "../../../src/transport/handshake.js";
+import {
+  decodeWelcome,
+  encodeHello,
+  type Hello,
+  PROTOCOL_VERSION,
+  type Welcome,
+} from "../../../src/transport/handshake.js";
 import type { TransportEvent } from "../../../src/transport/transport.js";
 import { connectAll, makeNode, type Node, n, testCerts, waitFor } from "./helpers.js";
 
@@ -37,8 +43,8 @@ function dialFailureCodes(node: Node): string[] {
   return eventsOf(node, "dial-failed").map((e) => e.error.code);
 }
 
-/** A raw TLS client speaking the handshake itself, to send what a correct transport never would. */
-async function rawPeer(id: number, port: number): Promise<{ socket: TLSSocket; closed: Promise<void> }> {
+/** A raw TLS client that completed TLS with node `id`'s certificate but has said nothing yet. */
+async function rawTls(id: number, port: number): Promise<{ socket: TLSSocket; closed: Promise<void> }> {
   const c = await testCerts();
   const pair = c.nodes.get(id);
   assert.ok(pair);
@@ -54,26 +60,35 @@ async function rawPeer(id: number, port: number): Promise<{ socket: TLSSocket; c
   const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
   socket.on("error", () => {});
   await new Promise<void>((resolve) => socket.once("secureConnect", () => resolve()));
-  const hello = encodeHello({
-    protocolVersion: PROTOCOL_VERSION,
-    purpose: "messages",
-    nodeId: id,
-    clusterId: "test-cluster",
-  });
-  socket.write(concatBytes(encodeFrame(FrameType.hello, 0, hello, 4096)));
+  return { socket, closed };
+}
+
+/** Sends a hello (by default a correct one for node `id`) and returns the listener's answer. */
+async function handshake(socket: TLSSocket, hello: Hello): Promise<Welcome> {
+  socket.write(concatBytes(encodeFrame(FrameType.hello, 0, encodeHello(hello), 4096)));
   const decoder = new FrameDecoder(4096);
-  await new Promise<void>((resolve, reject) => {
+  return new Promise<Welcome>((resolve) => {
     socket.on("data", function onData(chunk: Buffer) {
       const { frames } = decoder.push(chunk);
       const welcome = frames[0];
       if (welcome === undefined) return;
       socket.off("data", onData);
-      const answer = decodeWelcome(welcome.payload);
-      if (answer.accepted) resolve();
-      else reject(new Error(answer.detail));
+      resolve(decodeWelcome(welcome.payload));
     });
   });
-  return { socket, closed };
+}
+
+/** A raw peer past a successful handshake, to send what a correct transport never would. */
+async function rawPeer(id: number, port: number): Promise<{ socket: TLSSocket; closed: Promise<void> }> {
+  const peer = await rawTls(id, port);
+  const welcome = await handshake(peer.socket, {
+    protocolVersion: PROTOCOL_VERSION,
+    purpose: "messages",
+    nodeId: id,
+    clusterId: "test-cluster",
+  });
+  assert.equal(welcome.accepted, true);
+  return peer;
 }
 
 describe("TLS transport", () => {
@@ -271,6 +286,25 @@ describe("TLS transport", () => {
       b2.received.map((m) => m.text),
       ["while down", "after"],
     );
+  });
+
+  it("refuses another protocol version with a reason, and drops a dialer that never says hello", async () => {
+    const a = await started(1, { settings: { handshakeTimeoutMs: 200 } });
+    a.transport.setPeers(new Map([[n(2), { host: "127.0.0.1", port: 1 }]]));
+    const port = a.transport.listenAddress?.port ?? 0;
+    const future = await rawTls(2, port);
+    const welcome = await handshake(future.socket, {
+      protocolVersion: PROTOCOL_VERSION + 1,
+      purpose: "messages",
+      nodeId: 2,
+      clusterId: "test-cluster",
+    });
+    assert.equal(welcome.accepted, false);
+    assert.equal(welcome.accepted ? "" : welcome.reason, "protocol-version");
+    await future.closed;
+    const silent = await rawTls(2, port);
+    await silent.closed;
+    await waitFor("timeout event", () => refusalCodes(a).includes("ERR_HANDSHAKE_TIMEOUT"));
   });
 
   it("send after close is refused with ERR_TRANSPORT_CLOSED", async () => {
