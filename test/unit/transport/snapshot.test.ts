@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { groupId } from "../../../src/raft/types.js";
 import { FaultProxy } from "../../../src/transport/fault-proxy.js";
+import type { TransportSettings } from "../../../src/transport/settings.js";
 import type { IncomingSnapshot } from "../../../src/transport/transport.js";
 import { crc32 } from "../../../src/util/crc.js";
 import { Prng } from "../../../src/util/prng.js";
@@ -18,8 +19,8 @@ const settings = {
 };
 const open: Node[] = [];
 const proxies: FaultProxy[] = [];
-async function started(id: number): Promise<Node> {
-  const node = await makeNode(id, { settings });
+async function started(id: number, extra: Partial<typeof settings & TransportSettings> = {}): Promise<Node> {
+  const node = await makeNode(id, { settings: { ...settings, ...extra } });
   open.push(node);
   await node.transport.start();
   return node;
@@ -178,6 +179,65 @@ describe("snapshot streaming", () => {
         error.code === "ERR_SNAPSHOT_ABORTED" && /disk full/.test(error.message ?? ""),
     );
     await waitFor("consumer sees the abort", () => consumerErrors.length === 1);
+  });
+
+  it("refuses meta above snapshotMetaBytesMax and transfers beyond snapshotTransfersMax", async () => {
+    const a = await started(1, { snapshotMetaBytesMax: 1024 });
+    const b = await started(2, { snapshotTransfersMax: 1 });
+    connectAll([a, b]);
+    await assert.rejects(
+      a.transport.sendSnapshot(n(2), groupId(1), new Uint8Array(1025), source(bytes(10, 6), { bytes: 0 })),
+      { code: "ERR_FRAME_TOO_LARGE" },
+    );
+    const incoming: IncomingSnapshot[] = [];
+    b.transport.onSnapshot((s) => incoming.push(s));
+    const data = bytes(300 * 1024, 6);
+    const first = a.transport.sendSnapshot(n(2), groupId(1), new Uint8Array(0), source(data, { bytes: 0 }));
+    await waitFor("first transfer", () => incoming.length === 1);
+    await assert.rejects(
+      a.transport.sendSnapshot(n(2), groupId(1), new Uint8Array(0), source(data, { bytes: 0 })),
+      (error: { code?: string; message?: string }) =>
+        error.code === "ERR_SNAPSHOT_ABORTED" && /too many snapshot transfers/.test(error.message ?? ""),
+    );
+    const only = incoming[0];
+    assert.ok(only);
+    assert.equal(crc32(await collect(only)), crc32(data));
+    await first;
+  });
+
+  it("the receiver gives up on a sender that does not resume within snapshotResumeTimeoutMs", async () => {
+    const a = await started(1, {
+      snapshotResumeAttemptsMax: 2,
+      reconnectBackoffBaseMs: 100,
+      reconnectBackoffMaxMs: 100,
+    });
+    const b = await started(2, { snapshotResumeTimeoutMs: 150 });
+    const proxy = new FaultProxy({
+      listen: { host: "127.0.0.1", port: 0 },
+      target: b.transport.listenAddress ?? { host: "", port: 0 },
+    });
+    proxies.push(proxy);
+    a.transport.setPeers(new Map([[n(2), await proxy.start()]]));
+    b.transport.setPeers(new Map([[n(1), a.transport.listenAddress ?? { host: "", port: 0 }]]));
+    let consumerError: unknown;
+    b.transport.onSnapshot((s) => {
+      void collect(s, async (received) => {
+        if (received > 100 * 1024) proxy.drop();
+      }).catch((error: unknown) => {
+        consumerError = error;
+      });
+    });
+    await assert.rejects(
+      a.transport.sendSnapshot(
+        n(2),
+        groupId(1),
+        new Uint8Array(0),
+        source(bytes(1024 * 1024, 7), { bytes: 0 }),
+      ),
+      { code: "ERR_SNAPSHOT_ABORTED" },
+    );
+    await waitFor("receiver gives up", () => consumerError !== undefined);
+    assert.equal((consumerError as { code?: string }).code, "ERR_SNAPSHOT_ABORTED");
   });
 
   it("gives up with ERR_SNAPSHOT_ABORTED when the peer stays unreachable", async () => {

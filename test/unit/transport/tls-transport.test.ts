@@ -307,6 +307,37 @@ describe("TLS transport", () => {
     await waitFor("timeout event", () => refusalCodes(a).includes("ERR_HANDSHAKE_TIMEOUT"));
   });
 
+  it("splits a flush at writeBatchBytesMax without losing or reordering frames", async () => {
+    const a = await started(1, { settings: { writeBatchBytesMax: 1024 } });
+    const b = await started(2);
+    connectAll([a, b]);
+    const count = 300;
+    for (let i = 0; i < count; i++) a.transport.send(n(2), { group: 0, text: `${i}:${"z".repeat(700)}` });
+    await waitFor("all messages", () => b.received.length === count);
+    assert.deepEqual(
+      b.received.map((m) => Number(m.text.split(":")[0])),
+      Array.from({ length: count }, (_, i) => i),
+    );
+  });
+
+  it("refuses connections beyond inboundConnectionsMax", async () => {
+    const a = await started(1, { settings: { inboundConnectionsMax: 1 } });
+    a.transport.setPeers(new Map([[n(2), { host: "127.0.0.1", port: 1 }]]));
+    const port = a.transport.listenAddress?.port ?? 0;
+    const first = await rawPeer(2, port);
+    const c = await testCerts();
+    const pair = c.nodes.get(2);
+    assert.ok(pair);
+    const second = tlsConnect({ host: "127.0.0.1", port, ca: c.ca.cert, cert: pair.cert, key: pair.key });
+    second.on("error", () => {});
+    const outcome = await new Promise<string>((resolve) => {
+      second.once("secureConnect", () => resolve("connected"));
+      second.once("close", () => resolve("closed"));
+    });
+    assert.equal(outcome, "closed");
+    first.socket.destroy();
+  });
+
   it("send after close is refused with ERR_TRANSPORT_CLOSED", async () => {
     const a = await started(1);
     await a.transport.close();
