@@ -1,0 +1,342 @@
+import type { GroupId, NodeId } from "../raft/types.js";
+import { groupId as toGroupId } from "../raft/types.js";
+import type { Codec } from "./codec.js";
+import type { TimerHandle, TransportEnv } from "./env.js";
+import { TransportError } from "./errors.js";
+import { concatBytes } from "./frame.js";
+import type { InboundMessage, IncomingSnapshot, PeerAddress, Transport } from "./transport.js";
+
+/** A probability as integers (no floats in decisions, so a seed replays exactly). */
+export interface Odds {
+  readonly numerator: number;
+  readonly denominator: number;
+}
+
+/** The faults a {@link MemoryNetwork} applies to every message on a link. */
+export interface LinkFaults {
+  /** Chance a message vanishes silently (a lost packet). */
+  readonly drop: Odds;
+  /** Chance a message is delivered twice. */
+  readonly duplicate: Odds;
+  /** Delivery delay, uniform in [min, max] milliseconds of the env's clock. */
+  readonly delayMinMs: number;
+  readonly delayMaxMs: number;
+  /** Whether messages may overtake each other (real connections keep order; UDP-like links do not). */
+  readonly reorder: boolean;
+}
+
+/** No faults: every message arrives once, in order, on the next timer turn. */
+export const noFaults: LinkFaults = {
+  drop: { numerator: 0, denominator: 1 },
+  duplicate: { numerator: 0, denominator: 1 },
+  delayMinMs: 0,
+  delayMaxMs: 0,
+  reorder: false,
+};
+
+/** How a {@link MemoryNetwork} is built. */
+export interface MemoryNetworkOptions<M> {
+  /** Timers and randomness; a simulator passes a virtual clock and a seeded PRNG. */
+  readonly env: TransportEnv;
+  /** Messages in flight per link; beyond it a send is dropped and reported unreachable. */
+  readonly peerQueueMessagesMax?: number;
+  /** When given, every message is encoded and decoded on its way, as on the wire. */
+  readonly codec?: Codec<M>;
+  /** Faults on every link unless a link has its own. */
+  readonly faults?: LinkFaults;
+}
+
+function chance(env: TransportEnv, odds: Odds): boolean {
+  return odds.numerator > 0 && env.below(odds.denominator) < odds.numerator;
+}
+
+/**
+ * The fault-injecting twin of the TLS transport: an in-memory network of {@link Transport}s for
+ * unit tests of the runtime and for the simulator. Links can drop, delay, duplicate and reorder
+ * messages, and nodes can be partitioned; all randomness and time come from the injected env.
+ */
+export class MemoryNetwork<M> {
+  readonly #options: MemoryNetworkOptions<M>;
+  readonly #nodes = new Map<NodeId, MemoryTransport<M>>();
+  readonly #linkFaults = new Map<string, LinkFaults>();
+  readonly #cut = new Set<string>();
+  readonly #inFlight = new Map<string, number>();
+  readonly #lastDeliveryMs = new Map<string, number>();
+  readonly #timers = new Set<TimerHandle>();
+  #defaultFaults: LinkFaults;
+
+  /** Creates an empty network. */
+  constructor(options: MemoryNetworkOptions<M>) {
+    this.#options = options;
+    this.#defaultFaults = options.faults ?? noFaults;
+  }
+
+  /** Creates the transport of node `id` on this network (replacing a closed one: a restart). */
+  transport(id: NodeId): MemoryTransport<M> {
+    const existing = this.#nodes.get(id);
+    if (existing !== undefined && !existing.closed) throw new Error(`node ${id} already has a transport`);
+    const transport = new MemoryTransport<M>(this, id);
+    this.#nodes.set(id, transport);
+    return transport;
+  }
+
+  /** Sets the faults of every link without its own. */
+  setFaults(faults: LinkFaults): void {
+    this.#defaultFaults = faults;
+  }
+
+  /** Sets the faults of the one-way link from -> to. */
+  setLinkFaults(from: NodeId, to: NodeId, faults: LinkFaults): void {
+    this.#linkFaults.set(linkKey(from, to), faults);
+  }
+
+  /** Cuts the one-way link from -> to: sends are dropped and reported unreachable. */
+  cut(from: NodeId, to: NodeId): void {
+    this.#cut.add(linkKey(from, to));
+  }
+
+  /** Splits the nodes into groups that cannot reach each other (both directions). */
+  partition(groups: readonly (readonly NodeId[])[]): void {
+    for (const a of groups) {
+      for (const b of groups) {
+        if (a === b) continue;
+        for (const from of a) for (const to of b) this.cut(from, to);
+      }
+    }
+  }
+
+  /** Cuts `id` off from every other node, both ways. */
+  isolate(id: NodeId, others: readonly NodeId[]): void {
+    this.partition([[id], others.filter((o) => o !== id)]);
+  }
+
+  /** Restores every link and removes every fault. */
+  heal(): void {
+    this.#cut.clear();
+    this.#linkFaults.clear();
+    this.#defaultFaults = noFaults;
+  }
+
+  /** Messages accepted for delivery and not yet delivered or lost, across all links. */
+  get inFlight(): number {
+    let total = 0;
+    for (const count of this.#inFlight.values()) total += count;
+    return total;
+  }
+
+  /** Cancels every pending delivery (end of a test or simulation). */
+  close(): void {
+    for (const timer of this.#timers) timer.cancel();
+    this.#timers.clear();
+    this.#inFlight.clear();
+  }
+
+  /** The group of `message` per the network's codec, or 0 without one. */
+  groupOf(message: M): GroupId {
+    return this.#options.codec?.groupOf?.(message) ?? toGroupId(0);
+  }
+
+  /** Whether messages from -> to currently get through the partition. */
+  reachable(from: NodeId, to: NodeId): boolean {
+    const target = this.#nodes.get(to);
+    return target !== undefined && !target.closed && !this.#cut.has(linkKey(from, to));
+  }
+
+  /** Carries one message; false when it was refused (cut, closed peer or full link). */
+  carry(from: NodeId, to: NodeId, message: M, group: GroupId): boolean {
+    const key = linkKey(from, to);
+    if (!this.reachable(from, to)) return false;
+    const inFlight = this.#inFlight.get(key) ?? 0;
+    if (inFlight >= (this.#options.peerQueueMessagesMax ?? 4096)) return false;
+    const env = this.#options.env;
+    const faults = this.#linkFaults.get(key) ?? this.#defaultFaults;
+    if (chance(env, faults.drop)) return true;
+    let payload = message;
+    const codec = this.#options.codec;
+    if (codec !== undefined) {
+      const parts = codec.encode(message);
+      const decoded = codec.decode(concatBytes(Array.isArray(parts) ? parts : [parts]));
+      if (!decoded.ok)
+        throw new TransportError("ERR_MESSAGE_DECODE", `codec cannot read its own output: ${decoded.error}`);
+      payload = decoded.message;
+    }
+    const copies = chance(env, faults.duplicate) ? 2 : 1;
+    for (let i = 0; i < copies; i++) {
+      const spread = faults.delayMaxMs - faults.delayMinMs;
+      let delayMs = faults.delayMinMs + (spread > 0 ? env.below(spread + 1) : 0);
+      const now = env.nowMs();
+      if (!faults.reorder) {
+        // In-order links: never deliver before the previous message on this link.
+        delayMs = Math.max(delayMs, (this.#lastDeliveryMs.get(key) ?? now) - now);
+        this.#lastDeliveryMs.set(key, now + delayMs);
+      }
+      this.#inFlight.set(key, (this.#inFlight.get(key) ?? 0) + 1);
+      const timer = env.setTimer(delayMs, () => {
+        this.#timers.delete(timer);
+        this.#inFlight.set(key, Math.max(0, (this.#inFlight.get(key) ?? 1) - 1));
+        // The partition is checked again at delivery: a message in flight when the link is cut is lost.
+        if (!this.reachable(from, to)) return;
+        this.#nodes.get(to)?.deliver({ from, group, message: payload });
+      });
+      this.#timers.add(timer);
+    }
+    return true;
+  }
+
+  /** Hands a snapshot to `to`'s handler; the stream is pulled straight from the sender's source. */
+  carrySnapshot(
+    from: NodeId,
+    to: NodeId,
+    group: GroupId,
+    meta: Uint8Array,
+    chunks: AsyncIterable<Uint8Array>,
+  ): Promise<void> {
+    const target = this.#nodes.get(to);
+    if (target === undefined || !this.reachable(from, to)) {
+      return Promise.reject(new TransportError("ERR_SNAPSHOT_ABORTED", `node ${to} is unreachable`));
+    }
+    return target.receiveSnapshot(from, group, meta, chunks, () => this.reachable(from, to));
+  }
+}
+
+/**
+ * One node's endpoint on a {@link MemoryNetwork}; behaves like the TLS transport as seen by the
+ * node layer (bounded queues, unreachable reports, snapshots) without sockets or certificates.
+ */
+export class MemoryTransport<M> implements Transport<M> {
+  readonly self: NodeId;
+  readonly #network: MemoryNetwork<M>;
+  #peers: ReadonlyMap<NodeId, PeerAddress> = new Map();
+  #closed = false;
+  #messageHandler: ((inbound: InboundMessage<M>) => void) | undefined;
+  #unreachableHandler: ((peer: NodeId) => void) | undefined;
+  #snapshotHandler: ((snapshot: IncomingSnapshot) => void) | undefined;
+  /** The codec's group lookup, when messages carry a group; set with {@link setGroupOf}. */
+  #groupOf: ((message: M) => GroupId) | undefined;
+
+  /** Created through {@link MemoryNetwork.transport}. */
+  constructor(network: MemoryNetwork<M>, self: NodeId) {
+    this.#network = network;
+    this.self = self;
+  }
+
+  /** Whether {@link close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** A pseudo-address: memory transports do not listen. */
+  get listenAddress(): PeerAddress | undefined {
+    return { host: "memory", port: this.self };
+  }
+
+  /** Tells the transport how to find a message's group (the TLS transport asks its codec). */
+  setGroupOf(groupOf: (message: M) => GroupId): void {
+    this.#groupOf = groupOf;
+  }
+
+  start(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  send(to: NodeId, message: M): void {
+    if (this.#closed) throw new TransportError("ERR_TRANSPORT_CLOSED", "send after close");
+    const known = this.#peers.has(to);
+    const group = this.#groupOf?.(message) ?? this.#network.groupOf(message);
+    if (!known || !this.#network.carry(this.self, to, message, group)) this.#unreachableHandler?.(to);
+  }
+
+  onMessage(handler: (inbound: InboundMessage<M>) => void): void {
+    this.#messageHandler = handler;
+  }
+
+  onUnreachable(handler: (peer: NodeId) => void): void {
+    this.#unreachableHandler = handler;
+  }
+
+  onSnapshot(handler: (snapshot: IncomingSnapshot) => void): void {
+    this.#snapshotHandler = handler;
+  }
+
+  sendSnapshot(
+    to: NodeId,
+    group: GroupId,
+    meta: Uint8Array,
+    chunks: AsyncIterable<Uint8Array>,
+  ): Promise<void> {
+    if (this.#closed)
+      return Promise.reject(new TransportError("ERR_TRANSPORT_CLOSED", "sendSnapshot after close"));
+    if (!this.#peers.has(to))
+      return Promise.reject(new TransportError("ERR_PEER_UNKNOWN", `node ${to} is not a peer`));
+    return this.#network.carrySnapshot(this.self, to, group, meta, chunks);
+  }
+
+  setPeers(peers: ReadonlyMap<NodeId, PeerAddress>): void {
+    this.#peers = new Map(peers);
+  }
+
+  close(): Promise<void> {
+    this.#closed = true;
+    return Promise.resolve();
+  }
+
+  /** Called by the network at delivery time. */
+  deliver(inbound: InboundMessage<M>): void {
+    if (!this.#closed) this.#messageHandler?.(inbound);
+  }
+
+  /** Called by the network: streams `chunks` to the handler, failing if the link breaks meanwhile. */
+  receiveSnapshot(
+    from: NodeId,
+    group: GroupId,
+    meta: Uint8Array,
+    chunks: AsyncIterable<Uint8Array>,
+    linkUp: () => boolean,
+  ): Promise<void> {
+    const handler = this.#snapshotHandler;
+    if (handler === undefined || this.#closed) {
+      return Promise.reject(
+        new TransportError("ERR_SNAPSHOT_ABORTED", `node ${this.self} takes no snapshots`),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      let aborted: TransportError | undefined;
+      const isClosed = (): boolean => this.#closed;
+      async function* stream(): AsyncGenerator<Uint8Array, void, undefined> {
+        try {
+          for await (const chunk of chunks) {
+            if (aborted !== undefined) throw aborted;
+            if (!linkUp() || isClosed()) {
+              aborted = new TransportError("ERR_SNAPSHOT_ABORTED", "link to the sender broke");
+              throw aborted;
+            }
+            yield chunk.slice();
+          }
+          if (aborted !== undefined) throw aborted;
+          resolve();
+        } catch (error) {
+          reject(
+            error instanceof TransportError
+              ? error
+              : new TransportError("ERR_SNAPSHOT_ABORTED", String(error), { cause: error }),
+          );
+          throw error;
+        }
+      }
+      handler({
+        from,
+        group,
+        meta: meta.slice(),
+        chunks: stream(),
+        abort: (reason) => {
+          aborted = new TransportError("ERR_SNAPSHOT_ABORTED", reason);
+          reject(aborted);
+        },
+      });
+    });
+  }
+}
+
+function linkKey(from: NodeId, to: NodeId): string {
+  return `${from}>${to}`;
+}
