@@ -1,4 +1,12 @@
 export { type Cancel, type Env, systemEnv } from "./env.js";
 export { NodeError, type NodeErrorCode } from "./node-error.js";
+export { type HostedGroup, NodeHost, type NodeHostOptions, type PeerEntry } from "./node-host.js";
+export {
+  decodeNodeWire,
+  encodeNodeWire,
+  type NodeWireMessage,
+  nodeWireCodec,
+  type PeerInfo,
+} from "./node-wire.js";
 export type { GroupStorage, MessageSender, PersistBatch, StateMachine } from "./ports.js";
 export { RaftGroup, type RaftGroupOptions } from "./raft-group.js";

@@ -6,6 +6,7 @@ import Fastify, { type FastifyInstance } from "fastify";
 import { CairnError, isErrorCode } from "../../service/errors.js";
 import type { KvService } from "../../service/kv-service.js";
 import { errorBody, httpStatusOf } from "./error-status.js";
+import type { Forwarder } from "./forward.js";
 import { registerKvRoutes } from "./kv-routes.js";
 import { OpenApiCollector } from "./openapi.js";
 import { typeboxValidatorCompiler } from "./validator.js";
@@ -25,6 +26,10 @@ export interface HttpAppOptions {
   readonly requestBytesMax?: number;
   /** The version reported in the OpenAPI document. */
   readonly version?: string;
+  /** Cluster status and leader location; without it the node answers as a single member. */
+  readonly cluster?: { status(): unknown };
+  /** Forwards writes that reach a follower to the leader. */
+  readonly forwarder?: Forwarder;
 }
 
 /** Builds the fastify application (not listening yet). */
@@ -78,7 +83,19 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
       });
     },
   );
-  registerKvRoutes(app, options.kv);
+  registerKvRoutes(app, options.kv, options.forwarder?.preHandler);
+  const cluster = options.cluster;
+  if (cluster !== undefined) {
+    typed.get(
+      "/v1/cluster",
+      { schema: { summary: "Members, roles, leader, terms, indexes and per-peer lag" } },
+      async () => cluster.status(),
+    );
+  }
+  if (options.forwarder !== undefined) {
+    const forwarder = options.forwarder;
+    app.addHook("onClose", async () => forwarder.close());
+  }
   typed.get("/v1/openapi.json", { schema: { hide: true } }, async () => openApi.document());
   return app;
 }

@@ -1,7 +1,7 @@
 // The key-value endpoints of the HTTP API (/v1/kv): JSON in and out, values as UTF-8 text or base64,
 // Idempotency-Key on writes, keys taken verbatim from the rest of the path (so they may contain "/").
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, preHandlerAsyncHookHandler } from "fastify";
 import { Type } from "typebox";
 import { CairnError } from "../../service/errors.js";
 import type { KvRecord } from "../../service/kv/index.js";
@@ -86,8 +86,15 @@ function idempotencyKeyOf(headers: Record<string, string | string[] | undefined>
   return value;
 }
 
-/** Registers the /v1/kv routes on `app`. */
-export function registerKvRoutes(fastify: FastifyInstance, kv: KvService): void {
+/**
+ * Registers the /v1/kv routes on `app`. `beforeWrite` runs before every write (forwarding to the
+ * leader on a follower).
+ */
+export function registerKvRoutes(
+  fastify: FastifyInstance,
+  kv: KvService,
+  beforeWrite?: preHandlerAsyncHookHandler,
+): void {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   app.get(
     "/v1/kv/*",
@@ -132,7 +139,10 @@ export function registerKvRoutes(fastify: FastifyInstance, kv: KvService): void 
 
   app.patch(
     "/v1/kv/*",
-    { schema: { summary: "Atomically increment an integer value", body: PatchBody } },
+    {
+      schema: { summary: "Atomically increment an integer value", body: PatchBody },
+      ...(beforeWrite ? { preHandler: beforeWrite } : {}),
+    },
     async (request) => {
       const body = request.body;
       if (typeof body.increment === "number" && !Number.isSafeInteger(body.increment)) {
@@ -154,6 +164,7 @@ export function registerKvRoutes(fastify: FastifyInstance, kv: KvService): void 
         summary: "Delete a key",
         querystring: Type.Object({ ifRevision: Type.Optional(Type.Integer({ minimum: 0 })) }),
       },
+      ...(beforeWrite ? { preHandler: beforeWrite } : {}),
     },
     async (request) => {
       const query = request.query;

@@ -27,16 +27,14 @@ const messageArb: fc.Arbitrary<Message> = fc.oneof(
       commitIndex,
       entries: bodies.map((b, i) => ({ ...b, index: logIndex(prevLogIndex + 1 + i) })),
     })),
-  fc
-    .tuple(header, fc.boolean(), idx, idx, trm)
-    .map(([h, reject, index, hintIndex, hintTerm]) => ({
-      ...h,
-      type: "append-response" as const,
-      reject,
-      index,
-      hintIndex,
-      hintTerm,
-    })),
+  fc.tuple(header, fc.boolean(), idx, idx, trm).map(([h, reject, index, hintIndex, hintTerm]) => ({
+    ...h,
+    type: "append-response" as const,
+    reject,
+    index,
+    hintIndex,
+    hintTerm,
+  })),
   fc
     .tuple(header, idx, fc.nat())
     .map(([h, commitIndex, readRound]) => ({ ...h, type: "heartbeat" as const, commitIndex, readRound })),

@@ -1,0 +1,116 @@
+// One node process's meeting point between the transport and its Raft groups: routes arriving
+// Raft messages to their group, sends each group's messages, reports unreachable peers to the
+// cores, and keeps a directory of peers' names and HTTP URLs from the peer info they announce.
+import type { GroupId, Message, NodeId } from "../raft/index.js";
+import type { Transport } from "../transport/index.js";
+import type { Cancel, Env } from "./env.js";
+import type { NodeWireMessage, PeerInfo } from "./node-wire.js";
+import type { MessageSender } from "./ports.js";
+
+/** What the host needs of a group. */
+export interface HostedGroup {
+  receive(message: Message): void;
+  reportUnreachable(peer: NodeId): void;
+}
+
+/** A peer as last heard of. */
+export interface PeerEntry extends PeerInfo {
+  /** Monotonic time the peer was last heard from (any message). */
+  readonly lastSeenMs: number;
+}
+
+/** Settings of the host. */
+export interface NodeHostOptions {
+  readonly self: PeerInfo;
+  readonly transport: Transport<NodeWireMessage>;
+  readonly env: Env;
+  /** How often to announce this node's peer info. Default 1,000 ms. */
+  readonly announceIntervalMs?: number;
+}
+
+/** Routes messages between the transport and this node's groups. */
+export class NodeHost {
+  readonly #options: NodeHostOptions;
+  readonly #groups = new Map<GroupId, HostedGroup>();
+  readonly #peers = new Map<NodeId, PeerEntry>();
+  readonly #known = new Set<NodeId>();
+  #cancelAnnounce: Cancel = () => {};
+  #closed = false;
+
+  /** Creates the host and subscribes to the transport. */
+  constructor(options: NodeHostOptions) {
+    this.#options = options;
+    options.transport.onMessage(({ from, message }) => this.#receive(from, message));
+    options.transport.onUnreachable((peer) => {
+      for (const group of this.#groups.values()) group.reportUnreachable(peer);
+    });
+  }
+
+  /** This node's own info. */
+  get self(): PeerInfo {
+    return this.#options.self;
+  }
+
+  /** Registers a group so its messages reach it. */
+  attach(id: GroupId, group: HostedGroup): void {
+    this.#groups.set(id, group);
+  }
+
+  /** A sender for a group's runtime. */
+  sender(): MessageSender {
+    return {
+      send: (messages) => {
+        for (const message of messages) {
+          if (this.#closed) return;
+          this.#options.transport.send(message.to, { kind: "raft", message });
+        }
+      },
+    };
+  }
+
+  /** Sets the peers to announce to (the current members other than this node). */
+  setMembers(ids: Iterable<NodeId>): void {
+    this.#known.clear();
+    for (const id of ids) if (id !== this.#options.self.id) this.#known.add(id);
+  }
+
+  /** Every peer heard from, by id. */
+  peers(): ReadonlyMap<NodeId, PeerEntry> {
+    return this.#peers;
+  }
+
+  /** Starts announcing this node's info to its peers. */
+  startAnnouncing(): void {
+    const announce = () => {
+      if (this.#closed) return;
+      for (const id of this.#known)
+        this.#options.transport.send(id, { kind: "peer-info", info: this.#options.self });
+      this.#cancelAnnounce = this.#options.env.after(this.#options.announceIntervalMs ?? 1_000, announce);
+    };
+    announce();
+  }
+
+  /** Stops announcing and routing. */
+  close(): void {
+    this.#closed = true;
+    this.#cancelAnnounce();
+  }
+
+  #receive(from: NodeId, wire: NodeWireMessage): void {
+    if (this.#closed) return;
+    const seen = this.#peers.get(from);
+    if (wire.kind === "peer-info") {
+      // Trust only what the authenticated sender says about itself.
+      if (wire.info.id !== from) return;
+      const fresh = seen === undefined;
+      this.#peers.set(from, { ...wire.info, lastSeenMs: this.#options.env.monotonicMs() });
+      // Answer a newcomer at once so both sides learn each other without waiting a period.
+      if (fresh) this.#options.transport.send(from, { kind: "peer-info", info: this.#options.self });
+      return;
+    }
+    if (seen !== undefined) this.#peers.set(from, { ...seen, lastSeenMs: this.#options.env.monotonicMs() });
+    // The transport authenticated the sender; a message claiming another sender is dropped.
+    if (wire.message.from !== from) return;
+    this.#groups.get(wire.message.groupId)?.receive(wire.message);
+  }
+}
