@@ -56,7 +56,7 @@ export function entries(first: number, count: number, t = 1, size = 8): Entry[] 
     return {
       term: term(t),
       index: logIndex(index),
-      kind: i % 5 === 4 ? "conf-change" : "normal",
+      kind: index % 5 === 0 ? "conf-change" : "normal",
       data,
     } satisfies Entry;
   });
