@@ -1,0 +1,30 @@
+// The public surface of the storage layer: the file system seam (real and simulated), the
+// write-ahead log, hard state and snapshot files, the state machine store, and the error codes.
+export { errnoOf, type FileHandle, type FileStat, type FileSystem, type OpenMode } from "./file-system.js";
+export { NodeFileSystem } from "./node-file-system.js";
+export {
+  type Chance,
+  immediateScheduler,
+  noFaults,
+  type Scheduler,
+  type SimFaults,
+  SimFileSystem,
+  SimFsError,
+} from "./sim-file-system.js";
+export {
+  type CorruptionSite,
+  isStorageError,
+  StorageError,
+  type StorageErrorCode,
+  storageErrorCodes,
+} from "./storage-error.js";
+export {
+  defaultWalOptions,
+  type GroupRecovery,
+  groupCorruptionError,
+  Wal,
+  type WalCorruption,
+  type WalOptions,
+  type WalRecovery,
+} from "./wal.js";
+export type { WalRecord } from "./wal-format.js";

@@ -1,0 +1,20 @@
+import type { FileSystem } from "./file-system.js";
+
+/** Reads all of the file at `path` into one array (used for WAL segments, which `segmentBytesMax` bounds). */
+export async function readWhole(fs: FileSystem, path: string): Promise<Uint8Array> {
+  const handle = await fs.open(path, "read");
+  try {
+    const size = await handle.size();
+    const out = new Uint8Array(size);
+    let at = 0;
+    while (at < size) {
+      const n = await handle.read(out, at, Math.min(size - at, 1 << 24), at);
+      // A short read is normal; a zero read before the size is a file cut under us.
+      if (n === 0) return out.subarray(0, at);
+      at += n;
+    }
+    return out;
+  } finally {
+    await handle.close();
+  }
+}
