@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// `npm start`: builds when the compiled output is missing or older than the sources, then runs the CLI.
-// Until the cluster runtime lands this shows `cairn --help`; afterwards it runs `cairn dev`.
+// `npm start`: builds when the compiled output is missing or older than the sources, then runs
+// `cairn dev`: a local three-node cluster on 127.0.0.1 (extra arguments go to `cairn dev`).
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -23,7 +23,7 @@ if (!existsSync(distMain) || newest(join(root, "src")) > statSync(distMain).mtim
   const build = spawnSync("npm", ["run", "--silent", "build"], { cwd: root, stdio: "inherit" });
   if (build.status !== 0) process.exit(build.status ?? 1);
 }
-const cli = spawnSync(process.execPath, [join(root, "bin", "cairn.js"), "--help", ...process.argv.slice(2)], {
+const cli = spawnSync(process.execPath, [join(root, "bin", "cairn.js"), "dev", ...process.argv.slice(2)], {
   cwd: root,
   stdio: "inherit",
 });

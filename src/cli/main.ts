@@ -1,5 +1,10 @@
-import { readFileSync } from "node:fs";
-import { Command } from "commander";
+import { existsSync, readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { resolve } from "node:path";
+import { Command, Option } from "commander";
+import { CairnClient, CairnClientError } from "../client/index.js";
+import { startDevCluster } from "./dev-cluster.js";
+import { ConfigError, envNameOf, nodeSettings, resolveNodeConfig } from "./node-config.js";
 
 /** The package version, read from package.json next to the compiled output. */
 function packageVersion(): string {
@@ -16,6 +21,35 @@ function packageVersion(): string {
   return "unknown";
 }
 
+/** The endpoints a client command talks to: --endpoints, CAIRN_ENDPOINTS, the local dev cluster, or :8081. */
+function endpointsFrom(flag: string | undefined): string[] {
+  const listed = flag ?? process.env["CAIRN_ENDPOINTS"];
+  if (listed !== undefined && listed.trim() !== "") return listed.split(",").map((e) => e.trim());
+  const devFile = resolve(".cairn", "dev", "cluster.json");
+  if (existsSync(devFile)) {
+    const parsed: unknown = JSON.parse(readFileSync(devFile, "utf8"));
+    if (typeof parsed === "object" && parsed !== null && "nodes" in parsed && Array.isArray(parsed.nodes)) {
+      const urls = parsed.nodes.map((n: unknown) =>
+        typeof n === "object" && n !== null && "httpUrl" in n ? String(n.httpUrl) : "",
+      );
+      if (urls.length > 0) return urls.filter((u) => u !== "");
+    }
+  }
+  return ["http://127.0.0.1:8081"];
+}
+
+function print(value: unknown): void {
+  process.stdout.write(`${typeof value === "string" ? value : JSON.stringify(value, null, 2)}\n`);
+}
+
+function integer(name: string): (value: string) => number {
+  return (value) => {
+    if (!/^\d+$/.test(value))
+      throw new ConfigError(name, `expected a non-negative integer, got ${JSON.stringify(value)}`);
+    return Number(value);
+  };
+}
+
 /** Builds the `cairn` command tree. Exported so tests can drive it without spawning a process. */
 export function buildProgram(): Command {
   const program = new Command();
@@ -28,10 +62,192 @@ export function buildProgram(): Command {
     .version(packageVersion(), "-v, --version", "print the version and exit")
     .showHelpAfterError()
     .configureOutput({ outputError: (text, write) => write(text) });
+
+  const node = program
+    .command("node")
+    .description("run one Cairn node (settings from flags, CAIRN_* variables or --config FILE)")
+    .option("--config <file>", "TOML file with node settings");
+  for (const setting of nodeSettings) {
+    node.addOption(
+      new Option(`--${setting.flag} <value>`, setting.description)
+        .env(envNameOf(setting.flag))
+        .hideHelp(false),
+    );
+  }
+  node.action(async (flags: Record<string, unknown>) => {
+    const file =
+      typeof flags["config"] === "string"
+        ? { path: flags["config"], text: await readFile(flags["config"], "utf8") }
+        : undefined;
+    const config = resolveNodeConfig({ ...(file ? { file } : {}), env: process.env, flags });
+    const { runNode } = await import("./run-node.js");
+    await runNode(config);
+  });
+
+  program
+    .command("dev")
+    .description("run a local cluster of real node processes on 127.0.0.1 (data in ./.cairn/dev)")
+    .option("--nodes <n>", "how many nodes", integer("nodes"), 3)
+    .option("--dir <dir>", "where data, logs and certificates live", ".cairn")
+    .option("--http-port <port>", "HTTP port of the first node", integer("http-port"), 8081)
+    .option("--peer-port <port>", "peer port of the first node", integer("peer-port"), 7001)
+    .action(async (options: { nodes: number; dir: string; httpPort: number; peerPort: number }) => {
+      const cluster = await startDevCluster({
+        ...options,
+        cairnBin: new URL("../../bin/cairn.js", import.meta.url).pathname,
+        print,
+      });
+      print(`Cairn local cluster: ${cluster.nodes.length} nodes (Ctrl-C stops them all)`);
+      for (const n of cluster.nodes)
+        print(`  ${n.name}  HTTP ${n.httpUrl}  peer ${n.peerAddress}  pid ${n.pid}  log ${n.logFile}`);
+      const first = cluster.nodes[0]?.httpUrl ?? "";
+      print("\nTry:");
+      print(
+        `  curl -s -X PUT ${first}/v1/kv/hello -H 'content-type: application/json' -d '{"value":"world"}'`,
+      );
+      print(`  curl -s ${cluster.nodes.at(-1)?.httpUrl ?? first}/v1/kv/hello`);
+      print(`  curl -s ${first}/v1/cluster`);
+      print("  npx cairn kv get hello");
+      await new Promise<void>((done) => {
+        const stop = () => {
+          print("\nstopping the cluster...");
+          void cluster.close().then(done);
+        };
+        process.once("SIGINT", stop);
+        process.once("SIGTERM", stop);
+      });
+    });
+
+  const kv = program
+    .command("kv")
+    .description("read and write keys (endpoints: --endpoints, CAIRN_ENDPOINTS or the local cluster)");
+  const withEndpoints = (command: Command) =>
+    command.option("--endpoints <urls>", "comma-separated node URLs");
+  withEndpoints(kv.command("get <key>").description("print a key's value"))
+    .option("--stale", "serve from the node's local state without a leader round trip")
+    .option("--json", "print the whole record")
+    .action(async (key: string, options: { endpoints?: string; stale?: boolean; json?: boolean }) => {
+      const item = await new CairnClient({ endpoints: endpointsFrom(options.endpoints) }).get(
+        key,
+        options.stale ? { consistency: "stale" } : {},
+      );
+      if (item === undefined) {
+        process.stderr.write(`cairn: ${key}: not found\n`);
+        process.exitCode = 1;
+        return;
+      }
+      print(options.json ? item : item.value);
+    });
+  withEndpoints(kv.command("put <key> <value>").description("write a key"))
+    .option("--ttl-ms <ms>", "expire the key after this many milliseconds", integer("ttl-ms"))
+    .option(
+      "--if-revision <n>",
+      "write only if the key is at this revision (0: absent)",
+      integer("if-revision"),
+    )
+    .option("--if-absent", "write only if the key does not exist")
+    .action(
+      async (
+        key: string,
+        value: string,
+        options: { endpoints?: string; ttlMs?: number; ifRevision?: number; ifAbsent?: boolean },
+      ) => {
+        const { endpoints, ...conditions } = options;
+        print(await new CairnClient({ endpoints: endpointsFrom(endpoints) }).put(key, value, conditions));
+      },
+    );
+  withEndpoints(kv.command("del <key>").description("delete a key"))
+    .option("--if-revision <n>", "delete only if the key is at this revision", integer("if-revision"))
+    .action(async (key: string, options: { endpoints?: string; ifRevision?: number }) => {
+      print(
+        await new CairnClient({ endpoints: endpointsFrom(options.endpoints) }).delete(
+          key,
+          options.ifRevision !== undefined ? { ifRevision: options.ifRevision } : {},
+        ),
+      );
+    });
+  withEndpoints(kv.command("incr <key> [by]").description("add to an integer value (default 1)")).action(
+    async (key: string, by: string | undefined, options: { endpoints?: string }) => {
+      if (by !== undefined && !/^-?\d{1,19}$/.test(by)) throw new ConfigError("by", "expected an integer");
+      print(
+        (
+          await new CairnClient({ endpoints: endpointsFrom(options.endpoints) }).increment(
+            key,
+            BigInt(by ?? "1"),
+          )
+        ).value,
+      );
+    },
+  );
+  withEndpoints(kv.command("list [prefix]").description("list keys under a prefix"))
+    .option("--limit <n>", "keys per page", integer("limit"), 100)
+    .option("--all", "follow pages to the end")
+    .action(
+      async (prefix: string | undefined, options: { endpoints?: string; limit: number; all?: boolean }) => {
+        const client = new CairnClient({ endpoints: endpointsFrom(options.endpoints) });
+        let after: string | undefined;
+        do {
+          const page = await client.list({
+            prefix: prefix ?? "",
+            limit: options.limit,
+            ...(after ? { after } : {}),
+          });
+          for (const item of page.items) print(`${item.key}\t${item.value}`);
+          after = page.next ?? undefined;
+        } while (options.all && after !== undefined);
+      },
+    );
+
+  withEndpoints(program.command("status").description("show members, roles, leader, indexes and lag"))
+    .option("--json", "print the raw status")
+    .action(async (options: { endpoints?: string; json?: boolean }) => {
+      const status = (await new CairnClient({ endpoints: endpointsFrom(options.endpoints) }).request(
+        "GET",
+        "/v1/cluster",
+      )) as {
+        clusterId: string;
+        term: number;
+        commitIndex: number;
+        leader: { name: string | null; id: number } | null;
+        members: {
+          id: number;
+          name: string | null;
+          voter: boolean;
+          httpUrl: string | null;
+          isLeader: boolean;
+          progress?: { matchIndex: number; lag: number; state: string };
+        }[];
+      };
+      if (options.json) return print(status);
+      print(
+        `cluster ${status.clusterId}  term ${status.term}  commit ${status.commitIndex}  leader ${status.leader?.name ?? status.leader?.id ?? "none"}`,
+      );
+      for (const m of status.members) {
+        const role = m.isLeader ? "leader" : m.voter ? "voter" : "learner";
+        const progress = m.progress
+          ? `  match ${m.progress.matchIndex}  lag ${m.progress.lag}  ${m.progress.state}`
+          : "";
+        print(`  ${String(m.name ?? m.id).padEnd(6)} ${role.padEnd(8)} ${m.httpUrl ?? "?"}${progress}`);
+      }
+    });
   return program;
 }
 
 /** Runs the CLI on `argv` (as in `process.argv`): the composition root, the only code reading argv. */
 export async function main(argv: readonly string[]): Promise<void> {
-  await buildProgram().parseAsync([...argv]);
+  try {
+    await buildProgram().parseAsync([...argv]);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`cairn: ${error.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    if (error instanceof CairnClientError) {
+      process.stderr.write(`cairn: ${error.code}: ${error.message}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    throw error;
+  }
 }

@@ -1,7 +1,7 @@
 // What nodes send each other over the transport: Raft messages, and a small "peer info" notice by
 // which each node tells its peers its name and the URL of its HTTP API, so a follower knows where
 // to forward a client's write. Peer info is soft state: resent periodically, never replicated.
-import { type Message, type NodeId, nodeId } from "../raft/index.js";
+import { type GroupId, groupId, type Message, type NodeId, nodeId } from "../raft/index.js";
 import { decodeRaftMessage, encodeRaftMessage } from "../transport/raft-codec.js";
 import { ByteReader, ByteWriter, DecodeError } from "../util/bytes.js";
 
@@ -58,5 +58,5 @@ export function decodeNodeWire(
 export const nodeWireCodec = {
   encode: encodeNodeWire,
   decode: decodeNodeWire,
-  groupOf: (m: NodeWireMessage) => (m.kind === "raft" ? m.message.groupId : 0),
+  groupOf: (m: NodeWireMessage): GroupId => (m.kind === "raft" ? m.message.groupId : groupId(0)),
 };

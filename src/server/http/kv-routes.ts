@@ -125,17 +125,24 @@ export function registerKvRoutes(
     },
   );
 
-  app.put("/v1/kv/*", { schema: { summary: "Write a key", body: PutBody } }, async (request) => {
-    const body = request.body;
-    const idempotencyKey = idempotencyKeyOf(request.headers);
-    const ack = await kv.put(keyOf(request.params), decodeValue(body.value, body.encoding), {
-      ...(body.ifRevision !== undefined ? { ifRevision: body.ifRevision } : {}),
-      ...(body.ifAbsent !== undefined ? { ifAbsent: body.ifAbsent } : {}),
-      ...(body.ttlMs !== undefined ? { ttlMs: body.ttlMs } : {}),
-      ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
-    });
-    return ack;
-  });
+  app.put(
+    "/v1/kv/*",
+    {
+      schema: { summary: "Write a key", body: PutBody },
+      ...(beforeWrite ? { preHandler: beforeWrite } : {}),
+    },
+    async (request) => {
+      const body = request.body;
+      const idempotencyKey = idempotencyKeyOf(request.headers);
+      const ack = await kv.put(keyOf(request.params), decodeValue(body.value, body.encoding), {
+        ...(body.ifRevision !== undefined ? { ifRevision: body.ifRevision } : {}),
+        ...(body.ifAbsent !== undefined ? { ifAbsent: body.ifAbsent } : {}),
+        ...(body.ttlMs !== undefined ? { ttlMs: body.ttlMs } : {}),
+        ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+      });
+      return ack;
+    },
+  );
 
   app.patch(
     "/v1/kv/*",

@@ -22,5 +22,6 @@ export {
   type KvResult,
   kvClockMs,
   kvRevision,
+  nextExpiryMs,
   rangeKv,
 } from "./kv-state-machine.js";

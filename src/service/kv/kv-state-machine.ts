@@ -149,6 +149,14 @@ export function rangeKv(state: StateReader, query: KvRangeQuery): KvRangePage {
   return { items, next: undefined };
 }
 
+/** The earliest expiry time of any key with a TTL, or undefined when no key has one. */
+export function nextExpiryMs(state: StateReader): number | undefined {
+  for (const [indexKey] of state.range("kv-ttl", new Uint8Array(0), undefined, 1)) {
+    return new ByteReader(indexKey.subarray(0, 8)).u64();
+  }
+  return undefined;
+}
+
 /** Applies one key-value command at leader time `tsMs`; the caller batches the writes atomically. */
 export function applyKv(state: StateWriter, command: KvCommand, tsMs: number): KvResult {
   // The applied clock only moves forward, even if a new leader's clock is behind the old one's.

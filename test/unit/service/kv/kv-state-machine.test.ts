@@ -304,3 +304,14 @@ describe("kv state machine: properties", () => {
     );
   });
 });
+
+describe("kv state machine: next expiry", () => {
+  it("names the earliest TTL, or nothing", async () => {
+    const { nextExpiryMs } = await import("../../../../src/service/kv/index.js");
+    const s = new MemoryState();
+    assert.equal(nextExpiryMs(s), undefined);
+    applyKv(s, put("late", "v", { ttlMs: 500 }), 1000);
+    applyKv(s, put("soon", "v", { ttlMs: 100 }), 1000);
+    assert.equal(nextExpiryMs(s), 1100);
+  });
+});

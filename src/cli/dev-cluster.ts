@@ -1,0 +1,145 @@
+// `cairn dev`: a local cluster of real node processes on 127.0.0.1 for development and demos.
+// Generates a development CA and node certificates on first run, keeps each node's data under
+// ./.cairn/dev/<name> so a restart resumes where it stopped, writes ./.cairn/dev/cluster.json for
+// tools, prints the endpoints and a command to try, and stops every node on Ctrl-C.
+import { type ChildProcess, spawn } from "node:child_process";
+import { createWriteStream } from "node:fs";
+import { mkdir, rename, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { ensureDevCerts } from "./dev-certs.js";
+
+/** Settings of a local cluster. */
+export interface DevClusterOptions {
+  /** How many nodes (1 to 7). */
+  readonly nodes: number;
+  /** Root directory, `.cairn` by default. */
+  readonly dir: string;
+  /** First HTTP port; node i listens on httpPort + i - 1. */
+  readonly httpPort: number;
+  /** First peer port; node i listens on peerPort + i - 1. */
+  readonly peerPort: number;
+  /** The script that runs `cairn` (bin/cairn.js). */
+  readonly cairnBin: string;
+  /** Where progress lines go. */
+  readonly print: (line: string) => void;
+}
+
+/** One node of the local cluster, as written to cluster.json. */
+export interface DevNodeInfo {
+  readonly name: string;
+  readonly id: number;
+  pid: number | null;
+  readonly httpUrl: string;
+  readonly peerAddress: string;
+  readonly dataDir: string;
+  readonly logFile: string;
+}
+
+/** A running local cluster. */
+export interface DevCluster {
+  readonly nodes: readonly DevNodeInfo[];
+  /** Starts a stopped node again. */
+  start(name: string): Promise<void>;
+  /** Stops a node with a signal (SIGTERM by default). */
+  stop(name: string, signal?: NodeJS.Signals): Promise<void>;
+  /** Stops every node. */
+  close(): Promise<void>;
+}
+
+/** Starts the local cluster and returns once every process is spawned. */
+export async function startDevCluster(options: DevClusterOptions): Promise<DevCluster> {
+  if (!Number.isInteger(options.nodes) || options.nodes < 1 || options.nodes > 7) {
+    throw new Error("--nodes must be from 1 to 7");
+  }
+  const root = resolve(options.dir, "dev");
+  await mkdir(root, { recursive: true });
+  const names = Array.from({ length: options.nodes }, (_, i) => `n${i + 1}`);
+  const certs = await ensureDevCerts({
+    dir: join(root, "certs"),
+    nodeNames: names.map((_, i) => `node-${i + 1}`),
+  });
+  if (certs.created.length > 0) options.print(`generated development certificates in ${join(root, "certs")}`);
+  const nodes: DevNodeInfo[] = names.map((name, i) => ({
+    name,
+    id: i + 1,
+    pid: null,
+    httpUrl: `http://127.0.0.1:${options.httpPort + i}`,
+    peerAddress: `127.0.0.1:${options.peerPort + i}`,
+    dataDir: join(root, name),
+    logFile: join(root, `${name}.log`),
+  }));
+  const initialCluster = nodes.map((n) => `${n.name}=${n.peerAddress}`).join(",");
+  const children = new Map<string, ChildProcess>();
+
+  const writeClusterFile = async () => {
+    const path = join(root, "cluster.json");
+    await writeFile(`${path}.tmp`, `${JSON.stringify({ nodes }, null, 2)}\n`);
+    await rename(`${path}.tmp`, path);
+  };
+
+  const start = async (name: string) => {
+    const node = nodes.find((n) => n.name === name);
+    if (node === undefined) throw new Error(`no node ${name}`);
+    if (children.has(name)) return;
+    await mkdir(node.dataDir, { recursive: true });
+    const paths = certs.nodes.get(`node-${node.id}`);
+    if (paths === undefined) throw new Error(`no certificate for ${name}`);
+    const log = createWriteStream(node.logFile, { flags: "a" });
+    const child = spawn(
+      process.execPath,
+      [
+        options.cairnBin,
+        "node",
+        "--name",
+        node.name,
+        "--data-dir",
+        node.dataDir,
+        "--peer-listen",
+        node.peerAddress,
+        "--http-listen",
+        node.httpUrl.replace("http://", ""),
+        "--initial-cluster",
+        initialCluster,
+        "--tls-ca",
+        certs.caCertPath,
+        "--tls-cert",
+        paths.certPath,
+        "--tls-key",
+        paths.keyPath,
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    child.stdout?.pipe(log, { end: false });
+    child.stderr?.pipe(log, { end: false });
+    node.pid = child.pid ?? null;
+    children.set(name, child);
+    child.on("exit", (code, signal) => {
+      children.delete(name);
+      node.pid = null;
+      log.end();
+      options.print(`${name} exited (${signal ?? `code ${code}`}); its log: ${node.logFile}`);
+      void writeClusterFile();
+    });
+    await writeClusterFile();
+  };
+
+  const stop = async (name: string, signal: NodeJS.Signals = "SIGTERM") => {
+    const child = children.get(name);
+    if (child === undefined) return;
+    const exited = new Promise<void>((done) => child.once("exit", () => done()));
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+    await exited;
+    clearTimeout(timer);
+  };
+
+  for (const node of nodes) await start(node.name);
+  return {
+    nodes,
+    start,
+    stop,
+    close: async () => {
+      await Promise.all(nodes.map((n) => stop(n.name)));
+    },
+  };
+}

@@ -1,0 +1,225 @@
+// `cairn node`: wires one node process together (storage, transport, Raft group, services, HTTP)
+// and runs it until SIGINT or SIGTERM. The only place that knows every layer.
+import { createHash } from "node:crypto";
+import { readFile, rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { systemEnv } from "../node/env.js";
+import { NodeHost } from "../node/node-host.js";
+import { type NodeWireMessage, nodeWireCodec } from "../node/node-wire.js";
+import { RaftGroup } from "../node/raft-group.js";
+import { WalGroupStorage } from "../node/wal-group-storage.js";
+import { groupId, type NodeId, nodeId } from "../raft/index.js";
+import { buildHttpApp } from "../server/http/app.js";
+import { Forwarder } from "../server/http/forward.js";
+import { ClusterService } from "../service/cluster-service.js";
+import type { ApplyOutcome } from "../service/command.js";
+import { encodeEnvelope } from "../service/command.js";
+import { GroupReplication } from "../service/group-replication.js";
+import { nextExpiryMs } from "../service/kv/index.js";
+import { KvService } from "../service/kv-service.js";
+import { MemoryBackend, ServiceStateMachine } from "../service/state-machine.js";
+import { NodeFileSystem } from "../storage/node-file-system.js";
+import { Wal } from "../storage/wal.js";
+import { TlsTransport } from "../transport/tls-transport.js";
+import { ConfigError, type NodeConfig } from "./node-config.js";
+
+/** What a node's data directory says about who it is; written once, at bootstrap. */
+interface NodeIdentity {
+  readonly clusterId: string;
+  readonly id: number;
+  readonly name: string;
+  /** The voting members at bootstrap: id, name and peer address. */
+  readonly members: readonly { readonly id: number; readonly name: string; readonly peer: string }[];
+}
+
+/** A running node. */
+export interface RunningNode {
+  readonly id: NodeId;
+  readonly httpUrl: string;
+  close(): Promise<void>;
+}
+
+const MAIN_GROUP = groupId(1);
+
+/**
+ * Reads the node's identity from its data directory, or bootstraps it from --initial-cluster.
+ * A node with existing data never bootstraps again (its identity file wins over the flags).
+ */
+async function loadOrBootstrap(config: NodeConfig): Promise<NodeIdentity> {
+  const path = join(config.dataDir, "node.json");
+  try {
+    const identity = JSON.parse(await readFile(path, "utf8")) as NodeIdentity;
+    if (identity.name !== config.name) {
+      throw new ConfigError(
+        "name",
+        `the data in ${config.dataDir} belongs to node ${identity.name}, not ${config.name}`,
+      );
+    }
+    return identity;
+  } catch (error) {
+    if (!(typeof error === "object" && error !== null && "code" in error && error.code === "ENOENT"))
+      throw error;
+  }
+  if (config.join !== undefined)
+    throw new ConfigError("join", "joining a running cluster is not supported yet; use --initial-cluster");
+  const initial =
+    config.initialCluster.length > 0
+      ? config.initialCluster
+      : [{ name: config.name, peer: config.peerListen }];
+  const members = initial.map((m, i) => ({ id: i + 1, name: m.name, peer: `${m.peer.host}:${m.peer.port}` }));
+  const self = members.find((m) => m.name === config.name);
+  if (self === undefined)
+    throw new ConfigError("initial-cluster", `does not name this node (${config.name})`);
+  // Every member derives the same cluster id from the same initial cluster.
+  const clusterId = createHash("sha256").update(JSON.stringify(members)).digest("hex").slice(0, 16);
+  const identity: NodeIdentity = { clusterId, id: self.id, name: config.name, members };
+  await writeFile(`${path}.tmp`, `${JSON.stringify(identity, null, 2)}\n`);
+  await rename(`${path}.tmp`, path);
+  return identity;
+}
+
+/** Starts a node from its configuration. */
+export async function startNode(config: NodeConfig, log: (line: string) => void): Promise<RunningNode> {
+  if (config.tlsCa === undefined || config.tlsCert === undefined || config.tlsKey === undefined) {
+    throw new ConfigError(
+      "tls-ca",
+      "node-to-node traffic is mutual TLS: give tls-ca, tls-cert and tls-key (cairn dev makes them)",
+    );
+  }
+  const fs = new NodeFileSystem();
+  await fs.mkdir(config.dataDir);
+  const identity = await loadOrBootstrap(config);
+  const id = nodeId(identity.id);
+  const env = systemEnv();
+  const [ca, cert, key] = await Promise.all([
+    readFile(config.tlsCa, "utf8"),
+    readFile(config.tlsCert, "utf8"),
+    readFile(config.tlsKey, "utf8"),
+  ]);
+
+  let fatal = false;
+  const { wal, recovery } = await Wal.open(fs, join(config.dataDir, "wal"), {
+    segmentBytesMax: config.segmentBytesMax,
+    onFailure: (error) => {
+      fatal = true;
+      log(`FATAL: storage failed, this node stops accepting writes: ${error.message}`);
+    },
+  });
+  if (recovery.tornTail !== undefined)
+    log(`recovered: truncated a torn record at ${recovery.tornTail.file}:${recovery.tornTail.offset}`);
+  const storage = new WalGroupStorage(fs, config.dataDir, wal, recovery, MAIN_GROUP);
+
+  const peers = new Map(
+    identity.members
+      .filter((m) => m.id !== identity.id)
+      .map((m) => {
+        const [host, port] = [
+          m.peer.slice(0, m.peer.lastIndexOf(":")),
+          Number(m.peer.slice(m.peer.lastIndexOf(":") + 1)),
+        ];
+        return [nodeId(m.id), { host, port }] as const;
+      }),
+  );
+  const transport = new TlsTransport<NodeWireMessage>({
+    self: id,
+    clusterId: identity.clusterId,
+    listen: config.peerListen,
+    tls: { ca, cert, key },
+    codec: nodeWireCodec,
+    peers,
+  });
+  const httpUrl = `http://${config.httpListen.host}:${config.httpListen.port}`;
+  const host = new NodeHost({ self: { id, name: identity.name, httpUrl }, transport, env });
+  const backend = new MemoryBackend();
+  const group = await RaftGroup.open<ApplyOutcome>({
+    raft: {
+      id,
+      groupId: MAIN_GROUP,
+      conf: { voters: identity.members.map((m) => nodeId(m.id)), learners: [] },
+      electionTimeoutTicks: config.electionTicks,
+      heartbeatTicks: config.heartbeatTicks,
+      preVote: true,
+      checkQuorum: true,
+      appendBytesMax: 1024 * 1024,
+      inflightAppendsMax: 256,
+    },
+    env,
+    storage,
+    sender: host.sender(),
+    stateMachine: new ServiceStateMachine(backend),
+    tickIntervalMs: config.tickIntervalMs,
+    onFatal: (error) => {
+      fatal = true;
+      log(`FATAL: ${error instanceof Error ? error.message : String(error)}`);
+    },
+    onSoftState: (soft) => log(`role ${soft.role}, leader ${soft.leaderId ?? "unknown"}`),
+  });
+  host.attach(MAIN_GROUP, group);
+  host.setMembers(identity.members.map((m) => nodeId(m.id)));
+  await transport.start();
+  host.startAnnouncing();
+
+  const kv = new KvService(new GroupReplication(group, backend, env), {
+    keyBytesMax: config.keyBytesMax,
+    valueBytesMax: config.valueBytesMax,
+    rangeLimitMax: 1000,
+    ttlMsMax: 365 * 24 * 3600 * 1000,
+  });
+  const cluster = new ClusterService(identity.clusterId, group, host);
+  const forwarder = new Forwarder(cluster);
+  const http = buildHttpApp({
+    kv,
+    cluster,
+    forwarder,
+    readiness: () =>
+      fatal
+        ? { ready: false, reason: "storage failed" }
+        : group.softState.leaderId === null
+          ? { ready: false, reason: "no leader known" }
+          : { ready: true },
+  });
+  await http.listen({ host: config.httpListen.host, port: config.httpListen.port });
+
+  // The leader sweeps expired keys by its own clock, carried in the entry so replicas agree.
+  let cancelSweep = env.after(1_000, function sweep() {
+    const due = nextExpiryMs(backend.reader);
+    if (group.softState.role === "leader" && !fatal && due !== undefined && due <= env.nowMs()) {
+      const data = encodeEnvelope({
+        tsMs: env.nowMs(),
+        command: { service: "kv", command: { type: "expire", max: 1000 } },
+      });
+      group.propose(data).catch(() => undefined);
+    }
+    cancelSweep = env.after(1_000, sweep);
+  });
+
+  log(
+    `node ${identity.name} (id ${id}) of cluster ${identity.clusterId}: HTTP ${httpUrl}, peers on ${config.peerListen.host}:${config.peerListen.port}`,
+  );
+  return {
+    id,
+    httpUrl,
+    close: async () => {
+      cancelSweep();
+      await http.close();
+      await group.stop();
+      host.close();
+      await transport.close();
+      await wal.close();
+    },
+  };
+}
+
+/** Runs a node until SIGINT or SIGTERM, then stops it cleanly. */
+export async function runNode(config: NodeConfig): Promise<void> {
+  const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${config.name} ${line}\n`);
+  const node = await startNode(config, log);
+  await new Promise<void>((done) => {
+    const stop = () => {
+      log("stopping");
+      void node.close().then(done, done);
+    };
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+}
