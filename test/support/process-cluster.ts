@@ -1,0 +1,170 @@
+// Real Cairn node processes on 127.0.0.1 for integration tests: development certificates in a temp
+// directory, free ports, start / SIGKILL / restart by pid, and a client. Every process it starts is
+// stopped by close().
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ensureDevCerts } from "../../src/cli/dev-certs.js";
+import { CairnClient } from "../../src/client/index.js";
+
+const root = new URL("../../", import.meta.url).pathname;
+
+/** A port the OS says is free right now. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** One node's fixed settings and its process, when running. */
+export interface ProcessNode {
+  readonly name: string;
+  readonly id: number;
+  readonly httpUrl: string;
+  readonly peerAddress: string;
+  readonly dataDir: string;
+  process: ChildProcess | undefined;
+  output: string;
+}
+
+/** A cluster of node processes. */
+export class ProcessCluster {
+  readonly nodes: ProcessNode[] = [];
+  #dir = "";
+  #caPath = "";
+  readonly #certs = new Map<string, { certPath: string; keyPath: string }>();
+
+  /** Prepares `size` nodes (certificates, ports, data directories) without starting them. */
+  static async create(size: number): Promise<ProcessCluster> {
+    const cluster = new ProcessCluster();
+    cluster.#dir = await mkdtemp(join(tmpdir(), "cairn-it-"));
+    const certs = await ensureDevCerts({
+      dir: join(cluster.#dir, "certs"),
+      nodeNames: Array.from({ length: size }, (_, i) => `node-${i + 1}`),
+    });
+    cluster.#caPath = certs.caCertPath;
+    for (const [name, paths] of certs.nodes) cluster.#certs.set(name, paths);
+    for (let i = 1; i <= size; i++) {
+      cluster.nodes.push({
+        name: `n${i}`,
+        id: i,
+        httpUrl: `http://127.0.0.1:${await freePort()}`,
+        peerAddress: `127.0.0.1:${await freePort()}`,
+        dataDir: join(cluster.#dir, `n${i}`),
+        process: undefined,
+        output: "",
+      });
+    }
+    return cluster;
+  }
+
+  /** The command line that runs `cairn node` for a node. */
+  args(node: ProcessNode, extra: readonly string[] = []): string[] {
+    const paths = this.#certs.get(`node-${node.id}`);
+    return [
+      "--import",
+      "tsx",
+      join(root, "src/cli/run.ts"),
+      "node",
+      "--name",
+      node.name,
+      "--data-dir",
+      node.dataDir,
+      "--peer-listen",
+      node.peerAddress,
+      "--http-listen",
+      node.httpUrl.replace("http://", ""),
+      "--initial-cluster",
+      this.nodes.map((n) => `${n.name}=${n.peerAddress}`).join(","),
+      "--tls-ca",
+      this.#caPath,
+      "--tls-cert",
+      paths?.certPath ?? "",
+      "--tls-key",
+      paths?.keyPath ?? "",
+      "--tick-interval-ms",
+      "50",
+      ...extra,
+    ];
+  }
+
+  /** Starts a node's process and waits until its HTTP API answers. */
+  async start(node: ProcessNode): Promise<void> {
+    const child = spawn(process.execPath, this.args(node), { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    node.process = child;
+    child.stdout.on("data", (chunk: Buffer) => {
+      node.output += chunk.toString();
+    });
+    child.stderr.on("data", (chunk: Buffer) => {
+      node.output += chunk.toString();
+    });
+    child.once("exit", () => {
+      if (node.process === child) node.process = undefined;
+    });
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      if (node.process === undefined) throw new Error(`${node.name} exited during start:\n${node.output}`);
+      try {
+        const response = await fetch(`${node.httpUrl}/health/live`);
+        if (response.ok) return;
+      } catch {
+        // Not listening yet.
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`${node.name} did not start in time:\n${node.output}`);
+  }
+
+  /** Starts every node. */
+  async startAll(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => this.start(n)));
+  }
+
+  /** Sends `signal` to a node's process (by pid) and waits for it to exit. */
+  async kill(node: ProcessNode, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    const child = node.process;
+    if (child === undefined || child.pid === undefined) return;
+    const exited = new Promise<void>((done) => child.once("exit", () => done()));
+    process.kill(child.pid, signal);
+    await exited;
+  }
+
+  /** A client for some nodes (all by default). */
+  client(nodes: readonly ProcessNode[] = this.nodes): CairnClient {
+    return new CairnClient({ endpoints: nodes.map((n) => n.httpUrl), retryBudgetMs: 15_000 });
+  }
+
+  /** The node that says it leads, waiting up to `timeoutMs`. */
+  async leader(timeoutMs = 15_000): Promise<ProcessNode> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      for (const node of this.nodes) {
+        if (node.process === undefined) continue;
+        try {
+          const status = (await (await fetch(`${node.httpUrl}/v1/cluster`)).json()) as {
+            self: { role: string };
+          };
+          if (status.self.role === "leader") return node;
+        } catch {
+          // Down or starting.
+        }
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error("no leader in time");
+  }
+
+  /** Kills every process and removes the temp directory. */
+  async close(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => this.kill(n)));
+    await rm(this.#dir, { recursive: true, force: true });
+  }
+}
