@@ -216,7 +216,7 @@ export async function sendSnapshotStream(
     let sentBytes = -1;
     let endSent = false;
     for (;;) {
-      const event = await mailbox.next();
+      const event = await nextWithin(mailbox, deps.env, s.snapshotStallTimeoutMs);
       switch (event.kind) {
         case "closed":
           return event.error;
@@ -282,6 +282,26 @@ function asTransportError(error: unknown): TransportError {
     : new TransportError("ERR_CONNECTION_LOST", `snapshot transfer failed: ${String(error)}`, {
         cause: error,
       });
+}
+
+/**
+ * The next sender event, or a "closed" event when the receiver said nothing for `stallMs`: a
+ * receiver whose consumer neither reads nor aborts must not hold the sender forever. After a
+ * stall the session is abandoned, so the reader left waiting on the mailbox does not matter.
+ */
+function nextWithin(mailbox: Mailbox<SenderEvent>, env: TransportEnv, stallMs: number): Promise<SenderEvent> {
+  return new Promise((resolve) => {
+    const timer = env.setTimer(stallMs, () =>
+      resolve({
+        kind: "closed",
+        error: new TransportError("ERR_CONNECTION_LOST", `snapshot receiver silent for ${stallMs} ms`),
+      }),
+    );
+    void mailbox.next().then((event) => {
+      timer.cancel();
+      resolve(event);
+    });
+  });
 }
 
 /** What a snapshot receiver needs from its transport. */

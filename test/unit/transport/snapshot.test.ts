@@ -240,6 +240,25 @@ describe("snapshot streaming", () => {
     assert.equal((consumerError as { code?: string }).code, "ERR_SNAPSHOT_ABORTED");
   });
 
+  it("a receiver that neither reads nor aborts stalls the sender only until snapshotStallTimeoutMs", async () => {
+    const a = await started(1, { snapshotStallTimeoutMs: 150, snapshotResumeAttemptsMax: 1 });
+    const b = await started(2);
+    connectAll([a, b]);
+    const ignored: IncomingSnapshot[] = [];
+    b.transport.onSnapshot((s) => ignored.push(s));
+    await assert.rejects(
+      a.transport.sendSnapshot(
+        n(2),
+        groupId(1),
+        new Uint8Array(0),
+        source(bytes(1024 * 1024, 8), { bytes: 0 }),
+      ),
+      (error: { code?: string; cause?: { message?: string } }) =>
+        error.code === "ERR_SNAPSHOT_ABORTED" && /silent/.test(error.cause?.message ?? ""),
+    );
+    assert.equal(ignored.length, 1, "the resume reached the same transfer");
+  });
+
   it("gives up with ERR_SNAPSHOT_ABORTED when the peer stays unreachable", async () => {
     const a = await started(1);
     a.transport.setPeers(new Map([[n(2), { host: "127.0.0.1", port: 1 }]]));
