@@ -7,7 +7,13 @@ import { mkdtemp, readFile, rm, stat, unlink, writeFile } from "node:fs/promises
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { createDevCa, type DevCertsResult, ensureDevCerts, readNodeTls } from "../../../src/cli/dev-certs.js";
+import {
+  createDevCa,
+  type DevCertsResult,
+  devCertsCommand,
+  ensureDevCerts,
+  readNodeTls,
+} from "../../../src/cli/dev-certs.js";
 
 let dir = "";
 let first: DevCertsResult;
@@ -84,6 +90,20 @@ describe("development certificates", () => {
     await chmod(paths.keyPath, 0o644);
     await assert.rejects(readNodeTls(first.caCertPath, paths), /readable by group or others/);
     await chmod(paths.keyPath, 0o600);
+  });
+
+  it("the dev-certs command reports reused certificates and validates --nodes", async () => {
+    let out = "";
+    const command = devCertsCommand((text) => {
+      out += text;
+    });
+    await command.parseAsync(["--dir", dir, "--nodes", "2"], { from: "user" });
+    assert.match(out, /node-2 .*node-2\.crt/);
+    assert.match(out, /reused existing certificates/);
+    await assert.rejects(
+      devCertsCommand(() => {}).parseAsync(["--dir", dir, "--nodes", "0"], { from: "user" }),
+      /--nodes must be/,
+    );
   });
 
   it("rejects names that are not plain identifiers", async () => {
