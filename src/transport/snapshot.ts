@@ -132,7 +132,12 @@ export async function sendSnapshotStream(
         leftover = leftover.subarray(piece.length);
         return piece;
       }
-      const next = await source.next();
+      let next: IteratorResult<Uint8Array>;
+      try {
+        next = await source.next();
+      } catch (cause) {
+        throw new SourceFailure(cause);
+      }
       if (next.done === true) return undefined;
       leftover = next.value;
     }
@@ -181,6 +186,27 @@ export async function sendSnapshotStream(
       outcome = await session(conn, mailbox);
       conn.close();
     } catch (error) {
+      if (error instanceof SourceFailure) {
+        // The source broke: no resume can help. Tell the receiver, then report the cause.
+        current?.endAfterWrite(
+          [
+            encodeFrame(
+              FrameType.snapshotAbort,
+              group,
+              encodeSnapshotAbort("snapshot source failed"),
+              s.frameBytesMax,
+            ),
+          ],
+          new TransportError("ERR_SNAPSHOT_ABORTED", "snapshot source failed"),
+        );
+        throw new TransportError(
+          "ERR_SNAPSHOT_ABORTED",
+          `reading the snapshot to send failed: ${String(error.cause)}`,
+          {
+            cause: error.cause,
+          },
+        );
+      }
       outcome = asTransportError(error);
     }
     if (outcome === "done") return;
@@ -273,6 +299,13 @@ export async function sendSnapshotStream(
         endSent = true;
       }
     }
+  }
+}
+
+/** A failure of the snapshot's own source (not of the network): never retried. */
+class SourceFailure extends Error {
+  constructor(cause: unknown) {
+    super("snapshot source failed", { cause });
   }
 }
 
