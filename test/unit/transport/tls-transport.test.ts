@@ -15,6 +15,7 @@ import {
   type Welcome,
 } from "../../../src/transport/handshake.js";
 import type { TransportEvent } from "../../../src/transport/transport.js";
+import { Prng } from "../../../src/util/prng.js";
 import { connectAll, makeNode, type Node, n, testCerts, waitFor } from "./helpers.js";
 
 const open: Node[] = [];
@@ -336,6 +337,34 @@ describe("TLS transport", () => {
     });
     assert.equal(outcome, "closed");
     first.socket.destroy();
+  });
+
+  it("redials through the injected env with jittered exponential backoff", async () => {
+    const delays: number[] = [];
+    const prng = new Prng(42);
+    const a = await started(1, {
+      settings: { reconnectBackoffBaseMs: 8, reconnectBackoffMaxMs: 64, handshakeTimeoutMs: 10_000 },
+      env: {
+        nowMs: () => performance.now(),
+        setTimer(delayMs, callback) {
+          if (delayMs !== 10_000) delays.push(delayMs);
+          const timer = setTimeout(callback, delayMs);
+          return { cancel: () => clearTimeout(timer) };
+        },
+        below: (bound) => prng.below(bound),
+      },
+    });
+    a.transport.setPeers(new Map([[n(2), { host: "127.0.0.1", port: 1 }]]));
+    await waitFor("six redials", () => delays.length >= 6);
+    const ceilings = [8, 16, 32, 64, 64, 64];
+    ceilings.forEach((ceiling, attempt) => {
+      const delay = delays[attempt] ?? -1;
+      assert.ok(
+        delay >= ceiling / 2 && delay <= ceiling,
+        `attempt ${attempt}: ${delay} outside [${ceiling / 2}, ${ceiling}]`,
+      );
+    });
+    assert.equal(dialFailureCodes(a).length >= 6, true);
   });
 
   it("send after close is refused with ERR_TRANSPORT_CLOSED", async () => {
