@@ -171,7 +171,14 @@ export class TlsTransport<M> implements Transport<M> {
   }
 
   send(to: NodeId, message: M): void {
-    if (this.#closed) throw new TransportError("ERR_TRANSPORT_CLOSED", "send after close");
+    if (this.#closed) {
+      this.#emit({
+        kind: "message-dropped",
+        peer: to,
+        error: new TransportError("ERR_TRANSPORT_CLOSED", "send after close"),
+      });
+      return;
+    }
     // Encode first: a message too large for a frame is the caller's bug, whatever the peer's state.
     const group = this.#options.codec.groupOf?.(message) ?? 0;
     const frame = encodeFrame(

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { type TLSSocket, connect as tlsConnect } from "node:tls";
-import { TransportError } from "../../../src/transport/errors.js";
+import { groupId } from "../../../src/raft/types.js";
 import { concatBytes, encodeFrame, FrameDecoder, FrameType } from "../../../src/transport/frame.js";
 import {
   decodeWelcome,
@@ -367,13 +367,16 @@ describe("TLS transport", () => {
     assert.equal(dialFailureCodes(a).length >= 6, true);
   });
 
-  it("send after close is refused with ERR_TRANSPORT_CLOSED", async () => {
+  it("send after close drops the message quietly, with an ERR_TRANSPORT_CLOSED event", async () => {
     const a = await started(1);
     await a.transport.close();
-    assert.throws(
-      () => a.transport.send(n(2), { group: 0, text: "late" }),
-      (e: unknown) => {
-        return e instanceof TransportError && e.code === "ERR_TRANSPORT_CLOSED";
+    assert.doesNotThrow(() => a.transport.send(n(2), { group: 0, text: "late" }));
+    assert.equal(eventsOf(a, "message-dropped").at(-1)?.error.code, "ERR_TRANSPORT_CLOSED");
+    assert.deepEqual(a.unreachable, []);
+    await assert.rejects(
+      a.transport.sendSnapshot(n(2), groupId(1), new Uint8Array(0), (async function* () {})()),
+      {
+        code: "ERR_TRANSPORT_CLOSED",
       },
     );
   });
