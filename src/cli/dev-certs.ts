@@ -5,6 +5,7 @@ import { createPublicKey, generateKeyPair, randomBytes } from "node:crypto";
 import { chmod, mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { Command } from "commander";
 import forge from "node-forge";
 
 const generateKeyPairAsync = promisify(generateKeyPair);
@@ -262,4 +263,41 @@ export async function readNodeTls(
   const keyMode = (await stat(paths.keyPath)).mode & 0o077;
   if (keyMode !== 0) throw new Error(`private key ${paths.keyPath} is readable by group or others`);
   return { ca, cert, key };
+}
+
+/**
+ * The `dev-certs` subcommand: creates (or reuses) development certificates for `--nodes` nodes
+ * named node-1..node-N and prints where they are. Not yet registered in main.ts; the CLI owner adds
+ * it with `program.addCommand(devCertsCommand())`.
+ */
+export function devCertsCommand(
+  write: (text: string) => void = (text) => process.stdout.write(text),
+): Command {
+  const command = new Command("dev-certs")
+    .description("create or reuse development mTLS certificates (a local CA, node-1..N and a client)")
+    .option("--dir <path>", "where to keep them", join(".cairn", "dev", "certs"))
+    .option("--nodes <count>", "how many node certificates", "3")
+    .option("--host <name...>", "extra DNS names or IPs for every node certificate");
+  command.action(async () => {
+    const options = command.opts<{ dir: string; nodes: string; host?: string[] }>();
+    const count = Number(options.nodes);
+    if (!Number.isSafeInteger(count) || count < 1 || count > 99) {
+      throw new Error(`--nodes must be an integer from 1 to 99, got "${options.nodes}"`);
+    }
+    const result = await ensureDevCerts({
+      dir: options.dir,
+      nodeNames: Array.from({ length: count }, (_, i) => `node-${i + 1}`),
+      extraHosts: options.host ?? [],
+    });
+    write(`CA:      ${result.caCertPath}\n`);
+    for (const [name, paths] of [...result.nodes, ...result.clients]) {
+      write(`${name.padEnd(8)} ${paths.certPath}  ${paths.keyPath}\n`);
+    }
+    write(
+      result.created.length === 0
+        ? "reused existing certificates\n"
+        : `created: ${result.created.join(", ")}\n`,
+    );
+  });
+  return command;
 }

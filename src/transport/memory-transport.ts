@@ -240,7 +240,8 @@ export class MemoryTransport<M> implements Transport<M> {
   }
 
   send(to: NodeId, message: M): void {
-    if (this.#closed) throw new TransportError("ERR_TRANSPORT_CLOSED", "send after close");
+    // Like the TLS transport: after close, messages are dropped quietly.
+    if (this.#closed) return;
     const known = this.#peers.has(to);
     const group = this.#groupOf?.(message) ?? this.#network.groupOf(message);
     if (!known || !this.#network.carry(this.self, to, message, group)) this.#unreachableHandler?.(to);

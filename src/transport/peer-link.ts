@@ -93,6 +93,12 @@ export class PeerLink {
           conn.close();
           return;
         }
+        if (conn.closed) {
+          // It broke between the welcome and this callback; its onClose found no open link to report.
+          this.#deps.reportUnreachable(this.peer);
+          this.#scheduleRetry();
+          return;
+        }
         this.#conn = conn;
         this.#attempt = 0;
         this.#waitingForDrain = false;

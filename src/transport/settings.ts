@@ -26,6 +26,8 @@ export interface TransportSettings {
   readonly snapshotResumeAttemptsMax: number;
   /** How long a receiver keeps a broken transfer waiting for the sender to resume it. */
   readonly snapshotResumeTimeoutMs: number;
+  /** How long a snapshot sender waits for any word from the receiver before it treats the connection as lost. */
+  readonly snapshotStallTimeoutMs: number;
   /** Snapshot transfers a receiver accepts at once; more are refused. */
   readonly snapshotTransfersMax: number;
 }
@@ -44,6 +46,7 @@ export const defaultTransportSettings: TransportSettings = {
   snapshotMetaBytesMax: 1024 * 1024,
   snapshotResumeAttemptsMax: 8,
   snapshotResumeTimeoutMs: 30_000,
+  snapshotStallTimeoutMs: 60_000,
   snapshotTransfersMax: 4,
 };
 

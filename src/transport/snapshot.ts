@@ -132,7 +132,12 @@ export async function sendSnapshotStream(
         leftover = leftover.subarray(piece.length);
         return piece;
       }
-      const next = await source.next();
+      let next: IteratorResult<Uint8Array>;
+      try {
+        next = await source.next();
+      } catch (cause) {
+        throw new SourceFailure(cause);
+      }
       if (next.done === true) return undefined;
       leftover = next.value;
     }
@@ -181,6 +186,27 @@ export async function sendSnapshotStream(
       outcome = await session(conn, mailbox);
       conn.close();
     } catch (error) {
+      if (error instanceof SourceFailure) {
+        // The source broke: no resume can help. Tell the receiver, then report the cause.
+        current?.endAfterWrite(
+          [
+            encodeFrame(
+              FrameType.snapshotAbort,
+              group,
+              encodeSnapshotAbort("snapshot source failed"),
+              s.frameBytesMax,
+            ),
+          ],
+          new TransportError("ERR_SNAPSHOT_ABORTED", "snapshot source failed"),
+        );
+        throw new TransportError(
+          "ERR_SNAPSHOT_ABORTED",
+          `reading the snapshot to send failed: ${String(error.cause)}`,
+          {
+            cause: error.cause,
+          },
+        );
+      }
       outcome = asTransportError(error);
     }
     if (outcome === "done") return;
@@ -216,7 +242,7 @@ export async function sendSnapshotStream(
     let sentBytes = -1;
     let endSent = false;
     for (;;) {
-      const event = await mailbox.next();
+      const event = await nextWithin(mailbox, deps.env, s.snapshotStallTimeoutMs);
       switch (event.kind) {
         case "closed":
           return event.error;
@@ -276,12 +302,39 @@ export async function sendSnapshotStream(
   }
 }
 
+/** A failure of the snapshot's own source (not of the network): never retried. */
+class SourceFailure extends Error {
+  constructor(cause: unknown) {
+    super("snapshot source failed", { cause });
+  }
+}
+
 function asTransportError(error: unknown): TransportError {
   return error instanceof TransportError
     ? error
     : new TransportError("ERR_CONNECTION_LOST", `snapshot transfer failed: ${String(error)}`, {
         cause: error,
       });
+}
+
+/**
+ * The next sender event, or a "closed" event when the receiver said nothing for `stallMs`: a
+ * receiver whose consumer neither reads nor aborts must not hold the sender forever. After a
+ * stall the session is abandoned, so the reader left waiting on the mailbox does not matter.
+ */
+function nextWithin(mailbox: Mailbox<SenderEvent>, env: TransportEnv, stallMs: number): Promise<SenderEvent> {
+  return new Promise((resolve) => {
+    const timer = env.setTimer(stallMs, () =>
+      resolve({
+        kind: "closed",
+        error: new TransportError("ERR_CONNECTION_LOST", `snapshot receiver silent for ${stallMs} ms`),
+      }),
+    );
+    void mailbox.next().then((event) => {
+      timer.cancel();
+      resolve(event);
+    });
+  });
 }
 
 /** What a snapshot receiver needs from its transport. */

@@ -171,7 +171,14 @@ export class TlsTransport<M> implements Transport<M> {
   }
 
   send(to: NodeId, message: M): void {
-    if (this.#closed) throw new TransportError("ERR_TRANSPORT_CLOSED", "send after close");
+    if (this.#closed) {
+      this.#emit({
+        kind: "message-dropped",
+        peer: to,
+        error: new TransportError("ERR_TRANSPORT_CLOSED", "send after close"),
+      });
+      return;
+    }
     // Encode first: a message too large for a frame is the caller's bug, whatever the peer's state.
     const group = this.#options.codec.groupOf?.(message) ?? 0;
     const frame = encodeFrame(
@@ -571,7 +578,12 @@ function asTransportError(error: unknown): TransportError {
     : new TransportError("ERR_FRAME_CORRUPT", String(error), { cause: error });
 }
 
-/** Names a failed dial: TLS trouble (untrusted or wrong certificate) is ERR_TLS, not a lost connection. */
+/**
+ * Names a failed dial. TLS trouble is ERR_TLS: an OpenSSL error, or a listener that hung up
+ * without answering our hello (in TLS 1.3 the server checks our certificate after the client
+ * finished its side, and Node closes without an alert we can see). Socket errors stay
+ * ERR_CONNECTION_LOST; refusals and timeouts keep their own codes.
+ */
 function classifyDialError(
   error: TransportError | undefined,
   secured: boolean,
@@ -580,9 +592,20 @@ function classifyDialError(
   if (error === undefined) return new TransportError("ERR_CONNECTION_LOST", `dial to node ${peer} cancelled`);
   const cause: unknown = error.cause;
   if (cause instanceof TransportError) return cause;
-  const causeCode = typeof cause === "object" && cause !== null && "code" in cause ? String(cause.code) : "";
-  if (!secured || /SSL|CERT|TLS/.test(causeCode)) {
+  if (error.code !== "ERR_CONNECTION_LOST") return error;
+  // Socket-level failures (refused, reset, unreachable) carry the failing system call.
+  const isSystemError = typeof cause === "object" && cause !== null && "syscall" in cause;
+  if (cause !== undefined && !isSystemError) {
     return new TransportError("ERR_TLS", `TLS with node ${peer} failed: ${error.message}`, { cause: error });
+  }
+  if (cause === undefined) {
+    return new TransportError(
+      "ERR_TLS",
+      secured
+        ? `node ${peer} hung up before answering hello: it probably refused our certificate`
+        : `node ${peer} hung up during the TLS handshake`,
+      { cause: error },
+    );
   }
   return error;
 }

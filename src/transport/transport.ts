@@ -57,8 +57,9 @@ export interface Transport<M> {
   /**
    * Queues `message` for `to` and returns at once. Never blocks and never throws for an unreachable
    * or unknown peer: when the peer's queue is full (or the peer unknown) the message is dropped and
-   * `onUnreachable(to)` is called. Throws ERR_FRAME_TOO_LARGE for a message that can never be sent
-   * (a bug in the caller's batching) and ERR_TRANSPORT_CLOSED after `close()`.
+   * `onUnreachable(to)` is called. After `close()` messages are dropped quietly (a shutdown racing
+   * the ready loop must not crash it). Throws ERR_FRAME_TOO_LARGE for a message that can never be
+   * sent: that is a bug in the caller's batching, not a network condition.
    */
   send(to: NodeId, message: M): void;
   /** Sets the handler for arriving messages (replacing any earlier one). */

@@ -7,7 +7,15 @@ import { mkdtemp, readFile, rm, stat, unlink, writeFile } from "node:fs/promises
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { createDevCa, type DevCertsResult, ensureDevCerts, readNodeTls } from "../../../src/cli/dev-certs.js";
+import {
+  createDevCa,
+  type DevCertsResult,
+  devCertsCommand,
+  ensureDevCerts,
+  readNodeTls,
+} from "../../../src/cli/dev-certs.js";
+import { nodeId } from "../../../src/raft/types.js";
+import { TlsTransport } from "../../../src/transport/tls-transport.js";
 
 let dir = "";
 let first: DevCertsResult;
@@ -84,6 +92,59 @@ describe("development certificates", () => {
     await chmod(paths.keyPath, 0o644);
     await assert.rejects(readNodeTls(first.caCertPath, paths), /readable by group or others/);
     await chmod(paths.keyPath, 0o600);
+  });
+
+  it("the dev-certs command reports reused certificates and validates --nodes", async () => {
+    let out = "";
+    const command = devCertsCommand((text) => {
+      out += text;
+    });
+    await command.parseAsync(["--dir", dir, "--nodes", "2"], { from: "user" });
+    assert.match(out, /node-2 .*node-2\.crt/);
+    assert.match(out, /reused existing certificates/);
+    await assert.rejects(
+      devCertsCommand(() => {}).parseAsync(["--dir", dir, "--nodes", "0"], { from: "user" }),
+      /--nodes must be/,
+    );
+  });
+
+  it("the files on disk work for mutual TLS between two transports", async () => {
+    const decoder = new TextDecoder();
+    const codec = {
+      encode: (text: string) => new TextEncoder().encode(text),
+      decode: (bytes: Uint8Array) => ({ ok: true as const, message: decoder.decode(bytes) }),
+    };
+    const make = async (id: number) => {
+      const paths = first.nodes.get(`node-${id}`);
+      assert.ok(paths);
+      return new TlsTransport<string>({
+        self: nodeId(id),
+        clusterId: "dev",
+        listen: { host: "127.0.0.1", port: 0 },
+        tls: await readNodeTls(first.caCertPath, paths),
+        codec,
+      });
+    };
+    const a = await make(1);
+    const b = await make(2);
+    try {
+      await a.start();
+      await b.start();
+      const got: string[] = [];
+      b.onMessage((m) => got.push(`${m.from}:${m.message}`));
+      const peers = new Map([
+        [nodeId(1), a.listenAddress ?? { host: "", port: 0 }],
+        [nodeId(2), b.listenAddress ?? { host: "", port: 0 }],
+      ]);
+      a.setPeers(peers);
+      b.setPeers(peers);
+      a.send(nodeId(2), "hello over mTLS");
+      for (let i = 0; i < 2000 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+      assert.deepEqual(got, ["1:hello over mTLS"]);
+    } finally {
+      await a.close();
+      await b.close();
+    }
   });
 
   it("rejects names that are not plain identifiers", async () => {

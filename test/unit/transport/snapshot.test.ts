@@ -181,6 +181,35 @@ describe("snapshot streaming", () => {
     await waitFor("consumer sees the abort", () => consumerErrors.length === 1);
   });
 
+  it("sends an empty snapshot, and fails without retrying when the source itself fails", async () => {
+    const [a, b] = [await started(1), await started(2)];
+    connectAll([a, b]);
+    const results: (number | string)[] = [];
+    b.transport.onSnapshot((s) => {
+      collect(s).then(
+        (data) => results.push(data.length),
+        (error: { code?: string }) => results.push(error.code ?? "?"),
+      );
+    });
+    async function* empty(): AsyncGenerator<Uint8Array> {}
+    await a.transport.sendSnapshot(n(2), groupId(1), new Uint8Array(0), empty());
+    await waitFor("empty snapshot consumed", () => results.length === 1);
+    assert.deepEqual(results, [0]);
+    async function* failing(): AsyncGenerator<Uint8Array> {
+      yield new Uint8Array(100);
+      throw new Error("disk read failed");
+    }
+    await assert.rejects(
+      a.transport.sendSnapshot(n(2), groupId(1), new Uint8Array(0), failing()),
+      (error: { code?: string; message?: string }) =>
+        error.code === "ERR_SNAPSHOT_ABORTED" && /disk read failed/.test(error.message ?? ""),
+    );
+    await waitFor("receiver told", () => results.length === 2);
+    assert.equal(results[1], "ERR_SNAPSHOT_ABORTED");
+    const snapshotDials = b.events.filter((e) => e.kind === "inbound-accepted" && e.purpose === "snapshot");
+    assert.equal(snapshotDials.length, 2, "one connection per transfer, no retry of a broken source");
+  });
+
   it("refuses meta above snapshotMetaBytesMax and transfers beyond snapshotTransfersMax", async () => {
     const a = await started(1, { snapshotMetaBytesMax: 1024 });
     const b = await started(2, { snapshotTransfersMax: 1 });
@@ -238,6 +267,25 @@ describe("snapshot streaming", () => {
     );
     await waitFor("receiver gives up", () => consumerError !== undefined);
     assert.equal((consumerError as { code?: string }).code, "ERR_SNAPSHOT_ABORTED");
+  });
+
+  it("a receiver that neither reads nor aborts stalls the sender only until snapshotStallTimeoutMs", async () => {
+    const a = await started(1, { snapshotStallTimeoutMs: 150, snapshotResumeAttemptsMax: 1 });
+    const b = await started(2);
+    connectAll([a, b]);
+    const ignored: IncomingSnapshot[] = [];
+    b.transport.onSnapshot((s) => ignored.push(s));
+    await assert.rejects(
+      a.transport.sendSnapshot(
+        n(2),
+        groupId(1),
+        new Uint8Array(0),
+        source(bytes(1024 * 1024, 8), { bytes: 0 }),
+      ),
+      (error: { code?: string; cause?: { message?: string } }) =>
+        error.code === "ERR_SNAPSHOT_ABORTED" && /silent/.test(error.cause?.message ?? ""),
+    );
+    assert.equal(ignored.length, 1, "the resume reached the same transfer");
   });
 
   it("gives up with ERR_SNAPSHOT_ABORTED when the peer stays unreachable", async () => {

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { type TLSSocket, connect as tlsConnect } from "node:tls";
-import { TransportError } from "../../../src/transport/errors.js";
+import { groupId } from "../../../src/raft/types.js";
 import { concatBytes, encodeFrame, FrameDecoder, FrameType } from "../../../src/transport/frame.js";
 import {
   decodeWelcome,
@@ -15,6 +15,7 @@ import {
   type Welcome,
 } from "../../../src/transport/handshake.js";
 import type { TransportEvent } from "../../../src/transport/transport.js";
+import { Prng } from "../../../src/util/prng.js";
 import { connectAll, makeNode, type Node, n, testCerts, waitFor } from "./helpers.js";
 
 const open: Node[] = [];
@@ -132,7 +133,7 @@ describe("TLS transport", () => {
       "refusals",
       () => refusalCodes(a).includes("ERR_TLS") && dialFailureCodes(a).includes("ERR_TLS"),
     );
-    await waitFor("impostor dial failure", () => dialFailureCodes(impostor).length > 0);
+    await waitFor("impostor dial failure", () => dialFailureCodes(impostor).includes("ERR_TLS"));
     assert.deepEqual(a.received, []);
     assert.deepEqual(impostor.received, []);
     assert.equal(a.transport.isConnected(n(2)), false);
@@ -256,6 +257,8 @@ describe("TLS transport", () => {
     });
     a.transport.setPeers(new Map([[n(2), { host: "127.0.0.1", port: 1 }]]));
     await waitFor("first dial failure", () => dialFailureCodes(a).length >= 1);
+    // A refused TCP connection is a lost connection, not a TLS problem.
+    assert.equal(dialFailureCodes(a)[0], "ERR_CONNECTION_LOST");
     const before = a.unreachable.length;
     for (let i = 0; i < 15; i++) a.transport.send(n(2), { group: 0, text: `m${i}` });
     const dropped = eventsOf(a, "message-dropped");
@@ -338,13 +341,44 @@ describe("TLS transport", () => {
     first.socket.destroy();
   });
 
-  it("send after close is refused with ERR_TRANSPORT_CLOSED", async () => {
+  it("redials through the injected env with jittered exponential backoff", async () => {
+    const delays: number[] = [];
+    const prng = new Prng(42);
+    const a = await started(1, {
+      settings: { reconnectBackoffBaseMs: 8, reconnectBackoffMaxMs: 64, handshakeTimeoutMs: 10_000 },
+      env: {
+        nowMs: () => performance.now(),
+        setTimer(delayMs, callback) {
+          if (delayMs !== 10_000) delays.push(delayMs);
+          const timer = setTimeout(callback, delayMs);
+          return { cancel: () => clearTimeout(timer) };
+        },
+        below: (bound) => prng.below(bound),
+      },
+    });
+    a.transport.setPeers(new Map([[n(2), { host: "127.0.0.1", port: 1 }]]));
+    await waitFor("six redials", () => delays.length >= 6);
+    const ceilings = [8, 16, 32, 64, 64, 64];
+    ceilings.forEach((ceiling, attempt) => {
+      const delay = delays[attempt] ?? -1;
+      assert.ok(
+        delay >= ceiling / 2 && delay <= ceiling,
+        `attempt ${attempt}: ${delay} outside [${ceiling / 2}, ${ceiling}]`,
+      );
+    });
+    assert.equal(dialFailureCodes(a).length >= 6, true);
+  });
+
+  it("send after close drops the message quietly, with an ERR_TRANSPORT_CLOSED event", async () => {
     const a = await started(1);
     await a.transport.close();
-    assert.throws(
-      () => a.transport.send(n(2), { group: 0, text: "late" }),
-      (e: unknown) => {
-        return e instanceof TransportError && e.code === "ERR_TRANSPORT_CLOSED";
+    assert.doesNotThrow(() => a.transport.send(n(2), { group: 0, text: "late" }));
+    assert.equal(eventsOf(a, "message-dropped").at(-1)?.error.code, "ERR_TRANSPORT_CLOSED");
+    assert.deepEqual(a.unreachable, []);
+    await assert.rejects(
+      a.transport.sendSnapshot(n(2), groupId(1), new Uint8Array(0), (async function* () {})()),
+      {
+        code: "ERR_TRANSPORT_CLOSED",
       },
     );
   });
