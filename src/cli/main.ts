@@ -230,10 +230,51 @@ export function buildProgram(): Command {
         print(`  ${String(m.name ?? m.id).padEnd(6)} ${role.padEnd(8)} ${m.httpUrl ?? "?"}${progress}`);
       }
     });
+  const member = program
+    .command("member")
+    .description("change cluster membership (runs on the leader; any node forwards)");
+  withEndpoints(member.command("remove <id>").description("remove a member by node id")).action(
+    async (id: string, options: { endpoints?: string }) => {
+      const memberId = integer("id")(id);
+      print(
+        await new CairnClient({ endpoints: endpointsFrom(options.endpoints) }).request(
+          "DELETE",
+          `/v1/cluster/members/${memberId}`,
+        ),
+      );
+    },
+  );
+  withEndpoints(
+    member
+      .command("add <name> <peerAddress>")
+      .description("register a node (normally done by cairn node --join)"),
+  ).action(async (name: string, peerAddress: string, options: { endpoints?: string }) => {
+    print(
+      await new CairnClient({ endpoints: endpointsFrom(options.endpoints) }).request(
+        "POST",
+        "/v1/cluster/members",
+        { name, peerAddress },
+        `add-${name}`,
+      ),
+    );
+  });
+  withEndpoints(
+    program.command("transfer-leader <id>").description("hand leadership to another voter"),
+  ).action(async (id: string, options: { endpoints?: string }) => {
+    const to = integer("id")(id);
+    print(
+      await new CairnClient({ endpoints: endpointsFrom(options.endpoints) }).request(
+        "POST",
+        "/v1/cluster/leader",
+        { transferTo: to },
+      ),
+    );
+  });
   return program;
 }
 
-/** Runs the CLI on `argv` (as in `process.argv`): the composition root, the only code reading argv. */
+/** Runs the CLI
+ on `argv` (as in `process.argv`): the composition root, the only code reading argv. */
 export async function main(argv: readonly string[]): Promise<void> {
   try {
     await buildProgram().parseAsync([...argv]);

@@ -3,6 +3,7 @@
 import { createHash } from "node:crypto";
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { CairnClient } from "../client/index.js";
 import { systemEnv } from "../node/env.js";
 import { NodeHost } from "../node/node-host.js";
 import { type NodeWireMessage, nodeWireCodec } from "../node/node-wire.js";
@@ -11,6 +12,8 @@ import { WalGroupStorage } from "../node/wal-group-storage.js";
 import { groupId, type NodeId, nodeId } from "../raft/index.js";
 import { buildHttpApp } from "../server/http/app.js";
 import { Forwarder } from "../server/http/forward.js";
+import type { MemberRecord } from "../service/cluster/members.js";
+import { type JoinAnswer, Membership } from "../service/cluster/membership.js";
 import { ClusterService } from "../service/cluster-service.js";
 import type { ApplyOutcome } from "../service/command.js";
 import { encodeEnvelope } from "../service/command.js";
@@ -23,13 +26,17 @@ import { Wal } from "../storage/wal.js";
 import { TlsTransport } from "../transport/tls-transport.js";
 import { ConfigError, type NodeConfig } from "./node-config.js";
 
-/** What a node's data directory says about who it is; written once, at bootstrap. */
+/** What a node's data directory says about who it is; written once, at bootstrap or join. */
 interface NodeIdentity {
   readonly clusterId: string;
   readonly id: number;
   readonly name: string;
-  /** The voting members at bootstrap: id, name and peer address. */
-  readonly members: readonly { readonly id: number; readonly name: string; readonly peer: string }[];
+  /** Whether this node bootstrapped the cluster (rather than joining it). */
+  readonly bootstrapped: boolean;
+  /** The voters the group was bootstrapped with: the base configuration. */
+  readonly initialVoters: readonly number[];
+  /** The members known at start: id, name and peer address. */
+  readonly members: readonly MemberRecord[];
 }
 
 /** A running node. */
@@ -60,22 +67,55 @@ async function loadOrBootstrap(config: NodeConfig): Promise<NodeIdentity> {
     if (!(typeof error === "object" && error !== null && "code" in error && error.code === "ENOENT"))
       throw error;
   }
-  if (config.join !== undefined)
-    throw new ConfigError("join", "joining a running cluster is not supported yet; use --initial-cluster");
-  const initial =
-    config.initialCluster.length > 0
-      ? config.initialCluster
-      : [{ name: config.name, peer: config.peerListen }];
-  const members = initial.map((m, i) => ({ id: i + 1, name: m.name, peer: `${m.peer.host}:${m.peer.port}` }));
-  const self = members.find((m) => m.name === config.name);
-  if (self === undefined)
-    throw new ConfigError("initial-cluster", `does not name this node (${config.name})`);
-  // Every member derives the same cluster id from the same initial cluster.
-  const clusterId = createHash("sha256").update(JSON.stringify(members)).digest("hex").slice(0, 16);
-  const identity: NodeIdentity = { clusterId, id: self.id, name: config.name, members };
+  let identity: NodeIdentity;
+  if (config.join !== undefined) {
+    identity = await joinCluster(config, config.join);
+  } else {
+    const initial =
+      config.initialCluster.length > 0
+        ? config.initialCluster
+        : [{ name: config.name, peer: config.peerListen }];
+    const members = initial.map((m, i) => ({
+      id: i + 1,
+      name: m.name,
+      peerAddress: `${m.peer.host}:${m.peer.port}`,
+    }));
+    const self = members.find((m) => m.name === config.name);
+    if (self === undefined)
+      throw new ConfigError("initial-cluster", `does not name this node (${config.name})`);
+    // Every member derives the same cluster id from the same initial cluster.
+    const clusterId = createHash("sha256").update(JSON.stringify(members)).digest("hex").slice(0, 16);
+    identity = {
+      clusterId,
+      id: self.id,
+      name: config.name,
+      bootstrapped: true,
+      initialVoters: members.map((m) => m.id),
+      members,
+    };
+  }
   await writeFile(`${path}.tmp`, `${JSON.stringify(identity, null, 2)}\n`);
   await rename(`${path}.tmp`, path);
   return identity;
+}
+
+/** Asks a running cluster (through any member's HTTP API) to add this node. */
+async function joinCluster(config: NodeConfig, url: string): Promise<NodeIdentity> {
+  const client = new CairnClient({ endpoints: [url], retryBudgetMs: 30_000 });
+  const answer = (await client.request(
+    "POST",
+    "/v1/cluster/members",
+    { name: config.name, peerAddress: `${config.peerListen.host}:${config.peerListen.port}` },
+    `join-${config.name}`,
+  )) as JoinAnswer;
+  return {
+    clusterId: answer.clusterId,
+    id: answer.id,
+    name: config.name,
+    bootstrapped: false,
+    initialVoters: answer.initialVoters,
+    members: answer.members,
+  };
 }
 
 /** Starts a node from its configuration. */
@@ -113,11 +153,11 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     identity.members
       .filter((m) => m.id !== identity.id)
       .map((m) => {
-        const [host, port] = [
-          m.peer.slice(0, m.peer.lastIndexOf(":")),
-          Number(m.peer.slice(m.peer.lastIndexOf(":") + 1)),
-        ];
-        return [nodeId(m.id), { host, port }] as const;
+        const at = m.peerAddress.lastIndexOf(":");
+        return [
+          nodeId(m.id),
+          { host: m.peerAddress.slice(0, at), port: Number(m.peerAddress.slice(at + 1)) },
+        ] as const;
       }),
   );
   const transport = new TlsTransport<NodeWireMessage>({
@@ -135,7 +175,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     raft: {
       id,
       groupId: MAIN_GROUP,
-      conf: { voters: identity.members.map((m) => nodeId(m.id)), learners: [] },
+      conf: { voters: identity.initialVoters.map(nodeId), learners: [] },
       electionTimeoutTicks: config.electionTicks,
       heartbeatTicks: config.heartbeatTicks,
       preVote: true,
@@ -155,7 +195,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     onSoftState: (soft) => log(`role ${soft.role}, leader ${soft.leaderId ?? "unknown"}`),
   });
   host.attach(MAIN_GROUP, group);
-  host.setMembers(identity.members.map((m) => nodeId(m.id)));
+  host.setMembers(peers.keys());
   await transport.start();
   host.startAnnouncing();
 
@@ -166,10 +206,21 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     ttlMsMax: 365 * 24 * 3600 * 1000,
   });
   const cluster = new ClusterService(identity.clusterId, group, host);
+  const membership = new Membership({
+    clusterId: identity.clusterId,
+    group,
+    host,
+    state: backend.reader,
+    knownMembers: identity.members,
+    initialVoters: identity.initialVoters,
+    bootstrapped: identity.bootstrapped,
+    setPeers: (p) => transport.setPeers(p),
+    nowMs: () => env.nowMs(),
+  });
   const forwarder = new Forwarder(cluster);
   const http = buildHttpApp({
     kv,
-    cluster,
+    cluster: { status: () => cluster.status(), membership },
     forwarder,
     readiness: () =>
       fatal
@@ -180,8 +231,10 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
   });
   await http.listen({ host: config.httpListen.host, port: config.httpListen.port });
 
-  // The leader sweeps expired keys by its own clock, carried in the entry so replicas agree.
+  // Once a second: membership upkeep, and the leader sweeps expired keys by its own clock, carried
+  // in the entry so replicas agree.
   let cancelSweep = env.after(1_000, function sweep() {
+    membership.maintain().catch((error: unknown) => log(`membership upkeep failed: ${String(error)}`));
     const due = nextExpiryMs(backend.reader);
     if (group.softState.role === "leader" && !fatal && due !== undefined && due <= env.nowMs()) {
       const data = encodeEnvelope({

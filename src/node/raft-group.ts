@@ -3,6 +3,7 @@
 // after persist, apply, serve reads, advance); a ticker drives the core's logical clock; proposals
 // and reads get promises that settle when their entry is applied or their read is safe.
 import {
+  type ConfChange,
   type Entry,
   type LogIndex,
   type Message,
@@ -177,14 +178,57 @@ export class RaftGroup<R> {
       }
       return Promise.reject(new NodeError("ERR_UNAVAILABLE", `proposal refused: ${result.reason}`));
     }
-    const index = result.index;
+    return this.#track(result.index, result.term);
+  }
+
+  /**
+   * Proposes a membership change (one server at a time); resolves once it is applied here.
+   * Rejects with ERR_NOT_LEADER, ERR_UNAVAILABLE (another change pending, no commit in this term
+   * yet, or an invalid change: the message says which) or ERR_TIMEOUT like {@link propose}.
+   */
+  proposeConfChange(change: ConfChange): Promise<void> {
+    const refusal = this.#refusal();
+    if (refusal !== undefined) return Promise.reject(refusal);
+    const result = this.#raw.proposeConfChange(change);
+    if (!result.ok) {
+      if (result.reason === "not-leader") {
+        return Promise.reject(
+          new NodeError("ERR_NOT_LEADER", "this node is not the leader", result.leaderHint),
+        );
+      }
+      const detail = result.reason === "invalid-conf-change" ? `: ${result.detail}` : "";
+      return Promise.reject(
+        new NodeError("ERR_UNAVAILABLE", `membership change refused: ${result.reason}${detail}`),
+      );
+    }
+    return this.#track(result.index, result.term).then(() => undefined);
+  }
+
+  /**
+   * Asks the leader to hand leadership to `to` (brought up to date, then told to campaign).
+   * Resolves when the request is accepted; the transfer itself completes asynchronously.
+   */
+  transferLeadership(to: NodeId): void {
+    const refusal = this.#refusal();
+    if (refusal !== undefined) throw refusal;
+    const result = this.#raw.transferLeadership(to);
+    if (!result.ok) {
+      if (result.reason === "not-leader")
+        throw new NodeError("ERR_NOT_LEADER", "this node is not the leader", result.leaderHint);
+      throw new NodeError("ERR_UNAVAILABLE", `transfer refused: ${result.reason}`);
+    }
+    this.#kick();
+  }
+
+  /** Waits for the entry proposed at (index, term) to be applied, or to be superseded, or times out. */
+  #track(index: LogIndex, term: number): Promise<R | undefined> {
     const promise = new Promise<R | undefined>((resolve, reject) => {
       const cancelTimer = this.#env.after(this.#options.proposalTimeoutMs ?? 5_000, () => {
         if (this.#pending.get(index)?.cancelTimer !== cancelTimer) return;
         this.#pending.delete(index);
         reject(new NodeError("ERR_TIMEOUT", "the write was not applied in time; it may still commit"));
       });
-      this.#pending.set(index, { term: result.term, resolve, reject, cancelTimer });
+      this.#pending.set(index, { term, resolve, reject, cancelTimer });
     });
     this.#kick();
     return promise;

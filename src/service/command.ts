@@ -3,14 +3,23 @@
 // envelope is deterministic, so every replica computes the same result for the same entry.
 import { ByteReader, ByteWriter, DecodeError } from "../util/bytes.js";
 import { crc32 } from "../util/crc.js";
+import {
+  applyMemberCommand,
+  decodeMemberCommand,
+  encodeMemberCommand,
+  type MemberCommand,
+  type MemberResult,
+} from "./cluster/members.js";
 import { applyKv, decodeKvCommand, encodeKvCommand, type KvCommand, type KvResult } from "./kv/index.js";
 import type { StateWriter } from "./state.js";
 
 /** A command of any service. Streams and consumer groups join this union. */
-export type Command = { readonly service: "kv"; readonly command: KvCommand };
+export type Command =
+  | { readonly service: "kv"; readonly command: KvCommand }
+  | { readonly service: "members"; readonly command: MemberCommand };
 
 /** The result of applying a {@link Command}. */
-export type CommandResult = KvResult;
+export type CommandResult = KvResult | MemberResult;
 
 /** What a client write carries into the log. */
 export interface Envelope {
@@ -46,6 +55,7 @@ export const defaultIdempotencySettings: IdempotencySettings = {
 
 const ENVELOPE_VERSION = 1;
 const SERVICE_KV = 1;
+const SERVICE_MEMBERS = 2;
 /** The longest idempotency key accepted, in bytes. */
 export const idempotencyKeyBytesMax = 256;
 
@@ -60,6 +70,10 @@ export function encodeEnvelope(envelope: Envelope): Uint8Array {
       writer.u8(SERVICE_KV);
       encodeKvCommand(envelope.command.command, writer);
       break;
+    case "members":
+      writer.u8(SERVICE_MEMBERS);
+      encodeMemberCommand(envelope.command.command, writer);
+      break;
   }
   return writer.finish();
 }
@@ -72,8 +86,11 @@ export function decodeEnvelope(data: Uint8Array): Envelope {
   const tsMs = reader.u64();
   const idempotencyKey = reader.string(idempotencyKeyBytesMax);
   const service = reader.u8();
-  if (service !== SERVICE_KV) throw new DecodeError(`unknown service ${service}`);
-  const command: Command = { service: "kv", command: decodeKvCommand(reader) };
+  let command: Command;
+  if (service === SERVICE_KV) command = { service: "kv", command: decodeKvCommand(reader) };
+  else if (service === SERVICE_MEMBERS)
+    command = { service: "members", command: decodeMemberCommand(reader) };
+  else throw new DecodeError(`unknown service ${service}`);
   reader.end();
   return idempotencyKey === "" ? { tsMs, command } : { tsMs, idempotencyKey, command };
 }
@@ -133,6 +150,8 @@ function runCommand(state: StateWriter, envelope: Envelope): CommandResult {
   switch (envelope.command.service) {
     case "kv":
       return applyKv(state, envelope.command.command, envelope.tsMs);
+    case "members":
+      return applyMemberCommand(state, envelope.command.command);
   }
 }
 

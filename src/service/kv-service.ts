@@ -1,7 +1,7 @@
 // Key-value operations for every protocol: validates input against the limits, proposes writes
 // through the replicated log, reads linearizably (or stale on request) and turns state machine
 // outcomes into typed results or CairnErrors with stable codes.
-import { encodeEnvelope, idempotencyKeyBytesMax } from "./command.js";
+import { type CommandResult, encodeEnvelope, idempotencyKeyBytesMax } from "./command.js";
 import { CairnError } from "./errors.js";
 import {
   getKv,
@@ -9,7 +9,6 @@ import {
   type KvRangePage,
   type KvRangeQuery,
   type KvRecord,
-  type KvResult,
   kvRevision,
   rangeKv,
 } from "./kv/index.js";
@@ -174,7 +173,7 @@ export class KvService {
   async #propose(
     command: KvCommand,
     idempotencyKey: string | undefined,
-  ): Promise<{ result: KvResult; duplicate: boolean }> {
+  ): Promise<{ result: CommandResult; duplicate: boolean }> {
     if (idempotencyKey !== undefined) {
       const bytes = new TextEncoder().encode(idempotencyKey).length;
       if (bytes === 0 || bytes > idempotencyKeyBytesMax) {
@@ -208,13 +207,13 @@ export class KvService {
   }
 }
 
-function conflictError(result: Extract<KvResult, { ok: false }>): CairnError {
+function conflictError(result: Extract<CommandResult, { ok: false }>): CairnError {
   if (result.code === "ERR_CONFLICT") {
     return new CairnError("ERR_CONFLICT", result.message, { currentRevision: result.currentRevision });
   }
   return new CairnError(result.code, result.message);
 }
 
-function unexpected(result: KvResult): CairnError {
+function unexpected(result: CommandResult): CairnError {
   return new CairnError("ERR_INTERNAL", `unexpected state machine result ${JSON.stringify(result)}`);
 }

@@ -42,18 +42,21 @@ export class ProcessCluster {
   #caPath = "";
   readonly #certs = new Map<string, { certPath: string; keyPath: string }>();
 
-  /** Prepares `size` nodes (certificates, ports, data directories) without starting them. */
-  static async create(size: number): Promise<ProcessCluster> {
+  /** Nodes prepared to join later (certificates and ports ready, not in the initial cluster). */
+  readonly spares: ProcessNode[] = [];
+
+  /** Prepares `size` nodes plus `spares` joiners (certificates, ports, data dirs) without starting them. */
+  static async create(size: number, spares = 0): Promise<ProcessCluster> {
     const cluster = new ProcessCluster();
     cluster.#dir = await mkdtemp(join(tmpdir(), "cairn-it-"));
     const certs = await ensureDevCerts({
       dir: join(cluster.#dir, "certs"),
-      nodeNames: Array.from({ length: size }, (_, i) => `node-${i + 1}`),
+      nodeNames: Array.from({ length: size + spares }, (_, i) => `node-${i + 1}`),
     });
     cluster.#caPath = certs.caCertPath;
     for (const [name, paths] of certs.nodes) cluster.#certs.set(name, paths);
-    for (let i = 1; i <= size; i++) {
-      cluster.nodes.push({
+    for (let i = 1; i <= size + spares; i++) {
+      (i <= size ? cluster.nodes : cluster.spares).push({
         name: `n${i}`,
         id: i,
         httpUrl: `http://127.0.0.1:${await freePort()}`,
@@ -66,9 +69,12 @@ export class ProcessCluster {
     return cluster;
   }
 
-  /** The command line that runs `cairn node` for a node. */
+  /** The command line that runs `cairn node` for a node (a spare joins through the first node). */
   args(node: ProcessNode, extra: readonly string[] = []): string[] {
     const paths = this.#certs.get(`node-${node.id}`);
+    const membership = this.spares.includes(node)
+      ? ["--join", this.nodes.find((n) => n.process !== undefined)?.httpUrl ?? ""]
+      : ["--initial-cluster", this.nodes.map((n) => `${n.name}=${n.peerAddress}`).join(",")];
     return [
       "--import",
       "tsx",
@@ -82,8 +88,7 @@ export class ProcessCluster {
       node.peerAddress,
       "--http-listen",
       node.httpUrl.replace("http://", ""),
-      "--initial-cluster",
-      this.nodes.map((n) => `${n.name}=${n.peerAddress}`).join(","),
+      ...membership,
       "--tls-ca",
       this.#caPath,
       "--tls-cert",
@@ -164,7 +169,7 @@ export class ProcessCluster {
 
   /** Kills every process and removes the temp directory. */
   async close(): Promise<void> {
-    await Promise.all(this.nodes.map((n) => this.kill(n)));
+    await Promise.all([...this.nodes, ...this.spares].map((n) => this.kill(n)));
     await rm(this.#dir, { recursive: true, force: true });
   }
 }

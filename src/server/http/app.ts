@@ -5,6 +5,7 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance } from "fastify";
 import { CairnError, isErrorCode } from "../../service/errors.js";
 import type { KvService } from "../../service/kv-service.js";
+import { type ClusterRoutesOptions, registerClusterRoutes } from "./cluster-routes.js";
 import { errorBody, httpStatusOf } from "./error-status.js";
 import type { Forwarder } from "./forward.js";
 import { registerKvRoutes } from "./kv-routes.js";
@@ -26,8 +27,8 @@ export interface HttpAppOptions {
   readonly requestBytesMax?: number;
   /** The version reported in the OpenAPI document. */
   readonly version?: string;
-  /** Cluster status and leader location; without it the node answers as a single member. */
-  readonly cluster?: { status(): unknown };
+  /** Cluster status and membership; without it there are no /v1/cluster routes. */
+  readonly cluster?: ClusterRoutesOptions;
   /** Forwards writes that reach a follower to the leader. */
   readonly forwarder?: Forwarder;
 }
@@ -84,14 +85,9 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
     },
   );
   registerKvRoutes(app, options.kv, options.forwarder?.preHandler);
-  const cluster = options.cluster;
-  if (cluster !== undefined) {
-    typed.get(
-      "/v1/cluster",
-      { schema: { summary: "Members, roles, leader, terms, indexes and per-peer lag" } },
-      async () => cluster.status(),
-    );
-  }
+  if (options.cluster !== undefined)
+    registerClusterRoutes(app, options.cluster, options.forwarder?.preHandler);
+
   if (options.forwarder !== undefined) {
     const forwarder = options.forwarder;
     app.addHook("onClose", async () => forwarder.close());

@@ -1,0 +1,70 @@
+// The cluster endpoints: status for everyone, and membership changes and leadership transfer,
+// which run on the leader (a follower forwards them like any write).
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import type { FastifyInstance, preHandlerAsyncHookHandler } from "fastify";
+import { Type } from "typebox";
+import type { Membership } from "../../service/cluster/membership.js";
+
+/** What the cluster routes serve. */
+export interface ClusterRoutesOptions {
+  /** GET /v1/cluster. */
+  status(): unknown;
+  /** Membership changes; absent on a node that does not manage membership. */
+  readonly membership?: Membership;
+}
+
+/** Registers /v1/cluster routes. `toLeader` runs before the leader-only ones. */
+export function registerClusterRoutes(
+  fastify: FastifyInstance,
+  options: ClusterRoutesOptions,
+  toLeader?: preHandlerAsyncHookHandler,
+): void {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const leaderOnly = toLeader ? { preHandler: toLeader } : {};
+  app.get(
+    "/v1/cluster",
+    { schema: { summary: "Members, roles, leader, terms, indexes and per-peer lag" } },
+    async () => options.status(),
+  );
+  const membership = options.membership;
+  if (membership === undefined) return;
+  app.post(
+    "/v1/cluster/members",
+    {
+      schema: {
+        summary: "Add a node: registered, added as a learner, promoted once caught up",
+        body: Type.Object(
+          { name: Type.String(), peerAddress: Type.String() },
+          { additionalProperties: false },
+        ),
+      },
+      ...leaderOnly,
+    },
+    async (request) => membership.join(request.body.name, request.body.peerAddress),
+  );
+  app.delete(
+    "/v1/cluster/members/:id",
+    {
+      schema: { summary: "Remove a member", params: Type.Object({ id: Type.Integer({ minimum: 1 }) }) },
+      ...leaderOnly,
+    },
+    async (request) => {
+      await membership.remove(request.params.id);
+      return { removed: request.params.id };
+    },
+  );
+  app.post(
+    "/v1/cluster/leader",
+    {
+      schema: {
+        summary: "Hand leadership to another voter",
+        body: Type.Object({ transferTo: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }),
+      },
+      ...leaderOnly,
+    },
+    async (request, reply) => {
+      membership.transferLeader(request.body.transferTo);
+      return reply.status(202).send({ transferTo: request.body.transferTo });
+    },
+  );
+}

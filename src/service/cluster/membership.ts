@@ -1,0 +1,193 @@
+// Membership as operators use it: a new node joins through any member (registered, added as a
+// learner, promoted to voter once it has caught up), members are removed, leadership is handed
+// over. The leader also keeps the registry complete for the bootstrap members, and every node keeps
+// its transport's peer set equal to the registry.
+import { NodeError } from "../../node/node-error.js";
+import type { NodeHost } from "../../node/node-host.js";
+import type { RaftGroup } from "../../node/raft-group.js";
+import { type NodeId, nodeId } from "../../raft/index.js";
+import type { PeerAddress } from "../../transport/index.js";
+import { type ApplyOutcome, encodeEnvelope } from "../command.js";
+import { CairnError } from "../errors.js";
+import { toCairnError } from "../group-replication.js";
+import type { StateReader } from "../state.js";
+import { listMembers, type MemberCommand, type MemberRecord } from "./members.js";
+
+/** What a joining node needs to start: its id, the cluster id and where everyone is. */
+export interface JoinAnswer {
+  readonly id: number;
+  readonly clusterId: string;
+  /** The voters the group was bootstrapped with: the base every later change applies to. */
+  readonly initialVoters: readonly number[];
+  readonly members: readonly MemberRecord[];
+}
+
+/** Settings of the membership service. */
+export interface MembershipOptions {
+  readonly clusterId: string;
+  readonly group: RaftGroup<ApplyOutcome>;
+  readonly host: NodeHost;
+  readonly state: StateReader;
+  /** The members this node knew at start (bootstrap list or join answer), to dial until registered. */
+  readonly knownMembers: readonly MemberRecord[];
+  /** The voters the group was bootstrapped with. */
+  readonly initialVoters: readonly number[];
+  /** Whether this node bootstrapped the cluster: then, as leader, it registers the bootstrap members. */
+  readonly bootstrapped: boolean;
+  /** Replaces the transport's peer set. */
+  readonly setPeers: (peers: ReadonlyMap<NodeId, PeerAddress>) => void;
+  readonly nowMs: () => number;
+  /** A learner within this many entries of the leader's log is promoted. Default 64. */
+  readonly promoteLagMax?: number;
+}
+
+const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const ADDRESS = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
+
+/** Joins, removals, transfers and the leader's membership upkeep. */
+export class Membership {
+  readonly #o: MembershipOptions;
+  #lastPeers = "";
+  #maintaining = false;
+
+  /** Creates the service. */
+  constructor(options: MembershipOptions) {
+    this.#o = options;
+  }
+
+  /** Registered members, plus members known at start that are in the configuration but not registered yet. */
+  members(): MemberRecord[] {
+    const registered = listMembers(this.#o.state);
+    const ids = new Set(registered.map((m) => m.id));
+    const conf = this.#o.group.status().conf;
+    const inConf = new Set<number>([...conf.voters, ...conf.learners]);
+    const pending = this.#o.knownMembers.filter((m) => !ids.has(m.id) && inConf.has(m.id));
+    return [...registered, ...pending].sort((a, b) => a.id - b.id);
+  }
+
+  /** Adds a node as a learner (it is promoted once caught up). Runs on the leader. */
+  async join(name: string, peerAddress: string): Promise<JoinAnswer> {
+    if (!NAME.test(name))
+      throw new CairnError("ERR_BAD_REQUEST", "name must be lowercase letters, digits and dashes (1-63)");
+    if (!ADDRESS.test(peerAddress)) throw new CairnError("ERR_BAD_REQUEST", "peerAddress must be host:port");
+    const status = this.#o.group.status();
+    const inConf = new Set<number>([...status.conf.voters, ...status.conf.learners]);
+    const existing = this.members().find((m) => m.name === name);
+    let id: number;
+    if (existing !== undefined) {
+      if (existing.peerAddress !== peerAddress) {
+        throw new CairnError(
+          "ERR_CONFLICT",
+          `member ${name} exists with peer address ${existing.peerAddress}`,
+          { currentRevision: null },
+        );
+      }
+      id = existing.id; // A retried join: answer as the first time did.
+    } else {
+      id = Math.max(0, ...inConf, ...this.members().map((m) => m.id)) + 1;
+      await this.#propose({ type: "register", member: { id, name, peerAddress } });
+    }
+    if (!inConf.has(id)) await this.#confChange({ type: "add-learner", node: nodeId(id) });
+    return {
+      id,
+      clusterId: this.#o.clusterId,
+      initialVoters: this.#o.initialVoters,
+      members: this.members(),
+    };
+  }
+
+  /** Removes a member from the group, then from the registry. Runs on the leader. */
+  async remove(id: number): Promise<void> {
+    const status = this.#o.group.status();
+    if (!status.conf.voters.includes(nodeId(id)) && !status.conf.learners.includes(nodeId(id))) {
+      throw new CairnError("ERR_NOT_FOUND", `no member ${id}`);
+    }
+    if (status.conf.voters.length === 1 && status.conf.voters[0] === id) {
+      throw new CairnError("ERR_BAD_REQUEST", "cannot remove the last voter");
+    }
+    await this.#confChange({ type: "remove", node: nodeId(id) });
+    // The registry entry goes too, unless leadership moved (the removed leader stepped down).
+    await this.#propose({ type: "unregister", id }).catch(() => undefined);
+  }
+
+  /** Hands leadership to a voter. Runs on the leader. */
+  transferLeader(to: number): void {
+    try {
+      this.#o.group.transferLeadership(nodeId(to));
+    } catch (error) {
+      throw toCairnError(error);
+    }
+  }
+
+  /**
+   * Periodic upkeep: on every node, keep the transport's peers equal to the members; on the
+   * leader, register bootstrap members missing from the registry and promote caught-up learners.
+   */
+  async maintain(): Promise<void> {
+    const peers = new Map<NodeId, PeerAddress>();
+    for (const m of this.members()) {
+      if (m.id === this.#o.host.self.id) continue;
+      const at = m.peerAddress.lastIndexOf(":");
+      peers.set(nodeId(m.id), {
+        host: m.peerAddress.slice(0, at).replace(/^\[|\]$/g, ""),
+        port: Number(m.peerAddress.slice(at + 1)),
+      });
+    }
+    const key = JSON.stringify([...peers]);
+    if (key !== this.#lastPeers) {
+      this.#lastPeers = key;
+      this.#o.setPeers(peers);
+      this.#o.host.setMembers(peers.keys());
+    }
+    if (this.#maintaining || this.#o.group.softState.role !== "leader") return;
+    this.#maintaining = true;
+    try {
+      const status = this.#o.group.status();
+      if (this.#o.bootstrapped) {
+        const registered = new Set(listMembers(this.#o.state).map((m) => m.id));
+        const inConf = new Set<number>([...status.conf.voters, ...status.conf.learners]);
+        for (const m of this.#o.knownMembers) {
+          if (!registered.has(m.id) && inConf.has(m.id)) await this.#propose({ type: "register", member: m });
+        }
+      }
+      for (const learner of status.conf.learners) {
+        const progress = status.peers.find((p) => p.id === learner);
+        if (
+          progress?.recentActive &&
+          progress.matchIndex + (this.#o.promoteLagMax ?? 64) >= status.lastIndex
+        ) {
+          await this.#confChange({ type: "promote", node: learner });
+          break;
+        }
+      }
+    } catch (error) {
+      // Upkeep retries next period; leadership changes and pending changes are expected here.
+      if (!(error instanceof CairnError || error instanceof NodeError)) throw error;
+    } finally {
+      this.#maintaining = false;
+    }
+  }
+
+  async #propose(command: MemberCommand): Promise<void> {
+    let outcome: ApplyOutcome | undefined;
+    try {
+      outcome = await this.#o.group.propose(
+        encodeEnvelope({ tsMs: this.#o.nowMs(), command: { service: "members", command } }),
+      );
+    } catch (error) {
+      throw toCairnError(error);
+    }
+    if (outcome === undefined || !outcome.ok)
+      throw new CairnError("ERR_INTERNAL", "registry command had no outcome");
+    if (!outcome.result.ok)
+      throw new CairnError("ERR_CONFLICT", outcome.result.message, { currentRevision: null });
+  }
+
+  async #confChange(change: Parameters<RaftGroup<ApplyOutcome>["proposeConfChange"]>[0]): Promise<void> {
+    try {
+      await this.#o.group.proposeConfChange(change);
+    } catch (error) {
+      throw toCairnError(error);
+    }
+  }
+}

@@ -1,0 +1,90 @@
+// Membership on a real cluster of processes: a fourth node joins through a member, catches up as a
+// learner and is promoted to voter; leadership is handed to a chosen voter; a member is removed and
+// the cluster keeps serving.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { type ProcessCluster as Cluster, ProcessCluster } from "../support/process-cluster.js";
+
+interface Status {
+  self: { id: number; role: string };
+  leader: { id: number } | null;
+  members: { id: number; name: string | null; voter: boolean }[];
+}
+
+async function statusOf(url: string): Promise<Status> {
+  return (await (await fetch(`${url}/v1/cluster`)).json()) as Status;
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch {
+      // Not yet.
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe("membership changes on a real cluster", { timeout: 240_000 }, () => {
+  let cluster: Cluster;
+
+  before(async () => {
+    cluster = await ProcessCluster.create(3, 1);
+    await cluster.startAll();
+    await cluster.client().put("before-join", "1");
+  });
+  after(async () => {
+    await cluster?.close();
+  });
+
+  it("adds a fourth node as a learner, which catches up and is promoted to voter", async () => {
+    const [joiner] = cluster.spares;
+    assert.ok(joiner !== undefined);
+    await cluster.start(joiner);
+    const leader = await cluster.leader();
+    const promoted = await until("n4 promoted", async () => {
+      const status = await statusOf(leader.httpUrl);
+      const n4 = status.members.find((m) => m.id === 4);
+      return n4?.voter === true ? n4 : undefined;
+    });
+    assert.equal(promoted.name, "n4");
+    assert.equal(
+      (await cluster.client([joiner]).get("before-join"))?.value,
+      "1",
+      "the joiner has the old data",
+    );
+    await cluster.client([joiner]).put("via-n4", "4");
+    assert.equal((await cluster.client([cluster.nodes[0] ?? joiner]).get("via-n4"))?.value, "4");
+  });
+
+  it("hands leadership to a chosen voter", async () => {
+    const leader = await cluster.leader();
+    const target = cluster.nodes.find((n) => n !== leader) ?? leader;
+    const response = await fetch(`${leader.httpUrl}/v1/cluster/leader`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ transferTo: target.id }),
+    });
+    assert.equal(response.status, 202);
+    await until("transfer", async () =>
+      (await statusOf(target.httpUrl)).self.role === "leader" ? true : undefined,
+    );
+  });
+
+  it("removes a member and keeps serving", async () => {
+    const leader = await cluster.leader();
+    const victim = cluster.nodes.find((n) => n !== leader) ?? leader;
+    const response = await fetch(`${leader.httpUrl}/v1/cluster/members/${victim.id}`, { method: "DELETE" });
+    assert.equal(response.status, 200, await response.text());
+    const status = await statusOf(leader.httpUrl);
+    assert.ok(!status.members.some((m) => m.id === victim.id));
+    await cluster.kill(victim);
+    const rest = [...cluster.nodes, ...cluster.spares].filter((n) => n !== victim);
+    await cluster.client(rest).put("after-remove", "ok");
+    assert.equal((await cluster.client(rest).get("after-remove"))?.value, "ok");
+  });
+});
