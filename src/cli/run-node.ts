@@ -221,6 +221,8 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
   const http = buildHttpApp({
     kv,
     cluster: { status: () => cluster.status(), membership },
+    metrics: group,
+
     forwarder,
     readiness: () =>
       fatal

@@ -15,6 +15,7 @@ import {
   type SoftState,
 } from "../raft/index.js";
 import type { Cancel, Env } from "./env.js";
+import { GroupMetrics } from "./metrics.js";
 import { NodeError } from "./node-error.js";
 import type { GroupStorage, MessageSender, StateMachine } from "./ports.js";
 
@@ -82,6 +83,8 @@ export class RaftGroup<R> {
   #cancelTick: Cancel = () => {};
   #idle: Promise<void> = Promise.resolve();
   #lastLeaderContactMs: number | null = null;
+  /** Counters and latency histograms of this group, for /metrics. */
+  readonly metrics = new GroupMetrics();
 
   private constructor(options: RaftGroupOptions<R>, raw: RawNode, appliedIndex: number) {
     this.#options = options;
@@ -222,6 +225,8 @@ export class RaftGroup<R> {
 
   /** Waits for the entry proposed at (index, term) to be applied, or to be superseded, or times out. */
   #track(index: LogIndex, term: number): Promise<R | undefined> {
+    this.metrics.proposals++;
+    const startedMs = this.#env.monotonicMs();
     const promise = new Promise<R | undefined>((resolve, reject) => {
       const cancelTimer = this.#env.after(this.#options.proposalTimeoutMs ?? 5_000, () => {
         if (this.#pending.get(index)?.cancelTimer !== cancelTimer) return;
@@ -231,7 +236,16 @@ export class RaftGroup<R> {
       this.#pending.set(index, { term, resolve, reject, cancelTimer });
     });
     this.#kick();
-    return promise;
+    return promise.then(
+      (result) => {
+        this.metrics.proposalMs.observe(this.#env.monotonicMs() - startedMs);
+        return result;
+      },
+      (error: unknown) => {
+        this.metrics.proposalsFailed++;
+        throw error;
+      },
+    );
   }
 
   /**
@@ -247,6 +261,7 @@ export class RaftGroup<R> {
       return Promise.reject(new NodeError("ERR_UNAVAILABLE", "too many reads in flight"));
     }
     this.#readsWaiting++;
+    this.metrics.reads++;
     const promise = new Promise<void>((resolve, reject) => {
       this.#readQueue.push({
         resolve: () => {
@@ -255,6 +270,7 @@ export class RaftGroup<R> {
         },
         reject: (error) => {
           this.#readsWaiting--;
+          this.metrics.readsFailed++;
           reject(error);
         },
       });
@@ -345,10 +361,18 @@ export class RaftGroup<R> {
     }
     if (rd.messages.length > 0) this.#options.sender.send(rd.messages);
     if (rd.entries.length > 0 || rd.hardState !== undefined || rd.snapshot !== undefined) {
+      const startedMs = this.#env.monotonicMs();
       await this.#persist(rd);
+      this.metrics.persistMs.observe(this.#env.monotonicMs() - startedMs);
     }
     if (rd.messagesAfterPersist.length > 0) this.#options.sender.send(rd.messagesAfterPersist);
-    if (rd.committedEntries.length > 0) await this.#apply(rd.committedEntries);
+    if (rd.committedEntries.length > 0) {
+      const startedMs = this.#env.monotonicMs();
+      await this.#apply(rd.committedEntries);
+      this.metrics.applyMs.observe(this.#env.monotonicMs() - startedMs);
+      this.metrics.entriesApplied += rd.committedEntries.length;
+    }
+
     for (const readState of rd.readStates) {
       const round = this.#readRounds.get(readState.context);
       if (round !== undefined) round.index = readState.index;

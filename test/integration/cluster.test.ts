@@ -35,7 +35,18 @@ describe("a real cluster of node processes", { timeout: 240_000 }, () => {
       assert.deepEqual(await readEverywhere(key), [value, value, value]);
   });
 
+  it("exposes Prometheus metrics: role, term, indexes, counters, latency histograms, peer lag", async () => {
+    const leader = await cluster.leader();
+    const text = await (await fetch(`${leader.httpUrl}/metrics`)).text();
+    assert.match(text, /^cairn_raft_role\{role="leader"\} 1$/m);
+    assert.match(text, /^cairn_raft_term [1-9]\d*$/m);
+    assert.match(text, /^cairn_proposals_total [1-9]\d*$/m);
+    assert.match(text, /^cairn_persist_seconds_count [1-9]\d*$/m);
+    assert.match(text, /^cairn_peer_lag_entries\{peer="\d+"\} \d+$/m);
+  });
+
   it("replaces a SIGKILLed leader and keeps every acknowledged write", async () => {
+
     const leader = await cluster.leader();
     const client = cluster.client();
     for (let i = 0; i < 30; i++) {

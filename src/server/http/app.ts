@@ -9,6 +9,7 @@ import { type ClusterRoutesOptions, registerClusterRoutes } from "./cluster-rout
 import { errorBody, httpStatusOf } from "./error-status.js";
 import type { Forwarder } from "./forward.js";
 import { registerKvRoutes } from "./kv-routes.js";
+import { type MetricsSource, registerMetricsRoute } from "./metrics-route.js";
 import { OpenApiCollector } from "./openapi.js";
 import { typeboxValidatorCompiler } from "./validator.js";
 
@@ -31,6 +32,8 @@ export interface HttpAppOptions {
   readonly cluster?: ClusterRoutesOptions;
   /** Forwards writes that reach a follower to the leader. */
   readonly forwarder?: Forwarder;
+  /** What /metrics reports; without it there is no /metrics. */
+  readonly metrics?: MetricsSource;
 }
 
 /** Builds the fastify application (not listening yet). */
@@ -87,6 +90,7 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
   registerKvRoutes(app, options.kv, options.forwarder?.preHandler);
   if (options.cluster !== undefined)
     registerClusterRoutes(app, options.cluster, options.forwarder?.preHandler);
+  if (options.metrics !== undefined) registerMetricsRoute(app, options.metrics);
 
   if (options.forwarder !== undefined) {
     const forwarder = options.forwarder;

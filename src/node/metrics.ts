@@ -1,0 +1,36 @@
+// Counters and latency histograms the runtime keeps about itself, for /metrics. Plain numbers in
+// fixed buckets: recording costs a few comparisons, and rendering is the server's business.
+
+/** Upper bounds (milliseconds) of the latency buckets, Prometheus-style (cumulative when rendered). */
+export const latencyBucketsMs: readonly number[] = [
+  0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500,
+];
+
+/** A latency histogram in milliseconds. */
+export class Histogram {
+  /** Count per bucket (not cumulative); the last slot counts values above every bound. */
+  readonly counts: number[] = new Array<number>(latencyBucketsMs.length + 1).fill(0);
+  sum = 0;
+  count = 0;
+
+  /** Records one observation. */
+  observe(valueMs: number): void {
+    let i = 0;
+    while (i < latencyBucketsMs.length && valueMs > (latencyBucketsMs[i] ?? 0)) i++;
+    this.counts[i] = (this.counts[i] ?? 0) + 1;
+    this.sum += valueMs;
+    this.count++;
+  }
+}
+
+/** What a group's runtime counts. */
+export class GroupMetrics {
+  proposals = 0;
+  proposalsFailed = 0;
+  reads = 0;
+  readsFailed = 0;
+  entriesApplied = 0;
+  readonly persistMs = new Histogram();
+  readonly applyMs = new Histogram();
+  readonly proposalMs = new Histogram();
+}
