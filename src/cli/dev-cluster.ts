@@ -71,10 +71,17 @@ export async function startDevCluster(options: DevClusterOptions): Promise<DevCl
   const initialCluster = nodes.map((n) => `${n.name}=${n.peerAddress}`).join(",");
   const children = new Map<string, ChildProcess>();
 
-  const writeClusterFile = async () => {
+  // Writes go one at a time (they share a temp name) and stop once the cluster is closed.
+  let closed = false;
+  let writing: Promise<void> = Promise.resolve();
+  const writeClusterFile = (): Promise<void> => {
     const path = join(root, "cluster.json");
-    await writeFile(`${path}.tmp`, `${JSON.stringify({ nodes }, null, 2)}\n`);
-    await rename(`${path}.tmp`, path);
+    writing = writing.then(async () => {
+      if (closed) return;
+      await writeFile(`${path}.tmp`, `${JSON.stringify({ nodes }, null, 2)}\n`);
+      await rename(`${path}.tmp`, path);
+    });
+    return writing;
   };
 
   const start = async (name: string) => {
@@ -118,7 +125,9 @@ export async function startDevCluster(options: DevClusterOptions): Promise<DevCl
       node.pid = null;
       log.end();
       options.print(`${name} exited (${signal ?? `code ${code}`}); its log: ${node.logFile}`);
-      void writeClusterFile();
+      writeClusterFile().catch((error: unknown) =>
+        options.print(`cannot write cluster.json: ${String(error)}`),
+      );
     });
     await writeClusterFile();
   };
@@ -140,6 +149,8 @@ export async function startDevCluster(options: DevClusterOptions): Promise<DevCl
     stop,
     close: async () => {
       await Promise.all(nodes.map((n) => stop(n.name)));
+      closed = true;
+      await writing.catch(() => undefined);
     },
   };
 }

@@ -1,0 +1,212 @@
+// `npm run bench`: a 3-node Cairn cluster (default durability: fsync before every acknowledgement)
+// under puts and linearizable gets of 100-byte values from 1, 16, 64 and 256 concurrent HTTP
+// keep-alive clients; and, when the `etcd` binary is installed, a 3-member etcd on the same machine
+// through its HTTP gateway with the same load generator, in the same run, with the ratios.
+// Options: --seconds N per point (default 5), --clients 1,16,64,256, --no-etcd.
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startDevCluster } from "../src/cli/dev-cluster.js";
+import { type LoadResult, runLoad } from "./load.js";
+
+const args = process.argv.slice(2);
+const option = (name: string, fallback: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? (args[i + 1] ?? fallback) : fallback;
+};
+const seconds = Number(option("seconds", "5"));
+const clientCounts = option("clients", "1,16,64,256").split(",").map(Number);
+const keys = 1000;
+const value = "v".repeat(100);
+const b64 = (s: string) => Buffer.from(s).toString("base64");
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Row {
+  readonly system: string;
+  readonly op: "put" | "get";
+  readonly clients: number;
+  readonly result: LoadResult;
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch {
+      // not yet
+    }
+    await sleep(200);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function benchCairn(rows: Row[]): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), "cairn-bench-"));
+  const cluster = await startDevCluster({
+    nodes: 3,
+    dir,
+    httpPort: 28081,
+    peerPort: 27001,
+    cairnBin: new URL("../bin/cairn.js", import.meta.url).pathname,
+    print: () => {},
+  });
+  try {
+    const leaderUrl = await waitFor("a Cairn leader", async () => {
+      const status = (await (await fetch(`${cluster.nodes[0]?.httpUrl}/v1/cluster`)).json()) as {
+        leader: { httpUrl: string | null } | null;
+      };
+      return status.leader?.httpUrl ?? undefined;
+    });
+    const pids = cluster.nodes.map((n) => n.pid ?? 0);
+    for (let k = 0; k < keys; k++) {
+      await fetch(`${leaderUrl}/v1/kv/key-${k}`, {
+        method: "PUT",
+        body: JSON.stringify({ value }),
+        headers: { "content-type": "application/json" },
+      });
+    }
+    for (const clients of clientCounts) {
+      const put = await runLoad({
+        url: leaderUrl,
+        clients,
+        seconds,
+        serverPids: pids,
+        next: (c, n) => ({
+          method: "PUT",
+          path: `/v1/kv/key-${(c * 7919 + n) % keys}`,
+          body: JSON.stringify({ value }),
+        }),
+      });
+      rows.push({ system: "cairn", op: "put", clients, result: put });
+      const get = await runLoad({
+        url: leaderUrl,
+        clients,
+        seconds,
+        serverPids: pids,
+        next: (c, n) => ({ method: "GET", path: `/v1/kv/key-${(c * 7919 + n) % keys}` }),
+      });
+      rows.push({ system: "cairn", op: "get", clients, result: get });
+    }
+  } finally {
+    await cluster.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function benchEtcd(rows: Row[]): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), "etcd-bench-"));
+  const names = ["e1", "e2", "e3"];
+  const peer = (i: number) => `http://127.0.0.1:${23800 + i}`;
+  const client = (i: number) => `http://127.0.0.1:${23790 + i}`;
+  const initial = names.map((n, i) => `${n}=${peer(i)}`).join(",");
+  const children = names.map((name, i) =>
+    spawn(
+      "etcd",
+      [
+        "--name",
+        name,
+        "--data-dir",
+        join(dir, name),
+        "--listen-client-urls",
+        client(i),
+        "--advertise-client-urls",
+        client(i),
+        "--listen-peer-urls",
+        peer(i),
+        "--initial-advertise-peer-urls",
+        peer(i),
+        "--initial-cluster",
+        initial,
+        "--initial-cluster-state",
+        "new",
+        "--log-level",
+        "error",
+      ],
+      { stdio: "ignore" },
+    ),
+  );
+  try {
+    const leaderUrl = await waitFor("an etcd leader", async () => {
+      for (let i = 0; i < names.length; i++) {
+        const s = (await (
+          await fetch(`${client(i)}/v3/maintenance/status`, { method: "POST", body: "{}" })
+        ).json()) as {
+          leader?: string;
+          header?: { member_id?: string };
+        };
+        if (s.leader !== undefined && s.leader === s.header?.member_id) return client(i);
+      }
+      return undefined;
+    });
+    const pids = children.map((c) => c.pid ?? 0);
+    for (let k = 0; k < keys; k++) {
+      await fetch(`${leaderUrl}/v3/kv/put`, {
+        method: "POST",
+        body: JSON.stringify({ key: b64(`key-${k}`), value: b64(value) }),
+      });
+    }
+    for (const clients of clientCounts) {
+      const put = await runLoad({
+        url: leaderUrl,
+        clients,
+        seconds,
+        serverPids: pids,
+        next: (c, n) => ({
+          method: "POST",
+          path: "/v3/kv/put",
+          body: JSON.stringify({ key: b64(`key-${(c * 7919 + n) % keys}`), value: b64(value) }),
+        }),
+      });
+      rows.push({ system: "etcd", op: "put", clients, result: put });
+      const get = await runLoad({
+        url: leaderUrl,
+        clients,
+        seconds,
+        serverPids: pids,
+        next: (c, n) => ({
+          method: "POST",
+          path: "/v3/kv/range",
+          body: JSON.stringify({ key: b64(`key-${(c * 7919 + n) % keys}`) }),
+        }),
+      });
+      rows.push({ system: "etcd", op: "get", clients, result: get });
+    }
+  } finally {
+    for (const c of children) c.kill("SIGKILL");
+    await sleep(200);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const rows: Row[] = [];
+await benchCairn(rows);
+const haveEtcd = !args.includes("--no-etcd") && spawnSync("etcd", ["--version"]).status === 0;
+if (haveEtcd) await benchEtcd(rows);
+else console.log("etcd not installed (Debian: apt-get install etcd-server): Cairn only\n");
+
+const fmt = (n: number, digits = 0) => n.toFixed(digits);
+console.log(
+  `${seconds} s per point, 100-byte values, ${keys} keys, requests to the leader over HTTP keep-alive\n`,
+);
+console.log("| system | op | clients | ops/s | p50 ms | p99 ms | server CPU µs/op | errors |");
+console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+for (const r of rows) {
+  const x = r.result;
+  console.log(
+    `| ${r.system} | ${r.op} | ${r.clients} | ${fmt(x.opsPerSecond)} | ${fmt(x.p50Ms, 2)} | ${fmt(x.p99Ms, 2)} | ${fmt(x.cpuMicrosPerOp)} | ${x.errors} |`,
+  );
+}
+if (haveEtcd) {
+  console.log("\n| op | clients | cairn/etcd ops/s | cairn p99 / etcd p99 |");
+  console.log("| --- | ---: | ---: | ---: |");
+  for (const r of rows.filter((row) => row.system === "cairn")) {
+    const e = rows.find((row) => row.system === "etcd" && row.op === r.op && row.clients === r.clients);
+    if (e === undefined) continue;
+    console.log(
+      `| ${r.op} | ${r.clients} | ${fmt(r.result.opsPerSecond / e.result.opsPerSecond, 2)} | ${fmt(r.result.p99Ms / e.result.p99Ms, 2)} |`,
+    );
+  }
+}

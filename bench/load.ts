@@ -1,0 +1,94 @@
+// A closed-loop HTTP load generator shared by the benchmarks: N concurrent clients over keep-alive
+// connections, each sending its next request when the previous answered, for a fixed time. Reports
+// throughput, latency percentiles and the CPU the server processes spent per operation.
+import { readFileSync } from "node:fs";
+import { Pool } from "undici";
+
+/** One request to send. */
+export interface RequestSpec {
+  readonly method: "GET" | "PUT" | "POST";
+  readonly path: string;
+  readonly body?: string;
+}
+
+/** The result of one load point. */
+export interface LoadResult {
+  readonly ops: number;
+  readonly errors: number;
+  readonly seconds: number;
+  readonly opsPerSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  /** Server CPU (user + system) per successful operation, in microseconds. */
+  readonly cpuMicrosPerOp: number;
+}
+
+/** CPU seconds (user + system) a process has used, from /proc. */
+export function cpuSecondsOf(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command name.
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+}
+
+/** Runs `clients` closed loops against `url` for `seconds`, each asking `next(i)` what to send. */
+export async function runLoad(options: {
+  readonly url: string;
+  readonly clients: number;
+  readonly seconds: number;
+  readonly serverPids: readonly number[];
+  readonly next: (client: number, n: number) => RequestSpec;
+}): Promise<LoadResult> {
+  const pool = new Pool(options.url, {
+    connections: options.clients,
+    pipelining: 1,
+    keepAliveTimeout: 30_000,
+  });
+  const latencies: number[] = [];
+  let errors = 0;
+  const cpuBefore = options.serverPids.reduce((s, pid) => s + cpuSecondsOf(pid), 0);
+  const started = performance.now();
+  const deadline = started + options.seconds * 1000;
+  const worker = async (client: number) => {
+    for (let n = 0; performance.now() < deadline; n++) {
+      const spec = options.next(client, n);
+      const t0 = performance.now();
+      try {
+        const response = await pool.request({
+          method: spec.method,
+          path: spec.path,
+          ...(spec.body !== undefined
+            ? { body: spec.body, headers: { "content-type": "application/json" } }
+            : {}),
+        });
+        await response.body.dump();
+        if (response.statusCode >= 200 && response.statusCode < 300) latencies.push(performance.now() - t0);
+        else errors++;
+      } catch {
+        errors++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: options.clients }, (_, i) => worker(i)));
+  const seconds = (performance.now() - started) / 1000;
+  const cpuAfter = options.serverPids.reduce((s, pid) => s + cpuSecondsOf(pid), 0);
+  await pool.close();
+  latencies.sort((a, b) => a - b);
+  return {
+    ops: latencies.length,
+    errors,
+    seconds,
+    opsPerSecond: latencies.length / seconds,
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
+    cpuMicrosPerOp: latencies.length === 0 ? 0 : ((cpuAfter - cpuBefore) * 1e6) / latencies.length,
+  };
+}
