@@ -3,7 +3,9 @@ import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { Command, Option } from "commander";
 import { CairnClient, CairnClientError } from "../client/index.js";
+import { devCertsCommand } from "./dev-certs.js";
 import { startDevCluster } from "./dev-cluster.js";
+
 import { ConfigError, envNameOf, nodeSettings, resolveNodeConfig } from "./node-config.js";
 
 /** The package version, read from package.json next to the compiled output. */
@@ -230,6 +232,7 @@ export function buildProgram(): Command {
         print(`  ${String(m.name ?? m.id).padEnd(6)} ${role.padEnd(8)} ${m.httpUrl ?? "?"}${progress}`);
       }
     });
+  program.addCommand(devCertsCommand());
   const member = program
     .command("member")
     .description("change cluster membership (runs on the leader; any node forwards)");
