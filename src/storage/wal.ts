@@ -128,6 +128,11 @@ export class Wal {
   #pendingBytes = 0;
   #flushing: Promise<void> = Promise.resolve();
   #flushRunning = false;
+  /** Writes waiting for room in the queue, admitted one after another by `#admission`. */
+  #waitingForRoom = 0;
+  #admission: Promise<void> = Promise.resolve();
+  /** Bumped whenever queued records are dropped for lack of space. */
+  #noSpaceGeneration = 0;
   #deleting: Promise<void> = Promise.resolve();
   #failed: StorageError | undefined;
   #closed = false;
@@ -234,10 +239,28 @@ export class Wal {
     const bytes = split.map(encodeRecord);
     let size = 0;
     for (const b of bytes) size += b.length;
-    // Bounded queue: wait for the running flush rather than let the backlog grow without limit.
-    while (this.#pendingBytes > 0 && this.#pendingBytes + size > this.#options.pendingBytesMax) {
-      await this.#flushing;
-      this.#checkUsable();
+    // Bounded queue: wait for room rather than let the backlog grow without limit. Waiters queue up
+    // in call order, so a small write can never overtake a large one that is waiting (log order).
+    const generation = this.#noSpaceGeneration;
+    if (this.#waitingForRoom > 0 || this.#overLimit(size)) {
+      this.#waitingForRoom++;
+      const turn = this.#admission.then(async () => {
+        while (this.#overLimit(size)) {
+          this.#kick();
+          await this.#flushing;
+          this.#checkUsable();
+        }
+      });
+      this.#admission = turn.catch(() => undefined);
+      try {
+        await turn;
+      } finally {
+        this.#waitingForRoom--;
+      }
+      // Records queued before this write were rejected while it waited: it may build on them.
+      if (generation !== this.#noSpaceGeneration) {
+        throw new StorageError("ERR_NO_SPACE", "an earlier WAL write was rejected for lack of space");
+      }
     }
     for (const record of split) {
       const state = groupStateOf(this.#accepted, record.group);
@@ -305,6 +328,10 @@ export class Wal {
     return out;
   }
 
+  #overLimit(size: number): boolean {
+    return this.#pendingBytes > 0 && this.#pendingBytes + size > this.#options.pendingBytesMax;
+  }
+
   #checkUsable(): void {
     if (this.#failed !== undefined) throw this.#failed;
     if (this.#closed) throw new StorageError("ERR_CLOSED", "the WAL is closed");
@@ -318,15 +345,18 @@ export class Wal {
 
   async #flushLoop(): Promise<void> {
     try {
-      await this.#flushAll();
+      while (this.#pending.length > 0 && this.#failed === undefined) {
+        await this.#flushOnce();
+      }
     } finally {
-      // Cleared in the same step that saw the queue empty, so a write queued later starts a new loop.
+      // Cleared in the same step that saw the queue empty (no await in between), so a write queued
+      // after this point starts a new loop instead of waiting for one that has ended.
       this.#flushRunning = false;
     }
   }
 
-  async #flushAll(): Promise<void> {
-    while (this.#pending.length > 0 && this.#failed === undefined) {
+  async #flushOnce(): Promise<void> {
+    {
       const batch = this.#pending;
       this.#pending = [];
       this.#pendingBytes = 0;
@@ -341,6 +371,7 @@ export class Wal {
           this.#pending = [];
           this.#pendingBytes = 0;
           this.#accepted = cloneStates(this.#durable);
+          this.#noSpaceGeneration++;
           for (const p of dropped) p.reject(error);
         } else {
           this.#fail(error, batch);

@@ -52,7 +52,7 @@ export function entries(first: number, count: number, t = 1, size = 8): Entry[] 
   return Array.from({ length: count }, (_, i) => {
     const index = first + i;
     const data = new Uint8Array(size);
-    new DataView(data.buffer).setUint32(0, index * 31 + t, true);
+    for (let b = 0; b < size; b++) data[b] = (index * 31 + t + b) & 0xff;
     return {
       term: term(t),
       index: logIndex(index),
