@@ -122,7 +122,7 @@ class History {
               : `${r.group}:t${r.fromIndex}`,
         );
         assert.fail(
-          `${context}: recovered log (${summary}) is no prefix holding the ${this.ackedRecords} acknowledged records`,
+          `${context}: recovered log (${summary}) is no prefix holding the ${this.ackedRecords} acknowledged records of ${issued.join(" ")}`,
         );
       }
       applyModel(models, next);
