@@ -1,6 +1,7 @@
 // The public surface of the storage layer: the file system seam (real and simulated), the
 // write-ahead log, hard state and snapshot files, the state machine store, and the error codes.
 export { errnoOf, type FileHandle, type FileStat, type FileSystem, type OpenMode } from "./file-system.js";
+export { decodeHardState, encodeHardState, HardStateStore } from "./hard-state-store.js";
 export { NodeFileSystem } from "./node-file-system.js";
 export {
   type Chance,
@@ -11,6 +12,13 @@ export {
   SimFileSystem,
   SimFsError,
 } from "./sim-file-system.js";
+export {
+  defaultSnapshotStoreOptions,
+  type SnapshotReader,
+  SnapshotStore,
+  type SnapshotStoreOptions,
+  type SnapshotWriter,
+} from "./snapshot-store.js";
 export {
   type CorruptionSite,
   isStorageError,

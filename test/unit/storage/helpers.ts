@@ -22,6 +22,8 @@ export class ManualScheduler implements Scheduler {
 
   /** Runs the next callback, then lets promise continuations settle; false when nothing waits. */
   async step(): Promise<boolean> {
+    // Work started by the caller may still be on its way to its first disk operation.
+    if (this.#queue.length === 0) await settle();
     const next = this.#queue.shift();
     if (next === undefined) return false;
     this.#now = Math.max(this.#now, next.at);
