@@ -16,7 +16,7 @@ import { crc32 } from "../util/crc.js";
 import { removeTempFiles, tempSuffix } from "./atomic-file.js";
 import { getU64, setU64, viewOf } from "./bytes.js";
 import { FailStop } from "./fail-stop.js";
-import { dirOf, type FileHandle, type FileSystem, joinPath } from "./file-system.js";
+import { dirOf, type FileSystem, joinPath } from "./file-system.js";
 import { StorageError } from "./storage-error.js";
 
 const magic = [0x43, 0x41, 0x49, 0x52, 0x4e, 0x53, 0x4e, 0x50]; // "CAIRNSNP"
