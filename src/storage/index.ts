@@ -2,6 +2,8 @@
 // write-ahead log, hard state and snapshot files, the state machine store, and the error codes.
 export { errnoOf, type FileHandle, type FileStat, type FileSystem, type OpenMode } from "./file-system.js";
 export { decodeHardState, encodeHardState, HardStateStore } from "./hard-state-store.js";
+export { LmdbStateStore } from "./lmdb-state-store.js";
+export { MemoryStateStore, type MemoryStateStoreOptions } from "./memory-state-store.js";
 export { NodeFileSystem } from "./node-file-system.js";
 export {
   type Chance,
@@ -19,6 +21,17 @@ export {
   type SnapshotStoreOptions,
   type SnapshotWriter,
 } from "./snapshot-store.js";
+export {
+  defaultStateStoreOptions,
+  type Effect,
+  type KeyKind,
+  type KeyValue,
+  keyKindCode,
+  type RangeQuery,
+  type StateExport,
+  type StateStore,
+  type StateStoreOptions,
+} from "./state-store.js";
 export {
   type CorruptionSite,
   isStorageError,
