@@ -22,8 +22,10 @@ export function viewOf(bytes: Uint8Array): DataView {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-/** The concatenation of `parts` in one new array. */
+/** The concatenation of `parts` in one array (the part itself when there is only one). */
 export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  // One part needs no copy (the common case: one Ready, one record).
+  if (parts.length === 1 && parts[0] !== undefined) return parts[0];
   let size = 0;
   for (const p of parts) size += p.length;
   const out = new Uint8Array(size);

@@ -551,6 +551,9 @@ async function recover(
   };
 
   const sorted = [...names].sort();
+  // Read the next segment while this one is decoded: disk and checksum work overlap.
+  let nextRead: Promise<Uint8Array> | undefined =
+    sorted[0] === undefined ? undefined : readWhole(fs, joinPath(dir, sorted[0]));
   for (const [i, name] of sorted.entries()) {
     const isLast = i === sorted.length - 1;
     const seq = Number(segmentPattern.exec(name)?.[1]);
@@ -565,7 +568,12 @@ async function recover(
     };
     if (expectedSeq !== undefined && seq !== expectedSeq) fail(0, `segment ${expectedSeq} is missing`);
     expectedSeq = seq + 1;
-    const bytes = await readWhole(fs, joinPath(dir, name));
+    assert(nextRead !== undefined, "a read is started for every segment");
+    const bytes = await nextRead;
+    const following = sorted[i + 1];
+    nextRead = following === undefined ? undefined : readWhole(fs, joinPath(dir, following));
+    // Observed when awaited next round; this keeps an early failure from being an unhandled rejection.
+    nextRead?.catch(() => undefined);
     const header = decodeSegmentHeader(bytes);
     if (!header.ok || header.seq !== seq) {
       fail(0, header.ok ? `header names segment ${header.seq}` : header.reason);
