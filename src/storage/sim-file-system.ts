@@ -239,7 +239,14 @@ export class SimFileSystem implements FileSystem {
       } else if (mode === "create-or-truncate" && inode.size > 0) {
         inode.change(0, undefined, 0);
       }
-      return new SimFileHandle(this, inode, path, this.#epoch, mode !== "read");
+      return new SimFileHandle(
+        this,
+        inode,
+        path,
+        this.#epoch,
+        mode !== "read",
+        mode === "read-write-durable",
+      );
     });
   }
 
@@ -406,14 +413,23 @@ class SimFileHandle implements FileHandle {
   readonly #path: string;
   readonly #epoch: number;
   readonly #writable: boolean;
+  readonly #durable: boolean;
   #closed = false;
 
-  constructor(fs: SimFileSystem, inode: Inode, path: string, epoch: number, writable: boolean) {
+  constructor(
+    fs: SimFileSystem,
+    inode: Inode,
+    path: string,
+    epoch: number,
+    writable: boolean,
+    durable: boolean,
+  ) {
     this.#fs = fs;
     this.#inode = inode;
     this.#path = path;
     this.#epoch = epoch;
     this.#writable = writable;
+    this.#durable = durable;
   }
 
   read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
@@ -426,17 +442,40 @@ class SimFileHandle implements FileHandle {
   }
 
   write(data: Uint8Array, position: number): Promise<void> {
-    return this.#run(true, () => {
-      const growth = Math.max(0, position + data.length - this.#inode.size);
-      const free = this.#fs.freeBytes();
-      if (growth > free) {
-        // A full disk takes what fits and refuses the rest, as write(2) does.
-        const fits = Math.max(0, position <= this.#inode.size ? this.#inode.size - position + free : 0);
-        if (fits > 0) this.#inode.change(position, data.subarray(0, Math.min(fits, data.length)), 0);
-        throw new SimFsError("ENOSPC", "write", this.#path);
+    if (this.#durable) return this.#writeDurable(data, position);
+    return this.#run(true, () => this.#applyWrite(data, position));
+  }
+
+  /**
+   * An O_DSYNC write: the bytes reach the file (volatile) when the call is made, and become durable
+   * when it completes; a crash in between keeps none, some (torn) or all of them.
+   */
+  #writeDurable(data: Uint8Array, position: number): Promise<void> {
+    let failure: unknown;
+    if (!this.#closed && this.#fs.epoch === this.#epoch) {
+      try {
+        this.#applyWrite(data, position);
+      } catch (error) {
+        failure = error;
       }
-      this.#inode.change(position, data, 0);
+    }
+    return this.#run(true, () => {
+      if (failure !== undefined) throw failure;
+      this.#fs.syncFault(this.#path);
+      this.#inode.pending = [];
     });
+  }
+
+  #applyWrite(data: Uint8Array, position: number): void {
+    const growth = Math.max(0, position + data.length - this.#inode.size);
+    const free = this.#fs.freeBytes();
+    if (growth > free) {
+      // A full disk takes what fits and refuses the rest, as write(2) does.
+      const fits = Math.max(0, position <= this.#inode.size ? this.#inode.size - position + free : 0);
+      if (fits > 0) this.#inode.change(position, data.subarray(0, Math.min(fits, data.length)), 0);
+      throw new SimFsError("ENOSPC", "write", this.#path);
+    }
+    this.#inode.change(position, data, 0);
   }
 
   datasync(): Promise<void> {
