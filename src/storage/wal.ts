@@ -1,7 +1,7 @@
 // The write-ahead log holding the Raft log of every group on a node (layout in docs/design.md,
 // "Storage"). Callers hand over records with write(); records queued while a flush is running ride
-// together in the next one, so any number of groups and callers share one write and one fdatasync
-// (group commit). A write resolves only once its records are durable.
+// together in the next one, so any number of groups and callers share one durable write (group
+// commit). A write resolves only once its records are durable.
 import type { Entry, GroupId, LogIndex, Term } from "../raft/types.js";
 import { logIndex, term } from "../raft/types.js";
 import { assert } from "../util/assert.js";
@@ -226,7 +226,7 @@ export class Wal {
 
   /**
    * Appends `records` (of any groups) and resolves once they are durable. Concurrent calls share one
-   * fdatasync. Records must follow each group's log: no gaps, nothing at or below the compaction
+   * durable write (group commit). Records must follow each group's log: no gaps, nothing at or below the compaction
    * point (a broken promise of the caller, so an assertion).
    */
   async write(records: readonly WalRecord[]): Promise<void> {
