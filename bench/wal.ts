@@ -1,7 +1,7 @@
 // WAL benchmark (`npm run bench:wal`): durable appends per second for batches of 1, 16, 64 and 256
 // entries of 128 bytes, each batch one WAL write (one fdatasync), next to the raw floor measured in
 // the same run: plain writeSync + fdatasync of the same number of bytes. Floor and WAL batches
-// alternate one by one (A B A B ...) within each round, and medians over rounds are reported (the
+// alternate one by one (A B A B ..., in shuffled order) within each round, and medians over rounds are reported (the
 // ratio as the median of the rounds' ratios), because the machine and its disk are shared and noisy.
 // A third writer, the same bytes through the async FileHandle API with O_DSYNC (how the WAL writes),
 // separates the WAL's own cost from the cost of keeping the sync off the event loop. Then it writes a
@@ -13,6 +13,7 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Entry, groupId, logIndex, term } from "../src/raft/types.js";
 import { NodeFileSystem, Wal } from "../src/storage/index.js";
+import { Prng } from "../src/util/prng.js";
 
 const flag = (name: string, fallback: number): number => {
   const arg = process.argv.find((a) => a.startsWith(`--${name}=`));
@@ -25,6 +26,7 @@ const batchSizes = [1, 16, 64, 256];
 const entryBytes = 128;
 const group = groupId(1);
 const root = mkdtempSync(join(tmpdir(), "cairn-bench-wal-"));
+const prng = new Prng(1);
 
 /** Bytes one entries record of `count` entries takes on disk (record header, batch header, entries). */
 const recordBytes = (count: number, size = entryBytes): number => 24 + 12 + count * (13 + size);
@@ -68,21 +70,30 @@ async function round(count: number): Promise<{ floor: number; offLoop: number; w
   let floorMs = 0;
   let offLoopMs = 0;
   let walMs = 0;
+  // The three writers take turns in a shuffled order each time, so none always follows another's sync.
+  const writers: (() => Promise<void>)[] = [
+    async () => {
+      const t = performance.now();
+      writeSync(fd, bytes, 0, bytes.length, position);
+      fdatasyncSync(fd);
+      floorMs += performance.now() - t;
+    },
+    async () => {
+      // Built before the clock starts, as the floor's bytes are: the caller has its entries already.
+      const entries = batch(next, count);
+      const t = performance.now();
+      await wal.write([{ type: "entries", group, entries }]);
+      walMs += performance.now() - t;
+    },
+    async () => {
+      const t = performance.now();
+      await offLoop.write(bytes, 0, bytes.length, position);
+      offLoopMs += performance.now() - t;
+    },
+  ];
   const started = performance.now();
   while (performance.now() - started < runMs) {
-    const t0 = performance.now();
-    writeSync(fd, bytes, 0, bytes.length, position);
-    fdatasyncSync(fd);
-    floorMs += performance.now() - t0;
-    // Built before the clock starts, as the floor's bytes are: the caller has its entries already.
-    const entries = batch(next, count);
-    const t1 = performance.now();
-    await wal.write([{ type: "entries", group, entries }]);
-    const t2 = performance.now();
-    await offLoop.write(bytes, 0, bytes.length, position);
-    const t3 = performance.now();
-    walMs += t2 - t1;
-    offLoopMs += t3 - t2;
+    for (const writer of prng.shuffle([...writers])) await writer();
     position += bytes.length;
     next += count;
     batches++;
@@ -123,7 +134,9 @@ async function recovery(): Promise<{ seconds: number; bytes: number; entries: nu
 
 async function main(): Promise<void> {
   console.log(`node ${process.version}, ${cpus().length} cpus, temp dir ${tmpdir()}`);
-  console.log(`${rounds} rounds of ${runMs} ms per batch size, floor and WAL batches alternating; medians\n`);
+  console.log(
+    `${rounds} rounds of ${runMs} ms per batch size, floor, WAL and off-loop batches interleaved; medians\n`,
+  );
   console.log(
     "| batch (entries of 128 B) | floor records/s | WAL records/s | WAL / floor | off-loop floor records/s | WAL / off-loop floor |",
   );
