@@ -6,9 +6,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { type GroupId, logIndex, term } from "../../../src/raft/types.js";
+import { type GroupId, type HardState, logIndex, nodeId, term } from "../../../src/raft/types.js";
 import {
+  HardStateStore,
   SimFileSystem,
+  SnapshotStore,
   Wal,
   type WalOptions,
   type WalRecord,
@@ -138,10 +140,6 @@ class History {
     const group = prng.pick(groups);
     const m = this.accepted.get(group) ?? new ModelLog();
     const roll = prng.below(100);
-    if (roll < 10) {
-      const through = prng.range(m.compactIndex, m.lastIndex + (prng.chance(1, 5) ? 4 : 0));
-      return [{ type: "compact", group, throughIndex: logIndex(through), term: term(prng.range(1, 9)) }];
-    }
     if (roll < 20) {
       return [
         {
@@ -172,28 +170,120 @@ class History {
   }
 }
 
+/** Hard state saves of one group since the last recovery. */
+interface HardStateHistory {
+  base: HardState | undefined;
+  issued: HardState[];
+  acked: number;
+}
+
+const conf = { voters: [nodeId(1), nodeId(2), nodeId(3)], learners: [] };
+
+/** The node's whole storage on one simulated disk: WAL, snapshots and hard state. */
+async function openNode(
+  scheduler: ManualScheduler,
+  fs: SimFileSystem,
+): Promise<{ wal: Wal; recovery: WalRecovery; snaps: SnapshotStore; hard: HardStateStore }> {
+  const { wal, recovery } = await drive(scheduler, Wal.open(fs, dir, options));
+  const snaps = await drive(scheduler, SnapshotStore.open(fs, "/node/snap", { chunkBytesMax: 64 }));
+  const hard = await drive(scheduler, HardStateStore.open(fs, "/node/hard"));
+  return { wal, recovery, snaps, hard };
+}
+
 async function runRandom(seed: number, steps: number): Promise<void> {
   const prng = new Prng(seed);
   const scheduler = new ManualScheduler();
   const fs = new SimFileSystem(prng.fork(), scheduler, { latencyMsMin: 0, latencyMsMax: 4 });
   await drive(scheduler, fs.mkdir(dir));
   const history = new History();
-  let { wal, recovery } = await drive(scheduler, Wal.open(fs, dir, options));
-  history.verify(recovery, `seed ${seed} first open`);
+  let node = await openNode(scheduler, fs);
+  history.verify(node.recovery, `seed ${seed} first open`);
+  const hardStates = new Map<GroupId, HardStateHistory>(
+    groups.map((g) => [g, { base: undefined, issued: [], acked: 0 }]),
+  );
+  let snapshotting = new Set<GroupId>();
+  let nextTerm = 1;
   const failures: unknown[] = [];
+
+  /** After a crash: every compaction is covered by a durable snapshot; hard state is one that was saved. */
+  const verifyOthers = async (context: string): Promise<void> => {
+    for (const g of groups) {
+      const compactIndex = node.recovery.groups.get(g)?.compactIndex ?? 0;
+      const [latest] = await drive(scheduler, node.snaps.list(g));
+      if (compactIndex > 0) {
+        assert.ok(
+          latest !== undefined && latest >= compactIndex,
+          `${context}: group ${g} compacted past its snapshots`,
+        );
+      }
+      if (latest !== undefined) await drive(scheduler, node.snaps.verify(g, latest));
+      const h = hardStates.get(g);
+      assert.ok(h !== undefined);
+      const loaded = await drive(scheduler, node.hard.load(g));
+      const allowed = h.acked === 0 ? [h.base, ...h.issued] : h.issued.slice(h.acked - 1);
+      assert.ok(
+        allowed.some((a) => JSON.stringify(a) === JSON.stringify(loaded)),
+        `${context}: group ${g} hard state ${JSON.stringify(loaded)} was never the latest save`,
+      );
+      hardStates.set(g, { base: loaded, issued: [], acked: 0 });
+    }
+  };
+
   for (let step = 0; step < steps; step++) {
     const roll = prng.below(100);
-    if (roll < 45) {
+    if (roll < 40) {
       // A batch built on the accepted log; the second record (other group) is independent of the first.
       const batch = history.randomBatch(prng);
-      history.issue(wal, batch).catch((e: unknown) => failures.push(e));
+      history.issue(node.wal, batch).catch((e: unknown) => failures.push(e));
+    } else if (roll < 45) {
+      // A snapshot: written and committed first, then the log is compacted up to it (Raft §7).
+      const group = prng.pick(groups);
+      const m = history.accepted.get(group) ?? new ModelLog();
+      const through = prng.range(m.compactIndex, m.lastIndex);
+      if (through > 0 && !snapshotting.has(group)) {
+        snapshotting.add(group);
+        const { wal, snaps } = node;
+        const inFlight = snapshotting;
+        const chunks = prng.range(0, 3);
+        const t = term(prng.range(1, 9));
+        void (async () => {
+          const w = await snaps.create(group, { index: logIndex(through), term: t, conf });
+          for (let c = 0; c < chunks; c++) await w.write(new Uint8Array(50).fill(c));
+          await w.commit();
+          if (through >= (history.accepted.get(group)?.compactIndex ?? 0)) {
+            await history.issue(wal, [{ type: "compact", group, throughIndex: logIndex(through), term: t }]);
+          }
+        })()
+          .catch((e: unknown) => failures.push(e))
+          .finally(() => inFlight.delete(group));
+      }
+    } else if (roll < 50) {
+      const group = prng.pick(groups);
+      const h = hardStates.get(group);
+      assert.ok(h !== undefined);
+      const state: HardState = {
+        term: term(nextTerm++),
+        votedFor: nodeId(prng.range(1, 3)),
+        commitIndex: logIndex(0),
+      };
+      h.issued.push(state);
+      const position = h.issued.length;
+      const saving = node.hard.save(group, state);
+      saving.then(
+        () => {
+          h.acked = Math.max(h.acked, position);
+        },
+        (e: unknown) => failures.push(e),
+      );
     } else if (roll < 94) {
       for (let i = prng.range(1, 6); i > 0; i--) await scheduler.step();
     } else {
       fs.crash();
       await settle();
-      ({ wal, recovery } = await drive(scheduler, Wal.open(fs, dir, options)));
-      history.verify(recovery, `seed ${seed} step ${step}`);
+      node = await openNode(scheduler, fs);
+      snapshotting = new Set();
+      history.verify(node.recovery, `seed ${seed} step ${step}`);
+      await verifyOthers(`seed ${seed} step ${step}`);
     }
   }
   await scheduler.runUntilIdle();
@@ -204,12 +294,13 @@ async function runRandom(seed: number, steps: number): Promise<void> {
     "every write was acknowledged once the disk went idle",
   );
   fs.crash();
-  ({ recovery } = await drive(scheduler, Wal.open(fs, dir, options)));
-  history.verify(recovery, `seed ${seed} final`);
+  node = await openNode(scheduler, fs);
+  history.verify(node.recovery, `seed ${seed} final`);
+  await verifyOthers(`seed ${seed} final`);
 }
 
 describe("Wal crash safety", () => {
-  it("property: after any crash the recovered log is a prefix of the issued records holding every acknowledged one", async () => {
+  it("property: after any crash the log is a prefix of the issued records holding every acknowledged one, compactions are covered by snapshots, hard state is a saved one", async () => {
     await fc.assert(
       fc.asyncProperty(fc.integer({ min: 0, max: 2 ** 31 }), async (seed) => {
         await runRandom(seed, 150);
