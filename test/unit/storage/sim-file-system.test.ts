@@ -213,6 +213,22 @@ describe("SimFileSystem", () => {
     assert.ok(outcomes.has(2) && outcomes.has(6) && [...outcomes].some((n) => n > 2 && n < 6));
   });
 
+  it("gives each process a view whose operations, even ones started after a crash, never complete", async () => {
+    const fs = await fresh(1);
+    const dead = fs.process();
+    await (await dead.open("/d/a", "create-or-truncate")).close();
+    fs.crash();
+    let settled = false;
+    // Code of the crashed process that was still running tries to act on the disk.
+    void dead.unlink("/d/a").finally(() => {
+      settled = true;
+    });
+    const alive = fs.process();
+    await (await alive.open("/d/b", "create-or-truncate")).close();
+    assert.equal(settled, false);
+    assert.ok((await alive.readdir("/d")).includes("b"));
+  });
+
   it("removes unlinked files and lists only direct children", async () => {
     const fs = await fresh(1);
     await fs.mkdir("/d/sub");

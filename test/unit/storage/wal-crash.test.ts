@@ -184,10 +184,20 @@ async function openNode(
   scheduler: ManualScheduler,
   fs: SimFileSystem,
 ): Promise<{ wal: Wal; recovery: WalRecovery; snaps: SnapshotStore; hard: HardStateStore }> {
-  const { wal, recovery } = await drive(scheduler, Wal.open(fs, dir, options));
-  const snaps = await drive(scheduler, SnapshotStore.open(fs, "/node/snap", { chunkBytesMax: 64 }));
-  const hard = await drive(scheduler, HardStateStore.open(fs, "/node/hard"));
+  // One view per process: code of a crashed process that is still running touches nothing more.
+  const view = fs.process();
+  const { wal, recovery } = await drive(scheduler, Wal.open(view, dir, options));
+  const snaps = await drive(scheduler, SnapshotStore.open(view, "/node/snap", { chunkBytesMax: 64 }));
+  const hard = await drive(scheduler, HardStateStore.open(view, "/node/hard"));
   return { wal, recovery, snaps, hard };
+}
+
+/** The WAL and snapshot store of a node, opened without driving a scheduler (for scripts). */
+async function openNodeDirect(fs: SimFileSystem): Promise<{ wal: Wal; snaps: SnapshotStore }> {
+  const view = fs.process();
+  const { wal } = await Wal.open(view, dir, options);
+  const snaps = await SnapshotStore.open(view, "/node/snap", { chunkBytesMax: 64 });
+  return { wal, snaps };
 }
 
 async function runRandom(seed: number, steps: number): Promise<void> {
@@ -310,10 +320,19 @@ describe("Wal crash safety", () => {
   });
 
   it("recovers to a consistent state when the crash falls on any single disk operation of a script", async () => {
-    // The script crosses every persistence boundary: append, sync, segment roll, compaction with
-    // segment deletion, and reopening after a torn tail.
+    // The script crosses every persistence boundary: append, sync, segment roll, snapshot write
+    // (temp file, fsync, rename, directory fsync), compaction with segment deletion, truncation.
     const script = async (fs: SimFileSystem, scheduler: ManualScheduler, history: History): Promise<void> => {
-      const { wal } = await Wal.open(fs, dir, options);
+      const { wal, snaps } = await openNodeDirect(fs);
+      // A snapshot is committed before the log is compacted up to it (Raft §7).
+      const snapshotThenCompact = async (group: GroupId, through: number): Promise<void> => {
+        const w = await snaps.create(group, { index: logIndex(through), term: term(1), conf });
+        for (let c = 0; c < 3; c++) await w.write(new Uint8Array(60).fill(c));
+        await w.commit();
+        await history.issue(wal, [
+          { type: "compact", group, throughIndex: logIndex(through), term: term(1) },
+        ]);
+      };
       for (let i = 1; i <= 12; i++) {
         await history.issue(wal, [
           { type: "entries", group: g1, entries: entries(2 * i - 1, 2, 1, 50) },
@@ -323,14 +342,8 @@ describe("Wal crash safety", () => {
             entries: entries((history.accepted.get(g2)?.lastIndex ?? 0) + 1, 1, 1, 20),
           },
         ]);
-        if (i === 6)
-          await history.issue(wal, [
-            { type: "compact", group: g1, throughIndex: logIndex(8), term: term(1) },
-          ]);
-        if (i === 8)
-          await history.issue(wal, [
-            { type: "compact", group: g2, throughIndex: logIndex(7), term: term(1) },
-          ]);
+        if (i === 6) await snapshotThenCompact(g1, 8);
+        if (i === 8) await snapshotThenCompact(g2, 7);
         if (i === 10)
           await history.issue(wal, [{ type: "truncate-suffix", group: g2, fromIndex: logIndex(10) }]);
       }
@@ -366,8 +379,17 @@ describe("Wal crash safety", () => {
         await settle();
         for (let i = 0; i < cut; i++) await scheduler.step();
         fs.crash();
+        const context = `crash after ${cut} of ${total} operations (seed ${seed})`;
         const { wal, recovery } = await drive(scheduler, Wal.open(fs, dir, options));
-        history.verify(recovery, `crash after ${cut} of ${total} operations (seed ${seed})`);
+        history.verify(recovery, context);
+        const snaps = await drive(scheduler, SnapshotStore.open(fs, "/node/snap", { chunkBytesMax: 64 }));
+        for (const g of [g1, g2]) {
+          const compactIndex = recovery.groups.get(g)?.compactIndex ?? 0;
+          const [latest] = await drive(scheduler, snaps.list(g));
+          if (compactIndex > 0)
+            assert.ok(latest !== undefined && latest >= compactIndex, `${context}: no snapshot`);
+          if (latest !== undefined) await drive(scheduler, snaps.verify(g, latest));
+        }
         // The recovered log must also accept new writes where it left off.
         const last = recovery.groups.get(g1)?.lastIndex ?? 0;
         await drive(scheduler, wal.write([{ type: "entries", group: g1, entries: entries(last + 1, 1) }]));
