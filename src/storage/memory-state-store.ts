@@ -26,14 +26,45 @@ import {
   unpackChunk,
   userKey,
 } from "./state-store.js";
+import { StorageError } from "./storage-error.js";
 
 const text = (key: Uint8Array): string =>
   Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
 
 /** A byte-ordered map: latin1 strings compare exactly as their bytes do. */
 class SortedBytesMap {
+  /** Bytes of keys and values held. */
+  bytes = 0;
   #keys: string[] = [];
   readonly #pairs = new Map<string, { key: Uint8Array; value: Uint8Array }>();
+
+  /** Old values of keys changed since `record()`, so a transaction can be undone. */
+  #journal: Map<string, { key: Uint8Array; value: Uint8Array | undefined }> | undefined;
+
+  /** Starts recording changes; `rollback()` restores the state as of this call, `keep()` ends it. */
+  record(): { bytesBefore: number; rollback(): void; keep(): void } {
+    const journal = new Map<string, { key: Uint8Array; value: Uint8Array | undefined }>();
+    this.#journal = journal;
+    const bytesBefore = this.bytes;
+    return {
+      bytesBefore,
+      rollback: () => {
+        this.#journal = undefined;
+        for (const { key, value } of journal.values()) {
+          if (value === undefined) this.delete(key);
+          else this.set(key, value);
+        }
+      },
+      keep: () => {
+        this.#journal = undefined;
+      },
+    };
+  }
+
+  #remember(k: string, key: Uint8Array): void {
+    if (this.#journal === undefined || this.#journal.has(k)) return;
+    this.#journal.set(k, { key: key.slice(), value: this.#pairs.get(k)?.value });
+  }
 
   get(key: Uint8Array): Uint8Array | undefined {
     return this.#pairs.get(text(key))?.value;
@@ -41,13 +72,21 @@ class SortedBytesMap {
 
   set(key: Uint8Array, value: Uint8Array): void {
     const k = text(key);
-    if (!this.#pairs.has(k)) this.#keys.splice(this.#lowerBound(k), 0, k);
+    this.#remember(k, key);
+    const old = this.#pairs.get(k);
+    if (old === undefined) this.#keys.splice(this.#lowerBound(k), 0, k);
+    else this.bytes -= old.key.length + old.value.length;
     this.#pairs.set(k, { key: key.slice(), value: value.slice() });
+    this.bytes += key.length + value.length;
   }
 
   delete(key: Uint8Array): void {
     const k = text(key);
-    if (!this.#pairs.delete(k)) return;
+    const old = this.#pairs.get(k);
+    if (old === undefined) return;
+    this.#remember(k, key);
+    this.#pairs.delete(k);
+    this.bytes -= old.key.length + old.value.length;
     this.#keys.splice(this.#lowerBound(k), 1);
   }
 
@@ -86,6 +125,8 @@ export interface MemoryStateStoreOptions extends StateStoreOptions {
   /** Completes commits (after `commitDelayMs`); the simulator's event queue. */
   readonly scheduler: Scheduler;
   readonly commitDelayMs: number;
+  /** The byte quota (keys plus values) standing in for a full disk: a commit past it is ERR_NO_SPACE. */
+  readonly bytesMax: number;
 }
 
 /** The in-memory {@link StateStore}: what lmdb does, minus the disk, plus a crash switch. */
@@ -93,6 +134,7 @@ export class MemoryStateStore implements StateStore {
   readonly #data = new SortedBytesMap();
   readonly #options: MemoryStateStoreOptions;
   #epoch = 0;
+  #bytesMax: number;
 
   /** Creates an empty store. */
   constructor(options: Partial<MemoryStateStoreOptions> = {}) {
@@ -100,8 +142,20 @@ export class MemoryStateStore implements StateStore {
       ...defaultStateStoreOptions,
       scheduler: immediateScheduler,
       commitDelayMs: 0,
+      bytesMax: Number.POSITIVE_INFINITY,
       ...options,
     };
+    this.#bytesMax = this.#options.bytesMax;
+  }
+
+  /** Changes the byte quota (freeing space is raising it); reads never depend on it. */
+  setBytesMax(bytesMax: number): void {
+    this.#bytesMax = bytesMax;
+  }
+
+  /** Bytes of keys and values stored. */
+  get usedBytes(): number {
+    return this.#data.bytes;
   }
 
   /** The process dies: transactions not yet committed are lost and never settle; committed ones stay. */
@@ -196,15 +250,27 @@ export class MemoryStateStore implements StateStore {
     // Nothing to release.
   }
 
-  /** Runs `apply` as one commit, later, unless the process crashes first. */
+  /**
+   * Runs `apply` as one commit, later, unless the process crashes first. A commit that would leave
+   * more than `bytesMax` stored is undone whole and rejected with ERR_NO_SPACE.
+   */
   #commit<T>(apply: () => T): Promise<T> {
     const epoch = this.#epoch;
     return new Promise<T>((resolve, reject) => {
       this.#options.scheduler.after(this.#options.commitDelayMs, () => {
         if (epoch !== this.#epoch) return;
+        const undo = this.#data.record();
         try {
-          resolve(apply());
+          const result = apply();
+          if (this.#data.bytes > this.#bytesMax && this.#data.bytes > undo.bytesBefore) {
+            undo.rollback();
+            reject(new StorageError("ERR_NO_SPACE", "state store: no space left"));
+            return;
+          }
+          undo.keep();
+          resolve(result);
         } catch (error) {
+          undo.rollback();
           reject(error);
         }
       });

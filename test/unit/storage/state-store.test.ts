@@ -217,6 +217,27 @@ describe("LmdbStateStore durability", () => {
   });
 });
 
+describe("MemoryStateStore full disk", () => {
+  it("rejects a batch past the quota with ERR_NO_SPACE, whole, keeps reads working, and applies it once space is freed", async () => {
+    const store = new MemoryStateStore();
+    await store.applyBatch(g1, i(1), [put("a", "1")]);
+    store.setBytesMax(store.usedBytes + 10);
+    await assert.rejects(store.applyBatch(g1, i(2), [put("b", "2"), put("big", "x".repeat(50))]), {
+      code: "ERR_NO_SPACE",
+    });
+    assert.equal(store.appliedIndex(g1), 1);
+    assert.deepEqual(dump(store, g1), [["a", "1"]]);
+    // A batch that frees space goes through even on a full disk.
+    assert.equal(await store.applyBatch(g1, i(2), [del("a")]), true);
+    store.setBytesMax(Number.POSITIVE_INFINITY);
+    assert.equal(await store.applyBatch(g1, i(3), [put("b", "2"), put("big", "x".repeat(50))]), true);
+    assert.deepEqual(
+      dump(store, g1).map(([k]) => k),
+      ["b", "big"],
+    );
+  });
+});
+
 describe("MemoryStateStore crash semantics", () => {
   it("keeps a committed transaction and loses one still in flight", async () => {
     const scheduler = new ManualScheduler();
