@@ -47,5 +47,6 @@ export {
   type WalCorruption,
   type WalOptions,
   type WalRecovery,
+  walCorruptionError,
 } from "./wal.js";
 export type { WalRecord } from "./wal-format.js";

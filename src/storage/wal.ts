@@ -98,12 +98,23 @@ export function groupCorruptionError(recovery: WalRecovery, group: GroupId): Sto
     recovery.groups.get(group)?.corruption ??
     (recovery.allGroupsSuspect ? recovery.corruption[0] : undefined);
   if (found === undefined) return undefined;
+  const site = { file: found.file, offset: found.offset };
   return new StorageError(
     "ERR_GROUP_CORRUPT",
-    `group ${group}: WAL corrupt at ${found.file}:${found.offset} (${found.reason})`,
+    `group ${group}: WAL corrupt at ${found.file}:${found.offset}`,
     {
-      site: { file: found.file, offset: found.offset },
+      site,
+      cause: walCorruptionError(found),
     },
+  );
+}
+
+/** The ERR_WAL_CORRUPT error for one corrupt spot: which file, which byte offset, and why. */
+export function walCorruptionError(corruption: WalCorruption): StorageError {
+  return new StorageError(
+    "ERR_WAL_CORRUPT",
+    `${corruption.file} at offset ${corruption.offset}: ${corruption.reason}`,
+    { site: { file: corruption.file, offset: corruption.offset } },
   );
 }
 
