@@ -6,7 +6,8 @@ const U32 = 0x1_0000_0000;
 
 /** Writes safe integer `n` as a little-endian u64 at `offset`. */
 export function setU64(view: DataView, offset: number, n: number): void {
-  assert(Number.isSafeInteger(n) && n >= 0, `u64 out of range: ${n}`);
+  // The message is built only on failure: this runs once per field of every record written.
+  if (!(Number.isSafeInteger(n) && n >= 0)) assert(false, `u64 out of range: ${n}`);
   view.setUint32(offset, n % U32, true);
   view.setUint32(offset + 4, Math.floor(n / U32), true);
 }
@@ -22,8 +23,10 @@ export function viewOf(bytes: Uint8Array): DataView {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-/** The concatenation of `parts` in one new array. */
+/** The concatenation of `parts` in one array (the part itself when there is only one). */
 export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  // One part needs no copy (the common case: one Ready, one record).
+  if (parts.length === 1 && parts[0] !== undefined) return parts[0];
   let size = 0;
   for (const p of parts) size += p.length;
   const out = new Uint8Array(size);

@@ -9,7 +9,13 @@ export type OpenMode =
   /** Read and write; the file must exist. */
   | "read-write"
   /** Read and write; creates the file, or empties it if it exists. */
-  | "create-or-truncate";
+  | "create-or-truncate"
+  /**
+   * Read and write, the file must exist, and every write is durable (its data and the size needed to
+   * read it) when it resolves: O_DSYNC, one system call and one thread-pool trip instead of write
+   * followed by fdatasync. A crash during such a write may leave a torn prefix of it.
+   */
+  | "read-write-durable";
 
 /** An open file. Positions are absolute byte offsets; writes never move a shared cursor. */
 export interface FileHandle {

@@ -1,6 +1,9 @@
 // The public surface of the storage layer: the file system seam (real and simulated), the
 // write-ahead log, hard state and snapshot files, the state machine store, and the error codes.
 export { errnoOf, type FileHandle, type FileStat, type FileSystem, type OpenMode } from "./file-system.js";
+export { decodeHardState, encodeHardState, HardStateStore } from "./hard-state-store.js";
+export { LmdbStateStore } from "./lmdb-state-store.js";
+export { MemoryStateStore, type MemoryStateStoreOptions } from "./memory-state-store.js";
 export { NodeFileSystem } from "./node-file-system.js";
 export {
   type Chance,
@@ -11,6 +14,24 @@ export {
   SimFileSystem,
   SimFsError,
 } from "./sim-file-system.js";
+export {
+  defaultSnapshotStoreOptions,
+  type SnapshotReader,
+  SnapshotStore,
+  type SnapshotStoreOptions,
+  type SnapshotWriter,
+} from "./snapshot-store.js";
+export {
+  defaultStateStoreOptions,
+  type Effect,
+  type KeyKind,
+  type KeyValue,
+  keyKindCode,
+  type RangeQuery,
+  type StateExport,
+  type StateStore,
+  type StateStoreOptions,
+} from "./state-store.js";
 export {
   type CorruptionSite,
   isStorageError,
@@ -26,5 +47,6 @@ export {
   type WalCorruption,
   type WalOptions,
   type WalRecovery,
+  walCorruptionError,
 } from "./wal.js";
 export type { WalRecord } from "./wal-format.js";

@@ -1,11 +1,13 @@
+import { constants } from "node:fs";
 import * as fsp from "node:fs/promises";
 import type { FileHandle, FileStat, FileSystem, OpenMode } from "./file-system.js";
 import { errnoOf } from "./file-system.js";
 
-const flagsOf: Record<OpenMode, string> = {
+const flagsOf: Record<OpenMode, string | number> = {
   read: "r",
   "read-write": "r+",
   "create-or-truncate": "w+",
+  "read-write-durable": constants.O_RDWR | constants.O_DSYNC,
 };
 
 /**

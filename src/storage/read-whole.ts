@@ -5,10 +5,11 @@ export async function readWhole(fs: FileSystem, path: string): Promise<Uint8Arra
   const handle = await fs.open(path, "read");
   try {
     const size = await handle.size();
-    const out = new Uint8Array(size);
+    // Every byte up to `size` is overwritten below (or cut off), so skipping the zero-fill is safe.
+    const out: Uint8Array = Buffer.allocUnsafe(size);
     let at = 0;
     while (at < size) {
-      const n = await handle.read(out, at, Math.min(size - at, 1 << 24), at);
+      const n = await handle.read(out, at, Math.min(size - at, 1 << 26), at);
       // A short read is normal; a zero read before the size is a file cut under us.
       if (n === 0) return out.subarray(0, at);
       at += n;

@@ -149,52 +149,86 @@ type DirOp =
   | { readonly kind: "unlink"; readonly path: string }
   | { readonly kind: "rename"; readonly from: string; readonly to: string; readonly inode: Inode };
 
+/** The disk itself, shared by every process view of it. */
+interface SimDiskState {
+  faults: SimFaults;
+  readonly prng: Prng;
+  readonly scheduler: Scheduler;
+  /** Bumped by every crash: operations begun in an older epoch never complete. */
+  epoch: number;
+  readonly dirs: Set<string>;
+  /** The directory entries a reader sees now. */
+  readonly live: Map<string, Inode>;
+  /** The directory entries that survive a crash. */
+  readonly durable: Map<string, Inode>;
+  /** Directory changes since each directory's last sync. */
+  readonly pendingDirOps: Map<string, DirOp[]>;
+  syncCount: number;
+}
+
 /**
  * A simulated {@link FileSystem}: volatile until synced, torn by crashes, faulty on demand. Not
  * thread-safe by design (there are no threads); every completion goes through the {@link Scheduler}.
  */
 export class SimFileSystem implements FileSystem {
-  #faults: SimFaults;
-  readonly #prng: Prng;
-  readonly #scheduler: Scheduler;
-  /** Bumped by every crash: operations begun before it never complete. */
-  #epoch = 0;
-  readonly #dirs = new Set<string>(["/", "."]);
-  /** The directory entries a reader sees now. */
-  readonly #live = new Map<string, Inode>();
-  /** The directory entries that survive a crash. */
-  readonly #durable = new Map<string, Inode>();
-  /** Directory changes since each directory's last sync. */
-  readonly #pendingDirOps = new Map<string, DirOp[]>();
-  #syncCount = 0;
+  readonly #s: SimDiskState;
+  /** The process this view belongs to (set for views made by {@link SimFileSystem.process}). */
+  readonly #boundEpoch: number | undefined;
 
-  /** Creates an empty disk; `prng` decides faults and crash outcomes, `scheduler` completes operations. */
-  constructor(prng: Prng, scheduler: Scheduler = immediateScheduler, faults: Partial<SimFaults> = {}) {
-    this.#prng = prng;
-    this.#scheduler = scheduler;
-    this.#faults = { ...noFaults, ...faults };
+  /**
+   * Creates an empty disk; `prng` decides faults and crash outcomes, `scheduler` completes operations.
+   * `shared` is internal: {@link SimFileSystem.process} uses it to make a view of the same disk.
+   */
+  constructor(
+    prng: Prng,
+    scheduler: Scheduler = immediateScheduler,
+    faults: Partial<SimFaults> = {},
+    shared?: { readonly state: SimDiskState; readonly epoch: number },
+  ) {
+    this.#s = shared?.state ?? {
+      faults: { ...noFaults, ...faults },
+      prng,
+      scheduler,
+      epoch: 0,
+      dirs: new Set<string>(["/", "."]),
+      live: new Map(),
+      durable: new Map(),
+      pendingDirOps: new Map(),
+      syncCount: 0,
+    };
+    this.#boundEpoch = shared?.epoch;
+  }
+
+  /**
+   * A view of this disk for one process: after the next crash every operation through it (or a
+   * handle it opened) never completes, even one started after the crash by code of the dead process
+   * that was still running. Give each simulated process its own view; the root object always acts
+   * as the live process.
+   */
+  process(): SimFileSystem {
+    return new SimFileSystem(this.#s.prng, this.#s.scheduler, {}, { state: this.#s, epoch: this.#s.epoch });
   }
 
   /** The faults in force. */
   get faults(): SimFaults {
-    return this.#faults;
+    return this.#s.faults;
   }
 
   /** Changes some faults from now on (for example frees space by raising `bytesMax`). */
   setFaults(faults: Partial<SimFaults>): void {
-    this.#faults = { ...this.#faults, ...faults };
+    this.#s.faults = { ...this.#s.faults, ...faults };
   }
 
   /** Bytes held by all linked files, counted against `bytesMax`. */
   usedBytes(): number {
     let used = 0;
-    for (const inode of new Set(this.#live.values())) used += inode.size;
+    for (const inode of new Set(this.#s.live.values())) used += inode.size;
     return used;
   }
 
   /** How many datasync/sync calls completed successfully: a cost figure for group-commit tests. */
   get syncCount(): number {
-    return this.#syncCount;
+    return this.#s.syncCount;
   }
 
   /**
@@ -203,43 +237,50 @@ export class SimFileSystem implements FileSystem {
    * changes. Operations in flight never complete and handles opened before now stop working.
    */
   crash(): void {
-    this.#epoch++;
-    const inodes = new Set([...this.#live.values(), ...this.#durable.values()]);
-    for (const [, ops] of [...this.#pendingDirOps].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-      const kept = this.#prng.below(ops.length + 1);
-      for (const op of ops.slice(0, kept)) this.#applyDirOp(this.#durable, op);
+    this.#s.epoch++;
+    const inodes = new Set([...this.#s.live.values(), ...this.#s.durable.values()]);
+    for (const [, ops] of [...this.#s.pendingDirOps].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      const kept = this.#s.prng.below(ops.length + 1);
+      for (const op of ops.slice(0, kept)) this.#applyDirOp(this.#s.durable, op);
     }
-    this.#pendingDirOps.clear();
-    for (const inode of inodes) inode.crash(this.#prng);
-    this.#live.clear();
-    for (const [path, inode] of this.#durable) this.#live.set(path, inode);
+    this.#s.pendingDirOps.clear();
+    for (const inode of inodes) inode.crash(this.#s.prng);
+    this.#s.live.clear();
+    for (const [path, inode] of this.#s.durable) this.#s.live.set(path, inode);
   }
 
   /** Flips bits of stored bytes (`mask` xor the byte at `offset`), as media corruption would; test helper. */
   corrupt(path: string, offset: number, mask = 0x01): void {
-    const inode = this.#live.get(path);
+    const inode = this.#s.live.get(path);
     assert(inode !== undefined && offset < inode.size, `corrupt: no byte ${offset} in ${path}`);
     inode.bytes[offset] = (inode.bytes[offset] ?? 0) ^ mask;
   }
 
   /** The current bytes of `path` (a copy), or undefined; test helper. */
   contents(path: string): Uint8Array | undefined {
-    return this.#live.get(path)?.view().slice();
+    return this.#s.live.get(path)?.view().slice();
   }
 
   open(path: string, mode: OpenMode): Promise<FileHandle> {
     return this.#run(() => {
       this.#requireDir(dirOf(path), path);
-      let inode = this.#live.get(path);
+      let inode = this.#s.live.get(path);
       if (inode === undefined) {
         if (mode !== "create-or-truncate") throw new SimFsError("ENOENT", "open", path);
         inode = new Inode();
-        this.#live.set(path, inode);
+        this.#s.live.set(path, inode);
         this.#dirOp({ kind: "link", path, inode });
       } else if (mode === "create-or-truncate" && inode.size > 0) {
         inode.change(0, undefined, 0);
       }
-      return new SimFileHandle(this, inode, path, this.#epoch, mode !== "read");
+      return new SimFileHandle(
+        this,
+        inode,
+        path,
+        this.#currentEpoch(),
+        mode !== "read",
+        mode === "read-write-durable",
+      );
     });
   }
 
@@ -248,12 +289,12 @@ export class SimFileSystem implements FileSystem {
       this.#requireDir(dir, dir);
       const prefix = dir.endsWith("/") ? dir : `${dir}/`;
       const names: string[] = [];
-      for (const path of this.#live.keys()) {
+      for (const path of this.#s.live.keys()) {
         if (path.startsWith(prefix) && !path.slice(prefix.length).includes("/")) {
           names.push(path.slice(prefix.length));
         }
       }
-      for (const d of this.#dirs) {
+      for (const d of this.#s.dirs) {
         if (d.startsWith(prefix) && d.length > prefix.length && !d.slice(prefix.length).includes("/")) {
           names.push(d.slice(prefix.length));
         }
@@ -267,7 +308,7 @@ export class SimFileSystem implements FileSystem {
     return this.#run(() => {
       let d = dir;
       while (d !== "/" && d !== "." && d !== "") {
-        this.#dirs.add(d);
+        this.#s.dirs.add(d);
         d = dirOf(d);
       }
     });
@@ -275,11 +316,11 @@ export class SimFileSystem implements FileSystem {
 
   rename(from: string, to: string): Promise<void> {
     return this.#run(() => {
-      const inode = this.#live.get(from);
+      const inode = this.#s.live.get(from);
       if (inode === undefined) throw new SimFsError("ENOENT", "rename", from);
       this.#requireDir(dirOf(to), to);
-      this.#live.delete(from);
-      this.#live.set(to, inode);
+      this.#s.live.delete(from);
+      this.#s.live.set(to, inode);
       if (dirOf(from) === dirOf(to)) {
         this.#dirOp({ kind: "rename", from, to, inode });
       } else {
@@ -291,7 +332,7 @@ export class SimFileSystem implements FileSystem {
 
   unlink(path: string): Promise<void> {
     return this.#run(() => {
-      if (!this.#live.delete(path)) throw new SimFsError("ENOENT", "unlink", path);
+      if (!this.#s.live.delete(path)) throw new SimFsError("ENOENT", "unlink", path);
       this.#dirOp({ kind: "unlink", path });
     });
   }
@@ -299,27 +340,28 @@ export class SimFileSystem implements FileSystem {
   syncDir(dir: string): Promise<void> {
     return this.#run(() => {
       this.#requireDir(dir, dir);
-      for (const op of this.#pendingDirOps.get(dir) ?? []) this.#applyDirOp(this.#durable, op);
-      this.#pendingDirOps.delete(dir);
+      for (const op of this.#s.pendingDirOps.get(dir) ?? []) this.#applyDirOp(this.#s.durable, op);
+      this.#s.pendingDirOps.delete(dir);
     });
   }
 
   stat(path: string): Promise<FileStat | undefined> {
     return this.#run(() => {
-      if (this.#dirs.has(path)) return { size: 0, isDirectory: true };
-      const inode = this.#live.get(path);
+      if (this.#s.dirs.has(path)) return { size: 0, isDirectory: true };
+      const inode = this.#s.live.get(path);
       return inode === undefined ? undefined : { size: inode.size, isDirectory: false };
     });
   }
 
   /** Completes `op` after a simulated latency, unless a crash happens first (then never). */
   run<T>(epoch: number, op: () => T): Promise<T> {
-    const { latencyMsMin, latencyMsMax } = this.#faults;
-    const delayMs = latencyMsMax > latencyMsMin ? this.#prng.range(latencyMsMin, latencyMsMax) : latencyMsMin;
+    const { latencyMsMin, latencyMsMax } = this.#s.faults;
+    const delayMs =
+      latencyMsMax > latencyMsMin ? this.#s.prng.range(latencyMsMin, latencyMsMax) : latencyMsMin;
     return new Promise<T>((resolve, reject) => {
-      this.#scheduler.after(delayMs, () => {
+      this.#s.scheduler.after(delayMs, () => {
         // A crashed process observes nothing more: its pending operations never settle.
-        if (epoch !== this.#epoch) return;
+        if (epoch !== this.#s.epoch) return;
         try {
           resolve(op());
         } catch (error) {
@@ -331,7 +373,7 @@ export class SimFileSystem implements FileSystem {
 
   /** The current epoch; a handle remembers the one it was opened in. */
   get epoch(): number {
-    return this.#epoch;
+    return this.#s.epoch;
   }
 
   /** Decides a read fault: returns the bytes a read actually delivers. */
@@ -339,47 +381,51 @@ export class SimFileSystem implements FileSystem {
     let out = bytes;
     if (
       out.length > 0 &&
-      this.#prng.chance(this.#faults.readTruncate.numerator, this.#faults.readTruncate.denominator)
+      this.#s.prng.chance(this.#s.faults.readTruncate.numerator, this.#s.faults.readTruncate.denominator)
     ) {
-      out = out.subarray(0, this.#prng.below(out.length));
+      out = out.subarray(0, this.#s.prng.below(out.length));
     }
     if (
       out.length > 0 &&
-      this.#prng.chance(this.#faults.readBitFlip.numerator, this.#faults.readBitFlip.denominator)
+      this.#s.prng.chance(this.#s.faults.readBitFlip.numerator, this.#s.faults.readBitFlip.denominator)
     ) {
       out = out.slice();
-      const at = this.#prng.below(out.length);
-      out[at] = (out[at] ?? 0) ^ (1 << this.#prng.below(8));
+      const at = this.#s.prng.below(out.length);
+      out[at] = (out[at] ?? 0) ^ (1 << this.#s.prng.below(8));
     }
     return out;
   }
 
   /** Decides whether a sync fails with EIO; counts the successes. */
   syncFault(path: string): void {
-    const { numerator, denominator } = this.#faults.syncEio;
-    if (this.#prng.chance(numerator, denominator)) throw new SimFsError("EIO", "fdatasync", path);
-    this.#syncCount++;
+    const { numerator, denominator } = this.#s.faults.syncEio;
+    if (this.#s.prng.chance(numerator, denominator)) throw new SimFsError("EIO", "fdatasync", path);
+    this.#s.syncCount++;
   }
 
   /** How many more bytes fit under the quota. */
   freeBytes(): number {
-    return this.#faults.bytesMax - this.usedBytes();
+    return this.#s.faults.bytesMax - this.usedBytes();
+  }
+
+  #currentEpoch(): number {
+    return this.#boundEpoch ?? this.#s.epoch;
   }
 
   #run<T>(op: () => T): Promise<T> {
-    return this.run(this.#epoch, op);
+    return this.run(this.#currentEpoch(), op);
   }
 
   #requireDir(dir: string, path: string): void {
-    if (!this.#dirs.has(dir)) throw new SimFsError("ENOENT", "no such directory for", path);
+    if (!this.#s.dirs.has(dir)) throw new SimFsError("ENOENT", "no such directory for", path);
   }
 
   #dirOp(op: DirOp): void {
     const dir = dirOf(op.kind === "rename" ? op.to : op.path);
-    let ops = this.#pendingDirOps.get(dir);
+    let ops = this.#s.pendingDirOps.get(dir);
     if (ops === undefined) {
       ops = [];
-      this.#pendingDirOps.set(dir, ops);
+      this.#s.pendingDirOps.set(dir, ops);
     }
     ops.push(op);
   }
@@ -406,14 +452,23 @@ class SimFileHandle implements FileHandle {
   readonly #path: string;
   readonly #epoch: number;
   readonly #writable: boolean;
+  readonly #dsync: boolean;
   #closed = false;
 
-  constructor(fs: SimFileSystem, inode: Inode, path: string, epoch: number, writable: boolean) {
+  constructor(
+    fs: SimFileSystem,
+    inode: Inode,
+    path: string,
+    epoch: number,
+    writable: boolean,
+    durable: boolean,
+  ) {
     this.#fs = fs;
     this.#inode = inode;
     this.#path = path;
     this.#epoch = epoch;
     this.#writable = writable;
+    this.#dsync = durable;
   }
 
   read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
@@ -426,17 +481,40 @@ class SimFileHandle implements FileHandle {
   }
 
   write(data: Uint8Array, position: number): Promise<void> {
-    return this.#run(true, () => {
-      const growth = Math.max(0, position + data.length - this.#inode.size);
-      const free = this.#fs.freeBytes();
-      if (growth > free) {
-        // A full disk takes what fits and refuses the rest, as write(2) does.
-        const fits = Math.max(0, position <= this.#inode.size ? this.#inode.size - position + free : 0);
-        if (fits > 0) this.#inode.change(position, data.subarray(0, Math.min(fits, data.length)), 0);
-        throw new SimFsError("ENOSPC", "write", this.#path);
+    if (this.#dsync) return this.#writeDurable(data, position);
+    return this.#run(true, () => this.#applyWrite(data, position));
+  }
+
+  /**
+   * An O_DSYNC write: the bytes reach the file (volatile) when the call is made, and become durable
+   * when it completes; a crash in between keeps none, some (torn) or all of them.
+   */
+  #writeDurable(data: Uint8Array, position: number): Promise<void> {
+    let failure: unknown;
+    if (!this.#closed && this.#fs.epoch === this.#epoch) {
+      try {
+        this.#applyWrite(data, position);
+      } catch (error) {
+        failure = error;
       }
-      this.#inode.change(position, data, 0);
+    }
+    return this.#run(true, () => {
+      if (failure !== undefined) throw failure;
+      this.#fs.syncFault(this.#path);
+      this.#inode.pending = [];
     });
+  }
+
+  #applyWrite(data: Uint8Array, position: number): void {
+    const growth = Math.max(0, position + data.length - this.#inode.size);
+    const free = this.#fs.freeBytes();
+    if (growth > free) {
+      // A full disk takes what fits and refuses the rest, as write(2) does.
+      const fits = Math.max(0, position <= this.#inode.size ? this.#inode.size - position + free : 0);
+      if (fits > 0) this.#inode.change(position, data.subarray(0, Math.min(fits, data.length)), 0);
+      throw new SimFsError("ENOSPC", "write", this.#path);
+    }
+    this.#inode.change(position, data, 0);
   }
 
   datasync(): Promise<void> {

@@ -135,7 +135,7 @@ export function encodeRecord(record: DiskRecord): Uint8Array {
       let at = p + 12;
       record.entries.forEach((e, i) => {
         // Invariant: the entries of one record are consecutive.
-        assert(e.index === first.index + i, `entries not consecutive at ${e.index}`);
+        if (e.index !== first.index + i) assert(false, `entries not consecutive at ${e.index}`);
         setU64(view, at, e.term);
         out[at + 8] = e.kind === "normal" ? 0 : 1;
         view.setUint32(at + 9, e.data.length, true);

@@ -1,7 +1,7 @@
 // The write-ahead log holding the Raft log of every group on a node (layout in docs/design.md,
 // "Storage"). Callers hand over records with write(); records queued while a flush is running ride
-// together in the next one, so any number of groups and callers share one write and one fdatasync
-// (group commit). A write resolves only once its records are durable.
+// together in the next one, so any number of groups and callers share one durable write (group
+// commit). A write resolves only once its records are durable.
 import type { Entry, GroupId, LogIndex, Term } from "../raft/types.js";
 import { logIndex, term } from "../raft/types.js";
 import { assert } from "../util/assert.js";
@@ -98,12 +98,23 @@ export function groupCorruptionError(recovery: WalRecovery, group: GroupId): Sto
     recovery.groups.get(group)?.corruption ??
     (recovery.allGroupsSuspect ? recovery.corruption[0] : undefined);
   if (found === undefined) return undefined;
+  const site = { file: found.file, offset: found.offset };
   return new StorageError(
     "ERR_GROUP_CORRUPT",
-    `group ${group}: WAL corrupt at ${found.file}:${found.offset} (${found.reason})`,
+    `group ${group}: WAL corrupt at ${found.file}:${found.offset}`,
     {
-      site: { file: found.file, offset: found.offset },
+      site,
+      cause: walCorruptionError(found),
     },
+  );
+}
+
+/** The ERR_WAL_CORRUPT error for one corrupt spot: which file, which byte offset, and why. */
+export function walCorruptionError(corruption: WalCorruption): StorageError {
+  return new StorageError(
+    "ERR_WAL_CORRUPT",
+    `${corruption.file} at offset ${corruption.offset}: ${corruption.reason}`,
+    { site: { file: corruption.file, offset: corruption.offset } },
   );
 }
 
@@ -128,6 +139,11 @@ export class Wal {
   #pendingBytes = 0;
   #flushing: Promise<void> = Promise.resolve();
   #flushRunning = false;
+  /** Writes waiting for room in the queue, admitted one after another by `#admission`. */
+  #waitingForRoom = 0;
+  #admission: Promise<void> = Promise.resolve();
+  /** Bumped whenever queued records are dropped for lack of space. */
+  #noSpaceGeneration = 0;
   #deleting: Promise<void> = Promise.resolve();
   #failed: StorageError | undefined;
   #closed = false;
@@ -182,7 +198,7 @@ export class Wal {
       found.segments.push(seg);
       tailBytes = await tail.size();
     } else {
-      tail = await fs.open(joinPath(dir, last.name), "read-write");
+      tail = await fs.open(joinPath(dir, last.name), "read-write-durable");
       if (found.recovery.tornTail !== undefined) {
         // Cut the torn record and make the cut durable before anything is appended after it.
         await tail.truncate(found.recovery.tornTail.offset);
@@ -221,7 +237,7 @@ export class Wal {
 
   /**
    * Appends `records` (of any groups) and resolves once they are durable. Concurrent calls share one
-   * fdatasync. Records must follow each group's log: no gaps, nothing at or below the compaction
+   * durable write (group commit). Records must follow each group's log: no gaps, nothing at or below the compaction
    * point (a broken promise of the caller, so an assertion).
    */
   async write(records: readonly WalRecord[]): Promise<void> {
@@ -234,10 +250,28 @@ export class Wal {
     const bytes = split.map(encodeRecord);
     let size = 0;
     for (const b of bytes) size += b.length;
-    // Bounded queue: wait for the running flush rather than let the backlog grow without limit.
-    while (this.#pendingBytes > 0 && this.#pendingBytes + size > this.#options.pendingBytesMax) {
-      await this.#flushing;
-      this.#checkUsable();
+    // Bounded queue: wait for room rather than let the backlog grow without limit. Waiters queue up
+    // in call order, so a small write can never overtake a large one that is waiting (log order).
+    const generation = this.#noSpaceGeneration;
+    if (this.#waitingForRoom > 0 || this.#overLimit(size)) {
+      this.#waitingForRoom++;
+      const turn = this.#admission.then(async () => {
+        while (this.#overLimit(size)) {
+          this.#kick();
+          await this.#flushing;
+          this.#checkUsable();
+        }
+      });
+      this.#admission = turn.catch(() => undefined);
+      try {
+        await turn;
+      } finally {
+        this.#waitingForRoom--;
+      }
+      // Records queued before this write were rejected while it waited: it may build on them.
+      if (generation !== this.#noSpaceGeneration) {
+        throw new StorageError("ERR_NO_SPACE", "an earlier WAL write was rejected for lack of space");
+      }
     }
     for (const record of split) {
       const state = groupStateOf(this.#accepted, record.group);
@@ -305,6 +339,10 @@ export class Wal {
     return out;
   }
 
+  #overLimit(size: number): boolean {
+    return this.#pendingBytes > 0 && this.#pendingBytes + size > this.#options.pendingBytesMax;
+  }
+
   #checkUsable(): void {
     if (this.#failed !== undefined) throw this.#failed;
     if (this.#closed) throw new StorageError("ERR_CLOSED", "the WAL is closed");
@@ -318,15 +356,18 @@ export class Wal {
 
   async #flushLoop(): Promise<void> {
     try {
-      await this.#flushAll();
+      while (this.#pending.length > 0 && this.#failed === undefined) {
+        await this.#flushOnce();
+      }
     } finally {
-      // Cleared in the same step that saw the queue empty, so a write queued later starts a new loop.
+      // Cleared in the same step that saw the queue empty (no await in between), so a write queued
+      // after this point starts a new loop instead of waiting for one that has ended.
       this.#flushRunning = false;
     }
   }
 
-  async #flushAll(): Promise<void> {
-    while (this.#pending.length > 0 && this.#failed === undefined) {
+  async #flushOnce(): Promise<void> {
+    {
       const batch = this.#pending;
       this.#pending = [];
       this.#pendingBytes = 0;
@@ -341,6 +382,7 @@ export class Wal {
           this.#pending = [];
           this.#pendingBytes = 0;
           this.#accepted = cloneStates(this.#durable);
+          this.#noSpaceGeneration++;
           for (const p of dropped) p.reject(error);
         } else {
           this.#fail(error, batch);
@@ -367,8 +409,8 @@ export class Wal {
       await this.#tail.datasync();
       throw new StorageError("ERR_NO_SPACE", "WAL append: no space left on device", { cause: error });
     }
-    // Fail-stop on error: the caller of #flushLoop treats anything but ERR_NO_SPACE as fatal.
-    await this.#tail.datasync();
+    // The tail is opened durable (O_DSYNC): the write that resolved is on disk, no separate
+    // fdatasync needed. Any error but ENOSPC reached the caller above as fatal (fail-stop).
     this.#tailBytes = position + bytes.length;
     const segment = this.#segments[this.#segments.length - 1];
     assert(segment !== undefined, "the WAL always has a tail segment");
@@ -480,7 +522,8 @@ async function createSegment(
   await handle.close();
   await fs.rename(temp, path);
   await fs.syncDir(dir);
-  return fs.open(path, "read-write");
+  // Every append to the tail is durable when its write resolves (O_DSYNC): one system call per flush.
+  return fs.open(path, "read-write-durable");
 }
 
 interface Recovered {
@@ -520,6 +563,9 @@ async function recover(
   };
 
   const sorted = [...names].sort();
+  // Read the next segment while this one is decoded: disk and checksum work overlap.
+  let nextRead: Promise<Uint8Array> | undefined =
+    sorted[0] === undefined ? undefined : readWhole(fs, joinPath(dir, sorted[0]));
   for (const [i, name] of sorted.entries()) {
     const isLast = i === sorted.length - 1;
     const seq = Number(segmentPattern.exec(name)?.[1]);
@@ -534,7 +580,12 @@ async function recover(
     };
     if (expectedSeq !== undefined && seq !== expectedSeq) fail(0, `segment ${expectedSeq} is missing`);
     expectedSeq = seq + 1;
-    const bytes = await readWhole(fs, joinPath(dir, name));
+    assert(nextRead !== undefined, "a read is started for every segment");
+    const bytes = await nextRead;
+    const following = sorted[i + 1];
+    nextRead = following === undefined ? undefined : readWhole(fs, joinPath(dir, following));
+    // Observed when awaited next round; this keeps an early failure from being an unhandled rejection.
+    nextRead?.catch(() => undefined);
     const header = decodeSegmentHeader(bytes);
     if (!header.ok || header.seq !== seq) {
       fail(0, header.ok ? `header names segment ${header.seq}` : header.reason);

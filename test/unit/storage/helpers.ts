@@ -22,6 +22,8 @@ export class ManualScheduler implements Scheduler {
 
   /** Runs the next callback, then lets promise continuations settle; false when nothing waits. */
   async step(): Promise<boolean> {
+    // Work started by the caller may still be on its way to its first disk operation.
+    if (this.#queue.length === 0) await settle();
     const next = this.#queue.shift();
     if (next === undefined) return false;
     this.#now = Math.max(this.#now, next.at);
@@ -52,7 +54,7 @@ export function entries(first: number, count: number, t = 1, size = 8): Entry[] 
   return Array.from({ length: count }, (_, i) => {
     const index = first + i;
     const data = new Uint8Array(size);
-    new DataView(data.buffer).setUint32(0, index * 31 + t, true);
+    for (let b = 0; b < size; b++) data[b] = (index * 31 + t + b) & 0xff;
     return {
       term: term(t),
       index: logIndex(index),

@@ -188,6 +188,47 @@ describe("SimFileSystem", () => {
     assert.ok((await h.read(out, 0, 32, 0)) < 32);
   });
 
+  it("makes a durable-mode (O_DSYNC) write survive once it resolved, and tears one cut short by a crash", async () => {
+    const outcomes = new Set<number>();
+    for (let seed = 0; seed < 60; seed++) {
+      const scheduler = new ManualScheduler();
+      const fs = new SimFileSystem(new Prng(seed), scheduler);
+      const setup = (async () => {
+        await fs.mkdir("/d");
+        await (await fs.open("/d/a", "create-or-truncate")).close();
+        await fs.syncDir("/d");
+        const h = await fs.open("/d/a", "read-write-durable");
+        await h.write(bytes(1, 2), 0);
+        return h;
+      })();
+      await scheduler.runUntilIdle();
+      const h = await setup;
+      void h.write(bytes(3, 4, 5, 6), 2);
+      fs.crash();
+      const after = [...(fs.contents("/d/a") ?? [])];
+      assert.deepEqual(after, [1, 2, 3, 4, 5, 6].slice(0, after.length), `seed ${seed}`);
+      assert.ok(after.length >= 2, `seed ${seed}: lost a resolved durable write`);
+      outcomes.add(after.length);
+    }
+    assert.ok(outcomes.has(2) && outcomes.has(6) && [...outcomes].some((n) => n > 2 && n < 6));
+  });
+
+  it("gives each process a view whose operations, even ones started after a crash, never complete", async () => {
+    const fs = await fresh(1);
+    const dead = fs.process();
+    await (await dead.open("/d/a", "create-or-truncate")).close();
+    fs.crash();
+    let settled = false;
+    // Code of the crashed process that was still running tries to act on the disk.
+    void dead.unlink("/d/a").finally(() => {
+      settled = true;
+    });
+    const alive = fs.process();
+    await (await alive.open("/d/b", "create-or-truncate")).close();
+    assert.equal(settled, false);
+    assert.ok((await alive.readdir("/d")).includes("b"));
+  });
+
   it("removes unlinked files and lists only direct children", async () => {
     const fs = await fresh(1);
     await fs.mkdir("/d/sub");

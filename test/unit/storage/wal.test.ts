@@ -209,6 +209,9 @@ describe("Wal", () => {
     const refusal = reopened.groupError(g1);
     assert.equal(refusal?.code, "ERR_GROUP_CORRUPT");
     assert.match(refusal?.message ?? "", new RegExp(`${first}:${offset}`));
+    const cause: unknown = refusal?.cause;
+    assert.ok(isStorageError(cause, "ERR_WAL_CORRUPT"));
+    assert.deepEqual(cause.site, { file: first, offset });
     await assert.rejects(reopened.write([{ type: "entries", group: g1, entries: entries(7, 1) }]), {
       code: "ERR_GROUP_CORRUPT",
     });

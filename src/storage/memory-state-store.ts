@@ -1,0 +1,279 @@
+// The in-memory twin of the lmdb state store, for the simulator: the same contract (one shared test
+// suite runs against both), commits completed through an injected Scheduler, and crash semantics:
+// a transaction whose commit completed survives crash(), one still in flight does not.
+import type { GroupId, LogIndex } from "../raft/types.js";
+import { logIndex } from "../raft/types.js";
+import { assert } from "../util/assert.js";
+import { immediateScheduler, type Scheduler } from "./sim-file-system.js";
+import {
+  appliedIndexKey,
+  ChunkPacker,
+  checkKey,
+  decodeIndex,
+  defaultStateStoreOptions,
+  type Effect,
+  encodeIndex,
+  groupBounds,
+  internalKey,
+  type KeyKind,
+  type KeyValue,
+  queryBounds,
+  type RangeQuery,
+  restoringKey,
+  type StateExport,
+  type StateStore,
+  type StateStoreOptions,
+  unpackChunk,
+  userKey,
+} from "./state-store.js";
+import { StorageError } from "./storage-error.js";
+
+const text = (key: Uint8Array): string =>
+  Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
+
+/** A byte-ordered map: latin1 strings compare exactly as their bytes do. */
+class SortedBytesMap {
+  /** Bytes of keys and values held. */
+  bytes = 0;
+  #keys: string[] = [];
+  readonly #pairs = new Map<string, { key: Uint8Array; value: Uint8Array }>();
+
+  /** Old values of keys changed since `record()`, so a transaction can be undone. */
+  #journal: Map<string, { key: Uint8Array; value: Uint8Array | undefined }> | undefined;
+
+  /** Starts recording changes; `rollback()` restores the state as of this call, `keep()` ends it. */
+  record(): { bytesBefore: number; rollback(): void; keep(): void } {
+    const journal = new Map<string, { key: Uint8Array; value: Uint8Array | undefined }>();
+    this.#journal = journal;
+    const bytesBefore = this.bytes;
+    return {
+      bytesBefore,
+      rollback: () => {
+        this.#journal = undefined;
+        for (const { key, value } of journal.values()) {
+          if (value === undefined) this.delete(key);
+          else this.set(key, value);
+        }
+      },
+      keep: () => {
+        this.#journal = undefined;
+      },
+    };
+  }
+
+  #remember(k: string, key: Uint8Array): void {
+    if (this.#journal === undefined || this.#journal.has(k)) return;
+    this.#journal.set(k, { key: key.slice(), value: this.#pairs.get(k)?.value });
+  }
+
+  get(key: Uint8Array): Uint8Array | undefined {
+    return this.#pairs.get(text(key))?.value;
+  }
+
+  set(key: Uint8Array, value: Uint8Array): void {
+    const k = text(key);
+    this.#remember(k, key);
+    const old = this.#pairs.get(k);
+    if (old === undefined) this.#keys.splice(this.#lowerBound(k), 0, k);
+    else this.bytes -= old.key.length + old.value.length;
+    this.#pairs.set(k, { key: key.slice(), value: value.slice() });
+    this.bytes += key.length + value.length;
+  }
+
+  delete(key: Uint8Array): void {
+    const k = text(key);
+    const old = this.#pairs.get(k);
+    if (old === undefined) return;
+    this.#remember(k, key);
+    this.#pairs.delete(k);
+    this.bytes -= old.key.length + old.value.length;
+    this.#keys.splice(this.#lowerBound(k), 1);
+  }
+
+  /** Pairs with start <= key < end, in order, at most `limit`. */
+  range(
+    start: Uint8Array,
+    end: Uint8Array,
+    limit = Number.POSITIVE_INFINITY,
+  ): { key: Uint8Array; value: Uint8Array }[] {
+    const out: { key: Uint8Array; value: Uint8Array }[] = [];
+    const endText = text(end);
+    for (let i = this.#lowerBound(text(start)); i < this.#keys.length && out.length < limit; i++) {
+      const k = this.#keys[i] as string;
+      if (k >= endText) break;
+      const pair = this.#pairs.get(k);
+      assert(pair !== undefined, "sorted keys and pairs agree");
+      out.push(pair);
+    }
+    return out;
+  }
+
+  #lowerBound(k: string): number {
+    let lo = 0;
+    let hi = this.#keys.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.#keys[mid] as string) < k) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
+
+/** Settings of a {@link MemoryStateStore}. */
+export interface MemoryStateStoreOptions extends StateStoreOptions {
+  /** Completes commits (after `commitDelayMs`); the simulator's event queue. */
+  readonly scheduler: Scheduler;
+  readonly commitDelayMs: number;
+  /** The byte quota (keys plus values) standing in for a full disk: a commit past it is ERR_NO_SPACE. */
+  readonly bytesMax: number;
+}
+
+/** The in-memory {@link StateStore}: what lmdb does, minus the disk, plus a crash switch. */
+export class MemoryStateStore implements StateStore {
+  readonly #data = new SortedBytesMap();
+  readonly #options: MemoryStateStoreOptions;
+  #epoch = 0;
+  #bytesMax: number;
+
+  /** Creates an empty store. */
+  constructor(options: Partial<MemoryStateStoreOptions> = {}) {
+    this.#options = {
+      ...defaultStateStoreOptions,
+      scheduler: immediateScheduler,
+      commitDelayMs: 0,
+      bytesMax: Number.POSITIVE_INFINITY,
+      ...options,
+    };
+    this.#bytesMax = this.#options.bytesMax;
+  }
+
+  /** Changes the byte quota (freeing space is raising it); reads never depend on it. */
+  setBytesMax(bytesMax: number): void {
+    this.#bytesMax = bytesMax;
+  }
+
+  /** Bytes of keys and values stored. */
+  get usedBytes(): number {
+    return this.#data.bytes;
+  }
+
+  /** The process dies: transactions not yet committed are lost and never settle; committed ones stay. */
+  crash(): void {
+    this.#epoch++;
+  }
+
+  appliedIndex(group: GroupId): LogIndex {
+    return logIndex(decodeIndex(this.#data.get(internalKey(group, "meta", appliedIndexKey))));
+  }
+
+  isRestoring(group: GroupId): boolean {
+    return this.#data.get(internalKey(group, "meta", restoringKey)) !== undefined;
+  }
+
+  get(group: GroupId, kind: KeyKind, key: Uint8Array): Uint8Array | undefined {
+    checkKey(key, this.#options);
+    return this.#data.get(internalKey(group, kind, key))?.slice();
+  }
+
+  range(group: GroupId, query: RangeQuery): KeyValue[] {
+    const { start, end } = queryBounds(group, query);
+    const limit = Math.min(query.limit, this.#options.rangeLimitMax);
+    return this.#data
+      .range(start, end, limit)
+      .map((p) => ({ key: userKey(p.key).slice(), value: p.value.slice() }));
+  }
+
+  async applyBatch(group: GroupId, appliedIndex: LogIndex, effects: readonly Effect[]): Promise<boolean> {
+    for (const e of effects) checkKey(e.op === "delete-range" ? e.start : e.key, this.#options);
+    return this.#commit(() => {
+      if (appliedIndex <= this.appliedIndex(group)) return false;
+      for (const e of effects) {
+        switch (e.op) {
+          case "put":
+            this.#data.set(internalKey(group, e.kind, e.key), e.value);
+            break;
+          case "delete":
+            this.#data.delete(internalKey(group, e.kind, e.key));
+            break;
+          case "delete-range":
+            for (const p of this.#data.range(
+              internalKey(group, e.kind, e.start),
+              internalKey(group, e.kind, e.end),
+            )) {
+              this.#data.delete(p.key);
+            }
+            break;
+        }
+      }
+      this.#data.set(internalKey(group, "meta", appliedIndexKey), encodeIndex(appliedIndex));
+      return true;
+    });
+  }
+
+  exportGroup(group: GroupId, chunkBytesMax: number): StateExport {
+    assert(!this.isRestoring(group), "cannot export a group whose restore is incomplete");
+    // The pairs as of now: values are never mutated in place, so holding references is a snapshot.
+    const { start, end } = groupBounds(group);
+    const pairs = this.#data.range(start, end);
+    return {
+      appliedIndex: this.appliedIndex(group),
+      async *chunks(): AsyncGenerator<Uint8Array> {
+        const packer = new ChunkPacker(chunkBytesMax);
+        for (const p of pairs) {
+          const full = packer.add(p.key, p.value);
+          if (full !== undefined) yield full;
+        }
+        const last = packer.flush();
+        if (last !== undefined) yield last;
+      },
+    };
+  }
+
+  async restoreGroup(group: GroupId, chunks: AsyncIterable<Uint8Array>): Promise<LogIndex> {
+    const { start, end } = groupBounds(group);
+    await this.#commit(() => {
+      for (const p of this.#data.range(start, end)) this.#data.delete(p.key);
+      this.#data.set(internalKey(group, "meta", restoringKey), new Uint8Array([1]));
+    });
+    for await (const chunk of chunks) {
+      const pairs = unpackChunk(group, chunk);
+      await this.#commit(() => {
+        for (const p of pairs) this.#data.set(p.key, p.value);
+      });
+    }
+    await this.#commit(() => this.#data.delete(internalKey(group, "meta", restoringKey)));
+    return this.appliedIndex(group);
+  }
+
+  async close(): Promise<void> {
+    // Nothing to release.
+  }
+
+  /**
+   * Runs `apply` as one commit, later, unless the process crashes first. A commit that would leave
+   * more than `bytesMax` stored is undone whole and rejected with ERR_NO_SPACE.
+   */
+  #commit<T>(apply: () => T): Promise<T> {
+    const epoch = this.#epoch;
+    return new Promise<T>((resolve, reject) => {
+      this.#options.scheduler.after(this.#options.commitDelayMs, () => {
+        if (epoch !== this.#epoch) return;
+        const undo = this.#data.record();
+        try {
+          const result = apply();
+          if (this.#data.bytes > this.#bytesMax && this.#data.bytes > undo.bytesBefore) {
+            undo.rollback();
+            reject(new StorageError("ERR_NO_SPACE", "state store: no space left"));
+            return;
+          }
+          undo.keep();
+          resolve(result);
+        } catch (error) {
+          undo.rollback();
+          reject(error);
+        }
+      });
+    });
+  }
+}

@@ -1,0 +1,291 @@
+// Snapshot files (Raft §7): written and read in bounded chunks so a snapshot of any size never sits
+// in one buffer, every chunk checksummed, a trailer checksumming the whole, and the file renamed into
+// place only when complete. A reader verifies as it goes; `verify` does a full pass before install.
+import {
+  type ConfState,
+  type GroupId,
+  groupId,
+  logIndex,
+  type NodeId,
+  nodeId,
+  type SnapshotMeta,
+  term,
+} from "../raft/types.js";
+import { assert } from "../util/assert.js";
+import { crc32 } from "../util/crc.js";
+import { removeTempFiles, tempSuffix } from "./atomic-file.js";
+import { getU64, setU64, viewOf } from "./bytes.js";
+import { FailStop } from "./fail-stop.js";
+import { dirOf, type FileSystem, joinPath } from "./file-system.js";
+import { StorageError } from "./storage-error.js";
+
+const magic = [0x43, 0x41, 0x49, 0x52, 0x4e, 0x53, 0x4e, 0x50]; // "CAIRNSNP"
+const version = 1;
+const frameHeaderBytes = 8;
+const snapshotPattern = /^snap-(\d{10})-(\d{20})\.snap$/;
+const snapshotName = (group: GroupId, index: number): string =>
+  `snap-${String(group).padStart(10, "0")}-${String(index).padStart(20, "0")}.snap`;
+
+/** Settings of a {@link SnapshotStore}. */
+export interface SnapshotStoreOptions {
+  /** The largest chunk a writer accepts and a reader trusts. */
+  readonly chunkBytesMax: number;
+  /** Snapshots kept per group; older ones are deleted after a newer one is committed. */
+  readonly retainMax: number;
+  /** Hears once that the store stopped after an I/O failure. */
+  readonly onFailure?: (error: StorageError) => void;
+}
+
+/** Defaults: 1 MiB chunks, keep the newest 2 snapshots per group. */
+export const defaultSnapshotStoreOptions: SnapshotStoreOptions = { chunkBytesMax: 1024 * 1024, retainMax: 2 };
+
+function encodeHeader(group: GroupId, meta: SnapshotMeta): Uint8Array {
+  const ids = meta.conf.voters.length + meta.conf.learners.length;
+  const size = 8 + 4 + 4 + 24 + 8 + ids * 8 + 4;
+  const out = new Uint8Array(size);
+  const view = viewOf(out);
+  out.set(magic, 0);
+  view.setUint32(8, version, true);
+  view.setUint32(12, size, true);
+  setU64(view, 16, group);
+  setU64(view, 24, meta.index);
+  setU64(view, 32, meta.term);
+  view.setUint32(40, meta.conf.voters.length, true);
+  view.setUint32(44, meta.conf.learners.length, true);
+  [...meta.conf.voters, ...meta.conf.learners].forEach((id, i) => {
+    setU64(view, 48 + i * 8, id);
+  });
+  view.setUint32(size - 4, crc32(out.subarray(0, size - 4)), true);
+  return out;
+}
+
+function decodeHeader(bytes: Uint8Array): { group: GroupId; meta: SnapshotMeta } | undefined {
+  const view = viewOf(bytes);
+  const size = bytes.length;
+  if (size < 52 || view.getUint32(size - 4, true) !== crc32(bytes.subarray(0, size - 4))) return undefined;
+  if (magic.some((b, i) => bytes[i] !== b) || view.getUint32(8, true) !== version) return undefined;
+  const voters = view.getUint32(40, true);
+  const learners = view.getUint32(44, true);
+  if (size !== 52 + (voters + learners) * 8) return undefined;
+  const [g, index, t] = [16, 24, 32].map((o) => getU64(view, o));
+  const ids: NodeId[] = [];
+  for (let i = 0; i < voters + learners; i++) {
+    const id = getU64(view, 48 + i * 8);
+    if (id === undefined || id === 0) return undefined;
+    ids.push(nodeId(id));
+  }
+  if (g === undefined || index === undefined || t === undefined) return undefined;
+  const conf: ConfState = { voters: ids.slice(0, voters), learners: ids.slice(voters) };
+  return { group: groupId(g), meta: { index: logIndex(index), term: term(t), conf } };
+}
+
+/** A snapshot being written; nothing is visible until {@link SnapshotWriter.commit} resolves. */
+export interface SnapshotWriter {
+  /** Appends one chunk (at most `chunkBytesMax` bytes). */
+  write(chunk: Uint8Array): Promise<void>;
+  /** Seals the file (trailer, fsync, rename, directory fsync) and deletes snapshots beyond `retainMax`. */
+  commit(): Promise<void>;
+  /** Drops the partial file. */
+  abort(): Promise<void>;
+}
+
+/** A stored snapshot: its metadata and its data as verified chunks. */
+export interface SnapshotReader {
+  readonly meta: SnapshotMeta;
+  /** The data chunks in order, each verified before it is yielded; the last step checks the trailer. */
+  chunks(): AsyncGenerator<Uint8Array>;
+}
+
+/** Snapshot files of every group of a node, in one directory. */
+export class SnapshotStore {
+  readonly #fs: FileSystem;
+  readonly #dir: string;
+  readonly #options: SnapshotStoreOptions;
+  readonly #stop: FailStop;
+
+  private constructor(fs: FileSystem, dir: string, options: SnapshotStoreOptions) {
+    this.#fs = fs;
+    this.#dir = dir;
+    this.#options = options;
+    this.#stop = new FailStop("snapshot store", options.onFailure);
+  }
+
+  /** Opens the store in `dir` (created if needed), removing partial snapshots a crash left behind. */
+  static async open(
+    fs: FileSystem,
+    dir: string,
+    options: Partial<SnapshotStoreOptions> = {},
+  ): Promise<SnapshotStore> {
+    await fs.mkdir(dir);
+    await removeTempFiles(fs, dir);
+    return new SnapshotStore(fs, dir, { ...defaultSnapshotStoreOptions, ...options });
+  }
+
+  /** Starts writing `group`'s snapshot described by `meta`. */
+  async create(group: GroupId, meta: SnapshotMeta): Promise<SnapshotWriter> {
+    const path = joinPath(this.#dir, snapshotName(group, meta.index));
+    const temp = `${path}${tempSuffix}`;
+    const stop = this.#stop;
+    const header = encodeHeader(group, meta);
+    const handle = await stop.run(async () => {
+      const h = await this.#fs.open(temp, "create-or-truncate");
+      await h.write(header, 0);
+      return h;
+    });
+    let position = header.length;
+    let wholeCrc = 0;
+    let done = false;
+    const frame = (payload: Uint8Array, crc: number): Uint8Array => {
+      const out = new Uint8Array(frameHeaderBytes + payload.length);
+      const view = viewOf(out);
+      view.setUint32(0, payload.length, true);
+      view.setUint32(4, crc, true);
+      out.set(payload, frameHeaderBytes);
+      return out;
+    };
+    const discard = async (): Promise<void> => {
+      done = true;
+      await handle.close().catch(() => undefined);
+      await this.#fs.unlink(temp).catch(() => undefined);
+    };
+    return {
+      write: async (chunk) => {
+        assert(!done, "write after commit or abort");
+        if (chunk.length === 0) return;
+        if (chunk.length > this.#options.chunkBytesMax) {
+          throw new StorageError(
+            "ERR_TOO_LARGE",
+            `snapshot chunk of ${chunk.length} bytes exceeds chunkBytesMax`,
+          );
+        }
+        const bytes = frame(chunk, crc32(chunk));
+        await stop
+          .run(() => handle.write(bytes, position))
+          .catch(async (error: unknown) => {
+            await discard();
+            throw error;
+          });
+        position += bytes.length;
+        wholeCrc = crc32(chunk, wholeCrc);
+      },
+      commit: async () => {
+        assert(!done, "commit after commit or abort");
+        // Trailer: a zero-length frame whose checksum covers every data byte in order.
+        const trailer = frame(new Uint8Array(0), wholeCrc);
+        await stop
+          .run(async () => {
+            await handle.write(trailer, position);
+            await handle.sync();
+            await handle.close();
+            done = true;
+            await this.#fs.rename(temp, path);
+            await this.#fs.syncDir(dirOf(path));
+          })
+          .catch(async (error: unknown) => {
+            if (!done) await discard();
+            throw error;
+          });
+        await this.#prune(group);
+      },
+      abort: discard,
+    };
+  }
+
+  /** The indexes of every stored snapshot of `group`, newest first. */
+  async list(group: GroupId): Promise<number[]> {
+    const indexes: number[] = [];
+    for (const name of await this.#fs.readdir(this.#dir)) {
+      const match = snapshotPattern.exec(name);
+      if (match !== null && Number(match[1]) === group) indexes.push(Number(match[2]));
+    }
+    return indexes.sort((a, b) => b - a);
+  }
+
+  /** The newest snapshot of `group`, or undefined; ERR_SNAPSHOT_CORRUPT if its header is bad. */
+  async latest(group: GroupId): Promise<SnapshotReader | undefined> {
+    const [newest] = await this.list(group);
+    return newest === undefined ? undefined : this.open(group, newest);
+  }
+
+  /** Opens `group`'s snapshot at `index`; ERR_SNAPSHOT_CORRUPT if its header is bad. */
+  async open(group: GroupId, index: number): Promise<SnapshotReader> {
+    const name = snapshotName(group, index);
+    const path = joinPath(this.#dir, name);
+    const fs = this.#fs;
+    let handle = await fs.open(path, "read");
+    const corrupt = (offset: number, reason: string): StorageError =>
+      new StorageError("ERR_SNAPSHOT_CORRUPT", `${name} at ${offset}: ${reason}`, {
+        site: { file: name, offset },
+      });
+    const readExactly = async (length: number, position: number): Promise<Uint8Array> => {
+      const out = new Uint8Array(length);
+      let at = 0;
+      while (at < length) {
+        const n = await handle.read(out, at, length - at, position + at);
+        if (n === 0) throw corrupt(position + at, "file ends early");
+        at += n;
+      }
+      return out;
+    };
+    let header: { group: GroupId; meta: SnapshotMeta } | undefined;
+    let headerBytes = 0;
+    try {
+      const prefix = await readExactly(16, 0);
+      headerBytes = viewOf(prefix).getUint32(12, true);
+      if (headerBytes > 16 + 65536 * 8) throw corrupt(0, "header size");
+      header = decodeHeader(await readExactly(headerBytes, 0));
+      if (header === undefined || header.group !== group || header.meta.index !== index)
+        throw corrupt(0, "header");
+    } finally {
+      await handle.close();
+    }
+    const meta = header.meta;
+    const chunkBytesMax = this.#options.chunkBytesMax;
+    async function* chunks(): AsyncGenerator<Uint8Array> {
+      handle = await fs.open(path, "read");
+      let position = headerBytes;
+      let wholeCrc = 0;
+      try {
+        for (;;) {
+          const frameHeader = viewOf(await readExactly(frameHeaderBytes, position));
+          const length = frameHeader.getUint32(0, true);
+          const crc = frameHeader.getUint32(4, true);
+          if (length === 0) {
+            if (crc !== wholeCrc) throw corrupt(position, "trailer checksum");
+            return;
+          }
+          if (length > chunkBytesMax) throw corrupt(position, "chunk length");
+          const chunk = await readExactly(length, position + frameHeaderBytes);
+          if (crc32(chunk) !== crc) throw corrupt(position, "chunk checksum");
+          wholeCrc = crc32(chunk, wholeCrc);
+          position += frameHeaderBytes + length;
+          yield chunk;
+        }
+      } finally {
+        await handle.close();
+      }
+    }
+    return { meta, chunks };
+  }
+
+  /**
+   * Reads `group`'s snapshot at `index` through, chunk by chunk, and returns its metadata if every
+   * checksum holds (else ERR_SNAPSHOT_CORRUPT). Install only what passed this.
+   */
+  async verify(group: GroupId, index: number): Promise<SnapshotMeta> {
+    const reader = await this.open(group, index);
+    for await (const _chunk of reader.chunks()) {
+      // Each chunk is checked as it is read; nothing is kept.
+    }
+    return reader.meta;
+  }
+
+  async #prune(group: GroupId): Promise<void> {
+    const extra = (await this.list(group)).slice(this.#options.retainMax);
+    if (extra.length === 0) return;
+    await this.#stop.run(async () => {
+      for (const index of extra) await this.#fs.unlink(joinPath(this.#dir, snapshotName(group, index)));
+      await this.#fs.syncDir(this.#dir);
+    });
+  }
+}
