@@ -132,9 +132,10 @@ export const nodeSettings: readonly Setting[] = [
     key: "keyBytesMax",
     flag: "key-bytes-max",
     kind: "int",
-    default: 4096,
+    default: 1024,
     min: 1,
-    max: 65_536,
+    // The state store (lmdb) keys its records by the user key plus a few bytes of namespace.
+    max: 1800,
     description: "largest key",
   },
   {

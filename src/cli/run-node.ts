@@ -20,7 +20,9 @@ import { encodeEnvelope } from "../service/command.js";
 import { GroupReplication } from "../service/group-replication.js";
 import { nextExpiryMs } from "../service/kv/index.js";
 import { KvService } from "../service/kv-service.js";
-import { MemoryBackend, ServiceStateMachine } from "../service/state-machine.js";
+import { ServiceStateMachine, StoreBackend } from "../service/state-machine.js";
+import { HardStateStore } from "../storage/hard-state-store.js";
+import { LmdbStateStore } from "../storage/lmdb-state-store.js";
 import { NodeFileSystem } from "../storage/node-file-system.js";
 import { Wal } from "../storage/wal.js";
 import { TlsTransport } from "../transport/tls-transport.js";
@@ -138,16 +140,19 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
   ]);
 
   let fatal = false;
+  const onFailure = (error: Error) => {
+    fatal = true;
+    log(`FATAL: storage failed, this node stops accepting writes: ${error.message}`);
+  };
   const { wal, recovery } = await Wal.open(fs, join(config.dataDir, "wal"), {
     segmentBytesMax: config.segmentBytesMax,
-    onFailure: (error) => {
-      fatal = true;
-      log(`FATAL: storage failed, this node stops accepting writes: ${error.message}`);
-    },
+    onFailure,
   });
   if (recovery.tornTail !== undefined)
     log(`recovered: truncated a torn record at ${recovery.tornTail.file}:${recovery.tornTail.offset}`);
-  const storage = new WalGroupStorage(fs, config.dataDir, wal, recovery, MAIN_GROUP);
+  const hardStates = await HardStateStore.open(fs, join(config.dataDir, "hardstate"), { onFailure });
+  const storage = new WalGroupStorage(hardStates, wal, recovery, MAIN_GROUP);
+  const store = LmdbStateStore.open(join(config.dataDir, "state"), { keyBytesMax: 1900 });
 
   const peers = new Map(
     identity.members
@@ -170,7 +175,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
   });
   const httpUrl = `http://${config.httpListen.host}:${config.httpListen.port}`;
   const host = new NodeHost({ self: { id, name: identity.name, httpUrl }, transport, env });
-  const backend = new MemoryBackend();
+  const backend = new StoreBackend(store, MAIN_GROUP);
   const group = await RaftGroup.open<ApplyOutcome>({
     raft: {
       id,
@@ -261,6 +266,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
       host.close();
       await transport.close();
       await wal.close();
+      await store.close();
     },
   };
 }

@@ -6,6 +6,7 @@ import {
   type ConfChange,
   type Entry,
   type LogIndex,
+  logIndex,
   type Message,
   type NodeId,
   type RaftConfig,
@@ -100,11 +101,20 @@ export class RaftGroup<R> {
     const persisted = await options.storage.load();
     const applied = options.stateMachine.appliedIndex();
     const snapshotIndex = persisted?.snapshot?.index ?? 0;
+    // Applied entries were committed, so the commit index is at least the applied index even when
+    // the stored commit index lags (it is not written on every change).
     const raw = new RawNode(
       { ...options.raft, random: options.env.random },
       persisted === undefined
         ? undefined
-        : { ...persisted, ...(applied > snapshotIndex ? { appliedIndex: applied } : {}) },
+        : {
+            ...persisted,
+            hardState: {
+              ...persisted.hardState,
+              commitIndex: logIndex(Math.max(persisted.hardState.commitIndex, applied)),
+            },
+            ...(applied > snapshotIndex ? { appliedIndex: applied } : {}),
+          },
     );
     const group = new RaftGroup(options, raw, Math.max(applied, snapshotIndex));
     group.#scheduleTick();

@@ -22,9 +22,9 @@ export interface KvLimits {
   readonly ttlMsMax: number;
 }
 
-/** Defaults: 4 KiB keys, 1 MiB values, 1,000 keys per range page, TTLs up to a year. */
+/** Defaults: 1 KiB keys (the state store keys keys by them), 1 MiB values, 1,000 keys per range page, TTLs up to a year. */
 export const defaultKvLimits: KvLimits = {
-  keyBytesMax: 4096,
+  keyBytesMax: 1024,
   valueBytesMax: 1024 * 1024,
   rangeLimitMax: 1000,
   ttlMsMax: 365 * 24 * 3600 * 1000,

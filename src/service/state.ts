@@ -1,10 +1,11 @@
 // The view of replicated state that the state machines (key-value, streams) read and write while
 // applying committed entries. It is synchronous and byte-level: the node runtime backs it with the
 // state store, batching a whole apply round into one transaction.
+import type { KeyKind } from "../storage/state-store.js";
 import { compareBytes } from "../util/bytes.js";
 
-/** A keyspace of the state machine; each maps to its own namespace in the state store. */
-export type Space = "meta" | "kv" | "kv-ttl" | "dedupe" | "dedupe-ttl" | "members";
+/** A keyspace of the state machine: a namespace of the state store (its kinds are the spaces). */
+export type Space = KeyKind;
 
 /** Reads replicated state. `range` yields keys in [start, end) in byte order, at most `limit`. */
 export interface StateReader {

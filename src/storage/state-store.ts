@@ -11,8 +11,20 @@ import { assert } from "../util/assert.js";
 import { getU64, setU64, viewOf } from "./bytes.js";
 import { StorageError } from "./storage-error.js";
 
-/** What a key belongs to. Never renumber the codes: they are in every stored key. */
-export type KeyKind = "meta" | "kv" | "stream-meta" | "stream-message" | "consumer-group";
+/**
+ * What a key belongs to: the state machine's keyspaces. Never renumber the codes: they are in
+ * every stored key. New keyspaces take new codes.
+ */
+export type KeyKind =
+  | "meta"
+  | "kv"
+  | "stream-meta"
+  | "stream-message"
+  | "consumer-group"
+  | "kv-ttl"
+  | "dedupe"
+  | "dedupe-ttl"
+  | "members";
 
 /** The byte each kind contributes to a stored key. */
 export const keyKindCode: Record<KeyKind, number> = {
@@ -21,6 +33,10 @@ export const keyKindCode: Record<KeyKind, number> = {
   "stream-meta": 2,
   "stream-message": 3,
   "consumer-group": 4,
+  "kv-ttl": 5,
+  dedupe: 6,
+  "dedupe-ttl": 7,
+  members: 8,
 };
 
 /** One write of an applied batch. `delete-range` removes keys in [start, end) of one kind. */
