@@ -60,6 +60,17 @@ export class RaftLog {
     this.pendingSnapshot = undefined;
   }
 
+  /**
+   * Marks the entries up to `commitIndex` of a brand-new group as committed but not yet written:
+   * the first Ready hands them out for persisting.
+   */
+  bootstrap(commitIndex: LogIndex): void {
+    assert(this.appliedIndex === 0 && this.commitIndex === 0, "bootstrap of a used log");
+    this.commitIndex = commitIndex;
+    this.persistedIndex = logIndex(0);
+    this.#unstableFrom = logIndex(1);
+  }
+
   /** The snapshot the log starts after. */
   get snapshot(): SnapshotMeta {
     return this.#snapshot;

@@ -4,10 +4,11 @@
 import { assert, assertNever } from "../util/assert.js";
 import {
   applyConfChange,
+  bootstrapChanges,
   type ConfChange,
   ConfHistory,
-  encodeConfChange,
-  mustDecodeConfChange,
+  encodeConfChanges,
+  mustDecodeConfChanges,
 } from "./conf-change.js";
 import type { PersistedState, RaftConfig } from "./config.js";
 import type {
@@ -124,13 +125,22 @@ export class RawNode {
       term: toTerm(0),
       conf: config.conf,
     };
-    const entries = persisted?.entries ?? [];
+    let entries = persisted?.entries ?? [];
+    let bootstrapped = false;
+    if (persisted === undefined && (config.conf.voters.length > 0 || config.conf.learners.length > 0)) {
+      // A brand-new group writes its initial configuration as entry 1 (term 0), identical on every
+      // initial member and therefore committed, so a member added later learns it from the log.
+      const data = encodeConfChanges(bootstrapChanges(config.conf));
+      entries = [{ term: toTerm(0), index: logIndex(1), kind: "conf-change", data }];
+      bootstrapped = true;
+    }
     this.#term = hard.term;
     this.#votedFor = hard.votedFor;
     this.#log = new RaftLog(snapshot, entries, hard.commitIndex, persisted?.appliedIndex ?? snapshot.index);
+    if (bootstrapped) this.#log.bootstrap(logIndex(1));
     this.#confs = new ConfHistory(snapshot.conf);
     for (const e of entries) {
-      if (e.kind === "conf-change") this.#confs.append(e.index, mustDecodeConfChange(e.data));
+      if (e.kind === "conf-change") this.#confs.append(e.index, mustDecodeConfChanges(e.data));
     }
     assert(this.#log.lastTerm() <= this.#term, "log holds a term above the persisted term");
     this.#applyConf();
@@ -229,7 +239,7 @@ export class RawNode {
    * overlap an uncommitted change of a previous leader.
    */
   proposeConfChange(change: ConfChange): ConfChangeResult {
-    const data = encodeConfChange(change);
+    const data = encodeConfChanges([change]);
     const refused = this.#refuseProposal(data.length);
     if (refused !== undefined) return refused;
     if (!this.#committedInTerm()) return { ok: false, reason: "no-commit-in-term" };
@@ -738,7 +748,7 @@ export class RawNode {
       this.#confs.truncateFrom(result.firstWritten);
       for (const e of m.entries) {
         if (e.index >= result.firstWritten && e.kind === "conf-change") {
-          this.#confs.append(e.index, mustDecodeConfChange(e.data));
+          this.#confs.append(e.index, mustDecodeConfChanges(e.data));
         }
       }
       this.#applyConf();
@@ -852,7 +862,7 @@ export class RawNode {
     const index = logIndex(this.#log.lastIndex() + 1);
     this.#log.appendNew([{ term: this.#term, index, kind, data }]);
     if (kind === "conf-change") {
-      this.#confs.append(index, mustDecodeConfChange(data));
+      this.#confs.append(index, mustDecodeConfChanges(data));
       this.#applyConf();
     }
     // Sent at the next ready(): proposals made between two Ready batches share one append.

@@ -116,7 +116,7 @@ describe("Raft §5.2: leader election", () => {
     );
     // Figure 2: the vote for itself is durable before anyone is asked.
     assert.ok(rds.every((rd) => rd.messages.every((m) => m.type !== "vote-request")));
-    assert.deepEqual(rds[0]?.hardState, { term: 1, votedFor: 1, commitIndex: 0 });
+    assert.deepEqual(rds[0]?.hardState, { term: 1, votedFor: 1, commitIndex: 1 });
   });
 
   it("a candidate wins with votes from a majority and loses once a majority refused", () => {
@@ -151,7 +151,7 @@ describe("Raft §5.2: leader election", () => {
         ...header(from, 1, 1),
         type: "vote-request",
         preVote: false,
-        lastLogIndex: logIndex(0),
+        lastLogIndex: logIndex(1),
         lastLogTerm: term(0),
         transfer: false,
       });
@@ -223,11 +223,11 @@ describe("Raft §5.3: log replication", () => {
     const r = net.cluster.raw(1).propose(bytes("x"));
     assert.ok(r.ok);
     net.stabilize();
-    assert.equal(net.cluster.raw(1).status().commitIndex, 1, "two of five cannot commit");
+    assert.equal(net.cluster.raw(1).status().commitIndex, 2, "two of five cannot commit");
     net.partition([1, 2, 3], [4, 5]);
     net.tickAll(2);
-    assert.equal(net.cluster.raw(1).status().commitIndex, 2, "three of five commit");
-    assert.equal(net.cluster.node(2).app.values.get(2), "x", "followers apply once they learn the commit");
+    assert.equal(net.cluster.raw(1).status().commitIndex, 3, "three of five commit");
+    assert.equal(net.cluster.node(2).app.values.get(3), "x", "followers apply once they learn the commit");
   });
 
   it("the leader's own entry counts only after the runtime reports it durable (Figure 2, persist before responding)", () => {
@@ -237,9 +237,9 @@ describe("Raft §5.3: log replication", () => {
     raw.propose(bytes("x"));
     const rd = raw.ready();
     assert.equal(rd.entries.length, 1);
-    assert.equal(raw.status().commitIndex, 1, "not committed while the write is in flight");
+    assert.equal(raw.status().commitIndex, 2, "not committed while the write is in flight");
     raw.advance(rd);
-    assert.equal(raw.status().commitIndex, 2);
+    assert.equal(raw.status().commitIndex, 3);
   });
 
   it("followers acknowledge appends and votes only after persisting; the leader sends appends at once", () => {
@@ -433,7 +433,7 @@ describe("Raft §7: log compaction", () => {
     net.tickAll(3);
     assert.ok((net.cluster.sentByType.get("snapshot") ?? 0) >= 1);
     assert.equal(net.cluster.node(3).app.values.size, 10);
-    assert.equal(net.cluster.raw(3).status().snapshotIndex, 11);
+    assert.equal(net.cluster.raw(3).status().snapshotIndex, 12);
   });
 });
 
@@ -441,7 +441,7 @@ describe("Raft §8: client interaction", () => {
   it("a new leader appends a no-op of its term", () => {
     const net = new Net({ seed: 1, voters: [1, 2, 3] });
     net.elect(2);
-    const [e] = net.cluster.raw(2).entries(1, 2);
+    const [e] = net.cluster.raw(2).entries(2, 3);
     assert.equal(e?.term, 1);
     assert.equal(e?.data.length, 0);
   });
@@ -456,6 +456,6 @@ describe("Raft §8: client interaction", () => {
     assert.deepEqual(net.cluster.node(1).readStates, [], "cut off: no confirmation, no answer");
     net.heal();
     net.tickAll(1);
-    assert.deepEqual(net.cluster.node(1).readStates, [{ context: "r1", index: 2 }]);
+    assert.deepEqual(net.cluster.node(1).readStates, [{ context: "r1", index: 3 }]);
   });
 });
