@@ -161,11 +161,13 @@ export class Cluster {
     return [...this.nodes.values()].filter((n) => n.raw !== undefined).map((n) => n.id);
   }
 
-  /** Crashes `id`: its core and state machine are lost; its disk survives. */
+  /**
+   * Crashes `id`: its core is lost; its disk survives. The state machine's last contents stay
+   * readable (as a tester's record of what the node applied) until the node restarts.
+   */
   crash(id: number): void {
     const n = this.node(id);
     n.raw = undefined;
-    n.app = { appliedIndex: 0, values: new Map() };
     n.readStates = [];
     n.incomingSnapshot = undefined;
   }
