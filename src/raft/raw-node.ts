@@ -319,7 +319,7 @@ export class RawNode {
   /** Whether {@link ready} has anything to hand out. */
   hasReady(): boolean {
     if (this.#readyInFlight !== null) return false;
-    if (this.#role === "leader" && this.#broadcastPending) return true;
+    if (this.#role === "leader" && (this.#broadcastPending || this.#readRoundDue())) return true;
     if (this.#msgs.length > 0 || this.#msgsAfterPersist.length > 0 || this.#readStates.length > 0)
       return true;
     if (this.#log.pendingSnapshot !== undefined || this.#log.unstableEntries().length > 0) return true;
@@ -331,7 +331,10 @@ export class RawNode {
   /** Takes the next batch of work (see {@link Ready}); call {@link advance} with it when it is done. */
   ready(): Ready {
     assert(this.#readyInFlight === null, "ready() called before the previous Ready was advanced");
-    if (this.#role === "leader" && this.#broadcastPending) this.#flushBroadcast();
+    if (this.#role === "leader") {
+      if (this.#broadcastPending) this.#flushBroadcast();
+      this.#maybeStartReadRound();
+    }
     const soft = this.#softState();
     const hard = this.#hardState();
     const snapshot = this.#log.pendingSnapshot;
@@ -969,17 +972,24 @@ export class RawNode {
       this.#releaseRead({ from, context, index, round: 0 });
       return { ok: true };
     }
-    // Batching: a read joins the next heartbeat round that starts after it arrived. If a round is
-    // out, it waits for the one after; many reads share one round.
-    if (this.#readRoundSent > this.#readRoundConfirmed) {
-      this.#pendingReads.push({ from, context, index, round: this.#readRoundSent + 1 });
-      this.#readRoundWanted = true;
-    } else {
-      this.#readRoundSent++;
-      this.#pendingReads.push({ from, context, index, round: this.#readRoundSent });
-      this.#broadcastHeartbeat();
-    }
+    // Batching: a read waits for the next heartbeat round, which starts at the next ready() (or,
+    // while a round is out, at the first ready() after it is confirmed), so every read that arrives
+    // in between shares one round. The round starts after the read arrived, as §6.4 requires.
+    this.#pendingReads.push({ from, context, index, round: this.#readRoundSent + 1 });
+    this.#readRoundWanted = true;
     return { ok: true };
+  }
+
+  /** Whether a read round should start now: reads wait and no round is out. */
+  #readRoundDue(): boolean {
+    return this.#readRoundWanted && this.#readRoundSent === this.#readRoundConfirmed;
+  }
+
+  #maybeStartReadRound(): void {
+    if (!this.#readRoundDue()) return;
+    this.#readRoundWanted = false;
+    this.#readRoundSent++;
+    this.#broadcastHeartbeat();
   }
 
   #maybeReleaseReads(): void {
@@ -992,11 +1002,6 @@ export class RawNode {
     const ready = this.#pendingReads.filter((r) => r.round <= confirmed);
     this.#pendingReads = this.#pendingReads.filter((r) => r.round > confirmed);
     for (const r of ready) this.#releaseRead(r);
-    if (this.#readRoundWanted && this.#readRoundSent === this.#readRoundConfirmed) {
-      this.#readRoundWanted = false;
-      this.#readRoundSent++;
-      this.#broadcastHeartbeat();
-    }
   }
 
   #releaseRead(r: PendingRead): void {
