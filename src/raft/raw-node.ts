@@ -344,13 +344,21 @@ export class RawNode {
     const committedEntries = this.#log.entriesToApply(this.#applyBytesMax);
     const lastApplying = committedEntries.at(-1);
     if (lastApplying !== undefined) this.#log.applyingTo(lastApplying.index);
+    // Nothing may leave before a new term or vote is durable: a message carrying a term this node
+    // could forget in a crash would let it lead or vote twice in that term (for example a lone
+    // voter that wins at once and replicates to learners).
+    const termOrVoteChanged = hard.term !== this.#prevHard.term || hard.votedFor !== this.#prevHard.votedFor;
+    const messages = termOrVoteChanged ? [] : this.#msgs;
+    const messagesAfterPersist = termOrVoteChanged
+      ? [...this.#msgs, ...this.#msgsAfterPersist]
+      : this.#msgsAfterPersist;
     const rd: Ready = {
       ...(sameSoft(soft, this.#prevSoft) ? {} : { softState: soft }),
       ...(sameHard(hard, this.#prevHard) ? {} : { hardState: hard }),
       ...(snapshot === undefined ? {} : { snapshot }),
       entries,
-      messages: this.#msgs,
-      messagesAfterPersist: this.#msgsAfterPersist,
+      messages,
+      messagesAfterPersist,
       committedEntries,
       readStates: this.#readStates,
     };

@@ -35,6 +35,10 @@ export interface ReadState {
  * 6. Report `softState` (role and leader changes); pending client requests of a node that is no
  *    longer leader will not complete and should be failed or redirected.
  *
+ * A `snapshot` message names the snapshot by (index, term). If the runtime no longer holds it (it
+ * compacted further meanwhile), it reports `reportSnapshot(peer, false)` instead of sending; the
+ * core then offers the newer snapshot.
+ *
  * `advance(ready)` tells the core the batch is durable and applied: only then does a leader count
  * its own copy of these entries toward a commit majority. At most one Ready is outstanding; the
  * runtime may keep calling step/tick/propose while it works on one.

@@ -36,6 +36,8 @@ export interface AppState {
 
 /** What survives a crash: the persisted hard state, snapshot and log. */
 export interface Disk {
+  /** Whether anything was ever persisted; a member that never wrote restarts as brand-new. */
+  written: boolean;
   hardState: HardState;
   snapshot: { meta: SnapshotMeta; data: AppState } | undefined;
   entries: Entry[];
@@ -109,6 +111,7 @@ export class Cluster {
       id,
       raw: undefined,
       disk: {
+        written: false,
         hardState: { term: term(0), votedFor: null, commitIndex: logIndex(0) },
         snapshot: undefined,
         entries: [],
@@ -182,11 +185,15 @@ export class Cluster {
       values: new Map(snap?.data.values ?? []),
     };
     const conf = this.#configs.get(n.id) ?? { voters: [], learners: [] };
-    n.raw = new RawNode(this.config(n.id, conf), {
-      hardState: n.disk.hardState,
-      ...(snap === undefined ? {} : { snapshot: snap.meta }),
-      entries: [...n.disk.entries],
-    });
+    // Like a runtime that finds no state on disk: the member starts as brand-new (and writes its
+    // bootstrap entry again), since nothing it did before the crash was durable.
+    n.raw = n.disk.written
+      ? new RawNode(this.config(n.id, conf), {
+          hardState: n.disk.hardState,
+          ...(snap === undefined ? {} : { snapshot: snap.meta }),
+          entries: [...n.disk.entries],
+        })
+      : new RawNode(this.config(n.id, conf));
     n.raw.checkInvariants();
   }
 
@@ -243,6 +250,7 @@ export class Cluster {
     for (const m of rd.messages) this.#send(n, m);
     // 2. Persist: snapshot, entries, hard state.
     const disk = n.disk;
+    if (rd.snapshot !== undefined || rd.entries.length > 0 || rd.hardState !== undefined) disk.written = true;
     if (rd.snapshot !== undefined) {
       const data = n.incomingSnapshot;
       assert.ok(
@@ -289,10 +297,16 @@ export class Cluster {
     this.sentByType.set(m.type, (this.sentByType.get(m.type) ?? 0) + 1);
     if (m.type === "snapshot") {
       const snap = n.disk.snapshot;
-      assert.ok(
-        snap !== undefined && snap.meta.index === m.snapshot.index,
-        "leader sends a snapshot it lacks",
-      );
+      if (snap === undefined || snap.meta.index !== m.snapshot.index) {
+        // The leader compacted again after choosing this snapshot: the runtime no longer has it,
+        // so the stream fails and the core picks the newer snapshot next time.
+        assert.ok(
+          snap !== undefined && snap.meta.index > m.snapshot.index,
+          `leader ${n.id} lacks its snapshot`,
+        );
+        n.raw?.reportSnapshot(m.to, false);
+        return;
+      }
       this.#opts.onSend({ msg: m, snapshotData: snap.data });
       return;
     }

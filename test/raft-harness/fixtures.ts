@@ -33,6 +33,7 @@ export function setLog(
   const kept = keepBootstrap ? n.disk.entries.filter((e) => e.index === 1) : [];
   n.disk.entries = [...kept, ...entriesWithTerms(terms, kept.length + 1)];
   n.disk.snapshot = undefined;
+  n.disk.written = true;
   n.disk.hardState = { term: term(currentTerm), votedFor: null, commitIndex: logIndex(commit) };
   net.cluster.restart(id);
 }
