@@ -292,13 +292,18 @@ export class RaftLog {
     this.#snapshot = snapshot;
   }
 
-  /** Total payload bytes of entries above the commit index (the leader's uncommitted backlog). */
-  uncommittedBytes(): number {
+  /** Total bytes (see {@link entryBytes}) of the entries in (after, upTo]. */
+  bytesBetween(after: number, upTo: number): number {
     let bytes = 0;
-    for (let i = this.commitIndex + 1; i <= this.lastIndex(); i++) {
+    for (let i = Math.max(after, this.#snapshot.index) + 1; i <= Math.min(upTo, this.lastIndex()); i++) {
       const e = this.entryAt(i);
       if (e !== undefined) bytes += entryBytes(e);
     }
     return bytes;
+  }
+
+  /** Whether entries wait to be handed out for persisting. */
+  hasUnstable(): boolean {
+    return this.#unstableFrom <= this.lastIndex();
   }
 }

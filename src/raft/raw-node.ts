@@ -22,7 +22,7 @@ import type {
 } from "./messages.js";
 import { Progress } from "./progress.js";
 import { committedIndex, hasQuorum, voteResult } from "./quorum.js";
-import { RaftLog } from "./raft-log.js";
+import { entryBytes, entryHeaderBytes, RaftLog } from "./raft-log.js";
 import type {
   CompactResult,
   ConfChangeResult,
@@ -83,6 +83,8 @@ export class RawNode {
   #heartbeatElapsed = 0;
   #randomizedElectionTimeout = 0;
   #leadTransferee: NodeId | null = null;
+  /** Leader: bytes of entries above the commit index, kept incrementally (checked per proposal). */
+  #uncommittedBytes = 0;
   /** Leader: appends are owed to followers (new entries, or a commit to announce). */
   #broadcastPending = false;
   #broadcastEmptyPending = false;
@@ -322,7 +324,7 @@ export class RawNode {
     if (this.#role === "leader" && (this.#broadcastPending || this.#readRoundDue())) return true;
     if (this.#msgs.length > 0 || this.#msgsAfterPersist.length > 0 || this.#readStates.length > 0)
       return true;
-    if (this.#log.pendingSnapshot !== undefined || this.#log.unstableEntries().length > 0) return true;
+    if (this.#log.pendingSnapshot !== undefined || this.#log.hasUnstable()) return true;
     if (this.#log.entriesToApply(1).length > 0) return true;
     if (!sameSoft(this.#softState(), this.#prevSoft)) return true;
     return !sameHard(this.#hardState(), this.#prevHard);
@@ -452,6 +454,10 @@ export class RawNode {
     }
     if (this.#role === "leader") {
       assert(this.#leaderId === this.id, "a leader must know itself as leader");
+      assert(
+        this.#uncommittedBytes === log.bytesBetween(log.commitIndex, log.lastIndex()),
+        "uncommitted byte count drifted",
+      );
       for (const [id, pr] of this.#progress) {
         assert(pr.matchIndex < pr.nextIndex, `peer ${id}: match ${pr.matchIndex} >= next ${pr.nextIndex}`);
         assert(pr.matchIndex <= log.lastIndex(), `peer ${id}: match beyond the leader's log`);
@@ -516,6 +522,7 @@ export class RawNode {
     this.#resetVolatile();
     // Raft Figure 2: nextIndex starts after the leader's last entry, matchIndex at 0.
     this.#rebuildProgress(true);
+    this.#uncommittedBytes = this.#log.bytesBetween(this.#log.commitIndex, this.#log.lastIndex());
     // Raft §8 / §5.4.2: a no-op of the new term lets earlier entries commit and ReadIndex start.
     this.#appendEntry("normal", new Uint8Array(0));
   }
@@ -863,7 +870,7 @@ export class RawNode {
     if (this.#role !== "leader") return { ok: false, reason: "not-leader", leaderHint: this.#leaderId };
     if (this.#leadTransferee !== null) return { ok: false, reason: "transfer-in-progress" };
     // Bounded: a leader cut off from its followers must not buffer without limit.
-    if (this.#log.uncommittedBytes() + bytes > this.#uncommittedBytesMax) {
+    if (this.#uncommittedBytes + entryHeaderBytes + bytes > this.#uncommittedBytesMax) {
       return { ok: false, reason: "too-many-uncommitted" };
     }
     return undefined;
@@ -871,7 +878,9 @@ export class RawNode {
 
   #appendEntry(kind: Entry["kind"], data: Uint8Array): LogIndex {
     const index = logIndex(this.#log.lastIndex() + 1);
-    this.#log.appendNew([{ term: this.#term, index, kind, data }]);
+    const entry: Entry = { term: this.#term, index, kind, data };
+    this.#log.appendNew([entry]);
+    this.#uncommittedBytes += entryBytes(entry);
     if (kind === "conf-change") {
       this.#confs.append(index, mustDecodeConfChanges(data));
       this.#applyConf();
@@ -945,6 +954,7 @@ export class RawNode {
     // indirectly once an entry of the current term above it does (Figure 8).
     if (this.#log.termAt(index) !== this.#term) return;
     const hadCommitInTerm = this.#committedInTerm();
+    this.#uncommittedBytes -= this.#log.bytesBetween(this.#log.commitIndex, index);
     this.#log.commitTo(logIndex(index));
     this.#broadcastPending = true;
     this.#broadcastEmptyPending = true;

@@ -51,7 +51,7 @@ export interface SimNode {
   app: { appliedIndex: number; values: Map<number, string> };
   readStates: ReadState[];
   /** Snapshot bytes received with a snapshot message, kept until the core says to install them. */
-  incomingSnapshot: AppState | undefined;
+  incomingSnapshots: Map<number, AppState>;
 }
 
 /** Options of a cluster. */
@@ -118,7 +118,7 @@ export class Cluster {
       },
       app: { appliedIndex: 0, values: new Map() },
       readStates: [],
-      incomingSnapshot: undefined,
+      incomingSnapshots: new Map(),
     };
     this.nodes.set(id, node);
     node.raw = new RawNode(this.config(id, conf));
@@ -172,7 +172,7 @@ export class Cluster {
     const n = this.node(id);
     n.raw = undefined;
     n.readStates = [];
-    n.incomingSnapshot = undefined;
+    n.incomingSnapshots.clear();
   }
 
   /** Restarts a crashed member from its disk (the state machine restarts from the snapshot). */
@@ -203,7 +203,9 @@ export class Cluster {
     if (n?.raw === undefined) return;
     if (env.msg.type === "snapshot") {
       assert.ok(env.snapshotData !== undefined, "snapshot message without data");
-      n.incomingSnapshot = env.snapshotData;
+      // Kept by index: a stale or duplicate snapshot delivered later must not replace the data of
+      // the one the core decided to install.
+      n.incomingSnapshots.set(env.msg.snapshot.index, env.snapshotData);
     }
     n.raw.step(env.msg);
     n.raw.checkInvariants();
@@ -252,7 +254,7 @@ export class Cluster {
     const disk = n.disk;
     if (rd.snapshot !== undefined || rd.entries.length > 0 || rd.hardState !== undefined) disk.written = true;
     if (rd.snapshot !== undefined) {
-      const data = n.incomingSnapshot;
+      const data = n.incomingSnapshots.get(rd.snapshot.index);
       assert.ok(
         data !== undefined && data.appliedIndex === rd.snapshot.index,
         "snapshot to install without data",
@@ -261,7 +263,7 @@ export class Cluster {
       // The core discarded its whole log for the snapshot; so does the disk.
       disk.entries = [];
       n.app = { appliedIndex: data.appliedIndex, values: new Map(data.values) };
-      n.incomingSnapshot = undefined;
+      n.incomingSnapshots.clear();
     }
     const first = rd.entries[0];
     if (first !== undefined) {
