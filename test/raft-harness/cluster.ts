@@ -266,6 +266,11 @@ export class Cluster {
       n.incomingSnapshots.clear();
     }
     const first = rd.entries[0];
+    if (first !== undefined && raw.status().role === "leader" && first.term === raw.status().term) {
+      // Raft Figure 3, Leader Append-Only: a leader never overwrites or deletes entries in its log.
+      const lastStored = disk.entries.at(-1)?.index ?? disk.snapshot?.meta.index ?? 0;
+      assert.ok(first.index > lastStored, `leader ${n.id} overwrites its log at ${first.index}`);
+    }
     if (first !== undefined) {
       const base = disk.snapshot?.meta.index ?? 0;
       assert.ok(first.index > base, "persisting an entry covered by the snapshot");

@@ -4,7 +4,9 @@
 // transfer (§3.10) and ReadIndex (§6.4). In-memory clusters, invariants checked after every step.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { type AppendMessage, type Message, nodeId } from "../../../src/raft/index.js";
+import { type AppendMessage, groupId, type Message, nodeId, RawNode } from "../../../src/raft/index.js";
+import { entryHeaderBytes } from "../../../src/raft/raft-log.js";
+import { Prng } from "../../../src/util/prng.js";
 import { bytes } from "../../raft-harness/cluster.js";
 import { setLog } from "../../raft-harness/fixtures.js";
 import { Net } from "../../raft-harness/net.js";
@@ -115,6 +117,47 @@ describe("replication flow control", () => {
     assert.equal(raw.status().peers.find((p) => p.id === 2)?.inflight, 3);
     net.stabilize();
     assert.equal(net.cluster.raw(2).status().commitIndex, 12);
+  });
+
+  it("hands out at most applyBytesMax of committed entries per Ready, at least one", () => {
+    const raw = new RawNode({
+      id: nodeId(1),
+      groupId: groupId(1),
+      conf: { voters: [nodeId(1)], learners: [] },
+      electionTimeoutTicks: 10,
+      heartbeatTicks: 1,
+      preVote: false,
+      checkQuorum: false,
+      appendBytesMax: 1 << 20,
+      inflightAppendsMax: 4,
+      applyBytesMax: 100,
+      random: new Prng(1),
+    });
+    raw.campaign();
+    for (let k = 0; k < 6; k++) raw.propose(bytes("x".repeat(20)));
+    raw.propose(bytes("y".repeat(300)));
+    const batches: number[][] = [];
+    for (let k = 0; k < 20 && raw.hasReady(); k++) {
+      const rd = raw.ready();
+      if (rd.committedEntries.length > 0) batches.push(rd.committedEntries.map((e) => e.index));
+      const bytesOut = rd.committedEntries.reduce((sum, e) => sum + e.data.length + entryHeaderBytes, 0);
+      assert.ok(rd.committedEntries.length <= 1 || bytesOut <= 100, `${bytesOut} bytes in one Ready`);
+      raw.advance(rd);
+    }
+    assert.deepEqual(batches.flat(), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.ok(batches.length >= 4, "the entries were split across Readies");
+  });
+
+  it("falls back to probing a follower reported unreachable", () => {
+    const net = new Net({ seed: 6, voters: [1, 2, 3] });
+    net.elect(1);
+    const raw = net.cluster.raw(1);
+    assert.equal(raw.status().peers.find((p) => p.id === 2)?.state, "replicate");
+    raw.reportUnreachable(nodeId(2));
+    assert.equal(raw.status().peers.find((p) => p.id === 2)?.state, "probe");
+    // The next append it acknowledges puts it back into optimistic streaming.
+    net.propose(1, "x");
+    assert.equal(raw.status().peers.find((p) => p.id === 2)?.state, "replicate");
   });
 
   it("refuses proposals beyond uncommittedBytesMax", () => {

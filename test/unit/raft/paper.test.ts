@@ -15,6 +15,7 @@ import {
   term,
 } from "../../../src/raft/index.js";
 import { Prng } from "../../../src/util/prng.js";
+import { Lab } from "../../lab/harness.js";
 import { bytes } from "../../raft-harness/cluster.js";
 import { entriesWithTerms, logTerms, setLog } from "../../raft-harness/fixtures.js";
 import { Net } from "../../raft-harness/net.js";
@@ -457,5 +458,67 @@ describe("Raft §8: client interaction", () => {
     net.heal();
     net.tickAll(1);
     assert.deepEqual(net.cluster.node(1).readStates, [{ context: "r1", index: 3 }]);
+  });
+});
+
+describe("Raft Figure 3: the guarantees, throughout a run with crashes and an unreliable network", () => {
+  // Leaders are crashed and restarted quickly while proposals keep arriving (the lab's Figure 8
+  // scenario, shortened); the harness asserts Election Safety and Leader Append-Only at every
+  // Ready, State Machine Safety at every apply, and the tests below check the rest at the end.
+  function chaos(seed: number): Lab {
+    const lab = new Lab({ servers: 5, seed, unreliable: true });
+    const prng = lab.cluster.prng;
+    let up = 5;
+    for (let iter = 0; iter < 400; iter++) {
+      let leader = -1;
+      for (const i of lab.ids()) if (lab.isUp(i) && lab.start(i, lab.randCmd()).isLeader) leader = i;
+      lab.sleep(prng.chance(1, 10) ? prng.below(500) : prng.below(13));
+      if (leader !== -1 && prng.chance(1, 2)) {
+        lab.crash(leader);
+        up--;
+      }
+      if (up < 3) {
+        const s = 1 + prng.below(5);
+        if (!lab.isUp(s)) {
+          lab.restart(s);
+          lab.connect(s);
+          up++;
+        }
+      }
+    }
+    for (const i of lab.ids()) {
+      if (!lab.isUp(i)) lab.restart(i);
+      lab.connect(i);
+    }
+    lab.unreliable = false;
+    lab.one(lab.randCmd(), 5, true);
+    return lab;
+  }
+
+  it("Election Safety: at most one leader per term (many terms elected)", () => {
+    const lab = chaos(31);
+    assert.ok(lab.cluster.leaderOfTerm.size >= 5, `${lab.cluster.leaderOfTerm.size} terms had a leader`);
+  });
+
+  it("Log Matching: logs that share an entry's index and term are identical up to it", () => {
+    chaos(32).cluster.checkLogMatching();
+  });
+
+  it("Leader Completeness: the final leader holds every entry any server applied", () => {
+    const lab = chaos(33);
+    const leader = lab.cluster.raw(lab.checkOneLeader());
+    const s = leader.status();
+    for (const [index, e] of lab.cluster.appliedAt) {
+      if (index > s.snapshotIndex) assert.equal(leader.termAt(index), e.term, `index ${index}`);
+    }
+  });
+
+  it("State Machine Safety: every server applied the same command at each index", () => {
+    const lab = chaos(34);
+    const values = [...lab.cluster.nodes.values()].map((n) => n.app.values);
+    for (const [index, e] of lab.cluster.appliedAt) {
+      if (e.kind !== "normal" || e.data === "") continue;
+      for (const v of values) assert.equal(v.get(index), e.data, `index ${index}`);
+    }
   });
 });
