@@ -825,9 +825,13 @@ export class RawNode {
       }
       return;
     }
-    const wasPaused = pr.isPaused();
     if (!pr.maybeUpdate(m.index)) {
-      if (wasPaused && pr.state === "probe") this.#sendAppends(m.from, false);
+      // A probe answered at exactly the known match (for example by a follower whose commit index
+      // covers the probe) still proves where its log stands: stream from there.
+      if (pr.state === "probe" && m.index === pr.matchIndex) {
+        pr.becomeReplicate();
+        this.#sendAppends(m.from, false);
+      }
       return;
     }
     switch (pr.state) {
