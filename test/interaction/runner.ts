@@ -2,6 +2,24 @@
 // commands, each a line starting with "> ", followed by the output it printed; "#" lines are
 // comments. Running a script re-executes every command on a fresh in-memory cluster and returns the
 // script with the actual output, so a test compares texts and REWRITE=1 regenerates the file.
+//
+// Commands (ids are node numbers; a command without ids applies to every node):
+//   new voters=1,2,3 [learners=4] [pre-vote] [check-quorum] [election=N] [heartbeat=N]
+//       [append-bytes=N] [inflight=N] [seed=N]        a fresh cluster (bootstrap entries persisted)
+//   add-node ID                  a new member with an empty configuration (joins via conf change)
+//   set-log ID terms=T,T,.. term=N [commit=N]   crash ID and restart it with a crafted log
+//   campaign ID..                start an election (pre-vote first when configured)
+//   tick ID.. [n=N]              advance the logical clock (Readies wait for process-ready)
+//   run [n=N] [quiet]            N rounds: every node ticks, then stabilize; quiet prints roles only
+//   process-ready [ID..]         hand out and handle Ready batches (printed)
+//   deliver [F->T] [type=T] [n=N]   deliver matching queued messages (partitions drop them)
+//   drop [F->T] [type=T] [n=N]   discard matching queued messages
+//   pending                      list queued messages
+//   stabilize                    process-ready + deliver until nothing moves
+//   partition A B | C D, isolate ID, heal
+//   propose ID DATA, propose-conf-change ID TYPE NODE, transfer-leadership ID TO,
+//   read-index ID CTX, report-unreachable LEADER PEER, compact [ID..], crash ID.., restart ID..
+//   status [ID..], log [ID..], applied [ID..]
 import assert from "node:assert/strict";
 import type { ConfChange, Message, NodeId, Ready } from "../../src/raft/index.js";
 import { logIndex, nodeId } from "../../src/raft/index.js";

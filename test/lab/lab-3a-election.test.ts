@@ -16,8 +16,12 @@ describe("6.5840 lab 3A: leader election", () => {
     const term1 = lab.checkTerms();
     assert.ok(term1 >= 1, "term is 0, but election seems to have happened");
     // Does the leader+term stay the same if there is no network failure?
+    const heartbeats0 = lab.cluster.sentByType.get("heartbeat") ?? 0;
     lab.sleep(2 * raftElectionTimeoutMs);
     assert.equal(lab.checkTerms(), term1, "term changed even though there were no failures");
+    // The lab allows at most 10 heartbeats per second (to each of the 2 followers).
+    const perSecond = ((lab.cluster.sentByType.get("heartbeat") ?? 0) - heartbeats0) / 2 / 2;
+    assert.ok(perSecond <= 10, `${perSecond} heartbeats per second per follower`);
     lab.checkOneLeader();
   });
 
