@@ -192,6 +192,7 @@ export class RaftLog {
       for (; k < entries.length; k++) {
         const next = entries[k];
         assert(next !== undefined && next.index === this.lastIndex() + 1, "non-contiguous append");
+        assert(next.term >= this.lastTerm(), `entry ${next.index} has a smaller term than its predecessor`);
         this.#entries.push(next);
       }
       return { lastNewIndex: logIndex(prevLogIndex + entries.length), firstWritten };

@@ -257,7 +257,7 @@ export class Cluster {
       const data = n.incomingSnapshots.get(rd.snapshot.index);
       assert.ok(
         data !== undefined && data.appliedIndex === rd.snapshot.index,
-        "snapshot to install without data",
+        `node ${n.id}: snapshot ${rd.snapshot.index} to install without data (have ${[...n.incomingSnapshots.entries()].map(([k, v]) => `${k}:${v.appliedIndex}`).join(" ")})`,
       );
       disk.snapshot = { meta: rd.snapshot, data };
       // The core discarded its whole log for the snapshot; so does the disk.
@@ -359,7 +359,8 @@ export class Cluster {
 
   /**
    * Raft §5.3 Log Matching across the members that are up: if two logs hold an entry with the same
-   * index and term, the logs are identical up to it. Checked on the overlapping in-memory views.
+   * index and term, the logs are identical up to it. Checked on the overlapping in-memory views
+   * above the smaller commit index (below it, State Machine Safety compares what is applied).
    */
   checkLogMatching(): void {
     const ups = this.upIds().map((id) => this.raw(id));
@@ -370,7 +371,9 @@ export class Cluster {
         if (x === undefined || y === undefined) continue;
         const sx = x.status();
         const sy = y.status();
-        const lo = Math.max(sx.snapshotIndex, sy.snapshotIndex) + 1;
+        // Entries committed on both are compared by State Machine Safety when they are applied;
+        // checking only above that keeps this cheap enough to run after every stabilization.
+        const lo = Math.max(sx.snapshotIndex, sy.snapshotIndex, Math.min(sx.commitIndex, sy.commitIndex)) + 1;
         const hi = Math.min(sx.lastIndex, sy.lastIndex);
         let matched = false;
         for (let i = hi; i >= lo; i--) {

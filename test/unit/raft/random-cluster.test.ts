@@ -99,10 +99,12 @@ function runSeed(seed: number, steps: number): void {
     const rd = raw.ready();
     // The messages that may leave before the write do leave; then the process dies unsynced.
     for (const m of rd.messages) {
-      const snap = n.disk.snapshot;
-      inFlight.push(
-        m.type === "snapshot" && snap !== undefined ? { msg: m, snapshotData: snap.data } : { msg: m },
-      );
+      if (m.type !== "snapshot") inFlight.push({ msg: m });
+      else {
+        // The runtime streams the snapshot only if it still holds the one named.
+        const snap = n.disk.snapshot;
+        if (snap?.meta.index === m.snapshot.index) inFlight.push({ msg: m, snapshotData: snap.data });
+      }
     }
     cluster.crash(id);
   };
