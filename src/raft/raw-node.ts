@@ -144,7 +144,13 @@ export class RawNode {
     for (const e of entries) {
       if (e.kind === "conf-change") this.#confs.append(e.index, mustDecodeConfChanges(e.data));
     }
-    assert(this.#log.lastTerm() <= this.#term, "log holds a term above the persisted term");
+    if (this.#log.lastTerm() > this.#term) {
+      // A crash between writing a Ready's entries and its hard state (the documented order) can
+      // leave entries of a term the hard state never reached. That term was learned from those very
+      // entries, so no vote was cast in it (a vote is persisted in an earlier Ready): adopt it.
+      this.#term = this.#log.lastTerm();
+      this.#votedFor = null;
+    }
     this.#applyConf();
     this.#prevHard = hard;
     this.#becomeFollower(this.#term, null);

@@ -251,6 +251,29 @@ export class Cluster {
     // 1. Messages that may leave before the writes.
     for (const m of rd.messages) this.#send(n, m);
     // 2. Persist: snapshot, entries, hard state.
+    this.#persist(n, raw, rd, true);
+    // 3. Messages that promise durability.
+    for (const m of rd.messagesAfterPersist) this.#send(n, m);
+    // 4. Apply.
+    for (const e of rd.committedEntries) this.#apply(n, e);
+    n.readStates.push(...rd.readStates);
+  }
+
+  /**
+   * Crashes `id` in the middle of a Ready: its immediate messages leave, then (with `keepEntries`)
+   * the snapshot and entries reach the disk but the hard state does not, or nothing does.
+   */
+  crashDuringReady(id: number, keepEntries: boolean): void {
+    const n = this.node(id);
+    const raw = n.raw;
+    if (raw === undefined || !raw.hasReady()) return;
+    const rd = raw.ready();
+    for (const m of rd.messages) this.#send(n, m);
+    if (keepEntries) this.#persist(n, raw, rd, false);
+    this.crash(id);
+  }
+
+  #persist(n: SimNode, raw: RawNode, rd: Ready, withHardState: boolean): void {
     const disk = n.disk;
     if (rd.snapshot !== undefined || rd.entries.length > 0 || rd.hardState !== undefined) disk.written = true;
     if (rd.snapshot !== undefined) {
@@ -282,7 +305,7 @@ export class Cluster {
       );
       disk.entries.push(...rd.entries);
     }
-    if (rd.hardState !== undefined) {
+    if (rd.hardState !== undefined && withHardState) {
       const old = disk.hardState;
       const hs = rd.hardState;
       assert.ok(hs.term >= old.term, `node ${n.id}: persisted term moved backwards`);
@@ -293,11 +316,6 @@ export class Cluster {
       assert.ok(hs.commitIndex >= old.commitIndex, `node ${n.id}: persisted commit moved backwards`);
       disk.hardState = hs;
     }
-    // 3. Messages that promise durability.
-    for (const m of rd.messagesAfterPersist) this.#send(n, m);
-    // 4. Apply.
-    for (const e of rd.committedEntries) this.#apply(n, e);
-    n.readStates.push(...rd.readStates);
   }
 
   #send(n: SimNode, m: Message): void {

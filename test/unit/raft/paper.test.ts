@@ -410,6 +410,29 @@ describe("Raft §5.4: safety", () => {
 });
 
 describe("Raft §5.5: follower and candidate crashes", () => {
+  it("a crash between persisting entries and the hard state loses no safety (torn Ready)", () => {
+    // Entries of term 3 reached the disk, the hard state (term 3) did not: the node restarts at
+    // term 3 with no vote, and says so in its first Ready.
+    const raw = new RawNode(config(2, [1, 2, 3]), {
+      hardState: { term: term(2), votedFor: nodeId(1), commitIndex: logIndex(0) },
+      entries: entriesWithTerms([1, 3]),
+    });
+    assert.equal(raw.status().term, 3);
+    assert.equal(raw.status().votedFor, null);
+    assert.deepEqual(raw.ready().hardState, { term: 3, votedFor: null, commitIndex: 0 });
+  });
+
+  it("refuses to start when the hard state commits beyond the stored log (lost acknowledged entries)", () => {
+    assert.throws(
+      () =>
+        new RawNode(config(2, [1, 2, 3]), {
+          hardState: { term: term(2), votedFor: null, commitIndex: logIndex(5) },
+          entries: entriesWithTerms([1, 2]),
+        }),
+      /commit 5 beyond last index 2/,
+    );
+  });
+
   it("the leader retries until a crashed follower restarts, which then catches up", () => {
     const net = new Net({ seed: 4, voters: [1, 2, 3] });
     net.elect(1);

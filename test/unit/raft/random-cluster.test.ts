@@ -1,7 +1,7 @@
 // Randomized cluster runs, one seed each: messages are delivered out of order, duplicated and lost,
-// nodes crash (also between handing out a Ready and persisting it, losing the unsynced writes) and
-// restart, partitions come and go, and membership changes, compactions, transfers and reads run
-// concurrently. After every step the cluster checks election safety, one vote per term, monotonic
+// nodes crash (also in the middle of a Ready: after its immediate messages left, with none or only
+// part of its writes on disk) and restart, partitions come and go, and membership changes,
+// compactions, transfers and reads run concurrently. After every step the cluster checks election safety, one vote per term, monotonic
 // terms and commits, state machine safety, leader completeness and ReadIndex linearizability;
 // after healing, every member must converge. A failure names its seed.
 import assert from "node:assert/strict";
@@ -92,23 +92,6 @@ function runSeed(seed: number, steps: number): void {
     if (m.type === "snapshot") cluster.nodes.get(m.from)?.raw?.reportSnapshot(m.to, true);
   };
 
-  const crashMidReady = (id: NodeId) => {
-    const n = cluster.node(id);
-    const raw = n.raw;
-    if (raw === undefined || !raw.hasReady()) return;
-    const rd = raw.ready();
-    // The messages that may leave before the write do leave; then the process dies unsynced.
-    for (const m of rd.messages) {
-      if (m.type !== "snapshot") inFlight.push({ msg: m });
-      else {
-        // The runtime streams the snapshot only if it still holds the one named.
-        const snap = n.disk.snapshot;
-        if (snap?.meta.index === m.snapshot.index) inFlight.push({ msg: m, snapshotData: snap.data });
-      }
-    }
-    cluster.crash(id);
-  };
-
   const changeMembership = () => {
     const leader = leaderId();
     if (leader === undefined) return;
@@ -143,7 +126,7 @@ function runSeed(seed: number, steps: number): void {
     } else if (roll < 850) {
       const id = pick(ups);
       if (id !== undefined) {
-        if (prng.chance(1, 100)) crashMidReady(id);
+        if (prng.chance(1, 100)) cluster.crashDuringReady(id, prng.chance(1, 2));
         else cluster.processReady(id);
       }
     } else if (roll < 920) {
