@@ -12,6 +12,8 @@
 //   tick ID.. [n=N]              advance the logical clock (Readies wait for process-ready)
 //   run [n=N] [quiet]            N rounds: every node ticks, then stabilize; quiet prints roles only
 //   process-ready [ID..]         hand out and handle Ready batches (printed)
+//   ready-hold ID / finish-ready ID   hand out a Ready and send its immediate messages, but hold
+//                                its writes until finish-ready (a leader's disk write in flight)
 //   deliver [F->T] [type=T] [n=N]   deliver matching queued messages (partitions drop them)
 //   drop [F->T] [type=T] [n=N]   discard matching queued messages
 //   pending                      list queued messages
@@ -185,6 +187,14 @@ class Interpreter {
         }
         return;
       }
+      case "ready-hold":
+        // Hands out one Ready and sends its immediate messages, but holds its writes.
+        for (const id of this.#ids(cmd)) this.net.cluster.beginReady(nodeId(id));
+        return;
+      case "finish-ready":
+        // Completes a held Ready: persist, send messagesAfterPersist, apply, advance.
+        for (const id of this.#ids(cmd)) this.net.cluster.finishReady(nodeId(id));
+        return;
       case "process-ready":
         this.#processReady(this.#ids(cmd));
         return;

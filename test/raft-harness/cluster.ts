@@ -171,6 +171,7 @@ export class Cluster {
   crash(id: number): void {
     const n = this.node(id);
     n.raw = undefined;
+    this.#held.delete(n.id);
     n.readStates = [];
     n.incomingSnapshots.clear();
   }
@@ -214,22 +215,11 @@ export class Cluster {
   /** Processes Ready batches of `id` until it has none. Returns whether there was any. */
   processReady(id: NodeId): boolean {
     const n = this.nodes.get(id);
-    const raw = n?.raw;
-    if (n === undefined || raw === undefined) return false;
+    if (n?.raw === undefined || this.#held.has(id)) return false;
     let any = false;
-    while (raw.hasReady()) {
+    while (this.beginReady(id)) {
       any = true;
-      const rd = raw.ready();
-      this.#opts.onReady?.(id, rd);
-      this.#handleReady(n, raw, rd);
-      raw.advance(rd);
-      raw.checkInvariants();
-      // Like the lab's applier: snapshot every `snapshotEvery` applied entries, once applied.
-      const every = this.#opts.snapshotEvery;
-      const snapIndex = n.disk.snapshot?.meta.index ?? 0;
-      if (every !== undefined && n.app.appliedIndex >= snapIndex + every) {
-        this.compact(id, logIndex(n.app.appliedIndex));
-      }
+      this.finishReady(id);
     }
     return any;
   }
@@ -241,15 +231,34 @@ export class Cluster {
     return any;
   }
 
-  #handleReady(n: SimNode, raw: RawNode, rd: Ready): void {
-    if (rd.softState?.role === "leader") {
-      const t = raw.status().term;
-      const prev = this.leaderOfTerm.get(t);
-      assert.ok(prev === undefined || prev === n.id, `two leaders in term ${t}: ${prev} and ${n.id}`);
-      this.leaderOfTerm.set(t, n.id);
-    }
+  /** Ready batches handed out by beginReady and not yet finished, by node. */
+  readonly #held = new Map<NodeId, Ready>();
+
+  /**
+   * Hands out one Ready of `id` and sends its immediate messages, leaving its writes for
+   * finishReady: the window in which a leader replicates entries it has not yet made durable.
+   * Returns whether there was a Ready.
+   */
+  beginReady(id: NodeId): boolean {
+    const n = this.nodes.get(id);
+    const raw = n?.raw;
+    if (n === undefined || raw === undefined || this.#held.has(id) || !raw.hasReady()) return false;
+    const rd = raw.ready();
+    this.#opts.onReady?.(id, rd);
+    this.#checkLeader(n, raw, rd);
     // 1. Messages that may leave before the writes.
     for (const m of rd.messages) this.#send(n, m);
+    this.#held.set(id, rd);
+    return true;
+  }
+
+  /** Completes the Ready handed out by beginReady: persist, send, apply, advance. */
+  finishReady(id: NodeId): void {
+    const n = this.nodes.get(id);
+    const raw = n?.raw;
+    const rd = this.#held.get(id);
+    if (n === undefined || raw === undefined || rd === undefined) return;
+    this.#held.delete(id);
     // 2. Persist: snapshot, entries, hard state.
     this.#persist(n, raw, rd, true);
     // 3. Messages that promise durability.
@@ -257,6 +266,23 @@ export class Cluster {
     // 4. Apply.
     for (const e of rd.committedEntries) this.#apply(n, e);
     n.readStates.push(...rd.readStates);
+    raw.advance(rd);
+    raw.checkInvariants();
+    // Like the lab's applier: snapshot every `snapshotEvery` applied entries, once applied.
+    const every = this.#opts.snapshotEvery;
+    const snapIndex = n.disk.snapshot?.meta.index ?? 0;
+    if (every !== undefined && n.app.appliedIndex >= snapIndex + every) {
+      this.compact(id, logIndex(n.app.appliedIndex));
+    }
+  }
+
+  #checkLeader(n: SimNode, raw: RawNode, rd: Ready): void {
+    if (rd.softState?.role === "leader") {
+      const t = raw.status().term;
+      const prev = this.leaderOfTerm.get(t);
+      assert.ok(prev === undefined || prev === n.id, `two leaders in term ${t}: ${prev} and ${n.id}`);
+      this.leaderOfTerm.set(t, n.id);
+    }
   }
 
   /**
@@ -266,10 +292,10 @@ export class Cluster {
   crashDuringReady(id: number, keepEntries: boolean): void {
     const n = this.node(id);
     const raw = n.raw;
-    if (raw === undefined || !raw.hasReady()) return;
-    const rd = raw.ready();
-    for (const m of rd.messages) this.#send(n, m);
-    if (keepEntries) this.#persist(n, raw, rd, false);
+    if (raw === undefined) return;
+    if (!this.#held.has(n.id) && !this.beginReady(n.id)) return;
+    const rd = this.#held.get(n.id);
+    if (rd !== undefined && keepEntries) this.#persist(n, raw, rd, false);
     this.crash(id);
   }
 
