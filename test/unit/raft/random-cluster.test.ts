@@ -126,8 +126,16 @@ function runSeed(seed: number, steps: number): void {
     } else if (roll < 850) {
       const id = pick(ups);
       if (id !== undefined) {
-        if (prng.chance(1, 100)) cluster.crashDuringReady(id, prng.chance(1, 2));
-        else cluster.processReady(id);
+        const r = prng.below(100);
+        if (r < 1) cluster.crashDuringReady(id, prng.chance(1, 2));
+        else if (r < 30) {
+          // The Ready's writes stay in flight while messages keep arriving (steps between ready()
+          // and advance()); a later pick of this node completes them.
+          if (!cluster.beginReady(id)) cluster.finishReady(id);
+        } else {
+          cluster.finishReady(id);
+          cluster.processReady(id);
+        }
       }
     } else if (roll < 920) {
       const id = pick(ups);
@@ -172,6 +180,7 @@ function runSeed(seed: number, steps: number): void {
   for (let round = 0; round < 400 && !converged; round++) {
     for (const id of upIds()) cluster.raw(id).tick();
     for (let k = 0; k < 50; k++) {
+      for (const id of upIds()) cluster.finishReady(id);
       cluster.processAll();
       const batch = inFlight;
       inFlight = [];
