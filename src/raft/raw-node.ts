@@ -734,6 +734,11 @@ export class RawNode {
 
   #handleAppend(m: AppendMessage): void {
     const log = this.#log;
+    // The transport validates messages; a malformed append reaching the core is a bug.
+    m.entries.forEach((e, k) => {
+      assert(e.index === m.prevLogIndex + 1 + k, `append from ${m.from} with non-contiguous entries`);
+      assert(e.term <= m.term, `append from ${m.from} carries an entry from a future term`);
+    });
     if (m.prevLogIndex < log.commitIndex) {
       // Everything up to our commit matches already (Log Matching); say how far we are.
       this.#send(
