@@ -312,7 +312,10 @@ export class Cluster {
       // The core discarded its whole log for the snapshot; so does the disk.
       disk.entries = [];
       n.app = { appliedIndex: data.appliedIndex, values: new Map(data.values) };
-      n.incomingSnapshots.clear();
+      // A newer snapshot may have arrived while this one was being installed: keep its data.
+      for (const index of [...n.incomingSnapshots.keys()]) {
+        if (index <= rd.snapshot.index) n.incomingSnapshots.delete(index);
+      }
     }
     const first = rd.entries[0];
     if (first !== undefined && raw.status().role === "leader" && first.term === raw.status().term) {
