@@ -27,59 +27,103 @@ const typesByCode = new Map<number, ConfChange["type"]>(
 );
 
 /** Why a conf-change payload could not be decoded. */
-export type ConfChangeDecodeError = "truncated" | "bad-version" | "bad-type" | "bad-node" | "trailing-bytes";
+export type ConfChangeDecodeError =
+  | "truncated"
+  | "bad-version"
+  | "bad-count"
+  | "bad-type"
+  | "bad-node"
+  | "trailing-bytes";
 
 /**
- * Encodes a change as: version byte (1), type byte (1 add-voter, 2 add-learner, 3 promote,
- * 4 remove), then the node id as an unsigned LEB128 varint (1 byte for ids below 128).
+ * Encodes the payload of a "conf-change" entry: a version byte (1), the number of changes as an
+ * unsigned LEB128 varint, then per change a type byte (1 add-voter, 2 add-learner, 3 promote,
+ * 4 remove) and the node id as a varint (1 byte for ids below 128). A proposal carries exactly one
+ * change; only the bootstrap entry of a new group (index 1) lists several, one per initial member,
+ * so that a node joining later learns the initial configuration from the log itself.
  */
-export function encodeConfChange(change: ConfChange): Uint8Array {
-  const bytes = [version, typeCodes[change.type]];
-  let n = change.node as number;
-  // Division rather than bit shifts: node ids may use all 53 bits of a safe integer.
+export function encodeConfChanges(changes: readonly ConfChange[]): Uint8Array {
+  const bytes = [version];
+  pushVarint(bytes, changes.length);
+  for (const c of changes) {
+    bytes.push(typeCodes[c.type]);
+    pushVarint(bytes, c.node);
+  }
+  return Uint8Array.from(bytes);
+}
+
+function pushVarint(bytes: number[], value: number): void {
+  let n = value;
+  // Division rather than bit shifts: ids may use all 53 bits of a safe integer.
   while (n >= 0x80) {
     bytes.push((n % 0x80) | 0x80);
     n = Math.floor(n / 0x80);
   }
   bytes.push(n);
-  return Uint8Array.from(bytes);
 }
 
-/** Decodes {@link encodeConfChange}'s output, or names what is wrong with the bytes. */
-export function decodeConfChange(
-  data: Uint8Array,
-): { ok: true; change: ConfChange } | { ok: false; reason: ConfChangeDecodeError } {
-  if (data.length < 3) return { ok: false, reason: "truncated" };
-  if (data[0] !== version) return { ok: false, reason: "bad-version" };
-  const type = typesByCode.get(data[1] ?? 0);
-  if (type === undefined) return { ok: false, reason: "bad-type" };
+/** Reads a canonical varint at `at`; returns the value and the next offset, or an error. */
+function readVarint(data: Uint8Array, at: number): { value: number; next: number } | "truncated" | "bad" {
   let n = 0;
   let scale = 1;
-  let k = 2;
+  let k = at;
   for (;;) {
     const b = data[k];
-    if (b === undefined) return { ok: false, reason: "truncated" };
+    if (b === undefined) return "truncated";
     k++;
     n += (b & 0x7f) * scale;
-    if (!Number.isSafeInteger(n)) return { ok: false, reason: "bad-node" };
+    if (!Number.isSafeInteger(n)) return "bad";
     if ((b & 0x80) === 0) {
-      // A trailing zero group would make two encodings of one id; refuse it.
-      if (b === 0 && k > 3) return { ok: false, reason: "bad-node" };
-      break;
+      // A trailing zero group would give one value two encodings; refuse it.
+      if (b === 0 && k > at + 1) return "bad";
+      return { value: n, next: k };
     }
     scale *= 0x80;
-    if (scale > Number.MAX_SAFE_INTEGER) return { ok: false, reason: "bad-node" };
+    if (scale > Number.MAX_SAFE_INTEGER) return "bad";
+  }
+}
+
+/** Decodes {@link encodeConfChanges}'s output, or names what is wrong with the bytes. */
+export function decodeConfChanges(
+  data: Uint8Array,
+): { ok: true; changes: ConfChange[] } | { ok: false; reason: ConfChangeDecodeError } {
+  if (data.length === 0) return { ok: false, reason: "truncated" };
+  if (data[0] !== version) return { ok: false, reason: "bad-version" };
+  const count = readVarint(data, 1);
+  if (count === "truncated") return { ok: false, reason: "truncated" };
+  // Each change takes at least two bytes, which bounds the count before anything is allocated.
+  if (count === "bad" || count.value < 1 || count.value > data.length)
+    return { ok: false, reason: "bad-count" };
+  const changes: ConfChange[] = [];
+  let k = count.next;
+  for (let c = 0; c < count.value; c++) {
+    const code = data[k];
+    if (code === undefined) return { ok: false, reason: "truncated" };
+    const type = typesByCode.get(code);
+    if (type === undefined) return { ok: false, reason: "bad-type" };
+    const node = readVarint(data, k + 1);
+    if (node === "truncated") return { ok: false, reason: "truncated" };
+    if (node === "bad" || node.value < 1) return { ok: false, reason: "bad-node" };
+    changes.push({ type, node: nodeId(node.value) });
+    k = node.next;
   }
   if (k !== data.length) return { ok: false, reason: "trailing-bytes" };
-  if (n < 1) return { ok: false, reason: "bad-node" };
-  return { ok: true, change: { type, node: nodeId(n) } };
+  return { ok: true, changes };
 }
 
 /** Decodes a conf-change entry the core itself wrote; a bad payload there is corruption. */
-export function mustDecodeConfChange(data: Uint8Array): ConfChange {
-  const decoded = decodeConfChange(data);
+export function mustDecodeConfChanges(data: Uint8Array): ConfChange[] {
+  const decoded = decodeConfChanges(data);
   assert(decoded.ok, `undecodable conf-change entry: ${decoded.ok ? "" : decoded.reason}`);
-  return decoded.change;
+  return decoded.changes;
+}
+
+/** The changes that build `conf` from an empty configuration: the bootstrap entry's payload. */
+export function bootstrapChanges(conf: ConfState): ConfChange[] {
+  return [
+    ...conf.voters.map((node) => ({ type: "add-voter" as const, node })),
+    ...conf.learners.map((node) => ({ type: "add-learner" as const, node })),
+  ];
 }
 
 /** Why a change cannot apply to a configuration. */
@@ -160,15 +204,20 @@ export class ConfHistory {
   }
 
   /**
-   * Records a conf-change entry appended at `index`. An entry whose change does not fit the
-   * configuration before it is a no-op (a leader validated it against the same history, so this
-   * only happens to entries that will be truncated).
+   * Records a conf-change entry appended at `index`, its changes applied in order. An entry whose
+   * changes do not fit the configuration before it is a no-op (a leader validated it against the
+   * same history, so this only happens to entries that will be truncated).
    */
-  append(index: LogIndex, change: ConfChange): void {
+  append(index: LogIndex, changes: readonly ConfChange[]): void {
     const last = this.#changes.at(-1);
     assert(last === undefined || index > last.index, "conf changes must be appended in order");
-    const applied = applyConfChange(this.current(), change);
-    if (applied.ok) this.#changes.push({ index, conf: applied.conf });
+    let conf = this.current();
+    for (const change of changes) {
+      const applied = applyConfChange(conf, change);
+      if (!applied.ok) return;
+      conf = applied.conf;
+    }
+    this.#changes.push({ index, conf });
   }
 
   /** Forgets changes at or above `index` (their entries were truncated). */

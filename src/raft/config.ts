@@ -11,7 +11,13 @@ export interface RandomSource {
 export interface RaftConfig {
   readonly id: NodeId;
   readonly groupId: GroupId;
-  /** The configuration of a brand-new group (ignored when restarting from a snapshot). */
+  /**
+   * The initial configuration of a brand-new group, identical on every initial member: it becomes
+   * the bootstrap entry (index 1, term 0) that all of them write. A member joining an existing
+   * group must start with an empty configuration and learn the real one from the leader; two
+   * different bootstrap entries at index 1 would break Log Matching. Used on restart only when no
+   * snapshot carries a configuration.
+   */
   readonly conf: ConfState;
   /**
    * Raft §5.2: a follower that hears nothing for this many ticks (randomized into

@@ -6,8 +6,8 @@ export {
   type ConfChange,
   type ConfChangeDecodeError,
   type ConfChangeInvalidReason,
-  decodeConfChange,
-  encodeConfChange,
+  decodeConfChanges,
+  encodeConfChanges,
 } from "./conf-change.js";
 export type { PersistedState, RaftConfig, RandomSource } from "./config.js";
 export type * from "./messages.js";

@@ -60,6 +60,17 @@ export class RaftLog {
     this.pendingSnapshot = undefined;
   }
 
+  /**
+   * Marks the entries up to `commitIndex` of a brand-new group as committed but not yet written:
+   * the first Ready hands them out for persisting.
+   */
+  bootstrap(commitIndex: LogIndex): void {
+    assert(this.appliedIndex === 0 && this.commitIndex === 0, "bootstrap of a used log");
+    this.commitIndex = commitIndex;
+    this.persistedIndex = logIndex(0);
+    this.#unstableFrom = logIndex(1);
+  }
+
   /** The snapshot the log starts after. */
   get snapshot(): SnapshotMeta {
     return this.#snapshot;
@@ -181,6 +192,7 @@ export class RaftLog {
       for (; k < entries.length; k++) {
         const next = entries[k];
         assert(next !== undefined && next.index === this.lastIndex() + 1, "non-contiguous append");
+        assert(next.term >= this.lastTerm(), `entry ${next.index} has a smaller term than its predecessor`);
         this.#entries.push(next);
       }
       return { lastNewIndex: logIndex(prevLogIndex + entries.length), firstWritten };
@@ -281,13 +293,18 @@ export class RaftLog {
     this.#snapshot = snapshot;
   }
 
-  /** Total payload bytes of entries above the commit index (the leader's uncommitted backlog). */
-  uncommittedBytes(): number {
+  /** Total bytes (see {@link entryBytes}) of the entries in (after, upTo]. */
+  bytesBetween(after: number, upTo: number): number {
     let bytes = 0;
-    for (let i = this.commitIndex + 1; i <= this.lastIndex(); i++) {
+    for (let i = Math.max(after, this.#snapshot.index) + 1; i <= Math.min(upTo, this.lastIndex()); i++) {
       const e = this.entryAt(i);
       if (e !== undefined) bytes += entryBytes(e);
     }
     return bytes;
+  }
+
+  /** Whether entries wait to be handed out for persisting. */
+  hasUnstable(): boolean {
+    return this.#unstableFrom <= this.lastIndex();
   }
 }

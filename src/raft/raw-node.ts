@@ -4,10 +4,11 @@
 import { assert, assertNever } from "../util/assert.js";
 import {
   applyConfChange,
+  bootstrapChanges,
   type ConfChange,
   ConfHistory,
-  encodeConfChange,
-  mustDecodeConfChange,
+  encodeConfChanges,
+  mustDecodeConfChanges,
 } from "./conf-change.js";
 import type { PersistedState, RaftConfig } from "./config.js";
 import type {
@@ -21,7 +22,7 @@ import type {
 } from "./messages.js";
 import { Progress } from "./progress.js";
 import { committedIndex, hasQuorum, voteResult } from "./quorum.js";
-import { RaftLog } from "./raft-log.js";
+import { entryBytes, entryHeaderBytes, RaftLog } from "./raft-log.js";
 import type {
   CompactResult,
   ConfChangeResult,
@@ -82,6 +83,8 @@ export class RawNode {
   #heartbeatElapsed = 0;
   #randomizedElectionTimeout = 0;
   #leadTransferee: NodeId | null = null;
+  /** Leader: bytes of entries above the commit index, kept incrementally (checked per proposal). */
+  #uncommittedBytes = 0;
   /** Leader: appends are owed to followers (new entries, or a commit to announce). */
   #broadcastPending = false;
   #broadcastEmptyPending = false;
@@ -124,15 +127,30 @@ export class RawNode {
       term: toTerm(0),
       conf: config.conf,
     };
-    const entries = persisted?.entries ?? [];
+    let entries = persisted?.entries ?? [];
+    let bootstrapped = false;
+    if (persisted === undefined && (config.conf.voters.length > 0 || config.conf.learners.length > 0)) {
+      // A brand-new group writes its initial configuration as entry 1 (term 0), identical on every
+      // initial member and therefore committed, so a member added later learns it from the log.
+      const data = encodeConfChanges(bootstrapChanges(config.conf));
+      entries = [{ term: toTerm(0), index: logIndex(1), kind: "conf-change", data }];
+      bootstrapped = true;
+    }
     this.#term = hard.term;
     this.#votedFor = hard.votedFor;
     this.#log = new RaftLog(snapshot, entries, hard.commitIndex, persisted?.appliedIndex ?? snapshot.index);
+    if (bootstrapped) this.#log.bootstrap(logIndex(1));
     this.#confs = new ConfHistory(snapshot.conf);
     for (const e of entries) {
-      if (e.kind === "conf-change") this.#confs.append(e.index, mustDecodeConfChange(e.data));
+      if (e.kind === "conf-change") this.#confs.append(e.index, mustDecodeConfChanges(e.data));
     }
-    assert(this.#log.lastTerm() <= this.#term, "log holds a term above the persisted term");
+    if (this.#log.lastTerm() > this.#term) {
+      // A crash between writing a Ready's entries and its hard state (the documented order) can
+      // leave entries of a term the hard state never reached. That term was learned from those very
+      // entries, so no vote was cast in it (a vote is persisted in an earlier Ready): adopt it.
+      this.#term = this.#log.lastTerm();
+      this.#votedFor = null;
+    }
     this.#applyConf();
     this.#prevHard = hard;
     this.#becomeFollower(this.#term, null);
@@ -229,7 +247,7 @@ export class RawNode {
    * overlap an uncommitted change of a previous leader.
    */
   proposeConfChange(change: ConfChange): ConfChangeResult {
-    const data = encodeConfChange(change);
+    const data = encodeConfChanges([change]);
     const refused = this.#refuseProposal(data.length);
     if (refused !== undefined) return refused;
     if (!this.#committedInTerm()) return { ok: false, reason: "no-commit-in-term" };
@@ -309,10 +327,10 @@ export class RawNode {
   /** Whether {@link ready} has anything to hand out. */
   hasReady(): boolean {
     if (this.#readyInFlight !== null) return false;
-    if (this.#role === "leader" && this.#broadcastPending) return true;
+    if (this.#role === "leader" && (this.#broadcastPending || this.#readRoundDue())) return true;
     if (this.#msgs.length > 0 || this.#msgsAfterPersist.length > 0 || this.#readStates.length > 0)
       return true;
-    if (this.#log.pendingSnapshot !== undefined || this.#log.unstableEntries().length > 0) return true;
+    if (this.#log.pendingSnapshot !== undefined || this.#log.hasUnstable()) return true;
     if (this.#log.entriesToApply(1).length > 0) return true;
     if (!sameSoft(this.#softState(), this.#prevSoft)) return true;
     return !sameHard(this.#hardState(), this.#prevHard);
@@ -321,7 +339,10 @@ export class RawNode {
   /** Takes the next batch of work (see {@link Ready}); call {@link advance} with it when it is done. */
   ready(): Ready {
     assert(this.#readyInFlight === null, "ready() called before the previous Ready was advanced");
-    if (this.#role === "leader" && this.#broadcastPending) this.#flushBroadcast();
+    if (this.#role === "leader") {
+      if (this.#broadcastPending) this.#flushBroadcast();
+      this.#maybeStartReadRound();
+    }
     const soft = this.#softState();
     const hard = this.#hardState();
     const snapshot = this.#log.pendingSnapshot;
@@ -331,13 +352,21 @@ export class RawNode {
     const committedEntries = this.#log.entriesToApply(this.#applyBytesMax);
     const lastApplying = committedEntries.at(-1);
     if (lastApplying !== undefined) this.#log.applyingTo(lastApplying.index);
+    // Nothing may leave before a new term or vote is durable: a message carrying a term this node
+    // could forget in a crash would let it lead or vote twice in that term (for example a lone
+    // voter that wins at once and replicates to learners).
+    const termOrVoteChanged = hard.term !== this.#prevHard.term || hard.votedFor !== this.#prevHard.votedFor;
+    const messages = termOrVoteChanged ? [] : this.#msgs;
+    const messagesAfterPersist = termOrVoteChanged
+      ? [...this.#msgs, ...this.#msgsAfterPersist]
+      : this.#msgsAfterPersist;
     const rd: Ready = {
       ...(sameSoft(soft, this.#prevSoft) ? {} : { softState: soft }),
       ...(sameHard(hard, this.#prevHard) ? {} : { hardState: hard }),
       ...(snapshot === undefined ? {} : { snapshot }),
       entries,
-      messages: this.#msgs,
-      messagesAfterPersist: this.#msgsAfterPersist,
+      messages,
+      messagesAfterPersist,
       committedEntries,
       readStates: this.#readStates,
     };
@@ -426,11 +455,13 @@ export class RawNode {
     assert(log.commitIndex <= log.lastIndex(), `commit ${log.commitIndex} > last ${log.lastIndex()}`);
     assert(log.persistedIndex <= log.lastIndex(), "persisted beyond the log");
     assert(log.lastTerm() <= this.#term, "log holds a term above the current term");
-    for (let i = log.firstIndex() + 1; i <= log.lastIndex(); i++) {
-      assert((log.termAt(i) ?? 0) >= (log.termAt(i - 1) ?? 0), `terms decrease at ${i}`);
-    }
+    // Terms never decrease along the log: asserted where entries are appended (RaftLog).
     if (this.#role === "leader") {
       assert(this.#leaderId === this.id, "a leader must know itself as leader");
+      assert(
+        this.#uncommittedBytes === log.bytesBetween(log.commitIndex, log.lastIndex()),
+        "uncommitted byte count drifted",
+      );
       for (const [id, pr] of this.#progress) {
         assert(pr.matchIndex < pr.nextIndex, `peer ${id}: match ${pr.matchIndex} >= next ${pr.nextIndex}`);
         assert(pr.matchIndex <= log.lastIndex(), `peer ${id}: match beyond the leader's log`);
@@ -495,6 +526,7 @@ export class RawNode {
     this.#resetVolatile();
     // Raft Figure 2: nextIndex starts after the leader's last entry, matchIndex at 0.
     this.#rebuildProgress(true);
+    this.#uncommittedBytes = this.#log.bytesBetween(this.#log.commitIndex, this.#log.lastIndex());
     // Raft §8 / §5.4.2: a no-op of the new term lets earlier entries commit and ReadIndex start.
     this.#appendEntry("normal", new Uint8Array(0));
   }
@@ -702,6 +734,11 @@ export class RawNode {
 
   #handleAppend(m: AppendMessage): void {
     const log = this.#log;
+    // The transport validates messages; a malformed append reaching the core is a bug.
+    m.entries.forEach((e, k) => {
+      assert(e.index === m.prevLogIndex + 1 + k, `append from ${m.from} with non-contiguous entries`);
+      assert(e.term <= m.term, `append from ${m.from} carries an entry from a future term`);
+    });
     if (m.prevLogIndex < log.commitIndex) {
       // Everything up to our commit matches already (Log Matching); say how far we are.
       this.#send(
@@ -738,7 +775,7 @@ export class RawNode {
       this.#confs.truncateFrom(result.firstWritten);
       for (const e of m.entries) {
         if (e.index >= result.firstWritten && e.kind === "conf-change") {
-          this.#confs.append(e.index, mustDecodeConfChange(e.data));
+          this.#confs.append(e.index, mustDecodeConfChanges(e.data));
         }
       }
       this.#applyConf();
@@ -797,9 +834,13 @@ export class RawNode {
       }
       return;
     }
-    const wasPaused = pr.isPaused();
     if (!pr.maybeUpdate(m.index)) {
-      if (wasPaused && pr.state === "probe") this.#sendAppends(m.from, false);
+      // A probe answered at exactly the known match (for example by a follower whose commit index
+      // covers the probe) still proves where its log stands: stream from there.
+      if (pr.state === "probe" && m.index === pr.matchIndex) {
+        pr.becomeReplicate();
+        this.#sendAppends(m.from, false);
+      }
       return;
     }
     switch (pr.state) {
@@ -842,7 +883,7 @@ export class RawNode {
     if (this.#role !== "leader") return { ok: false, reason: "not-leader", leaderHint: this.#leaderId };
     if (this.#leadTransferee !== null) return { ok: false, reason: "transfer-in-progress" };
     // Bounded: a leader cut off from its followers must not buffer without limit.
-    if (this.#log.uncommittedBytes() + bytes > this.#uncommittedBytesMax) {
+    if (this.#uncommittedBytes + entryHeaderBytes + bytes > this.#uncommittedBytesMax) {
       return { ok: false, reason: "too-many-uncommitted" };
     }
     return undefined;
@@ -850,9 +891,11 @@ export class RawNode {
 
   #appendEntry(kind: Entry["kind"], data: Uint8Array): LogIndex {
     const index = logIndex(this.#log.lastIndex() + 1);
-    this.#log.appendNew([{ term: this.#term, index, kind, data }]);
+    const entry: Entry = { term: this.#term, index, kind, data };
+    this.#log.appendNew([entry]);
+    this.#uncommittedBytes += entryBytes(entry);
     if (kind === "conf-change") {
-      this.#confs.append(index, mustDecodeConfChange(data));
+      this.#confs.append(index, mustDecodeConfChanges(data));
       this.#applyConf();
     }
     // Sent at the next ready(): proposals made between two Ready batches share one append.
@@ -924,6 +967,7 @@ export class RawNode {
     // indirectly once an entry of the current term above it does (Figure 8).
     if (this.#log.termAt(index) !== this.#term) return;
     const hadCommitInTerm = this.#committedInTerm();
+    this.#uncommittedBytes -= this.#log.bytesBetween(this.#log.commitIndex, index);
     this.#log.commitTo(logIndex(index));
     this.#broadcastPending = true;
     this.#broadcastEmptyPending = true;
@@ -959,17 +1003,24 @@ export class RawNode {
       this.#releaseRead({ from, context, index, round: 0 });
       return { ok: true };
     }
-    // Batching: a read joins the next heartbeat round that starts after it arrived. If a round is
-    // out, it waits for the one after; many reads share one round.
-    if (this.#readRoundSent > this.#readRoundConfirmed) {
-      this.#pendingReads.push({ from, context, index, round: this.#readRoundSent + 1 });
-      this.#readRoundWanted = true;
-    } else {
-      this.#readRoundSent++;
-      this.#pendingReads.push({ from, context, index, round: this.#readRoundSent });
-      this.#broadcastHeartbeat();
-    }
+    // Batching: a read waits for the next heartbeat round, which starts at the next ready() (or,
+    // while a round is out, at the first ready() after it is confirmed), so every read that arrives
+    // in between shares one round. The round starts after the read arrived, as §6.4 requires.
+    this.#pendingReads.push({ from, context, index, round: this.#readRoundSent + 1 });
+    this.#readRoundWanted = true;
     return { ok: true };
+  }
+
+  /** Whether a read round should start now: reads wait and no round is out. */
+  #readRoundDue(): boolean {
+    return this.#readRoundWanted && this.#readRoundSent === this.#readRoundConfirmed;
+  }
+
+  #maybeStartReadRound(): void {
+    if (!this.#readRoundDue()) return;
+    this.#readRoundWanted = false;
+    this.#readRoundSent++;
+    this.#broadcastHeartbeat();
   }
 
   #maybeReleaseReads(): void {
@@ -982,11 +1033,6 @@ export class RawNode {
     const ready = this.#pendingReads.filter((r) => r.round <= confirmed);
     this.#pendingReads = this.#pendingReads.filter((r) => r.round > confirmed);
     for (const r of ready) this.#releaseRead(r);
-    if (this.#readRoundWanted && this.#readRoundSent === this.#readRoundConfirmed) {
-      this.#readRoundWanted = false;
-      this.#readRoundSent++;
-      this.#broadcastHeartbeat();
-    }
   }
 
   #releaseRead(r: PendingRead): void {

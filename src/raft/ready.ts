@@ -26,7 +26,10 @@ export interface ReadState {
  *    replicating them).
  * 2. Persist, in this order and durably (fsync): `snapshot` (install its data, which the runtime
  *    received alongside the snapshot message), `entries` (the first one may overwrite the stored
- *    log from its index on: truncate the stored suffix first), then `hardState`.
+ *    log from its index on: truncate the stored suffix first), then `hardState`. One fsync may
+ *    cover all three; if a crash keeps the entries but loses the hard state, the core recovers
+ *    (it adopts the entries' term), but a hard state whose commit index is beyond the stored log
+ *    means acknowledged entries were lost, and the core refuses to start.
  * 3. Only then send `messagesAfterPersist`: votes and follower acknowledgements promise that the
  *    writes of this batch (and every earlier batch) are durable.
  * 4. Apply `committedEntries` in order (after a `snapshot`, which they follow). They are always
@@ -34,6 +37,10 @@ export interface ReadState {
  * 5. Serve reads in `readStates` once the applied index reaches their index.
  * 6. Report `softState` (role and leader changes); pending client requests of a node that is no
  *    longer leader will not complete and should be failed or redirected.
+ *
+ * A `snapshot` message names the snapshot by (index, term). If the runtime no longer holds it (it
+ * compacted further meanwhile), it reports `reportSnapshot(peer, false)` instead of sending; the
+ * core then offers the newer snapshot.
  *
  * `advance(ready)` tells the core the batch is durable and applied: only then does a leader count
  * its own copy of these entries toward a commit majority. At most one Ready is outstanding; the

@@ -36,6 +36,8 @@ export interface AppState {
 
 /** What survives a crash: the persisted hard state, snapshot and log. */
 export interface Disk {
+  /** Whether anything was ever persisted; a member that never wrote restarts as brand-new. */
+  written: boolean;
   hardState: HardState;
   snapshot: { meta: SnapshotMeta; data: AppState } | undefined;
   entries: Entry[];
@@ -49,7 +51,7 @@ export interface SimNode {
   app: { appliedIndex: number; values: Map<number, string> };
   readStates: ReadState[];
   /** Snapshot bytes received with a snapshot message, kept until the core says to install them. */
-  incomingSnapshot: AppState | undefined;
+  incomingSnapshots: Map<number, AppState>;
 }
 
 /** Options of a cluster. */
@@ -109,13 +111,14 @@ export class Cluster {
       id,
       raw: undefined,
       disk: {
+        written: false,
         hardState: { term: term(0), votedFor: null, commitIndex: logIndex(0) },
         snapshot: undefined,
         entries: [],
       },
       app: { appliedIndex: 0, values: new Map() },
       readStates: [],
-      incomingSnapshot: undefined,
+      incomingSnapshots: new Map(),
     };
     this.nodes.set(id, node);
     node.raw = new RawNode(this.config(id, conf));
@@ -161,13 +164,16 @@ export class Cluster {
     return [...this.nodes.values()].filter((n) => n.raw !== undefined).map((n) => n.id);
   }
 
-  /** Crashes `id`: its core and state machine are lost; its disk survives. */
+  /**
+   * Crashes `id`: its core is lost; its disk survives. The state machine's last contents stay
+   * readable (as a tester's record of what the node applied) until the node restarts.
+   */
   crash(id: number): void {
     const n = this.node(id);
     n.raw = undefined;
-    n.app = { appliedIndex: 0, values: new Map() };
+    this.#held.delete(n.id);
     n.readStates = [];
-    n.incomingSnapshot = undefined;
+    n.incomingSnapshots.clear();
   }
 
   /** Restarts a crashed member from its disk (the state machine restarts from the snapshot). */
@@ -180,11 +186,15 @@ export class Cluster {
       values: new Map(snap?.data.values ?? []),
     };
     const conf = this.#configs.get(n.id) ?? { voters: [], learners: [] };
-    n.raw = new RawNode(this.config(n.id, conf), {
-      hardState: n.disk.hardState,
-      ...(snap === undefined ? {} : { snapshot: snap.meta }),
-      entries: [...n.disk.entries],
-    });
+    // Like a runtime that finds no state on disk: the member starts as brand-new (and writes its
+    // bootstrap entry again), since nothing it did before the crash was durable.
+    n.raw = n.disk.written
+      ? new RawNode(this.config(n.id, conf), {
+          hardState: n.disk.hardState,
+          ...(snap === undefined ? {} : { snapshot: snap.meta }),
+          entries: [...n.disk.entries],
+        })
+      : new RawNode(this.config(n.id, conf));
     n.raw.checkInvariants();
   }
 
@@ -194,7 +204,9 @@ export class Cluster {
     if (n?.raw === undefined) return;
     if (env.msg.type === "snapshot") {
       assert.ok(env.snapshotData !== undefined, "snapshot message without data");
-      n.incomingSnapshot = env.snapshotData;
+      // Kept by index: a stale or duplicate snapshot delivered later must not replace the data of
+      // the one the core decided to install.
+      n.incomingSnapshots.set(env.msg.snapshot.index, env.snapshotData);
     }
     n.raw.step(env.msg);
     n.raw.checkInvariants();
@@ -203,22 +215,11 @@ export class Cluster {
   /** Processes Ready batches of `id` until it has none. Returns whether there was any. */
   processReady(id: NodeId): boolean {
     const n = this.nodes.get(id);
-    const raw = n?.raw;
-    if (n === undefined || raw === undefined) return false;
+    if (n?.raw === undefined || this.#held.has(id)) return false;
     let any = false;
-    while (raw.hasReady()) {
+    while (this.beginReady(id)) {
       any = true;
-      const rd = raw.ready();
-      this.#opts.onReady?.(id, rd);
-      this.#handleReady(n, raw, rd);
-      raw.advance(rd);
-      raw.checkInvariants();
-      // Like the lab's applier: snapshot every `snapshotEvery` applied entries, once applied.
-      const every = this.#opts.snapshotEvery;
-      const snapIndex = n.disk.snapshot?.meta.index ?? 0;
-      if (every !== undefined && n.app.appliedIndex >= snapIndex + every) {
-        this.compact(id, logIndex(n.app.appliedIndex));
-      }
+      this.finishReady(id);
     }
     return any;
   }
@@ -230,30 +231,98 @@ export class Cluster {
     return any;
   }
 
-  #handleReady(n: SimNode, raw: RawNode, rd: Ready): void {
+  /** Ready batches handed out by beginReady and not yet finished, by node. */
+  readonly #held = new Map<NodeId, Ready>();
+
+  /**
+   * Hands out one Ready of `id` and sends its immediate messages, leaving its writes for
+   * finishReady: the window in which a leader replicates entries it has not yet made durable.
+   * Returns whether there was a Ready.
+   */
+  beginReady(id: NodeId): boolean {
+    const n = this.nodes.get(id);
+    const raw = n?.raw;
+    if (n === undefined || raw === undefined || this.#held.has(id) || !raw.hasReady()) return false;
+    const rd = raw.ready();
+    this.#opts.onReady?.(id, rd);
+    this.#checkLeader(n, raw, rd);
+    // 1. Messages that may leave before the writes.
+    for (const m of rd.messages) this.#send(n, m);
+    this.#held.set(id, rd);
+    return true;
+  }
+
+  /** Completes the Ready handed out by beginReady: persist, send, apply, advance. */
+  finishReady(id: NodeId): void {
+    const n = this.nodes.get(id);
+    const raw = n?.raw;
+    const rd = this.#held.get(id);
+    if (n === undefined || raw === undefined || rd === undefined) return;
+    this.#held.delete(id);
+    // 2. Persist: snapshot, entries, hard state.
+    this.#persist(n, raw, rd, true);
+    // 3. Messages that promise durability.
+    for (const m of rd.messagesAfterPersist) this.#send(n, m);
+    // 4. Apply.
+    for (const e of rd.committedEntries) this.#apply(n, e);
+    n.readStates.push(...rd.readStates);
+    raw.advance(rd);
+    raw.checkInvariants();
+    // Like the lab's applier: snapshot every `snapshotEvery` applied entries, once applied.
+    const every = this.#opts.snapshotEvery;
+    const snapIndex = n.disk.snapshot?.meta.index ?? 0;
+    if (every !== undefined && n.app.appliedIndex >= snapIndex + every) {
+      this.compact(id, logIndex(n.app.appliedIndex));
+    }
+  }
+
+  #checkLeader(n: SimNode, raw: RawNode, rd: Ready): void {
     if (rd.softState?.role === "leader") {
       const t = raw.status().term;
       const prev = this.leaderOfTerm.get(t);
       assert.ok(prev === undefined || prev === n.id, `two leaders in term ${t}: ${prev} and ${n.id}`);
       this.leaderOfTerm.set(t, n.id);
     }
-    // 1. Messages that may leave before the writes.
-    for (const m of rd.messages) this.#send(n, m);
-    // 2. Persist: snapshot, entries, hard state.
+  }
+
+  /**
+   * Crashes `id` in the middle of a Ready: its immediate messages leave, then (with `keepEntries`)
+   * the snapshot and entries reach the disk but the hard state does not, or nothing does.
+   */
+  crashDuringReady(id: number, keepEntries: boolean): void {
+    const n = this.node(id);
+    const raw = n.raw;
+    if (raw === undefined) return;
+    if (!this.#held.has(n.id) && !this.beginReady(n.id)) return;
+    const rd = this.#held.get(n.id);
+    if (rd !== undefined && keepEntries) this.#persist(n, raw, rd, false);
+    this.crash(id);
+  }
+
+  #persist(n: SimNode, raw: RawNode, rd: Ready, withHardState: boolean): void {
     const disk = n.disk;
+    if (rd.snapshot !== undefined || rd.entries.length > 0 || rd.hardState !== undefined) disk.written = true;
     if (rd.snapshot !== undefined) {
-      const data = n.incomingSnapshot;
+      const data = n.incomingSnapshots.get(rd.snapshot.index);
       assert.ok(
         data !== undefined && data.appliedIndex === rd.snapshot.index,
-        "snapshot to install without data",
+        `node ${n.id}: snapshot ${rd.snapshot.index} to install without data (have ${[...n.incomingSnapshots.entries()].map(([k, v]) => `${k}:${v.appliedIndex}`).join(" ")})`,
       );
       disk.snapshot = { meta: rd.snapshot, data };
       // The core discarded its whole log for the snapshot; so does the disk.
       disk.entries = [];
       n.app = { appliedIndex: data.appliedIndex, values: new Map(data.values) };
-      n.incomingSnapshot = undefined;
+      // A newer snapshot may have arrived while this one was being installed: keep its data.
+      for (const index of [...n.incomingSnapshots.keys()]) {
+        if (index <= rd.snapshot.index) n.incomingSnapshots.delete(index);
+      }
     }
     const first = rd.entries[0];
+    if (first !== undefined && raw.status().role === "leader" && first.term === raw.status().term) {
+      // Raft Figure 3, Leader Append-Only: a leader never overwrites or deletes entries in its log.
+      const lastStored = disk.entries.at(-1)?.index ?? disk.snapshot?.meta.index ?? 0;
+      assert.ok(first.index > lastStored, `leader ${n.id} overwrites its log at ${first.index}`);
+    }
     if (first !== undefined) {
       const base = disk.snapshot?.meta.index ?? 0;
       assert.ok(first.index > base, "persisting an entry covered by the snapshot");
@@ -265,7 +334,7 @@ export class Cluster {
       );
       disk.entries.push(...rd.entries);
     }
-    if (rd.hardState !== undefined) {
+    if (rd.hardState !== undefined && withHardState) {
       const old = disk.hardState;
       const hs = rd.hardState;
       assert.ok(hs.term >= old.term, `node ${n.id}: persisted term moved backwards`);
@@ -276,21 +345,22 @@ export class Cluster {
       assert.ok(hs.commitIndex >= old.commitIndex, `node ${n.id}: persisted commit moved backwards`);
       disk.hardState = hs;
     }
-    // 3. Messages that promise durability.
-    for (const m of rd.messagesAfterPersist) this.#send(n, m);
-    // 4. Apply.
-    for (const e of rd.committedEntries) this.#apply(n, e);
-    n.readStates.push(...rd.readStates);
   }
 
   #send(n: SimNode, m: Message): void {
     this.sentByType.set(m.type, (this.sentByType.get(m.type) ?? 0) + 1);
     if (m.type === "snapshot") {
       const snap = n.disk.snapshot;
-      assert.ok(
-        snap !== undefined && snap.meta.index === m.snapshot.index,
-        "leader sends a snapshot it lacks",
-      );
+      if (snap === undefined || snap.meta.index !== m.snapshot.index) {
+        // The leader compacted again after choosing this snapshot: the runtime no longer has it,
+        // so the stream fails and the core picks the newer snapshot next time.
+        assert.ok(
+          snap !== undefined && snap.meta.index > m.snapshot.index,
+          `leader ${n.id} lacks its snapshot`,
+        );
+        n.raw?.reportSnapshot(m.to, false);
+        return;
+      }
       this.#opts.onSend({ msg: m, snapshotData: snap.data });
       return;
     }
@@ -336,7 +406,8 @@ export class Cluster {
 
   /**
    * Raft §5.3 Log Matching across the members that are up: if two logs hold an entry with the same
-   * index and term, the logs are identical up to it. Checked on the overlapping in-memory views.
+   * index and term, the logs are identical up to it. Checked on the overlapping in-memory views
+   * above the smaller commit index (below it, State Machine Safety compares what is applied).
    */
   checkLogMatching(): void {
     const ups = this.upIds().map((id) => this.raw(id));
@@ -347,7 +418,9 @@ export class Cluster {
         if (x === undefined || y === undefined) continue;
         const sx = x.status();
         const sy = y.status();
-        const lo = Math.max(sx.snapshotIndex, sy.snapshotIndex) + 1;
+        // Entries committed on both are compared by State Machine Safety when they are applied;
+        // checking only above that keeps this cheap enough to run after every stabilization.
+        const lo = Math.max(sx.snapshotIndex, sy.snapshotIndex, Math.min(sx.commitIndex, sy.commitIndex)) + 1;
         const hi = Math.min(sx.lastIndex, sy.lastIndex);
         let matched = false;
         for (let i = hi; i >= lo; i--) {

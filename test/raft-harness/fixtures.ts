@@ -14,19 +14,26 @@ export function entriesWithTerms(terms: readonly number[], from = 1): Entry[] {
   }));
 }
 
-/** Rewrites member `id`'s disk to hold a log with these terms at `currentTerm`, then restarts it. */
+/**
+ * Rewrites member `id`'s disk to hold a log with these terms at `currentTerm`, then restarts it.
+ * With `keepBootstrap`, the stored entry 1 (the bootstrap configuration) stays and `terms` start at
+ * index 2.
+ */
 export function setLog(
   net: Net,
   id: number,
   terms: readonly number[],
   currentTerm: number,
   commit = 0,
+  keepBootstrap = false,
 ): void {
   const n = net.cluster.node(id);
   assert.ok(n.raw !== undefined, "node must be up");
   net.cluster.crash(id);
-  n.disk.entries = entriesWithTerms(terms);
+  const kept = keepBootstrap ? n.disk.entries.filter((e) => e.index === 1) : [];
+  n.disk.entries = [...kept, ...entriesWithTerms(terms, kept.length + 1)];
   n.disk.snapshot = undefined;
+  n.disk.written = true;
   n.disk.hardState = { term: term(currentTerm), votedFor: null, commitIndex: logIndex(commit) };
   net.cluster.restart(id);
 }

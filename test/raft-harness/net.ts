@@ -77,6 +77,8 @@ export class Net {
       return false;
     }
     this.cluster.deliver(env);
+    // The runtime's snapshot stream finished: tell the sender (etcd's ReportSnapshot).
+    if (m.type === "snapshot") this.cluster.nodes.get(m.from)?.raw?.reportSnapshot(m.to, true);
     return true;
   }
 

@@ -7,8 +7,8 @@ import {
   applyConfChange,
   type ConfChange,
   ConfHistory,
-  decodeConfChange,
-  encodeConfChange,
+  decodeConfChanges,
+  encodeConfChanges,
 } from "../../../src/raft/conf-change.js";
 import { type ConfState, logIndex, nodeId } from "../../../src/raft/types.js";
 
@@ -23,25 +23,28 @@ const conf = (voters: number[], learners: number[] = []): ConfState => ({
 });
 
 describe("conf change encoding", () => {
-  it("round-trips every change", () => {
+  it("round-trips every list of changes", () => {
     fc.assert(
-      fc.property(changeArb, (c) => {
-        assert.deepEqual(decodeConfChange(encodeConfChange(c)), { ok: true, change: { ...c } });
+      fc.property(fc.array(changeArb, { minLength: 1, maxLength: 6 }), (cs) => {
+        assert.deepEqual(decodeConfChanges(encodeConfChanges(cs)), {
+          ok: true,
+          changes: cs.map((c) => ({ ...c })),
+        });
       }),
     );
   });
 
-  it("is compact: three bytes for small ids", () => {
-    assert.deepEqual(Array.from(encodeConfChange({ type: "remove", node: nodeId(5) })), [1, 4, 5]);
-    assert.equal(encodeConfChange({ type: "promote", node: nodeId(300) }).length, 4);
+  it("is compact: four bytes for one change of a small id", () => {
+    assert.deepEqual(Array.from(encodeConfChanges([{ type: "remove", node: nodeId(5) }])), [1, 1, 4, 5]);
+    assert.equal(encodeConfChanges([{ type: "promote", node: nodeId(300) }]).length, 5);
   });
 
   it("rejects every strict prefix and any trailing byte", () => {
     fc.assert(
-      fc.property(changeArb, fc.nat(255), (c, extra) => {
-        const bytes = encodeConfChange(c);
-        for (let n = 0; n < bytes.length; n++) assert.equal(decodeConfChange(bytes.slice(0, n)).ok, false);
-        assert.deepEqual(decodeConfChange(Uint8Array.from([...bytes, extra])), {
+      fc.property(fc.array(changeArb, { minLength: 1, maxLength: 3 }), fc.nat(255), (cs, extra) => {
+        const bytes = encodeConfChanges(cs);
+        for (let n = 0; n < bytes.length; n++) assert.equal(decodeConfChanges(bytes.slice(0, n)).ok, false);
+        assert.deepEqual(decodeConfChanges(Uint8Array.from([...bytes, extra])), {
           ok: false,
           reason: "trailing-bytes",
         });
@@ -50,19 +53,24 @@ describe("conf change encoding", () => {
   });
 
   it("names what is wrong with malformed input", () => {
-    assert.deepEqual(decodeConfChange(Uint8Array.from([2, 1, 1])), { ok: false, reason: "bad-version" });
-    assert.deepEqual(decodeConfChange(Uint8Array.from([1, 9, 1])), { ok: false, reason: "bad-type" });
-    assert.deepEqual(decodeConfChange(Uint8Array.from([1, 1, 0])), { ok: false, reason: "bad-node" });
-    assert.deepEqual(decodeConfChange(Uint8Array.from([1, 1, 0x81, 0])), { ok: false, reason: "bad-node" });
-    const huge = Uint8Array.from([1, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
-    assert.deepEqual(decodeConfChange(huge), { ok: false, reason: "bad-node" });
+    assert.deepEqual(decodeConfChanges(Uint8Array.from([2, 1, 1, 1])), { ok: false, reason: "bad-version" });
+    assert.deepEqual(decodeConfChanges(Uint8Array.from([1, 0])), { ok: false, reason: "bad-count" });
+    assert.deepEqual(decodeConfChanges(Uint8Array.from([1, 100, 1, 1])), { ok: false, reason: "bad-count" });
+    assert.deepEqual(decodeConfChanges(Uint8Array.from([1, 1, 9, 1])), { ok: false, reason: "bad-type" });
+    assert.deepEqual(decodeConfChanges(Uint8Array.from([1, 1, 1, 0])), { ok: false, reason: "bad-node" });
+    assert.deepEqual(decodeConfChanges(Uint8Array.from([1, 1, 1, 0x81, 0])), {
+      ok: false,
+      reason: "bad-node",
+    });
+    const huge = Uint8Array.from([1, 1, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
+    assert.deepEqual(decodeConfChanges(huge), { ok: false, reason: "bad-node" });
   });
 
-  it("never throws on random bytes", () => {
+  it("never throws on random bytes, and accepts only canonical encodings", () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 12 }), (bytes) => {
-        const r = decodeConfChange(bytes);
-        if (r.ok) assert.deepEqual(encodeConfChange(r.change), bytes);
+        const r = decodeConfChanges(bytes);
+        if (r.ok) assert.deepEqual(encodeConfChanges(r.changes), bytes);
       }),
     );
   });
@@ -112,8 +120,8 @@ describe("conf change rules", () => {
 
   it("tracks the configuration in force through truncation and compaction", () => {
     const h = new ConfHistory(conf([1, 2, 3]));
-    h.append(logIndex(5), { type: "add-learner", node: nodeId(4) });
-    h.append(logIndex(8), { type: "promote", node: nodeId(4) });
+    h.append(logIndex(5), [{ type: "add-learner", node: nodeId(4) }]);
+    h.append(logIndex(8), [{ type: "promote", node: nodeId(4) }]);
     assert.deepEqual(h.current(), conf([1, 2, 3, 4]));
     assert.deepEqual(h.at(6), conf([1, 2, 3], [4]));
     h.truncateFrom(8);

@@ -15,6 +15,7 @@ import {
   term,
 } from "../../../src/raft/index.js";
 import { Prng } from "../../../src/util/prng.js";
+import { Lab } from "../../lab/harness.js";
 import { bytes } from "../../raft-harness/cluster.js";
 import { entriesWithTerms, logTerms, setLog } from "../../raft-harness/fixtures.js";
 import { Net } from "../../raft-harness/net.js";
@@ -116,7 +117,7 @@ describe("Raft §5.2: leader election", () => {
     );
     // Figure 2: the vote for itself is durable before anyone is asked.
     assert.ok(rds.every((rd) => rd.messages.every((m) => m.type !== "vote-request")));
-    assert.deepEqual(rds[0]?.hardState, { term: 1, votedFor: 1, commitIndex: 0 });
+    assert.deepEqual(rds[0]?.hardState, { term: 1, votedFor: 1, commitIndex: 1 });
   });
 
   it("a candidate wins with votes from a majority and loses once a majority refused", () => {
@@ -151,7 +152,7 @@ describe("Raft §5.2: leader election", () => {
         ...header(from, 1, 1),
         type: "vote-request",
         preVote: false,
-        lastLogIndex: logIndex(0),
+        lastLogIndex: logIndex(1),
         lastLogTerm: term(0),
         transfer: false,
       });
@@ -223,11 +224,11 @@ describe("Raft §5.3: log replication", () => {
     const r = net.cluster.raw(1).propose(bytes("x"));
     assert.ok(r.ok);
     net.stabilize();
-    assert.equal(net.cluster.raw(1).status().commitIndex, 1, "two of five cannot commit");
+    assert.equal(net.cluster.raw(1).status().commitIndex, 2, "two of five cannot commit");
     net.partition([1, 2, 3], [4, 5]);
     net.tickAll(2);
-    assert.equal(net.cluster.raw(1).status().commitIndex, 2, "three of five commit");
-    assert.equal(net.cluster.node(2).app.values.get(2), "x", "followers apply once they learn the commit");
+    assert.equal(net.cluster.raw(1).status().commitIndex, 3, "three of five commit");
+    assert.equal(net.cluster.node(2).app.values.get(3), "x", "followers apply once they learn the commit");
   });
 
   it("the leader's own entry counts only after the runtime reports it durable (Figure 2, persist before responding)", () => {
@@ -237,9 +238,9 @@ describe("Raft §5.3: log replication", () => {
     raw.propose(bytes("x"));
     const rd = raw.ready();
     assert.equal(rd.entries.length, 1);
-    assert.equal(raw.status().commitIndex, 1, "not committed while the write is in flight");
+    assert.equal(raw.status().commitIndex, 2, "not committed while the write is in flight");
     raw.advance(rd);
-    assert.equal(raw.status().commitIndex, 2);
+    assert.equal(raw.status().commitIndex, 3);
   });
 
   it("followers acknowledge appends and votes only after persisting; the leader sends appends at once", () => {
@@ -409,6 +410,29 @@ describe("Raft §5.4: safety", () => {
 });
 
 describe("Raft §5.5: follower and candidate crashes", () => {
+  it("a crash between persisting entries and the hard state loses no safety (torn Ready)", () => {
+    // Entries of term 3 reached the disk, the hard state (term 3) did not: the node restarts at
+    // term 3 with no vote, and says so in its first Ready.
+    const raw = new RawNode(config(2, [1, 2, 3]), {
+      hardState: { term: term(2), votedFor: nodeId(1), commitIndex: logIndex(0) },
+      entries: entriesWithTerms([1, 3]),
+    });
+    assert.equal(raw.status().term, 3);
+    assert.equal(raw.status().votedFor, null);
+    assert.deepEqual(raw.ready().hardState, { term: 3, votedFor: null, commitIndex: 0 });
+  });
+
+  it("refuses to start when the hard state commits beyond the stored log (lost acknowledged entries)", () => {
+    assert.throws(
+      () =>
+        new RawNode(config(2, [1, 2, 3]), {
+          hardState: { term: term(2), votedFor: null, commitIndex: logIndex(5) },
+          entries: entriesWithTerms([1, 2]),
+        }),
+      /commit 5 beyond last index 2/,
+    );
+  });
+
   it("the leader retries until a crashed follower restarts, which then catches up", () => {
     const net = new Net({ seed: 4, voters: [1, 2, 3] });
     net.elect(1);
@@ -433,7 +457,7 @@ describe("Raft §7: log compaction", () => {
     net.tickAll(3);
     assert.ok((net.cluster.sentByType.get("snapshot") ?? 0) >= 1);
     assert.equal(net.cluster.node(3).app.values.size, 10);
-    assert.equal(net.cluster.raw(3).status().snapshotIndex, 11);
+    assert.equal(net.cluster.raw(3).status().snapshotIndex, 12);
   });
 });
 
@@ -441,7 +465,7 @@ describe("Raft §8: client interaction", () => {
   it("a new leader appends a no-op of its term", () => {
     const net = new Net({ seed: 1, voters: [1, 2, 3] });
     net.elect(2);
-    const [e] = net.cluster.raw(2).entries(1, 2);
+    const [e] = net.cluster.raw(2).entries(2, 3);
     assert.equal(e?.term, 1);
     assert.equal(e?.data.length, 0);
   });
@@ -456,6 +480,68 @@ describe("Raft §8: client interaction", () => {
     assert.deepEqual(net.cluster.node(1).readStates, [], "cut off: no confirmation, no answer");
     net.heal();
     net.tickAll(1);
-    assert.deepEqual(net.cluster.node(1).readStates, [{ context: "r1", index: 2 }]);
+    assert.deepEqual(net.cluster.node(1).readStates, [{ context: "r1", index: 3 }]);
+  });
+});
+
+describe("Raft Figure 3: the guarantees, throughout a run with crashes and an unreliable network", () => {
+  // Leaders are crashed and restarted quickly while proposals keep arriving (the lab's Figure 8
+  // scenario, shortened); the harness asserts Election Safety and Leader Append-Only at every
+  // Ready, State Machine Safety at every apply, and the tests below check the rest at the end.
+  function chaos(seed: number): Lab {
+    const lab = new Lab({ servers: 5, seed, unreliable: true });
+    const prng = lab.cluster.prng;
+    let up = 5;
+    for (let iter = 0; iter < 400; iter++) {
+      let leader = -1;
+      for (const i of lab.ids()) if (lab.isUp(i) && lab.start(i, lab.randCmd()).isLeader) leader = i;
+      lab.sleep(prng.chance(1, 10) ? prng.below(500) : prng.below(13));
+      if (leader !== -1 && prng.chance(1, 2)) {
+        lab.crash(leader);
+        up--;
+      }
+      if (up < 3) {
+        const s = 1 + prng.below(5);
+        if (!lab.isUp(s)) {
+          lab.restart(s);
+          lab.connect(s);
+          up++;
+        }
+      }
+    }
+    for (const i of lab.ids()) {
+      if (!lab.isUp(i)) lab.restart(i);
+      lab.connect(i);
+    }
+    lab.unreliable = false;
+    lab.one(lab.randCmd(), 5, true);
+    return lab;
+  }
+
+  it("Election Safety: at most one leader per term (many terms elected)", () => {
+    const lab = chaos(31);
+    assert.ok(lab.cluster.leaderOfTerm.size >= 5, `${lab.cluster.leaderOfTerm.size} terms had a leader`);
+  });
+
+  it("Log Matching: logs that share an entry's index and term are identical up to it", () => {
+    chaos(32).cluster.checkLogMatching();
+  });
+
+  it("Leader Completeness: the final leader holds every entry any server applied", () => {
+    const lab = chaos(33);
+    const leader = lab.cluster.raw(lab.checkOneLeader());
+    const s = leader.status();
+    for (const [index, e] of lab.cluster.appliedAt) {
+      if (index > s.snapshotIndex) assert.equal(leader.termAt(index), e.term, `index ${index}`);
+    }
+  });
+
+  it("State Machine Safety: every server applied the same command at each index", () => {
+    const lab = chaos(34);
+    const values = [...lab.cluster.nodes.values()].map((n) => n.app.values);
+    for (const [index, e] of lab.cluster.appliedAt) {
+      if (e.kind !== "normal" || e.data === "") continue;
+      for (const v of values) assert.equal(v.get(index), e.data, `index ${index}`);
+    }
   });
 });
