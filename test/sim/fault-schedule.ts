@@ -4,6 +4,7 @@
 // then everything heals for a liveness phase in which the cluster must converge.
 import { assert, assertNever } from "../../src/util/assert.js";
 import { Prng } from "../../src/util/prng.js";
+import { pickWeighted } from "./pick-weighted.js";
 
 /** One scheduled fault (or repair, or operator request), at a simulated time. */
 export type FaultEvent =
@@ -268,15 +269,11 @@ export function generateFaultSchedule(seed: number, options: FaultScheduleOption
     if (healthy.length > 0)
       add("transfer-leadership", () => ({ kind: "transfer-leadership", atMs, to: prng.pick(healthy) }));
 
-    const weighted = choices.filter((o) => weights[o.kind] > 0);
-    const total = weighted.reduce((sum, o) => sum + weights[o.kind], 0);
-    if (total === 0) continue;
-    let roll = prng.below(total);
-    const chosen = weighted.find((o) => {
-      roll -= weights[o.kind];
-      return roll < 0;
-    });
-    assert(chosen !== undefined, "weighted pick fell through");
+    const chosen = pickWeighted(
+      prng,
+      choices.map((c) => [c, weights[c.kind]] as const),
+    );
+    if (chosen === undefined) continue;
     const event = chosen.make();
     if (event !== undefined) emit(event);
   }

@@ -5,6 +5,7 @@
 import { assert, assertNever } from "../../src/util/assert.js";
 import type { Prng } from "../../src/util/prng.js";
 import type { KvInput, KvOperation, KvOutput } from "./kv-model.js";
+import { pickWeighted } from "./pick-weighted.js";
 import type { Scheduler } from "./scheduler.js";
 
 /**
@@ -216,19 +217,34 @@ export class KvWorkload {
 
   #randomInput(clientId: number): KvInput {
     const key = `k${this.#prng.below(this.#options.keys)}`;
-    const { get, put, putIf, delete: del, incr } = this.#options.mix;
-    let roll = this.#prng.below(get + put + putIf + del + incr);
+    const { mix } = this.#options;
+    const op = pickWeighted<KvInput["op"]>(this.#prng, [
+      ["get", mix.get],
+      ["put", mix.put],
+      ["put-if", mix.putIf],
+      ["delete", mix.delete],
+      ["incr", mix.incr],
+    ]);
+    assert(op !== undefined, "the operation mix is empty");
     // Values are unique per logical write, so a read names the write it saw.
     const value = `c${clientId}-w${this.#writeCounter++}`;
-    if ((roll -= get) < 0) return { op: "get", key };
-    if ((roll -= put) < 0) return { op: "put", key, value };
-    if ((roll -= putIf) < 0) {
-      const known = this.#lastVersion[clientId]?.get(key);
-      if (known === undefined || this.#prng.chance(1, 4))
-        return { op: "put-if", key, value, condition: { kind: "absent" } };
-      return { op: "put-if", key, value, condition: { kind: "version", version: known } };
+    switch (op) {
+      case "get":
+        return { op, key };
+      case "put":
+        return { op, key, value };
+      case "put-if": {
+        const known = this.#lastVersion[clientId]?.get(key);
+        if (known === undefined || this.#prng.chance(1, 4))
+          return { op, key, value, condition: { kind: "absent" } };
+        return { op, key, value, condition: { kind: "version", version: known } };
+      }
+      case "delete":
+        return { op, key };
+      case "incr":
+        return { op, key, by: 1 + this.#prng.below(5) };
+      default:
+        return assertNever(op, "kv op");
     }
-    if ((roll -= del) < 0) return { op: "delete", key };
-    return { op: "incr", key, by: 1 + this.#prng.below(5) };
   }
 }
