@@ -162,6 +162,67 @@ export function partitionByKey<O>(history: History<KvInput, O>): Operation<KvInp
   return [...byKey.values()];
 }
 
+/**
+ * Classes of interchangeable timed-out key-value operations (see `Model.unknownClasses`): deletes
+ * with each other, increments by the same amount, and puts (or conditional puts with the same
+ * condition) of non-integer values that no completed operation ever returned, since nothing can tell
+ * such values apart. Everything else is its own class.
+ */
+export function kvUnknownClasses(part: readonly Operation<KvInput, KvOutput>[]): (string | undefined)[] {
+  const observed = new Set<string>();
+  for (const op of part) {
+    if (op.outcome.kind !== "ok") continue;
+    const out = op.outcome.output;
+    if (out.kind === "value" && out.value !== null) observed.add(out.value);
+    if (out.kind === "incremented") observed.add(String(out.value));
+  }
+  const unobservedText = (value: string) => !observed.has(value) && integerValue(value) === undefined;
+  return part.map((op) => {
+    if (op.outcome.kind !== "unknown") return undefined;
+    const input = op.input;
+    switch (input.op) {
+      case "get":
+        return "get";
+      case "put":
+        return unobservedText(input.value) ? "put" : undefined;
+      case "put-if": {
+        const cond = input.condition.kind === "absent" ? "absent" : `v${input.condition.version}`;
+        return unobservedText(input.value) ? `put-if:${cond}` : undefined;
+      }
+      case "delete":
+        return "delete";
+      case "incr":
+        return `incr:${input.by}`;
+      default:
+        return assertNever(input, "kv input");
+    }
+  });
+}
+
+/**
+ * Whether some sequence of operations could take `state` to one where `input` may return `output`:
+ * false when the output names a version the key has already passed, since versions only grow (and
+ * a read at the current version must see the current value).
+ */
+export function kvMayBecomePossible(state: KvKeyState, _input: KvInput, output: KvOutput): boolean {
+  switch (output.kind) {
+    case "value":
+      return (
+        output.version > state.version || (output.version === state.version && output.value === state.value)
+      );
+    case "written":
+    case "incremented":
+      // The write moved the key from version - 1.
+      return output.version - 1 >= state.version;
+    case "rejected":
+    case "deleted":
+    case "not-integer":
+      return true;
+    default:
+      return assertNever(output, "kv output");
+  }
+}
+
 /** The key-value model, partitioned by key. */
 export const kvModel: Model<KvKeyState, KvInput, KvOutput> = {
   init: () => ({ value: null, version: 0 }),
@@ -170,6 +231,9 @@ export const kvModel: Model<KvKeyState, KvInput, KvOutput> = {
     return { ok: output === undefined || sameKvOutput(expected.output, output), newState: expected.newState };
   },
   partition: partitionByKey,
+  readOnly: (input) => input.op === "get",
+  unknownClasses: kvUnknownClasses,
+  mayBecomePossible: kvMayBecomePossible,
   stateKey: (state) => (state.value === null ? `${state.version}` : `${state.version}:${state.value}`),
   describeOperation: (input, output) =>
     `${describeInput(input)} -> ${output === undefined ? "?" : describeKvOutput(output)}`,

@@ -24,6 +24,28 @@ export interface Model<S, I, O> {
    * Every operation must appear in exactly one part. Without it the history is checked whole.
    */
   partition?(history: History<I, O>): Operation<I, O>[][];
+  /**
+   * Whether `input` never changes the state (a read). A timed-out read constrains nothing, so the
+   * checker drops it before searching. Optional: without it every operation is searched.
+   */
+  readOnly?(input: I): boolean;
+  /**
+   * Classes of interchangeable timed-out operations, one entry per operation of `part` (undefined for
+   * an operation like no other). Two timed-out operations share a class when placing either has the
+   * same effect on every state and no completed operation can tell them apart (for the KV model: two
+   * deletes, or two puts of values nobody read). The search then only tries the earliest-called one
+   * of a class at each point, which finds a linearization whenever one exists: the earlier call can
+   * go anywhere the later one can. Optional; without it every timed-out operation is its own class.
+   */
+  unknownClasses?(part: readonly Operation<I, O>[]): readonly (string | undefined)[];
+  /**
+   * False only when no sequence of operations from `state` can lead to a state in which `input` may
+   * return `output` (for the KV model: the output names a version the key has already passed, and
+   * versions only grow). A search point where a completed operation still to be placed is in that
+   * position is a dead end, abandoned at once instead of trying timed-out operations there.
+   * Optional; it must never answer false wrongly.
+   */
+  mayBecomePossible?(state: S, input: I, output: O): boolean;
   /** A string equal for equal states and different for different ones: the memoisation key. */
   stateKey(state: S): string;
   /** A readable rendering of one operation, for reports. */
@@ -135,18 +157,33 @@ export function checkLinearizable<S, I, O>(
 
   let steps = 0;
   let unknownReason: string | undefined;
-  for (const [partIndex, part] of parts.entries()) {
+  for (const [partIndex, wholePart] of parts.entries()) {
+    const part = wholePart.filter((op) => op.outcome.kind === "ok" || model.readOnly?.(op.input) !== true);
     const globalIndexes = part.map((op) => {
       const i = indexOf.get(op);
       assert(i !== undefined, "partition returned an operation that is not in the history");
       return i;
     });
-    const result = searchPart(model, part, globalIndexes, partIndex, {
+    // First a quick search that places at most two timed-out operations in a row. It is incomplete
+    // but sound when it succeeds (it found a linearization), and it avoids the search exploring every
+    // subset of timed-out writes at each dead end. Only when it fails does the complete search run.
+    const hasUnknown = part.some((op) => op.outcome.kind === "unknown");
+    let result = searchPart(model, part, globalIndexes, partIndex, {
       stepsLeft: stepsMax - steps,
       cacheEntriesMax,
       outOfTime,
+      unknownRunMax: hasUnknown ? quickUnknownRunMax : Number.POSITIVE_INFINITY,
     });
     steps += result.steps;
+    if (hasUnknown && result.kind !== "linearizable") {
+      result = searchPart(model, part, globalIndexes, partIndex, {
+        stepsLeft: stepsMax - steps,
+        cacheEntriesMax,
+        outOfTime,
+        unknownRunMax: Number.POSITIVE_INFINITY,
+      });
+      steps += result.steps;
+    }
     if (result.kind === "not-linearizable") return { ...result, steps };
     if (result.kind === "unknown") unknownReason ??= `part ${partIndex}: ${result.reason}`;
   }
@@ -154,12 +191,22 @@ export function checkLinearizable<S, I, O>(
   return { kind: "linearizable", steps };
 }
 
-/** Builds the event list of one part: calls and returns by time, a call before a return at equal times. */
+/**
+ * Builds the event list of one part's completed operations: calls and returns by time, a call before
+ * a return at equal times. Timed-out operations have no return and live outside the list.
+ */
 function buildEventList<I, O>(part: readonly Operation<I, O>[]): EventNode {
   const events: EventNode[] = [];
   part.forEach((op, i) => {
-    const returnMs = op.outcome.kind === "ok" ? op.outcome.returnMs : Number.POSITIVE_INFINITY;
-    const ret: EventNode = { kind: "return", op: i, timeMs: returnMs, prev: null, next: null, match: null };
+    if (op.outcome.kind !== "ok") return;
+    const ret: EventNode = {
+      kind: "return",
+      op: i,
+      timeMs: op.outcome.returnMs,
+      prev: null,
+      next: null,
+      match: null,
+    };
     const call: EventNode = { kind: "call", op: i, timeMs: op.callMs, prev: null, next: null, match: ret };
     events.push(call, ret);
   });
@@ -221,6 +268,9 @@ class BitSet {
   clear(i: number): void {
     this.#words[i >> 4] = (this.#words[i >> 4] ?? 0) & ~(1 << (i & 15));
   }
+  has(i: number): boolean {
+    return ((this.#words[i >> 4] ?? 0) & (1 << (i & 15))) !== 0;
+  }
   key(): string {
     return String.fromCharCode(...this.#words);
   }
@@ -230,7 +280,11 @@ interface PartLimits {
   readonly stepsLeft: number;
   readonly cacheEntriesMax: number;
   readonly outOfTime: () => boolean;
+  /** Timed-out operations placed back to back before a completed one must follow (Infinity: complete). */
+  readonly unknownRunMax: number;
 }
+
+const quickUnknownRunMax = 2;
 
 type PartResult =
   | { readonly kind: "linearizable"; readonly steps: number }
@@ -260,8 +314,6 @@ function searchPart<S, I, O>(
 
   const linearized = new BitSet(part.length);
   const cache = new Set<string>();
-  // The search stack: each placed call with the state before it.
-  const stack: { call: EventNode; stateBefore: S; stateAfter: S }[] = [];
   let state = model.init();
   let steps = 0;
 
@@ -269,61 +321,212 @@ function searchPart<S, I, O>(
   let best: { prefix: { op: number; stateAfter: S }[]; state: S } = { prefix: [], state };
   let bestStuck: { op: number; candidates: { op: number; verdict: string }[] } | undefined;
 
-  let entry = head.next;
+  // Timed-out operations by call time (ties by index, as in the event list). The candidates at a
+  // point are those called no later than the first return still in the list.
+  const unknownOps = part
+    .map((op, i) => ({ op, i }))
+    .filter(({ op }) => op.outcome.kind === "unknown")
+    .sort((a, b) => a.op.callMs - b.op.callMs || a.i - b.i)
+    .map(({ i }) => i);
+  const callMsOf = (i: number): number => part[i]?.callMs ?? 0;
+  /** How many timed-out operations were called at or before `timeMs`. */
+  const unknownCalledBy = (timeMs: number): number => {
+    let lo = 0;
+    let hi = unknownOps.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (callMsOf(unknownOps[mid] ?? 0) <= timeMs) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+
+  // Classes of interchangeable timed-out operations: only the earliest-called unplaced member of a
+  // class (its representative) is ever tried, so the placed members of a class are always a prefix
+  // of its members in call order, and a count per class says which member is next.
+  const classOf = new Array<number>(part.length).fill(-1);
+  const members: number[][] = [];
+  {
+    const classes = model.unknownClasses?.(part) ?? [];
+    assert(
+      classes.length === 0 || classes.length === part.length,
+      "unknownClasses must give one entry per operation",
+    );
+    const ids = new Map<string, number>();
+    for (const i of unknownOps) {
+      const name = classes[i];
+      if (name === undefined) continue;
+      let id = ids.get(name);
+      if (id === undefined) {
+        id = members.length;
+        ids.set(name, id);
+        members.push([]);
+      }
+      members[id]?.push(i);
+      classOf[i] = id;
+    }
+  }
+  const placedOfClass = new Array<number>(members.length).fill(0);
+  const isRepresentative = (op: number): boolean => {
+    const c = classOf[op] ?? -1;
+    return c === -1 || members[c]?.[placedOfClass[c] ?? 0] === op;
+  };
+  const placeClassMember = (op: number, delta: 1 | -1) => {
+    const c = classOf[op] ?? -1;
+    if (c !== -1) placedOfClass[c] = (placedOfClass[c] ?? 0) + delta;
+  };
+
+  /** Whether some completed operation up to the first return `stop` can never be placed from here. */
+  const deadEnd = (stop: EventNode): boolean => {
+    const hint = model.mayBecomePossible;
+    if (hint === undefined) return false;
+    for (let e = head.next; e !== null; e = e.next) {
+      if (e.kind === "call" || e === stop) {
+        const output = outputOf(e.op);
+        if (output !== undefined && !hint.call(model, state, inputOf(e.op), output)) return true;
+      }
+      if (e === stop) return false;
+    }
+    return false;
+  };
+
+  /** The operations that could go next before `stop` returns, and what the model says of each. */
+  const candidatesAt = (stop: EventNode): { op: number; verdict: string }[] => {
+    const ops: number[] = [];
+    for (let e = head.next; e !== null && e !== stop; e = e.next) if (e.kind === "call") ops.push(e.op);
+    if (!ops.includes(stop.op)) ops.push(stop.op);
+    for (const i of unknownOps.slice(0, unknownCalledBy(stop.timeMs))) if (!linearized.has(i)) ops.push(i);
+    return ops.map((op) => {
+      const result = model.step(state, inputOf(op), outputOf(op));
+      return {
+        op,
+        verdict: result.ok
+          ? `allowed here (-> ${model.describeState(result.newState)}), but every continuation failed`
+          : `impossible in state ${model.describeState(state)}`,
+      };
+    });
+  };
+
+  // The search stack: each placed operation with the state before it, where its point's scan was
+  // (the call event for pass 1, the position in unknownOps for pass 2), how many timed-out
+  // operations end the prefix, and the return event that blocked its point (pass 2).
+  const stack: {
+    op: number;
+    call: EventNode | null;
+    unknownAt: number;
+    stateBefore: S;
+    stateAfter: S;
+    unknownRun: number;
+    blockedBy: EventNode | null;
+  }[] = [];
+
+  // Each search point tries the operations that may go next in two passes. Pass 1 walks the event
+  // list forward over completed operations, up to the first return. Only when that return's
+  // operation cannot go (the point is stuck) does pass 2 try timed-out operations, most recently
+  // called first: a timed-out write is placed only when a later operation needs its effect, and the
+  // recent ones are the likely explanation. Plain Wing & Gong order would place each at its call and
+  // search every subset of the timed-out writes that in fact never took effect.
+  let pass: 1 | 2 = 1;
+  let blockedBy: EventNode | null = null;
+  let entry: EventNode | null = head.next;
+  let unknownAt = -1;
+
+  /** Places `op` if the model allows it and the point is new; returns whether it did. */
+  const tryPlace = (op: number, call: EventNode | null, at: number): boolean => {
+    const unknownOutcome = call === null;
+    const result = model.step(state, inputOf(op), outputOf(op));
+    if (!result.ok) return false;
+    // A timed-out operation that would leave the state as it is (a conditional put whose condition
+    // fails) is no different from one that never happened, which is always an option.
+    if (unknownOutcome && model.stateKey(result.newState) === model.stateKey(state)) return false;
+    const unknownRun = unknownOutcome ? (stack.at(-1)?.unknownRun ?? 0) + 1 : 0;
+    linearized.set(op);
+    // A bounded search must not let a visit with a long run of timed-out operations (fewer options
+    // left) hide a later visit with a shorter one, so the run is part of its key.
+    const runKey = Number.isFinite(limits.unknownRunMax) ? `|${unknownRun}` : "";
+    const key = `${linearized.key()}|${model.stateKey(result.newState)}${runKey}`;
+    if (cache.has(key)) {
+      linearized.clear(op);
+      return false;
+    }
+    cache.add(key);
+    stack.push({
+      op,
+      call,
+      unknownAt: at,
+      stateBefore: state,
+      stateAfter: result.newState,
+      unknownRun,
+      blockedBy,
+    });
+    if (call !== null) lift(call);
+    else placeClassMember(op, 1);
+    state = result.newState;
+    if (stack.length > best.prefix.length) {
+      best = { prefix: stack.map((e) => ({ op: e.op, stateAfter: e.stateAfter })), state };
+      bestStuck = undefined;
+    }
+    pass = 1;
+    blockedBy = null;
+    entry = head.next;
+    return true;
+  };
+
   for (;;) {
-    if (entry === null) return { kind: "linearizable", steps };
     steps++;
     if (steps > limits.stepsLeft) {
-      return { kind: "unknown", steps, reason: `step budget exhausted after ${steps} steps` };
+      return {
+        kind: "unknown",
+        steps,
+        reason: `step budget exhausted after ${steps} steps (deepest prefix ${best.prefix.length} of ${part.length} operations)`,
+      };
     }
     if ((steps & 0xffff) === 0 && limits.outOfTime()) {
       return { kind: "unknown", steps, reason: `time budget exhausted after ${steps} steps` };
     }
-    if (entry.kind === "call") {
-      const result = model.step(state, inputOf(entry.op), outputOf(entry.op));
-      if (result.ok) {
-        linearized.set(entry.op);
-        const key = `${linearized.key()}|${model.stateKey(result.newState)}`;
-        if (!cache.has(key)) {
-          if (cache.size >= limits.cacheEntriesMax) {
-            return {
-              kind: "unknown",
-              steps,
-              reason: `memo limit of ${limits.cacheEntriesMax} entries reached`,
-            };
-          }
-          cache.add(key);
-          stack.push({ call: entry, stateBefore: state, stateAfter: result.newState });
-          state = result.newState;
-          lift(entry);
-          if (stack.length > best.prefix.length) {
-            best = { prefix: stack.map((s) => ({ op: s.call.op, stateAfter: s.stateAfter })), state };
-            bestStuck = undefined;
-          }
-          entry = head.next;
-          continue;
-        }
-        linearized.clear(entry.op);
+    if (cache.size >= limits.cacheEntriesMax) {
+      return { kind: "unknown", steps, reason: `memo limit of ${limits.cacheEntriesMax} entries reached` };
+    }
+    if (pass === 1) {
+      // Every completed operation placed: the timed-out ones left can go last, or never happen.
+      if (entry === null) return { kind: "linearizable", steps };
+      if (entry.kind === "call") {
+        const call: EventNode = entry;
+        if (!tryPlace(call.op, call, -1)) entry = call.next;
+        continue;
       }
-      entry = entry.next;
+      // Stuck at the first return: on to pass 2, unless no timed-out operation can help.
+      pass = 2;
+      blockedBy = entry;
+      const run = stack.at(-1)?.unknownRun ?? 0;
+      unknownAt = run >= limits.unknownRunMax || deadEnd(entry) ? -1 : unknownCalledBy(entry.timeMs) - 1;
       continue;
     }
-    // A return event: its operation is not linearized yet, and everything before it in the list has
-    // been tried. Operations with unknown outcome return at +infinity, so reaching one means every
-    // completed operation is placed; the unknown ones left can go last (or "never happened").
-    if (entry.timeMs === Number.POSITIVE_INFINITY) return { kind: "linearizable", steps };
+    if (unknownAt >= 0) {
+      const op = unknownOps[unknownAt];
+      assert(op !== undefined, "unknown index out of range");
+      if (linearized.has(op) || !isRepresentative(op) || !tryPlace(op, null, unknownAt)) unknownAt--;
+      continue;
+    }
+    // Nothing can go next here: record the deepest such point, then backtrack.
+    assert(blockedBy !== null, "stuck without a blocking return");
     if (bestStuck === undefined && stack.length === best.prefix.length) {
-      bestStuck = {
-        op: entry.op,
-        candidates: candidatesBefore(model, head, entry, state, inputOf, outputOf),
-      };
+      bestStuck = { op: blockedBy.op, candidates: candidatesAt(blockedBy) };
     }
     const top = stack.pop();
     if (top === undefined) break;
-    linearized.clear(top.call.op);
+    linearized.clear(top.op);
     state = top.stateBefore;
-    unlift(top.call);
-    entry = top.call.next;
+    blockedBy = top.blockedBy;
+    if (top.call !== null) {
+      unlift(top.call);
+      pass = 1;
+      entry = top.call.next;
+    } else {
+      placeClassMember(top.op, -1);
+      pass = 2;
+      unknownAt = top.unknownAt - 1;
+    }
   }
 
   assert(bestStuck !== undefined, "search failed without recording where it got stuck");
@@ -348,40 +551,6 @@ function searchPart<S, I, O>(
     explanation: "",
   };
   return { kind: "not-linearizable", steps, ...report, explanation: explain(report, describe(bestStuck.op)) };
-}
-
-/** The calls before `stop` in the list and what the model says about placing each one next. */
-function candidatesBefore<S, I, O>(
-  model: Model<S, I, O>,
-  head: EventNode,
-  stop: EventNode,
-  state: S,
-  inputOf: (i: number) => I,
-  outputOf: (i: number) => O | undefined,
-): { op: number; verdict: string }[] {
-  const out: { op: number; verdict: string }[] = [];
-  for (let e = head.next; e !== null && e !== stop; e = e.next) {
-    if (e.kind !== "call") continue;
-    const result = model.step(state, inputOf(e.op), outputOf(e.op));
-    out.push({
-      op: e.op,
-      verdict: result.ok
-        ? `allowed here (-> ${model.describeState(result.newState)}), but every continuation failed`
-        : `impossible in state ${model.describeState(state)}`,
-    });
-  }
-  // The stuck operation itself is always a candidate too: its call precedes its return.
-  const own = stop.op;
-  if (!out.some((c) => c.op === own)) {
-    const result = model.step(state, inputOf(own), outputOf(own));
-    out.push({
-      op: own,
-      verdict: result.ok
-        ? "allowed here, but every continuation failed"
-        : `impossible in state ${model.describeState(state)}`,
-    });
-  }
-  return out;
 }
 
 function describeOp<S, I, O>(
