@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Prng } from "../../src/util/prng.js";
-import { applyKv, type KvKeyState, kvModel } from "./kv-model.js";
+import { applyKv, type KvKeyState, type KvOutput, kvModel } from "./kv-model.js";
 import { type KvTarget, KvWorkload, type KvWorkloadOptions } from "./kv-workload.js";
 import { checkLinearizable } from "./linearizability.js";
 import { Scheduler } from "./scheduler.js";
@@ -20,6 +20,7 @@ const options: KvWorkloadOptions = {
   thinkMaxMs: 20,
   retryBackoffMs: 10,
   retriesMax: 2,
+  idempotentRetries: false,
 };
 
 type Bug = "none" | "stale-replica-reads" | "drop-acked-writes";
@@ -32,8 +33,10 @@ function toyStore(scheduler: Scheduler, prng: Prng, bug: Bug): KvTarget {
   const primary = new Map<string, KvKeyState>();
   const replica = new Map<string, KvKeyState>();
   const stateOf = (m: Map<string, KvKeyState>, key: string) => m.get(key) ?? { value: null, version: 0 };
+  // Results by request id: a retry with the same id gets the original answer, never a second effect.
+  const answered = new Map<string, KvOutput>();
   return {
-    submit(_clientId, input, done) {
+    submit(_clientId, input, done, requestId) {
       const roll = prng.below(100);
       if (roll < 3) return; // request lost: never applied, never answered
       if (roll < 6) {
@@ -42,6 +45,11 @@ function toyStore(scheduler: Scheduler, prng: Prng, bug: Bug): KvTarget {
       }
       const replyLost = roll < 9;
       scheduler.after(prng.range(1, 40), () => {
+        const earlier = answered.get(requestId);
+        if (earlier !== undefined) {
+          if (!replyLost) scheduler.after(prng.range(1, 40), () => done({ kind: "ok", output: earlier }));
+          return;
+        }
         let { newState, output } = applyKv(stateOf(primary, input.key), input);
         if (bug === "stale-replica-reads" && input.op === "get") {
           output = applyKv(stateOf(replica, input.key), input).output;
@@ -49,6 +57,7 @@ function toyStore(scheduler: Scheduler, prng: Prng, bug: Bug): KvTarget {
         if (bug === "drop-acked-writes" && input.op !== "get" && prng.chance(1, 10))
           newState = stateOf(primary, input.key);
         primary.set(input.key, newState);
+        answered.set(requestId, output);
         // The replica catches up 200 ms later.
         scheduler.after(200, () => replica.set(input.key, newState));
         if (!replyLost) scheduler.after(prng.range(1, 40), () => done({ kind: "ok", output }));
@@ -80,6 +89,73 @@ describe("KvWorkload", () => {
       const result = checkLinearizable(kvModel, history);
       assert.equal(result.kind, "linearizable", result.kind === "not-linearizable" ? result.explanation : "");
     }
+  });
+
+  it("records one operation per idempotent retry chain, and stays linearizable", () => {
+    const idempotent = { ...options, idempotentRetries: true };
+    for (const seed of [1, 2]) {
+      const { workload, history } = run(seed, "none", idempotent);
+      assert.ok(workload.counters.timedOut > 0);
+      assert.ok(history.length < workload.counters.issued - workload.counters.failed);
+      assert.equal(workload.counters.idempotencyViolations, 0);
+      const result = checkLinearizable(kvModel, history);
+      assert.equal(result.kind, "linearizable", result.kind === "not-linearizable" ? result.explanation : "");
+    }
+  });
+
+  it("exposes a system that applies a retried request twice despite its idempotency key", () => {
+    const scheduler = new Scheduler();
+    let state: KvKeyState = { value: null, version: 0 };
+    const seen = new Set<string>();
+    // Applies every attempt; answers only retries.
+    const forgetful: KvTarget = {
+      submit: (_c, input, done, requestId) => {
+        const { newState, output } = applyKv(state, input);
+        state = newState;
+        if (seen.has(requestId)) scheduler.after(5, () => done({ kind: "ok", output }));
+        seen.add(requestId);
+      },
+    };
+    const workload = new KvWorkload(scheduler, new Prng(2), forgetful, {
+      ...options,
+      clients: 1,
+      operationsMax: 4,
+      retriesMax: 1,
+      idempotentRetries: true,
+      mix: { get: 0, put: 1, putIf: 0, delete: 0, incr: 0 },
+    });
+    workload.start();
+    scheduler.runAll();
+    const history = workload.history();
+    assert.equal(history.length, 2);
+    assert.ok(history.every((op) => op.outcome.kind === "ok"));
+    assert.equal(checkLinearizable(kvModel, history).kind, "not-linearizable");
+  });
+
+  it("counts retries of one operation answered differently", () => {
+    const scheduler = new Scheduler();
+    let n = 0;
+    // Answers the first attempt after the timeout and the retry at once, with different versions.
+    const inconsistent: KvTarget = {
+      submit: (_c, _input, done) => {
+        n++;
+        const version = n;
+        scheduler.after(version === 1 ? 150 : 1, () =>
+          done({ kind: "ok", output: { kind: "written", version } }),
+        );
+      },
+    };
+    const workload = new KvWorkload(scheduler, new Prng(2), inconsistent, {
+      ...options,
+      clients: 1,
+      operationsMax: 2,
+      retriesMax: 1,
+      idempotentRetries: true,
+      mix: { get: 0, put: 1, putIf: 0, delete: 0, incr: 0 },
+    });
+    workload.start();
+    scheduler.runAll();
+    assert.equal(workload.counters.idempotencyViolations, 1);
   });
 
   it("yields a history the checker rejects when the store serves reads from a lagging replica", () => {

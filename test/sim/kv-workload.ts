@@ -4,7 +4,7 @@
 // the system under test only through `KvTarget`, which the cluster harness implements.
 import { assert, assertNever } from "../../src/util/assert.js";
 import type { Prng } from "../../src/util/prng.js";
-import type { KvInput, KvOperation, KvOutput } from "./kv-model.js";
+import { type KvInput, type KvOperation, type KvOutput, sameKvOutput } from "./kv-model.js";
 import { pickWeighted } from "./pick-weighted.js";
 import type { Scheduler } from "./scheduler.js";
 
@@ -18,9 +18,13 @@ export type SubmitResult =
   | { readonly kind: "ok"; readonly output: KvOutput }
   | { readonly kind: "failed"; readonly reason: string };
 
-/** The system under test as the workload sees it: submit an operation, get one callback (or none). */
+/**
+ * The system under test as the workload sees it: submit an operation, get one callback (or none).
+ * `requestId` names the logical operation: with idempotent retries every attempt of one operation
+ * carries the same id, which the harness sends as the idempotency key.
+ */
 export interface KvTarget {
-  submit(clientId: number, input: KvInput, done: (result: SubmitResult) => void): void;
+  submit(clientId: number, input: KvInput, done: (result: SubmitResult) => void, requestId: string): void;
 }
 
 /** Relative weights of each operation (integers; 0 disables one). */
@@ -48,6 +52,12 @@ export interface KvWorkloadOptions {
   readonly retryBackoffMs: number;
   /** Retries of one logical operation before the client moves on. */
   readonly retriesMax: number;
+  /**
+   * Whether retries reuse the operation's request id (an idempotency key): the system applies the
+   * operation at most once and answers every attempt with the original result, so the attempts are
+   * recorded as one operation. Otherwise each attempt is a separate operation.
+   */
+  readonly idempotentRetries: boolean;
 }
 
 /** What the workload did, for reports. */
@@ -58,32 +68,48 @@ export interface KvWorkloadCounters {
   timedOut: number;
   /** Answers that came after their timeout (recorded, since they narrow the operation's interval). */
   lateReplies: number;
+  /** With idempotent retries: attempts of one operation answered with different results (a bug). */
+  idempotencyViolations: number;
 }
 
-/** One attempt's record while it is open. */
+/** One attempt at a logical operation. */
 interface Attempt {
-  readonly clientId: number;
-  readonly input: KvInput;
   readonly callMs: number;
   outcome: { kind: "pending" } | { kind: "ok"; output: KvOutput; returnMs: number } | { kind: "failed" };
 }
 
+/** One logical operation and its attempts (one unless it was retried). */
+interface Logical {
+  readonly clientId: number;
+  readonly input: KvInput;
+  readonly requestId: string;
+  readonly attempts: Attempt[];
+  /** The first answer any attempt got, which every later answer must repeat (idempotent retries). */
+  firstOutput?: KvOutput;
+}
+
 /**
  * Concurrent key-value clients on a simulated clock. Each client runs one operation at a time; after
- * a timeout it retries the same request (a new history entry; the first stays unknown, since it may
- * still take effect).
+ * a timeout or a definite failure it retries the same request, up to `retriesMax` times.
  */
 export class KvWorkload {
   readonly #scheduler: Scheduler;
   readonly #prng: Prng;
   readonly #target: KvTarget;
   readonly #options: KvWorkloadOptions;
-  readonly #attempts: Attempt[] = [];
+  readonly #operations: Logical[] = [];
   readonly #lastVersion: Map<string, number>[] = [];
   #outstanding = 0;
   #stopped = false;
   #writeCounter = 0;
-  readonly counters: KvWorkloadCounters = { issued: 0, ok: 0, failed: 0, timedOut: 0, lateReplies: 0 };
+  readonly counters: KvWorkloadCounters = {
+    issued: 0,
+    ok: 0,
+    failed: 0,
+    timedOut: 0,
+    lateReplies: 0,
+    idempotencyViolations: 0,
+  };
 
   /** Creates the workload; nothing happens until `start`. */
   constructor(scheduler: Scheduler, prng: Prng, target: KvTarget, options: KvWorkloadOptions) {
@@ -115,26 +141,49 @@ export class KvWorkload {
     return (this.#stopped || this.counters.issued >= this.#options.operationsMax) && this.#outstanding === 0;
   }
 
-  /** The history so far: answered attempts as completed, open or timed-out ones as unknown. */
+  /**
+   * The history so far: answered operations as completed, open or timed-out ones as unknown, and
+   * definitely failed ones left out. With idempotent retries, one entry per logical operation from
+   * its first call to its first answer; otherwise one entry per attempt.
+   */
   history(): KvOperation[] {
     const out: KvOperation[] = [];
-    for (const a of this.#attempts) {
-      switch (a.outcome.kind) {
-        case "ok":
-          out.push({
-            clientId: a.clientId,
-            input: a.input,
-            callMs: a.callMs,
-            outcome: { kind: "ok", output: a.outcome.output, returnMs: a.outcome.returnMs },
-          });
-          break;
-        case "pending":
-          out.push({ clientId: a.clientId, input: a.input, callMs: a.callMs, outcome: { kind: "unknown" } });
-          break;
-        case "failed":
-          break;
-        default:
-          assertNever(a.outcome, "attempt outcome");
+    for (const op of this.#operations) {
+      const { clientId, input } = op;
+      if (this.#options.idempotentRetries) {
+        const first = op.attempts[0];
+        assert(first !== undefined, "an operation without attempts");
+        let answered: { output: KvOutput; returnMs: number } | undefined;
+        for (const a of op.attempts) {
+          if (a.outcome.kind === "ok" && (answered === undefined || a.outcome.returnMs < answered.returnMs)) {
+            answered = a.outcome;
+          }
+        }
+        if (answered !== undefined) {
+          out.push({ clientId, input, callMs: first.callMs, outcome: { kind: "ok", ...answered } });
+        } else if (op.attempts.some((a) => a.outcome.kind === "pending")) {
+          out.push({ clientId, input, callMs: first.callMs, outcome: { kind: "unknown" } });
+        }
+        continue;
+      }
+      for (const a of op.attempts) {
+        switch (a.outcome.kind) {
+          case "ok":
+            out.push({
+              clientId,
+              input,
+              callMs: a.callMs,
+              outcome: { kind: "ok", output: a.outcome.output, returnMs: a.outcome.returnMs },
+            });
+            break;
+          case "pending":
+            out.push({ clientId, input, callMs: a.callMs, outcome: { kind: "unknown" } });
+            break;
+          case "failed":
+            break;
+          default:
+            assertNever(a.outcome, "attempt outcome");
+        }
       }
     }
     return out;
@@ -146,13 +195,23 @@ export class KvWorkload {
 
   #next(clientId: number): void {
     if (this.#stopped || this.counters.issued >= this.#options.operationsMax) return;
-    this.#issue(clientId, this.#randomInput(clientId), 0);
+    const input = this.#randomInput(clientId);
+    const op: Logical = {
+      clientId,
+      input,
+      requestId: `c${clientId}-op${this.#operations.length}`,
+      attempts: [],
+    };
+    this.#operations.push(op);
+    this.#issue(op, 0);
   }
 
-  #issue(clientId: number, input: KvInput, retry: number): void {
+  #issue(op: Logical, retry: number): void {
     if (this.#stopped || this.counters.issued >= this.#options.operationsMax) return;
-    const attempt: Attempt = { clientId, input, callMs: this.#scheduler.nowMs, outcome: { kind: "pending" } };
-    this.#attempts.push(attempt);
+    const { clientId, input } = op;
+    const attempt: Attempt = { callMs: this.#scheduler.nowMs, outcome: { kind: "pending" } };
+    op.attempts.push(attempt);
+    const requestId = this.#options.idempotentRetries ? op.requestId : `${op.requestId}-a${retry}`;
     this.counters.issued++;
     this.#outstanding++;
     let settled = false; // the client has moved on (answer or timeout)
@@ -163,16 +222,20 @@ export class KvWorkload {
         settled = true;
         this.#outstanding--;
         this.counters.timedOut++;
-        this.#retryOrMoveOn(clientId, input, retry);
+        this.#retryOrMoveOn(op, retry);
       },
       `client ${clientId} timeout`,
     );
-    this.#target.submit(clientId, input, (result) => {
+    const done = (result: SubmitResult) => {
       assert(!answered, `client ${clientId}: the target answered one operation twice`);
       answered = true;
       if (result.kind === "ok") {
         attempt.outcome = { kind: "ok", output: result.output, returnMs: this.#scheduler.nowMs };
         this.#remember(clientId, input, result.output);
+        if (op.firstOutput === undefined) op.firstOutput = result.output;
+        else if (this.#options.idempotentRetries && !sameKvOutput(op.firstOutput, result.output)) {
+          this.counters.idempotencyViolations++;
+        }
       } else {
         attempt.outcome = { kind: "failed" };
       }
@@ -189,16 +252,18 @@ export class KvWorkload {
         this.#scheduler.after(this.#think(), () => this.#next(clientId), `client ${clientId} next`);
       } else {
         this.counters.failed++;
-        this.#retryOrMoveOn(clientId, input, retry);
+        this.#retryOrMoveOn(op, retry);
       }
-    });
+    };
+    this.#target.submit(clientId, input, done, requestId);
   }
 
-  #retryOrMoveOn(clientId: number, input: KvInput, retry: number): void {
+  #retryOrMoveOn(op: Logical, retry: number): void {
+    const { clientId } = op;
     if (retry < this.#options.retriesMax) {
       this.#scheduler.after(
         this.#options.retryBackoffMs,
-        () => this.#issue(clientId, input, retry + 1),
+        () => this.#issue(op, retry + 1),
         `client ${clientId} retry`,
       );
     } else {

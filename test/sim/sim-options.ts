@@ -111,6 +111,7 @@ export function simOptionsFromSeed(seed: number, level: SimLevel = 1): SimOption
     thinkMaxMs: work.range(5, 50),
     retryBackoffMs: work.range(10, 100),
     retriesMax: work.range(0, 3),
+    idempotentRetries: work.chance(3, 4),
   };
 
   return {
@@ -171,7 +172,7 @@ export function describeSimOptions(o: SimOptions): string {
     `network: latency ${o.network.latencyMinMs}-${o.network.latencyMaxMs}ms, loss ${ratio(o.network.loss)}, duplicate ${ratio(o.network.duplicate)}, reorder ${ratio(o.network.reorder)} (+${o.network.reorderExtraMaxMs}ms), ${o.network.fifo ? "fifo" : "unordered"} links`,
     `disk: fsync ${o.disk.syncLatencyMinMs}-${o.disk.syncLatencyMaxMs}ms, unsynced writes lost on crash ${ratio(o.disk.lostUnsyncedOnCrash)}, torn ${ratio(o.disk.tornWriteOnCrash)}`,
     `faults: safety phase ${o.faults.safetyPhaseMs}ms (a decision every ${o.faults.gapMinMs}-${o.faults.gapMaxMs}ms), liveness phase ${o.faults.livenessPhaseMs}ms`,
-    `workload: ${w.clients} clients, ${w.keys} keys, ${w.operationsMax} ops, mix get/put/put-if/delete/incr ${w.mix.get}/${w.mix.put}/${w.mix.putIf}/${w.mix.delete}/${w.mix.incr}, timeout ${w.opTimeoutMs}ms, ${w.retriesMax} retries`,
+    `workload: ${w.clients} clients, ${w.keys} keys, ${w.operationsMax} ops, mix get/put/put-if/delete/incr ${w.mix.get}/${w.mix.put}/${w.mix.putIf}/${w.mix.delete}/${w.mix.incr}, timeout ${w.opTimeoutMs}ms, ${w.retriesMax} ${w.idempotentRetries ? "idempotent " : ""}retries`,
     `replay: ${replayLine(o)}`,
   ].join("\n");
 }
