@@ -113,7 +113,7 @@ interface EventNode {
   readonly kind: "call" | "return";
   /** Index of the operation within its part. */
   readonly op: number;
-  /** Event time; +Infinity for the return of an operation whose outcome is unknown. */
+  /** Event time in milliseconds. */
   readonly timeMs: number;
   prev: EventNode | null;
   next: EventNode | null;
@@ -166,10 +166,11 @@ export function checkLinearizable<S, I, O>(
     });
     // First a quick search that places at most two timed-out operations in a row. It is incomplete
     // but sound when it succeeds (it found a linearization), and it avoids the search exploring every
-    // subset of timed-out writes at each dead end. Only when it fails does the complete search run.
+    // subset of timed-out writes at each dead end. Only when it fails does the complete search run;
+    // the quick one may spend at most half the remaining budget.
     const hasUnknown = part.some((op) => op.outcome.kind === "unknown");
     let result = searchPart(model, part, globalIndexes, partIndex, {
-      stepsLeft: stepsMax - steps,
+      stepsLeft: hasUnknown ? Math.floor((stepsMax - steps) / 2) : stepsMax - steps,
       cacheEntriesMax,
       outOfTime,
       unknownRunMax: hasUnknown ? quickUnknownRunMax : Number.POSITIVE_INFINITY,
@@ -568,6 +569,7 @@ function describeOp<S, I, O>(
 }
 
 const prefixShownMax = 20;
+const candidatesShownMax = 30;
 
 function explain(report: NotLinearizableReport, stuck: string): string {
   const lines: string[] = [];
@@ -582,6 +584,12 @@ function explain(report: NotLinearizableReport, stuck: string): string {
   lines.push(`state after the prefix: ${report.stateAfterPrefix}`);
   lines.push(`could not place before it returned: ${stuck}`);
   lines.push("candidates to go next:");
-  for (const c of report.candidates) lines.push(`  ${c.description}: ${c.verdict}`);
+  for (const c of report.candidates.slice(0, candidatesShownMax))
+    lines.push(`  ${c.description}: ${c.verdict}`);
+  if (report.candidates.length > candidatesShownMax) {
+    lines.push(
+      `  ... and ${report.candidates.length - candidatesShownMax} more (see the report's candidates)`,
+    );
+  }
   return lines.join("\n");
 }
