@@ -198,22 +198,26 @@ export function checkStream(
   }
 
   // Against the appends: nothing made up, acknowledged sequences honoured, nothing acknowledged lost.
-  for (const [seq, { entry, readerId }] of bySeq) {
-    const payloads = appendedPayloads.get(entry.messageId);
-    if (payloads === undefined || !everAccepted.has(entry.messageId)) {
-      const why = payloads === undefined ? "was never appended" : "was only ever rejected";
+  // Every sighting, not only the first per sequence: one reader may be the only one shown a fake.
+  const phantomsReported = new Set<string>();
+  for (const view of readers) {
+    for (const entry of view.entries) {
+      const { seq, messageId, payload } = entry;
+      const key = `${seq}\u0000${messageId}\u0000${payload}`;
+      if (phantomsReported.has(key)) continue;
+      const payloads = appendedPayloads.get(messageId);
+      let why: string | undefined;
+      if (payloads === undefined) why = "which was never appended";
+      else if (!everAccepted.has(messageId)) why = "which was only ever rejected";
+      else if (!payloads.has(payload))
+        why = `with payload ${JSON.stringify(payload)}, which no producer sent`;
+      if (why === undefined) continue;
+      phantomsReported.add(key);
       report({
         kind: "phantom",
         seq,
-        messageId: entry.messageId,
-        message: `${readerId} saw ${entry.messageId} at seq ${seq}, which ${why}`,
-      });
-    } else if (!payloads.has(entry.payload)) {
-      report({
-        kind: "phantom",
-        seq,
-        messageId: entry.messageId,
-        message: `${readerId} saw ${entry.messageId} at seq ${seq} with payload ${JSON.stringify(entry.payload)}, which no producer sent`,
+        messageId,
+        message: `${view.readerId} saw ${messageId} at seq ${seq}, ${why}`,
       });
     }
   }
