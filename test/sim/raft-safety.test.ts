@@ -121,6 +121,19 @@ describe("Raft safety checker", () => {
     assert.match(violations[0]?.message ?? "", /follows a term-2 entry .* but a term-1 entry on node 2/);
   });
 
+  it("uses a snapshot's last term as the predecessor of the first entry kept", () => {
+    const events: RaftObservation[] = [
+      { type: "log", node: 1, entries: [e(3, 2, "c")], compactedThrough: { index: 2, term: 1 } },
+      log(2, e(1, 1, "a"), e(2, 2, "b"), e(3, 2, "c")),
+    ];
+    assert.deepEqual(kinds(events), ["log-matching"]);
+    const agreeing: RaftObservation[] = [
+      { type: "log", node: 1, entries: [e(3, 2, "c")], compactedThrough: { index: 2, term: 2 } },
+      log(2, e(1, 1, "a"), e(2, 2, "b"), e(3, 2, "c")),
+    ];
+    assert.deepEqual(kinds(agreeing), []);
+  });
+
   it("catches a leader elected without a committed entry", () => {
     const events = cleanRun();
     events.push({ type: "stepped-down", node: 1, term: 1 }, { type: "crashed", node: 3 });

@@ -236,7 +236,8 @@ export class RaftSafetyChecker {
    * pair always carries the same payload and follows an entry of the same term.
    */
   #checkLogMatching(at: number, event: LogObservation): void {
-    let prev: ObservedEntry | undefined;
+    // The snapshot's last entry is the predecessor of the first entry kept.
+    let prev: { term: number } | undefined = event.compactedThrough;
     for (const entry of event.entries) {
       const key = `${entry.index}:${entry.term}`;
       const facts = this.#pairs.get(key);
