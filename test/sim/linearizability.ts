@@ -409,12 +409,13 @@ function searchPart<S, I, O>(
   };
 
   // The search stack: each placed operation with the state before it, where its point's scan was
-  // (the call event for pass 1, the position in unknownOps for pass 2), how many timed-out
-  // operations end the prefix, and the return event that blocked its point (pass 2).
+  // (the call event for pass 1, the order and position for pass 2), how many timed-out operations
+  // end the prefix, and the return event that blocked its point (pass 2).
   const stack: {
     op: number;
     call: EventNode | null;
-    unknownAt: number;
+    order: readonly number[];
+    orderAt: number;
     stateBefore: S;
     stateAfter: S;
     unknownRun: number;
@@ -423,23 +424,48 @@ function searchPart<S, I, O>(
 
   // Each search point tries the operations that may go next in two passes. Pass 1 walks the event
   // list forward over completed operations, up to the first return. Only when that return's
-  // operation cannot go (the point is stuck) does pass 2 try timed-out operations, most recently
-  // called first: a timed-out write is placed only when a later operation needs its effect, and the
-  // recent ones are the likely explanation. Plain Wing & Gong order would place each at its call and
+  // operation cannot go (the point is stuck) does pass 2 try timed-out operations: first those after
+  // which a waiting completed operation could go at once, then the rest, each group most recently
+  // called first. A timed-out write is thus placed only when a later operation needs its effect, and
+  // the likely explanation comes first. Plain Wing & Gong order would place each at its call and
   // search every subset of the timed-out writes that in fact never took effect.
   let pass: 1 | 2 = 1;
   let blockedBy: EventNode | null = null;
   let entry: EventNode | null = head.next;
-  let unknownAt = -1;
+  let order: readonly number[] = [];
+  let orderAt = 0;
+
+  /** Pass 2's candidates at a point blocked by `stop`, in the order described above. */
+  const pass2Order = (stop: EventNode): number[] => {
+    const waiting: number[] = [];
+    for (let e = head.next; e !== null && e !== stop; e = e.next) if (e.kind === "call") waiting.push(e.op);
+    waiting.push(stop.op);
+    const enabling: number[] = [];
+    const others: number[] = [];
+    for (let u = unknownCalledBy(stop.timeMs) - 1; u >= 0; u--) {
+      const op = unknownOps[u];
+      assert(op !== undefined, "unknown index out of range");
+      if (linearized.has(op) || !isRepresentative(op)) continue;
+      const result = model.step(state, inputOf(op), outputOf(op));
+      // Model steps here count against the budget like the search's own, so it bounds time.
+      steps++;
+      // A timed-out operation that would leave the state as it is (a conditional put whose
+      // condition fails) is no different from one that never happened, which is always an option.
+      if (!result.ok || model.stateKey(result.newState) === model.stateKey(state)) continue;
+      const enables = waiting.some((w) => {
+        steps++;
+        return model.step(result.newState, inputOf(w), outputOf(w)).ok;
+      });
+      (enables ? enabling : others).push(op);
+    }
+    return enabling.concat(others);
+  };
 
   /** Places `op` if the model allows it and the point is new; returns whether it did. */
-  const tryPlace = (op: number, call: EventNode | null, at: number): boolean => {
+  const tryPlace = (op: number, call: EventNode | null): boolean => {
     const unknownOutcome = call === null;
     const result = model.step(state, inputOf(op), outputOf(op));
     if (!result.ok) return false;
-    // A timed-out operation that would leave the state as it is (a conditional put whose condition
-    // fails) is no different from one that never happened, which is always an option.
-    if (unknownOutcome && model.stateKey(result.newState) === model.stateKey(state)) return false;
     const unknownRun = unknownOutcome ? (stack.at(-1)?.unknownRun ?? 0) + 1 : 0;
     linearized.set(op);
     // A bounded search must not let a visit with a long run of timed-out operations (fewer options
@@ -454,7 +480,8 @@ function searchPart<S, I, O>(
     stack.push({
       op,
       call,
-      unknownAt: at,
+      order,
+      orderAt,
       stateBefore: state,
       stateAfter: result.newState,
       unknownRun,
@@ -493,20 +520,21 @@ function searchPart<S, I, O>(
       if (entry === null) return { kind: "linearizable", steps };
       if (entry.kind === "call") {
         const call: EventNode = entry;
-        if (!tryPlace(call.op, call, -1)) entry = call.next;
+        if (!tryPlace(call.op, call)) entry = call.next;
         continue;
       }
       // Stuck at the first return: on to pass 2, unless no timed-out operation can help.
       pass = 2;
       blockedBy = entry;
       const run = stack.at(-1)?.unknownRun ?? 0;
-      unknownAt = run >= limits.unknownRunMax || deadEnd(entry) ? -1 : unknownCalledBy(entry.timeMs) - 1;
+      order = run >= limits.unknownRunMax || deadEnd(entry) ? [] : pass2Order(entry);
+      orderAt = 0;
       continue;
     }
-    if (unknownAt >= 0) {
-      const op = unknownOps[unknownAt];
-      assert(op !== undefined, "unknown index out of range");
-      if (linearized.has(op) || !isRepresentative(op) || !tryPlace(op, null, unknownAt)) unknownAt--;
+    if (orderAt < order.length) {
+      const op = order[orderAt];
+      assert(op !== undefined, "pass 2 position out of range");
+      if (!tryPlace(op, null)) orderAt++;
       continue;
     }
     // Nothing can go next here: record the deepest such point, then backtrack.
@@ -526,7 +554,8 @@ function searchPart<S, I, O>(
     } else {
       placeClassMember(top.op, -1);
       pass = 2;
-      unknownAt = top.unknownAt - 1;
+      order = top.order;
+      orderAt = top.orderAt + 1;
     }
   }
 
