@@ -3,6 +3,7 @@
 // separately on each independent part of the history (P-compositionality: for a key-value store,
 // one key at a time). The same algorithm Porcupine uses, written for our history shape.
 import { assert } from "../../src/util/assert.js";
+import { Prng } from "../../src/util/prng.js";
 import { assertWellFormed, type History, type Operation } from "./history.js";
 
 /**
@@ -257,23 +258,81 @@ function unlift(call: EventNode): void {
   if (call.next) call.next.prev = call;
 }
 
-/** A set of small integers as bits, with a compact string form for the memo key. */
+/**
+ * A set of small integers as bits, with an incrementally maintained Zobrist hash (two 32-bit XOR
+ * sums of fixed random words per member), so a memo lookup costs O(1) instead of O(size) to key.
+ * The hash only picks the bucket; equality is always checked on the bits themselves.
+ */
 class BitSet {
   readonly #words: Uint16Array;
+  readonly #zobrist: Uint32Array;
+  #h1 = 0;
+  #h2 = 0;
   constructor(size: number) {
     this.#words = new Uint16Array(Math.ceil(size / 16) + 1);
+    // Fixed seed: the hash must not depend on anything but the members.
+    const prng = new Prng(0x5eed);
+    this.#zobrist = new Uint32Array(2 * size);
+    for (let i = 0; i < this.#zobrist.length; i++) this.#zobrist[i] = prng.nextU32();
+  }
+  #flip(i: number): void {
+    this.#words[i >> 4] = (this.#words[i >> 4] ?? 0) ^ (1 << (i & 15));
+    this.#h1 = (this.#h1 ^ (this.#zobrist[2 * i] ?? 0)) >>> 0;
+    this.#h2 = (this.#h2 ^ (this.#zobrist[2 * i + 1] ?? 0)) >>> 0;
   }
   set(i: number): void {
-    this.#words[i >> 4] = (this.#words[i >> 4] ?? 0) | (1 << (i & 15));
+    if (!this.has(i)) this.#flip(i);
   }
   clear(i: number): void {
-    this.#words[i >> 4] = (this.#words[i >> 4] ?? 0) & ~(1 << (i & 15));
+    if (this.has(i)) this.#flip(i);
   }
   has(i: number): boolean {
     return ((this.#words[i >> 4] ?? 0) & (1 << (i & 15))) !== 0;
   }
-  key(): string {
-    return String.fromCharCode(...this.#words);
+  /** A 53-bit hash of the members. */
+  hash(): number {
+    return this.#h1 * 0x20_0000 + (this.#h2 >>> 11);
+  }
+  /** A copy of the bits, for the memo to compare against later. */
+  snapshot(): Uint16Array {
+    return this.#words.slice();
+  }
+  /** Whether the bits equal a snapshot. */
+  equals(other: Uint16Array): boolean {
+    const words = this.#words;
+    if (other.length !== words.length) return false;
+    for (let i = 0; i < words.length; i++) if (words[i] !== other[i]) return false;
+    return true;
+  }
+}
+
+/**
+ * Lowe's memo: the (linearized set, state) pairs already explored, bucketed by the set's hash and
+ * the state key, with the exact set kept to rule out hash collisions.
+ */
+class Memo {
+  readonly #buckets = new Map<number, Map<string, Uint16Array[]>>();
+  #size = 0;
+  get size(): number {
+    return this.#size;
+  }
+  /** Adds the pair and returns true, or returns false if it was already there. */
+  add(bits: BitSet, stateKey: string): boolean {
+    const hash = bits.hash();
+    let byState = this.#buckets.get(hash);
+    if (byState === undefined) {
+      byState = new Map();
+      this.#buckets.set(hash, byState);
+    }
+    const bucket = byState.get(stateKey);
+    if (bucket === undefined) {
+      byState.set(stateKey, [bits.snapshot()]);
+    } else {
+      for (const b of bucket) if (bits.equals(b)) return false;
+      bucket.push(bits.snapshot());
+    }
+    this.#size++;
+    return true;
   }
 }
 
@@ -314,7 +373,7 @@ function searchPart<S, I, O>(
   const describe = (i: number): string => describeOp(model, part, globalIndexes, i);
 
   const linearized = new BitSet(part.length);
-  const cache = new Set<string>();
+  const cache = new Memo();
   let state = model.init();
   let steps = 0;
 
@@ -471,12 +530,10 @@ function searchPart<S, I, O>(
     // A bounded search must not let a visit with a long run of timed-out operations (fewer options
     // left) hide a later visit with a shorter one, so the run is part of its key.
     const runKey = Number.isFinite(limits.unknownRunMax) ? `|${unknownRun}` : "";
-    const key = `${linearized.key()}|${model.stateKey(result.newState)}${runKey}`;
-    if (cache.has(key)) {
+    if (!cache.add(linearized, `${model.stateKey(result.newState)}${runKey}`)) {
       linearized.clear(op);
       return false;
     }
-    cache.add(key);
     stack.push({
       op,
       call,
