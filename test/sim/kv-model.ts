@@ -231,6 +231,7 @@ export const kvModel: Model<KvKeyState, KvInput, KvOutput> = {
     return { ok: output === undefined || sameKvOutput(expected.output, output), newState: expected.newState };
   },
   partition: partitionByKey,
+  describePart: (part) => `key ${JSON.stringify(part[0]?.input.key ?? "")}`,
   readOnly: (input) => input.op === "get",
   unknownClasses: kvUnknownClasses,
   mayBecomePossible: kvMayBecomePossible,

@@ -191,6 +191,8 @@ describe("linearizability checker: known histories", () => {
     assertNotLinearizable(result, 4);
     if (result.kind !== "not-linearizable") return;
     assert.equal(result.partIndex, 1);
+    assert.equal(result.partName, 'key "b"');
+    assert.match(result.explanation, /^not linearizable: key "b" \(3 operations\)/);
     assert.deepEqual(
       result.longestPrefix.map((s) => s.opIndex),
       [2, 3],

@@ -53,6 +53,8 @@ export interface Model<S, I, O> {
   describeOperation(input: I, output: O | undefined): string;
   /** A readable rendering of a state, for reports. */
   describeState(state: S): string;
+  /** A readable name for a part, for reports (for the KV model: its key). Default "part N". */
+  describePart?(part: readonly Operation<I, O>[]): string;
 }
 
 /** Limits on one check, so a pathological history yields "unknown" instead of hanging. */
@@ -78,8 +80,9 @@ export interface LinearizedStep {
 
 /** Why a part of the history cannot be linearized. */
 export interface NotLinearizableReport {
-  /** Index of the part (as `partition` returned them) and the operations it holds. */
+  /** Index of the part (as `partition` returned them), its name, and the operations searched. */
   readonly partIndex: number;
+  readonly partName: string;
   readonly partSize: number;
   /** The longest sequence of operations the search could place, in order. */
   readonly longestPrefix: readonly LinearizedStep[];
@@ -187,7 +190,9 @@ export function checkLinearizable<S, I, O>(
       steps += result.steps;
     }
     if (result.kind === "not-linearizable") return { ...result, steps };
-    if (result.kind === "unknown") unknownReason ??= `part ${partIndex}: ${result.reason}`;
+    if (result.kind === "unknown") {
+      unknownReason ??= `${model.describePart?.(part) ?? `part ${partIndex}`}: ${result.reason}`;
+    }
   }
   if (unknownReason !== undefined) return { kind: "unknown", steps, reason: unknownReason };
   return { kind: "linearizable", steps };
@@ -630,6 +635,7 @@ function searchPart<S, I, O>(
   const stuckOpIndex = globalIndexes[bestStuck.op] ?? -1;
   const report: NotLinearizableReport = {
     partIndex,
+    partName: model.describePart?.(part) ?? `part ${partIndex}`,
     partSize: part.length,
     longestPrefix,
     stateAfterPrefix: model.describeState(best.state),
@@ -659,7 +665,7 @@ const candidatesShownMax = 30;
 
 function explain(report: NotLinearizableReport, stuck: string): string {
   const lines: string[] = [];
-  lines.push(`not linearizable: part ${report.partIndex} (${report.partSize} operations)`);
+  lines.push(`not linearizable: ${report.partName} (${report.partSize} operations)`);
   const n = report.longestPrefix.length;
   lines.push(
     `longest linearizable prefix: ${n} operation(s)${n > prefixShownMax ? `, last ${prefixShownMax} shown` : ""}`,
