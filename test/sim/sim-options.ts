@@ -1,0 +1,178 @@
+// Everything a simulation run varies, derived from (seed, level) alone, so one printed line replays a
+// run exactly: `npm run sim -- --seed 1234 --level 1`.
+import { assert } from "../../src/util/assert.js";
+import { Prng } from "../../src/util/prng.js";
+import type { FaultScheduleOptions } from "./fault-schedule.js";
+import type { KvWorkloadOptions } from "./kv-workload.js";
+import type { NetworkOptions, Probability } from "./sim-network.js";
+
+/** How hard a run pushes: 0 a short calm smoke run, 1 the standard mix, 2 long and harsh. */
+export type SimLevel = 0 | 1 | 2;
+
+/** The simulated disk's behaviour. */
+export interface DiskOptions {
+  /** fsync latency, uniform in [min, max]. */
+  readonly syncLatencyMinMs: number;
+  readonly syncLatencyMaxMs: number;
+  /** On a crash, the chance that each write not yet fsynced is lost. */
+  readonly lostUnsyncedOnCrash: Probability;
+  /** On a crash, the chance that the last unsynced write is torn (partly written). */
+  readonly tornWriteOnCrash: Probability;
+}
+
+/** The options of one run. Every field follows from `seed` and `level`. */
+export interface SimOptions {
+  readonly seed: number;
+  readonly level: SimLevel;
+  readonly clusterSize: 3 | 5;
+  /** Seeds of the components that draw their own random streams. */
+  readonly networkSeed: number;
+  readonly faultSeed: number;
+  readonly workloadSeed: number;
+  readonly diskSeed: number;
+  readonly network: NetworkOptions;
+  readonly disk: DiskOptions;
+  readonly faults: FaultScheduleOptions;
+  readonly workload: KvWorkloadOptions;
+}
+
+/** Thrown for bad simulator arguments. */
+export class SimArgsError extends Error {
+  override readonly name = "SimArgsError";
+  readonly code = "ERR_SIM_ARGS";
+}
+
+const seedMax = Number.MAX_SAFE_INTEGER;
+
+/** Derives a run's options from its seed and level. A pure function. */
+export function simOptionsFromSeed(seed: number, level: SimLevel = 1): SimOptions {
+  assert(Number.isSafeInteger(seed) && seed >= 0, `seed must be a non-negative safe integer, got ${seed}`);
+  const root = new Prng(seed);
+  // One stream per section, forked in a fixed order, so each section's draws are independent.
+  const cluster = root.fork();
+  const net = root.fork();
+  const disk = root.fork();
+  const faults = root.fork();
+  const work = root.fork();
+  const seeds = root.fork();
+
+  const clusterSize: 3 | 5 =
+    level === 0 ? 3 : level === 2 ? (cluster.chance(3, 4) ? 5 : 3) : cluster.pick([3, 5] as const);
+
+  // Rates as per-thousand numerators, ranges widening with the level.
+  const lossMax = [0, 20, 100][level] ?? 0;
+  const dupMax = [0, 10, 50][level] ?? 0;
+  const reorderMax = [0, 50, 200][level] ?? 0;
+  const latencyMinMs = net.range(1, 3);
+  const network: NetworkOptions = {
+    latencyMinMs,
+    latencyMaxMs: latencyMinMs + net.range(0, [5, 20, 100][level] ?? 0),
+    loss: [net.range(0, lossMax), 1000],
+    duplicate: [net.range(0, dupMax), 1000],
+    reorder: [net.range(0, reorderMax), 1000],
+    reorderExtraMaxMs: net.range(0, [0, 30, 200][level] ?? 0),
+    fifo: level === 0 || net.chance(1, 2),
+    inflightMax: 100_000,
+  };
+
+  const syncLatencyMinMs = disk.range(0, 2);
+  const diskOptions: DiskOptions = {
+    syncLatencyMinMs,
+    syncLatencyMaxMs: syncLatencyMinMs + disk.range(0, [2, 10, 40][level] ?? 0),
+    lostUnsyncedOnCrash: level === 0 ? [0, 1] : [disk.range(1, 2), 2],
+    tornWriteOnCrash: level === 0 ? [0, 1] : [disk.range(0, 1), level === 2 ? 2 : 4],
+  };
+
+  const safetyPhaseMs = [5_000, faults.range(20_000, 40_000), faults.range(60_000, 120_000)][level] ?? 5_000;
+  const gapMinMs = [1_000, faults.range(100, 500), faults.range(50, 200)][level] ?? 1_000;
+  const faultOptions: FaultScheduleOptions = {
+    clusterSize,
+    safetyPhaseMs,
+    livenessPhaseMs: [5_000, 15_000, 20_000][level] ?? 5_000,
+    gapMinMs,
+    gapMaxMs: gapMinMs * faults.range(2, 6),
+    slowDiskExtraMinMs: 5,
+    slowDiskExtraMaxMs: faults.range(20, 200),
+  };
+
+  const workload: KvWorkloadOptions = {
+    clients: work.range(2, [3, 5, 8][level] ?? 3),
+    keys: work.range(1, 4),
+    operationsMax: [200, work.range(1_000, 3_000), work.range(3_000, 8_000)][level] ?? 200,
+    mix: {
+      get: work.range(1, 5),
+      put: work.range(1, 5),
+      putIf: work.range(0, 3),
+      delete: work.range(0, 2),
+      incr: work.range(0, 2),
+    },
+    opTimeoutMs: work.range(500, 2_000),
+    thinkMinMs: 0,
+    thinkMaxMs: work.range(5, 50),
+    retryBackoffMs: work.range(10, 100),
+    retriesMax: work.range(0, 3),
+    idempotentRetries: work.chance(3, 4),
+  };
+
+  return {
+    seed,
+    level,
+    clusterSize,
+    networkSeed: seeds.nextU32(),
+    faultSeed: seeds.nextU32(),
+    workloadSeed: seeds.nextU32(),
+    diskSeed: seeds.nextU32(),
+    network,
+    disk: diskOptions,
+    faults: faultOptions,
+    workload,
+  };
+}
+
+/** The command that replays a run; the simulator prints it with every failure. */
+export function replayLine(options: Pick<SimOptions, "seed" | "level">): string {
+  return `npm run sim -- --seed ${options.seed} --level ${options.level}`;
+}
+
+/** Reads `--seed N` and `--level L` (both optional: seed from `defaultSeed`, level 1). */
+export function parseSimArgs(
+  argv: readonly string[],
+  defaultSeed: number,
+): { seed: number; level: SimLevel } {
+  let seed = defaultSeed;
+  let level: SimLevel = 1;
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    const value = argv[i + 1];
+    if (flag !== "--seed" && flag !== "--level")
+      throw new SimArgsError(`unknown argument ${JSON.stringify(flag)}`);
+    if (value === undefined || !/^[0-9]+$/.test(value)) {
+      throw new SimArgsError(`${flag} needs a non-negative integer, got ${JSON.stringify(value)}`);
+    }
+    const n = Number(value);
+    if (flag === "--seed") {
+      if (!Number.isSafeInteger(n) || n > seedMax) throw new SimArgsError(`--seed too large: ${value}`);
+      seed = n;
+    } else {
+      if (n !== 0 && n !== 1 && n !== 2) throw new SimArgsError(`--level must be 0, 1 or 2, got ${value}`);
+      level = n;
+    }
+    i++;
+  }
+  return { seed, level };
+}
+
+const ratio = ([n, d]: Probability) => `${n}/${d}`;
+
+/** A short multi-line summary of a run's options, printed before it starts. */
+export function describeSimOptions(o: SimOptions): string {
+  const w = o.workload;
+  return [
+    `seed ${o.seed} level ${o.level}: ${o.clusterSize} nodes`,
+    `network: latency ${o.network.latencyMinMs}-${o.network.latencyMaxMs}ms, loss ${ratio(o.network.loss)}, duplicate ${ratio(o.network.duplicate)}, reorder ${ratio(o.network.reorder)} (+${o.network.reorderExtraMaxMs}ms), ${o.network.fifo ? "fifo" : "unordered"} links`,
+    `disk: fsync ${o.disk.syncLatencyMinMs}-${o.disk.syncLatencyMaxMs}ms, unsynced writes lost on crash ${ratio(o.disk.lostUnsyncedOnCrash)}, torn ${ratio(o.disk.tornWriteOnCrash)}`,
+    `faults: safety phase ${o.faults.safetyPhaseMs}ms (a decision every ${o.faults.gapMinMs}-${o.faults.gapMaxMs}ms), liveness phase ${o.faults.livenessPhaseMs}ms`,
+    `workload: ${w.clients} clients, ${w.keys} keys, ${w.operationsMax} ops, mix get/put/put-if/delete/incr ${w.mix.get}/${w.mix.put}/${w.mix.putIf}/${w.mix.delete}/${w.mix.incr}, timeout ${w.opTimeoutMs}ms, ${w.retriesMax} ${w.idempotentRetries ? "idempotent " : ""}retries`,
+    `replay: ${replayLine(o)}`,
+  ].join("\n");
+}
