@@ -5,6 +5,7 @@ import { readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CairnClient } from "../client/index.js";
 import { systemEnv } from "../node/env.js";
+import { GroupSnapshots, snapshotChunkBytesMax } from "../node/group-snapshots.js";
 import { NodeHost } from "../node/node-host.js";
 import { type NodeWireMessage, nodeWireCodec } from "../node/node-wire.js";
 import { RaftGroup } from "../node/raft-group.js";
@@ -24,6 +25,7 @@ import { ServiceStateMachine, StoreBackend } from "../service/state-machine.js";
 import { HardStateStore } from "../storage/hard-state-store.js";
 import { LmdbStateStore } from "../storage/lmdb-state-store.js";
 import { NodeFileSystem } from "../storage/node-file-system.js";
+import { SnapshotStore } from "../storage/snapshot-store.js";
 import { Wal } from "../storage/wal.js";
 import { TlsTransport } from "../transport/tls-transport.js";
 import { ConfigError, type NodeConfig } from "./node-config.js";
@@ -151,8 +153,13 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
   if (recovery.tornTail !== undefined)
     log(`recovered: truncated a torn record at ${recovery.tornTail.file}:${recovery.tornTail.offset}`);
   const hardStates = await HardStateStore.open(fs, join(config.dataDir, "hardstate"), { onFailure });
-  const storage = new WalGroupStorage(hardStates, wal, recovery, MAIN_GROUP);
   const store = LmdbStateStore.open(join(config.dataDir, "state"), { keyBytesMax: 1900 });
+  const snapshotFiles = await SnapshotStore.open(fs, join(config.dataDir, "snapshots"), {
+    chunkBytesMax: snapshotChunkBytesMax,
+    onFailure,
+  });
+  const snapshots = new GroupSnapshots(snapshotFiles, store, MAIN_GROUP);
+  const storage = new WalGroupStorage(hardStates, wal, recovery, snapshots, MAIN_GROUP);
 
   const peers = new Map(
     identity.members
@@ -198,6 +205,11 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
       log(`FATAL: ${error instanceof Error ? error.message : String(error)}`);
     },
     onSoftState: (soft) => log(`role ${soft.role}, leader ${soft.leaderId ?? "unknown"}`),
+    snapshots: {
+      service: snapshots,
+      entriesBetween: config.snapshotEntries,
+      send: (message, chunks) => host.sendSnapshot(message, chunks),
+    },
   });
   host.attach(MAIN_GROUP, group);
   host.setMembers(peers.keys());

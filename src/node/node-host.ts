@@ -1,8 +1,9 @@
 // One node process's meeting point between the transport and its Raft groups: routes arriving
 // Raft messages to their group, sends each group's messages, reports unreachable peers to the
 // cores, and keeps a directory of peers' names and HTTP URLs from the peer info they announce.
-import type { GroupId, Message, NodeId } from "../raft/index.js";
+import type { GroupId, Message, NodeId, SnapshotMessage } from "../raft/index.js";
 import type { Transport } from "../transport/index.js";
+import { decodeRaftMessage, encodeRaftMessage } from "../transport/raft-codec.js";
 import type { Cancel, Env } from "./env.js";
 import type { NodeWireMessage, PeerInfo } from "./node-wire.js";
 import type { MessageSender } from "./ports.js";
@@ -11,6 +12,8 @@ import type { MessageSender } from "./ports.js";
 export interface HostedGroup {
   receive(message: Message): void;
   reportUnreachable(peer: NodeId): void;
+  /** Stores a snapshot streamed by the leader, then steps its message into the core. */
+  receiveSnapshot(message: SnapshotMessage, chunks: AsyncIterable<Uint8Array>): Promise<void>;
 }
 
 /** A peer as last heard of. */
@@ -44,6 +47,34 @@ export class NodeHost {
     options.transport.onUnreachable((peer) => {
       for (const group of this.#groups.values()) group.reportUnreachable(peer);
     });
+    options.transport.onSnapshot((incoming) => {
+      // The meta is the leader's snapshot message itself, so the core gets exactly what was sent.
+      const decoded = decodeRaftMessage(incoming.meta);
+      const message = decoded.ok ? decoded.message : undefined;
+      const group = message === undefined ? undefined : this.#groups.get(message.groupId);
+      if (
+        message?.type !== "snapshot" ||
+        message.from !== incoming.from ||
+        group === undefined ||
+        this.#closed
+      ) {
+        incoming.abort("not a snapshot this node expects");
+        return;
+      }
+      group.receiveSnapshot(message, incoming.chunks).catch((error: unknown) => {
+        incoming.abort(error instanceof Error ? error.message : String(error));
+      });
+    });
+  }
+
+  /** Streams a stored snapshot to the peer a snapshot message names. */
+  sendSnapshot(message: SnapshotMessage, chunks: () => AsyncIterable<Uint8Array>): Promise<void> {
+    return this.#options.transport.sendSnapshot(
+      message.to,
+      message.groupId,
+      encodeRaftMessage(message),
+      chunks(),
+    );
   }
 
   /** This node's own info. */

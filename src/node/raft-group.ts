@@ -13,9 +13,11 @@ import {
   type RaftStatus,
   RawNode,
   type Ready,
+  type SnapshotMessage,
   type SoftState,
 } from "../raft/index.js";
 import type { Cancel, Env } from "./env.js";
+import type { GroupSnapshots } from "./group-snapshots.js";
 import { GroupMetrics } from "./metrics.js";
 import { NodeError } from "./node-error.js";
 import type { GroupStorage, MessageSender, StateMachine } from "./ports.js";
@@ -42,6 +44,14 @@ export interface RaftGroupOptions<R> {
   readonly onFatal?: (error: unknown) => void;
   /** Called when the role or the known leader changes. */
   readonly onSoftState?: (soft: SoftState) => void;
+  /** Snapshots: without them the log is never compacted and no snapshot is sent or installed. */
+  readonly snapshots?: {
+    readonly service: GroupSnapshots;
+    /** Take a snapshot (and compact the log) once this many entries were applied since the last. */
+    readonly entriesBetween: number;
+    /** Streams a stored snapshot to the peer the message names. */
+    readonly send: (message: SnapshotMessage, chunks: () => AsyncIterable<Uint8Array>) => Promise<void>;
+  };
 }
 
 interface PendingProposal<R> {
@@ -86,6 +96,8 @@ export class RaftGroup<R> {
   #lastLeaderContactMs: number | null = null;
   /** Counters and latency histograms of this group, for /metrics. */
   readonly metrics = new GroupMetrics();
+  /** The snapshot capture in progress, if any (a send of that snapshot waits for its file). */
+  #capturing: Promise<unknown> | undefined;
 
   private constructor(options: RaftGroupOptions<R>, raw: RawNode, appliedIndex: number) {
     this.#options = options;
@@ -369,7 +381,13 @@ export class RaftGroup<R> {
       if (rd.softState.role === "leader") this.#lastLeaderContactMs = this.#env.monotonicMs();
       this.#options.onSoftState?.(rd.softState);
     }
-    if (rd.messages.length > 0) this.#options.sender.send(rd.messages);
+    if (rd.messages.length > 0) {
+      const snapshots = rd.messages.filter((m): m is SnapshotMessage => m.type === "snapshot");
+      this.#options.sender.send(
+        snapshots.length === 0 ? rd.messages : rd.messages.filter((m) => m.type !== "snapshot"),
+      );
+      for (const m of snapshots) this.#sendSnapshot(m);
+    }
     if (rd.entries.length > 0 || rd.hardState !== undefined || rd.snapshot !== undefined) {
       const startedMs = this.#env.monotonicMs();
       await this.#persist(rd);
@@ -389,10 +407,86 @@ export class RaftGroup<R> {
     }
     this.#serveReads();
     this.#raw.advance(rd);
+    this.#maybeSnapshot();
+  }
+
+  /**
+   * Receives a snapshot streamed by the leader: stores it durably, then steps its message into the
+   * core, which decides whether to install it (the next Ready then carries it).
+   */
+  async receiveSnapshot(message: SnapshotMessage, chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    const snapshots = this.#options.snapshots;
+    if (snapshots === undefined || this.#stopped)
+      throw new NodeError("ERR_UNAVAILABLE", "this node takes no snapshots");
+    await snapshots.service.store(message.snapshot, chunks);
+    this.receive(message);
+  }
+
+  /** Streams the stored snapshot a message names, then tells the core how it went. */
+  #sendSnapshot(message: SnapshotMessage): void {
+    const snapshots = this.#options.snapshots;
+    const report = (ok: boolean) => {
+      if (this.#stopped || this.#fatal !== undefined) return;
+      this.#raw.reportSnapshot(message.to, ok);
+      this.#kick();
+    };
+    if (snapshots === undefined) {
+      report(false);
+      return;
+    }
+
+    const run = async () => {
+      await this.#capturing;
+      const stored = await snapshots.service.open(message.snapshot.index);
+      await snapshots.send(message, stored.chunks);
+    };
+    run().then(
+      () => report(true),
+      () => report(false),
+    );
+  }
+
+  /**
+   * Once enough entries were applied since the last snapshot, captures the state machine into a
+   * snapshot file, compacts the core's log view to it, then compacts the stored log. Runs beside
+   * the ready loop; at most one capture at a time.
+   */
+  #maybeSnapshot(): void {
+    const snapshots = this.#options.snapshots;
+    if (snapshots === undefined || this.#capturing !== undefined) return;
+    if (this.#appliedIndex - this.#raw.status().snapshotIndex < snapshots.entriesBetween) return;
+    // The export and the core's compaction happen together, synchronously: both see one applied index.
+    const capture = snapshots.service
+      .capture((index) => {
+        const result = this.#raw.compact(logIndex(index));
+        return result.ok ? result.snapshot : undefined;
+      })
+      .then(async (meta) => {
+        if (meta !== undefined) await this.#options.storage.compact(meta);
+      });
+    this.#capturing = capture;
+    capture
+      .catch((error: unknown) => {
+        const code = typeof error === "object" && error !== null && "code" in error ? error.code : undefined;
+        // A full disk: try again at a later index. Anything else is a storage failure.
+        if (code !== "ERR_NO_SPACE") this.#fail(error);
+      })
+      .finally(() => {
+        this.#capturing = undefined;
+      });
   }
 
   /** Persists a Ready's writes; a full disk is retried until space is freed, any other failure is fatal. */
   async #persist(rd: Ready): Promise<void> {
+    if (rd.snapshot !== undefined) {
+      // Raft §7: the snapshot's data replaces the state machine before anything after it applies.
+      const snapshots = this.#options.snapshots;
+      if (snapshots === undefined)
+        throw new NodeError("ERR_STORAGE_FAILED", "a snapshot arrived but this node cannot install one");
+      await snapshots.service.install(rd.snapshot);
+      this.#appliedIndex = Math.max(this.#appliedIndex, rd.snapshot.index);
+    }
+
     for (let attempt = 0; ; attempt++) {
       try {
         await this.#options.storage.persist({

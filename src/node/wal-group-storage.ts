@@ -1,38 +1,47 @@
 // A group's durable Raft storage: entries in the node's shared write-ahead log, hard state in the
-// node's hard-state store (one atomically replaced file per group). Term and vote must be durable before this member answers anyone, so they are written
-// (atomically, fsynced) whenever they change; the commit index alone is not needed for safety and
-// is written only along with them: on restart commit is recovered as at least what was applied.
+// node's hard-state store (one atomically replaced file per group), and the snapshot that a
+// compacted log starts from. Term and vote must be durable before this member answers anyone, so
+// they are written whenever they change; the commit index alone is not needed for safety and is
+// written only along with them (on restart it is recovered as at least what was applied).
 import {
   type Entry,
   type GroupId,
-  type HardState,
   logIndex,
   type NodeId,
-  nodeId,
   type PersistedState,
   type SnapshotMeta,
   term,
 } from "../raft/index.js";
 import type { HardStateStore } from "../storage/hard-state-store.js";
+import { StorageError } from "../storage/storage-error.js";
 import type { Wal, WalRecovery } from "../storage/wal.js";
 import { groupCorruptionError } from "../storage/wal.js";
-import { assert } from "../util/assert.js";
+import type { WalRecord } from "../storage/wal-format.js";
+import type { GroupSnapshots } from "./group-snapshots.js";
 import type { GroupStorage, PersistBatch } from "./ports.js";
 
-/** Durable storage of one group: its entries in the shared WAL, its hard state in its own file. */
+/** Durable storage of one group. */
 export class WalGroupStorage implements GroupStorage {
   readonly #hardStates: HardStateStore;
   readonly #wal: Wal;
   readonly #recovery: WalRecovery;
+  readonly #snapshots: GroupSnapshots;
   readonly #group: GroupId;
   #durableTerm = 0;
   #durableVote: NodeId | null = null;
 
   /** Creates the storage of `group`. */
-  constructor(hardStates: HardStateStore, wal: Wal, recovery: WalRecovery, group: GroupId) {
+  constructor(
+    hardStates: HardStateStore,
+    wal: Wal,
+    recovery: WalRecovery,
+    snapshots: GroupSnapshots,
+    group: GroupId,
+  ) {
     this.#hardStates = hardStates;
     this.#wal = wal;
     this.#recovery = recovery;
+    this.#snapshots = snapshots;
     this.#group = group;
   }
 
@@ -41,30 +50,73 @@ export class WalGroupStorage implements GroupStorage {
     // A corrupt log must never vote or lead: refuse to start the group at all.
     if (corruption !== undefined) throw corruption;
     const hardState = await this.#hardStates.load(this.#group);
-    const recovered = this.#recovery.groups.get(this.#group);
-    if (hardState === undefined && (recovered === undefined || recovered.entries.length === 0))
-      return undefined;
-    assert(
-      recovered === undefined || recovered.compactIndex === 0,
-      "log compaction needs snapshot support in the runtime",
-    );
-    const entries: readonly Entry[] = recovered?.entries ?? [];
+    let entries: readonly Entry[] = this.#recovery.groups.get(this.#group)?.entries ?? [];
+    entries = await this.#finishInterruptedSnapshot(entries);
+    const { compactIndex } = this.#wal.position(this.#group);
+    let snapshot: SnapshotMeta | undefined;
+    if (compactIndex > 0) {
+      snapshot = (
+        await this.#snapshots.open(compactIndex).catch((cause: unknown) => {
+          throw new StorageError(
+            "ERR_SNAPSHOT_CORRUPT",
+            `the log is compacted to ${compactIndex} but that snapshot cannot be read`,
+            { cause },
+          );
+        })
+      ).meta;
+    }
+    if (hardState === undefined && entries.length === 0 && snapshot === undefined) return undefined;
     const hs = hardState ?? { term: term(0), votedFor: null, commitIndex: logIndex(0) };
     this.#durableTerm = hs.term;
     this.#durableVote = hs.votedFor;
-    const last = entries.at(-1);
+    const lastIndex = entries.at(-1)?.index ?? snapshot?.index ?? 0;
     return {
-      // The stored commit may lag; it can never exceed what the log holds.
-      hardState: { ...hs, commitIndex: logIndex(Math.min(hs.commitIndex, last?.index ?? 0)) },
+      // The stored commit may lag; it is at least the snapshot and never beyond the log.
+      hardState: {
+        ...hs,
+        commitIndex: logIndex(Math.min(Math.max(hs.commitIndex, snapshot?.index ?? 0), lastIndex)),
+      },
+      ...(snapshot !== undefined ? { snapshot } : {}),
       entries,
     };
   }
 
+  /**
+   * A crash may come between installing or capturing a snapshot and compacting the log to it.
+   * Redo an install the state store says was cut short, then compact the log to the newest
+   * snapshot whose data the state store holds: the log's entries up to it are then redundant.
+   */
+  async #finishInterruptedSnapshot(entries: readonly Entry[]): Promise<readonly Entry[]> {
+    const latest = await this.#snapshots.latest();
+    if (latest === undefined || latest.index <= this.#wal.position(this.#group).compactIndex) return entries;
+    if (this.#snapshots.isRestoring()) await this.#snapshots.install(latest);
+    if (this.#snapshots.appliedIndex() < latest.index) return entries;
+    const atSnapshot = entries.find((e) => e.index === latest.index);
+    const matches = atSnapshot !== undefined && atSnapshot.term === latest.term;
+    await this.#wal.write(this.#compactRecords(latest, !matches));
+    // Raft §7: a log that holds the snapshot's last entry keeps what follows; any other is replaced.
+    return matches ? entries.filter((e) => e.index > latest.index) : [];
+  }
+
+  /** Records that compact the log to `snapshot`, dropping the rest of the log when `discard`. */
+  #compactRecords(snapshot: SnapshotMeta, discard: boolean): WalRecord[] {
+    const records: WalRecord[] = [];
+    const { lastIndex } = this.#wal.position(this.#group);
+    if (discard && lastIndex > snapshot.index) {
+      records.push({ type: "truncate-suffix", group: this.#group, fromIndex: logIndex(snapshot.index + 1) });
+    }
+    records.push({ type: "compact", group: this.#group, throughIndex: snapshot.index, term: snapshot.term });
+    return records;
+  }
+
   async persist(batch: PersistBatch): Promise<void> {
-    assert(batch.snapshot === undefined, "snapshot install needs snapshot support in the runtime");
-    const writes: Promise<void>[] = [];
+    const records: WalRecord[] = [];
+    // An installed snapshot replaces the whole log (the core keeps a matching log without one).
+    if (batch.snapshot !== undefined) records.push(...this.#compactRecords(batch.snapshot, true));
     if (batch.entries.length > 0)
-      writes.push(this.#wal.write([{ type: "entries", group: this.#group, entries: batch.entries }]));
+      records.push({ type: "entries", group: this.#group, entries: batch.entries });
+    const writes: Promise<void>[] = [];
+    if (records.length > 0) writes.push(this.#wal.write(records));
     const hs = batch.hardState;
     if (hs !== undefined && (hs.term !== this.#durableTerm || hs.votedFor !== this.#durableVote)) {
       writes.push(this.#hardStates.save(this.#group, hs));

@@ -36,6 +36,8 @@ export interface ClusterStatus {
   readonly commitIndex: number;
   readonly appliedIndex: number;
   readonly lastIndex: number;
+  /** The log is compacted up to here: a snapshot replaces the entries before. */
+  readonly snapshotIndex: number;
   readonly members: readonly MemberStatus[];
 }
 
@@ -116,6 +118,8 @@ export class ClusterService {
       commitIndex: raft.commitIndex,
       appliedIndex: this.#group.appliedIndex,
       lastIndex: raft.lastIndex,
+      snapshotIndex: raft.snapshotIndex,
+
       members,
     };
   }

@@ -44,6 +44,8 @@ export class ProcessCluster {
 
   /** Nodes prepared to join later (certificates and ports ready, not in the initial cluster). */
   readonly spares: ProcessNode[] = [];
+  /** Extra `cairn node` flags for every node. */
+  extraArgs: readonly string[] = [];
 
   /** Prepares `size` nodes plus `spares` joiners (certificates, ports, data dirs) without starting them. */
   static async create(size: number, spares = 0): Promise<ProcessCluster> {
@@ -97,6 +99,7 @@ export class ProcessCluster {
       paths?.keyPath ?? "",
       "--tick-interval-ms",
       "50",
+      ...this.extraArgs,
       ...extra,
     ];
   }

@@ -1,0 +1,82 @@
+// A group's snapshots: capturing the state machine into a durable snapshot file, reading one back
+// for a lagging follower, storing one received from the leader, and installing it into the state
+// store (Raft §7). The log compaction that a snapshot allows is the group storage's business.
+import type { GroupId, SnapshotMeta } from "../raft/index.js";
+import type { SnapshotStore } from "../storage/snapshot-store.js";
+import type { StateStore } from "../storage/state-store.js";
+
+/** Snapshot data travels and is stored in chunks of at most this size (the transport's limit too). */
+export const snapshotChunkBytesMax = 128 * 1024;
+
+/** Snapshots of one group on this node. */
+export class GroupSnapshots {
+  readonly #files: SnapshotStore;
+  readonly #state: StateStore;
+  readonly #group: GroupId;
+
+  /** Creates the snapshot service of `group`. */
+  constructor(files: SnapshotStore, state: StateStore, group: GroupId) {
+    this.#files = files;
+    this.#state = state;
+    this.#group = group;
+  }
+
+  /** The applied index a capture would describe: the state store's, read now. */
+  appliedIndex(): number {
+    return this.#state.appliedIndex(this.#group);
+  }
+
+  /**
+   * Captures the state machine as of now into a durable snapshot file described by `meta(index)`.
+   * The export is one consistent read, so applying may go on meanwhile.
+   */
+  async capture(meta: (appliedIndex: number) => SnapshotMeta | undefined): Promise<SnapshotMeta | undefined> {
+    const exported = this.#state.exportGroup(this.#group, snapshotChunkBytesMax);
+    const described = meta(exported.appliedIndex);
+    if (described === undefined) {
+      // Nothing to capture; drain the export so its read transaction ends.
+      for await (const _chunk of exported.chunks()) {
+        // discarded
+      }
+      return undefined;
+    }
+    await this.store(described, exported.chunks());
+    return described;
+  }
+
+  /** Writes a snapshot's chunks to a durable file (a received one, or a capture). */
+  async store(meta: SnapshotMeta, chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    const writer = await this.#files.create(this.#group, meta);
+    try {
+      for await (const chunk of chunks) await writer.write(chunk);
+    } catch (error) {
+      await writer.abort();
+      throw error;
+    }
+    await writer.commit();
+  }
+
+  /** The stored snapshot at `index`: its meta and verified chunks. */
+  async open(index: number): Promise<{ meta: SnapshotMeta; chunks: () => AsyncIterable<Uint8Array> }> {
+    const reader = await this.#files.open(this.#group, index);
+    return { meta: reader.meta, chunks: () => reader.chunks() };
+  }
+
+  /** The newest stored snapshot's meta, if any. */
+  async latest(): Promise<SnapshotMeta | undefined> {
+    return (await this.#files.latest(this.#group))?.meta;
+  }
+
+  /** Replaces the state machine's data with the stored snapshot at `meta.index`. */
+  async install(meta: SnapshotMeta): Promise<void> {
+    // Verify the whole file before touching the state: a corrupt snapshot must never be installed.
+    await this.#files.verify(this.#group, meta.index);
+    const reader = await this.#files.open(this.#group, meta.index);
+    await this.#state.restoreGroup(this.#group, reader.chunks());
+  }
+
+  /** Whether an install was interrupted by a crash (the state store's data is incomplete). */
+  isRestoring(): boolean {
+    return this.#state.isRestoring(this.#group);
+  }
+}
