@@ -47,9 +47,9 @@ export interface IdempotencySettings {
   readonly prunePerEntryMax: number;
 }
 
-/** Defaults: keys are remembered for 10 minutes. */
+/** Defaults: keys are remembered for 2 minutes (as NATS JetStream's duplicate window), which bounds the table at high write rates. */
 export const defaultIdempotencySettings: IdempotencySettings = {
-  windowMs: 10 * 60_000,
+  windowMs: 2 * 60_000,
   prunePerEntryMax: 64,
 };
 
