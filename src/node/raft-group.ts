@@ -388,18 +388,24 @@ export class RaftGroup<R> {
       );
       for (const m of snapshots) this.#sendSnapshot(m);
     }
+    // Committed entries are already durable here (the core hands out only persisted ones), so
+    // applying them overlaps with persisting this batch's new entries, unless a snapshot must be
+    // installed first.
+    const overlap = rd.snapshot === undefined && rd.committedEntries.length > 0;
+    const applying = overlap ? this.#applyTimed(rd.committedEntries) : undefined;
     if (rd.entries.length > 0 || rd.hardState !== undefined || rd.snapshot !== undefined) {
       const startedMs = this.#env.monotonicMs();
-      await this.#persist(rd);
+      try {
+        await this.#persist(rd);
+      } catch (error) {
+        await applying?.catch(() => undefined);
+        throw error;
+      }
       this.metrics.persistMs.observe(this.#env.monotonicMs() - startedMs);
     }
     if (rd.messagesAfterPersist.length > 0) this.#options.sender.send(rd.messagesAfterPersist);
-    if (rd.committedEntries.length > 0) {
-      const startedMs = this.#env.monotonicMs();
-      await this.#apply(rd.committedEntries);
-      this.metrics.applyMs.observe(this.#env.monotonicMs() - startedMs);
-      this.metrics.entriesApplied += rd.committedEntries.length;
-    }
+    if (applying !== undefined) await applying;
+    else if (rd.committedEntries.length > 0) await this.#applyTimed(rd.committedEntries);
 
     for (const readState of rd.readStates) {
       const round = this.#readRounds.get(readState.context);
@@ -506,6 +512,13 @@ export class RaftGroup<R> {
         );
       }
     }
+  }
+
+  async #applyTimed(entries: readonly Entry[]): Promise<void> {
+    const startedMs = this.#env.monotonicMs();
+    await this.#apply(entries);
+    this.metrics.applyMs.observe(this.#env.monotonicMs() - startedMs);
+    this.metrics.entriesApplied += entries.length;
   }
 
   async #apply(entries: readonly Entry[]): Promise<void> {
