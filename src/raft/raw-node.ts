@@ -428,6 +428,8 @@ export class RawNode {
       snapshotIndex: this.#log.snapshot.index,
       conf,
       leadTransferee: this.#leadTransferee,
+      ticksSinceLeaderContact:
+        this.#role === "leader" ? 0 : this.#leaderId === null ? null : this.#electionElapsed,
       ticks: this.#ticks,
       peers,
     };

@@ -116,6 +116,11 @@ export interface RaftStatus {
   readonly snapshotIndex: LogIndex;
   readonly conf: ConfState;
   readonly leadTransferee: NodeId | null;
+  /**
+   * Ticks since this member last heard from its leader (0 on the leader; null when no leader is
+   * known): how stale a local read may be.
+   */
+  readonly ticksSinceLeaderContact: number | null;
   readonly ticks: number;
   /** Per peer (leader only; empty otherwise), sorted by id. */
   readonly peers: readonly PeerStatus[];

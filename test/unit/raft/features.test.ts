@@ -270,6 +270,37 @@ describe("leadership transfer (dissertation §3.10)", () => {
   });
 });
 
+describe("status", () => {
+  it("reports how long ago a follower heard from its leader, for stale reads", () => {
+    const net = new Net({ seed: 17, voters: [1, 2, 3] });
+    assert.equal(net.cluster.raw(2).status().ticksSinceLeaderContact, null);
+    net.elect(1);
+    assert.equal(net.cluster.raw(1).status().ticksSinceLeaderContact, 0);
+    assert.equal(net.cluster.raw(2).status().ticksSinceLeaderContact, 0);
+    net.isolate(2);
+    net.tick(2, 3);
+    assert.equal(net.cluster.raw(2).status().ticksSinceLeaderContact, 3);
+  });
+
+  it("reports per-peer progress on the leader", () => {
+    const net = new Net({ seed: 18, voters: [1, 2, 3], learners: [4] });
+    net.elect(1);
+    net.propose(1, "a");
+    net.tickAll(1);
+    const peers = net.cluster.raw(1).status().peers;
+    assert.deepEqual(
+      peers.map((p) => [p.id, p.voter, p.matchIndex, p.nextIndex, p.state, p.inflight, p.lastContactTick]),
+      [
+        [1, true, 3, 4, "replicate", 0, 1],
+        [2, true, 3, 4, "replicate", 0, 1],
+        [3, true, 3, 4, "replicate", 0, 1],
+        [4, false, 3, 4, "replicate", 0, 1],
+      ],
+    );
+    assert.deepEqual(net.cluster.raw(2).status().peers, []);
+  });
+});
+
 describe("ReadIndex (dissertation §6.4)", () => {
   it("serves many reads with one heartbeat round", () => {
     const net = new Net({ seed: 13, voters: [1, 2, 3] });
