@@ -46,6 +46,13 @@ export class ProcessCluster {
   readonly spares: ProcessNode[] = [];
   /** Extra `cairn node` flags for every node. */
   extraArgs: readonly string[] = [];
+  /** TLS material to use instead of the cluster's for some nodes (by name): an impostor's. */
+  readonly tlsOverride = new Map<string, { caPath: string; certPath: string; keyPath: string }>();
+
+  /** The temp directory this cluster lives in. */
+  get dir(): string {
+    return this.#dir;
+  }
 
   /** Prepares `size` nodes plus `spares` joiners (certificates, ports, data dirs) without starting them. */
   static async create(size: number, spares = 0): Promise<ProcessCluster> {
@@ -73,7 +80,8 @@ export class ProcessCluster {
 
   /** The command line that runs `cairn node` for a node (a spare joins through the first node). */
   args(node: ProcessNode, extra: readonly string[] = []): string[] {
-    const paths = this.#certs.get(`node-${node.id}`);
+    const override = this.tlsOverride.get(node.name);
+    const paths = override ?? this.#certs.get(`node-${node.id}`);
     const membership = this.spares.includes(node)
       ? ["--join", this.nodes.find((n) => n.process !== undefined)?.httpUrl ?? ""]
       : ["--initial-cluster", this.nodes.map((n) => `${n.name}=${n.peerAddress}`).join(",")];
@@ -92,7 +100,8 @@ export class ProcessCluster {
       node.httpUrl.replace("http://", ""),
       ...membership,
       "--tls-ca",
-      this.#caPath,
+      override?.caPath ?? this.#caPath,
+
       "--tls-cert",
       paths?.certPath ?? "",
       "--tls-key",
