@@ -43,7 +43,43 @@ interface NodeIdentity {
   readonly members: readonly MemberRecord[];
 }
 
+/** Checks a node.json file's contents; anything malformed is a ConfigError naming the file. */
+function parseIdentity(text: string, path: string): NodeIdentity {
+  const bad = (why: string) => new ConfigError("data-dir", `${path} is not a valid node identity: ${why}`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw bad("not JSON");
+  }
+  if (typeof parsed !== "object" || parsed === null) throw bad("not an object");
+  const o = parsed as Record<string, unknown>;
+  const positive = (v: unknown) => typeof v === "number" && Number.isSafeInteger(v) && v >= 1;
+  if (typeof o["clusterId"] !== "string" || o["clusterId"] === "") throw bad("clusterId");
+  if (!positive(o["id"])) throw bad("id");
+  if (typeof o["name"] !== "string") throw bad("name");
+  if (typeof o["bootstrapped"] !== "boolean") throw bad("bootstrapped");
+  const voters = o["initialVoters"];
+  if (!Array.isArray(voters) || !voters.every(positive)) throw bad("initialVoters");
+  const members = o["members"];
+  if (
+    !Array.isArray(members) ||
+    !members.every(
+      (m: unknown) =>
+        typeof m === "object" &&
+        m !== null &&
+        positive((m as Record<string, unknown>)["id"]) &&
+        typeof (m as Record<string, unknown>)["name"] === "string" &&
+        typeof (m as Record<string, unknown>)["peerAddress"] === "string",
+    )
+  ) {
+    throw bad("members");
+  }
+  return parsed as NodeIdentity;
+}
+
 /** A running node. */
+
 export interface RunningNode {
   readonly id: NodeId;
   readonly httpUrl: string;
@@ -59,7 +95,7 @@ const MAIN_GROUP = groupId(1);
 async function loadOrBootstrap(config: NodeConfig): Promise<NodeIdentity> {
   const path = join(config.dataDir, "node.json");
   try {
-    const identity = JSON.parse(await readFile(path, "utf8")) as NodeIdentity;
+    const identity = parseIdentity(await readFile(path, "utf8"), path);
     if (identity.name !== config.name) {
       throw new ConfigError(
         "name",

@@ -86,3 +86,21 @@ describe("a real cluster of node processes", { timeout: 240_000 }, () => {
     assert.match(result.stderr, /invalid setting election-ticks: expected an integer/);
   });
 });
+
+describe("a node whose identity file is damaged", { timeout: 60_000 }, () => {
+  it("refuses to start with a message naming the file", async () => {
+    const cluster = await ProcessCluster.create(1);
+    try {
+      const [node] = cluster.nodes;
+      assert.ok(node !== undefined);
+      const { mkdir, writeFile } = await import("node:fs/promises");
+      await mkdir(node.dataDir, { recursive: true });
+      await writeFile(`${node.dataDir}/node.json`, '{"clusterId": 7}');
+      const result = spawnSync(process.execPath, cluster.args(node), { encoding: "utf8", timeout: 30_000 });
+      assert.equal(result.status, 2);
+      assert.match(result.stderr, /node\.json is not a valid node identity: clusterId/);
+    } finally {
+      await cluster.close();
+    }
+  });
+});
