@@ -79,10 +79,11 @@ function parseIdentity(text: string, path: string): NodeIdentity {
 }
 
 /** A running node. */
-
 export interface RunningNode {
   readonly id: NodeId;
   readonly httpUrl: string;
+  /** Resolves when the cluster removed this node from its membership. */
+  readonly removed: Promise<void>;
   close(): Promise<void>;
 }
 
@@ -288,8 +289,23 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
 
   // Once a second: membership upkeep, and the leader sweeps expired keys by its own clock, carried
   // in the entry so replicas agree.
+  // A member that learns the cluster removed it stops serving, as etcd's members do. Best effort:
+  // a leader may stop replicating to it before the removal entry reaches it.
+
+  let wasMember = false;
+  let removedResolve: () => void = () => {};
+  const removed = new Promise<void>((resolve) => {
+    removedResolve = resolve;
+  });
   let cancelSweep = env.after(1_000, function sweep() {
     membership.maintain().catch((error: unknown) => log(`membership upkeep failed: ${String(error)}`));
+    const conf = group.status().conf;
+    const isMember = conf.voters.includes(id) || conf.learners.includes(id);
+    if (wasMember && !isMember) {
+      log("this node was removed from the cluster; stopping");
+      removedResolve();
+    }
+    wasMember = isMember;
     const due = nextExpiryMs(backend.reader);
     if (group.softState.role === "leader" && !fatal && due !== undefined && due <= env.nowMs()) {
       const data = encodeEnvelope({
@@ -307,6 +323,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
   return {
     id,
     httpUrl,
+    removed,
     close: async () => {
       cancelSweep();
       await http.close();
@@ -324,11 +341,15 @@ export async function runNode(config: NodeConfig): Promise<void> {
   const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${config.name} ${line}\n`);
   const node = await startNode(config, log);
   await new Promise<void>((done) => {
+    let stopping = false;
     const stop = () => {
+      if (stopping) return;
+      stopping = true;
       log("stopping");
       void node.close().then(done, done);
     };
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
+    void node.removed.then(stop);
   });
 }
