@@ -8,7 +8,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startDevCluster } from "../src/cli/dev-cluster.js";
-import { type LoadResult, runLoad } from "./load.js";
+import { type LoadResult, type RequestSpec, runLoad } from "./load.js";
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: string) => {
@@ -43,6 +43,28 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, tim
   throw new Error(`timed out waiting for ${what}`);
 }
 
+/** Runs puts then gets at every client count against one system, adding a row per point. */
+async function runPoints(
+  rows: Row[],
+  system: string,
+  url: string,
+  serverPids: readonly number[],
+  requests: { readonly put: (key: string) => RequestSpec; readonly get: (key: string) => RequestSpec },
+): Promise<void> {
+  for (const clients of clientCounts) {
+    for (const op of ["put", "get"] as const) {
+      const result = await runLoad({
+        url,
+        clients,
+        seconds,
+        serverPids,
+        next: (c, n) => requests[op](`key-${(c * 7919 + n) % keys}`),
+      });
+      rows.push({ system, op, clients, result });
+    }
+  }
+}
+
 async function benchCairn(rows: Row[]): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "cairn-bench-"));
   const cluster = await startDevCluster({
@@ -68,28 +90,10 @@ async function benchCairn(rows: Row[]): Promise<void> {
         headers: { "content-type": "application/json" },
       });
     }
-    for (const clients of clientCounts) {
-      const put = await runLoad({
-        url: leaderUrl,
-        clients,
-        seconds,
-        serverPids: pids,
-        next: (c, n) => ({
-          method: "PUT",
-          path: `/v1/kv/key-${(c * 7919 + n) % keys}`,
-          body: JSON.stringify({ value }),
-        }),
-      });
-      rows.push({ system: "cairn", op: "put", clients, result: put });
-      const get = await runLoad({
-        url: leaderUrl,
-        clients,
-        seconds,
-        serverPids: pids,
-        next: (c, n) => ({ method: "GET", path: `/v1/kv/key-${(c * 7919 + n) % keys}` }),
-      });
-      rows.push({ system: "cairn", op: "get", clients, result: get });
-    }
+    await runPoints(rows, "cairn", leaderUrl, pids, {
+      put: (key) => ({ method: "PUT", path: `/v1/kv/${key}`, body: JSON.stringify({ value }) }),
+      get: (key) => ({ method: "GET", path: `/v1/kv/${key}` }),
+    });
   } finally {
     await cluster.close();
     await rm(dir, { recursive: true, force: true });
@@ -148,32 +152,14 @@ async function benchEtcd(rows: Row[]): Promise<void> {
         body: JSON.stringify({ key: b64(`key-${k}`), value: b64(value) }),
       });
     }
-    for (const clients of clientCounts) {
-      const put = await runLoad({
-        url: leaderUrl,
-        clients,
-        seconds,
-        serverPids: pids,
-        next: (c, n) => ({
-          method: "POST",
-          path: "/v3/kv/put",
-          body: JSON.stringify({ key: b64(`key-${(c * 7919 + n) % keys}`), value: b64(value) }),
-        }),
-      });
-      rows.push({ system: "etcd", op: "put", clients, result: put });
-      const get = await runLoad({
-        url: leaderUrl,
-        clients,
-        seconds,
-        serverPids: pids,
-        next: (c, n) => ({
-          method: "POST",
-          path: "/v3/kv/range",
-          body: JSON.stringify({ key: b64(`key-${(c * 7919 + n) % keys}`) }),
-        }),
-      });
-      rows.push({ system: "etcd", op: "get", clients, result: get });
-    }
+    await runPoints(rows, "etcd", leaderUrl, pids, {
+      put: (key) => ({
+        method: "POST",
+        path: "/v3/kv/put",
+        body: JSON.stringify({ key: b64(key), value: b64(value) }),
+      }),
+      get: (key) => ({ method: "POST", path: "/v3/kv/range", body: JSON.stringify({ key: b64(key) }) }),
+    });
   } finally {
     for (const c of children) c.kill("SIGKILL");
     await sleep(200);

@@ -46,6 +46,41 @@ export interface DevCluster {
   close(): Promise<void>;
 }
 
+/** Where a node process listens, how it finds its cluster, and its TLS files. */
+export interface NodeProcessSpec {
+  readonly name: string;
+  readonly dataDir: string;
+  /** host:port for peers. */
+  readonly peerAddress: string;
+  readonly httpUrl: string;
+  readonly membership: { readonly initialCluster: string } | { readonly join: string };
+  readonly tls: { readonly caPath: string; readonly certPath: string; readonly keyPath: string };
+}
+
+/** The `cairn node` arguments for a node process (shared by cairn dev, the tests and benchmarks). */
+export function nodeArgs(spec: NodeProcessSpec): string[] {
+  return [
+    "node",
+    "--name",
+    spec.name,
+    "--data-dir",
+    spec.dataDir,
+    "--peer-listen",
+    spec.peerAddress,
+    "--http-listen",
+    spec.httpUrl.replace("http://", ""),
+    ...("join" in spec.membership
+      ? ["--join", spec.membership.join]
+      : ["--initial-cluster", spec.membership.initialCluster]),
+    "--tls-ca",
+    spec.tls.caPath,
+    "--tls-cert",
+    spec.tls.certPath,
+    "--tls-key",
+    spec.tls.keyPath,
+  ];
+}
+
 /** Starts the local cluster and returns once every process is spawned. */
 export async function startDevCluster(options: DevClusterOptions): Promise<DevCluster> {
   if (!Number.isInteger(options.nodes) || options.nodes < 1 || options.nodes > 7) {
@@ -96,24 +131,13 @@ export async function startDevCluster(options: DevClusterOptions): Promise<DevCl
       process.execPath,
       [
         options.cairnBin,
-        "node",
-        "--name",
-        node.name,
-        "--data-dir",
-        node.dataDir,
-        "--peer-listen",
-        node.peerAddress,
-        "--http-listen",
-        node.httpUrl.replace("http://", ""),
-        "--initial-cluster",
-        initialCluster,
-        "--tls-ca",
-        certs.caCertPath,
-        "--tls-cert",
-        paths.certPath,
-        "--tls-key",
-        paths.keyPath,
+        ...nodeArgs({
+          ...node,
+          membership: { initialCluster },
+          tls: { caPath: certs.caCertPath, ...paths },
+        }),
       ],
+
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     child.stdout?.pipe(log, { end: false });

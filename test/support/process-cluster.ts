@@ -7,6 +7,8 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureDevCerts } from "../../src/cli/dev-certs.js";
+import { nodeArgs } from "../../src/cli/dev-cluster.js";
+
 import { CairnClient } from "../../src/client/index.js";
 
 const root = new URL("../../", import.meta.url).pathname;
@@ -83,29 +85,21 @@ export class ProcessCluster {
     const override = this.tlsOverride.get(node.name);
     const paths = override ?? this.#certs.get(`node-${node.id}`);
     const membership = this.spares.includes(node)
-      ? ["--join", this.nodes.find((n) => n.process !== undefined)?.httpUrl ?? ""]
-      : ["--initial-cluster", this.nodes.map((n) => `${n.name}=${n.peerAddress}`).join(",")];
+      ? { join: this.nodes.find((n) => n.process !== undefined)?.httpUrl ?? "" }
+      : { initialCluster: this.nodes.map((n) => `${n.name}=${n.peerAddress}`).join(",") };
     return [
       "--import",
       "tsx",
       join(root, "src/cli/run.ts"),
-      "node",
-      "--name",
-      node.name,
-      "--data-dir",
-      node.dataDir,
-      "--peer-listen",
-      node.peerAddress,
-      "--http-listen",
-      node.httpUrl.replace("http://", ""),
-      ...membership,
-      "--tls-ca",
-      override?.caPath ?? this.#caPath,
-
-      "--tls-cert",
-      paths?.certPath ?? "",
-      "--tls-key",
-      paths?.keyPath ?? "",
+      ...nodeArgs({
+        ...node,
+        membership,
+        tls: {
+          caPath: override?.caPath ?? this.#caPath,
+          certPath: paths?.certPath ?? "",
+          keyPath: paths?.keyPath ?? "",
+        },
+      }),
       "--tick-interval-ms",
       "50",
       ...this.extraArgs,
