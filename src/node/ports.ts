@@ -38,4 +38,6 @@ export interface StateMachine<R> {
   /** The index of the last entry whose effects are stored. */
   appliedIndex(): LogIndex;
   apply(entries: readonly Entry[]): Promise<readonly (R | undefined)[]>;
+  /** Resolves once every applied effect reached the state store (before a snapshot replaces it). */
+  settle?(): Promise<void>;
 }

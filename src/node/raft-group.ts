@@ -489,7 +489,9 @@ export class RaftGroup<R> {
       const snapshots = this.#options.snapshots;
       if (snapshots === undefined)
         throw new NodeError("ERR_STORAGE_FAILED", "a snapshot arrived but this node cannot install one");
+      await this.#options.stateMachine.settle?.();
       await snapshots.service.install(rd.snapshot);
+
       this.#appliedIndex = Math.max(this.#appliedIndex, rd.snapshot.index);
     }
 

@@ -17,6 +17,7 @@ import {
 import {
   keyAfter,
   MemoryState,
+  mapKeyOf,
   type Space,
   type StateEffect,
   StateOverlay,
@@ -29,8 +30,10 @@ export interface StateBackend {
   readonly reader: StateReader;
   /** The index of the last entry whose effects were committed. */
   appliedIndex(): number;
-  /** Writes `effects` and `appliedIndex` atomically and durably. */
+  /** Writes `effects` and `appliedIndex` atomically; reads see them once this resolves. */
   commit(effects: readonly StateEffect[], appliedIndex: number): Promise<void>;
+  /** Resolves once every commit reached the underlying store (before a snapshot replaces it). */
+  settle?(): Promise<void>;
 }
 
 /** A backend in memory: for tests and the simulator's level-1 runs. */
@@ -71,6 +74,10 @@ export class ServiceStateMachine implements StateMachine<ApplyOutcome> {
     return logIndex(this.#backend.appliedIndex());
   }
 
+  async settle(): Promise<void> {
+    await this.#backend.settle?.();
+  }
+
   async apply(entries: readonly Entry[]): Promise<readonly (ApplyOutcome | undefined)[]> {
     const overlay = new StateOverlay(this.#backend.reader);
     const applied = this.#backend.appliedIndex();
@@ -89,30 +96,62 @@ export class ServiceStateMachine implements StateMachine<ApplyOutcome> {
 const scanPageMax = 1000;
 
 /**
- * A backend on the node's state store (lmdb in production): reads go straight to the store, and a
- * round's effects are written with the applied index in one store transaction.
+ * A backend on the node's state store (lmdb in production). A round's effects are written with the
+ * applied index in one store transaction, but `commit` does not wait for it: the effects are
+ * visible at once through a layer of pending writes over the store (as etcd reads through its
+ * backend's write buffer), and leave that layer when their transaction has committed. Durability
+ * does not depend on the store: every applied entry is already in the WAL, and a restart replays
+ * from the store's own applied index. A failed store write stops the group at the next commit.
  */
 export class StoreBackend implements StateBackend {
   readonly reader: StateReader;
   readonly #store: StateStore;
   readonly #group: GroupId;
+  /** The newest pending write of each key, by space then key. */
+  readonly #pending = new Map<Space, Map<string, StateEffect>>();
+  #appliedIndex: number;
+  #lastCommit: Promise<void> = Promise.resolve();
+  #failure: unknown;
 
   /** Creates a backend for `group` of `store`. */
   constructor(store: StateStore, group: GroupId) {
     this.#store = store;
     this.#group = group;
-    this.reader = {
+    this.#appliedIndex = store.appliedIndex(group);
+    const committed: StateReader = {
       get: (space, key) => store.get(group, space, key),
       range: (space, start, end, limit) => scan(store, group, space, start, end, limit),
+    };
+    this.reader = {
+      get: (space, key) => {
+        const pending = this.#pending.get(space)?.get(mapKeyOf(key));
+        return pending !== undefined ? pending.value : committed.get(space, key);
+      },
+      range: (space, start, end, limit) => {
+        const pending = this.#pending.get(space);
+        if (pending === undefined || pending.size === 0) return committed.range(space, start, end, limit);
+        return StateOverlay.over(committed, [...pending.values()]).range(space, start, end, limit);
+      },
     };
   }
 
   appliedIndex(): number {
-    return this.#store.appliedIndex(this.#group);
+    // The store's own index moves past ours when a snapshot is installed into it.
+    return Math.max(this.#appliedIndex, this.#store.appliedIndex(this.#group));
   }
 
   async commit(effects: readonly StateEffect[], appliedIndex: number): Promise<void> {
-    await this.#store.applyBatch(
+    if (this.#failure !== undefined) throw this.#failure;
+    for (const e of effects) {
+      let space = this.#pending.get(e.space);
+      if (space === undefined) {
+        space = new Map();
+        this.#pending.set(e.space, space);
+      }
+      space.set(mapKeyOf(e.key), e);
+    }
+    this.#appliedIndex = appliedIndex;
+    const write = this.#store.applyBatch(
       this.#group,
       logIndex(appliedIndex),
       effects.map(
@@ -122,6 +161,25 @@ export class StoreBackend implements StateBackend {
             : { op: "put", kind: e.space, key: e.key, value: e.value },
       ),
     );
+    this.#lastCommit = write.then(
+      () => {
+        // Leave the pending layer, unless a later round wrote the key again.
+        for (const e of effects) {
+          const space = this.#pending.get(e.space);
+          const id = mapKeyOf(e.key);
+          if (space?.get(id) === e) space.delete(id);
+        }
+      },
+      (error: unknown) => {
+        this.#failure = error;
+      },
+    );
+  }
+
+  /** Resolves once every commit so far reached the store; rejects if one failed. */
+  async settle(): Promise<void> {
+    await this.#lastCommit;
+    if (this.#failure !== undefined) throw this.#failure;
   }
 }
 

@@ -48,7 +48,8 @@ interface SortedSpace {
   values: Map<string, Uint8Array>;
 }
 
-function mapKeyOf(key: Uint8Array): string {
+/** A string that identifies a byte key in a Map. */
+export function mapKeyOf(key: Uint8Array): string {
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
 }
 
@@ -193,6 +194,13 @@ export class StateOverlay implements StateWriter {
         next = base.next();
       }
     }
+  }
+
+  /** An overlay over `base` holding `effects` (later ones win), without copying them. */
+  static over(base: StateReader, effects: Iterable<StateEffect>): StateOverlay {
+    const overlay = new StateOverlay(base);
+    for (const effect of effects) overlay.#space(effect.space).set(mapKeyOf(effect.key), effect);
+    return overlay;
   }
 
   put(space: Space, key: Uint8Array, value: Uint8Array): void {
