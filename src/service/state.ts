@@ -4,7 +4,20 @@
 import { compareBytes } from "../util/bytes.js";
 
 /** A keyspace of the state machine; each maps to its own namespace in the state store. */
-export type Space = "meta" | "kv" | "kv-ttl" | "dedupe" | "dedupe-ttl" | "members";
+export type Space =
+  | "meta"
+  | "kv"
+  | "kv-ttl"
+  | "dedupe"
+  | "dedupe-ttl"
+  | "members"
+  | "stream-meta"
+  | "stream-msg"
+  | "stream-dedupe"
+  | "stream-dedupe-ttl"
+  | "stream-garbage"
+  | "group"
+  | "group-pending";
 
 /** Reads replicated state. `range` yields keys in [start, end) in byte order, at most `limit`. */
 export interface StateReader {

@@ -46,7 +46,6 @@ describe("a real cluster of node processes", { timeout: 240_000 }, () => {
   });
 
   it("replaces a SIGKILLed leader and keeps every acknowledged write", async () => {
-
     const leader = await cluster.leader();
     const client = cluster.client();
     for (let i = 0; i < 30; i++) {
