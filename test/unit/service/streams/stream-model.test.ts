@@ -26,7 +26,7 @@ const MAX_DELIVERIES = 3;
 const MAX_ACK_PENDING = 4;
 
 type Op =
-  | { kind: "append"; msgId?: string; expect?: number }
+  | { kind: "append"; msgId?: string | undefined; expect?: number | undefined }
   | { kind: "fetch"; consumer: string; max: number }
   | { kind: "settle"; action: "ack" | "nack" | "extend" | "term"; seqs: number[]; delayMs: number }
   | { kind: "sweep" }
