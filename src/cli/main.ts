@@ -5,6 +5,7 @@ import { Command, Option } from "commander";
 import { CairnClient, CairnClientError } from "../client/index.js";
 import { startDevCluster } from "./dev-cluster.js";
 import { ConfigError, envNameOf, nodeSettings, resolveNodeConfig } from "./node-config.js";
+import { registerStreamCommands } from "./stream-commands.js";
 
 /** The package version, read from package.json next to the compiled output. */
 function packageVersion(): string {
@@ -269,6 +270,11 @@ export function buildProgram(): Command {
         { transferTo: to },
       ),
     );
+  });
+  registerStreamCommands(program, {
+    endpointsFrom,
+    print,
+    warn: (line) => process.stderr.write(`${line}\n`),
   });
   return program;
 }
