@@ -17,7 +17,8 @@ export type Space =
   | "stream-dedupe-ttl"
   | "stream-garbage"
   | "group"
-  | "group-pending";
+  | "group-pending"
+  | "group-due";
 
 /** Reads replicated state. `range` yields keys in [start, end) in byte order, at most `limit`. */
 export interface StateReader {

@@ -18,6 +18,7 @@ import {
   listPending,
   listStreams,
   type MessagePage,
+  nextDueMs,
   readMessages,
   type SettleAction,
   type StartAt,
@@ -591,7 +592,8 @@ function groupHasWork(state: StateReader, streamName: string, groupName: string,
   ) {
     return true;
   }
-  return listPending(state, group, group.config.maxAckPending).some((p) => p.availableAtMs <= nowMs);
+  const due = nextDueMs(state, group);
+  return due !== undefined && due <= nowMs;
 }
 
 function unexpected(result: CommandResult): CairnError {

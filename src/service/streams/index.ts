@@ -24,6 +24,7 @@ export {
   listStreams,
   type MessagePage,
   messageBytes,
+  nextDueMs,
   type PendingRecord,
   readMessages,
   type StreamFailure,

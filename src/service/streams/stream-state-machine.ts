@@ -10,7 +10,9 @@
 //   stream-dedupe-ttl u64 streamId, u64 tsMs, msgId -> empty (expiry index)
 //   group          u64 streamId, group name     -> GroupMeta (JSON)
 //   group-pending  u64 groupId, u64 seq         -> u64 availableAtMs, varint deliveries, consumer
+//   group-due      u64 groupId, u64 availableAtMs, u64 seq -> empty (in-flight messages by deadline)
 //   stream-garbage u64 id                       -> u8 kind (1 stream, 2 group): data still to remove
+import { assert } from "../../util/assert.js";
 import { ByteReader, ByteWriter, utf8 } from "../../util/bytes.js";
 import { prefixEnd, type Space, type StateReader, type StateWriter } from "../state.js";
 import type {
@@ -311,6 +313,37 @@ export function listPending(state: StateReader, group: GroupMeta, limit: number)
   return [...state.range("group-pending", pair(group.id, 0), pair(group.id + 1, 0), limit)].map(
     ([key, value]) => decodePending(new ByteReader(key.subarray(8)).u64(), value),
   );
+}
+
+function dueKey(groupId: number, availableAtMs: number, seq: number): Uint8Array {
+  return new ByteWriter(24).u64(groupId).u64(availableAtMs).u64(seq).finish();
+}
+
+/** Records a message in flight (replacing `previous`), keeping the due index in step. */
+function writePending(
+  state: StateWriter,
+  group: GroupMeta,
+  record: PendingRecord,
+  previous?: PendingRecord,
+): void {
+  if (previous !== undefined)
+    state.delete("group-due", dueKey(group.id, previous.availableAtMs, previous.seq));
+  state.put("group-pending", pair(group.id, record.seq), encodePending(record));
+  state.put("group-due", dueKey(group.id, record.availableAtMs, record.seq), EMPTY);
+}
+
+/** Forgets a message in flight and its due-index entry. */
+function removePending(state: StateWriter, group: GroupMeta, record: PendingRecord): void {
+  state.delete("group-pending", pair(group.id, record.seq));
+  state.delete("group-due", dueKey(group.id, record.availableAtMs, record.seq));
+}
+
+/** The earliest time at which a message in flight for `group` may be delivered again, if any. */
+export function nextDueMs(state: StateReader, group: GroupMeta): number | undefined {
+  for (const [key] of state.range("group-due", u64(group.id), u64(group.id + 1), 1)) {
+    return new ByteReader(key.subarray(8, 16)).u64();
+  }
+  return undefined;
 }
 
 function nextId(state: StateWriter): number {
@@ -673,39 +706,43 @@ function fetch(
   let pending = group.pending;
   let deliveredCount = group.delivered;
   let deadLettered = group.deadLettered;
-  // First, messages whose ack deadline or nack delay has passed, oldest first. Expiry is judged
-  // lazily here, against this entry's leader time, so no replica needs a timer.
-  for (const record of listPending(state, group, group.config.maxAckPending)) {
-    if (out.length >= max) break;
-    const key = pair(group.id, record.seq);
-    const message = getMessage(state, stream, record.seq);
-    if (message === undefined) {
-      // Retention removed it: nothing left to deliver.
-      state.delete("group-pending", key);
-      pending--;
-      continue;
+  // First, messages whose ack deadline or nack delay has passed, earliest deadline first. Expiry is
+  // judged lazily here, against this entry's leader time, so no replica needs a timer; the due
+  // index makes the scan touch only messages that are due.
+  const dueEnd = pair(group.id, clockMs + 1);
+  while (out.length < max) {
+    const due = [...state.range("group-due", u64(group.id), dueEnd, max - out.length)];
+    if (due.length === 0) break;
+    for (const [dueKey] of due) {
+      const seq = new ByteReader(dueKey.subarray(16)).u64();
+      const bytes = state.get("group-pending", pair(group.id, seq));
+      assert(bytes !== undefined, "the due index names only messages in flight");
+      const record = decodePending(seq, bytes);
+      const message = getMessage(state, stream, seq);
+      if (message === undefined) {
+        // Retention removed it: nothing left to deliver.
+        removePending(state, group, record);
+        pending--;
+        continue;
+      }
+      if (group.config.maxDeliveries > 0 && record.deliveries >= group.config.maxDeliveries) {
+        removePending(state, group, record);
+        pending--;
+        deadLettered++;
+        deadLetter(state, stream, group, message, record.deliveries, "max-deliveries", clockMs, limits);
+        continue;
+      }
+      const deliveries = record.deliveries + 1;
+      // Invariant: ackWaitMs >= 1, so the new deadline is past this scan's end and never rescanned.
+      writePending(
+        state,
+        group,
+        { seq, consumer, availableAtMs: clockMs + group.config.ackWaitMs, deliveries },
+        record,
+      );
+      deliveredCount++;
+      out.push(delivered(message, deliveries));
     }
-    if (record.availableAtMs > clockMs) continue;
-    if (group.config.maxDeliveries > 0 && record.deliveries >= group.config.maxDeliveries) {
-      state.delete("group-pending", key);
-      pending--;
-      deadLettered++;
-      deadLetter(state, stream, group, message, record.deliveries, "max-deliveries", clockMs, limits);
-      continue;
-    }
-    const deliveries = record.deliveries + 1;
-    state.put(
-      "group-pending",
-      key,
-      encodePending({
-        seq: record.seq,
-        consumer,
-        availableAtMs: clockMs + group.config.ackWaitMs,
-        deliveries,
-      }),
-    );
-    deliveredCount++;
-    out.push(delivered(message, deliveries));
   }
   // Then messages this group never saw, while it has room in flight.
   let nextSeq = Math.max(group.nextSeq, stream.firstSeq);
@@ -713,16 +750,12 @@ function fetch(
     const message = getMessage(state, stream, nextSeq);
     nextSeq++;
     if (message === undefined) continue;
-    state.put(
-      "group-pending",
-      pair(group.id, message.seq),
-      encodePending({
-        seq: message.seq,
-        consumer,
-        availableAtMs: clockMs + group.config.ackWaitMs,
-        deliveries: 1,
-      }),
-    );
+    writePending(state, group, {
+      seq: message.seq,
+      consumer,
+      availableAtMs: clockMs + group.config.ackWaitMs,
+      deliveries: 1,
+    });
     pending++;
     deliveredCount++;
     out.push(delivered(message, 1));
@@ -745,8 +778,7 @@ function settle(
   const settled: number[] = [];
   const notPending: number[] = [];
   for (const seq of command.seqs) {
-    const key = pair(group.id, seq);
-    const bytes = state.get("group-pending", key);
+    const bytes = state.get("group-pending", pair(group.id, seq));
     if (bytes === undefined) {
       notPending.push(seq);
       continue;
@@ -755,14 +787,15 @@ function settle(
     const action: SettleAction = command.action;
     switch (action) {
       case "ack":
-        state.delete("group-pending", key);
+        removePending(state, group, record);
         group = { ...group, pending: group.pending - 1, acked: group.acked + 1 };
         break;
       case "nack":
-        state.put(
-          "group-pending",
-          key,
-          encodePending({ ...record, consumer: "", availableAtMs: clockMs + command.delayMs }),
+        writePending(
+          state,
+          group,
+          { ...record, consumer: "", availableAtMs: clockMs + command.delayMs },
+          record,
         );
         break;
       case "extend":
@@ -770,14 +803,10 @@ function settle(
           notPending.push(seq);
           continue;
         }
-        state.put(
-          "group-pending",
-          key,
-          encodePending({ ...record, availableAtMs: clockMs + group.config.ackWaitMs }),
-        );
+        writePending(state, group, { ...record, availableAtMs: clockMs + group.config.ackWaitMs }, record);
         break;
       case "term": {
-        state.delete("group-pending", key);
+        removePending(state, group, record);
         group = { ...group, pending: group.pending - 1, deadLettered: group.deadLettered + 1 };
         const message = getMessage(state, stream, seq);
         if (message !== undefined) {
@@ -798,7 +827,9 @@ function sweep(state: StateWriter, clockMs: number, max: number): number {
   for (const [idKey, kind] of [...state.range("stream-garbage", EMPTY, undefined, 16)]) {
     const id = new ByteReader(idKey).u64();
     const spaces: Space[] =
-      kind[0] === GARBAGE_STREAM ? ["stream-msg", "stream-dedupe", "stream-dedupe-ttl"] : ["group-pending"];
+      kind[0] === GARBAGE_STREAM
+        ? ["stream-msg", "stream-dedupe", "stream-dedupe-ttl"]
+        : ["group-pending", "group-due"];
     let left = false;
     for (const space of spaces) {
       const keys = [...state.range(space, u64(id), u64(id + 1), max - removed)];

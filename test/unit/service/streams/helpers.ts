@@ -20,6 +20,7 @@ export const allSpaces: readonly Space[] = [
   "stream-garbage",
   "group",
   "group-pending",
+  "group-due",
 ];
 
 /** Encodes, decodes and applies one stream command at leader time `tsMs`. */

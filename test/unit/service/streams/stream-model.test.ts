@@ -69,15 +69,16 @@ class Model {
 
   fetch(consumer: string, max: number): [number, number][] {
     const out: [number, number][] = [];
-    for (const seq of [...this.pending.keys()].sort((a, b) => a - b)) {
+    // Due messages, earliest deadline first (ties by sequence).
+    const due = [...this.pending.entries()]
+      .filter(([, p]) => p.availableAtMs <= this.clockMs)
+      .sort(([sa, a], [sb, b]) => a.availableAtMs - b.availableAtMs || sa - sb);
+    for (const [seq, p] of due) {
       if (out.length >= max) break;
-      const p = this.pending.get(seq);
-      if (p === undefined) continue;
       if (seq < this.firstSeq) {
         this.pending.delete(seq);
         continue;
       }
-      if (p.availableAtMs > this.clockMs) continue;
       if (p.deliveries >= MAX_DELIVERIES) {
         this.pending.delete(seq);
         this.dead.push({ seq, reason: "max-deliveries", deliveries: p.deliveries });
@@ -199,6 +200,8 @@ function checkAgainstModel(state: MemoryState, model: Model): void {
       .map(([seq, p]) => [seq, p.consumer, p.availableAtMs, p.deliveries]),
   );
   assert.equal(group.pending, model.pending.size);
+  // The due index names exactly the messages in flight.
+  assert.equal(state.size("group-due"), pending.length);
   // The dead-letter stream holds each dead letter once, in order, with its reason and count.
   const dlq = getStreamMeta(state, "s.g.dlq");
   const dead = dlq === undefined ? [] : readMessages(state, dlq, 1, 1000, 1 << 20).messages;
