@@ -341,7 +341,9 @@ export class CairnClient {
     let from = options.from;
     let index = this.#preferred;
     let lostAt: string | undefined;
-    for (let attempt = 0; options.signal?.aborted !== true; ) {
+    // A function, not a property read: the signal changes under the loop's feet.
+    const stopped = () => options.signal?.aborted === true;
+    for (let attempt = 0; !stopped(); ) {
       const endpoint = this.#endpoints[index % this.#endpoints.length] ?? "";
       try {
         if (from === undefined) {
@@ -361,6 +363,7 @@ export class CairnClient {
           undefined,
           undefined,
           waitMs + this.#requestTimeoutMs,
+          options.signal,
         )) as MessagePage;
         if (lostAt !== undefined) {
           options.onConnection?.({ kind: "reconnected", endpoint, from });
@@ -371,6 +374,7 @@ export class CairnClient {
         for (const message of page.messages) yield message;
         from = page.next;
       } catch (error) {
+        if (stopped()) return;
         if (!(error instanceof CairnClientError) || !retryableCodes.has(error.code)) throw error;
         if (lostAt === undefined) {
           options.onConnection?.({ kind: "lost", endpoint, reason: `${error.code}: ${error.message}` });
@@ -491,6 +495,7 @@ export class CairnClient {
     body: unknown,
     idempotencyKey: string | undefined,
     timeoutMs = this.#requestTimeoutMs,
+    cancel?: AbortSignal,
   ): Promise<unknown> {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers["content-type"] = "application/json";
@@ -501,7 +506,10 @@ export class CairnClient {
         method,
         headers,
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        signal: AbortSignal.timeout(timeoutMs),
+        signal:
+          cancel === undefined
+            ? AbortSignal.timeout(timeoutMs)
+            : AbortSignal.any([AbortSignal.timeout(timeoutMs), cancel]),
       });
     } catch (cause) {
       const timedOut = cause instanceof Error && cause.name === "TimeoutError";
