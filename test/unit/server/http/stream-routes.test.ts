@@ -226,6 +226,48 @@ describe("HTTP /v1/streams", () => {
   });
 });
 
+describe("HTTP stream limits", () => {
+  it("refuses more headers than headersMax, and pages stop near readBytesMax", async () => {
+    const { app } = setup({ headersMax: 2, readBytesMax: 10 });
+    await call(app, "POST", "/v1/streams", { name: "s" });
+    assert.equal((await send(app, "s", "x", { headers: { a: "1", b: "2" } })).status, 200);
+    const tooMany = await send(app, "s", "x", { headers: { a: "1", b: "2", c: "3" } });
+    assert.equal(tooMany.status, 400);
+    for (let i = 0; i < 4; i++) await send(app, "s", "12345");
+    const page = await call(app, "GET", "/v1/streams/s/messages?from=2&limit=100");
+    assert.deepEqual(
+      (page.body["messages"] as Json[]).map((m) => m["seq"]),
+      [2, 3],
+    );
+    assert.equal(page.body["next"], 4);
+  });
+
+  it("refuses event streams beyond sseConnectionsMax with 429 ERR_BUSY", async () => {
+    const { app } = setup({ sseConnectionsMax: 1 });
+    await call(app, "POST", "/v1/streams", { name: "s" });
+    const url = await app.listen({ host: "127.0.0.1", port: 0 });
+    const controller = new AbortController();
+    try {
+      const first = await fetch(`${url}/v1/streams/s/events`, { signal: controller.signal });
+      assert.equal(first.status, 200);
+      const second = await fetch(`${url}/v1/streams/s/events`);
+      assert.equal(second.status, 429);
+      assert.equal(((await second.json()) as { error: Json }).error["code"], "ERR_BUSY");
+      controller.abort();
+      // Once the first goes away its slot is free again.
+      let third = await fetch(`${url}/v1/streams/s/events?from=1`);
+      for (let i = 0; i < 50 && third.status === 429; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        third = await fetch(`${url}/v1/streams/s/events?from=1`);
+      }
+      assert.equal(third.status, 200);
+      await third.body?.cancel();
+    } finally {
+      await app.close();
+    }
+  });
+});
+
 describe("HTTP consumer groups", () => {
   async function withGroup(extra: Json = {}) {
     const ctx = setup();

@@ -6,7 +6,9 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { MemoryState } from "../../../../src/service/state.js";
 import {
+  applyStream,
   type DeliveredMessage,
+  defaultStreamMachineLimits,
   type GroupConfig,
   getGroupMeta,
   getMessage,
@@ -503,5 +505,40 @@ describe("snapshot and restore", () => {
       assert.deepEqual(run(restored, command, ts), run(original, command, ts));
     }
     assert.deepEqual(dumpState(restored), dumpState(original));
+  });
+});
+
+describe("state machine limits", () => {
+  const limits = { streamsMax: 2, groupsPerStreamMax: 1, prunePerAppendMax: 2 };
+
+  it("refuses streams and groups beyond their counts with ERR_LIMIT, and counts deletions", () => {
+    const s = new MemoryState();
+    assert.ok(applyStream(s, { type: "create", name: "a", config: config() }, T, limits).ok);
+    assert.ok(applyStream(s, { type: "create", name: "b", config: config() }, T, limits).ok);
+    const third = applyStream(s, { type: "create", name: "c", config: config() }, T, limits);
+    assert.equal(!third.ok && third.code, "ERR_LIMIT");
+    applyStream(s, { type: "delete", name: "b" }, T, limits);
+    assert.ok(applyStream(s, { type: "create", name: "c", config: config() }, T, limits).ok);
+    const group = (name: string) =>
+      applyStream(
+        s,
+        { type: "group-create", stream: "a", group: name, startAt: { kind: "first" }, config: groupConfig() },
+        T,
+        limits,
+      );
+    assert.ok(group("g1").ok);
+    const second = group("g2");
+    assert.equal(!second.ok && second.code, "ERR_LIMIT");
+  });
+
+  it("an append prunes at most prunePerAppendMax expired messages; the rest go in later entries", () => {
+    const s = new MemoryState();
+    applyStream(s, { type: "create", name: "s", config: config({ maxAgeMs: 100 }) }, T, limits);
+    for (let i = 0; i < 5; i++) applyStream(s, append("s", `old${i}`), T, limits);
+    applyStream(s, append("s", "new"), T + 1000, limits);
+    assert.equal(getStreamMeta(s, "s")?.firstSeq, 3);
+    applyStream(s, append("s", "newer"), T + 1000, limits);
+    assert.equal(getStreamMeta(s, "s")?.firstSeq, 5);
+    assert.equal(defaultStreamMachineLimits.prunePerAppendMax, 256);
   });
 });
