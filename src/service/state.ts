@@ -12,13 +12,13 @@ export type Space =
   | "dedupe-ttl"
   | "members"
   | "stream-meta"
-  | "stream-msg"
+  | "stream-message"
   | "stream-dedupe"
   | "stream-dedupe-ttl"
   | "stream-garbage"
-  | "group"
-  | "group-pending"
-  | "group-due";
+  | "consumer-group"
+  | "consumer-pending"
+  | "consumer-due";
 
 /** Reads replicated state. `range` yields keys in [start, end) in byte order, at most `limit`. */
 export interface StateReader {

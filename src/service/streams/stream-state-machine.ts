@@ -5,12 +5,12 @@
 // Layout (every stream and group gets a numeric id at creation, so a deleted stream's data can be
 // removed in bounded steps while a new stream of the same name starts clean):
 //   stream-meta    name                         -> StreamMeta (JSON)
-//   stream-msg     u64 streamId, u64 seq        -> message (binary)
+//   stream-message u64 streamId, u64 seq        -> message (binary)
 //   stream-dedupe  u64 streamId, msgId          -> u64 seq, u64 tsMs
 //   stream-dedupe-ttl u64 streamId, u64 tsMs, msgId -> empty (expiry index)
-//   group          u64 streamId, group name     -> GroupMeta (JSON)
-//   group-pending  u64 groupId, u64 seq         -> u64 availableAtMs, varint deliveries, consumer
-//   group-due      u64 groupId, u64 availableAtMs, u64 seq -> empty (in-flight messages by deadline)
+//   consumer-group u64 streamId, group name     -> GroupMeta (JSON)
+//   consumer-pending u64 groupId, u64 seq         -> u64 availableAtMs, varint deliveries, consumer
+//   consumer-due   u64 groupId, u64 availableAtMs, u64 seq -> empty (in-flight messages by deadline)
 //   stream-garbage u64 id                       -> u8 kind (1 stream, 2 group): data still to remove
 import { assert } from "../../util/assert.js";
 import { ByteReader, ByteWriter, utf8 } from "../../util/bytes.js";
@@ -183,18 +183,18 @@ export function listStreams(state: StateReader, limit: number, after?: string): 
 
 /** Reads a group's bookkeeping. */
 export function getGroupMeta(state: StateReader, stream: StreamMeta, group: string): GroupMeta | undefined {
-  const bytes = state.get("group", withSuffix(stream.id, group));
+  const bytes = state.get("consumer-group", withSuffix(stream.id, group));
   return bytes === undefined ? undefined : (JSON.parse(new TextDecoder().decode(bytes)) as GroupMeta);
 }
 
 function putGroupMeta(state: StateWriter, stream: StreamMeta, group: GroupMeta): void {
-  state.put("group", withSuffix(stream.id, group.name), utf8(JSON.stringify(group)));
+  state.put("consumer-group", withSuffix(stream.id, group.name), utf8(JSON.stringify(group)));
 }
 
 /** Lists a stream's groups in name order. */
 export function listGroups(state: StateReader, stream: StreamMeta): GroupMeta[] {
   const prefix = u64(stream.id);
-  return [...state.range("group", prefix, prefixEnd(prefix), Number.MAX_SAFE_INTEGER)].map(
+  return [...state.range("consumer-group", prefix, prefixEnd(prefix), Number.MAX_SAFE_INTEGER)].map(
     ([, bytes]) => JSON.parse(new TextDecoder().decode(bytes)) as GroupMeta,
   );
 }
@@ -238,7 +238,7 @@ export function messageBytes(
 /** Reads one message by sequence. */
 export function getMessage(state: StateReader, stream: StreamMeta, seq: number): StreamMessage | undefined {
   if (seq < stream.firstSeq || seq > stream.lastSeq) return undefined;
-  const bytes = state.get("stream-msg", pair(stream.id, seq));
+  const bytes = state.get("stream-message", pair(stream.id, seq));
   return bytes === undefined ? undefined : decodeMessage(seq, bytes);
 }
 
@@ -261,7 +261,7 @@ export function readMessages(
   const messages: StreamMessage[] = [];
   let bytes = 0;
   for (const [key, value] of state.range(
-    "stream-msg",
+    "stream-message",
     pair(stream.id, start),
     pair(stream.id + 1, 0),
     limit,
@@ -310,7 +310,7 @@ function decodePending(seq: number, bytes: Uint8Array): PendingRecord {
 
 /** Lists a group's messages in flight in sequence order, at most `limit`. */
 export function listPending(state: StateReader, group: GroupMeta, limit: number): PendingRecord[] {
-  return [...state.range("group-pending", pair(group.id, 0), pair(group.id + 1, 0), limit)].map(
+  return [...state.range("consumer-pending", pair(group.id, 0), pair(group.id + 1, 0), limit)].map(
     ([key, value]) => decodePending(new ByteReader(key.subarray(8)).u64(), value),
   );
 }
@@ -327,20 +327,20 @@ function writePending(
   previous?: PendingRecord,
 ): void {
   if (previous !== undefined)
-    state.delete("group-due", dueKey(group.id, previous.availableAtMs, previous.seq));
-  state.put("group-pending", pair(group.id, record.seq), encodePending(record));
-  state.put("group-due", dueKey(group.id, record.availableAtMs, record.seq), EMPTY);
+    state.delete("consumer-due", dueKey(group.id, previous.availableAtMs, previous.seq));
+  state.put("consumer-pending", pair(group.id, record.seq), encodePending(record));
+  state.put("consumer-due", dueKey(group.id, record.availableAtMs, record.seq), EMPTY);
 }
 
 /** Forgets a message in flight and its due-index entry. */
 function removePending(state: StateWriter, group: GroupMeta, record: PendingRecord): void {
-  state.delete("group-pending", pair(group.id, record.seq));
-  state.delete("group-due", dueKey(group.id, record.availableAtMs, record.seq));
+  state.delete("consumer-pending", pair(group.id, record.seq));
+  state.delete("consumer-due", dueKey(group.id, record.availableAtMs, record.seq));
 }
 
 /** The earliest time at which a message in flight for `group` may be delivered again, if any. */
 export function nextDueMs(state: StateReader, group: GroupMeta): number | undefined {
-  for (const [key] of state.range("group-due", u64(group.id), u64(group.id + 1), 1)) {
+  for (const [key] of state.range("consumer-due", u64(group.id), u64(group.id + 1), 1)) {
     return new ByteReader(key.subarray(8, 16)).u64();
   }
   return undefined;
@@ -394,7 +394,7 @@ export function applyStream(
       const meta = getStreamMeta(state, command.stream);
       const group = meta === undefined ? undefined : getGroupMeta(state, meta, command.group);
       if (meta === undefined || group === undefined) return { ok: true, op: "group-delete", deleted: false };
-      state.delete("group", withSuffix(meta.id, group.name));
+      state.delete("consumer-group", withSuffix(meta.id, group.name));
       state.put("stream-garbage", u64(group.id), Uint8Array.of(GARBAGE_GROUP));
       return { ok: true, op: "group-delete", deleted: true };
     }
@@ -441,7 +441,7 @@ function deleteStream(state: StateWriter, name: string): StreamResult {
   const meta = getStreamMeta(state, name);
   if (meta === undefined) return { ok: true, op: "delete", deleted: false };
   for (const group of listGroups(state, meta)) {
-    state.delete("group", withSuffix(meta.id, group.name));
+    state.delete("consumer-group", withSuffix(meta.id, group.name));
     state.put("stream-garbage", u64(group.id), Uint8Array.of(GARBAGE_GROUP));
   }
   state.delete("stream-meta", utf8(name));
@@ -454,13 +454,13 @@ function deleteStream(state: StateWriter, name: string): StreamResult {
 /** Drops the oldest message; returns the updated bookkeeping. */
 function dropOldest(state: StateWriter, meta: StreamMeta): StreamMeta {
   const key = pair(meta.id, meta.firstSeq);
-  const bytes = state.get("stream-msg", key);
+  const bytes = state.get("stream-message", key);
   let size = 0;
   if (bytes !== undefined) {
     const m = decodeMessage(meta.firstSeq, bytes);
     size = messageBytes(m.payload, m.headers, m.key);
   }
-  state.delete("stream-msg", key);
+  state.delete("stream-message", key);
   return { ...meta, firstSeq: meta.firstSeq + 1, bytes: meta.bytes - size };
 }
 
@@ -554,7 +554,7 @@ function appendMessage(
     headers: command.headers,
     ...(command.key !== undefined ? { key: command.key } : {}),
   };
-  state.put("stream-msg", pair(meta.id, seq), encodeMessage(message, idMs, idN));
+  state.put("stream-message", pair(meta.id, seq), encodeMessage(message, idMs, idN));
   meta = { ...meta, lastSeq: seq, bytes: meta.bytes + size, lastIdMs: idMs, lastIdN: idN };
   // Invariant: with discard "old" the stream is within its limits after every append.
   while (
@@ -711,11 +711,11 @@ function fetch(
   // index makes the scan touch only messages that are due.
   const dueEnd = pair(group.id, clockMs + 1);
   while (out.length < max) {
-    const due = [...state.range("group-due", u64(group.id), dueEnd, max - out.length)];
+    const due = [...state.range("consumer-due", u64(group.id), dueEnd, max - out.length)];
     if (due.length === 0) break;
     for (const [dueKey] of due) {
       const seq = new ByteReader(dueKey.subarray(16)).u64();
-      const bytes = state.get("group-pending", pair(group.id, seq));
+      const bytes = state.get("consumer-pending", pair(group.id, seq));
       assert(bytes !== undefined, "the due index names only messages in flight");
       const record = decodePending(seq, bytes);
       const message = getMessage(state, stream, seq);
@@ -778,7 +778,7 @@ function settle(
   const settled: number[] = [];
   const notPending: number[] = [];
   for (const seq of command.seqs) {
-    const bytes = state.get("group-pending", pair(group.id, seq));
+    const bytes = state.get("consumer-pending", pair(group.id, seq));
     if (bytes === undefined) {
       notPending.push(seq);
       continue;
@@ -828,8 +828,8 @@ function sweep(state: StateWriter, clockMs: number, max: number): number {
     const id = new ByteReader(idKey).u64();
     const spaces: Space[] =
       kind[0] === GARBAGE_STREAM
-        ? ["stream-msg", "stream-dedupe", "stream-dedupe-ttl"]
-        : ["group-pending", "group-due"];
+        ? ["stream-message", "stream-dedupe", "stream-dedupe-ttl"]
+        : ["consumer-pending", "consumer-due"];
     let left = false;
     for (const space of spaces) {
       const keys = [...state.range(space, u64(id), u64(id + 1), max - removed)];

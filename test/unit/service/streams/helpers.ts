@@ -14,13 +14,13 @@ export const allSpaces: readonly Space[] = [
   "dedupe-ttl",
   "members",
   "stream-meta",
-  "stream-msg",
+  "stream-message",
   "stream-dedupe",
   "stream-dedupe-ttl",
   "stream-garbage",
-  "group",
-  "group-pending",
-  "group-due",
+  "consumer-group",
+  "consumer-pending",
+  "consumer-due",
 ];
 
 /** Encodes, decodes and applies one stream command at leader time `tsMs`. */

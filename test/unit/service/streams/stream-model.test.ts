@@ -201,7 +201,7 @@ function checkAgainstModel(state: MemoryState, model: Model): void {
   );
   assert.equal(group.pending, model.pending.size);
   // The due index names exactly the messages in flight.
-  assert.equal(state.size("group-due"), pending.length);
+  assert.equal(state.size("consumer-due"), pending.length);
   // The dead-letter stream holds each dead letter once, in order, with its reason and count.
   const dlq = getStreamMeta(state, "s.g.dlq");
   const dead = dlq === undefined ? [] : readMessages(state, dlq, 1, 1000, 1 << 20).messages;

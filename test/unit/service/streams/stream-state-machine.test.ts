@@ -438,11 +438,11 @@ describe("deleting streams and groups", () => {
     }
     assert.ok(sweeps >= 4);
     for (const space of [
-      "stream-msg",
+      "stream-message",
       "stream-dedupe",
       "stream-dedupe-ttl",
-      "group",
-      "group-pending",
+      "consumer-group",
+      "consumer-pending",
     ] as const) {
       assert.equal(s.size(space), 0, space);
     }
