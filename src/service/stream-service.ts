@@ -254,8 +254,10 @@ export class StreamService {
         { limit: this.#limits.messageBytesMax },
       );
     }
-    if (input.msgId !== undefined && (input.msgId.length === 0 || input.msgId.length > 256)) {
-      throw new CairnError("ERR_BAD_REQUEST", "message id must be 1 to 256 characters");
+    // Message ids become part of state store keys, whose length is bounded: limit them in bytes.
+    const msgIdBytes = input.msgId === undefined ? 1 : new TextEncoder().encode(input.msgId).length;
+    if (msgIdBytes === 0 || msgIdBytes > 256) {
+      throw new CairnError("ERR_BAD_REQUEST", "message id must be 1 to 256 bytes");
     }
     checkInteger("expectedLastSeq", input.expectedLastSeq, 0, Number.MAX_SAFE_INTEGER);
     const { result, duplicate } = await this.#propose(
