@@ -86,7 +86,7 @@ describe("HTTP /v1/streams", () => {
     assert.equal((big.body["error"] as Json)["code"], "ERR_TOO_LARGE");
     assert.equal((await send(app, "nope", "x")).status, 404);
     assert.equal((await send(app, "s", "x", { id: "é".repeat(128) })).status, 200);
-    assert.equal((await send(app, "s", "x", { id: "é".repeat(128) + "x" })).status, 400);
+    assert.equal((await send(app, "s", "x", { id: `${"é".repeat(128)}x` })).status, 400);
   });
 
   it("appends text and bytes, deduplicates by message id, and checks the expected last sequence", async () => {
