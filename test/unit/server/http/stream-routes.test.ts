@@ -228,6 +228,20 @@ describe("HTTP /v1/streams", () => {
   });
 });
 
+describe("housekeeping", () => {
+  it("the leader's sweep removes expired messages of an idle stream and then stops proposing", async () => {
+    const { app, log, streams } = setup();
+    await call(app, "POST", "/v1/streams", { name: "s", maxAgeMs: 100 });
+    await send(app, "s", "old");
+    assert.equal(await streams.sweepIfDue(), false);
+    log.clockMs += 100;
+    assert.equal(await streams.sweepIfDue(), true);
+    const info = await call(app, "GET", "/v1/streams/s");
+    assert.deepEqual([info.body["firstSeq"], info.body["messages"]], [2, 0]);
+    assert.equal(await streams.sweepIfDue(), false);
+  });
+});
+
 describe("HTTP stream limits", () => {
   it("refuses more headers than headersMax, and pages stop near readBytesMax", async () => {
     const { app } = setup({ headersMax: 2, readBytesMax: 10 });
