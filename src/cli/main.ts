@@ -7,6 +7,7 @@ import { devCertsCommand } from "./dev-certs.js";
 import { startDevCluster } from "./dev-cluster.js";
 
 import { ConfigError, envNameOf, nodeSettings, resolveNodeConfig } from "./node-config.js";
+import { registerStreamCommands } from "./stream-commands.js";
 
 /** The package version, read from package.json next to the compiled output. */
 function packageVersion(): string {
@@ -272,6 +273,11 @@ export function buildProgram(): Command {
         { transferTo: to },
       ),
     );
+  });
+  registerStreamCommands(program, {
+    endpointsFrom,
+    print,
+    warn: (line) => process.stderr.write(`${line}\n`),
   });
   return program;
 }

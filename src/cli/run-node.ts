@@ -13,6 +13,7 @@ import { WalGroupStorage } from "../node/wal-group-storage.js";
 import { groupId, type NodeId, nodeId } from "../raft/index.js";
 import { buildHttpApp } from "../server/http/app.js";
 import { Forwarder } from "../server/http/forward.js";
+import { ApplyNotifier } from "../service/apply-notifier.js";
 import type { MemberRecord } from "../service/cluster/members.js";
 import { type JoinAnswer, Membership } from "../service/cluster/membership.js";
 import { ClusterService } from "../service/cluster-service.js";
@@ -22,6 +23,7 @@ import { GroupReplication } from "../service/group-replication.js";
 import { nextExpiryMs } from "../service/kv/index.js";
 import { KvService } from "../service/kv-service.js";
 import { ServiceStateMachine, StoreBackend } from "../service/state-machine.js";
+import { defaultStreamLimits, StreamService } from "../service/stream-service.js";
 import { HardStateStore } from "../storage/hard-state-store.js";
 import { LmdbStateStore } from "../storage/lmdb-state-store.js";
 import { NodeFileSystem } from "../storage/node-file-system.js";
@@ -220,6 +222,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
   const httpUrl = `http://${config.httpListen.host}:${config.httpListen.port}`;
   const host = new NodeHost({ self: { id, name: identity.name, httpUrl }, transport, env });
   const backend = new StoreBackend(store, MAIN_GROUP);
+  const applied = new ApplyNotifier();
   const group = await RaftGroup.open<ApplyOutcome>({
     raft: {
       id,
@@ -235,7 +238,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     env,
     storage,
     sender: host.sender(),
-    stateMachine: new ServiceStateMachine(backend),
+    stateMachine: new ServiceStateMachine(backend, undefined, () => applied.notify()),
     tickIntervalMs: config.tickIntervalMs,
     onFatal: (error) => {
       fatal = true;
@@ -259,6 +262,10 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     rangeLimitMax: 1000,
     ttlMsMax: 365 * 24 * 3600 * 1000,
   });
+  const streams = new StreamService(new GroupReplication(group, backend, env), applied, {
+    ...defaultStreamLimits,
+    messageBytesMax: config.valueBytesMax,
+  });
   const cluster = new ClusterService(identity.clusterId, group, host);
   const membership = new Membership({
     clusterId: identity.clusterId,
@@ -271,9 +278,12 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     setPeers: (p) => transport.setPeers(p),
     nowMs: () => env.nowMs(),
   });
-  const forwarder = new Forwarder(cluster);
+  // Long enough for a forwarded fetch that waits (streams' waitMsMax is 30 s).
+  const forwarder = new Forwarder(cluster, 40_000);
   const http = buildHttpApp({
     kv,
+    streams,
+    nodeName: identity.name,
     cluster: { status: () => cluster.status(), membership },
     metrics: group,
 
@@ -314,6 +324,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
       });
       group.propose(data).catch(() => undefined);
     }
+    if (group.softState.role === "leader" && !fatal) streams.sweepIfDue().catch(() => undefined);
     cancelSweep = env.after(1_000, sweep);
   });
 

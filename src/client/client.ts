@@ -53,6 +53,85 @@ export interface WriteAck {
   readonly duplicate: boolean;
 }
 
+/** Stream settings. */
+export interface StreamOptions {
+  readonly maxMessages?: number;
+  readonly maxBytes?: number;
+  readonly maxAgeMs?: number;
+  readonly discard?: "old" | "new";
+  readonly messageBytesMax?: number;
+  readonly dedupeWindowMs?: number;
+}
+
+/** A stream as described by the server. */
+export interface StreamInfo {
+  readonly name: string;
+  readonly config: Required<StreamOptions>;
+  readonly createdMs: number;
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  readonly messages: number;
+  readonly bytes: number;
+  readonly groups: readonly string[];
+}
+
+/** A message as read or fetched. */
+export interface StreamMessageItem {
+  readonly seq: number;
+  readonly id: string;
+  readonly tsMs: number;
+  readonly payload: string;
+  readonly encoding: "utf8" | "base64";
+  readonly headers: Readonly<Record<string, string>>;
+  readonly key?: string;
+  /** For fetched messages: deliveries to the group so far, this one included. */
+  readonly deliveries?: number;
+}
+
+/** The answer to an append. */
+export interface AppendAck {
+  readonly seq: number;
+  readonly id: string;
+  readonly duplicate: boolean;
+}
+
+/** A page of messages. */
+export interface MessagePage {
+  readonly messages: StreamMessageItem[];
+  readonly next: number;
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+}
+
+/** Consumer group settings. */
+export interface GroupOptions {
+  readonly startAt?: "first" | "last" | "new" | { readonly seq: number } | { readonly timeMs: number };
+  readonly ackWaitMs?: number;
+  readonly maxDeliveries?: number;
+  readonly deadLetterStream?: string;
+  readonly maxAckPending?: number;
+}
+
+/** A consumer group as described by the server. */
+export interface GroupInfo {
+  readonly name: string;
+  readonly stream: string;
+  readonly nextSeq: number;
+  readonly ackFloor: number;
+  readonly pending: number;
+  readonly backlog: number;
+  readonly delivered: number;
+  readonly acked: number;
+  readonly deadLettered: number;
+  readonly consumers: Readonly<Record<string, { readonly pending: number; readonly overdue: number }>>;
+  readonly config: Required<Omit<GroupOptions, "startAt">>;
+}
+
+/** What {@link CairnClient.tail} reports about its connection. */
+export type TailEvent =
+  | { readonly kind: "lost"; readonly endpoint: string; readonly reason: string }
+  | { readonly kind: "reconnected"; readonly endpoint: string; readonly from: number };
+
 /** Codes after which the same request may be sent again (with its idempotency key). */
 const retryableCodes = new Set([
   "ERR_UNAVAILABLE",
@@ -155,18 +234,245 @@ export class CairnClient {
     };
   }
 
+  /** Creates a stream (a no-op answering `created: false` if it exists with the same settings). */
+  async createStream(
+    name: string,
+    options: StreamOptions = {},
+  ): Promise<{ created: boolean; stream: StreamInfo }> {
+    return (await this.request("POST", "/v1/streams", { name, ...options }, randomUUID())) as {
+      created: boolean;
+      stream: StreamInfo;
+    };
+  }
+
+  /** Lists streams. */
+  async listStreams(): Promise<StreamInfo[]> {
+    return ((await this.request("GET", "/v1/streams")) as { streams: StreamInfo[] }).streams;
+  }
+
+  /** Describes a stream; undefined when it does not exist. */
+  async streamInfo(name: string): Promise<StreamInfo | undefined> {
+    try {
+      return (await this.request("GET", `/v1/streams/${encodeURIComponent(name)}`)) as StreamInfo;
+    } catch (error) {
+      if (error instanceof CairnClientError && error.code === "ERR_NOT_FOUND") return undefined;
+      throw error;
+    }
+  }
+
+  /** Deletes a stream and its groups. */
+  async deleteStream(name: string): Promise<{ deleted: boolean }> {
+    return (await this.request(
+      "DELETE",
+      `/v1/streams/${encodeURIComponent(name)}`,
+      undefined,
+      randomUUID(),
+    )) as {
+      deleted: boolean;
+    };
+  }
+
+  /**
+   * Appends a message. Give `id` to make retries safe across calls (the stream deduplicates it);
+   * retries within this call carry one idempotency key either way.
+   */
+  async append(
+    stream: string,
+    payload: string | Uint8Array,
+    options: {
+      headers?: Record<string, string>;
+      key?: string;
+      id?: string;
+      expectedLastSeq?: number;
+      idempotencyKey?: string;
+    } = {},
+  ): Promise<AppendAck> {
+    const { idempotencyKey, ...rest } = options;
+    const body =
+      typeof payload === "string"
+        ? { payload, ...rest }
+        : { payload: Buffer.from(payload).toString("base64"), encoding: "base64", ...rest };
+    return (await this.request(
+      "POST",
+      `/v1/streams/${encodeURIComponent(stream)}/messages`,
+      body,
+      idempotencyKey ?? randomUUID(),
+    )) as AppendAck;
+  }
+
+  /** Reads a page of messages; with `waitMs`, waits for one when there is none yet. */
+  async read(
+    stream: string,
+    options: {
+      from?: number;
+      fromTimeMs?: number;
+      limit?: number;
+      waitMs?: number;
+      consistency?: "linearizable" | "stale";
+    } = {},
+  ): Promise<MessagePage> {
+    const params = new URLSearchParams();
+    for (const [name, value] of Object.entries(options))
+      if (value !== undefined) params.set(name, String(value));
+    return (await this.request(
+      "GET",
+      `/v1/streams/${encodeURIComponent(stream)}/messages?${params.toString()}`,
+      undefined,
+      undefined,
+      (options.waitMs ?? 0) + this.#requestTimeoutMs,
+    )) as MessagePage;
+  }
+
+  /**
+   * Follows a stream from `from` (default: only new messages), yielding each message once, in
+   * order. When a node goes away it moves to the next endpoint and resumes where it stopped,
+   * telling `onConnection` about the loss and the reconnection. Ends when `signal` aborts.
+   */
+  async *tail(
+    stream: string,
+    options: {
+      from?: number;
+      waitMs?: number;
+      signal?: AbortSignal;
+      onConnection?: (event: TailEvent) => void;
+    } = {},
+  ): AsyncGenerator<StreamMessageItem> {
+    const waitMs = options.waitMs ?? 10_000;
+    let from = options.from;
+    let index = this.#preferred;
+    let lostAt: string | undefined;
+    // A function, not a property read: the signal changes under the loop's feet.
+    const stopped = () => options.signal?.aborted === true;
+    for (let attempt = 0; !stopped(); ) {
+      const endpoint = this.#endpoints[index % this.#endpoints.length] ?? "";
+      try {
+        if (from === undefined) {
+          const info = (await this.#attempt(
+            endpoint,
+            "GET",
+            `/v1/streams/${encodeURIComponent(stream)}`,
+            undefined,
+            undefined,
+          )) as StreamInfo;
+          from = info.lastSeq + 1;
+        }
+        const page = (await this.#attempt(
+          endpoint,
+          "GET",
+          `/v1/streams/${encodeURIComponent(stream)}/messages?from=${from}&waitMs=${waitMs}`,
+          undefined,
+          undefined,
+          waitMs + this.#requestTimeoutMs,
+          options.signal,
+        )) as MessagePage;
+        if (lostAt !== undefined) {
+          options.onConnection?.({ kind: "reconnected", endpoint, from });
+          lostAt = undefined;
+        }
+        attempt = 0;
+        this.#preferred = index % this.#endpoints.length;
+        for (const message of page.messages) yield message;
+        from = page.next;
+      } catch (error) {
+        if (stopped()) return;
+        if (!(error instanceof CairnClientError) || !retryableCodes.has(error.code)) throw error;
+        if (lostAt === undefined) {
+          options.onConnection?.({ kind: "lost", endpoint, reason: `${error.code}: ${error.message}` });
+          lostAt = endpoint;
+        }
+        index++;
+        await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 25 * 2 ** Math.min(attempt++, 6))));
+      }
+    }
+  }
+
+  /** Creates a consumer group. `startAt`: "first" (default), "last", "new", {seq} or {timeMs}. */
+  async createGroup(
+    stream: string,
+    group: string,
+    options: GroupOptions = {},
+  ): Promise<{ created: boolean; group: GroupInfo }> {
+    return (await this.request(
+      "POST",
+      `/v1/streams/${encodeURIComponent(stream)}/groups`,
+      { group, ...options },
+      randomUUID(),
+    )) as { created: boolean; group: GroupInfo };
+  }
+
+  /** Describes a consumer group. */
+  async groupInfo(stream: string, group: string): Promise<GroupInfo> {
+    return (await this.request(
+      "GET",
+      `/v1/streams/${encodeURIComponent(stream)}/groups/${encodeURIComponent(group)}`,
+    )) as GroupInfo;
+  }
+
+  /**
+   * Fetches up to `max` messages for `consumer`, waiting up to `waitMs` for some. Retrying a fetch
+   * whose answer was lost is safe: its messages are redelivered once their ack wait ends.
+   */
+  async fetchMessages(
+    stream: string,
+    group: string,
+    consumer: string,
+    options: { max?: number; waitMs?: number } = {},
+  ): Promise<StreamMessageItem[]> {
+    const waitMs = options.waitMs ?? 0;
+    return (
+      (await this.request(
+        "POST",
+        `/v1/streams/${encodeURIComponent(stream)}/groups/${encodeURIComponent(group)}/fetch`,
+        { consumer, max: options.max ?? 1, waitMs },
+        randomUUID(),
+        waitMs + this.#requestTimeoutMs,
+      )) as { messages: StreamMessageItem[] }
+    ).messages;
+  }
+
+  /** Acknowledges, nacks (optionally delaying redelivery), extends or terminates messages. */
+  async settle(
+    stream: string,
+    group: string,
+    action: "ack" | "nack" | "extend" | "term",
+    seqs: readonly number[],
+    options: { delayMs?: number } = {},
+  ): Promise<{ settled: number[]; notPending: number[] }> {
+    return (await this.request(
+      "POST",
+      `/v1/streams/${encodeURIComponent(stream)}/groups/${encodeURIComponent(group)}/${action}`,
+      { seqs, ...(options.delayMs !== undefined ? { delayMs: options.delayMs } : {}) },
+      randomUUID(),
+    )) as { settled: number[]; notPending: number[] };
+  }
+
+  /** Acknowledges messages. */
+  async ack(
+    stream: string,
+    group: string,
+    seqs: readonly number[],
+  ): Promise<{ settled: number[]; notPending: number[] }> {
+    return this.settle(stream, group, "ack", seqs);
+  }
+
   /**
    * Sends one request, trying endpoints in turn: the one that last answered first. Retries
    * connection failures and retryable codes until the retry budget is spent, with backoff.
    */
-  async request(method: Method, path: string, body?: unknown, idempotencyKey?: string): Promise<unknown> {
+  async request(
+    method: Method,
+    path: string,
+    body?: unknown,
+    idempotencyKey?: string,
+    timeoutMs?: number,
+  ): Promise<unknown> {
     const deadline = Date.now() + this.#retryBudgetMs;
     let lastError: CairnClientError | undefined;
     for (let attempt = 0; ; attempt++) {
       const index = (this.#preferred + attempt) % this.#endpoints.length;
       const endpoint = this.#endpoints[index] ?? "";
       try {
-        const result = await this.#attempt(endpoint, method, path, body, idempotencyKey);
+        const result = await this.#attempt(endpoint, method, path, body, idempotencyKey, timeoutMs);
         this.#preferred = index;
         return result;
       } catch (error) {
@@ -188,6 +494,8 @@ export class CairnClient {
     path: string,
     body: unknown,
     idempotencyKey: string | undefined,
+    timeoutMs = this.#requestTimeoutMs,
+    cancel?: AbortSignal,
   ): Promise<unknown> {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers["content-type"] = "application/json";
@@ -198,13 +506,16 @@ export class CairnClient {
         method,
         headers,
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        signal: AbortSignal.timeout(this.#requestTimeoutMs),
+        signal:
+          cancel === undefined
+            ? AbortSignal.timeout(timeoutMs)
+            : AbortSignal.any([AbortSignal.timeout(timeoutMs), cancel]),
       });
     } catch (cause) {
       const timedOut = cause instanceof Error && cause.name === "TimeoutError";
       throw new CairnClientError(
         timedOut ? "ERR_TIMEOUT" : "ERR_UNAVAILABLE",
-        timedOut ? `${endpoint} did not answer in ${this.#requestTimeoutMs} ms` : `cannot reach ${endpoint}`,
+        timedOut ? `${endpoint} did not answer in ${timeoutMs} ms` : `cannot reach ${endpoint}`,
         undefined,
         {},
         { cause },

@@ -1,7 +1,15 @@
 export {
+  type AppendAck,
   CairnClient,
   CairnClientError,
   type CairnClientOptions,
+  type GroupInfo,
+  type GroupOptions,
   type KvItem,
+  type MessagePage,
+  type StreamInfo,
+  type StreamMessageItem,
+  type StreamOptions,
+  type TailEvent,
   type WriteAck,
 } from "./client.js";

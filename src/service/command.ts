@@ -12,14 +12,22 @@ import {
 } from "./cluster/members.js";
 import { applyKv, decodeKvCommand, encodeKvCommand, type KvCommand, type KvResult } from "./kv/index.js";
 import type { StateWriter } from "./state.js";
+import {
+  applyStream,
+  decodeStreamCommand,
+  encodeStreamCommand,
+  type StreamCommand,
+  type StreamResult,
+} from "./streams/index.js";
 
-/** A command of any service. Streams and consumer groups join this union. */
+/** A command of any service. */
 export type Command =
   | { readonly service: "kv"; readonly command: KvCommand }
-  | { readonly service: "members"; readonly command: MemberCommand };
+  | { readonly service: "members"; readonly command: MemberCommand }
+  | { readonly service: "streams"; readonly command: StreamCommand };
 
 /** The result of applying a {@link Command}. */
-export type CommandResult = KvResult | MemberResult;
+export type CommandResult = KvResult | MemberResult | StreamResult;
 
 /** What a client write carries into the log. */
 export interface Envelope {
@@ -56,6 +64,7 @@ export const defaultIdempotencySettings: IdempotencySettings = {
 const ENVELOPE_VERSION = 1;
 const SERVICE_KV = 1;
 const SERVICE_MEMBERS = 2;
+const SERVICE_STREAMS = 3;
 /** The longest idempotency key accepted, in bytes. */
 export const idempotencyKeyBytesMax = 256;
 
@@ -74,6 +83,10 @@ export function encodeEnvelope(envelope: Envelope): Uint8Array {
       writer.u8(SERVICE_MEMBERS);
       encodeMemberCommand(envelope.command.command, writer);
       break;
+    case "streams":
+      writer.u8(SERVICE_STREAMS);
+      encodeStreamCommand(envelope.command.command, writer);
+      break;
   }
   return writer.finish();
 }
@@ -90,6 +103,8 @@ export function decodeEnvelope(data: Uint8Array): Envelope {
   if (service === SERVICE_KV) command = { service: "kv", command: decodeKvCommand(reader) };
   else if (service === SERVICE_MEMBERS)
     command = { service: "members", command: decodeMemberCommand(reader) };
+  else if (service === SERVICE_STREAMS)
+    command = { service: "streams", command: decodeStreamCommand(reader) };
   else throw new DecodeError(`unknown service ${service}`);
   reader.end();
   return idempotencyKey === "" ? { tsMs, command } : { tsMs, idempotencyKey, command };
@@ -152,6 +167,8 @@ function runCommand(state: StateWriter, envelope: Envelope): CommandResult {
       return applyKv(state, envelope.command.command, envelope.tsMs);
     case "members":
       return applyMemberCommand(state, envelope.command.command);
+    case "streams":
+      return applyStream(state, envelope.command.command, envelope.tsMs);
   }
 }
 

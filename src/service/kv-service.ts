@@ -135,7 +135,7 @@ export class KvService {
     };
     const { result, duplicate } = await this.#propose(command, options.idempotencyKey);
     if (!result.ok) throw conflictError(result);
-    if (!("created" in result)) throw unexpected(result);
+    if (!("created" in result && "revision" in result)) throw unexpected(result);
     return { revision: result.revision, created: result.created, duplicate };
   }
 
@@ -151,7 +151,7 @@ export class KvService {
         : { type: "delete", key };
     const { result, duplicate } = await this.#propose(command, options.idempotencyKey);
     if (!result.ok) throw conflictError(result);
-    if (!("deleted" in result)) throw unexpected(result);
+    if (!("deleted" in result && "revision" in result)) throw unexpected(result);
     return { revision: result.revision, deleted: result.deleted, duplicate };
   }
 
@@ -208,7 +208,7 @@ export class KvService {
 }
 
 function conflictError(result: Extract<CommandResult, { ok: false }>): CairnError {
-  if (result.code === "ERR_CONFLICT") {
+  if (result.code === "ERR_CONFLICT" && "currentRevision" in result) {
     return new CairnError("ERR_CONFLICT", result.message, { currentRevision: result.currentRevision });
   }
   return new CairnError(result.code, result.message);

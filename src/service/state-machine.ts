@@ -63,11 +63,20 @@ export class MemoryBackend implements StateBackend {
 export class ServiceStateMachine implements StateMachine<ApplyOutcome> {
   readonly #backend: StateBackend;
   readonly #settings: IdempotencySettings;
+  readonly #onApplied: (() => void) | undefined;
 
-  /** Creates the state machine over a backend. */
-  constructor(backend: StateBackend, settings: IdempotencySettings = defaultIdempotencySettings) {
+  /**
+   * Creates the state machine over a backend. `onApplied` runs after each applied batch is
+   * committed (it wakes long-polls and event streams waiting for new messages).
+   */
+  constructor(
+    backend: StateBackend,
+    settings: IdempotencySettings = defaultIdempotencySettings,
+    onApplied?: () => void,
+  ) {
     this.#backend = backend;
     this.#settings = settings;
+    this.#onApplied = onApplied;
   }
 
   appliedIndex(): LogIndex {
@@ -87,7 +96,10 @@ export class ServiceStateMachine implements StateMachine<ApplyOutcome> {
       return applyEnvelope(overlay, decodeEnvelope(entry.data), this.#settings);
     });
     const last = entries.at(-1);
-    if (last !== undefined && last.index > applied) await this.#backend.commit(overlay.effects(), last.index);
+    if (last !== undefined && last.index > applied) {
+      await this.#backend.commit(overlay.effects(), last.index);
+      this.#onApplied?.();
+    }
     return results;
   }
 }

@@ -24,7 +24,12 @@ export type KeyKind =
   | "kv-ttl"
   | "dedupe"
   | "dedupe-ttl"
-  | "members";
+  | "members"
+  | "stream-dedupe"
+  | "stream-dedupe-ttl"
+  | "stream-garbage"
+  | "consumer-pending"
+  | "consumer-due";
 
 /** The byte each kind contributes to a stored key. */
 export const keyKindCode: Record<KeyKind, number> = {
@@ -37,6 +42,11 @@ export const keyKindCode: Record<KeyKind, number> = {
   dedupe: 6,
   "dedupe-ttl": 7,
   members: 8,
+  "stream-dedupe": 9,
+  "stream-dedupe-ttl": 10,
+  "stream-garbage": 11,
+  "consumer-pending": 12,
+  "consumer-due": 13,
 };
 
 /** One write of an applied batch. `delete-range` removes keys in [start, end) of one kind. */

@@ -15,10 +15,12 @@ import {
   type PersistedState,
   type SnapshotMeta,
 } from "../../src/raft/index.js";
+import { ApplyNotifier } from "../../src/service/apply-notifier.js";
 import type { ApplyOutcome } from "../../src/service/command.js";
 import { GroupReplication } from "../../src/service/group-replication.js";
 import { KvService } from "../../src/service/kv-service.js";
 import { MemoryBackend, ServiceStateMachine } from "../../src/service/state-machine.js";
+import { StreamService } from "../../src/service/stream-service.js";
 
 /** Storage that survives a simulated restart of its node (it lives in the test). */
 export class MemoryGroupStorage implements GroupStorage {
@@ -62,6 +64,7 @@ export interface InProcessNode {
   backend: MemoryBackend;
   group: RaftGroup<ApplyOutcome> | undefined;
   kv: KvService | undefined;
+  streams: StreamService | undefined;
 }
 
 /** Runs N members over an in-memory bus. */
@@ -82,6 +85,7 @@ export class InProcessCluster {
         backend: new MemoryBackend(),
         group: undefined,
         kv: undefined,
+        streams: undefined,
       });
     }
   }
@@ -90,6 +94,7 @@ export class InProcessCluster {
   async start(id: NodeId): Promise<void> {
     const node = this.#node(id);
     node.backend = new MemoryBackend();
+    const applied = new ApplyNotifier();
     const group = await RaftGroup.open<ApplyOutcome>({
       raft: {
         id,
@@ -105,13 +110,14 @@ export class InProcessCluster {
       env: this.env,
       storage: node.storage,
       sender: { send: (messages) => this.#deliver(messages) },
-      stateMachine: new ServiceStateMachine(node.backend),
+      stateMachine: new ServiceStateMachine(node.backend, undefined, () => applied.notify()),
       tickIntervalMs: 10,
       proposalTimeoutMs: 2_000,
       readTimeoutMs: 2_000,
     });
     node.group = group;
     node.kv = new KvService(new GroupReplication(group, node.backend, this.env));
+    node.streams = new StreamService(new GroupReplication(group, node.backend, this.env), applied);
   }
 
   /** Starts every member. */
@@ -125,6 +131,7 @@ export class InProcessCluster {
     await node.group?.stop();
     node.group = undefined;
     node.kv = undefined;
+    node.streams = undefined;
   }
 
   /** Stops everything. */

@@ -1,6 +1,7 @@
 // A single-replica stand-in for the replicated log: proposals apply at once to in-memory state
 // through the real envelope and state machine code. Lets service and protocol tests run without a
 // cluster; the real runtime is tested against the same port in the integration suite.
+import { ApplyNotifier } from "../../src/service/apply-notifier.js";
 import { type ApplyOutcome, applyEnvelope, decodeEnvelope } from "../../src/service/command.js";
 import type { ReplicationPort, Staleness } from "../../src/service/replication.js";
 import { MemoryState, type StateReader } from "../../src/service/state.js";
@@ -8,6 +9,8 @@ import { MemoryState, type StateReader } from "../../src/service/state.js";
 /** An in-process, single-replica ReplicationPort with a settable clock. */
 export class LocalReplication implements ReplicationPort {
   readonly state = new MemoryState();
+  /** Notified after every applied proposal, as the real apply path does. */
+  readonly applied = new ApplyNotifier();
   appliedIndex = 0;
   clockMs = 1_700_000_000_000;
   /** When set, every proposal fails with this error instead of applying. */
@@ -16,7 +19,9 @@ export class LocalReplication implements ReplicationPort {
   async propose(data: Uint8Array): Promise<ApplyOutcome> {
     if (this.failWith !== undefined) throw this.failWith;
     this.appliedIndex++;
-    return applyEnvelope(this.state, decodeEnvelope(data));
+    const outcome = applyEnvelope(this.state, decodeEnvelope(data));
+    this.applied.notify();
+    return outcome;
   }
 
   async readLinearizable<T>(read: (state: StateReader) => T): Promise<T> {

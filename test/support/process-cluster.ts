@@ -107,7 +107,10 @@ export class ProcessCluster {
     ];
   }
 
-  /** Starts a node's process and waits until its HTTP API answers. */
+  /**
+   * Starts a node's process and waits until its HTTP API answers (up to a minute: on a loaded
+   * 2-core machine, several suites start tsx-compiled nodes at once).
+   */
   async start(node: ProcessNode): Promise<void> {
     const child = spawn(process.execPath, this.args(node), { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
     node.process = child;
@@ -120,7 +123,7 @@ export class ProcessCluster {
     child.once("exit", () => {
       if (node.process === child) node.process = undefined;
     });
-    const deadline = Date.now() + 20_000;
+    const deadline = Date.now() + 60_000;
     while (Date.now() < deadline) {
       if (node.process === undefined) throw new Error(`${node.name} exited during start:\n${node.output}`);
       try {

@@ -5,12 +5,15 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance } from "fastify";
 import { CairnError, isErrorCode } from "../../service/errors.js";
 import type { KvService } from "../../service/kv-service.js";
+import type { StreamService } from "../../service/stream-service.js";
 import { type ClusterRoutesOptions, registerClusterRoutes } from "./cluster-routes.js";
+import { registerCompatRoutes } from "./compat-routes.js";
 import { errorBody, httpStatusOf } from "./error-status.js";
 import type { Forwarder } from "./forward.js";
 import { registerKvRoutes } from "./kv-routes.js";
 import { type MetricsSource, registerMetricsRoute } from "./metrics-route.js";
 import { OpenApiCollector } from "./openapi.js";
+import { registerStreamRoutes } from "./stream-routes.js";
 import { typeboxValidatorCompiler } from "./validator.js";
 
 /** Whether this node can serve requests, for /health/ready. */
@@ -22,6 +25,10 @@ export interface Readiness {
 /** What the HTTP server serves. */
 export interface HttpAppOptions {
   readonly kv: KvService;
+  /** Streams and consumer groups; without it there are no /v1/streams routes. */
+  readonly streams?: StreamService;
+  /** This node's name, reported by the compatibility /heartbeat. */
+  readonly nodeName?: string;
   /** Answers /health/ready; ready when the node knows a leader and has applied what it committed. */
   readonly readiness: () => Readiness;
   /** The largest request body accepted, in bytes (a value of the maximum size, base64, fits). */
@@ -91,6 +98,19 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
   if (options.cluster !== undefined)
     registerClusterRoutes(app, options.cluster, options.forwarder?.preHandler);
   if (options.metrics !== undefined) registerMetricsRoute(app, options.metrics);
+  if (options.streams !== undefined)
+    registerStreamRoutes(app, options.streams, options.forwarder?.preHandler);
+  const cluster = options.cluster;
+  registerCompatRoutes(
+    app,
+    {
+      kv: options.kv,
+      ...(options.streams !== undefined ? { streams: options.streams } : {}),
+      ...(cluster !== undefined ? { status: () => cluster.status() } : {}),
+      ...(options.nodeName !== undefined ? { nodeName: options.nodeName } : {}),
+    },
+    options.forwarder?.preHandler,
+  );
 
   if (options.forwarder !== undefined) {
     const forwarder = options.forwarder;

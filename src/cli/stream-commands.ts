@@ -1,0 +1,248 @@
+// `cairn stream create|ls|info|send|read|tail` and `cairn group create|fetch|ack|info`: the streams
+// and consumer groups from the command line, through the client library (which retries on another
+// node and makes writes safe to retry).
+import type { Command } from "commander";
+import { CairnClient, type GroupOptions, type StreamMessageItem } from "../client/index.js";
+import { ConfigError } from "./node-config.js";
+
+/** What the stream commands need from the program that hosts them. */
+export interface StreamCommandsContext {
+  /** The endpoints to use for a command's --endpoints flag value. */
+  readonly endpointsFrom: (flag: string | undefined) => string[];
+  /** Prints a line (or a value as JSON). */
+  readonly print: (value: unknown) => void;
+  /** Prints a diagnostic line to stderr. */
+  readonly warn: (line: string) => void;
+}
+
+function integer(name: string): (value: string) => number {
+  return (value) => {
+    if (!/^\d+$/.test(value))
+      throw new ConfigError(name, `expected a non-negative integer, got ${JSON.stringify(value)}`);
+    return Number(value);
+  };
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function headersOf(pairs: readonly string[]): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const pair of pairs) {
+    const at = pair.indexOf("=");
+    if (at <= 0) throw new ConfigError("header", `expected name=value, got ${JSON.stringify(pair)}`);
+    headers[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return headers;
+}
+
+function startOf(value: string): NonNullable<GroupOptions["startAt"]> {
+  if (value === "first" || value === "last" || value === "new") return value;
+  const match = /^(seq|time):(\d+)$/.exec(value);
+  if (match === null) throw new ConfigError("start", "expected first, last, new, seq:N or time:MS");
+  return match[1] === "seq" ? { seq: Number(match[2]) } : { timeMs: Number(match[2]) };
+}
+
+function line(m: StreamMessageItem): string {
+  const deliveries = m.deliveries !== undefined ? `\t(delivery ${m.deliveries})` : "";
+  return `${m.seq}\t${m.id}\t${m.payload}${deliveries}`;
+}
+
+/** Adds the stream and group commands to `program`. */
+export function registerStreamCommands(program: Command, context: StreamCommandsContext): void {
+  const { print, warn } = context;
+  const client = (endpoints: string | undefined) =>
+    new CairnClient({ endpoints: context.endpointsFrom(endpoints) });
+  const withEndpoints = (command: Command) =>
+    command.option("--endpoints <urls>", "comma-separated node URLs");
+
+  const stream = program.command("stream").description("create, inspect, write, read and follow streams");
+  withEndpoints(
+    stream.command("create <name>").description("create a stream (no-op if it exists with these settings)"),
+  )
+    .option("--max-messages <n>", "keep at most this many messages", integer("max-messages"))
+    .option("--max-bytes <n>", "keep at most this many bytes", integer("max-bytes"))
+    .option("--max-age-ms <ms>", "drop messages older than this", integer("max-age-ms"))
+    .option("--discard <policy>", "when full: old (drop oldest) or new (refuse)")
+    .option("--message-bytes-max <n>", "largest message accepted", integer("message-bytes-max"))
+    .option("--dedupe-window-ms <ms>", "how long message ids are remembered", integer("dedupe-window-ms"))
+    .action(
+      async (
+        name: string,
+        o: {
+          endpoints?: string;
+          maxMessages?: number;
+          maxBytes?: number;
+          maxAgeMs?: number;
+          discard?: string;
+          messageBytesMax?: number;
+          dedupeWindowMs?: number;
+        },
+      ) => {
+        if (o.discard !== undefined && o.discard !== "old" && o.discard !== "new") {
+          throw new ConfigError("discard", "expected old or new");
+        }
+        const { endpoints, discard, ...limits } = o;
+        print(
+          await client(endpoints).createStream(name, {
+            ...limits,
+            ...(discard !== undefined ? { discard } : {}),
+          }),
+        );
+      },
+    );
+  withEndpoints(stream.command("ls").description("list streams")).action(
+    async (o: { endpoints?: string }) => {
+      for (const s of await client(o.endpoints).listStreams()) {
+        print(
+          `${s.name}\tmessages ${s.messages}\tseq ${s.firstSeq}..${s.lastSeq}\tbytes ${s.bytes}\tgroups ${s.groups.length}`,
+        );
+      }
+    },
+  );
+  withEndpoints(
+    stream.command("info <name>").description("show a stream's settings, sequences and groups"),
+  ).action(async (name: string, o: { endpoints?: string }) => {
+    const info = await client(o.endpoints).streamInfo(name);
+    if (info === undefined) throw new ConfigError("name", `stream ${name} does not exist`);
+    print(info);
+  });
+  withEndpoints(stream.command("send <name> <payload>").description("append a message"))
+    .option("--id <id>", "message id: a retry with the same id is stored once")
+    .option("--key <key>", "message key")
+    .option("--header <name=value>", "a header (repeatable)", collect, [])
+    .option(
+      "--expected-last-seq <n>",
+      "append only if the stream's last sequence is n",
+      integer("expected-last-seq"),
+    )
+    .action(
+      async (
+        name: string,
+        payload: string,
+        o: { endpoints?: string; id?: string; key?: string; header: string[]; expectedLastSeq?: number },
+      ) => {
+        print(
+          await client(o.endpoints).append(name, payload, {
+            headers: headersOf(o.header),
+            ...(o.id !== undefined ? { id: o.id } : {}),
+            ...(o.key !== undefined ? { key: o.key } : {}),
+            ...(o.expectedLastSeq !== undefined ? { expectedLastSeq: o.expectedLastSeq } : {}),
+          }),
+        );
+      },
+    );
+  withEndpoints(stream.command("read <name>").description("print messages: seq, id, payload"))
+    .option("--from <seq>", "first sequence", integer("from"))
+    .option("--limit <n>", "messages at most", integer("limit"), 100)
+    .option("--wait-ms <ms>", "wait this long for a message if there is none", integer("wait-ms"))
+    .option("--json", "print whole messages as JSON")
+    .action(
+      async (
+        name: string,
+        o: { endpoints?: string; from?: number; limit: number; waitMs?: number; json?: boolean },
+      ) => {
+        const page = await client(o.endpoints).read(name, {
+          limit: o.limit,
+          ...(o.from !== undefined ? { from: o.from } : {}),
+          ...(o.waitMs !== undefined ? { waitMs: o.waitMs } : {}),
+        });
+        for (const m of page.messages) print(o.json ? JSON.stringify(m) : line(m));
+      },
+    );
+  withEndpoints(stream.command("tail <name>").description("follow a stream live (Ctrl-C stops)"))
+    .option("--from <seq>", "start at this sequence (default: new messages only)", integer("from"))
+    .option("--json", "print whole messages as JSON")
+    .action(async (name: string, o: { endpoints?: string; from?: number; json?: boolean }) => {
+      const controller = new AbortController();
+      process.once("SIGINT", () => controller.abort());
+      const messages = client(o.endpoints).tail(name, {
+        ...(o.from !== undefined ? { from: o.from } : {}),
+        signal: controller.signal,
+        onConnection: (event) =>
+          warn(
+            event.kind === "lost"
+              ? `cairn: lost ${event.endpoint} (${event.reason}); reconnecting to another node...`
+              : `cairn: reconnected to ${event.endpoint}; resuming at sequence ${event.from}`,
+          ),
+      });
+      for await (const m of messages) print(o.json ? JSON.stringify(m) : line(m));
+    });
+
+  const group = program.command("group").description("consumer groups: create, fetch, ack, info");
+  withEndpoints(group.command("create <stream> <group>").description("create a consumer group"))
+    .option("--start <at>", "first, last, new, seq:N or time:MS", "first")
+    .option("--ack-wait-ms <ms>", "redeliver if not acknowledged within this", integer("ack-wait-ms"))
+    .option(
+      "--max-deliveries <n>",
+      "dead-letter after this many deliveries (0: never)",
+      integer("max-deliveries"),
+    )
+    .option("--dead-letter-stream <name>", "where dead letters go (default <stream>.<group>.dlq)")
+    .action(
+      async (
+        streamName: string,
+        groupName: string,
+        o: {
+          endpoints?: string;
+          start: string;
+          ackWaitMs?: number;
+          maxDeliveries?: number;
+          deadLetterStream?: string;
+        },
+      ) => {
+        print(
+          await client(o.endpoints).createGroup(streamName, groupName, {
+            startAt: startOf(o.start),
+            ...(o.ackWaitMs !== undefined ? { ackWaitMs: o.ackWaitMs } : {}),
+            ...(o.maxDeliveries !== undefined ? { maxDeliveries: o.maxDeliveries } : {}),
+            ...(o.deadLetterStream !== undefined ? { deadLetterStream: o.deadLetterStream } : {}),
+          }),
+        );
+      },
+    );
+  withEndpoints(group.command("fetch <stream> <group>").description("fetch messages for a consumer"))
+    .requiredOption("--consumer <name>", "consumer name")
+    .option("--max <n>", "messages at most", integer("max"), 10)
+    .option("--wait-ms <ms>", "wait this long for messages", integer("wait-ms"), 0)
+    .option("--ack", "acknowledge what was printed")
+    .option("--json", "print whole messages as JSON")
+    .action(
+      async (
+        streamName: string,
+        groupName: string,
+        o: {
+          endpoints?: string;
+          consumer: string;
+          max: number;
+          waitMs: number;
+          ack?: boolean;
+          json?: boolean;
+        },
+      ) => {
+        const c = client(o.endpoints);
+        const messages = await c.fetchMessages(streamName, groupName, o.consumer, {
+          max: o.max,
+          waitMs: o.waitMs,
+        });
+        for (const m of messages) print(o.json ? JSON.stringify(m) : line(m));
+        if (o.ack && messages.length > 0)
+          await c.ack(
+            streamName,
+            groupName,
+            messages.map((m) => m.seq),
+          );
+      },
+    );
+  withEndpoints(
+    group.command("ack <stream> <group> <seqs...>").description("acknowledge messages by sequence"),
+  ).action(async (streamName: string, groupName: string, seqs: string[], o: { endpoints?: string }) => {
+    print(await client(o.endpoints).ack(streamName, groupName, seqs.map(integer("seq"))));
+  });
+  withEndpoints(
+    group.command("info <stream> <group>").description("pending, ack floor, consumers, dead letters"),
+  ).action(async (streamName: string, groupName: string, o: { endpoints?: string }) => {
+    print(await client(o.endpoints).groupInfo(streamName, groupName));
+  });
+}

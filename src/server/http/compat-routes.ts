@@ -1,0 +1,165 @@
+// Routes for users of the systems Cairn replaces, so their scripts keep working unchanged:
+// POST /send and GET /messages on a default stream, GET /status, GET /heartbeat, and
+// PUT/GET/DELETE /kv/{key} with {"value": ...} plus GET /kv. They map onto the same services as
+// /v1 (same replication, same guarantees); errors keep the one Cairn error body.
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import type { FastifyInstance, preHandlerAsyncHookHandler } from "fastify";
+import { Type } from "typebox";
+import { CairnError } from "../../service/errors.js";
+import type { KvService } from "../../service/kv-service.js";
+import type { StreamService } from "../../service/stream-service.js";
+
+/** The stream behind POST /send and GET /messages. */
+export const compatStreamName = "messages";
+
+/** What the compatibility routes serve. */
+export interface CompatRoutesOptions {
+  readonly kv: KvService;
+  readonly streams?: StreamService;
+  /** The cluster status, for GET /status; without it /status reports only liveness. */
+  readonly status?: () => unknown;
+  /** This node's name, for /heartbeat. */
+  readonly nodeName?: string;
+}
+
+const textDecoder = new TextDecoder();
+
+/** A stored value back as JSON: the value itself if it parses, else the text. */
+function jsonOf(bytes: Uint8Array): unknown {
+  const text = textDecoder.decode(bytes);
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/** Registers the compatibility routes; `beforeWrite` forwards writes to the leader. */
+export function registerCompatRoutes(
+  fastify: FastifyInstance,
+  options: CompatRoutesOptions,
+  beforeWrite?: preHandlerAsyncHookHandler,
+): void {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const write = beforeWrite ? { preHandler: beforeWrite } : {};
+  const { kv, streams } = options;
+
+  app.get("/heartbeat", { schema: { summary: "Liveness (compatibility)" } }, async () => ({
+    status: "alive",
+    ...(options.nodeName !== undefined ? { node: options.nodeName } : {}),
+    timestampMs: Date.now(),
+  }));
+
+  app.get("/status", { schema: { summary: "Node and cluster status (compatibility)" } }, async () => ({
+    status: "ok",
+    ...(options.status !== undefined ? { cluster: options.status() } : {}),
+  }));
+
+  if (streams !== undefined) {
+    app.post(
+      "/send",
+      {
+        schema: {
+          summary: "Append a JSON message to the default stream (compatibility)",
+          body: Type.Unknown(),
+        },
+        ...write,
+      },
+      async (request) => {
+        if (request.body === undefined) throw new CairnError("ERR_BAD_REQUEST", "send a JSON message");
+        const payload = new TextEncoder().encode(JSON.stringify(request.body));
+        const key = request.headers["idempotency-key"];
+        const idempotencyKey = typeof key === "string" ? key : undefined;
+        let ack: Awaited<ReturnType<StreamService["append"]>>;
+        try {
+          ack = await streams.append(compatStreamName, { payload }, idempotencyKey);
+        } catch (error) {
+          if (!(error instanceof CairnError && error.code === "ERR_NOT_FOUND")) throw error;
+          // The default stream appears on first use.
+          await streams.create(compatStreamName);
+          ack = await streams.append(compatStreamName, { payload }, idempotencyKey);
+        }
+        return { status: "ok", seq: ack.seq, id: ack.id, duplicate: ack.duplicate };
+      },
+    );
+
+    app.get(
+      "/messages",
+      {
+        schema: {
+          summary: "Read the default stream (compatibility)",
+          querystring: Type.Object({
+            from: Type.Optional(Type.Integer({ minimum: 0 })),
+            limit: Type.Optional(Type.Integer({ minimum: 1 })),
+          }),
+        },
+      },
+      async (request) => {
+        const q = request.query;
+        try {
+          const page = await streams.read(compatStreamName, {
+            ...(q.from !== undefined ? { from: q.from } : {}),
+            limit: Math.min(q.limit ?? 1000, streams.limits.readLimitMax),
+          });
+          return {
+            messages: page.messages.map((m) => ({
+              seq: m.seq,
+              message: jsonOf(m.payload),
+              timestampMs: m.tsMs,
+            })),
+            count: page.messages.length,
+            next: page.next,
+          };
+        } catch (error) {
+          if (error instanceof CairnError && error.code === "ERR_NOT_FOUND")
+            return { messages: [], count: 0, next: 1 };
+          throw error;
+        }
+      },
+    );
+  }
+
+  const KeyParams = Type.Object({ key: Type.String() });
+  app.put(
+    "/kv/:key",
+    {
+      schema: {
+        summary: "Write a key (compatibility)",
+        params: KeyParams,
+        body: Type.Object({ value: Type.Unknown() }, { additionalProperties: false }),
+      },
+      ...write,
+    },
+    async (request) => {
+      const value = request.body.value;
+      if (value === undefined) throw new CairnError("ERR_BAD_REQUEST", 'body must be {"value": ...}');
+      const text = typeof value === "string" ? value : JSON.stringify(value);
+      const ack = await kv.put(new TextEncoder().encode(request.params.key), new TextEncoder().encode(text));
+      return { key: request.params.key, value, revision: ack.revision };
+    },
+  );
+  app.get(
+    "/kv/:key",
+    { schema: { summary: "Read a key (compatibility)", params: KeyParams } },
+    async (request) => {
+      const result = await kv.get(new TextEncoder().encode(request.params.key));
+      if (result.record === undefined) throw new CairnError("ERR_NOT_FOUND", "key not found");
+      return { key: request.params.key, value: jsonOf(result.record.value) };
+    },
+  );
+  app.delete(
+    "/kv/:key",
+    { schema: { summary: "Delete a key (compatibility)", params: KeyParams }, ...write },
+    async (request) => {
+      const ack = await kv.delete(new TextEncoder().encode(request.params.key));
+      return { key: request.params.key, deleted: ack.deleted };
+    },
+  );
+  app.get("/kv", { schema: { summary: "All keys and values, up to 1,000 (compatibility)" } }, async () => {
+    const page = await kv.range({
+      prefix: new Uint8Array(0),
+      limit: Math.min(1000, kv.limits.rangeLimitMax),
+    });
+    return Object.fromEntries(page.items.map((item) => [textDecoder.decode(item.key), jsonOf(item.value)]));
+  });
+}

@@ -1,0 +1,399 @@
+// The stream and consumer-group endpoints of the HTTP API (/v1/streams): JSON in and out, payloads
+// as UTF-8 text or base64, long-polls with waitMs, server-sent events resumable with Last-Event-ID,
+// Idempotency-Key on writes. Writes (fetch included: it changes delivery state) go to the leader.
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import type { FastifyInstance, FastifyReply, preHandlerAsyncHookHandler } from "fastify";
+import { Type } from "typebox";
+import { CairnError, isErrorCode } from "../../service/errors.js";
+import type { StreamService } from "../../service/stream-service.js";
+import type { DeliveredMessage, Header, StartAt, StreamMessage } from "../../service/streams/index.js";
+import { decodeValue, encodeValue } from "./kv-routes.js";
+
+const Encoding = Type.Union([Type.Literal("utf8"), Type.Literal("base64")]);
+const Consistency = Type.Union([Type.Literal("linearizable"), Type.Literal("stale")]);
+const NameParams = Type.Object({ name: Type.String() });
+const GroupParams = Type.Object({ name: Type.String(), group: Type.String() });
+
+const CreateBody = Type.Object(
+  {
+    name: Type.String(),
+    maxMessages: Type.Optional(Type.Integer({ minimum: 0 })),
+    maxBytes: Type.Optional(Type.Integer({ minimum: 0 })),
+    maxAgeMs: Type.Optional(Type.Integer({ minimum: 0 })),
+    discard: Type.Optional(Type.Union([Type.Literal("old"), Type.Literal("new")])),
+    messageBytesMax: Type.Optional(Type.Integer({ minimum: 1 })),
+    dedupeWindowMs: Type.Optional(Type.Integer({ minimum: 0 })),
+  },
+  { additionalProperties: false },
+);
+
+const AppendBody = Type.Object(
+  {
+    payload: Type.String(),
+    encoding: Type.Optional(Encoding),
+    headers: Type.Optional(Type.Record(Type.String(), Type.String())),
+    key: Type.Optional(Type.String()),
+    id: Type.Optional(Type.String({ description: "message id, deduplicated within the stream's window" })),
+    expectedLastSeq: Type.Optional(Type.Integer({ minimum: 0 })),
+  },
+  { additionalProperties: false },
+);
+
+const StartAtSchema = Type.Union([
+  Type.Literal("first"),
+  Type.Literal("last"),
+  Type.Literal("new"),
+  Type.Object({ seq: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
+  Type.Object({ timeMs: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
+]);
+
+const GroupBody = Type.Object(
+  {
+    group: Type.String(),
+    startAt: Type.Optional(StartAtSchema),
+    ackWaitMs: Type.Optional(Type.Integer({ minimum: 1 })),
+    maxDeliveries: Type.Optional(Type.Integer({ minimum: 0 })),
+    deadLetterStream: Type.Optional(Type.String()),
+    maxAckPending: Type.Optional(Type.Integer({ minimum: 1 })),
+  },
+  { additionalProperties: false },
+);
+
+const FetchBody = Type.Object(
+  {
+    consumer: Type.String(),
+    max: Type.Optional(Type.Integer({ minimum: 1 })),
+    waitMs: Type.Optional(Type.Integer({ minimum: 0 })),
+  },
+  { additionalProperties: false },
+);
+
+const SettleBody = Type.Object(
+  {
+    seqs: Type.Array(Type.Integer({ minimum: 1 })),
+    delayMs: Type.Optional(Type.Integer({ minimum: 0 })),
+  },
+  { additionalProperties: false },
+);
+
+const SettleParams = Type.Object({
+  name: Type.String(),
+  group: Type.String(),
+  action: Type.Union([
+    Type.Literal("ack"),
+    Type.Literal("nack"),
+    Type.Literal("extend"),
+    Type.Literal("term"),
+  ]),
+});
+
+type Wanted = "utf8" | "base64" | undefined;
+
+function headersOf(headers: readonly Header[]): Record<string, string> {
+  return Object.fromEntries(headers);
+}
+
+/** A stored message as the API presents it. */
+export function presentMessage(m: StreamMessage, wanted: Wanted) {
+  const { value, encoding } = encodeValue(m.payload, wanted);
+  return {
+    seq: m.seq,
+    id: m.id,
+    tsMs: m.tsMs,
+    payload: value,
+    encoding,
+    headers: headersOf(m.headers),
+    ...(m.key !== undefined ? { key: m.key } : {}),
+  };
+}
+
+function presentDelivered(m: DeliveredMessage, wanted: Wanted) {
+  const { value, encoding } = encodeValue(Buffer.from(m.payloadBase64, "base64"), wanted);
+  return {
+    seq: m.seq,
+    id: m.id,
+    tsMs: m.tsMs,
+    payload: value,
+    encoding,
+    headers: headersOf(m.headers),
+    ...(m.key !== undefined ? { key: m.key } : {}),
+    deliveries: m.deliveries,
+  };
+}
+
+function idempotencyKeyOf(headers: Record<string, string | string[] | undefined>): string | undefined {
+  const value = headers["idempotency-key"];
+  if (Array.isArray(value)) throw new CairnError("ERR_BAD_REQUEST", "send one Idempotency-Key header");
+  return value;
+}
+
+function startAtOf(
+  value: "first" | "last" | "new" | { seq: number } | { timeMs: number } | undefined,
+): StartAt {
+  if (value === undefined) return { kind: "first" };
+  if (typeof value === "string") return { kind: value };
+  return "seq" in value ? { kind: "seq", seq: value.seq } : { kind: "time", timeMs: value.timeMs };
+}
+
+/** An AbortSignal that fires when the client goes away before the response is sent. */
+function clientGone(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.once("close", () => controller.abort());
+  return controller.signal;
+}
+
+/**
+ * Registers the /v1/streams routes on `app`. `beforeWrite` runs before every write (forwarding to
+ * the leader on a follower).
+ */
+export function registerStreamRoutes(
+  fastify: FastifyInstance,
+  streams: StreamService,
+  beforeWrite?: preHandlerAsyncHookHandler,
+): void {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const write = beforeWrite ? { preHandler: beforeWrite } : {};
+
+  app.post(
+    "/v1/streams",
+    { schema: { summary: "Create a stream", body: CreateBody }, ...write },
+    async (request) => {
+      const { name, ...options } = request.body;
+      return streams.create(name, options, idempotencyKeyOf(request.headers));
+    },
+  );
+
+  app.get(
+    "/v1/streams",
+    {
+      schema: {
+        summary: "List streams",
+        querystring: Type.Object({ consistency: Type.Optional(Consistency) }),
+      },
+    },
+    async (request) => ({ streams: await streams.list(request.query.consistency ?? "linearizable") }),
+  );
+
+  app.get(
+    "/v1/streams/:name",
+    {
+      schema: {
+        summary: "Describe a stream: first and last sequence, count, bytes, groups",
+        params: NameParams,
+        querystring: Type.Object({ consistency: Type.Optional(Consistency) }),
+      },
+    },
+    async (request) => streams.info(request.params.name, request.query.consistency ?? "linearizable"),
+  );
+
+  app.delete(
+    "/v1/streams/:name",
+    { schema: { summary: "Delete a stream and its groups", params: NameParams }, ...write },
+    async (request) => streams.delete(request.params.name, idempotencyKeyOf(request.headers)),
+  );
+
+  app.post(
+    "/v1/streams/:name/messages",
+    { schema: { summary: "Append a message", params: NameParams, body: AppendBody }, ...write },
+    async (request) => {
+      const body = request.body;
+      return streams.append(
+        request.params.name,
+        {
+          payload: decodeValue(body.payload, body.encoding),
+          headers: Object.entries(body.headers ?? {}),
+          ...(body.key !== undefined ? { key: body.key } : {}),
+          ...(body.id !== undefined ? { msgId: body.id } : {}),
+          ...(body.expectedLastSeq !== undefined ? { expectedLastSeq: body.expectedLastSeq } : {}),
+        },
+        idempotencyKeyOf(request.headers),
+      );
+    },
+  );
+
+  app.get(
+    "/v1/streams/:name/messages",
+    {
+      schema: {
+        summary: "Read messages by sequence or time; waitMs long-polls for new ones",
+        params: NameParams,
+        querystring: Type.Object({
+          from: Type.Optional(Type.Integer({ minimum: 0 })),
+          fromTimeMs: Type.Optional(Type.Integer({ minimum: 0 })),
+          limit: Type.Optional(Type.Integer({ minimum: 1 })),
+          waitMs: Type.Optional(Type.Integer({ minimum: 0 })),
+          consistency: Type.Optional(Consistency),
+          encoding: Type.Optional(Encoding),
+        }),
+      },
+    },
+    async (request, reply) => {
+      const q = request.query;
+      const page = await streams.read(request.params.name, {
+        ...(q.from !== undefined ? { from: q.from } : {}),
+        ...(q.fromTimeMs !== undefined ? { fromTimeMs: q.fromTimeMs } : {}),
+        limit: Math.min(q.limit ?? 100, streams.limits.readLimitMax),
+        ...(q.waitMs !== undefined ? { waitMs: q.waitMs } : {}),
+        ...(q.consistency !== undefined ? { consistency: q.consistency } : {}),
+        signal: clientGone(reply),
+      });
+      return {
+        messages: page.messages.map((m) => presentMessage(m, q.encoding)),
+        next: page.next,
+        firstSeq: page.firstSeq,
+        lastSeq: page.lastSeq,
+      };
+    },
+  );
+
+  app.get(
+    "/v1/streams/:name/events",
+    {
+      schema: {
+        summary: "Follow a stream as server-sent events (id = sequence; resumable with Last-Event-ID)",
+        params: NameParams,
+        querystring: Type.Object({
+          from: Type.Optional(Type.Integer({ minimum: 0 })),
+          encoding: Type.Optional(Encoding),
+        }),
+      },
+    },
+    async (request, reply) => {
+      const name = request.params.name;
+      const lastEventId = request.headers["last-event-id"];
+      let from = request.query.from;
+      if (typeof lastEventId === "string" && lastEventId !== "") {
+        if (!/^\d{1,15}$/.test(lastEventId))
+          throw new CairnError("ERR_BAD_REQUEST", "Last-Event-ID must be a sequence");
+        from = Number(lastEventId) + 1;
+      }
+      const release = streams.openEventStream();
+      try {
+        // Answer a missing stream as a normal error, before the event stream starts.
+        const info = await streams.info(name);
+        from ??= info.firstSeq;
+      } catch (error) {
+        release();
+        throw error;
+      }
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, {
+        "content-type": "text/event-stream; charset=utf-8",
+        "cache-control": "no-cache",
+        connection: "keep-alive",
+        "x-accel-buffering": "no",
+      });
+      res.write(": connected\n\n");
+      const signal = clientGone(reply);
+      try {
+        while (!signal.aborted) {
+          const page = await streams.read(name, { from, limit: 100, waitMs: 15_000, signal });
+          if (page.messages.length === 0) res.write(": keepalive\n\n");
+          for (const m of page.messages) {
+            res.write(
+              `id: ${m.seq}\nevent: message\ndata: ${JSON.stringify(presentMessage(m, request.query.encoding))}\n\n`,
+            );
+          }
+          from = page.next;
+          // Back-pressure: a slow reader holds this loop, not an unbounded buffer.
+          if (res.writableNeedDrain)
+            await new Promise((resolve) => res.once("drain", resolve).once("close", resolve));
+        }
+      } catch (error) {
+        if (!signal.aborted) {
+          const code = error instanceof CairnError && isErrorCode(error.code) ? error.code : "ERR_INTERNAL";
+          const message = error instanceof Error ? error.message : String(error);
+          res.write(`event: error\ndata: ${JSON.stringify({ code, message })}\n\n`);
+        }
+      } finally {
+        release();
+        res.end();
+      }
+    },
+  );
+
+  app.post(
+    "/v1/streams/:name/groups",
+    { schema: { summary: "Create a consumer group", params: NameParams, body: GroupBody }, ...write },
+    async (request) => {
+      const { group, startAt, ...rest } = request.body;
+      return streams.createGroup(
+        request.params.name,
+        group,
+        { ...rest, startAt: startAtOf(startAt) },
+        idempotencyKeyOf(request.headers),
+      );
+    },
+  );
+
+  app.get(
+    "/v1/streams/:name/groups/:group",
+    {
+      schema: {
+        summary: "Describe a consumer group: pending, ack floor, consumers, dead letters",
+        params: GroupParams,
+        querystring: Type.Object({ consistency: Type.Optional(Consistency) }),
+      },
+    },
+    async (request) =>
+      streams.groupInfo(
+        request.params.name,
+        request.params.group,
+        request.query.consistency ?? "linearizable",
+      ),
+  );
+
+  app.delete(
+    "/v1/streams/:name/groups/:group",
+    { schema: { summary: "Delete a consumer group", params: GroupParams }, ...write },
+    async (request) =>
+      streams.deleteGroup(request.params.name, request.params.group, idempotencyKeyOf(request.headers)),
+  );
+
+  app.post(
+    "/v1/streams/:name/groups/:group/fetch",
+    {
+      schema: {
+        summary: "Fetch messages for a consumer (a replicated write); waitMs waits for some",
+        params: GroupParams,
+        body: FetchBody,
+        querystring: Type.Object({ encoding: Type.Optional(Encoding) }),
+      },
+      ...write,
+    },
+    async (request, reply) => {
+      const body = request.body;
+      const messages = await streams.fetch(
+        request.params.name,
+        request.params.group,
+        body.consumer,
+        body.max ?? 1,
+        body.waitMs ?? 0,
+        clientGone(reply),
+      );
+      return { messages: messages.map((m) => presentDelivered(m, request.query.encoding)) };
+    },
+  );
+
+  app.post(
+    "/v1/streams/:name/groups/:group/:action",
+    {
+      schema: {
+        summary: "Acknowledge, nack (with delayMs), extend or terminate messages",
+        params: SettleParams,
+        body: SettleBody,
+      },
+      ...write,
+    },
+    async (request) =>
+      streams.settle(
+        request.params.name,
+        request.params.group,
+        request.params.action,
+        request.body.seqs,
+        request.body.delayMs ?? 0,
+        idempotencyKeyOf(request.headers),
+      ),
+  );
+}

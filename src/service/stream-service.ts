@@ -1,0 +1,603 @@
+// The streams and consumer-groups service: validates requests against its limits, proposes
+// commands through the replicated log, serves reads (linearizable by default), long-polls for new
+// messages, and turns state machine failures into CairnErrors with stable codes.
+import type { ApplyNotifier } from "./apply-notifier.js";
+import { type CommandResult, encodeEnvelope, idempotencyKeyBytesMax } from "./command.js";
+import { CairnError } from "./errors.js";
+import type { Consistency } from "./kv-service.js";
+import type { ReplicationPort } from "./replication.js";
+import type { StateReader } from "./state.js";
+import {
+  type DeliveredMessage,
+  type GroupConfig,
+  type GroupMeta,
+  getGroupMeta,
+  getStreamMeta,
+  type Header,
+  listGroups,
+  listPending,
+  listStreams,
+  type MessagePage,
+  nextDueMs,
+  readMessages,
+  type SettleAction,
+  type StartAt,
+  type StreamCommand,
+  type StreamConfig,
+  type StreamMeta,
+  type StreamResult,
+  seqAtTime,
+  streamSweepDue,
+  streamsClockMs,
+} from "./streams/index.js";
+
+/** Limits of the streams API. */
+export interface StreamLimits {
+  /** The largest message (payload, key and headers) any stream accepts. */
+  readonly messageBytesMax: number;
+  readonly headersMax: number;
+  /** Messages per read page at most. */
+  readonly readLimitMax: number;
+  /** Payload bytes per read page, about (a page always holds at least one message). */
+  readonly readBytesMax: number;
+  /** The longest long-poll or fetch wait. */
+  readonly waitMsMax: number;
+  /** Messages one fetch hands out at most. */
+  readonly fetchMax: number;
+  /** Sequences one ack, nack, extend or term names at most. */
+  readonly settleSeqsMax: number;
+  /** Messages in flight per group at most (a group's maxAckPending may not exceed it). */
+  readonly ackPendingMax: number;
+  /** Server-sent event connections per node at most. */
+  readonly sseConnectionsMax: number;
+}
+
+/** Defaults: 1 MiB messages, pages of 1,000 messages or 4 MiB, waits up to 30 s, fetches of 1,000. */
+export const defaultStreamLimits: StreamLimits = {
+  messageBytesMax: 1024 * 1024,
+  headersMax: 64,
+  readLimitMax: 1000,
+  readBytesMax: 4 * 1024 * 1024,
+  waitMsMax: 30_000,
+  fetchMax: 1000,
+  settleSeqsMax: 1000,
+  ackPendingMax: 10_000,
+  sseConnectionsMax: 256,
+};
+
+/** Stream settings as a client gives them; omitted ones take defaults. */
+export interface StreamCreateOptions {
+  readonly maxMessages?: number;
+  readonly maxBytes?: number;
+  readonly maxAgeMs?: number;
+  readonly discard?: "old" | "new";
+  readonly messageBytesMax?: number;
+  readonly dedupeWindowMs?: number;
+}
+
+/** A stream as reported to clients. */
+export interface StreamInfo {
+  readonly name: string;
+  readonly config: StreamConfig;
+  readonly createdMs: number;
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  readonly messages: number;
+  readonly bytes: number;
+  readonly groups: readonly string[];
+}
+
+/** A consumer group as reported to clients. */
+export interface GroupInfo {
+  readonly name: string;
+  readonly stream: string;
+  readonly config: GroupConfig;
+  readonly createdMs: number;
+  /** The next sequence never delivered to the group. */
+  readonly nextSeq: number;
+  /** Every sequence at or below this is settled (acknowledged, terminated, dead-lettered or gone). */
+  readonly ackFloor: number;
+  /** Messages in flight. */
+  readonly pending: number;
+  /** Messages the group has not seen yet. */
+  readonly backlog: number;
+  readonly delivered: number;
+  readonly acked: number;
+  readonly deadLettered: number;
+  /** What each consumer holds: in flight, and how many of those are past their ack deadline. */
+  readonly consumers: Readonly<Record<string, { readonly pending: number; readonly overdue: number }>>;
+}
+
+/** A message to append. */
+export interface AppendInput {
+  readonly payload: Uint8Array;
+  readonly headers?: readonly Header[];
+  readonly key?: string;
+  readonly msgId?: string;
+  readonly expectedLastSeq?: number;
+}
+
+/** Where and how much to read. */
+export interface ReadQuery {
+  /** First sequence to read (default: the stream's first). */
+  readonly from?: number;
+  /** Read from the first message appended at or after this leader time instead. */
+  readonly fromTimeMs?: number;
+  readonly limit: number;
+  /** Wait up to this long for a message when there is none yet. */
+  readonly waitMs?: number;
+  readonly consistency?: Consistency;
+  /** Stops a wait early (the client went away). */
+  readonly signal?: AbortSignal;
+}
+
+/** A page of a read; `next` is where to continue. */
+export interface ReadResult extends MessagePage {
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+}
+
+/** Settings of a new consumer group. */
+export interface GroupCreateOptions {
+  readonly startAt?: StartAt;
+  readonly ackWaitMs?: number;
+  readonly maxDeliveries?: number;
+  readonly deadLetterStream?: string;
+  readonly maxAckPending?: number;
+}
+
+const STREAM_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,255}$/;
+const GROUP_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
+const CONSUMER_NAME = /^[\x21-\x7e]{1,128}$/;
+
+function checkName(kind: string, name: string, rule: RegExp): void {
+  if (!rule.test(name)) {
+    throw new CairnError(
+      "ERR_BAD_REQUEST",
+      `${kind} name ${JSON.stringify(name)} is invalid: ${rule === CONSUMER_NAME ? "1 to 128 printable ASCII characters" : `letters, digits, _ . - (not first), at most ${rule === STREAM_NAME ? 256 : 64} characters`}`,
+    );
+  }
+}
+
+function checkInteger(name: string, value: number | undefined, min: number, max: number): void {
+  if (value === undefined) return;
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new CairnError("ERR_BAD_REQUEST", `${name} must be an integer from ${min} to ${max}`);
+  }
+}
+
+/** The streams and consumer-groups service. */
+export class StreamService {
+  readonly #log: ReplicationPort;
+  readonly #notifier: ApplyNotifier;
+  readonly #limits: StreamLimits;
+  #sseConnections = 0;
+
+  /** Creates the service; `notifier` must be the one the state machine's apply path notifies. */
+  constructor(log: ReplicationPort, notifier: ApplyNotifier, limits: StreamLimits = defaultStreamLimits) {
+    this.#log = log;
+    this.#notifier = notifier;
+    this.#limits = limits;
+  }
+
+  /** The limits in force. */
+  get limits(): StreamLimits {
+    return this.#limits;
+  }
+
+  /** Creates a stream; creating one that exists with the same settings is a no-op (`created: false`). */
+  async create(
+    name: string,
+    options: StreamCreateOptions = {},
+    idempotencyKey?: string,
+  ): Promise<{ created: boolean; stream: StreamInfo }> {
+    checkName("stream", name, STREAM_NAME);
+    const unlimited = Number.MAX_SAFE_INTEGER;
+    checkInteger("maxMessages", options.maxMessages, 0, unlimited);
+    checkInteger("maxBytes", options.maxBytes, 0, unlimited);
+    checkInteger("maxAgeMs", options.maxAgeMs, 0, unlimited);
+    checkInteger("messageBytesMax", options.messageBytesMax, 1, this.#limits.messageBytesMax);
+    checkInteger("dedupeWindowMs", options.dedupeWindowMs, 0, 24 * 3600 * 1000);
+    const config: StreamConfig = {
+      maxMessages: options.maxMessages ?? 0,
+      maxBytes: options.maxBytes ?? 0,
+      maxAgeMs: options.maxAgeMs ?? 0,
+      discard: options.discard ?? "old",
+      messageBytesMax: options.messageBytesMax ?? this.#limits.messageBytesMax,
+      dedupeWindowMs: options.dedupeWindowMs ?? 2 * 60_000,
+    };
+    const { result } = await this.#propose({ type: "create", name, config }, idempotencyKey);
+    if (result.op !== "create") throw unexpected(result);
+    const stream = await this.info(name);
+    return { created: result.created, stream };
+  }
+
+  /** Deletes a stream and its groups; `deleted` says whether it existed. */
+  async delete(name: string, idempotencyKey?: string): Promise<{ deleted: boolean }> {
+    checkName("stream", name, STREAM_NAME);
+    const { result } = await this.#propose({ type: "delete", name }, idempotencyKey);
+    if (result.op !== "delete") throw unexpected(result);
+    return { deleted: result.deleted };
+  }
+
+  /** Lists streams in name order. */
+  async list(consistency: Consistency = "linearizable"): Promise<StreamInfo[]> {
+    return this.#read(consistency, (state) =>
+      listStreams(state, 10_000).map((meta) => streamInfo(state, meta)),
+    );
+  }
+
+  /** Describes one stream; ERR_NOT_FOUND if it does not exist. */
+  async info(name: string, consistency: Consistency = "linearizable"): Promise<StreamInfo> {
+    checkName("stream", name, STREAM_NAME);
+    return this.#read(consistency, (state) => streamInfo(state, requireStream(state, name)));
+  }
+
+  /**
+   * Appends a message. A repeated `msgId` within the stream's window answers the original sequence
+   * with `duplicate: true`; a failed `expectedLastSeq` is ERR_CONFLICT with `currentLastSeq`.
+   */
+  async append(
+    name: string,
+    input: AppendInput,
+    idempotencyKey?: string,
+  ): Promise<{ seq: number; id: string; duplicate: boolean }> {
+    checkName("stream", name, STREAM_NAME);
+    const headers = input.headers ?? [];
+    if (headers.length > this.#limits.headersMax) {
+      throw new CairnError("ERR_BAD_REQUEST", `at most ${this.#limits.headersMax} headers`);
+    }
+    if (input.payload.length > this.#limits.messageBytesMax) {
+      throw new CairnError(
+        "ERR_TOO_LARGE",
+        `message is ${input.payload.length} bytes; the limit is ${this.#limits.messageBytesMax}`,
+        { limit: this.#limits.messageBytesMax },
+      );
+    }
+    // Message ids become part of state store keys, whose length is bounded: limit them in bytes.
+    const msgIdBytes = input.msgId === undefined ? 1 : new TextEncoder().encode(input.msgId).length;
+    if (msgIdBytes === 0 || msgIdBytes > 256) {
+      throw new CairnError("ERR_BAD_REQUEST", "message id must be 1 to 256 bytes");
+    }
+    checkInteger("expectedLastSeq", input.expectedLastSeq, 0, Number.MAX_SAFE_INTEGER);
+    const { result, duplicate } = await this.#propose(
+      {
+        type: "append",
+        name,
+        payload: input.payload,
+        headers,
+        ...(input.key !== undefined ? { key: input.key } : {}),
+        ...(input.msgId !== undefined ? { msgId: input.msgId } : {}),
+        ...(input.expectedLastSeq !== undefined ? { expectedLastSeq: input.expectedLastSeq } : {}),
+      },
+      idempotencyKey,
+    );
+    if (result.op !== "append") throw unexpected(result);
+    return { seq: result.seq, id: result.id, duplicate: result.duplicate || duplicate };
+  }
+
+  /**
+   * Reads a page of messages from a sequence or a time. With `waitMs`, an empty answer waits for
+   * a message to arrive (or the wait to end) before answering.
+   */
+  async read(name: string, query: ReadQuery): Promise<ReadResult> {
+    checkName("stream", name, STREAM_NAME);
+    checkInteger("limit", query.limit, 1, this.#limits.readLimitMax);
+    checkInteger("waitMs", query.waitMs, 0, this.#limits.waitMsMax);
+    checkInteger("from", query.from, 0, Number.MAX_SAFE_INTEGER);
+    checkInteger("fromTimeMs", query.fromTimeMs, 0, Number.MAX_SAFE_INTEGER);
+    const consistency = query.consistency ?? "linearizable";
+    const deadline = Date.now() + (query.waitMs ?? 0);
+    let from = query.from;
+    for (;;) {
+      const version = this.#notifier.version;
+      const page = await this.#read(consistency, (state) => {
+        const meta = requireStream(state, name);
+        const start =
+          from ?? (query.fromTimeMs !== undefined ? seqAtTime(state, meta, query.fromTimeMs) : meta.firstSeq);
+        return {
+          ...readMessages(state, meta, start, query.limit, this.#limits.readBytesMax),
+          firstSeq: meta.firstSeq,
+          lastSeq: meta.lastSeq,
+        };
+      });
+      if (page.messages.length > 0 || Date.now() >= deadline || query.signal?.aborted === true) return page;
+      // Nothing yet: keep the position and wait for an applied batch that reaches it.
+      from = page.next;
+      await this.#waitFor(version, deadline, query.signal, (state) => {
+        const meta = getStreamMeta(state, name);
+        return meta === undefined || meta.lastSeq >= page.next;
+      });
+    }
+  }
+
+  /** Creates a consumer group; creating one that exists with the same settings is a no-op. */
+  async createGroup(
+    stream: string,
+    group: string,
+    options: GroupCreateOptions = {},
+    idempotencyKey?: string,
+  ): Promise<{ created: boolean; group: GroupInfo }> {
+    checkName("stream", stream, STREAM_NAME);
+    checkName("group", group, GROUP_NAME);
+    checkInteger("ackWaitMs", options.ackWaitMs, 1, 24 * 3600 * 1000);
+    checkInteger("maxDeliveries", options.maxDeliveries, 0, 1_000_000);
+    checkInteger("maxAckPending", options.maxAckPending, 1, this.#limits.ackPendingMax);
+    const deadLetterStream = options.deadLetterStream ?? `${stream}.${group}.dlq`;
+    checkName("dead-letter stream", deadLetterStream, STREAM_NAME);
+    if (deadLetterStream === stream) {
+      throw new CairnError("ERR_BAD_REQUEST", "the dead-letter stream must differ from the stream");
+    }
+    const startAt = options.startAt ?? { kind: "first" };
+    if (startAt.kind === "seq") checkInteger("startAt.seq", startAt.seq, 0, Number.MAX_SAFE_INTEGER);
+    if (startAt.kind === "time") checkInteger("startAt.timeMs", startAt.timeMs, 0, Number.MAX_SAFE_INTEGER);
+    const { result } = await this.#propose(
+      {
+        type: "group-create",
+        stream,
+        group,
+        startAt,
+        config: {
+          ackWaitMs: options.ackWaitMs ?? 30_000,
+          maxDeliveries: options.maxDeliveries ?? 5,
+          deadLetterStream,
+          maxAckPending: options.maxAckPending ?? Math.min(1000, this.#limits.ackPendingMax),
+        },
+      },
+      idempotencyKey,
+    );
+    if (result.op !== "group-create") throw unexpected(result);
+    return { created: result.created, group: await this.groupInfo(stream, group) };
+  }
+
+  /** Deletes a consumer group. */
+  async deleteGroup(stream: string, group: string, idempotencyKey?: string): Promise<{ deleted: boolean }> {
+    checkName("stream", stream, STREAM_NAME);
+    checkName("group", group, GROUP_NAME);
+    const { result } = await this.#propose({ type: "group-delete", stream, group }, idempotencyKey);
+    if (result.op !== "group-delete") throw unexpected(result);
+    return { deleted: result.deleted };
+  }
+
+  /** Describes a consumer group. */
+  async groupInfo(
+    stream: string,
+    group: string,
+    consistency: Consistency = "linearizable",
+  ): Promise<GroupInfo> {
+    checkName("stream", stream, STREAM_NAME);
+    checkName("group", group, GROUP_NAME);
+    return this.#read(consistency, (state) => {
+      const meta = requireStream(state, stream);
+      return groupInfo(state, meta, requireGroup(state, meta, group));
+    });
+  }
+
+  /**
+   * Hands out up to `max` messages to `consumer`: those whose ack deadline passed first, then new
+   * ones. A replicated write. With `waitMs`, waits for messages to become available. Not
+   * deduplicated by idempotency key: messages of a response that was lost are delivered again once
+   * their ack wait ends, as at-least-once delivery promises.
+   */
+  async fetch(
+    stream: string,
+    group: string,
+    consumer: string,
+    max: number,
+    waitMs = 0,
+    signal?: AbortSignal,
+  ): Promise<DeliveredMessage[]> {
+    checkName("stream", stream, STREAM_NAME);
+    checkName("group", group, GROUP_NAME);
+    checkName("consumer", consumer, CONSUMER_NAME);
+    checkInteger("max", max, 1, this.#limits.fetchMax);
+    checkInteger("waitMs", waitMs, 0, this.#limits.waitMsMax);
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const version = this.#notifier.version;
+      const { result } = await this.#propose({ type: "fetch", stream, group, consumer, max }, undefined);
+      if (result.op !== "fetch") throw unexpected(result);
+      if (result.messages.length > 0 || Date.now() >= deadline || signal?.aborted === true) {
+        return [...result.messages];
+      }
+      // Propose again only when local state says something is available: a new message, or an
+      // ack deadline that has passed (checked at least every 250 ms, as deadlines need no apply).
+      await this.#waitFor(
+        version,
+        deadline,
+        signal,
+        (state) => groupHasWork(state, stream, group, this.#log.nowMs()),
+        250,
+      );
+    }
+  }
+
+  /** Acknowledges, nacks (with an optional redelivery delay), extends or terminates messages. */
+  async settle(
+    stream: string,
+    group: string,
+    action: SettleAction,
+    seqs: readonly number[],
+    delayMs = 0,
+    idempotencyKey?: string,
+  ): Promise<{ settled: readonly number[]; notPending: readonly number[] }> {
+    checkName("stream", stream, STREAM_NAME);
+    checkName("group", group, GROUP_NAME);
+    if (seqs.length === 0 || seqs.length > this.#limits.settleSeqsMax) {
+      throw new CairnError("ERR_BAD_REQUEST", `give 1 to ${this.#limits.settleSeqsMax} sequences`);
+    }
+    for (const seq of seqs) checkInteger("seq", seq, 1, Number.MAX_SAFE_INTEGER);
+    checkInteger("delayMs", delayMs, 0, 24 * 3600 * 1000);
+    const { result } = await this.#propose(
+      { type: "settle", stream, group, action, seqs, delayMs },
+      idempotencyKey,
+    );
+    if (result.op !== "settle") throw unexpected(result);
+    return { settled: result.settled, notPending: result.notPending };
+  }
+
+  /**
+   * Proposes one bounded housekeeping entry if any is due by the local clock (deleted streams'
+   * data, expired messages, expired message ids). The leader calls it periodically.
+   */
+  async sweepIfDue(max = 1000): Promise<boolean> {
+    const due = this.#log.readStale((state) => streamSweepDue(state, this.#log.nowMs())).value;
+    if (!due) return false;
+    await this.#propose({ type: "sweep", max }, undefined);
+    return true;
+  }
+
+  /**
+   * Reserves one of the node's server-sent event connections; returns the release function.
+   * Throws ERR_BUSY when `sseConnectionsMax` are open.
+   */
+  openEventStream(): () => void {
+    if (this.#sseConnections >= this.#limits.sseConnectionsMax) {
+      throw new CairnError(
+        "ERR_BUSY",
+        `too many event streams on this node (${this.#limits.sseConnectionsMax})`,
+      );
+    }
+    this.#sseConnections++;
+    let released = false;
+    return () => {
+      if (!released) this.#sseConnections--;
+      released = true;
+    };
+  }
+
+  /** Waits until `ready` holds on local state after an applied batch, `deadline`, or abort. */
+  async #waitFor(
+    version: number,
+    deadline: number,
+    signal: AbortSignal | undefined,
+    ready: (state: StateReader) => boolean,
+    pollMs = Number.MAX_SAFE_INTEGER,
+  ): Promise<void> {
+    let seen = version;
+    for (;;) {
+      const left = deadline - Date.now();
+      if (left <= 0 || signal?.aborted === true) return;
+      await this.#notifier.wait(seen, Math.min(left, pollMs), signal);
+      seen = this.#notifier.version;
+      if (this.#log.readStale(ready).value) return;
+    }
+  }
+
+  async #read<T>(consistency: Consistency, read: (state: StateReader) => T): Promise<T> {
+    if (consistency === "stale") return this.#log.readStale(read).value;
+    return this.#log.readLinearizable(read);
+  }
+
+  async #propose(
+    command: StreamCommand,
+    idempotencyKey: string | undefined,
+  ): Promise<{ result: Exclude<StreamResult, { ok: false }>; duplicate: boolean }> {
+    if (idempotencyKey !== undefined) {
+      const bytes = new TextEncoder().encode(idempotencyKey).length;
+      if (bytes === 0 || bytes > idempotencyKeyBytesMax) {
+        throw new CairnError(
+          "ERR_BAD_REQUEST",
+          `idempotency key must be 1 to ${idempotencyKeyBytesMax} bytes`,
+        );
+      }
+    }
+    const data = encodeEnvelope({
+      tsMs: this.#log.nowMs(),
+      ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+      command: { service: "streams", command },
+    });
+    const outcome = await this.#log.propose(data);
+    if (!outcome.ok) throw new CairnError(outcome.code, outcome.message);
+    const result = outcome.result;
+    if (!isStreamResult(result)) throw unexpected(result);
+    if (!result.ok) {
+      throw new CairnError(
+        result.code,
+        result.message,
+        result.currentLastSeq !== undefined ? { currentLastSeq: result.currentLastSeq } : {},
+      );
+    }
+    return { result, duplicate: outcome.duplicate };
+  }
+}
+
+function isStreamResult(result: CommandResult): result is StreamResult {
+  return (
+    "op" in result || (!result.ok && !("currentRevision" in result) && result.code !== "ERR_NOT_INTEGER")
+  );
+}
+
+function requireStream(state: StateReader, name: string): StreamMeta {
+  const meta = getStreamMeta(state, name);
+  if (meta === undefined) throw new CairnError("ERR_NOT_FOUND", `stream ${name} does not exist`);
+  return meta;
+}
+
+function requireGroup(state: StateReader, stream: StreamMeta, name: string): GroupMeta {
+  const group = getGroupMeta(state, stream, name);
+  if (group === undefined)
+    throw new CairnError("ERR_NOT_FOUND", `group ${name} of stream ${stream.name} does not exist`);
+  return group;
+}
+
+function streamInfo(state: StateReader, meta: StreamMeta): StreamInfo {
+  return {
+    name: meta.name,
+    config: meta.config,
+    createdMs: meta.createdMs,
+    firstSeq: meta.firstSeq,
+    lastSeq: meta.lastSeq,
+    messages: meta.lastSeq - meta.firstSeq + 1,
+    bytes: meta.bytes,
+    groups: listGroups(state, meta).map((g) => g.name),
+  };
+}
+
+function groupInfo(state: StateReader, stream: StreamMeta, group: GroupMeta): GroupInfo {
+  const clockMs = streamsClockMs(state);
+  const pending = listPending(state, group, group.config.maxAckPending + 1);
+  const consumers: Record<string, { pending: number; overdue: number }> = {};
+  for (const record of pending) {
+    if (record.consumer === "") continue;
+    const entry = consumers[record.consumer] ?? { pending: 0, overdue: 0 };
+    entry.pending++;
+    if (record.availableAtMs <= clockMs) entry.overdue++;
+    consumers[record.consumer] = entry;
+  }
+  const nextSeq = Math.max(group.nextSeq, stream.firstSeq);
+  const lowestPending = pending.find((p) => p.seq >= stream.firstSeq)?.seq;
+  return {
+    name: group.name,
+    stream: stream.name,
+    config: group.config,
+    createdMs: group.createdMs,
+    nextSeq,
+    ackFloor: (lowestPending ?? nextSeq) - 1,
+    pending: group.pending,
+    backlog: Math.max(0, stream.lastSeq - nextSeq + 1),
+    delivered: group.delivered,
+    acked: group.acked,
+    deadLettered: group.deadLettered,
+    consumers,
+  };
+}
+
+/** Whether a fetch now would hand out something: a new message, or one whose deadline passed. */
+function groupHasWork(state: StateReader, streamName: string, groupName: string, nowMs: number): boolean {
+  const stream = getStreamMeta(state, streamName);
+  const group = stream === undefined ? undefined : getGroupMeta(state, stream, groupName);
+  if (stream === undefined || group === undefined) return true; // Let the fetch report it.
+  if (
+    Math.max(group.nextSeq, stream.firstSeq) <= stream.lastSeq &&
+    group.pending < group.config.maxAckPending
+  ) {
+    return true;
+  }
+  const due = nextDueMs(state, group);
+  return due !== undefined && due <= nowMs;
+}
+
+function unexpected(result: CommandResult): CairnError {
+  return new CairnError("ERR_INTERNAL", `unexpected state machine result ${JSON.stringify(result)}`);
+}

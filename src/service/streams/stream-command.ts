@@ -1,0 +1,269 @@
+// Stream and consumer-group commands as they travel in Raft entries: a compact binary encoding,
+// decoded only from entries this cluster wrote (a decode failure there is corruption, not bad input).
+import { type ByteReader, ByteWriter, DecodeError } from "../../util/bytes.js";
+
+/** What a full stream does with a new message: drop its oldest messages, or refuse the new one. */
+export type DiscardPolicy = "old" | "new";
+
+/** A stream's settings, fixed at creation. Zero means "no limit" for the three retention limits. */
+export interface StreamConfig {
+  /** Keep at most this many messages (0: no limit). */
+  readonly maxMessages: number;
+  /** Keep at most this many bytes of messages (0: no limit). */
+  readonly maxBytes: number;
+  /** Drop messages older than this, by leader time (0: no limit). */
+  readonly maxAgeMs: number;
+  readonly discard: DiscardPolicy;
+  /** The largest message (payload + key + headers) accepted, in bytes. */
+  readonly messageBytesMax: number;
+  /** How long a message id is remembered for deduplication, by leader time. */
+  readonly dedupeWindowMs: number;
+}
+
+/** Where a new consumer group starts reading. */
+export type StartAt =
+  | { readonly kind: "first" }
+  | { readonly kind: "last" }
+  | { readonly kind: "new" }
+  | { readonly kind: "seq"; readonly seq: number }
+  | { readonly kind: "time"; readonly timeMs: number };
+
+/** A consumer group's settings, fixed at creation. */
+export interface GroupConfig {
+  /** How long a fetched message stays with its consumer before it may be delivered again. */
+  readonly ackWaitMs: number;
+  /** Deliveries after which an unacknowledged message moves to the dead-letter stream (0: never). */
+  readonly maxDeliveries: number;
+  /** The stream dead letters go to (`<stream>.<group>.dlq` unless configured). */
+  readonly deadLetterStream: string;
+  /** Messages in flight (delivered, not acknowledged) at most; fetch hands out no new ones beyond. */
+  readonly maxAckPending: number;
+}
+
+/** How a consumer settles messages it holds. */
+export type SettleAction = "ack" | "nack" | "extend" | "term";
+
+/** A message header: name and value. Order is kept. */
+export type Header = readonly [string, string];
+
+/** Every stream command. */
+export type StreamCommand =
+  | { readonly type: "create"; readonly name: string; readonly config: StreamConfig }
+  | { readonly type: "delete"; readonly name: string }
+  | {
+      readonly type: "append";
+      readonly name: string;
+      readonly payload: Uint8Array;
+      readonly headers: readonly Header[];
+      readonly key?: string;
+      /** Deduplicated within the stream's window: a repeat answers the original sequence. */
+      readonly msgId?: string;
+      /** Append only if the stream's last sequence is this (0: empty). */
+      readonly expectedLastSeq?: number;
+    }
+  | {
+      readonly type: "group-create";
+      readonly stream: string;
+      readonly group: string;
+      readonly startAt: StartAt;
+      readonly config: GroupConfig;
+    }
+  | { readonly type: "group-delete"; readonly stream: string; readonly group: string }
+  | {
+      readonly type: "fetch";
+      readonly stream: string;
+      readonly group: string;
+      readonly consumer: string;
+      readonly max: number;
+    }
+  | {
+      readonly type: "settle";
+      readonly stream: string;
+      readonly group: string;
+      readonly action: SettleAction;
+      readonly seqs: readonly number[];
+      /** For nack: do not redeliver before this many milliseconds. */
+      readonly delayMs: number;
+    }
+  /**
+   * Bounded housekeeping the leader proposes while work is due: removes deleted streams' data,
+   * applies max age to idle streams and forgets expired message ids, at most `max` keys per entry.
+   */
+  | { readonly type: "sweep"; readonly max: number };
+
+const CREATE = 1;
+const DELETE = 2;
+const APPEND = 3;
+const GROUP_CREATE = 4;
+const GROUP_DELETE = 5;
+const FETCH = 6;
+const SETTLE = 7;
+const SWEEP = 8;
+const FLAG_KEY = 1;
+const FLAG_MSG_ID = 2;
+const FLAG_EXPECTED = 4;
+const DISCARD_CODES: readonly DiscardPolicy[] = ["old", "new"];
+const START_CODES = ["first", "last", "new", "seq", "time"] as const;
+const SETTLE_CODES: readonly SettleAction[] = ["ack", "nack", "extend", "term"];
+/** Longest stream, group or consumer name the decoder accepts (the service checks tighter rules). */
+const NAME_BYTES_MAX = 256;
+
+function codeOf<T>(codes: readonly T[], value: T): number {
+  return codes.indexOf(value);
+}
+
+function fromCode<T>(codes: readonly T[], code: number, what: string): T {
+  const value = codes[code];
+  if (value === undefined) throw new DecodeError(`unknown ${what} ${code}`);
+  return value;
+}
+
+/** Encodes a stream command for a Raft entry. */
+export function encodeStreamCommand(command: StreamCommand, writer = new ByteWriter()): ByteWriter {
+  switch (command.type) {
+    case "create": {
+      const c = command.config;
+      return writer
+        .u8(CREATE)
+        .string(command.name)
+        .varint(c.maxMessages)
+        .varint(c.maxBytes)
+        .varint(c.maxAgeMs)
+        .u8(codeOf(DISCARD_CODES, c.discard))
+        .varint(c.messageBytesMax)
+        .varint(c.dedupeWindowMs);
+    }
+    case "delete":
+      return writer.u8(DELETE).string(command.name);
+    case "append": {
+      const flags =
+        (command.key !== undefined ? FLAG_KEY : 0) |
+        (command.msgId !== undefined ? FLAG_MSG_ID : 0) |
+        (command.expectedLastSeq !== undefined ? FLAG_EXPECTED : 0);
+      writer.u8(APPEND).string(command.name).u8(flags).bytes(command.payload).varint(command.headers.length);
+      for (const [name, value] of command.headers) writer.string(name).string(value);
+      if (command.key !== undefined) writer.string(command.key);
+      if (command.msgId !== undefined) writer.string(command.msgId);
+      if (command.expectedLastSeq !== undefined) writer.varint(command.expectedLastSeq);
+      return writer;
+    }
+    case "group-create": {
+      writer.u8(GROUP_CREATE).string(command.stream).string(command.group);
+      const start = command.startAt;
+      writer.u8(START_CODES.indexOf(start.kind));
+      if (start.kind === "seq") writer.varint(start.seq);
+      if (start.kind === "time") writer.varint(start.timeMs);
+      const c = command.config;
+      return writer
+        .varint(c.ackWaitMs)
+        .varint(c.maxDeliveries)
+        .string(c.deadLetterStream)
+        .varint(c.maxAckPending);
+    }
+    case "group-delete":
+      return writer.u8(GROUP_DELETE).string(command.stream).string(command.group);
+    case "fetch":
+      return writer
+        .u8(FETCH)
+        .string(command.stream)
+        .string(command.group)
+        .string(command.consumer)
+        .varint(command.max);
+    case "settle":
+      writer
+        .u8(SETTLE)
+        .string(command.stream)
+        .string(command.group)
+        .u8(codeOf(SETTLE_CODES, command.action))
+        .varint(command.delayMs)
+        .varint(command.seqs.length);
+      for (const seq of command.seqs) writer.varint(seq);
+      return writer;
+    case "sweep":
+      return writer.u8(SWEEP).varint(command.max);
+  }
+}
+
+/** Decodes a command written by {@link encodeStreamCommand}; throws DecodeError on malformed bytes. */
+export function decodeStreamCommand(reader: ByteReader): StreamCommand {
+  const type = reader.u8();
+  const name = () => reader.string(NAME_BYTES_MAX);
+  switch (type) {
+    case CREATE:
+      return {
+        type: "create",
+        name: name(),
+        config: {
+          maxMessages: reader.varint(),
+          maxBytes: reader.varint(),
+          maxAgeMs: reader.varint(),
+          discard: fromCode(DISCARD_CODES, reader.u8(), "discard policy"),
+          messageBytesMax: reader.varint(),
+          dedupeWindowMs: reader.varint(),
+        },
+      };
+    case DELETE:
+      return { type: "delete", name: name() };
+    case APPEND: {
+      const stream = name();
+      const flags = reader.u8();
+      const payload = reader.bytes();
+      const headerCount = reader.varint();
+      const headers: Header[] = [];
+      for (let i = 0; i < headerCount; i++) headers.push([reader.string(), reader.string()]);
+      const key = (flags & FLAG_KEY) !== 0 ? reader.string() : undefined;
+      const msgId = (flags & FLAG_MSG_ID) !== 0 ? reader.string() : undefined;
+      const expectedLastSeq = (flags & FLAG_EXPECTED) !== 0 ? reader.varint() : undefined;
+      return {
+        type: "append",
+        name: stream,
+        payload,
+        headers,
+        ...(key !== undefined ? { key } : {}),
+        ...(msgId !== undefined ? { msgId } : {}),
+        ...(expectedLastSeq !== undefined ? { expectedLastSeq } : {}),
+      };
+    }
+    case GROUP_CREATE: {
+      const stream = name();
+      const group = name();
+      const kind = fromCode(START_CODES, reader.u8(), "start position");
+      const startAt: StartAt =
+        kind === "seq"
+          ? { kind, seq: reader.varint() }
+          : kind === "time"
+            ? { kind, timeMs: reader.varint() }
+            : { kind };
+      return {
+        type: "group-create",
+        stream,
+        group,
+        startAt,
+        config: {
+          ackWaitMs: reader.varint(),
+          maxDeliveries: reader.varint(),
+          deadLetterStream: name(),
+          maxAckPending: reader.varint(),
+        },
+      };
+    }
+    case GROUP_DELETE:
+      return { type: "group-delete", stream: name(), group: name() };
+    case FETCH:
+      return { type: "fetch", stream: name(), group: name(), consumer: name(), max: reader.varint() };
+    case SETTLE: {
+      const stream = name();
+      const group = name();
+      const action = fromCode(SETTLE_CODES, reader.u8(), "settle action");
+      const delayMs = reader.varint();
+      const count = reader.varint();
+      const seqs: number[] = [];
+      for (let i = 0; i < count; i++) seqs.push(reader.varint());
+      return { type: "settle", stream, group, action, delayMs, seqs };
+    }
+    case SWEEP:
+      return { type: "sweep", max: reader.varint() };
+    default:
+      throw new DecodeError(`unknown stream command type ${type}`);
+  }
+}
