@@ -1,15 +1,21 @@
 // The simulator's command line: `npm run sim -- --seed N [--level L] [--count K]`. One seed prints
 // its options, a readable trace and the report; many seeds print only failures (each with its
-// replay line) and a summary with the wall time and seeds per second. Exits 1 if any seed failed.
+// replay line) and a summary with the wall time and seeds per second; `--first-failure` stops at the
+// first failing seed. Exits 1 if any seed failed.
 import { parseSimArgs, SimArgsError } from "./sim-options.js";
 import { runSeed } from "./simulate.js";
 
-/** Splits `--count K` off the arguments that parseSimArgs reads. */
-function splitCount(argv: readonly string[]): { rest: string[]; count: number } {
+/** Splits `--count K` and `--first-failure` off the arguments that parseSimArgs reads. */
+function splitCount(argv: readonly string[]): { rest: string[]; count: number; firstFailure: boolean } {
   const rest: string[] = [];
   let count = 1;
+  let firstFailure = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
+    if (arg === "--first-failure") {
+      firstFailure = true;
+      continue;
+    }
     if (arg !== "--count") {
       if (arg !== undefined) rest.push(arg);
       continue;
@@ -20,11 +26,11 @@ function splitCount(argv: readonly string[]): { rest: string[]; count: number } 
     count = Number(value);
     i++;
   }
-  return { rest, count };
+  return { rest, count, firstFailure };
 }
 
 function main(argv: readonly string[]): number {
-  const { rest, count } = splitCount(argv);
+  const { rest, count, firstFailure } = splitCount(argv);
   // Without --seed, start from a seed drawn from the clock: it is printed, so the run replays.
   const { seed, level } = parseSimArgs(rest, Date.now() % 1_000_000_000);
   if (count === 1) {
@@ -35,16 +41,19 @@ function main(argv: readonly string[]): number {
   }
   const started = performance.now();
   let failed = 0;
+  let ran = 0;
   for (let s = seed; s < seed + count; s++) {
     const report = runSeed(s, level);
+    ran++;
     if (!report.ok) {
       failed++;
       process.stdout.write(`${report.text}\n\n`);
+      if (firstFailure) break;
     }
   }
   const seconds = (performance.now() - started) / 1000;
   process.stdout.write(
-    `level ${level}: seeds ${seed}..${seed + count - 1}: ${count - failed} passed, ${failed} failed in ${seconds.toFixed(1)} s (${(count / seconds).toFixed(1)} seeds/s)\n`,
+    `level ${level}: seeds ${seed}..${seed + ran - 1}: ${ran - failed} passed, ${failed} failed in ${seconds.toFixed(1)} s (${(ran / seconds).toFixed(1)} seeds/s)\n`,
   );
   return failed === 0 ? 0 : 1;
 }
