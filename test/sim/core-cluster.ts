@@ -40,7 +40,7 @@ export const simTiming = {
 } as const;
 
 /** A client command as it travels in a log entry: the request id doubles as the idempotency key. */
-interface KvCommand {
+export interface KvCommand {
   readonly requestId: string;
   readonly input: KvInput;
 }
@@ -61,10 +61,12 @@ interface CoreDisk {
 }
 
 /** The replicated key-value state, with one remembered answer per request id (idempotency). */
-interface KvState {
+export interface KvState {
   appliedIndex: number;
   readonly keys: Map<string, KvKeyState>;
   readonly answers: Map<string, KvOutput>;
+  /** The payload of the entry that first applied each request id. */
+  readonly firstEntryOf: Map<string, string>;
 }
 
 interface Waiter {
@@ -102,7 +104,41 @@ export function coreCluster(hooks: CoreClusterHooks = {}) {
   return (env: SimEnvironment<Message>): SimCluster<Message> => new CoreCluster(env, hooks);
 }
 
-const emptyState = (): KvState => ({ appliedIndex: 0, keys: new Map(), answers: new Map() });
+/** A fresh, empty key-value state. */
+export const emptyKvState = (): KvState => ({
+  appliedIndex: 0,
+  keys: new Map(),
+  answers: new Map(),
+  firstEntryOf: new Map(),
+});
+
+/** Encodes a client command as a log entry's payload. */
+export function encodeKvCommand(command: KvCommand): Uint8Array {
+  return encoder.encode(JSON.stringify(command));
+}
+
+/**
+ * Applies one entry's payload (see {@link entryHash}) to `s`: a request id seen before gets its
+ * first answer again without a second effect. Returns the command and its answer.
+ */
+export function applyKvCommand(s: KvState, payload: string): { command: KvCommand; output: KvOutput } {
+  const command = JSON.parse(payload) as KvCommand;
+  let output = s.answers.get(command.requestId);
+  if (output === undefined) {
+    const key = command.input.key;
+    const result = applyKv(s.keys.get(key) ?? { value: null, version: 0 }, command.input);
+    s.keys.set(key, result.newState);
+    output = result.output;
+    s.answers.set(command.requestId, output);
+    s.firstEntryOf.set(command.requestId, payload);
+  }
+  return { command, output };
+}
+
+/** The state as text, for comparing replicas. */
+export function describeKvState(s: KvState): string {
+  return JSON.stringify([...s.keys].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
 
 class CoreCluster implements SimCluster<Message> {
   readonly #env: SimEnvironment<Message>;
@@ -140,7 +176,7 @@ class CoreCluster implements SimCluster<Message> {
           entries: [],
         },
         held: undefined,
-        state: emptyState(),
+        state: emptyKvState(),
         waiters: [],
         reads: new Map(),
         wasLeader: false,
@@ -178,7 +214,7 @@ class CoreCluster implements SimCluster<Message> {
     m.raw = d.written
       ? new RawNode(this.#config(m.id), { hardState: d.hardState, entries: [...d.entries] })
       : new RawNode(this.#config(m.id));
-    m.state = emptyState();
+    m.state = emptyKvState();
     m.wasLeader = false;
     this.#observeLog(m);
     const tick = () => {
@@ -397,16 +433,7 @@ class CoreCluster implements SimCluster<Message> {
     });
     this.#observations.push({ type: "applied", node: m.id, index: e.index, term: e.term, dataHash });
     if (e.kind !== "normal" || e.data.length === 0) return;
-    const command = JSON.parse(dataHash) as KvCommand;
-    let output = s.answers.get(command.requestId);
-    if (output === undefined) {
-      const key = command.input.key;
-      const result = applyKv(s.keys.get(key) ?? { value: null, version: 0 }, command.input);
-      s.keys.set(key, result.newState);
-      output = result.output;
-      s.answers.set(command.requestId, output);
-    }
-    const answered = output;
+    const { command, output: answered } = applyKvCommand(s, dataHash);
     const keep: Waiter[] = [];
     for (const w of m.waiters) {
       if (w.requestId !== command.requestId) {
@@ -471,8 +498,7 @@ class CoreCluster implements SimCluster<Message> {
             this.#reply(done, { kind: "ok", output: known });
             return;
           }
-          const command: KvCommand = { requestId, input };
-          const result = raw.propose(encoder.encode(JSON.stringify(command)));
+          const result = raw.propose(encodeKvCommand({ requestId, input }));
           if (!result.ok) fail(result.reason, null);
           else m.waiters.push({ requestId, done });
         }
@@ -549,7 +575,7 @@ class CoreCluster implements SimCluster<Message> {
     if (voters.join() !== wanted.join()) problems.push(`voters ${voters} but the operator wants ${wanted}`);
     if (ls.commitIndex !== ls.lastIndex)
       problems.push(`leader ${leader.id} committed ${ls.commitIndex} of ${ls.lastIndex}`);
-    const want = compareState ? JSON.stringify([...leader.state.keys].sort()) : "";
+    const want = compareState ? describeKvState(leader.state) : "";
     for (const id of voters) {
       const m = this.#member(id);
       if (m.raw === undefined) {
@@ -560,7 +586,7 @@ class CoreCluster implements SimCluster<Message> {
         problems.push(
           `node ${id} applied ${m.state.appliedIndex}, leader ${leader.id} committed ${ls.commitIndex}`,
         );
-      } else if (compareState && JSON.stringify([...m.state.keys].sort()) !== want) {
+      } else if (compareState && describeKvState(m.state) !== want) {
         problems.push(`node ${id}'s key-value state differs from leader ${leader.id}'s`);
       }
     }

@@ -29,13 +29,13 @@ function splitCount(argv: readonly string[]): { rest: string[]; count: number; f
   return { rest, count, firstFailure };
 }
 
-function main(argv: readonly string[]): number {
+async function main(argv: readonly string[]): Promise<number> {
   const { rest, count, firstFailure } = splitCount(argv);
   // Without --seed, start from a seed drawn from the clock: it is printed, so the run replays.
   const { seed, level } = parseSimArgs(rest, Date.now() % 1_000_000_000);
   if (count === 1) {
     const lines: string[] = [];
-    const report = runSeed(seed, level, (line) => lines.push(line));
+    const report = await runSeed(seed, level, (line) => lines.push(line));
     process.stdout.write(`trace:\n${lines.map((l) => `  ${l}`).join("\n")}\n\n${report.text}\n`);
     return report.ok ? 0 : 1;
   }
@@ -43,7 +43,7 @@ function main(argv: readonly string[]): number {
   let failed = 0;
   let ran = 0;
   for (let s = seed; s < seed + count; s++) {
-    const report = runSeed(s, level);
+    const report = await runSeed(s, level);
     ran++;
     if (!report.ok) {
       failed++;
@@ -59,7 +59,7 @@ function main(argv: readonly string[]): number {
 }
 
 try {
-  process.exitCode = main(process.argv.slice(2));
+  process.exitCode = await main(process.argv.slice(2));
 } catch (error) {
   if (error instanceof Error && "code" in error) {
     process.stderr.write(`${String(error.code)}: ${error.message}\n`);

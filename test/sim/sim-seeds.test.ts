@@ -13,21 +13,21 @@ const freshBatches: readonly { level: SimLevel; count: number; budgetMs: number 
 ];
 
 describe("simulator seeds", () => {
-  it("passes every regression seed", () => {
+  it("passes every regression seed", async () => {
     for (const { seed, level, why } of regressionSeeds) {
-      const outcome = runSeed(seed, level);
+      const outcome = await runSeed(seed, level);
       assert.ok(outcome.ok, `regression seed (${why}):\n${outcome.text}`);
     }
   });
 
   for (const { level, count, budgetMs } of freshBatches) {
-    it(`passes a time-bounded batch of fresh level-${level} seeds`, (t) => {
+    it(`passes a time-bounded batch of fresh level-${level} seeds`, async (t) => {
       // Fresh seeds each run find new bugs over time; the start is printed so any run can be redone.
       const start = Date.now() % 1_000_000_000;
       const started = Date.now();
       let ran = 0;
       for (let seed = start; seed < start + count && Date.now() - started < budgetMs; seed++) {
-        const outcome = runSeed(seed, level);
+        const outcome = await runSeed(seed, level);
         assert.ok(
           outcome.ok,
           `fresh seed failed; add it to regression-seeds.ts once fixed:\n${outcome.text}`,
