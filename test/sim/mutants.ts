@@ -8,59 +8,115 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-/** One planted bug: where, what text to replace, and how many seeds may pass before it must be caught. */
-interface Mutant {
-  readonly name: string;
+/** One textual change: in `file`, `anchor` (which must occur exactly once) becomes `replacement`. */
+interface Patch {
   readonly file: string;
   readonly anchor: string;
   readonly replacement: string;
-  readonly level: 1;
+}
+
+/** One planted bug: its patches, the level that runs it, and how many seeds may pass before it must be caught. */
+interface Mutant {
+  readonly name: string;
+  readonly patches: readonly Patch[];
+  readonly level: 1 | 2;
   readonly seedsMax: number;
 }
+
+const p = (file: string, anchor: string, replacement: string): Patch => ({ file, anchor, replacement });
 
 const mutants: readonly Mutant[] = [
   {
     name: "commit an entry of an earlier term by counting replicas (Raft §5.4.2, Figure 8)",
-    file: "src/raft/raw-node.ts",
-    anchor: "if (this.#log.termAt(index) !== this.#term) return;",
-    replacement: "if (this.#log.termAt(index) === undefined) return;",
+    patches: [
+      p(
+        "src/raft/raw-node.ts",
+        "if (this.#log.termAt(index) !== this.#term) return;",
+        "if (this.#log.termAt(index) === undefined) return;",
+      ),
+    ],
     level: 1,
     seedsMax: 3000,
   },
   {
     name: "grant a vote without the up-to-date log check (Raft §5.4.1)",
-    file: "src/raft/raw-node.ts",
-    anchor: "if (canVote && this.#log.isUpToDate(m.lastLogIndex, m.lastLogTerm)) {",
-    replacement: "if (canVote) {",
+    patches: [
+      p(
+        "src/raft/raw-node.ts",
+        "if (canVote && this.#log.isUpToDate(m.lastLogIndex, m.lastLogTerm)) {",
+        "if (canVote) {",
+      ),
+    ],
     level: 1,
     seedsMax: 1000,
   },
   {
     name: "acknowledge (votes, append responses) before the fsync",
-    file: "src/raft/raw-node.ts",
-    anchor: "if (afterPersist) this.#msgsAfterPersist.push(m);",
-    replacement: "if (afterPersist && m.type === ('never' as string)) this.#msgsAfterPersist.push(m);",
+    patches: [
+      p(
+        "src/raft/raw-node.ts",
+        "if (afterPersist) this.#msgsAfterPersist.push(m);",
+        "if (afterPersist && m.type === ('never' as string)) this.#msgsAfterPersist.push(m);",
+      ),
+    ],
     level: 1,
     seedsMax: 1000,
   },
   {
     name: "hand out the last applied entry again (apply an entry twice)",
-    file: "src/raft/raft-log.ts",
-    anchor: "return this.slice(this.applyingIndex + 1, hi + 1, bytesMax);",
-    replacement: "return this.slice(Math.max(1, this.applyingIndex), hi + 1, bytesMax);",
+    patches: [
+      p(
+        "src/raft/raft-log.ts",
+        "return this.slice(this.applyingIndex + 1, hi + 1, bytesMax);",
+        "return this.slice(Math.max(1, this.applyingIndex), hi + 1, bytesMax);",
+      ),
+    ],
     level: 1,
     seedsMax: 200,
   },
   {
     name: "serve a get from the leader's local state without ReadIndex",
-    file: "test/sim/core-cluster.ts",
-    anchor: `          const result = raw.readIndex(context);
+    patches: [
+      p(
+        "test/sim/core-cluster.ts",
+        `          const result = raw.readIndex(context);
           if (!result.ok) fail(result.reason, null);
           else m.reads.set(context, { key: input.key, done });`,
-    replacement: `          m.reads.set(context, { key: input.key, done, index: 0 });
+        `          m.reads.set(context, { key: input.key, done, index: 0 });
           this.#serveReads(m);`,
+      ),
+    ],
     level: 1,
     seedsMax: 3000,
+  },
+  {
+    name: "runtime: send acknowledgements before the Ready's writes are durable",
+    patches: [
+      p(
+        "src/node/raft-group.ts",
+        "if (rd.messages.length > 0) this.#options.sender.send(rd.messages);",
+        "this.#options.sender.send([...rd.messages, ...rd.messagesAfterPersist]);",
+      ),
+      p(
+        "src/node/raft-group.ts",
+        "if (rd.messagesAfterPersist.length > 0) this.#options.sender.send(rd.messagesAfterPersist);",
+        "",
+      ),
+    ],
+    level: 2,
+    seedsMax: 300,
+  },
+  {
+    name: "runtime: a read barrier that resolves at once (no ReadIndex)",
+    patches: [
+      p(
+        "src/node/raft-group.ts",
+        "  readBarrier(): Promise<void> {\n",
+        '  readBarrier(): Promise<void> {\n    if (this.#soft.role === "leader") return Promise.resolve();\n',
+      ),
+    ],
+    level: 2,
+    seedsMax: 300,
   },
 ];
 
@@ -74,14 +130,19 @@ function plant(mutant: Mutant): string {
     cpSync(join(root, part), join(dir, part), { recursive: true });
   }
   symlinkSync(join(root, "node_modules"), join(dir, "node_modules"));
-  const path = join(dir, mutant.file);
-  const text = readFileSync(path, "utf8");
-  const count = text.split(mutant.anchor).length - 1;
-  if (count !== 1) {
-    rmSync(dir, { recursive: true, force: true });
-    throw new Error(`mutant "${mutant.name}": anchor found ${count} times in ${mutant.file}, expected once`);
+  for (const patch of mutant.patches) {
+    const path = join(dir, patch.file);
+    const text = readFileSync(path, "utf8");
+    const count = text.split(patch.anchor).length - 1;
+    if (count !== 1) {
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error(`mutant "${mutant.name}": anchor found ${count} times in ${patch.file}, expected once`);
+    }
+    writeFileSync(
+      path,
+      text.replace(patch.anchor, () => patch.replacement),
+    );
   }
-  writeFileSync(path, text.replace(mutant.anchor, mutant.replacement));
   return dir;
 }
 

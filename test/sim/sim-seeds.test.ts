@@ -10,6 +10,7 @@ import { runSeed } from "./simulate.js";
 /** Fresh seeds per level: at most `count`, and no new seed once `budgetMs` has passed. */
 const freshBatches: readonly { level: SimLevel; count: number; budgetMs: number }[] = [
   { level: 1, count: 1_000, budgetMs: 30_000 },
+  { level: 2, count: 200, budgetMs: 30_000 },
 ];
 
 describe("simulator seeds", () => {
