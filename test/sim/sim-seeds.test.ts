@@ -21,6 +21,18 @@ describe("simulator seeds", () => {
     }
   });
 
+  it("replays a run exactly from its seed at each level", async () => {
+    for (const level of [1, 2] as const) {
+      const a = await runSeed(7, level);
+      const b = await runSeed(7, level);
+      assert.equal(a.text, b.text);
+      assert.deepEqual(a.report?.history, b.report?.history);
+      assert.ok((a.report?.history.length ?? 0) > 0);
+      const c = await runSeed(8, level);
+      assert.notDeepEqual(a.report?.history, c.report?.history);
+    }
+  });
+
   for (const { level, count, budgetMs } of freshBatches) {
     it(`passes a time-bounded batch of fresh level-${level} seeds`, async (t) => {
       // Fresh seeds each run find new bugs over time; the start is printed so any run can be redone.
