@@ -2,7 +2,7 @@
 // its options, a readable trace and the report; many seeds print only failures (each with its
 // replay line) and a summary with the wall time and seeds per second; `--first-failure` stops at the
 // first failing seed. Exits 1 if any seed failed.
-import { parseSimArgs, SimArgsError } from "./sim-options.js";
+import { parseSimArgs, replayLine, SimArgsError } from "./sim-options.js";
 import { runSeed } from "./simulate.js";
 
 /** Splits `--count K` and `--first-failure` off the arguments that parseSimArgs reads. */
@@ -29,11 +29,21 @@ function splitCount(argv: readonly string[]): { rest: string[]; count: number; f
   return { rest, count, firstFailure };
 }
 
+/** The run in progress, so that an error escaping it (an unhandled rejection) still names its seed. */
+let current = "";
+
+process.on("unhandledRejection", (error) => {
+  const why = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  process.stdout.write(`FAIL ${current}\nan unhandled rejection escaped the run: ${why}\n`);
+  process.exit(1);
+});
+
 async function main(argv: readonly string[]): Promise<number> {
   const { rest, count, firstFailure } = splitCount(argv);
   // Without --seed, start from a seed drawn from the clock: it is printed, so the run replays.
   const { seed, level } = parseSimArgs(rest, Date.now() % 1_000_000_000);
   if (count === 1) {
+    current = replayLine({ seed, level });
     const lines: string[] = [];
     const report = await runSeed(seed, level, (line) => lines.push(line));
     process.stdout.write(`trace:\n${lines.map((l) => `  ${l}`).join("\n")}\n\n${report.text}\n`);
@@ -43,6 +53,7 @@ async function main(argv: readonly string[]): Promise<number> {
   let failed = 0;
   let ran = 0;
   for (let s = seed; s < seed + count; s++) {
+    current = replayLine({ seed: s, level });
     const report = await runSeed(s, level);
     ran++;
     if (!report.ok) {
