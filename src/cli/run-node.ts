@@ -198,7 +198,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     onFailure,
   });
   const snapshots = new GroupSnapshots(snapshotFiles, store, MAIN_GROUP);
-  const storage = new WalGroupStorage(hardStates, wal, recovery, snapshots, MAIN_GROUP);
+  const storage = new WalGroupStorage(hardStates, wal, recovery, MAIN_GROUP, snapshots);
 
   const peers = new Map(
     identity.members

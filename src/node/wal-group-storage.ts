@@ -25,18 +25,20 @@ export class WalGroupStorage implements GroupStorage {
   readonly #hardStates: HardStateStore;
   readonly #wal: Wal;
   readonly #recovery: WalRecovery;
-  readonly #snapshots: GroupSnapshots;
+  readonly #snapshots: GroupSnapshots | undefined;
+
   readonly #group: GroupId;
   #durableTerm = 0;
   #durableVote: NodeId | null = null;
 
   /** Creates the storage of `group`. */
+  /** Without `snapshots` the group never compacts and cannot install a snapshot (the simulator's runs). */
   constructor(
     hardStates: HardStateStore,
     wal: Wal,
     recovery: WalRecovery,
-    snapshots: GroupSnapshots,
     group: GroupId,
+    snapshots?: GroupSnapshots,
   ) {
     this.#hardStates = hardStates;
     this.#wal = wal;
@@ -55,8 +57,11 @@ export class WalGroupStorage implements GroupStorage {
     const { compactIndex } = this.#wal.position(this.#group);
     let snapshot: SnapshotMeta | undefined;
     if (compactIndex > 0) {
+      const snapshots = this.#snapshots;
+      if (snapshots === undefined)
+        throw new StorageError("ERR_SNAPSHOT_CORRUPT", "the log is compacted but snapshots are off");
       snapshot = (
-        await this.#snapshots.open(compactIndex).catch((cause: unknown) => {
+        await snapshots.open(compactIndex).catch((cause: unknown) => {
           throw new StorageError(
             "ERR_SNAPSHOT_CORRUPT",
             `the log is compacted to ${compactIndex} but that snapshot cannot be read`,
@@ -87,10 +92,13 @@ export class WalGroupStorage implements GroupStorage {
    * snapshot whose data the state store holds: the log's entries up to it are then redundant.
    */
   async #finishInterruptedSnapshot(entries: readonly Entry[]): Promise<readonly Entry[]> {
-    const latest = await this.#snapshots.latest();
+    const snapshots = this.#snapshots;
+    if (snapshots === undefined) return entries;
+    const latest = await snapshots.latest();
     if (latest === undefined || latest.index <= this.#wal.position(this.#group).compactIndex) return entries;
-    if (this.#snapshots.isRestoring()) await this.#snapshots.install(latest);
-    if (this.#snapshots.appliedIndex() < latest.index) return entries;
+    if (snapshots.isRestoring()) await snapshots.install(latest);
+    if (snapshots.appliedIndex() < latest.index) return entries;
+
     const atSnapshot = entries.find((e) => e.index === latest.index);
     const matches = atSnapshot !== undefined && atSnapshot.term === latest.term;
     await this.#wal.write(this.#compactRecords(latest, !matches));

@@ -33,7 +33,7 @@ describe("simOptionsFromSeed", () => {
           assert.ok(n >= 0 && n <= d);
         assert.ok(o.network.loss[0] / o.network.loss[1] <= 0.1, "never more than 10% loss");
         assert.ok(o.faults.gapMaxMs >= o.faults.gapMinMs && o.faults.gapMinMs >= 1);
-        assert.ok(o.workload.clients >= 2 && o.workload.keys >= 1 && o.workload.operationsMax >= 200);
+        assert.ok(o.workload.clients >= 2 && o.workload.keys >= 1 && o.workload.operationsMax >= 150);
         const { get, put, putIf, delete: del, incr } = o.workload.mix;
         assert.ok(get > 0 && put > 0 && get + put + putIf + del + incr > 0);
         // The derived fault options are valid input for the generator.

@@ -6,7 +6,11 @@ import type { FaultScheduleOptions } from "./fault-schedule.js";
 import type { KvWorkloadOptions } from "./kv-workload.js";
 import type { NetworkOptions, Probability } from "./sim-network.js";
 
-/** How hard a run pushes: 0 a short calm smoke run, 1 the standard mix, 2 long and harsh. */
+/**
+ * Which simulator and how hard it pushes: 0 a short calm smoke run of the Raft cores, 1 short runs
+ * of the Raft cores under every fault (thousands of seeds a minute), 2 the real runtime and storage
+ * over the simulated disk, with harsher network settings and somewhat longer runs.
+ */
 export type SimLevel = 0 | 1 | 2;
 
 /** The simulated disk's behaviour. */
@@ -83,12 +87,14 @@ export function simOptionsFromSeed(seed: number, level: SimLevel = 1): SimOption
     tornWriteOnCrash: level === 0 ? [0, 1] : [disk.range(0, 1), level === 2 ? 2 : 4],
   };
 
-  const safetyPhaseMs = [5_000, faults.range(20_000, 40_000), faults.range(60_000, 120_000)][level] ?? 5_000;
-  const gapMinMs = [1_000, faults.range(100, 500), faults.range(50, 200)][level] ?? 1_000;
+  // Level 1 runs are short so that many seeds fit in a minute: many short runs explore more fault
+  // interleavings than a few long ones.
+  const safetyPhaseMs = [5_000, faults.range(2_000, 5_000), faults.range(3_000, 8_000)][level] ?? 5_000;
+  const gapMinMs = [1_000, faults.range(50, 250), faults.range(50, 200)][level] ?? 1_000;
   const faultOptions: FaultScheduleOptions = {
     clusterSize,
     safetyPhaseMs,
-    livenessPhaseMs: [5_000, 15_000, 20_000][level] ?? 5_000,
+    livenessPhaseMs: [5_000, 2_000, 3_000][level] ?? 5_000,
     gapMinMs,
     gapMaxMs: gapMinMs * faults.range(2, 6),
     slowDiskExtraMinMs: 5,
@@ -98,7 +104,7 @@ export function simOptionsFromSeed(seed: number, level: SimLevel = 1): SimOption
   const workload: KvWorkloadOptions = {
     clients: work.range(2, [3, 5, 8][level] ?? 3),
     keys: work.range(1, 4),
-    operationsMax: [200, work.range(1_000, 3_000), work.range(3_000, 8_000)][level] ?? 200,
+    operationsMax: [200, work.range(150, 500), work.range(200, 800)][level] ?? 200,
     mix: {
       get: work.range(1, 5),
       put: work.range(1, 5),
@@ -106,7 +112,7 @@ export function simOptionsFromSeed(seed: number, level: SimLevel = 1): SimOption
       delete: work.range(0, 2),
       incr: work.range(0, 2),
     },
-    opTimeoutMs: work.range(500, 2_000),
+    opTimeoutMs: level === 1 ? work.range(300, 1_000) : work.range(500, 2_000),
     thinkMinMs: 0,
     thinkMaxMs: work.range(5, 50),
     retryBackoffMs: work.range(10, 100),

@@ -131,8 +131,14 @@ describe("runSimulation", () => {
   });
 
   it("exposes a cluster that loses an acknowledged write when it crashes", () => {
-    const report = runSimulation(simOptionsFromSeed(2, 1), toyCluster("crash-loses-last-write"));
-    assert.equal(report.linearizability.kind, "not-linearizable", report.text);
+    // Level-1 runs are short, so not every seed crashes node 1 right after a write: some of the first
+    // twenty must.
+    const caught = [];
+    for (let seed = 1; seed <= 20; seed++) {
+      const report = runSimulation(simOptionsFromSeed(seed, 1), toyCluster("crash-loses-last-write"));
+      if (report.linearizability.kind === "not-linearizable") caught.push(seed);
+    }
+    assert.ok(caught.length > 0, "no seed caught the lost write");
   });
 
   it("reports Raft violations the cluster observed", () => {

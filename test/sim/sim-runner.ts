@@ -52,11 +52,17 @@ export interface SimReport {
 /** Extra time after the liveness phase for open operations to time out, so the history is final. */
 const drainSlackMs = 1;
 
-/** Runs one simulation with `options` against the cluster `makeCluster` builds. Deterministic. */
-export function runSimulation<M>(
-  options: SimOptions,
-  makeCluster: (env: SimEnvironment<M>) => SimCluster<M>,
-): SimReport {
+/** Everything one run wires together before its phases run. */
+interface RunParts<M> {
+  readonly scheduler: Scheduler;
+  readonly network: SimNetwork<M>;
+  readonly cluster: SimCluster<M>;
+  readonly schedule: ReturnType<typeof generateFaultSchedule>;
+  readonly workload: KvWorkload;
+  readonly faultsFired: FaultEvent[];
+}
+
+function setUp<M>(options: SimOptions, makeCluster: (env: SimEnvironment<M>) => SimCluster<M>): RunParts<M> {
   const scheduler = new Scheduler();
   let cluster: SimCluster<M> | undefined;
   const nodes = Array.from({ length: options.clusterSize }, (_, i) => i + 1);
@@ -76,15 +82,83 @@ export function runSimulation<M>(
 
   const workload = new KvWorkload(scheduler, new Prng(options.workloadSeed), built.kv, options.workload);
   workload.start();
+  return { scheduler, network, cluster: built, schedule, workload, faultsFired };
+}
+
+/** Runs one simulation with `options` against the cluster `makeCluster` builds. Deterministic. */
+export function runSimulation<M>(
+  options: SimOptions,
+  makeCluster: (env: SimEnvironment<M>) => SimCluster<M>,
+): SimReport {
+  const parts = setUp(options, makeCluster);
+  const { scheduler, schedule, workload } = parts;
   scheduler.runUntil(schedule.safetyEndMs);
   scheduler.runUntil(schedule.livenessEndMs);
   workload.stop();
   scheduler.runUntil(schedule.livenessEndMs + options.workload.opTimeoutMs + drainSlackMs);
+  return finish(options, parts, parts.cluster.convergenceProblems());
+}
 
+/** Lets every pending promise reaction run: the code of the simulated nodes between two events. */
+const settleMicrotasks = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Runs events one at a time up to `targetMs`, letting the promise reactions each event triggers run
+ * before the next event (so asynchronous code completes when the event queue says, and only then).
+ * Stops early once `until` holds.
+ */
+export async function runUntilAsync(
+  scheduler: Scheduler,
+  targetMs: number,
+  until: () => boolean = () => false,
+): Promise<void> {
+  await settleMicrotasks();
+  for (;;) {
+    if (until()) return;
+    const before = scheduler.executedEvents;
+    let first = true;
+    // The predicate is checked before each event: false once (run one event), then true.
+    scheduler.runUntil(() => {
+      if (!first) return true;
+      first = false;
+      return false;
+    }, targetMs);
+    if (scheduler.executedEvents === before) return;
+    await settleMicrotasks();
+  }
+}
+
+/**
+ * Like {@link runSimulation}, for clusters whose code is asynchronous (the real runtime): the
+ * scheduler advances one event at a time and promise reactions run in between. After the workload
+ * stops, the cluster gets up to `settleMs` to converge before its convergence is judged.
+ */
+export async function runSimulationAsync<M>(
+  options: SimOptions,
+  makeCluster: (env: SimEnvironment<M>) => SimCluster<M>,
+  settleMs: number,
+): Promise<SimReport> {
+  const parts = setUp(options, makeCluster);
+  const { scheduler, schedule, workload, cluster } = parts;
+  await runUntilAsync(scheduler, schedule.safetyEndMs);
+  await runUntilAsync(scheduler, schedule.livenessEndMs);
+  workload.stop();
+  await runUntilAsync(scheduler, schedule.livenessEndMs + options.workload.opTimeoutMs + drainSlackMs);
+  const settleEndMs = scheduler.nowMs + settleMs;
+  await runUntilAsync(scheduler, settleEndMs, () => cluster.convergenceProblems().length === 0);
+  return finish(options, parts, cluster.convergenceProblems());
+}
+
+function finish<M>(
+  options: SimOptions,
+  parts: RunParts<M>,
+  convergenceProblems: readonly string[],
+): SimReport {
+  const { workload, network, schedule, faultsFired } = parts;
+  const built = parts.cluster;
   const history = workload.history();
   const linearizability = checkLinearizable(kvModel, history);
   const raftViolations = checkRaftSafety(built.observations());
-  const convergenceProblems = built.convergenceProblems();
   // An undecided linearizability check fails the run too: someone has to look at it.
   const ok =
     linearizability.kind === "linearizable" &&

@@ -1,0 +1,49 @@
+// Runs one seed of the simulator at a level, picking the cluster that level runs against. Shared by
+// the command line (main.ts), the seed tests and the mutant script.
+import type { Message } from "../../src/raft/index.js";
+import { coreCluster, simTiming } from "./core-cluster.js";
+import { runtimeCluster } from "./runtime-cluster.js";
+import { replayLine, type SimLevel, simOptionsFromSeed } from "./sim-options.js";
+import { runSimulation, runSimulationAsync, type SimReport } from "./sim-runner.js";
+
+/** How a run ended: its report, or the invariant a component asserted (which fails the run too). */
+export type SeedOutcome =
+  | { readonly ok: boolean; readonly text: string; readonly report: SimReport }
+  | { readonly ok: false; readonly text: string; readonly report?: undefined };
+
+/**
+ * Runs seed `seed` at `level` and never throws for a failing run: an assertion inside the core or
+ * the harness (an entry applied twice, a hole in the log) becomes a FAIL with the replay line.
+ */
+export async function runSeed(
+  seed: number,
+  level: SimLevel,
+  trace?: (line: string) => void,
+): Promise<SeedOutcome> {
+  try {
+    const report = await simulateSeed(seed, level, trace);
+    return { ok: report.ok, text: report.text, report };
+  } catch (error) {
+    const why = error instanceof Error ? (error.stack ?? error.message) : String(error);
+    return {
+      ok: false,
+      text: `FAIL ${replayLine({ seed, level })}
+the run stopped on an assertion: ${why}`,
+    };
+  }
+}
+
+/**
+ * Runs seed `seed` at `level`: levels 0 and 1 drive the Raft cores directly (core-cluster.ts), level
+ * 2 the real runtime and storage (runtime-cluster.ts).
+ */
+export async function simulateSeed(
+  seed: number,
+  level: SimLevel,
+  trace?: (line: string) => void,
+): Promise<SimReport> {
+  const options = simOptionsFromSeed(seed, level);
+  const hooks = trace === undefined ? {} : { trace };
+  if (level === 2) return runSimulationAsync<Message>(options, runtimeCluster(hooks), simTiming.settleMs);
+  return runSimulation<Message>(options, coreCluster(hooks));
+}
