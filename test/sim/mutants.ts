@@ -94,8 +94,8 @@ const mutants: readonly Mutant[] = [
     patches: [
       p(
         "src/node/raft-group.ts",
-        "if (rd.messages.length > 0) this.#options.sender.send(rd.messages);",
-        "this.#options.sender.send([...rd.messages, ...rd.messagesAfterPersist]);",
+        "    if (rd.messages.length > 0) {",
+        "    this.#options.sender.send(rd.messagesAfterPersist);\n    if (rd.messages.length > 0) {",
       ),
       p(
         "src/node/raft-group.ts",
