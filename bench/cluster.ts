@@ -8,39 +8,21 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startDevCluster } from "../src/cli/dev-cluster.js";
-import { type LoadResult, type RequestSpec, runLoad } from "./load.js";
+import { type LoadResult, option as optionOf, type RequestSpec, runLoad, sleep, waitFor } from "./load.js";
 
 const args = process.argv.slice(2);
-const option = (name: string, fallback: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? (args[i + 1] ?? fallback) : fallback;
-};
+const option = (name: string, fallback: string) => optionOf(args, name, fallback);
 const seconds = Number(option("seconds", "5"));
 const clientCounts = option("clients", "1,16,64,256").split(",").map(Number);
 const keys = 1000;
 const value = "v".repeat(100);
 const b64 = (s: string) => Buffer.from(s).toString("base64");
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Row {
   readonly system: string;
   readonly op: "put" | "get";
   readonly clients: number;
   readonly result: LoadResult;
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch {
-      // not yet
-    }
-    await sleep(200);
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 /** Runs puts then gets at every client count against one system, adding a row per point. */

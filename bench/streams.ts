@@ -8,33 +8,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Pool } from "undici";
 import { startDevCluster } from "../src/cli/dev-cluster.js";
-import { cpuSecondsOf, type LoadResult, runLoad } from "./load.js";
+import { cpuSecondsOf, type LoadResult, option as optionOf, runLoad, sleep, waitFor } from "./load.js";
 
 const args = process.argv.slice(2);
-const option = (name: string, fallback: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? (args[i + 1] ?? fallback) : fallback;
-};
+const option = (name: string, fallback: string) => optionOf(args, name, fallback);
 const seconds = Number(option("seconds", "5"));
 const clientCounts = option("clients", "1,16,64,256").split(",").map(Number);
 const consumerCounts = option("consumers", "1,16").split(",").map(Number);
 const batches = option("batch", "10,100").split(",").map(Number);
 const payload = "m".repeat(100);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch {
-      // not yet
-    }
-    await sleep(200);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 interface ConsumeResult {
   readonly messagesPerSecond: number;

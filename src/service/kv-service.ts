@@ -1,7 +1,7 @@
 // Key-value operations for every protocol: validates input against the limits, proposes writes
 // through the replicated log, reads linearizably (or stale on request) and turns state machine
 // outcomes into typed results or CairnErrors with stable codes.
-import { type CommandResult, encodeEnvelope, idempotencyKeyBytesMax } from "./command.js";
+import type { CommandResult } from "./command.js";
 import { CairnError } from "./errors.js";
 import {
   getKv,
@@ -12,6 +12,7 @@ import {
   kvRevision,
   rangeKv,
 } from "./kv/index.js";
+import { proposeCommand } from "./propose.js";
 import type { ReplicationPort, Staleness } from "./replication.js";
 
 /** Size limits of the key-value API. */
@@ -170,27 +171,11 @@ export class KvService {
     return { revision: result.revision, value: result.value, duplicate };
   }
 
-  async #propose(
+  #propose(
     command: KvCommand,
     idempotencyKey: string | undefined,
   ): Promise<{ result: CommandResult; duplicate: boolean }> {
-    if (idempotencyKey !== undefined) {
-      const bytes = new TextEncoder().encode(idempotencyKey).length;
-      if (bytes === 0 || bytes > idempotencyKeyBytesMax) {
-        throw new CairnError(
-          "ERR_BAD_REQUEST",
-          `idempotency key must be 1 to ${idempotencyKeyBytesMax} bytes`,
-        );
-      }
-    }
-    const data = encodeEnvelope({
-      tsMs: this.#log.nowMs(),
-      ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
-      command: { service: "kv", command },
-    });
-    const outcome = await this.#log.propose(data);
-    if (!outcome.ok) throw new CairnError(outcome.code, outcome.message);
-    return { result: outcome.result, duplicate: outcome.duplicate };
+    return proposeCommand(this.#log, { service: "kv", command }, idempotencyKey);
   }
 
   #checkKey(key: Uint8Array): void {

@@ -2,9 +2,10 @@
 // commands through the replicated log, serves reads (linearizable by default), long-polls for new
 // messages, and turns state machine failures into CairnErrors with stable codes.
 import type { ApplyNotifier } from "./apply-notifier.js";
-import { type CommandResult, encodeEnvelope, idempotencyKeyBytesMax } from "./command.js";
+import type { CommandResult } from "./command.js";
 import { CairnError } from "./errors.js";
 import type { Consistency } from "./kv-service.js";
+import { proposeCommand } from "./propose.js";
 import type { ReplicationPort } from "./replication.js";
 import type { StateReader } from "./state.js";
 import {
@@ -493,22 +494,7 @@ export class StreamService {
     command: StreamCommand,
     idempotencyKey: string | undefined,
   ): Promise<{ result: Exclude<StreamResult, { ok: false }>; duplicate: boolean }> {
-    if (idempotencyKey !== undefined) {
-      const bytes = new TextEncoder().encode(idempotencyKey).length;
-      if (bytes === 0 || bytes > idempotencyKeyBytesMax) {
-        throw new CairnError(
-          "ERR_BAD_REQUEST",
-          `idempotency key must be 1 to ${idempotencyKeyBytesMax} bytes`,
-        );
-      }
-    }
-    const data = encodeEnvelope({
-      tsMs: this.#log.nowMs(),
-      ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
-      command: { service: "streams", command },
-    });
-    const outcome = await this.#log.propose(data);
-    if (!outcome.ok) throw new CairnError(outcome.code, outcome.message);
+    const outcome = await proposeCommand(this.#log, { service: "streams", command }, idempotencyKey);
     const result = outcome.result;
     if (!isStreamResult(result)) throw unexpected(result);
     if (!result.ok) {
