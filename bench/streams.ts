@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Pool } from "undici";
 import { startDevCluster } from "../src/cli/dev-cluster.js";
-import { cpuSecondsOf, type LoadResult, option as optionOf, runLoad, sleep, waitFor } from "./load.js";
+import { cpuSecondsOf, type LoadResult, option as optionOf, runLoad, waitFor } from "./load.js";
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: string) => optionOf(args, name, fallback);
