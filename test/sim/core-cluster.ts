@@ -70,6 +70,7 @@ export interface KvState {
 }
 
 interface Waiter {
+  readonly clientId: number;
   readonly requestId: string;
   readonly done: (r: SubmitResult) => void;
 }
@@ -440,7 +441,13 @@ class CoreCluster implements SimCluster<Message> {
         keep.push(w);
         continue;
       }
-      this.#observations.push({ type: "acked-write", clientId: 0, dataHash, index: e.index, term: e.term });
+      this.#observations.push({
+        type: "acked-write",
+        clientId: w.clientId,
+        dataHash,
+        index: e.index,
+        term: e.term,
+      });
       this.#reply(w.done, { kind: "ok", output: answered });
     }
     m.waiters = keep;
@@ -500,7 +507,7 @@ class CoreCluster implements SimCluster<Message> {
           }
           const result = raw.propose(encodeKvCommand({ requestId, input }));
           if (!result.ok) fail(result.reason, null);
-          else m.waiters.push({ requestId, done });
+          else m.waiters.push({ clientId, requestId, done });
         }
         this.#drive(m);
       },

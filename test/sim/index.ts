@@ -1,7 +1,9 @@
-// The simulator's building blocks, for the cluster harness to assemble: checkers (linearizability,
-// streams and consumer groups, Raft safety) and the deterministic infrastructure (scheduler, network,
-// fault schedule and injector, seed-derived options, KV workload, run skeleton).
+// The simulator: checkers (linearizability, streams and consumer groups, Raft safety), the
+// deterministic infrastructure (scheduler, network, fault schedule and injector, seed-derived
+// options, KV workload, run skeleton) and the two cluster harnesses (level 1: Raft cores; level 2:
+// the real runtime and storage).
 
+export { coreCluster, simTiming } from "./core-cluster.js";
 export { applyFault, type FaultTarget, injectFaults, type PartitionableNetwork } from "./fault-injector.js";
 export {
   clusterNodes,
@@ -62,6 +64,8 @@ export {
   type RaftViolation,
   type RaftViolationKind,
 } from "./raft-safety.js";
+export { regressionSeeds } from "./regression-seeds.js";
+export { runtimeCluster } from "./runtime-cluster.js";
 export { Scheduler, type SchedulerOptions, SimulationLimitError, type TimerId } from "./scheduler.js";
 export {
   type Deliver,
@@ -80,7 +84,15 @@ export {
   type SimOptions,
   simOptionsFromSeed,
 } from "./sim-options.js";
-export { runSimulation, type SimCluster, type SimEnvironment, type SimReport } from "./sim-runner.js";
+export {
+  runSimulation,
+  runSimulationAsync,
+  runUntilAsync,
+  type SimCluster,
+  type SimEnvironment,
+  type SimReport,
+} from "./sim-runner.js";
+export { runSeed, type SeedOutcome, simulateSeed } from "./simulate.js";
 export {
   type AppendOutcome,
   type AppendRecord,

@@ -16,4 +16,14 @@ export const regressionSeeds: readonly RegressionSeed[] = [
     level: 1,
     why: "harness: a lagging follower failed convergence at the end of a fixed liveness phase; the cluster now gets a settle period",
   },
+  {
+    seed: 2,
+    level: 2,
+    why: "harness: with 10 ms ticks a hard-state save (several simulated disk operations) outlasted the election timeout and no election finished; level 2 ticks are 25 ms",
+  },
+  {
+    seed: 4,
+    level: 2,
+    why: "workload: two attempts of one retried get were counted as an idempotency violation; reads are now exempt",
+  },
 ];
