@@ -7,8 +7,15 @@ import { spawn, spawnSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startDevCluster } from "../src/cli/dev-cluster.js";
-import { type LoadResult, option as optionOf, type RequestSpec, runLoad, sleep, waitFor } from "./load.js";
+import {
+  type LoadResult,
+  option as optionOf,
+  type RequestSpec,
+  runLoad,
+  sleep,
+  startBenchCluster,
+  waitFor,
+} from "./load.js";
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: string) => optionOf(args, name, fallback);
@@ -48,23 +55,8 @@ async function runPoints(
 }
 
 async function benchCairn(rows: Row[]): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), "cairn-bench-"));
-  const cluster = await startDevCluster({
-    nodes: 3,
-    dir,
-    httpPort: 28081,
-    peerPort: 27001,
-    cairnBin: new URL("../bin/cairn.js", import.meta.url).pathname,
-    print: () => {},
-  });
+  const { leaderUrl, pids, close } = await startBenchCluster(28081, 27001);
   try {
-    const leaderUrl = await waitFor("a Cairn leader", async () => {
-      const status = (await (await fetch(`${cluster.nodes[0]?.httpUrl}/v1/cluster`)).json()) as {
-        leader: { httpUrl: string | null } | null;
-      };
-      return status.leader?.httpUrl ?? undefined;
-    });
-    const pids = cluster.nodes.map((n) => n.pid ?? 0);
     for (let k = 0; k < keys; k++) {
       await fetch(`${leaderUrl}/v1/kv/key-${k}`, {
         method: "PUT",
@@ -77,8 +69,7 @@ async function benchCairn(rows: Row[]): Promise<void> {
       get: (key) => ({ method: "GET", path: `/v1/kv/${key}` }),
     });
   } finally {
-    await cluster.close();
-    await rm(dir, { recursive: true, force: true });
+    await close();
   }
 }
 

@@ -2,7 +2,11 @@
 // connections, each sending its next request when the previous answered, for a fixed time. Reports
 // throughput, latency percentiles and the CPU the server processes spent per operation.
 import { readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Pool } from "undici";
+import { startDevCluster } from "../src/cli/dev-cluster.js";
 
 /** One request to send. */
 export interface RequestSpec {
@@ -121,4 +125,41 @@ export async function waitFor<T>(
     await sleep(200);
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** A local 3-node Cairn cluster for a benchmark, with its leader found. */
+export interface BenchCluster {
+  readonly leaderUrl: string;
+  readonly pids: readonly number[];
+  /** Stops every node and removes the data. */
+  close(): Promise<void>;
+}
+
+/** Starts 3 `cairn node` processes (the `cairn dev` layout) in a temp dir and waits for a leader. */
+export async function startBenchCluster(httpPort: number, peerPort: number): Promise<BenchCluster> {
+  const dir = await mkdtemp(join(tmpdir(), "cairn-bench-"));
+  const cluster = await startDevCluster({
+    nodes: 3,
+    dir,
+    httpPort,
+    peerPort,
+    cairnBin: new URL("../bin/cairn.js", import.meta.url).pathname,
+    print: () => {},
+  });
+  const close = async () => {
+    await cluster.close();
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    const leaderUrl = await waitFor("a Cairn leader", async () => {
+      const status = (await (await fetch(`${cluster.nodes[0]?.httpUrl}/v1/cluster`)).json()) as {
+        leader: { httpUrl: string | null } | null;
+      };
+      return status.leader?.httpUrl ?? undefined;
+    });
+    return { leaderUrl, pids: cluster.nodes.map((n) => n.pid ?? 0), close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
 }

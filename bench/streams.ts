@@ -3,12 +3,15 @@
 // concurrent HTTP keep-alive producers; then consumer-group throughput: consumers that fetch a batch
 // and acknowledge it, each point on a fresh group over the same backlog.
 // Options: --seconds N per point (default 5), --clients 1,16,64,256, --consumers 1,16, --batch 10,100.
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Pool } from "undici";
-import { startDevCluster } from "../src/cli/dev-cluster.js";
-import { cpuSecondsOf, type LoadResult, option as optionOf, runLoad, waitFor } from "./load.js";
+import {
+  cpuSecondsOf,
+  type LoadResult,
+  option as optionOf,
+  runLoad,
+  startBenchCluster,
+  waitFor,
+} from "./load.js";
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: string) => optionOf(args, name, fallback);
@@ -81,25 +84,11 @@ async function consume(
   };
 }
 
-const dir = await mkdtemp(join(tmpdir(), "cairn-bench-streams-"));
-const cluster = await startDevCluster({
-  nodes: 3,
-  dir,
-  httpPort: 29181,
-  peerPort: 29101,
-  cairnBin: new URL("../bin/cairn.js", import.meta.url).pathname,
-  print: () => {},
-});
+const { leaderUrl, pids, close } = await startBenchCluster(29181, 29101);
+
 const appendRows: { clients: number; result: LoadResult }[] = [];
 const consumeRows: { consumers: number; batch: number; result: ConsumeResult }[] = [];
 try {
-  const leaderUrl = await waitFor("a Cairn leader", async () => {
-    const status = (await (await fetch(`${cluster.nodes[0]?.httpUrl}/v1/cluster`)).json()) as {
-      leader: { httpUrl: string | null } | null;
-    };
-    return status.leader?.httpUrl ?? undefined;
-  });
-  const pids = cluster.nodes.map((n) => n.pid ?? 0);
   const post = (path: string, body: unknown) =>
     fetch(`${leaderUrl}${path}`, {
       method: "POST",
@@ -133,8 +122,7 @@ try {
     }
   }
 } finally {
-  await cluster.close();
-  await rm(dir, { recursive: true, force: true });
+  await close();
 }
 
 const fmt = (n: number, digits = 0) => n.toFixed(digits);
