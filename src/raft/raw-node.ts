@@ -582,7 +582,10 @@ export class RawNode {
 
   #tickElection(): void {
     this.#electionElapsed++;
-    if (this.#electionElapsed >= this.#randomizedElectionTimeout) {
+    // A node that may not campaign (a learner, or a removed node) keeps counting: restarting its
+    // clock would keep it "in lease" of a leader long gone, and it would refuse forever the votes
+    // of a candidate whose newer configuration needs them.
+    if (this.#electionElapsed >= this.#randomizedElectionTimeout && this.#promotable()) {
       this.#electionElapsed = 0;
       this.#hup(false);
     }

@@ -26,4 +26,9 @@ export const regressionSeeds: readonly RegressionSeed[] = [
     level: 2,
     why: "workload: two attempts of one retried get were counted as an idempotency violation; reads are now exempt",
   },
+  {
+    seed: 352697416,
+    level: 2,
+    why: "raft core: a removed node being re-added restarted its election clock although it may not campaign, so it stayed in lease of a dead leader and refused the votes its re-adding leader needed; no leader was ever elected",
+  },
 ];

@@ -4,7 +4,15 @@
 // transfer (§3.10) and ReadIndex (§6.4). In-memory clusters, invariants checked after every step.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { type AppendMessage, groupId, type Message, nodeId, RawNode } from "../../../src/raft/index.js";
+import {
+  type AppendMessage,
+  groupId,
+  logIndex,
+  type Message,
+  nodeId,
+  RawNode,
+  term,
+} from "../../../src/raft/index.js";
 import { entryHeaderBytes } from "../../../src/raft/raft-log.js";
 import { Prng } from "../../../src/util/prng.js";
 import { bytes } from "../../raft-harness/cluster.js";
@@ -36,6 +44,46 @@ describe("pre-vote (dissertation §9.6)", () => {
     net.heal();
     net.tickAll(40);
     assert.ok(net.cluster.raw(1).status().term > 1, "the inflated term deposes the leader");
+  });
+
+  it("a node that may not campaign still lets its leader's lease run out", () => {
+    // Found by simulator seed 352697416 (level 2): node 3 had applied its own removal while the
+    // leader re-added it (uncommitted) and then lost its quorum, so node 3's vote was needed. A
+    // node outside the voters never campaigns, but it restarted its election clock every timeout
+    // anyway: it stayed "in lease" of a long-gone leader, refused every (pre-)vote forever, and no
+    // leader was ever elected. A learner is the same kind of node.
+    const net = new Net({ seed: 2, voters: [1, 2], learners: [3], preVote: true, checkQuorum: true });
+    net.elect(1);
+    net.propose(1, "a");
+    net.isolate(3);
+    net.tick(3, 20);
+    for (let k = 0; k < 40; k++) {
+      net.tick(3);
+      const since = net.cluster.raw(3).status().ticksSinceLeaderContact ?? 0;
+      assert.ok(since >= 20, `the leader's lease stays run out (${since} ticks since contact)`);
+    }
+    const s = net.cluster.raw(3).status();
+    assert.equal(s.leaderId, 1);
+
+    // Node 2, now in a configuration where node 3 votes, asks for a pre-vote at a later term.
+    net.heal();
+    net.cluster.raw(3).step({
+      groupId: groupId(1),
+      from: nodeId(2),
+      to: nodeId(3),
+      term: term(s.term + 1),
+      type: "vote-request",
+      preVote: true,
+      lastLogIndex: logIndex(s.lastIndex + 5),
+      lastLogTerm: term(s.term),
+      transfer: false,
+    });
+    const answers = net.cluster
+      .raw(3)
+      .ready()
+      .messages.filter((m) => m.type === "vote-response");
+    assert.equal(answers.length, 1);
+    assert.equal(answers[0]?.type === "vote-response" && answers[0].reject, false, "the pre-vote is granted");
   });
 
   it("a node refuses a pre-vote while it hears from a leader", () => {
