@@ -377,8 +377,12 @@ export class RaftGroup<R> {
 
   async #handleReady(rd: Ready): Promise<void> {
     if (rd.softState !== undefined) {
+      const wasLeader = this.#soft.role === "leader";
       this.#soft = rd.softState;
       if (rd.softState.role === "leader") this.#lastLeaderContactMs = this.#env.monotonicMs();
+      // Fail fast: a deposed leader cannot tell whether its pending entries will commit, and
+      // waiting for the proposal timeout helps no client.
+      if (wasLeader && rd.softState.role !== "leader") this.#failPendingProposals();
       this.#options.onSoftState?.(rd.softState);
     }
     if (rd.messages.length > 0) {
@@ -560,6 +564,19 @@ export class RaftGroup<R> {
       new NodeError("ERR_STORAGE_FAILED", "storage failed; this node stopped", null, { cause: error }),
     );
     this.#options.onFatal?.(error);
+  }
+
+  #failPendingProposals(): void {
+    for (const [, p] of this.#pending) {
+      p.cancelTimer();
+      p.reject(
+        new NodeError(
+          "ERR_TIMEOUT",
+          "leadership was lost before the write was applied; it may still commit: retry with the same idempotency key",
+        ),
+      );
+    }
+    this.#pending.clear();
   }
 
   #failAll(error: NodeError): void {

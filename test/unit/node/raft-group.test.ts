@@ -43,6 +43,21 @@ describe("RaftGroup runtime (in-process cluster)", () => {
     });
   });
 
+  it("fails a deposed leader's pending proposals at once with ERR_TIMEOUT (outcome unknown)", async () => {
+    const leader = await cluster.leader();
+    cluster.isolated.add(leader.id);
+    const pending = leader.group?.propose(utf8("x")) ?? Promise.resolve();
+    await assert.rejects(pending, (error: unknown) => {
+      return (
+        error instanceof NodeError &&
+        error.code === "ERR_TIMEOUT" &&
+        /leadership was lost/.test(error.message)
+      );
+    });
+    cluster.isolated.delete(leader.id);
+    await cluster.leader();
+  });
+
   it("keeps every acknowledged write when the leader crashes", async () => {
     const leader = await cluster.leader();
     for (let i = 0; i < 20; i++) await leader.kv?.put(utf8(`w${i}`), utf8(String(i)));
