@@ -33,6 +33,7 @@ export interface NodeConfig {
   readonly valueBytesMax: number;
   readonly segmentBytesMax: number;
   readonly snapshotEntries: number;
+  readonly snapshotBytes: number;
 }
 
 /** A setting that failed validation; `setting` is its flag name. Stable code ERR_CONFIG. */
@@ -164,6 +165,15 @@ export const nodeSettings: readonly Setting[] = [
     min: 100,
     max: 100_000_000,
     description: "applied entries between snapshots",
+  },
+  {
+    key: "snapshotBytes",
+    flag: "snapshot-bytes",
+    kind: "int",
+    default: 64 * 1024 * 1024,
+    min: 64 * 1024,
+    max: 16 * 1024 * 1024 * 1024,
+    description: "bytes of applied entry data between snapshots (whichever of the two comes first)",
   },
 ];
 

@@ -248,6 +248,8 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     snapshots: {
       service: snapshots,
       entriesBetween: config.snapshotEntries,
+      bytesBetween: config.snapshotBytes,
+
       send: (message, chunks) => host.sendSnapshot(message, chunks),
     },
   });

@@ -49,6 +49,8 @@ export interface RaftGroupOptions<R> {
     readonly service: GroupSnapshots;
     /** Take a snapshot (and compact the log) once this many entries were applied since the last. */
     readonly entriesBetween: number;
+    /** ... or once the entries applied since the last hold this many bytes of data. */
+    readonly bytesBetween?: number;
     /** Streams a stored snapshot to the peer the message names. */
     readonly send: (message: SnapshotMessage, chunks: () => AsyncIterable<Uint8Array>) => Promise<void>;
   };
@@ -75,6 +77,13 @@ interface ReadRound {
 
 const storageCodes = new Set(["ERR_NO_SPACE"]);
 
+/** The data bytes of the entries after `afterIndex`. */
+function sumDataBytes(entries: readonly Entry[], afterIndex: number): number {
+  let total = 0;
+  for (const e of entries) if (e.index > afterIndex) total += e.data.length;
+  return total;
+}
+
 /** A running member of one Raft group. */
 export class RaftGroup<R> {
   readonly #options: RaftGroupOptions<R>;
@@ -87,6 +96,8 @@ export class RaftGroup<R> {
   #readsWaiting = 0;
   #soft: SoftState;
   #appliedIndex: number;
+  /** Data bytes of the log after the last snapshot (the loaded tail plus what was applied since). */
+  #logBytesSinceSnapshot = 0;
   #running = false;
   #stopped = false;
   #fatal: unknown;
@@ -129,6 +140,7 @@ export class RaftGroup<R> {
           },
     );
     const group = new RaftGroup(options, raw, Math.max(applied, snapshotIndex));
+    group.#logBytesSinceSnapshot = sumDataBytes(persisted?.entries ?? [], snapshotIndex);
     group.#scheduleTick();
     return group;
   }
@@ -464,7 +476,10 @@ export class RaftGroup<R> {
   #maybeSnapshot(): void {
     const snapshots = this.#options.snapshots;
     if (snapshots === undefined || this.#capturing !== undefined) return;
-    if (this.#appliedIndex - this.#raw.status().snapshotIndex < snapshots.entriesBetween) return;
+    const entriesDue = this.#appliedIndex - this.#raw.status().snapshotIndex >= snapshots.entriesBetween;
+    const bytesDue = this.#logBytesSinceSnapshot >= (snapshots.bytesBetween ?? Number.POSITIVE_INFINITY);
+    if (!entriesDue && !bytesDue) return;
+    this.#logBytesSinceSnapshot = 0;
     // The export and the core's compaction happen together, synchronously: both see one applied index.
     const capture = snapshots.service
       .capture((index) => {
@@ -531,6 +546,8 @@ export class RaftGroup<R> {
     const results = await this.#options.stateMachine.apply(entries);
     entries.forEach((entry, i) => {
       this.#appliedIndex = entry.index;
+      this.#logBytesSinceSnapshot += entry.data.length;
+
       const waiter = this.#pending.get(entry.index);
       if (waiter === undefined) return;
       this.#pending.delete(entry.index);

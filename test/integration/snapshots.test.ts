@@ -1,9 +1,12 @@
-// Snapshots on a real cluster of processes: with a small snapshot interval the leader compacts its
-// log, a node that was down while the log moved on catches up from a snapshot streamed over mTLS,
-// and a full restart recovers from snapshot plus log with every acknowledged write intact.
+// Snapshots on a real cluster of processes: with a small snapshot size in bytes (the entry count is
+// left at its far-away default) the leader compacts its log, a node that was down while the log
+// moved on catches up from a snapshot streamed over mTLS, and a full restart recovers from snapshot plus log with every acknowledged write intact.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { ProcessCluster } from "../support/process-cluster.js";
+
+/** A 300-byte value, so 450 writes hold about 135 KiB: two snapshots of 64 KiB. */
+const paddedValue = (i: number): string => String(i).padEnd(300, ".");
 
 async function snapshotIndexOf(url: string): Promise<number> {
   const status = (await (await fetch(`${url}/v1/cluster`)).json()) as { snapshotIndex: number };
@@ -16,7 +19,7 @@ describe("snapshots on a real cluster", { timeout: 240_000 }, () => {
 
   before(async () => {
     cluster = await ProcessCluster.create(3);
-    cluster.extraArgs = ["--snapshot-entries", "100"];
+    cluster.extraArgs = ["--snapshot-bytes", "65536"];
     await cluster.startAll();
   });
   after(async () => {
@@ -29,13 +32,13 @@ describe("snapshots on a real cluster", { timeout: 240_000 }, () => {
     assert.ok(lagging !== undefined);
     await cluster.kill(lagging);
     const client = cluster.client(cluster.nodes.filter((n) => n !== lagging));
-    for (let i = 0; i < written; i++) await client.put(`snap-${i}`, String(i));
+    for (let i = 0; i < written; i++) await client.put(`snap-${i}`, paddedValue(i));
     const current = await cluster.leader();
     assert.ok((await snapshotIndexOf(current.httpUrl)) >= 100, "the leader compacted its log");
     await cluster.start(lagging);
     const fromLagging = cluster.client([lagging]);
     for (const i of [0, 99, 250, written - 1])
-      assert.equal((await fromLagging.get(`snap-${i}`))?.value, String(i));
+      assert.equal((await fromLagging.get(`snap-${i}`))?.value, paddedValue(i));
     assert.ok((await snapshotIndexOf(lagging.httpUrl)) >= 100, "the lagging node installed a snapshot");
   });
 
@@ -45,6 +48,7 @@ describe("snapshots on a real cluster", { timeout: 240_000 }, () => {
     const client = cluster.client();
     const page = await client.list({ prefix: "snap-", limit: 1000 });
     assert.equal(page.items.length, written);
-    for (const i of [0, 123, written - 1]) assert.equal((await client.get(`snap-${i}`))?.value, String(i));
+    for (const i of [0, 123, written - 1])
+      assert.equal((await client.get(`snap-${i}`))?.value, paddedValue(i));
   });
 });
