@@ -163,7 +163,9 @@ export class ProcessCluster {
       for (const node of this.nodes) {
         if (node.process === undefined) continue;
         try {
-          const status = (await (await fetch(`${node.httpUrl}/v1/cluster`)).json()) as {
+          // Bounded: a paused or overloaded node must not stall the search past its deadline.
+          const answer = await fetch(`${node.httpUrl}/v1/cluster`, { signal: AbortSignal.timeout(2_000) });
+          const status = (await answer.json()) as {
             self: { role: string };
           };
           if (status.self.role === "leader") return node;
