@@ -284,7 +284,11 @@ export class StreamService {
   }
 
   /** Reads one message by sequence; ERR_NOT_FOUND if the stream does not hold it. */
-  async message(name: string, seq: number, consistency: Consistency = "linearizable"): Promise<StreamMessage> {
+  async message(
+    name: string,
+    seq: number,
+    consistency: Consistency = "linearizable",
+  ): Promise<StreamMessage> {
     checkName("stream", name, STREAM_NAME);
     checkInteger("seq", seq, 1, Number.MAX_SAFE_INTEGER);
     return this.#read(consistency, (state) => {
@@ -447,7 +451,10 @@ export class StreamService {
   ): Promise<{ deleted: boolean; duplicate: boolean }> {
     checkName("stream", stream, STREAM_NAME);
     checkName("group", group, GROUP_NAME);
-    const { result, duplicate } = await this.#propose({ type: "group-delete", stream, group }, idempotencyKey);
+    const { result, duplicate } = await this.#propose(
+      { type: "group-delete", stream, group },
+      idempotencyKey,
+    );
     if (result.op !== "group-delete") throw unexpected(result);
     return { deleted: result.deleted, duplicate };
   }

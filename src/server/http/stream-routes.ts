@@ -119,9 +119,7 @@ function presentDelivered(m: DeliveredMessage, wanted: Wanted) {
 }
 
 /** The request's Idempotency-Key header, if any; more than one is ERR_BAD_REQUEST. */
-export function idempotencyKeyOf(
-  headers: Record<string, string | string[] | undefined>,
-): string | undefined {
+export function idempotencyKeyOf(headers: Record<string, string | string[] | undefined>): string | undefined {
   const value = headers["idempotency-key"];
   if (Array.isArray(value)) throw new CairnError("ERR_BAD_REQUEST", "send one Idempotency-Key header");
   return value;

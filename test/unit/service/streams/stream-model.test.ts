@@ -204,7 +204,10 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   },
   {
     weight: 1,
-    arbitrary: fc.record({ kind: fc.constant("limit" as const), maxMessages: fc.integer({ min: 1, max: 8 }) }),
+    arbitrary: fc.record({
+      kind: fc.constant("limit" as const),
+      maxMessages: fc.integer({ min: 1, max: 8 }),
+    }),
   },
   { weight: 1, arbitrary: fc.constant({ kind: "sweep" as const }) },
   { weight: 1, arbitrary: fc.constant({ kind: "snapshot" as const }) },
@@ -284,7 +287,7 @@ describe("streams model: the state machine agrees with a reference model", () =>
             opArb,
             fc.integer({ min: -3, max: 15 }).map((x) => x * 100),
           ),
-          { minLength: 1, maxLength: 60 },
+          { minLength: 1, maxLength: 60, size: "medium" },
         ),
         (history) => {
           let state = new MemoryState();
@@ -377,7 +380,7 @@ describe("streams model: the state machine agrees with a reference model", () =>
           }
         },
       ),
-      { seed: 7, numRuns: 250 },
+      { seed: 7, numRuns: 150 },
     );
   });
 });
