@@ -129,6 +129,8 @@ export interface GroupInfo {
   readonly delivered: number;
   readonly acked: number;
   readonly deadLettered: number;
+  /** Dead letters the dead-letter stream refused (it was configured with limits), now gone. */
+  readonly deadLettersLost: number;
   /** What each consumer holds: in flight, and how many of those are past their ack deadline. */
   readonly consumers: Readonly<Record<string, { readonly pending: number; readonly overdue: number }>>;
 }
@@ -733,6 +735,7 @@ function groupInfo(state: StateReader, stream: StreamMeta, group: GroupMeta): Gr
     delivered: group.delivered,
     acked: group.acked,
     deadLettered: group.deadLettered,
+    deadLettersLost: group.deadLettersLost ?? 0,
     consumers,
   };
 }

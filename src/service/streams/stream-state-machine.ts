@@ -62,7 +62,14 @@ export interface GroupMeta {
   readonly pending: number;
   readonly delivered: number;
   readonly acked: number;
+  /** Messages moved to the dead-letter stream. */
   readonly deadLettered: number;
+  /**
+   * Messages that should have moved to the dead-letter stream but that stream refused them (full
+   * with discard "new", over its size limits, or no room for one more stream), so they are gone
+   * (absent: none). Only a dead-letter stream configured with limits can refuse.
+   */
+  readonly deadLettersLost?: number;
 }
 
 /** A stored message. */
@@ -319,6 +326,21 @@ export function readMessages(
   }
   const last = messages.at(-1);
   return { messages, next: last === undefined ? Math.max(start, stream.lastSeq + 1) : last.seq + 1 };
+}
+
+/** The newest held message's sequence: lastSeq, unless that message was deleted (or none is held). */
+function lastHeldSeq(state: StateReader, stream: StreamMeta): number {
+  // Without holes the message at lastSeq is held; an empty stream has none (and lastSeq < firstSeq).
+  if ((stream.holes ?? 0) === 0) return stream.lastSeq;
+  // Bisect for the first sequence with no held message at or after it; the one before is held.
+  let lo = stream.firstSeq;
+  let hi = stream.lastSeq + 1;
+  while (lo < hi) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (messageAtOrAfter(state, stream, mid) === undefined) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo - 1;
 }
 
 /**
@@ -750,7 +772,7 @@ function createGroup(
       nextSeq = meta.firstSeq;
       break;
     case "last":
-      nextSeq = Math.max(meta.firstSeq, meta.lastSeq);
+      nextSeq = Math.max(meta.firstSeq, lastHeldSeq(state, meta));
       break;
     case "new":
       nextSeq = meta.lastSeq + 1;
@@ -776,7 +798,10 @@ function createGroup(
   return { ok: true, op: "group-create", created: true };
 }
 
-/** Appends a copy of a message to the group's dead-letter stream, creating that stream if needed. */
+/**
+ * Appends a copy of a message to the group's dead-letter stream, creating that stream if needed.
+ * Answers whether the dead-letter stream took it.
+ */
 function deadLetter(
   state: StateWriter,
   stream: StreamMeta,
@@ -786,14 +811,14 @@ function deadLetter(
   reason: "max-deliveries" | "terminated",
   clockMs: number,
   limits: StreamMachineLimits,
-): void {
+): boolean {
   const target = group.config.deadLetterStream;
   if (getStreamMeta(state, target) === undefined) {
     createStream(state, target, deadLetterStreamConfig, clockMs, limits);
   }
   const dlq = getStreamMeta(state, target);
-  if (dlq === undefined) return; // Out of streams: the dead letter is counted but not kept.
-  appendMessage(
+  if (dlq === undefined) return false; // Out of streams.
+  const appended = appendMessage(
     state,
     dlq,
     {
@@ -813,6 +838,7 @@ function deadLetter(
     clockMs,
     limits,
   );
+  return appended.ok;
 }
 
 function fetch(
@@ -840,6 +866,7 @@ function fetch(
   let pending = group.pending;
   let deliveredCount = group.delivered;
   let deadLettered = group.deadLettered;
+  let deadLettersLost = group.deadLettersLost ?? 0;
   let full = false;
   // First, messages whose ack deadline or nack delay has passed, earliest deadline first. Expiry is
   // judged lazily here, against this entry's leader time, so no replica needs a timer; the due
@@ -863,8 +890,11 @@ function fetch(
       if (group.config.maxDeliveries > 0 && record.deliveries >= group.config.maxDeliveries) {
         removePending(state, group, record);
         pending--;
-        deadLettered++;
-        deadLetter(state, stream, group, message, record.deliveries, "max-deliveries", clockMs, limits);
+        if (deadLetter(state, stream, group, message, record.deliveries, "max-deliveries", clockMs, limits)) {
+          deadLettered++;
+        } else {
+          deadLettersLost++;
+        }
         continue;
       }
       if (!fits(message)) {
@@ -911,7 +941,14 @@ function fetch(
     // Fewer than asked for: nothing is left to hand out up to the stream's end.
     if (!full && fresh.length < room) nextSeq = stream.lastSeq + 1;
   }
-  group = { ...group, nextSeq, pending, delivered: deliveredCount, deadLettered };
+  group = {
+    ...group,
+    nextSeq,
+    pending,
+    delivered: deliveredCount,
+    deadLettered,
+    ...(deadLettersLost > 0 ? { deadLettersLost } : {}),
+  };
   putGroupMeta(state, stream, group);
   return { ok: true, op: "fetch", messages: out };
 }
@@ -967,10 +1004,16 @@ function settle(
         break;
       case "term": {
         removePending(state, group, record);
-        group = { ...group, pending: group.pending - 1, deadLettered: group.deadLettered + 1 };
+        group = { ...group, pending: group.pending - 1 };
         const message = getMessage(state, stream, seq);
-        if (message !== undefined) {
-          deadLetter(state, stream, group, message, record.deliveries, "terminated", clockMs, limits);
+        // A message retention already removed counts as dead-lettered: there is nothing to copy.
+        if (
+          message === undefined ||
+          deadLetter(state, stream, group, message, record.deliveries, "terminated", clockMs, limits)
+        ) {
+          group = { ...group, deadLettered: group.deadLettered + 1 };
+        } else {
+          group = { ...group, deadLettersLost: (group.deadLettersLost ?? 0) + 1 };
         }
         break;
       }

@@ -375,6 +375,34 @@ describe("consumer groups", () => {
     assert.equal(group?.pending, 0);
   });
 
+  it("counts dead letters a limited dead-letter stream refuses as lost, apart from those it took", () => {
+    const s = fresh();
+    run(s, { type: "create", name: "dead", config: config({ maxMessages: 1, discard: "new" }) }, T);
+    for (let i = 1; i <= 3; i++) run(s, append("s", `m${i}`), T);
+    run(
+      s,
+      {
+        type: "group-create",
+        stream: "s",
+        group: "g",
+        startAt: { kind: "first" },
+        config: groupConfig({ maxDeliveries: 1, deadLetterStream: "dead" }),
+      },
+      T,
+    );
+    seqs(run(s, fetch("c", 3), T));
+    run(s, settle("term", [3]), T);
+    assert.deepEqual(seqs(run(s, fetch("c", 3), T + 1000)), [], "1 and 2 are past their delivery limit");
+    const group = getGroupMeta(s, meta(s), "g");
+    assert.deepEqual([group?.deadLettered, group?.deadLettersLost, group?.pending], [1, 2, 0]);
+    assert.deepEqual(
+      readMessages(s, meta(s, "dead"), 1, 10, 1 << 20).messages.map((m) =>
+        new TextDecoder().decode(m.payload),
+      ),
+      ["m3"],
+    );
+  });
+
   it("term dead-letters at once with reason terminated", () => {
     const s = withGroup(2);
     seqs(run(s, fetch("c"), T + 200));
@@ -727,6 +755,18 @@ describe("deleting single messages", () => {
       readMessages(s, meta(s), seqAtTime(s, meta(s), T + 30), 10, 1 << 20).messages.map((m) => m.seq),
       [5, 6],
     );
+  });
+
+  it("a group starting at the last message starts at the last one held", () => {
+    const s = fresh();
+    for (let i = 1; i <= 6; i++) run(s, append("s", `m${i}`), T);
+    run(s, del(5, 6), T);
+    run(
+      s,
+      { type: "group-create", stream: "s", group: "g", startAt: { kind: "last" }, config: groupConfig() },
+      T,
+    );
+    assert.deepEqual(seqs(run(s, fetch("c", 10), T)), [4]);
   });
 
   it("groups forget in-flight records of deleted messages and never hand them out", () => {
