@@ -32,7 +32,7 @@ const settings = {
 
 const CreateBody = Type.Object({ name: Type.String(), ...settings }, { additionalProperties: false });
 
-const UpdateBody = Type.Object(settings, { additionalProperties: false, minProperties: 1 });
+const UpdateBody = Type.Object(settings, { additionalProperties: false });
 
 const AppendBody = Type.Object(
   {

@@ -660,6 +660,13 @@ describe("stream requests that are refused", () => {
       assert.ok(typeof error["message"] === "string" && error["message"].length > 0);
     }
     assert.deepEqual(dumpState(log.state), state);
+    const typo = await call(app, "GET", "/v1/streams/s/messages?form=1");
+    assert.equal(
+      (typo.body["error"] as Json)["message"],
+      "querystring/form: is not a known field or parameter",
+    );
+    const empty = await call(app, "PATCH", "/v1/streams/s", {});
+    assert.equal((empty.body["error"] as Json)["message"], "give at least one setting to change");
   });
 
   it("a default dead-letter name that would be too long asks for deadLetterStream", async () => {
