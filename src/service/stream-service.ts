@@ -27,7 +27,6 @@ import {
   type StartAt,
   type StreamCommand,
   type StreamConfig,
-  type StreamConfigChanges,
   type StreamMessage,
   type StreamMeta,
   type StreamResult,
@@ -247,16 +246,10 @@ export class StreamService {
   ): Promise<{ updated: boolean; stream: StreamInfo; duplicate: boolean }> {
     checkName("stream", name, STREAM_NAME);
     this.#checkSettings(changes);
-    const given: StreamConfigChanges = Object.fromEntries(
-      Object.entries(changes).filter(([, value]) => value !== undefined),
-    );
-    if (Object.keys(given).length === 0) {
+    if (Object.values(changes).every((value) => value === undefined)) {
       throw new CairnError("ERR_BAD_REQUEST", "give at least one setting to change");
     }
-    const { result, duplicate } = await this.#propose(
-      { type: "update", name, changes: given },
-      idempotencyKey,
-    );
+    const { result, duplicate } = await this.#propose({ type: "update", name, changes }, idempotencyKey);
     if (result.op !== "update") throw unexpected(result);
     return { updated: result.updated, stream: await this.info(name), duplicate };
   }

@@ -575,10 +575,7 @@ function updateStream(
 ): StreamResult {
   const meta = getStreamMeta(state, name);
   if (meta === undefined) return failure("ERR_NOT_FOUND", `stream ${name} does not exist`);
-  const config: StreamConfig = { ...meta.config };
-  for (const [field, value] of Object.entries(changes)) {
-    if (value !== undefined) Object.assign(config, { [field]: value });
-  }
+  const config: StreamConfig = { ...meta.config, ...changes };
   if (sameConfig(config, meta.config)) return { ok: true, op: "update", updated: false };
   // A lowered limit applies at this entry, whatever the discard policy (a full stream with
   // discard "new" is over its new limit, not just full), up to the per-entry bound.
