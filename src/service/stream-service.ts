@@ -149,6 +149,8 @@ export interface ReadQuery {
   readonly from?: number;
   /** Read from the first message appended at or after this leader time instead. */
   readonly fromTimeMs?: number;
+  /** Last sequence to read (inclusive; default: to the end). */
+  readonly to?: number;
   readonly limit: number;
   /** Wait up to this long for a message when there is none yet. */
   readonly waitMs?: number;
@@ -356,8 +358,9 @@ export class StreamService {
   }
 
   /**
-   * Reads a page of messages from a sequence or a time. With `waitMs`, an empty answer waits for
-   * a message to arrive (or the wait to end) before answering.
+   * Reads a page of messages from a sequence or a time, up to `to` if given. With `waitMs`, an empty
+   * answer waits for a message to arrive (or the wait to end) before answering, unless the range
+   * up to `to` is already read.
    */
   async read(name: string, query: ReadQuery): Promise<ReadResult> {
     checkName("stream", name, STREAM_NAME);
@@ -365,6 +368,7 @@ export class StreamService {
     checkInteger("waitMs", query.waitMs, 0, this.#limits.waitMsMax);
     checkInteger("from", query.from, 0, Number.MAX_SAFE_INTEGER);
     checkInteger("fromTimeMs", query.fromTimeMs, 0, Number.MAX_SAFE_INTEGER);
+    checkInteger("to", query.to, 0, Number.MAX_SAFE_INTEGER);
     if (query.from !== undefined && query.fromTimeMs !== undefined) {
       throw new CairnError("ERR_BAD_REQUEST", "give from or fromTimeMs, not both");
     }
@@ -378,12 +382,15 @@ export class StreamService {
         const start =
           from ?? (query.fromTimeMs !== undefined ? seqAtTime(state, meta, query.fromTimeMs) : meta.firstSeq);
         return {
-          ...readMessages(state, meta, start, query.limit, this.#limits.readBytesMax),
+          ...readMessages(state, meta, start, query.limit, this.#limits.readBytesMax, query.to),
           firstSeq: meta.firstSeq,
           lastSeq: meta.lastSeq,
         };
       });
-      if (page.messages.length > 0 || Date.now() >= deadline || query.signal?.aborted === true) return page;
+      const rangeDone = query.to !== undefined && page.next > query.to;
+      if (page.messages.length > 0 || rangeDone || Date.now() >= deadline || query.signal?.aborted === true) {
+        return page;
+      }
       // Nothing yet: keep the position and wait for an applied batch that reaches it.
       from = page.next;
       await this.#waitFor(version, deadline, query.signal, (state) => {

@@ -221,12 +221,13 @@ export function registerStreamRoutes(
     "/v1/streams/:name/messages",
     {
       schema: {
-        summary: "Read messages by sequence or time; waitMs long-polls for new ones",
+        summary: "Read messages by sequence range or from a time; waitMs long-polls for new ones",
         params: NameParams,
         querystring: Type.Object(
           {
             from: Type.Optional(Type.Integer({ minimum: 0 })),
             fromTimeMs: Type.Optional(Type.Integer({ minimum: 0 })),
+            to: Type.Optional(Type.Integer({ minimum: 0, description: "last sequence to read (inclusive)" })),
             limit: Type.Optional(Type.Integer({ minimum: 1 })),
             waitMs: Type.Optional(Type.Integer({ minimum: 0 })),
             consistency: Type.Optional(Consistency),
@@ -241,6 +242,7 @@ export function registerStreamRoutes(
       const page = await streams.read(request.params.name, {
         ...(q.from !== undefined ? { from: q.from } : {}),
         ...(q.fromTimeMs !== undefined ? { fromTimeMs: q.fromTimeMs } : {}),
+        ...(q.to !== undefined ? { to: q.to } : {}),
         limit: Math.min(q.limit ?? 100, streams.limits.readLimitMax),
         ...(q.waitMs !== undefined ? { waitMs: q.waitMs } : {}),
         ...(q.consistency !== undefined ? { consistency: q.consistency } : {}),

@@ -301,31 +301,35 @@ export interface MessagePage {
   readonly next: number;
 }
 
-/** Reads up to `limit` messages (and about `bytesMax` bytes) from sequence `from` on. */
+/** Reads up to `limit` messages (and about `bytesMax` bytes) from sequence `from` up to `to` (inclusive). */
 export function readMessages(
   state: StateReader,
   stream: StreamMeta,
   from: number,
   limit: number,
   bytesMax: number,
+  to = Number.MAX_SAFE_INTEGER,
 ): MessagePage {
   const start = Math.max(from, stream.firstSeq);
+  const end = Math.min(to, stream.lastSeq);
   const messages: StreamMessage[] = [];
   let bytes = 0;
-  for (const [key, value] of state.range(
-    "stream-message",
-    pair(stream.id, start),
-    pair(stream.id + 1, 0),
-    limit,
-  )) {
-    const seq = new ByteReader(key.subarray(8)).u64();
-    const message = decodeMessage(seq, value);
-    bytes += message.payload.length;
-    if (messages.length > 0 && bytes > bytesMax) break;
-    messages.push(message);
+  if (start <= end) {
+    for (const [key, value] of state.range(
+      "stream-message",
+      pair(stream.id, start),
+      pair(stream.id, end + 1),
+      limit,
+    )) {
+      const seq = new ByteReader(key.subarray(8)).u64();
+      const message = decodeMessage(seq, value);
+      bytes += message.payload.length;
+      if (messages.length > 0 && bytes > bytesMax) break;
+      messages.push(message);
+    }
   }
   const last = messages.at(-1);
-  return { messages, next: last === undefined ? Math.max(start, stream.lastSeq + 1) : last.seq + 1 };
+  return { messages, next: last === undefined ? Math.max(start, end + 1) : last.seq + 1 };
 }
 
 /** The newest held message's sequence: lastSeq, unless that message was deleted (or none is held). */

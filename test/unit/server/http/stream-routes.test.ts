@@ -126,7 +126,7 @@ describe("HTTP /v1/streams", () => {
     assert.equal(page.body["next"], 3);
   });
 
-  it("pages with limit and next, and reads from a time", async () => {
+  it("pages with limit and next, reads a sequence range, and reads from a time", async () => {
     const { app, log } = setup();
     await call(app, "POST", "/v1/streams", { name: "s" });
     for (let i = 1; i <= 5; i++) {
@@ -140,6 +140,14 @@ describe("HTTP /v1/streams", () => {
       (second.body["messages"] as Json[]).map((m) => m["payload"]),
       ["m3", "m4"],
     );
+    const range = await call(app, "GET", "/v1/streams/s/messages?from=2&to=3");
+    assert.deepEqual(
+      [(range.body["messages"] as Json[]).map((m) => m["payload"]), range.body["next"]],
+      [["m2", "m3"], 4],
+    );
+    // A range already read answers at once, even with waitMs.
+    const done = await call(app, "GET", "/v1/streams/s/messages?from=4&to=3&waitMs=30000");
+    assert.deepEqual([done.body["messages"], done.body["next"]], [[], 4]);
     const byTime = await call(app, "GET", "/v1/streams/s/messages?fromTimeMs=1700000000040");
     assert.deepEqual(
       (byTime.body["messages"] as Json[]).map((m) => m["payload"]),
