@@ -16,6 +16,8 @@ const Consistency = Type.Union([Type.Literal("linearizable"), Type.Literal("stal
 const NameParams = Type.Object({ name: Type.String() });
 const MessageParams = Type.Object({ name: Type.String(), seq: Type.Integer({ minimum: 1 }) });
 const GroupParams = Type.Object({ name: Type.String(), group: Type.String() });
+/** A route that takes no query parameters refuses any, like every other unknown field. */
+const NoQuery = Type.Object({}, { additionalProperties: false });
 const ConsistencyQuery = Type.Object(
   { consistency: Type.Optional(Consistency) },
   { additionalProperties: false },
@@ -154,7 +156,7 @@ export function registerStreamRoutes(
 
   app.post(
     "/v1/streams",
-    { schema: { summary: "Create a stream", body: CreateBody }, ...write },
+    { schema: { summary: "Create a stream", body: CreateBody, querystring: NoQuery }, ...write },
     async (request) => {
       const { name, ...options } = request.body;
       return streams.create(name, options, idempotencyKeyOf(request.headers));
@@ -185,6 +187,7 @@ export function registerStreamRoutes(
       schema: {
         summary: "Change a stream's settings; a lowered limit drops the oldest messages over it",
         params: NameParams,
+        querystring: NoQuery,
         body: UpdateBody,
       },
       ...write,
@@ -194,13 +197,19 @@ export function registerStreamRoutes(
 
   app.delete(
     "/v1/streams/:name",
-    { schema: { summary: "Delete a stream and its groups", params: NameParams }, ...write },
+    {
+      schema: { summary: "Delete a stream and its groups", params: NameParams, querystring: NoQuery },
+      ...write,
+    },
     async (request) => streams.delete(request.params.name, idempotencyKeyOf(request.headers)),
   );
 
   app.post(
     "/v1/streams/:name/messages",
-    { schema: { summary: "Append a message", params: NameParams, body: AppendBody }, ...write },
+    {
+      schema: { summary: "Append a message", params: NameParams, body: AppendBody, querystring: NoQuery },
+      ...write,
+    },
     async (request) => {
       const body = request.body;
       return streams.append(
@@ -282,6 +291,7 @@ export function registerStreamRoutes(
       schema: {
         summary: "Delete one message (its sequence is never reused; groups forget it)",
         params: MessageParams,
+        querystring: NoQuery,
       },
       ...write,
     },
@@ -364,7 +374,15 @@ export function registerStreamRoutes(
 
   app.post(
     "/v1/streams/:name/groups",
-    { schema: { summary: "Create a consumer group", params: NameParams, body: GroupBody }, ...write },
+    {
+      schema: {
+        summary: "Create a consumer group",
+        params: NameParams,
+        body: GroupBody,
+        querystring: NoQuery,
+      },
+      ...write,
+    },
     async (request) => {
       const { group, startAt, ...rest } = request.body;
       return streams.createGroup(
@@ -409,7 +427,10 @@ export function registerStreamRoutes(
 
   app.delete(
     "/v1/streams/:name/groups/:group",
-    { schema: { summary: "Delete a consumer group", params: GroupParams }, ...write },
+    {
+      schema: { summary: "Delete a consumer group", params: GroupParams, querystring: NoQuery },
+      ...write,
+    },
     async (request) =>
       streams.deleteGroup(request.params.name, request.params.group, idempotencyKeyOf(request.headers)),
   );
@@ -450,6 +471,7 @@ export function registerStreamRoutes(
       schema: {
         summary: "Acknowledge, nack (with delayMs), extend or terminate messages",
         params: SettleParams,
+        querystring: NoQuery,
         body: SettleBody,
       },
       ...write,

@@ -650,6 +650,8 @@ describe("stream requests that are refused", () => {
       ["GET", "/v1/streams/s/messages?form=1"],
       ["GET", "/v1/streams/s/messages?limit=0"],
       ["GET", "/v1/streams/s?consistancy=stale"],
+      ["POST", "/v1/streams/s/messages?wait=1", { payload: "x" }],
+      ["POST", "/v1/streams/s/groups/g/ack?force=1", { seqs: [1] }],
       ["POST", "/v1/streams/s/groups/g/ack", { seqs: [1], delayMs: 100 }],
       ["POST", "/v1/streams/s/groups/g/extend", { seqs: [1], delayMs: 100 }],
       ["POST", "/v1/streams/s/groups/g/ack", { seqs: [0] }],
