@@ -1,8 +1,14 @@
-// `cairn stream create|ls|info|send|read|tail` and `cairn group create|fetch|ack|info`: the streams
-// and consumer groups from the command line, through the client library (which retries on another
-// node and makes writes safe to retry).
+// `cairn stream create|update|ls|info|send|read|tail` and `cairn group create|fetch|ack|info`: the
+// streams and consumer groups from the command line, through the client library (which retries on
+// another node and makes writes safe to retry).
+import { randomUUID } from "node:crypto";
 import type { Command } from "commander";
-import { CairnClient, type GroupOptions, type StreamMessageItem } from "../client/index.js";
+import {
+  CairnClient,
+  type GroupOptions,
+  type StreamMessageItem,
+  type StreamOptions,
+} from "../client/index.js";
 import { ConfigError } from "./node-config.js";
 
 /** What the stream commands need from the program that hosts them. */
@@ -44,6 +50,36 @@ function startOf(value: string): NonNullable<GroupOptions["startAt"]> {
   return match[1] === "seq" ? { seq: Number(match[2]) } : { timeMs: Number(match[2]) };
 }
 
+/** The stream settings flags, as commander parses them. */
+interface SettingsFlags {
+  readonly maxMessages?: number;
+  readonly maxBytes?: number;
+  readonly maxAgeMs?: number;
+  readonly discard?: string;
+  readonly messageBytesMax?: number;
+  readonly dedupeWindowMs?: number;
+}
+
+/** Adds the stream settings flags shared by `stream create` and `stream update`. */
+function withSettings(command: Command): Command {
+  return command
+    .option("--max-messages <n>", "keep at most this many messages (0: no limit)", integer("max-messages"))
+    .option("--max-bytes <n>", "keep at most this many bytes (0: no limit)", integer("max-bytes"))
+    .option("--max-age-ms <ms>", "drop messages older than this (0: no limit)", integer("max-age-ms"))
+    .option("--discard <policy>", "when full: old (drop oldest) or new (refuse)")
+    .option("--message-bytes-max <n>", "largest message accepted", integer("message-bytes-max"))
+    .option("--dedupe-window-ms <ms>", "how long message ids are remembered", integer("dedupe-window-ms"));
+}
+
+/** The settings the flags give, with the discard policy checked. */
+function settingsOf(flags: SettingsFlags): StreamOptions {
+  const { discard, ...limits } = flags;
+  if (discard !== undefined && discard !== "old" && discard !== "new") {
+    throw new ConfigError("discard", "expected old or new");
+  }
+  return { ...limits, ...(discard !== undefined ? { discard } : {}) };
+}
+
 function line(m: StreamMessageItem): string {
   const deliveries = m.deliveries !== undefined ? `\t(delivery ${m.deliveries})` : "";
   return `${m.seq}\t${m.id}\t${m.payload}${deliveries}`;
@@ -58,40 +94,36 @@ export function registerStreamCommands(program: Command, context: StreamCommands
     command.option("--endpoints <urls>", "comma-separated node URLs");
 
   const stream = program.command("stream").description("create, inspect, write, read and follow streams");
-  withEndpoints(
-    stream.command("create <name>").description("create a stream (no-op if it exists with these settings)"),
-  )
-    .option("--max-messages <n>", "keep at most this many messages", integer("max-messages"))
-    .option("--max-bytes <n>", "keep at most this many bytes", integer("max-bytes"))
-    .option("--max-age-ms <ms>", "drop messages older than this", integer("max-age-ms"))
-    .option("--discard <policy>", "when full: old (drop oldest) or new (refuse)")
-    .option("--message-bytes-max <n>", "largest message accepted", integer("message-bytes-max"))
-    .option("--dedupe-window-ms <ms>", "how long message ids are remembered", integer("dedupe-window-ms"))
-    .action(
-      async (
-        name: string,
-        o: {
-          endpoints?: string;
-          maxMessages?: number;
-          maxBytes?: number;
-          maxAgeMs?: number;
-          discard?: string;
-          messageBytesMax?: number;
-          dedupeWindowMs?: number;
-        },
-      ) => {
-        if (o.discard !== undefined && o.discard !== "old" && o.discard !== "new") {
-          throw new ConfigError("discard", "expected old or new");
-        }
-        const { endpoints, discard, ...limits } = o;
-        print(
-          await client(endpoints).createStream(name, {
-            ...limits,
-            ...(discard !== undefined ? { discard } : {}),
-          }),
-        );
-      },
+  withSettings(
+    withEndpoints(
+      stream.command("create <name>").description("create a stream (no-op if it exists with these settings)"),
+    ),
+  ).action(async (name: string, o: SettingsFlags & { endpoints?: string }) => {
+    const { endpoints, ...flags } = o;
+    print(await client(endpoints).createStream(name, settingsOf(flags)));
+  });
+  withSettings(
+    withEndpoints(
+      stream
+        .command("update <name>")
+        .description("change some of a stream's settings; a lowered limit drops the oldest messages over it"),
+    ),
+  ).action(async (name: string, o: SettingsFlags & { endpoints?: string }) => {
+    const { endpoints, ...flags } = o;
+    const changes = settingsOf(flags);
+    if (Object.keys(changes).length === 0) {
+      throw new ConfigError("settings", "give at least one setting to change, e.g. --max-messages 1000");
+    }
+    // The client library has no update call yet; its request() carries the same retries and key.
+    print(
+      await client(endpoints).request(
+        "PATCH",
+        `/v1/streams/${encodeURIComponent(name)}`,
+        changes,
+        randomUUID(),
+      ),
     );
+  });
   withEndpoints(stream.command("ls").description("list streams")).action(
     async (o: { endpoints?: string }) => {
       for (const s of await client(o.endpoints).listStreams()) {

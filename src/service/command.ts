@@ -18,6 +18,7 @@ import {
   encodeStreamCommand,
   type StreamCommand,
   type StreamResult,
+  streamResultIsRemembered,
 } from "./streams/index.js";
 
 /** A command of any service. */
@@ -134,7 +135,7 @@ export function applyEnvelope(
 ): ApplyOutcome {
   pruneIdempotencyKeys(state, envelope.tsMs - settings.windowMs, settings.prunePerEntryMax);
   if (envelope.idempotencyKey === undefined) {
-    return { ok: true, result: runCommand(state, envelope), duplicate: false };
+    return { ok: true, result: runCommand(state, envelope).result, duplicate: false };
   }
   const key = new TextEncoder().encode(envelope.idempotencyKey);
   const digest = commandDigest(encodeEnvelope({ tsMs: 0, command: envelope.command }));
@@ -154,21 +155,29 @@ export function applyEnvelope(
       return { ok: true, result: JSON.parse(reader.string()) as CommandResult, duplicate: true };
     }
     state.delete("dedupe-ttl", dedupeIndexKey(storedTsMs, key));
+    state.delete("dedupe", key);
   }
-  const result = runCommand(state, envelope);
+  const { result, remembered } = runCommand(state, envelope);
+  if (!remembered) return { ok: true, result, duplicate: false };
   state.put("dedupe", key, encodeStored(envelope.tsMs, digest, result));
   state.put("dedupe-ttl", dedupeIndexKey(envelope.tsMs, key), new Uint8Array(0));
   return { ok: true, result, duplicate: false };
 }
 
-function runCommand(state: StateWriter, envelope: Envelope): CommandResult {
+/** Runs the command; `remembered` says whether an idempotency key should keep its result. */
+function runCommand(
+  state: StateWriter,
+  envelope: Envelope,
+): { readonly result: CommandResult; readonly remembered: boolean } {
   switch (envelope.command.service) {
     case "kv":
-      return applyKv(state, envelope.command.command, envelope.tsMs);
+      return { result: applyKv(state, envelope.command.command, envelope.tsMs), remembered: true };
     case "members":
-      return applyMemberCommand(state, envelope.command.command);
-    case "streams":
-      return applyStream(state, envelope.command.command, envelope.tsMs);
+      return { result: applyMemberCommand(state, envelope.command.command), remembered: true };
+    case "streams": {
+      const result = applyStream(state, envelope.command.command, envelope.tsMs);
+      return { result, remembered: streamResultIsRemembered(result) };
+    }
   }
 }
 

@@ -9,22 +9,25 @@ import { proposeCommand } from "./propose.js";
 import type { ReplicationPort } from "./replication.js";
 import type { StateReader } from "./state.js";
 import {
-  type DeliveredMessage,
+  type Delivery,
   type GroupConfig,
   type GroupMeta,
   getGroupMeta,
+  getMessage,
   getStreamMeta,
   type Header,
   listGroups,
   listPending,
   listStreams,
   type MessagePage,
+  messageCount,
   nextDueMs,
   readMessages,
   type SettleAction,
   type StartAt,
   type StreamCommand,
   type StreamConfig,
+  type StreamMessage,
   type StreamMeta,
   type StreamResult,
   seqAtTime,
@@ -51,6 +54,8 @@ export interface StreamLimits {
   readonly ackPendingMax: number;
   /** Server-sent event connections per node at most. */
   readonly sseConnectionsMax: number;
+  /** Sweep entries one call of `sweepIfDue` proposes at most, one after another. */
+  readonly sweepEntriesMax: number;
 }
 
 /** Defaults: 1 MiB messages, pages of 1,000 messages or 4 MiB, waits up to 30 s, fetches of 1,000. */
@@ -64,9 +69,10 @@ export const defaultStreamLimits: StreamLimits = {
   settleSeqsMax: 1000,
   ackPendingMax: 10_000,
   sseConnectionsMax: 256,
+  sweepEntriesMax: 16,
 };
 
-/** Stream settings as a client gives them; omitted ones take defaults. */
+/** Stream settings as a client gives them; omitted ones take defaults (or, in an update, stay). */
 export interface StreamCreateOptions {
   readonly maxMessages?: number;
   readonly maxBytes?: number;
@@ -74,6 +80,23 @@ export interface StreamCreateOptions {
   readonly discard?: "old" | "new";
   readonly messageBytesMax?: number;
   readonly dedupeWindowMs?: number;
+}
+
+/** A message handed to a consumer, with how often it was delivered to the group, this time included. */
+export interface DeliveredMessage extends StreamMessage {
+  readonly deliveries: number;
+}
+
+/** How to fetch. */
+export interface FetchOptions {
+  /** Messages at most (default 1). */
+  readonly max?: number;
+  /** Wait up to this long for a message when none is available. */
+  readonly waitMs?: number;
+  /** Stops a wait early (the client went away). */
+  readonly signal?: AbortSignal;
+  /** A retry with the same key gets the first fetch's messages instead of more. */
+  readonly idempotencyKey?: string;
 }
 
 /** A stream as reported to clients. */
@@ -105,6 +128,8 @@ export interface GroupInfo {
   readonly delivered: number;
   readonly acked: number;
   readonly deadLettered: number;
+  /** Dead letters the dead-letter stream refused (it was configured with limits), now gone. */
+  readonly deadLettersLost: number;
   /** What each consumer holds: in flight, and how many of those are past their ack deadline. */
   readonly consumers: Readonly<Record<string, { readonly pending: number; readonly overdue: number }>>;
 }
@@ -124,6 +149,8 @@ export interface ReadQuery {
   readonly from?: number;
   /** Read from the first message appended at or after this leader time instead. */
   readonly fromTimeMs?: number;
+  /** Last sequence to read (inclusive; default: to the end). */
+  readonly to?: number;
   readonly limit: number;
   /** Wait up to this long for a message when there is none yet. */
   readonly waitMs?: number;
@@ -173,6 +200,7 @@ export class StreamService {
   readonly #notifier: ApplyNotifier;
   readonly #limits: StreamLimits;
   #sseConnections = 0;
+  #sweeping = false;
 
   /** Creates the service; `notifier` must be the one the state machine's apply path notifies. */
   constructor(log: ReplicationPort, notifier: ApplyNotifier, limits: StreamLimits = defaultStreamLimits) {
@@ -191,14 +219,9 @@ export class StreamService {
     name: string,
     options: StreamCreateOptions = {},
     idempotencyKey?: string,
-  ): Promise<{ created: boolean; stream: StreamInfo }> {
+  ): Promise<{ created: boolean; stream: StreamInfo; duplicate: boolean }> {
     checkName("stream", name, STREAM_NAME);
-    const unlimited = Number.MAX_SAFE_INTEGER;
-    checkInteger("maxMessages", options.maxMessages, 0, unlimited);
-    checkInteger("maxBytes", options.maxBytes, 0, unlimited);
-    checkInteger("maxAgeMs", options.maxAgeMs, 0, unlimited);
-    checkInteger("messageBytesMax", options.messageBytesMax, 1, this.#limits.messageBytesMax);
-    checkInteger("dedupeWindowMs", options.dedupeWindowMs, 0, 24 * 3600 * 1000);
+    this.#checkSettings(options);
     const config: StreamConfig = {
       maxMessages: options.maxMessages ?? 0,
       maxBytes: options.maxBytes ?? 0,
@@ -207,18 +230,75 @@ export class StreamService {
       messageBytesMax: options.messageBytesMax ?? this.#limits.messageBytesMax,
       dedupeWindowMs: options.dedupeWindowMs ?? 2 * 60_000,
     };
-    const { result } = await this.#propose({ type: "create", name, config }, idempotencyKey);
+    const { result, duplicate } = await this.#propose({ type: "create", name, config }, idempotencyKey);
     if (result.op !== "create") throw unexpected(result);
     const stream = await this.info(name);
-    return { created: result.created, stream };
+    return { created: result.created, stream, duplicate };
+  }
+
+  /**
+   * Changes some of a stream's settings; the others stay. A lowered limit drops the oldest
+   * messages over it at once (up to the state machine's per-entry bound; sweeps drop the rest).
+   * `updated` is false when the settings were already as asked.
+   */
+  async update(
+    name: string,
+    changes: StreamCreateOptions,
+    idempotencyKey?: string,
+  ): Promise<{ updated: boolean; stream: StreamInfo; duplicate: boolean }> {
+    checkName("stream", name, STREAM_NAME);
+    this.#checkSettings(changes);
+    if (Object.values(changes).every((value) => value === undefined)) {
+      throw new CairnError("ERR_BAD_REQUEST", "give at least one setting to change");
+    }
+    const { result, duplicate } = await this.#propose({ type: "update", name, changes }, idempotencyKey);
+    if (result.op !== "update") throw unexpected(result);
+    return { updated: result.updated, stream: await this.info(name), duplicate };
   }
 
   /** Deletes a stream and its groups; `deleted` says whether it existed. */
-  async delete(name: string, idempotencyKey?: string): Promise<{ deleted: boolean }> {
+  async delete(name: string, idempotencyKey?: string): Promise<{ deleted: boolean; duplicate: boolean }> {
     checkName("stream", name, STREAM_NAME);
-    const { result } = await this.#propose({ type: "delete", name }, idempotencyKey);
+    const { result, duplicate } = await this.#propose({ type: "delete", name }, idempotencyKey);
     if (result.op !== "delete") throw unexpected(result);
-    return { deleted: result.deleted };
+    return { deleted: result.deleted, duplicate };
+  }
+
+  /**
+   * Deletes single messages by sequence; `deleted` lists those that were held. Sequences are never
+   * reused, and the groups' in-flight records of deleted messages are dropped.
+   */
+  async deleteMessages(
+    name: string,
+    seqs: readonly number[],
+    idempotencyKey?: string,
+  ): Promise<{ deleted: readonly number[]; duplicate: boolean }> {
+    checkName("stream", name, STREAM_NAME);
+    this.#checkSeqs(seqs);
+    const { result, duplicate } = await this.#propose({ type: "message-delete", name, seqs }, idempotencyKey);
+    if (result.op !== "message-delete") throw unexpected(result);
+    return { deleted: result.deleted, duplicate };
+  }
+
+  /** Reads one message by sequence; ERR_NOT_FOUND if the stream does not hold it. */
+  async message(
+    name: string,
+    seq: number,
+    consistency: Consistency = "linearizable",
+  ): Promise<StreamMessage> {
+    checkName("stream", name, STREAM_NAME);
+    checkInteger("seq", seq, 1, Number.MAX_SAFE_INTEGER);
+    return this.#read(consistency, (state) => {
+      const meta = requireStream(state, name);
+      const message = getMessage(state, meta, seq);
+      if (message === undefined) {
+        throw new CairnError("ERR_NOT_FOUND", `stream ${name} holds no message ${seq}`, {
+          firstSeq: meta.firstSeq,
+          lastSeq: meta.lastSeq,
+        });
+      }
+      return message;
+    });
   }
 
   /** Lists streams in name order. */
@@ -278,8 +358,9 @@ export class StreamService {
   }
 
   /**
-   * Reads a page of messages from a sequence or a time. With `waitMs`, an empty answer waits for
-   * a message to arrive (or the wait to end) before answering.
+   * Reads a page of messages from a sequence or a time, up to `to` if given. With `waitMs`, an empty
+   * answer waits for a message to arrive (or the wait to end) before answering, unless the range
+   * up to `to` is already read.
    */
   async read(name: string, query: ReadQuery): Promise<ReadResult> {
     checkName("stream", name, STREAM_NAME);
@@ -287,6 +368,10 @@ export class StreamService {
     checkInteger("waitMs", query.waitMs, 0, this.#limits.waitMsMax);
     checkInteger("from", query.from, 0, Number.MAX_SAFE_INTEGER);
     checkInteger("fromTimeMs", query.fromTimeMs, 0, Number.MAX_SAFE_INTEGER);
+    checkInteger("to", query.to, 0, Number.MAX_SAFE_INTEGER);
+    if (query.from !== undefined && query.fromTimeMs !== undefined) {
+      throw new CairnError("ERR_BAD_REQUEST", "give from or fromTimeMs, not both");
+    }
     const consistency = query.consistency ?? "linearizable";
     const deadline = Date.now() + (query.waitMs ?? 0);
     let from = query.from;
@@ -297,12 +382,15 @@ export class StreamService {
         const start =
           from ?? (query.fromTimeMs !== undefined ? seqAtTime(state, meta, query.fromTimeMs) : meta.firstSeq);
         return {
-          ...readMessages(state, meta, start, query.limit, this.#limits.readBytesMax),
+          ...readMessages(state, meta, start, query.limit, this.#limits.readBytesMax, query.to),
           firstSeq: meta.firstSeq,
           lastSeq: meta.lastSeq,
         };
       });
-      if (page.messages.length > 0 || Date.now() >= deadline || query.signal?.aborted === true) return page;
+      const rangeDone = query.to !== undefined && page.next > query.to;
+      if (page.messages.length > 0 || rangeDone || Date.now() >= deadline || query.signal?.aborted === true) {
+        return page;
+      }
       // Nothing yet: keep the position and wait for an applied batch that reaches it.
       from = page.next;
       await this.#waitFor(version, deadline, query.signal, (state) => {
@@ -318,13 +406,19 @@ export class StreamService {
     group: string,
     options: GroupCreateOptions = {},
     idempotencyKey?: string,
-  ): Promise<{ created: boolean; group: GroupInfo }> {
+  ): Promise<{ created: boolean; group: GroupInfo; duplicate: boolean }> {
     checkName("stream", stream, STREAM_NAME);
     checkName("group", group, GROUP_NAME);
     checkInteger("ackWaitMs", options.ackWaitMs, 1, 24 * 3600 * 1000);
     checkInteger("maxDeliveries", options.maxDeliveries, 0, 1_000_000);
     checkInteger("maxAckPending", options.maxAckPending, 1, this.#limits.ackPendingMax);
     const deadLetterStream = options.deadLetterStream ?? `${stream}.${group}.dlq`;
+    if (options.deadLetterStream === undefined && !STREAM_NAME.test(deadLetterStream)) {
+      throw new CairnError(
+        "ERR_BAD_REQUEST",
+        `the default dead-letter stream name ${deadLetterStream} is too long; give deadLetterStream`,
+      );
+    }
     checkName("dead-letter stream", deadLetterStream, STREAM_NAME);
     if (deadLetterStream === stream) {
       throw new CairnError("ERR_BAD_REQUEST", "the dead-letter stream must differ from the stream");
@@ -332,7 +426,7 @@ export class StreamService {
     const startAt = options.startAt ?? { kind: "first" };
     if (startAt.kind === "seq") checkInteger("startAt.seq", startAt.seq, 0, Number.MAX_SAFE_INTEGER);
     if (startAt.kind === "time") checkInteger("startAt.timeMs", startAt.timeMs, 0, Number.MAX_SAFE_INTEGER);
-    const { result } = await this.#propose(
+    const { result, duplicate } = await this.#propose(
       {
         type: "group-create",
         stream,
@@ -348,16 +442,32 @@ export class StreamService {
       idempotencyKey,
     );
     if (result.op !== "group-create") throw unexpected(result);
-    return { created: result.created, group: await this.groupInfo(stream, group) };
+    return { created: result.created, group: await this.groupInfo(stream, group), duplicate };
   }
 
-  /** Deletes a consumer group. */
-  async deleteGroup(stream: string, group: string, idempotencyKey?: string): Promise<{ deleted: boolean }> {
+  /** Deletes a consumer group; `deleted` says whether it existed. */
+  async deleteGroup(
+    stream: string,
+    group: string,
+    idempotencyKey?: string,
+  ): Promise<{ deleted: boolean; duplicate: boolean }> {
     checkName("stream", stream, STREAM_NAME);
     checkName("group", group, GROUP_NAME);
-    const { result } = await this.#propose({ type: "group-delete", stream, group }, idempotencyKey);
+    const { result, duplicate } = await this.#propose(
+      { type: "group-delete", stream, group },
+      idempotencyKey,
+    );
     if (result.op !== "group-delete") throw unexpected(result);
-    return { deleted: result.deleted };
+    return { deleted: result.deleted, duplicate };
+  }
+
+  /** Describes every consumer group of a stream, in name order. */
+  async listGroups(stream: string, consistency: Consistency = "linearizable"): Promise<GroupInfo[]> {
+    checkName("stream", stream, STREAM_NAME);
+    return this.#read(consistency, (state) => {
+      const meta = requireStream(state, stream);
+      return listGroups(state, meta).map((group) => groupInfo(state, meta, group));
+    });
   }
 
   /** Describes a consumer group. */
@@ -376,18 +486,18 @@ export class StreamService {
 
   /**
    * Hands out up to `max` messages to `consumer`: those whose ack deadline passed first, then new
-   * ones. A replicated write. With `waitMs`, waits for messages to become available. Not
-   * deduplicated by idempotency key: messages of a response that was lost are delivered again once
-   * their ack wait ends, as at-least-once delivery promises.
+   * ones. A replicated write. With `waitMs`, waits for messages to become available. A retry with
+   * the same idempotency key (within its window) answers the first fetch's messages, with the same
+   * delivery counts, instead of handing out more; `duplicate` says so. A message deleted since the
+   * first fetch is left out of the retry's answer.
    */
   async fetch(
     stream: string,
     group: string,
     consumer: string,
-    max: number,
-    waitMs = 0,
-    signal?: AbortSignal,
-  ): Promise<DeliveredMessage[]> {
+    options: FetchOptions = {},
+  ): Promise<{ messages: DeliveredMessage[]; duplicate: boolean }> {
+    const { max = 1, waitMs = 0, signal, idempotencyKey } = options;
     checkName("stream", stream, STREAM_NAME);
     checkName("group", group, GROUP_NAME);
     checkName("consumer", consumer, CONSUMER_NAME);
@@ -396,10 +506,16 @@ export class StreamService {
     const deadline = Date.now() + waitMs;
     for (;;) {
       const version = this.#notifier.version;
-      const { result } = await this.#propose({ type: "fetch", stream, group, consumer, max }, undefined);
+      // An empty fetch leaves the idempotency key unused (see streamResultIsRemembered), so each
+      // round of the wait may propose with it, and the first round that hands out messages is the
+      // one a retry gets back.
+      const { result, duplicate } = await this.#propose(
+        { type: "fetch", stream, group, consumer, max },
+        idempotencyKey,
+      );
       if (result.op !== "fetch") throw unexpected(result);
-      if (result.messages.length > 0 || Date.now() >= deadline || signal?.aborted === true) {
-        return [...result.messages];
+      if (result.messages.length > 0 || duplicate || Date.now() >= deadline || signal?.aborted === true) {
+        return { messages: this.#delivered(stream, result.messages), duplicate };
       }
       // Propose again only when local state says something is available: a new message, or an
       // ack deadline that has passed (checked at least every 250 ms, as deadlines need no apply).
@@ -413,39 +529,72 @@ export class StreamService {
     }
   }
 
-  /** Acknowledges, nacks (with an optional redelivery delay), extends or terminates messages. */
+  /**
+   * The messages a fetch named, read from local state. The fetch was applied here (this node
+   * proposed it), so they are held unless a later entry deleted them.
+   */
+  #delivered(stream: string, deliveries: readonly Delivery[]): DeliveredMessage[] {
+    if (deliveries.length === 0) return [];
+    return this.#log.readStale((state) => {
+      const meta = getStreamMeta(state, stream);
+      const out: DeliveredMessage[] = [];
+      if (meta === undefined) return out;
+      for (const { seq, deliveries: count } of deliveries) {
+        const message = getMessage(state, meta, seq);
+        if (message !== undefined) out.push({ ...message, deliveries: count });
+      }
+      return out;
+    }).value;
+  }
+
+  /**
+   * Acknowledges, nacks (`delayMs` postpones the redelivery), extends or terminates messages.
+   * `delayMs` is refused with any action but nack, where it would mean nothing.
+   */
   async settle(
     stream: string,
     group: string,
     action: SettleAction,
     seqs: readonly number[],
-    delayMs = 0,
-    idempotencyKey?: string,
-  ): Promise<{ settled: readonly number[]; notPending: readonly number[] }> {
+    options: { readonly delayMs?: number; readonly idempotencyKey?: string } = {},
+  ): Promise<{ settled: readonly number[]; notPending: readonly number[]; duplicate: boolean }> {
     checkName("stream", stream, STREAM_NAME);
     checkName("group", group, GROUP_NAME);
-    if (seqs.length === 0 || seqs.length > this.#limits.settleSeqsMax) {
-      throw new CairnError("ERR_BAD_REQUEST", `give 1 to ${this.#limits.settleSeqsMax} sequences`);
+    this.#checkSeqs(seqs);
+    checkInteger("delayMs", options.delayMs, 0, 24 * 3600 * 1000);
+    if (options.delayMs !== undefined && action !== "nack") {
+      throw new CairnError("ERR_BAD_REQUEST", `delayMs applies to nack only, not ${action}`);
     }
-    for (const seq of seqs) checkInteger("seq", seq, 1, Number.MAX_SAFE_INTEGER);
-    checkInteger("delayMs", delayMs, 0, 24 * 3600 * 1000);
-    const { result } = await this.#propose(
-      { type: "settle", stream, group, action, seqs, delayMs },
-      idempotencyKey,
+    const { result, duplicate } = await this.#propose(
+      { type: "settle", stream, group, action, seqs, delayMs: options.delayMs ?? 0 },
+      options.idempotencyKey,
     );
     if (result.op !== "settle") throw unexpected(result);
-    return { settled: result.settled, notPending: result.notPending };
+    return { settled: result.settled, notPending: result.notPending, duplicate };
   }
 
   /**
-   * Proposes one bounded housekeeping entry if any is due by the local clock (deleted streams'
-   * data, expired messages, expired message ids). The leader calls it periodically.
+   * Proposes bounded housekeeping entries while any is due by the local clock (deleted streams'
+   * data, expired messages and ids, streams over a lowered limit), at most `sweepEntriesMax` per
+   * call, one at a time; a call while another is still sweeping does nothing. The leader calls it
+   * periodically. Answers whether it proposed any.
    */
   async sweepIfDue(max = 1000): Promise<boolean> {
-    const due = this.#log.readStale((state) => streamSweepDue(state, this.#log.nowMs())).value;
-    if (!due) return false;
-    await this.#propose({ type: "sweep", max }, undefined);
-    return true;
+    if (this.#sweeping) return false;
+    this.#sweeping = true;
+    try {
+      let proposed = 0;
+      while (
+        proposed < this.#limits.sweepEntriesMax &&
+        this.#log.readStale((state) => streamSweepDue(state, this.#log.nowMs())).value
+      ) {
+        await this.#propose({ type: "sweep", max }, undefined);
+        proposed++;
+      }
+      return proposed > 0;
+    } finally {
+      this.#sweeping = false;
+    }
   }
 
   /**
@@ -465,6 +614,27 @@ export class StreamService {
       if (!released) this.#sseConnections--;
       released = true;
     };
+  }
+
+  /** Checks stream settings as a create or an update gives them. */
+  #checkSettings(options: StreamCreateOptions): void {
+    const unlimited = Number.MAX_SAFE_INTEGER;
+    checkInteger("maxMessages", options.maxMessages, 0, unlimited);
+    checkInteger("maxBytes", options.maxBytes, 0, unlimited);
+    checkInteger("maxAgeMs", options.maxAgeMs, 0, unlimited);
+    checkInteger("messageBytesMax", options.messageBytesMax, 1, this.#limits.messageBytesMax);
+    checkInteger("dedupeWindowMs", options.dedupeWindowMs, 0, 24 * 3600 * 1000);
+    if (options.discard !== undefined && options.discard !== "old" && options.discard !== "new") {
+      throw new CairnError("ERR_BAD_REQUEST", 'discard must be "old" or "new"');
+    }
+  }
+
+  /** Checks a list of sequences to settle or delete: 1 to `settleSeqsMax` positive integers. */
+  #checkSeqs(seqs: readonly number[]): void {
+    if (seqs.length === 0 || seqs.length > this.#limits.settleSeqsMax) {
+      throw new CairnError("ERR_BAD_REQUEST", `give 1 to ${this.#limits.settleSeqsMax} sequences`);
+    }
+    for (const seq of seqs) checkInteger("seq", seq, 1, Number.MAX_SAFE_INTEGER);
   }
 
   /** Waits until `ready` holds on local state after an applied batch, `deadline`, or abort. */
@@ -534,7 +704,7 @@ function streamInfo(state: StateReader, meta: StreamMeta): StreamInfo {
     createdMs: meta.createdMs,
     firstSeq: meta.firstSeq,
     lastSeq: meta.lastSeq,
-    messages: meta.lastSeq - meta.firstSeq + 1,
+    messages: messageCount(meta),
     bytes: meta.bytes,
     groups: listGroups(state, meta).map((g) => g.name),
   };
@@ -565,6 +735,7 @@ function groupInfo(state: StateReader, stream: StreamMeta, group: GroupMeta): Gr
     delivered: group.delivered,
     acked: group.acked,
     deadLettered: group.deadLettered,
+    deadLettersLost: group.deadLettersLost ?? 0,
     consumers,
   };
 }

@@ -2,7 +2,8 @@
 // checked as a user would: appends through one node, retried by message id while the leader is
 // SIGKILLed, are stored exactly once; a consumer group keeps delivering after the leader changes;
 // an unacknowledged message comes back after its ack wait; a poison message lands in the
-// dead-letter stream.
+// dead-letter stream; a fetch retried with its Idempotency-Key through another node answers the same
+// messages; a settings update and a single-message delete reach every replica alike.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { CairnClientError } from "../../src/client/index.js";
@@ -140,4 +141,84 @@ describe("streams on a real cluster of node processes", { timeout: 240_000 }, ()
     assert.equal(dlq.messages[0]?.headers["cairn-dlq-reason"], "max-deliveries");
     assert.equal(dlq.messages[0]?.headers["kind"], "bad");
   });
+
+  it("answers a fetch retried with its Idempotency-Key through another node with the same messages", async () => {
+    const client = cluster.client();
+    await client.createStream("keyed");
+    await client.createGroup("keyed", "g", { ackWaitMs: 60_000 });
+    for (let i = 1; i <= 3; i++) await client.append("keyed", `m${i}`);
+    const leader = await cluster.leader();
+    const follower = cluster.nodes.find((n) => n !== leader && n.process !== undefined);
+    assert.ok(follower !== undefined);
+    const fetchVia = async (node: ProcessNode, key: string) => {
+      const response = await fetch(`${node.httpUrl}/v1/streams/keyed/groups/g/fetch`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "idempotency-key": key },
+        body: JSON.stringify({ consumer: "c", max: 2 }),
+      });
+      assert.equal(response.status, 200);
+      return (await response.json()) as {
+        messages: { seq: number; deliveries: number }[];
+        duplicate: boolean;
+      };
+    };
+    // The first attempt goes through a follower (forwarded); its retry reaches the leader itself.
+    const first = await fetchVia(follower, "fetch-1");
+    assert.deepEqual(
+      first.messages.map((m) => [m.seq, m.deliveries]),
+      [
+        [1, 1],
+        [2, 1],
+      ],
+    );
+    assert.deepEqual(await fetchVia(leader, "fetch-1"), { ...first, duplicate: true });
+    assert.equal((await client.groupInfo("keyed", "g")).delivered, 2, "nothing handed out twice");
+  });
+
+  it("applies a settings update and a single-message delete alike on every replica", async () => {
+    const client = cluster.client();
+    await client.createStream("trim");
+    await client.createGroup("trim", "g", { ackWaitMs: 60_000 });
+    for (let i = 1; i <= 5; i++) await client.append("trim", `m${i}`);
+    await client.fetchMessages("trim", "g", "c", { max: 5 });
+    const leader = await cluster.leader();
+    const follower = cluster.nodes.find((n) => n !== leader && n.process !== undefined);
+    assert.ok(follower !== undefined);
+    const send = async (method: string, path: string, body?: unknown) => {
+      const response = await fetch(`${follower.httpUrl}${path}`, {
+        method,
+        headers: body === undefined ? {} : { "content-type": "application/json" },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      assert.equal(response.status, 200, await response.clone().text());
+      return (await response.json()) as Record<string, unknown>;
+    };
+    const patched = await send("PATCH", "/v1/streams/trim", { maxMessages: 3 });
+    assert.deepEqual([patched["updated"], (patched["stream"] as { firstSeq: number }).firstSeq], [true, 3]);
+    assert.deepEqual(await send("DELETE", "/v1/streams/trim/messages/4"), {
+      deleted: true,
+      duplicate: false,
+    });
+    const expected = { firstSeq: 3, lastSeq: 5, messages: 2 };
+    assert.deepEqual(pick(await client.streamInfo("trim")), expected);
+    // Every node's own state converges to the same stream (read locally, as followers apply later).
+    for (const node of cluster.nodes) {
+      let seen: unknown;
+      for (const deadline = Date.now() + 10_000; Date.now() < deadline; await sleep(50)) {
+        const response = await fetch(`${node.httpUrl}/v1/streams/trim?consistency=stale`);
+        seen = pick((await response.json()) as { firstSeq: number; lastSeq: number; messages: number });
+        if (JSON.stringify(seen) === JSON.stringify(expected)) break;
+      }
+      assert.deepEqual(seen, expected, node.name);
+    }
+    // The group forgot message 4; the ones retention dropped go when their deadlines pass.
+    const group = await client.groupInfo("trim", "g");
+    assert.equal(group.pending, 4);
+  });
 });
+
+function pick(info: { firstSeq: number; lastSeq: number; messages: number } | undefined) {
+  return info === undefined
+    ? undefined
+    : { firstSeq: info.firstSeq, lastSeq: info.lastSeq, messages: info.messages };
+}

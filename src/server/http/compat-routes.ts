@@ -1,13 +1,15 @@
 // Routes for users of the systems Cairn replaces, so their scripts keep working unchanged:
 // POST /send and GET /messages on a default stream, GET /status, GET /heartbeat, and
 // PUT/GET/DELETE /kv/{key} with {"value": ...} plus GET /kv. They map onto the same services as
-// /v1 (same replication, same guarantees); errors keep the one Cairn error body.
+// /v1 (same replication, same guarantees, Idempotency-Key on every write); errors keep the one
+// Cairn error body.
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance, preHandlerAsyncHookHandler } from "fastify";
 import { Type } from "typebox";
 import { CairnError } from "../../service/errors.js";
 import type { KvService } from "../../service/kv-service.js";
 import type { StreamService } from "../../service/stream-service.js";
+import { idempotencyKeyOf } from "./stream-routes.js";
 
 /** The stream behind POST /send and GET /messages. */
 export const compatStreamName = "messages";
@@ -68,17 +70,17 @@ export function registerCompatRoutes(
       async (request) => {
         if (request.body === undefined) throw new CairnError("ERR_BAD_REQUEST", "send a JSON message");
         const payload = new TextEncoder().encode(JSON.stringify(request.body));
-        const key = request.headers["idempotency-key"];
-        const idempotencyKey = typeof key === "string" ? key : undefined;
-        let ack: Awaited<ReturnType<StreamService["append"]>>;
+        const idempotencyKey = idempotencyKeyOf(request.headers);
+        // The default stream appears on first use. Created before the append rather than after a
+        // failed one: with an Idempotency-Key, a failed append would be remembered as the answer.
+        // (This runs on the leader, whose local state has every acknowledged create.)
         try {
-          ack = await streams.append(compatStreamName, { payload }, idempotencyKey);
+          await streams.info(compatStreamName, "stale");
         } catch (error) {
           if (!(error instanceof CairnError && error.code === "ERR_NOT_FOUND")) throw error;
-          // The default stream appears on first use.
           await streams.create(compatStreamName);
-          ack = await streams.append(compatStreamName, { payload }, idempotencyKey);
         }
+        const ack = await streams.append(compatStreamName, { payload }, idempotencyKey);
         return { status: "ok", seq: ack.seq, id: ack.id, duplicate: ack.duplicate };
       },
     );
@@ -134,8 +136,13 @@ export function registerCompatRoutes(
       const value = request.body.value;
       if (value === undefined) throw new CairnError("ERR_BAD_REQUEST", 'body must be {"value": ...}');
       const text = typeof value === "string" ? value : JSON.stringify(value);
-      const ack = await kv.put(new TextEncoder().encode(request.params.key), new TextEncoder().encode(text));
-      return { key: request.params.key, value, revision: ack.revision };
+      const idempotencyKey = idempotencyKeyOf(request.headers);
+      const ack = await kv.put(
+        new TextEncoder().encode(request.params.key),
+        new TextEncoder().encode(text),
+        idempotencyKey !== undefined ? { idempotencyKey } : {},
+      );
+      return { key: request.params.key, value, revision: ack.revision, duplicate: ack.duplicate };
     },
   );
   app.get(
@@ -151,8 +158,12 @@ export function registerCompatRoutes(
     "/kv/:key",
     { schema: { summary: "Delete a key (compatibility)", params: KeyParams }, ...write },
     async (request) => {
-      const ack = await kv.delete(new TextEncoder().encode(request.params.key));
-      return { key: request.params.key, deleted: ack.deleted };
+      const idempotencyKey = idempotencyKeyOf(request.headers);
+      const ack = await kv.delete(
+        new TextEncoder().encode(request.params.key),
+        idempotencyKey !== undefined ? { idempotencyKey } : {},
+      );
+      return { key: request.params.key, deleted: ack.deleted, duplicate: ack.duplicate };
     },
   );
   app.get("/kv", { schema: { summary: "All keys and values, up to 1,000 (compatibility)" } }, async () => {

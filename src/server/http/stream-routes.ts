@@ -1,31 +1,40 @@
 // The stream and consumer-group endpoints of the HTTP API (/v1/streams): JSON in and out, payloads
 // as UTF-8 text or base64, long-polls with waitMs, server-sent events resumable with Last-Event-ID,
-// Idempotency-Key on writes. Writes (fetch included: it changes delivery state) go to the leader.
+// Idempotency-Key on every write (fetch included), each answering `duplicate`. Writes (fetch
+// included: it changes delivery state) go to the leader. Unknown body fields and query parameters
+// are refused, so a misspelt option fails loudly instead of being ignored.
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance, FastifyReply, preHandlerAsyncHookHandler } from "fastify";
 import { Type } from "typebox";
 import { CairnError, isErrorCode } from "../../service/errors.js";
-import type { StreamService } from "../../service/stream-service.js";
-import type { DeliveredMessage, Header, StartAt, StreamMessage } from "../../service/streams/index.js";
+import type { DeliveredMessage, StreamService } from "../../service/stream-service.js";
+import type { Header, StartAt, StreamMessage } from "../../service/streams/index.js";
 import { decodeValue, encodeValue } from "./kv-routes.js";
 
 const Encoding = Type.Union([Type.Literal("utf8"), Type.Literal("base64")]);
 const Consistency = Type.Union([Type.Literal("linearizable"), Type.Literal("stale")]);
 const NameParams = Type.Object({ name: Type.String() });
+const MessageParams = Type.Object({ name: Type.String(), seq: Type.Integer({ minimum: 1 }) });
 const GroupParams = Type.Object({ name: Type.String(), group: Type.String() });
-
-const CreateBody = Type.Object(
-  {
-    name: Type.String(),
-    maxMessages: Type.Optional(Type.Integer({ minimum: 0 })),
-    maxBytes: Type.Optional(Type.Integer({ minimum: 0 })),
-    maxAgeMs: Type.Optional(Type.Integer({ minimum: 0 })),
-    discard: Type.Optional(Type.Union([Type.Literal("old"), Type.Literal("new")])),
-    messageBytesMax: Type.Optional(Type.Integer({ minimum: 1 })),
-    dedupeWindowMs: Type.Optional(Type.Integer({ minimum: 0 })),
-  },
+/** A route that takes no query parameters refuses any, like every other unknown field. */
+const NoQuery = Type.Object({}, { additionalProperties: false });
+const ConsistencyQuery = Type.Object(
+  { consistency: Type.Optional(Consistency) },
   { additionalProperties: false },
 );
+
+const settings = {
+  maxMessages: Type.Optional(Type.Integer({ minimum: 0, description: "0: no limit" })),
+  maxBytes: Type.Optional(Type.Integer({ minimum: 0, description: "0: no limit" })),
+  maxAgeMs: Type.Optional(Type.Integer({ minimum: 0, description: "0: no limit" })),
+  discard: Type.Optional(Type.Union([Type.Literal("old"), Type.Literal("new")])),
+  messageBytesMax: Type.Optional(Type.Integer({ minimum: 1 })),
+  dedupeWindowMs: Type.Optional(Type.Integer({ minimum: 0 })),
+};
+
+const CreateBody = Type.Object({ name: Type.String(), ...settings }, { additionalProperties: false });
+
+const UpdateBody = Type.Object(settings, { additionalProperties: false });
 
 const AppendBody = Type.Object(
   {
@@ -71,7 +80,7 @@ const FetchBody = Type.Object(
 const SettleBody = Type.Object(
   {
     seqs: Type.Array(Type.Integer({ minimum: 1 })),
-    delayMs: Type.Optional(Type.Integer({ minimum: 0 })),
+    delayMs: Type.Optional(Type.Integer({ minimum: 0, description: "nack only" })),
   },
   { additionalProperties: false },
 );
@@ -108,20 +117,11 @@ export function presentMessage(m: StreamMessage, wanted: Wanted) {
 }
 
 function presentDelivered(m: DeliveredMessage, wanted: Wanted) {
-  const { value, encoding } = encodeValue(Buffer.from(m.payloadBase64, "base64"), wanted);
-  return {
-    seq: m.seq,
-    id: m.id,
-    tsMs: m.tsMs,
-    payload: value,
-    encoding,
-    headers: headersOf(m.headers),
-    ...(m.key !== undefined ? { key: m.key } : {}),
-    deliveries: m.deliveries,
-  };
+  return { ...presentMessage(m, wanted), deliveries: m.deliveries };
 }
 
-function idempotencyKeyOf(headers: Record<string, string | string[] | undefined>): string | undefined {
+/** The request's Idempotency-Key header, if any; more than one is ERR_BAD_REQUEST. */
+export function idempotencyKeyOf(headers: Record<string, string | string[] | undefined>): string | undefined {
   const value = headers["idempotency-key"];
   if (Array.isArray(value)) throw new CairnError("ERR_BAD_REQUEST", "send one Idempotency-Key header");
   return value;
@@ -156,7 +156,7 @@ export function registerStreamRoutes(
 
   app.post(
     "/v1/streams",
-    { schema: { summary: "Create a stream", body: CreateBody }, ...write },
+    { schema: { summary: "Create a stream", body: CreateBody, querystring: NoQuery }, ...write },
     async (request) => {
       const { name, ...options } = request.body;
       return streams.create(name, options, idempotencyKeyOf(request.headers));
@@ -165,12 +165,7 @@ export function registerStreamRoutes(
 
   app.get(
     "/v1/streams",
-    {
-      schema: {
-        summary: "List streams",
-        querystring: Type.Object({ consistency: Type.Optional(Consistency) }),
-      },
-    },
+    { schema: { summary: "List streams", querystring: ConsistencyQuery } },
     async (request) => ({ streams: await streams.list(request.query.consistency ?? "linearizable") }),
   );
 
@@ -180,21 +175,41 @@ export function registerStreamRoutes(
       schema: {
         summary: "Describe a stream: first and last sequence, count, bytes, groups",
         params: NameParams,
-        querystring: Type.Object({ consistency: Type.Optional(Consistency) }),
+        querystring: ConsistencyQuery,
       },
     },
     async (request) => streams.info(request.params.name, request.query.consistency ?? "linearizable"),
   );
 
+  app.patch(
+    "/v1/streams/:name",
+    {
+      schema: {
+        summary: "Change a stream's settings; a lowered limit drops the oldest messages over it",
+        params: NameParams,
+        querystring: NoQuery,
+        body: UpdateBody,
+      },
+      ...write,
+    },
+    async (request) => streams.update(request.params.name, request.body, idempotencyKeyOf(request.headers)),
+  );
+
   app.delete(
     "/v1/streams/:name",
-    { schema: { summary: "Delete a stream and its groups", params: NameParams }, ...write },
+    {
+      schema: { summary: "Delete a stream and its groups", params: NameParams, querystring: NoQuery },
+      ...write,
+    },
     async (request) => streams.delete(request.params.name, idempotencyKeyOf(request.headers)),
   );
 
   app.post(
     "/v1/streams/:name/messages",
-    { schema: { summary: "Append a message", params: NameParams, body: AppendBody }, ...write },
+    {
+      schema: { summary: "Append a message", params: NameParams, body: AppendBody, querystring: NoQuery },
+      ...write,
+    },
     async (request) => {
       const body = request.body;
       return streams.append(
@@ -215,16 +230,20 @@ export function registerStreamRoutes(
     "/v1/streams/:name/messages",
     {
       schema: {
-        summary: "Read messages by sequence or time; waitMs long-polls for new ones",
+        summary: "Read messages by sequence range or from a time; waitMs long-polls for new ones",
         params: NameParams,
-        querystring: Type.Object({
-          from: Type.Optional(Type.Integer({ minimum: 0 })),
-          fromTimeMs: Type.Optional(Type.Integer({ minimum: 0 })),
-          limit: Type.Optional(Type.Integer({ minimum: 1 })),
-          waitMs: Type.Optional(Type.Integer({ minimum: 0 })),
-          consistency: Type.Optional(Consistency),
-          encoding: Type.Optional(Encoding),
-        }),
+        querystring: Type.Object(
+          {
+            from: Type.Optional(Type.Integer({ minimum: 0 })),
+            fromTimeMs: Type.Optional(Type.Integer({ minimum: 0 })),
+            to: Type.Optional(Type.Integer({ minimum: 0, description: "last sequence to read (inclusive)" })),
+            limit: Type.Optional(Type.Integer({ minimum: 1 })),
+            waitMs: Type.Optional(Type.Integer({ minimum: 0 })),
+            consistency: Type.Optional(Consistency),
+            encoding: Type.Optional(Encoding),
+          },
+          { additionalProperties: false },
+        ),
       },
     },
     async (request, reply) => {
@@ -232,6 +251,7 @@ export function registerStreamRoutes(
       const page = await streams.read(request.params.name, {
         ...(q.from !== undefined ? { from: q.from } : {}),
         ...(q.fromTimeMs !== undefined ? { fromTimeMs: q.fromTimeMs } : {}),
+        ...(q.to !== undefined ? { to: q.to } : {}),
         limit: Math.min(q.limit ?? 100, streams.limits.readLimitMax),
         ...(q.waitMs !== undefined ? { waitMs: q.waitMs } : {}),
         ...(q.consistency !== undefined ? { consistency: q.consistency } : {}),
@@ -247,15 +267,54 @@ export function registerStreamRoutes(
   );
 
   app.get(
+    "/v1/streams/:name/messages/:seq",
+    {
+      schema: {
+        summary: "Read one message by sequence",
+        params: MessageParams,
+        querystring: Type.Object(
+          { consistency: Type.Optional(Consistency), encoding: Type.Optional(Encoding) },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (request) => {
+      const { name, seq } = request.params;
+      const message = await streams.message(name, seq, request.query.consistency ?? "linearizable");
+      return presentMessage(message, request.query.encoding);
+    },
+  );
+
+  app.delete(
+    "/v1/streams/:name/messages/:seq",
+    {
+      schema: {
+        summary: "Delete one message (its sequence is never reused; groups forget it)",
+        params: MessageParams,
+        querystring: NoQuery,
+      },
+      ...write,
+    },
+    async (request) => {
+      const { name, seq } = request.params;
+      const result = await streams.deleteMessages(name, [seq], idempotencyKeyOf(request.headers));
+      return { deleted: result.deleted.length > 0, duplicate: result.duplicate };
+    },
+  );
+
+  app.get(
     "/v1/streams/:name/events",
     {
       schema: {
         summary: "Follow a stream as server-sent events (id = sequence; resumable with Last-Event-ID)",
         params: NameParams,
-        querystring: Type.Object({
-          from: Type.Optional(Type.Integer({ minimum: 0 })),
-          encoding: Type.Optional(Encoding),
-        }),
+        querystring: Type.Object(
+          {
+            from: Type.Optional(Type.Integer({ minimum: 0 })),
+            encoding: Type.Optional(Encoding),
+          },
+          { additionalProperties: false },
+        ),
       },
     },
     async (request, reply) => {
@@ -315,7 +374,15 @@ export function registerStreamRoutes(
 
   app.post(
     "/v1/streams/:name/groups",
-    { schema: { summary: "Create a consumer group", params: NameParams, body: GroupBody }, ...write },
+    {
+      schema: {
+        summary: "Create a consumer group",
+        params: NameParams,
+        body: GroupBody,
+        querystring: NoQuery,
+      },
+      ...write,
+    },
     async (request) => {
       const { group, startAt, ...rest } = request.body;
       return streams.createGroup(
@@ -328,12 +395,26 @@ export function registerStreamRoutes(
   );
 
   app.get(
+    "/v1/streams/:name/groups",
+    {
+      schema: {
+        summary: "Describe every consumer group of a stream",
+        params: NameParams,
+        querystring: ConsistencyQuery,
+      },
+    },
+    async (request) => ({
+      groups: await streams.listGroups(request.params.name, request.query.consistency ?? "linearizable"),
+    }),
+  );
+
+  app.get(
     "/v1/streams/:name/groups/:group",
     {
       schema: {
         summary: "Describe a consumer group: pending, ack floor, consumers, dead letters",
         params: GroupParams,
-        querystring: Type.Object({ consistency: Type.Optional(Consistency) }),
+        querystring: ConsistencyQuery,
       },
     },
     async (request) =>
@@ -346,7 +427,10 @@ export function registerStreamRoutes(
 
   app.delete(
     "/v1/streams/:name/groups/:group",
-    { schema: { summary: "Delete a consumer group", params: GroupParams }, ...write },
+    {
+      schema: { summary: "Delete a consumer group", params: GroupParams, querystring: NoQuery },
+      ...write,
+    },
     async (request) =>
       streams.deleteGroup(request.params.name, request.params.group, idempotencyKeyOf(request.headers)),
   );
@@ -355,24 +439,29 @@ export function registerStreamRoutes(
     "/v1/streams/:name/groups/:group/fetch",
     {
       schema: {
-        summary: "Fetch messages for a consumer (a replicated write); waitMs waits for some",
+        summary:
+          "Fetch messages for a consumer (a replicated write); waitMs waits for some; a retry with the same Idempotency-Key answers the same messages",
         params: GroupParams,
         body: FetchBody,
-        querystring: Type.Object({ encoding: Type.Optional(Encoding) }),
+        querystring: Type.Object({ encoding: Type.Optional(Encoding) }, { additionalProperties: false }),
       },
       ...write,
     },
     async (request, reply) => {
       const body = request.body;
-      const messages = await streams.fetch(
+      const idempotencyKey = idempotencyKeyOf(request.headers);
+      const { messages, duplicate } = await streams.fetch(
         request.params.name,
         request.params.group,
         body.consumer,
-        body.max ?? 1,
-        body.waitMs ?? 0,
-        clientGone(reply),
+        {
+          max: body.max ?? 1,
+          waitMs: body.waitMs ?? 0,
+          signal: clientGone(reply),
+          ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+        },
       );
-      return { messages: messages.map((m) => presentDelivered(m, request.query.encoding)) };
+      return { messages: messages.map((m) => presentDelivered(m, request.query.encoding)), duplicate };
     },
   );
 
@@ -382,18 +471,18 @@ export function registerStreamRoutes(
       schema: {
         summary: "Acknowledge, nack (with delayMs), extend or terminate messages",
         params: SettleParams,
+        querystring: NoQuery,
         body: SettleBody,
       },
       ...write,
     },
-    async (request) =>
-      streams.settle(
-        request.params.name,
-        request.params.group,
-        request.params.action,
-        request.body.seqs,
-        request.body.delayMs ?? 0,
-        idempotencyKeyOf(request.headers),
-      ),
+    async (request) => {
+      const { seqs, delayMs } = request.body;
+      const idempotencyKey = idempotencyKeyOf(request.headers);
+      return streams.settle(request.params.name, request.params.group, request.params.action, seqs, {
+        ...(delayMs !== undefined ? { delayMs } : {}),
+        ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+      });
+    },
   );
 }

@@ -17,6 +17,9 @@ export const typeboxValidatorCompiler: FastifySchemaCompiler<TSchema> = ({ schem
     const where = first?.instancePath
       ? `${httpPart ?? "request"}${first.instancePath}`
       : (httpPart ?? "request");
-    return { error: new Error(`${where}: ${first?.message ?? "is invalid"}`) };
+    // A field that additionalProperties: false forbids is reported as "schema is false": say what it means.
+    const unknown = first?.keyword === "boolean" && first.schemaPath.endsWith("/additionalProperties");
+    const message = unknown ? "is not a known field or parameter" : (first?.message ?? "is invalid");
+    return { error: new Error(`${where}: ${message}`) };
   };
 };

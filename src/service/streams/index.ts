@@ -9,10 +9,11 @@ export {
   type StartAt,
   type StreamCommand,
   type StreamConfig,
+  type StreamConfigChanges,
 } from "./stream-command.js";
 export {
   applyStream,
-  type DeliveredMessage,
+  type Delivery,
   deadLetterStreamConfig,
   defaultStreamMachineLimits,
   type GroupMeta,
@@ -24,6 +25,7 @@ export {
   listStreams,
   type MessagePage,
   messageBytes,
+  messageCount,
   nextDueMs,
   type PendingRecord,
   readMessages,
@@ -33,6 +35,7 @@ export {
   type StreamMeta,
   type StreamResult,
   seqAtTime,
+  streamResultIsRemembered,
   streamSweepDue,
   streamsClockMs,
 } from "./stream-state-machine.js";

@@ -5,7 +5,10 @@ import { type ByteReader, ByteWriter, DecodeError } from "../../util/bytes.js";
 /** What a full stream does with a new message: drop its oldest messages, or refuse the new one. */
 export type DiscardPolicy = "old" | "new";
 
-/** A stream's settings, fixed at creation. Zero means "no limit" for the three retention limits. */
+/**
+ * A stream's settings, given at creation and changed by an update. Zero means "no limit" for the
+ * three retention limits.
+ */
 export interface StreamConfig {
   /** Keep at most this many messages (0: no limit). */
   readonly maxMessages: number;
@@ -46,10 +49,23 @@ export type SettleAction = "ack" | "nack" | "extend" | "term";
 /** A message header: name and value. Order is kept. */
 export type Header = readonly [string, string];
 
+/** Settings an update changes; the ones left out keep their value. */
+export type StreamConfigChanges = { readonly [K in keyof StreamConfig]?: StreamConfig[K] };
+
 /** Every stream command. */
 export type StreamCommand =
   | { readonly type: "create"; readonly name: string; readonly config: StreamConfig }
   | { readonly type: "delete"; readonly name: string }
+  /**
+   * Changes some of a stream's settings. Merged in the state machine, so two concurrent updates of
+   * different settings both take effect; a lowered limit is applied at this entry (bounded work).
+   */
+  | { readonly type: "update"; readonly name: string; readonly changes: StreamConfigChanges }
+  /**
+   * Deletes single messages by sequence. Their sequences are never reused, and the groups' in-flight
+   * records of them are dropped.
+   */
+  | { readonly type: "message-delete"; readonly name: string; readonly seqs: readonly number[] }
   | {
       readonly type: "append";
       readonly name: string;
@@ -99,9 +115,20 @@ const GROUP_DELETE = 5;
 const FETCH = 6;
 const SETTLE = 7;
 const SWEEP = 8;
+const UPDATE = 9;
+const MESSAGE_DELETE = 10;
 const FLAG_KEY = 1;
 const FLAG_MSG_ID = 2;
 const FLAG_EXPECTED = 4;
+/** The order in which an update's settings are flagged and written. */
+const CONFIG_FIELDS = [
+  "maxMessages",
+  "maxBytes",
+  "maxAgeMs",
+  "discard",
+  "messageBytesMax",
+  "dedupeWindowMs",
+] as const satisfies readonly (keyof StreamConfig)[];
 const DISCARD_CODES: readonly DiscardPolicy[] = ["old", "new"];
 const START_CODES = ["first", "last", "new", "seq", "time"] as const;
 const SETTLE_CODES: readonly SettleAction[] = ["ack", "nack", "extend", "term"];
@@ -135,6 +162,25 @@ export function encodeStreamCommand(command: StreamCommand, writer = new ByteWri
     }
     case "delete":
       return writer.u8(DELETE).string(command.name);
+    case "update": {
+      const changes = command.changes;
+      let flags = 0;
+      CONFIG_FIELDS.forEach((field, bit) => {
+        if (changes[field] !== undefined) flags |= 1 << bit;
+      });
+      writer.u8(UPDATE).string(command.name).u8(flags);
+      for (const field of CONFIG_FIELDS) {
+        const value = changes[field];
+        if (value === undefined) continue;
+        if (typeof value === "string") writer.u8(codeOf(DISCARD_CODES, value));
+        else writer.varint(value);
+      }
+      return writer;
+    }
+    case "message-delete":
+      writer.u8(MESSAGE_DELETE).string(command.name).varint(command.seqs.length);
+      for (const seq of command.seqs) writer.varint(seq);
+      return writer;
     case "append": {
       const flags =
         (command.key !== undefined ? FLAG_KEY : 0) |
@@ -204,6 +250,25 @@ export function decodeStreamCommand(reader: ByteReader): StreamCommand {
       };
     case DELETE:
       return { type: "delete", name: name() };
+    case UPDATE: {
+      const stream = name();
+      const flags = reader.u8();
+      if (flags >> CONFIG_FIELDS.length !== 0) throw new DecodeError(`unknown update flags ${flags}`);
+      const changes: { -readonly [K in keyof StreamConfig]?: StreamConfig[K] } = {};
+      CONFIG_FIELDS.forEach((field, bit) => {
+        if ((flags & (1 << bit)) === 0) return;
+        if (field === "discard") changes.discard = fromCode(DISCARD_CODES, reader.u8(), "discard policy");
+        else changes[field] = reader.varint();
+      });
+      return { type: "update", name: stream, changes };
+    }
+    case MESSAGE_DELETE: {
+      const stream = name();
+      const count = reader.varint();
+      const seqs: number[] = [];
+      for (let i = 0; i < count; i++) seqs.push(reader.varint());
+      return { type: "message-delete", name: stream, seqs };
+    }
     case APPEND: {
       const stream = name();
       const flags = reader.u8();

@@ -22,6 +22,7 @@ import type {
   StartAt,
   StreamCommand,
   StreamConfig,
+  StreamConfigChanges,
 } from "./stream-command.js";
 
 /** A stream's bookkeeping. `firstSeq > lastSeq` when it holds no messages. */
@@ -30,10 +31,18 @@ export interface StreamMeta {
   readonly name: string;
   readonly config: StreamConfig;
   readonly createdMs: number;
-  /** The oldest sequence still held. Invariant: every sequence in [firstSeq, lastSeq] is held. */
+  /**
+   * The oldest sequence still held.
+   * Invariant: firstSeq > lastSeq, or the message at firstSeq is held.
+   */
   readonly firstSeq: number;
   /** The sequence of the newest message ever appended (0 before the first). */
   readonly lastSeq: number;
+  /**
+   * Sequences in (firstSeq, lastSeq] whose messages were deleted one by one (absent: none).
+   * Invariant: held messages = lastSeq - firstSeq + 1 - holes.
+   */
+  readonly holes?: number;
   /** Bytes of the messages held. */
   readonly bytes: number;
   /** Milliseconds and counter of the last `<ms>-<n>` message id handed out. */
@@ -53,7 +62,14 @@ export interface GroupMeta {
   readonly pending: number;
   readonly delivered: number;
   readonly acked: number;
+  /** Messages moved to the dead-letter stream. */
   readonly deadLettered: number;
+  /**
+   * Messages that should have moved to the dead-letter stream but that stream refused them (full
+   * with discard "new", over its size limits, or no room for one more stream), so they are gone
+   * (absent: none). Only a dead-letter stream configured with limits can refuse.
+   */
+  readonly deadLettersLost?: number;
 }
 
 /** A stored message. */
@@ -68,14 +84,12 @@ export interface StreamMessage {
   readonly key?: string;
 }
 
-/** A message handed to a consumer (payload in base64, so results stay JSON-safe). */
-export interface DeliveredMessage {
+/**
+ * A message a fetch handed to a consumer, by sequence. The result of a fetch names messages rather
+ * than carrying them, so an idempotency key remembers a few bytes per message, not its payload.
+ */
+export interface Delivery {
   readonly seq: number;
-  readonly id: string;
-  readonly tsMs: number;
-  readonly payloadBase64: string;
-  readonly headers: readonly Header[];
-  readonly key?: string;
   /** How many times this message has been delivered to the group, this time included. */
   readonly deliveries: number;
 }
@@ -95,6 +109,18 @@ export type StreamResult =
   | { readonly ok: true; readonly op: "delete"; readonly deleted: boolean }
   | {
       readonly ok: true;
+      readonly op: "update";
+      /** False when the settings were already as asked. */
+      readonly updated: boolean;
+    }
+  | {
+      readonly ok: true;
+      readonly op: "message-delete";
+      /** The sequences that were held and are now deleted, in the order asked. */
+      readonly deleted: readonly number[];
+    }
+  | {
+      readonly ok: true;
       readonly op: "append";
       readonly seq: number;
       readonly id: string;
@@ -103,7 +129,7 @@ export type StreamResult =
     }
   | { readonly ok: true; readonly op: "group-create"; readonly created: boolean }
   | { readonly ok: true; readonly op: "group-delete"; readonly deleted: boolean }
-  | { readonly ok: true; readonly op: "fetch"; readonly messages: readonly DeliveredMessage[] }
+  | { readonly ok: true; readonly op: "fetch"; readonly messages: readonly Delivery[] }
   | {
       readonly ok: true;
       readonly op: "settle";
@@ -118,15 +144,21 @@ export type StreamResult =
 export interface StreamMachineLimits {
   readonly streamsMax: number;
   readonly groupsPerStreamMax: number;
-  /** Expired messages and message ids removed per append, so one entry's work stays bounded. */
-  readonly prunePerAppendMax: number;
+  /**
+   * Messages and message ids that retention removes per append or update at most, so one entry's
+   * work stays bounded; the leader's sweeps remove the rest.
+   */
+  readonly prunePerEntryMax: number;
+  /** Payload bytes one fetch hands out, about (a fetch always hands out at least one message). */
+  readonly fetchBytesMax: number;
 }
 
-/** Defaults: 10,000 streams, 100 groups per stream, 256 keys pruned per append. */
+/** Defaults: 10,000 streams, 100 groups per stream, 256 removals per entry, fetches of 4 MiB. */
 export const defaultStreamMachineLimits: StreamMachineLimits = {
   streamsMax: 10_000,
   groupsPerStreamMax: 100,
-  prunePerAppendMax: 256,
+  prunePerEntryMax: 256,
+  fetchBytesMax: 4 * 1024 * 1024,
 };
 
 /** The default stream settings a dead-letter stream gets when the state machine creates it. */
@@ -235,11 +267,31 @@ export function messageBytes(
   return size;
 }
 
+/** How many messages a stream holds. */
+export function messageCount(stream: StreamMeta): number {
+  return stream.lastSeq - stream.firstSeq + 1 - (stream.holes ?? 0);
+}
+
 /** Reads one message by sequence. */
 export function getMessage(state: StateReader, stream: StreamMeta, seq: number): StreamMessage | undefined {
   if (seq < stream.firstSeq || seq > stream.lastSeq) return undefined;
   const bytes = state.get("stream-message", pair(stream.id, seq));
   return bytes === undefined ? undefined : decodeMessage(seq, bytes);
+}
+
+/** The first held message at sequence `seq` or after it, skipping deleted ones. */
+function messageAtOrAfter(state: StateReader, stream: StreamMeta, seq: number): StreamMessage | undefined {
+  const start = Math.max(seq, stream.firstSeq);
+  if ((stream.holes ?? 0) === 0) return getMessage(state, stream, start);
+  for (const [key, value] of state.range(
+    "stream-message",
+    pair(stream.id, start),
+    pair(stream.id, stream.lastSeq + 1),
+    1,
+  )) {
+    return decodeMessage(new ByteReader(key.subarray(8)).u64(), value);
+  }
+  return undefined;
 }
 
 /** A page of messages and where to continue. */
@@ -249,42 +301,65 @@ export interface MessagePage {
   readonly next: number;
 }
 
-/** Reads up to `limit` messages (and about `bytesMax` bytes) from sequence `from` on. */
+/** Reads up to `limit` messages (and about `bytesMax` bytes) from sequence `from` up to `to` (inclusive). */
 export function readMessages(
   state: StateReader,
   stream: StreamMeta,
   from: number,
   limit: number,
   bytesMax: number,
+  to = Number.MAX_SAFE_INTEGER,
 ): MessagePage {
   const start = Math.max(from, stream.firstSeq);
+  const end = Math.min(to, stream.lastSeq);
   const messages: StreamMessage[] = [];
   let bytes = 0;
-  for (const [key, value] of state.range(
-    "stream-message",
-    pair(stream.id, start),
-    pair(stream.id + 1, 0),
-    limit,
-  )) {
-    const seq = new ByteReader(key.subarray(8)).u64();
-    const message = decodeMessage(seq, value);
-    bytes += message.payload.length;
-    if (messages.length > 0 && bytes > bytesMax) break;
-    messages.push(message);
+  if (start <= end) {
+    for (const [key, value] of state.range(
+      "stream-message",
+      pair(stream.id, start),
+      pair(stream.id, end + 1),
+      limit,
+    )) {
+      const seq = new ByteReader(key.subarray(8)).u64();
+      const message = decodeMessage(seq, value);
+      bytes += message.payload.length;
+      if (messages.length > 0 && bytes > bytesMax) break;
+      messages.push(message);
+    }
   }
   const last = messages.at(-1);
-  return { messages, next: last === undefined ? Math.max(start, stream.lastSeq + 1) : last.seq + 1 };
+  return { messages, next: last === undefined ? Math.max(start, end + 1) : last.seq + 1 };
 }
 
-/** The first sequence whose message was appended at or after `timeMs` (lastSeq + 1 if none). */
-export function seqAtTime(state: StateReader, stream: StreamMeta, timeMs: number): number {
-  // Message times never decrease along the sequence (the streams clock is monotonic): bisect.
+/** The newest held message's sequence: lastSeq, unless that message was deleted (or none is held). */
+function lastHeldSeq(state: StateReader, stream: StreamMeta): number {
+  // Without holes the message at lastSeq is held; an empty stream has none (and lastSeq < firstSeq).
+  if ((stream.holes ?? 0) === 0) return stream.lastSeq;
+  // Bisect for the first sequence with no held message at or after it; the one before is held.
   let lo = stream.firstSeq;
   let hi = stream.lastSeq + 1;
   while (lo < hi) {
     const mid = Math.floor((lo + hi) / 2);
-    const message = getMessage(state, stream, mid);
-    if (message !== undefined && message.tsMs < timeMs) lo = mid + 1;
+    if (messageAtOrAfter(state, stream, mid) === undefined) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo - 1;
+}
+
+/**
+ * A sequence from which on every held message was appended at or after `timeMs`, and before which
+ * none was (lastSeq + 1 if none was).
+ */
+export function seqAtTime(state: StateReader, stream: StreamMeta, timeMs: number): number {
+  // Message times never decrease along the sequence (the streams clock is monotonic): bisect,
+  // judging a deleted sequence by the next message held after it.
+  let lo = stream.firstSeq;
+  let hi = stream.lastSeq + 1;
+  while (lo < hi) {
+    const mid = Math.floor((lo + hi) / 2);
+    const message = messageAtOrAfter(state, stream, mid);
+    if (message !== undefined && message.tsMs < timeMs) lo = message.seq + 1;
     else hi = mid;
   }
   return lo;
@@ -375,6 +450,10 @@ export function applyStream(
       return createStream(state, command.name, command.config, clockMs, limits);
     case "delete":
       return deleteStream(state, command.name);
+    case "update":
+      return updateStream(state, command.name, command.changes, clockMs, limits);
+    case "message-delete":
+      return deleteMessages(state, command.name, command.seqs);
     case "append": {
       const meta = getStreamMeta(state, command.name);
       if (meta === undefined) return failure("ERR_NOT_FOUND", `stream ${command.name} does not exist`);
@@ -451,20 +530,101 @@ function deleteStream(state: StateWriter, name: string): StreamResult {
   return { ok: true, op: "delete", deleted: true };
 }
 
-/** Drops the oldest message; returns the updated bookkeeping. */
-function dropOldest(state: StateWriter, meta: StreamMeta): StreamMeta {
-  const key = pair(meta.id, meta.firstSeq);
+/** Removes the message at `seq` (if held) from the store; returns the bytes it counted for. */
+function removeMessage(state: StateWriter, meta: StreamMeta, seq: number): number | undefined {
+  const key = pair(meta.id, seq);
   const bytes = state.get("stream-message", key);
-  let size = 0;
-  if (bytes !== undefined) {
-    const m = decodeMessage(meta.firstSeq, bytes);
-    size = messageBytes(m.payload, m.headers, m.key);
-  }
+  if (bytes === undefined) return undefined;
+  const m = decodeMessage(seq, bytes);
   state.delete("stream-message", key);
-  return { ...meta, firstSeq: meta.firstSeq + 1, bytes: meta.bytes - size };
+  return messageBytes(m.payload, m.headers, m.key);
 }
 
-/** Applies max age and forgets expired message ids, at most `max` removals; returns the new meta. */
+/** Bookkeeping with `holes` set, leaving the field out when there are none. */
+function withHoles(meta: StreamMeta, holes: number): StreamMeta {
+  const { holes: _old, ...rest } = meta;
+  return holes === 0 ? rest : { ...rest, holes };
+}
+
+/** Drops the oldest message; returns the updated bookkeeping. */
+function dropOldest(state: StateWriter, meta: StreamMeta): StreamMeta {
+  const size = removeMessage(state, meta, meta.firstSeq) ?? 0;
+  const dropped = { ...meta, bytes: meta.bytes - size };
+  return advanceFirst(state, dropped, meta.firstSeq + 1);
+}
+
+/** Moves firstSeq to the first held message at or after `from`, past deleted sequences. */
+function advanceFirst(state: StateReader, meta: StreamMeta, from: number): StreamMeta {
+  const holes = meta.holes ?? 0;
+  if (holes === 0) return { ...meta, firstSeq: from };
+  const next = messageAtOrAfter(state, { ...meta, firstSeq: from }, from)?.seq ?? meta.lastSeq + 1;
+  // The sequences skipped between `from` and `next` were holes.
+  return withHoles({ ...meta, firstSeq: next }, holes - (next - from));
+}
+
+/** Whether a stream holds more than its count or byte limit allows. */
+function overLimits(meta: StreamMeta): boolean {
+  const c = meta.config;
+  return (
+    (c.maxMessages > 0 && messageCount(meta) > c.maxMessages) || (c.maxBytes > 0 && meta.bytes > c.maxBytes)
+  );
+}
+
+function updateStream(
+  state: StateWriter,
+  name: string,
+  changes: StreamConfigChanges,
+  clockMs: number,
+  limits: StreamMachineLimits,
+): StreamResult {
+  const meta = getStreamMeta(state, name);
+  if (meta === undefined) return failure("ERR_NOT_FOUND", `stream ${name} does not exist`);
+  const config: StreamConfig = { ...meta.config, ...changes };
+  if (sameConfig(config, meta.config)) return { ok: true, op: "update", updated: false };
+  // A lowered limit applies at this entry, whatever the discard policy (a full stream with
+  // discard "new" is over its new limit, not just full), up to the per-entry bound.
+  const updated = pruneStream(state, { ...meta, config }, clockMs, limits.prunePerEntryMax).meta;
+  putStreamMeta(state, updated);
+  return { ok: true, op: "update", updated: true };
+}
+
+function deleteMessages(state: StateWriter, name: string, seqs: readonly number[]): StreamResult {
+  let meta = getStreamMeta(state, name);
+  if (meta === undefined) return failure("ERR_NOT_FOUND", `stream ${name} does not exist`);
+  const deleted: number[] = [];
+  for (const seq of seqs) {
+    if (seq < meta.firstSeq || seq > meta.lastSeq) continue;
+    if (seq === meta.firstSeq) {
+      // Held, by the invariant on firstSeq.
+      meta = dropOldest(state, meta);
+    } else {
+      const size = removeMessage(state, meta, seq);
+      if (size === undefined) continue;
+      meta = withHoles({ ...meta, bytes: meta.bytes - size }, (meta.holes ?? 0) + 1);
+    }
+    deleted.push(seq);
+  }
+  if (deleted.length === 0) return { ok: true, op: "message-delete", deleted };
+  putStreamMeta(state, meta);
+  // A deleted message can never be delivered again: forget it in every group that holds it, so
+  // neither a redelivery nor a dead letter names it.
+  for (const group of listGroups(state, meta)) {
+    let pending = group.pending;
+    for (const seq of deleted) {
+      const bytes = state.get("consumer-pending", pair(group.id, seq));
+      if (bytes === undefined) continue;
+      removePending(state, group, decodePending(seq, bytes));
+      pending--;
+    }
+    if (pending !== group.pending) putGroupMeta(state, meta, { ...group, pending });
+  }
+  return { ok: true, op: "message-delete", deleted };
+}
+
+/**
+ * Applies max age and the count and byte limits (dropping the oldest messages) and forgets expired
+ * message ids, at most `max` removals; returns the new meta.
+ */
 function pruneStream(
   state: StateWriter,
   meta: StreamMeta,
@@ -481,6 +641,12 @@ function pruneStream(
       m = dropOldest(state, m);
       removed++;
     }
+  }
+  // Normally a no-op: appends keep a stream within its limits. After a limit was lowered, this
+  // drops the excess in bounded steps.
+  while (removed < max && m.firstSeq <= m.lastSeq && overLimits(m)) {
+    m = dropOldest(state, m);
+    removed++;
   }
   const window = m.config.dedupeWindowMs;
   if (clockMs - window >= 0) {
@@ -504,7 +670,7 @@ function appendMessage(
   clockMs: number,
   limits: StreamMachineLimits,
 ): StreamResult {
-  let meta = pruneStream(state, original, clockMs, limits.prunePerAppendMax).meta;
+  let meta = pruneStream(state, original, clockMs, limits.prunePerEntryMax).meta;
   if (meta !== original) putStreamMeta(state, meta);
   const config = meta.config;
   if (command.msgId !== undefined && config.dedupeWindowMs > 0) {
@@ -533,7 +699,7 @@ function appendMessage(
       `message is ${size} bytes; stream ${meta.name} takes at most ${config.messageBytesMax}`,
     );
   }
-  const count = meta.lastSeq - meta.firstSeq + 1;
+  const count = messageCount(meta);
   const overCount = config.maxMessages > 0 && count + 1 > config.maxMessages;
   const overBytes = config.maxBytes > 0 && meta.bytes + size > config.maxBytes;
   if (config.discard === "new" && (overCount || overBytes)) {
@@ -556,12 +722,11 @@ function appendMessage(
   };
   state.put("stream-message", pair(meta.id, seq), encodeMessage(message, idMs, idN));
   meta = { ...meta, lastSeq: seq, bytes: meta.bytes + size, lastIdMs: idMs, lastIdN: idN };
-  // Invariant: with discard "old" the stream is within its limits after every append.
-  while (
-    meta.firstSeq < meta.lastSeq &&
-    ((config.maxMessages > 0 && meta.lastSeq - meta.firstSeq + 1 > config.maxMessages) ||
-      (config.maxBytes > 0 && meta.bytes > config.maxBytes))
-  ) {
+  // With discard "old" the stream is within its limits after an append, unless more than the
+  // per-entry bound had to go (a lowered limit, or a large message pushing out many small ones):
+  // then the leader's sweeps drop the rest.
+  for (let dropped = 0; dropped < limits.prunePerEntryMax && meta.firstSeq < meta.lastSeq; dropped++) {
+    if (!overLimits(meta)) break;
     meta = dropOldest(state, meta);
   }
   putStreamMeta(state, meta);
@@ -608,7 +773,7 @@ function createGroup(
       nextSeq = meta.firstSeq;
       break;
     case "last":
-      nextSeq = Math.max(meta.firstSeq, meta.lastSeq);
+      nextSeq = Math.max(meta.firstSeq, lastHeldSeq(state, meta));
       break;
     case "new":
       nextSeq = meta.lastSeq + 1;
@@ -634,7 +799,10 @@ function createGroup(
   return { ok: true, op: "group-create", created: true };
 }
 
-/** Appends a copy of a message to the group's dead-letter stream, creating that stream if needed. */
+/**
+ * Appends a copy of a message to the group's dead-letter stream, creating that stream if needed.
+ * Answers whether the dead-letter stream took it.
+ */
 function deadLetter(
   state: StateWriter,
   stream: StreamMeta,
@@ -644,14 +812,14 @@ function deadLetter(
   reason: "max-deliveries" | "terminated",
   clockMs: number,
   limits: StreamMachineLimits,
-): void {
+): boolean {
   const target = group.config.deadLetterStream;
   if (getStreamMeta(state, target) === undefined) {
     createStream(state, target, deadLetterStreamConfig, clockMs, limits);
   }
   const dlq = getStreamMeta(state, target);
-  if (dlq === undefined) return; // Out of streams: the dead letter is counted but not kept.
-  appendMessage(
+  if (dlq === undefined) return false; // Out of streams.
+  const appended = appendMessage(
     state,
     dlq,
     {
@@ -671,22 +839,7 @@ function deadLetter(
     clockMs,
     limits,
   );
-}
-
-function delivered(message: StreamMessage, deliveries: number): DeliveredMessage {
-  return {
-    seq: message.seq,
-    id: message.id,
-    tsMs: message.tsMs,
-    payloadBase64: Buffer.from(
-      message.payload.buffer,
-      message.payload.byteOffset,
-      message.payload.length,
-    ).toString("base64"),
-    headers: message.headers,
-    ...(message.key !== undefined ? { key: message.key } : {}),
-    deliveries,
-  };
+  return appended.ok;
 }
 
 function fetch(
@@ -702,15 +855,25 @@ function fetch(
   if (stream === undefined) return failure("ERR_NOT_FOUND", `stream ${streamName} does not exist`);
   let group = getGroupMeta(state, stream, groupName);
   if (group === undefined) return failure("ERR_NOT_FOUND", `group ${groupName} does not exist`);
-  const out: DeliveredMessage[] = [];
+  const out: Delivery[] = [];
+  let payloadBytes = 0;
+  /** Whether `message` still fits the fetch's byte budget (the first always does). */
+  const fits = (message: StreamMessage) =>
+    out.length === 0 || payloadBytes + message.payload.length <= limits.fetchBytesMax;
+  const handOut = (message: StreamMessage, deliveries: number) => {
+    payloadBytes += message.payload.length;
+    out.push({ seq: message.seq, deliveries });
+  };
   let pending = group.pending;
   let deliveredCount = group.delivered;
   let deadLettered = group.deadLettered;
+  let deadLettersLost = group.deadLettersLost ?? 0;
+  let full = false;
   // First, messages whose ack deadline or nack delay has passed, earliest deadline first. Expiry is
   // judged lazily here, against this entry's leader time, so no replica needs a timer; the due
   // index makes the scan touch only messages that are due.
   const dueEnd = pair(group.id, clockMs + 1);
-  while (out.length < max) {
+  while (out.length < max && !full) {
     const due = [...state.range("consumer-due", u64(group.id), dueEnd, max - out.length)];
     if (due.length === 0) break;
     for (const [dueKey] of due) {
@@ -728,9 +891,16 @@ function fetch(
       if (group.config.maxDeliveries > 0 && record.deliveries >= group.config.maxDeliveries) {
         removePending(state, group, record);
         pending--;
-        deadLettered++;
-        deadLetter(state, stream, group, message, record.deliveries, "max-deliveries", clockMs, limits);
+        if (deadLetter(state, stream, group, message, record.deliveries, "max-deliveries", clockMs, limits)) {
+          deadLettered++;
+        } else {
+          deadLettersLost++;
+        }
         continue;
+      }
+      if (!fits(message)) {
+        full = true;
+        break;
       }
       const deliveries = record.deliveries + 1;
       // Invariant: ackWaitMs >= 1, so the new deadline is past this scan's end and never rescanned.
@@ -741,28 +911,56 @@ function fetch(
         record,
       );
       deliveredCount++;
-      out.push(delivered(message, deliveries));
+      handOut(message, deliveries);
     }
   }
-  // Then messages this group never saw, while it has room in flight.
+  // Then messages this group never saw, while it has room in flight. A range scan skips the
+  // sequences of deleted messages without visiting them one by one.
   let nextSeq = Math.max(group.nextSeq, stream.firstSeq);
-  while (out.length < max && nextSeq <= stream.lastSeq && pending < group.config.maxAckPending) {
-    const message = getMessage(state, stream, nextSeq);
-    nextSeq++;
-    if (message === undefined) continue;
-    writePending(state, group, {
-      seq: message.seq,
-      consumer,
-      availableAtMs: clockMs + group.config.ackWaitMs,
-      deliveries: 1,
-    });
-    pending++;
-    deliveredCount++;
-    out.push(delivered(message, 1));
+  const room = Math.min(max - out.length, group.config.maxAckPending - pending);
+  if (!full && room > 0 && nextSeq <= stream.lastSeq) {
+    const fresh = [
+      ...state.range("stream-message", pair(stream.id, nextSeq), pair(stream.id, stream.lastSeq + 1), room),
+    ];
+    for (const [key, value] of fresh) {
+      const message = decodeMessage(new ByteReader(key.subarray(8)).u64(), value);
+      if (!fits(message)) {
+        full = true;
+        break;
+      }
+      writePending(state, group, {
+        seq: message.seq,
+        consumer,
+        availableAtMs: clockMs + group.config.ackWaitMs,
+        deliveries: 1,
+      });
+      pending++;
+      deliveredCount++;
+      handOut(message, 1);
+      nextSeq = message.seq + 1;
+    }
+    // Fewer than asked for: nothing is left to hand out up to the stream's end.
+    if (!full && fresh.length < room) nextSeq = stream.lastSeq + 1;
   }
-  group = { ...group, nextSeq, pending, delivered: deliveredCount, deadLettered };
+  group = {
+    ...group,
+    nextSeq,
+    pending,
+    delivered: deliveredCount,
+    deadLettered,
+    ...(deadLettersLost > 0 ? { deadLettersLost } : {}),
+  };
   putGroupMeta(state, stream, group);
   return { ok: true, op: "fetch", messages: out };
+}
+
+/**
+ * Whether an idempotency key should remember this result. A fetch that handed out nothing gave
+ * the client nothing a retry must repeat, and a long-poll proposes again with the same key until
+ * one hands out messages: so an empty fetch leaves the key unused.
+ */
+export function streamResultIsRemembered(result: StreamResult): boolean {
+  return !(result.ok && result.op === "fetch" && result.messages.length === 0);
 }
 
 function settle(
@@ -807,10 +1005,16 @@ function settle(
         break;
       case "term": {
         removePending(state, group, record);
-        group = { ...group, pending: group.pending - 1, deadLettered: group.deadLettered + 1 };
+        group = { ...group, pending: group.pending - 1 };
         const message = getMessage(state, stream, seq);
-        if (message !== undefined) {
-          deadLetter(state, stream, group, message, record.deliveries, "terminated", clockMs, limits);
+        // A message retention already removed counts as dead-lettered: there is nothing to copy.
+        if (
+          message === undefined ||
+          deadLetter(state, stream, group, message, record.deliveries, "terminated", clockMs, limits)
+        ) {
+          group = { ...group, deadLettered: group.deadLettered + 1 };
+        } else {
+          group = { ...group, deadLettersLost: (group.deadLettersLost ?? 0) + 1 };
         }
         break;
       }
@@ -849,18 +1053,21 @@ function sweep(state: StateWriter, clockMs: number, max: number): number {
   return removed;
 }
 
-/** Whether the leader should propose a sweep at time `nowMs`: deleted data or expired messages or ids. */
+/**
+ * Whether the leader should propose a sweep at time `nowMs`: deleted data, expired messages or ids,
+ * or a stream over a limit that was lowered.
+ */
 export function streamSweepDue(state: StateReader, nowMs: number): boolean {
   if (!state.range("stream-garbage", EMPTY, undefined, 1)[Symbol.iterator]().next().done) return true;
   for (const meta of listStreams(state, Number.MAX_SAFE_INTEGER)) {
+    if (overLimits(meta)) return true;
     if (meta.config.maxAgeMs > 0) {
       const oldest = getMessage(state, meta, meta.firstSeq);
       if (oldest !== undefined && oldest.tsMs <= nowMs - meta.config.maxAgeMs) return true;
     }
-    if (meta.config.dedupeWindowMs > 0) {
-      for (const [key] of state.range("stream-dedupe-ttl", u64(meta.id), u64(meta.id + 1), 1)) {
-        if (new ByteReader(key.subarray(8, 16)).u64() <= nowMs - meta.config.dedupeWindowMs) return true;
-      }
+    // Checked whatever the window: an update may have shortened it to 0 with ids still remembered.
+    for (const [key] of state.range("stream-dedupe-ttl", u64(meta.id), u64(meta.id + 1), 1)) {
+      if (new ByteReader(key.subarray(8, 16)).u64() <= nowMs - meta.config.dedupeWindowMs) return true;
     }
   }
   return false;

@@ -63,7 +63,11 @@ describe("CairnClient streams", () => {
         [2, 1],
       ],
     );
-    assert.deepEqual(await client.ack("c1", "g", [1, 2]), { settled: [1, 2], notPending: [] });
+    assert.deepEqual(await client.ack("c1", "g", [1, 2]), {
+      settled: [1, 2],
+      notPending: [],
+      duplicate: false,
+    });
     assert.equal((await client.groupInfo("c1", "g")).acked, 2);
     assert.deepEqual(
       (await client.listStreams()).map((s) => s.name),
@@ -107,7 +111,7 @@ describe("CairnClient streams", () => {
     assert.deepEqual(events[1], { kind: "reconnected", endpoint: urlB, from: 3 });
   });
 
-  it("the CLI sends, reads and runs a group", { timeout: 60_000 }, async () => {
+  it("the CLI sends, reads, updates settings and runs a group", { timeout: 60_000 }, async () => {
     const cairn = async (...args: string[]) =>
       (
         await run(
@@ -128,5 +132,14 @@ describe("CairnClient streams", () => {
     assert.match(fetched, /^1\t\d+-0\thello\t\(delivery 1\)$/m);
     const info = JSON.parse(await cairn("group", "info", "cli", "workers")) as { acked: number };
     assert.equal(info.acked, 1);
+    await cairn("stream", "send", "cli", "again");
+    const updated = JSON.parse(await cairn("stream", "update", "cli", "--max-messages", "1")) as {
+      updated: boolean;
+      stream: { firstSeq: number; messages: number; config: { maxMessages: number } };
+    };
+    assert.deepEqual(
+      [updated.updated, updated.stream.firstSeq, updated.stream.messages, updated.stream.config.maxMessages],
+      [true, 2, 1, 1],
+    );
   });
 });

@@ -1,7 +1,9 @@
 // The HTTP streams and consumer-group API as a client sees it, over a single-replica log: status
 // codes and the one error body, payload encodings, dedupe by message id, conditional appends,
-// long-polls and fetch waits woken by appends, server-sent events resumed with Last-Event-ID,
-// every consumer transition, limits, and the compatibility routes of the seed systems.
+// settings updates, single-message deletes, long-polls and fetch waits woken by appends,
+// server-sent events resumed with Last-Event-ID, every consumer transition, Idempotency-Key on every
+// write (a retry answers the first result and leaves the replicated state byte for byte as it
+// was), refusal of bad input, limits, and the compatibility routes of the seed systems.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { buildHttpApp } from "../../../../src/server/http/index.js";
@@ -9,6 +11,7 @@ import { ApplyNotifier } from "../../../../src/service/apply-notifier.js";
 import { KvService } from "../../../../src/service/kv-service.js";
 import { defaultStreamLimits, StreamService } from "../../../../src/service/stream-service.js";
 import { LocalReplication } from "../../../support/local-replication.js";
+import { dumpState } from "../../service/streams/helpers.js";
 
 function setup(limits: Partial<StreamService["limits"]> = {}) {
   const log = new LocalReplication();
@@ -22,7 +25,7 @@ type Json = Record<string, unknown>;
 type App = ReturnType<typeof setup>["app"];
 async function call(
   app: App,
-  method: "GET" | "PUT" | "DELETE" | "POST",
+  method: "GET" | "PUT" | "DELETE" | "POST" | "PATCH",
   url: string,
   body?: unknown,
   headers = {},
@@ -69,7 +72,10 @@ describe("HTTP /v1/streams", () => {
       (list.body["streams"] as Json[]).map((s) => s["name"]),
       ["orders"],
     );
-    assert.deepEqual((await call(app, "DELETE", "/v1/streams/orders")).body, { deleted: true });
+    assert.deepEqual((await call(app, "DELETE", "/v1/streams/orders")).body, {
+      deleted: true,
+      duplicate: false,
+    });
     const gone = await call(app, "GET", "/v1/streams/orders");
     assert.equal(gone.status, 404);
     assert.equal((gone.body["error"] as Json)["code"], "ERR_NOT_FOUND");
@@ -120,7 +126,7 @@ describe("HTTP /v1/streams", () => {
     assert.equal(page.body["next"], 3);
   });
 
-  it("pages with limit and next, and reads from a time", async () => {
+  it("pages with limit and next, reads a sequence range, and reads from a time", async () => {
     const { app, log } = setup();
     await call(app, "POST", "/v1/streams", { name: "s" });
     for (let i = 1; i <= 5; i++) {
@@ -134,6 +140,14 @@ describe("HTTP /v1/streams", () => {
       (second.body["messages"] as Json[]).map((m) => m["payload"]),
       ["m3", "m4"],
     );
+    const range = await call(app, "GET", "/v1/streams/s/messages?from=2&to=3");
+    assert.deepEqual(
+      [(range.body["messages"] as Json[]).map((m) => m["payload"]), range.body["next"]],
+      [["m2", "m3"], 4],
+    );
+    // A range already read answers at once, even with waitMs.
+    const done = await call(app, "GET", "/v1/streams/s/messages?from=4&to=3&waitMs=30000");
+    assert.deepEqual([done.body["messages"], done.body["next"]], [[], 4]);
     const byTime = await call(app, "GET", "/v1/streams/s/messages?fromTimeMs=1700000000040");
     assert.deepEqual(
       (byTime.body["messages"] as Json[]).map((m) => m["payload"]),
@@ -313,6 +327,7 @@ describe("HTTP consumer groups", () => {
     assert.deepEqual((await call(app, "POST", "/v1/streams/s/groups/g/ack", { seqs: [1] })).body, {
       settled: [1],
       notPending: [],
+      duplicate: false,
     });
     const info = (await call(app, "GET", "/v1/streams/s/groups/g")).body;
     assert.equal(info["pending"], 1);
@@ -358,6 +373,7 @@ describe("HTTP consumer groups", () => {
     assert.deepEqual((await call(app, "POST", "/v1/streams/s/groups/g/term", { seqs: [3] })).body, {
       settled: [3],
       notPending: [],
+      duplicate: false,
     });
     assert.deepEqual(await fetchSeqs(app, "c2"), []);
     log.clockMs += 500;
@@ -400,7 +416,312 @@ describe("HTTP consumer groups", () => {
   });
 });
 
+describe("stream settings and single messages", () => {
+  it("PATCH changes only the settings given; a lowered limit drops the oldest at once", async () => {
+    const { app } = setup();
+    await call(app, "POST", "/v1/streams", { name: "s", discard: "new", maxAgeMs: 60_000 });
+    for (const p of ["a", "b", "c", "d", "e"]) await send(app, "s", p);
+    const patched = await call(app, "PATCH", "/v1/streams/s", { maxMessages: 3 });
+    assert.equal(patched.status, 200, JSON.stringify(patched.body));
+    assert.equal(patched.body["updated"], true);
+    assert.equal(patched.body["duplicate"], false);
+    const stream = patched.body["stream"] as Json;
+    assert.deepEqual(
+      [stream["firstSeq"], stream["lastSeq"], stream["messages"], stream["bytes"]],
+      [3, 5, 3, 3],
+    );
+    assert.deepEqual(stream["config"], {
+      maxMessages: 3,
+      maxBytes: 0,
+      maxAgeMs: 60_000,
+      discard: "new",
+      messageBytesMax: 1024 * 1024,
+      dedupeWindowMs: 120_000,
+    });
+    assert.equal((await send(app, "s", "f")).status, 409, "full, and discard is still new");
+    const again = await call(app, "PATCH", "/v1/streams/s", { maxMessages: 3 });
+    assert.equal(again.body["updated"], false);
+    await call(app, "PATCH", "/v1/streams/s", { discard: "old" });
+    assert.equal((await send(app, "s", "f")).body["seq"], 6, "sequences are never reused");
+  });
+
+  it("PATCH refuses bad settings and a missing stream, changing nothing", async () => {
+    const { app } = setup({ messageBytesMax: 100 });
+    await call(app, "POST", "/v1/streams", { name: "s", maxMessages: 5 });
+    const before = (await call(app, "GET", "/v1/streams/s")).body;
+    for (const body of [
+      {},
+      { colour: "red" },
+      { discard: "sideways" },
+      { maxMessages: -1 },
+      { messageBytesMax: 0 },
+      { messageBytesMax: 101 },
+      { dedupeWindowMs: 25 * 3600 * 1000 },
+      { name: "renamed" },
+    ]) {
+      const r = await call(app, "PATCH", "/v1/streams/s", body);
+      assert.equal(r.status, 400, JSON.stringify(body));
+      assert.equal((r.body["error"] as Json)["code"], "ERR_BAD_REQUEST");
+    }
+    const missing = await call(app, "PATCH", "/v1/streams/nope", { maxBytes: 10 });
+    assert.equal(missing.status, 404);
+    assert.deepEqual((await call(app, "GET", "/v1/streams/s")).body, before);
+  });
+
+  it("DELETE a message: counts and bytes follow, reads skip it, groups forget it", async () => {
+    const { app } = setup();
+    await call(app, "POST", "/v1/streams", { name: "s" });
+    for (const p of ["a", "bb", "ccc"]) await send(app, "s", p);
+    await call(app, "POST", "/v1/streams/s/groups", { group: "g" });
+    await call(app, "POST", "/v1/streams/s/groups/g/fetch", { consumer: "c1", max: 3 });
+    assert.deepEqual((await call(app, "DELETE", "/v1/streams/s/messages/2")).body, {
+      deleted: true,
+      duplicate: false,
+    });
+    assert.deepEqual((await call(app, "DELETE", "/v1/streams/s/messages/2")).body, {
+      deleted: false,
+      duplicate: false,
+    });
+    assert.deepEqual((await call(app, "DELETE", "/v1/streams/s/messages/99")).body["deleted"], false);
+    const gone = await call(app, "GET", "/v1/streams/s/messages/2");
+    assert.equal(gone.status, 404);
+    assert.equal((gone.body["error"] as Json)["code"], "ERR_NOT_FOUND");
+    assert.equal((await call(app, "GET", "/v1/streams/s/messages/3")).body["payload"], "ccc");
+    const info = (await call(app, "GET", "/v1/streams/s")).body;
+    assert.deepEqual([info["firstSeq"], info["lastSeq"], info["messages"], info["bytes"]], [1, 3, 2, 4]);
+    const page = await call(app, "GET", "/v1/streams/s/messages?from=1");
+    assert.deepEqual(
+      (page.body["messages"] as Json[]).map((m) => m["seq"]),
+      [1, 3],
+    );
+    const group = (await call(app, "GET", "/v1/streams/s/groups/g")).body;
+    assert.equal(group["pending"], 2);
+    assert.deepEqual(group["consumers"], { c1: { pending: 2, overdue: 0 } });
+    for (const url of ["/v1/streams/s/messages/0", "/v1/streams/s/messages/abc"]) {
+      assert.equal((await call(app, "DELETE", url)).status, 400, url);
+    }
+    assert.equal((await call(app, "DELETE", "/v1/streams/nope/messages/1")).status, 404);
+    assert.equal((await send(app, "s", "d")).body["seq"], 4);
+  });
+
+  it("lists a stream's groups with their info", async () => {
+    const { app } = setup();
+    await call(app, "POST", "/v1/streams", { name: "s" });
+    await call(app, "POST", "/v1/streams/s/groups", { group: "b" });
+    await call(app, "POST", "/v1/streams/s/groups", { group: "a", startAt: "new" });
+    const list = await call(app, "GET", "/v1/streams/s/groups");
+    assert.deepEqual(
+      (list.body["groups"] as Json[]).map((g) => [g["name"], g["pending"], g["config"] !== undefined]),
+      [
+        ["a", 0, true],
+        ["b", 0, true],
+      ],
+    );
+    assert.equal((await call(app, "GET", "/v1/streams/nope/groups")).status, 404);
+  });
+});
+
+describe("Idempotency-Key on every stream write", () => {
+  async function prepared() {
+    const ctx = setup();
+    const { app } = ctx;
+    await call(app, "POST", "/v1/streams", { name: "s" });
+    for (const p of ["a", "b", "c", "d"]) await send(app, "s", p);
+    await call(app, "POST", "/v1/streams/s/groups", { group: "g", ackWaitMs: 1000, maxDeliveries: 5 });
+    return ctx;
+  }
+  const keyed = (app: App, method: "POST" | "PATCH" | "DELETE", url: string, key: string, body?: Json) =>
+    call(app, method, url, body, { "idempotency-key": key });
+
+  it("a retry of each write answers the first result with duplicate: true and changes nothing", async () => {
+    const { app, log } = await prepared();
+    await call(app, "POST", "/v1/streams/s/groups/g/fetch", { consumer: "c1", max: 2 });
+    const writes: [method: "POST" | "PATCH" | "DELETE", url: string, body?: Json][] = [
+      ["POST", "/v1/streams", { name: "t", maxMessages: 10 }],
+      ["PATCH", "/v1/streams/s", { maxAgeMs: 60_000 }],
+      ["POST", "/v1/streams/s/messages", { payload: "e", headers: { h: "1" } }],
+      ["DELETE", "/v1/streams/s/messages/4"],
+      ["POST", "/v1/streams/s/groups", { group: "h", startAt: { seq: 2 } }],
+      ["POST", "/v1/streams/s/groups/g/fetch", { consumer: "c2", max: 5 }],
+      ["POST", "/v1/streams/s/groups/g/ack", { seqs: [1] }],
+      ["POST", "/v1/streams/s/groups/g/nack", { seqs: [2], delayMs: 500 }],
+      ["POST", "/v1/streams/s/groups/g/extend", { seqs: [3] }],
+      ["POST", "/v1/streams/s/groups/g/term", { seqs: [5] }],
+      ["DELETE", "/v1/streams/s/groups/h"],
+      ["DELETE", "/v1/streams/t"],
+    ];
+    for (const [i, [method, url, body]] of writes.entries()) {
+      const what = `${method} ${url}`;
+      const first = await keyed(app, method, url, `key-${i}`, body);
+      assert.equal(first.status, 200, `${what}: ${JSON.stringify(first.body)}`);
+      assert.equal(first.body["duplicate"], false, what);
+      const state = dumpState(log.state);
+      // Later, by the leader's clock: a second execution would stamp or deliver differently.
+      log.clockMs += 5000;
+      const retry = await keyed(app, method, url, `key-${i}`, body);
+      assert.deepEqual(retry, { status: 200, body: { ...first.body, duplicate: true } }, what);
+      assert.deepEqual(dumpState(log.state), state, `${what}: the retry changed nothing`);
+    }
+    // c1's 1 and 2, then (past their ack wait) 1, 2, 3 and 5 to c2 once: 4 was deleted, and the
+    // retried fetch handed out nothing more.
+    const group = (await call(app, "GET", "/v1/streams/s/groups/g")).body;
+    assert.equal(group["delivered"], 6);
+  });
+
+  it("a retried fetch answers the first fetch's messages, even once their ack wait has passed", async () => {
+    const { app, log } = await prepared();
+    const fetchKeyed = async (key: string) => {
+      const r = await keyed(app, "POST", "/v1/streams/s/groups/g/fetch", key, { consumer: "c", max: 2 });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      return [
+        (r.body["messages"] as Json[]).map((m) => [m["seq"], m["payload"], m["deliveries"]]),
+        r.body["duplicate"],
+      ];
+    };
+    assert.deepEqual(await fetchKeyed("f1"), [
+      [
+        [1, "a", 1],
+        [2, "b", 1],
+      ],
+      false,
+    ]);
+    log.clockMs += 1000;
+    assert.deepEqual(await fetchKeyed("f1"), [
+      [
+        [1, "a", 1],
+        [2, "b", 1],
+      ],
+      true,
+    ]);
+    // A new request is a new fetch: the overdue messages come again, delivered a second time.
+    assert.deepEqual(await fetchKeyed("f2"), [
+      [
+        [1, "a", 2],
+        [2, "b", 2],
+      ],
+      false,
+    ]);
+    // A message deleted since the first fetch is left out of its retry.
+    await call(app, "DELETE", "/v1/streams/s/messages/1");
+    assert.deepEqual(await fetchKeyed("f2"), [[[2, "b", 2]], true]);
+  });
+
+  it("a long-polling fetch with a key answers what arrives; its retry answers the same at once", async () => {
+    const { app } = setup();
+    await call(app, "POST", "/v1/streams", { name: "s" });
+    await call(app, "POST", "/v1/streams/s/groups", { group: "g" });
+    const body = { consumer: "c", max: 5, waitMs: 20_000 };
+    const waiting = keyed(app, "POST", "/v1/streams/s/groups/g/fetch", "w1", body);
+    await new Promise((r) => setTimeout(r, 30));
+    await send(app, "s", "fresh");
+    const first = await waiting;
+    assert.deepEqual(
+      (first.body["messages"] as Json[]).map((m) => [m["seq"], m["deliveries"]]),
+      [[1, 1]],
+    );
+    await send(app, "s", "more");
+    const retry = await keyed(app, "POST", "/v1/streams/s/groups/g/fetch", "w1", body);
+    assert.deepEqual(retry.body, { ...first.body, duplicate: true });
+  });
+
+  it("a key reused for a different request is refused with 422 and changes nothing", async () => {
+    const { app, log } = await prepared();
+    await keyed(app, "POST", "/v1/streams/s/messages", "k", { payload: "x" });
+    const state = dumpState(log.state);
+    const reused = await keyed(app, "POST", "/v1/streams/s/messages", "k", { payload: "y" });
+    assert.equal(reused.status, 422);
+    assert.equal((reused.body["error"] as Json)["code"], "ERR_IDEMPOTENCY_KEY_REUSED");
+    const otherFetch = await keyed(app, "POST", "/v1/streams/s/groups/g/fetch", "k", { consumer: "c" });
+    assert.equal(otherFetch.status, 422);
+    assert.deepEqual(dumpState(log.state), state);
+  });
+});
+
+describe("stream requests that are refused", () => {
+  it("answer 400 ERR_BAD_REQUEST with a message, and change nothing", async () => {
+    const { app, log } = setup();
+    await call(app, "POST", "/v1/streams", { name: "s" });
+    await send(app, "s", "a");
+    await call(app, "POST", "/v1/streams/s/groups", { group: "g" });
+    await call(app, "POST", "/v1/streams/s/groups/g/fetch", { consumer: "c" });
+    const state = dumpState(log.state);
+    const refused: [method: "GET" | "POST", url: string, body?: Json][] = [
+      ["GET", "/v1/streams/s/messages?from=1&fromTimeMs=5"],
+      ["GET", "/v1/streams/s/messages?form=1"],
+      ["GET", "/v1/streams/s/messages?limit=0"],
+      ["GET", "/v1/streams/s?consistancy=stale"],
+      ["POST", "/v1/streams/s/messages?wait=1", { payload: "x" }],
+      ["POST", "/v1/streams/s/groups/g/ack?force=1", { seqs: [1] }],
+      ["POST", "/v1/streams/s/groups/g/ack", { seqs: [1], delayMs: 100 }],
+      ["POST", "/v1/streams/s/groups/g/extend", { seqs: [1], delayMs: 100 }],
+      ["POST", "/v1/streams/s/groups/g/ack", { seqs: [0] }],
+      ["POST", "/v1/streams/s/groups/g/fetch", { consumer: "" }],
+      ["POST", "/v1/streams/s/groups/g/fetch", { consumer: "c", waitMs: 30_001 }],
+      ["POST", "/v1/streams/s/groups", { group: "h", startAt: { seq: -1 } }],
+      ["POST", "/v1/streams/s/groups", { group: "h", ackWaitMs: 0 }],
+      ["POST", "/v1/streams/s/groups", { group: "h", deadLetterStream: "s" }],
+      ["POST", "/v1/streams/s/groups", { group: "h", maxAckPending: 10_001 }],
+    ];
+    for (const [method, url, body] of refused) {
+      const r = await call(app, method, url, body);
+      assert.equal(r.status, 400, `${method} ${url} ${JSON.stringify(body)}: ${JSON.stringify(r.body)}`);
+      const error = r.body["error"] as Json;
+      assert.equal(error["code"], "ERR_BAD_REQUEST");
+      assert.ok(typeof error["message"] === "string" && error["message"].length > 0);
+    }
+    assert.deepEqual(dumpState(log.state), state);
+    const typo = await call(app, "GET", "/v1/streams/s/messages?form=1");
+    assert.equal(
+      (typo.body["error"] as Json)["message"],
+      "querystring/form: is not a known field or parameter",
+    );
+    const empty = await call(app, "PATCH", "/v1/streams/s", {});
+    assert.equal((empty.body["error"] as Json)["message"], "give at least one setting to change");
+  });
+
+  it("a default dead-letter name that would be too long asks for deadLetterStream", async () => {
+    const { app } = setup();
+    const long = "s".repeat(250);
+    await call(app, "POST", "/v1/streams", { name: long });
+    const r = await call(app, "POST", `/v1/streams/${long}/groups`, { group: "workers" });
+    assert.equal(r.status, 400);
+    assert.match(String((r.body["error"] as Json)["message"]), /give deadLetterStream/);
+    const ok = await call(app, "POST", `/v1/streams/${long}/groups`, {
+      group: "workers",
+      deadLetterStream: "dead",
+    });
+    assert.equal(ok.status, 200);
+  });
+});
+
 describe("compatibility routes", () => {
+  it("POST /send, PUT and DELETE /kv/{key} honour Idempotency-Key", async () => {
+    const { app } = setup();
+    const headers = { "idempotency-key": "send-1" };
+    // The first use creates the default stream; the retry answers the original sequence.
+    const first = await call(app, "POST", "/send", { message: "hi" }, headers);
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    assert.deepEqual(await call(app, "POST", "/send", { message: "hi" }, headers), {
+      status: 200,
+      body: { ...first.body, duplicate: true },
+    });
+    assert.equal((await call(app, "GET", "/messages")).body["count"], 1);
+    const put = await call(app, "PUT", "/kv/a", { value: 1 }, { "idempotency-key": "put-1" });
+    assert.deepEqual((await call(app, "PUT", "/kv/a", { value: 1 }, { "idempotency-key": "put-1" })).body, {
+      ...put.body,
+      duplicate: true,
+    });
+    await call(app, "PUT", "/kv/a", { value: 2 });
+    const del = await call(app, "DELETE", "/kv/a", undefined, { "idempotency-key": "del-1" });
+    assert.equal(del.body["deleted"], true);
+    await call(app, "PUT", "/kv/a", { value: 3 });
+    assert.deepEqual((await call(app, "DELETE", "/kv/a", undefined, { "idempotency-key": "del-1" })).body, {
+      ...del.body,
+      duplicate: true,
+    });
+    assert.equal((await call(app, "GET", "/kv/a")).body["value"], 3, "the retried delete did not run again");
+  });
+
   it("POST /send and GET /messages on the default stream", async () => {
     const { app } = setup();
     assert.deepEqual((await call(app, "GET", "/messages")).body, { messages: [], count: 0, next: 1 });
@@ -424,7 +745,11 @@ describe("compatibility routes", () => {
     await call(app, "PUT", "/kv/b", { value: { n: 1 } });
     assert.deepEqual((await call(app, "GET", "/kv/a")).body, { key: "a", value: "x" });
     assert.deepEqual((await call(app, "GET", "/kv")).body, { a: "x", b: { n: 1 } });
-    assert.deepEqual((await call(app, "DELETE", "/kv/a")).body, { key: "a", deleted: true });
+    assert.deepEqual((await call(app, "DELETE", "/kv/a")).body, {
+      key: "a",
+      deleted: true,
+      duplicate: false,
+    });
     assert.equal((await call(app, "GET", "/kv/a")).status, 404);
     assert.equal((await call(app, "GET", "/heartbeat")).body["status"], "alive");
     assert.equal((await call(app, "GET", "/status")).body["status"], "ok");

@@ -60,7 +60,9 @@ describe("streams on an in-process three-node cluster", { timeout: 60_000 }, () 
     let stop = false;
     const consumer = async () => {
       while (!stop) {
-        const messages = await onLeader((s) => s.fetch("orders", "workers", "c", 10, 100));
+        const { messages } = await onLeader((s) =>
+          s.fetch("orders", "workers", "c", { max: 10, waitMs: 100 }),
+        );
         // Settle some, leave some in flight (redelivered later), terminate a few.
         const ack = messages.filter((m) => m.seq % 7 !== 0 && m.seq % 11 !== 0).map((m) => m.seq);
         const term = messages.filter((m) => m.seq % 11 === 0).map((m) => m.seq);

@@ -1,8 +1,9 @@
 // A model-based property test of one stream with one consumer group: random sequences of appends
-// (with message ids and expected sequences), fetches, acks, nacks, extends, terms, sweeps and clock
-// moves run against the real state machine and a plain reference model, which must agree on every
-// result; and at every step each message the group has seen is acked, in flight, dead-lettered once,
-// or gone by retention. Half the runs also snapshot and restore the state in the middle.
+// (with message ids and expected sequences), fetches, acks, nacks, extends, terms, single-message
+// deletes, changes of the stream's message limit, sweeps and clock moves run against the real state
+// machine and a plain reference model, which must agree on every result; and at every step each
+// message the group has seen is acked, in flight, dead-lettered once, or gone (by retention or
+// deletion). Half the runs also snapshot and restore the state in the middle.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
@@ -11,6 +12,7 @@ import {
   getGroupMeta,
   getStreamMeta,
   listPending,
+  messageCount,
   readMessages,
   type StreamCommand,
   type StreamResult,
@@ -29,6 +31,9 @@ type Op =
   | { kind: "append"; msgId?: string | undefined; expect?: number | undefined }
   | { kind: "fetch"; consumer: string; max: number }
   | { kind: "settle"; action: "ack" | "nack" | "extend" | "term"; seqs: number[]; delayMs: number }
+  /** Sequences counted back from the last one (0: the last), so most name messages still held. */
+  | { kind: "delete"; back: number[] }
+  | { kind: "limit"; maxMessages: number }
   | { kind: "sweep" }
   | { kind: "snapshot" };
 
@@ -41,8 +46,8 @@ interface Pending {
 /** The reference: arrays and maps, no encoding, no bounds on work. */
 class Model {
   clockMs = T;
-  firstSeq = 1;
   lastSeq = 0;
+  maxMessages = MAX_MESSAGES;
   payloads = new Map<number, string>();
   dedupe = new Map<string, { seq: number; atMs: number }>();
   nextSeq = 1;
@@ -54,6 +59,32 @@ class Model {
     this.clockMs = Math.max(this.clockMs, tsMs);
   }
 
+  /** The oldest sequence held, or lastSeq + 1 when none is. */
+  get firstSeq(): number {
+    return this.payloads.size === 0 ? this.lastSeq + 1 : Math.min(...this.payloads.keys());
+  }
+
+  #dropOverLimit(): void {
+    while (this.payloads.size > this.maxMessages) this.payloads.delete(this.firstSeq);
+  }
+
+  limit(maxMessages: number): { updated: boolean } {
+    const updated = maxMessages !== this.maxMessages;
+    this.maxMessages = maxMessages;
+    this.#dropOverLimit();
+    return { updated };
+  }
+
+  delete(seqs: number[]): { deleted: number[] } {
+    const deleted: number[] = [];
+    for (const seq of seqs) {
+      if (!this.payloads.delete(seq)) continue;
+      deleted.push(seq);
+      this.pending.delete(seq);
+    }
+    return { deleted };
+  }
+
   append(payload: string, msgId: string | undefined, expect: number | undefined): unknown {
     if (msgId !== undefined) {
       const seen = this.dedupe.get(msgId);
@@ -62,7 +93,7 @@ class Model {
     if (expect !== undefined && expect !== this.lastSeq) return { conflict: this.lastSeq };
     this.lastSeq++;
     this.payloads.set(this.lastSeq, payload);
-    while (this.lastSeq - this.firstSeq + 1 > MAX_MESSAGES) this.payloads.delete(this.firstSeq++);
+    this.#dropOverLimit();
     if (msgId !== undefined) this.dedupe.set(msgId, { seq: this.lastSeq, atMs: this.clockMs });
     return { seq: this.lastSeq };
   }
@@ -75,7 +106,7 @@ class Model {
       .sort(([sa, a], [sb, b]) => a.availableAtMs - b.availableAtMs || sa - sb);
     for (const [seq, p] of due) {
       if (out.length >= max) break;
-      if (seq < this.firstSeq) {
+      if (!this.payloads.has(seq)) {
         this.pending.delete(seq);
         continue;
       }
@@ -93,8 +124,10 @@ class Model {
     }
     let next = Math.max(this.nextSeq, this.firstSeq);
     while (out.length < max && next <= this.lastSeq && this.pending.size < MAX_ACK_PENDING) {
-      this.pending.set(next, { consumer, availableAtMs: this.clockMs + ACK_WAIT_MS, deliveries: 1 });
-      out.push([next, 1]);
+      if (this.payloads.has(next)) {
+        this.pending.set(next, { consumer, availableAtMs: this.clockMs + ACK_WAIT_MS, deliveries: 1 });
+        out.push([next, 1]);
+      }
       next++;
     }
     this.nextSeq = next;
@@ -119,7 +152,7 @@ class Model {
         this.pending.set(seq, { ...p, availableAtMs: this.clockMs + ACK_WAIT_MS });
       } else {
         this.pending.delete(seq);
-        if (seq >= this.firstSeq) this.dead.push({ seq, reason: "terminated", deliveries: p.deliveries });
+        if (this.payloads.has(seq)) this.dead.push({ seq, reason: "terminated", deliveries: p.deliveries });
       }
       settled.push(seq);
     }
@@ -162,6 +195,20 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       delayMs: fc.constantFrom(0, 0, 500, 2000),
     }),
   },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant("delete" as const),
+      back: fc.uniqueArray(fc.integer({ min: 0, max: 7 }), { minLength: 1, maxLength: 2 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant("limit" as const),
+      maxMessages: fc.integer({ min: 1, max: 8 }),
+    }),
+  },
   { weight: 1, arbitrary: fc.constant({ kind: "sweep" as const }) },
   { weight: 1, arbitrary: fc.constant({ kind: "snapshot" as const }) },
 );
@@ -175,6 +222,10 @@ function summarize(result: StreamResult): unknown {
       return result.messages.map((m) => [m.seq, m.deliveries]);
     case "settle":
       return { settled: result.settled, notPending: result.notPending };
+    case "message-delete":
+      return { deleted: result.deleted };
+    case "update":
+      return { updated: result.updated };
     default:
       return result;
   }
@@ -185,6 +236,7 @@ function checkAgainstModel(state: MemoryState, model: Model): void {
   assert.ok(meta !== undefined);
   assert.equal(meta.firstSeq, model.firstSeq);
   assert.equal(meta.lastSeq, model.lastSeq);
+  assert.equal(messageCount(meta), model.payloads.size);
   const held = readMessages(state, meta, 1, 100, 1 << 20).messages;
   assert.deepEqual(
     held.map((m) => [m.seq, new TextDecoder().decode(m.payload)]),
@@ -216,12 +268,13 @@ function checkAgainstModel(state: MemoryState, model: Model): void {
     }),
     model.dead,
   );
-  // Every message the group has seen is acked, in flight, dead-lettered, or gone by retention.
+  // Every message the group has seen is acked, in flight, dead-lettered, or gone (by retention
+  // or deletion).
   const deadSeqs = new Set(model.dead.map((d) => d.seq));
   for (let seq = 1; seq < Math.max(group.nextSeq, meta.firstSeq); seq++) {
     const places = [model.acked.has(seq), model.pending.has(seq), deadSeqs.has(seq)].filter(Boolean).length;
     assert.ok(places <= 1, `message ${seq} is in ${places} places`);
-    assert.ok(places === 1 || seq < meta.firstSeq, `message ${seq} was lost`);
+    assert.ok(places === 1 || !model.payloads.has(seq), `message ${seq} was lost`);
   }
 }
 
@@ -234,7 +287,7 @@ describe("streams model: the state machine agrees with a reference model", () =>
             opArb,
             fc.integer({ min: -3, max: 15 }).map((x) => x * 100),
           ),
-          { minLength: 1, maxLength: 60 },
+          { minLength: 1, maxLength: 60, size: "medium" },
         ),
         (history) => {
           let state = new MemoryState();
@@ -299,6 +352,13 @@ describe("streams model: the state machine agrees with a reference model", () =>
                 delayMs: op.delayMs,
               };
               expected = model.settle(op.action, op.seqs, op.delayMs);
+            } else if (op.kind === "delete") {
+              const seqs = op.back.map((back) => Math.max(1, model.lastSeq - back));
+              command = { type: "message-delete", name: "s", seqs };
+              expected = model.delete(seqs);
+            } else if (op.kind === "limit") {
+              command = { type: "update", name: "s", changes: { maxMessages: op.maxMessages } };
+              expected = model.limit(op.maxMessages);
             } else {
               command = { type: "sweep", max: 100 };
               expected = undefined;
@@ -320,7 +380,7 @@ describe("streams model: the state machine agrees with a reference model", () =>
           }
         },
       ),
-      { seed: 7, numRuns: 250 },
+      { seed: 7, numRuns: 150 },
     );
   });
 });

@@ -1,21 +1,25 @@
 // The streams and consumer-groups state machine, command by command: dense sequences and ids,
-// deduplication, conditional appends, retention by count, bytes and age (by leader time), every
-// consumer transition, dead letters, deletion in bounded sweeps, and snapshot round trips. Commands
-// go through the real envelope codec, so encoding is covered too.
+// deduplication, conditional appends, retention by count, bytes and age (by leader time), settings
+// updates that lower limits, single-message deletes, every consumer transition, dead letters,
+// idempotent fetches, deletion in bounded sweeps, and snapshot round trips. Commands go through the
+// real envelope codec, so encoding is covered too.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { applyEnvelope, decodeEnvelope, encodeEnvelope } from "../../../../src/service/command.js";
 import { MemoryState } from "../../../../src/service/state.js";
 import {
   applyStream,
-  type DeliveredMessage,
+  type Delivery,
   defaultStreamMachineLimits,
   type GroupConfig,
   getGroupMeta,
   getMessage,
   getStreamMeta,
   listPending,
+  messageCount,
   readMessages,
   type StreamCommand,
+  type StreamMeta,
   type StreamResult,
   seqAtTime,
   streamSweepDue,
@@ -43,7 +47,13 @@ function fresh(streamConfig = config()): MemoryState {
 
 function seqs(result: StreamResult): number[] {
   assert.ok(result.ok && result.op === "fetch", JSON.stringify(result));
-  return result.messages.map((m: DeliveredMessage) => m.seq);
+  return result.messages.map((m: Delivery) => m.seq);
+}
+
+function meta(s: MemoryState, name = "s"): StreamMeta {
+  const m = getStreamMeta(s, name);
+  assert.ok(m !== undefined, `stream ${name} exists`);
+  return m;
 }
 
 function payloads(s: MemoryState, name: string): string[] {
@@ -365,6 +375,34 @@ describe("consumer groups", () => {
     assert.equal(group?.pending, 0);
   });
 
+  it("counts dead letters a limited dead-letter stream refuses as lost, apart from those it took", () => {
+    const s = fresh();
+    run(s, { type: "create", name: "dead", config: config({ maxMessages: 1, discard: "new" }) }, T);
+    for (let i = 1; i <= 3; i++) run(s, append("s", `m${i}`), T);
+    run(
+      s,
+      {
+        type: "group-create",
+        stream: "s",
+        group: "g",
+        startAt: { kind: "first" },
+        config: groupConfig({ maxDeliveries: 1, deadLetterStream: "dead" }),
+      },
+      T,
+    );
+    seqs(run(s, fetch("c", 3), T));
+    run(s, settle("term", [3]), T);
+    assert.deepEqual(seqs(run(s, fetch("c", 3), T + 1000)), [], "1 and 2 are past their delivery limit");
+    const group = getGroupMeta(s, meta(s), "g");
+    assert.deepEqual([group?.deadLettered, group?.deadLettersLost, group?.pending], [1, 2, 0]);
+    assert.deepEqual(
+      readMessages(s, meta(s, "dead"), 1, 10, 1 << 20).messages.map((m) =>
+        new TextDecoder().decode(m.payload),
+      ),
+      ["m3"],
+    );
+  });
+
   it("term dead-letters at once with reason terminated", () => {
     const s = withGroup(2);
     seqs(run(s, fetch("c"), T + 200));
@@ -482,6 +520,8 @@ describe("snapshot and restore", () => {
       ],
       [fetch("c1", 1), T + 4],
       [append("s", "c", { msgId: "3" }), T + 5],
+      [append("s", "c2"), T + 6],
+      [{ type: "message-delete", name: "s", seqs: [4] }, T + 7],
     ];
     const rest: [StreamCommand, number][] = [
       [append("s", "a", { msgId: "1" }), T + 100],
@@ -493,6 +533,8 @@ describe("snapshot and restore", () => {
       [settle("term", [3]), T + 3400],
       [append("s", "d"), T + 3500],
       [append("s", "e"), T + 3600],
+      [{ type: "update", name: "s", changes: { maxMessages: 2, maxAgeMs: 0 } }, T + 3700],
+      [{ type: "message-delete", name: "s", seqs: [6, 1] }, T + 3800],
       [{ type: "sweep", max: 10 }, T + 9000],
       [{ type: "delete", name: "s" }, T + 9100],
       [{ type: "sweep", max: 3 }, T + 9200],
@@ -509,7 +551,7 @@ describe("snapshot and restore", () => {
 });
 
 describe("state machine limits", () => {
-  const limits = { streamsMax: 2, groupsPerStreamMax: 1, prunePerAppendMax: 2 };
+  const limits = { ...defaultStreamMachineLimits, streamsMax: 2, groupsPerStreamMax: 1, prunePerEntryMax: 2 };
 
   it("refuses streams and groups beyond their counts with ERR_LIMIT, and counts deletions", () => {
     const s = new MemoryState();
@@ -531,7 +573,7 @@ describe("state machine limits", () => {
     assert.equal(!second.ok && second.code, "ERR_LIMIT");
   });
 
-  it("an append prunes at most prunePerAppendMax expired messages; the rest go in later entries", () => {
+  it("an append prunes at most prunePerEntryMax expired messages; the rest go in later entries", () => {
     const s = new MemoryState();
     applyStream(s, { type: "create", name: "s", config: config({ maxAgeMs: 100 }) }, T, limits);
     for (let i = 0; i < 5; i++) applyStream(s, append("s", `old${i}`), T, limits);
@@ -539,6 +581,264 @@ describe("state machine limits", () => {
     assert.equal(getStreamMeta(s, "s")?.firstSeq, 3);
     applyStream(s, append("s", "newer"), T + 1000, limits);
     assert.equal(getStreamMeta(s, "s")?.firstSeq, 5);
-    assert.equal(defaultStreamMachineLimits.prunePerAppendMax, 256);
+    assert.equal(defaultStreamMachineLimits.prunePerEntryMax, 256);
+  });
+
+  it("an update drops at most prunePerEntryMax messages over a lowered limit; sweeps drop the rest", () => {
+    const s = new MemoryState();
+    applyStream(s, { type: "create", name: "s", config: config() }, T, limits);
+    for (let i = 0; i < 7; i++) applyStream(s, append("s", `m${i}`), T, limits);
+    applyStream(s, { type: "update", name: "s", changes: { maxMessages: 2 } }, T, limits);
+    assert.equal(meta(s).firstSeq, 3, "two dropped at the update");
+    assert.equal(streamSweepDue(s, T), true, "over the lowered limit: a sweep is due");
+    applyStream(s, { type: "sweep", max: 2 }, T, limits);
+    assert.equal(meta(s).firstSeq, 5);
+    applyStream(s, { type: "sweep", max: 2 }, T, limits);
+    assert.equal(meta(s).firstSeq, 6);
+    assert.equal(messageCount(meta(s)), 2);
+    assert.equal(streamSweepDue(s, T), false);
+  });
+
+  it("an append that pushes out more than prunePerEntryMax small messages leaves the rest to sweeps", () => {
+    const s = new MemoryState();
+    applyStream(s, { type: "create", name: "s", config: config({ maxBytes: 6 }) }, T, limits);
+    for (let i = 0; i < 6; i++) applyStream(s, append("s", "x"), T, limits);
+    applyStream(s, append("s", "123456"), T, limits);
+    assert.equal(meta(s).firstSeq, 3, "two dropped by the append");
+    assert.equal(meta(s).bytes, 10);
+    assert.equal(streamSweepDue(s, T), true);
+    while (streamSweepDue(s, T)) applyStream(s, { type: "sweep", max: 2 }, T, limits);
+    assert.deepEqual(payloads(s, "s"), ["123456"]);
+    assert.equal(meta(s).bytes, 6);
+  });
+
+  it("a fetch hands out about fetchBytesMax of payload, and always at least one message", () => {
+    const s = new MemoryState();
+    const small = { ...defaultStreamMachineLimits, fetchBytesMax: 10 };
+    applyStream(s, { type: "create", name: "s", config: config() }, T, small);
+    for (const p of ["aaaa", "bbbb", "cccc", "dddddddddddddddd"]) applyStream(s, append("s", p), T, small);
+    const group = { ...groupConfig(), maxDeliveries: 0 };
+    applyStream(
+      s,
+      { type: "group-create", stream: "s", group: "g", startAt: { kind: "first" }, config: group },
+      T,
+      small,
+    );
+    assert.deepEqual(seqs(applyStream(s, fetch("c", 10), T, small)), [1, 2]);
+    assert.deepEqual(seqs(applyStream(s, fetch("c", 10), T, small)), [3]);
+    assert.deepEqual(seqs(applyStream(s, fetch("c", 10), T, small)), [4], "larger than the budget alone");
+    // Redeliveries count too.
+    assert.deepEqual(seqs(applyStream(s, fetch("c", 10), T + 1000, small)), [1, 2]);
+    assert.equal(defaultStreamMachineLimits.fetchBytesMax, 4 * 1024 * 1024);
+  });
+});
+
+describe("updating stream settings", () => {
+  it("changes only the settings given, merging concurrent updates, and says when nothing changed", () => {
+    const s = fresh(config({ maxMessages: 10 }));
+    assert.deepEqual(run(s, { type: "update", name: "s", changes: { maxAgeMs: 5000 } }, T), {
+      ok: true,
+      op: "update",
+      updated: true,
+    });
+    run(s, { type: "update", name: "s", changes: { discard: "new", dedupeWindowMs: 10 } }, T);
+    assert.deepEqual(meta(s).config, {
+      ...config({ maxMessages: 10 }),
+      maxAgeMs: 5000,
+      discard: "new",
+      dedupeWindowMs: 10,
+    });
+    assert.deepEqual(run(s, { type: "update", name: "s", changes: { maxAgeMs: 5000 } }, T), {
+      ok: true,
+      op: "update",
+      updated: false,
+    });
+    const missing = run(s, { type: "update", name: "nope", changes: { maxBytes: 1 } }, T);
+    assert.equal(!missing.ok && missing.code, "ERR_NOT_FOUND");
+  });
+
+  it("lowering maxMessages or maxBytes drops the oldest at that entry, whatever the discard policy", () => {
+    const s = fresh(config({ discard: "new" }));
+    for (const p of ["aa", "bb", "cc", "dd", "ee"]) run(s, append("s", p), T);
+    run(s, { type: "update", name: "s", changes: { maxMessages: 3 } }, T);
+    assert.deepEqual(payloads(s, "s"), ["cc", "dd", "ee"]);
+    assert.deepEqual([meta(s).firstSeq, meta(s).lastSeq, meta(s).bytes], [3, 5, 6]);
+    // Full with discard "new": the next append is refused, and the stream is unchanged.
+    const full = run(s, append("s", "ff"), T);
+    assert.equal(!full.ok && full.code, "ERR_STREAM_FULL");
+    run(s, { type: "update", name: "s", changes: { maxBytes: 4, discard: "old" } }, T);
+    assert.deepEqual(payloads(s, "s"), ["dd", "ee"]);
+    // Sequences are never reused: the next message is 6.
+    const next = run(s, append("s", "ff"), T);
+    assert.ok(next.ok && next.op === "append" && next.seq === 6);
+    assert.deepEqual(payloads(s, "s"), ["ee", "ff"]);
+  });
+
+  it("lowering maxAgeMs drops messages older than it by the entry's leader time", () => {
+    const s = fresh();
+    run(s, append("s", "old"), T);
+    run(s, append("s", "new"), T + 5000);
+    run(s, { type: "update", name: "s", changes: { maxAgeMs: 2000 } }, T + 6000);
+    assert.deepEqual(payloads(s, "s"), ["new"]);
+    run(s, { type: "sweep", max: 100 }, T + 6999);
+    assert.deepEqual(payloads(s, "s"), ["new"]);
+    run(s, { type: "sweep", max: 100 }, T + 7000);
+    assert.deepEqual(payloads(s, "s"), []);
+  });
+
+  it("a shortened dedupe window forgets older message ids at once, the excess in sweeps", () => {
+    const s = new MemoryState();
+    const limits = { ...defaultStreamMachineLimits, prunePerEntryMax: 2 };
+    applyStream(s, { type: "create", name: "s", config: config({ dedupeWindowMs: 60_000 }) }, T, limits);
+    for (const id of ["a", "b", "c"]) applyStream(s, append("s", "x", { msgId: id }), T, limits);
+    applyStream(s, { type: "update", name: "s", changes: { dedupeWindowMs: 0 } }, T + 10, limits);
+    assert.equal(s.size("stream-dedupe"), 1, "two forgotten at the update");
+    assert.equal(streamSweepDue(s, T + 10), true, "one id still remembered under the old window");
+    applyStream(s, { type: "sweep", max: 100 }, T + 10, limits);
+    assert.equal(s.size("stream-dedupe"), 0);
+    assert.equal(s.size("stream-dedupe-ttl"), 0);
+    assert.equal(streamSweepDue(s, T + 10), false);
+    const again = applyStream(s, append("s", "x", { msgId: "a" }), T + 20, limits);
+    assert.ok(again.ok && again.op === "append" && !again.duplicate && again.seq === 4);
+  });
+});
+
+describe("deleting single messages", () => {
+  const del = (...list: number[]): StreamCommand => ({ type: "message-delete", name: "s", seqs: list });
+
+  it("removes a message from the middle: counts and bytes follow, reads skip it, sequences go on", () => {
+    const s = fresh();
+    for (const p of ["a", "bb", "ccc", "dddd"]) run(s, append("s", p), T);
+    assert.deepEqual(run(s, del(2, 2, 9, 0), T), { ok: true, op: "message-delete", deleted: [2] });
+    assert.deepEqual(payloads(s, "s"), ["a", "ccc", "dddd"]);
+    assert.equal(getMessage(s, meta(s), 2), undefined);
+    assert.deepEqual([meta(s).firstSeq, meta(s).lastSeq, messageCount(meta(s)), meta(s).bytes], [1, 4, 3, 8]);
+    assert.deepEqual(run(s, del(2), T), { ok: true, op: "message-delete", deleted: [] }, "already gone");
+    const next = run(s, append("s", "e"), T);
+    assert.ok(next.ok && next.op === "append" && next.seq === 5);
+  });
+
+  it("deleting the first message moves firstSeq past earlier holes; deleting all empties the stream", () => {
+    const s = fresh();
+    for (const p of ["a", "b", "c", "d"]) run(s, append("s", p), T);
+    run(s, del(2, 3), T);
+    run(s, del(1), T);
+    assert.deepEqual([meta(s).firstSeq, meta(s).holes, messageCount(meta(s))], [4, undefined, 1]);
+    run(s, del(4), T);
+    assert.deepEqual([meta(s).firstSeq, meta(s).lastSeq, messageCount(meta(s)), meta(s).bytes], [5, 4, 0, 0]);
+    const next = run(s, append("s", "e"), T);
+    assert.ok(next.ok && next.op === "append" && next.seq === 5, "the last sequence is never reused");
+  });
+
+  it("retention counts held messages and skips holes when it drops the oldest", () => {
+    const s = fresh(config({ maxMessages: 3 }));
+    for (const p of ["a", "b", "c"]) run(s, append("s", p), T);
+    run(s, del(2), T);
+    run(s, append("s", "d"), T);
+    assert.deepEqual(payloads(s, "s"), ["a", "c", "d"], "three held: nothing dropped");
+    run(s, append("s", "e"), T);
+    assert.deepEqual(payloads(s, "s"), ["c", "d", "e"]);
+    assert.deepEqual([meta(s).firstSeq, meta(s).holes], [3, undefined]);
+  });
+
+  it("reads from a time across deleted messages", () => {
+    const s = fresh();
+    for (let i = 1; i <= 6; i++) run(s, append("s", `m${i}`), T + i * 10);
+    run(s, del(3, 4), T + 100);
+    // 3 and 4 are gone, so reading from 3 starts at m5, the first message at or after T + 30.
+    assert.equal(seqAtTime(s, meta(s), T + 30), 3);
+    assert.equal(seqAtTime(s, meta(s), T + 25), 3);
+    assert.equal(seqAtTime(s, meta(s), T + 20), 2);
+    assert.equal(seqAtTime(s, meta(s), T + 51), 6);
+    assert.equal(seqAtTime(s, meta(s), T + 61), 7);
+    assert.deepEqual(
+      readMessages(s, meta(s), seqAtTime(s, meta(s), T + 30), 10, 1 << 20).messages.map((m) => m.seq),
+      [5, 6],
+    );
+  });
+
+  it("a group starting at the last message starts at the last one held", () => {
+    const s = fresh();
+    for (let i = 1; i <= 6; i++) run(s, append("s", `m${i}`), T);
+    run(s, del(5, 6), T);
+    run(
+      s,
+      { type: "group-create", stream: "s", group: "g", startAt: { kind: "last" }, config: groupConfig() },
+      T,
+    );
+    assert.deepEqual(seqs(run(s, fetch("c", 10), T)), [4]);
+  });
+
+  it("groups forget in-flight records of deleted messages and never hand them out", () => {
+    const s = fresh();
+    for (let i = 1; i <= 5; i++) run(s, append("s", `m${i}`), T);
+    run(
+      s,
+      { type: "group-create", stream: "s", group: "g", startAt: { kind: "first" }, config: groupConfig() },
+      T,
+    );
+    assert.deepEqual(seqs(run(s, fetch("c", 2), T)), [1, 2]);
+    run(s, del(2, 4), T);
+    const group = getGroupMeta(s, meta(s), "g");
+    assert.ok(group !== undefined);
+    assert.equal(group.pending, 1);
+    assert.deepEqual(
+      listPending(s, group, 10).map((p) => p.seq),
+      [1],
+    );
+    assert.equal(s.size("consumer-due"), 1, "the due index follows");
+    // New messages skip the deleted 4; the redelivery after the ack wait is 1 only.
+    assert.deepEqual(seqs(run(s, fetch("c", 10), T)), [3, 5]);
+    assert.deepEqual(seqs(run(s, fetch("c", 10), T + 1000)), [1, 3, 5]);
+    assert.equal(getStreamMeta(s, "s.g.dlq"), undefined, "nothing dead-lettered");
+  });
+});
+
+describe("idempotent fetches", () => {
+  function keyed(s: MemoryState, command: StreamCommand, tsMs: number, key: string) {
+    const envelope = decodeEnvelope(
+      encodeEnvelope({ tsMs, idempotencyKey: key, command: { service: "streams", command } }),
+    );
+    const outcome = applyEnvelope(s, envelope);
+    assert.ok(outcome.ok, JSON.stringify(outcome));
+    return { result: outcome.result as StreamResult, duplicate: outcome.duplicate };
+  }
+
+  it("a retry with the same key answers the first fetch's messages and delivers nothing more", () => {
+    const s = fresh();
+    for (let i = 1; i <= 4; i++) run(s, append("s", `m${i}`), T);
+    run(
+      s,
+      { type: "group-create", stream: "s", group: "g", startAt: { kind: "first" }, config: groupConfig() },
+      T,
+    );
+    const first = keyed(s, fetch("c", 2), T, "f1");
+    assert.deepEqual(seqs(first.result), [1, 2]);
+    const groupBefore = getGroupMeta(s, meta(s), "g");
+    const retry = keyed(s, fetch("c", 2), T + 10, "f1");
+    assert.deepEqual(retry, { result: first.result, duplicate: true });
+    assert.deepEqual(getGroupMeta(s, meta(s), "g"), groupBefore, "nothing handed out again");
+    // Even after the ack wait, the retry answers the same deliveries (same counts).
+    const late = keyed(s, fetch("c", 2), T + 5000, "f1");
+    assert.deepEqual(late, { result: first.result, duplicate: true });
+  });
+
+  it("an empty fetch leaves its key unused, so a later round of the same wait can hand out messages", () => {
+    const s = fresh();
+    run(
+      s,
+      { type: "group-create", stream: "s", group: "g", startAt: { kind: "first" }, config: groupConfig() },
+      T,
+    );
+    assert.deepEqual(keyed(s, fetch("c", 2), T, "f2"), {
+      result: { ok: true, op: "fetch", messages: [] },
+      duplicate: false,
+    });
+    assert.equal(s.size("dedupe"), 0);
+    run(s, append("s", "late"), T + 1);
+    const round = keyed(s, fetch("c", 2), T + 2, "f2");
+    assert.deepEqual(seqs(round.result), [1]);
+    assert.equal(round.duplicate, false);
+    assert.deepEqual(keyed(s, fetch("c", 2), T + 3, "f2"), { result: round.result, duplicate: true });
   });
 });
