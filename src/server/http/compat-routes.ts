@@ -9,7 +9,7 @@ import { Type } from "typebox";
 import { CairnError } from "../../service/errors.js";
 import type { KvService } from "../../service/kv-service.js";
 import type { StreamService } from "../../service/stream-service.js";
-import { idempotencyKeyOf } from "./stream-routes.js";
+import { idempotencyKeyOf } from "./idempotency.js";
 
 /** The stream behind POST /send and GET /messages. */
 export const compatStreamName = "messages";

@@ -6,6 +6,7 @@ import { Type } from "typebox";
 import { CairnError } from "../../service/errors.js";
 import type { KvRecord } from "../../service/kv/index.js";
 import type { KvService } from "../../service/kv-service.js";
+import { idempotencyKeyOf } from "./idempotency.js";
 
 const textDecoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -78,12 +79,6 @@ function itemOf(key: Uint8Array, record: KvRecord, wanted: "utf8" | "base64" | u
     version: record.version,
     ...(record.expireAtMs !== 0 ? { expireAtMs: record.expireAtMs } : {}),
   };
-}
-
-function idempotencyKeyOf(headers: Record<string, string | string[] | undefined>): string | undefined {
-  const value = headers["idempotency-key"];
-  if (Array.isArray(value)) throw new CairnError("ERR_BAD_REQUEST", "send one Idempotency-Key header");
-  return value;
 }
 
 /**

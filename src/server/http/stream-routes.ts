@@ -9,6 +9,7 @@ import { Type } from "typebox";
 import { CairnError, isErrorCode } from "../../service/errors.js";
 import type { DeliveredMessage, StreamService } from "../../service/stream-service.js";
 import type { Header, StartAt, StreamMessage } from "../../service/streams/index.js";
+import { idempotencyKeyOf } from "./idempotency.js";
 import { decodeValue, encodeValue } from "./kv-routes.js";
 
 const Encoding = Type.Union([Type.Literal("utf8"), Type.Literal("base64")]);
@@ -118,13 +119,6 @@ export function presentMessage(m: StreamMessage, wanted: Wanted) {
 
 function presentDelivered(m: DeliveredMessage, wanted: Wanted) {
   return { ...presentMessage(m, wanted), deliveries: m.deliveries };
-}
-
-/** The request's Idempotency-Key header, if any; more than one is ERR_BAD_REQUEST. */
-export function idempotencyKeyOf(headers: Record<string, string | string[] | undefined>): string | undefined {
-  const value = headers["idempotency-key"];
-  if (Array.isArray(value)) throw new CairnError("ERR_BAD_REQUEST", "send one Idempotency-Key header");
-  return value;
 }
 
 function startAtOf(
