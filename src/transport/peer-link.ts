@@ -119,7 +119,20 @@ export class PeerLink {
     );
   }
 
+  /**
+   * Dials at once if the link is waiting out a backoff: the peer just dialled us, so it is up again
+   * (a restarted node), and waiting up to `reconnectBackoffMaxMs` would leave it without its leader.
+   */
+  redialNow(): void {
+    if (this.#closed || this.#retryTimer === undefined) return;
+    this.#retryTimer.cancel();
+    this.#retryTimer = undefined;
+    this.#attempt = 0;
+    this.connect();
+  }
+
   /** Closes the connection, drops the queue and cancels any retry; the link is done. */
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

@@ -539,6 +539,9 @@ export class TlsTransport<M> implements Transport<M> {
     }
     // A peer redials after it lost its side; the older connection is dead or dying.
     this.#inbound.get(claimed)?.close();
+    // It is up again, so our side need not wait out its backoff either.
+    this.#links.get(claimed)?.redialNow();
+
     this.#inbound.set(claimed, conn);
     conn.setHandlers({
       onFrame: (next) => this.#onMessageFrame(claimed, conn, next),

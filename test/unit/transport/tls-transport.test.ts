@@ -291,6 +291,25 @@ describe("TLS transport", () => {
     );
   });
 
+  it("redials at once, not after its backoff, when the restarted peer dials in", async () => {
+    // A minute of backoff: without the redial the queued message would not arrive within waitFor.
+    const slow = { reconnectBackoffBaseMs: 60_000, reconnectBackoffMaxMs: 60_000 };
+    const a = await started(1, { settings: slow });
+    const b = await started(2);
+    connectAll([a, b]);
+    a.transport.send(n(2), { group: 0, text: "before" });
+    await waitFor("first message", () => b.received.length === 1);
+    const port = b.transport.listenAddress?.port ?? 0;
+    await b.transport.close();
+    await waitFor("disconnect noticed", () => eventsOf(a, "disconnected").length === 1);
+    a.transport.send(n(2), { group: 0, text: "while down" });
+    const b2 = await started(2, { listen: { host: "127.0.0.1", port } });
+    b2.transport.setPeers(new Map([[n(1), a.transport.listenAddress ?? { host: "", port: 0 }]]));
+    // b2 dials a (it has a message for it); a answers by redialling b2 at once.
+    b2.transport.send(n(1), { group: 0, text: "hello" });
+    await waitFor("the queued message", () => b2.received.some((m) => m.text === "while down"));
+  });
+
   it("refuses another protocol version with a reason, and drops a dialer that never says hello", async () => {
     const a = await started(1, { settings: { handshakeTimeoutMs: 200 } });
     a.transport.setPeers(new Map([[n(2), { host: "127.0.0.1", port: 1 }]]));
