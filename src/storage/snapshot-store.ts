@@ -16,7 +16,7 @@ import { crc32 } from "../util/crc.js";
 import { removeTempFiles, tempSuffix } from "./atomic-file.js";
 import { getU64, setU64, viewOf } from "./bytes.js";
 import { FailStop } from "./fail-stop.js";
-import { dirOf, type FileSystem, joinPath } from "./file-system.js";
+import { dirOf, errnoOf, type FileSystem, joinPath } from "./file-system.js";
 import { StorageError } from "./storage-error.js";
 
 const magic = [0x43, 0x41, 0x49, 0x52, 0x4e, 0x53, 0x4e, 0x50]; // "CAIRNSNP"
@@ -102,6 +102,7 @@ export class SnapshotStore {
   readonly #dir: string;
   readonly #options: SnapshotStoreOptions;
   readonly #stop: FailStop;
+  #writersStarted = 0;
 
   private constructor(fs: FileSystem, dir: string, options: SnapshotStoreOptions) {
     this.#fs = fs;
@@ -124,7 +125,9 @@ export class SnapshotStore {
   /** Starts writing `group`'s snapshot described by `meta`. */
   async create(group: GroupId, meta: SnapshotMeta): Promise<SnapshotWriter> {
     const path = joinPath(this.#dir, snapshotName(group, meta.index));
-    const temp = `${path}${tempSuffix}`;
+    // Each writer its own temp file: a follower may capture a snapshot while it stores one from its
+    // leader, and a leader may stream one snapshot twice, so writers of one name can overlap.
+    const temp = `${path}.${this.#writersStarted++}${tempSuffix}`;
     const stop = this.#stop;
     const header = encodeHeader(group, meta);
     const handle = await stop.run(async () => {
@@ -284,7 +287,13 @@ export class SnapshotStore {
     const extra = (await this.list(group)).slice(this.#options.retainMax);
     if (extra.length === 0) return;
     await this.#stop.run(async () => {
-      for (const index of extra) await this.#fs.unlink(joinPath(this.#dir, snapshotName(group, index)));
+      for (const index of extra) {
+        // Overlapping commits prune the same files; one that is gone already is no failure.
+        await this.#fs.unlink(joinPath(this.#dir, snapshotName(group, index))).catch((error: unknown) => {
+          if (errnoOf(error) !== "ENOENT") throw error;
+        });
+      }
+
       await this.#fs.syncDir(this.#dir);
     });
   }

@@ -182,6 +182,35 @@ describe("SnapshotStore", () => {
     assert.deepEqual(await store.list(g2), [5]);
   });
 
+  it("takes writers at once: the same snapshot twice, and another beside it, interleaved", async () => {
+    // A follower may capture its own snapshot while it stores one its leader streams, and a leader
+    // may stream one snapshot twice; the store must stay healthy (found by the level-2 simulator).
+    const fs = await fresh();
+    const store = await SnapshotStore.open(fs, "/snap", { retainMax: 1 });
+    for (const index of [10, 20]) {
+      const w = await store.create(g1, meta(index));
+      await w.commit();
+    }
+    const a = await store.create(g1, meta(30));
+    const b = await store.create(g1, meta(30));
+    const c = await store.create(g1, meta(40));
+    for (let k = 0; k < 3; k++) {
+      await a.write(chunk(30 + k));
+      await c.write(chunk(40 + k));
+      await b.write(chunk(30 + k));
+    }
+    await Promise.all([a.commit(), b.commit(), c.commit()]);
+    assert.deepEqual(await store.list(g1), [40]);
+    assert.deepEqual(await readAll(store), [
+      [100, 40],
+      [100, 41],
+      [100, 42],
+    ]);
+    const d = await store.create(g1, meta(50));
+    await d.commit();
+    assert.deepEqual(await store.list(g1), [50], "the store still works");
+  });
+
   it("shows a snapshot only once committed: a crash at any disk operation leaves none or a whole one", async () => {
     let sawNone = false;
     let sawWhole = false;
