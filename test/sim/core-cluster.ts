@@ -18,6 +18,7 @@ import {
 } from "../../src/raft/index.js";
 import { assert } from "../../src/util/assert.js";
 import type { Prng } from "../../src/util/prng.js";
+import { type LeaderView, quorumIndex } from "./fault-injector.js";
 import { applyKv, type KvInput, type KvKeyState, type KvOutput } from "./kv-model.js";
 import type { SubmitResult } from "./kv-workload.js";
 import type { ObservedEntry, RaftObservation } from "./raft-safety.js";
@@ -91,6 +92,8 @@ interface CoreMember {
   waiters: Waiter[];
   reads: Map<string, PendingRead>;
   wasLeader: boolean;
+  /** The commit index when this member last became leader (aimed faults look at it). */
+  commitAtElection: number;
   diskExtraMs: number;
 }
 
@@ -181,6 +184,7 @@ class CoreCluster implements SimCluster<Message> {
         waiters: [],
         reads: new Map(),
         wasLeader: false,
+        commitAtElection: 0,
         diskExtraMs: 0,
       };
       this.#members.set(id, member);
@@ -322,6 +326,22 @@ class CoreCluster implements SimCluster<Message> {
     const result = leader.raw.proposeConfChange(change);
     if (result.ok) this.#trace(`node ${leader.id} proposes ${change.type} ${change.node} at ${result.index}`);
     this.#drive(leader);
+  }
+
+  leaderView(): LeaderView | undefined {
+    const m = this.#leader();
+    const raw = m?.raw;
+    if (m === undefined || raw === undefined) return undefined;
+    const s = raw.status();
+    const q = quorumIndex(s.peers.filter((p) => p.voter).map((p) => p.matchIndex));
+    return {
+      node: m.id,
+      term: s.term,
+      lastIndex: s.lastIndex,
+      quorumIndex: q,
+      quorumTerm: raw.termAt(q),
+      commitAtElection: m.commitAtElection,
+    };
   }
 
   /** The up member that leads in the highest term, if any. */
@@ -523,6 +543,7 @@ class CoreCluster implements SimCluster<Message> {
     const t = raw.status().term;
     const leading = soft.role === "leader";
     if (leading && !m.wasLeader) {
+      m.commitAtElection = raw.status().commitIndex;
       this.#observations.push({ type: "became-leader", node: m.id, term: t });
       this.#trace(`node ${m.id} became leader in term ${t}`);
     }

@@ -3,9 +3,10 @@
 // only once synced, a crash keeps a random prefix of the rest, possibly torn), with the simulator's
 // clock, timers and randomness as the runtime's Env and Raft messages on the SimNetwork. Every
 // asynchronous operation completes only when the event queue says so (runSimulationAsync lets the
-// promise reactions run between events). The replicated state machine is the checker's KV model
-// (the same as level 1), rebuilt from the log on restart; the service layer (KvService) is not in
-// the path yet, see README.md.
+// promise reactions run between events). The replicated state machine is the product's own
+// (ServiceStateMachine over a MemoryBackend, rebuilt from the log on restart), and clients talk to
+// each node's real KvService: the command envelope, idempotency keys, conditional puts and deletes,
+// increments and ReadIndex reads are the code users run.
 import type { Cancel, Env } from "../../src/node/env.js";
 import type { GroupStorage, PersistBatch, StateMachine } from "../../src/node/ports.js";
 import { RaftGroup } from "../../src/node/raft-group.js";
@@ -15,28 +16,28 @@ import {
   type Entry,
   type GroupId,
   groupId,
-  logIndex,
   type Message,
   type NodeId,
   nodeId,
   type PersistedState,
   type SnapshotMeta,
 } from "../../src/raft/index.js";
+import { type ApplyOutcome, decodeEnvelope } from "../../src/service/command.js";
+import { CairnError } from "../../src/service/errors.js";
+import { GroupReplication } from "../../src/service/group-replication.js";
+import { KvService } from "../../src/service/kv-service.js";
+import type { StateReader } from "../../src/service/state.js";
+import { MemoryBackend, ServiceStateMachine, type StateBackend } from "../../src/service/state-machine.js";
 import { HardStateStore } from "../../src/storage/hard-state-store.js";
 import { SimFileSystem } from "../../src/storage/sim-file-system.js";
+import { keyKindCode } from "../../src/storage/state-store.js";
 import { Wal } from "../../src/storage/wal.js";
 import { assert } from "../../src/util/assert.js";
+import { crc32 } from "../../src/util/crc.js";
 import type { Prng } from "../../src/util/prng.js";
-import {
-  applyKvCommand,
-  describeKvState,
-  emptyKvState,
-  encodeKvCommand,
-  entryHash,
-  type KvState,
-  simTiming,
-} from "./core-cluster.js";
-import type { KvInput, KvOutput } from "./kv-model.js";
+import { entryHash, simTiming } from "./core-cluster.js";
+import { type LeaderView, quorumIndex } from "./fault-injector.js";
+import type { ServiceKvInput, ServiceKvOutput } from "./kv-service-model.js";
 import type { SubmitResult } from "./kv-workload.js";
 import type { ObservedEntry, RaftObservation } from "./raft-safety.js";
 import type { SimCluster, SimEnvironment } from "./sim-runner.js";
@@ -51,30 +52,75 @@ const group: GroupId = groupId(1);
  */
 const runtimeTickIntervalMs = 25;
 
+/** The simulated clock starts here as epoch milliseconds (the envelope's leader timestamp). */
+const epochMs = 1_700_000_000_000;
+
 /** One incarnation of a node's process: dead once the node crashes, so its timers and I/O stop. */
 interface Incarnation {
   alive: boolean;
-  group: RaftGroup<KvOutput> | undefined;
-  readonly state: KvState;
+  group: RaftGroup<ApplyOutcome> | undefined;
+  readonly backend: StateBackend;
+  kv: KvService | undefined;
+  /** The last index this incarnation's state machine was handed (entries must come in order). */
+  appliedThrough: number;
   /** The durable log as the storage reported it (for observations). */
   log: Entry[];
+  /** The storage, which also knows the terms of entries handed to it but not yet durable. */
+  storage: ObservedStorage | undefined;
   wasLeader: boolean;
+  /** The commit index when this incarnation last became leader (aimed faults look at it). */
+  commitAtElection: number;
 }
 
 interface RuntimeMember {
   readonly id: number;
   readonly fs: SimFileSystem;
   current: Incarnation | undefined;
-  diskExtraMs: number;
 }
 
 /** Builds the level-2 cluster for one run; pass it to `runSimulationAsync`. */
 export function runtimeCluster(hooks: { readonly trace?: (line: string) => void } = {}) {
-  return (env: SimEnvironment<Message>): SimCluster<Message> =>
+  return (env: SimEnvironment<Message>): SimCluster<Message, ServiceKvInput, ServiceKvOutput> =>
     new RuntimeCluster(env, hooks.trace ?? (() => {}));
 }
 
-class RuntimeCluster implements SimCluster<Message> {
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const hashes = new WeakMap<Uint8Array, string>();
+
+/**
+ * The digest the safety checker compares level-2 entries by: the envelope's idempotency key (which
+ * names the client request) and a checksum of the whole entry (attempts differ in their timestamp).
+ */
+export function serviceEntryHash(e: Entry): string {
+  if (e.kind !== "normal" || e.data.length === 0) return entryHash(e);
+  let hash = hashes.get(e.data);
+  if (hash === undefined) {
+    let key: string;
+    try {
+      key = decodeEnvelope(e.data).idempotencyKey ?? "-";
+    } catch {
+      key = "undecodable";
+    }
+    hash = `${key}#${crc32(e.data).toString(16)}`;
+    hashes.set(e.data, hash);
+  }
+  return hash;
+}
+
+/** Every key of every space of the state machine, as text, for comparing replicas. */
+export function describeServiceState(reader: StateReader): string {
+  const parts: string[] = [];
+  const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  for (const space of Object.keys(keyKindCode) as (keyof typeof keyKindCode)[]) {
+    for (const [key, value] of reader.range(space, new Uint8Array(0), undefined, Number.MAX_SAFE_INTEGER)) {
+      parts.push(`${space}/${hex(key)}=${hex(value)}`);
+    }
+  }
+  return parts.join("\n");
+}
+
+class RuntimeCluster implements SimCluster<Message, ServiceKvInput, ServiceKvOutput> {
   readonly #env: SimEnvironment<Message>;
   readonly #prng: Prng;
   readonly #trace: (line: string) => void;
@@ -83,6 +129,11 @@ class RuntimeCluster implements SimCluster<Message> {
   readonly #initial: readonly NodeId[];
   readonly #desired: Set<number>;
   readonly #leaderHint = new Map<number, number>();
+  /**
+   * For each idempotency key, the digest of the entry that first applied it (on any node: if nodes
+   * disagree, state machine safety fails anyway). An acknowledged write is that entry.
+   */
+  readonly #firstEntryOf = new Map<string, string>();
   readonly kv;
 
   constructor(env: SimEnvironment<Message>, trace: (line: string) => void) {
@@ -99,14 +150,18 @@ class RuntimeCluster implements SimCluster<Message> {
         { after: (delayMs, run) => void env.scheduler.after(delayMs, run, `disk ${id}`) },
         { latencyMsMin: disk.syncLatencyMinMs, latencyMsMax: disk.syncLatencyMaxMs },
       );
-      const member: RuntimeMember = { id, fs, current: undefined, diskExtraMs: 0 };
+      const member: RuntimeMember = { id, fs, current: undefined };
       this.#members.set(id, member);
       this.#start(member);
     }
     this.#scheduleOperator();
     this.kv = {
-      submit: (clientId: number, input: KvInput, done: (r: SubmitResult) => void, requestId: string) =>
-        this.#submit(clientId, input, done, requestId),
+      submit: (
+        clientId: number,
+        input: ServiceKvInput,
+        done: (r: SubmitResult<ServiceKvOutput>) => void,
+        requestId: string,
+      ) => this.#submit(clientId, input, done, requestId),
     };
   }
 
@@ -116,7 +171,7 @@ class RuntimeCluster implements SimCluster<Message> {
   #envOf(inc: Incarnation): Env {
     const scheduler = this.#env.scheduler;
     return {
-      nowMs: () => scheduler.nowMs,
+      nowMs: () => epochMs + scheduler.nowMs,
       monotonicMs: () => scheduler.nowMs,
       after: (delayMs: number, run: () => void): Cancel => {
         const id = scheduler.after(
@@ -136,9 +191,13 @@ class RuntimeCluster implements SimCluster<Message> {
     const inc: Incarnation = {
       alive: true,
       group: undefined,
-      state: emptyKvState(),
+      backend: new MemoryBackend(),
+      kv: undefined,
+      appliedThrough: 0,
       log: [],
+      storage: undefined,
       wasLeader: false,
+      commitAtElection: 0,
     };
     m.current = inc;
     void this.#open(m, inc).catch((error: unknown) => {
@@ -155,12 +214,23 @@ class RuntimeCluster implements SimCluster<Message> {
       inc.log = log;
       if (inc.alive) this.#observeLog(m.id, inc);
     });
-    const stateMachine: StateMachine<KvOutput> = {
-      appliedIndex: () => logIndex(0),
-      apply: (entries) => Promise.resolve(entries.map((e) => this.#apply(m.id, inc, e))),
+    inc.storage = storage;
+    const service = new ServiceStateMachine(inc.backend);
+    inc.appliedThrough = service.appliedIndex();
+    const stateMachine: StateMachine<ApplyOutcome> = {
+      appliedIndex: () => service.appliedIndex(),
+      settle: () => service.settle(),
+      apply: async (entries) => {
+        for (const e of entries) this.#observeApply(m.id, inc, e);
+        const results = await service.apply(entries);
+        entries.forEach((e, i) => {
+          this.#rememberFirstEntry(e, results[i]);
+        });
+        return results;
+      },
     };
     const env = this.#envOf(inc);
-    const raftGroup = await RaftGroup.open<KvOutput>({
+    const raftGroup = await RaftGroup.open<ApplyOutcome>({
       raft: {
         id: nodeId(m.id),
         groupId: group,
@@ -187,8 +257,10 @@ class RuntimeCluster implements SimCluster<Message> {
       onSoftState: (soft) => {
         if (!inc.alive) return;
         const leading = soft.role === "leader";
-        const t = inc.group?.status().term ?? 0;
+        const status = inc.group?.status();
+        const t = status?.term ?? 0;
         if (leading && !inc.wasLeader) {
+          inc.commitAtElection = status?.commitIndex ?? 0;
           this.#observations.push({ type: "became-leader", node: m.id, term: t });
           this.#trace(`node ${m.id} became leader in term ${t}`);
         }
@@ -201,6 +273,7 @@ class RuntimeCluster implements SimCluster<Message> {
       return;
     }
     inc.group = raftGroup;
+    inc.kv = new KvService(new GroupReplication(raftGroup, inc.backend, env));
   }
 
   #member(id: number): RuntimeMember {
@@ -248,12 +321,28 @@ class RuntimeCluster implements SimCluster<Message> {
   }
 
   requestLeadershipTransfer(to: number): void {
-    const leader = this.#leader();
+    const leader = this.#leader()?.inc.group;
     try {
       leader?.transferLeadership(nodeId(to));
     } catch {
       // Refused (not a voter, already leader): operator requests may fail under faults.
     }
+  }
+
+  leaderView(): LeaderView | undefined {
+    const leader = this.#leader();
+    const g = leader?.inc.group;
+    if (leader === undefined || g === undefined) return undefined;
+    const s = g.status();
+    const q = quorumIndex(s.peers.filter((p) => p.voter).map((p) => p.matchIndex));
+    return {
+      node: leader.id,
+      term: s.term,
+      lastIndex: s.lastIndex,
+      quorumIndex: q,
+      quorumTerm: q === 0 ? 0 : leader.inc.storage?.termAt(q),
+      commitAtElection: leader.inc.commitAtElection,
+    };
   }
 
   #scheduleOperator(): void {
@@ -268,7 +357,7 @@ class RuntimeCluster implements SimCluster<Message> {
   }
 
   #reconcileMembership(): void {
-    const leader = this.#leader();
+    const leader = this.#leader()?.inc.group;
     if (leader === undefined) return;
     const voters = new Set<number>(leader.status().conf.voters);
     let change: ConfChange | undefined;
@@ -278,12 +367,15 @@ class RuntimeCluster implements SimCluster<Message> {
     leader.proposeConfChange(change).catch(() => {});
   }
 
-  #leader(): RaftGroup<KvOutput> | undefined {
-    let best: RaftGroup<KvOutput> | undefined;
+  /** The running member that leads in the highest term, if any. */
+  #leader(): { id: number; inc: Incarnation } | undefined {
+    let best: { id: number; inc: Incarnation; term: number } | undefined;
     for (const m of this.#members.values()) {
-      const g = m.current?.group;
-      if (g?.softState.role !== "leader") continue;
-      if (best === undefined || best.status().term < g.status().term) best = g;
+      const inc = m.current;
+      const g = inc?.group;
+      if (inc === undefined || g?.softState.role !== "leader") continue;
+      const term = g.status().term;
+      if (best === undefined || best.term < term) best = { id: m.id, inc, term };
     }
     return best;
   }
@@ -294,73 +386,90 @@ class RuntimeCluster implements SimCluster<Message> {
 
   // ------------------------------------------------------------------ state machine and clients
 
-  #apply(node: number, inc: Incarnation, e: Entry): KvOutput | undefined {
-    const s = inc.state;
-    assert(e.index === s.appliedIndex + 1, `node ${node} applies ${e.index} after ${s.appliedIndex}`);
-    s.appliedIndex = e.index;
-    const dataHash = entryHash(e);
+  #observeApply(node: number, inc: Incarnation, e: Entry): void {
+    assert(e.index === inc.appliedThrough + 1, `node ${node} applies ${e.index} after ${inc.appliedThrough}`);
+    inc.appliedThrough = e.index;
+    const dataHash = serviceEntryHash(e);
     const currentTerm = inc.group?.status().term ?? e.term;
     this.#observations.push({ type: "committed", node, index: e.index, term: e.term, dataHash, currentTerm });
     this.#observations.push({ type: "applied", node, index: e.index, term: e.term, dataHash });
-    if (e.kind !== "normal" || e.data.length === 0) return undefined;
-    return applyKvCommand(s, dataHash).output;
+  }
+
+  #rememberFirstEntry(e: Entry, outcome: ApplyOutcome | undefined): void {
+    if (outcome === undefined || !outcome.ok || outcome.duplicate) return;
+    const key = decodeEnvelope(e.data).idempotencyKey;
+    if (key !== undefined && !this.#firstEntryOf.has(key)) this.#firstEntryOf.set(key, serviceEntryHash(e));
   }
 
   #clientLatency(): number {
     return this.#prng.range(simTiming.clientLatencyMinMs, simTiming.clientLatencyMaxMs);
   }
 
-  #reply(done: (r: SubmitResult) => void, result: SubmitResult): void {
+  #reply(done: (r: SubmitResult<ServiceKvOutput>) => void, result: SubmitResult<ServiceKvOutput>): void {
     this.#env.scheduler.after(this.#clientLatency(), () => done(result), "client reply");
   }
 
-  #submit(clientId: number, input: KvInput, done: (r: SubmitResult) => void, requestId: string): void {
+  /**
+   * A client sends to the node it believes leads (else a random one). Any node serves reads (a
+   * follower's ReadIndex goes through the leader); a follower refuses writes with ERR_NOT_LEADER and
+   * a hint, which the client follows next time.
+   */
+  #submit(
+    clientId: number,
+    input: ServiceKvInput,
+    done: (r: SubmitResult<ServiceKvOutput>) => void,
+    requestId: string,
+  ): void {
     const n = this.#env.options.clusterSize;
     const target = this.#leaderHint.get(clientId) ?? 1 + this.#prng.below(n);
     this.#env.scheduler.after(
       this.#clientLatency(),
       () => {
         const inc = this.#member(target).current;
-        const g = inc?.group;
-        if (inc === undefined || g === undefined) {
-          this.#leaderHint.delete(clientId);
+        const kv = inc?.kv;
+        if (inc === undefined || kv === undefined) {
+          this.#leaderHint.delete(clientId); // the connection fails; the client times out
           return;
         }
-        const soft = g.softState;
-        if (soft.role !== "leader") {
-          this.#leaderHint.set(clientId, soft.leaderId ?? 1 + this.#prng.below(n));
-          this.#reply(done, { kind: "failed", reason: "not-leader" });
-          return;
-        }
-        if (input.op === "get") {
-          // A failed read had no effect, so any refusal is a definite failure.
-          g.readBarrier().then(
-            () => {
-              if (!inc.alive) return;
-              const s = inc.state.keys.get(input.key) ?? { value: null, version: 0 };
-              this.#reply(done, {
-                kind: "ok",
-                output: { kind: "value", value: s.value, version: s.version },
-              });
-            },
-            () => {
-              if (inc.alive) this.#reply(done, { kind: "failed", reason: "read refused" });
-            },
-          );
-          return;
-        }
-        // Any failure of a proposal may hide a late commit: stay silent and let the client time out.
-        g.propose(encodeKvCommand({ requestId, input })).then(
+        callKv(kv, input, requestId).then(
           (output) => {
-            if (!inc.alive || output === undefined) return;
-            this.#observations.push({
-              type: "acked-write",
-              clientId,
-              dataHash: ackHash(inc.state, requestId),
-            });
+            if (!inc.alive) return;
+            if (input.op !== "get") {
+              this.#observations.push({
+                type: "acked-write",
+                clientId,
+                dataHash: this.#firstEntryOf.get(requestId) ?? "",
+              });
+            }
             this.#reply(done, { kind: "ok", output });
           },
-          () => {},
+          (error: unknown) => {
+            if (!inc.alive) return;
+            const code = error instanceof CairnError ? error.code : "ERR_INTERNAL";
+            switch (code) {
+              case "ERR_NOT_LEADER": {
+                // Never appended: a definite failure. Follow the hint, or try another node.
+                const hint = error instanceof CairnError ? error.details["leaderId"] : undefined;
+                this.#leaderHint.set(clientId, typeof hint === "number" ? hint : 1 + this.#prng.below(n));
+                this.#reply(done, { kind: "failed", reason: code });
+                return;
+              }
+              case "ERR_UNAVAILABLE":
+                // The service promises this had no effect (not appended, superseded, read refused).
+                this.#leaderHint.delete(clientId);
+                this.#reply(done, { kind: "failed", reason: code });
+                return;
+              case "ERR_TIMEOUT":
+              case "ERR_SHUTTING_DOWN":
+              case "ERR_STORAGE_FAILED":
+              case "ERR_NO_SPACE":
+                // The outcome is unknown: stay silent and let the client time out.
+                return;
+              default:
+                // Anything else is an answer no correct service gives to these requests.
+                this.#reply(done, { kind: "ok", output: { kind: "error", code } });
+            }
+          },
         );
       },
       `client ${clientId} request`,
@@ -371,14 +480,14 @@ class RuntimeCluster implements SimCluster<Message> {
 
   #observeLog(node: number, inc: Incarnation): void {
     const log = inc.log;
-    const commit = Math.min(inc.state.appliedIndex, log.at(-1)?.index ?? 0);
+    const commit = Math.min(inc.appliedThrough, log.at(-1)?.index ?? 0);
     const at = log.findIndex((e) => e.index > commit);
     const tail = at < 0 ? [] : log.slice(at);
     const base = log[at < 0 ? log.length - 1 : at - 1];
     const entries: ObservedEntry[] = tail.map((e) => ({
       index: e.index,
       term: e.term,
-      dataHash: entryHash(e),
+      dataHash: serviceEntryHash(e),
     }));
     this.#observations.push({
       type: "log",
@@ -393,20 +502,9 @@ class RuntimeCluster implements SimCluster<Message> {
   }
 
   convergenceProblems(): readonly string[] {
-    const problems: string[] = [];
-    let leaderMember: RuntimeMember | undefined;
-    for (const m of this.#members.values()) {
-      const g = m.current?.group;
-      if (g?.softState.role !== "leader") continue;
-      if (
-        leaderMember?.current?.group === undefined ||
-        leaderMember.current.group.status().term < g.status().term
-      )
-        leaderMember = m;
-    }
-    const leaderInc = leaderMember?.current;
-    const leader = leaderInc?.group;
-    if (leaderMember === undefined || leaderInc === undefined || leader === undefined) {
+    const leaderAt = this.#leader();
+    const leader = leaderAt?.inc.group;
+    if (leaderAt === undefined || leader === undefined) {
       const states = [...this.#members.values()].map((m) => {
         const s = m.current?.group?.status();
         return s === undefined
@@ -415,32 +513,83 @@ class RuntimeCluster implements SimCluster<Message> {
       });
       return [`no leader at the end of the liveness phase (${states.join("; ")})`];
     }
+    const problems: string[] = [];
     const ls = leader.status();
     const voters = [...ls.conf.voters].sort((a, b) => a - b);
     const wanted = [...this.#desired].sort((a, b) => a - b);
     if (voters.join() !== wanted.join()) problems.push(`voters ${voters} but the operator wants ${wanted}`);
     if (ls.commitIndex !== ls.lastIndex)
       problems.push(`leader committed ${ls.commitIndex} of ${ls.lastIndex}`);
-    const want = describeKvState(leaderInc.state);
+    const want = describeServiceState(leaderAt.inc.backend.reader);
     for (const id of voters) {
       const inc = this.#member(id).current;
-      if (inc?.group === undefined) {
+      const applied = inc?.group?.appliedIndex;
+      if (inc === undefined || applied === undefined) {
         problems.push(`node ${id} is down`);
-      } else if (inc.state.appliedIndex !== ls.commitIndex) {
-        problems.push(
-          `node ${id} applied ${inc.state.appliedIndex}, leader ${leaderMember.id} committed ${ls.commitIndex}`,
-        );
-      } else if (describeKvState(inc.state) !== want) {
-        problems.push(`node ${id}'s key-value state differs from leader ${leaderMember.id}'s`);
+      } else if (applied !== ls.commitIndex) {
+        problems.push(`node ${id} applied ${applied}, leader ${leaderAt.id} committed ${ls.commitIndex}`);
+      } else if (describeServiceState(inc.backend.reader) !== want) {
+        problems.push(`node ${id}'s state differs from leader ${leaderAt.id}'s`);
       }
     }
     return problems;
   }
 }
 
-/** The digest of the entry that first applied `requestId` (idempotent retries share one effect). */
-function ackHash(state: KvState, requestId: string): string {
-  return state.firstEntryOf.get(requestId) ?? "";
+/** Conflict details carry the key's modify revision, or null when it is absent. */
+function currentRevisionOf(error: CairnError): number | null {
+  const r = error.details["currentRevision"];
+  return typeof r === "number" ? r : null;
+}
+
+/**
+ * Runs one request through the node's KvService and turns its answer into the model's terms: a
+ * failed condition or a non-integer is an answer; every other failure is thrown for the caller.
+ */
+async function callKv(kv: KvService, input: ServiceKvInput, requestId: string): Promise<ServiceKvOutput> {
+  const key = encoder.encode(input.key);
+  const idempotencyKey = requestId;
+  try {
+    switch (input.op) {
+      case "get": {
+        const { record } = await kv.get(key);
+        return record === undefined
+          ? { kind: "value", value: null, version: 0, revision: 0 }
+          : {
+              kind: "value",
+              value: decoder.decode(record.value),
+              version: record.version,
+              revision: record.modRevision,
+            };
+      }
+      case "put": {
+        const ack = await kv.put(key, encoder.encode(input.value), { idempotencyKey });
+        return { kind: "written", revision: ack.revision, created: ack.created };
+      }
+      case "put-if": {
+        const condition =
+          input.condition.kind === "absent" ? { ifAbsent: true } : { ifRevision: input.condition.revision };
+        const ack = await kv.put(key, encoder.encode(input.value), { ...condition, idempotencyKey });
+        return { kind: "written", revision: ack.revision, created: ack.created };
+      }
+      case "delete": {
+        const ack = await kv.delete(key, {
+          ...(input.ifRevision === undefined ? {} : { ifRevision: input.ifRevision }),
+          idempotencyKey,
+        });
+        return { kind: "deleted", deleted: ack.deleted, revision: ack.revision };
+      }
+      case "incr": {
+        const ack = await kv.increment(key, BigInt(input.by), { idempotencyKey });
+        return { kind: "incremented", value: ack.value, revision: ack.revision };
+      }
+    }
+  } catch (error) {
+    if (error instanceof CairnError && error.code === "ERR_CONFLICT")
+      return { kind: "conflict", currentRevision: currentRevisionOf(error) };
+    if (error instanceof CairnError && error.code === "ERR_NOT_INTEGER") return { kind: "not-integer" };
+    throw error;
+  }
 }
 
 /** A GroupStorage that reports the durable log after every load and completed persist. */
@@ -448,6 +597,8 @@ class ObservedStorage implements GroupStorage {
   readonly #inner: GroupStorage;
   readonly #report: (log: Entry[]) => void;
   #log: Entry[] = [];
+  /** The log as handed to storage, durable or not: the runtime's own view of its entries. */
+  #written: Entry[] = [];
 
   constructor(inner: GroupStorage, report: (log: Entry[]) => void) {
     this.#inner = inner;
@@ -457,15 +608,25 @@ class ObservedStorage implements GroupStorage {
   async load(): Promise<PersistedState | undefined> {
     const loaded = await this.#inner.load();
     this.#log = [...(loaded?.entries ?? [])];
+    this.#written = this.#log;
     this.#report(this.#log);
     return loaded;
   }
 
+  /** The term of the entry at `index` as last handed to storage, if known. */
+  termAt(index: number): number | undefined {
+    const first = this.#written[0];
+    if (first === undefined) return undefined;
+    return this.#written[index - first.index]?.term;
+  }
+
   async persist(batch: PersistBatch): Promise<void> {
+    const head = batch.entries[0];
+    if (head !== undefined)
+      this.#written = this.#written.filter((e) => e.index < head.index).concat(batch.entries);
     await this.#inner.persist(batch);
-    const first = batch.entries[0];
-    if (first === undefined) return;
-    this.#log = this.#log.filter((e) => e.index < first.index).concat(batch.entries);
+    if (head === undefined) return;
+    this.#log = this.#log.filter((e) => e.index < head.index).concat(batch.entries);
     this.#report(this.#log);
   }
 

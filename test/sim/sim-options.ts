@@ -38,6 +38,11 @@ export interface SimOptions {
   readonly disk: DiskOptions;
   readonly faults: FaultScheduleOptions;
   readonly workload: KvWorkloadOptions;
+  /**
+   * Events a run may take before it fails as a runaway (a message storm, a livelock): far above what
+   * any healthy run of the level needs (level 1 about 20,000, level 2 about 12,000 at most).
+   */
+  readonly eventsMax: number;
 }
 
 /** Thrown for bad simulator arguments. */
@@ -132,6 +137,7 @@ export function simOptionsFromSeed(seed: number, level: SimLevel = 1): SimOption
     disk: diskOptions,
     faults: faultOptions,
     workload,
+    eventsMax: level === 2 ? 150_000 : 1_000_000,
   };
 }
 

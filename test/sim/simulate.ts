@@ -1,7 +1,8 @@
 // Runs one seed of the simulator at a level, picking the cluster that level runs against. Shared by
 // the command line (main.ts), the seed tests and the mutant script.
-import type { Message } from "../../src/raft/index.js";
 import { coreCluster, simTiming } from "./core-cluster.js";
+import { serviceKvDialect } from "./kv-service-model.js";
+import { kvVersionDialect } from "./kv-workload.js";
 import { runtimeCluster } from "./runtime-cluster.js";
 import { replayLine, type SimLevel, simOptionsFromSeed } from "./sim-options.js";
 import { runSimulation, runSimulationAsync, type SimReport } from "./sim-runner.js";
@@ -44,6 +45,7 @@ export async function simulateSeed(
 ): Promise<SimReport> {
   const options = simOptionsFromSeed(seed, level);
   const hooks = trace === undefined ? {} : { trace };
-  if (level === 2) return runSimulationAsync<Message>(options, runtimeCluster(hooks), simTiming.settleMs);
-  return runSimulation<Message>(options, coreCluster(hooks));
+  if (level === 2)
+    return runSimulationAsync(options, runtimeCluster(hooks), serviceKvDialect, simTiming.settleMs);
+  return runSimulation(options, coreCluster(hooks), kvVersionDialect);
 }
