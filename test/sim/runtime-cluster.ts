@@ -4,10 +4,14 @@
 // clock, timers and randomness as the runtime's Env and Raft messages on the SimNetwork. Every
 // asynchronous operation completes only when the event queue says so (runSimulationAsync lets the
 // promise reactions run between events). The replicated state machine is the product's own
-// (ServiceStateMachine over a MemoryBackend, rebuilt from the log on restart), and clients talk to
-// each node's real KvService: the command envelope, idempotency keys, conditional puts and deletes,
-// increments and ReadIndex reads are the code users run.
+// (ServiceStateMachine), and clients talk to each node's real KvService: the command envelope,
+// idempotency keys, conditional puts and deletes, increments and ReadIndex reads are the code users
+// run. Most runs take snapshots (GroupSnapshots over a SnapshotStore on the simulated disk, the state
+// in a StoreBackend over a MemoryStateStore that survives crashes as lmdb would): the log is
+// compacted, lagging followers get snapshots streamed over the simulated network, and installs are
+// interrupted by crashes. The other runs keep the state in a MemoryBackend rebuilt from the log.
 import type { Cancel, Env } from "../../src/node/env.js";
+import { GroupSnapshots, snapshotChunkBytesMax } from "../../src/node/group-snapshots.js";
 import type { GroupStorage, PersistBatch, StateMachine } from "../../src/node/ports.js";
 import { RaftGroup } from "../../src/node/raft-group.js";
 import { WalGroupStorage } from "../../src/node/wal-group-storage.js";
@@ -20,6 +24,7 @@ import {
   type NodeId,
   nodeId,
   type PersistedState,
+  type SnapshotMessage,
   type SnapshotMeta,
 } from "../../src/raft/index.js";
 import { type ApplyOutcome, decodeEnvelope } from "../../src/service/command.js";
@@ -27,9 +32,16 @@ import { CairnError } from "../../src/service/errors.js";
 import { GroupReplication } from "../../src/service/group-replication.js";
 import { KvService } from "../../src/service/kv-service.js";
 import type { StateReader } from "../../src/service/state.js";
-import { MemoryBackend, ServiceStateMachine, type StateBackend } from "../../src/service/state-machine.js";
+import {
+  MemoryBackend,
+  ServiceStateMachine,
+  type StateBackend,
+  StoreBackend,
+} from "../../src/service/state-machine.js";
 import { HardStateStore } from "../../src/storage/hard-state-store.js";
+import { MemoryStateStore } from "../../src/storage/memory-state-store.js";
 import { SimFileSystem } from "../../src/storage/sim-file-system.js";
+import { SnapshotStore } from "../../src/storage/snapshot-store.js";
 import { keyKindCode } from "../../src/storage/state-store.js";
 import { Wal } from "../../src/storage/wal.js";
 import { assert } from "../../src/util/assert.js";
@@ -55,6 +67,35 @@ const runtimeTickIntervalMs = 25;
 /** The simulated clock starts here as epoch milliseconds (the envelope's leader timestamp). */
 const epochMs = 1_700_000_000_000;
 
+/** How long a leader waits for a follower's receipt of a streamed snapshot before giving up. */
+const snapshotTransferTimeoutMs = 2_000;
+
+/** A snapshot streamed to a follower: the leader's snapshot message and the stored file's chunks. */
+interface SnapshotTransfer {
+  readonly type: "snapshot-data";
+  readonly id: number;
+  readonly message: SnapshotMessage;
+  readonly chunks: readonly Uint8Array[];
+}
+
+/** The follower's answer to a {@link SnapshotTransfer}: stored (and stepped into its core) or not. */
+interface SnapshotReceipt {
+  readonly type: "snapshot-receipt";
+  readonly id: number;
+  readonly ok: boolean;
+}
+
+/** What travels on level 2's network: Raft messages and snapshot streams. */
+export type RuntimeWire = Message | SnapshotTransfer | SnapshotReceipt;
+
+/** What the runtime did with snapshots and the log, for reports and tests. */
+export type RuntimeCounters = {
+  snapshotsSent: number;
+  snapshotsInstalled: number;
+  /** Snapshots taken (each compacts the log). */
+  compactions: number;
+};
+
 /** One incarnation of a node's process: dead once the node crashes, so its timers and I/O stop. */
 interface Incarnation {
   alive: boolean;
@@ -63,24 +104,30 @@ interface Incarnation {
   kv: KvService | undefined;
   /** The last index this incarnation's state machine was handed (entries must come in order). */
   appliedThrough: number;
-  /** The durable log as the storage reported it (for observations). */
+  /** The durable log as the storage reported it (for observations), after `snapshot`. */
   log: Entry[];
+  /** The snapshot the durable log starts after, if any. */
+  snapshot: SnapshotMeta | undefined;
   /** The storage, which also knows the terms of entries handed to it but not yet durable. */
   storage: ObservedStorage | undefined;
   wasLeader: boolean;
   /** The commit index when this incarnation last became leader (aimed faults look at it). */
   commitAtElection: number;
+  /** Snapshot streams received, by id: a stream arrives once (the network may duplicate messages, a stream does not). */
+  readonly transfersSeen: Set<number>;
 }
 
 interface RuntimeMember {
   readonly id: number;
   readonly fs: SimFileSystem;
+  /** The node's state store when the run takes snapshots: it survives crashes, as lmdb's file does. */
+  readonly store: MemoryStateStore | undefined;
   current: Incarnation | undefined;
 }
 
 /** Builds the level-2 cluster for one run; pass it to `runSimulationAsync`. */
 export function runtimeCluster(hooks: { readonly trace?: (line: string) => void } = {}) {
-  return (env: SimEnvironment<Message>): SimCluster<Message, ServiceKvInput, ServiceKvOutput> =>
+  return (env: SimEnvironment<RuntimeWire>): SimCluster<RuntimeWire, ServiceKvInput, ServiceKvOutput> =>
     new RuntimeCluster(env, hooks.trace ?? (() => {}));
 }
 
@@ -120,8 +167,8 @@ export function describeServiceState(reader: StateReader): string {
   return parts.join("\n");
 }
 
-class RuntimeCluster implements SimCluster<Message, ServiceKvInput, ServiceKvOutput> {
-  readonly #env: SimEnvironment<Message>;
+class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceKvOutput> {
+  readonly #env: SimEnvironment<RuntimeWire>;
   readonly #prng: Prng;
   readonly #trace: (line: string) => void;
   readonly #members = new Map<number, RuntimeMember>();
@@ -134,9 +181,17 @@ class RuntimeCluster implements SimCluster<Message, ServiceKvInput, ServiceKvOut
    * disagree, state machine safety fails anyway). An acknowledged write is that entry.
    */
   readonly #firstEntryOf = new Map<string, string>();
+  /** Snapshot streams waiting for their receipt, by id. */
+  readonly #transfers = new Map<number, { settle: (ok: boolean) => void }>();
+  #transferSeq = 0;
+  /** Nodes whose runtime stopped on a fatal error (fail-stop), with the error: a liveness problem. */
+  readonly #fatal: string[] = [];
+  /** Failures the runtime survived but a reader of a failing report should see (first of each kind). */
+  readonly #incidents = new Map<string, { text: string; count: number }>();
+  readonly counters: RuntimeCounters = { snapshotsSent: 0, snapshotsInstalled: 0, compactions: 0 };
   readonly kv;
 
-  constructor(env: SimEnvironment<Message>, trace: (line: string) => void) {
+  constructor(env: SimEnvironment<RuntimeWire>, trace: (line: string) => void) {
     this.#env = env;
     this.#prng = env.prng;
     this.#trace = trace;
@@ -150,7 +205,15 @@ class RuntimeCluster implements SimCluster<Message, ServiceKvInput, ServiceKvOut
         { after: (delayMs, run) => void env.scheduler.after(delayMs, run, `disk ${id}`) },
         { latencyMsMin: disk.syncLatencyMinMs, latencyMsMax: disk.syncLatencyMaxMs },
       );
-      const member: RuntimeMember = { id, fs, current: undefined };
+      const runtime = env.options.runtime;
+      const store =
+        runtime.snapshotEntries === undefined
+          ? undefined
+          : new MemoryStateStore({
+              scheduler: { after: (delayMs, run) => void env.scheduler.after(delayMs, run, `store ${id}`) },
+              commitDelayMs: this.#prng.range(0, runtime.storeCommitMaxMs),
+            });
+      const member: RuntimeMember = { id, fs, store, current: undefined };
       this.#members.set(id, member);
       this.#start(member);
     }
@@ -191,13 +254,15 @@ class RuntimeCluster implements SimCluster<Message, ServiceKvInput, ServiceKvOut
     const inc: Incarnation = {
       alive: true,
       group: undefined,
-      backend: new MemoryBackend(),
+      backend: m.store === undefined ? new MemoryBackend() : new StoreBackend(m.store, group),
       kv: undefined,
       appliedThrough: 0,
       log: [],
+      snapshot: undefined,
       storage: undefined,
       wasLeader: false,
       commitAtElection: 0,
+      transfersSeen: new Set(),
     };
     m.current = inc;
     void this.#open(m, inc).catch((error: unknown) => {
@@ -208,12 +273,28 @@ class RuntimeCluster implements SimCluster<Message, ServiceKvInput, ServiceKvOut
 
   async #open(m: RuntimeMember, inc: Incarnation): Promise<void> {
     const fs = m.fs.process();
-    const { wal, recovery } = await Wal.open(fs, "/wal", { segmentBytesMax: 4 * 1024 * 1024 });
+    const runtime = this.#env.options.runtime;
+    const { wal, recovery } = await Wal.open(fs, "/wal", { segmentBytesMax: runtime.segmentBytesMax });
     const hardStates = await HardStateStore.open(fs, "/hard-state");
-    const storage = new ObservedStorage(new WalGroupStorage(hardStates, wal, recovery, group), (log) => {
-      inc.log = log;
-      if (inc.alive) this.#observeLog(m.id, inc);
-    });
+    const snapshots =
+      m.store === undefined
+        ? undefined
+        : new GroupSnapshots(
+            await SnapshotStore.open(fs, "/snapshots", { chunkBytesMax: snapshotChunkBytesMax }),
+            m.store,
+            group,
+          );
+    const storage = new ObservedStorage(
+      new WalGroupStorage(hardStates, wal, recovery, group, snapshots),
+      (log, snapshot) => {
+        inc.log = log;
+        inc.snapshot = snapshot;
+        if (inc.alive) this.#observeLog(m.id, inc);
+      },
+      (what) => {
+        if (inc.alive) this.counters[what]++;
+      },
+    );
     inc.storage = storage;
     const service = new ServiceStateMachine(inc.backend);
     inc.appliedThrough = service.appliedIndex();
@@ -239,7 +320,7 @@ class RuntimeCluster implements SimCluster<Message, ServiceKvInput, ServiceKvOut
         heartbeatTicks: simTiming.heartbeatTicks,
         preVote: true,
         checkQuorum: true,
-        appendBytesMax: 16 * 1024,
+        appendBytesMax: runtime.appendBytesMax,
         inflightAppendsMax: 16,
       },
       env,
@@ -252,8 +333,24 @@ class RuntimeCluster implements SimCluster<Message, ServiceKvInput, ServiceKvOut
       },
       stateMachine,
       tickIntervalMs: runtimeTickIntervalMs,
+      ...(snapshots === undefined || runtime.snapshotEntries === undefined
+        ? {}
+        : {
+            snapshots: {
+              service: snapshots,
+              entriesBetween: runtime.snapshotEntries,
+              send: (message: SnapshotMessage, chunks: () => AsyncIterable<Uint8Array>) =>
+                this.#sendSnapshot(m.id, inc, message, chunks),
+            },
+          }),
       proposalTimeoutMs: 2_000,
       readTimeoutMs: 2_000,
+      onFatal: (error) => {
+        if (!inc.alive) return;
+        const why = describeError(error);
+        this.#fatal.push(`node ${m.id} stopped at ${this.#env.scheduler.nowMs}ms on a fatal error: ${why}`);
+        this.#trace(`node ${m.id} stopped: ${why}`);
+      },
       onSoftState: (soft) => {
         if (!inc.alive) return;
         const leading = soft.role === "leader";
@@ -289,6 +386,7 @@ class RuntimeCluster implements SimCluster<Message, ServiceKvInput, ServiceKvOut
     inc.alive = false;
     m.current = undefined;
     m.fs.crash();
+    m.store?.crash();
     this.#observations.push({ type: "crashed", node });
     this.#trace(`node ${node} crashed`);
   }
@@ -380,14 +478,92 @@ class RuntimeCluster implements SimCluster<Message, ServiceKvInput, ServiceKvOut
     return best;
   }
 
-  deliver(_from: number, to: number, message: Message): void {
-    this.#members.get(to)?.current?.group?.receive(message);
+  deliver(from: number, to: number, wire: RuntimeWire): void {
+    const inc = this.#members.get(to)?.current;
+    const g = inc?.group;
+    if (inc === undefined || g === undefined) return;
+    switch (wire.type) {
+      case "snapshot-data": {
+        if (inc.transfersSeen.has(wire.id)) return;
+        inc.transfersSeen.add(wire.id);
+        // Store the stream, then step the leader's message into the core (it decides to install).
+        const chunks = (async function* () {
+          yield* wire.chunks;
+        })();
+        g.receiveSnapshot(wire.message, chunks).then(
+          () => this.#receipt(inc, to, from, wire.id, true),
+          (error: unknown) => {
+            this.#incident(`node ${to} could not store a snapshot`, describeError(error));
+            this.#receipt(inc, to, from, wire.id, false);
+          },
+        );
+        return;
+      }
+      case "snapshot-receipt":
+        this.#transfers.get(wire.id)?.settle(wire.ok);
+        return;
+      default:
+        g.receive(wire);
+    }
+  }
+
+  /** Records an incident of `kind` (the first one's detail, and how many). */
+  #incident(kind: string, detail: string): void {
+    const seen = this.#incidents.get(kind);
+    if (seen !== undefined) seen.count++;
+    else if (this.#incidents.size < 32) this.#incidents.set(kind, { text: `${kind}: ${detail}`, count: 1 });
+  }
+
+  notes(): readonly string[] {
+    return [...this.#incidents.values()].map((i) =>
+      i.count === 1 ? i.text : `${i.text} (${i.count} times)`,
+    );
+  }
+
+  #receipt(inc: Incarnation, from: number, to: number, id: number, ok: boolean): void {
+    if (inc.alive) this.#env.network.send(from, to, { type: "snapshot-receipt", id, ok });
+  }
+
+  /**
+   * Streams a stored snapshot to a follower over the simulated network (one message with every
+   * chunk); resolves on the follower's receipt, rejects on a failed one or when none comes in time.
+   */
+  async #sendSnapshot(
+    from: number,
+    inc: Incarnation,
+    message: SnapshotMessage,
+    chunks: () => AsyncIterable<Uint8Array>,
+  ): Promise<void> {
+    const data: Uint8Array[] = [];
+    for await (const chunk of chunks()) data.push(chunk);
+    if (!inc.alive) throw new Error("the sender crashed");
+    const id = this.#transferSeq++;
+    this.counters.snapshotsSent++;
+    const scheduler = this.#env.scheduler;
+    await new Promise<void>((resolve, reject) => {
+      const timer = scheduler.after(
+        snapshotTransferTimeoutMs,
+        () => this.#transfers.get(id)?.settle(false),
+        "snapshot timeout",
+      );
+      this.#transfers.set(id, {
+        settle: (ok) => {
+          this.#transfers.delete(id);
+          scheduler.cancel(timer);
+          if (ok) resolve();
+          else reject(new Error("the follower did not store the snapshot"));
+        },
+      });
+      this.#env.network.send(from, message.to, { type: "snapshot-data", id, message, chunks: data });
+    });
   }
 
   // ------------------------------------------------------------------ state machine and clients
 
   #observeApply(node: number, inc: Incarnation, e: Entry): void {
-    assert(e.index === inc.appliedThrough + 1, `node ${node} applies ${e.index} after ${inc.appliedThrough}`);
+    // An installed snapshot moves the state past the entries it covers.
+    const applied = Math.max(inc.appliedThrough, inc.backend.appliedIndex());
+    assert(e.index === applied + 1, `node ${node} applies ${e.index} after ${applied}`);
     inc.appliedThrough = e.index;
     const dataHash = serviceEntryHash(e);
     const currentTerm = inc.group?.status().term ?? e.term;
@@ -478,12 +654,18 @@ class RuntimeCluster implements SimCluster<Message, ServiceKvInput, ServiceKvOut
 
   // ------------------------------------------------------------------ observations and convergence
 
+  /**
+   * Records the durable log. The prefix up to what this node applied (or its snapshot covers) is
+   * reported as compacted: committed entries are compared through the `committed`/`applied`
+   * observations, which keeps each observation small.
+   */
   #observeLog(node: number, inc: Incarnation): void {
     const log = inc.log;
-    const commit = Math.min(inc.appliedThrough, log.at(-1)?.index ?? 0);
-    const at = log.findIndex((e) => e.index > commit);
-    const tail = at < 0 ? [] : log.slice(at);
-    const base = log[at < 0 ? log.length - 1 : at - 1];
+    const snapshotIndex = inc.snapshot?.index ?? 0;
+    const lastIndex = log.at(-1)?.index ?? snapshotIndex;
+    const commit = Math.max(Math.min(inc.appliedThrough, lastIndex), snapshotIndex);
+    const tail = log.filter((e) => e.index > commit);
+    const base = log.find((e) => e.index === commit) ?? (commit === snapshotIndex ? inc.snapshot : undefined);
     const entries: ObservedEntry[] = tail.map((e) => ({
       index: e.index,
       term: e.term,
@@ -493,7 +675,9 @@ class RuntimeCluster implements SimCluster<Message, ServiceKvInput, ServiceKvOut
       type: "log",
       node,
       entries,
-      ...(base === undefined ? {} : { compactedThrough: { index: base.index, term: base.term } }),
+      ...(base === undefined || base.index === 0
+        ? {}
+        : { compactedThrough: { index: base.index, term: base.term } }),
     });
   }
 
@@ -502,6 +686,11 @@ class RuntimeCluster implements SimCluster<Message, ServiceKvInput, ServiceKvOut
   }
 
   convergenceProblems(): readonly string[] {
+    // A node that stopped itself (fail-stop) never catches up; say why up front.
+    return [...this.#fatal, ...this.#lagging()];
+  }
+
+  #lagging(): string[] {
     const leaderAt = this.#leader();
     const leader = leaderAt?.inc.group;
     if (leaderAt === undefined || leader === undefined) {
@@ -523,17 +712,39 @@ class RuntimeCluster implements SimCluster<Message, ServiceKvInput, ServiceKvOut
     const want = describeServiceState(leaderAt.inc.backend.reader);
     for (const id of voters) {
       const inc = this.#member(id).current;
-      const applied = inc?.group?.appliedIndex;
-      if (inc === undefined || applied === undefined) {
+      const g = inc?.group;
+      if (inc === undefined || g === undefined) {
         problems.push(`node ${id} is down`);
-      } else if (applied !== ls.commitIndex) {
-        problems.push(`node ${id} applied ${applied}, leader ${leaderAt.id} committed ${ls.commitIndex}`);
+        continue;
+      }
+      const applied = g.appliedIndex;
+      if (applied !== ls.commitIndex) {
+        // Say where the node stands and how the leader sees it: the two halves of a stuck catch-up.
+        const s = g.status();
+        const peer = ls.peers.find((p) => p.id === id);
+        const seen =
+          peer === undefined
+            ? "no progress for it"
+            : `match ${peer.matchIndex}, next ${peer.nextIndex}, ${peer.state}, ${peer.inflight} in flight`;
+        problems.push(
+          `node ${id} applied ${applied}, leader ${leaderAt.id} committed ${ls.commitIndex} (node ${id}: ${s.role} t${s.term} commit ${s.commitIndex} last ${s.lastIndex} snapshot ${s.snapshotIndex}; leader: ${seen})`,
+        );
       } else if (describeServiceState(inc.backend.reader) !== want) {
         problems.push(`node ${id}'s state differs from leader ${leaderAt.id}'s`);
       }
     }
     return problems;
   }
+}
+
+/** An error and its causes, on one line. */
+function describeError(error: unknown): string {
+  const parts: string[] = [];
+  for (let e = error, depth = 0; e !== undefined && depth < 4; depth++) {
+    parts.push(e instanceof Error ? `${e.name}: ${e.message}` : String(e));
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return parts.join(" <- ");
 }
 
 /** Conflict details carry the key's modify revision, or null when it is absent. */
@@ -592,45 +803,69 @@ async function callKv(kv: KvService, input: ServiceKvInput, requestId: string): 
   }
 }
 
-/** A GroupStorage that reports the durable log after every load and completed persist. */
+/**
+ * A GroupStorage that reports the durable log (and the snapshot it starts after) after every load,
+ * completed persist and compaction, and counts snapshots installed and compactions.
+ */
 class ObservedStorage implements GroupStorage {
   readonly #inner: GroupStorage;
-  readonly #report: (log: Entry[]) => void;
+  readonly #report: (log: Entry[], snapshot: SnapshotMeta | undefined) => void;
+  readonly #count: (what: "snapshotsInstalled" | "compactions") => void;
   #log: Entry[] = [];
+  #snapshot: SnapshotMeta | undefined;
   /** The log as handed to storage, durable or not: the runtime's own view of its entries. */
   #written: Entry[] = [];
 
-  constructor(inner: GroupStorage, report: (log: Entry[]) => void) {
+  constructor(
+    inner: GroupStorage,
+    report: (log: Entry[], snapshot: SnapshotMeta | undefined) => void,
+    count: (what: "snapshotsInstalled" | "compactions") => void,
+  ) {
     this.#inner = inner;
     this.#report = report;
+    this.#count = count;
   }
 
   async load(): Promise<PersistedState | undefined> {
     const loaded = await this.#inner.load();
     this.#log = [...(loaded?.entries ?? [])];
+    this.#snapshot = loaded?.snapshot;
     this.#written = this.#log;
-    this.#report(this.#log);
+    this.#report(this.#log, this.#snapshot);
     return loaded;
   }
 
-  /** The term of the entry at `index` as last handed to storage, if known. */
+  /** The term of the entry at `index` as last handed to storage (or of the snapshot), if known. */
   termAt(index: number): number | undefined {
+    if (this.#snapshot !== undefined && index === this.#snapshot.index) return this.#snapshot.term;
     const first = this.#written[0];
     if (first === undefined) return undefined;
     return this.#written[index - first.index]?.term;
   }
 
   async persist(batch: PersistBatch): Promise<void> {
+    // An installed snapshot replaces the whole log (WalGroupStorage drops every entry).
+    if (batch.snapshot !== undefined) this.#written = [];
     const head = batch.entries[0];
     if (head !== undefined)
       this.#written = this.#written.filter((e) => e.index < head.index).concat(batch.entries);
     await this.#inner.persist(batch);
-    if (head === undefined) return;
-    this.#log = this.#log.filter((e) => e.index < head.index).concat(batch.entries);
-    this.#report(this.#log);
+    if (batch.snapshot !== undefined) {
+      this.#snapshot = batch.snapshot;
+      this.#log = [];
+      this.#count("snapshotsInstalled");
+    }
+    if (head !== undefined) this.#log = this.#log.filter((e) => e.index < head.index).concat(batch.entries);
+    if (head !== undefined || batch.snapshot !== undefined) this.#report(this.#log, this.#snapshot);
   }
 
-  compact(snapshot: SnapshotMeta): Promise<void> {
-    return this.#inner.compact(snapshot);
+  async compact(snapshot: SnapshotMeta): Promise<void> {
+    await this.#inner.compact(snapshot);
+    this.#count("compactions");
+    if (this.#snapshot !== undefined && this.#snapshot.index >= snapshot.index) return;
+    this.#snapshot = snapshot;
+    this.#log = this.#log.filter((e) => e.index > snapshot.index);
+    this.#written = this.#written.filter((e) => e.index > snapshot.index);
+    this.#report(this.#log, this.#snapshot);
   }
 }

@@ -24,6 +24,23 @@ export interface DiskOptions {
   readonly tornWriteOnCrash: Probability;
 }
 
+/** How level 2 sets up each node's runtime and storage. */
+export interface RuntimeOptions {
+  /**
+   * Take a snapshot (and compact the log) every this many applied entries; undefined for none, in
+   * which case the state machine lives in memory and is rebuilt from the whole log on restart. With
+   * snapshots the state lives in a MemoryStateStore that survives crashes (its commits in flight do
+   * not), as lmdb would.
+   */
+  readonly snapshotEntries: number | undefined;
+  /** The WAL's segment size: small, so segments roll and compaction deletes them whole. */
+  readonly segmentBytesMax: number;
+  /** Latency of a state store commit. */
+  readonly storeCommitMaxMs: number;
+  /** The most entry bytes in one append message (small sizes split a leader's tail over several). */
+  readonly appendBytesMax: number;
+}
+
 /** The options of one run. Every field follows from `seed` and `level`. */
 export interface SimOptions {
   readonly seed: number;
@@ -38,6 +55,8 @@ export interface SimOptions {
   readonly disk: DiskOptions;
   readonly faults: FaultScheduleOptions;
   readonly workload: KvWorkloadOptions;
+  /** Level 2's runtime and storage settings (unused at the other levels). */
+  readonly runtime: RuntimeOptions;
   /**
    * Events a run may take before it fails as a runaway (a message storm, a livelock): far above what
    * any healthy run of the level needs (level 1 about 20,000, level 2 about 12,000 at most).
@@ -64,6 +83,7 @@ export function simOptionsFromSeed(seed: number, level: SimLevel = 1): SimOption
   const faults = root.fork();
   const work = root.fork();
   const seeds = root.fork();
+  const rt = root.fork();
 
   const clusterSize: 3 | 5 =
     level === 0 ? 3 : level === 2 ? (cluster.chance(3, 4) ? 5 : 3) : cluster.pick([3, 5] as const);
@@ -137,6 +157,12 @@ export function simOptionsFromSeed(seed: number, level: SimLevel = 1): SimOption
     disk: diskOptions,
     faults: faultOptions,
     workload,
+    runtime: {
+      snapshotEntries: rt.chance(3, 4) ? rt.range(8, 64) : undefined,
+      segmentBytesMax: rt.pick([8 * 1024, 32 * 1024, 256 * 1024]),
+      storeCommitMaxMs: rt.range(0, 5),
+      appendBytesMax: rt.pick([256, 2 * 1024, 16 * 1024]),
+    },
     eventsMax: level === 2 ? 150_000 : 1_000_000,
   };
 }
@@ -184,6 +210,11 @@ export function describeSimOptions(o: SimOptions): string {
     `network: latency ${o.network.latencyMinMs}-${o.network.latencyMaxMs}ms, loss ${ratio(o.network.loss)}, duplicate ${ratio(o.network.duplicate)}, reorder ${ratio(o.network.reorder)} (+${o.network.reorderExtraMaxMs}ms), ${o.network.fifo ? "fifo" : "unordered"} links`,
     `disk: fsync ${o.disk.syncLatencyMinMs}-${o.disk.syncLatencyMaxMs}ms, unsynced writes lost on crash ${ratio(o.disk.lostUnsyncedOnCrash)}, torn ${ratio(o.disk.tornWriteOnCrash)}`,
     `faults: safety phase ${o.faults.safetyPhaseMs}ms (a decision every ${o.faults.gapMinMs}-${o.faults.gapMaxMs}ms), liveness phase ${o.faults.livenessPhaseMs}ms`,
+    ...(o.level === 2
+      ? [
+          `runtime: ${o.runtime.snapshotEntries === undefined ? "no snapshots (state in memory)" : `snapshot every ${o.runtime.snapshotEntries} entries`}, WAL segments of ${o.runtime.segmentBytesMax} bytes, state store commits 0-${o.runtime.storeCommitMaxMs}ms, appends up to ${o.runtime.appendBytesMax} bytes`,
+        ]
+      : []),
     `workload: ${w.clients} clients, ${w.keys} keys, ${w.operationsMax} ops, mix get/put/put-if/delete/incr ${w.mix.get}/${w.mix.put}/${w.mix.putIf}/${w.mix.delete}/${w.mix.incr}, timeout ${w.opTimeoutMs}ms, ${w.retriesMax} ${w.idempotentRetries ? "idempotent " : ""}retries`,
     `replay: ${replayLine(o)}`,
   ].join("\n");

@@ -20,6 +20,17 @@ import { Scheduler } from "./scheduler.js";
 import { type NetworkCounters, SimNetwork } from "./sim-network.js";
 import { describeSimOptions, replayLine, type SimOptions } from "./sim-options.js";
 
+/** A second workload a cluster may run beside the key-value one (level 2's streams). */
+export interface SideWorkload {
+  start(): void;
+  /** Stops issuing new requests (with the key-value workload). */
+  stop(): void;
+  /** Once the run has settled: what its checkers found (each a failure of the run). */
+  problems(): readonly string[];
+  /** What it did, for the report. */
+  readonly counters: Readonly<Record<string, number>>;
+}
+
 /** A key-value request as the workload builds it, in any dialect. */
 export type KvRequest = { readonly op: KvOpKind; readonly key: string };
 
@@ -33,6 +44,12 @@ export interface SimCluster<M, I = KvInput, O = KvOutput> extends FaultTarget {
   observations(): readonly RaftObservation[];
   /** After the liveness phase: problems with convergence (nodes disagreeing, no leader, lagging). */
   convergenceProblems(): readonly string[];
+  /** What the cluster counted (snapshots sent, installed ...), for the report. */
+  readonly counters?: Readonly<Record<string, number>>;
+  /** Failures the cluster survived (a snapshot it could not store ...), printed with the report. */
+  notes?(): readonly string[];
+  /** A workload the cluster runs besides the key-value one, if any. */
+  readonly sideWorkload?: SideWorkload;
 }
 
 /** What a cluster factory gets: the shared clock, the network to send on, and its own random stream. */
@@ -52,9 +69,13 @@ export interface SimReport {
   readonly linearizability: CheckResult;
   readonly raftViolations: readonly RaftViolation[];
   readonly convergenceProblems: readonly string[];
+  /** What the side workload's checkers found (streams and consumer groups at level 2). */
+  readonly streamProblems: readonly string[];
   /** What the workload did (issued, answered, timed out, failed, late answers). */
   readonly workloadCounters: KvWorkloadCounters;
   readonly networkCounters: NetworkCounters;
+  /** What the cluster counted, if it counts anything. */
+  readonly clusterCounters: Readonly<Record<string, number>>;
   /** The faults as they fired (real node ids, time, whom an aimed one hit). */
   readonly faultsFired: readonly FiredFault[];
   /** The whole report as text, replay line first. */
@@ -104,6 +125,7 @@ function setUp<M, S, I extends KvRequest, O>(
     dialect,
   );
   workload.start();
+  built.sideWorkload?.start();
   return { scheduler, network, cluster: built, schedule, workload, dialect, injector };
 }
 
@@ -122,6 +144,7 @@ export function runSimulation<M, S, I extends KvRequest, O>(
   scheduler.runUntil(schedule.safetyEndMs);
   scheduler.runUntil(schedule.livenessEndMs);
   workload.stop();
+  parts.cluster.sideWorkload?.stop();
   scheduler.runUntil(schedule.livenessEndMs + options.workload.opTimeoutMs + drainSlackMs);
   return finish(options, parts, parts.cluster.convergenceProblems());
 }
@@ -174,6 +197,7 @@ export async function runSimulationAsync<M, S, I extends KvRequest, O>(
   await runUntilAsync(scheduler, schedule.safetyEndMs, undefined, poll);
   await runUntilAsync(scheduler, schedule.livenessEndMs);
   workload.stop();
+  cluster.sideWorkload?.stop();
   await runUntilAsync(scheduler, schedule.livenessEndMs + options.workload.opTimeoutMs + drainSlackMs);
   const settleEndMs = scheduler.nowMs + settleMs;
   await runUntilAsync(scheduler, settleEndMs, () => cluster.convergenceProblems().length === 0);
@@ -191,17 +215,23 @@ function finish<M, S, I extends KvRequest, O>(
   const history = workload.history();
   const linearizability = checkLinearizable(parts.dialect.model, history);
   const raftViolations = checkRaftSafety(built.observations());
+  const side = built.sideWorkload;
+  const streamProblems = side?.problems() ?? [];
   // An undecided linearizability check fails the run too: someone has to look at it.
   const ok =
     linearizability.kind === "linearizable" &&
     raftViolations.length === 0 &&
     convergenceProblems.length === 0 &&
+    streamProblems.length === 0 &&
     workload.counters.idempotencyViolations === 0;
 
   const lines = [`${ok ? "PASS" : "FAIL"} ${replayLine(options)}`, describeSimOptions(options)];
   lines.push(
     `workload: ${JSON.stringify(workload.counters)}; network: ${JSON.stringify(network.counters)}; faults fired: ${faultsFired.length}; events: ${parts.scheduler.executedEvents}`,
   );
+  if (built.counters !== undefined) lines.push(`cluster: ${JSON.stringify(built.counters)}`);
+  if (side !== undefined) lines.push(`streams: ${JSON.stringify(side.counters)}`);
+  for (const note of built.notes?.() ?? []) lines.push(`incident: ${note}`);
   switch (linearizability.kind) {
     case "linearizable":
       lines.push(`linearizability: ok (${history.length} operations, ${linearizability.steps} search steps)`);
@@ -215,6 +245,7 @@ function finish<M, S, I extends KvRequest, O>(
   }
   for (const v of raftViolations) lines.push(`raft ${v.kind}: ${v.message}`);
   for (const p of convergenceProblems) lines.push(`convergence: ${p}`);
+  for (const p of streamProblems) lines.push(`streams: ${p}`);
   if (workload.counters.idempotencyViolations > 0) {
     lines.push(
       `idempotency: ${workload.counters.idempotencyViolations} retries answered differently from the first attempt`,
@@ -239,8 +270,10 @@ function finish<M, S, I extends KvRequest, O>(
     linearizability,
     raftViolations,
     convergenceProblems,
+    streamProblems,
     workloadCounters: { ...workload.counters },
     networkCounters: { ...network.counters },
+    clusterCounters: { ...built.counters },
     faultsFired: [...faultsFired],
     text: lines.join("\n"),
   };
