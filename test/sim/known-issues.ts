@@ -35,11 +35,11 @@ export const knownIssues: readonly KnownIssue[] = [
     signature: /ENOENT: (?:unlink|rename) '\/snapshots\//,
     seeds: [
       { seed: 1014, level: 2 },
-      { seed: 1035, level: 2 },
       { seed: 2014, level: 2 },
       { seed: 2045, level: 2 },
-      { seed: 2062, level: 2 },
-      { seed: 2083, level: 2 },
+      { seed: 3039, level: 2 },
+      { seed: 3045, level: 2 },
+      { seed: 3047, level: 2 },
     ],
   },
 ];

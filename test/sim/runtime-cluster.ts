@@ -10,6 +10,7 @@
 // in a StoreBackend over a MemoryStateStore that survives crashes as lmdb would): the log is
 // compacted, lagging followers get snapshots streamed over the simulated network, and installs are
 // interrupted by crashes. The other runs keep the state in a MemoryBackend rebuilt from the log.
+// Half of the runs also drive streams and a consumer group through each node's StreamService.
 import type { Cancel, Env } from "../../src/node/env.js";
 import { GroupSnapshots, snapshotChunkBytesMax } from "../../src/node/group-snapshots.js";
 import type { GroupStorage, PersistBatch, StateMachine } from "../../src/node/ports.js";
@@ -27,6 +28,7 @@ import {
   type SnapshotMessage,
   type SnapshotMeta,
 } from "../../src/raft/index.js";
+import { ApplyNotifier } from "../../src/service/apply-notifier.js";
 import { type ApplyOutcome, decodeEnvelope } from "../../src/service/command.js";
 import { CairnError } from "../../src/service/errors.js";
 import { GroupReplication } from "../../src/service/group-replication.js";
@@ -38,11 +40,19 @@ import {
   type StateBackend,
   StoreBackend,
 } from "../../src/service/state-machine.js";
+import { StreamService } from "../../src/service/stream-service.js";
+import {
+  getGroupMeta,
+  getStreamMeta,
+  listPending,
+  readMessages,
+  type StreamMessage,
+} from "../../src/service/streams/index.js";
 import { HardStateStore } from "../../src/storage/hard-state-store.js";
 import { MemoryStateStore } from "../../src/storage/memory-state-store.js";
 import { SimFileSystem } from "../../src/storage/sim-file-system.js";
 import { SnapshotStore } from "../../src/storage/snapshot-store.js";
-import { keyKindCode } from "../../src/storage/state-store.js";
+import { appliedIndexKey, keyKindCode, restoringKey } from "../../src/storage/state-store.js";
 import { Wal } from "../../src/storage/wal.js";
 import { assert } from "../../src/util/assert.js";
 import { crc32 } from "../../src/util/crc.js";
@@ -53,6 +63,19 @@ import type { ServiceKvInput, ServiceKvOutput } from "./kv-service-model.js";
 import type { SubmitResult } from "./kv-workload.js";
 import type { ObservedEntry, RaftObservation } from "./raft-safety.js";
 import type { SimCluster, SimEnvironment } from "./sim-runner.js";
+import type { ReaderView, StreamEntry } from "./stream-checker.js";
+import {
+  deadLetterStream,
+  type FetchedMessage,
+  type FinalStreamState,
+  groupName,
+  groupStream,
+  messageIdHeader,
+  type StreamReply,
+  type StreamTarget,
+  StreamWorkload,
+  type StreamWorkloadOptions,
+} from "./stream-workload.js";
 
 const group: GroupId = groupId(1);
 
@@ -102,6 +125,7 @@ interface Incarnation {
   group: RaftGroup<ApplyOutcome> | undefined;
   readonly backend: StateBackend;
   kv: KvService | undefined;
+  streams: StreamService | undefined;
   /** The last index this incarnation's state machine was handed (entries must come in order). */
   appliedThrough: number;
   /** The durable log as the storage reported it (for observations), after `snapshot`. */
@@ -155,19 +179,25 @@ export function serviceEntryHash(e: Entry): string {
   return hash;
 }
 
-/** Every key of every space of the state machine, as text, for comparing replicas. */
+/**
+ * Every key of every space of the state machine, as text, for comparing replicas. The state store's
+ * own bookkeeping (its applied index, a restore in progress) is left out: it is not replicated
+ * state, and a store commit still in flight legitimately lags.
+ */
 export function describeServiceState(reader: StateReader): string {
   const parts: string[] = [];
   const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  const bookkeeping = new Set([hex(appliedIndexKey), hex(restoringKey)]);
   for (const space of Object.keys(keyKindCode) as (keyof typeof keyKindCode)[]) {
     for (const [key, value] of reader.range(space, new Uint8Array(0), undefined, Number.MAX_SAFE_INTEGER)) {
+      if (space === "meta" && bookkeeping.has(hex(key))) continue;
       parts.push(`${space}/${hex(key)}=${hex(value)}`);
     }
   }
   return parts.join("\n");
 }
 
-class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceKvOutput> {
+class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceKvOutput>, StreamTarget {
   readonly #env: SimEnvironment<RuntimeWire>;
   readonly #prng: Prng;
   readonly #trace: (line: string) => void;
@@ -190,6 +220,7 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
   readonly #incidents = new Map<string, { text: string; count: number }>();
   readonly counters: RuntimeCounters = { snapshotsSent: 0, snapshotsInstalled: 0, compactions: 0 };
   readonly kv;
+  readonly sideWorkload: StreamWorkload | undefined;
 
   constructor(env: SimEnvironment<RuntimeWire>, trace: (line: string) => void) {
     this.#env = env;
@@ -226,6 +257,9 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
         requestId: string,
       ) => this.#submit(clientId, input, done, requestId),
     };
+    const streams = env.options.streams;
+    this.sideWorkload =
+      streams === undefined ? undefined : new StreamWorkload(env.scheduler, this.#prng.fork(), this, streams);
   }
 
   // ------------------------------------------------------------------ lifecycle
@@ -256,6 +290,7 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
       group: undefined,
       backend: m.store === undefined ? new MemoryBackend() : new StoreBackend(m.store, group),
       kv: undefined,
+      streams: undefined,
       appliedThrough: 0,
       log: [],
       snapshot: undefined,
@@ -296,7 +331,8 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
       },
     );
     inc.storage = storage;
-    const service = new ServiceStateMachine(inc.backend);
+    const applied = new ApplyNotifier();
+    const service = new ServiceStateMachine(inc.backend, undefined, () => applied.notify());
     inc.appliedThrough = service.appliedIndex();
     const stateMachine: StateMachine<ApplyOutcome> = {
       appliedIndex: () => service.appliedIndex(),
@@ -371,6 +407,7 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     }
     inc.group = raftGroup;
     inc.kv = new KvService(new GroupReplication(raftGroup, inc.backend, env));
+    inc.streams = new StreamService(new GroupReplication(raftGroup, inc.backend, env), applied);
   }
 
   #member(id: number): RuntimeMember {
@@ -581,20 +618,18 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     return this.#prng.range(simTiming.clientLatencyMinMs, simTiming.clientLatencyMaxMs);
   }
 
-  #reply(done: (r: SubmitResult<ServiceKvOutput>) => void, result: SubmitResult<ServiceKvOutput>): void {
-    this.#env.scheduler.after(this.#clientLatency(), () => done(result), "client reply");
-  }
-
   /**
-   * A client sends to the node it believes leads (else a random one). Any node serves reads (a
-   * follower's ReadIndex goes through the leader); a follower refuses writes with ERR_NOT_LEADER and
-   * a hint, which the client follows next time.
+   * A client sends to the node it believes leads (else a random one) and `run` serves the request
+   * there. Any node serves reads (a follower's ReadIndex goes through the leader); a follower refuses
+   * writes with ERR_NOT_LEADER and a hint, which the client follows next time. Failures the service
+   * promises had no effect are definite; an unknown outcome stays silent (the client times out); any
+   * other error is an answer no correct service gives.
    */
-  #submit(
+  #serve<T>(
     clientId: number,
-    input: ServiceKvInput,
-    done: (r: SubmitResult<ServiceKvOutput>) => void,
-    requestId: string,
+    run: (inc: Incarnation) => Promise<T> | undefined,
+    done: (r: StreamReply<T>) => void,
+    onAnswer: (inc: Incarnation, value: T) => void = () => {},
   ): void {
     const n = this.#env.options.clusterSize;
     const target = this.#leaderHint.get(clientId) ?? 1 + this.#prng.below(n);
@@ -602,22 +637,18 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
       this.#clientLatency(),
       () => {
         const inc = this.#member(target).current;
-        const kv = inc?.kv;
-        if (inc === undefined || kv === undefined) {
+        const call = inc === undefined ? undefined : run(inc);
+        if (inc === undefined || call === undefined) {
           this.#leaderHint.delete(clientId); // the connection fails; the client times out
           return;
         }
-        callKv(kv, input, requestId).then(
-          (output) => {
+        const reply = (r: StreamReply<T>) =>
+          this.#env.scheduler.after(this.#clientLatency(), () => done(r), "client reply");
+        call.then(
+          (value) => {
             if (!inc.alive) return;
-            if (input.op !== "get") {
-              this.#observations.push({
-                type: "acked-write",
-                clientId,
-                dataHash: this.#firstEntryOf.get(requestId) ?? "",
-              });
-            }
-            this.#reply(done, { kind: "ok", output });
+            onAnswer(inc, value);
+            reply({ kind: "ok", value });
           },
           (error: unknown) => {
             if (!inc.alive) return;
@@ -627,13 +658,15 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
                 // Never appended: a definite failure. Follow the hint, or try another node.
                 const hint = error instanceof CairnError ? error.details["leaderId"] : undefined;
                 this.#leaderHint.set(clientId, typeof hint === "number" ? hint : 1 + this.#prng.below(n));
-                this.#reply(done, { kind: "failed", reason: code });
+                reply({ kind: "failed", reason: code });
                 return;
               }
               case "ERR_UNAVAILABLE":
-                // The service promises this had no effect (not appended, superseded, read refused).
+              case "ERR_NOT_FOUND":
+                // The service promises this had no effect (not appended, superseded, read refused,
+                // or the stream is not there yet).
                 this.#leaderHint.delete(clientId);
-                this.#reply(done, { kind: "failed", reason: code });
+                reply({ kind: "failed", reason: code });
                 return;
               case "ERR_TIMEOUT":
               case "ERR_SHUTTING_DOWN":
@@ -642,14 +675,167 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
                 // The outcome is unknown: stay silent and let the client time out.
                 return;
               default:
-                // Anything else is an answer no correct service gives to these requests.
-                this.#reply(done, { kind: "ok", output: { kind: "error", code } });
+                reply({ kind: "error", code });
             }
           },
         );
       },
       `client ${clientId} request`,
     );
+  }
+
+  #submit(
+    clientId: number,
+    input: ServiceKvInput,
+    done: (r: SubmitResult<ServiceKvOutput>) => void,
+    requestId: string,
+  ): void {
+    this.#serve<ServiceKvOutput>(
+      clientId,
+      (inc) => (inc.kv === undefined ? undefined : callKv(inc.kv, input, requestId)),
+      (r) => {
+        if (r.kind === "ok") done({ kind: "ok", output: r.value });
+        else if (r.kind === "failed") done(r);
+        else done({ kind: "ok", output: { kind: "error", code: r.code } });
+      },
+      () => {
+        if (input.op === "get") return;
+        this.#observations.push({
+          type: "acked-write",
+          clientId,
+          dataHash: this.#firstEntryOf.get(requestId) ?? "",
+        });
+      },
+    );
+  }
+
+  // ------------------------------------------------------------------ streams (StreamTarget)
+
+  setUp(clientId: number, options: StreamWorkloadOptions, done: (r: StreamReply<void>) => void): void {
+    this.#serve<void>(
+      clientId,
+      (inc) => {
+        const streams = inc.streams;
+        if (streams === undefined) return undefined;
+        return (async () => {
+          for (let s = 0; s < options.streams; s++) await streams.create(`s${s}`, {}, `create-s${s}`);
+          await streams.createGroup(
+            groupStream,
+            groupName,
+            {
+              startAt: { kind: "first" },
+              ackWaitMs: options.ackWaitMs,
+              maxDeliveries: options.maxDeliveries,
+            },
+            "create-group",
+          );
+        })();
+      },
+      done,
+    );
+  }
+
+  append(
+    clientId: number,
+    stream: string,
+    messageId: string,
+    payload: string,
+    done: (r: StreamReply<{ readonly seq: number }>) => void,
+  ): void {
+    this.#serve(
+      clientId,
+      (inc) =>
+        inc.streams?.append(
+          stream,
+          { payload: encoder.encode(payload), headers: [[messageIdHeader, messageId]], msgId: messageId },
+          messageId,
+        ),
+      done,
+    );
+  }
+
+  read(
+    clientId: number,
+    stream: string,
+    from: number,
+    limit: number,
+    done: (r: StreamReply<readonly StreamEntry[]>) => void,
+  ): void {
+    this.#serve(
+      clientId,
+      (inc) => inc.streams?.read(stream, { from, limit }).then((page) => page.messages.map(entryOf)),
+      done,
+    );
+  }
+
+  fetch(
+    clientId: number,
+    consumer: string,
+    max: number,
+    done: (r: StreamReply<readonly FetchedMessage[]>) => void,
+  ): void {
+    this.#serve(
+      clientId,
+      (inc) =>
+        inc.streams?.fetch(groupStream, groupName, consumer, max).then((messages) =>
+          messages.map((m) => ({
+            seq: m.seq,
+            messageId: headerOf(m.headers, messageIdHeader),
+            payload: decoder.decode(Uint8Array.from(atob(m.payloadBase64), (c) => c.charCodeAt(0))),
+            deliveries: m.deliveries,
+          })),
+        ),
+      done,
+    );
+  }
+
+  settle(
+    clientId: number,
+    action: "ack" | "nack" | "term",
+    seqs: readonly number[],
+    idempotencyKey: string,
+    done: (r: StreamReply<{ readonly settled: readonly number[] }>) => void,
+  ): void {
+    this.#serve(
+      clientId,
+      (inc) => inc.streams?.settle(groupStream, groupName, action, seqs, 0, idempotencyKey),
+      done,
+    );
+  }
+
+  finalState(): FinalStreamState | undefined {
+    const leaderAt = this.#leader();
+    const commit = leaderAt?.inc.group?.status().commitIndex;
+    if (leaderAt === undefined || commit === undefined) return undefined;
+    // Every voter that applied everything: its local copy of each stream, read whole.
+    const copies = new Map<string, ReaderView[]>();
+    for (const m of this.#members.values()) {
+      const inc = m.current;
+      if (inc?.group?.appliedIndex !== commit) continue;
+      for (let s = 0; s < (this.#env.options.streams?.streams ?? 0); s++) {
+        const name = `s${s}`;
+        const entries = readWhole(inc.backend.reader, name)?.map(entryOf);
+        if (entries === undefined) continue;
+        const list = copies.get(name) ?? [];
+        list.push({ readerId: `node ${m.id}'s copy`, complete: true, entries });
+        copies.set(name, list);
+      }
+    }
+    const reader = leaderAt.inc.backend.reader;
+    const stream = getStreamMeta(reader, groupStream);
+    const meta = stream === undefined ? undefined : getGroupMeta(reader, stream, groupName);
+    const group =
+      meta === undefined
+        ? undefined
+        : {
+            deliveredThroughSeq: meta.nextSeq - 1,
+            pendingSeqs: listPending(reader, meta, Number.MAX_SAFE_INTEGER).map((p) => p.seq),
+            deadLetters: (readWhole(reader, deadLetterStream) ?? []).map((m) => ({
+              dlqSeq: m.seq,
+              originalSeq: Number(headerOf(m.headers, "cairn-dlq-seq")),
+            })),
+          };
+    return { copies, group };
   }
 
   // ------------------------------------------------------------------ observations and convergence
@@ -685,12 +871,12 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     return this.#observations;
   }
 
-  convergenceProblems(): readonly string[] {
+  convergenceProblems(compareState = true): readonly string[] {
     // A node that stopped itself (fail-stop) never catches up; say why up front.
-    return [...this.#fatal, ...this.#lagging()];
+    return [...this.#fatal, ...this.#lagging(compareState)];
   }
 
-  #lagging(): string[] {
+  #lagging(compareState: boolean): string[] {
     const leaderAt = this.#leader();
     const leader = leaderAt?.inc.group;
     if (leaderAt === undefined || leader === undefined) {
@@ -709,7 +895,7 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     if (voters.join() !== wanted.join()) problems.push(`voters ${voters} but the operator wants ${wanted}`);
     if (ls.commitIndex !== ls.lastIndex)
       problems.push(`leader committed ${ls.commitIndex} of ${ls.lastIndex}`);
-    const want = describeServiceState(leaderAt.inc.backend.reader);
+    let want: string | undefined;
     for (const id of voters) {
       const inc = this.#member(id).current;
       const g = inc?.group;
@@ -729,11 +915,46 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
         problems.push(
           `node ${id} applied ${applied}, leader ${leaderAt.id} committed ${ls.commitIndex} (node ${id}: ${s.role} t${s.term} commit ${s.commitIndex} last ${s.lastIndex} snapshot ${s.snapshotIndex}; leader: ${seen})`,
         );
-      } else if (describeServiceState(inc.backend.reader) !== want) {
-        problems.push(`node ${id}'s state differs from leader ${leaderAt.id}'s`);
+      } else if (compareState) {
+        want ??= describeServiceState(leaderAt.inc.backend.reader);
+        const got = describeServiceState(inc.backend.reader);
+        if (got !== want) {
+          // Name the first key that differs, so the report says where.
+          const mine = got.split("\n");
+          const theirs = want.split("\n");
+          const at = mine.findIndex((line, i) => line !== theirs[i]);
+          const differs =
+            at < 0
+              ? `it has ${mine.length} keys, the leader ${theirs.length}`
+              : `node ${id} has ${mine[at] ?? "nothing"} where the leader has ${theirs[at] ?? "nothing"}`;
+          problems.push(`node ${id}'s state differs from leader ${leaderAt.id}'s: ${differs}`);
+        }
       }
     }
     return problems;
+  }
+}
+
+/** The value of a message header, or "" when it has none. */
+function headerOf(headers: readonly (readonly [string, string])[], name: string): string {
+  return headers.find(([n]) => n === name)?.[1] ?? "";
+}
+
+/** A stored message as the stream checker sees it. */
+function entryOf(m: StreamMessage): StreamEntry {
+  return { seq: m.seq, messageId: headerOf(m.headers, messageIdHeader), payload: decoder.decode(m.payload) };
+}
+
+/** A stream's whole contents from one node's local state, or undefined when it has no such stream. */
+function readWhole(reader: StateReader, name: string): StreamMessage[] | undefined {
+  const meta = getStreamMeta(reader, name);
+  if (meta === undefined) return undefined;
+  const out: StreamMessage[] = [];
+  for (let from = 1; ; ) {
+    const page = readMessages(reader, meta, from, 1000, Number.MAX_SAFE_INTEGER);
+    if (page.messages.length === 0) return out;
+    out.push(...page.messages);
+    from = page.next;
   }
 }
 

@@ -32,6 +32,21 @@ describe("simulator seeds", () => {
     }
   });
 
+  it("compacts, streams and installs snapshots and runs streams and a consumer group at level 2", async () => {
+    // Seeds picked because they do all of it; a change that stops any of it fails here.
+    for (const seed of [3001, 3002]) {
+      const { ok, text, report } = await runSeed(seed, 2);
+      assert.ok(ok, text);
+      const cluster = report?.clusterCounters ?? {};
+      assert.ok((cluster["compactions"] ?? 0) > 0 && (cluster["snapshotsInstalled"] ?? 0) > 0, text);
+      const streams = report?.sideCounters ?? {};
+      assert.ok(
+        (streams["appended"] ?? 0) > 0 && (streams["acked"] ?? 0) > 0 && (streams["reads"] ?? 0) > 0,
+        text,
+      );
+    }
+  });
+
   it("replays a run exactly from its seed at each level", async () => {
     for (const level of [1, 2] as const) {
       const a = await runSeed(7, level);
