@@ -596,7 +596,15 @@ class CoreCluster implements SimCluster<Message> {
   #lagging(compareState: boolean): string[] {
     const problems: string[] = [];
     const leader = this.#leader();
-    if (leader?.raw === undefined) return ["no leader at the end of the liveness phase"];
+    if (leader?.raw === undefined) {
+      const states = [...this.#members.values()].map((m) => {
+        const st = m.raw?.status();
+        return st === undefined
+          ? `${m.id}: down`
+          : `${m.id}: ${st.role} t${st.term} last ${st.lastIndex} commit ${st.commitIndex} voters ${st.conf.voters.join(",")} leader ${st.leaderId ?? "-"}`;
+      });
+      return [`no leader at the end of the liveness phase (${states.join("; ")})`];
+    }
     const ls = leader.raw.status();
     const voters = [...ls.conf.voters].sort((a, b) => a - b);
     const wanted = [...this.#desired].sort((a, b) => a - b);

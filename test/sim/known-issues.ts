@@ -12,8 +12,8 @@ export interface KnownIssue {
   readonly id: string;
   /** What goes wrong and why, for whoever fixes it. */
   readonly diagnosis: string;
-  /** A failing report shows the bug when one of its lines matches. */
-  readonly signature: RegExp;
+  /** Whether a failing report's text shows the bug. */
+  readonly shows: (reportText: string) => boolean;
   /** Seeds that show it; replay each with `npm run sim -- --seed N --level L`. */
   readonly seeds: readonly { readonly seed: number; readonly level: SimLevel }[];
 }
@@ -32,7 +32,7 @@ export const knownIssues: readonly KnownIssue[] = [
       "up. The second stream comes from src/raft/raw-node.ts reportSnapshot(peer, ok), which names no " +
       "snapshot: the report of an earlier transfer that already completed ends the snapshot state of a " +
       "newer one, the leader probes, and streams the same snapshot again while the first is being stored.",
-    signature: /ENOENT: (?:unlink|rename) '\/snapshots\//,
+    shows: (text) => /ENOENT: (?:unlink|rename) '\/snapshots\//.test(text),
     seeds: [
       { seed: 1014, level: 2 },
       { seed: 2014, level: 2 },
@@ -42,7 +42,35 @@ export const knownIssues: readonly KnownIssue[] = [
       { seed: 3047, level: 2 },
     ],
   },
+  {
+    id: "non-promotable-follower-keeps-lease",
+    diagnosis:
+      "src/raft/raw-node.ts #tickElection resets electionElapsed at every election timeout even when the " +
+      "node cannot campaign (#promotable is false: it does not know it is a voter, for example a member " +
+      "re-added while it was cut off). Such a follower never clears the leaderId of a leader that is gone, " +
+      "so its leader lease (electionElapsed < electionTimeoutTicks) holds almost always, and it refuses " +
+      "pre-votes and ignores votes the cluster needs; if its randomized timeout equals electionTimeoutTicks, " +
+      "forever. Seen with a leader cut off after proposing its own removal: it takes itself out of its " +
+      "configuration and will not campaign, its longer log refuses the other voter, and the stale follower " +
+      "blocks the last possible majority. etcd lets electionElapsed grow on a node that is not promotable; " +
+      "with that change seed 502340 passes.",
+    shows: (text) => staleNonVoterBlocks(text),
+    seeds: [{ seed: 502340, level: 1 }],
+  },
 ];
+
+/**
+ * Whether a "no leader" report shows a follower that is not in its own configuration yet still
+ * names a leader (the stale lease of non-promotable-follower-keeps-lease).
+ */
+function staleNonVoterBlocks(text: string): boolean {
+  const line = /no leader at the end of the liveness phase \((.*)\)/.exec(text)?.[1];
+  if (line === undefined) return false;
+  return line.split("; ").some((node) => {
+    const m = /^(\d+): follower t\d+ last \d+ commit \d+ voters ([\d,]*) leader (\d+)$/.exec(node);
+    return m !== null && !(m[2] ?? "").split(",").includes(m[1] ?? "");
+  });
+}
 
 /**
  * The known issue that explains a failing run: every failure is a convergence problem (no safety
@@ -57,5 +85,5 @@ export function knownIssueOf(report: SimReport | undefined): KnownIssue | undefi
     report.streamProblems.length === 0 &&
     report.convergenceProblems.length > 0;
   if (!onlyLiveness) return undefined;
-  return knownIssues.find((issue) => issue.signature.test(report.text));
+  return knownIssues.find((issue) => issue.shows(report.text));
 }

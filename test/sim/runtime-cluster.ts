@@ -884,7 +884,7 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
         const s = m.current?.group?.status();
         return s === undefined
           ? `${m.id}: down`
-          : `${m.id}: ${s.role} t${s.term} last ${s.lastIndex} commit ${s.commitIndex}`;
+          : `${m.id}: ${s.role} t${s.term} last ${s.lastIndex} commit ${s.commitIndex} voters ${s.conf.voters.join(",")} leader ${s.leaderId ?? "-"}`;
       });
       return [`no leader at the end of the liveness phase (${states.join("; ")})`];
     }
