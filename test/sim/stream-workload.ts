@@ -46,9 +46,11 @@ export interface StreamWorkloadOptions {
   };
 }
 
-/** The stream the consumer group reads, the group, and the other stream. */
+/** The stream the consumer group reads (`s1`, when there is one, has no group). */
 export const groupStream = "s0";
+/** The consumer group's name. */
 export const groupName = "g";
+/** Where the group's dead letters go (the service's default name for it). */
 export const deadLetterStream = `${groupStream}.${groupName}.dlq`;
 /** The header that carries the producer's message id (readers see it; the server keeps it). */
 export const messageIdHeader = "sim-msg-id";
