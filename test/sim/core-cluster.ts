@@ -18,6 +18,7 @@ import {
 } from "../../src/raft/index.js";
 import { assert } from "../../src/util/assert.js";
 import type { Prng } from "../../src/util/prng.js";
+import { type LeaderView, quorumIndex } from "./fault-injector.js";
 import { applyKv, type KvInput, type KvKeyState, type KvOutput } from "./kv-model.js";
 import type { SubmitResult } from "./kv-workload.js";
 import type { ObservedEntry, RaftObservation } from "./raft-safety.js";
@@ -91,6 +92,8 @@ interface CoreMember {
   waiters: Waiter[];
   reads: Map<string, PendingRead>;
   wasLeader: boolean;
+  /** The commit index when this member last became leader (aimed faults look at it). */
+  commitAtElection: number;
   diskExtraMs: number;
 }
 
@@ -181,6 +184,7 @@ class CoreCluster implements SimCluster<Message> {
         waiters: [],
         reads: new Map(),
         wasLeader: false,
+        commitAtElection: 0,
         diskExtraMs: 0,
       };
       this.#members.set(id, member);
@@ -322,6 +326,22 @@ class CoreCluster implements SimCluster<Message> {
     const result = leader.raw.proposeConfChange(change);
     if (result.ok) this.#trace(`node ${leader.id} proposes ${change.type} ${change.node} at ${result.index}`);
     this.#drive(leader);
+  }
+
+  leaderView(): LeaderView | undefined {
+    const m = this.#leader();
+    const raw = m?.raw;
+    if (m === undefined || raw === undefined) return undefined;
+    const s = raw.status();
+    const q = quorumIndex(s.peers.filter((p) => p.voter).map((p) => p.matchIndex));
+    return {
+      node: m.id,
+      term: s.term,
+      lastIndex: s.lastIndex,
+      quorumIndex: q,
+      quorumTerm: raw.termAt(q),
+      commitAtElection: m.commitAtElection,
+    };
   }
 
   /** The up member that leads in the highest term, if any. */
@@ -523,6 +543,7 @@ class CoreCluster implements SimCluster<Message> {
     const t = raw.status().term;
     const leading = soft.role === "leader";
     if (leading && !m.wasLeader) {
+      m.commitAtElection = raw.status().commitIndex;
       this.#observations.push({ type: "became-leader", node: m.id, term: t });
       this.#trace(`node ${m.id} became leader in term ${t}`);
     }
@@ -575,7 +596,15 @@ class CoreCluster implements SimCluster<Message> {
   #lagging(compareState: boolean): string[] {
     const problems: string[] = [];
     const leader = this.#leader();
-    if (leader?.raw === undefined) return ["no leader at the end of the liveness phase"];
+    if (leader?.raw === undefined) {
+      const states = [...this.#members.values()].map((m) => {
+        const st = m.raw?.status();
+        return st === undefined
+          ? `${m.id}: down`
+          : `${m.id}: ${st.role} t${st.term} last ${st.lastIndex} commit ${st.commitIndex} voters ${st.conf.voters.join(",")} leader ${st.leaderId ?? "-"}`;
+      });
+      return [`no leader at the end of the liveness phase (${states.join("; ")})`];
+    }
     const ls = leader.raw.status();
     const voters = [...ls.conf.voters].sort((a, b) => a - b);
     const wanted = [...this.#desired].sort((a, b) => a - b);

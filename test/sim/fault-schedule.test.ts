@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import {
+  aimOf,
   describeFaultSchedule,
   type FaultEvent,
   type FaultScheduleOptions,
@@ -128,6 +129,29 @@ describe("fault schedule", () => {
       assert.ok(!kinds.has(k as FaultEvent["kind"]), k);
     }
     assert.ok(kinds.has("crash"));
+  });
+
+  it("aims some faults at the leader, and chains leader churns through Figure 8's three moments", () => {
+    const events = [1, 2, 3, 4, 5, 6].flatMap((seed) => generateFaultSchedule(seed, base(3)).events);
+    const aimed = events.filter((e) => aimOf(e) !== undefined);
+    assert.ok(aimed.some((e) => e.kind === "crash") && aimed.some((e) => e.kind === "isolate"));
+    const moments = new Set(aimed.map((e) => aimOf(e)?.moment));
+    assert.deepEqual([...moments].sort(), ["fresh", "now", "old-term-quorum", "unreplicated"]);
+    // A churn: cut off at `unreplicated`, then repair + cut off at `fresh`, then at `old-term-quorum`.
+    const churn = events.findIndex(
+      (e, i) =>
+        aimOf(e)?.moment === "unreplicated" &&
+        aimOf(e)?.waitMs === 1_000 &&
+        aimOf(events[i + 1] ?? e)?.moment === "fresh",
+    );
+    assert.ok(churn >= 0, "no leader churn in six schedules");
+    const steps = events.slice(churn, churn + 5);
+    assert.deepEqual(
+      steps.map((e) => aimOf(e)?.moment),
+      ["unreplicated", "fresh", "fresh", "old-term-quorum", "old-term-quorum"],
+    );
+    assert.ok(["heal", "restart"].includes(steps[1]?.kind ?? ""));
+    assert.ok(steps.every((e) => e.atMs === steps[0]?.atMs));
   });
 
   it("is a pure function of its seed", () => {

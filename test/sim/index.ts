@@ -1,13 +1,27 @@
-// The simulator: checkers (linearizability, streams and consumer groups, Raft safety), the
-// deterministic infrastructure (scheduler, network, fault schedule and injector, seed-derived
-// options, KV workload, run skeleton) and the two cluster harnesses (level 1: Raft cores; level 2:
-// the real runtime and storage).
+// The simulator: checkers (linearizability, streams and consumer groups, Raft safety), the models
+// (the checker's own key-value model, the key-value service's), the deterministic infrastructure
+// (scheduler, network, fault schedule and injector, seed-derived options, key-value and stream
+// workloads, run skeleton), the two cluster harnesses (level 1: Raft cores; level 2: the real
+// runtime, storage and services) and the list of known product issues.
 
 export { coreCluster, simTiming } from "./core-cluster.js";
-export { applyFault, type FaultTarget, injectFaults, type PartitionableNetwork } from "./fault-injector.js";
 export {
+  applyFault,
+  atLeaderMoment,
+  type FaultInjector,
+  type FaultTarget,
+  type FiredFault,
+  injectFaults,
+  type LeaderView,
+  type PartitionableNetwork,
+  quorumIndex,
+} from "./fault-injector.js";
+export {
+  type Aim,
+  aimOf,
   clusterNodes,
   defaultFaultWeights,
+  describeFaultEvent,
   describeFaultSchedule,
   type FaultEvent,
   type FaultKind,
@@ -16,6 +30,8 @@ export {
   FaultState,
   faultBudget,
   generateFaultSchedule,
+  type LeaderMoment,
+  leaderMoments,
 } from "./fault-schedule.js";
 export {
   assertWellFormed,
@@ -25,6 +41,7 @@ export {
   type Outcome,
   timedOut,
 } from "./history.js";
+export { type KnownIssue, knownIssueOf, knownIssues } from "./known-issues.js";
 export { type GeneratedKvHistory, generateKvHistory, type KvHistoryGenOptions } from "./kv-history-gen.js";
 export {
   applyKv,
@@ -40,11 +57,24 @@ export {
   sameKvOutput,
 } from "./kv-model.js";
 export {
+  type ServiceKvInput,
+  type ServiceKvKeyState,
+  type ServiceKvOperation,
+  type ServiceKvOutput,
+  sameServiceKvOutput,
+  serviceKvDialect,
+  serviceKvModel,
+  stepServiceKv,
+} from "./kv-service-model.js";
+export {
+  type KvDialect,
   type KvMix,
+  type KvOpKind,
   type KvTarget,
   KvWorkload,
   type KvWorkloadCounters,
   type KvWorkloadOptions,
+  kvVersionDialect,
   type SubmitResult,
 } from "./kv-workload.js";
 export {
@@ -64,8 +94,14 @@ export {
   type RaftViolation,
   type RaftViolationKind,
 } from "./raft-safety.js";
-export { regressionSeeds } from "./regression-seeds.js";
-export { runtimeCluster } from "./runtime-cluster.js";
+export { type RegressionSeed, regressionSeeds } from "./regression-seeds.js";
+export {
+  describeServiceState,
+  type RuntimeCounters,
+  type RuntimeWire,
+  runtimeCluster,
+  serviceEntryHash,
+} from "./runtime-cluster.js";
 export { Scheduler, type SchedulerOptions, SimulationLimitError, type TimerId } from "./scheduler.js";
 export {
   type Deliver,
@@ -78,6 +114,7 @@ export {
   type DiskOptions,
   describeSimOptions,
   parseSimArgs,
+  type RuntimeOptions,
   replayLine,
   SimArgsError,
   type SimLevel,
@@ -85,9 +122,11 @@ export {
   simOptionsFromSeed,
 } from "./sim-options.js";
 export {
+  type KvRequest,
   runSimulation,
   runSimulationAsync,
   runUntilAsync,
+  type SideWorkload,
   type SimCluster,
   type SimEnvironment,
   type SimReport,
@@ -106,3 +145,15 @@ export {
   type StreamViolation,
   type StreamViolationKind,
 } from "./stream-checker.js";
+export {
+  deadLetterStream,
+  type FetchedMessage,
+  type FinalStreamState,
+  groupName,
+  groupStream,
+  messageIdHeader,
+  type StreamReply,
+  type StreamTarget,
+  StreamWorkload,
+  type StreamWorkloadOptions,
+} from "./stream-workload.js";

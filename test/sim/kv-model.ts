@@ -152,8 +152,10 @@ export function describeKvOutput(output: KvOutput): string {
 }
 
 /** Splits a key-value history by key: operations on different keys never constrain each other. */
-export function partitionByKey<O>(history: History<KvInput, O>): Operation<KvInput, O>[][] {
-  const byKey = new Map<string, Operation<KvInput, O>[]>();
+export function partitionByKey<I extends { readonly key: string }, O>(
+  history: History<I, O>,
+): Operation<I, O>[][] {
+  const byKey = new Map<string, Operation<I, O>[]>();
   for (const op of history) {
     const list = byKey.get(op.input.key);
     if (list) list.push(op);

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Prng } from "../../src/util/prng.js";
 import { applyKv, type KvKeyState, type KvOutput, kvModel } from "./kv-model.js";
-import { type KvTarget, KvWorkload, type KvWorkloadOptions } from "./kv-workload.js";
+import { type KvTarget, KvWorkload, type KvWorkloadOptions, kvVersionDialect } from "./kv-workload.js";
 import { checkLinearizable } from "./linearizability.js";
 import { Scheduler } from "./scheduler.js";
 
@@ -69,7 +69,13 @@ function toyStore(scheduler: Scheduler, prng: Prng, bug: Bug): KvTarget {
 function run(seed: number, bug: Bug, opts: KvWorkloadOptions = options) {
   const scheduler = new Scheduler();
   const prng = new Prng(seed);
-  const workload = new KvWorkload(scheduler, prng.fork(), toyStore(scheduler, prng.fork(), bug), opts);
+  const workload = new KvWorkload(
+    scheduler,
+    prng.fork(),
+    toyStore(scheduler, prng.fork(), bug),
+    opts,
+    kvVersionDialect,
+  );
   workload.start();
   scheduler.runUntil(() => workload.done, 1_000_000);
   return { workload, history: workload.history(), scheduler };
@@ -116,14 +122,20 @@ describe("KvWorkload", () => {
         seen.add(requestId);
       },
     };
-    const workload = new KvWorkload(scheduler, new Prng(2), forgetful, {
-      ...options,
-      clients: 1,
-      operationsMax: 4,
-      retriesMax: 1,
-      idempotentRetries: true,
-      mix: { get: 0, put: 1, putIf: 0, delete: 0, incr: 0 },
-    });
+    const workload = new KvWorkload(
+      scheduler,
+      new Prng(2),
+      forgetful,
+      {
+        ...options,
+        clients: 1,
+        operationsMax: 4,
+        retriesMax: 1,
+        idempotentRetries: true,
+        mix: { get: 0, put: 1, putIf: 0, delete: 0, incr: 0 },
+      },
+      kvVersionDialect,
+    );
     workload.start();
     scheduler.runAll();
     const history = workload.history();
@@ -145,14 +157,20 @@ describe("KvWorkload", () => {
         );
       },
     };
-    const workload = new KvWorkload(scheduler, new Prng(2), inconsistent, {
-      ...options,
-      clients: 1,
-      operationsMax: 2,
-      retriesMax: 1,
-      idempotentRetries: true,
-      mix: { get: 0, put: 1, putIf: 0, delete: 0, incr: 0 },
-    });
+    const workload = new KvWorkload(
+      scheduler,
+      new Prng(2),
+      inconsistent,
+      {
+        ...options,
+        clients: 1,
+        operationsMax: 2,
+        retriesMax: 1,
+        idempotentRetries: true,
+        mix: { get: 0, put: 1, putIf: 0, delete: 0, incr: 0 },
+      },
+      kvVersionDialect,
+    );
     workload.start();
     scheduler.runAll();
     assert.equal(workload.counters.idempotencyViolations, 1);
@@ -173,12 +191,18 @@ describe("KvWorkload", () => {
     const scheduler = new Scheduler();
     const silent: KvTarget = { submit: () => {} };
     // Puts only: each logical write carries a unique value, so attempts of different operations differ.
-    const workload = new KvWorkload(scheduler, new Prng(5), silent, {
-      ...options,
-      clients: 1,
-      operationsMax: 6,
-      mix: { get: 0, put: 1, putIf: 0, delete: 0, incr: 0 },
-    });
+    const workload = new KvWorkload(
+      scheduler,
+      new Prng(5),
+      silent,
+      {
+        ...options,
+        clients: 1,
+        operationsMax: 6,
+        mix: { get: 0, put: 1, putIf: 0, delete: 0, incr: 0 },
+      },
+      kvVersionDialect,
+    );
     workload.start();
     scheduler.runUntil(() => workload.done, 100_000);
     const history = workload.history();
@@ -199,11 +223,17 @@ describe("KvWorkload", () => {
           done({ kind: "ok", output: applyKv({ value: null, version: 0 }, input).output }),
         ),
     };
-    const workload = new KvWorkload(scheduler, new Prng(5), slow, {
-      ...options,
-      clients: 1,
-      operationsMax: 1,
-    });
+    const workload = new KvWorkload(
+      scheduler,
+      new Prng(5),
+      slow,
+      {
+        ...options,
+        clients: 1,
+        operationsMax: 1,
+      },
+      kvVersionDialect,
+    );
     workload.start();
     scheduler.runAll();
     const [op] = workload.history();
@@ -220,6 +250,7 @@ describe("KvWorkload", () => {
       prng.fork(),
       toyStore(scheduler, prng.fork(), "none"),
       options,
+      kvVersionDialect,
     );
     workload.start();
     scheduler.runUntil(200);
@@ -239,7 +270,7 @@ describe("KvWorkload", () => {
         done({ kind: "failed", reason: "x" });
       },
     };
-    const workload = new KvWorkload(scheduler, new Prng(1), twice, options);
+    const workload = new KvWorkload(scheduler, new Prng(1), twice, options, kvVersionDialect);
     workload.start();
     assert.throws(() => scheduler.runAll(), /answered one operation twice/);
   });

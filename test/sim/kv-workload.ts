@@ -4,7 +4,9 @@
 // the system under test only through `KvTarget`, which the cluster harness implements.
 import { assert, assertNever } from "../../src/util/assert.js";
 import type { Prng } from "../../src/util/prng.js";
-import { type KvInput, type KvOperation, type KvOutput, sameKvOutput } from "./kv-model.js";
+import type { Operation } from "./history.js";
+import { type KvInput, type KvKeyState, type KvOutput, kvModel, sameKvOutput } from "./kv-model.js";
+import type { Model } from "./linearizability.js";
 import { pickWeighted } from "./pick-weighted.js";
 import type { Scheduler } from "./scheduler.js";
 
@@ -14,8 +16,8 @@ import type { Scheduler } from "./scheduler.js";
  * out of the history. Anything uncertain must not be reported as `failed`: report nothing and let the
  * workload's timeout record it as unknown.
  */
-export type SubmitResult =
-  | { readonly kind: "ok"; readonly output: KvOutput }
+export type SubmitResult<O = KvOutput> =
+  | { readonly kind: "ok"; readonly output: O }
   | { readonly kind: "failed"; readonly reason: string };
 
 /**
@@ -23,9 +25,55 @@ export type SubmitResult =
  * `requestId` names the logical operation: with idempotent retries every attempt of one operation
  * carries the same id, which the harness sends as the idempotency key.
  */
-export interface KvTarget {
-  submit(clientId: number, input: KvInput, done: (result: SubmitResult) => void, requestId: string): void;
+export interface KvTarget<I = KvInput, O = KvOutput> {
+  submit(clientId: number, input: I, done: (result: SubmitResult<O>) => void, requestId: string): void;
 }
+
+/** The operations a workload mixes. */
+export type KvOpKind = "get" | "put" | "put-if" | "delete" | "incr";
+
+/**
+ * One key-value specification as the workload speaks it: the checker's model, how to build each kind
+ * of request, and what a client learns from an answer for its next conditional request. The
+ * checker's own model uses per-key versions (level 1); the service's uses revisions (level 2).
+ */
+export interface KvDialect<S, I extends { readonly op: KvOpKind; readonly key: string }, O> {
+  readonly model: Model<S, I, O>;
+  /** A request of kind `op` on `key`; `value` is unique per write, `known` what the client last learned of the key. */
+  input(prng: Prng, op: KvOpKind, key: string, value: string, known: number | undefined): I;
+  /** What a client learns about the key from an answer (a version or a revision), if anything. */
+  learned(output: O): number | undefined;
+  /** Whether two answers are the same (a retried write must get its first answer again). */
+  sameOutput(a: O, b: O): boolean;
+}
+
+/** The dialect of the checker's own model (kv-model.ts): conditional puts name a per-key version. */
+export const kvVersionDialect: KvDialect<KvKeyState, KvInput, KvOutput> = {
+  model: kvModel,
+  input(prng, op, key, value, known) {
+    switch (op) {
+      case "get":
+        return { op, key };
+      case "put":
+        return { op, key, value };
+      case "put-if":
+        if (known === undefined || prng.chance(1, 4))
+          return { op, key, value, condition: { kind: "absent" } };
+        return { op, key, value, condition: { kind: "version", version: known } };
+      case "delete":
+        return { op, key };
+      case "incr":
+        return { op, key, by: 1 + prng.below(5) };
+      default:
+        return assertNever(op, "kv op");
+    }
+  },
+  learned: (output) =>
+    output.kind === "value" || output.kind === "written" || output.kind === "incremented"
+      ? output.version
+      : undefined,
+  sameOutput: sameKvOutput,
+};
 
 /** Relative weights of each operation (integers; 0 disables one). */
 export interface KvMix {
@@ -73,32 +121,34 @@ export interface KvWorkloadCounters {
 }
 
 /** One attempt at a logical operation. */
-interface Attempt {
+interface Attempt<O> {
   readonly callMs: number;
-  outcome: { kind: "pending" } | { kind: "ok"; output: KvOutput; returnMs: number } | { kind: "failed" };
+  outcome: { kind: "pending" } | { kind: "ok"; output: O; returnMs: number } | { kind: "failed" };
 }
 
 /** One logical operation and its attempts (one unless it was retried). */
-interface Logical {
+interface Logical<I, O> {
   readonly clientId: number;
-  readonly input: KvInput;
+  readonly input: I;
   readonly requestId: string;
-  readonly attempts: Attempt[];
+  readonly attempts: Attempt<O>[];
   /** The first answer any attempt got, which every later answer must repeat (idempotent retries). */
-  firstOutput?: KvOutput;
+  firstOutput?: O;
 }
 
 /**
  * Concurrent key-value clients on a simulated clock. Each client runs one operation at a time; after
  * a timeout or a definite failure it retries the same request, up to `retriesMax` times.
  */
-export class KvWorkload {
+export class KvWorkload<S, I extends { readonly op: KvOpKind; readonly key: string }, O> {
   readonly #scheduler: Scheduler;
   readonly #prng: Prng;
-  readonly #target: KvTarget;
+  readonly #target: KvTarget<I, O>;
   readonly #options: KvWorkloadOptions;
-  readonly #operations: Logical[] = [];
-  readonly #lastVersion: Map<string, number>[] = [];
+  readonly #dialect: KvDialect<S, I, O>;
+  readonly #operations: Logical<I, O>[] = [];
+  /** Per client, what it last learned of each key (for conditional requests). */
+  readonly #known: Map<string, number>[] = [];
   #outstanding = 0;
   #stopped = false;
   #writeCounter = 0;
@@ -112,7 +162,13 @@ export class KvWorkload {
   };
 
   /** Creates the workload; nothing happens until `start`. */
-  constructor(scheduler: Scheduler, prng: Prng, target: KvTarget, options: KvWorkloadOptions) {
+  constructor(
+    scheduler: Scheduler,
+    prng: Prng,
+    target: KvTarget<I, O>,
+    options: KvWorkloadOptions,
+    dialect: KvDialect<S, I, O>,
+  ) {
     assert(options.clients >= 1 && options.keys >= 1, "need at least one client and one key");
     assert(options.opTimeoutMs >= 1 && options.thinkMaxMs >= options.thinkMinMs, "bad workload timing");
     const { get, put, putIf, delete: del, incr } = options.mix;
@@ -121,12 +177,13 @@ export class KvWorkload {
     this.#prng = prng;
     this.#target = target;
     this.#options = options;
+    this.#dialect = dialect;
   }
 
   /** Starts every client. */
   start(): void {
     for (let c = 0; c < this.#options.clients; c++) {
-      this.#lastVersion.push(new Map());
+      this.#known.push(new Map());
       this.#scheduler.after(this.#think(), () => this.#next(c), `client ${c} start`);
     }
   }
@@ -146,14 +203,14 @@ export class KvWorkload {
    * definitely failed ones left out. With idempotent retries, one entry per logical operation from
    * its first call to its first answer; otherwise one entry per attempt.
    */
-  history(): KvOperation[] {
-    const out: KvOperation[] = [];
+  history(): Operation<I, O>[] {
+    const out: Operation<I, O>[] = [];
     for (const op of this.#operations) {
       const { clientId, input } = op;
       if (this.#options.idempotentRetries) {
         const first = op.attempts[0];
         assert(first !== undefined, "an operation without attempts");
-        let answered: { output: KvOutput; returnMs: number } | undefined;
+        let answered: { output: O; returnMs: number } | undefined;
         for (const a of op.attempts) {
           if (a.outcome.kind === "ok" && (answered === undefined || a.outcome.returnMs < answered.returnMs)) {
             answered = a.outcome;
@@ -196,7 +253,7 @@ export class KvWorkload {
   #next(clientId: number): void {
     if (this.#stopped || this.counters.issued >= this.#options.operationsMax) return;
     const input = this.#randomInput(clientId);
-    const op: Logical = {
+    const op: Logical<I, O> = {
       clientId,
       input,
       requestId: `c${clientId}-op${this.#operations.length}`,
@@ -206,10 +263,10 @@ export class KvWorkload {
     this.#issue(op, 0);
   }
 
-  #issue(op: Logical, retry: number): void {
+  #issue(op: Logical<I, O>, retry: number): void {
     if (this.#stopped || this.counters.issued >= this.#options.operationsMax) return;
     const { clientId, input } = op;
-    const attempt: Attempt = { callMs: this.#scheduler.nowMs, outcome: { kind: "pending" } };
+    const attempt: Attempt<O> = { callMs: this.#scheduler.nowMs, outcome: { kind: "pending" } };
     op.attempts.push(attempt);
     const requestId = this.#options.idempotentRetries ? op.requestId : `${op.requestId}-a${retry}`;
     this.counters.issued++;
@@ -226,7 +283,7 @@ export class KvWorkload {
       },
       `client ${clientId} timeout`,
     );
-    const done = (result: SubmitResult) => {
+    const done = (result: SubmitResult<O>) => {
       assert(!answered, `client ${clientId}: the target answered one operation twice`);
       answered = true;
       if (result.kind === "ok") {
@@ -238,7 +295,7 @@ export class KvWorkload {
           // attempts of one get may rightly see different values.
           input.op !== "get" &&
           this.#options.idempotentRetries &&
-          !sameKvOutput(op.firstOutput, result.output)
+          !this.#dialect.sameOutput(op.firstOutput, result.output)
         ) {
           this.counters.idempotencyViolations++;
         }
@@ -264,7 +321,7 @@ export class KvWorkload {
     this.#target.submit(clientId, input, done, requestId);
   }
 
-  #retryOrMoveOn(op: Logical, retry: number): void {
+  #retryOrMoveOn(op: Logical<I, O>, retry: number): void {
     const { clientId } = op;
     if (retry < this.#options.retriesMax) {
       this.#scheduler.after(
@@ -277,19 +334,16 @@ export class KvWorkload {
     }
   }
 
-  /** Tracks the last version a client saw per key, so its conditional puts are often current. */
-  #remember(clientId: number, input: KvInput, output: KvOutput): void {
-    const versions = this.#lastVersion[clientId];
-    if (versions === undefined) return;
-    if (output.kind === "value" || output.kind === "written" || output.kind === "incremented") {
-      versions.set(input.key, output.version);
-    }
+  /** Tracks what a client last learned per key, so its conditional requests are often current. */
+  #remember(clientId: number, input: I, output: O): void {
+    const learned = this.#dialect.learned(output);
+    if (learned !== undefined) this.#known[clientId]?.set(input.key, learned);
   }
 
-  #randomInput(clientId: number): KvInput {
+  #randomInput(clientId: number): I {
     const key = `k${this.#prng.below(this.#options.keys)}`;
     const { mix } = this.#options;
-    const op = pickWeighted<KvInput["op"]>(this.#prng, [
+    const op = pickWeighted<KvOpKind>(this.#prng, [
       ["get", mix.get],
       ["put", mix.put],
       ["put-if", mix.putIf],
@@ -299,23 +353,6 @@ export class KvWorkload {
     assert(op !== undefined, "the operation mix is empty");
     // Values are unique per logical write, so a read names the write it saw.
     const value = `c${clientId}-w${this.#writeCounter++}`;
-    switch (op) {
-      case "get":
-        return { op, key };
-      case "put":
-        return { op, key, value };
-      case "put-if": {
-        const known = this.#lastVersion[clientId]?.get(key);
-        if (known === undefined || this.#prng.chance(1, 4))
-          return { op, key, value, condition: { kind: "absent" } };
-        return { op, key, value, condition: { kind: "version", version: known } };
-      }
-      case "delete":
-        return { op, key };
-      case "incr":
-        return { op, key, by: 1 + this.#prng.below(5) };
-      default:
-        return assertNever(op, "kv op");
-    }
+    return this.#dialect.input(this.#prng, op, key, value, this.#known[clientId]?.get(key));
   }
 }

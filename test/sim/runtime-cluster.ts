@@ -3,10 +3,16 @@
 // only once synced, a crash keeps a random prefix of the rest, possibly torn), with the simulator's
 // clock, timers and randomness as the runtime's Env and Raft messages on the SimNetwork. Every
 // asynchronous operation completes only when the event queue says so (runSimulationAsync lets the
-// promise reactions run between events). The replicated state machine is the checker's KV model
-// (the same as level 1), rebuilt from the log on restart; the service layer (KvService) is not in
-// the path yet, see README.md.
+// promise reactions run between events). The replicated state machine is the product's own
+// (ServiceStateMachine), and clients talk to each node's real KvService: the command envelope,
+// idempotency keys, conditional puts and deletes, increments and ReadIndex reads are the code users
+// run. Most runs take snapshots (GroupSnapshots over a SnapshotStore on the simulated disk, the state
+// in a StoreBackend over a MemoryStateStore that survives crashes as lmdb would): the log is
+// compacted, lagging followers get snapshots streamed over the simulated network, and installs are
+// interrupted by crashes. The other runs keep the state in a MemoryBackend rebuilt from the log.
+// Half of the runs also drive streams and a consumer group through each node's StreamService.
 import type { Cancel, Env } from "../../src/node/env.js";
+import { GroupSnapshots, snapshotChunkBytesMax } from "../../src/node/group-snapshots.js";
 import type { GroupStorage, PersistBatch, StateMachine } from "../../src/node/ports.js";
 import { RaftGroup } from "../../src/node/raft-group.js";
 import { WalGroupStorage } from "../../src/node/wal-group-storage.js";
@@ -15,31 +21,61 @@ import {
   type Entry,
   type GroupId,
   groupId,
-  logIndex,
   type Message,
   type NodeId,
   nodeId,
   type PersistedState,
+  type SnapshotMessage,
   type SnapshotMeta,
 } from "../../src/raft/index.js";
+import { ApplyNotifier } from "../../src/service/apply-notifier.js";
+import { type ApplyOutcome, decodeEnvelope } from "../../src/service/command.js";
+import { CairnError } from "../../src/service/errors.js";
+import { GroupReplication } from "../../src/service/group-replication.js";
+import { KvService } from "../../src/service/kv-service.js";
+import type { StateReader } from "../../src/service/state.js";
+import {
+  MemoryBackend,
+  ServiceStateMachine,
+  type StateBackend,
+  StoreBackend,
+} from "../../src/service/state-machine.js";
+import { StreamService } from "../../src/service/stream-service.js";
+import {
+  getGroupMeta,
+  getStreamMeta,
+  listPending,
+  readMessages,
+  type StreamMessage,
+} from "../../src/service/streams/index.js";
 import { HardStateStore } from "../../src/storage/hard-state-store.js";
+import { MemoryStateStore } from "../../src/storage/memory-state-store.js";
 import { SimFileSystem } from "../../src/storage/sim-file-system.js";
+import { SnapshotStore } from "../../src/storage/snapshot-store.js";
+import { appliedIndexKey, keyKindCode, restoringKey } from "../../src/storage/state-store.js";
 import { Wal } from "../../src/storage/wal.js";
 import { assert } from "../../src/util/assert.js";
+import { crc32 } from "../../src/util/crc.js";
 import type { Prng } from "../../src/util/prng.js";
-import {
-  applyKvCommand,
-  describeKvState,
-  emptyKvState,
-  encodeKvCommand,
-  entryHash,
-  type KvState,
-  simTiming,
-} from "./core-cluster.js";
-import type { KvInput, KvOutput } from "./kv-model.js";
+import { entryHash, simTiming } from "./core-cluster.js";
+import { type LeaderView, quorumIndex } from "./fault-injector.js";
+import type { ServiceKvInput, ServiceKvOutput } from "./kv-service-model.js";
 import type { SubmitResult } from "./kv-workload.js";
 import type { ObservedEntry, RaftObservation } from "./raft-safety.js";
 import type { SimCluster, SimEnvironment } from "./sim-runner.js";
+import type { ReaderView, StreamEntry } from "./stream-checker.js";
+import {
+  deadLetterStream,
+  type FetchedMessage,
+  type FinalStreamState,
+  groupName,
+  groupStream,
+  messageIdHeader,
+  type StreamReply,
+  type StreamTarget,
+  StreamWorkload,
+  type StreamWorkloadOptions,
+} from "./stream-workload.js";
 
 const group: GroupId = groupId(1);
 
@@ -51,31 +87,118 @@ const group: GroupId = groupId(1);
  */
 const runtimeTickIntervalMs = 25;
 
+/** The simulated clock starts here as epoch milliseconds (the envelope's leader timestamp). */
+const epochMs = 1_700_000_000_000;
+
+/** How long a leader waits for a follower's receipt of a streamed snapshot before giving up. */
+const snapshotTransferTimeoutMs = 2_000;
+
+/** A snapshot streamed to a follower: the leader's snapshot message and the stored file's chunks. */
+interface SnapshotTransfer {
+  readonly type: "snapshot-data";
+  readonly id: number;
+  readonly message: SnapshotMessage;
+  readonly chunks: readonly Uint8Array[];
+}
+
+/** The follower's answer to a {@link SnapshotTransfer}: stored (and stepped into its core) or not. */
+interface SnapshotReceipt {
+  readonly type: "snapshot-receipt";
+  readonly id: number;
+  readonly ok: boolean;
+}
+
+/** What travels on level 2's network: Raft messages and snapshot streams. */
+export type RuntimeWire = Message | SnapshotTransfer | SnapshotReceipt;
+
+/** What the runtime did with snapshots and the log, for reports and tests. */
+export type RuntimeCounters = {
+  snapshotsSent: number;
+  snapshotsInstalled: number;
+  /** Snapshots taken (each compacts the log). */
+  compactions: number;
+};
+
 /** One incarnation of a node's process: dead once the node crashes, so its timers and I/O stop. */
 interface Incarnation {
   alive: boolean;
-  group: RaftGroup<KvOutput> | undefined;
-  readonly state: KvState;
-  /** The durable log as the storage reported it (for observations). */
+  group: RaftGroup<ApplyOutcome> | undefined;
+  readonly backend: StateBackend;
+  kv: KvService | undefined;
+  streams: StreamService | undefined;
+  /** The last index this incarnation's state machine was handed (entries must come in order). */
+  appliedThrough: number;
+  /** The durable log as the storage reported it (for observations), after `snapshot`. */
   log: Entry[];
+  /** The snapshot the durable log starts after, if any. */
+  snapshot: SnapshotMeta | undefined;
+  /** The storage, which also knows the terms of entries handed to it but not yet durable. */
+  storage: ObservedStorage | undefined;
   wasLeader: boolean;
+  /** The commit index when this incarnation last became leader (aimed faults look at it). */
+  commitAtElection: number;
+  /** Snapshot streams received, by id: a stream arrives once (the network may duplicate messages, a stream does not). */
+  readonly transfersSeen: Set<number>;
 }
 
 interface RuntimeMember {
   readonly id: number;
   readonly fs: SimFileSystem;
+  /** The node's state store when the run takes snapshots: it survives crashes, as lmdb's file does. */
+  readonly store: MemoryStateStore | undefined;
   current: Incarnation | undefined;
-  diskExtraMs: number;
 }
 
 /** Builds the level-2 cluster for one run; pass it to `runSimulationAsync`. */
 export function runtimeCluster(hooks: { readonly trace?: (line: string) => void } = {}) {
-  return (env: SimEnvironment<Message>): SimCluster<Message> =>
+  return (env: SimEnvironment<RuntimeWire>): SimCluster<RuntimeWire, ServiceKvInput, ServiceKvOutput> =>
     new RuntimeCluster(env, hooks.trace ?? (() => {}));
 }
 
-class RuntimeCluster implements SimCluster<Message> {
-  readonly #env: SimEnvironment<Message>;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const hashes = new WeakMap<Uint8Array, string>();
+
+/**
+ * The digest the safety checker compares level-2 entries by: the envelope's idempotency key (which
+ * names the client request) and a checksum of the whole entry (attempts differ in their timestamp).
+ */
+export function serviceEntryHash(e: Entry): string {
+  if (e.kind !== "normal" || e.data.length === 0) return entryHash(e);
+  let hash = hashes.get(e.data);
+  if (hash === undefined) {
+    let key: string;
+    try {
+      key = decodeEnvelope(e.data).idempotencyKey ?? "-";
+    } catch {
+      key = "undecodable";
+    }
+    hash = `${key}#${crc32(e.data).toString(16)}`;
+    hashes.set(e.data, hash);
+  }
+  return hash;
+}
+
+/**
+ * Every key of every space of the state machine, as text, for comparing replicas. The state store's
+ * own bookkeeping (its applied index, a restore in progress) is left out: it is not replicated
+ * state, and a store commit still in flight legitimately lags.
+ */
+export function describeServiceState(reader: StateReader): string {
+  const parts: string[] = [];
+  const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  const bookkeeping = new Set([hex(appliedIndexKey), hex(restoringKey)]);
+  for (const space of Object.keys(keyKindCode) as (keyof typeof keyKindCode)[]) {
+    for (const [key, value] of reader.range(space, new Uint8Array(0), undefined, Number.MAX_SAFE_INTEGER)) {
+      if (space === "meta" && bookkeeping.has(hex(key))) continue;
+      parts.push(`${space}/${hex(key)}=${hex(value)}`);
+    }
+  }
+  return parts.join("\n");
+}
+
+class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceKvOutput>, StreamTarget {
+  readonly #env: SimEnvironment<RuntimeWire>;
   readonly #prng: Prng;
   readonly #trace: (line: string) => void;
   readonly #members = new Map<number, RuntimeMember>();
@@ -83,9 +206,23 @@ class RuntimeCluster implements SimCluster<Message> {
   readonly #initial: readonly NodeId[];
   readonly #desired: Set<number>;
   readonly #leaderHint = new Map<number, number>();
+  /**
+   * For each idempotency key, the digest of the entry that first applied it (on any node: if nodes
+   * disagree, state machine safety fails anyway). An acknowledged write is that entry.
+   */
+  readonly #firstEntryOf = new Map<string, string>();
+  /** Snapshot streams waiting for their receipt, by id. */
+  readonly #transfers = new Map<number, { settle: (ok: boolean) => void }>();
+  #transferSeq = 0;
+  /** Nodes whose runtime stopped on a fatal error (fail-stop), with the error: a liveness problem. */
+  readonly #fatal: string[] = [];
+  /** Failures the runtime survived but a reader of a failing report should see (first of each kind). */
+  readonly #incidents = new Map<string, { text: string; count: number }>();
+  readonly counters: RuntimeCounters = { snapshotsSent: 0, snapshotsInstalled: 0, compactions: 0 };
   readonly kv;
+  readonly sideWorkload: StreamWorkload | undefined;
 
-  constructor(env: SimEnvironment<Message>, trace: (line: string) => void) {
+  constructor(env: SimEnvironment<RuntimeWire>, trace: (line: string) => void) {
     this.#env = env;
     this.#prng = env.prng;
     this.#trace = trace;
@@ -99,15 +236,30 @@ class RuntimeCluster implements SimCluster<Message> {
         { after: (delayMs, run) => void env.scheduler.after(delayMs, run, `disk ${id}`) },
         { latencyMsMin: disk.syncLatencyMinMs, latencyMsMax: disk.syncLatencyMaxMs },
       );
-      const member: RuntimeMember = { id, fs, current: undefined, diskExtraMs: 0 };
+      const runtime = env.options.runtime;
+      const store =
+        runtime.snapshotEntries === undefined
+          ? undefined
+          : new MemoryStateStore({
+              scheduler: { after: (delayMs, run) => void env.scheduler.after(delayMs, run, `store ${id}`) },
+              commitDelayMs: this.#prng.range(0, runtime.storeCommitMaxMs),
+            });
+      const member: RuntimeMember = { id, fs, store, current: undefined };
       this.#members.set(id, member);
       this.#start(member);
     }
     this.#scheduleOperator();
     this.kv = {
-      submit: (clientId: number, input: KvInput, done: (r: SubmitResult) => void, requestId: string) =>
-        this.#submit(clientId, input, done, requestId),
+      submit: (
+        clientId: number,
+        input: ServiceKvInput,
+        done: (r: SubmitResult<ServiceKvOutput>) => void,
+        requestId: string,
+      ) => this.#submit(clientId, input, done, requestId),
     };
+    const streams = env.options.streams;
+    this.sideWorkload =
+      streams === undefined ? undefined : new StreamWorkload(env.scheduler, this.#prng.fork(), this, streams);
   }
 
   // ------------------------------------------------------------------ lifecycle
@@ -116,7 +268,7 @@ class RuntimeCluster implements SimCluster<Message> {
   #envOf(inc: Incarnation): Env {
     const scheduler = this.#env.scheduler;
     return {
-      nowMs: () => scheduler.nowMs,
+      nowMs: () => epochMs + scheduler.nowMs,
       monotonicMs: () => scheduler.nowMs,
       after: (delayMs: number, run: () => void): Cancel => {
         const id = scheduler.after(
@@ -136,9 +288,16 @@ class RuntimeCluster implements SimCluster<Message> {
     const inc: Incarnation = {
       alive: true,
       group: undefined,
-      state: emptyKvState(),
+      backend: m.store === undefined ? new MemoryBackend() : new StoreBackend(m.store, group),
+      kv: undefined,
+      streams: undefined,
+      appliedThrough: 0,
       log: [],
+      snapshot: undefined,
+      storage: undefined,
       wasLeader: false,
+      commitAtElection: 0,
+      transfersSeen: new Set(),
     };
     m.current = inc;
     void this.#open(m, inc).catch((error: unknown) => {
@@ -149,18 +308,46 @@ class RuntimeCluster implements SimCluster<Message> {
 
   async #open(m: RuntimeMember, inc: Incarnation): Promise<void> {
     const fs = m.fs.process();
-    const { wal, recovery } = await Wal.open(fs, "/wal", { segmentBytesMax: 4 * 1024 * 1024 });
+    const runtime = this.#env.options.runtime;
+    const { wal, recovery } = await Wal.open(fs, "/wal", { segmentBytesMax: runtime.segmentBytesMax });
     const hardStates = await HardStateStore.open(fs, "/hard-state");
-    const storage = new ObservedStorage(new WalGroupStorage(hardStates, wal, recovery, group), (log) => {
-      inc.log = log;
-      if (inc.alive) this.#observeLog(m.id, inc);
-    });
-    const stateMachine: StateMachine<KvOutput> = {
-      appliedIndex: () => logIndex(0),
-      apply: (entries) => Promise.resolve(entries.map((e) => this.#apply(m.id, inc, e))),
+    const snapshots =
+      m.store === undefined
+        ? undefined
+        : new GroupSnapshots(
+            await SnapshotStore.open(fs, "/snapshots", { chunkBytesMax: snapshotChunkBytesMax }),
+            m.store,
+            group,
+          );
+    const storage = new ObservedStorage(
+      new WalGroupStorage(hardStates, wal, recovery, group, snapshots),
+      (log, snapshot) => {
+        inc.log = log;
+        inc.snapshot = snapshot;
+        if (inc.alive) this.#observeLog(m.id, inc);
+      },
+      (what) => {
+        if (inc.alive) this.counters[what]++;
+      },
+    );
+    inc.storage = storage;
+    const applied = new ApplyNotifier();
+    const service = new ServiceStateMachine(inc.backend, undefined, () => applied.notify());
+    inc.appliedThrough = service.appliedIndex();
+    const stateMachine: StateMachine<ApplyOutcome> = {
+      appliedIndex: () => service.appliedIndex(),
+      settle: () => service.settle(),
+      apply: async (entries) => {
+        for (const e of entries) this.#observeApply(m.id, inc, e);
+        const results = await service.apply(entries);
+        entries.forEach((e, i) => {
+          this.#rememberFirstEntry(e, results[i]);
+        });
+        return results;
+      },
     };
     const env = this.#envOf(inc);
-    const raftGroup = await RaftGroup.open<KvOutput>({
+    const raftGroup = await RaftGroup.open<ApplyOutcome>({
       raft: {
         id: nodeId(m.id),
         groupId: group,
@@ -169,7 +356,7 @@ class RuntimeCluster implements SimCluster<Message> {
         heartbeatTicks: simTiming.heartbeatTicks,
         preVote: true,
         checkQuorum: true,
-        appendBytesMax: 16 * 1024,
+        appendBytesMax: runtime.appendBytesMax,
         inflightAppendsMax: 16,
       },
       env,
@@ -182,13 +369,31 @@ class RuntimeCluster implements SimCluster<Message> {
       },
       stateMachine,
       tickIntervalMs: runtimeTickIntervalMs,
+      ...(snapshots === undefined || runtime.snapshotEntries === undefined
+        ? {}
+        : {
+            snapshots: {
+              service: snapshots,
+              entriesBetween: runtime.snapshotEntries,
+              send: (message: SnapshotMessage, chunks: () => AsyncIterable<Uint8Array>) =>
+                this.#sendSnapshot(m.id, inc, message, chunks),
+            },
+          }),
       proposalTimeoutMs: 2_000,
       readTimeoutMs: 2_000,
+      onFatal: (error) => {
+        if (!inc.alive) return;
+        const why = describeError(error);
+        this.#fatal.push(`node ${m.id} stopped at ${this.#env.scheduler.nowMs}ms on a fatal error: ${why}`);
+        this.#trace(`node ${m.id} stopped: ${why}`);
+      },
       onSoftState: (soft) => {
         if (!inc.alive) return;
         const leading = soft.role === "leader";
-        const t = inc.group?.status().term ?? 0;
+        const status = inc.group?.status();
+        const t = status?.term ?? 0;
         if (leading && !inc.wasLeader) {
+          inc.commitAtElection = status?.commitIndex ?? 0;
           this.#observations.push({ type: "became-leader", node: m.id, term: t });
           this.#trace(`node ${m.id} became leader in term ${t}`);
         }
@@ -201,6 +406,8 @@ class RuntimeCluster implements SimCluster<Message> {
       return;
     }
     inc.group = raftGroup;
+    inc.kv = new KvService(new GroupReplication(raftGroup, inc.backend, env));
+    inc.streams = new StreamService(new GroupReplication(raftGroup, inc.backend, env), applied);
   }
 
   #member(id: number): RuntimeMember {
@@ -216,6 +423,7 @@ class RuntimeCluster implements SimCluster<Message> {
     inc.alive = false;
     m.current = undefined;
     m.fs.crash();
+    m.store?.crash();
     this.#observations.push({ type: "crashed", node });
     this.#trace(`node ${node} crashed`);
   }
@@ -248,12 +456,28 @@ class RuntimeCluster implements SimCluster<Message> {
   }
 
   requestLeadershipTransfer(to: number): void {
-    const leader = this.#leader();
+    const leader = this.#leader()?.inc.group;
     try {
       leader?.transferLeadership(nodeId(to));
     } catch {
       // Refused (not a voter, already leader): operator requests may fail under faults.
     }
+  }
+
+  leaderView(): LeaderView | undefined {
+    const leader = this.#leader();
+    const g = leader?.inc.group;
+    if (leader === undefined || g === undefined) return undefined;
+    const s = g.status();
+    const q = quorumIndex(s.peers.filter((p) => p.voter).map((p) => p.matchIndex));
+    return {
+      node: leader.id,
+      term: s.term,
+      lastIndex: s.lastIndex,
+      quorumIndex: q,
+      quorumTerm: q === 0 ? 0 : leader.inc.storage?.termAt(q),
+      commitAtElection: leader.inc.commitAtElection,
+    };
   }
 
   #scheduleOperator(): void {
@@ -268,7 +492,7 @@ class RuntimeCluster implements SimCluster<Message> {
   }
 
   #reconcileMembership(): void {
-    const leader = this.#leader();
+    const leader = this.#leader()?.inc.group;
     if (leader === undefined) return;
     const voters = new Set<number>(leader.status().conf.voters);
     let change: ConfChange | undefined;
@@ -278,113 +502,368 @@ class RuntimeCluster implements SimCluster<Message> {
     leader.proposeConfChange(change).catch(() => {});
   }
 
-  #leader(): RaftGroup<KvOutput> | undefined {
-    let best: RaftGroup<KvOutput> | undefined;
+  /** The running member that leads in the highest term, if any. */
+  #leader(): { id: number; inc: Incarnation } | undefined {
+    let best: { id: number; inc: Incarnation; term: number } | undefined;
     for (const m of this.#members.values()) {
-      const g = m.current?.group;
-      if (g?.softState.role !== "leader") continue;
-      if (best === undefined || best.status().term < g.status().term) best = g;
+      const inc = m.current;
+      const g = inc?.group;
+      if (inc === undefined || g?.softState.role !== "leader") continue;
+      const term = g.status().term;
+      if (best === undefined || best.term < term) best = { id: m.id, inc, term };
     }
     return best;
   }
 
-  deliver(_from: number, to: number, message: Message): void {
-    this.#members.get(to)?.current?.group?.receive(message);
+  deliver(from: number, to: number, wire: RuntimeWire): void {
+    const inc = this.#members.get(to)?.current;
+    const g = inc?.group;
+    if (inc === undefined || g === undefined) return;
+    switch (wire.type) {
+      case "snapshot-data": {
+        if (inc.transfersSeen.has(wire.id)) return;
+        inc.transfersSeen.add(wire.id);
+        // Store the stream, then step the leader's message into the core (it decides to install).
+        const chunks = (async function* () {
+          yield* wire.chunks;
+        })();
+        g.receiveSnapshot(wire.message, chunks).then(
+          () => this.#receipt(inc, to, from, wire.id, true),
+          (error: unknown) => {
+            this.#incident(`node ${to} could not store a snapshot`, describeError(error));
+            this.#receipt(inc, to, from, wire.id, false);
+          },
+        );
+        return;
+      }
+      case "snapshot-receipt":
+        this.#transfers.get(wire.id)?.settle(wire.ok);
+        return;
+      default:
+        g.receive(wire);
+    }
+  }
+
+  /** Records an incident of `kind` (the first one's detail, and how many). */
+  #incident(kind: string, detail: string): void {
+    const seen = this.#incidents.get(kind);
+    if (seen !== undefined) seen.count++;
+    else if (this.#incidents.size < 32) this.#incidents.set(kind, { text: `${kind}: ${detail}`, count: 1 });
+  }
+
+  notes(): readonly string[] {
+    return [...this.#incidents.values()].map((i) =>
+      i.count === 1 ? i.text : `${i.text} (${i.count} times)`,
+    );
+  }
+
+  #receipt(inc: Incarnation, from: number, to: number, id: number, ok: boolean): void {
+    if (inc.alive) this.#env.network.send(from, to, { type: "snapshot-receipt", id, ok });
+  }
+
+  /**
+   * Streams a stored snapshot to a follower over the simulated network (one message with every
+   * chunk); resolves on the follower's receipt, rejects on a failed one or when none comes in time.
+   */
+  async #sendSnapshot(
+    from: number,
+    inc: Incarnation,
+    message: SnapshotMessage,
+    chunks: () => AsyncIterable<Uint8Array>,
+  ): Promise<void> {
+    const data: Uint8Array[] = [];
+    for await (const chunk of chunks()) data.push(chunk);
+    if (!inc.alive) throw new Error("the sender crashed");
+    const id = this.#transferSeq++;
+    this.counters.snapshotsSent++;
+    const scheduler = this.#env.scheduler;
+    await new Promise<void>((resolve, reject) => {
+      const timer = scheduler.after(
+        snapshotTransferTimeoutMs,
+        () => this.#transfers.get(id)?.settle(false),
+        "snapshot timeout",
+      );
+      this.#transfers.set(id, {
+        settle: (ok) => {
+          this.#transfers.delete(id);
+          scheduler.cancel(timer);
+          if (ok) resolve();
+          else reject(new Error("the follower did not store the snapshot"));
+        },
+      });
+      this.#env.network.send(from, message.to, { type: "snapshot-data", id, message, chunks: data });
+    });
   }
 
   // ------------------------------------------------------------------ state machine and clients
 
-  #apply(node: number, inc: Incarnation, e: Entry): KvOutput | undefined {
-    const s = inc.state;
-    assert(e.index === s.appliedIndex + 1, `node ${node} applies ${e.index} after ${s.appliedIndex}`);
-    s.appliedIndex = e.index;
-    const dataHash = entryHash(e);
+  #observeApply(node: number, inc: Incarnation, e: Entry): void {
+    // An installed snapshot moves the state past the entries it covers.
+    const applied = Math.max(inc.appliedThrough, inc.backend.appliedIndex());
+    assert(e.index === applied + 1, `node ${node} applies ${e.index} after ${applied}`);
+    inc.appliedThrough = e.index;
+    const dataHash = serviceEntryHash(e);
     const currentTerm = inc.group?.status().term ?? e.term;
     this.#observations.push({ type: "committed", node, index: e.index, term: e.term, dataHash, currentTerm });
     this.#observations.push({ type: "applied", node, index: e.index, term: e.term, dataHash });
-    if (e.kind !== "normal" || e.data.length === 0) return undefined;
-    return applyKvCommand(s, dataHash).output;
+  }
+
+  #rememberFirstEntry(e: Entry, outcome: ApplyOutcome | undefined): void {
+    if (outcome === undefined || !outcome.ok || outcome.duplicate) return;
+    const key = decodeEnvelope(e.data).idempotencyKey;
+    if (key !== undefined && !this.#firstEntryOf.has(key)) this.#firstEntryOf.set(key, serviceEntryHash(e));
   }
 
   #clientLatency(): number {
     return this.#prng.range(simTiming.clientLatencyMinMs, simTiming.clientLatencyMaxMs);
   }
 
-  #reply(done: (r: SubmitResult) => void, result: SubmitResult): void {
-    this.#env.scheduler.after(this.#clientLatency(), () => done(result), "client reply");
-  }
-
-  #submit(clientId: number, input: KvInput, done: (r: SubmitResult) => void, requestId: string): void {
+  /**
+   * A client sends to the node it believes leads (else a random one) and `run` serves the request
+   * there. Any node serves reads (a follower's ReadIndex goes through the leader); a follower refuses
+   * writes with ERR_NOT_LEADER and a hint, which the client follows next time. Failures the service
+   * promises had no effect are definite; an unknown outcome stays silent (the client times out); any
+   * other error is an answer no correct service gives.
+   */
+  #serve<T>(
+    clientId: number,
+    run: (inc: Incarnation) => Promise<T> | undefined,
+    done: (r: StreamReply<T>) => void,
+    onAnswer: (inc: Incarnation, value: T) => void = () => {},
+  ): void {
     const n = this.#env.options.clusterSize;
     const target = this.#leaderHint.get(clientId) ?? 1 + this.#prng.below(n);
     this.#env.scheduler.after(
       this.#clientLatency(),
       () => {
         const inc = this.#member(target).current;
-        const g = inc?.group;
-        if (inc === undefined || g === undefined) {
-          this.#leaderHint.delete(clientId);
+        const call = inc === undefined ? undefined : run(inc);
+        if (inc === undefined || call === undefined) {
+          this.#leaderHint.delete(clientId); // the connection fails; the client times out
           return;
         }
-        const soft = g.softState;
-        if (soft.role !== "leader") {
-          this.#leaderHint.set(clientId, soft.leaderId ?? 1 + this.#prng.below(n));
-          this.#reply(done, { kind: "failed", reason: "not-leader" });
-          return;
-        }
-        if (input.op === "get") {
-          // A failed read had no effect, so any refusal is a definite failure.
-          g.readBarrier().then(
-            () => {
-              if (!inc.alive) return;
-              const s = inc.state.keys.get(input.key) ?? { value: null, version: 0 };
-              this.#reply(done, {
-                kind: "ok",
-                output: { kind: "value", value: s.value, version: s.version },
-              });
-            },
-            () => {
-              if (inc.alive) this.#reply(done, { kind: "failed", reason: "read refused" });
-            },
-          );
-          return;
-        }
-        // Any failure of a proposal may hide a late commit: stay silent and let the client time out.
-        g.propose(encodeKvCommand({ requestId, input })).then(
-          (output) => {
-            if (!inc.alive || output === undefined) return;
-            this.#observations.push({
-              type: "acked-write",
-              clientId,
-              dataHash: ackHash(inc.state, requestId),
-            });
-            this.#reply(done, { kind: "ok", output });
+        const reply = (r: StreamReply<T>) =>
+          this.#env.scheduler.after(this.#clientLatency(), () => done(r), "client reply");
+        call.then(
+          (value) => {
+            if (!inc.alive) return;
+            onAnswer(inc, value);
+            reply({ kind: "ok", value });
           },
-          () => {},
+          (error: unknown) => {
+            if (!inc.alive) return;
+            const code = error instanceof CairnError ? error.code : "ERR_INTERNAL";
+            switch (code) {
+              case "ERR_NOT_LEADER": {
+                // Never appended: a definite failure. Follow the hint, or try another node.
+                const hint = error instanceof CairnError ? error.details["leaderId"] : undefined;
+                this.#leaderHint.set(clientId, typeof hint === "number" ? hint : 1 + this.#prng.below(n));
+                reply({ kind: "failed", reason: code });
+                return;
+              }
+              case "ERR_UNAVAILABLE":
+              case "ERR_NOT_FOUND":
+                // The service promises this had no effect (not appended, superseded, read refused,
+                // or the stream is not there yet).
+                this.#leaderHint.delete(clientId);
+                reply({ kind: "failed", reason: code });
+                return;
+              case "ERR_TIMEOUT":
+              case "ERR_SHUTTING_DOWN":
+              case "ERR_STORAGE_FAILED":
+              case "ERR_NO_SPACE":
+                // The outcome is unknown: stay silent and let the client time out.
+                return;
+              default:
+                reply({ kind: "error", code });
+            }
+          },
         );
       },
       `client ${clientId} request`,
     );
   }
 
+  #submit(
+    clientId: number,
+    input: ServiceKvInput,
+    done: (r: SubmitResult<ServiceKvOutput>) => void,
+    requestId: string,
+  ): void {
+    this.#serve<ServiceKvOutput>(
+      clientId,
+      (inc) => (inc.kv === undefined ? undefined : callKv(inc.kv, input, requestId)),
+      (r) => {
+        if (r.kind === "ok") done({ kind: "ok", output: r.value });
+        else if (r.kind === "failed") done(r);
+        else done({ kind: "ok", output: { kind: "error", code: r.code } });
+      },
+      () => {
+        if (input.op === "get") return;
+        this.#observations.push({
+          type: "acked-write",
+          clientId,
+          dataHash: this.#firstEntryOf.get(requestId) ?? "",
+        });
+      },
+    );
+  }
+
+  // ------------------------------------------------------------------ streams (StreamTarget)
+
+  setUp(clientId: number, options: StreamWorkloadOptions, done: (r: StreamReply<void>) => void): void {
+    this.#serve<void>(
+      clientId,
+      (inc) => {
+        const streams = inc.streams;
+        if (streams === undefined) return undefined;
+        return (async () => {
+          for (let s = 0; s < options.streams; s++) await streams.create(`s${s}`, {}, `create-s${s}`);
+          await streams.createGroup(
+            groupStream,
+            groupName,
+            {
+              startAt: { kind: "first" },
+              ackWaitMs: options.ackWaitMs,
+              maxDeliveries: options.maxDeliveries,
+            },
+            "create-group",
+          );
+        })();
+      },
+      done,
+    );
+  }
+
+  append(
+    clientId: number,
+    stream: string,
+    messageId: string,
+    payload: string,
+    done: (r: StreamReply<{ readonly seq: number }>) => void,
+  ): void {
+    this.#serve(
+      clientId,
+      (inc) =>
+        inc.streams?.append(
+          stream,
+          { payload: encoder.encode(payload), headers: [[messageIdHeader, messageId]], msgId: messageId },
+          messageId,
+        ),
+      done,
+    );
+  }
+
+  read(
+    clientId: number,
+    stream: string,
+    from: number,
+    limit: number,
+    done: (r: StreamReply<readonly StreamEntry[]>) => void,
+  ): void {
+    this.#serve(
+      clientId,
+      (inc) => inc.streams?.read(stream, { from, limit }).then((page) => page.messages.map(entryOf)),
+      done,
+    );
+  }
+
+  fetch(
+    clientId: number,
+    consumer: string,
+    max: number,
+    done: (r: StreamReply<readonly FetchedMessage[]>) => void,
+  ): void {
+    this.#serve(
+      clientId,
+      (inc) =>
+        inc.streams?.fetch(groupStream, groupName, consumer, max).then((messages) =>
+          messages.map((m) => ({
+            seq: m.seq,
+            messageId: headerOf(m.headers, messageIdHeader),
+            payload: decoder.decode(Uint8Array.from(atob(m.payloadBase64), (c) => c.charCodeAt(0))),
+            deliveries: m.deliveries,
+          })),
+        ),
+      done,
+    );
+  }
+
+  settle(
+    clientId: number,
+    action: "ack" | "nack" | "term",
+    seqs: readonly number[],
+    idempotencyKey: string,
+    done: (r: StreamReply<{ readonly settled: readonly number[] }>) => void,
+  ): void {
+    this.#serve(
+      clientId,
+      (inc) => inc.streams?.settle(groupStream, groupName, action, seqs, 0, idempotencyKey),
+      done,
+    );
+  }
+
+  finalState(): FinalStreamState | undefined {
+    const leaderAt = this.#leader();
+    const commit = leaderAt?.inc.group?.status().commitIndex;
+    if (leaderAt === undefined || commit === undefined) return undefined;
+    // Every voter that applied everything: its local copy of each stream, read whole.
+    const copies = new Map<string, ReaderView[]>();
+    for (const m of this.#members.values()) {
+      const inc = m.current;
+      if (inc?.group?.appliedIndex !== commit) continue;
+      for (let s = 0; s < (this.#env.options.streams?.streams ?? 0); s++) {
+        const name = `s${s}`;
+        const entries = readWhole(inc.backend.reader, name)?.map(entryOf);
+        if (entries === undefined) continue;
+        const list = copies.get(name) ?? [];
+        list.push({ readerId: `node ${m.id}'s copy`, complete: true, entries });
+        copies.set(name, list);
+      }
+    }
+    const reader = leaderAt.inc.backend.reader;
+    const stream = getStreamMeta(reader, groupStream);
+    const meta = stream === undefined ? undefined : getGroupMeta(reader, stream, groupName);
+    const group =
+      meta === undefined
+        ? undefined
+        : {
+            deliveredThroughSeq: meta.nextSeq - 1,
+            pendingSeqs: listPending(reader, meta, Number.MAX_SAFE_INTEGER).map((p) => p.seq),
+            deadLetters: (readWhole(reader, deadLetterStream) ?? []).map((m) => ({
+              dlqSeq: m.seq,
+              originalSeq: Number(headerOf(m.headers, "cairn-dlq-seq")),
+            })),
+          };
+    return { copies, group };
+  }
+
   // ------------------------------------------------------------------ observations and convergence
 
+  /**
+   * Records the durable log. The prefix up to what this node applied (or its snapshot covers) is
+   * reported as compacted: committed entries are compared through the `committed`/`applied`
+   * observations, which keeps each observation small.
+   */
   #observeLog(node: number, inc: Incarnation): void {
     const log = inc.log;
-    const commit = Math.min(inc.state.appliedIndex, log.at(-1)?.index ?? 0);
-    const at = log.findIndex((e) => e.index > commit);
-    const tail = at < 0 ? [] : log.slice(at);
-    const base = log[at < 0 ? log.length - 1 : at - 1];
+    const snapshotIndex = inc.snapshot?.index ?? 0;
+    const lastIndex = log.at(-1)?.index ?? snapshotIndex;
+    const commit = Math.max(Math.min(inc.appliedThrough, lastIndex), snapshotIndex);
+    const tail = log.filter((e) => e.index > commit);
+    const base = log.find((e) => e.index === commit) ?? (commit === snapshotIndex ? inc.snapshot : undefined);
     const entries: ObservedEntry[] = tail.map((e) => ({
       index: e.index,
       term: e.term,
-      dataHash: entryHash(e),
+      dataHash: serviceEntryHash(e),
     }));
     this.#observations.push({
       type: "log",
       node,
       entries,
-      ...(base === undefined ? {} : { compactedThrough: { index: base.index, term: base.term } }),
+      ...(base === undefined || base.index === 0
+        ? {}
+        : { compactedThrough: { index: base.index, term: base.term } }),
     });
   }
 
@@ -392,84 +871,222 @@ class RuntimeCluster implements SimCluster<Message> {
     return this.#observations;
   }
 
-  convergenceProblems(): readonly string[] {
-    const problems: string[] = [];
-    let leaderMember: RuntimeMember | undefined;
-    for (const m of this.#members.values()) {
-      const g = m.current?.group;
-      if (g?.softState.role !== "leader") continue;
-      if (
-        leaderMember?.current?.group === undefined ||
-        leaderMember.current.group.status().term < g.status().term
-      )
-        leaderMember = m;
-    }
-    const leaderInc = leaderMember?.current;
-    const leader = leaderInc?.group;
-    if (leaderMember === undefined || leaderInc === undefined || leader === undefined) {
+  convergenceProblems(compareState = true): readonly string[] {
+    // A node that stopped itself (fail-stop) never catches up; say why up front.
+    return [...this.#fatal, ...this.#lagging(compareState)];
+  }
+
+  #lagging(compareState: boolean): string[] {
+    const leaderAt = this.#leader();
+    const leader = leaderAt?.inc.group;
+    if (leaderAt === undefined || leader === undefined) {
       const states = [...this.#members.values()].map((m) => {
         const s = m.current?.group?.status();
         return s === undefined
           ? `${m.id}: down`
-          : `${m.id}: ${s.role} t${s.term} last ${s.lastIndex} commit ${s.commitIndex}`;
+          : `${m.id}: ${s.role} t${s.term} last ${s.lastIndex} commit ${s.commitIndex} voters ${s.conf.voters.join(",")} leader ${s.leaderId ?? "-"}`;
       });
       return [`no leader at the end of the liveness phase (${states.join("; ")})`];
     }
+    const problems: string[] = [];
     const ls = leader.status();
     const voters = [...ls.conf.voters].sort((a, b) => a - b);
     const wanted = [...this.#desired].sort((a, b) => a - b);
     if (voters.join() !== wanted.join()) problems.push(`voters ${voters} but the operator wants ${wanted}`);
     if (ls.commitIndex !== ls.lastIndex)
       problems.push(`leader committed ${ls.commitIndex} of ${ls.lastIndex}`);
-    const want = describeKvState(leaderInc.state);
+    let want: string | undefined;
     for (const id of voters) {
       const inc = this.#member(id).current;
-      if (inc?.group === undefined) {
+      const g = inc?.group;
+      if (inc === undefined || g === undefined) {
         problems.push(`node ${id} is down`);
-      } else if (inc.state.appliedIndex !== ls.commitIndex) {
+        continue;
+      }
+      const applied = g.appliedIndex;
+      if (applied !== ls.commitIndex) {
+        // Say where the node stands and how the leader sees it: the two halves of a stuck catch-up.
+        const s = g.status();
+        const peer = ls.peers.find((p) => p.id === id);
+        const seen =
+          peer === undefined
+            ? "no progress for it"
+            : `match ${peer.matchIndex}, next ${peer.nextIndex}, ${peer.state}, ${peer.inflight} in flight`;
         problems.push(
-          `node ${id} applied ${inc.state.appliedIndex}, leader ${leaderMember.id} committed ${ls.commitIndex}`,
+          `node ${id} applied ${applied}, leader ${leaderAt.id} committed ${ls.commitIndex} (node ${id}: ${s.role} t${s.term} commit ${s.commitIndex} last ${s.lastIndex} snapshot ${s.snapshotIndex}; leader: ${seen})`,
         );
-      } else if (describeKvState(inc.state) !== want) {
-        problems.push(`node ${id}'s key-value state differs from leader ${leaderMember.id}'s`);
+      } else if (compareState) {
+        want ??= describeServiceState(leaderAt.inc.backend.reader);
+        const got = describeServiceState(inc.backend.reader);
+        if (got !== want) {
+          // Name the first key that differs, so the report says where.
+          const mine = got.split("\n");
+          const theirs = want.split("\n");
+          const at = mine.findIndex((line, i) => line !== theirs[i]);
+          const differs =
+            at < 0
+              ? `it has ${mine.length} keys, the leader ${theirs.length}`
+              : `node ${id} has ${mine[at] ?? "nothing"} where the leader has ${theirs[at] ?? "nothing"}`;
+          problems.push(`node ${id}'s state differs from leader ${leaderAt.id}'s: ${differs}`);
+        }
       }
     }
     return problems;
   }
 }
 
-/** The digest of the entry that first applied `requestId` (idempotent retries share one effect). */
-function ackHash(state: KvState, requestId: string): string {
-  return state.firstEntryOf.get(requestId) ?? "";
+/** The value of a message header, or "" when it has none. */
+function headerOf(headers: readonly (readonly [string, string])[], name: string): string {
+  return headers.find(([n]) => n === name)?.[1] ?? "";
 }
 
-/** A GroupStorage that reports the durable log after every load and completed persist. */
+/** A stored message as the stream checker sees it. */
+function entryOf(m: StreamMessage): StreamEntry {
+  return { seq: m.seq, messageId: headerOf(m.headers, messageIdHeader), payload: decoder.decode(m.payload) };
+}
+
+/** A stream's whole contents from one node's local state, or undefined when it has no such stream. */
+function readWhole(reader: StateReader, name: string): StreamMessage[] | undefined {
+  const meta = getStreamMeta(reader, name);
+  if (meta === undefined) return undefined;
+  const out: StreamMessage[] = [];
+  for (let from = 1; ; ) {
+    const page = readMessages(reader, meta, from, 1000, Number.MAX_SAFE_INTEGER);
+    if (page.messages.length === 0) return out;
+    out.push(...page.messages);
+    from = page.next;
+  }
+}
+
+/** An error and its causes, on one line. */
+function describeError(error: unknown): string {
+  const parts: string[] = [];
+  for (let e = error, depth = 0; e !== undefined && depth < 4; depth++) {
+    parts.push(e instanceof Error ? `${e.name}: ${e.message}` : String(e));
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return parts.join(" <- ");
+}
+
+/** Conflict details carry the key's modify revision, or null when it is absent. */
+function currentRevisionOf(error: CairnError): number | null {
+  const r = error.details["currentRevision"];
+  return typeof r === "number" ? r : null;
+}
+
+/**
+ * Runs one request through the node's KvService and turns its answer into the model's terms: a
+ * failed condition or a non-integer is an answer; every other failure is thrown for the caller.
+ */
+async function callKv(kv: KvService, input: ServiceKvInput, requestId: string): Promise<ServiceKvOutput> {
+  const key = encoder.encode(input.key);
+  const idempotencyKey = requestId;
+  try {
+    switch (input.op) {
+      case "get": {
+        const { record } = await kv.get(key);
+        return record === undefined
+          ? { kind: "value", value: null, version: 0, revision: 0 }
+          : {
+              kind: "value",
+              value: decoder.decode(record.value),
+              version: record.version,
+              revision: record.modRevision,
+            };
+      }
+      case "put": {
+        const ack = await kv.put(key, encoder.encode(input.value), { idempotencyKey });
+        return { kind: "written", revision: ack.revision, created: ack.created };
+      }
+      case "put-if": {
+        const condition =
+          input.condition.kind === "absent" ? { ifAbsent: true } : { ifRevision: input.condition.revision };
+        const ack = await kv.put(key, encoder.encode(input.value), { ...condition, idempotencyKey });
+        return { kind: "written", revision: ack.revision, created: ack.created };
+      }
+      case "delete": {
+        const ack = await kv.delete(key, {
+          ...(input.ifRevision === undefined ? {} : { ifRevision: input.ifRevision }),
+          idempotencyKey,
+        });
+        return { kind: "deleted", deleted: ack.deleted, revision: ack.revision };
+      }
+      case "incr": {
+        const ack = await kv.increment(key, BigInt(input.by), { idempotencyKey });
+        return { kind: "incremented", value: ack.value, revision: ack.revision };
+      }
+    }
+  } catch (error) {
+    if (error instanceof CairnError && error.code === "ERR_CONFLICT")
+      return { kind: "conflict", currentRevision: currentRevisionOf(error) };
+    if (error instanceof CairnError && error.code === "ERR_NOT_INTEGER") return { kind: "not-integer" };
+    throw error;
+  }
+}
+
+/**
+ * A GroupStorage that reports the durable log (and the snapshot it starts after) after every load,
+ * completed persist and compaction, and counts snapshots installed and compactions.
+ */
 class ObservedStorage implements GroupStorage {
   readonly #inner: GroupStorage;
-  readonly #report: (log: Entry[]) => void;
+  readonly #report: (log: Entry[], snapshot: SnapshotMeta | undefined) => void;
+  readonly #count: (what: "snapshotsInstalled" | "compactions") => void;
   #log: Entry[] = [];
+  #snapshot: SnapshotMeta | undefined;
+  /** The log as handed to storage, durable or not: the runtime's own view of its entries. */
+  #written: Entry[] = [];
 
-  constructor(inner: GroupStorage, report: (log: Entry[]) => void) {
+  constructor(
+    inner: GroupStorage,
+    report: (log: Entry[], snapshot: SnapshotMeta | undefined) => void,
+    count: (what: "snapshotsInstalled" | "compactions") => void,
+  ) {
     this.#inner = inner;
     this.#report = report;
+    this.#count = count;
   }
 
   async load(): Promise<PersistedState | undefined> {
     const loaded = await this.#inner.load();
     this.#log = [...(loaded?.entries ?? [])];
-    this.#report(this.#log);
+    this.#snapshot = loaded?.snapshot;
+    this.#written = this.#log;
+    this.#report(this.#log, this.#snapshot);
     return loaded;
   }
 
-  async persist(batch: PersistBatch): Promise<void> {
-    await this.#inner.persist(batch);
-    const first = batch.entries[0];
-    if (first === undefined) return;
-    this.#log = this.#log.filter((e) => e.index < first.index).concat(batch.entries);
-    this.#report(this.#log);
+  /** The term of the entry at `index` as last handed to storage (or of the snapshot), if known. */
+  termAt(index: number): number | undefined {
+    if (this.#snapshot !== undefined && index === this.#snapshot.index) return this.#snapshot.term;
+    const first = this.#written[0];
+    if (first === undefined) return undefined;
+    return this.#written[index - first.index]?.term;
   }
 
-  compact(snapshot: SnapshotMeta): Promise<void> {
-    return this.#inner.compact(snapshot);
+  async persist(batch: PersistBatch): Promise<void> {
+    // An installed snapshot replaces the whole log (WalGroupStorage drops every entry).
+    if (batch.snapshot !== undefined) this.#written = [];
+    const head = batch.entries[0];
+    if (head !== undefined)
+      this.#written = this.#written.filter((e) => e.index < head.index).concat(batch.entries);
+    await this.#inner.persist(batch);
+    if (batch.snapshot !== undefined) {
+      this.#snapshot = batch.snapshot;
+      this.#log = [];
+      this.#count("snapshotsInstalled");
+    }
+    if (head !== undefined) this.#log = this.#log.filter((e) => e.index < head.index).concat(batch.entries);
+    if (head !== undefined || batch.snapshot !== undefined) this.#report(this.#log, this.#snapshot);
+  }
+
+  async compact(snapshot: SnapshotMeta): Promise<void> {
+    await this.#inner.compact(snapshot);
+    this.#count("compactions");
+    if (this.#snapshot !== undefined && this.#snapshot.index >= snapshot.index) return;
+    this.#snapshot = snapshot;
+    this.#log = this.#log.filter((e) => e.index > snapshot.index);
+    this.#written = this.#written.filter((e) => e.index > snapshot.index);
+    this.#report(this.#log, this.#snapshot);
   }
 }

@@ -51,6 +51,11 @@ export class Scheduler {
   #nextSeq = 0;
   #executed = 0;
   readonly #recentLabels: string[] = [];
+  /**
+   * Runs after every event, when set: the fault injector watches for a moment of the leader's
+   * through it, so an aimed fault strikes between two events, before anything else can happen.
+   */
+  afterEvent: (() => void) | undefined;
 
   /** Creates a scheduler at time 0. */
   constructor(options: SchedulerOptions = {}) {
@@ -130,6 +135,7 @@ export class Scheduler {
       this.#recentLabels.push(event.label);
       if (this.#recentLabels.length > recentLabelsMax) this.#recentLabels.shift();
       event.fn();
+      this.afterEvent?.();
       return true;
     }
   }

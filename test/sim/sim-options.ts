@@ -5,6 +5,7 @@ import { Prng } from "../../src/util/prng.js";
 import type { FaultScheduleOptions } from "./fault-schedule.js";
 import type { KvWorkloadOptions } from "./kv-workload.js";
 import type { NetworkOptions, Probability } from "./sim-network.js";
+import type { StreamWorkloadOptions } from "./stream-workload.js";
 
 /**
  * Which simulator and how hard it pushes: 0 a short calm smoke run of the Raft cores, 1 short runs
@@ -24,6 +25,23 @@ export interface DiskOptions {
   readonly tornWriteOnCrash: Probability;
 }
 
+/** How level 2 sets up each node's runtime and storage. */
+export interface RuntimeOptions {
+  /**
+   * Take a snapshot (and compact the log) every this many applied entries; undefined for none, in
+   * which case the state machine lives in memory and is rebuilt from the whole log on restart. With
+   * snapshots the state lives in a MemoryStateStore that survives crashes (its commits in flight do
+   * not), as lmdb would.
+   */
+  readonly snapshotEntries: number | undefined;
+  /** The WAL's segment size: small, so segments roll and compaction deletes them whole. */
+  readonly segmentBytesMax: number;
+  /** Latency of a state store commit. */
+  readonly storeCommitMaxMs: number;
+  /** The most entry bytes in one append message (small sizes split a leader's tail over several). */
+  readonly appendBytesMax: number;
+}
+
 /** The options of one run. Every field follows from `seed` and `level`. */
 export interface SimOptions {
   readonly seed: number;
@@ -38,6 +56,15 @@ export interface SimOptions {
   readonly disk: DiskOptions;
   readonly faults: FaultScheduleOptions;
   readonly workload: KvWorkloadOptions;
+  /** Level 2's runtime and storage settings (unused at the other levels). */
+  readonly runtime: RuntimeOptions;
+  /** Level 2: the stream workload beside the key-value one, in half of the runs. */
+  readonly streams: StreamWorkloadOptions | undefined;
+  /**
+   * Events a run may take before it fails as a runaway (a message storm, a livelock): far above what
+   * any healthy run of the level needs (level 1 about 20,000, level 2 about 12,000 at most).
+   */
+  readonly eventsMax: number;
 }
 
 /** Thrown for bad simulator arguments. */
@@ -59,6 +86,8 @@ export function simOptionsFromSeed(seed: number, level: SimLevel = 1): SimOption
   const faults = root.fork();
   const work = root.fork();
   const seeds = root.fork();
+  const rt = root.fork();
+  const st = root.fork();
 
   const clusterSize: 3 | 5 =
     level === 0 ? 3 : level === 2 ? (cluster.chance(3, 4) ? 5 : 3) : cluster.pick([3, 5] as const);
@@ -132,7 +161,39 @@ export function simOptionsFromSeed(seed: number, level: SimLevel = 1): SimOption
     disk: diskOptions,
     faults: faultOptions,
     workload,
+    runtime: {
+      snapshotEntries: rt.chance(3, 4) ? rt.range(8, 64) : undefined,
+      segmentBytesMax: rt.pick([8 * 1024, 32 * 1024, 256 * 1024]),
+      storeCommitMaxMs: rt.range(0, 5),
+      appendBytesMax: rt.pick([256, 2 * 1024, 16 * 1024]),
+    },
+    streams: streamOptions(st, level),
+    eventsMax: level === 2 ? 150_000 : 1_000_000,
   };
+}
+
+/** The stream workload of a run: at level 2, in half of the runs. */
+function streamOptions(prng: Prng, level: SimLevel): StreamWorkloadOptions | undefined {
+  const options: StreamWorkloadOptions = {
+    streams: prng.pick([1, 2] as const),
+    producers: prng.range(1, 3),
+    messagesMax: prng.range(30, 150),
+    readers: prng.range(1, 2),
+    consumers: prng.range(1, 3),
+    fetchMax: prng.range(1, 5),
+    ackWaitMs: prng.range(200, 1_000),
+    maxDeliveries: prng.range(2, 4),
+    timeoutMs: prng.range(500, 2_000),
+    retriesMax: prng.range(1, 4),
+    thinkMaxMs: prng.range(5, 50),
+    settleMix: {
+      ack: prng.range(4, 8),
+      nack: prng.range(0, 2),
+      term: prng.range(0, 1),
+      ignore: prng.range(0, 2),
+    },
+  };
+  return level === 2 && prng.chance(1, 2) ? options : undefined;
 }
 
 /** The command that replays a run; the simulator prints it with every failure. */
@@ -178,6 +239,16 @@ export function describeSimOptions(o: SimOptions): string {
     `network: latency ${o.network.latencyMinMs}-${o.network.latencyMaxMs}ms, loss ${ratio(o.network.loss)}, duplicate ${ratio(o.network.duplicate)}, reorder ${ratio(o.network.reorder)} (+${o.network.reorderExtraMaxMs}ms), ${o.network.fifo ? "fifo" : "unordered"} links`,
     `disk: fsync ${o.disk.syncLatencyMinMs}-${o.disk.syncLatencyMaxMs}ms, unsynced writes lost on crash ${ratio(o.disk.lostUnsyncedOnCrash)}, torn ${ratio(o.disk.tornWriteOnCrash)}`,
     `faults: safety phase ${o.faults.safetyPhaseMs}ms (a decision every ${o.faults.gapMinMs}-${o.faults.gapMaxMs}ms), liveness phase ${o.faults.livenessPhaseMs}ms`,
+    ...(o.level === 2
+      ? [
+          `runtime: ${o.runtime.snapshotEntries === undefined ? "no snapshots (state in memory)" : `snapshot every ${o.runtime.snapshotEntries} entries`}, WAL segments of ${o.runtime.segmentBytesMax} bytes, state store commits 0-${o.runtime.storeCommitMaxMs}ms, appends up to ${o.runtime.appendBytesMax} bytes`,
+        ]
+      : []),
+    ...(o.streams === undefined
+      ? []
+      : [
+          `streams: ${o.streams.streams} stream(s), ${o.streams.producers} producers (${o.streams.messagesMax} messages), ${o.streams.readers} readers, ${o.streams.consumers} consumers (fetch ${o.streams.fetchMax}, ack wait ${o.streams.ackWaitMs}ms, ${o.streams.maxDeliveries} deliveries, mix ack/nack/term/ignore ${o.streams.settleMix.ack}/${o.streams.settleMix.nack}/${o.streams.settleMix.term}/${o.streams.settleMix.ignore}), timeout ${o.streams.timeoutMs}ms, ${o.streams.retriesMax} retries`,
+        ]),
     `workload: ${w.clients} clients, ${w.keys} keys, ${w.operationsMax} ops, mix get/put/put-if/delete/incr ${w.mix.get}/${w.mix.put}/${w.mix.putIf}/${w.mix.delete}/${w.mix.incr}, timeout ${w.opTimeoutMs}ms, ${w.retriesMax} ${w.idempotentRetries ? "idempotent " : ""}retries`,
     `replay: ${replayLine(o)}`,
   ].join("\n");

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { applyKv, type KvInput, type KvKeyState, type KvOutput } from "./kv-model.js";
-import type { SubmitResult } from "./kv-workload.js";
+import { kvVersionDialect, type SubmitResult } from "./kv-workload.js";
 import type { RaftObservation } from "./raft-safety.js";
 import { type SimOptions, simOptionsFromSeed } from "./sim-options.js";
 import { runSimulation, type SimCluster, type SimEnvironment } from "./sim-runner.js";
@@ -68,6 +68,8 @@ function toyCluster(bug: ToyBug) {
           });
         },
       },
+      // The toy has no Raft leader: aimed faults fire at their deadline on their scheduled nodes.
+      leaderView: () => undefined,
       crash(node) {
         crashed.add(node);
         if (node === 1 && bug === "crash-loses-last-write" && lastWrite)
@@ -102,7 +104,7 @@ describe("runSimulation", () => {
       [2, 1],
       [3, 1],
     ] as const) {
-      const report = runSimulation(simOptionsFromSeed(seed, level), toyCluster("none"));
+      const report = runSimulation(simOptionsFromSeed(seed, level), toyCluster("none"), kvVersionDialect);
       assert.ok(report.ok, report.text);
       assert.ok(report.history.length > 100);
       assert.ok(report.workloadCounters.ok > 0);
@@ -114,15 +116,18 @@ describe("runSimulation", () => {
     // A regression guard for the checker's cost on realistic histories with many timeouts: each
     // run must be decided (no "unknown") within the default step budget.
     for (let seed = 100; seed < 110; seed++) {
-      const report = runSimulation(simOptionsFromSeed(seed, 1), toyCluster("none"));
+      const report = runSimulation(simOptionsFromSeed(seed, 1), toyCluster("none"), kvVersionDialect);
       assert.ok(report.ok, report.text);
     }
   });
 
   it("exposes a cluster that applies a duplicated request twice", () => {
     const options = withDuplication(simOptionsFromSeed(2, 1));
-    assert.ok(runSimulation(options, toyCluster("none")).ok, "the same run passes without the bug");
-    const report = runSimulation(options, toyCluster("no-dedupe"));
+    assert.ok(
+      runSimulation(options, toyCluster("none"), kvVersionDialect).ok,
+      "the same run passes without the bug",
+    );
+    const report = runSimulation(options, toyCluster("no-dedupe"), kvVersionDialect);
     assert.equal(report.ok, false);
     assert.equal(report.linearizability.kind, "not-linearizable");
     assert.match(report.text, /^FAIL npm run sim -- --seed 2 --level 1\n/);
@@ -135,25 +140,29 @@ describe("runSimulation", () => {
     // twenty must.
     const caught = [];
     for (let seed = 1; seed <= 20; seed++) {
-      const report = runSimulation(simOptionsFromSeed(seed, 1), toyCluster("crash-loses-last-write"));
+      const report = runSimulation(
+        simOptionsFromSeed(seed, 1),
+        toyCluster("crash-loses-last-write"),
+        kvVersionDialect,
+      );
       if (report.linearizability.kind === "not-linearizable") caught.push(seed);
     }
     assert.ok(caught.length > 0, "no seed caught the lost write");
   });
 
   it("reports Raft violations the cluster observed", () => {
-    const report = runSimulation(simOptionsFromSeed(2, 1), toyCluster("diverge"));
+    const report = runSimulation(simOptionsFromSeed(2, 1), toyCluster("diverge"), kvVersionDialect);
     assert.equal(report.ok, false);
     assert.ok(report.raftViolations.some((v) => v.kind === "state-machine-safety"));
     assert.match(report.text, /raft state-machine-safety: node 1 applied \(1, t1, a\)/);
   });
 
   it("replays the same run from the same options", () => {
-    const a = runSimulation(simOptionsFromSeed(5, 1), toyCluster("none"));
-    const b = runSimulation(simOptionsFromSeed(5, 1), toyCluster("none"));
+    const a = runSimulation(simOptionsFromSeed(5, 1), toyCluster("none"), kvVersionDialect);
+    const b = runSimulation(simOptionsFromSeed(5, 1), toyCluster("none"), kvVersionDialect);
     assert.deepEqual(a.history, b.history);
     assert.equal(a.text, b.text);
-    const c = runSimulation(simOptionsFromSeed(6, 1), toyCluster("none"));
+    const c = runSimulation(simOptionsFromSeed(6, 1), toyCluster("none"), kvVersionDialect);
     assert.notDeepEqual(a.history, c.history);
   });
 });

@@ -3,26 +3,56 @@
 // liveness phase, then run every checker and print a report that starts with the replay line. The
 // real cluster harness (core + runtime over simulated disk and network) plugs in as a `SimCluster`.
 import { Prng } from "../../src/util/prng.js";
-import { type FaultTarget, injectFaults } from "./fault-injector.js";
-import { describeFaultSchedule, type FaultEvent, generateFaultSchedule } from "./fault-schedule.js";
-import { type KvOperation, kvModel } from "./kv-model.js";
-import { type KvTarget, KvWorkload, type KvWorkloadCounters } from "./kv-workload.js";
+import { type FaultInjector, type FaultTarget, type FiredFault, injectFaults } from "./fault-injector.js";
+import { describeFaultEvent, describeFaultSchedule, generateFaultSchedule } from "./fault-schedule.js";
+import type { Operation } from "./history.js";
+import type { KvInput, KvOutput } from "./kv-model.js";
+import {
+  type KvDialect,
+  type KvOpKind,
+  type KvTarget,
+  KvWorkload,
+  type KvWorkloadCounters,
+} from "./kv-workload.js";
 import { type CheckResult, checkLinearizable } from "./linearizability.js";
 import { checkRaftSafety, type RaftObservation, type RaftViolation } from "./raft-safety.js";
 import { Scheduler } from "./scheduler.js";
 import { type NetworkCounters, SimNetwork } from "./sim-network.js";
 import { describeSimOptions, replayLine, type SimOptions } from "./sim-options.js";
 
-/** A simulated cluster as the runner sees it. */
-export interface SimCluster<M> extends FaultTarget {
+/** A second workload a cluster may run beside the key-value one (level 2's streams). */
+export interface SideWorkload {
+  start(): void;
+  /** Stops issuing new requests (with the key-value workload). */
+  stop(): void;
+  /** Once the run has settled: what its checkers found (each a failure of the run). */
+  problems(): readonly string[];
+  /** What it did, for the report. */
+  readonly counters: Readonly<Record<string, number>>;
+}
+
+/** A key-value request as the workload builds it, in any dialect. */
+export type KvRequest = { readonly op: KvOpKind; readonly key: string };
+
+/** A simulated cluster as the runner sees it; `I` and `O` are its key-value dialect's requests and answers. */
+export interface SimCluster<M, I = KvInput, O = KvOutput> extends FaultTarget {
   /** Receives a message the network delivers. */
   deliver(from: number, to: number, message: M): void;
   /** Where the workload sends its operations. */
-  readonly kv: KvTarget;
+  readonly kv: KvTarget<I, O>;
   /** Everything the cluster observed about Raft (see raft-safety.ts), in order. */
   observations(): readonly RaftObservation[];
-  /** After the liveness phase: problems with convergence (nodes disagreeing, no leader, lagging). */
-  convergenceProblems(): readonly string[];
+  /**
+   * After the liveness phase: problems with convergence (nodes disagreeing, no leader, lagging).
+   * `compareState: false` skips comparing the replicas' states: a cheap check to wait on.
+   */
+  convergenceProblems(compareState?: boolean): readonly string[];
+  /** What the cluster counted (snapshots sent, installed ...), for the report. */
+  readonly counters?: Readonly<Record<string, number>>;
+  /** Failures the cluster survived (a snapshot it could not store ...), printed with the report. */
+  notes?(): readonly string[];
+  /** A workload the cluster runs besides the key-value one, if any. */
+  readonly sideWorkload?: SideWorkload | undefined;
 }
 
 /** What a cluster factory gets: the shared clock, the network to send on, and its own random stream. */
@@ -37,14 +67,22 @@ export interface SimEnvironment<M> {
 export interface SimReport {
   readonly ok: boolean;
   readonly replay: string;
-  readonly history: readonly KvOperation[];
+  /** The key-value history, in the dialect of the level. */
+  readonly history: readonly Operation<unknown, unknown>[];
   readonly linearizability: CheckResult;
   readonly raftViolations: readonly RaftViolation[];
   readonly convergenceProblems: readonly string[];
+  /** What the side workload's checkers found (streams and consumer groups at level 2). */
+  readonly streamProblems: readonly string[];
   /** What the workload did (issued, answered, timed out, failed, late answers). */
   readonly workloadCounters: KvWorkloadCounters;
   readonly networkCounters: NetworkCounters;
-  readonly faultsFired: readonly FaultEvent[];
+  /** What the cluster counted, if it counts anything. */
+  readonly clusterCounters: Readonly<Record<string, number>>;
+  /** What the side workload did (streams at level 2), if there is one. */
+  readonly sideCounters: Readonly<Record<string, number>>;
+  /** The faults as they fired (real node ids, time, whom an aimed one hit). */
+  readonly faultsFired: readonly FiredFault[];
   /** The whole report as text, replay line first. */
   readonly text: string;
 }
@@ -53,18 +91,23 @@ export interface SimReport {
 const drainSlackMs = 1;
 
 /** Everything one run wires together before its phases run. */
-interface RunParts<M> {
+interface RunParts<M, S, I extends KvRequest, O> {
   readonly scheduler: Scheduler;
   readonly network: SimNetwork<M>;
-  readonly cluster: SimCluster<M>;
+  readonly cluster: SimCluster<M, I, O>;
   readonly schedule: ReturnType<typeof generateFaultSchedule>;
-  readonly workload: KvWorkload;
-  readonly faultsFired: FaultEvent[];
+  readonly workload: KvWorkload<S, I, O>;
+  readonly dialect: KvDialect<S, I, O>;
+  readonly injector: FaultInjector;
 }
 
-function setUp<M>(options: SimOptions, makeCluster: (env: SimEnvironment<M>) => SimCluster<M>): RunParts<M> {
-  const scheduler = new Scheduler();
-  let cluster: SimCluster<M> | undefined;
+function setUp<M, S, I extends KvRequest, O>(
+  options: SimOptions,
+  makeCluster: (env: SimEnvironment<M>) => SimCluster<M, I, O>,
+  dialect: KvDialect<S, I, O>,
+): RunParts<M, S, I, O> {
+  const scheduler = new Scheduler({ eventsMax: options.eventsMax });
+  let cluster: SimCluster<M, I, O> | undefined;
   const nodes = Array.from({ length: options.clusterSize }, (_, i) => i + 1);
   const network = new SimNetwork<M>(
     scheduler,
@@ -77,24 +120,36 @@ function setUp<M>(options: SimOptions, makeCluster: (env: SimEnvironment<M>) => 
   cluster = built;
 
   const schedule = generateFaultSchedule(options.faultSeed, options.faults);
-  const faultsFired: FaultEvent[] = [];
-  injectFaults(scheduler, schedule, network, built, (e) => faultsFired.push(e));
+  const injector = injectFaults(scheduler, schedule, network, built);
 
-  const workload = new KvWorkload(scheduler, new Prng(options.workloadSeed), built.kv, options.workload);
+  const workload = new KvWorkload(
+    scheduler,
+    new Prng(options.workloadSeed),
+    built.kv,
+    options.workload,
+    dialect,
+  );
   workload.start();
-  return { scheduler, network, cluster: built, schedule, workload, faultsFired };
+  built.sideWorkload?.start();
+  return { scheduler, network, cluster: built, schedule, workload, dialect, injector };
 }
 
-/** Runs one simulation with `options` against the cluster `makeCluster` builds. Deterministic. */
-export function runSimulation<M>(
+/**
+ * Runs one simulation with `options` against the cluster `makeCluster` builds, its key-value history
+ * checked against `dialect`'s model. Deterministic.
+ */
+export function runSimulation<M, S, I extends KvRequest, O>(
   options: SimOptions,
-  makeCluster: (env: SimEnvironment<M>) => SimCluster<M>,
+  makeCluster: (env: SimEnvironment<M>) => SimCluster<M, I, O>,
+  dialect: KvDialect<S, I, O>,
 ): SimReport {
-  const parts = setUp(options, makeCluster);
-  const { scheduler, schedule, workload } = parts;
+  const parts = setUp(options, makeCluster, dialect);
+  const { scheduler, schedule, workload, injector } = parts;
+  scheduler.afterEvent = () => injector.poll();
   scheduler.runUntil(schedule.safetyEndMs);
   scheduler.runUntil(schedule.livenessEndMs);
   workload.stop();
+  parts.cluster.sideWorkload?.stop();
   scheduler.runUntil(schedule.livenessEndMs + options.workload.opTimeoutMs + drainSlackMs);
   return finish(options, parts, parts.cluster.convergenceProblems());
 }
@@ -105,12 +160,13 @@ const settleMicrotasks = () => new Promise<void>((resolve) => setImmediate(resol
 /**
  * Runs events one at a time up to `targetMs`, letting the promise reactions each event triggers run
  * before the next event (so asynchronous code completes when the event queue says, and only then).
- * Stops early once `until` holds.
+ * Stops early once `until` holds. `afterEvent` runs once the reactions of each event have run.
  */
 export async function runUntilAsync(
   scheduler: Scheduler,
   targetMs: number,
   until: () => boolean = () => false,
+  afterEvent: () => void = () => {},
 ): Promise<void> {
   await settleMicrotasks();
   for (;;) {
@@ -125,6 +181,7 @@ export async function runUntilAsync(
     }, targetMs);
     if (scheduler.executedEvents === before) return;
     await settleMicrotasks();
+    afterEvent();
   }
 }
 
@@ -133,43 +190,53 @@ export async function runUntilAsync(
  * scheduler advances one event at a time and promise reactions run in between. After the workload
  * stops, the cluster gets up to `settleMs` to converge before its convergence is judged.
  */
-export async function runSimulationAsync<M>(
+export async function runSimulationAsync<M, S, I extends KvRequest, O>(
   options: SimOptions,
-  makeCluster: (env: SimEnvironment<M>) => SimCluster<M>,
+  makeCluster: (env: SimEnvironment<M>) => SimCluster<M, I, O>,
+  dialect: KvDialect<S, I, O>,
   settleMs: number,
 ): Promise<SimReport> {
-  const parts = setUp(options, makeCluster);
-  const { scheduler, schedule, workload, cluster } = parts;
-  await runUntilAsync(scheduler, schedule.safetyEndMs);
+  const parts = setUp(options, makeCluster, dialect);
+  const { scheduler, schedule, workload, cluster, injector } = parts;
+  const poll = () => injector.poll();
+  await runUntilAsync(scheduler, schedule.safetyEndMs, undefined, poll);
   await runUntilAsync(scheduler, schedule.livenessEndMs);
   workload.stop();
+  cluster.sideWorkload?.stop();
   await runUntilAsync(scheduler, schedule.livenessEndMs + options.workload.opTimeoutMs + drainSlackMs);
   const settleEndMs = scheduler.nowMs + settleMs;
-  await runUntilAsync(scheduler, settleEndMs, () => cluster.convergenceProblems().length === 0);
+  await runUntilAsync(scheduler, settleEndMs, () => cluster.convergenceProblems(false).length === 0);
   return finish(options, parts, cluster.convergenceProblems());
 }
 
-function finish<M>(
+function finish<M, S, I extends KvRequest, O>(
   options: SimOptions,
-  parts: RunParts<M>,
+  parts: RunParts<M, S, I, O>,
   convergenceProblems: readonly string[],
 ): SimReport {
-  const { workload, network, schedule, faultsFired } = parts;
+  const { workload, network, schedule, injector } = parts;
+  const faultsFired = injector.fired;
   const built = parts.cluster;
   const history = workload.history();
-  const linearizability = checkLinearizable(kvModel, history);
+  const linearizability = checkLinearizable(parts.dialect.model, history);
   const raftViolations = checkRaftSafety(built.observations());
+  const side = built.sideWorkload;
+  const streamProblems = side?.problems() ?? [];
   // An undecided linearizability check fails the run too: someone has to look at it.
   const ok =
     linearizability.kind === "linearizable" &&
     raftViolations.length === 0 &&
     convergenceProblems.length === 0 &&
+    streamProblems.length === 0 &&
     workload.counters.idempotencyViolations === 0;
 
   const lines = [`${ok ? "PASS" : "FAIL"} ${replayLine(options)}`, describeSimOptions(options)];
   lines.push(
-    `workload: ${JSON.stringify(workload.counters)}; network: ${JSON.stringify(network.counters)}; faults fired: ${faultsFired.length}`,
+    `workload: ${JSON.stringify(workload.counters)}; network: ${JSON.stringify(network.counters)}; faults fired: ${faultsFired.length}; events: ${parts.scheduler.executedEvents}`,
   );
+  if (built.counters !== undefined) lines.push(`cluster: ${JSON.stringify(built.counters)}`);
+  if (side !== undefined) lines.push(`streams: ${JSON.stringify(side.counters)}`);
+  for (const note of built.notes?.() ?? []) lines.push(`incident: ${note}`);
   switch (linearizability.kind) {
     case "linearizable":
       lines.push(`linearizability: ok (${history.length} operations, ${linearizability.steps} search steps)`);
@@ -183,12 +250,24 @@ function finish<M>(
   }
   for (const v of raftViolations) lines.push(`raft ${v.kind}: ${v.message}`);
   for (const p of convergenceProblems) lines.push(`convergence: ${p}`);
+  for (const p of streamProblems) lines.push(`streams: ${p}`);
   if (workload.counters.idempotencyViolations > 0) {
     lines.push(
       `idempotency: ${workload.counters.idempotencyViolations} retries answered differently from the first attempt`,
     );
   }
-  if (!ok) lines.push("fault schedule:", describeFaultSchedule(schedule));
+  if (!ok) {
+    lines.push("fault schedule:", describeFaultSchedule(schedule));
+    lines.push("faults as they fired (real nodes):");
+    for (const f of faultsFired) {
+      const late =
+        f.firedMs === f.scheduled.atMs
+          ? ""
+          : ` fired at ${f.firedMs}ms${f.missedMoment === true ? " (its moment never came)" : ""}`;
+      const note = f.note === undefined ? "" : ` ${f.note}`;
+      lines.push(`${describeFaultEvent(f.resolved)}${late}${note}`);
+    }
+  }
   return {
     ok,
     replay: replayLine(options),
@@ -196,9 +275,12 @@ function finish<M>(
     linearizability,
     raftViolations,
     convergenceProblems,
+    streamProblems,
     workloadCounters: { ...workload.counters },
     networkCounters: { ...network.counters },
-    faultsFired,
+    clusterCounters: { ...built.counters },
+    sideCounters: { ...side?.counters },
+    faultsFired: [...faultsFired],
     text: lines.join("\n"),
   };
 }

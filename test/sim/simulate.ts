@@ -1,15 +1,25 @@
 // Runs one seed of the simulator at a level, picking the cluster that level runs against. Shared by
 // the command line (main.ts), the seed tests and the mutant script.
-import type { Message } from "../../src/raft/index.js";
 import { coreCluster, simTiming } from "./core-cluster.js";
+import { type KnownIssue, knownIssueOf } from "./known-issues.js";
+import { serviceKvDialect } from "./kv-service-model.js";
+import { kvVersionDialect } from "./kv-workload.js";
 import { runtimeCluster } from "./runtime-cluster.js";
 import { replayLine, type SimLevel, simOptionsFromSeed } from "./sim-options.js";
 import { runSimulation, runSimulationAsync, type SimReport } from "./sim-runner.js";
 
-/** How a run ended: its report, or the invariant a component asserted (which fails the run too). */
+/**
+ * How a run ended: its report, or the invariant a component asserted (which fails the run too).
+ * `known` names the known product issue that explains a failing run (see known-issues.ts).
+ */
 export type SeedOutcome =
-  | { readonly ok: boolean; readonly text: string; readonly report: SimReport }
-  | { readonly ok: false; readonly text: string; readonly report?: undefined };
+  | {
+      readonly ok: boolean;
+      readonly text: string;
+      readonly report: SimReport;
+      readonly known: KnownIssue | undefined;
+    }
+  | { readonly ok: false; readonly text: string; readonly report?: undefined; readonly known?: undefined };
 
 /**
  * Runs seed `seed` at `level` and never throws for a failing run: an assertion inside the core or
@@ -22,7 +32,12 @@ export async function runSeed(
 ): Promise<SeedOutcome> {
   try {
     const report = await simulateSeed(seed, level, trace);
-    return { ok: report.ok, text: report.text, report };
+    const known = knownIssueOf(report);
+    const text =
+      known === undefined
+        ? report.text
+        : `${report.text}\nknown product issue ${known.id}: ${known.diagnosis}`;
+    return { ok: report.ok, text, report, known };
   } catch (error) {
     const why = error instanceof Error ? (error.stack ?? error.message) : String(error);
     return {
@@ -44,6 +59,7 @@ export async function simulateSeed(
 ): Promise<SimReport> {
   const options = simOptionsFromSeed(seed, level);
   const hooks = trace === undefined ? {} : { trace };
-  if (level === 2) return runSimulationAsync<Message>(options, runtimeCluster(hooks), simTiming.settleMs);
-  return runSimulation<Message>(options, coreCluster(hooks));
+  if (level === 2)
+    return runSimulationAsync(options, runtimeCluster(hooks), serviceKvDialect, simTiming.settleMs);
+  return runSimulation(options, coreCluster(hooks), kvVersionDialect);
 }

@@ -206,6 +206,14 @@ describe("consumer group checker", () => {
     );
   });
 
+  it("does not call a message lost when an ack of it went unanswered, nor count that ack as settling it", () => {
+    const h = cleanGroup();
+    const gone = { ...h, final: { ...h.final, pendingSeqs: [3] } };
+    assert.deepEqual(checkConsumerGroup({ ...gone, unconfirmedAcks: [{ consumer: "c1", seq: 6 }] }), []);
+    // An unanswered ack of a message still in flight may simply not have happened.
+    assert.deepEqual(checkConsumerGroup({ ...h, unconfirmedAcks: [{ consumer: "c1", seq: 3 }] }), []);
+  });
+
   it("reports a message dead-lettered twice", () => {
     const h = cleanGroup();
     assert.deepEqual(groupKinds({ ...h, deadLetters: [...h.deadLetters, { dlqSeq: 2, originalSeq: 4 }] }), [

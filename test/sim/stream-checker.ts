@@ -261,6 +261,11 @@ export interface ConsumerGroupHistory {
   }[];
   /** Acks the server confirmed. */
   readonly acks: readonly { readonly consumer: string; readonly seq: number }[];
+  /**
+   * Acks whose answer never came (timed out): each may or may not have taken effect, so a message
+   * with one is not lost for being gone, but an unconfirmed ack proves nothing either.
+   */
+  readonly unconfirmedAcks?: readonly { readonly consumer: string; readonly seq: number }[];
   /** The group's final state: its cursor (last sequence handed out at least once) and what is in flight. */
   readonly final: { readonly deliveredThroughSeq: number; readonly pendingSeqs: readonly number[] };
   /** The dead-letter stream's contents: each entry names the original sequence it carries. */
@@ -296,6 +301,7 @@ export function checkConsumerGroup(h: ConsumerGroupHistory): ConsumerGroupViolat
   const out: ConsumerGroupViolation[] = [];
   const inStream = new Set(h.streamSeqs);
   const acked = new Set(h.acks.map((a) => a.seq));
+  const maybeAcked = new Set((h.unconfirmedAcks ?? []).map((a) => a.seq));
   const pending = new Set(h.final.pendingSeqs);
   const deadLettered = new Map<number, number[]>();
   for (const d of h.deadLetters) {
@@ -355,7 +361,7 @@ export function checkConsumerGroup(h: ConsumerGroupHistory): ConsumerGroupViolat
   }
   for (const seq of h.streamSeqs) {
     if (seq > h.final.deliveredThroughSeq) continue; // not handed out yet: backlog, not lost
-    if (!acked.has(seq) && !pending.has(seq) && !deadLettered.has(seq)) {
+    if (!acked.has(seq) && !maybeAcked.has(seq) && !pending.has(seq) && !deadLettered.has(seq)) {
       out.push({
         kind: "lost",
         seq,
