@@ -135,15 +135,22 @@ export interface BenchCluster {
   close(): Promise<void>;
 }
 
-/** Starts 3 `cairn node` processes (the `cairn dev` layout) in a temp dir and waits for a leader. */
-export async function startBenchCluster(httpPort: number, peerPort: number): Promise<BenchCluster> {
+/**
+ * Starts 3 `cairn node` processes (the `cairn dev` layout) in a temp dir and waits for a leader.
+ * `cairnBin` is the script that runs `cairn` (this tree's bin/cairn.js by default).
+ */
+export async function startBenchCluster(
+  httpPort: number,
+  peerPort: number,
+  cairnBin = new URL("../bin/cairn.js", import.meta.url).pathname,
+): Promise<BenchCluster> {
   const dir = await mkdtemp(join(tmpdir(), "cairn-bench-"));
   const cluster = await startDevCluster({
     nodes: 3,
     dir,
     httpPort,
     peerPort,
-    cairnBin: new URL("../bin/cairn.js", import.meta.url).pathname,
+    cairnBin,
     print: () => {},
   });
   const close = async () => {
