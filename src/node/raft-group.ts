@@ -383,8 +383,13 @@ export class RaftGroup<R> {
     }
     if (rd.messages.length > 0) {
       const snapshots = rd.messages.filter((m): m is SnapshotMessage => m.type === "snapshot");
+      // A leader's new entries go out at once, before its own disk write starts, since the
+      // followers' round trip is the longer path to a commit; so do heartbeats (ReadIndex rounds)
+      // and votes. Only an append that merely updates the commit index waits for the end of this
+      // turn of the event loop, behind the apply and the client replies it unblocks.
       this.#options.sender.send(
         snapshots.length === 0 ? rd.messages : rd.messages.filter((m) => m.type !== "snapshot"),
+        rd.messages.some((m) => m.type !== "append" || m.entries.length > 0),
       );
       for (const m of snapshots) this.#sendSnapshot(m);
     }
@@ -403,7 +408,8 @@ export class RaftGroup<R> {
       }
       this.metrics.persistMs.observe(this.#env.monotonicMs() - startedMs);
     }
-    if (rd.messagesAfterPersist.length > 0) this.#options.sender.send(rd.messagesAfterPersist);
+    // Acknowledgements and votes: a commit or an election waits for them.
+    if (rd.messagesAfterPersist.length > 0) this.#options.sender.send(rd.messagesAfterPersist, true);
     if (applying !== undefined) await applying;
     else if (rd.committedEntries.length > 0) await this.#applyTimed(rd.committedEntries);
 

@@ -31,7 +31,8 @@ export interface PeerLinkDeps {
 /**
  * The outbound side of one peer: a bounded queue of encoded frames and the one connection that
  * carries them, redialled with jittered exponential backoff whenever it breaks. Frames queued in
- * one turn of the event loop leave in one socket write.
+ * one turn of the event loop leave in one socket write, unless {@link flushNow} writes them
+ * earlier.
  */
 export class PeerLink {
   readonly peer: NodeId;
@@ -71,6 +72,14 @@ export class PeerLink {
     if (!this.#queue.push({ parts, bytes })) return false;
     this.#scheduleFlush();
     return true;
+  }
+
+  /**
+   * Writes every queued frame now, in one socket write, instead of at the end of this turn of the
+   * event loop: for messages on a client write's critical path.
+   */
+  flushNow(): void {
+    this.#flush();
   }
 
   /** Starts dialling if no connection is open or being opened. */
@@ -161,11 +170,8 @@ export class PeerLink {
   #scheduleFlush(): void {
     if (this.#flushScheduled || this.#conn === undefined || this.#waitingForDrain) return;
     this.#flushScheduled = true;
-    // One flush per synchronous run: every send made before it ends joins the same write. A
-    // microtask rather than setImmediate: waiting for the next turn of the event loop put the I/O
-    // poll phase (often a few hundred microseconds) between a leader's Ready and its appends, on
-    // the critical path of every write.
-    queueMicrotask(() => {
+    // One flush per turn of the event loop: every send made in this turn joins the same write.
+    setImmediate(() => {
       this.#flushScheduled = false;
       this.#flush();
     });
