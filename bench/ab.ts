@@ -6,7 +6,14 @@
 // Options: --rounds N (default 5), --seconds N per point (default 4), --points put:1,put:64,get:64
 // (op:clients; ops: put, get, append).
 import { Prng } from "../src/util/prng.js";
-import { type LoadResult, option as optionOf, type RequestSpec, runLoad, startBenchCluster } from "./load.js";
+import {
+  type LoadResult,
+  median,
+  option as optionOf,
+  type RequestSpec,
+  runLoad,
+  startBenchCluster,
+} from "./load.js";
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: string) => optionOf(args, name, fallback);
@@ -53,6 +60,14 @@ async function runBuild(dir: string): Promise<LoadResult[]> {
       body: JSON.stringify({ name: "bench" }),
       headers: { "content-type": "application/json" },
     });
+    // Warm up (JIT, connection setup) before anything is measured.
+    await runLoad({
+      url: cluster.leaderUrl,
+      clients: 16,
+      seconds: 2,
+      serverPids: cluster.pids,
+      next: (c, n) => request("put", `key-${(c * 7919 + n) % keys}`),
+    });
     const results: LoadResult[] = [];
     for (const point of points) {
       results.push(
@@ -70,12 +85,6 @@ async function runBuild(dir: string): Promise<LoadResult[]> {
     await cluster.close();
   }
 }
-
-const median = (xs: readonly number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[mid] ?? 0) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
-};
 
 const prng = new Prng(Date.now() % 2 ** 31);
 const samples = { A: [] as LoadResult[][], B: [] as LoadResult[][] };

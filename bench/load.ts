@@ -97,6 +97,14 @@ export async function runLoad(options: {
   };
 }
 
+/** The median of `values` (0 for none). */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  if (sorted.length === 0) return 0;
+  return sorted.length % 2 === 1 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+}
+
 /** The value of `--name VALUE` in `args`, or `fallback`. */
 export function option(args: readonly string[], name: string, fallback: string): string {
   const i = args.indexOf(`--${name}`);

@@ -3,7 +3,7 @@
 // PUT/GET/DELETE /kv/{key} with {"value": ...} plus GET /kv. They map onto the same services as
 // /v1 (same replication, same guarantees); errors keep the one Cairn error body.
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import type { FastifyInstance, preHandlerAsyncHookHandler } from "fastify";
+import type { FastifyInstance, preHandlerHookHandler } from "fastify";
 import { Type } from "typebox";
 import { CairnError } from "../../service/errors.js";
 import type { KvService } from "../../service/kv-service.js";
@@ -38,7 +38,7 @@ function jsonOf(bytes: Uint8Array): unknown {
 export function registerCompatRoutes(
   fastify: FastifyInstance,
   options: CompatRoutesOptions,
-  beforeWrite?: preHandlerAsyncHookHandler,
+  beforeWrite?: preHandlerHookHandler,
 ): void {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const write = beforeWrite ? { preHandler: beforeWrite } : {};

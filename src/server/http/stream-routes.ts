@@ -2,7 +2,7 @@
 // as UTF-8 text or base64, long-polls with waitMs, server-sent events resumable with Last-Event-ID,
 // Idempotency-Key on writes. Writes (fetch included: it changes delivery state) go to the leader.
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import type { FastifyInstance, FastifyReply, preHandlerAsyncHookHandler } from "fastify";
+import type { FastifyInstance, FastifyReply, preHandlerHookHandler } from "fastify";
 import { Type } from "typebox";
 import { CairnError, isErrorCode } from "../../service/errors.js";
 import type { StreamService } from "../../service/stream-service.js";
@@ -149,7 +149,7 @@ function clientGone(reply: FastifyReply): AbortSignal {
 export function registerStreamRoutes(
   fastify: FastifyInstance,
   streams: StreamService,
-  beforeWrite?: preHandlerAsyncHookHandler,
+  beforeWrite?: preHandlerHookHandler,
 ): void {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const write = beforeWrite ? { preHandler: beforeWrite } : {};
