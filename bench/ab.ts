@@ -4,7 +4,8 @@
 // shuffled order; each round starts a fresh 3-node cluster per build and runs every load point, and
 // the table shows the medians over the rounds and the ratio B/A. Not part of `npm test`.
 // Options: --rounds N (default 5), --seconds N per point (default 4), --points put:1,put:64,get:64
-// (op:clients; ops: put, get, append).
+// (op:clients; ops: put, get, append), --a-node-options / --b-node-options "FLAGS" (NODE_OPTIONS
+// for that build's node processes).
 import { Prng } from "../src/util/prng.js";
 import {
   type LoadResult,
@@ -18,6 +19,7 @@ import {
 const args = process.argv.slice(2);
 const option = (name: string, fallback: string) => optionOf(args, name, fallback);
 const dirs = { A: option("a", ""), B: option("b", "") };
+const nodeOptions = { A: option("a-node-options", ""), B: option("b-node-options", "") };
 if (dirs.A === "" || dirs.B === "") {
   console.error("usage: bench/ab.ts --a DIR --b DIR [--rounds N] [--seconds N] [--points put:1,put:64]");
   process.exit(2);
@@ -45,8 +47,14 @@ function request(op: "put" | "get" | "append", key: string): RequestSpec {
   }
 }
 
-async function runBuild(dir: string): Promise<LoadResult[]> {
-  const cluster = await startBenchCluster(28381, 28301, `${dir}/bin/cairn.js`);
+async function runBuild(dir: string, nodeOptions: string): Promise<LoadResult[]> {
+  // The node processes inherit NODE_OPTIONS: a way to compare V8 or Node flags on one build.
+  const saved = process.env["NODE_OPTIONS"];
+  if (nodeOptions !== "") process.env["NODE_OPTIONS"] = nodeOptions;
+  const cluster = await startBenchCluster(28381, 28301, `${dir}/bin/cairn.js`).finally(() => {
+    if (saved === undefined) delete process.env["NODE_OPTIONS"];
+    else process.env["NODE_OPTIONS"] = saved;
+  });
   try {
     for (let k = 0; k < keys; k++) {
       await fetch(`${cluster.leaderUrl}/v1/kv/key-${k}`, {
@@ -91,7 +99,7 @@ const samples = { A: [] as LoadResult[][], B: [] as LoadResult[][] };
 for (let r = 0; r < rounds; r++) {
   const order: ("A" | "B")[] = prng.below(2) === 0 ? ["A", "B"] : ["B", "A"];
   for (const build of order) {
-    samples[build].push(await runBuild(dirs[build]));
+    samples[build].push(await runBuild(dirs[build], nodeOptions[build]));
     const last = samples[build].at(-1) ?? [];
     console.error(
       `round ${r + 1} ${build}: ${last.map((x, i) => `${points[i]?.op}:${points[i]?.clients}=${x.opsPerSecond.toFixed(0)}/s p50 ${x.p50Ms.toFixed(2)}`).join("  ")}`,

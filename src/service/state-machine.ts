@@ -123,11 +123,17 @@ export interface StoreBackendOptions {
    * a write already running with this many keys waiting waits for it. Default 10,000.
    */
   readonly pendingKeysMax: number;
+  /** The most keys whose store values are kept in memory for reads (0: none). Default 10,000. */
+  readonly cachedKeysMax: number;
   /** Runs `run` once after `delayMs` (the runtime's timer); needed when `flushIntervalMs` > 0. */
   readonly after?: (delayMs: number, run: () => void) => Cancel;
 }
 
-const defaultStoreBackendOptions: StoreBackendOptions = { flushIntervalMs: 0, pendingKeysMax: 10_000 };
+const defaultStoreBackendOptions: StoreBackendOptions = {
+  flushIntervalMs: 0,
+  pendingKeysMax: 10_000,
+  cachedKeysMax: 10_000,
+};
 
 /**
  * A backend on the node's state store (lmdb in production). `commit` does not wait for the store:
@@ -138,8 +144,9 @@ const defaultStoreBackendOptions: StoreBackendOptions = { flushIntervalMs: 0, pe
  * bbolt commits): a hot key written by a thousand rounds costs one store write, and the store
  * syncs its file a few times a second instead of once per round, which the WAL's fsyncs on the
  * same disk would otherwise queue behind. Durability does not depend on the store: every applied
- * entry is already in the WAL, and a restart replays from the store's own applied index. A failed
- * store write stops the group at the next commit.
+ * entry is already in the WAL, and a restart replays from the store's own applied index. The
+ * values of recently read or written keys stay in memory (a bounded cache) so that hot keys are not
+ * read back from the store. A failed store write stops the group at the next commit.
  */
 export class StoreBackend implements StateBackend {
   readonly reader: StateReader;
@@ -159,8 +166,17 @@ export class StoreBackend implements StateBackend {
    * idempotency keys, TTL sweeps) without a store cursor.
    */
   readonly #lowest = new Map<Space, Uint8Array | null>();
-  /** False between `settle` and the next `commit`: a snapshot may replace the store meanwhile. */
-  #knowsLowest = true;
+  /**
+   * Values of keys read from the store or written to it lately (null: absent), oldest first, at
+   * most `cachedKeysMax`: reads of hot keys (every write reads the key it replaces and the
+   * group's counters) skip the store.
+   */
+  readonly #cached = new Map<string, Uint8Array | null>();
+  /**
+   * Whether `#lowest` and `#cached` may be used: false between `settle` and the next `commit`,
+   * since a snapshot may replace the store's data meanwhile.
+   */
+  #knowsStore = true;
   #appliedIndex: number;
   #writing: Promise<void> | undefined;
   #cancelTimer: Cancel | undefined;
@@ -187,12 +203,20 @@ export class StoreBackend implements StateBackend {
     };
     this.reader = {
       get: (space, key) => {
-        const pending = this.#pending.get(space)?.get(mapKeyOf(key));
-        return pending !== undefined ? pending.value : committed.get(space, key);
+        const id = mapKeyOf(key);
+        const pending = this.#pending.get(space)?.get(id);
+        if (pending !== undefined) return pending.value;
+        if (!this.#knowsStore || this.#options.cachedKeysMax === 0) return committed.get(space, key);
+        const cacheKey = `${space}\u0000${id}`;
+        const cached = this.#cached.get(cacheKey);
+        if (cached !== undefined) return cached ?? undefined;
+        const value = committed.get(space, key);
+        this.#remember(cacheKey, value ?? null);
+        return value;
       },
       range: (space, start, end, limit) => {
         if (limit <= 0) return [];
-        if (this.#knowsLowest && end !== undefined) {
+        if (this.#knowsStore && end !== undefined) {
           let lowest = this.#lowest.get(space);
           if (lowest === undefined) {
             lowest = null;
@@ -213,9 +237,10 @@ export class StoreBackend implements StateBackend {
 
   async commit(effects: readonly StateEffect[], appliedIndex: number): Promise<void> {
     if (this.#failure !== undefined) throw this.#failure;
-    if (!this.#knowsLowest) {
+    if (!this.#knowsStore) {
       this.#lowest.clear();
-      this.#knowsLowest = true;
+      this.#cached.clear();
+      this.#knowsStore = true;
     }
     for (const e of effects) {
       const id = mapKeyOf(e.key);
@@ -244,13 +269,25 @@ export class StoreBackend implements StateBackend {
   /** Writes every pending effect to the store and waits for it; rejects if a store write failed. */
   async settle(): Promise<void> {
     // A snapshot may replace the store's data next: forget what was known about it.
-    this.#knowsLowest = false;
+    this.#knowsStore = false;
     this.#lowest.clear();
+    this.#cached.clear();
     for (;;) {
       if (this.#failure !== undefined) throw this.#failure;
       if (this.#writing !== undefined) await this.#writing;
       else if (this.#dirty) this.#startWrite();
       else return;
+    }
+  }
+
+  #remember(cacheKey: string, value: Uint8Array | null): void {
+    const max = this.#options.cachedKeysMax;
+    if (max === 0) return;
+    this.#cached.delete(cacheKey);
+    this.#cached.set(cacheKey, value);
+    if (this.#cached.size > max) {
+      const oldest = this.#cached.keys().next();
+      if (oldest.done !== true) this.#cached.delete(oldest.value);
     }
   }
 
@@ -288,11 +325,13 @@ export class StoreBackend implements StateBackend {
       )
       .then(
         () => {
-          // Leave the pending layer, unless a later round wrote the key again.
+          // Leave the pending layer for the cache, unless a later round wrote the key again.
           for (const e of effects) {
             const layer = this.#pending.get(e.space);
             const id = mapKeyOf(e.key);
-            if (layer?.get(id) === e) layer.delete(id);
+            if (layer?.get(id) !== e) continue;
+            layer.delete(id);
+            if (this.#knowsStore) this.#remember(`${e.space}\u0000${id}`, e.value ?? null);
           }
         },
         (error: unknown) => {

@@ -125,6 +125,11 @@ describe("StoreBackend pending writes", () => {
   });
 });
 
+/** Waits (a turn of the event loop at a time) until `done` holds. */
+async function waitFor(done: () => boolean): Promise<void> {
+  while (!done()) await new Promise((resolve) => setImmediate(resolve));
+}
+
 /** A timer the test fires by hand. */
 class ManualTimer {
   readonly due: (() => void)[] = [];
@@ -152,6 +157,11 @@ class CountingStore extends MemoryStateStore {
       ),
     });
     return super.applyBatch(...args);
+  }
+  gets = 0;
+  override get(...args: Parameters<StateStore["get"]>) {
+    this.gets++;
+    return super.get(...args);
   }
   ranges = 0;
   override range(...args: Parameters<StateStore["range"]>) {
@@ -241,5 +251,36 @@ describe("StoreBackend batched writes", () => {
       { op: "put", kind: "kv-ttl", key: utf8("a"), value: utf8("") },
     ]);
     assert.deepEqual(keys("a", "c"), ["a"]);
+  });
+
+  it("serves the values of recently used keys from memory, at most cachedKeysMax of them", async () => {
+    const store = new CountingStore();
+    await store.applyBatch(
+      groupId(1),
+      logIndex(1),
+      ["a", "b", "c"].map((k) => ({ op: "put" as const, kind: "kv" as const, key: utf8(k), value: utf8(k) })),
+    );
+    const backend = new StoreBackend(store, groupId(1), { cachedKeysMax: 2 });
+    const read = (k: string) => new TextDecoder().decode(backend.reader.get("kv", utf8(k)));
+    assert.equal(read("a"), "a");
+    assert.equal(read("a"), "a");
+    assert.equal(store.gets, 1, "the second read came from memory");
+    read("b");
+    read("c");
+    assert.equal(store.gets, 3);
+    read("a");
+    assert.equal(store.gets, 4, "a was the oldest of three keys: it had left the cache");
+    // A written key is served from memory once its store write is done.
+    await backend.commit([put("kv", "b", "b2")], 2);
+    await waitFor(() => store.appliedIndex(groupId(1)) === 2);
+    const before = store.gets;
+    assert.equal(read("b"), "b2");
+    assert.equal(store.gets, before);
+    // After settle, a snapshot may replace the store's data: reads go to the store.
+    await backend.settle();
+    await store.applyBatch(groupId(1), logIndex(10), [
+      { op: "put", kind: "kv", key: utf8("b"), value: utf8("b3") },
+    ]);
+    assert.equal(read("b"), "b3");
   });
 });
