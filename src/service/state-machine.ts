@@ -167,9 +167,9 @@ export class StoreBackend implements StateBackend {
    */
   readonly #lowest = new Map<Space, Uint8Array | null>();
   /**
-   * Values of keys read from the store or written to it lately (null: absent), oldest first, at
-   * most `cachedKeysMax`: reads of hot keys (every write reads the key it replaces and the
-   * group's counters) skip the store.
+   * Values of keys read lately (null: absent), kept current when such a key is written, oldest
+   * first, at most `cachedKeysMax`: reads of hot keys (every write reads the key it replaces and
+   * the group's counters) skip the store.
    */
   readonly #cached = new Map<string, Uint8Array | null>();
   /**
@@ -325,13 +325,18 @@ export class StoreBackend implements StateBackend {
       )
       .then(
         () => {
-          // Leave the pending layer for the cache, unless a later round wrote the key again.
+          // Leave the pending layer, unless a later round wrote the key again. A cached key takes
+          // its new value; others stay out of the cache until read (most keys written once, such
+          // as stream messages, are never read back by the state machine).
+          const cached = this.#knowsStore && this.#cached.size > 0;
           for (const e of effects) {
             const layer = this.#pending.get(e.space);
             const id = mapKeyOf(e.key);
             if (layer?.get(id) !== e) continue;
             layer.delete(id);
-            if (this.#knowsStore) this.#remember(`${e.space}\u0000${id}`, e.value ?? null);
+            if (!cached) continue;
+            const cacheKey = `${e.space}\u0000${id}`;
+            if (this.#cached.has(cacheKey)) this.#remember(cacheKey, e.value ?? null);
           }
         },
         (error: unknown) => {
