@@ -1,14 +1,20 @@
-// `npm run bench`: a 3-node Cairn cluster (default durability: fsync before every acknowledgement)
-// under puts and linearizable gets of 100-byte values from 1, 16, 64 and 256 concurrent HTTP
-// keep-alive clients; and, when the `etcd` binary is installed, a 3-member etcd on the same machine
-// through its HTTP gateway with the same load generator, in the same run, with the ratios.
-// Options: --seconds N per point (default 5), --clients 1,16,64,256, --no-etcd.
+// The key-value benchmark: a 3-node Cairn cluster (default durability: fsync on a majority before
+// every acknowledgement) under puts and linearizable gets of 100-byte values from 1, 16, 64 and 256
+// concurrent HTTP keep-alive clients; and, when the `etcd` binary is installed, a 3-member etcd on
+// the same machine through its HTTP gateway with the same load generator. Both clusters run for the
+// whole benchmark and the points alternate between them, round after round in a shuffled order, so
+// a change in the machine's load (it is shared) hits both alike; the tables show medians over the
+// rounds. Run alone with `node --import tsx bench/cluster.ts` (after `npm run build`); `npm run
+// bench` runs it and then the streams benchmark.
+// Options: --seconds N per point (default 4), --rounds N (default 3), --clients 1,16,64,256, --no-etcd.
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
+import { Prng } from "../src/util/prng.js";
 import {
   type LoadResult,
+  median,
   option as optionOf,
   type RequestSpec,
   runLoad,
@@ -17,63 +23,44 @@ import {
   waitFor,
 } from "./load.js";
 
-const args = process.argv.slice(2);
-const option = (name: string, fallback: string) => optionOf(args, name, fallback);
-const seconds = Number(option("seconds", "5"));
-const clientCounts = option("clients", "1,16,64,256").split(",").map(Number);
 const keys = 1000;
 const value = "v".repeat(100);
 const b64 = (s: string) => Buffer.from(s).toString("base64");
 
-interface Row {
-  readonly system: string;
-  readonly op: "put" | "get";
-  readonly clients: number;
-  readonly result: LoadResult;
+/** A system under test: where to send requests, which processes to charge, how to build requests. */
+interface System {
+  readonly name: "cairn" | "etcd";
+  readonly url: string;
+  readonly pids: readonly number[];
+  readonly request: {
+    readonly put: (key: string) => RequestSpec;
+    readonly get: (key: string) => RequestSpec;
+  };
+  close(): Promise<void>;
 }
 
-/** Runs puts then gets at every client count against one system, adding a row per point. */
-async function runPoints(
-  rows: Row[],
-  system: string,
-  url: string,
-  serverPids: readonly number[],
-  requests: { readonly put: (key: string) => RequestSpec; readonly get: (key: string) => RequestSpec },
-): Promise<void> {
-  for (const clients of clientCounts) {
-    for (const op of ["put", "get"] as const) {
-      const result = await runLoad({
-        url,
-        clients,
-        seconds,
-        serverPids,
-        next: (c, n) => requests[op](`key-${(c * 7919 + n) % keys}`),
-      });
-      rows.push({ system, op, clients, result });
-    }
-  }
-}
-
-async function benchCairn(rows: Row[]): Promise<void> {
+async function startCairn(): Promise<System> {
   const { leaderUrl, pids, close } = await startBenchCluster(28081, 27001);
-  try {
-    for (let k = 0; k < keys; k++) {
-      await fetch(`${leaderUrl}/v1/kv/key-${k}`, {
-        method: "PUT",
-        body: JSON.stringify({ value }),
-        headers: { "content-type": "application/json" },
-      });
-    }
-    await runPoints(rows, "cairn", leaderUrl, pids, {
+  for (let k = 0; k < keys; k++) {
+    await fetch(`${leaderUrl}/v1/kv/key-${k}`, {
+      method: "PUT",
+      body: JSON.stringify({ value }),
+      headers: { "content-type": "application/json" },
+    });
+  }
+  return {
+    name: "cairn",
+    url: leaderUrl,
+    pids,
+    request: {
       put: (key) => ({ method: "PUT", path: `/v1/kv/${key}`, body: JSON.stringify({ value }) }),
       get: (key) => ({ method: "GET", path: `/v1/kv/${key}` }),
-    });
-  } finally {
-    await close();
-  }
+    },
+    close,
+  };
 }
 
-async function benchEtcd(rows: Row[]): Promise<void> {
+async function startEtcd(): Promise<System> {
   const dir = await mkdtemp(join(tmpdir(), "etcd-bench-"));
   const names = ["e1", "e2", "e3"];
   const peer = (i: number) => `http://127.0.0.1:${23800 + i}`;
@@ -105,6 +92,11 @@ async function benchEtcd(rows: Row[]): Promise<void> {
       { stdio: "ignore" },
     ),
   );
+  const close = async () => {
+    for (const c of children) c.kill("SIGKILL");
+    await sleep(200);
+    await rm(dir, { recursive: true, force: true });
+  };
   try {
     const leaderUrl = await waitFor("an etcd leader", async () => {
       for (let i = 0; i < names.length; i++) {
@@ -118,54 +110,139 @@ async function benchEtcd(rows: Row[]): Promise<void> {
       }
       return undefined;
     });
-    const pids = children.map((c) => c.pid ?? 0);
     for (let k = 0; k < keys; k++) {
       await fetch(`${leaderUrl}/v3/kv/put`, {
         method: "POST",
         body: JSON.stringify({ key: b64(`key-${k}`), value: b64(value) }),
       });
     }
-    await runPoints(rows, "etcd", leaderUrl, pids, {
-      put: (key) => ({
-        method: "POST",
-        path: "/v3/kv/put",
-        body: JSON.stringify({ key: b64(key), value: b64(value) }),
-      }),
-      get: (key) => ({ method: "POST", path: "/v3/kv/range", body: JSON.stringify({ key: b64(key) }) }),
-    });
-  } finally {
-    for (const c of children) c.kill("SIGKILL");
-    await sleep(200);
-    await rm(dir, { recursive: true, force: true });
+    return {
+      name: "etcd",
+      url: leaderUrl,
+      pids: children.map((c) => c.pid ?? 0),
+      request: {
+        put: (key) => ({
+          method: "POST",
+          path: "/v3/kv/put",
+          body: JSON.stringify({ key: b64(key), value: b64(value) }),
+        }),
+        get: (key) => ({ method: "POST", path: "/v3/kv/range", body: JSON.stringify({ key: b64(key) }) }),
+      },
+      close,
+    };
+  } catch (error) {
+    await close();
+    throw error;
   }
 }
 
-const rows: Row[] = [];
-await benchCairn(rows);
-const haveEtcd = !args.includes("--no-etcd") && spawnSync("etcd", ["--version"]).status === 0;
-if (haveEtcd) await benchEtcd(rows);
-else console.log("etcd not installed (Debian: apt-get install etcd-server): Cairn only\n");
-
-const fmt = (n: number, digits = 0) => n.toFixed(digits);
-console.log(
-  `${seconds} s per point, 100-byte values, ${keys} keys, requests to the leader over HTTP keep-alive\n`,
-);
-console.log("| system | op | clients | ops/s | p50 ms | p99 ms | server CPU µs/op | errors |");
-console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
-for (const r of rows) {
-  const x = r.result;
-  console.log(
-    `| ${r.system} | ${r.op} | ${r.clients} | ${fmt(x.opsPerSecond)} | ${fmt(x.p50Ms, 2)} | ${fmt(x.p99Ms, 2)} | ${fmt(x.cpuMicrosPerOp)} | ${x.errors} |`,
-  );
+/** One measured point of one system, as medians over the rounds. */
+interface Row {
+  readonly system: "cairn" | "etcd";
+  readonly op: "put" | "get";
+  readonly clients: number;
+  readonly opsPerSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly cpuMicrosPerOp: number;
+  readonly errors: number;
 }
-if (haveEtcd) {
-  console.log("\n| op | clients | cairn/etcd ops/s | cairn p99 / etcd p99 |");
-  console.log("| --- | ---: | ---: | ---: |");
-  for (const r of rows.filter((row) => row.system === "cairn")) {
-    const e = rows.find((row) => row.system === "etcd" && row.op === r.op && row.clients === r.clients);
-    if (e === undefined) continue;
-    console.log(
-      `| ${r.op} | ${r.clients} | ${fmt(r.result.opsPerSecond / e.result.opsPerSecond, 2)} | ${fmt(r.result.p99Ms / e.result.p99Ms, 2)} |`,
+
+/** Runs the key-value benchmark and returns its report (markdown tables). */
+export async function runClusterBench(args: readonly string[]): Promise<string> {
+  const option = (name: string, fallback: string) => optionOf(args, name, fallback);
+  const seconds = Number(option("seconds", "4"));
+  const rounds = Number(option("rounds", "3"));
+  const clientCounts = option("clients", "1,16,64,256").split(",").map(Number);
+  const haveEtcd = !args.includes("--no-etcd") && spawnSync("etcd", ["--version"]).status === 0;
+  const lines: string[] = [];
+  if (!haveEtcd) lines.push("etcd not installed (Debian: apt-get install etcd-server): Cairn only\n");
+
+  const systems: System[] = [await startCairn()];
+  const loadBefore = loadavg()[0] ?? 0;
+  try {
+    if (haveEtcd) systems.push(await startEtcd());
+    // Warm up each system (JIT, connection setup, caches) before anything is measured.
+    for (const system of systems) {
+      await runLoad({
+        url: system.url,
+        clients: 16,
+        seconds: 2,
+        serverPids: system.pids,
+        next: (c, n) => system.request.put(`key-${(c * 7919 + n) % keys}`),
+      });
+    }
+    const prng = new Prng(Date.now() % 2 ** 31);
+    const samples = new Map<string, LoadResult[]>();
+    for (const clients of clientCounts) {
+      for (const op of ["put", "get"] as const) {
+        for (let round = 0; round < rounds; round++) {
+          const order = prng.below(2) === 0 ? systems : [...systems].reverse();
+          for (const system of order) {
+            const result = await runLoad({
+              url: system.url,
+              clients,
+              seconds,
+              serverPids: system.pids,
+              next: (c, n) => system.request[op](`key-${(c * 7919 + n) % keys}`),
+            });
+            const key = `${system.name} ${op} ${clients}`;
+            samples.set(key, [...(samples.get(key) ?? []), result]);
+          }
+        }
+      }
+    }
+    const rows: Row[] = [];
+    for (const clients of clientCounts) {
+      for (const op of ["put", "get"] as const) {
+        for (const system of systems) {
+          const runs = samples.get(`${system.name} ${op} ${clients}`) ?? [];
+          rows.push({
+            system: system.name,
+            op,
+            clients,
+            opsPerSecond: median(runs.map((r) => r.opsPerSecond)),
+            p50Ms: median(runs.map((r) => r.p50Ms)),
+            p99Ms: median(runs.map((r) => r.p99Ms)),
+            cpuMicrosPerOp: median(runs.map((r) => r.cpuMicrosPerOp)),
+            errors: runs.reduce((s, r) => s + r.errors, 0),
+          });
+        }
+      }
+    }
+    const loadAfter = loadavg()[0] ?? 0;
+    const fmt = (n: number, digits = 0) => n.toFixed(digits);
+    lines.push(
+      `${seconds} s per point, ${rounds} rounds alternating the systems, medians; 100-byte values, ${keys} keys, ` +
+        `requests to the leader over HTTP keep-alive; load average ${fmt(loadBefore, 1)} before, ${fmt(loadAfter, 1)} after\n`,
     );
+    lines.push("| system | op | clients | ops/s | p50 ms | p99 ms | server CPU µs/op | errors |");
+    lines.push("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (const system of systems) {
+      for (const r of rows.filter((row) => row.system === system.name)) {
+        lines.push(
+          `| ${r.system} | ${r.op} | ${r.clients} | ${fmt(r.opsPerSecond)} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${fmt(r.cpuMicrosPerOp)} | ${r.errors} |`,
+        );
+      }
+    }
+    if (haveEtcd) {
+      lines.push("");
+      lines.push("| op | clients | cairn/etcd ops/s | cairn p99 / etcd p99 | cairn p50 / etcd p50 |");
+      lines.push("| --- | ---: | ---: | ---: | ---: |");
+      for (const r of rows.filter((row) => row.system === "cairn")) {
+        const e = rows.find((row) => row.system === "etcd" && row.op === r.op && row.clients === r.clients);
+        if (e === undefined) continue;
+        lines.push(
+          `| ${r.op} | ${r.clients} | ${fmt(r.opsPerSecond / e.opsPerSecond, 2)} | ${fmt(r.p99Ms / e.p99Ms, 2)} | ${fmt(r.p50Ms / e.p50Ms, 2)} |`,
+        );
+      }
+    }
+    return lines.join("\n");
+  } finally {
+    for (const system of systems) await system.close();
   }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  console.log(await runClusterBench(process.argv.slice(2)));
 }

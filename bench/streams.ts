@@ -1,24 +1,23 @@
-// `npm run bench:streams`: a 3-node Cairn cluster (default durability: fsync on a majority before
+// The streams benchmark: a 3-node Cairn cluster (default durability: fsync on a majority before
 // every acknowledgement) under appends of 100-byte messages to one stream from 1, 16, 64 and 256
 // concurrent HTTP keep-alive producers; then consumer-group throughput: consumers that fetch a batch
-// and acknowledge it, each point on a fresh group over the same backlog.
-// Options: --seconds N per point (default 5), --clients 1,16,64,256, --consumers 1,16, --batch 10,100.
+// and acknowledge it (two replicated writes per round), each point on a fresh group over the same
+// backlog. Every point runs --rounds times and the tables show medians. `npm run bench:streams`
+// runs only this; `npm run bench` runs it after the key-value benchmark.
+// Options: --seconds N per point (default 4), --rounds N (default 2), --clients 1,16,64,256,
+// --consumers 1,16, --batch 10,100.
+import { loadavg } from "node:os";
 import { Pool } from "undici";
 import {
   cpuSecondsOf,
   type LoadResult,
+  median,
   option as optionOf,
   runLoad,
   startBenchCluster,
   waitFor,
 } from "./load.js";
 
-const args = process.argv.slice(2);
-const option = (name: string, fallback: string) => optionOf(args, name, fallback);
-const seconds = Number(option("seconds", "5"));
-const clientCounts = option("clients", "1,16,64,256").split(",").map(Number);
-const consumerCounts = option("consumers", "1,16").split(",").map(Number);
-const batches = option("batch", "10,100").split(",").map(Number);
 const payload = "m".repeat(100);
 
 interface ConsumeResult {
@@ -34,6 +33,7 @@ async function consume(
   group: string,
   consumers: number,
   batch: number,
+  seconds: number,
   pids: readonly number[],
 ): Promise<ConsumeResult> {
   const pool = new Pool(url, { connections: consumers * 2, pipelining: 1 });
@@ -84,64 +84,100 @@ async function consume(
   };
 }
 
-const { leaderUrl, pids, close } = await startBenchCluster(29181, 29101);
+/** Runs the streams benchmark and returns its report (markdown tables). */
+export async function runStreamsBench(args: readonly string[]): Promise<string> {
+  const option = (name: string, fallback: string) => optionOf(args, name, fallback);
+  const seconds = Number(option("seconds", "4"));
+  const rounds = Number(option("rounds", "2"));
+  const clientCounts = option("clients", "1,16,64,256").split(",").map(Number);
+  const consumerCounts = option("consumers", "1,16").split(",").map(Number);
+  const batches = option("batch", "10,100").split(",").map(Number);
 
-const appendRows: { clients: number; result: LoadResult }[] = [];
-const consumeRows: { consumers: number; batch: number; result: ConsumeResult }[] = [];
-try {
-  const post = (path: string, body: unknown) =>
-    fetch(`${leaderUrl}${path}`, {
-      method: "POST",
-      body: JSON.stringify(body),
-      headers: { "content-type": "application/json" },
-    });
-  await waitFor("the stream", async () =>
-    (await post("/v1/streams", { name: "bench" })).ok ? true : undefined,
-  );
-  for (const clients of clientCounts) {
-    const result = await runLoad({
+  const { leaderUrl, pids, close } = await startBenchCluster(29181, 29101);
+  const loadBefore = loadavg()[0] ?? 0;
+  const appends = new Map<number, LoadResult[]>();
+  const consumes = new Map<string, ConsumeResult[]>();
+  try {
+    const post = (path: string, body: unknown) =>
+      fetch(`${leaderUrl}${path}`, {
+        method: "POST",
+        body: JSON.stringify(body),
+        headers: { "content-type": "application/json" },
+      });
+    await waitFor("the stream", async () =>
+      (await post("/v1/streams", { name: "bench" })).ok ? true : undefined,
+    );
+    const body = JSON.stringify({ payload });
+    // Warm up (JIT, connection setup) before anything is measured.
+    await runLoad({
       url: leaderUrl,
-      clients,
-      seconds,
+      clients: 16,
+      seconds: 2,
       serverPids: pids,
-      next: () => ({ method: "POST", path: "/v1/streams/bench/messages", body: JSON.stringify({ payload }) }),
+      next: () => ({ method: "POST", path: "/v1/streams/bench/messages", body }),
     });
-    appendRows.push({ clients, result });
+    for (let round = 0; round < rounds; round++) {
+      for (const clients of clientCounts) {
+        const result = await runLoad({
+          url: leaderUrl,
+          clients,
+          seconds,
+          serverPids: pids,
+          next: () => ({ method: "POST", path: "/v1/streams/bench/messages", body }),
+        });
+        appends.set(clients, [...(appends.get(clients) ?? []), result]);
+      }
+    }
+    let groupNo = 0;
+    for (let round = 0; round < rounds; round++) {
+      for (const consumers of consumerCounts) {
+        for (const batch of batches) {
+          const group = `g${groupNo++}`;
+          await post("/v1/streams/bench/groups", {
+            group,
+            startAt: "first",
+            ackWaitMs: 60_000,
+            maxAckPending: 10_000,
+          });
+          const key = `${consumers} ${batch}`;
+          const result = await consume(leaderUrl, group, consumers, batch, seconds, pids);
+          consumes.set(key, [...(consumes.get(key) ?? []), result]);
+        }
+      }
+    }
+  } finally {
+    await close();
   }
-  let groupNo = 0;
+
+  const loadAfter = loadavg()[0] ?? 0;
+  const fmt = (n: number, digits = 0) => n.toFixed(digits);
+  const lines = [
+    `${seconds} s per point, ${rounds} rounds, medians; 3 nodes, fsync on a majority before every ` +
+      `acknowledgement, requests to the leader; load average ${fmt(loadBefore, 1)} before, ${fmt(loadAfter, 1)} after\n`,
+    "Appends of 100-byte messages to one stream:\n",
+    "| producers | appends/s | p50 ms | p99 ms | server CPU µs/append | errors |",
+    "| ---: | ---: | ---: | ---: | ---: | ---: |",
+  ];
+  for (const clients of clientCounts) {
+    const runs = appends.get(clients) ?? [];
+    lines.push(
+      `| ${clients} | ${fmt(median(runs.map((r) => r.opsPerSecond)))} | ${fmt(median(runs.map((r) => r.p50Ms)), 2)} | ${fmt(median(runs.map((r) => r.p99Ms)), 2)} | ${fmt(median(runs.map((r) => r.cpuMicrosPerOp)))} | ${runs.reduce((s, r) => s + r.errors, 0)} |`,
+    );
+  }
+  lines.push("", "Consumer group, fetch a batch then ack it (each a replicated write):\n");
+  lines.push("| consumers | batch | messages/s | fetch+ack rounds/s | server CPU µs/message | errors |");
+  lines.push("| ---: | ---: | ---: | ---: | ---: | ---: |");
   for (const consumers of consumerCounts) {
     for (const batch of batches) {
-      const group = `g${groupNo++}`;
-      await post("/v1/streams/bench/groups", {
-        group,
-        startAt: "first",
-        ackWaitMs: 60_000,
-        maxAckPending: 10_000,
-      });
-      consumeRows.push({ consumers, batch, result: await consume(leaderUrl, group, consumers, batch, pids) });
+      const runs = consumes.get(`${consumers} ${batch}`) ?? [];
+      lines.push(
+        `| ${consumers} | ${batch} | ${fmt(median(runs.map((r) => r.messagesPerSecond)))} | ${fmt(median(runs.map((r) => r.roundsPerSecond)))} | ${fmt(median(runs.map((r) => r.cpuMicrosPerMessage)))} | ${runs.reduce((s, r) => s + r.errors, 0)} |`,
+      );
     }
   }
-} finally {
-  await close();
+  return lines.join("\n");
 }
 
-const fmt = (n: number, digits = 0) => n.toFixed(digits);
-console.log(
-  `${seconds} s per point, 3 nodes, fsync on a majority before every acknowledgement, requests to the leader\n`,
-);
-console.log("Appends of 100-byte messages to one stream:\n");
-console.log("| producers | appends/s | p50 ms | p99 ms | server CPU µs/append | errors |");
-console.log("| ---: | ---: | ---: | ---: | ---: | ---: |");
-for (const { clients, result: r } of appendRows) {
-  console.log(
-    `| ${clients} | ${fmt(r.opsPerSecond)} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${fmt(r.cpuMicrosPerOp)} | ${r.errors} |`,
-  );
-}
-console.log("\nConsumer group, fetch a batch then ack it (each a replicated write):\n");
-console.log("| consumers | batch | messages/s | fetch+ack rounds/s | server CPU µs/message | errors |");
-console.log("| ---: | ---: | ---: | ---: | ---: | ---: |");
-for (const { consumers, batch, result: r } of consumeRows) {
-  console.log(
-    `| ${consumers} | ${batch} | ${fmt(r.messagesPerSecond)} | ${fmt(r.roundsPerSecond)} | ${fmt(r.cpuMicrosPerMessage)} | ${r.errors} |`,
-  );
+if (import.meta.url === `file://${process.argv[1]}`) {
+  console.log(await runStreamsBench(process.argv.slice(2)));
 }

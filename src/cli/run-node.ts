@@ -221,7 +221,8 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
   });
   const httpUrl = `http://${config.httpListen.host}:${config.httpListen.port}`;
   const host = new NodeHost({ self: { id, name: identity.name, httpUrl }, transport, env });
-  const backend = new StoreBackend(store, MAIN_GROUP);
+  // Applied rounds reach lmdb together every 50 ms: the WAL already holds them durably.
+  const backend = new StoreBackend(store, MAIN_GROUP, { flushIntervalMs: 50, after: env.after });
   const applied = new ApplyNotifier();
   const group = await RaftGroup.open<ApplyOutcome>({
     raft: {

@@ -90,11 +90,12 @@ export class NodeHost {
   /** A sender for a group's runtime. */
   sender(): MessageSender {
     return {
-      send: (messages) => {
+      send: (messages, urgent) => {
         for (const message of messages) {
           if (this.#closed) return;
           this.#options.transport.send(message.to, { kind: "raft", message });
         }
+        if (urgent === true && messages.length > 0) this.#options.transport.flush();
       },
     };
   }

@@ -25,7 +25,12 @@ export interface GroupStorage {
 
 /** Sends Raft messages to peers. Never throws for an unreachable peer; it reports it instead. */
 export interface MessageSender {
-  send(messages: readonly Message[]): void;
+  /**
+   * Sends `messages`. `urgent` ones are on the critical path of a client's write or read (a
+   * leader's new entries, an acknowledgement, a ReadIndex round) and go to the network at once;
+   * others may be batched with the rest of this turn of the event loop.
+   */
+  send(messages: readonly Message[], urgent?: boolean): void;
 }
 
 /**

@@ -399,27 +399,38 @@ export class RaftGroup<R> {
     }
     if (rd.messages.length > 0) {
       const snapshots = rd.messages.filter((m): m is SnapshotMessage => m.type === "snapshot");
+      // A leader's new entries go out at once, before its own disk write starts, since the
+      // followers' round trip is the longer path to a commit; so do heartbeats (ReadIndex rounds)
+      // and votes. Only an append that merely updates the commit index waits for the end of this
+      // turn of the event loop, behind the apply and the client replies it unblocks.
       this.#options.sender.send(
         snapshots.length === 0 ? rd.messages : rd.messages.filter((m) => m.type !== "snapshot"),
+        rd.messages.some((m) => m.type !== "append" || m.entries.length > 0),
       );
       for (const m of snapshots) this.#sendSnapshot(m);
     }
+    const persisting =
+      rd.entries.length > 0 || rd.hardState !== undefined || rd.snapshot !== undefined
+        ? this.#persistTimed(rd)
+        : undefined;
     // Committed entries are already durable here (the core hands out only persisted ones), so
     // applying them overlaps with persisting this batch's new entries, unless a snapshot must be
-    // installed first.
+    // installed first. The apply starts after the disk write was handed to the OS: its CPU work
+    // (a millisecond or more for a large batch) must not delay the write.
     const overlap = rd.snapshot === undefined && rd.committedEntries.length > 0;
     const applying = overlap ? this.#applyTimed(rd.committedEntries) : undefined;
-    if (rd.entries.length > 0 || rd.hardState !== undefined || rd.snapshot !== undefined) {
-      const startedMs = this.#env.monotonicMs();
+    // Observed below; this keeps a failure meanwhile from counting as an unhandled rejection.
+    applying?.catch(() => undefined);
+    if (persisting !== undefined) {
       try {
-        await this.#persist(rd);
+        await persisting;
       } catch (error) {
         await applying?.catch(() => undefined);
         throw error;
       }
-      this.metrics.persistMs.observe(this.#env.monotonicMs() - startedMs);
     }
-    if (rd.messagesAfterPersist.length > 0) this.#options.sender.send(rd.messagesAfterPersist);
+    // Acknowledgements and votes: a commit or an election waits for them.
+    if (rd.messagesAfterPersist.length > 0) this.#options.sender.send(rd.messagesAfterPersist, true);
     if (applying !== undefined) await applying;
     else if (rd.committedEntries.length > 0) await this.#applyTimed(rd.committedEntries);
 
@@ -499,6 +510,12 @@ export class RaftGroup<R> {
       .finally(() => {
         this.#capturing = undefined;
       });
+  }
+
+  async #persistTimed(rd: Ready): Promise<void> {
+    const startedMs = this.#env.monotonicMs();
+    await this.#persist(rd);
+    this.metrics.persistMs.observe(this.#env.monotonicMs() - startedMs);
   }
 
   /** Persists a Ready's writes; a full disk is retried until space is freed, any other failure is fatal. */

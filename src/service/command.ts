@@ -69,9 +69,19 @@ const SERVICE_STREAMS = 3;
 /** The longest idempotency key accepted, in bytes. */
 export const idempotencyKeyBytesMax = 256;
 
+/** Roughly how many bytes an envelope encodes to, so its writer seldom has to grow and copy. */
+function sizeHint(envelope: Envelope): number {
+  const c = envelope.command.command;
+  let bytes = 64 + (envelope.idempotencyKey?.length ?? 0);
+  if ("key" in c && c.key instanceof Uint8Array) bytes += c.key.length;
+  if ("value" in c && c.value instanceof Uint8Array) bytes += c.value.length;
+  if ("payload" in c && c.payload instanceof Uint8Array) bytes += c.payload.length;
+  return bytes;
+}
+
 /** Encodes an envelope as the data of a Raft entry. */
 export function encodeEnvelope(envelope: Envelope): Uint8Array {
-  const writer = new ByteWriter(64)
+  const writer = new ByteWriter(sizeHint(envelope))
     .u8(ENVELOPE_VERSION)
     .u64(envelope.tsMs)
     .string(envelope.idempotencyKey ?? "");

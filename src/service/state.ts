@@ -48,8 +48,13 @@ interface SortedSpace {
   values: Map<string, Uint8Array>;
 }
 
-/** A string that identifies a byte key in a Map. */
+/** Node's Buffer method that reads bytes as latin1 text; it accepts any Uint8Array as `this`. */
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice?: unknown }).latin1Slice;
+
+/** A string that identifies a byte key in a Map (latin1: one character per byte, so one-to-one). */
 export function mapKeyOf(key: Uint8Array): string {
+  // Called several times per applied command; latin1Slice skips building a Buffer view per call.
+  if (typeof latin1Slice === "function") return latin1Slice.call(key, 0, key.length) as string;
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
 }
 
@@ -165,12 +170,17 @@ export class StateOverlay implements StateWriter {
     end: Uint8Array | undefined,
     limit: number,
   ): Iterable<readonly [Uint8Array, Uint8Array]> {
+    const shadowed = this.#writes.get(space);
+    // Nothing written to this space in the round: the base answers alone.
+    if (shadowed === undefined || shadowed.size === 0) {
+      yield* this.#base.range(space, start, end, limit);
+      return;
+    }
     const inRange = (key: Uint8Array) =>
       compareBytes(key, start) >= 0 && (end === undefined || compareBytes(key, end) < 0);
-    const writes = [...(this.#writes.get(space)?.values() ?? [])]
+    const writes = [...shadowed.values()]
       .filter((w) => inRange(w.key))
       .sort((a, b) => compareBytes(a.key, b.key));
-    const shadowed = this.#writes.get(space);
     // Merge the base range (skipping keys the overlay rewrote) with the overlay's own puts.
     const base = this.#base.range(space, start, end, Number.MAX_SAFE_INTEGER)[Symbol.iterator]();
     let next = base.next();
@@ -204,12 +214,13 @@ export class StateOverlay implements StateWriter {
   }
 
   put(space: Space, key: Uint8Array, value: Uint8Array): void {
-    const copy = Uint8Array.from(key);
-    this.#space(space).set(mapKeyOf(copy), { space, key: copy, value: Uint8Array.from(value) });
+    // slice() copies like Uint8Array.from() but without going through the iterator protocol.
+    const copy = key.slice();
+    this.#space(space).set(mapKeyOf(copy), { space, key: copy, value: value.slice() });
   }
 
   delete(space: Space, key: Uint8Array): void {
-    const copy = Uint8Array.from(key);
+    const copy = key.slice();
     this.#space(space).set(mapKeyOf(copy), { space, key: copy, value: undefined });
   }
 

@@ -119,6 +119,11 @@ export class LmdbStateStore implements StateStore {
       appliedIndex: logIndex(applied),
       async *chunks(): AsyncGenerator<Uint8Array> {
         try {
+          // lmdb makes a commit visible before its sync finishes (overlapping sync). A snapshot
+          // lets the log be compacted up to its index, so the state it holds must be durable in
+          // this store too before the snapshot is: after a power loss the store must not restart
+          // from below a snapshot whose log entries are gone.
+          await db.flushed;
           const packer = new ChunkPacker(chunkBytesMax);
           for (const { key, value } of db.getRange({ start, end, transaction: txn })) {
             const k = asBytes(key);

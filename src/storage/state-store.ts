@@ -132,10 +132,18 @@ export const restoringKey = new TextEncoder().encode("restoring");
 
 /** The stored key for (`group`, `kind`, `key`). */
 export function internalKey(group: GroupId, kind: KeyKind, key: Uint8Array): Uint8Array {
+  // Byte by byte rather than through a DataView: this runs for every read and write of the state.
   const out = new Uint8Array(prefixBytes + key.length);
-  const view = viewOf(out);
-  view.setUint32(0, Math.floor(group / 0x1_0000_0000));
-  view.setUint32(4, group >>> 0);
+  const high = Math.floor(group / 0x1_0000_0000);
+  const low = group >>> 0;
+  out[0] = high >>> 24;
+  out[1] = (high >>> 16) & 0xff;
+  out[2] = (high >>> 8) & 0xff;
+  out[3] = high & 0xff;
+  out[4] = low >>> 24;
+  out[5] = (low >>> 16) & 0xff;
+  out[6] = (low >>> 8) & 0xff;
+  out[7] = low & 0xff;
   out[8] = keyKindCode[kind];
   out.set(key, prefixBytes);
   return out;

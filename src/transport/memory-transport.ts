@@ -247,6 +247,10 @@ export class MemoryTransport<M> implements Transport<M> {
     if (!known || !this.#network.carry(this.self, to, message, group)) this.#unreachableHandler?.(to);
   }
 
+  flush(): void {
+    // Delivery is scheduled by the network as each message is sent: nothing waits for a flush.
+  }
+
   onMessage(handler: (inbound: InboundMessage<M>) => void): void {
     this.#messageHandler = handler;
   }

@@ -31,7 +31,8 @@ export interface PeerLinkDeps {
 /**
  * The outbound side of one peer: a bounded queue of encoded frames and the one connection that
  * carries them, redialled with jittered exponential backoff whenever it breaks. Frames queued in
- * one turn of the event loop leave in one socket write.
+ * one turn of the event loop leave in one socket write, unless {@link flushNow} writes them
+ * earlier.
  */
 export class PeerLink {
   readonly peer: NodeId;
@@ -71,6 +72,14 @@ export class PeerLink {
     if (!this.#queue.push({ parts, bytes })) return false;
     this.#scheduleFlush();
     return true;
+  }
+
+  /**
+   * Writes every queued frame now, in one socket write, instead of at the end of this turn of the
+   * event loop: for messages on a client write's critical path.
+   */
+  flushNow(): void {
+    this.#flush();
   }
 
   /** Starts dialling if no connection is open or being opened. */

@@ -170,6 +170,10 @@ export class TlsTransport<M> implements Transport<M> {
     for (const link of this.#links.values()) link.connect();
   }
 
+  flush(): void {
+    for (const link of this.#links.values()) link.flushNow();
+  }
+
   send(to: NodeId, message: M): void {
     if (this.#closed) {
       this.#emit({

@@ -62,6 +62,12 @@ export interface Transport<M> {
    * sent: that is a bug in the caller's batching, not a network condition.
    */
   send(to: NodeId, message: M): void;
+  /**
+   * Writes every message queued so far to the network now, rather than with the rest of this turn
+   * of the event loop's messages (the batching `send` does by default). For messages on the
+   * critical path of a client's write: a leader's new entries, a follower's acknowledgement.
+   */
+  flush(): void;
   /** Sets the handler for arriving messages (replacing any earlier one). */
   onMessage(handler: (inbound: InboundMessage<M>) => void): void;
   /** Sets the handler told when a peer could not be reached or a message to it was dropped. */

@@ -11,16 +11,21 @@ export class DecodeError extends Error {
   readonly code = "ERR_DECODE";
 }
 
-/** Builds a byte string piece by piece, growing its buffer geometrically. */
+/** A finished writer's buffer: never written to, since any write first grows the buffer. */
+const emptyBytes = new Uint8Array(0);
+
+/**
+ * Builds a byte string piece by piece, growing its buffer geometrically. Integers are written byte
+ * by byte rather than through a DataView: writers are made per record and per key on the hot
+ * paths, and a view is one more object to allocate and collect each time.
+ */
 export class ByteWriter {
   #buffer: Uint8Array;
-  #view: DataView;
   #length = 0;
 
   /** Creates a writer with room for `initialBytes` before it first grows. */
   constructor(initialBytes = 64) {
     this.#buffer = new Uint8Array(Math.max(8, initialBytes));
-    this.#view = new DataView(this.#buffer.buffer);
   }
 
   /** Bytes written so far. */
@@ -31,12 +36,11 @@ export class ByteWriter {
   #reserve(extra: number): void {
     const needed = this.#length + extra;
     if (needed <= this.#buffer.length) return;
-    let size = this.#buffer.length * 2;
+    let size = Math.max(8, this.#buffer.length * 2);
     while (size < needed) size *= 2;
     const grown = new Uint8Array(size);
     grown.set(this.#buffer.subarray(0, this.#length));
     this.#buffer = grown;
-    this.#view = new DataView(grown.buffer);
   }
 
   /** Appends one byte (0..255). */
@@ -46,10 +50,18 @@ export class ByteWriter {
     return this;
   }
 
+  #u32At(at: number, value: number): void {
+    const b = this.#buffer;
+    b[at] = value >>> 24;
+    b[at + 1] = (value >>> 16) & 0xff;
+    b[at + 2] = (value >>> 8) & 0xff;
+    b[at + 3] = value & 0xff;
+  }
+
   /** Appends a 32-bit unsigned integer, big-endian. */
   u32(value: number): this {
     this.#reserve(4);
-    this.#view.setUint32(this.#length, value >>> 0);
+    this.#u32At(this.#length, value >>> 0);
     this.#length += 4;
     return this;
   }
@@ -58,8 +70,8 @@ export class ByteWriter {
   u64(value: number): this {
     if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`u64 out of range: ${value}`);
     this.#reserve(8);
-    this.#view.setUint32(this.#length, Math.floor(value / 0x1_0000_0000));
-    this.#view.setUint32(this.#length + 4, value >>> 0);
+    this.#u32At(this.#length, Math.floor(value / 0x1_0000_0000));
+    this.#u32At(this.#length + 4, value >>> 0);
     this.#length += 8;
     return this;
   }
@@ -95,22 +107,40 @@ export class ByteWriter {
     return this.bytes(textEncoder.encode(value));
   }
 
-  /** The bytes written, as a copy that owns its memory. */
+  /**
+   * The bytes written. Ends the writer, which hands over its buffer, so the writer must not be used
+   * again. No one else writes to the result's memory.
+   */
   finish(): Uint8Array {
-    return this.#buffer.slice(0, this.#length);
+    const buffer = this.#buffer;
+    const length = this.#length;
+    this.#buffer = emptyBytes;
+    this.#length = 0;
+    if (length === buffer.length) return buffer;
+    // V8 keeps arrays of up to 64 bytes on its heap: a small copy is cheaper than a view, which
+    // would move the buffer off the heap. A larger buffer is off the heap already; a view of it
+    // saves a copy unless much of it is unused.
+    if (length <= 64 || buffer.length - length > length >>> 3) return buffer.slice(0, length);
+    return buffer.subarray(0, length);
   }
 }
 
 /** Reads what a {@link ByteWriter} wrote; every read checks bounds and throws {@link DecodeError}. */
 export class ByteReader {
   readonly #bytes: Uint8Array;
-  readonly #view: DataView;
   #offset = 0;
 
   /** Creates a reader over `bytes` (not copied). */
   constructor(bytes: Uint8Array) {
     this.#bytes = bytes;
-    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  /** The big-endian u32 at `at`, bounds already checked. */
+  #u32At(at: number): number {
+    const b = this.#bytes;
+    return (
+      (b[at] ?? 0) * 0x100_0000 + (((b[at + 1] ?? 0) << 16) | ((b[at + 2] ?? 0) << 8) | (b[at + 3] ?? 0))
+    );
   }
 
   /** The read position. */
@@ -140,7 +170,7 @@ export class ByteReader {
   /** Reads a big-endian 32-bit unsigned integer. */
   u32(): number {
     this.#need(4, "u32");
-    const value = this.#view.getUint32(this.#offset);
+    const value = this.#u32At(this.#offset);
     this.#offset += 4;
     return value;
   }
@@ -148,8 +178,8 @@ export class ByteReader {
   /** Reads an 8-byte big-endian integer; fails if it exceeds 2^53 - 1. */
   u64(): number {
     this.#need(8, "u64");
-    const high = this.#view.getUint32(this.#offset);
-    const low = this.#view.getUint32(this.#offset + 4);
+    const high = this.#u32At(this.#offset);
+    const low = this.#u32At(this.#offset + 4);
     if (high > 0x1f_ffff) throw new DecodeError(`u64 at offset ${this.#offset} exceeds 2^53 - 1`);
     this.#offset += 8;
     return high * 0x1_0000_0000 + low;

@@ -73,6 +73,8 @@ export class InProcessCluster {
   readonly env: Env = systemEnv();
   /** Members cut off from everyone (messages to and from them are dropped). */
   readonly isolated = new Set<NodeId>();
+  /** Every batch handed to a sender, with the urgency the runtime gave it (recorded when set). */
+  sends: { readonly messages: readonly Message[]; readonly urgent: boolean }[] | undefined;
   readonly #ids: NodeId[];
 
   /** Creates (but does not start) members 1..size. */
@@ -109,7 +111,12 @@ export class InProcessCluster {
       },
       env: this.env,
       storage: node.storage,
-      sender: { send: (messages) => this.#deliver(messages) },
+      sender: {
+        send: (messages, urgent) => {
+          this.sends?.push({ messages, urgent: urgent === true });
+          this.#deliver(messages);
+        },
+      },
       stateMachine: new ServiceStateMachine(node.backend, undefined, () => applied.notify()),
       tickIntervalMs: 10,
       proposalTimeoutMs: 2_000,

@@ -1,7 +1,7 @@
 // The cluster endpoints: status for everyone, and membership changes and leadership transfer,
 // which run on the leader (a follower forwards them like any write).
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import type { FastifyInstance, preHandlerAsyncHookHandler } from "fastify";
+import type { FastifyInstance, preHandlerHookHandler } from "fastify";
 import { Type } from "typebox";
 import type { Membership } from "../../service/cluster/membership.js";
 
@@ -17,7 +17,7 @@ export interface ClusterRoutesOptions {
 export function registerClusterRoutes(
   fastify: FastifyInstance,
   options: ClusterRoutesOptions,
-  toLeader?: preHandlerAsyncHookHandler,
+  toLeader?: preHandlerHookHandler,
 ): void {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const leaderOnly = toLeader ? { preHandler: toLeader } : {};

@@ -4,7 +4,7 @@
 // /v1 (same replication, same guarantees, Idempotency-Key on every write); errors keep the one
 // Cairn error body.
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import type { FastifyInstance, preHandlerAsyncHookHandler } from "fastify";
+import type { FastifyInstance, preHandlerHookHandler } from "fastify";
 import { Type } from "typebox";
 import { CairnError } from "../../service/errors.js";
 import type { KvService } from "../../service/kv-service.js";
@@ -40,7 +40,7 @@ function jsonOf(bytes: Uint8Array): unknown {
 export function registerCompatRoutes(
   fastify: FastifyInstance,
   options: CompatRoutesOptions,
-  beforeWrite?: preHandlerAsyncHookHandler,
+  beforeWrite?: preHandlerHookHandler,
 ): void {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const write = beforeWrite ? { preHandler: beforeWrite } : {};

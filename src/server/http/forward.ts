@@ -38,10 +38,25 @@ export class Forwarder {
 
   /**
    * A preHandler: does nothing on the leader; on a follower, sends the request to the leader and
-   * answers with the leader's response.
+   * answers with the leader's response. Callback-style rather than async: on the leader, which
+   * serves every write, it then costs no promise and no extra turn of the microtask queue.
    */
-  readonly preHandler = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    if (this.#view.isLeader()) return;
+  readonly preHandler = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    done: (error?: Error) => void,
+  ): void => {
+    if (this.#view.isLeader()) {
+      done();
+      return;
+    }
+    // On success the leader's answer has been sent: fastify must not run the handler, so no done().
+    this.#forward(request, reply).catch((error: unknown) =>
+      done(error instanceof Error ? error : new Error(String(error))),
+    );
+  };
+
+  async #forward(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     if (request.headers[forwardedHeader] !== undefined) {
       throw new CairnError(
         "ERR_NOT_LEADER",
@@ -82,7 +97,7 @@ export class Forwarder {
     const body = await response.body.text();
     reply.status(response.statusCode).header("content-type", "application/json; charset=utf-8");
     await reply.send(body);
-  };
+  }
 
   /** Closes every pooled connection. */
   async close(): Promise<void> {

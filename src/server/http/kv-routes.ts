@@ -1,7 +1,7 @@
 // The key-value endpoints of the HTTP API (/v1/kv): JSON in and out, values as UTF-8 text or base64,
 // Idempotency-Key on writes, keys taken verbatim from the rest of the path (so they may contain "/").
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import type { FastifyInstance, preHandlerAsyncHookHandler } from "fastify";
+import type { FastifyInstance, preHandlerHookHandler } from "fastify";
 import { Type } from "typebox";
 import { CairnError } from "../../service/errors.js";
 import type { KvRecord } from "../../service/kv/index.js";
@@ -88,7 +88,7 @@ function itemOf(key: Uint8Array, record: KvRecord, wanted: "utf8" | "base64" | u
 export function registerKvRoutes(
   fastify: FastifyInstance,
   kv: KvService,
-  beforeWrite?: preHandlerAsyncHookHandler,
+  beforeWrite?: preHandlerHookHandler,
 ): void {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   app.get(

@@ -4,7 +4,7 @@
 // included: it changes delivery state) go to the leader. Unknown body fields and query parameters
 // are refused, so a misspelt option fails loudly instead of being ignored.
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import type { FastifyInstance, FastifyReply, preHandlerAsyncHookHandler } from "fastify";
+import type { FastifyInstance, FastifyReply, preHandlerHookHandler } from "fastify";
 import { Type } from "typebox";
 import { CairnError, isErrorCode } from "../../service/errors.js";
 import type { DeliveredMessage, StreamService } from "../../service/stream-service.js";
@@ -143,7 +143,7 @@ function clientGone(reply: FastifyReply): AbortSignal {
 export function registerStreamRoutes(
   fastify: FastifyInstance,
   streams: StreamService,
-  beforeWrite?: preHandlerAsyncHookHandler,
+  beforeWrite?: preHandlerHookHandler,
 ): void {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const write = beforeWrite ? { preHandler: beforeWrite } : {};

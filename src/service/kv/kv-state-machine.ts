@@ -174,11 +174,14 @@ export function applyKv(state: StateWriter, command: KvCommand, tsMs: number): K
   }
 }
 
-function liveRecord(state: StateReader, key: Uint8Array, clockMs: number): KvRecord | undefined {
+/** The record stored at `key`, live or expired (its TTL index entry may still need removing). */
+function storedRecord(state: StateReader, key: Uint8Array): KvRecord | undefined {
   const bytes = state.get("kv", key);
-  if (bytes === undefined) return undefined;
-  const record = decodeRecord(bytes);
-  return isLive(record, clockMs) ? record : undefined;
+  return bytes === undefined ? undefined : decodeRecord(bytes);
+}
+
+function liveOf(stored: KvRecord | undefined, clockMs: number): KvRecord | undefined {
+  return stored !== undefined && isLive(stored, clockMs) ? stored : undefined;
 }
 
 function nextRevision(state: StateWriter): number {
@@ -187,18 +190,20 @@ function nextRevision(state: StateWriter): number {
   return revision;
 }
 
-/** Writes `value` at `key` as a new revision, keeping history counters and the TTL index right. */
+/**
+ * Writes `value` at `key` as a new revision, keeping history counters and the TTL index right.
+ * `stored` is what the caller read at `key` (passed in so the key is read once per command).
+ */
 function writeRecord(
   state: StateWriter,
   key: Uint8Array,
+  stored: KvRecord | undefined,
   value: Uint8Array,
   expireAtMs: number,
   clockMs: number,
 ): { revision: number; created: boolean } {
-  const storedBytes = state.get("kv", key);
-  const stored = storedBytes === undefined ? undefined : decodeRecord(storedBytes);
   if (stored !== undefined && stored.expireAtMs !== 0) state.delete("kv-ttl", ttlKey(stored.expireAtMs, key));
-  const live = stored !== undefined && isLive(stored, clockMs) ? stored : undefined;
+  const live = liveOf(stored, clockMs);
   const revision = nextRevision(state);
   const record: KvRecord = {
     value,
@@ -217,23 +222,23 @@ function conflict(message: string, current: KvRecord | undefined): KvConflict {
 }
 
 function applyPut(state: StateWriter, command: KvPut, clockMs: number): KvPutResult {
-  const current = liveRecord(state, command.key, clockMs);
+  const stored = storedRecord(state, command.key);
+  const current = liveOf(stored, clockMs);
   if (command.ifAbsent === true && current !== undefined) return conflict("key exists", current);
   if (command.ifRevision !== undefined && (current?.modRevision ?? 0) !== command.ifRevision) {
     return conflict(`key is not at revision ${command.ifRevision}`, current);
   }
   const expireAtMs = command.ttlMs === undefined ? 0 : clockMs + command.ttlMs;
-  return { ok: true, ...writeRecord(state, command.key, command.value, expireAtMs, clockMs) };
+  return { ok: true, ...writeRecord(state, command.key, stored, command.value, expireAtMs, clockMs) };
 }
 
 function applyDelete(state: StateWriter, command: KvDelete, clockMs: number): KvDeleteResult {
-  const current = liveRecord(state, command.key, clockMs);
+  const stored = storedRecord(state, command.key);
+  const current = liveOf(stored, clockMs);
   if (command.ifRevision !== undefined && (current?.modRevision ?? 0) !== command.ifRevision) {
     return conflict(`key is not at revision ${command.ifRevision}`, current);
   }
-  const storedBytes = state.get("kv", command.key);
-  if (storedBytes !== undefined) {
-    const stored = decodeRecord(storedBytes);
+  if (stored !== undefined) {
     if (stored.expireAtMs !== 0) state.delete("kv-ttl", ttlKey(stored.expireAtMs, command.key));
     state.delete("kv", command.key);
   }
@@ -242,7 +247,8 @@ function applyDelete(state: StateWriter, command: KvDelete, clockMs: number): Kv
 }
 
 function applyIncrement(state: StateWriter, command: KvIncrement, clockMs: number): KvIncrementResult {
-  const current = liveRecord(state, command.key, clockMs);
+  const stored = storedRecord(state, command.key);
+  const current = liveOf(stored, clockMs);
   let base = 0n;
   if (current !== undefined) {
     const text = new TextDecoder().decode(current.value);
@@ -260,6 +266,7 @@ function applyIncrement(state: StateWriter, command: KvIncrement, clockMs: numbe
   const { revision } = writeRecord(
     state,
     command.key,
+    stored,
     new TextEncoder().encode(value),
     current?.expireAtMs ?? 0,
     clockMs,

@@ -77,6 +77,24 @@ describe("RaftGroup runtime (in-process cluster)", () => {
     assert.equal(text((await leader.kv?.get(utf8("k")))?.record?.value), "v2");
   });
 
+  it("sends new entries and acknowledgements at once, and lets a bare commit update wait", async () => {
+    const leader = await cluster.leader();
+    cluster.sends = [];
+    for (let i = 0; i < 10; i++) await leader.kv?.put(utf8("urgent"), utf8(String(i)));
+    const sends = cluster.sends;
+    cluster.sends = undefined;
+    const commitOnly = (s: (typeof sends)[number]) =>
+      s.messages.every((m) => m.type === "append" && m.entries.length === 0);
+    for (const s of sends) {
+      if (s.messages.some((m) => m.type === "append" && m.entries.length > 0))
+        assert.equal(s.urgent, true, "a leader's new entries are urgent");
+      if (s.messages.some((m) => m.type === "append-response"))
+        assert.equal(s.urgent, true, "acknowledgements are urgent");
+      if (commitOnly(s)) assert.equal(s.urgent, false, "a commit-only update may wait");
+    }
+    assert.ok(sends.some(commitOnly), "commit-only updates were sent");
+  });
+
   it("fails reads and writes of an isolated leader instead of answering stale", async () => {
     const leader = await cluster.leader();
     cluster.isolated.add(leader.id);

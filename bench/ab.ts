@@ -1,0 +1,137 @@
+// `node --import tsx bench/ab.ts --a DIR --b DIR`: compares two builds of Cairn side by side on this
+// noisy shared machine. Each DIR holds a `bin/cairn.js` (and the `dist/` it imports), for example a
+// copy of the tree at the base commit and the working tree. Rounds alternate the builds in a
+// shuffled order; each round starts a fresh 3-node cluster per build and runs every load point, and
+// the table shows the medians over the rounds and the ratio B/A. Not part of `npm test`.
+// Options: --rounds N (default 5), --seconds N per point (default 4), --points put:1,put:64,get:64
+// (op:clients; ops: put, get, append), --a-node-options / --b-node-options "FLAGS" (NODE_OPTIONS
+// for that build's node processes).
+import { Prng } from "../src/util/prng.js";
+import {
+  type LoadResult,
+  median,
+  option as optionOf,
+  type RequestSpec,
+  runLoad,
+  startBenchCluster,
+} from "./load.js";
+
+const args = process.argv.slice(2);
+const option = (name: string, fallback: string) => optionOf(args, name, fallback);
+const dirs = { A: option("a", ""), B: option("b", "") };
+const nodeOptions = { A: option("a-node-options", ""), B: option("b-node-options", "") };
+if (dirs.A === "" || dirs.B === "") {
+  console.error("usage: bench/ab.ts --a DIR --b DIR [--rounds N] [--seconds N] [--points put:1,put:64]");
+  process.exit(2);
+}
+const rounds = Number(option("rounds", "5"));
+const seconds = Number(option("seconds", "4"));
+const points = option("points", "put:1,put:64,put:256,get:64")
+  .split(",")
+  .map((p) => {
+    const [op, clients] = p.split(":");
+    if (op !== "put" && op !== "get" && op !== "append") throw new Error(`unknown op in ${p}`);
+    return { op, clients: Number(clients) } as const;
+  });
+const keys = 1000;
+const value = "v".repeat(100);
+
+function request(op: "put" | "get" | "append", key: string): RequestSpec {
+  switch (op) {
+    case "put":
+      return { method: "PUT", path: `/v1/kv/${key}`, body: JSON.stringify({ value }) };
+    case "get":
+      return { method: "GET", path: `/v1/kv/${key}` };
+    case "append":
+      return { method: "POST", path: "/v1/streams/bench/messages", body: JSON.stringify({ payload: value }) };
+  }
+}
+
+async function runBuild(dir: string, nodeOptions: string): Promise<LoadResult[]> {
+  // The node processes inherit NODE_OPTIONS: a way to compare V8 or Node flags on one build.
+  const saved = process.env["NODE_OPTIONS"];
+  if (nodeOptions !== "") process.env["NODE_OPTIONS"] = nodeOptions;
+  const cluster = await startBenchCluster(28381, 28301, `${dir}/bin/cairn.js`).finally(() => {
+    if (saved === undefined) delete process.env["NODE_OPTIONS"];
+    else process.env["NODE_OPTIONS"] = saved;
+  });
+  try {
+    for (let k = 0; k < keys; k++) {
+      await fetch(`${cluster.leaderUrl}/v1/kv/key-${k}`, {
+        method: "PUT",
+        body: JSON.stringify({ value }),
+        headers: { "content-type": "application/json" },
+      });
+    }
+    await fetch(`${cluster.leaderUrl}/v1/streams`, {
+      method: "POST",
+      body: JSON.stringify({ name: "bench" }),
+      headers: { "content-type": "application/json" },
+    });
+    // Warm up (JIT, connection setup) before anything is measured.
+    await runLoad({
+      url: cluster.leaderUrl,
+      clients: 16,
+      seconds: 2,
+      serverPids: cluster.pids,
+      next: (c, n) => request("put", `key-${(c * 7919 + n) % keys}`),
+    });
+    const results: LoadResult[] = [];
+    for (const point of points) {
+      results.push(
+        await runLoad({
+          url: cluster.leaderUrl,
+          clients: point.clients,
+          seconds,
+          serverPids: cluster.pids,
+          next: (c, n) => request(point.op, `key-${(c * 7919 + n) % keys}`),
+        }),
+      );
+    }
+    return results;
+  } finally {
+    await cluster.close();
+  }
+}
+
+const prng = new Prng(Date.now() % 2 ** 31);
+const samples = { A: [] as LoadResult[][], B: [] as LoadResult[][] };
+for (let r = 0; r < rounds; r++) {
+  const order: ("A" | "B")[] = prng.below(2) === 0 ? ["A", "B"] : ["B", "A"];
+  for (const build of order) {
+    samples[build].push(await runBuild(dirs[build], nodeOptions[build]));
+    const last = samples[build].at(-1) ?? [];
+    console.error(
+      `round ${r + 1} ${build}: ${last.map((x, i) => `${points[i]?.op}:${points[i]?.clients}=${x.opsPerSecond.toFixed(0)}/s p50 ${x.p50Ms.toFixed(2)}`).join("  ")}`,
+    );
+  }
+}
+
+const load = (await import("node:os")).loadavg();
+console.log(
+  `${rounds} rounds, ${seconds} s per point, load average ${load.map((x) => x.toFixed(1)).join(" ")}; medians\n`,
+);
+console.log(
+  "| op | clients | A ops/s | B ops/s | B/A | A p50 ms | B p50 ms | A p99 ms | B p99 ms | A CPU µs/op | B CPU µs/op |",
+);
+console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+points.forEach((point, i) => {
+  const pick = (build: "A" | "B", f: (x: LoadResult) => number) =>
+    median(samples[build].map((run) => f(run[i] ?? ({} as LoadResult))));
+  const a = pick("A", (x) => x.opsPerSecond);
+  const b = pick("B", (x) => x.opsPerSecond);
+  const cells = [
+    point.op,
+    point.clients,
+    a.toFixed(0),
+    b.toFixed(0),
+    (b / a).toFixed(2),
+    pick("A", (x) => x.p50Ms).toFixed(2),
+    pick("B", (x) => x.p50Ms).toFixed(2),
+    pick("A", (x) => x.p99Ms).toFixed(2),
+    pick("B", (x) => x.p99Ms).toFixed(2),
+    pick("A", (x) => x.cpuMicrosPerOp).toFixed(0),
+    pick("B", (x) => x.cpuMicrosPerOp).toFixed(0),
+  ];
+  console.log(`| ${cells.join(" | ")} |`);
+});
