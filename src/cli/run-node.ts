@@ -223,7 +223,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
   const host = new NodeHost({ self: { id, name: identity.name, httpUrl }, transport, env });
   // Applied rounds reach lmdb together every 50 ms: the WAL already holds them durably.
   const backend = new StoreBackend(store, MAIN_GROUP, { flushIntervalMs: 50, after: env.after });
-  const applied = new ApplyNotifier();
+  const applied = new ApplyNotifier(undefined, env);
   const group = await RaftGroup.open<ApplyOutcome>({
     raft: {
       id,

@@ -1,17 +1,40 @@
 // Wakes long-polls and event streams when the state machine applies entries. The apply path calls
 // notify() once per applied batch; a waiter passes the version it last saw, so a batch applied
 // between its read and its wait is never missed. The number of waiters is bounded.
+import type { Env } from "../node/env.js";
 import { CairnError } from "./errors.js";
+
+/** The clock and timers a notifier's waits use. */
+export type WaitClock = Pick<Env, "monotonicMs" | "after">;
+
+/** Node's clock and timers: the default, for code that is not simulated. */
+const systemClock: WaitClock = {
+  monotonicMs: () => performance.now(),
+  after: (delayMs, run) => {
+    const handle = setTimeout(run, delayMs);
+    return () => clearTimeout(handle);
+  },
+};
 
 /** A bounded set of waiters woken whenever entries are applied. */
 export class ApplyNotifier {
   readonly #waitersMax: number;
+  readonly #clock: WaitClock;
   readonly #waiters = new Set<() => void>();
   #version = 0;
 
-  /** Creates a notifier that holds at most `waitersMax` waiters at once. */
-  constructor(waitersMax = 4096) {
+  /**
+   * Creates a notifier that holds at most `waitersMax` waiters at once; waits are timed on `clock`
+   * (the runtime's Env, so the simulator controls them).
+   */
+  constructor(waitersMax = 4096, clock: WaitClock = systemClock) {
     this.#waitersMax = waitersMax;
+    this.#clock = clock;
+  }
+
+  /** The waits' clock: monotonic milliseconds, for deadlines of long-polls. */
+  monotonicMs(): number {
+    return this.#clock.monotonicMs();
   }
 
   /** Increments with every applied batch. */
@@ -46,12 +69,13 @@ export class ApplyNotifier {
     }
     return new Promise<void>((resolve) => {
       const done = () => {
-        clearTimeout(timer);
+        cancel();
         signal?.removeEventListener("abort", done);
         this.#waiters.delete(done);
         resolve();
       };
-      const timer = setTimeout(done, timeoutMs);
+      const cancel = this.#clock.after(timeoutMs, done);
+
       signal?.addEventListener("abort", done, { once: true });
       this.#waiters.add(done);
     });

@@ -373,7 +373,7 @@ export class StreamService {
       throw new CairnError("ERR_BAD_REQUEST", "give from or fromTimeMs, not both");
     }
     const consistency = query.consistency ?? "linearizable";
-    const deadline = Date.now() + (query.waitMs ?? 0);
+    const deadline = this.#notifier.monotonicMs() + (query.waitMs ?? 0);
     let from = query.from;
     for (;;) {
       const version = this.#notifier.version;
@@ -388,7 +388,12 @@ export class StreamService {
         };
       });
       const rangeDone = query.to !== undefined && page.next > query.to;
-      if (page.messages.length > 0 || rangeDone || Date.now() >= deadline || query.signal?.aborted === true) {
+      if (
+        page.messages.length > 0 ||
+        rangeDone ||
+        this.#notifier.monotonicMs() >= deadline ||
+        query.signal?.aborted === true
+      ) {
         return page;
       }
       // Nothing yet: keep the position and wait for an applied batch that reaches it.
@@ -503,7 +508,7 @@ export class StreamService {
     checkName("consumer", consumer, CONSUMER_NAME);
     checkInteger("max", max, 1, this.#limits.fetchMax);
     checkInteger("waitMs", waitMs, 0, this.#limits.waitMsMax);
-    const deadline = Date.now() + waitMs;
+    const deadline = this.#notifier.monotonicMs() + waitMs;
     for (;;) {
       const version = this.#notifier.version;
       // An empty fetch leaves the idempotency key unused (see streamResultIsRemembered), so each
@@ -514,7 +519,12 @@ export class StreamService {
         idempotencyKey,
       );
       if (result.op !== "fetch") throw unexpected(result);
-      if (result.messages.length > 0 || duplicate || Date.now() >= deadline || signal?.aborted === true) {
+      if (
+        result.messages.length > 0 ||
+        duplicate ||
+        this.#notifier.monotonicMs() >= deadline ||
+        signal?.aborted === true
+      ) {
         return { messages: this.#delivered(stream, result.messages), duplicate };
       }
       // Propose again only when local state says something is available: a new message, or an
@@ -647,7 +657,7 @@ export class StreamService {
   ): Promise<void> {
     let seen = version;
     for (;;) {
-      const left = deadline - Date.now();
+      const left = deadline - this.#notifier.monotonicMs();
       if (left <= 0 || signal?.aborted === true) return;
       await this.#notifier.wait(seen, Math.min(left, pollMs), signal);
       seen = this.#notifier.version;

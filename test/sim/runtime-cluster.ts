@@ -331,7 +331,9 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
       },
     );
     inc.storage = storage;
-    const applied = new ApplyNotifier();
+    // Long-poll timeouts on the incarnation's simulated timers (silent once it crashed).
+    const env = this.#envOf(inc);
+    const applied = new ApplyNotifier(undefined, env);
     const service = new ServiceStateMachine(inc.backend, undefined, () => applied.notify());
     inc.appliedThrough = service.appliedIndex();
     const stateMachine: StateMachine<ApplyOutcome> = {
@@ -346,7 +348,6 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
         return results;
       },
     };
-    const env = this.#envOf(inc);
     const raftGroup = await RaftGroup.open<ApplyOutcome>({
       raft: {
         id: nodeId(m.id),
@@ -777,11 +778,12 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     this.#serve(
       clientId,
       (inc) =>
-        inc.streams?.fetch(groupStream, groupName, consumer, max).then((messages) =>
+        inc.streams?.fetch(groupStream, groupName, consumer, { max }).then(({ messages }) =>
           messages.map((m) => ({
             seq: m.seq,
             messageId: headerOf(m.headers, messageIdHeader),
-            payload: decoder.decode(Uint8Array.from(atob(m.payloadBase64), (c) => c.charCodeAt(0))),
+            payload: decoder.decode(m.payload),
+
             deliveries: m.deliveries,
           })),
         ),
@@ -798,7 +800,8 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
   ): void {
     this.#serve(
       clientId,
-      (inc) => inc.streams?.settle(groupStream, groupName, action, seqs, 0, idempotencyKey),
+      (inc) => inc.streams?.settle(groupStream, groupName, action, seqs, { idempotencyKey }),
+
       done,
     );
   }
