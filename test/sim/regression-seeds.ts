@@ -36,4 +36,39 @@ export const regressionSeeds: readonly RegressionSeed[] = [
     level: 2,
     why: "harness: convergence compared the state store's own applied index, which lags while its commits are in flight; only replicated state is compared now",
   },
+  {
+    seed: 502340,
+    level: 1,
+    why: "raft core: a follower that may not campaign kept restarting its election clock, kept a dead leader's lease and refused the votes the last possible majority needed (fixed with seed 352697416's bug)",
+  },
+  {
+    seed: 1014,
+    level: 2,
+    why: "storage: overlapping snapshot writers (a capture beside a received snapshot, or one snapshot streamed twice) shared one temp file and pruned the same files; ENOENT stopped the snapshot store for good",
+  },
+  {
+    seed: 2014,
+    level: 2,
+    why: "storage: overlapping snapshot writers (a capture beside a received snapshot, or one snapshot streamed twice) shared one temp file and pruned the same files; ENOENT stopped the snapshot store for good",
+  },
+  {
+    seed: 2045,
+    level: 2,
+    why: "storage: overlapping snapshot writers (a capture beside a received snapshot, or one snapshot streamed twice) shared one temp file and pruned the same files; ENOENT stopped the snapshot store for good",
+  },
+  {
+    seed: 3039,
+    level: 2,
+    why: "storage: overlapping snapshot writers (a capture beside a received snapshot, or one snapshot streamed twice) shared one temp file and pruned the same files; ENOENT stopped the snapshot store for good",
+  },
+  {
+    seed: 3045,
+    level: 2,
+    why: "storage: overlapping snapshot writers (a capture beside a received snapshot, or one snapshot streamed twice) shared one temp file and pruned the same files; ENOENT stopped the snapshot store for good",
+  },
+  {
+    seed: 3047,
+    level: 2,
+    why: "storage: overlapping snapshot writers (a capture beside a received snapshot, or one snapshot streamed twice) shared one temp file and pruned the same files; ENOENT stopped the snapshot store for good",
+  },
 ];
