@@ -9,6 +9,8 @@ import type { KvService } from "../../service/kv-service.js";
 import { idempotencyKeyOf } from "./idempotency.js";
 
 const textDecoder = new TextDecoder("utf-8", { fatal: true });
+const textEncoder = new TextEncoder();
+const lenientDecoder = new TextDecoder();
 
 const Encoding = Type.Union([Type.Literal("utf8"), Type.Literal("base64")]);
 const Consistency = Type.Union([Type.Literal("linearizable"), Type.Literal("stale")]);
@@ -41,7 +43,7 @@ const PatchBody = Type.Object(
 
 /** Decodes a client value by its encoding; bad base64 is ERR_BAD_REQUEST. */
 export function decodeValue(value: string, encoding: "utf8" | "base64" | undefined): Uint8Array {
-  if (encoding !== "base64") return new TextEncoder().encode(value);
+  if (encoding !== "base64") return textEncoder.encode(value);
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(value) || value.length % 4 === 1) {
     throw new CairnError("ERR_BAD_REQUEST", "value is not valid base64");
   }
@@ -67,12 +69,12 @@ export function encodeValue(
 function keyOf(params: unknown): Uint8Array {
   const key = typeof params === "object" && params !== null && "*" in params ? params["*"] : undefined;
   if (typeof key !== "string") throw new CairnError("ERR_BAD_REQUEST", "missing key");
-  return new TextEncoder().encode(key);
+  return textEncoder.encode(key);
 }
 
 function itemOf(key: Uint8Array, record: KvRecord, wanted: "utf8" | "base64" | undefined) {
   return {
-    key: new TextDecoder().decode(key),
+    key: lenientDecoder.decode(key),
     ...encodeValue(record.value, wanted),
     revision: record.modRevision,
     createRevision: record.createRevision,
