@@ -40,6 +40,7 @@ export const knownIssues: readonly KnownIssue[] = [
       { seed: 3039, level: 2 },
       { seed: 3045, level: 2 },
       { seed: 3047, level: 2 },
+      { seed: 1000757, level: 2 },
     ],
   },
   {
