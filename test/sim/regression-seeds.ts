@@ -71,4 +71,14 @@ export const regressionSeeds: readonly RegressionSeed[] = [
     level: 2,
     why: "storage: overlapping snapshot writers (a capture beside a received snapshot, or one snapshot streamed twice) shared one temp file and pruned the same files; ENOENT stopped the snapshot store for good",
   },
+  {
+    seed: 1001115,
+    level: 2,
+    why: "harness: with slow links and disks no election finished for seconds, the stream setup never got an answer, and the stream checks judged streams that were never created (also 1000464, 1001397, 1001860); they now judge only a started workload",
+  },
+  {
+    seed: 1000757,
+    level: 2,
+    why: "harness: a node stopped by a fatal error kept its last role and was taken for the leader (also 1000932); such a node never counts as leader now (its fatal stop was the snapshot-store bug, fixed)",
+  },
 ];

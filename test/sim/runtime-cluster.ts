@@ -137,6 +137,8 @@ interface Incarnation {
   wasLeader: boolean;
   /** The commit index when this incarnation last became leader (aimed faults look at it). */
   commitAtElection: number;
+  /** Whether its runtime stopped on a fatal error (it then never leads, whatever its last role). */
+  stopped: boolean;
   /** Snapshot streams received, by id: a stream arrives once (the network may duplicate messages, a stream does not). */
   readonly transfersSeen: Set<number>;
 }
@@ -297,6 +299,7 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
       storage: undefined,
       wasLeader: false,
       commitAtElection: 0,
+      stopped: false,
       transfersSeen: new Set(),
     };
     m.current = inc;
@@ -384,6 +387,7 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
       readTimeoutMs: 2_000,
       onFatal: (error) => {
         if (!inc.alive) return;
+        inc.stopped = true;
         const why = describeError(error);
         this.#fatal.push(`node ${m.id} stopped at ${this.#env.scheduler.nowMs}ms on a fatal error: ${why}`);
         this.#trace(`node ${m.id} stopped: ${why}`);
@@ -509,7 +513,7 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     for (const m of this.#members.values()) {
       const inc = m.current;
       const g = inc?.group;
-      if (inc === undefined || g?.softState.role !== "leader") continue;
+      if (inc === undefined || inc.stopped || g?.softState.role !== "leader") continue;
       const term = g.status().term;
       if (best === undefined || best.term < term) best = { id: m.id, inc, term };
     }
