@@ -77,10 +77,10 @@ interface ReadRound {
 
 const storageCodes = new Set(["ERR_NO_SPACE"]);
 
-/** The data bytes of the entries after `afterIndex`. */
-function sumDataBytes(entries: readonly Entry[], afterIndex: number): number {
+/** The data bytes of the entries in (`afterIndex`, `throughIndex`]. */
+function sumDataBytes(entries: readonly Entry[], afterIndex: number, throughIndex: number): number {
   let total = 0;
-  for (const e of entries) if (e.index > afterIndex) total += e.data.length;
+  for (const e of entries) if (e.index > afterIndex && e.index <= throughIndex) total += e.data.length;
   return total;
 }
 
@@ -140,7 +140,8 @@ export class RaftGroup<R> {
           },
     );
     const group = new RaftGroup(options, raw, Math.max(applied, snapshotIndex));
-    group.#logBytesSinceSnapshot = sumDataBytes(persisted?.entries ?? [], snapshotIndex);
+    // Entries after the applied index are counted when they are applied again, not here too.
+    group.#logBytesSinceSnapshot = sumDataBytes(persisted?.entries ?? [], snapshotIndex, applied);
     group.#scheduleTick();
     return group;
   }
@@ -394,7 +395,14 @@ export class RaftGroup<R> {
       if (rd.softState.role === "leader") this.#lastLeaderContactMs = this.#env.monotonicMs();
       // Fail fast: a deposed leader cannot tell whether its pending entries will commit, and
       // waiting for the proposal timeout helps no client.
-      if (wasLeader && rd.softState.role !== "leader") this.#failPendingProposals();
+      if (wasLeader && rd.softState.role !== "leader") {
+        this.#failProposals(
+          new NodeError(
+            "ERR_TIMEOUT",
+            "leadership was lost before the write was applied; it may still commit: retry with the same idempotency key",
+          ),
+        );
+      }
       this.#options.onSoftState?.(rd.softState);
     }
     if (rd.messages.length > 0) {
@@ -600,25 +608,16 @@ export class RaftGroup<R> {
     this.#options.onFatal?.(error);
   }
 
-  #failPendingProposals(): void {
-    for (const [, p] of this.#pending) {
-      p.cancelTimer();
-      p.reject(
-        new NodeError(
-          "ERR_TIMEOUT",
-          "leadership was lost before the write was applied; it may still commit: retry with the same idempotency key",
-        ),
-      );
-    }
-    this.#pending.clear();
-  }
-
-  #failAll(error: NodeError): void {
+  #failProposals(error: NodeError): void {
     for (const [, p] of this.#pending) {
       p.cancelTimer();
       p.reject(error);
     }
     this.#pending.clear();
+  }
+
+  #failAll(error: NodeError): void {
+    this.#failProposals(error);
     for (const [, round] of this.#readRounds) {
       round.cancelTimer();
       for (const w of round.waiters) w.reject(error);

@@ -14,6 +14,7 @@ import {
   PROTOCOL_VERSION,
   type Welcome,
 } from "../../../src/transport/handshake.js";
+import type { TransportSettings } from "../../../src/transport/settings.js";
 import type { TransportEvent } from "../../../src/transport/transport.js";
 import { Prng } from "../../../src/util/prng.js";
 import { connectAll, makeNode, type Node, n, testCerts, waitFor } from "./helpers.js";
@@ -270,8 +271,12 @@ describe("TLS transport", () => {
     assert.equal(a.unreachable.at(-1), 9);
   });
 
-  it("reconnects after the remote restarts and delivers the queued messages", async () => {
-    const a = await started(1);
+  /**
+   * Node 1 (with `settings`) talks to node 2, which restarts on the same port; node 1 queues "while
+   * down" meanwhile. Returns both, the restarted node 2 knowing node 1 but not yet dialled by it.
+   */
+  async function restartedPeer(settings?: Partial<TransportSettings>) {
+    const a = await started(1, settings === undefined ? {} : { settings });
     const b = await started(2);
     connectAll([a, b]);
     a.transport.send(n(2), { group: 0, text: "before" });
@@ -279,10 +284,15 @@ describe("TLS transport", () => {
     const port = b.transport.listenAddress?.port ?? 0;
     await b.transport.close();
     await waitFor("disconnect noticed", () => eventsOf(a, "disconnected").length === 1);
-    assert.ok(a.unreachable.includes(2));
     a.transport.send(n(2), { group: 0, text: "while down" });
     const b2 = await started(2, { listen: { host: "127.0.0.1", port } });
     b2.transport.setPeers(new Map([[n(1), a.transport.listenAddress ?? { host: "", port: 0 }]]));
+    return { a, b2 };
+  }
+
+  it("reconnects after the remote restarts and delivers the queued messages", async () => {
+    const { a, b2 } = await restartedPeer();
+    assert.ok(a.unreachable.includes(2));
     a.transport.send(n(2), { group: 0, text: "after" });
     await waitFor("messages after restart", () => b2.received.some((m) => m.text === "after"));
     assert.deepEqual(
@@ -293,18 +303,7 @@ describe("TLS transport", () => {
 
   it("redials at once, not after its backoff, when the restarted peer dials in", async () => {
     // A minute of backoff: without the redial the queued message would not arrive within waitFor.
-    const slow = { reconnectBackoffBaseMs: 60_000, reconnectBackoffMaxMs: 60_000 };
-    const a = await started(1, { settings: slow });
-    const b = await started(2);
-    connectAll([a, b]);
-    a.transport.send(n(2), { group: 0, text: "before" });
-    await waitFor("first message", () => b.received.length === 1);
-    const port = b.transport.listenAddress?.port ?? 0;
-    await b.transport.close();
-    await waitFor("disconnect noticed", () => eventsOf(a, "disconnected").length === 1);
-    a.transport.send(n(2), { group: 0, text: "while down" });
-    const b2 = await started(2, { listen: { host: "127.0.0.1", port } });
-    b2.transport.setPeers(new Map([[n(1), a.transport.listenAddress ?? { host: "", port: 0 }]]));
+    const { b2 } = await restartedPeer({ reconnectBackoffBaseMs: 60_000, reconnectBackoffMaxMs: 60_000 });
     // b2 dials a (it has a message for it); a answers by redialling b2 at once.
     b2.transport.send(n(1), { group: 0, text: "hello" });
     await waitFor("the queued message", () => b2.received.some((m) => m.text === "while down"));
