@@ -539,8 +539,17 @@ export class RawNode {
     else this.#campaign("vote", transfer);
   }
 
+  /**
+   * Whether this node may campaign: it is a voter in its latest configuration, or its removal is
+   * not committed yet. A leader cut off right after appending its own removal is still a voter
+   * under the committed configuration; the others may need its vote, and its longer log refuses
+   * theirs, so it must be able to win, commit its removal (which needs only the new
+   * configuration's majority) and step down (dissertation §4.2.2).
+   */
   #promotable(): boolean {
-    return this.#confs.current().voters.includes(this.id) && !this.#log.installingSnapshot();
+    if (this.#log.installingSnapshot()) return false;
+    if (this.#confs.current().voters.includes(this.id)) return true;
+    return this.#confs.at(this.#log.commitIndex).voters.includes(this.id);
   }
 
   #campaign(kind: "pre" | "vote", transfer: boolean): void {

@@ -21,50 +21,12 @@ export interface KnownIssue {
 /**
  * The list. Fixed so far (their seeds are in regression-seeds.ts): concurrent writers of the
  * snapshot store (a capture beside a received snapshot, or one snapshot streamed twice, both using
- * one temp name and pruning the same files), and a follower that may not campaign restarting its
- * election clock, so it kept a dead leader's lease and refused the votes the cluster needed.
+ * one temp name and pruning the same files); a follower that may not campaign restarting its
+ * election clock, so it kept a dead leader's lease and refused the votes the cluster needed; and a
+ * leader cut off right after appending its own removal never campaigning again, although the
+ * committed configuration still needed its vote.
  */
-export const knownIssues: readonly KnownIssue[] = [
-  {
-    id: "uncommitted-self-removal-deadlock",
-    diagnosis:
-      "src/raft/raw-node.ts takes a membership change into effect when it is appended, and #promotable " +
-      "asks only the latest configuration. A leader cut off right after proposing its own removal (the " +
-      "entry reached no one) steps down and, its own log saying it is no longer a voter, never campaigns " +
-      "again; under the committed configuration it is still a voter whose vote every majority needs, and " +
-      "its longer log refuses the others. Seed 1017838: voters {1,3}, leader 3 proposes 'remove 3', is " +
-      "isolated; node 1 can never win, node 3 never tries, and healing changes nothing. Letting a node " +
-      "whose removal is not committed campaign (promotable if a voter in the configuration as of its " +
-      "commit index) makes the seed pass; applying changes on commit, as etcd does, is the other way.",
-    shows: (text) => uncommittedSelfRemoval(text),
-    seeds: [{ seed: 1017838, level: 1 }],
-  },
-];
-
-/**
- * Whether a "no leader" report shows a node that is not a voter in its own configuration and knows
- * no leader, while another node still counts it as a voter.
- */
-function uncommittedSelfRemoval(text: string): boolean {
-  const nodes = noLeaderNodes(text);
-  return nodes.some(
-    (n) =>
-      n.leader === "-" &&
-      !n.voters.includes(n.id) &&
-      nodes.some((o) => o.id !== n.id && o.voters.includes(n.id)),
-  );
-}
-
-/** The nodes of a "no leader" report line: id, role, voters in its configuration, known leader. */
-function noLeaderNodes(text: string): { id: string; role: string; voters: string[]; leader: string }[] {
-  const line = /no leader at the end of the liveness phase \((.*)\)/.exec(text)?.[1];
-  if (line === undefined) return [];
-  return line.split("; ").flatMap((node) => {
-    const m = /^(\d+): (\S+) t\d+ last \d+ commit \d+ voters ([\d,]*) leader (\S+)$/.exec(node);
-    if (m === null) return [];
-    return [{ id: m[1] ?? "", role: m[2] ?? "", voters: (m[3] ?? "").split(","), leader: m[4] ?? "" }];
-  });
-}
+export const knownIssues: readonly KnownIssue[] = [];
 
 /**
  * The known issue that explains a failing run: every failure is a convergence problem (no safety

@@ -81,4 +81,9 @@ export const regressionSeeds: readonly RegressionSeed[] = [
     level: 2,
     why: "harness: a node stopped by a fatal error kept its last role and was taken for the leader (also 1000932); such a node never counts as leader now (its fatal stop was the snapshot-store bug, fixed)",
   },
+  {
+    seed: 1017838,
+    level: 1,
+    why: "raft core: a leader cut off right after appending its own removal never campaigned again (its latest configuration left it out) while the committed one still needed its vote; a node now campaigns until its removal commits",
+  },
 ];

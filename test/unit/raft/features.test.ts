@@ -287,6 +287,33 @@ describe("membership changes (dissertation §4)", () => {
     net.propose(leader, "after");
     assert.equal(net.cluster.raw(leader).status().commitIndex, net.cluster.raw(leader).status().lastIndex);
   });
+
+  it("a leader cut off right after appending its own removal campaigns until the removal commits", () => {
+    // Found by simulator seed 1017838 (level 1): the removal reached no one, so node 1 still counts
+    // node 3 as a voter and needs its vote, which node 3's longer log refuses. Node 3, its own log
+    // saying it is no longer a voter, never campaigned: no leader, ever.
+    const net = new Net({ seed: 11, voters: [1, 3], preVote: true, checkQuorum: true });
+    net.elect(3);
+    net.isolate(3);
+    assert.ok(net.cluster.raw(3).proposeConfChange({ type: "remove", node: nodeId(3) }).ok);
+    for (let k = 0; k < 40; k++) {
+      net.tickAll(1);
+      net.stabilize();
+    }
+    assert.notEqual(net.cluster.raw(3).status().role, "leader", "check-quorum deposed the cut-off leader");
+
+    assert.equal(net.leader(), undefined, "node 1 cannot win without node 3's vote");
+    net.heal();
+    for (let k = 0; k < 100 && net.leader() !== 1; k++) {
+      net.tickAll(1);
+      net.stabilize();
+    }
+    assert.equal(net.leader(), 1, "node 3 commits its removal and node 1 then leads alone");
+    assert.deepEqual(net.cluster.raw(1).status().conf.voters, [1]);
+    assert.equal(net.cluster.raw(3).status().role, "follower");
+    net.propose(1, "after");
+    assert.equal(net.cluster.raw(1).status().commitIndex, net.cluster.raw(1).status().lastIndex);
+  });
 });
 
 describe("leadership transfer (dissertation §3.10)", () => {
