@@ -86,4 +86,9 @@ export const regressionSeeds: readonly RegressionSeed[] = [
     level: 1,
     why: "raft core: a leader cut off right after appending its own removal never campaigned again (its latest configuration left it out) while the committed one still needed its vote; a node now campaigns until its removal commits",
   },
+  {
+    seed: 1001003,
+    level: 2,
+    why: "harness: an append attempt still in flight when the run ended had no record, so a reader's sighting of it was called a phantom; open appends and acks now count as outcomes unknown",
+  },
 ];

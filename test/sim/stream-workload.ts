@@ -138,6 +138,8 @@ export class StreamWorkload implements SideWorkload {
   readonly #deliveries: { consumer: string; seq: number; deliveryCount: number }[] = [];
   readonly #acks: { consumer: string; seq: number }[] = [];
   readonly #unconfirmedAcks: { consumer: string; seq: number }[] = [];
+  /** Acks not settled yet (an attempt or a retry to come), by idempotency key: they may have acked. */
+  readonly #acksInFlight = new Map<string, { consumer: string; seqs: readonly number[] }>();
   /** The highest sequence any answer named per stream (readers read below it). */
   readonly #highest = new Map<string, number>();
   /** Wrong answers (errors no correct service gives): each fails the run. */
@@ -248,16 +250,20 @@ export class StreamWorkload implements SideWorkload {
     const records = this.#appends.get(stream);
     assert(records !== undefined, `unknown stream ${stream}`);
     this.counters.appends++;
+    // Recorded as unknown until it settles: an attempt still in flight when the run ends (seed
+    // 1001003 at level 2) may have taken effect, and a reader may have seen it.
+    const at = records.length;
+    records.push({ clientId: producer, messageId, payload, outcome: { kind: "unknown" } });
     this.#request<{ seq: number }>(
       (done) => this.#target.append(clientIdBase + producer, stream, messageId, payload, done),
       (r) => {
         if (r?.kind === "ok") {
-          records.push({
+          records[at] = {
             clientId: producer,
             messageId,
             payload,
             outcome: { kind: "acked", seq: r.value.seq },
-          });
+          };
           this.counters.appended++;
           if (retry > 0) this.counters.ackedOnRetry++;
           this.#highest.set(stream, Math.max(this.#highest.get(stream) ?? 0, r.value.seq));
@@ -265,12 +271,13 @@ export class StreamWorkload implements SideWorkload {
           return;
         }
         if (r === undefined) this.counters.appendTimeouts++;
-        records.push({
+        records[at] = {
           clientId: producer,
           messageId,
           payload,
           outcome: r === undefined ? { kind: "unknown" } : { kind: "rejected" },
-        });
+        };
+
         // Retry with the same message id (and idempotency key): never a second copy.
         if (retry < this.#options.retriesMax) {
           this.#scheduler.after(
@@ -368,10 +375,12 @@ export class StreamWorkload implements SideWorkload {
     timedOutBefore: boolean,
     next: () => void,
   ): void {
+    if (action === "ack") this.#acksInFlight.set(idempotencyKey, { consumer, seqs });
     this.#request<{ settled: readonly number[] }>(
       (done) => this.#target.settle(clientIdBase + 20 + c, action, seqs, idempotencyKey, done),
       (r) => {
         if (r?.kind === "ok") {
+          this.#acksInFlight.delete(idempotencyKey);
           if (action === "ack") {
             for (const seq of r.value.settled) this.#acks.push({ consumer, seq });
             this.counters.acked += r.value.settled.length;
@@ -391,7 +400,9 @@ export class StreamWorkload implements SideWorkload {
           );
           return;
         }
+        this.#acksInFlight.delete(idempotencyKey);
         // An attempt whose answer never came may have acked; a definite failure after it proves nothing.
+
         if (action === "ack" && timedOut)
           for (const seq of seqs) this.#unconfirmedAcks.push({ consumer, seq });
         next();
@@ -420,11 +431,15 @@ export class StreamWorkload implements SideWorkload {
       out.push(`consumer group ${groupName}: missing at the end`);
       return out;
     }
+    const stillInFlight = [...this.#acksInFlight.values()].flatMap(({ consumer, seqs }) =>
+      seqs.map((seq) => ({ consumer, seq })),
+    );
     for (const v of checkConsumerGroup({
       streamSeqs: copy.entries.map((e) => e.seq),
       deliveries: this.#deliveries,
       acks: this.#acks,
-      unconfirmedAcks: this.#unconfirmedAcks,
+      unconfirmedAcks: [...this.#unconfirmedAcks, ...stillInFlight],
+
       final: { deliveredThroughSeq: group.deliveredThroughSeq, pendingSeqs: group.pendingSeqs },
       deadLetters: group.deadLetters,
       maxDeliveries: this.#options.maxDeliveries,
