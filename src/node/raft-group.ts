@@ -468,7 +468,8 @@ export class RaftGroup<R> {
     const snapshots = this.#options.snapshots;
     const report = (ok: boolean) => {
       if (this.#stopped || this.#fatal !== undefined) return;
-      this.#raw.reportSnapshot(message.to, ok);
+      this.#raw.reportSnapshot(message.to, ok, message.snapshot.index);
+
       this.#kick();
     };
     if (snapshots === undefined) {

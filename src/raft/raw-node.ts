@@ -294,10 +294,16 @@ export class RawNode {
     if (this.#role === "leader" && pr !== undefined && pr.state === "replicate") pr.becomeProbe();
   }
 
-  /** Reports how sending a snapshot to `peer` ended; either way the leader probes it next. */
-  reportSnapshot(peer: NodeId, ok: boolean): void {
+  /**
+   * Reports how sending a snapshot to `peer` ended; either way the leader probes it next. With
+   * `snapshotIndex`, a late report about another snapshot than the one in flight is ignored (it
+   * would end the newer transfer, and the leader would send that snapshot again).
+   */
+  reportSnapshot(peer: NodeId, ok: boolean, snapshotIndex?: LogIndex): void {
     const pr = this.#progress.get(peer);
     if (this.#role !== "leader" || pr === undefined || pr.state !== "snapshot") return;
+    if (snapshotIndex !== undefined && snapshotIndex !== pr.pendingSnapshot) return;
+
     // On failure, probe from the match so a fresh snapshot is chosen if still needed.
     if (!ok) pr.pendingSnapshot = logIndex(0);
     pr.becomeProbe();

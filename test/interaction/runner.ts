@@ -210,7 +210,9 @@ class Interpreter {
           n++;
           out.push(`dropped ${formatMessage(env.msg)}`);
           if (env.msg.type === "snapshot")
-            this.net.cluster.nodes.get(env.msg.from)?.raw?.reportSnapshot(env.msg.to, false);
+            this.net.cluster.nodes
+              .get(env.msg.from)
+              ?.raw?.reportSnapshot(env.msg.to, false, env.msg.snapshot.index);
           return false;
         });
         return;

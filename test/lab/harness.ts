@@ -166,7 +166,8 @@ export class Lab {
   }
 
   #lost(m: Message): void {
-    if (m.type === "snapshot") this.cluster.nodes.get(m.from)?.raw?.reportSnapshot(m.to, false);
+    if (m.type === "snapshot")
+      this.cluster.nodes.get(m.from)?.raw?.reportSnapshot(m.to, false, m.snapshot.index);
   }
 
   #run(e: Event): void {
@@ -192,7 +193,8 @@ export class Lab {
       return;
     }
     this.cluster.deliver(e.env);
-    if (m.type === "snapshot") this.cluster.nodes.get(m.from)?.raw?.reportSnapshot(m.to, true);
+    if (m.type === "snapshot")
+      this.cluster.nodes.get(m.from)?.raw?.reportSnapshot(m.to, true, m.snapshot.index);
     this.cluster.processReady(m.to);
   }
 

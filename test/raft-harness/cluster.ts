@@ -358,7 +358,7 @@ export class Cluster {
           snap !== undefined && snap.meta.index > m.snapshot.index,
           `leader ${n.id} lacks its snapshot`,
         );
-        n.raw?.reportSnapshot(m.to, false);
+        n.raw?.reportSnapshot(m.to, false, m.snapshot.index);
         return;
       }
       this.#opts.onSend({ msg: m, snapshotData: snap.data });

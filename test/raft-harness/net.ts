@@ -73,12 +73,14 @@ export class Net {
       this.cluster.nodes.get(m.to)?.raw === undefined;
     if (lost) {
       this.dropped.push(m);
-      if (m.type === "snapshot") this.cluster.nodes.get(m.from)?.raw?.reportSnapshot(m.to, false);
+      if (m.type === "snapshot")
+        this.cluster.nodes.get(m.from)?.raw?.reportSnapshot(m.to, false, m.snapshot.index);
       return false;
     }
     this.cluster.deliver(env);
     // The runtime's snapshot stream finished: tell the sender (etcd's ReportSnapshot).
-    if (m.type === "snapshot") this.cluster.nodes.get(m.from)?.raw?.reportSnapshot(m.to, true);
+    if (m.type === "snapshot")
+      this.cluster.nodes.get(m.from)?.raw?.reportSnapshot(m.to, true, m.snapshot.index);
     return true;
   }
 

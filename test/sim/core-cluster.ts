@@ -413,7 +413,7 @@ class CoreCluster implements SimCluster<Message> {
       // Level 1 never compacts, so a correct core never needs a snapshot; if it asks for one, the
       // stream fails and the checkers judge what follows.
       this.#trace(`node ${m.id} wanted to send a snapshot at ${msg.snapshot.index} to ${msg.to}`);
-      m.raw?.reportSnapshot(msg.to, false);
+      m.raw?.reportSnapshot(msg.to, false, msg.snapshot.index);
       return;
     }
     this.#env.network.send(m.id, msg.to, msg);

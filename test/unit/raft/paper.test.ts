@@ -459,6 +459,32 @@ describe("Raft §7: log compaction", () => {
     assert.equal(net.cluster.node(3).app.values.size, 10);
     assert.equal(net.cluster.raw(3).status().snapshotIndex, 12);
   });
+
+  it("a late report about an earlier snapshot leaves the transfer in flight alone", () => {
+    const net = new Net({ seed: 5, voters: [1, 2, 3] });
+    net.elect(1);
+    net.cluster.crash(3);
+    for (let k = 0; k < 10; k++) net.propose(1, `v${k}`);
+    const snapshotIndex = net.cluster.raw(1).status().appliedIndex;
+    assert.ok(net.cluster.compact(1, snapshotIndex));
+    net.cluster.restart(3);
+    const state = () =>
+      net.cluster
+        .raw(1)
+        .status()
+        .peers.find((p) => p.id === 3)?.state;
+    // Run until the leader sends its snapshot, and keep that transfer in flight.
+    for (let k = 0; k < 50 && state() !== "snapshot"; k++) {
+      net.tick(1);
+      net.cluster.processAll();
+      if (state() !== "snapshot") net.deliverAll();
+    }
+    assert.equal(state(), "snapshot");
+    net.cluster.raw(1).reportSnapshot(nodeId(3), false, logIndex(snapshotIndex - 4));
+    assert.equal(state(), "snapshot", "a report about another snapshot is ignored");
+    net.cluster.raw(1).reportSnapshot(nodeId(3), true, logIndex(snapshotIndex));
+    assert.equal(state(), "probe");
+  });
 });
 
 describe("Raft §8: client interaction", () => {

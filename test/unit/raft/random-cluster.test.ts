@@ -85,11 +85,12 @@ function runSeed(seed: number, steps: number): void {
     const m = env.msg;
     const to = cluster.nodes.get(m.to);
     if (!connected(m.from, m.to) || to?.raw === undefined) {
-      if (m.type === "snapshot") cluster.nodes.get(m.from)?.raw?.reportSnapshot(m.to, false);
+      if (m.type === "snapshot")
+        cluster.nodes.get(m.from)?.raw?.reportSnapshot(m.to, false, m.snapshot.index);
       return;
     }
     cluster.deliver(env);
-    if (m.type === "snapshot") cluster.nodes.get(m.from)?.raw?.reportSnapshot(m.to, true);
+    if (m.type === "snapshot") cluster.nodes.get(m.from)?.raw?.reportSnapshot(m.to, true, m.snapshot.index);
   };
 
   const changeMembership = () => {
@@ -122,7 +123,7 @@ function runSeed(seed: number, steps: number): void {
       const [lost] = inFlight.length === 0 ? [] : inFlight.splice(prng.below(inFlight.length), 1);
       // The runtime learns that a snapshot stream failed and says so.
       if (lost?.msg.type === "snapshot")
-        cluster.nodes.get(lost.msg.from)?.raw?.reportSnapshot(lost.msg.to, false);
+        cluster.nodes.get(lost.msg.from)?.raw?.reportSnapshot(lost.msg.to, false, lost.msg.snapshot.index);
     } else if (roll < 850) {
       const id = pick(ups);
       if (id !== undefined) {
