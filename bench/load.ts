@@ -183,7 +183,10 @@ export async function startBenchCluster(
     peerPort,
     cairnBin,
     print: () => {},
+    // CAIRN_BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir=DIR" profiles the nodes of a benchmark.
+    nodeFlags: (process.env["CAIRN_BENCH_NODE_FLAGS"] ?? "").split(" ").filter((f) => f !== ""),
   });
+
   const close = async () => {
     await cluster.close();
     await rm(dir, { recursive: true, force: true });

@@ -22,6 +22,8 @@ export interface DevClusterOptions {
   readonly cairnBin: string;
   /** Where progress lines go. */
   readonly print: (line: string) => void;
+  /** Extra Node.js flags for every node process (benchmarks pass `--cpu-prof`). */
+  readonly nodeFlags?: readonly string[];
 }
 
 /** One node of the local cluster, as written to cluster.json. */
@@ -130,7 +132,9 @@ export async function startDevCluster(options: DevClusterOptions): Promise<DevCl
     const child = spawn(
       process.execPath,
       [
+        ...(options.nodeFlags ?? []),
         options.cairnBin,
+
         ...nodeArgs({
           ...node,
           membership: { initialCluster },

@@ -190,6 +190,43 @@ function readU64(state: StateReader, space: Space, key: Uint8Array): number {
   return bytes === undefined ? 0 : new ByteReader(bytes).u64();
 }
 
+const jsonDecoder = new TextDecoder();
+/**
+ * Bookkeeping already decoded, by the very byte array it was read from or written as. State values
+ * are never changed once written (see StateWriter.put), so a stream's metadata, rewritten by every
+ * append, is parsed once rather than at each of the next appends. The objects are shared: readonly.
+ */
+const decodedJson = new WeakMap<Uint8Array, object>();
+
+function fromJson<T extends object>(bytes: Uint8Array): T {
+  let value = decodedJson.get(bytes);
+  if (value === undefined) {
+    value = JSON.parse(jsonDecoder.decode(bytes)) as object;
+    decodedJson.set(bytes, value);
+  }
+  return value as T;
+}
+
+/** Encoded stream names, the keys of their metadata (every append reads and writes one). */
+const metaKeys = new Map<string, Uint8Array>();
+
+/** The key of a stream's metadata. The state copies keys it keeps, so a shared one is safe. */
+function metaKey(name: string): Uint8Array {
+  let key = metaKeys.get(name);
+  if (key === undefined) {
+    if (metaKeys.size >= 1024) metaKeys.clear();
+    key = utf8(name);
+    metaKeys.set(name, key);
+  }
+  return key;
+}
+
+function toJson(value: object): Uint8Array {
+  const bytes = utf8(JSON.stringify(value));
+  decodedJson.set(bytes, value);
+  return bytes;
+}
+
 /** The latest leader timestamp applied to streams: the clock by which ages and deadlines are judged. */
 export function streamsClockMs(state: StateReader): number {
   return readU64(state, "meta", META_CLOCK);
@@ -197,37 +234,37 @@ export function streamsClockMs(state: StateReader): number {
 
 /** Reads a stream's bookkeeping, or undefined when no stream has that name. */
 export function getStreamMeta(state: StateReader, name: string): StreamMeta | undefined {
-  const bytes = state.get("stream-meta", utf8(name));
-  return bytes === undefined ? undefined : (JSON.parse(new TextDecoder().decode(bytes)) as StreamMeta);
+  const bytes = state.get("stream-meta", metaKey(name));
+  return bytes === undefined ? undefined : fromJson<StreamMeta>(bytes);
 }
 
 function putStreamMeta(state: StateWriter, meta: StreamMeta): void {
-  state.put("stream-meta", utf8(meta.name), utf8(JSON.stringify(meta)));
+  state.put("stream-meta", metaKey(meta.name), toJson(meta));
 }
 
 /** Lists streams in name order, at most `limit`, starting after `after`. */
 export function listStreams(state: StateReader, limit: number, after?: string): StreamMeta[] {
   const start = after === undefined ? EMPTY : utf8(`${after}\0`);
-  return [...state.range("stream-meta", start, undefined, limit)].map(
-    ([, bytes]) => JSON.parse(new TextDecoder().decode(bytes)) as StreamMeta,
+  return [...state.range("stream-meta", start, undefined, limit)].map(([, bytes]) =>
+    fromJson<StreamMeta>(bytes),
   );
 }
 
 /** Reads a group's bookkeeping. */
 export function getGroupMeta(state: StateReader, stream: StreamMeta, group: string): GroupMeta | undefined {
   const bytes = state.get("consumer-group", withSuffix(stream.id, group));
-  return bytes === undefined ? undefined : (JSON.parse(new TextDecoder().decode(bytes)) as GroupMeta);
+  return bytes === undefined ? undefined : fromJson<GroupMeta>(bytes);
 }
 
 function putGroupMeta(state: StateWriter, stream: StreamMeta, group: GroupMeta): void {
-  state.put("consumer-group", withSuffix(stream.id, group.name), utf8(JSON.stringify(group)));
+  state.put("consumer-group", withSuffix(stream.id, group.name), toJson(group));
 }
 
 /** Lists a stream's groups in name order. */
 export function listGroups(state: StateReader, stream: StreamMeta): GroupMeta[] {
   const prefix = u64(stream.id);
   return [...state.range("consumer-group", prefix, prefixEnd(prefix), Number.MAX_SAFE_INTEGER)].map(
-    ([, bytes]) => JSON.parse(new TextDecoder().decode(bytes)) as GroupMeta,
+    ([, bytes]) => fromJson<GroupMeta>(bytes),
   );
 }
 
@@ -523,7 +560,7 @@ function deleteStream(state: StateWriter, name: string): StreamResult {
     state.delete("consumer-group", withSuffix(meta.id, group.name));
     state.put("stream-garbage", u64(group.id), Uint8Array.of(GARBAGE_GROUP));
   }
-  state.delete("stream-meta", utf8(name));
+  state.delete("stream-meta", metaKey(name));
   state.put("meta", META_COUNT, u64(Math.max(0, readU64(state, "meta", META_COUNT) - 1)));
   // The messages go in bounded sweeps: deleting a large stream must not make one huge entry.
   state.put("stream-garbage", u64(meta.id), Uint8Array.of(GARBAGE_STREAM));
