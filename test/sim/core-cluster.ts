@@ -40,6 +40,33 @@ export const simTiming = {
   settleMs: 5_000,
 } as const;
 
+/**
+ * The simulated operator's next step toward the desired voters: one change at a time, additions
+ * first looked at, removals last (the last one found wins), or nothing when the voters match.
+ */
+export function nextMembershipChange(
+  voters: readonly number[],
+  desired: ReadonlySet<number>,
+): ConfChange | undefined {
+  const current = new Set<number>(voters);
+  let change: ConfChange | undefined;
+  for (const id of desired) if (!current.has(id)) change = { type: "add-voter", node: nodeId(id) };
+  for (const id of current) if (!desired.has(id)) change = { type: "remove", node: nodeId(id) };
+  return change;
+}
+
+/** Runs the simulated operator's `reconcile` every `operatorIntervalMs`, for the whole run. */
+export function runOperator(env: Pick<SimEnvironment<unknown>, "scheduler">, reconcile: () => void): void {
+  env.scheduler.after(
+    simTiming.operatorIntervalMs,
+    () => {
+      reconcile();
+      runOperator(env, reconcile);
+    },
+    "operator",
+  );
+}
+
 /** A client command as it travels in a log entry: the request id doubles as the idempotency key. */
 export interface KvCommand {
   readonly requestId: string;
@@ -190,7 +217,7 @@ class CoreCluster implements SimCluster<Message> {
       this.#members.set(id, member);
       this.#start(member);
     }
-    this.#scheduleOperator();
+    runOperator(this.#env, () => this.#reconcileMembership());
     this.kv = {
       submit: (clientId: number, input: KvInput, done: (r: SubmitResult) => void, requestId: string) =>
         this.#submit(clientId, input, done, requestId),
@@ -303,25 +330,11 @@ class CoreCluster implements SimCluster<Message> {
     if (leader !== undefined) this.#drive(leader);
   }
 
-  #scheduleOperator(): void {
-    this.#env.scheduler.after(
-      simTiming.operatorIntervalMs,
-      () => {
-        this.#reconcileMembership();
-        this.#scheduleOperator();
-      },
-      "operator",
-    );
-  }
-
   /** Proposes the next membership change needed to reach the desired membership, one at a time. */
   #reconcileMembership(): void {
     const leader = this.#leader();
     if (leader?.raw === undefined) return;
-    const voters = new Set<number>(leader.raw.status().conf.voters);
-    let change: ConfChange | undefined;
-    for (const id of this.#desired) if (!voters.has(id)) change = { type: "add-voter", node: nodeId(id) };
-    for (const id of voters) if (!this.#desired.has(id)) change = { type: "remove", node: nodeId(id) };
+    const change = nextMembershipChange(leader.raw.status().conf.voters, this.#desired);
     if (change === undefined) return;
     const result = leader.raw.proposeConfChange(change);
     if (result.ok) this.#trace(`node ${leader.id} proposes ${change.type} ${change.node} at ${result.index}`);

@@ -164,40 +164,70 @@ export function partitionByKey<I extends { readonly key: string }, O>(
   return [...byKey.values()];
 }
 
+/** The operations both key-value dialects share, as far as grouping timed-out ones needs. */
+type UnknownKvInput =
+  | { readonly op: "get" | "delete" }
+  | { readonly op: "put" | "put-if"; readonly value: string }
+  | { readonly op: "incr"; readonly by: number };
+
 /**
- * Classes of interchangeable timed-out key-value operations (see `Model.unknownClasses`): deletes
- * with each other, increments by the same amount, and puts (or conditional puts with the same
- * condition) of non-integer values that no completed operation ever returned, since nothing can tell
- * such values apart. Everything else is its own class.
+ * Classes of interchangeable timed-out key-value operations (see `Model.unknownClasses`): gets,
+ * deletes (of one kind), increments by the same amount, and puts (or conditional puts with the
+ * same condition) of non-integer values that no completed operation ever returned, since nothing
+ * can tell such values apart. Everything else is its own class. `observed` names the value an
+ * answer shows, `isInteger` which texts an increment reads as numbers, `condition` the condition of
+ * a conditional put or delete (the same string for interchangeable ones).
  */
-export function kvUnknownClasses(part: readonly Operation<KvInput, KvOutput>[]): (string | undefined)[] {
+export function interchangeableUnknowns<I extends UnknownKvInput, O>(
+  part: readonly Operation<I, O>[],
+  dialect: {
+    readonly observed: (output: O) => string | undefined;
+    readonly isInteger: (value: string) => boolean;
+    readonly condition: (input: I) => string;
+  },
+): (string | undefined)[] {
   const observed = new Set<string>();
   for (const op of part) {
-    if (op.outcome.kind !== "ok") continue;
-    const out = op.outcome.output;
-    if (out.kind === "value" && out.value !== null) observed.add(out.value);
-    if (out.kind === "incremented") observed.add(String(out.value));
+    const value = op.outcome.kind === "ok" ? dialect.observed(op.outcome.output) : undefined;
+    if (value !== undefined) observed.add(value);
   }
-  const unobservedText = (value: string) => !observed.has(value) && integerValue(value) === undefined;
+  const unobservedText = (value: string) => !observed.has(value) && !dialect.isInteger(value);
   return part.map((op) => {
     if (op.outcome.kind !== "unknown") return undefined;
-    const input = op.input;
+    const input: UnknownKvInput = op.input;
     switch (input.op) {
       case "get":
         return "get";
+      case "delete":
+        return `delete:${dialect.condition(op.input)}`;
       case "put":
         return unobservedText(input.value) ? "put" : undefined;
-      case "put-if": {
-        const cond = input.condition.kind === "absent" ? "absent" : `v${input.condition.version}`;
-        return unobservedText(input.value) ? `put-if:${cond}` : undefined;
-      }
-      case "delete":
-        return "delete";
+      case "put-if":
+        return unobservedText(input.value) ? `put-if:${dialect.condition(op.input)}` : undefined;
       case "incr":
         return `incr:${input.by}`;
       default:
         return assertNever(input, "kv input");
     }
+  });
+}
+
+/** {@link interchangeableUnknowns} for this model. */
+export function kvUnknownClasses(part: readonly Operation<KvInput, KvOutput>[]): (string | undefined)[] {
+  return interchangeableUnknowns(part, {
+    observed: (out) =>
+      out.kind === "value" && out.value !== null
+        ? out.value
+        : out.kind === "incremented"
+          ? String(out.value)
+          : undefined,
+    isInteger: (value) => integerValue(value) !== undefined,
+    condition: (input) =>
+      input.op !== "put-if"
+        ? ""
+        : input.condition.kind === "absent"
+          ? "absent"
+          : `v${input.condition.version}`,
   });
 }
 

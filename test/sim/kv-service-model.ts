@@ -6,7 +6,7 @@
 // them: the model checks that they grow along each key's history and learns each one from answers.
 import { assertNever } from "../../src/util/assert.js";
 import type { Operation } from "./history.js";
-import { partitionByKey } from "./kv-model.js";
+import { interchangeableUnknowns, partitionByKey } from "./kv-model.js";
 import type { KvDialect } from "./kv-workload.js";
 import type { Model } from "./linearizability.js";
 
@@ -271,39 +271,18 @@ function describeState(state: ServiceKvKeyState): string {
     : `${JSON.stringify(state.value)} v${state.version} ${at}`;
 }
 
-/**
- * Classes of interchangeable timed-out operations (see `Model.unknownClasses`): unconditional
- * deletes, deletes on the same revision, increments by the same amount, and puts (or conditional
- * puts with the same condition) of non-integer values no completed operation ever returned.
- */
+/** {@link interchangeableUnknowns} for the service's answers: deletes group by their condition. */
 function unknownClasses(part: readonly ServiceKvOperation[]): (string | undefined)[] {
-  const observed = new Set<string>();
-  for (const op of part) {
-    if (op.outcome.kind !== "ok") continue;
-    const out = op.outcome.output;
-    if (out.kind === "value" && out.value !== null) observed.add(out.value);
-    if (out.kind === "incremented") observed.add(out.value);
-  }
-  const unobservedText = (value: string) => !observed.has(value) && integerBase(value) === undefined;
-  return part.map((op) => {
-    if (op.outcome.kind !== "unknown") return undefined;
-    const input = op.input;
-    switch (input.op) {
-      case "get":
-        return "get";
-      case "put":
-        return unobservedText(input.value) ? "put" : undefined;
-      case "put-if": {
-        const cond = input.condition.kind === "absent" ? "absent" : `r${input.condition.revision}`;
-        return unobservedText(input.value) ? `put-if:${cond}` : undefined;
-      }
-      case "delete":
-        return `delete:${input.ifRevision ?? "any"}`;
-      case "incr":
-        return `incr:${input.by}`;
-      default:
-        return assertNever(input, "service kv input");
-    }
+  return interchangeableUnknowns(part, {
+    observed: (out) =>
+      out.kind === "value" || out.kind === "incremented" ? (out.value ?? undefined) : undefined,
+
+    isInteger: (value) => integerBase(value) !== undefined,
+    condition: (input) => {
+      if (input.op === "delete") return `${input.ifRevision ?? "any"}`;
+      if (input.op !== "put-if") return "";
+      return input.condition.kind === "absent" ? "absent" : `r${input.condition.revision}`;
+    },
   });
 }
 

@@ -17,7 +17,6 @@ import type { GroupStorage, PersistBatch, StateMachine } from "../../src/node/po
 import { RaftGroup } from "../../src/node/raft-group.js";
 import { WalGroupStorage } from "../../src/node/wal-group-storage.js";
 import {
-  type ConfChange,
   type Entry,
   type GroupId,
   groupId,
@@ -57,7 +56,7 @@ import { Wal } from "../../src/storage/wal.js";
 import { assert } from "../../src/util/assert.js";
 import { crc32 } from "../../src/util/crc.js";
 import type { Prng } from "../../src/util/prng.js";
-import { entryHash, simTiming } from "./core-cluster.js";
+import { entryHash, nextMembershipChange, runOperator, simTiming } from "./core-cluster.js";
 import { type LeaderView, quorumIndex } from "./fault-injector.js";
 import type { ServiceKvInput, ServiceKvOutput } from "./kv-service-model.js";
 import type { SubmitResult } from "./kv-workload.js";
@@ -250,7 +249,7 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
       this.#members.set(id, member);
       this.#start(member);
     }
-    this.#scheduleOperator();
+    runOperator(this.#env, () => this.#reconcileMembership());
     this.kv = {
       submit: (
         clientId: number,
@@ -485,24 +484,10 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     };
   }
 
-  #scheduleOperator(): void {
-    this.#env.scheduler.after(
-      simTiming.operatorIntervalMs,
-      () => {
-        this.#reconcileMembership();
-        this.#scheduleOperator();
-      },
-      "operator",
-    );
-  }
-
   #reconcileMembership(): void {
     const leader = this.#leader()?.inc.group;
     if (leader === undefined) return;
-    const voters = new Set<number>(leader.status().conf.voters);
-    let change: ConfChange | undefined;
-    for (const id of this.#desired) if (!voters.has(id)) change = { type: "add-voter", node: nodeId(id) };
-    for (const id of voters) if (!this.#desired.has(id)) change = { type: "remove", node: nodeId(id) };
+    const change = nextMembershipChange(leader.status().conf.voters, this.#desired);
     if (change === undefined) return;
     leader.proposeConfChange(change).catch(() => {});
   }
