@@ -145,6 +145,8 @@ interface Row {
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly cpuMicrosPerOp: number;
+  readonly busiestCpuMicrosPerOp: number;
+  readonly clientCpuMicrosPerOp: number;
   readonly errors: number;
 }
 
@@ -205,6 +207,8 @@ export async function runClusterBench(args: readonly string[]): Promise<string> 
             p50Ms: median(runs.map((r) => r.p50Ms)),
             p99Ms: median(runs.map((r) => r.p99Ms)),
             cpuMicrosPerOp: median(runs.map((r) => r.cpuMicrosPerOp)),
+            busiestCpuMicrosPerOp: median(runs.map((r) => r.busiestCpuMicrosPerOp)),
+            clientCpuMicrosPerOp: median(runs.map((r) => r.clientCpuMicrosPerOp)),
             errors: runs.reduce((s, r) => s + r.errors, 0),
           });
         }
@@ -216,12 +220,14 @@ export async function runClusterBench(args: readonly string[]): Promise<string> 
       `${seconds} s per point, ${rounds} rounds alternating the systems, medians; 100-byte values, ${keys} keys, ` +
         `requests to the leader over HTTP keep-alive; load average ${fmt(loadBefore, 1)} before, ${fmt(loadAfter, 1)} after\n`,
     );
-    lines.push("| system | op | clients | ops/s | p50 ms | p99 ms | server CPU µs/op | errors |");
-    lines.push("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    lines.push(
+      "| system | op | clients | ops/s | p50 ms | p99 ms | server CPU µs/op | busiest process µs/op | load generator µs/op | errors |",
+    );
+    lines.push("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (const system of systems) {
       for (const r of rows.filter((row) => row.system === system.name)) {
         lines.push(
-          `| ${r.system} | ${r.op} | ${r.clients} | ${fmt(r.opsPerSecond)} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${fmt(r.cpuMicrosPerOp)} | ${r.errors} |`,
+          `| ${r.system} | ${r.op} | ${r.clients} | ${fmt(r.opsPerSecond)} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${fmt(r.cpuMicrosPerOp)} | ${fmt(r.busiestCpuMicrosPerOp)} | ${fmt(r.clientCpuMicrosPerOp)} | ${r.errors} |`,
         );
       }
     }

@@ -25,6 +25,10 @@ export interface LoadResult {
   readonly p99Ms: number;
   /** Server CPU (user + system) per successful operation, in microseconds. */
   readonly cpuMicrosPerOp: number;
+  /** CPU per operation of the busiest server process (a Raft leader), in microseconds. */
+  readonly busiestCpuMicrosPerOp: number;
+  /** CPU per operation of this load generator, which shares the machine, in microseconds. */
+  readonly clientCpuMicrosPerOp: number;
 }
 
 /** CPU seconds (user + system) a process has used, from /proc. */
@@ -88,7 +92,8 @@ export async function runLoad(options: {
   });
   const latencies: number[] = [];
   let errors = 0;
-  const cpuBefore = options.serverPids.reduce((s, pid) => s + cpuSecondsOf(pid), 0);
+  const cpuBefore = options.serverPids.map(cpuSecondsOf);
+  const clientCpuBefore = process.cpuUsage();
   const started = performance.now();
   const deadline = started + options.seconds * 1000;
   const worker = async (client: number) => {
@@ -106,9 +111,11 @@ export async function runLoad(options: {
   };
   await Promise.all(Array.from({ length: options.clients }, (_, i) => worker(i)));
   const seconds = (performance.now() - started) / 1000;
-  const cpuAfter = options.serverPids.reduce((s, pid) => s + cpuSecondsOf(pid), 0);
+  const cpuUsed = options.serverPids.map((pid, i) => cpuSecondsOf(pid) - (cpuBefore[i] ?? 0));
+  const clientCpu = process.cpuUsage(clientCpuBefore);
   await pool.close();
   latencies.sort((a, b) => a - b);
+  const perOp = (micros: number) => (latencies.length === 0 ? 0 : micros / latencies.length);
   return {
     ops: latencies.length,
     errors,
@@ -116,7 +123,9 @@ export async function runLoad(options: {
     opsPerSecond: latencies.length / seconds,
     p50Ms: percentile(latencies, 50),
     p99Ms: percentile(latencies, 99),
-    cpuMicrosPerOp: latencies.length === 0 ? 0 : ((cpuAfter - cpuBefore) * 1e6) / latencies.length,
+    cpuMicrosPerOp: perOp(cpuUsed.reduce((sum, c) => sum + c, 0) * 1e6),
+    busiestCpuMicrosPerOp: perOp(Math.max(0, ...cpuUsed) * 1e6),
+    clientCpuMicrosPerOp: perOp(clientCpu.user + clientCpu.system),
   };
 }
 

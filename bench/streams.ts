@@ -155,13 +155,14 @@ export async function runStreamsBench(args: readonly string[]): Promise<string> 
     `${seconds} s per point, ${rounds} rounds, medians; 3 nodes, fsync on a majority before every ` +
       `acknowledgement, requests to the leader; load average ${fmt(loadBefore, 1)} before, ${fmt(loadAfter, 1)} after\n`,
     "Appends of 100-byte messages to one stream:\n",
-    "| producers | appends/s | p50 ms | p99 ms | server CPU µs/append | errors |",
-    "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| producers | appends/s | p50 ms | p99 ms | server CPU µs/append | busiest process µs/append | load generator µs/append | errors |",
+    "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ];
+
   for (const clients of clientCounts) {
     const runs = appends.get(clients) ?? [];
     lines.push(
-      `| ${clients} | ${fmt(median(runs.map((r) => r.opsPerSecond)))} | ${fmt(median(runs.map((r) => r.p50Ms)), 2)} | ${fmt(median(runs.map((r) => r.p99Ms)), 2)} | ${fmt(median(runs.map((r) => r.cpuMicrosPerOp)))} | ${runs.reduce((s, r) => s + r.errors, 0)} |`,
+      `| ${clients} | ${fmt(median(runs.map((r) => r.opsPerSecond)))} | ${fmt(median(runs.map((r) => r.p50Ms)), 2)} | ${fmt(median(runs.map((r) => r.p99Ms)), 2)} | ${fmt(median(runs.map((r) => r.cpuMicrosPerOp)))} | ${fmt(median(runs.map((r) => r.busiestCpuMicrosPerOp)))} | ${fmt(median(runs.map((r) => r.clientCpuMicrosPerOp)))} | ${runs.reduce((s, r) => s + r.errors, 0)} |`,
     );
   }
   lines.push("", "Consumer group, fetch a batch then ack it (each a replicated write):\n");
