@@ -89,7 +89,7 @@ export const mutants: readonly Mutant[] = [
       p(
         "src/node/raft-group.ts",
         "    if (rd.messages.length > 0) {",
-        "    this.#options.sender.send(rd.messagesAfterPersist);\n    if (rd.messages.length > 0) {",
+        "    this.#options.sender.send(rd.messagesAfterPersist, true);\n    if (rd.messages.length > 0) {",
       ),
       p(
         "src/node/raft-group.ts",
