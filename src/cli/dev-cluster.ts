@@ -134,7 +134,6 @@ export async function startDevCluster(options: DevClusterOptions): Promise<DevCl
       [
         ...(options.nodeFlags ?? []),
         options.cairnBin,
-
         ...nodeArgs({
           ...node,
           membership: { initialCluster },

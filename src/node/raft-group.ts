@@ -469,7 +469,6 @@ export class RaftGroup<R> {
     const report = (ok: boolean) => {
       if (this.#stopped || this.#fatal !== undefined) return;
       this.#raw.reportSnapshot(message.to, ok, message.snapshot.index);
-
       this.#kick();
     };
     if (snapshots === undefined) {

@@ -303,7 +303,6 @@ export class RawNode {
     const pr = this.#progress.get(peer);
     if (this.#role !== "leader" || pr === undefined || pr.state !== "snapshot") return;
     if (snapshotIndex !== undefined && snapshotIndex !== pr.pendingSnapshot) return;
-
     // On failure, probe from the match so a fresh snapshot is chosen if still needed.
     if (!ok) pr.pendingSnapshot = logIndex(0);
     pr.becomeProbe();

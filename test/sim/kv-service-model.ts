@@ -276,7 +276,6 @@ function unknownClasses(part: readonly ServiceKvOperation[]): (string | undefine
   return interchangeableUnknowns(part, {
     observed: (out) =>
       out.kind === "value" || out.kind === "incremented" ? (out.value ?? undefined) : undefined,
-
     isInteger: (value) => integerBase(value) !== undefined,
     condition: (input) => {
       if (input.op === "delete") return `${input.ifRevision ?? "any"}`;

@@ -277,7 +277,6 @@ export class StreamWorkload implements SideWorkload {
           payload,
           outcome: r === undefined ? { kind: "unknown" } : { kind: "rejected" },
         };
-
         // Retry with the same message id (and idempotency key): never a second copy.
         if (retry < this.#options.retriesMax) {
           this.#scheduler.after(
@@ -402,7 +401,6 @@ export class StreamWorkload implements SideWorkload {
         }
         this.#acksInFlight.delete(idempotencyKey);
         // An attempt whose answer never came may have acked; a definite failure after it proves nothing.
-
         if (action === "ack" && timedOut)
           for (const seq of seqs) this.#unconfirmedAcks.push({ consumer, seq });
         next();
@@ -439,7 +437,6 @@ export class StreamWorkload implements SideWorkload {
       deliveries: this.#deliveries,
       acks: this.#acks,
       unconfirmedAcks: [...this.#unconfirmedAcks, ...stillInFlight],
-
       final: { deliveredThroughSeq: group.deliveredThroughSeq, pendingSeqs: group.pendingSeqs },
       deadLetters: group.deadLetters,
       maxDeliveries: this.#options.maxDeliveries,

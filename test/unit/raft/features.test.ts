@@ -301,7 +301,6 @@ describe("membership changes (dissertation §4)", () => {
       net.stabilize();
     }
     assert.notEqual(net.cluster.raw(3).status().role, "leader", "check-quorum deposed the cut-off leader");
-
     assert.equal(net.leader(), undefined, "node 1 cannot win without node 3's vote");
     net.heal();
     for (let k = 0; k < 100 && net.leader() !== 1; k++) {
