@@ -43,6 +43,9 @@ export interface HttpAppOptions {
   readonly metrics?: MetricsSource;
 }
 
+/** How long in-flight requests may take to finish once the server is closing. */
+const closeGraceMs = 1_000;
+
 /** Builds the fastify application (not listening yet). */
 export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
   const app = Fastify({
@@ -116,6 +119,14 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
     const forwarder = options.forwarder;
     app.addHook("onClose", async () => forwarder.close());
   }
+  // Closing stops new connections and closes idle ones, but a connection that was busy then stays
+  // open after its answer until the keep-alive timeout (72 s): a node stopping with a tail or a
+  // long-poll attached took that long. In-flight requests get a grace period, then every
+  // connection is closed; clients retry elsewhere.
+  app.addHook("preClose", (done) => {
+    setTimeout(() => app.server.closeAllConnections(), closeGraceMs).unref();
+    done();
+  });
   typed.get("/v1/openapi.json", { schema: { hide: true } }, async () => openApi.document());
   return app;
 }

@@ -75,7 +75,11 @@ describe("CairnClient streams", () => {
     );
   });
 
-  it("tail follows new messages and moves to another node when its node goes away", async () => {
+  // The timeout also checks that closing node A does not wait for its keep-alive timeout (72 s) on
+  // the connection the tail's long-poll was using when the close began.
+  it("tail follows new messages and moves to another node when its node goes away", {
+    timeout: 30_000,
+  }, async () => {
     const client = new CairnClient({ endpoints: [urlA, urlB], retryBudgetMs: 2_000 });
     await client.createStream("t");
     await client.append("t", "before");
