@@ -519,7 +519,7 @@ export function applyStream(
     case "settle":
       return settle(state, command, clockMs, limits);
     case "sweep":
-      return { ok: true, op: "sweep", removed: sweep(state, clockMs, command.max) };
+      return { ok: true, op: "sweep", removed: sweep(state, clockMs, command.max, limits) };
   }
 }
 
@@ -1063,7 +1063,7 @@ function settle(
 }
 
 /** Removes deleted streams' and groups' data and applies retention to idle streams, at most `max` keys. */
-function sweep(state: StateWriter, clockMs: number, max: number): number {
+function sweep(state: StateWriter, clockMs: number, max: number, limits: StreamMachineLimits): number {
   let removed = 0;
   for (const [idKey, kind] of [...state.range("stream-garbage", EMPTY, undefined, 16)]) {
     const id = new ByteReader(idKey).u64();
@@ -1087,12 +1087,73 @@ function sweep(state: StateWriter, clockMs: number, max: number): number {
     removed += pruned.removed;
     if (removed >= max) return removed;
   }
+  for (const meta of listStreams(state, Number.MAX_SAFE_INTEGER)) {
+    for (const group of listGroups(state, meta)) {
+      removed += retireExhausted(state, meta, group, clockMs, max - removed, limits);
+      if (removed >= max) return removed;
+    }
+  }
   return removed;
+}
+
+/** Due records of a group that a sweep, or the check for one, looks at. */
+const exhaustedScanMax = 64;
+
+/**
+ * The messages in flight for `group` whose deadline has passed after their last allowed delivery,
+ * earliest deadline first, among its first `exhaustedScanMax` due records. A fetch would dead-letter
+ * them; with no consumer fetching, a sweep does, so they reach the dead-letter stream about when
+ * their deadline passes rather than whenever someone fetches again.
+ */
+function exhaustedRecords(state: StateReader, group: GroupMeta, clockMs: number): PendingRecord[] {
+  if (group.config.maxDeliveries === 0) return [];
+  const due = state.range("consumer-due", u64(group.id), pair(group.id, clockMs + 1), exhaustedScanMax);
+  const out: PendingRecord[] = [];
+  for (const [key] of due) {
+    const seq = new ByteReader(key.subarray(16)).u64();
+    const bytes = state.get("consumer-pending", pair(group.id, seq));
+    assert(bytes !== undefined, "the due index names only messages in flight");
+    const record = decodePending(seq, bytes);
+    if (record.deliveries >= group.config.maxDeliveries) out.push(record);
+  }
+  return out;
+}
+
+/** Dead-letters up to `max` exhausted messages of `group` (see exhaustedRecords); returns how many. */
+function retireExhausted(
+  state: StateWriter,
+  stream: StreamMeta,
+  group: GroupMeta,
+  clockMs: number,
+  max: number,
+  limits: StreamMachineLimits,
+): number {
+  const records = exhaustedRecords(state, group, clockMs).slice(0, max);
+  if (records.length === 0) return 0;
+  let { deadLettered } = group;
+  let deadLettersLost = group.deadLettersLost ?? 0;
+  for (const record of records) {
+    removePending(state, group, record);
+    const message = getMessage(state, stream, record.seq);
+    if (message === undefined) continue; // Retention removed it: nothing left to dead-letter.
+    if (deadLetter(state, stream, group, message, record.deliveries, "max-deliveries", clockMs, limits)) {
+      deadLettered++;
+    } else {
+      deadLettersLost++;
+    }
+  }
+  putGroupMeta(state, stream, {
+    ...group,
+    pending: group.pending - records.length,
+    deadLettered,
+    ...(deadLettersLost > 0 ? { deadLettersLost } : {}),
+  });
+  return records.length;
 }
 
 /**
  * Whether the leader should propose a sweep at time `nowMs`: deleted data, expired messages or ids,
- * or a stream over a limit that was lowered.
+ * a stream over a limit that was lowered, or a message in flight past its last delivery's deadline.
  */
 export function streamSweepDue(state: StateReader, nowMs: number): boolean {
   if (!state.range("stream-garbage", EMPTY, undefined, 1)[Symbol.iterator]().next().done) return true;
@@ -1105,6 +1166,9 @@ export function streamSweepDue(state: StateReader, nowMs: number): boolean {
     // Checked whatever the window: an update may have shortened it to 0 with ids still remembered.
     for (const [key] of state.range("stream-dedupe-ttl", u64(meta.id), u64(meta.id + 1), 1)) {
       if (new ByteReader(key.subarray(8, 16)).u64() <= nowMs - meta.config.dedupeWindowMs) return true;
+    }
+    for (const group of listGroups(state, meta)) {
+      if (exhaustedRecords(state, group, nowMs).length > 0) return true;
     }
   }
   return false;

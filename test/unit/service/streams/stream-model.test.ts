@@ -134,6 +134,17 @@ class Model {
     return out;
   }
 
+  /** A sweep dead-letters messages in flight past their last delivery's deadline, earliest first. */
+  sweep(): void {
+    const exhausted = [...this.pending.entries()]
+      .filter(([, p]) => p.availableAtMs <= this.clockMs && p.deliveries >= MAX_DELIVERIES)
+      .sort(([sa, a], [sb, b]) => a.availableAtMs - b.availableAtMs || sa - sb);
+    for (const [seq, p] of exhausted) {
+      this.pending.delete(seq);
+      if (this.payloads.has(seq)) this.dead.push({ seq, reason: "max-deliveries", deliveries: p.deliveries });
+    }
+  }
+
   settle(action: string, seqs: number[], delayMs: number): { settled: number[]; notPending: number[] } {
     const settled: number[] = [];
     const notPending: number[] = [];
@@ -361,6 +372,7 @@ describe("streams model: the state machine agrees with a reference model", () =>
               expected = model.limit(op.maxMessages);
             } else {
               command = { type: "sweep", max: 100 };
+              model.sweep();
               expected = undefined;
             }
             const result = run(state, command, ts);

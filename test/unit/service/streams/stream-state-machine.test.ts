@@ -375,6 +375,27 @@ describe("consumer groups", () => {
     assert.equal(group?.pending, 0);
   });
 
+  it("a sweep dead-letters a message past its last delivery's deadline when nobody fetches", () => {
+    const s = withGroup(2, { maxDeliveries: 2, ackWaitMs: 1000 });
+    assert.deepEqual(seqs(run(s, fetch("c", 1), T + 1000)), [1]);
+    assert.deepEqual(seqs(run(s, fetch("c", 1), T + 2000)), [1], "the second and last delivery");
+    assert.deepEqual(seqs(run(s, fetch("d", 1), T + 2100)), [2], "a first delivery");
+    assert.equal(streamSweepDue(s, T + 2500), false, "nothing is due yet");
+    assert.equal(streamSweepDue(s, T + 3050), true, "message 1 ran out of deliveries");
+    assert.deepEqual(run(s, { type: "sweep", max: 100 }, T + 3200), { ok: true, op: "sweep", removed: 1 });
+    assert.deepEqual(payloads(s, "s.g.dlq"), ["m1"]);
+    assert.equal(streamSweepDue(s, T + 3200), false, "message 2 is due for redelivery: no sweep for it");
+    const group = getGroupMeta(s, meta(s), "g");
+    assert.ok(group !== undefined);
+    assert.equal(group.deadLettered, 1);
+    assert.equal(group.pending, 1);
+    assert.deepEqual(
+      listPending(s, group, 10).map((p) => [p.seq, p.deliveries]),
+      [[2, 1]],
+    );
+    assert.deepEqual(seqs(run(s, fetch("c"), T + 3300)), [2], "and a fetch redelivers it");
+  });
+
   it("counts dead letters a limited dead-letter stream refuses as lost, apart from those it took", () => {
     const s = fresh();
     run(s, { type: "create", name: "dead", config: config({ maxMessages: 1, discard: "new" }) }, T);
