@@ -1,7 +1,6 @@
-// `cairn stream create|update|ls|info|send|read|tail` and `cairn group create|fetch|ack|info`: the
+// `cairn stream create|update|ls|info|send|read|tail` and `cairn group create|update|fetch|ack|info`: the
 // streams and consumer groups from the command line, through the client library (which retries on
 // another node and makes writes safe to retry).
-import { randomUUID } from "node:crypto";
 import type { Command } from "commander";
 import {
   CairnClient,
@@ -85,6 +84,13 @@ function line(m: StreamMessageItem): string {
   return `${m.seq}\t${m.id}\t${m.payload}${deliveries}`;
 }
 
+/** Group settings as parsed from the command line. */
+interface GroupSettingsFlags {
+  readonly ackWaitMs?: number;
+  readonly maxDeliveries?: number;
+  readonly maxAckPending?: number;
+}
+
 /** Adds the stream and group commands to `program`. */
 export function registerStreamCommands(program: Command, context: StreamCommandsContext): void {
   const { print, warn } = context;
@@ -114,15 +120,7 @@ export function registerStreamCommands(program: Command, context: StreamCommands
     if (Object.keys(changes).length === 0) {
       throw new ConfigError("settings", "give at least one setting to change, e.g. --max-messages 1000");
     }
-    // The client library has no update call yet; its request() carries the same retries and key.
-    print(
-      await client(endpoints).request(
-        "PATCH",
-        `/v1/streams/${encodeURIComponent(name)}`,
-        changes,
-        randomUUID(),
-      ),
-    );
+    print(await client(endpoints).updateStream(name, changes));
   });
   withEndpoints(stream.command("ls").description("list streams")).action(
     async (o: { endpoints?: string }) => {
@@ -202,38 +200,55 @@ export function registerStreamCommands(program: Command, context: StreamCommands
       for await (const m of messages) print(o.json ? JSON.stringify(m) : line(m));
     });
 
-  const group = program.command("group").description("consumer groups: create, fetch, ack, info");
-  withEndpoints(group.command("create <stream> <group>").description("create a consumer group"))
+  const group = program.command("group").description("consumer groups: create, update, fetch, ack, info");
+  /** The group settings both create and update take. */
+  const withGroupSettings = (command: Command) =>
+    command
+      .option("--ack-wait-ms <ms>", "redeliver if not acknowledged within this", integer("ack-wait-ms"))
+      .option(
+        "--max-deliveries <n>",
+        "dead-letter after this many deliveries (0: never)",
+        integer("max-deliveries"),
+      )
+      .option("--max-ack-pending <n>", "messages in flight at most", integer("max-ack-pending"));
+  const groupSettingsOf = (o: GroupSettingsFlags) => ({
+    ...(o.ackWaitMs !== undefined ? { ackWaitMs: o.ackWaitMs } : {}),
+    ...(o.maxDeliveries !== undefined ? { maxDeliveries: o.maxDeliveries } : {}),
+    ...(o.maxAckPending !== undefined ? { maxAckPending: o.maxAckPending } : {}),
+  });
+  withGroupSettings(
+    withEndpoints(group.command("create <stream> <group>").description("create a consumer group")),
+  )
     .option("--start <at>", "first, last, new, seq:N or time:MS", "first")
-    .option("--ack-wait-ms <ms>", "redeliver if not acknowledged within this", integer("ack-wait-ms"))
-    .option(
-      "--max-deliveries <n>",
-      "dead-letter after this many deliveries (0: never)",
-      integer("max-deliveries"),
-    )
     .option("--dead-letter-stream <name>", "where dead letters go (default <stream>.<group>.dlq)")
     .action(
       async (
         streamName: string,
         groupName: string,
-        o: {
-          endpoints?: string;
-          start: string;
-          ackWaitMs?: number;
-          maxDeliveries?: number;
-          deadLetterStream?: string;
-        },
+        o: GroupSettingsFlags & { endpoints?: string; start: string; deadLetterStream?: string },
       ) => {
         print(
           await client(o.endpoints).createGroup(streamName, groupName, {
             startAt: startOf(o.start),
-            ...(o.ackWaitMs !== undefined ? { ackWaitMs: o.ackWaitMs } : {}),
-            ...(o.maxDeliveries !== undefined ? { maxDeliveries: o.maxDeliveries } : {}),
+            ...groupSettingsOf(o),
             ...(o.deadLetterStream !== undefined ? { deadLetterStream: o.deadLetterStream } : {}),
           }),
         );
       },
     );
+  withGroupSettings(
+    withEndpoints(
+      group
+        .command("update <stream> <group>")
+        .description("change a group's ack wait, delivery limit or in-flight limit"),
+    ),
+  ).action(async (streamName: string, groupName: string, o: GroupSettingsFlags & { endpoints?: string }) => {
+    const changes = groupSettingsOf(o);
+    if (Object.keys(changes).length === 0) {
+      throw new ConfigError("settings", "give at least one setting to change, e.g. --ack-wait-ms 60000");
+    }
+    print(await client(o.endpoints).updateGroup(streamName, groupName, changes));
+  });
   withEndpoints(group.command("fetch <stream> <group>").description("fetch messages for a consumer"))
     .requiredOption("--consumer <name>", "consumer name")
     .option("--max <n>", "messages at most", integer("max"), 10)

@@ -245,6 +245,19 @@ export class CairnClient {
     };
   }
 
+  /** Changes some of a stream's settings; a lowered limit drops the oldest messages over it. */
+  async updateStream(
+    name: string,
+    changes: StreamOptions,
+  ): Promise<{ updated: boolean; stream: StreamInfo }> {
+    return (await this.request(
+      "PATCH",
+      `/v1/streams/${encodeURIComponent(name)}`,
+      changes,
+      randomUUID(),
+    )) as { updated: boolean; stream: StreamInfo };
+  }
+
   /** Lists streams. */
   async listStreams(): Promise<StreamInfo[]> {
     return ((await this.request("GET", "/v1/streams")) as { streams: StreamInfo[] }).streams;
@@ -398,6 +411,20 @@ export class CairnClient {
       { group, ...options },
       randomUUID(),
     )) as { created: boolean; group: GroupInfo };
+  }
+
+  /** Changes a group's ack wait, delivery limit or in-flight limit. */
+  async updateGroup(
+    stream: string,
+    group: string,
+    changes: Pick<GroupOptions, "ackWaitMs" | "maxDeliveries" | "maxAckPending">,
+  ): Promise<{ updated: boolean; group: GroupInfo }> {
+    return (await this.request(
+      "PATCH",
+      `/v1/streams/${encodeURIComponent(stream)}/groups/${encodeURIComponent(group)}`,
+      changes,
+      randomUUID(),
+    )) as { updated: boolean; group: GroupInfo };
   }
 
   /** Describes a consumer group. */

@@ -11,6 +11,7 @@ import type { StateReader } from "./state.js";
 import {
   type Delivery,
   type GroupConfig,
+  type GroupConfigChanges,
   type GroupMeta,
   getGroupMeta,
   getMessage,
@@ -414,9 +415,7 @@ export class StreamService {
   ): Promise<{ created: boolean; group: GroupInfo; duplicate: boolean }> {
     checkName("stream", stream, STREAM_NAME);
     checkName("group", group, GROUP_NAME);
-    checkInteger("ackWaitMs", options.ackWaitMs, 1, 24 * 3600 * 1000);
-    checkInteger("maxDeliveries", options.maxDeliveries, 0, 1_000_000);
-    checkInteger("maxAckPending", options.maxAckPending, 1, this.#limits.ackPendingMax);
+    this.#checkGroupSettings(options);
     const deadLetterStream = options.deadLetterStream ?? `${stream}.${group}.dlq`;
     if (options.deadLetterStream === undefined && !STREAM_NAME.test(deadLetterStream)) {
       throw new CairnError(
@@ -448,6 +447,37 @@ export class StreamService {
     );
     if (result.op !== "group-create") throw unexpected(result);
     return { created: result.created, group: await this.groupInfo(stream, group), duplicate };
+  }
+
+  /**
+   * Changes some of a group's settings (ack wait, delivery limit, messages in flight at most).
+   * Messages in flight keep their deadlines; a lowered delivery limit dead-letters those already
+   * past it when their deadline passes; a lowered in-flight limit holds back new deliveries.
+   */
+  async updateGroup(
+    stream: string,
+    group: string,
+    changes: GroupConfigChanges,
+    idempotencyKey?: string,
+  ): Promise<{ updated: boolean; group: GroupInfo; duplicate: boolean }> {
+    checkName("stream", stream, STREAM_NAME);
+    checkName("group", group, GROUP_NAME);
+    this.#checkGroupSettings(changes);
+    if (Object.values(changes).every((value) => value === undefined)) {
+      throw new CairnError("ERR_BAD_REQUEST", "give at least one setting to change");
+    }
+    const { result, duplicate } = await this.#propose(
+      { type: "group-update", stream, group, changes },
+      idempotencyKey,
+    );
+    if (result.op !== "group-update") throw unexpected(result);
+    return { updated: result.updated, group: await this.groupInfo(stream, group), duplicate };
+  }
+
+  #checkGroupSettings(settings: GroupConfigChanges): void {
+    checkInteger("ackWaitMs", settings.ackWaitMs, 1, 24 * 3600 * 1000);
+    checkInteger("maxDeliveries", settings.maxDeliveries, 0, 1_000_000);
+    checkInteger("maxAckPending", settings.maxAckPending, 1, this.#limits.ackPendingMax);
   }
 
   /** Deletes a consumer group; `deleted` says whether it existed. */

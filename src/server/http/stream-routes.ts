@@ -57,17 +57,24 @@ const StartAtSchema = Type.Union([
   Type.Object({ timeMs: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
 ]);
 
+/** The group settings that may change after creation. */
+const groupSettings = {
+  ackWaitMs: Type.Optional(Type.Integer({ minimum: 1 })),
+  maxDeliveries: Type.Optional(Type.Integer({ minimum: 0 })),
+  maxAckPending: Type.Optional(Type.Integer({ minimum: 1 })),
+};
+
 const GroupBody = Type.Object(
   {
     group: Type.String(),
     startAt: Type.Optional(StartAtSchema),
-    ackWaitMs: Type.Optional(Type.Integer({ minimum: 1 })),
-    maxDeliveries: Type.Optional(Type.Integer({ minimum: 0 })),
     deadLetterStream: Type.Optional(Type.String()),
-    maxAckPending: Type.Optional(Type.Integer({ minimum: 1 })),
+    ...groupSettings,
   },
   { additionalProperties: false },
 );
+
+const GroupUpdateBody = Type.Object(groupSettings, { additionalProperties: false });
 
 const FetchBody = Type.Object(
   {
@@ -416,6 +423,26 @@ export function registerStreamRoutes(
         request.params.name,
         request.params.group,
         request.query.consistency ?? "linearizable",
+      ),
+  );
+
+  app.patch(
+    "/v1/streams/:name/groups/:group",
+    {
+      schema: {
+        summary: "Change a group's ack wait, delivery limit or in-flight limit",
+        params: GroupParams,
+        querystring: NoQuery,
+        body: GroupUpdateBody,
+      },
+      ...write,
+    },
+    async (request) =>
+      streams.updateGroup(
+        request.params.name,
+        request.params.group,
+        request.body,
+        idempotencyKeyOf(request.headers),
       ),
   );
 

@@ -4,6 +4,7 @@ export {
   decodeStreamCommand,
   encodeStreamCommand,
   type GroupConfig,
+  type GroupConfigChanges,
   type Header,
   type SettleAction,
   type StartAt,

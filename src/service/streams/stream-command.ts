@@ -43,6 +43,11 @@ export interface GroupConfig {
   readonly maxAckPending: number;
 }
 
+/** Group settings an update changes; the ones left out keep their value. */
+export type GroupConfigChanges = {
+  readonly [K in (typeof GROUP_FIELDS)[number]]?: GroupConfig[K];
+};
+
 /** How a consumer settles messages it holds. */
 export type SettleAction = "ack" | "nack" | "extend" | "term";
 
@@ -85,6 +90,13 @@ export type StreamCommand =
       readonly config: GroupConfig;
     }
   | { readonly type: "group-delete"; readonly stream: string; readonly group: string }
+  /** Changes some of a group's settings; messages in flight keep their deadlines. */
+  | {
+      readonly type: "group-update";
+      readonly stream: string;
+      readonly group: string;
+      readonly changes: GroupConfigChanges;
+    }
   | {
       readonly type: "fetch";
       readonly stream: string;
@@ -117,6 +129,7 @@ const SETTLE = 7;
 const SWEEP = 8;
 const UPDATE = 9;
 const MESSAGE_DELETE = 10;
+const GROUP_UPDATE = 11;
 const FLAG_KEY = 1;
 const FLAG_MSG_ID = 2;
 const FLAG_EXPECTED = 4;
@@ -129,6 +142,12 @@ const CONFIG_FIELDS = [
   "messageBytesMax",
   "dedupeWindowMs",
 ] as const satisfies readonly (keyof StreamConfig)[];
+/** The group settings an update may change, in the order they are flagged and written. */
+const GROUP_FIELDS = [
+  "ackWaitMs",
+  "maxDeliveries",
+  "maxAckPending",
+] as const satisfies readonly (keyof GroupConfig)[];
 const DISCARD_CODES: readonly DiscardPolicy[] = ["old", "new"];
 const START_CODES = ["first", "last", "new", "seq", "time"] as const;
 const SETTLE_CODES: readonly SettleAction[] = ["ack", "nack", "extend", "term"];
@@ -208,6 +227,19 @@ export function encodeStreamCommand(command: StreamCommand, writer = new ByteWri
     }
     case "group-delete":
       return writer.u8(GROUP_DELETE).string(command.stream).string(command.group);
+    case "group-update": {
+      const changes = command.changes;
+      let flags = 0;
+      GROUP_FIELDS.forEach((field, bit) => {
+        if (changes[field] !== undefined) flags |= 1 << bit;
+      });
+      writer.u8(GROUP_UPDATE).string(command.stream).string(command.group).u8(flags);
+      for (const field of GROUP_FIELDS) {
+        const value = changes[field];
+        if (value !== undefined) writer.varint(value);
+      }
+      return writer;
+    }
     case "fetch":
       return writer
         .u8(FETCH)
@@ -314,6 +346,17 @@ export function decodeStreamCommand(reader: ByteReader): StreamCommand {
     }
     case GROUP_DELETE:
       return { type: "group-delete", stream: name(), group: name() };
+    case GROUP_UPDATE: {
+      const stream = name();
+      const group = name();
+      const flags = reader.u8();
+      if (flags >> GROUP_FIELDS.length !== 0) throw new DecodeError(`unknown group update flags ${flags}`);
+      const changes: { -readonly [K in keyof GroupConfigChanges]: GroupConfigChanges[K] } = {};
+      GROUP_FIELDS.forEach((field, bit) => {
+        if ((flags & (1 << bit)) !== 0) changes[field] = reader.varint();
+      });
+      return { type: "group-update", stream, group, changes };
+    }
     case FETCH:
       return { type: "fetch", stream: name(), group: name(), consumer: name(), max: reader.varint() };
     case SETTLE: {

@@ -129,6 +129,12 @@ export type StreamResult =
     }
   | { readonly ok: true; readonly op: "group-create"; readonly created: boolean }
   | { readonly ok: true; readonly op: "group-delete"; readonly deleted: boolean }
+  | {
+      readonly ok: true;
+      readonly op: "group-update";
+      /** False when the settings were already as asked. */
+      readonly updated: boolean;
+    }
   | { readonly ok: true; readonly op: "fetch"; readonly messages: readonly Delivery[] }
   | {
       readonly ok: true;
@@ -513,6 +519,16 @@ export function applyStream(
       state.delete("consumer-group", withSuffix(meta.id, group.name));
       state.put("stream-garbage", u64(group.id), Uint8Array.of(GARBAGE_GROUP));
       return { ok: true, op: "group-delete", deleted: true };
+    }
+    case "group-update": {
+      const meta = getStreamMeta(state, command.stream);
+      if (meta === undefined) return failure("ERR_NOT_FOUND", `stream ${command.stream} does not exist`);
+      const group = getGroupMeta(state, meta, command.group);
+      if (group === undefined) return failure("ERR_NOT_FOUND", `group ${command.group} does not exist`);
+      const config: GroupConfig = { ...group.config, ...command.changes };
+      if (sameConfig(config, group.config)) return { ok: true, op: "group-update", updated: false };
+      putGroupMeta(state, meta, { ...group, config });
+      return { ok: true, op: "group-update", updated: true };
     }
     case "fetch":
       return fetch(state, command.stream, command.group, command.consumer, command.max, clockMs, limits);

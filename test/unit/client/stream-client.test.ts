@@ -145,5 +145,13 @@ describe("CairnClient streams", () => {
       [updated.updated, updated.stream.firstSeq, updated.stream.messages, updated.stream.config.maxMessages],
       [true, 2, 1, 1],
     );
+    const group = JSON.parse(
+      await cairn("group", "update", "cli", "workers", "--ack-wait-ms", "5000", "--max-ack-pending", "7"),
+    ) as { updated: boolean; group: { config: { ackWaitMs: number; maxAckPending: number } } };
+    assert.deepEqual(
+      [group.updated, group.group.config.ackWaitMs, group.group.config.maxAckPending],
+      [true, 5000, 7],
+    );
+    await assert.rejects(cairn("group", "update", "cli", "workers"), /give at least one setting/);
   });
 });

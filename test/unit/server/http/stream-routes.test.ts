@@ -318,6 +318,56 @@ describe("HTTP consumer groups", () => {
     return (r.body["messages"] as Json[]).map((m) => [m["seq"], m["payload"], m["deliveries"]]);
   };
 
+  it("PATCH changes a group's settings, refuses bad ones, and a retry answers the first result", async () => {
+    const { app } = await withGroup();
+    const url = "/v1/streams/s/groups/g";
+    const patched = await call(
+      app,
+      "PATCH",
+      url,
+      { ackWaitMs: 60_000, maxAckPending: 2 },
+      { "idempotency-key": "k" },
+    );
+    assert.equal(patched.status, 200, JSON.stringify(patched.body));
+    assert.equal(patched.body["updated"], true);
+    assert.deepEqual((patched.body["group"] as Json)["config"], {
+      ackWaitMs: 60_000,
+      maxDeliveries: 2,
+      deadLetterStream: "s.g.dlq",
+      maxAckPending: 2,
+    });
+    const retried = await call(
+      app,
+      "PATCH",
+      url,
+      { ackWaitMs: 60_000, maxAckPending: 2 },
+      { "idempotency-key": "k" },
+    );
+    assert.deepEqual([retried.body["updated"], retried.body["duplicate"]], [true, true]);
+    assert.equal((await call(app, "PATCH", url, { ackWaitMs: 60_000 })).body["updated"], false);
+    assert.deepEqual(
+      (await fetchSeqs(app, "c", 10)).map(([seq]) => seq),
+      [1, 2],
+      "at most 2 in flight now",
+    );
+    const before = (await call(app, "GET", url)).body;
+    for (const body of [
+      {},
+      { ackWaitMs: 0 },
+      { maxAckPending: 0 },
+      { maxDeliveries: -1 },
+      { group: "x" },
+      { deadLetterStream: "d" },
+    ]) {
+      const r = await call(app, "PATCH", url, body);
+      assert.equal(r.status, 400, JSON.stringify(body));
+      assert.equal((r.body["error"] as Json)["code"], "ERR_BAD_REQUEST");
+    }
+    assert.equal((await call(app, "PATCH", "/v1/streams/s/groups/nope", { ackWaitMs: 5 })).status, 404);
+    assert.equal((await call(app, "PATCH", "/v1/streams/nope/groups/g", { ackWaitMs: 5 })).status, 404);
+    assert.deepEqual((await call(app, "GET", url)).body, before);
+  });
+
   it("fetches, acks, and reports pending, ack floor, consumers and backlog", async () => {
     const { app } = await withGroup();
     assert.deepEqual(await fetchSeqs(app, "c1", 2), [

@@ -375,6 +375,42 @@ describe("consumer groups", () => {
     assert.equal(group?.pending, 0);
   });
 
+  it("changes a group's settings; messages in flight keep their deadlines", () => {
+    const s = withGroup(2, { maxDeliveries: 3, ackWaitMs: 1000 });
+    assert.deepEqual(seqs(run(s, fetch("c", 1), T + 1000)), [1]);
+    assert.deepEqual(seqs(run(s, fetch("c", 1), T + 2000)), [1], "the second delivery");
+    const update = (changes: Partial<GroupConfig>, ts: number) =>
+      run(s, { type: "group-update", stream: "s", group: "g", changes }, ts);
+    assert.deepEqual(update({ maxDeliveries: 2, ackWaitMs: 5000 }, T + 2100), {
+      ok: true,
+      op: "group-update",
+      updated: true,
+    });
+    assert.deepEqual(update({ maxDeliveries: 2 }, T + 2200), {
+      ok: true,
+      op: "group-update",
+      updated: false,
+    });
+    const group = getGroupMeta(s, meta(s), "g");
+    assert.deepEqual(group?.config, groupConfig({ maxDeliveries: 2, ackWaitMs: 5000 }));
+    // Message 1 keeps its deadline (T + 3000) and, at the new limit, is dead-lettered when due.
+    assert.deepEqual(seqs(run(s, fetch("c", 1), T + 3000)), [2], "message 1 went to the dead letters");
+    assert.deepEqual(payloads(s, "s.g.dlq"), ["m1"]);
+    assert.equal(
+      listPending(s, getGroupMeta(s, meta(s), "g") ?? assert.fail(), 10)[0]?.availableAtMs,
+      T + 8000,
+    );
+    assert.deepEqual(update({ maxAckPending: 1 }, T + 3100), { ok: true, op: "group-update", updated: true });
+    const missing = run(
+      s,
+      { type: "group-update", stream: "s", group: "nope", changes: { ackWaitMs: 1 } },
+      T,
+    );
+    assert.equal(missing.ok === false && missing.code, "ERR_NOT_FOUND");
+    const noStream = run(s, { type: "group-update", stream: "x", group: "g", changes: { ackWaitMs: 1 } }, T);
+    assert.equal(noStream.ok === false && noStream.code, "ERR_NOT_FOUND");
+  });
+
   it("a sweep dead-letters a message past its last delivery's deadline when nobody fetches", () => {
     const s = withGroup(2, { maxDeliveries: 2, ackWaitMs: 1000 });
     assert.deepEqual(seqs(run(s, fetch("c", 1), T + 1000)), [1]);
