@@ -321,13 +321,9 @@ describe("HTTP consumer groups", () => {
   it("PATCH changes a group's settings, refuses bad ones, and a retry answers the first result", async () => {
     const { app } = await withGroup();
     const url = "/v1/streams/s/groups/g";
-    const patched = await call(
-      app,
-      "PATCH",
-      url,
-      { ackWaitMs: 60_000, maxAckPending: 2 },
-      { "idempotency-key": "k" },
-    );
+    const patch = () =>
+      call(app, "PATCH", url, { ackWaitMs: 60_000, maxAckPending: 2 }, { "idempotency-key": "k" });
+    const patched = await patch();
     assert.equal(patched.status, 200, JSON.stringify(patched.body));
     assert.equal(patched.body["updated"], true);
     assert.deepEqual((patched.body["group"] as Json)["config"], {
@@ -336,13 +332,7 @@ describe("HTTP consumer groups", () => {
       deadLetterStream: "s.g.dlq",
       maxAckPending: 2,
     });
-    const retried = await call(
-      app,
-      "PATCH",
-      url,
-      { ackWaitMs: 60_000, maxAckPending: 2 },
-      { "idempotency-key": "k" },
-    );
+    const retried = await patch();
     assert.deepEqual([retried.body["updated"], retried.body["duplicate"]], [true, true]);
     assert.equal((await call(app, "PATCH", url, { ackWaitMs: 60_000 })).body["updated"], false);
     assert.deepEqual(
