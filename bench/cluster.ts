@@ -137,17 +137,10 @@ async function startEtcd(): Promise<System> {
 }
 
 /** One measured point of one system, as medians over the rounds. */
-interface Row {
+interface Row extends Omit<LoadResult, "ops" | "seconds"> {
   readonly system: "cairn" | "etcd";
   readonly op: "put" | "get";
   readonly clients: number;
-  readonly opsPerSecond: number;
-  readonly p50Ms: number;
-  readonly p99Ms: number;
-  readonly cpuMicrosPerOp: number;
-  readonly busiestCpuMicrosPerOp: number;
-  readonly clientCpuMicrosPerOp: number;
-  readonly errors: number;
 }
 
 /** Runs the key-value benchmark and returns its report (markdown tables). */
