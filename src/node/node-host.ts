@@ -1,11 +1,13 @@
 // One node process's meeting point between the transport and its Raft groups: routes arriving
 // Raft messages to their group, sends each group's messages, reports unreachable peers to the
-// cores, and keeps a directory of peers' names and HTTP URLs from the peer info they announce.
+// cores, carries calls between nodes (a follower's writes handed to its leader), and keeps a
+// directory of peers' names and client addresses from the peer info they announce.
 import type { GroupId, Message, NodeId, SnapshotMessage } from "../raft/index.js";
 import type { Transport } from "../transport/index.js";
 import { decodeRaftMessage, encodeRaftMessage } from "../transport/raft-codec.js";
 import type { Cancel, Env } from "./env.js";
 import type { NodeWireMessage, PeerInfo } from "./node-wire.js";
+import { type CallHandler, PeerCalls } from "./peer-calls.js";
 import type { MessageSender } from "./ports.js";
 
 /** What the host needs of a group. */
@@ -37,14 +39,17 @@ export class NodeHost {
   readonly #groups = new Map<GroupId, HostedGroup>();
   readonly #peers = new Map<NodeId, PeerEntry>();
   readonly #known = new Set<NodeId>();
+  readonly #calls: PeerCalls;
   #cancelAnnounce: Cancel = () => {};
   #closed = false;
 
   /** Creates the host and subscribes to the transport. */
   constructor(options: NodeHostOptions) {
     this.#options = options;
+    this.#calls = new PeerCalls(options.transport, options.env);
     options.transport.onMessage(({ from, message }) => this.#receive(from, message));
     options.transport.onUnreachable((peer) => {
+      this.#calls.peerUnreachable(peer);
       for (const group of this.#groups.values()) group.reportUnreachable(peer);
     });
     options.transport.onSnapshot((incoming) => {
@@ -75,6 +80,20 @@ export class NodeHost {
       encodeRaftMessage(message),
       chunks(),
     );
+  }
+
+  /**
+   * Sends a request to `to` and resolves with the answer of its call handler. Rejects with a
+   * NodeError: ERR_UNAVAILABLE when nothing was done (no connection, refused), ERR_TIMEOUT when
+   * the outcome is unknown, ERR_SHUTTING_DOWN. See {@link PeerCalls.call}.
+   */
+  call(to: NodeId, body: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    return this.#calls.call(to, body, timeoutMs);
+  }
+
+  /** Sets the handler of calls from peers (the leader side of a handed-over write). */
+  onCall(handler: CallHandler): void {
+    this.#calls.onCall(handler);
   }
 
   /** This node's own info. */
@@ -126,6 +145,7 @@ export class NodeHost {
   close(): void {
     this.#closed = true;
     this.#cancelAnnounce();
+    this.#calls.close();
   }
 
   #receive(from: NodeId, wire: NodeWireMessage): void {
@@ -141,8 +161,18 @@ export class NodeHost {
       return;
     }
     if (seen !== undefined) this.#peers.set(from, { ...seen, lastSeenMs: this.#options.env.monotonicMs() });
-    // The transport authenticated the sender; a message claiming another sender is dropped.
-    if (wire.message.from !== from) return;
-    this.#groups.get(wire.message.groupId)?.receive(wire.message);
+    switch (wire.kind) {
+      case "call":
+        this.#calls.receiveCall(from, wire.run, wire.seq, wire.body);
+        return;
+      case "reply":
+        this.#calls.receiveReply(from, wire.run, wire.seq, wire.status, wire.body);
+        return;
+      case "raft":
+        // The transport authenticated the sender; a message claiming another sender is dropped.
+        if (wire.message.from !== from) return;
+        this.#groups.get(wire.message.groupId)?.receive(wire.message);
+        return;
+    }
   }
 }

@@ -1,57 +1,151 @@
-// What nodes send each other over the transport: Raft messages, and a small "peer info" notice by
-// which each node tells its peers its name and the URL of its HTTP API, so a follower knows where
-// to forward a client's write. Peer info is soft state: resent periodically, never replicated.
+// What nodes send each other over the transport besides Raft messages: a small "peer info" notice
+// by which each node tells its peers its name and the addresses where it serves clients, and the
+// calls a follower makes to its leader (a client's write handed over, and the leader's reply).
+// Peer info is soft state: resent periodically, never replicated.
 import { type GroupId, groupId, type Message, type NodeId, nodeId } from "../raft/index.js";
 import { decodeRaftMessage, encodeRaftMessage } from "../transport/raft-codec.js";
 import { ByteReader, ByteWriter, DecodeError } from "../util/bytes.js";
+
+/** The client protocols, besides HTTP, whose address a node announces. */
+export const clientProtocols = ["redis", "text", "grpc"] as const;
+
+/** A client protocol whose address a node may announce. */
+export type ClientProtocol = (typeof clientProtocols)[number];
 
 /** A node's self-description. */
 export interface PeerInfo {
   readonly id: NodeId;
   readonly name: string;
   readonly httpUrl: string;
+  /** `host:port` of each other client protocol this node serves. */
+  readonly endpoints?: Readonly<Partial<Record<ClientProtocol, string>>>;
 }
+
+/** How a call's reply came about. */
+export type CallStatus =
+  /** The handler answered; the body is its answer. */
+  | "answered"
+  /** Nothing was done (no handler, shutting down); the body is a UTF-8 reason. Safe to retry. */
+  | "refused"
+  /** The handler failed part-way; the outcome is unknown. The body is a UTF-8 reason. */
+  | "failed";
 
 /** One message on the node-to-node wire. */
 export type NodeWireMessage =
   | { readonly kind: "raft"; readonly message: Message }
-  | { readonly kind: "peer-info"; readonly info: PeerInfo };
+  | { readonly kind: "peer-info"; readonly info: PeerInfo }
+  /** A request to the receiver; `run` is the caller's per-start nonce, `seq` its call number. */
+  | { readonly kind: "call"; readonly run: number; readonly seq: number; readonly body: Uint8Array }
+  | {
+      readonly kind: "reply";
+      readonly run: number;
+      readonly seq: number;
+      readonly status: CallStatus;
+      readonly body: Uint8Array;
+    };
 
-/** Type code of peer info; Raft message codes stay below it. */
-const PEER_INFO = 64;
+/** Type code of the first peer info (id, name, HTTP URL); still decoded. Raft codes stay below 64. */
+const PEER_INFO_V1 = 64;
+const CALL = 65;
+const REPLY = 66;
+/** Peer info with a list of (protocol, address) pairs; unknown protocols are skipped on decode. */
+const PEER_INFO_V2 = 67;
+
+const statusCodes: Record<CallStatus, number> = { answered: 0, refused: 1, failed: 2 };
+const statusByCode: readonly CallStatus[] = ["answered", "refused", "failed"];
+
+/** The longest call or reply body: a client write with its largest value, plus headroom. */
+export const callBodyBytesMax = 8 * 1024 * 1024;
 
 /** Encodes a wire message as one frame payload. */
 export function encodeNodeWire(m: NodeWireMessage): Uint8Array {
-  if (m.kind === "raft") return encodeRaftMessage(m.message);
-  return new ByteWriter(64)
-    .u8(PEER_INFO)
-    .varint(m.info.id)
-    .string(m.info.name)
-    .string(m.info.httpUrl)
-    .finish();
+  switch (m.kind) {
+    case "raft":
+      return encodeRaftMessage(m.message);
+    case "peer-info": {
+      const endpoints = clientProtocols.flatMap((p) => {
+        const address = m.info.endpoints?.[p];
+        return address === undefined ? [] : [[p, address] as const];
+      });
+      const writer = new ByteWriter(96)
+        .u8(PEER_INFO_V2)
+        .varint(m.info.id)
+        .string(m.info.name)
+        .string(m.info.httpUrl)
+        .varint(endpoints.length);
+      for (const [protocol, address] of endpoints) writer.string(protocol).string(address);
+      return writer.finish();
+    }
+    case "call":
+      return new ByteWriter(16 + m.body.length).u8(CALL).varint(m.run).varint(m.seq).bytes(m.body).finish();
+    case "reply":
+      return new ByteWriter(16 + m.body.length)
+        .u8(REPLY)
+        .varint(m.run)
+        .varint(m.seq)
+        .u8(statusCodes[m.status])
+        .bytes(m.body)
+        .finish();
+  }
 }
 
 /** Decodes a frame payload; never throws. */
 export function decodeNodeWire(
   bytes: Uint8Array,
 ): { ok: true; message: NodeWireMessage } | { ok: false; error: string } {
-  if (bytes[0] !== PEER_INFO) {
+  const type = bytes[0];
+  if (type === undefined || type < PEER_INFO_V1) {
     const decoded = decodeRaftMessage(bytes);
     return decoded.ok ? { ok: true, message: { kind: "raft", message: decoded.message } } : decoded;
   }
   try {
     const r = new ByteReader(bytes);
     r.u8();
-    const id = r.varint();
-    const name = r.string(64);
-    const httpUrl = r.string(256);
+    const message = decodeBody(type, r);
     r.end();
-    if (id === 0) return { ok: false, error: "node id 0" };
-    return { ok: true, message: { kind: "peer-info", info: { id: nodeId(id), name, httpUrl } } };
+    return { ok: true, message };
   } catch (error) {
     if (error instanceof DecodeError) return { ok: false, error: error.message };
     throw error;
   }
+}
+
+function decodeBody(type: number, r: ByteReader): NodeWireMessage {
+  switch (type) {
+    case PEER_INFO_V1:
+    case PEER_INFO_V2: {
+      const id = r.varint();
+      if (id === 0) throw new DecodeError("node id 0");
+      const name = r.string(64);
+      const httpUrl = r.string(256);
+      if (type === PEER_INFO_V1) return { kind: "peer-info", info: { id: nodeId(id), name, httpUrl } };
+      const count = r.varint();
+      if (count > 16) throw new DecodeError(`${count} endpoints`);
+      const endpoints: Partial<Record<ClientProtocol, string>> = {};
+      for (let i = 0; i < count; i++) {
+        const protocol = r.string(16);
+        const address = r.string(256);
+        if (isClientProtocol(protocol)) endpoints[protocol] = address;
+      }
+      return { kind: "peer-info", info: { id: nodeId(id), name, httpUrl, endpoints } };
+    }
+    case CALL:
+      return { kind: "call", run: r.varint(), seq: r.varint(), body: r.bytes(callBodyBytesMax) };
+    case REPLY: {
+      const run = r.varint();
+      const seq = r.varint();
+      const code = r.u8();
+      const status = statusByCode[code];
+      if (status === undefined) throw new DecodeError(`unknown call status ${code}`);
+      return { kind: "reply", run, seq, status, body: r.bytes(callBodyBytesMax) };
+    }
+    default:
+      throw new DecodeError(`unknown node message type ${type}`);
+  }
+}
+
+function isClientProtocol(name: string): name is ClientProtocol {
+  return (clientProtocols as readonly string[]).includes(name);
 }
 
 /** The node wire codec in the shape the transport takes. */

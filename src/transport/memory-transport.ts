@@ -247,6 +247,10 @@ export class MemoryTransport<M> implements Transport<M> {
     if (!known || !this.#network.carry(this.self, to, message, group)) this.#unreachableHandler?.(to);
   }
 
+  isConnected(peer: NodeId): boolean {
+    return !this.#closed && this.#peers.has(peer) && this.#network.reachable(this.self, peer);
+  }
+
   flush(): void {
     // Delivery is scheduled by the network as each message is sent: nothing waits for a flush.
   }

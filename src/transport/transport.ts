@@ -85,6 +85,12 @@ export interface Transport<M> {
     meta: Uint8Array,
     chunks: AsyncIterable<Uint8Array>,
   ): Promise<void>;
+  /**
+   * Whether a message sent to `peer` now would go out on an established connection. A caller that
+   * must know whether a request left this node (a write handed to the leader) checks it first: a
+   * message sent while it is false waits in the queue for a connection that may never come.
+   */
+  isConnected(peer: NodeId): boolean;
   /** Replaces the peer set (a membership change): new peers are dialled, removed ones dropped. */
   setPeers(peers: ReadonlyMap<NodeId, PeerAddress>): void;
   /** Stops listening, closes every connection and cancels every timer. */
