@@ -12,7 +12,6 @@ import { RaftGroup } from "../node/raft-group.js";
 import { WalGroupStorage } from "../node/wal-group-storage.js";
 import { groupId, type NodeId, nodeId } from "../raft/index.js";
 import { buildHttpApp } from "../server/http/app.js";
-import { Forwarder } from "../server/http/forward.js";
 import { ApplyNotifier } from "../service/apply-notifier.js";
 import type { MemberRecord } from "../service/cluster/members.js";
 import { type JoinAnswer, Membership } from "../service/cluster/membership.js";
@@ -22,6 +21,7 @@ import { encodeEnvelope } from "../service/command.js";
 import { GroupReplication } from "../service/group-replication.js";
 import { nextExpiryMs } from "../service/kv/index.js";
 import { KvService } from "../service/kv-service.js";
+import { LeaderLink } from "../service/leader-link.js";
 import { ServiceStateMachine, StoreBackend } from "../service/state-machine.js";
 import { defaultStreamLimits, StreamService } from "../service/stream-service.js";
 import { HardStateStore } from "../storage/hard-state-store.js";
@@ -259,13 +259,15 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
   await transport.start();
   host.startAnnouncing();
 
-  const kv = new KvService(new GroupReplication(group, backend, env), {
+  // A follower hands writes and membership changes to the leader over the peer link.
+  const link = new LeaderLink({ group, host, env, backend, applied });
+  const kv = new KvService(new GroupReplication(group, backend, env, link), {
     keyBytesMax: config.keyBytesMax,
     valueBytesMax: config.valueBytesMax,
     rangeLimitMax: 1000,
     ttlMsMax: 365 * 24 * 3600 * 1000,
   });
-  const streams = new StreamService(new GroupReplication(group, backend, env), applied, {
+  const streams = new StreamService(new GroupReplication(group, backend, env, link), applied, {
     ...defaultStreamLimits,
     messageBytesMax: config.valueBytesMax,
   });
@@ -280,17 +282,15 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     bootstrapped: identity.bootstrapped,
     setPeers: (p) => transport.setPeers(p),
     nowMs: () => env.nowMs(),
+    link,
   });
-  // Long enough for a forwarded fetch that waits (streams' waitMsMax is 30 s).
-  const forwarder = new Forwarder(cluster, 40_000);
+  link.serveMembership(membership);
   const http = buildHttpApp({
     kv,
     streams,
     nodeName: identity.name,
     cluster: { status: () => cluster.status(), membership },
     metrics: group,
-
-    forwarder,
     readiness: () =>
       fatal
         ? { ready: false, reason: "storage failed" }

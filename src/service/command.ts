@@ -102,6 +102,21 @@ export function encodeEnvelope(envelope: Envelope): Uint8Array {
   return writer.finish();
 }
 
+/**
+ * A copy of an encoded envelope with its timestamp replaced: the leader stamps a write handed to it
+ * by a follower with its own clock. Throws DecodeError when `data` is not an envelope.
+ */
+export function restampEnvelope(data: Uint8Array, tsMs: number): Uint8Array {
+  const header = new ByteReader(data);
+  const version = header.u8();
+  if (version !== ENVELOPE_VERSION) throw new DecodeError(`unknown envelope version ${version}`);
+  header.u64();
+  const stamp = new ByteWriter(9).u8(ENVELOPE_VERSION).u64(tsMs).finish();
+  const out = data.slice();
+  out.set(stamp, 0);
+  return out;
+}
+
 /** Decodes an entry written by {@link encodeEnvelope}; throws DecodeError on malformed bytes. */
 export function decodeEnvelope(data: Uint8Array): Envelope {
   const reader = new ByteReader(data);

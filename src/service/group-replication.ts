@@ -1,11 +1,12 @@
-// Connects the services to a Raft group's runtime: proposals become log entries, linearizable reads
-// wait for a ReadIndex barrier, stale reads read committed state directly, and runtime errors keep
-// their stable codes.
+// Connects the services to a Raft group's runtime: proposals become log entries (on a follower, they
+// are handed to the leader over the peer link), linearizable reads wait for a ReadIndex barrier,
+// stale reads read committed state directly, and runtime errors keep their stable codes.
 import type { Env } from "../node/env.js";
 import { NodeError } from "../node/node-error.js";
 import type { RaftGroup } from "../node/raft-group.js";
 import type { ApplyOutcome } from "./command.js";
 import { CairnError } from "./errors.js";
+import type { LeaderLink } from "./leader-link.js";
 import type { ReplicationPort, Staleness } from "./replication.js";
 import type { StateReader } from "./state.js";
 import type { StateBackend } from "./state-machine.js";
@@ -15,15 +16,21 @@ export class GroupReplication implements ReplicationPort {
   readonly #group: RaftGroup<ApplyOutcome>;
   readonly #backend: StateBackend;
   readonly #env: Env;
+  readonly #link: LeaderLink | undefined;
 
-  /** Creates the port. */
-  constructor(group: RaftGroup<ApplyOutcome>, backend: StateBackend, env: Env) {
+  /**
+   * Creates the port. With `link`, a write made on a follower is handed to the leader; without,
+   * it is refused with ERR_NOT_LEADER (a client must find the leader itself).
+   */
+  constructor(group: RaftGroup<ApplyOutcome>, backend: StateBackend, env: Env, link?: LeaderLink) {
     this.#group = group;
     this.#backend = backend;
     this.#env = env;
+    this.#link = link;
   }
 
   async propose(data: Uint8Array): Promise<ApplyOutcome> {
+    if (this.#link !== undefined && !this.#link.leads) return this.#link.propose(data);
     let outcome: ApplyOutcome | undefined;
     try {
       outcome = await this.#group.propose(data);

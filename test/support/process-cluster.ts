@@ -151,6 +151,12 @@ export class ProcessCluster {
     await exited;
   }
 
+  /** Stops a node's process with SIGSTOP (it keeps its sockets open, answering nothing). */
+  pause(node: ProcessNode): void {
+    const pid = node.process?.pid;
+    if (pid !== undefined) process.kill(pid, "SIGSTOP");
+  }
+
   /** A client for some nodes (all by default). */
   client(nodes: readonly ProcessNode[] = this.nodes): CairnClient {
     return new CairnClient({ endpoints: nodes.map((n) => n.httpUrl), retryBudgetMs: 15_000 });

@@ -9,7 +9,6 @@ import type { StreamService } from "../../service/stream-service.js";
 import { type ClusterRoutesOptions, registerClusterRoutes } from "./cluster-routes.js";
 import { registerCompatRoutes } from "./compat-routes.js";
 import { errorBody, httpStatusOf } from "./error-status.js";
-import type { Forwarder } from "./forward.js";
 import { registerKvRoutes } from "./kv-routes.js";
 import { type MetricsSource, registerMetricsRoute } from "./metrics-route.js";
 import { OpenApiCollector } from "./openapi.js";
@@ -37,8 +36,6 @@ export interface HttpAppOptions {
   readonly version?: string;
   /** Cluster status and membership; without it there are no /v1/cluster routes. */
   readonly cluster?: ClusterRoutesOptions;
-  /** Forwards writes that reach a follower to the leader. */
-  readonly forwarder?: Forwarder;
   /** What /metrics reports; without it there is no /metrics. */
   readonly metrics?: MetricsSource;
 }
@@ -97,28 +94,17 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
       });
     },
   );
-  registerKvRoutes(app, options.kv, options.forwarder?.preHandler);
-  if (options.cluster !== undefined)
-    registerClusterRoutes(app, options.cluster, options.forwarder?.preHandler);
+  registerKvRoutes(app, options.kv);
+  if (options.cluster !== undefined) registerClusterRoutes(app, options.cluster);
   if (options.metrics !== undefined) registerMetricsRoute(app, options.metrics);
-  if (options.streams !== undefined)
-    registerStreamRoutes(app, options.streams, options.forwarder?.preHandler);
+  if (options.streams !== undefined) registerStreamRoutes(app, options.streams);
   const cluster = options.cluster;
-  registerCompatRoutes(
-    app,
-    {
-      kv: options.kv,
-      ...(options.streams !== undefined ? { streams: options.streams } : {}),
-      ...(cluster !== undefined ? { status: () => cluster.status() } : {}),
-      ...(options.nodeName !== undefined ? { nodeName: options.nodeName } : {}),
-    },
-    options.forwarder?.preHandler,
-  );
-
-  if (options.forwarder !== undefined) {
-    const forwarder = options.forwarder;
-    app.addHook("onClose", async () => forwarder.close());
-  }
+  registerCompatRoutes(app, {
+    kv: options.kv,
+    ...(options.streams !== undefined ? { streams: options.streams } : {}),
+    ...(cluster !== undefined ? { status: () => cluster.status() } : {}),
+    ...(options.nodeName !== undefined ? { nodeName: options.nodeName } : {}),
+  });
   // Closing stops new connections and closes idle ones, but a connection that was busy then stays
   // open after its answer until the keep-alive timeout (72 s): a node stopping with a tail or a
   // long-poll attached took that long. In-flight requests get a grace period, then every

@@ -63,7 +63,7 @@ export function registerClusterRoutes(
       ...leaderOnly,
     },
     async (request, reply) => {
-      membership.transferLeader(request.body.transferTo);
+      await membership.transferLeader(request.body.transferTo);
       return reply.status(202).send({ transferTo: request.body.transferTo });
     },
   );

@@ -1,3 +1,2 @@
 export { buildHttpApp, type HttpAppOptions, type Readiness } from "./app.js";
 export { type ErrorBody, errorBody, httpStatusOf } from "./error-status.js";
-export { Forwarder, forwardedHeader, type LeaderView } from "./forward.js";

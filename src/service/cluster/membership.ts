@@ -10,6 +10,7 @@ import type { PeerAddress } from "../../transport/index.js";
 import { type ApplyOutcome, encodeEnvelope } from "../command.js";
 import { CairnError } from "../errors.js";
 import { toCairnError } from "../group-replication.js";
+import type { LeaderLink } from "../leader-link.js";
 import type { StateReader } from "../state.js";
 import { listMembers, type MemberCommand, type MemberRecord } from "./members.js";
 
@@ -39,6 +40,8 @@ export interface MembershipOptions {
   readonly nowMs: () => number;
   /** A learner within this many entries of the leader's log is promoted. Default 64. */
   readonly promoteLagMax?: number;
+  /** Hands joins, removals and transfers to the leader when this node does not lead. */
+  readonly link?: LeaderLink;
 }
 
 const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -65,11 +68,19 @@ export class Membership {
     return [...registered, ...pending].sort((a, b) => a.id - b.id);
   }
 
-  /** Adds a node as a learner (it is promoted once caught up). Runs on the leader. */
+  /** The link to the leader, when this node does not lead and has one. */
+  get #toLeader(): LeaderLink | undefined {
+    const link = this.#o.link;
+    return link !== undefined && !link.leads ? link : undefined;
+  }
+
+  /** Adds a node as a learner (it is promoted once caught up). Carried out by the leader. */
   async join(name: string, peerAddress: string): Promise<JoinAnswer> {
     if (!NAME.test(name))
       throw new CairnError("ERR_BAD_REQUEST", "name must be lowercase letters, digits and dashes (1-63)");
     if (!ADDRESS.test(peerAddress)) throw new CairnError("ERR_BAD_REQUEST", "peerAddress must be host:port");
+    const toLeader = this.#toLeader;
+    if (toLeader !== undefined) return toLeader.join(name, peerAddress);
     const status = this.#o.group.status();
     const inConf = new Set<number>([...status.conf.voters, ...status.conf.learners]);
     const existing = this.members().find((m) => m.name === name);
@@ -96,8 +107,10 @@ export class Membership {
     };
   }
 
-  /** Removes a member from the group, then from the registry. Runs on the leader. */
+  /** Removes a member from the group, then from the registry. Carried out by the leader. */
   async remove(id: number): Promise<void> {
+    const toLeader = this.#toLeader;
+    if (toLeader !== undefined) return toLeader.remove(id);
     const status = this.#o.group.status();
     if (!status.conf.voters.includes(nodeId(id)) && !status.conf.learners.includes(nodeId(id))) {
       throw new CairnError("ERR_NOT_FOUND", `no member ${id}`);
@@ -110,8 +123,10 @@ export class Membership {
     await this.#propose({ type: "unregister", id }).catch(() => undefined);
   }
 
-  /** Hands leadership to a voter. Runs on the leader. */
-  transferLeader(to: number): void {
+  /** Hands leadership to a voter. Carried out by the leader. */
+  async transferLeader(to: number): Promise<void> {
+    const toLeader = this.#toLeader;
+    if (toLeader !== undefined) return toLeader.transfer(to);
     try {
       this.#o.group.transferLeadership(nodeId(to));
     } catch (error) {

@@ -1,0 +1,143 @@
+// What a follower asks of its leader over the peer link, and the leader's side of it. Every protocol
+// gets "talk to any node" from here: a service on a follower validates and encodes the client's
+// command as usual, then hands the encoded envelope to the leader, which stamps it with its own
+// clock, proposes it and answers with the outcome. Membership changes and leadership transfers,
+// which only the leader can carry out, travel the same way. One hop only: a leader that has since
+// stepped down answers ERR_NOT_LEADER (with its own leader hint) rather than passing the call on.
+import { ByteReader, ByteWriter, DecodeError } from "../util/bytes.js";
+import type { ApplyOutcome } from "./command.js";
+import { CairnError, type ErrorCode, isErrorCode } from "./errors.js";
+
+/** A request a follower sends its leader. */
+export type LeaderCall =
+  /** Propose an encoded envelope; the leader replaces its timestamp with its own clock. */
+  | { readonly op: "propose"; readonly envelope: Uint8Array }
+  | { readonly op: "join"; readonly name: string; readonly peerAddress: string }
+  | { readonly op: "remove"; readonly id: number }
+  | { readonly op: "transfer"; readonly to: number };
+
+/** The leader's answer to a {@link LeaderCall}. */
+export type LeaderAnswer =
+  | {
+      readonly ok: true;
+      /** The leader's applied index when it answered: the follower waits to apply as far. */
+      readonly appliedIndex: number;
+      /** The call's result: an {@link ApplyOutcome} for a proposal, the operation's answer otherwise. */
+      readonly value: unknown;
+    }
+  | {
+      readonly ok: false;
+      readonly code: ErrorCode;
+      readonly message: string;
+      readonly details: Readonly<Record<string, unknown>>;
+    };
+
+const CALL_VERSION = 1;
+const ops = ["propose", "join", "remove", "transfer"] as const;
+
+/** Encodes a call for the peer link. */
+export function encodeLeaderCall(call: LeaderCall): Uint8Array {
+  const writer = new ByteWriter(32).u8(CALL_VERSION).u8(ops.indexOf(call.op));
+  switch (call.op) {
+    case "propose":
+      return writer.bytes(call.envelope).finish();
+    case "join":
+      return writer.string(call.name).string(call.peerAddress).finish();
+    case "remove":
+      return writer.varint(call.id).finish();
+    case "transfer":
+      return writer.varint(call.to).finish();
+  }
+}
+
+/** Decodes a call; throws DecodeError on malformed bytes. */
+export function decodeLeaderCall(bytes: Uint8Array): LeaderCall {
+  const r = new ByteReader(bytes);
+  const version = r.u8();
+  if (version !== CALL_VERSION) throw new DecodeError(`unknown leader call version ${version}`);
+  const op = ops[r.u8()];
+  let call: LeaderCall;
+  switch (op) {
+    case "propose":
+      call = { op, envelope: r.bytes() };
+      break;
+    case "join":
+      call = { op, name: r.string(256), peerAddress: r.string(256) };
+      break;
+    case "remove":
+      call = { op, id: r.varint() };
+      break;
+    case "transfer":
+      call = { op, to: r.varint() };
+      break;
+    default:
+      throw new DecodeError("unknown leader call");
+  }
+  r.end();
+  return call;
+}
+
+/** Encodes an answer for the peer link. Results are plain data (as the idempotency table keeps them). */
+export function encodeLeaderAnswer(answer: LeaderAnswer): Uint8Array {
+  if (answer.ok) {
+    return new ByteWriter(64)
+      .u8(1)
+      .varint(answer.appliedIndex)
+      .string(JSON.stringify(answer.value ?? null))
+      .finish();
+  }
+  return new ByteWriter(64)
+    .u8(0)
+    .string(answer.code)
+    .string(answer.message)
+    .string(JSON.stringify(answer.details))
+    .finish();
+}
+
+/** Decodes an answer; throws DecodeError on malformed bytes. */
+export function decodeLeaderAnswer(bytes: Uint8Array): LeaderAnswer {
+  const r = new ByteReader(bytes);
+  const ok = r.u8();
+  let answer: LeaderAnswer;
+  if (ok === 1) {
+    answer = { ok: true, appliedIndex: r.varint(), value: parseJson(r.string()) };
+  } else if (ok === 0) {
+    const code = r.string(64);
+    if (!isErrorCode(code)) throw new DecodeError(`unknown error code ${code}`);
+    const message = r.string();
+    const details = parseJson(r.string());
+    if (typeof details !== "object" || details === null || Array.isArray(details))
+      throw new DecodeError("error details are not an object");
+    answer = { ok: false, code, message, details: details as Record<string, unknown> };
+  } else {
+    throw new DecodeError(`unknown answer kind ${ok}`);
+  }
+  r.end();
+  return answer;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (cause) {
+    throw new DecodeError(`answer is not JSON: ${String(cause)}`);
+  }
+}
+
+/** The error an answer carries, as the follower's service throws it. */
+export function answerError(answer: Extract<LeaderAnswer, { ok: false }>): CairnError {
+  return new CairnError(answer.code, answer.message, { ...answer.details });
+}
+
+/** The answer that reports `error` (a CairnError keeps its code and details). */
+export function errorAnswer(error: CairnError): LeaderAnswer {
+  return { ok: false, code: error.code, message: error.message, details: error.details };
+}
+
+/** The outcome of a forwarded proposal, checked for shape at the trust boundary. */
+export function proposalOutcome(value: unknown): ApplyOutcome {
+  if (typeof value !== "object" || value === null || !("ok" in value) || typeof value.ok !== "boolean")
+    throw new CairnError("ERR_INTERNAL", "the leader answered a proposal without an outcome");
+  // Both sides run the same code; the outcome is the leader's own, sent back as plain data.
+  return value as ApplyOutcome;
+}

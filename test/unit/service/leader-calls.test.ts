@@ -1,0 +1,59 @@
+// The calls a follower makes to its leader and the leader's answers round-trip through their
+// encoding; malformed bytes from a peer are a DecodeError, never a crash; a restamped envelope
+// carries the leader's time and the same command.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { decodeEnvelope, encodeEnvelope, restampEnvelope } from "../../../src/service/command.js";
+import {
+  decodeLeaderAnswer,
+  decodeLeaderCall,
+  encodeLeaderAnswer,
+  encodeLeaderCall,
+  type LeaderAnswer,
+  type LeaderCall,
+} from "../../../src/service/leader-calls.js";
+import { DecodeError } from "../../../src/util/bytes.js";
+import { Prng } from "../../../src/util/prng.js";
+
+describe("leader calls", () => {
+  it("round-trips every call and both kinds of answer", () => {
+    const calls: LeaderCall[] = [
+      { op: "propose", envelope: Uint8Array.of(1, 2, 3) },
+      { op: "join", name: "n4", peerAddress: "127.0.0.1:7004" },
+      { op: "remove", id: 3 },
+      { op: "transfer", to: 2 },
+    ];
+    for (const call of calls) assert.deepEqual(decodeLeaderCall(encodeLeaderCall(call)), call);
+    const answers: LeaderAnswer[] = [
+      { ok: true, appliedIndex: 42, value: { ok: true, result: { revision: 7 }, duplicate: false } },
+      { ok: true, appliedIndex: 1, value: null },
+      { ok: false, code: "ERR_NOT_LEADER", message: "not the leader", details: { leaderId: 2 } },
+    ];
+    for (const answer of answers) assert.deepEqual(decodeLeaderAnswer(encodeLeaderAnswer(answer)), answer);
+  });
+
+  it("refuses malformed calls and answers with a DecodeError only", () => {
+    const prng = new Prng(7);
+    for (let i = 0; i < 3_000; i++) {
+      const bytes = Uint8Array.from({ length: prng.below(24) }, () => prng.below(256));
+      for (const decode of [decodeLeaderCall, decodeLeaderAnswer]) {
+        try {
+          decode(bytes);
+        } catch (error) {
+          assert.ok(error instanceof DecodeError, String(error));
+        }
+      }
+    }
+  });
+
+  it("restamps an envelope with the leader's time, keeping its command and key", () => {
+    const data = encodeEnvelope({
+      tsMs: 1_000,
+      idempotencyKey: "k",
+      command: { service: "kv", command: { type: "expire", max: 10 } },
+    });
+    const restamped = decodeEnvelope(restampEnvelope(data, 5_000));
+    assert.deepEqual(restamped, { ...decodeEnvelope(data), tsMs: 5_000 });
+    assert.equal(decodeEnvelope(data).tsMs, 1_000, "the original is left alone");
+  });
+});
