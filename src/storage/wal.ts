@@ -5,6 +5,7 @@
 import type { Entry, GroupId, LogIndex, Term } from "../raft/types.js";
 import { logIndex, term } from "../raft/types.js";
 import { assert } from "../util/assert.js";
+import { makeDirDurable } from "./atomic-file.js";
 import { concatBytes } from "./bytes.js";
 import { errnoOf, type FileHandle, type FileSystem, joinPath } from "./file-system.js";
 import { readWhole } from "./read-whole.js";
@@ -181,7 +182,7 @@ export class Wal {
     const opts: WalOptions = { ...defaultWalOptions, ...options };
     assert(opts.recordBytesMax <= opts.pendingBytesMax, "recordBytesMax must not exceed pendingBytesMax");
     assert(opts.segmentBytesMax > segmentHeaderBytes + recordHeaderBytes, "segmentBytesMax too small");
-    await fs.mkdir(dir);
+    await makeDirDurable(fs, dir);
     const names = await fs.readdir(dir);
     // A temp file is a segment whose creation a crash interrupted before its rename: never in use.
     for (const name of names.filter((n) => n.endsWith(".tmp"))) await fs.unlink(joinPath(dir, name));

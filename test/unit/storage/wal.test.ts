@@ -9,6 +9,7 @@ import { describe, it } from "node:test";
 import { logIndex, term } from "../../../src/raft/types.js";
 import {
   isStorageError,
+  makeDirDurable,
   NodeFileSystem,
   SimFileSystem,
   type StorageError,
@@ -23,7 +24,7 @@ const small: Partial<WalOptions> = { segmentBytesMax: 512, recordBytesMax: 256, 
 
 async function fresh(seed = 1): Promise<SimFileSystem> {
   const fs = new SimFileSystem(new Prng(seed));
-  await fs.mkdir(dir);
+  await makeDirDurable(fs, dir);
   return fs;
 }
 
