@@ -89,8 +89,15 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     segmentBytesMax: config.segmentBytesMax,
     onFailure,
   });
-  if (recovery.tornTail !== undefined)
-    log(`recovered: truncated a torn record at ${recovery.tornTail.file}:${recovery.tornTail.offset}`);
+  if (recovery.tornTail !== undefined) {
+    const torn = recovery.tornTail;
+    log(
+      `recovered: truncated a torn record at ${torn.file}:${torn.offset}` +
+        (torn.mayHaveBeenAcknowledged && torn.entriesMax > 0
+          ? "; it was whole, so it may have been acknowledged: no votes until a leader has resent it"
+          : ""),
+    );
+  }
   const hardStates = await HardStateStore.open(fs, join(config.dataDir, "hardstate"), { onFailure });
   // lmdb creates its directory without syncing the parent; create it durably first.
   await makeDirDurable(fs, join(config.dataDir, "state"));

@@ -53,6 +53,7 @@ export {
   type GroupRecovery,
   groupCorruptionError,
   Wal,
+  type TornTail,
   type WalCorruption,
   type WalOptions,
   type WalRecovery,
