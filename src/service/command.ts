@@ -160,10 +160,15 @@ export function applyEnvelope(
 ): ApplyOutcome {
   const previousMs = idempotencyClockMs(state);
   const clockMs = Math.max(previousMs, envelope.tsMs);
-  if (clockMs !== previousMs)
-    state.put("meta", META_IDEMPOTENCY_CLOCK, new ByteWriter(8).u64(clockMs).finish());
+  // The clock is stored only by entries that run their command, as the KV and stream clocks are:
+  // a retry answered from the table changes nothing.
+  const advanceClock = (): void => {
+    if (clockMs !== previousMs)
+      state.put("meta", META_IDEMPOTENCY_CLOCK, new ByteWriter(8).u64(clockMs).finish());
+  };
   pruneIdempotencyKeys(state, clockMs - settings.windowMs, settings.prunePerEntryMax);
   if (envelope.idempotencyKey === undefined) {
+    advanceClock();
     return { ok: true, result: runCommand(state, envelope).result, duplicate: false };
   }
   const key = new TextEncoder().encode(envelope.idempotencyKey);
@@ -186,6 +191,7 @@ export function applyEnvelope(
     state.delete("dedupe-ttl", dedupeIndexKey(storedTsMs, key));
     state.delete("dedupe", key);
   }
+  advanceClock();
   const { result, remembered } = runCommand(state, envelope);
   if (!remembered) return { ok: true, result, duplicate: false };
   state.put("dedupe", key, encodeStored(clockMs, digest, result));
