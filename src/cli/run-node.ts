@@ -1,7 +1,6 @@
 // `cairn node`: wires one node process together (storage, transport, Raft group, services, HTTP)
 // and runs it until SIGINT or SIGTERM. The only place that knows every layer.
-import { createHash } from "node:crypto";
-import { readFile, rename, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CairnClient } from "../client/index.js";
 import { systemEnv } from "../node/env.js";
@@ -13,7 +12,6 @@ import { WalGroupStorage } from "../node/wal-group-storage.js";
 import { groupId, type NodeId, nodeId } from "../raft/index.js";
 import { buildHttpApp } from "../server/http/app.js";
 import { ApplyNotifier } from "../service/apply-notifier.js";
-import type { MemberRecord } from "../service/cluster/members.js";
 import { type JoinAnswer, Membership } from "../service/cluster/membership.js";
 import { ClusterService } from "../service/cluster-service.js";
 import type { ApplyOutcome } from "../service/command.js";
@@ -24,6 +22,7 @@ import { KvService } from "../service/kv-service.js";
 import { LeaderLink } from "../service/leader-link.js";
 import { ServiceStateMachine, StoreBackend } from "../service/state-machine.js";
 import { defaultStreamLimits, StreamService } from "../service/stream-service.js";
+import { makeDirDurable } from "../storage/atomic-file.js";
 import { HardStateStore } from "../storage/hard-state-store.js";
 import { LmdbStateStore } from "../storage/lmdb-state-store.js";
 import { NodeFileSystem } from "../storage/node-file-system.js";
@@ -31,54 +30,7 @@ import { SnapshotStore } from "../storage/snapshot-store.js";
 import { Wal } from "../storage/wal.js";
 import { TlsTransport } from "../transport/tls-transport.js";
 import { ConfigError, type NodeConfig } from "./node-config.js";
-
-/** What a node's data directory says about who it is; written once, at bootstrap or join. */
-interface NodeIdentity {
-  readonly clusterId: string;
-  readonly id: number;
-  readonly name: string;
-  /** Whether this node bootstrapped the cluster (rather than joining it). */
-  readonly bootstrapped: boolean;
-  /** The voters the group was bootstrapped with: the base configuration. */
-  readonly initialVoters: readonly number[];
-  /** The members known at start: id, name and peer address. */
-  readonly members: readonly MemberRecord[];
-}
-
-/** Checks a node.json file's contents; anything malformed is a ConfigError naming the file. */
-function parseIdentity(text: string, path: string): NodeIdentity {
-  const bad = (why: string) => new ConfigError("data-dir", `${path} is not a valid node identity: ${why}`);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw bad("not JSON");
-  }
-  if (typeof parsed !== "object" || parsed === null) throw bad("not an object");
-  const o = parsed as Record<string, unknown>;
-  const positive = (v: unknown) => typeof v === "number" && Number.isSafeInteger(v) && v >= 1;
-  if (typeof o["clusterId"] !== "string" || o["clusterId"] === "") throw bad("clusterId");
-  if (!positive(o["id"])) throw bad("id");
-  if (typeof o["name"] !== "string") throw bad("name");
-  if (typeof o["bootstrapped"] !== "boolean") throw bad("bootstrapped");
-  const voters = o["initialVoters"];
-  if (!Array.isArray(voters) || !voters.every(positive)) throw bad("initialVoters");
-  const members = o["members"];
-  if (
-    !Array.isArray(members) ||
-    !members.every(
-      (m: unknown) =>
-        typeof m === "object" &&
-        m !== null &&
-        positive((m as Record<string, unknown>)["id"]) &&
-        typeof (m as Record<string, unknown>)["name"] === "string" &&
-        typeof (m as Record<string, unknown>)["peerAddress"] === "string",
-    )
-  ) {
-    throw bad("members");
-  }
-  return parsed as NodeIdentity;
-}
+import { loadOrBootstrap, type NodeIdentity } from "./node-identity.js";
 
 /** A running node. */
 export interface RunningNode {
@@ -90,57 +42,6 @@ export interface RunningNode {
 }
 
 const MAIN_GROUP = groupId(1);
-
-/**
- * Reads the node's identity from its data directory, or bootstraps it from --initial-cluster.
- * A node with existing data never bootstraps again (its identity file wins over the flags).
- */
-async function loadOrBootstrap(config: NodeConfig): Promise<NodeIdentity> {
-  const path = join(config.dataDir, "node.json");
-  try {
-    const identity = parseIdentity(await readFile(path, "utf8"), path);
-    if (identity.name !== config.name) {
-      throw new ConfigError(
-        "name",
-        `the data in ${config.dataDir} belongs to node ${identity.name}, not ${config.name}`,
-      );
-    }
-    return identity;
-  } catch (error) {
-    if (!(typeof error === "object" && error !== null && "code" in error && error.code === "ENOENT"))
-      throw error;
-  }
-  let identity: NodeIdentity;
-  if (config.join !== undefined) {
-    identity = await joinCluster(config, config.join);
-  } else {
-    const initial =
-      config.initialCluster.length > 0
-        ? config.initialCluster
-        : [{ name: config.name, peer: config.peerListen }];
-    const members = initial.map((m, i) => ({
-      id: i + 1,
-      name: m.name,
-      peerAddress: `${m.peer.host}:${m.peer.port}`,
-    }));
-    const self = members.find((m) => m.name === config.name);
-    if (self === undefined)
-      throw new ConfigError("initial-cluster", `does not name this node (${config.name})`);
-    // Every member derives the same cluster id from the same initial cluster.
-    const clusterId = createHash("sha256").update(JSON.stringify(members)).digest("hex").slice(0, 16);
-    identity = {
-      clusterId,
-      id: self.id,
-      name: config.name,
-      bootstrapped: true,
-      initialVoters: members.map((m) => m.id),
-      members,
-    };
-  }
-  await writeFile(`${path}.tmp`, `${JSON.stringify(identity, null, 2)}\n`);
-  await rename(`${path}.tmp`, path);
-  return identity;
-}
 
 /** Asks a running cluster (through any member's HTTP API) to add this node. */
 async function joinCluster(config: NodeConfig, url: string): Promise<NodeIdentity> {
@@ -170,8 +71,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     );
   }
   const fs = new NodeFileSystem();
-  await fs.mkdir(config.dataDir);
-  const identity = await loadOrBootstrap(config);
+  const identity = await loadOrBootstrap(fs, config, joinCluster);
   const id = nodeId(identity.id);
   const env = systemEnv();
   const [ca, cert, key] = await Promise.all([
@@ -189,9 +89,18 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     segmentBytesMax: config.segmentBytesMax,
     onFailure,
   });
-  if (recovery.tornTail !== undefined)
-    log(`recovered: truncated a torn record at ${recovery.tornTail.file}:${recovery.tornTail.offset}`);
+  if (recovery.tornTail !== undefined) {
+    const torn = recovery.tornTail;
+    log(
+      `recovered: truncated a torn record at ${torn.file}:${torn.offset}` +
+        (torn.mayHaveBeenAcknowledged && torn.entriesMax > 0
+          ? "; it was whole, so it may have been acknowledged: no votes until a leader has resent it"
+          : ""),
+    );
+  }
   const hardStates = await HardStateStore.open(fs, join(config.dataDir, "hardstate"), { onFailure });
+  // lmdb creates its directory without syncing the parent; create it durably first.
+  await makeDirDurable(fs, join(config.dataDir, "state"));
   const store = LmdbStateStore.open(join(config.dataDir, "state"), { keyBytesMax: 1900 });
   const snapshotFiles = await SnapshotStore.open(fs, join(config.dataDir, "snapshots"), {
     chunkBytesMax: snapshotChunkBytesMax,

@@ -6,6 +6,7 @@
 import {
   type Entry,
   type GroupId,
+  type LogIndex,
   logIndex,
   type NodeId,
   type PersistedState,
@@ -75,6 +76,7 @@ export class WalGroupStorage implements GroupStorage {
     this.#durableTerm = hs.term;
     this.#durableVote = hs.votedFor;
     const lastIndex = entries.at(-1)?.index ?? snapshot?.index ?? 0;
+    const tailLost = this.#tailLostIndexMax(lastIndex);
     return {
       // The stored commit may lag; it is at least the snapshot and never beyond the log.
       hardState: {
@@ -83,7 +85,19 @@ export class WalGroupStorage implements GroupStorage {
       },
       ...(snapshot !== undefined ? { snapshot } : {}),
       entries,
+      ...(tailLost !== undefined ? { tailLostIndexMax: tailLost } : {}),
     };
+  }
+
+  /**
+   * The highest index this group may have acknowledged and lost with a torn tail the WAL cut at
+   * open (the core then withholds votes until a leader has given it a log past it), or undefined.
+   */
+  #tailLostIndexMax(lastIndex: number): LogIndex | undefined {
+    const torn = this.#recovery.tornTail;
+    if (torn === undefined || !torn.mayHaveBeenAcknowledged || torn.entriesMax === 0) return undefined;
+    if (torn.group !== undefined && torn.group !== this.#group) return undefined;
+    return logIndex(lastIndex + torn.entriesMax);
   }
 
   /**

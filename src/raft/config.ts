@@ -55,4 +55,14 @@ export interface PersistedState {
   readonly entries: readonly Entry[];
   /** The state machine's applied index, when it is ahead of the snapshot (apply is idempotent). */
   readonly appliedIndex?: LogIndex;
+  /**
+   * Set when the runtime cut a damaged tail off the log at startup that may have held entries this
+   * member had acknowledged: the highest index such an entry can have had. Until this member has
+   * appended past it from a leader (of its current term or later, which holds every entry that
+   * was committed), it grants no vote or pre-vote and does not campaign: its log may be shorter
+   * than it promised, and a vote for a candidate missing a committed entry could elect a leader
+   * that loses it (Raft §5.4 assumes acknowledged entries are never lost; protocol-aware recovery,
+   * Alagappan et al., FAST 2018, keeps such a node out of elections until repaired).
+   */
+  readonly tailLostIndexMax?: LogIndex;
 }

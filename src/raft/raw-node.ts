@@ -103,6 +103,11 @@ export class RawNode {
   #prevSoft: SoftState;
   #prevHard: HardState;
   #readyInFlight: Ready | null = null;
+  /**
+   * Entries up to here may have been acknowledged and then lost to a damaged log tail (see
+   * PersistedState.tailLostIndexMax); null once a leader gave this member a log past it.
+   */
+  #votesWithheldThrough: LogIndex | null = null;
 
   /** Creates a member: a brand-new one when `persisted` is absent, else restarts from disk. */
   constructor(config: RaftConfig, persisted?: PersistedState) {
@@ -152,6 +157,8 @@ export class RawNode {
       this.#votedFor = null;
     }
     this.#applyConf();
+    const lost = persisted?.tailLostIndexMax;
+    if (lost !== undefined && lost > this.#log.lastIndex()) this.#votesWithheldThrough = lost;
     this.#prevHard = hard;
     this.#becomeFollower(this.#term, null);
     this.#prevSoft = { role: this.#role, leaderId: this.#leaderId };
@@ -553,6 +560,7 @@ export class RawNode {
    */
   #promotable(): boolean {
     if (this.#log.installingSnapshot()) return false;
+    if (this.#withholdingVotes()) return false;
     if (this.#confs.current().voters.includes(this.id)) return true;
     return this.#confs.at(this.#log.commitIndex).voters.includes(this.id);
   }
@@ -632,7 +640,29 @@ export class RawNode {
 
   // ---------------------------------------------------------------- message handling
 
+  /**
+   * Whether this member may have lost entries it acknowledged and has not yet been given them
+   * back by a leader: it then neither votes nor campaigns. A sole voter has nobody to recover
+   * from and nobody whose safety its vote could break, so it is exempt.
+   */
+  #withholdingVotes(): boolean {
+    if (this.#votesWithheldThrough === null) return false;
+    return this.#confs.current().voters.some((id) => id !== this.id);
+  }
+
+  /** A leader of our term (or a later one) gave us a log through `index`: recovered if past the loss. */
+  #maybeStopWithholdingVotes(index: LogIndex): void {
+    if (this.#votesWithheldThrough !== null && index >= this.#votesWithheldThrough) {
+      this.#votesWithheldThrough = null;
+    }
+  }
+
   #handleVoteRequest(m: VoteRequestMessage): void {
+    if (this.#withholdingVotes()) {
+      // Our log may lack entries we acknowledged; a vote now could elect a leader without them.
+      this.#send({ type: "vote-response", preVote: m.preVote, reject: true }, m.from, !m.preVote);
+      return;
+    }
     // Raft §5.2: one vote per term, first come first served (re-granting to the same candidate is
     // safe); a pre-vote for a future term commits to nothing.
     if (m.preVote && this.#leaderId !== null && this.#electionElapsed < this.#cfg.electionTimeoutTicks) {
@@ -801,6 +831,9 @@ export class RawNode {
     }
     // Raft §5.3 rule 5: commit up to the leader's commit, but not past what this append proved.
     log.commitTo(logIndex(Math.min(m.commitIndex, result.lastNewIndex)));
+    // Log Matching: our log now equals the leader's through lastNewIndex; a leader of our term or
+    // later holds every entry we may have acknowledged and lost (Raft §5.4.3).
+    this.#maybeStopWithholdingVotes(result.lastNewIndex);
     // Acknowledged only after persisting: the leader counts this toward a majority.
     this.#send(
       {
@@ -831,12 +864,14 @@ export class RawNode {
     if (log.matchTerm(snap.index, snap.term)) {
       // Raft §7 rule 6: the log already holds the snapshot's last entry; keep what follows it.
       log.commitTo(snap.index);
+      this.#maybeStopWithholdingVotes(snap.index);
       ack(snap.index);
       return;
     }
     log.restore(snap);
     this.#confs.reset(snap.conf);
     this.#applyConf();
+    this.#maybeStopWithholdingVotes(snap.index);
     ack(snap.index);
   }
 

@@ -11,7 +11,7 @@ import {
   type MemberResult,
 } from "./cluster/members.js";
 import { applyKv, decodeKvCommand, encodeKvCommand, type KvCommand, type KvResult } from "./kv/index.js";
-import type { StateWriter } from "./state.js";
+import type { StateReader, StateWriter } from "./state.js";
 import {
   applyStream,
   decodeStreamCommand,
@@ -149,17 +149,41 @@ function dedupeIndexKey(tsMs: number, key: Uint8Array): Uint8Array {
   return new ByteWriter(8 + key.length).u64(tsMs).raw(key).finish();
 }
 
+const META_IDEMPOTENCY_CLOCK = new TextEncoder().encode("idempotency.clock");
+
+/**
+ * The idempotency window's clock: the latest leader timestamp applied, never moving backwards (as
+ * the key-value and stream clocks). Keys are stamped and pruned by it, not by an entry's raw time:
+ * a key recorded under a leader whose clock is behind an earlier leader's would otherwise carry a
+ * time in the past, and the next entry from the fast clock would forget it long before the window.
+ */
+export function idempotencyClockMs(state: StateReader): number {
+  const bytes = state.get("meta", META_IDEMPOTENCY_CLOCK);
+  return bytes === undefined ? 0 : new ByteReader(bytes).u64();
+}
+
 /**
  * Applies one envelope: answers a repeated idempotency key from the table, otherwise runs the
- * command and remembers its result. Prunes keys older than the window by the envelope's time.
+ * command and remembers its result. Prunes keys older than the window by the applied clock
+ * ({@link idempotencyClockMs}), which a leader with a slow clock cannot move backwards. A leader
+ * whose clock is fast still moves it forward for good, as it does the TTL and stream clocks.
  */
 export function applyEnvelope(
   state: StateWriter,
   envelope: Envelope,
   settings: IdempotencySettings = defaultIdempotencySettings,
 ): ApplyOutcome {
-  pruneIdempotencyKeys(state, envelope.tsMs - settings.windowMs, settings.prunePerEntryMax);
+  const previousMs = idempotencyClockMs(state);
+  const clockMs = Math.max(previousMs, envelope.tsMs);
+  // The clock is stored only by entries that run their command, as the KV and stream clocks are:
+  // a retry answered from the table changes nothing.
+  const advanceClock = (): void => {
+    if (clockMs !== previousMs)
+      state.put("meta", META_IDEMPOTENCY_CLOCK, new ByteWriter(8).u64(clockMs).finish());
+  };
+  pruneIdempotencyKeys(state, clockMs - settings.windowMs, settings.prunePerEntryMax);
   if (envelope.idempotencyKey === undefined) {
+    advanceClock();
     return { ok: true, result: runCommand(state, envelope).result, duplicate: false };
   }
   const key = new TextEncoder().encode(envelope.idempotencyKey);
@@ -169,7 +193,7 @@ export function applyEnvelope(
     const reader = new ByteReader(stored);
     const storedTsMs = reader.u64();
     const storedDigest = reader.u32();
-    if (storedTsMs > envelope.tsMs - settings.windowMs) {
+    if (storedTsMs > clockMs - settings.windowMs) {
       if (storedDigest !== digest) {
         return {
           ok: false,
@@ -182,10 +206,11 @@ export function applyEnvelope(
     state.delete("dedupe-ttl", dedupeIndexKey(storedTsMs, key));
     state.delete("dedupe", key);
   }
+  advanceClock();
   const { result, remembered } = runCommand(state, envelope);
   if (!remembered) return { ok: true, result, duplicate: false };
-  state.put("dedupe", key, encodeStored(envelope.tsMs, digest, result));
-  state.put("dedupe-ttl", dedupeIndexKey(envelope.tsMs, key), new Uint8Array(0));
+  state.put("dedupe", key, encodeStored(clockMs, digest, result));
+  state.put("dedupe-ttl", dedupeIndexKey(clockMs, key), new Uint8Array(0));
   return { ok: true, result, duplicate: false };
 }
 

@@ -35,3 +35,27 @@ export async function removeTempFiles(fs: FileSystem, dir: string): Promise<void
     if (name.endsWith(tempSuffix)) await fs.unlink(`${dir}/${name}`);
   }
 }
+
+/**
+ * Creates `dir` and its missing parents so that they survive a power loss: a new directory is only
+ * an entry in its parent, durable once the parent is fsynced (as a renamed file is), so each level
+ * created here gets its parent synced, top down. The parent of `dir` itself is synced even when
+ * `dir` already existed: a process that crashed between its mkdir and that fsync left a directory
+ * that is visible but not yet durable.
+ */
+export async function makeDirDurable(fs: FileSystem, dir: string): Promise<void> {
+  const missing: string[] = [];
+  for (let d = dir; !isRootDir(d) && (await fs.stat(d)) === undefined; d = dirOf(d)) missing.push(d);
+  await fs.mkdir(dir);
+  const synced = new Set<string>();
+  for (const d of [...missing.reverse(), ...(missing.includes(dir) ? [] : [dir])]) {
+    const parent = dirOf(d);
+    if (isRootDir(d) || synced.has(parent)) continue;
+    await fs.syncDir(parent);
+    synced.add(parent);
+  }
+}
+
+function isRootDir(dir: string): boolean {
+  return dir === "/" || dir === "." || dir === "";
+}

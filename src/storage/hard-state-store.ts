@@ -3,7 +3,7 @@
 // answers a message that depends on them; commitIndex may lag (it is re-learned from the leader).
 import { type GroupId, groupId, type HardState, logIndex, nodeId, term } from "../raft/types.js";
 import { crc32 } from "../util/crc.js";
-import { removeTempFiles, writeFileAtomic } from "./atomic-file.js";
+import { makeDirDurable, removeTempFiles, writeFileAtomic } from "./atomic-file.js";
 import { getU64, setU64, viewOf } from "./bytes.js";
 import { FailStop } from "./fail-stop.js";
 import { errnoOf, type FileSystem, joinPath } from "./file-system.js";
@@ -66,7 +66,7 @@ export class HardStateStore {
     dir: string,
     options: { onFailure?: (error: StorageError) => void } = {},
   ): Promise<HardStateStore> {
-    await fs.mkdir(dir);
+    await makeDirDurable(fs, dir);
     await removeTempFiles(fs, dir);
     return new HardStateStore(fs, dir, new FailStop("hard state", options.onFailure));
   }

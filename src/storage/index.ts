@@ -1,10 +1,19 @@
 // The public surface of the storage layer: the file system seam (real and simulated), the
 // write-ahead log, hard state and snapshot files, the state machine store, and the error codes.
-export { errnoOf, type FileHandle, type FileStat, type FileSystem, type OpenMode } from "./file-system.js";
+export { makeDirDurable, writeFileAtomic } from "./atomic-file.js";
+export {
+  errnoOf,
+  type FileHandle,
+  type FileStat,
+  type FileSystem,
+  joinPath,
+  type OpenMode,
+} from "./file-system.js";
 export { decodeHardState, encodeHardState, HardStateStore } from "./hard-state-store.js";
 export { LmdbStateStore } from "./lmdb-state-store.js";
 export { MemoryStateStore, type MemoryStateStoreOptions } from "./memory-state-store.js";
 export { NodeFileSystem } from "./node-file-system.js";
+export { readWhole } from "./read-whole.js";
 export {
   type Chance,
   immediateScheduler,
@@ -43,6 +52,7 @@ export {
   defaultWalOptions,
   type GroupRecovery,
   groupCorruptionError,
+  type TornTail,
   Wal,
   type WalCorruption,
   type WalOptions,

@@ -145,6 +145,7 @@ class Inode {
 
 /** A not-yet-durable change to a directory. */
 type DirOp =
+  | { readonly kind: "mkdir"; readonly path: string }
   | { readonly kind: "link"; readonly path: string; readonly inode: Inode }
   | { readonly kind: "unlink"; readonly path: string }
   | { readonly kind: "rename"; readonly from: string; readonly to: string; readonly inode: Inode };
@@ -156,7 +157,10 @@ interface SimDiskState {
   readonly scheduler: Scheduler;
   /** Bumped by every crash: operations begun in an older epoch never complete. */
   epoch: number;
+  /** The directories a reader sees now. */
   readonly dirs: Set<string>;
+  /** The directories that survive a crash: created, and their entry synced in the parent. */
+  readonly durableDirs: Set<string>;
   /** The directory entries a reader sees now. */
   readonly live: Map<string, Inode>;
   /** The directory entries that survive a crash. */
@@ -191,6 +195,7 @@ export class SimFileSystem implements FileSystem {
       scheduler,
       epoch: 0,
       dirs: new Set<string>(["/", "."]),
+      durableDirs: new Set<string>(["/", "."]),
       live: new Map(),
       durable: new Map(),
       pendingDirOps: new Map(),
@@ -241,9 +246,20 @@ export class SimFileSystem implements FileSystem {
     const inodes = new Set([...this.#s.live.values(), ...this.#s.durable.values()]);
     for (const [, ops] of [...this.#s.pendingDirOps].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       const kept = this.#s.prng.below(ops.length + 1);
-      for (const op of ops.slice(0, kept)) this.#applyDirOp(this.#s.durable, op);
+      for (const op of ops.slice(0, kept)) this.#applyDirOp(op);
     }
     this.#s.pendingDirOps.clear();
+    // A directory whose own entry was lost takes everything under it along, synced or not.
+    const reachable = (dir: string): boolean => {
+      for (let d = dir; d !== "/" && d !== "." && d !== ""; d = dirOf(d)) {
+        if (!this.#s.durableDirs.has(d)) return false;
+      }
+      return true;
+    };
+    for (const d of [...this.#s.durableDirs]) if (!reachable(d)) this.#s.durableDirs.delete(d);
+    for (const path of [...this.#s.durable.keys()]) if (!reachable(dirOf(path))) this.#s.durable.delete(path);
+    this.#s.dirs.clear();
+    for (const d of this.#s.durableDirs) this.#s.dirs.add(d);
     for (const inode of inodes) inode.crash(this.#s.prng);
     this.#s.live.clear();
     for (const [path, inode] of this.#s.durable) this.#s.live.set(path, inode);
@@ -304,12 +320,15 @@ export class SimFileSystem implements FileSystem {
   }
 
   mkdir(dir: string): Promise<void> {
-    // Simplification: directories themselves are durable at once; only their entries are not.
+    // A new directory is an entry in its parent: it survives a crash only once the parent is synced.
     return this.#run(() => {
-      let d = dir;
-      while (d !== "/" && d !== "." && d !== "") {
+      const created: string[] = [];
+      for (let d = dir; d !== "/" && d !== "." && d !== "" && !this.#s.dirs.has(d); d = dirOf(d)) {
+        created.push(d);
+      }
+      for (const d of created.reverse()) {
         this.#s.dirs.add(d);
-        d = dirOf(d);
+        this.#dirOp({ kind: "mkdir", path: d });
       }
     });
   }
@@ -340,7 +359,7 @@ export class SimFileSystem implements FileSystem {
   syncDir(dir: string): Promise<void> {
     return this.#run(() => {
       this.#requireDir(dir, dir);
-      for (const op of this.#s.pendingDirOps.get(dir) ?? []) this.#applyDirOp(this.#s.durable, op);
+      for (const op of this.#s.pendingDirOps.get(dir) ?? []) this.#applyDirOp(op);
       this.#s.pendingDirOps.delete(dir);
     });
   }
@@ -430,8 +449,13 @@ export class SimFileSystem implements FileSystem {
     ops.push(op);
   }
 
-  #applyDirOp(entries: Map<string, Inode>, op: DirOp): void {
+  /** Makes one directory change durable. */
+  #applyDirOp(op: DirOp): void {
+    const entries = this.#s.durable;
     switch (op.kind) {
+      case "mkdir":
+        this.#s.durableDirs.add(op.path);
+        return;
       case "link":
         entries.set(op.path, op.inode);
         return;

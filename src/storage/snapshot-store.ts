@@ -13,7 +13,7 @@ import {
 } from "../raft/types.js";
 import { assert } from "../util/assert.js";
 import { crc32 } from "../util/crc.js";
-import { removeTempFiles, tempSuffix } from "./atomic-file.js";
+import { makeDirDurable, removeTempFiles, tempSuffix } from "./atomic-file.js";
 import { getU64, setU64, viewOf } from "./bytes.js";
 import { FailStop } from "./fail-stop.js";
 import { dirOf, errnoOf, type FileSystem, joinPath } from "./file-system.js";
@@ -117,7 +117,7 @@ export class SnapshotStore {
     dir: string,
     options: Partial<SnapshotStoreOptions> = {},
   ): Promise<SnapshotStore> {
-    await fs.mkdir(dir);
+    await makeDirDurable(fs, dir);
     await removeTempFiles(fs, dir);
     return new SnapshotStore(fs, dir, { ...defaultSnapshotStoreOptions, ...options });
   }

@@ -3,8 +3,9 @@
 // together in the next one, so any number of groups and callers share one durable write (group
 // commit). A write resolves only once its records are durable.
 import type { Entry, GroupId, LogIndex, Term } from "../raft/types.js";
-import { logIndex, term } from "../raft/types.js";
+import { groupId, logIndex, term } from "../raft/types.js";
 import { assert } from "../util/assert.js";
+import { makeDirDurable } from "./atomic-file.js";
 import { concatBytes } from "./bytes.js";
 import { errnoOf, type FileHandle, type FileSystem, joinPath } from "./file-system.js";
 import { readWhole } from "./read-whole.js";
@@ -17,6 +18,7 @@ import {
   encodeSegmentHeader,
   type GroupCheckpoint,
   recordHeaderBytes,
+  recordTypeCode,
   segmentHeaderBytes,
   type WalRecord,
 } from "./wal-format.js";
@@ -55,6 +57,24 @@ export interface GroupRecovery {
   readonly corruption: (CorruptionSite & { readonly reason: string }) | undefined;
 }
 
+/**
+ * A damaged tail that recovery truncated, and what it may have cost. A record that runs past the
+ * end of the file is certainly torn: a write resolves (and anything it holds is acknowledged) only
+ * once all of it and the file size are durable, and the WAL has one write in flight at a time. A
+ * record whose bytes are all there but fail their checksum (or are zeros) may be a torn write, or
+ * an acknowledged record damaged afterwards: recovery cannot tell, so it says how far the loss
+ * may reach, and the group must not vote until a leader has given those entries back.
+ */
+export interface TornTail extends CorruptionSite {
+  readonly bytesDropped: number;
+  /** False only when the record was provably never written whole (it runs past the file's end). */
+  readonly mayHaveBeenAcknowledged: boolean;
+  /** The group whose record it was, when its header checksum held; undefined: any group. */
+  readonly group: GroupId | undefined;
+  /** The most entries the dropped bytes can have held (0 when none can have been acknowledged). */
+  readonly entriesMax: number;
+}
+
 /** A corrupt spot found by recovery. */
 export interface WalCorruption extends CorruptionSite {
   readonly reason: string;
@@ -64,7 +84,7 @@ export interface WalCorruption extends CorruptionSite {
 export interface WalRecovery {
   readonly groups: ReadonlyMap<GroupId, GroupRecovery>;
   /** A record cut short by a crash at the end of the last segment; it was truncated away. */
-  readonly tornTail: (CorruptionSite & { readonly bytesDropped: number }) | undefined;
+  readonly tornTail: TornTail | undefined;
   /** Every corrupt spot, in log order. */
   readonly corruption: readonly WalCorruption[];
   /**
@@ -181,7 +201,7 @@ export class Wal {
     const opts: WalOptions = { ...defaultWalOptions, ...options };
     assert(opts.recordBytesMax <= opts.pendingBytesMax, "recordBytesMax must not exceed pendingBytesMax");
     assert(opts.segmentBytesMax > segmentHeaderBytes + recordHeaderBytes, "segmentBytesMax too small");
-    await fs.mkdir(dir);
+    await makeDirDurable(fs, dir);
     const names = await fs.readdir(dir);
     // A temp file is a segment whose creation a crash interrupted before its rename: never in use.
     for (const name of names.filter((n) => n.endsWith(".tmp"))) await fs.unlink(joinPath(dir, name));
@@ -597,7 +617,7 @@ async function recover(
       const result = decodeRecord(bytes, offset, recordBytesMax);
       if (result.kind !== "ok") {
         if (isLast && isTornTail(bytes, offset, result, recordBytesMax)) {
-          tornTail = { file: name, offset, bytesDropped: bytes.length - offset };
+          tornTail = { file: name, offset, ...tailLoss(bytes, offset, result) };
         } else {
           fail(
             offset,
@@ -690,6 +710,34 @@ async function recover(
   }
   for (const site of corrupt.values()) if (!corruption.includes(site)) corruption.push(site);
   return { logs, segments, recovery: { groups, tornTail, corruption, allGroupsSuspect } };
+}
+
+/** An entries payload: first index u64 | count u32, then per entry at least term u64 | kind u8 | len u32. */
+const entriesPayloadHeaderBytes = 12;
+const entryBytesMin = 13;
+
+/** What a torn tail at `offset` may have lost (see {@link TornTail}). */
+function tailLoss(
+  bytes: Uint8Array,
+  offset: number,
+  result: { kind: "short" } | { kind: "bad"; headerValid: boolean },
+): Omit<TornTail, "file" | "offset"> {
+  const bytesDropped = bytes.length - offset;
+  if (result.kind === "short") {
+    return { bytesDropped, mayHaveBeenAcknowledged: false, group: undefined, entriesMax: 0 };
+  }
+  const entriesIn = (payloadBytes: number) =>
+    Math.max(0, Math.floor((payloadBytes - entriesPayloadHeaderBytes) / entryBytesMin));
+  if (!result.headerValid) {
+    // Nothing of the header can be trusted: the record may have filled every dropped byte.
+    const entriesMax = entriesIn(bytesDropped - recordHeaderBytes);
+    return { bytesDropped, mayHaveBeenAcknowledged: true, group: undefined, entriesMax };
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset + offset, recordHeaderBytes);
+  const type = view.getUint8(12);
+  const group = groupId(Number(view.getBigUint64(16, true)));
+  const entriesMax = type === recordTypeCode.entries ? entriesIn(view.getUint32(4, true)) : 0;
+  return { bytesDropped, mayHaveBeenAcknowledged: true, group, entriesMax };
 }
 
 /**

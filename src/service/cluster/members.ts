@@ -1,6 +1,9 @@
 // The replicated member registry: each member's name and peer address by node id. Raft's
 // configuration says who votes; this says where they are, so every node (a joining one included)
-// can dial every member. Changed only through the log, like any state.
+// can dial every member. Changed only through the log, like any state. A removed member's record is
+// kept as retired rather than deleted: node ids are never reused, because a removed node's
+// certificate (named node-<id>) still authenticates that id, and a new member given the same id
+// would let the old node pose as it.
 import { ByteReader, ByteWriter, DecodeError } from "../../util/bytes.js";
 import type { StateReader, StateWriter } from "../state.js";
 
@@ -12,10 +15,18 @@ export interface MemberRecord {
   readonly peerAddress: string;
 }
 
-/** Registry commands. */
+/**
+ * Registry commands. `unregister` retires the id for good (its record stays, marked retired), so
+ * neither a join nor a late `register` can hand it out again.
+ */
 export type MemberCommand =
   | { readonly type: "register"; readonly member: MemberRecord }
   | { readonly type: "unregister"; readonly id: number };
+
+/** A registry record with whether its id was retired (the member removed). */
+export interface RegistryRecord extends MemberRecord {
+  readonly retired: boolean;
+}
 
 /** The result of a registry command. */
 export type MemberResult =
@@ -59,35 +70,89 @@ export function decodeMemberCommand(reader: ByteReader): MemberCommand {
   throw new DecodeError(`unknown member command ${type}`);
 }
 
-/** Every registered member, by id. */
-export function listMembers(state: StateReader): MemberRecord[] {
-  const out: MemberRecord[] = [];
-  for (const [key, value] of state.range("members", new Uint8Array(0), undefined, 1000)) {
+const RETIRED = 1;
+
+function encodeRecord(name: string, peerAddress: string, retired: boolean): Uint8Array {
+  const writer = new ByteWriter().string(name).string(peerAddress);
+  // Records written before retirement existed end after the address: active.
+  if (retired) writer.u8(RETIRED);
+  return writer.finish();
+}
+
+/** Every record ever registered, retired ones included, by id. */
+export function listRegistry(state: StateReader): RegistryRecord[] {
+  const out: RegistryRecord[] = [];
+  for (const [key, value] of state.range("members", new Uint8Array(0), undefined, Number.MAX_SAFE_INTEGER)) {
     const r = new ByteReader(value);
-    out.push({ id: new ByteReader(key).u64(), name: r.string(64), peerAddress: r.string(256) });
+    const name = r.string(64);
+    const peerAddress = r.string(256);
+    const retired = r.remaining > 0 && r.u8() === RETIRED;
+    out.push({ id: new ByteReader(key).u64(), name, peerAddress, retired });
   }
   return out;
 }
 
-/** Applies a registry command: names are unique; re-registering an id replaces its record. */
+/** Every registered member that was not removed, by id. */
+export function listMembers(state: StateReader): MemberRecord[] {
+  return listRegistry(state)
+    .filter((m) => !m.retired)
+    .map(({ id, name, peerAddress }) => ({ id, name, peerAddress }));
+}
+
+/**
+ * The id for a new member: above every id in the configuration and every id ever registered
+ * (retired ones included), so an id is never handed out twice.
+ */
+export function nextMemberId(state: StateReader, confIds: Iterable<number>): number {
+  return Math.max(0, ...confIds, ...listRegistry(state).map((m) => m.id)) + 1;
+}
+
+/**
+ * The members this node should talk to: registered ones, retired ones still in the configuration
+ * (a member being removed must stay reachable until its removal commits, or a leader removing
+ * itself could not replicate its own removal), and members known at start that are in the
+ * configuration but not registered yet. A retired id outside the configuration is never a peer,
+ * so the transport refuses its certificate.
+ */
+export function reachableMembers(
+  state: StateReader,
+  inConf: ReadonlySet<number>,
+  known: readonly MemberRecord[],
+): MemberRecord[] {
+  const registry = listRegistry(state);
+  const ids = new Set(registry.map((m) => m.id));
+  const out: MemberRecord[] = registry
+    .filter((m) => !m.retired || inConf.has(m.id))
+    .map(({ id, name, peerAddress }) => ({ id, name, peerAddress }));
+  for (const m of known) if (!ids.has(m.id) && inConf.has(m.id)) out.push(m);
+  return out.sort((a, b) => a.id - b.id);
+}
+
+function conflict(message: string): MemberResult {
+  return { ok: false, code: "ERR_CONFLICT", message, currentRevision: null };
+}
+
+/**
+ * Applies a registry command. Names are unique among members not removed; an id keeps its name
+ * (two joins racing for one id: the second is refused); a retired id is never registered again.
+ */
 export function applyMemberCommand(state: StateWriter, command: MemberCommand): MemberResult {
+  const registry = listRegistry(state);
   if (command.type === "unregister") {
-    state.delete("members", idKey(command.id));
+    const record = registry.find((m) => m.id === command.id);
+    state.put(
+      "members",
+      idKey(command.id),
+      encodeRecord(record?.name ?? "", record?.peerAddress ?? "", true),
+    );
     return { ok: true };
   }
-  const clash = listMembers(state).find((m) => m.name === command.member.name && m.id !== command.member.id);
-  if (clash !== undefined) {
-    return {
-      ok: false,
-      code: "ERR_CONFLICT",
-      message: `name ${command.member.name} is taken by member ${clash.id}`,
-      currentRevision: null,
-    };
-  }
-  state.put(
-    "members",
-    idKey(command.member.id),
-    new ByteWriter().string(command.member.name).string(command.member.peerAddress).finish(),
-  );
+  const { id, name, peerAddress } = command.member;
+  const same = registry.find((m) => m.id === id);
+  if (same?.retired === true) return conflict(`member id ${id} was removed; ids are never reused`);
+  if (same !== undefined && same.name !== name) return conflict(`member id ${id} belongs to ${same.name}`);
+  const clash = registry.find((m) => !m.retired && m.name === name && m.id !== id);
+  if (clash !== undefined) return conflict(`name ${name} is taken by member ${clash.id}`);
+  state.put("members", idKey(id), encodeRecord(name, peerAddress, false));
   return { ok: true };
 }

@@ -12,7 +12,13 @@ import { CairnError } from "../errors.js";
 import { toCairnError } from "../group-replication.js";
 import type { LeaderLink } from "../leader-link.js";
 import type { StateReader } from "../state.js";
-import { listMembers, type MemberCommand, type MemberRecord } from "./members.js";
+import {
+  listRegistry,
+  type MemberCommand,
+  type MemberRecord,
+  nextMemberId,
+  reachableMembers,
+} from "./members.js";
 
 /** What a joining node needs to start: its id, the cluster id and where everyone is. */
 export interface JoinAnswer {
@@ -58,14 +64,14 @@ export class Membership {
     this.#o = options;
   }
 
-  /** Registered members, plus members known at start that are in the configuration but not registered yet. */
+  /**
+   * Registered members (a removed one only until its removal commits), plus members known at
+   * start that are in the configuration but not registered yet.
+   */
   members(): MemberRecord[] {
-    const registered = listMembers(this.#o.state);
-    const ids = new Set(registered.map((m) => m.id));
     const conf = this.#o.group.status().conf;
     const inConf = new Set<number>([...conf.voters, ...conf.learners]);
-    const pending = this.#o.knownMembers.filter((m) => !ids.has(m.id) && inConf.has(m.id));
-    return [...registered, ...pending].sort((a, b) => a.id - b.id);
+    return reachableMembers(this.#o.state, inConf, this.#o.knownMembers);
   }
 
   /** The link to the leader, when this node does not lead and has one. */
@@ -83,7 +89,9 @@ export class Membership {
     if (toLeader !== undefined) return toLeader.join(name, peerAddress);
     const status = this.#o.group.status();
     const inConf = new Set<number>([...status.conf.voters, ...status.conf.learners]);
-    const existing = this.members().find((m) => m.name === name);
+    // A retried join finds its record; a removed member's name gets a new id (and needs a new
+    // certificate), never its old one.
+    const existing = listRegistry(this.#o.state).find((m) => m.name === name && !m.retired);
     let id: number;
     if (existing !== undefined) {
       if (existing.peerAddress !== peerAddress) {
@@ -95,7 +103,7 @@ export class Membership {
       }
       id = existing.id; // A retried join: answer as the first time did.
     } else {
-      id = Math.max(0, ...inConf, ...this.members().map((m) => m.id)) + 1;
+      id = nextMemberId(this.#o.state, inConf);
       await this.#propose({ type: "register", member: { id, name, peerAddress } });
     }
     if (!inConf.has(id)) await this.#confChange({ type: "add-learner", node: nodeId(id) });
@@ -118,9 +126,11 @@ export class Membership {
     if (status.conf.voters.length === 1 && status.conf.voters[0] === id) {
       throw new CairnError("ERR_BAD_REQUEST", "cannot remove the last voter");
     }
+    // Retire the id first: once the removal commits, a leader removing itself steps down and could
+    // not retire it any more, and an id left active could be joined under again. Until then the
+    // member stays reachable (see reachableMembers).
+    await this.#propose({ type: "unregister", id });
     await this.#confChange({ type: "remove", node: nodeId(id) });
-    // The registry entry goes too, unless leadership moved (the removed leader stepped down).
-    await this.#propose({ type: "unregister", id }).catch(() => undefined);
   }
 
   /** Hands leadership to a voter. Carried out by the leader. */
@@ -159,7 +169,7 @@ export class Membership {
     try {
       const status = this.#o.group.status();
       if (this.#o.bootstrapped) {
-        const registered = new Set(listMembers(this.#o.state).map((m) => m.id));
+        const registered = new Set(listRegistry(this.#o.state).map((m) => m.id));
         const inConf = new Set<number>([...status.conf.voters, ...status.conf.learners]);
         for (const m of this.#o.knownMembers) {
           if (!registered.has(m.id) && inConf.has(m.id)) await this.#propose({ type: "register", member: m });

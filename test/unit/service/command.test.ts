@@ -82,6 +82,19 @@ describe("idempotency keys", () => {
     });
   });
 
+  it("a key recorded under a slow leader survives a fast leader's return for the whole window", () => {
+    // Leader F's clock is ahead by more than the window; leadership moves to C (correct clock),
+    // which records key k1; F leads again shortly after. By real time only 40 ms passed since k1
+    // was recorded, well inside the 1000 ms window, so the retry must still be answered from the
+    // table, not executed a second time.
+    const s = new MemoryState();
+    applyEnvelope(s, putA("f", 100 + 1500), settings); // F: real time 100
+    applyEnvelope(s, putA("1", 110, "k1"), settings); // C: real time 110
+    const retry = applyEnvelope(s, putA("1", 150 + 1500, "k1"), settings); // F: real time 150
+    assert.equal(retry.ok && retry.duplicate, true, "the key was forgotten early");
+    assert.equal(getKv(s, utf8("a"))?.version, 2, "the retry was applied twice");
+  });
+
   it("prunes at most prunePerEntryMax keys per entry", () => {
     const s = new MemoryState();
     for (let i = 0; i < 25; i++) applyEnvelope(s, putA(String(i), 100, `k${i}`), settings);

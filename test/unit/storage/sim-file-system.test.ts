@@ -3,7 +3,7 @@
 // syncs can fail; a full disk refuses writes until space is freed. Checked over many seeds.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { immediateScheduler, SimFileSystem } from "../../../src/storage/index.js";
+import { immediateScheduler, makeDirDurable, SimFileSystem } from "../../../src/storage/index.js";
 import { Prng } from "../../../src/util/prng.js";
 import { ManualScheduler } from "./helpers.js";
 
@@ -12,6 +12,7 @@ const bytes = (...values: number[]): Uint8Array => new Uint8Array(values);
 async function fresh(seed: number): Promise<SimFileSystem> {
   const fs = new SimFileSystem(new Prng(seed));
   await fs.mkdir("/d");
+  await fs.syncDir("/");
   return fs;
 }
 
@@ -76,6 +77,26 @@ describe("SimFileSystem", () => {
       await synced.syncDir("/d");
       synced.crash();
       assert.deepEqual([...(synced.contents("/d/a") ?? [])], [1]);
+    }
+    assert.ok(vanished > 0 && vanished < 50, `vanished ${vanished} of 50`);
+  });
+
+  it("loses a new directory, with its synced files, sometimes, unless its parent was synced", async () => {
+    let vanished = 0;
+    for (let seed = 0; seed < 50; seed++) {
+      for (const syncParent of [false, true]) {
+        const fs = await fresh(seed);
+        await (syncParent ? makeDirDurable(fs, "/d/e/f") : fs.mkdir("/d/e/f"));
+        const h = await fs.open("/d/e/f/a", "create-or-truncate");
+        await h.write(bytes(1), 0);
+        await h.datasync();
+        await fs.syncDir("/d/e/f");
+        fs.crash();
+        const kept = (await fs.stat("/d/e/f/a")) !== undefined;
+        assert.equal(kept, (await fs.stat("/d/e/f")) !== undefined, "a file outlived its directory");
+        if (syncParent) assert.ok(kept, `seed ${seed}: lost after makeDirDurable`);
+        else if (!kept) vanished++;
+      }
     }
     assert.ok(vanished > 0 && vanished < 50, `vanished ${vanished} of 50`);
   });
@@ -145,6 +166,7 @@ describe("SimFileSystem", () => {
       syncEio: { numerator: 1, denominator: 1 },
     });
     await fs.mkdir("/d");
+    await fs.syncDir("/");
     const h = await fs.open("/d/a", "create-or-truncate");
     await h.write(bytes(1, 2, 3), 0);
     await assert.rejects(h.datasync(), { code: "EIO" });
@@ -154,6 +176,7 @@ describe("SimFileSystem", () => {
   it("refuses writes past the quota with ENOSPC, writing what fits, and accepts them once space is freed", async () => {
     const fs = new SimFileSystem(new Prng(2), immediateScheduler, { bytesMax: 10 });
     await fs.mkdir("/d");
+    await fs.syncDir("/");
     const a = await fs.open("/d/a", "create-or-truncate");
     await a.write(new Uint8Array(6), 0);
     const b = await fs.open("/d/b", "create-or-truncate");
@@ -173,6 +196,7 @@ describe("SimFileSystem", () => {
       readBitFlip: { numerator: 1, denominator: 1 },
     });
     await fs.mkdir("/d");
+    await fs.syncDir("/");
     const h = await fs.open("/d/a", "create-or-truncate");
     const data = new Uint8Array(32).fill(0x55);
     await h.write(data, 0);
@@ -195,6 +219,7 @@ describe("SimFileSystem", () => {
       const fs = new SimFileSystem(new Prng(seed), scheduler);
       const setup = (async () => {
         await fs.mkdir("/d");
+        await fs.syncDir("/");
         await (await fs.open("/d/a", "create-or-truncate")).close();
         await fs.syncDir("/d");
         const h = await fs.open("/d/a", "read-write-durable");

@@ -9,6 +9,7 @@ import fc from "fast-check";
 import { type GroupId, type HardState, logIndex, nodeId, term } from "../../../src/raft/types.js";
 import {
   HardStateStore,
+  makeDirDurable,
   SimFileSystem,
   SnapshotStore,
   Wal,
@@ -204,7 +205,7 @@ async function runRandom(seed: number, steps: number): Promise<void> {
   const prng = new Prng(seed);
   const scheduler = new ManualScheduler();
   const fs = new SimFileSystem(prng.fork(), scheduler, { latencyMsMin: 0, latencyMsMax: 4 });
-  await drive(scheduler, fs.mkdir(dir));
+  await drive(scheduler, makeDirDurable(fs, dir));
   const history = new History();
   let node = await openNode(scheduler, fs);
   history.verify(node.recovery, `seed ${seed} first open`);
@@ -353,7 +354,7 @@ describe("Wal crash safety", () => {
     const countSteps = async (): Promise<number> => {
       const scheduler = new ManualScheduler();
       const fs = new SimFileSystem(new Prng(1), scheduler);
-      await drive(scheduler, fs.mkdir(dir));
+      await drive(scheduler, makeDirDurable(fs, dir));
       let steps = 0;
       const run = script(fs, scheduler, new History());
       let done = false;
@@ -373,7 +374,7 @@ describe("Wal crash safety", () => {
       for (const seed of [cut, cut + 100_000]) {
         const scheduler = new ManualScheduler();
         const fs = new SimFileSystem(new Prng(seed), scheduler);
-        await drive(scheduler, fs.mkdir(dir));
+        await drive(scheduler, makeDirDurable(fs, dir));
         const history = new History();
         void script(fs, scheduler, history).catch(() => undefined);
         await settle();

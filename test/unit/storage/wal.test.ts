@@ -6,9 +6,12 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { WalGroupStorage } from "../../../src/node/wal-group-storage.js";
 import { logIndex, term } from "../../../src/raft/types.js";
 import {
+  HardStateStore,
   isStorageError,
+  makeDirDurable,
   NodeFileSystem,
   SimFileSystem,
   type StorageError,
@@ -23,7 +26,7 @@ const small: Partial<WalOptions> = { segmentBytesMax: 512, recordBytesMax: 256, 
 
 async function fresh(seed = 1): Promise<SimFileSystem> {
   const fs = new SimFileSystem(new Prng(seed));
-  await fs.mkdir(dir);
+  await makeDirDurable(fs, dir);
   return fs;
 }
 
@@ -167,7 +170,17 @@ describe("Wal", () => {
     await h.truncate(size + 30);
     await h.close();
     const { wal: reopened, recovery } = await Wal.open(fs, dir);
-    assert.deepEqual(recovery.tornTail, { file: name, offset: size, bytesDropped: 30 });
+    // Bytes that run past the end of the file were never written whole: nothing was acknowledged.
+    assert.deepEqual(recovery.tornTail, {
+      file: name,
+      offset: size,
+      bytesDropped: 30,
+      mayHaveBeenAcknowledged: false,
+      group: undefined,
+      entriesMax: 0,
+    });
+    const storage = new WalGroupStorage(await HardStateStore.open(fs, "/hs"), reopened, recovery, g1);
+    assert.equal((await storage.load())?.tailLostIndexMax, undefined, "votes withheld for a certain tear");
     assert.deepEqual(recovery.corruption, []);
     assert.equal(recovery.groups.get(g1)?.lastIndex, 3);
     await reopened.write([{ type: "entries", group: g1, entries: entries(4, 2, 2) }]);
@@ -178,6 +191,42 @@ describe("Wal", () => {
       plain(last.recovery.groups.get(g1)?.entries ?? []),
       plain([...entries(1, 3), ...entries(4, 2, 2)]),
     );
+  });
+
+  it("reports a damaged whole last record as a loss that may reach acknowledged entries, to the runtime", async () => {
+    // The last record was written whole (and its write acknowledged), then damaged: its checksum
+    // fails with nothing after it, exactly like a torn write. The WAL cannot tell the two apart, so
+    // it truncates it but reports how far the loss may reach; the group's storage hands that to the
+    // core, which then withholds its votes (see test/unit/raft/torn-tail.test.ts).
+    const fs = await fresh();
+    const { wal } = await Wal.open(fs, dir);
+    await wal.write([
+      { type: "entries", group: g1, entries: entries(1, 3) },
+      { type: "entries", group: g2, entries: entries(1, 2) },
+    ]);
+    await wal.write([{ type: "entries", group: g1, entries: entries(4, 3) }]);
+    await wal.close();
+    const name = wal.segmentNames()[0] ?? "";
+    const path = `${dir}/${name}`;
+    const size = fs.contents(path)?.length ?? 0;
+    const lastRecordBytes = 24 + 12 + 3 * (13 + 8);
+    fs.corrupt(path, size - 5);
+    const { wal: reopened, recovery } = await Wal.open(fs, dir);
+    assert.deepEqual(recovery.corruption, []);
+    assert.equal(recovery.groups.get(g1)?.lastIndex, 3);
+    const torn = recovery.tornTail;
+    assert.equal(torn?.offset, size - lastRecordBytes);
+    assert.equal(torn?.mayHaveBeenAcknowledged, true);
+    assert.equal(torn?.group, g1);
+    assert.ok((torn?.entriesMax ?? 0) >= 3, `entriesMax ${torn?.entriesMax} below the 3 entries lost`);
+    const storage = new WalGroupStorage(await HardStateStore.open(fs, "/hs"), reopened, recovery, g1);
+    const persisted = await storage.load();
+    assert.equal(persisted?.tailLostIndexMax, 3 + (torn?.entriesMax ?? 0));
+    assert.ok((persisted?.tailLostIndexMax ?? 0) >= 6, "entry 6 was acknowledged and may be lost");
+    const other = new WalGroupStorage(await HardStateStore.open(fs, "/hs"), reopened, recovery, g2);
+    const otherPersisted = await other.load();
+    assert.equal(otherPersisted?.entries.length, 2);
+    assert.equal(otherPersisted?.tailLostIndexMax, undefined, "another group's record");
   });
 
   it("reports a bad checksum before the tail as corruption of the groups it touched, naming file and offset", async () => {
