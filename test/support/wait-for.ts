@@ -4,13 +4,13 @@
 import { setTimeout as delay } from "node:timers/promises";
 
 /** How long {@link waitFor} waits by default before it fails: far above any expected wait. */
-const waitTimeoutMsDefault = 10_000;
+const waitTimeoutMsDefault = 15_000;
 
 /** Options of {@link waitFor}. */
 export interface WaitForOptions {
-  /** Fails after this many milliseconds without the condition. Default 10 s. */
+  /** Fails after this many milliseconds without the condition. Default 15 s. */
   readonly timeoutMs?: number;
-  /** Milliseconds between two checks. Default 1 (the check itself yields to the event loop). */
+  /** Milliseconds between two checks. Default 5. */
   readonly intervalMs?: number;
 }
 
@@ -34,6 +34,6 @@ export async function waitFor(
     if (await condition()) return;
     if (performance.now() >= deadline)
       throw new WaitTimeoutError(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await delay(options.intervalMs ?? 1);
+    await delay(options.intervalMs ?? 5);
   }
 }
