@@ -156,11 +156,15 @@ export class InProcessCluster {
     node.notifier = undefined;
   }
 
-  /** Stops everything (running the clock meanwhile, as stopping may wait for a write in flight). */
+  /**
+   * Stops everything, running the clock meanwhile (stopping may wait for a write in flight); a clock
+   * that was paused is paused again.
+   */
   async close(): Promise<void> {
+    const wasStarted = this.clock.started;
     this.clock.start();
     for (const id of this.#ids) await this.stop(id);
-    await this.clock.pause();
+    if (!wasStarted) await this.clock.pause();
   }
 
   /** The current leader among running members, waiting up to `timeoutMs` simulated ms for one. */

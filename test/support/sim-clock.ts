@@ -80,6 +80,11 @@ export class SimClock {
     });
   }
 
+  /** Whether the clock is started (it advances whenever events are queued). */
+  get started(): boolean {
+    return this.#started;
+  }
+
   /** Starts driving the clock: queued events run, one at a time, until {@link pause}. */
   start(): void {
     this.#started = true;
