@@ -123,16 +123,19 @@ describe("streams on a real cluster of node processes", { timeout: 240_000 }, ()
     await client.append("poison", "boom", { headers: { kind: "bad" } });
     await client.append("poison", "fine");
     const seen: string[] = [];
-    const deadline = Date.now() + 20_000;
-    while (Date.now() < deadline) {
-      const messages = await client.fetchMessages("poison", "g", "c", { max: 5, waitMs: 1_000 });
-      for (const m of messages) {
-        seen.push(`${m.payload}#${m.deliveries}`);
-        if (m.payload === "fine") await client.ack("poison", "g", [m.seq]);
-        // "boom" is never acknowledged.
-      }
-      if ((await client.groupInfo("poison", "g")).deadLettered === 1) break;
-    }
+    // A consumer that acknowledges all but "boom", until the group dead-letters it.
+    await waitFor(
+      "the poison message to be dead-lettered",
+      async () => {
+        const messages = await client.fetchMessages("poison", "g", "c", { max: 5, waitMs: 1_000 });
+        for (const m of messages) {
+          seen.push(`${m.payload}#${m.deliveries}`);
+          if (m.payload === "fine") await client.ack("poison", "g", [m.seq]);
+        }
+        return (await client.groupInfo("poison", "g")).deadLettered === 1;
+      },
+      { timeoutMs: 20_000, intervalMs: 0 },
+    );
     assert.deepEqual(
       seen.filter((s) => s.startsWith("boom")),
       ["boom#1", "boom#2"],
