@@ -5,7 +5,7 @@
 // of the machine's speed or load.
 import type { Cancel, Env } from "../../src/node/env.js";
 import { Prng } from "../../src/util/prng.js";
-import { Scheduler } from "../sim/scheduler.js";
+import { Scheduler, type TimerId } from "../sim/scheduler.js";
 
 /** The simulated clock starts here as epoch milliseconds (the leader's timestamp on proposals). */
 const epochMs = 1_700_000_000_000;
@@ -20,6 +20,8 @@ interface Waiter {
   readonly resolve: () => void;
   readonly reject: (error: Error) => void;
   readonly what: string;
+  /** The wakeup at the deadline, cancelled once the condition holds. */
+  readonly deadlineEvent: TimerId;
 }
 
 /** A simulated clock that advances by itself while started, one event at a time. */
@@ -74,9 +76,10 @@ export class SimClock {
     if (holds()) return Promise.resolve();
     const deadlineMs = this.scheduler.nowMs + timeoutMs;
     return new Promise((resolve, reject) => {
-      this.#waiters.add({ holds, deadlineMs, resolve, reject, what });
       // A wakeup at the deadline, so a timeout is noticed even when nothing else is queued.
-      this.after(timeoutMs, () => {}, `deadline: ${what}`);
+      const deadlineEvent = this.scheduler.after(timeoutMs, () => {}, `deadline: ${what}`);
+      this.#waiters.add({ holds, deadlineMs, resolve, reject, what, deadlineEvent });
+      this.#kick();
     });
   }
 
@@ -105,9 +108,11 @@ export class SimClock {
   async #drive(): Promise<void> {
     try {
       await settleMicrotasks();
-      while (this.#started && this.scheduler.step()) {
+      for (;;) {
+        // A woken waiter's continuation runs before time moves on: it sees the event that woke it last.
+        if (this.#checkWaiters()) await settleMicrotasks();
+        if (!this.#started || !this.scheduler.step()) return;
         await settleMicrotasks();
-        this.#checkWaiters();
       }
     } finally {
       // Synchronously with the loop's end, so a timer set by the next reaction starts a new driver.
@@ -115,17 +120,23 @@ export class SimClock {
     }
   }
 
-  #checkWaiters(): void {
+  /** Ends the waits whose condition holds or whose deadline passed; returns whether any ended. */
+  #checkWaiters(): boolean {
+    let ended = false;
     for (const waiter of this.#waiters) {
       if (waiter.holds()) {
         this.#waiters.delete(waiter);
+        this.scheduler.cancel(waiter.deadlineEvent);
         waiter.resolve();
+        ended = true;
       } else if (this.scheduler.nowMs >= waiter.deadlineMs) {
         this.#waiters.delete(waiter);
         waiter.reject(
           new Error(`timed out after waiting until ${waiter.deadlineMs} simulated ms for ${waiter.what}`),
         );
+        ended = true;
       }
     }
+    return ended;
   }
 }
