@@ -66,8 +66,6 @@ export interface InProcessNode {
   group: RaftGroup<ApplyOutcome> | undefined;
   kv: KvService | undefined;
   streams: StreamService | undefined;
-  /** What wakes this incarnation's long-polls (tests watch its waiters). */
-  notifier: ApplyNotifier | undefined;
 }
 
 /** How long a message takes from one member to another, in simulated milliseconds. */
@@ -99,7 +97,6 @@ export class InProcessCluster {
         group: undefined,
         kv: undefined,
         streams: undefined,
-        notifier: undefined,
       });
     }
   }
@@ -138,7 +135,6 @@ export class InProcessCluster {
     node.group = group;
     node.kv = new KvService(new GroupReplication(group, node.backend, env));
     node.streams = new StreamService(new GroupReplication(group, node.backend, env), applied);
-    node.notifier = applied;
   }
 
   /** Starts every member. */
@@ -153,7 +149,6 @@ export class InProcessCluster {
     node.group = undefined;
     node.kv = undefined;
     node.streams = undefined;
-    node.notifier = undefined;
   }
 
   /**
