@@ -19,6 +19,8 @@ export interface FaultProxyStats {
   readonly connectionsOpen: number;
   readonly bytesForwarded: number;
   readonly bytesDiscarded: number;
+  /** Bytes held back by a delay right now (received, not yet relayed). */
+  readonly bytesHeld: number;
 }
 
 interface Pipe {
@@ -52,6 +54,7 @@ export class FaultProxy {
   #accepted = 0;
   #forwarded = 0;
   #discarded = 0;
+  #held = 0;
 
   /** Creates a proxy; it listens once {@link start} is called. */
   constructor(options: FaultProxyOptions) {
@@ -87,6 +90,7 @@ export class FaultProxy {
       connectionsOpen: this.#pipes.size,
       bytesForwarded: this.#forwarded,
       bytesDiscarded: this.#discarded,
+      bytesHeld: this.#held,
     };
   }
 
@@ -183,6 +187,7 @@ export class FaultProxy {
         const item = queue.shift();
         if (item === undefined) break;
         queuedBytes -= item.chunk.length;
+        this.#held -= item.chunk.length;
         write(item.chunk);
       }
       const head = queue[0];
@@ -190,6 +195,10 @@ export class FaultProxy {
     };
     from.on("close", () => {
       if (timer !== undefined) clearTimeout(timer);
+      // What was still held dies with the connection.
+      this.#held -= queuedBytes;
+      queuedBytes = 0;
+      queue.length = 0;
     });
     from.on("data", (chunk: Buffer) => {
       if (blackholed()) {
@@ -204,6 +213,7 @@ export class FaultProxy {
       }
       queue.push({ releaseAtMs: performance.now() + this.#delayMs, chunk });
       queuedBytes += chunk.length;
+      this.#held += chunk.length;
       if (queuedBytes > bytesMax) {
         from.destroy();
         to.destroy();

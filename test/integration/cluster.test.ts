@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { ProcessCluster } from "../support/process-cluster.js";
+import { waitFor } from "../support/wait-for.js";
 
 describe("a real cluster of node processes", { timeout: 240_000 }, () => {
   let cluster: ProcessCluster;
@@ -68,13 +69,12 @@ describe("a real cluster of node processes", { timeout: 240_000 }, () => {
     const restarted = cluster.nodes.find((n) => n.name === restartedName);
     assert.ok(restarted !== undefined, "the previous test restarted the killed leader");
     // Its own state (a stale read, no leader round trip) receives the writes it missed.
-    const deadline = Date.now() + 15_000;
-    let seen: string | undefined;
-    while (seen !== "yes" && Date.now() < deadline) {
-      seen = (await cluster.client([restarted]).get("after-kill", { consistency: "stale" }))?.value;
-      if (seen !== "yes") await new Promise((r) => setTimeout(r, 100));
-    }
-    assert.equal(seen, "yes", "the restarted node applied the write made while it was down");
+    await waitFor(
+      "the restarted node to apply the write made while it was down",
+      async () =>
+        (await cluster.client([restarted]).get("after-kill", { consistency: "stale" }))?.value === "yes",
+      { intervalMs: 100 },
+    );
     // And a linearizable read through every node sees it.
     for (const node of cluster.nodes)
       assert.equal((await cluster.client([node]).get("after-kill"))?.value, "yes", node.name);

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { type ProcessCluster as Cluster, ProcessCluster } from "../support/process-cluster.js";
+import { waitFor } from "../support/wait-for.js";
 
 interface Status {
   self: { id: number; role: string };
@@ -15,18 +16,19 @@ async function statusOf(url: string): Promise<Status> {
   return (await (await fetch(`${url}/v1/cluster`)).json()) as Status;
 }
 
+/** Polls `probe` until it gives a value (a failing probe counts as "not yet"), and returns it. */
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch {
-      // Not yet.
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}`);
+  let value: T | undefined;
+  await waitFor(
+    what,
+    async () => {
+      value = await probe().catch(() => undefined);
+      return value !== undefined;
+    },
+    { timeoutMs, intervalMs: 200 },
+  );
+  if (value === undefined) throw new Error(`lost ${what}`);
+  return value;
 }
 
 describe("membership changes on a real cluster", { timeout: 240_000 }, () => {

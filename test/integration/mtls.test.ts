@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ensureDevCerts } from "../../src/cli/dev-certs.js";
 import { ProcessCluster } from "../support/process-cluster.js";
+import { waitFor } from "../support/wait-for.js";
 
 describe("mutual TLS between node processes", { timeout: 120_000 }, () => {
   let cluster: ProcessCluster;
@@ -26,12 +27,19 @@ describe("mutual TLS between node processes", { timeout: 120_000 }, () => {
     const [n1, n2, impostor] = cluster.nodes;
     assert.ok(n1 !== undefined && n2 !== undefined && impostor !== undefined);
     await cluster.client([n1, n2]).put("trusted", "yes");
-    // Give the impostor time to try: several election timeouts and reconnect attempts.
-    await new Promise((r) => setTimeout(r, 3_000));
-    const status = (await (await fetch(`${impostor.httpUrl}/v1/cluster`)).json()) as {
-      leader: unknown;
-      self: { role: string };
-    };
+    // The impostor has tried and failed once it campaigns while the leader is up: a whole election
+    // timeout passed in which none of the leader's heartbeats reached it.
+    const statusOf = async () =>
+      (await (await fetch(`${impostor.httpUrl}/v1/cluster`)).json()) as {
+        leader: unknown;
+        self: { role: string };
+      };
+    await waitFor(
+      "the impostor to campaign",
+      async () => ["pre-candidate", "candidate"].includes((await statusOf()).self.role),
+      { timeoutMs: 30_000, intervalMs: 20 },
+    );
+    const status = await statusOf();
     assert.equal(status.leader, null, "the impostor never heard from the leader");
     assert.notEqual(status.self.role, "leader");
     const stale = await fetch(`${impostor.httpUrl}/v1/kv/trusted?consistency=stale`);

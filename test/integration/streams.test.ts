@@ -8,8 +8,10 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { CairnClientError } from "../../src/client/index.js";
 import { ProcessCluster, type ProcessNode } from "../support/process-cluster.js";
+import { waitFor } from "../support/wait-for.js";
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A client's pause before it retries a call that gave up. */
+const backOff = () => new Promise((r) => setTimeout(r, 100));
 
 describe("streams on a real cluster of node processes", { timeout: 240_000 }, () => {
   let cluster: ProcessCluster;
@@ -41,13 +43,13 @@ describe("streams on a real cluster of node processes", { timeout: 240_000 }, ()
             break;
           } catch (error) {
             if (!(error instanceof CairnClientError)) throw error;
-            await sleep(100);
+            await backOff();
           }
         }
       }
     };
     const producers = [0, 1, 2, 3].map(produce);
-    while (acknowledged.size < 30) await sleep(10);
+    await waitFor("30 acknowledged appends", () => acknowledged.size >= 30, { timeoutMs: 60_000 });
     await cluster.kill(leader, "SIGKILL");
     killed = leader;
     await Promise.all(producers);
@@ -121,16 +123,19 @@ describe("streams on a real cluster of node processes", { timeout: 240_000 }, ()
     await client.append("poison", "boom", { headers: { kind: "bad" } });
     await client.append("poison", "fine");
     const seen: string[] = [];
-    const deadline = Date.now() + 20_000;
-    while (Date.now() < deadline) {
-      const messages = await client.fetchMessages("poison", "g", "c", { max: 5, waitMs: 1_000 });
-      for (const m of messages) {
-        seen.push(`${m.payload}#${m.deliveries}`);
-        if (m.payload === "fine") await client.ack("poison", "g", [m.seq]);
-        // "boom" is never acknowledged.
-      }
-      if ((await client.groupInfo("poison", "g")).deadLettered === 1) break;
-    }
+    // A consumer that acknowledges all but "boom", until the group dead-letters it.
+    await waitFor(
+      "the poison message to be dead-lettered",
+      async () => {
+        const messages = await client.fetchMessages("poison", "g", "c", { max: 5, waitMs: 1_000 });
+        for (const m of messages) {
+          seen.push(`${m.payload}#${m.deliveries}`);
+          if (m.payload === "fine") await client.ack("poison", "g", [m.seq]);
+        }
+        return (await client.groupInfo("poison", "g")).deadLettered === 1;
+      },
+      { timeoutMs: 20_000, intervalMs: 0 },
+    );
     assert.deepEqual(
       seen.filter((s) => s.startsWith("boom")),
       ["boom#1", "boom#2"],
@@ -203,13 +208,17 @@ describe("streams on a real cluster of node processes", { timeout: 240_000 }, ()
     assert.deepEqual(pick(await client.streamInfo("trim")), expected);
     // Every node's own state converges to the same stream (read locally, as followers apply later).
     for (const node of cluster.nodes) {
-      let seen: unknown;
-      for (const deadline = Date.now() + 10_000; Date.now() < deadline; await sleep(50)) {
-        const response = await fetch(`${node.httpUrl}/v1/streams/trim?consistency=stale`);
-        seen = pick((await response.json()) as { firstSeq: number; lastSeq: number; messages: number });
-        if (JSON.stringify(seen) === JSON.stringify(expected)) break;
-      }
-      assert.deepEqual(seen, expected, node.name);
+      await waitFor(
+        `${node.name} to apply the update and the delete`,
+        async () => {
+          const response = await fetch(`${node.httpUrl}/v1/streams/trim?consistency=stale`);
+          const seen = pick(
+            (await response.json()) as { firstSeq: number; lastSeq: number; messages: number },
+          );
+          return JSON.stringify(seen) === JSON.stringify(expected);
+        },
+        { intervalMs: 50 },
+      );
     }
     // The group forgot message 4; the ones retention dropped go when their deadlines pass.
     const group = await client.groupInfo("trim", "g");

@@ -1,6 +1,6 @@
 // Product bugs the simulator found that are not fixed yet. A failing run whose only failures are
 // convergence problems and whose report shows one of these signatures is "known": the command line
-// prints it apart, `npm test`'s fresh batches report it without failing, and the mutant script does
+// prints it apart, `npm test`'s fixed seed ranges report it without failing, and the mutant script does
 // not count it as catching a mutant. Any other failure still fails. Once a bug is fixed, delete its
 // entry: its seeds then join regression-seeds.ts and must pass.
 import type { SimLevel } from "./sim-options.js";

@@ -1,7 +1,8 @@
-// The simulator's command line: `npm run sim -- --seed N [--level L] [--count K]`. One seed prints
+// The simulator's command line: `npm run sim -- [--seed N] [--level L] [--count K]`. One seed prints
 // its options, a readable trace and the report; many seeds print only failures (each with its
 // replay line) and a summary with the wall time and seeds per second; `--first-failure` stops at the
-// first failing seed. Failures a known product issue explains (known-issues.ts) print one KNOWN line
+// first failing seed. Without --seed the run starts from a fresh seed drawn from the clock and prints
+// it first, so `npm run sim -- --level 1 --count 1000` explores new seeds each time and still replays. Failures a known product issue explains (known-issues.ts) print one KNOWN line
 // each and are counted apart. Exits 1 if any other seed failed.
 import { parseSimArgs, replayLine, SimArgsError } from "./sim-options.js";
 import { runSeed } from "./simulate.js";
@@ -49,6 +50,11 @@ async function main(argv: readonly string[]): Promise<number> {
     const report = await runSeed(seed, level, (line) => lines.push(line));
     process.stdout.write(`trace:\n${lines.map((l) => `  ${l}`).join("\n")}\n\n${report.text}\n`);
     return report.ok ? 0 : 1;
+  }
+  if (!rest.includes("--seed")) {
+    process.stdout.write(
+      `level ${level}: fresh seeds from ${seed} (replay: ${replayLine({ seed, level })} --count ${count})\n`,
+    );
   }
   const started = performance.now();
   let failed = 0;

@@ -1,8 +1,8 @@
 // A cluster of real runtimes (RaftGroup + ServiceStateMachine + KvService) in one process, with
-// in-memory storage and an in-memory message bus that can cut nodes off. Real timers with a short
-// tick: tests wait for behaviour (bounded), never assert on timing.
-import type { Env } from "../../src/node/env.js";
-import { systemEnv } from "../../src/node/env.js";
+// in-memory storage and an in-memory message bus that can cut nodes off, on the simulator's clock
+// (SimClock): every timer and message delivery is an event of one scheduler, so a test's run depends
+// on its seed alone, not on the machine's load. Tests wait for behaviour, never assert on timing.
+import { after, afterEach, beforeEach } from "node:test";
 import type { GroupStorage, PersistBatch } from "../../src/node/ports.js";
 import { RaftGroup } from "../../src/node/raft-group.js";
 import {
@@ -21,6 +21,7 @@ import { GroupReplication } from "../../src/service/group-replication.js";
 import { KvService } from "../../src/service/kv-service.js";
 import { MemoryBackend, ServiceStateMachine } from "../../src/service/state-machine.js";
 import { StreamService } from "../../src/service/stream-service.js";
+import { SimClock } from "./sim-clock.js";
 
 /** Storage that survives a simulated restart of its node (it lives in the test). */
 export class MemoryGroupStorage implements GroupStorage {
@@ -67,18 +68,26 @@ export interface InProcessNode {
   streams: StreamService | undefined;
 }
 
-/** Runs N members over an in-memory bus. */
+/** How long a message takes from one member to another, in simulated milliseconds. */
+const deliveryDelayMs = 1;
+
+/** Runs N members over an in-memory bus, on a simulated clock. */
 export class InProcessCluster {
   readonly nodes = new Map<NodeId, InProcessNode>();
-  readonly env: Env = systemEnv();
+  /**
+   * The one clock of every member. It runs while started: a test file starts it before each test and
+   * pauses it after (see {@link runClockDuringTests}), so no time passes between tests.
+   */
+  readonly clock: SimClock;
   /** Members cut off from everyone (messages to and from them are dropped). */
   readonly isolated = new Set<NodeId>();
   /** Every batch handed to a sender, with the urgency the runtime gave it (recorded when set). */
   sends: { readonly messages: readonly Message[]; readonly urgent: boolean }[] | undefined;
   readonly #ids: NodeId[];
 
-  /** Creates (but does not start) members 1..size. */
-  constructor(size: number) {
+  /** Creates (but does not start) members 1..size; `seed` decides every random choice of the run. */
+  constructor(size: number, seed = 1) {
+    this.clock = new SimClock(seed);
     this.#ids = Array.from({ length: size }, (_, i) => nodeId(i + 1));
     for (const id of this.#ids) {
       this.nodes.set(id, {
@@ -96,7 +105,8 @@ export class InProcessCluster {
   async start(id: NodeId): Promise<void> {
     const node = this.#node(id);
     node.backend = new MemoryBackend();
-    const applied = new ApplyNotifier();
+    const env = this.clock.env();
+    const applied = new ApplyNotifier(undefined, env);
     const group = await RaftGroup.open<ApplyOutcome>({
       raft: {
         id,
@@ -109,7 +119,7 @@ export class InProcessCluster {
         appendBytesMax: 1024 * 1024,
         inflightAppendsMax: 64,
       },
-      env: this.env,
+      env,
       storage: node.storage,
       sender: {
         send: (messages, urgent) => {
@@ -123,8 +133,8 @@ export class InProcessCluster {
       readTimeoutMs: 2_000,
     });
     node.group = group;
-    node.kv = new KvService(new GroupReplication(group, node.backend, this.env));
-    node.streams = new StreamService(new GroupReplication(group, node.backend, this.env), applied);
+    node.kv = new KvService(new GroupReplication(group, node.backend, env));
+    node.streams = new StreamService(new GroupReplication(group, node.backend, env), applied);
   }
 
   /** Starts every member. */
@@ -141,21 +151,32 @@ export class InProcessCluster {
     node.streams = undefined;
   }
 
-  /** Stops everything. */
+  /**
+   * Stops everything, running the clock meanwhile (stopping may wait for a write in flight); a clock
+   * that was paused is paused again.
+   */
   async close(): Promise<void> {
+    const wasStarted = this.clock.started;
+    this.clock.start();
     for (const id of this.#ids) await this.stop(id);
+    if (!wasStarted) await this.clock.pause();
   }
 
-  /** The current leader among running members, waiting up to `timeoutMs` for one. */
+  /** The current leader among running members, waiting up to `timeoutMs` simulated ms for one. */
   async leader(timeoutMs = 5_000): Promise<InProcessNode> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      for (const node of this.nodes.values()) {
-        if (node.group?.softState.role === "leader" && !this.isolated.has(node.id)) return node;
-      }
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    throw new Error("no leader elected in time");
+    let found: InProcessNode | undefined;
+    await this.clock.waitFor(
+      "a leader among the running members",
+      () => {
+        found = [...this.nodes.values()].find(
+          (node) => node.group?.softState.role === "leader" && !this.isolated.has(node.id),
+        );
+        return found !== undefined;
+      },
+      timeoutMs,
+    );
+    if (found === undefined) throw new Error("no leader elected in time");
+    return found;
   }
 
   #node(id: NodeId): InProcessNode {
@@ -168,7 +189,18 @@ export class InProcessCluster {
     for (const m of messages) {
       if (this.isolated.has(m.from) || this.isolated.has(m.to)) continue;
       // Asynchronously, as a network would: never re-enter the sender's loop.
-      setImmediate(() => this.nodes.get(m.to)?.group?.receive(m));
+      this.clock.after(deliveryDelayMs, () => this.nodes.get(m.to)?.group?.receive(m), "deliver");
     }
   }
+}
+
+/**
+ * Runs `cluster`'s clock during each test of the enclosing suite and pauses it between them, so that
+ * no simulated time passes while node:test moves on (the amount would depend on the runner); closes
+ * the cluster after the suite. Call it inside `describe`, right after creating the cluster.
+ */
+export function runClockDuringTests(cluster: InProcessCluster): void {
+  beforeEach(() => cluster.clock.start());
+  afterEach(() => cluster.clock.pause());
+  after(() => cluster.close());
 }

@@ -10,11 +10,16 @@ import { MemoryState, type StateReader } from "../../src/service/state.js";
 export class LocalReplication implements ReplicationPort {
   readonly state = new MemoryState();
   /** Notified after every applied proposal, as the real apply path does. */
-  readonly applied = new ApplyNotifier();
+  readonly applied: ApplyNotifier;
   appliedIndex = 0;
   clockMs = 1_700_000_000_000;
   /** When set, every proposal fails with this error instead of applying. */
   failWith: Error | undefined;
+
+  /** Creates an empty log whose apply path notifies `applied` (a notifier with default limits if omitted). */
+  constructor(applied = new ApplyNotifier()) {
+    this.applied = applied;
+  }
 
   async propose(data: Uint8Array): Promise<ApplyOutcome> {
     if (this.failWith !== undefined) throw this.failWith;

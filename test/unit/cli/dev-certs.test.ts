@@ -16,6 +16,7 @@ import {
 } from "../../../src/cli/dev-certs.js";
 import { nodeId } from "../../../src/raft/types.js";
 import { TlsTransport } from "../../../src/transport/tls-transport.js";
+import { waitFor } from "../../support/wait-for.js";
 
 let dir = "";
 let first: DevCertsResult;
@@ -139,7 +140,7 @@ describe("development certificates", () => {
       a.setPeers(peers);
       b.setPeers(peers);
       a.send(nodeId(2), "hello over mTLS");
-      for (let i = 0; i < 2000 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+      await waitFor("the message to arrive over mTLS", () => got.length > 0);
       assert.deepEqual(got, ["1:hello over mTLS"]);
     } finally {
       await a.close();

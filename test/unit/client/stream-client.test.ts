@@ -10,6 +10,7 @@ import { buildHttpApp } from "../../../src/server/http/index.js";
 import { KvService } from "../../../src/service/kv-service.js";
 import { StreamService } from "../../../src/service/stream-service.js";
 import { LocalReplication } from "../../support/local-replication.js";
+import { waitFor } from "../../support/wait-for.js";
 
 const root = new URL("../../../", import.meta.url).pathname;
 const run = promisify(execFile);
@@ -96,9 +97,10 @@ describe("CairnClient streams", () => {
         if (seen.length === 3) controller.abort();
       }
     })();
-    await new Promise((r) => setTimeout(r, 50));
+    // Once its long-poll waits, the tail has fixed where it starts: "one" comes after that point.
+    await waitFor("the tail's long-poll to wait", () => log.applied.waiting === 1);
     await client.append("t", "one");
-    while (seen.length < 1) await new Promise((r) => setTimeout(r, 10));
+    await waitFor("the tail to deliver the first message", () => seen.length === 1);
     await a.close();
     await client.append("t", "two");
     await client.append("t", "three");

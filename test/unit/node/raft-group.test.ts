@@ -1,19 +1,20 @@
 // The runtime end to end in one process: three real RaftGroups with the service state machine over
 // an in-memory bus. A leader is elected, writes are acknowledged only once applied, linearizable
 // reads on followers see them, a follower refuses proposals, and acknowledged writes survive the
-// leader's crash and a full restart.
+// leader's crash and a full restart. The cluster runs on the simulator's clock (its timers and
+// message deliveries are scheduler events), so each run elects, crashes and heals the same way.
 import assert from "node:assert/strict";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { NodeError } from "../../../src/node/node-error.js";
 import { CairnError } from "../../../src/service/errors.js";
 import { utf8 } from "../../../src/util/bytes.js";
-import { InProcessCluster } from "../../support/in-process-cluster.js";
+import { InProcessCluster, runClockDuringTests } from "../../support/in-process-cluster.js";
 
 const text = (b: Uint8Array | undefined) => (b === undefined ? undefined : new TextDecoder().decode(b));
 
 describe("RaftGroup runtime (in-process cluster)", () => {
   const cluster = new InProcessCluster(3);
-  after(() => cluster.close());
+  runClockDuringTests(cluster);
 
   it("elects a leader and acknowledges a write once applied", async () => {
     await cluster.startAll();

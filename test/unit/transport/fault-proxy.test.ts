@@ -86,12 +86,14 @@ describe("fault proxy", () => {
     const { a, b, proxy } = await pair();
     a.transport.send(n(2), { group: 0, text: "warm-up" });
     await waitFor("warm-up", () => texts(b).length === 1);
-    proxy.delay(40);
+    proxy.delay(200);
     for (let i = 0; i < 50; i++) a.transport.send(n(2), { group: 0, text: `d${i}` });
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    // Lift the delay while the first batch is held back, so the second must queue behind it.
+    await waitFor("the first batch held back", () => proxy.stats.bytesHeld > 0);
     proxy.delay(0);
     for (let i = 50; i < 100; i++) a.transport.send(n(2), { group: 0, text: `d${i}` });
     await waitFor("all delayed messages", () => texts(b).length === 101);
+    assert.equal(proxy.stats.bytesHeld, 0, "nothing is held once everything arrived");
     assert.deepEqual(
       texts(b).slice(1),
       Array.from({ length: 100 }, (_, i) => `d${i}`),

@@ -150,14 +150,8 @@ export function connectAll(nodes: readonly Node[]): void {
   for (const n of nodes) n.transport.setPeers(peers);
 }
 
-/** Waits until `condition` holds, checking after each I/O turn; fails after `limitMs` with `what`. */
-export async function waitFor(what: string, condition: () => boolean, limitMs = 15_000): Promise<void> {
-  const deadline = performance.now() + limitMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
+/** Waits until a condition holds (polled), failing with a message naming it after a generous timeout. */
+export { waitFor } from "../../support/wait-for.js";
 
 /** A node id, for brevity in tests. */
 export const n = (id: number): NodeId => nodeId(id);

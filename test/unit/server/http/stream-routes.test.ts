@@ -3,7 +3,9 @@
 // settings updates, single-message deletes, long-polls and fetch waits woken by appends,
 // server-sent events resumed with Last-Event-ID, every consumer transition, Idempotency-Key on every
 // write (a retry answers the first result and leaves the replicated state byte for byte as it
-// was), refusal of bad input, limits, and the compatibility routes of the seed systems.
+// was), refusal of bad input, limits, and the compatibility routes of the seed systems. Requests go
+// through fastify's inject (or a real socket for event streams); a test that needs a long-poll to be
+// waiting waits until the apply notifier counts it, never for a fixed time.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { buildHttpApp } from "../../../../src/server/http/index.js";
@@ -11,6 +13,7 @@ import { ApplyNotifier } from "../../../../src/service/apply-notifier.js";
 import { KvService } from "../../../../src/service/kv-service.js";
 import { defaultStreamLimits, StreamService } from "../../../../src/service/stream-service.js";
 import { LocalReplication } from "../../../support/local-replication.js";
+import { waitFor } from "../../../support/wait-for.js";
 import { dumpState } from "../../service/streams/helpers.js";
 
 function setup(limits: Partial<StreamService["limits"]> = {}) {
@@ -156,10 +159,10 @@ describe("HTTP /v1/streams", () => {
   });
 
   it("a long-poll answers as soon as a message arrives", async () => {
-    const { app } = setup();
+    const { app, log } = setup();
     await call(app, "POST", "/v1/streams", { name: "s" });
     const polled = call(app, "GET", "/v1/streams/s/messages?from=1&waitMs=20000");
-    await new Promise((r) => setTimeout(r, 20));
+    await waitFor("the long-poll to wait", () => log.applied.waiting === 1);
     await send(app, "s", "late");
     const page = await polled;
     assert.deepEqual(
@@ -178,21 +181,29 @@ describe("HTTP /v1/streams", () => {
   });
 
   it("refuses waiters beyond the limit with ERR_BUSY", async () => {
-    const log = new LocalReplication();
     const notifier = new ApplyNotifier(1);
+    const log = new LocalReplication(notifier);
     const streams = new StreamService(log, notifier);
     const app = buildHttpApp({ kv: new KvService(log), streams, readiness: () => ({ ready: true }) });
     await call(app, "POST", "/v1/streams", { name: "s" });
-    const first = call(app, "GET", "/v1/streams/s/messages?waitMs=50");
-    await new Promise((r) => setTimeout(r, 5));
+    const first = call(app, "GET", "/v1/streams/s/messages?waitMs=20000");
+    await waitFor("the first long-poll to wait", () => notifier.waiting === 1);
     const second = await call(app, "GET", "/v1/streams/s/messages?waitMs=50");
     assert.equal(second.status, 429);
     assert.equal((second.body["error"] as Json)["code"], "ERR_BUSY");
-    assert.equal((await first).status, 200);
+    // The first waiter still holds its place; a message ends its wait with an answer.
+    assert.equal(notifier.waiting, 1);
+    await send(app, "s", "wake");
+    const answered = await first;
+    assert.equal(answered.status, 200);
+    assert.deepEqual(
+      (answered.body["messages"] as Json[]).map((m) => m["payload"]),
+      ["wake"],
+    );
   });
 
   it("streams server-sent events from a sequence and resumes after Last-Event-ID", async () => {
-    const { app } = setup();
+    const { app, log } = setup();
     await call(app, "POST", "/v1/streams", { name: "s" });
     for (const p of ["a", "b", "c"]) await send(app, "s", p);
     const url = await app.listen({ host: "127.0.0.1", port: 0 });
@@ -230,8 +241,10 @@ describe("HTTP /v1/streams", () => {
         { id: "2", payload: "b" },
         { id: "3", payload: "c" },
       ]);
+      await waitFor("the first event stream to end", () => log.applied.waiting === 0);
       const live = readEvents({ "last-event-id": "3" }, "", 1);
-      await new Promise((r) => setTimeout(r, 30));
+      // Sent once the event stream has caught up and waits for what comes next.
+      await waitFor("the event stream to wait for new messages", () => log.applied.waiting === 1);
       await send(app, "s", "d");
       assert.deepEqual(await live, [{ id: "4", payload: "d" }]);
       const missing = await fetch(`${url}/v1/streams/nope/events`);
@@ -285,13 +298,14 @@ describe("HTTP stream limits", () => {
       assert.equal(((await second.json()) as { error: Json }).error["code"], "ERR_BUSY");
       controller.abort();
       // Once the first goes away its slot is free again.
-      let third = await fetch(`${url}/v1/streams/s/events?from=1`);
-      for (let i = 0; i < 50 && third.status === 429; i++) {
-        await new Promise((r) => setTimeout(r, 20));
+      // The server learns of the abort asynchronously: retry until it has.
+      let third: Response | undefined;
+      await waitFor("the freed event stream slot", async () => {
+        await third?.body?.cancel();
         third = await fetch(`${url}/v1/streams/s/events?from=1`);
-      }
-      assert.equal(third.status, 200);
-      await third.body?.cancel();
+        return third.status === 200;
+      });
+      await third?.body?.cancel();
     } finally {
       await app.close();
     }
@@ -426,9 +440,9 @@ describe("HTTP consumer groups", () => {
   });
 
   it("a fetch with waitMs answers when a message arrives", async () => {
-    const { app } = await withGroup({ startAt: "new" });
+    const { app, log } = await withGroup({ startAt: "new" });
     const waiting = fetchSeqs(app, "c", 5, 20_000);
-    await new Promise((r) => setTimeout(r, 20));
+    await waitFor("the fetch to wait", () => log.applied.waiting === 1);
     await send(app, "s", "fresh");
     assert.deepEqual(await waiting, [[4, "fresh", 1]]);
   });
@@ -647,12 +661,12 @@ describe("Idempotency-Key on every stream write", () => {
   });
 
   it("a long-polling fetch with a key answers what arrives; its retry answers the same at once", async () => {
-    const { app } = setup();
+    const { app, log } = setup();
     await call(app, "POST", "/v1/streams", { name: "s" });
     await call(app, "POST", "/v1/streams/s/groups", { group: "g" });
     const body = { consumer: "c", max: 5, waitMs: 20_000 };
     const waiting = keyed(app, "POST", "/v1/streams/s/groups/g/fetch", "w1", body);
-    await new Promise((r) => setTimeout(r, 30));
+    await waitFor("the fetch to wait", () => log.applied.waiting === 1);
     await send(app, "s", "fresh");
     const first = await waiting;
     assert.deepEqual(

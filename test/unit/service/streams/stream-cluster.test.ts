@@ -2,8 +2,9 @@
 // middle of appends that producers retry by message id, and a consumer group keeps working across
 // the crash. Afterwards every acknowledged append is present exactly once, every node's reader sees
 // one and the same order, and every message the group has seen is acked, in flight or dead-lettered.
+// The cluster runs on the simulator's clock, so the crash lands at the same point on every run.
 import assert from "node:assert/strict";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { CairnError } from "../../../../src/service/errors.js";
 import type { StreamService } from "../../../../src/service/stream-service.js";
 import {
@@ -13,28 +14,28 @@ import {
   readMessages,
 } from "../../../../src/service/streams/index.js";
 import { utf8 } from "../../../../src/util/bytes.js";
-import { InProcessCluster } from "../../../support/in-process-cluster.js";
+import { InProcessCluster, runClockDuringTests } from "../../../support/in-process-cluster.js";
 
 const retryable = new Set(["ERR_NOT_LEADER", "ERR_UNAVAILABLE", "ERR_TIMEOUT", "ERR_SHUTTING_DOWN"]);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("streams on an in-process three-node cluster", { timeout: 60_000 }, () => {
   const cluster = new InProcessCluster(3);
-  after(async () => {
-    await cluster.close();
-  });
+  runClockDuringTests(cluster);
+  const clock = cluster.clock;
 
   /** Runs `op` on the current leader's stream service, retrying through elections, as a client would. */
   async function onLeader<T>(op: (streams: StreamService) => Promise<T>): Promise<T> {
-    const deadline = Date.now() + 20_000;
+    const deadline = clock.nowMs + 20_000;
     for (;;) {
       try {
         const leader = await cluster.leader();
         if (leader.streams === undefined) throw new CairnError("ERR_UNAVAILABLE", "stopped");
         return await op(leader.streams);
       } catch (error) {
-        if (!(error instanceof CairnError && retryable.has(error.code)) || Date.now() > deadline) throw error;
-        await sleep(20);
+        if (!(error instanceof CairnError && retryable.has(error.code)) || clock.nowMs > deadline)
+          throw error;
+        // A client's back-off before its retry, in simulated time.
+        await clock.sleep(20);
       }
     }
   }
@@ -52,6 +53,7 @@ describe("streams on an in-process three-node cluster", { timeout: 60_000 }, () 
         acknowledged.set(id, ack.seq);
       }
     };
+    const delivered = new Set<number>();
     const consumed = new Set<number>();
     const terminated = new Set<number>();
     // An ack whose answer was lost (the leader crashed after applying it) is retried, and the retry
@@ -63,6 +65,7 @@ describe("streams on an in-process three-node cluster", { timeout: 60_000 }, () 
         const { messages } = await onLeader((s) =>
           s.fetch("orders", "workers", "c", { max: 10, waitMs: 100 }),
         );
+        for (const m of messages) delivered.add(m.seq);
         // Settle some, leave some in flight (redelivered later), terminate a few.
         const ack = messages.filter((m) => m.seq % 7 !== 0 && m.seq % 11 !== 0).map((m) => m.seq);
         const term = messages.filter((m) => m.seq % 11 === 0).map((m) => m.seq);
@@ -81,13 +84,14 @@ describe("streams on an in-process three-node cluster", { timeout: 60_000 }, () 
     const producers = [0, 1, 2].map(producer);
     const consuming = consumer();
     // Crash the leader once appends are under way, then bring it back.
-    while (acknowledged.size < 20) await sleep(5);
+    await clock.waitFor("20 acknowledged appends", () => acknowledged.size >= 20);
     const crashed = await cluster.leader();
     await cluster.stop(crashed.id);
-    while (acknowledged.size < 50) await sleep(5);
+    await clock.waitFor("50 acknowledged appends", () => acknowledged.size >= 50);
     await cluster.start(crashed.id);
     await Promise.all(producers);
-    await sleep(500);
+    // Let the consumer go on until the group has handed out every message at least once.
+    await clock.waitFor("the group to hand out all 75 messages", () => delivered.size >= 75, 20_000);
     stop = true;
     await consuming;
 
