@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { ProcessCluster, type ProcessNode } from "../support/process-cluster.js";
+import { waitFor } from "../support/wait-for.js";
 
 interface Answer {
   readonly status: number;
@@ -28,16 +29,6 @@ async function leaderSeenBy(node: ProcessNode): Promise<number | null> {
   const response = await fetch(`${node.httpUrl}/v1/cluster`, { signal: AbortSignal.timeout(2_000) });
   const status = (await response.json()) as { leader: { id: number } | null };
   return status.leader?.id ?? null;
-}
-
-/** Polls `probe` until it holds, failing after `timeoutMs`. */
-async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await probe().catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail(`timed out waiting for ${what}`);
 }
 
 describe("writes handed from a follower to the leader", { timeout: 240_000 }, () => {
@@ -68,10 +59,14 @@ describe("writes handed from a follower to the leader", { timeout: 240_000 }, ()
     cluster.pause(leader);
     const pending = put(follower, "mid-forward", "1", "retry-me");
     // The others elect a new leader while the old one holds the write; then it dies.
-    await until("a new leader", async () => {
-      const seen = await leaderSeenBy(follower);
-      return seen !== null && seen !== leader.id;
-    });
+    await waitFor(
+      "a new leader",
+      async () => {
+        const seen = await leaderSeenBy(follower).catch(() => null);
+        return seen !== null && seen !== leader.id;
+      },
+      { timeoutMs: 30_000, intervalMs: 50 },
+    );
     await cluster.kill(leader);
     const answer = await pending;
     assert.equal(answer.status, 504);
@@ -89,7 +84,10 @@ describe("writes handed from a follower to the leader", { timeout: 240_000 }, ()
     assert.ok(survivor !== undefined);
     await Promise.all(others.map((n) => cluster.kill(n)));
     // Once it has given up on the dead leader it knows of none (pre-vote finds no majority).
-    await until("the survivor to know no leader", async () => (await leaderSeenBy(survivor)) === null);
+    await waitFor("the survivor to know no leader", async () => (await leaderSeenBy(survivor)) === null, {
+      timeoutMs: 30_000,
+      intervalMs: 50,
+    });
     const answer = await put(survivor, "never-applied", "1");
     assert.equal(answer.status, 503);
     assert.equal(answer.body.error?.code, "ERR_UNAVAILABLE");
