@@ -1,11 +1,13 @@
 // Key-value operations for every protocol: validates input against the limits, proposes writes
 // through the replicated log, reads linearizably (or stale on request) and turns state machine
 // outcomes into typed results or CairnErrors with stable codes.
-import type { CommandResult } from "./command.js";
-import { CairnError } from "./errors.js";
+import type { ResultOf } from "./command.js";
+import { CairnError, refusalError } from "./errors.js";
 import {
   getKv,
   type KvCommand,
+  type KvDelete,
+  type KvPut,
   type KvRangePage,
   type KvRangeQuery,
   type KvRecord,
@@ -19,15 +21,22 @@ import type { ReplicationPort, Staleness } from "./replication.js";
 export interface KvLimits {
   readonly keyBytesMax: number;
   readonly valueBytesMax: number;
+  /** Keys per range page at most; a larger page asked for reads this many. */
   readonly rangeLimitMax: number;
+  /** Keys per range page when the caller does not say. */
+  readonly rangePageDefault: number;
   readonly ttlMsMax: number;
 }
 
-/** Defaults: 1 KiB keys (the state store keys keys by them), 1 MiB values, 1,000 keys per range page, TTLs up to a year. */
+/**
+ * Defaults: 1 KiB keys (the state store keys keys by them), 1 MiB values, range pages of 100 keys
+ * and at most 1,000, TTLs up to a year.
+ */
 export const defaultKvLimits: KvLimits = {
   keyBytesMax: 1024,
   valueBytesMax: 1024 * 1024,
   rangeLimitMax: 1000,
+  rangePageDefault: 100,
   ttlMsMax: 365 * 24 * 3600 * 1000,
 };
 
@@ -41,6 +50,12 @@ export interface KvGetResult {
   /** Present for stale reads: how far behind the answer may be. */
   readonly staleness?: Staleness;
 }
+
+/** Which keys a range read covers, and how many per page at most. */
+export type KvRangeOptions = (
+  | { readonly prefix: Uint8Array; readonly after?: Uint8Array }
+  | { readonly start: Uint8Array; readonly end?: Uint8Array; readonly after?: Uint8Array }
+) & { readonly limit?: number };
 
 /** Conditions and options of a put. */
 export interface KvPutOptions {
@@ -61,10 +76,10 @@ export class KvService {
   readonly #log: ReplicationPort;
   readonly #limits: KvLimits;
 
-  /** Creates the service over a replicated log. */
-  constructor(log: ReplicationPort, limits: KvLimits = defaultKvLimits) {
+  /** Creates the service over a replicated log; limits not given take their defaults. */
+  constructor(log: ReplicationPort, limits: Partial<KvLimits> = {}) {
     this.#log = log;
-    this.#limits = limits;
+    this.#limits = { ...defaultKvLimits, ...limits };
   }
 
   /** The limits in force. */
@@ -86,14 +101,16 @@ export class KvService {
     return this.#log.readLinearizable(read);
   }
 
-  /** Reads a page of keys by prefix or [start, end). */
-  async range(query: KvRangeQuery, consistency: Consistency = "linearizable"): Promise<KvRangePage> {
-    if (!Number.isSafeInteger(query.limit) || query.limit < 1 || query.limit > this.#limits.rangeLimitMax) {
-      throw new CairnError(
-        "ERR_BAD_REQUEST",
-        `limit must be an integer from 1 to ${this.#limits.rangeLimitMax}`,
-      );
+  /**
+   * Reads a page of keys by prefix or [start, end): `rangePageDefault` keys unless `limit` says,
+   * and never more than `rangeLimitMax`.
+   */
+  async range(options: KvRangeOptions, consistency: Consistency = "linearizable"): Promise<KvRangePage> {
+    const asked = options.limit ?? this.#limits.rangePageDefault;
+    if (!Number.isSafeInteger(asked) || asked < 1) {
+      throw new CairnError("ERR_BAD_REQUEST", "limit must be a positive integer");
     }
+    const query: KvRangeQuery = { ...options, limit: Math.min(asked, this.#limits.rangeLimitMax) };
     if (consistency === "stale") return this.#log.readStale((state) => rangeKv(state, query)).value;
     return this.#log.readLinearizable((state) => rangeKv(state, query));
   }
@@ -126,7 +143,7 @@ export class KvService {
     ) {
       throw new CairnError("ERR_BAD_REQUEST", "ifRevision must be a non-negative integer");
     }
-    const command: KvCommand = {
+    const command: KvPut = {
       type: "put",
       key,
       value,
@@ -135,8 +152,7 @@ export class KvService {
       ...(options.ttlMs !== undefined ? { ttlMs: options.ttlMs } : {}),
     };
     const { result, duplicate } = await this.#propose(command, options.idempotencyKey);
-    if (!result.ok) throw conflictError(result);
-    if (!("created" in result && "revision" in result)) throw unexpected(result);
+    if (!result.ok) throw refusalError(result);
     return { revision: result.revision, created: result.created, duplicate };
   }
 
@@ -146,13 +162,12 @@ export class KvService {
     options: { readonly ifRevision?: number; readonly idempotencyKey?: string } = {},
   ): Promise<KvWriteAck & { deleted: boolean }> {
     this.#checkKey(key);
-    const command: KvCommand =
+    const command: KvDelete =
       options.ifRevision !== undefined
         ? { type: "delete", key, ifRevision: options.ifRevision }
         : { type: "delete", key };
     const { result, duplicate } = await this.#propose(command, options.idempotencyKey);
-    if (!result.ok) throw conflictError(result);
-    if (!("deleted" in result && "revision" in result)) throw unexpected(result);
+    if (!result.ok) throw refusalError(result);
     return { revision: result.revision, deleted: result.deleted, duplicate };
   }
 
@@ -166,15 +181,15 @@ export class KvService {
     if (by < -(2n ** 63n) || by >= 2n ** 63n)
       throw new CairnError("ERR_NOT_INTEGER", "increment out of range");
     const { result, duplicate } = await this.#propose({ type: "increment", key, by }, options.idempotencyKey);
-    if (!result.ok) throw conflictError(result);
-    if (!("value" in result)) throw unexpected(result);
+    if (!result.ok) throw refusalError(result);
     return { revision: result.revision, value: result.value, duplicate };
   }
 
-  #propose(
-    command: KvCommand,
+  /** Proposes a key-value command; resolves with that command's result. */
+  #propose<K extends KvCommand>(
+    command: K,
     idempotencyKey: string | undefined,
-  ): Promise<{ result: CommandResult; duplicate: boolean }> {
+  ): Promise<{ result: ResultOf<{ readonly service: "kv"; readonly command: K }>; duplicate: boolean }> {
     return proposeCommand(this.#log, { service: "kv", command }, idempotencyKey);
   }
 
@@ -190,15 +205,4 @@ export class KvService {
       );
     }
   }
-}
-
-function conflictError(result: Extract<CommandResult, { ok: false }>): CairnError {
-  if (result.code === "ERR_CONFLICT" && "currentRevision" in result) {
-    return new CairnError("ERR_CONFLICT", result.message, { currentRevision: result.currentRevision });
-  }
-  return new CairnError(result.code, result.message);
-}
-
-function unexpected(result: CommandResult): CairnError {
-  return new CairnError("ERR_INTERNAL", `unexpected state machine result ${JSON.stringify(result)}`);
 }

@@ -2,8 +2,8 @@
 // commands through the replicated log, serves reads (linearizable by default), long-polls for new
 // messages, and turns state machine failures into CairnErrors with stable codes.
 import type { ApplyNotifier } from "./apply-notifier.js";
-import type { CommandResult } from "./command.js";
-import { CairnError } from "./errors.js";
+import type { ResultOf } from "./command.js";
+import { CairnError, refusalError } from "./errors.js";
 import type { Consistency } from "./kv-service.js";
 import { proposeCommand } from "./propose.js";
 import type { ReplicationPort } from "./replication.js";
@@ -30,7 +30,6 @@ import {
   type StreamConfig,
   type StreamMessage,
   type StreamMeta,
-  type StreamResult,
   seqAtTime,
   streamSweepDue,
   streamsClockMs,
@@ -41,8 +40,15 @@ export interface StreamLimits {
   /** The largest message (payload, key and headers) any stream accepts. */
   readonly messageBytesMax: number;
   readonly headersMax: number;
-  /** Messages per read page at most. */
+  /** Messages per read page at most; a larger page asked for reads this many. */
   readonly readLimitMax: number;
+  /** Messages per read page when the caller does not say. */
+  readonly readPageDefault: number;
+  /**
+   * How long one round of {@link StreamService.follow} waits for new messages before it answers an
+   * empty page (a follower's cue to show it is alive, as a server-sent event comment).
+   */
+  readonly followWaitMs: number;
   /** Payload bytes per read page, about (a page always holds at least one message). */
   readonly readBytesMax: number;
   /** The longest long-poll or fetch wait. */
@@ -59,11 +65,16 @@ export interface StreamLimits {
   readonly sweepEntriesMax: number;
 }
 
-/** Defaults: 1 MiB messages, pages of 1,000 messages or 4 MiB, waits up to 30 s, fetches of 1,000. */
+/**
+ * Defaults: 1 MiB messages, pages of 100 messages (at most 1,000 or 4 MiB), waits up to 30 s (a
+ * follower's 15 s), fetches of 1,000.
+ */
 export const defaultStreamLimits: StreamLimits = {
   messageBytesMax: 1024 * 1024,
   headersMax: 64,
   readLimitMax: 1000,
+  readPageDefault: 100,
+  followWaitMs: 15_000,
   readBytesMax: 4 * 1024 * 1024,
   waitMsMax: 30_000,
   fetchMax: 1000,
@@ -152,7 +163,8 @@ export interface ReadQuery {
   readonly fromTimeMs?: number;
   /** Last sequence to read (inclusive; default: to the end). */
   readonly to?: number;
-  readonly limit: number;
+  /** Messages at most (default `readPageDefault`; more than `readLimitMax` reads that many). */
+  readonly limit?: number;
   /** Wait up to this long for a message when there is none yet. */
   readonly waitMs?: number;
   readonly consistency?: Consistency;
@@ -203,11 +215,14 @@ export class StreamService {
   #sseConnections = 0;
   #sweeping = false;
 
-  /** Creates the service; `notifier` must be the one the state machine's apply path notifies. */
-  constructor(log: ReplicationPort, notifier: ApplyNotifier, limits: StreamLimits = defaultStreamLimits) {
+  /**
+   * Creates the service; `notifier` must be the one the state machine's apply path notifies. Limits
+   * not given take their defaults.
+   */
+  constructor(log: ReplicationPort, notifier: ApplyNotifier, limits: Partial<StreamLimits> = {}) {
     this.#log = log;
     this.#notifier = notifier;
-    this.#limits = limits;
+    this.#limits = { ...defaultStreamLimits, ...limits };
   }
 
   /** The limits in force. */
@@ -232,7 +247,6 @@ export class StreamService {
       dedupeWindowMs: options.dedupeWindowMs ?? 2 * 60_000,
     };
     const { result, duplicate } = await this.#propose({ type: "create", name, config }, idempotencyKey);
-    if (result.op !== "create") throw unexpected(result);
     const stream = await this.info(name);
     return { created: result.created, stream, duplicate };
   }
@@ -253,7 +267,6 @@ export class StreamService {
       throw new CairnError("ERR_BAD_REQUEST", "give at least one setting to change");
     }
     const { result, duplicate } = await this.#propose({ type: "update", name, changes }, idempotencyKey);
-    if (result.op !== "update") throw unexpected(result);
     return { updated: result.updated, stream: await this.info(name), duplicate };
   }
 
@@ -261,7 +274,6 @@ export class StreamService {
   async delete(name: string, idempotencyKey?: string): Promise<{ deleted: boolean; duplicate: boolean }> {
     checkName("stream", name, STREAM_NAME);
     const { result, duplicate } = await this.#propose({ type: "delete", name }, idempotencyKey);
-    if (result.op !== "delete") throw unexpected(result);
     return { deleted: result.deleted, duplicate };
   }
 
@@ -277,7 +289,6 @@ export class StreamService {
     checkName("stream", name, STREAM_NAME);
     this.#checkSeqs(seqs);
     const { result, duplicate } = await this.#propose({ type: "message-delete", name, seqs }, idempotencyKey);
-    if (result.op !== "message-delete") throw unexpected(result);
     return { deleted: result.deleted, duplicate };
   }
 
@@ -354,7 +365,6 @@ export class StreamService {
       },
       idempotencyKey,
     );
-    if (result.op !== "append") throw unexpected(result);
     return { seq: result.seq, id: result.id, duplicate: result.duplicate || duplicate };
   }
 
@@ -365,7 +375,8 @@ export class StreamService {
    */
   async read(name: string, query: ReadQuery): Promise<ReadResult> {
     checkName("stream", name, STREAM_NAME);
-    checkInteger("limit", query.limit, 1, this.#limits.readLimitMax);
+    checkInteger("limit", query.limit, 1, Number.MAX_SAFE_INTEGER);
+    const limit = Math.min(query.limit ?? this.#limits.readPageDefault, this.#limits.readLimitMax);
     checkInteger("waitMs", query.waitMs, 0, this.#limits.waitMsMax);
     checkInteger("from", query.from, 0, Number.MAX_SAFE_INTEGER);
     checkInteger("fromTimeMs", query.fromTimeMs, 0, Number.MAX_SAFE_INTEGER);
@@ -383,7 +394,7 @@ export class StreamService {
         const start =
           from ?? (query.fromTimeMs !== undefined ? seqAtTime(state, meta, query.fromTimeMs) : meta.firstSeq);
         return {
-          ...readMessages(state, meta, start, query.limit, this.#limits.readBytesMax, query.to),
+          ...readMessages(state, meta, start, limit, this.#limits.readBytesMax, query.to),
           firstSeq: meta.firstSeq,
           lastSeq: meta.lastSeq,
         };
@@ -403,6 +414,20 @@ export class StreamService {
         const meta = getStreamMeta(state, name);
         return meta === undefined || meta.lastSeq >= page.next;
       });
+    }
+  }
+
+  /**
+   * Follows a stream from sequence `from` (default: its first message) until `signal` aborts: yields
+   * each page of new messages as it is applied, and an empty page after each `followWaitMs` without
+   * one. ERR_NOT_FOUND, before the first page, when the stream does not exist.
+   */
+  async *follow(name: string, from: number | undefined, signal: AbortSignal): AsyncGenerator<ReadResult> {
+    let next = from ?? (await this.info(name)).firstSeq;
+    while (!signal.aborted) {
+      const page = await this.read(name, { from: next, waitMs: this.#limits.followWaitMs, signal });
+      next = page.next;
+      yield page;
     }
   }
 
@@ -445,7 +470,6 @@ export class StreamService {
       },
       idempotencyKey,
     );
-    if (result.op !== "group-create") throw unexpected(result);
     return { created: result.created, group: await this.groupInfo(stream, group), duplicate };
   }
 
@@ -470,7 +494,6 @@ export class StreamService {
       { type: "group-update", stream, group, changes },
       idempotencyKey,
     );
-    if (result.op !== "group-update") throw unexpected(result);
     return { updated: result.updated, group: await this.groupInfo(stream, group), duplicate };
   }
 
@@ -492,7 +515,6 @@ export class StreamService {
       { type: "group-delete", stream, group },
       idempotencyKey,
     );
-    if (result.op !== "group-delete") throw unexpected(result);
     return { deleted: result.deleted, duplicate };
   }
 
@@ -548,7 +570,6 @@ export class StreamService {
         { type: "fetch", stream, group, consumer, max },
         idempotencyKey,
       );
-      if (result.op !== "fetch") throw unexpected(result);
       if (
         result.messages.length > 0 ||
         duplicate ||
@@ -609,7 +630,6 @@ export class StreamService {
       { type: "settle", stream, group, action, seqs, delayMs: options.delayMs ?? 0 },
       options.idempotencyKey,
     );
-    if (result.op !== "settle") throw unexpected(result);
     return { settled: result.settled, notPending: result.notPending, duplicate };
   }
 
@@ -700,28 +720,25 @@ export class StreamService {
     return this.#log.readLinearizable(read);
   }
 
-  async #propose(
-    command: StreamCommand,
+  /**
+   * Proposes a stream command; resolves with that command's successful result, and raises a
+   * refusal as its CairnError.
+   */
+  async #propose<S extends StreamCommand>(
+    command: S,
     idempotencyKey: string | undefined,
-  ): Promise<{ result: Exclude<StreamResult, { ok: false }>; duplicate: boolean }> {
-    const outcome = await proposeCommand(this.#log, { service: "streams", command }, idempotencyKey);
-    const result = outcome.result;
-    if (!isStreamResult(result)) throw unexpected(result);
-    if (!result.ok) {
-      throw new CairnError(
-        result.code,
-        result.message,
-        result.currentLastSeq !== undefined ? { currentLastSeq: result.currentLastSeq } : {},
-      );
-    }
-    return { result, duplicate: outcome.duplicate };
+  ): Promise<{
+    result: Extract<ResultOf<{ readonly service: "streams"; readonly command: S }>, { readonly ok: true }>;
+    duplicate: boolean;
+  }> {
+    const { result, duplicate } = await proposeCommand(
+      this.#log,
+      { service: "streams", command },
+      idempotencyKey,
+    );
+    if (!result.ok) throw refusalError(result);
+    return { result, duplicate };
   }
-}
-
-function isStreamResult(result: CommandResult): result is StreamResult {
-  return (
-    "op" in result || (!result.ok && !("currentRevision" in result) && result.code !== "ERR_NOT_INTEGER")
-  );
 }
 
 function requireStream(state: StateReader, name: string): StreamMeta {
@@ -793,8 +810,4 @@ function groupHasWork(state: StateReader, streamName: string, groupName: string,
   }
   const due = nextDueMs(state, group);
   return due !== undefined && due <= nowMs;
-}
-
-function unexpected(result: CommandResult): CairnError {
-  return new CairnError("ERR_INTERNAL", `unexpected state machine result ${JSON.stringify(result)}`);
 }

@@ -6,9 +6,7 @@
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance, preHandlerHookHandler } from "fastify";
 import { Type } from "typebox";
-import { CairnError } from "../../service/errors.js";
-import type { KvService } from "../../service/kv-service.js";
-import type { StreamService } from "../../service/stream-service.js";
+import { CairnError, isCairnError, type KvService, type StreamService } from "../../service/index.js";
 import { idempotencyKeyOf } from "./idempotency.js";
 
 /** The stream behind POST /send and GET /messages. */
@@ -77,7 +75,7 @@ export function registerCompatRoutes(
         try {
           await streams.info(compatStreamName, "stale");
         } catch (error) {
-          if (!(error instanceof CairnError && error.code === "ERR_NOT_FOUND")) throw error;
+          if (!(isCairnError(error) && error.code === "ERR_NOT_FOUND")) throw error;
           await streams.create(compatStreamName);
         }
         const ack = await streams.append(compatStreamName, { payload }, idempotencyKey);
@@ -101,7 +99,8 @@ export function registerCompatRoutes(
         try {
           const page = await streams.read(compatStreamName, {
             ...(q.from !== undefined ? { from: q.from } : {}),
-            limit: Math.min(q.limit ?? 1000, streams.limits.readLimitMax),
+            // The seed answered every message: a full page, unless the caller asks for fewer.
+            limit: q.limit ?? streams.limits.readLimitMax,
           });
           return {
             messages: page.messages.map((m) => ({
@@ -113,7 +112,7 @@ export function registerCompatRoutes(
             next: page.next,
           };
         } catch (error) {
-          if (error instanceof CairnError && error.code === "ERR_NOT_FOUND")
+          if (isCairnError(error) && error.code === "ERR_NOT_FOUND")
             return { messages: [], count: 0, next: 1 };
           throw error;
         }
@@ -169,7 +168,7 @@ export function registerCompatRoutes(
   app.get("/kv", { schema: { summary: "All keys and values, up to 1,000 (compatibility)" } }, async () => {
     const page = await kv.range({
       prefix: new Uint8Array(0),
-      limit: Math.min(1000, kv.limits.rangeLimitMax),
+      limit: kv.limits.rangeLimitMax,
     });
     return Object.fromEntries(page.items.map((item) => [textDecoder.decode(item.key), jsonOf(item.value)]));
   });

@@ -20,6 +20,7 @@ export {
   type KvRangeQuery,
   type KvRecord,
   type KvResult,
+  type KvResultKind,
   kvClockMs,
   kvRevision,
   nextExpiryMs,

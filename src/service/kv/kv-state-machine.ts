@@ -1,6 +1,7 @@
 // What key-value commands do to replicated state. Deterministic: the only clock is the leader's
 // timestamp carried in each entry, so every replica applying the same log reaches the same state.
 import { ByteReader, ByteWriter, compareBytes } from "../../util/bytes.js";
+import type { Refusal } from "../errors.js";
 import { keyAfter, prefixEnd, type StateReader, type StateWriter } from "../state.js";
 import type { KvCommand, KvDelete, KvIncrement, KvPut } from "./kv-command.js";
 
@@ -17,41 +18,35 @@ export interface KvRecord {
   readonly expireAtMs: number;
 }
 
-/** A conditional write whose condition did not hold; nothing changed. */
-export interface KvConflict {
-  readonly ok: false;
-  readonly code: "ERR_CONFLICT";
-  readonly message: string;
-  /** The key's modify revision now, or null when it does not exist. */
-  readonly currentRevision: number | null;
-}
+/** A conditional write of kind `K` whose condition did not hold; nothing changed. */
+export type KvConflict<K extends KvResultKind> = Refusal<K, "ERR_CONFLICT">;
 
 /** An increment of a value that is not a 64-bit signed decimal integer, or that would overflow. */
-export interface KvNotInteger {
-  readonly ok: false;
-  readonly code: "ERR_NOT_INTEGER";
-  readonly message: string;
-}
+export type KvNotInteger = Refusal<"kv.increment", "ERR_NOT_INTEGER">;
 
 /** The outcome of a put. */
 export type KvPutResult =
-  | { readonly ok: true; readonly revision: number; readonly created: boolean }
-  | KvConflict;
+  | { readonly kind: "kv.put"; readonly ok: true; readonly revision: number; readonly created: boolean }
+  | KvConflict<"kv.put">;
 /** The outcome of a delete; `revision` is the group revision after it. */
 export type KvDeleteResult =
-  | { readonly ok: true; readonly deleted: boolean; readonly revision: number }
-  | KvConflict;
+  | { readonly kind: "kv.delete"; readonly ok: true; readonly deleted: boolean; readonly revision: number }
+  | KvConflict<"kv.delete">;
 /** The outcome of an increment: the new value as a decimal string. */
 export type KvIncrementResult =
-  | { readonly ok: true; readonly value: string; readonly revision: number }
+  | { readonly kind: "kv.increment"; readonly ok: true; readonly value: string; readonly revision: number }
   | KvNotInteger;
 /** The outcome of an expiry sweep. */
 export interface KvExpireResult {
+  readonly kind: "kv.expire";
   readonly ok: true;
   readonly expired: number;
 }
-/** The outcome of any key-value command. */
+/** The outcome of any key-value command, tagged with its command's kind. */
 export type KvResult = KvPutResult | KvDeleteResult | KvIncrementResult | KvExpireResult;
+
+/** The kind tag of every key-value command and result: `kv.` and the command's type. */
+export type KvResultKind = `kv.${KvCommand["type"]}`;
 
 const META_REVISION = new TextEncoder().encode("kv.revision");
 const META_CLOCK = new TextEncoder().encode("kv.clock");
@@ -170,7 +165,7 @@ export function applyKv(state: StateWriter, command: KvCommand, tsMs: number): K
     case "increment":
       return applyIncrement(state, command, clockMs);
     case "expire":
-      return { ok: true, expired: expireKeys(state, clockMs, command.max) };
+      return { kind: "kv.expire", ok: true, expired: expireKeys(state, clockMs, command.max) };
   }
 }
 
@@ -217,33 +212,48 @@ function writeRecord(
   return { revision, created: live === undefined };
 }
 
-function conflict(message: string, current: KvRecord | undefined): KvConflict {
-  return { ok: false, code: "ERR_CONFLICT", message, currentRevision: current?.modRevision ?? null };
+function conflict<K extends KvResultKind>(
+  kind: K,
+  message: string,
+  current: KvRecord | undefined,
+): KvConflict<K> {
+  return {
+    kind,
+    ok: false,
+    code: "ERR_CONFLICT",
+    message,
+    details: { currentRevision: current?.modRevision ?? null },
+  };
 }
 
 function applyPut(state: StateWriter, command: KvPut, clockMs: number): KvPutResult {
   const stored = storedRecord(state, command.key);
   const current = liveOf(stored, clockMs);
-  if (command.ifAbsent === true && current !== undefined) return conflict("key exists", current);
+  if (command.ifAbsent === true && current !== undefined) return conflict("kv.put", "key exists", current);
   if (command.ifRevision !== undefined && (current?.modRevision ?? 0) !== command.ifRevision) {
-    return conflict(`key is not at revision ${command.ifRevision}`, current);
+    return conflict("kv.put", `key is not at revision ${command.ifRevision}`, current);
   }
   const expireAtMs = command.ttlMs === undefined ? 0 : clockMs + command.ttlMs;
-  return { ok: true, ...writeRecord(state, command.key, stored, command.value, expireAtMs, clockMs) };
+  return {
+    kind: "kv.put",
+    ok: true,
+    ...writeRecord(state, command.key, stored, command.value, expireAtMs, clockMs),
+  };
 }
 
 function applyDelete(state: StateWriter, command: KvDelete, clockMs: number): KvDeleteResult {
   const stored = storedRecord(state, command.key);
   const current = liveOf(stored, clockMs);
   if (command.ifRevision !== undefined && (current?.modRevision ?? 0) !== command.ifRevision) {
-    return conflict(`key is not at revision ${command.ifRevision}`, current);
+    return conflict("kv.delete", `key is not at revision ${command.ifRevision}`, current);
   }
   if (stored !== undefined) {
     if (stored.expireAtMs !== 0) state.delete("kv-ttl", ttlKey(stored.expireAtMs, command.key));
     state.delete("kv", command.key);
   }
-  if (current === undefined) return { ok: true, deleted: false, revision: kvRevision(state) };
-  return { ok: true, deleted: true, revision: nextRevision(state) };
+  if (current === undefined)
+    return { kind: "kv.delete", ok: true, deleted: false, revision: kvRevision(state) };
+  return { kind: "kv.delete", ok: true, deleted: true, revision: nextRevision(state) };
 }
 
 function applyIncrement(state: StateWriter, command: KvIncrement, clockMs: number): KvIncrementResult {
@@ -253,13 +263,13 @@ function applyIncrement(state: StateWriter, command: KvIncrement, clockMs: numbe
   if (current !== undefined) {
     const text = new TextDecoder().decode(current.value);
     if (!/^-?(0|[1-9]\d{0,18})$/.test(text)) {
-      return { ok: false, code: "ERR_NOT_INTEGER", message: "value is not an integer or out of range" };
+      return notInteger("value is not an integer or out of range");
     }
     base = BigInt(text);
   }
   const sum = base + command.by;
   if (base < INT64_MIN || base > INT64_MAX || sum < INT64_MIN || sum > INT64_MAX) {
-    return { ok: false, code: "ERR_NOT_INTEGER", message: "increment or decrement would overflow" };
+    return notInteger("increment or decrement would overflow");
   }
   const value = sum.toString();
   // As Redis INCR: the key keeps its TTL.
@@ -271,7 +281,11 @@ function applyIncrement(state: StateWriter, command: KvIncrement, clockMs: numbe
     current?.expireAtMs ?? 0,
     clockMs,
   );
-  return { ok: true, value, revision };
+  return { kind: "kv.increment", ok: true, value, revision };
+}
+
+function notInteger(message: string): KvNotInteger {
+  return { kind: "kv.increment", ok: false, code: "ERR_NOT_INTEGER", message, details: {} };
 }
 
 /** Deletes up to `max` keys whose TTL passed by `clockMs`, earliest first; they share one revision. */

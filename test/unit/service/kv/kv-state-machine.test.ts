@@ -25,9 +25,24 @@ const put = (
 describe("kv state machine: put, get and delete", () => {
   it("stores values with etcd-style revisions and versions", () => {
     const s = new MemoryState();
-    assert.deepEqual(applyKv(s, put("a", "1"), 1000), { ok: true, revision: 1, created: true });
-    assert.deepEqual(applyKv(s, put("b", "x"), 1000), { ok: true, revision: 2, created: true });
-    assert.deepEqual(applyKv(s, put("a", "2"), 1000), { ok: true, revision: 3, created: false });
+    assert.deepEqual(applyKv(s, put("a", "1"), 1000), {
+      kind: "kv.put",
+      ok: true,
+      revision: 1,
+      created: true,
+    });
+    assert.deepEqual(applyKv(s, put("b", "x"), 1000), {
+      kind: "kv.put",
+      ok: true,
+      revision: 2,
+      created: true,
+    });
+    assert.deepEqual(applyKv(s, put("a", "2"), 1000), {
+      kind: "kv.put",
+      ok: true,
+      revision: 3,
+      created: false,
+    });
     const a = getKv(s, utf8("a"));
     assert.equal(text(a?.value), "2");
     assert.equal(a?.createRevision, 1);
@@ -40,7 +55,13 @@ describe("kv state machine: put, get and delete", () => {
     const s = new MemoryState();
     applyKv(s, put("a", "1"), 0);
     const result = applyKv(s, put("a", "2", { ifAbsent: true }), 0);
-    assert.deepEqual(result, { ok: false, code: "ERR_CONFLICT", message: "key exists", currentRevision: 1 });
+    assert.deepEqual(result, {
+      kind: "kv.put",
+      ok: false,
+      code: "ERR_CONFLICT",
+      message: "key exists",
+      details: { currentRevision: 1 },
+    });
     assert.equal(text(getKv(s, utf8("a"))?.value), "1");
     assert.equal(kvRevision(s), 1);
   });
@@ -51,6 +72,7 @@ describe("kv state machine: put, get and delete", () => {
     assert.equal(applyKv(s, put("a", "2", { ifRevision: 0 }), 0).ok, false);
     assert.equal(applyKv(s, put("a", "3", { ifRevision: 7 }), 0).ok, false);
     assert.deepEqual(applyKv(s, put("a", "4", { ifRevision: 1 }), 0), {
+      kind: "kv.put",
       ok: true,
       revision: 2,
       created: false,
@@ -61,17 +83,20 @@ describe("kv state machine: put, get and delete", () => {
     const s = new MemoryState();
     applyKv(s, put("a", "1"), 0);
     assert.deepEqual(applyKv(s, { type: "delete", key: utf8("a"), ifRevision: 9 }, 0), {
+      kind: "kv.delete",
       ok: false,
       code: "ERR_CONFLICT",
       message: "key is not at revision 9",
-      currentRevision: 1,
+      details: { currentRevision: 1 },
     });
     assert.deepEqual(applyKv(s, { type: "delete", key: utf8("a") }, 0), {
+      kind: "kv.delete",
       ok: true,
       deleted: true,
       revision: 2,
     });
     assert.deepEqual(applyKv(s, { type: "delete", key: utf8("a") }, 0), {
+      kind: "kv.delete",
       ok: true,
       deleted: false,
       revision: 2,
@@ -95,11 +120,13 @@ describe("kv state machine: increment", () => {
   it("treats a missing key as 0 and adds, positive or negative", () => {
     const s = new MemoryState();
     assert.deepEqual(applyKv(s, { type: "increment", key: utf8("n"), by: 5n }, 0), {
+      kind: "kv.increment",
       ok: true,
       value: "5",
       revision: 1,
     });
     assert.deepEqual(applyKv(s, { type: "increment", key: utf8("n"), by: -7n }, 0), {
+      kind: "kv.increment",
       ok: true,
       value: "-2",
       revision: 2,
@@ -118,9 +145,11 @@ describe("kv state machine: increment", () => {
     applyKv(s, put("max", "9223372036854775807"), 0);
     const overflow = applyKv(s, { type: "increment", key: utf8("max"), by: 1n }, 0);
     assert.deepEqual(overflow, {
+      kind: "kv.increment",
       ok: false,
       code: "ERR_NOT_INTEGER",
       message: "increment or decrement would overflow",
+      details: {},
     });
     assert.equal(text(getKv(s, utf8("max"))?.value), "9223372036854775807");
   });
@@ -142,7 +171,11 @@ describe("kv state machine: TTL by leader time", () => {
     applyKv(s, put("other", "w"), 1100);
     assert.equal(getKv(s, utf8("t")), undefined, "expired by the clock of the last applied entry");
     assert.equal(s.size("kv"), 2, "still stored until a sweep");
-    assert.deepEqual(applyKv(s, { type: "expire", max: 100 }, 1100), { ok: true, expired: 1 });
+    assert.deepEqual(applyKv(s, { type: "expire", max: 100 }, 1100), {
+      kind: "kv.expire",
+      ok: true,
+      expired: 1,
+    });
     assert.equal(s.size("kv"), 1);
     assert.equal(s.size("kv-ttl"), 0);
   });
@@ -169,7 +202,7 @@ describe("kv state machine: TTL by leader time", () => {
     const s = new MemoryState();
     applyKv(s, put("t", "v", { ttlMs: 10 }), 1000);
     const again = applyKv(s, put("t", "w", { ifAbsent: true }), 2000);
-    assert.deepEqual(again, { ok: true, revision: 2, created: true });
+    assert.deepEqual(again, { kind: "kv.put", ok: true, revision: 2, created: true });
     assert.equal(getKv(s, utf8("t"))?.version, 1);
     assert.equal(s.size("kv-ttl"), 0);
   });
@@ -177,7 +210,11 @@ describe("kv state machine: TTL by leader time", () => {
   it("a sweep removes at most max keys, earliest expiry first", () => {
     const s = new MemoryState();
     for (let i = 0; i < 5; i++) applyKv(s, put(`k${i}`, "v", { ttlMs: 10 + i }), 1000);
-    assert.deepEqual(applyKv(s, { type: "expire", max: 3 }, 5000), { ok: true, expired: 3 });
+    assert.deepEqual(applyKv(s, { type: "expire", max: 3 }, 5000), {
+      kind: "kv.expire",
+      ok: true,
+      expired: 3,
+    });
     assert.equal(s.size("kv"), 2);
     assert.ok(s.get("kv", utf8("k4")) !== undefined && s.get("kv", utf8("k0")) === undefined);
   });

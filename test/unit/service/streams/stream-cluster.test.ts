@@ -4,7 +4,7 @@
 // one and the same order, and every message the group has seen is acked, in flight or dead-lettered.
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
-import { CairnError } from "../../../../src/service/errors.js";
+import { CairnError, isCairnError } from "../../../../src/service/errors.js";
 import type { StreamService } from "../../../../src/service/stream-service.js";
 import {
   getGroupMeta,
@@ -33,7 +33,7 @@ describe("streams on an in-process three-node cluster", { timeout: 60_000 }, () 
         if (leader.streams === undefined) throw new CairnError("ERR_UNAVAILABLE", "stopped");
         return await op(leader.streams);
       } catch (error) {
-        if (!(error instanceof CairnError && retryable.has(error.code)) || Date.now() > deadline) throw error;
+        if (!(isCairnError(error) && retryable.has(error.code)) || Date.now() > deadline) throw error;
         await sleep(20);
       }
     }
