@@ -226,6 +226,8 @@ const successFields: {
   "kv.delete": { deleted: "boolean", revision: "number" },
   "kv.increment": { value: "string", revision: "number" },
   "kv.expire": { expired: "number" },
+  "kv.set-ttl": { changed: "boolean", revision: "number" },
+  "kv.put-many": { written: "boolean", revision: "number" },
   "members.register": {},
   "members.unregister": {},
   "streams.create": { created: "boolean" },

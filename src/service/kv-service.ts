@@ -7,10 +7,13 @@ import {
   getKv,
   type KvCommand,
   type KvDelete,
+  type KvExpiry,
   type KvPut,
   type KvRangePage,
   type KvRangeQuery,
   type KvRecord,
+  type KvTtlCondition,
+  kvKeyCount,
   kvRevision,
   rangeKv,
 } from "./kv/index.js";
@@ -26,6 +29,8 @@ export interface KvLimits {
   /** Keys per range page when the caller does not say. */
   readonly rangePageDefault: number;
   readonly ttlMsMax: number;
+  /** Keys one multi-key write names at most. */
+  readonly putManyKeysMax: number;
 }
 
 /**
@@ -38,6 +43,7 @@ export const defaultKvLimits: KvLimits = {
   rangeLimitMax: 1000,
   rangePageDefault: 100,
   ttlMsMax: 365 * 24 * 3600 * 1000,
+  putManyKeysMax: 1000,
 };
 
 /** How a read is served: after a ReadIndex barrier (default) or from local state. */
@@ -186,6 +192,88 @@ export class KvService {
   }
 
   /** Proposes a key-value command; resolves with that command's result. */
+  /**
+   * Sets when an existing key expires, keeping its value (Redis EXPIRE, PEXPIRE, EXPIREAT,
+   * PEXPIREAT): `afterMs` from the leader's time of the write, or at leader time `atMs`; a time
+   * already past (a negative `afterMs` included) deletes the key. `condition` is Redis 7's NX, XX,
+   * GT or LT. `changed` is false when the key does not exist or the condition did not hold.
+   */
+  async expire(
+    key: Uint8Array,
+    when: { readonly afterMs: number } | { readonly atMs: number },
+    options: { readonly condition?: KvTtlCondition; readonly idempotencyKey?: string } = {},
+  ): Promise<KvWriteAck & { changed: boolean }> {
+    this.#checkKey(key);
+    const ms = "afterMs" in when ? when.afterMs : when.atMs;
+    if (!Number.isSafeInteger(ms)) throw new CairnError("ERR_BAD_REQUEST", "an expiry must be an integer");
+    if ("afterMs" in when && ms > this.#limits.ttlMsMax) {
+      throw new CairnError("ERR_BAD_REQUEST", `a TTL may be at most ${this.#limits.ttlMsMax} ms`);
+    }
+    // The log carries no negative times: a relative time already past is the earliest absolute one.
+    const expiry: KvExpiry =
+      "afterMs" in when && ms >= 0 ? { kind: "after", ms } : { kind: "at", ms: Math.max(0, ms) };
+    return this.#setTtl(key, expiry, options.condition, options.idempotencyKey);
+  }
+
+  /** Clears an existing key's TTL (Redis PERSIST); `changed` is false when it had none or is absent. */
+  async persist(
+    key: Uint8Array,
+    options: { readonly idempotencyKey?: string } = {},
+  ): Promise<KvWriteAck & { changed: boolean }> {
+    this.#checkKey(key);
+    return this.#setTtl(key, { kind: "never" }, undefined, options.idempotencyKey);
+  }
+
+  async #setTtl(
+    key: Uint8Array,
+    expiry: KvExpiry,
+    condition: KvTtlCondition | undefined,
+    idempotencyKey: string | undefined,
+  ): Promise<KvWriteAck & { changed: boolean }> {
+    const { result, duplicate } = await this.#propose(
+      { type: "set-ttl", key, expiry, ...(condition !== undefined ? { condition } : {}) },
+      idempotencyKey,
+    );
+    return { revision: result.revision, changed: result.changed, duplicate };
+  }
+
+  /**
+   * Writes several keys in one entry at one revision, clearing their TTLs (Redis MSET); with
+   * `ifNoneExist`, writes none if any exists (MSETNX), and `written` says which happened.
+   */
+  async putMany(
+    pairs: readonly (readonly [key: Uint8Array, value: Uint8Array])[],
+    options: { readonly ifNoneExist?: boolean; readonly idempotencyKey?: string } = {},
+  ): Promise<KvWriteAck & { written: boolean }> {
+    if (pairs.length === 0 || pairs.length > this.#limits.putManyKeysMax) {
+      throw new CairnError("ERR_BAD_REQUEST", `give 1 to ${this.#limits.putManyKeysMax} keys`);
+    }
+    let bytes = 0;
+    for (const [key, value] of pairs) {
+      this.#checkKey(key);
+      bytes += key.length + value.length;
+    }
+    // One entry carries them all: bound it as one value, so it fits what a single put may send.
+    if (bytes > this.#limits.valueBytesMax) {
+      throw new CairnError(
+        "ERR_TOO_LARGE",
+        `keys and values are ${bytes} bytes together; the limit is ${this.#limits.valueBytesMax}`,
+        { limit: this.#limits.valueBytesMax },
+      );
+    }
+    const { result, duplicate } = await this.#propose(
+      { type: "put-many", pairs, ...(options.ifNoneExist === true ? { ifNoneExist: true } : {}) },
+      options.idempotencyKey,
+    );
+    return { revision: result.revision, written: result.written, duplicate };
+  }
+
+  /** How many keys are stored, expired ones not yet swept included (Redis DBSIZE). */
+  async count(consistency: Consistency = "linearizable"): Promise<number> {
+    if (consistency === "stale") return this.#log.readStale(kvKeyCount).value;
+    return this.#log.readLinearizable(kvKeyCount);
+  }
+
   #propose<K extends KvCommand>(
     command: K,
     idempotencyKey: string | undefined,

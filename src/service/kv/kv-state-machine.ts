@@ -3,7 +3,7 @@
 import { ByteReader, ByteWriter, compareBytes } from "../../util/bytes.js";
 import type { Refusal } from "../errors.js";
 import { keyAfter, prefixEnd, type StateReader, type StateWriter } from "../state.js";
-import type { KvCommand, KvDelete, KvIncrement, KvPut } from "./kv-command.js";
+import type { KvCommand, KvDelete, KvIncrement, KvPut, KvPutMany, KvSetTtl } from "./kv-command.js";
 
 /** A stored key with its history counters (etcd's create/mod revision and version). */
 export interface KvRecord {
@@ -42,14 +42,43 @@ export interface KvExpireResult {
   readonly ok: true;
   readonly expired: number;
 }
+/**
+ * The outcome of a TTL change: `changed` is false when the key does not exist, its condition did not
+ * hold, or there was nothing to clear. `revision` is the group revision after it.
+ */
+export interface KvSetTtlResult {
+  readonly kind: "kv.set-ttl";
+  readonly ok: true;
+  readonly changed: boolean;
+  readonly revision: number;
+}
+/** The outcome of a multi-key write: `written` is false when `ifNoneExist` found a key. */
+export interface KvPutManyResult {
+  readonly kind: "kv.put-many";
+  readonly ok: true;
+  readonly written: boolean;
+  readonly revision: number;
+}
 /** The outcome of any key-value command, tagged with its command's kind. */
-export type KvResult = KvPutResult | KvDeleteResult | KvIncrementResult | KvExpireResult;
+export type KvResult =
+  | KvPutResult
+  | KvDeleteResult
+  | KvIncrementResult
+  | KvExpireResult
+  | KvSetTtlResult
+  | KvPutManyResult;
 
 /** The kind tag of every key-value command and result: `kv.` and the command's type. */
 export type KvResultKind = `kv.${KvCommand["type"]}`;
 
 const META_REVISION = new TextEncoder().encode("kv.revision");
 const META_CLOCK = new TextEncoder().encode("kv.clock");
+/**
+ * How many keys are stored (expired ones included until a sweep removes them, as Redis's DBSIZE
+ * counts them). Kept from a keyspace's first write on; a keyspace written before this counter
+ * existed has none, and is counted by a scan.
+ */
+const META_COUNT = new TextEncoder().encode("kv.count");
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 
@@ -88,6 +117,23 @@ function readCounter(state: StateReader, name: Uint8Array): number {
 /** The group's current revision: the count of key-value writes applied so far. */
 export function kvRevision(state: StateReader): number {
   return readCounter(state, META_REVISION);
+}
+
+/** How many keys are stored, expired ones not yet swept included (Redis's DBSIZE). */
+export function kvKeyCount(state: StateReader): number {
+  const counted = state.get("meta", META_COUNT);
+  if (counted !== undefined) return new ByteReader(counted).u64();
+  let count = 0;
+  for (const _ of state.range("kv", new Uint8Array(0), undefined, Number.MAX_SAFE_INTEGER)) count++;
+  return count;
+}
+
+/** Moves the key count by `delta`, where the keyspace keeps one. */
+function countKeys(state: StateWriter, delta: number): void {
+  if (delta === 0) return;
+  const counted = state.get("meta", META_COUNT);
+  if (counted === undefined) return;
+  state.put("meta", META_COUNT, new ByteWriter(8).u64(new ByteReader(counted).u64() + delta).finish());
 }
 
 /** The latest leader timestamp applied: the clock by which TTLs are judged on every replica. */
@@ -157,6 +203,10 @@ export function applyKv(state: StateWriter, command: KvCommand, tsMs: number): K
   // The applied clock only moves forward, even if a new leader's clock is behind the old one's.
   const clockMs = Math.max(kvClockMs(state), tsMs);
   state.put("meta", META_CLOCK, new ByteWriter(8).u64(clockMs).finish());
+  // A keyspace never written (revision 0) holds no key: its count starts here, at 0.
+  if (kvRevision(state) === 0 && state.get("meta", META_COUNT) === undefined) {
+    state.put("meta", META_COUNT, new ByteWriter(8).u64(0).finish());
+  }
   switch (command.type) {
     case "put":
       return applyPut(state, command, clockMs);
@@ -166,6 +216,10 @@ export function applyKv(state: StateWriter, command: KvCommand, tsMs: number): K
       return applyIncrement(state, command, clockMs);
     case "expire":
       return { kind: "kv.expire", ok: true, expired: expireKeys(state, clockMs, command.max) };
+    case "set-ttl":
+      return applySetTtl(state, command, clockMs);
+    case "put-many":
+      return applyPutMany(state, command, clockMs);
   }
 }
 
@@ -196,10 +250,11 @@ function writeRecord(
   value: Uint8Array,
   expireAtMs: number,
   clockMs: number,
+  revision = nextRevision(state),
 ): { revision: number; created: boolean } {
   if (stored !== undefined && stored.expireAtMs !== 0) state.delete("kv-ttl", ttlKey(stored.expireAtMs, key));
+  if (stored === undefined) countKeys(state, 1);
   const live = liveOf(stored, clockMs);
-  const revision = nextRevision(state);
   const record: KvRecord = {
     value,
     createRevision: live?.createRevision ?? revision,
@@ -247,13 +302,64 @@ function applyDelete(state: StateWriter, command: KvDelete, clockMs: number): Kv
   if (command.ifRevision !== undefined && (current?.modRevision ?? 0) !== command.ifRevision) {
     return conflict("kv.delete", `key is not at revision ${command.ifRevision}`, current);
   }
-  if (stored !== undefined) {
-    if (stored.expireAtMs !== 0) state.delete("kv-ttl", ttlKey(stored.expireAtMs, command.key));
-    state.delete("kv", command.key);
-  }
+  if (stored !== undefined) removeRecord(state, command.key, stored);
   if (current === undefined)
     return { kind: "kv.delete", ok: true, deleted: false, revision: kvRevision(state) };
   return { kind: "kv.delete", ok: true, deleted: true, revision: nextRevision(state) };
+}
+
+/** Removes a stored key and its TTL index entry. */
+function removeRecord(state: StateWriter, key: Uint8Array, stored: KvRecord): void {
+  if (stored.expireAtMs !== 0) state.delete("kv-ttl", ttlKey(stored.expireAtMs, key));
+  state.delete("kv", key);
+  countKeys(state, -1);
+}
+
+function applySetTtl(state: StateWriter, command: KvSetTtl, clockMs: number): KvSetTtlResult {
+  const unchanged: KvSetTtlResult = {
+    kind: "kv.set-ttl",
+    ok: true,
+    changed: false,
+    revision: kvRevision(state),
+  };
+  const stored = storedRecord(state, command.key);
+  const current = liveOf(stored, clockMs);
+  if (stored === undefined || current === undefined) return unchanged;
+  const { expiry } = command;
+  const expireAtMs = expiry.kind === "never" ? 0 : expiry.kind === "at" ? expiry.ms : clockMs + expiry.ms;
+  if (expiry.kind === "never" && current.expireAtMs === 0) return unchanged;
+  // Redis compares with "never" for a key without a TTL: later than any time.
+  const currentAt = current.expireAtMs === 0 ? Number.POSITIVE_INFINITY : current.expireAtMs;
+  const held =
+    command.condition === undefined ||
+    (command.condition === "nx" && current.expireAtMs === 0) ||
+    (command.condition === "xx" && current.expireAtMs !== 0) ||
+    (command.condition === "gt" && current.expireAtMs !== 0 && expireAtMs > currentAt) ||
+    (command.condition === "lt" && expireAtMs < currentAt);
+  if (!held) return unchanged;
+  if (expiry.kind !== "never" && expireAtMs <= clockMs) {
+    // An expiry already past deletes the key, as Redis's EXPIRE does.
+    removeRecord(state, command.key, stored);
+    return { kind: "kv.set-ttl", ok: true, changed: true, revision: nextRevision(state) };
+  }
+  const { revision } = writeRecord(state, command.key, stored, current.value, expireAtMs, clockMs);
+  return { kind: "kv.set-ttl", ok: true, changed: true, revision };
+}
+
+function applyPutMany(state: StateWriter, command: KvPutMany, clockMs: number): KvPutManyResult {
+  if (command.ifNoneExist === true) {
+    for (const [key] of command.pairs) {
+      if (liveOf(storedRecord(state, key), clockMs) !== undefined) {
+        return { kind: "kv.put-many", ok: true, written: false, revision: kvRevision(state) };
+      }
+    }
+  }
+  // One revision for the whole write, as etcd gives the writes of one transaction.
+  const revision = nextRevision(state);
+  for (const [key, value] of command.pairs) {
+    writeRecord(state, key, storedRecord(state, key), value, 0, clockMs, revision);
+  }
+  return { kind: "kv.put-many", ok: true, written: true, revision };
 }
 
 function applyIncrement(state: StateWriter, command: KvIncrement, clockMs: number): KvIncrementResult {
@@ -296,6 +402,7 @@ function expireKeys(state: StateWriter, clockMs: number, max: number): number {
     state.delete("kv-ttl", indexKey);
     state.delete("kv", indexKey.subarray(8));
   }
+  countKeys(state, -due.length);
   if (due.length > 0) nextRevision(state);
   return due.length;
 }
