@@ -153,6 +153,11 @@ export interface AppendInput {
   readonly key?: string;
   readonly msgId?: string;
   readonly expectedLastSeq?: number;
+  /**
+   * Creates the stream with these settings (defaults for those left out) when it does not exist,
+   * in the same replicated write as the append; an existing stream keeps its settings.
+   */
+  readonly createIfMissing?: StreamCreateOptions;
 }
 
 /** Where and how much to read. */
@@ -237,15 +242,7 @@ export class StreamService {
     idempotencyKey?: string,
   ): Promise<{ created: boolean; stream: StreamInfo; duplicate: boolean }> {
     checkName("stream", name, STREAM_NAME);
-    this.#checkSettings(options);
-    const config: StreamConfig = {
-      maxMessages: options.maxMessages ?? 0,
-      maxBytes: options.maxBytes ?? 0,
-      maxAgeMs: options.maxAgeMs ?? 0,
-      discard: options.discard ?? "old",
-      messageBytesMax: options.messageBytesMax ?? this.#limits.messageBytesMax,
-      dedupeWindowMs: options.dedupeWindowMs ?? 2 * 60_000,
-    };
+    const config = this.#configOf(options);
     const { result, duplicate } = await this.#propose({ type: "create", name, config }, idempotencyKey);
     const stream = await this.info(name);
     return { created: result.created, stream, duplicate };
@@ -328,7 +325,8 @@ export class StreamService {
 
   /**
    * Appends a message. A repeated `msgId` within the stream's window answers the original sequence
-   * with `duplicate: true`; a failed `expectedLastSeq` is ERR_CONFLICT with `currentLastSeq`.
+   * with `duplicate: true`; a failed `expectedLastSeq` is ERR_CONFLICT with `currentLastSeq`. With
+   * `createIfMissing`, a missing stream is created by the same write.
    */
   async append(
     name: string,
@@ -362,6 +360,7 @@ export class StreamService {
         ...(input.key !== undefined ? { key: input.key } : {}),
         ...(input.msgId !== undefined ? { msgId: input.msgId } : {}),
         ...(input.expectedLastSeq !== undefined ? { expectedLastSeq: input.expectedLastSeq } : {}),
+        ...(input.createIfMissing !== undefined ? { createWith: this.#configOf(input.createIfMissing) } : {}),
       },
       idempotencyKey,
     );
@@ -673,6 +672,19 @@ export class StreamService {
     return () => {
       if (!released) this.#sseConnections--;
       released = true;
+    };
+  }
+
+  /** A new stream's settings: those given, checked, and the defaults for the others. */
+  #configOf(options: StreamCreateOptions): StreamConfig {
+    this.#checkSettings(options);
+    return {
+      maxMessages: options.maxMessages ?? 0,
+      maxBytes: options.maxBytes ?? 0,
+      maxAgeMs: options.maxAgeMs ?? 0,
+      discard: options.discard ?? "old",
+      messageBytesMax: options.messageBytesMax ?? this.#limits.messageBytesMax,
+      dedupeWindowMs: options.dedupeWindowMs ?? 2 * 60_000,
     };
   }
 

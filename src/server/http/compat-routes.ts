@@ -69,16 +69,8 @@ export function registerCompatRoutes(
         if (request.body === undefined) throw new CairnError("ERR_BAD_REQUEST", "send a JSON message");
         const payload = new TextEncoder().encode(JSON.stringify(request.body));
         const idempotencyKey = idempotencyKeyOf(request.headers);
-        // The default stream appears on first use. Created before the append rather than after a
-        // failed one: with an Idempotency-Key, a failed append would be remembered as the answer.
-        // (This runs on the leader, whose local state has every acknowledged create.)
-        try {
-          await streams.info(compatStreamName, "stale");
-        } catch (error) {
-          if (!(isCairnError(error) && error.code === "ERR_NOT_FOUND")) throw error;
-          await streams.create(compatStreamName);
-        }
-        const ack = await streams.append(compatStreamName, { payload }, idempotencyKey);
+        // The default stream appears on first use, created by the append's own write.
+        const ack = await streams.append(compatStreamName, { payload, createIfMissing: {} }, idempotencyKey);
         return { status: "ok", seq: ack.seq, id: ack.id, duplicate: ack.duplicate };
       },
     );

@@ -81,6 +81,11 @@ export type StreamCommand =
       readonly msgId?: string;
       /** Append only if the stream's last sequence is this (0: empty). */
       readonly expectedLastSeq?: number;
+      /**
+       * Creates the stream with these settings first when it does not exist (Redis XADD without
+       * NOMKSTREAM), in the same entry; an existing stream keeps its own settings.
+       */
+      readonly createWith?: StreamConfig;
     }
   | {
       readonly type: "group-create";
@@ -133,6 +138,7 @@ const GROUP_UPDATE = 11;
 const FLAG_KEY = 1;
 const FLAG_MSG_ID = 2;
 const FLAG_EXPECTED = 4;
+const FLAG_CREATE = 8;
 /** The order in which an update's settings are flagged and written. */
 const CONFIG_FIELDS = [
   "maxMessages",
@@ -164,21 +170,32 @@ function fromCode<T>(codes: readonly T[], code: number, what: string): T {
   return value;
 }
 
+function encodeConfig(c: StreamConfig, writer: ByteWriter): ByteWriter {
+  return writer
+    .varint(c.maxMessages)
+    .varint(c.maxBytes)
+    .varint(c.maxAgeMs)
+    .u8(codeOf(DISCARD_CODES, c.discard))
+    .varint(c.messageBytesMax)
+    .varint(c.dedupeWindowMs);
+}
+
+function decodeConfig(reader: ByteReader): StreamConfig {
+  return {
+    maxMessages: reader.varint(),
+    maxBytes: reader.varint(),
+    maxAgeMs: reader.varint(),
+    discard: fromCode(DISCARD_CODES, reader.u8(), "discard policy"),
+    messageBytesMax: reader.varint(),
+    dedupeWindowMs: reader.varint(),
+  };
+}
+
 /** Encodes a stream command for a Raft entry. */
 export function encodeStreamCommand(command: StreamCommand, writer = new ByteWriter()): ByteWriter {
   switch (command.type) {
-    case "create": {
-      const c = command.config;
-      return writer
-        .u8(CREATE)
-        .string(command.name)
-        .varint(c.maxMessages)
-        .varint(c.maxBytes)
-        .varint(c.maxAgeMs)
-        .u8(codeOf(DISCARD_CODES, c.discard))
-        .varint(c.messageBytesMax)
-        .varint(c.dedupeWindowMs);
-    }
+    case "create":
+      return encodeConfig(command.config, writer.u8(CREATE).string(command.name));
     case "delete":
       return writer.u8(DELETE).string(command.name);
     case "update": {
@@ -204,12 +221,14 @@ export function encodeStreamCommand(command: StreamCommand, writer = new ByteWri
       const flags =
         (command.key !== undefined ? FLAG_KEY : 0) |
         (command.msgId !== undefined ? FLAG_MSG_ID : 0) |
-        (command.expectedLastSeq !== undefined ? FLAG_EXPECTED : 0);
+        (command.expectedLastSeq !== undefined ? FLAG_EXPECTED : 0) |
+        (command.createWith !== undefined ? FLAG_CREATE : 0);
       writer.u8(APPEND).string(command.name).u8(flags).bytes(command.payload).varint(command.headers.length);
       for (const [name, value] of command.headers) writer.string(name).string(value);
       if (command.key !== undefined) writer.string(command.key);
       if (command.msgId !== undefined) writer.string(command.msgId);
       if (command.expectedLastSeq !== undefined) writer.varint(command.expectedLastSeq);
+      if (command.createWith !== undefined) encodeConfig(command.createWith, writer);
       return writer;
     }
     case "group-create": {
@@ -268,18 +287,7 @@ export function decodeStreamCommand(reader: ByteReader): StreamCommand {
   const name = () => reader.string(NAME_BYTES_MAX);
   switch (type) {
     case CREATE:
-      return {
-        type: "create",
-        name: name(),
-        config: {
-          maxMessages: reader.varint(),
-          maxBytes: reader.varint(),
-          maxAgeMs: reader.varint(),
-          discard: fromCode(DISCARD_CODES, reader.u8(), "discard policy"),
-          messageBytesMax: reader.varint(),
-          dedupeWindowMs: reader.varint(),
-        },
-      };
+      return { type: "create", name: name(), config: decodeConfig(reader) };
     case DELETE:
       return { type: "delete", name: name() };
     case UPDATE: {
@@ -311,6 +319,8 @@ export function decodeStreamCommand(reader: ByteReader): StreamCommand {
       const key = (flags & FLAG_KEY) !== 0 ? reader.string() : undefined;
       const msgId = (flags & FLAG_MSG_ID) !== 0 ? reader.string() : undefined;
       const expectedLastSeq = (flags & FLAG_EXPECTED) !== 0 ? reader.varint() : undefined;
+      // Entries of the previous release never set the flag, so they decode as before.
+      const createWith = (flags & FLAG_CREATE) !== 0 ? decodeConfig(reader) : undefined;
       return {
         type: "append",
         name: stream,
@@ -319,6 +329,7 @@ export function decodeStreamCommand(reader: ByteReader): StreamCommand {
         ...(key !== undefined ? { key } : {}),
         ...(msgId !== undefined ? { msgId } : {}),
         ...(expectedLastSeq !== undefined ? { expectedLastSeq } : {}),
+        ...(createWith !== undefined ? { createWith } : {}),
       };
     }
     case GROUP_CREATE: {

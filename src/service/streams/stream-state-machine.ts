@@ -510,7 +510,12 @@ export function applyStream(
     case "message-delete":
       return deleteMessages(state, command.name, command.seqs);
     case "append": {
-      const meta = getStreamMeta(state, command.name);
+      let meta = getStreamMeta(state, command.name);
+      if (meta === undefined && command.createWith !== undefined) {
+        const created = createStream(state, command.name, command.createWith, clockMs, limits);
+        if (!created.ok) return { ...created, kind: "streams.append" };
+        meta = getStreamMeta(state, command.name);
+      }
       if (meta === undefined)
         return failure("streams.append", "ERR_NOT_FOUND", `stream ${command.name} does not exist`, {});
       return appendMessage(state, meta, command, clockMs, limits);
