@@ -241,6 +241,7 @@ const successFields: {
   "streams.fetch": { messages: "deliveries" },
   "streams.settle": { settled: "numbers", notPending: "numbers" },
   "streams.sweep": { removed: "number" },
+  "streams.claim": { claimed: "deliveries", deleted: "numbers", next: "number" },
 };
 
 /** Detail fields a remembered refusal may carry (all numbers, or null for a missing key's revision). */

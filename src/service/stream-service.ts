@@ -9,6 +9,7 @@ import { proposeCommand } from "./propose.js";
 import type { ReplicationPort } from "./replication.js";
 import type { StateReader } from "./state.js";
 import {
+  type ClaimTarget,
   type Delivery,
   type GroupConfig,
   type GroupConfigChanges,
@@ -53,8 +54,10 @@ export interface StreamLimits {
   readonly readBytesMax: number;
   /** The longest long-poll or fetch wait. */
   readonly waitMsMax: number;
-  /** Messages one fetch hands out at most. */
+  /** Messages one fetch or claim hands out at most. */
   readonly fetchMax: number;
+  /** Messages a claim by scan takes at most when the caller does not say (Redis's XAUTOCLAIM COUNT). */
+  readonly claimCountDefault: number;
   /** Sequences one ack, nack, extend or term names at most. */
   readonly settleSeqsMax: number;
   /** Messages in flight per group at most (a group's maxAckPending may not exceed it). */
@@ -78,6 +81,7 @@ export const defaultStreamLimits: StreamLimits = {
   readBytesMax: 4 * 1024 * 1024,
   waitMsMax: 30_000,
   fetchMax: 1000,
+  claimCountDefault: 100,
   settleSeqsMax: 1000,
   ackPendingMax: 10_000,
   sseConnectionsMax: 256,
@@ -587,6 +591,60 @@ export class StreamService {
         250,
       );
     }
+  }
+
+  /**
+   * Takes over messages in flight for `group` that have been idle at least `minIdleMs` since their
+   * last delivery, for `consumer`, with a fresh ack deadline (Redis XCLAIM with `seqs`, XAUTOCLAIM
+   * with `fromSeq`: a scan that claims up to `count`, default 100, and answers where to continue in
+   * `next`, 0 at the end). Sequences not in flight are skipped; those whose messages are gone are
+   * dropped from the group and listed in `deleted`. `justId` leaves delivery counts alone.
+   */
+  async claim(
+    stream: string,
+    group: string,
+    consumer: string,
+    what:
+      | { readonly minIdleMs: number; readonly seqs: readonly number[] }
+      | { readonly minIdleMs: number; readonly fromSeq: number; readonly count?: number },
+    options: { readonly justId?: boolean; readonly idempotencyKey?: string } = {},
+  ): Promise<{
+    messages: DeliveredMessage[];
+    deleted: readonly number[];
+    next: number;
+    duplicate: boolean;
+  }> {
+    checkName("stream", stream, STREAM_NAME);
+    checkName("group", group, GROUP_NAME);
+    checkName("consumer", consumer, CONSUMER_NAME);
+    checkInteger("minIdleMs", what.minIdleMs, 0, Number.MAX_SAFE_INTEGER);
+    let target: ClaimTarget;
+    if ("seqs" in what) {
+      this.#checkSeqs(what.seqs);
+      target = { kind: "seqs", seqs: what.seqs };
+    } else {
+      checkInteger("fromSeq", what.fromSeq, 0, Number.MAX_SAFE_INTEGER);
+      checkInteger("count", what.count, 1, this.#limits.fetchMax);
+      target = { kind: "scan", fromSeq: what.fromSeq, count: what.count ?? this.#limits.claimCountDefault };
+    }
+    const { result, duplicate } = await this.#propose(
+      {
+        type: "claim",
+        stream,
+        group,
+        consumer,
+        minIdleMs: what.minIdleMs,
+        target,
+        justId: options.justId === true,
+      },
+      options.idempotencyKey,
+    );
+    return {
+      messages: this.#delivered(stream, result.claimed),
+      deleted: result.deleted,
+      next: result.next,
+      duplicate,
+    };
   }
 
   /**

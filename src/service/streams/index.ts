@@ -1,5 +1,6 @@
 // The public surface of the streams state machine: commands, their encoding, and what they do.
 export {
+  type ClaimTarget,
   type DiscardPolicy,
   decodeStreamCommand,
   encodeStreamCommand,

@@ -48,6 +48,11 @@ export type GroupConfigChanges = {
   readonly [K in (typeof GROUP_FIELDS)[number]]?: GroupConfig[K];
 };
 
+/** Which messages in flight a claim looks at: these sequences, or a scan from a sequence. */
+export type ClaimTarget =
+  | { readonly kind: "seqs"; readonly seqs: readonly number[] }
+  | { readonly kind: "scan"; readonly fromSeq: number; readonly count: number };
+
 /** How a consumer settles messages it holds. */
 export type SettleAction = "ack" | "nack" | "extend" | "term";
 
@@ -119,6 +124,21 @@ export type StreamCommand =
       readonly delayMs: number;
     }
   /**
+   * Takes over messages in flight for the group that have been idle (since their last delivery) at
+   * least `minIdleMs`, for `consumer`, with a fresh ack deadline (Redis XCLAIM, XAUTOCLAIM): the
+   * sequences named, or a scan of the group's messages in flight from `fromSeq` that claims up to
+   * `count` (looking at no more than ten times that many). `justId` leaves delivery counts alone.
+   */
+  | {
+      readonly type: "claim";
+      readonly stream: string;
+      readonly group: string;
+      readonly consumer: string;
+      readonly minIdleMs: number;
+      readonly target: ClaimTarget;
+      readonly justId: boolean;
+    }
+  /**
    * Bounded housekeeping the leader proposes while work is due: removes deleted streams' data,
    * applies max age to idle streams and forgets expired message ids, at most `max` keys per entry.
    */
@@ -135,6 +155,9 @@ const SWEEP = 8;
 const UPDATE = 9;
 const MESSAGE_DELETE = 10;
 const GROUP_UPDATE = 11;
+const CLAIM = 12;
+const CLAIM_JUST_ID = 1;
+const CLAIM_SCAN = 2;
 const FLAG_KEY = 1;
 const FLAG_MSG_ID = 2;
 const FLAG_EXPECTED = 4;
@@ -278,6 +301,20 @@ export function encodeStreamCommand(command: StreamCommand, writer = new ByteWri
       return writer;
     case "sweep":
       return writer.u8(SWEEP).varint(command.max);
+    case "claim": {
+      const { target } = command;
+      writer
+        .u8(CLAIM)
+        .string(command.stream)
+        .string(command.group)
+        .string(command.consumer)
+        .varint(command.minIdleMs)
+        .u8((command.justId ? CLAIM_JUST_ID : 0) | (target.kind === "scan" ? CLAIM_SCAN : 0));
+      if (target.kind === "scan") return writer.varint(target.fromSeq).varint(target.count);
+      writer.varint(target.seqs.length);
+      for (const seq of target.seqs) writer.varint(seq);
+      return writer;
+    }
   }
 }
 
@@ -382,6 +419,32 @@ export function decodeStreamCommand(reader: ByteReader): StreamCommand {
     }
     case SWEEP:
       return { type: "sweep", max: reader.varint() };
+    case CLAIM: {
+      const stream = name();
+      const group = name();
+      const consumer = name();
+      const minIdleMs = reader.varint();
+      const flags = reader.u8();
+      if (flags >> 2 !== 0) throw new DecodeError(`unknown claim flags ${flags}`);
+      let target: ClaimTarget;
+      if ((flags & CLAIM_SCAN) !== 0) {
+        target = { kind: "scan", fromSeq: reader.varint(), count: reader.varint() };
+      } else {
+        const count = reader.varint();
+        const seqs: number[] = [];
+        for (let i = 0; i < count; i++) seqs.push(reader.varint());
+        target = { kind: "seqs", seqs };
+      }
+      return {
+        type: "claim",
+        stream,
+        group,
+        consumer,
+        minIdleMs,
+        target,
+        justId: (flags & CLAIM_JUST_ID) !== 0,
+      };
+    }
     default:
       throw new DecodeError(`unknown stream command type ${type}`);
   }

@@ -136,6 +136,14 @@ export interface StreamSuccesses {
     readonly notPending: readonly number[];
   };
   readonly "streams.sweep": { readonly removed: number };
+  readonly "streams.claim": {
+    /** The messages now held by the claiming consumer, in sequence order. */
+    readonly claimed: readonly Delivery[];
+    /** Sequences in flight whose messages were deleted meanwhile: dropped from the group. */
+    readonly deleted: readonly number[];
+    /** Where a scan continues (0: it reached the end; always 0 for named sequences). */
+    readonly next: number;
+  };
 }
 
 /** The successful outcome of a stream command of kind `K`. */
@@ -421,15 +429,24 @@ export interface PendingRecord {
   /** Leader time from which it may be delivered again (the ack deadline, or the nack delay's end). */
   readonly availableAtMs: number;
   readonly deliveries: number;
+  /**
+   * Leader time of its last delivery or claim, from which its idle time counts. Absent on records
+   * the previous release wrote: their deadline less the group's ack wait stands in.
+   */
+  readonly deliveredAtMs?: number;
 }
 
 function encodePending(p: PendingRecord): Uint8Array {
-  return new ByteWriter(24).u64(p.availableAtMs).varint(p.deliveries).string(p.consumer).finish();
+  const writer = new ByteWriter(32).u64(p.availableAtMs).varint(p.deliveries).string(p.consumer);
+  // Last, so the previous release, which reads the fields before it and ignores the rest, reads it too.
+  if (p.deliveredAtMs !== undefined) writer.varint(p.deliveredAtMs);
+  return writer.finish();
 }
 
 function decodePending(seq: number, bytes: Uint8Array): PendingRecord {
   const reader = new ByteReader(bytes);
-  return { seq, availableAtMs: reader.u64(), deliveries: reader.varint(), consumer: reader.string() };
+  const record = { seq, availableAtMs: reader.u64(), deliveries: reader.varint(), consumer: reader.string() };
+  return reader.remaining > 0 ? { ...record, deliveredAtMs: reader.varint() } : record;
 }
 
 /** Lists a group's messages in flight in sequence order, at most `limit`. */
@@ -562,6 +579,8 @@ export function applyStream(
       return settle(state, command, clockMs, limits);
     case "sweep":
       return { ok: true, kind: "streams.sweep", removed: sweep(state, clockMs, command.max, limits) };
+    case "claim":
+      return claim(state, command, clockMs);
   }
 }
 
@@ -1015,7 +1034,13 @@ function fetch(
       writePending(
         state,
         group,
-        { seq, consumer, availableAtMs: clockMs + group.config.ackWaitMs, deliveries },
+        {
+          seq,
+          consumer,
+          availableAtMs: clockMs + group.config.ackWaitMs,
+          deliveries,
+          deliveredAtMs: clockMs,
+        },
         record,
       );
       deliveredCount++;
@@ -1041,6 +1066,7 @@ function fetch(
         consumer,
         availableAtMs: clockMs + group.config.ackWaitMs,
         deliveries: 1,
+        deliveredAtMs: clockMs,
       });
       pending++;
       deliveredCount++;
@@ -1133,6 +1159,75 @@ function settle(
   }
   putGroupMeta(state, stream, group);
   return { ok: true, kind: "streams.settle", settled, notPending };
+}
+
+/** How many records a claim's scan looks at per message it may claim, as Redis's XAUTOCLAIM. */
+const claimScanFactor = 10;
+
+function claim(
+  state: StateWriter,
+  command: Extract<StreamCommand, { type: "claim" }>,
+  clockMs: number,
+): StreamResultOf<"streams.claim"> {
+  const stream = getStreamMeta(state, command.stream);
+  if (stream === undefined)
+    return failure("streams.claim", "ERR_NOT_FOUND", `stream ${command.stream} does not exist`, {});
+  let group = getGroupMeta(state, stream, command.group);
+  if (group === undefined)
+    return failure("streams.claim", "ERR_NOT_FOUND", `group ${command.group} does not exist`, {});
+  const { target } = command;
+  let records: PendingRecord[];
+  let next = 0;
+  if (target.kind === "seqs") {
+    records = [];
+    for (const seq of target.seqs) {
+      const bytes = state.get("consumer-pending", pair(group.id, seq));
+      if (bytes !== undefined) records.push(decodePending(seq, bytes));
+    }
+  } else {
+    const scanMax = target.count * claimScanFactor;
+    records = [
+      ...state.range("consumer-pending", pair(group.id, target.fromSeq), pair(group.id + 1, 0), scanMax),
+    ].map(([key, value]) => decodePending(new ByteReader(key.subarray(8)).u64(), value));
+    const last = records.at(-1);
+    if (records.length === scanMax && last !== undefined) next = last.seq + 1;
+  }
+  const claimed: Delivery[] = [];
+  const deleted: number[] = [];
+  const claimMax = target.kind === "scan" ? target.count : Number.MAX_SAFE_INTEGER;
+  for (const record of records) {
+    if (claimed.length >= claimMax) {
+      // The scan stopped early: it continues from the first record it did not look at.
+      next = record.seq;
+      break;
+    }
+    const deliveredAtMs = record.deliveredAtMs ?? record.availableAtMs - group.config.ackWaitMs;
+    if (clockMs - deliveredAtMs < command.minIdleMs) continue;
+    if (getMessage(state, stream, record.seq) === undefined) {
+      // Retention removed it: nothing left to deliver, as Redis drops such entries on a claim.
+      removePending(state, group, record);
+      group = { ...group, pending: group.pending - 1 };
+      deleted.push(record.seq);
+      continue;
+    }
+    const deliveries = command.justId ? record.deliveries : record.deliveries + 1;
+    writePending(
+      state,
+      group,
+      {
+        seq: record.seq,
+        consumer: command.consumer,
+        availableAtMs: clockMs + group.config.ackWaitMs,
+        deliveries,
+        deliveredAtMs: clockMs,
+      },
+      record,
+    );
+    if (!command.justId) group = { ...group, delivered: group.delivered + 1 };
+    claimed.push({ seq: record.seq, deliveries });
+  }
+  if (claimed.length > 0 || deleted.length > 0) putGroupMeta(state, stream, group);
+  return { ok: true, kind: "streams.claim", claimed, deleted, next };
 }
 
 /** Removes deleted streams' and groups' data and applies retention to idle streams, at most `max` keys. */

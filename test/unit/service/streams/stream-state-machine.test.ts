@@ -306,9 +306,9 @@ describe("consumer groups", () => {
     const group = getGroupMeta(s, meta, "g");
     assert.ok(group !== undefined);
     assert.deepEqual(listPending(s, group, 10), [
-      { seq: 1, consumer: "c1", availableAtMs: T + 1200, deliveries: 1 },
-      { seq: 2, consumer: "c1", availableAtMs: T + 1200, deliveries: 1 },
-      { seq: 3, consumer: "c2", availableAtMs: T + 1200, deliveries: 1 },
+      { seq: 1, consumer: "c1", availableAtMs: T + 1200, deliveries: 1, deliveredAtMs: T + 200 },
+      { seq: 2, consumer: "c1", availableAtMs: T + 1200, deliveries: 1, deliveredAtMs: T + 200 },
+      { seq: 3, consumer: "c2", availableAtMs: T + 1200, deliveries: 1, deliveredAtMs: T + 200 },
     ]);
     assert.equal(group.pending, 3);
   });
