@@ -21,16 +21,19 @@ import {
   listGroups,
   listPending,
   listStreams,
+  type MessageId,
   type MessagePage,
   messageCount,
   nextDueMs,
   readMessages,
+  readMessagesReverse,
   type SettleAction,
   type StartAt,
   type StreamCommand,
   type StreamConfig,
   type StreamMessage,
   type StreamMeta,
+  seqAtId,
   seqAtTime,
   streamSweepDue,
   streamsClockMs,
@@ -170,8 +173,17 @@ export interface ReadQuery {
   readonly from?: number;
   /** Read from the first message appended at or after this leader time instead. */
   readonly fromTimeMs?: number;
+  /** Read from the first message with this id or a later one instead: `<ms>-<n>`, or `<ms>` for `<ms>-0`. */
+  readonly fromId?: string;
   /** Last sequence to read (inclusive; default: to the end). */
   readonly to?: number;
+  /** Read up to the last message with this id or an earlier one instead: `<ms>-<n>`, or `<ms>` for any n. */
+  readonly toId?: string;
+  /**
+   * Read newest first, from the end of the range down (Redis XREVRANGE); `next` is then where to
+   * continue downward, 0 once the range is read. Does not wait.
+   */
+  readonly reverse?: boolean;
   /** Messages at most (default `readPageDefault`; more than `readLimitMax` reads that many). */
   readonly limit?: number;
   /** Wait up to this long for a message when there is none yet. */
@@ -384,8 +396,16 @@ export class StreamService {
     checkInteger("from", query.from, 0, Number.MAX_SAFE_INTEGER);
     checkInteger("fromTimeMs", query.fromTimeMs, 0, Number.MAX_SAFE_INTEGER);
     checkInteger("to", query.to, 0, Number.MAX_SAFE_INTEGER);
-    if (query.from !== undefined && query.fromTimeMs !== undefined) {
-      throw new CairnError("ERR_BAD_REQUEST", "give from or fromTimeMs, not both");
+    const fromId = query.fromId === undefined ? undefined : parseMessageId("fromId", query.fromId, 0);
+    const toId =
+      query.toId === undefined ? undefined : parseMessageId("toId", query.toId, Number.MAX_SAFE_INTEGER);
+    const starts = [query.from, query.fromTimeMs, query.fromId].filter((v) => v !== undefined).length;
+    if (starts > 1) throw new CairnError("ERR_BAD_REQUEST", "give one of from, fromTimeMs and fromId");
+    if (query.to !== undefined && query.toId !== undefined) {
+      throw new CairnError("ERR_BAD_REQUEST", "give to or toId, not both");
+    }
+    if (query.reverse === true && query.waitMs !== undefined && query.waitMs > 0) {
+      throw new CairnError("ERR_BAD_REQUEST", "a reverse read does not wait");
     }
     const consistency = query.consistency ?? "linearizable";
     const deadline = this.#notifier.monotonicMs() + (query.waitMs ?? 0);
@@ -395,21 +415,31 @@ export class StreamService {
       const page = await this.#read(consistency, (state) => {
         const meta = requireStream(state, name);
         const start =
-          from ?? (query.fromTimeMs !== undefined ? seqAtTime(state, meta, query.fromTimeMs) : meta.firstSeq);
+          from ??
+          (query.fromTimeMs !== undefined
+            ? seqAtTime(state, meta, query.fromTimeMs)
+            : fromId !== undefined
+              ? seqAtId(state, meta, fromId)
+              : meta.firstSeq);
+        // The last message at or before toId: the one before the first after it.
+        const end = toId !== undefined ? seqAtId(state, meta, { ms: toId.ms, n: toId.n + 1 }) - 1 : query.to;
+        const read = query.reverse === true ? readMessagesReverse : readMessages;
         return {
-          ...readMessages(state, meta, start, limit, this.#limits.readBytesMax, query.to),
+          ...read(state, meta, start, limit, this.#limits.readBytesMax, end),
           firstSeq: meta.firstSeq,
           lastSeq: meta.lastSeq,
+          end,
         };
       });
-      const rangeDone = query.to !== undefined && page.next > query.to;
+      if (query.reverse === true) return withoutEnd(page);
+      const rangeDone = page.end !== undefined && page.next > page.end;
       if (
         page.messages.length > 0 ||
         rangeDone ||
         this.#notifier.monotonicMs() >= deadline ||
         query.signal?.aborted === true
       ) {
-        return page;
+        return withoutEnd(page);
       }
       // Nothing yet: keep the position and wait for an applied batch that reaches it.
       from = page.next;
@@ -809,6 +839,22 @@ export class StreamService {
     if (!result.ok) throw refusalError(result);
     return { result, duplicate };
   }
+}
+
+/** A page as answered: the range's resolved end stays inside the service. */
+function withoutEnd(page: ReadResult & { readonly end: number | undefined }): ReadResult {
+  const { end: _end, ...rest } = page;
+  return rest;
+}
+
+const MESSAGE_ID = /^(\d{1,15})(?:-(\d{1,15}))?$/;
+
+/** Parses a message id bound `<ms>-<n>`, or `<ms>` with `n` for its counter. */
+function parseMessageId(field: string, id: string, n: number): MessageId {
+  const match = MESSAGE_ID.exec(id);
+  if (match === null)
+    throw new CairnError("ERR_BAD_REQUEST", `${field} must be a message id <ms>-<n> or <ms>`);
+  return { ms: Number(match[1]), n: match[2] === undefined ? n : Number(match[2]) };
 }
 
 function requireStream(state: StateReader, name: string): StreamMeta {

@@ -389,6 +389,78 @@ export function readMessages(
   return { messages, next: last === undefined ? Math.max(start, end + 1) : last.seq + 1 };
 }
 
+/**
+ * Reads up to `limit` messages (and about `bytesMax` bytes) from sequence `to` down to `from`
+ * (inclusive), newest first; `next` is the sequence to continue downward from, 0 once the range is
+ * read.
+ */
+export function readMessagesReverse(
+  state: StateReader,
+  stream: StreamMeta,
+  from: number,
+  limit: number,
+  bytesMax: number,
+  to = Number.MAX_SAFE_INTEGER,
+): MessagePage {
+  const low = Math.max(from, stream.firstSeq);
+  let high = Math.min(to, stream.lastSeq);
+  const messages: StreamMessage[] = [];
+  let bytes = 0;
+  // The store reads forward only: read windows below `high`, doubling them where deleted messages
+  // leave a window short, so a page costs a few forward reads.
+  let window = limit;
+  while (high >= low && messages.length < limit) {
+    const start = Math.max(low, high - window + 1);
+    const chunk = [
+      ...state.range("stream-message", pair(stream.id, start), pair(stream.id, high + 1), high - start + 1),
+    ];
+    for (let i = chunk.length - 1; i >= 0 && messages.length < limit; i--) {
+      const entry = chunk[i];
+      if (entry === undefined) continue;
+      const message = decodeMessage(new ByteReader(entry[0].subarray(8)).u64(), entry[1]);
+      bytes += message.payload.length;
+      if (messages.length > 0 && bytes > bytesMax) return { messages, next: message.seq };
+      messages.push(message);
+    }
+    high = start - 1;
+    window *= 2;
+  }
+  const last = messages.at(-1);
+  const more = messages.length === limit && last !== undefined && last.seq - 1 >= low;
+  return { messages, next: more ? last.seq - 1 : 0 };
+}
+
+/** A message id `<ms>-<n>` as its two numbers, ordered as Redis orders them. */
+export interface MessageId {
+  readonly ms: number;
+  readonly n: number;
+}
+
+function compareIds(a: MessageId, b: MessageId): number {
+  return a.ms !== b.ms ? a.ms - b.ms : a.n - b.n;
+}
+
+function idOf(message: StreamMessage): MessageId {
+  const dash = message.id.indexOf("-");
+  return { ms: Number(message.id.slice(0, dash)), n: Number(message.id.slice(dash + 1)) };
+}
+
+/**
+ * The sequence of the first held message whose id is `id` or later (lastSeq + 1 if none is): ids
+ * grow with sequences, so this bisects as {@link seqAtTime} does.
+ */
+export function seqAtId(state: StateReader, stream: StreamMeta, id: MessageId): number {
+  let lo = stream.firstSeq;
+  let hi = stream.lastSeq + 1;
+  while (lo < hi) {
+    const mid = Math.floor((lo + hi) / 2);
+    const message = messageAtOrAfter(state, stream, mid);
+    if (message !== undefined && compareIds(idOf(message), id) < 0) lo = message.seq + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /** The newest held message's sequence: lastSeq, unless that message was deleted (or none is held). */
 function lastHeldSeq(state: StateReader, stream: StreamMeta): number {
   // Without holes the message at lastSeq is held; an empty stream has none (and lastSeq < firstSeq).
