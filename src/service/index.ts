@@ -47,11 +47,13 @@ export {
   type ReadQuery,
   type ReadResult,
   type StreamCreateOptions,
+  type StreamCursor,
   type StreamInfo,
   type StreamLimits,
   StreamService,
 } from "./stream-service.js";
 export type {
+  ClaimTarget,
   DiscardPolicy,
   GroupConfig,
   GroupConfigChanges,

@@ -48,6 +48,8 @@ export interface StreamLimits {
   readonly readLimitMax: number;
   /** Messages per read page when the caller does not say. */
   readonly readPageDefault: number;
+  /** Streams one read of several streams names at most. */
+  readonly readStreamsMax: number;
   /**
    * How long one round of {@link StreamService.follow} waits for new messages before it answers an
    * empty page (a follower's cue to show it is alive, as a server-sent event comment).
@@ -80,6 +82,7 @@ export const defaultStreamLimits: StreamLimits = {
   headersMax: 64,
   readLimitMax: 1000,
   readPageDefault: 100,
+  readStreamsMax: 256,
   followWaitMs: 15_000,
   readBytesMax: 4 * 1024 * 1024,
   waitMsMax: 30_000,
@@ -197,6 +200,17 @@ export interface ReadQuery {
 export interface ReadResult extends MessagePage {
   readonly firstSeq: number;
   readonly lastSeq: number;
+}
+
+/** Where {@link StreamService.readMany} reads one stream from; at most one of the starting points. */
+export interface StreamCursor {
+  readonly name: string;
+  /** From this sequence on. */
+  readonly from?: number;
+  /** After the message with this id (`<ms>-<n>`; `<ms>` for after every id of that millisecond). */
+  readonly afterId?: string;
+  /** Only messages appended after the call. */
+  readonly onlyNew?: boolean;
 }
 
 /** Settings of a new consumer group. */
@@ -443,10 +457,81 @@ export class StreamService {
       }
       // Nothing yet: keep the position and wait for an applied batch that reaches it.
       from = page.next;
-      await this.#waitFor(version, deadline, query.signal, (state) => {
+      await this.#waitFor([name], version, deadline, query.signal, (state) => {
         const meta = getStreamMeta(state, name);
         return meta === undefined || meta.lastSeq >= page.next;
       });
+    }
+  }
+
+  /**
+   * Reads several streams at once, waiting up to `waitMs` until one of them has a message (Redis
+   * XREAD BLOCK over several streams). Each cursor starts at a sequence (`from`), after a message id
+   * (`afterId`, exclusive as XREAD's), at the stream's end as of this call (`onlyNew`, XREAD's `$`),
+   * or at its first message. A stream that does not exist yet reads as empty, and its first
+   * messages count once it is created. Answers the streams that have messages, in the order asked,
+   * each with up to `limit` of them and where to continue.
+   */
+  async readMany(
+    cursors: readonly StreamCursor[],
+    options: {
+      readonly limit?: number;
+      readonly waitMs?: number;
+      readonly signal?: AbortSignal;
+      readonly consistency?: Consistency;
+    } = {},
+  ): Promise<{ name: string; messages: readonly StreamMessage[]; next: number }[]> {
+    if (cursors.length === 0 || cursors.length > this.#limits.readStreamsMax) {
+      throw new CairnError("ERR_BAD_REQUEST", `give 1 to ${this.#limits.readStreamsMax} streams`);
+    }
+    for (const cursor of cursors) {
+      checkName("stream", cursor.name, STREAM_NAME);
+      checkInteger("from", cursor.from, 0, Number.MAX_SAFE_INTEGER);
+      const starts = [cursor.from, cursor.afterId, cursor.onlyNew === true ? true : undefined];
+      if (starts.filter((v) => v !== undefined).length > 1) {
+        throw new CairnError("ERR_BAD_REQUEST", "give one of from, afterId and onlyNew per stream");
+      }
+    }
+    checkInteger("limit", options.limit, 1, Number.MAX_SAFE_INTEGER);
+    checkInteger("waitMs", options.waitMs, 0, this.#limits.waitMsMax);
+    const limit = Math.min(options.limit ?? this.#limits.readPageDefault, this.#limits.readLimitMax);
+    const afterIds = cursors.map((c) =>
+      c.afterId === undefined ? undefined : parseMessageId("afterId", c.afterId, Number.MAX_SAFE_INTEGER),
+    );
+    const consistency = options.consistency ?? "linearizable";
+    const deadline = this.#notifier.monotonicMs() + (options.waitMs ?? 0);
+    const names = cursors.map((c) => c.name);
+    // Where each stream is read from, fixed on the first read, so `onlyNew` means new since the call.
+    let positions: number[] | undefined;
+    for (;;) {
+      const version = this.#notifier.version;
+      const pages = await this.#read(consistency, (state) => {
+        positions ??= cursors.map((cursor, i) => {
+          const meta = getStreamMeta(state, cursor.name);
+          const afterId = afterIds[i];
+          if (cursor.from !== undefined) return cursor.from;
+          if (meta === undefined) return 1;
+          if (cursor.onlyNew === true) return meta.lastSeq + 1;
+          if (afterId !== undefined) return seqAtId(state, meta, { ms: afterId.ms, n: afterId.n + 1 });
+          return meta.firstSeq;
+        });
+        const from = positions;
+        return cursors.map((cursor, i) => {
+          const meta = getStreamMeta(state, cursor.name);
+          const at = from[i] ?? 1;
+          if (meta === undefined) return { name: cursor.name, messages: [], next: at };
+          return { name: cursor.name, ...readMessages(state, meta, at, limit, this.#limits.readBytesMax) };
+        });
+      });
+      const found = pages.filter((page) => page.messages.length > 0);
+      if (found.length > 0 || this.#notifier.monotonicMs() >= deadline || options.signal?.aborted === true) {
+        return found;
+      }
+      positions = pages.map((page) => page.next);
+      const waitingAt = positions;
+      await this.#waitFor(names, version, deadline, options.signal, (state) =>
+        names.some((name, i) => (getStreamMeta(state, name)?.lastSeq ?? 0) >= (waitingAt[i] ?? 1)),
+      );
     }
   }
 
@@ -614,6 +699,7 @@ export class StreamService {
       // Propose again only when local state says something is available: a new message, or an
       // ack deadline that has passed (checked at least every 250 ms, as deadlines need no apply).
       await this.#waitFor(
+        [stream],
         version,
         deadline,
         signal,
@@ -797,8 +883,12 @@ export class StreamService {
     for (const seq of seqs) checkInteger("seq", seq, 1, Number.MAX_SAFE_INTEGER);
   }
 
-  /** Waits until `ready` holds on local state after an applied batch, `deadline`, or abort. */
+  /**
+   * Waits until `ready` holds on local state after an applied batch that touched one of `streams`,
+   * `deadline`, or abort.
+   */
   async #waitFor(
+    streams: readonly string[],
     version: number,
     deadline: number,
     signal: AbortSignal | undefined,
@@ -809,7 +899,7 @@ export class StreamService {
     for (;;) {
       const left = deadline - this.#notifier.monotonicMs();
       if (left <= 0 || signal?.aborted === true) return;
-      await this.#notifier.wait(seen, Math.min(left, pollMs), signal);
+      await this.#notifier.wait(seen, Math.min(left, pollMs), signal, streams);
       seen = this.#notifier.version;
       if (this.#log.readStale(ready).value) return;
     }

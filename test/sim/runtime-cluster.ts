@@ -336,7 +336,7 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     // Long-poll timeouts on the incarnation's simulated timers (silent once it crashed).
     const env = this.#envOf(inc);
     const applied = new ApplyNotifier(undefined, env);
-    const service = new ServiceStateMachine(inc.backend, undefined, () => applied.notify());
+    const service = new ServiceStateMachine(inc.backend, undefined, (touched) => applied.notify(touched));
     inc.appliedThrough = service.appliedIndex();
     const stateMachine: StateMachine<ApplyOutcome> = {
       appliedIndex: () => service.appliedIndex(),

@@ -98,3 +98,62 @@ describe("StreamService: claims", () => {
     assert.equal(info.consumers["c1"]?.pending, 2);
   });
 });
+
+describe("StreamService: a wait over several streams", () => {
+  /** Resolves once `log`'s notifier holds a waiter: the read is waiting. */
+  async function waiting(log: LocalReplication): Promise<void> {
+    while (log.applied.waiting === 0) await new Promise((resolve) => setImmediate(resolve));
+  }
+
+  it("answers at once the streams that have messages, from each cursor", async () => {
+    const { streams } = await setup();
+    await streams.create("t");
+    const found = await streams.readMany([
+      { name: "s", afterId: "1800000000001-0" },
+      { name: "t" },
+      { name: "missing" },
+    ]);
+    assert.deepEqual(
+      found.map((f) => [f.name, payloads(f)]),
+      [["s", ["d", "e"]]],
+    );
+  });
+
+  it("waits until any stream gets a message after the call (XREAD BLOCK with $)", async () => {
+    const { log, streams } = await setup();
+    await streams.create("t");
+    const read = streams.readMany(
+      [
+        { name: "s", onlyNew: true },
+        { name: "t", onlyNew: true },
+      ],
+      { waitMs: 30_000 },
+    );
+    await waiting(log);
+    await streams.append("t", { payload: utf8("new") });
+    const found = await read;
+    assert.deepEqual(
+      found.map((f) => [f.name, payloads(f), f.next]),
+      [["t", ["new"], 2]],
+    );
+  });
+
+  it("a stream created while waiting counts from its first message; an empty wait answers nothing", async () => {
+    const { log, streams } = await setup();
+    const controller = new AbortController();
+    const read = streams.readMany([{ name: "later", onlyNew: true }], { waitMs: 30_000 });
+    await waiting(log);
+    await streams.append("later", { payload: utf8("first"), createIfMissing: {} });
+    assert.deepEqual(
+      (await read).map((f) => payloads(f)),
+      [["first"]],
+    );
+    const aborted = streams.readMany([{ name: "s", onlyNew: true }], {
+      waitMs: 30_000,
+      signal: controller.signal,
+    });
+    await waiting(log);
+    controller.abort();
+    assert.deepEqual(await aborted, []);
+  });
+});
