@@ -148,7 +148,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     env,
     storage,
     sender: host.sender(),
-    stateMachine: new ServiceStateMachine(backend, undefined, () => applied.notify()),
+    stateMachine: new ServiceStateMachine(backend, undefined, (touched) => applied.notify(touched)),
     tickIntervalMs: config.tickIntervalMs,
     onFatal: (error) => {
       fatal = true;

@@ -1,6 +1,8 @@
 // Wakes long-polls and event streams when the state machine applies entries. The apply path calls
-// notify() once per applied batch; a waiter passes the version it last saw, so a batch applied
-// between its read and its wait is never missed. The number of waiters is bounded.
+// notify() once per applied batch with the streams the batch touched, and wakes only the waiters
+// of those streams (and those that wait for any change); a waiter passes the version it last saw,
+// so a batch applied between its read and its wait is never missed (it wakes at once, and reads
+// again). The number of waiters is bounded.
 import type { Env } from "../node/env.js";
 import { CairnError } from "./errors.js";
 
@@ -16,11 +18,16 @@ const systemClock: WaitClock = {
   },
 };
 
-/** A bounded set of waiters woken whenever entries are applied. */
+/** A bounded set of waiters, each woken when entries that touch what it waits for are applied. */
 export class ApplyNotifier {
   readonly #waitersMax: number;
   readonly #clock: WaitClock;
+  /** Every waiter, to count and bound them. */
   readonly #waiters = new Set<() => void>();
+  /** Waiters for any change. */
+  readonly #waitingForAny = new Set<() => void>();
+  /** Waiters by the stream they wait for (a waiter may wait for several). */
+  readonly #waitingFor = new Map<string, Set<() => void>>();
   #version = 0;
 
   /**
@@ -47,19 +54,32 @@ export class ApplyNotifier {
     return this.#waiters.size;
   }
 
-  /** Called by the apply path after a batch is applied: wakes every waiter. */
-  notify(): void {
+  /**
+   * Called by the apply path after a batch is applied: wakes the waiters of the streams in
+   * `touched` and those waiting for any change; every waiter when `touched` is not given.
+   */
+  notify(touched?: Iterable<string>): void {
     this.#version++;
-    const waiters = [...this.#waiters];
-    this.#waiters.clear();
-    for (const wake of waiters) wake();
+    if (touched === undefined) {
+      for (const wake of [...this.#waiters]) wake();
+      return;
+    }
+    const woken = new Set(this.#waitingForAny);
+    for (const key of touched) for (const wake of this.#waitingFor.get(key) ?? []) woken.add(wake);
+    for (const wake of woken) wake();
   }
 
   /**
-   * Resolves once a batch is applied after `sinceVersion` (at once if one already was), after
-   * `timeoutMs`, or when `signal` aborts. Throws ERR_BUSY when `waitersMax` are already waiting.
+   * Resolves once a batch that touches one of the streams `keys` (any batch, without `keys`) is
+   * applied after `sinceVersion` (at once if any batch already was), after `timeoutMs`, or when
+   * `signal` aborts. Throws ERR_BUSY when `waitersMax` are already waiting.
    */
-  wait(sinceVersion: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  wait(
+    sinceVersion: number,
+    timeoutMs: number,
+    signal?: AbortSignal,
+    keys?: readonly string[],
+  ): Promise<void> {
     if (this.#version !== sinceVersion || timeoutMs <= 0 || signal?.aborted === true)
       return Promise.resolve();
     if (this.#waiters.size >= this.#waitersMax) {
@@ -72,12 +92,31 @@ export class ApplyNotifier {
         cancel();
         signal?.removeEventListener("abort", done);
         this.#waiters.delete(done);
+        if (keys === undefined) this.#waitingForAny.delete(done);
+        else {
+          for (const key of keys) {
+            const set = this.#waitingFor.get(key);
+            set?.delete(done);
+            if (set?.size === 0) this.#waitingFor.delete(key);
+          }
+        }
         resolve();
       };
       const cancel = this.#clock.after(timeoutMs, done);
 
       signal?.addEventListener("abort", done, { once: true });
       this.#waiters.add(done);
+      if (keys === undefined) this.#waitingForAny.add(done);
+      else {
+        for (const key of keys) {
+          let set = this.#waitingFor.get(key);
+          if (set === undefined) {
+            set = new Set();
+            this.#waitingFor.set(key, set);
+          }
+          set.add(done);
+        }
+      }
     });
   }
 }

@@ -10,10 +10,12 @@ import {
   type MemberCommand,
   type MemberResult,
 } from "./cluster/members.js";
+import { isErrorCode } from "./errors.js";
 import { applyKv, decodeKvCommand, encodeKvCommand, type KvCommand, type KvResult } from "./kv/index.js";
 import type { StateReader, StateWriter } from "./state.js";
 import {
   applyStream,
+  type Delivery,
   decodeStreamCommand,
   encodeStreamCommand,
   type StreamCommand,
@@ -27,8 +29,51 @@ export type Command =
   | { readonly service: "members"; readonly command: MemberCommand }
   | { readonly service: "streams"; readonly command: StreamCommand };
 
-/** The result of applying a {@link Command}. */
+/**
+ * The result of applying a {@link Command}, tagged with the command's kind (`<service>.<type>`),
+ * whether it succeeded or was refused.
+ */
 export type CommandResult = KvResult | MemberResult | StreamResult;
+
+/** The kind of a command and of its result: `<service>.<type>`, as `kv.put` or `streams.append`. */
+export type CommandKind = KindOf<Command>;
+
+/** The kind of commands `C`. */
+type KindOf<C extends Command> = C extends {
+  readonly service: infer S extends string;
+  readonly command: { readonly type: infer T extends string };
+}
+  ? `${S}.${T}`
+  : never;
+
+/** The result type of commands `C`: what proposing one of them answers. */
+export type ResultOf<C extends Command> = Extract<CommandResult, { readonly kind: KindOf<C> }>;
+
+/** Compiles only while every kind of command has a result type of that kind. */
+type EveryCommandAnswered<T extends true> = T;
+export type CommandsAnswered = EveryCommandAnswered<
+  [Exclude<CommandKind, CommandResult["kind"]>] extends [never] ? true : false
+>;
+
+/** The kind of `command`. */
+export function commandKind(command: Command): CommandKind {
+  switch (command.service) {
+    case "kv":
+      return `kv.${command.command.type}`;
+    case "members":
+      return `members.${command.command.type}`;
+    case "streams":
+      return `streams.${command.command.type}`;
+  }
+}
+
+/**
+ * Whether `result` answers `command`, judged by its kind tag: the tag, not the result's shape,
+ * says which result it is.
+ */
+export function isResultOf<C extends Command>(command: C, result: CommandResult): result is ResultOf<C> {
+  return result.kind === commandKind(command);
+}
 
 /** What a client write carries into the log. */
 export interface Envelope {
@@ -141,8 +186,137 @@ function commandDigest(data: Uint8Array): number {
   return crc32(data);
 }
 
+// A remembered result is kept as JSON so that nodes of the previous release, which wrote untagged
+// JSON results (stream results named their kind `op`), read it too and this release reads theirs:
+// the result's kind comes from the retried command, whose digest matched the first one's.
 function encodeStored(tsMs: number, digest: number, result: CommandResult): Uint8Array {
   return new ByteWriter(64).u64(tsMs).u32(digest).string(JSON.stringify(result)).finish();
+}
+
+/** How a remembered result's field is checked when it is read back. */
+type FieldCodec = "number" | "boolean" | "string" | "numbers" | "deliveries";
+
+/** The codec a field of type `T` takes. */
+type CodecOf<T> = T extends number
+  ? "number"
+  : T extends boolean
+    ? "boolean"
+    : T extends string
+      ? "string"
+      : T extends readonly number[]
+        ? "numbers"
+        : T extends readonly Delivery[]
+          ? "deliveries"
+          : never;
+
+/** The fields of the successful result of kind `K`, beyond its tag. */
+type SuccessFields<K extends CommandKind> = Omit<
+  Extract<CommandResult, { readonly kind: K; ok: true }>,
+  "kind" | "ok"
+>;
+
+/**
+ * The fields of each successful result and how each is checked. Typed by the result types, so a
+ * new command, or a new field of a result, does not compile until it is listed here.
+ */
+const successFields: {
+  readonly [K in CommandKind]: { readonly [F in keyof SuccessFields<K>]-?: CodecOf<SuccessFields<K>[F]> };
+} = {
+  "kv.put": { revision: "number", created: "boolean" },
+  "kv.delete": { deleted: "boolean", revision: "number" },
+  "kv.increment": { value: "string", revision: "number" },
+  "kv.expire": { expired: "number" },
+  "kv.set-ttl": { changed: "boolean", revision: "number" },
+  "kv.put-many": { written: "boolean", revision: "number" },
+  "members.register": {},
+  "members.unregister": {},
+  "streams.create": { created: "boolean" },
+  "streams.delete": { deleted: "boolean" },
+  "streams.update": { updated: "boolean" },
+  "streams.message-delete": { deleted: "numbers" },
+  "streams.append": { seq: "number", id: "string", duplicate: "boolean" },
+  "streams.group-create": { created: "boolean" },
+  "streams.group-delete": { deleted: "boolean" },
+  "streams.group-update": { updated: "boolean" },
+  "streams.fetch": { messages: "deliveries" },
+  "streams.settle": { settled: "numbers", notPending: "numbers" },
+  "streams.sweep": { removed: "number" },
+  "streams.claim": { claimed: "deliveries", deleted: "numbers", next: "number" },
+};
+
+/** Detail fields a remembered refusal may carry (all numbers, or null for a missing key's revision). */
+const detailFields = [
+  "currentRevision",
+  "currentLastSeq",
+  "limit",
+  "revision",
+  "firstSeq",
+  "lastSeq",
+] as const;
+
+function isRecord(value: unknown): value is Readonly<Record<string, unknown>> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function checkField(value: unknown, codec: FieldCodec): boolean {
+  switch (codec) {
+    case "number":
+      return typeof value === "number";
+    case "boolean":
+      return typeof value === "boolean";
+    case "string":
+      return typeof value === "string";
+    case "numbers":
+      return Array.isArray(value) && value.every((v) => typeof v === "number");
+    case "deliveries":
+      return (
+        Array.isArray(value) &&
+        value.every((v) => isRecord(v) && typeof v["seq"] === "number" && typeof v["deliveries"] === "number")
+      );
+  }
+}
+
+/**
+ * Reads back the result remembered for an idempotency key, checking every field against the result
+ * type of `command`'s kind. Throws DecodeError when it does not match (corrupt state).
+ */
+export function decodeStoredResult<C extends Command>(command: C, text: string): ResultOf<C> {
+  const kind = commandKind(command);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (cause) {
+    throw new DecodeError(`remembered result of ${kind} is not JSON`, { cause });
+  }
+  if (!isRecord(value) || typeof value["ok"] !== "boolean") {
+    throw new DecodeError(`remembered result of ${kind} is not a result`);
+  }
+  if (value["kind"] !== undefined && value["kind"] !== kind) {
+    throw new DecodeError(`remembered result of kind ${String(value["kind"])} answers a ${kind}`);
+  }
+  if (value["ok"] === false) {
+    const { code, message } = value;
+    if (!isErrorCode(code) || typeof message !== "string") {
+      throw new DecodeError(`remembered refusal of ${kind} has no code or message`);
+    }
+    // The previous release kept a refusal's details beside its code; this one keeps them apart.
+    const from = isRecord(value["details"]) ? value["details"] : value;
+    const details: Record<string, number | null> = {};
+    for (const field of detailFields) {
+      const detail = from[field];
+      if (typeof detail === "number" || detail === null) details[field] = detail;
+    }
+    // A decoder's cast: the code and each detail were checked above.
+    return { kind, ok: false, code, message, details } as unknown as ResultOf<C>;
+  }
+  const fields: Record<string, unknown> = { kind, ok: true };
+  for (const [field, codec] of Object.entries<FieldCodec>(successFields[kind])) {
+    const fieldValue = value[field];
+    if (!checkField(fieldValue, codec)) throw new DecodeError(`remembered result of ${kind} lacks ${field}`);
+    fields[field] = fieldValue;
+  }
+  // A decoder's cast: every field of the kind's result type was checked above.
+  return fields as unknown as ResultOf<C>;
 }
 
 function dedupeIndexKey(tsMs: number, key: Uint8Array): Uint8Array {
@@ -201,7 +375,7 @@ export function applyEnvelope(
           message: "idempotency key was already used for a different request",
         };
       }
-      return { ok: true, result: JSON.parse(reader.string()) as CommandResult, duplicate: true };
+      return { ok: true, result: decodeStoredResult(envelope.command, reader.string()), duplicate: true };
     }
     state.delete("dedupe-ttl", dedupeIndexKey(storedTsMs, key));
     state.delete("dedupe", key);

@@ -5,7 +5,7 @@ import type { Env } from "../node/env.js";
 import { NodeError } from "../node/node-error.js";
 import type { RaftGroup } from "../node/raft-group.js";
 import type { ApplyOutcome } from "./command.js";
-import { CairnError } from "./errors.js";
+import { CairnError, isCairnError } from "./errors.js";
 import type { LeaderLink } from "./leader-link.js";
 import type { ReplicationPort, Staleness } from "./replication.js";
 import type { StateReader } from "./state.js";
@@ -67,7 +67,7 @@ export class GroupReplication implements ReplicationPort {
 
 /** Keeps a runtime error's stable code; anything else is an internal error. */
 export function toCairnError(error: unknown): CairnError {
-  if (error instanceof CairnError) return error;
+  if (isCairnError(error)) return error;
   if (error instanceof NodeError) {
     return new CairnError(
       error.code,

@@ -8,7 +8,7 @@ import type { StateMachine } from "../node/ports.js";
 import type { Entry } from "../raft/index.js";
 import { type GroupId, type LogIndex, logIndex } from "../raft/index.js";
 import type { Effect, StateStore } from "../storage/state-store.js";
-import { assert } from "../util/assert.js";
+import { assert, assertNever } from "../util/assert.js";
 import { bytesEqual, compareBytes } from "../util/bytes.js";
 import {
   type ApplyOutcome,
@@ -26,6 +26,7 @@ import {
   StateOverlay,
   type StateReader,
 } from "./state.js";
+import type { StreamCommand } from "./streams/index.js";
 
 /** Where committed state lives: read it, and commit a round's effects with its applied index. */
 export interface StateBackend {
@@ -66,16 +67,17 @@ export class MemoryBackend implements StateBackend {
 export class ServiceStateMachine implements StateMachine<ApplyOutcome> {
   readonly #backend: StateBackend;
   readonly #settings: IdempotencySettings;
-  readonly #onApplied: (() => void) | undefined;
+  readonly #onApplied: ((touchedStreams: ReadonlySet<string>) => void) | undefined;
 
   /**
    * Creates the state machine over a backend. `onApplied` runs after each applied batch is
-   * committed (it wakes long-polls and event streams waiting for new messages).
+   * committed, with the streams the batch touched (it wakes long-polls, fetches and event streams
+   * waiting on them).
    */
   constructor(
     backend: StateBackend,
     settings: IdempotencySettings = defaultIdempotencySettings,
-    onApplied?: () => void,
+    onApplied?: (touchedStreams: ReadonlySet<string>) => void,
   ) {
     this.#backend = backend;
     this.#settings = settings;
@@ -93,17 +95,56 @@ export class ServiceStateMachine implements StateMachine<ApplyOutcome> {
   async apply(entries: readonly Entry[]): Promise<readonly (ApplyOutcome | undefined)[]> {
     const overlay = new StateOverlay(this.#backend.reader);
     const applied = this.#backend.appliedIndex();
+    const touched = new Set<string>();
     const results = entries.map((entry) => {
       // Applying is idempotent: entries at or below the applied index were committed before.
       if (entry.index <= applied || entry.kind !== "normal" || entry.data.length === 0) return undefined;
-      return applyEnvelope(overlay, decodeEnvelope(entry.data), this.#settings);
+      const envelope = decodeEnvelope(entry.data);
+      if (envelope.command.service === "streams") touchedBy(envelope.command.command, touched);
+      return applyEnvelope(overlay, envelope, this.#settings);
     });
     const last = entries.at(-1);
     if (last !== undefined && last.index > applied) {
-      await this.#backend.commit(overlay.effects(), last.index);
-      this.#onApplied?.();
+      const effects = overlay.effects();
+      // Any stream whose bookkeeping changed: appends, and the dead letters, retention and sweeps
+      // that other commands cause.
+      for (const effect of effects) {
+        if (effect.space === "stream-meta") touched.add(streamNameDecoder.decode(effect.key));
+      }
+      await this.#backend.commit(effects, last.index);
+      this.#onApplied?.(touched);
     }
     return results;
+  }
+}
+
+const streamNameDecoder = new TextDecoder();
+
+/**
+ * Adds the stream a command acts on to `touched`: group commands change what a fetch waiting on
+ * the stream may hand out (a nack, a claim, a raised limit) without changing the stream itself.
+ */
+function touchedBy(command: StreamCommand, touched: Set<string>): void {
+  switch (command.type) {
+    case "create":
+    case "delete":
+    case "update":
+    case "message-delete":
+    case "append":
+      touched.add(command.name);
+      return;
+    case "group-create":
+    case "group-delete":
+    case "group-update":
+    case "fetch":
+    case "settle":
+    case "claim":
+      touched.add(command.stream);
+      return;
+    case "sweep":
+      return;
+    default:
+      assertNever(command, "stream command");
   }
 }
 

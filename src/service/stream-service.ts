@@ -2,13 +2,14 @@
 // commands through the replicated log, serves reads (linearizable by default), long-polls for new
 // messages, and turns state machine failures into CairnErrors with stable codes.
 import type { ApplyNotifier } from "./apply-notifier.js";
-import type { CommandResult } from "./command.js";
-import { CairnError } from "./errors.js";
+import type { ResultOf } from "./command.js";
+import { CairnError, refusalError } from "./errors.js";
 import type { Consistency } from "./kv-service.js";
 import { proposeCommand } from "./propose.js";
 import type { ReplicationPort } from "./replication.js";
 import type { StateReader } from "./state.js";
 import {
+  type ClaimTarget,
   type Delivery,
   type GroupConfig,
   type GroupConfigChanges,
@@ -20,17 +21,19 @@ import {
   listGroups,
   listPending,
   listStreams,
+  type MessageId,
   type MessagePage,
   messageCount,
   nextDueMs,
   readMessages,
+  readMessagesReverse,
   type SettleAction,
   type StartAt,
   type StreamCommand,
   type StreamConfig,
   type StreamMessage,
   type StreamMeta,
-  type StreamResult,
+  seqAtId,
   seqAtTime,
   streamSweepDue,
   streamsClockMs,
@@ -41,14 +44,25 @@ export interface StreamLimits {
   /** The largest message (payload, key and headers) any stream accepts. */
   readonly messageBytesMax: number;
   readonly headersMax: number;
-  /** Messages per read page at most. */
+  /** Messages per read page at most; a larger page asked for reads this many. */
   readonly readLimitMax: number;
+  /** Messages per read page when the caller does not say. */
+  readonly readPageDefault: number;
+  /** Streams one read of several streams names at most. */
+  readonly readStreamsMax: number;
+  /**
+   * How long one round of {@link StreamService.follow} waits for new messages before it answers an
+   * empty page (a follower's cue to show it is alive, as a server-sent event comment).
+   */
+  readonly followWaitMs: number;
   /** Payload bytes per read page, about (a page always holds at least one message). */
   readonly readBytesMax: number;
   /** The longest long-poll or fetch wait. */
   readonly waitMsMax: number;
-  /** Messages one fetch hands out at most. */
+  /** Messages one fetch or claim hands out at most. */
   readonly fetchMax: number;
+  /** Messages a claim by scan takes at most when the caller does not say (Redis's XAUTOCLAIM COUNT). */
+  readonly claimCountDefault: number;
   /** Sequences one ack, nack, extend or term names at most. */
   readonly settleSeqsMax: number;
   /** Messages in flight per group at most (a group's maxAckPending may not exceed it). */
@@ -59,14 +73,21 @@ export interface StreamLimits {
   readonly sweepEntriesMax: number;
 }
 
-/** Defaults: 1 MiB messages, pages of 1,000 messages or 4 MiB, waits up to 30 s, fetches of 1,000. */
+/**
+ * Defaults: 1 MiB messages, pages of 100 messages (at most 1,000 or 4 MiB), waits up to 30 s (a
+ * follower's 15 s), fetches of 1,000.
+ */
 export const defaultStreamLimits: StreamLimits = {
   messageBytesMax: 1024 * 1024,
   headersMax: 64,
   readLimitMax: 1000,
+  readPageDefault: 100,
+  readStreamsMax: 256,
+  followWaitMs: 15_000,
   readBytesMax: 4 * 1024 * 1024,
   waitMsMax: 30_000,
   fetchMax: 1000,
+  claimCountDefault: 100,
   settleSeqsMax: 1000,
   ackPendingMax: 10_000,
   sseConnectionsMax: 256,
@@ -142,6 +163,11 @@ export interface AppendInput {
   readonly key?: string;
   readonly msgId?: string;
   readonly expectedLastSeq?: number;
+  /**
+   * Creates the stream with these settings (defaults for those left out) when it does not exist,
+   * in the same replicated write as the append; an existing stream keeps its settings.
+   */
+  readonly createIfMissing?: StreamCreateOptions;
 }
 
 /** Where and how much to read. */
@@ -150,9 +176,19 @@ export interface ReadQuery {
   readonly from?: number;
   /** Read from the first message appended at or after this leader time instead. */
   readonly fromTimeMs?: number;
+  /** Read from the first message with this id or a later one instead: `<ms>-<n>`, or `<ms>` for `<ms>-0`. */
+  readonly fromId?: string;
   /** Last sequence to read (inclusive; default: to the end). */
   readonly to?: number;
-  readonly limit: number;
+  /** Read up to the last message with this id or an earlier one instead: `<ms>-<n>`, or `<ms>` for any n. */
+  readonly toId?: string;
+  /**
+   * Read newest first, from the end of the range down (Redis XREVRANGE); `next` is then where to
+   * continue downward, 0 once the range is read. Does not wait.
+   */
+  readonly reverse?: boolean;
+  /** Messages at most (default `readPageDefault`; more than `readLimitMax` reads that many). */
+  readonly limit?: number;
   /** Wait up to this long for a message when there is none yet. */
   readonly waitMs?: number;
   readonly consistency?: Consistency;
@@ -164,6 +200,17 @@ export interface ReadQuery {
 export interface ReadResult extends MessagePage {
   readonly firstSeq: number;
   readonly lastSeq: number;
+}
+
+/** Where {@link StreamService.readMany} reads one stream from; at most one of the starting points. */
+export interface StreamCursor {
+  readonly name: string;
+  /** From this sequence on. */
+  readonly from?: number;
+  /** After the message with this id (`<ms>-<n>`; `<ms>` for after every id of that millisecond). */
+  readonly afterId?: string;
+  /** Only messages appended after the call. */
+  readonly onlyNew?: boolean;
 }
 
 /** Settings of a new consumer group. */
@@ -203,11 +250,14 @@ export class StreamService {
   #sseConnections = 0;
   #sweeping = false;
 
-  /** Creates the service; `notifier` must be the one the state machine's apply path notifies. */
-  constructor(log: ReplicationPort, notifier: ApplyNotifier, limits: StreamLimits = defaultStreamLimits) {
+  /**
+   * Creates the service; `notifier` must be the one the state machine's apply path notifies. Limits
+   * not given take their defaults.
+   */
+  constructor(log: ReplicationPort, notifier: ApplyNotifier, limits: Partial<StreamLimits> = {}) {
     this.#log = log;
     this.#notifier = notifier;
-    this.#limits = limits;
+    this.#limits = { ...defaultStreamLimits, ...limits };
   }
 
   /** The limits in force. */
@@ -222,17 +272,8 @@ export class StreamService {
     idempotencyKey?: string,
   ): Promise<{ created: boolean; stream: StreamInfo; duplicate: boolean }> {
     checkName("stream", name, STREAM_NAME);
-    this.#checkSettings(options);
-    const config: StreamConfig = {
-      maxMessages: options.maxMessages ?? 0,
-      maxBytes: options.maxBytes ?? 0,
-      maxAgeMs: options.maxAgeMs ?? 0,
-      discard: options.discard ?? "old",
-      messageBytesMax: options.messageBytesMax ?? this.#limits.messageBytesMax,
-      dedupeWindowMs: options.dedupeWindowMs ?? 2 * 60_000,
-    };
+    const config = this.#configOf(options);
     const { result, duplicate } = await this.#propose({ type: "create", name, config }, idempotencyKey);
-    if (result.op !== "create") throw unexpected(result);
     const stream = await this.info(name);
     return { created: result.created, stream, duplicate };
   }
@@ -253,7 +294,6 @@ export class StreamService {
       throw new CairnError("ERR_BAD_REQUEST", "give at least one setting to change");
     }
     const { result, duplicate } = await this.#propose({ type: "update", name, changes }, idempotencyKey);
-    if (result.op !== "update") throw unexpected(result);
     return { updated: result.updated, stream: await this.info(name), duplicate };
   }
 
@@ -261,7 +301,6 @@ export class StreamService {
   async delete(name: string, idempotencyKey?: string): Promise<{ deleted: boolean; duplicate: boolean }> {
     checkName("stream", name, STREAM_NAME);
     const { result, duplicate } = await this.#propose({ type: "delete", name }, idempotencyKey);
-    if (result.op !== "delete") throw unexpected(result);
     return { deleted: result.deleted, duplicate };
   }
 
@@ -277,7 +316,6 @@ export class StreamService {
     checkName("stream", name, STREAM_NAME);
     this.#checkSeqs(seqs);
     const { result, duplicate } = await this.#propose({ type: "message-delete", name, seqs }, idempotencyKey);
-    if (result.op !== "message-delete") throw unexpected(result);
     return { deleted: result.deleted, duplicate };
   }
 
@@ -317,7 +355,8 @@ export class StreamService {
 
   /**
    * Appends a message. A repeated `msgId` within the stream's window answers the original sequence
-   * with `duplicate: true`; a failed `expectedLastSeq` is ERR_CONFLICT with `currentLastSeq`.
+   * with `duplicate: true`; a failed `expectedLastSeq` is ERR_CONFLICT with `currentLastSeq`. With
+   * `createIfMissing`, a missing stream is created by the same write.
    */
   async append(
     name: string,
@@ -351,10 +390,10 @@ export class StreamService {
         ...(input.key !== undefined ? { key: input.key } : {}),
         ...(input.msgId !== undefined ? { msgId: input.msgId } : {}),
         ...(input.expectedLastSeq !== undefined ? { expectedLastSeq: input.expectedLastSeq } : {}),
+        ...(input.createIfMissing !== undefined ? { createWith: this.#configOf(input.createIfMissing) } : {}),
       },
       idempotencyKey,
     );
-    if (result.op !== "append") throw unexpected(result);
     return { seq: result.seq, id: result.id, duplicate: result.duplicate || duplicate };
   }
 
@@ -365,13 +404,22 @@ export class StreamService {
    */
   async read(name: string, query: ReadQuery): Promise<ReadResult> {
     checkName("stream", name, STREAM_NAME);
-    checkInteger("limit", query.limit, 1, this.#limits.readLimitMax);
+    checkInteger("limit", query.limit, 1, Number.MAX_SAFE_INTEGER);
+    const limit = Math.min(query.limit ?? this.#limits.readPageDefault, this.#limits.readLimitMax);
     checkInteger("waitMs", query.waitMs, 0, this.#limits.waitMsMax);
     checkInteger("from", query.from, 0, Number.MAX_SAFE_INTEGER);
     checkInteger("fromTimeMs", query.fromTimeMs, 0, Number.MAX_SAFE_INTEGER);
     checkInteger("to", query.to, 0, Number.MAX_SAFE_INTEGER);
-    if (query.from !== undefined && query.fromTimeMs !== undefined) {
-      throw new CairnError("ERR_BAD_REQUEST", "give from or fromTimeMs, not both");
+    const fromId = query.fromId === undefined ? undefined : parseMessageId("fromId", query.fromId, 0);
+    const toId =
+      query.toId === undefined ? undefined : parseMessageId("toId", query.toId, Number.MAX_SAFE_INTEGER);
+    const starts = [query.from, query.fromTimeMs, query.fromId].filter((v) => v !== undefined).length;
+    if (starts > 1) throw new CairnError("ERR_BAD_REQUEST", "give one of from, fromTimeMs and fromId");
+    if (query.to !== undefined && query.toId !== undefined) {
+      throw new CairnError("ERR_BAD_REQUEST", "give to or toId, not both");
+    }
+    if (query.reverse === true && query.waitMs !== undefined && query.waitMs > 0) {
+      throw new CairnError("ERR_BAD_REQUEST", "a reverse read does not wait");
     }
     const consistency = query.consistency ?? "linearizable";
     const deadline = this.#notifier.monotonicMs() + (query.waitMs ?? 0);
@@ -381,28 +429,123 @@ export class StreamService {
       const page = await this.#read(consistency, (state) => {
         const meta = requireStream(state, name);
         const start =
-          from ?? (query.fromTimeMs !== undefined ? seqAtTime(state, meta, query.fromTimeMs) : meta.firstSeq);
+          from ??
+          (query.fromTimeMs !== undefined
+            ? seqAtTime(state, meta, query.fromTimeMs)
+            : fromId !== undefined
+              ? seqAtId(state, meta, fromId)
+              : meta.firstSeq);
+        // The last message at or before toId: the one before the first after it.
+        const end = toId !== undefined ? seqAtId(state, meta, { ms: toId.ms, n: toId.n + 1 }) - 1 : query.to;
+        const read = query.reverse === true ? readMessagesReverse : readMessages;
         return {
-          ...readMessages(state, meta, start, query.limit, this.#limits.readBytesMax, query.to),
+          ...read(state, meta, start, limit, this.#limits.readBytesMax, end),
           firstSeq: meta.firstSeq,
           lastSeq: meta.lastSeq,
+          end,
         };
       });
-      const rangeDone = query.to !== undefined && page.next > query.to;
+      if (query.reverse === true) return withoutEnd(page);
+      const rangeDone = page.end !== undefined && page.next > page.end;
       if (
         page.messages.length > 0 ||
         rangeDone ||
         this.#notifier.monotonicMs() >= deadline ||
         query.signal?.aborted === true
       ) {
-        return page;
+        return withoutEnd(page);
       }
       // Nothing yet: keep the position and wait for an applied batch that reaches it.
       from = page.next;
-      await this.#waitFor(version, deadline, query.signal, (state) => {
+      await this.#waitFor([name], version, deadline, query.signal, (state) => {
         const meta = getStreamMeta(state, name);
         return meta === undefined || meta.lastSeq >= page.next;
       });
+    }
+  }
+
+  /**
+   * Reads several streams at once, waiting up to `waitMs` until one of them has a message (Redis
+   * XREAD BLOCK over several streams). Each cursor starts at a sequence (`from`), after a message id
+   * (`afterId`, exclusive as XREAD's), at the stream's end as of this call (`onlyNew`, XREAD's `$`),
+   * or at its first message. A stream that does not exist yet reads as empty, and its first
+   * messages count once it is created. Answers the streams that have messages, in the order asked,
+   * each with up to `limit` of them and where to continue.
+   */
+  async readMany(
+    cursors: readonly StreamCursor[],
+    options: {
+      readonly limit?: number;
+      readonly waitMs?: number;
+      readonly signal?: AbortSignal;
+      readonly consistency?: Consistency;
+    } = {},
+  ): Promise<{ name: string; messages: readonly StreamMessage[]; next: number }[]> {
+    if (cursors.length === 0 || cursors.length > this.#limits.readStreamsMax) {
+      throw new CairnError("ERR_BAD_REQUEST", `give 1 to ${this.#limits.readStreamsMax} streams`);
+    }
+    for (const cursor of cursors) {
+      checkName("stream", cursor.name, STREAM_NAME);
+      checkInteger("from", cursor.from, 0, Number.MAX_SAFE_INTEGER);
+      const starts = [cursor.from, cursor.afterId, cursor.onlyNew === true ? true : undefined];
+      if (starts.filter((v) => v !== undefined).length > 1) {
+        throw new CairnError("ERR_BAD_REQUEST", "give one of from, afterId and onlyNew per stream");
+      }
+    }
+    checkInteger("limit", options.limit, 1, Number.MAX_SAFE_INTEGER);
+    checkInteger("waitMs", options.waitMs, 0, this.#limits.waitMsMax);
+    const limit = Math.min(options.limit ?? this.#limits.readPageDefault, this.#limits.readLimitMax);
+    const afterIds = cursors.map((c) =>
+      c.afterId === undefined ? undefined : parseMessageId("afterId", c.afterId, Number.MAX_SAFE_INTEGER),
+    );
+    const consistency = options.consistency ?? "linearizable";
+    const deadline = this.#notifier.monotonicMs() + (options.waitMs ?? 0);
+    const names = cursors.map((c) => c.name);
+    // Where each stream is read from, fixed on the first read, so `onlyNew` means new since the call.
+    let positions: number[] | undefined;
+    for (;;) {
+      const version = this.#notifier.version;
+      const pages = await this.#read(consistency, (state) => {
+        positions ??= cursors.map((cursor, i) => {
+          const meta = getStreamMeta(state, cursor.name);
+          const afterId = afterIds[i];
+          if (cursor.from !== undefined) return cursor.from;
+          if (meta === undefined) return 1;
+          if (cursor.onlyNew === true) return meta.lastSeq + 1;
+          if (afterId !== undefined) return seqAtId(state, meta, { ms: afterId.ms, n: afterId.n + 1 });
+          return meta.firstSeq;
+        });
+        const from = positions;
+        return cursors.map((cursor, i) => {
+          const meta = getStreamMeta(state, cursor.name);
+          const at = from[i] ?? 1;
+          if (meta === undefined) return { name: cursor.name, messages: [], next: at };
+          return { name: cursor.name, ...readMessages(state, meta, at, limit, this.#limits.readBytesMax) };
+        });
+      });
+      const found = pages.filter((page) => page.messages.length > 0);
+      if (found.length > 0 || this.#notifier.monotonicMs() >= deadline || options.signal?.aborted === true) {
+        return found;
+      }
+      positions = pages.map((page) => page.next);
+      const waitingAt = positions;
+      await this.#waitFor(names, version, deadline, options.signal, (state) =>
+        names.some((name, i) => (getStreamMeta(state, name)?.lastSeq ?? 0) >= (waitingAt[i] ?? 1)),
+      );
+    }
+  }
+
+  /**
+   * Follows a stream from sequence `from` (default: its first message) until `signal` aborts: yields
+   * each page of new messages as it is applied, and an empty page after each `followWaitMs` without
+   * one. ERR_NOT_FOUND, before the first page, when the stream does not exist.
+   */
+  async *follow(name: string, from: number | undefined, signal: AbortSignal): AsyncGenerator<ReadResult> {
+    let next = from ?? (await this.info(name)).firstSeq;
+    while (!signal.aborted) {
+      const page = await this.read(name, { from: next, waitMs: this.#limits.followWaitMs, signal });
+      next = page.next;
+      yield page;
     }
   }
 
@@ -445,7 +588,6 @@ export class StreamService {
       },
       idempotencyKey,
     );
-    if (result.op !== "group-create") throw unexpected(result);
     return { created: result.created, group: await this.groupInfo(stream, group), duplicate };
   }
 
@@ -470,7 +612,6 @@ export class StreamService {
       { type: "group-update", stream, group, changes },
       idempotencyKey,
     );
-    if (result.op !== "group-update") throw unexpected(result);
     return { updated: result.updated, group: await this.groupInfo(stream, group), duplicate };
   }
 
@@ -492,7 +633,6 @@ export class StreamService {
       { type: "group-delete", stream, group },
       idempotencyKey,
     );
-    if (result.op !== "group-delete") throw unexpected(result);
     return { deleted: result.deleted, duplicate };
   }
 
@@ -548,7 +688,6 @@ export class StreamService {
         { type: "fetch", stream, group, consumer, max },
         idempotencyKey,
       );
-      if (result.op !== "fetch") throw unexpected(result);
       if (
         result.messages.length > 0 ||
         duplicate ||
@@ -560,6 +699,7 @@ export class StreamService {
       // Propose again only when local state says something is available: a new message, or an
       // ack deadline that has passed (checked at least every 250 ms, as deadlines need no apply).
       await this.#waitFor(
+        [stream],
         version,
         deadline,
         signal,
@@ -567,6 +707,60 @@ export class StreamService {
         250,
       );
     }
+  }
+
+  /**
+   * Takes over messages in flight for `group` that have been idle at least `minIdleMs` since their
+   * last delivery, for `consumer`, with a fresh ack deadline (Redis XCLAIM with `seqs`, XAUTOCLAIM
+   * with `fromSeq`: a scan that claims up to `count`, default 100, and answers where to continue in
+   * `next`, 0 at the end). Sequences not in flight are skipped; those whose messages are gone are
+   * dropped from the group and listed in `deleted`. `justId` leaves delivery counts alone.
+   */
+  async claim(
+    stream: string,
+    group: string,
+    consumer: string,
+    what:
+      | { readonly minIdleMs: number; readonly seqs: readonly number[] }
+      | { readonly minIdleMs: number; readonly fromSeq: number; readonly count?: number },
+    options: { readonly justId?: boolean; readonly idempotencyKey?: string } = {},
+  ): Promise<{
+    messages: DeliveredMessage[];
+    deleted: readonly number[];
+    next: number;
+    duplicate: boolean;
+  }> {
+    checkName("stream", stream, STREAM_NAME);
+    checkName("group", group, GROUP_NAME);
+    checkName("consumer", consumer, CONSUMER_NAME);
+    checkInteger("minIdleMs", what.minIdleMs, 0, Number.MAX_SAFE_INTEGER);
+    let target: ClaimTarget;
+    if ("seqs" in what) {
+      this.#checkSeqs(what.seqs);
+      target = { kind: "seqs", seqs: what.seqs };
+    } else {
+      checkInteger("fromSeq", what.fromSeq, 0, Number.MAX_SAFE_INTEGER);
+      checkInteger("count", what.count, 1, this.#limits.fetchMax);
+      target = { kind: "scan", fromSeq: what.fromSeq, count: what.count ?? this.#limits.claimCountDefault };
+    }
+    const { result, duplicate } = await this.#propose(
+      {
+        type: "claim",
+        stream,
+        group,
+        consumer,
+        minIdleMs: what.minIdleMs,
+        target,
+        justId: options.justId === true,
+      },
+      options.idempotencyKey,
+    );
+    return {
+      messages: this.#delivered(stream, result.claimed),
+      deleted: result.deleted,
+      next: result.next,
+      duplicate,
+    };
   }
 
   /**
@@ -609,7 +803,6 @@ export class StreamService {
       { type: "settle", stream, group, action, seqs, delayMs: options.delayMs ?? 0 },
       options.idempotencyKey,
     );
-    if (result.op !== "settle") throw unexpected(result);
     return { settled: result.settled, notPending: result.notPending, duplicate };
   }
 
@@ -656,6 +849,19 @@ export class StreamService {
     };
   }
 
+  /** A new stream's settings: those given, checked, and the defaults for the others. */
+  #configOf(options: StreamCreateOptions): StreamConfig {
+    this.#checkSettings(options);
+    return {
+      maxMessages: options.maxMessages ?? 0,
+      maxBytes: options.maxBytes ?? 0,
+      maxAgeMs: options.maxAgeMs ?? 0,
+      discard: options.discard ?? "old",
+      messageBytesMax: options.messageBytesMax ?? this.#limits.messageBytesMax,
+      dedupeWindowMs: options.dedupeWindowMs ?? 2 * 60_000,
+    };
+  }
+
   /** Checks stream settings as a create or an update gives them. */
   #checkSettings(options: StreamCreateOptions): void {
     const unlimited = Number.MAX_SAFE_INTEGER;
@@ -677,8 +883,12 @@ export class StreamService {
     for (const seq of seqs) checkInteger("seq", seq, 1, Number.MAX_SAFE_INTEGER);
   }
 
-  /** Waits until `ready` holds on local state after an applied batch, `deadline`, or abort. */
+  /**
+   * Waits until `ready` holds on local state after an applied batch that touched one of `streams`,
+   * `deadline`, or abort.
+   */
   async #waitFor(
+    streams: readonly string[],
     version: number,
     deadline: number,
     signal: AbortSignal | undefined,
@@ -689,7 +899,7 @@ export class StreamService {
     for (;;) {
       const left = deadline - this.#notifier.monotonicMs();
       if (left <= 0 || signal?.aborted === true) return;
-      await this.#notifier.wait(seen, Math.min(left, pollMs), signal);
+      await this.#notifier.wait(seen, Math.min(left, pollMs), signal, streams);
       seen = this.#notifier.version;
       if (this.#log.readStale(ready).value) return;
     }
@@ -700,28 +910,41 @@ export class StreamService {
     return this.#log.readLinearizable(read);
   }
 
-  async #propose(
-    command: StreamCommand,
+  /**
+   * Proposes a stream command; resolves with that command's successful result, and raises a
+   * refusal as its CairnError.
+   */
+  async #propose<S extends StreamCommand>(
+    command: S,
     idempotencyKey: string | undefined,
-  ): Promise<{ result: Exclude<StreamResult, { ok: false }>; duplicate: boolean }> {
-    const outcome = await proposeCommand(this.#log, { service: "streams", command }, idempotencyKey);
-    const result = outcome.result;
-    if (!isStreamResult(result)) throw unexpected(result);
-    if (!result.ok) {
-      throw new CairnError(
-        result.code,
-        result.message,
-        result.currentLastSeq !== undefined ? { currentLastSeq: result.currentLastSeq } : {},
-      );
-    }
-    return { result, duplicate: outcome.duplicate };
+  ): Promise<{
+    result: Extract<ResultOf<{ readonly service: "streams"; readonly command: S }>, { readonly ok: true }>;
+    duplicate: boolean;
+  }> {
+    const { result, duplicate } = await proposeCommand(
+      this.#log,
+      { service: "streams", command },
+      idempotencyKey,
+    );
+    if (!result.ok) throw refusalError(result);
+    return { result, duplicate };
   }
 }
 
-function isStreamResult(result: CommandResult): result is StreamResult {
-  return (
-    "op" in result || (!result.ok && !("currentRevision" in result) && result.code !== "ERR_NOT_INTEGER")
-  );
+/** A page as answered: the range's resolved end stays inside the service. */
+function withoutEnd(page: ReadResult & { readonly end: number | undefined }): ReadResult {
+  const { end: _end, ...rest } = page;
+  return rest;
+}
+
+const MESSAGE_ID = /^(\d{1,15})(?:-(\d{1,15}))?$/;
+
+/** Parses a message id bound `<ms>-<n>`, or `<ms>` with `n` for its counter. */
+function parseMessageId(field: string, id: string, n: number): MessageId {
+  const match = MESSAGE_ID.exec(id);
+  if (match === null)
+    throw new CairnError("ERR_BAD_REQUEST", `${field} must be a message id <ms>-<n> or <ms>`);
+  return { ms: Number(match[1]), n: match[2] === undefined ? n : Number(match[2]) };
 }
 
 function requireStream(state: StateReader, name: string): StreamMeta {
@@ -793,8 +1016,4 @@ function groupHasWork(state: StateReader, streamName: string, groupName: string,
   }
   const due = nextDueMs(state, group);
   return due !== undefined && due <= nowMs;
-}
-
-function unexpected(result: CommandResult): CairnError {
-  return new CairnError("ERR_INTERNAL", `unexpected state machine result ${JSON.stringify(result)}`);
 }

@@ -219,13 +219,13 @@ function recordFromProduct(seed: number, count: number): ServiceKvOperation[] {
               : applyKv(state, { type: "increment", key: k, by: BigInt(input.by) }, tsMs);
       if (!result.ok) {
         output =
-          result.code === "ERR_CONFLICT" && "currentRevision" in result
-            ? { kind: "conflict", currentRevision: result.currentRevision }
+          result.code === "ERR_CONFLICT"
+            ? { kind: "conflict", currentRevision: result.details.currentRevision ?? null }
             : { kind: "not-integer" };
-      } else if ("created" in result) output = wrote(result.revision, result.created);
-      else if ("deleted" in result)
+      } else if (result.kind === "kv.put") output = wrote(result.revision, result.created);
+      else if (result.kind === "kv.delete")
         output = { kind: "deleted", deleted: result.deleted, revision: result.revision };
-      else if ("value" in result)
+      else if (result.kind === "kv.increment")
         output = { kind: "incremented", value: result.value, revision: result.revision };
       else throw new Error(`unexpected result ${JSON.stringify(result)}`);
     }

@@ -29,7 +29,7 @@ import {
 } from "../../src/raft/index.js";
 import { ApplyNotifier } from "../../src/service/apply-notifier.js";
 import { type ApplyOutcome, decodeEnvelope } from "../../src/service/command.js";
-import { CairnError } from "../../src/service/errors.js";
+import { type CairnError, isCairnError } from "../../src/service/errors.js";
 import { GroupReplication } from "../../src/service/group-replication.js";
 import { KvService } from "../../src/service/kv-service.js";
 import type { StateReader } from "../../src/service/state.js";
@@ -336,7 +336,7 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     // Long-poll timeouts on the incarnation's simulated timers (silent once it crashed).
     const env = this.#envOf(inc);
     const applied = new ApplyNotifier(undefined, env);
-    const service = new ServiceStateMachine(inc.backend, undefined, () => applied.notify());
+    const service = new ServiceStateMachine(inc.backend, undefined, (touched) => applied.notify(touched));
     inc.appliedThrough = service.appliedIndex();
     const stateMachine: StateMachine<ApplyOutcome> = {
       appliedIndex: () => service.appliedIndex(),
@@ -642,11 +642,12 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
           },
           (error: unknown) => {
             if (!inc.alive) return;
-            const code = error instanceof CairnError ? error.code : "ERR_INTERNAL";
+            const code = isCairnError(error) ? error.code : "ERR_INTERNAL";
             switch (code) {
               case "ERR_NOT_LEADER": {
                 // Never appended: a definite failure. Follow the hint, or try another node.
-                const hint = error instanceof CairnError ? error.details["leaderId"] : undefined;
+                const hint =
+                  isCairnError(error) && error.is("ERR_NOT_LEADER") ? error.details.leaderId : undefined;
                 this.#leaderHint.set(clientId, typeof hint === "number" ? hint : 1 + this.#prng.below(n));
                 reply({ kind: "failed", reason: code });
                 return;
@@ -962,8 +963,7 @@ function describeError(error: unknown): string {
 
 /** Conflict details carry the key's modify revision, or null when it is absent. */
 function currentRevisionOf(error: CairnError): number | null {
-  const r = error.details["currentRevision"];
-  return typeof r === "number" ? r : null;
+  return error.is("ERR_CONFLICT") ? (error.details.currentRevision ?? null) : null;
 }
 
 /**
@@ -1009,9 +1009,9 @@ async function callKv(kv: KvService, input: ServiceKvInput, requestId: string): 
       }
     }
   } catch (error) {
-    if (error instanceof CairnError && error.code === "ERR_CONFLICT")
+    if (isCairnError(error) && error.code === "ERR_CONFLICT")
       return { kind: "conflict", currentRevision: currentRevisionOf(error) };
-    if (error instanceof CairnError && error.code === "ERR_NOT_INTEGER") return { kind: "not-integer" };
+    if (isCairnError(error) && error.code === "ERR_NOT_INTEGER") return { kind: "not-integer" };
     throw error;
   }
 }

@@ -127,7 +127,7 @@ export class InProcessCluster {
           this.#deliver(messages);
         },
       },
-      stateMachine: new ServiceStateMachine(node.backend, undefined, () => applied.notify()),
+      stateMachine: new ServiceStateMachine(node.backend, undefined, (touched) => applied.notify(touched)),
       tickIntervalMs: 10,
       proposalTimeoutMs: 2_000,
       readTimeoutMs: 2_000,

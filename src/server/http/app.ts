@@ -3,9 +3,7 @@
 // generated from the registered route schemas.
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance } from "fastify";
-import { CairnError, isErrorCode } from "../../service/errors.js";
-import type { KvService } from "../../service/kv-service.js";
-import type { StreamService } from "../../service/stream-service.js";
+import { isCairnError, isErrorCode, type KvService, type StreamService } from "../../service/index.js";
 import { type ClusterRoutesOptions, registerClusterRoutes } from "./cluster-routes.js";
 import { registerCompatRoutes } from "./compat-routes.js";
 import { errorBody, httpStatusOf } from "./error-status.js";
@@ -56,7 +54,7 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
   app.addHook("onRoute", (route) => openApi.add(route));
 
   app.setErrorHandler((error: unknown, _request, reply) => {
-    if (error instanceof CairnError) {
+    if (isCairnError(error)) {
       return reply.status(httpStatusOf[error.code]).send(errorBody(error.code, error.message, error.details));
     }
     const message = error instanceof Error ? error.message : String(error);

@@ -3,7 +3,7 @@
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance, preHandlerHookHandler } from "fastify";
 import { Type } from "typebox";
-import type { Membership } from "../../service/cluster/membership.js";
+import type { Membership } from "../../service/index.js";
 
 /** What the cluster routes serve. */
 export interface ClusterRoutesOptions {

@@ -6,9 +6,7 @@
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance, preHandlerHookHandler } from "fastify";
 import { Type } from "typebox";
-import { CairnError } from "../../service/errors.js";
-import type { KvService } from "../../service/kv-service.js";
-import type { StreamService } from "../../service/stream-service.js";
+import { CairnError, isCairnError, type KvService, type StreamService } from "../../service/index.js";
 import { idempotencyKeyOf } from "./idempotency.js";
 
 /** The stream behind POST /send and GET /messages. */
@@ -71,16 +69,8 @@ export function registerCompatRoutes(
         if (request.body === undefined) throw new CairnError("ERR_BAD_REQUEST", "send a JSON message");
         const payload = new TextEncoder().encode(JSON.stringify(request.body));
         const idempotencyKey = idempotencyKeyOf(request.headers);
-        // The default stream appears on first use. Created before the append rather than after a
-        // failed one: with an Idempotency-Key, a failed append would be remembered as the answer.
-        // (This runs on the leader, whose local state has every acknowledged create.)
-        try {
-          await streams.info(compatStreamName, "stale");
-        } catch (error) {
-          if (!(error instanceof CairnError && error.code === "ERR_NOT_FOUND")) throw error;
-          await streams.create(compatStreamName);
-        }
-        const ack = await streams.append(compatStreamName, { payload }, idempotencyKey);
+        // The default stream appears on first use, created by the append's own write.
+        const ack = await streams.append(compatStreamName, { payload, createIfMissing: {} }, idempotencyKey);
         return { status: "ok", seq: ack.seq, id: ack.id, duplicate: ack.duplicate };
       },
     );
@@ -101,7 +91,8 @@ export function registerCompatRoutes(
         try {
           const page = await streams.read(compatStreamName, {
             ...(q.from !== undefined ? { from: q.from } : {}),
-            limit: Math.min(q.limit ?? 1000, streams.limits.readLimitMax),
+            // The seed answered every message: a full page, unless the caller asks for fewer.
+            limit: q.limit ?? streams.limits.readLimitMax,
           });
           return {
             messages: page.messages.map((m) => ({
@@ -113,7 +104,7 @@ export function registerCompatRoutes(
             next: page.next,
           };
         } catch (error) {
-          if (error instanceof CairnError && error.code === "ERR_NOT_FOUND")
+          if (isCairnError(error) && error.code === "ERR_NOT_FOUND")
             return { messages: [], count: 0, next: 1 };
           throw error;
         }
@@ -169,7 +160,7 @@ export function registerCompatRoutes(
   app.get("/kv", { schema: { summary: "All keys and values, up to 1,000 (compatibility)" } }, async () => {
     const page = await kv.range({
       prefix: new Uint8Array(0),
-      limit: Math.min(1000, kv.limits.rangeLimitMax),
+      limit: kv.limits.rangeLimitMax,
     });
     return Object.fromEntries(page.items.map((item) => [textDecoder.decode(item.key), jsonOf(item.value)]));
   });

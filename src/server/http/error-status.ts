@@ -1,6 +1,6 @@
 // How each stable error code appears over HTTP. Typed Record<ErrorCode, number>, so a new code
 // does not compile until it has a status here.
-import type { ErrorCode } from "../../service/errors.js";
+import type { ErrorCode } from "../../service/index.js";
 
 /** The HTTP status of each error code. */
 export const httpStatusOf: Record<ErrorCode, number> = {

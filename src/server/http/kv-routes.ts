@@ -3,9 +3,7 @@
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance, preHandlerHookHandler } from "fastify";
 import { Type } from "typebox";
-import { CairnError } from "../../service/errors.js";
-import type { KvRecord } from "../../service/kv/index.js";
-import type { KvService } from "../../service/kv-service.js";
+import { CairnError, type KvRecord, type KvService } from "../../service/index.js";
 import { idempotencyKeyOf } from "./idempotency.js";
 
 const textDecoder = new TextDecoder("utf-8", { fatal: true });
@@ -107,7 +105,7 @@ export function registerKvRoutes(
     async (request) => {
       const query = request.query;
       const key = keyOf(request.params);
-      const result = await kv.get(key, query.consistency ?? "linearizable");
+      const result = await kv.get(key, query.consistency);
       if (result.record === undefined) {
         throw new CairnError("ERR_NOT_FOUND", "key not found", {
           revision: result.revision,
@@ -205,18 +203,18 @@ export function registerKvRoutes(
         throw new CairnError("ERR_BAD_REQUEST", "give either prefix or start/end, not both");
       }
       const encoder = new TextEncoder();
-      const limit = Math.min(q.limit ?? 100, kv.limits.rangeLimitMax);
+      const limit = q.limit !== undefined ? { limit: q.limit } : {};
       const after = q.after !== undefined ? decodeToken(q.after) : undefined;
       const page = await kv.range(
         q.start !== undefined || q.end !== undefined
           ? {
               start: encoder.encode(q.start ?? ""),
               ...(q.end !== undefined ? { end: encoder.encode(q.end) } : {}),
-              limit,
+              ...limit,
               ...(after !== undefined ? { after } : {}),
             }
-          : { prefix: encoder.encode(q.prefix ?? ""), limit, ...(after !== undefined ? { after } : {}) },
-        q.consistency ?? "linearizable",
+          : { prefix: encoder.encode(q.prefix ?? ""), ...limit, ...(after !== undefined ? { after } : {}) },
+        q.consistency,
       );
       return {
         items: page.items.map((item) => itemOf(item.key, item, q.encoding)),

@@ -6,9 +6,16 @@
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance, FastifyReply, preHandlerHookHandler } from "fastify";
 import { Type } from "typebox";
-import { CairnError, isErrorCode } from "../../service/errors.js";
-import type { DeliveredMessage, StreamService } from "../../service/stream-service.js";
-import type { Header, StartAt, StreamMessage } from "../../service/streams/index.js";
+import {
+  CairnError,
+  type DeliveredMessage,
+  type Header,
+  isCairnError,
+  isErrorCode,
+  type StartAt,
+  type StreamMessage,
+  type StreamService,
+} from "../../service/index.js";
 import { idempotencyKeyOf } from "./idempotency.js";
 import { decodeValue, encodeValue } from "./kv-routes.js";
 
@@ -167,7 +174,7 @@ export function registerStreamRoutes(
   app.get(
     "/v1/streams",
     { schema: { summary: "List streams", querystring: ConsistencyQuery } },
-    async (request) => ({ streams: await streams.list(request.query.consistency ?? "linearizable") }),
+    async (request) => ({ streams: await streams.list(request.query.consistency) }),
   );
 
   app.get(
@@ -179,7 +186,7 @@ export function registerStreamRoutes(
         querystring: ConsistencyQuery,
       },
     },
-    async (request) => streams.info(request.params.name, request.query.consistency ?? "linearizable"),
+    async (request) => streams.info(request.params.name, request.query.consistency),
   );
 
   app.patch(
@@ -253,7 +260,7 @@ export function registerStreamRoutes(
         ...(q.from !== undefined ? { from: q.from } : {}),
         ...(q.fromTimeMs !== undefined ? { fromTimeMs: q.fromTimeMs } : {}),
         ...(q.to !== undefined ? { to: q.to } : {}),
-        limit: Math.min(q.limit ?? 100, streams.limits.readLimitMax),
+        ...(q.limit !== undefined ? { limit: q.limit } : {}),
         ...(q.waitMs !== undefined ? { waitMs: q.waitMs } : {}),
         ...(q.consistency !== undefined ? { consistency: q.consistency } : {}),
         signal: clientGone(reply),
@@ -281,7 +288,7 @@ export function registerStreamRoutes(
     },
     async (request) => {
       const { name, seq } = request.params;
-      const message = await streams.message(name, seq, request.query.consistency ?? "linearizable");
+      const message = await streams.message(name, seq, request.query.consistency);
       return presentMessage(message, request.query.encoding);
     },
   );
@@ -347,22 +354,20 @@ export function registerStreamRoutes(
       res.write(": connected\n\n");
       const signal = clientGone(reply);
       try {
-        while (!signal.aborted) {
-          const page = await streams.read(name, { from, limit: 100, waitMs: 15_000, signal });
+        for await (const page of streams.follow(name, from, signal)) {
           if (page.messages.length === 0) res.write(": keepalive\n\n");
           for (const m of page.messages) {
             res.write(
               `id: ${m.seq}\nevent: message\ndata: ${JSON.stringify(presentMessage(m, request.query.encoding))}\n\n`,
             );
           }
-          from = page.next;
           // Back-pressure: a slow reader holds this loop, not an unbounded buffer.
           if (res.writableNeedDrain)
             await new Promise((resolve) => res.once("drain", resolve).once("close", resolve));
         }
       } catch (error) {
         if (!signal.aborted) {
-          const code = error instanceof CairnError && isErrorCode(error.code) ? error.code : "ERR_INTERNAL";
+          const code = isCairnError(error) && isErrorCode(error.code) ? error.code : "ERR_INTERNAL";
           const message = error instanceof Error ? error.message : String(error);
           res.write(`event: error\ndata: ${JSON.stringify({ code, message })}\n\n`);
         }
@@ -405,7 +410,7 @@ export function registerStreamRoutes(
       },
     },
     async (request) => ({
-      groups: await streams.listGroups(request.params.name, request.query.consistency ?? "linearizable"),
+      groups: await streams.listGroups(request.params.name, request.query.consistency),
     }),
   );
 
@@ -419,11 +424,7 @@ export function registerStreamRoutes(
       },
     },
     async (request) =>
-      streams.groupInfo(
-        request.params.name,
-        request.params.group,
-        request.query.consistency ?? "linearizable",
-      ),
+      streams.groupInfo(request.params.name, request.params.group, request.query.consistency),
   );
 
   app.patch(
@@ -476,8 +477,8 @@ export function registerStreamRoutes(
         request.params.group,
         body.consumer,
         {
-          max: body.max ?? 1,
-          waitMs: body.waitMs ?? 0,
+          ...(body.max !== undefined ? { max: body.max } : {}),
+          ...(body.waitMs !== undefined ? { waitMs: body.waitMs } : {}),
           signal: clientGone(reply),
           ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
         },

@@ -5,6 +5,7 @@
 // certificate (named node-<id>) still authenticates that id, and a new member given the same id
 // would let the old node pose as it.
 import { ByteReader, ByteWriter, DecodeError } from "../../util/bytes.js";
+import type { Refusal } from "../errors.js";
 import type { StateReader, StateWriter } from "../state.js";
 
 /** A member as registered. */
@@ -28,15 +29,11 @@ export interface RegistryRecord extends MemberRecord {
   readonly retired: boolean;
 }
 
-/** The result of a registry command. */
+/** The result of a registry command, tagged with its command's kind; a register may be refused. */
 export type MemberResult =
-  | { readonly ok: true }
-  | {
-      readonly ok: false;
-      readonly code: "ERR_CONFLICT";
-      readonly message: string;
-      readonly currentRevision: null;
-    };
+  | { readonly kind: "members.register"; readonly ok: true }
+  | { readonly kind: "members.unregister"; readonly ok: true }
+  | Refusal<"members.register", "ERR_CONFLICT">;
 
 const REGISTER = 1;
 const UNREGISTER = 2;
@@ -129,7 +126,7 @@ export function reachableMembers(
 }
 
 function conflict(message: string): MemberResult {
-  return { ok: false, code: "ERR_CONFLICT", message, currentRevision: null };
+  return { kind: "members.register", ok: false, code: "ERR_CONFLICT", message, details: {} };
 }
 
 /**
@@ -145,7 +142,7 @@ export function applyMemberCommand(state: StateWriter, command: MemberCommand): 
       idKey(command.id),
       encodeRecord(record?.name ?? "", record?.peerAddress ?? "", true),
     );
-    return { ok: true };
+    return { kind: "members.unregister", ok: true };
   }
   const { id, name, peerAddress } = command.member;
   const same = registry.find((m) => m.id === id);
@@ -154,5 +151,5 @@ export function applyMemberCommand(state: StateWriter, command: MemberCommand): 
   const clash = registry.find((m) => !m.retired && m.name === name && m.id !== id);
   if (clash !== undefined) return conflict(`name ${name} is taken by member ${clash.id}`);
   state.put("members", idKey(id), encodeRecord(name, peerAddress, false));
-  return { ok: true };
+  return { kind: "members.register", ok: true };
 }

@@ -7,8 +7,9 @@ import type { NodeHost } from "../../node/node-host.js";
 import type { RaftGroup } from "../../node/raft-group.js";
 import { type NodeId, nodeId } from "../../raft/index.js";
 import type { PeerAddress } from "../../transport/index.js";
-import { type ApplyOutcome, encodeEnvelope } from "../command.js";
-import { CairnError } from "../errors.js";
+import { assert } from "../../util/assert.js";
+import { type ApplyOutcome, encodeEnvelope, isResultOf } from "../command.js";
+import { CairnError, isCairnError, refusalError } from "../errors.js";
 import { toCairnError } from "../group-replication.js";
 import type { LeaderLink } from "../leader-link.js";
 import type { StateReader } from "../state.js";
@@ -98,7 +99,6 @@ export class Membership {
         throw new CairnError(
           "ERR_CONFLICT",
           `member ${name} exists with peer address ${existing.peerAddress}`,
-          { currentRevision: null },
         );
       }
       id = existing.id; // A retried join: answer as the first time did.
@@ -187,25 +187,25 @@ export class Membership {
       }
     } catch (error) {
       // Upkeep retries next period; leadership changes and pending changes are expected here.
-      if (!(error instanceof CairnError || error instanceof NodeError)) throw error;
+      if (!(isCairnError(error) || error instanceof NodeError)) throw error;
     } finally {
       this.#maintaining = false;
     }
   }
 
   async #propose(command: MemberCommand): Promise<void> {
+    const proposed = { service: "members", command } as const;
     let outcome: ApplyOutcome | undefined;
     try {
-      outcome = await this.#o.group.propose(
-        encodeEnvelope({ tsMs: this.#o.nowMs(), command: { service: "members", command } }),
-      );
+      outcome = await this.#o.group.propose(encodeEnvelope({ tsMs: this.#o.nowMs(), command: proposed }));
     } catch (error) {
       throw toCairnError(error);
     }
     if (outcome === undefined || !outcome.ok)
       throw new CairnError("ERR_INTERNAL", "registry command had no outcome");
-    if (!outcome.result.ok)
-      throw new CairnError("ERR_CONFLICT", outcome.result.message, { currentRevision: null });
+    // Invariant: the runtime resolves a proposal with the outcome of the entry that carried it.
+    assert(isResultOf(proposed, outcome.result), `a registry command answered by ${outcome.result.kind}`);
+    if (!outcome.result.ok) throw refusalError(outcome.result);
   }
 
   async #confChange(change: Parameters<RaftGroup<ApplyOutcome>["proposeConfChange"]>[0]): Promise<void> {

@@ -38,13 +38,52 @@ export interface KvExpire {
   readonly max: number;
 }
 
+/** When a key expires: after `ms` from the entry's leader time, at leader time `ms`, or never. */
+export type KvExpiry =
+  | { readonly kind: "after"; readonly ms: number }
+  | { readonly kind: "at"; readonly ms: number }
+  | { readonly kind: "never" };
+
+/**
+ * Which keys a TTL change applies to, as Redis 7's EXPIRE options: keys without a TTL (`nx`), keys
+ * with one (`xx`), or when the new expiry is later (`gt`) or earlier (`lt`) than the current one,
+ * a key without a TTL counting as expiring never.
+ */
+export type KvTtlCondition = "nx" | "xx" | "gt" | "lt";
+
+/**
+ * Sets or clears the TTL of an existing key without changing its value (Redis EXPIRE, PEXPIREAT,
+ * PERSIST). An expiry at or before the entry's time deletes the key, as Redis does.
+ */
+export interface KvSetTtl {
+  readonly type: "set-ttl";
+  readonly key: Uint8Array;
+  readonly expiry: KvExpiry;
+  readonly condition?: KvTtlCondition;
+}
+
+/**
+ * Writes several keys in one entry at one revision (Redis MSET), clearing their TTLs; with
+ * `ifNoneExist`, writes none of them if any exists (MSETNX). A key given twice takes its last value.
+ */
+export interface KvPutMany {
+  readonly type: "put-many";
+  readonly pairs: readonly (readonly [key: Uint8Array, value: Uint8Array])[];
+  readonly ifNoneExist?: boolean;
+}
+
 /** Every key-value command. */
-export type KvCommand = KvPut | KvDelete | KvIncrement | KvExpire;
+export type KvCommand = KvPut | KvDelete | KvIncrement | KvExpire | KvSetTtl | KvPutMany;
 
 const TYPE_PUT = 1;
 const TYPE_DELETE = 2;
 const TYPE_INCREMENT = 3;
 const TYPE_EXPIRE = 4;
+const TYPE_SET_TTL = 5;
+const TYPE_PUT_MANY = 6;
+const EXPIRY_CODES = ["after", "at", "never"] as const;
+/** Condition codes; 0 is none. */
+const CONDITION_CODES = [undefined, "nx", "xx", "gt", "lt"] as const;
 const FLAG_IF_ABSENT = 1;
 const FLAG_IF_REVISION = 2;
 const FLAG_TTL = 4;
@@ -73,6 +112,19 @@ export function encodeKvCommand(command: KvCommand, writer = new ByteWriter()): 
       return writer.u8(TYPE_INCREMENT).bytes(command.key).string(command.by.toString());
     case "expire":
       return writer.u8(TYPE_EXPIRE).varint(command.max);
+    case "set-ttl": {
+      const { expiry } = command;
+      writer.u8(TYPE_SET_TTL).bytes(command.key).u8(EXPIRY_CODES.indexOf(expiry.kind));
+      if (expiry.kind !== "never") writer.varint(expiry.ms);
+      return writer.u8(CONDITION_CODES.indexOf(command.condition));
+    }
+    case "put-many":
+      writer
+        .u8(TYPE_PUT_MANY)
+        .u8(command.ifNoneExist === true ? FLAG_IF_ABSENT : 0)
+        .varint(command.pairs.length);
+      for (const [key, value] of command.pairs) writer.bytes(key).bytes(value);
+      return writer;
   }
 }
 
@@ -110,6 +162,23 @@ export function decodeKvCommand(reader: ByteReader): KvCommand {
     }
     case TYPE_EXPIRE:
       return { type: "expire", max: reader.varint() };
+    case TYPE_SET_TTL: {
+      const key = reader.bytes();
+      const kind = EXPIRY_CODES[reader.u8()];
+      if (kind === undefined) throw new DecodeError("unknown expiry kind");
+      const expiry: KvExpiry = kind === "never" ? { kind } : { kind, ms: reader.varint() };
+      const code = reader.u8();
+      if (code >= CONDITION_CODES.length) throw new DecodeError(`unknown TTL condition ${code}`);
+      const condition = CONDITION_CODES[code];
+      return { type: "set-ttl", key, expiry, ...(condition !== undefined ? { condition } : {}) };
+    }
+    case TYPE_PUT_MANY: {
+      const flags = reader.u8();
+      const count = reader.varint();
+      const pairs: (readonly [Uint8Array, Uint8Array])[] = [];
+      for (let i = 0; i < count; i++) pairs.push([reader.bytes(), reader.bytes()]);
+      return { type: "put-many", pairs, ...((flags & FLAG_IF_ABSENT) !== 0 ? { ifNoneExist: true } : {}) };
+    }
     default:
       throw new DecodeError(`unknown key-value command type ${type}`);
   }

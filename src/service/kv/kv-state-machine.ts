@@ -1,8 +1,9 @@
 // What key-value commands do to replicated state. Deterministic: the only clock is the leader's
 // timestamp carried in each entry, so every replica applying the same log reaches the same state.
 import { ByteReader, ByteWriter, compareBytes } from "../../util/bytes.js";
+import type { Refusal } from "../errors.js";
 import { keyAfter, prefixEnd, type StateReader, type StateWriter } from "../state.js";
-import type { KvCommand, KvDelete, KvIncrement, KvPut } from "./kv-command.js";
+import type { KvCommand, KvDelete, KvIncrement, KvPut, KvPutMany, KvSetTtl } from "./kv-command.js";
 
 /** A stored key with its history counters (etcd's create/mod revision and version). */
 export interface KvRecord {
@@ -17,44 +18,67 @@ export interface KvRecord {
   readonly expireAtMs: number;
 }
 
-/** A conditional write whose condition did not hold; nothing changed. */
-export interface KvConflict {
-  readonly ok: false;
-  readonly code: "ERR_CONFLICT";
-  readonly message: string;
-  /** The key's modify revision now, or null when it does not exist. */
-  readonly currentRevision: number | null;
-}
+/** A conditional write of kind `K` whose condition did not hold; nothing changed. */
+export type KvConflict<K extends KvResultKind> = Refusal<K, "ERR_CONFLICT">;
 
 /** An increment of a value that is not a 64-bit signed decimal integer, or that would overflow. */
-export interface KvNotInteger {
-  readonly ok: false;
-  readonly code: "ERR_NOT_INTEGER";
-  readonly message: string;
-}
+export type KvNotInteger = Refusal<"kv.increment", "ERR_NOT_INTEGER">;
 
 /** The outcome of a put. */
 export type KvPutResult =
-  | { readonly ok: true; readonly revision: number; readonly created: boolean }
-  | KvConflict;
+  | { readonly kind: "kv.put"; readonly ok: true; readonly revision: number; readonly created: boolean }
+  | KvConflict<"kv.put">;
 /** The outcome of a delete; `revision` is the group revision after it. */
 export type KvDeleteResult =
-  | { readonly ok: true; readonly deleted: boolean; readonly revision: number }
-  | KvConflict;
+  | { readonly kind: "kv.delete"; readonly ok: true; readonly deleted: boolean; readonly revision: number }
+  | KvConflict<"kv.delete">;
 /** The outcome of an increment: the new value as a decimal string. */
 export type KvIncrementResult =
-  | { readonly ok: true; readonly value: string; readonly revision: number }
+  | { readonly kind: "kv.increment"; readonly ok: true; readonly value: string; readonly revision: number }
   | KvNotInteger;
 /** The outcome of an expiry sweep. */
 export interface KvExpireResult {
+  readonly kind: "kv.expire";
   readonly ok: true;
   readonly expired: number;
 }
-/** The outcome of any key-value command. */
-export type KvResult = KvPutResult | KvDeleteResult | KvIncrementResult | KvExpireResult;
+/**
+ * The outcome of a TTL change: `changed` is false when the key does not exist, its condition did not
+ * hold, or there was nothing to clear. `revision` is the group revision after it.
+ */
+export interface KvSetTtlResult {
+  readonly kind: "kv.set-ttl";
+  readonly ok: true;
+  readonly changed: boolean;
+  readonly revision: number;
+}
+/** The outcome of a multi-key write: `written` is false when `ifNoneExist` found a key. */
+export interface KvPutManyResult {
+  readonly kind: "kv.put-many";
+  readonly ok: true;
+  readonly written: boolean;
+  readonly revision: number;
+}
+/** The outcome of any key-value command, tagged with its command's kind. */
+export type KvResult =
+  | KvPutResult
+  | KvDeleteResult
+  | KvIncrementResult
+  | KvExpireResult
+  | KvSetTtlResult
+  | KvPutManyResult;
+
+/** The kind tag of every key-value command and result: `kv.` and the command's type. */
+export type KvResultKind = `kv.${KvCommand["type"]}`;
 
 const META_REVISION = new TextEncoder().encode("kv.revision");
 const META_CLOCK = new TextEncoder().encode("kv.clock");
+/**
+ * How many keys are stored (expired ones included until a sweep removes them, as Redis's DBSIZE
+ * counts them). Kept from a keyspace's first write on; a keyspace written before this counter
+ * existed has none, and is counted by a scan.
+ */
+const META_COUNT = new TextEncoder().encode("kv.count");
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 
@@ -93,6 +117,23 @@ function readCounter(state: StateReader, name: Uint8Array): number {
 /** The group's current revision: the count of key-value writes applied so far. */
 export function kvRevision(state: StateReader): number {
   return readCounter(state, META_REVISION);
+}
+
+/** How many keys are stored, expired ones not yet swept included (Redis's DBSIZE). */
+export function kvKeyCount(state: StateReader): number {
+  const counted = state.get("meta", META_COUNT);
+  if (counted !== undefined) return new ByteReader(counted).u64();
+  let count = 0;
+  for (const _ of state.range("kv", new Uint8Array(0), undefined, Number.MAX_SAFE_INTEGER)) count++;
+  return count;
+}
+
+/** Moves the key count by `delta`, where the keyspace keeps one. */
+function countKeys(state: StateWriter, delta: number): void {
+  if (delta === 0) return;
+  const counted = state.get("meta", META_COUNT);
+  if (counted === undefined) return;
+  state.put("meta", META_COUNT, new ByteWriter(8).u64(new ByteReader(counted).u64() + delta).finish());
 }
 
 /** The latest leader timestamp applied: the clock by which TTLs are judged on every replica. */
@@ -162,6 +203,10 @@ export function applyKv(state: StateWriter, command: KvCommand, tsMs: number): K
   // The applied clock only moves forward, even if a new leader's clock is behind the old one's.
   const clockMs = Math.max(kvClockMs(state), tsMs);
   state.put("meta", META_CLOCK, new ByteWriter(8).u64(clockMs).finish());
+  // A keyspace never written (revision 0) holds no key: its count starts here, at 0.
+  if (kvRevision(state) === 0 && state.get("meta", META_COUNT) === undefined) {
+    state.put("meta", META_COUNT, new ByteWriter(8).u64(0).finish());
+  }
   switch (command.type) {
     case "put":
       return applyPut(state, command, clockMs);
@@ -170,7 +215,11 @@ export function applyKv(state: StateWriter, command: KvCommand, tsMs: number): K
     case "increment":
       return applyIncrement(state, command, clockMs);
     case "expire":
-      return { ok: true, expired: expireKeys(state, clockMs, command.max) };
+      return { kind: "kv.expire", ok: true, expired: expireKeys(state, clockMs, command.max) };
+    case "set-ttl":
+      return applySetTtl(state, command, clockMs);
+    case "put-many":
+      return applyPutMany(state, command, clockMs);
   }
 }
 
@@ -201,10 +250,11 @@ function writeRecord(
   value: Uint8Array,
   expireAtMs: number,
   clockMs: number,
+  revision = nextRevision(state),
 ): { revision: number; created: boolean } {
   if (stored !== undefined && stored.expireAtMs !== 0) state.delete("kv-ttl", ttlKey(stored.expireAtMs, key));
+  if (stored === undefined) countKeys(state, 1);
   const live = liveOf(stored, clockMs);
-  const revision = nextRevision(state);
   const record: KvRecord = {
     value,
     createRevision: live?.createRevision ?? revision,
@@ -217,33 +267,99 @@ function writeRecord(
   return { revision, created: live === undefined };
 }
 
-function conflict(message: string, current: KvRecord | undefined): KvConflict {
-  return { ok: false, code: "ERR_CONFLICT", message, currentRevision: current?.modRevision ?? null };
+function conflict<K extends KvResultKind>(
+  kind: K,
+  message: string,
+  current: KvRecord | undefined,
+): KvConflict<K> {
+  return {
+    kind,
+    ok: false,
+    code: "ERR_CONFLICT",
+    message,
+    details: { currentRevision: current?.modRevision ?? null },
+  };
 }
 
 function applyPut(state: StateWriter, command: KvPut, clockMs: number): KvPutResult {
   const stored = storedRecord(state, command.key);
   const current = liveOf(stored, clockMs);
-  if (command.ifAbsent === true && current !== undefined) return conflict("key exists", current);
+  if (command.ifAbsent === true && current !== undefined) return conflict("kv.put", "key exists", current);
   if (command.ifRevision !== undefined && (current?.modRevision ?? 0) !== command.ifRevision) {
-    return conflict(`key is not at revision ${command.ifRevision}`, current);
+    return conflict("kv.put", `key is not at revision ${command.ifRevision}`, current);
   }
   const expireAtMs = command.ttlMs === undefined ? 0 : clockMs + command.ttlMs;
-  return { ok: true, ...writeRecord(state, command.key, stored, command.value, expireAtMs, clockMs) };
+  return {
+    kind: "kv.put",
+    ok: true,
+    ...writeRecord(state, command.key, stored, command.value, expireAtMs, clockMs),
+  };
 }
 
 function applyDelete(state: StateWriter, command: KvDelete, clockMs: number): KvDeleteResult {
   const stored = storedRecord(state, command.key);
   const current = liveOf(stored, clockMs);
   if (command.ifRevision !== undefined && (current?.modRevision ?? 0) !== command.ifRevision) {
-    return conflict(`key is not at revision ${command.ifRevision}`, current);
+    return conflict("kv.delete", `key is not at revision ${command.ifRevision}`, current);
   }
-  if (stored !== undefined) {
-    if (stored.expireAtMs !== 0) state.delete("kv-ttl", ttlKey(stored.expireAtMs, command.key));
-    state.delete("kv", command.key);
+  if (stored !== undefined) removeRecord(state, command.key, stored);
+  if (current === undefined)
+    return { kind: "kv.delete", ok: true, deleted: false, revision: kvRevision(state) };
+  return { kind: "kv.delete", ok: true, deleted: true, revision: nextRevision(state) };
+}
+
+/** Removes a stored key and its TTL index entry. */
+function removeRecord(state: StateWriter, key: Uint8Array, stored: KvRecord): void {
+  if (stored.expireAtMs !== 0) state.delete("kv-ttl", ttlKey(stored.expireAtMs, key));
+  state.delete("kv", key);
+  countKeys(state, -1);
+}
+
+function applySetTtl(state: StateWriter, command: KvSetTtl, clockMs: number): KvSetTtlResult {
+  const unchanged: KvSetTtlResult = {
+    kind: "kv.set-ttl",
+    ok: true,
+    changed: false,
+    revision: kvRevision(state),
+  };
+  const stored = storedRecord(state, command.key);
+  const current = liveOf(stored, clockMs);
+  if (stored === undefined || current === undefined) return unchanged;
+  const { expiry } = command;
+  const expireAtMs = expiry.kind === "never" ? 0 : expiry.kind === "at" ? expiry.ms : clockMs + expiry.ms;
+  if (expiry.kind === "never" && current.expireAtMs === 0) return unchanged;
+  // Redis compares with "never" for a key without a TTL: later than any time.
+  const currentAt = current.expireAtMs === 0 ? Number.POSITIVE_INFINITY : current.expireAtMs;
+  const held =
+    command.condition === undefined ||
+    (command.condition === "nx" && current.expireAtMs === 0) ||
+    (command.condition === "xx" && current.expireAtMs !== 0) ||
+    (command.condition === "gt" && current.expireAtMs !== 0 && expireAtMs > currentAt) ||
+    (command.condition === "lt" && expireAtMs < currentAt);
+  if (!held) return unchanged;
+  if (expiry.kind !== "never" && expireAtMs <= clockMs) {
+    // An expiry already past deletes the key, as Redis's EXPIRE does.
+    removeRecord(state, command.key, stored);
+    return { kind: "kv.set-ttl", ok: true, changed: true, revision: nextRevision(state) };
   }
-  if (current === undefined) return { ok: true, deleted: false, revision: kvRevision(state) };
-  return { ok: true, deleted: true, revision: nextRevision(state) };
+  const { revision } = writeRecord(state, command.key, stored, current.value, expireAtMs, clockMs);
+  return { kind: "kv.set-ttl", ok: true, changed: true, revision };
+}
+
+function applyPutMany(state: StateWriter, command: KvPutMany, clockMs: number): KvPutManyResult {
+  if (command.ifNoneExist === true) {
+    for (const [key] of command.pairs) {
+      if (liveOf(storedRecord(state, key), clockMs) !== undefined) {
+        return { kind: "kv.put-many", ok: true, written: false, revision: kvRevision(state) };
+      }
+    }
+  }
+  // One revision for the whole write, as etcd gives the writes of one transaction.
+  const revision = nextRevision(state);
+  for (const [key, value] of command.pairs) {
+    writeRecord(state, key, storedRecord(state, key), value, 0, clockMs, revision);
+  }
+  return { kind: "kv.put-many", ok: true, written: true, revision };
 }
 
 function applyIncrement(state: StateWriter, command: KvIncrement, clockMs: number): KvIncrementResult {
@@ -253,13 +369,13 @@ function applyIncrement(state: StateWriter, command: KvIncrement, clockMs: numbe
   if (current !== undefined) {
     const text = new TextDecoder().decode(current.value);
     if (!/^-?(0|[1-9]\d{0,18})$/.test(text)) {
-      return { ok: false, code: "ERR_NOT_INTEGER", message: "value is not an integer or out of range" };
+      return notInteger("value is not an integer or out of range");
     }
     base = BigInt(text);
   }
   const sum = base + command.by;
   if (base < INT64_MIN || base > INT64_MAX || sum < INT64_MIN || sum > INT64_MAX) {
-    return { ok: false, code: "ERR_NOT_INTEGER", message: "increment or decrement would overflow" };
+    return notInteger("increment or decrement would overflow");
   }
   const value = sum.toString();
   // As Redis INCR: the key keeps its TTL.
@@ -271,7 +387,11 @@ function applyIncrement(state: StateWriter, command: KvIncrement, clockMs: numbe
     current?.expireAtMs ?? 0,
     clockMs,
   );
-  return { ok: true, value, revision };
+  return { kind: "kv.increment", ok: true, value, revision };
+}
+
+function notInteger(message: string): KvNotInteger {
+  return { kind: "kv.increment", ok: false, code: "ERR_NOT_INTEGER", message, details: {} };
 }
 
 /** Deletes up to `max` keys whose TTL passed by `clockMs`, earliest first; they share one revision. */
@@ -282,6 +402,7 @@ function expireKeys(state: StateWriter, clockMs: number, max: number): number {
     state.delete("kv-ttl", indexKey);
     state.delete("kv", indexKey.subarray(8));
   }
+  countKeys(state, -due.length);
   if (due.length > 0) nextRevision(state);
   return due.length;
 }

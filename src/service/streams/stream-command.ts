@@ -48,6 +48,11 @@ export type GroupConfigChanges = {
   readonly [K in (typeof GROUP_FIELDS)[number]]?: GroupConfig[K];
 };
 
+/** Which messages in flight a claim looks at: these sequences, or a scan from a sequence. */
+export type ClaimTarget =
+  | { readonly kind: "seqs"; readonly seqs: readonly number[] }
+  | { readonly kind: "scan"; readonly fromSeq: number; readonly count: number };
+
 /** How a consumer settles messages it holds. */
 export type SettleAction = "ack" | "nack" | "extend" | "term";
 
@@ -81,6 +86,11 @@ export type StreamCommand =
       readonly msgId?: string;
       /** Append only if the stream's last sequence is this (0: empty). */
       readonly expectedLastSeq?: number;
+      /**
+       * Creates the stream with these settings first when it does not exist (Redis XADD without
+       * NOMKSTREAM), in the same entry; an existing stream keeps its own settings.
+       */
+      readonly createWith?: StreamConfig;
     }
   | {
       readonly type: "group-create";
@@ -114,6 +124,21 @@ export type StreamCommand =
       readonly delayMs: number;
     }
   /**
+   * Takes over messages in flight for the group that have been idle (since their last delivery) at
+   * least `minIdleMs`, for `consumer`, with a fresh ack deadline (Redis XCLAIM, XAUTOCLAIM): the
+   * sequences named, or a scan of the group's messages in flight from `fromSeq` that claims up to
+   * `count` (looking at no more than ten times that many). `justId` leaves delivery counts alone.
+   */
+  | {
+      readonly type: "claim";
+      readonly stream: string;
+      readonly group: string;
+      readonly consumer: string;
+      readonly minIdleMs: number;
+      readonly target: ClaimTarget;
+      readonly justId: boolean;
+    }
+  /**
    * Bounded housekeeping the leader proposes while work is due: removes deleted streams' data,
    * applies max age to idle streams and forgets expired message ids, at most `max` keys per entry.
    */
@@ -130,9 +155,13 @@ const SWEEP = 8;
 const UPDATE = 9;
 const MESSAGE_DELETE = 10;
 const GROUP_UPDATE = 11;
+const CLAIM = 12;
+const CLAIM_JUST_ID = 1;
+const CLAIM_SCAN = 2;
 const FLAG_KEY = 1;
 const FLAG_MSG_ID = 2;
 const FLAG_EXPECTED = 4;
+const FLAG_CREATE = 8;
 /** The order in which an update's settings are flagged and written. */
 const CONFIG_FIELDS = [
   "maxMessages",
@@ -164,21 +193,32 @@ function fromCode<T>(codes: readonly T[], code: number, what: string): T {
   return value;
 }
 
+function encodeConfig(c: StreamConfig, writer: ByteWriter): ByteWriter {
+  return writer
+    .varint(c.maxMessages)
+    .varint(c.maxBytes)
+    .varint(c.maxAgeMs)
+    .u8(codeOf(DISCARD_CODES, c.discard))
+    .varint(c.messageBytesMax)
+    .varint(c.dedupeWindowMs);
+}
+
+function decodeConfig(reader: ByteReader): StreamConfig {
+  return {
+    maxMessages: reader.varint(),
+    maxBytes: reader.varint(),
+    maxAgeMs: reader.varint(),
+    discard: fromCode(DISCARD_CODES, reader.u8(), "discard policy"),
+    messageBytesMax: reader.varint(),
+    dedupeWindowMs: reader.varint(),
+  };
+}
+
 /** Encodes a stream command for a Raft entry. */
 export function encodeStreamCommand(command: StreamCommand, writer = new ByteWriter()): ByteWriter {
   switch (command.type) {
-    case "create": {
-      const c = command.config;
-      return writer
-        .u8(CREATE)
-        .string(command.name)
-        .varint(c.maxMessages)
-        .varint(c.maxBytes)
-        .varint(c.maxAgeMs)
-        .u8(codeOf(DISCARD_CODES, c.discard))
-        .varint(c.messageBytesMax)
-        .varint(c.dedupeWindowMs);
-    }
+    case "create":
+      return encodeConfig(command.config, writer.u8(CREATE).string(command.name));
     case "delete":
       return writer.u8(DELETE).string(command.name);
     case "update": {
@@ -204,12 +244,14 @@ export function encodeStreamCommand(command: StreamCommand, writer = new ByteWri
       const flags =
         (command.key !== undefined ? FLAG_KEY : 0) |
         (command.msgId !== undefined ? FLAG_MSG_ID : 0) |
-        (command.expectedLastSeq !== undefined ? FLAG_EXPECTED : 0);
+        (command.expectedLastSeq !== undefined ? FLAG_EXPECTED : 0) |
+        (command.createWith !== undefined ? FLAG_CREATE : 0);
       writer.u8(APPEND).string(command.name).u8(flags).bytes(command.payload).varint(command.headers.length);
       for (const [name, value] of command.headers) writer.string(name).string(value);
       if (command.key !== undefined) writer.string(command.key);
       if (command.msgId !== undefined) writer.string(command.msgId);
       if (command.expectedLastSeq !== undefined) writer.varint(command.expectedLastSeq);
+      if (command.createWith !== undefined) encodeConfig(command.createWith, writer);
       return writer;
     }
     case "group-create": {
@@ -259,6 +301,20 @@ export function encodeStreamCommand(command: StreamCommand, writer = new ByteWri
       return writer;
     case "sweep":
       return writer.u8(SWEEP).varint(command.max);
+    case "claim": {
+      const { target } = command;
+      writer
+        .u8(CLAIM)
+        .string(command.stream)
+        .string(command.group)
+        .string(command.consumer)
+        .varint(command.minIdleMs)
+        .u8((command.justId ? CLAIM_JUST_ID : 0) | (target.kind === "scan" ? CLAIM_SCAN : 0));
+      if (target.kind === "scan") return writer.varint(target.fromSeq).varint(target.count);
+      writer.varint(target.seqs.length);
+      for (const seq of target.seqs) writer.varint(seq);
+      return writer;
+    }
   }
 }
 
@@ -268,18 +324,7 @@ export function decodeStreamCommand(reader: ByteReader): StreamCommand {
   const name = () => reader.string(NAME_BYTES_MAX);
   switch (type) {
     case CREATE:
-      return {
-        type: "create",
-        name: name(),
-        config: {
-          maxMessages: reader.varint(),
-          maxBytes: reader.varint(),
-          maxAgeMs: reader.varint(),
-          discard: fromCode(DISCARD_CODES, reader.u8(), "discard policy"),
-          messageBytesMax: reader.varint(),
-          dedupeWindowMs: reader.varint(),
-        },
-      };
+      return { type: "create", name: name(), config: decodeConfig(reader) };
     case DELETE:
       return { type: "delete", name: name() };
     case UPDATE: {
@@ -311,6 +356,8 @@ export function decodeStreamCommand(reader: ByteReader): StreamCommand {
       const key = (flags & FLAG_KEY) !== 0 ? reader.string() : undefined;
       const msgId = (flags & FLAG_MSG_ID) !== 0 ? reader.string() : undefined;
       const expectedLastSeq = (flags & FLAG_EXPECTED) !== 0 ? reader.varint() : undefined;
+      // Entries of the previous release never set the flag, so they decode as before.
+      const createWith = (flags & FLAG_CREATE) !== 0 ? decodeConfig(reader) : undefined;
       return {
         type: "append",
         name: stream,
@@ -319,6 +366,7 @@ export function decodeStreamCommand(reader: ByteReader): StreamCommand {
         ...(key !== undefined ? { key } : {}),
         ...(msgId !== undefined ? { msgId } : {}),
         ...(expectedLastSeq !== undefined ? { expectedLastSeq } : {}),
+        ...(createWith !== undefined ? { createWith } : {}),
       };
     }
     case GROUP_CREATE: {
@@ -371,6 +419,32 @@ export function decodeStreamCommand(reader: ByteReader): StreamCommand {
     }
     case SWEEP:
       return { type: "sweep", max: reader.varint() };
+    case CLAIM: {
+      const stream = name();
+      const group = name();
+      const consumer = name();
+      const minIdleMs = reader.varint();
+      const flags = reader.u8();
+      if (flags >> 2 !== 0) throw new DecodeError(`unknown claim flags ${flags}`);
+      let target: ClaimTarget;
+      if ((flags & CLAIM_SCAN) !== 0) {
+        target = { kind: "scan", fromSeq: reader.varint(), count: reader.varint() };
+      } else {
+        const count = reader.varint();
+        const seqs: number[] = [];
+        for (let i = 0; i < count; i++) seqs.push(reader.varint());
+        target = { kind: "seqs", seqs };
+      }
+      return {
+        type: "claim",
+        stream,
+        group,
+        consumer,
+        minIdleMs,
+        target,
+        justId: (flags & CLAIM_JUST_ID) !== 0,
+      };
+    }
     default:
       throw new DecodeError(`unknown stream command type ${type}`);
   }

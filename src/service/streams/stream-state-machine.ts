@@ -14,6 +14,7 @@
 //   stream-garbage u64 id                       -> u8 kind (1 stream, 2 group): data still to remove
 import { assert } from "../../util/assert.js";
 import { ByteReader, ByteWriter, utf8 } from "../../util/bytes.js";
+import type { ErrorDetails, Refusal, Refusals } from "../errors.js";
 import { prefixEnd, type Space, type StateReader, type StateWriter } from "../state.js";
 import type {
   GroupConfig,
@@ -94,57 +95,70 @@ export interface Delivery {
   readonly deliveries: number;
 }
 
-/** A stream command that failed; nothing changed. */
-export interface StreamFailure {
-  readonly ok: false;
-  readonly code: "ERR_NOT_FOUND" | "ERR_CONFLICT" | "ERR_STREAM_FULL" | "ERR_TOO_LARGE" | "ERR_LIMIT";
-  readonly message: string;
-  /** For a failed expected-last-sequence condition: the stream's last sequence now. */
-  readonly currentLastSeq?: number;
+/** The codes with which the state machine refuses a stream command. */
+export type StreamFailureCode =
+  | "ERR_NOT_FOUND"
+  | "ERR_CONFLICT"
+  | "ERR_STREAM_FULL"
+  | "ERR_TOO_LARGE"
+  | "ERR_LIMIT";
+
+/** The kind tag of every stream command and result: `streams.` and the command's type. */
+export type StreamResultKind = `streams.${StreamCommand["type"]}`;
+
+/** A stream command that failed, tagged with its kind; nothing changed. */
+export type StreamFailure = {
+  readonly [K in StreamResultKind]: Refusals<K, StreamFailureCode>;
+}[StreamResultKind];
+
+/** What each stream command answers when it succeeds, by kind. */
+export interface StreamSuccesses {
+  readonly "streams.create": { readonly created: boolean };
+  readonly "streams.delete": { readonly deleted: boolean };
+  /** `updated` is false when the settings were already as asked. */
+  readonly "streams.update": { readonly updated: boolean };
+  /** `deleted`: the sequences that were held and are now deleted, in the order asked. */
+  readonly "streams.message-delete": { readonly deleted: readonly number[] };
+  readonly "streams.append": {
+    readonly seq: number;
+    readonly id: string;
+    /** True when the message id was seen within the window: `seq` is the original's. */
+    readonly duplicate: boolean;
+  };
+  readonly "streams.group-create": { readonly created: boolean };
+  readonly "streams.group-delete": { readonly deleted: boolean };
+  /** `updated` is false when the settings were already as asked. */
+  readonly "streams.group-update": { readonly updated: boolean };
+  readonly "streams.fetch": { readonly messages: readonly Delivery[] };
+  readonly "streams.settle": {
+    readonly settled: readonly number[];
+    /** Sequences that were not in flight for this group (already settled, or never delivered). */
+    readonly notPending: readonly number[];
+  };
+  readonly "streams.sweep": { readonly removed: number };
+  readonly "streams.claim": {
+    /** The messages now held by the claiming consumer, in sequence order. */
+    readonly claimed: readonly Delivery[];
+    /** Sequences in flight whose messages were deleted meanwhile: dropped from the group. */
+    readonly deleted: readonly number[];
+    /** Where a scan continues (0: it reached the end; always 0 for named sequences). */
+    readonly next: number;
+  };
 }
 
-/** The outcome of any stream command. */
+/** The successful outcome of a stream command of kind `K`. */
+export type StreamSuccess<K extends StreamResultKind> = {
+  readonly kind: K;
+  readonly ok: true;
+} & StreamSuccesses[K];
+
+/** The outcome of any stream command, tagged with its command's kind. */
 export type StreamResult =
-  | { readonly ok: true; readonly op: "create"; readonly created: boolean }
-  | { readonly ok: true; readonly op: "delete"; readonly deleted: boolean }
-  | {
-      readonly ok: true;
-      readonly op: "update";
-      /** False when the settings were already as asked. */
-      readonly updated: boolean;
-    }
-  | {
-      readonly ok: true;
-      readonly op: "message-delete";
-      /** The sequences that were held and are now deleted, in the order asked. */
-      readonly deleted: readonly number[];
-    }
-  | {
-      readonly ok: true;
-      readonly op: "append";
-      readonly seq: number;
-      readonly id: string;
-      /** True when the message id was seen within the window: `seq` is the original's. */
-      readonly duplicate: boolean;
-    }
-  | { readonly ok: true; readonly op: "group-create"; readonly created: boolean }
-  | { readonly ok: true; readonly op: "group-delete"; readonly deleted: boolean }
-  | {
-      readonly ok: true;
-      readonly op: "group-update";
-      /** False when the settings were already as asked. */
-      readonly updated: boolean;
-    }
-  | { readonly ok: true; readonly op: "fetch"; readonly messages: readonly Delivery[] }
-  | {
-      readonly ok: true;
-      readonly op: "settle";
-      readonly settled: readonly number[];
-      /** Sequences that were not in flight for this group (already settled, or never delivered). */
-      readonly notPending: readonly number[];
-    }
-  | { readonly ok: true; readonly op: "sweep"; readonly removed: number }
+  | { readonly [K in StreamResultKind]: StreamSuccess<K> }[StreamResultKind]
   | StreamFailure;
+
+/** The outcome of a stream command of kind `K`. */
+export type StreamResultOf<K extends StreamResultKind> = Extract<StreamResult, { readonly kind: K }>;
 
 /** Limits the state machine itself enforces; equal on every replica. */
 export interface StreamMachineLimits {
@@ -375,6 +389,78 @@ export function readMessages(
   return { messages, next: last === undefined ? Math.max(start, end + 1) : last.seq + 1 };
 }
 
+/**
+ * Reads up to `limit` messages (and about `bytesMax` bytes) from sequence `to` down to `from`
+ * (inclusive), newest first; `next` is the sequence to continue downward from, 0 once the range is
+ * read.
+ */
+export function readMessagesReverse(
+  state: StateReader,
+  stream: StreamMeta,
+  from: number,
+  limit: number,
+  bytesMax: number,
+  to = Number.MAX_SAFE_INTEGER,
+): MessagePage {
+  const low = Math.max(from, stream.firstSeq);
+  let high = Math.min(to, stream.lastSeq);
+  const messages: StreamMessage[] = [];
+  let bytes = 0;
+  // The store reads forward only: read windows below `high`, doubling them where deleted messages
+  // leave a window short, so a page costs a few forward reads.
+  let window = limit;
+  while (high >= low && messages.length < limit) {
+    const start = Math.max(low, high - window + 1);
+    const chunk = [
+      ...state.range("stream-message", pair(stream.id, start), pair(stream.id, high + 1), high - start + 1),
+    ];
+    for (let i = chunk.length - 1; i >= 0 && messages.length < limit; i--) {
+      const entry = chunk[i];
+      if (entry === undefined) continue;
+      const message = decodeMessage(new ByteReader(entry[0].subarray(8)).u64(), entry[1]);
+      bytes += message.payload.length;
+      if (messages.length > 0 && bytes > bytesMax) return { messages, next: message.seq };
+      messages.push(message);
+    }
+    high = start - 1;
+    window *= 2;
+  }
+  const last = messages.at(-1);
+  const more = messages.length === limit && last !== undefined && last.seq - 1 >= low;
+  return { messages, next: more ? last.seq - 1 : 0 };
+}
+
+/** A message id `<ms>-<n>` as its two numbers, ordered as Redis orders them. */
+export interface MessageId {
+  readonly ms: number;
+  readonly n: number;
+}
+
+function compareIds(a: MessageId, b: MessageId): number {
+  return a.ms !== b.ms ? a.ms - b.ms : a.n - b.n;
+}
+
+function idOf(message: StreamMessage): MessageId {
+  const dash = message.id.indexOf("-");
+  return { ms: Number(message.id.slice(0, dash)), n: Number(message.id.slice(dash + 1)) };
+}
+
+/**
+ * The sequence of the first held message whose id is `id` or later (lastSeq + 1 if none is): ids
+ * grow with sequences, so this bisects as {@link seqAtTime} does.
+ */
+export function seqAtId(state: StateReader, stream: StreamMeta, id: MessageId): number {
+  let lo = stream.firstSeq;
+  let hi = stream.lastSeq + 1;
+  while (lo < hi) {
+    const mid = Math.floor((lo + hi) / 2);
+    const message = messageAtOrAfter(state, stream, mid);
+    if (message !== undefined && compareIds(idOf(message), id) < 0) lo = message.seq + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /** The newest held message's sequence: lastSeq, unless that message was deleted (or none is held). */
 function lastHeldSeq(state: StateReader, stream: StreamMeta): number {
   // Without holes the message at lastSeq is held; an empty stream has none (and lastSeq < firstSeq).
@@ -415,15 +501,24 @@ export interface PendingRecord {
   /** Leader time from which it may be delivered again (the ack deadline, or the nack delay's end). */
   readonly availableAtMs: number;
   readonly deliveries: number;
+  /**
+   * Leader time of its last delivery or claim, from which its idle time counts. Absent on records
+   * the previous release wrote: their deadline less the group's ack wait stands in.
+   */
+  readonly deliveredAtMs?: number;
 }
 
 function encodePending(p: PendingRecord): Uint8Array {
-  return new ByteWriter(24).u64(p.availableAtMs).varint(p.deliveries).string(p.consumer).finish();
+  const writer = new ByteWriter(32).u64(p.availableAtMs).varint(p.deliveries).string(p.consumer);
+  // Last, so the previous release, which reads the fields before it and ignores the rest, reads it too.
+  if (p.deliveredAtMs !== undefined) writer.varint(p.deliveredAtMs);
+  return writer.finish();
 }
 
 function decodePending(seq: number, bytes: Uint8Array): PendingRecord {
   const reader = new ByteReader(bytes);
-  return { seq, availableAtMs: reader.u64(), deliveries: reader.varint(), consumer: reader.string() };
+  const record = { seq, availableAtMs: reader.u64(), deliveries: reader.varint(), consumer: reader.string() };
+  return reader.remaining > 0 ? { ...record, deliveredAtMs: reader.varint() } : record;
 }
 
 /** Lists a group's messages in flight in sequence order, at most `limit`. */
@@ -470,8 +565,14 @@ function nextId(state: StateWriter): number {
   return id;
 }
 
-function failure(code: StreamFailure["code"], message: string, currentLastSeq?: number): StreamFailure {
-  return { ok: false, code, message, ...(currentLastSeq !== undefined ? { currentLastSeq } : {}) };
+/** A refusal of a command of kind `kind`, with the details of its code. */
+function failure<K extends StreamResultKind, C extends StreamFailureCode>(
+  kind: K,
+  code: C,
+  message: string,
+  details: ErrorDetails[C],
+): Refusal<K, C> {
+  return { kind, ok: false, code, message, details };
 }
 
 function sameConfig(a: object, b: object): boolean {
@@ -498,8 +599,14 @@ export function applyStream(
     case "message-delete":
       return deleteMessages(state, command.name, command.seqs);
     case "append": {
-      const meta = getStreamMeta(state, command.name);
-      if (meta === undefined) return failure("ERR_NOT_FOUND", `stream ${command.name} does not exist`);
+      let meta = getStreamMeta(state, command.name);
+      if (meta === undefined && command.createWith !== undefined) {
+        const created = createStream(state, command.name, command.createWith, clockMs, limits);
+        if (!created.ok) return { ...created, kind: "streams.append" };
+        meta = getStreamMeta(state, command.name);
+      }
+      if (meta === undefined)
+        return failure("streams.append", "ERR_NOT_FOUND", `stream ${command.name} does not exist`, {});
       return appendMessage(state, meta, command, clockMs, limits);
     }
     case "group-create":
@@ -515,27 +622,37 @@ export function applyStream(
     case "group-delete": {
       const meta = getStreamMeta(state, command.stream);
       const group = meta === undefined ? undefined : getGroupMeta(state, meta, command.group);
-      if (meta === undefined || group === undefined) return { ok: true, op: "group-delete", deleted: false };
+      if (meta === undefined || group === undefined)
+        return { ok: true, kind: "streams.group-delete", deleted: false };
       state.delete("consumer-group", withSuffix(meta.id, group.name));
       state.put("stream-garbage", u64(group.id), Uint8Array.of(GARBAGE_GROUP));
-      return { ok: true, op: "group-delete", deleted: true };
+      return { ok: true, kind: "streams.group-delete", deleted: true };
     }
     case "group-update": {
       const meta = getStreamMeta(state, command.stream);
-      if (meta === undefined) return failure("ERR_NOT_FOUND", `stream ${command.stream} does not exist`);
+      if (meta === undefined)
+        return failure(
+          "streams.group-update",
+          "ERR_NOT_FOUND",
+          `stream ${command.stream} does not exist`,
+          {},
+        );
       const group = getGroupMeta(state, meta, command.group);
-      if (group === undefined) return failure("ERR_NOT_FOUND", `group ${command.group} does not exist`);
+      if (group === undefined)
+        return failure("streams.group-update", "ERR_NOT_FOUND", `group ${command.group} does not exist`, {});
       const config: GroupConfig = { ...group.config, ...command.changes };
-      if (sameConfig(config, group.config)) return { ok: true, op: "group-update", updated: false };
+      if (sameConfig(config, group.config)) return { ok: true, kind: "streams.group-update", updated: false };
       putGroupMeta(state, meta, { ...group, config });
-      return { ok: true, op: "group-update", updated: true };
+      return { ok: true, kind: "streams.group-update", updated: true };
     }
     case "fetch":
       return fetch(state, command.stream, command.group, command.consumer, command.max, clockMs, limits);
     case "settle":
       return settle(state, command, clockMs, limits);
     case "sweep":
-      return { ok: true, op: "sweep", removed: sweep(state, clockMs, command.max, limits) };
+      return { ok: true, kind: "streams.sweep", removed: sweep(state, clockMs, command.max, limits) };
+    case "claim":
+      return claim(state, command, clockMs);
   }
 }
 
@@ -545,15 +662,16 @@ function createStream(
   config: StreamConfig,
   clockMs: number,
   limits: StreamMachineLimits,
-): StreamResult {
+): StreamResultOf<"streams.create"> {
   const existing = getStreamMeta(state, name);
   if (existing !== undefined) {
     // Creating what exists with the same settings is a no-op, so create is safe to repeat.
-    if (sameConfig(existing.config, config)) return { ok: true, op: "create", created: false };
-    return failure("ERR_CONFLICT", `stream ${name} exists with other settings`);
+    if (sameConfig(existing.config, config)) return { ok: true, kind: "streams.create", created: false };
+    return failure("streams.create", "ERR_CONFLICT", `stream ${name} exists with other settings`, {});
   }
   const count = readU64(state, "meta", META_COUNT);
-  if (count >= limits.streamsMax) return failure("ERR_LIMIT", `at most ${limits.streamsMax} streams`);
+  if (count >= limits.streamsMax)
+    return failure("streams.create", "ERR_LIMIT", `at most ${limits.streamsMax} streams`, {});
   state.put("meta", META_COUNT, u64(count + 1));
   putStreamMeta(state, {
     id: nextId(state),
@@ -566,12 +684,12 @@ function createStream(
     lastIdMs: 0,
     lastIdN: 0,
   });
-  return { ok: true, op: "create", created: true };
+  return { ok: true, kind: "streams.create", created: true };
 }
 
-function deleteStream(state: StateWriter, name: string): StreamResult {
+function deleteStream(state: StateWriter, name: string): StreamResultOf<"streams.delete"> {
   const meta = getStreamMeta(state, name);
-  if (meta === undefined) return { ok: true, op: "delete", deleted: false };
+  if (meta === undefined) return { ok: true, kind: "streams.delete", deleted: false };
   for (const group of listGroups(state, meta)) {
     state.delete("consumer-group", withSuffix(meta.id, group.name));
     state.put("stream-garbage", u64(group.id), Uint8Array.of(GARBAGE_GROUP));
@@ -580,7 +698,7 @@ function deleteStream(state: StateWriter, name: string): StreamResult {
   state.put("meta", META_COUNT, u64(Math.max(0, readU64(state, "meta", META_COUNT) - 1)));
   // The messages go in bounded sweeps: deleting a large stream must not make one huge entry.
   state.put("stream-garbage", u64(meta.id), Uint8Array.of(GARBAGE_STREAM));
-  return { ok: true, op: "delete", deleted: true };
+  return { ok: true, kind: "streams.delete", deleted: true };
 }
 
 /** Removes the message at `seq` (if held) from the store; returns the bytes it counted for. */
@@ -629,21 +747,27 @@ function updateStream(
   changes: StreamConfigChanges,
   clockMs: number,
   limits: StreamMachineLimits,
-): StreamResult {
+): StreamResultOf<"streams.update"> {
   const meta = getStreamMeta(state, name);
-  if (meta === undefined) return failure("ERR_NOT_FOUND", `stream ${name} does not exist`);
+  if (meta === undefined)
+    return failure("streams.update", "ERR_NOT_FOUND", `stream ${name} does not exist`, {});
   const config: StreamConfig = { ...meta.config, ...changes };
-  if (sameConfig(config, meta.config)) return { ok: true, op: "update", updated: false };
+  if (sameConfig(config, meta.config)) return { ok: true, kind: "streams.update", updated: false };
   // A lowered limit applies at this entry, whatever the discard policy (a full stream with
   // discard "new" is over its new limit, not just full), up to the per-entry bound.
   const updated = pruneStream(state, { ...meta, config }, clockMs, limits.prunePerEntryMax).meta;
   putStreamMeta(state, updated);
-  return { ok: true, op: "update", updated: true };
+  return { ok: true, kind: "streams.update", updated: true };
 }
 
-function deleteMessages(state: StateWriter, name: string, seqs: readonly number[]): StreamResult {
+function deleteMessages(
+  state: StateWriter,
+  name: string,
+  seqs: readonly number[],
+): StreamResultOf<"streams.message-delete"> {
   let meta = getStreamMeta(state, name);
-  if (meta === undefined) return failure("ERR_NOT_FOUND", `stream ${name} does not exist`);
+  if (meta === undefined)
+    return failure("streams.message-delete", "ERR_NOT_FOUND", `stream ${name} does not exist`, {});
   const deleted: number[] = [];
   for (const seq of seqs) {
     if (seq < meta.firstSeq || seq > meta.lastSeq) continue;
@@ -657,7 +781,7 @@ function deleteMessages(state: StateWriter, name: string, seqs: readonly number[
     }
     deleted.push(seq);
   }
-  if (deleted.length === 0) return { ok: true, op: "message-delete", deleted };
+  if (deleted.length === 0) return { ok: true, kind: "streams.message-delete", deleted };
   putStreamMeta(state, meta);
   // A deleted message can never be delivered again: forget it in every group that holds it, so
   // neither a redelivery nor a dead letter names it.
@@ -671,7 +795,7 @@ function deleteMessages(state: StateWriter, name: string, seqs: readonly number[
     }
     if (pending !== group.pending) putGroupMeta(state, meta, { ...group, pending });
   }
-  return { ok: true, op: "message-delete", deleted };
+  return { ok: true, kind: "streams.message-delete", deleted };
 }
 
 /**
@@ -722,7 +846,7 @@ function appendMessage(
   command: Extract<StreamCommand, { type: "append" }>,
   clockMs: number,
   limits: StreamMachineLimits,
-): StreamResult {
+): StreamResultOf<"streams.append"> {
   let meta = pruneStream(state, original, clockMs, limits.prunePerEntryMax).meta;
   if (meta !== original) putStreamMeta(state, meta);
   const config = meta.config;
@@ -734,32 +858,45 @@ function appendMessage(
       const seenMs = reader.u64();
       if (seenMs > clockMs - config.dedupeWindowMs) {
         const message = getMessage(state, meta, seq);
-        return { ok: true, op: "append", seq, id: message?.id ?? "", duplicate: true };
+        return { ok: true, kind: "streams.append", seq, id: message?.id ?? "", duplicate: true };
       }
     }
   }
   if (command.expectedLastSeq !== undefined && command.expectedLastSeq !== meta.lastSeq) {
     return failure(
+      "streams.append",
       "ERR_CONFLICT",
       `stream ${meta.name} is at sequence ${meta.lastSeq}, not ${command.expectedLastSeq}`,
-      meta.lastSeq,
+      { currentLastSeq: meta.lastSeq },
     );
   }
   const size = messageBytes(command.payload, command.headers, command.key);
   if (size > config.messageBytesMax) {
     return failure(
+      "streams.append",
       "ERR_TOO_LARGE",
       `message is ${size} bytes; stream ${meta.name} takes at most ${config.messageBytesMax}`,
+      {},
     );
   }
   const count = messageCount(meta);
   const overCount = config.maxMessages > 0 && count + 1 > config.maxMessages;
   const overBytes = config.maxBytes > 0 && meta.bytes + size > config.maxBytes;
   if (config.discard === "new" && (overCount || overBytes)) {
-    return failure("ERR_STREAM_FULL", `stream ${meta.name} is full and refuses new messages`);
+    return failure(
+      "streams.append",
+      "ERR_STREAM_FULL",
+      `stream ${meta.name} is full and refuses new messages`,
+      {},
+    );
   }
   if (config.maxBytes > 0 && size > config.maxBytes) {
-    return failure("ERR_TOO_LARGE", `message is larger than the stream's maxBytes (${config.maxBytes})`);
+    return failure(
+      "streams.append",
+      "ERR_TOO_LARGE",
+      `message is larger than the stream's maxBytes (${config.maxBytes})`,
+      {},
+    );
   }
   // Message ids `<ms>-<n>`: the clock's milliseconds, with a counter within one millisecond.
   const idMs = Math.max(meta.lastIdMs, clockMs);
@@ -793,7 +930,7 @@ function appendMessage(
     state.put("stream-dedupe", withSuffix(meta.id, command.msgId), pair(seq, clockMs));
     state.put("stream-dedupe-ttl", dedupeTtlKey(meta.id, clockMs, command.msgId), EMPTY);
   }
-  return { ok: true, op: "append", seq, id: message.id, duplicate: false };
+  return { ok: true, kind: "streams.append", seq, id: message.id, duplicate: false };
 }
 
 function dedupeTtlKey(streamId: number, tsMs: number, msgId: string): Uint8Array {
@@ -809,16 +946,23 @@ function createGroup(
   config: GroupConfig,
   clockMs: number,
   limits: StreamMachineLimits,
-): StreamResult {
+): StreamResultOf<"streams.group-create"> {
   const meta = getStreamMeta(state, streamName);
-  if (meta === undefined) return failure("ERR_NOT_FOUND", `stream ${streamName} does not exist`);
+  if (meta === undefined)
+    return failure("streams.group-create", "ERR_NOT_FOUND", `stream ${streamName} does not exist`, {});
   const existing = getGroupMeta(state, meta, name);
   if (existing !== undefined) {
-    if (sameConfig(existing.config, config)) return { ok: true, op: "group-create", created: false };
-    return failure("ERR_CONFLICT", `group ${name} exists with other settings`);
+    if (sameConfig(existing.config, config))
+      return { ok: true, kind: "streams.group-create", created: false };
+    return failure("streams.group-create", "ERR_CONFLICT", `group ${name} exists with other settings`, {});
   }
   if (listGroups(state, meta).length >= limits.groupsPerStreamMax) {
-    return failure("ERR_LIMIT", `at most ${limits.groupsPerStreamMax} groups per stream`);
+    return failure(
+      "streams.group-create",
+      "ERR_LIMIT",
+      `at most ${limits.groupsPerStreamMax} groups per stream`,
+      {},
+    );
   }
   let nextSeq: number;
   switch (startAt.kind) {
@@ -849,7 +993,7 @@ function createGroup(
     acked: 0,
     deadLettered: 0,
   });
-  return { ok: true, op: "group-create", created: true };
+  return { ok: true, kind: "streams.group-create", created: true };
 }
 
 /**
@@ -903,11 +1047,13 @@ function fetch(
   max: number,
   clockMs: number,
   limits: StreamMachineLimits,
-): StreamResult {
+): StreamResultOf<"streams.fetch"> {
   const stream = getStreamMeta(state, streamName);
-  if (stream === undefined) return failure("ERR_NOT_FOUND", `stream ${streamName} does not exist`);
+  if (stream === undefined)
+    return failure("streams.fetch", "ERR_NOT_FOUND", `stream ${streamName} does not exist`, {});
   let group = getGroupMeta(state, stream, groupName);
-  if (group === undefined) return failure("ERR_NOT_FOUND", `group ${groupName} does not exist`);
+  if (group === undefined)
+    return failure("streams.fetch", "ERR_NOT_FOUND", `group ${groupName} does not exist`, {});
   const out: Delivery[] = [];
   let payloadBytes = 0;
   /** Whether `message` still fits the fetch's byte budget (the first always does). */
@@ -960,7 +1106,13 @@ function fetch(
       writePending(
         state,
         group,
-        { seq, consumer, availableAtMs: clockMs + group.config.ackWaitMs, deliveries },
+        {
+          seq,
+          consumer,
+          availableAtMs: clockMs + group.config.ackWaitMs,
+          deliveries,
+          deliveredAtMs: clockMs,
+        },
         record,
       );
       deliveredCount++;
@@ -986,6 +1138,7 @@ function fetch(
         consumer,
         availableAtMs: clockMs + group.config.ackWaitMs,
         deliveries: 1,
+        deliveredAtMs: clockMs,
       });
       pending++;
       deliveredCount++;
@@ -1004,7 +1157,7 @@ function fetch(
     ...(deadLettersLost > 0 ? { deadLettersLost } : {}),
   };
   putGroupMeta(state, stream, group);
-  return { ok: true, op: "fetch", messages: out };
+  return { ok: true, kind: "streams.fetch", messages: out };
 }
 
 /**
@@ -1013,7 +1166,7 @@ function fetch(
  * one hands out messages: so an empty fetch leaves the key unused.
  */
 export function streamResultIsRemembered(result: StreamResult): boolean {
-  return !(result.ok && result.op === "fetch" && result.messages.length === 0);
+  return !(result.ok && result.kind === "streams.fetch" && result.messages.length === 0);
 }
 
 function settle(
@@ -1021,11 +1174,13 @@ function settle(
   command: Extract<StreamCommand, { type: "settle" }>,
   clockMs: number,
   limits: StreamMachineLimits,
-): StreamResult {
+): StreamResultOf<"streams.settle"> {
   const stream = getStreamMeta(state, command.stream);
-  if (stream === undefined) return failure("ERR_NOT_FOUND", `stream ${command.stream} does not exist`);
+  if (stream === undefined)
+    return failure("streams.settle", "ERR_NOT_FOUND", `stream ${command.stream} does not exist`, {});
   let group = getGroupMeta(state, stream, command.group);
-  if (group === undefined) return failure("ERR_NOT_FOUND", `group ${command.group} does not exist`);
+  if (group === undefined)
+    return failure("streams.settle", "ERR_NOT_FOUND", `group ${command.group} does not exist`, {});
   const settled: number[] = [];
   const notPending: number[] = [];
   for (const seq of command.seqs) {
@@ -1075,7 +1230,76 @@ function settle(
     settled.push(seq);
   }
   putGroupMeta(state, stream, group);
-  return { ok: true, op: "settle", settled, notPending };
+  return { ok: true, kind: "streams.settle", settled, notPending };
+}
+
+/** How many records a claim's scan looks at per message it may claim, as Redis's XAUTOCLAIM. */
+const claimScanFactor = 10;
+
+function claim(
+  state: StateWriter,
+  command: Extract<StreamCommand, { type: "claim" }>,
+  clockMs: number,
+): StreamResultOf<"streams.claim"> {
+  const stream = getStreamMeta(state, command.stream);
+  if (stream === undefined)
+    return failure("streams.claim", "ERR_NOT_FOUND", `stream ${command.stream} does not exist`, {});
+  let group = getGroupMeta(state, stream, command.group);
+  if (group === undefined)
+    return failure("streams.claim", "ERR_NOT_FOUND", `group ${command.group} does not exist`, {});
+  const { target } = command;
+  let records: PendingRecord[];
+  let next = 0;
+  if (target.kind === "seqs") {
+    records = [];
+    for (const seq of target.seqs) {
+      const bytes = state.get("consumer-pending", pair(group.id, seq));
+      if (bytes !== undefined) records.push(decodePending(seq, bytes));
+    }
+  } else {
+    const scanMax = target.count * claimScanFactor;
+    records = [
+      ...state.range("consumer-pending", pair(group.id, target.fromSeq), pair(group.id + 1, 0), scanMax),
+    ].map(([key, value]) => decodePending(new ByteReader(key.subarray(8)).u64(), value));
+    const last = records.at(-1);
+    if (records.length === scanMax && last !== undefined) next = last.seq + 1;
+  }
+  const claimed: Delivery[] = [];
+  const deleted: number[] = [];
+  const claimMax = target.kind === "scan" ? target.count : Number.MAX_SAFE_INTEGER;
+  for (const record of records) {
+    if (claimed.length >= claimMax) {
+      // The scan stopped early: it continues from the first record it did not look at.
+      next = record.seq;
+      break;
+    }
+    const deliveredAtMs = record.deliveredAtMs ?? record.availableAtMs - group.config.ackWaitMs;
+    if (clockMs - deliveredAtMs < command.minIdleMs) continue;
+    if (getMessage(state, stream, record.seq) === undefined) {
+      // Retention removed it: nothing left to deliver, as Redis drops such entries on a claim.
+      removePending(state, group, record);
+      group = { ...group, pending: group.pending - 1 };
+      deleted.push(record.seq);
+      continue;
+    }
+    const deliveries = command.justId ? record.deliveries : record.deliveries + 1;
+    writePending(
+      state,
+      group,
+      {
+        seq: record.seq,
+        consumer: command.consumer,
+        availableAtMs: clockMs + group.config.ackWaitMs,
+        deliveries,
+        deliveredAtMs: clockMs,
+      },
+      record,
+    );
+    if (!command.justId) group = { ...group, delivered: group.delivered + 1 };
+    claimed.push({ seq: record.seq, deliveries });
+  }
+  if (claimed.length > 0 || deleted.length > 0) putGroupMeta(state, stream, group);
+  return { ok: true, kind: "streams.claim", claimed, deleted, next };
 }
 
 /** Removes deleted streams' and groups' data and applies retention to idle streams, at most `max` keys. */

@@ -9,6 +9,9 @@ import {
   encodeKvCommand,
   getKv,
   type KvCommand,
+  type KvPutMany,
+  type KvSetTtl,
+  kvKeyCount,
   kvRevision,
   rangeKv,
 } from "../../../../src/service/kv/index.js";
@@ -25,9 +28,24 @@ const put = (
 describe("kv state machine: put, get and delete", () => {
   it("stores values with etcd-style revisions and versions", () => {
     const s = new MemoryState();
-    assert.deepEqual(applyKv(s, put("a", "1"), 1000), { ok: true, revision: 1, created: true });
-    assert.deepEqual(applyKv(s, put("b", "x"), 1000), { ok: true, revision: 2, created: true });
-    assert.deepEqual(applyKv(s, put("a", "2"), 1000), { ok: true, revision: 3, created: false });
+    assert.deepEqual(applyKv(s, put("a", "1"), 1000), {
+      kind: "kv.put",
+      ok: true,
+      revision: 1,
+      created: true,
+    });
+    assert.deepEqual(applyKv(s, put("b", "x"), 1000), {
+      kind: "kv.put",
+      ok: true,
+      revision: 2,
+      created: true,
+    });
+    assert.deepEqual(applyKv(s, put("a", "2"), 1000), {
+      kind: "kv.put",
+      ok: true,
+      revision: 3,
+      created: false,
+    });
     const a = getKv(s, utf8("a"));
     assert.equal(text(a?.value), "2");
     assert.equal(a?.createRevision, 1);
@@ -40,7 +58,13 @@ describe("kv state machine: put, get and delete", () => {
     const s = new MemoryState();
     applyKv(s, put("a", "1"), 0);
     const result = applyKv(s, put("a", "2", { ifAbsent: true }), 0);
-    assert.deepEqual(result, { ok: false, code: "ERR_CONFLICT", message: "key exists", currentRevision: 1 });
+    assert.deepEqual(result, {
+      kind: "kv.put",
+      ok: false,
+      code: "ERR_CONFLICT",
+      message: "key exists",
+      details: { currentRevision: 1 },
+    });
     assert.equal(text(getKv(s, utf8("a"))?.value), "1");
     assert.equal(kvRevision(s), 1);
   });
@@ -51,6 +75,7 @@ describe("kv state machine: put, get and delete", () => {
     assert.equal(applyKv(s, put("a", "2", { ifRevision: 0 }), 0).ok, false);
     assert.equal(applyKv(s, put("a", "3", { ifRevision: 7 }), 0).ok, false);
     assert.deepEqual(applyKv(s, put("a", "4", { ifRevision: 1 }), 0), {
+      kind: "kv.put",
       ok: true,
       revision: 2,
       created: false,
@@ -61,17 +86,20 @@ describe("kv state machine: put, get and delete", () => {
     const s = new MemoryState();
     applyKv(s, put("a", "1"), 0);
     assert.deepEqual(applyKv(s, { type: "delete", key: utf8("a"), ifRevision: 9 }, 0), {
+      kind: "kv.delete",
       ok: false,
       code: "ERR_CONFLICT",
       message: "key is not at revision 9",
-      currentRevision: 1,
+      details: { currentRevision: 1 },
     });
     assert.deepEqual(applyKv(s, { type: "delete", key: utf8("a") }, 0), {
+      kind: "kv.delete",
       ok: true,
       deleted: true,
       revision: 2,
     });
     assert.deepEqual(applyKv(s, { type: "delete", key: utf8("a") }, 0), {
+      kind: "kv.delete",
       ok: true,
       deleted: false,
       revision: 2,
@@ -95,11 +123,13 @@ describe("kv state machine: increment", () => {
   it("treats a missing key as 0 and adds, positive or negative", () => {
     const s = new MemoryState();
     assert.deepEqual(applyKv(s, { type: "increment", key: utf8("n"), by: 5n }, 0), {
+      kind: "kv.increment",
       ok: true,
       value: "5",
       revision: 1,
     });
     assert.deepEqual(applyKv(s, { type: "increment", key: utf8("n"), by: -7n }, 0), {
+      kind: "kv.increment",
       ok: true,
       value: "-2",
       revision: 2,
@@ -118,9 +148,11 @@ describe("kv state machine: increment", () => {
     applyKv(s, put("max", "9223372036854775807"), 0);
     const overflow = applyKv(s, { type: "increment", key: utf8("max"), by: 1n }, 0);
     assert.deepEqual(overflow, {
+      kind: "kv.increment",
       ok: false,
       code: "ERR_NOT_INTEGER",
       message: "increment or decrement would overflow",
+      details: {},
     });
     assert.equal(text(getKv(s, utf8("max"))?.value), "9223372036854775807");
   });
@@ -142,7 +174,11 @@ describe("kv state machine: TTL by leader time", () => {
     applyKv(s, put("other", "w"), 1100);
     assert.equal(getKv(s, utf8("t")), undefined, "expired by the clock of the last applied entry");
     assert.equal(s.size("kv"), 2, "still stored until a sweep");
-    assert.deepEqual(applyKv(s, { type: "expire", max: 100 }, 1100), { ok: true, expired: 1 });
+    assert.deepEqual(applyKv(s, { type: "expire", max: 100 }, 1100), {
+      kind: "kv.expire",
+      ok: true,
+      expired: 1,
+    });
     assert.equal(s.size("kv"), 1);
     assert.equal(s.size("kv-ttl"), 0);
   });
@@ -169,7 +205,7 @@ describe("kv state machine: TTL by leader time", () => {
     const s = new MemoryState();
     applyKv(s, put("t", "v", { ttlMs: 10 }), 1000);
     const again = applyKv(s, put("t", "w", { ifAbsent: true }), 2000);
-    assert.deepEqual(again, { ok: true, revision: 2, created: true });
+    assert.deepEqual(again, { kind: "kv.put", ok: true, revision: 2, created: true });
     assert.equal(getKv(s, utf8("t"))?.version, 1);
     assert.equal(s.size("kv-ttl"), 0);
   });
@@ -177,7 +213,11 @@ describe("kv state machine: TTL by leader time", () => {
   it("a sweep removes at most max keys, earliest expiry first", () => {
     const s = new MemoryState();
     for (let i = 0; i < 5; i++) applyKv(s, put(`k${i}`, "v", { ttlMs: 10 + i }), 1000);
-    assert.deepEqual(applyKv(s, { type: "expire", max: 3 }, 5000), { ok: true, expired: 3 });
+    assert.deepEqual(applyKv(s, { type: "expire", max: 3 }, 5000), {
+      kind: "kv.expire",
+      ok: true,
+      expired: 3,
+    });
     assert.equal(s.size("kv"), 2);
     assert.ok(s.get("kv", utf8("k4")) !== undefined && s.get("kv", utf8("k0")) === undefined);
   });
@@ -210,7 +250,8 @@ describe("kv state machine: range", () => {
 });
 
 const keyArb = fc.constantFrom("a", "b", "c");
-const commandArb: fc.Arbitrary<KvCommand> = fc.oneof(
+/** The commands the Map reference model knows. */
+const commandArb: fc.Arbitrary<Exclude<KvCommand, KvSetTtl | KvPutMany>> = fc.oneof(
   fc.record({
     type: fc.constant("put" as const),
     key: keyArb.map(utf8),
@@ -235,10 +276,183 @@ const commandArb: fc.Arbitrary<KvCommand> = fc.oneof(
   fc.record({ type: fc.constant("expire" as const), max: fc.nat(3) }),
 );
 
+/** Every command, for the codec. */
+const anyCommandArb: fc.Arbitrary<KvCommand> = fc.oneof(
+  commandArb,
+  fc
+    .record(
+      {
+        type: fc.constant("set-ttl" as const),
+        key: keyArb.map(utf8),
+        expiry: fc.oneof(
+          // fast-check builds records without a prototype; the decoder builds plain objects.
+          fc
+            .record({ kind: fc.constantFrom("after" as const, "at" as const), ms: fc.nat() })
+            .map((e) => ({ ...e })),
+          fc.constant({ kind: "never" as const }),
+        ),
+        condition: fc.constantFrom("nx" as const, "xx" as const, "gt" as const, "lt" as const),
+      },
+      { requiredKeys: ["type", "key", "expiry"] },
+    )
+    .map((c): KvSetTtl => c),
+  fc
+    .record(
+      {
+        type: fc.constant("put-many" as const),
+        pairs: fc.array(fc.tuple(keyArb.map(utf8), fc.string({ maxLength: 4 }).map(utf8)), { maxLength: 4 }),
+        ifNoneExist: fc.constant(true as const),
+      },
+      { requiredKeys: ["type", "pairs"] },
+    )
+    .map((c): KvPutMany => c),
+);
+
+describe("kv state machine: TTL changes of existing keys", () => {
+  const setTtl = (key: string, expiry: KvSetTtl["expiry"], condition?: KvSetTtl["condition"]): KvSetTtl => ({
+    type: "set-ttl",
+    key: utf8(key),
+    expiry,
+    ...(condition !== undefined ? { condition } : {}),
+  });
+
+  it("sets a TTL by the entry's leader time and keeps the value; the key expires by it", () => {
+    const s = new MemoryState();
+    applyKv(s, put("a", "1"), 1000);
+    assert.deepEqual(applyKv(s, setTtl("a", { kind: "after", ms: 500 }), 1100), {
+      kind: "kv.set-ttl",
+      ok: true,
+      changed: true,
+      revision: 2,
+    });
+    const record = getKv(s, utf8("a"));
+    assert.equal(text(record?.value), "1");
+    assert.equal(record?.expireAtMs, 1600);
+    assert.equal(record?.version, 2, "a TTL change is a write of the key, as WATCH sees it in Redis");
+    applyKv(s, { type: "expire", max: 10 }, 1600);
+    assert.equal(getKv(s, utf8("a")), undefined);
+  });
+
+  it("clears a TTL (persist); clearing none, or a missing key, changes nothing", () => {
+    const s = new MemoryState();
+    applyKv(s, put("a", "1", { ttlMs: 100 }), 1000);
+    assert.equal(applyKv(s, setTtl("a", { kind: "never" }), 1050).ok, true);
+    assert.equal(getKv(s, utf8("a"))?.expireAtMs, 0);
+    applyKv(s, { type: "expire", max: 10 }, 5000);
+    assert.equal(text(getKv(s, utf8("a"))?.value), "1", "no longer expires");
+    const revision = kvRevision(s);
+    assert.deepEqual(applyKv(s, setTtl("a", { kind: "never" }), 5000), {
+      kind: "kv.set-ttl",
+      ok: true,
+      changed: false,
+      revision,
+    });
+    assert.equal(
+      applyKv(s, setTtl("missing", { kind: "after", ms: 10 }), 5000).kind === "kv.set-ttl" &&
+        kvRevision(s) === revision,
+      true,
+    );
+    assert.equal(getKv(s, utf8("missing")), undefined, "a TTL change never creates a key");
+  });
+
+  it("an expiry at or before the entry's time deletes the key, as Redis does", () => {
+    const s = new MemoryState();
+    applyKv(s, put("a", "1"), 1000);
+    const result = applyKv(s, setTtl("a", { kind: "at", ms: 900 }), 1000);
+    assert.equal(result.kind === "kv.set-ttl" && result.changed, true);
+    assert.equal(getKv(s, utf8("a")), undefined);
+    assert.equal(kvKeyCount(s), 0);
+  });
+
+  it("honours Redis 7's NX, XX, GT and LT, a key without a TTL counting as never expiring", () => {
+    const changed = (condition: KvSetTtl["condition"], ttlMs: number | undefined, newAtMs: number) => {
+      const s = new MemoryState();
+      applyKv(s, put("a", "1", ttlMs !== undefined ? { ttlMs } : {}), 1000);
+      const result = applyKv(s, setTtl("a", { kind: "at", ms: newAtMs }, condition), 1000);
+      return result.kind === "kv.set-ttl" && result.changed;
+    };
+    assert.equal(changed("nx", undefined, 5000), true);
+    assert.equal(changed("nx", 100, 5000), false);
+    assert.equal(changed("xx", undefined, 5000), false);
+    assert.equal(changed("xx", 100, 5000), true);
+    assert.equal(changed("gt", 100, 5000), true);
+    assert.equal(changed("gt", 100, 1050), false);
+    assert.equal(changed("gt", undefined, 5000), false, "nothing is later than never");
+    assert.equal(changed("lt", 100, 1050), true);
+    assert.equal(changed("lt", 100, 5000), false);
+    assert.equal(changed("lt", undefined, 5000), true, "any time is earlier than never");
+  });
+});
+
+describe("kv state machine: multi-key writes and the key count", () => {
+  const pairs = (...entries: [string, string][]): KvPutMany["pairs"] =>
+    entries.map(([k, v]) => [utf8(k), utf8(v)] as const);
+
+  it("writes every key at one revision and clears their TTLs (MSET)", () => {
+    const s = new MemoryState();
+    applyKv(s, put("a", "old", { ttlMs: 100 }), 1000);
+    assert.deepEqual(applyKv(s, { type: "put-many", pairs: pairs(["a", "1"], ["b", "2"]) }, 1010), {
+      kind: "kv.put-many",
+      ok: true,
+      written: true,
+      revision: 2,
+    });
+    assert.equal(getKv(s, utf8("a"))?.modRevision, 2);
+    assert.equal(getKv(s, utf8("b"))?.modRevision, 2);
+    assert.equal(getKv(s, utf8("a"))?.expireAtMs, 0);
+    applyKv(s, { type: "expire", max: 10 }, 5000);
+    assert.equal(text(getKv(s, utf8("a"))?.value), "1");
+  });
+
+  it("with ifNoneExist writes nothing if any key exists (MSETNX); an expired key does not count", () => {
+    const s = new MemoryState();
+    applyKv(s, put("b", "x"), 1000);
+    applyKv(s, put("c", "x", { ttlMs: 10 }), 1000);
+    const refused = applyKv(
+      s,
+      { type: "put-many", pairs: pairs(["a", "1"], ["b", "2"]), ifNoneExist: true },
+      1100,
+    );
+    assert.deepEqual(refused, { kind: "kv.put-many", ok: true, written: false, revision: 2 });
+    assert.equal(getKv(s, utf8("a")), undefined);
+    const written = applyKv(
+      s,
+      { type: "put-many", pairs: pairs(["a", "1"], ["c", "2"]), ifNoneExist: true },
+      1100,
+    );
+    assert.equal(written.kind === "kv.put-many" && written.written, true);
+    assert.equal(text(getKv(s, utf8("c"))?.value), "2");
+  });
+
+  it("counts stored keys through writes, deletes, TTL changes and sweeps", () => {
+    const s = new MemoryState();
+    applyKv(s, { type: "put-many", pairs: pairs(["a", "1"], ["b", "2"], ["a", "3"]) }, 1000);
+    assert.equal(kvKeyCount(s), 2);
+    applyKv(s, put("c", "1", { ttlMs: 10 }), 1000);
+    applyKv(s, { type: "increment", key: utf8("n"), by: 1n }, 1000);
+    assert.equal(kvKeyCount(s), 4);
+    applyKv(s, { type: "delete", key: utf8("a") }, 1000);
+    applyKv(s, { type: "delete", key: utf8("a") }, 1000);
+    assert.equal(kvKeyCount(s), 3);
+    applyKv(s, { type: "expire", max: 10 }, 2000);
+    assert.equal(kvKeyCount(s), 2);
+  });
+
+  it("a keyspace written before the count existed is counted by a scan", () => {
+    const s = new MemoryState();
+    applyKv(s, put("a", "1"), 1000);
+    applyKv(s, put("b", "1"), 1000);
+    s.delete("meta", utf8("kv.count"));
+    assert.equal(kvKeyCount(s), 2);
+    applyKv(s, put("c", "1"), 1000);
+    assert.equal(kvKeyCount(s), 3, "and stays counted by a scan");
+  });
+});
+
 describe("kv state machine: properties", () => {
   it("command encoding round-trips", () => {
     fc.assert(
-      fc.property(commandArb, (command) => {
+      fc.property(anyCommandArb, (command) => {
         const bytes = encodeKvCommand(command).finish();
         const reader = new ByteReader(bytes);
         assert.deepEqual({ ...decodeKvCommand(reader) }, { ...command });

@@ -1,8 +1,14 @@
 // Shared helpers for the streams state machine tests: apply a command through the real envelope
 // codec, copy state as a snapshot would, and build commands tersely.
-import { applyEnvelope, decodeEnvelope, encodeEnvelope } from "../../../../src/service/command.js";
+import {
+  applyEnvelope,
+  decodeEnvelope,
+  encodeEnvelope,
+  isResultOf,
+  type ResultOf,
+} from "../../../../src/service/command.js";
 import { MemoryState, type Space } from "../../../../src/service/state.js";
-import type { StreamCommand, StreamConfig, StreamResult } from "../../../../src/service/streams/index.js";
+import type { StreamCommand, StreamConfig } from "../../../../src/service/streams/index.js";
 import { utf8 } from "../../../../src/util/bytes.js";
 
 /** Every space the state machines write, for snapshot copies. */
@@ -23,12 +29,17 @@ export const allSpaces: readonly Space[] = [
   "consumer-due",
 ];
 
-/** Encodes, decodes and applies one stream command at leader time `tsMs`. */
-export function run(state: MemoryState, command: StreamCommand, tsMs: number): StreamResult {
-  const envelope = decodeEnvelope(encodeEnvelope({ tsMs, command: { service: "streams", command } }));
-  const outcome = applyEnvelope(state, envelope);
+/** Encodes, decodes and applies one stream command at leader time `tsMs`; answers its result. */
+export function run<S extends StreamCommand>(
+  state: MemoryState,
+  command: S,
+  tsMs: number,
+): ResultOf<{ readonly service: "streams"; readonly command: S }> {
+  const proposed = { service: "streams", command } as const;
+  const outcome = applyEnvelope(state, decodeEnvelope(encodeEnvelope({ tsMs, command: proposed })));
   if (!outcome.ok) throw new Error(outcome.message);
-  return outcome.result as StreamResult;
+  if (!isResultOf(proposed, outcome.result)) throw new Error(`a ${outcome.result.kind} result`);
+  return outcome.result;
 }
 
 /** A snapshot and restore: every key of every space copied into a fresh state. */

@@ -5,7 +5,7 @@
 // The cluster runs on the simulator's clock, so the crash lands at the same point on every run.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { CairnError } from "../../../../src/service/errors.js";
+import { CairnError, isCairnError } from "../../../../src/service/errors.js";
 import type { StreamService } from "../../../../src/service/stream-service.js";
 import {
   getGroupMeta,
@@ -32,8 +32,7 @@ describe("streams on an in-process three-node cluster", { timeout: 60_000 }, () 
         if (leader.streams === undefined) throw new CairnError("ERR_UNAVAILABLE", "stopped");
         return await op(leader.streams);
       } catch (error) {
-        if (!(error instanceof CairnError && retryable.has(error.code)) || clock.nowMs > deadline)
-          throw error;
+        if (!(isCairnError(error) && retryable.has(error.code)) || clock.nowMs > deadline) throw error;
         // A client's back-off before its retry, in simulated time.
         await clock.sleep(20);
       }

@@ -226,16 +226,16 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 
 function summarize(result: StreamResult): unknown {
   assert.ok(result.ok, JSON.stringify(result));
-  switch (result.op) {
-    case "append":
+  switch (result.kind) {
+    case "streams.append":
       return result.duplicate ? { dup: result.seq } : { seq: result.seq };
-    case "fetch":
+    case "streams.fetch":
       return result.messages.map((m) => [m.seq, m.deliveries]);
-    case "settle":
+    case "streams.settle":
       return { settled: result.settled, notPending: result.notPending };
-    case "message-delete":
+    case "streams.message-delete":
       return { deleted: result.deleted };
-    case "update":
+    case "streams.update":
       return { updated: result.updated };
     default:
       return result;
@@ -383,7 +383,9 @@ describe("streams model: the state machine agrees with a reference model", () =>
               "conflict" in expected
             ) {
               assert.ok(
-                !result.ok && result.code === "ERR_CONFLICT" && result.currentLastSeq === expected.conflict,
+                !result.ok &&
+                  result.code === "ERR_CONFLICT" &&
+                  result.details.currentLastSeq === expected.conflict,
               );
             } else if (expected !== undefined) {
               assert.deepEqual(summarize(result), expected);

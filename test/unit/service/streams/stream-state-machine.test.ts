@@ -39,14 +39,14 @@ function fresh(streamConfig = config()): MemoryState {
   const s = new MemoryState();
   assert.deepEqual(run(s, { type: "create", name: "s", config: streamConfig }, T), {
     ok: true,
-    op: "create",
+    kind: "streams.create",
     created: true,
   });
   return s;
 }
 
 function seqs(result: StreamResult): number[] {
-  assert.ok(result.ok && result.op === "fetch", JSON.stringify(result));
+  assert.ok(result.ok && result.kind === "streams.fetch", JSON.stringify(result));
   return result.messages.map((m: Delivery) => m.seq);
 }
 
@@ -83,7 +83,7 @@ describe("streams: create, append, read", () => {
     const s = fresh();
     assert.deepEqual(run(s, { type: "create", name: "s", config: config() }, T), {
       ok: true,
-      op: "create",
+      kind: "streams.create",
       created: false,
     });
     const other = run(s, { type: "create", name: "s", config: config({ maxMessages: 5 }) }, T);
@@ -95,14 +95,14 @@ describe("streams: create, append, read", () => {
     const s = fresh();
     assert.deepEqual(run(s, append("s", "a"), T), {
       ok: true,
-      op: "append",
+      kind: "streams.append",
       seq: 1,
       id: `${T}-0`,
       duplicate: false,
     });
     assert.deepEqual(run(s, append("s", "b"), T), {
       ok: true,
-      op: "append",
+      kind: "streams.append",
       seq: 2,
       id: `${T}-1`,
       duplicate: false,
@@ -110,14 +110,14 @@ describe("streams: create, append, read", () => {
     // A new leader whose clock is behind still produces increasing ids.
     assert.deepEqual(run(s, append("s", "c"), T - 500), {
       ok: true,
-      op: "append",
+      kind: "streams.append",
       seq: 3,
       id: `${T}-2`,
       duplicate: false,
     });
     assert.deepEqual(run(s, append("s", "d"), T + 7), {
       ok: true,
-      op: "append",
+      kind: "streams.append",
       seq: 4,
       id: `${T + 7}-0`,
       duplicate: false,
@@ -166,7 +166,7 @@ describe("streams: deduplication and conditional appends", () => {
     run(s, append("s", "b"), T + 1);
     assert.deepEqual(run(s, append("s", "a-again", { msgId: "m1" }), T + 999), {
       ok: true,
-      op: "append",
+      kind: "streams.append",
       seq: 1,
       id: `${T}-0`,
       duplicate: true,
@@ -174,7 +174,7 @@ describe("streams: deduplication and conditional appends", () => {
     assert.deepEqual(payloads(s, "s"), ["a", "b"]);
     // Past the window the id is new again.
     const later = run(s, append("s", "c", { msgId: "m1" }), T + 1000);
-    assert.ok(later.ok && later.op === "append" && later.seq === 3 && !later.duplicate);
+    assert.ok(later.ok && later.kind === "streams.append" && later.seq === 3 && !later.duplicate);
   });
 
   it("forgets expired message ids in bounded sweeps", () => {
@@ -182,8 +182,16 @@ describe("streams: deduplication and conditional appends", () => {
     for (let i = 0; i < 5; i++) run(s, append("s", "x", { msgId: `m${i}` }), T);
     assert.equal(streamSweepDue(s, T + 10), false);
     assert.equal(streamSweepDue(s, T + 1000), true);
-    assert.deepEqual(run(s, { type: "sweep", max: 3 }, T + 1000), { ok: true, op: "sweep", removed: 3 });
-    assert.deepEqual(run(s, { type: "sweep", max: 3 }, T + 1000), { ok: true, op: "sweep", removed: 2 });
+    assert.deepEqual(run(s, { type: "sweep", max: 3 }, T + 1000), {
+      ok: true,
+      kind: "streams.sweep",
+      removed: 3,
+    });
+    assert.deepEqual(run(s, { type: "sweep", max: 3 }, T + 1000), {
+      ok: true,
+      kind: "streams.sweep",
+      removed: 2,
+    });
     assert.equal(s.size("stream-dedupe"), 0);
     assert.equal(s.size("stream-dedupe-ttl"), 0);
     assert.equal(streamSweepDue(s, T + 1000), false);
@@ -194,10 +202,11 @@ describe("streams: deduplication and conditional appends", () => {
     assert.ok(run(s, append("s", "a", { expectedLastSeq: 0 }), T).ok);
     const stale = run(s, append("s", "b", { expectedLastSeq: 0 }), T);
     assert.deepEqual(stale, {
+      kind: "streams.append",
       ok: false,
       code: "ERR_CONFLICT",
       message: "stream s is at sequence 1, not 0",
-      currentLastSeq: 1,
+      details: { currentLastSeq: 1 },
     });
     assert.ok(run(s, append("s", "b", { expectedLastSeq: 1 }), T).ok);
     assert.deepEqual(payloads(s, "s"), ["a", "b"]);
@@ -207,7 +216,7 @@ describe("streams: deduplication and conditional appends", () => {
     const s = fresh();
     run(s, append("s", "a", { msgId: "x", expectedLastSeq: 0 }), T);
     const retry = run(s, append("s", "a", { msgId: "x", expectedLastSeq: 0 }), T + 1);
-    assert.ok(retry.ok && retry.op === "append" && retry.duplicate && retry.seq === 1);
+    assert.ok(retry.ok && retry.kind === "streams.append" && retry.duplicate && retry.seq === 1);
   });
 });
 
@@ -269,7 +278,7 @@ describe("consumer groups", () => {
       { type: "group-create", stream: "s", group: "g", startAt, config: groupConfig(gc) },
       T + 100,
     );
-    assert.deepEqual(created, { ok: true, op: "group-create", created: true });
+    assert.deepEqual(created, { ok: true, kind: "streams.group-create", created: true });
     return s;
   }
 
@@ -297,9 +306,9 @@ describe("consumer groups", () => {
     const group = getGroupMeta(s, meta, "g");
     assert.ok(group !== undefined);
     assert.deepEqual(listPending(s, group, 10), [
-      { seq: 1, consumer: "c1", availableAtMs: T + 1200, deliveries: 1 },
-      { seq: 2, consumer: "c1", availableAtMs: T + 1200, deliveries: 1 },
-      { seq: 3, consumer: "c2", availableAtMs: T + 1200, deliveries: 1 },
+      { seq: 1, consumer: "c1", availableAtMs: T + 1200, deliveries: 1, deliveredAtMs: T + 200 },
+      { seq: 2, consumer: "c1", availableAtMs: T + 1200, deliveries: 1, deliveredAtMs: T + 200 },
+      { seq: 3, consumer: "c2", availableAtMs: T + 1200, deliveries: 1, deliveredAtMs: T + 200 },
     ]);
     assert.equal(group.pending, 3);
   });
@@ -309,7 +318,7 @@ describe("consumer groups", () => {
     seqs(run(s, fetch("c1"), T + 200));
     assert.deepEqual(seqs(run(s, fetch("c2"), T + 1199)), []);
     const again = run(s, fetch("c2"), T + 1200);
-    assert.ok(again.ok && again.op === "fetch");
+    assert.ok(again.ok && again.kind === "streams.fetch");
     assert.deepEqual(
       again.messages.map((m) => [m.seq, m.deliveries]),
       [[1, 2]],
@@ -321,13 +330,13 @@ describe("consumer groups", () => {
     seqs(run(s, fetch("c1"), T + 200));
     assert.deepEqual(run(s, settle("ack", [1]), T + 300), {
       ok: true,
-      op: "settle",
+      kind: "streams.settle",
       settled: [1],
       notPending: [],
     });
     assert.deepEqual(run(s, settle("ack", [1, 9]), T + 300), {
       ok: true,
-      op: "settle",
+      kind: "streams.settle",
       settled: [],
       notPending: [1, 9],
     });
@@ -383,12 +392,12 @@ describe("consumer groups", () => {
       run(s, { type: "group-update", stream: "s", group: "g", changes }, ts);
     assert.deepEqual(update({ maxDeliveries: 2, ackWaitMs: 5000 }, T + 2100), {
       ok: true,
-      op: "group-update",
+      kind: "streams.group-update",
       updated: true,
     });
     assert.deepEqual(update({ maxDeliveries: 2 }, T + 2200), {
       ok: true,
-      op: "group-update",
+      kind: "streams.group-update",
       updated: false,
     });
     const group = getGroupMeta(s, meta(s), "g");
@@ -400,7 +409,11 @@ describe("consumer groups", () => {
       listPending(s, getGroupMeta(s, meta(s), "g") ?? assert.fail(), 10)[0]?.availableAtMs,
       T + 8000,
     );
-    assert.deepEqual(update({ maxAckPending: 1 }, T + 3100), { ok: true, op: "group-update", updated: true });
+    assert.deepEqual(update({ maxAckPending: 1 }, T + 3100), {
+      ok: true,
+      kind: "streams.group-update",
+      updated: true,
+    });
     const missing = run(
       s,
       { type: "group-update", stream: "s", group: "nope", changes: { ackWaitMs: 1 } },
@@ -418,7 +431,11 @@ describe("consumer groups", () => {
     assert.deepEqual(seqs(run(s, fetch("d", 1), T + 2100)), [2], "a first delivery");
     assert.equal(streamSweepDue(s, T + 2500), false, "nothing is due yet");
     assert.equal(streamSweepDue(s, T + 3050), true, "message 1 ran out of deliveries");
-    assert.deepEqual(run(s, { type: "sweep", max: 100 }, T + 3200), { ok: true, op: "sweep", removed: 1 });
+    assert.deepEqual(run(s, { type: "sweep", max: 100 }, T + 3200), {
+      ok: true,
+      kind: "streams.sweep",
+      removed: 1,
+    });
     assert.deepEqual(payloads(s, "s.g.dlq"), ["m1"]);
     assert.equal(streamSweepDue(s, T + 3200), false, "message 2 is due for redelivery: no sweep for it");
     const group = getGroupMeta(s, meta(s), "g");
@@ -465,7 +482,7 @@ describe("consumer groups", () => {
     seqs(run(s, fetch("c"), T + 200));
     assert.deepEqual(run(s, settle("term", [2]), T + 300), {
       ok: true,
-      op: "settle",
+      kind: "streams.settle",
       settled: [2],
       notPending: [],
     });
@@ -474,7 +491,7 @@ describe("consumer groups", () => {
     assert.deepEqual(getMessage(s, dlq, 1)?.headers[0], ["cairn-dlq-reason", "terminated"]);
     assert.deepEqual(run(s, settle("term", [2]), T + 300), {
       ok: true,
-      op: "settle",
+      kind: "streams.settle",
       settled: [],
       notPending: [2],
     });
@@ -523,7 +540,11 @@ describe("deleting streams and groups", () => {
       T,
     );
     seqs(run(s, fetch("c"), T));
-    assert.deepEqual(run(s, { type: "delete", name: "s" }, T), { ok: true, op: "delete", deleted: true });
+    assert.deepEqual(run(s, { type: "delete", name: "s" }, T), {
+      ok: true,
+      kind: "streams.delete",
+      deleted: true,
+    });
     assert.equal(getStreamMeta(s, "s"), undefined);
     assert.equal(streamSweepDue(s, T), true);
     let sweeps = 0;
@@ -544,7 +565,7 @@ describe("deleting streams and groups", () => {
     run(s, { type: "create", name: "s", config: config() }, T);
     assert.deepEqual(run(s, append("s", "again"), T), {
       ok: true,
-      op: "append",
+      kind: "streams.append",
       seq: 1,
       id: `${T}-0`,
       duplicate: false,
@@ -695,7 +716,7 @@ describe("updating stream settings", () => {
     const s = fresh(config({ maxMessages: 10 }));
     assert.deepEqual(run(s, { type: "update", name: "s", changes: { maxAgeMs: 5000 } }, T), {
       ok: true,
-      op: "update",
+      kind: "streams.update",
       updated: true,
     });
     run(s, { type: "update", name: "s", changes: { discard: "new", dedupeWindowMs: 10 } }, T);
@@ -707,7 +728,7 @@ describe("updating stream settings", () => {
     });
     assert.deepEqual(run(s, { type: "update", name: "s", changes: { maxAgeMs: 5000 } }, T), {
       ok: true,
-      op: "update",
+      kind: "streams.update",
       updated: false,
     });
     const missing = run(s, { type: "update", name: "nope", changes: { maxBytes: 1 } }, T);
@@ -727,7 +748,7 @@ describe("updating stream settings", () => {
     assert.deepEqual(payloads(s, "s"), ["dd", "ee"]);
     // Sequences are never reused: the next message is 6.
     const next = run(s, append("s", "ff"), T);
-    assert.ok(next.ok && next.op === "append" && next.seq === 6);
+    assert.ok(next.ok && next.kind === "streams.append" && next.seq === 6);
     assert.deepEqual(payloads(s, "s"), ["ee", "ff"]);
   });
 
@@ -756,7 +777,7 @@ describe("updating stream settings", () => {
     assert.equal(s.size("stream-dedupe-ttl"), 0);
     assert.equal(streamSweepDue(s, T + 10), false);
     const again = applyStream(s, append("s", "x", { msgId: "a" }), T + 20, limits);
-    assert.ok(again.ok && again.op === "append" && !again.duplicate && again.seq === 4);
+    assert.ok(again.ok && again.kind === "streams.append" && !again.duplicate && again.seq === 4);
   });
 });
 
@@ -766,13 +787,17 @@ describe("deleting single messages", () => {
   it("removes a message from the middle: counts and bytes follow, reads skip it, sequences go on", () => {
     const s = fresh();
     for (const p of ["a", "bb", "ccc", "dddd"]) run(s, append("s", p), T);
-    assert.deepEqual(run(s, del(2, 2, 9, 0), T), { ok: true, op: "message-delete", deleted: [2] });
+    assert.deepEqual(run(s, del(2, 2, 9, 0), T), { ok: true, kind: "streams.message-delete", deleted: [2] });
     assert.deepEqual(payloads(s, "s"), ["a", "ccc", "dddd"]);
     assert.equal(getMessage(s, meta(s), 2), undefined);
     assert.deepEqual([meta(s).firstSeq, meta(s).lastSeq, messageCount(meta(s)), meta(s).bytes], [1, 4, 3, 8]);
-    assert.deepEqual(run(s, del(2), T), { ok: true, op: "message-delete", deleted: [] }, "already gone");
+    assert.deepEqual(
+      run(s, del(2), T),
+      { ok: true, kind: "streams.message-delete", deleted: [] },
+      "already gone",
+    );
     const next = run(s, append("s", "e"), T);
-    assert.ok(next.ok && next.op === "append" && next.seq === 5);
+    assert.ok(next.ok && next.kind === "streams.append" && next.seq === 5);
   });
 
   it("deleting the first message moves firstSeq past earlier holes; deleting all empties the stream", () => {
@@ -784,7 +809,10 @@ describe("deleting single messages", () => {
     run(s, del(4), T);
     assert.deepEqual([meta(s).firstSeq, meta(s).lastSeq, messageCount(meta(s)), meta(s).bytes], [5, 4, 0, 0]);
     const next = run(s, append("s", "e"), T);
-    assert.ok(next.ok && next.op === "append" && next.seq === 5, "the last sequence is never reused");
+    assert.ok(
+      next.ok && next.kind === "streams.append" && next.seq === 5,
+      "the last sequence is never reused",
+    );
   });
 
   it("retention counts held messages and skips holes when it drops the oldest", () => {
@@ -888,7 +916,7 @@ describe("idempotent fetches", () => {
       T,
     );
     assert.deepEqual(keyed(s, fetch("c", 2), T, "f2"), {
-      result: { ok: true, op: "fetch", messages: [] },
+      result: { ok: true, kind: "streams.fetch", messages: [] },
       duplicate: false,
     });
     assert.equal(s.size("dedupe"), 0);

@@ -1,0 +1,65 @@
+// The public surface of the service layer: the services every protocol adapter calls, the typed
+// results and errors they answer with, and the pieces the node assembly wires together. Adapters
+// (src/server/*) import from here only.
+export { ApplyNotifier, type WaitClock } from "./apply-notifier.js";
+export type { MemberRecord } from "./cluster/members.js";
+export type { JoinAnswer, MembershipOptions } from "./cluster/membership.js";
+export { Membership } from "./cluster/membership.js";
+export { ClusterService, type ClusterStatus, type MemberStatus } from "./cluster-service.js";
+export {
+  type ApplyOutcome,
+  type Command,
+  type CommandKind,
+  type CommandResult,
+  encodeEnvelope,
+  type ResultOf,
+} from "./command.js";
+export {
+  CairnError,
+  type ErrorCode,
+  type ErrorDetails,
+  errorCodes,
+  isCairnError,
+  isErrorCode,
+  type LeaderAddresses,
+  type NoDetails,
+} from "./errors.js";
+export { GroupReplication, toCairnError } from "./group-replication.js";
+export { type KvRangePage, type KvRangeQuery, type KvRecord, nextExpiryMs } from "./kv/index.js";
+export {
+  type Consistency,
+  defaultKvLimits,
+  type KvGetResult,
+  type KvLimits,
+  type KvPutOptions,
+  KvService,
+  type KvWriteAck,
+} from "./kv-service.js";
+export type { ReplicationPort, Staleness } from "./replication.js";
+export { MemoryBackend, ServiceStateMachine, type StateBackend, StoreBackend } from "./state-machine.js";
+export {
+  type AppendInput,
+  type DeliveredMessage,
+  defaultStreamLimits,
+  type FetchOptions,
+  type GroupCreateOptions,
+  type GroupInfo,
+  type ReadQuery,
+  type ReadResult,
+  type StreamCreateOptions,
+  type StreamCursor,
+  type StreamInfo,
+  type StreamLimits,
+  StreamService,
+} from "./stream-service.js";
+export type {
+  ClaimTarget,
+  DiscardPolicy,
+  GroupConfig,
+  GroupConfigChanges,
+  Header,
+  SettleAction,
+  StartAt,
+  StreamConfig,
+  StreamMessage,
+} from "./streams/index.js";
