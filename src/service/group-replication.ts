@@ -35,7 +35,8 @@ export class GroupReplication implements ReplicationPort {
     try {
       outcome = await this.#group.propose(data);
     } catch (error) {
-      throw toCairnError(error);
+      const failure = toCairnError(error);
+      throw this.#link?.withLeaderAddresses(failure) ?? failure;
     }
     if (outcome === undefined) throw new CairnError("ERR_INTERNAL", "the proposal applied without a result");
     return outcome;

@@ -6,7 +6,7 @@
 // stepped down answers ERR_NOT_LEADER (with its own leader hint) rather than passing the call on.
 import { ByteReader, ByteWriter, DecodeError } from "../util/bytes.js";
 import type { ApplyOutcome } from "./command.js";
-import { CairnError, type ErrorCode, isErrorCode } from "./errors.js";
+import { CairnError, type ErrorCode, type ErrorDetails, isErrorCode } from "./errors.js";
 
 /** A request a follower sends its leader. */
 export type LeaderCall =
@@ -124,9 +124,74 @@ function parseJson(text: string): unknown {
   }
 }
 
+/** How one detail field is read back from a peer's answer. */
+type FieldKind = "number" | "number-or-null" | "addresses" | "staleness";
+
+/**
+ * Every detail field of every code and how to read it: the compiler holds this table to
+ * {@link ErrorDetails}, so a field added there must be added here. Other fields are dropped.
+ */
+const detailFields: { readonly [C in ErrorCode]: { readonly [K in keyof ErrorDetails[C]]-?: FieldKind } } = {
+  ERR_BAD_REQUEST: {},
+  ERR_NOT_FOUND: { revision: "number", staleness: "staleness", firstSeq: "number", lastSeq: "number" },
+  ERR_CONFLICT: { currentRevision: "number-or-null", currentLastSeq: "number" },
+  ERR_NOT_INTEGER: {},
+  ERR_IDEMPOTENCY_KEY_REUSED: {},
+  ERR_TOO_LARGE: { limit: "number" },
+  ERR_STREAM_FULL: {},
+  ERR_LIMIT: {},
+  ERR_BUSY: {},
+  ERR_NOT_LEADER: { leaderId: "number", leader: "addresses" },
+  ERR_UNAVAILABLE: {},
+  ERR_TIMEOUT: {},
+  ERR_NO_SPACE: {},
+  ERR_STORAGE_FAILED: {},
+  ERR_SHUTTING_DOWN: {},
+  ERR_INTERNAL: {},
+};
+
+function isRecord(value: unknown): value is Readonly<Record<string, unknown>> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function readField(kind: FieldKind, value: unknown): unknown {
+  switch (kind) {
+    case "number":
+      return typeof value === "number" ? value : undefined;
+    case "number-or-null":
+      return typeof value === "number" || value === null ? value : undefined;
+    case "addresses":
+      if (!isRecord(value)) return undefined;
+      return Object.fromEntries(
+        ["http", "redis", "text", "grpc"].flatMap((p) =>
+          typeof value[p] === "string" ? [[p, value[p]]] : [],
+        ),
+      );
+    case "staleness":
+      if (!isRecord(value) || typeof value["appliedIndex"] !== "number") return undefined;
+      return {
+        appliedIndex: value["appliedIndex"],
+        leaderContactAgeMs:
+          typeof value["leaderContactAgeMs"] === "number" ? value["leaderContactAgeMs"] : null,
+      };
+  }
+}
+
+/** The details a peer sent for `code`, keeping only the fields that code has, of the right type. */
+function readDetails<C extends ErrorCode>(code: C, raw: Readonly<Record<string, unknown>>): ErrorDetails[C] {
+  const fields: Readonly<Record<string, FieldKind>> = detailFields[code];
+  const out: Record<string, unknown> = {};
+  for (const [name, kind] of Object.entries(fields)) {
+    const value = readField(kind, raw[name]);
+    if (value !== undefined) out[name] = value;
+  }
+  // Checked field by field against the table the compiler ties to ErrorDetails[C].
+  return out as ErrorDetails[C];
+}
+
 /** The error an answer carries, as the follower's service throws it. */
 export function answerError(answer: Extract<LeaderAnswer, { ok: false }>): CairnError {
-  return new CairnError(answer.code, answer.message, { ...answer.details });
+  return new CairnError(answer.code, answer.message, readDetails(answer.code, answer.details));
 }
 
 /** The answer that reports `error` (a CairnError keeps its code and details). */

@@ -5,11 +5,12 @@ import type { Env } from "../node/env.js";
 import { NodeError } from "../node/node-error.js";
 import type { NodeHost } from "../node/node-host.js";
 import type { RaftGroup } from "../node/raft-group.js";
+import { nodeId } from "../raft/index.js";
 import { DecodeError } from "../util/bytes.js";
 import type { ApplyNotifier } from "./apply-notifier.js";
 import type { JoinAnswer, Membership } from "./cluster/membership.js";
 import { type ApplyOutcome, restampEnvelope } from "./command.js";
-import { CairnError } from "./errors.js";
+import { CairnError, type LeaderAddresses } from "./errors.js";
 import { toCairnError } from "./group-replication.js";
 import {
   answerError,
@@ -82,6 +83,33 @@ export class LeaderLink {
     await this.#call({ op: "transfer", to });
   }
 
+  /**
+   * `error` with the leader's client addresses added when it is ERR_NOT_LEADER and names a leader,
+   * so each protocol can point its client at the leader in its own terms.
+   */
+  withLeaderAddresses(error: CairnError): CairnError {
+    if (!error.is("ERR_NOT_LEADER")) return error;
+    return this.#notLeader(error.message, error.details.leaderId ?? null, { cause: error.cause });
+  }
+
+  /** Where node `id` serves clients, from the peer info it announced (or this node's own). */
+  addressesOf(id: number): LeaderAddresses {
+    const { host } = this.#o;
+    const info = id === host.self.id ? host.self : host.peers().get(nodeId(id));
+    if (info === undefined) return {};
+    return { http: info.httpUrl, ...info.endpoints };
+  }
+
+  #notLeader(message: string, leaderId: number | null, options?: ErrorOptions): CairnError<"ERR_NOT_LEADER"> {
+    if (leaderId === null) return new CairnError("ERR_NOT_LEADER", message, {}, options);
+    return new CairnError(
+      "ERR_NOT_LEADER",
+      message,
+      { leaderId, leader: this.addressesOf(leaderId) },
+      options,
+    );
+  }
+
   async #call(call: LeaderCall): Promise<unknown> {
     const leaderId = this.#o.group.softState.leaderId;
     if (leaderId === null || leaderId === this.#o.group.id) {
@@ -139,12 +167,10 @@ export class LeaderLink {
     const { group, backend } = this.#o;
     if (!this.leads) {
       // One hop only: a stale view of the leader must not bounce a write between followers.
-      const leaderId = group.softState.leaderId;
       return errorAnswer(
-        new CairnError(
-          "ERR_NOT_LEADER",
+        this.#notLeader(
           "this node is not the leader (the request was already handed over once)",
-          leaderId !== null ? { leaderId } : {},
+          group.softState.leaderId,
         ),
       );
     }

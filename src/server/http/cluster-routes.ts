@@ -1,7 +1,7 @@
 // The cluster endpoints: status for everyone, and membership changes and leadership transfer,
-// which run on the leader (a follower forwards them like any write).
+// which the leader carries out (a follower's membership service hands them over).
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import type { FastifyInstance, preHandlerHookHandler } from "fastify";
+import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import type { Membership } from "../../service/index.js";
 
@@ -13,14 +13,9 @@ export interface ClusterRoutesOptions {
   readonly membership?: Membership;
 }
 
-/** Registers /v1/cluster routes. `toLeader` runs before the leader-only ones. */
-export function registerClusterRoutes(
-  fastify: FastifyInstance,
-  options: ClusterRoutesOptions,
-  toLeader?: preHandlerHookHandler,
-): void {
+/** Registers /v1/cluster routes (membership calls on a follower reach the leader through the service). */
+export function registerClusterRoutes(fastify: FastifyInstance, options: ClusterRoutesOptions): void {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-  const leaderOnly = toLeader ? { preHandler: toLeader } : {};
   app.get(
     "/v1/cluster",
     { schema: { summary: "Members, roles, leader, terms, indexes and per-peer lag" } },
@@ -38,7 +33,6 @@ export function registerClusterRoutes(
           { additionalProperties: false },
         ),
       },
-      ...leaderOnly,
     },
     async (request) => membership.join(request.body.name, request.body.peerAddress),
   );
@@ -46,7 +40,6 @@ export function registerClusterRoutes(
     "/v1/cluster/members/:id",
     {
       schema: { summary: "Remove a member", params: Type.Object({ id: Type.Integer({ minimum: 1 }) }) },
-      ...leaderOnly,
     },
     async (request) => {
       await membership.remove(request.params.id);
@@ -60,7 +53,6 @@ export function registerClusterRoutes(
         summary: "Hand leadership to another voter",
         body: Type.Object({ transferTo: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }),
       },
-      ...leaderOnly,
     },
     async (request, reply) => {
       await membership.transferLeader(request.body.transferTo);

@@ -4,7 +4,7 @@
 // /v1 (same replication, same guarantees, Idempotency-Key on every write); errors keep the one
 // Cairn error body.
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import type { FastifyInstance, preHandlerHookHandler } from "fastify";
+import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import { CairnError, isCairnError, type KvService, type StreamService } from "../../service/index.js";
 import { idempotencyKeyOf } from "./idempotency.js";
@@ -34,14 +34,9 @@ function jsonOf(bytes: Uint8Array): unknown {
   }
 }
 
-/** Registers the compatibility routes; `beforeWrite` forwards writes to the leader. */
-export function registerCompatRoutes(
-  fastify: FastifyInstance,
-  options: CompatRoutesOptions,
-  beforeWrite?: preHandlerHookHandler,
-): void {
+/** Registers the compatibility routes. */
+export function registerCompatRoutes(fastify: FastifyInstance, options: CompatRoutesOptions): void {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-  const write = beforeWrite ? { preHandler: beforeWrite } : {};
   const { kv, streams } = options;
 
   app.get("/heartbeat", { schema: { summary: "Liveness (compatibility)" } }, async () => ({
@@ -63,7 +58,6 @@ export function registerCompatRoutes(
           summary: "Append a JSON message to the default stream (compatibility)",
           body: Type.Unknown(),
         },
-        ...write,
       },
       async (request) => {
         if (request.body === undefined) throw new CairnError("ERR_BAD_REQUEST", "send a JSON message");
@@ -121,7 +115,6 @@ export function registerCompatRoutes(
         params: KeyParams,
         body: Type.Object({ value: Type.Unknown() }, { additionalProperties: false }),
       },
-      ...write,
     },
     async (request) => {
       const value = request.body.value;
@@ -147,7 +140,7 @@ export function registerCompatRoutes(
   );
   app.delete(
     "/kv/:key",
-    { schema: { summary: "Delete a key (compatibility)", params: KeyParams }, ...write },
+    { schema: { summary: "Delete a key (compatibility)", params: KeyParams } },
     async (request) => {
       const idempotencyKey = idempotencyKeyOf(request.headers);
       const ack = await kv.delete(

@@ -1,7 +1,7 @@
 // The key-value endpoints of the HTTP API (/v1/kv): JSON in and out, values as UTF-8 text or base64,
 // Idempotency-Key on writes, keys taken verbatim from the rest of the path (so they may contain "/").
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import type { FastifyInstance, preHandlerHookHandler } from "fastify";
+import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import { CairnError, type KvRecord, type KvService } from "../../service/index.js";
 import { idempotencyKeyOf } from "./idempotency.js";
@@ -81,15 +81,8 @@ function itemOf(key: Uint8Array, record: KvRecord, wanted: "utf8" | "base64" | u
   };
 }
 
-/**
- * Registers the /v1/kv routes on `app`. `beforeWrite` runs before every write (forwarding to the
- * leader on a follower).
- */
-export function registerKvRoutes(
-  fastify: FastifyInstance,
-  kv: KvService,
-  beforeWrite?: preHandlerHookHandler,
-): void {
+/** Registers the /v1/kv routes on `app`. */
+export function registerKvRoutes(fastify: FastifyInstance, kv: KvService): void {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   app.get(
     "/v1/kv/*",
@@ -124,7 +117,6 @@ export function registerKvRoutes(
     "/v1/kv/*",
     {
       schema: { summary: "Write a key", body: PutBody },
-      ...(beforeWrite ? { preHandler: beforeWrite } : {}),
     },
     async (request) => {
       const body = request.body;
@@ -143,7 +135,6 @@ export function registerKvRoutes(
     "/v1/kv/*",
     {
       schema: { summary: "Atomically increment an integer value", body: PatchBody },
-      ...(beforeWrite ? { preHandler: beforeWrite } : {}),
     },
     async (request) => {
       const body = request.body;
@@ -166,7 +157,6 @@ export function registerKvRoutes(
         summary: "Delete a key",
         querystring: Type.Object({ ifRevision: Type.Optional(Type.Integer({ minimum: 0 })) }),
       },
-      ...(beforeWrite ? { preHandler: beforeWrite } : {}),
     },
     async (request) => {
       const query = request.query;

@@ -4,7 +4,7 @@
 // included: it changes delivery state) go to the leader. Unknown body fields and query parameters
 // are refused, so a misspelt option fails loudly instead of being ignored.
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import type { FastifyInstance, FastifyReply, preHandlerHookHandler } from "fastify";
+import type { FastifyInstance, FastifyReply } from "fastify";
 import { Type } from "typebox";
 import {
   CairnError,
@@ -150,21 +150,13 @@ function clientGone(reply: FastifyReply): AbortSignal {
   return controller.signal;
 }
 
-/**
- * Registers the /v1/streams routes on `app`. `beforeWrite` runs before every write (forwarding to
- * the leader on a follower).
- */
-export function registerStreamRoutes(
-  fastify: FastifyInstance,
-  streams: StreamService,
-  beforeWrite?: preHandlerHookHandler,
-): void {
+/** Registers the /v1/streams routes on `app`. */
+export function registerStreamRoutes(fastify: FastifyInstance, streams: StreamService): void {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-  const write = beforeWrite ? { preHandler: beforeWrite } : {};
 
   app.post(
     "/v1/streams",
-    { schema: { summary: "Create a stream", body: CreateBody, querystring: NoQuery }, ...write },
+    { schema: { summary: "Create a stream", body: CreateBody, querystring: NoQuery } },
     async (request) => {
       const { name, ...options } = request.body;
       return streams.create(name, options, idempotencyKeyOf(request.headers));
@@ -198,7 +190,6 @@ export function registerStreamRoutes(
         querystring: NoQuery,
         body: UpdateBody,
       },
-      ...write,
     },
     async (request) => streams.update(request.params.name, request.body, idempotencyKeyOf(request.headers)),
   );
@@ -207,7 +198,6 @@ export function registerStreamRoutes(
     "/v1/streams/:name",
     {
       schema: { summary: "Delete a stream and its groups", params: NameParams, querystring: NoQuery },
-      ...write,
     },
     async (request) => streams.delete(request.params.name, idempotencyKeyOf(request.headers)),
   );
@@ -216,7 +206,6 @@ export function registerStreamRoutes(
     "/v1/streams/:name/messages",
     {
       schema: { summary: "Append a message", params: NameParams, body: AppendBody, querystring: NoQuery },
-      ...write,
     },
     async (request) => {
       const body = request.body;
@@ -301,7 +290,6 @@ export function registerStreamRoutes(
         params: MessageParams,
         querystring: NoQuery,
       },
-      ...write,
     },
     async (request) => {
       const { name, seq } = request.params;
@@ -387,7 +375,6 @@ export function registerStreamRoutes(
         body: GroupBody,
         querystring: NoQuery,
       },
-      ...write,
     },
     async (request) => {
       const { group, startAt, ...rest } = request.body;
@@ -436,7 +423,6 @@ export function registerStreamRoutes(
         querystring: NoQuery,
         body: GroupUpdateBody,
       },
-      ...write,
     },
     async (request) =>
       streams.updateGroup(
@@ -451,7 +437,6 @@ export function registerStreamRoutes(
     "/v1/streams/:name/groups/:group",
     {
       schema: { summary: "Delete a consumer group", params: GroupParams, querystring: NoQuery },
-      ...write,
     },
     async (request) =>
       streams.deleteGroup(request.params.name, request.params.group, idempotencyKeyOf(request.headers)),
@@ -467,7 +452,6 @@ export function registerStreamRoutes(
         body: FetchBody,
         querystring: Type.Object({ encoding: Type.Optional(Encoding) }, { additionalProperties: false }),
       },
-      ...write,
     },
     async (request, reply) => {
       const body = request.body;
@@ -496,7 +480,6 @@ export function registerStreamRoutes(
         querystring: NoQuery,
         body: SettleBody,
       },
-      ...write,
     },
     async (request) => {
       const { seqs, delayMs } = request.body;

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { decodeEnvelope, encodeEnvelope, restampEnvelope } from "../../../src/service/command.js";
 import {
+  answerError,
   decodeLeaderAnswer,
   decodeLeaderCall,
   encodeLeaderAnswer,
@@ -44,6 +45,24 @@ describe("leader calls", () => {
         }
       }
     }
+  });
+
+  it("keeps only the detail fields an error code has, of the right type", () => {
+    const error = answerError({
+      ok: false,
+      code: "ERR_NOT_LEADER",
+      message: "stepped down",
+      details: { leaderId: 2, leader: { http: "http://h:1", redis: 6381, text: "h:6661" }, secret: "x" },
+    });
+    assert.equal(error.code, "ERR_NOT_LEADER");
+    assert.deepEqual(error.details, { leaderId: 2, leader: { http: "http://h:1", text: "h:6661" } });
+    const conflict = answerError({
+      ok: false,
+      code: "ERR_CONFLICT",
+      message: "changed",
+      details: { currentRevision: null, currentLastSeq: "7" },
+    });
+    assert.deepEqual(conflict.details, { currentRevision: null });
   });
 
   it("restamps an envelope with the leader's time, keeping its command and key", () => {
