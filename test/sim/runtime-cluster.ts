@@ -7,9 +7,11 @@
 // (ServiceStateMachine), and clients talk to each node's real KvService: the command envelope,
 // idempotency keys, conditional puts and deletes, increments and ReadIndex reads are the code users
 // run. Most runs take snapshots (GroupSnapshots over a SnapshotStore on the simulated disk, the state
-// in a StoreBackend over a MemoryStateStore that survives crashes as lmdb would): the log is
-// compacted, lagging followers get snapshots streamed over the simulated network, and installs are
-// interrupted by crashes. The other runs keep the state in a MemoryBackend rebuilt from the log.
+// in a StoreBackend over a MemoryStateStore in lmdb's flush mode: a commit is visible at once and
+// durable only once a later flush completes, and a crash is a power loss that takes back what no
+// flush covered): the log is compacted, lagging followers get snapshots streamed over the simulated
+// network, and transfers and installs are cut by power losses aimed at them. The other runs keep
+// the state in a MemoryBackend rebuilt from the log.
 // Half of the runs also drive streams and a consumer group through each node's StreamService.
 import type { Cancel, Env } from "../../src/node/env.js";
 import { GroupSnapshots, snapshotChunkBytesMax } from "../../src/node/group-snapshots.js";
@@ -116,6 +118,8 @@ export type RuntimeCounters = {
   snapshotsInstalled: number;
   /** Snapshots taken (each compacts the log). */
   compactions: number;
+  /** Power losses aimed at a node receiving or installing a snapshot. */
+  snapshotPowerLosses: number;
 };
 
 /** One incarnation of a node's process: dead once the node crashes, so its timers and I/O stop. */
@@ -145,7 +149,7 @@ interface Incarnation {
 interface RuntimeMember {
   readonly id: number;
   readonly fs: SimFileSystem;
-  /** The node's state store when the run takes snapshots: it survives crashes, as lmdb's file does. */
+  /** The node's state store when the run takes snapshots: a crash keeps what its flushes made durable. */
   readonly store: MemoryStateStore | undefined;
   current: Incarnation | undefined;
 }
@@ -219,7 +223,12 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
   readonly #fatal: string[] = [];
   /** Failures the runtime survived but a reader of a failing report should see (first of each kind). */
   readonly #incidents = new Map<string, { text: string; count: number }>();
-  readonly counters: RuntimeCounters = { snapshotsSent: 0, snapshotsInstalled: 0, compactions: 0 };
+  readonly counters: RuntimeCounters = {
+    snapshotsSent: 0,
+    snapshotsInstalled: 0,
+    compactions: 0,
+    snapshotPowerLosses: 0,
+  };
   readonly kv;
   readonly sideWorkload: StreamWorkload | undefined;
 
@@ -244,6 +253,7 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
           : new MemoryStateStore({
               scheduler: { after: (delayMs, run) => void env.scheduler.after(delayMs, run, `store ${id}`) },
               commitDelayMs: this.#prng.range(0, runtime.storeCommitMaxMs),
+              flushDelayMs: this.#prng.range(1, runtime.storeFlushMaxMs),
             });
       const member: RuntimeMember = { id, fs, store, current: undefined };
       this.#members.set(id, member);
@@ -286,10 +296,22 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
   }
 
   #start(m: RuntimeMember): void {
+    const scheduler = this.#env.scheduler;
+    // The runtime's batched store writes run on this incarnation's timers (silent once it died).
+    const after = (delayMs: number, run: () => void): Cancel => {
+      const id = scheduler.after(delayMs, () => inc.alive && run(), "store batch");
+      return () => void scheduler.cancel(id);
+    };
     const inc: Incarnation = {
       alive: true,
       group: undefined,
-      backend: m.store === undefined ? new MemoryBackend() : new StoreBackend(m.store, group),
+      backend:
+        m.store === undefined
+          ? new MemoryBackend()
+          : new StoreBackend(m.store, group, {
+              flushIntervalMs: this.#env.options.runtime.storeBatchMs,
+              after,
+            }),
       kv: undefined,
       streams: undefined,
       appliedThrough: 0,
@@ -316,10 +338,11 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     const snapshots =
       m.store === undefined
         ? undefined
-        : new GroupSnapshots(
+        : new ObservedSnapshots(
             await SnapshotStore.open(fs, "/snapshots", { chunkBytesMax: snapshotChunkBytesMax }),
             m.store,
             group,
+            () => this.#maybeLosePowerDuringSnapshot(m.id, inc),
           );
     const storage = new ObservedStorage(
       new WalGroupStorage(hardStates, wal, recovery, group, snapshots),
@@ -427,7 +450,8 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     inc.alive = false;
     m.current = undefined;
     m.fs.crash();
-    m.store?.crash();
+    // The disk loses what was not synced; the state store, as lmdb's file, what no flush covered.
+    m.store?.powerLoss();
     this.#observations.push({ type: "crashed", node });
     this.#trace(`node ${node} crashed`);
   }
@@ -513,6 +537,7 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
       case "snapshot-data": {
         if (inc.transfersSeen.has(wire.id)) return;
         inc.transfersSeen.add(wire.id);
+        this.#maybeLosePowerDuringSnapshot(to, inc);
         // Store the stream, then step the leader's message into the core (it decides to install).
         const chunks = (async function* () {
           yield* wire.chunks;
@@ -532,6 +557,31 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
       default:
         g.receive(wire);
     }
+  }
+
+  /**
+   * Sometimes (the run's `snapshotCrash` chance) cuts the power of a node that is receiving or
+   * installing a snapshot, at a random moment within the next 40 ms, and restarts it 20-300 ms
+   * later: a restore or a compaction caught between visible and durable. Only during the safety
+   * phase and while every other node runs, so the minority the fault schedule keeps is kept.
+   */
+  #maybeLosePowerDuringSnapshot(node: number, inc: Incarnation): void {
+    const scheduler = this.#env.scheduler;
+    const [numerator, denominator] = this.#env.options.runtime.snapshotCrash;
+    if (scheduler.nowMs >= this.#env.options.faults.safetyPhaseMs) return;
+    if (!this.#prng.chance(numerator, denominator)) return;
+    scheduler.after(
+      this.#prng.range(0, 40),
+      () => {
+        const others = [...this.#members.values()].filter((m) => m.id !== node);
+        if (!inc.alive || others.some((m) => m.current === undefined)) return;
+        this.counters.snapshotPowerLosses++;
+        this.#trace(`node ${node} loses power during a snapshot transfer or install`);
+        this.crash(node);
+        scheduler.after(this.#prng.range(20, 300), () => this.restart(node), "restart after power loss");
+      },
+      "power loss during a snapshot",
+    );
   }
 
   /** Records an incident of `kind` (the first one's detail, and how many). */
@@ -1080,5 +1130,20 @@ class ObservedStorage implements GroupStorage {
     this.#log = this.#log.filter((e) => e.index > snapshot.index);
     this.#written = this.#written.filter((e) => e.index > snapshot.index);
     this.#report(this.#log, this.#snapshot);
+  }
+}
+
+/** The node's snapshots, telling the harness when an install starts (a moment to cut the power at). */
+class ObservedSnapshots extends GroupSnapshots {
+  readonly #onInstall: () => void;
+
+  constructor(files: SnapshotStore, state: MemoryStateStore, g: GroupId, onInstall: () => void) {
+    super(files, state, g);
+    this.#onInstall = onInstall;
+  }
+
+  override async install(meta: SnapshotMeta): Promise<void> {
+    this.#onInstall();
+    await super.install(meta);
   }
 }
