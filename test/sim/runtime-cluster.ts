@@ -144,6 +144,8 @@ interface Incarnation {
   stopped: boolean;
   /** Snapshot streams received, by id: a stream arrives once (the network may duplicate messages, a stream does not). */
   readonly transfersSeen: Set<number>;
+  /** A power loss armed for this many ms after the log is compacted to the snapshot being installed. */
+  powerLossAfterInstallMs: number | undefined;
 }
 
 interface RuntimeMember {
@@ -322,6 +324,7 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
       commitAtElection: 0,
       stopped: false,
       transfersSeen: new Set(),
+      powerLossAfterInstallMs: undefined,
     };
     m.current = inc;
     void this.#open(m, inc).catch((error: unknown) => {
@@ -342,7 +345,7 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
             await SnapshotStore.open(fs, "/snapshots", { chunkBytesMax: snapshotChunkBytesMax }),
             m.store,
             group,
-            () => this.#maybeLosePowerDuringSnapshot(m.id, inc),
+            () => this.#maybeLosePowerDuringSnapshot(m.id, inc, "install"),
           );
     const storage = new ObservedStorage(
       new WalGroupStorage(hardStates, wal, recovery, group, snapshots),
@@ -352,8 +355,14 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
         if (inc.alive) this.#observeLog(m.id, inc);
       },
       (what) => {
-        if (inc.alive) this.counters[what]++;
+        if (!inc.alive) return;
+        this.counters[what]++;
+        const armedMs = inc.powerLossAfterInstallMs;
+        if (what !== "snapshotsInstalled" || armedMs === undefined) return;
+        inc.powerLossAfterInstallMs = undefined;
+        this.#env.scheduler.after(armedMs, () => this.#losePower(m.id, inc), "power loss after an install");
       },
+      () => this.#slowCapture(inc),
     );
     inc.storage = storage;
     // Long-poll timeouts on the incarnation's simulated timers (silent once it crashed).
@@ -537,7 +546,7 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
       case "snapshot-data": {
         if (inc.transfersSeen.has(wire.id)) return;
         inc.transfersSeen.add(wire.id);
-        this.#maybeLosePowerDuringSnapshot(to, inc);
+        this.#maybeLosePowerDuringSnapshot(to, inc, "transfer");
         // Store the stream, then step the leader's message into the core (it decides to install).
         const chunks = (async function* () {
           yield* wire.chunks;
@@ -561,27 +570,47 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
 
   /**
    * Sometimes (the run's `snapshotCrash` chance) cuts the power of a node that is receiving or
-   * installing a snapshot, at a random moment within the next 40 ms, and restarts it 20-300 ms
-   * later: a restore or a compaction caught between visible and durable. Only during the safety
-   * phase and while every other node runs, so the minority the fault schedule keeps is kept.
+   * installing a snapshot: at a random moment within 40 ms, or, for half of the installs, within
+   * 10 ms after the log was compacted to the installed snapshot, when a restore that is visible but
+   * not yet durable would be lost with the log entries that led to it.
    */
-  #maybeLosePowerDuringSnapshot(node: number, inc: Incarnation): void {
+  #maybeLosePowerDuringSnapshot(node: number, inc: Incarnation, kind: "transfer" | "install"): void {
     const scheduler = this.#env.scheduler;
     const [numerator, denominator] = this.#env.options.runtime.snapshotCrash;
     if (scheduler.nowMs >= this.#env.options.faults.safetyPhaseMs) return;
     if (!this.#prng.chance(numerator, denominator)) return;
+    if (kind === "install" && this.#prng.chance(1, 2)) {
+      inc.powerLossAfterInstallMs = this.#prng.range(0, 10);
+      return;
+    }
     scheduler.after(
       this.#prng.range(0, 40),
-      () => {
-        const others = [...this.#members.values()].filter((m) => m.id !== node);
-        if (!inc.alive || others.some((m) => m.current === undefined)) return;
-        this.counters.snapshotPowerLosses++;
-        this.#trace(`node ${node} loses power during a snapshot transfer or install`);
-        this.crash(node);
-        scheduler.after(this.#prng.range(20, 300), () => this.restart(node), "restart after power loss");
-      },
+      () => this.#losePower(node, inc),
       "power loss during a snapshot",
     );
+  }
+
+  /**
+   * Cuts the power of `node` (still incarnation `inc`) and restarts it 20-300 ms later, during the
+   * safety phase only and only while the nodes down stay a minority, as the fault schedule keeps.
+   */
+  #losePower(node: number, inc: Incarnation): void {
+    const scheduler = this.#env.scheduler;
+    if (!inc.alive || scheduler.nowMs >= this.#env.options.faults.safetyPhaseMs) return;
+    const down = [...this.#members.values()].filter((m) => m.current === undefined).length;
+    if (down + 1 > Math.floor((this.#env.options.clusterSize - 1) / 2)) return;
+    this.counters.snapshotPowerLosses++;
+    this.#trace(`node ${node} loses power during a snapshot transfer or install`);
+    this.crash(node);
+    scheduler.after(this.#prng.range(20, 300), () => this.restart(node), "restart after power loss");
+  }
+
+  /** Resolves after a capture's extra time (never, once the process died). */
+  #slowCapture(inc: Incarnation): Promise<void> {
+    const extraMs = this.#prng.range(0, this.#env.options.runtime.captureExtraMaxMs);
+    return new Promise<void>((resolve) => {
+      this.#env.scheduler.after(extraMs, () => inc.alive && resolve(), "slow capture");
+    });
   }
 
   /** Records an incident of `kind` (the first one's detail, and how many). */
@@ -1074,6 +1103,7 @@ class ObservedStorage implements GroupStorage {
   readonly #inner: GroupStorage;
   readonly #report: (log: Entry[], snapshot: SnapshotMeta | undefined) => void;
   readonly #count: (what: "snapshotsInstalled" | "compactions") => void;
+  readonly #slowCapture: () => Promise<void>;
   #log: Entry[] = [];
   #snapshot: SnapshotMeta | undefined;
   /** The log as handed to storage, durable or not: the runtime's own view of its entries. */
@@ -1083,10 +1113,12 @@ class ObservedStorage implements GroupStorage {
     inner: GroupStorage,
     report: (log: Entry[], snapshot: SnapshotMeta | undefined) => void,
     count: (what: "snapshotsInstalled" | "compactions") => void,
+    slowCapture: () => Promise<void>,
   ) {
     this.#inner = inner;
     this.#report = report;
     this.#count = count;
+    this.#slowCapture = slowCapture;
   }
 
   async load(): Promise<PersistedState | undefined> {
@@ -1123,6 +1155,8 @@ class ObservedStorage implements GroupStorage {
   }
 
   async compact(snapshot: SnapshotMeta): Promise<void> {
+    // Only a capture compacts through here: let it take as long as a large state's file would.
+    await this.#slowCapture();
     await this.#inner.compact(snapshot);
     this.#count("compactions");
     if (this.#snapshot !== undefined && this.#snapshot.index >= snapshot.index) return;

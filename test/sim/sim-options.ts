@@ -49,11 +49,16 @@ export interface RuntimeOptions {
   /** How long applied effects wait in the runtime before one store transaction takes them (`cairn node`: 50). */
   readonly storeBatchMs: number;
   /**
-   * The chance that a node receiving or installing a snapshot loses power meanwhile (at a random
-   * moment within the next 40 ms, during the safety phase, while every other node runs); it
-   * restarts 20-300 ms later.
+   * The chance that a node receiving or installing a snapshot loses power meanwhile or just after
+   * (during the safety phase, while the nodes down stay a minority); it restarts 20-300 ms later.
    */
   readonly snapshotCrash: Probability;
+  /**
+   * A snapshot capture takes up to this much longer (uniformly) before it compacts the log: the
+   * time a large state's file takes to write, which the simulator's small states do not. A capture
+   * then runs long beside the ready loop, and a snapshot from the leader can be installed meanwhile.
+   */
+  readonly captureExtraMaxMs: number;
 }
 
 /** The options of one run. Every field follows from `seed` and `level`. */
@@ -181,9 +186,10 @@ export function simOptionsFromSeed(seed: number, level: SimLevel = 1): SimOption
       storeCommitMaxMs: rt.range(0, 5),
       appendBytesMax: rt.pick([256, 2 * 1024, 16 * 1024]),
       // Drawn after the others, so that adding them left the earlier draws of each seed alone.
-      storeFlushMaxMs: rt.range(1, 20),
+      storeFlushMaxMs: rt.range(5, 50),
       storeBatchMs: rt.pick([0, 50]),
-      snapshotCrash: [rt.range(1, 3), 4],
+      snapshotCrash: [rt.range(2, 4), 4],
+      captureExtraMaxMs: rt.pick([0, 200, 1_000]),
     },
     streams: streamOptions(st, level),
     eventsMax: level === 2 ? 150_000 : 1_000_000,
@@ -259,7 +265,7 @@ export function describeSimOptions(o: SimOptions): string {
     `faults: safety phase ${o.faults.safetyPhaseMs}ms (a decision every ${o.faults.gapMinMs}-${o.faults.gapMaxMs}ms), liveness phase ${o.faults.livenessPhaseMs}ms`,
     ...(o.level === 2
       ? [
-          `runtime: ${o.runtime.snapshotEntries === undefined ? "no snapshots (state in memory)" : `snapshot every ${o.runtime.snapshotEntries} entries`}, WAL segments of ${o.runtime.segmentBytesMax} bytes, state store commits 0-${o.runtime.storeCommitMaxMs}ms and flushes 1-${o.runtime.storeFlushMaxMs}ms (power loss takes back what no flush covered), applied effects batched ${o.runtime.storeBatchMs}ms, power lost during a snapshot transfer or install ${ratio(o.runtime.snapshotCrash)}, appends up to ${o.runtime.appendBytesMax} bytes`,
+          `runtime: ${o.runtime.snapshotEntries === undefined ? "no snapshots (state in memory)" : `snapshot every ${o.runtime.snapshotEntries} entries`}, WAL segments of ${o.runtime.segmentBytesMax} bytes, state store commits 0-${o.runtime.storeCommitMaxMs}ms and flushes 1-${o.runtime.storeFlushMaxMs}ms (power loss takes back what no flush covered), applied effects batched ${o.runtime.storeBatchMs}ms, power lost during a snapshot transfer or install ${ratio(o.runtime.snapshotCrash)}, captures up to ${o.runtime.captureExtraMaxMs}ms slower, appends up to ${o.runtime.appendBytesMax} bytes`,
         ]
       : []),
     ...(o.streams === undefined
