@@ -569,18 +569,19 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
   }
 
   /**
-   * Sometimes (the run's `snapshotCrash` chance) cuts the power of a node that is receiving or
-   * installing a snapshot: at a random moment within 40 ms, or, for half of the installs, within
-   * 10 ms after the log was compacted to the installed snapshot, when a restore that is visible but
-   * not yet durable would be lost with the log entries that led to it.
+   * Sometimes cuts the power of a node that is receiving a snapshot (half the run's `snapshotCrash`
+   * chance, since a transfer cut short is never installed) or installing one (the whole chance): at
+   * a random moment within 40 ms, or, for three installs in four, within 2 ms after the log was
+   * compacted to the installed snapshot, when a restore that is visible but not yet durable would
+   * be lost with the log entries that led to it.
    */
   #maybeLosePowerDuringSnapshot(node: number, inc: Incarnation, kind: "transfer" | "install"): void {
     const scheduler = this.#env.scheduler;
     const [numerator, denominator] = this.#env.options.runtime.snapshotCrash;
     if (scheduler.nowMs >= this.#env.options.faults.safetyPhaseMs) return;
-    if (!this.#prng.chance(numerator, denominator)) return;
-    if (kind === "install" && this.#prng.chance(1, 2)) {
-      inc.powerLossAfterInstallMs = this.#prng.range(0, 10);
+    if (!this.#prng.chance(numerator, kind === "install" ? denominator : 2 * denominator)) return;
+    if (kind === "install" && this.#prng.chance(3, 4)) {
+      inc.powerLossAfterInstallMs = this.#prng.range(0, 2);
       return;
     }
     scheduler.after(
