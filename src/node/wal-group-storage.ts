@@ -107,14 +107,19 @@ export class WalGroupStorage implements GroupStorage {
     // Invariant: compactIndex <= the state store's durable applied index. Entries up to the
     // compaction point are gone from the log, so only a snapshot can bring the state back to it.
     const stateLost = snapshots.isRestoring() || snapshots.appliedIndex() < compactIndex;
-    if (stateLost) {
+    // Snapshots received but not installed (a power loss came first) count toward the store's
+    // retention and may have pruned the one the log is compacted to, whose meta the core starts
+    // from: the newest one then takes its place.
+    const compactionSnapshotGone = compactIndex > 0 && !(await snapshots.has(compactIndex));
+    if (stateLost || compactionSnapshotGone) {
       if (latest === undefined || latest.index < compactIndex) {
         throw new StorageError(
           "ERR_STATE_BEHIND_LOG",
           `the state store is at ${snapshots.appliedIndex()}${snapshots.isRestoring() ? " (restore cut short)" : ""}, the log is compacted to ${compactIndex}, and no snapshot at or after it is stored`,
         );
       }
-      await snapshots.install(latest);
+      // A state already past the newest snapshot only needs the log compacted to it (below).
+      if (stateLost || snapshots.appliedIndex() < latest.index) await snapshots.install(latest);
     }
     if (latest === undefined || latest.index <= compactIndex) return entries;
     if (snapshots.appliedIndex() < latest.index) return entries;

@@ -100,6 +100,27 @@ describe("WalGroupStorage: the log is never compacted past what the state store 
     await assert.rejects((await node.open()).storage.load(), { code: "ERR_STATE_BEHIND_LOG" });
   });
 
+  it("installs the newest snapshot when snapshots received but not installed pruned the compaction point's", async () => {
+    // Found by level-2 seeds 3000106 and 3000181: two snapshots from the leader were stored, power
+    // was lost before either was installed, and the store's retention (2) had deleted the one the
+    // log is compacted to, so the node could not start (ERR_SNAPSHOT_CORRUPT).
+    const node = new Node();
+    const first = await node.open();
+    await first.wal.write([{ type: "entries", group, entries: entries(1, 14) }]);
+    await node.storeSnapshot(first.snapshots, 10);
+    await first.snapshots.install(meta(10));
+    await first.wal.compact(group, logIndex(10), term(1));
+    await node.storeSnapshot(first.snapshots, 30);
+    await node.storeSnapshot(first.snapshots, 40);
+    assert.equal(await first.snapshots.has(10), false, "retention pruned the compaction point's snapshot");
+
+    const loaded = await (await node.open()).storage.load();
+    assert.equal(loaded?.snapshot?.index, 40);
+    assert.equal(node.state.appliedIndex(group), 40);
+    assert.equal(dec(node.state.get(group, "kv", enc("k"))), "at-40");
+    assert.deepEqual(loaded?.entries, []);
+  });
+
   it("starts as before when the state store holds the compaction point durably", async () => {
     const node = new Node();
     const first = await node.open();
