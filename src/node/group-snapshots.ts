@@ -62,6 +62,11 @@ export class GroupSnapshots {
     return { meta: reader.meta, chunks: () => reader.chunks() };
   }
 
+  /** Whether a snapshot at `index` is stored (pruning may have removed an older one). */
+  async has(index: number): Promise<boolean> {
+    return (await this.#files.list(this.#group)).includes(index);
+  }
+
   /** The newest stored snapshot's meta, if any. */
   async latest(): Promise<SnapshotMeta | undefined> {
     return (await this.#files.latest(this.#group))?.meta;

@@ -29,6 +29,11 @@ export class WalGroupStorage implements GroupStorage {
   readonly #snapshots: GroupSnapshots | undefined;
 
   readonly #group: GroupId;
+  /**
+   * The highest compaction point handed to the WAL. A capture runs beside the ready loop, so a
+   * snapshot installed meanwhile may have compacted the log past the capture's index.
+   */
+  #compactedThrough: number;
   #durableTerm = 0;
   #durableVote: NodeId | null = null;
 
@@ -46,6 +51,7 @@ export class WalGroupStorage implements GroupStorage {
     this.#recovery = recovery;
     this.#snapshots = snapshots;
     this.#group = group;
+    this.#compactedThrough = wal.position(group).compactIndex;
   }
 
   async load(): Promise<PersistedState | undefined> {
@@ -101,16 +107,35 @@ export class WalGroupStorage implements GroupStorage {
   }
 
   /**
-   * A crash may come between installing or capturing a snapshot and compacting the log to it.
-   * Redo an install the state store says was cut short, then compact the log to the newest
-   * snapshot whose data the state store holds: the log's entries up to it are then redundant.
+   * A crash may come between installing or capturing a snapshot and compacting the log to it, and
+   * a power loss may take back state store commits that were visible but not yet durable. Redo an
+   * install the state store says was cut short, or one whose state the store no longer holds, then
+   * compact the log to the newest snapshot whose data the state store holds: the log's entries up
+   * to it are then redundant.
    */
   async #finishInterruptedSnapshot(entries: readonly Entry[]): Promise<readonly Entry[]> {
     const snapshots = this.#snapshots;
     if (snapshots === undefined) return entries;
     const latest = await snapshots.latest();
-    if (latest === undefined || latest.index <= this.#wal.position(this.#group).compactIndex) return entries;
-    if (snapshots.isRestoring()) await snapshots.install(latest);
+    const { compactIndex } = this.#wal.position(this.#group);
+    // Invariant: compactIndex <= the state store's durable applied index. Entries up to the
+    // compaction point are gone from the log, so only a snapshot can bring the state back to it.
+    const stateLost = snapshots.isRestoring() || snapshots.appliedIndex() < compactIndex;
+    // Snapshots received but not installed (a power loss came first) count toward the store's
+    // retention and may have pruned the one the log is compacted to, whose meta the core starts
+    // from: the newest one then takes its place.
+    const compactionSnapshotGone = compactIndex > 0 && !(await snapshots.has(compactIndex));
+    if (stateLost || compactionSnapshotGone) {
+      if (latest === undefined || latest.index < compactIndex) {
+        throw new StorageError(
+          "ERR_STATE_BEHIND_LOG",
+          `the state store is at ${snapshots.appliedIndex()}${snapshots.isRestoring() ? " (restore cut short)" : ""}, the log is compacted to ${compactIndex}, and no snapshot at or after it is stored`,
+        );
+      }
+      // A state already past the newest snapshot only needs the log compacted to it (below).
+      if (stateLost || snapshots.appliedIndex() < latest.index) await snapshots.install(latest);
+    }
+    if (latest === undefined || latest.index <= compactIndex) return entries;
     if (snapshots.appliedIndex() < latest.index) return entries;
 
     const atSnapshot = entries.find((e) => e.index === latest.index);
@@ -128,6 +153,7 @@ export class WalGroupStorage implements GroupStorage {
       records.push({ type: "truncate-suffix", group: this.#group, fromIndex: logIndex(snapshot.index + 1) });
     }
     records.push({ type: "compact", group: this.#group, throughIndex: snapshot.index, term: snapshot.term });
+    this.#compactedThrough = Math.max(this.#compactedThrough, snapshot.index);
     return records;
   }
 
@@ -151,6 +177,10 @@ export class WalGroupStorage implements GroupStorage {
   }
 
   async compact(snapshot: SnapshotMeta): Promise<void> {
+    // A snapshot installed while this one was captured already compacted the log at least as far:
+    // it covers everything this one does, and compacting back would go against the log's order.
+    if (snapshot.index <= this.#compactedThrough) return;
+    this.#compactedThrough = snapshot.index;
     await this.#wal.compact(this.#group, snapshot.index, snapshot.term);
   }
 }

@@ -159,6 +159,11 @@ export class LmdbStateStore implements StateStore {
       );
     }
     await this.#write(() => db.remove(internalKey(group, "meta", restoringKey)));
+    // A commit resolves once it is visible, before lmdb synced it (overlapping sync). The runtime
+    // compacts the log to the snapshot once this resolves, so the restore must be durable first:
+    // else a power loss brings back the old state (or a half restore) while the log entries that
+    // led from it to the snapshot are gone.
+    await db.flushed;
     return this.appliedIndex(group);
   }
 

@@ -1,6 +1,9 @@
 // The in-memory twin of the lmdb state store, for the simulator: the same contract (one shared test
 // suite runs against both), commits completed through an injected Scheduler, and crash semantics:
-// a transaction whose commit completed survives crash(), one still in flight does not.
+// a transaction whose commit completed survives crash() (a killed process: lmdb's pages are in the
+// OS's cache), one still in flight does not. With `flushDelayMs` set it also has lmdb's overlapping
+// sync: a commit is visible once it completes but durable only when a later flush completes, and
+// powerLoss() takes back every commit since the last flush (a restore can be left half done).
 import type { GroupId, LogIndex } from "../raft/types.js";
 import { logIndex } from "../raft/types.js";
 import { assert } from "../util/assert.js";
@@ -41,7 +44,11 @@ class SortedBytesMap {
   /** Old values of keys changed since `record()`, so a transaction can be undone. */
   #journal: Map<string, { key: Uint8Array; value: Uint8Array | undefined }> | undefined;
 
-  /** Starts recording changes; `rollback()` restores the state as of this call, `keep()` ends it. */
+  /**
+   * Starts recording changes; `rollback()` restores the state as of this call, `keep()` ends the
+   * recording. `rollback()` still works after `keep()` as long as later recordings were rolled back
+   * first (newest first): that is how a power loss takes back commits that were never flushed.
+   */
   record(): { bytesBefore: number; rollback(): void; keep(): void } {
     const journal = new Map<string, { key: Uint8Array; value: Uint8Array | undefined }>();
     this.#journal = journal;
@@ -127,6 +134,18 @@ export interface MemoryStateStoreOptions extends StateStoreOptions {
   readonly commitDelayMs: number;
   /** The byte quota (keys plus values) standing in for a full disk: a commit past it is ERR_NO_SPACE. */
   readonly bytesMax: number;
+  /**
+   * lmdb's overlapping sync: when set, a completed commit is visible at once but durable only once
+   * a flush that started after it has completed, this many milliseconds after it started (a flush
+   * starts whenever something is unflushed and none runs). Undefined: a completed commit is durable.
+   */
+  readonly flushDelayMs: number | undefined;
+}
+
+/** A completed commit that no flush covers yet, and how to take it back. */
+interface Unflushed {
+  readonly seq: number;
+  readonly rollback: () => void;
 }
 
 /** The in-memory {@link StateStore}: what lmdb does, minus the disk, plus a crash switch. */
@@ -135,6 +154,14 @@ export class MemoryStateStore implements StateStore {
   readonly #options: MemoryStateStoreOptions;
   #epoch = 0;
   #bytesMax: number;
+  /** Commits completed so far, and how many of them (the oldest) are durable. */
+  #committedSeq = 0;
+  #durableSeq = 0;
+  /** Completed commits after `#durableSeq`, oldest first. */
+  #unflushed: Unflushed[] = [];
+  #flushRunning = false;
+  /** Callers waiting until the commits through `seq` are durable. */
+  #flushWaiters: { seq: number; resolve: () => void }[] = [];
 
   /** Creates an empty store. */
   constructor(options: Partial<MemoryStateStoreOptions> = {}) {
@@ -143,6 +170,7 @@ export class MemoryStateStore implements StateStore {
       scheduler: immediateScheduler,
       commitDelayMs: 0,
       bytesMax: Number.POSITIVE_INFINITY,
+      flushDelayMs: undefined,
       ...options,
     };
     this.#bytesMax = this.#options.bytesMax;
@@ -158,9 +186,30 @@ export class MemoryStateStore implements StateStore {
     return this.#data.bytes;
   }
 
-  /** The process dies: transactions not yet committed are lost and never settle; committed ones stay. */
+  /**
+   * The process dies: transactions not yet committed are lost and never settle; committed ones stay
+   * (lmdb's pages outlive the process). Waits for a flush never settle either.
+   */
   crash(): void {
     this.#epoch++;
+    this.#flushRunning = false;
+    this.#flushWaiters = [];
+  }
+
+  /**
+   * The machine loses power: as {@link MemoryStateStore.crash}, and every commit that no completed
+   * flush covers is taken back, newest first. Without `flushDelayMs` this is a crash.
+   */
+  powerLoss(): void {
+    this.crash();
+    for (const commit of this.#unflushed.reverse()) commit.rollback();
+    this.#unflushed = [];
+    this.#committedSeq = this.#durableSeq;
+  }
+
+  /** Whether every completed commit is durable (no flush is due). */
+  get flushed(): boolean {
+    return this.#durableSeq === this.#committedSeq;
   }
 
   appliedIndex(group: GroupId): LogIndex {
@@ -216,9 +265,13 @@ export class MemoryStateStore implements StateStore {
     // The pairs as of now: values are never mutated in place, so holding references is a snapshot.
     const { start, end } = groupBounds(group);
     const pairs = this.#data.range(start, end);
+    // As lmdb's export does: the snapshot lets the log be compacted, so the state it holds must be
+    // durable here first.
+    const durable = this.#flushedThrough(this.#committedSeq);
     return {
       appliedIndex: this.appliedIndex(group),
       async *chunks(): AsyncGenerator<Uint8Array> {
+        await durable;
         const packer = new ChunkPacker(chunkBytesMax);
         for (const p of pairs) {
           const full = packer.add(p.key, p.value);
@@ -243,11 +296,52 @@ export class MemoryStateStore implements StateStore {
       });
     }
     await this.#commit(() => this.#data.delete(internalKey(group, "meta", restoringKey)));
+    // The runtime compacts the log to the snapshot once this resolves: a restore that a power loss
+    // could still take back would leave the state behind a log whose entries are gone.
+    await this.#flushedThrough(this.#committedSeq);
     return this.appliedIndex(group);
   }
 
   async close(): Promise<void> {
     // Nothing to release.
+  }
+
+  /** Notes a completed commit: durable now, or once a flush covers it. */
+  #completed(rollback: () => void): void {
+    this.#committedSeq++;
+    if (this.#options.flushDelayMs === undefined) {
+      this.#durableSeq = this.#committedSeq;
+      return;
+    }
+    this.#unflushed.push({ seq: this.#committedSeq, rollback });
+    this.#maybeFlush();
+  }
+
+  /** Starts a flush of every completed commit unless one runs (the next one starts when it ends). */
+  #maybeFlush(): void {
+    const delayMs = this.#options.flushDelayMs;
+    if (delayMs === undefined || this.#flushRunning || this.#committedSeq === this.#durableSeq) return;
+    this.#flushRunning = true;
+    const epoch = this.#epoch;
+    const through = this.#committedSeq;
+    this.#options.scheduler.after(delayMs, () => {
+      if (epoch !== this.#epoch) return;
+      this.#flushRunning = false;
+      this.#durableSeq = through;
+      this.#unflushed = this.#unflushed.filter((c) => c.seq > through);
+      const ready = this.#flushWaiters.filter((w) => w.seq <= through);
+      this.#flushWaiters = this.#flushWaiters.filter((w) => w.seq > through);
+      for (const w of ready) w.resolve();
+      this.#maybeFlush();
+    });
+  }
+
+  /** Resolves once the commits through `seq` are durable (never, if the process dies first). */
+  #flushedThrough(seq: number): Promise<void> {
+    if (seq <= this.#durableSeq) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.#flushWaiters.push({ seq, resolve });
+    });
   }
 
   /**
@@ -268,6 +362,7 @@ export class MemoryStateStore implements StateStore {
             return;
           }
           undo.keep();
+          this.#completed(undo.rollback);
           resolve(result);
         } catch (error) {
           undo.rollback();

@@ -100,11 +100,15 @@ export interface StateStore {
    * (and changes nothing) when `appliedIndex` is not above the current one: already applied.
    */
   applyBatch(group: GroupId, appliedIndex: LogIndex, effects: readonly Effect[]): Promise<boolean>;
-  /** A consistent export of `group` as of now, read from one read transaction. */
+  /**
+   * A consistent export of `group` as of now, read from one read transaction. Its chunks come only
+   * once the exported state is durable (a snapshot of it lets the log be compacted).
+   */
   exportGroup(group: GroupId, chunkBytesMax: number): StateExport;
   /**
-   * Replaces all of `group`'s data with an export's chunks (InstallSnapshot, Raft §7). A crash
-   * midway leaves the group marked as restoring ({@link StateStore.isRestoring}) until a restore completes.
+   * Replaces all of `group`'s data with an export's chunks (InstallSnapshot, Raft §7) and resolves
+   * once the restored data is durable (the log may be compacted to it next). A crash midway leaves
+   * the group marked as restoring ({@link StateStore.isRestoring}) until a restore completes.
    */
   restoreGroup(group: GroupId, chunks: AsyncIterable<Uint8Array>): Promise<LogIndex>;
   /** Whether a restore of `group` was interrupted: its data is incomplete and must be restored again. */

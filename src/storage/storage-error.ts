@@ -18,7 +18,13 @@ export type StorageErrorCode =
   /** A record, chunk, key or value is larger than its configured `*Max` limit. */
   | "ERR_TOO_LARGE"
   /** The store was closed. */
-  | "ERR_CLOSED";
+  | "ERR_CLOSED"
+  /**
+   * The state machine store holds less than the compacted log assumes (a restore cut short, or
+   * state taken back by a power loss) and no snapshot is there to restore it from: the node must
+   * not start on it.
+   */
+  | "ERR_STATE_BEHIND_LOG";
 
 /** Every storage error code, for tables and tests that must cover them all. */
 export const storageErrorCodes: readonly StorageErrorCode[] = [
@@ -30,6 +36,7 @@ export const storageErrorCodes: readonly StorageErrorCode[] = [
   "ERR_GROUP_CORRUPT",
   "ERR_TOO_LARGE",
   "ERR_CLOSED",
+  "ERR_STATE_BEHIND_LOG",
 ];
 
 /** Where corrupt data was found: the file (relative to the store's directory) and the byte offset. */

@@ -112,6 +112,36 @@ export const mutants: readonly Mutant[] = [
     level: 2,
     seedsMax: 300,
   },
+  {
+    // Issue 12, bug 1: the restore resolved when visible (lmdb's overlapping sync) and the runtime
+    // compacted the log to it; the load trusted the state store unless a newer snapshot was there.
+    // Either fix alone closes the hole, so the mutant takes both out. The simulator runs lmdb's
+    // twin, so the restore's missing flush is planted there.
+    name: "runtime: compact the log to a restore that is visible but not durable, and trust the state store at load",
+    patches: [
+      p(
+        "src/storage/memory-state-store.ts",
+        "    await this.#flushedThrough(this.#committedSeq);\n    return this.appliedIndex(group);",
+        "    return this.appliedIndex(group);",
+      ),
+      p(
+        "src/node/wal-group-storage.ts",
+        "const stateLost = snapshots.isRestoring() || snapshots.appliedIndex() < compactIndex;",
+        "const stateLost = snapshots.isRestoring() && latest !== undefined && latest.index > compactIndex;",
+      ),
+    ],
+    level: 2,
+    seedsMax: 300,
+  },
+  {
+    // Issue 12, bug 3: a capture's compaction landing after an install's larger one.
+    name: "runtime: a snapshot capture compacts the log after an install compacted it further",
+    patches: [
+      p("src/node/wal-group-storage.ts", "    if (snapshot.index <= this.#compactedThrough) return;\n", ""),
+    ],
+    level: 2,
+    seedsMax: 300,
+  },
 ];
 
 /** Why a mutant's patches would not apply to `read(file)`'s text: one line per anchor not found exactly once. */

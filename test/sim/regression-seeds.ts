@@ -91,4 +91,14 @@ export const regressionSeeds: readonly RegressionSeed[] = [
     level: 2,
     why: "harness: an append attempt still in flight when the run ended had no record, so a reader's sighting of it was called a phantom; open appends and acks now count as outcomes unknown",
   },
+  {
+    seed: 3000106,
+    level: 2,
+    why: "storage (issue 12's power losses): two snapshots received but not installed before a power loss made the snapshot store's retention delete the one the log was compacted to, and the node could not start (ERR_SNAPSHOT_CORRUPT; also 3000181); the load now installs the newest snapshot instead",
+  },
+  {
+    seed: 3000181,
+    level: 2,
+    why: "storage: as 3000106, a received snapshot not installed pruned the compaction point's snapshot (node 4 could not start)",
+  },
 ];

@@ -7,9 +7,11 @@
 // (ServiceStateMachine), and clients talk to each node's real KvService: the command envelope,
 // idempotency keys, conditional puts and deletes, increments and ReadIndex reads are the code users
 // run. Most runs take snapshots (GroupSnapshots over a SnapshotStore on the simulated disk, the state
-// in a StoreBackend over a MemoryStateStore that survives crashes as lmdb would): the log is
-// compacted, lagging followers get snapshots streamed over the simulated network, and installs are
-// interrupted by crashes. The other runs keep the state in a MemoryBackend rebuilt from the log.
+// in a StoreBackend over a MemoryStateStore in lmdb's flush mode: a commit is visible at once and
+// durable only once a later flush completes, and a crash is a power loss that takes back what no
+// flush covered): the log is compacted, lagging followers get snapshots streamed over the simulated
+// network, and transfers and installs are cut by power losses aimed at them. The other runs keep
+// the state in a MemoryBackend rebuilt from the log.
 // Half of the runs also drive streams and a consumer group through each node's StreamService.
 import type { Cancel, Env } from "../../src/node/env.js";
 import { GroupSnapshots, snapshotChunkBytesMax } from "../../src/node/group-snapshots.js";
@@ -116,6 +118,8 @@ export type RuntimeCounters = {
   snapshotsInstalled: number;
   /** Snapshots taken (each compacts the log). */
   compactions: number;
+  /** Power losses aimed at a node receiving or installing a snapshot. */
+  snapshotPowerLosses: number;
 };
 
 /** One incarnation of a node's process: dead once the node crashes, so its timers and I/O stop. */
@@ -140,12 +144,14 @@ interface Incarnation {
   stopped: boolean;
   /** Snapshot streams received, by id: a stream arrives once (the network may duplicate messages, a stream does not). */
   readonly transfersSeen: Set<number>;
+  /** A power loss armed for this many ms after the log is compacted to the snapshot being installed. */
+  powerLossAfterInstallMs: number | undefined;
 }
 
 interface RuntimeMember {
   readonly id: number;
   readonly fs: SimFileSystem;
-  /** The node's state store when the run takes snapshots: it survives crashes, as lmdb's file does. */
+  /** The node's state store when the run takes snapshots: a crash keeps what its flushes made durable. */
   readonly store: MemoryStateStore | undefined;
   current: Incarnation | undefined;
 }
@@ -219,7 +225,12 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
   readonly #fatal: string[] = [];
   /** Failures the runtime survived but a reader of a failing report should see (first of each kind). */
   readonly #incidents = new Map<string, { text: string; count: number }>();
-  readonly counters: RuntimeCounters = { snapshotsSent: 0, snapshotsInstalled: 0, compactions: 0 };
+  readonly counters: RuntimeCounters = {
+    snapshotsSent: 0,
+    snapshotsInstalled: 0,
+    compactions: 0,
+    snapshotPowerLosses: 0,
+  };
   readonly kv;
   readonly sideWorkload: StreamWorkload | undefined;
 
@@ -244,6 +255,7 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
           : new MemoryStateStore({
               scheduler: { after: (delayMs, run) => void env.scheduler.after(delayMs, run, `store ${id}`) },
               commitDelayMs: this.#prng.range(0, runtime.storeCommitMaxMs),
+              flushDelayMs: this.#prng.range(1, runtime.storeFlushMaxMs),
             });
       const member: RuntimeMember = { id, fs, store, current: undefined };
       this.#members.set(id, member);
@@ -286,10 +298,22 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
   }
 
   #start(m: RuntimeMember): void {
+    const scheduler = this.#env.scheduler;
+    // The runtime's batched store writes run on this incarnation's timers (silent once it died).
+    const after = (delayMs: number, run: () => void): Cancel => {
+      const id = scheduler.after(delayMs, () => inc.alive && run(), "store batch");
+      return () => void scheduler.cancel(id);
+    };
     const inc: Incarnation = {
       alive: true,
       group: undefined,
-      backend: m.store === undefined ? new MemoryBackend() : new StoreBackend(m.store, group),
+      backend:
+        m.store === undefined
+          ? new MemoryBackend()
+          : new StoreBackend(m.store, group, {
+              flushIntervalMs: this.#env.options.runtime.storeBatchMs,
+              after,
+            }),
       kv: undefined,
       streams: undefined,
       appliedThrough: 0,
@@ -300,6 +324,7 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
       commitAtElection: 0,
       stopped: false,
       transfersSeen: new Set(),
+      powerLossAfterInstallMs: undefined,
     };
     m.current = inc;
     void this.#open(m, inc).catch((error: unknown) => {
@@ -316,10 +341,11 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     const snapshots =
       m.store === undefined
         ? undefined
-        : new GroupSnapshots(
+        : new ObservedSnapshots(
             await SnapshotStore.open(fs, "/snapshots", { chunkBytesMax: snapshotChunkBytesMax }),
             m.store,
             group,
+            () => this.#maybeLosePowerDuringSnapshot(m.id, inc, "install"),
           );
     const storage = new ObservedStorage(
       new WalGroupStorage(hardStates, wal, recovery, group, snapshots),
@@ -329,8 +355,14 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
         if (inc.alive) this.#observeLog(m.id, inc);
       },
       (what) => {
-        if (inc.alive) this.counters[what]++;
+        if (!inc.alive) return;
+        this.counters[what]++;
+        const armedMs = inc.powerLossAfterInstallMs;
+        if (what !== "snapshotsInstalled" || armedMs === undefined) return;
+        inc.powerLossAfterInstallMs = undefined;
+        this.#env.scheduler.after(armedMs, () => this.#losePower(m.id, inc), "power loss after an install");
       },
+      () => this.#slowCapture(inc),
     );
     inc.storage = storage;
     // Long-poll timeouts on the incarnation's simulated timers (silent once it crashed).
@@ -427,7 +459,8 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     inc.alive = false;
     m.current = undefined;
     m.fs.crash();
-    m.store?.crash();
+    // The disk loses what was not synced; the state store, as lmdb's file, what no flush covered.
+    m.store?.powerLoss();
     this.#observations.push({ type: "crashed", node });
     this.#trace(`node ${node} crashed`);
   }
@@ -513,6 +546,7 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
       case "snapshot-data": {
         if (inc.transfersSeen.has(wire.id)) return;
         inc.transfersSeen.add(wire.id);
+        this.#maybeLosePowerDuringSnapshot(to, inc, "transfer");
         // Store the stream, then step the leader's message into the core (it decides to install).
         const chunks = (async function* () {
           yield* wire.chunks;
@@ -532,6 +566,52 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
       default:
         g.receive(wire);
     }
+  }
+
+  /**
+   * Sometimes cuts the power of a node that is receiving a snapshot (half the run's `snapshotCrash`
+   * chance, since a transfer cut short is never installed) or installing one (the whole chance): at
+   * a random moment within 40 ms, or, for three installs in four, within 2 ms after the log was
+   * compacted to the installed snapshot, when a restore that is visible but not yet durable would
+   * be lost with the log entries that led to it.
+   */
+  #maybeLosePowerDuringSnapshot(node: number, inc: Incarnation, kind: "transfer" | "install"): void {
+    const scheduler = this.#env.scheduler;
+    const [numerator, denominator] = this.#env.options.runtime.snapshotCrash;
+    if (scheduler.nowMs >= this.#env.options.faults.safetyPhaseMs) return;
+    if (!this.#prng.chance(numerator, kind === "install" ? denominator : 2 * denominator)) return;
+    if (kind === "install" && this.#prng.chance(3, 4)) {
+      inc.powerLossAfterInstallMs = this.#prng.range(0, 2);
+      return;
+    }
+    scheduler.after(
+      this.#prng.range(0, 40),
+      () => this.#losePower(node, inc),
+      "power loss during a snapshot",
+    );
+  }
+
+  /**
+   * Cuts the power of `node` (still incarnation `inc`) and restarts it 20-300 ms later, during the
+   * safety phase only and only while the nodes down stay a minority, as the fault schedule keeps.
+   */
+  #losePower(node: number, inc: Incarnation): void {
+    const scheduler = this.#env.scheduler;
+    if (!inc.alive || scheduler.nowMs >= this.#env.options.faults.safetyPhaseMs) return;
+    const down = [...this.#members.values()].filter((m) => m.current === undefined).length;
+    if (down + 1 > Math.floor((this.#env.options.clusterSize - 1) / 2)) return;
+    this.counters.snapshotPowerLosses++;
+    this.#trace(`node ${node} loses power during a snapshot transfer or install`);
+    this.crash(node);
+    scheduler.after(this.#prng.range(20, 300), () => this.restart(node), "restart after power loss");
+  }
+
+  /** Resolves after a capture's extra time (never, once the process died). */
+  #slowCapture(inc: Incarnation): Promise<void> {
+    const extraMs = this.#prng.range(0, this.#env.options.runtime.captureExtraMaxMs);
+    return new Promise<void>((resolve) => {
+      this.#env.scheduler.after(extraMs, () => inc.alive && resolve(), "slow capture");
+    });
   }
 
   /** Records an incident of `kind` (the first one's detail, and how many). */
@@ -1024,6 +1104,7 @@ class ObservedStorage implements GroupStorage {
   readonly #inner: GroupStorage;
   readonly #report: (log: Entry[], snapshot: SnapshotMeta | undefined) => void;
   readonly #count: (what: "snapshotsInstalled" | "compactions") => void;
+  readonly #slowCapture: () => Promise<void>;
   #log: Entry[] = [];
   #snapshot: SnapshotMeta | undefined;
   /** The log as handed to storage, durable or not: the runtime's own view of its entries. */
@@ -1033,10 +1114,12 @@ class ObservedStorage implements GroupStorage {
     inner: GroupStorage,
     report: (log: Entry[], snapshot: SnapshotMeta | undefined) => void,
     count: (what: "snapshotsInstalled" | "compactions") => void,
+    slowCapture: () => Promise<void>,
   ) {
     this.#inner = inner;
     this.#report = report;
     this.#count = count;
+    this.#slowCapture = slowCapture;
   }
 
   async load(): Promise<PersistedState | undefined> {
@@ -1073,6 +1156,8 @@ class ObservedStorage implements GroupStorage {
   }
 
   async compact(snapshot: SnapshotMeta): Promise<void> {
+    // Only a capture compacts through here: let it take as long as a large state's file would.
+    await this.#slowCapture();
     await this.#inner.compact(snapshot);
     this.#count("compactions");
     if (this.#snapshot !== undefined && this.#snapshot.index >= snapshot.index) return;
@@ -1080,5 +1165,20 @@ class ObservedStorage implements GroupStorage {
     this.#log = this.#log.filter((e) => e.index > snapshot.index);
     this.#written = this.#written.filter((e) => e.index > snapshot.index);
     this.#report(this.#log, this.#snapshot);
+  }
+}
+
+/** The node's snapshots, telling the harness when an install starts (a moment to cut the power at). */
+class ObservedSnapshots extends GroupSnapshots {
+  readonly #onInstall: () => void;
+
+  constructor(files: SnapshotStore, state: MemoryStateStore, g: GroupId, onInstall: () => void) {
+    super(files, state, g);
+    this.#onInstall = onInstall;
+  }
+
+  override async install(meta: SnapshotMeta): Promise<void> {
+    this.#onInstall();
+    await super.install(meta);
   }
 }

@@ -40,6 +40,25 @@ export interface RuntimeOptions {
   readonly storeCommitMaxMs: number;
   /** The most entry bytes in one append message (small sizes split a leader's tail over several). */
   readonly appendBytesMax: number;
+  /**
+   * How long a state store flush takes at most (each node draws its own, from 1 ms): as lmdb, a
+   * commit is visible once it completes and durable only once a later flush completes, and a crash
+   * is a power loss that takes back every commit no flush covered.
+   */
+  readonly storeFlushMaxMs: number;
+  /** How long applied effects wait in the runtime before one store transaction takes them (`cairn node`: 50). */
+  readonly storeBatchMs: number;
+  /**
+   * The chance that a node receiving or installing a snapshot loses power meanwhile or just after
+   * (during the safety phase, while the nodes down stay a minority); it restarts 20-300 ms later.
+   */
+  readonly snapshotCrash: Probability;
+  /**
+   * A snapshot capture takes up to this much longer (uniformly) before it compacts the log: the
+   * time a large state's file takes to write, which the simulator's small states do not. A capture
+   * then runs long beside the ready loop, and a snapshot from the leader can be installed meanwhile.
+   */
+  readonly captureExtraMaxMs: number;
 }
 
 /** The options of one run. Every field follows from `seed` and `level`. */
@@ -166,6 +185,11 @@ export function simOptionsFromSeed(seed: number, level: SimLevel = 1): SimOption
       segmentBytesMax: rt.pick([8 * 1024, 32 * 1024, 256 * 1024]),
       storeCommitMaxMs: rt.range(0, 5),
       appendBytesMax: rt.pick([256, 2 * 1024, 16 * 1024]),
+      // Drawn after the others, so that adding them left the earlier draws of each seed alone.
+      storeFlushMaxMs: rt.range(5, 50),
+      storeBatchMs: rt.pick([0, 50]),
+      snapshotCrash: [rt.range(2, 4), 4],
+      captureExtraMaxMs: rt.pick([0, 200, 1_000]),
     },
     streams: streamOptions(st, level),
     eventsMax: level === 2 ? 150_000 : 1_000_000,
@@ -241,7 +265,7 @@ export function describeSimOptions(o: SimOptions): string {
     `faults: safety phase ${o.faults.safetyPhaseMs}ms (a decision every ${o.faults.gapMinMs}-${o.faults.gapMaxMs}ms), liveness phase ${o.faults.livenessPhaseMs}ms`,
     ...(o.level === 2
       ? [
-          `runtime: ${o.runtime.snapshotEntries === undefined ? "no snapshots (state in memory)" : `snapshot every ${o.runtime.snapshotEntries} entries`}, WAL segments of ${o.runtime.segmentBytesMax} bytes, state store commits 0-${o.runtime.storeCommitMaxMs}ms, appends up to ${o.runtime.appendBytesMax} bytes`,
+          `runtime: ${o.runtime.snapshotEntries === undefined ? "no snapshots (state in memory)" : `snapshot every ${o.runtime.snapshotEntries} entries`}, WAL segments of ${o.runtime.segmentBytesMax} bytes, state store commits 0-${o.runtime.storeCommitMaxMs}ms and flushes 1-${o.runtime.storeFlushMaxMs}ms (power loss takes back what no flush covered), applied effects batched ${o.runtime.storeBatchMs}ms, power lost during a snapshot transfer or install ${ratio(o.runtime.snapshotCrash)}, captures up to ${o.runtime.captureExtraMaxMs}ms slower, appends up to ${o.runtime.appendBytesMax} bytes`,
         ]
       : []),
     ...(o.streams === undefined

@@ -1,7 +1,8 @@
 // One contract suite run against both state stores (lmdb on a temp directory, and the in-memory twin
 // the simulator uses): atomic, idempotent batches guarded by the applied index; namespacing by group
 // and kind; range reads; consistent chunked export and restore; bounded keys. Then each store's own
-// durability: lmdb across reopen, the twin across crash() (committed survives, in flight does not).
+// durability: lmdb across reopen, the twin across crash() (committed survives, in flight does not)
+// and, in its lmdb-like flush mode, across powerLoss() (only what a flush covered survives).
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -46,6 +47,10 @@ after(async () => {
 
 const implementations: [string, () => Promise<StateStore>][] = [
   ["MemoryStateStore", async () => new MemoryStateStore({ rangeLimitMax: 50, keyBytesMax: 64 })],
+  [
+    "MemoryStateStore (flush mode)",
+    async () => new MemoryStateStore({ rangeLimitMax: 50, keyBytesMax: 64, flushDelayMs: 0 }),
+  ],
   [
     "LmdbStateStore",
     async () => {
@@ -263,3 +268,96 @@ describe("MemoryStateStore crash semantics", () => {
     ]);
   });
 });
+
+describe("MemoryStateStore flush mode (lmdb's overlapping sync)", () => {
+  const restoreChunks = async (data: number): Promise<Uint8Array[]> => {
+    const source = new MemoryStateStore();
+    await source.applyBatch(g1, i(data), [put("a", `snap-${data}`), put("b", `snap-${data}`)]);
+    return collect(source.exportGroup(g1, 16).chunks());
+  };
+  const iterate = (chunks: readonly Uint8Array[]) =>
+    (async function* () {
+      yield* chunks;
+    })();
+
+  it("makes a commit visible at once and durable only once a flush covers it", async () => {
+    const scheduler = new ManualScheduler();
+    const store = new MemoryStateStore({ scheduler, commitDelayMs: 1, flushDelayMs: 5 });
+    const first = store.applyBatch(g1, i(1), [put("a", "1")]);
+    await scheduler.runUntilIdle();
+    assert.equal(await first, true);
+    assert.equal(store.flushed, true);
+    const second = store.applyBatch(g1, i(2), [put("a", "2"), put("b", "2")]);
+    await scheduler.step(); // the commit completes; its flush is still running
+    assert.equal(await second, true);
+    assert.equal(store.flushed, false);
+    assert.deepEqual(dump(store, g1), [
+      ["a", "2"],
+      ["b", "2"],
+    ]);
+    store.powerLoss();
+    await scheduler.runUntilIdle();
+    assert.equal(store.appliedIndex(g1), 1);
+    assert.deepEqual(dump(store, g1), [["a", "1"]]);
+  });
+
+  it("resolves a restore only once it is durable, so a power loss afterwards keeps it", async () => {
+    const chunks = await restoreChunks(50);
+    const scheduler = new ManualScheduler();
+    const store = new MemoryStateStore({ scheduler, commitDelayMs: 1, flushDelayMs: 20 });
+    const before = store.applyBatch(g1, i(7), [put("a", "old")]);
+    await scheduler.runUntilIdle();
+    await before;
+    let restored = false;
+    const restore = store.restoreGroup(g1, iterate(chunks)).then(() => {
+      restored = true;
+    });
+    while (!restored) assert.ok(await scheduler.step(), "the restore finishes");
+    await restore;
+    // The runtime compacts the log as soon as the restore resolves: it must be durable by then.
+    store.powerLoss();
+    assert.equal(store.isRestoring(g1), false);
+    assert.equal(store.appliedIndex(g1), 50);
+    assert.equal(dec(store.get(g1, "kv", enc("a"))), "snap-50");
+  });
+
+  it("can be left with a restore half done by a power loss, marked as restoring", async () => {
+    const chunks = await restoreChunks(50);
+    assert.ok(chunks.length >= 2, "the restore takes several commits");
+    const scheduler = new ManualScheduler();
+    // Flushes are quick and commits slow, so a flush lands between the restore's commits.
+    const store = new MemoryStateStore({ scheduler, commitDelayMs: 10, flushDelayMs: 1 });
+    void store.restoreGroup(g1, iterate(chunks));
+    while (!store.isRestoring(g1) || !store.flushed) assert.ok(await scheduler.step());
+    store.powerLoss();
+    await scheduler.runUntilIdle();
+    assert.equal(store.isRestoring(g1), true);
+    assert.equal(store.appliedIndex(g1), 0, "the applied index arrives with the data, after the marker");
+  });
+
+  it("hands out an export's chunks only once the exported state is durable", async () => {
+    const scheduler = new ManualScheduler();
+    const store = new MemoryStateStore({ scheduler, commitDelayMs: 0, flushDelayMs: 10 });
+    const applied = store.applyBatch(g1, i(3), [put("a", "1")]);
+    await scheduler.step();
+    await applied;
+    assert.equal(store.flushed, false);
+    const exported = store.exportGroup(g1, 256);
+    let first: Uint8Array | undefined;
+    const reading = (async () => {
+      for await (const c of exported.chunks()) {
+        first ??= c;
+        assert.equal(store.flushed, true, "a chunk comes only after the flush");
+      }
+    })();
+    await settleAll();
+    assert.equal(first, undefined);
+    await scheduler.runUntilIdle();
+    await reading;
+    assert.notEqual(first, undefined);
+  });
+});
+
+async function settleAll(): Promise<void> {
+  await new Promise<void>((resolve) => setImmediate(resolve));
+}
