@@ -405,18 +405,14 @@ export class RaftGroup<R> {
       }
       this.#options.onSoftState?.(rd.softState);
     }
-    if (rd.messages.length > 0) {
-      const snapshots = rd.messages.filter((m): m is SnapshotMessage => m.type === "snapshot");
-      // A leader's new entries go out at once, before its own disk write starts, since the
-      // followers' round trip is the longer path to a commit; so do heartbeats (ReadIndex rounds)
-      // and votes. Only an append that merely updates the commit index waits for the end of this
-      // turn of the event loop, behind the apply and the client replies it unblocks.
-      this.#options.sender.send(
-        snapshots.length === 0 ? rd.messages : rd.messages.filter((m) => m.type !== "snapshot"),
-        rd.messages.some((m) => m.type !== "append" || m.entries.length > 0),
-      );
-      for (const m of snapshots) this.#sendSnapshot(m);
-    }
+    // A leader's new entries go out at once, before its own disk write starts, since the
+    // followers' round trip is the longer path to a commit; so do heartbeats (ReadIndex rounds)
+    // and votes. Only an append that merely updates the commit index waits for the end of this
+    // turn of the event loop, behind the apply and the client replies it unblocks.
+    this.#dispatch(
+      rd.messages,
+      rd.messages.some((m) => m.type !== "append" || m.entries.length > 0),
+    );
     const persisting =
       rd.entries.length > 0 || rd.hardState !== undefined || rd.snapshot !== undefined
         ? this.#persistTimed(rd)
@@ -437,8 +433,9 @@ export class RaftGroup<R> {
         throw error;
       }
     }
-    // Acknowledgements and votes: a commit or an election waits for them.
-    if (rd.messagesAfterPersist.length > 0) this.#options.sender.send(rd.messagesAfterPersist, true);
+    // Acknowledgements and votes: a commit or an election waits for them. When this batch changed
+    // the term or vote, the core held back everything here, a leader's snapshot messages included.
+    this.#dispatch(rd.messagesAfterPersist, true);
     if (applying !== undefined) await applying;
     else if (rd.committedEntries.length > 0) await this.#applyTimed(rd.committedEntries);
 
@@ -461,6 +458,23 @@ export class RaftGroup<R> {
       throw new NodeError("ERR_UNAVAILABLE", "this node takes no snapshots");
     await snapshots.service.store(message.snapshot, chunks);
     this.receive(message);
+  }
+
+  /**
+   * Hands a batch of the core's messages to the network. A snapshot message carries only the
+   * snapshot's name, so it never goes out bare, whichever list of the Ready it came in (the core
+   * moves a leader's pending messages into `messagesAfterPersist` when the term or vote changes in
+   * the same batch): it goes through the snapshot sender, which streams the stored file with it.
+   */
+  #dispatch(messages: readonly Message[], urgent: boolean): void {
+    if (messages.length === 0) return;
+    if (!messages.some((m) => m.type === "snapshot")) {
+      this.#options.sender.send(messages, urgent);
+      return;
+    }
+    const plain = messages.filter((m) => m.type !== "snapshot");
+    if (plain.length > 0) this.#options.sender.send(plain, urgent);
+    for (const m of messages) if (m.type === "snapshot") this.#sendSnapshot(m);
   }
 
   /** Streams the stored snapshot a message names, then tells the core how it went. */
