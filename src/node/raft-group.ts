@@ -389,20 +389,11 @@ export class RaftGroup<R> {
   }
 
   async #handleReady(rd: Ready): Promise<void> {
+    let deposed = false;
     if (rd.softState !== undefined) {
-      const wasLeader = this.#soft.role === "leader";
+      deposed = this.#soft.role === "leader" && rd.softState.role !== "leader";
       this.#soft = rd.softState;
       if (rd.softState.role === "leader") this.#lastLeaderContactMs = this.#env.monotonicMs();
-      // Fail fast: a deposed leader cannot tell whether its pending entries will commit, and
-      // waiting for the proposal timeout helps no client.
-      if (wasLeader && rd.softState.role !== "leader") {
-        this.#failProposals(
-          new NodeError(
-            "ERR_TIMEOUT",
-            "leadership was lost before the write was applied; it may still commit: retry with the same idempotency key",
-          ),
-        );
-      }
       this.#options.onSoftState?.(rd.softState);
     }
     // A leader's new entries go out at once, before its own disk write starts, since the
@@ -438,6 +429,10 @@ export class RaftGroup<R> {
     this.#dispatch(rd.messagesAfterPersist, true);
     if (applying !== undefined) await applying;
     else if (rd.committedEntries.length > 0) await this.#applyTimed(rd.committedEntries);
+
+    // Only after this batch's committed entries applied: the step that deposes a leader may also
+    // commit its entries (a leader always steps down in the step that commits its own removal).
+    if (deposed) this.#failUncommittedProposals();
 
     for (const readState of rd.readStates) {
       const round = this.#readRounds.get(readState.context);
@@ -620,6 +615,27 @@ export class RaftGroup<R> {
       new NodeError("ERR_STORAGE_FAILED", "storage failed; this node stopped", null, { cause: error }),
     );
     this.#options.onFatal?.(error);
+  }
+
+  /**
+   * Fails fast what a deposed leader cannot know the fate of: its proposals above the commit
+   * index may or may not commit under the next leader, and waiting for the proposal timeout helps
+   * no client. Proposals at or below the commit index stay: they are committed, and apply settles
+   * them (with their result, or as superseded by another term's entry).
+   */
+  #failUncommittedProposals(): void {
+    const commitIndex = this.#raw.status().commitIndex;
+    for (const [index, p] of this.#pending) {
+      if (index <= commitIndex) continue;
+      this.#pending.delete(index);
+      p.cancelTimer();
+      p.reject(
+        new NodeError(
+          "ERR_TIMEOUT",
+          "leadership was lost before the write was applied; it may still commit: retry with the same idempotency key",
+        ),
+      );
+    }
   }
 
   #failProposals(error: NodeError): void {

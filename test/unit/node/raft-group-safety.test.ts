@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { GroupSnapshots, snapshotChunkBytesMax } from "../../../src/node/group-snapshots.js";
+import { NodeError } from "../../../src/node/node-error.js";
 import { logIndex, nodeId, type SnapshotMeta, term } from "../../../src/raft/index.js";
 import { MemoryStateStore } from "../../../src/storage/memory-state-store.js";
 import { SimFileSystem } from "../../../src/storage/sim-file-system.js";
@@ -11,6 +12,7 @@ import { SnapshotStore } from "../../../src/storage/snapshot-store.js";
 import { utf8 } from "../../../src/util/bytes.js";
 import { Prng } from "../../../src/util/prng.js";
 import {
+  appendAck,
   electMember1,
   fromPeer,
   GatedStorage,
@@ -82,5 +84,49 @@ describe("RaftGroup: snapshot messages never leave without their data", () => {
       [[3, 5]],
       "the snapshot went to follower 3 through the snapshot sender",
     );
+  });
+});
+
+describe("RaftGroup: a deposed leader answers what committed, and fails only what may not have", () => {
+  it("resolves the removal of the leader itself, which deposes it in the step that commits it", async () => {
+    const member = await openScripted();
+    await electMember1(member, 1);
+    member.group.receive(appendAck(2, 1, 1, 2));
+    await settled();
+    // Raft dissertation §4.2.2: the removed leader manages the cluster until its removal commits
+    // (on a majority of the new configuration, 2 and 3), then steps down in that same step.
+    const removal = member.group.proposeConfChange({ type: "remove", node: nodeId(1) });
+    await settled();
+    member.group.receive(appendAck(2, 1, 1, 3));
+    member.group.receive(appendAck(3, 1, 1, 3));
+    await settled();
+    assert.equal(member.group.softState.role, "follower");
+    await removal;
+    assert.deepEqual(member.group.status().conf.voters, [2, 3]);
+  });
+
+  it("answers a write that committed in the step that deposed the leader, and times out the rest", async () => {
+    const member = await openScripted();
+    await electMember1(member, 1);
+    member.group.receive(appendAck(2, 1, 1, 2));
+    await settled();
+    const committed = member.group.propose(utf8("x"));
+    await settled();
+    // While the next write is on its way to disk, member 2 acknowledges the first (it commits)
+    // and member 3 leads term 2 (this one steps down): both reach one Ready.
+    member.storage.hold();
+    const uncommitted = member.group.propose(utf8("y")).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    await settled();
+    member.group.receive(appendAck(2, 1, 1, 3));
+    member.group.receive(heartbeat(3, 1, 2, 3));
+    member.storage.release();
+    await settled();
+    assert.equal(member.group.softState.role, "follower");
+    assert.equal(await committed, "applied 3");
+    const failure = await uncommitted;
+    assert.ok(failure instanceof NodeError && failure.code === "ERR_TIMEOUT", "the write above the commit");
   });
 });
