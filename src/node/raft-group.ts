@@ -16,6 +16,7 @@ import {
   type SnapshotMessage,
   type SoftState,
 } from "../raft/index.js";
+import { AssertionError } from "../util/assert.js";
 import type { Cancel, Env } from "./env.js";
 import type { GroupSnapshots } from "./group-snapshots.js";
 import { GroupMetrics } from "./metrics.js";
@@ -42,6 +43,14 @@ export interface RaftGroupOptions<R> {
   readonly readsPendingMax?: number;
   /** Called when storage fails for good: the group has stopped (fail-stop). */
   readonly onFatal?: (error: unknown) => void;
+  /**
+   * Called once with a broken invariant (an AssertionError from the core or the state machine, or
+   * any error without a stable code, which only a bug throws) after the group stopped and refused
+   * everything pending. The default rethrows it outside every promise chain, so the process
+   * crashes (house rule: never go on in a state known to be wrong); tests and the simulator pass
+   * their own to observe it.
+   */
+  readonly crash?: (error: unknown) => void;
   /** Called when the role or the known leader changes. */
   readonly onSoftState?: (soft: SoftState) => void;
   /** Snapshots: without them the log is never compacted and no snapshot is sent or installed. */
@@ -77,6 +86,23 @@ interface ReadRound {
 
 const storageCodes = new Set(["ERR_NO_SPACE"]);
 
+/**
+ * Whether `error` is a bug rather than an expected failure. Expected failures (storage, I/O) are
+ * typed and carry a stable string `code`; an AssertionError is a broken invariant by definition,
+ * and an error without a code (a TypeError, say) is a bug whose damage nobody can bound.
+ */
+function isBrokenInvariant(error: unknown): boolean {
+  if (error instanceof AssertionError) return true;
+  return !(error instanceof Error && "code" in error && typeof error.code === "string");
+}
+
+/** The default crash hook: a throw outside every promise chain ends the process (uncaughtException). */
+function crashProcess(error: unknown): void {
+  queueMicrotask(() => {
+    throw error;
+  });
+}
+
 /** The data bytes of the entries in (`afterIndex`, `throughIndex`]. */
 function sumDataBytes(entries: readonly Entry[], afterIndex: number, throughIndex: number): number {
   let total = 0;
@@ -100,7 +126,8 @@ export class RaftGroup<R> {
   #logBytesSinceSnapshot = 0;
   #running = false;
   #stopped = false;
-  #fatal: unknown;
+  /** Why the group stopped for good, if it did: a storage failure, or a broken invariant (a bug). */
+  #fatal: "ERR_STORAGE_FAILED" | "ERR_INTERNAL" | undefined;
   #noSpace = false;
   #cancelTick: Cancel = () => {};
   #idle: Promise<void> = Promise.resolve();
@@ -174,7 +201,12 @@ export class RaftGroup<R> {
 
   /** Feeds a message from a peer. Messages for another member or group are dropped. */
   receive(message: Message): void {
-    if (this.#stopped || message.to !== this.#raw.id || message.groupId !== this.#options.raft.groupId)
+    if (
+      this.#stopped ||
+      this.#fatal !== undefined ||
+      message.to !== this.#raw.id ||
+      message.groupId !== this.#options.raft.groupId
+    )
       return;
     if (message.type === "append" || message.type === "heartbeat" || message.type === "snapshot") {
       this.#lastLeaderContactMs = this.#env.monotonicMs();
@@ -290,7 +322,7 @@ export class RaftGroup<R> {
    * ERR_NOT_LEADER (retry is safe), ERR_SHUTTING_DOWN or ERR_STORAGE_FAILED.
    */
   readBarrier(): Promise<void> {
-    const refusal = this.#stopped || this.#fatal !== undefined ? this.#refusal() : undefined;
+    const refusal = this.#stoppedRefusal();
     if (refusal !== undefined) return Promise.reject(refusal);
     if (this.#readsWaiting >= (this.#options.readsPendingMax ?? 10_000)) {
       return Promise.reject(new NodeError("ERR_UNAVAILABLE", "too many reads in flight"));
@@ -323,12 +355,33 @@ export class RaftGroup<R> {
     await this.#idle;
   }
 
+  /**
+   * How far this member's local state may be behind, for a read served from it without a leader
+   * round trip (`consistency=stale`). Throws NodeError (ERR_STORAGE_FAILED, ERR_INTERNAL or
+   * ERR_SHUTTING_DOWN) once the group stopped: its state no longer follows the log, and a read of
+   * it could be stale without bound.
+   */
+  staleness(): { readonly appliedIndex: number; readonly leaderContactAgeMs: number | null } {
+    const refusal = this.#stoppedRefusal();
+    if (refusal !== undefined) throw refusal;
+    return { appliedIndex: this.#appliedIndex, leaderContactAgeMs: this.leaderContactAgeMs() };
+  }
+
   #refusal(): NodeError | undefined {
-    if (this.#fatal !== undefined)
-      return new NodeError("ERR_STORAGE_FAILED", "storage failed; this node stopped accepting writes");
-    if (this.#stopped) return new NodeError("ERR_SHUTTING_DOWN", "the node is stopping");
+    const stopped = this.#stoppedRefusal();
+    if (stopped !== undefined) return stopped;
     if (this.#noSpace)
       return new NodeError("ERR_NO_SPACE", "the disk is full; writes resume once space is freed");
+    return undefined;
+  }
+
+  /** Why this group serves nothing at all any more (reads included), if it stopped. */
+  #stoppedRefusal(): NodeError | undefined {
+    if (this.#fatal === "ERR_STORAGE_FAILED")
+      return new NodeError("ERR_STORAGE_FAILED", "storage failed; this node stopped accepting writes");
+    if (this.#fatal === "ERR_INTERNAL")
+      return new NodeError("ERR_INTERNAL", "a broken invariant stopped this node");
+    if (this.#stopped) return new NodeError("ERR_SHUTTING_DOWN", "the node is stopping");
     return undefined;
   }
 
@@ -382,7 +435,7 @@ export class RaftGroup<R> {
         await this.#handleReady(this.#raw.ready());
       }
     } catch (error) {
-      this.#fail(error);
+      this.#stopOn(error);
     } finally {
       this.#running = false;
     }
@@ -522,7 +575,7 @@ export class RaftGroup<R> {
       .catch((error: unknown) => {
         const code = typeof error === "object" && error !== null && "code" in error ? error.code : undefined;
         // A full disk: try again at a later index. Anything else is a storage failure.
-        if (code !== "ERR_NO_SPACE") this.#fail(error);
+        if (code !== "ERR_NO_SPACE") this.#stopOn(error);
       })
       .finally(() => {
         this.#capturing = undefined;
@@ -608,13 +661,22 @@ export class RaftGroup<R> {
     if (this.#readRounds.size === 0) this.#startReadRound();
   }
 
-  #fail(error: unknown): void {
-    this.#fatal = error;
+  /**
+   * Stops the group for good on a failure of the loop or of a snapshot capture: an expected storage
+   * failure stops it (fail-stop: the process lives on and says why), a broken invariant crashes.
+   */
+  #stopOn(error: unknown): void {
+    if (this.#fatal !== undefined) return;
+    const brokenInvariant = isBrokenInvariant(error);
+    this.#fatal = brokenInvariant ? "ERR_INTERNAL" : "ERR_STORAGE_FAILED";
     this.#cancelTick();
     this.#failAll(
-      new NodeError("ERR_STORAGE_FAILED", "storage failed; this node stopped", null, { cause: error }),
+      brokenInvariant
+        ? new NodeError("ERR_INTERNAL", "a broken invariant stopped this node", null, { cause: error })
+        : new NodeError("ERR_STORAGE_FAILED", "storage failed; this node stopped", null, { cause: error }),
     );
-    this.#options.onFatal?.(error);
+    if (brokenInvariant) (this.#options.crash ?? crashProcess)(error);
+    else this.#options.onFatal?.(error);
   }
 
   /**

@@ -23,7 +23,11 @@ export interface ReplicationPort {
   propose(data: Uint8Array): Promise<ApplyOutcome>;
   /** Runs `read` on state that reflects every write acknowledged before the call (ReadIndex). */
   readLinearizable<T>(read: (state: StateReader) => T): Promise<T>;
-  /** Runs `read` on the local state now, reporting how stale it may be. */
+  /**
+   * Runs `read` on the local state now, reporting how stale it may be. Throws a CairnError
+   * (ERR_STORAGE_FAILED, ERR_INTERNAL, ERR_SHUTTING_DOWN) once the node stopped serving: a stopped
+   * node's state no longer follows the log.
+   */
   readStale<T>(read: (state: StateReader) => T): { readonly value: T; readonly staleness: Staleness };
   /** The clock that stamps proposals (the leader's), milliseconds since the epoch. */
   nowMs(): number;

@@ -198,6 +198,7 @@ export async function openScripted(options: ScriptedOptions = {}): Promise<Scrip
     proposalTimeoutMs: 60_000,
     readTimeoutMs: 60_000,
     onFatal: (error) => void fatal.push(error),
+    ...(options.catchCrash === false ? {} : { crash: (error: unknown) => void crashed.push(error) }),
     ...(options.snapshots === undefined
       ? {}
       : {

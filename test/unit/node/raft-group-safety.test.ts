@@ -2,13 +2,17 @@
 // interleaving of peer messages, held disk writes and clock ticks that a bug needed (see
 // test/support/scripted-group.ts), so each fails deterministically without its fix.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { describe, it } from "node:test";
 import { GroupSnapshots, snapshotChunkBytesMax } from "../../../src/node/group-snapshots.js";
 import { NodeError } from "../../../src/node/node-error.js";
 import { logIndex, nodeId, type SnapshotMeta, term } from "../../../src/raft/index.js";
+import { CairnError } from "../../../src/service/errors.js";
 import { MemoryStateStore } from "../../../src/storage/memory-state-store.js";
 import { SimFileSystem } from "../../../src/storage/sim-file-system.js";
 import { SnapshotStore } from "../../../src/storage/snapshot-store.js";
+import { AssertionError } from "../../../src/util/assert.js";
 import { utf8 } from "../../../src/util/bytes.js";
 import { Prng } from "../../../src/util/prng.js";
 import {
@@ -128,5 +132,80 @@ describe("RaftGroup: a deposed leader answers what committed, and fails only wha
     assert.equal(await committed, "applied 3");
     const failure = await uncommitted;
     assert.ok(failure instanceof NodeError && failure.code === "ERR_TIMEOUT", "the write above the commit");
+  });
+});
+
+describe("RaftGroup: a broken invariant crashes; a storage failure stops the group", () => {
+  /** Member 1 as the only voter, leading term 1 with its no-op applied. */
+  async function soleLeader(stateMachine: ScriptedStateMachine) {
+    const member = await openScripted({ voters: [1], stateMachine });
+    member.group.campaign();
+    await settled();
+    assert.equal(member.group.softState.role, "leader");
+    return member;
+  }
+
+  /** What a call answers: "ok", or the code of the error it threw or rejected with. */
+  async function outcomeOf(call: () => unknown): Promise<string> {
+    try {
+      await call();
+      return "ok";
+    } catch (error) {
+      return error instanceof NodeError || error instanceof CairnError ? error.code : String(error);
+    }
+  }
+
+  it("hands an assertion from apply to the crash hook, never to onFatal as a storage failure", async () => {
+    const stateMachine = new ScriptedStateMachine();
+    const broken = new AssertionError("applied index moved backwards");
+    stateMachine.onApply = (entry) => {
+      if (new TextDecoder().decode(entry.data) === "boom") throw broken;
+    };
+    const member = await soleLeader(stateMachine);
+    const write = outcomeOf(() => member.group.propose(utf8("boom")));
+    await settled();
+    assert.deepEqual(member.crashed, [broken], "the very AssertionError reached the crash hook");
+    assert.deepEqual(member.fatal, [], "not reported as a storage failure");
+    assert.equal(await write, "ERR_INTERNAL");
+    assert.equal(await outcomeOf(() => member.group.propose(utf8("next"))), "ERR_INTERNAL");
+    assert.equal(await outcomeOf(() => member.group.readBarrier()), "ERR_INTERNAL");
+    assert.equal(await outcomeOf(() => member.group.staleness()), "ERR_INTERNAL", "no stale reads either");
+  });
+
+  it("crashes the process with the default crash hook", async () => {
+    const child = spawn(process.execPath, ["--import", "tsx", "test/unit/node/fixtures/broken-apply.ts"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const [code] = (await once(child, "close")) as [number | null];
+    assert.notEqual(code, 0, `the process died (stdout: ${stdout})`);
+    assert.match(stderr, /AssertionError: applied index moved backwards/);
+    assert.doesNotMatch(stdout, /survived/);
+  });
+
+  it("stops the group on a storage failure (fail-stop) and refuses stale reads from then on", async () => {
+    const member = await soleLeader(new ScriptedStateMachine());
+    const failure = Object.assign(new Error("fdatasync failed: EIO"), { code: "ERR_STORAGE_FAILED" });
+    member.storage.failWith = failure;
+    const write = outcomeOf(() => member.group.propose(utf8("x")));
+    await settled();
+    assert.deepEqual(member.fatal, [failure]);
+    assert.deepEqual(member.crashed, []);
+    assert.equal(await write, "ERR_STORAGE_FAILED");
+    assert.equal(await outcomeOf(() => member.group.staleness()), "ERR_STORAGE_FAILED");
+  });
+
+  it("refuses stale reads once stopped", async () => {
+    const member = await soleLeader(new ScriptedStateMachine());
+    assert.equal(await outcomeOf(() => member.group.staleness()), "ok");
+    await member.group.stop();
+    assert.equal(await outcomeOf(() => member.group.staleness()), "ERR_SHUTTING_DOWN");
   });
 });
