@@ -118,6 +118,12 @@ export class RaftGroup<R> {
   readonly #pending = new Map<number, PendingProposal<R>>();
   readonly #readRounds = new Map<string, ReadRound>();
   #readQueue: ReadWaiter[] = [];
+  /**
+   * Names this run of the group in its ReadIndex contexts. The sequence restarts at 0 with every
+   * run, so without it a late answer to a read made before a restart would carry the context of a
+   * new read and release it at an index from before the new read arrived.
+   */
+  readonly #readNonce: string;
   #readSeq = 0;
   #readsWaiting = 0;
   #soft: SoftState;
@@ -142,6 +148,9 @@ export class RaftGroup<R> {
     this.#env = options.env;
     this.#raw = raw;
     this.#appliedIndex = appliedIndex;
+    // 64 random bits from the injected source: crypto-seeded in production, seeded in the simulator.
+    const word = () => options.env.random.below(2 ** 32).toString(16).padStart(8, "0");
+    this.#readNonce = `${word()}${word()}`;
     const status = raw.status();
     this.#soft = { role: status.role, leaderId: status.leaderId };
   }
@@ -389,7 +398,7 @@ export class RaftGroup<R> {
     if (this.#readQueue.length === 0 || this.#stopped) return;
     const waiters = this.#readQueue;
     this.#readQueue = [];
-    const context = `${this.#raw.id}.${++this.#readSeq}`;
+    const context = `${this.#raw.id}.${this.#readNonce}.${++this.#readSeq}`;
     const result = this.#raw.readIndex(context);
     if (!result.ok) {
       const error =

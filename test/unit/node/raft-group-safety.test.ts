@@ -209,3 +209,39 @@ describe("RaftGroup: a broken invariant crashes; a storage failure stops the gro
     assert.equal(await outcomeOf(() => member.group.staleness()), "ERR_SHUTTING_DOWN");
   });
 });
+
+describe("RaftGroup: ReadIndex contexts name the run of the group", () => {
+  it("does not release a read after a restart with a late answer to a read from before it", async () => {
+    const storage = new GatedStorage();
+    const before = await openScripted({ storage, seed: 1 });
+    before.group.receive(heartbeat(2, 1, 1, 1));
+    await settled();
+    const unanswered = before.group.readBarrier().catch(() => undefined);
+    await settled();
+    const oldRequest = sentMessages(before).find((m) => m.type === "read-index");
+    assert.ok(oldRequest?.type === "read-index", "the follower asked its leader");
+    await before.group.stop();
+    await unanswered;
+
+    const after = await openScripted({ storage, seed: 2 });
+    after.group.receive(heartbeat(2, 1, 1, 1));
+    await settled();
+    let released = false;
+    const read = after.group.readBarrier().then(() => {
+      released = true;
+    });
+    await settled();
+    const newRequest = sentMessages(after).find((m) => m.type === "read-index");
+    assert.ok(newRequest?.type === "read-index");
+
+    // The leader's answer to the old read arrives now, at an index this member has applied.
+    const answer = (context: string) =>
+      fromPeer(2, 1, 1, { type: "read-index-response", context, index: logIndex(1) });
+    after.group.receive(answer(oldRequest.context));
+    await settled();
+    assert.equal(released, false, "an answer to another run's read proves nothing about this one");
+    after.group.receive(answer(newRequest.context));
+    await read;
+    assert.equal(released, true);
+  });
+});
