@@ -149,7 +149,11 @@ export class RaftGroup<R> {
     this.#raw = raw;
     this.#appliedIndex = appliedIndex;
     // 64 random bits from the injected source: crypto-seeded in production, seeded in the simulator.
-    const word = () => options.env.random.below(2 ** 32).toString(16).padStart(8, "0");
+    const word = () =>
+      options.env.random
+        .below(2 ** 32)
+        .toString(16)
+        .padStart(8, "0");
     this.#readNonce = `${word()}${word()}`;
     const status = raw.status();
     this.#soft = { role: status.role, leaderId: status.leaderId };
