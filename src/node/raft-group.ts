@@ -137,7 +137,15 @@ export class RaftGroup<R> {
   #noSpace = false;
   #cancelTick: Cancel = () => {};
   #idle: Promise<void> = Promise.resolve();
+  /**
+   * When this member last had contact with a leader: as a follower, its last append, heartbeat or
+   * snapshot; as a leader, the last time a quorum acknowledged it (see #quorumContactMs).
+   */
   #lastLeaderContactMs: number | null = null;
+  /** The term of the last Ready's hard state: the term this member's role belongs to. */
+  #term: number;
+  /** As leader: when each peer last answered an append or heartbeat of this term. */
+  readonly #peerAckMs = new Map<NodeId, number>();
   /** Counters and latency histograms of this group, for /metrics. */
   readonly metrics = new GroupMetrics();
   /** The snapshot capture in progress, if any (a send of that snapshot waits for its file). */
@@ -157,6 +165,7 @@ export class RaftGroup<R> {
     this.#readNonce = `${word()}${word()}`;
     const status = raw.status();
     this.#soft = { role: status.role, leaderId: status.leaderId };
+    this.#term = status.term;
   }
 
   /** Loads the group's persisted state, builds its core and starts ticking. */
@@ -201,10 +210,31 @@ export class RaftGroup<R> {
     return this.#appliedIndex;
   }
 
-  /** Milliseconds since this member last heard from a leader (0 when it leads), or null if never. */
+  /**
+   * Milliseconds since this member last had contact with a leader, or null if never: how stale its
+   * local state may be. A leader counts from the last time a quorum acknowledged it, so a leader
+   * cut off from its followers (not yet deposed by check-quorum) or deposed reports its real age,
+   * not 0.
+   */
   leaderContactAgeMs(): number | null {
-    if (this.#soft.role === "leader") return 0;
-    return this.#lastLeaderContactMs === null ? null : this.#env.monotonicMs() - this.#lastLeaderContactMs;
+    const now = this.#env.monotonicMs();
+    if (this.#soft.role === "leader") return now - this.#quorumContactMs();
+    return this.#lastLeaderContactMs === null ? null : now - this.#lastLeaderContactMs;
+  }
+
+  /**
+   * As leader: the latest time by which a majority of the voters had acknowledged this leader
+   * (itself counted as now), and never before its election, which a majority's votes confirmed.
+   */
+  #quorumContactMs(): number {
+    const now = this.#env.monotonicMs();
+    const elected = this.#lastLeaderContactMs ?? now;
+    const voters = this.#raw.status().conf.voters;
+    const contacts = voters
+      .map((id) => (id === this.#raw.id ? now : (this.#peerAckMs.get(id) ?? Number.NEGATIVE_INFINITY)))
+      .sort((a, b) => b - a);
+    const quorumContact = contacts[Math.floor(voters.length / 2)] ?? Number.NEGATIVE_INFINITY;
+    return Math.max(elected, quorumContact);
   }
 
   /** The core's status, for the dashboard and metrics. */
@@ -221,8 +251,17 @@ export class RaftGroup<R> {
       message.groupId !== this.#options.raft.groupId
     )
       return;
-    if (message.type === "append" || message.type === "heartbeat" || message.type === "snapshot") {
-      this.#lastLeaderContactMs = this.#env.monotonicMs();
+    // A message from an older term's leader proves nothing about the current one.
+    if (message.term >= this.#term) {
+      if (message.type === "append" || message.type === "heartbeat" || message.type === "snapshot") {
+        this.#lastLeaderContactMs = this.#env.monotonicMs();
+      } else if (
+        this.#soft.role === "leader" &&
+        message.term === this.#term &&
+        (message.type === "append-response" || message.type === "heartbeat-response")
+      ) {
+        this.#peerAckMs.set(message.from, this.#env.monotonicMs());
+      }
     }
     this.#raw.step(message);
     this.#kick();
@@ -457,11 +496,20 @@ export class RaftGroup<R> {
   async #handleReady(rd: Ready): Promise<void> {
     let deposed = false;
     if (rd.softState !== undefined) {
-      deposed = this.#soft.role === "leader" && rd.softState.role !== "leader";
+      const wasLeader = this.#soft.role === "leader";
+      deposed = wasLeader && rd.softState.role !== "leader";
+      // A deposed leader last knew a leader (itself) when a quorum last acknowledged it, unless it
+      // has heard from a new leader since.
+      if (deposed)
+        this.#lastLeaderContactMs = Math.max(this.#lastLeaderContactMs ?? 0, this.#quorumContactMs());
+      if (!wasLeader && rd.softState.role === "leader") {
+        this.#lastLeaderContactMs = this.#env.monotonicMs();
+        this.#peerAckMs.clear();
+      }
       this.#soft = rd.softState;
-      if (rd.softState.role === "leader") this.#lastLeaderContactMs = this.#env.monotonicMs();
       this.#options.onSoftState?.(rd.softState);
     }
+    if (rd.hardState !== undefined) this.#term = rd.hardState.term;
     // A leader's new entries go out at once, before its own disk write starts, since the
     // followers' round trip is the longer path to a commit; so do heartbeats (ReadIndex rounds)
     // and votes. Only an append that merely updates the commit index waits for the end of this

@@ -245,3 +245,26 @@ describe("RaftGroup: ReadIndex contexts name the run of the group", () => {
     assert.equal(released, true);
   });
 });
+
+describe("RaftGroup: stale reads say how long ago a leader was in contact", () => {
+  it("counts a leader's age from its last quorum acknowledgement, through and after check-quorum", async () => {
+    const member = await openScripted({ checkQuorum: true });
+    await electMember1(member, 1);
+    assert.equal(member.group.leaderContactAgeMs(), 0, "just elected by a quorum");
+    await member.env.advance(30);
+    member.group.receive(fromPeer(2, 1, 1, { type: "heartbeat-response", readRound: 0 }));
+    await member.env.advance(50);
+    // Cut off since: still leader until check-quorum notices, but its answers are 50 ms old.
+    assert.equal(member.group.softState.role, "leader");
+    assert.equal(member.group.leaderContactAgeMs(), 50);
+    assert.equal(member.group.staleness().leaderContactAgeMs, 50);
+    // Check-quorum deposes it after an election timeout without a quorum (10 ticks of 10 ms).
+    await member.env.advance(170);
+    assert.equal(member.group.softState.role, "follower");
+    assert.equal(member.group.leaderContactAgeMs(), 220, "deposed, it still counts from the quorum's answer");
+    // A new leader's heartbeat is contact again.
+    member.group.receive(heartbeat(3, 1, 2, 2));
+    await settled();
+    assert.equal(member.group.leaderContactAgeMs(), 0);
+  });
+});
