@@ -13,7 +13,12 @@ import {
   rangeKv,
 } from "./kv/index.js";
 import { proposeCommand } from "./propose.js";
-import type { ReplicationPort, Staleness } from "./replication.js";
+import {
+  type ReplicationPort,
+  readStaleReported,
+  type Staleness,
+  type WithStaleness,
+} from "./replication.js";
 
 /** Size limits of the key-value API. */
 export interface KvLimits {
@@ -86,15 +91,21 @@ export class KvService {
     return this.#log.readLinearizable(read);
   }
 
-  /** Reads a page of keys by prefix or [start, end). */
-  async range(query: KvRangeQuery, consistency: Consistency = "linearizable"): Promise<KvRangePage> {
+  /** Reads a page of keys by prefix or [start, end); a stale page says how far behind it may be. */
+  async range(
+    query: KvRangeQuery,
+    consistency: Consistency = "linearizable",
+  ): Promise<WithStaleness<KvRangePage>> {
     if (!Number.isSafeInteger(query.limit) || query.limit < 1 || query.limit > this.#limits.rangeLimitMax) {
       throw new CairnError(
         "ERR_BAD_REQUEST",
         `limit must be an integer from 1 to ${this.#limits.rangeLimitMax}`,
       );
     }
-    if (consistency === "stale") return this.#log.readStale((state) => rangeKv(state, query)).value;
+    if (consistency === "stale") {
+      const { value, staleness } = readStaleReported(this.#log, (state) => rangeKv(state, query));
+      return { ...value, staleness };
+    }
     return this.#log.readLinearizable((state) => rangeKv(state, query));
   }
 

@@ -167,7 +167,7 @@ export function registerStreamRoutes(
   app.get(
     "/v1/streams",
     { schema: { summary: "List streams", querystring: ConsistencyQuery } },
-    async (request) => ({ streams: await streams.list(request.query.consistency ?? "linearizable") }),
+    async (request) => streams.list(request.query.consistency ?? "linearizable"),
   );
 
   app.get(
@@ -263,6 +263,7 @@ export function registerStreamRoutes(
         next: page.next,
         firstSeq: page.firstSeq,
         lastSeq: page.lastSeq,
+        ...(page.staleness !== undefined ? { staleness: page.staleness } : {}),
       };
     },
   );
@@ -282,7 +283,10 @@ export function registerStreamRoutes(
     async (request) => {
       const { name, seq } = request.params;
       const message = await streams.message(name, seq, request.query.consistency ?? "linearizable");
-      return presentMessage(message, request.query.encoding);
+      return {
+        ...presentMessage(message, request.query.encoding),
+        ...(message.staleness !== undefined ? { staleness: message.staleness } : {}),
+      };
     },
   );
 
@@ -404,9 +408,7 @@ export function registerStreamRoutes(
         querystring: ConsistencyQuery,
       },
     },
-    async (request) => ({
-      groups: await streams.listGroups(request.params.name, request.query.consistency ?? "linearizable"),
-    }),
+    async (request) => streams.listGroups(request.params.name, request.query.consistency ?? "linearizable"),
   );
 
   app.get(
