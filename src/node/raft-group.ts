@@ -283,7 +283,8 @@ export class RaftGroup<R> {
   /**
    * Proposes `data`; resolves with the state machine's result once the entry is applied here.
    * Rejects with NodeError: ERR_NOT_LEADER or ERR_UNAVAILABLE (not applied: retry is safe),
-   * ERR_TIMEOUT (outcome unknown), ERR_NO_SPACE, ERR_STORAGE_FAILED, ERR_SHUTTING_DOWN.
+   * ERR_TIMEOUT (outcome unknown), ERR_NO_SPACE, ERR_STORAGE_FAILED, ERR_SHUTTING_DOWN, or
+   * ERR_INTERNAL (a broken invariant stopped the group; the process is crashing).
    */
   propose(data: Uint8Array): Promise<R | undefined> {
     const refusal = this.#refusal();
@@ -371,7 +372,7 @@ export class RaftGroup<R> {
    * Resolves once every write acknowledged before the call is applied here (ReadIndex, Raft
    * dissertation §6.4), so a read of local state afterwards is linearizable. Reads that arrive
    * while a round is in flight share the next round. Rejects with ERR_UNAVAILABLE or
-   * ERR_NOT_LEADER (retry is safe), ERR_SHUTTING_DOWN or ERR_STORAGE_FAILED.
+   * ERR_NOT_LEADER (retry is safe), ERR_SHUTTING_DOWN, ERR_STORAGE_FAILED or ERR_INTERNAL.
    */
   readBarrier(): Promise<void> {
     const refusal = this.#stoppedRefusal();
@@ -635,7 +636,7 @@ export class RaftGroup<R> {
     capture
       .catch((error: unknown) => {
         const code = typeof error === "object" && error !== null && "code" in error ? error.code : undefined;
-        // A full disk: try again at a later index. Anything else is a storage failure.
+        // A full disk: try again at a later index. Anything else stops the group (#stopOn).
         if (code !== "ERR_NO_SPACE") this.#stopOn(error);
       })
       .finally(() => {
