@@ -423,6 +423,16 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
         this.#fatal.push(`node ${m.id} stopped at ${this.#env.scheduler.nowMs}ms on a fatal error: ${why}`);
         this.#trace(`node ${m.id} stopped: ${why}`);
       },
+      // A broken invariant would crash the process; here the run records it and fails.
+      crash: (error) => {
+        if (!inc.alive) return;
+        inc.stopped = true;
+        const why = describeError(error);
+        this.#fatal.push(
+          `node ${m.id} crashed at ${this.#env.scheduler.nowMs}ms on a broken invariant: ${why}`,
+        );
+        this.#trace(`node ${m.id} crashed: ${why}`);
+      },
       onSoftState: (soft) => {
         if (!inc.alive) return;
         const leading = soft.role === "leader";
