@@ -8,6 +8,9 @@ import { mkdir, rename, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { ensureDevCerts } from "./dev-certs.js";
 
+/** The origin of the local dashboard, allowed to call the dev cluster's nodes from a browser. */
+export const devDashboardOrigin = "http://127.0.0.1:8080";
+
 /** Settings of a local cluster. */
 export interface DevClusterOptions {
   /** How many nodes (1 to 7). */
@@ -61,6 +64,8 @@ export interface NodeProcessSpec {
   readonly httpUrl: string;
   /** host:port of the text protocol, when served. */
   readonly textAddress?: string;
+  /** Browser origins allowed to call the HTTP API, comma-separated. */
+  readonly corsOrigins?: string;
   readonly membership: { readonly initialCluster: string } | { readonly join: string };
   readonly tls: { readonly caPath: string; readonly certPath: string; readonly keyPath: string };
 }
@@ -78,6 +83,7 @@ export function nodeArgs(spec: NodeProcessSpec): string[] {
     "--http-listen",
     spec.httpUrl.replace("http://", ""),
     ...(spec.textAddress !== undefined ? ["--text-listen", spec.textAddress] : []),
+    ...(spec.corsOrigins !== undefined ? ["--cors-origins", spec.corsOrigins] : []),
     ...("join" in spec.membership
       ? ["--join", spec.membership.join]
       : ["--initial-cluster", spec.membership.initialCluster]),
@@ -145,6 +151,8 @@ export async function startDevCluster(options: DevClusterOptions): Promise<DevCl
         ...nodeArgs({
           ...node,
           membership: { initialCluster },
+          // The dev dashboard (and Axon's, on the same port) calls the nodes from its own origin.
+          corsOrigins: devDashboardOrigin,
           tls: { caPath: certs.caCertPath, ...paths },
         }),
       ],

@@ -26,6 +26,8 @@ export interface NodeConfig {
   readonly textListen: HostPort | undefined;
   /** The text protocol's greeting: Cairn's, or Tolerex's exact banner and prompt. */
   readonly textCompat: TextFlavor;
+  /** Browser origins allowed to call the HTTP API ("*": any). */
+  readonly corsOrigins: readonly string[];
   readonly initialCluster: readonly InitialMember[];
   readonly join: string | undefined;
   readonly tlsCa: string | undefined;
@@ -54,7 +56,7 @@ export class ConfigError extends Error {
   }
 }
 
-type Kind = "name" | "path" | "host-port" | "members" | "url" | "int" | "choice";
+type Kind = "name" | "path" | "host-port" | "members" | "url" | "int" | "choice" | "origins";
 
 interface Setting {
   readonly key: keyof NodeConfig;
@@ -106,6 +108,13 @@ export const nodeSettings: readonly Setting[] = [
     choices: textFlavors,
     default: "cairn",
     description: "text protocol greeting: cairn, or tolerex (its exact banner and `tolerex> ` prompt)",
+  },
+  {
+    key: "corsOrigins",
+    flag: "cors-origins",
+    kind: "origins",
+    default: "",
+    description: "browser origins (scheme://host:port, comma-separated, or *) allowed to call the HTTP API",
   },
   {
     key: "initialCluster",
@@ -259,6 +268,21 @@ function parseValue(setting: Setting, raw: unknown): NodeConfig[keyof NodeConfig
     }
     case "members":
       return parseMembers(raw, where);
+    case "origins": {
+      const origins = raw
+        .split(",")
+        .map((o) => o.trim())
+        .filter((o) => o !== "");
+      for (const origin of origins) {
+        if (origin !== "*" && !/^https?:\/\/[A-Za-z0-9.[\]:-]+$/.test(origin)) {
+          throw new ConfigError(
+            where,
+            `expected origins like http://127.0.0.1:8080 or *, got ${JSON.stringify(origin)}`,
+          );
+        }
+      }
+      return origins;
+    }
     case "choice":
       if (!(setting.choices ?? []).includes(raw)) {
         throw new ConfigError(

@@ -203,6 +203,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     nodeName: identity.name,
     cluster: { status: () => cluster.status(), membership },
     metrics: group,
+    corsOrigins: config.corsOrigins,
     readiness: () =>
       fatal
         ? { ready: false, reason: "storage failed" }

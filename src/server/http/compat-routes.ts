@@ -37,7 +37,7 @@ function jsonOf(bytes: Uint8Array): unknown {
 /** Registers the compatibility routes. */
 export function registerCompatRoutes(fastify: FastifyInstance, options: CompatRoutesOptions): void {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-  const { kv, streams } = options;
+  const { streams } = options;
 
   app.get("/heartbeat", { schema: { summary: "Liveness (compatibility)" } }, async () => ({
     status: "alive",
@@ -105,56 +105,4 @@ export function registerCompatRoutes(fastify: FastifyInstance, options: CompatRo
       },
     );
   }
-
-  const KeyParams = Type.Object({ key: Type.String() });
-  app.put(
-    "/kv/:key",
-    {
-      schema: {
-        summary: "Write a key (compatibility)",
-        params: KeyParams,
-        body: Type.Object({ value: Type.Unknown() }, { additionalProperties: false }),
-      },
-    },
-    async (request) => {
-      const value = request.body.value;
-      if (value === undefined) throw new CairnError("ERR_BAD_REQUEST", 'body must be {"value": ...}');
-      const text = typeof value === "string" ? value : JSON.stringify(value);
-      const idempotencyKey = idempotencyKeyOf(request.headers);
-      const ack = await kv.put(
-        new TextEncoder().encode(request.params.key),
-        new TextEncoder().encode(text),
-        idempotencyKey !== undefined ? { idempotencyKey } : {},
-      );
-      return { key: request.params.key, value, revision: ack.revision, duplicate: ack.duplicate };
-    },
-  );
-  app.get(
-    "/kv/:key",
-    { schema: { summary: "Read a key (compatibility)", params: KeyParams } },
-    async (request) => {
-      const result = await kv.get(new TextEncoder().encode(request.params.key));
-      if (result.record === undefined) throw new CairnError("ERR_NOT_FOUND", "key not found");
-      return { key: request.params.key, value: jsonOf(result.record.value) };
-    },
-  );
-  app.delete(
-    "/kv/:key",
-    { schema: { summary: "Delete a key (compatibility)", params: KeyParams } },
-    async (request) => {
-      const idempotencyKey = idempotencyKeyOf(request.headers);
-      const ack = await kv.delete(
-        new TextEncoder().encode(request.params.key),
-        idempotencyKey !== undefined ? { idempotencyKey } : {},
-      );
-      return { key: request.params.key, deleted: ack.deleted, duplicate: ack.duplicate };
-    },
-  );
-  app.get("/kv", { schema: { summary: "All keys and values, up to 1,000 (compatibility)" } }, async () => {
-    const page = await kv.range({
-      prefix: new Uint8Array(0),
-      limit: kv.limits.rangeLimitMax,
-    });
-    return Object.fromEntries(page.items.map((item) => [textDecoder.decode(item.key), jsonOf(item.value)]));
-  });
 }
