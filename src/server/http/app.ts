@@ -107,7 +107,6 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
   registerAxonRoutes(app, options.kv);
   const cluster = options.cluster;
   registerCompatRoutes(app, {
-    kv: options.kv,
     ...(options.streams !== undefined ? { streams: options.streams } : {}),
     ...(cluster !== undefined ? { status: () => cluster.status() } : {}),
     ...(options.nodeName !== undefined ? { nodeName: options.nodeName } : {}),
