@@ -17,13 +17,14 @@ export const messagingPaths: readonly string[] = [
 
 /** Registers CORS; `origins` are the exact origins allowed on routes other than the messaging ones. */
 export function registerCors(app: FastifyInstance, origins: readonly string[]): void {
-  const any = origins.includes("*");
+  const anyOrigin = origins.includes("*");
   void app.register(cors, {
     delegator: (request, callback) => {
       const path = (request.url ?? "").split("?")[0] ?? "";
       const origin = request.headers.origin;
       const allowed =
-        typeof origin === "string" && (any || messagingPaths.includes(path) || origins.includes(origin));
+        typeof origin === "string" &&
+        (anyOrigin || messagingPaths.includes(path) || origins.includes(origin));
       callback(null, {
         origin: allowed,
         methods: ["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS"],
