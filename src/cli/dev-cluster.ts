@@ -8,6 +8,9 @@ import { mkdir, rename, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { ensureDevCerts } from "./dev-certs.js";
 
+/** The origin of the local dashboard, allowed to call the dev cluster's nodes from a browser. */
+export const devDashboardOrigin = "http://127.0.0.1:8080";
+
 /** Settings of a local cluster. */
 export interface DevClusterOptions {
   /** How many nodes (1 to 7). */
@@ -18,6 +21,8 @@ export interface DevClusterOptions {
   readonly httpPort: number;
   /** First peer port; node i listens on peerPort + i - 1. */
   readonly peerPort: number;
+  /** First text protocol (HaToKuSe) port; node i listens on textPort + i - 1. Absent: not served. */
+  readonly textPort?: number;
   /** The script that runs `cairn` (bin/cairn.js). */
   readonly cairnBin: string;
   /** Where progress lines go. */
@@ -33,6 +38,8 @@ export interface DevNodeInfo {
   pid: number | null;
   readonly httpUrl: string;
   readonly peerAddress: string;
+  /** host:port of the HaToKuSe text protocol, when served. */
+  readonly textAddress?: string;
   readonly dataDir: string;
   readonly logFile: string;
 }
@@ -55,6 +62,10 @@ export interface NodeProcessSpec {
   /** host:port for peers. */
   readonly peerAddress: string;
   readonly httpUrl: string;
+  /** host:port of the text protocol, when served. */
+  readonly textAddress?: string;
+  /** Browser origins allowed to call the HTTP API, comma-separated. */
+  readonly corsOrigins?: string;
   readonly membership: { readonly initialCluster: string } | { readonly join: string };
   readonly tls: { readonly caPath: string; readonly certPath: string; readonly keyPath: string };
 }
@@ -71,6 +82,8 @@ export function nodeArgs(spec: NodeProcessSpec): string[] {
     spec.peerAddress,
     "--http-listen",
     spec.httpUrl.replace("http://", ""),
+    ...(spec.textAddress !== undefined ? ["--text-listen", spec.textAddress] : []),
+    ...(spec.corsOrigins !== undefined ? ["--cors-origins", spec.corsOrigins] : []),
     ...("join" in spec.membership
       ? ["--join", spec.membership.join]
       : ["--initial-cluster", spec.membership.initialCluster]),
@@ -102,6 +115,7 @@ export async function startDevCluster(options: DevClusterOptions): Promise<DevCl
     pid: null,
     httpUrl: `http://127.0.0.1:${options.httpPort + i}`,
     peerAddress: `127.0.0.1:${options.peerPort + i}`,
+    ...(options.textPort !== undefined ? { textAddress: `127.0.0.1:${options.textPort + i}` } : {}),
     dataDir: join(root, name),
     logFile: join(root, `${name}.log`),
   }));
@@ -137,6 +151,8 @@ export async function startDevCluster(options: DevClusterOptions): Promise<DevCl
         ...nodeArgs({
           ...node,
           membership: { initialCluster },
+          // The dev dashboard (and Axon's, on the same port) calls the nodes from its own origin.
+          corsOrigins: devDashboardOrigin,
           tls: { caPath: certs.caCertPath, ...paths },
         }),
       ],

@@ -53,6 +53,15 @@ function integer(name: string): (value: string) => number {
   };
 }
 
+/** The options of `cairn dev`. */
+interface DevOptions {
+  nodes: number;
+  dir: string;
+  httpPort: number;
+  peerPort: number;
+  textPort: number;
+}
+
 /** Builds the `cairn` command tree. Exported so tests can drive it without spawning a process. */
 export function buildProgram(): Command {
   const program = new Command();
@@ -94,7 +103,13 @@ export function buildProgram(): Command {
     .option("--dir <dir>", "where data, logs and certificates live", ".cairn")
     .option("--http-port <port>", "HTTP port of the first node", integer("http-port"), 8081)
     .option("--peer-port <port>", "peer port of the first node", integer("peer-port"), 7001)
-    .action(async (options: { nodes: number; dir: string; httpPort: number; peerPort: number }) => {
+    .option(
+      "--text-port <port>",
+      "text protocol (HaToKuSe) port of the first node",
+      integer("text-port"),
+      6661,
+    )
+    .action(async (options: DevOptions) => {
       const cluster = await startDevCluster({
         ...options,
         cairnBin: new URL("../../bin/cairn.js", import.meta.url).pathname,
@@ -102,7 +117,9 @@ export function buildProgram(): Command {
       });
       print(`Cairn local cluster: ${cluster.nodes.length} nodes (Ctrl-C stops them all)`);
       for (const n of cluster.nodes)
-        print(`  ${n.name}  HTTP ${n.httpUrl}  peer ${n.peerAddress}  pid ${n.pid}  log ${n.logFile}`);
+        print(
+          `  ${n.name}  HTTP ${n.httpUrl}  text ${n.textAddress}  peer ${n.peerAddress}  pid ${n.pid}  log ${n.logFile}`,
+        );
       const first = cluster.nodes[0]?.httpUrl ?? "";
       print("\nTry:");
       print(
@@ -111,6 +128,9 @@ export function buildProgram(): Command {
       print(`  curl -s ${cluster.nodes.at(-1)?.httpUrl ?? first}/v1/kv/hello`);
       print(`  curl -s ${first}/v1/cluster`);
       print("  npx cairn kv get hello");
+      const text = (cluster.nodes.at(-1)?.textAddress ?? "").replace(":", " ");
+      if (text !== "")
+        print(`  printf 'SET 42 hello world\\r\\nGET 42\\r\\nQUIT\\r\\n' | nc ${text}   # the text protocol`);
       await new Promise<void>((done) => {
         const stop = () => {
           print("\nstopping the cluster...");

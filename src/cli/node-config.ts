@@ -2,6 +2,7 @@
 // line flags (flags win over the environment, which wins over the file). Every value is checked at
 // start; a bad one stops the node with a message that names the setting, before anything is opened.
 import { parse as parseToml } from "smol-toml";
+import { type TextFlavor, textFlavors } from "../server/text/index.js";
 
 /** A host and port to listen on or dial. */
 export interface HostPort {
@@ -21,6 +22,12 @@ export interface NodeConfig {
   readonly dataDir: string;
   readonly peerListen: HostPort;
   readonly httpListen: HostPort;
+  /** Where the HaToKuSe text protocol listens; not served when undefined. */
+  readonly textListen: HostPort | undefined;
+  /** The text protocol's greeting: Cairn's, or Tolerex's exact banner and prompt. */
+  readonly textCompat: TextFlavor;
+  /** Browser origins allowed to call the HTTP API ("*": any). */
+  readonly corsOrigins: readonly string[];
   readonly initialCluster: readonly InitialMember[];
   readonly join: string | undefined;
   readonly tlsCa: string | undefined;
@@ -49,7 +56,7 @@ export class ConfigError extends Error {
   }
 }
 
-type Kind = "name" | "path" | "host-port" | "members" | "url" | "int";
+type Kind = "name" | "path" | "host-port" | "members" | "url" | "int" | "choice" | "origins";
 
 interface Setting {
   readonly key: keyof NodeConfig;
@@ -60,6 +67,8 @@ interface Setting {
   readonly default?: string | number;
   readonly min?: number;
   readonly max?: number;
+  /** The values a `choice` setting may take. */
+  readonly choices?: readonly string[];
 }
 
 /** Every node setting: its flag (also its TOML key), its CAIRN_* variable, its type and default. */
@@ -85,6 +94,27 @@ export const nodeSettings: readonly Setting[] = [
     kind: "host-port",
     default: "127.0.0.1:8081",
     description: "address of the HTTP API",
+  },
+  {
+    key: "textListen",
+    flag: "text-listen",
+    kind: "host-port",
+    description: "address of the HaToKuSe text protocol (Tolerex's clients); not served if unset",
+  },
+  {
+    key: "textCompat",
+    flag: "text-compat",
+    kind: "choice",
+    choices: textFlavors,
+    default: "cairn",
+    description: "text protocol greeting: cairn, or tolerex (its exact banner and `tolerex> ` prompt)",
+  },
+  {
+    key: "corsOrigins",
+    flag: "cors-origins",
+    kind: "origins",
+    default: "",
+    description: "browser origins (scheme://host:port, comma-separated, or *) allowed to call the HTTP API",
   },
   {
     key: "initialCluster",
@@ -238,6 +268,29 @@ function parseValue(setting: Setting, raw: unknown): NodeConfig[keyof NodeConfig
     }
     case "members":
       return parseMembers(raw, where);
+    case "origins": {
+      const origins = raw
+        .split(",")
+        .map((o) => o.trim())
+        .filter((o) => o !== "");
+      for (const origin of origins) {
+        if (origin !== "*" && !/^https?:\/\/[A-Za-z0-9.[\]:-]+$/.test(origin)) {
+          throw new ConfigError(
+            where,
+            `expected origins like http://127.0.0.1:8080 or *, got ${JSON.stringify(origin)}`,
+          );
+        }
+      }
+      return origins;
+    }
+    case "choice":
+      if (!(setting.choices ?? []).includes(raw)) {
+        throw new ConfigError(
+          where,
+          `expected one of ${(setting.choices ?? []).join(", ")}, got ${JSON.stringify(raw)}`,
+        );
+      }
+      return raw;
   }
 }
 

@@ -48,6 +48,8 @@ export class ProcessCluster {
   readonly spares: ProcessNode[] = [];
   /** Extra `cairn node` flags for every node. */
   extraArgs: readonly string[] = [];
+  /** Extra `cairn node` flags for one node (by name), after `extraArgs`: its own client ports. */
+  readonly nodeExtraArgs = new Map<string, readonly string[]>();
   /** TLS material to use instead of the cluster's for some nodes (by name): an impostor's. */
   readonly tlsOverride = new Map<string, { caPath: string; certPath: string; keyPath: string }>();
 
@@ -103,6 +105,7 @@ export class ProcessCluster {
       "--tick-interval-ms",
       "50",
       ...this.extraArgs,
+      ...(this.nodeExtraArgs.get(node.name) ?? []),
       ...extra,
     ];
   }

@@ -4,8 +4,10 @@
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance } from "fastify";
 import { isCairnError, isErrorCode, type KvService, type StreamService } from "../../service/index.js";
+import { registerAxonRoutes } from "./axon-routes.js";
 import { type ClusterRoutesOptions, registerClusterRoutes } from "./cluster-routes.js";
 import { registerCompatRoutes } from "./compat-routes.js";
+import { registerCors } from "./cors.js";
 import { errorBody, httpStatusOf } from "./error-status.js";
 import { registerKvRoutes } from "./kv-routes.js";
 import { type MetricsSource, registerMetricsRoute } from "./metrics-route.js";
@@ -36,6 +38,11 @@ export interface HttpAppOptions {
   readonly cluster?: ClusterRoutesOptions;
   /** What /metrics reports; without it there is no /metrics. */
   readonly metrics?: MetricsSource;
+  /**
+   * Browser origins allowed to call this node ("*": any); none by default. The messaging node's
+   * compatibility routes reflect any origin regardless, as that seed did.
+   */
+  readonly corsOrigins?: readonly string[];
 }
 
 /** How long in-flight requests may take to finish once the server is closing. */
@@ -50,6 +57,7 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
     routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: options.kv.limits.keyBytesMax * 3 },
   });
   app.setValidatorCompiler(typeboxValidatorCompiler);
+  registerCors(app, options.corsOrigins ?? []);
   const openApi = new OpenApiCollector("Cairn HTTP API", options.version ?? "0.0.0");
   app.addHook("onRoute", (route) => openApi.add(route));
 
@@ -96,9 +104,9 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
   if (options.cluster !== undefined) registerClusterRoutes(app, options.cluster);
   if (options.metrics !== undefined) registerMetricsRoute(app, options.metrics);
   if (options.streams !== undefined) registerStreamRoutes(app, options.streams);
+  registerAxonRoutes(app, options.kv);
   const cluster = options.cluster;
   registerCompatRoutes(app, {
-    kv: options.kv,
     ...(options.streams !== undefined ? { streams: options.streams } : {}),
     ...(cluster !== undefined ? { status: () => cluster.status() } : {}),
     ...(options.nodeName !== undefined ? { nodeName: options.nodeName } : {}),

@@ -3,12 +3,12 @@
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
-import type { Membership } from "../../service/index.js";
+import type { ClusterStatus, Membership } from "../../service/index.js";
 
 /** What the cluster routes serve. */
 export interface ClusterRoutesOptions {
   /** GET /v1/cluster. */
-  status(): unknown;
+  status(): ClusterStatus;
   /** Membership changes; absent on a node that does not manage membership. */
   readonly membership?: Membership;
 }

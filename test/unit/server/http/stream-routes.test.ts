@@ -3,7 +3,7 @@
 // settings updates, single-message deletes, long-polls and fetch waits woken by appends,
 // server-sent events resumed with Last-Event-ID, every consumer transition, Idempotency-Key on every
 // write (a retry answers the first result and leaves the replicated state byte for byte as it
-// was), refusal of bad input, limits, and the compatibility routes of the seed systems. Requests go
+// was), refusal of bad input and limits. Requests go
 // through fastify's inject (or a real socket for event streams); a test that needs a long-poll to be
 // waiting waits until the apply notifier counts it, never for a fixed time.
 import assert from "node:assert/strict";
@@ -745,68 +745,6 @@ describe("stream requests that are refused", () => {
       deadLetterStream: "dead",
     });
     assert.equal(ok.status, 200);
-  });
-});
-
-describe("compatibility routes", () => {
-  it("POST /send, PUT and DELETE /kv/{key} honour Idempotency-Key", async () => {
-    const { app } = setup();
-    const headers = { "idempotency-key": "send-1" };
-    // The first use creates the default stream; the retry answers the original sequence.
-    const first = await call(app, "POST", "/send", { message: "hi" }, headers);
-    assert.equal(first.status, 200, JSON.stringify(first.body));
-    assert.deepEqual(await call(app, "POST", "/send", { message: "hi" }, headers), {
-      status: 200,
-      body: { ...first.body, duplicate: true },
-    });
-    assert.equal((await call(app, "GET", "/messages")).body["count"], 1);
-    const put = await call(app, "PUT", "/kv/a", { value: 1 }, { "idempotency-key": "put-1" });
-    assert.deepEqual((await call(app, "PUT", "/kv/a", { value: 1 }, { "idempotency-key": "put-1" })).body, {
-      ...put.body,
-      duplicate: true,
-    });
-    await call(app, "PUT", "/kv/a", { value: 2 });
-    const del = await call(app, "DELETE", "/kv/a", undefined, { "idempotency-key": "del-1" });
-    assert.equal(del.body["deleted"], true);
-    await call(app, "PUT", "/kv/a", { value: 3 });
-    assert.deepEqual((await call(app, "DELETE", "/kv/a", undefined, { "idempotency-key": "del-1" })).body, {
-      ...del.body,
-      duplicate: true,
-    });
-    assert.equal((await call(app, "GET", "/kv/a")).body["value"], 3, "the retried delete did not run again");
-  });
-
-  it("POST /send and GET /messages on the default stream", async () => {
-    const { app } = setup();
-    assert.deepEqual((await call(app, "GET", "/messages")).body, { messages: [], count: 0, next: 1 });
-    const sent = await call(app, "POST", "/send", { message: "hi", from: "alice" });
-    assert.equal(sent.status, 200);
-    assert.equal(sent.body["seq"], 1);
-    await call(app, "POST", "/send", { message: "there" });
-    const got = await call(app, "GET", "/messages");
-    assert.deepEqual(
-      (got.body["messages"] as Json[]).map((m) => [m["seq"], m["message"]]),
-      [
-        [1, { message: "hi", from: "alice" }],
-        [2, { message: "there" }],
-      ],
-    );
-  });
-
-  it("/kv/{key} with {value}, GET /kv, /status and /heartbeat", async () => {
-    const { app } = setup();
-    assert.equal((await call(app, "PUT", "/kv/a", { value: "x" })).status, 200);
-    await call(app, "PUT", "/kv/b", { value: { n: 1 } });
-    assert.deepEqual((await call(app, "GET", "/kv/a")).body, { key: "a", value: "x" });
-    assert.deepEqual((await call(app, "GET", "/kv")).body, { a: "x", b: { n: 1 } });
-    assert.deepEqual((await call(app, "DELETE", "/kv/a")).body, {
-      key: "a",
-      deleted: true,
-      duplicate: false,
-    });
-    assert.equal((await call(app, "GET", "/kv/a")).status, 404);
-    assert.equal((await call(app, "GET", "/heartbeat")).body["status"], "alive");
-    assert.equal((await call(app, "GET", "/status")).body["status"], "ok");
   });
 });
 

@@ -1,0 +1,29 @@
+// How each stable error code appears in the text protocol, as the reason after `ERROR: `. Typed
+// Record<ErrorCode, string>, so a new code does not compile until it has a reason here. Every
+// failure that means "the cluster cannot answer right now" starts with `unavailable`, so a client
+// that only checks that prefix never mistakes an outage for NOT_FOUND (Tolerex answered NOT_FOUND
+// when every replica was down).
+import type { ErrorCode } from "../../service/index.js";
+
+/** The `ERROR: ` reason of each error code. */
+export const textReasonOf: Record<ErrorCode, string> = {
+  ERR_BAD_REQUEST: "bad request",
+  ERR_NOT_FOUND: "not found",
+  ERR_CONFLICT: "conflict",
+  ERR_NOT_INTEGER: "not an integer",
+  ERR_IDEMPOTENCY_KEY_REUSED: "idempotency key reused",
+  ERR_TOO_LARGE: "message too large",
+  ERR_STREAM_FULL: "full",
+  ERR_LIMIT: "limit reached",
+  ERR_BUSY: "busy, retry shortly",
+  // A node that is no longer leader mid-call: nothing was done, another try finds the new leader.
+  ERR_NOT_LEADER: "unavailable (leader changed, retry)",
+  ERR_UNAVAILABLE: "unavailable",
+  // The write left this node and no answer came: it may still apply. A retried SET of the same id
+  // and message is harmless, as a SET overwrites.
+  ERR_TIMEOUT: "unavailable (timed out, the write may still apply)",
+  ERR_NO_SPACE: "no space left",
+  ERR_STORAGE_FAILED: "unavailable (storage failed)",
+  ERR_SHUTTING_DOWN: "unavailable (shutting down)",
+  ERR_INTERNAL: "internal error",
+};

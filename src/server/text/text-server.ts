@@ -1,0 +1,272 @@
+// The HaToKuSe text protocol over TCP (Tolerex's client protocol): a banner and a prompt on
+// connect, then one command per line, each answered by one reply line ending CRLF and the prompt
+// again. Messages are KV keys under one prefix, so HTTP and Redis clients read the same message.
+// Any node answers: the KV service hands writes to the leader and reads through ReadIndex.
+import { createServer, type Server, type Socket } from "node:net";
+import { isCairnError, type KvService } from "../../service/index.js";
+import { assertNever } from "../../util/index.js";
+import { type LineEvent, LineParser } from "./line-parser.js";
+import { parseTextCommand, type TextProtoVersion } from "./text-command.js";
+import { textReasonOf } from "./text-errors.js";
+
+/**
+ * The KV key prefix of every message: message 42 is the key `hatokuse:42` (the id in canonical
+ * decimal: no sign for positives, no leading zeros), readable at GET /v1/kv/hatokuse:42.
+ */
+export const textKeyPrefix = "hatokuse:";
+
+/** Which greeting a connection gets: Cairn's own, or Tolerex's exact banner and prompt. */
+export type TextFlavor = "cairn" | "tolerex";
+
+/** The flavors, for validating a setting. */
+export const textFlavors: readonly TextFlavor[] = ["cairn", "tolerex"];
+
+/** What a text server serves and its limits. */
+export interface TextServerOptions {
+  readonly kv: KvService;
+  readonly flavor: TextFlavor;
+  /**
+   * The longest request line, in bytes without its terminator; longer lines are answered with
+   * `ERROR: line too long` and the connection stays usable. Default: the largest value plus room
+   * for `SET <id> `.
+   */
+  readonly lineBytesMax?: number;
+  /** Connections served at once; further ones are closed by the OS listener. Default 1,024. */
+  readonly connectionsMax?: number;
+}
+
+/** A listening text server. */
+export interface TextServer {
+  /** The address it listens on (the port resolved when 0 was asked). */
+  readonly address: { readonly host: string; readonly port: number };
+  /** Stops listening and closes every connection. */
+  close(): Promise<void>;
+}
+
+const dashes = "-".repeat(50);
+
+/** Tolerex's banner, line for line, so its users see what they know. */
+const tolerexBanner = [
+  dashes,
+  "TOLEREX - Leader Node (Control Plane)",
+  dashes,
+  "",
+  "Basic Commands:",
+  "  SET <id> <message>        Store a message",
+  "  <N> SET <message>         Bulk store N messages",
+  "  GET <id>                  Retrieve a message",
+  "",
+  "Utility:",
+  "  HELP                      Show this help",
+  "  QUIT | EXIT               Disconnect client",
+  "",
+  "Examples:",
+  "  SET 10 HELLO",
+  "  1000 SET HELLO",
+  dashes,
+];
+
+const cairnBanner = [
+  dashes,
+  "CAIRN - HaToKuSe text protocol (any node answers)",
+  dashes,
+  "",
+  "Commands:",
+  "  SET <id> <message>        Store a message (kept byte for byte)",
+  "  GET <id>                  Retrieve a message",
+  "  PROTO 2                   GET answers VALUE <bytes> then the message",
+  "  PROTO 1                   GET answers the message line (default)",
+  "  HELP                      Show this help",
+  "  QUIT | EXIT               Disconnect",
+  dashes,
+];
+
+const flavors: Record<TextFlavor, { readonly banner: Uint8Array; readonly prompt: Uint8Array }> = {
+  tolerex: { banner: crlfLines(tolerexBanner), prompt: ascii("tolerex> ") },
+  cairn: { banner: crlfLines(cairnBanner), prompt: ascii("cairn> ") },
+};
+
+/** Lines in flight per connection before it stops reading (back-pressure on a pipelining client). */
+const queuedLinesMax = 64;
+
+function ascii(text: string): Uint8Array {
+  return new TextEncoder().encode(text);
+}
+
+function crlfLines(lines: readonly string[]): Uint8Array {
+  return ascii(lines.map((line) => `${line}\r\n`).join(""));
+}
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  return Buffer.concat(parts);
+}
+
+/** The key of message `id`. */
+export function textKeyOf(id: bigint): Uint8Array {
+  return ascii(`${textKeyPrefix}${id.toString()}`);
+}
+
+/** One reply: the bytes to send, and whether the connection ends after them. */
+interface Reply {
+  readonly bytes: Uint8Array;
+  readonly close: boolean;
+}
+
+/** One client connection's protocol state. */
+class TextSession {
+  readonly #kv: KvService;
+  readonly #prompt: Uint8Array;
+  readonly #banner: Uint8Array;
+  #version: TextProtoVersion = 1;
+
+  constructor(kv: KvService, flavor: TextFlavor) {
+    this.#kv = kv;
+    this.#banner = flavors[flavor].banner;
+    this.#prompt = flavors[flavor].prompt;
+  }
+
+  /** What a client sees on connect. */
+  greeting(): Uint8Array {
+    return concat([this.#banner, this.#prompt]);
+  }
+
+  /** Answers one event of the line parser. */
+  async answer(event: LineEvent): Promise<Reply> {
+    if (event.kind === "too-long") return this.#line("ERROR: line too long");
+    const command = parseTextCommand(event.bytes);
+    switch (command.kind) {
+      case "empty":
+        return { bytes: this.#prompt, close: false };
+      case "help":
+        return { bytes: concat([this.#banner, this.#prompt]), close: false };
+      case "quit":
+        return { bytes: ascii("Bye\r\n"), close: true };
+      case "proto":
+        this.#version = command.version;
+        return this.#line("OK");
+      case "invalid":
+        return this.#line(`ERROR: ${command.reason}`);
+      case "set":
+        try {
+          await this.#kv.put(textKeyOf(command.id), command.message);
+          return this.#line("OK");
+        } catch (error) {
+          return this.#failure(error);
+        }
+      case "get": {
+        let value: Uint8Array | undefined;
+        try {
+          value = (await this.#kv.get(textKeyOf(command.id))).record?.value;
+        } catch (error) {
+          return this.#failure(error);
+        }
+        if (value === undefined) return this.#line("NOT_FOUND");
+        const head = this.#version === 2 ? [ascii(`VALUE ${value.length}\r\n`)] : [];
+        return { bytes: concat([...head, value, ascii("\r\n"), this.#prompt]), close: false };
+      }
+      default:
+        return assertNever(command);
+    }
+  }
+
+  #line(text: string): Reply {
+    return { bytes: concat([ascii(`${text}\r\n`), this.#prompt]), close: false };
+  }
+
+  /** An expected failure becomes an `ERROR:` line; anything else is a bug and propagates. */
+  #failure(error: unknown): Reply {
+    if (!isCairnError(error)) throw error;
+    return this.#line(`ERROR: ${textReasonOf[error.code]}`);
+  }
+}
+
+/** Serves one socket: lines are answered one at a time, in order. */
+function serveSocket(socket: Socket, options: TextServerOptions, lineBytesMax: number): void {
+  const session = new TextSession(options.kv, options.flavor);
+  const parser = new LineParser(lineBytesMax);
+  const queue: LineEvent[] = [];
+  let running = false;
+  let ended = false;
+
+  const pump = async (): Promise<void> => {
+    running = true;
+    while (!ended) {
+      const event = queue.shift();
+      if (event === undefined) break;
+      const reply = await session.answer(event);
+      if (ended) break;
+      if (reply.close) {
+        ended = true;
+        socket.end(reply.bytes);
+        break;
+      }
+      if (!socket.write(reply.bytes)) {
+        // The client is not reading its replies: stop reading its requests until it catches up.
+        await new Promise<void>((resume) => {
+          const done = () => {
+            socket.off("drain", done);
+            socket.off("close", done);
+            resume();
+          };
+          socket.on("drain", done);
+          socket.on("close", done);
+        });
+      }
+      if (queue.length < queuedLinesMax && socket.isPaused()) socket.resume();
+    }
+    running = false;
+  };
+
+  socket.on("data", (chunk: Buffer) => {
+    if (ended) return;
+    queue.push(...parser.push(chunk));
+    if (queue.length >= queuedLinesMax) socket.pause();
+    if (!running) {
+      pump().catch((error: unknown) => {
+        // Not an expected failure (those became ERROR lines): a broken invariant. Crash the node.
+        process.nextTick(() => {
+          throw error;
+        });
+      });
+    }
+  });
+  socket.on("close", () => {
+    ended = true;
+    queue.length = 0;
+  });
+  // A reset by the client is its own business; the close handler cleans up.
+  socket.on("error", () => undefined);
+  socket.write(session.greeting());
+}
+
+/** Starts a text server on `listen`; resolves once it accepts connections. */
+export async function startTextServer(
+  listen: { readonly host: string; readonly port: number },
+  options: TextServerOptions,
+): Promise<TextServer> {
+  const lineBytesMax = options.lineBytesMax ?? options.kv.limits.valueBytesMax + 64;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer({ noDelay: true }, (socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    serveSocket(socket, options, lineBytesMax);
+  });
+  server.maxConnections = options.connectionsMax ?? 1024;
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(listen.port, listen.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const bound = server.address();
+  const port = typeof bound === "object" && bound !== null ? bound.port : listen.port;
+  return {
+    address: { host: listen.host, port },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+      }),
+  };
+}
