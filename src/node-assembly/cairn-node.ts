@@ -115,7 +115,9 @@ export interface CairnNodeHooks {
     machine: StateMachine<ApplyOutcome>,
     backend: StoreBackend,
   ) => StateMachine<ApplyOutcome>;
-  /** Called as a snapshot from the leader starts to be installed. */
+  /** Called as a snapshot streamed by the leader starts to be stored. */
+  readonly onSnapshotStore?: () => void;
+  /** Called as a stored snapshot from the leader starts to be installed. */
   readonly onSnapshotInstall?: () => void;
   readonly onSoftState?: (soft: SoftState) => void;
 }
@@ -246,7 +248,7 @@ export class CairnNode {
       chunkBytesMax: snapshotChunkBytesMax,
       onFailure,
     });
-    const snapshots = new ObservedSnapshots(snapshotFiles, store, mainGroup, hooks.onSnapshotInstall);
+    const snapshots = new ObservedSnapshots(snapshotFiles, store, mainGroup, hooks);
     const built = new WalGroupStorage(hardStates, wal, recovery, mainGroup, snapshots);
     const storage = hooks.wrapStorage?.(built) ?? built;
 
@@ -411,17 +413,25 @@ function describeTornTail(torn: TornTail): string {
   );
 }
 
-/** The node's snapshots, telling a harness when an install starts (a moment to cut the power at). */
+/**
+ * The node's snapshots, telling a harness when a transfer is stored or installed (moments to cut
+ * the power at). Without hooks it is GroupSnapshots itself.
+ */
 class ObservedSnapshots extends GroupSnapshots {
-  readonly #onInstall: (() => void) | undefined;
+  readonly #hooks: CairnNodeHooks;
 
-  constructor(files: SnapshotStore, state: StateStore, group: GroupId, onInstall: (() => void) | undefined) {
+  constructor(files: SnapshotStore, state: StateStore, group: GroupId, hooks: CairnNodeHooks) {
     super(files, state, group);
-    this.#onInstall = onInstall;
+    this.#hooks = hooks;
+  }
+
+  override async store(...args: Parameters<GroupSnapshots["store"]>): Promise<void> {
+    this.#hooks.onSnapshotStore?.();
+    await super.store(...args);
   }
 
   override async install(...args: Parameters<GroupSnapshots["install"]>): Promise<void> {
-    this.#onInstall?.();
+    this.#hooks.onSnapshotInstall?.();
     await super.install(...args);
   }
 }
