@@ -419,14 +419,27 @@ function describeTornTail(torn: TornTail): string {
  */
 class ObservedSnapshots extends GroupSnapshots {
   readonly #hooks: CairnNodeHooks;
+  #capturing = 0;
 
   constructor(files: SnapshotStore, state: StateStore, group: GroupId, hooks: CairnNodeHooks) {
     super(files, state, group);
     this.#hooks = hooks;
   }
 
+  override async capture(
+    ...args: Parameters<GroupSnapshots["capture"]>
+  ): ReturnType<GroupSnapshots["capture"]> {
+    // A capture stores its own snapshot through `store`: only a transfer from the leader counts.
+    this.#capturing++;
+    try {
+      return await super.capture(...args);
+    } finally {
+      this.#capturing--;
+    }
+  }
+
   override async store(...args: Parameters<GroupSnapshots["store"]>): Promise<void> {
-    this.#hooks.onSnapshotStore?.();
+    if (this.#capturing === 0) this.#hooks.onSnapshotStore?.();
     await super.store(...args);
   }
 
