@@ -120,6 +120,8 @@ export interface CairnNodeHooks {
   /** Called as a stored snapshot from the leader starts to be installed. */
   readonly onSnapshotInstall?: () => void;
   readonly onSoftState?: (soft: SoftState) => void;
+  /** Observes a broken invariant instead of crashing the process (the runtime's default). */
+  readonly crash?: (error: unknown) => void;
 }
 
 /** What a node is built from. */
@@ -292,6 +294,7 @@ export class CairnNode {
         log(`role ${soft.role}, leader ${soft.leaderId ?? "unknown"}`);
         hooks.onSoftState?.(soft);
       },
+      ...(hooks.crash === undefined ? {} : { crash: hooks.crash }),
       snapshots: {
         service: snapshots,
         entriesBetween: settings.snapshotEntries,

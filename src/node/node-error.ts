@@ -13,7 +13,9 @@ export type NodeErrorCode =
   /** Storage failed (fsync error); the group stopped for good (fail-stop). */
   | "ERR_STORAGE_FAILED"
   /** The group is stopping. */
-  | "ERR_SHUTTING_DOWN";
+  | "ERR_SHUTTING_DOWN"
+  /** A broken invariant (a bug) stopped the group and crashes the process; outcome unknown. */
+  | "ERR_INTERNAL";
 
 /** A runtime failure with a stable code and, for ERR_NOT_LEADER, a leader hint. */
 export class NodeError extends Error {

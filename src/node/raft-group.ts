@@ -16,6 +16,7 @@ import {
   type SnapshotMessage,
   type SoftState,
 } from "../raft/index.js";
+import { AssertionError } from "../util/assert.js";
 import type { Cancel, Env } from "./env.js";
 import type { GroupSnapshots } from "./group-snapshots.js";
 import { GroupMetrics } from "./metrics.js";
@@ -42,6 +43,14 @@ export interface RaftGroupOptions<R> {
   readonly readsPendingMax?: number;
   /** Called when storage fails for good: the group has stopped (fail-stop). */
   readonly onFatal?: (error: unknown) => void;
+  /**
+   * Called once with a broken invariant (an AssertionError from the core or the state machine, or
+   * any error without a stable code, which only a bug throws) after the group stopped and refused
+   * everything pending. The default rethrows it outside every promise chain, so the process
+   * crashes (house rule: never go on in a state known to be wrong); tests and the simulator pass
+   * their own to observe it.
+   */
+  readonly crash?: (error: unknown) => void;
   /** Called when the role or the known leader changes. */
   readonly onSoftState?: (soft: SoftState) => void;
   /** Snapshots: without them the log is never compacted and no snapshot is sent or installed. */
@@ -77,6 +86,23 @@ interface ReadRound {
 
 const storageCodes = new Set(["ERR_NO_SPACE"]);
 
+/**
+ * Whether `error` is a bug rather than an expected failure. Expected failures (storage, I/O) are
+ * typed and carry a stable string `code`; an AssertionError is a broken invariant by definition,
+ * and an error without a code (a TypeError, say) is a bug whose damage nobody can bound.
+ */
+function isBrokenInvariant(error: unknown): boolean {
+  if (error instanceof AssertionError) return true;
+  return !(error instanceof Error && "code" in error && typeof error.code === "string");
+}
+
+/** The default crash hook: a throw outside every promise chain ends the process (uncaughtException). */
+function crashProcess(error: unknown): void {
+  queueMicrotask(() => {
+    throw error;
+  });
+}
+
 /** The data bytes of the entries in (`afterIndex`, `throughIndex`]. */
 function sumDataBytes(entries: readonly Entry[], afterIndex: number, throughIndex: number): number {
   let total = 0;
@@ -92,6 +118,12 @@ export class RaftGroup<R> {
   readonly #pending = new Map<number, PendingProposal<R>>();
   readonly #readRounds = new Map<string, ReadRound>();
   #readQueue: ReadWaiter[] = [];
+  /**
+   * Names this run of the group in its ReadIndex contexts. The sequence restarts at 0 with every
+   * run, so without it a late answer to a read made before a restart would carry the context of a
+   * new read and release it at an index from before the new read arrived.
+   */
+  readonly #readNonce: string;
   #readSeq = 0;
   #readsWaiting = 0;
   #soft: SoftState;
@@ -100,11 +132,20 @@ export class RaftGroup<R> {
   #logBytesSinceSnapshot = 0;
   #running = false;
   #stopped = false;
-  #fatal: unknown;
+  /** Why the group stopped for good, if it did: a storage failure, or a broken invariant (a bug). */
+  #fatal: "ERR_STORAGE_FAILED" | "ERR_INTERNAL" | undefined;
   #noSpace = false;
   #cancelTick: Cancel = () => {};
   #idle: Promise<void> = Promise.resolve();
+  /**
+   * When this member last had contact with a leader: as a follower, its last append, heartbeat or
+   * snapshot; as a leader, the last time a quorum acknowledged it (see #quorumContactMs).
+   */
   #lastLeaderContactMs: number | null = null;
+  /** The term of the last Ready's hard state: the term this member's role belongs to. */
+  #term: number;
+  /** As leader: when each peer last answered an append or heartbeat of this term. */
+  readonly #peerAckMs = new Map<NodeId, number>();
   /** Counters and latency histograms of this group, for /metrics. */
   readonly metrics = new GroupMetrics();
   /** The snapshot capture in progress, if any (a send of that snapshot waits for its file). */
@@ -115,8 +156,16 @@ export class RaftGroup<R> {
     this.#env = options.env;
     this.#raw = raw;
     this.#appliedIndex = appliedIndex;
+    // 64 random bits from the injected source: crypto-seeded in production, seeded in the simulator.
+    const word = () =>
+      options.env.random
+        .below(2 ** 32)
+        .toString(16)
+        .padStart(8, "0");
+    this.#readNonce = `${word()}${word()}`;
     const status = raw.status();
     this.#soft = { role: status.role, leaderId: status.leaderId };
+    this.#term = status.term;
   }
 
   /** Loads the group's persisted state, builds its core and starts ticking. */
@@ -161,10 +210,31 @@ export class RaftGroup<R> {
     return this.#appliedIndex;
   }
 
-  /** Milliseconds since this member last heard from a leader (0 when it leads), or null if never. */
+  /**
+   * Milliseconds since this member last had contact with a leader, or null if never: how stale its
+   * local state may be. A leader counts from the last time a quorum acknowledged it, so a leader
+   * cut off from its followers (not yet deposed by check-quorum) or deposed reports its real age,
+   * not 0.
+   */
   leaderContactAgeMs(): number | null {
-    if (this.#soft.role === "leader") return 0;
-    return this.#lastLeaderContactMs === null ? null : this.#env.monotonicMs() - this.#lastLeaderContactMs;
+    const now = this.#env.monotonicMs();
+    if (this.#soft.role === "leader") return now - this.#quorumContactMs();
+    return this.#lastLeaderContactMs === null ? null : now - this.#lastLeaderContactMs;
+  }
+
+  /**
+   * As leader: the latest time by which a majority of the voters had acknowledged this leader
+   * (itself counted as now), and never before its election, which a majority's votes confirmed.
+   */
+  #quorumContactMs(): number {
+    const now = this.#env.monotonicMs();
+    const elected = this.#lastLeaderContactMs ?? now;
+    const voters = this.#raw.status().conf.voters;
+    const contacts = voters
+      .map((id) => (id === this.#raw.id ? now : (this.#peerAckMs.get(id) ?? Number.NEGATIVE_INFINITY)))
+      .sort((a, b) => b - a);
+    const quorumContact = contacts[Math.floor(voters.length / 2)] ?? Number.NEGATIVE_INFINITY;
+    return Math.max(elected, quorumContact);
   }
 
   /** The core's status, for the dashboard and metrics. */
@@ -174,10 +244,24 @@ export class RaftGroup<R> {
 
   /** Feeds a message from a peer. Messages for another member or group are dropped. */
   receive(message: Message): void {
-    if (this.#stopped || message.to !== this.#raw.id || message.groupId !== this.#options.raft.groupId)
+    if (
+      this.#stopped ||
+      this.#fatal !== undefined ||
+      message.to !== this.#raw.id ||
+      message.groupId !== this.#options.raft.groupId
+    )
       return;
-    if (message.type === "append" || message.type === "heartbeat" || message.type === "snapshot") {
-      this.#lastLeaderContactMs = this.#env.monotonicMs();
+    // A message from an older term's leader proves nothing about the current one.
+    if (message.term >= this.#term) {
+      if (message.type === "append" || message.type === "heartbeat" || message.type === "snapshot") {
+        this.#lastLeaderContactMs = this.#env.monotonicMs();
+      } else if (
+        this.#soft.role === "leader" &&
+        message.term === this.#term &&
+        (message.type === "append-response" || message.type === "heartbeat-response")
+      ) {
+        this.#peerAckMs.set(message.from, this.#env.monotonicMs());
+      }
     }
     this.#raw.step(message);
     this.#kick();
@@ -199,7 +283,8 @@ export class RaftGroup<R> {
   /**
    * Proposes `data`; resolves with the state machine's result once the entry is applied here.
    * Rejects with NodeError: ERR_NOT_LEADER or ERR_UNAVAILABLE (not applied: retry is safe),
-   * ERR_TIMEOUT (outcome unknown), ERR_NO_SPACE, ERR_STORAGE_FAILED, ERR_SHUTTING_DOWN.
+   * ERR_TIMEOUT (outcome unknown), ERR_NO_SPACE, ERR_STORAGE_FAILED, ERR_SHUTTING_DOWN, or
+   * ERR_INTERNAL (a broken invariant stopped the group; the process is crashing).
    */
   propose(data: Uint8Array): Promise<R | undefined> {
     const refusal = this.#refusal();
@@ -287,10 +372,10 @@ export class RaftGroup<R> {
    * Resolves once every write acknowledged before the call is applied here (ReadIndex, Raft
    * dissertation §6.4), so a read of local state afterwards is linearizable. Reads that arrive
    * while a round is in flight share the next round. Rejects with ERR_UNAVAILABLE or
-   * ERR_NOT_LEADER (retry is safe), ERR_SHUTTING_DOWN or ERR_STORAGE_FAILED.
+   * ERR_NOT_LEADER (retry is safe), ERR_SHUTTING_DOWN, ERR_STORAGE_FAILED or ERR_INTERNAL.
    */
   readBarrier(): Promise<void> {
-    const refusal = this.#stopped || this.#fatal !== undefined ? this.#refusal() : undefined;
+    const refusal = this.#stoppedRefusal();
     if (refusal !== undefined) return Promise.reject(refusal);
     if (this.#readsWaiting >= (this.#options.readsPendingMax ?? 10_000)) {
       return Promise.reject(new NodeError("ERR_UNAVAILABLE", "too many reads in flight"));
@@ -323,12 +408,33 @@ export class RaftGroup<R> {
     await this.#idle;
   }
 
+  /**
+   * How far this member's local state may be behind, for a read served from it without a leader
+   * round trip (`consistency=stale`). Throws NodeError (ERR_STORAGE_FAILED, ERR_INTERNAL or
+   * ERR_SHUTTING_DOWN) once the group stopped: its state no longer follows the log, and a read of
+   * it could be stale without bound.
+   */
+  staleness(): { readonly appliedIndex: number; readonly leaderContactAgeMs: number | null } {
+    const refusal = this.#stoppedRefusal();
+    if (refusal !== undefined) throw refusal;
+    return { appliedIndex: this.#appliedIndex, leaderContactAgeMs: this.leaderContactAgeMs() };
+  }
+
   #refusal(): NodeError | undefined {
-    if (this.#fatal !== undefined)
-      return new NodeError("ERR_STORAGE_FAILED", "storage failed; this node stopped accepting writes");
-    if (this.#stopped) return new NodeError("ERR_SHUTTING_DOWN", "the node is stopping");
+    const stopped = this.#stoppedRefusal();
+    if (stopped !== undefined) return stopped;
     if (this.#noSpace)
       return new NodeError("ERR_NO_SPACE", "the disk is full; writes resume once space is freed");
+    return undefined;
+  }
+
+  /** Why this group serves nothing at all any more (reads included), if it stopped. */
+  #stoppedRefusal(): NodeError | undefined {
+    if (this.#fatal === "ERR_STORAGE_FAILED")
+      return new NodeError("ERR_STORAGE_FAILED", "storage failed; this node stopped accepting writes");
+    if (this.#fatal === "ERR_INTERNAL")
+      return new NodeError("ERR_INTERNAL", "a broken invariant stopped this node");
+    if (this.#stopped) return new NodeError("ERR_SHUTTING_DOWN", "the node is stopping");
     return undefined;
   }
 
@@ -336,7 +442,7 @@ export class RaftGroup<R> {
     if (this.#readQueue.length === 0 || this.#stopped) return;
     const waiters = this.#readQueue;
     this.#readQueue = [];
-    const context = `${this.#raw.id}.${++this.#readSeq}`;
+    const context = `${this.#raw.id}.${this.#readNonce}.${++this.#readSeq}`;
     const result = this.#raw.readIndex(context);
     if (!result.ok) {
       const error =
@@ -382,41 +488,37 @@ export class RaftGroup<R> {
         await this.#handleReady(this.#raw.ready());
       }
     } catch (error) {
-      this.#fail(error);
+      this.#stopOn(error);
     } finally {
       this.#running = false;
     }
   }
 
   async #handleReady(rd: Ready): Promise<void> {
+    let deposed = false;
     if (rd.softState !== undefined) {
       const wasLeader = this.#soft.role === "leader";
-      this.#soft = rd.softState;
-      if (rd.softState.role === "leader") this.#lastLeaderContactMs = this.#env.monotonicMs();
-      // Fail fast: a deposed leader cannot tell whether its pending entries will commit, and
-      // waiting for the proposal timeout helps no client.
-      if (wasLeader && rd.softState.role !== "leader") {
-        this.#failProposals(
-          new NodeError(
-            "ERR_TIMEOUT",
-            "leadership was lost before the write was applied; it may still commit: retry with the same idempotency key",
-          ),
-        );
+      deposed = wasLeader && rd.softState.role !== "leader";
+      // A deposed leader last knew a leader (itself) when a quorum last acknowledged it, unless it
+      // has heard from a new leader since.
+      if (deposed)
+        this.#lastLeaderContactMs = Math.max(this.#lastLeaderContactMs ?? 0, this.#quorumContactMs());
+      if (!wasLeader && rd.softState.role === "leader") {
+        this.#lastLeaderContactMs = this.#env.monotonicMs();
+        this.#peerAckMs.clear();
       }
+      this.#soft = rd.softState;
       this.#options.onSoftState?.(rd.softState);
     }
-    if (rd.messages.length > 0) {
-      const snapshots = rd.messages.filter((m): m is SnapshotMessage => m.type === "snapshot");
-      // A leader's new entries go out at once, before its own disk write starts, since the
-      // followers' round trip is the longer path to a commit; so do heartbeats (ReadIndex rounds)
-      // and votes. Only an append that merely updates the commit index waits for the end of this
-      // turn of the event loop, behind the apply and the client replies it unblocks.
-      this.#options.sender.send(
-        snapshots.length === 0 ? rd.messages : rd.messages.filter((m) => m.type !== "snapshot"),
-        rd.messages.some((m) => m.type !== "append" || m.entries.length > 0),
-      );
-      for (const m of snapshots) this.#sendSnapshot(m);
-    }
+    if (rd.hardState !== undefined) this.#term = rd.hardState.term;
+    // A leader's new entries go out at once, before its own disk write starts, since the
+    // followers' round trip is the longer path to a commit; so do heartbeats (ReadIndex rounds)
+    // and votes. Only an append that merely updates the commit index waits for the end of this
+    // turn of the event loop, behind the apply and the client replies it unblocks.
+    this.#dispatch(
+      rd.messages,
+      rd.messages.some((m) => m.type !== "append" || m.entries.length > 0),
+    );
     const persisting =
       rd.entries.length > 0 || rd.hardState !== undefined || rd.snapshot !== undefined
         ? this.#persistTimed(rd)
@@ -437,10 +539,15 @@ export class RaftGroup<R> {
         throw error;
       }
     }
-    // Acknowledgements and votes: a commit or an election waits for them.
-    if (rd.messagesAfterPersist.length > 0) this.#options.sender.send(rd.messagesAfterPersist, true);
+    // Acknowledgements and votes: a commit or an election waits for them. When this batch changed
+    // the term or vote, the core held back everything here, a leader's snapshot messages included.
+    this.#dispatch(rd.messagesAfterPersist, true);
     if (applying !== undefined) await applying;
     else if (rd.committedEntries.length > 0) await this.#applyTimed(rd.committedEntries);
+
+    // Only after this batch's committed entries applied: the step that deposes a leader may also
+    // commit its entries (a leader always steps down in the step that commits its own removal).
+    if (deposed) this.#failUncommittedProposals();
 
     for (const readState of rd.readStates) {
       const round = this.#readRounds.get(readState.context);
@@ -461,6 +568,23 @@ export class RaftGroup<R> {
       throw new NodeError("ERR_UNAVAILABLE", "this node takes no snapshots");
     await snapshots.service.store(message.snapshot, chunks);
     this.receive(message);
+  }
+
+  /**
+   * Hands a batch of the core's messages to the network. A snapshot message carries only the
+   * snapshot's name, so it never goes out bare, whichever list of the Ready it came in (the core
+   * moves a leader's pending messages into `messagesAfterPersist` when the term or vote changes in
+   * the same batch): it goes through the snapshot sender, which streams the stored file with it.
+   */
+  #dispatch(messages: readonly Message[], urgent: boolean): void {
+    if (messages.length === 0) return;
+    if (!messages.some((m) => m.type === "snapshot")) {
+      this.#options.sender.send(messages, urgent);
+      return;
+    }
+    const plain = messages.filter((m) => m.type !== "snapshot");
+    if (plain.length > 0) this.#options.sender.send(plain, urgent);
+    for (const m of messages) if (m.type === "snapshot") this.#sendSnapshot(m);
   }
 
   /** Streams the stored snapshot a message names, then tells the core how it went. */
@@ -512,8 +636,8 @@ export class RaftGroup<R> {
     capture
       .catch((error: unknown) => {
         const code = typeof error === "object" && error !== null && "code" in error ? error.code : undefined;
-        // A full disk: try again at a later index. Anything else is a storage failure.
-        if (code !== "ERR_NO_SPACE") this.#fail(error);
+        // A full disk: try again at a later index. Anything else stops the group (#stopOn).
+        if (code !== "ERR_NO_SPACE") this.#stopOn(error);
       })
       .finally(() => {
         this.#capturing = undefined;
@@ -599,13 +723,43 @@ export class RaftGroup<R> {
     if (this.#readRounds.size === 0) this.#startReadRound();
   }
 
-  #fail(error: unknown): void {
-    this.#fatal = error;
+  /**
+   * Stops the group for good on a failure of the loop or of a snapshot capture: an expected storage
+   * failure stops it (fail-stop: the process lives on and says why), a broken invariant crashes.
+   */
+  #stopOn(error: unknown): void {
+    if (this.#fatal !== undefined) return;
+    const brokenInvariant = isBrokenInvariant(error);
+    this.#fatal = brokenInvariant ? "ERR_INTERNAL" : "ERR_STORAGE_FAILED";
     this.#cancelTick();
     this.#failAll(
-      new NodeError("ERR_STORAGE_FAILED", "storage failed; this node stopped", null, { cause: error }),
+      brokenInvariant
+        ? new NodeError("ERR_INTERNAL", "a broken invariant stopped this node", null, { cause: error })
+        : new NodeError("ERR_STORAGE_FAILED", "storage failed; this node stopped", null, { cause: error }),
     );
-    this.#options.onFatal?.(error);
+    if (brokenInvariant) (this.#options.crash ?? crashProcess)(error);
+    else this.#options.onFatal?.(error);
+  }
+
+  /**
+   * Fails fast what a deposed leader cannot know the fate of: its proposals above the commit
+   * index may or may not commit under the next leader, and waiting for the proposal timeout helps
+   * no client. Proposals at or below the commit index stay: they are committed, and apply settles
+   * them (with their result, or as superseded by another term's entry).
+   */
+  #failUncommittedProposals(): void {
+    const commitIndex = this.#raw.status().commitIndex;
+    for (const [index, p] of this.#pending) {
+      if (index <= commitIndex) continue;
+      this.#pending.delete(index);
+      p.cancelTimer();
+      p.reject(
+        new NodeError(
+          "ERR_TIMEOUT",
+          "leadership was lost before the write was applied; it may still commit: retry with the same idempotency key",
+        ),
+      );
+    }
   }
 
   #failProposals(error: NodeError): void {

@@ -52,13 +52,15 @@ export class GroupReplication implements ReplicationPort {
   }
 
   readStale<T>(read: (state: StateReader) => T): { value: T; staleness: Staleness } {
-    return {
-      value: read(this.#backend.reader),
-      staleness: {
-        appliedIndex: this.#group.appliedIndex,
-        leaderContactAgeMs: this.#group.leaderContactAgeMs(),
-      },
-    };
+    let staleness: Staleness;
+    try {
+      // Taken before the read: apply cannot run in between, and an applied index that lags the
+      // state read only overstates how stale the answer is.
+      staleness = this.#group.staleness();
+    } catch (error) {
+      throw toCairnError(error);
+    }
+    return { value: read(this.#backend.reader), staleness };
   }
 
   nowMs(): number {

@@ -19,7 +19,12 @@ import {
   rangeKv,
 } from "./kv/index.js";
 import { proposeCommand } from "./propose.js";
-import type { ReplicationPort, Staleness } from "./replication.js";
+import {
+  type ReplicationPort,
+  readStaleReported,
+  type Staleness,
+  type WithStaleness,
+} from "./replication.js";
 
 /** Size limits of the key-value API. */
 export interface KvLimits {
@@ -112,15 +117,21 @@ export class KvService {
 
   /**
    * Reads a page of keys by prefix or [start, end): `rangePageDefault` keys unless `limit` says,
-   * and never more than `rangeLimitMax`.
+   * and never more than `rangeLimitMax`. A stale page says how far behind it may be.
    */
-  async range(options: KvRangeOptions, consistency: Consistency = "linearizable"): Promise<KvRangePage> {
+  async range(
+    options: KvRangeOptions,
+    consistency: Consistency = "linearizable",
+  ): Promise<WithStaleness<KvRangePage>> {
     const asked = options.limit ?? this.#limits.rangePageDefault;
     if (!Number.isSafeInteger(asked) || asked < 1) {
       throw new CairnError("ERR_BAD_REQUEST", "limit must be a positive integer");
     }
     const query: KvRangeQuery = { ...options, limit: Math.min(asked, this.#limits.rangeLimitMax) };
-    if (consistency === "stale") return this.#log.readStale((state) => rangeKv(state, query)).value;
+    if (consistency === "stale") {
+      const { value, staleness } = readStaleReported(this.#log, (state) => rangeKv(state, query));
+      return { ...value, staleness };
+    }
     return this.#log.readLinearizable((state) => rangeKv(state, query));
   }
 

@@ -2,6 +2,7 @@
 // satisfies it structurally (it does not import the service layer), and tests can supply a
 // single-replica twin that applies immediately.
 import type { ApplyOutcome } from "./command.js";
+import { CairnError } from "./errors.js";
 import type { StateReader } from "./state.js";
 
 /** How far a locally served read may be behind, for `consistency=stale`. */
@@ -10,6 +11,34 @@ export interface Staleness {
   readonly appliedIndex: number;
   /** Milliseconds since this node last heard from a leader; 0 on the leader; null if never. */
   readonly leaderContactAgeMs: number | null;
+}
+
+/** A read's answer; for `consistency=stale` it says how far behind it may be. */
+export type WithStaleness<T> = T & { readonly staleness?: Staleness };
+
+/**
+ * Runs a stale read through `log`, reporting its staleness with the answer, and with an expected
+ * failure too (an ERR_NOT_FOUND from local state is just as stale as a value).
+ */
+export function readStaleReported<T>(
+  log: ReplicationPort,
+  read: (state: StateReader) => T,
+): { readonly value: T; readonly staleness: Staleness } {
+  const { value, staleness } = log.readStale(
+    (state): { ok: true; value: T } | { ok: false; error: unknown } => {
+      try {
+        return { ok: true, value: read(state) };
+      } catch (error) {
+        return { ok: false, error };
+      }
+    },
+  );
+  if (value.ok) return { value: value.value, staleness };
+  const error = value.error;
+  if (error instanceof CairnError) {
+    throw new CairnError(error.code, error.message, { ...error.details, staleness }, { cause: error.cause });
+  }
+  throw error;
 }
 
 /** A replicated, linearizable log with the state machine applied to it. */
@@ -23,7 +52,11 @@ export interface ReplicationPort {
   propose(data: Uint8Array): Promise<ApplyOutcome>;
   /** Runs `read` on state that reflects every write acknowledged before the call (ReadIndex). */
   readLinearizable<T>(read: (state: StateReader) => T): Promise<T>;
-  /** Runs `read` on the local state now, reporting how stale it may be. */
+  /**
+   * Runs `read` on the local state now, reporting how stale it may be. Throws a CairnError
+   * (ERR_STORAGE_FAILED, ERR_INTERNAL, ERR_SHUTTING_DOWN) once the node stopped serving: a stopped
+   * node's state no longer follows the log.
+   */
   readStale<T>(read: (state: StateReader) => T): { readonly value: T; readonly staleness: Staleness };
   /** The clock that stamps proposals (the leader's), milliseconds since the epoch. */
   nowMs(): number;

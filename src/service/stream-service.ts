@@ -6,7 +6,12 @@ import type { ResultOf } from "./command.js";
 import { CairnError, refusalError } from "./errors.js";
 import type { Consistency } from "./kv-service.js";
 import { proposeCommand } from "./propose.js";
-import type { ReplicationPort } from "./replication.js";
+import {
+  type ReplicationPort,
+  readStaleReported,
+  type Staleness,
+  type WithStaleness,
+} from "./replication.js";
 import type { StateReader } from "./state.js";
 import {
   type ClaimTarget,
@@ -196,10 +201,11 @@ export interface ReadQuery {
   readonly signal?: AbortSignal;
 }
 
-/** A page of a read; `next` is where to continue. */
+/** A page of a read; `next` is where to continue. A stale page says how far behind it may be. */
 export interface ReadResult extends MessagePage {
   readonly firstSeq: number;
   readonly lastSeq: number;
+  readonly staleness?: Staleness;
 }
 
 /** Where {@link StreamService.readMany} reads one stream from; at most one of the starting points. */
@@ -324,7 +330,7 @@ export class StreamService {
     name: string,
     seq: number,
     consistency: Consistency = "linearizable",
-  ): Promise<StreamMessage> {
+  ): Promise<WithStaleness<StreamMessage>> {
     checkName("stream", name, STREAM_NAME);
     checkInteger("seq", seq, 1, Number.MAX_SAFE_INTEGER);
     return this.#read(consistency, (state) => {
@@ -341,14 +347,14 @@ export class StreamService {
   }
 
   /** Lists streams in name order. */
-  async list(consistency: Consistency = "linearizable"): Promise<StreamInfo[]> {
-    return this.#read(consistency, (state) =>
-      listStreams(state, 10_000).map((meta) => streamInfo(state, meta)),
-    );
+  async list(consistency: Consistency = "linearizable"): Promise<WithStaleness<{ streams: StreamInfo[] }>> {
+    return this.#read(consistency, (state) => ({
+      streams: listStreams(state, 10_000).map((meta) => streamInfo(state, meta)),
+    }));
   }
 
   /** Describes one stream; ERR_NOT_FOUND if it does not exist. */
-  async info(name: string, consistency: Consistency = "linearizable"): Promise<StreamInfo> {
+  async info(name: string, consistency: Consistency = "linearizable"): Promise<WithStaleness<StreamInfo>> {
     checkName("stream", name, STREAM_NAME);
     return this.#read(consistency, (state) => streamInfo(state, requireStream(state, name)));
   }
@@ -637,11 +643,14 @@ export class StreamService {
   }
 
   /** Describes every consumer group of a stream, in name order. */
-  async listGroups(stream: string, consistency: Consistency = "linearizable"): Promise<GroupInfo[]> {
+  async listGroups(
+    stream: string,
+    consistency: Consistency = "linearizable",
+  ): Promise<WithStaleness<{ groups: GroupInfo[] }>> {
     checkName("stream", stream, STREAM_NAME);
     return this.#read(consistency, (state) => {
       const meta = requireStream(state, stream);
-      return listGroups(state, meta).map((group) => groupInfo(state, meta, group));
+      return { groups: listGroups(state, meta).map((group) => groupInfo(state, meta, group)) };
     });
   }
 
@@ -650,7 +659,7 @@ export class StreamService {
     stream: string,
     group: string,
     consistency: Consistency = "linearizable",
-  ): Promise<GroupInfo> {
+  ): Promise<WithStaleness<GroupInfo>> {
     checkName("stream", stream, STREAM_NAME);
     checkName("group", group, GROUP_NAME);
     return this.#read(consistency, (state) => {
@@ -905,8 +914,15 @@ export class StreamService {
     }
   }
 
-  async #read<T>(consistency: Consistency, read: (state: StateReader) => T): Promise<T> {
-    if (consistency === "stale") return this.#log.readStale(read).value;
+  /** Reads an object from state; a stale read's answer (or failure) says how far behind it may be. */
+  async #read<T extends object>(
+    consistency: Consistency,
+    read: (state: StateReader) => T,
+  ): Promise<WithStaleness<T>> {
+    if (consistency === "stale") {
+      const { value, staleness } = readStaleReported(this.#log, read);
+      return { ...value, staleness };
+    }
     return this.#log.readLinearizable(read);
   }
 

@@ -88,13 +88,13 @@ export const mutants: readonly Mutant[] = [
     patches: [
       p(
         "src/node/raft-group.ts",
-        "    if (rd.messages.length > 0) {",
-        "    this.#options.sender.send(rd.messagesAfterPersist, true);\n    if (rd.messages.length > 0) {",
+        "    this.#dispatch(\n      rd.messages,\n",
+        "    this.#dispatch(rd.messagesAfterPersist, true);\n    this.#dispatch(\n      rd.messages,\n",
       ),
       p(
         "src/node/raft-group.ts",
-        "if (rd.messagesAfterPersist.length > 0) this.#options.sender.send(rd.messagesAfterPersist, true);",
-        "",
+        "snapshot messages included.\n    this.#dispatch(rd.messagesAfterPersist, true);\n",
+        "snapshot messages included.\n",
       ),
     ],
     level: 2,

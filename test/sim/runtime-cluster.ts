@@ -353,6 +353,16 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
             },
           } satisfies StateMachine<ApplyOutcome>;
         },
+        // A broken invariant would crash the process; here the run records it and fails.
+        crash: (error) => {
+          if (!inc.alive) return;
+          inc.stopped = true;
+          const why = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+          this.#fatal.push(
+            `node ${m.id} crashed at ${this.#env.scheduler.nowMs}ms on a broken invariant: ${why}`,
+          );
+          this.#trace(`node ${m.id} crashed: ${why}`);
+        },
         onSnapshotStore: () => this.#maybeLosePowerDuringSnapshot(m.id, inc, "transfer"),
         onSnapshotInstall: () => this.#maybeLosePowerDuringSnapshot(m.id, inc, "install"),
         onSoftState: (soft) => {

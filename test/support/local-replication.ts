@@ -13,6 +13,8 @@ export class LocalReplication implements ReplicationPort {
   readonly applied: ApplyNotifier;
   appliedIndex = 0;
   clockMs = 1_700_000_000_000;
+  /** What stale reads report as the age of the last leader contact. */
+  leaderContactAgeMs: number | null = 0;
   /** When set, every proposal fails with this error instead of applying. */
   failWith: Error | undefined;
 
@@ -35,7 +37,10 @@ export class LocalReplication implements ReplicationPort {
   }
 
   readStale<T>(read: (state: StateReader) => T): { value: T; staleness: Staleness } {
-    return { value: read(this.state), staleness: { appliedIndex: this.appliedIndex, leaderContactAgeMs: 0 } };
+    return {
+      value: read(this.state),
+      staleness: { appliedIndex: this.appliedIndex, leaderContactAgeMs: this.leaderContactAgeMs },
+    };
   }
 
   nowMs(): number {

@@ -13,6 +13,13 @@ const lenientDecoder = new TextDecoder();
 const Encoding = Type.Union([Type.Literal("utf8"), Type.Literal("base64")]);
 const Consistency = Type.Union([Type.Literal("linearizable"), Type.Literal("stale")]);
 
+const Staleness = Type.Object({
+  appliedIndex: Type.Integer({ description: "Raft index of the last entry applied to the state read" }),
+  leaderContactAgeMs: Type.Union([Type.Integer(), Type.Null()], {
+    description: "milliseconds since this node last had contact with a leader (a quorum, on a leader)",
+  }),
+});
+
 const Item = Type.Object({
   key: Type.String(),
   value: Type.String(),
@@ -183,7 +190,11 @@ export function registerKvRoutes(fastify: FastifyInstance, kv: KvService): void 
           encoding: Type.Optional(Encoding),
         }),
         response: {
-          200: Type.Object({ items: Type.Array(Item), next: Type.Union([Type.String(), Type.Null()]) }),
+          200: Type.Object({
+            items: Type.Array(Item),
+            next: Type.Union([Type.String(), Type.Null()]),
+            staleness: Type.Optional(Staleness),
+          }),
         },
       },
     },
@@ -209,6 +220,7 @@ export function registerKvRoutes(fastify: FastifyInstance, kv: KvService): void 
       return {
         items: page.items.map((item) => itemOf(item.key, item, q.encoding)),
         next: page.next === undefined ? null : Buffer.from(page.next).toString("base64url"),
+        ...(page.staleness !== undefined ? { staleness: page.staleness } : {}),
       };
     },
   );

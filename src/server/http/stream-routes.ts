@@ -166,7 +166,7 @@ export function registerStreamRoutes(fastify: FastifyInstance, streams: StreamSe
   app.get(
     "/v1/streams",
     { schema: { summary: "List streams", querystring: ConsistencyQuery } },
-    async (request) => ({ streams: await streams.list(request.query.consistency) }),
+    async (request) => streams.list(request.query.consistency),
   );
 
   app.get(
@@ -259,6 +259,7 @@ export function registerStreamRoutes(fastify: FastifyInstance, streams: StreamSe
         next: page.next,
         firstSeq: page.firstSeq,
         lastSeq: page.lastSeq,
+        ...(page.staleness !== undefined ? { staleness: page.staleness } : {}),
       };
     },
   );
@@ -278,7 +279,10 @@ export function registerStreamRoutes(fastify: FastifyInstance, streams: StreamSe
     async (request) => {
       const { name, seq } = request.params;
       const message = await streams.message(name, seq, request.query.consistency);
-      return presentMessage(message, request.query.encoding);
+      return {
+        ...presentMessage(message, request.query.encoding),
+        ...(message.staleness !== undefined ? { staleness: message.staleness } : {}),
+      };
     },
   );
 
@@ -396,9 +400,7 @@ export function registerStreamRoutes(fastify: FastifyInstance, streams: StreamSe
         querystring: ConsistencyQuery,
       },
     },
-    async (request) => ({
-      groups: await streams.listGroups(request.params.name, request.query.consistency),
-    }),
+    async (request) => streams.listGroups(request.params.name, request.query.consistency),
   );
 
   app.get(

@@ -108,3 +108,22 @@ describe("RaftGroup runtime (in-process cluster)", () => {
     assert.equal(text((await healed.kv.get(utf8("k"))).record?.value), "v2");
   });
 });
+
+describe("RaftGroup runtime: a stopped node serves no reads at all", () => {
+  const cluster = new InProcessCluster(3);
+  runClockDuringTests(cluster);
+
+  it("refuses stale reads once its storage failed (fail-stop)", async () => {
+    await cluster.startAll();
+    const leader = await cluster.leader();
+    await leader.kv?.put(utf8("k"), utf8("v"));
+    leader.storage.persist = () =>
+      Promise.reject(Object.assign(new Error("EIO"), { code: "ERR_STORAGE_FAILED" }));
+    await assert.rejects(leader.kv?.put(utf8("k"), utf8("lost")) ?? Promise.resolve(), (error: unknown) => {
+      return error instanceof CairnError && error.code === "ERR_STORAGE_FAILED";
+    });
+    await assert.rejects(leader.kv?.get(utf8("k"), "stale") ?? Promise.resolve(), (error: unknown) => {
+      return error instanceof CairnError && error.code === "ERR_STORAGE_FAILED";
+    });
+  });
+});

@@ -153,6 +153,25 @@ describe("HTTP /v1/kv", () => {
     const got = await call(app, "GET", "/v1/kv/a?consistency=stale");
     assert.deepEqual(got.body["staleness"], { appliedIndex: 1, leaderContactAgeMs: 0 });
   });
+
+  it("says how far behind a stale page of keys may be, and only for a stale read", async () => {
+    const { app, log } = setup();
+    await call(app, "PUT", "/v1/kv/a", { value: "1" });
+    await call(app, "PUT", "/v1/kv/b", { value: "2" });
+    log.leaderContactAgeMs = 1234;
+    const page = await call(app, "GET", "/v1/kv?prefix=&consistency=stale");
+    assert.equal(page.status, 200);
+    assert.equal((page.body["items"] as Json[]).length, 2);
+    assert.deepEqual(page.body["staleness"], { appliedIndex: 2, leaderContactAgeMs: 1234 });
+    log.leaderContactAgeMs = null;
+    const never = await call(app, "GET", "/v1/kv?prefix=&consistency=stale");
+    assert.deepEqual(
+      never.body["staleness"],
+      { appliedIndex: 2, leaderContactAgeMs: null },
+      "never in contact",
+    );
+    assert.equal((await call(app, "GET", "/v1/kv?prefix=")).body["staleness"], undefined);
+  });
 });
 
 describe("HTTP /v1/kv: bad input gets a stable code and changes nothing", () => {

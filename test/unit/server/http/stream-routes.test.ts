@@ -809,3 +809,32 @@ describe("compatibility routes", () => {
     assert.equal((await call(app, "GET", "/status")).body["status"], "ok");
   });
 });
+
+describe("HTTP stream reads with consistency=stale", () => {
+  it("say how far behind every answer may be, a missing message included", async () => {
+    const { app, log } = setup();
+    await call(app, "POST", "/v1/streams", { name: "s" });
+    await send(app, "s", "one");
+    await call(app, "POST", "/v1/streams/s/groups", { group: "g", startAt: "first" });
+    log.leaderContactAgeMs = 250;
+    const staleness = { appliedIndex: 3, leaderContactAgeMs: 250 };
+    for (const url of [
+      "/v1/streams",
+      "/v1/streams/s",
+      "/v1/streams/s/messages",
+      "/v1/streams/s/messages/1",
+      "/v1/streams/s/groups",
+      "/v1/streams/s/groups/g",
+    ]) {
+      const stale = await call(app, "GET", `${url}?consistency=stale`);
+      assert.equal(stale.status, 200, url);
+      assert.deepEqual(stale.body["staleness"], staleness, url);
+      const linearizable = await call(app, "GET", url);
+      assert.equal(linearizable.status, 200, url);
+      assert.equal(linearizable.body["staleness"], undefined, `${url} read linearizably is not stale`);
+    }
+    const missing = await call(app, "GET", "/v1/streams/s/messages/9?consistency=stale");
+    assert.equal(missing.status, 404);
+    assert.deepEqual((missing.body["error"] as Json)["staleness"], staleness);
+  });
+});
