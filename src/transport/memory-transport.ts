@@ -211,11 +211,6 @@ export class MemoryTransport<M> implements Transport<M> {
   #messageHandler: ((inbound: InboundMessage<M>) => void) | undefined;
   #unreachableHandler: ((peer: NodeId) => void) | undefined;
   #snapshotHandler: ((snapshot: IncomingSnapshot) => void) | undefined;
-  /**
-   * Aborts of the snapshots being received: a receiver that closes (a crash) must fail the
-   * sender's transfer, as a broken TLS connection does, or the sender would wait for it forever.
-   */
-  readonly #receiving = new Set<(reason: string) => void>();
   /** The codec's group lookup, when messages carry a group; set with {@link setGroupOf}. */
   #groupOf: ((message: M) => GroupId) | undefined;
 
@@ -291,7 +286,6 @@ export class MemoryTransport<M> implements Transport<M> {
 
   close(): Promise<void> {
     this.#closed = true;
-    for (const abort of [...this.#receiving]) abort("the receiver closed");
     return Promise.resolve();
   }
 
@@ -314,15 +308,8 @@ export class MemoryTransport<M> implements Transport<M> {
         new TransportError("ERR_SNAPSHOT_ABORTED", `node ${this.self} takes no snapshots`),
       );
     }
-    const receiving = this.#receiving;
-    let onClose: (reason: string) => void = () => {};
-    const transfer = new Promise<void>((resolve, reject) => {
+    return new Promise((resolve, reject) => {
       let aborted: TransportError | undefined;
-      onClose = (reason) => {
-        aborted = new TransportError("ERR_SNAPSHOT_ABORTED", reason);
-        reject(aborted);
-      };
-      receiving.add(onClose);
       const isClosed = (): boolean => this.#closed;
       async function* stream(): AsyncGenerator<Uint8Array, void, undefined> {
         try {
@@ -356,9 +343,6 @@ export class MemoryTransport<M> implements Transport<M> {
         },
       });
     });
-    const done = () => receiving.delete(onClose);
-    void transfer.then(done, done);
-    return transfer;
   }
 }
 

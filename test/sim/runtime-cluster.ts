@@ -1,47 +1,47 @@
-// Level 2 of the simulator: each node is the product's own assembly (CairnNode: the runtime, the
-// storage, the NodeHost with its peer calls, the services and their housekeeping, as `cairn node`
-// starts it) over a MemoryTransport whose links are the simulator's network, on a simulated disk
-// per node (SimFileSystem: data durable
+// Level 2 of the simulator: the real runtime (src/node RaftGroup) over the real storage (Wal and
+// HardStateStore through WalGroupStorage) on a simulated disk per node (SimFileSystem: data durable
 // only once synced, a crash keeps a random prefix of the rest, possibly torn), with the simulator's
 // clock, timers and randomness as the runtime's Env and Raft messages on the SimNetwork. Every
 // asynchronous operation completes only when the event queue says so (runSimulationAsync lets the
 // promise reactions run between events). The replicated state machine is the product's own
 // (ServiceStateMachine), and clients talk to each node's real KvService: the command envelope,
 // idempotency keys, conditional puts and deletes, increments and ReadIndex reads are the code users
-// run, and a write sent to a follower reaches the leader through LeaderLink. The state lives in a
-// StoreBackend over a MemoryStateStore in lmdb's flush mode (a commit is visible at once and
+// run. Most runs take snapshots (GroupSnapshots over a SnapshotStore on the simulated disk, the state
+// in a StoreBackend over a MemoryStateStore in lmdb's flush mode: a commit is visible at once and
 // durable only once a later flush completes, and a crash is a power loss that takes back what no
-// flush covered). Most runs take snapshots: the log is compacted, lagging followers get snapshots
-// streamed over the transport, and transfers and installs are cut by power losses aimed at them.
-// Housekeeping runs on the simulated clock: membership upkeep, TTL expiry and stream sweeps.
+// flush covered): the log is compacted, lagging followers get snapshots streamed over the simulated
+// network, and transfers and installs are cut by power losses aimed at them. The other runs keep
+// the state in a MemoryBackend rebuilt from the log.
 // Half of the runs also drive streams and a consumer group through each node's StreamService.
-import {
-  type Cancel,
-  type Env,
-  type GroupStorage,
-  type NodeWireMessage,
-  nodeWireCodec,
-  type PersistBatch,
-  type RaftGroup,
-  type StateMachine,
-} from "../../src/node/index.js";
-import { CairnNode, type CairnNodeSettings } from "../../src/node-assembly/index.js";
+import type { Cancel, Env } from "../../src/node/env.js";
+import { GroupSnapshots, snapshotChunkBytesMax } from "../../src/node/group-snapshots.js";
+import type { GroupStorage, PersistBatch, StateMachine } from "../../src/node/ports.js";
+import { RaftGroup } from "../../src/node/raft-group.js";
+import { WalGroupStorage } from "../../src/node/wal-group-storage.js";
 import {
   type Entry,
+  type GroupId,
+  groupId,
+  type Message,
   type NodeId,
   nodeId,
   type PersistedState,
+  type SnapshotMessage,
   type SnapshotMeta,
 } from "../../src/raft/index.js";
+import { ApplyNotifier } from "../../src/service/apply-notifier.js";
 import { type ApplyOutcome, decodeEnvelope } from "../../src/service/command.js";
-import {
-  type CairnError,
-  isCairnError,
-  type KvService,
-  type StateBackend,
-  type StreamService,
-} from "../../src/service/index.js";
+import { type CairnError, isCairnError } from "../../src/service/errors.js";
+import { GroupReplication } from "../../src/service/group-replication.js";
+import { KvService } from "../../src/service/kv-service.js";
 import type { StateReader } from "../../src/service/state.js";
+import {
+  MemoryBackend,
+  ServiceStateMachine,
+  type StateBackend,
+  StoreBackend,
+} from "../../src/service/state-machine.js";
+import { StreamService } from "../../src/service/stream-service.js";
 import {
   getGroupMeta,
   getStreamMeta,
@@ -49,9 +49,12 @@ import {
   readMessages,
   type StreamMessage,
 } from "../../src/service/streams/index.js";
-import { MemoryStateStore, SimFileSystem } from "../../src/storage/index.js";
+import { HardStateStore } from "../../src/storage/hard-state-store.js";
+import { MemoryStateStore } from "../../src/storage/memory-state-store.js";
+import { SimFileSystem } from "../../src/storage/sim-file-system.js";
+import { SnapshotStore } from "../../src/storage/snapshot-store.js";
 import { appliedIndexKey, keyKindCode, restoringKey } from "../../src/storage/state-store.js";
-import { MemoryNetwork, type MemoryTransport } from "../../src/transport/index.js";
+import { Wal } from "../../src/storage/wal.js";
 import { assert } from "../../src/util/assert.js";
 import { crc32 } from "../../src/util/crc.js";
 import type { Prng } from "../../src/util/prng.js";
@@ -60,7 +63,6 @@ import { type LeaderView, quorumIndex } from "./fault-injector.js";
 import type { ServiceKvInput, ServiceKvOutput } from "./kv-service-model.js";
 import type { SubmitResult } from "./kv-workload.js";
 import type { ObservedEntry, RaftObservation } from "./raft-safety.js";
-import type { SimNetwork } from "./sim-network.js";
 import type { SimCluster, SimEnvironment } from "./sim-runner.js";
 import type { ReaderView, StreamEntry } from "./stream-checker.js";
 import {
@@ -76,6 +78,8 @@ import {
   type StreamWorkloadOptions,
 } from "./stream-workload.js";
 
+const group: GroupId = groupId(1);
+
 /**
  * A longer tick than level 1 (elections after 250-500 ms): every simulated disk operation has its
  * own latency, and saving a hard state is five of them (write a temp file, fsync, rename, fsync the
@@ -87,8 +91,26 @@ const runtimeTickIntervalMs = 25;
 /** The simulated clock starts here as epoch milliseconds (the envelope's leader timestamp). */
 const epochMs = 1_700_000_000_000;
 
-/** What travels on level 2's network: the node wire (Raft messages, peer info, peer calls). */
-export type RuntimeWire = NodeWireMessage;
+/** How long a leader waits for a follower's receipt of a streamed snapshot before giving up. */
+const snapshotTransferTimeoutMs = 2_000;
+
+/** A snapshot streamed to a follower: the leader's snapshot message and the stored file's chunks. */
+interface SnapshotTransfer {
+  readonly type: "snapshot-data";
+  readonly id: number;
+  readonly message: SnapshotMessage;
+  readonly chunks: readonly Uint8Array[];
+}
+
+/** The follower's answer to a {@link SnapshotTransfer}: stored (and stepped into its core) or not. */
+interface SnapshotReceipt {
+  readonly type: "snapshot-receipt";
+  readonly id: number;
+  readonly ok: boolean;
+}
+
+/** What travels on level 2's network: Raft messages and snapshot streams. */
+export type RuntimeWire = Message | SnapshotTransfer | SnapshotReceipt;
 
 /** What the runtime did with snapshots and the log, for reports and tests. */
 export type RuntimeCounters = {
@@ -103,13 +125,8 @@ export type RuntimeCounters = {
 /** One incarnation of a node's process: dead once the node crashes, so its timers and I/O stop. */
 interface Incarnation {
   alive: boolean;
-  /** The assembled node, once it opened. */
-  node: CairnNode | undefined;
   group: RaftGroup<ApplyOutcome> | undefined;
-  /** The node's state, once its assembly built it. */
-  backend: StateBackend | undefined;
-  /** This incarnation's endpoint on the network (closed when the process dies). */
-  transport: MemoryTransport<NodeWireMessage> | undefined;
+  readonly backend: StateBackend;
   kv: KvService | undefined;
   streams: StreamService | undefined;
   /** The last index this incarnation's state machine was handed (entries must come in order). */
@@ -125,6 +142,8 @@ interface Incarnation {
   commitAtElection: number;
   /** Whether its runtime stopped on a fatal error (it then never leads, whatever its last role). */
   stopped: boolean;
+  /** Snapshot streams received, by id: a stream arrives once (the network may duplicate messages, a stream does not). */
+  readonly transfersSeen: Set<number>;
   /** A power loss armed for this many ms after the log is compacted to the snapshot being installed. */
   powerLossAfterInstallMs: number | undefined;
 }
@@ -132,8 +151,8 @@ interface Incarnation {
 interface RuntimeMember {
   readonly id: number;
   readonly fs: SimFileSystem;
-  /** The node's state store: a crash keeps what its flushes made durable. */
-  readonly store: MemoryStateStore;
+  /** The node's state store when the run takes snapshots: a crash keeps what its flushes made durable. */
+  readonly store: MemoryStateStore | undefined;
   current: Incarnation | undefined;
 }
 
@@ -199,8 +218,9 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
    * disagree, state machine safety fails anyway). An acknowledged write is that entry.
    */
   readonly #firstEntryOf = new Map<string, string>();
-  /** The product's in-memory network, carried by the simulator's: its faults, partitions and clock. */
-  readonly #net: SimMemoryNetwork;
+  /** Snapshot streams waiting for their receipt, by id. */
+  readonly #transfers = new Map<number, { settle: (ok: boolean) => void }>();
+  #transferSeq = 0;
   /** Nodes whose runtime stopped on a fatal error (fail-stop), with the error: a liveness problem. */
   readonly #fatal: string[] = [];
   /** Failures the runtime survived but a reader of a failing report should see (first of each kind). */
@@ -220,7 +240,6 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     this.#trace = trace;
     const ids = Array.from({ length: env.options.clusterSize }, (_, i) => i + 1);
     this.#initial = ids.map(nodeId);
-    this.#net = new SimMemoryNetwork(env, () => this.counters.snapshotsSent++);
     this.#desired = new Set(ids);
     const disk = env.options.disk;
     for (const id of ids) {
@@ -230,11 +249,14 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
         { latencyMsMin: disk.syncLatencyMinMs, latencyMsMax: disk.syncLatencyMaxMs },
       );
       const runtime = env.options.runtime;
-      const store = new MemoryStateStore({
-        scheduler: { after: (delayMs, run) => void env.scheduler.after(delayMs, run, `store ${id}`) },
-        commitDelayMs: this.#prng.range(0, runtime.storeCommitMaxMs),
-        flushDelayMs: this.#prng.range(1, runtime.storeFlushMaxMs),
-      });
+      const store =
+        runtime.snapshotEntries === undefined
+          ? undefined
+          : new MemoryStateStore({
+              scheduler: { after: (delayMs, run) => void env.scheduler.after(delayMs, run, `store ${id}`) },
+              commitDelayMs: this.#prng.range(0, runtime.storeCommitMaxMs),
+              flushDelayMs: this.#prng.range(1, runtime.storeFlushMaxMs),
+            });
       const member: RuntimeMember = { id, fs, store, current: undefined };
       this.#members.set(id, member);
       this.#start(member);
@@ -276,12 +298,22 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
   }
 
   #start(m: RuntimeMember): void {
+    const scheduler = this.#env.scheduler;
+    // The runtime's batched store writes run on this incarnation's timers (silent once it died).
+    const after = (delayMs: number, run: () => void): Cancel => {
+      const id = scheduler.after(delayMs, () => inc.alive && run(), "store batch");
+      return () => void scheduler.cancel(id);
+    };
     const inc: Incarnation = {
       alive: true,
-      node: undefined,
       group: undefined,
-      backend: undefined,
-      transport: undefined,
+      backend:
+        m.store === undefined
+          ? new MemoryBackend()
+          : new StoreBackend(m.store, group, {
+              flushIntervalMs: this.#env.options.runtime.storeBatchMs,
+              after,
+            }),
       kv: undefined,
       streams: undefined,
       appliedThrough: 0,
@@ -291,6 +323,7 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
       wasLeader: false,
       commitAtElection: 0,
       stopped: false,
+      transfersSeen: new Set(),
       powerLossAfterInstallMs: undefined,
     };
     m.current = inc;
@@ -300,109 +333,22 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     });
   }
 
-  /** Starts one incarnation of a node through the product's assembly, with the harness's observers. */
   async #open(m: RuntimeMember, inc: Incarnation): Promise<void> {
+    const fs = m.fs.process();
     const runtime = this.#env.options.runtime;
-    const transport = this.#net.transport(nodeId(m.id));
-    inc.transport = transport;
-    const settings: Partial<CairnNodeSettings> = {
-      electionTicks: simTiming.electionTimeoutTicks,
-      heartbeatTicks: simTiming.heartbeatTicks,
-      tickIntervalMs: runtimeTickIntervalMs,
-      appendBytesMax: runtime.appendBytesMax,
-      segmentBytesMax: runtime.segmentBytesMax,
-      // Runs without snapshots keep their whole log (the state is still rebuilt from it on restart).
-      snapshotEntries: runtime.snapshotEntries ?? Number.MAX_SAFE_INTEGER,
-      storeFlushIntervalMs: runtime.storeBatchMs,
-      proposalTimeoutMs: 2_000,
-      readTimeoutMs: 2_000,
-    };
-    const node = await CairnNode.open({
-      fs: m.fs.process(),
-      dataDir: "/",
-      env: this.#envOf(inc),
-      transport,
-      stateStore: m.store,
-      membership: {
-        clusterId: "sim",
-        id: m.id,
-        name: `n${m.id}`,
-        bootstrapped: true,
-        initialVoters: this.#initial,
-        members: this.#initial.map((id) => ({ id, name: `n${id}`, peerAddress: `sim:${id}` })),
-      },
-      clientAddresses: { httpUrl: `http://n${m.id}.sim` },
-      settings,
-      hooks: {
-        wrapStorage: (inner) => this.#observeStorage(m, inc, inner),
-        wrapStateMachine: (service, backend) => {
-          inc.backend = backend;
-          inc.appliedThrough = service.appliedIndex();
-          return {
-            appliedIndex: () => service.appliedIndex(),
-            settle: async () => {
-              await service.settle?.();
-            },
-            apply: async (entries) => {
-              for (const e of entries) this.#observeApply(m.id, inc, e);
-              const results = await service.apply(entries);
-              entries.forEach((e, i) => {
-                this.#rememberFirstEntry(e, results[i]);
-              });
-              return results;
-            },
-          } satisfies StateMachine<ApplyOutcome>;
-        },
-        // A broken invariant would crash the process; here the run records it and fails.
-        crash: (error) => {
-          if (!inc.alive) return;
-          inc.stopped = true;
-          const why = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-          this.#fatal.push(
-            `node ${m.id} crashed at ${this.#env.scheduler.nowMs}ms on a broken invariant: ${why}`,
+    const { wal, recovery } = await Wal.open(fs, "/wal", { segmentBytesMax: runtime.segmentBytesMax });
+    const hardStates = await HardStateStore.open(fs, "/hard-state");
+    const snapshots =
+      m.store === undefined
+        ? undefined
+        : new ObservedSnapshots(
+            await SnapshotStore.open(fs, "/snapshots", { chunkBytesMax: snapshotChunkBytesMax }),
+            m.store,
+            group,
+            () => this.#maybeLosePowerDuringSnapshot(m.id, inc, "install"),
           );
-          this.#trace(`node ${m.id} crashed: ${why}`);
-        },
-        onSnapshotStore: () => this.#maybeLosePowerDuringSnapshot(m.id, inc, "transfer"),
-        onSnapshotInstall: () => this.#maybeLosePowerDuringSnapshot(m.id, inc, "install"),
-        onSoftState: (soft) => {
-          if (!inc.alive) return;
-          const leading = soft.role === "leader";
-          const status = inc.group?.status();
-          const t = status?.term ?? 0;
-          if (leading && !inc.wasLeader) {
-            inc.commitAtElection = status?.commitIndex ?? 0;
-            this.#observations.push({ type: "became-leader", node: m.id, term: t });
-            this.#trace(`node ${m.id} became leader in term ${t}`);
-          }
-          if (!leading && inc.wasLeader)
-            this.#observations.push({ type: "stepped-down", node: m.id, term: t });
-          inc.wasLeader = leading;
-        },
-      },
-      log: (line) => {
-        if (!inc.alive) return;
-        if (line.startsWith("housekeeping: ")) this.#incident("housekeeping failed", line.slice(14));
-        if (!line.startsWith("FATAL")) return;
-        inc.stopped = true;
-        this.#fatal.push(`node ${m.id} stopped at ${this.#env.scheduler.nowMs}ms: ${line}`);
-        this.#trace(`node ${m.id} stopped: ${line}`);
-      },
-    });
-    if (!inc.alive) {
-      node.abandon();
-      return;
-    }
-    inc.node = node;
-    inc.group = node.group;
-    inc.kv = node.kv;
-    inc.streams = node.streams;
-  }
-
-  /** The node's log storage, reporting the durable log and counting snapshots and compactions. */
-  #observeStorage(m: RuntimeMember, inc: Incarnation, inner: GroupStorage): ObservedStorage {
     const storage = new ObservedStorage(
-      inner,
+      new WalGroupStorage(hardStates, wal, recovery, group, snapshots),
       (log, snapshot) => {
         inc.log = log;
         inc.snapshot = snapshot;
@@ -419,7 +365,95 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
       () => this.#slowCapture(inc),
     );
     inc.storage = storage;
-    return storage;
+    // Long-poll timeouts on the incarnation's simulated timers (silent once it crashed).
+    const env = this.#envOf(inc);
+    const applied = new ApplyNotifier(undefined, env);
+    const service = new ServiceStateMachine(inc.backend, undefined, (touched) => applied.notify(touched));
+    inc.appliedThrough = service.appliedIndex();
+    const stateMachine: StateMachine<ApplyOutcome> = {
+      appliedIndex: () => service.appliedIndex(),
+      settle: () => service.settle(),
+      apply: async (entries) => {
+        for (const e of entries) this.#observeApply(m.id, inc, e);
+        const results = await service.apply(entries);
+        entries.forEach((e, i) => {
+          this.#rememberFirstEntry(e, results[i]);
+        });
+        return results;
+      },
+    };
+    const raftGroup = await RaftGroup.open<ApplyOutcome>({
+      raft: {
+        id: nodeId(m.id),
+        groupId: group,
+        conf: { voters: this.#initial, learners: [] },
+        electionTimeoutTicks: simTiming.electionTimeoutTicks,
+        heartbeatTicks: simTiming.heartbeatTicks,
+        preVote: true,
+        checkQuorum: true,
+        appendBytesMax: runtime.appendBytesMax,
+        inflightAppendsMax: 16,
+      },
+      env,
+      storage,
+      sender: {
+        send: (messages) => {
+          if (!inc.alive) return;
+          for (const msg of messages) this.#env.network.send(m.id, msg.to, msg);
+        },
+      },
+      stateMachine,
+      tickIntervalMs: runtimeTickIntervalMs,
+      ...(snapshots === undefined || runtime.snapshotEntries === undefined
+        ? {}
+        : {
+            snapshots: {
+              service: snapshots,
+              entriesBetween: runtime.snapshotEntries,
+              send: (message: SnapshotMessage, chunks: () => AsyncIterable<Uint8Array>) =>
+                this.#sendSnapshot(m.id, inc, message, chunks),
+            },
+          }),
+      proposalTimeoutMs: 2_000,
+      readTimeoutMs: 2_000,
+      onFatal: (error) => {
+        if (!inc.alive) return;
+        inc.stopped = true;
+        const why = describeError(error);
+        this.#fatal.push(`node ${m.id} stopped at ${this.#env.scheduler.nowMs}ms on a fatal error: ${why}`);
+        this.#trace(`node ${m.id} stopped: ${why}`);
+      },
+      // A broken invariant would crash the process; here the run records it and fails.
+      crash: (error) => {
+        if (!inc.alive) return;
+        inc.stopped = true;
+        const why = describeError(error);
+        this.#fatal.push(
+          `node ${m.id} crashed at ${this.#env.scheduler.nowMs}ms on a broken invariant: ${why}`,
+        );
+        this.#trace(`node ${m.id} crashed: ${why}`);
+      },
+      onSoftState: (soft) => {
+        if (!inc.alive) return;
+        const leading = soft.role === "leader";
+        const status = inc.group?.status();
+        const t = status?.term ?? 0;
+        if (leading && !inc.wasLeader) {
+          inc.commitAtElection = status?.commitIndex ?? 0;
+          this.#observations.push({ type: "became-leader", node: m.id, term: t });
+          this.#trace(`node ${m.id} became leader in term ${t}`);
+        }
+        if (!leading && inc.wasLeader) this.#observations.push({ type: "stepped-down", node: m.id, term: t });
+        inc.wasLeader = leading;
+      },
+    });
+    if (!inc.alive) {
+      void raftGroup.stop();
+      return;
+    }
+    inc.group = raftGroup;
+    inc.kv = new KvService(new GroupReplication(raftGroup, inc.backend, env));
+    inc.streams = new StreamService(new GroupReplication(raftGroup, inc.backend, env), applied);
   }
 
   #member(id: number): RuntimeMember {
@@ -434,12 +468,9 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     if (inc === undefined) return;
     inc.alive = false;
     m.current = undefined;
-    // The process dies: its connections close and its timers stop (its Env is silent from now on).
-    inc.node?.abandon();
-    void inc.transport?.close();
     m.fs.crash();
     // The disk loses what was not synced; the state store, as lmdb's file, what no flush covered.
-    m.store.powerLoss();
+    m.store?.powerLoss();
     this.#observations.push({ type: "crashed", node });
     this.#trace(`node ${node} crashed`);
   }
@@ -518,7 +549,33 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
   }
 
   deliver(from: number, to: number, wire: RuntimeWire): void {
-    this.#net.arrive(nodeId(from), nodeId(to), wire);
+    const inc = this.#members.get(to)?.current;
+    const g = inc?.group;
+    if (inc === undefined || g === undefined) return;
+    switch (wire.type) {
+      case "snapshot-data": {
+        if (inc.transfersSeen.has(wire.id)) return;
+        inc.transfersSeen.add(wire.id);
+        this.#maybeLosePowerDuringSnapshot(to, inc, "transfer");
+        // Store the stream, then step the leader's message into the core (it decides to install).
+        const chunks = (async function* () {
+          yield* wire.chunks;
+        })();
+        g.receiveSnapshot(wire.message, chunks).then(
+          () => this.#receipt(inc, to, from, wire.id, true),
+          (error: unknown) => {
+            this.#incident(`node ${to} could not store a snapshot`, describeError(error));
+            this.#receipt(inc, to, from, wire.id, false);
+          },
+        );
+        return;
+      }
+      case "snapshot-receipt":
+        this.#transfers.get(wire.id)?.settle(wire.ok);
+        return;
+      default:
+        g.receive(wire);
+    }
   }
 
   /**
@@ -580,11 +637,49 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     );
   }
 
+  #receipt(inc: Incarnation, from: number, to: number, id: number, ok: boolean): void {
+    if (inc.alive) this.#env.network.send(from, to, { type: "snapshot-receipt", id, ok });
+  }
+
+  /**
+   * Streams a stored snapshot to a follower over the simulated network (one message with every
+   * chunk); resolves on the follower's receipt, rejects on a failed one or when none comes in time.
+   */
+  async #sendSnapshot(
+    from: number,
+    inc: Incarnation,
+    message: SnapshotMessage,
+    chunks: () => AsyncIterable<Uint8Array>,
+  ): Promise<void> {
+    const data: Uint8Array[] = [];
+    for await (const chunk of chunks()) data.push(chunk);
+    if (!inc.alive) throw new Error("the sender crashed");
+    const id = this.#transferSeq++;
+    this.counters.snapshotsSent++;
+    const scheduler = this.#env.scheduler;
+    await new Promise<void>((resolve, reject) => {
+      const timer = scheduler.after(
+        snapshotTransferTimeoutMs,
+        () => this.#transfers.get(id)?.settle(false),
+        "snapshot timeout",
+      );
+      this.#transfers.set(id, {
+        settle: (ok) => {
+          this.#transfers.delete(id);
+          scheduler.cancel(timer);
+          if (ok) resolve();
+          else reject(new Error("the follower did not store the snapshot"));
+        },
+      });
+      this.#env.network.send(from, message.to, { type: "snapshot-data", id, message, chunks: data });
+    });
+  }
+
   // ------------------------------------------------------------------ state machine and clients
 
   #observeApply(node: number, inc: Incarnation, e: Entry): void {
     // An installed snapshot moves the state past the entries it covers.
-    const applied = Math.max(inc.appliedThrough, inc.backend?.appliedIndex() ?? 0);
+    const applied = Math.max(inc.appliedThrough, inc.backend.appliedIndex());
     assert(e.index === applied + 1, `node ${node} applies ${e.index} after ${applied}`);
     inc.appliedThrough = e.index;
     const dataHash = serviceEntryHash(e);
@@ -802,16 +897,14 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
       if (inc?.group?.appliedIndex !== commit) continue;
       for (let s = 0; s < (this.#env.options.streams?.streams ?? 0); s++) {
         const name = `s${s}`;
-        const entries =
-          inc.backend === undefined ? undefined : readWhole(inc.backend.reader, name)?.map(entryOf);
+        const entries = readWhole(inc.backend.reader, name)?.map(entryOf);
         if (entries === undefined) continue;
         const list = copies.get(name) ?? [];
         list.push({ readerId: `node ${m.id}'s copy`, complete: true, entries });
         copies.set(name, list);
       }
     }
-    const reader = leaderAt.inc.backend?.reader;
-    if (reader === undefined) return undefined;
+    const reader = leaderAt.inc.backend.reader;
     const stream = getStreamMeta(reader, groupStream);
     const meta = stream === undefined ? undefined : getGroupMeta(reader, stream, groupName);
     const group =
@@ -906,9 +999,7 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
           `node ${id} applied ${applied}, leader ${leaderAt.id} committed ${ls.commitIndex} (node ${id}: ${s.role} t${s.term} commit ${s.commitIndex} last ${s.lastIndex} snapshot ${s.snapshotIndex}; leader: ${seen})`,
         );
       } else if (compareState) {
-        const leaderState = leaderAt.inc.backend?.reader;
-        if (leaderState === undefined || inc.backend === undefined) continue;
-        want ??= describeServiceState(leaderState);
+        want ??= describeServiceState(leaderAt.inc.backend.reader);
         const got = describeServiceState(inc.backend.reader);
         if (got !== want) {
           // Name the first key that differs, so the report says where.
@@ -948,6 +1039,16 @@ function readWhole(reader: StateReader, name: string): StreamMessage[] | undefin
     out.push(...page.messages);
     from = page.next;
   }
+}
+
+/** An error and its causes, on one line. */
+function describeError(error: unknown): string {
+  const parts: string[] = [];
+  for (let e = error, depth = 0; e !== undefined && depth < 4; depth++) {
+    parts.push(e instanceof Error ? `${e.name}: ${e.message}` : String(e));
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return parts.join(" <- ");
 }
 
 /** Conflict details carry the key's modify revision, or null when it is absent. */
@@ -1077,63 +1178,17 @@ class ObservedStorage implements GroupStorage {
   }
 }
 
-/**
- * The product's MemoryNetwork with the simulator's network underneath: a message a MemoryTransport
- * sends travels on the SimNetwork (its latency, loss, duplication, reordering and partitions, all
- * on the seeded scheduler) and is handed to the receiving transport when it arrives. A cut link is
- * reported unreachable to the sender, as the TLS transport does; snapshots stream straight to the
- * receiver while the simulator's link stays up.
- */
-class SimMemoryNetwork extends MemoryNetwork<NodeWireMessage> {
-  readonly #sim: SimNetwork<NodeWireMessage>;
-  readonly #transports = new Map<NodeId, MemoryTransport<NodeWireMessage>>();
-  readonly #onSnapshot: () => void;
+/** The node's snapshots, telling the harness when an install starts (a moment to cut the power at). */
+class ObservedSnapshots extends GroupSnapshots {
+  readonly #onInstall: () => void;
 
-  constructor(env: SimEnvironment<NodeWireMessage>, onSnapshot: () => void) {
-    const scheduler = env.scheduler;
-    const prng = env.prng.fork();
-    super({
-      env: {
-        nowMs: () => scheduler.nowMs,
-        setTimer: (delayMs, callback) => {
-          const id = scheduler.after(delayMs, callback, "transport timer");
-          return { cancel: () => void scheduler.cancel(id) };
-        },
-        below: (bound) => prng.below(bound),
-      },
-      codec: nodeWireCodec,
-    });
-    this.#sim = env.network;
-    this.#onSnapshot = onSnapshot;
+  constructor(files: SnapshotStore, state: MemoryStateStore, g: GroupId, onInstall: () => void) {
+    super(files, state, g);
+    this.#onInstall = onInstall;
   }
 
-  override transport(id: NodeId): MemoryTransport<NodeWireMessage> {
-    const transport = super.transport(id);
-    this.#transports.set(id, transport);
-    return transport;
-  }
-
-  override reachable(from: NodeId, to: NodeId): boolean {
-    return super.reachable(from, to) && !this.#sim.isBlocked(from, to);
-  }
-
-  override carry(from: NodeId, to: NodeId, message: NodeWireMessage): boolean {
-    const reachable = this.reachable(from, to);
-    // Sent either way, so the simulator counts what a cut link blocked.
-    this.#sim.send(from, to, message);
-    return reachable;
-  }
-
-  override carrySnapshot(
-    ...args: Parameters<MemoryNetwork<NodeWireMessage>["carrySnapshot"]>
-  ): Promise<void> {
-    this.#onSnapshot();
-    return super.carrySnapshot(...args);
-  }
-
-  /** Hands a message the simulator delivered to the receiving node's current transport. */
-  arrive(from: NodeId, to: NodeId, message: NodeWireMessage): void {
-    if (!this.reachable(from, to)) return;
-    this.#transports.get(to)?.deliver({ from, group: nodeWireCodec.groupOf(message), message });
+  override async install(meta: SnapshotMeta): Promise<void> {
+    this.#onInstall();
+    await super.install(meta);
   }
 }
