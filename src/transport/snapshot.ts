@@ -447,8 +447,12 @@ export class SnapshotReceiver {
     };
     const handler = this.#deps.handler();
     if (handler === undefined) return refuse("no snapshot handler on this node");
-    if (this.#transfers.size >= s.snapshotTransfersMax)
-      return refuse("too many snapshot transfers in progress");
+    // Finished transfers stay known for a while only to answer a late resume; they hold no buffer
+    // and must not refuse new transfers (a follower getting a fifth snapshot within the resume
+    // timeout would be refused for up to that long).
+    let inProgress = 0;
+    for (const t of this.#transfers.values()) if (!t.finished) inProgress++;
+    if (inProgress >= s.snapshotTransfersMax) return refuse("too many snapshot transfers in progress");
     const transfer: IncomingTransfer = {
       key,
       buffer: [],

@@ -363,6 +363,31 @@ describe("memory transport: chunked, resumable snapshots (the TLS transport's pr
     assert.equal(outcome, "ERR_SNAPSHOT_ABORTED");
   });
 
+  it("a finished transfer does not count against snapshotTransfersMax", async () => {
+    const env = new ManualEnv(16);
+    const settings = { ...snapshotSettings, snapshotTransfersMax: 1 };
+    const network = new MemoryNetwork<TestMessage>({ env, faults: slowLink, settings });
+    const a = network.transport(n(1));
+    const b = network.transport(n(2));
+    a.setPeers(new Map([[n(2), { host: "memory", port: 2 }]]));
+    b.onSnapshot((incoming) => {
+      void (async () => {
+        for await (const _chunk of incoming.chunks) {
+          // consumed
+        }
+      })();
+    });
+    const outcomes: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      a.sendSnapshot(n(2), groupId(1), new Uint8Array(0), source({ count: 0 })).then(
+        () => outcomes.push("done"),
+        (error: unknown) => outcomes.push((error as { code?: string }).code ?? String(error)),
+      );
+      await runUntil(env, () => outcomes.length === i + 1);
+    }
+    assert.deepEqual(outcomes, ["done", "done", "done"], "one after another, each within the resume timeout");
+  });
+
   it("replays exactly from a seed: chunk arrival times, a cut and the resume", async () => {
     const run = async (seed: number): Promise<string[]> => {
       const t = startTransfer(seed, { ...noFaults, delayMinMs: 1, delayMaxMs: 20 });
