@@ -7,6 +7,7 @@ import { concatBytes } from "./frame.js";
 import type { FrameConnectionHandlers, FrameLink } from "./frame-connection.js";
 import { MemoryConnection } from "./memory-connection.js";
 import { resolveTransportSettings, type TransportSettings } from "./settings.js";
+import { Sleepers } from "./sleepers.js";
 import { SnapshotReceiver, sendSnapshotStream } from "./snapshot.js";
 import type { InboundMessage, IncomingSnapshot, PeerAddress, Transport } from "./transport.js";
 
@@ -289,14 +290,14 @@ export class MemoryTransport<M> implements Transport<M> {
   #groupOf: ((message: M) => GroupId) | undefined;
   /** The receiving half of the snapshot protocol, shared with the TLS transport. */
   readonly #snapshots: SnapshotReceiver;
-  /** Senders waiting out a backoff, woken early by close. */
-  readonly #sleepers = new Set<() => void>();
+  readonly #sleepers: Sleepers;
 
   /** Created through {@link MemoryNetwork.transport}. */
   constructor(network: MemoryNetwork<M>, self: NodeId, env: TransportEnv) {
     this.#network = network;
     this.self = self;
     this.#env = env;
+    this.#sleepers = new Sleepers(env, () => this.#closed);
     this.#snapshots = new SnapshotReceiver({
       env,
       settings: network.settings,
@@ -366,7 +367,7 @@ export class MemoryTransport<M> implements Transport<M> {
         env: this.#env,
         settings: this.#network.settings,
         dialSnapshot: (peer, handlers) => this.#network.dialSnapshot(this.self, peer, handlers),
-        sleep: (delayMs) => this.#sleep(delayMs),
+        sleep: (delayMs) => this.#sleepers.sleep(delayMs),
         isClosed: () => this.#closed,
       },
       to,
@@ -389,8 +390,7 @@ export class MemoryTransport<M> implements Transport<M> {
     this.#closed = true;
     this.#network.dropConnections(this.self);
     this.#snapshots.close();
-    for (const wake of this.#sleepers) wake();
-    this.#sleepers.clear();
+    this.#sleepers.wakeAll();
     return Promise.resolve();
   }
 
@@ -403,21 +403,6 @@ export class MemoryTransport<M> implements Transport<M> {
   acceptSnapshot(from: NodeId, conn: FrameLink): void {
     if (this.#closed) conn.close(new TransportError("ERR_TRANSPORT_CLOSED", "transport closed"));
     else this.#snapshots.accept(from, conn);
-  }
-
-  /** Waits `delayMs` of the env's clock, or less if the transport closes; false when it closed. */
-  #sleep(delayMs: number): Promise<boolean> {
-    if (this.#closed) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      let timer: TimerHandle | undefined;
-      const wake = (): void => {
-        timer?.cancel();
-        this.#sleepers.delete(wake);
-        resolve(!this.#closed);
-      };
-      this.#sleepers.add(wake);
-      timer = this.#env.setTimer(delayMs, wake);
-    });
   }
 }
 

@@ -10,6 +10,7 @@ import { TransportError } from "../../src/transport/errors.js";
 import type { FrameConnectionHandlers, FrameLink } from "../../src/transport/frame-connection.js";
 import { type ConnectionWire, MemoryConnection } from "../../src/transport/memory-connection.js";
 import { resolveTransportSettings, type TransportSettings } from "../../src/transport/settings.js";
+import { Sleepers } from "../../src/transport/sleepers.js";
 import { SnapshotReceiver, sendSnapshotStream } from "../../src/transport/snapshot.js";
 import type { IncomingSnapshot } from "../../src/transport/transport.js";
 import { Prng } from "../../src/util/prng.js";
@@ -179,7 +180,7 @@ class Endpoint implements SimSnapshotEndpoint {
   readonly #dial: Dial;
   readonly #receiver: SnapshotReceiver;
   readonly #connections = new Set<FrameLink>();
-  readonly #sleepers = new Set<() => void>();
+  readonly #sleepers: Sleepers;
   #closed = false;
 
   constructor(
@@ -193,6 +194,7 @@ class Endpoint implements SimSnapshotEndpoint {
     this.#env = env;
     this.#settings = settings;
     this.#dial = dial;
+    this.#sleepers = new Sleepers(env, () => this.#closed);
     this.#receiver = new SnapshotReceiver({
       env,
       settings,
@@ -227,7 +229,7 @@ class Endpoint implements SimSnapshotEndpoint {
         env: this.#env,
         settings: this.#settings,
         dialSnapshot: (peer, handlers) => this.#dial(this.#node, peer, handlers),
-        sleep: (delayMs) => this.#sleep(delayMs),
+        sleep: (delayMs) => this.#sleepers.sleep(delayMs),
         isClosed: () => this.#closed,
       },
       to,
@@ -245,21 +247,6 @@ class Endpoint implements SimSnapshotEndpoint {
       conn.close(new TransportError("ERR_TRANSPORT_CLOSED", "process died"));
     this.#connections.clear();
     this.#receiver.close();
-    for (const wake of this.#sleepers) wake();
-    this.#sleepers.clear();
-  }
-
-  #sleep(delayMs: number): Promise<boolean> {
-    if (this.#closed) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      let timer: TimerHandle | undefined;
-      const wake = (): void => {
-        timer?.cancel();
-        this.#sleepers.delete(wake);
-        resolve(!this.#closed);
-      };
-      this.#sleepers.add(wake);
-      timer = this.#env.setTimer(delayMs, wake);
-    });
+    this.#sleepers.wakeAll();
   }
 }
