@@ -22,6 +22,7 @@ import type { GroupSnapshots } from "./group-snapshots.js";
 import { GroupMetrics } from "./metrics.js";
 import { NodeError } from "./node-error.js";
 import type { GroupStorage, MessageSender, StateMachine } from "./ports.js";
+import { decodeSnapshotStream, encodeSnapshotStream } from "./snapshot-stream.js";
 
 /** Settings and collaborators of a group runtime. */
 export interface RaftGroupOptions<R> {
@@ -60,8 +61,11 @@ export interface RaftGroupOptions<R> {
     readonly entriesBetween: number;
     /** ... or once the entries applied since the last hold this many bytes of data. */
     readonly bytesBetween?: number;
-    /** Streams a stored snapshot to the peer the message names. */
-    readonly send: (message: SnapshotMessage, chunks: () => AsyncIterable<Uint8Array>) => Promise<void>;
+    /**
+     * Streams a stored snapshot to the peer the message names: `stream` yields the bytes for the
+     * peer's {@link RaftGroup.receiveSnapshot}, in any pieces the transport likes.
+     */
+    readonly send: (message: SnapshotMessage, stream: () => AsyncIterable<Uint8Array>) => Promise<void>;
   };
 }
 
@@ -560,13 +564,15 @@ export class RaftGroup<R> {
 
   /**
    * Receives a snapshot streamed by the leader: stores it durably, then steps its message into the
-   * core, which decides whether to install it (the next Ready then carries it).
+   * core, which decides whether to install it (the next Ready then carries it). `stream` is what
+   * the leader's snapshot sender produced (snapshot-stream.ts), in pieces of any size.
    */
-  async receiveSnapshot(message: SnapshotMessage, chunks: AsyncIterable<Uint8Array>): Promise<void> {
+  async receiveSnapshot(message: SnapshotMessage, stream: AsyncIterable<Uint8Array>): Promise<void> {
     const snapshots = this.#options.snapshots;
     if (snapshots === undefined || this.#stopped)
       throw new NodeError("ERR_UNAVAILABLE", "this node takes no snapshots");
-    await snapshots.service.store(message.snapshot, chunks);
+    // The file's chunks are units of the state format: rebuild them whatever pieces arrived.
+    await snapshots.service.store(message.snapshot, decodeSnapshotStream(stream));
     this.receive(message);
   }
 
@@ -603,7 +609,7 @@ export class RaftGroup<R> {
     const run = async () => {
       await this.#capturing;
       const stored = await snapshots.service.open(message.snapshot.index);
-      await snapshots.send(message, stored.chunks);
+      await snapshots.send(message, () => encodeSnapshotStream(stored.chunks()));
     };
     run().then(
       () => report(true),

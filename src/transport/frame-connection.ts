@@ -11,11 +11,29 @@ export interface FrameConnectionHandlers {
 }
 
 /**
+ * An ordered, two-way stream of frames between two nodes: what the snapshot protocol
+ * (snapshot.ts) talks over, so the TLS transport (a {@link FrameConnection} on a socket) and its
+ * in-memory twin (memory-connection.ts) run the same sender and receiver.
+ */
+export interface FrameLink {
+  /** Whether the link was closed (by either side). */
+  readonly closed: boolean;
+  /** Replaces the handlers, for a link changing hands (after a handshake, to a snapshot receiver). */
+  setHandlers(handlers: FrameConnectionHandlers): void;
+  /** Writes the given frames (each a list of parts), in order; false when the link is closed or full. */
+  write(frames: readonly Uint8Array[][]): boolean;
+  /** Closes the link, reporting `error` (undefined: a close we chose) to the owner once. */
+  close(error?: TransportError): void;
+  /** Sends `frames`, then closes: used to deliver a refusal before hanging up. */
+  endAfterWrite(frames: readonly Uint8Array[][], error: TransportError): void;
+}
+
+/**
  * A socket seen as a stream of frames: decodes what arrives through a {@link FrameDecoder} (so the
  * size limit holds before buffering) and writes lists of frame parts with a single `write`. Closes
  * the socket at the first decode error and reports it once through `onClose`.
  */
-export class FrameConnection {
+export class FrameConnection implements FrameLink {
   readonly socket: Socket;
   readonly decoder: FrameDecoder;
   #handlers: FrameConnectionHandlers;

@@ -4,6 +4,11 @@ import type { Codec } from "./codec.js";
 import type { TimerHandle, TransportEnv } from "./env.js";
 import { TransportError } from "./errors.js";
 import { concatBytes } from "./frame.js";
+import type { FrameConnectionHandlers, FrameLink } from "./frame-connection.js";
+import { MemoryConnection } from "./memory-connection.js";
+import { resolveTransportSettings, type TransportSettings } from "./settings.js";
+import { Sleepers } from "./sleepers.js";
+import { SnapshotReceiver, sendSnapshotStream } from "./snapshot.js";
 import type { InboundMessage, IncomingSnapshot, PeerAddress, Transport } from "./transport.js";
 
 /** A probability as integers (no floats in decisions, so a seed replays exactly). */
@@ -44,6 +49,11 @@ export interface MemoryNetworkOptions<M> {
   readonly codec?: Codec<M>;
   /** Faults on every link unless a link has its own. */
   readonly faults?: LinkFaults;
+  /**
+   * The snapshot protocol's limits and timings (chunk size, window, resume attempts and timeouts);
+   * the TLS transport's defaults when absent.
+   */
+  readonly settings?: TransportSettings;
 }
 
 function chance(env: TransportEnv, odds: Odds): boolean {
@@ -54,6 +64,10 @@ function chance(env: TransportEnv, odds: Odds): boolean {
  * The fault-injecting twin of the TLS transport: an in-memory network of {@link Transport}s for
  * unit tests of the runtime and for the simulator. Links can drop, delay, duplicate and reorder
  * messages, and nodes can be partitioned; all randomness and time come from the injected env.
+ * Snapshots stream as the TLS transport streams them (the same sender and receiver, snapshot.ts),
+ * chunk by chunk over simulated connections that keep order and hide loss, as TCP does, but take
+ * the link's delay for every frame and break when the link is cut or either node closes: a
+ * transfer can stall, resume from the last chunk the receiver holds, or abort.
  */
 export class MemoryNetwork<M> {
   readonly #options: MemoryNetworkOptions<M>;
@@ -63,19 +77,24 @@ export class MemoryNetwork<M> {
   readonly #inFlight = new Map<string, number>();
   readonly #lastDeliveryMs = new Map<string, number>();
   readonly #timers = new Set<TimerHandle>();
+  /** Open snapshot connection ends, with the node each belongs to (closed ones are pruned lazily). */
+  readonly #connections = new Map<MemoryConnection, NodeId>();
   #defaultFaults: LinkFaults;
+  /** The snapshot protocol's settings, shared by every transport of the network. */
+  readonly settings: TransportSettings;
 
   /** Creates an empty network. */
   constructor(options: MemoryNetworkOptions<M>) {
     this.#options = options;
     this.#defaultFaults = options.faults ?? noFaults;
+    this.settings = options.settings ?? resolveTransportSettings();
   }
 
   /** Creates the transport of node `id` on this network (replacing a closed one: a restart). */
   transport(id: NodeId): MemoryTransport<M> {
     const existing = this.#nodes.get(id);
     if (existing !== undefined && !existing.closed) throw new Error(`node ${id} already has a transport`);
-    const transport = new MemoryTransport<M>(this, id);
+    const transport = new MemoryTransport<M>(this, id, this.#options.env);
     this.#nodes.set(id, transport);
     return transport;
   }
@@ -183,19 +202,74 @@ export class MemoryNetwork<M> {
     return true;
   }
 
-  /** Hands a snapshot to `to`'s handler; the stream is pulled straight from the sender's source. */
-  carrySnapshot(
-    from: NodeId,
-    to: NodeId,
-    group: GroupId,
-    meta: Uint8Array,
-    chunks: AsyncIterable<Uint8Array>,
-  ): Promise<void> {
-    const target = this.#nodes.get(to);
-    if (target === undefined || !this.reachable(from, to)) {
-      return Promise.reject(new TransportError("ERR_SNAPSHOT_ABORTED", `node ${to} is unreachable`));
+  /**
+   * Opens a snapshot connection from -> to, as the TLS transport's dial does: one round trip over
+   * the link (the handshake), then `to`'s transport takes the accepting end. Rejects with
+   * ERR_CONNECTION_LOST (which the sender retries) when the link is down or `to` is closed.
+   */
+  dialSnapshot(from: NodeId, to: NodeId, handlers: FrameConnectionHandlers): Promise<FrameLink> {
+    return new Promise((resolve, reject) => {
+      const lost = (): void =>
+        reject(new TransportError("ERR_CONNECTION_LOST", `node ${to} is unreachable for a snapshot`));
+      const there = this.#wire(from, to);
+      const back = this.#wire(to, from);
+      there(
+        () =>
+          back(() => {
+            const target = this.#nodes.get(to);
+            const source = this.#nodes.get(from);
+            if (target === undefined || target.closed || source === undefined || source.closed) {
+              lost();
+              return;
+            }
+            const { dialler, acceptor } = MemoryConnection.pair(
+              handlers,
+              there,
+              back,
+              this.settings.frameBytesMax,
+            );
+            for (const [conn] of this.#connections) if (conn.closed) this.#connections.delete(conn);
+            this.#connections.set(dialler, from);
+            this.#connections.set(acceptor, to);
+            target.acceptSnapshot(from, acceptor);
+            resolve(dialler);
+          }, lost),
+        lost,
+      );
+    });
+  }
+
+  /** Drops every snapshot connection end of `node` (it closed or crashed); peers learn it later. */
+  dropConnections(node: NodeId): void {
+    for (const [conn, owner] of this.#connections) {
+      if (owner !== node) continue;
+      this.#connections.delete(conn);
+      conn.close(new TransportError("ERR_TRANSPORT_CLOSED", `node ${node} closed`));
     }
-    return target.receiveSnapshot(from, group, meta, chunks, () => this.reachable(from, to));
+  }
+
+  /**
+   * One direction of a connection: each send takes the link's delay, never overtakes the one before
+   * (connections keep order whatever the link's reordering), and is lost, breaking the connection,
+   * when the link is cut or a node closed by the time it arrives.
+   */
+  #wire(from: NodeId, to: NodeId): (deliver: () => void, lost: () => void) => void {
+    let lastDeliveryMs = 0;
+    return (deliver, lost) => {
+      const env = this.#options.env;
+      const faults = this.#linkFaults.get(linkKey(from, to)) ?? this.#defaultFaults;
+      const spread = faults.delayMaxMs - faults.delayMinMs;
+      const now = env.nowMs();
+      const at = Math.max(now + faults.delayMinMs + (spread > 0 ? env.below(spread + 1) : 0), lastDeliveryMs);
+      lastDeliveryMs = at;
+      const timer = env.setTimer(at - now, () => {
+        this.#timers.delete(timer);
+        const source = this.#nodes.get(from);
+        if (this.reachable(from, to) && source !== undefined && !source.closed) deliver();
+        else lost();
+      });
+      this.#timers.add(timer);
+    };
   }
 }
 
@@ -206,6 +280,7 @@ export class MemoryNetwork<M> {
 export class MemoryTransport<M> implements Transport<M> {
   readonly self: NodeId;
   readonly #network: MemoryNetwork<M>;
+  readonly #env: TransportEnv;
   #peers: ReadonlyMap<NodeId, PeerAddress> = new Map();
   #closed = false;
   #messageHandler: ((inbound: InboundMessage<M>) => void) | undefined;
@@ -213,11 +288,21 @@ export class MemoryTransport<M> implements Transport<M> {
   #snapshotHandler: ((snapshot: IncomingSnapshot) => void) | undefined;
   /** The codec's group lookup, when messages carry a group; set with {@link setGroupOf}. */
   #groupOf: ((message: M) => GroupId) | undefined;
+  /** The receiving half of the snapshot protocol, shared with the TLS transport. */
+  readonly #snapshots: SnapshotReceiver;
+  readonly #sleepers: Sleepers;
 
   /** Created through {@link MemoryNetwork.transport}. */
-  constructor(network: MemoryNetwork<M>, self: NodeId) {
+  constructor(network: MemoryNetwork<M>, self: NodeId, env: TransportEnv) {
     this.#network = network;
     this.self = self;
+    this.#env = env;
+    this.#sleepers = new Sleepers(env, () => this.#closed);
+    this.#snapshots = new SnapshotReceiver({
+      env,
+      settings: network.settings,
+      handler: () => (this.#closed ? undefined : this.#snapshotHandler),
+    });
   }
 
   /** Whether {@link close} was called. */
@@ -277,15 +362,35 @@ export class MemoryTransport<M> implements Transport<M> {
       return Promise.reject(new TransportError("ERR_TRANSPORT_CLOSED", "sendSnapshot after close"));
     if (!this.#peers.has(to))
       return Promise.reject(new TransportError("ERR_PEER_UNKNOWN", `node ${to} is not a peer`));
-    return this.#network.carrySnapshot(this.self, to, group, meta, chunks);
+    return sendSnapshotStream(
+      {
+        env: this.#env,
+        settings: this.#network.settings,
+        dialSnapshot: (peer, handlers) => this.#network.dialSnapshot(this.self, peer, handlers),
+        sleep: (delayMs) => this.#sleepers.sleep(delayMs),
+        isClosed: () => this.#closed,
+      },
+      to,
+      group,
+      meta,
+      chunks,
+    );
   }
 
   setPeers(peers: ReadonlyMap<NodeId, PeerAddress>): void {
     this.#peers = new Map(peers);
   }
 
+  /**
+   * Closes the transport; for the simulator this is also a crash. Its connections drop first, so
+   * nothing it would say while closing (a receiver's abort) leaves: its peers see the connections
+   * break, and a sender then resumes or gives up as against a crashed TLS peer.
+   */
   close(): Promise<void> {
     this.#closed = true;
+    this.#network.dropConnections(this.self);
+    this.#snapshots.close();
+    this.#sleepers.wakeAll();
     return Promise.resolve();
   }
 
@@ -294,55 +399,10 @@ export class MemoryTransport<M> implements Transport<M> {
     if (!this.#closed) this.#messageHandler?.(inbound);
   }
 
-  /** Called by the network: streams `chunks` to the handler, failing if the link breaks meanwhile. */
-  receiveSnapshot(
-    from: NodeId,
-    group: GroupId,
-    meta: Uint8Array,
-    chunks: AsyncIterable<Uint8Array>,
-    linkUp: () => boolean,
-  ): Promise<void> {
-    const handler = this.#snapshotHandler;
-    if (handler === undefined || this.#closed) {
-      return Promise.reject(
-        new TransportError("ERR_SNAPSHOT_ABORTED", `node ${this.self} takes no snapshots`),
-      );
-    }
-    return new Promise((resolve, reject) => {
-      let aborted: TransportError | undefined;
-      const isClosed = (): boolean => this.#closed;
-      async function* stream(): AsyncGenerator<Uint8Array, void, undefined> {
-        try {
-          for await (const chunk of chunks) {
-            if (aborted !== undefined) throw aborted;
-            if (!linkUp() || isClosed()) {
-              aborted = new TransportError("ERR_SNAPSHOT_ABORTED", "link to the sender broke");
-              throw aborted;
-            }
-            yield chunk.slice();
-          }
-          if (aborted !== undefined) throw aborted;
-          resolve();
-        } catch (error) {
-          reject(
-            error instanceof TransportError
-              ? error
-              : new TransportError("ERR_SNAPSHOT_ABORTED", String(error), { cause: error }),
-          );
-          throw error;
-        }
-      }
-      handler({
-        from,
-        group,
-        meta: meta.slice(),
-        chunks: stream(),
-        abort: (reason) => {
-          aborted = new TransportError("ERR_SNAPSHOT_ABORTED", reason);
-          reject(aborted);
-        },
-      });
-    });
+  /** Called by the network: takes the accepting end of a snapshot connection from `from`. */
+  acceptSnapshot(from: NodeId, conn: FrameLink): void {
+    if (this.#closed) conn.close(new TransportError("ERR_TRANSPORT_CLOSED", "transport closed"));
+    else this.#snapshots.accept(from, conn);
   }
 }
 

@@ -1,4 +1,6 @@
 // Snapshot streaming over a dedicated connection per transfer (see docs/design.md, "Transport").
+// The protocol talks over any FrameLink: the TLS transport's sockets and the in-memory twin's
+// simulated connections run this same sender and receiver.
 //
 //   sender                                  receiver
 //     | hello(purpose=snapshot) ----------->  |   (TLS + identity checks as for messages)
@@ -21,7 +23,7 @@ import { backoffDelayMs } from "./backoff.js";
 import type { TimerHandle, TransportEnv } from "./env.js";
 import { TransportError } from "./errors.js";
 import { encodeFrame, type Frame, FrameType } from "./frame.js";
-import type { FrameConnection, FrameConnectionHandlers } from "./frame-connection.js";
+import type { FrameConnectionHandlers, FrameLink } from "./frame-connection.js";
 import type { TransportSettings } from "./settings.js";
 import {
   decodeSnapshotAbort,
@@ -82,7 +84,7 @@ export interface SnapshotSenderDeps {
   readonly env: TransportEnv;
   readonly settings: TransportSettings;
   /** Opens an authenticated snapshot connection, installing `handlers` before resolving. */
-  dialSnapshot(to: NodeId, handlers: FrameConnectionHandlers): Promise<FrameConnection>;
+  dialSnapshot(to: NodeId, handlers: FrameConnectionHandlers): Promise<FrameLink>;
   /** Waits `delayMs`, or less if the transport closes; resolves false when it closed. */
   sleep(delayMs: number): Promise<boolean>;
   /** Whether the transport was closed. */
@@ -152,7 +154,7 @@ export async function sendSnapshotStream(
     if (deps.isClosed()) return giveUp(new TransportError("ERR_TRANSPORT_CLOSED", "transport closed"));
     const mailbox = new Mailbox<SenderEvent>(4 * s.snapshotWindowChunksMax + 16);
     let outcome: "done" | TransportError;
-    let current: FrameConnection | undefined;
+    let current: FrameLink | undefined;
     try {
       const conn = await deps.dialSnapshot(to, {
         onFrame: (frame) => {
@@ -230,10 +232,7 @@ export async function sendSnapshotStream(
   }
 
   /** One connection's worth of the transfer. */
-  async function session(
-    conn: FrameConnection,
-    mailbox: Mailbox<SenderEvent>,
-  ): Promise<"done" | TransportError> {
+  async function session(conn: FrameLink, mailbox: Mailbox<SenderEvent>): Promise<"done" | TransportError> {
     const write = (type: FrameType, payload: Uint8Array | Uint8Array[]): void => {
       conn.write([encodeFrame(type, group, payload, s.frameBytesMax)]);
     };
@@ -357,7 +356,7 @@ interface IncomingTransfer {
   ended: boolean;
   finished: boolean;
   failed: TransportError | undefined;
-  conn: FrameConnection | undefined;
+  conn: FrameLink | undefined;
   timer: TimerHandle | undefined;
   wake: (() => void) | undefined;
 }
@@ -381,7 +380,7 @@ export class SnapshotReceiver {
   }
 
   /** Takes over an authenticated snapshot connection from `from`. */
-  accept(from: NodeId, conn: FrameConnection): void {
+  accept(from: NodeId, conn: FrameLink): void {
     let attached: IncomingTransfer | undefined;
     conn.setHandlers({
       onFrame: (frame) => {
@@ -419,7 +418,7 @@ export class SnapshotReceiver {
     this.#transfers.clear();
   }
 
-  #begin(from: NodeId, conn: FrameConnection, frame: Frame): IncomingTransfer | undefined {
+  #begin(from: NodeId, conn: FrameLink, frame: Frame): IncomingTransfer | undefined {
     const s = this.#deps.settings;
     if (frame.type !== FrameType.snapshotBegin) {
       throw new TransportError(
@@ -448,8 +447,12 @@ export class SnapshotReceiver {
     };
     const handler = this.#deps.handler();
     if (handler === undefined) return refuse("no snapshot handler on this node");
-    if (this.#transfers.size >= s.snapshotTransfersMax)
-      return refuse("too many snapshot transfers in progress");
+    // Finished transfers stay known for a while only to answer a late resume; they hold no buffer
+    // and must not refuse new transfers (a follower getting a fifth snapshot within the resume
+    // timeout would be refused for up to that long).
+    let inProgress = 0;
+    for (const t of this.#transfers.values()) if (!t.finished) inProgress++;
+    if (inProgress >= s.snapshotTransfersMax) return refuse("too many snapshot transfers in progress");
     const transfer: IncomingTransfer = {
       key,
       buffer: [],

@@ -2,7 +2,7 @@ import type { Socket } from "node:net";
 import { createServer, type Server, type TLSSocket, connect as tlsConnect } from "node:tls";
 import { type GroupId, type NodeId, groupId as toGroupId } from "../raft/types.js";
 import type { Codec } from "./codec.js";
-import { systemTransportEnv, type TimerHandle, type TransportEnv } from "./env.js";
+import { systemTransportEnv, type TransportEnv } from "./env.js";
 import { TransportError } from "./errors.js";
 import { encodeFrame, type Frame, FrameType } from "./frame.js";
 import { FrameConnection, type FrameConnectionHandlers } from "./frame-connection.js";
@@ -20,6 +20,7 @@ import {
 import { certificateNames, defaultNodeIdentity } from "./identity.js";
 import { PeerLink } from "./peer-link.js";
 import { resolveTransportSettings, type TransportSettings } from "./settings.js";
+import { Sleepers } from "./sleepers.js";
 import { SnapshotReceiver, sendSnapshotStream } from "./snapshot.js";
 import type {
   InboundMessage,
@@ -75,7 +76,7 @@ export class TlsTransport<M> implements Transport<M> {
   readonly #inbound = new Map<NodeId, FrameConnection>();
   /** Every open connection, so `close()` leaves nothing behind. */
   readonly #connections = new Set<FrameConnection>();
-  readonly #sleepers = new Set<() => void>();
+  readonly #sleepers: Sleepers;
   readonly #rawSockets = new Set<Socket>();
   readonly #snapshots: SnapshotReceiver;
   #peers: ReadonlyMap<NodeId, PeerAddress>;
@@ -92,6 +93,7 @@ export class TlsTransport<M> implements Transport<M> {
     this.#options = options;
     this.#settings = resolveTransportSettings(options.settings);
     this.#env = options.env ?? systemTransportEnv();
+    this.#sleepers = new Sleepers(this.#env, () => this.#closed);
     this.#identityOf = options.identityOf ?? defaultNodeIdentity;
     const peers = new Map(options.peers ?? []);
     peers.delete(options.self);
@@ -238,7 +240,7 @@ export class TlsTransport<M> implements Transport<M> {
           }
           return this.#dial(peer, address, "snapshot", handlers);
         },
-        sleep: (delayMs) => this.#sleep(delayMs),
+        sleep: (delayMs) => this.#sleepers.sleep(delayMs),
         isClosed: () => this.#closed,
       },
       to,
@@ -261,8 +263,7 @@ export class TlsTransport<M> implements Transport<M> {
     for (const link of this.#links.values()) link.close();
     this.#links.clear();
     this.#snapshots.close();
-    for (const wake of this.#sleepers) wake();
-    this.#sleepers.clear();
+    this.#sleepers.wakeAll();
     for (const conn of [...this.#connections]) {
       conn.close();
       // A connection half-closed after a refusal would otherwise linger until its peer hangs up.
@@ -325,20 +326,6 @@ export class TlsTransport<M> implements Transport<M> {
 
   #isMember(id: NodeId): boolean {
     return this.#options.isMember?.(id) ?? this.#peers.has(id);
-  }
-
-  #sleep(delayMs: number): Promise<boolean> {
-    if (this.#closed) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      let timer: TimerHandle | undefined;
-      const wake = (): void => {
-        timer?.cancel();
-        this.#sleepers.delete(wake);
-        resolve(!this.#closed);
-      };
-      this.#sleepers.add(wake);
-      timer = this.#env.setTimer(delayMs, wake);
-    });
   }
 
   /** Tracks `conn` until it closes. */

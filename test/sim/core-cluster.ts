@@ -1,7 +1,10 @@
 // Level 1 of the simulator: Raft cores (RawNode) driven directly over the simulated clock and
 // network, each with an in-memory disk whose writes become durable only when their fsync completes,
-// and a key-value state machine built from the checker's own model. Fast enough for thousands of
-// seeds a minute; level 2 (runtime-cluster.ts) runs the real runtime and storage instead.
+// and a key-value state machine built from the checker's own model. In most runs each member
+// compacts its log every few applied entries into a snapshot of that state, and a leader sends the
+// snapshot to a follower that needs compacted entries (Raft §7), so the core's snapshot paths run
+// under the same faults and checkers as the rest. Fast enough for thousands of seeds a minute;
+// level 2 (runtime-cluster.ts) runs the real runtime and storage instead.
 import {
   type ConfChange,
   type Entry,
@@ -14,6 +17,7 @@ import {
   type RaftConfig,
   RawNode,
   type Ready,
+  type SnapshotMeta,
   term,
 } from "../../src/raft/index.js";
 import { assert } from "../../src/util/assert.js";
@@ -81,12 +85,40 @@ export function entryHash(e: Pick<Entry, "kind" | "data">): string {
   return e.kind === "normal" ? decoder.decode(e.data) : `conf:${Array.from(e.data).join(",")}`;
 }
 
+/**
+ * A snapshot as level 1 stores and sends it: the core's metadata and the key-value state as of its
+ * index. The state is never changed once captured (it is copied in and out), so one object can sit
+ * on a disk and travel in messages at once.
+ */
+export interface CoreSnapshot {
+  readonly meta: SnapshotMeta;
+  readonly state: KvState;
+}
+
+/**
+ * What level 1's network carries: a Raft message and, with a snapshot message, the snapshot itself
+ * (Raft §7: InstallSnapshot carries the state machine's state; the core sees only the metadata).
+ */
+export interface CoreWire {
+  readonly message: Message;
+  readonly snapshot?: CoreSnapshot;
+}
+
 /** What a member's disk holds durably. */
 interface CoreDisk {
   written: boolean;
   hardState: HardState;
+  /** The latest snapshot; every entry up to its index is gone from `entries`. */
+  snapshot: CoreSnapshot | undefined;
   entries: Entry[];
 }
+
+/**
+ * How long a leader waits for a follower to answer a snapshot before it reports the transfer failed
+ * and probes again: the simulated network tells no sender about a loss (level 2's runtime gives up
+ * after 2 s; level 1's links are faster).
+ */
+const snapshotReceiptMs = 300;
 
 /** The replicated key-value state, with one remembered answer per request id (idempotency). */
 export interface KvState {
@@ -113,8 +145,10 @@ interface CoreMember {
   readonly id: number;
   raw: RawNode | undefined;
   readonly disk: CoreDisk;
-  /** The Ready whose writes are being fsynced, and the timer that completes them. */
-  held: { rd: Ready; timer: number } | undefined;
+  /** The Ready whose writes are being fsynced, the snapshot it installs, and the timer that completes them. */
+  held: { rd: Ready; snapshot: CoreSnapshot | undefined; timer: number } | undefined;
+  /** Snapshots received from leaders by index, until the core hands one out to install (or skips it). */
+  readonly received: Map<number, CoreSnapshot>;
   state: KvState;
   waiters: Waiter[];
   reads: Map<string, PendingRead>;
@@ -132,7 +166,7 @@ export interface CoreClusterHooks {
 
 /** Builds the level-1 cluster for one run; pass it to `runSimulation`. */
 export function coreCluster(hooks: CoreClusterHooks = {}) {
-  return (env: SimEnvironment<Message>): SimCluster<Message> => new CoreCluster(env, hooks);
+  return (env: SimEnvironment<CoreWire>): SimCluster<CoreWire> => new CoreCluster(env, hooks);
 }
 
 /** A fresh, empty key-value state. */
@@ -142,6 +176,16 @@ export const emptyKvState = (): KvState => ({
   answers: new Map(),
   firstEntryOf: new Map(),
 });
+
+/** A copy of `s` that later applies to `s` do not change (key states and answers are never mutated). */
+export function cloneKvState(s: KvState): KvState {
+  return {
+    appliedIndex: s.appliedIndex,
+    keys: new Map(s.keys),
+    answers: new Map(s.answers),
+    firstEntryOf: new Map(s.firstEntryOf),
+  };
+}
 
 /** Encodes a client command as a log entry's payload. */
 export function encodeKvCommand(command: KvCommand): Uint8Array {
@@ -171,8 +215,8 @@ export function describeKvState(s: KvState): string {
   return JSON.stringify([...s.keys].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
-class CoreCluster implements SimCluster<Message> {
-  readonly #env: SimEnvironment<Message>;
+class CoreCluster implements SimCluster<CoreWire> {
+  readonly #env: SimEnvironment<CoreWire>;
   readonly #prng: Prng;
   readonly #trace: (line: string) => void;
   readonly #members = new Map<number, CoreMember>();
@@ -186,12 +230,17 @@ class CoreCluster implements SimCluster<Message> {
   /** Per run: sometimes one entry per append message, which widens the windows between replicas. */
   readonly #appendBytesMax: number;
   readonly #inflightAppendsMax: number;
+  /** Per run: compact every this many applied entries (Raft §7), or never. */
+  readonly #snapshotEntries: number | undefined;
+  /** Snapshot work, for the report (a run that compacts should show sends and installs too). */
+  readonly counters = { compactions: 0, snapshotsSent: 0, snapshotsInstalled: 0 };
   readonly kv;
 
-  constructor(env: SimEnvironment<Message>, hooks: CoreClusterHooks) {
+  constructor(env: SimEnvironment<CoreWire>, hooks: CoreClusterHooks) {
     this.#env = env;
     this.#prng = env.prng;
     this.#trace = hooks.trace ?? (() => {});
+    this.#snapshotEntries = env.options.runtime.snapshotEntries;
     this.#appendBytesMax = this.#prng.chance(1, 3) ? 1 : 16 * 1024;
     this.#inflightAppendsMax = this.#prng.range(2, 16);
     const ids = Array.from({ length: env.options.clusterSize }, (_, i) => i + 1);
@@ -204,9 +253,11 @@ class CoreCluster implements SimCluster<Message> {
         disk: {
           written: false,
           hardState: { term: term(0), votedFor: null, commitIndex: logIndex(0) },
+          snapshot: undefined,
           entries: [],
         },
         held: undefined,
+        received: new Map(),
         state: emptyKvState(),
         waiters: [],
         reads: new Map(),
@@ -243,10 +294,16 @@ class CoreCluster implements SimCluster<Message> {
 
   #start(m: CoreMember): void {
     const d = m.disk;
+    const snapshot = d.snapshot;
     m.raw = d.written
-      ? new RawNode(this.#config(m.id), { hardState: d.hardState, entries: [...d.entries] })
+      ? new RawNode(this.#config(m.id), {
+          hardState: d.hardState,
+          ...(snapshot === undefined ? {} : { snapshot: snapshot.meta }),
+          entries: [...d.entries],
+        })
       : new RawNode(this.#config(m.id));
-    m.state = emptyKvState();
+    // The state machine is volatile: rebuilt from the snapshot, then from the log after it.
+    m.state = snapshot === undefined ? emptyKvState() : cloneKvState(snapshot.state);
     m.wasLeader = false;
     this.#observeLog(m);
     const tick = () => {
@@ -271,10 +328,11 @@ class CoreCluster implements SimCluster<Message> {
     const held = m.held;
     if (held !== undefined) {
       this.#env.scheduler.cancel(held.timer);
-      this.#crashWrite(m, held.rd);
+      this.#crashWrite(m, held.rd, held.snapshot);
     }
     m.raw = undefined;
     m.held = undefined;
+    m.received.clear();
     m.waiters = [];
     m.reads.clear();
     this.#observations.push({ type: "crashed", node });
@@ -283,19 +341,20 @@ class CoreCluster implements SimCluster<Message> {
 
   /**
    * A crash in the middle of an fsync: the write may be lost, kept whole, or torn (a prefix of its
-   * entries survives, the hard state does not), as the seed's disk options say.
+   * entries survives, the hard state does not), as the seed's disk options say. A snapshot being
+   * installed is written first (the Ready's order), so a torn write keeps it.
    */
-  #crashWrite(m: CoreMember, rd: Ready): void {
+  #crashWrite(m: CoreMember, rd: Ready, snapshot: CoreSnapshot | undefined): void {
     const disk = this.#env.options.disk;
     const prng = this.#prng;
     if (rd.entries.length > 0 && prng.chance(...disk.tornWriteOnCrash)) {
       const kept = prng.range(0, rd.entries.length - 1);
-      this.#persist(m, { entries: rd.entries.slice(0, kept) });
+      this.#persist(m, { entries: rd.entries.slice(0, kept) }, snapshot);
       this.#trace(`node ${m.id}: torn write keeps ${kept} of ${rd.entries.length} entries`);
     } else if (prng.chance(...disk.lostUnsyncedOnCrash)) {
       this.#trace(`node ${m.id}: unsynced write lost`);
     } else {
-      this.#persist(m, rd);
+      this.#persist(m, rd, snapshot);
     }
   }
 
@@ -370,9 +429,17 @@ class CoreCluster implements SimCluster<Message> {
 
   // ------------------------------------------------------------------ the ready loop
 
-  deliver(_from: number, to: number, message: Message): void {
+  deliver(_from: number, to: number, wire: CoreWire): void {
     const m = this.#members.get(to);
     if (m?.raw === undefined) return;
+    const message = wire.message;
+    if (message.type === "snapshot") {
+      const data = wire.snapshot;
+      assert(data?.meta.index === message.snapshot.index, "a snapshot message without its data");
+      // Kept until the core hands the snapshot out to install; it may also ignore it (stale term,
+      // already committed), so each is kept under its own index.
+      m.received.set(data.meta.index, data);
+    }
     m.raw.step(message);
     this.#drive(m);
   }
@@ -385,7 +452,8 @@ class CoreCluster implements SimCluster<Message> {
       const rd = raw.ready();
       this.#observeSoft(m, raw, rd);
       for (const msg of rd.messages) this.#send(m, msg);
-      if (rd.entries.length === 0 && rd.hardState === undefined) {
+      const snapshot = rd.snapshot === undefined ? undefined : this.#takeReceived(m, rd.snapshot);
+      if (rd.entries.length === 0 && rd.hardState === undefined && snapshot === undefined) {
         this.#finish(m, raw, rd);
         continue;
       }
@@ -396,16 +464,61 @@ class CoreCluster implements SimCluster<Message> {
         () => {
           m.held = undefined;
           if (m.raw !== raw) return;
-          this.#persist(m, rd);
+          this.#persist(m, rd, snapshot);
+          if (snapshot !== undefined) this.#install(m, snapshot);
           this.#observeLog(m);
           this.#finish(m, raw, rd);
           this.#drive(m);
         },
         `fsync ${m.id}`,
       );
-      m.held = { rd, timer };
+      m.held = { rd, snapshot, timer };
       return;
     }
+  }
+
+  /** The data of the snapshot a Ready hands out to install; it arrived with the snapshot message. */
+  #takeReceived(m: CoreMember, meta: SnapshotMeta): CoreSnapshot {
+    const data = m.received.get(meta.index);
+    assert(data !== undefined, `node ${m.id} installs snapshot ${meta.index} it never received`);
+    for (const index of m.received.keys()) if (index <= meta.index) m.received.delete(index);
+    return data;
+  }
+
+  /** Replaces the state machine with a snapshot's state; the Ready's committed entries follow it. */
+  #install(m: CoreMember, snapshot: CoreSnapshot): void {
+    assert(
+      snapshot.state.appliedIndex === snapshot.meta.index,
+      `snapshot ${snapshot.meta.index} holds state applied to ${snapshot.state.appliedIndex}`,
+    );
+    assert(
+      m.state.appliedIndex < snapshot.meta.index,
+      `node ${m.id} installs snapshot ${snapshot.meta.index} after applying ${m.state.appliedIndex}`,
+    );
+    m.state = cloneKvState(snapshot.state);
+    this.counters.snapshotsInstalled++;
+    this.#trace(`node ${m.id} installed snapshot ${snapshot.meta.index} (term ${snapshot.meta.term})`);
+  }
+
+  /**
+   * Compacts once `snapshotEntries` entries were applied since the last snapshot (Raft §7): the
+   * state is captured and the log before it dropped, on disk and in the core. The capture is durable
+   * at once, standing for a snapshot file written, synced and renamed before the log is truncated.
+   */
+  #maybeCompact(m: CoreMember, raw: RawNode): void {
+    const every = this.#snapshotEntries;
+    const d = m.disk;
+    const applied = m.state.appliedIndex;
+    if (every === undefined || applied - (d.snapshot?.meta.index ?? 0) < every) return;
+    const result = raw.compact(logIndex(applied));
+    // "not-applied": the entries are not durable here yet (a leader commits with its followers'
+    // copies); the next batch tries again.
+    if (!result.ok) return;
+    d.snapshot = { meta: result.snapshot, state: cloneKvState(m.state) };
+    d.entries = d.entries.filter((e) => e.index > applied);
+    d.written = true;
+    this.counters.compactions++;
+    this.#trace(`node ${m.id} compacted its log through ${applied}`);
   }
 
   /** Steps 3-5 of the Ready contract: messages that promise durability, apply, reads; then advance. */
@@ -419,28 +532,64 @@ class CoreCluster implements SimCluster<Message> {
     }
     this.#serveReads(m);
     raw.advance(rd);
+    this.#maybeCompact(m, raw);
   }
 
   #send(m: CoreMember, msg: Message): void {
     if (msg.type === "snapshot") {
-      // Level 1 never compacts, so a correct core never needs a snapshot; if it asks for one, the
-      // stream fails and the checkers judge what follows.
-      this.#trace(`node ${m.id} wanted to send a snapshot at ${msg.snapshot.index} to ${msg.to}`);
-      m.raw?.reportSnapshot(msg.to, false, msg.snapshot.index);
+      this.#sendSnapshot(m, msg);
       return;
     }
-    this.#env.network.send(m.id, msg.to, msg);
+    this.#env.network.send(m.id, msg.to, { message: msg });
+  }
+
+  /**
+   * Raft §7: sends the stored snapshot the core names to a follower that needs compacted entries.
+   * The core learns the outcome from the follower's answer; without one in `snapshotReceiptMs` the
+   * transfer is reported failed, so the leader probes again and offers its snapshot afresh.
+   */
+  #sendSnapshot(m: CoreMember, msg: Extract<Message, { type: "snapshot" }>): void {
+    const { to, snapshot: meta } = msg;
+    const raw = m.raw;
+    if (raw === undefined) return;
+    const stored = m.disk.snapshot;
+    if (stored === undefined || stored.meta.index !== meta.index) {
+      // The Ready contract: a snapshot compacted away meanwhile is reported, and the core offers the newer one.
+      raw.reportSnapshot(to, false, meta.index);
+      return;
+    }
+    this.#trace(`node ${m.id} sends snapshot ${meta.index} to ${to}`);
+    this.#env.network.send(m.id, to, { message: msg, snapshot: stored });
+    this.counters.snapshotsSent++;
+    this.#env.scheduler.after(
+      snapshotReceiptMs,
+      () => {
+        if (m.raw !== raw) return;
+        raw.reportSnapshot(to, false, meta.index);
+        this.#drive(m);
+      },
+      `snapshot receipt ${m.id}`,
+    );
   }
 
   #persist(
     m: CoreMember,
     batch: { readonly entries: readonly Entry[]; readonly hardState?: HardState },
+    snapshot: CoreSnapshot | undefined,
   ): void {
     const d = m.disk;
+    if (snapshot !== undefined) {
+      // Raft §7 receiver rule 7: the core installs a snapshot only when its log lacks the snapshot's
+      // last entry, so the whole stored log goes with it.
+      d.snapshot = snapshot;
+      d.entries = [];
+      d.written = true;
+    }
     const first = batch.entries[0];
     if (first !== undefined) {
       d.entries = d.entries.filter((e) => e.index < first.index);
-      assert((d.entries.at(-1)?.index ?? 0) === first.index - 1, `node ${m.id}: hole in the stored log`);
+      const last = d.entries.at(-1)?.index ?? d.snapshot?.meta.index ?? 0;
+      assert(last === first.index - 1, `node ${m.id}: hole in the stored log`);
       d.entries.push(...batch.entries);
       d.written = true;
     }
@@ -568,16 +717,20 @@ class CoreCluster implements SimCluster<Message> {
   }
 
   /**
-   * Records the durable log. The prefix up to the durable commit index is reported as compacted:
-   * committed entries are compared through `committed`/`applied` instead, which keeps each
-   * observation small (the log grows to thousands of entries).
+   * Records the durable log. The prefix up to the durable commit index (or the snapshot, whichever
+   * is further) is reported as compacted: committed entries are compared through
+   * `committed`/`applied` instead, which keeps each observation small (the log grows to thousands
+   * of entries).
    */
   #observeLog(m: CoreMember): void {
     const d = m.disk;
-    const commit = Math.min(d.hardState.commitIndex, d.entries.at(-1)?.index ?? 0);
+    const snap = d.snapshot?.meta;
+    const last = d.entries.at(-1)?.index ?? snap?.index ?? 0;
+    const commit = Math.max(Math.min(d.hardState.commitIndex, last), snap?.index ?? 0);
     const at = d.entries.findIndex((e) => e.index > commit);
-    const tail = at < 0 ? [] : d.entries.slice(at);
-    const base = d.entries[at < 0 ? d.entries.length - 1 : at - 1];
+    const cut = at < 0 ? d.entries.length : at;
+    const tail = d.entries.slice(cut);
+    const base = d.entries[cut - 1] ?? snap;
     const entries: ObservedEntry[] = tail.map((e) => ({
       index: e.index,
       term: e.term,

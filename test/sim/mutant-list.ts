@@ -84,6 +84,21 @@ export const mutants: readonly Mutant[] = [
     seedsMax: 3000,
   },
   {
+    // Raft §7 receiver rule 6 keeps the log after a snapshot only when it holds the snapshot's last
+    // entry with the same term; this follower keeps a log that merely reaches that index, so a
+    // conflicting entry from a deposed leader survives, is taken as committed, and is applied.
+    name: "install a snapshot without discarding a conflicting log (Raft §7)",
+    patches: [
+      p(
+        "src/raft/raw-node.ts",
+        "if (log.matchTerm(snap.index, snap.term)) {",
+        "if (log.termAt(snap.index) !== undefined) {",
+      ),
+    ],
+    level: 1,
+    seedsMax: 3000,
+  },
+  {
     name: "runtime: send acknowledgements before the Ready's writes are durable",
     patches: [
       p(

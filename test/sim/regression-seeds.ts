@@ -101,4 +101,14 @@ export const regressionSeeds: readonly RegressionSeed[] = [
     level: 2,
     why: "storage: as 3000106, a received snapshot not installed pruned the compaction point's snapshot (node 4 could not start)",
   },
+  {
+    seed: 3,
+    level: 2,
+    why: "runtime (issue 12, chunked snapshot streaming): a follower stored the transport's pieces as the snapshot file's chunks, so a state chunk split in transit failed to install ('pair cut') and stopped the node (also 7, 14, 17, 18 and more of the first 30); the stream now carries chunk lengths. The same seed had 17 snapshots refused as 'too many transfers' by finished transfers kept for late resumes; they no longer count",
+  },
+  {
+    seed: 18,
+    level: 2,
+    why: "runtime: as 3, a split state chunk stopped two followers; this seed also resumes transfers after broken connections",
+  },
 ];

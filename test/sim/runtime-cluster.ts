@@ -55,6 +55,8 @@ import { SimFileSystem } from "../../src/storage/sim-file-system.js";
 import { SnapshotStore } from "../../src/storage/snapshot-store.js";
 import { appliedIndexKey, keyKindCode, restoringKey } from "../../src/storage/state-store.js";
 import { Wal } from "../../src/storage/wal.js";
+import { decodeRaftMessage, encodeRaftMessage } from "../../src/transport/raft-codec.js";
+import type { IncomingSnapshot } from "../../src/transport/transport.js";
 import { assert } from "../../src/util/assert.js";
 import { crc32 } from "../../src/util/crc.js";
 import type { Prng } from "../../src/util/prng.js";
@@ -64,6 +66,11 @@ import type { ServiceKvInput, ServiceKvOutput } from "./kv-service-model.js";
 import type { SubmitResult } from "./kv-workload.js";
 import type { ObservedEntry, RaftObservation } from "./raft-safety.js";
 import type { SimCluster, SimEnvironment } from "./sim-runner.js";
+import {
+  type SimSnapshotEndpoint,
+  SimSnapshotLinks,
+  type SnapshotLinkCounters,
+} from "./sim-snapshot-links.js";
 import type { ReaderView, StreamEntry } from "./stream-checker.js";
 import {
   deadLetterStream,
@@ -91,26 +98,11 @@ const runtimeTickIntervalMs = 25;
 /** The simulated clock starts here as epoch milliseconds (the envelope's leader timestamp). */
 const epochMs = 1_700_000_000_000;
 
-/** How long a leader waits for a follower's receipt of a streamed snapshot before giving up. */
-const snapshotTransferTimeoutMs = 2_000;
-
-/** A snapshot streamed to a follower: the leader's snapshot message and the stored file's chunks. */
-interface SnapshotTransfer {
-  readonly type: "snapshot-data";
-  readonly id: number;
-  readonly message: SnapshotMessage;
-  readonly chunks: readonly Uint8Array[];
-}
-
-/** The follower's answer to a {@link SnapshotTransfer}: stored (and stepped into its core) or not. */
-interface SnapshotReceipt {
-  readonly type: "snapshot-receipt";
-  readonly id: number;
-  readonly ok: boolean;
-}
-
-/** What travels on level 2's network: Raft messages and snapshot streams. */
-export type RuntimeWire = Message | SnapshotTransfer | SnapshotReceipt;
+/**
+ * What travels on level 2's network as messages: Raft messages. Snapshots stream beside them
+ * (sim-snapshot-links.ts), chunk by chunk over connections on the same links.
+ */
+export type RuntimeWire = Message;
 
 /** What the runtime did with snapshots and the log, for reports and tests. */
 export type RuntimeCounters = {
@@ -120,7 +112,9 @@ export type RuntimeCounters = {
   compactions: number;
   /** Power losses aimed at a node receiving or installing a snapshot. */
   snapshotPowerLosses: number;
-};
+  /** Snapshot sends that gave up (partitions or crashes outlasting the resumes, a refusal). */
+  snapshotsAborted: number;
+} & SnapshotLinkCounters;
 
 /** One incarnation of a node's process: dead once the node crashes, so its timers and I/O stop. */
 interface Incarnation {
@@ -142,8 +136,8 @@ interface Incarnation {
   commitAtElection: number;
   /** Whether its runtime stopped on a fatal error (it then never leads, whatever its last role). */
   stopped: boolean;
-  /** Snapshot streams received, by id: a stream arrives once (the network may duplicate messages, a stream does not). */
-  readonly transfersSeen: Set<number>;
+  /** This process's end of the snapshot streams; closed when it dies. */
+  snapshots: SimSnapshotEndpoint | undefined;
   /** A power loss armed for this many ms after the log is compacted to the snapshot being installed. */
   powerLossAfterInstallMs: number | undefined;
 }
@@ -218,9 +212,8 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
    * disagree, state machine safety fails anyway). An acknowledged write is that entry.
    */
   readonly #firstEntryOf = new Map<string, string>();
-  /** Snapshot streams waiting for their receipt, by id. */
-  readonly #transfers = new Map<number, { settle: (ok: boolean) => void }>();
-  #transferSeq = 0;
+  /** Snapshot streams between the nodes: the transport's protocol over the network's links. */
+  readonly #snapshotLinks: SimSnapshotLinks;
   /** Nodes whose runtime stopped on a fatal error (fail-stop), with the error: a liveness problem. */
   readonly #fatal: string[] = [];
   /** Failures the runtime survived but a reader of a failing report should see (first of each kind). */
@@ -230,6 +223,9 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     snapshotsInstalled: 0,
     compactions: 0,
     snapshotPowerLosses: 0,
+    snapshotsAborted: 0,
+    snapshotDials: 0,
+    snapshotFramesLost: 0,
   };
   readonly kv;
   readonly sideWorkload: StreamWorkload | undefined;
@@ -238,6 +234,13 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     this.#env = env;
     this.#prng = env.prng;
     this.#trace = trace;
+    // Seeded apart from the cluster's stream, so runs without snapshots replay as before.
+    this.#snapshotLinks = new SimSnapshotLinks(
+      env.scheduler,
+      env.network,
+      env.options.networkSeed + 1,
+      this.counters,
+    );
     const ids = Array.from({ length: env.options.clusterSize }, (_, i) => i + 1);
     this.#initial = ids.map(nodeId);
     this.#desired = new Set(ids);
@@ -323,9 +326,12 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
       wasLeader: false,
       commitAtElection: 0,
       stopped: false,
-      transfersSeen: new Set(),
+      snapshots: undefined,
       powerLossAfterInstallMs: undefined,
     };
+    inc.snapshots = this.#snapshotLinks.endpoint(m.id, (incoming) =>
+      this.#receiveSnapshot(m.id, inc, incoming),
+    );
     m.current = inc;
     void this.#open(m, inc).catch((error: unknown) => {
       // A process that cannot start (corrupt log) stays down; the checkers judge the rest.
@@ -411,7 +417,7 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
               service: snapshots,
               entriesBetween: runtime.snapshotEntries,
               send: (message: SnapshotMessage, chunks: () => AsyncIterable<Uint8Array>) =>
-                this.#sendSnapshot(m.id, inc, message, chunks),
+                this.#sendSnapshot(inc, message, chunks),
             },
           }),
       proposalTimeoutMs: 2_000,
@@ -467,6 +473,7 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     const inc = m.current;
     if (inc === undefined) return;
     inc.alive = false;
+    inc.snapshots?.close();
     m.current = undefined;
     m.fs.crash();
     // The disk loses what was not synced; the state store, as lmdb's file, what no flush covered.
@@ -548,34 +555,28 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     return best;
   }
 
-  deliver(from: number, to: number, wire: RuntimeWire): void {
-    const inc = this.#members.get(to)?.current;
-    const g = inc?.group;
-    if (inc === undefined || g === undefined) return;
-    switch (wire.type) {
-      case "snapshot-data": {
-        if (inc.transfersSeen.has(wire.id)) return;
-        inc.transfersSeen.add(wire.id);
-        this.#maybeLosePowerDuringSnapshot(to, inc, "transfer");
-        // Store the stream, then step the leader's message into the core (it decides to install).
-        const chunks = (async function* () {
-          yield* wire.chunks;
-        })();
-        g.receiveSnapshot(wire.message, chunks).then(
-          () => this.#receipt(inc, to, from, wire.id, true),
-          (error: unknown) => {
-            this.#incident(`node ${to} could not store a snapshot`, describeError(error));
-            this.#receipt(inc, to, from, wire.id, false);
-          },
-        );
-        return;
-      }
-      case "snapshot-receipt":
-        this.#transfers.get(wire.id)?.settle(wire.ok);
-        return;
-      default:
-        g.receive(wire);
+  deliver(_from: number, to: number, wire: RuntimeWire): void {
+    this.#members.get(to)?.current?.group?.receive(wire);
+  }
+
+  /**
+   * A snapshot stream arriving at `node`, as NodeHost takes one: the meta is the leader's snapshot
+   * message; the runtime stores the stream, then steps the message into its core, and aborts the
+   * stream (failing the leader's send) when it cannot.
+   */
+  #receiveSnapshot(node: number, inc: Incarnation, incoming: IncomingSnapshot): void {
+    const g = inc.group;
+    const decoded = decodeRaftMessage(incoming.meta);
+    const message = decoded.ok ? decoded.message : undefined;
+    if (message?.type !== "snapshot" || message.from !== incoming.from || g === undefined || !inc.alive) {
+      incoming.abort("not a snapshot this node expects");
+      return;
     }
+    this.#maybeLosePowerDuringSnapshot(node, inc, "transfer");
+    g.receiveSnapshot(message, incoming.chunks).catch((error: unknown) => {
+      this.#incident(`node ${node} could not store a snapshot`, describeError(error));
+      incoming.abort(describeError(error));
+    });
   }
 
   /**
@@ -637,42 +638,25 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     );
   }
 
-  #receipt(inc: Incarnation, from: number, to: number, id: number, ok: boolean): void {
-    if (inc.alive) this.#env.network.send(from, to, { type: "snapshot-receipt", id, ok });
-  }
-
   /**
-   * Streams a stored snapshot to a follower over the simulated network (one message with every
-   * chunk); resolves on the follower's receipt, rejects on a failed one or when none comes in time.
+   * Streams a stored snapshot to a follower, as NodeHost does (the snapshot message as the meta),
+   * chunk by chunk over the simulated links; resolves once the follower consumed the verified
+   * stream, rejects when the transfer aborts (partitions and crashes outlasting the resumes).
    */
-  async #sendSnapshot(
-    from: number,
+  #sendSnapshot(
     inc: Incarnation,
     message: SnapshotMessage,
     chunks: () => AsyncIterable<Uint8Array>,
   ): Promise<void> {
-    const data: Uint8Array[] = [];
-    for await (const chunk of chunks()) data.push(chunk);
-    if (!inc.alive) throw new Error("the sender crashed");
-    const id = this.#transferSeq++;
+    const endpoint = inc.snapshots;
+    if (endpoint === undefined || !inc.alive) return Promise.reject(new Error("the sender crashed"));
     this.counters.snapshotsSent++;
-    const scheduler = this.#env.scheduler;
-    await new Promise<void>((resolve, reject) => {
-      const timer = scheduler.after(
-        snapshotTransferTimeoutMs,
-        () => this.#transfers.get(id)?.settle(false),
-        "snapshot timeout",
-      );
-      this.#transfers.set(id, {
-        settle: (ok) => {
-          this.#transfers.delete(id);
-          scheduler.cancel(timer);
-          if (ok) resolve();
-          else reject(new Error("the follower did not store the snapshot"));
-        },
+    return endpoint
+      .sendSnapshot(message.to, message.groupId, encodeRaftMessage(message), chunks())
+      .catch((error: unknown) => {
+        this.counters.snapshotsAborted++;
+        throw error;
       });
-      this.#env.network.send(from, message.to, { type: "snapshot-data", id, message, chunks: data });
-    });
   }
 
   // ------------------------------------------------------------------ state machine and clients

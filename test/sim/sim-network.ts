@@ -159,6 +159,19 @@ export class SimNetwork<M> {
     );
   }
 
+  /**
+   * The latency range of the link from -> to, [min, max] milliseconds (its override, else the
+   * network's): connections riding the link (snapshot streams) draw their own delays from it.
+   */
+  linkLatencyRange(from: number, to: number): readonly [number, number] {
+    return (
+      this.#latencyOverrides.get(linkKey(from, to)) ?? [
+        this.#options.latencyMinMs,
+        this.#options.latencyMaxMs,
+      ]
+    );
+  }
+
   /** Whether messages from `from` to `to` are dropped. */
   isBlocked(from: number, to: number): boolean {
     return this.#blocked.has(linkKey(from, to));

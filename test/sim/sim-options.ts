@@ -31,7 +31,8 @@ export interface RuntimeOptions {
    * Take a snapshot (and compact the log) every this many applied entries; undefined for none, in
    * which case the state machine lives in memory and is rebuilt from the whole log on restart. With
    * snapshots the state lives in a MemoryStateStore that survives crashes (its commits in flight do
-   * not), as lmdb would.
+   * not), as lmdb would. Level 1 uses it too: each core compacts its log every this many applied
+   * entries into a snapshot of its KV model's state (3/4 of runs, 8-64 entries).
    */
   readonly snapshotEntries: number | undefined;
   /** The WAL's segment size: small, so segments roll and compaction deletes them whole. */
@@ -75,7 +76,7 @@ export interface SimOptions {
   readonly disk: DiskOptions;
   readonly faults: FaultScheduleOptions;
   readonly workload: KvWorkloadOptions;
-  /** Level 2's runtime and storage settings (unused at the other levels). */
+  /** Level 2's runtime and storage settings (levels 0 and 1 use only `snapshotEntries`). */
   readonly runtime: RuntimeOptions;
   /** Level 2: the stream workload beside the key-value one, in half of the runs. */
   readonly streams: StreamWorkloadOptions | undefined;

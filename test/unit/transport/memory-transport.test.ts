@@ -1,6 +1,8 @@
 // The in-memory twin under a virtual clock and a seeded PRNG: it delivers in order by default,
 // and its faults (drop, duplicate, delay with reordering, partitions, full links) behave as
-// configured and replay exactly from the same seed.
+// configured and replay exactly from the same seed. Snapshots stream chunk by chunk through the
+// same simulated links (the TLS transport's protocol): each test drives a transfer on the virtual
+// clock and checks what a node would notice (the bytes, the sender's outcome, the consumer's).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { groupId, type NodeId } from "../../../src/raft/types.js";
@@ -11,6 +13,7 @@ import {
   type MemoryTransport,
   noFaults,
 } from "../../../src/transport/memory-transport.js";
+import { resolveTransportSettings } from "../../../src/transport/settings.js";
 import { Prng } from "../../../src/util/prng.js";
 import { n, type TestMessage, textCodec } from "./helpers.js";
 
@@ -176,28 +179,230 @@ describe("memory transport", () => {
     assert.deepEqual(inbox, ["after the restart"]);
     assert.throws(() => c.network.transport(n(2)), /already has a transport/);
   });
+});
 
-  it("streams a snapshot to the handler and resolves the sender when it is consumed", async () => {
-    const env = new ManualEnv(9);
-    const network = new MemoryNetwork<TestMessage>({ env });
+/** Lets promise reactions and the generators they resume run to completion. */
+const drain = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * Advances the virtual clock a millisecond at a time, letting the async code run in between, until
+ * `done()` holds; fails when it does not within `limitMs` of virtual time.
+ */
+async function runUntil(env: ManualEnv, done: () => boolean, limitMs = 120_000): Promise<void> {
+  const end = env.nowMs() + limitMs;
+  await drain();
+  while (!done()) {
+    assert.ok(env.nowMs() < end, `condition not reached within ${limitMs} ms of virtual time`);
+    env.advance(1);
+    await drain();
+  }
+}
+
+/** Small chunks and windows, so a short snapshot is many chunk frames and back-pressure bites. */
+const snapshotSettings = resolveTransportSettings({
+  frameBytesMax: 4096,
+  snapshotChunkBytesMax: 4,
+  snapshotWindowChunksMax: 2,
+  snapshotResumeAttemptsMax: 3,
+  reconnectBackoffBaseMs: 10,
+  reconnectBackoffMaxMs: 40,
+  snapshotResumeTimeoutMs: 5_000,
+  snapshotStallTimeoutMs: 5_000,
+});
+
+const snapshotBytes = Uint8Array.from({ length: 64 }, (_, i) => (i * 7 + 3) & 0xff);
+
+/** The source: the snapshot in uneven pieces, counting how many were pulled. */
+function source(pulls: { count: number }): AsyncIterable<Uint8Array> {
+  return {
+    async *[Symbol.asyncIterator]() {
+      for (let at = 0; at < snapshotBytes.length; at += 5) {
+        pulls.count++;
+        yield snapshotBytes.slice(at, at + 5);
+      }
+    },
+  };
+}
+
+/** What one transfer did: bytes received, chunk arrivals (virtual time), and how each side ended. */
+interface Transfer {
+  readonly env: ManualEnv;
+  readonly network: MemoryNetwork<TestMessage>;
+  readonly receiver: MemoryTransport<TestMessage>;
+  readonly received: number[];
+  readonly log: string[];
+  readonly pulls: { count: number };
+  readonly handlerCalls: { count: number };
+  /** Lets the consumer take one more chunk (when paused) or every chunk (`Infinity`). */
+  allow(chunks: number): void;
+  sender: "pending" | "done" | string;
+  consumer: "pending" | "done" | string;
+}
+
+function startTransfer(seed: number, faults: LinkFaults, paused = false): Transfer {
+  const env = new ManualEnv(seed);
+  const network = new MemoryNetwork<TestMessage>({ env, faults, settings: snapshotSettings });
+  const a = network.transport(n(1));
+  const receiver = network.transport(n(2));
+  a.setPeers(new Map([[n(2), { host: "memory", port: 2 }]]));
+  let allowed = paused ? 0 : Number.POSITIVE_INFINITY;
+  const wakers: (() => void)[] = [];
+  const t: Transfer = {
+    env,
+    network,
+    receiver,
+    received: [],
+    log: [],
+    pulls: { count: 0 },
+    handlerCalls: { count: 0 },
+    allow(chunks) {
+      allowed += chunks;
+      for (const wake of wakers.splice(0)) wake();
+    },
+    sender: "pending",
+    consumer: "pending",
+  };
+  receiver.onSnapshot((incoming) => {
+    t.handlerCalls.count++;
+    void (async () => {
+      try {
+        for await (const chunk of incoming.chunks) {
+          t.received.push(...chunk);
+          t.log.push(`${env.nowMs()}:${t.received.length}`);
+          allowed--;
+          while (allowed <= 0) await new Promise<void>((resolve) => wakers.push(resolve));
+        }
+        t.consumer = "done";
+      } catch (error) {
+        t.consumer = (error as { code?: string }).code ?? String(error);
+      }
+    })();
+  });
+  a.sendSnapshot(n(2), groupId(1), new Uint8Array([9]), source(t.pulls)).then(
+    () => {
+      t.sender = "done";
+    },
+    (error: unknown) => {
+      t.sender = (error as { code?: string }).code ?? String(error);
+    },
+  );
+  return t;
+}
+
+const slowLink: LinkFaults = { ...noFaults, delayMinMs: 1, delayMaxMs: 8 };
+
+describe("memory transport: chunked, resumable snapshots (the TLS transport's protocol)", () => {
+  it("streams a snapshot chunk by chunk and resolves the sender once the receiver consumed it", async () => {
+    const t = startTransfer(9, slowLink);
+    await runUntil(t.env, () => t.sender !== "pending" && t.consumer !== "pending");
+    assert.equal(t.sender, "done");
+    assert.equal(t.consumer, "done");
+    assert.deepEqual(t.received, [...snapshotBytes]);
+    assert.equal(t.log.length, 25, "12 pieces of 5 bytes split at 4 (4 + 1), then one of 4");
+    assert.ok(new Set(t.log.map((l) => l.split(":")[0])).size > 4, "chunks arrive over time, not at once");
+  });
+
+  it("holds the sender to the flow-control window while the consumer does not read", async () => {
+    const t = startTransfer(10, slowLink, true);
+    await runUntil(t.env, () => t.received.length > 0);
+    t.env.advance(1_000);
+    await drain();
+    // One chunk taken, two more in the window: at most 12 bytes, three 5-byte pieces, were pulled.
+    assert.ok(t.pulls.count <= 3, `pulled ${t.pulls.count} pieces`);
+    assert.equal(t.sender, "pending");
+    t.allow(Number.POSITIVE_INFINITY);
+    await runUntil(t.env, () => t.sender !== "pending");
+    assert.equal(t.sender, "done");
+    assert.deepEqual(t.received, [...snapshotBytes]);
+  });
+
+  it("resumes a transfer cut mid-way from the last chunk the receiver holds, with the right bytes", async () => {
+    const t = startTransfer(11, slowLink);
+    await runUntil(t.env, () => t.received.length >= 20);
+    t.network.partition([[n(1)], [n(2)]]);
+    const cutAt = t.received.length;
+    t.env.advance(30);
+    await drain();
+    t.network.heal();
+    t.network.setFaults(slowLink);
+    await runUntil(t.env, () => t.sender !== "pending" && t.consumer !== "pending");
+    assert.equal(t.sender, "done");
+    assert.equal(t.consumer, "done");
+    assert.deepEqual(t.received, [...snapshotBytes], "every byte once, in order");
+    assert.equal(t.handlerCalls.count, 1, "the same transfer went on: the handler saw one stream");
+    assert.ok(cutAt < snapshotBytes.length, "the cut came before the end");
+  });
+
+  it("aborts with ERR_SNAPSHOT_ABORTED when the receiver crashes mid-transfer", async () => {
+    const t = startTransfer(12, slowLink);
+    await runUntil(t.env, () => t.received.length >= 20);
+    void t.receiver.close();
+    await runUntil(t.env, () => t.sender !== "pending" && t.consumer !== "pending");
+    assert.equal(t.sender, "ERR_SNAPSHOT_ABORTED");
+    assert.equal(t.consumer, "ERR_TRANSPORT_CLOSED", "the crashed node's consumer never sees the end");
+    assert.ok(t.received.length < snapshotBytes.length);
+  });
+
+  it("aborts with ERR_SNAPSHOT_ABORTED when the receiver is unreachable for every attempt", async () => {
+    const env = new ManualEnv(13);
+    const network = new MemoryNetwork<TestMessage>({ env, settings: snapshotSettings });
+    const a = network.transport(n(1));
+    network.transport(n(2)).onSnapshot(() => assert.fail("nothing gets through"));
+    a.setPeers(new Map([[n(2), { host: "memory", port: 2 }]]));
+    network.partition([[n(1)], [n(2)]]);
+    let outcome = "pending";
+    a.sendSnapshot(n(2), groupId(1), new Uint8Array(0), source({ count: 0 })).then(
+      () => {
+        outcome = "done";
+      },
+      (error: unknown) => {
+        outcome = (error as { code?: string }).code ?? String(error);
+      },
+    );
+    await runUntil(env, () => outcome !== "pending");
+    assert.equal(outcome, "ERR_SNAPSHOT_ABORTED");
+  });
+
+  it("a finished transfer does not count against snapshotTransfersMax", async () => {
+    const env = new ManualEnv(16);
+    const settings = { ...snapshotSettings, snapshotTransfersMax: 1 };
+    const network = new MemoryNetwork<TestMessage>({ env, faults: slowLink, settings });
     const a = network.transport(n(1));
     const b = network.transport(n(2));
     a.setPeers(new Map([[n(2), { host: "memory", port: 2 }]]));
-    const got: number[] = [];
-    b.onSnapshot((s) => {
+    b.onSnapshot((incoming) => {
       void (async () => {
-        for await (const chunk of s.chunks) got.push(...chunk);
+        for await (const _chunk of incoming.chunks) {
+          // consumed
+        }
       })();
     });
-    async function* chunks(): AsyncGenerator<Uint8Array> {
-      yield new Uint8Array([1, 2]);
-      yield new Uint8Array([3]);
+    const outcomes: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      a.sendSnapshot(n(2), groupId(1), new Uint8Array(0), source({ count: 0 })).then(
+        () => outcomes.push("done"),
+        (error: unknown) => outcomes.push((error as { code?: string }).code ?? String(error)),
+      );
+      await runUntil(env, () => outcomes.length === i + 1);
     }
-    await a.sendSnapshot(n(2), groupId(1), new Uint8Array(0), chunks());
-    assert.deepEqual(got, [1, 2, 3]);
-    network.partition([[n(1)], [n(2)]]);
-    await assert.rejects(a.sendSnapshot(n(2), groupId(1), new Uint8Array(0), chunks()), {
-      code: "ERR_SNAPSHOT_ABORTED",
-    });
+    assert.deepEqual(outcomes, ["done", "done", "done"], "one after another, each within the resume timeout");
+  });
+
+  it("replays exactly from a seed: chunk arrival times, a cut and the resume", async () => {
+    const run = async (seed: number): Promise<string[]> => {
+      const t = startTransfer(seed, { ...noFaults, delayMinMs: 1, delayMaxMs: 20 });
+      await runUntil(t.env, () => t.received.length >= 16);
+      t.network.cut(n(2), n(1));
+      t.env.advance(25);
+      await drain();
+      t.network.heal();
+      t.network.setFaults({ ...noFaults, delayMinMs: 1, delayMaxMs: 20 });
+      await runUntil(t.env, () => t.sender !== "pending");
+      assert.deepEqual(t.received, [...snapshotBytes]);
+      return [...t.log, `sender ${t.sender} at ${t.env.nowMs()}`];
+    };
+    const first = await run(14);
+    assert.deepEqual(await run(14), first, "same seed, same trace");
+    assert.notDeepEqual(await run(15), first, "another seed, another trace");
   });
 });
