@@ -18,6 +18,8 @@ export interface DevClusterOptions {
   readonly httpPort: number;
   /** First peer port; node i listens on peerPort + i - 1. */
   readonly peerPort: number;
+  /** First Redis port; node i listens on redisPort + i - 1 (no Redis server when absent). */
+  readonly redisPort?: number;
   /** The script that runs `cairn` (bin/cairn.js). */
   readonly cairnBin: string;
   /** Where progress lines go. */
@@ -33,6 +35,8 @@ export interface DevNodeInfo {
   pid: number | null;
   readonly httpUrl: string;
   readonly peerAddress: string;
+  /** host:port of its Redis protocol server, or null when not served. */
+  readonly redisAddress: string | null;
   readonly dataDir: string;
   readonly logFile: string;
 }
@@ -55,6 +59,8 @@ export interface NodeProcessSpec {
   /** host:port for peers. */
   readonly peerAddress: string;
   readonly httpUrl: string;
+  /** host:port for Redis clients, if served. */
+  readonly redisAddress?: string | null;
   readonly membership: { readonly initialCluster: string } | { readonly join: string };
   readonly tls: { readonly caPath: string; readonly certPath: string; readonly keyPath: string };
 }
@@ -71,6 +77,9 @@ export function nodeArgs(spec: NodeProcessSpec): string[] {
     spec.peerAddress,
     "--http-listen",
     spec.httpUrl.replace("http://", ""),
+    ...(spec.redisAddress !== undefined && spec.redisAddress !== null
+      ? ["--redis-listen", spec.redisAddress]
+      : []),
     ...("join" in spec.membership
       ? ["--join", spec.membership.join]
       : ["--initial-cluster", spec.membership.initialCluster]),
@@ -102,6 +111,7 @@ export async function startDevCluster(options: DevClusterOptions): Promise<DevCl
     pid: null,
     httpUrl: `http://127.0.0.1:${options.httpPort + i}`,
     peerAddress: `127.0.0.1:${options.peerPort + i}`,
+    redisAddress: options.redisPort === undefined ? null : `127.0.0.1:${options.redisPort + i}`,
     dataDir: join(root, name),
     logFile: join(root, `${name}.log`),
   }));

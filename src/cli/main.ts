@@ -94,32 +94,44 @@ export function buildProgram(): Command {
     .option("--dir <dir>", "where data, logs and certificates live", ".cairn")
     .option("--http-port <port>", "HTTP port of the first node", integer("http-port"), 8081)
     .option("--peer-port <port>", "peer port of the first node", integer("peer-port"), 7001)
-    .action(async (options: { nodes: number; dir: string; httpPort: number; peerPort: number }) => {
-      const cluster = await startDevCluster({
-        ...options,
-        cairnBin: new URL("../../bin/cairn.js", import.meta.url).pathname,
-        print,
-      });
-      print(`Cairn local cluster: ${cluster.nodes.length} nodes (Ctrl-C stops them all)`);
-      for (const n of cluster.nodes)
-        print(`  ${n.name}  HTTP ${n.httpUrl}  peer ${n.peerAddress}  pid ${n.pid}  log ${n.logFile}`);
-      const first = cluster.nodes[0]?.httpUrl ?? "";
-      print("\nTry:");
-      print(
-        `  curl -s -X PUT ${first}/v1/kv/hello -H 'content-type: application/json' -d '{"value":"world"}'`,
-      );
-      print(`  curl -s ${cluster.nodes.at(-1)?.httpUrl ?? first}/v1/kv/hello`);
-      print(`  curl -s ${first}/v1/cluster`);
-      print("  npx cairn kv get hello");
-      await new Promise<void>((done) => {
-        const stop = () => {
-          print("\nstopping the cluster...");
-          void cluster.close().then(done);
-        };
-        process.once("SIGINT", stop);
-        process.once("SIGTERM", stop);
-      });
-    });
+    .option("--redis-port <port>", "Redis port of the first node", integer("redis-port"), 6381)
+    .action(
+      async (options: {
+        nodes: number;
+        dir: string;
+        httpPort: number;
+        peerPort: number;
+        redisPort: number;
+      }) => {
+        const cluster = await startDevCluster({
+          ...options,
+          cairnBin: new URL("../../bin/cairn.js", import.meta.url).pathname,
+          print,
+        });
+        print(`Cairn local cluster: ${cluster.nodes.length} nodes (Ctrl-C stops them all)`);
+        for (const n of cluster.nodes)
+          print(
+            `  ${n.name}  HTTP ${n.httpUrl}  Redis ${n.redisAddress}  peer ${n.peerAddress}  pid ${n.pid}  log ${n.logFile}`,
+          );
+        const first = cluster.nodes[0]?.httpUrl ?? "";
+        print("\nTry:");
+        print(
+          `  curl -s -X PUT ${first}/v1/kv/hello -H 'content-type: application/json' -d '{"value":"world"}'`,
+        );
+        print(`  curl -s ${cluster.nodes.at(-1)?.httpUrl ?? first}/v1/kv/hello`);
+        print(`  curl -s ${first}/v1/cluster`);
+        print("  npx cairn kv get hello");
+        print(`  redis-cli -p ${options.redisPort} set hello world`);
+        await new Promise<void>((done) => {
+          const stop = () => {
+            print("\nstopping the cluster...");
+            void cluster.close().then(done);
+          };
+          process.once("SIGINT", stop);
+          process.once("SIGTERM", stop);
+        });
+      },
+    );
 
   const kv = program
     .command("kv")

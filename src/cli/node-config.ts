@@ -21,6 +21,8 @@ export interface NodeConfig {
   readonly dataDir: string;
   readonly peerListen: HostPort;
   readonly httpListen: HostPort;
+  /** Where the Redis protocol is served; undefined: not served. */
+  readonly redisListen: HostPort | undefined;
   readonly initialCluster: readonly InitialMember[];
   readonly join: string | undefined;
   readonly tlsCa: string | undefined;
@@ -85,6 +87,12 @@ export const nodeSettings: readonly Setting[] = [
     kind: "host-port",
     default: "127.0.0.1:8081",
     description: "address of the HTTP API",
+  },
+  {
+    key: "redisListen",
+    flag: "redis-listen",
+    kind: "host-port",
+    description: "address of the Redis protocol server (not served when unset)",
   },
   {
     key: "initialCluster",

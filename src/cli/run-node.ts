@@ -11,6 +11,7 @@ import { RaftGroup } from "../node/raft-group.js";
 import { WalGroupStorage } from "../node/wal-group-storage.js";
 import { groupId, type NodeId, nodeId } from "../raft/index.js";
 import { buildHttpApp } from "../server/http/app.js";
+import { startRespServer } from "../server/resp/index.js";
 import { ApplyNotifier } from "../service/apply-notifier.js";
 import { type JoinAnswer, Membership } from "../service/cluster/membership.js";
 import { ClusterService } from "../service/cluster-service.js";
@@ -129,7 +130,9 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     peers,
   });
   const httpUrl = `http://${config.httpListen.host}:${config.httpListen.port}`;
-  const host = new NodeHost({ self: { id, name: identity.name, httpUrl }, transport, env });
+  const redisAddress = config.redisListen && `${config.redisListen.host}:${config.redisListen.port}`;
+  const endpoints = redisAddress !== undefined ? { endpoints: { redis: redisAddress } } : {};
+  const host = new NodeHost({ self: { id, name: identity.name, httpUrl, ...endpoints }, transport, env });
   // Applied rounds reach lmdb together every 50 ms: the WAL already holds them durably.
   const backend = new StoreBackend(store, MAIN_GROUP, { flushIntervalMs: 50, after: env.after });
   const applied = new ApplyNotifier(undefined, env);
@@ -208,6 +211,8 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
           : { ready: true },
   });
   await http.listen({ host: config.httpListen.host, port: config.httpListen.port });
+  const redis =
+    config.redisListen && (await startRespServer({ kv, status: () => cluster.status() }, config.redisListen));
 
   // Once a second: membership upkeep, and the leader sweeps expired keys by its own clock, carried
   // in the entry so replicas agree.
@@ -241,7 +246,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
   });
 
   log(
-    `node ${identity.name} (id ${id}) of cluster ${identity.clusterId}: HTTP ${httpUrl}, peers on ${config.peerListen.host}:${config.peerListen.port}`,
+    `node ${identity.name} (id ${id}) of cluster ${identity.clusterId}: HTTP ${httpUrl}${redis ? `, Redis ${redis.address}` : ""}, peers on ${config.peerListen.host}:${config.peerListen.port}`,
   );
   return {
     id,
@@ -250,6 +255,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     close: async () => {
       cancelSweep();
       await http.close();
+      await redis?.close();
       await group.stop();
       host.close();
       await transport.close();
