@@ -12,8 +12,11 @@ import { ProcessCluster, type ProcessNode } from "../support/process-cluster.js"
 function redisCli(address: string, args: readonly string[], input = ""): Promise<string> {
   const [host = "", port = ""] = address.split(":");
   return new Promise((resolve, reject) => {
-    const child = execFile("redis-cli", ["-h", host, "-p", port, ...args], { timeout: 60_000 }, (error, stdout) =>
-      error === null ? resolve(stdout) : reject(error),
+    const child = execFile(
+      "redis-cli",
+      ["-h", host, "-p", port, ...args],
+      { timeout: 60_000 },
+      (error, stdout) => (error === null ? resolve(stdout) : reject(error)),
     );
     child.stdin?.end(input);
   });
@@ -51,7 +54,11 @@ describe("Redis clients through a follower of a 3-node cluster", { timeout: 300_
     const out = await redisCli(follower.redisAddress, ["--pipe"], commands);
     assert.match(out, /errors: 0, replies: 1000/);
     assert.equal(await redisCli(follower.redisAddress, ["get", "pipe:999"]), "999\n");
-    const tx = await redisCli(follower.redisAddress, [], "WATCH cli:tx\nMULTI\nSET cli:tx 1\nINCR cli:tx\nEXEC\n");
+    const tx = await redisCli(
+      follower.redisAddress,
+      [],
+      "WATCH cli:tx\nMULTI\nSET cli:tx 1\nINCR cli:tx\nEXEC\n",
+    );
     assert.equal(tx, "OK\nOK\nQUEUED\nQUEUED\nOK\n2\n");
   });
 
@@ -99,7 +106,9 @@ describe("Redis clients through a follower of a 3-node cluster", { timeout: 300_
         assert.equal(await client.get(`${p}a`), "1");
         assert.equal(await client.incrBy(`${p}a`, 5), 6);
         assert.deepEqual(await client.mGet([`${p}a`, `${p}missing`]), ["6", null]);
-        const replies = await Promise.all(Array.from({ length: 1000 }, (_, i) => client.set(`${p}pipe:${i}`, String(i))));
+        const replies = await Promise.all(
+          Array.from({ length: 1000 }, (_, i) => client.set(`${p}pipe:${i}`, String(i))),
+        );
         assert.ok(replies.every((reply) => reply === "OK"));
         await client.watch(`${p}w`);
         assert.deepEqual(await client.multi().set(`${p}w`, "x").get(`${p}w`).exec(), ["OK", "x"]);
