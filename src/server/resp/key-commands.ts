@@ -42,19 +42,25 @@ function expiryAmount(
 
 /** SET key value [NX | XX] [GET] [EX s | PX ms | EXAT ts | PXAT ms | KEEPTTL] */
 async function set(call: CommandCall): Promise<Reply> {
+  // As Redis: an option may repeat (the last amount wins); only conflicting options are an error.
   let condition: "nx" | "xx" | undefined;
   let get = false;
+  let unit: "ex" | "px" | "exat" | "pxat" | "keepttl" | undefined;
   let expiry: Expiry | undefined;
   for (let i = 3; i < call.args.length; i++) {
     const option = text(call.args[i]).toLowerCase();
-    if ((option === "nx" || option === "xx") && condition === undefined) condition = option;
-    else if (option === "get" && !get) get = true;
-    else if (option === "keepttl" && expiry === undefined) expiry = { kind: "keep" };
-    else if (
+    if ((option === "nx" || option === "xx") && (condition === undefined || condition === option)) {
+      condition = option;
+    } else if (option === "get") get = true;
+    else if (option === "keepttl" && (unit === undefined || unit === option)) {
+      unit = option;
+      expiry = { kind: "keep" };
+    } else if (
       (option === "ex" || option === "px" || option === "exat" || option === "pxat") &&
-      expiry === undefined &&
+      (unit === undefined || unit === option) &&
       i + 1 < call.args.length
     ) {
+      unit = option;
       const amount = expiryAmount("set", option, arg(call, ++i));
       if (!amount.ok) return amount.reply;
       expiry = amount.expiry;
