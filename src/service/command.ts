@@ -199,7 +199,7 @@ function bytesAsBase64(_key: string, value: unknown): unknown {
 }
 
 /** How a remembered result's field is checked when it is read back. */
-type FieldCodec = "number" | "boolean" | "string" | "numbers" | "deliveries" | "bytes-or-null";
+type FieldCodec = "number" | "boolean" | "string" | "numbers" | "deliveries" | "bytes-or-null" | "kv-results";
 
 /** The codec a field of type `T` takes. */
 type CodecOf<T> = T extends number
@@ -214,7 +214,9 @@ type CodecOf<T> = T extends number
           ? "deliveries"
           : T extends Uint8Array | null
             ? "bytes-or-null"
-            : never;
+            : T extends readonly KvResult[]
+              ? "kv-results"
+              : never;
 
 /** The fields of the successful result of kind `K`, beyond its tag. */
 type SuccessFields<K extends CommandKind> = Omit<
@@ -239,6 +241,8 @@ const successFields: {
   "kv.update": { value: "bytes-or-null", length: "number", revision: "number" },
   "kv.copy": { done: "boolean", revision: "number" },
   "kv.flush": { removed: "number" },
+  "kv.read": { value: "bytes-or-null", expireAtMs: "number" },
+  "kv.transaction": { aborted: "boolean", results: "kv-results" },
   "members.register": {},
   "members.unregister": {},
   "streams.create": { created: "boolean" },
@@ -281,6 +285,8 @@ function checkField(value: unknown, codec: FieldCodec): boolean {
       return Array.isArray(value) && value.every((v) => typeof v === "number");
     case "bytes-or-null":
       return value === null || (isRecord(value) && typeof value["base64"] === "string");
+    case "kv-results":
+      return Array.isArray(value) && value.every((v) => isRecord(v) && typeof v["kind"] === "string");
     case "deliveries":
       return (
         Array.isArray(value) &&
@@ -326,13 +332,21 @@ export function decodeStoredResult<C extends Command>(command: C, text: string):
   for (const [field, codec] of Object.entries<FieldCodec>(successFields[kind])) {
     const fieldValue = value[field];
     if (!checkField(fieldValue, codec)) throw new DecodeError(`remembered result of ${kind} lacks ${field}`);
-    fields[field] =
-      codec === "bytes-or-null" && isRecord(fieldValue)
-        ? new Uint8Array(Buffer.from(String(fieldValue["base64"]), "base64"))
-        : fieldValue;
+    fields[field] = restoreBytes(fieldValue);
   }
   // A decoder's cast: every field of the kind's result type was checked above.
   return fields as unknown as ResultOf<C>;
+}
+
+/** Turns the `{"base64": ...}` objects {@link bytesAsBase64} wrote back into bytes, at any depth. */
+function restoreBytes(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(restoreBytes);
+  if (!isRecord(value)) return value;
+  const keys = Object.keys(value);
+  if (keys.length === 1 && typeof value["base64"] === "string") {
+    return new Uint8Array(Buffer.from(value["base64"], "base64"));
+  }
+  return Object.fromEntries(keys.map((k) => [k, restoreBytes(value[k])]));
 }
 
 function dedupeIndexKey(tsMs: number, key: Uint8Array): Uint8Array {

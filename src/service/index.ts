@@ -30,6 +30,8 @@ export {
   type KvRangePage,
   type KvRangeQuery,
   type KvRecord,
+  type KvResult,
+  type KvStep,
   nextExpiryMs,
 } from "./kv/index.js";
 export {

@@ -12,6 +12,8 @@ import {
   type KvRangePage,
   type KvRangeQuery,
   type KvRecord,
+  type KvResult,
+  type KvStep,
   type KvTtlCondition,
   type KvUpdateOp,
   kvExpiringCount,
@@ -77,6 +79,35 @@ export interface KvPutOptions {
 export interface KvWriteAck {
   readonly revision: number;
   readonly duplicate: boolean;
+}
+
+/** The keys a transaction step names. */
+function stepKeys(step: KvStep): readonly Uint8Array[] {
+  switch (step.type) {
+    case "put-many":
+      return step.pairs.map(([key]) => key);
+    case "copy":
+      return [step.from, step.to];
+    case "flush":
+      return [];
+    default:
+      return [step.key];
+  }
+}
+
+/** The value bytes a transaction step carries. */
+function stepValueBytes(step: KvStep): number {
+  switch (step.type) {
+    case "put":
+    case "set":
+      return step.value.length;
+    case "put-many":
+      return step.pairs.reduce((sum, [, value]) => sum + value.length, 0);
+    case "update":
+      return step.op.kind === "append" || step.op.kind === "set-range" ? step.op.bytes.length : 0;
+    default:
+      return 0;
+  }
 }
 
 /** The key-value service. */
@@ -392,6 +423,35 @@ export class KvService {
   async flush(options: { readonly idempotencyKey?: string } = {}): Promise<{ removed: number }> {
     const { result } = await this.#propose({ type: "flush" }, options.idempotencyKey);
     return { removed: result.removed };
+  }
+
+  /**
+   * Applies `commands` as one entry (Redis MULTI/EXEC), unless a watched key's modify revision
+   * (0: absent) has changed by then: `aborted`, and nothing ran. Each command's result is given in
+   * order; a refused command does not undo the others.
+   */
+  async transaction(
+    watch: readonly (readonly [key: Uint8Array, revision: number])[],
+    commands: readonly KvStep[],
+  ): Promise<{ aborted: boolean; results: readonly KvResult[] }> {
+    if (commands.length > this.#limits.putManyKeysMax) {
+      throw new CairnError(
+        "ERR_BAD_REQUEST",
+        `a transaction holds at most ${this.#limits.putManyKeysMax} commands`,
+      );
+    }
+    let bytes = 0;
+    for (const [key] of watch) this.#checkKey(key);
+    for (const step of commands) {
+      for (const key of stepKeys(step)) {
+        this.#checkKey(key);
+        bytes += key.length;
+      }
+      bytes += stepValueBytes(step);
+    }
+    this.#checkValue(bytes);
+    const { result } = await this.#propose({ type: "transaction", watch, commands }, undefined);
+    return { aborted: result.aborted, results: result.results };
   }
 
   #checkValue(bytes: number): void {

@@ -26,7 +26,7 @@ const arg = (call: CommandCall, i: number): Buffer => call.args[i] ?? Buffer.all
  * An EX / PX / EXAT / PXAT amount as Redis reads it: an integer (else the not-integer error),
  * positive, and representable in milliseconds (else "invalid expire time").
  */
-function expiryAmount(
+export function expiryAmount(
   name: string,
   unit: "ex" | "px" | "exat" | "pxat",
   raw: Buffer,
@@ -40,38 +40,48 @@ function expiryAmount(
   return { ok: true, expiry: { kind: unit === "ex" || unit === "px" ? "after" : "at", ms: Number(ms) } };
 }
 
-/** SET key value [NX | XX] [GET] [EX s | PX ms | EXAT ts | PXAT ms | KEEPTTL] */
-async function set(call: CommandCall): Promise<Reply> {
+/** SET's options, parsed. */
+export interface SetOptions {
+  readonly condition?: "nx" | "xx";
+  readonly returnOld: boolean;
+  readonly expiry: Expiry;
+}
+
+/** Parses SET's options: [NX | XX] [GET] [EX s | PX ms | EXAT ts | PXAT ms | KEEPTTL], or an error reply. */
+export function parseSetOptions(args: readonly Buffer[]): SetOptions | Reply {
   // As Redis: an option may repeat (the last amount wins); only conflicting options are an error.
   let condition: "nx" | "xx" | undefined;
-  let get = false;
+  let returnOld = false;
   let unit: "ex" | "px" | "exat" | "pxat" | "keepttl" | undefined;
-  let expiry: Expiry | undefined;
-  for (let i = 3; i < call.args.length; i++) {
-    const option = text(call.args[i]).toLowerCase();
+  let expiry: Expiry = { kind: "never" };
+  for (let i = 3; i < args.length; i++) {
+    const option = text(args[i]).toLowerCase();
     if ((option === "nx" || option === "xx") && (condition === undefined || condition === option)) {
       condition = option;
-    } else if (option === "get") get = true;
+    } else if (option === "get") returnOld = true;
     else if (option === "keepttl" && (unit === undefined || unit === option)) {
       unit = option;
       expiry = { kind: "keep" };
     } else if (
       (option === "ex" || option === "px" || option === "exat" || option === "pxat") &&
       (unit === undefined || unit === option) &&
-      i + 1 < call.args.length
+      i + 1 < args.length
     ) {
       unit = option;
-      const amount = expiryAmount("set", option, arg(call, ++i));
+      const amount = expiryAmount("set", option, args[++i] ?? Buffer.alloc(0));
       if (!amount.ok) return amount.reply;
       expiry = amount.expiry;
     } else return syntaxError;
   }
-  const result = await call.server.kv.set(arg(call, 1), arg(call, 2), {
-    ...(condition !== undefined ? { condition } : {}),
-    returnOld: get,
-    expiry: expiry ?? { kind: "never" },
-  });
-  if (get) return r.bulkOrNil(result.old);
+  return { ...(condition !== undefined ? { condition } : {}), returnOld, expiry };
+}
+
+/** SET key value [options] */
+async function set(call: CommandCall): Promise<Reply> {
+  const options = parseSetOptions(call.args);
+  if ("t" in options) return options;
+  const result = await call.server.kv.set(arg(call, 1), arg(call, 2), options);
+  if (options.returnOld) return r.bulkOrNil(result.old);
   return result.written ? r.ok : r.nil;
 }
 

@@ -1,8 +1,9 @@
 // MULTI / EXEC / DISCARD / WATCH / UNWATCH. Queued commands are checked as Redis checks them when
 // queued (unknown command, wrong arity: EXEC then aborts with EXECABORT).
-import type { ClientState, CommandCall, ServerContext } from "./command-table.js";
+import { type ClientState, type CommandCall, type ServerContext, text } from "./command-table.js";
 import { type Reply, r } from "./resp-reply.js";
-import { refuseCall, runCommand } from "./resp-server.js";
+import { refuseCall } from "./resp-server.js";
+import { canQueue, type TransactionPlan, transactionPlanners } from "./transaction-plans.js";
 
 /** MULTI */
 export function multi({ client }: CommandCall): Reply {
@@ -57,25 +58,39 @@ export function queueInTransaction(args: readonly Buffer[], client: ClientState)
     client.multiFailed = true;
     return refused;
   }
+  if (!canQueue(args)) {
+    client.multiFailed = true;
+    return r.error(`ERR Cairn cannot run '${text(args[0])}' inside MULTI (see docs/redis.md)`);
+  }
   client.multi?.push(args);
   return r.simple("QUEUED");
 }
 
 /**
- * EXEC: aborts if a queued command was refused; otherwise runs the queue, answering nil when a
- * watched key changed.
+ * EXEC: aborts if a queued command was refused; otherwise proposes every queued command's steps as
+ * one transaction entry, which applies them atomically and answers nil when a watched key changed.
  */
 export async function execTransaction(client: ClientState, server: ServerContext): Promise<Reply> {
   const queued = client.multi ?? [];
   const failed = client.multiFailed;
-  const watched = new Map(client.watched);
+  const watched = [...client.watched].map(([id, revision]) => [Buffer.from(id, "latin1"), revision] as const);
   endTransaction(client);
   if (failed) return r.error("EXECABORT Transaction discarded because of previous errors.");
-  for (const [id, revision] of watched) {
-    const { record } = await server.kv.get(Buffer.from(id, "latin1"));
-    if ((record?.modRevision ?? 0) !== revision) return { t: "null-array" };
-  }
-  const replies: Reply[] = [];
-  for (const args of queued) replies.push(await runCommand(args, client, server));
-  return r.array(replies);
+  // A command whose arguments are wrong answers its error in its slot, as Redis's EXEC does.
+  const plans: (TransactionPlan | Reply)[] = queued.map((args) => {
+    const planner = transactionPlanners.get(text(args[0]).toLowerCase());
+    return planner === undefined ? r.error("ERR internal error: no plan") : planner(args, server);
+  });
+  const steps = plans.flatMap((plan) => ("steps" in plan ? plan.steps : []));
+  const { aborted, results } = await server.kv.transaction(watched, steps);
+  if (aborted) return { t: "null-array" };
+  let next = 0;
+  return r.array(
+    plans.map((plan) => {
+      if (!("steps" in plan)) return plan;
+      const mine = results.slice(next, next + plan.steps.length);
+      next += plan.steps.length;
+      return plan.reply(mine, server);
+    }),
+  );
 }

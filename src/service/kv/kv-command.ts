@@ -126,8 +126,29 @@ export interface KvFlush {
   readonly type: "flush";
 }
 
+/** Reads one key inside a transaction, so the read sees the state at its place in the entry. */
+export interface KvRead {
+  readonly type: "read";
+  readonly key: Uint8Array;
+}
+
+/**
+ * Several commands applied as one entry, in order, with no other write between them (Redis
+ * MULTI/EXEC). When any watched key's modify revision (0: absent) differs at apply time, none runs.
+ */
+export interface KvTransaction {
+  readonly type: "transaction";
+  readonly watch: readonly (readonly [key: Uint8Array, revision: number])[];
+  readonly commands: readonly KvStep[];
+}
+
+/** A command a transaction may hold: any but a transaction, an expiry sweep or a flush. */
+export type KvStep = Exclude<KvCommand, KvTransaction | KvExpire>;
+
 /** Every key-value command. */
 export type KvCommand =
+  | KvRead
+  | KvTransaction
   | KvPut
   | KvDelete
   | KvIncrement
@@ -149,6 +170,8 @@ const TYPE_SET = 7;
 const TYPE_UPDATE = 8;
 const TYPE_COPY = 9;
 const TYPE_FLUSH = 10;
+const TYPE_READ = 11;
+const TYPE_TRANSACTION = 12;
 /** Expiry codes of SET and GETEX, which also keep a TTL. */
 const SET_EXPIRY_CODES = ["after", "at", "never", "keep"] as const;
 const UPDATE_CODES = ["append", "set-range", "increment-float", "get-delete", "get-expire"] as const;
@@ -230,6 +253,14 @@ export function encodeKvCommand(command: KvCommand, writer = new ByteWriter()): 
         .u8((command.move ? 1 : 0) | (command.replace ? 2 : 0));
     case "flush":
       return writer.u8(TYPE_FLUSH);
+    case "read":
+      return writer.u8(TYPE_READ).bytes(command.key);
+    case "transaction":
+      writer.u8(TYPE_TRANSACTION).varint(command.watch.length);
+      for (const [key, revision] of command.watch) writer.bytes(key).varint(revision);
+      writer.varint(command.commands.length);
+      for (const step of command.commands) encodeKvCommand(step, writer);
+      return writer;
   }
 }
 
@@ -344,6 +375,23 @@ export function decodeKvCommand(reader: ByteReader): KvCommand {
     }
     case TYPE_FLUSH:
       return { type: "flush" };
+    case TYPE_READ:
+      return { type: "read", key: reader.bytes() };
+    case TYPE_TRANSACTION: {
+      const watch: (readonly [Uint8Array, number])[] = [];
+      const watchCount = reader.varint();
+      for (let i = 0; i < watchCount; i++) watch.push([reader.bytes(), reader.varint()]);
+      const commands: KvStep[] = [];
+      const count = reader.varint();
+      for (let i = 0; i < count; i++) {
+        const step = decodeKvCommand(reader);
+        if (step.type === "transaction" || step.type === "expire") {
+          throw new DecodeError(`a ${step.type} inside a transaction`);
+        }
+        commands.push(step);
+      }
+      return { type: "transaction", watch, commands };
+    }
     default:
       throw new DecodeError(`unknown key-value command type ${type}`);
   }

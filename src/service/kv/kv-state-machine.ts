@@ -13,6 +13,7 @@ import type {
   KvPutMany,
   KvSet,
   KvSetTtl,
+  KvTransaction,
   KvUpdate,
 } from "./kv-command.js";
 
@@ -105,8 +106,24 @@ export interface KvFlushResult {
   readonly ok: true;
   readonly removed: number;
 }
+/** A key read inside a transaction: its value and expiry then (null and 0 when absent). */
+export interface KvReadResult {
+  readonly kind: "kv.read";
+  readonly ok: true;
+  readonly value: Uint8Array | null;
+  readonly expireAtMs: number;
+}
+/** The outcome of a transaction: `aborted` when a watched key changed; else each command's result. */
+export interface KvTransactionResult {
+  readonly kind: "kv.transaction";
+  readonly ok: true;
+  readonly aborted: boolean;
+  readonly results: readonly KvResult[];
+}
 /** The outcome of any key-value command, tagged with its command's kind. */
 export type KvResult =
+  | KvReadResult
+  | KvTransactionResult
   | KvPutResult
   | KvDeleteResult
   | KvIncrementResult
@@ -285,7 +302,29 @@ export function applyKv(state: StateWriter, command: KvCommand, tsMs: number): K
       return applyCopy(state, command, clockMs);
     case "flush":
       return { kind: "kv.flush", ok: true, removed: flushKeys(state) };
+    case "read": {
+      const current = liveOf(storedRecord(state, command.key), clockMs);
+      return {
+        kind: "kv.read",
+        ok: true,
+        value: current?.value ?? null,
+        expireAtMs: current?.expireAtMs ?? 0,
+      };
+    }
+    case "transaction":
+      return applyTransaction(state, command, clockMs);
   }
+}
+
+function applyTransaction(state: StateWriter, command: KvTransaction, clockMs: number): KvTransactionResult {
+  for (const [key, revision] of command.watch) {
+    if ((liveOf(storedRecord(state, key), clockMs)?.modRevision ?? 0) !== revision) {
+      return { kind: "kv.transaction", ok: true, aborted: true, results: [] };
+    }
+  }
+  // As Redis's EXEC: a refused command does not undo the others.
+  const results = command.commands.map((step) => applyKv(state, step, clockMs));
+  return { kind: "kv.transaction", ok: true, aborted: false, results };
 }
 
 /** When a write with `expiry` expires (0: never), given the key's current record. */

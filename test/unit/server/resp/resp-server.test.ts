@@ -59,4 +59,26 @@ describe("RESP server", () => {
     assert.equal(await c.until((s) => s.length >= expected.length), expected);
     c.close();
   });
+
+  it("applies MULTI/EXEC as one entry, and answers nil when a WATCHed key changed", async () => {
+    const c = await RawConnection.open(fixture.port);
+    const other = await RawConnection.open(fixture.port);
+    c.write("SET tx:a 1\r\n");
+    await c.until((s) => s.endsWith("+OK\r\n"));
+    const before = fixture.log.appliedIndex;
+    c.write("WATCH tx:a\r\nMULTI\r\nINCR tx:a\r\nSET tx:b x\r\nGET tx:b\r\nEXEC\r\n");
+    const committed = "+OK\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*3\r\n:2\r\n+OK\r\n$1\r\nx\r\n";
+    assert.equal((await c.until((s) => s.endsWith("x\r\n"))).slice(5), committed);
+    assert.equal(fixture.log.appliedIndex, before + 1);
+    c.write("WATCH tx:a\r\n");
+    await c.until((s) => s.endsWith(`${committed}+OK\r\n`));
+    other.write("SET tx:a 5\r\n");
+    await other.until((s) => s.endsWith("+OK\r\n"));
+    c.write("MULTI\r\nINCR tx:a\r\nEXEC\r\nGET tx:a\r\n");
+    assert.ok(
+      (await c.until((s) => s.endsWith("$1\r\n5\r\n"))).endsWith("+OK\r\n+QUEUED\r\n*-1\r\n$1\r\n5\r\n"),
+    );
+    c.close();
+    other.close();
+  });
 });
