@@ -13,10 +13,10 @@ export interface RespParserLimits {
   readonly bulkBytesMax: number;
 }
 
-/** Defaults: Redis's 64 KiB inline limit, 1,024 arguments, and the 1 MiB value limit plus a key. */
+/** Defaults: Redis's 64 KiB inline limit, 4,096 arguments (an MSET of the 1,000 keys a multi-key write allows fits), and the 1 MiB value limit plus a key. */
 export const defaultRespParserLimits: RespParserLimits = {
   respInlineBytesMax: 64 * 1024,
-  respArgsMax: 1024,
+  respArgsMax: 4096,
   bulkBytesMax: 1024 * 1024 + 1024,
 };
 
