@@ -193,8 +193,11 @@ function encodeStored(tsMs: number, digest: number, result: CommandResult): Uint
   return new ByteWriter(64).u64(tsMs).u32(digest).string(JSON.stringify(result, bytesAsBase64)).finish();
 }
 
-/** JSON has no bytes: a result's byte field is kept as `{"base64": ...}`. */
-function bytesAsBase64(_key: string, value: unknown): unknown {
+/**
+ * A JSON.stringify replacer for results: JSON has no bytes, so a result's byte field is kept as
+ * `{"base64": ...}` (in the idempotency table, and on the peer link); {@link restoreBytes} undoes it.
+ */
+export function bytesAsBase64(_key: string, value: unknown): unknown {
   return value instanceof Uint8Array ? { base64: Buffer.from(value).toString("base64") } : value;
 }
 
@@ -339,7 +342,7 @@ export function decodeStoredResult<C extends Command>(command: C, text: string):
 }
 
 /** Turns the `{"base64": ...}` objects {@link bytesAsBase64} wrote back into bytes, at any depth. */
-function restoreBytes(value: unknown): unknown {
+export function restoreBytes(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(restoreBytes);
   if (!isRecord(value)) return value;
   const keys = Object.keys(value);

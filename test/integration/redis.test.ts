@@ -7,6 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { createClient } from "redis";
 import { ProcessCluster, type ProcessNode } from "../support/process-cluster.js";
+import { waitFor } from "../support/wait-for.js";
 
 /** Runs redis-cli to completion with `input` on stdin; resolves with its output. */
 function redisCli(address: string, args: readonly string[], input = ""): Promise<string> {
@@ -33,8 +34,15 @@ describe("Redis clients through a follower of a 3-node cluster", { timeout: 300_
     const other = cluster.nodes.find((n) => n !== leader);
     assert.ok(other !== undefined);
     follower = other;
+    // The follower answers UNAVAILABLE until it has heard from the leader.
+    await waitFor("the follower to know the leader", async () => {
+      const response = await fetch(`${other.httpUrl}/v1/cluster`);
+      return ((await response.json()) as { leader: unknown }).leader !== null;
+    });
   });
   after(async () => {
+    if (process.env["CAIRN_DEBUG_REDIS"] !== undefined)
+      for (const n of cluster.nodes) console.log(n.name, n.output.slice(-3000));
     await cluster.close();
   });
 
