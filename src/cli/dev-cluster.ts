@@ -23,6 +23,8 @@ export interface DevClusterOptions {
   readonly peerPort: number;
   /** First text protocol (HaToKuSe) port; node i listens on textPort + i - 1. Absent: not served. */
   readonly textPort?: number;
+  /** First Redis port; node i listens on redisPort + i - 1 (no Redis server when absent). */
+  readonly redisPort?: number;
   /** The script that runs `cairn` (bin/cairn.js). */
   readonly cairnBin: string;
   /** Where progress lines go. */
@@ -40,6 +42,8 @@ export interface DevNodeInfo {
   readonly peerAddress: string;
   /** host:port of the HaToKuSe text protocol, when served. */
   readonly textAddress?: string;
+  /** host:port of its Redis protocol server, or null when not served. */
+  readonly redisAddress: string | null;
   readonly dataDir: string;
   readonly logFile: string;
 }
@@ -66,6 +70,8 @@ export interface NodeProcessSpec {
   readonly textAddress?: string;
   /** Browser origins allowed to call the HTTP API, comma-separated. */
   readonly corsOrigins?: string;
+  /** host:port for Redis clients, if served. */
+  readonly redisAddress?: string | null;
   readonly membership: { readonly initialCluster: string } | { readonly join: string };
   readonly tls: { readonly caPath: string; readonly certPath: string; readonly keyPath: string };
 }
@@ -84,6 +90,9 @@ export function nodeArgs(spec: NodeProcessSpec): string[] {
     spec.httpUrl.replace("http://", ""),
     ...(spec.textAddress !== undefined ? ["--text-listen", spec.textAddress] : []),
     ...(spec.corsOrigins !== undefined ? ["--cors-origins", spec.corsOrigins] : []),
+    ...(spec.redisAddress !== undefined && spec.redisAddress !== null
+      ? ["--redis-listen", spec.redisAddress]
+      : []),
     ...("join" in spec.membership
       ? ["--join", spec.membership.join]
       : ["--initial-cluster", spec.membership.initialCluster]),
@@ -116,6 +125,7 @@ export async function startDevCluster(options: DevClusterOptions): Promise<DevCl
     httpUrl: `http://127.0.0.1:${options.httpPort + i}`,
     peerAddress: `127.0.0.1:${options.peerPort + i}`,
     ...(options.textPort !== undefined ? { textAddress: `127.0.0.1:${options.textPort + i}` } : {}),
+    redisAddress: options.redisPort === undefined ? null : `127.0.0.1:${options.redisPort + i}`,
     dataDir: join(root, name),
     logFile: join(root, `${name}.log`),
   }));

@@ -60,6 +60,7 @@ interface DevOptions {
   httpPort: number;
   peerPort: number;
   textPort: number;
+  redisPort: number;
 }
 
 /** Builds the `cairn` command tree. Exported so tests can drive it without spawning a process. */
@@ -109,6 +110,7 @@ export function buildProgram(): Command {
       integer("text-port"),
       6661,
     )
+    .option("--redis-port <port>", "Redis port of the first node", integer("redis-port"), 6381)
     .action(async (options: DevOptions) => {
       const cluster = await startDevCluster({
         ...options,
@@ -118,7 +120,7 @@ export function buildProgram(): Command {
       print(`Cairn local cluster: ${cluster.nodes.length} nodes (Ctrl-C stops them all)`);
       for (const n of cluster.nodes)
         print(
-          `  ${n.name}  HTTP ${n.httpUrl}  text ${n.textAddress}  peer ${n.peerAddress}  pid ${n.pid}  log ${n.logFile}`,
+          `  ${n.name}  HTTP ${n.httpUrl}  Redis ${n.redisAddress}  text ${n.textAddress}  peer ${n.peerAddress}  pid ${n.pid}  log ${n.logFile}`,
         );
       const first = cluster.nodes[0]?.httpUrl ?? "";
       print("\nTry:");
@@ -128,6 +130,7 @@ export function buildProgram(): Command {
       print(`  curl -s ${cluster.nodes.at(-1)?.httpUrl ?? first}/v1/kv/hello`);
       print(`  curl -s ${first}/v1/cluster`);
       print("  npx cairn kv get hello");
+      print(`  redis-cli -p ${options.redisPort} set hello world`);
       const text = (cluster.nodes.at(-1)?.textAddress ?? "").replace(":", " ");
       if (text !== "")
         print(`  printf 'SET 42 hello world\\r\\nGET 42\\r\\nQUIT\\r\\n' | nc ${text}   # the text protocol`);

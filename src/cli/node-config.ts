@@ -28,6 +28,8 @@ export interface NodeConfig {
   readonly textCompat: TextFlavor;
   /** Browser origins allowed to call the HTTP API ("*": any). */
   readonly corsOrigins: readonly string[];
+  /** Where the Redis protocol is served; undefined: not served. */
+  readonly redisListen: HostPort | undefined;
   readonly initialCluster: readonly InitialMember[];
   readonly join: string | undefined;
   readonly tlsCa: string | undefined;
@@ -115,6 +117,12 @@ export const nodeSettings: readonly Setting[] = [
     kind: "origins",
     default: "",
     description: "browser origins (scheme://host:port, comma-separated, or *) allowed to call the HTTP API",
+  },
+  {
+    key: "redisListen",
+    flag: "redis-listen",
+    kind: "host-port",
+    description: "address of the Redis protocol server (not served when unset)",
   },
   {
     key: "initialCluster",

@@ -11,6 +11,7 @@ import { RaftGroup } from "../node/raft-group.js";
 import { WalGroupStorage } from "../node/wal-group-storage.js";
 import { groupId, type NodeId, nodeId } from "../raft/index.js";
 import { buildHttpApp } from "../server/http/app.js";
+import { startRespServer } from "../server/resp/index.js";
 import { startTextServer } from "../server/text/index.js";
 import { ApplyNotifier } from "../service/apply-notifier.js";
 import { type JoinAnswer, Membership } from "../service/cluster/membership.js";
@@ -131,7 +132,8 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
   });
   const httpUrl = `http://${config.httpListen.host}:${config.httpListen.port}`;
   const textAt = config.textListen && `${config.textListen.host}:${config.textListen.port}`;
-  const endpoints = { ...(textAt ? { text: textAt } : {}) };
+  const redisAt = config.redisListen && `${config.redisListen.host}:${config.redisListen.port}`;
+  const endpoints = { ...(textAt ? { text: textAt } : {}), ...(redisAt ? { redis: redisAt } : {}) };
   const host = new NodeHost({ self: { id, name: identity.name, httpUrl, endpoints }, transport, env });
   // Applied rounds reach lmdb together every 50 ms: the WAL already holds them durably.
   const backend = new StoreBackend(store, MAIN_GROUP, { flushIntervalMs: 50, after: env.after });
@@ -214,6 +216,8 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
   await http.listen({ host: config.httpListen.host, port: config.httpListen.port });
   const text =
     config.textListen && (await startTextServer(config.textListen, { kv, flavor: config.textCompat }));
+  const redis =
+    config.redisListen && (await startRespServer({ kv, status: () => cluster.status() }, config.redisListen));
 
   // Once a second: membership upkeep, and the leader sweeps expired keys by its own clock, carried
   // in the entry so replicas agree.
@@ -247,7 +251,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
   });
 
   log(
-    `node ${identity.name} (id ${id}) of cluster ${identity.clusterId}: HTTP ${httpUrl}${textAt ? `, text ${textAt}` : ""}, peers on ${config.peerListen.host}:${config.peerListen.port}`,
+    `node ${identity.name} (id ${id}) of cluster ${identity.clusterId}: HTTP ${httpUrl}${redis ? `, Redis ${redis.address}` : ""}${textAt ? `, text ${textAt}` : ""}, peers on ${config.peerListen.host}:${config.peerListen.port}`,
   );
   return {
     id,
@@ -257,6 +261,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
       cancelSweep();
       await http.close();
       await text?.close();
+      await redis?.close();
       await group.stop();
       host.close();
       await transport.close();

@@ -190,11 +190,19 @@ function commandDigest(data: Uint8Array): number {
 // JSON results (stream results named their kind `op`), read it too and this release reads theirs:
 // the result's kind comes from the retried command, whose digest matched the first one's.
 function encodeStored(tsMs: number, digest: number, result: CommandResult): Uint8Array {
-  return new ByteWriter(64).u64(tsMs).u32(digest).string(JSON.stringify(result)).finish();
+  return new ByteWriter(64).u64(tsMs).u32(digest).string(JSON.stringify(result, bytesAsBase64)).finish();
+}
+
+/**
+ * A JSON.stringify replacer for results: JSON has no bytes, so a result's byte field is kept as
+ * `{"base64": ...}` (in the idempotency table, and on the peer link); {@link restoreBytes} undoes it.
+ */
+export function bytesAsBase64(_key: string, value: unknown): unknown {
+  return value instanceof Uint8Array ? { base64: Buffer.from(value).toString("base64") } : value;
 }
 
 /** How a remembered result's field is checked when it is read back. */
-type FieldCodec = "number" | "boolean" | "string" | "numbers" | "deliveries";
+type FieldCodec = "number" | "boolean" | "string" | "numbers" | "deliveries" | "bytes-or-null" | "kv-results";
 
 /** The codec a field of type `T` takes. */
 type CodecOf<T> = T extends number
@@ -207,7 +215,11 @@ type CodecOf<T> = T extends number
         ? "numbers"
         : T extends readonly Delivery[]
           ? "deliveries"
-          : never;
+          : T extends Uint8Array | null
+            ? "bytes-or-null"
+            : T extends readonly KvResult[]
+              ? "kv-results"
+              : never;
 
 /** The fields of the successful result of kind `K`, beyond its tag. */
 type SuccessFields<K extends CommandKind> = Omit<
@@ -228,6 +240,12 @@ const successFields: {
   "kv.expire": { expired: "number" },
   "kv.set-ttl": { changed: "boolean", revision: "number" },
   "kv.put-many": { written: "boolean", revision: "number" },
+  "kv.set": { written: "boolean", old: "bytes-or-null", revision: "number" },
+  "kv.update": { value: "bytes-or-null", length: "number", revision: "number" },
+  "kv.copy": { done: "boolean", revision: "number" },
+  "kv.flush": { removed: "number" },
+  "kv.read": { value: "bytes-or-null", expireAtMs: "number" },
+  "kv.transaction": { aborted: "boolean", results: "kv-results" },
   "members.register": {},
   "members.unregister": {},
   "streams.create": { created: "boolean" },
@@ -268,6 +286,10 @@ function checkField(value: unknown, codec: FieldCodec): boolean {
       return typeof value === "string";
     case "numbers":
       return Array.isArray(value) && value.every((v) => typeof v === "number");
+    case "bytes-or-null":
+      return value === null || (isRecord(value) && typeof value["base64"] === "string");
+    case "kv-results":
+      return Array.isArray(value) && value.every((v) => isRecord(v) && typeof v["kind"] === "string");
     case "deliveries":
       return (
         Array.isArray(value) &&
@@ -313,10 +335,21 @@ export function decodeStoredResult<C extends Command>(command: C, text: string):
   for (const [field, codec] of Object.entries<FieldCodec>(successFields[kind])) {
     const fieldValue = value[field];
     if (!checkField(fieldValue, codec)) throw new DecodeError(`remembered result of ${kind} lacks ${field}`);
-    fields[field] = fieldValue;
+    fields[field] = restoreBytes(fieldValue);
   }
   // A decoder's cast: every field of the kind's result type was checked above.
   return fields as unknown as ResultOf<C>;
+}
+
+/** Turns the `{"base64": ...}` objects {@link bytesAsBase64} wrote back into bytes, at any depth. */
+export function restoreBytes(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(restoreBytes);
+  if (!isRecord(value)) return value;
+  const keys = Object.keys(value);
+  if (keys.length === 1 && typeof value["base64"] === "string") {
+    return new Uint8Array(Buffer.from(value["base64"], "base64"));
+  }
+  return Object.fromEntries(keys.map((k) => [k, restoreBytes(value[k])]));
 }
 
 function dedupeIndexKey(tsMs: number, key: Uint8Array): Uint8Array {

@@ -25,7 +25,15 @@ export {
   type NoDetails,
 } from "./errors.js";
 export { GroupReplication, toCairnError } from "./group-replication.js";
-export { type KvRangePage, type KvRangeQuery, type KvRecord, nextExpiryMs } from "./kv/index.js";
+export {
+  type KvExpiry,
+  type KvRangePage,
+  type KvRangeQuery,
+  type KvRecord,
+  type KvResult,
+  type KvStep,
+  nextExpiryMs,
+} from "./kv/index.js";
 export {
   type Consistency,
   defaultKvLimits,

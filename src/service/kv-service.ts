@@ -12,7 +12,11 @@ import {
   type KvRangePage,
   type KvRangeQuery,
   type KvRecord,
+  type KvResult,
+  type KvStep,
   type KvTtlCondition,
+  type KvUpdateOp,
+  kvExpiringCount,
   kvKeyCount,
   kvRevision,
   rangeKv,
@@ -80,6 +84,35 @@ export interface KvPutOptions {
 export interface KvWriteAck {
   readonly revision: number;
   readonly duplicate: boolean;
+}
+
+/** The keys a transaction step names. */
+function stepKeys(step: KvStep): readonly Uint8Array[] {
+  switch (step.type) {
+    case "put-many":
+      return step.pairs.map(([key]) => key);
+    case "copy":
+      return [step.from, step.to];
+    case "flush":
+      return [];
+    default:
+      return [step.key];
+  }
+}
+
+/** The value bytes a transaction step carries. */
+function stepValueBytes(step: KvStep): number {
+  switch (step.type) {
+    case "put":
+    case "set":
+      return step.value.length;
+    case "put-many":
+      return step.pairs.reduce((sum, [, value]) => sum + value.length, 0);
+    case "update":
+      return step.op.kind === "append" || step.op.kind === "set-range" ? step.op.bytes.length : 0;
+    default:
+      return 0;
+  }
 }
 
 /** The key-value service. */
@@ -283,6 +316,174 @@ export class KvService {
   async count(consistency: Consistency = "linearizable"): Promise<number> {
     if (consistency === "stale") return this.#log.readStale(kvKeyCount).value;
     return this.#log.readLinearizable(kvKeyCount);
+  }
+
+  /** How many keys are stored and how many of them carry a TTL (Redis INFO's keyspace line). */
+  async stats(consistency: Consistency = "linearizable"): Promise<{ keys: number; expires: number }> {
+    const read = (state: Parameters<typeof kvKeyCount>[0]) => ({
+      keys: kvKeyCount(state),
+      expires: kvExpiringCount(state),
+    });
+    if (consistency === "stale") return this.#log.readStale(read).value;
+    return this.#log.readLinearizable(read);
+  }
+
+  /**
+   * Redis's SET in one entry: an optional NX / XX condition, the old value when `returnOld`, and
+   * the expiry (`keep` keeps the key's TTL; `never` clears it). `written` is false when the
+   * condition did not hold; `old` is null when the key was absent or not asked for.
+   */
+  async set(
+    key: Uint8Array,
+    value: Uint8Array,
+    options: {
+      readonly condition?: "nx" | "xx";
+      readonly returnOld?: boolean;
+      readonly expiry?: KvExpiry | { readonly kind: "keep" };
+      readonly idempotencyKey?: string;
+    } = {},
+  ): Promise<KvWriteAck & { written: boolean; old: Uint8Array | null }> {
+    this.#checkKey(key);
+    this.#checkValue(value.length);
+    const expiry = options.expiry ?? { kind: "never" };
+    if (expiry.kind === "after" || expiry.kind === "at") this.#checkExpiry(expiry);
+    const { result, duplicate } = await this.#propose(
+      {
+        type: "set",
+        key,
+        value,
+        ...(options.condition !== undefined ? { condition: options.condition } : {}),
+        ...(options.returnOld === true ? { returnOld: true } : {}),
+        expiry,
+      },
+      options.idempotencyKey,
+    );
+    return { revision: result.revision, written: result.written, old: result.old, duplicate };
+  }
+
+  /**
+   * An atomic read-modify-write of one key (APPEND, SETRANGE, INCRBYFLOAT, GETDEL, GETEX), applied
+   * in the state machine. Throws ERR_NOT_INTEGER (not a float), ERR_TOO_LARGE (over the value limit).
+   */
+  async update(
+    key: Uint8Array,
+    op:
+      | { readonly kind: "append"; readonly bytes: Uint8Array }
+      | { readonly kind: "set-range"; readonly offset: number; readonly bytes: Uint8Array }
+      | { readonly kind: "increment-float"; readonly by: string }
+      | { readonly kind: "get-delete" }
+      | { readonly kind: "get-expire"; readonly expiry: KvExpiry | { readonly kind: "keep" } },
+    options: { readonly idempotencyKey?: string } = {},
+  ): Promise<KvWriteAck & { value: Uint8Array | null; length: number }> {
+    this.#checkKey(key);
+    const valueBytesMax = this.#limits.valueBytesMax;
+    let full: KvUpdateOp;
+    switch (op.kind) {
+      case "append":
+        this.#checkValue(op.bytes.length);
+        full = { ...op, valueBytesMax };
+        break;
+      case "set-range":
+        if (!Number.isSafeInteger(op.offset) || op.offset < 0) {
+          throw new CairnError("ERR_BAD_REQUEST", "offset is out of range");
+        }
+        this.#checkValue(op.offset + op.bytes.length);
+        full = { ...op, valueBytesMax };
+        break;
+      case "get-expire":
+        if (op.expiry.kind === "after" || op.expiry.kind === "at") this.#checkExpiry(op.expiry);
+        full = op;
+        break;
+      case "increment-float":
+        if (op.by.length > 64) throw new CairnError("ERR_NOT_INTEGER", "value is not a valid float");
+        full = op;
+        break;
+      case "get-delete":
+        full = op;
+        break;
+    }
+    const { result, duplicate } = await this.#propose(
+      { type: "update", key, op: full },
+      options.idempotencyKey,
+    );
+    if (!result.ok) throw refusalError(result);
+    return { revision: result.revision, value: result.value, length: result.length, duplicate };
+  }
+
+  /**
+   * Copies `from` to `to` with its TTL (Redis COPY), or moves it (`move`: RENAME, RENAMENX).
+   * Without `replace`, an existing target is kept and `done` is false. A move of a missing key
+   * throws ERR_NOT_FOUND.
+   */
+  async copy(
+    from: Uint8Array,
+    to: Uint8Array,
+    options: { readonly move: boolean; readonly replace: boolean; readonly idempotencyKey?: string },
+  ): Promise<KvWriteAck & { done: boolean }> {
+    this.#checkKey(from);
+    this.#checkKey(to);
+    const { result, duplicate } = await this.#propose(
+      { type: "copy", from, to, move: options.move, replace: options.replace },
+      options.idempotencyKey,
+    );
+    if (!result.ok) throw refusalError(result);
+    return { revision: result.revision, done: result.done, duplicate };
+  }
+
+  /** Removes every key in one entry (Redis FLUSHALL); answers how many were removed. */
+  async flush(options: { readonly idempotencyKey?: string } = {}): Promise<{ removed: number }> {
+    const { result } = await this.#propose({ type: "flush" }, options.idempotencyKey);
+    return { removed: result.removed };
+  }
+
+  /**
+   * Applies `commands` as one entry (Redis MULTI/EXEC), unless a watched key's modify revision
+   * (0: absent) has changed by then: `aborted`, and nothing ran. Each command's result is given in
+   * order; a refused command does not undo the others.
+   */
+  async transaction(
+    watch: readonly (readonly [key: Uint8Array, revision: number])[],
+    commands: readonly KvStep[],
+  ): Promise<{ aborted: boolean; results: readonly KvResult[] }> {
+    if (commands.length > this.#limits.putManyKeysMax) {
+      throw new CairnError(
+        "ERR_BAD_REQUEST",
+        `a transaction holds at most ${this.#limits.putManyKeysMax} commands`,
+      );
+    }
+    let bytes = 0;
+    for (const [key] of watch) this.#checkKey(key);
+    for (const step of commands) {
+      for (const key of stepKeys(step)) {
+        this.#checkKey(key);
+        bytes += key.length;
+      }
+      bytes += stepValueBytes(step);
+    }
+    this.#checkValue(bytes);
+    const { result } = await this.#propose({ type: "transaction", watch, commands }, undefined);
+    return { aborted: result.aborted, results: result.results };
+  }
+
+  #checkValue(bytes: number): void {
+    if (bytes > this.#limits.valueBytesMax) {
+      throw new CairnError(
+        "ERR_TOO_LARGE",
+        `value is ${bytes} bytes; the limit is ${this.#limits.valueBytesMax}`,
+        {
+          limit: this.#limits.valueBytesMax,
+        },
+      );
+    }
+  }
+
+  #checkExpiry(expiry: { readonly kind: "after" | "at"; readonly ms: number }): void {
+    if (!Number.isSafeInteger(expiry.ms) || expiry.ms < 0) {
+      throw new CairnError("ERR_BAD_REQUEST", "an expiry must be a non-negative integer");
+    }
+    if (expiry.kind === "after" && expiry.ms > this.#limits.ttlMsMax) {
+      throw new CairnError("ERR_BAD_REQUEST", `a TTL may be at most ${this.#limits.ttlMsMax} ms`);
+    }
   }
 
   #propose<K extends KvCommand>(

@@ -5,7 +5,7 @@
 // which only the leader can carry out, travel the same way. One hop only: a leader that has since
 // stepped down answers ERR_NOT_LEADER (with its own leader hint) rather than passing the call on.
 import { ByteReader, ByteWriter, DecodeError } from "../util/bytes.js";
-import type { ApplyOutcome } from "./command.js";
+import { type ApplyOutcome, bytesAsBase64, restoreBytes } from "./command.js";
 import { CairnError, type ErrorCode, type ErrorDetails, isErrorCode } from "./errors.js";
 
 /** A request a follower sends its leader. */
@@ -83,7 +83,7 @@ export function encodeLeaderAnswer(answer: LeaderAnswer): Uint8Array {
     return new ByteWriter(64)
       .u8(1)
       .varint(answer.appliedIndex)
-      .string(JSON.stringify(answer.value ?? null))
+      .string(JSON.stringify(answer.value ?? null, bytesAsBase64))
       .finish();
   }
   return new ByteWriter(64)
@@ -203,6 +203,7 @@ export function errorAnswer(error: CairnError): LeaderAnswer {
 export function proposalOutcome(value: unknown): ApplyOutcome {
   if (typeof value !== "object" || value === null || !("ok" in value) || typeof value.ok !== "boolean")
     throw new CairnError("ERR_INTERNAL", "the leader answered a proposal without an outcome");
-  // Both sides run the same code; the outcome is the leader's own, sent back as plain data.
-  return value as ApplyOutcome;
+  // Both sides run the same code; the outcome is the leader's own, sent back as plain data with
+  // its bytes (a value read or replaced) as base64.
+  return restoreBytes(value) as ApplyOutcome;
 }

@@ -32,6 +32,8 @@ export interface ProcessNode {
   readonly id: number;
   readonly httpUrl: string;
   readonly peerAddress: string;
+  /** host:port of the node's Redis protocol server. */
+  readonly redisAddress: string;
   readonly dataDir: string;
   process: ChildProcess | undefined;
   output: string;
@@ -74,6 +76,7 @@ export class ProcessCluster {
         id: i,
         httpUrl: `http://127.0.0.1:${await freePort()}`,
         peerAddress: `127.0.0.1:${await freePort()}`,
+        redisAddress: `127.0.0.1:${await freePort()}`,
         dataDir: join(cluster.#dir, `n${i}`),
         process: undefined,
         output: "",

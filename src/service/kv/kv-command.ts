@@ -72,8 +72,93 @@ export interface KvPutMany {
   readonly ifNoneExist?: boolean;
 }
 
+/**
+ * Redis's SET in full: `condition` NX (only if absent) or XX (only if present), `returnOld` for its
+ * GET option, and the new expiry (`keep` for KEEPTTL; `never` clears it, as a plain SET does).
+ */
+export interface KvSet {
+  readonly type: "set";
+  readonly key: Uint8Array;
+  readonly value: Uint8Array;
+  readonly condition?: "nx" | "xx";
+  readonly returnOld?: boolean;
+  readonly expiry: KvExpiry | { readonly kind: "keep" };
+}
+
+/**
+ * A read-modify-write of one key's value, applied in the state machine so it is atomic: APPEND,
+ * SETRANGE (bounded by `valueBytesMax`, carried in the entry so every replica judges alike),
+ * INCRBYFLOAT, GETDEL and GETEX.
+ */
+export type KvUpdateOp =
+  | { readonly kind: "append"; readonly bytes: Uint8Array; readonly valueBytesMax: number }
+  | {
+      readonly kind: "set-range";
+      readonly offset: number;
+      readonly bytes: Uint8Array;
+      readonly valueBytesMax: number;
+    }
+  | { readonly kind: "increment-float"; readonly by: string }
+  | { readonly kind: "get-delete" }
+  | { readonly kind: "get-expire"; readonly expiry: KvExpiry | { readonly kind: "keep" } };
+
+/** One {@link KvUpdateOp} on `key`. */
+export interface KvUpdate {
+  readonly type: "update";
+  readonly key: Uint8Array;
+  readonly op: KvUpdateOp;
+}
+
+/**
+ * Copies a key's value and TTL to another key (Redis COPY, with `replace`), or moves it (RENAME;
+ * RENAMENX with `replace` false). A rename of a missing key is refused with ERR_NOT_FOUND.
+ */
+export interface KvCopy {
+  readonly type: "copy";
+  readonly from: Uint8Array;
+  readonly to: Uint8Array;
+  readonly move: boolean;
+  readonly replace: boolean;
+}
+
+/** Removes every key (Redis FLUSHALL / FLUSHDB) in one entry. */
+export interface KvFlush {
+  readonly type: "flush";
+}
+
+/** Reads one key inside a transaction, so the read sees the state at its place in the entry. */
+export interface KvRead {
+  readonly type: "read";
+  readonly key: Uint8Array;
+}
+
+/**
+ * Several commands applied as one entry, in order, with no other write between them (Redis
+ * MULTI/EXEC). When any watched key's modify revision (0: absent) differs at apply time, none runs.
+ */
+export interface KvTransaction {
+  readonly type: "transaction";
+  readonly watch: readonly (readonly [key: Uint8Array, revision: number])[];
+  readonly commands: readonly KvStep[];
+}
+
+/** A command a transaction may hold: any but a transaction, an expiry sweep or a flush. */
+export type KvStep = Exclude<KvCommand, KvTransaction | KvExpire>;
+
 /** Every key-value command. */
-export type KvCommand = KvPut | KvDelete | KvIncrement | KvExpire | KvSetTtl | KvPutMany;
+export type KvCommand =
+  | KvRead
+  | KvTransaction
+  | KvPut
+  | KvDelete
+  | KvIncrement
+  | KvExpire
+  | KvSetTtl
+  | KvPutMany
+  | KvSet
+  | KvUpdate
+  | KvCopy
+  | KvFlush;
 
 const TYPE_PUT = 1;
 const TYPE_DELETE = 2;
@@ -81,6 +166,16 @@ const TYPE_INCREMENT = 3;
 const TYPE_EXPIRE = 4;
 const TYPE_SET_TTL = 5;
 const TYPE_PUT_MANY = 6;
+const TYPE_SET = 7;
+const TYPE_UPDATE = 8;
+const TYPE_COPY = 9;
+const TYPE_FLUSH = 10;
+const TYPE_READ = 11;
+const TYPE_TRANSACTION = 12;
+/** Expiry codes of SET and GETEX, which also keep a TTL. */
+const SET_EXPIRY_CODES = ["after", "at", "never", "keep"] as const;
+const UPDATE_CODES = ["append", "set-range", "increment-float", "get-delete", "get-expire"] as const;
+const SET_CONDITION_CODES = [undefined, "nx", "xx"] as const;
 const EXPIRY_CODES = ["after", "at", "never"] as const;
 /** Condition codes; 0 is none. */
 const CONDITION_CODES = [undefined, "nx", "xx", "gt", "lt"] as const;
@@ -125,7 +220,60 @@ export function encodeKvCommand(command: KvCommand, writer = new ByteWriter()): 
         .varint(command.pairs.length);
       for (const [key, value] of command.pairs) writer.bytes(key).bytes(value);
       return writer;
+    case "set":
+      writer
+        .u8(TYPE_SET)
+        .bytes(command.key)
+        .bytes(command.value)
+        .u8(SET_CONDITION_CODES.indexOf(command.condition))
+        .u8(command.returnOld === true ? 1 : 0);
+      return encodeSetExpiry(writer, command.expiry);
+    case "update": {
+      const { op } = command;
+      writer.u8(TYPE_UPDATE).bytes(command.key).u8(UPDATE_CODES.indexOf(op.kind));
+      switch (op.kind) {
+        case "append":
+          return writer.bytes(op.bytes).varint(op.valueBytesMax);
+        case "set-range":
+          return writer.varint(op.offset).bytes(op.bytes).varint(op.valueBytesMax);
+        case "increment-float":
+          return writer.string(op.by);
+        case "get-delete":
+          return writer;
+        case "get-expire":
+          return encodeSetExpiry(writer, op.expiry);
+      }
+      return writer;
+    }
+    case "copy":
+      return writer
+        .u8(TYPE_COPY)
+        .bytes(command.from)
+        .bytes(command.to)
+        .u8((command.move ? 1 : 0) | (command.replace ? 2 : 0));
+    case "flush":
+      return writer.u8(TYPE_FLUSH);
+    case "read":
+      return writer.u8(TYPE_READ).bytes(command.key);
+    case "transaction":
+      writer.u8(TYPE_TRANSACTION).varint(command.watch.length);
+      for (const [key, revision] of command.watch) writer.bytes(key).varint(revision);
+      writer.varint(command.commands.length);
+      for (const step of command.commands) encodeKvCommand(step, writer);
+      return writer;
   }
+}
+
+function encodeSetExpiry(writer: ByteWriter, expiry: KvExpiry | { readonly kind: "keep" }): ByteWriter {
+  writer.u8(SET_EXPIRY_CODES.indexOf(expiry.kind));
+  if (expiry.kind === "after" || expiry.kind === "at") writer.varint(expiry.ms);
+  return writer;
+}
+
+function decodeSetExpiry(reader: ByteReader): KvExpiry | { readonly kind: "keep" } {
+  const kind = SET_EXPIRY_CODES[reader.u8()];
+  if (kind === undefined) throw new DecodeError("unknown expiry kind");
+  return kind === "after" || kind === "at" ? { kind, ms: reader.varint() } : { kind };
 }
 
 /** Decodes a command written by {@link encodeKvCommand}; throws DecodeError on malformed bytes. */
@@ -178,6 +326,71 @@ export function decodeKvCommand(reader: ByteReader): KvCommand {
       const pairs: (readonly [Uint8Array, Uint8Array])[] = [];
       for (let i = 0; i < count; i++) pairs.push([reader.bytes(), reader.bytes()]);
       return { type: "put-many", pairs, ...((flags & FLAG_IF_ABSENT) !== 0 ? { ifNoneExist: true } : {}) };
+    }
+    case TYPE_SET: {
+      const key = reader.bytes();
+      const value = reader.bytes();
+      const code = reader.u8();
+      if (code >= SET_CONDITION_CODES.length) throw new DecodeError(`unknown SET condition ${code}`);
+      const condition = SET_CONDITION_CODES[code];
+      const returnOld = reader.u8() === 1;
+      const expiry = decodeSetExpiry(reader);
+      return {
+        type: "set",
+        key,
+        value,
+        ...(condition !== undefined ? { condition } : {}),
+        ...(returnOld ? { returnOld } : {}),
+        expiry,
+      };
+    }
+    case TYPE_UPDATE: {
+      const key = reader.bytes();
+      const kind = UPDATE_CODES[reader.u8()];
+      switch (kind) {
+        case "append":
+          return { type: "update", key, op: { kind, bytes: reader.bytes(), valueBytesMax: reader.varint() } };
+        case "set-range":
+          return {
+            type: "update",
+            key,
+            op: { kind, offset: reader.varint(), bytes: reader.bytes(), valueBytesMax: reader.varint() },
+          };
+        case "increment-float":
+          return { type: "update", key, op: { kind, by: reader.string(64) } };
+        case "get-delete":
+          return { type: "update", key, op: { kind } };
+        case "get-expire":
+          return { type: "update", key, op: { kind, expiry: decodeSetExpiry(reader) } };
+        case undefined:
+          throw new DecodeError("unknown update kind");
+      }
+      throw new DecodeError("unknown update kind");
+    }
+    case TYPE_COPY: {
+      const from = reader.bytes();
+      const to = reader.bytes();
+      const flags = reader.u8();
+      return { type: "copy", from, to, move: (flags & 1) !== 0, replace: (flags & 2) !== 0 };
+    }
+    case TYPE_FLUSH:
+      return { type: "flush" };
+    case TYPE_READ:
+      return { type: "read", key: reader.bytes() };
+    case TYPE_TRANSACTION: {
+      const watch: (readonly [Uint8Array, number])[] = [];
+      const watchCount = reader.varint();
+      for (let i = 0; i < watchCount; i++) watch.push([reader.bytes(), reader.varint()]);
+      const commands: KvStep[] = [];
+      const count = reader.varint();
+      for (let i = 0; i < count; i++) {
+        const step = decodeKvCommand(reader);
+        if (step.type === "transaction" || step.type === "expire") {
+          throw new DecodeError(`a ${step.type} inside a transaction`);
+        }
+        commands.push(step);
+      }
+      return { type: "transaction", watch, commands };
     }
     default:
       throw new DecodeError(`unknown key-value command type ${type}`);

@@ -3,7 +3,19 @@
 import { ByteReader, ByteWriter, compareBytes } from "../../util/bytes.js";
 import type { Refusal } from "../errors.js";
 import { keyAfter, prefixEnd, type StateReader, type StateWriter } from "../state.js";
-import type { KvCommand, KvDelete, KvIncrement, KvPut, KvPutMany, KvSetTtl } from "./kv-command.js";
+import type {
+  KvCommand,
+  KvCopy,
+  KvDelete,
+  KvExpiry,
+  KvIncrement,
+  KvPut,
+  KvPutMany,
+  KvSet,
+  KvSetTtl,
+  KvTransaction,
+  KvUpdate,
+} from "./kv-command.js";
 
 /** A stored key with its history counters (etcd's create/mod revision and version). */
 export interface KvRecord {
@@ -59,14 +71,69 @@ export interface KvPutManyResult {
   readonly written: boolean;
   readonly revision: number;
 }
+/**
+ * The outcome of a SET: `written` is false when its NX or XX condition did not hold; `old` is the
+ * value before (null when absent), given only when asked for, else null.
+ */
+export interface KvSetResult {
+  readonly kind: "kv.set";
+  readonly ok: true;
+  readonly written: boolean;
+  readonly old: Uint8Array | null;
+  readonly revision: number;
+}
+/**
+ * The outcome of a read-modify-write: `value` is the value after it (APPEND, SETRANGE,
+ * INCRBYFLOAT) or before it (GETDEL, GETEX), null when the key is absent; `length` its length.
+ */
+export type KvUpdateResult =
+  | {
+      readonly kind: "kv.update";
+      readonly ok: true;
+      readonly value: Uint8Array | null;
+      readonly length: number;
+      readonly revision: number;
+    }
+  | Refusal<"kv.update", "ERR_NOT_INTEGER">
+  | Refusal<"kv.update", "ERR_TOO_LARGE">;
+/** The outcome of a copy or rename: `done` is false when the target existed and was kept. */
+export type KvCopyResult =
+  | { readonly kind: "kv.copy"; readonly ok: true; readonly done: boolean; readonly revision: number }
+  | Refusal<"kv.copy", "ERR_NOT_FOUND">;
+/** The outcome of a flush: how many keys it removed. */
+export interface KvFlushResult {
+  readonly kind: "kv.flush";
+  readonly ok: true;
+  readonly removed: number;
+}
+/** A key read inside a transaction: its value and expiry then (null and 0 when absent). */
+export interface KvReadResult {
+  readonly kind: "kv.read";
+  readonly ok: true;
+  readonly value: Uint8Array | null;
+  readonly expireAtMs: number;
+}
+/** The outcome of a transaction: `aborted` when a watched key changed; else each command's result. */
+export interface KvTransactionResult {
+  readonly kind: "kv.transaction";
+  readonly ok: true;
+  readonly aborted: boolean;
+  readonly results: readonly KvResult[];
+}
 /** The outcome of any key-value command, tagged with its command's kind. */
 export type KvResult =
+  | KvReadResult
+  | KvTransactionResult
   | KvPutResult
   | KvDeleteResult
   | KvIncrementResult
   | KvExpireResult
   | KvSetTtlResult
-  | KvPutManyResult;
+  | KvPutManyResult
+  | KvSetResult
+  | KvUpdateResult
+  | KvCopyResult
+  | KvFlushResult;
 
 /** The kind tag of every key-value command and result: `kv.` and the command's type. */
 export type KvResultKind = `kv.${KvCommand["type"]}`;
@@ -134,6 +201,13 @@ function countKeys(state: StateWriter, delta: number): void {
   const counted = state.get("meta", META_COUNT);
   if (counted === undefined) return;
   state.put("meta", META_COUNT, new ByteWriter(8).u64(new ByteReader(counted).u64() + delta).finish());
+}
+
+/** How many keys carry a TTL (Redis INFO's `expires`); counts the TTL index, so O(such keys). */
+export function kvExpiringCount(state: StateReader): number {
+  let count = 0;
+  for (const _ of state.range("kv-ttl", new Uint8Array(0), undefined, Number.MAX_SAFE_INTEGER)) count++;
+  return count;
 }
 
 /** The latest leader timestamp applied: the clock by which TTLs are judged on every replica. */
@@ -220,7 +294,241 @@ export function applyKv(state: StateWriter, command: KvCommand, tsMs: number): K
       return applySetTtl(state, command, clockMs);
     case "put-many":
       return applyPutMany(state, command, clockMs);
+    case "set":
+      return applySet(state, command, clockMs);
+    case "update":
+      return applyUpdate(state, command, clockMs);
+    case "copy":
+      return applyCopy(state, command, clockMs);
+    case "flush":
+      return { kind: "kv.flush", ok: true, removed: flushKeys(state) };
+    case "read": {
+      const current = liveOf(storedRecord(state, command.key), clockMs);
+      return {
+        kind: "kv.read",
+        ok: true,
+        value: current?.value ?? null,
+        expireAtMs: current?.expireAtMs ?? 0,
+      };
+    }
+    case "transaction":
+      return applyTransaction(state, command, clockMs);
   }
+}
+
+function applyTransaction(state: StateWriter, command: KvTransaction, clockMs: number): KvTransactionResult {
+  for (const [key, revision] of command.watch) {
+    if ((liveOf(storedRecord(state, key), clockMs)?.modRevision ?? 0) !== revision) {
+      return { kind: "kv.transaction", ok: true, aborted: true, results: [] };
+    }
+  }
+  // As Redis's EXEC: a refused command does not undo the others.
+  const results = command.commands.map((step) => applyKv(state, step, clockMs));
+  return { kind: "kv.transaction", ok: true, aborted: false, results };
+}
+
+/** When a write with `expiry` expires (0: never), given the key's current record. */
+function expiryOf(
+  expiry: KvExpiry | { readonly kind: "keep" },
+  current: KvRecord | undefined,
+  clockMs: number,
+): number {
+  switch (expiry.kind) {
+    case "keep":
+      return current?.expireAtMs ?? 0;
+    case "never":
+      return 0;
+    case "after":
+      return clockMs + expiry.ms;
+    case "at":
+      return expiry.ms;
+  }
+}
+
+/**
+ * Writes `value` with expiry `expireAtMs`; an expiry already past removes the key instead, as Redis
+ * does for a SET or GETEX with a time in the past.
+ */
+function writeOrExpire(
+  state: StateWriter,
+  key: Uint8Array,
+  stored: KvRecord | undefined,
+  value: Uint8Array,
+  expireAtMs: number,
+  clockMs: number,
+): number {
+  if (expireAtMs !== 0 && expireAtMs <= clockMs) {
+    if (stored !== undefined) removeRecord(state, key, stored);
+    return nextRevision(state);
+  }
+  return writeRecord(state, key, stored, value, expireAtMs, clockMs).revision;
+}
+
+function applySet(state: StateWriter, command: KvSet, clockMs: number): KvSetResult {
+  const stored = storedRecord(state, command.key);
+  const current = liveOf(stored, clockMs);
+  const old = command.returnOld === true ? (current?.value ?? null) : null;
+  if (
+    (command.condition === "nx" && current !== undefined) ||
+    (command.condition === "xx" && current === undefined)
+  ) {
+    return { kind: "kv.set", ok: true, written: false, old, revision: kvRevision(state) };
+  }
+  const expireAtMs = expiryOf(command.expiry, current, clockMs);
+  const revision = writeOrExpire(state, command.key, stored, command.value, expireAtMs, clockMs);
+  return { kind: "kv.set", ok: true, written: true, old, revision };
+}
+
+/** A float as Redis parses one (string2ld): no spaces, no NaN, at most 5,000 characters. */
+function parseFloatValue(text: string): number | undefined {
+  if (text.length === 0 || text.length > 5000) return undefined;
+  if (!/^[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf|infinity)$/i.test(text)) return undefined;
+  const value = Number(text.replace(/^([+-]?)inf(inity)?$/i, "$1Infinity"));
+  return Number.isNaN(value) ? undefined : value;
+}
+
+/**
+ * A float formatted as Redis's INCRBYFLOAT does: fixed notation, trailing zeros dropped. Redis
+ * computes in long double; 15 significant digits hide the double's last-digit noise (0.1 + 0.2
+ * reads 0.3, as in Redis).
+ */
+function formatFloatValue(value: number): string {
+  return value.toLocaleString("en-US", { useGrouping: false, maximumSignificantDigits: 15 });
+}
+
+function applyUpdate(state: StateWriter, command: KvUpdate, clockMs: number): KvUpdateResult {
+  const { key, op } = command;
+  const stored = storedRecord(state, key);
+  const current = liveOf(stored, clockMs);
+  const unchanged = (value: Uint8Array | null): KvUpdateResult => ({
+    kind: "kv.update",
+    ok: true,
+    value,
+    length: value?.length ?? 0,
+    revision: kvRevision(state),
+  });
+  const tooLarge = (limit: number): KvUpdateResult => ({
+    kind: "kv.update",
+    ok: false,
+    code: "ERR_TOO_LARGE",
+    message: "string exceeds maximum allowed size",
+    details: { limit },
+  });
+  const write = (value: Uint8Array, expireAtMs: number): KvUpdateResult => ({
+    kind: "kv.update",
+    ok: true,
+    value,
+    length: value.length,
+    revision: writeOrExpire(state, key, stored, value, expireAtMs, clockMs),
+  });
+  switch (op.kind) {
+    case "append": {
+      const before = current?.value ?? new Uint8Array(0);
+      if (before.length + op.bytes.length > op.valueBytesMax) return tooLarge(op.valueBytesMax);
+      const value = new Uint8Array(before.length + op.bytes.length);
+      value.set(before, 0);
+      value.set(op.bytes, before.length);
+      return write(value, current?.expireAtMs ?? 0);
+    }
+    case "set-range": {
+      const before = current?.value ?? new Uint8Array(0);
+      // As Redis: an empty write changes nothing, and does not create a missing key.
+      if (op.bytes.length === 0) {
+        return {
+          kind: "kv.update",
+          ok: true,
+          value: current?.value ?? null,
+          length: before.length,
+          revision: kvRevision(state),
+        };
+      }
+      if (op.offset + op.bytes.length > op.valueBytesMax) return tooLarge(op.valueBytesMax);
+      const value = new Uint8Array(Math.max(before.length, op.offset + op.bytes.length));
+      value.set(before, 0);
+      value.set(op.bytes, op.offset);
+      return write(value, current?.expireAtMs ?? 0);
+    }
+    case "increment-float": {
+      const base = current === undefined ? 0 : parseFloatValue(new TextDecoder().decode(current.value));
+      const by = parseFloatValue(op.by);
+      if (base === undefined || by === undefined) {
+        return {
+          kind: "kv.update",
+          ok: false,
+          code: "ERR_NOT_INTEGER",
+          message: "value is not a valid float",
+          details: {},
+        };
+      }
+      const sum = base + by;
+      if (!Number.isFinite(sum)) {
+        return {
+          kind: "kv.update",
+          ok: false,
+          code: "ERR_NOT_INTEGER",
+          message: "increment would produce NaN or Infinity",
+          details: {},
+        };
+      }
+      return write(new TextEncoder().encode(formatFloatValue(sum)), current?.expireAtMs ?? 0);
+    }
+    case "get-delete": {
+      if (stored === undefined || current === undefined) return unchanged(null);
+      removeRecord(state, key, stored);
+      return {
+        kind: "kv.update",
+        ok: true,
+        value: current.value,
+        length: current.value.length,
+        revision: nextRevision(state),
+      };
+    }
+    case "get-expire": {
+      if (current === undefined) return unchanged(null);
+      const expireAtMs = expiryOf(op.expiry, current, clockMs);
+      if (expireAtMs === current.expireAtMs) return unchanged(current.value);
+      const revision = writeOrExpire(state, key, stored, current.value, expireAtMs, clockMs);
+      return { kind: "kv.update", ok: true, value: current.value, length: current.value.length, revision };
+    }
+  }
+}
+
+function applyCopy(state: StateWriter, command: KvCopy, clockMs: number): KvCopyResult {
+  const source = liveOf(storedRecord(state, command.from), clockMs);
+  if (source === undefined) {
+    if (command.move) {
+      return { kind: "kv.copy", ok: false, code: "ERR_NOT_FOUND", message: "no such key", details: {} };
+    }
+    return { kind: "kv.copy", ok: true, done: false, revision: kvRevision(state) };
+  }
+  const targetStored = storedRecord(state, command.to);
+  const target = liveOf(targetStored, clockMs);
+  if (compareBytes(command.from, command.to) === 0) {
+    // RENAME of a key onto itself succeeds and changes nothing; RENAMENX answers 0.
+    return { kind: "kv.copy", ok: true, done: command.replace, revision: kvRevision(state) };
+  }
+  if (target !== undefined && !command.replace) {
+    return { kind: "kv.copy", ok: true, done: false, revision: kvRevision(state) };
+  }
+  const revision = nextRevision(state);
+  // The target is a new incarnation of its key, as after a DEL and SET.
+  if (targetStored !== undefined) removeRecord(state, command.to, targetStored);
+  writeRecord(state, command.to, undefined, source.value, source.expireAtMs, clockMs, revision);
+  if (command.move) removeRecord(state, command.from, source);
+  return { kind: "kv.copy", ok: true, done: true, revision };
+}
+
+/** Removes every key and its TTL index entry; one revision for all. */
+function flushKeys(state: StateWriter): number {
+  const keys = [...state.range("kv", new Uint8Array(0), undefined, Number.MAX_SAFE_INTEGER)].map(([k]) => k);
+  const ttls = [...state.range("kv-ttl", new Uint8Array(0), undefined, Number.MAX_SAFE_INTEGER)].map(
+    ([k]) => k,
+  );
+  for (const key of keys) state.delete("kv", key);
+  for (const key of ttls) state.delete("kv-ttl", key);
+  countKeys(state, -keys.length);
+  if (keys.length > 0) nextRevision(state);
+  return keys.length;
 }
 
 /** The record stored at `key`, live or expired (its TTL index entry may still need removing). */

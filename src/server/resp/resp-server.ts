@@ -1,0 +1,227 @@
+// The Redis protocol server: one node:net listener; per connection a parser, a queue of parsed
+// commands run one at a time in arrival order (so a pipelined GET sees the SET before it), and the
+// replies written in that order. A protocol error is answered with Redis's text and the connection
+// closes; the queue is bounded, and reading pauses while it is full.
+import { createServer, type Server, type Socket } from "node:net";
+import { type ClusterStatus, isCairnError, type KvService } from "../../service/index.js";
+import {
+  arityAllows,
+  type ClientState,
+  type CommandSpec,
+  type ServerContext,
+  text,
+  wrongArity,
+} from "./command-table.js";
+import { commandTable } from "./commands.js";
+import { respErrorOf } from "./error-replies.js";
+import { defaultRespParserLimits, RespParser, type RespParserLimits } from "./resp-parser.js";
+import { encodeReply, type Reply, r } from "./resp-reply.js";
+import { execTransaction, queueInTransaction } from "./transaction-commands.js";
+
+/** Settings of the Redis server. */
+export interface RespServerOptions {
+  readonly kv: KvService;
+  readonly status: () => ClusterStatus;
+  readonly limits?: Partial<RespParserLimits>;
+  /** Commands one connection may have parsed and not yet answered before reading pauses. */
+  readonly pendingCommandsMax?: number;
+  /** The wall clock; defaults to Date.now. */
+  readonly nowMs?: () => number;
+}
+
+/** The Redis version Cairn answers to (HELLO, INFO): the 7.2 command set it follows. */
+export const claimedRedisVersion = "7.2.0";
+
+/** A running Redis protocol server. */
+export interface RespServer {
+  /** `host:port` it listens on. */
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+/** Starts a Redis protocol server on `host:port` (port 0: any free port). */
+export async function startRespServer(
+  options: RespServerOptions,
+  listen: { readonly host: string; readonly port: number },
+): Promise<RespServer> {
+  const limits: RespParserLimits = {
+    ...defaultRespParserLimits,
+    bulkBytesMax: options.kv.limits.valueBytesMax + options.kv.limits.keyBytesMax,
+    ...options.limits,
+  };
+  const pendingMax = options.pendingCommandsMax ?? 1024;
+  const clients = new Map<number, ClientState>();
+  const sockets = new Set<Socket>();
+  const nowMs = options.nowMs ?? (() => Date.now());
+  const context: ServerContext = {
+    kv: options.kv,
+    status: options.status,
+    clients,
+    blockedClients: () => 0,
+    redisVersion: claimedRedisVersion,
+    nowMs,
+  };
+  let nextId = 1;
+
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.setNoDelay(true);
+    const client: ClientState = {
+      id: nextId++,
+      addr: `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}`,
+      laddr: `${socket.localAddress ?? "?"}:${socket.localPort ?? 0}`,
+      createdMs: nowMs(),
+      version: 2,
+      name: "",
+      libName: "",
+      libVer: "",
+      lastCommand: "NULL",
+      multi: undefined,
+      multiFailed: false,
+      watched: new Map(),
+      watchBroken: false,
+      closing: false,
+    };
+    clients.set(client.id, client);
+    const parser = new RespParser(limits);
+    const queue: (readonly Buffer[])[] = [];
+    let protocolError: string | undefined;
+    let running = false;
+    let closed = false;
+
+    const send = (reply: Reply): void => {
+      if (closed) return;
+      const out: Buffer[] = [];
+      encodeReply(reply, client.version, out);
+      socket.write(out.length === 1 ? (out[0] ?? Buffer.alloc(0)) : Buffer.concat(out));
+    };
+
+    const drain = async (): Promise<void> => {
+      if (running) return;
+      running = true;
+      socket.cork();
+      while (!closed) {
+        const args = queue.shift();
+        if (args === undefined) break;
+        if (queue.length < pendingMax / 2) socket.resume();
+        const reply = await run(args, client, context);
+        send(reply);
+        if (client.closing) {
+          closed = true;
+          socket.end();
+          break;
+        }
+        // Let replies of a long pipeline go out as they are ready rather than at its end.
+        if (queue.length === 0 || queue.length % 64 === 0) {
+          socket.uncork();
+          socket.cork();
+        }
+      }
+      if (!closed && protocolError !== undefined) {
+        send(r.error(protocolError));
+        closed = true;
+        socket.end();
+      }
+      socket.uncork();
+      running = false;
+    };
+
+    socket.on("data", (chunk: Buffer) => {
+      if (closed || protocolError !== undefined) return;
+      for (const item of parser.push(chunk)) {
+        if (item.kind === "command") queue.push(item.args);
+        else protocolError = item.message;
+      }
+      if (queue.length >= pendingMax) socket.pause();
+      void drain();
+    });
+    const forget = (): void => {
+      closed = true;
+      clients.delete(client.id);
+      sockets.delete(socket);
+    };
+    socket.on("close", forget);
+    socket.on("error", forget);
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(listen.port, listen.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const bound = server.address();
+  const port = typeof bound === "object" && bound !== null ? bound.port : listen.port;
+  return {
+    address: `${listen.host}:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+// Built on first use: the table's modules import this one (MULTI runs commands), so the table is
+// complete only once every module has loaded.
+let byName: Map<string, CommandSpec> | undefined;
+
+/** Looks a command up, case-insensitively. */
+export function lookupCommand(name: Uint8Array | undefined): CommandSpec | undefined {
+  byName ??= new Map<string, CommandSpec>(commandTable.map((c) => [c.name, c]));
+  return byName.get(text(name).toLowerCase());
+}
+
+/** Redis's reply to a command it does not know. */
+export function unknownCommand(args: readonly Buffer[]): Reply {
+  let quoted = "";
+  for (const arg of args.slice(1)) {
+    if (quoted.length >= 128) break;
+    quoted += `'${text(arg).slice(0, 128 - quoted.length)}' `;
+  }
+  return r.error(`ERR unknown command '${text(args[0]).slice(0, 128)}', with args beginning with: ${quoted}`);
+}
+
+/** Checks a command's name and arity; undefined when it may run. */
+export function refuseCall(args: readonly Buffer[]): Reply | undefined {
+  const spec = lookupCommand(args[0]);
+  if (spec === undefined) return unknownCommand(args);
+  if (!arityAllows(spec.arity, args.length)) return wrongArity(spec.name);
+  if (spec.subcommands !== undefined && args.length >= 2) {
+    const sub = spec.subcommands.find((s) => s.name === `${spec.name}|${text(args[1]).toLowerCase()}`);
+    if (sub !== undefined && !arityAllows(sub.arity, args.length)) return wrongArity(sub.name);
+  }
+  return undefined;
+}
+
+/** Runs one command to its reply; a CairnError becomes its Redis error reply. */
+export async function runCommand(
+  args: readonly Buffer[],
+  client: ClientState,
+  server: ServerContext,
+): Promise<Reply> {
+  const refused = refuseCall(args);
+  if (refused !== undefined) return refused;
+  const spec = lookupCommand(args[0]);
+  if (spec === undefined) return unknownCommand(args);
+  client.lastCommand = spec.name;
+  try {
+    return await spec.handler({ args, client, server });
+  } catch (error) {
+    if (isCairnError(error)) return r.error(respErrorOf[error.code](error));
+    throw error;
+  }
+}
+
+/** Runs a command from the wire: inside MULTI it is queued, EXEC runs the queue. */
+async function run(args: readonly Buffer[], client: ClientState, server: ServerContext): Promise<Reply> {
+  const name = text(args[0]).toLowerCase();
+  if (client.multi !== undefined && !["exec", "discard", "multi", "watch", "quit", "reset"].includes(name)) {
+    return queueInTransaction(args, client);
+  }
+  if (name === "exec" && client.multi !== undefined && args.length === 1) {
+    return execTransaction(client, server);
+  }
+  return runCommand(args, client, server);
+}
