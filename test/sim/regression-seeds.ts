@@ -111,4 +111,9 @@ export const regressionSeeds: readonly RegressionSeed[] = [
     level: 2,
     why: "runtime: as 3, a split state chunk stopped two followers; this seed also resumes transfers after broken connections",
   },
+  {
+    seed: 30000585,
+    level: 2,
+    why: "harness: 512-byte snapshot chunks with a window of 2 streamed at 5-10 KiB/s; a re-added follower chasing compactions was still receiving its fourth snapshot when the run was judged; windows now hold at least 4 KiB",
+  },
 ];

@@ -21,16 +21,30 @@ import type { SimNetwork } from "./sim-network.js";
 export type LinkState = Pick<SimNetwork<unknown>, "isBlocked" | "linkLatencyRange">;
 
 /**
+ * The fewest bytes a run's snapshot window holds. A transfer moves at most one window per round trip
+ * (up to about 200 ms on the simulated links), so this bounds how slowly a snapshot can stream: 4 KiB
+ * streams a level-2 snapshot of tens of KiB in a second or two, well inside the settle period. With
+ * 512-byte chunks and a window of 2 (1 KiB, 5-10 KiB/s) a re-added follower chasing the leader's
+ * compactions needed four snapshots one after another and was still receiving the last one when the
+ * run was judged (seed 30000585).
+ */
+const simSnapshotWindowBytesMin = 4096;
+
+/**
  * The snapshot protocol's settings for a run: chunks small enough that a level-2 snapshot (a few to
- * a few hundred KiB) is many frames, a window of a few chunks, and timeouts and resume attempts in
- * proportion to the simulated links (tens of milliseconds, partitions of a second or two).
+ * a few hundred KiB) is many frames, a window of a few chunks (at least 4 KiB,
+ * see simSnapshotWindowBytesMin), and timeouts and resume attempts in proportion to the simulated
+ * links (tens of milliseconds, partitions of a second or two).
  */
 export function simSnapshotSettings(seed: number): TransportSettings {
   const prng = new Prng(seed);
+  const chunkBytes = prng.pick([512, 2048, 8192]);
+  // Drawn before it is raised to the floor, so every later draw stays what it was.
+  const windowChunks = Math.max(prng.range(2, 8), Math.ceil(simSnapshotWindowBytesMin / chunkBytes));
   return resolveTransportSettings({
     frameBytesMax: 64 * 1024,
-    snapshotChunkBytesMax: prng.pick([512, 2048, 8192]),
-    snapshotWindowChunksMax: prng.range(2, 8),
+    snapshotChunkBytesMax: chunkBytes,
+    snapshotWindowChunksMax: windowChunks,
     snapshotResumeAttemptsMax: prng.range(2, 5),
     reconnectBackoffBaseMs: 25,
     reconnectBackoffMaxMs: 400,
