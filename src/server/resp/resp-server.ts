@@ -4,6 +4,7 @@
 // closes; the queue is bounded, and reading pauses while it is full.
 import { createServer, type Server, type Socket } from "node:net";
 import { type ClusterStatus, isCairnError, type KvService } from "../../service/index.js";
+import { listenTcp } from "../tcp-listener.js";
 import {
   arityAllows,
   type ClientState,
@@ -51,7 +52,6 @@ export async function startRespServer(
   };
   const pendingMax = options.pendingCommandsMax ?? 1024;
   const clients = new Map<number, ClientState>();
-  const sockets = new Set<Socket>();
   const nowMs = options.nowMs ?? (() => Date.now());
   const context: ServerContext = {
     kv: options.kv,
@@ -64,7 +64,6 @@ export async function startRespServer(
   let nextId = 1;
 
   const server: Server = createServer((socket) => {
-    sockets.add(socket);
     socket.setNoDelay(true);
     const client: ClientState = {
       id: nextId++,
@@ -138,29 +137,13 @@ export async function startRespServer(
     const forget = (): void => {
       closed = true;
       clients.delete(client.id);
-      sockets.delete(socket);
     };
     socket.on("close", forget);
     socket.on("error", forget);
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(listen.port, listen.host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const bound = server.address();
-  const port = typeof bound === "object" && bound !== null ? bound.port : listen.port;
-  return {
-    address: `${listen.host}:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  };
+  const listener = await listenTcp(server, listen);
+  return { address: `${listener.host}:${listener.port}`, close: () => listener.close() };
 }
 
 // Built on first use: the table's modules import this one (MULTI runs commands), so the table is

@@ -5,6 +5,7 @@
 import { createServer, type Server, type Socket } from "node:net";
 import { isCairnError, type KvService } from "../../service/index.js";
 import { assertNever } from "../../util/index.js";
+import { listenTcp } from "../tcp-listener.js";
 import { type LineEvent, LineParser } from "./line-parser.js";
 import { parseTextCommand, type TextProtoVersion } from "./text-command.js";
 import { textReasonOf } from "./text-errors.js";
@@ -245,28 +246,10 @@ export async function startTextServer(
   options: TextServerOptions,
 ): Promise<TextServer> {
   const lineBytesMax = options.lineBytesMax ?? options.kv.limits.valueBytesMax + 64;
-  const sockets = new Set<Socket>();
   const server: Server = createServer({ noDelay: true }, (socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
     serveSocket(socket, options, lineBytesMax);
   });
   server.maxConnections = options.connectionsMax ?? 1024;
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(listen.port, listen.host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const bound = server.address();
-  const port = typeof bound === "object" && bound !== null ? bound.port : listen.port;
-  return {
-    address: { host: listen.host, port },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const socket of sockets) socket.destroy();
-      }),
-  };
+  const listener = await listenTcp(server, listen);
+  return { address: { host: listener.host, port: listener.port }, close: () => listener.close() };
 }
