@@ -2,7 +2,7 @@
 // commands run one at a time in arrival order (so a pipelined GET sees the SET before it), and the
 // replies written in that order. A protocol error is answered with Redis's text and the connection
 // closes; the queue is bounded, and reading pauses while it is full.
-import { createServer, type Server, type Socket } from "node:net";
+import { createServer, type Server } from "node:net";
 import { type ClusterStatus, isCairnError, type KvService } from "../../service/index.js";
 import { listenTcp } from "../tcp-listener.js";
 import {
