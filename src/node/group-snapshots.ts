@@ -74,10 +74,18 @@ export class GroupSnapshots {
 
   /** Replaces the state machine's data with the stored snapshot at `meta.index`. */
   async install(meta: SnapshotMeta): Promise<void> {
-    // Verify the whole file before touching the state: a corrupt snapshot must never be installed.
-    await this.#files.verify(this.#group, meta.index);
-    const reader = await this.#files.open(this.#group, meta.index);
-    await this.#state.restoreGroup(this.#group, reader.chunks());
+    // Pinned for the whole install: a snapshot committed meanwhile (a capture, or a newer one from
+    // the leader) would otherwise prune this one between the verify pass and the read. A file that
+    // is gone before the pin stays an error: the core needs exactly this snapshot.
+    const release = this.#files.pin(this.#group, meta.index);
+    try {
+      // Verify the whole file before touching the state: a corrupt snapshot must never be installed.
+      await this.#files.verify(this.#group, meta.index);
+      const reader = await this.#files.open(this.#group, meta.index);
+      await this.#state.restoreGroup(this.#group, reader.chunks());
+    } finally {
+      release();
+    }
   }
 
   /** Whether an install was interrupted by a crash (the state store's data is incomplete). */

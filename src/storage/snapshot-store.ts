@@ -103,6 +103,8 @@ export class SnapshotStore {
   readonly #options: SnapshotStoreOptions;
   readonly #stop: FailStop;
   #writersStarted = 0;
+  /** Readers in progress per snapshot name; retention never deletes a file while one reads it. */
+  readonly #pins = new Map<string, number>();
 
   private constructor(fs: FileSystem, dir: string, options: SnapshotStoreOptions) {
     this.#fs = fs;
@@ -191,6 +193,24 @@ export class SnapshotStore {
         await this.#prune(group);
       },
       abort: discard,
+    };
+  }
+
+  /**
+   * Keeps `group`'s snapshot at `index` from being pruned until the returned release is called:
+   * an install verifies the file, then reads it again, and a newer snapshot committed in between
+   * (a capture, or another one received) must not delete it under the reader.
+   */
+  pin(group: GroupId, index: number): () => void {
+    const name = snapshotName(group, index);
+    this.#pins.set(name, (this.#pins.get(name) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.#pins.get(name) ?? 1) - 1;
+      if (left === 0) this.#pins.delete(name);
+      else this.#pins.set(name, left);
     };
   }
 
@@ -284,7 +304,10 @@ export class SnapshotStore {
   }
 
   async #prune(group: GroupId): Promise<void> {
-    const extra = (await this.list(group)).slice(this.#options.retainMax);
+    // A pinned snapshot outlives retention; the first prune after its release deletes it.
+    const extra = (await this.list(group))
+      .slice(this.#options.retainMax)
+      .filter((index) => !this.#pins.has(snapshotName(group, index)));
     if (extra.length === 0) return;
     await this.#stop.run(async () => {
       for (const index of extra) {

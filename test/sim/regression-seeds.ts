@@ -116,4 +116,9 @@ export const regressionSeeds: readonly RegressionSeed[] = [
     level: 2,
     why: "harness: 512-byte snapshot chunks with a window of 2 streamed at 5-10 KiB/s; a re-added follower chasing compactions was still receiving its fourth snapshot when the run was judged; windows now hold at least 4 KiB",
   },
+  {
+    seed: 40001287,
+    level: 2,
+    why: "runtime: a follower's snapshot commit pruned the snapshot it was installing between the verify pass and the read, and the ENOENT stopped it; an install now pins its file",
+  },
 ];
