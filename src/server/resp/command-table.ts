@@ -116,3 +116,28 @@ export function parseInteger(arg: Uint8Array): bigint | undefined {
 export function text(arg: Uint8Array | undefined): string {
   return arg === undefined ? "" : Buffer.from(arg).toString("latin1");
 }
+
+/** A table row: one command's name, arity, flags, key positions, docs and handler. */
+export function command(
+  name: string,
+  arity: number,
+  flags: readonly CommandFlag[],
+  keys: readonly [number, number, number],
+  group: string,
+  since: string,
+  summary: string,
+  handler: CommandHandler,
+  subcommands?: readonly CommandSpec[],
+): CommandSpec {
+  return {
+    name,
+    arity,
+    flags,
+    keys,
+    group,
+    since,
+    summary,
+    handler,
+    ...(subcommands ? { subcommands } : {}),
+  };
+}

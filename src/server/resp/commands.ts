@@ -1,6 +1,6 @@
 // The command table: every Redis command Cairn serves, with its arity, flags, key positions and
 // handler. Dispatch, arity errors, MULTI's checks and COMMAND COUNT / INFO / DOCS all read it.
-import type { CommandFlag, CommandHandler, CommandSpec } from "./command-table.js";
+import { type CommandHandler, type CommandSpec, command } from "./command-table.js";
 import {
   auth,
   clientCommand,
@@ -15,31 +15,6 @@ import {
 import { keyCommands } from "./key-commands.js";
 import { r } from "./resp-reply.js";
 import { discard, execWithoutMulti, multi, unwatch, watch } from "./transaction-commands.js";
-
-/** A table row without the fields most commands share. */
-export function command(
-  name: string,
-  arity: number,
-  flags: readonly CommandFlag[],
-  keys: readonly [number, number, number],
-  group: string,
-  since: string,
-  summary: string,
-  handler: CommandHandler,
-  subcommands?: readonly CommandSpec[],
-): CommandSpec {
-  return {
-    name,
-    arity,
-    flags,
-    keys,
-    group,
-    since,
-    summary,
-    handler,
-    ...(subcommands ? { subcommands } : {}),
-  };
-}
 
 const none = [0, 0, 0] as const;
 const conn = (name: string, arity: number, summary: string, handler: CommandHandler, since = "1.0.0") =>

@@ -8,6 +8,7 @@ import {
   type CommandFlag,
   type CommandHandler,
   type CommandSpec,
+  command,
   notAnInteger,
   parseInteger,
   syntaxError,
@@ -348,22 +349,20 @@ const del_: readonly CommandFlag[] = ["write"];
 const one = [1, 1, 1] as const;
 const all = [1, -1, 1] as const;
 
-const spec = (
-  name: string,
-  arity: number,
-  flags: readonly CommandFlag[],
-  keys: readonly [number, number, number],
-  group: string,
-  since: string,
-  summary: string,
-  handler: CommandHandler,
-): CommandSpec => ({ name, arity, flags, keys, group, since, summary, handler });
-
 /** The string and key commands. */
 export const keyCommands: readonly CommandSpec[] = [
-  spec("get", 2, readFast, one, "string", "1.0.0", "Returns the string value of a key.", get),
-  spec("set", -3, write, one, "string", "1.0.0", "Sets the string value of a key, ignoring its type.", set),
-  spec(
+  command("get", 2, readFast, one, "string", "1.0.0", "Returns the string value of a key.", get),
+  command(
+    "set",
+    -3,
+    write,
+    one,
+    "string",
+    "1.0.0",
+    "Sets the string value of a key, ignoring its type.",
+    set,
+  ),
+  command(
     "setnx",
     3,
     writeFast,
@@ -376,7 +375,7 @@ export const keyCommands: readonly CommandSpec[] = [
       return r.int(result.written ? 1 : 0);
     },
   ),
-  spec(
+  command(
     "setex",
     4,
     write,
@@ -386,7 +385,7 @@ export const keyCommands: readonly CommandSpec[] = [
     "Sets the value and expiration time of a key.",
     setWithExpiry("setex", "ex"),
   ),
-  spec(
+  command(
     "psetex",
     4,
     write,
@@ -396,7 +395,7 @@ export const keyCommands: readonly CommandSpec[] = [
     "Sets the value and expiration time in milliseconds of a key.",
     setWithExpiry("psetex", "px"),
   ),
-  spec(
+  command(
     "getset",
     3,
     writeFast,
@@ -409,7 +408,7 @@ export const keyCommands: readonly CommandSpec[] = [
       return r.bulkOrNil(result.old);
     },
   ),
-  spec(
+  command(
     "getdel",
     2,
     writeFast,
@@ -422,7 +421,7 @@ export const keyCommands: readonly CommandSpec[] = [
       return r.bulkOrNil(result.value);
     },
   ),
-  spec(
+  command(
     "getex",
     -2,
     writeFast,
@@ -432,7 +431,7 @@ export const keyCommands: readonly CommandSpec[] = [
     "Returns the value of a key after setting its expiration time.",
     getex,
   ),
-  spec(
+  command(
     "mget",
     -2,
     readFast,
@@ -446,7 +445,7 @@ export const keyCommands: readonly CommandSpec[] = [
       return r.array(values.map((v) => r.bulkOrNil(v.record?.value)));
     },
   ),
-  spec(
+  command(
     "mset",
     -3,
     write,
@@ -456,7 +455,7 @@ export const keyCommands: readonly CommandSpec[] = [
     "Atomically creates or modifies the string values of one or more keys.",
     (call) => mset(call, false, "mset"),
   ),
-  spec(
+  command(
     "msetnx",
     -3,
     write,
@@ -466,7 +465,7 @@ export const keyCommands: readonly CommandSpec[] = [
     "Atomically modifies the string values of one or more keys only when all keys don't exist.",
     (call) => mset(call, true, "msetnx"),
   ),
-  spec(
+  command(
     "append",
     3,
     writeFast,
@@ -479,7 +478,7 @@ export const keyCommands: readonly CommandSpec[] = [
       return r.int(result.length);
     },
   ),
-  spec(
+  command(
     "strlen",
     2,
     readFast,
@@ -492,7 +491,7 @@ export const keyCommands: readonly CommandSpec[] = [
       return r.int(record?.value.length ?? 0);
     },
   ),
-  spec(
+  command(
     "getrange",
     4,
     ["readonly"],
@@ -502,7 +501,7 @@ export const keyCommands: readonly CommandSpec[] = [
     "Returns a substring of the string stored at a key.",
     getrange,
   ),
-  spec(
+  command(
     "setrange",
     4,
     write,
@@ -512,7 +511,7 @@ export const keyCommands: readonly CommandSpec[] = [
     "Overwrites a part of a string value with another by an offset.",
     setrange,
   ),
-  spec(
+  command(
     "incr",
     2,
     writeFast,
@@ -522,7 +521,7 @@ export const keyCommands: readonly CommandSpec[] = [
     "Increments the integer value of a key by one.",
     increment(1n, 1n, "incr"),
   ),
-  spec(
+  command(
     "decr",
     2,
     writeFast,
@@ -532,7 +531,7 @@ export const keyCommands: readonly CommandSpec[] = [
     "Decrements the integer value of a key by one.",
     increment(-1n, 1n, "decr"),
   ),
-  spec(
+  command(
     "incrby",
     3,
     writeFast,
@@ -542,7 +541,7 @@ export const keyCommands: readonly CommandSpec[] = [
     "Increments the integer value of a key by a number.",
     increment(1n, undefined, "incrby"),
   ),
-  spec(
+  command(
     "decrby",
     3,
     writeFast,
@@ -552,7 +551,7 @@ export const keyCommands: readonly CommandSpec[] = [
     "Decrements a number from the integer value of a key.",
     increment(-1n, undefined, "decrby"),
   ),
-  spec(
+  command(
     "incrbyfloat",
     3,
     writeFast,
@@ -562,8 +561,8 @@ export const keyCommands: readonly CommandSpec[] = [
     "Increment the floating point value of a key by a number.",
     incrbyfloat,
   ),
-  spec("del", -2, del_, all, "generic", "1.0.0", "Deletes one or more keys.", del),
-  spec(
+  command("del", -2, del_, all, "generic", "1.0.0", "Deletes one or more keys.", del),
+  command(
     "unlink",
     -2,
     ["write", "fast"],
@@ -573,8 +572,17 @@ export const keyCommands: readonly CommandSpec[] = [
     "Asynchronously deletes one or more keys.",
     del,
   ),
-  spec("exists", -2, readFast, all, "generic", "1.0.0", "Determines whether one or more keys exist.", exists),
-  spec(
+  command(
+    "exists",
+    -2,
+    readFast,
+    all,
+    "generic",
+    "1.0.0",
+    "Determines whether one or more keys exist.",
+    exists,
+  ),
+  command(
     "touch",
     -2,
     readFast,
@@ -584,7 +592,7 @@ export const keyCommands: readonly CommandSpec[] = [
     "Returns the number of existing keys out of those specified.",
     exists,
   ),
-  spec(
+  command(
     "type",
     2,
     readFast,
@@ -597,7 +605,7 @@ export const keyCommands: readonly CommandSpec[] = [
       return r.simple(record === undefined ? "none" : "string");
     },
   ),
-  spec(
+  command(
     "rename",
     3,
     ["write"],
@@ -607,7 +615,7 @@ export const keyCommands: readonly CommandSpec[] = [
     "Renames a key and overwrites the destination.",
     (call) => rename(call, true),
   ),
-  spec(
+  command(
     "renamenx",
     3,
     ["write", "fast"],
@@ -617,8 +625,8 @@ export const keyCommands: readonly CommandSpec[] = [
     "Renames a key only when the target key name doesn't exist.",
     (call) => rename(call, false),
   ),
-  spec("copy", -3, write, [1, 2, 1], "generic", "6.2.0", "Copies the value of a key to a new key.", copy),
-  spec(
+  command("copy", -3, write, [1, 2, 1], "generic", "6.2.0", "Copies the value of a key to a new key.", copy),
+  command(
     "expire",
     -3,
     ["write", "fast"],
@@ -628,7 +636,7 @@ export const keyCommands: readonly CommandSpec[] = [
     "Sets the expiration time of a key in seconds.",
     expire("expire", "s", false),
   ),
-  spec(
+  command(
     "pexpire",
     -3,
     ["write", "fast"],
@@ -638,7 +646,7 @@ export const keyCommands: readonly CommandSpec[] = [
     "Sets the expiration time of a key in milliseconds.",
     expire("pexpire", "ms", false),
   ),
-  spec(
+  command(
     "expireat",
     -3,
     ["write", "fast"],
@@ -648,7 +656,7 @@ export const keyCommands: readonly CommandSpec[] = [
     "Sets the expiration time of a key to a Unix timestamp.",
     expire("expireat", "s", true),
   ),
-  spec(
+  command(
     "pexpireat",
     -3,
     ["write", "fast"],
@@ -658,7 +666,7 @@ export const keyCommands: readonly CommandSpec[] = [
     "Sets the expiration time of a key to a Unix milliseconds timestamp.",
     expire("pexpireat", "ms", true),
   ),
-  spec(
+  command(
     "ttl",
     2,
     readFast,
@@ -668,7 +676,7 @@ export const keyCommands: readonly CommandSpec[] = [
     "Returns the expiration time in seconds of a key.",
     ttl(false, false),
   ),
-  spec(
+  command(
     "pttl",
     2,
     readFast,
@@ -678,7 +686,7 @@ export const keyCommands: readonly CommandSpec[] = [
     "Returns the expiration time in milliseconds of a key.",
     ttl(true, false),
   ),
-  spec(
+  command(
     "expiretime",
     2,
     readFast,
@@ -688,7 +696,7 @@ export const keyCommands: readonly CommandSpec[] = [
     "Returns the expiration time of a key as a Unix timestamp.",
     ttl(false, true),
   ),
-  spec(
+  command(
     "pexpiretime",
     2,
     readFast,
@@ -698,7 +706,7 @@ export const keyCommands: readonly CommandSpec[] = [
     "Returns the expiration time of a key as a Unix milliseconds timestamp.",
     ttl(true, true),
   ),
-  spec(
+  command(
     "persist",
     2,
     ["write", "fast"],
@@ -711,7 +719,7 @@ export const keyCommands: readonly CommandSpec[] = [
       return r.int(result.changed ? 1 : 0);
     },
   ),
-  spec(
+  command(
     "keys",
     2,
     ["readonly"],
@@ -721,7 +729,7 @@ export const keyCommands: readonly CommandSpec[] = [
     "Returns all key names that match a pattern.",
     async (call) => r.array((await matchingKeys(call, arg(call, 1))).map(r.bulk)),
   ),
-  spec(
+  command(
     "scan",
     -2,
     ["readonly"],
@@ -731,7 +739,7 @@ export const keyCommands: readonly CommandSpec[] = [
     "Iterates over the key names in the database.",
     scan,
   ),
-  spec(
+  command(
     "randomkey",
     1,
     ["readonly"],
@@ -745,7 +753,7 @@ export const keyCommands: readonly CommandSpec[] = [
       return item === undefined ? r.nil : r.bulk(item.key);
     },
   ),
-  spec(
+  command(
     "dbsize",
     1,
     readFast,
@@ -755,7 +763,7 @@ export const keyCommands: readonly CommandSpec[] = [
     "Returns the number of keys in the database.",
     async (call) => r.int(await call.server.kv.count()),
   ),
-  spec(
+  command(
     "flushall",
     -1,
     ["write"],
@@ -765,7 +773,7 @@ export const keyCommands: readonly CommandSpec[] = [
     "Removes all keys from all databases.",
     flush,
   ),
-  spec(
+  command(
     "flushdb",
     -1,
     ["write"],
