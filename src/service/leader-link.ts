@@ -152,7 +152,13 @@ export class LeaderLink {
       if (backend.appliedIndex() >= index) return;
       const remaining = deadline - applied.monotonicMs();
       if (remaining <= 0) return;
-      await applied.wait(version, remaining).catch(() => undefined);
+      try {
+        await applied.wait(version, remaining);
+      } catch {
+        // ERR_BUSY: the node holds as many waiters as it allows. Retrying at once would spin until
+        // the deadline; the outcome stands, so answer now.
+        return;
+      }
     }
   }
 
