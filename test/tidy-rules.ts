@@ -9,6 +9,7 @@ export type Layer =
   | "transport"
   | "node"
   | "service"
+  | "node-assembly"
   | "server"
   | "client"
   | "cli"
@@ -16,7 +17,11 @@ export type Layer =
 
 /**
  * Which layers each layer may import. Imports point one way:
- * raft <- storage, transport <- node <- service <- server <- cli; client and dashboard stand apart.
+ * raft <- storage, transport <- node <- service <- node-assembly <- cli; client and dashboard stand
+ * apart. node-assembly (CairnNode) sits above service because it wires storage, the runtime and the
+ * services together; the services must not know how a node is built, and the protocol adapters in
+ * server need only the services, so server does not import it either: only the composition root
+ * (cli) and the tests start nodes.
  */
 export const allowedImports: Record<Layer, readonly Layer[]> = {
   util: ["util"],
@@ -25,9 +30,22 @@ export const allowedImports: Record<Layer, readonly Layer[]> = {
   transport: ["transport", "raft", "util"],
   node: ["node", "storage", "transport", "raft", "util"],
   service: ["service", "node", "storage", "transport", "raft", "util"],
+  "node-assembly": ["node-assembly", "service", "node", "storage", "transport", "raft", "util"],
   server: ["server", "service", "node", "storage", "transport", "raft", "util"],
   client: ["client", "util"],
-  cli: ["cli", "server", "service", "node", "storage", "transport", "raft", "util", "client", "dashboard"],
+  cli: [
+    "cli",
+    "node-assembly",
+    "server",
+    "service",
+    "node",
+    "storage",
+    "transport",
+    "raft",
+    "util",
+    "client",
+    "dashboard",
+  ],
   dashboard: ["dashboard", "client", "util"],
 };
 

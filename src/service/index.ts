@@ -43,6 +43,7 @@ export {
   KvService,
   type KvWriteAck,
 } from "./kv-service.js";
+export { LeaderLink, type LeaderLinkOptions } from "./leader-link.js";
 export type { ReplicationPort, Staleness } from "./replication.js";
 export { MemoryBackend, ServiceStateMachine, type StateBackend, StoreBackend } from "./state-machine.js";
 export {

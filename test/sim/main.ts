@@ -70,8 +70,8 @@ async function main(argv: readonly string[]): Promise<number> {
     if (report.report !== undefined) {
       ops.issued += report.report.workloadCounters.issued;
       ops.ok += report.report.workloadCounters.ok;
-      ops.appended += report.report.sideCounters.appended ?? 0;
-      ops.acked += report.report.sideCounters.acked ?? 0;
+      ops.appended += report.report.sideCounters["appended"] ?? 0;
+      ops.acked += report.report.sideCounters["acked"] ?? 0;
     }
     if (report.ok) continue;
     if (report.known !== undefined) {

@@ -1,47 +1,47 @@
-// Level 2 of the simulator: the real runtime (src/node RaftGroup) over the real storage (Wal and
-// HardStateStore through WalGroupStorage) on a simulated disk per node (SimFileSystem: data durable
+// Level 2 of the simulator: each node is the product's own assembly (CairnNode: the runtime, the
+// storage, the NodeHost with its peer calls, the services and their housekeeping, as `cairn node`
+// starts it) over a MemoryTransport whose links are the simulator's network, on a simulated disk
+// per node (SimFileSystem: data durable
 // only once synced, a crash keeps a random prefix of the rest, possibly torn), with the simulator's
 // clock, timers and randomness as the runtime's Env and Raft messages on the SimNetwork. Every
 // asynchronous operation completes only when the event queue says so (runSimulationAsync lets the
 // promise reactions run between events). The replicated state machine is the product's own
 // (ServiceStateMachine), and clients talk to each node's real KvService: the command envelope,
 // idempotency keys, conditional puts and deletes, increments and ReadIndex reads are the code users
-// run. Most runs take snapshots (GroupSnapshots over a SnapshotStore on the simulated disk, the state
-// in a StoreBackend over a MemoryStateStore in lmdb's flush mode: a commit is visible at once and
+// run, and a write sent to a follower reaches the leader through LeaderLink. The state lives in a
+// StoreBackend over a MemoryStateStore in lmdb's flush mode (a commit is visible at once and
 // durable only once a later flush completes, and a crash is a power loss that takes back what no
-// flush covered): the log is compacted, lagging followers get snapshots streamed over the simulated
-// network, and transfers and installs are cut by power losses aimed at them. The other runs keep
-// the state in a MemoryBackend rebuilt from the log.
+// flush covered). Most runs take snapshots: the log is compacted, lagging followers get snapshots
+// streamed over the transport, and transfers and installs are cut by power losses aimed at them.
+// Housekeeping runs on the simulated clock: membership upkeep, TTL expiry and stream sweeps.
 // Half of the runs also drive streams and a consumer group through each node's StreamService.
-import type { Cancel, Env } from "../../src/node/env.js";
-import { GroupSnapshots, snapshotChunkBytesMax } from "../../src/node/group-snapshots.js";
-import type { GroupStorage, PersistBatch, StateMachine } from "../../src/node/ports.js";
-import { RaftGroup } from "../../src/node/raft-group.js";
-import { WalGroupStorage } from "../../src/node/wal-group-storage.js";
+import {
+  type Cancel,
+  type Env,
+  type GroupStorage,
+  type NodeWireMessage,
+  nodeWireCodec,
+  type PersistBatch,
+  type RaftGroup,
+  type StateMachine,
+} from "../../src/node/index.js";
+import { CairnNode, type CairnNodeSettings } from "../../src/node-assembly/index.js";
 import {
   type Entry,
-  type GroupId,
-  groupId,
-  type Message,
   type NodeId,
   nodeId,
   type PersistedState,
-  type SnapshotMessage,
   type SnapshotMeta,
 } from "../../src/raft/index.js";
-import { ApplyNotifier } from "../../src/service/apply-notifier.js";
 import { type ApplyOutcome, decodeEnvelope } from "../../src/service/command.js";
-import { type CairnError, isCairnError } from "../../src/service/errors.js";
-import { GroupReplication } from "../../src/service/group-replication.js";
-import { KvService } from "../../src/service/kv-service.js";
-import type { StateReader } from "../../src/service/state.js";
 import {
-  MemoryBackend,
-  ServiceStateMachine,
+  type CairnError,
+  isCairnError,
+  type KvService,
   type StateBackend,
-  StoreBackend,
-} from "../../src/service/state-machine.js";
-import { StreamService } from "../../src/service/stream-service.js";
+  type StreamService,
+} from "../../src/service/index.js";
+import type { StateReader } from "../../src/service/state.js";
 import {
   getGroupMeta,
   getStreamMeta,
@@ -49,14 +49,8 @@ import {
   readMessages,
   type StreamMessage,
 } from "../../src/service/streams/index.js";
-import { HardStateStore } from "../../src/storage/hard-state-store.js";
-import { MemoryStateStore } from "../../src/storage/memory-state-store.js";
-import { SimFileSystem } from "../../src/storage/sim-file-system.js";
-import { SnapshotStore } from "../../src/storage/snapshot-store.js";
+import { MemoryStateStore, SimFileSystem } from "../../src/storage/index.js";
 import { appliedIndexKey, keyKindCode, restoringKey } from "../../src/storage/state-store.js";
-import { Wal } from "../../src/storage/wal.js";
-import { decodeRaftMessage, encodeRaftMessage } from "../../src/transport/raft-codec.js";
-import type { IncomingSnapshot } from "../../src/transport/transport.js";
 import { assert } from "../../src/util/assert.js";
 import { crc32 } from "../../src/util/crc.js";
 import type { Prng } from "../../src/util/prng.js";
@@ -66,11 +60,8 @@ import type { ServiceKvInput, ServiceKvOutput } from "./kv-service-model.js";
 import type { SubmitResult } from "./kv-workload.js";
 import type { ObservedEntry, RaftObservation } from "./raft-safety.js";
 import type { SimCluster, SimEnvironment } from "./sim-runner.js";
-import {
-  type SimSnapshotEndpoint,
-  SimSnapshotLinks,
-  type SnapshotLinkCounters,
-} from "./sim-snapshot-links.js";
+import { SimSnapshotLinks, type SnapshotLinkCounters } from "./sim-snapshot-links.js";
+import { SimTransport } from "./sim-transport.js";
 import type { ReaderView, StreamEntry } from "./stream-checker.js";
 import {
   deadLetterStream,
@@ -85,8 +76,6 @@ import {
   type StreamWorkloadOptions,
 } from "./stream-workload.js";
 
-const group: GroupId = groupId(1);
-
 /**
  * A longer tick than level 1 (elections after 250-500 ms): every simulated disk operation has its
  * own latency, and saving a hard state is five of them (write a temp file, fsync, rename, fsync the
@@ -98,11 +87,8 @@ const runtimeTickIntervalMs = 25;
 /** The simulated clock starts here as epoch milliseconds (the envelope's leader timestamp). */
 const epochMs = 1_700_000_000_000;
 
-/**
- * What travels on level 2's network as messages: Raft messages. Snapshots stream beside them
- * (sim-snapshot-links.ts), chunk by chunk over connections on the same links.
- */
-export type RuntimeWire = Message;
+/** What travels on level 2's network: the node wire (Raft messages, peer info, peer calls). */
+export type RuntimeWire = NodeWireMessage;
 
 /** What the runtime did with snapshots and the log, for reports and tests. */
 export type RuntimeCounters = {
@@ -119,8 +105,13 @@ export type RuntimeCounters = {
 /** One incarnation of a node's process: dead once the node crashes, so its timers and I/O stop. */
 interface Incarnation {
   alive: boolean;
+  /** The assembled node, once it opened. */
+  node: CairnNode | undefined;
   group: RaftGroup<ApplyOutcome> | undefined;
-  readonly backend: StateBackend;
+  /** The node's state, once its assembly built it. */
+  backend: StateBackend | undefined;
+  /** This incarnation's endpoint on the network (closed when the process dies). */
+  transport: SimTransport | undefined;
   kv: KvService | undefined;
   streams: StreamService | undefined;
   /** The last index this incarnation's state machine was handed (entries must come in order). */
@@ -136,8 +127,6 @@ interface Incarnation {
   commitAtElection: number;
   /** Whether its runtime stopped on a fatal error (it then never leads, whatever its last role). */
   stopped: boolean;
-  /** This process's end of the snapshot streams; closed when it dies. */
-  snapshots: SimSnapshotEndpoint | undefined;
   /** A power loss armed for this many ms after the log is compacted to the snapshot being installed. */
   powerLossAfterInstallMs: number | undefined;
 }
@@ -145,8 +134,8 @@ interface Incarnation {
 interface RuntimeMember {
   readonly id: number;
   readonly fs: SimFileSystem;
-  /** The node's state store when the run takes snapshots: a crash keeps what its flushes made durable. */
-  readonly store: MemoryStateStore | undefined;
+  /** The node's state store: a crash keeps what its flushes made durable. */
+  readonly store: MemoryStateStore;
   current: Incarnation | undefined;
 }
 
@@ -234,6 +223,8 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     this.#env = env;
     this.#prng = env.prng;
     this.#trace = trace;
+    const ids = Array.from({ length: env.options.clusterSize }, (_, i) => i + 1);
+    this.#initial = ids.map(nodeId);
     // Seeded apart from the cluster's stream, so runs without snapshots replay as before.
     this.#snapshotLinks = new SimSnapshotLinks(
       env.scheduler,
@@ -241,8 +232,6 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
       env.options.networkSeed + 1,
       this.counters,
     );
-    const ids = Array.from({ length: env.options.clusterSize }, (_, i) => i + 1);
-    this.#initial = ids.map(nodeId);
     this.#desired = new Set(ids);
     const disk = env.options.disk;
     for (const id of ids) {
@@ -252,14 +241,11 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
         { latencyMsMin: disk.syncLatencyMinMs, latencyMsMax: disk.syncLatencyMaxMs },
       );
       const runtime = env.options.runtime;
-      const store =
-        runtime.snapshotEntries === undefined
-          ? undefined
-          : new MemoryStateStore({
-              scheduler: { after: (delayMs, run) => void env.scheduler.after(delayMs, run, `store ${id}`) },
-              commitDelayMs: this.#prng.range(0, runtime.storeCommitMaxMs),
-              flushDelayMs: this.#prng.range(1, runtime.storeFlushMaxMs),
-            });
+      const store = new MemoryStateStore({
+        scheduler: { after: (delayMs, run) => void env.scheduler.after(delayMs, run, `store ${id}`) },
+        commitDelayMs: this.#prng.range(0, runtime.storeCommitMaxMs),
+        flushDelayMs: this.#prng.range(1, runtime.storeFlushMaxMs),
+      });
       const member: RuntimeMember = { id, fs, store, current: undefined };
       this.#members.set(id, member);
       this.#start(member);
@@ -301,22 +287,12 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
   }
 
   #start(m: RuntimeMember): void {
-    const scheduler = this.#env.scheduler;
-    // The runtime's batched store writes run on this incarnation's timers (silent once it died).
-    const after = (delayMs: number, run: () => void): Cancel => {
-      const id = scheduler.after(delayMs, () => inc.alive && run(), "store batch");
-      return () => void scheduler.cancel(id);
-    };
     const inc: Incarnation = {
       alive: true,
+      node: undefined,
       group: undefined,
-      backend:
-        m.store === undefined
-          ? new MemoryBackend()
-          : new StoreBackend(m.store, group, {
-              flushIntervalMs: this.#env.options.runtime.storeBatchMs,
-              after,
-            }),
+      backend: undefined,
+      transport: undefined,
       kv: undefined,
       streams: undefined,
       appliedThrough: 0,
@@ -326,12 +302,8 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
       wasLeader: false,
       commitAtElection: 0,
       stopped: false,
-      snapshots: undefined,
       powerLossAfterInstallMs: undefined,
     };
-    inc.snapshots = this.#snapshotLinks.endpoint(m.id, (incoming) =>
-      this.#receiveSnapshot(m.id, inc, incoming),
-    );
     m.current = inc;
     void this.#open(m, inc).catch((error: unknown) => {
       // A process that cannot start (corrupt log) stays down; the checkers judge the rest.
@@ -339,22 +311,112 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     });
   }
 
+  /** Starts one incarnation of a node through the product's assembly, with the harness's observers. */
   async #open(m: RuntimeMember, inc: Incarnation): Promise<void> {
-    const fs = m.fs.process();
     const runtime = this.#env.options.runtime;
-    const { wal, recovery } = await Wal.open(fs, "/wal", { segmentBytesMax: runtime.segmentBytesMax });
-    const hardStates = await HardStateStore.open(fs, "/hard-state");
-    const snapshots =
-      m.store === undefined
-        ? undefined
-        : new ObservedSnapshots(
-            await SnapshotStore.open(fs, "/snapshots", { chunkBytesMax: snapshotChunkBytesMax }),
-            m.store,
-            group,
-            () => this.#maybeLosePowerDuringSnapshot(m.id, inc, "install"),
+    const transport = new SimTransport(nodeId(m.id), this.#env.network, this.#snapshotLinks, {
+      sent: () => this.counters.snapshotsSent++,
+      aborted: () => this.counters.snapshotsAborted++,
+      arrived: () => this.#maybeLosePowerDuringSnapshot(m.id, inc, "transfer"),
+    });
+    inc.transport = transport;
+    const settings: Partial<CairnNodeSettings> = {
+      electionTicks: simTiming.electionTimeoutTicks,
+      heartbeatTicks: simTiming.heartbeatTicks,
+      tickIntervalMs: runtimeTickIntervalMs,
+      appendBytesMax: runtime.appendBytesMax,
+      segmentBytesMax: runtime.segmentBytesMax,
+      // Runs without snapshots keep their whole log (the state is still rebuilt from it on restart).
+      snapshotEntries: runtime.snapshotEntries ?? Number.MAX_SAFE_INTEGER,
+      storeFlushIntervalMs: runtime.storeBatchMs,
+      proposalTimeoutMs: 2_000,
+      readTimeoutMs: 2_000,
+    };
+    const node = await CairnNode.open({
+      fs: m.fs.process(),
+      dataDir: "/",
+      env: this.#envOf(inc),
+      transport,
+      stateStore: m.store,
+      membership: {
+        clusterId: "sim",
+        id: m.id,
+        name: `n${m.id}`,
+        bootstrapped: true,
+        initialVoters: this.#initial,
+        members: this.#initial.map((id) => ({ id, name: `n${id}`, peerAddress: `sim:${id}` })),
+      },
+      clientAddresses: { httpUrl: `http://n${m.id}.sim` },
+      settings,
+      hooks: {
+        wrapStorage: (inner) => this.#observeStorage(m, inc, inner),
+        wrapStateMachine: (service, backend) => {
+          inc.backend = backend;
+          inc.appliedThrough = service.appliedIndex();
+          return {
+            appliedIndex: () => service.appliedIndex(),
+            settle: async () => {
+              await service.settle?.();
+            },
+            apply: async (entries) => {
+              for (const e of entries) this.#observeApply(m.id, inc, e);
+              const results = await service.apply(entries);
+              entries.forEach((e, i) => {
+                this.#rememberFirstEntry(e, results[i]);
+              });
+              return results;
+            },
+          } satisfies StateMachine<ApplyOutcome>;
+        },
+        // A broken invariant would crash the process; here the run records it and fails.
+        crash: (error) => {
+          if (!inc.alive) return;
+          inc.stopped = true;
+          const why = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+          this.#fatal.push(
+            `node ${m.id} crashed at ${this.#env.scheduler.nowMs}ms on a broken invariant: ${why}`,
           );
+          this.#trace(`node ${m.id} crashed: ${why}`);
+        },
+        onSnapshotInstall: () => this.#maybeLosePowerDuringSnapshot(m.id, inc, "install"),
+        onSoftState: (soft) => {
+          if (!inc.alive) return;
+          const leading = soft.role === "leader";
+          const status = inc.group?.status();
+          const t = status?.term ?? 0;
+          if (leading && !inc.wasLeader) {
+            inc.commitAtElection = status?.commitIndex ?? 0;
+            this.#observations.push({ type: "became-leader", node: m.id, term: t });
+            this.#trace(`node ${m.id} became leader in term ${t}`);
+          }
+          if (!leading && inc.wasLeader)
+            this.#observations.push({ type: "stepped-down", node: m.id, term: t });
+          inc.wasLeader = leading;
+        },
+      },
+      log: (line) => {
+        if (!inc.alive) return;
+        if (line.startsWith("housekeeping: ")) this.#incident("housekeeping failed", line.slice(14));
+        if (!line.startsWith("FATAL")) return;
+        inc.stopped = true;
+        this.#fatal.push(`node ${m.id} stopped at ${this.#env.scheduler.nowMs}ms: ${line}`);
+        this.#trace(`node ${m.id} stopped: ${line}`);
+      },
+    });
+    if (!inc.alive) {
+      node.abandon();
+      return;
+    }
+    inc.node = node;
+    inc.group = node.group;
+    inc.kv = node.kv;
+    inc.streams = node.streams;
+  }
+
+  /** The node's log storage, reporting the durable log and counting snapshots and compactions. */
+  #observeStorage(m: RuntimeMember, inc: Incarnation, inner: GroupStorage): ObservedStorage {
     const storage = new ObservedStorage(
-      new WalGroupStorage(hardStates, wal, recovery, group, snapshots),
+      inner,
       (log, snapshot) => {
         inc.log = log;
         inc.snapshot = snapshot;
@@ -371,95 +433,7 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
       () => this.#slowCapture(inc),
     );
     inc.storage = storage;
-    // Long-poll timeouts on the incarnation's simulated timers (silent once it crashed).
-    const env = this.#envOf(inc);
-    const applied = new ApplyNotifier(undefined, env);
-    const service = new ServiceStateMachine(inc.backend, undefined, (touched) => applied.notify(touched));
-    inc.appliedThrough = service.appliedIndex();
-    const stateMachine: StateMachine<ApplyOutcome> = {
-      appliedIndex: () => service.appliedIndex(),
-      settle: () => service.settle(),
-      apply: async (entries) => {
-        for (const e of entries) this.#observeApply(m.id, inc, e);
-        const results = await service.apply(entries);
-        entries.forEach((e, i) => {
-          this.#rememberFirstEntry(e, results[i]);
-        });
-        return results;
-      },
-    };
-    const raftGroup = await RaftGroup.open<ApplyOutcome>({
-      raft: {
-        id: nodeId(m.id),
-        groupId: group,
-        conf: { voters: this.#initial, learners: [] },
-        electionTimeoutTicks: simTiming.electionTimeoutTicks,
-        heartbeatTicks: simTiming.heartbeatTicks,
-        preVote: true,
-        checkQuorum: true,
-        appendBytesMax: runtime.appendBytesMax,
-        inflightAppendsMax: 16,
-      },
-      env,
-      storage,
-      sender: {
-        send: (messages) => {
-          if (!inc.alive) return;
-          for (const msg of messages) this.#env.network.send(m.id, msg.to, msg);
-        },
-      },
-      stateMachine,
-      tickIntervalMs: runtimeTickIntervalMs,
-      ...(snapshots === undefined || runtime.snapshotEntries === undefined
-        ? {}
-        : {
-            snapshots: {
-              service: snapshots,
-              entriesBetween: runtime.snapshotEntries,
-              send: (message: SnapshotMessage, chunks: () => AsyncIterable<Uint8Array>) =>
-                this.#sendSnapshot(inc, message, chunks),
-            },
-          }),
-      proposalTimeoutMs: 2_000,
-      readTimeoutMs: 2_000,
-      onFatal: (error) => {
-        if (!inc.alive) return;
-        inc.stopped = true;
-        const why = describeError(error);
-        this.#fatal.push(`node ${m.id} stopped at ${this.#env.scheduler.nowMs}ms on a fatal error: ${why}`);
-        this.#trace(`node ${m.id} stopped: ${why}`);
-      },
-      // A broken invariant would crash the process; here the run records it and fails.
-      crash: (error) => {
-        if (!inc.alive) return;
-        inc.stopped = true;
-        const why = describeError(error);
-        this.#fatal.push(
-          `node ${m.id} crashed at ${this.#env.scheduler.nowMs}ms on a broken invariant: ${why}`,
-        );
-        this.#trace(`node ${m.id} crashed: ${why}`);
-      },
-      onSoftState: (soft) => {
-        if (!inc.alive) return;
-        const leading = soft.role === "leader";
-        const status = inc.group?.status();
-        const t = status?.term ?? 0;
-        if (leading && !inc.wasLeader) {
-          inc.commitAtElection = status?.commitIndex ?? 0;
-          this.#observations.push({ type: "became-leader", node: m.id, term: t });
-          this.#trace(`node ${m.id} became leader in term ${t}`);
-        }
-        if (!leading && inc.wasLeader) this.#observations.push({ type: "stepped-down", node: m.id, term: t });
-        inc.wasLeader = leading;
-      },
-    });
-    if (!inc.alive) {
-      void raftGroup.stop();
-      return;
-    }
-    inc.group = raftGroup;
-    inc.kv = new KvService(new GroupReplication(raftGroup, inc.backend, env));
-    inc.streams = new StreamService(new GroupReplication(raftGroup, inc.backend, env), applied);
+    return storage;
   }
 
   #member(id: number): RuntimeMember {
@@ -473,11 +447,13 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     const inc = m.current;
     if (inc === undefined) return;
     inc.alive = false;
-    inc.snapshots?.close();
     m.current = undefined;
+    // The process dies: its connections close and its timers stop (its Env is silent from now on).
+    inc.node?.abandon();
+    void inc.transport?.close();
     m.fs.crash();
     // The disk loses what was not synced; the state store, as lmdb's file, what no flush covered.
-    m.store?.powerLoss();
+    m.store.powerLoss();
     this.#observations.push({ type: "crashed", node });
     this.#trace(`node ${node} crashed`);
   }
@@ -555,28 +531,8 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     return best;
   }
 
-  deliver(_from: number, to: number, wire: RuntimeWire): void {
-    this.#members.get(to)?.current?.group?.receive(wire);
-  }
-
-  /**
-   * A snapshot stream arriving at `node`, as NodeHost takes one: the meta is the leader's snapshot
-   * message; the runtime stores the stream, then steps the message into its core, and aborts the
-   * stream (failing the leader's send) when it cannot.
-   */
-  #receiveSnapshot(node: number, inc: Incarnation, incoming: IncomingSnapshot): void {
-    const g = inc.group;
-    const decoded = decodeRaftMessage(incoming.meta);
-    const message = decoded.ok ? decoded.message : undefined;
-    if (message?.type !== "snapshot" || message.from !== incoming.from || g === undefined || !inc.alive) {
-      incoming.abort("not a snapshot this node expects");
-      return;
-    }
-    this.#maybeLosePowerDuringSnapshot(node, inc, "transfer");
-    g.receiveSnapshot(message, incoming.chunks).catch((error: unknown) => {
-      this.#incident(`node ${node} could not store a snapshot`, describeError(error));
-      incoming.abort(describeError(error));
-    });
+  deliver(from: number, to: number, wire: RuntimeWire): void {
+    this.#members.get(to)?.current?.transport?.deliver(nodeId(from), wire);
   }
 
   /**
@@ -638,32 +594,11 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     );
   }
 
-  /**
-   * Streams a stored snapshot to a follower, as NodeHost does (the snapshot message as the meta),
-   * chunk by chunk over the simulated links; resolves once the follower consumed the verified
-   * stream, rejects when the transfer aborts (partitions and crashes outlasting the resumes).
-   */
-  #sendSnapshot(
-    inc: Incarnation,
-    message: SnapshotMessage,
-    chunks: () => AsyncIterable<Uint8Array>,
-  ): Promise<void> {
-    const endpoint = inc.snapshots;
-    if (endpoint === undefined || !inc.alive) return Promise.reject(new Error("the sender crashed"));
-    this.counters.snapshotsSent++;
-    return endpoint
-      .sendSnapshot(message.to, message.groupId, encodeRaftMessage(message), chunks())
-      .catch((error: unknown) => {
-        this.counters.snapshotsAborted++;
-        throw error;
-      });
-  }
-
   // ------------------------------------------------------------------ state machine and clients
 
   #observeApply(node: number, inc: Incarnation, e: Entry): void {
     // An installed snapshot moves the state past the entries it covers.
-    const applied = Math.max(inc.appliedThrough, inc.backend.appliedIndex());
+    const applied = Math.max(inc.appliedThrough, inc.backend?.appliedIndex() ?? 0);
     assert(e.index === applied + 1, `node ${node} applies ${e.index} after ${applied}`);
     inc.appliedThrough = e.index;
     const dataHash = serviceEntryHash(e);
@@ -881,14 +816,16 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
       if (inc?.group?.appliedIndex !== commit) continue;
       for (let s = 0; s < (this.#env.options.streams?.streams ?? 0); s++) {
         const name = `s${s}`;
-        const entries = readWhole(inc.backend.reader, name)?.map(entryOf);
+        const entries =
+          inc.backend === undefined ? undefined : readWhole(inc.backend.reader, name)?.map(entryOf);
         if (entries === undefined) continue;
         const list = copies.get(name) ?? [];
         list.push({ readerId: `node ${m.id}'s copy`, complete: true, entries });
         copies.set(name, list);
       }
     }
-    const reader = leaderAt.inc.backend.reader;
+    const reader = leaderAt.inc.backend?.reader;
+    if (reader === undefined) return undefined;
     const stream = getStreamMeta(reader, groupStream);
     const meta = stream === undefined ? undefined : getGroupMeta(reader, stream, groupName);
     const group =
@@ -983,7 +920,9 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
           `node ${id} applied ${applied}, leader ${leaderAt.id} committed ${ls.commitIndex} (node ${id}: ${s.role} t${s.term} commit ${s.commitIndex} last ${s.lastIndex} snapshot ${s.snapshotIndex}; leader: ${seen})`,
         );
       } else if (compareState) {
-        want ??= describeServiceState(leaderAt.inc.backend.reader);
+        const leaderState = leaderAt.inc.backend?.reader;
+        if (leaderState === undefined || inc.backend === undefined) continue;
+        want ??= describeServiceState(leaderState);
         const got = describeServiceState(inc.backend.reader);
         if (got !== want) {
           // Name the first key that differs, so the report says where.
@@ -1023,16 +962,6 @@ function readWhole(reader: StateReader, name: string): StreamMessage[] | undefin
     out.push(...page.messages);
     from = page.next;
   }
-}
-
-/** An error and its causes, on one line. */
-function describeError(error: unknown): string {
-  const parts: string[] = [];
-  for (let e = error, depth = 0; e !== undefined && depth < 4; depth++) {
-    parts.push(e instanceof Error ? `${e.name}: ${e.message}` : String(e));
-    e = e instanceof Error ? e.cause : undefined;
-  }
-  return parts.join(" <- ");
 }
 
 /** Conflict details carry the key's modify revision, or null when it is absent. */
@@ -1159,20 +1088,5 @@ class ObservedStorage implements GroupStorage {
     this.#log = this.#log.filter((e) => e.index > snapshot.index);
     this.#written = this.#written.filter((e) => e.index > snapshot.index);
     this.#report(this.#log, this.#snapshot);
-  }
-}
-
-/** The node's snapshots, telling the harness when an install starts (a moment to cut the power at). */
-class ObservedSnapshots extends GroupSnapshots {
-  readonly #onInstall: () => void;
-
-  constructor(files: SnapshotStore, state: MemoryStateStore, g: GroupId, onInstall: () => void) {
-    super(files, state, g);
-    this.#onInstall = onInstall;
-  }
-
-  override async install(meta: SnapshotMeta): Promise<void> {
-    this.#onInstall();
-    await super.install(meta);
   }
 }
