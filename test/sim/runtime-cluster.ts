@@ -20,7 +20,6 @@ import {
   type Env,
   type GroupStorage,
   type NodeWireMessage,
-  nodeWireCodec,
   type PersistBatch,
   type RaftGroup,
   type StateMachine,
@@ -96,6 +95,13 @@ export type RuntimeCounters = {
   snapshotsInstalled: number;
   /** Snapshots taken (each compacts the log). */
   compactions: number;
+  /**
+   * Captures that came to compact the log after an installed snapshot had compacted it further
+   * (issue 12, bug 3): the race the storage must tolerate, counted so a run shows it was reached.
+   */
+  capturesOvertaken: number;
+  /** Captures aimed at that race (see `captureRace`): the follower was cut off while it captured. */
+  capturesRaced: number;
   /** Power losses aimed at a node receiving or installing a snapshot. */
   snapshotPowerLosses: number;
   /** Snapshot sends that gave up (partitions or crashes outlasting the resumes, a refusal). */
@@ -129,6 +135,8 @@ interface Incarnation {
   stopped: boolean;
   /** A power loss armed for this many ms after the log is compacted to the snapshot being installed. */
   powerLossAfterInstallMs: number | undefined;
+  /** Finishes a capture held until this node installs a snapshot (see #raceCapture). */
+  captureHeld: (() => void) | undefined;
 }
 
 interface RuntimeMember {
@@ -203,6 +211,8 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
   readonly #firstEntryOf = new Map<string, string>();
   /** Snapshot streams between the nodes: the transport's protocol over the network's links. */
   readonly #snapshotLinks: SimSnapshotLinks;
+  /** The follower cut off while its capture is raced by an install, if any (one at a time). */
+  #racing: number | undefined;
   /** Nodes whose runtime stopped on a fatal error (fail-stop), with the error: a liveness problem. */
   readonly #fatal: string[] = [];
   /** Failures the runtime survived but a reader of a failing report should see (first of each kind). */
@@ -211,6 +221,8 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     snapshotsSent: 0,
     snapshotsInstalled: 0,
     compactions: 0,
+    capturesOvertaken: 0,
+    capturesRaced: 0,
     snapshotPowerLosses: 0,
     snapshotsAborted: 0,
     snapshotDials: 0,
@@ -303,6 +315,7 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
       commitAtElection: 0,
       stopped: false,
       powerLossAfterInstallMs: undefined,
+      captureHeld: undefined,
     };
     m.current = inc;
     void this.#open(m, inc).catch((error: unknown) => {
@@ -425,12 +438,15 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
       (what) => {
         if (!inc.alive) return;
         this.counters[what]++;
+        // A capture raced by this install finishes right after it (see #raceCapture).
+        if (what === "snapshotsInstalled" && inc.captureHeld !== undefined)
+          this.#env.scheduler.after(this.#prng.range(0, 2), inc.captureHeld, "capture race: installed");
         const armedMs = inc.powerLossAfterInstallMs;
         if (what !== "snapshotsInstalled" || armedMs === undefined) return;
         inc.powerLossAfterInstallMs = undefined;
         this.#env.scheduler.after(armedMs, () => this.#losePower(m.id, inc), "power loss after an install");
       },
-      () => this.#slowCapture(inc),
+      () => this.#slowCapture(m.id, inc),
     );
     inc.storage = storage;
     return storage;
@@ -546,6 +562,8 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     const scheduler = this.#env.scheduler;
     const [numerator, denominator] = this.#env.options.runtime.snapshotCrash;
     if (scheduler.nowMs >= this.#env.options.faults.safetyPhaseMs) return;
+    // A capture raced by this transfer's install must live to see it.
+    if (inc.captureHeld !== undefined) return;
     if (!this.#prng.chance(numerator, kind === "install" ? denominator : 2 * denominator)) return;
     if (kind === "install" && this.#prng.chance(3, 4)) {
       inc.powerLossAfterInstallMs = this.#prng.range(0, 2);
@@ -573,12 +591,62 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     scheduler.after(this.#prng.range(20, 300), () => this.restart(node), "restart after power loss");
   }
 
-  /** Resolves after a capture's extra time (never, once the process died). */
-  #slowCapture(inc: Incarnation): Promise<void> {
+  /**
+   * Resolves when a capture may compact the log: after its extra time, or, for a capture raced by an
+   * install (`captureRace`, see #raceCapture), right after this node installed a snapshot. Never,
+   * once the process died.
+   */
+  #slowCapture(node: number, inc: Incarnation): Promise<void> {
     const extraMs = this.#prng.range(0, this.#env.options.runtime.captureExtraMaxMs);
     return new Promise<void>((resolve) => {
+      if (this.#raceCapture(node, inc, resolve)) return;
       this.#env.scheduler.after(extraMs, () => inc.alive && resolve(), "slow capture");
     });
+  }
+
+  /**
+   * Aims a follower's capture at the capture/install race (issue 12, bug 3), when the run races
+   * captures, the safety phase has 500 ms left, no other follower is being raced, and cutting this
+   * one off leaves a majority up: the follower is cut off until the leader compacted past its last
+   * entry (or the safety phase ends), so the leader must send it a snapshot, and `finish` is held
+   * until an install (then called within 2 ms, see #observeStorage) or 5 s after the follower is
+   * back; power losses aimed at snapshots spare it meanwhile. Says whether it aimed.
+   */
+  #raceCapture(node: number, inc: Incarnation, finish: () => void): boolean {
+    const scheduler = this.#env.scheduler;
+    const network = this.#env.network;
+    const safetyEndMs = this.#env.options.faults.safetyPhaseMs;
+    const leader = this.#leader();
+    if (!this.#env.options.runtime.captureRace || this.#racing !== undefined) return false;
+    if (leader === undefined || leader.id === node || network.isBlocked(leader.id, node)) return false;
+    if (scheduler.nowMs + 500 >= safetyEndMs) return false;
+    const down = [...this.#members.values()].filter((m) => m.current === undefined).length;
+    if (down + 1 > Math.floor((this.#env.options.clusterSize - 1) / 2)) return false;
+    this.#racing = node;
+    this.counters.capturesRaced++;
+    this.#trace(`node ${node} is cut off while it captures, until the leader compacted past it`);
+    let held = true;
+    inc.captureHeld = () => {
+      if (!held) return;
+      held = false;
+      inc.captureHeld = undefined;
+      if (inc.alive) finish();
+    };
+    network.cutOff(node);
+    const watch = () => {
+      const leaderGroup = this.#leader()?.inc.group;
+      const lastIndex = inc.group?.status().lastIndex ?? 0;
+      const passed = leaderGroup !== undefined && leaderGroup.status().snapshotIndex > lastIndex;
+      if (inc.alive && !passed && scheduler.nowMs < safetyEndMs) {
+        scheduler.after(25, watch, "capture race: cut off");
+        return;
+      }
+      network.reconnect(node);
+      this.#racing = undefined;
+      scheduler.after(5_000, () => inc.captureHeld?.(), "capture race: no install came");
+    };
+    scheduler.after(25, watch, "capture race: cut off");
+    return true;
   }
 
   /** Records an incident of `kind` (the first one's detail, and how many). */
@@ -618,11 +686,15 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
   }
 
   /**
-   * A client sends to the node it believes leads (else a random one) and `run` serves the request
-   * there. Any node serves reads (a follower's ReadIndex goes through the leader); a follower refuses
-   * writes with ERR_NOT_LEADER and a hint, which the client follows next time. Failures the service
-   * promises had no effect are definite; an unknown outcome stays silent (the client times out); any
-   * other error is an answer no correct service gives.
+   * A client sends to the node it chose (at first a random one) and `run` serves the request there.
+   * Any node serves every request: a follower's reads go through ReadIndex at the leader, and its
+   * writes are handed to the leader over the peer link (LeaderLink). After an answer, a client
+   * that seeks the leader asks the node that answered who leads (as `GET /v1/cluster` tells) and
+   * goes there next; a sticky client stays with the node that answered, as CairnClient keeps the
+   * endpoint that last answered, so its writes keep taking the follower's path (see
+   * {@link seeksLeader}). Failures the service promises had no effect are definite; an unknown
+   * outcome stays silent (the client times out); any other error is an answer no correct service
+   * gives.
    */
   #serve<T>(
     clientId: number,
@@ -646,6 +718,8 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
         call.then(
           (value) => {
             if (!inc.alive) return;
+            const leader = seeksLeader(clientId) ? inc.node?.cluster.status().leader?.id : undefined;
+            this.#leaderHint.set(clientId, leader ?? target);
             onAnswer(inc, value);
             reply({ kind: "ok", value });
           },
@@ -941,6 +1015,15 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
   }
 }
 
+/**
+ * Whether a client goes to the leader once it knows it (two clients in three), or stays with the
+ * node that last answered it (the rest). Clients that seek the leader keep the load on the short
+ * path, as before followers took writes; sticky ones keep a follower's forwarding under the faults.
+ */
+function seeksLeader(clientId: number): boolean {
+  return clientId % 3 !== 2;
+}
+
 /** The value of a message header, or "" when it has none. */
 function headerOf(headers: readonly (readonly [string, string])[], name: string): string {
   return headers.find(([n]) => n === name)?.[1] ?? "";
@@ -1026,7 +1109,7 @@ async function callKv(kv: KvService, input: ServiceKvInput, requestId: string): 
 class ObservedStorage implements GroupStorage {
   readonly #inner: GroupStorage;
   readonly #report: (log: Entry[], snapshot: SnapshotMeta | undefined) => void;
-  readonly #count: (what: "snapshotsInstalled" | "compactions") => void;
+  readonly #count: (what: "snapshotsInstalled" | "compactions" | "capturesOvertaken") => void;
   readonly #slowCapture: () => Promise<void>;
   #log: Entry[] = [];
   #snapshot: SnapshotMeta | undefined;
@@ -1036,7 +1119,7 @@ class ObservedStorage implements GroupStorage {
   constructor(
     inner: GroupStorage,
     report: (log: Entry[], snapshot: SnapshotMeta | undefined) => void,
-    count: (what: "snapshotsInstalled" | "compactions") => void,
+    count: (what: "snapshotsInstalled" | "compactions" | "capturesOvertaken") => void,
     slowCapture: () => Promise<void>,
   ) {
     this.#inner = inner;
@@ -1081,6 +1164,9 @@ class ObservedStorage implements GroupStorage {
   async compact(snapshot: SnapshotMeta): Promise<void> {
     // Only a capture compacts through here: let it take as long as a large state's file would.
     await this.#slowCapture();
+    // An installed snapshot got further meanwhile: the storage must leave the log alone.
+    if (this.#snapshot !== undefined && this.#snapshot.index > snapshot.index)
+      this.#count("capturesOvertaken");
     await this.#inner.compact(snapshot);
     this.#count("compactions");
     if (this.#snapshot !== undefined && this.#snapshot.index >= snapshot.index) return;

@@ -6,6 +6,7 @@
 // TLS transport reports a connection it cannot make, and `isConnected` says whether the link is up.
 import { type NodeWireMessage, nodeWireCodec } from "../../src/node/index.js";
 import type { GroupId, NodeId } from "../../src/raft/index.js";
+import { concatBytes } from "../../src/transport/frame.js";
 import {
   type InboundMessage,
   type IncomingSnapshot,
@@ -13,7 +14,6 @@ import {
   type Transport,
   TransportError,
 } from "../../src/transport/index.js";
-import { concatBytes } from "../../src/transport/frame.js";
 import type { SimNetwork } from "./sim-network.js";
 import type { SimSnapshotEndpoint, SimSnapshotLinks } from "./sim-snapshot-links.js";
 
@@ -139,6 +139,7 @@ type M = NodeWireMessage;
 function roundTrip(message: M): M {
   const parts = nodeWireCodec.encode(message);
   const decoded = nodeWireCodec.decode(concatBytes(Array.isArray(parts) ? parts : [parts]));
-  if (!decoded.ok) throw new TransportError("ERR_MESSAGE_DECODE", `cannot read its own output: ${decoded.error}`);
+  if (!decoded.ok)
+    throw new TransportError("ERR_MESSAGE_DECODE", `cannot read its own output: ${decoded.error}`);
   return decoded.message;
 }
