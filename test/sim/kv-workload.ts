@@ -4,9 +4,9 @@
 // the system under test only through `KvTarget`, which the cluster harness implements.
 import { assert, assertNever } from "../../src/util/assert.js";
 import type { Prng } from "../../src/util/prng.js";
-import type { Operation } from "./history.js";
+import type { History, Operation } from "./history.js";
 import { type KvInput, type KvKeyState, type KvOutput, kvModel, sameKvOutput } from "./kv-model.js";
-import type { Model } from "./linearizability.js";
+import { type CheckResult, checkLinearizable } from "./linearizability.js";
 import { pickWeighted } from "./pick-weighted.js";
 import type { Scheduler } from "./scheduler.js";
 
@@ -33,12 +33,15 @@ export interface KvTarget<I = KvInput, O = KvOutput> {
 export type KvOpKind = "get" | "put" | "put-if" | "delete" | "incr";
 
 /**
- * One key-value specification as the workload speaks it: the checker's model, how to build each kind
- * of request, and what a client learns from an answer for its next conditional request. The
- * checker's own model uses per-key versions (level 1); the service's uses revisions (level 2).
+ * One key-value specification as the workload speaks it: how the checker judges a history (its
+ * model, and anything the history implies besides the requests), how to build each kind of request,
+ * and what a client learns from an answer for its next conditional request. The checker's own
+ * model uses per-key versions (level 1); the service's uses revisions and TTLs (level 2). `S` is the
+ * model's state.
  */
 export interface KvDialect<S, I extends { readonly op: KvOpKind; readonly key: string }, O> {
-  readonly model: Model<S, I, O>;
+  /** The linearizability verdict on a history of these requests, by a model whose state is `S`. */
+  check(history: History<I, O>): CheckResult;
   /** A request of kind `op` on `key`; `value` is unique per write, `known` what the client last learned of the key. */
   input(prng: Prng, op: KvOpKind, key: string, value: string, known: number | undefined): I;
   /** What a client learns about the key from an answer (a version or a revision), if anything. */
@@ -49,7 +52,7 @@ export interface KvDialect<S, I extends { readonly op: KvOpKind; readonly key: s
 
 /** The dialect of the checker's own model (kv-model.ts): conditional puts name a per-key version. */
 export const kvVersionDialect: KvDialect<KvKeyState, KvInput, KvOutput> = {
-  model: kvModel,
+  check: (history) => checkLinearizable(kvModel, history),
   input(prng, op, key, value, known) {
     switch (op) {
       case "get":

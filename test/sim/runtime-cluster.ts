@@ -15,14 +15,14 @@
 // streamed over the transport, and transfers and installs are cut by power losses aimed at them.
 // Housekeeping runs on the simulated clock: membership upkeep, TTL expiry and stream sweeps.
 // Half of the runs also drive streams and a consumer group through each node's StreamService.
-import {
-  type Cancel,
-  type Env,
-  type GroupStorage,
-  type NodeWireMessage,
-  type PersistBatch,
-  type RaftGroup,
-  type StateMachine,
+import type {
+  Cancel,
+  Env,
+  GroupStorage,
+  NodeWireMessage,
+  PersistBatch,
+  RaftGroup,
+  StateMachine,
 } from "../../src/node/index.js";
 import { CairnNode, type CairnNodeSettings } from "../../src/node-assembly/index.js";
 import {
@@ -37,6 +37,7 @@ import {
   type CairnError,
   isCairnError,
   type KvService,
+  nextExpiryMs,
   type StateBackend,
   type StreamService,
 } from "../../src/service/index.js";
@@ -85,6 +86,12 @@ const runtimeTickIntervalMs = 25;
 
 /** The simulated clock starts here as epoch milliseconds (the envelope's leader timestamp). */
 const epochMs = 1_700_000_000_000;
+
+/**
+ * How long after a deadline the leader's housekeeping may take to sweep what expired: a
+ * housekeeping period (1 s) and the sweep entry's commit.
+ */
+const sweepSlackMs = 2_000;
 
 /** What travels on level 2's network: the node wire (Raft messages, peer info, peer calls). */
 export type RuntimeWire = NodeWireMessage;
@@ -951,7 +958,25 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
 
   convergenceProblems(compareState = true): readonly string[] {
     // A node that stopped itself (fail-stop) never catches up; say why up front.
-    return [...this.#fatal, ...this.#lagging(compareState)];
+    return [...this.#fatal, ...this.#lagging(compareState), ...this.#unswept(compareState)];
+  }
+
+  /**
+   * What the leader's housekeeping should have removed and did not: a key whose deadline passed
+   * `sweepSlackMs` ago (a sweep is proposed within a housekeeping period of a deadline passing on
+   * the leader's clock, so only a sweep that never runs or never removes leaves one). While the
+   * cluster settles (`final` false) any key with a TTL counts, so the settling waits until every
+   * TTL of the run (at most 2 s) has passed and been swept.
+   */
+  #unswept(final: boolean): string[] {
+    const reader = this.#leader()?.inc.backend?.reader;
+    if (reader === undefined) return [];
+    const nowMs = this.#env.scheduler.nowMs;
+    const dueMs = nextExpiryMs(reader);
+    if (dueMs === undefined || (final && dueMs - epochMs > nowMs - sweepSlackMs)) return [];
+    return [
+      `a key that expired at ${dueMs - epochMs}ms is still stored at ${nowMs}ms: the TTL sweep did not run`,
+    ];
   }
 
   #lagging(compareState: boolean): string[] {
@@ -1073,7 +1098,8 @@ async function callKv(kv: KvService, input: ServiceKvInput, requestId: string): 
             };
       }
       case "put": {
-        const ack = await kv.put(key, encoder.encode(input.value), { idempotencyKey });
+        const ttl = input.ttlMs === undefined ? {} : { ttlMs: input.ttlMs };
+        const ack = await kv.put(key, encoder.encode(input.value), { ...ttl, idempotencyKey });
         return { kind: "written", revision: ack.revision, created: ack.created };
       }
       case "put-if": {

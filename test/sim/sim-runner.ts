@@ -218,7 +218,7 @@ function finish<M, S, I extends KvRequest, O>(
   const faultsFired = injector.fired;
   const built = parts.cluster;
   const history = workload.history();
-  const linearizability = checkLinearizable(parts.dialect.model, history);
+  const linearizability = parts.dialect.check(history);
   const raftViolations = checkRaftSafety(built.observations());
   const side = built.sideWorkload;
   const streamProblems = side?.problems() ?? [];
