@@ -10,13 +10,8 @@ import { applyKv, getKv } from "../../src/service/kv/index.js";
 import { MemoryState } from "../../src/service/state.js";
 import { Prng } from "../../src/util/prng.js";
 import { completed, type History, type Operation, timedOut } from "./history.js";
-import {
-  type ServiceKvInput,
-  type ServiceKvOutput,
-  serviceKvDialect,
-  serviceKvModel,
-} from "./kv-service-model.js";
-import { type CheckResult, checkLinearizable } from "./linearizability.js";
+import { type ServiceKvInput, type ServiceKvOutput, serviceKvDialect } from "./kv-service-model.js";
+import type { CheckResult } from "./linearizability.js";
 
 type In = ServiceKvInput;
 type Out = ServiceKvOutput;

@@ -409,7 +409,7 @@ export const serviceKvModel: Model<ServiceKvKeyState, ServiceKvStep, ServiceKvOu
  * The workload's dialect for the service: conditional puts name the modify revision a client last
  * learned (or ask for absence), a third of the deletes with a known revision are conditional.
  */
-export const serviceKvDialect: KvDialect<ServiceKvKeyState, ServiceKvInput, ServiceKvOutput> = {
+export const serviceKvDialect: KvDialect<ServiceKvInput, ServiceKvOutput> = {
   check: (history) => checkLinearizable(serviceKvModel, withExpiries(history)),
   input(prng, op, key, value, known) {
     switch (op) {
