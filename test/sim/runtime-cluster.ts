@@ -70,6 +70,7 @@ import {
   groupName,
   groupStream,
   messageIdHeader,
+  retainedStream,
   type StreamReply,
   type StreamTarget,
   StreamWorkload,
@@ -799,7 +800,11 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
         const streams = inc.streams;
         if (streams === undefined) return undefined;
         return (async () => {
-          for (let s = 0; s < options.streams; s++) await streams.create(`s${s}`, {}, `create-s${s}`);
+          for (let s = 0; s < options.streams; s++) {
+            const name = `s${s}`;
+            const retention = name === retainedStream ? (options.retention ?? {}) : {};
+            await streams.create(name, retention, `create-${name}`);
+          }
           await streams.createGroup(
             groupStream,
             groupName,
@@ -962,21 +967,34 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
   }
 
   /**
-   * What the leader's housekeeping should have removed and did not: a key whose deadline passed
-   * `sweepSlackMs` ago (a sweep is proposed within a housekeeping period of a deadline passing on
-   * the leader's clock, so only a sweep that never runs or never removes leaves one). While the
-   * cluster settles (`final` false) any key with a TTL counts, so the settling waits until every
-   * TTL of the run (at most 2 s) has passed and been swept.
+   * What the leader's housekeeping should have removed and did not: a key whose deadline passed,
+   * or a message of the retained stream older than its max age, `sweepSlackMs` ago (a sweep is
+   * proposed within a housekeeping period of a deadline passing on the leader's clock, so only a
+   * sweep that never runs or never removes leaves one). While the cluster settles (`final` false)
+   * anything with a deadline at all counts, so the settling waits for the sweeps (the run's TTLs
+   * and ages are short enough for every one to pass).
    */
   #unswept(final: boolean): string[] {
     const reader = this.#leader()?.inc.backend?.reader;
     if (reader === undefined) return [];
     const nowMs = this.#env.scheduler.nowMs;
+    const overdue = (deadlineMs: number) => !final || deadlineMs - epochMs <= nowMs - sweepSlackMs;
+    const problems: string[] = [];
     const dueMs = nextExpiryMs(reader);
-    if (dueMs === undefined || (final && dueMs - epochMs > nowMs - sweepSlackMs)) return [];
-    return [
-      `a key that expired at ${dueMs - epochMs}ms is still stored at ${nowMs}ms: the TTL sweep did not run`,
-    ];
+    if (dueMs !== undefined && overdue(dueMs))
+      problems.push(
+        `a key that expires at ${dueMs - epochMs}ms is still stored at ${nowMs}ms: the TTL sweep did not run`,
+      );
+    const retention = this.#env.options.streams?.retention;
+    const meta = getStreamMeta(reader, retainedStream);
+    if (retention !== undefined && "maxAgeMs" in retention && meta !== undefined) {
+      const oldest = readMessages(reader, meta, meta.firstSeq, 1, Number.MAX_SAFE_INTEGER).messages[0];
+      if (oldest !== undefined && overdue(oldest.tsMs + retention.maxAgeMs))
+        problems.push(
+          `${retainedStream} still holds seq ${oldest.seq}, appended at ${oldest.tsMs - epochMs}ms, at ${nowMs}ms with a max age of ${retention.maxAgeMs}ms: the stream sweep did not run`,
+        );
+    }
+    return problems;
   }
 
   #lagging(compareState: boolean): string[] {

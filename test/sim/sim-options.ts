@@ -5,6 +5,7 @@ import { Prng } from "../../src/util/prng.js";
 import type { FaultScheduleOptions } from "./fault-schedule.js";
 import type { KvWorkloadOptions } from "./kv-workload.js";
 import type { NetworkOptions, Probability } from "./sim-network.js";
+import type { StreamRetention } from "./stream-checker.js";
 import type { StreamWorkloadOptions } from "./stream-workload.js";
 
 /**
@@ -209,9 +210,14 @@ export function simOptionsFromSeed(seed: number, level: SimLevel = 1): SimOption
   };
 }
 
-/** The stream workload of a run: at level 2, in half of the runs. */
+/**
+ * The stream workload of a run: at level 2, in half of the runs. In two of three, `s1` has retention
+ * (and is there): at most 3-20 messages, or none older than 300-2,500 ms, so that trims come with
+ * appends and from the leader's sweeps, and every message of the run is past its age while the
+ * cluster settles.
+ */
 function streamOptions(prng: Prng, level: SimLevel): StreamWorkloadOptions | undefined {
-  const options: StreamWorkloadOptions = {
+  const drawn = {
     streams: prng.pick([1, 2] as const),
     producers: prng.range(1, 3),
     messagesMax: prng.range(30, 150),
@@ -230,7 +236,15 @@ function streamOptions(prng: Prng, level: SimLevel): StreamWorkloadOptions | und
       ignore: prng.range(0, 2),
     },
   };
-  return level === 2 && prng.chance(1, 2) ? options : undefined;
+  const streamsRun = level === 2 && prng.chance(1, 2);
+  // Drawn after the others, so that adding retention left the earlier draws of each seed alone.
+  const retentionKind = prng.below(3);
+  const maxMessages = prng.range(3, 20);
+  const maxAgeMs = prng.range(300, 2_500);
+  if (!streamsRun) return undefined;
+  const retention: StreamRetention | undefined =
+    retentionKind === 1 ? { maxMessages } : retentionKind === 2 ? { maxAgeMs } : undefined;
+  return retention === undefined ? drawn : { ...drawn, streams: 2, retention };
 }
 
 /** The command that replays a run; the simulator prints it with every failure. */
@@ -284,7 +298,7 @@ export function describeSimOptions(o: SimOptions): string {
     ...(o.streams === undefined
       ? []
       : [
-          `streams: ${o.streams.streams} stream(s), ${o.streams.producers} producers (${o.streams.messagesMax} messages), ${o.streams.readers} readers, ${o.streams.consumers} consumers (fetch ${o.streams.fetchMax}, ack wait ${o.streams.ackWaitMs}ms, ${o.streams.maxDeliveries} deliveries, mix ack/nack/term/ignore ${o.streams.settleMix.ack}/${o.streams.settleMix.nack}/${o.streams.settleMix.term}/${o.streams.settleMix.ignore}), timeout ${o.streams.timeoutMs}ms, ${o.streams.retriesMax} retries`,
+          `streams: ${o.streams.streams} stream(s), ${o.streams.producers} producers (${o.streams.messagesMax} messages), ${o.streams.readers} readers, ${o.streams.consumers} consumers (fetch ${o.streams.fetchMax}, ack wait ${o.streams.ackWaitMs}ms, ${o.streams.maxDeliveries} deliveries, mix ack/nack/term/ignore ${o.streams.settleMix.ack}/${o.streams.settleMix.nack}/${o.streams.settleMix.term}/${o.streams.settleMix.ignore}), timeout ${o.streams.timeoutMs}ms, ${o.streams.retriesMax} retries${o.streams.retention === undefined ? "" : `, s1 keeps ${"maxMessages" in o.streams.retention ? `at most ${o.streams.retention.maxMessages} messages` : `messages for ${o.streams.retention.maxAgeMs}ms`}`}`,
         ]),
     `workload: ${w.clients} clients, ${w.keys} keys, ${w.operationsMax} ops, mix get/put/put-if/delete/incr ${w.mix.get}/${w.mix.put}/${w.mix.putIf}/${w.mix.delete}/${w.mix.incr}, timeout ${w.opTimeoutMs}ms, ${w.retriesMax} ${w.idempotentRetries ? "idempotent " : ""}retries`,
     `replay: ${replayLine(o)}`,
