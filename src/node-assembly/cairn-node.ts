@@ -8,6 +8,7 @@ import {
   type Env,
   GroupSnapshots,
   type GroupStorage,
+  type MessageSender,
   NodeHost,
   type NodeWireMessage,
   type PeerInfo,
@@ -21,6 +22,7 @@ import {
   ApplyNotifier,
   type ApplyOutcome,
   ClusterService,
+  defaultKvLimits,
   defaultStreamLimits,
   GroupReplication,
   KvService,
@@ -82,8 +84,6 @@ export interface CairnNodeSettings {
   readonly housekeepingIntervalMs: number;
   readonly proposalTimeoutMs: number;
   readonly readTimeoutMs: number;
-  /** Expired keys one sweep entry removes at most. */
-  readonly expireKeysMax: number;
 }
 
 /** The settings `cairn node` runs with unless told otherwise. */
@@ -93,16 +93,16 @@ export const defaultNodeSettings: CairnNodeSettings = {
   tickIntervalMs: 100,
   inflightAppendsMax: 256,
   appendBytesMax: 1024 * 1024,
-  snapshotEntries: 10_000,
+  snapshotEntries: 100_000,
   snapshotBytes: 64 * 1024 * 1024,
   segmentBytesMax: 64 * 1024 * 1024,
-  keyBytesMax: 1024,
-  valueBytesMax: 1024 * 1024,
+  // The services' own limits: a node changes them only when told to.
+  keyBytesMax: defaultKvLimits.keyBytesMax,
+  valueBytesMax: defaultKvLimits.valueBytesMax,
   storeFlushIntervalMs: 50,
   housekeepingIntervalMs: 1_000,
   proposalTimeoutMs: 5_000,
   readTimeoutMs: 5_000,
-  expireKeysMax: 1000,
 };
 
 /**
@@ -112,6 +112,8 @@ export const defaultNodeSettings: CairnNodeSettings = {
  */
 export interface CairnNodeHooks {
   readonly wrapStorage?: (storage: GroupStorage) => GroupStorage;
+  /** Sees every batch of Raft messages the group sends, with its urgency (before the transport). */
+  readonly wrapSender?: (sender: MessageSender) => MessageSender;
   readonly wrapStateMachine?: (
     machine: StateMachine<ApplyOutcome>,
     backend: StoreBackend,
@@ -283,7 +285,7 @@ export class CairnNode {
       },
       env,
       storage,
-      sender: host.sender(),
+      sender: hooks.wrapSender?.(host.sender()) ?? host.sender(),
       stateMachine,
       tickIntervalMs: settings.tickIntervalMs,
       proposalTimeoutMs: settings.proposalTimeoutMs,
@@ -355,7 +357,7 @@ export class CairnNode {
     }
     this.#wasMember = isMember;
     if (this.group.softState.role === "leader" && !this.#fatal.failed) {
-      work.push(this.kv.sweepExpiredIfDue(this.#settings.expireKeysMax), this.streams.sweepIfDue());
+      work.push(this.kv.sweepExpiredIfDue(), this.streams.sweepIfDue());
     }
     const outcomes = await Promise.allSettled(work);
     for (const outcome of outcomes) {
