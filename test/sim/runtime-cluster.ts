@@ -341,15 +341,25 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
       arrived: () => this.#maybeLosePowerDuringSnapshot(m.id, inc, "transfer"),
     });
     inc.transport = transport;
+    // The simulator's overrides of the defaults `cairn node` ships (defaultNodeSettings); everything
+    // else (appends in flight, the housekeeping period, the peer call timeout) is as shipped.
     const settings: Partial<CairnNodeSettings> = {
+      // Longer ticks than level 1: a vote must be durable on the simulated disk within an election
+      // timeout (see runtimeTickIntervalMs). With heartbeats every other tick, as at level 1.
       electionTicks: simTiming.electionTimeoutTicks,
       heartbeatTicks: simTiming.heartbeatTicks,
       tickIntervalMs: runtimeTickIntervalMs,
+      // Drawn from the seed: small appends, segments and snapshot intervals, so that appends
+      // split, segments roll and snapshots happen within a run of a few hundred entries; runs
+      // without snapshots keep their whole log. The applied-effects batching is 0 or the shipped 50.
       appendBytesMax: runtime.appendBytesMax,
       segmentBytesMax: runtime.segmentBytesMax,
-      // Runs without snapshots keep their whole log (the state is still rebuilt from it on restart).
       snapshotEntries: runtime.snapshotEntries ?? Number.MAX_SAFE_INTEGER,
       storeFlushIntervalMs: runtime.storeBatchMs,
+      // The simulated clients give up within 0.5-2 s (their op timeout), so a proposal or read is
+      // failed after 2 s rather than the shipped 5 s: a later answer reaches no one, and the
+      // pending work would hold up the runtime meanwhile (the shipped 5 s costs about 15% of the
+      // answered operations, seeds 1-50).
       proposalTimeoutMs: 2_000,
       readTimeoutMs: 2_000,
     };
