@@ -33,7 +33,7 @@ export interface RuntimeOptions {
    * which case the state machine lives in memory and is rebuilt from the whole log on restart. With
    * snapshots the state lives in a MemoryStateStore that survives crashes (its commits in flight do
    * not), as lmdb would. Level 1 uses it too: each core compacts its log every this many applied
-   * entries into a snapshot of its KV model's state (3/4 of runs, 8-64 entries). Level 2 takes 4-24:
+   * entries into a snapshot of its KV model's state (3/4 of runs, 8-64 entries). Level 2 takes 6-32:
    * its clusters commit only tens of entries a second under its faults, and the snapshot paths
    * (captures beside apply, transfers, installs and their races) need many compactions per run.
    */
@@ -194,7 +194,7 @@ export function simOptionsFromSeed(seed: number, level: SimLevel = 1): SimOption
     faults: faultOptions,
     workload,
     runtime: {
-      snapshotEntries: rt.chance(3, 4) ? (level === 2 ? rt.range(4, 24) : rt.range(8, 64)) : undefined,
+      snapshotEntries: rt.chance(3, 4) ? (level === 2 ? rt.range(6, 32) : rt.range(8, 64)) : undefined,
       segmentBytesMax: rt.pick([8 * 1024, 32 * 1024, 256 * 1024]),
       storeCommitMaxMs: rt.range(0, 5),
       appendBytesMax: rt.pick([256, 2 * 1024, 16 * 1024]),
