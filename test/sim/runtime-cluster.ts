@@ -112,6 +112,8 @@ export type RuntimeCounters = {
   capturesRaced: number;
   /** Power losses aimed at a node receiving or installing a snapshot. */
   snapshotPowerLosses: number;
+  /** Power losses aimed at a node that just acknowledged entries or granted a vote (`ackCrash`). */
+  ackPowerLosses: number;
   /** Snapshot sends that gave up (partitions or crashes outlasting the resumes, a refusal). */
   snapshotsAborted: number;
 } & SnapshotLinkCounters;
@@ -232,6 +234,7 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     capturesOvertaken: 0,
     capturesRaced: 0,
     snapshotPowerLosses: 0,
+    ackPowerLosses: 0,
     snapshotsAborted: 0,
     snapshotDials: 0,
     snapshotFramesLost: 0,
@@ -336,6 +339,7 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
   async #open(m: RuntimeMember, inc: Incarnation): Promise<void> {
     const runtime = this.#env.options.runtime;
     const transport = new SimTransport(nodeId(m.id), this.#env.network, this.#snapshotLinks, {
+      acknowledged: () => this.#maybeLosePowerAfterAck(m.id, inc),
       sent: () => this.counters.snapshotsSent++,
       aborted: () => this.counters.snapshotsAborted++,
       arrived: () => this.#maybeLosePowerDuringSnapshot(m.id, inc, "transfer"),
@@ -462,7 +466,11 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
         const armedMs = inc.powerLossAfterInstallMs;
         if (what !== "snapshotsInstalled" || armedMs === undefined) return;
         inc.powerLossAfterInstallMs = undefined;
-        this.#env.scheduler.after(armedMs, () => this.#losePower(m.id, inc), "power loss after an install");
+        this.#env.scheduler.after(
+          armedMs,
+          () => this.#losePower(m.id, inc, "during a snapshot transfer or install"),
+          "power loss after an install",
+        );
       },
       () => this.#slowCapture(m.id, inc),
     );
@@ -589,8 +597,23 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     }
     scheduler.after(
       this.#prng.range(0, 40),
-      () => this.#losePower(node, inc),
+      () => this.#losePower(node, inc, "during a snapshot transfer or install"),
       "power loss during a snapshot",
+    );
+  }
+
+  /**
+   * Sometimes (`ackCrash`) cuts the power of a node within 2 ms after it acknowledged entries or
+   * granted a vote: a runtime that acknowledged before its disk held them loses what it promised.
+   */
+  #maybeLosePowerAfterAck(node: number, inc: Incarnation): void {
+    const scheduler = this.#env.scheduler;
+    if (scheduler.nowMs >= this.#env.options.faults.safetyPhaseMs) return;
+    if (!this.#prng.chance(...this.#env.options.runtime.ackCrash)) return;
+    scheduler.after(
+      this.#prng.range(0, 2),
+      () => this.#losePower(node, inc, "just after an acknowledgement"),
+      "power loss after an acknowledgement",
     );
   }
 
@@ -598,13 +621,18 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
    * Cuts the power of `node` (still incarnation `inc`) and restarts it 20-300 ms later, during the
    * safety phase only and only while the nodes down stay a minority, as the fault schedule keeps.
    */
-  #losePower(node: number, inc: Incarnation): void {
+  #losePower(
+    node: number,
+    inc: Incarnation,
+    when: "during a snapshot transfer or install" | "just after an acknowledgement",
+  ): void {
     const scheduler = this.#env.scheduler;
     if (!inc.alive || scheduler.nowMs >= this.#env.options.faults.safetyPhaseMs) return;
     const down = [...this.#members.values()].filter((m) => m.current === undefined).length;
     if (down + 1 > Math.floor((this.#env.options.clusterSize - 1) / 2)) return;
-    this.counters.snapshotPowerLosses++;
-    this.#trace(`node ${node} loses power during a snapshot transfer or install`);
+    if (when === "just after an acknowledgement") this.counters.ackPowerLosses++;
+    else this.counters.snapshotPowerLosses++;
+    this.#trace(`node ${node} loses power ${when}`);
     this.crash(node);
     scheduler.after(this.#prng.range(20, 300), () => this.restart(node), "restart after power loss");
   }

@@ -72,6 +72,13 @@ export interface RuntimeOptions {
    * is up to date, and one that gets snapshots lags and does not capture.
    */
   readonly captureRace: boolean;
+  /**
+   * The chance that a node which just acknowledged entries or granted a vote (a promise that its
+   * disk holds them) loses power within 2 ms, during the safety phase while the nodes down stay a
+   * minority; it restarts 20-300 ms later. Random crashes rarely land between a write and its
+   * fsync, the moment that shows whether the acknowledgement waited for the disk.
+   */
+  readonly ackCrash: Probability;
 }
 
 /** The options of one run. Every field follows from `seed` and `level`. */
@@ -204,6 +211,7 @@ export function simOptionsFromSeed(seed: number, level: SimLevel = 1): SimOption
       snapshotCrash: [rt.range(2, 4), 4],
       captureExtraMaxMs: rt.pick([0, 200, 1_000]),
       captureRace: rt.chance(1, 2),
+      ackCrash: [rt.range(1, 3), 1_000],
     },
     streams: streamOptions(st, level),
     eventsMax: level === 2 ? 150_000 : 1_000_000,
@@ -292,7 +300,7 @@ export function describeSimOptions(o: SimOptions): string {
     `faults: safety phase ${o.faults.safetyPhaseMs}ms (a decision every ${o.faults.gapMinMs}-${o.faults.gapMaxMs}ms), liveness phase ${o.faults.livenessPhaseMs}ms`,
     ...(o.level === 2
       ? [
-          `runtime: ${o.runtime.snapshotEntries === undefined ? "no snapshots (state in memory)" : `snapshot every ${o.runtime.snapshotEntries} entries`}, WAL segments of ${o.runtime.segmentBytesMax} bytes, state store commits 0-${o.runtime.storeCommitMaxMs}ms and flushes 1-${o.runtime.storeFlushMaxMs}ms (power loss takes back what no flush covered), applied effects batched ${o.runtime.storeBatchMs}ms, power lost during a snapshot transfer or install ${ratio(o.runtime.snapshotCrash)}, captures up to ${o.runtime.captureExtraMaxMs}ms slower${o.runtime.captureRace ? " and raced by installs" : ""}, appends up to ${o.runtime.appendBytesMax} bytes`,
+          `runtime: ${o.runtime.snapshotEntries === undefined ? "no snapshots (state in memory)" : `snapshot every ${o.runtime.snapshotEntries} entries`}, WAL segments of ${o.runtime.segmentBytesMax} bytes, state store commits 0-${o.runtime.storeCommitMaxMs}ms and flushes 1-${o.runtime.storeFlushMaxMs}ms (power loss takes back what no flush covered), applied effects batched ${o.runtime.storeBatchMs}ms, power lost during a snapshot transfer or install ${ratio(o.runtime.snapshotCrash)}, captures up to ${o.runtime.captureExtraMaxMs}ms slower${o.runtime.captureRace ? " and raced by installs" : ""}, power lost just after an acknowledgement ${ratio(o.runtime.ackCrash)}, appends up to ${o.runtime.appendBytesMax} bytes`,
         ]
       : []),
     ...(o.streams === undefined

@@ -17,8 +17,13 @@ import {
 import type { SimNetwork } from "./sim-network.js";
 import type { SimSnapshotEndpoint, SimSnapshotLinks } from "./sim-snapshot-links.js";
 
-/** What the harness learns of a transport's snapshots (to count them and aim power losses). */
-export interface SnapshotObserver {
+/** What the harness learns of a transport's traffic (to count snapshots and aim power losses). */
+export interface TransportObserver {
+  /**
+   * The node sent an acknowledgement that promises its disk holds something: an accepted append
+   * or a granted vote (the runtime sends these only once the Ready's writes are durable).
+   */
+  readonly acknowledged: () => void;
   /** A snapshot stream starts towards a peer. */
   readonly sent: () => void;
   /** A stream this node sent gave up (the peer stayed unreachable, refused or died). */
@@ -32,7 +37,7 @@ export class SimTransport implements Transport<NodeWireMessage> {
   readonly self: NodeId;
   readonly #network: SimNetwork<NodeWireMessage>;
   readonly #snapshots: SimSnapshotEndpoint;
-  readonly #observer: SnapshotObserver;
+  readonly #observer: TransportObserver;
   #peers: ReadonlyMap<NodeId, PeerAddress> = new Map();
   #closed = false;
   #onMessage: ((inbound: InboundMessage<NodeWireMessage>) => void) | undefined;
@@ -44,7 +49,7 @@ export class SimTransport implements Transport<NodeWireMessage> {
     self: NodeId,
     network: SimNetwork<NodeWireMessage>,
     links: SimSnapshotLinks,
-    observer: SnapshotObserver,
+    observer: TransportObserver,
   ) {
     this.self = self;
     this.#network = network;
@@ -77,6 +82,7 @@ export class SimTransport implements Transport<NodeWireMessage> {
     // Sent on a cut link too, so the network counts what the partition blocked.
     this.#network.send(this.self, to, roundTrip(message));
     if (this.#network.isBlocked(this.self, to)) this.#onUnreachable?.(to);
+    else if (promisesDurability(message)) this.#observer.acknowledged();
   }
 
   flush(): void {
@@ -134,6 +140,16 @@ export class SimTransport implements Transport<NodeWireMessage> {
 }
 
 type M = NodeWireMessage;
+
+/** Whether a message tells its receiver that the sender's disk holds entries or a vote. */
+function promisesDurability(message: M): boolean {
+  if (message.kind !== "raft") return false;
+  const raft = message.message;
+  return (
+    (raft.type === "append-response" && !raft.reject) ||
+    (raft.type === "vote-response" && !raft.reject && !raft.preVote)
+  );
+}
 
 /** The message as the receiver decodes it from the bytes the sender would write. */
 function roundTrip(message: M): M {
