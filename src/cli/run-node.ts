@@ -129,6 +129,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     tls: { ca, cert, key },
     codec: nodeWireCodec,
     peers,
+    dialOverrides: config.peerDialOverrides,
   });
   const httpUrl = `http://${config.httpListen.host}:${config.httpListen.port}`;
   const textAt = config.textListen && `${config.textListen.host}:${config.textListen.port}`;
