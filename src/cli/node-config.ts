@@ -60,16 +60,7 @@ export class ConfigError extends Error {
   }
 }
 
-type Kind =
-  | "name"
-  | "path"
-  | "host-port"
-  | "members"
-  | "url"
-  | "int"
-  | "choice"
-  | "origins"
-  | "address-map";
+type Kind = "name" | "path" | "host-port" | "members" | "url" | "int" | "choice" | "origins" | "address-map";
 
 interface Setting {
   readonly key: keyof NodeConfig;

@@ -127,9 +127,24 @@ describe("dial overrides (the fault suite's way to put a proxy on one link)", ()
     await a.transport.start();
     const aAt = a.transport.listenAddress ?? { host: "", port: 0 };
     const cAt = c.transport.listenAddress ?? { host: "", port: 0 };
-    a.transport.setPeers(new Map([[n(2), bAt], [n(3), cAt]]));
-    b.transport.setPeers(new Map([[n(1), aAt], [n(3), cAt]]));
-    c.transport.setPeers(new Map([[n(1), aAt], [n(2), bAt]]));
+    a.transport.setPeers(
+      new Map([
+        [n(2), bAt],
+        [n(3), cAt],
+      ]),
+    );
+    b.transport.setPeers(
+      new Map([
+        [n(1), aAt],
+        [n(3), cAt],
+      ]),
+    );
+    c.transport.setPeers(
+      new Map([
+        [n(1), aAt],
+        [n(2), bAt],
+      ]),
+    );
     return { a, b, c, proxy };
   }
 
