@@ -45,6 +45,8 @@ export interface NodeConfig {
   readonly snapshotBytes: number;
   /** Testing facility: dial these addresses instead of peers' member addresses (keyed `host:port`). */
   readonly peerDialOverrides: ReadonlyMap<string, HostPort>;
+  /** Testing facility: a file holding the milliseconds every log write and sync waits (a slow disk). */
+  readonly diskDelayFile: string | undefined;
 }
 
 /** A setting that failed validation; `setting` is its flag name. Stable code ERR_CONFIG. */
@@ -222,6 +224,13 @@ export const nodeSettings: readonly Setting[] = [
     default: "",
     description:
       "testing only: member=dialed address pairs (host:port=host:port,...): reach a peer through a proxy (docs/faults.md)",
+  },
+  {
+    key: "diskDelayFile",
+    flag: "disk-delay-file",
+    kind: "path",
+    description:
+      "testing only: a file with the milliseconds each log write and sync waits in memory first, re-read when it changes (docs/faults.md)",
   },
 ];
 
