@@ -163,6 +163,12 @@ export class ProcessCluster {
     if (pid !== undefined) process.kill(pid, "SIGSTOP");
   }
 
+  /** Continues a paused node's process with SIGCONT. */
+  resume(node: ProcessNode): void {
+    const pid = node.process?.pid;
+    if (pid !== undefined) process.kill(pid, "SIGCONT");
+  }
+
   /** A client for some nodes (all by default). */
   client(nodes: readonly ProcessNode[] = this.nodes): CairnClient {
     return new CairnClient({ endpoints: nodes.map((n) => n.httpUrl), retryBudgetMs: 15_000 });
