@@ -2,8 +2,8 @@
 // kill,pause,partition,slow-disk,crash-all] [--clients 10] [--keys 5] [--timeout-ms 1500]
 // [--disk-delay-ms 0] [--no-streams]`: one fault run against real processes (run.ts). It prints its
 // seed first; the same seed replays the same fault schedule. With `--system both` the same workload
-// and schedule run against Cairn and then etcd, and both availability figures are printed. Exits 1
-// when a checker found a violation.
+// (key-value only) and schedule run against Cairn and then etcd, and both availability figures are
+// printed. Exits 1 when a checker found a violation.
 import { randomInt } from "node:crypto";
 import { parseArgs } from "node:util";
 import { describeAvailability } from "./availability.js";
@@ -80,7 +80,8 @@ async function main(): Promise<number> {
     clients: integer("clients", values.clients, 10, 1, 100),
     keys: integer("keys", values.keys, 5, 1, 100),
     timeoutMs: integer("timeout-ms", values["timeout-ms"], 1_500, 100, 60_000),
-    streams: values["no-streams"] !== true,
+    // A comparison runs the same workload on both: key-value only (etcd has no streams).
+    streams: values["no-streams"] !== true && system !== "both",
     diskDelayMs: integer("disk-delay-ms", values["disk-delay-ms"], 0, 0, 10_000),
     say,
   };

@@ -143,7 +143,9 @@ export async function runFaults(options: FaultRunOptions): Promise<FaultRunRepor
         thinkMaxMs: 10,
         retryBackoffMs: 50,
         retriesMax: 2,
-        idempotentRetries: true,
+        // Cairn retries with the same idempotency key, so a retry never applies twice; etcd has no
+        // such key, so each of its attempts is an operation of its own in the history.
+        idempotentRetries: options.system === "cairn",
       },
       serviceKvDialect,
     );
