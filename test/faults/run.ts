@@ -117,83 +117,93 @@ export async function runFaults(options: FaultRunOptions): Promise<FaultRunRepor
       ? await CairnCluster.create({ size: options.nodes, diskDelayMs: options.diskDelayMs })
       : await EtcdCluster.create({ size: options.nodes });
   const problems: string[] = [];
+  const clock = new RealClock();
+  const prng = new Prng(options.seed);
+  const log = new AvailabilityLog();
+  const targetPrng = prng.fork();
+  const target: KvTarget<ServiceKvInput, ServiceKvOutput> =
+    options.system === "cairn"
+      ? new CairnKvTarget({ urls: cluster.urls, prng: targetPrng, timeoutMs: options.timeoutMs, log })
+      : new EtcdKvTarget({ urls: cluster.urls, prng: targetPrng, timeoutMs: options.timeoutMs, log });
+  const kv = new KvWorkload(
+    clock,
+    prng.fork(),
+    target,
+    {
+      clients: options.clients,
+      keys: options.keys,
+      operationsMax: Number.MAX_SAFE_INTEGER,
+      mix: { get: 4, put: 3, putIf: 2, delete: 1, incr: 2 },
+      // The target gives up first (and says so), so a timeout is always the target's.
+      opTimeoutMs: options.timeoutMs + 1_000,
+      thinkMinMs: 0,
+      thinkMaxMs: 10,
+      retryBackoffMs: 50,
+      retriesMax: 2,
+      // Cairn retries with the same idempotency key, so a retry never applies twice; etcd has no
+      // such key, so each of its attempts is an operation of its own in the history.
+      idempotentRetries: options.system === "cairn",
+    },
+    serviceKvDialect,
+  );
+  const streamPrng = prng.fork();
+  const streamTarget =
+    options.system === "cairn" && options.streams
+      ? new CairnStreamTarget({
+          urls: cluster.urls,
+          prng: streamPrng.fork(),
+          timeoutMs: options.timeoutMs,
+          streams: 2,
+        })
+      : undefined;
+  const streams =
+    streamTarget === undefined
+      ? undefined
+      : new StreamWorkload(clock, streamPrng.fork(), streamTarget, streamOptions(options.timeoutMs));
+  const nemesis = new Nemesis(cluster, clock, (line) => say(`  ${line}`));
+  let history: Operation<ServiceKvInput, ServiceKvOutput>[] = [];
+  let checkerSteps = 0;
   let logFile: string | undefined;
   try {
-    await cluster.start();
-    const clock = new RealClock();
-    const prng = new Prng(options.seed);
-    const log = new AvailabilityLog();
-    const targetPrng = prng.fork();
-    const target: KvTarget<ServiceKvInput, ServiceKvOutput> =
-      options.system === "cairn"
-        ? new CairnKvTarget({ urls: cluster.urls, prng: targetPrng, timeoutMs: options.timeoutMs, log })
-        : new EtcdKvTarget({ urls: cluster.urls, prng: targetPrng, timeoutMs: options.timeoutMs, log });
-    const kv = new KvWorkload(
-      clock,
-      prng.fork(),
-      target,
-      {
-        clients: options.clients,
-        keys: options.keys,
-        operationsMax: Number.MAX_SAFE_INTEGER,
-        mix: { get: 4, put: 3, putIf: 2, delete: 1, incr: 2 },
-        // The target gives up first (and says so), so a timeout is always the target's.
-        opTimeoutMs: options.timeoutMs + 1_000,
-        thinkMinMs: 0,
-        thinkMaxMs: 10,
-        retryBackoffMs: 50,
-        retriesMax: 2,
-        // Cairn retries with the same idempotency key, so a retry never applies twice; etcd has no
-        // such key, so each of its attempts is an operation of its own in the history.
-        idempotentRetries: options.system === "cairn",
-      },
-      serviceKvDialect,
-    );
-    const streamPrng = prng.fork();
-    const streamTarget =
-      options.system === "cairn" && options.streams
-        ? new CairnStreamTarget({
-            urls: cluster.urls,
-            prng: streamPrng.fork(),
-            timeoutMs: options.timeoutMs,
-            streams: 2,
-          })
-        : undefined;
-    const streams =
-      streamTarget === undefined
-        ? undefined
-        : new StreamWorkload(clock, streamPrng.fork(), streamTarget, streamOptions(options.timeoutMs));
+    try {
+      await cluster.start();
+      kv.start();
+      streams?.start();
+      const faults = nemesis.run(schedule);
+      await new Promise((resolve) => setTimeout(resolve, options.seconds * 1000));
+      kv.stop();
+      streams?.stop();
+      nemesis.stop();
+      await faults;
+      await healEverything(cluster, nemesis);
+      await waitUntil(() => kv.done, 60_000);
+      clock.cancelAll();
 
-    const nemesis = new Nemesis(cluster, clock, (line) => say(`  ${line}`));
-    kv.start();
-    streams?.start();
-    const faults = nemesis.run(schedule);
-    await new Promise((resolve) => setTimeout(resolve, options.seconds * 1000));
-    kv.stop();
-    streams?.stop();
-    nemesis.stop();
-    await faults;
-    await healEverything(cluster, nemesis);
-    await waitUntil(() => kv.done, 60_000);
-    clock.cancelAll();
-
-    say(`${options.system}: healed; checking`);
-    const history = [...kv.history(), ...(await finalReads(target, options.keys, clock))];
-    const check = checkLinearizable(serviceKvModel, history, { stepsMax: 50_000_000 });
-    if (check.kind === "not-linearizable")
-      problems.push(`KV history not linearizable:\n${check.explanation}`);
-    if (check.kind === "unknown") problems.push(`KV linearizability check inconclusive: ${check.reason}`);
-    if (kv.counters.idempotencyViolations > 0) {
+      say(`${options.system}: healed; checking`);
+      history = [...kv.history(), ...(await finalReads(target, options.keys, clock))];
+      const check = checkLinearizable(serviceKvModel, history, { stepsMax: 50_000_000 });
+      checkerSteps = check.steps;
+      if (check.kind === "not-linearizable")
+        problems.push(`KV history not linearizable:\n${check.explanation}`);
+      if (check.kind === "unknown") problems.push(`KV linearizability check inconclusive: ${check.reason}`);
+      if (kv.counters.idempotencyViolations > 0) {
+        problems.push(
+          `${kv.counters.idempotencyViolations} retries with one idempotency key got different answers`,
+        );
+      }
+      if (streamTarget !== undefined && streams !== undefined) {
+        await streamTarget.collect();
+        problems.push(...streams.problems());
+      }
+      if (options.system === "cairn") problems.push(...(await checkConvergence(cluster.urls)));
+    } catch (error) {
+      // A node that cannot restart, a cluster that never answers again: the run failed as surely as
+      // a checker would have failed it.
       problems.push(
-        `${kv.counters.idempotencyViolations} retries with one idempotency key got different answers`,
+        `the run stopped: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
       );
     }
-    if (streamTarget !== undefined && streams !== undefined) {
-      await streamTarget.collect();
-      problems.push(...streams.problems());
-    }
-    if (options.system === "cairn") problems.push(...(await checkConvergence(cluster.urls)));
-    const availability = log.summary();
+    clock.cancelAll();
     if (problems.length > 0) {
       logFile = join(tmpdir(), `cairn-faults-${options.system}-${options.seed}.log`);
       await writeFile(
@@ -206,13 +216,14 @@ export async function runFaults(options: FaultRunOptions): Promise<FaultRunRepor
       seed: options.seed,
       schedule,
       applied: nemesis.applied,
-      kv: { ...kv.counters, operations: history.length, checkerSteps: check.steps },
+      kv: { ...kv.counters, operations: history.length, checkerSteps },
       streams: streams?.counters,
-      availability,
+      availability: log.summary(),
       problems,
       logFile,
     };
   } finally {
+    nemesis.stop();
     await cluster.close();
   }
 }

@@ -4,43 +4,20 @@
 // number of seeds until the first failing one, and expects a failure. The working tree is never
 // modified. Exits 1 if any mutant survives or any patch does not apply.
 import { spawnSync } from "node:child_process";
-import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { anchorProblems, type Mutant, mutants } from "./mutant-list.js";
+import { mutants } from "./mutant-list.js";
+import { plantMutant } from "./plant-mutant.js";
 
 const root = new URL("../..", import.meta.url).pathname;
 const firstSeed = 1;
-
-/** Copies the sources to a scratch directory and applies the mutant's patch there. */
-function plant(mutant: Mutant): string {
-  const dir = mkdtempSync(join(tmpdir(), "cairn-mutant-"));
-  for (const part of ["src", "test", "package.json", "tsconfig.json"]) {
-    cpSync(join(root, part), join(dir, part), { recursive: true });
-  }
-  symlinkSync(join(root, "node_modules"), join(dir, "node_modules"));
-  const problems = anchorProblems(mutant, (file) => readFileSync(join(dir, file), "utf8"));
-  if (problems.length > 0) {
-    rmSync(dir, { recursive: true, force: true });
-    throw new Error(problems.join("\n"));
-  }
-  for (const patch of mutant.patches) {
-    const path = join(dir, patch.file);
-    const text = readFileSync(path, "utf8");
-    writeFileSync(
-      path,
-      text.replace(patch.anchor, () => patch.replacement),
-    );
-  }
-  return dir;
-}
 
 function main(): number {
   const only = process.argv[2];
   let survived = 0;
   for (const mutant of mutants) {
     if (only !== undefined && !mutant.name.includes(only)) continue;
-    const dir = plant(mutant);
+    const dir = plantMutant(root, mutant);
     const started = performance.now();
     try {
       const run = spawnSync(
