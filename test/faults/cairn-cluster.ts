@@ -19,6 +19,8 @@ export interface CairnClusterOptions {
   readonly diskDelayMs: number;
   /** Extra `cairn node` flags for every node. */
   readonly extraArgs?: readonly string[];
+  /** Run the compiled build (`npm run build` first) instead of the sources through tsx. */
+  readonly build?: boolean;
 }
 
 /** A Cairn cluster under the nemesis. */
@@ -39,6 +41,7 @@ export class CairnCluster implements FaultCluster {
   /** Prepares the nodes, certificates and proxies; nothing runs until {@link start}. */
   static async create(options: CairnClusterOptions): Promise<CairnCluster> {
     const cluster = await ProcessCluster.create(options.size);
+    if (options.build === true) cluster.code = "build";
     const size = options.size;
     const proxies: (FaultProxy | undefined)[] = [];
     for (let from = 0; from < size; from++) {

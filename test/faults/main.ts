@@ -1,14 +1,18 @@
 // `npm run faults -- [--seconds 60] [--seed N] [--nodes 3|5] [--system cairn|etcd|both] [--faults
 // kill,pause,partition,slow-disk,crash-all] [--clients 10] [--keys 5] [--timeout-ms 1500]
-// [--disk-delay-ms 0] [--no-streams]`: one fault run against real processes (run.ts). It prints its
+// [--disk-delay-ms 0] [--no-streams] [--build]`: one fault run against real processes (run.ts). It prints its
 // seed first; the same seed replays the same fault schedule. With `--system both` the same workload
 // (key-value only) and schedule run against Cairn and then etcd, and both availability figures are
-// printed. Exits 1 when a checker found a violation.
+// printed. `--build` compiles first and runs the nodes on the build (faster restarts). Exits 1 when a
+// checker found a violation.
+import { spawnSync } from "node:child_process";
 import { randomInt } from "node:crypto";
 import { parseArgs } from "node:util";
 import { describeAvailability } from "./availability.js";
 import { type FaultRunOptions, type FaultRunReport, runFaults, type SystemName } from "./run.js";
 import { type FaultKind, faultKinds } from "./schedule.js";
+
+const root = new URL("../..", import.meta.url).pathname;
 
 function integer(name: string, text: string | undefined, fallback: number, min: number, max: number): number {
   if (text === undefined) return fallback;
@@ -51,6 +55,7 @@ async function main(): Promise<number> {
       "timeout-ms": { type: "string" },
       "disk-delay-ms": { type: "string" },
       "no-streams": { type: "boolean" },
+      build: { type: "boolean" },
     },
   });
   const system = values.system ?? "cairn";
@@ -83,8 +88,14 @@ async function main(): Promise<number> {
     // A comparison runs the same workload on both: key-value only (etcd has no streams).
     streams: values["no-streams"] !== true && system !== "both",
     diskDelayMs: integer("disk-delay-ms", values["disk-delay-ms"], 0, 0, 10_000),
+    build: values.build === true,
     say,
   };
+  if (values.build === true) {
+    say("building (npm run build) so the nodes run the compiled code");
+    const built = spawnSync("npm", ["run", "build"], { cwd: root, stdio: "inherit" });
+    if (built.status !== 0) throw new Error("npm run build failed");
+  }
   const reports: FaultRunReport[] = [];
   for (const s of systems) {
     const r = await runFaults({ ...base, system: s });

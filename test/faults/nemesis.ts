@@ -34,18 +34,24 @@ export class Nemesis {
     this.#say = say;
   }
 
-  /** Runs the schedule to its end (or until {@link stop}); every fault is healed when it resolves. */
+  /**
+   * Runs the schedule to its end (or until {@link stop}); every fault is healed when it resolves.
+   * Striking and healing take real time (a restart takes seconds), so when a heal ends late the rest
+   * of the schedule shifts by as much: each quiet stretch keeps its planned length.
+   */
   async run(schedule: readonly ScheduledFault[]): Promise<void> {
+    let lagMs = 0;
     for (const planned of schedule) {
-      await this.#until(planned.atMs);
+      await this.#until(planned.atMs + lagMs);
       if (this.#stopped) break;
       const applied = await this.#strike(planned.fault, planned.salt);
       this.applied.push(applied);
       this.#say(
         `t=${this.#clock.nowMs}ms strike ${applied.description} on ${applied.nodes.map((n) => `n${n + 1}`).join(",")}`,
       );
-      await this.#until(planned.atMs + planned.holdMs);
+      await this.#until(planned.atMs + lagMs + planned.holdMs);
       await this.healAll();
+      lagMs = Math.max(lagMs, this.#clock.nowMs - planned.atMs - planned.holdMs);
     }
   }
 
@@ -96,8 +102,16 @@ export class Nemesis {
       // node's files while it is down, and restart it in the undo.
       case "crash-all": {
         const all = Array.from({ length: cluster.size }, (_, i) => i);
+        if (cluster.supportsSlowDisk) {
+          const leader = await cluster.leader();
+          const cached = all.filter((node) => node !== leader);
+          for (const node of cached) await cluster.slowDisk(node, fault.cacheMs);
+          // Let writes pile up in the caches before the power goes.
+          await new Promise((resolve) => setTimeout(resolve, 2 * fault.cacheMs));
+        }
         await Promise.all(all.map((node) => cluster.kill(node)));
         this.#undo = async () => {
+          for (const node of all) await cluster.healDisk(node);
           await Promise.all(all.map((node) => cluster.restart(node)));
         };
         return { atMs, description, nodes: all };

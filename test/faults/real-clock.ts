@@ -4,7 +4,7 @@ import type { TimerId, WorkloadClock } from "../sim/scheduler.js";
 
 /** A {@link WorkloadClock} on real time. */
 export class RealClock implements WorkloadClock {
-  readonly #startMs = performance.now();
+  #startMs = performance.now();
   readonly #timers = new Map<TimerId, NodeJS.Timeout>();
   #nextId = 1;
 
@@ -14,6 +14,11 @@ export class RealClock implements WorkloadClock {
    */
   get nowMs(): number {
     return Math.floor(performance.now() - this.#startMs);
+  }
+
+  /** Starts the run's time at zero now (after the cluster came up); call before any timer is set. */
+  reset(): void {
+    this.#startMs = performance.now();
   }
 
   after(delayMs: number, fn: () => void, _label = "event"): TimerId {

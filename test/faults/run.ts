@@ -49,6 +49,8 @@ export interface FaultRunOptions {
   readonly streams: boolean;
   /** A disk delay every Cairn node has throughout (0: none); the slow-disk fault adds to it. */
   readonly diskDelayMs: number;
+  /** Cairn nodes run the compiled build instead of the sources through tsx. */
+  readonly build?: boolean;
   /** Receives progress lines. */
   readonly say: (line: string) => void;
 }
@@ -114,7 +116,11 @@ export async function runFaults(options: FaultRunOptions): Promise<FaultRunRepor
   );
   const cluster: FaultCluster =
     options.system === "cairn"
-      ? await CairnCluster.create({ size: options.nodes, diskDelayMs: options.diskDelayMs })
+      ? await CairnCluster.create({
+          size: options.nodes,
+          diskDelayMs: options.diskDelayMs,
+          build: options.build === true,
+        })
       : await EtcdCluster.create({ size: options.nodes });
   const problems: string[] = [];
   const clock = new RealClock();
@@ -167,6 +173,7 @@ export async function runFaults(options: FaultRunOptions): Promise<FaultRunRepor
   try {
     try {
       await cluster.start();
+      clock.reset();
       kv.start();
       streams?.start();
       const faults = nemesis.run(schedule);

@@ -41,8 +41,13 @@ export type Fault =
   | { readonly kind: "partition"; readonly shape: PartitionShape; readonly blackhole: boolean }
   /** Every log write and sync of one node waits `delayMs` in memory first. */
   | { readonly kind: "slow-disk"; readonly aim: NodeAim; readonly delayMs: number }
-  /** SIGKILL every node at once (a power cut), restart them all after the hold. */
-  | { readonly kind: "crash-all" };
+  /**
+   * A power cut: every node's disk but the leader's first holds its writes `cacheMs` in memory (as a
+   * disk cache does; disks differ in speed), then every node is SIGKILLed at once, losing what was
+   * held; all restart after the hold. A node that acknowledged only what it had synced loses nothing
+   * it acknowledged.
+   */
+  | { readonly kind: "crash-all"; readonly cacheMs: number };
 
 /** The kinds of fault, for selecting which a run uses. */
 export type FaultKind = Fault["kind"];
@@ -124,7 +129,7 @@ function faultOf(kind: FaultKind, prng: Prng): Fault {
     case "slow-disk":
       return { kind, aim: prng.pick(aims), delayMs: prng.range(50, 400) };
     case "crash-all":
-      return { kind };
+      return { kind, cacheMs: prng.range(100, 500) };
     default:
       return assertNever(kind, "fault kind");
   }
@@ -141,7 +146,7 @@ export function describeFault(fault: Fault): string {
     case "slow-disk":
       return `slow disk ${fault.aim} ${fault.delayMs} ms`;
     case "crash-all":
-      return "crash all";
+      return `crash all (disk caches ${fault.cacheMs} ms)`;
     default:
       return assertNever(fault, "fault");
   }
