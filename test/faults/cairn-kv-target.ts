@@ -62,18 +62,18 @@ export class CairnKvTarget implements KvTarget<ServiceKvInput, ServiceKvOutput> 
     done: (result: SubmitResult<ServiceKvOutput>) => void,
     requestId: string,
   ): void {
-    const base = this.#o.prng.pick(this.#o.urls);
-    const startedMs = performance.now();
+    const node = this.#o.prng.below(this.#o.urls.length);
+    const base = this.#o.urls[node] ?? "";
+    const attempt = this.#o.log.begin(node);
     void this.#call(base, input, requestId).then((outcome) => {
-      const latencyMs = performance.now() - startedMs;
       const output = outcome.kind === "answer" ? outputOf(input, outcome.status, outcome.body) : undefined;
       if (output !== undefined) {
-        this.#o.log.record("ok", latencyMs);
+        this.#o.log.end(attempt, "ok");
         done({ kind: "ok", output });
         return;
       }
       const failure = classifyFailure(outcome);
-      this.#o.log.record(failure.kind === "unknown" ? "timeout" : "error", latencyMs, failure.code);
+      this.#o.log.end(attempt, failure.kind === "unknown" ? "timeout" : "error", failure.code);
       if (failure.kind === "wrong") done({ kind: "ok", output: { kind: "error", code: failure.code } });
       else done({ kind: failure.kind, reason: failure.code });
     });

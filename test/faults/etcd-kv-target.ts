@@ -57,9 +57,10 @@ export class EtcdKvTarget implements KvTarget<ServiceKvInput, ServiceKvOutput> {
     done: (result: SubmitResult<ServiceKvOutput>) => void,
     _requestId: string,
   ): void {
-    const base = this.#o.prng.pick(this.#o.urls);
-    const startedMs = performance.now();
-    const deadlineMs = startedMs + this.#o.timeoutMs;
+    const node = this.#o.prng.below(this.#o.urls.length);
+    const base = this.#o.urls[node] ?? "";
+    const attempt = this.#o.log.begin(node);
+    const deadlineMs = performance.now() + this.#o.timeoutMs;
     const call = async (path: string, body: unknown): Promise<unknown> => {
       const timeoutMs = Math.max(1, Math.floor(deadlineMs - performance.now()));
       const outcome = await httpJson("POST", `${base}/v3/${path}`, { body, timeoutMs });
@@ -75,14 +76,13 @@ export class EtcdKvTarget implements KvTarget<ServiceKvInput, ServiceKvOutput> {
     };
     void run(input, call).then(
       (output) => {
-        this.#o.log.record("ok", performance.now() - startedMs);
+        this.#o.log.end(attempt, "ok");
         done({ kind: "ok", output });
       },
       (error: unknown) => {
         if (!(error instanceof Stop)) throw error;
         const { reply } = error;
-        const latencyMs = performance.now() - startedMs;
-        this.#o.log.record(reply.kind === "lost" ? "timeout" : "error", latencyMs, reply.code);
+        this.#o.log.end(attempt, reply.kind === "lost" ? "timeout" : "error", reply.code);
         // etcd does not say whether a failed write may still commit ("request timed out", "leader
         // changed"): only a refused connection proves it had no effect.
         done(

@@ -8,7 +8,7 @@
 import { spawnSync } from "node:child_process";
 import { randomInt } from "node:crypto";
 import { parseArgs } from "node:util";
-import { describeAvailability } from "./availability.js";
+import { describeAvailability, describeBreakdown } from "./availability.js";
 import { type FaultRunOptions, type FaultRunReport, runFaults, type SystemName } from "./run.js";
 import { type FaultKind, faultKinds } from "./schedule.js";
 
@@ -102,6 +102,8 @@ async function main(): Promise<number> {
     reports.push(r);
     report(r, say);
   }
+  say("\navailability by situation (attempts begun while a fault held, or between faults):");
+  for (const r of reports) for (const line of describeBreakdown(r.system, r.availabilityBreakdown)) say(line);
   if (reports.length > 1) {
     say("\navailability under the same workload and fault schedule:");
     for (const r of reports) say(describeAvailability(r.system, r.availability));

@@ -5,14 +5,27 @@ import { assertNever } from "../../src/util/assert.js";
 import { Prng } from "../../src/util/prng.js";
 import type { FaultCluster } from "./fault-cluster.js";
 import type { RealClock } from "./real-clock.js";
-import { describeFault, type Fault, type NodeAim, partitionLinks, type ScheduledFault } from "./schedule.js";
+import {
+  cutOff,
+  describeFault,
+  type Fault,
+  type NodeAim,
+  partitionLinks,
+  type ScheduledFault,
+} from "./schedule.js";
 
 /** One fault as it was applied. */
 export interface AppliedFault {
   readonly atMs: number;
+  /** When it was healed (run time); undefined while it holds. */
+  healedAtMs: number | undefined;
+  readonly kind: Fault["kind"];
   readonly description: string;
-  /** The nodes it struck, by index. */
-  readonly nodes: readonly number[];
+  /**
+   * The nodes it struck, by index: the node killed, paused or slowed, every node of a power cut, or
+   * the nodes a partition left without a majority to talk to.
+   */
+  readonly struck: readonly number[];
 }
 
 /** How to undo a fault that is in force. */
@@ -44,13 +57,15 @@ export class Nemesis {
     for (const planned of schedule) {
       await this.#until(planned.atMs + lagMs);
       if (this.#stopped) break;
-      const applied = await this.#strike(planned.fault, planned.salt);
+      const struck = await this.#strike(planned.fault, planned.salt);
+      const applied: AppliedFault = { ...struck, kind: planned.fault.kind, healedAtMs: undefined };
       this.applied.push(applied);
       this.#say(
-        `t=${this.#clock.nowMs}ms strike ${applied.description} on ${applied.nodes.map((n) => `n${n + 1}`).join(",")}`,
+        `t=${this.#clock.nowMs}ms strike ${applied.description} on ${applied.struck.map((n) => `n${n + 1}`).join(",")}`,
       );
       await this.#until(planned.atMs + lagMs + planned.holdMs);
       await this.healAll();
+      applied.healedAtMs = this.#clock.nowMs;
       lagMs = Math.max(lagMs, this.#clock.nowMs - planned.atMs - planned.holdMs);
     }
   }
@@ -87,7 +102,7 @@ export class Nemesis {
   }
 
   /** Applies a fault and remembers how to undo it. */
-  async #strike(fault: Fault, salt: number): Promise<AppliedFault> {
+  async #strike(fault: Fault, salt: number): Promise<Pick<AppliedFault, "atMs" | "description" | "struck">> {
     const cluster = this.#cluster;
     const atMs = this.#clock.nowMs;
     const description = describeFault(fault);
@@ -96,7 +111,7 @@ export class Nemesis {
         const node = await this.#aim(fault.aim, salt);
         await cluster.kill(node);
         this.#undo = () => cluster.restart(node);
-        return { atMs, description, nodes: [node] };
+        return { atMs, description, struck: [node] };
       }
       // Disk corruption of a stopped node (issue 17, next round) strikes here: kill, damage the
       // node's files while it is down, and restart it in the undo.
@@ -114,32 +129,31 @@ export class Nemesis {
           for (const node of all) await cluster.healDisk(node);
           await Promise.all(all.map((node) => cluster.restart(node)));
         };
-        return { atMs, description, nodes: all };
+        return { atMs, description, struck: all };
       }
       case "pause": {
         const node = await this.#aim(fault.aim, salt);
         cluster.pause(node);
         this.#undo = async () => cluster.resume(node);
-        return { atMs, description, nodes: [node] };
+        return { atMs, description, struck: [node] };
       }
       case "partition": {
         const links = partitionLinks(fault.shape, cluster.size, await cluster.leader(), salt);
         cluster.cut(links, fault.blackhole);
         this.#undo = async () => cluster.healLinks();
-        const nodes = [...new Set(links.flatMap((l) => [l.from, l.to]))].sort();
         return {
           atMs,
           description: `${description}: ${links.map((l) => `n${l.from + 1}->n${l.to + 1}`).join(" ")}`,
-          nodes,
+          struck: cutOff(links, cluster.size),
         };
       }
       case "slow-disk": {
         const node = await this.#aim(fault.aim, salt);
         if (!cluster.supportsSlowDisk)
-          return { atMs, description: `${description} (not supported: skipped)`, nodes: [] };
+          return { atMs, description: `${description} (not supported: skipped)`, struck: [] };
         await cluster.slowDisk(node, fault.delayMs);
         this.#undo = () => cluster.healDisk(node);
-        return { atMs, description, nodes: [node] };
+        return { atMs, description, struck: [node] };
       }
       default:
         return assertNever(fault, "fault");

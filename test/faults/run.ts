@@ -64,6 +64,8 @@ export interface FaultRunReport {
   readonly kv: KvWorkloadCounters & { readonly operations: number; readonly checkerSteps: number };
   readonly streams: Readonly<Record<string, number>> | undefined;
   readonly availability: AvailabilitySummary;
+  /** The same figures by situation: during each kind of fault, to a struck node or another; between faults. */
+  readonly availabilityBreakdown: ReadonlyMap<string, AvailabilitySummary>;
   /** Every violation found; empty when the run passed. */
   readonly problems: readonly string[];
   /** Where the nodes' logs were saved when the run failed. */
@@ -125,7 +127,7 @@ export async function runFaults(options: FaultRunOptions): Promise<FaultRunRepor
   const problems: string[] = [];
   const clock = new RealClock();
   const prng = new Prng(options.seed);
-  const log = new AvailabilityLog();
+  const log = new AvailabilityLog(() => clock.nowMs);
   const targetPrng = prng.fork();
   const target: KvTarget<ServiceKvInput, ServiceKvOutput> =
     options.system === "cairn"
@@ -226,6 +228,7 @@ export async function runFaults(options: FaultRunOptions): Promise<FaultRunRepor
       kv: { ...kv.counters, operations: history.length, checkerSteps },
       streams: streams?.counters,
       availability: log.summary(),
+      availabilityBreakdown: log.breakdown(nemesis.applied),
       problems,
       logFile,
     };

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
+  cutOff,
   faultKinds,
   faultSchedule,
   type Link,
@@ -116,5 +117,19 @@ describe("partition shapes", () => {
       partitionLinks("isolate-leader", 3, undefined, 5),
     );
     assert.equal(partitionLinks("isolate-leader", 3, undefined, 5).length, 4);
+  });
+});
+
+describe("who a partition cuts off", () => {
+  it("names the nodes left without a majority to talk to both ways", () => {
+    assert.deepEqual(cutOff(partitionLinks("isolate-leader", 3, 2, 1), 3), [2]);
+    assert.deepEqual(cutOff(partitionLinks("leader-mute", 3, 0, 1), 3), [0]);
+    assert.deepEqual(cutOff(partitionLinks("leader-deaf", 5, 4, 1), 5), [4]);
+    assert.deepEqual(
+      cutOff(partitionLinks("bridge", 3, 0, 1), 3),
+      [],
+      "the bridge keeps a majority for both sides",
+    );
+    assert.equal(cutOff(partitionLinks("minority", 5, 0, 3), 5).length, 2);
   });
 });

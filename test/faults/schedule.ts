@@ -208,3 +208,14 @@ export function partitionLinks(
       return assertNever(shape, "partition shape");
   }
 }
+
+/**
+ * The nodes a set of cut links leaves without a majority to talk to both ways (themselves
+ * included): the isolated node, the minority side, a leader that can only send or only hear.
+ */
+export function cutOff(links: readonly Link[], size: number): number[] {
+  const cut = new Set(links.map(({ from, to }) => `${from}->${to}`));
+  const talks = (a: number, b: number) => !cut.has(`${a}->${b}`) && !cut.has(`${b}->${a}`);
+  const all = Array.from({ length: size }, (_, i) => i);
+  return all.filter((n) => all.filter((m) => m === n || talks(n, m)).length <= size / 2);
+}
