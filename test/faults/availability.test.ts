@@ -28,21 +28,24 @@ describe("availability", () => {
     attempt(1, 1_000, "timeout", "lost (timeout)");
     attempt(2, 1_500, "ok");
     attempt(1, 2_500, "error", "refused (ECONNREFUSED)");
+    attempt(2, 4_000, "ok");
+    attempt(0, 9_000, "ok");
     const summary = log.summary();
-    assert.equal(summary.operations, 4);
-    assert.equal(summary.okShare, 0.5);
+    assert.equal(summary.operations, 6);
+    assert.equal(summary.okShare, 4 / 6);
     assert.deepEqual(summary.errorCodes, [
       ["lost (timeout)", 1],
       ["refused (ECONNREFUSED)", 1],
     ]);
     const rows = log.breakdown([
       { atMs: 900, healedAtMs: 2_000, kind: "pause", description: "pause follower", struck: [1] },
-      { atMs: 2_400, healedAtMs: undefined, kind: "kill", description: "kill any", struck: [1] },
+      { atMs: 2_400, healedAtMs: 3_000, kind: "kill", description: "kill any", struck: [1] },
     ]);
     assert.deepEqual(
       [...rows].map(([k, s]) => [k, s.operations, s.ok]),
       [
-        ["between faults", 1, 1],
+        ["5 s after a kill healed", 1, 1],
+        ["between faults", 2, 2],
         ["kill, to a struck node", 1, 0],
         ["pause, to a struck node", 1, 0],
         ["pause, to the others", 1, 1],

@@ -8,6 +8,9 @@ import type { AppliedFault } from "./nemesis.js";
 /** How one attempt ended for its client. */
 export type AttemptResult = "ok" | "error" | "timeout";
 
+/** How long after a heal an attempt counts as made while the cluster recovers. */
+const recoveryMs = 5_000;
+
 /** One attempt: the node it went to, when (run time), how long it took and how it ended. */
 export interface Attempt {
   readonly node: number;
@@ -79,7 +82,7 @@ export class AvailabilityLog {
 
   /**
    * The figures per situation: attempts begun while a fault held, to a node it struck or to
-   * another, and attempts begun between faults.
+   * another, in the first seconds after a heal, and between faults.
    */
   breakdown(applied: readonly AppliedFault[]): Map<string, AvailabilitySummary> {
     const groups = new Map<string, Attempt[]>();
@@ -87,10 +90,19 @@ export class AvailabilityLog {
       const fault = applied.find(
         (f) => a.startMs >= f.atMs && a.startMs < (f.healedAtMs ?? Number.POSITIVE_INFINITY),
       );
+      // The most recent heal, if it was recent.
+      const healed = applied
+        .filter(
+          (f) =>
+            f.healedAtMs !== undefined && a.startMs >= f.healedAtMs && a.startMs < f.healedAtMs + recoveryMs,
+        )
+        .sort((x, y) => (y.healedAtMs ?? 0) - (x.healedAtMs ?? 0))[0];
       const key =
-        fault === undefined
-          ? "between faults"
-          : `${fault.kind}, ${fault.struck.includes(a.node) ? "to a struck node" : "to the others"}`;
+        fault !== undefined
+          ? `${fault.kind}, ${fault.struck.includes(a.node) ? "to a struck node" : "to the others"}`
+          : healed !== undefined
+            ? `${recoveryMs / 1000} s after a ${healed.kind} healed`
+            : "between faults";
       const list = groups.get(key) ?? [];
       list.push(a);
       groups.set(key, list);
