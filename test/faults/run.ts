@@ -171,6 +171,8 @@ export async function runFaults(options: FaultRunOptions): Promise<FaultRunRepor
   const nemesis = new Nemesis(cluster, clock, (line) => say(`  ${line}`));
   let history: Operation<ServiceKvInput, ServiceKvOutput>[] = [];
   let checkerSteps = 0;
+  let availability = log.summary();
+  let availabilityBreakdown = log.breakdown([]);
   let logFile: string | undefined;
   try {
     try {
@@ -188,6 +190,9 @@ export async function runFaults(options: FaultRunOptions): Promise<FaultRunRepor
       await waitUntil(() => kv.done, 60_000);
       clock.cancelAll();
 
+      // The clients' figures, before the checks' own requests.
+      availability = log.summary();
+      availabilityBreakdown = log.breakdown(nemesis.applied);
       say(`${options.system}: healed; checking`);
       history = [...kv.history(), ...(await finalReads(target, options.keys, clock))];
       const check = checkLinearizable(serviceKvModel, history, { stepsMax: 50_000_000 });
@@ -227,8 +232,8 @@ export async function runFaults(options: FaultRunOptions): Promise<FaultRunRepor
       applied: nemesis.applied,
       kv: { ...kv.counters, operations: history.length, checkerSteps },
       streams: streams?.counters,
-      availability: log.summary(),
-      availabilityBreakdown: log.breakdown(nemesis.applied),
+      availability,
+      availabilityBreakdown,
       problems,
       logFile,
     };
