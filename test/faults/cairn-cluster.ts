@@ -5,11 +5,11 @@
 // reads its disk delay from a file (--disk-delay-file), so the nemesis can slow its disk.
 import { rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { FaultProxy } from "../../src/transport/index.js";
 import { ProcessCluster, type ProcessNode } from "../support/process-cluster.js";
 import { waitFor } from "../support/wait-for.js";
 import type { FaultCluster } from "./fault-cluster.js";
 import { field, httpJson } from "./http.js";
+import { highestClaim, ProxyMesh } from "./proxy-mesh.js";
 import type { Link } from "./schedule.js";
 
 /** Settings of a {@link CairnCluster}. */
@@ -28,11 +28,10 @@ export class CairnCluster implements FaultCluster {
   readonly system = "cairn";
   readonly supportsSlowDisk = true;
   readonly #cluster: ProcessCluster;
-  /** The proxy carrying messages from node i to node j, at `i * size + j`. */
-  readonly #proxies: (FaultProxy | undefined)[];
+  readonly #proxies: ProxyMesh;
   readonly #baseDiskDelayMs: number;
 
-  private constructor(cluster: ProcessCluster, proxies: (FaultProxy | undefined)[], baseDiskDelayMs: number) {
+  private constructor(cluster: ProcessCluster, proxies: ProxyMesh, baseDiskDelayMs: number) {
     this.#cluster = cluster;
     this.#proxies = proxies;
     this.#baseDiskDelayMs = baseDiskDelayMs;
@@ -43,24 +42,15 @@ export class CairnCluster implements FaultCluster {
     const cluster = await ProcessCluster.create(options.size);
     if (options.build === true) cluster.code = "build";
     const size = options.size;
-    const proxies: (FaultProxy | undefined)[] = [];
-    for (let from = 0; from < size; from++) {
-      for (let to = 0; to < size; to++) {
-        const target = cluster.nodes[to];
-        if (from === to || target === undefined) {
-          proxies.push(undefined);
-          continue;
-        }
-        const proxy = new FaultProxy({ listen: { host: "127.0.0.1", port: 0 }, target: hostPort(target) });
-        await proxy.start();
-        proxies.push(proxy);
-      }
-    }
+    const proxies = await ProxyMesh.start(size, (_from, to) => ({
+      listen: { host: "127.0.0.1", port: 0 },
+      target: hostPort(cluster.nodes[to]?.peerAddress ?? ""),
+    }));
     // Default Raft timing (100 ms ticks, election after 10), as etcd's defaults are (100 ms, 1 s).
     cluster.extraArgs = ["--tick-interval-ms", "100", ...(options.extraArgs ?? [])];
     for (const [from, node] of cluster.nodes.entries()) {
       const overrides = cluster.nodes.flatMap((peer, to) => {
-        const via = proxies[from * size + to]?.address;
+        const via = proxies.address(from, to);
         return via === undefined ? [] : [`${peer.peerAddress}=${via.host}:${via.port}`];
       });
       const delayFile = join(cluster.dir, `${node.name}.disk-delay`);
@@ -115,16 +105,11 @@ export class CairnCluster implements FaultCluster {
   }
 
   cut(links: readonly Link[], blackhole: boolean): void {
-    for (const { from, to } of links) {
-      const proxy = this.#proxies[from * this.size + to];
-      if (proxy === undefined) continue;
-      if (blackhole) proxy.blackhole("both");
-      else proxy.drop();
-    }
+    this.#proxies.cut(links, blackhole);
   }
 
   healLinks(): void {
-    for (const proxy of this.#proxies) proxy?.heal();
+    this.#proxies.heal();
   }
 
   slowDisk(node: number, delayMs: number): Promise<void> {
@@ -153,10 +138,7 @@ export class CairnCluster implements FaultCluster {
         return role === "leader" && typeof term === "number" ? { index, term } : undefined;
       }),
     );
-    let best: { index: number; term: number } | undefined;
-    for (const claim of claims)
-      if (claim !== undefined && (best === undefined || claim.term > best.term)) best = claim;
-    return best?.index;
+    return highestClaim(claims);
   }
 
   logs(): string {
@@ -164,12 +146,12 @@ export class CairnCluster implements FaultCluster {
   }
 
   async close(): Promise<void> {
-    for (const proxy of this.#proxies) await proxy?.close();
+    await this.#proxies.close();
     await this.#cluster.close();
   }
 }
 
-function hostPort(node: ProcessNode): { host: string; port: number } {
-  const at = node.peerAddress.lastIndexOf(":");
-  return { host: node.peerAddress.slice(0, at), port: Number(node.peerAddress.slice(at + 1)) };
+function hostPort(address: string): { host: string; port: number } {
+  const at = address.lastIndexOf(":");
+  return { host: address.slice(0, at), port: Number(address.slice(at + 1)) };
 }

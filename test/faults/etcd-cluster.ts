@@ -9,11 +9,11 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FaultProxy } from "../../src/transport/index.js";
 import { freePort } from "../support/process-cluster.js";
 import { waitFor } from "../support/wait-for.js";
 import type { FaultCluster } from "./fault-cluster.js";
 import { field, httpJson } from "./http.js";
+import { highestClaim, ProxyMesh } from "./proxy-mesh.js";
 import type { Link } from "./schedule.js";
 
 /** One etcd member. */
@@ -35,9 +35,9 @@ export class EtcdCluster implements FaultCluster {
   readonly supportsSlowDisk = false;
   readonly #dir: string;
   readonly #members: EtcdMember[];
-  readonly #proxies: (FaultProxy | undefined)[];
+  readonly #proxies: ProxyMesh;
 
-  private constructor(dir: string, members: EtcdMember[], proxies: (FaultProxy | undefined)[]) {
+  private constructor(dir: string, members: EtcdMember[], proxies: ProxyMesh) {
     this.#dir = dir;
     this.#members = members;
     this.#proxies = proxies;
@@ -59,26 +59,15 @@ export class EtcdCluster implements FaultCluster {
         output: "",
       });
     }
-    const proxies: (FaultProxy | undefined)[] = [];
-    for (let from = 0; from < size; from++) {
-      const lines = [systemHosts.trimEnd()];
-      for (let to = 0; to < size; to++) {
-        const target = members[to];
-        if (target === undefined) continue;
-        if (from === to) {
-          lines.push(`127.0.0.1 ${target.name}`);
-          proxies.push(undefined);
-          continue;
-        }
-        const proxy = new FaultProxy({
-          listen: { host: proxyHost(from, to), port: target.peerPort },
-          target: { host: "127.0.0.1", port: target.peerPort },
-        });
-        await proxy.start();
-        proxies.push(proxy);
-        lines.push(`${proxyHost(from, to)} ${target.name}`);
-      }
-      await writeFile(members[from]?.hostsFile ?? "", `${lines.join("\n")}\n`);
+    const proxies = await ProxyMesh.start(size, (from, to) => {
+      const port = members[to]?.peerPort ?? 0;
+      return { listen: { host: proxyHost(from, to), port }, target: { host: "127.0.0.1", port } };
+    });
+    for (const [from, member] of members.entries()) {
+      const names = members.map(
+        (peer, to) => `${from === to ? "127.0.0.1" : proxyHost(from, to)} ${peer.name}`,
+      );
+      await writeFile(member.hostsFile, `${systemHosts.trimEnd()}\n${names.join("\n")}\n`);
     }
     return new EtcdCluster(dir, members, proxies);
   }
@@ -178,16 +167,11 @@ export class EtcdCluster implements FaultCluster {
   }
 
   cut(links: readonly Link[], blackhole: boolean): void {
-    for (const { from, to } of links) {
-      const proxy = this.#proxies[from * this.size + to];
-      if (proxy === undefined) continue;
-      if (blackhole) proxy.blackhole("both");
-      else proxy.drop();
-    }
+    this.#proxies.cut(links, blackhole);
   }
 
   healLinks(): void {
-    for (const proxy of this.#proxies) proxy?.heal();
+    this.#proxies.heal();
   }
 
   slowDisk(): Promise<void> {
@@ -213,10 +197,7 @@ export class EtcdCluster implements FaultCluster {
         return self !== undefined && self === leader ? { index, term } : undefined;
       }),
     );
-    let best: { index: number; term: number } | undefined;
-    for (const claim of claims)
-      if (claim !== undefined && (best === undefined || claim.term > best.term)) best = claim;
-    return best?.index;
+    return highestClaim(claims);
   }
 
   logs(): string {
@@ -228,7 +209,7 @@ export class EtcdCluster implements FaultCluster {
       this.resume(i);
       await this.kill(i);
     }
-    for (const proxy of this.#proxies) await proxy?.close();
+    await this.#proxies.close();
     await rm(this.#dir, { recursive: true, force: true });
   }
 }

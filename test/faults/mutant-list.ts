@@ -1,7 +1,7 @@
 // The planted bugs of `npm run faults:mutants` (mutants.ts): each a textual patch of the sources (the
 // simulator's Patch shape, applied the same way) and the fault run that must catch it, tried over a
 // few seeds. mutants.test.ts checks in `npm test` that every anchor still matches exactly once.
-import type { Patch } from "../sim/mutant-list.js";
+import { type Patch, p } from "../sim/mutant-list.js";
 
 /** One planted bug and the fault runs that must catch it. */
 export interface FaultMutant {
@@ -12,8 +12,6 @@ export interface FaultMutant {
   /** Seeds tried in order until one fails; the mutant survives if none does. */
   readonly seeds: readonly number[];
 }
-
-const p = (file: string, anchor: string, replacement: string): Patch => ({ file, anchor, replacement });
 
 export const faultMutants: readonly FaultMutant[] = [
   {

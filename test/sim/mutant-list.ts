@@ -17,7 +17,12 @@ export interface Mutant {
   readonly seedsMax: number;
 }
 
-const p = (file: string, anchor: string, replacement: string): Patch => ({ file, anchor, replacement });
+/** A patch, briefly: in `file`, `anchor` becomes `replacement`. */
+export const p = (file: string, anchor: string, replacement: string): Patch => ({
+  file,
+  anchor,
+  replacement,
+});
 
 export const mutants: readonly Mutant[] = [
   {

@@ -28,3 +28,40 @@ export function plantMutant(root: string, mutant: Pick<Mutant, "name" | "patches
   }
   return dir;
 }
+
+/** What one mutant's run showed: caught (with the finding) or survived (with what was tried). */
+export interface MutantVerdict {
+  readonly caught: boolean;
+  /** Lines printed under the mutant's name. */
+  readonly detail: readonly string[];
+}
+
+/**
+ * Plants each mutant (those whose name contains `only`, if given) in turn, lets `judge` run the
+ * checkers in the planted copy, prints CAUGHT or SURVIVED with the details, and removes the copy.
+ * Returns the exit status: 0 when every mutant was caught.
+ */
+export function runMutants<M extends Pick<Mutant, "name" | "patches">>(
+  root: string,
+  mutants: readonly M[],
+  only: string | undefined,
+  judge: (mutant: M, dir: string) => MutantVerdict,
+): number {
+  let survived = 0;
+  for (const mutant of mutants) {
+    if (only !== undefined && !mutant.name.includes(only)) continue;
+    const dir = plantMutant(root, mutant);
+    try {
+      const verdict = judge(mutant, dir);
+      if (!verdict.caught) survived++;
+      process.stdout.write(`${verdict.caught ? "CAUGHT  " : "SURVIVED"} ${mutant.name}\n`);
+      for (const line of verdict.detail) process.stdout.write(`        ${line}\n`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  process.stdout.write(
+    survived === 0 ? "every planted bug was caught\n" : `${survived} mutant(s) survived\n`,
+  );
+  return survived === 0 ? 0 : 1;
+}
