@@ -42,7 +42,7 @@ export class CairnCluster implements FaultCluster {
     const cluster = await ProcessCluster.create(options.size);
     if (options.build === true) cluster.code = "build";
     const size = options.size;
-    const proxies = await ProxyMesh.start(size, (_from, to) => ({
+    const proxies = await ProxyMesh.start(size, "dialed", (_from, to) => ({
       listen: { host: "127.0.0.1", port: 0 },
       target: hostPort(cluster.nodes[to]?.peerAddress ?? ""),
     }));

@@ -4,7 +4,8 @@
 // namespace (`unshare -m`) with its own /etc/hosts, in which peer-2 is the address of that member's
 // proxy to member 2 (127.0.<10+from>.<10+to>, on member 2's port). Needs root (or CAP_SYS_ADMIN).
 // An etcd member carries messages both ways on the connections it dials (it reads its peer's
-// streams over them), so a one-way cut here is only approximately one-way; symmetric ones are exact.
+// messages from streams it opened), so a one-way cut swallows one direction on both proxies of the
+// pair (ProxyMesh's "both-ways" flow).
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -59,7 +60,7 @@ export class EtcdCluster implements FaultCluster {
         output: "",
       });
     }
-    const proxies = await ProxyMesh.start(size, (from, to) => {
+    const proxies = await ProxyMesh.start(size, "both-ways", (from, to) => {
       const port = members[to]?.peerPort ?? 0;
       return { listen: { host: proxyHost(from, to), port }, target: { host: "127.0.0.1", port } };
     });
