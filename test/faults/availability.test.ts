@@ -44,7 +44,7 @@ describe("availability", () => {
     assert.deepEqual(
       [...rows].map(([k, s]) => [k, s.operations, s.ok]),
       [
-        ["5 s after a kill healed", 1, 1],
+        ["5 s after a kill healed, to the others", 1, 1],
         ["between faults", 2, 2],
         ["kill, to a struck node", 1, 0],
         ["pause, to a struck node", 1, 0],

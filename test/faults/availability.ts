@@ -97,11 +97,12 @@ export class AvailabilityLog {
             f.healedAtMs !== undefined && a.startMs >= f.healedAtMs && a.startMs < f.healedAtMs + recoveryMs,
         )
         .sort((x, y) => (y.healedAtMs ?? 0) - (x.healedAtMs ?? 0))[0];
+      const to = (f: AppliedFault) => (f.struck.includes(a.node) ? "to a struck node" : "to the others");
       const key =
         fault !== undefined
-          ? `${fault.kind}, ${fault.struck.includes(a.node) ? "to a struck node" : "to the others"}`
+          ? `${fault.kind}, ${to(fault)}`
           : healed !== undefined
-            ? `${recoveryMs / 1000} s after a ${healed.kind} healed`
+            ? `${recoveryMs / 1000} s after a ${healed.kind} healed, ${to(healed)}`
             : "between faults";
       const list = groups.get(key) ?? [];
       list.push(a);
