@@ -285,7 +285,16 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
 /** Runs a node until SIGINT or SIGTERM, then stops it cleanly. */
 export async function runNode(config: NodeConfig): Promise<void> {
   const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${config.name} ${line}\n`);
-  const node = await startNode(config, log);
+  let node: RunningNode;
+  try {
+    node = await startNode(config, log);
+  } catch (error) {
+    // A failure late in the start (a client port taken) leaves the Raft group and the transport
+    // running: a node that votes and follows but serves nothing. It must not linger (found by the
+    // fault suite), so the process ends here.
+    process.stderr.write(`cairn: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  }
   await new Promise<void>((done) => {
     let stopping = false;
     const stop = () => {

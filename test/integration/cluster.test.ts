@@ -97,6 +97,26 @@ describe("a real cluster of node processes", { timeout: 240_000 }, () => {
   });
 });
 
+describe("a node whose HTTP port is taken", { timeout: 120_000 }, () => {
+  it("exits with a non-zero status instead of lingering half-started", async () => {
+    const cluster = await ProcessCluster.create(1);
+    const { createServer } = await import("node:net");
+    const squatter = createServer();
+    try {
+      const [node] = cluster.nodes;
+      assert.ok(node !== undefined);
+      const port = Number(new URL(node.httpUrl).port);
+      await new Promise<void>((resolve) => squatter.listen(port, "127.0.0.1", resolve));
+      const result = spawnSync(process.execPath, cluster.args(node), { encoding: "utf8", timeout: 90_000 });
+      assert.equal(result.status, 1, `the node kept running: ${result.stdout}`);
+      assert.match(result.stderr, /EADDRINUSE/);
+    } finally {
+      await new Promise((resolve) => squatter.close(resolve));
+      await cluster.close();
+    }
+  });
+});
+
 describe("a node whose identity file is damaged", { timeout: 60_000 }, () => {
   it("refuses to start with a message naming the file", async () => {
     const cluster = await ProcessCluster.create(1);
