@@ -10,7 +10,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "../support/process-cluster.js";
+import { stablePort } from "../support/process-cluster.js";
 import { waitFor } from "../support/wait-for.js";
 import type { FaultCluster } from "./fault-cluster.js";
 import { field, httpJson } from "./http.js";
@@ -53,8 +53,8 @@ export class EtcdCluster implements FaultCluster {
     for (let i = 0; i < size; i++) {
       members.push({
         name: `peer-${i + 1}`,
-        clientPort: await freePort(),
-        peerPort: await freePort(),
+        clientPort: await stablePort(),
+        peerPort: await stablePort(),
         hostsFile: join(dir, `hosts-${i + 1}`),
         process: undefined,
         output: "",

@@ -2,6 +2,7 @@
 // directory, free ports, start / SIGKILL / restart by pid, and a client. Every process it starts is
 // stopped by close().
 import { type ChildProcess, spawn } from "node:child_process";
+import { randomInt } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -24,6 +25,24 @@ export async function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * A port that is free now and outside the range the OS hands out for outgoing connections (Linux:
+ * 32768-60999), so it stays free while its node is down: a node restarted on a port from
+ * {@link freePort} can find it taken by some connection's local end.
+ */
+export async function stablePort(): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = randomInt(20_000, 32_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once("error", () => resolve(false));
+      server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error("no free port in 20000-31999");
 }
 
 /** One node's fixed settings and its process, when running. */
@@ -79,9 +98,9 @@ export class ProcessCluster {
       (i <= size ? cluster.nodes : cluster.spares).push({
         name: `n${i}`,
         id: i,
-        httpUrl: `http://127.0.0.1:${await freePort()}`,
-        peerAddress: `127.0.0.1:${await freePort()}`,
-        redisAddress: `127.0.0.1:${await freePort()}`,
+        httpUrl: `http://127.0.0.1:${await stablePort()}`,
+        peerAddress: `127.0.0.1:${await stablePort()}`,
+        redisAddress: `127.0.0.1:${await stablePort()}`,
         dataDir: join(cluster.#dir, `n${i}`),
         process: undefined,
         output: "",
