@@ -25,6 +25,8 @@ export interface DevClusterOptions {
   readonly textPort?: number;
   /** First Redis port; node i listens on redisPort + i - 1 (no Redis server when absent). */
   readonly redisPort?: number;
+  /** First gRPC port; node i listens on grpcPort + i - 1 (no gRPC server when absent). */
+  readonly grpcPort?: number;
   /** The script that runs `cairn` (bin/cairn.js). */
   readonly cairnBin: string;
   /** Where progress lines go. */
@@ -44,6 +46,8 @@ export interface DevNodeInfo {
   readonly textAddress?: string;
   /** host:port of its Redis protocol server, or null when not served. */
   readonly redisAddress: string | null;
+  /** host:port of its gRPC server, when served. */
+  readonly grpcAddress?: string;
   readonly dataDir: string;
   readonly logFile: string;
 }
@@ -72,6 +76,8 @@ export interface NodeProcessSpec {
   readonly corsOrigins?: string;
   /** host:port for Redis clients, if served. */
   readonly redisAddress?: string | null;
+  /** host:port for gRPC clients, if served. */
+  readonly grpcAddress?: string;
   readonly membership: { readonly initialCluster: string } | { readonly join: string };
   readonly tls: { readonly caPath: string; readonly certPath: string; readonly keyPath: string };
 }
@@ -93,6 +99,7 @@ export function nodeArgs(spec: NodeProcessSpec): string[] {
     ...(spec.redisAddress !== undefined && spec.redisAddress !== null
       ? ["--redis-listen", spec.redisAddress]
       : []),
+    ...(spec.grpcAddress !== undefined ? ["--grpc-listen", spec.grpcAddress] : []),
     ...("join" in spec.membership
       ? ["--join", spec.membership.join]
       : ["--initial-cluster", spec.membership.initialCluster]),
@@ -126,6 +133,7 @@ export async function startDevCluster(options: DevClusterOptions): Promise<DevCl
     peerAddress: `127.0.0.1:${options.peerPort + i}`,
     ...(options.textPort !== undefined ? { textAddress: `127.0.0.1:${options.textPort + i}` } : {}),
     redisAddress: options.redisPort === undefined ? null : `127.0.0.1:${options.redisPort + i}`,
+    ...(options.grpcPort !== undefined ? { grpcAddress: `127.0.0.1:${options.grpcPort + i}` } : {}),
     dataDir: join(root, name),
     logFile: join(root, `${name}.log`),
   }));

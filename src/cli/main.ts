@@ -61,6 +61,7 @@ interface DevOptions {
   peerPort: number;
   textPort: number;
   redisPort: number;
+  grpcPort: number;
 }
 
 /** Builds the `cairn` command tree. Exported so tests can drive it without spawning a process. */
@@ -111,6 +112,12 @@ export function buildProgram(): Command {
       6661,
     )
     .option("--redis-port <port>", "Redis port of the first node", integer("redis-port"), 6381)
+    .option(
+      "--grpc-port <port>",
+      "gRPC (the replicator's MessageService) port of the first node",
+      integer("grpc-port"),
+      50052,
+    )
     .action(async (options: DevOptions) => {
       const cluster = await startDevCluster({
         ...options,
@@ -120,7 +127,7 @@ export function buildProgram(): Command {
       print(`Cairn local cluster: ${cluster.nodes.length} nodes (Ctrl-C stops them all)`);
       for (const n of cluster.nodes)
         print(
-          `  ${n.name}  HTTP ${n.httpUrl}  Redis ${n.redisAddress}  text ${n.textAddress}  peer ${n.peerAddress}  pid ${n.pid}  log ${n.logFile}`,
+          `  ${n.name}  HTTP ${n.httpUrl}  Redis ${n.redisAddress}  text ${n.textAddress}  gRPC ${n.grpcAddress}  peer ${n.peerAddress}  pid ${n.pid}  log ${n.logFile}`,
         );
       const first = cluster.nodes[0]?.httpUrl ?? "";
       print("\nTry:");
@@ -134,6 +141,11 @@ export function buildProgram(): Command {
       const text = (cluster.nodes.at(-1)?.textAddress ?? "").replace(":", " ");
       if (text !== "")
         print(`  printf 'SET 42 hello world\\r\\nGET 42\\r\\nQUIT\\r\\n' | nc ${text}   # the text protocol`);
+      const grpc = cluster.nodes.at(-1)?.grpcAddress;
+      if (grpc !== undefined)
+        print(
+          `  grpcurl -plaintext -import-path proto -proto messages.proto -d '{"content":"hello"}' ${grpc} messages.MessageService/PostMessage`,
+        );
       await new Promise<void>((done) => {
         const stop = () => {
           print("\nstopping the cluster...");
