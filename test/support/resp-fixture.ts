@@ -21,18 +21,31 @@ export function singleNodeStatus(log: LocalReplication): ClusterStatus {
   };
 }
 
-/** Starts a server; the caller closes it. `nowMs` follows the log's clock. */
-export async function startLocalRespServer(
-  limits: Partial<KvService["limits"]> = {},
-): Promise<{ server: RespServer; port: number; log: LocalReplication; kv: KvService }> {
+/**
+ * Starts a server; the caller closes it. `nowMs` follows the log's clock; the server's log lines
+ * are collected in `logged`.
+ */
+export async function startLocalRespServer(limits: Partial<KvService["limits"]> = {}): Promise<{
+  server: RespServer;
+  port: number;
+  log: LocalReplication;
+  kv: KvService;
+  logged: string[];
+}> {
   const log = new LocalReplication();
   const kv = new KvService(log, limits);
+  const logged: string[] = [];
   const server = await startRespServer(
-    { kv, status: () => singleNodeStatus(log), nowMs: () => log.clockMs },
+    {
+      kv,
+      status: () => singleNodeStatus(log),
+      nowMs: () => log.clockMs,
+      log: (line) => logged.push(line),
+    },
     { host: "127.0.0.1", port: 0 },
   );
   const port = Number(server.address.split(":")[1]);
-  return { server, port, log, kv };
+  return { server, port, log, kv, logged };
 }
 
 /** A raw connection: write bytes, read until a predicate on everything received holds. */

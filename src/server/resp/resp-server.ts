@@ -5,6 +5,7 @@
 import { createServer, type Server } from "node:net";
 import { type ClusterStatus, isCairnError, type KvService } from "../../service/index.js";
 import { listenTcp } from "../tcp-listener.js";
+import { UnexpectedFailures } from "../unexpected-failure.js";
 import {
   arityAllows,
   type ClientState,
@@ -28,6 +29,8 @@ export interface RespServerOptions {
   readonly pendingCommandsMax?: number;
   /** The wall clock; defaults to Date.now. */
   readonly nowMs?: () => number;
+  /** Where the node's log lines go (an unexpected failure, with its stack); defaults to stderr. */
+  readonly log?: (line: string) => void;
 }
 
 /** The Redis version Cairn answers to (HELLO, INFO): the 7.2 command set it follows. */
@@ -62,6 +65,7 @@ export async function startRespServer(
     nowMs,
   };
   let nextId = 1;
+  const failures = new UnexpectedFailures("redis", options.log);
 
   const server: Server = createServer((socket) => {
     socket.setNoDelay(true);
@@ -103,7 +107,7 @@ export async function startRespServer(
         const args = queue.shift();
         if (args === undefined) break;
         if (queue.length < pendingMax / 2) socket.resume();
-        const reply = await run(args, client, context);
+        const reply = await answer(args, client, context, failures);
         send(reply);
         if (client.closing) {
           closed = true;
@@ -178,7 +182,7 @@ export function refuseCall(args: readonly Buffer[]): Reply | undefined {
   return undefined;
 }
 
-/** Runs one command to its reply; a CairnError becomes its Redis error reply. */
+/** Runs one command to its reply; a CairnError it raises is left to the caller to map. */
 export async function runCommand(
   args: readonly Buffer[],
   client: ClientState,
@@ -189,11 +193,25 @@ export async function runCommand(
   const spec = lookupCommand(args[0]);
   if (spec === undefined) return unknownCommand(args);
   client.lastCommand = spec.name;
+  return spec.handler({ args, client, server });
+}
+
+/**
+ * Answers a command from the wire. A failure that is not a CairnError is a bug: the client gets
+ * Redis's internal error and the node logs it, while every other client goes on.
+ */
+async function answer(
+  args: readonly Buffer[],
+  client: ClientState,
+  server: ServerContext,
+  failures: UnexpectedFailures,
+): Promise<Reply> {
   try {
-    return await spec.handler({ args, client, server });
+    return await run(args, client, server);
   } catch (error) {
     if (isCairnError(error)) return r.error(respErrorOf[error.code](error));
-    throw error;
+    failures.report(error, `command ${text(args[0]).slice(0, 64)}`);
+    return r.error("ERR internal error");
   }
 }
 
