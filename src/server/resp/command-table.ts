@@ -63,6 +63,8 @@ export interface CommandCall {
   readonly args: readonly Buffer[];
   readonly client: ClientState;
   readonly server: ServerContext;
+  /** Run by EXEC: a blocking command answers at once, as inside Redis's MULTI. */
+  readonly inExec?: boolean;
 }
 
 /** A command's handler. May throw a CairnError, which the server maps to a Redis error reply. */

@@ -187,13 +187,14 @@ export async function runCommand(
   args: readonly Buffer[],
   client: ClientState,
   server: ServerContext,
+  inExec = false,
 ): Promise<Reply> {
   const refused = refuseCall(args);
   if (refused !== undefined) return refused;
   const spec = lookupCommand(args[0]);
   if (spec === undefined) return unknownCommand(args);
   client.lastCommand = spec.name;
-  return spec.handler({ args, client, server });
+  return spec.handler(inExec ? { args, client, server, inExec } : { args, client, server });
 }
 
 /**
