@@ -48,7 +48,9 @@ describe("MULTI", () => {
   it("applies the queued writes as one entry", async () => {
     const c = await RawConnection.open(fixture.port);
     const before = fixture.log.appliedIndex;
-    c.write("MULTI\r\nSET a 1\r\nINCRBY a 4\r\nRENAME a b\r\nEXPIRE b 100 NX\r\nGETEX b PERSIST\r\nPING\r\nEXEC\r\n");
+    c.write(
+      "MULTI\r\nSET a 1\r\nINCRBY a 4\r\nRENAME a b\r\nEXPIRE b 100 NX\r\nGETEX b PERSIST\r\nPING\r\nEXEC\r\n",
+    );
     const replies = await c.until((s) => s.includes("PONG\r\n"));
     assert.ok(replies.endsWith("*6\r\n+OK\r\n:5\r\n+OK\r\n:1\r\n$1\r\n5\r\n+PONG\r\n"), replies);
     assert.equal(fixture.log.appliedIndex, before + 1);
