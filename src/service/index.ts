@@ -47,11 +47,13 @@ export type { ReplicationPort, Staleness } from "./replication.js";
 export { MemoryBackend, ServiceStateMachine, type StateBackend, StoreBackend } from "./state-machine.js";
 export {
   type AppendInput,
+  type ConsumerInfo,
   type DeliveredMessage,
   defaultStreamLimits,
   type FetchOptions,
   type GroupCreateOptions,
   type GroupInfo,
+  type PendingEntry,
   type ReadQuery,
   type ReadResult,
   type StreamCreateOptions,
@@ -63,6 +65,7 @@ export {
 export type {
   ClaimTarget,
   DiscardPolicy,
+  GivenId,
   GroupConfig,
   GroupConfigChanges,
   Header,
@@ -70,4 +73,6 @@ export type {
   StartAt,
   StreamConfig,
   StreamMessage,
+  StreamTrim,
 } from "./streams/index.js";
+export { trimBlockSeqs } from "./streams/index.js";
