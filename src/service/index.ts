@@ -47,12 +47,14 @@ export type { ReplicationPort, Staleness } from "./replication.js";
 export { MemoryBackend, ServiceStateMachine, type StateBackend, StoreBackend } from "./state-machine.js";
 export {
   type AppendInput,
+  ackWaitNever,
   type ConsumerInfo,
   type DeliveredMessage,
   defaultStreamLimits,
   type FetchOptions,
   type GroupCreateOptions,
   type GroupInfo,
+  isStreamName,
   type PendingEntry,
   type ReadQuery,
   type ReadResult,

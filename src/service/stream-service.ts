@@ -268,6 +268,17 @@ const STREAM_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,255}$/;
 const GROUP_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}$/;
 const CONSUMER_NAME = /^[\x21-\x7e]{1,128}$/;
 
+/** Whether `name` may name a stream. */
+export function isStreamName(name: string): boolean {
+  return STREAM_NAME.test(name);
+}
+
+/**
+ * The ack wait that means "no deadline" (100 years): a message a consumer holds stays with it until
+ * acknowledged or claimed, as in a Redis consumer group. Accepted beside the usual range.
+ */
+export const ackWaitNever = 100 * 365 * 24 * 3600 * 1000;
+
 function checkName(kind: string, name: string, rule: RegExp): void {
   if (!rule.test(name)) {
     throw new CairnError(
@@ -687,7 +698,8 @@ export class StreamService {
   }
 
   #checkGroupSettings(settings: GroupConfigChanges): void {
-    checkInteger("ackWaitMs", settings.ackWaitMs, 1, 24 * 3600 * 1000);
+    if (settings.ackWaitMs !== ackWaitNever)
+      checkInteger("ackWaitMs", settings.ackWaitMs, 1, 24 * 3600 * 1000);
     checkInteger("maxDeliveries", settings.maxDeliveries, 0, 1_000_000);
     checkInteger("maxAckPending", settings.maxAckPending, 1, this.#limits.ackPendingMax);
   }

@@ -2,7 +2,7 @@
 // that reads and writes is one service call applied in the state machine (atomic); the adapter
 // parses arguments and shapes replies exactly as Redis 7 does (src/t_string.c, src/db.c,
 // src/expire.c), and holds no business logic.
-import type { KvExpiry, KvService } from "../../service/index.js";
+import { isCairnError, isStreamName, type KvExpiry, type KvService } from "../../service/index.js";
 import {
   type CommandCall,
   type CommandFlag,
@@ -224,10 +224,30 @@ async function setrange(call: CommandCall): Promise<Reply> {
   return r.int(result.length);
 }
 
+/**
+ * Whether a stream named by `key` exists, read locally: a stream is a Redis key too (DEL, EXISTS,
+ * TYPE see it), and a stream this client wrote through this node is applied here already.
+ */
+async function streamExists(call: CommandCall, key: Uint8Array): Promise<boolean> {
+  const name = text(key);
+  if (!isStreamName(name)) return false;
+  try {
+    await call.server.streams.info(name, "stale");
+    return true;
+  } catch (error) {
+    if (isCairnError(error) && error.code === "ERR_NOT_FOUND") return false;
+    throw error;
+  }
+}
+
+/** DEL / UNLINK: each key, and the stream of that name. */
 async function del(call: CommandCall): Promise<Reply> {
   let deleted = 0;
   for (const key of call.args.slice(1)) {
-    if ((await call.server.kv.delete(key)).deleted) deleted++;
+    const keyDeleted = (await call.server.kv.delete(key)).deleted;
+    const streamDeleted =
+      (await streamExists(call, key)) && (await call.server.streams.delete(text(key))).deleted;
+    if (keyDeleted || streamDeleted) deleted++;
   }
   return r.int(deleted);
 }
@@ -235,7 +255,7 @@ async function del(call: CommandCall): Promise<Reply> {
 async function exists(call: CommandCall): Promise<Reply> {
   let found = 0;
   for (const key of call.args.slice(1)) {
-    if ((await call.server.kv.get(key)).record !== undefined) found++;
+    if ((await call.server.kv.get(key)).record !== undefined || (await streamExists(call, key))) found++;
   }
   return r.int(found);
 }
@@ -697,7 +717,8 @@ export const keyCommands: readonly CommandSpec[] = [
     "Determines the type of value stored at a key.",
     async (call) => {
       const { record } = await call.server.kv.get(arg(call, 1));
-      return r.simple(record === undefined ? "none" : "string");
+      if (record !== undefined) return r.simple("string");
+      return r.simple((await streamExists(call, arg(call, 1))) ? "stream" : "none");
     },
   ),
   command(

@@ -3,7 +3,7 @@
 // replies written in that order. A protocol error is answered with Redis's text and the connection
 // closes; the queue is bounded, and reading pauses while it is full.
 import { createServer, type Server } from "node:net";
-import { type ClusterStatus, isCairnError, type KvService } from "../../service/index.js";
+import { type ClusterStatus, isCairnError, type KvService, type StreamService } from "../../service/index.js";
 import { listenTcp } from "../tcp-listener.js";
 import { UnexpectedFailures } from "../unexpected-failure.js";
 import {
@@ -23,6 +23,8 @@ import { execTransaction, queueInTransaction } from "./transaction-commands.js";
 /** Settings of the Redis server. */
 export interface RespServerOptions {
   readonly kv: KvService;
+  /** The streams service: Redis streams are the streams of the HTTP API. */
+  readonly streams: StreamService;
   readonly status: () => ClusterStatus;
   readonly limits?: Partial<RespParserLimits>;
   /** Commands one connection may have parsed and not yet answered before reading pauses. */
@@ -58,9 +60,14 @@ export async function startRespServer(
   const nowMs = options.nowMs ?? (() => Date.now());
   const context: ServerContext = {
     kv: options.kv,
+    streams: options.streams,
     status: options.status,
     clients,
-    blockedClients: () => 0,
+    blockedClients: () => {
+      let blocked = 0;
+      for (const client of clients.values()) if (client.blocked) blocked++;
+      return blocked;
+    },
     redisVersion: claimedRedisVersion,
     nowMs,
   };
@@ -69,6 +76,7 @@ export async function startRespServer(
 
   const server: Server = createServer((socket) => {
     socket.setNoDelay(true);
+    const gone = new AbortController();
     const client: ClientState = {
       id: nextId++,
       addr: `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}`,
@@ -84,6 +92,8 @@ export async function startRespServer(
       watched: new Map(),
       watchBroken: false,
       closing: false,
+      closed: gone.signal,
+      blocked: false,
     };
     clients.set(client.id, client);
     const parser = new RespParser(limits);
@@ -141,6 +151,7 @@ export async function startRespServer(
     const forget = (): void => {
       closed = true;
       clients.delete(client.id);
+      gone.abort();
     };
     socket.on("close", forget);
     socket.on("error", forget);
