@@ -221,9 +221,10 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
   });
   await http.listen({ host: config.httpListen.host, port: config.httpListen.port });
   const text =
-    config.textListen && (await startTextServer(config.textListen, { kv, flavor: config.textCompat }));
+    config.textListen && (await startTextServer(config.textListen, { kv, flavor: config.textCompat, log }));
   const redis =
-    config.redisListen && (await startRespServer({ kv, status: () => cluster.status() }, config.redisListen));
+    config.redisListen &&
+    (await startRespServer({ kv, streams, status: () => cluster.status(), log }, config.redisListen));
   const grpc = config.grpcListen && (await startGrpcServer(config.grpcListen, { streams }));
 
   // Once a second: membership upkeep, and the leader sweeps expired keys by its own clock, carried
