@@ -3,6 +3,7 @@ import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { Command, Option } from "commander";
 import { CairnClient, CairnClientError } from "../client/index.js";
+import { startControlServer } from "./control-server.js";
 import { devCertsCommand } from "./dev-certs.js";
 import { startDevCluster } from "./dev-cluster.js";
 
@@ -61,6 +62,7 @@ interface DevOptions {
   peerPort: number;
   textPort: number;
   redisPort: number;
+  dashboardPort: number;
 }
 
 /** Builds the `cairn` command tree. Exported so tests can drive it without spawning a process. */
@@ -111,13 +113,35 @@ export function buildProgram(): Command {
       6661,
     )
     .option("--redis-port <port>", "Redis port of the first node", integer("redis-port"), 6381)
+    .option(
+      "--dashboard-port <port>",
+      "port of the dashboard and control API (127.0.0.1 only)",
+      integer("dashboard-port"),
+      8080,
+    )
     .action(async (options: DevOptions) => {
       const cluster = await startDevCluster({
         ...options,
         cairnBin: new URL("../../bin/cairn.js", import.meta.url).pathname,
         print,
       });
+      cluster.watch(500);
+      let control: Awaited<ReturnType<typeof startControlServer>>;
+      try {
+        control = await startControlServer({
+          supervisor: cluster,
+          port: options.dashboardPort,
+          staticDir: new URL("../../dist/dashboard/", import.meta.url).pathname,
+        });
+      } catch (error) {
+        await cluster.close();
+        throw new ConfigError(
+          "dashboard-port",
+          `cannot serve the dashboard on 127.0.0.1:${options.dashboardPort}: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      }
       print(`Cairn local cluster: ${cluster.nodes.length} nodes (Ctrl-C stops them all)`);
+      print(`  Dashboard  ${control.url}   (control API: ${control.url}/v1/control/nodes)`);
       for (const n of cluster.nodes)
         print(
           `  ${n.name}  HTTP ${n.httpUrl}  Redis ${n.redisAddress}  text ${n.textAddress}  peer ${n.peerAddress}  pid ${n.pid}  log ${n.logFile}`,
@@ -137,7 +161,10 @@ export function buildProgram(): Command {
       await new Promise<void>((done) => {
         const stop = () => {
           print("\nstopping the cluster...");
-          void cluster.close().then(done);
+          void control
+            .close()
+            .finally(() => cluster.close())
+            .then(done);
         };
         process.once("SIGINT", stop);
         process.once("SIGTERM", stop);
