@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { Command, Option } from "commander";
+import type { ClusterStatus } from "../api/index.js";
 import { CairnClient, CairnClientError } from "../client/index.js";
 import { startControlServer } from "./control-server.js";
 import { devCertsCommand } from "./dev-certs.js";
@@ -257,20 +258,7 @@ export function buildProgram(): Command {
       const status = (await new CairnClient({ endpoints: endpointsFrom(options.endpoints) }).request(
         "GET",
         "/v1/cluster",
-      )) as {
-        clusterId: string;
-        term: number;
-        commitIndex: number;
-        leader: { name: string | null; id: number } | null;
-        members: {
-          id: number;
-          name: string | null;
-          voter: boolean;
-          httpUrl: string | null;
-          isLeader: boolean;
-          progress?: { matchIndex: number; lag: number; state: string };
-        }[];
-      };
+      )) as ClusterStatus;
       if (options.json) return print(status);
       print(
         `cluster ${status.clusterId}  term ${status.term}  commit ${status.commitIndex}  leader ${status.leader?.name ?? status.leader?.id ?? "none"}`,
