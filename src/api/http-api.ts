@@ -156,6 +156,11 @@ export interface MessagePage {
   readonly staleness?: Staleness;
 }
 
+/** GET /v1/streams. */
+export interface StreamList {
+  readonly streams: readonly StreamInfo[];
+}
+
 /** A consumer group's settings. */
 export interface GroupConfig {
   readonly ackWaitMs: number;
@@ -186,6 +191,11 @@ export interface GroupInfo {
   readonly deadLettersLost: number;
   /** What each consumer holds: in flight, and how many of those are past their ack deadline. */
   readonly consumers: Readonly<Record<string, { readonly pending: number; readonly overdue: number }>>;
+}
+
+/** GET /v1/streams/{name}/groups. */
+export interface GroupList {
+  readonly groups: readonly GroupInfo[];
 }
 
 // ---- Cluster ----

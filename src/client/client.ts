@@ -214,7 +214,7 @@ export class CairnClient {
 
   /** Lists streams. */
   async listStreams(): Promise<StreamInfo[]> {
-    return ((await this.request("GET", "/v1/streams")) as { streams: StreamInfo[] }).streams;
+    return [...((await this.request("GET", "/v1/streams")) as Api.StreamList).streams];
   }
 
   /** Describes a stream; undefined when it does not exist. */
