@@ -111,7 +111,7 @@ export interface SupervisorOptions {
   readonly nowMs?: () => number;
   /** How long a stopped (SIGTERM) process may take before SIGKILL. Default 10 s. */
   readonly stopGraceMs?: number;
-  /** How long a status probe may take. Default 700 ms. */
+  /** How long a status probe may take. Default 1000 ms. */
   readonly probeTimeoutMs?: number;
   /** The most nodes the supervisor owns at once. Default 7. */
   readonly nodesMax?: number;
@@ -144,6 +144,8 @@ interface NodeRecord {
   /** Operations on this node, one at a time. */
   queue: Promise<unknown>;
   probing: boolean;
+  /** Probes failed in a row; one slow answer on a loaded machine is not yet "not answering". */
+  failures: number;
 }
 
 /** Owns the local node processes; see the file comment. */
@@ -180,6 +182,7 @@ export class NodeSupervisor {
       busy: null,
       queue: Promise.resolve(),
       probing: false,
+      failures: 0,
     }));
     for (const n of this.#nodes) this.#names.set(n.info.id, n.info.name);
   }
@@ -336,6 +339,7 @@ export class NodeSupervisor {
       busy: null,
       queue: Promise.resolve(),
       probing: false,
+      failures: 0,
     };
     this.#nodes.push(node);
     this.#names.set(id, name);
@@ -373,7 +377,7 @@ export class NodeSupervisor {
       }
       const voters = status.members.filter((m) => m.voter).map((m) => m.id);
       const learners = status.members.filter((m) => !m.voter).map((m) => m.id);
-      const probeMs = this.#o.probeTimeoutMs ?? 700;
+      const probeMs = this.#o.probeTimeoutMs ?? 1_000;
       const liveVoters: number[] = [];
       await Promise.all(
         voters.map(async (id) => {
@@ -408,7 +412,7 @@ export class NodeSupervisor {
 
   /** Probes every running node once: health, status, leader and membership changes. */
   async probe(): Promise<void> {
-    const timeoutMs = this.#o.probeTimeoutMs ?? 700;
+    const timeoutMs = this.#o.probeTimeoutMs ?? 1_000;
     await Promise.all(
       this.#nodes.map(async (node) => {
         if (node.probing) return;
@@ -420,10 +424,16 @@ export class NodeSupervisor {
         const process = node.process;
         try {
           node.status = await this.#o.calls.status(node.info.httpUrl, timeoutMs);
+          node.failures = 0;
           this.#setHealth(node, "ok");
         } catch {
-          // A process that exited meanwhile is "down", reported by its exit.
-          if (node.process === process && node.state === "running") this.#setHealth(node, "not-answering");
+          // A process that exited meanwhile is "down", reported by its exit; a paused one is
+          // reported at once by its state. A running one must miss two probes in a row.
+          node.failures++;
+          const starting = node.health !== "ok";
+          if (node.process === process && node.state === "running" && (starting || node.failures >= 2)) {
+            this.#setHealth(node, "not-answering");
+          }
         } finally {
           node.probing = false;
         }
@@ -534,7 +544,7 @@ export class NodeSupervisor {
 
   /** The status of the leader if a running node knows it, else any running node's; fresh. */
   async #freshStatus(): Promise<ClusterStatus | undefined> {
-    const timeoutMs = (this.#o.probeTimeoutMs ?? 700) * 2;
+    const timeoutMs = (this.#o.probeTimeoutMs ?? 1_000) * 2;
     let any: ClusterStatus | undefined;
     for (const url of this.#endpoints()) {
       const status = await this.#o.calls.status(url, timeoutMs).catch(() => undefined);
