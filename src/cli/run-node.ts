@@ -26,12 +26,15 @@ import { LeaderLink } from "../service/leader-link.js";
 import { ServiceStateMachine, StoreBackend } from "../service/state-machine.js";
 import { defaultStreamLimits, StreamService } from "../service/stream-service.js";
 import { makeDirDurable } from "../storage/atomic-file.js";
+import { DelayedFileSystem } from "../storage/delayed-file-system.js";
+import type { FileSystem } from "../storage/file-system.js";
 import { HardStateStore } from "../storage/hard-state-store.js";
 import { LmdbStateStore } from "../storage/lmdb-state-store.js";
 import { NodeFileSystem } from "../storage/node-file-system.js";
 import { SnapshotStore } from "../storage/snapshot-store.js";
 import { Wal } from "../storage/wal.js";
 import { TlsTransport } from "../transport/tls-transport.js";
+import { watchDiskDelay } from "./disk-delay.js";
 import { ConfigError, type NodeConfig } from "./node-config.js";
 import { loadOrBootstrap, type NodeIdentity } from "./node-identity.js";
 
@@ -73,7 +76,13 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
       "node-to-node traffic is mutual TLS: give tls-ca, tls-cert and tls-key (cairn dev makes them)",
     );
   }
-  const fs = new NodeFileSystem();
+  // The slow disk is a testing facility of the fault suite (docs/faults.md).
+  const diskDelay =
+    config.diskDelayFile === undefined ? undefined : await watchDiskDelay(config.diskDelayFile, log);
+  const fs: FileSystem =
+    diskDelay === undefined
+      ? new NodeFileSystem()
+      : new DelayedFileSystem(new NodeFileSystem(), diskDelay.delay);
   const identity = await loadOrBootstrap(fs, config, joinCluster);
   const id = nodeId(identity.id);
   const env = systemEnv();
@@ -130,6 +139,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     tls: { ca, cert, key },
     codec: nodeWireCodec,
     peers,
+    dialOverrides: config.peerDialOverrides,
   });
   const httpUrl = `http://${config.httpListen.host}:${config.httpListen.port}`;
   const textAt = config.textListen && `${config.textListen.host}:${config.textListen.port}`;
@@ -276,6 +286,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
       await transport.close();
       await wal.close();
       await store.close();
+      diskDelay?.close();
     },
   };
 }

@@ -223,8 +223,9 @@ export class RaftGroup<R> {
    */
   leaderContactAgeMs(): number | null {
     const now = this.#env.monotonicMs();
-    if (this.#soft.role === "leader") return now - this.#quorumContactMs();
-    return this.#lastLeaderContactMs === null ? null : now - this.#lastLeaderContactMs;
+    // Whole milliseconds: the monotonic clock has fractions, the HTTP API's schema says integer.
+    if (this.#soft.role === "leader") return Math.floor(now - this.#quorumContactMs());
+    return this.#lastLeaderContactMs === null ? null : Math.floor(now - this.#lastLeaderContactMs);
   }
 
   /**

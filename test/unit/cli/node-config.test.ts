@@ -54,6 +54,31 @@ describe("node config", () => {
     refuses({ flags: { ...minimal.flags, grpcListen: "50052" } }, "grpc-listen", /host:port/);
   });
 
+  it("parses peer dial overrides (a testing facility) and refuses malformed ones", () => {
+    assert.equal(resolveNodeConfig(minimal).peerDialOverrides.size, 0);
+    const config = resolveNodeConfig({
+      ...minimal,
+      env: { CAIRN_PEER_DIAL_OVERRIDE: "127.0.0.1:7002=127.0.0.1:17002, 127.0.0.1:7003=127.0.0.1:17003" },
+    });
+    assert.deepEqual(
+      [...config.peerDialOverrides],
+      [
+        ["127.0.0.1:7002", { host: "127.0.0.1", port: 17002 }],
+        ["127.0.0.1:7003", { host: "127.0.0.1", port: 17003 }],
+      ],
+    );
+    refuses(
+      { flags: { ...minimal.flags, peerDialOverride: "127.0.0.1:7002" } },
+      "peer-dial-override",
+      /host:port=host:port/,
+    );
+    refuses(
+      { flags: { ...minimal.flags, peerDialOverride: "127.0.0.1:7002=1:2,127.0.0.1:7002=1:3" } },
+      "peer-dial-override",
+      /twice/,
+    );
+  });
+
   it("names CAIRN_ variables after flags", () => {
     assert.equal(envNameOf("segment-bytes-max"), "CAIRN_SEGMENT_BYTES_MAX");
   });

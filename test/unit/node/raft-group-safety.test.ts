@@ -340,4 +340,15 @@ describe("RaftGroup: stale reads say how long ago a leader was in contact", () =
     await settled();
     assert.equal(member.group.leaderContactAgeMs(), 0);
   });
+
+  it("reports whole milliseconds, as the HTTP API's schema promises (found by the fault suite)", async () => {
+    const member = await openScripted({ checkQuorum: true });
+    await electMember1(member, 1);
+    await member.env.advance(12.75);
+    assert.equal(member.group.leaderContactAgeMs(), 12);
+    member.group.receive(heartbeat(3, 1, 2, 2));
+    await settled();
+    await member.env.advance(0.5);
+    assert.equal(member.group.staleness().leaderContactAgeMs, 0);
+  });
 });
