@@ -18,8 +18,8 @@ export type Layer =
 /**
  * Which layers each layer may import. Imports point one way:
  * raft <- storage, transport <- node <- service <- server <- cli; client and dashboard stand apart.
- * api (the HTTP API's shapes) imports nothing of ours; the protocol adapters, the client, the
- * dashboard and the CLI share it.
+ * api (the HTTP API's shapes) imports nothing of ours; the services (for the shapes they answer
+ * as they are), the protocol adapters, the client, the dashboard and the CLI share it.
  */
 export const allowedImports: Record<Layer, readonly Layer[]> = {
   api: ["api"],
@@ -28,7 +28,7 @@ export const allowedImports: Record<Layer, readonly Layer[]> = {
   storage: ["storage", "raft", "util"],
   transport: ["transport", "raft", "util"],
   node: ["node", "storage", "transport", "raft", "util"],
-  service: ["service", "node", "storage", "transport", "raft", "util"],
+  service: ["service", "api", "node", "storage", "transport", "raft", "util"],
   server: ["server", "api", "service", "node", "storage", "transport", "raft", "util"],
   client: ["client", "api", "util"],
   cli: [

@@ -26,7 +26,9 @@ export type ErrorBody = Static<typeof ErrorBody>;
 /** How far behind a stale read may be. */
 export const Staleness = Type.Object({
   appliedIndex: Type.Integer({ description: "Raft index of the last entry applied to the state read" }),
-  leaderContactAgeMs: Type.Union([Type.Integer(), Type.Null()], {
+  // A number, not an integer: it is measured on a monotonic clock with a fraction, and a response
+  // schema of integer made the serializer fail a stale list with ERR_INTERNAL.
+  leaderContactAgeMs: Type.Union([Type.Number(), Type.Null()], {
     description: "milliseconds since this node last had contact with a leader (a quorum, on a leader)",
   }),
 });

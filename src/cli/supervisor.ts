@@ -150,6 +150,23 @@ interface NodeRecord {
   failures: number;
 }
 
+/** A node's record before its first start. */
+function recordOf(info: SupervisedNodeInfo): NodeRecord {
+  return {
+    info: { ...info, pid: null },
+    process: undefined,
+    state: "stopped",
+    startedAtMs: null,
+    lastExit: null,
+    health: "down",
+    status: null,
+    busy: null,
+    queue: Promise.resolve(),
+    probing: false,
+    failures: 0,
+  };
+}
+
 /** Owns the local node processes; see the file comment. */
 export class NodeSupervisor {
   readonly #o: SupervisorOptions;
@@ -173,19 +190,7 @@ export class NodeSupervisor {
   constructor(options: SupervisorOptions) {
     this.#o = options;
     this.#removed = [...(options.removed ?? [])];
-    this.#nodes = options.nodes.map((info) => ({
-      info: { ...info, pid: null },
-      process: undefined,
-      state: "stopped",
-      startedAtMs: null,
-      lastExit: null,
-      health: "down",
-      status: null,
-      busy: null,
-      queue: Promise.resolve(),
-      probing: false,
-      failures: 0,
-    }));
+    this.#nodes = options.nodes.map((info) => recordOf(info));
     for (const n of this.#nodes) this.#names.set(n.info.id, n.info.name);
   }
 
@@ -322,27 +327,15 @@ export class NodeSupervisor {
     const { id } = await this.#callCluster(() =>
       this.#o.calls.join(endpoints, name, slot.addresses.peerAddress),
     );
-    const node: NodeRecord = {
-      info: {
-        ...slot.addresses,
-        name,
-        id,
-        index: slot.index,
-        membership: "joined",
-        ...this.#o.pathsOf(name),
-        pid: null,
-      },
-      process: undefined,
-      state: "stopped",
-      startedAtMs: null,
-      lastExit: null,
-      health: "down",
-      status: null,
-      busy: null,
-      queue: Promise.resolve(),
-      probing: false,
-      failures: 0,
-    };
+    const node = recordOf({
+      ...slot.addresses,
+      name,
+      id,
+      index: slot.index,
+      membership: "joined",
+      ...this.#o.pathsOf(name),
+      pid: null,
+    });
     this.#nodes.push(node);
     this.#names.set(id, name);
     this.#event("operation", name, `${name} registered as member ${id}; starting it to join as a learner`);

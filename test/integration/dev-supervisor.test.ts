@@ -119,6 +119,13 @@ describe("cairn dev: the supervisor on real processes", { timeout: 240_000 }, ()
     assert.equal(leaders[0]?.api_port, Number(new URL(leader?.httpUrl ?? "http://x").port));
   });
 
+  it("lists keys with stale consistency on every node (a fractional staleness once answered 500)", async () => {
+    for (const node of cluster.nodes) {
+      const response = await fetch(`${node.httpUrl}/v1/kv?consistency=stale`);
+      assert.equal(response.status, 200, await response.text());
+    }
+  });
+
   it("adds a node that joins as a learner and is promoted, then removes it and deletes its data", async () => {
     const added = await api<ControlNode>("POST", "/v1/control/nodes", {});
     assert.equal(added.status, 201);
@@ -163,6 +170,15 @@ describe("cairn dev: the supervisor on real processes", { timeout: 240_000 }, ()
     assert.ok((await list()).nodes.every((n) => n.state === "stopped"));
     for (const name of ["n1", "n2", "n3"]) await api("POST", `/v1/control/nodes/${name}/start`);
     remember();
+    // Started means spawned: wait until every node answers and one leads (slow on a loaded machine).
+    await waitFor(
+      "the restarted nodes to answer and elect a leader",
+      async () => {
+        const nodes = await list();
+        return nodes.leader !== null && nodes.nodes.every((n) => n.health === "ok");
+      },
+      { timeoutMs: 120_000, intervalMs: 200 },
+    );
     assert.equal((await client().get("kept"))?.value, "across restarts");
   });
 });

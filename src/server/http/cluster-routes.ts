@@ -3,7 +3,7 @@
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
-import { type ClusterStatus as ClusterStatusBody, JoinBody, TransferBody } from "../../api/index.js";
+import { JoinBody, TransferBody } from "../../api/index.js";
 import type { ClusterStatus, Membership } from "../../service/index.js";
 
 /** What the cluster routes serve. */
@@ -20,7 +20,7 @@ export function registerClusterRoutes(fastify: FastifyInstance, options: Cluster
   app.get(
     "/v1/cluster",
     { schema: { summary: "Members, roles, leader, terms, indexes and per-peer lag" } },
-    async (): Promise<ClusterStatusBody> => options.status(),
+    async () => options.status(),
   );
   const membership = options.membership;
   if (membership === undefined) return;
