@@ -40,6 +40,25 @@ describe("the gRPC MessageService on a 3-node cluster", { timeout: 300_000 }, ()
       cluster.nodeExtraArgs.set(node.name, ["--grpc-listen", `127.0.0.1:${port}`]);
     }
     await cluster.startAll();
+    // A node starts its gRPC server after its HTTP API answers: wait until each one serves gRPC,
+    // so a node that could not bind its port shows here, with its output.
+    for (const node of cluster.nodes) {
+      await waitFor(
+        `${node.name} to serve gRPC`,
+        async () => {
+          if (node.process === undefined) throw new Error(`${node.name} exited:\n${node.output}`);
+          try {
+            await clientOf(node).getMessages();
+            return true;
+          } catch (error) {
+            // Not listening yet, or no leader elected yet.
+            if (isServiceError(error) && retryable.has(error.code)) return false;
+            throw error;
+          }
+        },
+        { timeoutMs: 60_000, intervalMs: 50 },
+      );
+    }
   });
   after(async () => {
     for (const client of clients.values()) client.close();
