@@ -124,7 +124,7 @@ describe("the chat example on a 3-node cluster", { timeout: 600_000 }, () => {
   before(async () => {
     cluster = await ProcessCluster.create(3);
     await cluster.startAll();
-    await cluster.leader();
+    await cluster.leader(60_000);
     alice = new ChatShellProcess(cluster.nodes.map((n) => n.httpUrl));
     bob = new ChatShellProcess(cluster.nodes.map((n) => n.httpUrl));
     shells.push(alice, bob);
@@ -135,7 +135,7 @@ describe("the chat example on a 3-node cluster", { timeout: 600_000 }, () => {
   });
 
   it("names the leader, creates accounts once, keeps passwords hashed, and logs in", async () => {
-    const leader = await cluster.leader();
+    const leader = await cluster.leader(60_000);
     assert.match(await alice.ready(), new RegExp(`Leader: ${leader.name} \\(${leader.httpUrl}\\)`));
     await bob.ready();
     assert.equal(await alice.withPassword("create alice", "alice-secret"), "Account created successfully");
@@ -158,7 +158,7 @@ describe("the chat example on a 3-node cluster", { timeout: 600_000 }, () => {
   it("loses no message when the leader is killed mid-conversation, and says who leads now", async () => {
     assert.equal(await alice.type("send bob hello bob"), "Message sent successfully");
     assert.equal(await alice.type("send bob how   are you?"), "Message sent successfully");
-    const leader = await cluster.leader();
+    const leader = await cluster.leader(60_000);
     await cluster.kill(leader);
     const third = await alice.type("send bob are you there?");
     assert.match(third, /^Message sent successfully/);
@@ -194,7 +194,7 @@ describe("the chat example on a 3-node cluster", { timeout: 600_000 }, () => {
   });
 
   it("refuses writes with a clear error while two of three nodes are down, and loses nothing", async () => {
-    const leader = await cluster.leader();
+    const leader = await cluster.leader(60_000);
     const [first, second] = cluster.nodes.filter((n) => n !== leader);
     assert.ok(first !== undefined && second !== undefined);
     await cluster.kill(first);
@@ -243,7 +243,7 @@ describe("the chat example on a 3-node cluster", { timeout: 600_000 }, () => {
       return answers;
     });
     // Stop and restart nodes one at a time while they send: the leader first, then a follower.
-    const leader = await cluster.leader();
+    const leader = await cluster.leader(60_000);
     await cluster.kill(leader);
     await cluster.leader(60_000);
     await cluster.start(leader);
@@ -282,7 +282,7 @@ describe("the chat example on a 5-node cluster", { timeout: 600_000 }, () => {
     assert.ok(alice !== undefined && bob !== undefined);
     shells.push(alice, bob);
     assert.equal(await alice.type("send bob before"), "Message sent successfully");
-    const leader = await cluster.leader();
+    const leader = await cluster.leader(60_000);
     const down = cluster.nodes.filter((n) => n !== leader).slice(0, 2);
     for (const node of down) await cluster.kill(node);
     for (let n = 0; n < 3; n++) {

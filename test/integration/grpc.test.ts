@@ -66,7 +66,7 @@ describe("the gRPC MessageService on a 3-node cluster", { timeout: 300_000 }, ()
   });
 
   it("posts through a follower and every node lists one total order with its parent chain", async () => {
-    const leader = await cluster.leader();
+    const leader = await cluster.leader(60_000);
     const follower = cluster.nodes.find((n) => n !== leader);
     assert.ok(follower !== undefined);
     const client = clientOf(follower);
@@ -110,7 +110,7 @@ describe("the gRPC MessageService on a 3-node cluster", { timeout: 300_000 }, ()
   });
 
   it("stores a retry once, on the same node or another", async () => {
-    const leader = await cluster.leader();
+    const leader = await cluster.leader(60_000);
     const [a, b] = cluster.nodes.filter((n) => n !== leader);
     assert.ok(a !== undefined && b !== undefined);
     const before = (await contents(clientOf(a))).length;
@@ -130,7 +130,7 @@ describe("the gRPC MessageService on a 3-node cluster", { timeout: 300_000 }, ()
   });
 
   it("answers INVALID_ARGUMENT to bad input through a follower and changes nothing", async () => {
-    const leader = await cluster.leader();
+    const leader = await cluster.leader(60_000);
     const follower = cluster.nodes.find((n) => n !== leader);
     assert.ok(follower !== undefined);
     const client = clientOf(follower);
@@ -182,7 +182,7 @@ describe("the gRPC MessageService on a 3-node cluster", { timeout: 300_000 }, ()
   });
 
   it("loses nothing and stores a retried post once across a leader kill", async () => {
-    const leader = await cluster.leader();
+    const leader = await cluster.leader(60_000);
     const survivor = cluster.nodes.find((n) => n !== leader);
     assert.ok(survivor !== undefined);
     const client = clientOf(survivor);
