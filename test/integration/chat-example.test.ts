@@ -232,6 +232,24 @@ describe("the chat example on a 3-node cluster", { timeout: 600_000 }, () => {
     assert.equal(await fresh.type("list"), "Accounts:\n- alice\n- bob");
   });
 
+  it("deletes an account with its messages; the name can be created again, empty", async () => {
+    const shell = new ChatShellProcess(cluster.nodes.map((n) => n.httpUrl));
+    shells.push(shell);
+    await shell.ready();
+    assert.equal(await shell.type("create temp pw"), "Account created successfully");
+    assert.match(await alice.type("send temp for the old account"), /^Message sent successfully/);
+    assert.equal(await shell.type("login temp pw"), "Logged in successfully");
+    assert.equal(inboxOf(await shell.type("messages")).length, 1);
+    assert.equal(await shell.type("delete"), "Account deleted successfully");
+    assert.equal(await alice.type("send temp anyone there?"), "Failed to send message: No such user: temp");
+    assert.equal(await shell.type("create temp pw2"), "Account created successfully");
+    assert.equal(await shell.type("login temp pw"), "Failed to log in: Invalid credentials");
+    assert.equal(await shell.type("login temp pw2"), "Logged in successfully");
+    assert.equal(await shell.type("messages"), "No messages");
+    assert.equal(await shell.type("delete"), "Account deleted successfully");
+    assert.equal(await shell.type("list"), "Accounts:\n- alice\n- bob");
+  });
+
   it("delivers every message exactly once while three users send and nodes stop", async () => {
     const senders = ["carol", "dave", "erin"];
     const users = await shellsFor(cluster, senders);
@@ -293,11 +311,13 @@ describe("the chat example on a 5-node cluster", { timeout: 600_000 }, () => {
       ["while two are down 2", "while two are down 1", "while two are down 0", "before"],
     );
     for (const node of down) await cluster.start(node);
+    const account = await fetch(`${leader.httpUrl}/v1/kv/chat/accounts/bob`);
+    const { inbox } = JSON.parse(((await account.json()) as { value: string }).value) as { inbox: string };
     for (const node of down) {
       await waitFor(
         `${node.name} to catch up`,
         async () => {
-          const response = await fetch(`${node.httpUrl}/v1/streams/chat.inbox.bob?consistency=stale`);
+          const response = await fetch(`${node.httpUrl}/v1/streams/${inbox}?consistency=stale`);
           return response.ok && ((await response.json()) as { lastSeq: number }).lastSeq === 4;
         },
         { timeoutMs: 60_000, intervalMs: 100 },
