@@ -1,7 +1,9 @@
 // The chat application's data, kept in a Cairn cluster through the public client library only:
-// accounts are keys (created once, with `ifAbsent`), each user's inbox is a stream (a message is an
-// append whose id deduplicates retries, so a message sent once arrives once), and read flags are
-// keys beside it. Every operation goes to any node; the client library finds the leader.
+// accounts are keys (created once, with `ifAbsent`), each account's inbox is a stream (a message is
+// an append whose id deduplicates retries, so a message sent once arrives once), and read flags are
+// keys beside it. An inbox is named after the account it belongs to and a random id made when the
+// account was created, so an account created again under a deleted one's name never sees what an
+// interrupted deletion left behind. Every operation goes to any node; the client finds the leader.
 import { randomUUID } from "node:crypto";
 import { CairnClient, CairnClientError } from "../../src/client/index.js";
 import { hashPassword, type PasswordHash, verifyPassword } from "./password.js";
@@ -34,9 +36,15 @@ const inboxPagesMax = 100;
 /** How long the stream remembers a message id, so a retried send is stored once. */
 const dedupeWindowMs = 24 * 3600 * 1000;
 
+/** What an account key holds. */
+interface AccountRecord extends PasswordHash {
+  /** The stream of this account's inbox. */
+  readonly inbox: string;
+  readonly createdMs: number;
+}
+
 const accountKey = (user: string) => `chat/accounts/${user}`;
-const readPrefix = (user: string) => `chat/read/${user}/`;
-const inboxStream = (user: string) => `chat.inbox.${user}`;
+const readPrefix = (inbox: string) => `chat/read/${inbox}/`;
 
 function checkUsername(user: string): void {
   if (!USERNAME.test(user)) {
@@ -61,36 +69,34 @@ export class ChatStore {
   async createAccount(user: string, password: string): Promise<void> {
     checkUsername(user);
     if (password === "") throw new ChatError("The password may not be empty");
-    // The inbox first: an account never exists without one. Creating it again is a no-op.
-    await this.#client.createStream(inboxStream(user), { dedupeWindowMs });
-    const hash = await hashPassword(password);
+    const inbox = `chat.inbox.${user}.${randomUUID().slice(0, 8)}`;
+    const record: AccountRecord = { ...(await hashPassword(password)), inbox, createdMs: Date.now() };
     try {
-      await this.#client.put(accountKey(user), JSON.stringify({ ...hash, createdMs: Date.now() }), {
-        ifAbsent: true,
-      });
+      await this.#client.put(accountKey(user), JSON.stringify(record), { ifAbsent: true });
     } catch (error) {
       if (isCode(error, "ERR_CONFLICT")) throw new ChatError("Username already exists");
       throw error;
     }
+    await this.#createInbox(inbox);
   }
 
   /** Checks a user's password; "Invalid credentials" when the account or password is wrong. */
   async login(user: string, password: string): Promise<void> {
-    const account = USERNAME.test(user) ? await this.#client.get(accountKey(user)) : undefined;
-    const hash = account === undefined ? undefined : (JSON.parse(account.value) as PasswordHash);
-    if (hash === undefined || !(await verifyPassword(password, hash))) {
+    const account = await this.#account(user);
+    if (account === undefined || !(await verifyPassword(password, account))) {
       throw new ChatError("Invalid credentials");
     }
   }
 
   /** Deletes an account, its inbox and its read flags. */
   async deleteAccount(user: string): Promise<void> {
-    checkUsername(user);
+    const account = await this.#account(user);
+    if (account === undefined) throw new ChatError(`No such user: ${user}`);
     // The account first, so no one can address a message to the inbox being deleted.
     await this.#client.delete(accountKey(user));
-    await this.#client.deleteStream(inboxStream(user));
+    await this.#client.deleteStream(account.inbox);
     for (let page = 0; page < inboxPagesMax; page++) {
-      const flags = await this.#client.list({ prefix: readPrefix(user), limit: 1000 });
+      const flags = await this.#client.list({ prefix: readPrefix(account.inbox), limit: 1000 });
       for (const item of flags.items) await this.#client.delete(item.key);
       if (flags.next === null) break;
     }
@@ -118,32 +124,34 @@ export class ChatStore {
    */
   async send(sender: string, recipient: string, content: string, messageId = randomUUID()): Promise<void> {
     if (content.trim() === "") throw new ChatError("A message may not be empty");
-    if (!USERNAME.test(recipient) || (await this.#client.get(accountKey(recipient))) === undefined) {
-      throw new ChatError(`No such user: ${recipient}`);
-    }
+    const account = await this.#account(recipient);
+    if (account === undefined) throw new ChatError(`No such user: ${recipient}`);
+    const append = () =>
+      this.#client.append(account.inbox, JSON.stringify({ sender, content }), { id: messageId });
     try {
-      await this.#client.append(inboxStream(recipient), JSON.stringify({ sender, content }), {
-        id: messageId,
-      });
+      await append();
     } catch (error) {
-      // The account was deleted between the check and the append.
-      if (isCode(error, "ERR_NOT_FOUND")) throw new ChatError(`No such user: ${recipient}`);
-      throw error;
+      if (!isCode(error, "ERR_NOT_FOUND")) throw error;
+      // The account's creation stopped before its inbox was made: make it now.
+      await this.#createInbox(account.inbox);
+      await append();
     }
   }
 
   /** The newest `limit` messages of `user`'s inbox, newest first, with their read flags. */
   async inbox(user: string, limit = 20): Promise<InboxMessage[]> {
-    checkUsername(user);
+    const account = await this.#account(user);
+    if (account === undefined) throw new ChatError(`No such user: ${user}`);
     const all: InboxMessage[] = [];
-    const read = await this.#readFlags(user);
+    const read = await this.#readFlags(account.inbox);
     let from: number | undefined;
     for (let page = 0; page < inboxPagesMax; page++) {
       let messages: Awaited<ReturnType<CairnClient["read"]>>;
       try {
-        messages = await this.#client.read(inboxStream(user), { limit: 1000, ...(from ? { from } : {}) });
+        messages = await this.#client.read(account.inbox, { limit: 1000, ...(from ? { from } : {}) });
       } catch (error) {
-        if (isCode(error, "ERR_NOT_FOUND")) throw new ChatError(`No such user: ${user}`);
+        // No inbox yet: nothing was ever delivered.
+        if (isCode(error, "ERR_NOT_FOUND")) return [];
         throw error;
       }
       for (const item of messages.messages) {
@@ -158,10 +166,11 @@ export class ChatStore {
 
   /** Marks messages of `user`'s inbox as read; answers how many of them exist. */
   async markRead(user: string, ids: readonly number[]): Promise<number> {
+    const inbox = await this.#inboxOf(user);
     let marked = 0;
     for (const id of ids) {
-      if (!(await this.#holds(user, id))) continue;
-      await this.#client.put(`${readPrefix(user)}${id}`, "1");
+      if (!(await this.#holds(inbox, id))) continue;
+      await this.#client.put(`${readPrefix(inbox)}${id}`, "1");
       marked++;
     }
     return marked;
@@ -169,16 +178,17 @@ export class ChatStore {
 
   /** Deletes messages from `user`'s inbox; answers how many were there. */
   async deleteMessages(user: string, ids: readonly number[]): Promise<number> {
+    const inbox = await this.#inboxOf(user);
     let deleted = 0;
     for (const id of ids) {
-      if (!(await this.#holds(user, id))) continue;
+      if (!(await this.#holds(inbox, id))) continue;
       await this.#client.request(
         "DELETE",
-        `/v1/streams/${encodeURIComponent(inboxStream(user))}/messages/${id}`,
+        `/v1/streams/${encodeURIComponent(inbox)}/messages/${id}`,
         undefined,
         randomUUID(),
       );
-      await this.#client.delete(`${readPrefix(user)}${id}`);
+      await this.#client.delete(`${readPrefix(inbox)}${id}`);
       deleted++;
     }
     return deleted;
@@ -193,12 +203,26 @@ export class ChatStore {
     return { name: status.leader.name ?? `node ${status.leader.id}`, httpUrl: status.leader.httpUrl };
   }
 
-  async #holds(user: string, id: number): Promise<boolean> {
+  async #account(user: string): Promise<AccountRecord | undefined> {
+    if (!USERNAME.test(user)) return undefined;
+    const item = await this.#client.get(accountKey(user));
+    return item === undefined ? undefined : (JSON.parse(item.value) as AccountRecord);
+  }
+
+  async #inboxOf(user: string): Promise<string> {
+    const account = await this.#account(user);
+    if (account === undefined) throw new ChatError(`No such user: ${user}`);
+    return account.inbox;
+  }
+
+  /** Creates an inbox stream; creating one that exists is a no-op. */
+  async #createInbox(inbox: string): Promise<void> {
+    await this.#client.createStream(inbox, { dedupeWindowMs });
+  }
+
+  async #holds(inbox: string, id: number): Promise<boolean> {
     try {
-      await this.#client.request(
-        "GET",
-        `/v1/streams/${encodeURIComponent(inboxStream(user))}/messages/${id}`,
-      );
+      await this.#client.request("GET", `/v1/streams/${encodeURIComponent(inbox)}/messages/${id}`);
       return true;
     } catch (error) {
       if (isCode(error, "ERR_NOT_FOUND")) return false;
@@ -206,16 +230,16 @@ export class ChatStore {
     }
   }
 
-  async #readFlags(user: string): Promise<Set<number>> {
+  async #readFlags(inbox: string): Promise<Set<number>> {
     const read = new Set<number>();
     let after: string | undefined;
     for (let page = 0; page < inboxPagesMax; page++) {
       const flags = await this.#client.list({
-        prefix: readPrefix(user),
+        prefix: readPrefix(inbox),
         limit: 1000,
         ...(after !== undefined ? { after } : {}),
       });
-      for (const item of flags.items) read.add(Number(item.key.slice(readPrefix(user).length)));
+      for (const item of flags.items) read.add(Number(item.key.slice(readPrefix(inbox).length)));
       after = flags.next ?? undefined;
       if (after === undefined) break;
     }

@@ -124,7 +124,7 @@ describe("the chat example on a 3-node cluster", { timeout: 600_000 }, () => {
   before(async () => {
     cluster = await ProcessCluster.create(3);
     await cluster.startAll();
-    await cluster.leader();
+    await cluster.leader(60_000);
     alice = new ChatShellProcess(cluster.nodes.map((n) => n.httpUrl));
     bob = new ChatShellProcess(cluster.nodes.map((n) => n.httpUrl));
     shells.push(alice, bob);
@@ -135,7 +135,7 @@ describe("the chat example on a 3-node cluster", { timeout: 600_000 }, () => {
   });
 
   it("names the leader, creates accounts once, keeps passwords hashed, and logs in", async () => {
-    const leader = await cluster.leader();
+    const leader = await cluster.leader(60_000);
     assert.match(await alice.ready(), new RegExp(`Leader: ${leader.name} \\(${leader.httpUrl}\\)`));
     await bob.ready();
     assert.equal(await alice.withPassword("create alice", "alice-secret"), "Account created successfully");
@@ -158,7 +158,7 @@ describe("the chat example on a 3-node cluster", { timeout: 600_000 }, () => {
   it("loses no message when the leader is killed mid-conversation, and says who leads now", async () => {
     assert.equal(await alice.type("send bob hello bob"), "Message sent successfully");
     assert.equal(await alice.type("send bob how   are you?"), "Message sent successfully");
-    const leader = await cluster.leader();
+    const leader = await cluster.leader(60_000);
     await cluster.kill(leader);
     const third = await alice.type("send bob are you there?");
     assert.match(third, /^Message sent successfully/);
@@ -194,7 +194,7 @@ describe("the chat example on a 3-node cluster", { timeout: 600_000 }, () => {
   });
 
   it("refuses writes with a clear error while two of three nodes are down, and loses nothing", async () => {
-    const leader = await cluster.leader();
+    const leader = await cluster.leader(60_000);
     const [first, second] = cluster.nodes.filter((n) => n !== leader);
     assert.ok(first !== undefined && second !== undefined);
     await cluster.kill(first);
@@ -232,6 +232,24 @@ describe("the chat example on a 3-node cluster", { timeout: 600_000 }, () => {
     assert.equal(await fresh.type("list"), "Accounts:\n- alice\n- bob");
   });
 
+  it("deletes an account with its messages; the name can be created again, empty", async () => {
+    const shell = new ChatShellProcess(cluster.nodes.map((n) => n.httpUrl));
+    shells.push(shell);
+    await shell.ready();
+    assert.equal(await shell.type("create temp pw"), "Account created successfully");
+    assert.match(await alice.type("send temp for the old account"), /^Message sent successfully/);
+    assert.equal(await shell.type("login temp pw"), "Logged in successfully");
+    assert.equal(inboxOf(await shell.type("messages")).length, 1);
+    assert.equal(await shell.type("delete"), "Account deleted successfully");
+    assert.equal(await alice.type("send temp anyone there?"), "Failed to send message: No such user: temp");
+    assert.equal(await shell.type("create temp pw2"), "Account created successfully");
+    assert.equal(await shell.type("login temp pw"), "Failed to log in: Invalid credentials");
+    assert.equal(await shell.type("login temp pw2"), "Logged in successfully");
+    assert.equal(await shell.type("messages"), "No messages");
+    assert.equal(await shell.type("delete"), "Account deleted successfully");
+    assert.equal(await shell.type("list"), "Accounts:\n- alice\n- bob");
+  });
+
   it("delivers every message exactly once while three users send and nodes stop", async () => {
     const senders = ["carol", "dave", "erin"];
     const users = await shellsFor(cluster, senders);
@@ -243,7 +261,7 @@ describe("the chat example on a 3-node cluster", { timeout: 600_000 }, () => {
       return answers;
     });
     // Stop and restart nodes one at a time while they send: the leader first, then a follower.
-    const leader = await cluster.leader();
+    const leader = await cluster.leader(60_000);
     await cluster.kill(leader);
     await cluster.leader(60_000);
     await cluster.start(leader);
@@ -282,7 +300,7 @@ describe("the chat example on a 5-node cluster", { timeout: 600_000 }, () => {
     assert.ok(alice !== undefined && bob !== undefined);
     shells.push(alice, bob);
     assert.equal(await alice.type("send bob before"), "Message sent successfully");
-    const leader = await cluster.leader();
+    const leader = await cluster.leader(60_000);
     const down = cluster.nodes.filter((n) => n !== leader).slice(0, 2);
     for (const node of down) await cluster.kill(node);
     for (let n = 0; n < 3; n++) {
@@ -293,11 +311,13 @@ describe("the chat example on a 5-node cluster", { timeout: 600_000 }, () => {
       ["while two are down 2", "while two are down 1", "while two are down 0", "before"],
     );
     for (const node of down) await cluster.start(node);
+    const account = await fetch(`${leader.httpUrl}/v1/kv/chat/accounts/bob`);
+    const { inbox } = JSON.parse(((await account.json()) as { value: string }).value) as { inbox: string };
     for (const node of down) {
       await waitFor(
         `${node.name} to catch up`,
         async () => {
-          const response = await fetch(`${node.httpUrl}/v1/streams/chat.inbox.bob?consistency=stale`);
+          const response = await fetch(`${node.httpUrl}/v1/streams/${inbox}?consistency=stale`);
           return response.ok && ((await response.json()) as { lastSeq: number }).lastSeq === 4;
         },
         { timeoutMs: 60_000, intervalMs: 100 },

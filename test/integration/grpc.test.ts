@@ -40,6 +40,25 @@ describe("the gRPC MessageService on a 3-node cluster", { timeout: 300_000 }, ()
       cluster.nodeExtraArgs.set(node.name, ["--grpc-listen", `127.0.0.1:${port}`]);
     }
     await cluster.startAll();
+    // A node starts its gRPC server after its HTTP API answers: wait until each one serves gRPC,
+    // so a node that could not bind its port shows here, with its output.
+    for (const node of cluster.nodes) {
+      await waitFor(
+        `${node.name} to serve gRPC`,
+        async () => {
+          if (node.process === undefined) throw new Error(`${node.name} exited:\n${node.output}`);
+          try {
+            await clientOf(node).getMessages();
+            return true;
+          } catch (error) {
+            // Not listening yet, or no leader elected yet.
+            if (isServiceError(error) && retryable.has(error.code)) return false;
+            throw error;
+          }
+        },
+        { timeoutMs: 60_000, intervalMs: 50 },
+      );
+    }
   });
   after(async () => {
     for (const client of clients.values()) client.close();
@@ -47,7 +66,7 @@ describe("the gRPC MessageService on a 3-node cluster", { timeout: 300_000 }, ()
   });
 
   it("posts through a follower and every node lists one total order with its parent chain", async () => {
-    const leader = await cluster.leader();
+    const leader = await cluster.leader(60_000);
     const follower = cluster.nodes.find((n) => n !== leader);
     assert.ok(follower !== undefined);
     const client = clientOf(follower);
@@ -91,7 +110,7 @@ describe("the gRPC MessageService on a 3-node cluster", { timeout: 300_000 }, ()
   });
 
   it("stores a retry once, on the same node or another", async () => {
-    const leader = await cluster.leader();
+    const leader = await cluster.leader(60_000);
     const [a, b] = cluster.nodes.filter((n) => n !== leader);
     assert.ok(a !== undefined && b !== undefined);
     const before = (await contents(clientOf(a))).length;
@@ -111,7 +130,7 @@ describe("the gRPC MessageService on a 3-node cluster", { timeout: 300_000 }, ()
   });
 
   it("answers INVALID_ARGUMENT to bad input through a follower and changes nothing", async () => {
-    const leader = await cluster.leader();
+    const leader = await cluster.leader(60_000);
     const follower = cluster.nodes.find((n) => n !== leader);
     assert.ok(follower !== undefined);
     const client = clientOf(follower);
@@ -163,7 +182,7 @@ describe("the gRPC MessageService on a 3-node cluster", { timeout: 300_000 }, ()
   });
 
   it("loses nothing and stores a retried post once across a leader kill", async () => {
-    const leader = await cluster.leader();
+    const leader = await cluster.leader(60_000);
     const survivor = cluster.nodes.find((n) => n !== leader);
     assert.ok(survivor !== undefined);
     const client = clientOf(survivor);

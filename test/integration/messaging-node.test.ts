@@ -48,7 +48,7 @@ describe("the messaging node's Postman collection on a 3-node cluster", { timeou
   before(async () => {
     cluster = await ProcessCluster.create(3);
     await cluster.startAll();
-    leader = await cluster.leader();
+    leader = await cluster.leader(60_000);
     followers = cluster.nodes.filter((n) => n !== leader);
   });
   after(async () => {
@@ -100,7 +100,7 @@ describe("the messaging node's Postman collection on a 3-node cluster", { timeou
   });
 
   it("4 Quorum: ok with a majority, the seed's 503 body without one, and the refused write never appears", async () => {
-    leader = await cluster.leader();
+    leader = await cluster.leader(60_000);
     followers = cluster.nodes.filter((n) => n !== leader);
     const [survivor, other] = followers;
     assert.ok(survivor !== undefined && other !== undefined);

@@ -17,6 +17,7 @@ import {
   startGrpcServer,
 } from "../../../../src/server/grpc/index.js";
 import { CairnError, errorCodes, StreamService } from "../../../../src/service/index.js";
+import { Prng } from "../../../../src/util/index.js";
 import { isServiceError, MessageServiceClient } from "../../../support/grpc-client.js";
 import { LocalReplication } from "../../../support/local-replication.js";
 
@@ -229,7 +230,7 @@ describe("the gRPC MessageService", () => {
     );
   });
 
-  it("answers INVALID_ARGUMENT to a request that does not decode, RESOURCE_EXHAUSTED to an oversize one", async () => {
+  it("answers INVALID_ARGUMENT to a request that does not decode or random bytes, RESOURCE_EXHAUSTED to an oversize one", async () => {
     const session = connectHttp2(`http://127.0.0.1:${server.address.port}`);
     session.on("error", () => undefined);
     const call = (message: Uint8Array) =>
@@ -255,8 +256,20 @@ describe("the gRPC MessageService", () => {
     assert.equal(malformed["cairn-code"], "ERR_BAD_REQUEST");
     const oversize = await call(new Uint8Array(65 * 1024));
     assert.equal(oversize["grpc-status"], String(status.RESOURCE_EXHAUSTED));
-    session.close();
     assert.deepEqual((await client.getMessages()).response.messages, [], "nothing stored");
+    // Random request bodies: each is answered (stored if it happens to decode to valid content,
+    // refused otherwise), and the server keeps serving.
+    const prng = new Prng(15);
+    for (let i = 0; i < 300; i++) {
+      const body = Uint8Array.from({ length: prng.below(64) }, () => prng.below(256));
+      const answer = await call(body);
+      assert.ok(
+        [String(status.OK), String(status.INVALID_ARGUMENT)].includes(String(answer["grpc-status"])),
+        `status ${String(answer["grpc-status"])} for ${Buffer.from(body).toString("hex")}`,
+      );
+    }
+    session.close();
+    assert.equal((await client.postMessage({ content: "still serving" })).response.status, "success");
   });
 
   it("answers garbage bytes and malformed HTTP/2 frames with GOAWAY, closes, and keeps serving", async () => {
