@@ -16,6 +16,7 @@ import {
 } from "./command-table.js";
 import { commandTable } from "./commands.js";
 import { respErrorOf } from "./error-replies.js";
+import { answerBatch, takeRun } from "./pipeline.js";
 import { defaultRespParserLimits, RespParser, type RespParserLimits } from "./resp-parser.js";
 import { encodeReply, type Reply, r } from "./resp-reply.js";
 import { execTransaction, queueInTransaction } from "./transaction-commands.js";
@@ -113,22 +114,28 @@ export async function startRespServer(
       if (running) return;
       running = true;
       socket.cork();
+      const one = (args: readonly Buffer[]) => answer(args, client, context, failures);
+      const unexpected = (error: unknown) => {
+        failures.report(error, "a pipelined batch");
+        return r.error("ERR internal error");
+      };
       while (!closed) {
-        const args = queue.shift();
-        if (args === undefined) break;
+        const run = takeRun(queue, client, options.kv.limits.valueBytesMax);
+        if (run === undefined) break;
         if (queue.length < pendingMax / 2) socket.resume();
-        const reply = await answer(args, client, context, failures);
-        send(reply);
+        let replies: Reply[];
+        if (run.kind === "single") replies = [await one(run.command)];
+        else if (run.kind === "reads") replies = await Promise.all(run.commands.map(one));
+        else replies = await answerBatch(run.commands, client, context, one, unexpected);
+        for (const reply of replies) send(reply);
         if (client.closing) {
           closed = true;
           socket.end();
           break;
         }
         // Let replies of a long pipeline go out as they are ready rather than at its end.
-        if (queue.length === 0 || queue.length % 64 === 0) {
-          socket.uncork();
-          socket.cork();
-        }
+        socket.uncork();
+        socket.cork();
       }
       if (!closed && protocolError !== undefined) {
         send(r.error(protocolError));

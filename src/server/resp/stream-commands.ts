@@ -383,21 +383,13 @@ async function xread(call: CommandCall): Promise<Reply> {
   const replies: (readonly [string, Reply])[] = [];
   for (const page of found) {
     const messages = [...page.messages];
-    // Without COUNT, Redis answers every entry: read on past the service's page (bounded).
-    if (count === undefined && messages.length >= limit) {
-      const last = messages.at(-1);
-      const rest =
-        last === undefined
-          ? []
-          : await readRange(
-              call,
-              page.name,
-              { seq: page.next },
-              maxId,
-              false,
-              streamReplyEntriesMax - messages.length,
-            );
-      messages.push(...rest);
+    // A COUNT above the service's page, or none (Redis then answers every entry, Cairn up to a
+    // bound): read on past the page while it came back full.
+    const wanted = count ?? streamReplyEntriesMax;
+    if (messages.length >= limit && wanted > messages.length) {
+      messages.push(
+        ...(await readRange(call, page.name, { seq: page.next }, maxId, false, wanted - messages.length)),
+      );
     }
     replies.push([page.name, r.array(messages.map(entryReply))]);
   }

@@ -76,14 +76,31 @@ function keysPlan(
 const deleted = (x: KvResult) => x.kind === "kv.delete" && x.ok && x.deleted;
 const present = (x: KvResult) => x.kind === "kv.read" && x.value !== null;
 
-function setPlan(args: readonly Buffer[], expiryUnit?: "ex" | "px", name = "set"): TransactionPlan | Reply {
+/** The service's refusal of a relative expiry over `ttlMsMax`, as the command alone would answer it. */
+function ttlRefused(expiry: Expiry | undefined, server: CommandCall["server"]): Reply | undefined {
+  const max = server.kv.limits.ttlMsMax;
+  return expiry?.kind === "after" && expiry.ms > max
+    ? r.error(`ERR a TTL may be at most ${max} ms`)
+    : undefined;
+}
+
+function setPlan(
+  { args, server }: CommandCall,
+  expiryUnit?: "ex" | "px",
+  name = "set",
+): TransactionPlan | Reply {
   if (expiryUnit !== undefined) {
     const amount = expiryAmount(name, expiryUnit, at(args, 2));
     if (!amount.ok) return amount.reply;
-    return single({ type: "set", key: at(args, 1), value: at(args, 3), expiry: amount.expiry }, () => r.ok);
+    return (
+      ttlRefused(amount.expiry, server) ??
+      single({ type: "set", key: at(args, 1), value: at(args, 3), expiry: amount.expiry }, () => r.ok)
+    );
   }
   const options = parseSetOptions(args);
   if ("t" in options) return options;
+  const refusedTtl = ttlRefused(options.expiry, server);
+  if (refusedTtl !== undefined) return refusedTtl;
   return single({ type: "set", key: at(args, 1), value: at(args, 2), ...options }, (result) => {
     if (result.kind !== "kv.set") return r.nil;
     if (options.returnOld) return r.bulkOrNil(result.old);
@@ -110,10 +127,14 @@ function ttlPlan(ms: boolean, absolute: boolean): Planner {
 }
 
 function expirePlan(name: string, unit: "s" | "ms", absolute: boolean): Planner {
-  return ({ args }) => {
+  return ({ args, server }) => {
     const parsed = parseExpire(name, unit, absolute, args);
     if (!parsed.ok) return parsed.reply;
     const { when, condition } = parsed.request;
+    if ("afterMs" in when) {
+      const refusedTtl = ttlRefused({ kind: "after", ms: when.afterMs }, server);
+      if (refusedTtl !== undefined) return refusedTtl;
+    }
     // As KvService.expire: the log carries no negative times, so a relative time already past is
     // the earliest absolute one.
     const ms = "afterMs" in when ? when.afterMs : when.atMs;
@@ -147,10 +168,12 @@ function msetPlan(ifNoneExist: boolean, name: string): Planner {
   };
 }
 
-function getexPlan({ args }: CommandCall): TransactionPlan | Reply {
+function getexPlan({ args, server }: CommandCall): TransactionPlan | Reply {
   const options = parseGetexOptions(args);
   if (!options.ok) return options.reply;
   const expiry: Expiry | undefined = options.expiry;
+  const refusedTtl = ttlRefused(expiry, server);
+  if (refusedTtl !== undefined) return refusedTtl;
   if (expiry === undefined) return read(at(args, 1), (value) => r.bulkOrNil(value));
   return update(at(args, 1), { kind: "get-expire", expiry }, (value) => r.bulkOrNil(value));
 }
@@ -172,9 +195,9 @@ export const transactionPlanners: ReadonlyMap<string, Planner> = new Map<string,
     },
   ],
   ["type", ({ args }) => read(at(args, 1), (value) => r.simple(value === null ? "none" : "string"))],
-  ["set", ({ args }) => setPlan(args)],
-  ["setex", ({ args }) => setPlan(args, "ex", "setex")],
-  ["psetex", ({ args }) => setPlan(args, "px", "psetex")],
+  ["set", (call) => setPlan(call)],
+  ["setex", (call) => setPlan(call, "ex", "setex")],
+  ["psetex", (call) => setPlan(call, "px", "psetex")],
   [
     "setnx",
     ({ args }) =>
