@@ -11,15 +11,8 @@
 // (op:clients; ops: put, get, append), --a-node-options / --b-node-options "FLAGS" (NODE_OPTIONS
 // for that build's node processes).
 import { Prng } from "../src/util/prng.js";
-import {
-  type BenchCluster,
-  type LoadResult,
-  median,
-  option as optionOf,
-  type RequestSpec,
-  runLoad,
-  startBenchCluster,
-} from "./load.js";
+import { type BenchCluster, type LoadResult, median, option as optionOf, startBenchCluster } from "./load.js";
+import { parsePoints, preparePoints, runPoint } from "./points.js";
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: string) => optionOf(args, name, fallback);
@@ -31,77 +24,25 @@ if (dirs.A === "" || dirs.B === "") {
 }
 const rounds = Number(option("rounds", "5"));
 const seconds = Number(option("seconds", "4"));
-const points = option("points", "put:1,put:64,put:256,get:64")
-  .split(",")
-  .map((p) => {
-    const [op, clients] = p.split(":");
-    if (op !== "put" && op !== "get" && op !== "append") throw new Error(`unknown op in ${p}`);
-    return { op, clients: Number(clients) } as const;
-  });
-const keys = 1000;
-const value = "v".repeat(100);
-
-function request(op: "put" | "get" | "append", key: string): RequestSpec {
-  switch (op) {
-    case "put":
-      return { method: "PUT", path: `/v1/kv/${key}`, body: JSON.stringify({ value }) };
-    case "get":
-      return { method: "GET", path: `/v1/kv/${key}` };
-    case "append":
-      return { method: "POST", path: "/v1/streams/bench/messages", body: JSON.stringify({ payload: value }) };
-  }
-}
+const points = parsePoints(option("points", "put:1,put:64,put:256,get:64"));
 
 /** A build's cluster for one round, loaded with the keys and the stream the points use. */
 async function startBuild(build: "A" | "B"): Promise<BenchCluster> {
   // The node processes inherit NODE_OPTIONS: a way to compare V8 or Node flags on one build.
   const saved = process.env["NODE_OPTIONS"];
   if (nodeOptions[build] !== "") process.env["NODE_OPTIONS"] = nodeOptions[build];
-  const ports = build === "A" ? [28381, 28301] : [28481, 28401];
-  const cluster = await startBenchCluster(
-    ports[0] ?? 0,
-    ports[1] ?? 0,
-    `${dirs[build]}/bin/cairn.js`,
-  ).finally(() => {
+  const [httpPort, peerPort] = build === "A" ? ([28381, 28301] as const) : ([28481, 28401] as const);
+  const cluster = await startBenchCluster(httpPort, peerPort, `${dirs[build]}/bin/cairn.js`).finally(() => {
     if (saved === undefined) delete process.env["NODE_OPTIONS"];
     else process.env["NODE_OPTIONS"] = saved;
   });
   try {
-    for (let k = 0; k < keys; k++) {
-      await fetch(`${cluster.leaderUrl}/v1/kv/key-${k}`, {
-        method: "PUT",
-        body: JSON.stringify({ value }),
-        headers: { "content-type": "application/json" },
-      });
-    }
-    await fetch(`${cluster.leaderUrl}/v1/streams`, {
-      method: "POST",
-      body: JSON.stringify({ name: "bench" }),
-      headers: { "content-type": "application/json" },
-    });
-    // Warm up (JIT, connection setup) before anything is measured.
-    await runLoad({
-      url: cluster.leaderUrl,
-      clients: 16,
-      seconds: 2,
-      serverPids: cluster.pids,
-      next: (c, n) => request("put", `key-${(c * 7919 + n) % keys}`),
-    });
+    await preparePoints(cluster);
     return cluster;
   } catch (error) {
     await cluster.close();
     throw error;
   }
-}
-
-function runPoint(cluster: BenchCluster, point: (typeof points)[number]): Promise<LoadResult> {
-  return runLoad({
-    url: cluster.leaderUrl,
-    clients: point.clients,
-    seconds,
-    serverPids: cluster.pids,
-    next: (c, n) => request(point.op, `key-${(c * 7919 + n) % keys}`),
-  });
 }
 
 const prng = new Prng(Date.now() % 2 ** 31);
@@ -114,7 +55,7 @@ for (let r = 0; r < rounds; r++) {
     const results = { A: [] as LoadResult[], B: [] as LoadResult[] };
     for (const point of points) {
       const order: ("A" | "B")[] = prng.below(2) === 0 ? ["A", "B"] : ["B", "A"];
-      for (const build of order) results[build].push(await runPoint(clusters[build], point));
+      for (const build of order) results[build].push(await runPoint(clusters[build], point, seconds));
     }
     for (const build of ["A", "B"] as const) {
       samples[build].push(results[build]);
