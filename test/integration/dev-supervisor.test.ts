@@ -121,6 +121,14 @@ describe("cairn dev: the supervisor on real processes", { timeout: 240_000 }, ()
 
   it("lists keys with stale consistency on every node (a fractional staleness once answered 500)", async () => {
     for (const node of cluster.nodes) {
+      // A node counts as started once spawned; its HTTP port may open a moment later.
+      await waitFor(`${node.name} to answer`, async () => {
+        try {
+          return (await fetch(`${node.httpUrl}/health/live`)).ok;
+        } catch {
+          return false;
+        }
+      });
       const response = await fetch(`${node.httpUrl}/v1/kv?consistency=stale`);
       assert.equal(response.status, 200, await response.text());
     }
