@@ -30,6 +30,8 @@ export interface NodeConfig {
   readonly corsOrigins: readonly string[];
   /** Where the Redis protocol is served; undefined: not served. */
   readonly redisListen: HostPort | undefined;
+  /** Where the gRPC replicator's MessageService is served; undefined: not served. */
+  readonly grpcListen: HostPort | undefined;
   readonly initialCluster: readonly InitialMember[];
   readonly join: string | undefined;
   readonly tlsCa: string | undefined;
@@ -127,6 +129,12 @@ export const nodeSettings: readonly Setting[] = [
     flag: "redis-listen",
     kind: "host-port",
     description: "address of the Redis protocol server (not served when unset)",
+  },
+  {
+    key: "grpcListen",
+    flag: "grpc-listen",
+    kind: "host-port",
+    description: "address of the gRPC replicator's MessageService (not served when unset)",
   },
   {
     key: "initialCluster",

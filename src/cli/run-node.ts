@@ -10,6 +10,7 @@ import { type NodeWireMessage, nodeWireCodec } from "../node/node-wire.js";
 import { RaftGroup } from "../node/raft-group.js";
 import { WalGroupStorage } from "../node/wal-group-storage.js";
 import { groupId, type NodeId, nodeId } from "../raft/index.js";
+import { startGrpcServer } from "../server/grpc/index.js";
 import { buildHttpApp } from "../server/http/app.js";
 import { startRespServer } from "../server/resp/index.js";
 import { startTextServer } from "../server/text/index.js";
@@ -143,7 +144,12 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
   const httpUrl = `http://${config.httpListen.host}:${config.httpListen.port}`;
   const textAt = config.textListen && `${config.textListen.host}:${config.textListen.port}`;
   const redisAt = config.redisListen && `${config.redisListen.host}:${config.redisListen.port}`;
-  const endpoints = { ...(textAt ? { text: textAt } : {}), ...(redisAt ? { redis: redisAt } : {}) };
+  const grpcAt = config.grpcListen && `${config.grpcListen.host}:${config.grpcListen.port}`;
+  const endpoints = {
+    ...(textAt ? { text: textAt } : {}),
+    ...(redisAt ? { redis: redisAt } : {}),
+    ...(grpcAt ? { grpc: grpcAt } : {}),
+  };
   const host = new NodeHost({ self: { id, name: identity.name, httpUrl, endpoints }, transport, env });
   // Applied rounds reach lmdb together every 50 ms: the WAL already holds them durably.
   const backend = new StoreBackend(store, MAIN_GROUP, { flushIntervalMs: 50, after: env.after });
@@ -225,9 +231,11 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
   });
   await http.listen({ host: config.httpListen.host, port: config.httpListen.port });
   const text =
-    config.textListen && (await startTextServer(config.textListen, { kv, flavor: config.textCompat }));
+    config.textListen && (await startTextServer(config.textListen, { kv, flavor: config.textCompat, log }));
   const redis =
-    config.redisListen && (await startRespServer({ kv, status: () => cluster.status() }, config.redisListen));
+    config.redisListen &&
+    (await startRespServer({ kv, streams, status: () => cluster.status(), log }, config.redisListen));
+  const grpc = config.grpcListen && (await startGrpcServer(config.grpcListen, { streams }));
 
   // Once a second: membership upkeep, and the leader sweeps expired keys by its own clock, carried
   // in the entry so replicas agree.
@@ -261,7 +269,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
   });
 
   log(
-    `node ${identity.name} (id ${id}) of cluster ${identity.clusterId}: HTTP ${httpUrl}${redis ? `, Redis ${redis.address}` : ""}${textAt ? `, text ${textAt}` : ""}, peers on ${config.peerListen.host}:${config.peerListen.port}`,
+    `node ${identity.name} (id ${id}) of cluster ${identity.clusterId}: HTTP ${httpUrl}${redis ? `, Redis ${redis.address}` : ""}${textAt ? `, text ${textAt}` : ""}${grpcAt ? `, gRPC ${grpcAt}` : ""}, peers on ${config.peerListen.host}:${config.peerListen.port}`,
   );
   return {
     id,
@@ -272,6 +280,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
       await http.close();
       await text?.close();
       await redis?.close();
+      await grpc?.close();
       await group.stop();
       host.close();
       await transport.close();

@@ -388,10 +388,12 @@ export class RaftGroup<R> {
     }
     this.#readsWaiting++;
     this.metrics.reads++;
+    const startedMs = this.#env.monotonicMs();
     const promise = new Promise<void>((resolve, reject) => {
       this.#readQueue.push({
         resolve: () => {
           this.#readsWaiting--;
+          this.metrics.readMs.observe(this.#env.monotonicMs() - startedMs);
           resolve();
         },
         reject: (error) => {

@@ -260,6 +260,10 @@ const successFields: {
   "streams.settle": { settled: "numbers", notPending: "numbers" },
   "streams.sweep": { removed: "number" },
   "streams.claim": { claimed: "deliveries", deleted: "numbers", next: "number" },
+  "streams.trim": { trimmed: "number", more: "boolean" },
+  "streams.group-position": {},
+  "streams.consumer-create": { created: "boolean" },
+  "streams.consumer-delete": { pending: "number" },
 };
 
 /** Detail fields a remembered refusal may carry (all numbers, or null for a missing key's revision). */

@@ -47,11 +47,15 @@ export type { ReplicationPort, Staleness } from "./replication.js";
 export { MemoryBackend, ServiceStateMachine, type StateBackend, StoreBackend } from "./state-machine.js";
 export {
   type AppendInput,
+  ackWaitNever,
+  type ConsumerInfo,
   type DeliveredMessage,
   defaultStreamLimits,
   type FetchOptions,
   type GroupCreateOptions,
   type GroupInfo,
+  isStreamName,
+  type PendingEntry,
   type ReadQuery,
   type ReadResult,
   type StreamCreateOptions,
@@ -63,6 +67,7 @@ export {
 export type {
   ClaimTarget,
   DiscardPolicy,
+  GivenId,
   GroupConfig,
   GroupConfigChanges,
   Header,
@@ -70,4 +75,6 @@ export type {
   StartAt,
   StreamConfig,
   StreamMessage,
+  StreamTrim,
 } from "./streams/index.js";
+export { trimBlockSeqs } from "./streams/index.js";

@@ -131,6 +131,7 @@ function touchedBy(command: StreamCommand, touched: Set<string>): void {
     case "update":
     case "message-delete":
     case "append":
+    case "trim":
       touched.add(command.name);
       return;
     case "group-create":
@@ -139,6 +140,9 @@ function touchedBy(command: StreamCommand, touched: Set<string>): void {
     case "fetch":
     case "settle":
     case "claim":
+    case "group-position":
+    case "consumer-create":
+    case "consumer-delete":
       touched.add(command.stream);
       return;
     case "sweep":
