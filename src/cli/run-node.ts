@@ -300,9 +300,9 @@ export async function runNode(config: NodeConfig): Promise<void> {
   } catch (error) {
     // A failure late in the start (a client port taken) leaves the Raft group and the transport
     // running: a node that votes and follows but serves nothing. It must not linger (found by the
-    // fault suite), so the process ends here.
-    process.stderr.write(`cairn: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(1);
+    // fault suite): once the CLI has reported the error and set the exit status, the process ends.
+    setImmediate(() => process.exit());
+    throw error;
   }
   await new Promise<void>((done) => {
     let stopping = false;
