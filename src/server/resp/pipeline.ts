@@ -6,21 +6,22 @@
 //   StepBatcher), so 50 clients writing at once cost a few entries, not 50;
 // - a run of consecutive reads on one connection runs concurrently (reads commute; each is still
 //   linearizable).
-// Anything else (MULTI and what it queues, blocking reads, stream commands, DEL / EXISTS / TYPE,
-// which also see streams) runs alone, after everything before it on its connection was answered.
+// Anything else (MULTI and what it queues, blocking reads, the stream commands without a plan,
+// DEL / EXISTS / TYPE, which also see streams) runs alone, after everything before it on its
+// connection was answered.
 import {
   type CairnError,
   isCairnError,
-  type KvResult,
   type KvService,
-  type KvStep,
+  type StepResult,
+  type TransactionStep,
 } from "../../service/index.js";
 import type { ClientState, ServerContext } from "./command-table.js";
 import { text } from "./command-table.js";
 import { respErrorOf } from "./error-replies.js";
 import { type Reply, r } from "./resp-reply.js";
 import { lookupCommand, refuseCall } from "./resp-server.js";
-import { type TransactionPlan, transactionPlanners } from "./transaction-plans.js";
+import { planOf, type TransactionPlan, transactionPlanners } from "./transaction-plans.js";
 
 /** Commands one run holds at most. */
 const runCommandsMax = 256;
@@ -95,13 +96,17 @@ export async function answerBatch(
   one: (args: readonly Buffer[]) => Promise<Reply>,
   unexpected: (error: unknown) => Reply,
 ): Promise<Reply[]> {
-  const plans: (TransactionPlan | Reply)[] = commands.map((args) => {
-    const planner = transactionPlanners.get(text(args[0]).toLowerCase());
-    return planner === undefined ? r.error("ERR internal error") : planner({ args, client, server });
-  });
+  const plans: (TransactionPlan | Reply)[] = [];
+  for (const args of commands) {
+    try {
+      plans.push(await planOf({ args, client, server }, () => one(args)));
+    } catch (error) {
+      plans.push(unexpected(error));
+    }
+  }
   const steps = plans.flatMap((plan) => ("steps" in plan ? plan.steps : []));
   client.lastCommand = lookupCommand(commands.at(-1)?.[0])?.name ?? client.lastCommand;
-  let results: readonly KvResult[] = [];
+  let results: readonly StepResult[] = [];
   try {
     if (steps.length > 0) results = await batcher.run(steps);
   } catch (error) {
@@ -129,8 +134,8 @@ export async function answerBatch(
 
 /** Steps of one submitter waiting for the next entry. */
 interface Waiting {
-  readonly steps: readonly KvStep[];
-  readonly resolve: (results: readonly KvResult[]) => void;
+  readonly steps: readonly TransactionStep[];
+  readonly resolve: (results: readonly StepResult[]) => void;
   readonly reject: (error: unknown) => void;
 }
 
@@ -162,7 +167,7 @@ export class StepBatcher {
   }
 
   /** Proposes `steps` in the next entry; resolves with their results, in order. */
-  run(steps: readonly KvStep[]): Promise<readonly KvResult[]> {
+  run(steps: readonly TransactionStep[]): Promise<readonly StepResult[]> {
     const bytes = stepsBytes(steps);
     const full =
       this.#waiting.length > 0 &&
@@ -224,9 +229,13 @@ function refusedBeforeProposing(error: CairnError): boolean {
 }
 
 /** About how many bytes steps carry (keys and values), to keep a batched entry within bounds. */
-function stepsBytes(steps: readonly KvStep[]): number {
+function stepsBytes(steps: readonly TransactionStep[]): number {
   let bytes = 0;
   for (const step of steps) {
+    if (step.type === "stream") {
+      if (step.command.type === "append") bytes += step.command.payload.length;
+      continue;
+    }
     if ("key" in step) bytes += step.key.length;
     if ("value" in step) bytes += step.value.length;
     if (step.type === "put-many") for (const [k, v] of step.pairs) bytes += k.length + v.length;
