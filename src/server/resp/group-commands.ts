@@ -21,7 +21,6 @@ import {
   chunks,
   entryReply,
   idsToSeqs,
-  parseIds,
   seqOfId,
   seqsOfIds,
   streamName,
