@@ -125,9 +125,16 @@ export async function startRespServer(
         if (run === undefined) break;
         if (queue.length < pendingMax / 2) socket.resume();
         let replies: Reply[];
-        if (run.kind === "single") replies = [await one(run.command)];
-        else if (run.kind === "reads") replies = await Promise.all(run.commands.map(one));
-        else replies = await answerBatch(run.commands, client, context, batcher, one, unexpected);
+        try {
+          if (run.kind === "single") replies = [await one(run.command)];
+          else if (run.kind === "reads") replies = await Promise.all(run.commands.map(one));
+          else replies = await answerBatch(run.commands, client, context, batcher, one, unexpected);
+        } catch (error) {
+          // `one` answers every failure itself; this is a bug in running a batch: every command
+          // of it hears of it, and the connection goes on.
+          const reply = unexpected(error);
+          replies = run.kind === "single" ? [reply] : run.commands.map(() => reply);
+        }
         for (const reply of replies) send(reply);
         if (client.closing) {
           closed = true;
