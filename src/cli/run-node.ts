@@ -10,6 +10,7 @@ import { type NodeWireMessage, nodeWireCodec } from "../node/node-wire.js";
 import { RaftGroup } from "../node/raft-group.js";
 import { WalGroupStorage } from "../node/wal-group-storage.js";
 import { groupId, type NodeId, nodeId } from "../raft/index.js";
+import { startGrpcServer } from "../server/grpc/index.js";
 import { buildHttpApp } from "../server/http/app.js";
 import { startRespServer } from "../server/resp/index.js";
 import { startTextServer } from "../server/text/index.js";
@@ -25,12 +26,15 @@ import { LeaderLink } from "../service/leader-link.js";
 import { ServiceStateMachine, StoreBackend } from "../service/state-machine.js";
 import { defaultStreamLimits, StreamService } from "../service/stream-service.js";
 import { makeDirDurable } from "../storage/atomic-file.js";
+import { DelayedFileSystem } from "../storage/delayed-file-system.js";
+import type { FileSystem } from "../storage/file-system.js";
 import { HardStateStore } from "../storage/hard-state-store.js";
 import { LmdbStateStore } from "../storage/lmdb-state-store.js";
 import { NodeFileSystem } from "../storage/node-file-system.js";
 import { SnapshotStore } from "../storage/snapshot-store.js";
 import { Wal } from "../storage/wal.js";
 import { TlsTransport } from "../transport/tls-transport.js";
+import { watchDiskDelay } from "./disk-delay.js";
 import { ConfigError, type NodeConfig } from "./node-config.js";
 import { loadOrBootstrap, type NodeIdentity } from "./node-identity.js";
 
@@ -72,7 +76,13 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
       "node-to-node traffic is mutual TLS: give tls-ca, tls-cert and tls-key (cairn dev makes them)",
     );
   }
-  const fs = new NodeFileSystem();
+  // The slow disk is a testing facility of the fault suite (docs/faults.md).
+  const diskDelay =
+    config.diskDelayFile === undefined ? undefined : await watchDiskDelay(config.diskDelayFile, log);
+  const fs: FileSystem =
+    diskDelay === undefined
+      ? new NodeFileSystem()
+      : new DelayedFileSystem(new NodeFileSystem(), diskDelay.delay);
   const identity = await loadOrBootstrap(fs, config, joinCluster);
   const id = nodeId(identity.id);
   const env = systemEnv();
@@ -129,11 +139,17 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     tls: { ca, cert, key },
     codec: nodeWireCodec,
     peers,
+    dialOverrides: config.peerDialOverrides,
   });
   const httpUrl = `http://${config.httpListen.host}:${config.httpListen.port}`;
   const textAt = config.textListen && `${config.textListen.host}:${config.textListen.port}`;
   const redisAt = config.redisListen && `${config.redisListen.host}:${config.redisListen.port}`;
-  const endpoints = { ...(textAt ? { text: textAt } : {}), ...(redisAt ? { redis: redisAt } : {}) };
+  const grpcAt = config.grpcListen && `${config.grpcListen.host}:${config.grpcListen.port}`;
+  const endpoints = {
+    ...(textAt ? { text: textAt } : {}),
+    ...(redisAt ? { redis: redisAt } : {}),
+    ...(grpcAt ? { grpc: grpcAt } : {}),
+  };
   const host = new NodeHost({ self: { id, name: identity.name, httpUrl, endpoints }, transport, env });
   // Applied rounds reach lmdb together every 50 ms: the WAL already holds them durably.
   const backend = new StoreBackend(store, MAIN_GROUP, { flushIntervalMs: 50, after: env.after });
@@ -219,6 +235,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
   const redis =
     config.redisListen &&
     (await startRespServer({ kv, streams, status: () => cluster.status(), log }, config.redisListen));
+  const grpc = config.grpcListen && (await startGrpcServer(config.grpcListen, { streams }));
 
   // Once a second: membership upkeep, and the leader sweeps expired keys by its own clock, carried
   // in the entry so replicas agree.
@@ -252,7 +269,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
   });
 
   log(
-    `node ${identity.name} (id ${id}) of cluster ${identity.clusterId}: HTTP ${httpUrl}${redis ? `, Redis ${redis.address}` : ""}${textAt ? `, text ${textAt}` : ""}, peers on ${config.peerListen.host}:${config.peerListen.port}`,
+    `node ${identity.name} (id ${id}) of cluster ${identity.clusterId}: HTTP ${httpUrl}${redis ? `, Redis ${redis.address}` : ""}${textAt ? `, text ${textAt}` : ""}${grpcAt ? `, gRPC ${grpcAt}` : ""}, peers on ${config.peerListen.host}:${config.peerListen.port}`,
   );
   return {
     id,
@@ -263,11 +280,13 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
       await http.close();
       await text?.close();
       await redis?.close();
+      await grpc?.close();
       await group.stop();
       host.close();
       await transport.close();
       await wal.close();
       await store.close();
+      diskDelay?.close();
     },
   };
 }

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { after, before, describe, it } from "node:test";
+import type { MetricsSnapshot } from "../../src/api/index.js";
 import { ProcessCluster } from "../support/process-cluster.js";
 import { waitFor } from "../support/wait-for.js";
 
@@ -45,6 +46,18 @@ describe("a real cluster of node processes", { timeout: 240_000 }, () => {
     assert.match(text, /^cairn_proposals_total [1-9]\d*$/m);
     assert.match(text, /^cairn_persist_seconds_count [1-9]\d*$/m);
     assert.match(text, /^cairn_peer_lag_entries\{peer="\d+"\} \d+$/m);
+  });
+
+  it("answers the same metrics as JSON on /v1/metrics, for charts", async () => {
+    const leader = await cluster.leader();
+    await cluster.client([leader]).get("metrics-probe");
+    const metrics = (await (await fetch(`${leader.httpUrl}/v1/metrics`)).json()) as MetricsSnapshot;
+    assert.equal(metrics.role, "leader");
+    assert.ok(metrics.counters.proposals > 0);
+    assert.ok(metrics.counters.reads > 0, "the read above asked for a barrier");
+    assert.equal(metrics.histograms.readMs.counts.length, metrics.latencyBucketsMs.length + 1);
+    assert.ok(metrics.histograms.proposalMs.count > 0);
+    assert.ok(metrics.histograms.readMs.count > 0);
   });
 
   it("replaces a SIGKILLed leader and keeps every acknowledged write", async () => {

@@ -21,7 +21,8 @@ function redisCli(address: string, args: readonly string[], input = ""): Promise
       { timeout: 60_000 },
       (error, stdout) => (error === null ? resolve(stdout) : reject(error)),
     );
-    // redis-cli may exit before it reads an empty stdin: that EPIPE is not the test's business.
+    // redis-cli may exit before it reads stdin (it had its arguments): a write to the closed pipe
+    // is EPIPE then, which says nothing about the command; its exit status and output do.
     child.stdin?.on("error", () => undefined);
     child.stdin?.end(input);
   });
