@@ -217,7 +217,7 @@ type CodecOf<T> = T extends number
           ? "deliveries"
           : T extends Uint8Array | null
             ? "bytes-or-null"
-            : T extends readonly KvResult[]
+            : T extends readonly (KvResult | StreamResult)[]
               ? "kv-results"
               : never;
 

@@ -33,6 +33,8 @@ export {
   type KvResult,
   type KvStep,
   nextExpiryMs,
+  type StepResult,
+  type TransactionStep,
 } from "./kv/index.js";
 export {
   type Consistency,

@@ -366,10 +366,18 @@ export class StreamService {
     seqs: readonly number[],
     idempotencyKey?: string,
   ): Promise<{ deleted: readonly number[]; duplicate: boolean }> {
+    const { result, duplicate } = await this.#propose(this.deleteMessagesCommand(name, seqs), idempotencyKey);
+    return { deleted: result.deleted, duplicate };
+  }
+
+  /** The command {@link deleteMessages} proposes, checked as it checks it: for a transaction step. */
+  deleteMessagesCommand(
+    name: string,
+    seqs: readonly number[],
+  ): Extract<StreamCommand, { type: "message-delete" }> {
     checkName("stream", name, STREAM_NAME);
     this.#checkSeqs(seqs);
-    const { result, duplicate } = await this.#propose({ type: "message-delete", name, seqs }, idempotencyKey);
-    return { deleted: result.deleted, duplicate };
+    return { type: "message-delete", name, seqs };
   }
 
   /** Reads one message by sequence; ERR_NOT_FOUND if the stream does not hold it. */
@@ -407,15 +415,10 @@ export class StreamService {
   }
 
   /**
-   * Appends a message. A repeated `msgId` within the stream's window answers the original sequence
-   * with `duplicate: true`; a failed `expectedLastSeq` is ERR_CONFLICT with `currentLastSeq`. With
-   * `createIfMissing`, a missing stream is created by the same write.
+   * The command {@link append} proposes, checked as it checks it: for a step of a transaction
+   * (KvService.transaction), where the append applies atomically with the other steps.
    */
-  async append(
-    name: string,
-    input: AppendInput,
-    idempotencyKey?: string,
-  ): Promise<{ seq: number; id: string; duplicate: boolean }> {
+  appendCommand(name: string, input: AppendInput): Extract<StreamCommand, { type: "append" }> {
     checkName("stream", name, STREAM_NAME);
     const headers = input.headers ?? [];
     if (headers.length > this.#limits.headersMax) {
@@ -439,21 +442,31 @@ export class StreamService {
       checkInteger("id n", input.id.n, 0, Number.MAX_SAFE_INTEGER);
     }
     if (input.trim !== undefined) checkTrim(input.trim);
-    const { result, duplicate } = await this.#propose(
-      {
-        type: "append",
-        name,
-        payload: input.payload,
-        headers,
-        ...(input.key !== undefined ? { key: input.key } : {}),
-        ...(input.msgId !== undefined ? { msgId: input.msgId } : {}),
-        ...(input.expectedLastSeq !== undefined ? { expectedLastSeq: input.expectedLastSeq } : {}),
-        ...(input.createIfMissing !== undefined ? { createWith: this.#configOf(input.createIfMissing) } : {}),
-        ...(input.id !== undefined ? { id: input.id } : {}),
-        ...(input.trim !== undefined ? { trim: input.trim } : {}),
-      },
-      idempotencyKey,
-    );
+    return {
+      type: "append",
+      name,
+      payload: input.payload,
+      headers,
+      ...(input.key !== undefined ? { key: input.key } : {}),
+      ...(input.msgId !== undefined ? { msgId: input.msgId } : {}),
+      ...(input.expectedLastSeq !== undefined ? { expectedLastSeq: input.expectedLastSeq } : {}),
+      ...(input.createIfMissing !== undefined ? { createWith: this.#configOf(input.createIfMissing) } : {}),
+      ...(input.id !== undefined ? { id: input.id } : {}),
+      ...(input.trim !== undefined ? { trim: input.trim } : {}),
+    };
+  }
+
+  /**
+   * Appends a message. A repeated `msgId` within the stream's window answers the original sequence
+   * with `duplicate: true`; a failed `expectedLastSeq` is ERR_CONFLICT with `currentLastSeq`. With
+   * `createIfMissing`, a missing stream is created by the same write.
+   */
+  async append(
+    name: string,
+    input: AppendInput,
+    idempotencyKey?: string,
+  ): Promise<{ seq: number; id: string; duplicate: boolean }> {
+    const { result, duplicate } = await this.#propose(this.appendCommand(name, input), idempotencyKey);
     // An exact trim the append's entry could not finish (the state machine's per-entry bound) goes
     // on in entries of its own.
     const trim = input.trim;
@@ -469,14 +482,23 @@ export class StreamService {
    * the state machine's per-entry bound takes several entries.
    */
   async trim(name: string, trim: StreamTrim, idempotencyKey?: string): Promise<{ trimmed: number }> {
-    checkName("stream", name, STREAM_NAME);
-    checkTrim(trim);
+    const command = this.trimCommand(name, trim);
     let trimmed = 0;
     for (;;) {
-      const { result } = await this.#propose({ type: "trim", name, trim }, idempotencyKey);
+      const { result } = await this.#propose(command, idempotencyKey);
       trimmed += result.trimmed;
       if (!result.more) return { trimmed };
     }
+  }
+
+  /**
+   * The command {@link trim} proposes, checked as it checks it: for a transaction step, where one
+   * entry removes at most the state machine's per-entry bound (10,000 messages).
+   */
+  trimCommand(name: string, trim: StreamTrim): Extract<StreamCommand, { type: "trim" }> {
+    checkName("stream", name, STREAM_NAME);
+    checkTrim(trim);
+    return { type: "trim", name, trim };
   }
 
   /**
@@ -1064,18 +1086,29 @@ export class StreamService {
     seqs: readonly number[],
     options: { readonly delayMs?: number; readonly idempotencyKey?: string } = {},
   ): Promise<{ settled: readonly number[]; notPending: readonly number[]; duplicate: boolean }> {
-    checkName("stream", stream, STREAM_NAME);
-    checkName("group", group, GROUP_NAME);
-    this.#checkSeqs(seqs);
-    checkInteger("delayMs", options.delayMs, 0, 24 * 3600 * 1000);
-    if (options.delayMs !== undefined && action !== "nack") {
-      throw new CairnError("ERR_BAD_REQUEST", `delayMs applies to nack only, not ${action}`);
-    }
     const { result, duplicate } = await this.#propose(
-      { type: "settle", stream, group, action, seqs, delayMs: options.delayMs ?? 0 },
+      this.settleCommand(stream, group, action, seqs, options.delayMs),
       options.idempotencyKey,
     );
     return { settled: result.settled, notPending: result.notPending, duplicate };
+  }
+
+  /** The command {@link settle} proposes, checked as it checks it: for a transaction step. */
+  settleCommand(
+    stream: string,
+    group: string,
+    action: SettleAction,
+    seqs: readonly number[],
+    delayMs?: number,
+  ): Extract<StreamCommand, { type: "settle" }> {
+    checkName("stream", stream, STREAM_NAME);
+    checkName("group", group, GROUP_NAME);
+    this.#checkSeqs(seqs);
+    checkInteger("delayMs", delayMs, 0, 24 * 3600 * 1000);
+    if (delayMs !== undefined && action !== "nack") {
+      throw new CairnError("ERR_BAD_REQUEST", `delayMs applies to nack only, not ${action}`);
+    }
+    return { type: "settle", stream, group, action, seqs, delayMs: delayMs ?? 0 };
   }
 
   /**

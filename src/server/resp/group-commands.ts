@@ -20,7 +20,7 @@ import {
   blockUntil,
   chunks,
   entryReply,
-  parseIds,
+  idsToSeqs,
   seqOfId,
   seqsOfIds,
   streamName,
@@ -267,21 +267,18 @@ async function xreadgroup(call: CommandCall): Promise<Reply> {
 
 /** XACK key group id [id ...] */
 async function xack(call: CommandCall): Promise<Reply> {
-  const ids = parseIds(call.args, 3);
-  if (!Array.isArray(ids)) return ids;
-  const name = streamName(call.args[1]);
-  if (name === undefined) return r.int(0);
+  const found = await idsToSeqs(call, 3);
+  if (found !== undefined && "t" in found) return found;
   const group = text(call.args[2]);
-  const streams = call.server.streams;
-  return r.int(
-    await unlessMissing(async () => {
-      let acked = 0;
-      for (const part of chunks(await seqsOfIds(call, name, ids), streams.limits.settleSeqsMax)) {
-        acked += (await streams.settle(name, group, "ack", part)).settled.length;
-      }
-      return acked;
-    }, 0),
-  );
+  let acked = 0;
+  for (const part of found?.chunks ?? []) {
+    const name = found?.name ?? "";
+    acked += await unlessMissing(
+      async () => (await call.server.streams.settle(name, group, "ack", part)).settled.length,
+      0,
+    );
+  }
+  return r.int(acked);
 }
 
 /** XPENDING key group [[IDLE min-idle-time] start end count [consumer]] */

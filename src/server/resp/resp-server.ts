@@ -16,7 +16,7 @@ import {
 } from "./command-table.js";
 import { commandTable } from "./commands.js";
 import { respErrorOf } from "./error-replies.js";
-import { answerBatch, takeRun } from "./pipeline.js";
+import { answerBatch, StepBatcher, takeRun } from "./pipeline.js";
 import { defaultRespParserLimits, RespParser, type RespParserLimits } from "./resp-parser.js";
 import { encodeReply, type Reply, r } from "./resp-reply.js";
 import { execTransaction, queueInTransaction } from "./transaction-commands.js";
@@ -74,6 +74,7 @@ export async function startRespServer(
   };
   let nextId = 1;
   const failures = new UnexpectedFailures("redis", options.log);
+  const batcher = new StepBatcher(options.kv);
 
   const server: Server = createServer((socket) => {
     socket.setNoDelay(true);
@@ -124,9 +125,16 @@ export async function startRespServer(
         if (run === undefined) break;
         if (queue.length < pendingMax / 2) socket.resume();
         let replies: Reply[];
-        if (run.kind === "single") replies = [await one(run.command)];
-        else if (run.kind === "reads") replies = await Promise.all(run.commands.map(one));
-        else replies = await answerBatch(run.commands, client, context, one, unexpected);
+        try {
+          if (run.kind === "single") replies = [await one(run.command)];
+          else if (run.kind === "reads") replies = await Promise.all(run.commands.map(one));
+          else replies = await answerBatch(run.commands, client, context, batcher, one, unexpected);
+        } catch (error) {
+          // `one` answers every failure itself; this is a bug in running a batch: every command
+          // of it hears of it, and the connection goes on.
+          const reply = unexpected(error);
+          replies = run.kind === "single" ? [reply] : run.commands.map(() => reply);
+        }
         for (const reply of replies) send(reply);
         if (client.closing) {
           closed = true;

@@ -2,7 +2,13 @@
 // XREAD (with BLOCK), XDEL, XTRIM and XINFO. A Redis stream is the Cairn stream of the same name,
 // the one the HTTP API serves; stream-fields.ts maps entries to messages and stream-ids.ts maps
 // ids. Replies and error texts follow Redis 7 (src/t_stream.c); docs/redis.md lists the differences.
-import { isCairnError, isStreamName, type StreamMessage, type StreamTrim } from "../../service/index.js";
+import {
+  type AppendInput,
+  isCairnError,
+  isStreamName,
+  type StreamMessage,
+  type StreamTrim,
+} from "../../service/index.js";
 import {
   type CommandCall,
   type CommandFlag,
@@ -198,28 +204,43 @@ function parseTrimOptions(args: readonly Buffer[], xadd: boolean): TrimOptions |
   return { trim, noMkStream, next: i };
 }
 
-/** XADD key [NOMKSTREAM] [MAXLEN | MINID [= | ~] threshold [LIMIT count]] <* | id> field value [...] */
-async function xadd(call: CommandCall): Promise<Reply> {
-  const options = parseTrimOptions(call.args, true);
+/** XADD's arguments, parsed: the stream, the append, and whether NOMKSTREAM was given. */
+export interface XaddRequest {
+  readonly name: string;
+  readonly input: AppendInput;
+  readonly noMkStream: boolean;
+}
+
+/** Parses XADD key [NOMKSTREAM] [MAXLEN | MINID [= | ~] threshold [LIMIT count]] <* | id> field value [...] */
+export function parseXadd(args: readonly Buffer[], headersMax: number): XaddRequest | Reply {
+  const options = parseTrimOptions(args, true);
   if ("t" in options) return options;
-  const pairs = call.args.slice(options.next + 1);
+  const pairs = args.slice(options.next + 1);
   if (pairs.length === 0 || pairs.length % 2 !== 0) return wrongArity("xadd");
-  const id = parseAddId(call.args[options.next]);
+  const id = parseAddId(args[options.next]);
   if (!id.ok) return id.reply;
-  const name = text(call.args[1]);
-  const streams = call.server.streams;
-  const { payload, headers } = messageOfFields(pairs, streams.limits.headersMax);
-  try {
-    const added = await streams.append(name, {
+  const { payload, headers } = messageOfFields(pairs, headersMax);
+  return {
+    name: text(args[1]),
+    noMkStream: options.noMkStream,
+    input: {
       payload,
       headers,
       ...(options.noMkStream ? {} : { createIfMissing: {} }),
       ...(id.id !== undefined ? { id: id.id } : {}),
       ...(options.trim !== undefined ? { trim: options.trim } : {}),
-    });
-    return r.bulk(added.id);
+    },
+  };
+}
+
+/** XADD: the new entry's id; nil when NOMKSTREAM finds no stream. */
+async function xadd(call: CommandCall): Promise<Reply> {
+  const request = parseXadd(call.args, call.server.streams.limits.headersMax);
+  if ("t" in request) return request;
+  try {
+    return r.bulk((await call.server.streams.append(request.name, request.input)).id);
   } catch (error) {
-    if (options.noMkStream && isCairnError(error) && error.code === "ERR_NOT_FOUND") return r.nil;
+    if (request.noMkStream && isCairnError(error) && error.code === "ERR_NOT_FOUND") return r.nil;
     throw error;
   }
 }
@@ -424,31 +445,53 @@ export function chunks<T>(items: readonly T[], size: number): T[][] {
   return out;
 }
 
-/** XDEL key id [id ...] */
-async function xdel(call: CommandCall): Promise<Reply> {
-  const ids = parseIds(call.args, 2);
+/**
+ * The sequences of the messages named by the ids from `args[from]` on, in chunks a settle or delete
+ * takes; undefined when no stream can have the key's name or it does not exist, Redis's error when
+ * an id is malformed.
+ */
+export async function idsToSeqs(
+  call: CommandCall,
+  from: number,
+): Promise<{ name: string; chunks: number[][] } | Reply | undefined> {
+  const ids = parseIds(call.args, from);
   if (!Array.isArray(ids)) return ids;
   const name = streamName(call.args[1]);
-  if (name === undefined) return r.int(0);
-  return r.int(
-    await unlessMissing(async () => {
-      let deleted = 0;
-      const seqs = await seqsOfIds(call, name, ids);
-      for (const part of chunks(seqs, call.server.streams.limits.settleSeqsMax)) {
-        deleted += (await call.server.streams.deleteMessages(name, part)).deleted.length;
-      }
-      return deleted;
-    }, 0),
-  );
+  if (name === undefined) return undefined;
+  const seqs = await unlessMissing(() => seqsOfIds(call, name, ids), undefined);
+  return seqs === undefined
+    ? undefined
+    : { name, chunks: chunks(seqs, call.server.streams.limits.settleSeqsMax) };
+}
+
+/** XDEL key id [id ...] */
+async function xdel(call: CommandCall): Promise<Reply> {
+  const found = await idsToSeqs(call, 2);
+  if (found !== undefined && "t" in found) return found;
+  let deleted = 0;
+  for (const part of found?.chunks ?? []) {
+    const name = found?.name ?? "";
+    deleted += await unlessMissing(
+      async () => (await call.server.streams.deleteMessages(name, part)).deleted.length,
+      0,
+    );
+  }
+  return r.int(deleted);
+}
+
+/** XTRIM's arguments, parsed: the stream (undefined: no stream can have that name) and the trim. */
+export function parseXtrim(args: readonly Buffer[]): { name: string | undefined; trim: StreamTrim } | Reply {
+  const options = parseTrimOptions(args, false);
+  if ("t" in options) return options;
+  if (options.trim === undefined) return syntaxError;
+  return { name: streamName(args[1]), trim: options.trim };
 }
 
 /** XTRIM key MAXLEN | MINID [= | ~] threshold [LIMIT count] */
 async function xtrim(call: CommandCall): Promise<Reply> {
-  const options = parseTrimOptions(call.args, false);
-  if ("t" in options) return options;
-  if (options.trim === undefined) return syntaxError;
-  const trim = options.trim;
-  const name = streamName(call.args[1]);
+  const request = parseXtrim(call.args);
+  if ("t" in request) return request;
+  const { name, trim } = request;
   if (name === undefined) return r.int(0);
   return r.int(await unlessMissing(async () => (await call.server.streams.trim(name, trim)).trimmed, 0));
 }

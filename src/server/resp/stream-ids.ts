@@ -15,8 +15,9 @@ export interface StreamId {
 
 /** The largest part of an id Cairn keeps. */
 export const idPartMax = Number.MAX_SAFE_INTEGER;
-/** The smallest and largest ids. */
+/** The smallest id. */
 export const minId: StreamId = { ms: 0, n: 0 };
+/** The largest id Cairn keeps. */
 export const maxId: StreamId = { ms: idPartMax, n: idPartMax };
 
 /** Redis's reply to an id it cannot read. */
@@ -60,10 +61,7 @@ export function parseBound(
   if (s === "+") return { ok: true, id: maxId };
   const exclusive = s.startsWith("(");
   const parsed = parseId(Buffer.from(exclusive ? s.slice(1) : s, "latin1"), side === "start" ? 0 : idPartMax);
-  if (parsed === undefined) {
-    if (exclusive && (s === "(-" || s === "(+")) return { ok: false, reply: invalidId };
-    return { ok: false, reply: invalidId };
-  }
+  if (parsed === undefined) return { ok: false, reply: invalidId };
   if (!exclusive) return { ok: true, id: parsed.id };
   // An exclusive bound at the very end of the id space leaves nothing: undefined, an empty range.
   const id = side === "start" ? idAfter(parsed.id) : idBefore(parsed.id);

@@ -1,6 +1,6 @@
 // MULTI / EXEC / DISCARD / WATCH / UNWATCH. Queued commands are checked as Redis checks them when
 // queued (unknown command, wrong arity: EXEC then aborts with EXECABORT).
-import { isCairnError, type KvResult } from "../../service/index.js";
+import { isCairnError, type StepResult } from "../../service/index.js";
 import type { ClientState, CommandCall, ServerContext } from "./command-table.js";
 import { respErrorOf } from "./error-replies.js";
 import { type Reply, r } from "./resp-reply.js";
@@ -76,11 +76,16 @@ export async function execTransaction(client: ClientState, server: ServerContext
   endTransaction(client);
   if (failed) return r.error("EXECABORT Transaction discarded because of previous errors.");
   // A command whose arguments are wrong answers its error in its slot, as Redis's EXEC does.
-  const plans: (TransactionPlan | Reply)[] = queued.map((args) =>
-    planOf({ args, client, server, inExec: true }, (call) => runCommand(call.args, client, server, true)),
-  );
+  const plans: (TransactionPlan | Reply)[] = [];
+  for (const args of queued) {
+    plans.push(
+      await planOf({ args, client, server, inExec: true }, (call) =>
+        runCommand(call.args, client, server, true),
+      ),
+    );
+  }
   const steps = plans.flatMap((plan) => ("steps" in plan ? plan.steps : []));
-  let results: readonly KvResult[] = [];
+  let results: readonly StepResult[] = [];
   if (steps.length > 0 || watched.length > 0) {
     const outcome = await server.kv.transaction(watched, steps);
     if (outcome.aborted) return { t: "null-array" };

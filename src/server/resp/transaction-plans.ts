@@ -4,7 +4,7 @@
 // Every command that reads or writes keys has a plan here; a command without one touches no key
 // (PING, CLIENT, INFO...) or reads the whole keyspace (KEYS, SCAN, DBSIZE, RANDOMKEY), and EXEC
 // runs it in its place among the replies, after the entry applied.
-import { CairnError, type KvResult, type KvStep } from "../../service/index.js";
+import { isCairnError, type KvStep, type StepResult } from "../../service/index.js";
 import { type CommandCall, notAnInteger, parseInteger, text, wrongArity } from "./command-table.js";
 import { respErrorOf } from "./error-replies.js";
 import {
@@ -22,27 +22,19 @@ import {
   ttlReply,
 } from "./key-commands.js";
 import { type Reply, r } from "./resp-reply.js";
+import { type Planner, refusalReply, streamPlanners, type TransactionPlan } from "./stream-plans.js";
 
-/** A queued command's part of the transaction. */
-export interface TransactionPlan {
-  readonly steps: readonly KvStep[];
-  /** Builds the reply from the results of `steps`, in order, once the entry applied. */
-  readonly reply: (results: readonly KvResult[], call: CommandCall) => Reply | Promise<Reply>;
-}
-
-type Planner = (call: CommandCall) => TransactionPlan | Reply;
+export type { TransactionPlan } from "./stream-plans.js";
 
 const at = (args: readonly Buffer[], i: number): Buffer => args[i] ?? Buffer.alloc(0);
 
 /** The reply of a refused step, or undefined when it succeeded. */
-function refused(result: KvResult | undefined): Reply | undefined {
+function refused(result: StepResult | undefined): Reply | undefined {
   if (result === undefined) return r.error("ERR internal error: a transaction step has no result");
-  if (result.ok) return undefined;
-  const error = new CairnError(result.code, result.message);
-  return r.error(respErrorOf[error.code](error));
+  return result.ok ? undefined : refusalReply(result);
 }
 
-function single(step: KvStep, reply: (result: KvResult) => Reply): TransactionPlan {
+function single(step: KvStep, reply: (result: StepResult) => Reply): TransactionPlan {
   return { steps: [step], reply: ([result]) => refused(result) ?? (result ? reply(result) : r.nil) };
 }
 
@@ -67,14 +59,14 @@ function increment(sign: 1n | -1n, fixed: bigint | undefined): Planner {
 function keysPlan(
   args: readonly Buffer[],
   step: (key: Buffer) => KvStep,
-  count: (result: KvResult) => boolean,
+  count: (result: StepResult) => boolean,
 ): TransactionPlan {
   const steps = args.slice(1).map(step);
   return { steps, reply: (results) => r.int(results.filter(count).length) };
 }
 
-const deleted = (x: KvResult) => x.kind === "kv.delete" && x.ok && x.deleted;
-const present = (x: KvResult) => x.kind === "kv.read" && x.value !== null;
+const deleted = (x: StepResult) => x.kind === "kv.delete" && x.ok && x.deleted;
+const present = (x: StepResult) => x.kind === "kv.read" && x.value !== null;
 
 /** The service's refusal of a relative expiry over `ttlMsMax`, as the command alone would answer it. */
 function ttlRefused(expiry: Expiry | undefined, server: CommandCall["server"]): Reply | undefined {
@@ -295,13 +287,23 @@ export const transactionPlanners: ReadonlyMap<string, Planner> = new Map<string,
   ],
   ["flushall", flushPlan],
   ["flushdb", flushPlan],
+  ...streamPlanners,
 ]);
 
-/** The plan of a queued command: its steps, or (no key touched) its handler run in its place. */
-export function planOf(
+/**
+ * The plan of a queued command: its steps, or (no plan) its handler run in its place. A command the
+ * service refuses while it is planned (a name over a limit) answers that refusal in its place.
+ */
+export async function planOf(
   call: CommandCall,
   run: (call: CommandCall) => Promise<Reply>,
-): TransactionPlan | Reply {
+): Promise<TransactionPlan | Reply> {
   const planner = transactionPlanners.get(text(call.args[0]).toLowerCase());
-  return planner === undefined ? { steps: [], reply: () => run(call) } : planner(call);
+  if (planner === undefined) return { steps: [], reply: () => run(call) };
+  try {
+    return await planner(call);
+  } catch (error) {
+    if (!isCairnError(error)) throw error;
+    return r.error(respErrorOf[error.code](error));
+  }
 }

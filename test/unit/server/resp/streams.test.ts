@@ -176,17 +176,48 @@ describe("Redis streams", { timeout: 60_000 }, () => {
     c.close();
   });
 
-  it("inside MULTI, a stream command is queued and runs in its place", async () => {
+  it("inside MULTI, XADD and XACK join the transaction's one entry; stream reads run in place", async () => {
     const c = await RawConnection.open(fixture.port);
-    c.write(encode("MULTI"));
     c.write(encode("XADD", "tx", "1-0", "a", "1"));
+    c.write(encode("XGROUP", "CREATE", "tx", "g", "0"));
+    c.write(encode("XREADGROUP", "GROUP", "g", "c", "STREAMS", "tx", ">"));
+    await c.until((s) => s.endsWith("1\r\n") && s.includes("*1\r\n*2\r\n$2"));
+    const before = fixture.log.appliedIndex;
+    c.write(encode("MULTI"));
+    c.write(encode("XACK", "tx", "g", "1-0"));
+    c.write(encode("XADD", "tx", "2-0", "a", "2"));
     c.write(encode("SET", "txk", "v"));
+    c.write(encode("XADD", "tx", "1-5", "a", "3"));
     c.write(encode("XLEN", "tx"));
     c.write(encode("EXEC"));
-    assert.equal(
-      await c.until((s) => s.endsWith(":1\r\n")),
-      "+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*3\r\n$3\r\n1-0\r\n+OK\r\n:1\r\n",
+    const replies = await c.until((s) => s.endsWith(":2\r\n"));
+    assert.ok(
+      replies.endsWith(
+        "+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*5\r\n:1\r\n$3\r\n2-0\r\n+OK\r\n" +
+          "-ERR The ID specified in XADD is equal or smaller than the target stream top item\r\n:2\r\n",
+      ),
+      replies,
     );
+    assert.equal(fixture.log.appliedIndex, before + 1, "one entry for the whole transaction");
+    c.close();
+  });
+
+  it("a pipeline of XADDs costs a few entries, and wakes a blocked reader", async () => {
+    const reader = await RawConnection.open(fixture.port);
+    reader.write(encode("XREAD", "BLOCK", "0", "STREAMS", "piped", "$"));
+    await waitFor("the reader to block", async () => (await blocked()) === 1);
+    const c = await RawConnection.open(fixture.port);
+    const before = fixture.log.appliedIndex;
+    c.write(
+      Buffer.concat(
+        Array.from({ length: 100 }, (_, i) => encode("XADD", "piped", `${i + 1}-0`, "n", String(i))),
+      ),
+    );
+    const replies = await c.until((s) => s.endsWith("$5\r\n100-0\r\n"));
+    assert.equal((replies.match(/-0\r\n/g) ?? []).length, 100);
+    assert.ok(fixture.log.appliedIndex - before < 10, `${fixture.log.appliedIndex - before} entries`);
+    assert.match(await reader.until((s) => s.includes("1-0\r\n")), /^\*1\r\n\*2\r\n\$5\r\npiped\r\n/);
+    reader.close();
     c.close();
   });
 });
