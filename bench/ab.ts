@@ -1,20 +1,18 @@
 // `node --import tsx bench/ab.ts --a DIR --b DIR`: compares two builds of Cairn side by side on this
 // noisy shared machine. Each DIR holds a `bin/cairn.js` (and the `dist/` it imports), for example a
-// copy of the tree at the base commit and the working tree. Rounds alternate the builds in a
-// shuffled order; each round starts a fresh 3-node cluster per build and runs every load point, and
-// the table shows the medians over the rounds and the ratio B/A. Not part of `npm test`.
+// copy of the tree at the base commit and the working tree. Each round starts a fresh 3-node
+// cluster per build, both running at once, and runs every load point on one and right after on the
+// other (which goes first is shuffled per point), so the two builds of a point meet nearly the same
+// load from the rest of this shared machine. The table shows the medians over the rounds and, for
+// B/A, the median of the rounds' own ratios with their range: a paired comparison, which slow
+// swings of the machine's load do not move the way they move absolute figures. Not part of
+// `npm test`.
 // Options: --rounds N (default 5), --seconds N per point (default 4), --points put:1,put:64,get:64
 // (op:clients; ops: put, get, append), --a-node-options / --b-node-options "FLAGS" (NODE_OPTIONS
 // for that build's node processes).
 import { Prng } from "../src/util/prng.js";
-import {
-  type LoadResult,
-  median,
-  option as optionOf,
-  type RequestSpec,
-  runLoad,
-  startBenchCluster,
-} from "./load.js";
+import { type BenchCluster, type LoadResult, median, option as optionOf, startBenchCluster } from "./load.js";
+import { parsePoints, preparePoints, runPoint } from "./points.js";
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: string) => optionOf(args, name, fallback);
@@ -26,112 +24,80 @@ if (dirs.A === "" || dirs.B === "") {
 }
 const rounds = Number(option("rounds", "5"));
 const seconds = Number(option("seconds", "4"));
-const points = option("points", "put:1,put:64,put:256,get:64")
-  .split(",")
-  .map((p) => {
-    const [op, clients] = p.split(":");
-    if (op !== "put" && op !== "get" && op !== "append") throw new Error(`unknown op in ${p}`);
-    return { op, clients: Number(clients) } as const;
-  });
-const keys = 1000;
-const value = "v".repeat(100);
+const points = parsePoints(option("points", "put:1,put:64,put:256,get:64"));
 
-function request(op: "put" | "get" | "append", key: string): RequestSpec {
-  switch (op) {
-    case "put":
-      return { method: "PUT", path: `/v1/kv/${key}`, body: JSON.stringify({ value }) };
-    case "get":
-      return { method: "GET", path: `/v1/kv/${key}` };
-    case "append":
-      return { method: "POST", path: "/v1/streams/bench/messages", body: JSON.stringify({ payload: value }) };
-  }
-}
-
-async function runBuild(dir: string, nodeOptions: string): Promise<LoadResult[]> {
+/** A build's cluster for one round, loaded with the keys and the stream the points use. */
+async function startBuild(build: "A" | "B"): Promise<BenchCluster> {
   // The node processes inherit NODE_OPTIONS: a way to compare V8 or Node flags on one build.
   const saved = process.env["NODE_OPTIONS"];
-  if (nodeOptions !== "") process.env["NODE_OPTIONS"] = nodeOptions;
-  const cluster = await startBenchCluster(28381, 28301, `${dir}/bin/cairn.js`).finally(() => {
+  if (nodeOptions[build] !== "") process.env["NODE_OPTIONS"] = nodeOptions[build];
+  const [httpPort, peerPort] = build === "A" ? ([28381, 28301] as const) : ([28481, 28401] as const);
+  const cluster = await startBenchCluster(httpPort, peerPort, `${dirs[build]}/bin/cairn.js`).finally(() => {
     if (saved === undefined) delete process.env["NODE_OPTIONS"];
     else process.env["NODE_OPTIONS"] = saved;
   });
   try {
-    for (let k = 0; k < keys; k++) {
-      await fetch(`${cluster.leaderUrl}/v1/kv/key-${k}`, {
-        method: "PUT",
-        body: JSON.stringify({ value }),
-        headers: { "content-type": "application/json" },
-      });
-    }
-    await fetch(`${cluster.leaderUrl}/v1/streams`, {
-      method: "POST",
-      body: JSON.stringify({ name: "bench" }),
-      headers: { "content-type": "application/json" },
-    });
-    // Warm up (JIT, connection setup) before anything is measured.
-    await runLoad({
-      url: cluster.leaderUrl,
-      clients: 16,
-      seconds: 2,
-      serverPids: cluster.pids,
-      next: (c, n) => request("put", `key-${(c * 7919 + n) % keys}`),
-    });
-    const results: LoadResult[] = [];
-    for (const point of points) {
-      results.push(
-        await runLoad({
-          url: cluster.leaderUrl,
-          clients: point.clients,
-          seconds,
-          serverPids: cluster.pids,
-          next: (c, n) => request(point.op, `key-${(c * 7919 + n) % keys}`),
-        }),
-      );
-    }
-    return results;
-  } finally {
+    await preparePoints(cluster);
+    return cluster;
+  } catch (error) {
     await cluster.close();
+    throw error;
   }
 }
 
 const prng = new Prng(Date.now() % 2 ** 31);
 const samples = { A: [] as LoadResult[][], B: [] as LoadResult[][] };
 for (let r = 0; r < rounds; r++) {
-  const order: ("A" | "B")[] = prng.below(2) === 0 ? ["A", "B"] : ["B", "A"];
-  for (const build of order) {
-    samples[build].push(await runBuild(dirs[build], nodeOptions[build]));
-    const last = samples[build].at(-1) ?? [];
-    console.error(
-      `round ${r + 1} ${build}: ${last.map((x, i) => `${points[i]?.op}:${points[i]?.clients}=${x.opsPerSecond.toFixed(0)}/s p50 ${x.p50Ms.toFixed(2)}`).join("  ")}`,
-    );
+  // Both clusters run for the whole round; each point runs on one and then at once on the other,
+  // in a shuffled order, so both meet nearly the same load from the rest of the machine.
+  const clusters = { A: await startBuild("A"), B: await startBuild("B") };
+  try {
+    const results = { A: [] as LoadResult[], B: [] as LoadResult[] };
+    for (const point of points) {
+      const order: ("A" | "B")[] = prng.below(2) === 0 ? ["A", "B"] : ["B", "A"];
+      for (const build of order) results[build].push(await runPoint(clusters[build], point, seconds));
+    }
+    for (const build of ["A", "B"] as const) {
+      samples[build].push(results[build]);
+      console.error(
+        `round ${r + 1} ${build}: ${results[build].map((x, i) => `${points[i]?.op}:${points[i]?.clients}=${x.opsPerSecond.toFixed(0)}/s p50 ${x.p50Ms.toFixed(2)}`).join("  ")}`,
+      );
+    }
+  } finally {
+    await clusters.A.close();
+    await clusters.B.close();
   }
 }
 
 const load = (await import("node:os")).loadavg();
 console.log(
-  `${rounds} rounds, ${seconds} s per point, load average ${load.map((x) => x.toFixed(1)).join(" ")}; medians\n`,
+  `${rounds} rounds, ${seconds} s per point, load average ${load.map((x) => x.toFixed(1)).join(" ")}; medians; B/A: median of the rounds' ratios [lowest, highest]\n`,
 );
 console.log(
-  "| op | clients | A ops/s | B ops/s | B/A | A p50 ms | B p50 ms | A p99 ms | B p99 ms | A CPU µs/op | B CPU µs/op |",
+  "| op | clients | A ops/s | B ops/s | B/A ops/s | A p50 ms | B p50 ms | A p99 ms | B p99 ms | A CPU µs/op | B CPU µs/op | B/A CPU/op |",
 );
-console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
 points.forEach((point, i) => {
+  const at = (build: "A" | "B", round: number) => samples[build][round]?.[i] ?? ({} as LoadResult);
   const pick = (build: "A" | "B", f: (x: LoadResult) => number) =>
     median(samples[build].map((run) => f(run[i] ?? ({} as LoadResult))));
-  const a = pick("A", (x) => x.opsPerSecond);
-  const b = pick("B", (x) => x.opsPerSecond);
+  const ratio = (f: (x: LoadResult) => number) => {
+    const ratios = samples.A.map((_, round) => f(at("B", round)) / f(at("A", round)));
+    return `${median(ratios).toFixed(2)} [${Math.min(...ratios).toFixed(2)}, ${Math.max(...ratios).toFixed(2)}]`;
+  };
   const cells = [
     point.op,
     point.clients,
-    a.toFixed(0),
-    b.toFixed(0),
-    (b / a).toFixed(2),
+    pick("A", (x) => x.opsPerSecond).toFixed(0),
+    pick("B", (x) => x.opsPerSecond).toFixed(0),
+    ratio((x) => x.opsPerSecond),
     pick("A", (x) => x.p50Ms).toFixed(2),
     pick("B", (x) => x.p50Ms).toFixed(2),
     pick("A", (x) => x.p99Ms).toFixed(2),
     pick("B", (x) => x.p99Ms).toFixed(2),
     pick("A", (x) => x.cpuMicrosPerOp).toFixed(0),
     pick("B", (x) => x.cpuMicrosPerOp).toFixed(0),
+    ratio((x) => x.cpuMicrosPerOp),
   ];
   console.log(`| ${cells.join(" | ")} |`);
 });

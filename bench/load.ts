@@ -170,6 +170,8 @@ export async function waitFor<T>(
 /** A local 3-node Cairn cluster for a benchmark, with its leader found. */
 export interface BenchCluster {
   readonly leaderUrl: string;
+  /** host:port of the leader's Redis protocol server, when the cluster serves Redis. */
+  readonly leaderRedisAddress: string | null;
   readonly pids: readonly number[];
   /** Stops every node and removes the data. */
   close(): Promise<void>;
@@ -183,6 +185,7 @@ export async function startBenchCluster(
   httpPort: number,
   peerPort: number,
   cairnBin = new URL("../bin/cairn.js", import.meta.url).pathname,
+  redisPort?: number,
 ): Promise<BenchCluster> {
   const dir = await mkdtemp(join(tmpdir(), "cairn-bench-"));
   const cluster = await startDevCluster({
@@ -191,6 +194,7 @@ export async function startBenchCluster(
     httpPort,
     peerPort,
     cairnBin,
+    ...(redisPort !== undefined ? { redisPort } : {}),
     print: () => {},
     // CAIRN_BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir=DIR" profiles the nodes of a benchmark.
     nodeFlags: (process.env["CAIRN_BENCH_NODE_FLAGS"] ?? "").split(" ").filter((f) => f !== ""),
@@ -207,7 +211,8 @@ export async function startBenchCluster(
       };
       return status.leader?.httpUrl ?? undefined;
     });
-    return { leaderUrl, pids: cluster.nodes.map((n) => n.pid ?? 0), close };
+    const leaderRedisAddress = cluster.nodes.find((n) => n.httpUrl === leaderUrl)?.redisAddress ?? null;
+    return { leaderUrl, leaderRedisAddress, pids: cluster.nodes.map((n) => n.pid ?? 0), close };
   } catch (error) {
     await close();
     throw error;

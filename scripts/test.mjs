@@ -41,6 +41,11 @@ if (!onlyTests && filters.length === 0) {
   run("format and lint (biome)", bin("biome"), ["check", "."]);
   run("type-aware lint (eslint)", bin("eslint"), ["--max-warnings=0", "."]);
   run("typecheck (tsc)", bin("tsc"), ["-p", "tsconfig.json", "--noEmit"]);
+  run("typecheck the dashboard (svelte-check)", bin("svelte-check"), [
+    "--tsconfig",
+    "src/dashboard/tsconfig.json",
+    "--fail-on-warnings",
+  ]);
 }
 
 const files = findTests(join(root, "test")).filter(

@@ -2,7 +2,9 @@ import { existsSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { Command, Option } from "commander";
+import type { ClusterStatus } from "../api/index.js";
 import { CairnClient, CairnClientError } from "../client/index.js";
+import { startControlServer } from "./control-server.js";
 import { devCertsCommand } from "./dev-certs.js";
 import { startDevCluster } from "./dev-cluster.js";
 
@@ -61,6 +63,8 @@ interface DevOptions {
   peerPort: number;
   textPort: number;
   redisPort: number;
+  grpcPort: number;
+  dashboardPort: number;
 }
 
 /** Builds the `cairn` command tree. Exported so tests can drive it without spawning a process. */
@@ -111,16 +115,44 @@ export function buildProgram(): Command {
       6661,
     )
     .option("--redis-port <port>", "Redis port of the first node", integer("redis-port"), 6381)
+    .option(
+      "--grpc-port <port>",
+      "gRPC (the replicator's MessageService) port of the first node",
+      integer("grpc-port"),
+      50052,
+    )
+    .option(
+      "--dashboard-port <port>",
+      "port of the dashboard and control API (127.0.0.1 only)",
+      integer("dashboard-port"),
+      8080,
+    )
     .action(async (options: DevOptions) => {
       const cluster = await startDevCluster({
         ...options,
         cairnBin: new URL("../../bin/cairn.js", import.meta.url).pathname,
         print,
       });
+      cluster.watch(500);
+      let control: Awaited<ReturnType<typeof startControlServer>>;
+      try {
+        control = await startControlServer({
+          supervisor: cluster,
+          port: options.dashboardPort,
+          staticDir: new URL("../../dist/dashboard/", import.meta.url).pathname,
+        });
+      } catch (error) {
+        await cluster.close();
+        throw new ConfigError(
+          "dashboard-port",
+          `cannot serve the dashboard on 127.0.0.1:${options.dashboardPort}: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      }
       print(`Cairn local cluster: ${cluster.nodes.length} nodes (Ctrl-C stops them all)`);
+      print(`  Dashboard  ${control.url}   (control API: ${control.url}/v1/control/nodes)`);
       for (const n of cluster.nodes)
         print(
-          `  ${n.name}  HTTP ${n.httpUrl}  Redis ${n.redisAddress}  text ${n.textAddress}  peer ${n.peerAddress}  pid ${n.pid}  log ${n.logFile}`,
+          `  ${n.name}  HTTP ${n.httpUrl}  Redis ${n.redisAddress}  text ${n.textAddress}  gRPC ${n.grpcAddress}  peer ${n.peerAddress}  pid ${n.pid}  log ${n.logFile}`,
         );
       const first = cluster.nodes[0]?.httpUrl ?? "";
       print("\nTry:");
@@ -134,10 +166,18 @@ export function buildProgram(): Command {
       const text = (cluster.nodes.at(-1)?.textAddress ?? "").replace(":", " ");
       if (text !== "")
         print(`  printf 'SET 42 hello world\\r\\nGET 42\\r\\nQUIT\\r\\n' | nc ${text}   # the text protocol`);
+      const grpc = cluster.nodes.at(-1)?.grpcAddress;
+      if (grpc !== undefined)
+        print(
+          `  grpcurl -plaintext -import-path proto -proto messages.proto -d '{"content":"hello"}' ${grpc} messages.MessageService/PostMessage`,
+        );
       await new Promise<void>((done) => {
         const stop = () => {
           print("\nstopping the cluster...");
-          void cluster.close().then(done);
+          void control
+            .close()
+            .finally(() => cluster.close())
+            .then(done);
         };
         process.once("SIGINT", stop);
         process.once("SIGTERM", stop);
@@ -230,20 +270,7 @@ export function buildProgram(): Command {
       const status = (await new CairnClient({ endpoints: endpointsFrom(options.endpoints) }).request(
         "GET",
         "/v1/cluster",
-      )) as {
-        clusterId: string;
-        term: number;
-        commitIndex: number;
-        leader: { name: string | null; id: number } | null;
-        members: {
-          id: number;
-          name: string | null;
-          voter: boolean;
-          httpUrl: string | null;
-          isLeader: boolean;
-          progress?: { matchIndex: number; lag: number; state: string };
-        }[];
-      };
+      )) as ClusterStatus;
       if (options.json) return print(status);
       print(
         `cluster ${status.clusterId}  term ${status.term}  commit ${status.commitIndex}  leader ${status.leader?.name ?? status.leader?.id ?? "none"}`,

@@ -31,6 +31,8 @@ export interface NodeConfig {
   readonly corsOrigins: readonly string[];
   /** Where the Redis protocol is served; undefined: not served. */
   readonly redisListen: HostPort | undefined;
+  /** Where the gRPC replicator's MessageService is served; undefined: not served. */
+  readonly grpcListen: HostPort | undefined;
   readonly initialCluster: readonly InitialMember[];
   readonly join: string | undefined;
   readonly tlsCa: string | undefined;
@@ -44,6 +46,10 @@ export interface NodeConfig {
   readonly segmentBytesMax: number;
   readonly snapshotEntries: number;
   readonly snapshotBytes: number;
+  /** Testing facility: dial these addresses instead of peers' member addresses (keyed `host:port`). */
+  readonly peerDialOverrides: ReadonlyMap<string, HostPort>;
+  /** Testing facility: a file holding the milliseconds every log write and sync waits (a slow disk). */
+  readonly diskDelayFile: string | undefined;
 }
 
 /** A setting that failed validation; `setting` is its flag name. Stable code ERR_CONFIG. */
@@ -59,7 +65,7 @@ export class ConfigError extends Error {
   }
 }
 
-type Kind = "name" | "path" | "host-port" | "members" | "url" | "int" | "choice" | "origins";
+type Kind = "name" | "path" | "host-port" | "members" | "url" | "int" | "choice" | "origins" | "address-map";
 
 interface Setting {
   readonly key: keyof NodeConfig;
@@ -124,6 +130,12 @@ export const nodeSettings: readonly Setting[] = [
     flag: "redis-listen",
     kind: "host-port",
     description: "address of the Redis protocol server (not served when unset)",
+  },
+  {
+    key: "grpcListen",
+    flag: "grpc-listen",
+    kind: "host-port",
+    description: "address of the gRPC replicator's MessageService (not served when unset)",
   },
   {
     key: "initialCluster",
@@ -214,6 +226,21 @@ export const nodeSettings: readonly Setting[] = [
     max: 16 * 1024 * 1024 * 1024,
     description: "bytes of applied entry data between snapshots (whichever of the two comes first)",
   },
+  {
+    key: "peerDialOverrides",
+    flag: "peer-dial-override",
+    kind: "address-map",
+    default: "",
+    description:
+      "testing only: member=dialed address pairs (host:port=host:port,...): reach a peer through a proxy (docs/faults.md)",
+  },
+  {
+    key: "diskDelayFile",
+    flag: "disk-delay-file",
+    kind: "path",
+    description:
+      "testing only: a file with the milliseconds each log write and sync waits in memory first, re-read when it changes (docs/faults.md)",
+  },
 ];
 
 /** The CAIRN_* environment variable of a flag: `data-dir` -> `CAIRN_DATA_DIR`. */
@@ -277,6 +304,8 @@ function parseValue(setting: Setting, raw: unknown): NodeConfig[keyof NodeConfig
     }
     case "members":
       return parseMembers(raw, where);
+    case "address-map":
+      return parseAddressMap(raw, where);
     case "origins": {
       const origins = raw
         .split(",")
@@ -317,6 +346,21 @@ function parseMembers(raw: string, where: string): InitialMember[] {
   if (names.size !== members.length) throw new ConfigError(where, "a member name appears twice");
   if (members.length > 7) throw new ConfigError(where, "at most 7 members");
   return members;
+}
+
+/** Parses `host:port=host:port,...` into a map keyed by the first address as written `host:port`. */
+function parseAddressMap(raw: string, where: string): Map<string, HostPort> {
+  const out = new Map<string, HostPort>();
+  for (const part of raw.split(",")) {
+    if (part.trim() === "") continue;
+    const eq = part.indexOf("=");
+    if (eq <= 0) throw new ConfigError(where, `expected host:port=host:port, got ${JSON.stringify(part)}`);
+    const from = parseHostPort(part.slice(0, eq), where);
+    const key = `${from.host}:${from.port}`;
+    if (out.has(key)) throw new ConfigError(where, `${key} appears twice`);
+    out.set(key, parseHostPort(part.slice(eq + 1), where));
+  }
+  return out;
 }
 
 /** Where each raw value came from, lowest precedence first. */

@@ -8,12 +8,20 @@ import { CairnClient } from "../client/index.js";
 import { type NodeWireMessage, nodeWireCodec, systemEnv } from "../node/index.js";
 import { CairnNode } from "../node-assembly/index.js";
 import { type NodeId, nodeId } from "../raft/index.js";
+import { startGrpcServer } from "../server/grpc/index.js";
 import { buildHttpApp } from "../server/http/app.js";
 import { startRespServer } from "../server/resp/index.js";
 import { startTextServer } from "../server/text/index.js";
 import type { JoinAnswer } from "../service/index.js";
-import { LmdbStateStore, makeDirDurable, NodeFileSystem } from "../storage/index.js";
+import {
+  DelayedFileSystem,
+  type FileSystem,
+  LmdbStateStore,
+  makeDirDurable,
+  NodeFileSystem,
+} from "../storage/index.js";
 import { TlsTransport } from "../transport/index.js";
+import { watchDiskDelay } from "./disk-delay.js";
 import { ConfigError, type NodeConfig } from "./node-config.js";
 import { loadOrBootstrap, type NodeIdentity } from "./node-identity.js";
 
@@ -53,7 +61,13 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
       "node-to-node traffic is mutual TLS: give tls-ca, tls-cert and tls-key (cairn dev makes them)",
     );
   }
-  const fs = new NodeFileSystem();
+  // The slow disk is a testing facility of the fault suite (docs/faults.md).
+  const diskDelay =
+    config.diskDelayFile === undefined ? undefined : await watchDiskDelay(config.diskDelayFile, log);
+  const fs: FileSystem =
+    diskDelay === undefined
+      ? new NodeFileSystem()
+      : new DelayedFileSystem(new NodeFileSystem(), diskDelay.delay);
   const identity = await loadOrBootstrap(fs, config, joinCluster);
   const id = nodeId(identity.id);
   const [ca, cert, key] = await Promise.all([
@@ -73,11 +87,17 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     codec: nodeWireCodec,
     // The assembly sets the peers from the membership it starts with.
     peers: new Map(),
+    dialOverrides: config.peerDialOverrides,
   });
   const httpUrl = `http://${config.httpListen.host}:${config.httpListen.port}`;
   const textAt = config.textListen && `${config.textListen.host}:${config.textListen.port}`;
   const redisAt = config.redisListen && `${config.redisListen.host}:${config.redisListen.port}`;
-  const endpoints = { ...(textAt ? { text: textAt } : {}), ...(redisAt ? { redis: redisAt } : {}) };
+  const grpcAt = config.grpcListen && `${config.grpcListen.host}:${config.grpcListen.port}`;
+  const endpoints = {
+    ...(textAt ? { text: textAt } : {}),
+    ...(redisAt ? { redis: redisAt } : {}),
+    ...(grpcAt ? { grpc: grpcAt } : {}),
+  };
   const node = await CairnNode.open({
     fs,
     dataDir: config.dataDir,
@@ -110,13 +130,17 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
   await http.listen({ host: config.httpListen.host, port: config.httpListen.port });
   const text =
     config.textListen &&
-    (await startTextServer(config.textListen, { kv: node.kv, flavor: config.textCompat }));
+    (await startTextServer(config.textListen, { kv: node.kv, flavor: config.textCompat, log }));
   const redis =
     config.redisListen &&
-    (await startRespServer({ kv: node.kv, status: () => node.cluster.status() }, config.redisListen));
+    (await startRespServer(
+      { kv: node.kv, streams: node.streams, status: () => node.cluster.status(), log },
+      config.redisListen,
+    ));
+  const grpc = config.grpcListen && (await startGrpcServer(config.grpcListen, { streams: node.streams }));
 
   log(
-    `node ${identity.name} (id ${id}) of cluster ${identity.clusterId}: HTTP ${httpUrl}${redis ? `, Redis ${redis.address}` : ""}${textAt ? `, text ${textAt}` : ""}, peers on ${config.peerListen.host}:${config.peerListen.port}`,
+    `node ${identity.name} (id ${id}) of cluster ${identity.clusterId}: HTTP ${httpUrl}${redis ? `, Redis ${redis.address}` : ""}${textAt ? `, text ${textAt}` : ""}${grpcAt ? `, gRPC ${grpcAt}` : ""}, peers on ${config.peerListen.host}:${config.peerListen.port}`,
   );
   return {
     id,
@@ -126,7 +150,9 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
       await http.close();
       await text?.close();
       await redis?.close();
+      await grpc?.close();
       await node.close();
+      diskDelay?.close();
     },
   };
 }
@@ -134,7 +160,16 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
 /** Runs a node until SIGINT or SIGTERM, then stops it cleanly. */
 export async function runNode(config: NodeConfig): Promise<void> {
   const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${config.name} ${line}\n`);
-  const node = await startNode(config, log);
+  let node: RunningNode;
+  try {
+    node = await startNode(config, log);
+  } catch (error) {
+    // A failure late in the start (a client port taken) leaves the Raft group and the transport
+    // running: a node that votes and follows but serves nothing. It must not linger (found by the
+    // fault suite): once the CLI has reported the error and set the exit status, the process ends.
+    setImmediate(() => process.exit());
+    throw error;
+  }
   await new Promise<void>((done) => {
     let stopping = false;
     const stop = () => {

@@ -2,7 +2,12 @@
 // what is safe to retry (writes always carry an idempotency key, generated when the caller gives
 // none, so a retry after an unknown outcome can never apply twice), and turns error bodies into
 // CairnClientError with the server's stable code.
-import { randomUUID } from "node:crypto";
+import type * as Api from "../api/index.js";
+
+/** A fresh idempotency key (Web Crypto: the same in Node.js and in the dashboard's browser). */
+function randomUUID(): string {
+  return globalThis.crypto.randomUUID();
+}
 
 /** A failure reported by the server (its stable code) or by the client (ERR_UNAVAILABLE, ERR_TIMEOUT). */
 export class CairnClientError extends Error {
@@ -37,21 +42,10 @@ export interface CairnClientOptions {
 }
 
 /** A key as read. */
-export interface KvItem {
-  readonly key: string;
-  readonly value: string;
-  readonly encoding: "utf8" | "base64";
-  readonly revision: number;
-  readonly createRevision: number;
-  readonly version: number;
-  readonly expireAtMs?: number;
-}
+export type KvItem = Api.KvItem;
 
 /** A successful write. */
-export interface WriteAck {
-  readonly revision: number;
-  readonly duplicate: boolean;
-}
+export type WriteAck = Api.KvWriteAck;
 
 /** Stream settings. */
 export interface StreamOptions {
@@ -64,44 +58,16 @@ export interface StreamOptions {
 }
 
 /** A stream as described by the server. */
-export interface StreamInfo {
-  readonly name: string;
-  readonly config: Required<StreamOptions>;
-  readonly createdMs: number;
-  readonly firstSeq: number;
-  readonly lastSeq: number;
-  readonly messages: number;
-  readonly bytes: number;
-  readonly groups: readonly string[];
-}
+export type StreamInfo = Api.StreamInfo;
 
 /** A message as read or fetched. */
-export interface StreamMessageItem {
-  readonly seq: number;
-  readonly id: string;
-  readonly tsMs: number;
-  readonly payload: string;
-  readonly encoding: "utf8" | "base64";
-  readonly headers: Readonly<Record<string, string>>;
-  readonly key?: string;
-  /** For fetched messages: deliveries to the group so far, this one included. */
-  readonly deliveries?: number;
-}
+export type StreamMessageItem = Api.StreamMessage;
 
 /** The answer to an append. */
-export interface AppendAck {
-  readonly seq: number;
-  readonly id: string;
-  readonly duplicate: boolean;
-}
+export type AppendAck = Api.AppendAck;
 
 /** A page of messages. */
-export interface MessagePage {
-  readonly messages: StreamMessageItem[];
-  readonly next: number;
-  readonly firstSeq: number;
-  readonly lastSeq: number;
-}
+export type MessagePage = Api.MessagePage;
 
 /** Consumer group settings. */
 export interface GroupOptions {
@@ -113,19 +79,7 @@ export interface GroupOptions {
 }
 
 /** A consumer group as described by the server. */
-export interface GroupInfo {
-  readonly name: string;
-  readonly stream: string;
-  readonly nextSeq: number;
-  readonly ackFloor: number;
-  readonly pending: number;
-  readonly backlog: number;
-  readonly delivered: number;
-  readonly acked: number;
-  readonly deadLettered: number;
-  readonly consumers: Readonly<Record<string, { readonly pending: number; readonly overdue: number }>>;
-  readonly config: Required<Omit<GroupOptions, "startAt">>;
-}
+export type GroupInfo = Api.GroupInfo;
 
 /** What {@link CairnClient.tail} reports about its connection. */
 export type TailEvent =
@@ -260,7 +214,7 @@ export class CairnClient {
 
   /** Lists streams. */
   async listStreams(): Promise<StreamInfo[]> {
-    return ((await this.request("GET", "/v1/streams")) as { streams: StreamInfo[] }).streams;
+    return [...((await this.request("GET", "/v1/streams")) as Api.StreamList).streams];
   }
 
   /** Describes a stream; undefined when it does not exist. */

@@ -13,6 +13,10 @@ export class GroupSnapshots {
   readonly #files: SnapshotStore;
   readonly #state: StateStore;
   readonly #group: GroupId;
+  /** The pin on the snapshot the group's log is compacted to (see {@link holdBase}). */
+  #base: { index: number; release: () => void } | undefined;
+  /** Pins on received snapshots the core may still install, by index (see {@link receive}). */
+  readonly #received = new Map<number, () => void>();
 
   /** Creates the snapshot service of `group`. */
   constructor(files: SnapshotStore, state: StateStore, group: GroupId) {
@@ -40,20 +44,72 @@ export class GroupSnapshots {
       }
       return undefined;
     }
-    await this.store(described, exported.chunks());
+    // The core's log was compacted to `described` when it was described: it is the base now.
+    const release = await this.#storePinned(described, exported.chunks());
+    this.holdBase(described.index);
+    release();
     return described;
   }
 
-  /** Writes a snapshot's chunks to a durable file (a received one, or a capture). */
+  /** Writes a snapshot's chunks to a durable file; retention may prune it at the next commit. */
   async store(meta: SnapshotMeta, chunks: AsyncIterable<Uint8Array>): Promise<void> {
-    const writer = await this.#files.create(this.#group, meta);
+    (await this.#storePinned(meta, chunks))();
+  }
+
+  /**
+   * Stores a snapshot received from the leader and keeps it from retention until the core has
+   * installed it (a later {@link holdBase} at or past it) or refused it ({@link letGo}): a capture
+   * or another received snapshot committed before the install must not delete the file the core
+   * is about to install.
+   */
+  async receive(meta: SnapshotMeta, chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    const release = await this.#storePinned(meta, chunks);
+    this.#received.get(meta.index)?.();
+    this.#received.set(meta.index, release);
+  }
+
+  /** Lets retention have the received snapshot at `index`: the core refused it. */
+  letGo(index: number): void {
+    this.#received.get(index)?.();
+    this.#received.delete(index);
+  }
+
+  /**
+   * Keeps the snapshot at `index`, the one the group's log is now compacted to, from retention and
+   * lets older ones go. The core starts from it after a restart and sends it to followers whose
+   * entries are compacted away, so a newer file (a received snapshot the core refused counts
+   * toward retention too) must never prune it. The base only moves forward: a capture described
+   * before an install of a newer snapshot finishes after it and leaves the base where it is.
+   */
+  holdBase(index: number): void {
+    if (this.#base !== undefined && index <= this.#base.index) return;
+    const release = this.#files.pin(this.#group, index);
+    this.#base?.release();
+    this.#base = { index, release };
+    for (const [received, releaseReceived] of this.#received) {
+      if (received > index) continue;
+      releaseReceived();
+      this.#received.delete(received);
+    }
+  }
+
+  /** Writes a snapshot's chunks to a durable file, pinned from before its commit until the release. */
+  async #storePinned(meta: SnapshotMeta, chunks: AsyncIterable<Uint8Array>): Promise<() => void> {
+    const release = this.#files.pin(this.#group, meta.index);
     try {
-      for await (const chunk of chunks) await writer.write(chunk);
+      const writer = await this.#files.create(this.#group, meta);
+      try {
+        for await (const chunk of chunks) await writer.write(chunk);
+      } catch (error) {
+        await writer.abort();
+        throw error;
+      }
+      await writer.commit();
     } catch (error) {
-      await writer.abort();
+      release();
       throw error;
     }
-    await writer.commit();
+    return release;
   }
 
   /** The stored snapshot at `index`: its meta and verified chunks. */

@@ -33,4 +33,6 @@ export class GroupMetrics {
   readonly persistMs = new Histogram();
   readonly applyMs = new Histogram();
   readonly proposalMs = new Histogram();
+  /** A linearizable read's wait for its ReadIndex barrier, for reads that got one. */
+  readonly readMs = new Histogram();
 }

@@ -193,6 +193,7 @@ export class RaftGroup<R> {
           },
     );
     const group = new RaftGroup(options, raw, Math.max(applied, snapshotIndex));
+    if (snapshotIndex > 0) options.snapshots?.service.holdBase(snapshotIndex);
     // Entries after the applied index are counted when they are applied again, not here too.
     group.#logBytesSinceSnapshot = sumDataBytes(persisted?.entries ?? [], snapshotIndex, applied);
     group.#scheduleTick();
@@ -222,8 +223,9 @@ export class RaftGroup<R> {
    */
   leaderContactAgeMs(): number | null {
     const now = this.#env.monotonicMs();
-    if (this.#soft.role === "leader") return now - this.#quorumContactMs();
-    return this.#lastLeaderContactMs === null ? null : now - this.#lastLeaderContactMs;
+    // Whole milliseconds: the monotonic clock has fractions, the HTTP API's schema says integer.
+    if (this.#soft.role === "leader") return Math.floor(now - this.#quorumContactMs());
+    return this.#lastLeaderContactMs === null ? null : Math.floor(now - this.#lastLeaderContactMs);
   }
 
   /**
@@ -386,10 +388,12 @@ export class RaftGroup<R> {
     }
     this.#readsWaiting++;
     this.metrics.reads++;
+    const startedMs = this.#env.monotonicMs();
     const promise = new Promise<void>((resolve, reject) => {
       this.#readQueue.push({
         resolve: () => {
           this.#readsWaiting--;
+          this.metrics.readMs.observe(this.#env.monotonicMs() - startedMs);
           resolve();
         },
         reject: (error) => {
@@ -572,8 +576,11 @@ export class RaftGroup<R> {
     if (snapshots === undefined || this.#stopped)
       throw new NodeError("ERR_UNAVAILABLE", "this node takes no snapshots");
     // The file's chunks are units of the state format: rebuild them whatever pieces arrived.
-    await snapshots.service.store(message.snapshot, decodeSnapshotStream(stream));
+    await snapshots.service.receive(message.snapshot, decodeSnapshotStream(stream));
     this.receive(message);
+    // The core's log now starts at the snapshot (the next Ready installs it), or it refused it.
+    if (this.#raw.status().snapshotIndex !== message.snapshot.index)
+      snapshots.service.letGo(message.snapshot.index);
   }
 
   /**
@@ -665,6 +672,7 @@ export class RaftGroup<R> {
         throw new NodeError("ERR_STORAGE_FAILED", "a snapshot arrived but this node cannot install one");
       await this.#options.stateMachine.settle?.();
       await snapshots.service.install(rd.snapshot);
+      snapshots.service.holdBase(rd.snapshot.index);
 
       this.#appliedIndex = Math.max(this.#appliedIndex, rd.snapshot.index);
     }

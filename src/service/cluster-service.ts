@@ -1,45 +1,14 @@
 // The cluster as operators and tools see it: members with their names, roles and HTTP URLs, the
 // leader, terms and indexes, and (on the leader) each peer's replication progress and lag.
+
+import type { ClusterStatus, MemberStatus } from "../api/index.js";
 import type { NodeHost } from "../node/node-host.js";
 import type { RaftGroup } from "../node/raft-group.js";
 import type { NodeId } from "../raft/index.js";
 import type { ApplyOutcome } from "./command.js";
 
-/** One member in the cluster status. */
-export interface MemberStatus {
-  readonly id: number;
-  readonly name: string | null;
-  readonly voter: boolean;
-  readonly httpUrl: string | null;
-  readonly isLeader: boolean;
-  /** Leader's view of the member's log, when this node leads. */
-  readonly progress?: {
-    readonly matchIndex: number;
-    readonly nextIndex: number;
-    readonly state: string;
-    readonly inflight: number;
-    readonly lag: number;
-    readonly recentActive: boolean;
-  };
-}
-
-/** The answer of GET /v1/cluster. */
-export interface ClusterStatus {
-  readonly clusterId: string;
-  readonly self: { readonly id: number; readonly name: string; readonly role: string };
-  readonly leader: {
-    readonly id: number;
-    readonly name: string | null;
-    readonly httpUrl: string | null;
-  } | null;
-  readonly term: number;
-  readonly commitIndex: number;
-  readonly appliedIndex: number;
-  readonly lastIndex: number;
-  /** The log is compacted up to here: a snapshot replaces the entries before. */
-  readonly snapshotIndex: number;
-  readonly members: readonly MemberStatus[];
-}
+// The status's shape is the public API's (src/api), defined once there.
+export type { ClusterStatus, MemberStatus } from "../api/index.js";
 
 /** Reads cluster state from the local group and the peer directory. */
 export class ClusterService {

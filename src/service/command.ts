@@ -217,7 +217,7 @@ type CodecOf<T> = T extends number
           ? "deliveries"
           : T extends Uint8Array | null
             ? "bytes-or-null"
-            : T extends readonly KvResult[]
+            : T extends readonly (KvResult | StreamResult)[]
               ? "kv-results"
               : never;
 
@@ -260,6 +260,10 @@ const successFields: {
   "streams.settle": { settled: "numbers", notPending: "numbers" },
   "streams.sweep": { removed: "number" },
   "streams.claim": { claimed: "deliveries", deleted: "numbers", next: "number" },
+  "streams.trim": { trimmed: "number", more: "boolean" },
+  "streams.group-position": {},
+  "streams.consumer-create": { created: "boolean" },
+  "streams.consumer-delete": { pending: "number" },
 };
 
 /** Detail fields a remembered refusal may carry (all numbers, or null for a missing key's revision). */

@@ -33,6 +33,8 @@ export {
   type KvResult,
   type KvStep,
   nextExpiryMs,
+  type StepResult,
+  type TransactionStep,
 } from "./kv/index.js";
 export {
   type Consistency,
@@ -48,11 +50,15 @@ export type { ReplicationPort, Staleness } from "./replication.js";
 export { MemoryBackend, ServiceStateMachine, type StateBackend, StoreBackend } from "./state-machine.js";
 export {
   type AppendInput,
+  ackWaitNever,
+  type ConsumerInfo,
   type DeliveredMessage,
   defaultStreamLimits,
   type FetchOptions,
   type GroupCreateOptions,
   type GroupInfo,
+  isStreamName,
+  type PendingEntry,
   type ReadQuery,
   type ReadResult,
   type StreamCreateOptions,
@@ -64,6 +70,7 @@ export {
 export type {
   ClaimTarget,
   DiscardPolicy,
+  GivenId,
   GroupConfig,
   GroupConfigChanges,
   Header,
@@ -71,4 +78,6 @@ export type {
   StartAt,
   StreamConfig,
   StreamMessage,
+  StreamTrim,
 } from "./streams/index.js";
+export { trimBlockSeqs } from "./streams/index.js";

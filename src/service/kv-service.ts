@@ -12,8 +12,6 @@ import {
   type KvRangePage,
   type KvRangeQuery,
   type KvRecord,
-  type KvResult,
-  type KvStep,
   type KvTtlCondition,
   type KvUpdateOp,
   kvExpiringCount,
@@ -21,6 +19,8 @@ import {
   kvRevision,
   nextExpiryMs,
   rangeKv,
+  type StepResult,
+  type TransactionStep,
 } from "./kv/index.js";
 import { proposeCommand } from "./propose.js";
 import {
@@ -88,12 +88,13 @@ export interface KvWriteAck {
 }
 
 /** The keys a transaction step names. */
-function stepKeys(step: KvStep): readonly Uint8Array[] {
+function stepKeys(step: TransactionStep): readonly Uint8Array[] {
   switch (step.type) {
     case "put-many":
       return step.pairs.map(([key]) => key);
     case "copy":
       return [step.from, step.to];
+    case "stream":
     case "flush":
       return [];
     default:
@@ -102,8 +103,10 @@ function stepKeys(step: KvStep): readonly Uint8Array[] {
 }
 
 /** The value bytes a transaction step carries. */
-function stepValueBytes(step: KvStep): number {
+function stepValueBytes(step: TransactionStep): number {
   switch (step.type) {
+    case "stream":
+      return step.command.type === "append" ? step.command.payload.length : 0;
     case "put":
     case "set":
       return step.value.length;
@@ -446,8 +449,8 @@ export class KvService {
    */
   async transaction(
     watch: readonly (readonly [key: Uint8Array, revision: number])[],
-    commands: readonly KvStep[],
-  ): Promise<{ aborted: boolean; results: readonly KvResult[] }> {
+    commands: readonly TransactionStep[],
+  ): Promise<{ aborted: boolean; results: readonly StepResult[] }> {
     if (commands.length > this.#limits.putManyKeysMax) {
       throw new CairnError(
         "ERR_BAD_REQUEST",

@@ -100,7 +100,13 @@ export class ServiceStateMachine implements StateMachine<ApplyOutcome> {
       // Applying is idempotent: entries at or below the applied index were committed before.
       if (entry.index <= applied || entry.kind !== "normal" || entry.data.length === 0) return undefined;
       const envelope = decodeEnvelope(entry.data);
-      if (envelope.command.service === "streams") touchedBy(envelope.command.command, touched);
+      const { command } = envelope;
+      if (command.service === "streams") touchedBy(command.command, touched);
+      // A transaction's stream commands wake that stream's waiters as the same commands alone do.
+      if (command.service === "kv" && command.command.type === "transaction") {
+        for (const step of command.command.commands)
+          if (step.type === "stream") touchedBy(step.command, touched);
+      }
       return applyEnvelope(overlay, envelope, this.#settings);
     });
     const last = entries.at(-1);
@@ -131,6 +137,7 @@ function touchedBy(command: StreamCommand, touched: Set<string>): void {
     case "update":
     case "message-delete":
     case "append":
+    case "trim":
       touched.add(command.name);
       return;
     case "group-create":
@@ -139,6 +146,9 @@ function touchedBy(command: StreamCommand, touched: Set<string>): void {
     case "fetch":
     case "settle":
     case "claim":
+    case "group-position":
+    case "consumer-create":
+    case "consumer-delete":
       touched.add(command.stream);
       return;
     case "sweep":

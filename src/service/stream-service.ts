@@ -16,6 +16,7 @@ import type { StateReader } from "./state.js";
 import {
   type ClaimTarget,
   type Delivery,
+  type GivenId,
   type GroupConfig,
   type GroupConfigChanges,
   type GroupMeta,
@@ -23,6 +24,7 @@ import {
   getMessage,
   getStreamMeta,
   type Header,
+  idBefore,
   listGroups,
   listPending,
   listStreams,
@@ -30,6 +32,7 @@ import {
   type MessagePage,
   messageCount,
   nextDueMs,
+  type PendingRecord,
   readMessages,
   readMessagesReverse,
   type SettleAction,
@@ -38,6 +41,7 @@ import {
   type StreamConfig,
   type StreamMessage,
   type StreamMeta,
+  type StreamTrim,
   seqAtId,
   seqAtTime,
   streamSweepDue,
@@ -136,6 +140,8 @@ export interface StreamInfo {
   readonly messages: number;
   readonly bytes: number;
   readonly groups: readonly string[];
+  /** The id of the newest message ever appended (`0-0` before the first), deleted or not. */
+  readonly lastId: string;
 }
 
 /** A consumer group as reported to clients. */
@@ -159,6 +165,29 @@ export interface GroupInfo {
   readonly deadLettersLost: number;
   /** What each consumer holds: in flight, and how many of those are past their ack deadline. */
   readonly consumers: Readonly<Record<string, { readonly pending: number; readonly overdue: number }>>;
+  /** The id of the newest held message before `nextSeq` (`0-0` if none): Redis's last-delivered-id. */
+  readonly lastDeliveredId: string;
+}
+
+/**
+ * A consumer of a group: how many messages it holds in flight, and the leader times it was last
+ * seen and last handed a message (0: never).
+ */
+export interface ConsumerInfo {
+  readonly name: string;
+  readonly pending: number;
+  readonly seenMs: number;
+  readonly activeMs: number;
+}
+
+/** A message in flight for a group, as XPENDING lists it. */
+export interface PendingEntry {
+  readonly seq: number;
+  readonly id: string;
+  readonly consumer: string;
+  readonly deliveries: number;
+  /** Milliseconds since its last delivery, by the group's clock. */
+  readonly idleMs: number;
 }
 
 /** A message to append. */
@@ -173,6 +202,13 @@ export interface AppendInput {
    * in the same replicated write as the append; an existing stream keeps its settings.
    */
   readonly createIfMissing?: StreamCreateOptions;
+  /**
+   * The message's id `<ms>-<n>` (`n` left out: the next free one in `ms`), which must be above the
+   * stream's last id (ERR_CONFLICT otherwise); by default the leader's clock gives it.
+   */
+  readonly id?: GivenId;
+  /** Trims the stream from its oldest end after the append, in the same write (Redis XADD MAXLEN / MINID). */
+  readonly trim?: StreamTrim;
 }
 
 /** Where and how much to read. */
@@ -228,15 +264,26 @@ export interface GroupCreateOptions {
   readonly maxAckPending?: number;
 }
 
-const STREAM_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,255}$/;
-const GROUP_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
+const STREAM_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,255}$/;
+const GROUP_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}$/;
 const CONSUMER_NAME = /^[\x21-\x7e]{1,128}$/;
+
+/** Whether `name` may name a stream. */
+export function isStreamName(name: string): boolean {
+  return STREAM_NAME.test(name);
+}
+
+/**
+ * The ack wait that means "no deadline" (100 years): a message a consumer holds stays with it until
+ * acknowledged or claimed, as in a Redis consumer group. Accepted beside the usual range.
+ */
+export const ackWaitNever = 100 * 365 * 24 * 3600 * 1000;
 
 function checkName(kind: string, name: string, rule: RegExp): void {
   if (!rule.test(name)) {
     throw new CairnError(
       "ERR_BAD_REQUEST",
-      `${kind} name ${JSON.stringify(name)} is invalid: ${rule === CONSUMER_NAME ? "1 to 128 printable ASCII characters" : `letters, digits, _ . - (not first), at most ${rule === STREAM_NAME ? 256 : 64} characters`}`,
+      `${kind} name ${JSON.stringify(name)} is invalid: ${rule === CONSUMER_NAME ? "1 to 128 printable ASCII characters" : `letters, digits, _ . - : (not first), at most ${rule === STREAM_NAME ? 256 : 64} characters`}`,
     );
   }
 }
@@ -319,10 +366,18 @@ export class StreamService {
     seqs: readonly number[],
     idempotencyKey?: string,
   ): Promise<{ deleted: readonly number[]; duplicate: boolean }> {
+    const { result, duplicate } = await this.#propose(this.deleteMessagesCommand(name, seqs), idempotencyKey);
+    return { deleted: result.deleted, duplicate };
+  }
+
+  /** The command {@link deleteMessages} proposes, checked as it checks it: for a transaction step. */
+  deleteMessagesCommand(
+    name: string,
+    seqs: readonly number[],
+  ): Extract<StreamCommand, { type: "message-delete" }> {
     checkName("stream", name, STREAM_NAME);
     this.#checkSeqs(seqs);
-    const { result, duplicate } = await this.#propose({ type: "message-delete", name, seqs }, idempotencyKey);
-    return { deleted: result.deleted, duplicate };
+    return { type: "message-delete", name, seqs };
   }
 
   /** Reads one message by sequence; ERR_NOT_FOUND if the stream does not hold it. */
@@ -360,15 +415,10 @@ export class StreamService {
   }
 
   /**
-   * Appends a message. A repeated `msgId` within the stream's window answers the original sequence
-   * with `duplicate: true`; a failed `expectedLastSeq` is ERR_CONFLICT with `currentLastSeq`. With
-   * `createIfMissing`, a missing stream is created by the same write.
+   * The command {@link append} proposes, checked as it checks it: for a step of a transaction
+   * (KvService.transaction), where the append applies atomically with the other steps.
    */
-  async append(
-    name: string,
-    input: AppendInput,
-    idempotencyKey?: string,
-  ): Promise<{ seq: number; id: string; duplicate: boolean }> {
+  appendCommand(name: string, input: AppendInput): Extract<StreamCommand, { type: "append" }> {
     checkName("stream", name, STREAM_NAME);
     const headers = input.headers ?? [];
     if (headers.length > this.#limits.headersMax) {
@@ -387,20 +437,68 @@ export class StreamService {
       throw new CairnError("ERR_BAD_REQUEST", "message id must be 1 to 256 bytes");
     }
     checkInteger("expectedLastSeq", input.expectedLastSeq, 0, Number.MAX_SAFE_INTEGER);
-    const { result, duplicate } = await this.#propose(
-      {
-        type: "append",
-        name,
-        payload: input.payload,
-        headers,
-        ...(input.key !== undefined ? { key: input.key } : {}),
-        ...(input.msgId !== undefined ? { msgId: input.msgId } : {}),
-        ...(input.expectedLastSeq !== undefined ? { expectedLastSeq: input.expectedLastSeq } : {}),
-        ...(input.createIfMissing !== undefined ? { createWith: this.#configOf(input.createIfMissing) } : {}),
-      },
-      idempotencyKey,
-    );
+    if (input.id !== undefined) {
+      checkInteger("id ms", input.id.ms, 0, Number.MAX_SAFE_INTEGER);
+      checkInteger("id n", input.id.n, 0, Number.MAX_SAFE_INTEGER);
+    }
+    if (input.trim !== undefined) checkTrim(input.trim);
+    return {
+      type: "append",
+      name,
+      payload: input.payload,
+      headers,
+      ...(input.key !== undefined ? { key: input.key } : {}),
+      ...(input.msgId !== undefined ? { msgId: input.msgId } : {}),
+      ...(input.expectedLastSeq !== undefined ? { expectedLastSeq: input.expectedLastSeq } : {}),
+      ...(input.createIfMissing !== undefined ? { createWith: this.#configOf(input.createIfMissing) } : {}),
+      ...(input.id !== undefined ? { id: input.id } : {}),
+      ...(input.trim !== undefined ? { trim: input.trim } : {}),
+    };
+  }
+
+  /**
+   * Appends a message. A repeated `msgId` within the stream's window answers the original sequence
+   * with `duplicate: true`; a failed `expectedLastSeq` is ERR_CONFLICT with `currentLastSeq`. With
+   * `createIfMissing`, a missing stream is created by the same write.
+   */
+  async append(
+    name: string,
+    input: AppendInput,
+    idempotencyKey?: string,
+  ): Promise<{ seq: number; id: string; duplicate: boolean }> {
+    const { result, duplicate } = await this.#propose(this.appendCommand(name, input), idempotencyKey);
+    // An exact trim the append's entry could not finish (the state machine's per-entry bound) goes
+    // on in entries of its own.
+    const trim = input.trim;
+    if (trim?.exact === true && this.#log.readStale((state) => trimLeft(state, name, trim)).value) {
+      await this.trim(name, trim);
+    }
     return { seq: result.seq, id: result.id, duplicate: result.duplicate || duplicate };
+  }
+
+  /**
+   * Trims a stream from its oldest end (Redis XTRIM): down to a number of messages, or to those
+   * whose id is at least a given one; answers how many messages went. An exact trim larger than
+   * the state machine's per-entry bound takes several entries.
+   */
+  async trim(name: string, trim: StreamTrim, idempotencyKey?: string): Promise<{ trimmed: number }> {
+    const command = this.trimCommand(name, trim);
+    let trimmed = 0;
+    for (;;) {
+      const { result } = await this.#propose(command, idempotencyKey);
+      trimmed += result.trimmed;
+      if (!result.more) return { trimmed };
+    }
+  }
+
+  /**
+   * The command {@link trim} proposes, checked as it checks it: for a transaction step, where one
+   * entry removes at most the state machine's per-entry bound (10,000 messages).
+   */
+  trimCommand(name: string, trim: StreamTrim): Extract<StreamCommand, { type: "trim" }> {
+    checkName("stream", name, STREAM_NAME);
+    checkTrim(trim);
+    return { type: "trim", name, trim };
   }
 
   /**
@@ -622,7 +720,8 @@ export class StreamService {
   }
 
   #checkGroupSettings(settings: GroupConfigChanges): void {
-    checkInteger("ackWaitMs", settings.ackWaitMs, 1, 24 * 3600 * 1000);
+    if (settings.ackWaitMs !== ackWaitNever)
+      checkInteger("ackWaitMs", settings.ackWaitMs, 1, 24 * 3600 * 1000);
     checkInteger("maxDeliveries", settings.maxDeliveries, 0, 1_000_000);
     checkInteger("maxAckPending", settings.maxAckPending, 1, this.#limits.ackPendingMax);
   }
@@ -640,6 +739,175 @@ export class StreamService {
       idempotencyKey,
     );
     return { deleted: result.deleted, duplicate };
+  }
+
+  /**
+   * Moves a group's position: it hands out next the first message at or after `nextSeq` (Redis
+   * XGROUP SETID). Messages in flight stay where they are.
+   */
+  async setGroupPosition(stream: string, group: string, nextSeq: number): Promise<void> {
+    checkName("stream", stream, STREAM_NAME);
+    checkName("group", group, GROUP_NAME);
+    checkInteger("nextSeq", nextSeq, 0, Number.MAX_SAFE_INTEGER);
+    await this.#propose({ type: "group-position", stream, group, nextSeq }, undefined);
+  }
+
+  /** Makes a consumer known to a group (Redis XGROUP CREATECONSUMER); `created` is false if it was. */
+  async createConsumer(stream: string, group: string, consumer: string): Promise<{ created: boolean }> {
+    checkName("stream", stream, STREAM_NAME);
+    checkName("group", group, GROUP_NAME);
+    checkName("consumer", consumer, CONSUMER_NAME);
+    const { result } = await this.#propose({ type: "consumer-create", stream, group, consumer }, undefined);
+    return { created: result.created };
+  }
+
+  /**
+   * Forgets a consumer and the messages it holds, which are then neither in flight nor redelivered
+   * (Redis XGROUP DELCONSUMER); answers how many it held.
+   */
+  async deleteConsumer(stream: string, group: string, consumer: string): Promise<{ pending: number }> {
+    checkName("stream", stream, STREAM_NAME);
+    checkName("group", group, GROUP_NAME);
+    checkName("consumer", consumer, CONSUMER_NAME);
+    const { result } = await this.#propose({ type: "consumer-delete", stream, group, consumer }, undefined);
+    return { pending: result.pending };
+  }
+
+  /**
+   * Lists a group's messages in flight in sequence order (Redis XPENDING's extended form): from
+   * `fromSeq` to `toSeq`, at most `count`, only those `consumer` holds and those idle at least
+   * `minIdleMs` when given. Messages retention removed while in flight are left out.
+   */
+  async pending(
+    stream: string,
+    group: string,
+    query: {
+      readonly fromSeq?: number;
+      readonly toSeq?: number;
+      readonly count: number;
+      readonly consumer?: string;
+      readonly minIdleMs?: number;
+    },
+    consistency: Consistency = "linearizable",
+  ): Promise<{ entries: PendingEntry[] }> {
+    checkName("stream", stream, STREAM_NAME);
+    checkName("group", group, GROUP_NAME);
+    checkInteger("count", query.count, 1, this.#limits.ackPendingMax);
+    checkInteger("minIdleMs", query.minIdleMs, 0, Number.MAX_SAFE_INTEGER);
+    const from = query.fromSeq ?? 0;
+    const to = query.toSeq ?? Number.MAX_SAFE_INTEGER;
+    return this.#read(consistency, (state) => {
+      const meta = requireStream(state, stream);
+      const g = requireGroup(state, meta, group);
+      const clockMs = streamsClockMs(state);
+      const entries: PendingEntry[] = [];
+      // Bounded by what a group holds in flight.
+      for (const record of listPending(state, g, Number.MAX_SAFE_INTEGER)) {
+        if (entries.length >= query.count || record.seq > to) break;
+        if (record.seq < from || (query.consumer !== undefined && record.consumer !== query.consumer))
+          continue;
+        const idleMs = Math.max(0, clockMs - deliveredAt(record, g));
+        if (query.minIdleMs !== undefined && idleMs < query.minIdleMs) continue;
+        const message = getMessage(state, meta, record.seq);
+        if (message === undefined) continue;
+        entries.push({
+          seq: record.seq,
+          id: message.id,
+          consumer: record.consumer,
+          deliveries: record.deliveries,
+          idleMs,
+        });
+      }
+      return { entries };
+    });
+  }
+
+  /**
+   * Reads many consumer groups at once for one consumer (Redis XREADGROUP with `>` over several
+   * streams): hands out up to `max` new messages of each, waiting up to `waitMs` until one of them
+   * has any. Answers the streams that handed out messages, in the order asked.
+   */
+  async fetchMany(
+    requests: readonly { readonly stream: string; readonly group: string }[],
+    consumer: string,
+    options: { readonly max?: number; readonly waitMs?: number; readonly signal?: AbortSignal } = {},
+  ): Promise<{ stream: string; messages: DeliveredMessage[] }[]> {
+    const { max = 1, waitMs = 0, signal } = options;
+    if (requests.length === 0 || requests.length > this.#limits.readStreamsMax) {
+      throw new CairnError("ERR_BAD_REQUEST", `give 1 to ${this.#limits.readStreamsMax} streams`);
+    }
+    for (const { stream, group } of requests) {
+      checkName("stream", stream, STREAM_NAME);
+      checkName("group", group, GROUP_NAME);
+    }
+    checkName("consumer", consumer, CONSUMER_NAME);
+    checkInteger("max", max, 1, this.#limits.fetchMax);
+    checkInteger("waitMs", waitMs, 0, this.#limits.waitMsMax);
+    const deadline = this.#notifier.monotonicMs() + waitMs;
+    const names = requests.map((r) => r.stream);
+    for (;;) {
+      const version = this.#notifier.version;
+      const found: { stream: string; messages: DeliveredMessage[] }[] = [];
+      for (const { stream, group } of requests) {
+        // Only groups that have something: an empty fetch is an entry that changes nothing.
+        if (found.length > 0 || requests.length === 1 || this.#hasWork(stream, group)) {
+          const { result } = await this.#propose({ type: "fetch", stream, group, consumer, max }, undefined);
+          if (result.messages.length > 0)
+            found.push({ stream, messages: this.#delivered(stream, result.messages) });
+        }
+      }
+      if (found.length > 0 || this.#notifier.monotonicMs() >= deadline || signal?.aborted === true)
+        return found;
+      await this.#waitFor(
+        names,
+        version,
+        deadline,
+        signal,
+        (state) =>
+          requests.some(({ stream, group }) => groupHasWork(state, stream, group, this.#log.nowMs())),
+        250,
+      );
+    }
+  }
+
+  /**
+   * The consumers of a group in name order (Redis XINFO CONSUMERS): those it knows (see
+   * GroupMeta.consumers) and those holding messages, with how many each holds in flight.
+   */
+  async consumers(
+    stream: string,
+    group: string,
+    consistency: Consistency = "linearizable",
+  ): Promise<{ consumers: ConsumerInfo[] }> {
+    checkName("stream", stream, STREAM_NAME);
+    checkName("group", group, GROUP_NAME);
+    return this.#read(consistency, (state) => {
+      const g = requireGroup(state, requireStream(state, stream), group);
+      const byName = new Map<string, { name: string; pending: number; seenMs: number; activeMs: number }>();
+      for (const [name, seenMs, activeMs] of g.consumers ?? []) {
+        byName.set(name, { name, pending: 0, seenMs, activeMs });
+      }
+      // Bounded by what a group holds in flight.
+      for (const record of listPending(state, g, Number.MAX_SAFE_INTEGER)) {
+        if (record.consumer === "") continue;
+        const at = deliveredAt(record, g);
+        const entry = byName.get(record.consumer) ?? {
+          name: record.consumer,
+          pending: 0,
+          seenMs: at,
+          activeMs: at,
+        };
+        entry.pending++;
+        byName.set(record.consumer, entry);
+      }
+      return {
+        consumers: [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+      };
+    });
+  }
+
+  #hasWork(stream: string, group: string): boolean {
+    return this.#log.readStale((state) => groupHasWork(state, stream, group, this.#log.nowMs())).value;
   }
 
   /** Describes every consumer group of a stream, in name order. */
@@ -732,7 +1000,18 @@ export class StreamService {
     what:
       | { readonly minIdleMs: number; readonly seqs: readonly number[] }
       | { readonly minIdleMs: number; readonly fromSeq: number; readonly count?: number },
-    options: { readonly justId?: boolean; readonly idempotencyKey?: string } = {},
+    options: {
+      readonly justId?: boolean;
+      /** Takes only what `consumer` holds already (Redis XREADGROUP reading its history). */
+      readonly ownOnly?: boolean;
+      /** The claimed messages count as idle this long (Redis XCLAIM IDLE / TIME). */
+      readonly idleMs?: number;
+      /** The claimed messages' delivery count (Redis XCLAIM RETRYCOUNT). */
+      readonly retryCount?: number;
+      /** Named messages held by the stream but not in flight are taken too (Redis XCLAIM FORCE). */
+      readonly force?: boolean;
+      readonly idempotencyKey?: string;
+    } = {},
   ): Promise<{
     messages: DeliveredMessage[];
     deleted: readonly number[];
@@ -752,6 +1031,8 @@ export class StreamService {
       checkInteger("count", what.count, 1, this.#limits.fetchMax);
       target = { kind: "scan", fromSeq: what.fromSeq, count: what.count ?? this.#limits.claimCountDefault };
     }
+    checkInteger("idleMs", options.idleMs, 0, Number.MAX_SAFE_INTEGER);
+    checkInteger("retryCount", options.retryCount, 0, Number.MAX_SAFE_INTEGER);
     const { result, duplicate } = await this.#propose(
       {
         type: "claim",
@@ -761,6 +1042,10 @@ export class StreamService {
         minIdleMs: what.minIdleMs,
         target,
         justId: options.justId === true,
+        ...(options.ownOnly === true ? { ownOnly: true } : {}),
+        ...(options.idleMs !== undefined ? { idleMs: options.idleMs } : {}),
+        ...(options.retryCount !== undefined ? { retryCount: options.retryCount } : {}),
+        ...(options.force === true ? { force: true } : {}),
       },
       options.idempotencyKey,
     );
@@ -801,18 +1086,29 @@ export class StreamService {
     seqs: readonly number[],
     options: { readonly delayMs?: number; readonly idempotencyKey?: string } = {},
   ): Promise<{ settled: readonly number[]; notPending: readonly number[]; duplicate: boolean }> {
-    checkName("stream", stream, STREAM_NAME);
-    checkName("group", group, GROUP_NAME);
-    this.#checkSeqs(seqs);
-    checkInteger("delayMs", options.delayMs, 0, 24 * 3600 * 1000);
-    if (options.delayMs !== undefined && action !== "nack") {
-      throw new CairnError("ERR_BAD_REQUEST", `delayMs applies to nack only, not ${action}`);
-    }
     const { result, duplicate } = await this.#propose(
-      { type: "settle", stream, group, action, seqs, delayMs: options.delayMs ?? 0 },
+      this.settleCommand(stream, group, action, seqs, options.delayMs),
       options.idempotencyKey,
     );
     return { settled: result.settled, notPending: result.notPending, duplicate };
+  }
+
+  /** The command {@link settle} proposes, checked as it checks it: for a transaction step. */
+  settleCommand(
+    stream: string,
+    group: string,
+    action: SettleAction,
+    seqs: readonly number[],
+    delayMs?: number,
+  ): Extract<StreamCommand, { type: "settle" }> {
+    checkName("stream", stream, STREAM_NAME);
+    checkName("group", group, GROUP_NAME);
+    this.#checkSeqs(seqs);
+    checkInteger("delayMs", delayMs, 0, 24 * 3600 * 1000);
+    if (delayMs !== undefined && action !== "nack") {
+      throw new CairnError("ERR_BAD_REQUEST", `delayMs applies to nack only, not ${action}`);
+    }
+    return { type: "settle", stream, group, action, seqs, delayMs: delayMs ?? 0 };
   }
 
   /**
@@ -953,14 +1249,39 @@ function withoutEnd(page: ReadResult & { readonly end: number | undefined }): Re
   return rest;
 }
 
-const MESSAGE_ID = /^(\d{1,15})(?:-(\d{1,15}))?$/;
+const MESSAGE_ID = /^(\d{1,16})(?:-(\d{1,16}))?$/;
 
 /** Parses a message id bound `<ms>-<n>`, or `<ms>` with `n` for its counter. */
 function parseMessageId(field: string, id: string, n: number): MessageId {
   const match = MESSAGE_ID.exec(id);
-  if (match === null)
+  const ms = Number(match?.[1]);
+  const given = match?.[2] === undefined ? n : Number(match[2]);
+  if (match === null || !Number.isSafeInteger(ms) || !Number.isSafeInteger(given))
     throw new CairnError("ERR_BAD_REQUEST", `${field} must be a message id <ms>-<n> or <ms>`);
-  return { ms: Number(match[1]), n: match[2] === undefined ? n : Number(match[2]) };
+  return { ms, n: given };
+}
+
+/** Checks a trim's numbers. */
+function checkTrim(trim: StreamTrim): void {
+  checkInteger("trim limit", trim.limit, 0, Number.MAX_SAFE_INTEGER);
+  if (trim.kind === "maxlen") checkInteger("trim max", trim.max, 0, Number.MAX_SAFE_INTEGER);
+  else {
+    checkInteger("trim id ms", trim.ms, 0, Number.MAX_SAFE_INTEGER);
+    checkInteger("trim id n", trim.n, 0, Number.MAX_SAFE_INTEGER);
+  }
+}
+
+/** Whether an exact trim of stream `name` has messages left to remove. */
+function trimLeft(state: StateReader, name: string, trim: StreamTrim): boolean {
+  const meta = getStreamMeta(state, name);
+  if (meta === undefined || meta.firstSeq > meta.lastSeq) return false;
+  if (trim.kind === "maxlen") return messageCount(meta) > trim.max;
+  return seqAtId(state, meta, { ms: trim.ms, n: trim.n }) > meta.firstSeq;
+}
+
+/** Leader time of a message in flight's last delivery (records of the previous release: derived). */
+function deliveredAt(record: PendingRecord, group: GroupMeta): number {
+  return record.deliveredAtMs ?? record.availableAtMs - group.config.ackWaitMs;
 }
 
 function requireStream(state: StateReader, name: string): StreamMeta {
@@ -986,6 +1307,7 @@ function streamInfo(state: StateReader, meta: StreamMeta): StreamInfo {
     messages: messageCount(meta),
     bytes: meta.bytes,
     groups: listGroups(state, meta).map((g) => g.name),
+    lastId: `${meta.lastIdMs}-${meta.lastIdN}`,
   };
 }
 
@@ -1016,6 +1338,7 @@ function groupInfo(state: StateReader, stream: StreamMeta, group: GroupMeta): Gr
     deadLettered: group.deadLettered,
     deadLettersLost: group.deadLettersLost ?? 0,
     consumers,
+    lastDeliveredId: idBefore(state, stream, group.nextSeq),
   };
 }
 

@@ -3,8 +3,12 @@
 import { TransportError } from "./errors.js";
 import { ByteReader, ByteWriter } from "./wire.js";
 
-/** The handshake protocol version; a peer with another version is refused with a clear reason. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * The peer protocol version; a peer with another version is refused with a clear reason. It names
+ * everything peers exchange, not only the handshake: 2 added length-prefixed snapshot streams, the
+ * peer calls a follower forwards commands with, and peer info v2 (per-protocol client addresses).
+ */
+export const PROTOCOL_VERSION = 2;
 /** Longest cluster id, in UTF-8 bytes. */
 export const CLUSTER_ID_BYTES_MAX = 128;
 /** Longest rejection detail, in UTF-8 bytes. */

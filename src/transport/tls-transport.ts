@@ -57,6 +57,14 @@ export interface TlsTransportOptions<M> {
   readonly env?: TransportEnv;
   /** Receives every {@link TransportEvent}, for logs and metrics. */
   readonly onEvent?: (event: TransportEvent) => void;
+  /**
+   * A testing facility: where to dial instead of a peer's member address, keyed by that address as
+   * `host:port`. The real-process fault suite points node A at a fault proxy per link A->B this
+   * way; each node sends only on the connections it dials, so one proxy holds exactly one direction
+   * of one pair. Identity is still checked end to end: the certificate that answers must name the
+   * peer, whoever relays the bytes.
+   */
+  readonly dialOverrides?: ReadonlyMap<string, PeerAddress>;
 }
 
 const HANDSHAKE_FRAME_BYTES_MAX = 4096;
@@ -348,12 +356,13 @@ export class TlsTransport<M> implements Transport<M> {
     if (this.#closed) return Promise.reject(new TransportError("ERR_TRANSPORT_CLOSED", "transport closed"));
     const { tls } = this.#options;
     const expected = this.#identityOf(peer);
+    const via = this.#options.dialOverrides?.get(`${address.host}:${address.port}`) ?? address;
     return new Promise((resolve, reject) => {
       let settled = false;
       let secured = false;
       const socket = tlsConnect({
-        host: address.host,
-        port: address.port,
+        host: via.host,
+        port: via.port,
         ca: tls.ca,
         cert: tls.cert,
         key: tls.key,
@@ -365,7 +374,7 @@ export class TlsTransport<M> implements Transport<M> {
             ? undefined
             : new TransportError(
                 "ERR_HANDSHAKE_REJECTED",
-                `peer at ${address.host}:${address.port} is not ${expected} (certificate names: ${certificateNames(cert).join(", ")})`,
+                `peer at ${via.host}:${via.port} is not ${expected} (certificate names: ${certificateNames(cert).join(", ")})`,
               ),
       });
       socket.setNoDelay(true);

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { after, before, describe, it } from "node:test";
+import type { MetricsSnapshot } from "../../src/api/index.js";
 import { ProcessCluster } from "../support/process-cluster.js";
 import { waitFor } from "../support/wait-for.js";
 
@@ -45,6 +46,18 @@ describe("a real cluster of node processes", { timeout: 240_000 }, () => {
     assert.match(text, /^cairn_proposals_total [1-9]\d*$/m);
     assert.match(text, /^cairn_persist_seconds_count [1-9]\d*$/m);
     assert.match(text, /^cairn_peer_lag_entries\{peer="\d+"\} \d+$/m);
+  });
+
+  it("answers the same metrics as JSON on /v1/metrics, for charts", async () => {
+    const leader = await cluster.leader();
+    await cluster.client([leader]).get("metrics-probe");
+    const metrics = (await (await fetch(`${leader.httpUrl}/v1/metrics`)).json()) as MetricsSnapshot;
+    assert.equal(metrics.role, "leader");
+    assert.ok(metrics.counters.proposals > 0);
+    assert.ok(metrics.counters.reads > 0, "the read above asked for a barrier");
+    assert.equal(metrics.histograms.readMs.counts.length, metrics.latencyBucketsMs.length + 1);
+    assert.ok(metrics.histograms.proposalMs.count > 0);
+    assert.ok(metrics.histograms.readMs.count > 0);
   });
 
   it("replaces a SIGKILLed leader and keeps every acknowledged write", async () => {
@@ -94,6 +107,26 @@ describe("a real cluster of node processes", { timeout: 240_000 }, () => {
     const result = spawnSync(process.execPath, args, { encoding: "utf8", timeout: 30_000 });
     assert.equal(result.status, 2);
     assert.match(result.stderr, /invalid setting election-ticks: expected an integer/);
+  });
+});
+
+describe("a node whose HTTP port is taken", { timeout: 120_000 }, () => {
+  it("exits with a non-zero status instead of lingering half-started", async () => {
+    const cluster = await ProcessCluster.create(1);
+    const { createServer } = await import("node:net");
+    const squatter = createServer();
+    try {
+      const [node] = cluster.nodes;
+      assert.ok(node !== undefined);
+      const port = Number(new URL(node.httpUrl).port);
+      await new Promise<void>((resolve) => squatter.listen(port, "127.0.0.1", resolve));
+      const result = spawnSync(process.execPath, cluster.args(node), { encoding: "utf8", timeout: 90_000 });
+      assert.equal(result.status, 1, `the node kept running: ${result.stdout}`);
+      assert.match(result.stderr, /EADDRINUSE/);
+    } finally {
+      await new Promise((resolve) => squatter.close(resolve));
+      await cluster.close();
+    }
   });
 });
 

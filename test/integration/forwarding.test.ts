@@ -46,6 +46,11 @@ describe("writes handed from a follower to the leader", { timeout: 240_000 }, ()
     const leader = await cluster.leader();
     const follower = cluster.nodes.find((n) => n !== leader);
     assert.ok(follower !== undefined);
+    // Until the follower has heard from the leader it answers 503 ERR_UNAVAILABLE (no leader known).
+    await waitFor(
+      "the follower to know the leader",
+      async () => (await leaderSeenBy(follower).catch(() => null)) === leader.id,
+    );
     const written = await put(follower, "via-follower", "1");
     assert.equal(written.status, 200);
     const read = await fetch(`${follower.httpUrl}/v1/kv/via-follower?consistency=stale`);

@@ -1,6 +1,8 @@
 // Real Redis clients against a 3-node cluster of real processes, through a follower: redis-cli
-// (basics, a pipe of 1,000 SETs, a WATCH transaction), ioredis and node-redis in RESP2 and RESP3
-// (basics, a pipeline of 1,000 SETs, WATCH/MULTI/EXEC), and the HTTP API sees the same keyspace.
+// (basics, a pipe of 1,000 SETs, a WATCH transaction, a stream and a group), ioredis and node-redis
+// in RESP2 and RESP3 (basics, a pipeline of 1,000 SETs, WATCH/MULTI/EXEC, and the stream workflow:
+// XADD, XREAD BLOCK woken from another connection, XGROUP CREATE, XREADGROUP, XACK, XPENDING,
+// XAUTOCLAIM, XINFO), and the HTTP API sees the same keys and streams.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { after, before, describe, it } from "node:test";
@@ -19,6 +21,9 @@ function redisCli(address: string, args: readonly string[], input = ""): Promise
       { timeout: 60_000 },
       (error, stdout) => (error === null ? resolve(stdout) : reject(error)),
     );
+    // redis-cli may exit before it reads stdin (it had its arguments): a write to the closed pipe
+    // is EPIPE then, which says nothing about the command; its exit status and output do.
+    child.stdin?.on("error", () => undefined);
     child.stdin?.end(input);
   });
 }
@@ -128,5 +133,143 @@ describe("Redis clients through a follower of a 3-node cluster", { timeout: 300_
         client.destroy();
       }
     });
+
+    it(`ioredis in RESP${protocol}: the stream workflow, woken across connections`, async () => {
+      const [host, port] = follower.redisAddress.split(":");
+      const options = { host: host ?? "", port: Number(port), protocol, lazyConnect: true };
+      const client = new Redis(options);
+      const reader = new Redis(options);
+      try {
+        await client.connect();
+        await reader.connect();
+        const key = `io${protocol}:orders`;
+        const waiting = reader.xread("BLOCK", 0, "STREAMS", key, "$");
+        await waitFor("the reader to block", async () =>
+          /blocked_clients:1/.test(await client.info("clients")),
+        );
+        const id = await client.xadd(key, "*", "item", "book", "qty", "2");
+        assert.ok(id !== null);
+        assert.deepEqual(await waiting, [[key, [[id, ["item", "book", "qty", "2"]]]]]);
+        const pipeline = client.pipeline();
+        for (let i = 0; i < 100; i++) pipeline.xadd(key, "*", "n", String(i));
+        assert.equal(((await pipeline.exec()) ?? []).filter(([error]) => error === null).length, 100);
+        assert.equal(await client.xlen(key), 101);
+        assert.equal(await client.xgroup("CREATE", key, "billing", "0"), "OK");
+        const batch = (await client.xreadgroup(
+          "GROUP",
+          "billing",
+          "w1",
+          "COUNT",
+          60,
+          "STREAMS",
+          key,
+          ">",
+        )) as [string, [string, string[]][]][];
+        const entries = batch[0]?.[1] ?? [];
+        assert.equal(entries.length, 60);
+        assert.deepEqual(entries[0], [id, ["item", "book", "qty", "2"]]);
+        assert.equal(await client.xack(key, "billing", ...entries.slice(0, 50).map(([e]) => e)), 50);
+        const pending = (await client.xpending(key, "billing")) as [
+          number,
+          string,
+          string,
+          [string, string][],
+        ];
+        assert.equal(pending[0], 10);
+        assert.deepEqual(pending[3], [["w1", "10"]]);
+        const claimed = (await client.xautoclaim(key, "billing", "w2", 0, "0", "COUNT", 5)) as [
+          string,
+          [string, string[]][],
+          string[],
+        ];
+        assert.equal(claimed[1].length, 5);
+        assert.equal(claimed[0], entries[55]?.[0]);
+        const info = (await client.xinfo("STREAM", key)) as unknown[];
+        assert.equal(info[info.indexOf("length") + 1], 101);
+        assert.equal(info[info.indexOf("groups") + 1], 1);
+        // The HTTP API serves the same stream: fields as headers.
+        const response = await fetch(`${follower.httpUrl}/v1/streams/${key}/messages?limit=1`);
+        const body = (await response.json()) as { messages: { id: string; headers: unknown }[] };
+        assert.equal(body.messages[0]?.id, id);
+        assert.deepEqual(body.messages[0]?.headers, { item: "book", qty: "2" });
+      } finally {
+        client.disconnect();
+        reader.disconnect();
+      }
+    });
+
+    it(`node-redis in RESP${protocol}: the stream workflow, woken across connections`, async () => {
+      const client = createClient({
+        url: `redis://${follower.redisAddress}`,
+        RESP: protocol,
+        // node-redis marks XREAD's and XREADGROUP's RESP3 replies unstable and asks for this.
+        ...(protocol === 3 ? { unstableResp3: true } : {}),
+      });
+      client.on("error", () => undefined);
+      const reader = client.duplicate();
+      reader.on("error", () => undefined);
+      try {
+        await client.connect();
+        await reader.connect();
+        const key = `nr${protocol}:orders`;
+        const waiting = reader.xRead({ key, id: "$" }, { BLOCK: 0 });
+        await waitFor("the reader to block", async () =>
+          /blocked_clients:1/.test(await client.info("clients")),
+        );
+        const id = await client.xAdd(key, "*", { item: "book" });
+        // node-redis builds its objects without a prototype: compare their JSON.
+        const woken = JSON.parse(JSON.stringify(await waiting)) as unknown;
+        const expected = [{ id, message: { item: "book" } }];
+        if (protocol === 2) assert.deepEqual(woken, [{ name: key, messages: expected }]);
+        else assert.deepEqual(woken, { [key]: [[id, ["item", "book"]]] });
+        for (let i = 0; i < 10; i++) await client.xAdd(key, "*", { n: String(i) });
+        assert.equal(await client.xGroupCreate(key, "billing", "0"), "OK");
+        const read = await client.xReadGroup("billing", "w1", { key, id: ">" }, { COUNT: 5 });
+        const ids =
+          protocol === 2
+            ? ((read as { messages: { id: string }[] }[])[0]?.messages ?? []).map((m) => m.id)
+            : ((read as Record<string, [string, string[]][]>)[key] ?? []).map(([e]) => e);
+        assert.equal(ids.length, 5);
+        assert.equal(ids[0], id);
+        assert.equal(await client.xAck(key, "billing", ids.slice(0, 3)), 3);
+        const pending = await client.xPending(key, "billing");
+        assert.equal(pending.pending, 2);
+        assert.deepEqual(JSON.parse(JSON.stringify(pending.consumers)), [
+          { name: "w1", deliveriesCounter: 2 },
+        ]);
+        const claimed = await client.xAutoClaim(key, "billing", "w2", 0, "0-0");
+        assert.deepEqual(
+          claimed.messages.map((m) => m?.id),
+          ids.slice(3),
+        );
+        const groups = await client.xInfoGroups(key);
+        assert.equal(groups[0]?.name, "billing");
+        assert.equal(groups[0]?.pending, 2);
+        const consumers = await client.xInfoConsumers(key, "billing");
+        assert.deepEqual(
+          consumers.map((c) => [c.name, c.pending]),
+          [
+            ["w1", 0],
+            ["w2", 2],
+          ],
+        );
+        assert.equal((await client.xInfoStream(key)).length, 11);
+      } finally {
+        client.destroy();
+        reader.destroy();
+      }
+    });
   }
+
+  it("redis-cli: a stream and a consumer group", async () => {
+    const at = follower.redisAddress;
+    assert.equal(await redisCli(at, ["xadd", "cli:s", "1-1", "a", "1"]), "1-1\n");
+    assert.equal(await redisCli(at, ["xgroup", "create", "cli:s", "g", "0"]), "OK\n");
+    assert.equal(
+      await redisCli(at, ["xreadgroup", "group", "g", "c", "streams", "cli:s", ">"]),
+      "cli:s\n1-1\na\n1\n",
+    );
+    assert.equal(await redisCli(at, ["xack", "cli:s", "g", "1-1"]), "1\n");
+    assert.equal(await redisCli(at, ["xlen", "cli:s"]), "1\n");
+  });
 });

@@ -242,6 +242,42 @@ describe("KvWorkload", () => {
     assert.equal(workload.counters.lateReplies, 1);
   });
 
+  it("records a reported lost answer as unknown and retries before the timeout", () => {
+    const scheduler = new Scheduler();
+    const calls: number[] = [];
+    const lossy: KvTarget = {
+      submit: (_c, _input, done) => {
+        calls.push(scheduler.nowMs);
+        scheduler.after(5, () => done({ kind: "unknown", reason: "connection reset" }));
+      },
+    };
+    const workload = new KvWorkload(
+      scheduler,
+      new Prng(9),
+      lossy,
+      {
+        ...options,
+        clients: 1,
+        operationsMax: 3,
+        mix: { get: 0, put: 1, putIf: 0, delete: 0, incr: 0 },
+        idempotentRetries: true,
+      },
+      kvVersionDialect,
+    );
+    workload.start();
+    scheduler.runAll();
+    // One logical put, attempted three times (two retries), each retried after the backoff alone.
+    const history = workload.history();
+    assert.equal(history.length, 1);
+    assert.equal(history[0]?.outcome.kind, "unknown");
+    assert.equal(workload.counters.lost, 3);
+    assert.equal(workload.counters.timedOut, 0);
+    assert.deepEqual(
+      calls.slice(1).map((at, i) => at - (calls[i] ?? 0)),
+      [5 + options.retryBackoffMs, 5 + options.retryBackoffMs],
+    );
+  });
+
   it("stops issuing after stop()", () => {
     const scheduler = new Scheduler();
     const prng = new Prng(3);

@@ -8,7 +8,7 @@ import type { History, Operation } from "./history.js";
 import { type KvInput, type KvOutput, kvModel, sameKvOutput } from "./kv-model.js";
 import { type CheckResult, checkLinearizable } from "./linearizability.js";
 import { pickWeighted } from "./pick-weighted.js";
-import type { Scheduler } from "./scheduler.js";
+import type { WorkloadClock } from "./scheduler.js";
 
 /**
  * How a submitted operation ended. `ok`: the system answered. `failed`: a definite failure that the
@@ -18,7 +18,13 @@ import type { Scheduler } from "./scheduler.js";
  */
 export type SubmitResult<O = KvOutput> =
   | { readonly kind: "ok"; readonly output: O }
-  | { readonly kind: "failed"; readonly reason: string };
+  | { readonly kind: "failed"; readonly reason: string }
+  /**
+   * The answer is lost for sure (a broken connection, a server that says the outcome is unknown):
+   * recorded as unknown, as a timeout is, but the client moves on at once instead of waiting for
+   * its timeout. The simulator's targets stay silent instead; real clients learn this early.
+   */
+  | { readonly kind: "unknown"; readonly reason: string };
 
 /**
  * The system under test as the workload sees it: submit an operation, get one callback (or none).
@@ -118,6 +124,8 @@ export interface KvWorkloadCounters {
   timedOut: number;
   /** Answers that came after their timeout (recorded, since they narrow the operation's interval). */
   lateReplies: number;
+  /** Attempts whose answer the target reported lost before the timeout (recorded as unknown). */
+  lost: number;
   /** With idempotent retries: attempts of one operation answered with different results (a bug). */
   idempotencyViolations: number;
 }
@@ -143,7 +151,7 @@ interface Logical<I, O> {
  * a timeout or a definite failure it retries the same request, up to `retriesMax` times.
  */
 export class KvWorkload<I extends { readonly op: KvOpKind; readonly key: string }, O> {
-  readonly #scheduler: Scheduler;
+  readonly #scheduler: WorkloadClock;
   readonly #prng: Prng;
   readonly #target: KvTarget<I, O>;
   readonly #options: KvWorkloadOptions;
@@ -160,12 +168,13 @@ export class KvWorkload<I extends { readonly op: KvOpKind; readonly key: string 
     failed: 0,
     timedOut: 0,
     lateReplies: 0,
+    lost: 0,
     idempotencyViolations: 0,
   };
 
   /** Creates the workload; nothing happens until `start`. */
   constructor(
-    scheduler: Scheduler,
+    scheduler: WorkloadClock,
     prng: Prng,
     target: KvTarget<I, O>,
     options: KvWorkloadOptions,
@@ -301,9 +310,10 @@ export class KvWorkload<I extends { readonly op: KvOpKind; readonly key: string 
         ) {
           this.counters.idempotencyViolations++;
         }
-      } else {
+      } else if (result.kind === "failed") {
         attempt.outcome = { kind: "failed" };
       }
+      // An unknown result leaves the attempt pending: it may have taken effect.
       if (settled) {
         // Too late for the client, but still true: the operation happened within [call, now].
         if (result.kind === "ok") this.counters.lateReplies++;
@@ -316,7 +326,8 @@ export class KvWorkload<I extends { readonly op: KvOpKind; readonly key: string 
         this.counters.ok++;
         this.#scheduler.after(this.#think(), () => this.#next(clientId), `client ${clientId} next`);
       } else {
-        this.counters.failed++;
+        if (result.kind === "unknown") this.counters.lost++;
+        else this.counters.failed++;
         this.#retryOrMoveOn(op, retry);
       }
     };

@@ -17,7 +17,12 @@ export interface Mutant {
   readonly seedsMax: number;
 }
 
-const p = (file: string, anchor: string, replacement: string): Patch => ({ file, anchor, replacement });
+/** A patch, briefly: in `file`, `anchor` becomes `replacement`. */
+export const p = (file: string, anchor: string, replacement: string): Patch => ({
+  file,
+  anchor,
+  replacement,
+});
 
 export const mutants: readonly Mutant[] = [
   {
@@ -174,7 +179,10 @@ export const mutants: readonly Mutant[] = [
 ];
 
 /** Why a mutant's patches would not apply to `read(file)`'s text: one line per anchor not found exactly once. */
-export function anchorProblems(mutant: Mutant, read: (file: string) => string): string[] {
+export function anchorProblems(
+  mutant: Pick<Mutant, "name" | "patches">,
+  read: (file: string) => string,
+): string[] {
   return mutant.patches.flatMap((patch) => {
     const count = read(patch.file).split(patch.anchor).length - 1;
     return count === 1

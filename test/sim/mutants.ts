@@ -4,93 +4,49 @@
 // number of seeds until the first failing one, and expects a failure. The working tree is never
 // modified. Exits 1 if any mutant survives or any patch does not apply.
 import { spawnSync } from "node:child_process";
-import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { anchorProblems, type Mutant, mutants } from "./mutant-list.js";
+import { mutants } from "./mutant-list.js";
+import { runMutants } from "./plant-mutant.js";
 
 const root = new URL("../..", import.meta.url).pathname;
 const firstSeed = 1;
 
-/** Copies the sources to a scratch directory and applies the mutant's patch there. */
-function plant(mutant: Mutant): string {
-  const dir = mkdtempSync(join(tmpdir(), "cairn-mutant-"));
-  for (const part of ["src", "test", "package.json", "tsconfig.json"]) {
-    cpSync(join(root, part), join(dir, part), { recursive: true });
-  }
-  symlinkSync(join(root, "node_modules"), join(dir, "node_modules"));
-  const problems = anchorProblems(mutant, (file) => readFileSync(join(dir, file), "utf8"));
-  if (problems.length > 0) {
-    rmSync(dir, { recursive: true, force: true });
-    throw new Error(problems.join("\n"));
-  }
-  for (const patch of mutant.patches) {
-    const path = join(dir, patch.file);
-    const text = readFileSync(path, "utf8");
-    writeFileSync(
-      path,
-      text.replace(patch.anchor, () => patch.replacement),
-    );
-  }
-  return dir;
-}
-
-function main(): number {
-  const only = process.argv[2];
-  let survived = 0;
-  for (const mutant of mutants) {
-    if (only !== undefined && !mutant.name.includes(only)) continue;
-    const dir = plant(mutant);
-    const started = performance.now();
-    try {
-      const run = spawnSync(
-        process.execPath,
-        [
-          "--import",
-          "tsx",
-          join(dir, "test/sim/main.ts"),
-          "--level",
-          String(mutant.level),
-          "--seed",
-          String(firstSeed),
-          "--count",
-          String(mutant.seedsMax),
-          "--first-failure",
-        ],
-        { cwd: dir, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 },
-      );
-      const seconds = ((performance.now() - started) / 1000).toFixed(1);
-      const out = run.stdout ?? "";
-      const summary = out.split("\n").find((l) => l.startsWith(`level ${mutant.level}: seeds`)) ?? "";
-      const failLine = out.split("\n").find((l) => l.startsWith("FAIL "));
-      if (run.status === 1 && failLine !== undefined) {
-        const why = out
-          .split("\n")
-          .filter((l) =>
-            /^(raft |linearizability|convergence|idempotency|the run stopped|Operation|.*not linearizable)/.test(
-              l,
-            ),
-          )
-          .slice(0, 2)
-          .map((l) => l.slice(0, 200));
-        process.stdout.write(
-          `CAUGHT  ${mutant.name}\n        ${failLine} (${seconds} s)\n        ${summary}\n`,
-        );
-        for (const l of why) process.stdout.write(`        ${l}\n`);
-      } else {
-        survived++;
-        process.stdout.write(
-          `SURVIVED ${mutant.name}: exit ${run.status} after ${seconds} s\n${summary}\n${run.stderr ?? ""}\n`,
-        );
-      }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }
-  process.stdout.write(
-    survived === 0 ? "every planted bug was caught\n" : `${survived} mutant(s) survived\n`,
+process.exitCode = runMutants(root, mutants, process.argv[2], (mutant, dir) => {
+  const started = performance.now();
+  const run = spawnSync(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      join(dir, "test/sim/main.ts"),
+      "--level",
+      String(mutant.level),
+      "--seed",
+      String(firstSeed),
+      "--count",
+      String(mutant.seedsMax),
+      "--first-failure",
+    ],
+    { cwd: dir, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 },
   );
-  return survived === 0 ? 0 : 1;
-}
-
-process.exitCode = main();
+  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  const out = run.stdout ?? "";
+  const summary = out.split("\n").find((l) => l.startsWith(`level ${mutant.level}: seeds`)) ?? "";
+  const failLine = out.split("\n").find((l) => l.startsWith("FAIL "));
+  if (run.status === 1 && failLine !== undefined) {
+    const why = out
+      .split("\n")
+      .filter((l) =>
+        /^(raft |linearizability|convergence|idempotency|the run stopped|Operation|.*not linearizable)/.test(
+          l,
+        ),
+      )
+      .slice(0, 2)
+      .map((l) => l.slice(0, 200));
+    return { caught: true, detail: [`${failLine} (${seconds} s)`, summary, ...why] };
+  }
+  return {
+    caught: false,
+    detail: [`exit ${run.status} after ${seconds} s`, summary, ...(run.stderr ?? "").split("\n")],
+  };
+});

@@ -6,6 +6,13 @@ import { assert } from "../../src/util/assert.js";
 /** A handle to cancel a scheduled event. */
 export type TimerId = number;
 
+/**
+ * The part of a clock a client workload uses: the time, and timers it can cancel. The simulator's
+ * {@link Scheduler} is one; the real-process fault suite (test/faults) runs the same workloads on a
+ * real-time one.
+ */
+export type WorkloadClock = Pick<Scheduler, "nowMs" | "after" | "cancel">;
+
 /** Limits that turn a runaway simulation into a clear failure instead of a hang. */
 export interface SchedulerOptions {
   /** Events run over the scheduler's life before it throws. Default 10 million. */

@@ -8,7 +8,7 @@
 import { assert } from "../../src/util/assert.js";
 import type { Prng } from "../../src/util/prng.js";
 import { pickWeighted } from "./pick-weighted.js";
-import type { Scheduler } from "./scheduler.js";
+import type { WorkloadClock } from "./scheduler.js";
 import type { SideWorkload } from "./sim-runner.js";
 import {
   type AppendRecord,
@@ -130,7 +130,7 @@ const clientIdBase = 100;
 
 /** Producers, readers and consumers of streams on a simulated clock. */
 export class StreamWorkload implements SideWorkload {
-  readonly #scheduler: Scheduler;
+  readonly #scheduler: WorkloadClock;
   readonly #prng: Prng;
   readonly #target: StreamTarget;
   readonly #options: StreamWorkloadOptions;
@@ -171,7 +171,7 @@ export class StreamWorkload implements SideWorkload {
   };
 
   /** Creates the workload; nothing happens until `start`. */
-  constructor(scheduler: Scheduler, prng: Prng, target: StreamTarget, options: StreamWorkloadOptions) {
+  constructor(scheduler: WorkloadClock, prng: Prng, target: StreamTarget, options: StreamWorkloadOptions) {
     assert(options.producers >= 1 && options.consumers >= 1, "need a producer and a consumer");
     this.#scheduler = scheduler;
     this.#prng = prng;

@@ -2,6 +2,7 @@
 // directory, free ports, start / SIGKILL / restart by pid, and a client. Every process it starts is
 // stopped by close().
 import { type ChildProcess, spawn } from "node:child_process";
+import { randomInt } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -24,6 +25,24 @@ export async function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * A port that is free now and outside the range the OS hands out for outgoing connections (Linux:
+ * 32768-60999), so it stays free while its node is down: a node restarted on a port from
+ * {@link freePort} can find it taken by some connection's local end.
+ */
+export async function stablePort(): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = randomInt(20_000, 32_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once("error", () => resolve(false));
+      server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error("no free port in 20000-31999");
 }
 
 /** One node's fixed settings and its process, when running. */
@@ -50,6 +69,11 @@ export class ProcessCluster {
   readonly spares: ProcessNode[] = [];
   /** Extra `cairn node` flags for every node. */
   extraArgs: readonly string[] = [];
+  /**
+   * Which code the nodes run: the TypeScript sources through tsx (the default, so tests see every
+   * edit), or the compiled build (`npm run build`), which starts faster.
+   */
+  code: "source" | "build" = "source";
   /** Extra `cairn node` flags for one node (by name), after `extraArgs`: its own client ports. */
   readonly nodeExtraArgs = new Map<string, readonly string[]>();
   /** TLS material to use instead of the cluster's for some nodes (by name): an impostor's. */
@@ -74,9 +98,9 @@ export class ProcessCluster {
       (i <= size ? cluster.nodes : cluster.spares).push({
         name: `n${i}`,
         id: i,
-        httpUrl: `http://127.0.0.1:${await freePort()}`,
-        peerAddress: `127.0.0.1:${await freePort()}`,
-        redisAddress: `127.0.0.1:${await freePort()}`,
+        httpUrl: `http://127.0.0.1:${await stablePort()}`,
+        peerAddress: `127.0.0.1:${await stablePort()}`,
+        redisAddress: `127.0.0.1:${await stablePort()}`,
         dataDir: join(cluster.#dir, `n${i}`),
         process: undefined,
         output: "",
@@ -93,9 +117,9 @@ export class ProcessCluster {
       ? { join: this.nodes.find((n) => n.process !== undefined)?.httpUrl ?? "" }
       : { initialCluster: this.nodes.map((n) => `${n.name}=${n.peerAddress}`).join(",") };
     return [
-      "--import",
-      "tsx",
-      join(root, "src/cli/run.ts"),
+      ...(this.code === "build"
+        ? [join(root, "bin/cairn.js")]
+        : ["--import", "tsx", join(root, "src/cli/run.ts")]),
       ...nodeArgs({
         ...node,
         membership,
@@ -161,6 +185,12 @@ export class ProcessCluster {
   pause(node: ProcessNode): void {
     const pid = node.process?.pid;
     if (pid !== undefined) process.kill(pid, "SIGSTOP");
+  }
+
+  /** Continues a paused node's process with SIGCONT. */
+  resume(node: ProcessNode): void {
+    const pid = node.process?.pid;
+    if (pid !== undefined) process.kill(pid, "SIGCONT");
   }
 
   /** A client for some nodes (all by default). */

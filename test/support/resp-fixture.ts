@@ -4,6 +4,7 @@ import { connect, type Socket } from "node:net";
 import { type RespServer, startRespServer } from "../../src/server/resp/index.js";
 import type { ClusterStatus } from "../../src/service/index.js";
 import { KvService } from "../../src/service/kv-service.js";
+import { StreamService } from "../../src/service/stream-service.js";
 import { LocalReplication } from "./local-replication.js";
 
 /** A status as a single node that leads reports it. */
@@ -21,18 +22,34 @@ export function singleNodeStatus(log: LocalReplication): ClusterStatus {
   };
 }
 
-/** Starts a server; the caller closes it. `nowMs` follows the log's clock. */
-export async function startLocalRespServer(
-  limits: Partial<KvService["limits"]> = {},
-): Promise<{ server: RespServer; port: number; log: LocalReplication; kv: KvService }> {
+/**
+ * Starts a server; the caller closes it. `nowMs` follows the log's clock; the server's log lines
+ * are collected in `logged`.
+ */
+export async function startLocalRespServer(limits: Partial<KvService["limits"]> = {}): Promise<{
+  server: RespServer;
+  port: number;
+  log: LocalReplication;
+  kv: KvService;
+  streams: StreamService;
+  logged: string[];
+}> {
   const log = new LocalReplication();
   const kv = new KvService(log, limits);
+  const streams = new StreamService(log, log.applied);
+  const logged: string[] = [];
   const server = await startRespServer(
-    { kv, status: () => singleNodeStatus(log), nowMs: () => log.clockMs },
+    {
+      kv,
+      streams,
+      status: () => singleNodeStatus(log),
+      nowMs: () => log.clockMs,
+      log: (line) => logged.push(line),
+    },
     { host: "127.0.0.1", port: 0 },
   );
   const port = Number(server.address.split(":")[1]);
-  return { server, port, log, kv };
+  return { server, port, log, kv, streams, logged };
 }
 
 /** A raw connection: write bytes, read until a predicate on everything received holds. */

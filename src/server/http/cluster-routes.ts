@@ -3,6 +3,7 @@
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
+import { JoinBody, TransferBody } from "../../api/index.js";
 import type { ClusterStatus, Membership } from "../../service/index.js";
 
 /** What the cluster routes serve. */
@@ -28,10 +29,7 @@ export function registerClusterRoutes(fastify: FastifyInstance, options: Cluster
     {
       schema: {
         summary: "Add a node: registered, added as a learner, promoted once caught up",
-        body: Type.Object(
-          { name: Type.String(), peerAddress: Type.String() },
-          { additionalProperties: false },
-        ),
+        body: JoinBody,
       },
     },
     async (request) => membership.join(request.body.name, request.body.peerAddress),
@@ -51,7 +49,7 @@ export function registerClusterRoutes(fastify: FastifyInstance, options: Cluster
     {
       schema: {
         summary: "Hand leadership to another voter",
-        body: Type.Object({ transferTo: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }),
+        body: TransferBody,
       },
     },
     async (request, reply) => {

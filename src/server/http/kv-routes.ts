@@ -3,43 +3,13 @@
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
+import { Consistency, Encoding, KvPage, KvPutBody } from "../../api/index.js";
 import { CairnError, type KvRecord, type KvService } from "../../service/index.js";
 import { idempotencyKeyOf } from "./idempotency.js";
 
 const textDecoder = new TextDecoder("utf-8", { fatal: true });
 const textEncoder = new TextEncoder();
 const lenientDecoder = new TextDecoder();
-
-const Encoding = Type.Union([Type.Literal("utf8"), Type.Literal("base64")]);
-const Consistency = Type.Union([Type.Literal("linearizable"), Type.Literal("stale")]);
-
-const Staleness = Type.Object({
-  appliedIndex: Type.Integer({ description: "Raft index of the last entry applied to the state read" }),
-  leaderContactAgeMs: Type.Union([Type.Integer(), Type.Null()], {
-    description: "milliseconds since this node last had contact with a leader (a quorum, on a leader)",
-  }),
-});
-
-const Item = Type.Object({
-  key: Type.String(),
-  value: Type.String(),
-  encoding: Encoding,
-  revision: Type.Integer({ description: "modify revision of the key" }),
-  createRevision: Type.Integer(),
-  version: Type.Integer(),
-  expireAtMs: Type.Optional(Type.Integer({ description: "leader time at which the key expires" })),
-});
-
-const PutBody = Type.Object(
-  {
-    value: Type.String(),
-    encoding: Type.Optional(Encoding),
-    ifRevision: Type.Optional(Type.Integer({ minimum: 0 })),
-    ifAbsent: Type.Optional(Type.Boolean()),
-    ttlMs: Type.Optional(Type.Integer({ minimum: 1 })),
-  },
-  { additionalProperties: false },
-);
 
 const PatchBody = Type.Object(
   { increment: Type.Union([Type.Integer(), Type.String({ pattern: "^-?[0-9]{1,19}$" })]) },
@@ -123,7 +93,7 @@ export function registerKvRoutes(fastify: FastifyInstance, kv: KvService): void 
   app.put(
     "/v1/kv/*",
     {
-      schema: { summary: "Write a key", body: PutBody },
+      schema: { summary: "Write a key", body: KvPutBody },
     },
     async (request) => {
       const body = request.body;
@@ -189,13 +159,7 @@ export function registerKvRoutes(fastify: FastifyInstance, kv: KvService): void 
           consistency: Type.Optional(Consistency),
           encoding: Type.Optional(Encoding),
         }),
-        response: {
-          200: Type.Object({
-            items: Type.Array(Item),
-            next: Type.Union([Type.String(), Type.Null()]),
-            staleness: Type.Optional(Staleness),
-          }),
-        },
+        response: { 200: KvPage },
       },
     },
     async (request) => {

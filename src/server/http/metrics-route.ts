@@ -1,6 +1,9 @@
 // GET /metrics in the Prometheus text format: the node's role, term and indexes, its proposal and
-// read counters, persist / apply / proposal latency histograms, and (on the leader) each peer's lag.
+// read counters, persist / apply / proposal / read latency histograms, and (on the leader) each
+// peer's lag. GET /v1/metrics answers the same counters and histograms as JSON, for charts (the
+// dashboard) that would otherwise parse the text format.
 import type { FastifyInstance } from "fastify";
+import type { HistogramSnapshot, MetricsSnapshot } from "../../api/index.js";
 import type { GroupMetrics } from "../../node/metrics.js";
 import { type Histogram, latencyBucketsMs } from "../../node/metrics.js";
 import type { RaftStatus } from "../../raft/index.js";
@@ -62,6 +65,7 @@ export function renderMetrics(source: MetricsSource): string {
     "Time from proposal to applied, for successful proposals.",
     m.proposalMs,
   );
+  histogram(lines, "cairn_read_barrier_seconds", "A linearizable read's wait for its barrier.", m.readMs);
   lines.push(
     "# HELP cairn_peer_lag_entries Entries a peer is behind the leader's log (leader only).",
     "# TYPE cairn_peer_lag_entries gauge",
@@ -71,9 +75,46 @@ export function renderMetrics(source: MetricsSource): string {
   return `${lines.join("\n")}\n`;
 }
 
-/** Registers GET /metrics. */
+function snapshotOf(h: Histogram): HistogramSnapshot {
+  return { counts: [...h.counts], sumMs: h.sum, count: h.count };
+}
+
+/** The metrics of one group as JSON (GET /v1/metrics). */
+export function metricsSnapshot(source: MetricsSource): MetricsSnapshot {
+  const s = source.status();
+  const m = source.metrics;
+  return {
+    role: s.role,
+    term: s.term,
+    commitIndex: s.commitIndex,
+    appliedIndex: source.appliedIndex,
+    lastIndex: s.lastIndex,
+    leaderId: s.leaderId ?? 0,
+    latencyBucketsMs,
+    counters: {
+      proposals: m.proposals,
+      proposalsFailed: m.proposalsFailed,
+      reads: m.reads,
+      readsFailed: m.readsFailed,
+      entriesApplied: m.entriesApplied,
+    },
+    histograms: {
+      proposalMs: snapshotOf(m.proposalMs),
+      readMs: snapshotOf(m.readMs),
+      persistMs: snapshotOf(m.persistMs),
+      applyMs: snapshotOf(m.applyMs),
+    },
+  };
+}
+
+/** Registers GET /metrics (Prometheus text) and GET /v1/metrics (JSON). */
 export function registerMetricsRoute(app: FastifyInstance, source: MetricsSource): void {
   app.get("/metrics", { schema: { hide: true } }, async (_request, reply) =>
     reply.header("content-type", "text/plain; version=0.0.4; charset=utf-8").send(renderMetrics(source)),
+  );
+  app.get(
+    "/v1/metrics",
+    { schema: { summary: "Counters and latency histograms as JSON (the same as /metrics)" } },
+    async () => metricsSnapshot(source),
   );
 }

@@ -6,6 +6,7 @@
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { Type } from "typebox";
+import { AppendBody, Consistency, Encoding } from "../../api/index.js";
 import {
   CairnError,
   type DeliveredMessage,
@@ -19,8 +20,6 @@ import {
 import { idempotencyKeyOf } from "./idempotency.js";
 import { decodeValue, encodeValue } from "./kv-routes.js";
 
-const Encoding = Type.Union([Type.Literal("utf8"), Type.Literal("base64")]);
-const Consistency = Type.Union([Type.Literal("linearizable"), Type.Literal("stale")]);
 const NameParams = Type.Object({ name: Type.String() });
 const MessageParams = Type.Object({ name: Type.String(), seq: Type.Integer({ minimum: 1 }) });
 const GroupParams = Type.Object({ name: Type.String(), group: Type.String() });
@@ -43,18 +42,6 @@ const settings = {
 const CreateBody = Type.Object({ name: Type.String(), ...settings }, { additionalProperties: false });
 
 const UpdateBody = Type.Object(settings, { additionalProperties: false });
-
-const AppendBody = Type.Object(
-  {
-    payload: Type.String(),
-    encoding: Type.Optional(Encoding),
-    headers: Type.Optional(Type.Record(Type.String(), Type.String())),
-    key: Type.Optional(Type.String()),
-    id: Type.Optional(Type.String({ description: "message id, deduplicated within the stream's window" })),
-    expectedLastSeq: Type.Optional(Type.Integer({ minimum: 0 })),
-  },
-  { additionalProperties: false },
-);
 
 const StartAtSchema = Type.Union([
   Type.Literal("first"),

@@ -1,7 +1,7 @@
 // The shape of a Redis command as the server knows it: name, arity, flags, key positions and its
 // handler. One table (commands.ts) lists them all; dispatch, arity errors, MULTI's queueing and
 // COMMAND COUNT / INFO / DOCS are all derived from it, so a command cannot exist in one and not the others.
-import type { ClusterStatus, KvService } from "../../service/index.js";
+import type { ClusterStatus, KvService, StreamService } from "../../service/index.js";
 import type { Reply, RespVersion } from "./resp-reply.js";
 
 /** Flags Redis's COMMAND INFO reports; `write` and `readonly` also steer MULTI and docs. */
@@ -41,11 +41,16 @@ export interface ClientState {
   watchBroken: boolean;
   /** Set by QUIT: close after this reply. */
   closing: boolean;
+  /** Aborted when the connection closes: ends a blocking command's wait. */
+  readonly closed: AbortSignal;
+  /** In a blocking command's wait (INFO's blocked_clients). */
+  blocked: boolean;
 }
 
 /** What the whole server offers commands: the services and the list of connections. */
 export interface ServerContext {
   readonly kv: KvService;
+  readonly streams: StreamService;
   /** The node's cluster view, for INFO. */
   readonly status: () => ClusterStatus;
   /** Every open connection. */
@@ -63,6 +68,8 @@ export interface CommandCall {
   readonly args: readonly Buffer[];
   readonly client: ClientState;
   readonly server: ServerContext;
+  /** Run by EXEC: a blocking command answers at once, as inside Redis's MULTI. */
+  readonly inExec?: boolean;
 }
 
 /** A command's handler. May throw a CairnError, which the server maps to a Redis error reply. */

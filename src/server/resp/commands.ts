@@ -12,8 +12,10 @@ import {
   select,
   time,
 } from "./connection-commands.js";
+import { groupCommands } from "./group-commands.js";
 import { keyCommands } from "./key-commands.js";
 import { r } from "./resp-reply.js";
+import { streamCommands } from "./stream-commands.js";
 import { discard, execWithoutMulti, multi, unwatch, watch } from "./transaction-commands.js";
 
 const none = [0, 0, 0] as const;
@@ -135,6 +137,8 @@ const baseCommands: CommandSpec[] = [
     unwatch,
   ),
   ...keyCommands,
+  ...streamCommands,
+  ...groupCommands,
 ];
 
 const commandSpec = (sub: string, arity: number, summary: string, handler: CommandHandler) =>

@@ -2,7 +2,7 @@
 // that reads and writes is one service call applied in the state machine (atomic); the adapter
 // parses arguments and shapes replies exactly as Redis 7 does (src/t_string.c, src/db.c,
 // src/expire.c), and holds no business logic.
-import type { KvExpiry } from "../../service/index.js";
+import { isCairnError, isStreamName, type KvExpiry, type KvService } from "../../service/index.js";
 import {
   type CommandCall,
   type CommandFlag,
@@ -18,7 +18,8 @@ import {
 import { globMatch } from "./glob.js";
 import { type Reply, r } from "./resp-reply.js";
 
-type Expiry = KvExpiry | { readonly kind: "keep" };
+/** An expiry a write sets: a KvExpiry, or `keep` (the key keeps its TTL). */
+export type Expiry = KvExpiry | { readonly kind: "keep" };
 
 const invalidExpire = (name: string): Reply => r.error(`ERR invalid expire time in '${name}' command`);
 const arg = (call: CommandCall, i: number): Buffer => call.args[i] ?? Buffer.alloc(0);
@@ -96,24 +97,33 @@ function setWithExpiry(name: string, unit: "ex" | "px"): CommandHandler {
   };
 }
 
-/** GETEX key [EX s | PX ms | EXAT ts | PXAT ms | PERSIST] */
-async function getex(call: CommandCall): Promise<Reply> {
+/** GETEX's options: [EX s | PX ms | EXAT ts | PXAT ms | PERSIST]; undefined expiry: none given. */
+export function parseGetexOptions(
+  args: readonly Buffer[],
+): { ok: true; expiry: Expiry | undefined } | { ok: false; reply: Reply } {
   let expiry: Expiry | undefined;
-  for (let i = 2; i < call.args.length; i++) {
-    const option = text(call.args[i]).toLowerCase();
+  for (let i = 2; i < args.length; i++) {
+    const option = text(args[i]).toLowerCase();
     if (option === "persist" && expiry === undefined) expiry = { kind: "never" };
     else if (
       (option === "ex" || option === "px" || option === "exat" || option === "pxat") &&
       expiry === undefined &&
-      i + 1 < call.args.length
+      i + 1 < args.length
     ) {
-      const amount = expiryAmount("getex", option, arg(call, ++i));
-      if (!amount.ok) return amount.reply;
+      const amount = expiryAmount("getex", option, args[++i] ?? Buffer.alloc(0));
+      if (!amount.ok) return amount;
       expiry = amount.expiry;
-    } else return syntaxError;
+    } else return { ok: false, reply: syntaxError };
   }
-  if (expiry === undefined) return get(call);
-  const result = await call.server.kv.update(arg(call, 1), { kind: "get-expire", expiry });
+  return { ok: true, expiry };
+}
+
+/** GETEX key [EX s | PX ms | EXAT ts | PXAT ms | PERSIST] */
+async function getex(call: CommandCall): Promise<Reply> {
+  const options = parseGetexOptions(call.args);
+  if (!options.ok) return options.reply;
+  if (options.expiry === undefined) return get(call);
+  const result = await call.server.kv.update(arg(call, 1), { kind: "get-expire", expiry: options.expiry });
   return r.bulkOrNil(result.value);
 }
 
@@ -138,21 +148,36 @@ function increment(sign: 1n | -1n, fixed: bigint | undefined, name: string): Com
   };
 }
 
-async function incrbyfloat(call: CommandCall): Promise<Reply> {
-  const by = text(call.args[2]);
+/** INCRBYFLOAT's increment, checked as Redis reads a float. */
+export function floatIncrement(
+  args: readonly Buffer[],
+): { ok: true; by: string } | { ok: false; reply: Reply } {
+  const by = text(args[2]);
   if (!/^[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf|infinity)$/i.test(by)) {
-    return r.error("ERR value is not a valid float");
+    return { ok: false, reply: r.error("ERR value is not a valid float") };
   }
-  const result = await call.server.kv.update(arg(call, 1), { kind: "increment-float", by });
+  return { ok: true, by };
+}
+
+async function incrbyfloat(call: CommandCall): Promise<Reply> {
+  const increment = floatIncrement(call.args);
+  if (!increment.ok) return increment.reply;
+  const result = await call.server.kv.update(arg(call, 1), { kind: "increment-float", by: increment.by });
   return r.bulkOrNil(result.value);
 }
 
-async function getrange(call: CommandCall): Promise<Reply> {
-  const startArg = parseInteger(arg(call, 2));
-  const endArg = parseInteger(arg(call, 3));
-  if (startArg === undefined || endArg === undefined) return notAnInteger;
-  const { record } = await call.server.kv.get(arg(call, 1));
-  const value = record?.value ?? new Uint8Array(0);
+/** GETRANGE's start and end, as integers. */
+export function parseRange(
+  args: readonly Buffer[],
+): { ok: true; start: bigint; end: bigint } | { ok: false; reply: Reply } {
+  const start = parseInteger(args[2] ?? Buffer.alloc(0));
+  const end = parseInteger(args[3] ?? Buffer.alloc(0));
+  if (start === undefined || end === undefined) return { ok: false, reply: notAnInteger };
+  return { ok: true, start, end };
+}
+
+/** GETRANGE's reply: the bytes of `value` from `start` to `end`, both inclusive, as Redis 7 cuts them. */
+export function substringReply(value: Uint8Array, startArg: bigint, endArg: bigint): Reply {
   const length = BigInt(value.length);
   let start = startArg;
   let end = endArg;
@@ -167,25 +192,62 @@ async function getrange(call: CommandCall): Promise<Reply> {
   return r.bulk(value.subarray(Number(start), Number(end) + 1));
 }
 
-async function setrange(call: CommandCall): Promise<Reply> {
-  const offset = parseInteger(arg(call, 2));
-  if (offset === undefined) return notAnInteger;
-  if (offset < 0n) return r.error("ERR offset is out of range");
-  if (offset > BigInt(call.server.kv.limits.valueBytesMax)) {
-    return r.error("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
+async function getrange(call: CommandCall): Promise<Reply> {
+  const range = parseRange(call.args);
+  if (!range.ok) return range.reply;
+  const { record } = await call.server.kv.get(arg(call, 1));
+  return substringReply(record?.value ?? new Uint8Array(0), range.start, range.end);
+}
+
+/** SETRANGE's offset: a non-negative integer that keeps the value within `valueBytesMax`. */
+export function setrangeOffset(
+  args: readonly Buffer[],
+  valueBytesMax: number,
+): { ok: true; offset: number } | { ok: false; reply: Reply } {
+  const offset = parseInteger(args[2] ?? Buffer.alloc(0));
+  if (offset === undefined) return { ok: false, reply: notAnInteger };
+  if (offset < 0n) return { ok: false, reply: r.error("ERR offset is out of range") };
+  if (offset > BigInt(valueBytesMax)) {
+    return { ok: false, reply: r.error("ERR string exceeds maximum allowed size (proto-max-bulk-len)") };
   }
+  return { ok: true, offset: Number(offset) };
+}
+
+async function setrange(call: CommandCall): Promise<Reply> {
+  const offset = setrangeOffset(call.args, call.server.kv.limits.valueBytesMax);
+  if (!offset.ok) return offset.reply;
   const result = await call.server.kv.update(arg(call, 1), {
     kind: "set-range",
-    offset: Number(offset),
+    offset: offset.offset,
     bytes: arg(call, 3),
   });
   return r.int(result.length);
 }
 
+/**
+ * Whether a stream named by `key` exists, read locally: a stream is a Redis key too (DEL, EXISTS,
+ * TYPE see it), and a stream this client wrote through this node is applied here already.
+ */
+async function streamExists(call: CommandCall, key: Uint8Array): Promise<boolean> {
+  const name = text(key);
+  if (!isStreamName(name)) return false;
+  try {
+    await call.server.streams.info(name, "stale");
+    return true;
+  } catch (error) {
+    if (isCairnError(error) && error.code === "ERR_NOT_FOUND") return false;
+    throw error;
+  }
+}
+
+/** DEL / UNLINK: each key, and the stream of that name. */
 async function del(call: CommandCall): Promise<Reply> {
   let deleted = 0;
   for (const key of call.args.slice(1)) {
-    if ((await call.server.kv.delete(key)).deleted) deleted++;
+    const keyDeleted = (await call.server.kv.delete(key)).deleted;
+    const streamDeleted =
+      (await streamExists(call, key)) && (await call.server.streams.delete(text(key))).deleted;
+    if (keyDeleted || streamDeleted) deleted++;
   }
   return r.int(deleted);
 }
@@ -193,7 +255,7 @@ async function del(call: CommandCall): Promise<Reply> {
 async function exists(call: CommandCall): Promise<Reply> {
   let found = 0;
   for (const key of call.args.slice(1)) {
-    if ((await call.server.kv.get(key)).record !== undefined) found++;
+    if ((await call.server.kv.get(key)).record !== undefined || (await streamExists(call, key))) found++;
   }
   return r.int(found);
 }
@@ -206,48 +268,87 @@ async function mset(call: CommandCall, ifNoneExist: boolean, name: string): Prom
   return ifNoneExist ? r.int(result.written ? 1 : 0) : r.ok;
 }
 
+/** What an EXPIRE-family command asks: when, relative or absolute, and its condition. */
+export interface ExpireRequest {
+  readonly when: { readonly afterMs: number } | { readonly atMs: number };
+  readonly condition?: NonNullable<NonNullable<Parameters<KvService["expire"]>[2]>["condition"]>;
+}
+
+/** Parses EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT key amount [NX | XX | GT | LT]. */
+export function parseExpire(
+  name: string,
+  unit: "s" | "ms",
+  absolute: boolean,
+  args: readonly Buffer[],
+): { ok: true; request: ExpireRequest } | { ok: false; reply: Reply } {
+  const amount = parseInteger(args[2] ?? Buffer.alloc(0));
+  if (amount === undefined) return { ok: false, reply: notAnInteger };
+  let nx = false;
+  let xx = false;
+  let gt = false;
+  let lt = false;
+  for (const option of args.slice(3)) {
+    const o = text(option).toLowerCase();
+    if (o === "nx") nx = true;
+    else if (o === "xx") xx = true;
+    else if (o === "gt") gt = true;
+    else if (o === "lt") lt = true;
+    else return { ok: false, reply: r.error(`ERR Unsupported option ${text(option)}`) };
+  }
+  if (nx && (xx || gt || lt)) {
+    return {
+      ok: false,
+      reply: r.error("ERR NX and XX, GT or LT options at the same time are not compatible"),
+    };
+  }
+  if (gt && lt)
+    return { ok: false, reply: r.error("ERR GT and LT options at the same time are not compatible") };
+  const ms = unit === "s" ? amount * 1000n : amount;
+  if (ms > BigInt(Number.MAX_SAFE_INTEGER) || ms < -BigInt(Number.MAX_SAFE_INTEGER))
+    return { ok: false, reply: invalidExpire(name) };
+  const condition = nx ? "nx" : xx ? "xx" : gt ? "gt" : lt ? "lt" : undefined;
+  return {
+    ok: true,
+    request: {
+      when: absolute ? { atMs: Number(ms) } : { afterMs: Number(ms) },
+      ...(condition !== undefined ? { condition } : {}),
+    },
+  };
+}
+
 /** EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT key amount [NX | XX | GT | LT] */
 function expire(name: string, unit: "s" | "ms", absolute: boolean): CommandHandler {
   return async (call) => {
-    const amount = parseInteger(arg(call, 2));
-    if (amount === undefined) return notAnInteger;
-    let nx = false;
-    let xx = false;
-    let gt = false;
-    let lt = false;
-    for (const option of call.args.slice(3)) {
-      const o = text(option).toLowerCase();
-      if (o === "nx") nx = true;
-      else if (o === "xx") xx = true;
-      else if (o === "gt") gt = true;
-      else if (o === "lt") lt = true;
-      else return r.error(`ERR Unsupported option ${text(option)}`);
-    }
-    if (nx && (xx || gt || lt)) {
-      return r.error("ERR NX and XX, GT or LT options at the same time are not compatible");
-    }
-    if (gt && lt) return r.error("ERR GT and LT options at the same time are not compatible");
-    const ms = unit === "s" ? amount * 1000n : amount;
-    if (ms > BigInt(Number.MAX_SAFE_INTEGER) || ms < -BigInt(Number.MAX_SAFE_INTEGER))
-      return invalidExpire(name);
-    const condition = nx ? "nx" : xx ? "xx" : gt ? "gt" : lt ? "lt" : undefined;
+    const parsed = parseExpire(name, unit, absolute, call.args);
+    if (!parsed.ok) return parsed.reply;
+    const { when, condition } = parsed.request;
     const result = await call.server.kv.expire(
       arg(call, 1),
-      absolute ? { atMs: Number(ms) } : { afterMs: Number(ms) },
+      when,
       condition !== undefined ? { condition } : {},
     );
     return r.int(result.changed ? 1 : 0);
   };
 }
 
+/** The reply of TTL / PTTL / EXPIRETIME / PEXPIRETIME for a key (absent: undefined) expiring then (0: never). */
+export function ttlReply(
+  expireAtMs: number | undefined,
+  ms: boolean,
+  absolute: boolean,
+  nowMs: number,
+): Reply {
+  if (expireAtMs === undefined) return r.int(-2);
+  if (expireAtMs === 0) return r.int(-1);
+  const value = absolute ? expireAtMs : Math.max(0, expireAtMs - nowMs);
+  return r.int(ms ? value : Math.floor((value + 500) / 1000));
+}
+
 /** TTL / PTTL / EXPIRETIME / PEXPIRETIME */
 function ttl(ms: boolean, absolute: boolean): CommandHandler {
   return async (call) => {
     const { record } = await call.server.kv.get(arg(call, 1));
-    if (record === undefined) return r.int(-2);
-    if (record.expireAtMs === 0) return r.int(-1);
-    const value = absolute ? record.expireAtMs : Math.max(0, record.expireAtMs - call.server.nowMs());
-    return r.int(ms ? value : Math.floor((value + 500) / 1000));
+    return ttlReply(record?.expireAtMs, ms, absolute, call.server.nowMs());
   };
 }
 
@@ -256,19 +357,33 @@ async function rename(call: CommandCall, replace: boolean): Promise<Reply> {
   return replace ? r.ok : r.int(result.done ? 1 : 0);
 }
 
-async function copy(call: CommandCall): Promise<Reply> {
+/** COPY's options: [DB 0] [REPLACE]; a copy onto itself is refused as Redis refuses it. */
+export function parseCopy(
+  args: readonly Buffer[],
+): { ok: true; replace: boolean } | { ok: false; reply: Reply } {
   let replace = false;
-  for (let i = 3; i < call.args.length; i++) {
-    const option = text(call.args[i]).toLowerCase();
+  for (let i = 3; i < args.length; i++) {
+    const option = text(args[i]).toLowerCase();
     if (option === "replace") replace = true;
-    else if (option === "db" && i + 1 < call.args.length) {
-      const db = parseInteger(arg(call, ++i));
-      if (db === undefined) return notAnInteger;
-      if (db !== 0n) return r.error("ERR DB index is out of range");
-    } else return syntaxError;
+    else if (option === "db" && i + 1 < args.length) {
+      const db = parseInteger(args[++i] ?? Buffer.alloc(0));
+      if (db === undefined) return { ok: false, reply: notAnInteger };
+      if (db !== 0n) return { ok: false, reply: r.error("ERR DB index is out of range") };
+    } else return { ok: false, reply: syntaxError };
   }
-  if (arg(call, 1).equals(arg(call, 2))) return r.error("ERR source and destination objects are the same");
-  const result = await call.server.kv.copy(arg(call, 1), arg(call, 2), { move: false, replace });
+  if ((args[1] ?? Buffer.alloc(0)).equals(args[2] ?? Buffer.alloc(0))) {
+    return { ok: false, reply: r.error("ERR source and destination objects are the same") };
+  }
+  return { ok: true, replace };
+}
+
+async function copy(call: CommandCall): Promise<Reply> {
+  const options = parseCopy(call.args);
+  if (!options.ok) return options.reply;
+  const result = await call.server.kv.copy(arg(call, 1), arg(call, 2), {
+    move: false,
+    replace: options.replace,
+  });
   return r.int(result.done ? 1 : 0);
 }
 
@@ -602,7 +717,8 @@ export const keyCommands: readonly CommandSpec[] = [
     "Determines the type of value stored at a key.",
     async (call) => {
       const { record } = await call.server.kv.get(arg(call, 1));
-      return r.simple(record === undefined ? "none" : "string");
+      if (record !== undefined) return r.simple("string");
+      return r.simple((await streamExists(call, arg(call, 1))) ? "stream" : "none");
     },
   ),
   command(
@@ -785,10 +901,16 @@ export const keyCommands: readonly CommandSpec[] = [
   ),
 ];
 
+/** FLUSHALL / FLUSHDB's one option, [SYNC | ASYNC]: undefined when it is valid. */
+export function flushRefused(args: readonly Buffer[]): Reply | undefined {
+  if (args.length > 2) return syntaxError;
+  const mode = args[1] === undefined ? "sync" : text(args[1]).toLowerCase();
+  return mode === "sync" || mode === "async" ? undefined : syntaxError;
+}
+
 async function flush(call: CommandCall): Promise<Reply> {
-  if (call.args.length > 2) return syntaxError;
-  const mode = call.args[1] === undefined ? "sync" : text(call.args[1]).toLowerCase();
-  if (mode !== "sync" && mode !== "async") return syntaxError;
+  const refused = flushRefused(call.args);
+  if (refused !== undefined) return refused;
   await call.server.kv.flush();
   return r.ok;
 }

@@ -3,8 +3,9 @@
 // replies written in that order. A protocol error is answered with Redis's text and the connection
 // closes; the queue is bounded, and reading pauses while it is full.
 import { createServer, type Server } from "node:net";
-import { type ClusterStatus, isCairnError, type KvService } from "../../service/index.js";
+import { type ClusterStatus, isCairnError, type KvService, type StreamService } from "../../service/index.js";
 import { listenTcp } from "../tcp-listener.js";
+import { UnexpectedFailures } from "../unexpected-failure.js";
 import {
   arityAllows,
   type ClientState,
@@ -15,6 +16,7 @@ import {
 } from "./command-table.js";
 import { commandTable } from "./commands.js";
 import { respErrorOf } from "./error-replies.js";
+import { answerBatch, StepBatcher, takeRun } from "./pipeline.js";
 import { defaultRespParserLimits, RespParser, type RespParserLimits } from "./resp-parser.js";
 import { encodeReply, type Reply, r } from "./resp-reply.js";
 import { execTransaction, queueInTransaction } from "./transaction-commands.js";
@@ -22,12 +24,16 @@ import { execTransaction, queueInTransaction } from "./transaction-commands.js";
 /** Settings of the Redis server. */
 export interface RespServerOptions {
   readonly kv: KvService;
+  /** The streams service: Redis streams are the streams of the HTTP API. */
+  readonly streams: StreamService;
   readonly status: () => ClusterStatus;
   readonly limits?: Partial<RespParserLimits>;
   /** Commands one connection may have parsed and not yet answered before reading pauses. */
   readonly pendingCommandsMax?: number;
   /** The wall clock; defaults to Date.now. */
   readonly nowMs?: () => number;
+  /** Where the node's log lines go (an unexpected failure, with its stack); defaults to stderr. */
+  readonly log?: (line: string) => void;
 }
 
 /** The Redis version Cairn answers to (HELLO, INFO): the 7.2 command set it follows. */
@@ -55,16 +61,24 @@ export async function startRespServer(
   const nowMs = options.nowMs ?? (() => Date.now());
   const context: ServerContext = {
     kv: options.kv,
+    streams: options.streams,
     status: options.status,
     clients,
-    blockedClients: () => 0,
+    blockedClients: () => {
+      let blocked = 0;
+      for (const client of clients.values()) if (client.blocked) blocked++;
+      return blocked;
+    },
     redisVersion: claimedRedisVersion,
     nowMs,
   };
   let nextId = 1;
+  const failures = new UnexpectedFailures("redis", options.log);
+  const batcher = new StepBatcher(options.kv);
 
   const server: Server = createServer((socket) => {
     socket.setNoDelay(true);
+    const gone = new AbortController();
     const client: ClientState = {
       id: nextId++,
       addr: `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}`,
@@ -80,6 +94,8 @@ export async function startRespServer(
       watched: new Map(),
       watchBroken: false,
       closing: false,
+      closed: gone.signal,
+      blocked: false,
     };
     clients.set(client.id, client);
     const parser = new RespParser(limits);
@@ -99,22 +115,35 @@ export async function startRespServer(
       if (running) return;
       running = true;
       socket.cork();
+      const one = (args: readonly Buffer[]) => answer(args, client, context, failures);
+      const unexpected = (error: unknown) => {
+        failures.report(error, "a pipelined batch");
+        return r.error("ERR internal error");
+      };
       while (!closed) {
-        const args = queue.shift();
-        if (args === undefined) break;
+        const run = takeRun(queue, client, options.kv.limits.valueBytesMax);
+        if (run === undefined) break;
         if (queue.length < pendingMax / 2) socket.resume();
-        const reply = await run(args, client, context);
-        send(reply);
+        let replies: Reply[];
+        try {
+          if (run.kind === "single") replies = [await one(run.command)];
+          else if (run.kind === "reads") replies = await Promise.all(run.commands.map(one));
+          else replies = await answerBatch(run.commands, client, context, batcher, one, unexpected);
+        } catch (error) {
+          // `one` answers every failure itself; this is a bug in running a batch: every command
+          // of it hears of it, and the connection goes on.
+          const reply = unexpected(error);
+          replies = run.kind === "single" ? [reply] : run.commands.map(() => reply);
+        }
+        for (const reply of replies) send(reply);
         if (client.closing) {
           closed = true;
           socket.end();
           break;
         }
         // Let replies of a long pipeline go out as they are ready rather than at its end.
-        if (queue.length === 0 || queue.length % 64 === 0) {
-          socket.uncork();
-          socket.cork();
-        }
+        socket.uncork();
+        socket.cork();
       }
       if (!closed && protocolError !== undefined) {
         send(r.error(protocolError));
@@ -137,6 +166,7 @@ export async function startRespServer(
     const forget = (): void => {
       closed = true;
       clients.delete(client.id);
+      gone.abort();
     };
     socket.on("close", forget);
     socket.on("error", forget);
@@ -178,22 +208,37 @@ export function refuseCall(args: readonly Buffer[]): Reply | undefined {
   return undefined;
 }
 
-/** Runs one command to its reply; a CairnError becomes its Redis error reply. */
+/** Runs one command to its reply; a CairnError it raises is left to the caller to map. */
 export async function runCommand(
   args: readonly Buffer[],
   client: ClientState,
   server: ServerContext,
+  inExec = false,
 ): Promise<Reply> {
   const refused = refuseCall(args);
   if (refused !== undefined) return refused;
   const spec = lookupCommand(args[0]);
   if (spec === undefined) return unknownCommand(args);
   client.lastCommand = spec.name;
+  return spec.handler(inExec ? { args, client, server, inExec } : { args, client, server });
+}
+
+/**
+ * Answers a command from the wire. A failure that is not a CairnError is a bug: the client gets
+ * Redis's internal error and the node logs it, while every other client goes on.
+ */
+async function answer(
+  args: readonly Buffer[],
+  client: ClientState,
+  server: ServerContext,
+  failures: UnexpectedFailures,
+): Promise<Reply> {
   try {
-    return await spec.handler({ args, client, server });
+    return await run(args, client, server);
   } catch (error) {
     if (isCairnError(error)) return r.error(respErrorOf[error.code](error));
-    throw error;
+    failures.report(error, `command ${text(args[0]).slice(0, 64)}`);
+    return r.error("ERR internal error");
   }
 }
 

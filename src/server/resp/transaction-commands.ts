@@ -1,9 +1,11 @@
 // MULTI / EXEC / DISCARD / WATCH / UNWATCH. Queued commands are checked as Redis checks them when
 // queued (unknown command, wrong arity: EXEC then aborts with EXECABORT).
-import { type ClientState, type CommandCall, type ServerContext, text } from "./command-table.js";
+import { isCairnError, type StepResult } from "../../service/index.js";
+import type { ClientState, CommandCall, ServerContext } from "./command-table.js";
+import { respErrorOf } from "./error-replies.js";
 import { type Reply, r } from "./resp-reply.js";
-import { refuseCall } from "./resp-server.js";
-import { canQueue, type TransactionPlan, transactionPlanners } from "./transaction-plans.js";
+import { refuseCall, runCommand } from "./resp-server.js";
+import { planOf, type TransactionPlan } from "./transaction-plans.js";
 
 /** MULTI */
 export function multi({ client }: CommandCall): Reply {
@@ -58,10 +60,6 @@ export function queueInTransaction(args: readonly Buffer[], client: ClientState)
     client.multiFailed = true;
     return refused;
   }
-  if (!canQueue(args)) {
-    client.multiFailed = true;
-    return r.error(`ERR Cairn cannot run '${text(args[0])}' inside MULTI (see docs/redis.md)`);
-  }
   client.multi?.push(args);
   return r.simple("QUEUED");
 }
@@ -69,6 +67,7 @@ export function queueInTransaction(args: readonly Buffer[], client: ClientState)
 /**
  * EXEC: aborts if a queued command was refused; otherwise proposes every queued command's steps as
  * one transaction entry, which applies them atomically and answers nil when a watched key changed.
+ * Commands that touch no key run in their place among the replies, once the entry applied.
  */
 export async function execTransaction(client: ClientState, server: ServerContext): Promise<Reply> {
   const queued = client.multi ?? [];
@@ -77,20 +76,37 @@ export async function execTransaction(client: ClientState, server: ServerContext
   endTransaction(client);
   if (failed) return r.error("EXECABORT Transaction discarded because of previous errors.");
   // A command whose arguments are wrong answers its error in its slot, as Redis's EXEC does.
-  const plans: (TransactionPlan | Reply)[] = queued.map((args) => {
-    const planner = transactionPlanners.get(text(args[0]).toLowerCase());
-    return planner === undefined ? r.error("ERR internal error: no plan") : planner(args, server);
-  });
+  const plans: (TransactionPlan | Reply)[] = [];
+  for (const args of queued) {
+    plans.push(
+      await planOf({ args, client, server, inExec: true }, (call) =>
+        runCommand(call.args, client, server, true),
+      ),
+    );
+  }
   const steps = plans.flatMap((plan) => ("steps" in plan ? plan.steps : []));
-  const { aborted, results } = await server.kv.transaction(watched, steps);
-  if (aborted) return { t: "null-array" };
+  let results: readonly StepResult[] = [];
+  if (steps.length > 0 || watched.length > 0) {
+    const outcome = await server.kv.transaction(watched, steps);
+    if (outcome.aborted) return { t: "null-array" };
+    results = outcome.results;
+  }
   let next = 0;
-  return r.array(
-    plans.map((plan) => {
-      if (!("steps" in plan)) return plan;
-      const mine = results.slice(next, next + plan.steps.length);
-      next += plan.steps.length;
-      return plan.reply(mine, server);
-    }),
-  );
+  const replies: Reply[] = [];
+  for (const [i, plan] of plans.entries()) {
+    if (!("steps" in plan)) {
+      replies.push(plan);
+      continue;
+    }
+    const mine = results.slice(next, next + plan.steps.length);
+    next += plan.steps.length;
+    try {
+      replies.push(await plan.reply(mine, { args: queued[i] ?? [], client, server, inExec: true }));
+    } catch (error) {
+      // A command run in its place fails alone, as a command in Redis's EXEC does.
+      if (!isCairnError(error)) throw error;
+      replies.push(r.error(respErrorOf[error.code](error)));
+    }
+  }
+  return r.array(replies);
 }

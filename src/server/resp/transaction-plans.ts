@@ -1,42 +1,51 @@
 // How a command queued in MULTI becomes part of one transaction entry: its KV steps, and how its
 // reply is built from their results once the entry applied. EXEC proposes every queued command's
 // steps as one KvService.transaction, so they apply atomically, with WATCH checked at apply time.
-import { CairnError, type KvResult, type KvStep } from "../../service/index.js";
-import { notAnInteger, parseInteger, type ServerContext, text, wrongArity } from "./command-table.js";
+// Every command that reads or writes keys has a plan here; a command without one touches no key
+// (PING, CLIENT, INFO...) or reads the whole keyspace (KEYS, SCAN, DBSIZE, RANDOMKEY), and EXEC
+// runs it in its place among the replies, after the entry applied.
+import { isCairnError, type KvStep, type StepResult } from "../../service/index.js";
+import { type CommandCall, notAnInteger, parseInteger, text, wrongArity } from "./command-table.js";
 import { respErrorOf } from "./error-replies.js";
-import { expiryAmount, parseSetOptions } from "./key-commands.js";
+import {
+  type Expiry,
+  expiryAmount,
+  floatIncrement,
+  flushRefused,
+  parseCopy,
+  parseExpire,
+  parseGetexOptions,
+  parseRange,
+  parseSetOptions,
+  setrangeOffset,
+  substringReply,
+  ttlReply,
+} from "./key-commands.js";
 import { type Reply, r } from "./resp-reply.js";
+import { type Planner, refusalReply, streamPlanners, type TransactionPlan } from "./stream-plans.js";
 
-/** A queued command's part of the transaction. */
-export interface TransactionPlan {
-  readonly steps: readonly KvStep[];
-  /** Builds the reply from the results of `steps`, in order. */
-  readonly reply: (results: readonly KvResult[], server: ServerContext) => Reply;
-}
-
-type Planner = (args: readonly Buffer[], server: ServerContext) => TransactionPlan | Reply;
+export type { TransactionPlan } from "./stream-plans.js";
 
 const at = (args: readonly Buffer[], i: number): Buffer => args[i] ?? Buffer.alloc(0);
 
 /** The reply of a refused step, or undefined when it succeeded. */
-function refused(result: KvResult | undefined): Reply | undefined {
+function refused(result: StepResult | undefined): Reply | undefined {
   if (result === undefined) return r.error("ERR internal error: a transaction step has no result");
-  if (result.ok) return undefined;
-  const error = new CairnError(result.code, result.message);
-  return r.error(respErrorOf[error.code](error));
+  return result.ok ? undefined : refusalReply(result);
 }
 
-function single(step: KvStep, reply: (result: KvResult) => Reply): TransactionPlan {
+function single(step: KvStep, reply: (result: StepResult) => Reply): TransactionPlan {
   return { steps: [step], reply: ([result]) => refused(result) ?? (result ? reply(result) : r.nil) };
 }
 
+/** A read of one key; `reply` gets its value (null: absent) and expiry (0: never). */
 const read = (key: Buffer, reply: (value: Uint8Array | null, expireAtMs: number) => Reply) =>
   single({ type: "read", key }, (result) =>
     result.kind === "kv.read" ? reply(result.value, result.expireAtMs) : r.nil,
   );
 
 function increment(sign: 1n | -1n, fixed: bigint | undefined): Planner {
-  return (args) => {
+  return ({ args }) => {
     const by = fixed ?? parseInteger(at(args, 2));
     if (by === undefined) return notAnInteger;
     if (sign === -1n && by === -(2n ** 63n)) return r.error("ERR decrement would overflow");
@@ -46,23 +55,44 @@ function increment(sign: 1n | -1n, fixed: bigint | undefined): Planner {
   };
 }
 
+/** One step per key; the reply counts the keys whose result passes `count`. */
 function keysPlan(
   args: readonly Buffer[],
   step: (key: Buffer) => KvStep,
-  count: (result: KvResult) => boolean,
+  count: (result: StepResult) => boolean,
 ): TransactionPlan {
   const steps = args.slice(1).map(step);
   return { steps, reply: (results) => r.int(results.filter(count).length) };
 }
 
-function setPlan(args: readonly Buffer[], expiryUnit?: "ex" | "px", name = "set"): TransactionPlan | Reply {
+const deleted = (x: StepResult) => x.kind === "kv.delete" && x.ok && x.deleted;
+const present = (x: StepResult) => x.kind === "kv.read" && x.value !== null;
+
+/** The service's refusal of a relative expiry over `ttlMsMax`, as the command alone would answer it. */
+function ttlRefused(expiry: Expiry | undefined, server: CommandCall["server"]): Reply | undefined {
+  const max = server.kv.limits.ttlMsMax;
+  return expiry?.kind === "after" && expiry.ms > max
+    ? r.error(`ERR a TTL may be at most ${max} ms`)
+    : undefined;
+}
+
+function setPlan(
+  { args, server }: CommandCall,
+  expiryUnit?: "ex" | "px",
+  name = "set",
+): TransactionPlan | Reply {
   if (expiryUnit !== undefined) {
     const amount = expiryAmount(name, expiryUnit, at(args, 2));
     if (!amount.ok) return amount.reply;
-    return single({ type: "set", key: at(args, 1), value: at(args, 3), expiry: amount.expiry }, () => r.ok);
+    return (
+      ttlRefused(amount.expiry, server) ??
+      single({ type: "set", key: at(args, 1), value: at(args, 3), expiry: amount.expiry }, () => r.ok)
+    );
   }
   const options = parseSetOptions(args);
   if ("t" in options) return options;
+  const refusedTtl = ttlRefused(options.expiry, server);
+  if (refusedTtl !== undefined) return refusedTtl;
   return single({ type: "set", key: at(args, 1), value: at(args, 2), ...options }, (result) => {
     if (result.kind !== "kv.set") return r.nil;
     if (options.returnOld) return r.bulkOrNil(result.old);
@@ -70,41 +100,99 @@ function setPlan(args: readonly Buffer[], expiryUnit?: "ex" | "px", name = "set"
   });
 }
 
-function ttlPlan(ms: boolean): Planner {
-  return (args) => ({
-    steps: [{ type: "read", key: at(args, 1) }],
-    reply: ([result], server) => {
-      if (result?.kind !== "kv.read" || result.value === null) return r.int(-2);
-      if (result.expireAtMs === 0) return r.int(-1);
-      const left = Math.max(0, result.expireAtMs - server.nowMs());
-      return r.int(ms ? left : Math.floor((left + 500) / 1000));
-    },
-  });
+/** A read-modify-write of one key; `reply` gets the value and length after (or before) it. */
+function update(
+  key: Buffer,
+  op: Extract<KvStep, { type: "update" }>["op"],
+  reply: (value: Uint8Array | null, length: number) => Reply,
+): TransactionPlan {
+  return single({ type: "update", key, op }, (result) =>
+    result.kind === "kv.update" && result.ok ? reply(result.value, result.length) : r.nil,
+  );
 }
 
-function expirePlan(unit: "s" | "ms"): Planner {
-  return (args) => {
-    if (args.length > 3) return r.error("ERR Cairn runs EXPIRE options inside MULTI only without options");
-    const amount = parseInteger(at(args, 2));
-    if (amount === undefined) return notAnInteger;
-    const ms = Number(unit === "s" ? amount * 1000n : amount);
+function ttlPlan(ms: boolean, absolute: boolean): Planner {
+  return ({ args, server }) =>
+    read(at(args, 1), (value, expireAtMs) =>
+      ttlReply(value === null ? undefined : expireAtMs, ms, absolute, server.nowMs()),
+    );
+}
+
+function expirePlan(name: string, unit: "s" | "ms", absolute: boolean): Planner {
+  return ({ args, server }) => {
+    const parsed = parseExpire(name, unit, absolute, args);
+    if (!parsed.ok) return parsed.reply;
+    const { when, condition } = parsed.request;
+    if ("afterMs" in when) {
+      const refusedTtl = ttlRefused({ kind: "after", ms: when.afterMs }, server);
+      if (refusedTtl !== undefined) return refusedTtl;
+    }
+    // As KvService.expire: the log carries no negative times, so a relative time already past is
+    // the earliest absolute one.
+    const ms = "afterMs" in when ? when.afterMs : when.atMs;
+    const expiry =
+      "afterMs" in when && ms >= 0
+        ? { kind: "after" as const, ms }
+        : { kind: "at" as const, ms: Math.max(0, ms) };
     return single(
-      { type: "set-ttl", key: at(args, 1), expiry: ms >= 0 ? { kind: "after", ms } : { kind: "at", ms: 0 } },
+      { type: "set-ttl", key: at(args, 1), expiry, ...(condition !== undefined ? { condition } : {}) },
       (result) => r.int(result.kind === "kv.set-ttl" && result.changed ? 1 : 0),
     );
   };
 }
 
-/** The commands Cairn can run inside MULTI, by name. */
+function renamePlan(replace: boolean): Planner {
+  return ({ args }) =>
+    single({ type: "copy", from: at(args, 1), to: at(args, 2), move: true, replace }, (result) => {
+      if (replace) return r.ok;
+      return r.int(result.kind === "kv.copy" && result.ok && result.done ? 1 : 0);
+    });
+}
+
+function msetPlan(ifNoneExist: boolean, name: string): Planner {
+  return ({ args }) => {
+    if (args.length % 2 === 0) return wrongArity(name);
+    const pairs: [Buffer, Buffer][] = [];
+    for (let i = 1; i < args.length; i += 2) pairs.push([at(args, i), at(args, i + 1)]);
+    return single({ type: "put-many", pairs, ...(ifNoneExist ? { ifNoneExist } : {}) }, (result) =>
+      ifNoneExist ? r.int(result.kind === "kv.put-many" && result.written ? 1 : 0) : r.ok,
+    );
+  };
+}
+
+function getexPlan({ args, server }: CommandCall): TransactionPlan | Reply {
+  const options = parseGetexOptions(args);
+  if (!options.ok) return options.reply;
+  const expiry: Expiry | undefined = options.expiry;
+  const refusedTtl = ttlRefused(expiry, server);
+  if (refusedTtl !== undefined) return refusedTtl;
+  if (expiry === undefined) return read(at(args, 1), (value) => r.bulkOrNil(value));
+  return update(at(args, 1), { kind: "get-expire", expiry }, (value) => r.bulkOrNil(value));
+}
+
+function flushPlan({ args }: CommandCall): TransactionPlan | Reply {
+  return flushRefused(args) ?? single({ type: "flush" }, () => r.ok);
+}
+
+/** The commands that read or write keys, by name: each becomes steps of the transaction entry. */
 export const transactionPlanners: ReadonlyMap<string, Planner> = new Map<string, Planner>([
-  ["get", (args) => read(at(args, 1), (value) => r.bulkOrNil(value))],
-  ["strlen", (args) => read(at(args, 1), (value) => r.int(value?.length ?? 0))],
-  ["set", (args) => setPlan(args)],
-  ["setex", (args) => setPlan(args, "ex", "setex")],
-  ["psetex", (args) => setPlan(args, "px", "psetex")],
+  ["get", ({ args }) => read(at(args, 1), (value) => r.bulkOrNil(value))],
+  ["strlen", ({ args }) => read(at(args, 1), (value) => r.int(value?.length ?? 0))],
+  [
+    "getrange",
+    ({ args }) => {
+      const range = parseRange(args);
+      if (!range.ok) return range.reply;
+      return read(at(args, 1), (value) => substringReply(value ?? new Uint8Array(0), range.start, range.end));
+    },
+  ],
+  ["type", ({ args }) => read(at(args, 1), (value) => r.simple(value === null ? "none" : "string"))],
+  ["set", (call) => setPlan(call)],
+  ["setex", (call) => setPlan(call, "ex", "setex")],
+  ["psetex", (call) => setPlan(call, "px", "psetex")],
   [
     "setnx",
-    (args) =>
+    ({ args }) =>
       single(
         { type: "set", key: at(args, 1), value: at(args, 2), condition: "nx", expiry: { kind: "never" } },
         (result) => r.int(result.kind === "kv.set" && result.written ? 1 : 0),
@@ -112,97 +200,110 @@ export const transactionPlanners: ReadonlyMap<string, Planner> = new Map<string,
   ],
   [
     "getset",
-    (args) =>
+    ({ args }) =>
       single(
         { type: "set", key: at(args, 1), value: at(args, 2), returnOld: true, expiry: { kind: "never" } },
         (result) => (result.kind === "kv.set" ? r.bulkOrNil(result.old) : r.nil),
       ),
   ],
-  [
-    "getdel",
-    (args) =>
-      single({ type: "update", key: at(args, 1), op: { kind: "get-delete" } }, (result) =>
-        result.kind === "kv.update" && result.ok ? r.bulkOrNil(result.value) : r.nil,
-      ),
-  ],
+  ["getdel", ({ args }) => update(at(args, 1), { kind: "get-delete" }, (value) => r.bulkOrNil(value))],
+  ["getex", getexPlan],
   ["incr", increment(1n, 1n)],
   ["decr", increment(-1n, 1n)],
   ["incrby", increment(1n, undefined)],
   ["decrby", increment(-1n, undefined)],
   [
-    "del",
-    (args) =>
-      keysPlan(
-        args,
-        (key) => ({ type: "delete", key }),
-        (x) => x.kind === "kv.delete" && x.ok && x.deleted,
-      ),
-  ],
-  [
-    "unlink",
-    (args) =>
-      keysPlan(
-        args,
-        (key) => ({ type: "delete", key }),
-        (x) => x.kind === "kv.delete" && x.ok && x.deleted,
-      ),
-  ],
-  [
-    "exists",
-    (args) =>
-      keysPlan(
-        args,
-        (key) => ({ type: "read", key }),
-        (x) => x.kind === "kv.read" && x.value !== null,
-      ),
-  ],
-  [
-    "mget",
-    (args) => ({
-      steps: args.slice(1).map((key) => ({ type: "read", key })),
-      reply: (results) => r.array(results.map((x) => (x.kind === "kv.read" ? r.bulkOrNil(x.value) : r.nil))),
-    }),
-  ],
-  [
-    "mset",
-    (args) => {
-      if (args.length % 2 === 0) return wrongArity("mset");
-      const pairs: [Buffer, Buffer][] = [];
-      for (let i = 1; i < args.length; i += 2) pairs.push([at(args, i), at(args, i + 1)]);
-      return single({ type: "put-many", pairs }, () => r.ok);
+    "incrbyfloat",
+    ({ args }) => {
+      const increment = floatIncrement(args);
+      if (!increment.ok) return increment.reply;
+      return update(at(args, 1), { kind: "increment-float", by: increment.by }, (value) =>
+        r.bulkOrNil(value),
+      );
     },
   ],
   [
     "append",
-    (args, server) =>
-      single(
-        {
-          type: "update",
-          key: at(args, 1),
-          op: { kind: "append", bytes: at(args, 2), valueBytesMax: server.kv.limits.valueBytesMax },
-        },
-        (result) => (result.kind === "kv.update" && result.ok ? r.int(result.length) : r.nil),
+    ({ args, server }) =>
+      update(
+        at(args, 1),
+        { kind: "append", bytes: at(args, 2), valueBytesMax: server.kv.limits.valueBytesMax },
+        (_, length) => r.int(length),
       ),
   ],
-  ["expire", expirePlan("s")],
-  ["pexpire", expirePlan("ms")],
+  [
+    "setrange",
+    ({ args, server }) => {
+      const valueBytesMax = server.kv.limits.valueBytesMax;
+      const offset = setrangeOffset(args, valueBytesMax);
+      if (!offset.ok) return offset.reply;
+      return update(
+        at(args, 1),
+        { kind: "set-range", offset: offset.offset, bytes: at(args, 3), valueBytesMax },
+        (_, length) => r.int(length),
+      );
+    },
+  ],
+  ["del", ({ args }) => keysPlan(args, (key) => ({ type: "delete", key }), deleted)],
+  ["unlink", ({ args }) => keysPlan(args, (key) => ({ type: "delete", key }), deleted)],
+  ["exists", ({ args }) => keysPlan(args, (key) => ({ type: "read", key }), present)],
+  ["touch", ({ args }) => keysPlan(args, (key) => ({ type: "read", key }), present)],
+  [
+    "mget",
+    ({ args }) => ({
+      steps: args.slice(1).map((key) => ({ type: "read", key })),
+      reply: (results) => r.array(results.map((x) => (x.kind === "kv.read" ? r.bulkOrNil(x.value) : r.nil))),
+    }),
+  ],
+  ["mset", msetPlan(false, "mset")],
+  ["msetnx", msetPlan(true, "msetnx")],
+  ["expire", expirePlan("expire", "s", false)],
+  ["pexpire", expirePlan("pexpire", "ms", false)],
+  ["expireat", expirePlan("expireat", "s", true)],
+  ["pexpireat", expirePlan("pexpireat", "ms", true)],
   [
     "persist",
-    (args) =>
+    ({ args }) =>
       single({ type: "set-ttl", key: at(args, 1), expiry: { kind: "never" } }, (result) =>
         r.int(result.kind === "kv.set-ttl" && result.changed ? 1 : 0),
       ),
   ],
-  ["ttl", ttlPlan(false)],
-  ["pttl", ttlPlan(true)],
+  ["ttl", ttlPlan(false, false)],
+  ["pttl", ttlPlan(true, false)],
+  ["expiretime", ttlPlan(false, true)],
+  ["pexpiretime", ttlPlan(true, true)],
+  ["rename", renamePlan(true)],
+  ["renamenx", renamePlan(false)],
   [
-    "ping",
-    (args) => ({ steps: [], reply: () => (args[1] === undefined ? r.simple("PONG") : r.bulk(at(args, 1))) }),
+    "copy",
+    ({ args }) => {
+      const options = parseCopy(args);
+      if (!options.ok) return options.reply;
+      return single(
+        { type: "copy", from: at(args, 1), to: at(args, 2), move: false, replace: options.replace },
+        (result) => r.int(result.kind === "kv.copy" && result.ok && result.done ? 1 : 0),
+      );
+    },
   ],
-  ["echo", (args) => ({ steps: [], reply: () => r.bulk(at(args, 1)) })],
+  ["flushall", flushPlan],
+  ["flushdb", flushPlan],
+  ...streamPlanners,
 ]);
 
-/** Whether Cairn can run the command named by `args` inside MULTI. */
-export function canQueue(args: readonly Buffer[]): boolean {
-  return transactionPlanners.has(text(args[0]).toLowerCase());
+/**
+ * The plan of a queued command: its steps, or (no plan) its handler run in its place. A command the
+ * service refuses while it is planned (a name over a limit) answers that refusal in its place.
+ */
+export async function planOf(
+  call: CommandCall,
+  run: (call: CommandCall) => Promise<Reply>,
+): Promise<TransactionPlan | Reply> {
+  const planner = transactionPlanners.get(text(call.args[0]).toLowerCase());
+  if (planner === undefined) return { steps: [], reply: () => run(call) };
+  try {
+    return await planner(call);
+  } catch (error) {
+    if (!isCairnError(error)) throw error;
+    return r.error(respErrorOf[error.code](error));
+  }
 }

@@ -6,6 +6,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { isCairnError, type KvService } from "../../service/index.js";
 import { assertNever } from "../../util/index.js";
 import { listenTcp } from "../tcp-listener.js";
+import { UnexpectedFailures } from "../unexpected-failure.js";
 import { type LineEvent, LineParser } from "./line-parser.js";
 import { parseTextCommand, type TextProtoVersion } from "./text-command.js";
 import { textReasonOf } from "./text-errors.js";
@@ -34,6 +35,8 @@ export interface TextServerOptions {
   readonly lineBytesMax?: number;
   /** Connections served at once; further ones are closed by the OS listener. Default 1,024. */
   readonly connectionsMax?: number;
+  /** Where the node's log lines go (an unexpected failure, with its stack); defaults to stderr. */
+  readonly log?: (line: string) => void;
 }
 
 /** A listening text server. */
@@ -170,11 +173,16 @@ class TextSession {
     }
   }
 
+  /** The reply to a request that failed unexpectedly (a bug, logged by the server). */
+  internalError(): Reply {
+    return this.#line(`ERROR: ${textReasonOf.ERR_INTERNAL}`);
+  }
+
   #line(text: string): Reply {
     return { bytes: concat([ascii(`${text}\r\n`), this.#prompt]), close: false };
   }
 
-  /** An expected failure becomes an `ERROR:` line; anything else is a bug and propagates. */
+  /** An expected failure becomes an `ERROR:` line; anything else is a bug and propagates to the server. */
   #failure(error: unknown): Reply {
     if (!isCairnError(error)) throw error;
     return this.#line(`ERROR: ${textReasonOf[error.code]}`);
@@ -182,7 +190,12 @@ class TextSession {
 }
 
 /** Serves one socket: lines are answered one at a time, in order. */
-function serveSocket(socket: Socket, options: TextServerOptions, lineBytesMax: number): void {
+function serveSocket(
+  socket: Socket,
+  options: TextServerOptions,
+  lineBytesMax: number,
+  failures: UnexpectedFailures,
+): void {
   const session = new TextSession(options.kv, options.flavor);
   const parser = new LineParser(lineBytesMax);
   const queue: LineEvent[] = [];
@@ -194,7 +207,15 @@ function serveSocket(socket: Socket, options: TextServerOptions, lineBytesMax: n
     while (!ended) {
       const event = queue.shift();
       if (event === undefined) break;
-      const reply = await session.answer(event);
+      let reply: Reply;
+      try {
+        reply = await session.answer(event);
+      } catch (error) {
+        // Not an expected failure (those became ERROR lines): a bug. This client hears of it; the
+        // node logs it and goes on serving everyone (a broken invariant still stops it).
+        failures.report(error, "a request");
+        reply = session.internalError();
+      }
       if (ended) break;
       if (reply.close) {
         ended = true;
@@ -224,10 +245,9 @@ function serveSocket(socket: Socket, options: TextServerOptions, lineBytesMax: n
     if (queue.length >= queuedLinesMax) socket.pause();
     if (!running) {
       pump().catch((error: unknown) => {
-        // Not an expected failure (those became ERROR lines): a broken invariant. Crash the node.
-        process.nextTick(() => {
-          throw error;
-        });
+        failures.report(error, "the connection");
+        ended = true;
+        socket.destroy();
       });
     }
   });
@@ -246,8 +266,9 @@ export async function startTextServer(
   options: TextServerOptions,
 ): Promise<TextServer> {
   const lineBytesMax = options.lineBytesMax ?? options.kv.limits.valueBytesMax + 64;
+  const failures = new UnexpectedFailures("text", options.log);
   const server: Server = createServer({ noDelay: true }, (socket) => {
-    serveSocket(socket, options, lineBytesMax);
+    serveSocket(socket, options, lineBytesMax, failures);
   });
   server.maxConnections = options.connectionsMax ?? 1024;
   const listener = await listenTcp(server, listen);

@@ -14,10 +14,12 @@ export {
   type KvSet,
   type KvSetTtl,
   type KvStep,
+  type KvStreamStep,
   type KvTransaction,
   type KvTtlCondition,
   type KvUpdate,
   type KvUpdateOp,
+  type TransactionStep,
 } from "./kv-command.js";
 export {
   applyKv,
@@ -47,4 +49,5 @@ export {
   kvRevision,
   nextExpiryMs,
   rangeKv,
+  type StepResult,
 } from "./kv-state-machine.js";

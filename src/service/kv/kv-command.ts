@@ -1,6 +1,7 @@
 // Key-value commands as they travel in Raft entries: a compact binary encoding, decoded only from
 // entries this cluster wrote (a decode failure there is corruption, not bad user input).
 import { type ByteReader, ByteWriter, DecodeError } from "../../util/bytes.js";
+import { decodeStreamCommand, encodeStreamCommand, type StreamCommand } from "../streams/stream-command.js";
 
 /** Store `value` under `key`, optionally only if absent or only at a given modify revision. */
 export interface KvPut {
@@ -139,11 +140,23 @@ export interface KvRead {
 export interface KvTransaction {
   readonly type: "transaction";
   readonly watch: readonly (readonly [key: Uint8Array, revision: number])[];
-  readonly commands: readonly KvStep[];
+  readonly commands: readonly TransactionStep[];
 }
 
 /** A command a transaction may hold: any but a transaction, an expiry sweep or a flush. */
 export type KvStep = Exclude<KvCommand, KvTransaction | KvExpire>;
+
+/**
+ * A stream command inside a transaction (Redis XADD, XACK ... inside MULTI, or pipelined with key
+ * commands), applied in its place as the streams state machine applies it on its own.
+ */
+export interface KvStreamStep {
+  readonly type: "stream";
+  readonly command: StreamCommand;
+}
+
+/** What a transaction holds: key-value steps and stream commands, applied in order. */
+export type TransactionStep = KvStep | KvStreamStep;
 
 /** Every key-value command. */
 export type KvCommand =
@@ -172,6 +185,8 @@ const TYPE_COPY = 9;
 const TYPE_FLUSH = 10;
 const TYPE_READ = 11;
 const TYPE_TRANSACTION = 12;
+/** A stream command inside a transaction; never a command of its own. */
+const TYPE_STREAM = 13;
 /** Expiry codes of SET and GETEX, which also keep a TTL. */
 const SET_EXPIRY_CODES = ["after", "at", "never", "keep"] as const;
 const UPDATE_CODES = ["append", "set-range", "increment-float", "get-delete", "get-expire"] as const;
@@ -259,7 +274,10 @@ export function encodeKvCommand(command: KvCommand, writer = new ByteWriter()): 
       writer.u8(TYPE_TRANSACTION).varint(command.watch.length);
       for (const [key, revision] of command.watch) writer.bytes(key).varint(revision);
       writer.varint(command.commands.length);
-      for (const step of command.commands) encodeKvCommand(step, writer);
+      for (const step of command.commands) {
+        if (step.type === "stream") encodeStreamCommand(step.command, writer.u8(TYPE_STREAM));
+        else encodeKvCommand(step, writer);
+      }
       return writer;
   }
 }
@@ -278,7 +296,11 @@ function decodeSetExpiry(reader: ByteReader): KvExpiry | { readonly kind: "keep"
 
 /** Decodes a command written by {@link encodeKvCommand}; throws DecodeError on malformed bytes. */
 export function decodeKvCommand(reader: ByteReader): KvCommand {
-  const type = reader.u8();
+  return decodeKvCommandOfType(reader.u8(), reader);
+}
+
+/** Decodes the rest of a command whose type byte was `type`. */
+function decodeKvCommandOfType(type: number, reader: ByteReader): KvCommand {
   switch (type) {
     case TYPE_PUT: {
       const flags = reader.u8();
@@ -381,10 +403,15 @@ export function decodeKvCommand(reader: ByteReader): KvCommand {
       const watch: (readonly [Uint8Array, number])[] = [];
       const watchCount = reader.varint();
       for (let i = 0; i < watchCount; i++) watch.push([reader.bytes(), reader.varint()]);
-      const commands: KvStep[] = [];
+      const commands: TransactionStep[] = [];
       const count = reader.varint();
       for (let i = 0; i < count; i++) {
-        const step = decodeKvCommand(reader);
+        const stepType = reader.u8();
+        if (stepType === TYPE_STREAM) {
+          commands.push({ type: "stream", command: decodeStreamCommand(reader) });
+          continue;
+        }
+        const step = decodeKvCommandOfType(stepType, reader);
         if (step.type === "transaction" || step.type === "expire") {
           throw new DecodeError(`a ${step.type} inside a transaction`);
         }

@@ -3,6 +3,7 @@
 import { ByteReader, ByteWriter, compareBytes } from "../../util/bytes.js";
 import type { Refusal } from "../errors.js";
 import { keyAfter, prefixEnd, type StateReader, type StateWriter } from "../state.js";
+import { applyStream, type StreamResult } from "../streams/index.js";
 import type {
   KvCommand,
   KvCopy,
@@ -118,8 +119,11 @@ export interface KvTransactionResult {
   readonly kind: "kv.transaction";
   readonly ok: true;
   readonly aborted: boolean;
-  readonly results: readonly KvResult[];
+  readonly results: readonly StepResult[];
 }
+
+/** The result of one step of a transaction: a key-value result, or a stream command's. */
+export type StepResult = KvResult | StreamResult;
 /** The outcome of any key-value command, tagged with its command's kind. */
 export type KvResult =
   | KvReadResult
@@ -323,7 +327,9 @@ function applyTransaction(state: StateWriter, command: KvTransaction, clockMs: n
     }
   }
   // As Redis's EXEC: a refused command does not undo the others.
-  const results = command.commands.map((step) => applyKv(state, step, clockMs));
+  const results = command.commands.map((step) =>
+    step.type === "stream" ? applyStream(state, step.command, clockMs) : applyKv(state, step, clockMs),
+  );
   return { kind: "kv.transaction", ok: true, aborted: false, results };
 }
 

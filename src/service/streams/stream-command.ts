@@ -53,6 +53,26 @@ export type ClaimTarget =
   | { readonly kind: "seqs"; readonly seqs: readonly number[] }
   | { readonly kind: "scan"; readonly fromSeq: number; readonly count: number };
 
+/** A message id `<ms>-<n>` given by a client; `n` left out means the next free one in `ms`. */
+export interface GivenId {
+  readonly ms: number;
+  readonly n?: number;
+}
+
+/**
+ * Trimming a stream from its oldest end (Redis MAXLEN / MINID): down to `max` messages, or to the
+ * messages whose id is at least `ms-n`. An approximate trim (`exact` false) removes only whole
+ * blocks of {@link trimBlockSeqs} sequences, as Redis removes only whole nodes; `limit` bounds the
+ * messages removed (0: no bound but the state machine's per-entry one).
+ */
+export type StreamTrim = { readonly exact: boolean; readonly limit: number } & (
+  | { readonly kind: "maxlen"; readonly max: number }
+  | { readonly kind: "minid"; readonly ms: number; readonly n: number }
+);
+
+/** Sequences per block that an approximate trim removes whole (Redis's stream-node-max-entries). */
+export const trimBlockSeqs = 100;
+
 /** How a consumer settles messages it holds. */
 export type SettleAction = "ack" | "nack" | "extend" | "term";
 
@@ -91,7 +111,13 @@ export type StreamCommand =
        * NOMKSTREAM), in the same entry; an existing stream keeps its own settings.
        */
       readonly createWith?: StreamConfig;
+      /** The message's id, which must be above the stream's last (Redis XADD with an id). */
+      readonly id?: GivenId;
+      /** Trims the stream after the append, in the same entry (Redis XADD MAXLEN / MINID). */
+      readonly trim?: StreamTrim;
     }
+  /** Trims a stream from its oldest end (Redis XTRIM). */
+  | { readonly type: "trim"; readonly name: string; readonly trim: StreamTrim }
   | {
       readonly type: "group-create";
       readonly stream: string;
@@ -100,6 +126,30 @@ export type StreamCommand =
       readonly config: GroupConfig;
     }
   | { readonly type: "group-delete"; readonly stream: string; readonly group: string }
+  /**
+   * Moves a group's position: the next message it hands out is the first at or after `nextSeq`
+   * (Redis XGROUP SETID). Messages in flight stay with their consumers.
+   */
+  | {
+      readonly type: "group-position";
+      readonly stream: string;
+      readonly group: string;
+      readonly nextSeq: number;
+    }
+  /** Registers a consumer of a group (Redis XGROUP CREATECONSUMER). */
+  | {
+      readonly type: "consumer-create";
+      readonly stream: string;
+      readonly group: string;
+      readonly consumer: string;
+    }
+  /** Forgets a consumer and the messages it holds (Redis XGROUP DELCONSUMER). */
+  | {
+      readonly type: "consumer-delete";
+      readonly stream: string;
+      readonly group: string;
+      readonly consumer: string;
+    }
   /** Changes some of a group's settings; messages in flight keep their deadlines. */
   | {
       readonly type: "group-update";
@@ -128,6 +178,10 @@ export type StreamCommand =
    * least `minIdleMs`, for `consumer`, with a fresh ack deadline (Redis XCLAIM, XAUTOCLAIM): the
    * sequences named, or a scan of the group's messages in flight from `fromSeq` that claims up to
    * `count` (looking at no more than ten times that many). `justId` leaves delivery counts alone.
+   * The options are XCLAIM's: `ownOnly` takes only what `consumer` already holds (Redis XREADGROUP
+   * reading its history, which counts a delivery), `idleMs` sets how long the claimed messages
+   * count as idle, `retryCount` their delivery count, and `force` takes named messages that are not
+   * in flight (held by the stream) as well.
    */
   | {
       readonly type: "claim";
@@ -137,6 +191,10 @@ export type StreamCommand =
       readonly minIdleMs: number;
       readonly target: ClaimTarget;
       readonly justId: boolean;
+      readonly ownOnly?: boolean;
+      readonly idleMs?: number;
+      readonly retryCount?: number;
+      readonly force?: boolean;
     }
   /**
    * Bounded housekeeping the leader proposes while work is due: removes deleted streams' data,
@@ -156,12 +214,22 @@ const UPDATE = 9;
 const MESSAGE_DELETE = 10;
 const GROUP_UPDATE = 11;
 const CLAIM = 12;
+const TRIM = 13;
+const GROUP_POSITION = 14;
+const CONSUMER_CREATE = 15;
+const CONSUMER_DELETE = 16;
 const CLAIM_JUST_ID = 1;
 const CLAIM_SCAN = 2;
+const CLAIM_OWN_ONLY = 4;
+const CLAIM_IDLE = 8;
+const CLAIM_RETRY_COUNT = 16;
+const CLAIM_FORCE = 32;
 const FLAG_KEY = 1;
 const FLAG_MSG_ID = 2;
 const FLAG_EXPECTED = 4;
 const FLAG_CREATE = 8;
+const FLAG_ID = 16;
+const FLAG_TRIM = 32;
 /** The order in which an update's settings are flagged and written. */
 const CONFIG_FIELDS = [
   "maxMessages",
@@ -214,6 +282,23 @@ function decodeConfig(reader: ByteReader): StreamConfig {
   };
 }
 
+function encodeTrim(trim: StreamTrim, writer: ByteWriter): ByteWriter {
+  writer
+    .u8(trim.kind === "maxlen" ? 0 : 1)
+    .u8(trim.exact ? 1 : 0)
+    .varint(trim.limit);
+  return trim.kind === "maxlen" ? writer.varint(trim.max) : writer.varint(trim.ms).varint(trim.n);
+}
+
+function decodeTrim(reader: ByteReader): StreamTrim {
+  const kind = reader.u8();
+  const exact = reader.u8() === 1;
+  const limit = reader.varint();
+  if (kind === 0) return { kind: "maxlen", exact, limit, max: reader.varint() };
+  if (kind === 1) return { kind: "minid", exact, limit, ms: reader.varint(), n: reader.varint() };
+  throw new DecodeError(`unknown trim kind ${kind}`);
+}
+
 /** Encodes a stream command for a Raft entry. */
 export function encodeStreamCommand(command: StreamCommand, writer = new ByteWriter()): ByteWriter {
   switch (command.type) {
@@ -245,15 +330,33 @@ export function encodeStreamCommand(command: StreamCommand, writer = new ByteWri
         (command.key !== undefined ? FLAG_KEY : 0) |
         (command.msgId !== undefined ? FLAG_MSG_ID : 0) |
         (command.expectedLastSeq !== undefined ? FLAG_EXPECTED : 0) |
-        (command.createWith !== undefined ? FLAG_CREATE : 0);
+        (command.createWith !== undefined ? FLAG_CREATE : 0) |
+        (command.id !== undefined ? FLAG_ID : 0) |
+        (command.trim !== undefined ? FLAG_TRIM : 0);
       writer.u8(APPEND).string(command.name).u8(flags).bytes(command.payload).varint(command.headers.length);
       for (const [name, value] of command.headers) writer.string(name).string(value);
       if (command.key !== undefined) writer.string(command.key);
       if (command.msgId !== undefined) writer.string(command.msgId);
       if (command.expectedLastSeq !== undefined) writer.varint(command.expectedLastSeq);
       if (command.createWith !== undefined) encodeConfig(command.createWith, writer);
+      if (command.id !== undefined) {
+        writer.varint(command.id.ms).u8(command.id.n === undefined ? 0 : 1);
+        if (command.id.n !== undefined) writer.varint(command.id.n);
+      }
+      if (command.trim !== undefined) encodeTrim(command.trim, writer);
       return writer;
     }
+    case "trim":
+      return encodeTrim(command.trim, writer.u8(TRIM).string(command.name));
+    case "group-position":
+      return writer.u8(GROUP_POSITION).string(command.stream).string(command.group).varint(command.nextSeq);
+    case "consumer-create":
+    case "consumer-delete":
+      return writer
+        .u8(command.type === "consumer-create" ? CONSUMER_CREATE : CONSUMER_DELETE)
+        .string(command.stream)
+        .string(command.group)
+        .string(command.consumer);
     case "group-create": {
       writer.u8(GROUP_CREATE).string(command.stream).string(command.group);
       const start = command.startAt;
@@ -309,10 +412,21 @@ export function encodeStreamCommand(command: StreamCommand, writer = new ByteWri
         .string(command.group)
         .string(command.consumer)
         .varint(command.minIdleMs)
-        .u8((command.justId ? CLAIM_JUST_ID : 0) | (target.kind === "scan" ? CLAIM_SCAN : 0));
-      if (target.kind === "scan") return writer.varint(target.fromSeq).varint(target.count);
-      writer.varint(target.seqs.length);
-      for (const seq of target.seqs) writer.varint(seq);
+        .u8(
+          (command.justId ? CLAIM_JUST_ID : 0) |
+            (target.kind === "scan" ? CLAIM_SCAN : 0) |
+            (command.ownOnly === true ? CLAIM_OWN_ONLY : 0) |
+            (command.idleMs !== undefined ? CLAIM_IDLE : 0) |
+            (command.retryCount !== undefined ? CLAIM_RETRY_COUNT : 0) |
+            (command.force === true ? CLAIM_FORCE : 0),
+        );
+      if (target.kind === "scan") writer.varint(target.fromSeq).varint(target.count);
+      else {
+        writer.varint(target.seqs.length);
+        for (const seq of target.seqs) writer.varint(seq);
+      }
+      if (command.idleMs !== undefined) writer.varint(command.idleMs);
+      if (command.retryCount !== undefined) writer.varint(command.retryCount);
       return writer;
     }
   }
@@ -358,6 +472,12 @@ export function decodeStreamCommand(reader: ByteReader): StreamCommand {
       const expectedLastSeq = (flags & FLAG_EXPECTED) !== 0 ? reader.varint() : undefined;
       // Entries of the previous release never set the flag, so they decode as before.
       const createWith = (flags & FLAG_CREATE) !== 0 ? decodeConfig(reader) : undefined;
+      let id: GivenId | undefined;
+      if ((flags & FLAG_ID) !== 0) {
+        const ms = reader.varint();
+        id = reader.u8() === 1 ? { ms, n: reader.varint() } : { ms };
+      }
+      const trim = (flags & FLAG_TRIM) !== 0 ? decodeTrim(reader) : undefined;
       return {
         type: "append",
         name: stream,
@@ -367,8 +487,18 @@ export function decodeStreamCommand(reader: ByteReader): StreamCommand {
         ...(msgId !== undefined ? { msgId } : {}),
         ...(expectedLastSeq !== undefined ? { expectedLastSeq } : {}),
         ...(createWith !== undefined ? { createWith } : {}),
+        ...(id !== undefined ? { id } : {}),
+        ...(trim !== undefined ? { trim } : {}),
       };
     }
+    case TRIM:
+      return { type: "trim", name: name(), trim: decodeTrim(reader) };
+    case GROUP_POSITION:
+      return { type: "group-position", stream: name(), group: name(), nextSeq: reader.varint() };
+    case CONSUMER_CREATE:
+      return { type: "consumer-create", stream: name(), group: name(), consumer: name() };
+    case CONSUMER_DELETE:
+      return { type: "consumer-delete", stream: name(), group: name(), consumer: name() };
     case GROUP_CREATE: {
       const stream = name();
       const group = name();
@@ -425,7 +555,7 @@ export function decodeStreamCommand(reader: ByteReader): StreamCommand {
       const consumer = name();
       const minIdleMs = reader.varint();
       const flags = reader.u8();
-      if (flags >> 2 !== 0) throw new DecodeError(`unknown claim flags ${flags}`);
+      if (flags >> 6 !== 0) throw new DecodeError(`unknown claim flags ${flags}`);
       let target: ClaimTarget;
       if ((flags & CLAIM_SCAN) !== 0) {
         target = { kind: "scan", fromSeq: reader.varint(), count: reader.varint() };
@@ -435,6 +565,8 @@ export function decodeStreamCommand(reader: ByteReader): StreamCommand {
         for (let i = 0; i < count; i++) seqs.push(reader.varint());
         target = { kind: "seqs", seqs };
       }
+      const idleMs = (flags & CLAIM_IDLE) !== 0 ? reader.varint() : undefined;
+      const retryCount = (flags & CLAIM_RETRY_COUNT) !== 0 ? reader.varint() : undefined;
       return {
         type: "claim",
         stream,
@@ -443,6 +575,10 @@ export function decodeStreamCommand(reader: ByteReader): StreamCommand {
         minIdleMs,
         target,
         justId: (flags & CLAIM_JUST_ID) !== 0,
+        ...((flags & CLAIM_OWN_ONLY) !== 0 ? { ownOnly: true } : {}),
+        ...(idleMs !== undefined ? { idleMs } : {}),
+        ...(retryCount !== undefined ? { retryCount } : {}),
+        ...((flags & CLAIM_FORCE) !== 0 ? { force: true } : {}),
       };
     }
     default:

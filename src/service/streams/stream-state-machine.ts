@@ -16,14 +16,17 @@ import { assert } from "../../util/assert.js";
 import { ByteReader, ByteWriter, utf8 } from "../../util/bytes.js";
 import type { ErrorDetails, Refusal, Refusals } from "../errors.js";
 import { prefixEnd, type Space, type StateReader, type StateWriter } from "../state.js";
-import type {
-  GroupConfig,
-  Header,
-  SettleAction,
-  StartAt,
-  StreamCommand,
-  StreamConfig,
-  StreamConfigChanges,
+import {
+  type GivenId,
+  type GroupConfig,
+  type Header,
+  type SettleAction,
+  type StartAt,
+  type StreamCommand,
+  type StreamConfig,
+  type StreamConfigChanges,
+  type StreamTrim,
+  trimBlockSeqs,
 } from "./stream-command.js";
 
 /** A stream's bookkeeping. `firstSeq > lastSeq` when it holds no messages. */
@@ -71,7 +74,20 @@ export interface GroupMeta {
    * (absent: none). Only a dead-letter stream configured with limits can refuse.
    */
   readonly deadLettersLost?: number;
+  /**
+   * The consumers the group knows, by name (sorted): when each was last seen and last handed a
+   * message (0: never). A consumer is known once it is handed or claims a message, reads its
+   * history, or is created (Redis's rules); at most {@link consumersPerGroupMax}, the least
+   * recently seen forgotten first (absent: none).
+   */
+  readonly consumers?: readonly ConsumerRecord[];
 }
+
+/** A consumer a group knows: name, leader time last seen, leader time last handed a message (0: never). */
+export type ConsumerRecord = readonly [name: string, seenMs: number, activeMs: number];
+
+/** Consumers a group remembers at most. */
+export const consumersPerGroupMax = 1000;
 
 /** A stored message. */
 export interface StreamMessage {
@@ -136,6 +152,12 @@ export interface StreamSuccesses {
     readonly notPending: readonly number[];
   };
   readonly "streams.sweep": { readonly removed: number };
+  /** `more` when the per-entry bound stopped an exact trim before it was done. */
+  readonly "streams.trim": { readonly trimmed: number; readonly more: boolean };
+  readonly "streams.group-position": Record<never, never>;
+  readonly "streams.consumer-create": { readonly created: boolean };
+  /** How many messages the consumer held, now no longer in flight. */
+  readonly "streams.consumer-delete": { readonly pending: number };
   readonly "streams.claim": {
     /** The messages now held by the claiming consumer, in sequence order. */
     readonly claimed: readonly Delivery[];
@@ -171,14 +193,20 @@ export interface StreamMachineLimits {
   readonly prunePerEntryMax: number;
   /** Payload bytes one fetch hands out, about (a fetch always hands out at least one message). */
   readonly fetchBytesMax: number;
+  /** Messages one trim (Redis MAXLEN / MINID) removes per entry at most. */
+  readonly trimPerEntryMax: number;
 }
 
-/** Defaults: 10,000 streams, 100 groups per stream, 256 removals per entry, fetches of 4 MiB. */
+/**
+ * Defaults: 10,000 streams, 100 groups per stream, 256 removals per entry, fetches of 4 MiB,
+ * trims of 10,000 messages (Redis's own bound for an approximate trim).
+ */
 export const defaultStreamMachineLimits: StreamMachineLimits = {
   streamsMax: 10_000,
   groupsPerStreamMax: 100,
   prunePerEntryMax: 256,
   fetchBytesMax: 4 * 1024 * 1024,
+  trimPerEntryMax: 10_000,
 };
 
 /** The default stream settings a dead-letter stream gets when the state machine creates it. */
@@ -653,6 +681,32 @@ export function applyStream(
       return { ok: true, kind: "streams.sweep", removed: sweep(state, clockMs, command.max, limits) };
     case "claim":
       return claim(state, command, clockMs);
+    case "trim": {
+      const meta = getStreamMeta(state, command.name);
+      if (meta === undefined)
+        return failure("streams.trim", "ERR_NOT_FOUND", `stream ${command.name} does not exist`, {});
+      const trimmed = trimStream(state, meta, command.trim, limits.trimPerEntryMax);
+      if (trimmed.meta !== meta) putStreamMeta(state, trimmed.meta);
+      return { ok: true, kind: "streams.trim", trimmed: trimmed.removed, more: trimmed.more };
+    }
+    case "group-position": {
+      const meta = getStreamMeta(state, command.stream);
+      const group = meta === undefined ? undefined : getGroupMeta(state, meta, command.group);
+      if (meta === undefined || group === undefined) {
+        return failure(
+          "streams.group-position",
+          "ERR_NOT_FOUND",
+          `group ${command.group} of stream ${command.stream} does not exist`,
+          {},
+        );
+      }
+      putGroupMeta(state, meta, { ...group, nextSeq: Math.max(1, command.nextSeq) });
+      return { ok: true, kind: "streams.group-position" };
+    }
+    case "consumer-create":
+      return createConsumer(state, command, clockMs);
+    case "consumer-delete":
+      return deleteConsumer(state, command);
   }
 }
 
@@ -898,9 +952,9 @@ function appendMessage(
       {},
     );
   }
-  // Message ids `<ms>-<n>`: the clock's milliseconds, with a counter within one millisecond.
-  const idMs = Math.max(meta.lastIdMs, clockMs);
-  const idN = idMs === meta.lastIdMs && meta.lastSeq > 0 ? meta.lastIdN + 1 : 0;
+  const nextId = nextMessageId(meta, command.id, clockMs);
+  if (!nextId.ok) return failure("streams.append", "ERR_CONFLICT", nextId.message, {});
+  const { ms: idMs, n: idN } = nextId;
   const seq = meta.lastSeq + 1;
   const message: StreamMessage = {
     seq,
@@ -919,6 +973,7 @@ function appendMessage(
     if (!overLimits(meta)) break;
     meta = dropOldest(state, meta);
   }
+  if (command.trim !== undefined) meta = trimStream(state, meta, command.trim, limits.trimPerEntryMax).meta;
   putStreamMeta(state, meta);
   if (command.msgId !== undefined && config.dedupeWindowMs > 0) {
     const previous = state.get("stream-dedupe", withSuffix(meta.id, command.msgId));
@@ -931,6 +986,100 @@ function appendMessage(
     state.put("stream-dedupe-ttl", dedupeTtlKey(meta.id, clockMs, command.msgId), EMPTY);
   }
   return { ok: true, kind: "streams.append", seq, id: message.id, duplicate: false };
+}
+
+const idMax = Number.MAX_SAFE_INTEGER;
+
+/**
+ * The id of the next message: the one given (`n` left out: the next free in its millisecond), which
+ * must be above the stream's last, or the clock's millisecond with a counter within it (never below
+ * the last id, so ids only grow). The refusals are Redis's texts.
+ */
+function nextMessageId(
+  meta: StreamMeta,
+  given: GivenId | undefined,
+  clockMs: number,
+): { ok: true; ms: number; n: number } | { ok: false; message: string } {
+  const tooSmall = "The ID specified in XADD is equal or smaller than the target stream top item";
+  if (given === undefined) {
+    const ms = Math.max(meta.lastIdMs, clockMs);
+    if (ms !== meta.lastIdMs || meta.lastSeq === 0) return { ok: true, ms, n: 0 };
+    if (meta.lastIdN < idMax) return { ok: true, ms, n: meta.lastIdN + 1 };
+    if (ms < idMax) return { ok: true, ms: ms + 1, n: 0 };
+    return { ok: false, message: "The stream has exhausted the last possible ID, unable to add more items" };
+  }
+  if (given.n === undefined) {
+    if (given.ms > meta.lastIdMs) return { ok: true, ms: given.ms, n: 0 };
+    if (given.ms === meta.lastIdMs && meta.lastIdN < idMax)
+      return { ok: true, ms: given.ms, n: meta.lastIdN + 1 };
+    return { ok: false, message: tooSmall };
+  }
+  if (compareIds({ ms: given.ms, n: given.n }, { ms: meta.lastIdMs, n: meta.lastIdN }) <= 0) {
+    return { ok: false, message: tooSmall };
+  }
+  return { ok: true, ms: given.ms, n: given.n };
+}
+
+/** The messages held with sequences in [from, to]. */
+function heldBetween(state: StateReader, stream: StreamMeta, from: number, to: number): number {
+  if (from > to) return 0;
+  if ((stream.holes ?? 0) === 0) return to - from + 1;
+  return [...state.range("stream-message", pair(stream.id, from), pair(stream.id, to + 1), to - from + 1)]
+    .length;
+}
+
+/**
+ * Trims a stream from its oldest end (Redis MAXLEN / MINID), removing at most `bound` messages;
+ * `more` when the bound stopped an exact trim. An approximate trim removes whole blocks of
+ * {@link trimBlockSeqs} sequences only, each only if all of it may go, as Redis removes whole nodes.
+ */
+function trimStream(
+  state: StateWriter,
+  meta: StreamMeta,
+  trim: StreamTrim,
+  bound: number,
+): { meta: StreamMeta; removed: number; more: boolean } {
+  const limit = trim.limit > 0 ? Math.min(trim.limit, bound) : bound;
+  let m = meta;
+  let removed = 0;
+  /** Whether the oldest message (its id known) must go. */
+  const mustGo = (oldest: StreamMessage | undefined, count: number): boolean =>
+    trim.kind === "maxlen"
+      ? count > trim.max
+      : oldest !== undefined && compareIds(idOf(oldest), { ms: trim.ms, n: trim.n }) < 0;
+  while (m.firstSeq <= m.lastSeq) {
+    if (trim.exact) {
+      if (!mustGo(getMessage(state, m, m.firstSeq), messageCount(m)))
+        return { meta: m, removed, more: false };
+      if (removed >= limit) return { meta: m, removed, more: true };
+      m = dropOldest(state, m);
+      removed++;
+      continue;
+    }
+    const blockLast = Math.min(m.lastSeq, (Math.floor((m.firstSeq - 1) / trimBlockSeqs) + 1) * trimBlockSeqs);
+    const held = heldBetween(state, m, m.firstSeq, blockLast);
+    if (removed + held > limit) break;
+    if (
+      trim.kind === "maxlen"
+        ? messageCount(m) - held < trim.max
+        : !mustGo(lastHeldAtOrBefore(state, m, blockLast), 0)
+    )
+      break;
+    while (m.firstSeq <= blockLast && m.firstSeq <= m.lastSeq) m = dropOldest(state, m);
+    removed += held;
+  }
+  return { meta: m, removed, more: false };
+}
+
+/** The newest held message at or before `seq`, if any. */
+function lastHeldAtOrBefore(state: StateReader, stream: StreamMeta, seq: number): StreamMessage | undefined {
+  const page = readMessagesReverse(state, stream, stream.firstSeq, 1, Number.MAX_SAFE_INTEGER, seq);
+  return page.messages[0];
+}
+
+/** The id of the newest held message before sequence `seq`, `0-0` if none (a group's last delivered id). */
+export function idBefore(state: StateReader, stream: StreamMeta, seq: number): string {
+  return lastHeldAtOrBefore(state, stream, seq - 1)?.id ?? "0-0";
 }
 
 function dedupeTtlKey(streamId: number, tsMs: number, msgId: string): Uint8Array {
@@ -1156,6 +1305,7 @@ function fetch(
     deadLettered,
     ...(deadLettersLost > 0 ? { deadLettersLost } : {}),
   };
+  if (out.length > 0) group = seeConsumer(group, consumer, clockMs, true);
   putGroupMeta(state, stream, group);
   return { ok: true, kind: "streams.fetch", messages: out };
 }
@@ -1236,6 +1386,9 @@ function settle(
 /** How many records a claim's scan looks at per message it may claim, as Redis's XAUTOCLAIM. */
 const claimScanFactor = 10;
 
+/** Records of a group in flight that a history read (claim with `ownOnly`) scans at most. */
+const historyScanMax = 10_000;
+
 function claim(
   state: StateWriter,
   command: Extract<StreamCommand, { type: "claim" }>,
@@ -1248,16 +1401,28 @@ function claim(
   if (group === undefined)
     return failure("streams.claim", "ERR_NOT_FOUND", `group ${command.group} does not exist`, {});
   const { target } = command;
+  const ownOnly = command.ownOnly === true;
   let records: PendingRecord[];
   let next = 0;
   if (target.kind === "seqs") {
     records = [];
-    for (const seq of target.seqs) {
+    // Each sequence once: a record read twice would be written twice from the same old version.
+    for (const seq of new Set(target.seqs)) {
       const bytes = state.get("consumer-pending", pair(group.id, seq));
       if (bytes !== undefined) records.push(decodePending(seq, bytes));
+      else if (
+        command.force === true &&
+        seq < group.nextSeq &&
+        getMessage(state, stream, seq) !== undefined
+      ) {
+        // XCLAIM FORCE: a message the stream holds but the group has not in flight is taken as if
+        // it had been delivered, long ago, to no one. Only one the group has passed: a later one
+        // is still to be handed out as new, and a fetch assumes no record exists for it.
+        records.push({ seq, consumer: "", availableAtMs: 0, deliveries: 0, deliveredAtMs: 0 });
+      }
     }
   } else {
-    const scanMax = target.count * claimScanFactor;
+    const scanMax = ownOnly ? historyScanMax : target.count * claimScanFactor;
     records = [
       ...state.range("consumer-pending", pair(group.id, target.fromSeq), pair(group.id + 1, 0), scanMax),
     ].map(([key, value]) => decodePending(new ByteReader(key.subarray(8)).u64(), value));
@@ -1267,7 +1432,9 @@ function claim(
   const claimed: Delivery[] = [];
   const deleted: number[] = [];
   const claimMax = target.kind === "scan" ? target.count : Number.MAX_SAFE_INTEGER;
+  let pendingDelta = 0;
   for (const record of records) {
+    if (ownOnly && record.consumer !== command.consumer) continue;
     if (claimed.length >= claimMax) {
       // The scan stopped early: it continues from the first record it did not look at.
       next = record.seq;
@@ -1275,14 +1442,15 @@ function claim(
     }
     const deliveredAtMs = record.deliveredAtMs ?? record.availableAtMs - group.config.ackWaitMs;
     if (clockMs - deliveredAtMs < command.minIdleMs) continue;
+    const fresh = state.get("consumer-pending", pair(group.id, record.seq)) === undefined;
     if (getMessage(state, stream, record.seq) === undefined) {
       // Retention removed it: nothing left to deliver, as Redis drops such entries on a claim.
       removePending(state, group, record);
-      group = { ...group, pending: group.pending - 1 };
+      pendingDelta--;
       deleted.push(record.seq);
       continue;
     }
-    const deliveries = command.justId ? record.deliveries : record.deliveries + 1;
+    const deliveries = command.retryCount ?? (command.justId ? record.deliveries : record.deliveries + 1);
     writePending(
       state,
       group,
@@ -1291,15 +1459,101 @@ function claim(
         consumer: command.consumer,
         availableAtMs: clockMs + group.config.ackWaitMs,
         deliveries,
-        deliveredAtMs: clockMs,
+        deliveredAtMs: clockMs - Math.min(command.idleMs ?? 0, clockMs),
       },
-      record,
+      fresh ? undefined : record,
     );
+    if (fresh) pendingDelta++;
     if (!command.justId) group = { ...group, delivered: group.delivered + 1 };
     claimed.push({ seq: record.seq, deliveries });
   }
-  if (claimed.length > 0 || deleted.length > 0) putGroupMeta(state, stream, group);
+  if (pendingDelta !== 0) group = { ...group, pending: group.pending + pendingDelta };
+  // As Redis: claiming makes the consumer known, and so does reading its history.
+  const seen = claimed.length > 0 || ownOnly;
+  if (seen) group = seeConsumer(group, command.consumer, clockMs, claimed.length > 0 && !ownOnly);
+  if (claimed.length > 0 || deleted.length > 0 || seen) putGroupMeta(state, stream, group);
   return { ok: true, kind: "streams.claim", claimed, deleted, next };
+}
+
+/**
+ * The group with `consumer` seen at `clockMs` (and handed messages then, if `active`), added if it
+ * was not known; past {@link consumersPerGroupMax}, the least recently seen other one is forgotten.
+ */
+function seeConsumer(group: GroupMeta, consumer: string, clockMs: number, active: boolean): GroupMeta {
+  const known = group.consumers ?? [];
+  const at = known.findIndex(([name]) => name === consumer);
+  const previous = known[at];
+  const record: ConsumerRecord = [consumer, clockMs, active ? clockMs : (previous?.[2] ?? 0)];
+  let consumers: ConsumerRecord[];
+  if (previous !== undefined) {
+    consumers = known.slice();
+    consumers[at] = record;
+  } else {
+    consumers = [...known, record].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    if (consumers.length > consumersPerGroupMax) {
+      let oldest: ConsumerRecord | undefined;
+      for (const c of consumers)
+        if (c[0] !== consumer && (oldest === undefined || c[1] < oldest[1])) oldest = c;
+      consumers = consumers.filter((c) => c !== oldest);
+    }
+  }
+  return { ...group, consumers };
+}
+
+/** Registers a consumer; `created` is false when the group knew it already. */
+function createConsumer(
+  state: StateWriter,
+  command: Extract<StreamCommand, { type: "consumer-create" }>,
+  clockMs: number,
+): StreamResultOf<"streams.consumer-create"> {
+  const stream = getStreamMeta(state, command.stream);
+  const group = stream === undefined ? undefined : getGroupMeta(state, stream, command.group);
+  if (stream === undefined || group === undefined) {
+    return failure(
+      "streams.consumer-create",
+      "ERR_NOT_FOUND",
+      `group ${command.group} of stream ${command.stream} does not exist`,
+      {},
+    );
+  }
+  if ((group.consumers ?? []).some(([name]) => name === command.consumer)) {
+    return { ok: true, kind: "streams.consumer-create", created: false };
+  }
+  const seen = seeConsumer(group, command.consumer, clockMs, false);
+  putGroupMeta(state, stream, seen);
+  return { ok: true, kind: "streams.consumer-create", created: true };
+}
+
+/** Forgets a consumer and what it holds (no longer in flight: not acknowledged, not redelivered). */
+function deleteConsumer(
+  state: StateWriter,
+  command: Extract<StreamCommand, { type: "consumer-delete" }>,
+): StreamResultOf<"streams.consumer-delete"> {
+  const stream = getStreamMeta(state, command.stream);
+  const group = stream === undefined ? undefined : getGroupMeta(state, stream, command.group);
+  if (stream === undefined || group === undefined) {
+    return failure(
+      "streams.consumer-delete",
+      "ERR_NOT_FOUND",
+      `group ${command.group} of stream ${command.stream} does not exist`,
+      {},
+    );
+  }
+  let removed = 0;
+  // Bounded: a group holds at most maxAckPending messages in flight, plus what claims forced in.
+  for (const record of listPending(state, group, Number.MAX_SAFE_INTEGER)) {
+    if (record.consumer !== command.consumer) continue;
+    removePending(state, group, record);
+    removed++;
+  }
+  const consumers = (group.consumers ?? []).filter(([name]) => name !== command.consumer);
+  const { consumers: _old, ...rest } = group;
+  putGroupMeta(state, stream, {
+    ...rest,
+    pending: group.pending - removed,
+    ...(consumers.length > 0 ? { consumers } : {}),
+  });
+  return { ok: true, kind: "streams.consumer-delete", pending: removed };
 }
 
 /** Removes deleted streams' and groups' data and applies retention to idle streams, at most `max` keys. */

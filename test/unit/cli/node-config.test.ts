@@ -45,6 +45,40 @@ describe("node config", () => {
     assert.deepEqual(config.initialCluster[2], { name: "n3", peer: { host: "::1", port: 7003 } });
   });
 
+  it("serves gRPC only when grpc-listen is given, by flag, CAIRN_GRPC_LISTEN or the file", () => {
+    assert.equal(resolveNodeConfig(minimal).grpcListen, undefined);
+    const file = { path: "node.toml", text: 'name = "n1"\ndata-dir = "/x"\ngrpc-listen = "0.0.0.0:50052"\n' };
+    assert.deepEqual(resolveNodeConfig({ file }).grpcListen, { host: "0.0.0.0", port: 50052 });
+    const env = { CAIRN_GRPC_LISTEN: "127.0.0.1:50053" };
+    assert.deepEqual(resolveNodeConfig({ file, env }).grpcListen, { host: "127.0.0.1", port: 50053 });
+    refuses({ flags: { ...minimal.flags, grpcListen: "50052" } }, "grpc-listen", /host:port/);
+  });
+
+  it("parses peer dial overrides (a testing facility) and refuses malformed ones", () => {
+    assert.equal(resolveNodeConfig(minimal).peerDialOverrides.size, 0);
+    const config = resolveNodeConfig({
+      ...minimal,
+      env: { CAIRN_PEER_DIAL_OVERRIDE: "127.0.0.1:7002=127.0.0.1:17002, 127.0.0.1:7003=127.0.0.1:17003" },
+    });
+    assert.deepEqual(
+      [...config.peerDialOverrides],
+      [
+        ["127.0.0.1:7002", { host: "127.0.0.1", port: 17002 }],
+        ["127.0.0.1:7003", { host: "127.0.0.1", port: 17003 }],
+      ],
+    );
+    refuses(
+      { flags: { ...minimal.flags, peerDialOverride: "127.0.0.1:7002" } },
+      "peer-dial-override",
+      /host:port=host:port/,
+    );
+    refuses(
+      { flags: { ...minimal.flags, peerDialOverride: "127.0.0.1:7002=1:2,127.0.0.1:7002=1:3" } },
+      "peer-dial-override",
+      /twice/,
+    );
+  });
+
   it("names CAIRN_ variables after flags", () => {
     assert.equal(envNameOf("segment-bytes-max"), "CAIRN_SEGMENT_BYTES_MAX");
   });

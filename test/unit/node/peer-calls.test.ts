@@ -222,7 +222,7 @@ describe("node wire messages", () => {
           id: nodeId(3),
           name: "n3",
           httpUrl: "http://h:1",
-          endpoints: { redis: "h:6381", text: "h:6661" },
+          endpoints: { redis: "h:6381", text: "h:6661", grpc: "h:50052" },
         },
       },
     ];

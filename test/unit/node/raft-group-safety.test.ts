@@ -7,6 +7,7 @@ import { once } from "node:events";
 import { describe, it } from "node:test";
 import { GroupSnapshots, snapshotChunkBytesMax } from "../../../src/node/group-snapshots.js";
 import { NodeError } from "../../../src/node/node-error.js";
+import { encodeSnapshotStream } from "../../../src/node/snapshot-stream.js";
 import { logIndex, nodeId, type SnapshotMeta, term } from "../../../src/raft/index.js";
 import { CairnError } from "../../../src/service/errors.js";
 import { MemoryStateStore } from "../../../src/storage/memory-state-store.js";
@@ -27,6 +28,7 @@ import {
   sentMessages,
   settled,
 } from "../../support/scripted-group.js";
+import { waitFor } from "../../support/wait-for.js";
 
 describe("RaftGroup: snapshot messages never leave without their data", () => {
   it("streams a snapshot message the core held back until a term change was durable", async () => {
@@ -87,6 +89,77 @@ describe("RaftGroup: snapshot messages never leave without their data", () => {
       member.snapshotsSent.map((m) => [m.to, m.snapshot.index]),
       [[3, 5]],
       "the snapshot went to follower 3 through the snapshot sender",
+    );
+  });
+});
+
+describe("RaftGroup: retention never deletes a snapshot the group still needs", () => {
+  const conf = { voters: [1, 2, 3].map(nodeId), learners: [] };
+  const metaAt = (index: number): SnapshotMeta => ({ index: logIndex(index), term: term(1), conf });
+  const empty = async function* (): AsyncGenerator<Uint8Array> {};
+
+  it("keeps a received snapshot from retention until the core has installed it", async () => {
+    const files = await SnapshotStore.open(new SimFileSystem(new Prng(7)), "/snapshots", { retainMax: 1 });
+    const snapshots = new GroupSnapshots(files, new MemoryStateStore(), scriptedGroupId);
+    const member = await openScripted({ snapshots });
+    // Leader 2's first heartbeat changes the term: that write is held at the disk, so the ready
+    // loop cannot take the next Ready (the one that installs the snapshot) yet.
+    member.storage.hold();
+    member.group.receive(heartbeat(2, 1, 1, 0));
+    await settled();
+    assert.equal(member.storage.waiting, 1, "the term change is held at the disk");
+    const message = fromPeer(2, 1, 1, { type: "snapshot", snapshot: metaAt(10) });
+    if (message.type !== "snapshot") throw new Error("unreachable");
+    await member.group.receiveSnapshot(message, encodeSnapshotStream(empty()));
+    assert.equal(member.group.status().snapshotIndex, 10, "the core took the snapshot");
+    // Before the install, a newer snapshot is committed beside it (a second one received, or a
+    // capture): with one file retained, retention would delete the one the core is waiting for.
+    await new GroupSnapshots(files, new MemoryStateStore(), scriptedGroupId).store(metaAt(20), empty());
+    member.storage.release();
+    await settled();
+    await waitFor("the install", () => member.group.status().appliedIndex === 10 || member.fatal.length > 0);
+    assert.deepEqual(member.fatal, [], "the install found its file");
+    assert.equal(member.group.status().appliedIndex, 10);
+  });
+
+  it("keeps the snapshot the log is compacted to, which lagging followers are sent", async () => {
+    const files = await SnapshotStore.open(new SimFileSystem(new Prng(7)), "/snapshots", { retainMax: 1 });
+    const snapshots = new GroupSnapshots(files, new MemoryStateStore(), scriptedGroupId);
+    await snapshots.store(metaAt(5), empty());
+    // Member 1 restarts from the snapshot at 5 with entries 6..8 committed after it.
+    const storage = new GatedStorage();
+    storage.hardState = { term: term(1), votedFor: null, commitIndex: logIndex(8) };
+    storage.snapshot = metaAt(5);
+    storage.entries = [6, 7, 8].map((index) => ({
+      index: logIndex(index),
+      term: term(1),
+      kind: "normal" as const,
+      data: utf8("x"),
+    }));
+    const member = await openScripted({ storage, stateMachine: new ScriptedStateMachine(8), snapshots });
+    // A leader's snapshot at 7 arrives; the core already holds entry 7 and refuses it, but the file
+    // was stored and is the newest: it must not push the base at 5 out of retention.
+    const message = fromPeer(2, 1, 1, { type: "snapshot", snapshot: metaAt(7) });
+    if (message.type !== "snapshot") throw new Error("unreachable");
+    await member.group.receiveSnapshot(message, encodeSnapshotStream(empty()));
+    assert.equal(member.group.status().snapshotIndex, 5, "the core refused the snapshot");
+    await new GroupSnapshots(files, new MemoryStateStore(), scriptedGroupId).store(metaAt(7), empty());
+
+    // Member 1 leads term 2; follower 3 holds nothing, so it needs the snapshot at 5.
+    await electMember1(member, 2);
+    member.group.receive(
+      fromPeer(3, 1, 2, {
+        type: "append-response",
+        reject: true,
+        index: logIndex(8),
+        hintIndex: logIndex(0),
+        hintTerm: term(0),
+      }),
+    );
+    await waitFor("the snapshot send", () => member.snapshotsSent.length > 0 || member.fatal.length > 0);
+    assert.deepEqual(
+      member.snapshotsSent.map((m) => [m.to, m.snapshot.index]),
+      [[3, 5]],
     );
   });
 });
@@ -266,5 +339,16 @@ describe("RaftGroup: stale reads say how long ago a leader was in contact", () =
     member.group.receive(heartbeat(3, 1, 2, 2));
     await settled();
     assert.equal(member.group.leaderContactAgeMs(), 0);
+  });
+
+  it("reports whole milliseconds, as the HTTP API's schema promises (found by the fault suite)", async () => {
+    const member = await openScripted({ checkQuorum: true });
+    await electMember1(member, 1);
+    await member.env.advance(12.75);
+    assert.equal(member.group.leaderContactAgeMs(), 12);
+    member.group.receive(heartbeat(3, 1, 2, 2));
+    await settled();
+    await member.env.advance(0.5);
+    assert.equal(member.group.staleness().leaderContactAgeMs, 0);
   });
 });

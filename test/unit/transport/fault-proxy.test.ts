@@ -101,3 +101,80 @@ describe("fault proxy", () => {
     assert.throws(() => proxy.delay(-1), RangeError);
   });
 });
+
+describe("dial overrides (the fault suite's way to put a proxy on one link)", () => {
+  /** Three nodes that know each other by their real addresses; node 1 dials node 2 through a proxy. */
+  async function trio(proxyTarget: (b: Node, c: Node) => Node): Promise<{
+    a: Node;
+    b: Node;
+    c: Node;
+    proxy: FaultProxy;
+  }> {
+    const b = await makeNode(2);
+    const c = await makeNode(3);
+    nodes.push(b, c);
+    await b.transport.start();
+    await c.transport.start();
+    const bAt = b.transport.listenAddress ?? { host: "", port: 0 };
+    const proxy = new FaultProxy({
+      listen: { host: "127.0.0.1", port: 0 },
+      target: proxyTarget(b, c).transport.listenAddress ?? { host: "", port: 0 },
+    });
+    proxies.push(proxy);
+    const via = await proxy.start();
+    const a = await makeNode(1, { dialOverrides: new Map([[`${bAt.host}:${bAt.port}`, via]]) });
+    nodes.push(a);
+    await a.transport.start();
+    const aAt = a.transport.listenAddress ?? { host: "", port: 0 };
+    const cAt = c.transport.listenAddress ?? { host: "", port: 0 };
+    a.transport.setPeers(
+      new Map([
+        [n(2), bAt],
+        [n(3), cAt],
+      ]),
+    );
+    b.transport.setPeers(
+      new Map([
+        [n(1), aAt],
+        [n(3), cAt],
+      ]),
+    );
+    c.transport.setPeers(
+      new Map([
+        [n(1), aAt],
+        [n(2), bAt],
+      ]),
+    );
+    return { a, b, c, proxy };
+  }
+
+  it("routes only the overridden link through the proxy, so cutting it is a one-way partition", async () => {
+    const { a, b, c, proxy } = await trio((b) => b);
+    a.transport.send(n(2), { group: 0, text: "1->2 via proxy" });
+    a.transport.send(n(3), { group: 0, text: "1->3 direct" });
+    await waitFor("both delivered", () => texts(b).length === 1 && texts(c).length === 1);
+    assert.equal(proxy.stats.connectionsAccepted, 1, "only node 1's dial to node 2 went through the proxy");
+
+    proxy.drop();
+    await waitFor("node 1 sees the link cut", () => a.events.some((e) => e.kind === "disconnected"));
+    a.transport.send(n(2), { group: 0, text: "cut" });
+    b.transport.send(n(1), { group: 0, text: "2->1 still flows" });
+    await waitFor("the reverse direction still delivers", () => texts(a).includes("2->1 still flows"));
+    const accepted = proxy.stats.connectionsAccepted;
+    await waitFor("node 1 keeps redialing into the cut", () => proxy.stats.connectionsAccepted > accepted);
+    assert.deepEqual(texts(b), ["1->2 via proxy"]);
+
+    proxy.heal();
+    await waitFor("the held message after heal", () => texts(b).includes("cut"));
+  });
+
+  it("keeps mutual TLS end to end: an override that reaches the wrong node is refused", async () => {
+    const { a, c } = await trio((_b, c) => c);
+    a.transport.send(n(2), { group: 0, text: "meant for node 2" });
+    await waitFor("the dial is rejected", () =>
+      a.events.some((e) => e.kind === "dial-failed" && e.error.code === "ERR_HANDSHAKE_REJECTED"),
+    );
+    assert.equal(a.transport.isConnected(n(2)), false);
+    assert.deepEqual(texts(c), [], "node 3 never accepts a message meant for node 2");
+  });
+});

@@ -104,4 +104,29 @@ describe("text server", () => {
     assert.equal(await client.command("GET 900"), "kept");
     client.close();
   });
+
+  it("answers a bug below it with ERROR: internal error, logs it once and keeps serving", async () => {
+    const logged: string[] = [];
+    const server = await startTextServer(
+      { host: "127.0.0.1", port: 0 },
+      { kv, flavor: "cairn", log: (line) => logged.push(line) },
+    );
+    try {
+      const { client } = await PromptClient.connect("127.0.0.1", server.address.port, "cairn> ");
+      log.failWith = new TypeError("planted: not a CairnError");
+      try {
+        assert.equal(await client.command("SET 901 x"), "ERROR: internal error");
+        assert.equal(await client.command("GET 901"), "ERROR: internal error");
+      } finally {
+        log.failWith = undefined;
+      }
+      assert.equal(logged.length, 1, "the same failure is logged once");
+      assert.match(logged[0] ?? "", /TypeError: planted: not a CairnError\n\s+at /);
+      assert.equal(await client.command("SET 901 y"), "OK");
+      assert.equal(await client.command("GET 901"), "y");
+      client.close();
+    } finally {
+      await server.close();
+    }
+  });
 });

@@ -1,0 +1,303 @@
+// The public HTTP API's shapes, as typebox schemas with their static types: what the nodes answer
+// and accept on /v1, one definition that the routes, the TypeScript client and the dashboard share.
+// The routes validate with the schemas; the client and the dashboard import the types only, so the
+// browser bundle carries no validator.
+import { type Static, Type } from "typebox";
+
+/** How a value or payload travels: UTF-8 text, or base64 for bytes that are not text. */
+export const Encoding = Type.Union([Type.Literal("utf8"), Type.Literal("base64")]);
+/** How a read is served: through the leader's ReadIndex (linearizable) or from local state (stale). */
+export const Consistency = Type.Union([Type.Literal("linearizable"), Type.Literal("stale")]);
+/** How a value or payload travels. */
+export type Encoding = Static<typeof Encoding>;
+/** How a read is served. */
+export type Consistency = Static<typeof Consistency>;
+
+/** The one error body of the HTTP API: a stable code, a message, and the code's details. */
+export const ErrorBody = Type.Object({
+  error: Type.Object(
+    { code: Type.String(), message: Type.String() },
+    { additionalProperties: true, description: "plus the details the code carries" },
+  ),
+});
+/** The one error body of the HTTP API. */
+export type ErrorBody = Static<typeof ErrorBody>;
+
+/** How far behind a stale read may be. */
+export const Staleness = Type.Object({
+  appliedIndex: Type.Integer({ description: "Raft index of the last entry applied to the state read" }),
+  // A number, not an integer: it is measured on a monotonic clock with a fraction, and a response
+  // schema of integer made the serializer fail a stale list with ERR_INTERNAL.
+  leaderContactAgeMs: Type.Union([Type.Number(), Type.Null()], {
+    description: "milliseconds since this node last had contact with a leader (a quorum, on a leader)",
+  }),
+});
+/** How far behind a stale read may be. */
+export type Staleness = Static<typeof Staleness>;
+
+// ---- Key-value ----
+
+/** A key as listed: its value and revisions. */
+export const KvItem = Type.Object({
+  key: Type.String(),
+  value: Type.String(),
+  encoding: Encoding,
+  revision: Type.Integer({ description: "modify revision of the key" }),
+  createRevision: Type.Integer(),
+  version: Type.Integer(),
+  expireAtMs: Type.Optional(Type.Integer({ description: "leader time at which the key expires" })),
+});
+/** A key as listed. */
+export type KvItem = Static<typeof KvItem>;
+
+/** GET /v1/kv/{key}: the key, the group revision it was read at, and staleness for stale reads. */
+export type KvGetAnswer = KvItem & { readonly groupRevision: number; readonly staleness?: Staleness };
+
+/** PUT /v1/kv/{key}. */
+export const KvPutBody = Type.Object(
+  {
+    value: Type.String(),
+    encoding: Type.Optional(Encoding),
+    ifRevision: Type.Optional(Type.Integer({ minimum: 0 })),
+    ifAbsent: Type.Optional(Type.Boolean()),
+    ttlMs: Type.Optional(Type.Integer({ minimum: 1 })),
+  },
+  { additionalProperties: false },
+);
+/** PUT /v1/kv/{key}. */
+export type KvPutBody = Static<typeof KvPutBody>;
+
+/** The answer to a key write. */
+export interface KvWriteAck {
+  readonly revision: number;
+  readonly duplicate: boolean;
+}
+
+/** The answer to a key delete. */
+export interface KvDeleteAck {
+  readonly deleted: boolean;
+  readonly revision: number;
+  readonly duplicate: boolean;
+}
+
+/** GET /v1/kv: one page of keys. */
+export const KvPage = Type.Object({
+  items: Type.Array(KvItem),
+  next: Type.Union([Type.String(), Type.Null()]),
+  staleness: Type.Optional(Staleness),
+});
+/** GET /v1/kv: one page of keys. */
+export type KvPage = Static<typeof KvPage>;
+
+// ---- Streams ----
+
+/** A stream's settings. */
+export interface StreamConfig {
+  readonly maxMessages: number;
+  readonly maxBytes: number;
+  readonly maxAgeMs: number;
+  readonly discard: "old" | "new";
+  readonly messageBytesMax: number;
+  readonly dedupeWindowMs: number;
+}
+
+/** GET /v1/streams/{name}, and each item of GET /v1/streams. */
+export interface StreamInfo {
+  readonly name: string;
+  readonly config: StreamConfig;
+  readonly createdMs: number;
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  readonly messages: number;
+  readonly bytes: number;
+  readonly groups: readonly string[];
+}
+
+/** POST /v1/streams/{name}/messages. */
+export const AppendBody = Type.Object(
+  {
+    payload: Type.String(),
+    encoding: Type.Optional(Encoding),
+    headers: Type.Optional(Type.Record(Type.String(), Type.String())),
+    key: Type.Optional(Type.String()),
+    id: Type.Optional(Type.String({ description: "message id, deduplicated within the stream's window" })),
+    expectedLastSeq: Type.Optional(Type.Integer({ minimum: 0 })),
+  },
+  { additionalProperties: false },
+);
+/** POST /v1/streams/{name}/messages. */
+export type AppendBody = Static<typeof AppendBody>;
+
+/** The answer to an append. */
+export interface AppendAck {
+  readonly seq: number;
+  readonly id: string;
+  readonly duplicate: boolean;
+}
+
+/** A message as read or fetched. */
+export interface StreamMessage {
+  readonly seq: number;
+  readonly id: string;
+  readonly tsMs: number;
+  readonly payload: string;
+  readonly encoding: Encoding;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly key?: string;
+  /** For fetched messages: deliveries to the group so far, this one included. */
+  readonly deliveries?: number;
+}
+
+/** GET /v1/streams/{name}/messages: a page of messages. */
+export interface MessagePage {
+  readonly messages: StreamMessage[];
+  /** The sequence to read from next. */
+  readonly next: number;
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  readonly staleness?: Staleness;
+}
+
+/** GET /v1/streams. */
+export interface StreamList {
+  readonly streams: readonly StreamInfo[];
+}
+
+/** A consumer group's settings. */
+export interface GroupConfig {
+  readonly ackWaitMs: number;
+  readonly maxDeliveries: number;
+  readonly deadLetterStream: string;
+  readonly maxAckPending: number;
+}
+
+/** GET /v1/streams/{name}/groups/{group}, and each item of GET /v1/streams/{name}/groups. */
+export interface GroupInfo {
+  readonly name: string;
+  readonly stream: string;
+  readonly config: GroupConfig;
+  readonly createdMs: number;
+  /** The next sequence never delivered to the group. */
+  readonly nextSeq: number;
+  /** Every sequence at or below this is settled. */
+  readonly ackFloor: number;
+  /** Messages in flight. */
+  readonly pending: number;
+  /** Messages the group has not seen yet. */
+  readonly backlog: number;
+  /** Deliveries, redeliveries included. */
+  readonly delivered: number;
+  readonly acked: number;
+  readonly deadLettered: number;
+  /** Dead letters the dead-letter stream refused (it was configured with limits), now gone. */
+  readonly deadLettersLost: number;
+  /** What each consumer holds: in flight, and how many of those are past their ack deadline. */
+  readonly consumers: Readonly<Record<string, { readonly pending: number; readonly overdue: number }>>;
+}
+
+/** GET /v1/streams/{name}/groups. */
+export interface GroupList {
+  readonly groups: readonly GroupInfo[];
+}
+
+// ---- Cluster ----
+
+/** One member in the cluster status. */
+export interface MemberStatus {
+  readonly id: number;
+  readonly name: string | null;
+  readonly voter: boolean;
+  readonly httpUrl: string | null;
+  readonly isLeader: boolean;
+  /** The leader's view of the member's log, when the answering node leads. */
+  readonly progress?: {
+    readonly matchIndex: number;
+    readonly nextIndex: number;
+    readonly state: string;
+    readonly inflight: number;
+    /** Entries the member is behind the leader's log. */
+    readonly lag: number;
+    readonly recentActive: boolean;
+  };
+}
+
+/** GET /v1/cluster: the answering node's view of the cluster. */
+export interface ClusterStatus {
+  readonly clusterId: string;
+  readonly self: { readonly id: number; readonly name: string; readonly role: string };
+  readonly leader: {
+    readonly id: number;
+    readonly name: string | null;
+    readonly httpUrl: string | null;
+  } | null;
+  readonly term: number;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly lastIndex: number;
+  /** The log is compacted up to here: a snapshot replaces the entries before. */
+  readonly snapshotIndex: number;
+  readonly members: readonly MemberStatus[];
+}
+
+/** POST /v1/cluster/members: register a node, which then joins as a learner. */
+export const JoinBody = Type.Object(
+  { name: Type.String(), peerAddress: Type.String() },
+  { additionalProperties: false },
+);
+/** POST /v1/cluster/members. */
+export type JoinBody = Static<typeof JoinBody>;
+
+/** The answer to a join: the new member's id and what it needs to start. */
+export interface JoinAnswer {
+  readonly id: number;
+  readonly clusterId: string;
+  readonly initialVoters: readonly number[];
+  readonly members: readonly { readonly id: number; readonly name: string; readonly peerAddress: string }[];
+}
+
+/** POST /v1/cluster/leader. */
+export const TransferBody = Type.Object(
+  { transferTo: Type.Integer({ minimum: 1 }) },
+  { additionalProperties: false },
+);
+/** POST /v1/cluster/leader. */
+export type TransferBody = Static<typeof TransferBody>;
+
+// ---- Metrics ----
+
+/** A latency histogram: counts per bucket (the last counts values above every bound), sum and count. */
+export interface HistogramSnapshot {
+  readonly counts: readonly number[];
+  readonly sumMs: number;
+  readonly count: number;
+}
+
+/** GET /v1/metrics: the node's counters and latency histograms as JSON, for charts. */
+export interface MetricsSnapshot {
+  readonly role: string;
+  readonly term: number;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly lastIndex: number;
+  /** 0 when no leader is known. */
+  readonly leaderId: number;
+  /** Upper bounds (ms) of the histogram buckets, shared by every histogram. */
+  readonly latencyBucketsMs: readonly number[];
+  readonly counters: {
+    /** Writes proposed on this node (a follower's writes are proposed by the leader). */
+    readonly proposals: number;
+    readonly proposalsFailed: number;
+    /** Linearizable read barriers (ReadIndex rounds asked for by reads). */
+    readonly reads: number;
+    readonly readsFailed: number;
+    readonly entriesApplied: number;
+  };
+  readonly histograms: {
+    /** Proposal to applied, for successful proposals: the write latency. */
+    readonly proposalMs: HistogramSnapshot;
+    /** A linearizable read's wait for its barrier. */
+    readonly readMs: HistogramSnapshot;
+    readonly persistMs: HistogramSnapshot;
+    readonly applyMs: HistogramSnapshot;
+  };
+}

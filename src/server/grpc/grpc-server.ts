@@ -1,0 +1,169 @@
+// The gRPC endpoint of a node: serves the seed replicator's MessageService (proto/messages.proto,
+// loaded at start so the repository keeps one .proto) over HTTP/2 with @grpc/grpc-js. The
+// protocol work (HTTP/2 framing, gRPC framing, protobuf decoding) is the library's; this file
+// bounds what a client may send, turns a request that does not decode into INVALID_ARGUMENT
+// (grpc-js would answer INTERNAL), and maps each call's outcome through grpcStatusOf.
+import { createServer } from "node:net";
+import { fileURLToPath } from "node:url";
+import {
+  type handleUnaryCall,
+  Metadata,
+  type MethodDefinition,
+  Server,
+  ServerCredentials,
+  type ServiceDefinition,
+  status,
+} from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
+import { CairnError, isCairnError, type StreamService } from "../../service/index.js";
+import { listenTcp } from "../tcp-listener.js";
+import { codeTrailer, grpcFailureOf } from "./grpc-status.js";
+import { MessageServiceHandlers } from "./message-service.js";
+
+/** The .proto file the endpoint serves; clients may be generated from it (or from the seed's). */
+export const grpcProtoPath = fileURLToPath(new URL("../../../proto/messages.proto", import.meta.url));
+
+/** The fully qualified name of the served service. */
+export const grpcServiceName = "messages.MessageService";
+
+/** How proto-loader reads the .proto: the seed's snake_case field names, defaults filled in. */
+export const grpcProtoLoaderOptions = { keepCase: true, defaults: true, longs: Number, enums: String };
+
+/** What a gRPC server serves and its limits. */
+export interface GrpcServerOptions {
+  readonly streams: StreamService;
+  /** The largest request message, in bytes. Default 64 KiB: 1,000 characters of content and ids. */
+  readonly receiveBytesMax?: number;
+  /** Calls in flight per connection at most (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). Default 128. */
+  readonly concurrentCallsMax?: number;
+  /** Connections served at once; further ones are closed by the OS listener. Default 1,024. */
+  readonly connectionsMax?: number;
+  /** How long a connection without calls stays open. Default 5 minutes. */
+  readonly idleConnectionMs?: number;
+}
+
+/** A listening gRPC server. */
+export interface GrpcServer {
+  /** The address it listens on (the port resolved when 0 was asked). */
+  readonly address: { readonly host: string; readonly port: number };
+  /** Stops listening and ends every call and connection at once. */
+  close(): Promise<void>;
+}
+
+/** A request as the wrapped deserializer hands it over: decoded, or why it did not decode. */
+type Decoded =
+  | { readonly ok: true; readonly value: unknown }
+  | { readonly ok: false; readonly error: string };
+
+/** What a handler answers: the response, and trailing metadata to send with it. */
+interface Answer {
+  readonly response: object;
+  readonly trailers?: Readonly<Record<string, string>>;
+}
+
+/** The service's method definitions, each request decoder wrapped so that it never throws. */
+function loadService(): ServiceDefinition {
+  const loaded = loadSync(grpcProtoPath, grpcProtoLoaderOptions)[grpcServiceName];
+  if (loaded === undefined || !("PostMessage" in loaded)) {
+    throw new Error(`${grpcProtoPath} does not define ${grpcServiceName}`);
+  }
+  const methods: Record<string, MethodDefinition<Decoded, unknown>> = {};
+  for (const [name, method] of Object.entries(loaded as ServiceDefinition)) {
+    methods[name] = {
+      ...method,
+      requestDeserialize: (bytes: Buffer): Decoded => {
+        try {
+          return { ok: true, value: method.requestDeserialize(bytes) };
+        } catch (error) {
+          return { ok: false, error: error instanceof Error ? error.message : String(error) };
+        }
+      },
+    };
+  }
+  return methods;
+}
+
+/** The idempotency-key metadata of a call; more than one is ERR_BAD_REQUEST. */
+function requestIdOf(metadata: Metadata): string | undefined {
+  const values = metadata.get("idempotency-key");
+  if (values.length > 1) throw new CairnError("ERR_BAD_REQUEST", "send one idempotency-key metadata entry");
+  return values[0]?.toString();
+}
+
+/** One unary method: decodes, runs the handler, and ends the call with its answer or status. */
+function unary(
+  run: (request: unknown, metadata: Metadata) => Promise<Answer>,
+): handleUnaryCall<Decoded, object> {
+  return (call, callback) => {
+    const decoded = call.request;
+    if (!decoded.ok) {
+      const metadata = new Metadata();
+      metadata.set(codeTrailer, "ERR_BAD_REQUEST");
+      callback({ code: status.INVALID_ARGUMENT, details: `malformed request: ${decoded.error}`, metadata });
+      return;
+    }
+    run(decoded.value, call.metadata).then(
+      (answer) => {
+        const trailers = new Metadata();
+        for (const [key, value] of Object.entries(answer.trailers ?? {})) trailers.set(key, value);
+        callback(null, answer.response, trailers);
+      },
+      (error: unknown) => {
+        if (isCairnError(error)) {
+          callback(grpcFailureOf(error));
+          return;
+        }
+        // Not an expected failure (those have codes): a broken invariant. Crash the node.
+        callback({ code: status.INTERNAL, details: "internal error" });
+        process.nextTick(() => {
+          throw error;
+        });
+      },
+    );
+  };
+}
+
+/** Starts a gRPC server on `listen`; resolves once it accepts connections. */
+export async function startGrpcServer(
+  listen: { readonly host: string; readonly port: number },
+  options: GrpcServerOptions,
+): Promise<GrpcServer> {
+  const handlers = new MessageServiceHandlers(options.streams);
+  const server = new Server({
+    "grpc.max_receive_message_length": options.receiveBytesMax ?? 64 * 1024,
+    "grpc.max_concurrent_streams": options.concurrentCallsMax ?? 128,
+    // A connection without calls is closed after this long (GOAWAY; clients reconnect on demand).
+    // It also ends a connection left open after a protocol error, which the HTTP/2 layer answers
+    // with GOAWAY but does not close.
+    "grpc.max_connection_idle_ms": options.idleConnectionMs ?? 5 * 60_000,
+  });
+  server.addService(loadService(), {
+    PostMessage: unary(async (request, metadata) => {
+      const posted = await handlers.postMessage(request, requestIdOf(metadata));
+      return {
+        response: posted.response,
+        trailers: {
+          "cairn-sequence": String(posted.seq),
+          "cairn-message-id": posted.id,
+          "cairn-duplicate": String(posted.duplicate),
+        },
+      };
+    }),
+    GetMessages: unary(async () => ({ response: await handlers.getMessages() })),
+    CatchUp: unary(async (request) => ({ response: await handlers.catchUp(request) })),
+  });
+  // grpc-js serves connections from a TCP server of ours: the listener the Redis and text servers
+  // share (bound port, every connection ended on close) and a bound on connections.
+  const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
+  const tcp = createServer((socket) => injector.injectConnection(socket));
+  tcp.maxConnections = options.connectionsMax ?? 1024;
+  const listener = await listenTcp(tcp, listen);
+  return {
+    address: { host: listener.host, port: listener.port },
+    close: async () => {
+      injector.destroy();
+      server.forceShutdown();
+      await listener.close();
+    },
+  };
+}

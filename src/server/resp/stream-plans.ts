@@ -1,0 +1,100 @@
+// How the stream writes XADD, XACK, XDEL and XTRIM join a transaction entry (inside MULTI, and in a
+// pipeline's batch): each becomes stream steps of the KV transaction, applied atomically with the
+// other commands and in their place, and its reply is built from those steps' results. The ids of
+// XACK and XDEL are resolved to sequences before the entry (a message's id and sequence never
+// change). The commands share their parsing with their handlers.
+import { CairnError, type StepResult, type TransactionStep } from "../../service/index.js";
+import { type CommandCall, text } from "./command-table.js";
+import { respErrorOf } from "./error-replies.js";
+import { type Reply, r } from "./resp-reply.js";
+import { idsToSeqs, parseXadd, parseXtrim } from "./stream-commands.js";
+
+/** A queued command's part of a transaction entry: its steps, and its reply from their results. */
+export interface TransactionPlan {
+  readonly steps: readonly TransactionStep[];
+  /** Builds the reply from the results of `steps`, in order, once the entry applied. */
+  readonly reply: (results: readonly StepResult[], call: CommandCall) => Reply | Promise<Reply>;
+}
+
+/** Turns a command into its plan, or into the reply that refuses it. */
+export type Planner = (call: CommandCall) => TransactionPlan | Reply | Promise<TransactionPlan | Reply>;
+
+/** The error reply of a refused step (with Redis's text where the state machine has one). */
+export function refusalReply(result: StepResult & { readonly ok: false }): Reply {
+  const error = new CairnError(result.code, result.message);
+  return r.error(respErrorOf[error.code](error));
+}
+
+/** The sum of `count` over the results; a missing stream or group counts nothing, as in Redis. */
+function sumOf(results: readonly StepResult[], count: (result: StepResult & { ok: true }) => number): Reply {
+  let total = 0;
+  for (const result of results) {
+    if (result.ok) total += count(result);
+    else if (result.code !== "ERR_NOT_FOUND") return refusalReply(result);
+  }
+  return r.int(total);
+}
+
+/** The stream planners, by command name. */
+export const streamPlanners: readonly (readonly [string, Planner])[] = [
+  [
+    "xadd",
+    ({ args, server }) => {
+      const request = parseXadd(args, server.streams.limits.headersMax);
+      if ("t" in request) return request;
+      const command = server.streams.appendCommand(request.name, request.input);
+      return {
+        steps: [{ type: "stream", command }],
+        reply: ([result]) => {
+          if (result?.kind === "streams.append" && result.ok) return r.bulk(result.id);
+          if (result === undefined || result.ok) return r.error("ERR internal error: no append result");
+          return request.noMkStream && result.code === "ERR_NOT_FOUND" ? r.nil : refusalReply(result);
+        },
+      };
+    },
+  ],
+  [
+    "xtrim",
+    ({ args, server }) => {
+      const request = parseXtrim(args);
+      if ("t" in request) return request;
+      if (request.name === undefined) return { steps: [], reply: () => r.int(0) };
+      return {
+        steps: [{ type: "stream", command: server.streams.trimCommand(request.name, request.trim) }],
+        reply: (results) => sumOf(results, (x) => (x.kind === "streams.trim" ? x.trimmed : 0)),
+      };
+    },
+  ],
+  [
+    "xdel",
+    async (call) => {
+      const found = await idsToSeqs(call, 2);
+      if (found !== undefined && "t" in found) return found;
+      const name = found?.name ?? "";
+      return {
+        steps: (found?.chunks ?? []).map((seqs) => ({
+          type: "stream" as const,
+          command: call.server.streams.deleteMessagesCommand(name, seqs),
+        })),
+        reply: (results) =>
+          sumOf(results, (x) => (x.kind === "streams.message-delete" ? x.deleted.length : 0)),
+      };
+    },
+  ],
+  [
+    "xack",
+    async (call) => {
+      const found = await idsToSeqs(call, 3);
+      if (found !== undefined && "t" in found) return found;
+      const name = found?.name ?? "";
+      const group = text(call.args[2]);
+      return {
+        steps: (found?.chunks ?? []).map((seqs) => ({
+          type: "stream" as const,
+          command: call.server.streams.settleCommand(name, group, "ack", seqs),
+        })),
+        reply: (results) => sumOf(results, (x) => (x.kind === "streams.settle" ? x.settled.length : 0)),
+      };
+    },
+  ],
+];

@@ -1,0 +1,122 @@
+// `npm run faults -- [--seconds 60] [--seed N] [--nodes 3|5] [--system cairn|etcd|both] [--faults
+// kill,pause,partition,slow-disk,crash-all] [--clients 10] [--keys 5] [--timeout-ms 1500]
+// [--disk-delay-ms 0] [--no-streams] [--build]`: one fault run against real processes (run.ts). It prints its
+// seed first; the same seed replays the same fault schedule. With `--system both` the same workload
+// (key-value only) and schedule run against Cairn and then etcd, and both availability figures are
+// printed. `--build` compiles first and runs the nodes on the build (faster restarts). Exits 1 when a
+// checker found a violation.
+import { spawnSync } from "node:child_process";
+import { randomInt } from "node:crypto";
+import { parseArgs } from "node:util";
+import { describeAvailability, describeBreakdown } from "./availability.js";
+import { type FaultRunOptions, type FaultRunReport, runFaults, type SystemName } from "./run.js";
+import { type FaultKind, faultKinds } from "./schedule.js";
+
+const root = new URL("../..", import.meta.url).pathname;
+
+function integer(name: string, text: string | undefined, fallback: number, min: number, max: number): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < min || n > max)
+    throw new Error(`--${name} must be an integer from ${min} to ${max}`);
+  return n;
+}
+
+function report(r: FaultRunReport, say: (line: string) => void): void {
+  say(
+    `${r.system}: ${r.applied.length} faults applied; KV: ${r.kv.operations} operations checked (${r.kv.ok} ok, ${r.kv.failed} failed, ${r.kv.timedOut + r.kv.lost} unknown), checker ${r.kv.checkerSteps} steps`,
+  );
+  if (r.streams !== undefined) {
+    const s = r.streams;
+    say(
+      `${r.system}: streams: ${s["appended"]} appends acked (${s["ackedOnRetry"]} on a retry), ${s["reads"]} reads, ${s["delivered"]} deliveries, ${s["acked"]} acked, ${s["nacked"]} nacked, ${s["terminated"]} terminated`,
+    );
+  }
+  say(describeAvailability(r.system, r.availability));
+  if (r.problems.length === 0) say(`${r.system}: PASS seed ${r.seed}`);
+  else {
+    say(
+      `${r.system}: FAIL seed ${r.seed}: ${r.problems.length} problem(s); logs in ${r.logFile ?? "(none)"}`,
+    );
+    for (const p of r.problems.slice(0, 10)) say(`  ${p.slice(0, 2_000)}`);
+  }
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      seconds: { type: "string" },
+      seed: { type: "string" },
+      nodes: { type: "string" },
+      system: { type: "string" },
+      faults: { type: "string" },
+      clients: { type: "string" },
+      keys: { type: "string" },
+      "timeout-ms": { type: "string" },
+      "disk-delay-ms": { type: "string" },
+      "no-streams": { type: "boolean" },
+      build: { type: "boolean" },
+    },
+  });
+  const system = values.system ?? "cairn";
+  if (system !== "cairn" && system !== "etcd" && system !== "both")
+    throw new Error("--system must be cairn, etcd or both");
+  const systems: SystemName[] = system === "both" ? ["cairn", "etcd"] : [system];
+  // Only what both systems can suffer when they are compared; etcd's disk cannot be slowed.
+  const defaultKinds = systems.includes("etcd") ? faultKinds.filter((k) => k !== "slow-disk") : faultKinds;
+  const kinds = values.faults === undefined ? defaultKinds : (values.faults.split(",") as FaultKind[]);
+  for (const k of kinds)
+    if (!faultKinds.includes(k)) throw new Error(`unknown fault ${k}; known: ${faultKinds.join(",")}`);
+  const nodes = integer("nodes", values.nodes, 3, 3, 5);
+  if (nodes !== 3 && nodes !== 5) throw new Error("--nodes must be 3 or 5");
+  const seed = integer("seed", values.seed, randomInt(1, 2 ** 31), 0, 2 ** 31);
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+  say(
+    `seed ${seed} (replay: npm run faults -- --seed ${seed} ${process.argv
+      .slice(2)
+      .filter((a, i, all) => a !== "--seed" && all[i - 1] !== "--seed")
+      .join(" ")})`,
+  );
+  const base: Omit<FaultRunOptions, "system"> = {
+    seed,
+    seconds: integer("seconds", values.seconds, 60, 5, 3600),
+    nodes,
+    kinds,
+    clients: integer("clients", values.clients, 10, 1, 100),
+    keys: integer("keys", values.keys, 5, 1, 100),
+    timeoutMs: integer("timeout-ms", values["timeout-ms"], 1_500, 100, 60_000),
+    // A comparison runs the same workload on both: key-value only (etcd has no streams).
+    streams: values["no-streams"] !== true && system !== "both",
+    diskDelayMs: integer("disk-delay-ms", values["disk-delay-ms"], 0, 0, 10_000),
+    build: values.build === true,
+    say,
+  };
+  if (values.build === true) {
+    say("building (npm run build) so the nodes run the compiled code");
+    const built = spawnSync("npm", ["run", "build"], { cwd: root, stdio: "inherit" });
+    if (built.status !== 0) throw new Error("npm run build failed");
+  }
+  const reports: FaultRunReport[] = [];
+  for (const s of systems) {
+    const r = await runFaults({ ...base, system: s });
+    reports.push(r);
+    report(r, say);
+  }
+  say("\navailability by situation (attempts begun while a fault held, or between faults):");
+  for (const r of reports) for (const line of describeBreakdown(r.system, r.availabilityBreakdown)) say(line);
+  if (reports.length > 1) {
+    say("\navailability under the same workload and fault schedule:");
+    for (const r of reports) say(describeAvailability(r.system, r.availability));
+  }
+  return reports.every((r) => r.problems.length === 0) ? 0 : 1;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exitCode = 2;
+  },
+);

@@ -1,0 +1,60 @@
+// A follower's LeaderLink after the leader answered: it waits (bounded) to apply what the leader
+// had applied, and a node whose waiter slots are all taken answers at once instead of retrying the
+// wait in a loop until the deadline.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { NodeHost } from "../../../src/node/node-host.js";
+import type { RaftGroup } from "../../../src/node/raft-group.js";
+import { ApplyNotifier } from "../../../src/service/apply-notifier.js";
+import type { ApplyOutcome } from "../../../src/service/command.js";
+import { encodeLeaderAnswer } from "../../../src/service/leader-calls.js";
+import { LeaderLink } from "../../../src/service/leader-link.js";
+import { ManualEnv } from "../../support/scripted-group.js";
+
+/** An ApplyNotifier that counts the waits it was asked for. */
+class CountingNotifier extends ApplyNotifier {
+  waits = 0;
+
+  override wait(...args: Parameters<ApplyNotifier["wait"]>): ReturnType<ApplyNotifier["wait"]> {
+    this.waits++;
+    return super.wait(...args);
+  }
+}
+
+/** Member 1, a follower of leader 2, whose leader answers every call at `leaderApplied`. */
+function followerLink(applied: ApplyNotifier, leaderApplied: number, localApplied: () => number): LeaderLink {
+  const group = { id: 1, softState: { role: "follower", leaderId: 2 } } as unknown as RaftGroup<ApplyOutcome>;
+  const host = {
+    self: { id: 1 },
+    peers: () => new Map(),
+    onCall: () => undefined,
+    call: async () => encodeLeaderAnswer({ ok: true, appliedIndex: leaderApplied, value: null }),
+  } as unknown as NodeHost;
+  return new LeaderLink({
+    group,
+    host,
+    env: new ManualEnv(1),
+    backend: { appliedIndex: localApplied },
+    applied,
+    callTimeoutMs: 60_000,
+  });
+}
+
+describe("LeaderLink on a follower", () => {
+  it("answers at once when the node holds as many waiters as it allows (ERR_BUSY)", async () => {
+    const applied = new CountingNotifier(0);
+    await followerLink(applied, 10, () => 5).transfer(3);
+    assert.equal(applied.waits, 1, "one refused wait, no retry loop");
+  });
+
+  it("answers once the follower has applied as far as the leader had", async () => {
+    const applied = new CountingNotifier();
+    let local = 5;
+    const answered = followerLink(applied, 10, () => local).transfer(3);
+    await new Promise((resolve) => setImmediate(resolve));
+    local = 10;
+    applied.notify();
+    await answered;
+    assert.equal(applied.waits, 1);
+  });
+});
