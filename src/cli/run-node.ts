@@ -118,26 +118,21 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     },
     log,
   });
-  const http = buildHttpApp({
-    kv: node.kv,
-    streams: node.streams,
-    nodeName: identity.name,
-    cluster: { status: () => node.cluster.status(), membership: node.membership },
-    metrics: node.group,
-    corsOrigins: config.corsOrigins,
-    readiness: () => node.readiness(),
-  });
-  await http.listen({ host: config.httpListen.host, port: config.httpListen.port });
-  const text =
-    config.textListen &&
-    (await startTextServer(config.textListen, { kv: node.kv, flavor: config.textCompat, log }));
-  const redis =
-    config.redisListen &&
-    (await startRespServer(
-      { kv: node.kv, streams: node.streams, status: () => node.cluster.status(), log },
-      config.redisListen,
-    ));
-  const grpc = config.grpcListen && (await startGrpcServer(config.grpcListen, { streams: node.streams }));
+  // Every listener this start opened, closed again (newest first) if a later one fails.
+  const listeners: { close(): Promise<void> }[] = [];
+  const listening = async <T extends { close(): Promise<void> }>(server: Promise<T>): Promise<T> => {
+    const opened = await server;
+    listeners.unshift(opened);
+    return opened;
+  };
+  const { redis } = await startClientServers(config, identity.name, node, log, listening).catch(
+    async (error: unknown) => {
+      for (const listener of listeners) await listener.close().catch(() => undefined);
+      await node.close();
+      diskDelay?.close();
+      throw error;
+    },
+  );
 
   log(
     `node ${identity.name} (id ${id}) of cluster ${identity.clusterId}: HTTP ${httpUrl}${redis ? `, Redis ${redis.address}` : ""}${textAt ? `, text ${textAt}` : ""}${grpcAt ? `, gRPC ${grpcAt}` : ""}, peers on ${config.peerListen.host}:${config.peerListen.port}`,
@@ -147,10 +142,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     httpUrl,
     removed: node.removed,
     close: async () => {
-      await http.close();
-      await text?.close();
-      await redis?.close();
-      await grpc?.close();
+      for (const listener of listeners) await listener.close();
       await node.close();
       diskDelay?.close();
     },
@@ -182,4 +174,40 @@ export async function runNode(config: NodeConfig): Promise<void> {
     process.once("SIGTERM", stop);
     void node.removed.then(stop);
   });
+}
+
+/** Serves HTTP and each configured client protocol over the node's services. */
+async function startClientServers(
+  config: NodeConfig,
+  nodeName: string,
+  node: CairnNode,
+  log: (line: string) => void,
+  listening: <T extends { close(): Promise<void> }>(server: Promise<T>) => Promise<T>,
+) {
+  const http = buildHttpApp({
+    kv: node.kv,
+    streams: node.streams,
+    nodeName,
+    cluster: { status: () => node.cluster.status(), membership: node.membership },
+    metrics: node.group,
+    corsOrigins: config.corsOrigins,
+    readiness: () => node.readiness(),
+  });
+  await listening(
+    http.listen({ host: config.httpListen.host, port: config.httpListen.port }).then(() => http),
+  );
+  const text =
+    config.textListen &&
+    (await listening(startTextServer(config.textListen, { kv: node.kv, flavor: config.textCompat, log })));
+  const redis =
+    config.redisListen &&
+    (await listening(
+      startRespServer(
+        { kv: node.kv, streams: node.streams, status: () => node.cluster.status(), log },
+        config.redisListen,
+      ),
+    ));
+  const grpc =
+    config.grpcListen && (await listening(startGrpcServer(config.grpcListen, { streams: node.streams })));
+  return { http, text, redis, grpc };
 }

@@ -42,6 +42,7 @@ import {
   type StorageError,
   type TornTail,
   Wal,
+  type WalRecovery,
 } from "../storage/index.js";
 import type { PeerAddress, Transport } from "../transport/index.js";
 
@@ -236,19 +237,45 @@ export class CairnNode {
   static async open(options: CairnNodeOptions): Promise<CairnNode> {
     const settings: CairnNodeSettings = { ...defaultNodeSettings, ...options.settings };
     const log = options.log ?? (() => {});
-    const hooks = options.hooks ?? {};
-    const { fs, env, transport, stateStore: store, membership: who } = options;
-    const id = nodeId(who.id);
+    const { fs, transport, stateStore: store } = options;
     const fatal = { failed: false };
     const onFailure = (error: StorageError) => {
       fatal.failed = true;
       log(`FATAL: storage failed, this node stops accepting writes: ${error.message}`);
     };
-    const { wal, recovery } = await Wal.open(fs, joinPath(options.dataDir, "wal"), {
+    const opened = await Wal.open(fs, joinPath(options.dataDir, "wal"), {
       segmentBytesMax: settings.segmentBytesMax,
       onFailure,
+    }).catch(async (error: unknown) => {
+      await transport.close().catch(() => undefined);
+      await store.close().catch(() => undefined);
+      throw error;
     });
+    const { wal, recovery } = opened;
     if (recovery.tornTail !== undefined) log(describeTornTail(recovery.tornTail));
+    try {
+      return await CairnNode.#start(options, settings, wal, recovery, fatal, onFailure);
+    } catch (error) {
+      // A node that refuses to start (damaged storage, a port taken) leaves no handle open.
+      await transport.close().catch(() => undefined);
+      await wal.close().catch(() => undefined);
+      await store.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  static async #start(
+    options: CairnNodeOptions,
+    settings: CairnNodeSettings,
+    wal: Wal,
+    recovery: WalRecovery,
+    fatal: { failed: boolean },
+    onFailure: (error: StorageError) => void,
+  ): Promise<CairnNode> {
+    const log = options.log ?? (() => {});
+    const hooks = options.hooks ?? {};
+    const { fs, env, transport, stateStore: store, membership: who } = options;
+    const id = nodeId(who.id);
     const hardStates = await HardStateStore.open(fs, joinPath(options.dataDir, "hardstate"), { onFailure });
     const snapshotFiles = await SnapshotStore.open(fs, joinPath(options.dataDir, "snapshots"), {
       chunkBytesMax: snapshotChunkBytesMax,
@@ -322,7 +349,13 @@ export class CairnNode {
       host,
       applied,
     });
-    await transport.start();
+    try {
+      await transport.start();
+    } catch (error) {
+      await group.stop();
+      host.close();
+      throw error;
+    }
     host.startAnnouncing();
     node.#scheduleHousekeeping();
     return node;
