@@ -77,7 +77,8 @@ describe("a node whose start fails", () => {
       const transport: Transport<NodeWireMessage> = new Proxy(inner, {
         get(target, property, receiver) {
           if (property === "start") {
-            return () => Promise.reject(new Error("listen EADDRINUSE: address already in use 127.0.0.1:7001"));
+            return () =>
+              Promise.reject(new Error("listen EADDRINUSE: address already in use 127.0.0.1:7001"));
           }
           if (property === "close") {
             return async () => {
