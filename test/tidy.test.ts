@@ -65,8 +65,19 @@ describe("tidy: planted violations are caught", () => {
     assert.deepEqual(rulesOf("src/node/a.ts", 'const m = await import("../cli/main.js");\n'), ["layer"]);
   });
 
-  it("allows an import that points the right way", () => {
-    assert.deepEqual(rulesOf("src/node/runtime.ts", 'import { Raft } from "../raft/raft.js";\n'), []);
+  it("allows an import that points the right way, through the layer's index", () => {
+    assert.deepEqual(rulesOf("src/node/runtime.ts", 'import { Raft } from "../raft/index.js";\n'), []);
+    assert.deepEqual(rulesOf("src/cli/run.ts", 'import { app } from "../server/http/index.js";\n'), []);
+  });
+
+  it("catches a deep import into another layer, and allows one inside a layer", () => {
+    assert.deepEqual(rulesOf("src/node/runtime.ts", 'import { Raft } from "../raft/raft.js";\n'), [
+      "deep-import",
+    ]);
+    assert.deepEqual(rulesOf("src/cli/run.ts", 'export { app } from "../server/http/app.js";\n'), [
+      "deep-import",
+    ]);
+    assert.deepEqual(rulesOf("src/service/kv/kv.ts", 'import { s } from "../streams/codec.js";\n'), []);
   });
 
   it("catches src importing test code", () => {

@@ -9,7 +9,7 @@ import { type NodeWireMessage, nodeWireCodec, systemEnv } from "../node/index.js
 import { CairnNode } from "../node-assembly/index.js";
 import { type NodeId, nodeId } from "../raft/index.js";
 import { startGrpcServer } from "../server/grpc/index.js";
-import { buildHttpApp } from "../server/http/app.js";
+import { buildHttpApp } from "../server/http/index.js";
 import { startRespServer } from "../server/resp/index.js";
 import { startTextServer } from "../server/text/index.js";
 import type { JoinAnswer } from "../service/index.js";

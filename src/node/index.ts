@@ -1,5 +1,6 @@
 export { type Cancel, type Env, systemEnv } from "./env.js";
 export { GroupSnapshots, snapshotChunkBytesMax } from "./group-snapshots.js";
+export { GroupMetrics, Histogram, latencyBucketsMs } from "./metrics.js";
 export { NodeError, type NodeErrorCode } from "./node-error.js";
 export { type HostedGroup, NodeHost, type NodeHostOptions, type PeerEntry } from "./node-host.js";
 export {

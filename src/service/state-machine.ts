@@ -3,13 +3,11 @@
 // the new applied index in one step of the backend (one store transaction), so a restart resumes
 // exactly after the last applied entry.
 
-import type { Cancel } from "../node/env.js";
-import type { StateMachine } from "../node/ports.js";
+import type { Cancel, StateMachine } from "../node/index.js";
 import type { Entry } from "../raft/index.js";
 import { type GroupId, type LogIndex, logIndex } from "../raft/index.js";
-import type { Effect, StateStore } from "../storage/state-store.js";
-import { assert, assertNever } from "../util/assert.js";
-import { bytesEqual, compareBytes } from "../util/bytes.js";
+import type { Effect, StateStore } from "../storage/index.js";
+import { assert, assertNever, bytesEqual, compareBytes } from "../util/index.js";
 import {
   type ApplyOutcome,
   applyEnvelope,

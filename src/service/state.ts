@@ -1,8 +1,8 @@
 // The view of replicated state that the state machines (key-value, streams) read and write while
 // applying committed entries. It is synchronous and byte-level: the node runtime backs it with the
 // state store, batching a whole apply round into one transaction.
-import type { KeyKind } from "../storage/state-store.js";
-import { compareBytes } from "../util/bytes.js";
+import type { KeyKind } from "../storage/index.js";
+import { compareBytes } from "../util/index.js";
 
 /** A keyspace of the state machine: a namespace of the state store (its kinds are the spaces). */
 export type Space = KeyKind;

@@ -2,9 +2,9 @@
 // state-store.ts, each applied batch one write transaction (effects + applied index), snapshots
 // exported from one read transaction so they are consistent while writes go on.
 import { open, type RootDatabase } from "lmdb";
-import type { GroupId, LogIndex } from "../raft/types.js";
-import { logIndex } from "../raft/types.js";
-import { assert } from "../util/assert.js";
+import type { GroupId, LogIndex } from "../raft/index.js";
+import { logIndex } from "../raft/index.js";
+import { assert } from "../util/index.js";
 import { errnoOf } from "./file-system.js";
 import {
   appliedIndexKey,

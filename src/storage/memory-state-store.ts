@@ -4,9 +4,9 @@
 // OS's cache), one still in flight does not. With `flushDelayMs` set it also has lmdb's overlapping
 // sync: a commit is visible once it completes but durable only when a later flush completes, and
 // powerLoss() takes back every commit since the last flush (a restore can be left half done).
-import type { GroupId, LogIndex } from "../raft/types.js";
-import { logIndex } from "../raft/types.js";
-import { assert } from "../util/assert.js";
+import type { GroupId, LogIndex } from "../raft/index.js";
+import { logIndex } from "../raft/index.js";
+import { assert } from "../util/index.js";
 import { immediateScheduler, type Scheduler } from "./sim-file-system.js";
 import {
   appliedIndexKey,

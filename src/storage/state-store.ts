@@ -6,8 +6,8 @@
 //
 // Big-endian so that byte order is numeric order; a group's data is one contiguous range, which is
 // what a snapshot exports and a restore replaces.
-import type { GroupId, LogIndex } from "../raft/types.js";
-import { assert } from "../util/assert.js";
+import type { GroupId, LogIndex } from "../raft/index.js";
+import { assert } from "../util/index.js";
 import { getU64, setU64, viewOf } from "./bytes.js";
 import { StorageError } from "./storage-error.js";
 

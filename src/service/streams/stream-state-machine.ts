@@ -12,8 +12,7 @@
 //   consumer-pending u64 groupId, u64 seq         -> u64 availableAtMs, varint deliveries, consumer
 //   consumer-due   u64 groupId, u64 availableAtMs, u64 seq -> empty (in-flight messages by deadline)
 //   stream-garbage u64 id                       -> u8 kind (1 stream, 2 group): data still to remove
-import { assert } from "../../util/assert.js";
-import { ByteReader, ByteWriter, utf8 } from "../../util/bytes.js";
+import { assert, ByteReader, ByteWriter, utf8 } from "../../util/index.js";
 import type { ErrorDetails, Refusal, Refusals } from "../errors.js";
 import { prefixEnd, type Space, type StateReader, type StateWriter } from "../state.js";
 import {
