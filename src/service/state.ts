@@ -1,11 +1,42 @@
 // The view of replicated state that the state machines (key-value, streams) read and write while
 // applying committed entries. It is synchronous and byte-level: the node runtime backs it with the
 // state store, batching a whole apply round into one transaction.
-import type { KeyKind } from "../storage/index.js";
+import { type KeyKind, keyKind } from "../storage/index.js";
 import { compareBytes } from "../util/index.js";
 
-/** A keyspace of the state machine: a namespace of the state store (its kinds are the spaces). */
-export type Space = KeyKind;
+/**
+ * The keyspaces of the state machine. Each is stored as one key kind of the state store, by the
+ * byte in {@link spaceKinds}: never renumber them (the byte is in every stored key); a new space
+ * takes a new byte. "meta" shares kind 0 with the store's own bookkeeping keys, which have names
+ * of their own.
+ */
+export const spaceCodes = {
+  meta: 0,
+  kv: 1,
+  "stream-meta": 2,
+  "stream-message": 3,
+  "consumer-group": 4,
+  "kv-ttl": 5,
+  dedupe: 6,
+  "dedupe-ttl": 7,
+  members: 8,
+  "stream-dedupe": 9,
+  "stream-dedupe-ttl": 10,
+  "stream-garbage": 11,
+  "consumer-pending": 12,
+  "consumer-due": 13,
+} as const;
+
+/** A keyspace of the state machine. */
+export type Space = keyof typeof spaceCodes;
+
+/** Every space, in the order of their bytes. */
+export const spaces = Object.keys(spaceCodes) as Space[];
+
+/** The state store's key kind of each space. */
+export const spaceKinds = Object.fromEntries(
+  spaces.map((space) => [space, keyKind(spaceCodes[space])]),
+) as Record<Space, KeyKind>;
 
 /** Reads replicated state. `range` yields keys in [start, end) in byte order, at most `limit`. */
 export interface StateReader {

@@ -41,7 +41,7 @@ import {
   type StateBackend,
   type StreamService,
 } from "../../src/service/index.js";
-import type { StateReader } from "../../src/service/state.js";
+import { type StateReader, spaces } from "../../src/service/state.js";
 import {
   getGroupMeta,
   getStreamMeta,
@@ -50,7 +50,7 @@ import {
   type StreamMessage,
 } from "../../src/service/streams/index.js";
 import { MemoryStateStore, SimFileSystem } from "../../src/storage/index.js";
-import { appliedIndexKey, keyKindCode, restoringKey } from "../../src/storage/state-store.js";
+import { appliedIndexKey, restoringKey } from "../../src/storage/state-store.js";
 import { assert } from "../../src/util/assert.js";
 import { crc32 } from "../../src/util/crc.js";
 import type { Prng } from "../../src/util/prng.js";
@@ -196,7 +196,7 @@ export function describeServiceState(reader: StateReader): string {
   const parts: string[] = [];
   const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
   const bookkeeping = new Set([hex(appliedIndexKey), hex(restoringKey)]);
-  for (const space of Object.keys(keyKindCode) as (keyof typeof keyKindCode)[]) {
+  for (const space of spaces) {
     for (const [key, value] of reader.range(space, new Uint8Array(0), undefined, Number.MAX_SAFE_INTEGER)) {
       if (space === "meta" && bookkeeping.has(hex(key))) continue;
       parts.push(`${space}/${hex(key)}=${hex(value)}`);
