@@ -12,7 +12,7 @@ import { startGrpcServer } from "../server/grpc/index.js";
 import { buildHttpApp } from "../server/http/index.js";
 import { startRespServer } from "../server/resp/index.js";
 import { startTextServer } from "../server/text/index.js";
-import type { JoinAnswer } from "../service/index.js";
+import type { JoinAnswer, Membership } from "../service/index.js";
 import {
   DelayedFileSystem,
   type FileSystem,
@@ -79,6 +79,9 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
   // lmdb creates its directory without syncing the parent; create it durably first.
   await makeDirDurable(fs, join(config.dataDir, "state"));
   const stateStore = LmdbStateStore.open(join(config.dataDir, "state"), { keyBytesMax: 1900 });
+  // Set once the node is assembled; until then only the members it starts with may connect.
+  let membership: Membership | undefined;
+  const startMembers = new Set(identity.members.map((m) => m.id));
   const transport = new TlsTransport<NodeWireMessage>({
     self: id,
     clusterId: identity.clusterId,
@@ -88,6 +91,9 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     // The assembly sets the peers from the membership it starts with.
     peers: new Map(),
     dialOverrides: config.peerDialOverrides,
+    // A node with the cluster's certificate may connect unless this node knows it was removed: one
+    // that joined while this node was down must reach it to bring it up to date (see Membership).
+    isMember: (peer) => (membership === undefined ? startMembers.has(peer) : !membership.isRetired(peer)),
   });
   const httpUrl = `http://${config.httpListen.host}:${config.httpListen.port}`;
   const textAt = config.textListen && `${config.textListen.host}:${config.textListen.port}`;
@@ -106,6 +112,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     stateStore,
     membership: identity,
     clientAddresses: { httpUrl, endpoints },
+    peerAddress: `${config.peerListen.host}:${config.peerListen.port}`,
     settings: {
       electionTicks: config.electionTicks,
       heartbeatTicks: config.heartbeatTicks,
@@ -118,6 +125,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     },
     log,
   });
+  membership = node.membership;
   // Every listener this start opened, closed again (newest first) if a later one fails.
   const listeners: { close(): Promise<void> }[] = [];
   const listening = async <T extends { close(): Promise<void> }>(server: Promise<T>): Promise<T> => {

@@ -143,6 +143,8 @@ export interface CairnNodeOptions {
     readonly httpUrl: string;
     readonly endpoints?: NonNullable<PeerInfo["endpoints"]>;
   };
+  /** `host:port` where peers reach this node, announced to them with its client addresses. */
+  readonly peerAddress: string;
   /** Operator-facing lines (recovery notes, fatal errors, role changes). */
   readonly log?: (line: string) => void;
   readonly hooks?: CairnNodeHooks;
@@ -287,7 +289,7 @@ export class CairnNode {
 
     transport.setPeers(peerAddresses(who.members, id));
     const host = new NodeHost({
-      self: { id, name: who.name, ...options.clientAddresses },
+      self: { id, name: who.name, ...options.clientAddresses, peerAddress: options.peerAddress },
       transport,
       env,
     });

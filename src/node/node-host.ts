@@ -130,6 +130,17 @@ export class NodeHost {
     return this.#peers;
   }
 
+  /** The peers that announced where peers reach them within the last `maxAgeMs`, by id. */
+  announcedPeerAddresses(maxAgeMs: number): Map<NodeId, string> {
+    const now = this.#options.env.monotonicMs();
+    const out = new Map<NodeId, string>();
+    for (const [id, entry] of this.#peers) {
+      if (entry.peerAddress !== undefined && now - entry.lastSeenMs <= maxAgeMs)
+        out.set(id, entry.peerAddress);
+    }
+    return out;
+  }
+
   /** Starts announcing this node's info to its peers. */
   startAnnouncing(): void {
     const announce = () => {

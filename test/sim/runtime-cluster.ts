@@ -382,6 +382,7 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
         members: this.#initial.map((id) => ({ id, name: `n${id}`, peerAddress: `sim:${id}` })),
       },
       clientAddresses: { httpUrl: `http://n${m.id}.sim` },
+      peerAddress: `sim:${m.id}`,
       settings,
       hooks: {
         wrapStorage: (inner) => this.#observeStorage(m, inc, inner),

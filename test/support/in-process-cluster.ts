@@ -125,6 +125,7 @@ export class InProcessCluster {
         members,
       },
       clientAddresses: { httpUrl: `http://n${id}.in-process` },
+      peerAddress: `memory:${id}`,
       hooks: {
         wrapStorage: (inner) => {
           member.storage = new FaultableStorage(inner);

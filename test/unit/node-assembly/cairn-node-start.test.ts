@@ -105,6 +105,7 @@ describe("a node whose start fails", () => {
             members: [{ id: 1, name: "n1", peerAddress: "memory:1" }],
           },
           clientAddresses: { httpUrl: "http://n1.start-fails" },
+          peerAddress: "memory:1",
         }),
         /EADDRINUSE/,
       );
