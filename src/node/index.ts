@@ -1,5 +1,5 @@
 export { type Cancel, type Env, systemEnv } from "./env.js";
-export { NodeError, type NodeErrorCode } from "./node-error.js";
+export { NodeError, type NodeErrorCode, type VoterCount } from "./node-error.js";
 export { type HostedGroup, NodeHost, type NodeHostOptions, type PeerEntry } from "./node-host.js";
 export {
   decodeNodeWire,

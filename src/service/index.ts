@@ -45,7 +45,7 @@ export {
   KvService,
   type KvWriteAck,
 } from "./kv-service.js";
-export type { ReplicationPort, Staleness } from "./replication.js";
+export { type ReplicationPort, type Staleness, type WriteConcern, writeConcerns } from "./replication.js";
 export { MemoryBackend, ServiceStateMachine, type StateBackend, StoreBackend } from "./state-machine.js";
 export {
   type AppendInput,

@@ -27,6 +27,8 @@ import {
   readStaleReported,
   type Staleness,
   type WithStaleness,
+  type WriteConcern,
+  withWriteConcern,
 } from "./replication.js";
 
 /** Size limits of the key-value API. */
@@ -122,11 +124,26 @@ function stepValueBytes(step: TransactionStep): number {
 export class KvService {
   readonly #log: ReplicationPort;
   readonly #limits: KvLimits;
+  /** This service under each write concern, shared by all of them ("majority": the one built). */
+  #views: Map<WriteConcern, KvService>;
 
   /** Creates the service over a replicated log; limits not given take their defaults. */
   constructor(log: ReplicationPort, limits: Partial<KvLimits> = {}) {
     this.#log = log;
     this.#limits = { ...defaultKvLimits, ...limits };
+    this.#views = new Map([["majority", this]]);
+  }
+
+  /** This service with its writes acknowledged under `writeConcern` (reads are the same). */
+  withWriteConcern(writeConcern: WriteConcern): KvService {
+    let view = this.#views.get(writeConcern);
+    if (view === undefined) {
+      const base = this.#views.get("majority") ?? this;
+      view = new KvService(withWriteConcern(base.#log, writeConcern), this.#limits);
+      view.#views = this.#views;
+      this.#views.set(writeConcern, view);
+    }
+    return view;
   }
 
   /** The limits in force. */

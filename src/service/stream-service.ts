@@ -11,6 +11,8 @@ import {
   readStaleReported,
   type Staleness,
   type WithStaleness,
+  type WriteConcern,
+  withWriteConcern,
 } from "./replication.js";
 import type { StateReader } from "./state.js";
 import {
@@ -300,8 +302,10 @@ export class StreamService {
   readonly #log: ReplicationPort;
   readonly #notifier: ApplyNotifier;
   readonly #limits: StreamLimits;
-  #sseConnections = 0;
-  #sweeping = false;
+  /** The node's event streams open and whether a sweep runs: one count for every write concern's view. */
+  #gates = { sseConnections: 0, sweeping: false };
+  /** This service under each write concern, shared by all of them ("majority": the one built). */
+  #views: Map<WriteConcern, StreamService>;
 
   /**
    * Creates the service; `notifier` must be the one the state machine's apply path notifies. Limits
@@ -311,6 +315,20 @@ export class StreamService {
     this.#log = log;
     this.#notifier = notifier;
     this.#limits = { ...defaultStreamLimits, ...limits };
+    this.#views = new Map([["majority", this]]);
+  }
+
+  /** This service with its writes acknowledged under `writeConcern` (reads are the same). */
+  withWriteConcern(writeConcern: WriteConcern): StreamService {
+    let view = this.#views.get(writeConcern);
+    if (view === undefined) {
+      const base = this.#views.get("majority") ?? this;
+      view = new StreamService(withWriteConcern(base.#log, writeConcern), this.#notifier, this.#limits);
+      view.#gates = this.#gates;
+      view.#views = this.#views;
+      this.#views.set(writeConcern, view);
+    }
+    return view;
   }
 
   /** The limits in force. */
@@ -1118,8 +1136,8 @@ export class StreamService {
    * periodically. Answers whether it proposed any.
    */
   async sweepIfDue(max = 1000): Promise<boolean> {
-    if (this.#sweeping) return false;
-    this.#sweeping = true;
+    if (this.#gates.sweeping) return false;
+    this.#gates.sweeping = true;
     try {
       let proposed = 0;
       while (
@@ -1131,7 +1149,7 @@ export class StreamService {
       }
       return proposed > 0;
     } finally {
-      this.#sweeping = false;
+      this.#gates.sweeping = false;
     }
   }
 
@@ -1140,16 +1158,16 @@ export class StreamService {
    * Throws ERR_BUSY when `sseConnectionsMax` are open.
    */
   openEventStream(): () => void {
-    if (this.#sseConnections >= this.#limits.sseConnectionsMax) {
+    if (this.#gates.sseConnections >= this.#limits.sseConnectionsMax) {
       throw new CairnError(
         "ERR_BUSY",
         `too many event streams on this node (${this.#limits.sseConnectionsMax})`,
       );
     }
-    this.#sseConnections++;
+    this.#gates.sseConnections++;
     let released = false;
     return () => {
-      if (!released) this.#sseConnections--;
+      if (!released) this.#gates.sseConnections--;
       released = true;
     };
   }
