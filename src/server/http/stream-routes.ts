@@ -327,6 +327,11 @@ export function registerStreamRoutes(fastify: FastifyInstance, streams: StreamSe
       }
       reply.hijack();
       const res = reply.raw;
+      // What the hooks set on the reply (CORS's Access-Control-Allow-Origin and Vary) goes out too:
+      // a hijacked reply writes its head itself, and a dashboard on another origin tails here.
+      for (const [name, value] of Object.entries(reply.getHeaders())) {
+        if (value !== undefined) res.setHeader(name, value);
+      }
       res.writeHead(200, {
         "content-type": "text/event-stream; charset=utf-8",
         "cache-control": "no-cache",
