@@ -116,6 +116,9 @@ export function nodeArgs(spec: NodeProcessSpec): string[] {
     spec.tls.certPath,
     "--tls-key",
     spec.tls.keyPath,
+    // The supervisor holds the node's stdin pipe: when it dies, however, the node stops too.
+    "--stop-on",
+    "stdin-end",
   ];
 }
 
@@ -194,8 +197,12 @@ function launchNode(
 ): LaunchedProcess {
   const log = createWriteStream(spec.logFile, { flags: "a" });
   const child = spawn(process.execPath, [...(options.nodeFlags ?? []), options.cairnBin, ...nodeArgs(spec)], {
-    stdio: ["ignore", "pipe", "pipe"],
+    // stdin is a pipe the supervisor never writes to or closes while the node should run: its end
+    // (the supervisor exited or was killed) stops the node (--stop-on stdin-end).
+    stdio: ["pipe", "pipe", "pipe"],
   });
+  // Never written to; a write error (the node gone) must not end the supervisor.
+  child.stdin.on("error", () => undefined);
   child.stdout.pipe(log, { end: false });
   child.stderr.pipe(log, { end: false });
   const exited = new Promise<{ code: number | null; signal: string | null }>((done) => {
