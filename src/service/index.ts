@@ -54,6 +54,7 @@ export {
   type DeliveredMessage,
   defaultStreamLimits,
   type FetchOptions,
+  type GroupConsumerInfo,
   type GroupCreateOptions,
   type GroupInfo,
   isStreamName,

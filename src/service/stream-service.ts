@@ -160,15 +160,30 @@ export interface GroupInfo {
   readonly pending: number;
   /** Messages the group has not seen yet. */
   readonly backlog: number;
+  /** Deliveries, redeliveries included (first deliveries: `delivered - redelivered`). */
   readonly delivered: number;
+  /** Deliveries of a message the group had delivered before (deadline passed, nacked, claimed). */
+  readonly redelivered: number;
   readonly acked: number;
   readonly deadLettered: number;
   /** Dead letters the dead-letter stream refused (it was configured with limits), now gone. */
   readonly deadLettersLost: number;
-  /** What each consumer holds: in flight, and how many of those are past their ack deadline. */
-  readonly consumers: Readonly<Record<string, { readonly pending: number; readonly overdue: number }>>;
+  /** Every consumer the group knows or that holds messages, by name. */
+  readonly consumers: Readonly<Record<string, GroupConsumerInfo>>;
   /** The id of the newest held message before `nextSeq` (`0-0` if none): Redis's last-delivered-id. */
   readonly lastDeliveredId: string;
+}
+
+/** One consumer in a group's description. */
+export interface GroupConsumerInfo {
+  /** Messages it holds in flight. */
+  readonly pending: number;
+  /** Of those, how many are past their ack deadline. */
+  readonly overdue: number;
+  /** Deliveries it was handed, redeliveries included. */
+  readonly delivered: number;
+  /** Of those, deliveries of a message the group had delivered before. */
+  readonly redelivered: number;
 }
 
 /**
@@ -1332,10 +1347,16 @@ function streamInfo(state: StateReader, meta: StreamMeta): StreamInfo {
 function groupInfo(state: StateReader, stream: StreamMeta, group: GroupMeta): GroupInfo {
   const clockMs = streamsClockMs(state);
   const pending = listPending(state, group, group.config.maxAckPending + 1);
-  const consumers: Record<string, { pending: number; overdue: number }> = {};
+  const consumers: Record<
+    string,
+    { pending: number; overdue: number; delivered: number; redelivered: number }
+  > = {};
+  for (const [name, , , delivered = 0, redelivered = 0] of group.consumers ?? []) {
+    consumers[name] = { pending: 0, overdue: 0, delivered, redelivered };
+  }
   for (const record of pending) {
     if (record.consumer === "") continue;
-    const entry = consumers[record.consumer] ?? { pending: 0, overdue: 0 };
+    const entry = consumers[record.consumer] ?? { pending: 0, overdue: 0, delivered: 0, redelivered: 0 };
     entry.pending++;
     if (record.availableAtMs <= clockMs) entry.overdue++;
     consumers[record.consumer] = entry;
@@ -1352,6 +1373,7 @@ function groupInfo(state: StateReader, stream: StreamMeta, group: GroupMeta): Gr
     pending: group.pending,
     backlog: Math.max(0, stream.lastSeq - nextSeq + 1),
     delivered: group.delivered,
+    redelivered: group.redelivered ?? 0,
     acked: group.acked,
     deadLettered: group.deadLettered,
     deadLettersLost: group.deadLettersLost ?? 0,

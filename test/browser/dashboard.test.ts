@@ -2,8 +2,9 @@
 // supervisor and three real node processes: the page shows the nodes and the leader; stopping the
 // leader from the page brings a new leader, and starting it again lets it catch up; a fourth node
 // is added and removed; a key is put and read back in the explorer; a message published to a stream
-// shows in the live tail; a message nacked past its delivery limit shows as a dead letter and is
-// redriven. Every wait is on a condition in the page; the browser and the nodes are stopped by pid.
+// shows in the live tail; a nacked message fetched again counts as a redelivery, apart from first
+// deliveries, for its group and each consumer; a message nacked past its delivery limit shows as a
+// dead letter and is redriven. Every wait is on a condition in the page; the browser and the nodes are stopped by pid.
 // With CAIRN_SCREENSHOTS=<dir> it saves a screenshot of each view there (scripts/screenshots.mjs).
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -248,10 +249,28 @@ describe("the dashboard in Chromium", { timeout: 300_000 }, () => {
     await client.settle("orders", "billing", "nack", [first.seq]);
     // The next fetch finds it past its limit and moves it to the dead-letter stream.
     await client.fetchMessages("orders", "billing", "worker-1", { max: 10 });
+    // Another group with room for a redelivery: worker-1 nacks its message, worker-2 gets it again.
+    await client.createGroup("orders", "audit", { maxDeliveries: 5, startAt: "first" });
+    const [audited] = await client.fetchMessages("orders", "audit", "worker-1", { max: 1 });
+    assert.ok(audited !== undefined);
+    await client.settle("orders", "audit", "nack", [audited.seq]);
+    const [again] = await client.fetchMessages("orders", "audit", "worker-2", { max: 1 });
+    assert.equal(again?.seq, audited.seq);
     await page.goto(`${control.url}/#groups/orders`);
     await page
       .locator('[data-testid="group-billing"] [data-testid="dead-lettered"]', { hasText: "1" })
       .waitFor();
+    // Redeliveries apart from first deliveries, for the group and for each consumer.
+    const exactly = (n: number) => new RegExp(`^${n}$`);
+    const audit = page.getByTestId("group-audit");
+    await audit.getByTestId("redelivered").filter({ hasText: exactly(1) }).waitFor();
+    await audit.getByTestId("first-deliveries").filter({ hasText: exactly(1) }).waitFor();
+    const worker1 = audit.getByTestId("consumer-worker-1");
+    await worker1.getByTestId("consumer-first").filter({ hasText: exactly(1) }).waitFor();
+    await worker1.getByTestId("consumer-redelivered").filter({ hasText: exactly(0) }).waitFor();
+    const worker2 = audit.getByTestId("consumer-worker-2");
+    await worker2.getByTestId("consumer-first").filter({ hasText: exactly(0) }).waitFor();
+    await worker2.getByTestId("consumer-redelivered").filter({ hasText: exactly(1) }).waitFor();
     const letters = page.locator('[data-testid="group-billing"] [data-testid="dead-letters"]');
     await letters.getByText("first order").waitFor();
     await shot("consumer-groups");

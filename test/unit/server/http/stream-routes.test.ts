@@ -387,7 +387,7 @@ describe("HTTP consumer groups", () => {
     assert.equal(info["pending"], 1);
     assert.equal(info["ackFloor"], 1);
     assert.equal(info["backlog"], 1);
-    assert.deepEqual(info["consumers"], { c1: { pending: 1, overdue: 0 } });
+    assert.deepEqual(info["consumers"], { c1: { pending: 1, overdue: 0, delivered: 2, redelivered: 0 } });
     assert.deepEqual((await call(app, "GET", "/v1/streams/s")).body["groups"], ["g"]);
   });
 
@@ -550,7 +550,7 @@ describe("stream settings and single messages", () => {
     );
     const group = (await call(app, "GET", "/v1/streams/s/groups/g")).body;
     assert.equal(group["pending"], 2);
-    assert.deepEqual(group["consumers"], { c1: { pending: 2, overdue: 0 } });
+    assert.deepEqual(group["consumers"], { c1: { pending: 2, overdue: 0, delivered: 3, redelivered: 0 } });
     for (const url of ["/v1/streams/s/messages/0", "/v1/streams/s/messages/abc"]) {
       assert.equal((await call(app, "DELETE", url)).status, 400, url);
     }
