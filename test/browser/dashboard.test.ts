@@ -13,7 +13,7 @@ import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { type Browser, type BrowserServer, chromium, type Page } from "playwright-core";
+import { type Browser, type BrowserServer, chromium, type Locator, type Page } from "playwright-core";
 import { type ControlServer, startControlServer } from "../../src/cli/control-server.js";
 import { type DevCluster, startDevCluster } from "../../src/cli/dev-cluster.js";
 import type { NodeAddresses } from "../../src/cli/supervisor.js";
@@ -261,16 +261,22 @@ describe("the dashboard in Chromium", { timeout: 300_000 }, () => {
       .locator('[data-testid="group-billing"] [data-testid="dead-lettered"]', { hasText: "1" })
       .waitFor();
     // Redeliveries apart from first deliveries, for the group and for each consumer.
-    const exactly = (n: number) => new RegExp(`^${n}$`);
+    const shows = (scope: Locator, testId: string, n: number) =>
+      scope
+        .getByTestId(testId)
+        .filter({ hasText: new RegExp(`^${n}$`) })
+        .waitFor();
     const audit = page.getByTestId("group-audit");
-    await audit.getByTestId("redelivered").filter({ hasText: exactly(1) }).waitFor();
-    await audit.getByTestId("first-deliveries").filter({ hasText: exactly(1) }).waitFor();
-    const worker1 = audit.getByTestId("consumer-worker-1");
-    await worker1.getByTestId("consumer-first").filter({ hasText: exactly(1) }).waitFor();
-    await worker1.getByTestId("consumer-redelivered").filter({ hasText: exactly(0) }).waitFor();
-    const worker2 = audit.getByTestId("consumer-worker-2");
-    await worker2.getByTestId("consumer-first").filter({ hasText: exactly(0) }).waitFor();
-    await worker2.getByTestId("consumer-redelivered").filter({ hasText: exactly(1) }).waitFor();
+    await shows(audit, "redelivered", 1);
+    await shows(audit, "first-deliveries", 1);
+    const [worker1, worker2] = [
+      audit.getByTestId("consumer-worker-1"),
+      audit.getByTestId("consumer-worker-2"),
+    ];
+    await shows(worker1, "consumer-first", 1);
+    await shows(worker1, "consumer-redelivered", 0);
+    await shows(worker2, "consumer-first", 0);
+    await shows(worker2, "consumer-redelivered", 1);
     const letters = page.locator('[data-testid="group-billing"] [data-testid="dead-letters"]');
     await letters.getByText("first order").waitFor();
     await shot("consumer-groups");
