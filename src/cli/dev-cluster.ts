@@ -116,9 +116,6 @@ export function nodeArgs(spec: NodeProcessSpec): string[] {
     spec.tls.certPath,
     "--tls-key",
     spec.tls.keyPath,
-    // The supervisor holds the node's stdin pipe: when it dies, however, the node stops too.
-    "--stop-on",
-    "stdin-end",
   ];
 }
 
@@ -196,11 +193,10 @@ function launchNode(
   spec: NodeProcessSpec & { readonly logFile: string },
 ): LaunchedProcess {
   const log = createWriteStream(spec.logFile, { flags: "a" });
-  const child = spawn(process.execPath, [...(options.nodeFlags ?? []), options.cairnBin, ...nodeArgs(spec)], {
-    // stdin is a pipe the supervisor never writes to or closes while the node should run: its end
-    // (the supervisor exited or was killed) stops the node (--stop-on stdin-end).
-    stdio: ["pipe", "pipe", "pipe"],
-  });
+  // The node's stdin is a pipe the supervisor never writes to or closes while the node should run:
+  // its end (the supervisor exited or was killed, however) stops the node.
+  const args = [...(options.nodeFlags ?? []), options.cairnBin, ...nodeArgs(spec), "--stop-on", "stdin-end"];
+  const child = spawn(process.execPath, args, { stdio: ["pipe", "pipe", "pipe"] });
   // Never written to; a write error (the node gone) must not end the supervisor.
   child.stdin.on("error", () => undefined);
   child.stdout.pipe(log, { end: false });
