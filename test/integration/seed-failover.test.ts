@@ -5,13 +5,13 @@
 // as the seeds' users would); the killed node, started again, answers everything too.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { freePort, ProcessCluster, type ProcessNode } from "../support/process-cluster.js";
+import { type ProcessCluster, type ProcessNode, startTolerexCluster } from "../support/process-cluster.js";
 import { PromptClient } from "../support/prompt-client.js";
 import { waitFor } from "../support/wait-for.js";
 
 describe("Tolerex's text protocol and Axon's /kv routes across a leader kill", { timeout: 240_000 }, () => {
   let cluster: ProcessCluster;
-  const textPorts = new Map<string, number>();
+  let textPorts = new Map<string, number>();
 
   /** A command on a fresh connection to `node`, as Tolerex's client sends one. */
   const text = async (node: ProcessNode, line: string): Promise<string> => {
@@ -37,18 +37,7 @@ describe("Tolerex's text protocol and Axon's /kv routes across a leader kill", {
   };
 
   before(async () => {
-    cluster = await ProcessCluster.create(3);
-    for (const node of cluster.nodes) {
-      const port = await freePort();
-      textPorts.set(node.name, port);
-      cluster.nodeExtraArgs.set(node.name, [
-        "--text-listen",
-        `127.0.0.1:${port}`,
-        "--text-compat",
-        "tolerex",
-      ]);
-    }
-    await cluster.startAll();
+    ({ cluster, textPorts } = await startTolerexCluster(3));
   });
   after(async () => {
     await cluster?.close();

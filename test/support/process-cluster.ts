@@ -237,3 +237,21 @@ export class ProcessCluster {
     await rm(this.#dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * Starts `size` node processes that also serve the text protocol with Tolerex's banner and prompt;
+ * answers the cluster and each node's text port by name.
+ */
+export async function startTolerexCluster(
+  size: number,
+): Promise<{ cluster: ProcessCluster; textPorts: Map<string, number> }> {
+  const cluster = await ProcessCluster.create(size);
+  const textPorts = new Map<string, number>();
+  for (const node of cluster.nodes) {
+    const port = await freePort();
+    textPorts.set(node.name, port);
+    cluster.nodeExtraArgs.set(node.name, ["--text-listen", `127.0.0.1:${port}`, "--text-compat", "tolerex"]);
+  }
+  await cluster.startAll();
+  return { cluster, textPorts };
+}
