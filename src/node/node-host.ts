@@ -4,7 +4,7 @@
 // directory of peers' names and client addresses from the peer info they announce.
 import type { GroupId, Message, NodeId, SnapshotMessage } from "../raft/index.js";
 import type { Transport } from "../transport/index.js";
-import { decodeRaftMessage, encodeRaftMessage } from "../transport/raft-codec.js";
+import { decodeRaftMessage, encodeRaftMessage } from "../transport/index.js";
 import type { Cancel, Env } from "./env.js";
 import type { NodeWireMessage, PeerInfo } from "./node-wire.js";
 import { type CallHandler, PeerCalls } from "./peer-calls.js";

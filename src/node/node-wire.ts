@@ -3,8 +3,8 @@
 // calls a follower makes to its leader (a client's write handed over, and the leader's reply).
 // Peer info is soft state: resent periodically, never replicated.
 import { type GroupId, groupId, type Message, type NodeId, nodeId } from "../raft/index.js";
-import { decodeRaftMessage, encodeRaftMessage } from "../transport/raft-codec.js";
-import { ByteReader, ByteWriter, DecodeError } from "../util/bytes.js";
+import { decodeRaftMessage, encodeRaftMessage } from "../transport/index.js";
+import { ByteReader, ByteWriter, DecodeError } from "../util/index.js";
 
 /** The client protocols, besides HTTP, whose address a node announces. */
 export const clientProtocols = ["redis", "text", "grpc"] as const;

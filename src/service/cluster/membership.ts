@@ -2,12 +2,12 @@
 // learner, promoted to voter once it has caught up), members are removed, leadership is handed
 // over. The leader also keeps the registry complete for the bootstrap members, and every node keeps
 // its transport's peer set equal to the registry.
-import { NodeError } from "../../node/node-error.js";
-import type { NodeHost } from "../../node/node-host.js";
-import type { RaftGroup } from "../../node/raft-group.js";
+
+import type { NodeHost, RaftGroup } from "../../node/index.js";
+import { NodeError } from "../../node/index.js";
 import { type NodeId, nodeId } from "../../raft/index.js";
 import type { PeerAddress } from "../../transport/index.js";
-import { assert } from "../../util/assert.js";
+import { assert } from "../../util/index.js";
 import { type ApplyOutcome, encodeEnvelope, isResultOf } from "../command.js";
 import { CairnError, isCairnError, refusalError } from "../errors.js";
 import { toCairnError } from "../group-replication.js";
