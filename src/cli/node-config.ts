@@ -17,6 +17,12 @@ export interface InitialMember {
   readonly peer: HostPort;
 }
 
+/** What ends a node besides SIGINT and SIGTERM: nothing, or its standard input ending. */
+export const stopOnChoices = ["signal", "stdin-end"] as const;
+
+/** One of {@link stopOnChoices}. */
+export type StopOn = (typeof stopOnChoices)[number];
+
 /** Everything a node needs to start. */
 export interface NodeConfig {
   readonly name: string;
@@ -50,6 +56,11 @@ export interface NodeConfig {
   readonly peerDialOverrides: ReadonlyMap<string, HostPort>;
   /** Testing facility: a file holding the milliseconds every log write and sync waits (a slow disk). */
   readonly diskDelayFile: string | undefined;
+  /**
+   * "stdin-end": the node also stops, cleanly, when its standard input ends. A supervisor holds
+   * the other end of a pipe, so the node dies with it however it dies (SIGKILL included).
+   */
+  readonly stopOn: StopOn;
 }
 
 /** A setting that failed validation; `setting` is its flag name. Stable code ERR_CONFIG. */
@@ -233,6 +244,15 @@ export const nodeSettings: readonly Setting[] = [
     default: "",
     description:
       "testing only: member=dialed address pairs (host:port=host:port,...): reach a peer through a proxy (docs/faults.md)",
+  },
+  {
+    key: "stopOn",
+    flag: "stop-on",
+    kind: "choice",
+    choices: stopOnChoices,
+    default: "signal",
+    description:
+      "signal (SIGINT or SIGTERM), or stdin-end: also stop when standard input ends (cairn dev sets it, so its nodes die with it)",
   },
   {
     key: "diskDelayFile",

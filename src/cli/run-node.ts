@@ -157,7 +157,10 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
   };
 }
 
-/** Runs a node until SIGINT or SIGTERM, then stops it cleanly. */
+/**
+ * Runs a node until SIGINT or SIGTERM (or, with `stopOn` "stdin-end", until its standard input
+ * ends), then stops it cleanly.
+ */
 export async function runNode(config: NodeConfig): Promise<void> {
   const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${config.name} ${line}\n`);
   let node: RunningNode;
@@ -181,7 +184,18 @@ export async function runNode(config: NodeConfig): Promise<void> {
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
     void node.removed.then(stop);
+    if (config.stopOn === "stdin-end") {
+      // The supervisor writes nothing; the pipe ends when it closes it or dies.
+      process.stdin.on("data", () => undefined);
+      process.stdin.once("end", () => {
+        log("standard input ended: the supervisor is gone");
+        stop();
+      });
+      process.stdin.once("error", stop);
+    }
   });
+  // An open stdin would keep the process alive after a stop by signal.
+  if (config.stopOn === "stdin-end") process.stdin.destroy();
 }
 
 /** Serves HTTP and each configured client protocol over the node's services. */

@@ -39,6 +39,12 @@ export interface CairnClientOptions {
   readonly requestTimeoutMs?: number;
   /** Total time a call may spend retrying. Default 15,000 ms. */
   readonly retryBudgetMs?: number;
+  /**
+   * "all": every write is acknowledged only once every voting member has it on disk (header
+   * Cairn-Write-Concern), or fails with ERR_WRITE_CONCERN (committed on a majority; not retried).
+   * Default "majority".
+   */
+  readonly writeConcern?: "majority" | "all";
 }
 
 /** A key as read. */
@@ -102,6 +108,7 @@ export class CairnClient {
   readonly #endpoints: readonly string[];
   readonly #requestTimeoutMs: number;
   readonly #retryBudgetMs: number;
+  readonly #writeConcern: "majority" | "all";
   #preferred = 0;
 
   /** Creates a client for the given endpoints. */
@@ -110,6 +117,7 @@ export class CairnClient {
     this.#endpoints = options.endpoints.map((e) => e.replace(/\/+$/, ""));
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 5_000;
     this.#retryBudgetMs = options.retryBudgetMs ?? 15_000;
+    this.#writeConcern = options.writeConcern ?? "majority";
   }
 
   /** Reads a key; undefined when it does not exist. */
@@ -481,6 +489,7 @@ export class CairnClient {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers["content-type"] = "application/json";
     if (idempotencyKey !== undefined) headers["idempotency-key"] = idempotencyKey;
+    if (method !== "GET" && this.#writeConcern === "all") headers["cairn-write-concern"] = "all";
     let response: Response;
     try {
       response = await fetch(`${endpoint}${path}`, {

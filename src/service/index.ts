@@ -46,7 +46,7 @@ export {
   type KvWriteAck,
 } from "./kv-service.js";
 export { LeaderLink, type LeaderLinkOptions } from "./leader-link.js";
-export type { ReplicationPort, Staleness } from "./replication.js";
+export { type ReplicationPort, type Staleness, type WriteConcern, writeConcerns } from "./replication.js";
 export { type Space, type StateReader, type StateWriter, spaceCodes, spaceKinds, spaces } from "./state.js";
 export { MemoryBackend, ServiceStateMachine, type StateBackend, StoreBackend } from "./state-machine.js";
 export {
@@ -56,6 +56,7 @@ export {
   type DeliveredMessage,
   defaultStreamLimits,
   type FetchOptions,
+  type GroupConsumerInfo,
   type GroupCreateOptions,
   type GroupInfo,
   isStreamName,

@@ -10,13 +10,14 @@ import { buildHttpApp } from "../../../src/server/http/index.js";
 import type { ApplyOutcome } from "../../../src/service/command.js";
 import { CairnError } from "../../../src/service/errors.js";
 import { KvService } from "../../../src/service/kv-service.js";
+import type { WriteConcern } from "../../../src/service/replication.js";
 import { LocalReplication } from "../../support/local-replication.js";
 
 /** Applies the first proposal but answers ERR_TIMEOUT, as a leader that lost contact after proposing. */
 class FlakyReplication extends LocalReplication {
   timeoutsLeft = 0;
-  override async propose(data: Uint8Array): Promise<ApplyOutcome> {
-    const outcome = await super.propose(data);
+  override async propose(data: Uint8Array, writeConcern?: WriteConcern): Promise<ApplyOutcome> {
+    const outcome = await super.propose(data, writeConcern);
     if (this.timeoutsLeft > 0) {
       this.timeoutsLeft--;
       throw new CairnError("ERR_TIMEOUT", "outcome unknown");
@@ -54,6 +55,16 @@ describe("CairnClient", () => {
     );
     assert.equal((await client.delete("app/x")).deleted, true);
     assert.equal(await client.get("app/x"), undefined);
+  });
+
+  it("asks for every voter on each write when created with writeConcern all", async () => {
+    const all = new CairnClient({ endpoints: [url], writeConcern: "all" });
+    log.writeConcerns.length = 0;
+    await all.put("wc", "1");
+    await all.get("wc");
+    await all.delete("wc");
+    await client.put("wc", "2");
+    assert.deepEqual(log.writeConcerns, ["all", "all", "majority"]);
   });
 
   it("surfaces the server's stable code", async () => {

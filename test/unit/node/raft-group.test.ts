@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { NodeError } from "../../../src/node/node-error.js";
+import { encodeEnvelope } from "../../../src/service/command.js";
 import { CairnError } from "../../../src/service/errors.js";
 import { utf8 } from "../../../src/util/bytes.js";
 import { InProcessCluster, runClockDuringTests } from "../../support/in-process-cluster.js";
@@ -126,5 +127,98 @@ describe("RaftGroup runtime: a stopped node serves no reads at all", () => {
     await assert.rejects(leader.kv.get(utf8("k"), "stale"), (error: unknown) => {
       return error instanceof CairnError && error.code === "ERR_STORAGE_FAILED";
     });
+  });
+});
+
+/** A harmless entry to propose directly: an expiry sweep of at most one key. */
+const sweep = () =>
+  encodeEnvelope({ tsMs: 0, command: { service: "kv", command: { type: "expire", max: 1 } } });
+
+describe("RaftGroup runtime: the write concern all", () => {
+  const cluster = new InProcessCluster(3, 7);
+  runClockDuringTests(cluster);
+
+  it("acknowledges only once every voter has the entry on disk", async () => {
+    await cluster.startAll();
+    const leader = await cluster.leader();
+    const slow = cluster.others(leader.id)[0];
+    const storage = slow === undefined ? undefined : cluster.member(slow.id).storage;
+    assert.ok(slow !== undefined && storage !== undefined);
+    // One follower's disk holds its writes until released; the other follower makes the majority.
+    let release: () => void = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const persist = storage.persist.bind(storage);
+    storage.persist = async (batch) => {
+      await released;
+      await persist(batch);
+    };
+    const { index } = await leader.group.proposeWithIndex(sweep());
+    let settled = false;
+    const all = leader.group.waitReplicatedToAll(index, 10_000).finally(() => {
+      settled = true;
+    });
+    // Committed and applied on a majority; a later write commits too, and the wait still holds.
+    await leader.kv.put(utf8("later"), utf8("x"));
+    assert.equal(settled, false, "not acknowledged while a voter lacks the entry");
+    assert.ok(slow.group.status().persistedIndex < index, "the slow voter has not persisted it");
+    release();
+    await all;
+    assert.ok(slow.group.status().persistedIndex >= index, "the slow voter has it on disk");
+    storage.persist = persist;
+  });
+
+  it("answers ERR_WRITE_CONCERN naming how many voters have it when a voter is cut off", async () => {
+    const leader = await cluster.leader();
+    const cut = cluster.others(leader.id)[0];
+    assert.ok(cut !== undefined);
+    cluster.isolate(cut.id);
+    await assert.rejects(leader.kv.withWriteConcern("all").put(utf8("wc"), utf8("v")), (error: unknown) => {
+      assert.ok(error instanceof CairnError && error.is("ERR_WRITE_CONCERN"), String(error));
+      assert.deepEqual(error.details, { votersWithEntry: 2, voters: 3 });
+      assert.match(error.message, /durable on 2 of 3 voting members/);
+      return true;
+    });
+    // The write itself committed on the majority: it is there, and "majority" writes go on.
+    assert.equal(text((await leader.kv.get(utf8("wc"))).record?.value), "v");
+    await leader.kv.put(utf8("wc2"), utf8("v"));
+    cluster.reconnect(cut.id);
+    const healed = await cluster.leader();
+    const ack = await healed.kv.withWriteConcern("all").put(utf8("wc"), utf8("v2"));
+    assert.ok(ack.revision > 0);
+  });
+
+  it("carries the write concern when a follower hands the write to the leader", async () => {
+    const leader = await cluster.leader();
+    const [through, cut] = cluster.others(leader.id);
+    assert.ok(through !== undefined && cut !== undefined);
+    const ack = await through.kv.withWriteConcern("all").put(utf8("via"), utf8("1"));
+    assert.ok(ack.revision > 0);
+    cluster.isolate(cut.id);
+    await assert.rejects(through.kv.withWriteConcern("all").put(utf8("via"), utf8("2")), (error: unknown) => {
+      assert.ok(error instanceof CairnError && error.is("ERR_WRITE_CONCERN"), String(error));
+      assert.deepEqual(error.details, { votersWithEntry: 2, voters: 3 });
+      return true;
+    });
+    cluster.reconnect(cut.id);
+    await cluster.leader();
+  });
+
+  it("fails the wait with ERR_WRITE_CONCERN when the leader steps down meanwhile", async () => {
+    const leader = await cluster.leader();
+    const { index } = await leader.group.proposeWithIndex(sweep());
+    // A wait for an index no voter has yet: only the leader's step-down (check-quorum, once its
+    // followers are cut off) ends it, with the majority the commit proved as the count.
+    cluster.isolate(leader.id);
+    const outcome = await leader.group.waitReplicatedToAll(index + 1_000, 60_000).then(
+      () => "met",
+      (error: unknown) => error,
+    );
+    assert.ok(outcome instanceof NodeError && outcome.code === "ERR_WRITE_CONCERN", String(outcome));
+    assert.match(outcome.message, /stopped leading/);
+    assert.deepEqual(outcome.voterCount, { withEntry: 2, voters: 3 });
+    cluster.reconnect(leader.id);
+    await cluster.leader();
   });
 });
