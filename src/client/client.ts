@@ -53,15 +53,8 @@ export type KvItem = Api.KvItem;
 /** A successful write. */
 export type WriteAck = Api.KvWriteAck;
 
-/** Stream settings. */
-export interface StreamOptions {
-  readonly maxMessages?: number;
-  readonly maxBytes?: number;
-  readonly maxAgeMs?: number;
-  readonly discard?: "old" | "new";
-  readonly messageBytesMax?: number;
-  readonly dedupeWindowMs?: number;
-}
+/** Stream settings (the body of a create, less the name). */
+export type StreamOptions = Api.StreamUpdateBody;
 
 /** A stream as described by the server. */
 export type StreamInfo = Api.StreamInfo;
@@ -75,14 +68,8 @@ export type AppendAck = Api.AppendAck;
 /** A page of messages. */
 export type MessagePage = Api.MessagePage;
 
-/** Consumer group settings. */
-export interface GroupOptions {
-  readonly startAt?: "first" | "last" | "new" | { readonly seq: number } | { readonly timeMs: number };
-  readonly ackWaitMs?: number;
-  readonly maxDeliveries?: number;
-  readonly deadLetterStream?: string;
-  readonly maxAckPending?: number;
-}
+/** Consumer group settings (the body of a create, less the group's name). */
+export type GroupOptions = Omit<Api.GroupBody, "group">;
 
 /** A consumer group as described by the server. */
 export type GroupInfo = Api.GroupInfo;
@@ -379,7 +366,7 @@ export class CairnClient {
   async updateGroup(
     stream: string,
     group: string,
-    changes: Pick<GroupOptions, "ackWaitMs" | "maxDeliveries" | "maxAckPending">,
+    changes: Api.GroupUpdateBody,
   ): Promise<{ updated: boolean; group: GroupInfo }> {
     return (await this.request(
       "PATCH",
@@ -405,7 +392,7 @@ export class CairnClient {
     stream: string,
     group: string,
     consumer: string,
-    options: { max?: number; waitMs?: number } = {},
+    options: Omit<Api.FetchBody, "consumer"> = {},
   ): Promise<StreamMessageItem[]> {
     const waitMs = options.waitMs ?? 0;
     return (
@@ -425,7 +412,7 @@ export class CairnClient {
     group: string,
     action: "ack" | "nack" | "extend" | "term",
     seqs: readonly number[],
-    options: { delayMs?: number } = {},
+    options: Omit<Api.SettleBody, "seqs"> = {},
   ): Promise<{ settled: number[]; notPending: number[] }> {
     return (await this.request(
       "POST",
