@@ -11,7 +11,14 @@ import {
   type MemberResult,
 } from "./cluster/members.js";
 import { isErrorCode } from "./errors.js";
-import { applyKv, decodeKvCommand, encodeKvCommand, type KvCommand, type KvResult } from "./kv/index.js";
+import {
+  applyKv,
+  decodeKvCommand,
+  encodeKvCommand,
+  type KvCommand,
+  type KvResult,
+  type StepResult,
+} from "./kv/index.js";
 import type { StateReader, StateWriter } from "./state.js";
 import {
   applyStream,
@@ -217,7 +224,7 @@ type CodecOf<T> = T extends number
           ? "deliveries"
           : T extends Uint8Array | null
             ? "bytes-or-null"
-            : T extends readonly (KvResult | StreamResult)[]
+            : T extends readonly StepResult[]
               ? "kv-results"
               : never;
 
@@ -244,7 +251,7 @@ const successFields: {
   "kv.update": { value: "bytes-or-null", length: "number", revision: "number" },
   "kv.copy": { done: "boolean", revision: "number" },
   "kv.flush": { removed: "number" },
-  "kv.read": { value: "bytes-or-null", expireAtMs: "number" },
+  "kv.read": { value: "bytes-or-null", expireAtMs: "number", stream: "boolean" },
   "kv.transaction": { aborted: "boolean", results: "kv-results" },
   "members.register": {},
   "members.unregister": {},

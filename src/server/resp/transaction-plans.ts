@@ -94,7 +94,7 @@ function setPlan(
   const refusedTtl = ttlRefused(options.expiry, server);
   if (refusedTtl !== undefined) return refusedTtl;
   return single({ type: "set", key: at(args, 1), value: at(args, 2), ...options }, (result) => {
-    if (result.kind !== "kv.set") return r.nil;
+    if (result.kind !== "kv.set" || !result.ok) return r.nil;
     if (options.returnOld) return r.bulkOrNil(result.old);
     return result.written ? r.ok : r.nil;
   });
@@ -136,7 +136,7 @@ function expirePlan(name: string, unit: "s" | "ms", absolute: boolean): Planner 
         : { kind: "at" as const, ms: Math.max(0, ms) };
     return single(
       { type: "set-ttl", key: at(args, 1), expiry, ...(condition !== undefined ? { condition } : {}) },
-      (result) => r.int(result.kind === "kv.set-ttl" && result.changed ? 1 : 0),
+      (result) => r.int(result.kind === "kv.set-ttl" && result.ok && result.changed ? 1 : 0),
     );
   };
 }
@@ -195,7 +195,7 @@ export const transactionPlanners: ReadonlyMap<string, Planner> = new Map<string,
     ({ args }) =>
       single(
         { type: "set", key: at(args, 1), value: at(args, 2), condition: "nx", expiry: { kind: "never" } },
-        (result) => r.int(result.kind === "kv.set" && result.written ? 1 : 0),
+        (result) => r.int(result.kind === "kv.set" && result.ok && result.written ? 1 : 0),
       ),
   ],
   [
@@ -203,7 +203,7 @@ export const transactionPlanners: ReadonlyMap<string, Planner> = new Map<string,
     ({ args }) =>
       single(
         { type: "set", key: at(args, 1), value: at(args, 2), returnOld: true, expiry: { kind: "never" } },
-        (result) => (result.kind === "kv.set" ? r.bulkOrNil(result.old) : r.nil),
+        (result) => (result.kind === "kv.set" && result.ok ? r.bulkOrNil(result.old) : r.nil),
       ),
   ],
   ["getdel", ({ args }) => update(at(args, 1), { kind: "get-delete" }, (value) => r.bulkOrNil(value))],
@@ -265,7 +265,7 @@ export const transactionPlanners: ReadonlyMap<string, Planner> = new Map<string,
     "persist",
     ({ args }) =>
       single({ type: "set-ttl", key: at(args, 1), expiry: { kind: "never" } }, (result) =>
-        r.int(result.kind === "kv.set-ttl" && result.changed ? 1 : 0),
+        r.int(result.kind === "kv.set-ttl" && result.ok && result.changed ? 1 : 0),
       ),
   ],
   ["ttl", ttlPlan(false, false)],
