@@ -44,6 +44,7 @@ import {
   type StreamTrim,
   seqAtId,
   seqAtTime,
+  streamCount,
   streamSweepDue,
   streamsClockMs,
 } from "./streams/index.js";
@@ -405,6 +406,21 @@ export class StreamService {
   async list(consistency: Consistency = "linearizable"): Promise<WithStaleness<{ streams: StreamInfo[] }>> {
     return this.#read(consistency, (state) => ({
       streams: listStreams(state, 10_000).map((meta) => streamInfo(state, meta)),
+    }));
+  }
+
+  /**
+   * Stream names in name order after `after`, at most `limit`, and how many streams exist: the
+   * streams of Redis's keyspace (KEYS, SCAN, DBSIZE).
+   */
+  async names(
+    limit: number,
+    after?: string,
+    consistency: Consistency = "linearizable",
+  ): Promise<{ names: string[]; count: number }> {
+    return this.#read(consistency, (state) => ({
+      names: listStreams(state, limit, after).map((meta) => meta.name),
+      count: streamCount(state),
     }));
   }
 

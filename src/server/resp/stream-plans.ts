@@ -6,6 +6,7 @@
 import { CairnError, type StepResult, type TransactionStep } from "../../service/index.js";
 import { type CommandCall, text } from "./command-table.js";
 import { respErrorOf } from "./error-replies.js";
+import { wrongType } from "./key-types.js";
 import { type Reply, r } from "./resp-reply.js";
 import { idsToSeqs, parseXadd, parseXtrim } from "./stream-commands.js";
 
@@ -35,6 +36,20 @@ function sumOf(results: readonly StepResult[], count: (result: StepResult & { ok
   return r.int(total);
 }
 
+/**
+ * XDEL's or XACK's plan when no stream has the key's name: a read of the key, so that a string key
+ * answers WRONGTYPE and a missing one 0, as in Redis, at the command's place in the entry.
+ */
+function noStreamPlan(key: Buffer | undefined): TransactionPlan {
+  return {
+    steps: [{ type: "read", key: key ?? Buffer.alloc(0) }],
+    reply: ([result]) =>
+      result?.kind === "kv.read" && result.value !== null
+        ? r.error(respErrorOf.ERR_WRONG_TYPE(wrongType()))
+        : r.int(0),
+  };
+}
+
 /** The stream planners, by command name. */
 export const streamPlanners: readonly (readonly [string, Planner])[] = [
   [
@@ -58,7 +73,7 @@ export const streamPlanners: readonly (readonly [string, Planner])[] = [
     ({ args, server }) => {
       const request = parseXtrim(args);
       if ("t" in request) return request;
-      if (request.name === undefined) return { steps: [], reply: () => r.int(0) };
+      if (request.name === undefined) return noStreamPlan(args[1]);
       return {
         steps: [{ type: "stream", command: server.streams.trimCommand(request.name, request.trim) }],
         reply: (results) => sumOf(results, (x) => (x.kind === "streams.trim" ? x.trimmed : 0)),
@@ -69,10 +84,11 @@ export const streamPlanners: readonly (readonly [string, Planner])[] = [
     "xdel",
     async (call) => {
       const found = await idsToSeqs(call, 2);
-      if (found !== undefined && "t" in found) return found;
-      const name = found?.name ?? "";
+      if (found === undefined) return noStreamPlan(call.args[1]);
+      if ("t" in found) return found;
+      const { name } = found;
       return {
-        steps: (found?.chunks ?? []).map((seqs) => ({
+        steps: found.chunks.map((seqs) => ({
           type: "stream" as const,
           command: call.server.streams.deleteMessagesCommand(name, seqs),
         })),
@@ -85,11 +101,12 @@ export const streamPlanners: readonly (readonly [string, Planner])[] = [
     "xack",
     async (call) => {
       const found = await idsToSeqs(call, 3);
-      if (found !== undefined && "t" in found) return found;
-      const name = found?.name ?? "";
+      if (found === undefined) return noStreamPlan(call.args[1]);
+      if ("t" in found) return found;
+      const { name } = found;
       const group = text(call.args[2]);
       return {
-        steps: (found?.chunks ?? []).map((seqs) => ({
+        steps: found.chunks.map((seqs) => ({
           type: "stream" as const,
           command: call.server.streams.settleCommand(name, group, "ack", seqs),
         })),

@@ -51,6 +51,7 @@ export {
   type StreamSuccesses,
   seqAtId,
   seqAtTime,
+  streamCount,
   streamResultIsRemembered,
   streamSweepDue,
   streamsClockMs,

@@ -290,6 +290,11 @@ function putStreamMeta(state: StateWriter, meta: StreamMeta): void {
   state.put("stream-meta", metaKey(meta.name), toJson(meta));
 }
 
+/** How many streams exist. */
+export function streamCount(state: StateReader): number {
+  return readU64(state, "meta", META_COUNT);
+}
+
 /** Lists streams in name order, at most `limit`, starting after `after`. */
 export function listStreams(state: StateReader, limit: number, after?: string): StreamMeta[] {
   const start = after === undefined ? EMPTY : utf8(`${after}\0`);
