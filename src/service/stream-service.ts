@@ -366,19 +366,31 @@ export class StreamService {
     name: string,
     seqs: readonly number[],
     idempotencyKey?: string,
+    options: { readonly keepPending?: boolean } = {},
   ): Promise<{ deleted: readonly number[]; duplicate: boolean }> {
-    const { result, duplicate } = await this.#propose(this.deleteMessagesCommand(name, seqs), idempotencyKey);
+    const command = this.deleteMessagesCommand(name, seqs, options);
+    const { result, duplicate } = await this.#propose(command, idempotencyKey);
     return { deleted: result.deleted, duplicate };
   }
 
-  /** The command {@link deleteMessages} proposes, checked as it checks it: for a transaction step. */
+  /**
+   * The command {@link deleteMessages} proposes, checked as it checks it: for a transaction step.
+   * `keepPending` (Redis XDEL) leaves the deleted messages in flight in their groups, by id, until
+   * acknowledged or claimed; otherwise the groups forget them.
+   */
   deleteMessagesCommand(
     name: string,
     seqs: readonly number[],
+    options: { readonly keepPending?: boolean } = {},
   ): Extract<StreamCommand, { type: "message-delete" }> {
     checkName("stream", name, STREAM_NAME);
     this.#checkSeqs(seqs);
-    return { type: "message-delete", name, seqs };
+    return {
+      type: "message-delete",
+      name,
+      seqs,
+      ...(options.keepPending === true ? { keepPending: true } : {}),
+    };
   }
 
   /** Reads one message by sequence; ERR_NOT_FOUND if the stream does not hold it. */
@@ -824,11 +836,12 @@ export class StreamService {
           continue;
         const idleMs = Math.max(0, clockMs - deliveredAt(record, g));
         if (query.minIdleMs !== undefined && idleMs < query.minIdleMs) continue;
-        const message = getMessage(state, meta, record.seq);
-        if (message === undefined) continue;
+        // A message deleted while in flight (Redis XDEL) stays listed by its id; one trimmed does not.
+        const id = getMessage(state, meta, record.seq)?.id ?? record.deletedId;
+        if (id === undefined) continue;
         entries.push({
           seq: record.seq,
-          id: message.id,
+          id,
           consumer: record.consumer,
           deliveries: record.deliveries,
           idleMs,
@@ -1031,6 +1044,7 @@ export class StreamService {
   ): Promise<{
     messages: DeliveredMessage[];
     deleted: readonly number[];
+    deletedIds: readonly string[];
     next: number;
     duplicate: boolean;
   }> {
@@ -1068,6 +1082,7 @@ export class StreamService {
     return {
       messages: this.#delivered(stream, result.claimed),
       deleted: result.deleted,
+      deletedIds: result.deletedIds,
       next: result.next,
       duplicate,
     };

@@ -433,8 +433,19 @@ export async function seqsOfIds(
   call: CommandCall,
   name: string,
   ids: readonly StreamId[],
+  group?: string,
 ): Promise<number[]> {
   const seqs = await Promise.all(ids.map((id) => seqOfId(call, name, id, true)));
+  const unresolved = ids.filter((_, i) => seqs[i] === undefined);
+  if (group !== undefined && unresolved.length > 0) {
+    // A message deleted while in flight (XDEL) has no sequence by id any more: its group's
+    // in-flight list still names it.
+    const { entries } = await call.server.streams.pending(name, group, {
+      count: call.server.streams.limits.ackPendingMax,
+    });
+    const byId = new Map(entries.map((entry) => [entry.id, entry.seq]));
+    for (const id of unresolved) seqs.push(byId.get(formatId(id)));
+  }
   return [...new Set(seqs.filter((seq): seq is number => seq !== undefined))];
 }
 
@@ -453,12 +464,13 @@ export function chunks<T>(items: readonly T[], size: number): T[][] {
 export async function idsToSeqs(
   call: CommandCall,
   from: number,
+  group?: string,
 ): Promise<{ name: string; chunks: number[][] } | Reply | undefined> {
   const ids = parseIds(call.args, from);
   if (!Array.isArray(ids)) return ids;
   const name = streamName(call.args[1]);
   if (name === undefined) return undefined;
-  const seqs = await unlessMissing(() => seqsOfIds(call, name, ids), undefined);
+  const seqs = await unlessMissing(() => seqsOfIds(call, name, ids, group), undefined);
   return seqs === undefined
     ? undefined
     : { name, chunks: chunks(seqs, call.server.streams.limits.settleSeqsMax) };
@@ -472,7 +484,9 @@ async function xdel(call: CommandCall): Promise<Reply> {
   for (const part of found?.chunks ?? []) {
     const name = found?.name ?? "";
     deleted += await unlessMissing(
-      async () => (await call.server.streams.deleteMessages(name, part)).deleted.length,
+      async () =>
+        (await call.server.streams.deleteMessages(name, part, undefined, { keepPending: true })).deleted
+          .length,
       0,
     );
   }

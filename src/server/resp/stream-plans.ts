@@ -90,7 +90,7 @@ export const streamPlanners: readonly (readonly [string, Planner])[] = [
       return {
         steps: found.chunks.map((seqs) => ({
           type: "stream" as const,
-          command: call.server.streams.deleteMessagesCommand(name, seqs),
+          command: call.server.streams.deleteMessagesCommand(name, seqs, { keepPending: true }),
         })),
         reply: (results) =>
           sumOf(results, (x) => (x.kind === "streams.message-delete" ? x.deleted.length : 0)),
@@ -100,7 +100,7 @@ export const streamPlanners: readonly (readonly [string, Planner])[] = [
   [
     "xack",
     async (call) => {
-      const found = await idsToSeqs(call, 3);
+      const found = await idsToSeqs(call, 3, text(call.args[2]));
       if (found === undefined) return noStreamPlan(call.args[1]);
       if ("t" in found) return found;
       const { name } = found;

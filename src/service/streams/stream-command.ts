@@ -93,9 +93,15 @@ export type StreamCommand =
   | { readonly type: "update"; readonly name: string; readonly changes: StreamConfigChanges }
   /**
    * Deletes single messages by sequence. Their sequences are never reused, and the groups' in-flight
-   * records of them are dropped.
+   * records of them are dropped, or with `keepPending` (Redis XDEL) kept, with the message's id,
+   * until acknowledged or claimed.
    */
-  | { readonly type: "message-delete"; readonly name: string; readonly seqs: readonly number[] }
+  | {
+      readonly type: "message-delete";
+      readonly name: string;
+      readonly seqs: readonly number[];
+      readonly keepPending?: boolean;
+    }
   | {
       readonly type: "append";
       readonly name: string;
@@ -218,6 +224,8 @@ const TRIM = 13;
 const GROUP_POSITION = 14;
 const CONSUMER_CREATE = 15;
 const CONSUMER_DELETE = 16;
+/** A message-delete with `keepPending`: its own code, so older entries keep their meaning. */
+const MESSAGE_DELETE_KEEP_PENDING = 17;
 const CLAIM_JUST_ID = 1;
 const CLAIM_SCAN = 2;
 const CLAIM_OWN_ONLY = 4;
@@ -322,7 +330,10 @@ export function encodeStreamCommand(command: StreamCommand, writer = new ByteWri
       return writer;
     }
     case "message-delete":
-      writer.u8(MESSAGE_DELETE).string(command.name).varint(command.seqs.length);
+      writer
+        .u8(command.keepPending === true ? MESSAGE_DELETE_KEEP_PENDING : MESSAGE_DELETE)
+        .string(command.name)
+        .varint(command.seqs.length);
       for (const seq of command.seqs) writer.varint(seq);
       return writer;
     case "append": {
@@ -453,12 +464,14 @@ export function decodeStreamCommand(reader: ByteReader): StreamCommand {
       });
       return { type: "update", name: stream, changes };
     }
-    case MESSAGE_DELETE: {
+    case MESSAGE_DELETE:
+    case MESSAGE_DELETE_KEEP_PENDING: {
       const stream = name();
       const count = reader.varint();
       const seqs: number[] = [];
       for (let i = 0; i < count; i++) seqs.push(reader.varint());
-      return { type: "message-delete", name: stream, seqs };
+      const keep = type === MESSAGE_DELETE_KEEP_PENDING ? { keepPending: true } : {};
+      return { type: "message-delete", name: stream, seqs, ...keep };
     }
     case APPEND: {
       const stream = name();

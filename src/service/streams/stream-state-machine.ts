@@ -161,8 +161,13 @@ export interface StreamSuccesses {
   readonly "streams.claim": {
     /** The messages now held by the claiming consumer, in sequence order. */
     readonly claimed: readonly Delivery[];
-    /** Sequences in flight whose messages were deleted meanwhile: dropped from the group. */
+    /**
+     * Sequences in flight whose messages were deleted meanwhile, in order among the claimed ones:
+     * dropped from the group (left there by `ownOnly`, which reads a consumer's history).
+     */
     readonly deleted: readonly number[];
+    /** The ids of `deleted`, one each ("" when not kept: trimmed, or deleted by the HTTP API). */
+    readonly deletedIds: readonly string[];
     /** Where a scan continues (0: it reached the end; always 0 for named sequences). */
     readonly next: number;
   };
@@ -539,19 +544,27 @@ export interface PendingRecord {
    * the previous release wrote: their deadline less the group's ack wait stands in.
    */
   readonly deliveredAtMs?: number;
+  /**
+   * The message's id, kept only once the message was deleted while in flight and the delete kept
+   * it in flight (Redis XDEL): Redis's XPENDING, XREADGROUP history and XAUTOCLAIM still name it.
+   */
+  readonly deletedId?: string;
 }
 
 function encodePending(p: PendingRecord): Uint8Array {
   const writer = new ByteWriter(32).u64(p.availableAtMs).varint(p.deliveries).string(p.consumer);
   // Last, so the previous release, which reads the fields before it and ignores the rest, reads it too.
-  if (p.deliveredAtMs !== undefined) writer.varint(p.deliveredAtMs);
+  if (p.deliveredAtMs !== undefined || p.deletedId !== undefined) writer.varint(p.deliveredAtMs ?? 0);
+  if (p.deletedId !== undefined) writer.string(p.deletedId);
   return writer.finish();
 }
 
 function decodePending(seq: number, bytes: Uint8Array): PendingRecord {
   const reader = new ByteReader(bytes);
   const record = { seq, availableAtMs: reader.u64(), deliveries: reader.varint(), consumer: reader.string() };
-  return reader.remaining > 0 ? { ...record, deliveredAtMs: reader.varint() } : record;
+  if (reader.remaining === 0) return record;
+  const delivered = { ...record, deliveredAtMs: reader.varint() };
+  return reader.remaining > 0 ? { ...delivered, deletedId: reader.string() } : delivered;
 }
 
 /** Lists a group's messages in flight in sequence order, at most `limit`. */
@@ -630,7 +643,7 @@ export function applyStream(
     case "update":
       return updateStream(state, command.name, command.changes, clockMs, limits);
     case "message-delete":
-      return deleteMessages(state, command.name, command.seqs);
+      return deleteMessages(state, command.name, command.seqs, command.keepPending === true);
     case "append": {
       let meta = getStreamMeta(state, command.name);
       if (meta === undefined && command.createWith !== undefined) {
@@ -823,13 +836,19 @@ function deleteMessages(
   state: StateWriter,
   name: string,
   seqs: readonly number[],
+  keepPending: boolean,
 ): StreamResultOf<"streams.message-delete"> {
   let meta = getStreamMeta(state, name);
   if (meta === undefined)
     return failure("streams.message-delete", "ERR_NOT_FOUND", `stream ${name} does not exist`, {});
   const deleted: number[] = [];
+  const ids = new Map<number, string>();
   for (const seq of seqs) {
     if (seq < meta.firstSeq || seq > meta.lastSeq) continue;
+    if (keepPending) {
+      const message = getMessage(state, meta, seq);
+      if (message !== undefined) ids.set(seq, message.id);
+    }
     if (seq === meta.firstSeq) {
       // Held, by the invariant on firstSeq.
       meta = dropOldest(state, meta);
@@ -843,13 +862,22 @@ function deleteMessages(
   if (deleted.length === 0) return { ok: true, kind: "streams.message-delete", deleted };
   putStreamMeta(state, meta);
   // A deleted message can never be delivered again: forget it in every group that holds it, so
-  // neither a redelivery nor a dead letter names it.
+  // neither a redelivery nor a dead letter names it. Redis's XDEL (`keepPending`) leaves it in
+  // flight, with its id, until it is acknowledged or claimed; a redelivery drops it then.
   for (const group of listGroups(state, meta)) {
     let pending = group.pending;
     for (const seq of deleted) {
       const bytes = state.get("consumer-pending", pair(group.id, seq));
       if (bytes === undefined) continue;
-      removePending(state, group, decodePending(seq, bytes));
+      const record = decodePending(seq, bytes);
+      const deletedId = ids.get(seq);
+      if (deletedId !== undefined) {
+        const deliveredAtMs =
+          record.deliveredAtMs ?? Math.max(0, record.availableAtMs - group.config.ackWaitMs);
+        writePending(state, group, { ...record, deliveredAtMs, deletedId }, record);
+        continue;
+      }
+      removePending(state, group, record);
       pending--;
     }
     if (pending !== group.pending) putGroupMeta(state, meta, { ...group, pending });
@@ -1436,25 +1464,31 @@ function claim(
   }
   const claimed: Delivery[] = [];
   const deleted: number[] = [];
+  const deletedIds: string[] = [];
   const claimMax = target.kind === "scan" ? target.count : Number.MAX_SAFE_INTEGER;
   let pendingDelta = 0;
   for (const record of records) {
     if (ownOnly && record.consumer !== command.consumer) continue;
-    if (claimed.length >= claimMax) {
+    // As Redis: a deleted entry counts against COUNT too.
+    if (claimed.length + deleted.length >= claimMax) {
       // The scan stopped early: it continues from the first record it did not look at.
       next = record.seq;
       break;
     }
-    const deliveredAtMs = record.deliveredAtMs ?? record.availableAtMs - group.config.ackWaitMs;
-    if (clockMs - deliveredAtMs < command.minIdleMs) continue;
     const fresh = state.get("consumer-pending", pair(group.id, record.seq)) === undefined;
     if (getMessage(state, stream, record.seq) === undefined) {
-      // Retention removed it: nothing left to deliver, as Redis drops such entries on a claim.
-      removePending(state, group, record);
-      pendingDelta--;
+      // Deleted or trimmed: nothing left to deliver. A claim drops it from the group, whatever its
+      // idle time, as Redis's does; reading one's history leaves it (Redis answers its id, nil).
+      if (!ownOnly) {
+        removePending(state, group, record);
+        pendingDelta--;
+      }
       deleted.push(record.seq);
+      deletedIds.push(record.deletedId ?? "");
       continue;
     }
+    const deliveredAtMs = record.deliveredAtMs ?? record.availableAtMs - group.config.ackWaitMs;
+    if (clockMs - deliveredAtMs < command.minIdleMs) continue;
     const deliveries = command.retryCount ?? (command.justId ? record.deliveries : record.deliveries + 1);
     writePending(
       state,
@@ -1477,7 +1511,7 @@ function claim(
   const seen = claimed.length > 0 || ownOnly;
   if (seen) group = seeConsumer(group, command.consumer, clockMs, claimed.length > 0 && !ownOnly);
   if (claimed.length > 0 || deleted.length > 0 || seen) putGroupMeta(state, stream, group);
-  return { ok: true, kind: "streams.claim", claimed, deleted, next };
+  return { ok: true, kind: "streams.claim", claimed, deleted, deletedIds, next };
 }
 
 /**

@@ -511,6 +511,50 @@ const keyspaceSequence: string[][] = [
   ["TYPE", "s6"],
 ];
 
+/**
+ * XDEL of entries in flight, as Redis 7 keeps them: still pending (XPENDING counts them), read back
+ * from a consumer's history as [id, nil], acknowledged by id, and dropped by a claim (XAUTOCLAIM
+ * names them in its third element and counts them against COUNT).
+ */
+const xdelSequence: string[][] = [
+  ["FLUSHALL"],
+  ["XADD", "d", "1-1", "a", "1"],
+  ["XADD", "d", "1-2", "b", "2"],
+  ["XADD", "d", "1-3", "c", "3"],
+  ["XADD", "d", "1-4", "e", "4"],
+  ["XGROUP", "CREATE", "d", "g", "0"],
+  ["XREADGROUP", "GROUP", "g", "alice", "COUNT", "3", "STREAMS", "d", ">"],
+  ["XREADGROUP", "GROUP", "g", "bob", "STREAMS", "d", ">"],
+  ["XDEL", "d", "1-2", "1-4"],
+  ["XLEN", "d"],
+  ["XPENDING", "d", "g"],
+  ["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "d", "0"],
+  ["XREADGROUP", "GROUP", "g", "bob", "STREAMS", "d", "0"],
+  ["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "d", "1-1"],
+  ["XREADGROUP", "GROUP", "g", "alice", "COUNT", "1", "STREAMS", "d", "1-1"],
+  ["XACK", "d", "g", "1-2"],
+  ["XPENDING", "d", "g"],
+  ["XAUTOCLAIM", "d", "g", "carol", "0", "0-0", "COUNT", "10"],
+  ["XPENDING", "d", "g"],
+  ["XDEL", "d", "1-1"],
+  ["XCLAIM", "d", "g", "dave", "0", "1-1", "1-3"],
+  ["XPENDING", "d", "g"],
+  ["XAUTOCLAIM", "d", "g", "carol", "0", "0-0", "JUSTID"],
+  ["XADD", "d", "1-5", "f", "5"],
+  ["XADD", "d", "1-6", "f", "6"],
+  ["XADD", "d", "1-7", "f", "7"],
+  ["XREADGROUP", "GROUP", "g", "erin", "STREAMS", "d", ">"],
+  ["XDEL", "d", "1-5", "1-6"],
+  ["XAUTOCLAIM", "d", "g", "frank", "0", "1-4", "COUNT", "2"],
+  ["XAUTOCLAIM", "d", "g", "frank", "0", "1-7", "COUNT", "2"],
+  ["XPENDING", "d", "g"],
+  ["MULTI"],
+  ["XDEL", "d", "1-7"],
+  ["XACK", "d", "g", "1-7"],
+  ["EXEC"],
+  ["XPENDING", "d", "g"],
+];
+
 describe("differential: Cairn and redis-server answer alike", { timeout: 120_000 }, () => {
   let redis: ChildProcess | undefined;
   let redisPort = 0;
@@ -585,6 +629,20 @@ describe("differential: Cairn and redis-server answer alike", { timeout: 120_000
         const actual = await send(cairn.port, commands);
         const differences = commands.flatMap((command, i) =>
           normalize(command, actual[i]) === normalize(command, expected[i])
+            ? []
+            : [`${command.join(" ")}: ${JSON.stringify(actual[i])} != ${JSON.stringify(expected[i])}`],
+        );
+        assert.deepEqual(differences.slice(1), [], send.name);
+      }
+    });
+
+    it(`XDEL keeps entries in flight as Redis 7 does, in RESP${protocol}`, async () => {
+      const commands = [["HELLO", protocol], ...xdelSequence];
+      for (const send of [replies, pipelinedReplies]) {
+        const expected = await send(redisPort, commands);
+        const actual = await send(cairn.port, commands);
+        const differences = commands.flatMap((command, i) =>
+          actual[i] === expected[i]
             ? []
             : [`${command.join(" ")}: ${JSON.stringify(actual[i])} != ${JSON.stringify(expected[i])}`],
         );
