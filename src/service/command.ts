@@ -281,6 +281,7 @@ const successFields: {
   "streams.group-position": {},
   "streams.consumer-create": { created: "boolean" },
   "streams.consumer-delete": { pending: "number" },
+  "streams.set-id": {},
 };
 
 /** Detail fields a remembered refusal may carry (all numbers, or null for a missing key's revision). */

@@ -138,6 +138,7 @@ function touchedBy(command: StreamCommand, touched: Set<string>): void {
     case "message-delete":
     case "append":
     case "trim":
+    case "set-id":
       touched.add(command.name);
       return;
     case "group-create":

@@ -143,6 +143,10 @@ export interface StreamInfo {
   readonly groups: readonly string[];
   /** The id of the newest message ever appended (`0-0` before the first), deleted or not. */
   readonly lastId: string;
+  /** The largest id deleted through Redis's XDEL, or set by XSETID (`0-0`: none). */
+  readonly maxDeletedId: string;
+  /** Redis's entries-added: `lastSeq`, unless XSETID ENTRIESADDED set it. */
+  readonly entriesAdded: number;
 }
 
 /** A consumer group as reported to clients. */
@@ -189,6 +193,8 @@ export interface PendingEntry {
   readonly deliveries: number;
   /** Milliseconds since its last delivery, by the group's clock. */
   readonly idleMs: number;
+  /** Leader time of its last delivery (or claim). */
+  readonly deliveredAtMs: number;
 }
 
 /** A message to append. */
@@ -434,6 +440,37 @@ export class StreamService {
       names: listStreams(state, limit, after).map((meta) => meta.name),
       count: streamCount(state),
     }));
+  }
+
+  /**
+   * Sets a stream's last id (Redis XSETID): at least its newest message's and the largest deleted
+   * id (ERR_CONFLICT with Redis's text otherwise); `entriesAdded` (at least the messages held) and
+   * `maxDeletedId` replace what Redis's XINFO reports. ERR_NOT_FOUND without the stream.
+   */
+  async setId(
+    name: string,
+    lastId: { readonly ms: number; readonly n: number },
+    options: {
+      readonly entriesAdded?: number;
+      readonly maxDeletedId?: { readonly ms: number; readonly n: number };
+    } = {},
+  ): Promise<void> {
+    checkName("stream", name, STREAM_NAME);
+    for (const part of [lastId.ms, lastId.n, options.maxDeletedId?.ms, options.maxDeletedId?.n]) {
+      checkInteger("id", part, 0, Number.MAX_SAFE_INTEGER);
+    }
+    checkInteger("entriesAdded", options.entriesAdded, 0, Number.MAX_SAFE_INTEGER);
+    await this.#propose(
+      {
+        type: "set-id",
+        name,
+        lastIdMs: lastId.ms,
+        lastIdN: lastId.n,
+        ...(options.entriesAdded !== undefined ? { entriesAdded: options.entriesAdded } : {}),
+        ...(options.maxDeletedId !== undefined ? { maxDeletedId: options.maxDeletedId } : {}),
+      },
+      undefined,
+    );
   }
 
   /** Describes one stream; ERR_NOT_FOUND if it does not exist. */
@@ -834,7 +871,8 @@ export class StreamService {
         if (entries.length >= query.count || record.seq > to) break;
         if (record.seq < from || (query.consumer !== undefined && record.consumer !== query.consumer))
           continue;
-        const idleMs = Math.max(0, clockMs - deliveredAt(record, g));
+        const deliveredAtMs = deliveredAt(record, g);
+        const idleMs = Math.max(0, clockMs - deliveredAtMs);
         if (query.minIdleMs !== undefined && idleMs < query.minIdleMs) continue;
         // A message deleted while in flight (Redis XDEL) stays listed by its id; one trimmed does not.
         const id = getMessage(state, meta, record.seq)?.id ?? record.deletedId;
@@ -845,6 +883,7 @@ export class StreamService {
           consumer: record.consumer,
           deliveries: record.deliveries,
           idleMs,
+          deliveredAtMs,
         });
       }
       return { entries };
@@ -1339,6 +1378,8 @@ function streamInfo(state: StateReader, meta: StreamMeta): StreamInfo {
     bytes: meta.bytes,
     groups: listGroups(state, meta).map((g) => g.name),
     lastId: `${meta.lastIdMs}-${meta.lastIdN}`,
+    maxDeletedId: `${meta.maxDeletedIdMs ?? 0}-${meta.maxDeletedIdN ?? 0}`,
+    entriesAdded: meta.lastSeq + (meta.entriesAddedDelta ?? 0),
   };
 }
 

@@ -393,6 +393,7 @@ function streamOfCommand(command: StreamCommand): string | undefined {
     case "message-delete":
     case "append":
     case "trim":
+    case "set-id":
       return command.name;
     case "group-create":
     case "group-delete":

@@ -149,6 +149,18 @@ export type StreamCommand =
       readonly group: string;
       readonly consumer: string;
     }
+  /**
+   * Sets a stream's last id (Redis XSETID), at least its newest held message's, and optionally the
+   * count of entries added Redis reports (at least the messages held) and its largest deleted id.
+   */
+  | {
+      readonly type: "set-id";
+      readonly name: string;
+      readonly lastIdMs: number;
+      readonly lastIdN: number;
+      readonly entriesAdded?: number;
+      readonly maxDeletedId?: { readonly ms: number; readonly n: number };
+    }
   /** Forgets a consumer and the messages it holds (Redis XGROUP DELCONSUMER). */
   | {
       readonly type: "consumer-delete";
@@ -226,6 +238,9 @@ const CONSUMER_CREATE = 15;
 const CONSUMER_DELETE = 16;
 /** A message-delete with `keepPending`: its own code, so older entries keep their meaning. */
 const MESSAGE_DELETE_KEEP_PENDING = 17;
+const SET_ID = 18;
+const SET_ID_ENTRIES_ADDED = 1;
+const SET_ID_MAX_DELETED = 2;
 const CLAIM_JUST_ID = 1;
 const CLAIM_SCAN = 2;
 const CLAIM_OWN_ONLY = 4;
@@ -361,6 +376,16 @@ export function encodeStreamCommand(command: StreamCommand, writer = new ByteWri
       return encodeTrim(command.trim, writer.u8(TRIM).string(command.name));
     case "group-position":
       return writer.u8(GROUP_POSITION).string(command.stream).string(command.group).varint(command.nextSeq);
+    case "set-id": {
+      const flags =
+        (command.entriesAdded !== undefined ? SET_ID_ENTRIES_ADDED : 0) |
+        (command.maxDeletedId !== undefined ? SET_ID_MAX_DELETED : 0);
+      writer.u8(SET_ID).string(command.name).varint(command.lastIdMs).varint(command.lastIdN).u8(flags);
+      if (command.entriesAdded !== undefined) writer.varint(command.entriesAdded);
+      if (command.maxDeletedId !== undefined)
+        writer.varint(command.maxDeletedId.ms).varint(command.maxDeletedId.n);
+      return writer;
+    }
     case "consumer-create":
     case "consumer-delete":
       return writer
@@ -512,6 +537,23 @@ export function decodeStreamCommand(reader: ByteReader): StreamCommand {
       return { type: "consumer-create", stream: name(), group: name(), consumer: name() };
     case CONSUMER_DELETE:
       return { type: "consumer-delete", stream: name(), group: name(), consumer: name() };
+    case SET_ID: {
+      const stream = name();
+      const lastIdMs = reader.varint();
+      const lastIdN = reader.varint();
+      const flags = reader.u8();
+      const entriesAdded = (flags & SET_ID_ENTRIES_ADDED) !== 0 ? reader.varint() : undefined;
+      const maxDeletedId =
+        (flags & SET_ID_MAX_DELETED) !== 0 ? { ms: reader.varint(), n: reader.varint() } : undefined;
+      return {
+        type: "set-id",
+        name: stream,
+        lastIdMs,
+        lastIdN,
+        ...(entriesAdded !== undefined ? { entriesAdded } : {}),
+        ...(maxDeletedId !== undefined ? { maxDeletedId } : {}),
+      };
+    }
     case GROUP_CREATE: {
       const stream = name();
       const group = name();

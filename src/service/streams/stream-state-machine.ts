@@ -52,6 +52,11 @@ export interface StreamMeta {
   /** Milliseconds and counter of the last `<ms>-<n>` message id handed out. */
   readonly lastIdMs: number;
   readonly lastIdN: number;
+  /** The largest id Redis's XDEL deleted, or XSETID set (absent: 0-0). */
+  readonly maxDeletedIdMs?: number;
+  readonly maxDeletedIdN?: number;
+  /** What XSETID ENTRIESADDED added to Redis's entries-added count (lastSeq) (absent: 0). */
+  readonly entriesAddedDelta?: number;
 }
 
 /** A consumer group's bookkeeping. */
@@ -156,6 +161,7 @@ export interface StreamSuccesses {
   readonly "streams.trim": { readonly trimmed: number; readonly more: boolean };
   readonly "streams.group-position": Record<never, never>;
   readonly "streams.consumer-create": { readonly created: boolean };
+  readonly "streams.set-id": Record<never, never>;
   /** How many messages the consumer held, now no longer in flight. */
   readonly "streams.consumer-delete": { readonly pending: number };
   readonly "streams.claim": {
@@ -723,9 +729,51 @@ export function applyStream(
     }
     case "consumer-create":
       return createConsumer(state, command, clockMs);
+    case "set-id":
+      return setId(state, command);
     case "consumer-delete":
       return deleteConsumer(state, command);
   }
+}
+
+/** Redis's order of ids. */
+function idAtLeast(ms: number, n: number, otherMs: number, otherN: number): boolean {
+  return ms !== otherMs ? ms > otherMs : n >= otherN;
+}
+
+/** Redis XSETID, with its checks in its order (Redis 7.2) and its texts. */
+function setId(
+  state: StateWriter,
+  command: Extract<StreamCommand, { type: "set-id" }>,
+): StreamResultOf<"streams.set-id"> {
+  const meta = getStreamMeta(state, command.name);
+  if (meta === undefined)
+    return failure("streams.set-id", "ERR_NOT_FOUND", `stream ${command.name} does not exist`, {});
+  const refuse = (message: string) => failure("streams.set-id", "ERR_CONFLICT", message, {});
+  const { lastIdMs, lastIdN } = command;
+  if (!idAtLeast(lastIdMs, lastIdN, meta.maxDeletedIdMs ?? 0, meta.maxDeletedIdN ?? 0))
+    return refuse("The ID specified in XSETID is smaller than current max_deleted_entry_id");
+  const held = messageCount(meta);
+  if (held > 0) {
+    const top = getMessage(state, meta, lastHeldSeq(state, meta));
+    assert(top !== undefined, "a stream holding messages holds its newest");
+    const [topMs, topN] = top.id.split("-").map(Number);
+    if (!idAtLeast(lastIdMs, lastIdN, topMs ?? 0, topN ?? 0))
+      return refuse("The ID specified in XSETID is smaller than the target stream top item");
+    if (command.entriesAdded !== undefined && held > command.entriesAdded)
+      return refuse("The entries_added specified in XSETID is smaller than the target stream length");
+  }
+  const deleted = command.maxDeletedId;
+  putStreamMeta(state, {
+    ...meta,
+    lastIdMs,
+    lastIdN,
+    ...(command.entriesAdded !== undefined ? { entriesAddedDelta: command.entriesAdded - meta.lastSeq } : {}),
+    ...(deleted !== undefined && (deleted.ms > 0 || deleted.n > 0)
+      ? { maxDeletedIdMs: deleted.ms, maxDeletedIdN: deleted.n }
+      : {}),
+  });
+  return { ok: true, kind: "streams.set-id" };
 }
 
 function createStream(
@@ -860,6 +908,11 @@ function deleteMessages(
     deleted.push(seq);
   }
   if (deleted.length === 0) return { ok: true, kind: "streams.message-delete", deleted };
+  for (const id of ids.values()) {
+    const [ms = 0, n = 0] = id.split("-").map(Number);
+    if (!idAtLeast(meta.maxDeletedIdMs ?? 0, meta.maxDeletedIdN ?? 0, ms, n))
+      meta = { ...meta, maxDeletedIdMs: ms, maxDeletedIdN: n };
+  }
   putStreamMeta(state, meta);
   // A deleted message can never be delivered again: forget it in every group that holds it, so
   // neither a redelivery nor a dead letter names it. Redis's XDEL (`keepPending`) leaves it in
