@@ -149,6 +149,12 @@ export interface StreamInfo {
   readonly entriesAdded: number;
 }
 
+/** A Redis stream id's two parts, `<ms>-<n>`. */
+export interface StreamIdParts {
+  readonly ms: number;
+  readonly n: number;
+}
+
 /** A consumer group as reported to clients. */
 export interface GroupInfo {
   readonly name: string;
@@ -449,28 +455,31 @@ export class StreamService {
    */
   async setId(
     name: string,
-    lastId: { readonly ms: number; readonly n: number },
-    options: {
-      readonly entriesAdded?: number;
-      readonly maxDeletedId?: { readonly ms: number; readonly n: number };
-    } = {},
+    lastId: StreamIdParts,
+    options: { readonly entriesAdded?: number; readonly maxDeletedId?: StreamIdParts } = {},
   ): Promise<void> {
+    await this.#propose(this.setIdCommand(name, lastId, options), undefined);
+  }
+
+  /** The command {@link setId} proposes, checked as it checks it: for a transaction step. */
+  setIdCommand(
+    name: string,
+    lastId: StreamIdParts,
+    options: { readonly entriesAdded?: number; readonly maxDeletedId?: StreamIdParts } = {},
+  ): Extract<StreamCommand, { type: "set-id" }> {
     checkName("stream", name, STREAM_NAME);
     for (const part of [lastId.ms, lastId.n, options.maxDeletedId?.ms, options.maxDeletedId?.n]) {
       checkInteger("id", part, 0, Number.MAX_SAFE_INTEGER);
     }
     checkInteger("entriesAdded", options.entriesAdded, 0, Number.MAX_SAFE_INTEGER);
-    await this.#propose(
-      {
-        type: "set-id",
-        name,
-        lastIdMs: lastId.ms,
-        lastIdN: lastId.n,
-        ...(options.entriesAdded !== undefined ? { entriesAdded: options.entriesAdded } : {}),
-        ...(options.maxDeletedId !== undefined ? { maxDeletedId: options.maxDeletedId } : {}),
-      },
-      undefined,
-    );
+    return {
+      type: "set-id",
+      name,
+      lastIdMs: lastId.ms,
+      lastIdN: lastId.n,
+      ...(options.entriesAdded !== undefined ? { entriesAdded: options.entriesAdded } : {}),
+      ...(options.maxDeletedId !== undefined ? { maxDeletedId: options.maxDeletedId } : {}),
+    };
   }
 
   /** Describes one stream; ERR_NOT_FOUND if it does not exist. */

@@ -55,6 +55,7 @@ export async function startRespServer(
   const limits: RespParserLimits = {
     ...defaultRespParserLimits,
     bulkBytesMax: options.kv.limits.valueBytesMax + options.kv.limits.keyBytesMax,
+    commandBytesMax: 2 * (options.kv.limits.valueBytesMax + options.kv.limits.keyBytesMax),
     ...options.limits,
   };
   const pendingMax = options.pendingCommandsMax ?? 1024;

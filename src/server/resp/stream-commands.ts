@@ -597,24 +597,30 @@ function strictId(raw: Buffer | undefined): StreamId | Reply {
   return parsed.id;
 }
 
-/** XSETID key last-id [ENTRIESADDED entries-added] [MAXDELETEDID max-deleted-id] */
-async function xsetid(call: CommandCall): Promise<Reply> {
-  const lastId = strictId(call.args[2]);
+/** XSETID's arguments, parsed: the stream (undefined: no stream can have the key's name) and the ids. */
+export function parseXsetid(args: readonly Buffer[]):
+  | {
+      readonly name: string | undefined;
+      readonly lastId: StreamId;
+      readonly options: { readonly entriesAdded?: number; readonly maxDeletedId?: StreamId };
+    }
+  | Reply {
+  const lastId = strictId(args[2]);
   if ("t" in lastId) return lastId;
   let entriesAdded: number | undefined;
   let maxDeletedId: StreamId | undefined;
-  for (let i = 3; i < call.args.length; i += 2) {
-    const option = text(call.args[i]).toLowerCase();
-    if (i + 1 >= call.args.length) return syntaxError;
+  for (let i = 3; i < args.length; i += 2) {
+    const option = text(args[i]).toLowerCase();
+    if (i + 1 >= args.length) return syntaxError;
     if (option === "entriesadded") {
-      const n = parseInteger(arg(call, i + 1));
+      const n = parseInteger(args[i + 1] ?? Buffer.alloc(0));
       if (n === undefined) return notAnInteger;
       if (n < 0n) return r.error("ERR entries_added must be positive");
       if (n > BigInt(Number.MAX_SAFE_INTEGER))
         return r.error(`ERR Cairn counts at most ${Number.MAX_SAFE_INTEGER} entries`);
       entriesAdded = Number(n);
     } else if (option === "maxdeletedid") {
-      const id = strictId(call.args[i + 1]);
+      const id = strictId(args[i + 1]);
       if ("t" in id) return id;
       if (compareId(lastId, id) < 0) {
         return r.error("ERR The ID specified in XSETID is smaller than the provided max_deleted_entry_id");
@@ -622,12 +628,22 @@ async function xsetid(call: CommandCall): Promise<Reply> {
       maxDeletedId = id;
     } else return syntaxError;
   }
-  const name = streamName(call.args[1]);
-  if (name === undefined) return r.error("ERR no such key");
-  await call.server.streams.setId(name, lastId, {
-    ...(entriesAdded !== undefined ? { entriesAdded } : {}),
-    ...(maxDeletedId !== undefined ? { maxDeletedId } : {}),
-  });
+  return {
+    name: streamName(args[1]),
+    lastId,
+    options: {
+      ...(entriesAdded !== undefined ? { entriesAdded } : {}),
+      ...(maxDeletedId !== undefined ? { maxDeletedId } : {}),
+    },
+  };
+}
+
+/** XSETID key last-id [ENTRIESADDED entries-added] [MAXDELETEDID max-deleted-id] */
+async function xsetid(call: CommandCall): Promise<Reply> {
+  const request = parseXsetid(call.args);
+  if ("t" in request) return request;
+  if (request.name === undefined) return r.error("ERR no such key");
+  await call.server.streams.setId(request.name, request.lastId, request.options);
   return r.ok;
 }
 

@@ -8,7 +8,7 @@ import { type CommandCall, text } from "./command-table.js";
 import { respErrorOf } from "./error-replies.js";
 import { wrongType } from "./key-types.js";
 import { type Reply, r } from "./resp-reply.js";
-import { idsToSeqs, parseXadd, parseXtrim } from "./stream-commands.js";
+import { idsToSeqs, parseXadd, parseXsetid, parseXtrim } from "./stream-commands.js";
 
 /** A queued command's part of a transaction entry: its steps, and its reply from their results. */
 export interface TransactionPlan {
@@ -64,6 +64,31 @@ export const streamPlanners: readonly (readonly [string, Planner])[] = [
           if (result?.kind === "streams.append" && result.ok) return r.bulk(result.id);
           if (result === undefined || result.ok) return r.error("ERR internal error: no append result");
           return request.noMkStream && result.code === "ERR_NOT_FOUND" ? r.nil : refusalReply(result);
+        },
+      };
+    },
+  ],
+  [
+    "xsetid",
+    ({ args, server }) => {
+      const request = parseXsetid(args);
+      if ("t" in request) return request;
+      // No stream can have the name: a read of the key tells WRONGTYPE from "no such key".
+      if (request.name === undefined) {
+        return {
+          steps: [{ type: "read", key: args[1] ?? Buffer.alloc(0) }],
+          reply: ([result]) =>
+            result?.kind === "kv.read" && result.value !== null
+              ? r.error(respErrorOf.ERR_WRONG_TYPE(wrongType()))
+              : r.error("ERR no such key"),
+        };
+      }
+      const command = server.streams.setIdCommand(request.name, request.lastId, request.options);
+      return {
+        steps: [{ type: "stream", command }],
+        reply: ([result]) => {
+          if (result === undefined) return r.error("ERR internal error: no set-id result");
+          return result.ok ? r.ok : refusalReply(result);
         },
       };
     },
