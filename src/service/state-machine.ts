@@ -8,7 +8,7 @@ import type { StateMachine } from "../node/ports.js";
 import type { Entry } from "../raft/index.js";
 import { type GroupId, type LogIndex, logIndex } from "../raft/index.js";
 import type { Effect, StateStore } from "../storage/state-store.js";
-import { assert, assertNever } from "../util/assert.js";
+import { assert } from "../util/assert.js";
 import { bytesEqual, compareBytes } from "../util/bytes.js";
 import {
   type ApplyOutcome,
@@ -26,7 +26,7 @@ import {
   StateOverlay,
   type StateReader,
 } from "./state.js";
-import type { StreamCommand } from "./streams/index.js";
+import { type StreamCommand, streamOfCommand } from "./streams/index.js";
 
 /** Where committed state lives: read it, and commit a round's effects with its applied index. */
 export interface StateBackend {
@@ -131,32 +131,8 @@ const streamNameDecoder = new TextDecoder();
  * the stream may hand out (a nack, a claim, a raised limit) without changing the stream itself.
  */
 function touchedBy(command: StreamCommand, touched: Set<string>): void {
-  switch (command.type) {
-    case "create":
-    case "delete":
-    case "update":
-    case "message-delete":
-    case "append":
-    case "trim":
-    case "set-id":
-      touched.add(command.name);
-      return;
-    case "group-create":
-    case "group-delete":
-    case "group-update":
-    case "fetch":
-    case "settle":
-    case "claim":
-    case "group-position":
-    case "consumer-create":
-    case "consumer-delete":
-      touched.add(command.stream);
-      return;
-    case "sweep":
-      return;
-    default:
-      assertNever(command, "stream command");
-  }
+  const name = streamOfCommand(command);
+  if (name !== undefined) touched.add(name);
 }
 
 /** How many pairs one page of a range scan reads from the store. */

@@ -8,10 +8,10 @@ import {
   applyStream,
   getStreamMeta,
   listStreams,
-  type StreamCommand,
   type StreamMeta,
   type StreamResult,
   type StreamResultKind,
+  streamOfCommand,
 } from "../streams/index.js";
 import type {
   KvCommand,
@@ -382,34 +382,6 @@ const notForStreams = <K extends SharedKeyspaceRefusal["kind"]>(kind: K, what: s
 function streamNamed(state: StateReader, key: Uint8Array): StreamMeta | undefined {
   const name = new TextDecoder().decode(key);
   return bytesEqual(utf8(name), key) ? getStreamMeta(state, name) : undefined;
-}
-
-/** The stream a stream command names (none for a sweep, which names none). */
-function streamOfCommand(command: StreamCommand): string | undefined {
-  switch (command.type) {
-    case "create":
-    case "delete":
-    case "update":
-    case "message-delete":
-    case "append":
-    case "trim":
-    case "set-id":
-      return command.name;
-    case "group-create":
-    case "group-delete":
-    case "group-update":
-    case "fetch":
-    case "settle":
-    case "claim":
-    case "group-position":
-    case "consumer-create":
-    case "consumer-delete":
-      return command.stream;
-    case "sweep":
-      return undefined;
-    default:
-      return assertNever(command, "stream command");
-  }
 }
 
 /**

@@ -14,6 +14,7 @@ export {
   type StreamConfig,
   type StreamConfigChanges,
   type StreamTrim,
+  streamOfCommand,
   trimBlockSeqs,
 } from "./stream-command.js";
 export {

@@ -1,5 +1,6 @@
 // Stream and consumer-group commands as they travel in Raft entries: a compact binary encoding,
 // decoded only from entries this cluster wrote (a decode failure there is corruption, not bad input).
+import { assertNever } from "../../util/assert.js";
 import { type ByteReader, ByteWriter, DecodeError } from "../../util/bytes.js";
 
 /** What a full stream does with a new message: drop its oldest messages, or refuse the new one. */
@@ -219,6 +220,34 @@ export type StreamCommand =
    * applies max age to idle streams and forgets expired message ids, at most `max` keys per entry.
    */
   | { readonly type: "sweep"; readonly max: number };
+
+/** The stream a command acts on (none for a sweep, which names none). */
+export function streamOfCommand(command: StreamCommand): string | undefined {
+  switch (command.type) {
+    case "create":
+    case "delete":
+    case "update":
+    case "message-delete":
+    case "append":
+    case "trim":
+    case "set-id":
+      return command.name;
+    case "group-create":
+    case "group-delete":
+    case "group-update":
+    case "fetch":
+    case "settle":
+    case "claim":
+    case "group-position":
+    case "consumer-create":
+    case "consumer-delete":
+      return command.stream;
+    case "sweep":
+      return undefined;
+    default:
+      return assertNever(command, "stream command");
+  }
+}
 
 const CREATE = 1;
 const DELETE = 2;

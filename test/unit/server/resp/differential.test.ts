@@ -83,6 +83,24 @@ async function pipelinedReplies(port: number, commands: readonly (readonly strin
   return out;
 }
 
+/**
+ * The commands whose replies differ, each with both replies, after `normalize` (which leaves out
+ * what may differ: an order Redis does not define, clock readings).
+ */
+function differencesOf(
+  commands: readonly (readonly string[])[],
+  actual: readonly string[],
+  expected: readonly string[],
+  normalize: (command: readonly string[], reply: string | undefined) => string | undefined = (_, reply) =>
+    reply,
+): string[] {
+  return commands.flatMap((command, i) =>
+    normalize(command, actual[i]) === normalize(command, expected[i])
+      ? []
+      : [`${command.join(" ")}: ${JSON.stringify(actual[i])} != ${JSON.stringify(expected[i])}`],
+  );
+}
+
 const sequence: string[][] = [
   ["FLUSHALL"],
   ["GET", "a"],
@@ -661,11 +679,7 @@ describe("differential: Cairn and redis-server answer alike", { timeout: 120_000
         (command[0] === "KEYS" || command[0] === "EXEC") && reply !== undefined
           ? reply.split("\r\n").sort().join("\r\n")
           : reply?.replace(/(radix-tree-(keys|nodes)\r\n):\d+/g, "$1:?");
-      const differences = commands.flatMap((command, i) =>
-        normalize(command, actual[i]) === normalize(command, expected[i])
-          ? []
-          : [`${command.join(" ")}: ${JSON.stringify(actual[i])} != ${JSON.stringify(expected[i])}`],
-      );
+      const differences = differencesOf(commands, actual, expected, normalize);
       assert.deepEqual(differences.slice(1), []);
     });
 
@@ -676,11 +690,7 @@ describe("differential: Cairn and redis-server answer alike", { timeout: 120_000
       // Redis's radix tree is its own business: its two figures are left out of the comparison.
       const normalize = (reply: string | undefined) =>
         reply?.replace(/(radix-tree-(keys|nodes)\r\n):\d+/g, "$1:?");
-      const differences = commands.flatMap((command, i) =>
-        normalize(actual[i]) === normalize(expected[i])
-          ? []
-          : [`${command.join(" ")}: ${JSON.stringify(actual[i])} != ${JSON.stringify(expected[i])}`],
-      );
+      const differences = differencesOf(commands, actual, expected, (_, reply) => normalize(reply));
       assert.deepEqual(differences.slice(1), []);
     });
 
@@ -694,11 +704,7 @@ describe("differential: Cairn and redis-server answer alike", { timeout: 120_000
       for (const send of [replies, pipelinedReplies]) {
         const expected = await send(redisPort, commands);
         const actual = await send(cairn.port, commands);
-        const differences = commands.flatMap((command, i) =>
-          normalize(command, actual[i]) === normalize(command, expected[i])
-            ? []
-            : [`${command.join(" ")}: ${JSON.stringify(actual[i])} != ${JSON.stringify(expected[i])}`],
-        );
+        const differences = differencesOf(commands, actual, expected, normalize);
         assert.deepEqual(differences.slice(1), [], send.name);
       }
     });
@@ -708,11 +714,7 @@ describe("differential: Cairn and redis-server answer alike", { timeout: 120_000
       for (const send of [replies, pipelinedReplies]) {
         const expected = await send(redisPort, commands);
         const actual = await send(cairn.port, commands);
-        const differences = commands.flatMap((command, i) =>
-          actual[i] === expected[i]
-            ? []
-            : [`${command.join(" ")}: ${JSON.stringify(actual[i])} != ${JSON.stringify(expected[i])}`],
-        );
+        const differences = differencesOf(commands, actual, expected);
         assert.deepEqual(differences.slice(1), [], send.name);
       }
     });
@@ -721,11 +723,7 @@ describe("differential: Cairn and redis-server answer alike", { timeout: 120_000
       const commands = [["HELLO", protocol], ...setidInfoSequence];
       const expected = await replies(redisPort, commands);
       const actual = await replies(cairn.port, commands);
-      const differences = commands.flatMap((command, i) =>
-        normalizeFull(actual[i] ?? "") === normalizeFull(expected[i] ?? "")
-          ? []
-          : [`${command.join(" ")}: ${JSON.stringify(actual[i])} != ${JSON.stringify(expected[i])}`],
-      );
+      const differences = differencesOf(commands, actual, expected, (_, reply) => normalizeFull(reply ?? ""));
       assert.deepEqual(differences.slice(1), []);
     });
 
@@ -739,11 +737,7 @@ describe("differential: Cairn and redis-server answer alike", { timeout: 120_000
         (command[0] === "KEYS" || command[0] === "EXEC") && reply !== undefined
           ? reply.split("\r\n").sort().join("\r\n")
           : reply;
-      const differences = commands.flatMap((command, i) =>
-        normalize(command, actual[i]) === normalize(command, expected[i])
-          ? []
-          : [`${command.join(" ")}: ${JSON.stringify(actual[i])} != ${JSON.stringify(expected[i])}`],
-      );
+      const differences = differencesOf(commands, actual, expected, normalize);
       assert.deepEqual(differences.slice(1), []);
     });
   }
