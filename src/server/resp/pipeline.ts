@@ -80,7 +80,7 @@ export function takeRun(
  * Answers a batch: every command's steps in one transaction entry, each command's reply from its
  * own results (a refused step answers its error in its place, as Redis answers each command of a
  * pipeline). When the service refuses the batch itself before proposing it (a key or value over a
- * limit), each command runs alone and answers for itself; an outcome the service could not learn
+ * limit), each command is proposed alone and answers for itself; an outcome the service could not learn
  * (a timeout) is every command's answer, since none may be retried blindly.
  */
 export async function answerBatch(
@@ -105,9 +105,12 @@ export async function answerBatch(
   try {
     if (steps.length > 0) results = await batcher.run(steps);
   } catch (error) {
-    if (isCairnError(error) && refusedBeforeProposing(error)) {
+    if (isCairnError(error) && refusedBeforeProposing(error) && commands.length > 1) {
+      // Each command as an entry of its own, still seeing one keyspace: only the offender is refused.
       const alone: Reply[] = [];
-      for (const args of commands) alone.push(await one(args));
+      for (const args of commands) {
+        alone.push(...(await answerBatch([args], client, server, batcher, one, unexpected)));
+      }
       return alone;
     }
     const reply = isCairnError(error) ? r.error(respErrorOf[error.code](error)) : unexpected(error);
