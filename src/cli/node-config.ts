@@ -2,6 +2,7 @@
 // line flags (flags win over the environment, which wins over the file). Every value is checked at
 // start; a bad one stops the node with a message that names the setting, before anything is opened.
 import { parse as parseToml } from "smol-toml";
+import { defaultNodeSettings } from "../node-assembly/index.js";
 import { type TextFlavor, textFlavors } from "../server/text/index.js";
 
 /** A host and port to listen on or dial. */
@@ -156,7 +157,7 @@ export const nodeSettings: readonly Setting[] = [
     key: "tickIntervalMs",
     flag: "tick-interval-ms",
     kind: "int",
-    default: 100,
+    default: defaultNodeSettings.tickIntervalMs,
     min: 1,
     max: 10_000,
     description: "Raft tick length",
@@ -165,7 +166,7 @@ export const nodeSettings: readonly Setting[] = [
     key: "electionTicks",
     flag: "election-ticks",
     kind: "int",
-    default: 10,
+    default: defaultNodeSettings.electionTicks,
     min: 2,
     max: 1000,
     description: "ticks without a leader before an election",
@@ -174,7 +175,7 @@ export const nodeSettings: readonly Setting[] = [
     key: "heartbeatTicks",
     flag: "heartbeat-ticks",
     kind: "int",
-    default: 1,
+    default: defaultNodeSettings.heartbeatTicks,
     min: 1,
     max: 100,
     description: "ticks between leader heartbeats",
@@ -183,7 +184,7 @@ export const nodeSettings: readonly Setting[] = [
     key: "keyBytesMax",
     flag: "key-bytes-max",
     kind: "int",
-    default: 1024,
+    default: defaultNodeSettings.keyBytesMax,
     min: 1,
     // The state store (lmdb) keys its records by the user key plus a few bytes of namespace.
     max: 1800,
@@ -193,7 +194,7 @@ export const nodeSettings: readonly Setting[] = [
     key: "valueBytesMax",
     flag: "value-bytes-max",
     kind: "int",
-    default: 1024 * 1024,
+    default: defaultNodeSettings.valueBytesMax,
     min: 1,
     max: 64 * 1024 * 1024,
     description: "largest value or message",
@@ -202,7 +203,7 @@ export const nodeSettings: readonly Setting[] = [
     key: "segmentBytesMax",
     flag: "segment-bytes-max",
     kind: "int",
-    default: 64 * 1024 * 1024,
+    default: defaultNodeSettings.segmentBytesMax,
     min: 64 * 1024,
     max: 1024 * 1024 * 1024,
     description: "WAL segment size at which a new segment starts",
@@ -211,7 +212,7 @@ export const nodeSettings: readonly Setting[] = [
     key: "snapshotEntries",
     flag: "snapshot-entries",
     kind: "int",
-    default: 100_000,
+    default: defaultNodeSettings.snapshotEntries,
     min: 100,
     max: 100_000_000,
     description: "applied entries between snapshots",
@@ -220,7 +221,7 @@ export const nodeSettings: readonly Setting[] = [
     key: "snapshotBytes",
     flag: "snapshot-bytes",
     kind: "int",
-    default: 64 * 1024 * 1024,
+    default: defaultNodeSettings.snapshotBytes,
     min: 64 * 1024,
     max: 16 * 1024 * 1024 * 1024,
     description: "bytes of applied entry data between snapshots (whichever of the two comes first)",

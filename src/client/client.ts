@@ -522,6 +522,10 @@ export class CairnClient {
       const { code, message, ...details } = error as Record<string, unknown>;
       throw new CairnClientError(String(code), String(message), response.status, details);
     }
+    // A 503 that is not Cairn's (a node closing, a proxy in front of it) served nothing: try another.
+    if (response.status === 503) {
+      throw new CairnClientError("ERR_UNAVAILABLE", `${endpoint} is unavailable (503)`, response.status);
+    }
     throw new CairnClientError("ERR_INTERNAL", `${endpoint} answered ${response.status}`, response.status);
   }
 }

@@ -16,7 +16,7 @@ import {
   type SnapshotMessage,
   type SoftState,
 } from "../raft/index.js";
-import { AssertionError } from "../util/assert.js";
+import { AssertionError } from "../util/index.js";
 import type { Cancel, Env } from "./env.js";
 import type { GroupSnapshots } from "./group-snapshots.js";
 import { GroupMetrics } from "./metrics.js";

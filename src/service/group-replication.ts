@@ -1,9 +1,8 @@
 // Connects the services to a Raft group's runtime: proposals become log entries (on a follower, they
 // are handed to the leader over the peer link), linearizable reads wait for a ReadIndex barrier,
 // stale reads read committed state directly, and runtime errors keep their stable codes.
-import type { Env } from "../node/env.js";
-import { NodeError } from "../node/node-error.js";
-import type { RaftGroup } from "../node/raft-group.js";
+import type { Env, RaftGroup } from "../node/index.js";
+import { NodeError } from "../node/index.js";
 import type { ApplyOutcome } from "./command.js";
 import { CairnError, isCairnError } from "./errors.js";
 import type { LeaderLink } from "./leader-link.js";

@@ -45,7 +45,9 @@ export {
   KvService,
   type KvWriteAck,
 } from "./kv-service.js";
+export { LeaderLink, type LeaderLinkOptions } from "./leader-link.js";
 export type { ReplicationPort, Staleness } from "./replication.js";
+export { type Space, type StateReader, type StateWriter, spaceCodes, spaceKinds, spaces } from "./state.js";
 export { MemoryBackend, ServiceStateMachine, type StateBackend, StoreBackend } from "./state-machine.js";
 export {
   type AppendInput,

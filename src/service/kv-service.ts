@@ -17,6 +17,7 @@ import {
   kvExpiringCount,
   kvKeyCount,
   kvRevision,
+  nextExpiryMs,
   rangeKv,
   type StepResult,
   type TransactionStep,
@@ -122,6 +123,8 @@ function stepValueBytes(step: TransactionStep): number {
 export class KvService {
   readonly #log: ReplicationPort;
   readonly #limits: KvLimits;
+  /** Whether a sweep is in flight: housekeeping ticks must not stack proposals behind a slow one. */
+  #sweeping = false;
 
   /** Creates the service over a replicated log; limits not given take their defaults. */
   constructor(log: ReplicationPort, limits: Partial<KvLimits> = {}) {
@@ -490,6 +493,25 @@ export class KvService {
     }
     if (expiry.kind === "after" && expiry.ms > this.#limits.ttlMsMax) {
       throw new CairnError("ERR_BAD_REQUEST", `a TTL may be at most ${this.#limits.ttlMsMax} ms`);
+    }
+  }
+
+  /**
+   * Proposes one sweep of expired keys (at most `max`) when the earliest expiry in the local state
+   * is due by this node's clock, and says whether it did. The leader calls it from its
+   * housekeeping: the entry carries the leader's timestamp, so every replica expires the same keys
+   * whatever its own clock says. Like `StreamService.sweepIfDue`, it never overlaps itself.
+   */
+  async sweepExpiredIfDue(max = 1000): Promise<boolean> {
+    if (this.#sweeping) return false;
+    const due = this.#log.readStale(nextExpiryMs).value;
+    if (due === undefined || due > this.#log.nowMs()) return false;
+    this.#sweeping = true;
+    try {
+      await this.#propose({ type: "expire", max }, undefined);
+      return true;
+    } finally {
+      this.#sweeping = false;
     }
   }
 

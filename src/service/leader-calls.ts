@@ -4,7 +4,7 @@
 // clock, proposes it and answers with the outcome. Membership changes and leadership transfers,
 // which only the leader can carry out, travel the same way. One hop only: a leader that has since
 // stepped down answers ERR_NOT_LEADER (with its own leader hint) rather than passing the call on.
-import { ByteReader, ByteWriter, DecodeError } from "../util/bytes.js";
+import { ByteReader, ByteWriter, DecodeError } from "../util/index.js";
 import { type ApplyOutcome, bytesAsBase64, restoreBytes } from "./command.js";
 import { CairnError, type ErrorCode, type ErrorDetails, isErrorCode } from "./errors.js";
 

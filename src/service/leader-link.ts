@@ -1,12 +1,10 @@
 // The two ends of "talk to any node": on a follower, a client's write (or a membership change) is
 // handed to the leader over the peer link and its outcome awaited; on the leader, such calls are
 // carried out as if a client had sent them there. No protocol adapter forwards anything itself.
-import type { Env } from "../node/env.js";
-import { NodeError } from "../node/node-error.js";
-import type { NodeHost } from "../node/node-host.js";
-import type { RaftGroup } from "../node/raft-group.js";
+import type { Env, NodeHost, RaftGroup } from "../node/index.js";
+import { NodeError } from "../node/index.js";
 import { nodeId } from "../raft/index.js";
-import { DecodeError } from "../util/bytes.js";
+import { DecodeError } from "../util/index.js";
 import type { ApplyNotifier } from "./apply-notifier.js";
 import type { JoinAnswer, Membership } from "./cluster/membership.js";
 import { type ApplyOutcome, restampEnvelope } from "./command.js";

@@ -21,6 +21,7 @@ export {
   noFaults,
   type Odds,
 } from "./memory-transport.js";
+export { decodeRaftMessage, encodeRaftMessage, type RaftDecodeResult, raftCodec } from "./raft-codec.js";
 export { defaultTransportSettings, resolveTransportSettings, type TransportSettings } from "./settings.js";
 export { type TlsMaterial, TlsTransport, type TlsTransportOptions } from "./tls-transport.js";
 export type {

@@ -1,5 +1,5 @@
-import type { GroupId, NodeId } from "../raft/types.js";
-import { groupId as toGroupId } from "../raft/types.js";
+import type { GroupId, NodeId } from "../raft/index.js";
+import { groupId as toGroupId } from "../raft/index.js";
 import type { Codec } from "./codec.js";
 import type { TimerHandle, TransportEnv } from "./env.js";
 import { TransportError } from "./errors.js";

@@ -16,9 +16,8 @@
 // consumer has taken, so memory on both sides is bounded and a slow disk slows the sender down.
 // Resume: unconsumed chunks stay in the sender's window, so after a broken connection the sender
 // redials, says `begin` with the same transfer id, and the receiver's ack tells it where to go on.
-import type { GroupId, NodeId } from "../raft/types.js";
-import { assert } from "../util/assert.js";
-import { crc32 } from "../util/crc.js";
+import type { GroupId, NodeId } from "../raft/index.js";
+import { assert, crc32 } from "../util/index.js";
 import { backoffDelayMs } from "./backoff.js";
 import type { TimerHandle, TransportEnv } from "./env.js";
 import { TransportError } from "./errors.js";

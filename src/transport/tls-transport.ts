@@ -1,6 +1,6 @@
 import type { Socket } from "node:net";
 import { createServer, type Server, type TLSSocket, connect as tlsConnect } from "node:tls";
-import { type GroupId, type NodeId, groupId as toGroupId } from "../raft/types.js";
+import { type GroupId, type NodeId, groupId as toGroupId } from "../raft/index.js";
 import type { Codec } from "./codec.js";
 import { systemTransportEnv, type TransportEnv } from "./env.js";
 import { TransportError } from "./errors.js";

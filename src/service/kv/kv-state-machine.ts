@@ -1,7 +1,6 @@
 // What key-value commands do to replicated state. Deterministic: the only clock is the leader's
 // timestamp carried in each entry, so every replica applying the same log reaches the same state.
-import { assertNever } from "../../util/assert.js";
-import { ByteReader, ByteWriter, bytesEqual, compareBytes, utf8 } from "../../util/bytes.js";
+import { assertNever, ByteReader, ByteWriter, bytesEqual, compareBytes, utf8 } from "../../util/index.js";
 import type { Refusal, Refusals } from "../errors.js";
 import { keyAfter, prefixEnd, type StateReader, type StateWriter } from "../state.js";
 import {

@@ -12,10 +12,16 @@
 //   consumer-pending u64 groupId, u64 seq         -> u64 availableAtMs, varint deliveries, consumer
 //   consumer-due   u64 groupId, u64 availableAtMs, u64 seq -> empty (in-flight messages by deadline)
 //   stream-garbage u64 id                       -> u8 kind (1 stream, 2 group): data still to remove
-import { assert } from "../../util/assert.js";
-import { ByteReader, ByteWriter, utf8 } from "../../util/bytes.js";
+import { assert, ByteReader, ByteWriter, utf8 } from "../../util/index.js";
 import type { ErrorDetails, Refusal, Refusals } from "../errors.js";
-import { prefixEnd, type Space, type StateReader, type StateWriter } from "../state.js";
+import {
+  prefixEnd,
+  readValue,
+  type Space,
+  type StateReader,
+  type StateWriter,
+  type ValueCodec,
+} from "../state.js";
 import {
   type GivenId,
   type GroupConfig,
@@ -286,6 +292,19 @@ function toJson(value: object): Uint8Array {
   return bytes;
 }
 
+/**
+ * Stream and group bookkeeping as stored: JSON. Written through StateWriter.putValue, so of the
+ * rewrites of one stream's metadata in an apply round (one per append) only the last is encoded.
+ */
+const streamMetaCodec: ValueCodec<StreamMeta> = {
+  encode: toJson,
+  decode: (bytes) => fromJson<StreamMeta>(bytes),
+};
+const groupMetaCodec: ValueCodec<GroupMeta> = {
+  encode: toJson,
+  decode: (bytes) => fromJson<GroupMeta>(bytes),
+};
+
 /** The latest leader timestamp applied to streams: the clock by which ages and deadlines are judged. */
 export function streamsClockMs(state: StateReader): number {
   return readU64(state, "meta", META_CLOCK);
@@ -293,12 +312,11 @@ export function streamsClockMs(state: StateReader): number {
 
 /** Reads a stream's bookkeeping, or undefined when no stream has that name. */
 export function getStreamMeta(state: StateReader, name: string): StreamMeta | undefined {
-  const bytes = state.get("stream-meta", metaKey(name));
-  return bytes === undefined ? undefined : fromJson<StreamMeta>(bytes);
+  return readValue(state, "stream-meta", metaKey(name), streamMetaCodec);
 }
 
 function putStreamMeta(state: StateWriter, meta: StreamMeta): void {
-  state.put("stream-meta", metaKey(meta.name), toJson(meta));
+  state.putValue("stream-meta", metaKey(meta.name), meta, streamMetaCodec);
 }
 
 /** How many streams exist. */
@@ -310,25 +328,24 @@ export function streamCount(state: StateReader): number {
 export function listStreams(state: StateReader, limit: number, after?: string): StreamMeta[] {
   const start = after === undefined ? EMPTY : utf8(`${after}\0`);
   return [...state.range("stream-meta", start, undefined, limit)].map(([, bytes]) =>
-    fromJson<StreamMeta>(bytes),
+    streamMetaCodec.decode(bytes),
   );
 }
 
 /** Reads a group's bookkeeping. */
 export function getGroupMeta(state: StateReader, stream: StreamMeta, group: string): GroupMeta | undefined {
-  const bytes = state.get("consumer-group", withSuffix(stream.id, group));
-  return bytes === undefined ? undefined : fromJson<GroupMeta>(bytes);
+  return readValue(state, "consumer-group", withSuffix(stream.id, group), groupMetaCodec);
 }
 
 function putGroupMeta(state: StateWriter, stream: StreamMeta, group: GroupMeta): void {
-  state.put("consumer-group", withSuffix(stream.id, group.name), toJson(group));
+  state.putValue("consumer-group", withSuffix(stream.id, group.name), group, groupMetaCodec);
 }
 
 /** Lists a stream's groups in name order. */
 export function listGroups(state: StateReader, stream: StreamMeta): GroupMeta[] {
   const prefix = u64(stream.id);
   return [...state.range("consumer-group", prefix, prefixEnd(prefix), Number.MAX_SAFE_INTEGER)].map(
-    ([, bytes]) => fromJson<GroupMeta>(bytes),
+    ([, bytes]) => groupMetaCodec.decode(bytes),
   );
 }
 
