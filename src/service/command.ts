@@ -10,7 +10,14 @@ import {
   type MemberResult,
 } from "./cluster/members.js";
 import { isErrorCode } from "./errors.js";
-import { applyKv, decodeKvCommand, encodeKvCommand, type KvCommand, type KvResult } from "./kv/index.js";
+import {
+  applyKv,
+  decodeKvCommand,
+  encodeKvCommand,
+  type KvCommand,
+  type KvResult,
+  type StepResult,
+} from "./kv/index.js";
 import type { StateReader, StateWriter } from "./state.js";
 import {
   applyStream,
@@ -201,7 +208,15 @@ export function bytesAsBase64(_key: string, value: unknown): unknown {
 }
 
 /** How a remembered result's field is checked when it is read back. */
-type FieldCodec = "number" | "boolean" | "string" | "numbers" | "deliveries" | "bytes-or-null" | "kv-results";
+type FieldCodec =
+  | "number"
+  | "boolean"
+  | "string"
+  | "numbers"
+  | "strings"
+  | "deliveries"
+  | "bytes-or-null"
+  | "kv-results";
 
 /** The codec a field of type `T` takes. */
 type CodecOf<T> = T extends number
@@ -212,13 +227,15 @@ type CodecOf<T> = T extends number
       ? "string"
       : T extends readonly number[]
         ? "numbers"
-        : T extends readonly Delivery[]
-          ? "deliveries"
-          : T extends Uint8Array | null
-            ? "bytes-or-null"
-            : T extends readonly (KvResult | StreamResult)[]
-              ? "kv-results"
-              : never;
+        : T extends readonly string[]
+          ? "strings"
+          : T extends readonly Delivery[]
+            ? "deliveries"
+            : T extends Uint8Array | null
+              ? "bytes-or-null"
+              : T extends readonly StepResult[]
+                ? "kv-results"
+                : never;
 
 /** The fields of the successful result of kind `K`, beyond its tag. */
 type SuccessFields<K extends CommandKind> = Omit<
@@ -243,7 +260,7 @@ const successFields: {
   "kv.update": { value: "bytes-or-null", length: "number", revision: "number" },
   "kv.copy": { done: "boolean", revision: "number" },
   "kv.flush": { removed: "number" },
-  "kv.read": { value: "bytes-or-null", expireAtMs: "number" },
+  "kv.read": { value: "bytes-or-null", expireAtMs: "number", stream: "boolean" },
   "kv.transaction": { aborted: "boolean", results: "kv-results" },
   "members.register": {},
   "members.unregister": {},
@@ -258,11 +275,12 @@ const successFields: {
   "streams.fetch": { messages: "deliveries" },
   "streams.settle": { settled: "numbers", notPending: "numbers" },
   "streams.sweep": { removed: "number" },
-  "streams.claim": { claimed: "deliveries", deleted: "numbers", next: "number" },
+  "streams.claim": { claimed: "deliveries", deleted: "numbers", deletedIds: "strings", next: "number" },
   "streams.trim": { trimmed: "number", more: "boolean" },
   "streams.group-position": {},
   "streams.consumer-create": { created: "boolean" },
   "streams.consumer-delete": { pending: "number" },
+  "streams.set-id": {},
 };
 
 /** Detail fields a remembered refusal may carry (all numbers, or null for a missing key's revision). */
@@ -289,6 +307,9 @@ function checkField(value: unknown, codec: FieldCodec): boolean {
       return typeof value === "string";
     case "numbers":
       return Array.isArray(value) && value.every((v) => typeof v === "number");
+    case "strings":
+      // Absent in what the previous release remembered (XAUTOCLAIM's deleted ids): read as none.
+      return value === undefined || (Array.isArray(value) && value.every((v) => typeof v === "string"));
     case "bytes-or-null":
       return value === null || (isRecord(value) && typeof value["base64"] === "string");
     case "kv-results":
@@ -338,7 +359,7 @@ export function decodeStoredResult<C extends Command>(command: C, text: string):
   for (const [field, codec] of Object.entries<FieldCodec>(successFields[kind])) {
     const fieldValue = value[field];
     if (!checkField(fieldValue, codec)) throw new DecodeError(`remembered result of ${kind} lacks ${field}`);
-    fields[field] = restoreBytes(fieldValue);
+    fields[field] = codec === "strings" ? (fieldValue ?? []) : restoreBytes(fieldValue);
   }
   // A decoder's cast: every field of the kind's result type was checked above.
   return fields as unknown as ResultOf<C>;

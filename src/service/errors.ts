@@ -10,6 +10,7 @@ export const errorCodes = [
   "ERR_NOT_FOUND",
   "ERR_CONFLICT",
   "ERR_NOT_INTEGER",
+  "ERR_WRONG_TYPE",
   "ERR_IDEMPOTENCY_KEY_REUSED",
   "ERR_TOO_LARGE",
   "ERR_STREAM_FULL",
@@ -65,6 +66,7 @@ export type ErrorDetails = {
     readonly currentLastSeq?: number;
   };
   readonly ERR_NOT_INTEGER: NoDetails;
+  readonly ERR_WRONG_TYPE: NoDetails;
   readonly ERR_IDEMPOTENCY_KEY_REUSED: NoDetails;
   readonly ERR_TOO_LARGE: {
     /** The limit that was exceeded, in bytes. */
@@ -102,6 +104,7 @@ const noDetails: { readonly [C in ErrorCode]: ErrorDetails[C] } = {
   ERR_NOT_FOUND: {},
   ERR_CONFLICT: {},
   ERR_NOT_INTEGER: {},
+  ERR_WRONG_TYPE: {},
   ERR_IDEMPOTENCY_KEY_REUSED: {},
   ERR_TOO_LARGE: {},
   ERR_STREAM_FULL: {},

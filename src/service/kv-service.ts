@@ -463,7 +463,8 @@ export class KvService {
   /**
    * Applies `commands` as one entry (Redis MULTI/EXEC), unless a watched key's modify revision
    * (0: absent) has changed by then: `aborted`, and nothing ran. Each command's result is given in
-   * order; a refused command does not undo the others.
+   * order; a refused command does not undo the others. The commands see keys and streams as one
+   * keyspace, as Redis does (KvTransaction's `sharedKeyspace`).
    */
   async transaction(
     watch: readonly (readonly [key: Uint8Array, revision: number])[],
@@ -485,7 +486,10 @@ export class KvService {
       bytes += stepValueBytes(step);
     }
     this.#checkValue(bytes);
-    const { result } = await this.#propose({ type: "transaction", watch, commands }, undefined);
+    const { result } = await this.#propose(
+      { type: "transaction", watch, commands, sharedKeyspace: true },
+      undefined,
+    );
     return { aborted: result.aborted, results: result.results };
   }
 

@@ -144,6 +144,7 @@ const detailFields: { readonly [C in ErrorCode]: { readonly [K in keyof ErrorDet
   ERR_NOT_FOUND: { revision: "number", staleness: "staleness", firstSeq: "number", lastSeq: "number" },
   ERR_CONFLICT: { currentRevision: "number-or-null", currentLastSeq: "number" },
   ERR_NOT_INTEGER: {},
+  ERR_WRONG_TYPE: {},
   ERR_IDEMPOTENCY_KEY_REUSED: {},
   ERR_TOO_LARGE: { limit: "number" },
   ERR_STREAM_FULL: {},

@@ -7,7 +7,7 @@ import type { Cancel, StateMachine } from "../node/index.js";
 import type { Entry } from "../raft/index.js";
 import { type GroupId, type LogIndex, logIndex } from "../raft/index.js";
 import type { Effect, StateStore } from "../storage/index.js";
-import { assert, assertNever, bytesEqual, compareBytes } from "../util/index.js";
+import { assert, bytesEqual, compareBytes } from "../util/index.js";
 import {
   type ApplyOutcome,
   applyEnvelope,
@@ -25,7 +25,7 @@ import {
   type StateReader,
   spaceKinds,
 } from "./state.js";
-import type { StreamCommand } from "./streams/index.js";
+import { type StreamCommand, streamOfCommand } from "./streams/index.js";
 
 /** Where committed state lives: read it, and commit a round's effects with its applied index. */
 export interface StateBackend {
@@ -130,31 +130,8 @@ const streamNameDecoder = new TextDecoder();
  * the stream may hand out (a nack, a claim, a raised limit) without changing the stream itself.
  */
 function touchedBy(command: StreamCommand, touched: Set<string>): void {
-  switch (command.type) {
-    case "create":
-    case "delete":
-    case "update":
-    case "message-delete":
-    case "append":
-    case "trim":
-      touched.add(command.name);
-      return;
-    case "group-create":
-    case "group-delete":
-    case "group-update":
-    case "fetch":
-    case "settle":
-    case "claim":
-    case "group-position":
-    case "consumer-create":
-    case "consumer-delete":
-      touched.add(command.stream);
-      return;
-    case "sweep":
-      return;
-    default:
-      assertNever(command, "stream command");
-  }
+  const name = streamOfCommand(command);
+  if (name !== undefined) touched.add(name);
 }
 
 /** How many pairs one page of a range scan reads from the store. */

@@ -46,6 +46,7 @@ import {
   type StreamTrim,
   seqAtId,
   seqAtTime,
+  streamCount,
   streamSweepDue,
   streamsClockMs,
 } from "./streams/index.js";
@@ -144,6 +145,16 @@ export interface StreamInfo {
   readonly groups: readonly string[];
   /** The id of the newest message ever appended (`0-0` before the first), deleted or not. */
   readonly lastId: string;
+  /** The largest id deleted through Redis's XDEL, or set by XSETID (`0-0`: none). */
+  readonly maxDeletedId: string;
+  /** Redis's entries-added: `lastSeq`, unless XSETID ENTRIESADDED set it. */
+  readonly entriesAdded: number;
+}
+
+/** A Redis stream id's two parts, `<ms>-<n>`. */
+export interface StreamIdParts {
+  readonly ms: number;
+  readonly n: number;
 }
 
 /** A consumer group as reported to clients. */
@@ -205,6 +216,8 @@ export interface PendingEntry {
   readonly deliveries: number;
   /** Milliseconds since its last delivery, by the group's clock. */
   readonly idleMs: number;
+  /** Leader time of its last delivery (or claim). */
+  readonly deliveredAtMs: number;
 }
 
 /** A message to append. */
@@ -398,19 +411,31 @@ export class StreamService {
     name: string,
     seqs: readonly number[],
     idempotencyKey?: string,
+    options: { readonly keepPending?: boolean } = {},
   ): Promise<{ deleted: readonly number[]; duplicate: boolean }> {
-    const { result, duplicate } = await this.#propose(this.deleteMessagesCommand(name, seqs), idempotencyKey);
+    const command = this.deleteMessagesCommand(name, seqs, options);
+    const { result, duplicate } = await this.#propose(command, idempotencyKey);
     return { deleted: result.deleted, duplicate };
   }
 
-  /** The command {@link deleteMessages} proposes, checked as it checks it: for a transaction step. */
+  /**
+   * The command {@link deleteMessages} proposes, checked as it checks it: for a transaction step.
+   * `keepPending` (Redis XDEL) leaves the deleted messages in flight in their groups, by id, until
+   * acknowledged or claimed; otherwise the groups forget them.
+   */
   deleteMessagesCommand(
     name: string,
     seqs: readonly number[],
+    options: { readonly keepPending?: boolean } = {},
   ): Extract<StreamCommand, { type: "message-delete" }> {
     checkName("stream", name, STREAM_NAME);
     this.#checkSeqs(seqs);
-    return { type: "message-delete", name, seqs };
+    return {
+      type: "message-delete",
+      name,
+      seqs,
+      ...(options.keepPending === true ? { keepPending: true } : {}),
+    };
   }
 
   /** Reads one message by sequence; ERR_NOT_FOUND if the stream does not hold it. */
@@ -439,6 +464,55 @@ export class StreamService {
     return this.#read(consistency, (state) => ({
       streams: listStreams(state, 10_000).map((meta) => streamInfo(state, meta)),
     }));
+  }
+
+  /**
+   * Stream names in name order after `after`, at most `limit`, and how many streams exist: the
+   * streams of Redis's keyspace (KEYS, SCAN, DBSIZE).
+   */
+  async names(
+    limit: number,
+    after?: string,
+    consistency: Consistency = "linearizable",
+  ): Promise<{ names: string[]; count: number }> {
+    return this.#read(consistency, (state) => ({
+      names: listStreams(state, limit, after).map((meta) => meta.name),
+      count: streamCount(state),
+    }));
+  }
+
+  /**
+   * Sets a stream's last id (Redis XSETID): at least its newest message's and the largest deleted
+   * id (ERR_CONFLICT with Redis's text otherwise); `entriesAdded` (at least the messages held) and
+   * `maxDeletedId` replace what Redis's XINFO reports. ERR_NOT_FOUND without the stream.
+   */
+  async setId(
+    name: string,
+    lastId: StreamIdParts,
+    options: { readonly entriesAdded?: number; readonly maxDeletedId?: StreamIdParts } = {},
+  ): Promise<void> {
+    await this.#propose(this.setIdCommand(name, lastId, options), undefined);
+  }
+
+  /** The command {@link setId} proposes, checked as it checks it: for a transaction step. */
+  setIdCommand(
+    name: string,
+    lastId: StreamIdParts,
+    options: { readonly entriesAdded?: number; readonly maxDeletedId?: StreamIdParts } = {},
+  ): Extract<StreamCommand, { type: "set-id" }> {
+    checkName("stream", name, STREAM_NAME);
+    for (const part of [lastId.ms, lastId.n, options.maxDeletedId?.ms, options.maxDeletedId?.n]) {
+      checkInteger("id", part, 0, Number.MAX_SAFE_INTEGER);
+    }
+    checkInteger("entriesAdded", options.entriesAdded, 0, Number.MAX_SAFE_INTEGER);
+    return {
+      type: "set-id",
+      name,
+      lastIdMs: lastId.ms,
+      lastIdN: lastId.n,
+      ...(options.entriesAdded !== undefined ? { entriesAdded: options.entriesAdded } : {}),
+      ...(options.maxDeletedId !== undefined ? { maxDeletedId: options.maxDeletedId } : {}),
+    };
   }
 
   /** Describes one stream; ERR_NOT_FOUND if it does not exist. */
@@ -839,16 +913,19 @@ export class StreamService {
         if (entries.length >= query.count || record.seq > to) break;
         if (record.seq < from || (query.consumer !== undefined && record.consumer !== query.consumer))
           continue;
-        const idleMs = Math.max(0, clockMs - deliveredAt(record, g));
+        const deliveredAtMs = deliveredAt(record, g);
+        const idleMs = Math.max(0, clockMs - deliveredAtMs);
         if (query.minIdleMs !== undefined && idleMs < query.minIdleMs) continue;
-        const message = getMessage(state, meta, record.seq);
-        if (message === undefined) continue;
+        // A message deleted while in flight (Redis XDEL) stays listed by its id; one trimmed does not.
+        const id = getMessage(state, meta, record.seq)?.id ?? record.deletedId;
+        if (id === undefined) continue;
         entries.push({
           seq: record.seq,
-          id: message.id,
+          id,
           consumer: record.consumer,
           deliveries: record.deliveries,
           idleMs,
+          deliveredAtMs,
         });
       }
       return { entries };
@@ -1048,6 +1125,7 @@ export class StreamService {
   ): Promise<{
     messages: DeliveredMessage[];
     deleted: readonly number[];
+    deletedIds: readonly string[];
     next: number;
     duplicate: boolean;
   }> {
@@ -1085,6 +1163,7 @@ export class StreamService {
     return {
       messages: this.#delivered(stream, result.claimed),
       deleted: result.deleted,
+      deletedIds: result.deletedIds,
       next: result.next,
       duplicate,
     };
@@ -1341,6 +1420,8 @@ function streamInfo(state: StateReader, meta: StreamMeta): StreamInfo {
     bytes: meta.bytes,
     groups: listGroups(state, meta).map((g) => g.name),
     lastId: `${meta.lastIdMs}-${meta.lastIdN}`,
+    maxDeletedId: `${meta.maxDeletedIdMs ?? 0}-${meta.maxDeletedIdN ?? 0}`,
+    entriesAdded: meta.lastSeq + (meta.entriesAddedDelta ?? 0),
   };
 }
 

@@ -17,6 +17,7 @@ export const grpcStatusOf: Record<ErrorCode, status> = {
   // A test-and-set that failed: gRPC's guide names ABORTED for it (retry at a higher level).
   ERR_CONFLICT: status.ABORTED,
   ERR_NOT_INTEGER: status.FAILED_PRECONDITION,
+  ERR_WRONG_TYPE: status.FAILED_PRECONDITION,
   ERR_IDEMPOTENCY_KEY_REUSED: status.ALREADY_EXISTS,
   ERR_TOO_LARGE: status.RESOURCE_EXHAUSTED,
   ERR_STREAM_FULL: status.RESOURCE_EXHAUSTED,

@@ -8,6 +8,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   ERR_NOT_FOUND: 404,
   ERR_CONFLICT: 409,
   ERR_NOT_INTEGER: 409,
+  ERR_WRONG_TYPE: 409,
   ERR_IDEMPOTENCY_KEY_REUSED: 422,
   ERR_TOO_LARGE: 413,
   ERR_STREAM_FULL: 409,

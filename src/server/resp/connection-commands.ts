@@ -224,7 +224,10 @@ export async function info({ args, server }: CommandCall): Promise<Reply> {
   const asked = new Set(args.slice(1).map((a) => text(a).toLowerCase()));
   const all = asked.size === 0 || asked.has("all") || asked.has("everything") || asked.has("default");
   const status = server.status();
-  const { keys, expires } = await server.kv.stats("stale");
+  const stats = await server.kv.stats("stale");
+  // Streams are keys of Redis's keyspace too.
+  const keys = stats.keys + (await server.streams.names(0, undefined, "stale")).count;
+  const { expires } = stats;
   const role = status.self.role;
   const sections: [string, [string, string | number][]][] = [
     [

@@ -12,6 +12,8 @@ export const respErrorOf: Record<ErrorCode, (error: CairnError) => string> = {
   // The state machine's texts are Redis's ("value is not an integer or out of range", "increment
   // or decrement would overflow", "value is not a valid float").
   ERR_NOT_INTEGER: (e) => `ERR ${e.message}`,
+  // A key command on a stream's name or a stream command on a key's (one keyspace, as in Redis).
+  ERR_WRONG_TYPE: () => "WRONGTYPE Operation against a key holding the wrong kind of value",
   ERR_IDEMPOTENCY_KEY_REUSED: (e) => `ERR ${e.message}`,
   ERR_TOO_LARGE: () => "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
   ERR_STREAM_FULL: (e) => `ERR ${e.message}`,

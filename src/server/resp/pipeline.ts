@@ -6,9 +6,8 @@
 //   StepBatcher), so 50 clients writing at once cost a few entries, not 50;
 // - a run of consecutive reads on one connection runs concurrently (reads commute; each is still
 //   linearizable).
-// Anything else (MULTI and what it queues, blocking reads, the stream commands without a plan,
-// DEL / EXISTS / TYPE, which also see streams) runs alone, after everything before it on its
-// connection was answered.
+// Anything else (MULTI and what it queues, blocking reads, the stream commands without a plan) runs
+// alone, after everything before it on its connection was answered.
 import {
   type CairnError,
   isCairnError,
@@ -26,9 +25,6 @@ import { planOf, type TransactionPlan, transactionPlanners } from "./transaction
 /** Commands one run holds at most. */
 const runCommandsMax = 256;
 
-/** Key commands whose Redis meaning includes streams: they run alone, with their own handler. */
-const streamAware = new Set(["del", "unlink", "exists", "touch", "type"]);
-
 /** How the commands at the head of a connection's queue run. */
 export type Run =
   | { readonly kind: "batch"; readonly commands: readonly (readonly Buffer[])[] }
@@ -38,8 +34,7 @@ export type Run =
 /** Whether a command may join a batch: a valid call of a command with a plan of KV steps. */
 function batchable(args: readonly Buffer[]): { write: boolean } | undefined {
   const name = text(args[0]).toLowerCase();
-  if (!transactionPlanners.has(name) || streamAware.has(name) || refuseCall(args) !== undefined)
-    return undefined;
+  if (!transactionPlanners.has(name) || refuseCall(args) !== undefined) return undefined;
   return { write: lookupCommand(args[0])?.flags.includes("write") === true };
 }
 
@@ -85,7 +80,7 @@ export function takeRun(
  * Answers a batch: every command's steps in one transaction entry, each command's reply from its
  * own results (a refused step answers its error in its place, as Redis answers each command of a
  * pipeline). When the service refuses the batch itself before proposing it (a key or value over a
- * limit), each command runs alone and answers for itself; an outcome the service could not learn
+ * limit), each command is proposed alone and answers for itself; an outcome the service could not learn
  * (a timeout) is every command's answer, since none may be retried blindly.
  */
 export async function answerBatch(
@@ -110,9 +105,12 @@ export async function answerBatch(
   try {
     if (steps.length > 0) results = await batcher.run(steps);
   } catch (error) {
-    if (isCairnError(error) && refusedBeforeProposing(error)) {
+    if (isCairnError(error) && refusedBeforeProposing(error) && commands.length > 1) {
+      // Each command as an entry of its own, still seeing one keyspace: only the offender is refused.
       const alone: Reply[] = [];
-      for (const args of commands) alone.push(await one(args));
+      for (const args of commands) {
+        alone.push(...(await answerBatch([args], client, server, batcher, one, unexpected)));
+      }
       return alone;
     }
     const reply = isCairnError(error) ? r.error(respErrorOf[error.code](error)) : unexpected(error);

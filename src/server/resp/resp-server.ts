@@ -16,6 +16,7 @@ import {
 } from "./command-table.js";
 import { commandTable } from "./commands.js";
 import { respErrorOf } from "./error-replies.js";
+import { runStreamCommand } from "./key-types.js";
 import { answerBatch, StepBatcher, takeRun } from "./pipeline.js";
 import { defaultRespParserLimits, RespParser, type RespParserLimits } from "./resp-parser.js";
 import { encodeReply, type Reply, r } from "./resp-reply.js";
@@ -54,6 +55,7 @@ export async function startRespServer(
   const limits: RespParserLimits = {
     ...defaultRespParserLimits,
     bulkBytesMax: options.kv.limits.valueBytesMax + options.kv.limits.keyBytesMax,
+    commandBytesMax: 2 * (options.kv.limits.valueBytesMax + options.kv.limits.keyBytesMax),
     ...options.limits,
   };
   const pendingMax = options.pendingCommandsMax ?? 1024;
@@ -220,7 +222,8 @@ export async function runCommand(
   const spec = lookupCommand(args[0]);
   if (spec === undefined) return unknownCommand(args);
   client.lastCommand = spec.name;
-  return spec.handler(inExec ? { args, client, server, inExec } : { args, client, server });
+  const call = inExec ? { args, client, server, inExec } : { args, client, server };
+  return spec.group === "stream" ? runStreamCommand(spec, call) : spec.handler(call);
 }
 
 /**

@@ -11,6 +11,7 @@ export const textReasonOf: Record<ErrorCode, string> = {
   ERR_NOT_FOUND: "not found",
   ERR_CONFLICT: "conflict",
   ERR_NOT_INTEGER: "not an integer",
+  ERR_WRONG_TYPE: "wrong type",
   ERR_IDEMPOTENCY_KEY_REUSED: "idempotency key reused",
   ERR_TOO_LARGE: "message too large",
   ERR_STREAM_FULL: "full",
