@@ -52,6 +52,7 @@ export const postMessageTextOf: Record<ErrorCode, (error: CairnError) => string>
   ERR_NOT_FOUND: (e) => e.message,
   ERR_CONFLICT: (e) => e.message,
   ERR_NOT_INTEGER: (e) => e.message,
+  ERR_WRONG_TYPE: (e) => e.message,
   ERR_IDEMPOTENCY_KEY_REUSED: (e) => e.message,
   ERR_TOO_LARGE: (e) => `Failed to create message: ${e.message}`,
   ERR_STREAM_FULL: (e) => `Failed to create message: ${e.message}`,
