@@ -4,6 +4,7 @@
 import type { Env } from "../node/env.js";
 import { NodeError } from "../node/node-error.js";
 import type { RaftGroup } from "../node/raft-group.js";
+import { type AuthGuard, currentPrincipal, type Need } from "./auth/index.js";
 import type { ApplyOutcome } from "./command.js";
 import { CairnError, isCairnError } from "./errors.js";
 import type { LeaderLink } from "./leader-link.js";
@@ -17,20 +18,34 @@ export class GroupReplication implements ReplicationPort {
   readonly #backend: StateBackend;
   readonly #env: Env;
   readonly #link: LeaderLink | undefined;
+  readonly #guard: AuthGuard | undefined;
 
   /**
    * Creates the port. With `link`, a write made on a follower is handed to the leader; without,
-   * it is refused with ERR_NOT_LEADER (a client must find the leader itself).
+   * it is refused with ERR_NOT_LEADER (a client must find the leader itself). With `guard`, every
+   * operation checks its principal's permissions.
    */
-  constructor(group: RaftGroup<ApplyOutcome>, backend: StateBackend, env: Env, link?: LeaderLink) {
+  constructor(
+    group: RaftGroup<ApplyOutcome>,
+    backend: StateBackend,
+    env: Env,
+    link?: LeaderLink,
+    guard?: AuthGuard,
+  ) {
     this.#group = group;
     this.#backend = backend;
     this.#env = env;
     this.#link = link;
+    this.#guard = guard;
+  }
+
+  authorize(needs: readonly Need[]): void {
+    this.#guard?.check(needs);
   }
 
   async propose(data: Uint8Array): Promise<ApplyOutcome> {
-    if (this.#link !== undefined && !this.#link.leads) return this.#link.propose(data);
+    // The principal travels with the write: the leader checks it again against its own state.
+    if (this.#link !== undefined && !this.#link.leads) return this.#link.propose(data, currentPrincipal());
     let outcome: ApplyOutcome | undefined;
     try {
       outcome = await this.#group.propose(data);

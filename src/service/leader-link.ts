@@ -9,7 +9,8 @@ import { nodeId } from "../raft/index.js";
 import { DecodeError } from "../util/bytes.js";
 import type { ApplyNotifier } from "./apply-notifier.js";
 import type { JoinAnswer, Membership } from "./cluster/membership.js";
-import { type ApplyOutcome, restampEnvelope } from "./command.js";
+import { type AuthGuard, currentPrincipal, type Principal, runAs } from "./auth/index.js";
+import { type ApplyOutcome, commandNeeds, decodeEnvelope, restampEnvelope } from "./command.js";
 import { CairnError, type LeaderAddresses } from "./errors.js";
 import { toCairnError } from "./group-replication.js";
 import {
@@ -21,6 +22,7 @@ import {
   errorAnswer,
   type LeaderAnswer,
   type LeaderCall,
+  type LeaderOp,
   proposalOutcome,
 } from "./leader-calls.js";
 import type { StateBackend } from "./state-machine.js";
@@ -39,6 +41,11 @@ export interface LeaderLinkOptions {
    * than the leader's own proposal timeout, so the leader's verdict usually arrives. Default 10,000.
    */
   readonly callTimeoutMs?: number;
+  /**
+   * Checks the principal a follower sends with each call against this node's auth state: a token
+   * revoked here is refused even where the follower has not applied the revocation yet.
+   */
+  readonly guard?: AuthGuard;
 }
 
 /** Hands this node's writes to the leader when it does not lead, and serves the calls of followers. */
@@ -63,8 +70,8 @@ export class LeaderLink {
   }
 
   /** Hands an encoded envelope to the leader; resolves with the outcome it applied. */
-  async propose(envelope: Uint8Array): Promise<ApplyOutcome> {
-    return proposalOutcome(await this.#call({ op: "propose", envelope }));
+  async propose(envelope: Uint8Array, principal: Principal = currentPrincipal()): Promise<ApplyOutcome> {
+    return proposalOutcome(await this.#call({ op: "propose", envelope }, principal));
   }
 
   /** Asks the leader to add a node (see {@link Membership.join}). */
@@ -110,7 +117,8 @@ export class LeaderLink {
     );
   }
 
-  async #call(call: LeaderCall): Promise<unknown> {
+  async #call(op: LeaderOp, principal: Principal = currentPrincipal()): Promise<unknown> {
+    const call: LeaderCall = { ...op, principal };
     const leaderId = this.#o.group.softState.leaderId;
     if (leaderId === null || leaderId === this.#o.group.id) {
       throw new CairnError("ERR_UNAVAILABLE", "no leader is known right now; retry shortly");
@@ -181,7 +189,7 @@ export class LeaderLink {
       );
     }
     try {
-      const value = await this.#carryOut(call);
+      const value = await runAs(call.principal, () => this.#carryOut(call));
       return { ok: true, appliedIndex: backend.appliedIndex(), value };
     } catch (error) {
       if (error instanceof CairnError || error instanceof NodeError) return errorAnswer(toCairnError(error));
@@ -192,6 +200,7 @@ export class LeaderLink {
   async #carryOut(call: LeaderCall): Promise<unknown> {
     const { group, env } = this.#o;
     if (call.op === "propose") {
+      this.#o.guard?.check(commandNeeds(decodeEnvelope(call.envelope).command));
       // The leader's clock stamps every entry: TTLs and deadlines follow one clock.
       const outcome = await group.propose(restampEnvelope(call.envelope, env.nowMs()));
       if (outcome === undefined)

@@ -29,7 +29,8 @@ export type KeyKind =
   | "stream-dedupe-ttl"
   | "stream-garbage"
   | "consumer-pending"
-  | "consumer-due";
+  | "consumer-due"
+  | "auth";
 
 /** The byte each kind contributes to a stored key. */
 export const keyKindCode: Record<KeyKind, number> = {
@@ -47,6 +48,7 @@ export const keyKindCode: Record<KeyKind, number> = {
   "stream-garbage": 11,
   "consumer-pending": 12,
   "consumer-due": 13,
+  auth: 14,
 };
 
 /** One write of an applied batch. `delete-range` removes keys in [start, end) of one kind. */

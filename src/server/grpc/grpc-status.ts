@@ -9,6 +9,9 @@ import type { CairnError, ErrorCode } from "../../service/index.js";
 /** The gRPC status of each error code. */
 export const grpcStatusOf: Record<ErrorCode, status> = {
   ERR_BAD_REQUEST: status.INVALID_ARGUMENT,
+  // The seed's 401 for a bad auth_token.
+  ERR_UNAUTHENTICATED: status.UNAUTHENTICATED,
+  ERR_FORBIDDEN: status.PERMISSION_DENIED,
   ERR_NOT_FOUND: status.NOT_FOUND,
   // A test-and-set that failed: gRPC's guide names ABORTED for it (retry at a higher level).
   ERR_CONFLICT: status.ABORTED,
