@@ -49,6 +49,11 @@ export interface NodeConfig {
   readonly peerDialOverrides: ReadonlyMap<string, HostPort>;
   /** Testing facility: a file holding the milliseconds every log write and sync waits (a slow disk). */
   readonly diskDelayFile: string | undefined;
+  /**
+   * `on`: when this node starts a new cluster, turn authentication on and write the bootstrap admin
+   * token to `<data-dir>/admin-token` (mode 0600). Ignored once the node has data.
+   */
+  readonly auth: "on" | "off";
 }
 
 /** A setting that failed validation; `setting` is its flag name. Stable code ERR_CONFIG. */
@@ -224,6 +229,15 @@ export const nodeSettings: readonly Setting[] = [
     min: 64 * 1024,
     max: 16 * 1024 * 1024 * 1024,
     description: "bytes of applied entry data between snapshots (whichever of the two comes first)",
+  },
+  {
+    key: "auth",
+    flag: "auth",
+    kind: "choice",
+    choices: ["off", "on"],
+    default: "off",
+    description:
+      "on: a new cluster starts with authentication on, its admin token in <data-dir>/admin-token (docs/security.md)",
   },
   {
     key: "peerDialOverrides",

@@ -1,6 +1,7 @@
 // `cairn node`: wires one node process together (storage, transport, Raft group, services, HTTP)
 // and runs it until SIGINT or SIGTERM. The only place that knows every layer.
-import { readFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CairnClient } from "../client/index.js";
 import { systemEnv } from "../node/env.js";
@@ -15,6 +16,8 @@ import { buildHttpApp } from "../server/http/app.js";
 import { startRespServer } from "../server/resp/index.js";
 import { startTextServer } from "../server/text/index.js";
 import { ApplyNotifier } from "../service/apply-notifier.js";
+import { AuthGuard, runAs, system } from "../service/auth/index.js";
+import { AuthService } from "../service/auth-service.js";
 import { type JoinAnswer, Membership } from "../service/cluster/membership.js";
 import { ClusterService } from "../service/cluster-service.js";
 import type { ApplyOutcome } from "../service/command.js";
@@ -51,7 +54,13 @@ const MAIN_GROUP = groupId(1);
 
 /** Asks a running cluster (through any member's HTTP API) to add this node. */
 async function joinCluster(config: NodeConfig, url: string): Promise<NodeIdentity> {
-  const client = new CairnClient({ endpoints: [url], retryBudgetMs: 30_000 });
+  // With authentication on, joining takes an admin token (docs/security.md).
+  const token = process.env["CAIRN_TOKEN"];
+  const client = new CairnClient({
+    endpoints: [url],
+    retryBudgetMs: 30_000,
+    ...(token !== undefined && token !== "" ? { token } : {}),
+  });
   const answer = (await client.request(
     "POST",
     "/v1/cluster/members",
@@ -189,19 +198,28 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
   await transport.start();
   host.startAnnouncing();
 
+  // Every protocol authenticates its clients with the guard, from this node's copy of the
+  // replicated tokens and roles; the leader checks forwarded writes again with its own.
+  const guard = new AuthGuard({
+    state: backend.reader,
+    nowMs: () => env.nowMs(),
+    barrier: () => group.readBarrier(),
+  });
   // A follower hands writes and membership changes to the leader over the peer link.
-  const link = new LeaderLink({ group, host, env, backend, applied });
-  const kv = new KvService(new GroupReplication(group, backend, env, link), {
+  const link = new LeaderLink({ group, host, env, backend, applied, guard });
+  const replication = new GroupReplication(group, backend, env, link, guard);
+  const auth = new AuthService(replication, guard);
+  const kv = new KvService(replication, {
     keyBytesMax: config.keyBytesMax,
     valueBytesMax: config.valueBytesMax,
     rangeLimitMax: 1000,
     ttlMsMax: 365 * 24 * 3600 * 1000,
   });
-  const streams = new StreamService(new GroupReplication(group, backend, env, link), applied, {
+  const streams = new StreamService(replication, applied, {
     ...defaultStreamLimits,
     messageBytesMax: config.valueBytesMax,
   });
-  const cluster = new ClusterService(identity.clusterId, group, host);
+  const cluster = new ClusterService(identity.clusterId, group, host, guard);
   const membership = new Membership({
     clusterId: identity.clusterId,
     group,
@@ -213,6 +231,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     setPeers: (p) => transport.setPeers(p),
     nowMs: () => env.nowMs(),
     link,
+    guard,
   });
   link.serveMembership(membership);
   const http = buildHttpApp({
@@ -220,8 +239,16 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     streams,
     nodeName: identity.name,
     cluster: { status: () => cluster.status(), membership },
-    metrics: group,
+    metrics: {
+      metrics: group.metrics,
+      status: () => group.status(),
+      get appliedIndex() {
+        return group.appliedIndex;
+      },
+      authFailures: guard.failures,
+    },
     corsOrigins: config.corsOrigins,
+    auth,
     readiness: () =>
       fatal
         ? { ready: false, reason: "storage failed" }
@@ -231,11 +258,13 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
   });
   await http.listen({ host: config.httpListen.host, port: config.httpListen.port });
   const text =
-    config.textListen && (await startTextServer(config.textListen, { kv, flavor: config.textCompat, log }));
+    config.textListen &&
+    (await startTextServer(config.textListen, { kv, guard, flavor: config.textCompat, log }));
   const redis =
     config.redisListen &&
-    (await startRespServer({ kv, streams, status: () => cluster.status(), log }, config.redisListen));
-  const grpc = config.grpcListen && (await startGrpcServer(config.grpcListen, { streams }));
+    (await startRespServer({ kv, streams, guard, status: () => cluster.status(), log }, config.redisListen));
+  const grpc = config.grpcListen && (await startGrpcServer(config.grpcListen, { streams, guard }));
+  let authBootstrap = config.auth === "on" ? bootstrapAuth(config.dataDir, auth, log) : undefined;
 
   // Once a second: membership upkeep, and the leader sweeps expired keys by its own clock, carried
   // in the entry so replicas agree.
@@ -264,7 +293,21 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
       });
       group.propose(data).catch(() => undefined);
     }
-    if (group.softState.role === "leader" && !fatal) streams.sweepIfDue().catch(() => undefined);
+    if (group.softState.role === "leader" && !fatal)
+      runAs(system, () => streams.sweepIfDue()).catch(() => undefined);
+    if (authBootstrap !== undefined && group.softState.leaderId !== null && !fatal) {
+      const attempt = authBootstrap;
+      authBootstrap = undefined;
+      attempt().then(
+        (done) => {
+          if (!done) authBootstrap = attempt;
+        },
+        (error: unknown) => {
+          log(`turning authentication on failed, retrying: ${String(error)}`);
+          authBootstrap = attempt;
+        },
+      );
+    }
     cancelSweep = env.after(1_000, sweep);
   });
 
@@ -288,6 +331,37 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
       await store.close();
       diskDelay?.close();
     },
+  };
+}
+
+/** Where `--auth on` writes the bootstrap admin token, and the mark that it has run. */
+export const adminTokenFile = "admin-token";
+const authBootstrappedFile = "auth-bootstrapped";
+
+/**
+ * `--auth on`: once per data directory, turns authentication on if it is off, and writes the
+ * bootstrap admin token to `<data-dir>/admin-token` (mode 0600). Of several nodes started so,
+ * one wins; the others find it on (ERR_CONFLICT) and write no token. Returns a step that
+ * resolves true when done, false to be tried again later.
+ */
+function bootstrapAuth(
+  dataDir: string,
+  auth: AuthService,
+  log: (line: string) => void,
+): () => Promise<boolean> {
+  const mark = join(dataDir, authBootstrappedFile);
+  return async () => {
+    if (existsSync(mark)) return true;
+    try {
+      const created = await runAs(system, () => auth.enable());
+      await writeFile(join(dataDir, adminTokenFile), `${created.token}\n`, { mode: 0o600, flag: "wx" });
+      log(`authentication is on; the admin token (id ${created.id}) is in ${join(dataDir, adminTokenFile)}`);
+    } catch (error) {
+      if (!(error instanceof Error && "code" in error && error.code === "ERR_CONFLICT")) throw error;
+      log("authentication is already on in this cluster");
+    }
+    await writeFile(mark, "", { mode: 0o600 });
+    return true;
   };
 }
 

@@ -39,6 +39,8 @@ export interface CairnClientOptions {
   readonly requestTimeoutMs?: number;
   /** Total time a call may spend retrying. Default 15,000 ms. */
   readonly retryBudgetMs?: number;
+  /** A token (docs/security.md), sent as `Authorization: Bearer` on every request. */
+  readonly token?: string;
 }
 
 /** A key as read. */
@@ -101,6 +103,7 @@ type Method = "GET" | "PUT" | "PATCH" | "DELETE" | "POST";
 export class CairnClient {
   readonly #endpoints: readonly string[];
   readonly #requestTimeoutMs: number;
+  readonly #token: string | undefined;
   readonly #retryBudgetMs: number;
   #preferred = 0;
 
@@ -109,6 +112,7 @@ export class CairnClient {
     if (options.endpoints.length === 0) throw new CairnClientError("ERR_BAD_REQUEST", "no endpoints given");
     this.#endpoints = options.endpoints.map((e) => e.replace(/\/+$/, ""));
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 5_000;
+    this.#token = options.token;
     this.#retryBudgetMs = options.retryBudgetMs ?? 15_000;
   }
 
@@ -481,6 +485,7 @@ export class CairnClient {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers["content-type"] = "application/json";
     if (idempotencyKey !== undefined) headers["idempotency-key"] = idempotencyKey;
+    if (this.#token !== undefined) headers["authorization"] = `Bearer ${this.#token}`;
     let response: Response;
     try {
       response = await fetch(`${endpoint}${path}`, {

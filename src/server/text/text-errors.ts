@@ -9,7 +9,7 @@ import type { ErrorCode } from "../../service/index.js";
 export const textReasonOf: Record<ErrorCode, string> = {
   ERR_BAD_REQUEST: "bad request",
   // The connection has not sent `AUTH <token>`, or its token was revoked or expired.
-  ERR_UNAUTHENTICATED: "authentication required",
+  ERR_UNAUTHENTICATED: "unauthenticated (send AUTH <token>)",
   ERR_FORBIDDEN: "permission denied",
   ERR_NOT_FOUND: "not found",
   ERR_CONFLICT: "conflict",

@@ -8,6 +8,7 @@ import type { RaftGroup } from "../../node/raft-group.js";
 import { type NodeId, nodeId } from "../../raft/index.js";
 import type { PeerAddress } from "../../transport/index.js";
 import { assert } from "../../util/assert.js";
+import type { AuthGuard, Need } from "../auth/index.js";
 import { type ApplyOutcome, encodeEnvelope, isResultOf } from "../command.js";
 import { CairnError, isCairnError, refusalError } from "../errors.js";
 import { toCairnError } from "../group-replication.js";
@@ -49,7 +50,11 @@ export interface MembershipOptions {
   readonly promoteLagMax?: number;
   /** Hands joins, removals and transfers to the leader when this node does not lead. */
   readonly link?: LeaderLink;
+  /** Checks that the caller may change membership (admin on the cluster). */
+  readonly guard?: AuthGuard;
 }
+
+const clusterAdmin: readonly Need[] = [{ permission: "admin", resource: "cluster" }];
 
 const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const ADDRESS = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
@@ -83,6 +88,7 @@ export class Membership {
 
   /** Adds a node as a learner (it is promoted once caught up). Carried out by the leader. */
   async join(name: string, peerAddress: string): Promise<JoinAnswer> {
+    this.#o.guard?.check(clusterAdmin);
     if (!NAME.test(name))
       throw new CairnError("ERR_BAD_REQUEST", "name must be lowercase letters, digits and dashes (1-63)");
     if (!ADDRESS.test(peerAddress)) throw new CairnError("ERR_BAD_REQUEST", "peerAddress must be host:port");
@@ -117,6 +123,7 @@ export class Membership {
 
   /** Removes a member from the group, then from the registry. Carried out by the leader. */
   async remove(id: number): Promise<void> {
+    this.#o.guard?.check(clusterAdmin);
     const toLeader = this.#toLeader;
     if (toLeader !== undefined) return toLeader.remove(id);
     const status = this.#o.group.status();
@@ -135,6 +142,7 @@ export class Membership {
 
   /** Hands leadership to a voter. Carried out by the leader. */
   async transferLeader(to: number): Promise<void> {
+    this.#o.guard?.check(clusterAdmin);
     const toLeader = this.#toLeader;
     if (toLeader !== undefined) return toLeader.transfer(to);
     try {
