@@ -4,10 +4,10 @@ import { resolve } from "node:path";
 import { Command, Option } from "commander";
 import type { ClusterStatus } from "../api/index.js";
 import { CairnClient, CairnClientError } from "../client/index.js";
+import { registerAuthCommands } from "./auth-commands.js";
 import { startControlServer } from "./control-server.js";
 import { devCertsCommand } from "./dev-certs.js";
 import { startDevCluster } from "./dev-cluster.js";
-
 import { ConfigError, envNameOf, nodeSettings, resolveNodeConfig } from "./node-config.js";
 import { registerStreamCommands } from "./stream-commands.js";
 
@@ -41,6 +41,12 @@ function endpointsFrom(flag: string | undefined): string[] {
     }
   }
   return ["http://127.0.0.1:8081"];
+}
+
+/** A client's settings: the endpoints, and the token in CAIRN_TOKEN when one is set (docs/security.md). */
+function clientOptions(flag: string | undefined): { endpoints: string[]; token?: string } {
+  const token = process.env["CAIRN_TOKEN"];
+  return { endpoints: endpointsFrom(flag), ...(token !== undefined && token !== "" ? { token } : {}) };
 }
 
 function print(value: unknown): void {
@@ -193,7 +199,7 @@ export function buildProgram(): Command {
     .option("--stale", "serve from the node's local state without a leader round trip")
     .option("--json", "print the whole record")
     .action(async (key: string, options: { endpoints?: string; stale?: boolean; json?: boolean }) => {
-      const item = await new CairnClient({ endpoints: endpointsFrom(options.endpoints) }).get(
+      const item = await new CairnClient(clientOptions(options.endpoints)).get(
         key,
         options.stale ? { consistency: "stale" } : {},
       );
@@ -219,14 +225,14 @@ export function buildProgram(): Command {
         options: { endpoints?: string; ttlMs?: number; ifRevision?: number; ifAbsent?: boolean },
       ) => {
         const { endpoints, ...conditions } = options;
-        print(await new CairnClient({ endpoints: endpointsFrom(endpoints) }).put(key, value, conditions));
+        print(await new CairnClient(clientOptions(endpoints)).put(key, value, conditions));
       },
     );
   withEndpoints(kv.command("del <key>").description("delete a key"))
     .option("--if-revision <n>", "delete only if the key is at this revision", integer("if-revision"))
     .action(async (key: string, options: { endpoints?: string; ifRevision?: number }) => {
       print(
-        await new CairnClient({ endpoints: endpointsFrom(options.endpoints) }).delete(
+        await new CairnClient(clientOptions(options.endpoints)).delete(
           key,
           options.ifRevision !== undefined ? { ifRevision: options.ifRevision } : {},
         ),
@@ -236,12 +242,7 @@ export function buildProgram(): Command {
     async (key: string, by: string | undefined, options: { endpoints?: string }) => {
       if (by !== undefined && !/^-?\d{1,19}$/.test(by)) throw new ConfigError("by", "expected an integer");
       print(
-        (
-          await new CairnClient({ endpoints: endpointsFrom(options.endpoints) }).increment(
-            key,
-            BigInt(by ?? "1"),
-          )
-        ).value,
+        (await new CairnClient(clientOptions(options.endpoints)).increment(key, BigInt(by ?? "1"))).value,
       );
     },
   );
@@ -250,7 +251,7 @@ export function buildProgram(): Command {
     .option("--all", "follow pages to the end")
     .action(
       async (prefix: string | undefined, options: { endpoints?: string; limit: number; all?: boolean }) => {
-        const client = new CairnClient({ endpoints: endpointsFrom(options.endpoints) });
+        const client = new CairnClient(clientOptions(options.endpoints));
         let after: string | undefined;
         do {
           const page = await client.list({
@@ -267,7 +268,7 @@ export function buildProgram(): Command {
   withEndpoints(program.command("status").description("show members, roles, leader, indexes and lag"))
     .option("--json", "print the raw status")
     .action(async (options: { endpoints?: string; json?: boolean }) => {
-      const status = (await new CairnClient({ endpoints: endpointsFrom(options.endpoints) }).request(
+      const status = (await new CairnClient(clientOptions(options.endpoints)).request(
         "GET",
         "/v1/cluster",
       )) as ClusterStatus;
@@ -291,7 +292,7 @@ export function buildProgram(): Command {
     async (id: string, options: { endpoints?: string }) => {
       const memberId = integer("id")(id);
       print(
-        await new CairnClient({ endpoints: endpointsFrom(options.endpoints) }).request(
+        await new CairnClient(clientOptions(options.endpoints)).request(
           "DELETE",
           `/v1/cluster/members/${memberId}`,
         ),
@@ -304,7 +305,7 @@ export function buildProgram(): Command {
       .description("register a node (normally done by cairn node --join)"),
   ).action(async (name: string, peerAddress: string, options: { endpoints?: string }) => {
     print(
-      await new CairnClient({ endpoints: endpointsFrom(options.endpoints) }).request(
+      await new CairnClient(clientOptions(options.endpoints)).request(
         "POST",
         "/v1/cluster/members",
         { name, peerAddress },
@@ -317,15 +318,14 @@ export function buildProgram(): Command {
   ).action(async (id: string, options: { endpoints?: string }) => {
     const to = integer("id")(id);
     print(
-      await new CairnClient({ endpoints: endpointsFrom(options.endpoints) }).request(
-        "POST",
-        "/v1/cluster/leader",
-        { transferTo: to },
-      ),
+      await new CairnClient(clientOptions(options.endpoints)).request("POST", "/v1/cluster/leader", {
+        transferTo: to,
+      }),
     );
   });
+  registerAuthCommands(program, { clientOptions, print });
   registerStreamCommands(program, {
-    endpointsFrom,
+    clientOptions,
     print,
     warn: (line) => process.stderr.write(`${line}\n`),
   });
