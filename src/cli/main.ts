@@ -5,9 +5,10 @@ import { Command, Option } from "commander";
 import type { ClusterStatus } from "../api/index.js";
 import { CairnClient, CairnClientError } from "../client/index.js";
 import { registerAuthCommands } from "./auth-commands.js";
+import { authorizeControl } from "./cluster-calls.js";
 import { startControlServer } from "./control-server.js";
 import { devCertsCommand } from "./dev-certs.js";
-import { startDevCluster } from "./dev-cluster.js";
+import { devAdminTokenFile, startDevCluster } from "./dev-cluster.js";
 import { ConfigError, envNameOf, nodeSettings, resolveNodeConfig } from "./node-config.js";
 import { registerStreamCommands } from "./stream-commands.js";
 
@@ -71,6 +72,7 @@ interface DevOptions {
   redisPort: number;
   grpcPort: number;
   dashboardPort: number;
+  auth?: boolean;
 }
 
 /** Builds the `cairn` command tree. Exported so tests can drive it without spawning a process. */
@@ -133,9 +135,11 @@ export function buildProgram(): Command {
       integer("dashboard-port"),
       8080,
     )
+    .option("--auth", "turn authentication on; prints the admin token (docs/security.md)")
     .action(async (options: DevOptions) => {
       const cluster = await startDevCluster({
         ...options,
+        auth: options.auth === true,
         cairnBin: new URL("../../bin/cairn.js", import.meta.url).pathname,
         print,
       });
@@ -146,6 +150,17 @@ export function buildProgram(): Command {
           supervisor: cluster,
           port: options.dashboardPort,
           staticDir: new URL("../../dist/dashboard/", import.meta.url).pathname,
+          authorize: async (header) => {
+            // Open until a run turned authentication on; then admins only (the kept admin token
+            // without a round trip, so the page still works while every node is stopped).
+            const file = devAdminTokenFile(resolve(options.dir, "dev"));
+            if (!existsSync(file)) return;
+            if (header === `Bearer ${readFileSync(file, "utf8").trim()}`) return;
+            await authorizeControl(
+              cluster.nodes.map((n) => n.httpUrl),
+              header,
+            );
+          },
         });
       } catch (error) {
         await cluster.close();

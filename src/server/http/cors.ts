@@ -24,7 +24,7 @@ export const messagingPaths: readonly string[] = [
 const preflightHeaders = {
   "access-control-allow-methods": "GET, HEAD, PUT, POST, DELETE, OPTIONS",
   // Browsers send content-type on JSON bodies; Idempotency-Key lets a dashboard retry safely.
-  "access-control-allow-headers": "content-type, idempotency-key",
+  "access-control-allow-headers": "content-type, idempotency-key, authorization",
   "access-control-max-age": "600",
 } as const;
 
