@@ -200,7 +200,7 @@ export class LeaderLink {
   async #carryOut(call: LeaderCall): Promise<unknown> {
     const { group, env } = this.#o;
     if (call.op === "propose") {
-      this.#o.guard?.check(commandNeeds(decodeEnvelope(call.envelope).command));
+      this.#o.guard?.check(commandNeeds(decodeEnvelope(call.envelope).command), call.principal);
       // The leader's clock stamps every entry: TTLs and deadlines follow one clock.
       const outcome = await group.propose(restampEnvelope(call.envelope, env.nowMs()));
       if (outcome === undefined)

@@ -5,7 +5,7 @@ import { CairnError } from "../errors.js";
 import type { StateReader } from "../state.js";
 import { authEnabled, getRole, getToken, type TokenRecord } from "./auth-state-machine.js";
 import { firstUncovered, formatNeed, type Need } from "./permissions.js";
-import { currentPrincipal, type Principal } from "./principal.js";
+import { currentPrincipal, type Principal, trackPrincipals } from "./principal.js";
 import { parseToken, secretMatches, tokenDigest } from "./token-secret.js";
 
 /** Failed attempts, for /metrics. */
@@ -51,7 +51,9 @@ export class AuthGuard {
 
   /** Whether authentication is on now. */
   enabled(): boolean {
-    return authEnabled(this.#o.state);
+    const on = authEnabled(this.#o.state);
+    if (on) trackPrincipals();
+    return on;
   }
 
   /**

@@ -21,9 +21,21 @@ export const system: Principal = { kind: "system" };
 
 const context = new AsyncLocalStorage<Principal>();
 
+/**
+ * Whether authentication was ever seen on in this process. Until then principals change no
+ * decision, and {@link runAs} leaves AsyncLocalStorage off: once used, Node 20 tracks every
+ * promise for it, which costs a cluster without authentication for nothing.
+ */
+let principalsMatter = false;
+
+/** Marks that authentication is on somewhere in this process: principals are tracked from now on. */
+export function trackPrincipals(): void {
+  principalsMatter = true;
+}
+
 /** Runs `work` (and everything it awaits) as `principal`. */
 export function runAs<T>(principal: Principal, work: () => T): T {
-  return context.run(principal, work);
+  return principalsMatter ? context.run(principal, work) : work();
 }
 
 /** The principal the current work runs as; anonymous outside {@link runAs}. */
