@@ -131,10 +131,19 @@ describe("authentication on every protocol", { timeout: 300_000 }, () => {
       new RegExp(`NOPERM User ${appId} has no permissions to access the 'other/r' key`),
     );
     assert.equal((await client.xadd("orders", "*", "f", "v")) !== null, true);
+    // A pipeline runs as one batched entry, yet each command is checked on its own: the allowed
+    // writes are served, the forbidden one refused, and nothing of it written.
+    const results = await client.pipeline().set("app/p1", "1").set("other/p", "1").set("app/p2", "2").exec();
+    assert.deepEqual(
+      results?.map(([error, value]) => (error === null ? value : error.message.split(" ")[0])),
+      ["OK", "NOPERM", "OK"],
+    );
     await assert.rejects(client.xadd("payments", "*", "f", "v"), /NOPERM/);
     client.disconnect();
     const asAdmin = new Redis({ ...options, username: "default", password: admin });
     assert.equal(await asAdmin.get("other/r"), null, "the refused write changed nothing");
+    assert.equal(await asAdmin.get("other/p"), null, "the refused pipelined write changed nothing");
+    assert.equal(await asAdmin.get("app/p2"), "2");
     asAdmin.disconnect();
     // redis-cli, with HELLO 3 AUTH as -3 sends it.
     const cli = await run("redis-cli", [
