@@ -36,7 +36,10 @@ describe("CORS", () => {
     assert.equal(answer.status, 204);
     assert.equal(answer.headers["access-control-allow-origin"], dashboard);
     assert.equal(answer.headers["access-control-allow-methods"], "GET, HEAD, PUT, POST, DELETE, OPTIONS");
-    assert.equal(answer.headers["access-control-allow-headers"], "content-type, idempotency-key, authorization");
+    assert.equal(
+      answer.headers["access-control-allow-headers"],
+      "content-type, idempotency-key, authorization",
+    );
     assert.equal(answer.headers["access-control-max-age"], "600");
     assert.equal(answer.headers["content-length"], "0");
     const read = await call("GET", "/health/live", { origin: dashboard });
