@@ -55,19 +55,35 @@ function readToken(reader: ByteReader): TokenInput {
   };
 }
 
+/** Writes grants (count, then permission, resource and pattern each): in commands and in state alike. */
+export function writeGrants(writer: ByteWriter, grants: readonly Grant[]): ByteWriter {
+  writer.varint(grants.length);
+  for (const g of grants) {
+    writer.u8(permissionCodes.indexOf(g.permission)).u8(resourceCodes.indexOf(g.resource)).string(g.pattern);
+  }
+  return writer;
+}
+
+/** Reads what {@link writeGrants} wrote; throws DecodeError on malformed bytes. */
+export function readGrants(reader: ByteReader): Grant[] {
+  const count = reader.varint();
+  if (count > grantsPerRoleMax) throw new DecodeError(`a role with ${count} grants`);
+  const grants: Grant[] = [];
+  for (let i = 0; i < count; i++) {
+    const permission = permissionCodes[reader.u8()];
+    const resource = resourceCodes[reader.u8()];
+    if (permission === undefined || resource === undefined) throw new DecodeError("unknown grant");
+    grants.push({ permission, resource, pattern: reader.string(grantPatternBytesMax) });
+  }
+  return grants;
+}
+
 /** Encodes an auth command. */
 export function encodeAuthCommand(command: AuthCommand, writer = new ByteWriter()): ByteWriter {
   writer.u8(types.indexOf(command.type));
   switch (command.type) {
     case "role-put":
-      writer.string(command.name).varint(command.grants.length);
-      for (const g of command.grants) {
-        writer
-          .u8(permissionCodes.indexOf(g.permission))
-          .u8(resourceCodes.indexOf(g.resource))
-          .string(g.pattern);
-      }
-      return writer;
+      return writeGrants(writer.string(command.name), command.grants);
     case "role-delete":
       return writer.string(command.name);
     case "token-create":
@@ -86,16 +102,7 @@ export function decodeAuthCommand(reader: ByteReader): AuthCommand {
   switch (type) {
     case "role-put": {
       const name = reader.string(roleNameBytesMax);
-      const count = reader.varint();
-      if (count > grantsPerRoleMax) throw new DecodeError(`a role with ${count} grants`);
-      const grants: Grant[] = [];
-      for (let i = 0; i < count; i++) {
-        const permission = permissionCodes[reader.u8()];
-        const resource = resourceCodes[reader.u8()];
-        if (permission === undefined || resource === undefined) throw new DecodeError("unknown grant");
-        grants.push({ permission, resource, pattern: reader.string(grantPatternBytesMax) });
-      }
-      return { type, name, grants };
+      return { type, name, grants: readGrants(reader) };
     }
     case "role-delete":
       return { type, name: reader.string(roleNameBytesMax) };

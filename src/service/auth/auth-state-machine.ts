@@ -5,8 +5,8 @@ import { ByteReader, ByteWriter } from "../../util/bytes.js";
 import type { Refusal } from "../errors.js";
 import type { StateReader, StateWriter } from "../state.js";
 import type { AuthCommand, TokenInput } from "./auth-command.js";
-import { roleNameBytesMax } from "./auth-command.js";
-import { adminGrants, adminRoleName, type Grant, type Permission, type ResourceKind } from "./permissions.js";
+import { readGrants, roleNameBytesMax, writeGrants } from "./auth-command.js";
+import { adminGrants, adminRoleName, type Grant } from "./permissions.js";
 
 /** A token as stored (without any secret: only its salted hash). */
 export interface TokenRecord {
@@ -46,8 +46,6 @@ const decoder = new TextDecoder();
 const ENABLED_KEY = encoder.encode("enabled");
 const ROLE_PREFIX = "role/";
 const TOKEN_PREFIX = "token/";
-const permissionCodes: readonly Permission[] = ["read", "write", "admin"];
-const resourceCodes: readonly ResourceKind[] = ["key", "stream", "cluster"];
 
 const roleKey = (name: string) => encoder.encode(ROLE_PREFIX + name);
 const tokenKey = (id: string) => encoder.encode(TOKEN_PREFIX + id);
@@ -65,25 +63,12 @@ export function authEnabled(state: StateReader): boolean {
 }
 
 function encodeGrants(grants: readonly Grant[]): Uint8Array {
-  const writer = new ByteWriter().varint(grants.length);
-  for (const g of grants) {
-    writer.u8(permissionCodes.indexOf(g.permission)).u8(resourceCodes.indexOf(g.resource)).string(g.pattern);
-  }
-  return writer.finish();
+  return writeGrants(new ByteWriter(), grants).finish();
 }
 
 function decodeGrants(bytes: Uint8Array): Grant[] {
-  const reader = new ByteReader(bytes);
-  const grants: Grant[] = [];
-  for (let n = reader.varint(), i = 0; i < n; i++) {
-    const permission = permissionCodes[reader.u8()];
-    const resource = resourceCodes[reader.u8()];
-    const pattern = reader.string();
-    // Written by this module from a decoded command: anything else is corrupt state.
-    if (permission === undefined || resource === undefined) throw new Error("corrupt grant in auth state");
-    grants.push({ permission, resource, pattern });
-  }
-  return grants;
+  // Written by this module from a decoded command: a failure here is corrupt state.
+  return readGrants(new ByteReader(bytes));
 }
 
 /** A role by name; the admin role is built in. */

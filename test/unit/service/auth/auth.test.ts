@@ -16,6 +16,7 @@ import {
   parseGrant,
   streamPatternMatches,
 } from "../../../../src/service/auth/index.js";
+import { applyEnvelope, decodeEnvelope, encodeEnvelope } from "../../../../src/service/command.js";
 import { CairnError } from "../../../../src/service/errors.js";
 import { MemoryState } from "../../../../src/service/state.js";
 
@@ -212,5 +213,36 @@ describe("the auth state machine and guard", () => {
       code(() => guard.check([writeOther], { kind: "anonymous" })),
       "ok",
     );
+  });
+});
+
+describe("auth commands in the log", () => {
+  it("round-trip through an envelope, and a retried one answers its first result", () => {
+    const token = {
+      id: "0123456789abcdef",
+      role: "app",
+      salt: Uint8Array.of(1, 2),
+      hash: Uint8Array.of(3, 4),
+      ttlMs: 9,
+    };
+    const commands = [
+      { type: "role-put", name: "app", grants: [parseGrant("read:key:a/"), parseGrant("admin:cluster")] },
+      { type: "role-delete", name: "app" },
+      { type: "token-create", token },
+      { type: "token-revoke", id: token.id },
+      { type: "enable", token },
+      { type: "disable" },
+    ] as const;
+    for (const command of commands) {
+      const envelope = { tsMs: 5, command: { service: "auth", command } } as const;
+      assert.deepEqual(decodeEnvelope(encodeEnvelope(envelope)), envelope);
+    }
+    const state = new MemoryState();
+    const put = { tsMs: 5, idempotencyKey: "k", command: { service: "auth", command: commands[0] } } as const;
+    const first = applyEnvelope(state, put);
+    const again = applyEnvelope(state, put);
+    assert.ok(first.ok && again.ok);
+    assert.deepEqual(again.result, first.result);
+    assert.equal(again.duplicate, true);
   });
 });
