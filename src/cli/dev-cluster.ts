@@ -304,9 +304,12 @@ export async function startDevCluster(options: DevClusterOptions): Promise<DevCl
   if (options.auth === true) {
     const endpoints = supervisor.nodes.map((n) => n.httpUrl);
     try {
+      // The key makes the call safe to retry while the nodes are still starting.
       const created = (await new CairnClient({ endpoints, retryBudgetMs: 30_000 }).request(
         "POST",
         "/v1/auth/enable",
+        undefined,
+        `dev-auth-enable-${Date.now()}`,
       )) as AuthTokenCreated;
       adminToken = created.token;
       await writeFile(tokenFile, `${created.token}\n`, { mode: 0o600 });
@@ -316,8 +319,11 @@ export async function startDevCluster(options: DevClusterOptions): Promise<DevCl
       if (
         !(error instanceof CairnClientError) ||
         (error.code !== "ERR_CONFLICT" && error.code !== "ERR_UNAUTHENTICATED")
-      )
+      ) {
+        // The nodes must not outlive a start that failed.
+        await supervisor.close();
         throw error;
+      }
       options.print(
         adminToken !== undefined
           ? `authentication is already on; the admin token is in ${tokenFile}`
