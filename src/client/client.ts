@@ -41,6 +41,12 @@ export interface CairnClientOptions {
   readonly retryBudgetMs?: number;
   /** A token (docs/security.md), sent as `Authorization: Bearer` on every request. */
   readonly token?: string;
+  /**
+   * "all": every write is acknowledged only once every voting member has it on disk (header
+   * Cairn-Write-Concern), or fails with ERR_WRITE_CONCERN (committed on a majority; not retried).
+   * Default "majority".
+   */
+  readonly writeConcern?: "majority" | "all";
 }
 
 /** A key as read. */
@@ -105,6 +111,7 @@ export class CairnClient {
   readonly #requestTimeoutMs: number;
   readonly #token: string | undefined;
   readonly #retryBudgetMs: number;
+  readonly #writeConcern: "majority" | "all";
   #preferred = 0;
 
   /** Creates a client for the given endpoints. */
@@ -114,6 +121,7 @@ export class CairnClient {
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 5_000;
     this.#token = options.token;
     this.#retryBudgetMs = options.retryBudgetMs ?? 15_000;
+    this.#writeConcern = options.writeConcern ?? "majority";
   }
 
   /** Reads a key; undefined when it does not exist. */
@@ -486,6 +494,7 @@ export class CairnClient {
     if (body !== undefined) headers["content-type"] = "application/json";
     if (idempotencyKey !== undefined) headers["idempotency-key"] = idempotencyKey;
     if (this.#token !== undefined) headers["authorization"] = `Bearer ${this.#token}`;
+    if (method !== "GET" && this.#writeConcern === "all") headers["cairn-write-concern"] = "all";
     let response: Response;
     try {
       response = await fetch(`${endpoint}${path}`, {
@@ -526,6 +535,10 @@ export class CairnClient {
     if (typeof error === "object" && error !== null && "code" in error && typeof error.code === "string") {
       const { code, message, ...details } = error as Record<string, unknown>;
       throw new CairnClientError(String(code), String(message), response.status, details);
+    }
+    // A 503 that is not Cairn's (a node closing, a proxy in front of it) served nothing: try another.
+    if (response.status === 503) {
+      throw new CairnClientError("ERR_UNAVAILABLE", `${endpoint} is unavailable (503)`, response.status);
     }
     throw new CairnClientError("ERR_INTERNAL", `${endpoint} answered ${response.status}`, response.status);
   }

@@ -4,10 +4,11 @@
 // clock, proposes it and answers with the outcome. Membership changes and leadership transfers,
 // which only the leader can carry out, travel the same way. One hop only: a leader that has since
 // stepped down answers ERR_NOT_LEADER (with its own leader hint) rather than passing the call on.
-import { ByteReader, ByteWriter, DecodeError } from "../util/bytes.js";
+import { ByteReader, ByteWriter, DecodeError } from "../util/index.js";
 import { anonymous, decodePrincipal, encodePrincipal, type Principal } from "./auth/index.js";
 import { type ApplyOutcome, bytesAsBase64, restoreBytes } from "./command.js";
 import { CairnError, type ErrorCode, type ErrorDetails, isErrorCode } from "./errors.js";
+import { type WriteConcern, writeConcerns } from "./replication.js";
 
 /**
  * A request a follower sends its leader, with the principal its client authenticated as (the peer
@@ -18,8 +19,11 @@ export type LeaderCall = LeaderOp & { readonly principal: Principal };
 
 /** What a follower asks its leader to do. */
 export type LeaderOp =
-  /** Propose an encoded envelope; the leader replaces its timestamp with its own clock. */
-  | { readonly op: "propose"; readonly envelope: Uint8Array }
+  /**
+   * Propose an encoded envelope; the leader replaces its timestamp with its own clock, and answers
+   * once the write is durable as `writeConcern` asks.
+   */
+  | { readonly op: "propose"; readonly envelope: Uint8Array; readonly writeConcern: WriteConcern }
   | { readonly op: "join"; readonly name: string; readonly peerAddress: string }
   | { readonly op: "remove"; readonly id: number }
   | { readonly op: "transfer"; readonly to: number };
@@ -40,8 +44,8 @@ export type LeaderAnswer =
       readonly details: Readonly<Record<string, unknown>>;
     };
 
-/** Version 1 carried no principal (read as anonymous); version 2 carries it after the op. */
-const CALL_VERSION = 2;
+/** 2: a proposal carries its write concern; 3: every call carries its principal (2 reads as anonymous). */
+const CALL_VERSION = 3;
 const ops = ["propose", "join", "remove", "transfer"] as const;
 
 /** Encodes a call for the peer link. */
@@ -52,7 +56,7 @@ export function encodeLeaderCall(call: LeaderCall): Uint8Array {
     .string(encodePrincipal(call.principal));
   switch (call.op) {
     case "propose":
-      return writer.bytes(call.envelope).finish();
+      return writer.u8(writeConcerns.indexOf(call.writeConcern)).bytes(call.envelope).finish();
     case "join":
       return writer.string(call.name).string(call.peerAddress).finish();
     case "remove":
@@ -66,15 +70,18 @@ export function encodeLeaderCall(call: LeaderCall): Uint8Array {
 export function decodeLeaderCall(bytes: Uint8Array): LeaderCall {
   const r = new ByteReader(bytes);
   const version = r.u8();
-  if (version !== 1 && version !== CALL_VERSION)
+  if (version !== 2 && version !== CALL_VERSION)
     throw new DecodeError(`unknown leader call version ${version}`);
   const op = ops[r.u8()];
-  const principal = version === 1 ? anonymous : decodePrincipal(r.string(128));
+  const principal = version === 2 ? anonymous : decodePrincipal(r.string(128));
   let call: LeaderCall;
   switch (op) {
-    case "propose":
-      call = { op, envelope: r.bytes(), principal };
+    case "propose": {
+      const writeConcern = writeConcerns[r.u8()];
+      if (writeConcern === undefined) throw new DecodeError("unknown write concern");
+      call = { op, writeConcern, envelope: r.bytes(), principal };
       break;
+    }
     case "join":
       call = { op, name: r.string(256), peerAddress: r.string(256), principal };
       break;
@@ -160,6 +167,7 @@ const detailFields: { readonly [C in ErrorCode]: { readonly [K in keyof ErrorDet
   ERR_NOT_LEADER: { leaderId: "number", leader: "addresses" },
   ERR_UNAVAILABLE: {},
   ERR_TIMEOUT: {},
+  ERR_WRITE_CONCERN: { votersWithEntry: "number", voters: "number" },
   ERR_NO_SPACE: {},
   ERR_STORAGE_FAILED: {},
   ERR_SHUTTING_DOWN: {},

@@ -36,11 +36,12 @@ export {
   type Effect,
   type KeyKind,
   type KeyValue,
-  keyKindCode,
+  keyKind,
   type RangeQuery,
   type StateExport,
   type StateStore,
   type StateStoreOptions,
+  storeMetaKind,
 } from "./state-store.js";
 export {
   type CorruptionSite,

@@ -2,9 +2,9 @@
 // state-store.ts, each applied batch one write transaction (effects + applied index), snapshots
 // exported from one read transaction so they are consistent while writes go on.
 import { open, type RootDatabase } from "lmdb";
-import type { GroupId, LogIndex } from "../raft/types.js";
-import { logIndex } from "../raft/types.js";
-import { assert } from "../util/assert.js";
+import type { GroupId, LogIndex } from "../raft/index.js";
+import { logIndex } from "../raft/index.js";
+import { assert } from "../util/index.js";
 import { errnoOf } from "./file-system.js";
 import {
   appliedIndexKey,
@@ -24,6 +24,7 @@ import {
   type StateExport,
   type StateStore,
   type StateStoreOptions,
+  storeMetaKind,
   unpackChunk,
   userKey,
 } from "./state-store.js";
@@ -52,11 +53,11 @@ export class LmdbStateStore implements StateStore {
   }
 
   appliedIndex(group: GroupId): LogIndex {
-    return logIndex(decodeIndex(asBytes(this.#db.get(internalKey(group, "meta", appliedIndexKey)))));
+    return logIndex(decodeIndex(asBytes(this.#db.get(internalKey(group, storeMetaKind, appliedIndexKey)))));
   }
 
   isRestoring(group: GroupId): boolean {
-    return this.#db.get(internalKey(group, "meta", restoringKey)) !== undefined;
+    return this.#db.get(internalKey(group, storeMetaKind, restoringKey)) !== undefined;
   }
 
   get(group: GroupId, kind: KeyKind, key: Uint8Array): Uint8Array | undefined {
@@ -100,7 +101,7 @@ export class LmdbStateStore implements StateStore {
             }
           }
         }
-        db.putSync(internalKey(group, "meta", appliedIndexKey), encodeIndex(appliedIndex));
+        db.putSync(internalKey(group, storeMetaKind, appliedIndexKey), encodeIndex(appliedIndex));
         return true;
       }),
     );
@@ -112,7 +113,7 @@ export class LmdbStateStore implements StateStore {
     // One read transaction for the index and every pair: a consistent cut while writes go on.
     const txn = db.useReadTransaction();
     const applied = decodeIndex(
-      asBytes(db.get(internalKey(group, "meta", appliedIndexKey), { transaction: txn })),
+      asBytes(db.get(internalKey(group, storeMetaKind, appliedIndexKey), { transaction: txn })),
     );
     const { start, end } = groupBounds(group);
     return {
@@ -147,7 +148,7 @@ export class LmdbStateStore implements StateStore {
     await this.#write(() =>
       db.transaction(() => {
         for (const key of db.getKeys({ start, end })) db.removeSync(key);
-        db.putSync(internalKey(group, "meta", restoringKey), new Uint8Array([1]));
+        db.putSync(internalKey(group, storeMetaKind, restoringKey), new Uint8Array([1]));
       }),
     );
     for await (const chunk of chunks) {
@@ -158,7 +159,7 @@ export class LmdbStateStore implements StateStore {
         }),
       );
     }
-    await this.#write(() => db.remove(internalKey(group, "meta", restoringKey)));
+    await this.#write(() => db.remove(internalKey(group, storeMetaKind, restoringKey)));
     // A commit resolves once it is visible, before lmdb synced it (overlapping sync). The runtime
     // compacts the log to the snapshot once this resolves, so the restore must be durable first:
     // else a power loss brings back the old state (or a half restore) while the log entries that

@@ -22,15 +22,17 @@ describe("leader calls", () => {
       {
         op: "propose",
         envelope: Uint8Array.of(1, 2, 3),
+        writeConcern: "majority",
         principal: { kind: "token", tokenId: "0123456789abcdef" },
       },
+      { op: "propose", envelope: Uint8Array.of(4), writeConcern: "all", principal: { kind: "system" } },
       { op: "join", name: "n4", peerAddress: "127.0.0.1:7004", principal: { kind: "anonymous" } },
       { op: "remove", id: 3, principal: { kind: "system" } },
       { op: "transfer", to: 2, principal: { kind: "anonymous" } },
     ];
     for (const call of calls) assert.deepEqual(decodeLeaderCall(encodeLeaderCall(call)), call);
     // A call of the previous version (no principal) reads as anonymous.
-    assert.deepEqual(decodeLeaderCall(Uint8Array.of(1, 2, 3)), {
+    assert.deepEqual(decodeLeaderCall(Uint8Array.of(2, 2, 3)), {
       op: "remove",
       id: 3,
       principal: { kind: "anonymous" },
@@ -39,6 +41,12 @@ describe("leader calls", () => {
       { ok: true, appliedIndex: 42, value: { ok: true, result: { revision: 7 }, duplicate: false } },
       { ok: true, appliedIndex: 1, value: null },
       { ok: false, code: "ERR_NOT_LEADER", message: "not the leader", details: { leaderId: 2 } },
+      {
+        ok: false,
+        code: "ERR_WRITE_CONCERN",
+        message: "durable on 2 of 3",
+        details: { votersWithEntry: 2, voters: 3 },
+      },
     ];
     for (const answer of answers) assert.deepEqual(decodeLeaderAnswer(encodeLeaderAnswer(answer)), answer);
   });
