@@ -1,7 +1,7 @@
 // Auth commands as they travel in Raft entries: roles and tokens change only through the log, like
 // every other state. A token's secret never enters the log: the node that creates a token hashes
 // the secret (salted scrypt) and proposes the hash; only the caller who asked sees the secret.
-import { type ByteReader, ByteWriter, DecodeError } from "../../util/bytes.js";
+import { type ByteReader, ByteWriter, DecodeError } from "../../util/index.js";
 import {
   type Grant,
   grantPatternBytesMax,

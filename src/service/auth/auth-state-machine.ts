@@ -1,7 +1,7 @@
 // The replicated auth state: whether authentication is on, roles (named lists of grants) and
 // tokens (id, role, salted hash of the secret, creation and expiry by leader time). Applied like
 // every other state machine part, deterministically from the entry and its leader timestamp.
-import { ByteReader, ByteWriter } from "../../util/bytes.js";
+import { ByteReader, ByteWriter } from "../../util/index.js";
 import type { Refusal } from "../errors.js";
 import type { StateReader, StateWriter } from "../state.js";
 import type { AuthCommand, TokenInput } from "./auth-command.js";

@@ -2,7 +2,7 @@
 // does not compile until it says which permission it takes. Every write of every protocol goes
 // through proposeCommand, which checks these; the leader checks them again for writes a follower
 // handed over, against its own (newest) view of tokens and roles.
-import { assertNever } from "../../util/assert.js";
+import { assertNever } from "../../util/index.js";
 import type { KvCommand, TransactionStep } from "../kv/index.js";
 import type { StreamCommand } from "../streams/index.js";
 import type { AuthCommand } from "./auth-command.js";
