@@ -13,15 +13,15 @@ const principals = new WeakMap<FastifyRequest, Principal>();
 
 /** The principal of a request: the token in its Authorization header, checked, or anonymous. */
 async function principalOf(auth: AuthService, request: FastifyRequest): Promise<Principal> {
-  // While authentication is off, every request may do everything: a header is not even looked at.
-  if (!auth.guard.enabled()) return anonymous;
   const header = request.headers.authorization;
   if (header === undefined) return anonymous;
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
   if (match?.[1] === undefined) {
+    // While authentication is off, a header that is not a bearer token is none of our business.
+    if (!auth.guard.enabled()) return anonymous;
     throw new CairnError("ERR_UNAUTHENTICATED", "the Authorization header must be 'Bearer <token>'");
   }
-  return auth.guard.authenticate(match[1]);
+  return auth.guard.principalFor(match[1]);
 }
 
 /**

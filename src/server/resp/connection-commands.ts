@@ -2,7 +2,7 @@
 // HELLO, AUTH, PING, ECHO, QUIT, RESET, SELECT, CLIENT, COMMAND, INFO, DBSIZE, TIME. Replies and
 // error texts follow Redis 7 (src/networking.c, src/server.c, src/acl.c).
 
-import { anonymous, isCairnError } from "../../service/index.js";
+import { anonymous, isCairnError, type Principal } from "../../service/index.js";
 import {
   type ClientState,
   type CommandCall,
@@ -37,17 +37,19 @@ async function authenticate(
   server: ServerContext,
 ): Promise<Reply | undefined> {
   const guard = server.guard;
-  if (guard === undefined || !guard.enabled()) {
-    if (args.length === 1) return r.error(noPassword);
-    return text(args[0]) === "default" ? undefined : r.error(wrongPass);
-  }
   const user = args.length === 1 ? "default" : text(args[0]);
-  let principal: Awaited<ReturnType<typeof guard.authenticate>>;
+  let principal: Principal | undefined;
   try {
-    principal = await guard.authenticate(text(args[args.length - 1]));
+    // A token is checked even where authentication is not on yet here (see principalFor).
+    principal = await guard?.principalFor(text(args[args.length - 1]));
   } catch (error) {
     if (isCairnError(error) && error.code === "ERR_UNAUTHENTICATED") return r.error(wrongPass);
     throw error;
+  }
+  if (principal === undefined || principal.kind === "anonymous") {
+    // Authentication off: the default user has no password, as a fresh Redis.
+    if (args.length === 1) return r.error(noPassword);
+    return user === "default" ? undefined : r.error(wrongPass);
   }
   if (principal.kind !== "token" || (user !== "default" && user !== principal.tokenId))
     return r.error(wrongPass);

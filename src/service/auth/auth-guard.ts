@@ -5,7 +5,7 @@ import { CairnError } from "../errors.js";
 import type { StateReader } from "../state.js";
 import { authEnabled, getRole, getToken, type TokenRecord } from "./auth-state-machine.js";
 import { firstUncovered, formatNeed, type Need } from "./permissions.js";
-import { currentPrincipal, type Principal, trackPrincipals } from "./principal.js";
+import { anonymous, currentPrincipal, type Principal, trackPrincipals } from "./principal.js";
 import { parseToken, secretMatches, tokenDigest } from "./token-secret.js";
 
 /** Failed attempts, for /metrics. */
@@ -79,7 +79,23 @@ export class AuthGuard {
       this.#checked.set(digest, { id: record.id, hash: record.hash });
     }
     this.#live(record.id);
+    trackPrincipals();
     return { kind: "token", tokenId: record.id };
+  }
+
+  /**
+   * The principal of a client that presented `text` (undefined: none). A token is checked even
+   * where this node has not applied the entry that turned authentication on yet: the leader, which
+   * has, would refuse an anonymous write. A bad token is refused only while authentication is on.
+   */
+  async principalFor(text: string | undefined): Promise<Principal> {
+    if (text === undefined || text === "") return anonymous;
+    try {
+      return await this.authenticate(text);
+    } catch (error) {
+      if (!this.enabled()) return anonymous;
+      throw error;
+    }
   }
 
   /**
@@ -125,7 +141,7 @@ export class AuthGuard {
   }
 
   #unauthenticated(message?: string): CairnError {
-    this.failures.unauthenticated++;
+    if (this.enabled()) this.failures.unauthenticated++;
     return unauthenticated(message);
   }
 }
