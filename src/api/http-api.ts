@@ -387,6 +387,10 @@ export interface MetricsSnapshot {
     readonly reads: number;
     readonly readsFailed: number;
     readonly entriesApplied: number;
+    /** Requests refused for want of a valid token (none, unknown, revoked, expired, wrong secret). */
+    readonly authUnauthenticated?: number;
+    /** Requests refused because the token's role lacks a permission. */
+    readonly authForbidden?: number;
   };
   readonly histograms: {
     /** Proposal to applied, for successful proposals: the write latency. */
@@ -396,4 +400,64 @@ export interface MetricsSnapshot {
     readonly persistMs: HistogramSnapshot;
     readonly applyMs: HistogramSnapshot;
   };
+}
+
+// ---- Authentication (docs/security.md) ----
+
+/** POST /v1/auth/tokens. */
+export const TokenCreateBody = Type.Object(
+  {
+    role: Type.String({ minLength: 1, maxLength: 64 }),
+    ttlMs: Type.Optional(Type.Integer({ minimum: 1, description: "lifetime; absent: until revoked" })),
+  },
+  { additionalProperties: false },
+);
+/** POST /v1/auth/tokens. */
+export type TokenCreateBody = Static<typeof TokenCreateBody>;
+
+/** A new token: `token` is its secret, shown this once and never again. */
+export interface AuthTokenCreated {
+  readonly id: string;
+  readonly token: string;
+  readonly role: string;
+  /** Leader time after which it stops working; 0: never. */
+  readonly expiresAtMs: number;
+}
+
+/** A token as listed: never its secret. */
+export interface AuthTokenInfo {
+  readonly id: string;
+  readonly role: string;
+  readonly createdAtMs: number;
+  readonly expiresAtMs: number;
+  readonly expired: boolean;
+}
+
+/** PUT /v1/auth/roles/{name}. */
+export const RolePutBody = Type.Object(
+  {
+    grants: Type.Array(Type.String({ maxLength: 300 }), {
+      minItems: 1,
+      maxItems: 64,
+      description: "grants as <read|write|admin>:<key|stream|cluster>[:<pattern>]",
+    }),
+  },
+  { additionalProperties: false },
+);
+/** PUT /v1/auth/roles/{name}. */
+export type RolePutBody = Static<typeof RolePutBody>;
+
+/** A role as listed. */
+export interface RoleInfo {
+  readonly name: string;
+  readonly grants: readonly string[];
+  readonly builtIn: boolean;
+}
+
+/** GET /v1/auth/whoami: whether authentication is on, and the caller's token and role. */
+export interface WhoAmI {
+  readonly enabled: boolean;
+  readonly tokenId?: string;
+  readonly role?: string;
+  readonly grants?: readonly string[];
 }

@@ -39,6 +39,8 @@ export interface CairnClientOptions {
   readonly requestTimeoutMs?: number;
   /** Total time a call may spend retrying. Default 15,000 ms. */
   readonly retryBudgetMs?: number;
+  /** A token (docs/security.md), sent as `Authorization: Bearer` on every request. */
+  readonly token?: string;
   /**
    * "all": every write is acknowledged only once every voting member has it on disk (header
    * Cairn-Write-Concern), or fails with ERR_WRITE_CONCERN (committed on a majority; not retried).
@@ -94,6 +96,7 @@ type Method = "GET" | "PUT" | "PATCH" | "DELETE" | "POST";
 export class CairnClient {
   readonly #endpoints: readonly string[];
   readonly #requestTimeoutMs: number;
+  readonly #token: string | undefined;
   readonly #retryBudgetMs: number;
   readonly #writeConcern: "majority" | "all";
   #preferred = 0;
@@ -103,6 +106,7 @@ export class CairnClient {
     if (options.endpoints.length === 0) throw new CairnClientError("ERR_BAD_REQUEST", "no endpoints given");
     this.#endpoints = options.endpoints.map((e) => e.replace(/\/+$/, ""));
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 5_000;
+    this.#token = options.token;
     this.#retryBudgetMs = options.retryBudgetMs ?? 15_000;
     this.#writeConcern = options.writeConcern ?? "majority";
   }
@@ -476,6 +480,7 @@ export class CairnClient {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers["content-type"] = "application/json";
     if (idempotencyKey !== undefined) headers["idempotency-key"] = idempotencyKey;
+    if (this.#token !== undefined) headers["authorization"] = `Bearer ${this.#token}`;
     if (method !== "GET" && this.#writeConcern === "all") headers["cairn-write-concern"] = "all";
     let response: Response;
     try {

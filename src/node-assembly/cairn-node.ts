@@ -21,6 +21,8 @@ import { type GroupId, groupId, type NodeId, nodeId, type SoftState } from "../r
 import {
   ApplyNotifier,
   type ApplyOutcome,
+  AuthGuard,
+  AuthService,
   ClusterService,
   defaultKvLimits,
   defaultStreamLimits,
@@ -29,9 +31,11 @@ import {
   LeaderLink,
   type MemberRecord,
   Membership,
+  runAs,
   ServiceStateMachine,
   StoreBackend,
   StreamService,
+  system,
 } from "../service/index.js";
 import {
   type FileSystem,
@@ -162,6 +166,10 @@ export class CairnNode {
   readonly streams: StreamService;
   readonly cluster: ClusterService;
   readonly membership: Membership;
+  /** Checks every protocol's principals against this node's copy of tokens and roles. */
+  readonly guard: AuthGuard;
+  /** Tokens and roles (docs/security.md). */
+  readonly auth: AuthService;
   /** Resolves when the cluster removed this node from its configuration. */
   readonly removed: Promise<void>;
   readonly #env: Env;
@@ -204,17 +212,27 @@ export class CairnNode {
     this.group = group;
     this.backend = backend;
     this.host = host;
+    // Every protocol authenticates its clients with the guard, from this node's copy of the
+    // replicated tokens and roles; the leader checks forwarded writes again with its own.
+    const guard = new AuthGuard({
+      state: backend.reader,
+      nowMs: () => env.nowMs(),
+      barrier: () => group.readBarrier(),
+    });
+    this.guard = guard;
     // A follower hands writes and membership changes to the leader over the peer link.
-    const link = new LeaderLink({ group, host, env, backend, applied });
-    this.kv = new KvService(new GroupReplication(group, backend, env, link), {
+    const link = new LeaderLink({ group, host, env, backend, applied, guard });
+    const replication = new GroupReplication(group, backend, env, link, { guard });
+    this.auth = new AuthService(replication, guard);
+    this.kv = new KvService(replication, {
       keyBytesMax: settings.keyBytesMax,
       valueBytesMax: settings.valueBytesMax,
     });
-    this.streams = new StreamService(new GroupReplication(group, backend, env, link), applied, {
+    this.streams = new StreamService(replication, applied, {
       ...defaultStreamLimits,
       messageBytesMax: settings.valueBytesMax,
     });
-    this.cluster = new ClusterService(who.clusterId, group, host);
+    this.cluster = new ClusterService(who.clusterId, group, host, guard);
     this.membership = new Membership({
       clusterId: who.clusterId,
       group,
@@ -226,6 +244,7 @@ export class CairnNode {
       setPeers: (p) => parts.transport.setPeers(p),
       nowMs: () => env.nowMs(),
       link,
+      guard,
     });
     link.serveMembership(this.membership);
     let resolveRemoved: () => void = () => {};
@@ -392,7 +411,11 @@ export class CairnNode {
     }
     this.#wasMember = isMember;
     if (this.group.softState.role === "leader" && !this.#fatal.failed) {
-      work.push(this.kv.sweepExpiredIfDue(), this.streams.sweepIfDue());
+      // The node's own sweeps: no client asked for them, so they run as the node itself.
+      work.push(
+        runAs(system, () => this.kv.sweepExpiredIfDue()),
+        runAs(system, () => this.streams.sweepIfDue()),
+      );
     }
     const outcomes = await Promise.allSettled(work);
     for (const outcome of outcomes) {

@@ -4,6 +4,7 @@
 import type { ClusterStatus, MemberStatus } from "../api/index.js";
 import type { NodeHost, RaftGroup } from "../node/index.js";
 import type { NodeId } from "../raft/index.js";
+import type { AuthGuard } from "./auth/index.js";
 import type { ApplyOutcome } from "./command.js";
 
 // The status's shape is the public API's (src/api), defined once there.
@@ -14,12 +15,14 @@ export class ClusterService {
   readonly #clusterId: string;
   readonly #group: RaftGroup<ApplyOutcome>;
   readonly #host: NodeHost;
+  readonly #guard: AuthGuard | undefined;
 
-  /** Creates the service. */
-  constructor(clusterId: string, group: RaftGroup<ApplyOutcome>, host: NodeHost) {
+  /** Creates the service; with `guard`, the status is shown to holders of a valid token only. */
+  constructor(clusterId: string, group: RaftGroup<ApplyOutcome>, host: NodeHost, guard?: AuthGuard) {
     this.#clusterId = clusterId;
     this.#group = group;
     this.#host = host;
+    this.#guard = guard;
   }
 
   /** Whether this node leads the group now. */
@@ -46,6 +49,8 @@ export class ClusterService {
 
   /** The full status. */
   status(): ClusterStatus {
+    // Any valid token may see the cluster: clients find the leader and members through it.
+    this.#guard?.check([]);
     const raft = this.#group.status();
     const progress = new Map(raft.peers.map((p) => [p.id, p]));
     const members = [

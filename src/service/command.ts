@@ -3,6 +3,17 @@
 // envelope is deterministic, so every replica computes the same result for the same entry.
 import { ByteReader, ByteWriter, crc32, DecodeError } from "../util/index.js";
 import {
+  type AuthCommand,
+  type AuthResult,
+  applyAuth,
+  authNeeds,
+  decodeAuthCommand,
+  encodeAuthCommand,
+  kvNeeds,
+  type Need,
+  streamNeeds,
+} from "./auth/index.js";
+import {
   applyMemberCommand,
   decodeMemberCommand,
   encodeMemberCommand,
@@ -33,13 +44,14 @@ import {
 export type Command =
   | { readonly service: "kv"; readonly command: KvCommand }
   | { readonly service: "members"; readonly command: MemberCommand }
-  | { readonly service: "streams"; readonly command: StreamCommand };
+  | { readonly service: "streams"; readonly command: StreamCommand }
+  | { readonly service: "auth"; readonly command: AuthCommand };
 
 /**
  * The result of applying a {@link Command}, tagged with the command's kind (`<service>.<type>`),
  * whether it succeeded or was refused.
  */
-export type CommandResult = KvResult | MemberResult | StreamResult;
+export type CommandResult = KvResult | MemberResult | StreamResult | AuthResult;
 
 /** The kind of a command and of its result: `<service>.<type>`, as `kv.put` or `streams.append`. */
 export type CommandKind = KindOf<Command>;
@@ -70,6 +82,23 @@ export function commandKind(command: Command): CommandKind {
       return `members.${command.command.type}`;
     case "streams":
       return `streams.${command.command.type}`;
+    case "auth":
+      return `auth.${command.command.type}`;
+  }
+}
+
+/** What `command` needs of the principal that proposes it (src/service/auth/command-needs.ts). */
+export function commandNeeds(command: Command): Need[] {
+  switch (command.service) {
+    case "kv":
+      return kvNeeds(command.command);
+    case "members":
+      // Registered by the membership service itself, never proposed for a client.
+      return [{ permission: "admin", resource: "cluster" }];
+    case "streams":
+      return streamNeeds(command.command);
+    case "auth":
+      return authNeeds(command.command);
   }
 }
 
@@ -117,6 +146,7 @@ const ENVELOPE_VERSION = 1;
 const SERVICE_KV = 1;
 const SERVICE_MEMBERS = 2;
 const SERVICE_STREAMS = 3;
+const SERVICE_AUTH = 4;
 /** The longest idempotency key accepted, in bytes. */
 export const idempotencyKeyBytesMax = 256;
 
@@ -148,6 +178,10 @@ export function encodeEnvelope(envelope: Envelope): Uint8Array {
     case "streams":
       writer.u8(SERVICE_STREAMS);
       encodeStreamCommand(envelope.command.command, writer);
+      break;
+    case "auth":
+      writer.u8(SERVICE_AUTH);
+      encodeAuthCommand(envelope.command.command, writer);
       break;
   }
   return writer.finish();
@@ -182,6 +216,7 @@ export function decodeEnvelope(data: Uint8Array): Envelope {
     command = { service: "members", command: decodeMemberCommand(reader) };
   else if (service === SERVICE_STREAMS)
     command = { service: "streams", command: decodeStreamCommand(reader) };
+  else if (service === SERVICE_AUTH) command = { service: "auth", command: decodeAuthCommand(reader) };
   else throw new DecodeError(`unknown service ${service}`);
   reader.end();
   return idempotencyKey === "" ? { tsMs, command } : { tsMs, idempotencyKey, command };
@@ -281,6 +316,12 @@ const successFields: {
   "streams.consumer-create": { created: "boolean" },
   "streams.consumer-delete": { pending: "number" },
   "streams.set-id": {},
+  "auth.role-put": { created: "boolean" },
+  "auth.role-delete": { deleted: "boolean" },
+  "auth.token-create": { expiresAtMs: "number" },
+  "auth.token-revoke": { revoked: "boolean" },
+  "auth.enable": { expiresAtMs: "number" },
+  "auth.disable": { disabled: "boolean" },
 };
 
 /** Detail fields a remembered refusal may carry (all numbers, or null for a missing key's revision). */
@@ -459,6 +500,8 @@ function runCommand(
       const result = applyStream(state, envelope.command.command, envelope.tsMs);
       return { result, remembered: streamResultIsRemembered(result) };
     }
+    case "auth":
+      return { result: applyAuth(state, envelope.command.command, envelope.tsMs), remembered: true };
   }
 }
 

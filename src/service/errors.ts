@@ -7,6 +7,8 @@ import type { Staleness } from "./replication.js";
 /** Every error code a client can receive. */
 export const errorCodes = [
   "ERR_BAD_REQUEST",
+  "ERR_UNAUTHENTICATED",
+  "ERR_FORBIDDEN",
   "ERR_NOT_FOUND",
   "ERR_CONFLICT",
   "ERR_NOT_INTEGER",
@@ -50,6 +52,15 @@ export type LeaderAddresses = {
  */
 export type ErrorDetails = {
   readonly ERR_BAD_REQUEST: NoDetails;
+  readonly ERR_UNAUTHENTICATED: NoDetails;
+  readonly ERR_FORBIDDEN: {
+    /** The permission the caller's role lacks, as a grant is written (`write:key:users/1`). */
+    readonly missing?: string;
+    /** Who was refused: the token's id. */
+    readonly principal?: string;
+    /** The key or stream the missing permission is about, if one. */
+    readonly name?: string;
+  };
   readonly ERR_NOT_FOUND: {
     /** A key read: the group revision it was read at. */
     readonly revision?: number;
@@ -101,6 +112,8 @@ export type ErrorDetails = {
  */
 const noDetails: { readonly [C in ErrorCode]: ErrorDetails[C] } = {
   ERR_BAD_REQUEST: {},
+  ERR_UNAUTHENTICATED: {},
+  ERR_FORBIDDEN: {},
   ERR_NOT_FOUND: {},
   ERR_CONFLICT: {},
   ERR_NOT_INTEGER: {},

@@ -2,6 +2,16 @@
 // results and errors they answer with, and the pieces the node assembly wires together. Adapters
 // (src/server/*) import from here only.
 export { ApplyNotifier, type WaitClock } from "./apply-notifier.js";
+export {
+  type AuthFailures,
+  AuthGuard,
+  anonymous,
+  currentPrincipal,
+  type Principal,
+  runAs,
+  system,
+} from "./auth/index.js";
+export { AuthService } from "./auth-service.js";
 export type { MemberRecord } from "./cluster/members.js";
 export type { JoinAnswer, MembershipOptions } from "./cluster/membership.js";
 export { Membership } from "./cluster/membership.js";

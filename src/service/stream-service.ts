@@ -445,6 +445,7 @@ export class StreamService {
     consistency: Consistency = "linearizable",
   ): Promise<WithStaleness<StreamMessage>> {
     checkName("stream", name, STREAM_NAME);
+    this.#allowRead(name);
     checkInteger("seq", seq, 1, Number.MAX_SAFE_INTEGER);
     return this.#read(consistency, (state) => {
       const meta = requireStream(state, name);
@@ -461,6 +462,8 @@ export class StreamService {
 
   /** Lists streams in name order. */
   async list(consistency: Consistency = "linearizable"): Promise<WithStaleness<{ streams: StreamInfo[] }>> {
+    // Listing names every stream: it takes read on all of them (the pattern `*`).
+    this.#allowRead("*");
     return this.#read(consistency, (state) => ({
       streams: listStreams(state, 10_000).map((meta) => streamInfo(state, meta)),
     }));
@@ -518,6 +521,7 @@ export class StreamService {
   /** Describes one stream; ERR_NOT_FOUND if it does not exist. */
   async info(name: string, consistency: Consistency = "linearizable"): Promise<WithStaleness<StreamInfo>> {
     checkName("stream", name, STREAM_NAME);
+    this.#allowRead(name);
     return this.#read(consistency, (state) => streamInfo(state, requireStream(state, name)));
   }
 
@@ -615,6 +619,7 @@ export class StreamService {
    */
   async read(name: string, query: ReadQuery): Promise<ReadResult> {
     checkName("stream", name, STREAM_NAME);
+    this.#allowRead(name);
     checkInteger("limit", query.limit, 1, Number.MAX_SAFE_INTEGER);
     const limit = Math.min(query.limit ?? this.#limits.readPageDefault, this.#limits.readLimitMax);
     checkInteger("waitMs", query.waitMs, 0, this.#limits.waitMsMax);
@@ -697,6 +702,7 @@ export class StreamService {
     }
     for (const cursor of cursors) {
       checkName("stream", cursor.name, STREAM_NAME);
+      this.#allowRead(cursor.name);
       checkInteger("from", cursor.from, 0, Number.MAX_SAFE_INTEGER);
       const starts = [cursor.from, cursor.afterId, cursor.onlyNew === true ? true : undefined];
       if (starts.filter((v) => v !== undefined).length > 1) {
@@ -898,6 +904,7 @@ export class StreamService {
     consistency: Consistency = "linearizable",
   ): Promise<{ entries: PendingEntry[] }> {
     checkName("stream", stream, STREAM_NAME);
+    this.#allowRead(stream);
     checkName("group", group, GROUP_NAME);
     checkInteger("count", query.count, 1, this.#limits.ackPendingMax);
     checkInteger("minIdleMs", query.minIdleMs, 0, Number.MAX_SAFE_INTEGER);
@@ -990,6 +997,7 @@ export class StreamService {
     consistency: Consistency = "linearizable",
   ): Promise<{ consumers: ConsumerInfo[] }> {
     checkName("stream", stream, STREAM_NAME);
+    this.#allowRead(stream);
     checkName("group", group, GROUP_NAME);
     return this.#read(consistency, (state) => {
       const g = requireGroup(state, requireStream(state, stream), group);
@@ -1026,6 +1034,7 @@ export class StreamService {
     consistency: Consistency = "linearizable",
   ): Promise<WithStaleness<{ groups: GroupInfo[] }>> {
     checkName("stream", stream, STREAM_NAME);
+    this.#allowRead(stream);
     return this.#read(consistency, (state) => {
       const meta = requireStream(state, stream);
       return { groups: listGroups(state, meta).map((group) => groupInfo(state, meta, group)) };
@@ -1039,6 +1048,7 @@ export class StreamService {
     consistency: Consistency = "linearizable",
   ): Promise<WithStaleness<GroupInfo>> {
     checkName("stream", stream, STREAM_NAME);
+    this.#allowRead(stream);
     checkName("group", group, GROUP_NAME);
     return this.#read(consistency, (state) => {
       const meta = requireStream(state, stream);
@@ -1323,6 +1333,11 @@ export class StreamService {
   }
 
   /** Reads an object from state; a stale read's answer (or failure) says how far behind it may be. */
+  /** Throws unless the current principal may read stream `name` (src/service/auth). */
+  #allowRead(name: string): void {
+    this.#log.authorize?.([{ permission: "read", resource: "stream", name }]);
+  }
+
   async #read<T extends object>(
     consistency: Consistency,
     read: (state: StateReader) => T,

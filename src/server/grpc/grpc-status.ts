@@ -13,6 +13,9 @@ import type { CairnError, ErrorCode } from "../../service/index.js";
 /** The gRPC status of each error code. */
 export const grpcStatusOf: Record<ErrorCode, status> = {
   ERR_BAD_REQUEST: status.INVALID_ARGUMENT,
+  // The seed's 401 for a bad auth_token.
+  ERR_UNAUTHENTICATED: status.UNAUTHENTICATED,
+  ERR_FORBIDDEN: status.PERMISSION_DENIED,
   ERR_NOT_FOUND: status.NOT_FOUND,
   // A test-and-set that failed: gRPC's guide names ABORTED for it (retry at a higher level).
   ERR_CONFLICT: status.ABORTED,
@@ -49,6 +52,10 @@ const quorumLost = "Service temporarily unavailable for writes (quorum lost)";
  */
 export const postMessageTextOf: Record<ErrorCode, (error: CairnError) => string> = {
   ERR_BAD_REQUEST: (e) => e.message,
+  // The seed answered 401 for a bad auth_token; a refused token never reaches PostMessage's
+  // handler (the call ends UNAUTHENTICATED), a token lacking the stream's write permission does.
+  ERR_UNAUTHENTICATED: (e) => `Unauthorized: ${e.message}`,
+  ERR_FORBIDDEN: (e) => `Forbidden: ${e.message}`,
   ERR_NOT_FOUND: (e) => e.message,
   ERR_CONFLICT: (e) => e.message,
   ERR_NOT_INTEGER: (e) => e.message,

@@ -7,6 +7,15 @@ import type { CairnError, ErrorCode } from "../../service/index.js";
 /** The error reply text (without the leading `-`) of each code. */
 export const respErrorOf: Record<ErrorCode, (error: CairnError) => string> = {
   ERR_BAD_REQUEST: (e) => `ERR ${e.message}`,
+  // Redis's own texts (src/server.c, src/acl.c of Redis 7.2).
+  ERR_UNAUTHENTICATED: () => "NOAUTH Authentication required.",
+  ERR_FORBIDDEN: (e) => {
+    const details = e.is("ERR_FORBIDDEN") ? e.details : {};
+    const user = details.principal ?? "default";
+    return details.name !== undefined
+      ? `NOPERM User ${user} has no permissions to access the '${details.name}' key`
+      : `NOPERM User ${user} has no permissions to run this command (it needs ${details.missing ?? "more"})`;
+  },
   ERR_NOT_FOUND: () => "ERR no such key",
   ERR_CONFLICT: (e) => `ERR ${e.message}`,
   // The state machine's texts are Redis's ("value is not an integer or out of range", "increment

@@ -12,7 +12,9 @@ import {
   type CairnError,
   isCairnError,
   type KvService,
+  runAs,
   type StepResult,
+  system,
   type TransactionStep,
 } from "../../service/index.js";
 import type { ClientState, ServerContext } from "./command-table.js";
@@ -94,9 +96,12 @@ export async function answerBatch(
   const plans: (TransactionPlan | Reply)[] = [];
   for (const args of commands) {
     try {
-      plans.push(await planOf({ args, client, server }, () => one(args)));
+      const plan = await planOf({ args, client, server }, () => one(args));
+      // Each command is checked against the connection's principal; a refused one answers alone.
+      if ("steps" in plan) server.kv.authorizeSteps(plan.steps);
+      plans.push(plan);
     } catch (error) {
-      plans.push(unexpected(error));
+      plans.push(isCairnError(error) ? r.error(respErrorOf[error.code](error)) : unexpected(error));
     }
   }
   const steps = plans.flatMap((plan) => ("steps" in plan ? plan.steps : []));
@@ -166,6 +171,12 @@ export class StepBatcher {
 
   /** Proposes `steps` in the next entry; resolves with their results, in order. */
   run(steps: readonly TransactionStep[]): Promise<readonly StepResult[]> {
+    // Checked here, as the submitter: the entry that carries them is proposed by the node itself.
+    try {
+      this.#kv.authorizeSteps(steps);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const bytes = stepsBytes(steps);
     const full =
       this.#waiting.length > 0 &&
@@ -202,9 +213,12 @@ export class StepBatcher {
 
   async #propose(waiting: readonly Waiting[]): Promise<void> {
     try {
-      const { results } = await this.#kv.transaction(
-        [],
-        waiting.flatMap((w) => w.steps),
+      // Every submitter's steps were checked against its own principal in `run`.
+      const { results } = await runAs(system, () =>
+        this.#kv.transaction(
+          [],
+          waiting.flatMap((w) => w.steps),
+        ),
       );
       let next = 0;
       for (const w of waiting) {

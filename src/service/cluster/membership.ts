@@ -8,6 +8,7 @@ import { NodeError } from "../../node/index.js";
 import { type NodeId, nodeId } from "../../raft/index.js";
 import type { PeerAddress } from "../../transport/index.js";
 import { assert } from "../../util/index.js";
+import type { AuthGuard, Need } from "../auth/index.js";
 import { type ApplyOutcome, encodeEnvelope, isResultOf } from "../command.js";
 import { CairnError, isCairnError, refusalError } from "../errors.js";
 import { toCairnError } from "../group-replication.js";
@@ -49,8 +50,11 @@ export interface MembershipOptions {
   readonly promoteLagMax?: number;
   /** Hands joins, removals and transfers to the leader when this node does not lead. */
   readonly link?: LeaderLink;
+  /** Checks that the caller may change membership (admin on the cluster). */
+  readonly guard?: AuthGuard;
 }
 
+const clusterAdmin: readonly Need[] = [{ permission: "admin", resource: "cluster" }];
 /** How long a node that announced itself, but whose joining this node has not applied, stays a peer. */
 const announcedPeerAgeMaxMs = 10_000;
 
@@ -116,6 +120,7 @@ export class Membership {
 
   /** Adds a node as a learner (it is promoted once caught up). Carried out by the leader. */
   async join(name: string, peerAddress: string): Promise<JoinAnswer> {
+    this.#o.guard?.check(clusterAdmin);
     if (!NAME.test(name))
       throw new CairnError("ERR_BAD_REQUEST", "name must be lowercase letters, digits and dashes (1-63)");
     if (!ADDRESS.test(peerAddress)) throw new CairnError("ERR_BAD_REQUEST", "peerAddress must be host:port");
@@ -150,6 +155,7 @@ export class Membership {
 
   /** Removes a member from the group, then from the registry. Carried out by the leader. */
   async remove(id: number): Promise<void> {
+    this.#o.guard?.check(clusterAdmin);
     const toLeader = this.#toLeader;
     if (toLeader !== undefined) return toLeader.remove(id);
     const status = this.#o.group.status();
@@ -168,6 +174,7 @@ export class Membership {
 
   /** Hands leadership to a voter. Carried out by the leader. */
   async transferLeader(to: number): Promise<void> {
+    this.#o.guard?.check(clusterAdmin);
     const toLeader = this.#toLeader;
     if (toLeader !== undefined) return toLeader.transfer(to);
     try {
