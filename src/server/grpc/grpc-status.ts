@@ -6,7 +6,7 @@
 // does not compile until it has an entry in each. The gRPC status names say what a client may do:
 // UNAVAILABLE means nothing was done (retry, with backoff); DEADLINE_EXCEEDED means the outcome is
 // unknown (retry only with the same idempotency-key metadata, which answers the original instead
-// of storing twice). docs/compatibility.md holds these tables for users.
+// of storing twice). docs/compat.md holds these tables for users.
 import { Metadata, type StatusObject, status } from "@grpc/grpc-js";
 import type { CairnError, ErrorCode } from "../../service/index.js";
 
