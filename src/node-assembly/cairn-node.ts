@@ -27,6 +27,7 @@ import {
   defaultKvLimits,
   defaultStreamLimits,
   GroupReplication,
+  type JoinAnswer,
   KvService,
   LeaderLink,
   type MemberRecord,
@@ -53,17 +54,14 @@ import type { PeerAddress, Transport } from "../transport/index.js";
 /** The one Raft group of the first release. */
 export const mainGroup: GroupId = groupId(1);
 
-/** Who a node is and whom it knows at start (its identity file, or the simulator's roster). */
-export interface NodeMembership {
-  readonly clusterId: string;
-  readonly id: number;
+/**
+ * Who a node is and whom it knows at start (its identity file, or the simulator's roster): what a
+ * join answers (id, cluster, bootstrap voters, members), with the node's name and whether it
+ * bootstrapped the cluster (then, as leader, it registers the bootstrap members).
+ */
+export interface NodeMembership extends JoinAnswer {
   readonly name: string;
-  /** Whether this node bootstrapped the cluster: then, as leader, it registers the bootstrap members. */
   readonly bootstrapped: boolean;
-  /** The voters the group was bootstrapped with: the base configuration. */
-  readonly initialVoters: readonly number[];
-  /** The members known at start: id, name and peer address (`host:port`). */
-  readonly members: readonly MemberRecord[];
 }
 
 /** The settings of a node, with the defaults the CLI ships. */
