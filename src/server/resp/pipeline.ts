@@ -22,7 +22,7 @@ import { text } from "./command-table.js";
 import { respErrorOf } from "./error-replies.js";
 import { type Reply, r } from "./resp-reply.js";
 import { lookupCommand, refuseCall } from "./resp-server.js";
-import { planOf, type TransactionPlan, transactionPlanners } from "./transaction-plans.js";
+import { planOf, repliesOf, type TransactionPlan, transactionPlanners } from "./transaction-plans.js";
 
 /** Commands one run holds at most. */
 const runCommandsMax = 256;
@@ -121,18 +121,9 @@ export async function answerBatch(
     const reply = isCairnError(error) ? r.error(respErrorOf[error.code](error)) : unexpected(error);
     return commands.map(() => reply);
   }
-  let next = 0;
-  const replies: Reply[] = [];
-  for (const [i, plan] of plans.entries()) {
-    if (!("steps" in plan)) {
-      replies.push(plan);
-      continue;
-    }
-    const mine = results.slice(next, next + plan.steps.length);
-    next += plan.steps.length;
-    replies.push(await plan.reply(mine, { args: commands[i] ?? [], client, server }));
-  }
-  return replies;
+  return repliesOf(plans, results, (plan, mine, i) =>
+    plan.reply(mine, { args: commands[i] ?? [], client, server }),
+  );
 }
 
 /** Steps of one submitter waiting for the next entry. */

@@ -326,3 +326,26 @@ export async function planOf(
     return r.error(respErrorOf[error.code](error));
   }
 }
+
+/**
+ * The replies to planned commands once their steps ran: each plan gets its own results, in order,
+ * and `reply` answers from them; a reply that stood in for a plan (a refusal) is kept as it is.
+ */
+export async function repliesOf(
+  plans: readonly (TransactionPlan | Reply)[],
+  results: readonly StepResult[],
+  reply: (plan: TransactionPlan, mine: readonly StepResult[], index: number) => Reply | Promise<Reply>,
+): Promise<Reply[]> {
+  let next = 0;
+  const replies: Reply[] = [];
+  for (const [i, plan] of plans.entries()) {
+    if (!("steps" in plan)) {
+      replies.push(plan);
+      continue;
+    }
+    const mine = results.slice(next, next + plan.steps.length);
+    next += plan.steps.length;
+    replies.push(await reply(plan, mine, i));
+  }
+  return replies;
+}
