@@ -32,6 +32,7 @@ import {
   LeaderLink,
   type MemberRecord,
   Membership,
+  peerAddressOf,
   runAs,
   ServiceStateMachine,
   StoreBackend,
@@ -460,8 +461,7 @@ function peerAddresses(members: readonly MemberRecord[], self: NodeId): Map<Node
   const peers = new Map<NodeId, PeerAddress>();
   for (const m of members) {
     if (m.id === self) continue;
-    const at = m.peerAddress.lastIndexOf(":");
-    peers.set(nodeId(m.id), { host: m.peerAddress.slice(0, at), port: Number(m.peerAddress.slice(at + 1)) });
+    peers.set(nodeId(m.id), peerAddressOf(m.peerAddress));
   }
   return peers;
 }

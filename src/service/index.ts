@@ -14,7 +14,7 @@ export {
 export { AuthService } from "./auth-service.js";
 export type { MemberRecord } from "./cluster/members.js";
 export type { JoinAnswer, MembershipOptions } from "./cluster/membership.js";
-export { Membership } from "./cluster/membership.js";
+export { Membership, peerAddressOf } from "./cluster/membership.js";
 export { ClusterService, type ClusterStatus, type MemberStatus } from "./cluster-service.js";
 export {
   type ApplyOutcome,

@@ -61,6 +61,12 @@ const announcedPeerAgeMaxMs = 10_000;
 const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const ADDRESS = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
 
+/** The transport address of a `host:port` peer address (an IPv6 host may be in brackets). */
+export function peerAddressOf(address: string): PeerAddress {
+  const at = address.lastIndexOf(":");
+  return { host: address.slice(0, at).replace(/^\[|\]$/g, ""), port: Number(address.slice(at + 1)) };
+}
+
 /** Joins, removals, transfers and the leader's membership upkeep. */
 export class Membership {
   readonly #o: MembershipOptions;
@@ -97,18 +103,14 @@ export class Membership {
   #peerAddresses(): Map<NodeId, PeerAddress> {
     const self = this.#o.host.self.id;
     const addresses = new Map<NodeId, string>();
+    const announced = this.#o.host.announcedPeerAddresses(announcedPeerAgeMaxMs);
+    const retired = new Set(listRegistry(this.#o.state).flatMap((m) => (m.retired ? [m.id] : [])));
     for (const m of this.members()) if (m.id !== self) addresses.set(nodeId(m.id), m.peerAddress);
-    for (const [id, address] of this.#o.host.announcedPeerAddresses(announcedPeerAgeMaxMs)) {
-      if (id !== self && !addresses.has(id) && !this.isRetired(id)) addresses.set(id, address);
+    for (const [id, address] of announced) {
+      if (id !== self && !addresses.has(id) && !retired.has(id)) addresses.set(id, address);
     }
     const peers = new Map<NodeId, PeerAddress>();
-    for (const [id, address] of addresses) {
-      const at = address.lastIndexOf(":");
-      peers.set(id, {
-        host: address.slice(0, at).replace(/^\[|\]$/g, ""),
-        port: Number(address.slice(at + 1)),
-      });
-    }
+    for (const [id, address] of addresses) peers.set(id, peerAddressOf(address));
     return peers;
   }
 
