@@ -263,22 +263,19 @@ export class CairnNode {
       fatal.failed = true;
       log(`FATAL: storage failed, this node stops accepting writes: ${error.message}`);
     };
-    const opened = await Wal.open(fs, joinPath(options.dataDir, "wal"), {
-      segmentBytesMax: settings.segmentBytesMax,
-      onFailure,
-    }).catch(async (error: unknown) => {
-      await transport.close().catch(() => undefined);
-      await store.close().catch(() => undefined);
-      throw error;
-    });
-    const { wal, recovery } = opened;
-    if (recovery.tornTail !== undefined) log(describeTornTail(recovery.tornTail));
+    let wal: Wal | undefined;
     try {
-      return await CairnNode.#start(options, settings, wal, recovery, fatal, onFailure);
+      const opened = await Wal.open(fs, joinPath(options.dataDir, "wal"), {
+        segmentBytesMax: settings.segmentBytesMax,
+        onFailure,
+      });
+      wal = opened.wal;
+      if (opened.recovery.tornTail !== undefined) log(describeTornTail(opened.recovery.tornTail));
+      return await CairnNode.#start(options, settings, wal, opened.recovery, fatal, onFailure);
     } catch (error) {
       // A node that refuses to start (damaged storage, a port taken) leaves no handle open.
       await transport.close().catch(() => undefined);
-      await wal.close().catch(() => undefined);
+      await wal?.close().catch(() => undefined);
       await store.close().catch(() => undefined);
       throw error;
     }
