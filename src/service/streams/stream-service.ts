@@ -1,11 +1,11 @@
 // The streams and consumer-groups service: validates requests against its limits, proposes
 // commands through the replicated log, serves reads (linearizable by default), long-polls for new
 // messages, and turns state machine failures into CairnErrors with stable codes.
-import type { ApplyNotifier } from "./apply-notifier.js";
-import type { ResultOf } from "./command.js";
-import { CairnError, refusalError } from "./errors.js";
-import type { Consistency } from "./kv-service.js";
-import { proposeCommand } from "./propose.js";
+import type { ApplyNotifier } from "../apply-notifier.js";
+import type { ResultOf } from "../command.js";
+import { CairnError, refusalError } from "../errors.js";
+import type { Consistency } from "../kv/kv-service.js";
+import { proposeCommand } from "../propose.js";
 import {
   type ReplicationPort,
   readStaleReported,
@@ -13,8 +13,8 @@ import {
   type WithStaleness,
   type WriteConcern,
   withWriteConcern,
-} from "./replication.js";
-import type { StateReader } from "./state.js";
+} from "../replication.js";
+import type { StateReader } from "../state.js";
 import {
   type ClaimTarget,
   type Delivery,
@@ -49,7 +49,7 @@ import {
   streamCount,
   streamSweepDue,
   streamsClockMs,
-} from "./streams/index.js";
+} from "./index.js";
 
 /** Limits of the streams API. */
 export interface StreamLimits {

@@ -1,14 +1,14 @@
 // The cluster as operators and tools see it: members with their names, roles and HTTP URLs, the
 // leader, terms and indexes, and (on the leader) each peer's replication progress and lag.
 
-import type { ClusterStatus, MemberStatus } from "../api/index.js";
-import type { NodeHost, RaftGroup } from "../node/index.js";
-import type { NodeId } from "../raft/index.js";
-import type { AuthGuard } from "./auth/index.js";
-import type { ApplyOutcome } from "./command.js";
+import type { ClusterStatus, MemberStatus } from "../../api/index.js";
+import type { NodeHost, RaftGroup } from "../../node/index.js";
+import type { NodeId } from "../../raft/index.js";
+import type { AuthGuard } from "../auth/index.js";
+import type { ApplyOutcome } from "../command.js";
 
 // The status's shape is the public API's (src/api), defined once there.
-export type { ClusterStatus, MemberStatus } from "../api/index.js";
+export type { ClusterStatus, MemberStatus } from "../../api/index.js";
 
 /** Reads cluster state from the local group and the peer directory. */
 export class ClusterService {

@@ -2,9 +2,19 @@
 // through the replicated log, reads linearizably (or stale on request) and turns state machine
 // outcomes into typed results or CairnErrors with stable codes.
 
-import { kvNeeds } from "./auth/index.js";
-import type { ResultOf } from "./command.js";
-import { CairnError, refusalError } from "./errors.js";
+import { kvNeeds } from "../auth/index.js";
+import type { ResultOf } from "../command.js";
+import { CairnError, refusalError } from "../errors.js";
+import { proposeCommand } from "../propose.js";
+import {
+  type ReplicationPort,
+  readStaleReported,
+  type Staleness,
+  type WithStaleness,
+  type WriteConcern,
+  withWriteConcern,
+} from "../replication.js";
+import { prefixEnd } from "../state.js";
 import {
   getKv,
   type KvCommand,
@@ -23,17 +33,7 @@ import {
   rangeKv,
   type StepResult,
   type TransactionStep,
-} from "./kv/index.js";
-import { proposeCommand } from "./propose.js";
-import {
-  type ReplicationPort,
-  readStaleReported,
-  type Staleness,
-  type WithStaleness,
-  type WriteConcern,
-  withWriteConcern,
-} from "./replication.js";
-import { prefixEnd } from "./state.js";
+} from "./index.js";
 
 /** Size limits of the key-value API. */
 export interface KvLimits {

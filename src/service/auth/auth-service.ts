@@ -2,8 +2,11 @@
 // one is locked out) and off, roles and their grants, tokens (created with a secret shown once,
 // listed without secrets, revoked). Changes go through the log like any state; every operation
 // here needs admin on the cluster, except turning authentication on while it is off.
-import type { AuthTokenCreated, AuthTokenInfo, RoleInfo, WhoAmI } from "../api/index.js";
-import type { AuthCommand } from "./auth/index.js";
+import type { AuthTokenCreated, AuthTokenInfo, RoleInfo, WhoAmI } from "../../api/index.js";
+import { CairnError, refusalError } from "../errors.js";
+import { proposeCommand } from "../propose.js";
+import type { ReplicationPort } from "../replication.js";
+import type { AuthCommand } from "./index.js";
 import {
   type AuthGuard,
   adminRoleName,
@@ -19,10 +22,7 @@ import {
   newToken,
   parseGrant,
   tokenIdPattern,
-} from "./auth/index.js";
-import { CairnError, refusalError } from "./errors.js";
-import { proposeCommand } from "./propose.js";
-import type { ReplicationPort } from "./replication.js";
+} from "./index.js";
 
 const ROLE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 /** The longest token lifetime: ten years. */
