@@ -35,6 +35,76 @@ export const Staleness = Type.Object({
 /** How far behind a stale read may be. */
 export type Staleness = Static<typeof Staleness>;
 
+// ---- Query strings ----
+// Every route's query parameters. A route refuses a parameter it does not know, as it refuses an
+// unknown body field; the client builds its query strings from the same types.
+
+/** A route that takes no query parameters. */
+export const NoQuery = Type.Object({}, { additionalProperties: false });
+/** A route whose only query parameter is how the read is served. */
+export const ConsistencyQuery = Type.Object(
+  { consistency: Type.Optional(Consistency) },
+  { additionalProperties: false },
+);
+/** A route whose only query parameter is how the read is served. */
+export type ConsistencyQuery = Static<typeof ConsistencyQuery>;
+/** A route whose only query parameter is how payloads travel in its answer. */
+export const EncodingQuery = Type.Object(
+  { encoding: Type.Optional(Encoding) },
+  { additionalProperties: false },
+);
+/** A read of one item: how it is served and how its bytes travel. */
+export const ReadOneQuery = Type.Object(
+  { consistency: Type.Optional(Consistency), encoding: Type.Optional(Encoding) },
+  { additionalProperties: false },
+);
+/** A read of one item. */
+export type ReadOneQuery = Static<typeof ReadOneQuery>;
+/** GET /v1/kv: a prefix or a start/end range, one page at a time. */
+export const KvListQuery = Type.Object(
+  {
+    prefix: Type.Optional(Type.String()),
+    start: Type.Optional(Type.String()),
+    end: Type.Optional(Type.String()),
+    limit: Type.Optional(Type.Integer({ minimum: 1 })),
+    after: Type.Optional(Type.String({ description: "the `next` token of the previous page" })),
+    consistency: Type.Optional(Consistency),
+    encoding: Type.Optional(Encoding),
+  },
+  { additionalProperties: false },
+);
+/** GET /v1/kv. */
+export type KvListQuery = Static<typeof KvListQuery>;
+/** DELETE /v1/kv/{key}: an optional revision condition. */
+export const KvDeleteQuery = Type.Object(
+  { ifRevision: Type.Optional(Type.Integer({ minimum: 0 })) },
+  { additionalProperties: false },
+);
+/** DELETE /v1/kv/{key}. */
+export type KvDeleteQuery = Static<typeof KvDeleteQuery>;
+/** GET /v1/streams/{name}/messages: a sequence range or a start time; waitMs long-polls. */
+export const StreamReadQuery = Type.Object(
+  {
+    from: Type.Optional(Type.Integer({ minimum: 0 })),
+    fromTimeMs: Type.Optional(Type.Integer({ minimum: 0 })),
+    to: Type.Optional(Type.Integer({ minimum: 0, description: "last sequence to read (inclusive)" })),
+    limit: Type.Optional(Type.Integer({ minimum: 1 })),
+    waitMs: Type.Optional(Type.Integer({ minimum: 0 })),
+    consistency: Type.Optional(Consistency),
+    encoding: Type.Optional(Encoding),
+  },
+  { additionalProperties: false },
+);
+/** GET /v1/streams/{name}/messages. */
+export type StreamReadQuery = Static<typeof StreamReadQuery>;
+/** GET /v1/streams/{name}/events: where to start following. */
+export const StreamEventsQuery = Type.Object(
+  { from: Type.Optional(Type.Integer({ minimum: 0 })), encoding: Type.Optional(Encoding) },
+  { additionalProperties: false },
+);
+/** GET /v1/streams/{name}/events. */
+export type StreamEventsQuery = Static<typeof StreamEventsQuery>;
+
 // ---- Key-value ----
 
 /** A key as listed: its value and revisions. */

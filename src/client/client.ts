@@ -4,6 +4,17 @@
 // CairnClientError with the server's stable code.
 import type * as Api from "../api/index.js";
 
+/**
+ * A query string (with its "?") from a route's query type (src/api), leaving out the fields not
+ * given; "" when none is.
+ */
+function queryOf(query: object): string {
+  const params = new URLSearchParams();
+  for (const [name, value] of Object.entries(query)) if (value !== undefined) params.set(name, String(value));
+  const text = params.toString();
+  return text === "" ? "" : `?${text}`;
+}
+
 /** A fresh idempotency key (Web Crypto: the same in Node.js and in the dashboard's browser). */
 function randomUUID(): string {
   return globalThis.crypto.randomUUID();
@@ -112,13 +123,9 @@ export class CairnClient {
   }
 
   /** Reads a key; undefined when it does not exist. */
-  async get(
-    key: string,
-    options: { consistency?: "linearizable" | "stale" } = {},
-  ): Promise<KvItem | undefined> {
-    const query = options.consistency === "stale" ? "?consistency=stale" : "";
+  async get(key: string, options: Api.ConsistencyQuery = {}): Promise<KvItem | undefined> {
     try {
-      return (await this.request("GET", `/v1/kv/${encodeKey(key)}${query}`)) as KvItem;
+      return (await this.request("GET", `/v1/kv/${encodeKey(key)}${queryOf(options)}`)) as KvItem;
     } catch (error) {
       if (error instanceof CairnClientError && error.code === "ERR_NOT_FOUND") return undefined;
       throw error;
@@ -151,12 +158,12 @@ export class CairnClient {
     key: string,
     options: { ifRevision?: number; idempotencyKey?: string } = {},
   ): Promise<WriteAck & { deleted: boolean }> {
-    const query = options.ifRevision !== undefined ? `?ifRevision=${options.ifRevision}` : "";
+    const { idempotencyKey, ...query } = options;
     return (await this.request(
       "DELETE",
-      `/v1/kv/${encodeKey(key)}${query}`,
+      `/v1/kv/${encodeKey(key)}${queryOf(query satisfies Api.KvDeleteQuery)}`,
       undefined,
-      options.idempotencyKey ?? randomUUID(),
+      idempotencyKey ?? randomUUID(),
     )) as WriteAck & { deleted: boolean };
   }
 
@@ -176,15 +183,9 @@ export class CairnClient {
 
   /** Lists one page of keys under a prefix; pass the returned `next` as `after` for the next page. */
   async list(
-    options: { prefix?: string; limit?: number; after?: string; consistency?: "linearizable" | "stale" } = {},
-  ): Promise<{ items: KvItem[]; next: string | null }> {
-    const params = new URLSearchParams();
-    for (const [name, value] of Object.entries(options))
-      if (value !== undefined) params.set(name, String(value));
-    return (await this.request("GET", `/v1/kv?${params.toString()}`)) as {
-      items: KvItem[];
-      next: string | null;
-    };
+    options: Pick<Api.KvListQuery, "prefix" | "start" | "end" | "limit" | "after" | "consistency"> = {},
+  ): Promise<Api.KvPage> {
+    return (await this.request("GET", `/v1/kv${queryOf(options)}`)) as Api.KvPage;
   }
 
   /** Creates a stream (a no-op answering `created: false` if it exists with the same settings). */
@@ -267,22 +268,10 @@ export class CairnClient {
   }
 
   /** Reads a page of messages; with `waitMs`, waits for one when there is none yet. */
-  async read(
-    stream: string,
-    options: {
-      from?: number;
-      fromTimeMs?: number;
-      limit?: number;
-      waitMs?: number;
-      consistency?: "linearizable" | "stale";
-    } = {},
-  ): Promise<MessagePage> {
-    const params = new URLSearchParams();
-    for (const [name, value] of Object.entries(options))
-      if (value !== undefined) params.set(name, String(value));
+  async read(stream: string, options: Api.StreamReadQuery = {}): Promise<MessagePage> {
     return (await this.request(
       "GET",
-      `/v1/streams/${encodeURIComponent(stream)}/messages?${params.toString()}`,
+      `/v1/streams/${encodeURIComponent(stream)}/messages${queryOf(options)}`,
       undefined,
       undefined,
       (options.waitMs ?? 0) + this.#requestTimeoutMs,
@@ -322,10 +311,11 @@ export class CairnClient {
           )) as StreamInfo;
           from = info.lastSeq + 1;
         }
+        const query: Api.StreamReadQuery = { from, waitMs };
         const page = (await this.#attempt(
           endpoint,
           "GET",
-          `/v1/streams/${encodeURIComponent(stream)}/messages?from=${from}&waitMs=${waitMs}`,
+          `/v1/streams/${encodeURIComponent(stream)}/messages${queryOf(query)}`,
           undefined,
           undefined,
           waitMs + this.#requestTimeoutMs,

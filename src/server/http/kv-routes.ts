@@ -3,7 +3,7 @@
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
-import { Consistency, Encoding, KvPage, KvPutBody } from "../../api/index.js";
+import { KvDeleteQuery, KvListQuery, KvPage, KvPutBody, NoQuery, ReadOneQuery } from "../../api/index.js";
 import { CairnError, type KvRecord, type KvService } from "../../service/index.js";
 import { idempotencyKeyOf, writeConcernOf } from "./idempotency.js";
 
@@ -66,10 +66,7 @@ export function registerKvRoutes(fastify: FastifyInstance, kv: KvService): void 
     {
       schema: {
         summary: "Read a key",
-        querystring: Type.Object({
-          consistency: Type.Optional(Consistency),
-          encoding: Type.Optional(Encoding),
-        }),
+        querystring: ReadOneQuery,
       },
     },
     async (request) => {
@@ -93,7 +90,7 @@ export function registerKvRoutes(fastify: FastifyInstance, kv: KvService): void 
   app.put(
     "/v1/kv/*",
     {
-      schema: { summary: "Write a key", body: KvPutBody },
+      schema: { summary: "Write a key", body: KvPutBody, querystring: NoQuery },
     },
     async (request) => {
       const body = request.body;
@@ -113,7 +110,7 @@ export function registerKvRoutes(fastify: FastifyInstance, kv: KvService): void 
   app.patch(
     "/v1/kv/*",
     {
-      schema: { summary: "Atomically increment an integer value", body: PatchBody },
+      schema: { summary: "Atomically increment an integer value", body: PatchBody, querystring: NoQuery },
     },
     async (request) => {
       const body = request.body;
@@ -136,7 +133,7 @@ export function registerKvRoutes(fastify: FastifyInstance, kv: KvService): void 
     {
       schema: {
         summary: "Delete a key",
-        querystring: Type.Object({ ifRevision: Type.Optional(Type.Integer({ minimum: 0 })) }),
+        querystring: KvDeleteQuery,
       },
     },
     async (request) => {
@@ -154,15 +151,7 @@ export function registerKvRoutes(fastify: FastifyInstance, kv: KvService): void 
     {
       schema: {
         summary: "List keys by prefix or range, one page at a time",
-        querystring: Type.Object({
-          prefix: Type.Optional(Type.String()),
-          start: Type.Optional(Type.String()),
-          end: Type.Optional(Type.String()),
-          limit: Type.Optional(Type.Integer({ minimum: 1 })),
-          after: Type.Optional(Type.String({ description: "the `next` token of the previous page" })),
-          consistency: Type.Optional(Consistency),
-          encoding: Type.Optional(Encoding),
-        }),
+        querystring: KvListQuery,
         response: { 200: KvPage },
       },
     },

@@ -8,13 +8,17 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import {
   AppendBody,
-  Consistency,
+  ConsistencyQuery,
   StreamCreateBody as CreateBody,
-  Encoding,
+  EncodingQuery,
   FetchBody,
   GroupBody,
   GroupUpdateBody,
+  NoQuery,
+  ReadOneQuery,
   SettleBody,
+  StreamEventsQuery,
+  StreamReadQuery,
   StreamUpdateBody as UpdateBody,
 } from "../../api/index.js";
 import {
@@ -33,12 +37,6 @@ import { decodeValue, encodeValue } from "./kv-routes.js";
 const NameParams = Type.Object({ name: Type.String() });
 const MessageParams = Type.Object({ name: Type.String(), seq: Type.Integer({ minimum: 1 }) });
 const GroupParams = Type.Object({ name: Type.String(), group: Type.String() });
-/** A route that takes no query parameters refuses any, like every other unknown field. */
-const NoQuery = Type.Object({}, { additionalProperties: false });
-const ConsistencyQuery = Type.Object(
-  { consistency: Type.Optional(Consistency) },
-  { additionalProperties: false },
-);
 
 const SettleParams = Type.Object({
   name: Type.String(),
@@ -172,18 +170,7 @@ export function registerStreamRoutes(fastify: FastifyInstance, streams: StreamSe
       schema: {
         summary: "Read messages by sequence range or from a time; waitMs long-polls for new ones",
         params: NameParams,
-        querystring: Type.Object(
-          {
-            from: Type.Optional(Type.Integer({ minimum: 0 })),
-            fromTimeMs: Type.Optional(Type.Integer({ minimum: 0 })),
-            to: Type.Optional(Type.Integer({ minimum: 0, description: "last sequence to read (inclusive)" })),
-            limit: Type.Optional(Type.Integer({ minimum: 1 })),
-            waitMs: Type.Optional(Type.Integer({ minimum: 0 })),
-            consistency: Type.Optional(Consistency),
-            encoding: Type.Optional(Encoding),
-          },
-          { additionalProperties: false },
-        ),
+        querystring: StreamReadQuery,
       },
     },
     async (request, reply) => {
@@ -213,10 +200,7 @@ export function registerStreamRoutes(fastify: FastifyInstance, streams: StreamSe
       schema: {
         summary: "Read one message by sequence",
         params: MessageParams,
-        querystring: Type.Object(
-          { consistency: Type.Optional(Consistency), encoding: Type.Optional(Encoding) },
-          { additionalProperties: false },
-        ),
+        querystring: ReadOneQuery,
       },
     },
     async (request) => {
@@ -251,13 +235,7 @@ export function registerStreamRoutes(fastify: FastifyInstance, streams: StreamSe
       schema: {
         summary: "Follow a stream as server-sent events (id = sequence; resumable with Last-Event-ID)",
         params: NameParams,
-        querystring: Type.Object(
-          {
-            from: Type.Optional(Type.Integer({ minimum: 0 })),
-            encoding: Type.Optional(Encoding),
-          },
-          { additionalProperties: false },
-        ),
+        querystring: StreamEventsQuery,
       },
     },
     async (request, reply) => {
@@ -404,7 +382,7 @@ export function registerStreamRoutes(fastify: FastifyInstance, streams: StreamSe
           "Fetch messages for a consumer (a replicated write); waitMs waits for some; a retry with the same Idempotency-Key answers the same messages",
         params: GroupParams,
         body: FetchBody,
-        querystring: Type.Object({ encoding: Type.Optional(Encoding) }, { additionalProperties: false }),
+        querystring: EncodingQuery,
       },
     },
     async (request, reply) => {
