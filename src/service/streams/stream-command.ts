@@ -312,7 +312,8 @@ function fromCode<T>(codes: readonly T[], code: number, what: string): T {
   return value;
 }
 
-function encodeConfig(c: StreamConfig, writer: ByteWriter): ByteWriter {
+/** Writes a stream's settings (in commands, and in the stream's stored bookkeeping). */
+export function encodeConfig(c: StreamConfig, writer: ByteWriter): ByteWriter {
   return writer
     .varint(c.maxMessages)
     .varint(c.maxBytes)
@@ -322,7 +323,8 @@ function encodeConfig(c: StreamConfig, writer: ByteWriter): ByteWriter {
     .varint(c.dedupeWindowMs);
 }
 
-function decodeConfig(reader: ByteReader): StreamConfig {
+/** Reads what {@link encodeConfig} wrote; the fields come back in StreamConfig's order. */
+export function decodeConfig(reader: ByteReader): StreamConfig {
   return {
     maxMessages: reader.varint(),
     maxBytes: reader.varint(),
@@ -330,6 +332,25 @@ function decodeConfig(reader: ByteReader): StreamConfig {
     discard: fromCode(DISCARD_CODES, reader.u8(), "discard policy"),
     messageBytesMax: reader.varint(),
     dedupeWindowMs: reader.varint(),
+  };
+}
+
+/** Writes a group's settings (in commands, and in the group's stored bookkeeping). */
+export function encodeGroupConfig(c: GroupConfig, writer: ByteWriter): ByteWriter {
+  return writer
+    .varint(c.ackWaitMs)
+    .varint(c.maxDeliveries)
+    .string(c.deadLetterStream)
+    .varint(c.maxAckPending);
+}
+
+/** Reads what {@link encodeGroupConfig} wrote; the fields come back in GroupConfig's order. */
+export function decodeGroupConfig(reader: ByteReader, nameBytesMax = Number.MAX_SAFE_INTEGER): GroupConfig {
+  return {
+    ackWaitMs: reader.varint(),
+    maxDeliveries: reader.varint(),
+    deadLetterStream: reader.string(nameBytesMax),
+    maxAckPending: reader.varint(),
   };
 }
 
@@ -427,12 +448,7 @@ export function encodeStreamCommand(command: StreamCommand, writer = new ByteWri
       writer.u8(START_CODES.indexOf(start.kind));
       if (start.kind === "seq") writer.varint(start.seq);
       if (start.kind === "time") writer.varint(start.timeMs);
-      const c = command.config;
-      return writer
-        .varint(c.ackWaitMs)
-        .varint(c.maxDeliveries)
-        .string(c.deadLetterStream)
-        .varint(c.maxAckPending);
+      return encodeGroupConfig(command.config, writer);
     }
     case "group-delete":
       return writer.u8(GROUP_DELETE).string(command.stream).string(command.group);
@@ -597,12 +613,7 @@ export function decodeStreamCommand(reader: ByteReader): StreamCommand {
         stream,
         group,
         startAt,
-        config: {
-          ackWaitMs: reader.varint(),
-          maxDeliveries: reader.varint(),
-          deadLetterStream: name(),
-          maxAckPending: reader.varint(),
-        },
+        config: decodeGroupConfig(reader, NAME_BYTES_MAX),
       };
     }
     case GROUP_DELETE:

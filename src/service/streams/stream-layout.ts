@@ -3,17 +3,25 @@
 //
 // Layout (every stream and group gets a numeric id at creation, so a deleted stream's data can be
 // removed in bounded steps while a new stream of the same name starts clean):
-//   stream-meta    name                         -> StreamMeta (JSON)
+//   stream-meta    name                         -> StreamMeta (binary, version byte 1; JSON read too)
 //   stream-message u64 streamId, u64 seq        -> message (binary)
 //   stream-dedupe  u64 streamId, msgId          -> u64 seq, u64 tsMs
 //   stream-dedupe-ttl u64 streamId, u64 tsMs, msgId -> empty (expiry index)
-//   consumer-group u64 streamId, group name     -> GroupMeta (JSON)
+//   consumer-group u64 streamId, group name     -> GroupMeta (binary, version byte 1; JSON read too)
 //   consumer-pending u64 groupId, u64 seq         -> u64 availableAtMs, varint deliveries, consumer
 //   consumer-due   u64 groupId, u64 availableAtMs, u64 seq -> empty (in-flight messages by deadline)
 //   stream-garbage u64 id                       -> u8 kind (1 stream, 2 group): data still to remove
-import { ByteReader, ByteWriter, utf8 } from "../../util/index.js";
+import { assert, ByteReader, ByteWriter, utf8 } from "../../util/index.js";
 import { readValue, type Space, type StateReader, type StateWriter, type ValueCodec } from "../state.js";
-import type { GroupConfig, Header, StreamConfig } from "./stream-command.js";
+import {
+  decodeConfig,
+  decodeGroupConfig,
+  encodeConfig,
+  encodeGroupConfig,
+  type GroupConfig,
+  type Header,
+  type StreamConfig,
+} from "./stream-command.js";
 
 /** A stream's bookkeeping. `firstSeq > lastSeq` when it holds no messages. */
 export interface StreamMeta {
@@ -159,24 +167,6 @@ export function readU64(state: StateReader, space: Space, key: Uint8Array): numb
   return bytes === undefined ? 0 : new ByteReader(bytes).u64();
 }
 
-const jsonDecoder = new TextDecoder();
-
-/**
- * Bookkeeping already decoded, by the very byte array it was read from or written as. State values
- * are never changed once written (see StateWriter.put), so a stream's metadata, rewritten by every
- * append, is parsed once rather than at each of the next appends. The objects are shared: readonly.
- */
-const decodedJson = new WeakMap<Uint8Array, object>();
-
-function fromJson<T extends object>(bytes: Uint8Array): T {
-  let value = decodedJson.get(bytes);
-  if (value === undefined) {
-    value = JSON.parse(jsonDecoder.decode(bytes)) as object;
-    decodedJson.set(bytes, value);
-  }
-  return value as T;
-}
-
 /** Encoded stream names, the keys of their metadata (every append reads and writes one). */
 const metaKeys = new Map<string, Uint8Array>();
 
@@ -191,25 +181,203 @@ export function metaKey(name: string): Uint8Array {
   return key;
 }
 
-function toJson(value: object): Uint8Array {
-  const bytes = utf8(JSON.stringify(value));
-  decodedJson.set(bytes, value);
-  return bytes;
+const jsonDecoder = new TextDecoder();
+
+/**
+ * Bookkeeping already decoded, by the very byte array it was read from or written as. State values
+ * are never changed once written (see StateWriter.put), so a stream's metadata, rewritten by every
+ * append, is decoded once rather than at each of the next appends. The objects are shared: readonly.
+ */
+const decodedMeta = new WeakMap<Uint8Array, object>();
+
+/**
+ * The first byte of binary bookkeeping: its format's version. The previous releases stored JSON,
+ * whose first byte is `{` (0x7b), so old state (an old lmdb file, an old snapshot) still reads;
+ * the next write of that stream or group stores it in binary.
+ */
+const META_BINARY_V1 = 1;
+const JSON_OPEN_BRACE = 0x7b;
+
+/** Optional fields present, one bit each, so a decoded object has exactly the fields written. */
+const STREAM_HOLES = 1;
+const STREAM_MAX_DELETED = 2;
+const STREAM_ENTRIES_ADDED = 4;
+const GROUP_REDELIVERED = 1;
+const GROUP_DEAD_LETTERS_LOST = 2;
+const GROUP_CONSUMERS = 4;
+/** A consumer record that carries its delivery counts. */
+const CONSUMER_COUNTS = 1;
+
+/** A signed integer as an unsigned one (zigzag), for the one field that may be negative. */
+function zigzag(value: number): number {
+  return value >= 0 ? value * 2 : -value * 2 - 1;
+}
+
+function unzigzag(value: number): number {
+  return value % 2 === 0 ? value / 2 : -(value + 1) / 2;
+}
+
+function encodeStreamMeta(m: StreamMeta): Uint8Array {
+  const flags =
+    (m.holes !== undefined ? STREAM_HOLES : 0) |
+    (m.maxDeletedIdMs !== undefined || m.maxDeletedIdN !== undefined ? STREAM_MAX_DELETED : 0) |
+    (m.entriesAddedDelta !== undefined ? STREAM_ENTRIES_ADDED : 0);
+  const writer = new ByteWriter(64 + m.name.length * 3).u8(META_BINARY_V1).varint(m.id).string(m.name);
+  encodeConfig(m.config, writer)
+    .varint(m.createdMs)
+    .varint(m.firstSeq)
+    .varint(m.lastSeq)
+    .varint(m.bytes)
+    .varint(m.lastIdMs)
+    .varint(m.lastIdN)
+    .u8(flags);
+  if (m.holes !== undefined) writer.varint(m.holes);
+  if ((flags & STREAM_MAX_DELETED) !== 0) writer.varint(m.maxDeletedIdMs ?? 0).varint(m.maxDeletedIdN ?? 0);
+  if (m.entriesAddedDelta !== undefined) writer.varint(zigzag(m.entriesAddedDelta));
+  return writer.finish();
+}
+
+function decodeStreamMeta(bytes: Uint8Array): StreamMeta {
+  const reader = new ByteReader(bytes);
+  const version = reader.u8();
+  assert(version === META_BINARY_V1, `unknown stream bookkeeping format ${version}`);
+  const id = reader.varint();
+  const name = reader.string();
+  const config = decodeConfig(reader);
+  const meta: StreamMeta = {
+    id,
+    name,
+    config,
+    createdMs: reader.varint(),
+    firstSeq: reader.varint(),
+    lastSeq: reader.varint(),
+    bytes: reader.varint(),
+    lastIdMs: reader.varint(),
+    lastIdN: reader.varint(),
+  };
+  const flags = reader.u8();
+  const holes = (flags & STREAM_HOLES) !== 0 ? { holes: reader.varint() } : {};
+  const maxDeleted =
+    (flags & STREAM_MAX_DELETED) !== 0
+      ? { maxDeletedIdMs: reader.varint(), maxDeletedIdN: reader.varint() }
+      : {};
+  const entriesAdded =
+    (flags & STREAM_ENTRIES_ADDED) !== 0 ? { entriesAddedDelta: unzigzag(reader.varint()) } : {};
+  reader.end();
+  return { ...meta, ...holes, ...maxDeleted, ...entriesAdded };
+}
+
+function encodeGroupMeta(g: GroupMeta): Uint8Array {
+  const flags =
+    (g.redelivered !== undefined ? GROUP_REDELIVERED : 0) |
+    (g.deadLettersLost !== undefined ? GROUP_DEAD_LETTERS_LOST : 0) |
+    (g.consumers !== undefined ? GROUP_CONSUMERS : 0);
+  const writer = new ByteWriter(64 + (g.consumers?.length ?? 0) * 24)
+    .u8(META_BINARY_V1)
+    .varint(g.id)
+    .string(g.name);
+  encodeGroupConfig(g.config, writer)
+    .varint(g.createdMs)
+    .varint(g.nextSeq)
+    .varint(g.pending)
+    .varint(g.delivered)
+    .varint(g.acked)
+    .varint(g.deadLettered)
+    .u8(flags);
+  if (g.redelivered !== undefined) writer.varint(g.redelivered);
+  if (g.deadLettersLost !== undefined) writer.varint(g.deadLettersLost);
+  if (g.consumers !== undefined) {
+    writer.varint(g.consumers.length);
+    for (const [name, seenMs, activeMs, delivered, redelivered] of g.consumers) {
+      writer.string(name).varint(seenMs).varint(activeMs);
+      if (delivered === undefined) writer.u8(0);
+      else
+        writer
+          .u8(CONSUMER_COUNTS)
+          .varint(delivered)
+          .varint(redelivered ?? 0);
+    }
+  }
+  return writer.finish();
+}
+
+function decodeGroupMeta(bytes: Uint8Array): GroupMeta {
+  const reader = new ByteReader(bytes);
+  const version = reader.u8();
+  assert(version === META_BINARY_V1, `unknown group bookkeeping format ${version}`);
+  const id = reader.varint();
+  const name = reader.string();
+  const config = decodeGroupConfig(reader);
+  const meta: GroupMeta = {
+    id,
+    name,
+    config,
+    createdMs: reader.varint(),
+    nextSeq: reader.varint(),
+    pending: reader.varint(),
+    delivered: reader.varint(),
+    acked: reader.varint(),
+    deadLettered: reader.varint(),
+  };
+  const flags = reader.u8();
+  const redelivered = (flags & GROUP_REDELIVERED) !== 0 ? { redelivered: reader.varint() } : {};
+  const lost = (flags & GROUP_DEAD_LETTERS_LOST) !== 0 ? { deadLettersLost: reader.varint() } : {};
+  let consumers: { consumers: ConsumerRecord[] } | Record<never, never> = {};
+  if ((flags & GROUP_CONSUMERS) !== 0) {
+    const count = reader.varint();
+    assert(count <= consumersPerGroupMax + 1, `a group with ${count} consumers`);
+    const records: ConsumerRecord[] = [];
+    for (let i = 0; i < count; i++) {
+      const consumer = reader.string();
+      const seenMs = reader.varint();
+      const activeMs = reader.varint();
+      records.push(
+        reader.u8() === CONSUMER_COUNTS
+          ? [consumer, seenMs, activeMs, reader.varint(), reader.varint()]
+          : [consumer, seenMs, activeMs],
+      );
+    }
+    consumers = { consumers: records };
+  }
+  reader.end();
+  return { ...meta, ...redelivered, ...lost, ...consumers };
 }
 
 /**
- * Stream and group bookkeeping as stored: JSON. Written through StateWriter.putValue, so of the
- * rewrites of one stream's metadata in an apply round (one per append) only the last is encoded.
+ * A bookkeeping codec: binary (version {@link META_BINARY_V1}) written, binary or the previous
+ * releases' JSON read, each byte array decoded once.
  */
-export const streamMetaCodec: ValueCodec<StreamMeta> = {
-  encode: toJson,
-  decode: (bytes) => fromJson<StreamMeta>(bytes),
-};
+function metaCodec<T extends object>(
+  encode: (value: T) => Uint8Array,
+  decode: (bytes: Uint8Array) => T,
+): ValueCodec<T> {
+  return {
+    encode: (value) => {
+      const bytes = encode(value);
+      decodedMeta.set(bytes, value);
+      return bytes;
+    },
+    decode: (bytes) => {
+      let value = decodedMeta.get(bytes);
+      if (value === undefined) {
+        value =
+          bytes[0] === JSON_OPEN_BRACE ? (JSON.parse(jsonDecoder.decode(bytes)) as object) : decode(bytes);
+        decodedMeta.set(bytes, value);
+      }
+      // A decoder's cast: the cache holds only values of this codec's type under its space's keys.
+      return value as T;
+    },
+  };
+}
 
-export const groupMetaCodec: ValueCodec<GroupMeta> = {
-  encode: toJson,
-  decode: (bytes) => fromJson<GroupMeta>(bytes),
-};
+/**
+ * Stream bookkeeping as stored. Written through StateWriter.putValue, so of the rewrites of one
+ * stream's metadata in an apply round (one per append) only the last is encoded.
+ */
+export const streamMetaCodec: ValueCodec<StreamMeta> = metaCodec(encodeStreamMeta, decodeStreamMeta);
+
+/** Group bookkeeping as stored (see {@link streamMetaCodec}). */
+export const groupMetaCodec: ValueCodec<GroupMeta> = metaCodec(encodeGroupMeta, decodeGroupMeta);
 
 /** The latest leader timestamp applied to streams: the clock by which ages and deadlines are judged. */
 export function streamsClockMs(state: StateReader): number {
