@@ -1,7 +1,8 @@
 // What the commands on a stream itself do: create, update, delete, append, trim, delete messages,
 // set its last id, and the retention that appends and sweeps apply.
 import { assert, ByteReader, ByteWriter } from "../../util/index.js";
-import type { StateReader, StateWriter } from "../state.js";
+import type { Refusals } from "../errors.js";
+import { StateOverlay, type StateReader, type StateWriter } from "../state.js";
 import {
   type GivenId,
   type StreamCommand,
@@ -47,7 +48,13 @@ import {
   messageAtOrAfter,
   messageCount,
 } from "./stream-queries.js";
-import { failure, type StreamMachineLimits, type StreamResultOf } from "./stream-results.js";
+import {
+  type AppendOutcome,
+  failure,
+  type StreamFailureCode,
+  type StreamMachineLimits,
+  type StreamResultOf,
+} from "./stream-results.js";
 
 /** Redis XSETID, with its checks in its order (Redis 7.2) and its texts. */
 export function setId(
@@ -455,4 +462,45 @@ export function trimStream(
     removed += held;
   }
   return { meta: m, removed, more: false };
+}
+
+/**
+ * Appends a batch's messages in order, each as an append alone would (its own sequence, id and
+ * deduplication, so a message id repeated within the batch answers the first one's sequence). An
+ * atomic batch is applied to an overlay first and kept only if every message was taken: one refusal
+ * refuses the batch, with that message's code, and changes nothing.
+ */
+export function appendBatch(
+  state: StateWriter,
+  command: Extract<StreamCommand, { type: "append-batch" }>,
+  clockMs: number,
+  limits: StreamMachineLimits,
+): StreamResultOf<"streams.append-batch"> {
+  const { name } = command;
+  if (getStreamMeta(state, name) === undefined)
+    return failure("streams.append-batch", "ERR_NOT_FOUND", `stream ${name} does not exist`, {});
+  const atomic = command.atomic === true;
+  const target = atomic ? new StateOverlay(state) : state;
+  const results: AppendOutcome[] = [];
+  for (const [index, message] of command.messages.entries()) {
+    const meta = getStreamMeta(target, name);
+    assert(meta !== undefined, "a batch's stream exists throughout its entry");
+    const result = appendMessage(target, meta, { type: "append", name, ...message }, clockMs, limits);
+    if (!result.ok && atomic) {
+      const refusal: Refusals<"streams.append-batch", StreamFailureCode> = {
+        ...result,
+        kind: "streams.append-batch",
+        message: `message ${index} of the atomic batch: ${result.message}; no message was appended`,
+      };
+      return refusal;
+    }
+    results.push(result);
+  }
+  if (target instanceof StateOverlay) {
+    for (const effect of target.effects()) {
+      if (effect.value === undefined) state.delete(effect.space, effect.key);
+      else state.put(effect.space, effect.key, effect.value);
+    }
+  }
+  return { ok: true, kind: "streams.append-batch", results };
 }

@@ -42,6 +42,8 @@ export interface StreamSuccesses {
     /** True when the message id was seen within the window: `seq` is the original's. */
     readonly duplicate: boolean;
   };
+  /** One append result per message, in order (an atomic batch that fails is refused whole instead). */
+  readonly "streams.append-batch": { readonly results: readonly AppendOutcome[] };
   readonly "streams.group-create": { readonly created: boolean };
   readonly "streams.group-delete": { readonly deleted: boolean };
   /** `updated` is false when the settings were already as asked. */
@@ -74,6 +76,11 @@ export interface StreamSuccesses {
     readonly next: number;
   };
 }
+
+/** What one message of a batch append answers: as an append alone would. */
+export type AppendOutcome =
+  | ({ readonly kind: "streams.append"; readonly ok: true } & StreamSuccesses["streams.append"])
+  | Refusals<"streams.append", StreamFailureCode>;
 
 /** The successful outcome of a stream command of kind `K`. */
 export type StreamSuccess<K extends StreamResultKind> = {

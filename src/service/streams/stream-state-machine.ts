@@ -17,6 +17,7 @@ import {
   settle,
 } from "./group-apply.js";
 import {
+  appendBatch,
   appendMessage,
   createStream,
   deleteMessages,
@@ -80,6 +81,8 @@ export function applyStream(
         return failure("streams.append", "ERR_NOT_FOUND", `stream ${command.name} does not exist`, {});
       return appendMessage(state, meta, command, clockMs, limits);
     }
+    case "append-batch":
+      return appendBatch(state, command, clockMs, limits);
     case "group-create":
       return createGroup(
         state,
