@@ -859,7 +859,7 @@ describe("HTTP batch appends", () => {
     assert.equal(response.status, 200);
     const results = response.body["results"] as Json[];
     assert.equal(results[0]?.["seq"], 1);
-    assert.equal((results[1]?.["error"] as Json)["code"], "ERR_TOO_LARGE");
+    assert.equal(((results[1]?.["error"] ?? {}) as Json)["code"], "ERR_TOO_LARGE");
     assert.deepEqual(results[2]?.["error"] ?? {}, {
       code: "ERR_CONFLICT",
       message: "stream b is at sequence 1, not 7",
