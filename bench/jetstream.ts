@@ -18,7 +18,7 @@ import {
   nanos,
   StorageType,
 } from "nats";
-import { cpuSecondsOf, type LoadResult, sleep, waitFor } from "./load.js";
+import { cpuSecondsOf, type LoadResult, loadResultOf, sleep, waitFor } from "./load.js";
 
 /** Whether `nats-server` is installed. */
 export function haveNatsServer(): boolean {
@@ -44,11 +44,6 @@ export interface ConsumeResult {
 }
 
 const connectionsMax = 64;
-
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? 0;
-}
 
 /** Starts 3 nats-server processes with JetStream on client ports base..base+2 (routes at base+20..). */
 export async function startJetStream(basePort: number): Promise<JetStreamCluster> {
@@ -122,20 +117,7 @@ export async function startJetStream(basePort: number): Promise<JetStreamCluster
         );
         const elapsed = (performance.now() - started) / 1000;
         const used = cpu().map((c, i) => c - (cpuBefore[i] ?? 0));
-        const clientCpu = process.cpuUsage(clientCpuBefore);
-        latencies.sort((a, b) => a - b);
-        const perOp = (micros: number) => (latencies.length === 0 ? 0 : micros / latencies.length);
-        return {
-          ops: latencies.length,
-          errors,
-          seconds: elapsed,
-          opsPerSecond: latencies.length / elapsed,
-          p50Ms: percentile(latencies, 50),
-          p99Ms: percentile(latencies, 99),
-          cpuMicrosPerOp: perOp(used.reduce((s, c) => s + c, 0) * 1e6),
-          busiestCpuMicrosPerOp: perOp(Math.max(0, ...used) * 1e6),
-          clientCpuMicrosPerOp: perOp(clientCpu.user + clientCpu.system),
-        };
+        return loadResultOf(latencies, errors, elapsed, used, process.cpuUsage(clientCpuBefore));
       },
       async consume(consumers, batch, seconds) {
         const durable = `g${durableNo++}`;

@@ -87,6 +87,11 @@ interface PointRuns<R> {
   readonly jetstream: R[];
 }
 
+/** Runs both, Cairn's first in even rounds, so both meet the machine's load alike. */
+async function alternately(round: number, a: () => Promise<void>, b: () => Promise<void>): Promise<void> {
+  for (const run of round % 2 === 0 ? [a, b] : [b, a]) await run();
+}
+
 /** Runs the streams benchmark and returns its report (markdown tables). */
 export async function runStreamsBench(args: readonly string[]): Promise<string> {
   const option = (name: string, fallback: string) => optionOf(args, name, fallback);
@@ -144,7 +149,6 @@ export async function runStreamsBench(args: readonly string[]): Promise<string> 
       for (const batch of appendBatches) {
         for (const clients of clientCounts) {
           const key = `${clients} ${batch}`;
-          // Which system goes first alternates by round, so both meet the machine's load alike.
           const runCairn = async () =>
             record(appends, key, "cairn", await cairnAppends(clients, batch, seconds));
           const runJetStream = async () => {
@@ -156,13 +160,7 @@ export async function runStreamsBench(args: readonly string[]): Promise<string> 
                 await jetstream.publish(clients, batch, seconds, payloadBytes),
               );
           };
-          if (round % 2 === 0) {
-            await runCairn();
-            await runJetStream();
-          } else {
-            await runJetStream();
-            await runCairn();
-          }
+          await alternately(round, runCairn, runJetStream);
         }
       }
     }
@@ -184,13 +182,7 @@ export async function runStreamsBench(args: readonly string[]): Promise<string> 
             if (jetstream !== undefined)
               record(consumes, key, "jetstream", await jetstream.consume(consumers, batch, seconds));
           };
-          if (round % 2 === 0) {
-            await runCairn();
-            await runJetStream();
-          } else {
-            await runJetStream();
-            await runCairn();
-          }
+          await alternately(round, runCairn, runJetStream);
         }
       }
     }

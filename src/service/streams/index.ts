@@ -1,5 +1,7 @@
 // The public surface of the streams state machine: commands, their encoding, and what they do.
 export {
+  type BatchMessage,
+  batchMessageOf,
   type ClaimTarget,
   type DiscardPolicy,
   decodeStreamCommand,

@@ -409,12 +409,23 @@ function decodeMessageFields(reader: ByteReader, flags: number): BatchMessage {
   const key = (flags & FLAG_KEY) !== 0 ? reader.string() : undefined;
   const msgId = (flags & FLAG_MSG_ID) !== 0 ? reader.string() : undefined;
   const expectedLastSeq = (flags & FLAG_EXPECTED) !== 0 ? reader.varint() : undefined;
+  return batchMessageOf({ payload, headers, key, msgId, expectedLastSeq });
+}
+
+/** A batch message of exactly these fields, the undefined ones left out (an append's other fields too). */
+export function batchMessageOf(m: {
+  readonly payload: Uint8Array;
+  readonly headers: readonly Header[];
+  readonly key?: string | undefined;
+  readonly msgId?: string | undefined;
+  readonly expectedLastSeq?: number | undefined;
+}): BatchMessage {
   return {
-    payload,
-    headers,
-    ...(key !== undefined ? { key } : {}),
-    ...(msgId !== undefined ? { msgId } : {}),
-    ...(expectedLastSeq !== undefined ? { expectedLastSeq } : {}),
+    payload: m.payload,
+    headers: m.headers,
+    ...(m.key !== undefined ? { key: m.key } : {}),
+    ...(m.msgId !== undefined ? { msgId: m.msgId } : {}),
+    ...(m.expectedLastSeq !== undefined ? { expectedLastSeq: m.expectedLastSeq } : {}),
   };
 }
 

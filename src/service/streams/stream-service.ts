@@ -16,6 +16,7 @@ import {
 } from "../replication.js";
 import type { StateReader } from "../state.js";
 import {
+  batchMessageOf,
   type ClaimTarget,
   type Delivery,
   type GivenId,
@@ -642,15 +643,9 @@ export class StreamService {
     }
     let bytes = 0;
     const messages = inputs.map((input) => {
-      const { payload, headers, key, msgId, expectedLastSeq } = this.appendCommand(name, input);
-      bytes += messageBytes(payload, headers, key);
-      return {
-        payload,
-        headers,
-        ...(key !== undefined ? { key } : {}),
-        ...(msgId !== undefined ? { msgId } : {}),
-        ...(expectedLastSeq !== undefined ? { expectedLastSeq } : {}),
-      };
+      const message = batchMessageOf(this.appendCommand(name, input));
+      bytes += messageBytes(message.payload, message.headers, message.key);
+      return message;
     });
     if (bytes > batchBytesMax) {
       throw new CairnError("ERR_TOO_LARGE", `a batch is ${bytes} bytes; the limit is ${batchBytesMax}`, {
