@@ -114,6 +114,20 @@ export async function runLoad(options: {
   const cpuUsed = options.serverPids.map((pid, i) => cpuSecondsOf(pid) - (cpuBefore[i] ?? 0));
   const clientCpu = process.cpuUsage(clientCpuBefore);
   await pool.close();
+  return loadResultOf(latencies, errors, seconds, cpuUsed, clientCpu);
+}
+
+/**
+ * A closed loop's result from its successful operations' latencies (sorted here), its errors, its
+ * length, each server process's CPU seconds and the load generator's CPU usage over it.
+ */
+export function loadResultOf(
+  latencies: number[],
+  errors: number,
+  seconds: number,
+  cpuUsed: readonly number[],
+  clientCpu: NodeJS.CpuUsage,
+): LoadResult {
   latencies.sort((a, b) => a - b);
   const perOp = (micros: number) => (latencies.length === 0 ? 0 : micros / latencies.length);
   return {

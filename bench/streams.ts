@@ -4,10 +4,14 @@
 // and acknowledge it (two replicated writes per round), each point on a fresh group over the same
 // backlog. Every point runs --rounds times and the tables show medians. `npm run bench:streams`
 // runs only this; `npm run bench` runs it after the key-value benchmark.
+// With nats-server installed, NATS JetStream (3 nodes, an R3 file stream) runs every point beside
+// Cairn in the same run, alternating which goes first (bench/jetstream.ts).
 // Options: --seconds N per point (default 4), --rounds N (default 2), --clients 1,16,64,256,
-// --consumers 1,16, --batch 10,100.
+// --consumers 1,16, --batch 10,100 (consumer fetch sizes), --append-batch N (messages per batch
+// append, default 100; 1 skips batches), --no-jetstream.
 import { loadavg } from "node:os";
 import { Pool } from "undici";
+import { type ConsumeResult, haveNatsServer, type JetStreamCluster, startJetStream } from "./jetstream.js";
 import {
   cpuSecondsOf,
   type LoadResult,
@@ -19,13 +23,6 @@ import {
 } from "./load.js";
 
 const payload = "m".repeat(100);
-
-interface ConsumeResult {
-  readonly messagesPerSecond: number;
-  readonly roundsPerSecond: number;
-  readonly errors: number;
-  readonly cpuMicrosPerMessage: number;
-}
 
 /** Consumers in closed loops: fetch up to `batch`, then ack what came; counts acknowledged messages. */
 async function consume(
@@ -84,6 +81,17 @@ async function consume(
   };
 }
 
+/** One system's runs of one point, and the paired ratios of Cairn to JetStream per round. */
+interface PointRuns<R> {
+  readonly cairn: R[];
+  readonly jetstream: R[];
+}
+
+/** Runs both, Cairn's first in even rounds, so both meet the machine's load alike. */
+async function alternately(round: number, a: () => Promise<void>, b: () => Promise<void>): Promise<void> {
+  for (const run of round % 2 === 0 ? [a, b] : [b, a]) await run();
+}
+
 /** Runs the streams benchmark and returns its report (markdown tables). */
 export async function runStreamsBench(args: readonly string[]): Promise<string> {
   const option = (name: string, fallback: string) => optionOf(args, name, fallback);
@@ -92,12 +100,23 @@ export async function runStreamsBench(args: readonly string[]): Promise<string> 
   const clientCounts = option("clients", "1,16,64,256").split(",").map(Number);
   const consumerCounts = option("consumers", "1,16").split(",").map(Number);
   const batches = option("batch", "10,100").split(",").map(Number);
+  const appendBatch = Number(option("append-batch", "100"));
+  const withJetStream = !args.includes("--no-jetstream") && haveNatsServer();
 
-  const { leaderUrl, pids, close } = await startBenchCluster(29181, 29101);
+  const cairn = await startBenchCluster(29181, 29101);
+  const { leaderUrl, pids } = cairn;
+  let jetstream: JetStreamCluster | undefined;
   const loadBefore = loadavg()[0] ?? 0;
-  const appends = new Map<number, LoadResult[]>();
-  const consumes = new Map<string, ConsumeResult[]>();
+  /** Appends by "producers batch" (batch 1: single messages): messages/s is ops/s times batch. */
+  const appends = new Map<string, PointRuns<LoadResult>>();
+  const consumes = new Map<string, PointRuns<ConsumeResult>>();
+  const record = <R>(map: Map<string, PointRuns<R>>, key: string, system: keyof PointRuns<R>, r: R) => {
+    const runs = map.get(key) ?? { cairn: [], jetstream: [] };
+    runs[system].push(r);
+    map.set(key, runs);
+  };
   try {
+    if (withJetStream) jetstream = await startJetStream(29222);
     const post = (path: string, body: unknown) =>
       fetch(`${leaderUrl}${path}`, {
         method: "POST",
@@ -107,25 +126,42 @@ export async function runStreamsBench(args: readonly string[]): Promise<string> 
     await waitFor("the stream", async () =>
       (await post("/v1/streams", { name: "bench" })).ok ? true : undefined,
     );
-    const body = JSON.stringify({ payload });
+    const bodyOf = (batch: number) =>
+      batch === 1
+        ? JSON.stringify({ payload })
+        : JSON.stringify(Array.from({ length: batch }, () => ({ payload })));
+    const cairnAppends = (clients: number, batch: number, secs: number) => {
+      const body = bodyOf(batch);
+      return runLoad({
+        url: leaderUrl,
+        clients,
+        seconds: secs,
+        serverPids: pids,
+        next: () => ({ method: "POST", path: "/v1/streams/bench/messages", body }),
+      });
+    };
+    const payloadBytes = new TextEncoder().encode(payload);
     // Warm up (JIT, connection setup) before anything is measured.
-    await runLoad({
-      url: leaderUrl,
-      clients: 16,
-      seconds: 2,
-      serverPids: pids,
-      next: () => ({ method: "POST", path: "/v1/streams/bench/messages", body }),
-    });
+    await cairnAppends(16, 1, 2);
+    await jetstream?.publish(16, 1, 2, payloadBytes);
+    const appendBatches = appendBatch > 1 ? [1, appendBatch] : [1];
     for (let round = 0; round < rounds; round++) {
-      for (const clients of clientCounts) {
-        const result = await runLoad({
-          url: leaderUrl,
-          clients,
-          seconds,
-          serverPids: pids,
-          next: () => ({ method: "POST", path: "/v1/streams/bench/messages", body }),
-        });
-        appends.set(clients, [...(appends.get(clients) ?? []), result]);
+      for (const batch of appendBatches) {
+        for (const clients of clientCounts) {
+          const key = `${clients} ${batch}`;
+          const runCairn = async () =>
+            record(appends, key, "cairn", await cairnAppends(clients, batch, seconds));
+          const runJetStream = async () => {
+            if (jetstream !== undefined)
+              record(
+                appends,
+                key,
+                "jetstream",
+                await jetstream.publish(clients, batch, seconds, payloadBytes),
+              );
+          };
+          await alternately(round, runCairn, runJetStream);
+        }
       }
     }
     let groupNo = 0;
@@ -140,39 +176,66 @@ export async function runStreamsBench(args: readonly string[]): Promise<string> 
             maxAckPending: 10_000,
           });
           const key = `${consumers} ${batch}`;
-          const result = await consume(leaderUrl, group, consumers, batch, seconds, pids);
-          consumes.set(key, [...(consumes.get(key) ?? []), result]);
+          const runCairn = async () =>
+            record(consumes, key, "cairn", await consume(leaderUrl, group, consumers, batch, seconds, pids));
+          const runJetStream = async () => {
+            if (jetstream !== undefined)
+              record(consumes, key, "jetstream", await jetstream.consume(consumers, batch, seconds));
+          };
+          await alternately(round, runCairn, runJetStream);
         }
       }
     }
   } finally {
-    await close();
+    await jetstream?.close();
+    await cairn.close();
   }
 
   const loadAfter = loadavg()[0] ?? 0;
   const fmt = (n: number, digits = 0) => n.toFixed(digits);
+  /** The median of the rounds' own Cairn/JetStream ratios (paired, as bench/ab.ts). */
+  const ratio = (a: readonly number[], b: readonly number[]) =>
+    b.length === 0 ? "-" : `${fmt(median(a.map((x, i) => x / (b[i] ?? Number.NaN))), 2)}x`;
   const lines = [
-    `${seconds} s per point, ${rounds} rounds, medians; 3 nodes, fsync on a majority before every ` +
-      `acknowledgement, requests to the leader; load average ${fmt(loadBefore, 1)} before, ${fmt(loadAfter, 1)} after\n`,
-    "Appends of 100-byte messages to one stream:\n",
-    "| producers | appends/s | p50 ms | p99 ms | server CPU µs/append | busiest process µs/append | load generator µs/append | errors |",
-    "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    `${seconds} s per point, ${rounds} rounds (Cairn and JetStream alternate which goes first), medians; ` +
+      `Cairn: 3 nodes, fsync on a majority before every acknowledgement, requests to the leader; ` +
+      (withJetStream
+        ? "JetStream: 3 nats-server 2.9 nodes, an R3 file stream (acknowledged before fsync: 2-minute sync interval), the nats npm client; "
+        : "JetStream: not run (nats-server not installed; Debian: apt-get install nats-server); ") +
+      `load average ${fmt(loadBefore, 1)} before, ${fmt(loadAfter, 1)} after\n`,
+    `Appends of 100-byte messages to one stream (batch 1: one message per request or publish; batch ${appendBatch}: ` +
+      `Cairn one POST of an array, JetStream that many asynchronous publishes awaited together):\n`,
+    "| producers | batch | Cairn msgs/s | JetStream msgs/s | Cairn/JetStream | Cairn p50 / p99 ms | JetStream p50 / p99 ms | Cairn server CPU µs/msg | JetStream server CPU µs/msg | errors (C/J) |",
+    "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ];
-
-  for (const clients of clientCounts) {
-    const runs = appends.get(clients) ?? [];
-    lines.push(
-      `| ${clients} | ${fmt(median(runs.map((r) => r.opsPerSecond)))} | ${fmt(median(runs.map((r) => r.p50Ms)), 2)} | ${fmt(median(runs.map((r) => r.p99Ms)), 2)} | ${fmt(median(runs.map((r) => r.cpuMicrosPerOp)))} | ${fmt(median(runs.map((r) => r.busiestCpuMicrosPerOp)))} | ${fmt(median(runs.map((r) => r.clientCpuMicrosPerOp)))} | ${runs.reduce((s, r) => s + r.errors, 0)} |`,
-    );
+  for (const batch of appendBatch > 1 ? [1, appendBatch] : [1]) {
+    for (const clients of clientCounts) {
+      const runs = appends.get(`${clients} ${batch}`) ?? { cairn: [], jetstream: [] };
+      const rate = (r: LoadResult) => r.opsPerSecond * batch;
+      const cpu = (r: LoadResult) => r.cpuMicrosPerOp / batch;
+      const c = runs.cairn;
+      const j = runs.jetstream;
+      lines.push(
+        `| ${clients} | ${batch} | ${fmt(median(c.map(rate)))} | ${j.length > 0 ? fmt(median(j.map(rate))) : "-"} | ${ratio(c.map(rate), j.map(rate))} | ${fmt(median(c.map((r) => r.p50Ms)), 2)} / ${fmt(median(c.map((r) => r.p99Ms)), 2)} | ${j.length > 0 ? `${fmt(median(j.map((r) => r.p50Ms)), 2)} / ${fmt(median(j.map((r) => r.p99Ms)), 2)}` : "-"} | ${fmt(median(c.map(cpu)))} | ${j.length > 0 ? fmt(median(j.map(cpu))) : "-"} | ${c.reduce((s, r) => s + r.errors, 0)}/${j.reduce((s, r) => s + r.errors, 0)} |`,
+      );
+    }
   }
-  lines.push("", "Consumer group, fetch a batch then ack it (each a replicated write):\n");
-  lines.push("| consumers | batch | messages/s | fetch+ack rounds/s | server CPU µs/message | errors |");
-  lines.push("| ---: | ---: | ---: | ---: | ---: | ---: |");
+  lines.push(
+    "",
+    "Consumers, fetch a batch then ack it (Cairn: a replicated fetch and one replicated ack of the batch; JetStream: a pull consumer's fetch and a confirmed ack, ackAck, of each message):\n",
+  );
+  lines.push(
+    "| consumers | batch | Cairn msgs/s | JetStream msgs/s | Cairn/JetStream | Cairn server CPU µs/msg | JetStream server CPU µs/msg | errors (C/J) |",
+  );
+  lines.push("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
   for (const consumers of consumerCounts) {
     for (const batch of batches) {
-      const runs = consumes.get(`${consumers} ${batch}`) ?? [];
+      const runs = consumes.get(`${consumers} ${batch}`) ?? { cairn: [], jetstream: [] };
+      const c = runs.cairn;
+      const j = runs.jetstream;
+      const rate = (r: ConsumeResult) => r.messagesPerSecond;
       lines.push(
-        `| ${consumers} | ${batch} | ${fmt(median(runs.map((r) => r.messagesPerSecond)))} | ${fmt(median(runs.map((r) => r.roundsPerSecond)))} | ${fmt(median(runs.map((r) => r.cpuMicrosPerMessage)))} | ${runs.reduce((s, r) => s + r.errors, 0)} |`,
+        `| ${consumers} | ${batch} | ${fmt(median(c.map(rate)))} | ${j.length > 0 ? fmt(median(j.map(rate))) : "-"} | ${ratio(c.map(rate), j.map(rate))} | ${fmt(median(c.map((r) => r.cpuMicrosPerMessage)))} | ${j.length > 0 ? fmt(median(j.map((r) => r.cpuMicrosPerMessage))) : "-"} | ${c.reduce((s, r) => s + r.errors, 0)}/${j.reduce((s, r) => s + r.errors, 0)} |`,
       );
     }
   }

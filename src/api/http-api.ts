@@ -198,6 +198,17 @@ export const AppendBody = Type.Object(
 /** POST /v1/streams/{name}/messages. */
 export type AppendBody = Static<typeof AppendBody>;
 
+/** POST /v1/streams/{name}/messages with an array: a batch, appended by one replicated write. */
+export const AppendBatchBody = Type.Array(AppendBody, { minItems: 1 });
+/** POST /v1/streams/{name}/messages with an array. */
+export type AppendBatchBody = Static<typeof AppendBatchBody>;
+
+/** POST /v1/streams/{name}/messages: `atomic=true` (a batch only) appends all of it or none. */
+export const AppendQuery = Type.Object(
+  { atomic: Type.Optional(Type.Boolean({ description: "a batch only: all messages or none" })) },
+  { additionalProperties: false },
+);
+
 /** The stream settings a create or an update may give. */
 const streamSettings = {
   maxMessages: Type.Optional(Type.Integer({ minimum: 0, description: "0: no limit" })),
@@ -284,6 +295,20 @@ export type SettleBody = Static<typeof SettleBody>;
 export interface AppendAck {
   readonly seq: number;
   readonly id: string;
+  readonly duplicate: boolean;
+}
+
+/** What one message of a batch append answers: its ack, or the error that refused it. */
+export type AppendBatchItem =
+  | AppendAck
+  | {
+      readonly error: { readonly code: string; readonly message: string } & Readonly<Record<string, unknown>>;
+    };
+
+/** The answer to a batch append: one item per message, in order. */
+export interface AppendBatchAck {
+  readonly results: readonly AppendBatchItem[];
+  /** True when the request's Idempotency-Key was seen before: the results are the original's. */
   readonly duplicate: boolean;
 }
 

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
+import { createInterface } from "node:readline";
 import { Command, Option } from "commander";
 import type { ClusterStatus } from "../api/index.js";
 import { CairnClient, CairnClientError } from "../client/index.js";
@@ -361,6 +362,10 @@ export function buildProgram(self: CairnSelf = installedSelf): Command {
     clientOptions,
     print,
     warn: (line) => process.stderr.write(`${line}\n`),
+    inputLines: () => createInterface({ input: process.stdin, crlfDelay: Number.POSITIVE_INFINITY }),
+    setFailed: () => {
+      process.exitCode = 1;
+    },
   });
   return program;
 }

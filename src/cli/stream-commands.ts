@@ -3,6 +3,7 @@
 // another node and makes writes safe to retry).
 import type { Command } from "commander";
 import {
+  type BatchMessage,
   CairnClient,
   type GroupOptions,
   type StreamMessageItem,
@@ -19,6 +20,37 @@ export interface StreamCommandsContext {
   readonly print: (value: unknown) => void;
   /** Prints a diagnostic line to stderr. */
   readonly warn: (line: string) => void;
+  /** The lines of standard input (`stream send` without a payload sends one message per line). */
+  readonly inputLines: () => AsyncIterable<string>;
+  /** Marks the command as failed (a nonzero exit) once it has done what it could. */
+  readonly setFailed: () => void;
+}
+
+/** Payload bytes one batch of `stream send --count` or stdin carries at most (the node's default bound is 1 MiB). */
+const sendBatchBytesMax = 512 * 1024;
+
+/**
+ * Groups messages into batches of at most `count` messages and about {@link sendBatchBytesMax}
+ * payload bytes (a batch always holds at least one).
+ */
+async function* batchesOf(
+  messages: AsyncIterable<BatchMessage> | Iterable<BatchMessage>,
+  count: number,
+): AsyncIterable<BatchMessage[]> {
+  let batch: BatchMessage[] = [];
+  let bytes = 0;
+  for await (const message of messages) {
+    const size =
+      typeof message.payload === "string" ? Buffer.byteLength(message.payload) : message.payload.length;
+    if (batch.length > 0 && (batch.length >= count || bytes + size > sendBatchBytesMax)) {
+      yield batch;
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(message);
+    bytes += size;
+  }
+  if (batch.length > 0) yield batch;
 }
 
 function integer(name: string): (value: string) => number {
@@ -94,7 +126,7 @@ interface GroupSettingsFlags {
 
 /** Adds the stream and group commands to `program`. */
 export function registerStreamCommands(program: Command, context: StreamCommandsContext): void {
-  const { print, warn } = context;
+  const { print, warn, inputLines, setFailed } = context;
   const client = (endpoints: string | undefined) => new CairnClient(context.clientOptions(endpoints));
   const withEndpoints = (command: Command) =>
     command.option("--endpoints <urls>", "comma-separated node URLs");
@@ -138,8 +170,17 @@ export function registerStreamCommands(program: Command, context: StreamCommands
     if (info === undefined) throw new ConfigError("name", `stream ${name} does not exist`);
     print(info);
   });
-  withEndpoints(stream.command("send <name> <payload>").description("append a message"))
-    .option("--id <id>", "message id: a retry with the same id is stored once")
+  withEndpoints(
+    stream
+      .command("send <name> [payload]")
+      .description(
+        "append a message; with --count, that many copies; without a payload, one message per line of stdin (both in batches)",
+      ),
+  )
+    .option(
+      "--id <id>",
+      "message id: a retry with the same id is stored once (<id>-<n> for the n-th of several)",
+    )
     .option("--key <key>", "message key")
     .option("--header <name=value>", "a header (repeatable)", collect, [])
     .option(
@@ -147,20 +188,73 @@ export function registerStreamCommands(program: Command, context: StreamCommands
       "append only if the stream's last sequence is n",
       integer("expected-last-seq"),
     )
+    .option("--count <n>", "send the payload this many times, in batches", integer("count"))
+    .option("--batch <n>", "messages per batch (one request, one replicated write)", integer("batch"), 500)
+    .option("--atomic", "each batch all or nothing")
     .action(
       async (
         name: string,
-        payload: string,
-        o: { endpoints?: string; id?: string; key?: string; header: string[]; expectedLastSeq?: number },
+        payload: string | undefined,
+        o: {
+          endpoints?: string;
+          id?: string;
+          key?: string;
+          header: string[];
+          expectedLastSeq?: number;
+          count?: number;
+          batch: number;
+          atomic?: boolean;
+        },
       ) => {
-        print(
-          await client(o.endpoints).append(name, payload, {
-            headers: headersOf(o.header),
-            ...(o.id !== undefined ? { id: o.id } : {}),
-            ...(o.key !== undefined ? { key: o.key } : {}),
-            ...(o.expectedLastSeq !== undefined ? { expectedLastSeq: o.expectedLastSeq } : {}),
-          }),
-        );
+        const headers = headersOf(o.header);
+        if (payload !== undefined && o.count === undefined) {
+          print(
+            await client(o.endpoints).append(name, payload, {
+              headers,
+              ...(o.id !== undefined ? { id: o.id } : {}),
+              ...(o.key !== undefined ? { key: o.key } : {}),
+              ...(o.expectedLastSeq !== undefined ? { expectedLastSeq: o.expectedLastSeq } : {}),
+            }),
+          );
+          return;
+        }
+        if (o.expectedLastSeq !== undefined)
+          throw new ConfigError("expected-last-seq", "applies to a single message, not to --count or stdin");
+        if (o.batch < 1) throw new ConfigError("batch", "expected at least 1");
+        const messageOf = (text: string, n: number): BatchMessage => ({
+          payload: text,
+          headers,
+          ...(o.id !== undefined ? { id: `${o.id}-${n}` } : {}),
+          ...(o.key !== undefined ? { key: o.key } : {}),
+        });
+        async function* messages(): AsyncIterable<BatchMessage> {
+          let n = 0;
+          if (payload !== undefined) {
+            for (let i = 0; i < (o.count ?? 0); i++) yield messageOf(payload, ++n);
+            return;
+          }
+          for await (const line of inputLines()) yield messageOf(line, ++n);
+        }
+        const summary = { sent: 0, appended: 0, duplicates: 0, failed: 0, firstSeq: 0, lastSeq: 0 };
+        const c = client(o.endpoints);
+        for await (const batch of batchesOf(messages(), o.batch)) {
+          const { results } = await c.appendBatch(name, batch, o.atomic === true ? { atomic: true } : {});
+          results.forEach((result, i) => {
+            const n = summary.sent + i + 1;
+            if ("error" in result) {
+              summary.failed++;
+              warn(`message ${n}: ${result.error.code} ${result.error.message}`);
+              return;
+            }
+            if (result.duplicate) summary.duplicates++;
+            else summary.appended++;
+            if (summary.firstSeq === 0) summary.firstSeq = result.seq;
+            summary.lastSeq = Math.max(summary.lastSeq, result.seq);
+          });
+          summary.sent += batch.length;
+        }
+        print(summary);
+        if (summary.failed > 0) setFailed();
       },
     );
   withEndpoints(stream.command("read <name>").description("print messages: seq, id, payload"))

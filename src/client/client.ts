@@ -77,6 +77,17 @@ export type StreamMessageItem = Api.StreamMessage;
 
 /** The answer to an append. */
 export type AppendAck = Api.AppendAck;
+/** The answer to a batch append: one item per message (an ack, or `{error}`), in order. */
+export type AppendBatchAck = Api.AppendBatchAck;
+/** One message of a batch append. */
+export interface BatchMessage {
+  readonly payload: string | Uint8Array;
+  readonly headers?: Record<string, string>;
+  readonly key?: string;
+  /** Deduplicated within the stream's window, within the batch too. */
+  readonly id?: string;
+  readonly expectedLastSeq?: number;
+}
 
 /** A page of messages. */
 export type MessagePage = Api.MessagePage;
@@ -265,6 +276,30 @@ export class CairnClient {
       body,
       idempotencyKey ?? randomUUID(),
     )) as AppendAck;
+  }
+
+  /**
+   * Appends messages with one request and one replicated write: one result per message, in order
+   * (its ack, or the error that refused it). `atomic`: all or none (one refusal throws its error).
+   * Retries within this call carry one idempotency key; give messages ids to make retries safe
+   * across calls. The node bounds a batch (1,000 messages, 1 MiB by default: ERR_TOO_LARGE).
+   */
+  async appendBatch(
+    stream: string,
+    messages: readonly BatchMessage[],
+    options: { atomic?: boolean; idempotencyKey?: string } = {},
+  ): Promise<AppendBatchAck> {
+    const body = messages.map(({ payload, ...rest }) =>
+      typeof payload === "string"
+        ? { payload, ...rest }
+        : { payload: Buffer.from(payload).toString("base64"), encoding: "base64", ...rest },
+    );
+    return (await this.request(
+      "POST",
+      `/v1/streams/${encodeURIComponent(stream)}/messages${options.atomic === true ? "?atomic=true" : ""}`,
+      body,
+      options.idempotencyKey ?? randomUUID(),
+    )) as AppendBatchAck;
   }
 
   /** Reads a page of messages; with `waitMs`, waits for one when there is none yet. */

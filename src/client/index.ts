@@ -1,5 +1,7 @@
 export {
   type AppendAck,
+  type AppendBatchAck,
+  type BatchMessage,
   CairnClient,
   CairnClientError,
   type CairnClientOptions,

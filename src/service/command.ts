@@ -304,6 +304,7 @@ const successFields: {
   "streams.update": { updated: "boolean" },
   "streams.message-delete": { deleted: "numbers" },
   "streams.append": { seq: "number", id: "string", duplicate: "boolean" },
+  "streams.append-batch": { results: "kv-results" },
   "streams.group-create": { created: "boolean" },
   "streams.group-delete": { deleted: "boolean" },
   "streams.group-update": { updated: "boolean" },

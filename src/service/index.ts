@@ -77,6 +77,8 @@ export { trimBlockSeqs } from "./streams/index.js";
 export {
   type AppendInput,
   ackWaitNever,
+  type BatchAppendInput,
+  type BatchAppendResult,
   type ConsumerInfo,
   type DeliveredMessage,
   defaultStreamLimits,

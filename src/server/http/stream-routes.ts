@@ -7,7 +7,10 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import {
+  AppendBatchBody,
+  type AppendBatchItem,
   AppendBody,
+  AppendQuery,
   ConsistencyQuery,
   StreamCreateBody as CreateBody,
   EncodingQuery,
@@ -22,6 +25,7 @@ import {
   StreamUpdateBody as UpdateBody,
 } from "../../api/index.js";
 import {
+  type BatchAppendInput,
   CairnError,
   type DeliveredMessage,
   type Header,
@@ -31,6 +35,7 @@ import {
   type StreamMessage,
   type StreamService,
 } from "../../service/index.js";
+import { errorBody } from "./error-status.js";
 import { idempotencyKeyOf, writeConcernOf } from "./idempotency.js";
 import { decodeValue, encodeValue } from "./kv-routes.js";
 
@@ -79,6 +84,17 @@ function startAtOf(
   if (value === undefined) return { kind: "first" };
   if (typeof value === "string") return { kind: value };
   return "seq" in value ? { kind: "seq", seq: value.seq } : { kind: "time", timeMs: value.timeMs };
+}
+
+/** A message of an append's body as the service takes it. */
+function appendInputOf(body: AppendBody): BatchAppendInput {
+  return {
+    payload: decodeValue(body.payload, body.encoding),
+    headers: Object.entries(body.headers ?? {}),
+    ...(body.key !== undefined ? { key: body.key } : {}),
+    ...(body.id !== undefined ? { msgId: body.id } : {}),
+    ...(body.expectedLastSeq !== undefined ? { expectedLastSeq: body.expectedLastSeq } : {}),
+  };
 }
 
 /** An AbortSignal that fires when the client goes away before the response is sent. */
@@ -146,21 +162,38 @@ export function registerStreamRoutes(fastify: FastifyInstance, streams: StreamSe
   app.post(
     "/v1/streams/:name/messages",
     {
-      schema: { summary: "Append a message", params: NameParams, body: AppendBody, querystring: NoQuery },
+      schema: {
+        summary:
+          "Append a message, or an array of messages in one replicated write (atomic=true: all or none)",
+        params: NameParams,
+        body: Type.Union([AppendBody, AppendBatchBody]),
+        querystring: AppendQuery,
+      },
     },
     async (request) => {
       const body = request.body;
-      return writer(request).append(
+      const { atomic } = request.query;
+      const idempotencyKey = idempotencyKeyOf(request.headers);
+      if (!Array.isArray(body)) {
+        if (atomic !== undefined)
+          throw new CairnError("ERR_BAD_REQUEST", "atomic applies to a batch (an array)");
+        return writer(request).append(request.params.name, appendInputOf(body), idempotencyKey);
+      }
+      const { results, duplicate } = await writer(request).appendBatch(
         request.params.name,
-        {
-          payload: decodeValue(body.payload, body.encoding),
-          headers: Object.entries(body.headers ?? {}),
-          ...(body.key !== undefined ? { key: body.key } : {}),
-          ...(body.id !== undefined ? { msgId: body.id } : {}),
-          ...(body.expectedLastSeq !== undefined ? { expectedLastSeq: body.expectedLastSeq } : {}),
-        },
-        idempotencyKeyOf(request.headers),
+        body.map(appendInputOf),
+        atomic === true ? { atomic } : {},
+        idempotencyKey,
       );
+      return {
+        results: results.map(
+          (r): AppendBatchItem =>
+            r.ok
+              ? { seq: r.seq, id: r.id, duplicate: r.duplicate }
+              : errorBody(r.error.code, r.error.message, r.error.details),
+        ),
+        duplicate,
+      };
     },
   );
 

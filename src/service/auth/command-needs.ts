@@ -81,6 +81,7 @@ export function streamNeeds(command: StreamCommand): Need[] {
     case "update":
       return [streamNeed("admin", command.name)];
     case "append":
+    case "append-batch":
     case "trim":
     case "message-delete":
     case "set-id":

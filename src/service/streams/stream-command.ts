@@ -83,6 +83,15 @@ export type Header = readonly [string, string];
 export type StreamConfigChanges = { readonly [K in keyof StreamConfig]?: StreamConfig[K] };
 
 /** Every stream command. */
+/** One message of a batch append: an append's own fields. */
+export interface BatchMessage {
+  readonly payload: Uint8Array;
+  readonly headers: readonly Header[];
+  readonly key?: string;
+  readonly msgId?: string;
+  readonly expectedLastSeq?: number;
+}
+
 export type StreamCommand =
   | { readonly type: "create"; readonly name: string; readonly config: StreamConfig }
   | { readonly type: "delete"; readonly name: string }
@@ -121,6 +130,16 @@ export type StreamCommand =
       readonly id?: GivenId;
       /** Trims the stream after the append, in the same entry (Redis XADD MAXLEN / MINID). */
       readonly trim?: StreamTrim;
+    }
+  /**
+   * Appends several messages in one entry, each with its own sequence and its own deduplication;
+   * `atomic`: all of them or, if any is refused, none (JetStream 2.12's atomic batch).
+   */
+  | {
+      readonly type: "append-batch";
+      readonly name: string;
+      readonly messages: readonly BatchMessage[];
+      readonly atomic?: boolean;
     }
   /** Trims a stream from its oldest end (Redis XTRIM). */
   | { readonly type: "trim"; readonly name: string; readonly trim: StreamTrim }
@@ -228,6 +247,7 @@ export function streamOfCommand(command: StreamCommand): string | undefined {
     case "update":
     case "message-delete":
     case "append":
+    case "append-batch":
     case "trim":
     case "set-id":
       return command.name;
@@ -267,6 +287,8 @@ const CONSUMER_DELETE = 16;
 /** A message-delete with `keepPending`: its own code, so older entries keep their meaning. */
 const MESSAGE_DELETE_KEEP_PENDING = 17;
 const SET_ID = 18;
+const APPEND_BATCH = 19;
+const APPEND_BATCH_ATOMIC = 20;
 const SET_ID_ENTRIES_ADDED = 1;
 const SET_ID_MAX_DELETED = 2;
 const CLAIM_JUST_ID = 1;
@@ -312,7 +334,8 @@ function fromCode<T>(codes: readonly T[], code: number, what: string): T {
   return value;
 }
 
-function encodeConfig(c: StreamConfig, writer: ByteWriter): ByteWriter {
+/** Writes a stream's settings (in commands, and in the stream's stored bookkeeping). */
+export function encodeConfig(c: StreamConfig, writer: ByteWriter): ByteWriter {
   return writer
     .varint(c.maxMessages)
     .varint(c.maxBytes)
@@ -322,7 +345,8 @@ function encodeConfig(c: StreamConfig, writer: ByteWriter): ByteWriter {
     .varint(c.dedupeWindowMs);
 }
 
-function decodeConfig(reader: ByteReader): StreamConfig {
+/** Reads what {@link encodeConfig} wrote; the fields come back in StreamConfig's order. */
+export function decodeConfig(reader: ByteReader): StreamConfig {
   return {
     maxMessages: reader.varint(),
     maxBytes: reader.varint(),
@@ -330,6 +354,78 @@ function decodeConfig(reader: ByteReader): StreamConfig {
     discard: fromCode(DISCARD_CODES, reader.u8(), "discard policy"),
     messageBytesMax: reader.varint(),
     dedupeWindowMs: reader.varint(),
+  };
+}
+
+/** Writes a group's settings (in commands, and in the group's stored bookkeeping). */
+export function encodeGroupConfig(c: GroupConfig, writer: ByteWriter): ByteWriter {
+  return writer
+    .varint(c.ackWaitMs)
+    .varint(c.maxDeliveries)
+    .string(c.deadLetterStream)
+    .varint(c.maxAckPending);
+}
+
+/** Reads what {@link encodeGroupConfig} wrote; the fields come back in GroupConfig's order. */
+export function decodeGroupConfig(reader: ByteReader, nameBytesMax = Number.MAX_SAFE_INTEGER): GroupConfig {
+  return {
+    ackWaitMs: reader.varint(),
+    maxDeliveries: reader.varint(),
+    deadLetterStream: reader.string(nameBytesMax),
+    maxAckPending: reader.varint(),
+  };
+}
+
+/** The flags of the optional fields a message carries (an append's low bits). */
+function messageFlags(m: BatchMessage): number {
+  return (
+    (m.key !== undefined ? FLAG_KEY : 0) |
+    (m.msgId !== undefined ? FLAG_MSG_ID : 0) |
+    (m.expectedLastSeq !== undefined ? FLAG_EXPECTED : 0)
+  );
+}
+
+/** The flags a message of a batch may carry. */
+const BATCH_MESSAGE_FLAGS = FLAG_KEY | FLAG_MSG_ID | FLAG_EXPECTED;
+/** Messages in one batch the decoder accepts (the service checks a tighter, configured bound). */
+const BATCH_MESSAGES_DECODE_MAX = 100_000;
+
+/** Writes a message's payload, headers and the optional fields its flags name. */
+function encodeMessageFields(m: BatchMessage, writer: ByteWriter): ByteWriter {
+  writer.bytes(m.payload).varint(m.headers.length);
+  for (const [name, value] of m.headers) writer.string(name).string(value);
+  if (m.key !== undefined) writer.string(m.key);
+  if (m.msgId !== undefined) writer.string(m.msgId);
+  if (m.expectedLastSeq !== undefined) writer.varint(m.expectedLastSeq);
+  return writer;
+}
+
+/** Reads what {@link encodeMessageFields} wrote, given the message's flags. */
+function decodeMessageFields(reader: ByteReader, flags: number): BatchMessage {
+  const payload = reader.bytes();
+  const headerCount = reader.varint();
+  const headers: Header[] = [];
+  for (let i = 0; i < headerCount; i++) headers.push([reader.string(), reader.string()]);
+  const key = (flags & FLAG_KEY) !== 0 ? reader.string() : undefined;
+  const msgId = (flags & FLAG_MSG_ID) !== 0 ? reader.string() : undefined;
+  const expectedLastSeq = (flags & FLAG_EXPECTED) !== 0 ? reader.varint() : undefined;
+  return batchMessageOf({ payload, headers, key, msgId, expectedLastSeq });
+}
+
+/** A batch message of exactly these fields, the undefined ones left out (an append's other fields too). */
+export function batchMessageOf(m: {
+  readonly payload: Uint8Array;
+  readonly headers: readonly Header[];
+  readonly key?: string | undefined;
+  readonly msgId?: string | undefined;
+  readonly expectedLastSeq?: number | undefined;
+}): BatchMessage {
+  return {
+    payload: m.payload,
+    headers: m.headers,
+    ...(m.key !== undefined ? { key: m.key } : {}),
+    ...(m.msgId !== undefined ? { msgId: m.msgId } : {}),
+    ...(m.expectedLastSeq !== undefined ? { expectedLastSeq: m.expectedLastSeq } : {}),
   };
 }
 
@@ -387,17 +483,21 @@ export function encodeStreamCommand(command: StreamCommand, writer = new ByteWri
         (command.createWith !== undefined ? FLAG_CREATE : 0) |
         (command.id !== undefined ? FLAG_ID : 0) |
         (command.trim !== undefined ? FLAG_TRIM : 0);
-      writer.u8(APPEND).string(command.name).u8(flags).bytes(command.payload).varint(command.headers.length);
-      for (const [name, value] of command.headers) writer.string(name).string(value);
-      if (command.key !== undefined) writer.string(command.key);
-      if (command.msgId !== undefined) writer.string(command.msgId);
-      if (command.expectedLastSeq !== undefined) writer.varint(command.expectedLastSeq);
+      encodeMessageFields(command, writer.u8(APPEND).string(command.name).u8(flags));
       if (command.createWith !== undefined) encodeConfig(command.createWith, writer);
       if (command.id !== undefined) {
         writer.varint(command.id.ms).u8(command.id.n === undefined ? 0 : 1);
         if (command.id.n !== undefined) writer.varint(command.id.n);
       }
       if (command.trim !== undefined) encodeTrim(command.trim, writer);
+      return writer;
+    }
+    case "append-batch": {
+      writer
+        .u8(command.atomic === true ? APPEND_BATCH_ATOMIC : APPEND_BATCH)
+        .string(command.name)
+        .varint(command.messages.length);
+      for (const message of command.messages) encodeMessageFields(message, writer.u8(messageFlags(message)));
       return writer;
     }
     case "trim":
@@ -427,12 +527,7 @@ export function encodeStreamCommand(command: StreamCommand, writer = new ByteWri
       writer.u8(START_CODES.indexOf(start.kind));
       if (start.kind === "seq") writer.varint(start.seq);
       if (start.kind === "time") writer.varint(start.timeMs);
-      const c = command.config;
-      return writer
-        .varint(c.ackWaitMs)
-        .varint(c.maxDeliveries)
-        .string(c.deadLetterStream)
-        .varint(c.maxAckPending);
+      return encodeGroupConfig(command.config, writer);
     }
     case "group-delete":
       return writer.u8(GROUP_DELETE).string(command.stream).string(command.group);
@@ -526,16 +621,29 @@ export function decodeStreamCommand(reader: ByteReader): StreamCommand {
       const keep = type === MESSAGE_DELETE_KEEP_PENDING ? { keepPending: true } : {};
       return { type: "message-delete", name: stream, seqs, ...keep };
     }
+    case APPEND_BATCH:
+    case APPEND_BATCH_ATOMIC: {
+      const stream = name();
+      const count = reader.varint();
+      if (count > BATCH_MESSAGES_DECODE_MAX) throw new DecodeError(`a batch of ${count} messages`);
+      const messages: BatchMessage[] = [];
+      for (let i = 0; i < count; i++) {
+        const flags = reader.u8();
+        if ((flags & ~BATCH_MESSAGE_FLAGS) !== 0)
+          throw new DecodeError(`unknown batch message flags ${flags}`);
+        messages.push(decodeMessageFields(reader, flags));
+      }
+      return {
+        type: "append-batch",
+        name: stream,
+        messages,
+        ...(type === APPEND_BATCH_ATOMIC ? { atomic: true } : {}),
+      };
+    }
     case APPEND: {
       const stream = name();
       const flags = reader.u8();
-      const payload = reader.bytes();
-      const headerCount = reader.varint();
-      const headers: Header[] = [];
-      for (let i = 0; i < headerCount; i++) headers.push([reader.string(), reader.string()]);
-      const key = (flags & FLAG_KEY) !== 0 ? reader.string() : undefined;
-      const msgId = (flags & FLAG_MSG_ID) !== 0 ? reader.string() : undefined;
-      const expectedLastSeq = (flags & FLAG_EXPECTED) !== 0 ? reader.varint() : undefined;
+      const { payload, headers, key, msgId, expectedLastSeq } = decodeMessageFields(reader, flags);
       // Entries of the previous release never set the flag, so they decode as before.
       const createWith = (flags & FLAG_CREATE) !== 0 ? decodeConfig(reader) : undefined;
       let id: GivenId | undefined;
@@ -597,12 +705,7 @@ export function decodeStreamCommand(reader: ByteReader): StreamCommand {
         stream,
         group,
         startAt,
-        config: {
-          ackWaitMs: reader.varint(),
-          maxDeliveries: reader.varint(),
-          deadLetterStream: name(),
-          maxAckPending: reader.varint(),
-        },
+        config: decodeGroupConfig(reader, NAME_BYTES_MAX),
       };
     }
     case GROUP_DELETE:

@@ -16,6 +16,7 @@ import {
 } from "../replication.js";
 import type { StateReader } from "../state.js";
 import {
+  batchMessageOf,
   type ClaimTarget,
   type Delivery,
   type GivenId,
@@ -32,6 +33,7 @@ import {
   listStreams,
   type MessageId,
   type MessagePage,
+  messageBytes,
   messageCount,
   nextDueMs,
   type PendingRecord,
@@ -79,6 +81,10 @@ export interface StreamLimits {
   readonly settleSeqsMax: number;
   /** Messages in flight per group at most (a group's maxAckPending may not exceed it). */
   readonly ackPendingMax: number;
+  /** Messages one batch append holds at most. */
+  readonly batchMessagesMax: number;
+  /** Bytes (payloads, keys and headers) one batch append holds at most. */
+  readonly batchBytesMax: number;
   /** Server-sent event connections per node at most. */
   readonly sseConnectionsMax: number;
   /** Sweep entries one call of `sweepIfDue` proposes at most, one after another. */
@@ -87,7 +93,7 @@ export interface StreamLimits {
 
 /**
  * Defaults: 1 MiB messages, pages of 100 messages (at most 1,000 or 4 MiB), waits up to 30 s (a
- * follower's 15 s), fetches of 1,000.
+ * follower's 15 s), fetches of 1,000, batch appends of 1,000 messages and 1 MiB.
  */
 export const defaultStreamLimits: StreamLimits = {
   messageBytesMax: 1024 * 1024,
@@ -102,6 +108,8 @@ export const defaultStreamLimits: StreamLimits = {
   claimCountDefault: 100,
   settleSeqsMax: 1000,
   ackPendingMax: 10_000,
+  batchMessagesMax: 1000,
+  batchBytesMax: 1024 * 1024,
   sseConnectionsMax: 256,
   sweepEntriesMax: 16,
 };
@@ -240,6 +248,14 @@ export interface AppendInput {
   /** Trims the stream from its oldest end after the append, in the same write (Redis XADD MAXLEN / MINID). */
   readonly trim?: StreamTrim;
 }
+
+/** One message of a batch append: an append's own fields. */
+export type BatchAppendInput = Pick<AppendInput, "payload" | "headers" | "key" | "msgId" | "expectedLastSeq">;
+
+/** What one message of a batch append answers: its sequence and id, or why it was refused. */
+export type BatchAppendResult =
+  | { readonly ok: true; readonly seq: number; readonly id: string; readonly duplicate: boolean }
+  | { readonly ok: false; readonly error: CairnError };
 
 /** Where and how much to read. */
 export interface ReadQuery {
@@ -585,6 +601,58 @@ export class StreamService {
       await this.trim(name, trim);
     }
     return { seq: result.seq, id: result.id, duplicate: result.duplicate || duplicate };
+  }
+
+  /**
+   * Appends several messages with one proposal (one Raft entry), in order. Each keeps its own
+   * message id for deduplication (within the batch too) and gets its own sequence, or its own
+   * refusal. With `atomic`, one refusal refuses the batch with that message's code and nothing
+   * is appended. More than `batchMessagesMax` messages or `batchBytesMax` bytes is ERR_TOO_LARGE.
+   */
+  async appendBatch(
+    name: string,
+    inputs: readonly BatchAppendInput[],
+    options: { readonly atomic?: boolean } = {},
+    idempotencyKey?: string,
+  ): Promise<{ results: readonly BatchAppendResult[]; duplicate: boolean }> {
+    const { result, duplicate } = await this.#propose(
+      this.appendBatchCommand(name, inputs, options),
+      idempotencyKey,
+    );
+    const results = result.results.map(
+      (outcome): BatchAppendResult =>
+        outcome.ok
+          ? { ok: true, seq: outcome.seq, id: outcome.id, duplicate: outcome.duplicate || duplicate }
+          : { ok: false, error: refusalError(outcome) },
+    );
+    return { results, duplicate };
+  }
+
+  /** The command {@link appendBatch} proposes, each message checked as {@link append} checks it. */
+  appendBatchCommand(
+    name: string,
+    inputs: readonly BatchAppendInput[],
+    options: { readonly atomic?: boolean } = {},
+  ): Extract<StreamCommand, { type: "append-batch" }> {
+    const { batchMessagesMax, batchBytesMax } = this.#limits;
+    if (inputs.length === 0) throw new CairnError("ERR_BAD_REQUEST", "a batch holds at least one message");
+    if (inputs.length > batchMessagesMax) {
+      throw new CairnError("ERR_TOO_LARGE", `a batch holds at most ${batchMessagesMax} messages`, {
+        limit: batchMessagesMax,
+      });
+    }
+    let bytes = 0;
+    const messages = inputs.map((input) => {
+      const message = batchMessageOf(this.appendCommand(name, input));
+      bytes += messageBytes(message.payload, message.headers, message.key);
+      return message;
+    });
+    if (bytes > batchBytesMax) {
+      throw new CairnError("ERR_TOO_LARGE", `a batch is ${bytes} bytes; the limit is ${batchBytesMax}`, {
+        limit: batchBytesMax,
+      });
+    }
+    return { type: "append-batch", name, messages, ...(options.atomic === true ? { atomic: true } : {}) };
   }
 
   /**

@@ -74,6 +74,39 @@ describe("CairnClient streams", () => {
       (await client.listStreams()).map((s) => s.name),
       ["c1"],
     );
+    const batch = await client.appendBatch("c1", [
+      { payload: "b1", id: "one" },
+      { payload: new Uint8Array([1, 2]), headers: { h: "v" } },
+    ]);
+    assert.deepEqual(batch, {
+      results: [
+        {
+          seq: 1,
+          id: batch.results[0] !== undefined && "id" in batch.results[0] ? batch.results[0].id : "",
+          duplicate: true,
+        },
+        {
+          seq: 3,
+          id: batch.results[1] !== undefined && "id" in batch.results[1] ? batch.results[1].id : "",
+          duplicate: false,
+        },
+      ],
+      duplicate: false,
+    });
+    await assert.rejects(
+      client.appendBatch(
+        "c1",
+        [
+          { payload: "b2", expectedLastSeq: 3 },
+          { payload: "b3", expectedLastSeq: 3 },
+        ],
+        {
+          atomic: true,
+        },
+      ),
+      (error: Error & { code?: string }) => error.code === "ERR_CONFLICT",
+    );
+    assert.equal((await client.streamInfo("c1"))?.lastSeq, 3, "the refused atomic batch appended nothing");
   });
 
   // The timeout also checks that closing node A does not wait for its keep-alive timeout (72 s) on
@@ -155,5 +188,45 @@ describe("CairnClient streams", () => {
       [true, 5000, 7],
     );
     await assert.rejects(cairn("group", "update", "cli", "workers"), /give at least one setting/);
+  });
+
+  it("the CLI sends --count copies and stdin lines in batches, ids deduplicated", {
+    timeout: 60_000,
+  }, async () => {
+    const cairn = async (input: string, ...args: string[]) => {
+      const pending = run(
+        process.execPath,
+        ["--import", "tsx", `${root}src/cli/run.ts`, ...args, "--endpoints", urlB],
+        { cwd: root, timeout: 30_000 },
+      );
+      pending.child.stdin?.end(input);
+      return JSON.parse((await pending).stdout) as Record<string, number>;
+    };
+    await new CairnClient({ endpoints: [urlB] }).createStream("many");
+    const before = log.appliedIndex;
+    const counted = await cairn(
+      "",
+      "stream",
+      "send",
+      "many",
+      "x",
+      "--count",
+      "5",
+      "--batch",
+      "2",
+      "--id",
+      "c",
+    );
+    assert.deepEqual(counted, { sent: 5, appended: 5, duplicates: 0, failed: 0, firstSeq: 1, lastSeq: 5 });
+    assert.equal(log.appliedIndex, before + 3, "5 messages in batches of 2: three writes");
+    const lines = await cairn("one\ntwo\nthree\n", "stream", "send", "many", "--id", "c");
+    assert.deepEqual(lines, { sent: 3, appended: 0, duplicates: 3, failed: 0, firstSeq: 1, lastSeq: 3 });
+    const fresh = await cairn("four\nfive\n", "stream", "send", "many");
+    assert.deepEqual(fresh, { sent: 2, appended: 2, duplicates: 0, failed: 0, firstSeq: 6, lastSeq: 7 });
+    const page = await new CairnClient({ endpoints: [urlB] }).read("many", { from: 6 });
+    assert.deepEqual(
+      page.messages.map((m) => m.payload),
+      ["four", "five"],
+    );
   });
 });

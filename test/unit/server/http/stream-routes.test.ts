@@ -801,3 +801,140 @@ describe("HTTP stream reads with consistency=stale", () => {
     assert.deepEqual((missing.body["error"] as Json)["staleness"], staleness);
   });
 });
+
+describe("HTTP batch appends", () => {
+  const url = "/v1/streams/b/messages";
+  /** The state of stream `b` alone (the streams clock moves with every entry, refused or not). */
+  const streamState = (log: ReturnType<typeof setup>["log"]) =>
+    dumpState(log.state).filter((line) => !line.startsWith("meta "));
+
+  it("appends an array with one proposal, each message its own sequence and deduplication", async () => {
+    const { app, log } = setup();
+    await call(app, "POST", "/v1/streams", { name: "b" });
+    const before = log.appliedIndex;
+    const first = await call(app, "POST", url, [
+      { payload: "one", id: "a" },
+      { payload: "two", id: "b", headers: { h: "v" }, key: "k" },
+      { payload: "again", id: "a" },
+      { payload: "Zm91cg==", encoding: "base64" },
+    ]);
+    assert.equal(first.status, 200);
+    assert.equal(log.appliedIndex, before + 1, "one replicated write for the batch");
+    const results = first.body["results"] as Json[];
+    assert.deepEqual(
+      results.map((r) => [r["seq"], r["duplicate"]]),
+      [
+        [1, false],
+        [2, false],
+        [1, true],
+        [3, false],
+      ],
+    );
+    assert.equal(first.body["duplicate"], false);
+    const second = await call(app, "POST", url, [{ payload: "x", id: "b" }, { payload: "five" }]);
+    assert.deepEqual(
+      (second.body["results"] as Json[]).map((r) => [r["seq"], r["duplicate"]]),
+      [
+        [2, true],
+        [4, false],
+      ],
+      "an id from an earlier batch answers the original",
+    );
+    const read = await call(app, "GET", "/v1/streams/b/messages");
+    assert.deepEqual(
+      (read.body["messages"] as Json[]).map((m) => m["payload"]),
+      ["one", "two", "four", "five"],
+    );
+  });
+
+  it("answers each refused message with its error and appends the others", async () => {
+    const { app } = setup();
+    await call(app, "POST", "/v1/streams", { name: "b", messageBytesMax: 4 });
+    const response = await call(app, "POST", url, [
+      { payload: "ok" },
+      { payload: "too long" },
+      { payload: "ok2", expectedLastSeq: 7 },
+      { payload: "ok3" },
+    ]);
+    assert.equal(response.status, 200);
+    const results = response.body["results"] as Json[];
+    assert.equal(results[0]?.["seq"], 1);
+    assert.equal(((results[1]?.["error"] ?? {}) as Json)["code"], "ERR_TOO_LARGE");
+    assert.deepEqual(results[2]?.["error"] ?? {}, {
+      code: "ERR_CONFLICT",
+      message: "stream b is at sequence 1, not 7",
+      currentLastSeq: 1,
+    });
+    assert.equal(results[3]?.["seq"], 2);
+  });
+
+  it("an atomic batch with a refused message is refused whole and changes nothing", async () => {
+    const { app, log } = setup();
+    await call(app, "POST", "/v1/streams", { name: "b", messageBytesMax: 4 });
+    await call(app, "POST", url, [{ payload: "m1", id: "x" }]);
+    const state = streamState(log);
+    const refused = await call(app, "POST", `${url}?atomic=true`, [
+      { payload: "m2", id: "y" },
+      { payload: "m3" },
+      { payload: "too long" },
+    ]);
+    assert.equal(refused.status, 413);
+    assert.equal((refused.body["error"] as Json)["code"], "ERR_TOO_LARGE");
+    assert.match(String((refused.body["error"] as Json)["message"]), /message 2 of the atomic batch/);
+    assert.deepEqual(streamState(log), state, "no message, id or counter changed");
+    const conflict = await call(app, "POST", `${url}?atomic=true`, [
+      { payload: "m2", expectedLastSeq: 1 },
+      { payload: "m3", expectedLastSeq: 1 },
+    ]);
+    assert.equal(conflict.status, 409);
+    assert.equal((conflict.body["error"] as Json)["currentLastSeq"], 2);
+    assert.deepEqual(streamState(log), state);
+    const ok = await call(app, "POST", `${url}?atomic=true`, [{ payload: "m2", id: "y" }, { payload: "m3" }]);
+    assert.deepEqual(
+      (ok.body["results"] as Json[]).map((r) => r["seq"]),
+      [2, 3],
+    );
+  });
+
+  it("refuses batches over their bounds, empty ones and atomic singles with stable codes", async () => {
+    const { app, log } = setup({ batchMessagesMax: 3, batchBytesMax: 10 });
+    await call(app, "POST", "/v1/streams", { name: "b" });
+    const state = dumpState(log.state);
+    const many = await call(app, "POST", url, [
+      { payload: "1" },
+      { payload: "2" },
+      { payload: "3" },
+      { payload: "4" },
+    ]);
+    assert.equal(many.status, 413);
+    assert.deepEqual(many.body["error"], {
+      code: "ERR_TOO_LARGE",
+      message: "a batch holds at most 3 messages",
+      limit: 3,
+    });
+    const big = await call(app, "POST", url, [{ payload: "123456" }, { payload: "789012" }]);
+    assert.equal(big.status, 413);
+    assert.equal((big.body["error"] as Json)["limit"], 10);
+    assert.equal((await call(app, "POST", url, [])).status, 400);
+    const single = await call(app, "POST", `${url}?atomic=true`, { payload: "x" });
+    assert.equal(single.status, 400);
+    assert.equal((single.body["error"] as Json)["code"], "ERR_BAD_REQUEST");
+    assert.equal((await call(app, "POST", url, [{ payload: "x", bogus: 1 }])).status, 400);
+    assert.deepEqual(dumpState(log.state), state, "no refused batch was proposed");
+  });
+
+  it("a retried batch with its Idempotency-Key answers the original results", async () => {
+    const { app, log } = setup();
+    await call(app, "POST", "/v1/streams", { name: "b" });
+    const headers = { "idempotency-key": "batch-1" };
+    const first = await call(app, "POST", url, [{ payload: "a" }, { payload: "b" }], headers);
+    const state = streamState(log);
+    const retry = await call(app, "POST", url, [{ payload: "a" }, { payload: "b" }], headers);
+    assert.equal(retry.body["duplicate"], true);
+    assert.deepEqual(
+      (retry.body["results"] as Json[]).map((r) => r["seq"]),
+      (first.body["results"] as Json[]).map((r) => r["seq"]),
+    );
+    assert.deepEqual(streamState(log), state);
+  });
+});
