@@ -68,8 +68,37 @@ async function joinCluster(config: NodeConfig, url: string): Promise<NodeIdentit
   };
 }
 
-/** Starts a node from its configuration. */
+/**
+ * Starts a node from its configuration. A start that fails closes everything it had opened (files,
+ * the lmdb environment, listening sockets, timers) before it rethrows, so a node that refuses to
+ * start leaks nothing, and a caller may try again in the same process.
+ */
 export async function startNode(config: NodeConfig, log: (line: string) => void): Promise<RunningNode> {
+  // What this start has opened, newest last: closed in reverse order on a failure or at close().
+  const opened: (() => Promise<void> | void)[] = [];
+  const closeOpened = async () => {
+    for (const close of opened.splice(0).reverse()) {
+      try {
+        await close();
+      } catch (error) {
+        log(`while closing after a failed start: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+  };
+  try {
+    return await startNodeOwning(config, log, opened, closeOpened);
+  } catch (error) {
+    await closeOpened();
+    throw error;
+  }
+}
+
+async function startNodeOwning(
+  config: NodeConfig,
+  log: (line: string) => void,
+  opened: (() => Promise<void> | void)[],
+  closeOpened: () => Promise<void>,
+): Promise<RunningNode> {
   if (config.tlsCa === undefined || config.tlsCert === undefined || config.tlsKey === undefined) {
     throw new ConfigError(
       "tls-ca",
@@ -79,6 +108,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
   // The slow disk is a testing facility of the fault suite (docs/faults.md).
   const diskDelay =
     config.diskDelayFile === undefined ? undefined : await watchDiskDelay(config.diskDelayFile, log);
+  if (diskDelay !== undefined) opened.push(() => diskDelay.close());
   const fs: FileSystem =
     diskDelay === undefined
       ? new NodeFileSystem()
@@ -101,6 +131,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     segmentBytesMax: config.segmentBytesMax,
     onFailure,
   });
+  opened.push(() => wal.close());
   if (recovery.tornTail !== undefined) {
     const torn = recovery.tornTail;
     log(
@@ -114,6 +145,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
   // lmdb creates its directory without syncing the parent; create it durably first.
   await makeDirDurable(fs, join(config.dataDir, "state"));
   const store = LmdbStateStore.open(join(config.dataDir, "state"), { keyBytesMax: 1900 });
+  opened.push(() => store.close());
   const snapshotFiles = await SnapshotStore.open(fs, join(config.dataDir, "snapshots"), {
     chunkBytesMax: snapshotChunkBytesMax,
     onFailure,
@@ -151,6 +183,8 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     ...(grpcAt ? { grpc: grpcAt } : {}),
   };
   const host = new NodeHost({ self: { id, name: identity.name, httpUrl, endpoints }, transport, env });
+  opened.push(() => transport.close());
+  opened.push(() => host.close());
   // Applied rounds reach lmdb together every 50 ms: the WAL already holds them durably.
   const backend = new StoreBackend(store, MAIN_GROUP, { flushIntervalMs: 50, after: env.after });
   const applied = new ApplyNotifier(undefined, env);
@@ -184,6 +218,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
       send: (message, chunks) => host.sendSnapshot(message, chunks),
     },
   });
+  opened.push(() => group.stop());
   host.attach(MAIN_GROUP, group);
   host.setMembers(peers.keys());
   await transport.start();
@@ -229,13 +264,17 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
           ? { ready: false, reason: "no leader known" }
           : { ready: true },
   });
+  opened.push(() => http.close());
   await http.listen({ host: config.httpListen.host, port: config.httpListen.port });
   const text =
     config.textListen && (await startTextServer(config.textListen, { kv, flavor: config.textCompat, log }));
+  if (text) opened.push(() => text.close());
   const redis =
     config.redisListen &&
     (await startRespServer({ kv, streams, status: () => cluster.status(), log }, config.redisListen));
+  if (redis) opened.push(() => redis.close());
   const grpc = config.grpcListen && (await startGrpcServer(config.grpcListen, { streams }));
+  if (grpc) opened.push(() => grpc.close());
 
   // Once a second: membership upkeep, and the leader sweeps expired keys by its own clock, carried
   // in the entry so replicas agree.
@@ -267,6 +306,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     if (group.softState.role === "leader" && !fatal) streams.sweepIfDue().catch(() => undefined);
     cancelSweep = env.after(1_000, sweep);
   });
+  opened.push(() => cancelSweep());
 
   log(
     `node ${identity.name} (id ${id}) of cluster ${identity.clusterId}: HTTP ${httpUrl}${redis ? `, Redis ${redis.address}` : ""}${textAt ? `, text ${textAt}` : ""}${grpcAt ? `, gRPC ${grpcAt}` : ""}, peers on ${config.peerListen.host}:${config.peerListen.port}`,
@@ -275,19 +315,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     id,
     httpUrl,
     removed,
-    close: async () => {
-      cancelSweep();
-      await http.close();
-      await text?.close();
-      await redis?.close();
-      await grpc?.close();
-      await group.stop();
-      host.close();
-      await transport.close();
-      await wal.close();
-      await store.close();
-      diskDelay?.close();
-    },
+    close: closeOpened,
   };
 }
 
