@@ -145,13 +145,25 @@ export class Progress {
    */
   maybeDecrTo(rejected: LogIndex, hintIndex: LogIndex): boolean {
     if (this.state === "replicate") {
-      // The rejection is stale if it is about an index the peer has already matched.
-      if (rejected <= this.matchIndex) return false;
+      if (rejected <= this.matchIndex) {
+        // About an index the peer has already matched: stale, unless its hint says it no longer
+        // holds what it acknowledged (its data was emptied, or discarded as damaged). A probe at
+        // the match tells which: the peer accepts it, or rejects it again (below).
+        if (hintIndex >= this.matchIndex) return false;
+        this.becomeProbe();
+        return true;
+      }
       this.nextIndex = logIndex(this.matchIndex + 1);
       return true;
     }
     // In probe state only the answer to the latest probe (sent from nextIndex - 1) counts.
     if (this.nextIndex - 1 !== rejected) return false;
+    if (rejected <= this.matchIndex && hintIndex < this.matchIndex) {
+      // The peer rejected the very entry it acknowledged: it lost it. Nothing it acknowledged counts
+      // any more; probe from its hint (or send a snapshot) as for a new member. Lowering the match
+      // never lowers the commit index, and a duplicated old rejection costs only a resend.
+      this.matchIndex = logIndex(0);
+    }
     this.nextIndex = logIndex(Math.max(Math.min(rejected, hintIndex + 1), this.matchIndex + 1, 1));
     this.probeSent = false;
     return true;

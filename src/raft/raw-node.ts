@@ -108,6 +108,8 @@ export class RawNode {
    * PersistedState.tailLostIndexMax); null once a leader gave this member a log past it.
    */
   #votesWithheldThrough: LogIndex | null = null;
+  /** Set while this member recovers from lost or discarded state (PersistedState.stateLost). */
+  #stateLost = false;
 
   /** Creates a member: a brand-new one when `persisted` is absent, else restarts from disk. */
   constructor(config: RaftConfig, persisted?: PersistedState) {
@@ -159,6 +161,7 @@ export class RawNode {
     this.#applyConf();
     const lost = persisted?.tailLostIndexMax;
     if (lost !== undefined && lost > this.#log.lastIndex()) this.#votesWithheldThrough = lost;
+    this.#stateLost = persisted?.stateLost === true;
     this.#prevHard = hard;
     this.#becomeFollower(this.#term, null);
     this.#prevSoft = { role: this.#role, leaderId: this.#leaderId };
@@ -444,6 +447,7 @@ export class RawNode {
         this.#role === "leader" ? 0 : this.#leaderId === null ? null : this.#electionElapsed,
       ticks: this.#ticks,
       peers,
+      votesWithheld: this.#withholdingVotes(),
     };
   }
 
@@ -646,7 +650,7 @@ export class RawNode {
    * from and nobody whose safety its vote could break, so it is exempt.
    */
   #withholdingVotes(): boolean {
-    if (this.#votesWithheldThrough === null) return false;
+    if (this.#votesWithheldThrough === null && !this.#stateLost) return false;
     return this.#confs.current().voters.some((id) => id !== this.id);
   }
 
@@ -697,9 +701,24 @@ export class RawNode {
       case "heartbeat":
         this.#electionElapsed = 0;
         this.#leaderId = m.from;
-        // The leader sends min(commit, our match), so this never exceeds what we hold.
+        // The leader sends min(commit, our match), so this exceeds what we hold only when we lost
+        // entries we acknowledged (our state was emptied or discarded as damaged). Say so, as a
+        // rejection with our last index as the hint: the leader then forgets our match and refills us.
         this.#log.commitTo(logIndex(Math.min(m.commitIndex, this.#log.lastIndex())));
         this.#send({ type: "heartbeat-response", readRound: m.readRound }, m.from, false);
+        if (m.commitIndex > this.#log.lastIndex()) {
+          this.#send(
+            {
+              type: "append-response",
+              reject: true,
+              index: m.commitIndex,
+              hintIndex: this.#log.lastIndex(),
+              hintTerm: toTerm(0),
+            },
+            m.from,
+            false,
+          );
+        }
         break;
       case "snapshot":
         this.#electionElapsed = 0;
@@ -834,6 +853,10 @@ export class RawNode {
     // Log Matching: our log now equals the leader's through lastNewIndex; a leader of our term or
     // later holds every entry we may have acknowledged and lost (Raft §5.4.3).
     this.#maybeStopWithholdingVotes(result.lastNewIndex);
+    // A member that lost its state is whole again once it holds the leader's commit index at an
+    // entry of the leader's term: every entry committed before this term lies at or below it.
+    if (this.#stateLost && log.commitIndex >= m.commitIndex && log.termAt(log.commitIndex) === m.term)
+      this.#stateLost = false;
     // Acknowledged only after persisting: the leader counts this toward a majority.
     this.#send(
       {

@@ -57,7 +57,10 @@ describe("startNode", { skip: process.platform !== "linux" && "reads /proc/self/
       });
       const lines: string[] = [];
       for (let attempt = 0; attempt < 2; attempt++) {
-        await assert.rejects(startNode(config, (line) => lines.push(line)), /EADDRINUSE/);
+        await assert.rejects(
+          startNode(config, (line) => lines.push(line)),
+          /EADDRINUSE/,
+        );
         assert.deepEqual(await openFilesUnder(dataDir), [], "files under the data directory stay open");
         // The peer listener is closed too: the port is free again.
         (await listen(peerPort)).close();

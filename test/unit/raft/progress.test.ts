@@ -76,8 +76,19 @@ describe("Progress", () => {
     p.maybeUpdate(logIndex(5));
     p.inflights.freeLE(5);
     assert.equal(p.isPaused(), false);
-    assert.equal(p.maybeDecrTo(logIndex(4), logIndex(0)), false, "rejection below match is stale");
     assert.equal(p.maybeDecrTo(logIndex(6), logIndex(0)), true);
+    assert.equal(p.nextIndex, 6);
+  });
+
+  it("verifies a rejection below the match with a probe at the match", () => {
+    const p = new Progress(logIndex(1), 4);
+    p.maybeUpdate(logIndex(5));
+    p.becomeReplicate();
+    p.sentAppend(1, logIndex(6));
+    // Stale (reordered), or the peer lost what it acknowledged: the probe at 5 tells which.
+    assert.equal(p.maybeDecrTo(logIndex(4), logIndex(2)), true);
+    assert.equal(p.state, "probe");
+    assert.equal(p.matchIndex, 5, "the match stands until the peer rejects it");
     assert.equal(p.nextIndex, 6);
   });
 
