@@ -224,7 +224,16 @@ export interface MemberStatus {
 /** GET /v1/cluster: the answering node's view of the cluster. */
 export interface ClusterStatus {
   readonly clusterId: string;
-  readonly self: { readonly id: number; readonly name: string; readonly role: string };
+  readonly self: {
+    readonly id: number;
+    readonly name: string;
+    readonly role: string;
+    /**
+     * Why this node neither votes nor serves local reads, while it recovers lost or damaged data
+     * from the leader (docs/faults.md, "Corruption"); null when it is whole.
+     */
+    readonly recovering: string | null;
+  };
   readonly leader: {
     readonly id: number;
     readonly name: string | null;

@@ -4,11 +4,9 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CairnClient } from "../client/index.js";
 import { systemEnv } from "../node/env.js";
-import { GroupSnapshots, snapshotChunkBytesMax } from "../node/group-snapshots.js";
 import { NodeHost } from "../node/node-host.js";
 import { type NodeWireMessage, nodeWireCodec } from "../node/node-wire.js";
 import { RaftGroup } from "../node/raft-group.js";
-import { WalGroupStorage } from "../node/wal-group-storage.js";
 import { groupId, type NodeId, nodeId } from "../raft/index.js";
 import { startGrpcServer } from "../server/grpc/index.js";
 import { buildHttpApp } from "../server/http/app.js";
@@ -25,18 +23,22 @@ import { KvService } from "../service/kv-service.js";
 import { LeaderLink } from "../service/leader-link.js";
 import { ServiceStateMachine, StoreBackend } from "../service/state-machine.js";
 import { defaultStreamLimits, StreamService } from "../service/stream-service.js";
-import { makeDirDurable } from "../storage/atomic-file.js";
 import { DelayedFileSystem } from "../storage/delayed-file-system.js";
 import type { FileSystem } from "../storage/file-system.js";
-import { HardStateStore } from "../storage/hard-state-store.js";
-import { LmdbStateStore } from "../storage/lmdb-state-store.js";
 import { NodeFileSystem } from "../storage/node-file-system.js";
-import { SnapshotStore } from "../storage/snapshot-store.js";
-import { Wal } from "../storage/wal.js";
+import { StorageError } from "../storage/storage-error.js";
 import { TlsTransport } from "../transport/tls-transport.js";
+import {
+  clearRecovering,
+  damagedDirName,
+  discardReplicatedState,
+  hasWalSegments,
+  readRecovering,
+} from "./data-repair.js";
 import { watchDiskDelay } from "./disk-delay.js";
+import { findDamage, openLocalState } from "./local-state.js";
 import { ConfigError, type NodeConfig } from "./node-config.js";
-import { loadOrBootstrap, type NodeIdentity } from "./node-identity.js";
+import { identityFileName, loadOrBootstrap, type NodeIdentity } from "./node-identity.js";
 
 /** A running node. */
 export interface RunningNode {
@@ -113,6 +115,25 @@ async function startNodeOwning(
     diskDelay === undefined
       ? new NodeFileSystem()
       : new DelayedFileSystem(new NodeFileSystem(), diskDelay.delay);
+  let fatal = false;
+  const onFailure = (error: Error) => {
+    fatal = true;
+    log(`FATAL: storage failed, this node stops accepting writes: ${error.message}`);
+  };
+  // What was there before this start: a node whose identity exists but whose log does not lost its
+  // state (its data directory was emptied). The WAL opens before a first start writes the identity,
+  // so a crash in between never looks like a loss.
+  const identityExisted = (await fs.stat(join(config.dataDir, identityFileName))) !== undefined;
+  const walExisted = await hasWalSegments(fs, join(config.dataDir, "wal"));
+  let recovering = await readRecovering(fs, config.dataDir);
+  const localOptions = {
+    dataDir: config.dataDir,
+    group: MAIN_GROUP,
+    segmentBytesMax: config.segmentBytesMax,
+    onFailure,
+  };
+  let local = await openLocalState(fs, { ...localOptions, stateLost: recovering !== undefined });
+  opened.push(() => local.close());
   const identity = await loadOrBootstrap(fs, config, joinCluster);
   const id = nodeId(identity.id);
   const env = systemEnv();
@@ -122,16 +143,30 @@ async function startNodeOwning(
     readFile(config.tlsKey, "utf8"),
   ]);
 
-  let fatal = false;
-  const onFailure = (error: Error) => {
-    fatal = true;
-    log(`FATAL: storage failed, this node stops accepting writes: ${error.message}`);
-  };
-  const { wal, recovery } = await Wal.open(fs, join(config.dataDir, "wal"), {
-    segmentBytesMax: config.segmentBytesMax,
-    onFailure,
-  });
-  opened.push(() => wal.close());
+  const damage =
+    identityExisted && !walExisted && recovering === undefined
+      ? new StorageError("ERR_GROUP_CORRUPT", "the Raft log is missing (was the data directory emptied?)")
+      : await findDamage(local, MAIN_GROUP);
+  if (damage !== undefined) {
+    // Safety: with no peer to recover from, starting empty would lose everything acknowledged.
+    if (identity.initialVoters.length <= 1 && identity.members.length <= 1) {
+      throw new StorageError(
+        damage.code,
+        `${damage.message}; this node is its cluster's only member, so no peer can repair it: restore its data directory from a backup`,
+        { cause: damage },
+      );
+    }
+    log(
+      `DAMAGED: ${damage.message}; moving the Raft log, hard state, state and snapshots to ${join(config.dataDir, damagedDirName)} and recovering from the leader (no votes and no local reads until whole)`,
+    );
+    await local.close();
+    await discardReplicatedState(fs, config.dataDir, damage.message);
+    recovering = damage.message;
+    local = await openLocalState(fs, { ...localOptions, stateLost: true });
+  } else if (recovering !== undefined) {
+    log(`recovering since an earlier start: ${recovering}`);
+  }
+  const { recovery, store, snapshots, storage } = local;
   if (recovery.tornTail !== undefined) {
     const torn = recovery.tornTail;
     log(
@@ -141,17 +176,6 @@ async function startNodeOwning(
           : ""),
     );
   }
-  const hardStates = await HardStateStore.open(fs, join(config.dataDir, "hardstate"), { onFailure });
-  // lmdb creates its directory without syncing the parent; create it durably first.
-  await makeDirDurable(fs, join(config.dataDir, "state"));
-  const store = LmdbStateStore.open(join(config.dataDir, "state"), { keyBytesMax: 1900 });
-  opened.push(() => store.close());
-  const snapshotFiles = await SnapshotStore.open(fs, join(config.dataDir, "snapshots"), {
-    chunkBytesMax: snapshotChunkBytesMax,
-    onFailure,
-  });
-  const snapshots = new GroupSnapshots(snapshotFiles, store, MAIN_GROUP);
-  const storage = new WalGroupStorage(hardStates, wal, recovery, MAIN_GROUP, snapshots);
 
   const peers = new Map(
     identity.members
@@ -236,7 +260,7 @@ async function startNodeOwning(
     ...defaultStreamLimits,
     messageBytesMax: config.valueBytesMax,
   });
-  const cluster = new ClusterService(identity.clusterId, group, host);
+  const cluster = new ClusterService(identity.clusterId, group, host, () => recovering);
   const membership = new Membership({
     clusterId: identity.clusterId,
     group,
@@ -286,6 +310,28 @@ async function startNodeOwning(
   const removed = new Promise<void>((resolve) => {
     removedResolve = resolve;
   });
+  // A recovering node is whole once a leader gave it the committed log (the core stops withholding
+  // its vote) and that log is durable here; only then does it forget, durably, that it recovers.
+  let wholeAtIndex: number | undefined;
+  let clearing = false;
+  const maybeFinishRecovery = () => {
+    if (recovering === undefined || clearing) return;
+    const raft = group.status();
+    if (raft.votesWithheld) return;
+    wholeAtIndex ??= raft.commitIndex;
+    if (raft.persistedIndex < wholeAtIndex) return;
+    clearing = true;
+    clearRecovering(fs, config.dataDir).then(
+      () => {
+        log(`recovered: the log is whole again through ${wholeAtIndex}; voting and serving local reads`);
+        recovering = undefined;
+      },
+      (error: unknown) => {
+        clearing = false;
+        log(`could not clear the recovering record: ${String(error)}`);
+      },
+    );
+  };
   let cancelSweep = env.after(1_000, function sweep() {
     membership.maintain().catch((error: unknown) => log(`membership upkeep failed: ${String(error)}`));
     const conf = group.status().conf;
@@ -295,6 +341,7 @@ async function startNodeOwning(
       removedResolve();
     }
     wasMember = isMember;
+    maybeFinishRecovery();
     const due = nextExpiryMs(backend.reader);
     if (group.softState.role === "leader" && !fatal && due !== undefined && due <= env.nowMs()) {
       const data = encodeEnvelope({

@@ -411,6 +411,11 @@ export class RawNode {
     }
   }
 
+  /** Whether this member neither votes nor campaigns yet (see RaftStatus.votesWithheld). */
+  votesWithheld(): boolean {
+    return this.#withholdingVotes();
+  }
+
   /** The member's state for the dashboard and metrics. */
   status(): RaftStatus {
     const conf = this.#confs.current();

@@ -15,12 +15,22 @@ export class ClusterService {
   readonly #clusterId: string;
   readonly #group: RaftGroup<ApplyOutcome>;
   readonly #host: NodeHost;
+  readonly #recovering: () => string | undefined;
 
-  /** Creates the service. */
-  constructor(clusterId: string, group: RaftGroup<ApplyOutcome>, host: NodeHost) {
+  /**
+   * Creates the service. `recovering` says why the node discarded its state, while it recovers
+   * (a member that withholds its vote for a damaged log tail says so without it).
+   */
+  constructor(
+    clusterId: string,
+    group: RaftGroup<ApplyOutcome>,
+    host: NodeHost,
+    recovering: () => string | undefined = () => undefined,
+  ) {
     this.#clusterId = clusterId;
     this.#group = group;
     this.#host = host;
+    this.#recovering = recovering;
   }
 
   /** Whether this node leads the group now. */
@@ -78,7 +88,14 @@ export class ClusterService {
       });
     return {
       clusterId: this.#clusterId,
-      self: { id: raft.id, name: this.#host.self.name, role: raft.role },
+      self: {
+        id: raft.id,
+        name: this.#host.self.name,
+        role: raft.role,
+        recovering:
+          this.#recovering() ??
+          (raft.votesWithheld ? "a damaged log tail was cut: waiting for the leader to resend it" : null),
+      },
       leader:
         raft.leaderId === null
           ? null

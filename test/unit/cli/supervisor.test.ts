@@ -73,7 +73,12 @@ class FakeCluster implements ClusterCalls {
     });
     return {
       clusterId: "c",
-      self: { id: self, name: `n${self}`, role: self === this.leader ? "leader" : "follower" },
+      self: {
+        id: self,
+        name: `n${self}`,
+        role: self === this.leader ? "leader" : "follower",
+        recovering: null,
+      },
       leader: { id: this.leader, name: `n${this.leader}`, httpUrl: `http://n${this.leader}` },
       term: 1,
       commitIndex: 5,

@@ -1,0 +1,143 @@
+// Damaged or missing data on one node of a real 3-process cluster heals on its own. Each case stops
+// a follower, damages its files the way a disk or an operator would (emptied data directory, a
+// corrupt record in the middle of the WAL, corrupt hard state, a corrupt snapshot file, a flipped
+// byte in a state store value), restarts it, and checks that it says it is recovering, then ends
+// up with every acknowledged write (read from its own copy) and whole again (voting, serving).
+import assert from "node:assert/strict";
+import { readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import {
+  type ProcessCluster as Cluster,
+  ProcessCluster,
+  type ProcessNode,
+} from "../support/process-cluster.js";
+import { waitFor } from "../support/wait-for.js";
+
+interface SelfStatus {
+  readonly self: { readonly role: string; readonly recovering: string | null };
+  readonly appliedIndex: number;
+}
+
+async function statusOf(node: ProcessNode): Promise<SelfStatus | undefined> {
+  try {
+    const answer = await fetch(`${node.httpUrl}/v1/cluster`, { signal: AbortSignal.timeout(2_000) });
+    return (await answer.json()) as SelfStatus;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The node's own copy of `key` (consistency=stale), or an error code. */
+async function localValue(node: ProcessNode, key: string): Promise<string> {
+  const answer = await fetch(`${node.httpUrl}/v1/kv/${encodeURIComponent(key)}?consistency=stale`, {
+    signal: AbortSignal.timeout(2_000),
+  });
+  const body = (await answer.json()) as { value?: string; error?: { code: string } };
+  return body.value ?? body.error?.code ?? `HTTP ${answer.status}`;
+}
+
+/** Flips one byte in the middle of `path` (a bit flip on the disk). */
+async function flipByte(path: string, at: (size: number) => number): Promise<void> {
+  const bytes = await readFile(path);
+  const offset = at(bytes.length);
+  bytes[offset] = (bytes[offset] ?? 0) ^ 0xff;
+  await writeFile(path, bytes);
+}
+
+/** The files in `dir` whose names match `pattern`, sorted. */
+async function filesIn(dir: string, pattern: RegExp): Promise<string[]> {
+  return (await readdir(dir)).filter((n) => pattern.test(n)).sort();
+}
+
+describe("a node with damaged or missing data heals from its peers", { timeout: 600_000 }, () => {
+  let cluster: Cluster;
+  let written = 0;
+  const expected = new Map<string, string>();
+
+  before(async () => {
+    cluster = await ProcessCluster.create(3);
+    // Snapshots every 100 entries, so the log of a node that recovers is compacted: it needs one.
+    cluster.extraArgs = ["--snapshot-entries", "100"];
+    await cluster.startAll();
+  });
+  after(async () => {
+    await cluster?.close();
+  });
+
+  /** Writes `count` more keys through the leader's peers and remembers them. */
+  async function writeSome(count: number): Promise<void> {
+    const client = cluster.client();
+    for (let i = 0; i < count; i++, written++) {
+      const value = `value-${written}`;
+      await client.put(`k-${written}`, value);
+      expected.set(`k-${written}`, value);
+    }
+  }
+
+  /** Stops a follower, damages its data directory with `damage`, restarts it, and waits for it to heal. */
+  async function healsAfter(damage: (dataDir: string) => Promise<void>): Promise<void> {
+    await writeSome(120);
+    const leader = await cluster.leader();
+    const victim = cluster.nodes.find((n) => n !== leader);
+    assert.ok(victim !== undefined);
+    await cluster.kill(victim);
+    await damage(victim.dataDir);
+    // Written while it is down: acknowledged by the other two only.
+    await writeSome(20);
+    victim.output = "";
+    await cluster.start(victim);
+    assert.match(victim.output, /DAMAGED: /, "the node says what it found");
+    await waitFor(
+      "the damaged node to be whole again",
+      async () => (await statusOf(victim))?.self.recovering === null,
+      { timeoutMs: 60_000, intervalMs: 100 },
+    );
+    assert.match(victim.output, /recovered: the log is whole again/);
+    const client = cluster.client();
+    await client.put("after-repair", String(written));
+    expected.set("after-repair", String(written));
+    await waitFor(
+      "the healed node's own copy to hold every acknowledged write",
+      async () => {
+        for (const [key, value] of expected) if ((await localValue(victim, key)) !== value) return false;
+        return true;
+      },
+      { timeoutMs: 60_000, intervalMs: 200 },
+    );
+    assert.ok((await stat(join(victim.dataDir, "damaged"))).isDirectory(), "the damaged data is kept aside");
+  }
+
+  it("an emptied data directory (identity and certificates kept)", async () => {
+    await healsAfter(async (dataDir) => {
+      for (const name of await readdir(dataDir)) {
+        if (name !== "node.json") await rm(join(dataDir, name), { recursive: true, force: true });
+      }
+    });
+  });
+
+  it("a corrupt record in the middle of the WAL", async () => {
+    await healsAfter(async (dataDir) => {
+      const [segment] = await filesIn(join(dataDir, "wal"), /^wal-\d+\.log$/);
+      assert.ok(segment !== undefined);
+      await flipByte(join(dataDir, "wal", segment), (size) => Math.floor(size / 2));
+    });
+  });
+
+  it("corrupt hard state", async () => {
+    await healsAfter(async (dataDir) => {
+      const [file] = await filesIn(join(dataDir, "hardstate"), /./);
+      assert.ok(file !== undefined);
+      await flipByte(join(dataDir, "hardstate", file), (size) => size - 3);
+    });
+  });
+
+  it("a corrupt snapshot file", async () => {
+    await healsAfter(async (dataDir) => {
+      const files = await filesIn(join(dataDir, "snapshots"), /./);
+      const newest = files.at(-1);
+      assert.ok(newest !== undefined, "the node took a snapshot");
+      await flipByte(join(dataDir, "snapshots", newest), (size) => Math.floor(size / 2));
+    });
+  });
+});
