@@ -37,6 +37,7 @@ import {
 } from "./data-repair.js";
 import { watchDiskDelay } from "./disk-delay.js";
 import { findDamage, openLocalState } from "./local-state.js";
+import { verifyStateStore } from "./verify-state.js";
 import { ConfigError, type NodeConfig } from "./node-config.js";
 import { identityFileName, loadOrBootstrap, type NodeIdentity } from "./node-identity.js";
 
@@ -132,6 +133,35 @@ async function startNodeOwning(
     segmentBytesMax: config.segmentBytesMax,
     onFailure,
   };
+  // Safety: with no peer to recover from, starting empty would lose everything acknowledged.
+  const refuseIfAlone = (damage: StorageError, identity: NodeIdentity) => {
+    if (identity.initialVoters.length <= 1 && identity.members.length <= 1) {
+      throw new StorageError(
+        damage.code,
+        `${damage.message}; this node is its cluster's only member, so no peer can repair it: restore its data directory from a backup`,
+        { cause: damage },
+      );
+    }
+  };
+  /** Moves the damaged state aside and records, durably, that the node recovers and why. */
+  const discard = async (damage: StorageError) => {
+    log(
+      `DAMAGED: ${damage.message}; moving the Raft log, hard state, state and snapshots to ${join(config.dataDir, damagedDirName)} and recovering from the leader (no votes and no local reads until whole)`,
+    );
+    await discardReplicatedState(fs, config.dataDir, damage.message);
+    recovering = damage.message;
+  };
+  // Damage found before anything is opened: a missing log, or a state store that fails its check
+  // (run in a child process, since lmdb's native code may crash on a damaged page).
+  const early =
+    identityExisted && !walExisted && recovering === undefined
+      ? new StorageError("ERR_GROUP_CORRUPT", "the Raft log is missing (was the data directory emptied?)")
+      : await verifyStateStore(join(config.dataDir, "state"));
+  if (early !== undefined) {
+    if (!identityExisted) throw early;
+    refuseIfAlone(early, await loadOrBootstrap(fs, config, joinCluster));
+    await discard(early);
+  }
   let local = await openLocalState(fs, { ...localOptions, stateLost: recovering !== undefined });
   opened.push(() => local.close());
   const identity = await loadOrBootstrap(fs, config, joinCluster);
@@ -142,28 +172,14 @@ async function startNodeOwning(
     readFile(config.tlsCert, "utf8"),
     readFile(config.tlsKey, "utf8"),
   ]);
-
-  const damage =
-    identityExisted && !walExisted && recovering === undefined
-      ? new StorageError("ERR_GROUP_CORRUPT", "the Raft log is missing (was the data directory emptied?)")
-      : await findDamage(local, MAIN_GROUP);
+  // Damage the opened files show: a corrupt log record, hard state or snapshot.
+  const damage = await findDamage(local, MAIN_GROUP);
   if (damage !== undefined) {
-    // Safety: with no peer to recover from, starting empty would lose everything acknowledged.
-    if (identity.initialVoters.length <= 1 && identity.members.length <= 1) {
-      throw new StorageError(
-        damage.code,
-        `${damage.message}; this node is its cluster's only member, so no peer can repair it: restore its data directory from a backup`,
-        { cause: damage },
-      );
-    }
-    log(
-      `DAMAGED: ${damage.message}; moving the Raft log, hard state, state and snapshots to ${join(config.dataDir, damagedDirName)} and recovering from the leader (no votes and no local reads until whole)`,
-    );
+    refuseIfAlone(damage, identity);
     await local.close();
-    await discardReplicatedState(fs, config.dataDir, damage.message);
-    recovering = damage.message;
+    await discard(damage);
     local = await openLocalState(fs, { ...localOptions, stateLost: true });
-  } else if (recovering !== undefined) {
+  } else if (recovering !== undefined && early === undefined) {
     log(`recovering since an earlier start: ${recovering}`);
   }
   const { recovery, store, snapshots, storage } = local;

@@ -20,6 +20,7 @@ export const errorCodes = [
   "ERR_TIMEOUT",
   "ERR_NO_SPACE",
   "ERR_STORAGE_FAILED",
+  "ERR_STATE_CORRUPT",
   "ERR_SHUTTING_DOWN",
   "ERR_INTERNAL",
 ] as const;
@@ -82,6 +83,7 @@ export type ErrorDetails = {
   readonly ERR_TIMEOUT: NoDetails;
   readonly ERR_NO_SPACE: NoDetails;
   readonly ERR_STORAGE_FAILED: NoDetails;
+  readonly ERR_STATE_CORRUPT: NoDetails;
   readonly ERR_SHUTTING_DOWN: NoDetails;
   readonly ERR_INTERNAL: NoDetails;
 };
@@ -105,6 +107,7 @@ const noDetails: { readonly [C in ErrorCode]: ErrorDetails[C] } = {
   ERR_TIMEOUT: {},
   ERR_NO_SPACE: {},
   ERR_STORAGE_FAILED: {},
+  ERR_STATE_CORRUPT: {},
   ERR_SHUTTING_DOWN: {},
   ERR_INTERNAL: {},
 };

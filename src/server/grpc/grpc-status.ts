@@ -27,6 +27,7 @@ export const grpcStatusOf: Record<ErrorCode, status> = {
   ERR_TIMEOUT: status.DEADLINE_EXCEEDED,
   ERR_NO_SPACE: status.RESOURCE_EXHAUSTED,
   ERR_STORAGE_FAILED: status.UNAVAILABLE,
+  ERR_STATE_CORRUPT: status.UNAVAILABLE,
   ERR_SHUTTING_DOWN: status.UNAVAILABLE,
   ERR_INTERNAL: status.INTERNAL,
 };

@@ -18,6 +18,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   ERR_TIMEOUT: 504,
   ERR_NO_SPACE: 507,
   ERR_STORAGE_FAILED: 503,
+  ERR_STATE_CORRUPT: 503,
   ERR_SHUTTING_DOWN: 503,
   ERR_INTERNAL: 500,
 };
