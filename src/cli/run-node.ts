@@ -37,9 +37,9 @@ import {
 } from "./data-repair.js";
 import { watchDiskDelay } from "./disk-delay.js";
 import { findDamage, openLocalState } from "./local-state.js";
-import { verifyStateStore } from "./verify-state.js";
 import { ConfigError, type NodeConfig } from "./node-config.js";
 import { identityFileName, loadOrBootstrap, type NodeIdentity } from "./node-identity.js";
+import { verifyStateStore } from "./verify-state.js";
 
 /** A running node. */
 export interface RunningNode {
