@@ -245,6 +245,15 @@ export interface ClusterStatus {
   readonly lastIndex: number;
   /** The log is compacted up to here: a snapshot replaces the entries before. */
   readonly snapshotIndex: number;
+  /**
+   * The cross-replica state check: the latest applied index at which a majority of the voters had
+   * the same state hash (null: none compared yet), and the nodes whose hash differed from the
+   * majority's (an alarm: their state is damaged or diverged).
+   */
+  readonly stateCheck: {
+    readonly index: number | null;
+    readonly differing: readonly { readonly name: string; readonly index: number }[];
+  };
   readonly members: readonly MemberStatus[];
 }
 

@@ -21,6 +21,7 @@ import { GroupReplication } from "../service/group-replication.js";
 import { nextExpiryMs } from "../service/kv/index.js";
 import { KvService } from "../service/kv-service.js";
 import { LeaderLink } from "../service/leader-link.js";
+import { StateCheck, type StateCheckReport } from "../service/state-check.js";
 import { ServiceStateMachine, StoreBackend } from "../service/state-machine.js";
 import { defaultStreamLimits, StreamService } from "../service/stream-service.js";
 import { DelayedFileSystem } from "../storage/delayed-file-system.js";
@@ -222,7 +223,15 @@ async function startNodeOwning(
     ...(redisAt ? { redis: redisAt } : {}),
     ...(grpcAt ? { grpc: grpcAt } : {}),
   };
-  const host = new NodeHost({ self: { id, name: identity.name, httpUrl, endpoints }, transport, env });
+  // The cross-replica state check: this node's hashes go out with its peer info.
+  const stateCheck = new StateCheck();
+  let stateReport: StateCheckReport = { index: null, differing: [] };
+  const host = new NodeHost({
+    self: { id, name: identity.name, httpUrl, endpoints },
+    transport,
+    env,
+    stateHashes: () => stateCheck.recent(),
+  });
   opened.push(() => transport.close());
   opened.push(() => host.close());
   // Applied rounds reach lmdb together every 50 ms: the WAL already holds them durably.
@@ -243,7 +252,10 @@ async function startNodeOwning(
     env,
     storage,
     sender: host.sender(),
-    stateMachine: new ServiceStateMachine(backend, undefined, (touched) => applied.notify(touched)),
+    stateMachine: new ServiceStateMachine(backend, undefined, (touched) => applied.notify(touched), {
+      entriesBetween: config.stateCheckEntries,
+      onHash: (hash) => stateCheck.record(hash),
+    }),
     tickIntervalMs: config.tickIntervalMs,
     onFatal: (error) => {
       fatal = true;
@@ -276,7 +288,30 @@ async function startNodeOwning(
     ...defaultStreamLimits,
     messageBytesMax: config.valueBytesMax,
   });
-  const cluster = new ClusterService(identity.clusterId, group, host, () => recovering);
+  const cluster = new ClusterService(
+    identity.clusterId,
+    group,
+    host,
+    () => recovering,
+    () => stateReport,
+  );
+  /** Compares the state hashes of this node and its peers; names (and logs) a node that differs. */
+  const compareStates = () => {
+    const reported = [{ name: identity.name, hashes: stateCheck.recent() }];
+    for (const peer of host.peers().values())
+      reported.push({ name: peer.name, hashes: peer.stateHashes ?? [] });
+    const previous = new Set(stateReport.differing.map((d) => d.name));
+    stateReport = stateCheck.compare(reported, group.status().conf.voters.length);
+    group.metrics.stateCheckIndex = stateReport.index ?? 0;
+    group.metrics.stateCheckDiffering = stateReport.differing.map((d) => d.name);
+    for (const d of stateReport.differing) {
+      if (previous.has(d.name)) continue;
+      const who = d.name === identity.name ? "this node" : `node ${d.name}`;
+      log(
+        `ALARM: state check: ${who} holds a state at index ${d.index} whose hash differs from the majority's: its data is damaged or diverged`,
+      );
+    }
+  };
   const membership = new Membership({
     clusterId: identity.clusterId,
     group,
@@ -358,6 +393,7 @@ async function startNodeOwning(
     }
     wasMember = isMember;
     maybeFinishRecovery();
+    compareStates();
     const due = nextExpiryMs(backend.reader);
     if (group.softState.role === "leader" && !fatal && due !== undefined && due <= env.nowMs()) {
       const data = encodeEnvelope({

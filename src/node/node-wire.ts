@@ -19,7 +19,18 @@ export interface PeerInfo {
   readonly httpUrl: string;
   /** `host:port` of each other client protocol this node serves. */
   readonly endpoints?: Readonly<Partial<Record<ClientProtocol, string>>>;
+  /** The node's latest state hashes (the cross-replica state check), oldest first. */
+  readonly stateHashes?: readonly PeerStateHash[];
 }
+
+/** A hash of a node's replicated state at an applied index (hex SHA-256). */
+export interface PeerStateHash {
+  readonly index: number;
+  readonly hash: string;
+}
+
+/** The most state hashes one peer info carries. */
+export const peerStateHashesMax = 8;
 
 /** How a call's reply came about. */
 export type CallStatus =
@@ -50,6 +61,8 @@ const CALL = 65;
 const REPLY = 66;
 /** Peer info with a list of (protocol, address) pairs; unknown protocols are skipped on decode. */
 const PEER_INFO_V2 = 67;
+/** V2 followed by the node's latest state hashes (index, hex hash). */
+const PEER_INFO_V3 = 68;
 
 const statusCodes: Record<CallStatus, number> = { answered: 0, refused: 1, failed: 2 };
 const statusByCode: readonly CallStatus[] = ["answered", "refused", "failed"];
@@ -67,13 +80,19 @@ export function encodeNodeWire(m: NodeWireMessage): Uint8Array {
         const address = m.info.endpoints?.[p];
         return address === undefined ? [] : [[p, address] as const];
       });
+      const hashes = m.info.stateHashes ?? [];
       const writer = new ByteWriter(96)
-        .u8(PEER_INFO_V2)
+        .u8(hashes.length > 0 ? PEER_INFO_V3 : PEER_INFO_V2)
         .varint(m.info.id)
         .string(m.info.name)
         .string(m.info.httpUrl)
         .varint(endpoints.length);
       for (const [protocol, address] of endpoints) writer.string(protocol).string(address);
+      if (hashes.length > 0) {
+        const sent = hashes.slice(-peerStateHashesMax);
+        writer.varint(sent.length);
+        for (const h of sent) writer.varint(h.index).string(h.hash);
+      }
       return writer.finish();
     }
     case "call":
@@ -113,7 +132,8 @@ export function decodeNodeWire(
 function decodeBody(type: number, r: ByteReader): NodeWireMessage {
   switch (type) {
     case PEER_INFO_V1:
-    case PEER_INFO_V2: {
+    case PEER_INFO_V2:
+    case PEER_INFO_V3: {
       const id = r.varint();
       if (id === 0) throw new DecodeError("node id 0");
       const name = r.string(64);
@@ -127,7 +147,13 @@ function decodeBody(type: number, r: ByteReader): NodeWireMessage {
         const address = r.string(256);
         if (isClientProtocol(protocol)) endpoints[protocol] = address;
       }
-      return { kind: "peer-info", info: { id: nodeId(id), name, httpUrl, endpoints } };
+      if (type === PEER_INFO_V2)
+        return { kind: "peer-info", info: { id: nodeId(id), name, httpUrl, endpoints } };
+      const hashCount = r.varint();
+      if (hashCount > peerStateHashesMax) throw new DecodeError(`${hashCount} state hashes`);
+      const stateHashes: PeerStateHash[] = [];
+      for (let i = 0; i < hashCount; i++) stateHashes.push({ index: r.varint(), hash: r.string(64) });
+      return { kind: "peer-info", info: { id: nodeId(id), name, httpUrl, endpoints, stateHashes } };
     }
     case CALL:
       return { kind: "call", run: r.varint(), seq: r.varint(), body: r.bytes(callBodyBytesMax) };

@@ -6,6 +6,7 @@ import type { NodeHost } from "../node/node-host.js";
 import type { RaftGroup } from "../node/raft-group.js";
 import type { NodeId } from "../raft/index.js";
 import type { ApplyOutcome } from "./command.js";
+import type { StateCheckReport } from "./state-check.js";
 
 // The status's shape is the public API's (src/api), defined once there.
 export type { ClusterStatus, MemberStatus } from "../api/index.js";
@@ -16,6 +17,7 @@ export class ClusterService {
   readonly #group: RaftGroup<ApplyOutcome>;
   readonly #host: NodeHost;
   readonly #recovering: () => string | undefined;
+  readonly #stateCheck: () => StateCheckReport;
 
   /**
    * Creates the service. `recovering` says why the node discarded its state, while it recovers
@@ -26,11 +28,13 @@ export class ClusterService {
     group: RaftGroup<ApplyOutcome>,
     host: NodeHost,
     recovering: () => string | undefined = () => undefined,
+    stateCheck: () => StateCheckReport = () => ({ index: null, differing: [] }),
   ) {
     this.#clusterId = clusterId;
     this.#group = group;
     this.#host = host;
     this.#recovering = recovering;
+    this.#stateCheck = stateCheck;
   }
 
   /** Whether this node leads the group now. */
@@ -105,7 +109,7 @@ export class ClusterService {
       appliedIndex: this.#group.appliedIndex,
       lastIndex: raft.lastIndex,
       snapshotIndex: raft.snapshotIndex,
-
+      stateCheck: this.#stateCheck(),
       members,
     };
   }
