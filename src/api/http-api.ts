@@ -252,6 +252,8 @@ export interface ClusterStatus {
    */
   readonly stateCheck: {
     readonly index: number | null;
+    /** How many nodes reported the majority's hash at `index`. */
+    readonly agreeing: number;
     readonly differing: readonly { readonly name: string; readonly index: number }[];
   };
   readonly members: readonly MemberStatus[];

@@ -225,7 +225,7 @@ async function startNodeOwning(
   };
   // The cross-replica state check: this node's hashes go out with its peer info.
   const stateCheck = new StateCheck();
-  let stateReport: StateCheckReport = { index: null, differing: [] };
+  let stateReport: StateCheckReport = { index: null, agreeing: 0, differing: [] };
   const host = new NodeHost({
     self: { id, name: identity.name, httpUrl, endpoints },
     transport,

@@ -28,7 +28,7 @@ export class ClusterService {
     group: RaftGroup<ApplyOutcome>,
     host: NodeHost,
     recovering: () => string | undefined = () => undefined,
-    stateCheck: () => StateCheckReport = () => ({ index: null, differing: [] }),
+    stateCheck: () => StateCheckReport = () => ({ index: null, agreeing: 0, differing: [] }),
   ) {
     this.#clusterId = clusterId;
     this.#group = group;

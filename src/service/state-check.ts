@@ -14,6 +14,8 @@ export interface ReportedHashes {
 export interface StateCheckReport {
   /** The latest index at which a majority of the voters agreed on a hash (null: none yet). */
   readonly index: number | null;
+  /** How many nodes reported the majority's hash at `index`. */
+  readonly agreeing: number;
   /** Nodes whose hash differed from the majority's at the latest index each was compared at. */
   readonly differing: readonly { readonly name: string; readonly index: number }[];
 }
@@ -50,6 +52,7 @@ export class StateCheck {
     for (const node of nodes) for (const h of node.hashes) indexes.add(h.index);
     const verdicts = new Map<string, { index: number; differs: boolean }>();
     let agreedIndex: number | null = null;
+    let agreeing = 0;
     for (const index of [...indexes].sort((a, b) => a - b)) {
       const byHash = new Map<string, string[]>();
       for (const node of nodes) {
@@ -60,6 +63,7 @@ export class StateCheck {
       const majority = [...byHash.entries()].find(([, names]) => names.length * 2 > voterCount);
       if (majority === undefined) continue;
       agreedIndex = index;
+      agreeing = majority[1].length;
       for (const [hash, names] of byHash)
         for (const name of names) verdicts.set(name, { index, differs: hash !== majority[0] });
     }
@@ -67,6 +71,6 @@ export class StateCheck {
       .filter(([, v]) => v.differs)
       .map(([name, v]) => ({ name, index: v.index }))
       .sort((a, b) => a.name.localeCompare(b.name));
-    return { index: agreedIndex, differing };
+    return { index: agreedIndex, agreeing, differing };
   }
 }

@@ -21,6 +21,11 @@ import { waitFor } from "../support/wait-for.js";
 interface SelfStatus {
   readonly self: { readonly role: string; readonly recovering: string | null };
   readonly appliedIndex: number;
+  readonly stateCheck: {
+    readonly index: number | null;
+    readonly agreeing: number;
+    readonly differing: readonly { readonly name: string }[];
+  };
 }
 
 async function statusOf(node: ProcessNode): Promise<SelfStatus | undefined> {
@@ -39,6 +44,17 @@ async function localValue(node: ProcessNode, key: string): Promise<string> {
   });
   const body = (await answer.json()) as { value?: string; error?: { code: string } };
   return body.value ?? body.error?.code ?? `HTTP ${answer.status}`;
+}
+
+/** The nodes `node` names as holding a state that differs from the majority's. */
+async function differingSeenBy(node: ProcessNode): Promise<string[] | undefined> {
+  return (await statusOf(node))?.stateCheck.differing.map((d) => d.name);
+}
+
+/** Empties a data directory but for the node's identity, as an operator's mistake would. */
+async function emptyDataDir(dataDir: string): Promise<void> {
+  for (const name of await readdir(dataDir))
+    if (name !== "node.json") await rm(join(dataDir, name), { recursive: true, force: true });
 }
 
 /** Flips one byte in the middle of `path` (a bit flip on the disk). */
@@ -114,11 +130,7 @@ describe("a node with damaged or missing data heals from its peers", { timeout: 
   }
 
   it("an emptied data directory (identity and certificates kept)", async () => {
-    await healsAfter(async (dataDir) => {
-      for (const name of await readdir(dataDir)) {
-        if (name !== "node.json") await rm(join(dataDir, name), { recursive: true, force: true });
-      }
-    });
+    await healsAfter(emptyDataDir);
   });
 
   it("a corrupt record in the middle of the WAL", async () => {
@@ -186,11 +198,7 @@ describe("a node with damaged or missing data heals from its peers", { timeout: 
     await writeSome(30);
     await waitFor(
       "the leader to name the diverged node",
-      async () => {
-        const answer = await fetch(`${leader.httpUrl}/v1/cluster`);
-        const status = (await answer.json()) as { stateCheck: { differing: { name: string }[] } };
-        return status.stateCheck.differing.some((d) => d.name === victim.name);
-      },
+      async () => (await differingSeenBy(leader))?.includes(victim.name) === true,
       { timeoutMs: 30_000, intervalMs: 200 },
     );
     const metrics = await (await fetch(`${leader.httpUrl}/metrics`)).text();
@@ -205,17 +213,16 @@ describe("a node with damaged or missing data heals from its peers", { timeout: 
       },
     );
     // Repair it as the other damage cases are: the emptied node is refilled and agrees again.
+    const namedAt = (await statusOf(leader))?.stateCheck.index ?? 0;
     await cluster.kill(victim);
-    for (const name of await readdir(victim.dataDir))
-      if (name !== "node.json") await rm(join(victim.dataDir, name), { recursive: true, force: true });
+    await emptyDataDir(victim.dataDir);
     await cluster.start(victim);
     await writeSome(30);
     await waitFor(
-      "the repaired node to agree again",
+      "all three nodes to agree again at a later index",
       async () => {
-        const answer = await fetch(`${leader.httpUrl}/v1/cluster`);
-        const status = (await answer.json()) as { stateCheck: { index: number; differing: unknown[] } };
-        return status.stateCheck.differing.length === 0;
+        const check = (await statusOf(leader))?.stateCheck;
+        return check !== undefined && check.index !== null && check.index > namedAt && check.agreeing === 3;
       },
       { timeoutMs: 60_000, intervalMs: 200 },
     );

@@ -18,7 +18,7 @@ export function singleNodeStatus(log: LocalReplication): ClusterStatus {
     appliedIndex: log.appliedIndex,
     lastIndex: log.appliedIndex,
     snapshotIndex: 0,
-    stateCheck: { index: null, differing: [] },
+    stateCheck: { index: null, agreeing: 0, differing: [] },
     members: [],
   };
 }

@@ -85,7 +85,7 @@ class FakeCluster implements ClusterCalls {
       appliedIndex: 5,
       lastIndex: 5,
       snapshotIndex: 0,
-      stateCheck: { index: null, differing: [] },
+      stateCheck: { index: null, agreeing: 0, differing: [] },
       members: [
         ...this.voters.map((id) => member(id, true)),
         ...this.learners.map((id) => member(id, false)),

@@ -18,7 +18,7 @@ describe("StateCheck", () => {
       ],
       3,
     );
-    assert.deepEqual(report, { index: 200, differing: [{ name: "n3", index: 200 }] });
+    assert.deepEqual(report, { index: 200, agreeing: 2, differing: [{ name: "n3", index: 200 }] });
   });
 
   it("does not name a node that has not reached an index, nor decide without a majority", () => {
@@ -39,7 +39,11 @@ describe("StateCheck", () => {
       ],
       3,
     );
-    assert.deepEqual(split, { index: null, differing: [] }, "two of three disagreeing prove nothing");
+    assert.deepEqual(
+      split,
+      { index: null, agreeing: 0, differing: [] },
+      "two of three disagreeing prove nothing",
+    );
   });
 
   it("stops naming a node once it agrees again (after its repair)", () => {
