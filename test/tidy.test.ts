@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { describe, it } from "node:test";
+import { spaceCodes } from "../src/service/index.js";
 import { checkRaftUtilPurity, checkSource, stripSource } from "./tidy-rules.js";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -30,6 +31,18 @@ describe("tidy: the real tree", () => {
     const violations = [...files].flatMap(([path, text]) => checkSource(path, text));
     violations.push(...checkRaftUtilPurity(files));
     assert.deepEqual(violations, []);
+  });
+
+  // Key kinds are opaque bytes to src/storage: what each keyspace means lives in src/service.
+  it("has src/storage name none of the service's keyspaces", () => {
+    const named = [...files]
+      .filter(([path]) => path.startsWith("src/storage/"))
+      .flatMap(([path, text]) =>
+        Object.keys(spaceCodes)
+          .filter((space) => stripSource(text, true).includes(`"${space}"`))
+          .map((space) => `${path} names "${space}"`),
+      );
+    assert.deepEqual(named, []);
   });
 
   it("has no source outside test/ importing test code", () => {
@@ -65,8 +78,19 @@ describe("tidy: planted violations are caught", () => {
     assert.deepEqual(rulesOf("src/node/a.ts", 'const m = await import("../cli/main.js");\n'), ["layer"]);
   });
 
-  it("allows an import that points the right way", () => {
-    assert.deepEqual(rulesOf("src/node/runtime.ts", 'import { Raft } from "../raft/raft.js";\n'), []);
+  it("allows an import that points the right way, through the layer's index", () => {
+    assert.deepEqual(rulesOf("src/node/runtime.ts", 'import { Raft } from "../raft/index.js";\n'), []);
+    assert.deepEqual(rulesOf("src/cli/run.ts", 'import { app } from "../server/http/index.js";\n'), []);
+  });
+
+  it("catches a deep import into another layer, and allows one inside a layer", () => {
+    assert.deepEqual(rulesOf("src/node/runtime.ts", 'import { Raft } from "../raft/raft.js";\n'), [
+      "deep-import",
+    ]);
+    assert.deepEqual(rulesOf("src/cli/run.ts", 'export { app } from "../server/http/app.js";\n'), [
+      "deep-import",
+    ]);
+    assert.deepEqual(rulesOf("src/service/kv/kv.ts", 'import { s } from "../streams/codec.js";\n'), []);
   });
 
   it("catches src importing test code", () => {

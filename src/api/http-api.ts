@@ -171,6 +171,18 @@ export interface GroupConfig {
   readonly maxAckPending: number;
 }
 
+/** One consumer in a group's description. */
+export interface GroupConsumer {
+  /** Messages it holds in flight. */
+  readonly pending: number;
+  /** Of those, how many are past their ack deadline. */
+  readonly overdue: number;
+  /** Deliveries it was handed, redeliveries included. */
+  readonly delivered: number;
+  /** Of those, deliveries of a message the group had delivered before. */
+  readonly redelivered: number;
+}
+
 /** GET /v1/streams/{name}/groups/{group}, and each item of GET /v1/streams/{name}/groups. */
 export interface GroupInfo {
   readonly name: string;
@@ -185,14 +197,16 @@ export interface GroupInfo {
   readonly pending: number;
   /** Messages the group has not seen yet. */
   readonly backlog: number;
-  /** Deliveries, redeliveries included. */
+  /** Deliveries, redeliveries included (first deliveries: `delivered - redelivered`). */
   readonly delivered: number;
+  /** Deliveries of a message the group had delivered before (deadline passed, nacked, claimed). */
+  readonly redelivered: number;
   readonly acked: number;
   readonly deadLettered: number;
   /** Dead letters the dead-letter stream refused (it was configured with limits), now gone. */
   readonly deadLettersLost: number;
-  /** What each consumer holds: in flight, and how many of those are past their ack deadline. */
-  readonly consumers: Readonly<Record<string, { readonly pending: number; readonly overdue: number }>>;
+  /** Every consumer the group knows or that holds messages, by name. */
+  readonly consumers: Readonly<Record<string, GroupConsumer>>;
 }
 
 /** GET /v1/streams/{name}/groups. */

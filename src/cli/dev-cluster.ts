@@ -193,9 +193,12 @@ function launchNode(
   spec: NodeProcessSpec & { readonly logFile: string },
 ): LaunchedProcess {
   const log = createWriteStream(spec.logFile, { flags: "a" });
-  const child = spawn(process.execPath, [...(options.nodeFlags ?? []), options.cairnBin, ...nodeArgs(spec)], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  // The node's stdin is a pipe the supervisor never writes to or closes while the node should run:
+  // its end (the supervisor exited or was killed, however) stops the node.
+  const args = [...(options.nodeFlags ?? []), options.cairnBin, ...nodeArgs(spec), "--stop-on", "stdin-end"];
+  const child = spawn(process.execPath, args, { stdio: ["pipe", "pipe", "pipe"] });
+  // Never written to; a write error (the node gone) must not end the supervisor.
+  child.stdin.on("error", () => undefined);
   child.stdout.pipe(log, { end: false });
   child.stderr.pipe(log, { end: false });
   const exited = new Promise<{ code: number | null; signal: string | null }>((done) => {

@@ -3,7 +3,7 @@
 // re-reads it when it changes, so the fault suite slows one node's disk and heals it at run time.
 import { unwatchFile, watchFile } from "node:fs";
 import { readFile } from "node:fs/promises";
-import type { DiskDelay } from "../storage/delayed-file-system.js";
+import type { DiskDelay } from "../storage/index.js";
 
 /** The largest delay the file may ask for. */
 export const diskDelayMsMax = 60_000;

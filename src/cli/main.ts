@@ -67,8 +67,25 @@ interface DevOptions {
   dashboardPort: number;
 }
 
-/** Builds the `cairn` command tree. Exported so tests can drive it without spawning a process. */
-export function buildProgram(): Command {
+/** How this `cairn` process was started, so `cairn dev` starts its nodes the same way. */
+export interface CairnSelf {
+  /** The script that runs the CLI: bin/cairn.js when installed, src/cli/run.ts under tsx. */
+  readonly script: string;
+  /** The Node.js flags it runs with (`--import tsx` from source). */
+  readonly nodeFlags: readonly string[];
+}
+
+/** The installed CLI, for a program built without a process of its own (tests). */
+const installedSelf: CairnSelf = {
+  script: new URL("../../bin/cairn.js", import.meta.url).pathname,
+  nodeFlags: [],
+};
+
+/**
+ * Builds the `cairn` command tree. Exported so tests can drive it without spawning a process.
+ * `self` is how `cairn dev` runs its node processes.
+ */
+export function buildProgram(self: CairnSelf = installedSelf): Command {
   const program = new Command();
   program
     .name("cairn")
@@ -130,7 +147,8 @@ export function buildProgram(): Command {
     .action(async (options: DevOptions) => {
       const cluster = await startDevCluster({
         ...options,
-        cairnBin: new URL("../../bin/cairn.js", import.meta.url).pathname,
+        cairnBin: self.script,
+        nodeFlags: self.nodeFlags,
         print,
       });
       cluster.watch(500);
@@ -336,7 +354,13 @@ export function buildProgram(): Command {
  on `argv` (as in `process.argv`): the composition root, the only code reading argv. */
 export async function main(argv: readonly string[]): Promise<void> {
   try {
-    await buildProgram().parseAsync([...argv]);
+    const script = argv[1];
+    await buildProgram(
+      script === undefined
+        ? installedSelf
+        : // A debugger's flags would make every node open the same inspector port.
+          { script, nodeFlags: process.execArgv.filter((flag) => !flag.startsWith("--inspect")) },
+    ).parseAsync([...argv]);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`cairn: ${error.message}\n`);

@@ -2,6 +2,7 @@
 // line flags (flags win over the environment, which wins over the file). Every value is checked at
 // start; a bad one stops the node with a message that names the setting, before anything is opened.
 import { parse as parseToml } from "smol-toml";
+import { defaultNodeSettings } from "../node-assembly/index.js";
 import { type TextFlavor, textFlavors } from "../server/text/index.js";
 
 /** A host and port to listen on or dial. */
@@ -15,6 +16,12 @@ export interface InitialMember {
   readonly name: string;
   readonly peer: HostPort;
 }
+
+/** What ends a node besides SIGINT and SIGTERM: nothing, or its standard input ending. */
+export const stopOnChoices = ["signal", "stdin-end"] as const;
+
+/** One of {@link stopOnChoices}. */
+export type StopOn = (typeof stopOnChoices)[number];
 
 /** Everything a node needs to start. */
 export interface NodeConfig {
@@ -51,6 +58,11 @@ export interface NodeConfig {
   readonly peerDialOverrides: ReadonlyMap<string, HostPort>;
   /** Testing facility: a file holding the milliseconds every log write and sync waits (a slow disk). */
   readonly diskDelayFile: string | undefined;
+  /**
+   * "stdin-end": the node also stops, cleanly, when its standard input ends. A supervisor holds
+   * the other end of a pipe, so the node dies with it however it dies (SIGKILL included).
+   */
+  readonly stopOn: StopOn;
 }
 
 /** A setting that failed validation; `setting` is its flag name. Stable code ERR_CONFIG. */
@@ -158,7 +170,7 @@ export const nodeSettings: readonly Setting[] = [
     key: "tickIntervalMs",
     flag: "tick-interval-ms",
     kind: "int",
-    default: 100,
+    default: defaultNodeSettings.tickIntervalMs,
     min: 1,
     max: 10_000,
     description: "Raft tick length",
@@ -167,7 +179,7 @@ export const nodeSettings: readonly Setting[] = [
     key: "electionTicks",
     flag: "election-ticks",
     kind: "int",
-    default: 10,
+    default: defaultNodeSettings.electionTicks,
     min: 2,
     max: 1000,
     description: "ticks without a leader before an election",
@@ -176,7 +188,7 @@ export const nodeSettings: readonly Setting[] = [
     key: "heartbeatTicks",
     flag: "heartbeat-ticks",
     kind: "int",
-    default: 1,
+    default: defaultNodeSettings.heartbeatTicks,
     min: 1,
     max: 100,
     description: "ticks between leader heartbeats",
@@ -185,7 +197,7 @@ export const nodeSettings: readonly Setting[] = [
     key: "keyBytesMax",
     flag: "key-bytes-max",
     kind: "int",
-    default: 1024,
+    default: defaultNodeSettings.keyBytesMax,
     min: 1,
     // The state store (lmdb) keys its records by the user key plus a few bytes of namespace.
     max: 1800,
@@ -195,7 +207,7 @@ export const nodeSettings: readonly Setting[] = [
     key: "valueBytesMax",
     flag: "value-bytes-max",
     kind: "int",
-    default: 1024 * 1024,
+    default: defaultNodeSettings.valueBytesMax,
     min: 1,
     max: 64 * 1024 * 1024,
     description: "largest value or message",
@@ -204,7 +216,7 @@ export const nodeSettings: readonly Setting[] = [
     key: "segmentBytesMax",
     flag: "segment-bytes-max",
     kind: "int",
-    default: 64 * 1024 * 1024,
+    default: defaultNodeSettings.segmentBytesMax,
     min: 64 * 1024,
     max: 1024 * 1024 * 1024,
     description: "WAL segment size at which a new segment starts",
@@ -213,7 +225,7 @@ export const nodeSettings: readonly Setting[] = [
     key: "snapshotEntries",
     flag: "snapshot-entries",
     kind: "int",
-    default: 100_000,
+    default: defaultNodeSettings.snapshotEntries,
     min: 100,
     max: 100_000_000,
     description: "applied entries between snapshots",
@@ -231,7 +243,7 @@ export const nodeSettings: readonly Setting[] = [
     key: "snapshotBytes",
     flag: "snapshot-bytes",
     kind: "int",
-    default: 64 * 1024 * 1024,
+    default: defaultNodeSettings.snapshotBytes,
     min: 64 * 1024,
     max: 16 * 1024 * 1024 * 1024,
     description: "bytes of applied entry data between snapshots (whichever of the two comes first)",
@@ -243,6 +255,15 @@ export const nodeSettings: readonly Setting[] = [
     default: "",
     description:
       "testing only: member=dialed address pairs (host:port=host:port,...): reach a peer through a proxy (docs/faults.md)",
+  },
+  {
+    key: "stopOn",
+    flag: "stop-on",
+    kind: "choice",
+    choices: stopOnChoices,
+    default: "signal",
+    description:
+      "signal (SIGINT or SIGTERM), or stdin-end: also stop when standard input ends (cairn dev sets it, so its nodes die with it)",
   },
   {
     key: "diskDelayFile",

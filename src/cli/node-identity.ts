@@ -2,7 +2,7 @@
 // members it started with. Written once, at bootstrap or join, through the file system seam, so
 // the simulated disk can check that a power loss right after first boot keeps it.
 import { createHash } from "node:crypto";
-import type { MemberRecord } from "../service/cluster/members.js";
+import type { MemberRecord } from "../service/index.js";
 import {
   errnoOf,
   type FileSystem,

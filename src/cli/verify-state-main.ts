@@ -1,7 +1,7 @@
 // The child process of verify-state.ts: opens the lmdb state store at argv[2], reads every value
 // and checks its checksum, and says how it went on stdout as one JSON line. A crash of lmdb's native
 // code on a damaged page ends only this process.
-import { LmdbStateStore } from "../storage/lmdb-state-store.js";
+import { LmdbStateStore } from "../storage/index.js";
 
 const path = process.argv[2];
 if (path === undefined) {

@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { stat } from "node:fs/promises";
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { StorageError } from "../storage/storage-error.js";
+import { StorageError } from "../storage/index.js";
 
 /** The child's script: the sibling of this module, compiled or run through tsx alike. */
 const childScript = fileURLToPath(new URL(`./verify-state-main${extname(import.meta.url)}`, import.meta.url));

@@ -39,6 +39,12 @@ export interface CairnClientOptions {
   readonly requestTimeoutMs?: number;
   /** Total time a call may spend retrying. Default 15,000 ms. */
   readonly retryBudgetMs?: number;
+  /**
+   * "all": every write is acknowledged only once every voting member has it on disk (header
+   * Cairn-Write-Concern), or fails with ERR_WRITE_CONCERN (committed on a majority; not retried).
+   * Default "majority".
+   */
+  readonly writeConcern?: "majority" | "all";
 }
 
 /** A key as read. */
@@ -103,6 +109,7 @@ export class CairnClient {
   readonly #endpoints: readonly string[];
   readonly #requestTimeoutMs: number;
   readonly #retryBudgetMs: number;
+  readonly #writeConcern: "majority" | "all";
   #preferred = 0;
 
   /** Creates a client for the given endpoints. */
@@ -111,6 +118,7 @@ export class CairnClient {
     this.#endpoints = options.endpoints.map((e) => e.replace(/\/+$/, ""));
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 5_000;
     this.#retryBudgetMs = options.retryBudgetMs ?? 15_000;
+    this.#writeConcern = options.writeConcern ?? "majority";
   }
 
   /** Reads a key; undefined when it does not exist. */
@@ -482,6 +490,7 @@ export class CairnClient {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers["content-type"] = "application/json";
     if (idempotencyKey !== undefined) headers["idempotency-key"] = idempotencyKey;
+    if (method !== "GET" && this.#writeConcern === "all") headers["cairn-write-concern"] = "all";
     let response: Response;
     try {
       response = await fetch(`${endpoint}${path}`, {
@@ -522,6 +531,10 @@ export class CairnClient {
     if (typeof error === "object" && error !== null && "code" in error && typeof error.code === "string") {
       const { code, message, ...details } = error as Record<string, unknown>;
       throw new CairnClientError(String(code), String(message), response.status, details);
+    }
+    // A 503 that is not Cairn's (a node closing, a proxy in front of it) served nothing: try another.
+    if (response.status === 503) {
+      throw new CairnClientError("ERR_UNAVAILABLE", `${endpoint} is unavailable (503)`, response.status);
     }
     throw new CairnClientError("ERR_INTERNAL", `${endpoint} answered ${response.status}`, response.status);
   }

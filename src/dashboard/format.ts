@@ -34,6 +34,8 @@ export function describeError(error: unknown): string {
   const advice: Record<string, string> = {
     ERR_UNAVAILABLE: "No node answered in time. Start or resume nodes on the Cluster tab, then retry.",
     ERR_TIMEOUT: "The cluster did not answer in time; it may be electing a leader. Retry in a moment.",
+    ERR_WRITE_CONCERN:
+      "Stored on a majority, but not every voting node confirmed it in time: start the stopped nodes.",
     ERR_NOT_FOUND: "It does not exist (any more).",
     ERR_CONFLICT: "The condition did not hold: reload to see the current state, then retry.",
     ERR_BREAKS_MAJORITY: "Start the stopped voters first, or remove a stopped voter instead.",

@@ -3,7 +3,7 @@
 // runs under a simulated clock with every timer firing when the event queue says.
 import { randomInt } from "node:crypto";
 import type { RandomSource } from "../raft/index.js";
-import { Prng } from "../util/prng.js";
+import { Prng } from "../util/index.js";
 
 /** Cancels a timer; calling it twice, or after the timer fired, does nothing. */
 export type Cancel = () => void;

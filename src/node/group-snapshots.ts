@@ -2,8 +2,7 @@
 // for a lagging follower, storing one received from the leader, and installing it into the state
 // store (Raft §7). The log compaction that a snapshot allows is the group storage's business.
 import type { GroupId, SnapshotMeta } from "../raft/index.js";
-import type { SnapshotStore } from "../storage/snapshot-store.js";
-import type { StateStore } from "../storage/state-store.js";
+import type { SnapshotStore, StateStore } from "../storage/index.js";
 
 /** Snapshot data travels and is stored in chunks of at most this size (the transport's limit too). */
 export const snapshotChunkBytesMax = 128 * 1024;

@@ -8,6 +8,11 @@ export type NodeErrorCode =
   | "ERR_UNAVAILABLE"
   /** Appended, outcome unknown: it may still commit. Retry with the same idempotency key. */
   | "ERR_TIMEOUT"
+  /**
+   * The entry committed (it is durable on a majority) but not every voting member had it on disk
+   * in time, or this member stopped leading before it could tell: `voters` says how many had it.
+   */
+  | "ERR_WRITE_CONCERN"
   /** The disk is full; writes are refused until space is freed. */
   | "ERR_NO_SPACE"
   /** Storage failed (fsync error); the group stopped for good (fail-stop). */
@@ -17,16 +22,32 @@ export type NodeErrorCode =
   /** A broken invariant (a bug) stopped the group and crashes the process; outcome unknown. */
   | "ERR_INTERNAL";
 
-/** A runtime failure with a stable code and, for ERR_NOT_LEADER, a leader hint. */
+/** How many voting members had an entry on disk, of how many there are. */
+export interface VoterCount {
+  readonly withEntry: number;
+  readonly voters: number;
+}
+
+/**
+ * A runtime failure with a stable code and, for ERR_NOT_LEADER, a leader hint; for
+ * ERR_WRITE_CONCERN, how many voting members had the entry.
+ */
 export class NodeError extends Error {
   override readonly name = "NodeError";
   readonly code: NodeErrorCode;
   readonly leaderId: number | null;
+  readonly voterCount: VoterCount | null;
 
   /** Creates an error. */
-  constructor(code: NodeErrorCode, message: string, leaderId: number | null = null, options?: ErrorOptions) {
+  constructor(
+    code: NodeErrorCode,
+    message: string,
+    leaderId: number | null = null,
+    options?: ErrorOptions & { readonly voterCount?: VoterCount },
+  ) {
     super(message, options);
     this.code = code;
     this.leaderId = leaderId;
+    this.voterCount = options?.voterCount ?? null;
   }
 }

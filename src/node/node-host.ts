@@ -4,7 +4,7 @@
 // directory of peers' names and client addresses from the peer info they announce.
 import type { GroupId, Message, NodeId, SnapshotMessage } from "../raft/index.js";
 import type { Transport } from "../transport/index.js";
-import { decodeRaftMessage, encodeRaftMessage } from "../transport/raft-codec.js";
+import { decodeRaftMessage, encodeRaftMessage } from "../transport/index.js";
 import type { Cancel, Env } from "./env.js";
 import type { NodeWireMessage, PeerInfo, PeerStateHash } from "./node-wire.js";
 import { type CallHandler, PeerCalls } from "./peer-calls.js";
@@ -130,6 +130,17 @@ export class NodeHost {
   /** Every peer heard from, by id. */
   peers(): ReadonlyMap<NodeId, PeerEntry> {
     return this.#peers;
+  }
+
+  /** The peers that announced where peers reach them within the last `maxAgeMs`, by id. */
+  announcedPeerAddresses(maxAgeMs: number): Map<NodeId, string> {
+    const now = this.#options.env.monotonicMs();
+    const out = new Map<NodeId, string>();
+    for (const [id, entry] of this.#peers) {
+      if (entry.peerAddress !== undefined && now - entry.lastSeenMs <= maxAgeMs)
+        out.set(id, entry.peerAddress);
+    }
+    return out;
   }
 
   /** Starts announcing this node's info to its peers. */

@@ -3,8 +3,8 @@
 // calls a follower makes to its leader (a client's write handed over, and the leader's reply).
 // Peer info is soft state: resent periodically, never replicated.
 import { type GroupId, groupId, type Message, type NodeId, nodeId } from "../raft/index.js";
-import { decodeRaftMessage, encodeRaftMessage } from "../transport/raft-codec.js";
-import { ByteReader, ByteWriter, DecodeError } from "../util/bytes.js";
+import { decodeRaftMessage, encodeRaftMessage } from "../transport/index.js";
+import { ByteReader, ByteWriter, DecodeError } from "../util/index.js";
 
 /** The client protocols, besides HTTP, whose address a node announces. */
 export const clientProtocols = ["redis", "text", "grpc"] as const;
@@ -19,6 +19,11 @@ export interface PeerInfo {
   readonly httpUrl: string;
   /** `host:port` of each other client protocol this node serves. */
   readonly endpoints?: Readonly<Partial<Record<ClientProtocol, string>>>;
+  /**
+   * `host:port` where peers reach this node. A node that has not applied this one's joining yet
+   * learns from it where to answer (see Membership).
+   */
+  readonly peerAddress?: string;
   /** The node's latest state hashes (the cross-replica state check), oldest first. */
   readonly stateHashes?: readonly PeerStateHash[];
 }
@@ -31,6 +36,9 @@ export interface PeerStateHash {
 
 /** The most state hashes one peer info carries. */
 export const peerStateHashesMax = 8;
+
+/** The pair name the peer address travels under in the (protocol, address) list. */
+const PEER_PAIR = "peer";
 
 /** How a call's reply came about. */
 export type CallStatus =
@@ -76,18 +84,20 @@ export function encodeNodeWire(m: NodeWireMessage): Uint8Array {
     case "raft":
       return encodeRaftMessage(m.message);
     case "peer-info": {
-      const endpoints = clientProtocols.flatMap((p) => {
+      const pairs = clientProtocols.flatMap((p): [string, string][] => {
         const address = m.info.endpoints?.[p];
-        return address === undefined ? [] : [[p, address] as const];
+        return address === undefined ? [] : [[p, address]];
       });
       const hashes = m.info.stateHashes ?? [];
+      // Older decoders skip a pair whose name is not a client protocol: adding it changes no code.
+      if (m.info.peerAddress !== undefined) pairs.push([PEER_PAIR, m.info.peerAddress]);
       const writer = new ByteWriter(96)
         .u8(hashes.length > 0 ? PEER_INFO_V3 : PEER_INFO_V2)
         .varint(m.info.id)
         .string(m.info.name)
         .string(m.info.httpUrl)
-        .varint(endpoints.length);
-      for (const [protocol, address] of endpoints) writer.string(protocol).string(address);
+        .varint(pairs.length);
+      for (const [name, address] of pairs) writer.string(name).string(address);
       if (hashes.length > 0) {
         const sent = hashes.slice(-peerStateHashesMax);
         writer.varint(sent.length);
@@ -142,18 +152,26 @@ function decodeBody(type: number, r: ByteReader): NodeWireMessage {
       const count = r.varint();
       if (count > 16) throw new DecodeError(`${count} endpoints`);
       const endpoints: Partial<Record<ClientProtocol, string>> = {};
+      let peerAddress: string | undefined;
       for (let i = 0; i < count; i++) {
         const protocol = r.string(16);
         const address = r.string(256);
         if (isClientProtocol(protocol)) endpoints[protocol] = address;
+        else if (protocol === PEER_PAIR) peerAddress = address;
       }
-      if (type === PEER_INFO_V2)
-        return { kind: "peer-info", info: { id: nodeId(id), name, httpUrl, endpoints } };
+      const info = {
+        id: nodeId(id),
+        name,
+        httpUrl,
+        endpoints,
+        ...(peerAddress === undefined ? {} : { peerAddress }),
+      };
+      if (type === PEER_INFO_V2) return { kind: "peer-info", info };
       const hashCount = r.varint();
       if (hashCount > peerStateHashesMax) throw new DecodeError(`${hashCount} state hashes`);
       const stateHashes: PeerStateHash[] = [];
       for (let i = 0; i < hashCount; i++) stateHashes.push({ index: r.varint(), hash: r.string(64) });
-      return { kind: "peer-info", info: { id: nodeId(id), name, httpUrl, endpoints, stateHashes } };
+      return { kind: "peer-info", info: { ...info, stateHashes } };
     }
     case CALL:
       return { kind: "call", run: r.varint(), seq: r.varint(), body: r.bytes(callBodyBytesMax) };

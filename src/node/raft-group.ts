@@ -16,11 +16,11 @@ import {
   type SnapshotMessage,
   type SoftState,
 } from "../raft/index.js";
-import { AssertionError } from "../util/assert.js";
+import { AssertionError } from "../util/index.js";
 import type { Cancel, Env } from "./env.js";
 import type { GroupSnapshots } from "./group-snapshots.js";
 import { GroupMetrics } from "./metrics.js";
-import { NodeError } from "./node-error.js";
+import { NodeError, type VoterCount } from "./node-error.js";
 import type { GroupStorage, MessageSender, StateMachine } from "./ports.js";
 import { decodeSnapshotStream, encodeSnapshotStream } from "./snapshot-stream.js";
 
@@ -81,6 +81,14 @@ interface ReadWaiter {
   readonly reject: (error: NodeError) => void;
 }
 
+/** A wait for every voting member to hold an entry (the write concern "all"). */
+interface AllVotersWaiter {
+  readonly index: number;
+  readonly resolve: () => void;
+  readonly reject: (error: NodeError) => void;
+  readonly cancelTimer: Cancel;
+}
+
 interface ReadRound {
   readonly waiters: ReadWaiter[];
   readonly cancelTimer: Cancel;
@@ -122,6 +130,7 @@ export class RaftGroup<R> {
   readonly #pending = new Map<number, PendingProposal<R>>();
   readonly #readRounds = new Map<string, ReadRound>();
   #readQueue: ReadWaiter[] = [];
+  readonly #allVotersWaiters = new Set<AllVotersWaiter>();
   /**
    * Names this run of the group in its ReadIndex contexts. The sequence restarts at 0 with every
    * run, so without it a late answer to a read made before a restart would carry the context of a
@@ -270,6 +279,8 @@ export class RaftGroup<R> {
       }
     }
     this.#raw.step(message);
+    // An append response may have moved a voter's match index past what a waiter needs.
+    if (message.type === "append-response") this.#checkAllVoters();
     this.#kick();
   }
 
@@ -293,6 +304,11 @@ export class RaftGroup<R> {
    * ERR_INTERNAL (a broken invariant stopped the group; the process is crashing).
    */
   propose(data: Uint8Array): Promise<R | undefined> {
+    return this.proposeWithIndex(data).then(({ result }) => result);
+  }
+
+  /** {@link propose}, also answering the log index of the entry that carried `data`. */
+  proposeWithIndex(data: Uint8Array): Promise<{ readonly result: R | undefined; readonly index: LogIndex }> {
     const refusal = this.#refusal();
     if (refusal !== undefined) return Promise.reject(refusal);
     if (this.#pending.size >= (this.#options.proposalsPendingMax ?? 10_000)) {
@@ -307,7 +323,78 @@ export class RaftGroup<R> {
       }
       return Promise.reject(new NodeError("ERR_UNAVAILABLE", `proposal refused: ${result.reason}`));
     }
-    return this.#track(result.index, result.term);
+    const index = result.index;
+    return this.#track(index, result.term).then((applied) => ({ result: applied, index }));
+  }
+
+  /**
+   * Resolves once every voting member has the entry at `index` on disk: by the leader's progress,
+   * each voter's match index (which a follower reports only after persisting) and the leader's
+   * own persisted index cover it. This is the write concern "all", waited for after the entry
+   * committed on a majority. Rejects with ERR_WRITE_CONCERN, naming how many voters have it, when
+   * `timeoutMs` passes or this member stops leading first (then the count is the majority the
+   * commit proved, a lower bound); or with the stopped group's error.
+   */
+  waitReplicatedToAll(index: number, timeoutMs: number): Promise<void> {
+    const refusal = this.#stoppedRefusal();
+    if (refusal !== undefined) return Promise.reject(refusal);
+    return new Promise<void>((resolve, reject) => {
+      const waiter: AllVotersWaiter = {
+        index,
+        resolve,
+        reject,
+        cancelTimer: this.#env.after(timeoutMs, () => {
+          if (!this.#allVotersWaiters.delete(waiter)) return;
+          const count = this.#votersWith(index);
+          reject(
+            count === undefined
+              ? this.#leadershipLostWaiting()
+              : new NodeError(
+                  "ERR_WRITE_CONCERN",
+                  `the write is durable on ${count.withEntry} of ${count.voters} voting members, not all of them within ${timeoutMs} ms; it is committed (a majority has it)`,
+                  null,
+                  { voterCount: count },
+                ),
+          );
+        }),
+      };
+      this.#allVotersWaiters.add(waiter);
+      this.#checkAllVoters();
+    });
+  }
+
+  /** How many voting members have the entry at `index` on disk, by this leader's progress; undefined when not leading. */
+  #votersWith(index: number): VoterCount | undefined {
+    const status = this.#raw.status();
+    if (status.role !== "leader") return undefined;
+    const voters = status.peers.filter((p) => p.voter);
+    return { withEntry: voters.filter((p) => p.matchIndex >= index).length, voters: voters.length };
+  }
+
+  #leadershipLostWaiting(): NodeError {
+    const voters = this.#raw.status().conf.voters.length;
+    const majority = Math.floor(voters / 2) + 1;
+    return new NodeError(
+      "ERR_WRITE_CONCERN",
+      `this node stopped leading before every voting member confirmed the write; it is committed, durable on at least ${majority} of ${voters} voting members`,
+      null,
+      { voterCount: { withEntry: majority, voters } },
+    );
+  }
+
+  /** Settles the waits for every voter that are met, and fails them all once this member no longer leads. */
+  #checkAllVoters(): void {
+    if (this.#allVotersWaiters.size === 0) return;
+    const status = this.#raw.status();
+    const leading = status.role === "leader";
+    const voterMatches = status.peers.filter((p) => p.voter).map((p) => p.matchIndex);
+    for (const waiter of this.#allVotersWaiters) {
+      if (leading && !voterMatches.every((match) => match >= waiter.index)) continue;
+      this.#allVotersWaiters.delete(waiter);
+      waiter.cancelTimer();
+      if (leading) waiter.resolve();
+      else waiter.reject(this.#leadershipLostWaiting());
+    }
   }
 
   /**
@@ -571,6 +658,9 @@ export class RaftGroup<R> {
     }
     this.#serveReads();
     this.#raw.advance(rd);
+    // The leader's own copy counts once persisted (advance), and a role or membership change
+    // settles waits too.
+    this.#checkAllVoters();
     this.#maybeSnapshot();
   }
 
@@ -801,5 +891,10 @@ export class RaftGroup<R> {
     this.#readRounds.clear();
     for (const w of this.#readQueue) w.reject(error);
     this.#readQueue = [];
+    for (const w of this.#allVotersWaiters) {
+      w.cancelTimer();
+      w.reject(error);
+    }
+    this.#allVotersWaiters.clear();
   }
 }

@@ -4,7 +4,7 @@
 // than its chunk limit (a value above 256 KiB, or a lowered frame size) and a follower storing the
 // pieces as chunks would hold a snapshot it can never install. The length prefixes let the follower
 // rebuild the sender's chunks whatever pieces the bytes arrive in.
-import { StorageError } from "../storage/storage-error.js";
+import { StorageError } from "../storage/index.js";
 
 /** Largest chunk a snapshot stream may declare: far above any state chunk, below a runaway. */
 export const streamChunkBytesMax = 64 * 1024 * 1024;

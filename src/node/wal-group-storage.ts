@@ -13,11 +13,8 @@ import {
   type SnapshotMeta,
   term,
 } from "../raft/index.js";
-import type { HardStateStore } from "../storage/hard-state-store.js";
-import { StorageError } from "../storage/storage-error.js";
-import type { Wal, WalRecovery } from "../storage/wal.js";
-import { groupCorruptionError } from "../storage/wal.js";
-import type { WalRecord } from "../storage/wal-format.js";
+import type { HardStateStore, Wal, WalRecord, WalRecovery } from "../storage/index.js";
+import { groupCorruptionError, StorageError } from "../storage/index.js";
 import type { GroupSnapshots } from "./group-snapshots.js";
 import type { GroupStorage, PersistBatch } from "./ports.js";
 

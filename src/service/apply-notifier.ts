@@ -3,7 +3,7 @@
 // of those streams (and those that wait for any change); a waiter passes the version it last saw,
 // so a batch applied between its read and its wait is never missed (it wakes at once, and reads
 // again). The number of waiters is bounded.
-import type { Env } from "../node/env.js";
+import type { Env } from "../node/index.js";
 import { CairnError } from "./errors.js";
 
 /** The clock and timers a notifier's waits use. */

@@ -2,8 +2,7 @@
 // leader, terms and indexes, and (on the leader) each peer's replication progress and lag.
 
 import type { ClusterStatus, MemberStatus } from "../api/index.js";
-import type { NodeHost } from "../node/node-host.js";
-import type { RaftGroup } from "../node/raft-group.js";
+import type { NodeHost, RaftGroup } from "../node/index.js";
 import type { NodeId } from "../raft/index.js";
 import type { ApplyOutcome } from "./command.js";
 import type { StateCheckReport } from "./state-check.js";

@@ -1,8 +1,7 @@
 // The envelope every client write travels in through the Raft log: the leader's timestamp (the only
 // clock the state machines use), an optional idempotency key, and the command itself. Applying an
 // envelope is deterministic, so every replica computes the same result for the same entry.
-import { ByteReader, ByteWriter, DecodeError } from "../util/bytes.js";
-import { crc32 } from "../util/crc.js";
+import { ByteReader, ByteWriter, crc32, DecodeError } from "../util/index.js";
 import {
   applyMemberCommand,
   decodeMemberCommand,

@@ -18,6 +18,7 @@ export const errorCodes = [
   "ERR_NOT_LEADER",
   "ERR_UNAVAILABLE",
   "ERR_TIMEOUT",
+  "ERR_WRITE_CONCERN",
   "ERR_NO_SPACE",
   "ERR_STORAGE_FAILED",
   "ERR_STATE_CORRUPT",
@@ -81,6 +82,12 @@ export type ErrorDetails = {
   };
   readonly ERR_UNAVAILABLE: NoDetails;
   readonly ERR_TIMEOUT: NoDetails;
+  readonly ERR_WRITE_CONCERN: {
+    /** How many voting members had the write on disk when the wait ended. */
+    readonly votersWithEntry?: number;
+    /** How many voting members the cluster has. */
+    readonly voters?: number;
+  };
   readonly ERR_NO_SPACE: NoDetails;
   readonly ERR_STORAGE_FAILED: NoDetails;
   readonly ERR_STATE_CORRUPT: NoDetails;
@@ -105,6 +112,7 @@ const noDetails: { readonly [C in ErrorCode]: ErrorDetails[C] } = {
   ERR_NOT_LEADER: {},
   ERR_UNAVAILABLE: {},
   ERR_TIMEOUT: {},
+  ERR_WRITE_CONCERN: {},
   ERR_NO_SPACE: {},
   ERR_STORAGE_FAILED: {},
   ERR_STATE_CORRUPT: {},

@@ -1,15 +1,38 @@
 // Connects the services to a Raft group's runtime: proposals become log entries (on a follower, they
 // are handed to the leader over the peer link), linearizable reads wait for a ReadIndex barrier,
 // stale reads read committed state directly, and runtime errors keep their stable codes.
-import type { Env } from "../node/env.js";
-import { NodeError } from "../node/node-error.js";
-import type { RaftGroup } from "../node/raft-group.js";
+import type { Env, RaftGroup } from "../node/index.js";
+import { NodeError } from "../node/index.js";
 import type { ApplyOutcome } from "./command.js";
 import { CairnError, isCairnError } from "./errors.js";
 import type { LeaderLink } from "./leader-link.js";
-import type { ReplicationPort, Staleness } from "./replication.js";
+import type { ReplicationPort, Staleness, WriteConcern } from "./replication.js";
 import type { StateReader } from "./state.js";
 import type { StateBackend } from "./state-machine.js";
+
+/**
+ * How long a leader waits, after a write committed, for every voting member to have it (the write
+ * concern "all") before answering ERR_WRITE_CONCERN. With the proposal's own 5 s, it stays within
+ * the 10 s a follower waits for the leader's answer, so a follower relays the verdict.
+ */
+export const allVotersTimeoutMsDefault = 4_000;
+
+/**
+ * Proposes `data` on `group`, which must lead, and resolves with its outcome once applied; for
+ * `writeConcern` "all", once every voting member has it on disk too. Rejects with the runtime's
+ * NodeError. A refused command (an outcome that is not ok) changed nothing, so it is not waited on.
+ */
+export async function proposeOnLeader(
+  group: RaftGroup<ApplyOutcome>,
+  data: Uint8Array,
+  writeConcern: WriteConcern,
+  allVotersTimeoutMs: number,
+): Promise<ApplyOutcome> {
+  const { result, index } = await group.proposeWithIndex(data);
+  if (result === undefined) throw new CairnError("ERR_INTERNAL", "the proposal applied without a result");
+  if (writeConcern === "all" && result.ok) await group.waitReplicatedToAll(index, allVotersTimeoutMs);
+  return result;
+}
 
 /** A {@link ReplicationPort} over one Raft group and the backend its state machine writes. */
 export class GroupReplication implements ReplicationPort {
@@ -17,29 +40,34 @@ export class GroupReplication implements ReplicationPort {
   readonly #backend: StateBackend;
   readonly #env: Env;
   readonly #link: LeaderLink | undefined;
+  readonly #allVotersTimeoutMs: number;
 
   /**
    * Creates the port. With `link`, a write made on a follower is handed to the leader; without,
    * it is refused with ERR_NOT_LEADER (a client must find the leader itself).
    */
-  constructor(group: RaftGroup<ApplyOutcome>, backend: StateBackend, env: Env, link?: LeaderLink) {
+  constructor(
+    group: RaftGroup<ApplyOutcome>,
+    backend: StateBackend,
+    env: Env,
+    link?: LeaderLink,
+    options: { readonly allVotersTimeoutMs?: number } = {},
+  ) {
     this.#group = group;
     this.#backend = backend;
     this.#env = env;
     this.#link = link;
+    this.#allVotersTimeoutMs = options.allVotersTimeoutMs ?? allVotersTimeoutMsDefault;
   }
 
-  async propose(data: Uint8Array): Promise<ApplyOutcome> {
-    if (this.#link !== undefined && !this.#link.leads) return this.#link.propose(data);
-    let outcome: ApplyOutcome | undefined;
+  async propose(data: Uint8Array, writeConcern: WriteConcern = "majority"): Promise<ApplyOutcome> {
+    if (this.#link !== undefined && !this.#link.leads) return this.#link.propose(data, writeConcern);
     try {
-      outcome = await this.#group.propose(data);
+      return await proposeOnLeader(this.#group, data, writeConcern, this.#allVotersTimeoutMs);
     } catch (error) {
       const failure = toCairnError(error);
       throw this.#link?.withLeaderAddresses(failure) ?? failure;
     }
-    if (outcome === undefined) throw new CairnError("ERR_INTERNAL", "the proposal applied without a result");
-    return outcome;
   }
 
   async readLinearizable<T>(read: (state: StateReader) => T): Promise<T> {
@@ -83,10 +111,15 @@ function readChecked<T>(read: () => T): T {
 export function toCairnError(error: unknown): CairnError {
   if (isCairnError(error)) return error;
   if (error instanceof NodeError) {
+    const count = error.voterCount;
     return new CairnError(
       error.code,
       error.message,
-      error.leaderId !== null ? { leaderId: error.leaderId } : {},
+      error.leaderId !== null
+        ? { leaderId: error.leaderId }
+        : count !== null
+          ? { votersWithEntry: count.withEntry, voters: count.voters }
+          : {},
       { cause: error },
     );
   }

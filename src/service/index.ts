@@ -45,7 +45,11 @@ export {
   KvService,
   type KvWriteAck,
 } from "./kv-service.js";
-export type { ReplicationPort, Staleness } from "./replication.js";
+export { LeaderLink, type LeaderLinkOptions } from "./leader-link.js";
+export { type ReplicationPort, type Staleness, type WriteConcern, writeConcerns } from "./replication.js";
+export { type Space, type StateReader, type StateWriter, spaceCodes, spaceKinds, spaces } from "./state.js";
+export { type ReportedHashes, StateCheck, type StateCheckReport } from "./state-check.js";
+export { hashState, type StateHash } from "./state-hash.js";
 export { MemoryBackend, ServiceStateMachine, type StateBackend, StoreBackend } from "./state-machine.js";
 export {
   type AppendInput,
@@ -54,6 +58,7 @@ export {
   type DeliveredMessage,
   defaultStreamLimits,
   type FetchOptions,
+  type GroupConsumerInfo,
   type GroupCreateOptions,
   type GroupInfo,
   isStreamName,

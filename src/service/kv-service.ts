@@ -17,6 +17,7 @@ import {
   kvExpiringCount,
   kvKeyCount,
   kvRevision,
+  nextExpiryMs,
   rangeKv,
   type StepResult,
   type TransactionStep,
@@ -27,6 +28,8 @@ import {
   readStaleReported,
   type Staleness,
   type WithStaleness,
+  type WriteConcern,
+  withWriteConcern,
 } from "./replication.js";
 
 /** Size limits of the key-value API. */
@@ -122,11 +125,29 @@ function stepValueBytes(step: TransactionStep): number {
 export class KvService {
   readonly #log: ReplicationPort;
   readonly #limits: KvLimits;
+  /** Whether a sweep is in flight (housekeeping ticks must not stack proposals behind a slow one); one for every view. */
+  #gates = { sweeping: false };
+  /** This service under each write concern, shared by all of them ("majority": the one built). */
+  #views: Map<WriteConcern, KvService>;
 
   /** Creates the service over a replicated log; limits not given take their defaults. */
   constructor(log: ReplicationPort, limits: Partial<KvLimits> = {}) {
     this.#log = log;
     this.#limits = { ...defaultKvLimits, ...limits };
+    this.#views = new Map([["majority", this]]);
+  }
+
+  /** This service with its writes acknowledged under `writeConcern` (reads are the same). */
+  withWriteConcern(writeConcern: WriteConcern): KvService {
+    let view = this.#views.get(writeConcern);
+    if (view === undefined) {
+      const base = this.#views.get("majority") ?? this;
+      view = new KvService(withWriteConcern(base.#log, writeConcern), this.#limits);
+      view.#gates = this.#gates;
+      view.#views = this.#views;
+      this.#views.set(writeConcern, view);
+    }
+    return view;
   }
 
   /** The limits in force. */
@@ -486,6 +507,25 @@ export class KvService {
     }
     if (expiry.kind === "after" && expiry.ms > this.#limits.ttlMsMax) {
       throw new CairnError("ERR_BAD_REQUEST", `a TTL may be at most ${this.#limits.ttlMsMax} ms`);
+    }
+  }
+
+  /**
+   * Proposes one sweep of expired keys (at most `max`) when the earliest expiry in the local state
+   * is due by this node's clock, and says whether it did. The leader calls it from its
+   * housekeeping: the entry carries the leader's timestamp, so every replica expires the same keys
+   * whatever its own clock says. Like `StreamService.sweepIfDue`, it never overlaps itself.
+   */
+  async sweepExpiredIfDue(max = 1000): Promise<boolean> {
+    if (this.#gates.sweeping) return false;
+    const due = this.#log.readStale(nextExpiryMs).value;
+    if (due === undefined || due > this.#log.nowMs()) return false;
+    this.#gates.sweeping = true;
+    try {
+      await this.#propose({ type: "expire", max }, undefined);
+      return true;
+    } finally {
+      this.#gates.sweeping = false;
     }
   }
 

@@ -4,14 +4,18 @@
 // clock, proposes it and answers with the outcome. Membership changes and leadership transfers,
 // which only the leader can carry out, travel the same way. One hop only: a leader that has since
 // stepped down answers ERR_NOT_LEADER (with its own leader hint) rather than passing the call on.
-import { ByteReader, ByteWriter, DecodeError } from "../util/bytes.js";
+import { ByteReader, ByteWriter, DecodeError } from "../util/index.js";
 import { type ApplyOutcome, bytesAsBase64, restoreBytes } from "./command.js";
 import { CairnError, type ErrorCode, type ErrorDetails, isErrorCode } from "./errors.js";
+import { type WriteConcern, writeConcerns } from "./replication.js";
 
 /** A request a follower sends its leader. */
 export type LeaderCall =
-  /** Propose an encoded envelope; the leader replaces its timestamp with its own clock. */
-  | { readonly op: "propose"; readonly envelope: Uint8Array }
+  /**
+   * Propose an encoded envelope; the leader replaces its timestamp with its own clock, and answers
+   * once the write is durable as `writeConcern` asks.
+   */
+  | { readonly op: "propose"; readonly envelope: Uint8Array; readonly writeConcern: WriteConcern }
   | { readonly op: "join"; readonly name: string; readonly peerAddress: string }
   | { readonly op: "remove"; readonly id: number }
   | { readonly op: "transfer"; readonly to: number };
@@ -32,7 +36,8 @@ export type LeaderAnswer =
       readonly details: Readonly<Record<string, unknown>>;
     };
 
-const CALL_VERSION = 1;
+/** 2: a proposal carries its write concern. */
+const CALL_VERSION = 2;
 const ops = ["propose", "join", "remove", "transfer"] as const;
 
 /** Encodes a call for the peer link. */
@@ -40,7 +45,7 @@ export function encodeLeaderCall(call: LeaderCall): Uint8Array {
   const writer = new ByteWriter(32).u8(CALL_VERSION).u8(ops.indexOf(call.op));
   switch (call.op) {
     case "propose":
-      return writer.bytes(call.envelope).finish();
+      return writer.u8(writeConcerns.indexOf(call.writeConcern)).bytes(call.envelope).finish();
     case "join":
       return writer.string(call.name).string(call.peerAddress).finish();
     case "remove":
@@ -58,9 +63,12 @@ export function decodeLeaderCall(bytes: Uint8Array): LeaderCall {
   const op = ops[r.u8()];
   let call: LeaderCall;
   switch (op) {
-    case "propose":
-      call = { op, envelope: r.bytes() };
+    case "propose": {
+      const writeConcern = writeConcerns[r.u8()];
+      if (writeConcern === undefined) throw new DecodeError("unknown write concern");
+      call = { op, writeConcern, envelope: r.bytes() };
       break;
+    }
     case "join":
       call = { op, name: r.string(256), peerAddress: r.string(256) };
       break;
@@ -144,6 +152,7 @@ const detailFields: { readonly [C in ErrorCode]: { readonly [K in keyof ErrorDet
   ERR_NOT_LEADER: { leaderId: "number", leader: "addresses" },
   ERR_UNAVAILABLE: {},
   ERR_TIMEOUT: {},
+  ERR_WRITE_CONCERN: { votersWithEntry: "number", voters: "number" },
   ERR_NO_SPACE: {},
   ERR_STORAGE_FAILED: {},
   ERR_STATE_CORRUPT: {},

@@ -1,17 +1,15 @@
 // The two ends of "talk to any node": on a follower, a client's write (or a membership change) is
 // handed to the leader over the peer link and its outcome awaited; on the leader, such calls are
 // carried out as if a client had sent them there. No protocol adapter forwards anything itself.
-import type { Env } from "../node/env.js";
-import { NodeError } from "../node/node-error.js";
-import type { NodeHost } from "../node/node-host.js";
-import type { RaftGroup } from "../node/raft-group.js";
+import type { Env, NodeHost, RaftGroup } from "../node/index.js";
+import { NodeError } from "../node/index.js";
 import { nodeId } from "../raft/index.js";
-import { DecodeError } from "../util/bytes.js";
+import { DecodeError } from "../util/index.js";
 import type { ApplyNotifier } from "./apply-notifier.js";
 import type { JoinAnswer, Membership } from "./cluster/membership.js";
 import { type ApplyOutcome, restampEnvelope } from "./command.js";
 import { CairnError, type LeaderAddresses } from "./errors.js";
-import { toCairnError } from "./group-replication.js";
+import { allVotersTimeoutMsDefault, proposeOnLeader, toCairnError } from "./group-replication.js";
 import {
   answerError,
   decodeLeaderAnswer,
@@ -23,6 +21,7 @@ import {
   type LeaderCall,
   proposalOutcome,
 } from "./leader-calls.js";
+import type { WriteConcern } from "./replication.js";
 import type { StateBackend } from "./state-machine.js";
 
 /** Settings of a {@link LeaderLink}. */
@@ -39,6 +38,8 @@ export interface LeaderLinkOptions {
    * than the leader's own proposal timeout, so the leader's verdict usually arrives. Default 10,000.
    */
   readonly callTimeoutMs?: number;
+  /** How long the leader waits for every voter on a write concern "all" call. Default 4,000. */
+  readonly allVotersTimeoutMs?: number;
 }
 
 /** Hands this node's writes to the leader when it does not lead, and serves the calls of followers. */
@@ -62,9 +63,12 @@ export class LeaderLink {
     return this.#o.group.softState.role === "leader";
   }
 
-  /** Hands an encoded envelope to the leader; resolves with the outcome it applied. */
-  async propose(envelope: Uint8Array): Promise<ApplyOutcome> {
-    return proposalOutcome(await this.#call({ op: "propose", envelope }));
+  /**
+   * Hands an encoded envelope to the leader; resolves with the outcome it applied, once durable as
+   * `writeConcern` asks.
+   */
+  async propose(envelope: Uint8Array, writeConcern: WriteConcern = "majority"): Promise<ApplyOutcome> {
+    return proposalOutcome(await this.#call({ op: "propose", envelope, writeConcern }));
   }
 
   /** Asks the leader to add a node (see {@link Membership.join}). */
@@ -193,10 +197,12 @@ export class LeaderLink {
     const { group, env } = this.#o;
     if (call.op === "propose") {
       // The leader's clock stamps every entry: TTLs and deadlines follow one clock.
-      const outcome = await group.propose(restampEnvelope(call.envelope, env.nowMs()));
-      if (outcome === undefined)
-        throw new CairnError("ERR_INTERNAL", "the proposal applied without a result");
-      return outcome;
+      return proposeOnLeader(
+        group,
+        restampEnvelope(call.envelope, env.nowMs()),
+        call.writeConcern,
+        this.#o.allVotersTimeoutMs ?? allVotersTimeoutMsDefault,
+      );
     }
     const membership = this.#membership;
     if (membership === undefined)

@@ -1,7 +1,7 @@
 // Proposing a client command: checks the idempotency key, wraps the command in an envelope stamped
 // with the leader's clock, proposes it and turns a refused envelope into a CairnError. Every
 // service that writes goes through here.
-import { assert } from "../util/assert.js";
+import { assert } from "../util/index.js";
 import {
   type Command,
   commandKind,

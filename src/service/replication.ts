@@ -41,15 +41,27 @@ export function readStaleReported<T>(
   throw error;
 }
 
+/**
+ * How durable a write must be before it is acknowledged: "majority" (every write: fsynced on a
+ * majority of the voting members) or "all" (also on every voting member, waited for after the
+ * commit, bounded in time). Cairn never acknowledges less than a majority.
+ */
+export type WriteConcern = (typeof writeConcerns)[number];
+
+/** Every write concern, in their wire order (the peer call that hands a write to the leader). */
+export const writeConcerns = ["majority", "all"] as const;
+
 /** A replicated, linearizable log with the state machine applied to it. */
 export interface ReplicationPort {
   /**
    * Proposes an encoded envelope; resolves with its outcome once it is committed on a majority
-   * and applied here. Rejects with a CairnError: ERR_NOT_LEADER (never appended: safe to retry
-   * elsewhere), ERR_TIMEOUT (outcome unknown: retry with the same idempotency key), ERR_UNAVAILABLE,
-   * ERR_NO_SPACE, ERR_STORAGE_FAILED, ERR_SHUTTING_DOWN.
+   * and applied here, and with `writeConcern` "all" once every voting member has it too. Rejects
+   * with a CairnError: ERR_NOT_LEADER (never appended: safe to retry elsewhere), ERR_TIMEOUT
+   * (outcome unknown: retry with the same idempotency key), ERR_WRITE_CONCERN (committed, but not
+   * confirmed on every voter in time), ERR_UNAVAILABLE, ERR_NO_SPACE, ERR_STORAGE_FAILED,
+   * ERR_SHUTTING_DOWN.
    */
-  propose(data: Uint8Array): Promise<ApplyOutcome>;
+  propose(data: Uint8Array, writeConcern?: WriteConcern): Promise<ApplyOutcome>;
   /** Runs `read` on state that reflects every write acknowledged before the call (ReadIndex). */
   readLinearizable<T>(read: (state: StateReader) => T): Promise<T>;
   /**
@@ -60,4 +72,14 @@ export interface ReplicationPort {
   readStale<T>(read: (state: StateReader) => T): { readonly value: T; readonly staleness: Staleness };
   /** The clock that stamps proposals (the leader's), milliseconds since the epoch. */
   nowMs(): number;
+}
+
+/** `log` with every proposal made under `writeConcern`. */
+export function withWriteConcern(log: ReplicationPort, writeConcern: WriteConcern): ReplicationPort {
+  return {
+    propose: (data) => log.propose(data, writeConcern),
+    readLinearizable: (read) => log.readLinearizable(read),
+    readStale: (read) => log.readStale(read),
+    nowMs: () => log.nowMs(),
+  };
 }

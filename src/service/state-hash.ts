@@ -4,8 +4,9 @@
 // hashes at one revision). Computed by every replica when it applies an entry whose index is a
 // multiple of the check interval, from the state as of that entry.
 import { createHash } from "node:crypto";
-import { type KeyKind, keyKindCode } from "../storage/state-store.js";
-import { keyAfter, type StateReader } from "./state.js";
+import { appliedIndexKey, restoringKey } from "../storage/index.js";
+import { bytesEqual } from "../util/index.js";
+import { keyAfter, type StateReader, spaceCodes, spaces } from "./state.js";
 
 /** The state hash a replica computed at an applied index. */
 export interface StateHash {
@@ -15,12 +16,13 @@ export interface StateHash {
 }
 
 const pageMax = 1000;
-/** Every space of the state machine, in code order ("meta" is the store's own, not replicated). */
-const spaces = (Object.keys(keyKindCode) as KeyKind[])
-  .filter((kind) => kind !== "meta")
-  .sort((a, b) => keyKindCode[a] - keyKindCode[b]);
+/** The state store's own bookkeeping in "meta": it differs between replicas and is not hashed. */
+const storeKeys = [appliedIndexKey, restoringKey];
 
-/** SHA-256 over every (space, key, value) of `state`, in space then key order. */
+/**
+ * SHA-256 over every (space, key, value) of `state`, in space then key order, but the store's own
+ * bookkeeping keys.
+ */
 export function hashState(state: StateReader): string {
   const hash = createHash("sha256");
   const lengths = new DataView(new ArrayBuffer(9));
@@ -30,14 +32,15 @@ export function hashState(state: StateReader): string {
       let count = 0;
       let last: Uint8Array | undefined;
       for (const [key, value] of state.range(space, start, undefined, pageMax)) {
-        lengths.setUint8(0, keyKindCode[space]);
+        last = key;
+        count++;
+        if (space === "meta" && storeKeys.some((k) => bytesEqual(k, key))) continue;
+        lengths.setUint8(0, spaceCodes[space]);
         lengths.setUint32(1, key.length);
         lengths.setUint32(5, value.length);
         hash.update(new Uint8Array(lengths.buffer));
         hash.update(key);
         hash.update(value);
-        last = key;
-        count++;
       }
       if (count < pageMax || last === undefined) break;
       start = keyAfter(last);

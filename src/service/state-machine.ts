@@ -3,13 +3,11 @@
 // the new applied index in one step of the backend (one store transaction), so a restart resumes
 // exactly after the last applied entry.
 
-import type { Cancel } from "../node/env.js";
-import type { StateMachine } from "../node/ports.js";
+import type { Cancel, StateMachine } from "../node/index.js";
 import type { Entry } from "../raft/index.js";
 import { type GroupId, type LogIndex, logIndex } from "../raft/index.js";
-import type { Effect, StateStore } from "../storage/state-store.js";
-import { assert, assertNever } from "../util/assert.js";
-import { bytesEqual, compareBytes } from "../util/bytes.js";
+import type { Effect, StateStore } from "../storage/index.js";
+import { assert, assertNever, bytesEqual, compareBytes } from "../util/index.js";
 import {
   type ApplyOutcome,
   applyEnvelope,
@@ -25,6 +23,7 @@ import {
   type StateEffect,
   StateOverlay,
   type StateReader,
+  spaceKinds,
 } from "./state.js";
 import { hashState, type StateHash } from "./state-hash.js";
 import type { StreamCommand } from "./streams/index.js";
@@ -273,7 +272,7 @@ export class StoreBackend implements StateBackend {
     );
     this.#appliedIndex = store.appliedIndex(group);
     const committed: StateReader = {
-      get: (space, key) => store.get(group, space, key),
+      get: (space, key) => store.get(group, spaceKinds[space], key),
       range: (space, start, end, limit) => scan(store, group, space, start, end, limit),
     };
     const merged = (space: Space, start: Uint8Array, end: Uint8Array | undefined, limit: number) => {
@@ -399,8 +398,8 @@ export class StoreBackend implements StateBackend {
         effects.map(
           (e): Effect =>
             e.value === undefined
-              ? { op: "delete", kind: e.space, key: e.key }
-              : { op: "put", kind: e.space, key: e.key, value: e.value },
+              ? { op: "delete", kind: spaceKinds[e.space], key: e.key }
+              : { op: "put", kind: spaceKinds[e.space], key: e.key, value: e.value },
         ),
       )
       .then(
@@ -462,7 +461,7 @@ function* scan(
   while (left > 0) {
     const asked = Math.min(left, scanPageMax);
     const page = store.range(group, {
-      kind: space,
+      kind: spaceKinds[space],
       start: from,
       ...(end !== undefined ? { end } : {}),
       limit: asked,

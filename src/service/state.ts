@@ -1,11 +1,42 @@
 // The view of replicated state that the state machines (key-value, streams) read and write while
 // applying committed entries. It is synchronous and byte-level: the node runtime backs it with the
 // state store, batching a whole apply round into one transaction.
-import type { KeyKind } from "../storage/state-store.js";
-import { compareBytes } from "../util/bytes.js";
+import { type KeyKind, keyKind } from "../storage/index.js";
+import { compareBytes } from "../util/index.js";
 
-/** A keyspace of the state machine: a namespace of the state store (its kinds are the spaces). */
-export type Space = KeyKind;
+/**
+ * The keyspaces of the state machine. Each is stored as one key kind of the state store, by the
+ * byte in {@link spaceKinds}: never renumber them (the byte is in every stored key); a new space
+ * takes a new byte. "meta" shares kind 0 with the store's own bookkeeping keys, which have names
+ * of their own.
+ */
+export const spaceCodes = {
+  meta: 0,
+  kv: 1,
+  "stream-meta": 2,
+  "stream-message": 3,
+  "consumer-group": 4,
+  "kv-ttl": 5,
+  dedupe: 6,
+  "dedupe-ttl": 7,
+  members: 8,
+  "stream-dedupe": 9,
+  "stream-dedupe-ttl": 10,
+  "stream-garbage": 11,
+  "consumer-pending": 12,
+  "consumer-due": 13,
+} as const;
+
+/** A keyspace of the state machine. */
+export type Space = keyof typeof spaceCodes;
+
+/** Every space, in the order of their bytes. */
+export const spaces = Object.keys(spaceCodes) as Space[];
+
+/** The state store's key kind of each space. */
+export const spaceKinds = Object.fromEntries(
+  spaces.map((space) => [space, keyKind(spaceCodes[space])]),
+) as Record<Space, KeyKind>;
 
 /** Reads replicated state. `range` yields keys in [start, end) in byte order, at most `limit`. */
 export interface StateReader {
@@ -18,11 +49,39 @@ export interface StateReader {
   ): Iterable<readonly [Uint8Array, Uint8Array]>;
 }
 
+/** How a value kept in state as bytes is encoded and decoded. */
+export interface ValueCodec<T> {
+  encode(value: T): Uint8Array;
+  decode(bytes: Uint8Array): T;
+}
+
 /** Reads and writes replicated state within one apply round. */
 export interface StateWriter extends StateReader {
   /** Writes `value` at `key`. The state may keep `value` itself: the caller must not change it later. */
   put(space: Space, key: Uint8Array, value: Uint8Array): void;
+  /**
+   * Writes `value` at `key` as `codec` encodes it. The state may encode it only when its bytes are
+   * needed, and hand the value itself to {@link readValue} with the same codec: a value rewritten
+   * by every entry of a round (a stream's bookkeeping, by each append) is then encoded once. The
+   * caller must not change `value` later.
+   */
+  putValue<T>(space: Space, key: Uint8Array, value: T, codec: ValueCodec<T>): void;
   delete(space: Space, key: Uint8Array): void;
+}
+
+/**
+ * Reads the value at `key` through `codec` (undefined when absent). A value this apply round wrote
+ * with {@link StateWriter.putValue} and the same codec comes back as it was written, unencoded.
+ */
+export function readValue<T>(
+  state: StateReader,
+  space: Space,
+  key: Uint8Array,
+  codec: ValueCodec<T>,
+): T | undefined {
+  if (state instanceof StateOverlay) return state.getValue(space, key, codec);
+  const bytes = state.get(space, key);
+  return bytes === undefined ? undefined : codec.decode(bytes);
 }
 
 /** The smallest byte string greater than every string starting with `prefix`, or undefined if none. */
@@ -117,6 +176,10 @@ export class MemoryState implements StateWriter {
     s.values.set(id, Uint8Array.from(value));
   }
 
+  putValue<T>(space: Space, key: Uint8Array, value: T, codec: ValueCodec<T>): void {
+    this.put(space, key, codec.encode(value));
+  }
+
   delete(space: Space, key: Uint8Array): void {
     const s = this.#space(space);
     const id = mapKeyOf(key);
@@ -137,21 +200,45 @@ export interface StateEffect {
   readonly value: Uint8Array | undefined;
 }
 
+/** A write of an apply round in the overlay; a typed one is encoded when its bytes are first needed. */
+interface OverlayWrite {
+  readonly space: Space;
+  readonly key: Uint8Array;
+  /** The bytes written; undefined for a delete, and for a typed write until encoded. */
+  bytes: Uint8Array | undefined;
+  readonly typed: TypedValue | undefined;
+}
+
+/** A value written with its codec: `encode` makes its bytes; `codec` says how to read it back. */
+interface TypedValue {
+  readonly value: unknown;
+  readonly codec: unknown;
+  readonly encode: () => Uint8Array;
+}
+
+/** The bytes of a write, encoding a typed one now (once). */
+function bytesOf(write: OverlayWrite): Uint8Array | undefined {
+  if (write.bytes === undefined && write.typed !== undefined) write.bytes = write.typed.encode();
+  return write.bytes;
+}
+
 /**
  * Buffers the writes of one apply round over a reader of committed state, answering reads with
  * the buffered writes on top, so a batch of entries can be applied and then committed together
- * (effects plus the new applied index in one store transaction).
+ * (effects plus the new applied index in one store transaction). A typed write
+ * ({@link StateWriter.putValue}) is encoded only when read as bytes or when the round's effects are
+ * taken, so of the many writes of one key in a round only the last is encoded.
  */
 export class StateOverlay implements StateWriter {
   readonly #base: StateReader;
-  readonly #writes = new Map<Space, Map<string, StateEffect>>();
+  readonly #writes = new Map<Space, Map<string, OverlayWrite>>();
 
   /** Creates an empty overlay over `base`. */
   constructor(base: StateReader) {
     this.#base = base;
   }
 
-  #space(space: Space): Map<string, StateEffect> {
+  #space(space: Space): Map<string, OverlayWrite> {
     let writes = this.#writes.get(space);
     if (writes === undefined) {
       writes = new Map();
@@ -162,7 +249,17 @@ export class StateOverlay implements StateWriter {
 
   get(space: Space, key: Uint8Array): Uint8Array | undefined {
     const write = this.#writes.get(space)?.get(mapKeyOf(key));
-    return write !== undefined ? write.value : this.#base.get(space, key);
+    return write !== undefined ? bytesOf(write) : this.#base.get(space, key);
+  }
+
+  /** The value at `key` through `codec`: a typed write of this round with that codec as written. */
+  getValue<T>(space: Space, key: Uint8Array, codec: ValueCodec<T>): T | undefined {
+    const write = this.#writes.get(space)?.get(mapKeyOf(key));
+    if (write === undefined) return readValue(this.#base, space, key, codec);
+    // A decoder's cast: putValue stored a T with this very codec.
+    if (write.typed !== undefined && write.typed.codec === codec) return write.typed.value as T;
+    const bytes = bytesOf(write);
+    return bytes === undefined ? undefined : codec.decode(bytes);
   }
 
   *range(
@@ -193,9 +290,10 @@ export class StateOverlay implements StateWriter {
       if (next.done && write === undefined) return;
       if (write !== undefined && (next.done || compareBytes(write.key, next.value[0]) <= 0)) {
         w++;
-        if (write.value !== undefined) {
+        const bytes = bytesOf(write);
+        if (bytes !== undefined) {
           count++;
-          yield [write.key, write.value];
+          yield [write.key, bytes];
         }
         continue;
       }
@@ -210,7 +308,9 @@ export class StateOverlay implements StateWriter {
   /** An overlay over `base` holding `effects` (later ones win), without copying them. */
   static over(base: StateReader, effects: Iterable<StateEffect>): StateOverlay {
     const overlay = new StateOverlay(base);
-    for (const effect of effects) overlay.#space(effect.space).set(mapKeyOf(effect.key), effect);
+    for (const { space, key, value } of effects) {
+      overlay.#space(space).set(mapKeyOf(key), { space, key, bytes: value, typed: undefined });
+    }
     return overlay;
   }
 
@@ -218,17 +318,29 @@ export class StateOverlay implements StateWriter {
     // The key is copied (it may be a view into a whole Raft entry); the value is kept as handed
     // over (every state machine builds it fresh): one allocation off V8's heap less per write,
     // which the garbage collector would otherwise have to sweep.
-    const copy = key.slice();
-    this.#space(space).set(mapKeyOf(copy), { space, key: copy, value });
+    this.#write(space, key, value, undefined);
+  }
+
+  putValue<T>(space: Space, key: Uint8Array, value: T, codec: ValueCodec<T>): void {
+    this.#write(space, key, undefined, { value, codec, encode: () => codec.encode(value) });
   }
 
   delete(space: Space, key: Uint8Array): void {
+    this.#write(space, key, undefined, undefined);
+  }
+
+  #write(space: Space, key: Uint8Array, bytes: Uint8Array | undefined, typed: OverlayWrite["typed"]): void {
     const copy = key.slice();
-    this.#space(space).set(mapKeyOf(copy), { space, key: copy, value: undefined });
+    this.#space(space).set(mapKeyOf(copy), { space, key: copy, bytes, typed });
   }
 
   /** The buffered writes, in no particular order; each key appears once with its last write. */
   effects(): StateEffect[] {
-    return [...this.#writes.values()].flatMap((writes) => [...writes.values()]);
+    const effects: StateEffect[] = [];
+    for (const writes of this.#writes.values()) {
+      for (const write of writes.values())
+        effects.push({ space: write.space, key: write.key, value: bytesOf(write) });
+    }
+    return effects;
   }
 }

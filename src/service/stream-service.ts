@@ -11,6 +11,8 @@ import {
   readStaleReported,
   type Staleness,
   type WithStaleness,
+  type WriteConcern,
+  withWriteConcern,
 } from "./replication.js";
 import type { StateReader } from "./state.js";
 import {
@@ -158,15 +160,30 @@ export interface GroupInfo {
   readonly pending: number;
   /** Messages the group has not seen yet. */
   readonly backlog: number;
+  /** Deliveries, redeliveries included (first deliveries: `delivered - redelivered`). */
   readonly delivered: number;
+  /** Deliveries of a message the group had delivered before (deadline passed, nacked, claimed). */
+  readonly redelivered: number;
   readonly acked: number;
   readonly deadLettered: number;
   /** Dead letters the dead-letter stream refused (it was configured with limits), now gone. */
   readonly deadLettersLost: number;
-  /** What each consumer holds: in flight, and how many of those are past their ack deadline. */
-  readonly consumers: Readonly<Record<string, { readonly pending: number; readonly overdue: number }>>;
+  /** Every consumer the group knows or that holds messages, by name. */
+  readonly consumers: Readonly<Record<string, GroupConsumerInfo>>;
   /** The id of the newest held message before `nextSeq` (`0-0` if none): Redis's last-delivered-id. */
   readonly lastDeliveredId: string;
+}
+
+/** One consumer in a group's description. */
+export interface GroupConsumerInfo {
+  /** Messages it holds in flight. */
+  readonly pending: number;
+  /** Of those, how many are past their ack deadline. */
+  readonly overdue: number;
+  /** Deliveries it was handed, redeliveries included. */
+  readonly delivered: number;
+  /** Of those, deliveries of a message the group had delivered before. */
+  readonly redelivered: number;
 }
 
 /**
@@ -300,8 +317,10 @@ export class StreamService {
   readonly #log: ReplicationPort;
   readonly #notifier: ApplyNotifier;
   readonly #limits: StreamLimits;
-  #sseConnections = 0;
-  #sweeping = false;
+  /** The node's event streams open and whether a sweep runs: one count for every write concern's view. */
+  #gates = { sseConnections: 0, sweeping: false };
+  /** This service under each write concern, shared by all of them ("majority": the one built). */
+  #views: Map<WriteConcern, StreamService>;
 
   /**
    * Creates the service; `notifier` must be the one the state machine's apply path notifies. Limits
@@ -311,6 +330,20 @@ export class StreamService {
     this.#log = log;
     this.#notifier = notifier;
     this.#limits = { ...defaultStreamLimits, ...limits };
+    this.#views = new Map([["majority", this]]);
+  }
+
+  /** This service with its writes acknowledged under `writeConcern` (reads are the same). */
+  withWriteConcern(writeConcern: WriteConcern): StreamService {
+    let view = this.#views.get(writeConcern);
+    if (view === undefined) {
+      const base = this.#views.get("majority") ?? this;
+      view = new StreamService(withWriteConcern(base.#log, writeConcern), this.#notifier, this.#limits);
+      view.#gates = this.#gates;
+      view.#views = this.#views;
+      this.#views.set(writeConcern, view);
+    }
+    return view;
   }
 
   /** The limits in force. */
@@ -1118,8 +1151,8 @@ export class StreamService {
    * periodically. Answers whether it proposed any.
    */
   async sweepIfDue(max = 1000): Promise<boolean> {
-    if (this.#sweeping) return false;
-    this.#sweeping = true;
+    if (this.#gates.sweeping) return false;
+    this.#gates.sweeping = true;
     try {
       let proposed = 0;
       while (
@@ -1131,7 +1164,7 @@ export class StreamService {
       }
       return proposed > 0;
     } finally {
-      this.#sweeping = false;
+      this.#gates.sweeping = false;
     }
   }
 
@@ -1140,16 +1173,16 @@ export class StreamService {
    * Throws ERR_BUSY when `sseConnectionsMax` are open.
    */
   openEventStream(): () => void {
-    if (this.#sseConnections >= this.#limits.sseConnectionsMax) {
+    if (this.#gates.sseConnections >= this.#limits.sseConnectionsMax) {
       throw new CairnError(
         "ERR_BUSY",
         `too many event streams on this node (${this.#limits.sseConnectionsMax})`,
       );
     }
-    this.#sseConnections++;
+    this.#gates.sseConnections++;
     let released = false;
     return () => {
-      if (!released) this.#sseConnections--;
+      if (!released) this.#gates.sseConnections--;
       released = true;
     };
   }
@@ -1314,10 +1347,16 @@ function streamInfo(state: StateReader, meta: StreamMeta): StreamInfo {
 function groupInfo(state: StateReader, stream: StreamMeta, group: GroupMeta): GroupInfo {
   const clockMs = streamsClockMs(state);
   const pending = listPending(state, group, group.config.maxAckPending + 1);
-  const consumers: Record<string, { pending: number; overdue: number }> = {};
+  const consumers: Record<
+    string,
+    { pending: number; overdue: number; delivered: number; redelivered: number }
+  > = {};
+  for (const [name, , , delivered = 0, redelivered = 0] of group.consumers ?? []) {
+    consumers[name] = { pending: 0, overdue: 0, delivered, redelivered };
+  }
   for (const record of pending) {
     if (record.consumer === "") continue;
-    const entry = consumers[record.consumer] ?? { pending: 0, overdue: 0 };
+    const entry = consumers[record.consumer] ?? { pending: 0, overdue: 0, delivered: 0, redelivered: 0 };
     entry.pending++;
     if (record.availableAtMs <= clockMs) entry.overdue++;
     consumers[record.consumer] = entry;
@@ -1334,6 +1373,7 @@ function groupInfo(state: StateReader, stream: StreamMeta, group: GroupMeta): Gr
     pending: group.pending,
     backlog: Math.max(0, stream.lastSeq - nextSeq + 1),
     delivered: group.delivered,
+    redelivered: group.redelivered ?? 0,
     acked: group.acked,
     deadLettered: group.deadLettered,
     deadLettersLost: group.deadLettersLost ?? 0,

@@ -1,6 +1,6 @@
 // Little helpers for fixed-width little-endian integers in byte arrays. Every id, index and term in
 // Cairn is a safe integer (< 2^53), stored as a u64 in two u32 halves so no BigInt is needed.
-import { assert } from "../util/assert.js";
+import { assert } from "../util/index.js";
 
 const U32 = 0x1_0000_0000;
 

@@ -1,8 +1,8 @@
 // Hard state (Raft Figure 2: currentTerm, votedFor; plus commitIndex) of each group, one small file
 // per group, replaced atomically. Raft §5.1/§5.2: term and vote must be durable before the node
 // answers a message that depends on them; commitIndex may lag (it is re-learned from the leader).
-import { type GroupId, groupId, type HardState, logIndex, nodeId, term } from "../raft/types.js";
-import { crc32 } from "../util/crc.js";
+import { type GroupId, groupId, type HardState, logIndex, nodeId, term } from "../raft/index.js";
+import { crc32 } from "../util/index.js";
 import { makeDirDurable, removeTempFiles, writeFileAtomic } from "./atomic-file.js";
 import { getU64, setU64, viewOf } from "./bytes.js";
 import { FailStop } from "./fail-stop.js";

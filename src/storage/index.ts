@@ -32,15 +32,18 @@ export {
   type SnapshotWriter,
 } from "./snapshot-store.js";
 export {
+  appliedIndexKey,
   defaultStateStoreOptions,
   type Effect,
   type KeyKind,
   type KeyValue,
-  keyKindCode,
+  keyKind,
   type RangeQuery,
+  restoringKey,
   type StateExport,
   type StateStore,
   type StateStoreOptions,
+  storeMetaKind,
 } from "./state-store.js";
 export {
   type CorruptionSite,

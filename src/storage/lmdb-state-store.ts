@@ -9,10 +9,9 @@
 // reads them, so a node verifies the whole store in a separate process before it opens it
 // (src/cli/verify-state.ts).
 import { open, type RootDatabase } from "lmdb";
-import type { GroupId, LogIndex } from "../raft/types.js";
-import { groupId, logIndex } from "../raft/types.js";
-import { assert } from "../util/assert.js";
-import { crc32, crc32Of } from "../util/crc.js";
+import type { GroupId, LogIndex } from "../raft/index.js";
+import { groupId, logIndex } from "../raft/index.js";
+import { assert, crc32, crc32Of } from "../util/index.js";
 import { errnoOf } from "./file-system.js";
 import {
   appliedIndexKey,
@@ -32,6 +31,7 @@ import {
   type StateExport,
   type StateStore,
   type StateStoreOptions,
+  storeMetaKind,
   unpackChunk,
   userKey,
 } from "./state-store.js";
@@ -45,7 +45,7 @@ const asBytes = (value: unknown): Uint8Array | undefined => {
 
 const checksumBytes = 4;
 /** The store-wide meta key naming the stored format; absent in stores from before checksums. */
-const formatKey = internalKey(groupId(0), "meta", new TextEncoder().encode("store-format"));
+const formatKey = internalKey(groupId(0), storeMetaKind, new TextEncoder().encode("store-format"));
 /** Format 2: every value carries its checksum. */
 const checksummedFormat = 2;
 
@@ -128,11 +128,11 @@ export class LmdbStateStore implements StateStore {
   }
 
   appliedIndex(group: GroupId): LogIndex {
-    return logIndex(decodeIndex(this.#read(internalKey(group, "meta", appliedIndexKey))));
+    return logIndex(decodeIndex(this.#read(internalKey(group, storeMetaKind, appliedIndexKey))));
   }
 
   isRestoring(group: GroupId): boolean {
-    return this.#db.get(internalKey(group, "meta", restoringKey)) !== undefined;
+    return this.#db.get(internalKey(group, storeMetaKind, restoringKey)) !== undefined;
   }
 
   get(group: GroupId, kind: KeyKind, key: Uint8Array): Uint8Array | undefined {
@@ -178,7 +178,7 @@ export class LmdbStateStore implements StateStore {
             }
           }
         }
-        const indexKey = internalKey(group, "meta", appliedIndexKey);
+        const indexKey = internalKey(group, storeMetaKind, appliedIndexKey);
         db.putSync(indexKey, sealValue(indexKey, encodeIndex(appliedIndex)));
         return true;
       }),
@@ -191,7 +191,7 @@ export class LmdbStateStore implements StateStore {
     // One read transaction for the index and every pair: a consistent cut while writes go on.
     const txn = db.useReadTransaction();
     const applied = decodeIndex(
-      this.#read(internalKey(group, "meta", appliedIndexKey), { transaction: txn }),
+      this.#read(internalKey(group, storeMetaKind, appliedIndexKey), { transaction: txn }),
     );
     const { start, end } = groupBounds(group);
     return {
@@ -227,7 +227,7 @@ export class LmdbStateStore implements StateStore {
     await this.#write(() =>
       db.transaction(() => {
         for (const key of db.getKeys({ start, end })) db.removeSync(key);
-        const key = internalKey(group, "meta", restoringKey);
+        const key = internalKey(group, storeMetaKind, restoringKey);
         db.putSync(key, sealValue(key, new Uint8Array([1])));
       }),
     );
@@ -239,7 +239,7 @@ export class LmdbStateStore implements StateStore {
         }),
       );
     }
-    await this.#write(() => db.remove(internalKey(group, "meta", restoringKey)));
+    await this.#write(() => db.remove(internalKey(group, storeMetaKind, restoringKey)));
     // A commit resolves once it is visible, before lmdb synced it (overlapping sync). The runtime
     // compacts the log to the snapshot once this resolves, so the restore must be durable first:
     // else a power loss brings back the old state (or a half restore) while the log entries that

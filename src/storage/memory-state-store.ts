@@ -4,9 +4,9 @@
 // OS's cache), one still in flight does not. With `flushDelayMs` set it also has lmdb's overlapping
 // sync: a commit is visible once it completes but durable only when a later flush completes, and
 // powerLoss() takes back every commit since the last flush (a restore can be left half done).
-import type { GroupId, LogIndex } from "../raft/types.js";
-import { logIndex } from "../raft/types.js";
-import { assert } from "../util/assert.js";
+import type { GroupId, LogIndex } from "../raft/index.js";
+import { logIndex } from "../raft/index.js";
+import { assert } from "../util/index.js";
 import { immediateScheduler, type Scheduler } from "./sim-file-system.js";
 import {
   appliedIndexKey,
@@ -26,6 +26,7 @@ import {
   type StateExport,
   type StateStore,
   type StateStoreOptions,
+  storeMetaKind,
   unpackChunk,
   userKey,
 } from "./state-store.js";
@@ -213,11 +214,11 @@ export class MemoryStateStore implements StateStore {
   }
 
   appliedIndex(group: GroupId): LogIndex {
-    return logIndex(decodeIndex(this.#data.get(internalKey(group, "meta", appliedIndexKey))));
+    return logIndex(decodeIndex(this.#data.get(internalKey(group, storeMetaKind, appliedIndexKey))));
   }
 
   isRestoring(group: GroupId): boolean {
-    return this.#data.get(internalKey(group, "meta", restoringKey)) !== undefined;
+    return this.#data.get(internalKey(group, storeMetaKind, restoringKey)) !== undefined;
   }
 
   get(group: GroupId, kind: KeyKind, key: Uint8Array): Uint8Array | undefined {
@@ -255,7 +256,7 @@ export class MemoryStateStore implements StateStore {
             break;
         }
       }
-      this.#data.set(internalKey(group, "meta", appliedIndexKey), encodeIndex(appliedIndex));
+      this.#data.set(internalKey(group, storeMetaKind, appliedIndexKey), encodeIndex(appliedIndex));
       return true;
     });
   }
@@ -287,7 +288,7 @@ export class MemoryStateStore implements StateStore {
     const { start, end } = groupBounds(group);
     await this.#commit(() => {
       for (const p of this.#data.range(start, end)) this.#data.delete(p.key);
-      this.#data.set(internalKey(group, "meta", restoringKey), new Uint8Array([1]));
+      this.#data.set(internalKey(group, storeMetaKind, restoringKey), new Uint8Array([1]));
     });
     for await (const chunk of chunks) {
       const pairs = unpackChunk(group, chunk);
@@ -295,7 +296,7 @@ export class MemoryStateStore implements StateStore {
         for (const p of pairs) this.#data.set(p.key, p.value);
       });
     }
-    await this.#commit(() => this.#data.delete(internalKey(group, "meta", restoringKey)));
+    await this.#commit(() => this.#data.delete(internalKey(group, storeMetaKind, restoringKey)));
     // The runtime compacts the log to the snapshot once this resolves: a restore that a power loss
     // could still take back would leave the state behind a log whose entries are gone.
     await this.#flushedThrough(this.#committedSeq);

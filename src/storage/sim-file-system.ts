@@ -3,8 +3,9 @@
 // directory is synced, and a crash keeps the durable state plus a random prefix of what came after
 // (possibly ending in a torn write). Every decision comes from an injected Prng, every completion
 // from an injected Scheduler, so one seed replays one history exactly.
-import { assert } from "../util/assert.js";
-import type { Prng } from "../util/prng.js";
+
+import type { Prng } from "../util/index.js";
+import { assert } from "../util/index.js";
 import type { FileHandle, FileStat, FileSystem, OpenMode } from "./file-system.js";
 import { dirOf } from "./file-system.js";
 

@@ -10,9 +10,8 @@ import {
   nodeId,
   type SnapshotMeta,
   term,
-} from "../raft/types.js";
-import { assert } from "../util/assert.js";
-import { crc32 } from "../util/crc.js";
+} from "../raft/index.js";
+import { assert, crc32 } from "../util/index.js";
 import { makeDirDurable, removeTempFiles, tempSuffix } from "./atomic-file.js";
 import { getU64, setU64, viewOf } from "./bytes.js";
 import { FailStop } from "./fail-stop.js";

@@ -6,48 +6,28 @@
 //
 // Big-endian so that byte order is numeric order; a group's data is one contiguous range, which is
 // what a snapshot exports and a restore replaces.
-import type { GroupId, LogIndex } from "../raft/types.js";
-import { assert } from "../util/assert.js";
+import type { GroupId, LogIndex } from "../raft/index.js";
+import { assert, type Brand, brandedInteger } from "../util/index.js";
 import { getU64, setU64, viewOf } from "./bytes.js";
 import { StorageError } from "./storage-error.js";
 
 /**
- * What a key belongs to: the state machine's keyspaces. Never renumber the codes: they are in
- * every stored key. New keyspaces take new codes.
+ * What a key belongs to: one byte of every stored key, naming a keyspace of the state machine. The
+ * store does not know what the keyspaces mean (their names live in src/service); it keeps its own
+ * bookkeeping (the applied index, a restore in progress) in kind 0 under names of its own.
  */
-export type KeyKind =
-  | "meta"
-  | "kv"
-  | "stream-meta"
-  | "stream-message"
-  | "consumer-group"
-  | "kv-ttl"
-  | "dedupe"
-  | "dedupe-ttl"
-  | "members"
-  | "stream-dedupe"
-  | "stream-dedupe-ttl"
-  | "stream-garbage"
-  | "consumer-pending"
-  | "consumer-due";
+export type KeyKind = Brand<number, "KeyKind">;
 
-/** The byte each kind contributes to a stored key. */
-export const keyKindCode: Record<KeyKind, number> = {
-  meta: 0,
-  kv: 1,
-  "stream-meta": 2,
-  "stream-message": 3,
-  "consumer-group": 4,
-  "kv-ttl": 5,
-  dedupe: 6,
-  "dedupe-ttl": 7,
-  members: 8,
-  "stream-dedupe": 9,
-  "stream-dedupe-ttl": 10,
-  "stream-garbage": 11,
-  "consumer-pending": 12,
-  "consumer-due": 13,
-};
+const brandKind = brandedInteger("KeyKind");
+
+/** A key kind from its byte. */
+export function keyKind(code: number): KeyKind {
+  assert(code <= 0xff, `a key kind is one byte, got ${code}`);
+  return brandKind(code);
+}
+
+/** The kind the store's own bookkeeping keys live in ({@link appliedIndexKey}, {@link restoringKey}). */
+export const storeMetaKind: KeyKind = keyKind(0);
 
 /** One write of an applied batch. `delete-range` removes keys in [start, end) of one kind. */
 export type Effect =
@@ -148,14 +128,14 @@ export function internalKey(group: GroupId, kind: KeyKind, key: Uint8Array): Uin
   out[5] = (low >>> 16) & 0xff;
   out[6] = (low >>> 8) & 0xff;
   out[7] = low & 0xff;
-  out[8] = keyKindCode[kind];
+  out[8] = kind;
   out.set(key, prefixBytes);
   return out;
 }
 
 /** The first stored key of `group` and the first key after it: the group's whole range. */
 export function groupBounds(group: GroupId): { start: Uint8Array; end: Uint8Array } {
-  const start = internalKey(group, "meta", new Uint8Array(0)).subarray(0, 8);
+  const start = internalKey(group, storeMetaKind, new Uint8Array(0)).subarray(0, 8);
   const end = new Uint8Array(8);
   const view = viewOf(end);
   view.setUint32(0, Math.floor((group + 1) / 0x1_0000_0000));

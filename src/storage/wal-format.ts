@@ -10,9 +10,8 @@ import {
   logIndex,
   type Term,
   term,
-} from "../raft/types.js";
-import { assert, assertNever } from "../util/assert.js";
-import { crc32 } from "../util/crc.js";
+} from "../raft/index.js";
+import { assert, assertNever, crc32 } from "../util/index.js";
 import { getU64, setU64, viewOf } from "./bytes.js";
 
 /** "CAIRNWAL" in ASCII: the first 8 bytes of every segment. */

@@ -1,7 +1,7 @@
 // How one group's log position moves as WAL records are applied. The writer (checking what callers
 // hand it) and recovery (replaying what is on disk) share this one definition, so the checkpoint a
 // writer puts at the start of a segment is exactly what recovery computes at that point.
-import type { Entry, GroupId } from "../raft/types.js";
+import type { Entry, GroupId } from "../raft/index.js";
 import type { WalRecord } from "./wal-format.js";
 
 /** One group's position in the log: plain numbers, so it can be copied and compared cheaply. */

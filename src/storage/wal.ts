@@ -2,9 +2,9 @@
 // "Storage"). Callers hand over records with write(); records queued while a flush is running ride
 // together in the next one, so any number of groups and callers share one durable write (group
 // commit). A write resolves only once its records are durable.
-import type { Entry, GroupId, LogIndex, Term } from "../raft/types.js";
-import { groupId, logIndex, term } from "../raft/types.js";
-import { assert } from "../util/assert.js";
+import type { Entry, GroupId, LogIndex, Term } from "../raft/index.js";
+import { groupId, logIndex, term } from "../raft/index.js";
+import { assert } from "../util/index.js";
 import { makeDirDurable } from "./atomic-file.js";
 import { concatBytes } from "./bytes.js";
 import { errnoOf, type FileHandle, type FileSystem, joinPath } from "./file-system.js";

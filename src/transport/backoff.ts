@@ -1,4 +1,4 @@
-import { assert } from "../util/assert.js";
+import { assert } from "../util/index.js";
 
 /** How reconnect delays grow: exponentially from `baseMs` up to `maxMs`. */
 export interface BackoffSettings {

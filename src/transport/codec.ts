@@ -1,4 +1,4 @@
-import type { GroupId } from "../raft/types.js";
+import type { GroupId } from "../raft/index.js";
 
 /** What a codec's `decode` returns: a message, or why the bytes are not one. */
 export type DecodeResult<M> =

@@ -33,3 +33,10 @@ export class TransportError extends Error {
 export function isTransportError(error: unknown, code?: TransportErrorCode): error is TransportError {
   return error instanceof TransportError && (code === undefined || error.code === code);
 }
+
+/** `error` as a TransportError: itself if it is one, else one with `code` (and `context` before its text). */
+export function asTransportError(error: unknown, code: TransportErrorCode, context?: string): TransportError {
+  if (error instanceof TransportError) return error;
+  const text = context === undefined ? String(error) : `${context}: ${String(error)}`;
+  return new TransportError(code, text, { cause: error });
+}

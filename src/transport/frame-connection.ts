@@ -12,7 +12,7 @@ export interface FrameConnectionHandlers {
 
 /**
  * An ordered, two-way stream of frames between two nodes: what the snapshot protocol
- * (snapshot.ts) talks over, so the TLS transport (a {@link FrameConnection} on a socket) and its
+ * (snapshot-sender.ts and snapshot-receiver.ts) talks over, so the TLS transport (a {@link FrameConnection} on a socket) and its
  * in-memory twin (memory-connection.ts) run the same sender and receiver.
  */
 export interface FrameLink {

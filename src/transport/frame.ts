@@ -8,7 +8,7 @@
 //
 // All integers are big-endian. The CRC covers header bytes 0..11 and then the payload, so a flipped
 // bit in any header field (type, group, length) is caught as well as one in the payload.
-import { crc32 } from "../util/crc.js";
+import { crc32 } from "../util/index.js";
 import { TransportError } from "./errors.js";
 
 /** The first byte of every frame: catches a peer that is not speaking this protocol at all. */

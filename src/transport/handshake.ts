@@ -6,9 +6,10 @@ import { ByteReader, ByteWriter } from "./wire.js";
 /**
  * The peer protocol version; a peer with another version is refused with a clear reason. It names
  * everything peers exchange, not only the handshake: 2 added length-prefixed snapshot streams, the
- * peer calls a follower forwards commands with, and peer info v2 (per-protocol client addresses).
+ * peer calls a follower forwards commands with, and peer info v2 (per-protocol client addresses);
+ * 3: a forwarded proposal carries its write concern (leader call version 2).
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 /** Longest cluster id, in UTF-8 bytes. */
 export const CLUSTER_ID_BYTES_MAX = 128;
 /** Longest rejection detail, in UTF-8 bytes. */

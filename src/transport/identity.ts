@@ -1,5 +1,5 @@
 import type { PeerCertificate } from "node:tls";
-import type { NodeId } from "../raft/types.js";
+import type { NodeId } from "../raft/index.js";
 
 /**
  * The name a node's certificate must carry (as its subject CN or a DNS subjectAltName) to be

@@ -21,7 +21,10 @@ export {
   noFaults,
   type Odds,
 } from "./memory-transport.js";
+export { decodeRaftMessage, encodeRaftMessage, type RaftDecodeResult, raftCodec } from "./raft-codec.js";
 export { defaultTransportSettings, resolveTransportSettings, type TransportSettings } from "./settings.js";
+export { SnapshotReceiver, type SnapshotReceiverDeps } from "./snapshot-receiver.js";
+export { type SnapshotSenderDeps, sendSnapshotStream } from "./snapshot-sender.js";
 export { type TlsMaterial, TlsTransport, type TlsTransportOptions } from "./tls-transport.js";
 export type {
   InboundMessage,

@@ -1,7 +1,7 @@
 // One simulated connection of the in-memory transport: two ends, each writing encoded frames that
 // the network carries to the other end in order and after the link's delay. Like TCP it hides loss
 // and duplication, but a cut link, a partition or a closed node breaks it, and both ends learn so
-// (the far end only once the news could have travelled). The snapshot protocol (snapshot.ts) runs
+// (the far end only once the news could have travelled). The snapshot protocol (snapshot-sender.ts, snapshot-receiver.ts) runs
 // over it exactly as over a socket.
 import { TransportError } from "./errors.js";
 import { concatBytes, FrameDecoder } from "./frame.js";

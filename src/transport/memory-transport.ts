@@ -1,5 +1,5 @@
-import type { GroupId, NodeId } from "../raft/types.js";
-import { groupId as toGroupId } from "../raft/types.js";
+import type { GroupId, NodeId } from "../raft/index.js";
+import { groupId as toGroupId } from "../raft/index.js";
 import type { Codec } from "./codec.js";
 import type { TimerHandle, TransportEnv } from "./env.js";
 import { TransportError } from "./errors.js";
@@ -8,7 +8,8 @@ import type { FrameConnectionHandlers, FrameLink } from "./frame-connection.js";
 import { MemoryConnection } from "./memory-connection.js";
 import { resolveTransportSettings, type TransportSettings } from "./settings.js";
 import { Sleepers } from "./sleepers.js";
-import { SnapshotReceiver, sendSnapshotStream } from "./snapshot.js";
+import { SnapshotReceiver } from "./snapshot-receiver.js";
+import { sendSnapshotStream } from "./snapshot-sender.js";
 import type { InboundMessage, IncomingSnapshot, PeerAddress, Transport } from "./transport.js";
 
 /** A probability as integers (no floats in decisions, so a seed replays exactly). */
@@ -64,7 +65,7 @@ function chance(env: TransportEnv, odds: Odds): boolean {
  * The fault-injecting twin of the TLS transport: an in-memory network of {@link Transport}s for
  * unit tests of the runtime and for the simulator. Links can drop, delay, duplicate and reorder
  * messages, and nodes can be partitioned; all randomness and time come from the injected env.
- * Snapshots stream as the TLS transport streams them (the same sender and receiver, snapshot.ts),
+ * Snapshots stream as the TLS transport streams them (the same sender and receiver, snapshot-sender.ts and snapshot-receiver.ts),
  * chunk by chunk over simulated connections that keep order and hide loss, as TCP does, but take
  * the link's delay for every frame and break when the link is cut or either node closes: a
  * transfer can stall, resume from the last chunk the receiver holds, or abort.

@@ -1,5 +1,5 @@
-import type { NodeId } from "../raft/types.js";
-import { BoundedQueue } from "../util/bounded-queue.js";
+import type { NodeId } from "../raft/index.js";
+import { BoundedQueue } from "../util/index.js";
 import { type BackoffSettings, backoffDelayMs } from "./backoff.js";
 import type { TimerHandle, TransportEnv } from "./env.js";
 import { TransportError } from "./errors.js";

@@ -13,7 +13,7 @@ import {
   nodeId,
   term,
 } from "../raft/index.js";
-import { ByteReader, ByteWriter, DecodeError } from "../util/bytes.js";
+import { ByteReader, ByteWriter, DecodeError } from "../util/index.js";
 
 /** What decoding returns: a message, or why the bytes are not one. */
 export type RaftDecodeResult =

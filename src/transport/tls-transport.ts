@@ -1,9 +1,9 @@
 import type { Socket } from "node:net";
 import { createServer, type Server, type TLSSocket, connect as tlsConnect } from "node:tls";
-import { type GroupId, type NodeId, groupId as toGroupId } from "../raft/types.js";
+import { type GroupId, type NodeId, groupId as toGroupId } from "../raft/index.js";
 import type { Codec } from "./codec.js";
 import { systemTransportEnv, type TransportEnv } from "./env.js";
-import { TransportError } from "./errors.js";
+import { asTransportError, TransportError } from "./errors.js";
 import { encodeFrame, type Frame, FrameType } from "./frame.js";
 import { FrameConnection, type FrameConnectionHandlers } from "./frame-connection.js";
 import {
@@ -21,7 +21,8 @@ import { certificateNames, defaultNodeIdentity } from "./identity.js";
 import { PeerLink } from "./peer-link.js";
 import { resolveTransportSettings, type TransportSettings } from "./settings.js";
 import { Sleepers } from "./sleepers.js";
-import { SnapshotReceiver, sendSnapshotStream } from "./snapshot.js";
+import { SnapshotReceiver } from "./snapshot-receiver.js";
+import { sendSnapshotStream } from "./snapshot-sender.js";
 import type {
   InboundMessage,
   IncomingSnapshot,
@@ -390,7 +391,7 @@ export class TlsTransport<M> implements Transport<M> {
             }
             welcome = decodeWelcome(frame.payload);
           } catch (error) {
-            conn.close(asTransportError(error));
+            conn.close(frameError(error));
             return;
           }
           if (!welcome.accepted) {
@@ -474,10 +475,7 @@ export class TlsTransport<M> implements Transport<M> {
         throw new TransportError("ERR_FRAME_CORRUPT", `expected hello, got ${frame.type}`);
       hello = decodeHello(frame.payload);
     } catch (error) {
-      refuse(
-        { accepted: false, reason: "malformed-hello", detail: asTransportError(error).message },
-        undefined,
-      );
+      refuse({ accepted: false, reason: "malformed-hello", detail: frameError(error).message }, undefined);
       return;
     }
     if (hello.protocolVersion !== PROTOCOL_VERSION) {
@@ -575,10 +573,9 @@ export class TlsTransport<M> implements Transport<M> {
   }
 }
 
-function asTransportError(error: unknown): TransportError {
-  return error instanceof TransportError
-    ? error
-    : new TransportError("ERR_FRAME_CORRUPT", String(error), { cause: error });
+/** A failure while reading a peer's frames as the transport's error. */
+function frameError(error: unknown): TransportError {
+  return asTransportError(error, "ERR_FRAME_CORRUPT");
 }
 
 /**

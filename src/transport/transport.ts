@@ -1,4 +1,4 @@
-import type { GroupId, NodeId } from "../raft/types.js";
+import type { GroupId, NodeId } from "../raft/index.js";
 import type { TransportError } from "./errors.js";
 
 /** Where a peer listens. */

@@ -2,8 +2,9 @@
 // supervisor and three real node processes: the page shows the nodes and the leader; stopping the
 // leader from the page brings a new leader, and starting it again lets it catch up; a fourth node
 // is added and removed; a key is put and read back in the explorer; a message published to a stream
-// shows in the live tail; a message nacked past its delivery limit shows as a dead letter and is
-// redriven. Every wait is on a condition in the page; the browser and the nodes are stopped by pid.
+// shows in the live tail; a nacked message fetched again counts as a redelivery, apart from first
+// deliveries, for its group and each consumer; a message nacked past its delivery limit shows as a
+// dead letter and is redriven. Every wait is on a condition in the page; the browser and the nodes are stopped by pid.
 // With CAIRN_SCREENSHOTS=<dir> it saves a screenshot of each view there (scripts/screenshots.mjs).
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -12,7 +13,7 @@ import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { type Browser, type BrowserServer, chromium, type Page } from "playwright-core";
+import { type Browser, type BrowserServer, chromium, type Locator, type Page } from "playwright-core";
 import { type ControlServer, startControlServer } from "../../src/cli/control-server.js";
 import { type DevCluster, startDevCluster } from "../../src/cli/dev-cluster.js";
 import type { NodeAddresses } from "../../src/cli/supervisor.js";
@@ -248,10 +249,34 @@ describe("the dashboard in Chromium", { timeout: 300_000 }, () => {
     await client.settle("orders", "billing", "nack", [first.seq]);
     // The next fetch finds it past its limit and moves it to the dead-letter stream.
     await client.fetchMessages("orders", "billing", "worker-1", { max: 10 });
+    // Another group with room for a redelivery: worker-1 nacks its message, worker-2 gets it again.
+    await client.createGroup("orders", "audit", { maxDeliveries: 5, startAt: "first" });
+    const [audited] = await client.fetchMessages("orders", "audit", "worker-1", { max: 1 });
+    assert.ok(audited !== undefined);
+    await client.settle("orders", "audit", "nack", [audited.seq]);
+    const [again] = await client.fetchMessages("orders", "audit", "worker-2", { max: 1 });
+    assert.equal(again?.seq, audited.seq);
     await page.goto(`${control.url}/#groups/orders`);
     await page
       .locator('[data-testid="group-billing"] [data-testid="dead-lettered"]', { hasText: "1" })
       .waitFor();
+    // Redeliveries apart from first deliveries, for the group and for each consumer.
+    const shows = (scope: Locator, testId: string, n: number) =>
+      scope
+        .getByTestId(testId)
+        .filter({ hasText: new RegExp(`^${n}$`) })
+        .waitFor();
+    const audit = page.getByTestId("group-audit");
+    await shows(audit, "redelivered", 1);
+    await shows(audit, "first-deliveries", 1);
+    const [worker1, worker2] = [
+      audit.getByTestId("consumer-worker-1"),
+      audit.getByTestId("consumer-worker-2"),
+    ];
+    await shows(worker1, "consumer-first", 1);
+    await shows(worker1, "consumer-redelivered", 0);
+    await shows(worker2, "consumer-first", 0);
+    await shows(worker2, "consumer-redelivered", 1);
     const letters = page.locator('[data-testid="group-billing"] [data-testid="dead-letters"]');
     await letters.getByText("first order").waitFor();
     await shot("consumer-groups");

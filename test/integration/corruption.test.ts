@@ -11,7 +11,7 @@ import { open } from "lmdb";
 import { CairnClient, CairnClientError } from "../../src/client/index.js";
 import { groupId } from "../../src/raft/index.js";
 import { sealValue, unsealValue } from "../../src/storage/lmdb-state-store.js";
-import { internalKey } from "../../src/storage/state-store.js";
+import { internalKey, keyKind } from "../../src/storage/state-store.js";
 import {
   type ProcessCluster as Cluster,
   ProcessCluster,
@@ -184,7 +184,7 @@ describe("a node with damaged or missing data heals from its peers", { timeout: 
       keyEncoding: "binary",
       encoding: "binary",
     });
-    const key = internalKey(groupId(1), "kv", new TextEncoder().encode("k-0"));
+    const key = internalKey(groupId(1), keyKind(1), new TextEncoder().encode("k-0"));
     const stored = store.get(key);
     assert.ok(stored instanceof Uint8Array);
     const value = Uint8Array.from(unsealValue(key, stored));

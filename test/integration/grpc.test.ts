@@ -2,8 +2,10 @@
 // processes, each serving MessageService on its gRPC port, called by a grpc-js client generated
 // from the repository's .proto, through a follower: every method answers in the seed's shapes with
 // one total order on every node; a retry with the same client_id and idempotency-key, on the same
-// or another node, is stored once, also across a leader kill; bad input is INVALID_ARGUMENT and
-// changes nothing; garbage bytes and a malformed HTTP/2 frame on the port leave the node serving.
+// or another node, is stored once, also across a leader kill; write_concern 3 waits for every voter
+// and, with one paused, answers the seed's "error" naming how many voters have it; bad input is
+// answered as the seed answered it (status "error") and changes nothing; garbage bytes and a
+// malformed HTTP/2 frame on the port leave the node serving.
 import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { after, before, describe, it } from "node:test";
@@ -14,6 +16,9 @@ import { waitFor } from "../support/wait-for.js";
 
 /** Statuses after which a retry of the same request is safe with an idempotency key. */
 const retryable = new Set<status>([status.UNAVAILABLE, status.DEADLINE_EXCEEDED]);
+
+/** Cairn codes of a post answered `status: "error"` after which a retry with the same key is safe. */
+const retryableCodes = new Set(["ERR_UNAVAILABLE", "ERR_NOT_LEADER", "ERR_TIMEOUT", "ERR_SHUTTING_DOWN"]);
 
 describe("the gRPC MessageService on a 3-node cluster", { timeout: 300_000 }, () => {
   let cluster: ProcessCluster;
@@ -129,7 +134,54 @@ describe("the gRPC MessageService on a 3-node cluster", { timeout: 300_000 }, ()
     assert.equal(after.filter((c) => c === "retried").length, 1);
   });
 
-  it("answers INVALID_ARGUMENT to bad input through a follower and changes nothing", async () => {
+  it("waits for every voter on write_concern 3 through a follower, and names the count when one is paused", async () => {
+    const leader = await cluster.leader(60_000);
+    const [a, b] = cluster.nodes.filter((n) => n !== leader);
+    assert.ok(a !== undefined && b !== undefined);
+    const everywhere = await clientOf(a).postMessage({
+      content: "on all three",
+      write_concern: 3,
+      client_id: "wc",
+    });
+    assert.equal(everywhere.response.status, "success", everywhere.response.message);
+    cluster.pause(b);
+    try {
+      const request = { content: "on two of three", write_concern: 3, client_id: "wc" };
+      const partial = await clientOf(a).postMessage(request, { idempotencyKey: "wc-2" });
+      assert.equal(partial.response.status, "error");
+      assert.match(
+        partial.response.message,
+        /^Failed to replicate message to all workers: the write is durable on 2 of 3 voting members/,
+      );
+      assert.equal(partial.trailers["cairn-code"], "ERR_WRITE_CONCERN");
+      assert.equal(partial.trailers["cairn-voters-with-entry"], "2");
+      assert.equal(partial.trailers["cairn-voters"], "3");
+      // Stored on the majority: the message is there, and majority writes go on meanwhile.
+      assert.ok((await contents(clientOf(a))).includes("on two of three"));
+      const majority = await clientOf(a).postMessage({ content: "majority meanwhile", write_concern: 2 });
+      assert.equal(majority.response.status, "success");
+    } finally {
+      cluster.resume(b);
+    }
+    // Once the paused voter is back, the same request (same key) is the original, now on every voter.
+    await waitFor(
+      "the retried write_concern 3 post to be confirmed on every voter",
+      async () => {
+        const retried = await clientOf(a).postMessage(
+          { content: "on two of three", write_concern: 3, client_id: "wc" },
+          { idempotencyKey: "wc-2" },
+        );
+        if (retried.response.status !== "success") return false;
+        assert.equal(retried.trailers["cairn-duplicate"], "true");
+        return true;
+      },
+      { timeoutMs: 60_000, intervalMs: 200 },
+    );
+    const listed = await contents(clientOf(b));
+    assert.equal(listed.filter((c) => c === "on two of three").length, 1, "stored once");
+  });
+
+  it("answers bad input through a follower as the seed did (status error) and changes nothing", async () => {
     const leader = await cluster.leader(60_000);
     const follower = cluster.nodes.find((n) => n !== leader);
     assert.ok(follower !== undefined);
@@ -141,14 +193,9 @@ describe("the gRPC MessageService on a 3-node cluster", { timeout: 300_000 }, ()
       { content: "x".repeat(1001) },
       { content: "fine", write_concern: -5 },
     ]) {
-      try {
-        await client.postMessage(request);
-        assert.fail(`accepted ${JSON.stringify(request).slice(0, 60)}`);
-      } catch (error) {
-        assert.ok(isServiceError(error), String(error));
-        assert.equal(error.code, status.INVALID_ARGUMENT);
-        assert.equal(error.metadata.get("cairn-code")[0], "ERR_BAD_REQUEST");
-      }
+      const refused = await client.postMessage(request);
+      assert.equal(refused.response.status, "error", JSON.stringify(request).slice(0, 60));
+      assert.equal(refused.trailers["cairn-code"], "ERR_BAD_REQUEST");
     }
     assert.deepEqual(await contents(clientOf(leader)), before);
   });
@@ -196,11 +243,15 @@ describe("the gRPC MessageService on a 3-node cluster", { timeout: 300_000 }, ()
         `post ${i} to be acknowledged`,
         async () => {
           try {
-            await client.postMessage(
+            const answer = await client.postMessage(
               { content, write_concern: 2, client_id: "failover" },
               { idempotencyKey: `failover-${i}` },
             );
-            return true;
+            if (answer.response.status === "success") return true;
+            // The seed's way of saying "not stored": retry with the same key.
+            const code = answer.trailers["cairn-code"] ?? "";
+            if (retryableCodes.has(code)) return false;
+            throw new Error(`post ${i} refused: ${code} ${answer.response.message}`);
           } catch (error) {
             if (isServiceError(error) && retryable.has(error.code)) return false;
             throw error;

@@ -90,3 +90,52 @@ describe("membership changes on a real cluster", { timeout: 240_000 }, () => {
     assert.equal((await cluster.client(rest).get("after-remove"))?.value, "ok");
   });
 });
+
+// A node down while another joined and came to lead has not applied the newcomer's joining when it
+// comes back: it learns where the newcomer is from the newcomer's own announcement (its certificate
+// is the cluster's, and it was never removed), so it can answer it and catch up. Before, it refused
+// the leader's connection as not a member and stayed behind for good.
+describe("a member that missed a join while down, on a real cluster", { timeout: 240_000 }, () => {
+  let cluster: Cluster;
+
+  before(async () => {
+    cluster = await ProcessCluster.create(3, 1);
+    await cluster.startAll();
+  });
+  after(async () => {
+    await cluster?.close();
+  });
+
+  it("catches up from a leader that joined while it was down", async () => {
+    const [n1, n2, n3] = cluster.nodes;
+    const [n4] = cluster.spares;
+    assert.ok(n1 !== undefined && n2 !== undefined && n3 !== undefined && n4 !== undefined);
+    await cluster.client([n1, n2]).put("before", "1");
+    await cluster.kill(n3);
+    await cluster.start(n4);
+    await until("n4 promoted", async () => {
+      const status = await statusOf((await cluster.leader()).httpUrl);
+      return status.members.find((m) => m.id === n4.id)?.voter === true ? true : undefined;
+    });
+    const leader = await cluster.leader();
+    if (leader !== n4) {
+      const response = await fetch(`${leader.httpUrl}/v1/cluster/leader`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ transferTo: n4.id }),
+      });
+      assert.equal(response.status, 202);
+    }
+    await until("n4 to lead", async () =>
+      (await statusOf(n4.httpUrl)).self.role === "leader" ? true : undefined,
+    );
+    await cluster.client([n4]).put("while-n3-was-down", "yes");
+    await cluster.start(n3);
+    const seen = await until("n3 to catch up", async () => {
+      const response = await fetch(`${n3.httpUrl}/v1/kv/while-n3-was-down?consistency=stale`);
+      return response.status === 200 ? ((await response.json()) as { value: string }).value : undefined;
+    });
+    assert.equal(seen, "yes");
+    assert.equal((await statusOf(n3.httpUrl)).leader?.id, n4.id, "n3 follows the newcomer");
+  });
+});

@@ -5,13 +5,13 @@
 // majority left, the survivor answers `ERROR: unavailable`, never NOT_FOUND.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { freePort, ProcessCluster, type ProcessNode } from "../support/process-cluster.js";
+import { type ProcessCluster, type ProcessNode, startTolerexCluster } from "../support/process-cluster.js";
 import { PromptClient } from "../support/prompt-client.js";
 import { waitFor } from "../support/wait-for.js";
 
 describe("the text protocol on a 3-node cluster", { timeout: 240_000 }, () => {
   let cluster: ProcessCluster;
-  const textPorts = new Map<string, number>();
+  let textPorts = new Map<string, number>();
 
   const connect = async (node: ProcessNode) => {
     const port = textPorts.get(node.name);
@@ -20,18 +20,7 @@ describe("the text protocol on a 3-node cluster", { timeout: 240_000 }, () => {
   };
 
   before(async () => {
-    cluster = await ProcessCluster.create(3);
-    for (const node of cluster.nodes) {
-      const port = await freePort();
-      textPorts.set(node.name, port);
-      cluster.nodeExtraArgs.set(node.name, [
-        "--text-listen",
-        `127.0.0.1:${port}`,
-        "--text-compat",
-        "tolerex",
-      ]);
-    }
-    await cluster.startAll();
+    ({ cluster, textPorts } = await startTolerexCluster(3));
   });
   after(async () => {
     await cluster?.close();

@@ -166,7 +166,7 @@ export function partitionByKey<I extends { readonly key: string }, O>(
 
 /** The operations both key-value dialects share, as far as grouping timed-out ones needs. */
 type UnknownKvInput =
-  | { readonly op: "get" | "delete" }
+  | { readonly op: "get" | "delete" | "expire" }
   | { readonly op: "put" | "put-if"; readonly value: string }
   | { readonly op: "incr"; readonly by: number };
 
@@ -206,6 +206,8 @@ export function interchangeableUnknowns<I extends UnknownKvInput, O>(
         return unobservedText(input.value) ? `put-if:${dialect.condition(op.input)}` : undefined;
       case "incr":
         return `incr:${input.by}`;
+      case "expire":
+        return undefined;
       default:
         return assertNever(input, "kv input");
     }

@@ -1,25 +1,21 @@
 // The key-value service model: hand-built histories with a known verdict (stale reads, revisions
-// going backwards, a version kept across a delete, wrong conflict revisions, late timed-out writes),
-// then random histories recorded from the product's own state machine (src/service/kv), which the
-// model must accept whole, with answers dropped as timeouts, and must reject once one answer is
-// changed to something the product never says.
+// going backwards, a version kept across a delete, wrong conflict revisions, late timed-out writes,
+// keys that expire too early or come back after expiring), then random histories recorded from the
+// product's own state machine (src/service/kv), TTLs included, which the model must accept whole,
+// with answers dropped as timeouts, and must reject once one answer is changed to something the
+// product never says.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { applyKv, getKv } from "../../src/service/kv/index.js";
 import { MemoryState } from "../../src/service/state.js";
 import { Prng } from "../../src/util/prng.js";
-import { completed, type History, timedOut } from "./history.js";
-import {
-  type ServiceKvInput,
-  type ServiceKvOperation,
-  type ServiceKvOutput,
-  serviceKvDialect,
-  serviceKvModel,
-} from "./kv-service-model.js";
-import { type CheckResult, checkLinearizable } from "./linearizability.js";
+import { completed, type History, type Operation, timedOut } from "./history.js";
+import { type ServiceKvInput, type ServiceKvOutput, serviceKvDialect } from "./kv-service-model.js";
+import type { CheckResult } from "./linearizability.js";
 
 type In = ServiceKvInput;
 type Out = ServiceKvOutput;
+type Op = Operation<In, Out>;
 
 const op = (c: number, input: In, output: Out, call: number, ret: number) =>
   completed<In, Out>(c, input, output, call, ret);
@@ -33,7 +29,7 @@ const read = (value: string | null, version: number, revision: number): Out => (
 const wrote = (revision: number, created: boolean): Out => ({ kind: "written", revision, created });
 
 function check(history: History<In, Out>): CheckResult {
-  return checkLinearizable(serviceKvModel, history);
+  return serviceKvDialect.check(history);
 }
 
 function assertRejected(history: History<In, Out>): void {
@@ -111,7 +107,7 @@ describe("service key-value model: known histories", () => {
       history[0],
       op(2, history[1]?.input ?? { op: "get", key: "x" }, { kind: "conflict", currentRevision: 4 }, 20, 30),
     ];
-    assert.equal(check(right.filter((o): o is ServiceKvOperation => o !== undefined)).kind, "linearizable");
+    assert.equal(check(right.filter((o): o is Op => o !== undefined)).kind, "linearizable");
   });
 
   it("rejects an absent-only put that succeeds on a present key", () => {
@@ -159,6 +155,47 @@ describe("service key-value model: known histories", () => {
     assert.equal(check(history).kind, "linearizable");
   });
 
+  it("lets a key with a TTL read as absent once its deadline may have passed, and never before", () => {
+    const put = op(1, { op: "put", key: "x", value: "a", ttlMs: 100 }, wrote(1, true), 0, 10);
+    // The deadline is at least the call plus the TTL: absent from then on is right.
+    assert.equal(
+      check([put, op(2, { op: "get", key: "x" }, read(null, 0, 0), 150, 160)]).kind,
+      "linearizable",
+    );
+    // The applied clock may lag the deadline (no later entry yet): still present is right too.
+    assert.equal(
+      check([put, op(2, { op: "get", key: "x" }, read("a", 1, 1), 150, 160)]).kind,
+      "linearizable",
+    );
+    // Absent before the deadline could have come: a sweep that went early.
+    assertRejected([put, op(2, { op: "get", key: "x" }, read(null, 0, 0), 50, 60)]);
+    // Back after it was gone: expiry does not undo itself.
+    assertRejected([
+      put,
+      op(2, { op: "get", key: "x" }, read(null, 0, 0), 150, 160),
+      op(2, { op: "get", key: "x" }, read("a", 1, 1), 170, 180),
+    ]);
+  });
+
+  it("clears a TTL on a plain put and keeps it on an increment", () => {
+    const put = op(1, { op: "put", key: "x", value: "1", ttlMs: 100 }, wrote(1, true), 0, 10);
+    assertRejected([
+      put,
+      op(1, { op: "put", key: "x", value: "2" }, wrote(2, false), 20, 30),
+      op(2, { op: "get", key: "x" }, read(null, 0, 0), 300, 310),
+    ]);
+    assert.equal(
+      check([
+        put,
+        op(1, { op: "incr", key: "x", by: 1 }, { kind: "incremented", value: "2", revision: 2 }, 20, 30),
+        op(2, { op: "get", key: "x" }, read(null, 0, 0), 300, 310),
+        // Created anew after the expiry.
+        op(1, { op: "put", key: "x", value: "3" }, wrote(7, true), 320, 330),
+      ]).kind,
+      "linearizable",
+    );
+  });
+
   it("never accepts an error answer", () => {
     assertRejected([
       op(1, { op: "put", key: "x", value: "a" }, { kind: "error", code: "ERR_INTERNAL" }, 0, 10),
@@ -167,13 +204,13 @@ describe("service key-value model: known histories", () => {
 });
 
 /** Runs random requests one after another against the product's state machine, recording answers. */
-function recordFromProduct(seed: number, count: number): ServiceKvOperation[] {
+function recordFromProduct(seed: number, count: number): Op[] {
   const prng = new Prng(seed);
   const state = new MemoryState();
   const known = new Map<string, number>();
   const encoder = new TextEncoder();
   const decoder = new TextDecoder();
-  const ops: ServiceKvOperation[] = [];
+  const ops: Op[] = [];
   const kinds = ["get", "put", "put-if", "delete", "incr"] as const;
   for (let i = 0; i < count; i++) {
     const key = prng.pick(["x", "y"]);
@@ -189,10 +226,20 @@ function recordFromProduct(seed: number, count: number): ServiceKvOperation[] {
           ? read(null, 0, 0)
           : read(decoder.decode(record.value), record.version, record.modRevision);
     } else {
-      const tsMs = 1_000 + i;
+      // The leader stamps a write inside its call and return (see below); TTLs count from there.
+      const tsMs = i * 10 + 2;
       const result =
         input.op === "put"
-          ? applyKv(state, { type: "put", key: k, value: encoder.encode(input.value) }, tsMs)
+          ? applyKv(
+              state,
+              {
+                type: "put",
+                key: k,
+                value: encoder.encode(input.value),
+                ...(input.ttlMs === undefined ? {} : { ttlMs: input.ttlMs }),
+              },
+              tsMs,
+            )
           : input.op === "put-if"
             ? applyKv(
                 state,

@@ -1,19 +1,25 @@
 // The sequential specification of Cairn's key-value service as users see it (src/service/kv): a put
 // answers with the group revision and whether it created the key, a read gives the key's value,
 // version (writes since creation, 1 again after a delete) and modify revision, conditional puts and
-// deletes compare the modify revision, increments answer with the new decimal value. Partitioned by
-// key for the linearizability checker. Revisions are group-wide, so one key alone cannot predict
-// them: the model checks that they grow along each key's history and learns each one from answers.
+// deletes compare the modify revision, increments answer with the new decimal value. A put may give
+// the key a TTL: the key expires once the applied clock (the leader timestamps of applied entries)
+// passes its deadline, which the history shows as an expiry operation of its own (see
+// withExpiries). Partitioned by key for the linearizability checker. Revisions are group-wide, so
+// one key alone cannot predict them: the model checks that they grow along each key's history and
+// learns each one from answers.
 import { assertNever } from "../../src/util/assert.js";
-import type { Operation } from "./history.js";
+import type { History, Operation } from "./history.js";
 import { interchangeableUnknowns, partitionByKey } from "./kv-model.js";
 import type { KvDialect } from "./kv-workload.js";
-import type { Model } from "./linearizability.js";
+import { checkLinearizable, type Model } from "./linearizability.js";
 
-/** A key-value request to the service. */
+/**
+ * A key-value request to the service. A put with `ttlMs` gives the key a deadline (the applied clock
+ * when it is applied, plus `ttlMs`); every other write but an increment clears it.
+ */
 export type ServiceKvInput =
   | { readonly op: "get"; readonly key: string }
-  | { readonly op: "put"; readonly key: string; readonly value: string }
+  | { readonly op: "put"; readonly key: string; readonly value: string; readonly ttlMs?: number }
   | {
       readonly op: "put-if";
       readonly key: string;
@@ -24,6 +30,19 @@ export type ServiceKvInput =
     }
   | { readonly op: "delete"; readonly key: string; readonly ifRevision?: number }
   | { readonly op: "incr"; readonly key: string; readonly by: number };
+
+/**
+ * No request: the moment the applied clock passed the deadline the put of `value` gave `key` (the
+ * key then reads as absent, and a sweep removes it), added to a history by {@link withExpiries}.
+ */
+export interface ServiceKvExpiry {
+  readonly op: "expire";
+  readonly key: string;
+  readonly value: string;
+}
+
+/** What the model steps through: the requests, and the expiries they imply. */
+export type ServiceKvStep = ServiceKvInput | ServiceKvExpiry;
 
 /**
  * A service answer. `value`: a read (null, version 0 and revision 0 when absent; `revision` is the
@@ -50,17 +69,19 @@ export type ServiceKvOutput =
  * What the model knows about one key. `version` counts writes since the key was created (0 when
  * absent). While present, the key's modify revision is `revision` when `exact`, or some number above
  * it (a write whose answer was lost took a revision no answer named yet). While absent, `revision` is
- * a bound every later write's revision exceeds.
+ * a bound every later write's revision exceeds. `expiring` names the put (by its value) whose
+ * deadline the present key carries, or is null when it has none.
  */
 export interface ServiceKvKeyState {
   readonly value: string | null;
   readonly version: number;
   readonly revision: number;
   readonly exact: boolean;
+  readonly expiring: string | null;
 }
 
-/** A service key-value history operation. */
-export type ServiceKvOperation = Operation<ServiceKvInput, ServiceKvOutput>;
+/** A service key-value history operation (a request, or an expiry). */
+export type ServiceKvOperation = Operation<ServiceKvStep, ServiceKvOutput>;
 
 const integerPattern = /^-?(0|[1-9][0-9]{0,18})$/;
 
@@ -83,17 +104,25 @@ function pinned(state: ServiceKvKeyState, r: number): ServiceKvKeyState {
   return { ...state, revision: r, exact: true };
 }
 
-/** The key after a write of `value` at revision `r` (undefined: the answer was lost). */
-function written(state: ServiceKvKeyState, value: string, r: number | undefined): ServiceKvKeyState {
+/**
+ * The key after a write of `value` at revision `r` (undefined: the answer was lost), carrying the
+ * deadline of the put named `expiring` (null: none).
+ */
+function written(
+  state: ServiceKvKeyState,
+  value: string,
+  r: number | undefined,
+  expiring: string | null,
+): ServiceKvKeyState {
   const version = state.value === null ? 1 : state.version + 1;
   return r === undefined
-    ? { value, version, revision: state.revision, exact: false }
-    : { value, version, revision: r, exact: true };
+    ? { value, version, revision: state.revision, exact: false, expiring }
+    : { value, version, revision: r, exact: true, expiring };
 }
 
-/** The key after a delete at revision `r` (undefined: the answer was lost). */
+/** The key after a delete at revision `r` (undefined: the answer was lost, or an expiry). */
 function removed(state: ServiceKvKeyState, r: number | undefined): ServiceKvKeyState {
-  return { value: null, version: 0, revision: r ?? state.revision, exact: r !== undefined };
+  return { value: null, version: 0, revision: r ?? state.revision, exact: r !== undefined, expiring: null };
 }
 
 type Step = { ok: boolean; newState: ServiceKvKeyState };
@@ -123,7 +152,7 @@ function conflictStep(state: ServiceKvKeyState, required: number, current: numbe
  */
 export function stepServiceKv(
   state: ServiceKvKeyState,
-  input: ServiceKvInput,
+  input: ServiceKvStep,
   output: ServiceKvOutput | undefined,
 ): Step {
   switch (input.op) {
@@ -137,11 +166,19 @@ export function stepServiceKv(
         state.value === output.value && state.version === output.version && mayBeAt(state, output.revision);
       return ok ? { ok, newState: pinned(state, output.revision) } : refuse(state);
     }
-    case "put":
-      if (output === undefined) return { ok: true, newState: written(state, input.value, undefined) };
+    case "put": {
+      const expiring = input.ttlMs === undefined ? null : input.value;
+      if (output === undefined)
+        return { ok: true, newState: written(state, input.value, undefined, expiring) };
       if (output.kind !== "written" || output.created !== (state.value === null)) return refuse(state);
       if (output.revision <= state.revision) return refuse(state);
-      return { ok: true, newState: written(state, input.value, output.revision) };
+      return { ok: true, newState: written(state, input.value, output.revision, expiring) };
+    }
+    case "expire":
+      // The deadline of a put the key no longer carries (overwritten, deleted, or never applied)
+      // changes nothing; the sweep that removes the key later is the same absence.
+      if (state.value === null || state.expiring !== input.value) return { ok: true, newState: state };
+      return { ok: true, newState: removed(state, undefined) };
     case "put-if": {
       const required = input.condition.kind === "absent" ? undefined : input.condition.revision;
       const holding =
@@ -149,14 +186,14 @@ export function stepServiceKv(
       if (output === undefined) {
         return {
           ok: true,
-          newState: holding === undefined ? state : written(holding, input.value, undefined),
+          newState: holding === undefined ? state : written(holding, input.value, undefined, null),
         };
       }
       switch (output.kind) {
         case "written":
           if (holding === undefined || output.created !== (state.value === null)) return refuse(state);
           if (output.revision <= holding.revision) return refuse(state);
-          return { ok: true, newState: written(holding, input.value, output.revision) };
+          return { ok: true, newState: written(holding, input.value, output.revision, null) };
         case "conflict":
           if (required === undefined) {
             // If absent: fails exactly when the key exists, naming its modify revision.
@@ -200,14 +237,16 @@ export function stepServiceKv(
       if (output === undefined) {
         return {
           ok: true,
-          newState: base === undefined ? state : written(state, String(base + input.by), undefined),
+          // An increment keeps the key's deadline.
+          newState:
+            base === undefined ? state : written(state, String(base + input.by), undefined, state.expiring),
         };
       }
       if (output.kind === "not-integer") return { ok: base === undefined, newState: state };
       if (output.kind !== "incremented" || base === undefined) return refuse(state);
       const value = String(base + input.by);
       if (output.value !== value || output.revision <= state.revision) return refuse(state);
-      return { ok: true, newState: written(state, value, output.revision) };
+      return { ok: true, newState: written(state, value, output.revision, state.expiring) };
     }
     default:
       return assertNever(input, "service kv input");
@@ -219,12 +258,16 @@ export function sameServiceKvOutput(a: ServiceKvOutput, b: ServiceKvOutput): boo
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-function describeInput(input: ServiceKvInput): string {
+function describeInput(input: ServiceKvStep): string {
   switch (input.op) {
     case "get":
       return `get(${input.key})`;
     case "put":
-      return `put(${input.key}, ${JSON.stringify(input.value)})`;
+      return input.ttlMs === undefined
+        ? `put(${input.key}, ${JSON.stringify(input.value)})`
+        : `put(${input.key}, ${JSON.stringify(input.value)}, ttl ${input.ttlMs} ms)`;
+    case "expire":
+      return `expiry(${input.key}) of ${JSON.stringify(input.value)}`;
     case "put-if": {
       const cond = input.condition.kind === "absent" ? "absent" : `rev=${input.condition.revision}`;
       return `put-if(${input.key}, ${JSON.stringify(input.value)}, ${cond})`;
@@ -266,14 +309,18 @@ export function describeServiceKvOutput(output: ServiceKvOutput): string {
 
 function describeState(state: ServiceKvKeyState): string {
   const at = state.exact ? `@r${state.revision}` : `@>r${state.revision}`;
+  const ttl = state.expiring === null ? "" : ` expiring (${JSON.stringify(state.expiring)})`;
   return state.value === null
     ? `absent (writes after r${state.revision})`
-    : `${JSON.stringify(state.value)} v${state.version} ${at}`;
+    : `${JSON.stringify(state.value)} v${state.version} ${at}${ttl}`;
 }
 
-/** {@link interchangeableUnknowns} for the service's answers: deletes group by their condition. */
+/**
+ * {@link interchangeableUnknowns} for the service's answers: deletes group by their condition; a put
+ * with a TTL is like no other (its expiry names it), and so is each expiry.
+ */
 function unknownClasses(part: readonly ServiceKvOperation[]): (string | undefined)[] {
-  return interchangeableUnknowns(part, {
+  const classes = interchangeableUnknowns(part, {
     observed: (out) =>
       out.kind === "value" || out.kind === "incremented" ? (out.value ?? undefined) : undefined,
     isInteger: (value) => integerBase(value) !== undefined,
@@ -283,6 +330,33 @@ function unknownClasses(part: readonly ServiceKvOperation[]): (string | undefine
       return input.condition.kind === "absent" ? "absent" : `r${input.condition.revision}`;
     },
   });
+  return classes.map((c, i) => {
+    const input = part[i]?.input;
+    return input?.op === "put" && input.ttlMs !== undefined ? undefined : c;
+  });
+}
+
+/**
+ * The history with one expiry operation per put that set a TTL: called at the earliest moment the
+ * deadline can be (the put's call plus its TTL: the leader stamps the entry after the call, and the
+ * applied clock never runs ahead of the simulated time), and of unknown outcome, since the applied
+ * clock passes the deadline only once a later entry (another write, the leader's sweep) carries a
+ * later timestamp, and before the history ends or not. The checker places it where the answers
+ * need it: a key read as absent before its earliest deadline, or read again after it was gone,
+ * has no place.
+ */
+export function withExpiries(history: History<ServiceKvStep, ServiceKvOutput>): ServiceKvOperation[] {
+  const out: ServiceKvOperation[] = [...history];
+  for (const op of history) {
+    if (op.input.op !== "put" || op.input.ttlMs === undefined) continue;
+    out.push({
+      clientId: -1,
+      input: { op: "expire", key: op.input.key, value: op.input.value },
+      callMs: op.callMs + op.input.ttlMs,
+      outcome: { kind: "unknown" },
+    });
+  }
+  return out;
 }
 
 /**
@@ -291,7 +365,7 @@ function unknownClasses(part: readonly ServiceKvOperation[]): (string | undefine
  */
 function mayBecomePossible(
   state: ServiceKvKeyState,
-  _input: ServiceKvInput,
+  _input: ServiceKvStep,
   output: ServiceKvOutput,
 ): boolean {
   const notPassed = (r: number) =>
@@ -316,15 +390,16 @@ function mayBecomePossible(
 }
 
 /** The service key-value model, partitioned by key. */
-export const serviceKvModel: Model<ServiceKvKeyState, ServiceKvInput, ServiceKvOutput> = {
-  init: () => ({ value: null, version: 0, revision: 0, exact: true }),
+export const serviceKvModel: Model<ServiceKvKeyState, ServiceKvStep, ServiceKvOutput> = {
+  init: () => ({ value: null, version: 0, revision: 0, exact: true, expiring: null }),
   step: stepServiceKv,
   partition: partitionByKey,
   describePart: (part) => `key ${JSON.stringify(part[0]?.input.key ?? "")}`,
   readOnly: (input) => input.op === "get",
   unknownClasses,
   mayBecomePossible,
-  stateKey: (s) => `${s.value === null ? "-" : `=${s.value}`}|${s.version}|${s.revision}|${s.exact ? 1 : 0}`,
+  stateKey: (s) =>
+    `${s.value === null ? "-" : `=${s.value}`}|${s.version}|${s.revision}|${s.exact ? 1 : 0}|${s.expiring ?? ""}`,
   describeOperation: (input, output) =>
     `${describeInput(input)} -> ${output === undefined ? "?" : describeServiceKvOutput(output)}`,
   describeState,
@@ -334,14 +409,15 @@ export const serviceKvModel: Model<ServiceKvKeyState, ServiceKvInput, ServiceKvO
  * The workload's dialect for the service: conditional puts name the modify revision a client last
  * learned (or ask for absence), a third of the deletes with a known revision are conditional.
  */
-export const serviceKvDialect: KvDialect<ServiceKvKeyState, ServiceKvInput, ServiceKvOutput> = {
-  model: serviceKvModel,
+export const serviceKvDialect: KvDialect<ServiceKvInput, ServiceKvOutput> = {
+  check: (history) => checkLinearizable(serviceKvModel, withExpiries(history)),
   input(prng, op, key, value, known) {
     switch (op) {
       case "get":
         return { op, key };
       case "put":
-        return { op, key, value };
+        // One put in three gives the key a TTL, short enough to pass within a run.
+        return prng.chance(1, 2) ? { op, key, value, ttlMs: prng.range(50, 1_000) } : { op, key, value };
       case "put-if":
         if (known === undefined || prng.chance(1, 4))
           return { op, key, value, condition: { kind: "absent" } };

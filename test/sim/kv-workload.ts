@@ -4,9 +4,9 @@
 // the system under test only through `KvTarget`, which the cluster harness implements.
 import { assert, assertNever } from "../../src/util/assert.js";
 import type { Prng } from "../../src/util/prng.js";
-import type { Operation } from "./history.js";
-import { type KvInput, type KvKeyState, type KvOutput, kvModel, sameKvOutput } from "./kv-model.js";
-import type { Model } from "./linearizability.js";
+import type { History, Operation } from "./history.js";
+import { type KvInput, type KvOutput, kvModel, sameKvOutput } from "./kv-model.js";
+import { type CheckResult, checkLinearizable } from "./linearizability.js";
 import { pickWeighted } from "./pick-weighted.js";
 import type { WorkloadClock } from "./scheduler.js";
 
@@ -39,12 +39,14 @@ export interface KvTarget<I = KvInput, O = KvOutput> {
 export type KvOpKind = "get" | "put" | "put-if" | "delete" | "incr";
 
 /**
- * One key-value specification as the workload speaks it: the checker's model, how to build each kind
- * of request, and what a client learns from an answer for its next conditional request. The
- * checker's own model uses per-key versions (level 1); the service's uses revisions (level 2).
+ * One key-value specification as the workload speaks it: how the checker judges a history (its
+ * model, and anything the history implies besides the requests), how to build each kind of request,
+ * and what a client learns from an answer for its next conditional request. The checker's own
+ * model uses per-key versions (level 1); the service's uses revisions and TTLs (level 2).
  */
-export interface KvDialect<S, I extends { readonly op: KvOpKind; readonly key: string }, O> {
-  readonly model: Model<S, I, O>;
+export interface KvDialect<I extends { readonly op: KvOpKind; readonly key: string }, O> {
+  /** The linearizability verdict on a history of these requests. */
+  check(history: History<I, O>): CheckResult;
   /** A request of kind `op` on `key`; `value` is unique per write, `known` what the client last learned of the key. */
   input(prng: Prng, op: KvOpKind, key: string, value: string, known: number | undefined): I;
   /** What a client learns about the key from an answer (a version or a revision), if anything. */
@@ -54,8 +56,8 @@ export interface KvDialect<S, I extends { readonly op: KvOpKind; readonly key: s
 }
 
 /** The dialect of the checker's own model (kv-model.ts): conditional puts name a per-key version. */
-export const kvVersionDialect: KvDialect<KvKeyState, KvInput, KvOutput> = {
-  model: kvModel,
+export const kvVersionDialect: KvDialect<KvInput, KvOutput> = {
+  check: (history) => checkLinearizable(kvModel, history),
   input(prng, op, key, value, known) {
     switch (op) {
       case "get":
@@ -148,12 +150,12 @@ interface Logical<I, O> {
  * Concurrent key-value clients on a simulated clock. Each client runs one operation at a time; after
  * a timeout or a definite failure it retries the same request, up to `retriesMax` times.
  */
-export class KvWorkload<S, I extends { readonly op: KvOpKind; readonly key: string }, O> {
+export class KvWorkload<I extends { readonly op: KvOpKind; readonly key: string }, O> {
   readonly #scheduler: WorkloadClock;
   readonly #prng: Prng;
   readonly #target: KvTarget<I, O>;
   readonly #options: KvWorkloadOptions;
-  readonly #dialect: KvDialect<S, I, O>;
+  readonly #dialect: KvDialect<I, O>;
   readonly #operations: Logical<I, O>[] = [];
   /** Per client, what it last learned of each key (for conditional requests). */
   readonly #known: Map<string, number>[] = [];
@@ -176,7 +178,7 @@ export class KvWorkload<S, I extends { readonly op: KvOpKind; readonly key: stri
     prng: Prng,
     target: KvTarget<I, O>,
     options: KvWorkloadOptions,
-    dialect: KvDialect<S, I, O>,
+    dialect: KvDialect<I, O>,
   ) {
     assert(options.clients >= 1 && options.keys >= 1, "need at least one client and one key");
     assert(options.opTimeoutMs >= 1 && options.thinkMaxMs >= options.thinkMinMs, "bad workload timing");

@@ -1,6 +1,6 @@
 // The simulator's command line: `npm run sim -- [--seed N] [--level L] [--count K]`. One seed prints
 // its options, a readable trace and the report; many seeds print only failures (each with its
-// replay line) and a summary with the wall time and seeds per second; `--first-failure` stops at the
+// replay line) and a summary with the wall time, seeds per second and the client operations done; `--first-failure` stops at the
 // first failing seed. Without --seed the run starts from a fresh seed drawn from the clock and prints
 // it first, so `npm run sim -- --level 1 --count 1000` explores new seeds each time and still replays. Failures a known product issue explains (known-issues.ts) print one KNOWN line
 // each and are counted apart. Exits 1 if any other seed failed.
@@ -61,10 +61,18 @@ async function main(argv: readonly string[]): Promise<number> {
   let ran = 0;
   // Failures a known product issue explains: counted apart, one line each (replay for the report).
   const known = new Map<string, number[]>();
+  // What the clients got done over the batch: a change that slows the cluster shows here first.
+  const ops = { issued: 0, ok: 0, appended: 0, acked: 0 };
   for (let s = seed; s < seed + count; s++) {
     current = replayLine({ seed: s, level });
     const report = await runSeed(s, level);
     ran++;
+    if (report.report !== undefined) {
+      ops.issued += report.report.workloadCounters.issued;
+      ops.ok += report.report.workloadCounters.ok;
+      ops.appended += report.report.sideCounters["appended"] ?? 0;
+      ops.acked += report.report.sideCounters["acked"] ?? 0;
+    }
     if (report.ok) continue;
     if (report.known !== undefined) {
       const seeds = known.get(report.known.id) ?? [];
@@ -84,7 +92,8 @@ async function main(argv: readonly string[]): Promise<number> {
       ? ""
       : `, ${knownCount} failed on known product issues (${[...known].map(([id, seeds]) => `${id}: ${seeds.length}`).join(", ")})`;
   process.stdout.write(
-    `level ${level}: seeds ${seed}..${seed + ran - 1}: ${ran - failed - knownCount} passed, ${failed} failed${knownText} in ${seconds.toFixed(1)} s (${(ran / seconds).toFixed(1)} seeds/s)\n`,
+    `level ${level}: seeds ${seed}..${seed + ran - 1}: ${ran - failed - knownCount} passed, ${failed} failed${knownText} in ${seconds.toFixed(1)} s (${(ran / seconds).toFixed(1)} seeds/s)\n` +
+      `client ops: ${ops.issued} kv issued, ${ops.ok} answered ok; ${ops.appended} stream appends acknowledged, ${ops.acked} messages acked\n`,
   );
   return failed === 0 ? 0 : 1;
 }

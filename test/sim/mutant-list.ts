@@ -162,6 +162,20 @@ export const mutants: readonly Mutant[] = [
     level: 2,
     seedsMax: 300,
   },
+  {
+    // The leader's TTL sweep (CairnNode's housekeeping, KvService.sweepExpiredIfDue) removes the
+    // keys due within the next second as well as those due now: keys vanish before their deadline.
+    name: "housekeeping: the TTL sweep deletes keys up to a second before their deadline",
+    patches: [
+      p(
+        "src/service/kv/kv-state-machine.ts",
+        "const end = new ByteWriter(8).u64(clockMs + 1).finish();",
+        "const end = new ByteWriter(8).u64(clockMs + 1_000).finish();",
+      ),
+    ],
+    level: 2,
+    seedsMax: 300,
+  },
 ];
 
 /** Why a mutant's patches would not apply to `read(file)`'s text: one line per anchor not found exactly once. */

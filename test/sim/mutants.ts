@@ -31,7 +31,7 @@ process.exitCode = runMutants(root, mutants, process.argv[2], (mutant, dir) => {
   );
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   const out = run.stdout ?? "";
-  const summary = out.trim().split("\n").at(-1) ?? "";
+  const summary = out.split("\n").find((l) => l.startsWith(`level ${mutant.level}: seeds`)) ?? "";
   const failLine = out.split("\n").find((l) => l.startsWith("FAIL "));
   if (run.status === 1 && failLine !== undefined) {
     const why = out

@@ -121,4 +121,9 @@ export const regressionSeeds: readonly RegressionSeed[] = [
     level: 2,
     why: "runtime: a follower's snapshot commit pruned the snapshot it was installing between the verify pass and the read, and the ENOENT stopped it; an install now pins its file",
   },
+  {
+    seed: 540302435,
+    level: 2,
+    why: "membership (found once housekeeping ran in the simulator): node 2 was down while node 1 was added and came to lead; node 2's log did not hold node 1's joining, so its transport had no address for node 1, it could never answer, and the leader probed it forever (also 540302089, 540302394). A node now keeps a link to a node that announced where it is, unless it knows that node was removed",
+  },
 ];

@@ -1,47 +1,47 @@
-// Level 2 of the simulator: the real runtime (src/node RaftGroup) over the real storage (Wal and
-// HardStateStore through WalGroupStorage) on a simulated disk per node (SimFileSystem: data durable
+// Level 2 of the simulator: each node is the product's own assembly (CairnNode: the runtime, the
+// storage, the NodeHost with its peer calls, the services and their housekeeping, as `cairn node`
+// starts it) over a MemoryTransport whose links are the simulator's network, on a simulated disk
+// per node (SimFileSystem: data durable
 // only once synced, a crash keeps a random prefix of the rest, possibly torn), with the simulator's
 // clock, timers and randomness as the runtime's Env and Raft messages on the SimNetwork. Every
 // asynchronous operation completes only when the event queue says so (runSimulationAsync lets the
 // promise reactions run between events). The replicated state machine is the product's own
 // (ServiceStateMachine), and clients talk to each node's real KvService: the command envelope,
 // idempotency keys, conditional puts and deletes, increments and ReadIndex reads are the code users
-// run. Most runs take snapshots (GroupSnapshots over a SnapshotStore on the simulated disk, the state
-// in a StoreBackend over a MemoryStateStore in lmdb's flush mode: a commit is visible at once and
+// run, and a write sent to a follower reaches the leader through LeaderLink. The state lives in a
+// StoreBackend over a MemoryStateStore in lmdb's flush mode (a commit is visible at once and
 // durable only once a later flush completes, and a crash is a power loss that takes back what no
-// flush covered): the log is compacted, lagging followers get snapshots streamed over the simulated
-// network, and transfers and installs are cut by power losses aimed at them. The other runs keep
-// the state in a MemoryBackend rebuilt from the log.
+// flush covered). Most runs take snapshots: the log is compacted, lagging followers get snapshots
+// streamed over the transport, and transfers and installs are cut by power losses aimed at them.
+// Housekeeping runs on the simulated clock: membership upkeep, TTL expiry and stream sweeps.
 // Half of the runs also drive streams and a consumer group through each node's StreamService.
-import type { Cancel, Env } from "../../src/node/env.js";
-import { GroupSnapshots, snapshotChunkBytesMax } from "../../src/node/group-snapshots.js";
-import type { GroupStorage, PersistBatch, StateMachine } from "../../src/node/ports.js";
-import { RaftGroup } from "../../src/node/raft-group.js";
-import { WalGroupStorage } from "../../src/node/wal-group-storage.js";
+import type {
+  Cancel,
+  Env,
+  GroupStorage,
+  NodeWireMessage,
+  PersistBatch,
+  RaftGroup,
+  StateMachine,
+} from "../../src/node/index.js";
+import { CairnNode, type CairnNodeSettings } from "../../src/node-assembly/index.js";
 import {
   type Entry,
-  type GroupId,
-  groupId,
-  type Message,
   type NodeId,
   nodeId,
   type PersistedState,
-  type SnapshotMessage,
   type SnapshotMeta,
 } from "../../src/raft/index.js";
-import { ApplyNotifier } from "../../src/service/apply-notifier.js";
 import { type ApplyOutcome, decodeEnvelope } from "../../src/service/command.js";
-import { type CairnError, isCairnError } from "../../src/service/errors.js";
-import { GroupReplication } from "../../src/service/group-replication.js";
-import { KvService } from "../../src/service/kv-service.js";
-import type { StateReader } from "../../src/service/state.js";
 import {
-  MemoryBackend,
-  ServiceStateMachine,
+  type CairnError,
+  isCairnError,
+  type KvService,
+  nextExpiryMs,
   type StateBackend,
-  StoreBackend,
-} from "../../src/service/state-machine.js";
-import { StreamService } from "../../src/service/stream-service.js";
+  type StreamService,
+} from "../../src/service/index.js";
+import { type StateReader, spaces } from "../../src/service/state.js";
 import {
   getGroupMeta,
   getStreamMeta,
@@ -49,14 +49,8 @@ import {
   readMessages,
   type StreamMessage,
 } from "../../src/service/streams/index.js";
-import { HardStateStore } from "../../src/storage/hard-state-store.js";
-import { MemoryStateStore } from "../../src/storage/memory-state-store.js";
-import { SimFileSystem } from "../../src/storage/sim-file-system.js";
-import { SnapshotStore } from "../../src/storage/snapshot-store.js";
-import { appliedIndexKey, keyKindCode, restoringKey } from "../../src/storage/state-store.js";
-import { Wal } from "../../src/storage/wal.js";
-import { decodeRaftMessage, encodeRaftMessage } from "../../src/transport/raft-codec.js";
-import type { IncomingSnapshot } from "../../src/transport/transport.js";
+import { MemoryStateStore, SimFileSystem } from "../../src/storage/index.js";
+import { appliedIndexKey, restoringKey } from "../../src/storage/state-store.js";
 import { assert } from "../../src/util/assert.js";
 import { crc32 } from "../../src/util/crc.js";
 import type { Prng } from "../../src/util/prng.js";
@@ -66,11 +60,8 @@ import type { ServiceKvInput, ServiceKvOutput } from "./kv-service-model.js";
 import type { SubmitResult } from "./kv-workload.js";
 import type { ObservedEntry, RaftObservation } from "./raft-safety.js";
 import type { SimCluster, SimEnvironment } from "./sim-runner.js";
-import {
-  type SimSnapshotEndpoint,
-  SimSnapshotLinks,
-  type SnapshotLinkCounters,
-} from "./sim-snapshot-links.js";
+import { SimSnapshotLinks, type SnapshotLinkCounters } from "./sim-snapshot-links.js";
+import { SimTransport } from "./sim-transport.js";
 import type { ReaderView, StreamEntry } from "./stream-checker.js";
 import {
   deadLetterStream,
@@ -79,13 +70,12 @@ import {
   groupName,
   groupStream,
   messageIdHeader,
+  retainedStream,
   type StreamReply,
   type StreamTarget,
   StreamWorkload,
   type StreamWorkloadOptions,
 } from "./stream-workload.js";
-
-const group: GroupId = groupId(1);
 
 /**
  * A longer tick than level 1 (elections after 250-500 ms): every simulated disk operation has its
@@ -99,10 +89,13 @@ const runtimeTickIntervalMs = 25;
 const epochMs = 1_700_000_000_000;
 
 /**
- * What travels on level 2's network as messages: Raft messages. Snapshots stream beside them
- * (sim-snapshot-links.ts), chunk by chunk over connections on the same links.
+ * How long after a deadline the leader's housekeeping may take to sweep what expired: a
+ * housekeeping period (1 s) and the sweep entry's commit.
  */
-export type RuntimeWire = Message;
+const sweepSlackMs = 2_000;
+
+/** What travels on level 2's network: the node wire (Raft messages, peer info, peer calls). */
+export type RuntimeWire = NodeWireMessage;
 
 /** What the runtime did with snapshots and the log, for reports and tests. */
 export type RuntimeCounters = {
@@ -110,8 +103,17 @@ export type RuntimeCounters = {
   snapshotsInstalled: number;
   /** Snapshots taken (each compacts the log). */
   compactions: number;
+  /**
+   * Captures that came to compact the log after an installed snapshot had compacted it further
+   * (issue 12, bug 3): the race the storage must tolerate, counted so a run shows it was reached.
+   */
+  capturesOvertaken: number;
+  /** Captures aimed at that race (see `captureRace`): the follower was cut off while it captured. */
+  capturesRaced: number;
   /** Power losses aimed at a node receiving or installing a snapshot. */
   snapshotPowerLosses: number;
+  /** Power losses aimed at a node that just acknowledged entries or granted a vote (`ackCrash`). */
+  ackPowerLosses: number;
   /** Snapshot sends that gave up (partitions or crashes outlasting the resumes, a refusal). */
   snapshotsAborted: number;
 } & SnapshotLinkCounters;
@@ -119,8 +121,13 @@ export type RuntimeCounters = {
 /** One incarnation of a node's process: dead once the node crashes, so its timers and I/O stop. */
 interface Incarnation {
   alive: boolean;
+  /** The assembled node, once it opened. */
+  node: CairnNode | undefined;
   group: RaftGroup<ApplyOutcome> | undefined;
-  readonly backend: StateBackend;
+  /** The node's state, once its assembly built it. */
+  backend: StateBackend | undefined;
+  /** This incarnation's endpoint on the network (closed when the process dies). */
+  transport: SimTransport | undefined;
   kv: KvService | undefined;
   streams: StreamService | undefined;
   /** The last index this incarnation's state machine was handed (entries must come in order). */
@@ -136,17 +143,17 @@ interface Incarnation {
   commitAtElection: number;
   /** Whether its runtime stopped on a fatal error (it then never leads, whatever its last role). */
   stopped: boolean;
-  /** This process's end of the snapshot streams; closed when it dies. */
-  snapshots: SimSnapshotEndpoint | undefined;
   /** A power loss armed for this many ms after the log is compacted to the snapshot being installed. */
   powerLossAfterInstallMs: number | undefined;
+  /** Finishes a capture held until this node installs a snapshot (see #raceCapture). */
+  captureHeld: (() => void) | undefined;
 }
 
 interface RuntimeMember {
   readonly id: number;
   readonly fs: SimFileSystem;
-  /** The node's state store when the run takes snapshots: a crash keeps what its flushes made durable. */
-  readonly store: MemoryStateStore | undefined;
+  /** The node's state store: a crash keeps what its flushes made durable. */
+  readonly store: MemoryStateStore;
   current: Incarnation | undefined;
 }
 
@@ -189,7 +196,7 @@ export function describeServiceState(reader: StateReader): string {
   const parts: string[] = [];
   const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
   const bookkeeping = new Set([hex(appliedIndexKey), hex(restoringKey)]);
-  for (const space of Object.keys(keyKindCode) as (keyof typeof keyKindCode)[]) {
+  for (const space of spaces) {
     for (const [key, value] of reader.range(space, new Uint8Array(0), undefined, Number.MAX_SAFE_INTEGER)) {
       if (space === "meta" && bookkeeping.has(hex(key))) continue;
       parts.push(`${space}/${hex(key)}=${hex(value)}`);
@@ -214,6 +221,8 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
   readonly #firstEntryOf = new Map<string, string>();
   /** Snapshot streams between the nodes: the transport's protocol over the network's links. */
   readonly #snapshotLinks: SimSnapshotLinks;
+  /** The follower cut off while its capture is raced by an install, if any (one at a time). */
+  #racing: number | undefined;
   /** Nodes whose runtime stopped on a fatal error (fail-stop), with the error: a liveness problem. */
   readonly #fatal: string[] = [];
   /** Failures the runtime survived but a reader of a failing report should see (first of each kind). */
@@ -222,7 +231,10 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     snapshotsSent: 0,
     snapshotsInstalled: 0,
     compactions: 0,
+    capturesOvertaken: 0,
+    capturesRaced: 0,
     snapshotPowerLosses: 0,
+    ackPowerLosses: 0,
     snapshotsAborted: 0,
     snapshotDials: 0,
     snapshotFramesLost: 0,
@@ -234,6 +246,8 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     this.#env = env;
     this.#prng = env.prng;
     this.#trace = trace;
+    const ids = Array.from({ length: env.options.clusterSize }, (_, i) => i + 1);
+    this.#initial = ids.map(nodeId);
     // Seeded apart from the cluster's stream, so runs without snapshots replay as before.
     this.#snapshotLinks = new SimSnapshotLinks(
       env.scheduler,
@@ -241,8 +255,6 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
       env.options.networkSeed + 1,
       this.counters,
     );
-    const ids = Array.from({ length: env.options.clusterSize }, (_, i) => i + 1);
-    this.#initial = ids.map(nodeId);
     this.#desired = new Set(ids);
     const disk = env.options.disk;
     for (const id of ids) {
@@ -252,14 +264,11 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
         { latencyMsMin: disk.syncLatencyMinMs, latencyMsMax: disk.syncLatencyMaxMs },
       );
       const runtime = env.options.runtime;
-      const store =
-        runtime.snapshotEntries === undefined
-          ? undefined
-          : new MemoryStateStore({
-              scheduler: { after: (delayMs, run) => void env.scheduler.after(delayMs, run, `store ${id}`) },
-              commitDelayMs: this.#prng.range(0, runtime.storeCommitMaxMs),
-              flushDelayMs: this.#prng.range(1, runtime.storeFlushMaxMs),
-            });
+      const store = new MemoryStateStore({
+        scheduler: { after: (delayMs, run) => void env.scheduler.after(delayMs, run, `store ${id}`) },
+        commitDelayMs: this.#prng.range(0, runtime.storeCommitMaxMs),
+        flushDelayMs: this.#prng.range(1, runtime.storeFlushMaxMs),
+      });
       const member: RuntimeMember = { id, fs, store, current: undefined };
       this.#members.set(id, member);
       this.#start(member);
@@ -301,22 +310,12 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
   }
 
   #start(m: RuntimeMember): void {
-    const scheduler = this.#env.scheduler;
-    // The runtime's batched store writes run on this incarnation's timers (silent once it died).
-    const after = (delayMs: number, run: () => void): Cancel => {
-      const id = scheduler.after(delayMs, () => inc.alive && run(), "store batch");
-      return () => void scheduler.cancel(id);
-    };
     const inc: Incarnation = {
       alive: true,
+      node: undefined,
       group: undefined,
-      backend:
-        m.store === undefined
-          ? new MemoryBackend()
-          : new StoreBackend(m.store, group, {
-              flushIntervalMs: this.#env.options.runtime.storeBatchMs,
-              after,
-            }),
+      backend: undefined,
+      transport: undefined,
       kv: undefined,
       streams: undefined,
       appliedThrough: 0,
@@ -326,12 +325,9 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
       wasLeader: false,
       commitAtElection: 0,
       stopped: false,
-      snapshots: undefined,
       powerLossAfterInstallMs: undefined,
+      captureHeld: undefined,
     };
-    inc.snapshots = this.#snapshotLinks.endpoint(m.id, (incoming) =>
-      this.#receiveSnapshot(m.id, inc, incoming),
-    );
     m.current = inc;
     void this.#open(m, inc).catch((error: unknown) => {
       // A process that cannot start (corrupt log) stays down; the checkers judge the rest.
@@ -339,22 +335,124 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     });
   }
 
+  /** Starts one incarnation of a node through the product's assembly, with the harness's observers. */
   async #open(m: RuntimeMember, inc: Incarnation): Promise<void> {
-    const fs = m.fs.process();
     const runtime = this.#env.options.runtime;
-    const { wal, recovery } = await Wal.open(fs, "/wal", { segmentBytesMax: runtime.segmentBytesMax });
-    const hardStates = await HardStateStore.open(fs, "/hard-state");
-    const snapshots =
-      m.store === undefined
-        ? undefined
-        : new ObservedSnapshots(
-            await SnapshotStore.open(fs, "/snapshots", { chunkBytesMax: snapshotChunkBytesMax }),
-            m.store,
-            group,
-            () => this.#maybeLosePowerDuringSnapshot(m.id, inc, "install"),
+    const transport = new SimTransport(nodeId(m.id), this.#env.network, this.#snapshotLinks, {
+      acknowledged: () => this.#maybeLosePowerAfterAck(m.id, inc),
+      sent: () => this.counters.snapshotsSent++,
+      aborted: () => this.counters.snapshotsAborted++,
+      arrived: () => this.#maybeLosePowerDuringSnapshot(m.id, inc, "transfer"),
+    });
+    inc.transport = transport;
+    // The simulator's overrides of the defaults `cairn node` ships (defaultNodeSettings); everything
+    // else (appends in flight, the housekeeping period, the peer call timeout) is as shipped.
+    const settings: Partial<CairnNodeSettings> = {
+      // Longer ticks than level 1: a vote must be durable on the simulated disk within an election
+      // timeout (see runtimeTickIntervalMs). With heartbeats every other tick, as at level 1.
+      electionTicks: simTiming.electionTimeoutTicks,
+      heartbeatTicks: simTiming.heartbeatTicks,
+      tickIntervalMs: runtimeTickIntervalMs,
+      // Drawn from the seed: small appends, segments and snapshot intervals, so that appends
+      // split, segments roll and snapshots happen within a run of a few hundred entries; runs
+      // without snapshots keep their whole log. The applied-effects batching is 0 or the shipped 50.
+      appendBytesMax: runtime.appendBytesMax,
+      segmentBytesMax: runtime.segmentBytesMax,
+      snapshotEntries: runtime.snapshotEntries ?? Number.MAX_SAFE_INTEGER,
+      storeFlushIntervalMs: runtime.storeBatchMs,
+      // The simulated clients give up within 0.5-2 s (their op timeout), so a proposal or read is
+      // failed after 2 s rather than the shipped 5 s: a later answer reaches no one, and the
+      // pending work would hold up the runtime meanwhile (the shipped 5 s costs about 15% of the
+      // answered operations, seeds 1-50).
+      proposalTimeoutMs: 2_000,
+      readTimeoutMs: 2_000,
+    };
+    const node = await CairnNode.open({
+      fs: m.fs.process(),
+      dataDir: "/",
+      env: this.#envOf(inc),
+      transport,
+      stateStore: m.store,
+      membership: {
+        clusterId: "sim",
+        id: m.id,
+        name: `n${m.id}`,
+        bootstrapped: true,
+        initialVoters: this.#initial,
+        members: this.#initial.map((id) => ({ id, name: `n${id}`, peerAddress: `sim:${id}` })),
+      },
+      clientAddresses: { httpUrl: `http://n${m.id}.sim` },
+      peerAddress: `sim:${m.id}`,
+      settings,
+      hooks: {
+        wrapStorage: (inner) => this.#observeStorage(m, inc, inner),
+        wrapStateMachine: (service, backend) => {
+          inc.backend = backend;
+          inc.appliedThrough = service.appliedIndex();
+          return {
+            appliedIndex: () => service.appliedIndex(),
+            settle: async () => {
+              await service.settle?.();
+            },
+            apply: async (entries) => {
+              for (const e of entries) this.#observeApply(m.id, inc, e);
+              const results = await service.apply(entries);
+              entries.forEach((e, i) => {
+                this.#rememberFirstEntry(e, results[i]);
+              });
+              return results;
+            },
+          } satisfies StateMachine<ApplyOutcome>;
+        },
+        // A broken invariant would crash the process; here the run records it and fails.
+        crash: (error) => {
+          if (!inc.alive) return;
+          inc.stopped = true;
+          const why = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+          this.#fatal.push(
+            `node ${m.id} crashed at ${this.#env.scheduler.nowMs}ms on a broken invariant: ${why}`,
           );
+          this.#trace(`node ${m.id} crashed: ${why}`);
+        },
+        onSnapshotInstall: () => this.#maybeLosePowerDuringSnapshot(m.id, inc, "install"),
+        onSoftState: (soft) => {
+          if (!inc.alive) return;
+          const leading = soft.role === "leader";
+          const status = inc.group?.status();
+          const t = status?.term ?? 0;
+          if (leading && !inc.wasLeader) {
+            inc.commitAtElection = status?.commitIndex ?? 0;
+            this.#observations.push({ type: "became-leader", node: m.id, term: t });
+            this.#trace(`node ${m.id} became leader in term ${t}`);
+          }
+          if (!leading && inc.wasLeader)
+            this.#observations.push({ type: "stepped-down", node: m.id, term: t });
+          inc.wasLeader = leading;
+        },
+      },
+      log: (line) => {
+        if (!inc.alive) return;
+        if (line.startsWith("housekeeping: ")) this.#incident("housekeeping failed", line.slice(14));
+        if (!line.startsWith("FATAL")) return;
+        inc.stopped = true;
+        this.#fatal.push(`node ${m.id} stopped at ${this.#env.scheduler.nowMs}ms: ${line}`);
+        this.#trace(`node ${m.id} stopped: ${line}`);
+      },
+    });
+    if (!inc.alive) {
+      node.abandon();
+      return;
+    }
+    inc.node = node;
+    inc.group = node.group;
+    inc.kv = node.kv;
+    inc.streams = node.streams;
+  }
+
+  /** The node's log storage, reporting the durable log and counting snapshots and compactions. */
+  #observeStorage(m: RuntimeMember, inc: Incarnation, inner: GroupStorage): ObservedStorage {
     const storage = new ObservedStorage(
-      new WalGroupStorage(hardStates, wal, recovery, group, snapshots),
+      inner,
       (log, snapshot) => {
         inc.log = log;
         inc.snapshot = snapshot;
@@ -363,103 +461,22 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
       (what) => {
         if (!inc.alive) return;
         this.counters[what]++;
+        // A capture raced by this install finishes right after it (see #raceCapture).
+        if (what === "snapshotsInstalled" && inc.captureHeld !== undefined)
+          this.#env.scheduler.after(this.#prng.range(0, 2), inc.captureHeld, "capture race: installed");
         const armedMs = inc.powerLossAfterInstallMs;
         if (what !== "snapshotsInstalled" || armedMs === undefined) return;
         inc.powerLossAfterInstallMs = undefined;
-        this.#env.scheduler.after(armedMs, () => this.#losePower(m.id, inc), "power loss after an install");
+        this.#env.scheduler.after(
+          armedMs,
+          () => this.#losePower(m.id, inc, "during a snapshot transfer or install"),
+          "power loss after an install",
+        );
       },
-      () => this.#slowCapture(inc),
+      () => this.#slowCapture(m.id, inc),
     );
     inc.storage = storage;
-    // Long-poll timeouts on the incarnation's simulated timers (silent once it crashed).
-    const env = this.#envOf(inc);
-    const applied = new ApplyNotifier(undefined, env);
-    const service = new ServiceStateMachine(inc.backend, undefined, (touched) => applied.notify(touched));
-    inc.appliedThrough = service.appliedIndex();
-    const stateMachine: StateMachine<ApplyOutcome> = {
-      appliedIndex: () => service.appliedIndex(),
-      settle: () => service.settle(),
-      apply: async (entries) => {
-        for (const e of entries) this.#observeApply(m.id, inc, e);
-        const results = await service.apply(entries);
-        entries.forEach((e, i) => {
-          this.#rememberFirstEntry(e, results[i]);
-        });
-        return results;
-      },
-    };
-    const raftGroup = await RaftGroup.open<ApplyOutcome>({
-      raft: {
-        id: nodeId(m.id),
-        groupId: group,
-        conf: { voters: this.#initial, learners: [] },
-        electionTimeoutTicks: simTiming.electionTimeoutTicks,
-        heartbeatTicks: simTiming.heartbeatTicks,
-        preVote: true,
-        checkQuorum: true,
-        appendBytesMax: runtime.appendBytesMax,
-        inflightAppendsMax: 16,
-      },
-      env,
-      storage,
-      sender: {
-        send: (messages) => {
-          if (!inc.alive) return;
-          for (const msg of messages) this.#env.network.send(m.id, msg.to, msg);
-        },
-      },
-      stateMachine,
-      tickIntervalMs: runtimeTickIntervalMs,
-      ...(snapshots === undefined || runtime.snapshotEntries === undefined
-        ? {}
-        : {
-            snapshots: {
-              service: snapshots,
-              entriesBetween: runtime.snapshotEntries,
-              send: (message: SnapshotMessage, chunks: () => AsyncIterable<Uint8Array>) =>
-                this.#sendSnapshot(inc, message, chunks),
-            },
-          }),
-      proposalTimeoutMs: 2_000,
-      readTimeoutMs: 2_000,
-      onFatal: (error) => {
-        if (!inc.alive) return;
-        inc.stopped = true;
-        const why = describeError(error);
-        this.#fatal.push(`node ${m.id} stopped at ${this.#env.scheduler.nowMs}ms on a fatal error: ${why}`);
-        this.#trace(`node ${m.id} stopped: ${why}`);
-      },
-      // A broken invariant would crash the process; here the run records it and fails.
-      crash: (error) => {
-        if (!inc.alive) return;
-        inc.stopped = true;
-        const why = describeError(error);
-        this.#fatal.push(
-          `node ${m.id} crashed at ${this.#env.scheduler.nowMs}ms on a broken invariant: ${why}`,
-        );
-        this.#trace(`node ${m.id} crashed: ${why}`);
-      },
-      onSoftState: (soft) => {
-        if (!inc.alive) return;
-        const leading = soft.role === "leader";
-        const status = inc.group?.status();
-        const t = status?.term ?? 0;
-        if (leading && !inc.wasLeader) {
-          inc.commitAtElection = status?.commitIndex ?? 0;
-          this.#observations.push({ type: "became-leader", node: m.id, term: t });
-          this.#trace(`node ${m.id} became leader in term ${t}`);
-        }
-        if (!leading && inc.wasLeader) this.#observations.push({ type: "stepped-down", node: m.id, term: t });
-        inc.wasLeader = leading;
-      },
-    });
-    if (!inc.alive) {
-      void raftGroup.stop();
-      return;
-    }
-    inc.group = raftGroup;
-    inc.kv = new KvService(new GroupReplication(raftGroup, inc.backend, env));
-    inc.streams = new StreamService(new GroupReplication(raftGroup, inc.backend, env), applied);
+    return storage;
   }
 
   #member(id: number): RuntimeMember {
@@ -473,11 +490,13 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     const inc = m.current;
     if (inc === undefined) return;
     inc.alive = false;
-    inc.snapshots?.close();
     m.current = undefined;
+    // The process dies: its connections close and its timers stop (its Env is silent from now on).
+    inc.node?.abandon();
+    void inc.transport?.close();
     m.fs.crash();
     // The disk loses what was not synced; the state store, as lmdb's file, what no flush covered.
-    m.store?.powerLoss();
+    m.store.powerLoss();
     this.#observations.push({ type: "crashed", node });
     this.#trace(`node ${node} crashed`);
   }
@@ -555,28 +574,8 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     return best;
   }
 
-  deliver(_from: number, to: number, wire: RuntimeWire): void {
-    this.#members.get(to)?.current?.group?.receive(wire);
-  }
-
-  /**
-   * A snapshot stream arriving at `node`, as NodeHost takes one: the meta is the leader's snapshot
-   * message; the runtime stores the stream, then steps the message into its core, and aborts the
-   * stream (failing the leader's send) when it cannot.
-   */
-  #receiveSnapshot(node: number, inc: Incarnation, incoming: IncomingSnapshot): void {
-    const g = inc.group;
-    const decoded = decodeRaftMessage(incoming.meta);
-    const message = decoded.ok ? decoded.message : undefined;
-    if (message?.type !== "snapshot" || message.from !== incoming.from || g === undefined || !inc.alive) {
-      incoming.abort("not a snapshot this node expects");
-      return;
-    }
-    this.#maybeLosePowerDuringSnapshot(node, inc, "transfer");
-    g.receiveSnapshot(message, incoming.chunks).catch((error: unknown) => {
-      this.#incident(`node ${node} could not store a snapshot`, describeError(error));
-      incoming.abort(describeError(error));
-    });
+  deliver(from: number, to: number, wire: RuntimeWire): void {
+    this.#members.get(to)?.current?.transport?.deliver(nodeId(from), wire);
   }
 
   /**
@@ -590,6 +589,8 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     const scheduler = this.#env.scheduler;
     const [numerator, denominator] = this.#env.options.runtime.snapshotCrash;
     if (scheduler.nowMs >= this.#env.options.faults.safetyPhaseMs) return;
+    // A capture raced by this transfer's install must live to see it.
+    if (inc.captureHeld !== undefined) return;
     if (!this.#prng.chance(numerator, kind === "install" ? denominator : 2 * denominator)) return;
     if (kind === "install" && this.#prng.chance(3, 4)) {
       inc.powerLossAfterInstallMs = this.#prng.range(0, 2);
@@ -597,8 +598,23 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     }
     scheduler.after(
       this.#prng.range(0, 40),
-      () => this.#losePower(node, inc),
+      () => this.#losePower(node, inc, "during a snapshot transfer or install"),
       "power loss during a snapshot",
+    );
+  }
+
+  /**
+   * Sometimes (`ackCrash`) cuts the power of a node within 2 ms after it acknowledged entries or
+   * granted a vote: a runtime that acknowledged before its disk held them loses what it promised.
+   */
+  #maybeLosePowerAfterAck(node: number, inc: Incarnation): void {
+    const scheduler = this.#env.scheduler;
+    if (scheduler.nowMs >= this.#env.options.faults.safetyPhaseMs) return;
+    if (!this.#prng.chance(...this.#env.options.runtime.ackCrash)) return;
+    scheduler.after(
+      this.#prng.range(0, 2),
+      () => this.#losePower(node, inc, "just after an acknowledgement"),
+      "power loss after an acknowledgement",
     );
   }
 
@@ -606,23 +622,78 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
    * Cuts the power of `node` (still incarnation `inc`) and restarts it 20-300 ms later, during the
    * safety phase only and only while the nodes down stay a minority, as the fault schedule keeps.
    */
-  #losePower(node: number, inc: Incarnation): void {
+  #losePower(
+    node: number,
+    inc: Incarnation,
+    when: "during a snapshot transfer or install" | "just after an acknowledgement",
+  ): void {
     const scheduler = this.#env.scheduler;
     if (!inc.alive || scheduler.nowMs >= this.#env.options.faults.safetyPhaseMs) return;
     const down = [...this.#members.values()].filter((m) => m.current === undefined).length;
     if (down + 1 > Math.floor((this.#env.options.clusterSize - 1) / 2)) return;
-    this.counters.snapshotPowerLosses++;
-    this.#trace(`node ${node} loses power during a snapshot transfer or install`);
+    if (when === "just after an acknowledgement") this.counters.ackPowerLosses++;
+    else this.counters.snapshotPowerLosses++;
+    this.#trace(`node ${node} loses power ${when}`);
     this.crash(node);
     scheduler.after(this.#prng.range(20, 300), () => this.restart(node), "restart after power loss");
   }
 
-  /** Resolves after a capture's extra time (never, once the process died). */
-  #slowCapture(inc: Incarnation): Promise<void> {
+  /**
+   * Resolves when a capture may compact the log: after its extra time, or, for a capture raced by an
+   * install (`captureRace`, see #raceCapture), right after this node installed a snapshot. Never,
+   * once the process died.
+   */
+  #slowCapture(node: number, inc: Incarnation): Promise<void> {
     const extraMs = this.#prng.range(0, this.#env.options.runtime.captureExtraMaxMs);
     return new Promise<void>((resolve) => {
+      if (this.#raceCapture(node, inc, resolve)) return;
       this.#env.scheduler.after(extraMs, () => inc.alive && resolve(), "slow capture");
     });
+  }
+
+  /**
+   * Aims a follower's capture at the capture/install race (issue 12, bug 3), when the run races
+   * captures, the safety phase has 500 ms left, no other follower is being raced, and cutting this
+   * one off leaves a majority up: the follower is cut off until the leader compacted past its last
+   * entry (or the safety phase ends), so the leader must send it a snapshot, and `finish` is held
+   * until an install (then called within 2 ms, see #observeStorage) or 5 s after the follower is
+   * back; power losses aimed at snapshots spare it meanwhile. Says whether it aimed.
+   */
+  #raceCapture(node: number, inc: Incarnation, finish: () => void): boolean {
+    const scheduler = this.#env.scheduler;
+    const network = this.#env.network;
+    const safetyEndMs = this.#env.options.faults.safetyPhaseMs;
+    const leader = this.#leader();
+    if (!this.#env.options.runtime.captureRace || this.#racing !== undefined) return false;
+    if (leader === undefined || leader.id === node || network.isBlocked(leader.id, node)) return false;
+    if (scheduler.nowMs + 500 >= safetyEndMs) return false;
+    const down = [...this.#members.values()].filter((m) => m.current === undefined).length;
+    if (down + 1 > Math.floor((this.#env.options.clusterSize - 1) / 2)) return false;
+    this.#racing = node;
+    this.counters.capturesRaced++;
+    this.#trace(`node ${node} is cut off while it captures, until the leader compacted past it`);
+    let held = true;
+    inc.captureHeld = () => {
+      if (!held) return;
+      held = false;
+      inc.captureHeld = undefined;
+      if (inc.alive) finish();
+    };
+    network.cutOff(node);
+    const watch = () => {
+      const leaderGroup = this.#leader()?.inc.group;
+      const lastIndex = inc.group?.status().lastIndex ?? 0;
+      const passed = leaderGroup !== undefined && leaderGroup.status().snapshotIndex > lastIndex;
+      if (inc.alive && !passed && scheduler.nowMs < safetyEndMs) {
+        scheduler.after(25, watch, "capture race: cut off");
+        return;
+      }
+      network.reconnect(node);
+      this.#racing = undefined;
+      scheduler.after(5_000, () => inc.captureHeld?.(), "capture race: no install came");
+    };
+    scheduler.after(25, watch, "capture race: cut off");
+    return true;
   }
 
   /** Records an incident of `kind` (the first one's detail, and how many). */
@@ -638,32 +709,11 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     );
   }
 
-  /**
-   * Streams a stored snapshot to a follower, as NodeHost does (the snapshot message as the meta),
-   * chunk by chunk over the simulated links; resolves once the follower consumed the verified
-   * stream, rejects when the transfer aborts (partitions and crashes outlasting the resumes).
-   */
-  #sendSnapshot(
-    inc: Incarnation,
-    message: SnapshotMessage,
-    chunks: () => AsyncIterable<Uint8Array>,
-  ): Promise<void> {
-    const endpoint = inc.snapshots;
-    if (endpoint === undefined || !inc.alive) return Promise.reject(new Error("the sender crashed"));
-    this.counters.snapshotsSent++;
-    return endpoint
-      .sendSnapshot(message.to, message.groupId, encodeRaftMessage(message), chunks())
-      .catch((error: unknown) => {
-        this.counters.snapshotsAborted++;
-        throw error;
-      });
-  }
-
   // ------------------------------------------------------------------ state machine and clients
 
   #observeApply(node: number, inc: Incarnation, e: Entry): void {
     // An installed snapshot moves the state past the entries it covers.
-    const applied = Math.max(inc.appliedThrough, inc.backend.appliedIndex());
+    const applied = Math.max(inc.appliedThrough, inc.backend?.appliedIndex() ?? 0);
     assert(e.index === applied + 1, `node ${node} applies ${e.index} after ${applied}`);
     inc.appliedThrough = e.index;
     const dataHash = serviceEntryHash(e);
@@ -683,11 +733,15 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
   }
 
   /**
-   * A client sends to the node it believes leads (else a random one) and `run` serves the request
-   * there. Any node serves reads (a follower's ReadIndex goes through the leader); a follower refuses
-   * writes with ERR_NOT_LEADER and a hint, which the client follows next time. Failures the service
-   * promises had no effect are definite; an unknown outcome stays silent (the client times out); any
-   * other error is an answer no correct service gives.
+   * A client sends to the node it chose (at first a random one) and `run` serves the request there.
+   * Any node serves every request: a follower's reads go through ReadIndex at the leader, and its
+   * writes are handed to the leader over the peer link (LeaderLink). After an answer, a client
+   * that seeks the leader asks the node that answered who leads (as `GET /v1/cluster` tells) and
+   * goes there next; a sticky client stays with the node that answered, as CairnClient keeps the
+   * endpoint that last answered, so its writes keep taking the follower's path (see
+   * {@link seeksLeader}). Failures the service promises had no effect are definite; an unknown
+   * outcome stays silent (the client times out); any other error is an answer no correct service
+   * gives.
    */
   #serve<T>(
     clientId: number,
@@ -711,6 +765,8 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
         call.then(
           (value) => {
             if (!inc.alive) return;
+            const leader = seeksLeader(clientId) ? inc.node?.cluster.status().leader?.id : undefined;
+            this.#leaderHint.set(clientId, leader ?? target);
             onAnswer(inc, value);
             reply({ kind: "ok", value });
           },
@@ -783,7 +839,11 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
         const streams = inc.streams;
         if (streams === undefined) return undefined;
         return (async () => {
-          for (let s = 0; s < options.streams; s++) await streams.create(`s${s}`, {}, `create-s${s}`);
+          for (let s = 0; s < options.streams; s++) {
+            const name = `s${s}`;
+            const retention = name === retainedStream ? (options.retention ?? {}) : {};
+            await streams.create(name, retention, `create-${name}`);
+          }
           await streams.createGroup(
             groupStream,
             groupName,
@@ -881,14 +941,16 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
       if (inc?.group?.appliedIndex !== commit) continue;
       for (let s = 0; s < (this.#env.options.streams?.streams ?? 0); s++) {
         const name = `s${s}`;
-        const entries = readWhole(inc.backend.reader, name)?.map(entryOf);
+        const entries =
+          inc.backend === undefined ? undefined : readWhole(inc.backend.reader, name)?.map(entryOf);
         if (entries === undefined) continue;
         const list = copies.get(name) ?? [];
         list.push({ readerId: `node ${m.id}'s copy`, complete: true, entries });
         copies.set(name, list);
       }
     }
-    const reader = leaderAt.inc.backend.reader;
+    const reader = leaderAt.inc.backend?.reader;
+    if (reader === undefined) return undefined;
     const stream = getStreamMeta(reader, groupStream);
     const meta = stream === undefined ? undefined : getGroupMeta(reader, stream, groupName);
     const group =
@@ -940,7 +1002,38 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
 
   convergenceProblems(compareState = true): readonly string[] {
     // A node that stopped itself (fail-stop) never catches up; say why up front.
-    return [...this.#fatal, ...this.#lagging(compareState)];
+    return [...this.#fatal, ...this.#lagging(compareState), ...this.#unswept(compareState)];
+  }
+
+  /**
+   * What the leader's housekeeping should have removed and did not: a key whose deadline passed,
+   * or a message of the retained stream older than its max age, `sweepSlackMs` ago (a sweep is
+   * proposed within a housekeeping period of a deadline passing on the leader's clock, so only a
+   * sweep that never runs or never removes leaves one). While the cluster settles (`final` false)
+   * anything with a deadline at all counts, so the settling waits for the sweeps (the run's TTLs
+   * and ages are short enough for every one to pass).
+   */
+  #unswept(final: boolean): string[] {
+    const reader = this.#leader()?.inc.backend?.reader;
+    if (reader === undefined) return [];
+    const nowMs = this.#env.scheduler.nowMs;
+    const overdue = (deadlineMs: number) => !final || deadlineMs - epochMs <= nowMs - sweepSlackMs;
+    const problems: string[] = [];
+    const dueMs = nextExpiryMs(reader);
+    if (dueMs !== undefined && overdue(dueMs))
+      problems.push(
+        `a key that expires at ${dueMs - epochMs}ms is still stored at ${nowMs}ms: the TTL sweep did not run`,
+      );
+    const retention = this.#env.options.streams?.retention;
+    const meta = getStreamMeta(reader, retainedStream);
+    if (retention !== undefined && "maxAgeMs" in retention && meta !== undefined) {
+      const oldest = readMessages(reader, meta, meta.firstSeq, 1, Number.MAX_SAFE_INTEGER).messages[0];
+      if (oldest !== undefined && overdue(oldest.tsMs + retention.maxAgeMs))
+        problems.push(
+          `${retainedStream} still holds seq ${oldest.seq}, appended at ${oldest.tsMs - epochMs}ms, at ${nowMs}ms with a max age of ${retention.maxAgeMs}ms: the stream sweep did not run`,
+        );
+    }
+    return problems;
   }
 
   #lagging(compareState: boolean): string[] {
@@ -983,7 +1076,9 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
           `node ${id} applied ${applied}, leader ${leaderAt.id} committed ${ls.commitIndex} (node ${id}: ${s.role} t${s.term} commit ${s.commitIndex} last ${s.lastIndex} snapshot ${s.snapshotIndex}; leader: ${seen})`,
         );
       } else if (compareState) {
-        want ??= describeServiceState(leaderAt.inc.backend.reader);
+        const leaderState = leaderAt.inc.backend?.reader;
+        if (leaderState === undefined || inc.backend === undefined) continue;
+        want ??= describeServiceState(leaderState);
         const got = describeServiceState(inc.backend.reader);
         if (got !== want) {
           // Name the first key that differs, so the report says where.
@@ -1000,6 +1095,15 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     }
     return problems;
   }
+}
+
+/**
+ * Whether a client goes to the leader once it knows it (two clients in three), or stays with the
+ * node that last answered it (the rest). Clients that seek the leader keep the load on the short
+ * path, as before followers took writes; sticky ones keep a follower's forwarding under the faults.
+ */
+function seeksLeader(clientId: number): boolean {
+  return clientId % 3 !== 2;
 }
 
 /** The value of a message header, or "" when it has none. */
@@ -1023,16 +1127,6 @@ function readWhole(reader: StateReader, name: string): StreamMessage[] | undefin
     out.push(...page.messages);
     from = page.next;
   }
-}
-
-/** An error and its causes, on one line. */
-function describeError(error: unknown): string {
-  const parts: string[] = [];
-  for (let e = error, depth = 0; e !== undefined && depth < 4; depth++) {
-    parts.push(e instanceof Error ? `${e.name}: ${e.message}` : String(e));
-    e = e instanceof Error ? e.cause : undefined;
-  }
-  return parts.join(" <- ");
 }
 
 /** Conflict details carry the key's modify revision, or null when it is absent. */
@@ -1061,7 +1155,8 @@ async function callKv(kv: KvService, input: ServiceKvInput, requestId: string): 
             };
       }
       case "put": {
-        const ack = await kv.put(key, encoder.encode(input.value), { idempotencyKey });
+        const ttl = input.ttlMs === undefined ? {} : { ttlMs: input.ttlMs };
+        const ack = await kv.put(key, encoder.encode(input.value), { ...ttl, idempotencyKey });
         return { kind: "written", revision: ack.revision, created: ack.created };
       }
       case "put-if": {
@@ -1097,7 +1192,7 @@ async function callKv(kv: KvService, input: ServiceKvInput, requestId: string): 
 class ObservedStorage implements GroupStorage {
   readonly #inner: GroupStorage;
   readonly #report: (log: Entry[], snapshot: SnapshotMeta | undefined) => void;
-  readonly #count: (what: "snapshotsInstalled" | "compactions") => void;
+  readonly #count: (what: "snapshotsInstalled" | "compactions" | "capturesOvertaken") => void;
   readonly #slowCapture: () => Promise<void>;
   #log: Entry[] = [];
   #snapshot: SnapshotMeta | undefined;
@@ -1107,7 +1202,7 @@ class ObservedStorage implements GroupStorage {
   constructor(
     inner: GroupStorage,
     report: (log: Entry[], snapshot: SnapshotMeta | undefined) => void,
-    count: (what: "snapshotsInstalled" | "compactions") => void,
+    count: (what: "snapshotsInstalled" | "compactions" | "capturesOvertaken") => void,
     slowCapture: () => Promise<void>,
   ) {
     this.#inner = inner;
@@ -1152,6 +1247,9 @@ class ObservedStorage implements GroupStorage {
   async compact(snapshot: SnapshotMeta): Promise<void> {
     // Only a capture compacts through here: let it take as long as a large state's file would.
     await this.#slowCapture();
+    // An installed snapshot got further meanwhile: the storage must leave the log alone.
+    if (this.#snapshot !== undefined && this.#snapshot.index > snapshot.index)
+      this.#count("capturesOvertaken");
     await this.#inner.compact(snapshot);
     this.#count("compactions");
     if (this.#snapshot !== undefined && this.#snapshot.index >= snapshot.index) return;
@@ -1159,20 +1257,5 @@ class ObservedStorage implements GroupStorage {
     this.#log = this.#log.filter((e) => e.index > snapshot.index);
     this.#written = this.#written.filter((e) => e.index > snapshot.index);
     this.#report(this.#log, this.#snapshot);
-  }
-}
-
-/** The node's snapshots, telling the harness when an install starts (a moment to cut the power at). */
-class ObservedSnapshots extends GroupSnapshots {
-  readonly #onInstall: () => void;
-
-  constructor(files: SnapshotStore, state: MemoryStateStore, g: GroupId, onInstall: () => void) {
-    super(files, state, g);
-    this.#onInstall = onInstall;
-  }
-
-  override async install(meta: SnapshotMeta): Promise<void> {
-    this.#onInstall();
-    await super.install(meta);
   }
 }

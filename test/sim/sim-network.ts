@@ -57,6 +57,8 @@ export class SimNetwork<M> {
   readonly #nodes = new Set<number>();
   /** Directed links that drop everything. */
   readonly #blocked = new Set<string>();
+  /** Nodes a harness cut off itself (an aimed fault): apart from the schedule's partitions. */
+  readonly #cutOff = new Set<number>();
   /** Per-link latency overrides (a slow link), [min, max]. */
   readonly #latencyOverrides = new Map<string, readonly [number, number]>();
   /** Per-link time of the latest in-order delivery, to keep FIFO links in order. */
@@ -174,7 +176,20 @@ export class SimNetwork<M> {
 
   /** Whether messages from `from` to `to` are dropped. */
   isBlocked(from: number, to: number): boolean {
-    return this.#blocked.has(linkKey(from, to));
+    return this.#blocked.has(linkKey(from, to)) || this.#cutOff.has(from) || this.#cutOff.has(to);
+  }
+
+  /**
+   * Cuts `node` off from everyone until {@link reconnect}, apart from the partitions (`healAll`
+   * leaves it cut off): for a harness that aims a short isolation at a moment it picks.
+   */
+  cutOff(node: number): void {
+    this.#cutOff.add(node);
+  }
+
+  /** Ends a {@link cutOff}. */
+  reconnect(node: number): void {
+    this.#cutOff.delete(node);
   }
 
   /** Cuts every link between the two sides, both ways. Nodes in neither side are unaffected. */
@@ -226,6 +241,8 @@ export class SimNetwork<M> {
 
   /** The cut links as text, e.g. "1>2 2>1", or "fully connected". */
   describeTopology(): string {
-    return this.#blocked.size === 0 ? "fully connected" : [...this.#blocked].sort().join(" ");
+    const cutOff = [...this.#cutOff].sort().map((n) => `${n} cut off`);
+    const links = [...this.#blocked].sort();
+    return links.length + cutOff.length === 0 ? "fully connected" : [...links, ...cutOff].join(" ");
   }
 }

@@ -14,7 +14,7 @@ import {
   KvWorkload,
   type KvWorkloadCounters,
 } from "./kv-workload.js";
-import { type CheckResult, checkLinearizable } from "./linearizability.js";
+import type { CheckResult } from "./linearizability.js";
 import { checkRaftSafety, type RaftObservation, type RaftViolation } from "./raft-safety.js";
 import { Scheduler } from "./scheduler.js";
 import { type NetworkCounters, SimNetwork } from "./sim-network.js";
@@ -91,21 +91,21 @@ export interface SimReport {
 const drainSlackMs = 1;
 
 /** Everything one run wires together before its phases run. */
-interface RunParts<M, S, I extends KvRequest, O> {
+interface RunParts<M, I extends KvRequest, O> {
   readonly scheduler: Scheduler;
   readonly network: SimNetwork<M>;
   readonly cluster: SimCluster<M, I, O>;
   readonly schedule: ReturnType<typeof generateFaultSchedule>;
-  readonly workload: KvWorkload<S, I, O>;
-  readonly dialect: KvDialect<S, I, O>;
+  readonly workload: KvWorkload<I, O>;
+  readonly dialect: KvDialect<I, O>;
   readonly injector: FaultInjector;
 }
 
-function setUp<M, S, I extends KvRequest, O>(
+function setUp<M, I extends KvRequest, O>(
   options: SimOptions,
   makeCluster: (env: SimEnvironment<M>) => SimCluster<M, I, O>,
-  dialect: KvDialect<S, I, O>,
-): RunParts<M, S, I, O> {
+  dialect: KvDialect<I, O>,
+): RunParts<M, I, O> {
   const scheduler = new Scheduler({ eventsMax: options.eventsMax });
   let cluster: SimCluster<M, I, O> | undefined;
   const nodes = Array.from({ length: options.clusterSize }, (_, i) => i + 1);
@@ -138,10 +138,10 @@ function setUp<M, S, I extends KvRequest, O>(
  * Runs one simulation with `options` against the cluster `makeCluster` builds, its key-value history
  * checked against `dialect`'s model. Deterministic.
  */
-export function runSimulation<M, S, I extends KvRequest, O>(
+export function runSimulation<M, I extends KvRequest, O>(
   options: SimOptions,
   makeCluster: (env: SimEnvironment<M>) => SimCluster<M, I, O>,
-  dialect: KvDialect<S, I, O>,
+  dialect: KvDialect<I, O>,
 ): SimReport {
   const parts = setUp(options, makeCluster, dialect);
   const { scheduler, schedule, workload, injector } = parts;
@@ -190,10 +190,10 @@ export async function runUntilAsync(
  * scheduler advances one event at a time and promise reactions run in between. After the workload
  * stops, the cluster gets up to `settleMs` to converge before its convergence is judged.
  */
-export async function runSimulationAsync<M, S, I extends KvRequest, O>(
+export async function runSimulationAsync<M, I extends KvRequest, O>(
   options: SimOptions,
   makeCluster: (env: SimEnvironment<M>) => SimCluster<M, I, O>,
-  dialect: KvDialect<S, I, O>,
+  dialect: KvDialect<I, O>,
   settleMs: number,
 ): Promise<SimReport> {
   const parts = setUp(options, makeCluster, dialect);
@@ -209,16 +209,16 @@ export async function runSimulationAsync<M, S, I extends KvRequest, O>(
   return finish(options, parts, cluster.convergenceProblems());
 }
 
-function finish<M, S, I extends KvRequest, O>(
+function finish<M, I extends KvRequest, O>(
   options: SimOptions,
-  parts: RunParts<M, S, I, O>,
+  parts: RunParts<M, I, O>,
   convergenceProblems: readonly string[],
 ): SimReport {
   const { workload, network, schedule, injector } = parts;
   const faultsFired = injector.fired;
   const built = parts.cluster;
   const history = workload.history();
-  const linearizability = checkLinearizable(parts.dialect.model, history);
+  const linearizability = parts.dialect.check(history);
   const raftViolations = checkRaftSafety(built.observations());
   const side = built.sideWorkload;
   const streamProblems = side?.problems() ?? [];

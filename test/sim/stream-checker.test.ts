@@ -1,5 +1,6 @@
 // The stream and consumer-group checkers: a clean history (with retries, timeouts and rejections)
-// passes, and each kind of violation is planted into it and reported as exactly that kind.
+// passes, and each kind of violation is planted into it and reported as exactly that kind; with
+// retention, the oldest messages may go (as many as a count limit says), and never come back.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
@@ -159,6 +160,52 @@ describe("stream checker", () => {
       },
     ];
     assert.deepEqual(kindsOf(cleanAppends(), swapped), ["wrong-sequence", "wrong-sequence"]);
+  });
+
+  it("reports a read that starts past where it asked in a stream that never trims", () => {
+    const read = { from: 2, callMs: 10, returnMs: 20 };
+    const ok: ReaderView = { readerId: "r", complete: false, entries: [entry(2, "m2")], read };
+    assert.deepEqual(kindsOf(cleanAppends(), [...cleanReaders(), ok]), []);
+    const gone: ReaderView = { ...ok, entries: [entry(3, "m3")] };
+    assert.deepEqual(kindsOf(cleanAppends(), [...cleanReaders(), gone]), ["over-trimmed"]);
+  });
+});
+
+describe("stream checker with retention", () => {
+  const all = [entry(1, "m1"), entry(2, "m2"), entry(3, "m3"), entry(4, "m4"), entry(5, "m5")];
+  const kinds = (readers: ReaderView[], retention: { maxMessages: number } | { maxAgeMs: number }) =>
+    checkStream(cleanAppends(), readers, retention)
+      .map((v) => v.kind)
+      .sort();
+  const final = (entries: StreamEntry[]): ReaderView => ({ readerId: "final", complete: true, entries });
+  const read = (from: number, entries: StreamEntry[], callMs: number, returnMs: number): ReaderView => ({
+    readerId: `read from ${from} at ${callMs}ms`,
+    complete: false,
+    entries,
+    read: { from, callMs, returnMs },
+  });
+
+  it("lets the oldest messages go: as many as a count limit says, any under an age limit", () => {
+    assert.deepEqual(kinds([final(all.slice(2))], { maxMessages: 3 }), []);
+    assert.deepEqual(kinds([final(all.slice(3))], { maxAgeMs: 1000 }), []);
+    assert.deepEqual(kinds([final([])], { maxAgeMs: 1000 }), []);
+  });
+
+  it("reports more messages gone than a count limit takes, and acknowledged ones missing above the start", () => {
+    assert.deepEqual(kinds([final(all.slice(3))], { maxMessages: 3 }), ["lost", "over-trimmed"]);
+    assert.deepEqual(kinds([final([all[2], all[4]].filter((e) => e !== undefined))], { maxAgeMs: 1000 }), [
+      "gap",
+      "lost",
+    ]);
+  });
+
+  it("reports a message read again after a read answered earlier found it trimmed", () => {
+    const trimmed = read(1, all.slice(2, 4), 100, 120);
+    // Called before the trim was seen: the read may come from before it.
+    const before = read(2, all.slice(1, 3), 110, 130);
+    assert.deepEqual(kinds([final(all.slice(2)), trimmed, before], { maxMessages: 3 }), []);
+    const after = read(2, all.slice(1, 3), 140, 150);
+    assert.deepEqual(kinds([final(all.slice(2)), trimmed, after], { maxMessages: 3 }), ["resurrected"]);
   });
 });
 

@@ -1,8 +1,9 @@
 // Checkers for the message half of Cairn: a stream's total order (no acknowledged message lost, no
 // duplicates, dense sequences, one payload per sequence for every reader, nothing that was never
-// appended) and a consumer group's bookkeeping (every message acked, in flight or dead-lettered,
-// dead-lettered exactly once). Both read plain records the harness collects; both list every
-// violation rather than stopping at the first.
+// appended), its retention (only the oldest messages go, as many as the limit says, and a message
+// once trimmed is never read again) and a consumer group's bookkeeping (every message acked, in
+// flight or dead-lettered, dead-lettered exactly once). Both read plain records the harness
+// collects; both list every violation rather than stopping at the first.
 import { assertNever } from "../../src/util/assert.js";
 
 /**
@@ -33,13 +34,22 @@ export interface StreamEntry {
 
 /**
  * What one reader saw, in the order it saw it. A `complete` view is a read of the whole stream from
- * sequence 1 to its end after the run settled: the only kind that can prove a message lost.
+ * its first held message to its end after the run settled: the only kind that can prove a message
+ * lost. A client's read says where it asked to start and when it was called and answered (a
+ * linearizable read: it saw the stream as it was at one moment in between).
  */
 export interface ReaderView {
   readonly readerId: string;
   readonly complete: boolean;
   readonly entries: readonly StreamEntry[];
+  readonly read?: { readonly from: number; readonly callMs: number; readonly returnMs: number };
 }
+
+/**
+ * A stream's retention limits, dropping its oldest messages (discard "old"): at most `maxMessages`
+ * held, or none older than `maxAgeMs` by the applied clock.
+ */
+export type StreamRetention = { readonly maxMessages: number } | { readonly maxAgeMs: number };
 
 /** The kinds of stream violation. */
 export type StreamViolationKind =
@@ -58,7 +68,11 @@ export type StreamViolationKind =
   /** A message that was never appended (or only ever rejected), or with a payload nobody appended. */
   | "phantom"
   /** An acknowledged message found at a sequence other than the one it was acknowledged with. */
-  | "wrong-sequence";
+  | "wrong-sequence"
+  /** Messages gone that retention keeps (or, without retention, any message gone). */
+  | "over-trimmed"
+  /** A message read again after an earlier read (answered before this one was called) found it trimmed. */
+  | "resurrected";
 
 /** One stream violation, with the sequence and message it concerns. */
 export interface StreamViolation {
@@ -73,10 +87,14 @@ interface Sighting {
   readonly readerId: string;
 }
 
-/** Checks one stream's appends against what its readers saw. */
+/**
+ * Checks one stream's appends against what its readers saw; with `retention`, the oldest messages
+ * may be gone (as many as the limit says, for a count limit).
+ */
 export function checkStream(
   appends: readonly AppendRecord[],
   readers: readonly ReaderView[],
+  retention?: StreamRetention,
 ): StreamViolation[] {
   const out: StreamViolation[] = [];
   const report = (v: StreamViolation) => out.push(v);
@@ -126,14 +144,23 @@ export function checkStream(
     }
   }
 
-  // Each reader on its own: dense, increasing sequences.
+  // Each reader on its own: dense, increasing sequences, starting where retention allows.
   for (const view of readers) {
     let previous: StreamEntry | undefined;
-    if (view.complete && view.entries.length > 0 && view.entries[0]?.seq !== 1) {
+    const first = view.entries[0]?.seq;
+    const keptFrom = view.complete ? firstKept(view, retention) : undefined;
+    if (first !== undefined && keptFrom !== undefined && first !== keptFrom) {
       report({
-        kind: "gap",
-        seq: 1,
-        message: `complete read by ${view.readerId} starts at seq ${view.entries[0]?.seq}, not 1`,
+        kind: retention !== undefined && first > keptFrom ? "over-trimmed" : "gap",
+        seq: keptFrom,
+        message: `complete read by ${view.readerId} starts at seq ${first}, not ${keptFrom}${retention === undefined ? "" : ` (retention ${describeRetention(retention)})`}`,
+      });
+    }
+    if (retention === undefined && view.read !== undefined && first !== undefined && first > view.read.from) {
+      report({
+        kind: "over-trimmed",
+        seq: view.read.from,
+        message: `${view.readerId} asked from seq ${view.read.from} and got seq ${first} first, but nothing is ever removed from this stream`,
       });
     }
     for (const entry of view.entries) {
@@ -235,8 +262,11 @@ export function checkStream(
   for (const view of readers) {
     if (!view.complete) continue;
     const present = new Set(view.entries.map((e) => e.messageId));
+    // Retention takes the oldest messages: those below where the copy must start may be gone (for
+    // an age limit, below where it does start).
+    const keptFrom = firstKept(view, retention) ?? view.entries[0]?.seq ?? Number.POSITIVE_INFINITY;
     for (const [messageId, seq] of ackedSeqOf) {
-      if (!present.has(messageId)) {
+      if (seq >= keptFrom && !present.has(messageId)) {
         report({
           kind: "lost",
           seq,
@@ -245,6 +275,54 @@ export function checkStream(
         });
       }
     }
+  }
+  if (retention !== undefined) for (const v of resurrected(readers)) report(v);
+  return out;
+}
+
+/**
+ * Where a complete copy must start: 1 without retention; with a count limit, just far enough back
+ * to hold that many messages (appends trim to the limit); with an age limit, anywhere.
+ */
+function firstKept(view: ReaderView, retention: StreamRetention | undefined): number | undefined {
+  if (retention === undefined) return 1;
+  const last = view.entries.at(-1)?.seq;
+  if (!("maxMessages" in retention) || last === undefined) return undefined;
+  return Math.max(1, last - retention.maxMessages + 1);
+}
+
+function describeRetention(retention: StreamRetention): string {
+  return "maxMessages" in retention ? `${retention.maxMessages} messages` : `${retention.maxAgeMs} ms`;
+}
+
+/**
+ * Messages read again once trimmed. A read from `from` whose first message is at a later sequence
+ * shows that everything below that sequence was trimmed when it was served (sequences are dense and
+ * retention takes the oldest first), and trimming never comes undone: a read called after that one
+ * was answered must not return any of them.
+ */
+function resurrected(readers: readonly ReaderView[]): StreamViolation[] {
+  const trims: { readonly readerId: string; readonly below: number; readonly returnMs: number }[] = [];
+  for (const view of readers) {
+    const first = view.entries[0]?.seq;
+    if (view.read !== undefined && first !== undefined && first > view.read.from)
+      trims.push({ readerId: view.readerId, below: first, returnMs: view.read.returnMs });
+  }
+  const out: StreamViolation[] = [];
+  for (const view of readers) {
+    const read = view.read;
+    if (read === undefined) continue;
+    let trim: (typeof trims)[number] | undefined;
+    for (const t of trims)
+      if (t.returnMs < read.callMs && (trim === undefined || t.below > trim.below)) trim = t;
+    const back = trim === undefined ? undefined : view.entries.find((e) => e.seq < (trim?.below ?? 0));
+    if (trim === undefined || back === undefined) continue;
+    out.push({
+      kind: "resurrected",
+      seq: back.seq,
+      messageId: back.messageId,
+      message: `${view.readerId} (called at ${read.callMs}ms) got seq ${back.seq}, trimmed before ${trim.readerId} was answered at ${trim.returnMs}ms (its first message was seq ${trim.below})`,
+    });
   }
   return out;
 }

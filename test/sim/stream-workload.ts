@@ -1,7 +1,8 @@
 // A workload for the message half of Cairn (issue 7), run beside the key-value one at level 2:
 // producers append to one or two streams with a message id and an idempotency key, retrying after a
 // timeout or a definite failure with the same id; readers read ranges; consumers of one group fetch,
-// then ack, nack, terminate or ignore what they got. Crashes and leader changes happen in between.
+// then ack, nack, terminate or ignore what they got. The second stream may have retention limits,
+// so its oldest messages go as it grows or ages. Crashes and leader changes happen in between.
 // Once the run has settled, the stream checker (stream-checker.ts) judges every stream against every
 // node's copy and the consumer group against its final state and dead-letter stream.
 import { assert } from "../../src/util/assert.js";
@@ -15,6 +16,7 @@ import {
   checkStream,
   type ReaderView,
   type StreamEntry,
+  type StreamRetention,
 } from "./stream-checker.js";
 
 /** Settings of a {@link StreamWorkload}; every one follows from the run's seed. */
@@ -44,7 +46,12 @@ export interface StreamWorkloadOptions {
     readonly term: number;
     readonly ignore: number;
   };
+  /** Retention limits of `s1` (the stream without a group), if any: its oldest messages go. */
+  readonly retention?: StreamRetention;
 }
+
+/** The stream that has the run's retention limits, if it has any. */
+export const retainedStream = "s1";
 
 /** The stream the consumer group reads (`s1`, when there is one, has no group). */
 export const groupStream = "s0";
@@ -153,6 +160,8 @@ export class StreamWorkload implements SideWorkload {
     ackedOnRetry: 0,
     appendTimeouts: 0,
     reads: 0,
+    /** Reads that found the messages they asked for trimmed by retention (they began later). */
+    trimmedReads: 0,
     fetches: 0,
     delivered: 0,
     acked: 0,
@@ -301,10 +310,15 @@ export class StreamWorkload implements SideWorkload {
     assert(views !== undefined, `unknown stream ${stream}`);
     const readerId = `reader ${reader} read #${this.#reads++} from ${from}`;
     this.counters.reads++;
+    const callMs = this.#scheduler.nowMs;
     this.#request<readonly StreamEntry[]>(
       (done) => this.#target.read(clientIdBase + 10 + reader, stream, from, limit, done),
       (r) => {
-        if (r?.kind === "ok") views.push({ readerId, complete: false, entries: r.value });
+        const read = { from, callMs, returnMs: this.#scheduler.nowMs };
+        if (r?.kind === "ok") {
+          views.push({ readerId, complete: false, entries: r.value, read });
+          if ((r.value[0]?.seq ?? from) > from) this.counters.trimmedReads++;
+        }
         this.#later(() => this.#read(reader));
       },
     );
@@ -420,7 +434,8 @@ export class StreamWorkload implements SideWorkload {
     for (const [stream, appends] of this.#appends) {
       const copies = final.copies.get(stream) ?? [];
       if (copies.length === 0) out.push(`stream ${stream}: no node holds it`);
-      for (const v of checkStream(appends, [...(this.#views.get(stream) ?? []), ...copies]))
+      const retention = stream === retainedStream ? this.#options.retention : undefined;
+      for (const v of checkStream(appends, [...(this.#views.get(stream) ?? []), ...copies], retention))
         out.push(`stream ${stream} ${v.kind}: ${v.message}`);
     }
     const group = final.group;

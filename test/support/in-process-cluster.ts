@@ -1,77 +1,67 @@
-// A cluster of real runtimes (RaftGroup + ServiceStateMachine + KvService) in one process, with
-// in-memory storage and an in-memory message bus that can cut nodes off, on the simulator's clock
-// (SimClock): every timer and message delivery is an event of one scheduler, so a test's run depends
-// on its seed alone, not on the machine's load. Tests wait for behaviour, never assert on timing.
+// A cluster of real nodes in one process, each assembled by CairnNode as `cairn node` assembles it
+// (storage, runtime, peer host, services, housekeeping), with the in-memory twins of its I/O: a
+// simulated disk (SimFileSystem), the lmdb-like MemoryStateStore and the fault-injecting in-memory
+// transport (MemoryNetwork), all on the simulator's clock (SimClock): every timer, disk completion
+// and message delivery is an event of one scheduler, so a test's run depends on its seed alone, not
+// on the machine's load. Tests wait for behaviour, never assert on timing.
 import { after, afterEach, beforeEach } from "node:test";
-import type { GroupStorage, PersistBatch } from "../../src/node/ports.js";
-import { RaftGroup } from "../../src/node/raft-group.js";
 import {
-  type Entry,
-  groupId,
-  type HardState,
-  type Message,
-  type NodeId,
-  nodeId,
-  type PersistedState,
-  type SnapshotMeta,
-} from "../../src/raft/index.js";
-import { ApplyNotifier } from "../../src/service/apply-notifier.js";
-import type { ApplyOutcome } from "../../src/service/command.js";
-import { GroupReplication } from "../../src/service/group-replication.js";
-import { KvService } from "../../src/service/kv-service.js";
-import { MemoryBackend, ServiceStateMachine } from "../../src/service/state-machine.js";
-import { StreamService } from "../../src/service/stream-service.js";
+  type GroupStorage,
+  type MessageSender,
+  type NodeWireMessage,
+  nodeWireCodec,
+  type PersistBatch,
+} from "../../src/node/index.js";
+import { CairnNode } from "../../src/node-assembly/index.js";
+import type { Message, NodeId, PersistedState, SnapshotMeta } from "../../src/raft/index.js";
+import { nodeId } from "../../src/raft/index.js";
+import { MemoryStateStore, SimFileSystem } from "../../src/storage/index.js";
+import { MemoryNetwork } from "../../src/transport/index.js";
+import { Prng } from "../../src/util/prng.js";
 import { SimClock } from "./sim-clock.js";
 
-/** Storage that survives a simulated restart of its node (it lives in the test). */
-export class MemoryGroupStorage implements GroupStorage {
-  hardState: HardState | undefined;
-  snapshot: SnapshotMeta | undefined;
-  entries: Entry[] = [];
+/**
+ * A node's log storage as the test reaches it: what CairnNode built, with a switch that makes every
+ * later write fail as a broken disk would.
+ */
+export class FaultableStorage implements GroupStorage {
+  readonly #inner: GroupStorage;
+  #failure: Error | undefined;
 
-  async load(): Promise<PersistedState | undefined> {
-    if (this.hardState === undefined) return undefined;
-    return {
-      hardState: this.hardState,
-      ...(this.snapshot ? { snapshot: this.snapshot } : {}),
-      entries: [...this.entries],
-    };
+  constructor(inner: GroupStorage) {
+    this.#inner = inner;
   }
 
-  async persist(batch: PersistBatch): Promise<void> {
-    await Promise.resolve();
-    if (batch.snapshot !== undefined) {
-      this.snapshot = batch.snapshot;
-      this.entries = this.entries.filter((e) => e.index > (batch.snapshot?.index ?? 0));
-    }
-    const first = batch.entries[0];
-    if (first !== undefined) {
-      this.entries = this.entries.filter((e) => e.index < first.index);
-      this.entries.push(...batch.entries);
-    }
-    if (batch.hardState !== undefined) this.hardState = batch.hardState;
+  /** From now on every persist and compaction fails with `error`. */
+  failWith(error: Error): void {
+    this.#failure = error;
   }
 
-  async compact(snapshot: SnapshotMeta): Promise<void> {
-    this.snapshot = snapshot;
-    this.entries = this.entries.filter((e) => e.index > snapshot.index);
+  load(): Promise<PersistedState | undefined> {
+    return this.#inner.load();
+  }
+
+  persist(batch: PersistBatch): Promise<void> {
+    return this.#failure === undefined ? this.#inner.persist(batch) : Promise.reject(this.#failure);
+  }
+
+  compact(snapshot: SnapshotMeta): Promise<void> {
+    return this.#failure === undefined ? this.#inner.compact(snapshot) : Promise.reject(this.#failure);
   }
 }
 
-/** One member of the in-process cluster. */
+/** One member of the in-process cluster: its disk and state store outlive its incarnations. */
 export interface InProcessNode {
   readonly id: NodeId;
-  readonly storage: MemoryGroupStorage;
-  backend: MemoryBackend;
-  group: RaftGroup<ApplyOutcome> | undefined;
-  kv: KvService | undefined;
-  streams: StreamService | undefined;
+  readonly fs: SimFileSystem;
+  readonly store: MemoryStateStore;
+  /** The running node, while it runs. */
+  node: CairnNode | undefined;
+  /** The running node's log storage. */
+  storage: FaultableStorage | undefined;
 }
 
-/** How long a message takes from one member to another, in simulated milliseconds. */
-const deliveryDelayMs = 1;
-
-/** Runs N members over an in-memory bus, on a simulated clock. */
+/** Runs N members over an in-memory network, on a simulated clock. */
 export class InProcessCluster {
   readonly nodes = new Map<NodeId, InProcessNode>();
   /**
@@ -79,62 +69,76 @@ export class InProcessCluster {
    * pauses it after (see {@link runClockDuringTests}), so no time passes between tests.
    */
   readonly clock: SimClock;
-  /** Members cut off from everyone (messages to and from them are dropped). */
-  readonly isolated = new Set<NodeId>();
   /** Every batch handed to a sender, with the urgency the runtime gave it (recorded when set). */
   sends: { readonly messages: readonly Message[]; readonly urgent: boolean }[] | undefined;
   readonly #ids: NodeId[];
+  readonly #network: MemoryNetwork<NodeWireMessage>;
+  /** Members cut off from everyone. */
+  readonly #isolated = new Set<NodeId>();
 
   /** Creates (but does not start) members 1..size; `seed` decides every random choice of the run. */
   constructor(size: number, seed = 1) {
     this.clock = new SimClock(seed);
+    const clock = this.clock;
+    const timers = clock.env();
+    const prng = new Prng(seed).fork();
+    this.#network = new MemoryNetwork<NodeWireMessage>({
+      env: {
+        nowMs: () => clock.nowMs,
+        setTimer: (delayMs, callback) => {
+          // One millisecond at least: a delivery never re-enters the sender's loop.
+          return { cancel: timers.after(Math.max(1, delayMs), callback) };
+        },
+        below: (bound) => prng.below(bound),
+      },
+      codec: nodeWireCodec,
+    });
     this.#ids = Array.from({ length: size }, (_, i) => nodeId(i + 1));
+    const disk = { after: (delayMs: number, run: () => void) => clock.after(delayMs, run, "disk") };
     for (const id of this.#ids) {
       this.nodes.set(id, {
         id,
-        storage: new MemoryGroupStorage(),
-        backend: new MemoryBackend(),
-        group: undefined,
-        kv: undefined,
-        streams: undefined,
+        fs: new SimFileSystem(prng.fork(), disk),
+        store: new MemoryStateStore({ scheduler: disk }),
+        node: undefined,
+        storage: undefined,
       });
     }
   }
 
-  /** Starts (or restarts, from its storage and a fresh state machine) one member. */
+  /** Starts (or restarts, from its disk and state store) one member. */
   async start(id: NodeId): Promise<void> {
-    const node = this.#node(id);
-    node.backend = new MemoryBackend();
-    const env = this.clock.env();
-    const applied = new ApplyNotifier(undefined, env);
-    const group = await RaftGroup.open<ApplyOutcome>({
-      raft: {
+    const member = this.#member(id);
+    const members = this.#ids.map((m) => ({ id: m, name: `n${m}`, peerAddress: `memory:${m}` }));
+    member.node = await CairnNode.open({
+      fs: member.fs.process(),
+      dataDir: "/",
+      env: this.clock.env(),
+      transport: this.#network.transport(id),
+      stateStore: member.store,
+      membership: {
+        clusterId: "in-process",
         id,
-        groupId: groupId(1),
-        conf: { voters: this.#ids, learners: [] },
-        electionTimeoutTicks: 10,
-        heartbeatTicks: 1,
-        preVote: true,
-        checkQuorum: true,
-        appendBytesMax: 1024 * 1024,
-        inflightAppendsMax: 64,
+        name: `n${id}`,
+        bootstrapped: true,
+        initialVoters: this.#ids,
+        members,
       },
-      env,
-      storage: node.storage,
-      sender: {
-        send: (messages, urgent) => {
-          this.sends?.push({ messages, urgent: urgent === true });
-          this.#deliver(messages);
+      clientAddresses: { httpUrl: `http://n${id}.in-process` },
+      peerAddress: `memory:${id}`,
+      hooks: {
+        wrapStorage: (inner) => {
+          member.storage = new FaultableStorage(inner);
+          return member.storage;
         },
+        wrapSender: (inner): MessageSender => ({
+          send: (messages, urgent) => {
+            this.sends?.push({ messages, urgent: urgent === true });
+            inner.send(messages, urgent);
+          },
+        }),
       },
-      stateMachine: new ServiceStateMachine(node.backend, undefined, (touched) => applied.notify(touched)),
-      tickIntervalMs: 10,
-      proposalTimeoutMs: 2_000,
-      readTimeoutMs: 2_000,
     });
-    node.group = group;
-    node.kv = new KvService(new GroupReplication(group, node.backend, env));
-    node.streams = new StreamService(new GroupReplication(group, node.backend, env), applied);
   }
 
   /** Starts every member. */
@@ -142,13 +146,26 @@ export class InProcessCluster {
     for (const id of this.#ids) await this.start(id);
   }
 
-  /** Stops a member as a crash would (its storage stays; its state machine is rebuilt on start). */
+  /** Stops a member (its disk and state store stay; a restart recovers from them). */
   async stop(id: NodeId): Promise<void> {
-    const node = this.#node(id);
-    await node.group?.stop();
-    node.group = undefined;
-    node.kv = undefined;
-    node.streams = undefined;
+    const member = this.#member(id);
+    const node = member.node;
+    member.node = undefined;
+    member.storage = undefined;
+    await node?.close();
+  }
+
+  /** Cuts a member off from everyone, both ways. */
+  isolate(id: NodeId): void {
+    this.#isolated.add(id);
+    this.#network.isolate(id, this.#ids);
+  }
+
+  /** Ends a member's isolation. */
+  reconnect(id: NodeId): void {
+    this.#isolated.delete(id);
+    this.#network.heal();
+    for (const cut of this.#isolated) this.#network.isolate(cut, this.#ids);
   }
 
   /**
@@ -162,15 +179,15 @@ export class InProcessCluster {
     if (!wasStarted) await this.clock.pause();
   }
 
-  /** The current leader among running members, waiting up to `timeoutMs` simulated ms for one. */
-  async leader(timeoutMs = 5_000): Promise<InProcessNode> {
-    let found: InProcessNode | undefined;
+  /** The current leader among running, connected members, waiting up to `timeoutMs` simulated ms for one. */
+  async leader(timeoutMs = 5_000): Promise<CairnNode> {
+    let found: CairnNode | undefined;
     await this.clock.waitFor(
       "a leader among the running members",
       () => {
         found = [...this.nodes.values()].find(
-          (node) => node.group?.softState.role === "leader" && !this.isolated.has(node.id),
-        );
+          (m) => m.node?.group.softState.role === "leader" && !this.#isolated.has(m.id),
+        )?.node;
         return found !== undefined;
       },
       timeoutMs,
@@ -179,18 +196,20 @@ export class InProcessCluster {
     return found;
   }
 
-  #node(id: NodeId): InProcessNode {
-    const node = this.nodes.get(id);
-    if (node === undefined) throw new Error(`no node ${id}`);
-    return node;
+  /** The running members other than `id`. */
+  others(id: NodeId): CairnNode[] {
+    return [...this.nodes.values()].flatMap((m) => (m.id === id || m.node === undefined ? [] : [m.node]));
   }
 
-  #deliver(messages: readonly Message[]): void {
-    for (const m of messages) {
-      if (this.isolated.has(m.from) || this.isolated.has(m.to)) continue;
-      // Asynchronously, as a network would: never re-enter the sender's loop.
-      this.clock.after(deliveryDelayMs, () => this.nodes.get(m.to)?.group?.receive(m), "deliver");
-    }
+  /** The member `id`. */
+  member(id: NodeId): InProcessNode {
+    return this.#member(id);
+  }
+
+  #member(id: NodeId): InProcessNode {
+    const member = this.nodes.get(id);
+    if (member === undefined) throw new Error(`no node ${id}`);
+    return member;
   }
 }
 

@@ -3,7 +3,7 @@
 // cluster; the real runtime is tested against the same port in the integration suite.
 import { ApplyNotifier } from "../../src/service/apply-notifier.js";
 import { type ApplyOutcome, applyEnvelope, decodeEnvelope } from "../../src/service/command.js";
-import type { ReplicationPort, Staleness } from "../../src/service/replication.js";
+import type { ReplicationPort, Staleness, WriteConcern } from "../../src/service/replication.js";
 import { MemoryState, type StateReader } from "../../src/service/state.js";
 
 /** An in-process, single-replica ReplicationPort with a settable clock. */
@@ -17,13 +17,16 @@ export class LocalReplication implements ReplicationPort {
   leaderContactAgeMs: number | null = 0;
   /** When set, every proposal fails with this error instead of applying. */
   failWith: Error | undefined;
+  /** The write concern of every proposal, in order (one replica meets "all" at once). */
+  readonly writeConcerns: WriteConcern[] = [];
 
   /** Creates an empty log whose apply path notifies `applied` (a notifier with default limits if omitted). */
   constructor(applied = new ApplyNotifier()) {
     this.applied = applied;
   }
 
-  async propose(data: Uint8Array): Promise<ApplyOutcome> {
+  async propose(data: Uint8Array, writeConcern: WriteConcern = "majority"): Promise<ApplyOutcome> {
+    this.writeConcerns.push(writeConcern);
     if (this.failWith !== undefined) throw this.failWith;
     this.appliedIndex++;
     const outcome = applyEnvelope(this.state, decodeEnvelope(data));

@@ -33,16 +33,27 @@ export async function freePort(): Promise<number> {
  * {@link freePort} can find it taken by some connection's local end.
  */
 export async function stablePort(): Promise<number> {
+  return stablePortRange(1);
+}
+
+/**
+ * The first of `count` consecutive ports that are all free now, outside the OS's range for outgoing
+ * connections (as {@link stablePort}): for `cairn dev`, whose node i listens on base + i - 1.
+ */
+export async function stablePortRange(count: number): Promise<number> {
   for (let attempt = 0; attempt < 100; attempt++) {
-    const port = randomInt(20_000, 32_000);
-    const free = await new Promise<boolean>((resolve) => {
-      const server = createServer();
-      server.once("error", () => resolve(false));
-      server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
-    });
-    if (free) return port;
+    const base = randomInt(20_000, 32_000 - count);
+    let free = true;
+    for (let port = base; free && port < base + count; port++) {
+      free = await new Promise<boolean>((resolve) => {
+        const server = createServer();
+        server.once("error", () => resolve(false));
+        server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+      });
+    }
+    if (free) return base;
   }
-  throw new Error("no free port in 20000-31999");
+  throw new Error(`no ${count} consecutive free ports in 20000-31999`);
 }
 
 /** One node's fixed settings and its process, when running. */
@@ -225,4 +236,22 @@ export class ProcessCluster {
     await Promise.all([...this.nodes, ...this.spares].map((n) => this.kill(n)));
     await rm(this.#dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Starts `size` node processes that also serve the text protocol with Tolerex's banner and prompt;
+ * answers the cluster and each node's text port by name.
+ */
+export async function startTolerexCluster(
+  size: number,
+): Promise<{ cluster: ProcessCluster; textPorts: Map<string, number> }> {
+  const cluster = await ProcessCluster.create(size);
+  const textPorts = new Map<string, number>();
+  for (const node of cluster.nodes) {
+    const port = await freePort();
+    textPorts.set(node.name, port);
+    cluster.nodeExtraArgs.set(node.name, ["--text-listen", `127.0.0.1:${port}`, "--text-compat", "tolerex"]);
+  }
+  await cluster.startAll();
+  return { cluster, textPorts };
 }

@@ -22,7 +22,7 @@ import {
   term,
 } from "../../src/raft/index.js";
 import { Prng } from "../../src/util/prng.js";
-import { MemoryGroupStorage } from "./in-process-cluster.js";
+import { MemoryGroupStorage } from "./memory-group-storage.js";
 
 /** The group every scripted member belongs to. */
 export const scriptedGroupId = groupId(1);

@@ -17,7 +17,7 @@ import {
 import { loadSync } from "@grpc/proto-loader";
 import { CairnError, isCairnError, type StreamService } from "../../service/index.js";
 import { listenTcp } from "../tcp-listener.js";
-import { codeTrailer, grpcFailureOf } from "./grpc-status.js";
+import { codeTrailer, grpcFailureOf, postMessageFailureOf } from "./grpc-status.js";
 import { MessageServiceHandlers } from "./message-service.js";
 
 /** The .proto file the endpoint serves; clients may be generated from it (or from the seed's). */
@@ -139,7 +139,14 @@ export async function startGrpcServer(
   });
   server.addService(loadService(), {
     PostMessage: unary(async (request, metadata) => {
-      const posted = await handlers.postMessage(request, requestIdOf(metadata));
+      let posted: Awaited<ReturnType<MessageServiceHandlers["postMessage"]>>;
+      try {
+        posted = await handlers.postMessage(request, requestIdOf(metadata));
+      } catch (error) {
+        // The seed's clients read a failure from the response's status, not the call's.
+        if (isCairnError(error)) return postMessageFailureOf(error);
+        throw error;
+      }
       return {
         response: posted.response,
         trailers: {

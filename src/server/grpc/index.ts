@@ -8,7 +8,17 @@ export {
   grpcServiceName,
   startGrpcServer,
 } from "./grpc-server.js";
-export { codeTrailer, grpcFailureOf, grpcStatusOf, leaderTrailer } from "./grpc-status.js";
+export {
+  codeTrailer,
+  grpcFailureOf,
+  grpcStatusOf,
+  leaderTrailer,
+  messageTrailer,
+  postMessageFailureOf,
+  postMessageTextOf,
+  votersTrailer,
+  votersWithEntryTrailer,
+} from "./grpc-status.js";
 export {
   grpcContentCharsMax,
   grpcDedupeWindowMs,

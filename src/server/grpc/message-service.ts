@@ -4,7 +4,13 @@
 // field is checked here, and every check that fails is ERR_BAD_REQUEST (INVALID_ARGUMENT) with
 // nothing changed. Content rules are the seed's (1 to 1,000 characters, not only whitespace,
 // stored trimmed), with its texts.
-import { CairnError, isCairnError, type StreamMessage, type StreamService } from "../../service/index.js";
+import {
+  CairnError,
+  isCairnError,
+  type StreamMessage,
+  type StreamService,
+  type WriteConcern,
+} from "../../service/index.js";
 
 /** The stream that holds the replicator's messages. */
 export const grpcStreamName = "grpc-messages";
@@ -92,17 +98,14 @@ function checkContent(content: string): string {
   return trimmed;
 }
 
-function checkWriteConcern(writeConcern: number): void {
+/**
+ * The write concern a request's `write_concern` asks for: 0, 1 and 2 (the seed's "none", ONE and
+ * QUORUM) are a majority, which Cairn never goes below; 3 or more (the seed's ALL) is every voting
+ * member.
+ */
+function writeConcernOf(writeConcern: number): WriteConcern {
   if (writeConcern < 0) throw new CairnError("ERR_BAD_REQUEST", "write_concern must be 0 or more");
-  // 3 or more asks for every voting member, which Cairn cannot wait for yet: refused rather than
-  // acknowledged with less than was asked.
-  if (writeConcern >= 3) {
-    throw new CairnError(
-      "ERR_BAD_REQUEST",
-      "write_concern 3 or more (durable on every voting member) is not available yet; 0, 1 and 2 are " +
-        "acknowledged once durable on a majority",
-    );
-  }
+  return writeConcern >= 3 ? "all" : "majority";
 }
 
 function int32(value: number, what: string): number {
@@ -136,13 +139,14 @@ export class MessageServiceHandlers {
   }
 
   /**
-   * PostMessage: appends the trimmed content. With a request id (the `idempotency-key` metadata),
+   * PostMessage: appends the trimmed content, acknowledged once durable as `write_concern` asks.
+   * With a request id (the `idempotency-key` metadata),
    * a retry with the same client_id and request id answers the original message, `duplicate`.
    */
   async postMessage(request: unknown, requestId: string | undefined): Promise<PostOutcome> {
     const fields = fieldsOf(request);
     const content = checkContent(stringField(fields, "content"));
-    checkWriteConcern(int32Field(fields, "write_concern"));
+    const writeConcern = writeConcernOf(int32Field(fields, "write_concern"));
     const clientId = stringField(fields, "client_id");
     if (requestId !== undefined) {
       if (requestId === "") throw new CairnError("ERR_BAD_REQUEST", "the idempotency-key metadata is empty");
@@ -154,7 +158,7 @@ export class MessageServiceHandlers {
         );
       }
     }
-    const ack = await this.#streams.append(grpcStreamName, {
+    const ack = await this.#streams.withWriteConcern(writeConcern).append(grpcStreamName, {
       payload: encoder.encode(content),
       headers: clientId === "" ? [] : [["client-id", clientId]],
       // A JSON pair cannot be read two ways, whatever either part contains.

@@ -23,8 +23,9 @@ export const messagingPaths: readonly string[] = [
 /** What a preflight allows (a browser asks before a PUT, a DELETE or a JSON body). */
 const preflightHeaders = {
   "access-control-allow-methods": "GET, HEAD, PUT, POST, DELETE, OPTIONS",
-  // Browsers send content-type on JSON bodies; Idempotency-Key lets a dashboard retry safely.
-  "access-control-allow-headers": "content-type, idempotency-key",
+  // Browsers send content-type on JSON bodies; Idempotency-Key lets a dashboard retry safely;
+  // Cairn-Write-Concern asks for every voter.
+  "access-control-allow-headers": "content-type, idempotency-key, cairn-write-concern",
   "access-control-max-age": "600",
 } as const;
 

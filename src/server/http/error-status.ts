@@ -16,6 +16,9 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   ERR_NOT_LEADER: 421,
   ERR_UNAVAILABLE: 503,
   ERR_TIMEOUT: 504,
+  // Committed on a majority, but not confirmed on every voter within the wait: the gateway-style
+  // "did not complete in time", with the body saying how many voters have it.
+  ERR_WRITE_CONCERN: 504,
   ERR_NO_SPACE: 507,
   ERR_STORAGE_FAILED: 503,
   ERR_STATE_CORRUPT: 503,

@@ -5,7 +5,7 @@ import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import { Consistency, Encoding, KvPage, KvPutBody } from "../../api/index.js";
 import { CairnError, type KvRecord, type KvService } from "../../service/index.js";
-import { idempotencyKeyOf } from "./idempotency.js";
+import { idempotencyKeyOf, writeConcernOf } from "./idempotency.js";
 
 const textDecoder = new TextDecoder("utf-8", { fatal: true });
 const textEncoder = new TextEncoder();
@@ -98,12 +98,14 @@ export function registerKvRoutes(fastify: FastifyInstance, kv: KvService): void 
     async (request) => {
       const body = request.body;
       const idempotencyKey = idempotencyKeyOf(request.headers);
-      const ack = await kv.put(keyOf(request.params), decodeValue(body.value, body.encoding), {
-        ...(body.ifRevision !== undefined ? { ifRevision: body.ifRevision } : {}),
-        ...(body.ifAbsent !== undefined ? { ifAbsent: body.ifAbsent } : {}),
-        ...(body.ttlMs !== undefined ? { ttlMs: body.ttlMs } : {}),
-        ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
-      });
+      const ack = await kv
+        .withWriteConcern(writeConcernOf(request.headers))
+        .put(keyOf(request.params), decodeValue(body.value, body.encoding), {
+          ...(body.ifRevision !== undefined ? { ifRevision: body.ifRevision } : {}),
+          ...(body.ifAbsent !== undefined ? { ifAbsent: body.ifAbsent } : {}),
+          ...(body.ttlMs !== undefined ? { ttlMs: body.ttlMs } : {}),
+          ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+        });
       return ack;
     },
   );
@@ -119,11 +121,13 @@ export function registerKvRoutes(fastify: FastifyInstance, kv: KvService): void 
         throw new CairnError("ERR_BAD_REQUEST", "increment beyond 2^53 must be sent as a decimal string");
       }
       const idempotencyKey = idempotencyKeyOf(request.headers);
-      return kv.increment(
-        keyOf(request.params),
-        BigInt(body.increment),
-        idempotencyKey !== undefined ? { idempotencyKey } : {},
-      );
+      return kv
+        .withWriteConcern(writeConcernOf(request.headers))
+        .increment(
+          keyOf(request.params),
+          BigInt(body.increment),
+          idempotencyKey !== undefined ? { idempotencyKey } : {},
+        );
     },
   );
 
@@ -138,7 +142,7 @@ export function registerKvRoutes(fastify: FastifyInstance, kv: KvService): void 
     async (request) => {
       const query = request.query;
       const idempotencyKey = idempotencyKeyOf(request.headers);
-      return kv.delete(keyOf(request.params), {
+      return kv.withWriteConcern(writeConcernOf(request.headers)).delete(keyOf(request.params), {
         ...(query.ifRevision !== undefined ? { ifRevision: query.ifRevision } : {}),
         ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
       });

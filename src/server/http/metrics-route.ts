@@ -4,8 +4,8 @@
 // dashboard) that would otherwise parse the text format.
 import type { FastifyInstance } from "fastify";
 import type { HistogramSnapshot, MetricsSnapshot } from "../../api/index.js";
-import type { GroupMetrics } from "../../node/metrics.js";
-import { type Histogram, latencyBucketsMs } from "../../node/metrics.js";
+import type { GroupMetrics } from "../../node/index.js";
+import { type Histogram, latencyBucketsMs } from "../../node/index.js";
 import type { RaftStatus } from "../../raft/index.js";
 
 /** What the metrics endpoint reads. */

@@ -4,7 +4,7 @@
 // included: it changes delivery state) go to the leader. Unknown body fields and query parameters
 // are refused, so a misspelt option fails loudly instead of being ignored.
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import type { FastifyInstance, FastifyReply } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import { AppendBody, Consistency, Encoding } from "../../api/index.js";
 import {
@@ -17,7 +17,7 @@ import {
   type StreamMessage,
   type StreamService,
 } from "../../service/index.js";
-import { idempotencyKeyOf } from "./idempotency.js";
+import { idempotencyKeyOf, writeConcernOf } from "./idempotency.js";
 import { decodeValue, encodeValue } from "./kv-routes.js";
 
 const NameParams = Type.Object({ name: Type.String() });
@@ -140,13 +140,15 @@ function clientGone(reply: FastifyReply): AbortSignal {
 /** Registers the /v1/streams routes on `app`. */
 export function registerStreamRoutes(fastify: FastifyInstance, streams: StreamService): void {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  /** The service that makes a request's writes, under its Cairn-Write-Concern. */
+  const writer = (request: FastifyRequest) => streams.withWriteConcern(writeConcernOf(request.headers));
 
   app.post(
     "/v1/streams",
     { schema: { summary: "Create a stream", body: CreateBody, querystring: NoQuery } },
     async (request) => {
       const { name, ...options } = request.body;
-      return streams.create(name, options, idempotencyKeyOf(request.headers));
+      return writer(request).create(name, options, idempotencyKeyOf(request.headers));
     },
   );
 
@@ -178,7 +180,8 @@ export function registerStreamRoutes(fastify: FastifyInstance, streams: StreamSe
         body: UpdateBody,
       },
     },
-    async (request) => streams.update(request.params.name, request.body, idempotencyKeyOf(request.headers)),
+    async (request) =>
+      writer(request).update(request.params.name, request.body, idempotencyKeyOf(request.headers)),
   );
 
   app.delete(
@@ -186,7 +189,7 @@ export function registerStreamRoutes(fastify: FastifyInstance, streams: StreamSe
     {
       schema: { summary: "Delete a stream and its groups", params: NameParams, querystring: NoQuery },
     },
-    async (request) => streams.delete(request.params.name, idempotencyKeyOf(request.headers)),
+    async (request) => writer(request).delete(request.params.name, idempotencyKeyOf(request.headers)),
   );
 
   app.post(
@@ -196,7 +199,7 @@ export function registerStreamRoutes(fastify: FastifyInstance, streams: StreamSe
     },
     async (request) => {
       const body = request.body;
-      return streams.append(
+      return writer(request).append(
         request.params.name,
         {
           payload: decodeValue(body.payload, body.encoding),
@@ -284,7 +287,7 @@ export function registerStreamRoutes(fastify: FastifyInstance, streams: StreamSe
     },
     async (request) => {
       const { name, seq } = request.params;
-      const result = await streams.deleteMessages(name, [seq], idempotencyKeyOf(request.headers));
+      const result = await writer(request).deleteMessages(name, [seq], idempotencyKeyOf(request.headers));
       return { deleted: result.deleted.length > 0, duplicate: result.duplicate };
     },
   );
@@ -324,6 +327,11 @@ export function registerStreamRoutes(fastify: FastifyInstance, streams: StreamSe
       }
       reply.hijack();
       const res = reply.raw;
+      // What the hooks set on the reply (CORS's Access-Control-Allow-Origin and Vary) goes out too:
+      // a hijacked reply writes its head itself, and a dashboard on another origin tails here.
+      for (const [name, value] of Object.entries(reply.getHeaders())) {
+        if (value !== undefined) res.setHeader(name, value);
+      }
       res.writeHead(200, {
         "content-type": "text/event-stream; charset=utf-8",
         "cache-control": "no-cache",
@@ -369,7 +377,7 @@ export function registerStreamRoutes(fastify: FastifyInstance, streams: StreamSe
     },
     async (request) => {
       const { group, startAt, ...rest } = request.body;
-      return streams.createGroup(
+      return writer(request).createGroup(
         request.params.name,
         group,
         { ...rest, startAt: startAtOf(startAt) },
@@ -414,7 +422,7 @@ export function registerStreamRoutes(fastify: FastifyInstance, streams: StreamSe
       },
     },
     async (request) =>
-      streams.updateGroup(
+      writer(request).updateGroup(
         request.params.name,
         request.params.group,
         request.body,
@@ -428,7 +436,11 @@ export function registerStreamRoutes(fastify: FastifyInstance, streams: StreamSe
       schema: { summary: "Delete a consumer group", params: GroupParams, querystring: NoQuery },
     },
     async (request) =>
-      streams.deleteGroup(request.params.name, request.params.group, idempotencyKeyOf(request.headers)),
+      writer(request).deleteGroup(
+        request.params.name,
+        request.params.group,
+        idempotencyKeyOf(request.headers),
+      ),
   );
 
   app.post(
@@ -445,7 +457,7 @@ export function registerStreamRoutes(fastify: FastifyInstance, streams: StreamSe
     async (request, reply) => {
       const body = request.body;
       const idempotencyKey = idempotencyKeyOf(request.headers);
-      const { messages, duplicate } = await streams.fetch(
+      const { messages, duplicate } = await writer(request).fetch(
         request.params.name,
         request.params.group,
         body.consumer,
@@ -473,7 +485,7 @@ export function registerStreamRoutes(fastify: FastifyInstance, streams: StreamSe
     async (request) => {
       const { seqs, delayMs } = request.body;
       const idempotencyKey = idempotencyKeyOf(request.headers);
-      return streams.settle(request.params.name, request.params.group, request.params.action, seqs, {
+      return writer(request).settle(request.params.name, request.params.group, request.params.action, seqs, {
         ...(delayMs !== undefined ? { delayMs } : {}),
         ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
       });

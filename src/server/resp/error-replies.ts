@@ -27,6 +27,8 @@ export const respErrorOf: Record<ErrorCode, (error: CairnError) => string> = {
   ERR_UNAVAILABLE: (e) =>
     `UNAVAILABLE no majority or no leader reachable, nothing was done; retry (${e.message})`,
   ERR_TIMEOUT: (e) => `TIMEOUT outcome unknown, retry if the command is safe to repeat (${e.message})`,
+  ERR_WRITE_CONCERN: (e) =>
+    `WRITECONCERN the write is committed on a majority, not on every voter (${e.message})`,
   ERR_NO_SPACE: (e) => `UNAVAILABLE no space left on the leader's disk; writes refused (${e.message})`,
   ERR_STORAGE_FAILED: (e) => `UNAVAILABLE storage failed on this node; use another node (${e.message})`,
   ERR_STATE_CORRUPT: (e) =>

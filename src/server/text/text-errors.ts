@@ -22,6 +22,8 @@ export const textReasonOf: Record<ErrorCode, string> = {
   // The write left this node and no answer came: it may still apply. A retried SET of the same id
   // and message is harmless, as a SET overwrites.
   ERR_TIMEOUT: "unavailable (timed out, the write may still apply)",
+  // Not "unavailable": the write is stored (on a majority), only the wait for every voter ended.
+  ERR_WRITE_CONCERN: "write concern not met (stored on a majority, not on every voter)",
   ERR_NO_SPACE: "no space left",
   ERR_STORAGE_FAILED: "unavailable (storage failed)",
   ERR_STATE_CORRUPT: "unavailable (this node's data is damaged)",

@@ -4,7 +4,7 @@
 // kept as retired rather than deleted: node ids are never reused, because a removed node's
 // certificate (named node-<id>) still authenticates that id, and a new member given the same id
 // would let the old node pose as it.
-import { ByteReader, ByteWriter, DecodeError } from "../../util/bytes.js";
+import { ByteReader, ByteWriter, DecodeError } from "../../util/index.js";
 import type { Refusal } from "../errors.js";
 import type { StateReader, StateWriter } from "../state.js";
 

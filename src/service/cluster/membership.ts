@@ -2,12 +2,12 @@
 // learner, promoted to voter once it has caught up), members are removed, leadership is handed
 // over. The leader also keeps the registry complete for the bootstrap members, and every node keeps
 // its transport's peer set equal to the registry.
-import { NodeError } from "../../node/node-error.js";
-import type { NodeHost } from "../../node/node-host.js";
-import type { RaftGroup } from "../../node/raft-group.js";
+
+import type { NodeHost, RaftGroup } from "../../node/index.js";
+import { NodeError } from "../../node/index.js";
 import { type NodeId, nodeId } from "../../raft/index.js";
 import type { PeerAddress } from "../../transport/index.js";
-import { assert } from "../../util/assert.js";
+import { assert } from "../../util/index.js";
 import { type ApplyOutcome, encodeEnvelope, isResultOf } from "../command.js";
 import { CairnError, isCairnError, refusalError } from "../errors.js";
 import { toCairnError } from "../group-replication.js";
@@ -51,6 +51,9 @@ export interface MembershipOptions {
   readonly link?: LeaderLink;
 }
 
+/** How long a node that announced itself, but whose joining this node has not applied, stays a peer. */
+const announcedPeerAgeMaxMs = 10_000;
+
 const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const ADDRESS = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
 
@@ -73,6 +76,36 @@ export class Membership {
     const conf = this.#o.group.status().conf;
     const inConf = new Set<number>([...conf.voters, ...conf.learners]);
     return reachableMembers(this.#o.state, inConf, this.#o.knownMembers);
+  }
+
+  /** Whether `id` was a member and was removed (this node applied its retirement). */
+  isRetired(id: number): boolean {
+    return listRegistry(this.#o.state).some((m) => m.id === id && m.retired);
+  }
+
+  /**
+   * The peers to keep links to: the members, and any node this one has not applied the joining of
+   * that announced itself lately and was not removed. Without the latter a node that was down while
+   * another joined and came to lead could never answer that leader (nor learn of it from the log it
+   * cannot get): the newcomer tells where it is, as etcd's peers add a remote for a sender they do
+   * not know yet.
+   */
+  #peerAddresses(): Map<NodeId, PeerAddress> {
+    const self = this.#o.host.self.id;
+    const addresses = new Map<NodeId, string>();
+    for (const m of this.members()) if (m.id !== self) addresses.set(nodeId(m.id), m.peerAddress);
+    for (const [id, address] of this.#o.host.announcedPeerAddresses(announcedPeerAgeMaxMs)) {
+      if (id !== self && !addresses.has(id) && !this.isRetired(id)) addresses.set(id, address);
+    }
+    const peers = new Map<NodeId, PeerAddress>();
+    for (const [id, address] of addresses) {
+      const at = address.lastIndexOf(":");
+      peers.set(id, {
+        host: address.slice(0, at).replace(/^\[|\]$/g, ""),
+        port: Number(address.slice(at + 1)),
+      });
+    }
+    return peers;
   }
 
   /** The link to the leader, when this node does not lead and has one. */
@@ -149,15 +182,7 @@ export class Membership {
    * leader, register bootstrap members missing from the registry and promote caught-up learners.
    */
   async maintain(): Promise<void> {
-    const peers = new Map<NodeId, PeerAddress>();
-    for (const m of this.members()) {
-      if (m.id === this.#o.host.self.id) continue;
-      const at = m.peerAddress.lastIndexOf(":");
-      peers.set(nodeId(m.id), {
-        host: m.peerAddress.slice(0, at).replace(/^\[|\]$/g, ""),
-        port: Number(m.peerAddress.slice(at + 1)),
-      });
-    }
+    const peers = this.#peerAddresses();
     const key = JSON.stringify([...peers]);
     if (key !== this.#lastPeers) {
       this.#lastPeers = key;

@@ -1,6 +1,6 @@
 // Key-value commands as they travel in Raft entries: a compact binary encoding, decoded only from
 // entries this cluster wrote (a decode failure there is corruption, not bad user input).
-import { type ByteReader, ByteWriter, DecodeError } from "../../util/bytes.js";
+import { type ByteReader, ByteWriter, DecodeError } from "../../util/index.js";
 import { decodeStreamCommand, encodeStreamCommand, type StreamCommand } from "../streams/stream-command.js";
 
 /** Store `value` under `key`, optionally only if absent or only at a given modify revision. */

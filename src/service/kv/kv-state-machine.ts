@@ -1,6 +1,6 @@
 // What key-value commands do to replicated state. Deterministic: the only clock is the leader's
 // timestamp carried in each entry, so every replica applying the same log reaches the same state.
-import { ByteReader, ByteWriter, compareBytes } from "../../util/bytes.js";
+import { ByteReader, ByteWriter, compareBytes } from "../../util/index.js";
 import type { Refusal } from "../errors.js";
 import { keyAfter, prefixEnd, type StateReader, type StateWriter } from "../state.js";
 import { applyStream, type StreamResult } from "../streams/index.js";

@@ -1,6 +1,6 @@
 // Stream and consumer-group commands as they travel in Raft entries: a compact binary encoding,
 // decoded only from entries this cluster wrote (a decode failure there is corruption, not bad input).
-import { type ByteReader, ByteWriter, DecodeError } from "../../util/bytes.js";
+import { type ByteReader, ByteWriter, DecodeError } from "../../util/index.js";
 
 /** What a full stream does with a new message: drop its oldest messages, or refuse the new one. */
 export type DiscardPolicy = "old" | "new";

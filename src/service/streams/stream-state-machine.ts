@@ -12,10 +12,16 @@
 //   consumer-pending u64 groupId, u64 seq         -> u64 availableAtMs, varint deliveries, consumer
 //   consumer-due   u64 groupId, u64 availableAtMs, u64 seq -> empty (in-flight messages by deadline)
 //   stream-garbage u64 id                       -> u8 kind (1 stream, 2 group): data still to remove
-import { assert } from "../../util/assert.js";
-import { ByteReader, ByteWriter, utf8 } from "../../util/bytes.js";
+import { assert, ByteReader, ByteWriter, utf8 } from "../../util/index.js";
 import type { ErrorDetails, Refusal, Refusals } from "../errors.js";
-import { prefixEnd, type Space, type StateReader, type StateWriter } from "../state.js";
+import {
+  prefixEnd,
+  readValue,
+  type Space,
+  type StateReader,
+  type StateWriter,
+  type ValueCodec,
+} from "../state.js";
 import {
   type GivenId,
   type GroupConfig,
@@ -64,7 +70,13 @@ export interface GroupMeta {
   readonly nextSeq: number;
   /** Messages delivered and not yet acknowledged, terminated or dead-lettered. */
   readonly pending: number;
+  /** Deliveries, redeliveries included. */
   readonly delivered: number;
+  /**
+   * Of those, deliveries of a message the group had delivered before (its ack deadline passed, it
+   * was nacked, or a consumer claimed it); absent: none, or counted before this field existed.
+   */
+  readonly redelivered?: number;
   readonly acked: number;
   /** Messages moved to the dead-letter stream. */
   readonly deadLettered: number;
@@ -83,8 +95,18 @@ export interface GroupMeta {
   readonly consumers?: readonly ConsumerRecord[];
 }
 
-/** A consumer a group knows: name, leader time last seen, leader time last handed a message (0: never). */
-export type ConsumerRecord = readonly [name: string, seenMs: number, activeMs: number];
+/**
+ * A consumer a group knows: name, leader time last seen, leader time last handed a message (0:
+ * never), and how many deliveries it was handed and how many of those were redeliveries (absent
+ * until it is first handed one).
+ */
+export type ConsumerRecord = readonly [
+  name: string,
+  seenMs: number,
+  activeMs: number,
+  delivered?: number,
+  redelivered?: number,
+];
 
 /** Consumers a group remembers at most. */
 export const consumersPerGroupMax = 1000;
@@ -275,6 +297,19 @@ function toJson(value: object): Uint8Array {
   return bytes;
 }
 
+/**
+ * Stream and group bookkeeping as stored: JSON. Written through StateWriter.putValue, so of the
+ * rewrites of one stream's metadata in an apply round (one per append) only the last is encoded.
+ */
+const streamMetaCodec: ValueCodec<StreamMeta> = {
+  encode: toJson,
+  decode: (bytes) => fromJson<StreamMeta>(bytes),
+};
+const groupMetaCodec: ValueCodec<GroupMeta> = {
+  encode: toJson,
+  decode: (bytes) => fromJson<GroupMeta>(bytes),
+};
+
 /** The latest leader timestamp applied to streams: the clock by which ages and deadlines are judged. */
 export function streamsClockMs(state: StateReader): number {
   return readU64(state, "meta", META_CLOCK);
@@ -282,37 +317,35 @@ export function streamsClockMs(state: StateReader): number {
 
 /** Reads a stream's bookkeeping, or undefined when no stream has that name. */
 export function getStreamMeta(state: StateReader, name: string): StreamMeta | undefined {
-  const bytes = state.get("stream-meta", metaKey(name));
-  return bytes === undefined ? undefined : fromJson<StreamMeta>(bytes);
+  return readValue(state, "stream-meta", metaKey(name), streamMetaCodec);
 }
 
 function putStreamMeta(state: StateWriter, meta: StreamMeta): void {
-  state.put("stream-meta", metaKey(meta.name), toJson(meta));
+  state.putValue("stream-meta", metaKey(meta.name), meta, streamMetaCodec);
 }
 
 /** Lists streams in name order, at most `limit`, starting after `after`. */
 export function listStreams(state: StateReader, limit: number, after?: string): StreamMeta[] {
   const start = after === undefined ? EMPTY : utf8(`${after}\0`);
   return [...state.range("stream-meta", start, undefined, limit)].map(([, bytes]) =>
-    fromJson<StreamMeta>(bytes),
+    streamMetaCodec.decode(bytes),
   );
 }
 
 /** Reads a group's bookkeeping. */
 export function getGroupMeta(state: StateReader, stream: StreamMeta, group: string): GroupMeta | undefined {
-  const bytes = state.get("consumer-group", withSuffix(stream.id, group));
-  return bytes === undefined ? undefined : fromJson<GroupMeta>(bytes);
+  return readValue(state, "consumer-group", withSuffix(stream.id, group), groupMetaCodec);
 }
 
 function putGroupMeta(state: StateWriter, stream: StreamMeta, group: GroupMeta): void {
-  state.put("consumer-group", withSuffix(stream.id, group.name), toJson(group));
+  state.putValue("consumer-group", withSuffix(stream.id, group.name), group, groupMetaCodec);
 }
 
 /** Lists a stream's groups in name order. */
 export function listGroups(state: StateReader, stream: StreamMeta): GroupMeta[] {
   const prefix = u64(stream.id);
   return [...state.range("consumer-group", prefix, prefixEnd(prefix), Number.MAX_SAFE_INTEGER)].map(
-    ([, bytes]) => fromJson<GroupMeta>(bytes),
+    ([, bytes]) => groupMetaCodec.decode(bytes),
   );
 }
 
@@ -1214,6 +1247,7 @@ function fetch(
   };
   let pending = group.pending;
   let deliveredCount = group.delivered;
+  let redelivered = 0;
   let deadLettered = group.deadLettered;
   let deadLettersLost = group.deadLettersLost ?? 0;
   let full = false;
@@ -1265,6 +1299,8 @@ function fetch(
         record,
       );
       deliveredCount++;
+      // A pending record with no delivery yet was made by a claim of a message never handed out.
+      if (record.deliveries >= 1) redelivered++;
       handOut(message, deliveries);
     }
   }
@@ -1302,10 +1338,12 @@ function fetch(
     nextSeq,
     pending,
     delivered: deliveredCount,
+    ...countRedelivered(group, redelivered),
     deadLettered,
     ...(deadLettersLost > 0 ? { deadLettersLost } : {}),
   };
-  if (out.length > 0) group = seeConsumer(group, consumer, clockMs, true);
+  if (out.length > 0)
+    group = seeConsumer(group, consumer, clockMs, true, { delivered: out.length, redelivered });
   putGroupMeta(state, stream, group);
   return { ok: true, kind: "streams.fetch", messages: out };
 }
@@ -1430,6 +1468,8 @@ function claim(
     if (records.length === scanMax && last !== undefined) next = last.seq + 1;
   }
   const claimed: Delivery[] = [];
+  // What this claim hands the consumer, for its counters.
+  const handed = { delivered: 0, redelivered: 0 };
   const deleted: number[] = [];
   const claimMax = target.kind === "scan" ? target.count : Number.MAX_SAFE_INTEGER;
   let pendingDelta = 0;
@@ -1464,26 +1504,47 @@ function claim(
       fresh ? undefined : record,
     );
     if (fresh) pendingDelta++;
-    if (!command.justId) group = { ...group, delivered: group.delivered + 1 };
+    if (!command.justId) {
+      const again = record.deliveries >= 1 ? 1 : 0;
+      group = { ...group, delivered: group.delivered + 1, ...countRedelivered(group, again) };
+      handed.delivered++;
+      handed.redelivered += again;
+    }
     claimed.push({ seq: record.seq, deliveries });
   }
   if (pendingDelta !== 0) group = { ...group, pending: group.pending + pendingDelta };
   // As Redis: claiming makes the consumer known, and so does reading its history.
   const seen = claimed.length > 0 || ownOnly;
-  if (seen) group = seeConsumer(group, command.consumer, clockMs, claimed.length > 0 && !ownOnly);
+  if (seen) group = seeConsumer(group, command.consumer, clockMs, claimed.length > 0 && !ownOnly, handed);
   if (claimed.length > 0 || deleted.length > 0 || seen) putGroupMeta(state, stream, group);
   return { ok: true, kind: "streams.claim", claimed, deleted, next };
+}
+
+/** The group's redelivery count with `more` added; the field stays absent while it is 0. */
+function countRedelivered(group: GroupMeta, more: number): { redelivered?: number } {
+  const total = (group.redelivered ?? 0) + more;
+  return total > 0 ? { redelivered: total } : {};
 }
 
 /**
  * The group with `consumer` seen at `clockMs` (and handed messages then, if `active`), added if it
  * was not known; past {@link consumersPerGroupMax}, the least recently seen other one is forgotten.
  */
-function seeConsumer(group: GroupMeta, consumer: string, clockMs: number, active: boolean): GroupMeta {
+function seeConsumer(
+  group: GroupMeta,
+  consumer: string,
+  clockMs: number,
+  active: boolean,
+  handed: { readonly delivered: number; readonly redelivered: number } = { delivered: 0, redelivered: 0 },
+): GroupMeta {
   const known = group.consumers ?? [];
   const at = known.findIndex(([name]) => name === consumer);
   const previous = known[at];
-  const record: ConsumerRecord = [consumer, clockMs, active ? clockMs : (previous?.[2] ?? 0)];
+  const delivered = (previous?.[3] ?? 0) + handed.delivered;
+  const redelivered = (previous?.[4] ?? 0) + handed.redelivered;
+  const activeMs = active ? clockMs : (previous?.[2] ?? 0);
+  const record: ConsumerRecord =
+    delivered > 0 ? [consumer, clockMs, activeMs, delivered, redelivered] : [consumer, clockMs, activeMs];
   let consumers: ConsumerRecord[];
   if (previous !== undefined) {
     consumers = known.slice();

@@ -54,6 +54,12 @@ describe("node config", () => {
     refuses({ flags: { ...minimal.flags, grpcListen: "50052" } }, "grpc-listen", /host:port/);
   });
 
+  it("stops on signals only by default, also at the end of stdin when asked, and refuses anything else", () => {
+    assert.equal(resolveNodeConfig(minimal).stopOn, "signal");
+    assert.equal(resolveNodeConfig({ flags: { ...minimal.flags, stopOn: "stdin-end" } }).stopOn, "stdin-end");
+    refuses({ flags: { ...minimal.flags, stopOn: "parent" } }, "stop-on", /one of signal, stdin-end/);
+  });
+
   it("parses peer dial overrides (a testing facility) and refuses malformed ones", () => {
     assert.equal(resolveNodeConfig(minimal).peerDialOverrides.size, 0);
     const config = resolveNodeConfig({

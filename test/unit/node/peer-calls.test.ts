@@ -223,6 +223,7 @@ describe("node wire messages", () => {
           name: "n3",
           httpUrl: "http://h:1",
           endpoints: { redis: "h:6381", text: "h:6661", grpc: "h:50052" },
+          peerAddress: "h:7003",
         },
       },
       {
@@ -244,6 +245,13 @@ describe("node wire messages", () => {
       assert.ok(decoded.ok);
       assert.deepEqual(decoded.message, m);
     }
+  });
+
+  it("decodes what an older node sends: peer info without a peer address", () => {
+    const info = { id: nodeId(3), name: "n3", httpUrl: "http://h:1", endpoints: { redis: "h:6381" } };
+    const decoded = decodeNodeWire(encodeNodeWire({ kind: "peer-info", info }));
+    assert.ok(decoded.ok);
+    assert.deepEqual(decoded.message, { kind: "peer-info", info });
   });
 
   it("never throws on random bytes", () => {

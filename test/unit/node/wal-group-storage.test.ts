@@ -11,9 +11,13 @@ import { HardStateStore } from "../../../src/storage/hard-state-store.js";
 import { MemoryStateStore } from "../../../src/storage/memory-state-store.js";
 import { SimFileSystem } from "../../../src/storage/sim-file-system.js";
 import { SnapshotStore } from "../../../src/storage/snapshot-store.js";
+import { keyKind } from "../../../src/storage/state-store.js";
 import { Wal } from "../../../src/storage/wal.js";
 import { Prng } from "../../../src/util/prng.js";
 import { entries } from "../storage/helpers.js";
+
+/** The key kind the tests write to. */
+const kv = keyKind(1);
 
 const group = groupId(1);
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -28,7 +32,7 @@ const meta = (index: number, t = 1): SnapshotMeta => ({
 async function stateAt(index: number): Promise<MemoryStateStore> {
   const store = new MemoryStateStore();
   await store.applyBatch(group, logIndex(index), [
-    { op: "put", kind: "kv", key: enc("k"), value: enc(`at-${index}`) },
+    { op: "put", kind: kv, key: enc("k"), value: enc(`at-${index}`) },
   ]);
   return store;
 }
@@ -66,7 +70,7 @@ describe("WalGroupStorage: the log is never compacted past what the state store 
     const loaded = await (await node.open()).storage.load();
     assert.equal(loaded?.snapshot?.index, 10);
     assert.equal(node.state.appliedIndex(group), 10, "the state is back at the compaction point");
-    assert.equal(dec(node.state.get(group, "kv", enc("k"))), "at-10");
+    assert.equal(dec(node.state.get(group, kv, enc("k"))), "at-10");
   });
 
   it("finishes a restore cut short even when the log was compacted to its snapshot already", async () => {
@@ -89,7 +93,7 @@ describe("WalGroupStorage: the log is never compacted past what the state store 
     await (await node.open()).storage.load();
     assert.equal(node.state.isRestoring(group), false);
     assert.equal(node.state.appliedIndex(group), 10);
-    assert.equal(dec(node.state.get(group, "kv", enc("k"))), "at-10");
+    assert.equal(dec(node.state.get(group, kv, enc("k"))), "at-10");
   });
 
   it("refuses to start with ERR_STATE_BEHIND_LOG when no snapshot can bring the state back", async () => {
@@ -117,7 +121,7 @@ describe("WalGroupStorage: the log is never compacted past what the state store 
     const loaded = await (await node.open()).storage.load();
     assert.equal(loaded?.snapshot?.index, 40);
     assert.equal(node.state.appliedIndex(group), 40);
-    assert.equal(dec(node.state.get(group, "kv", enc("k"))), "at-40");
+    assert.equal(dec(node.state.get(group, kv, enc("k"))), "at-40");
     assert.deepEqual(loaded?.entries, []);
   });
 

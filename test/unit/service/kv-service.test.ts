@@ -82,3 +82,21 @@ describe("KvService: multi-key writes and the key count", () => {
     assert.equal(await kv.count(), 0);
   });
 });
+
+describe("KvService: sweeping expired keys", () => {
+  it("proposes a sweep only once a TTL is due by the leader's clock, and the key is then gone", async () => {
+    const { log, kv } = setup();
+    assert.equal(await kv.sweepExpiredIfDue(), false, "no key has a TTL");
+    await kv.put(utf8("a"), utf8("1"), { ttlMs: 1000 });
+    await kv.put(utf8("b"), utf8("2"));
+    const before = log.appliedIndex;
+    assert.equal(await kv.sweepExpiredIfDue(), false, "not due yet");
+    assert.equal(log.appliedIndex, before, "nothing proposed before the key is due");
+    log.clockMs += 1000;
+    assert.equal(await kv.sweepExpiredIfDue(), true);
+    assert.equal(await kv.count("stale"), 1);
+    assert.equal((await kv.get(utf8("a"))).record, undefined);
+    assert.equal(text((await kv.get(utf8("b"))).record?.value), "2");
+    assert.equal(await kv.sweepExpiredIfDue(), false, "nothing left to sweep");
+  });
+});

@@ -19,7 +19,8 @@ import { Prng } from "../../../src/util/prng.js";
 describe("leader calls", () => {
   it("round-trips every call and both kinds of answer", () => {
     const calls: LeaderCall[] = [
-      { op: "propose", envelope: Uint8Array.of(1, 2, 3) },
+      { op: "propose", envelope: Uint8Array.of(1, 2, 3), writeConcern: "majority" },
+      { op: "propose", envelope: Uint8Array.of(4), writeConcern: "all" },
       { op: "join", name: "n4", peerAddress: "127.0.0.1:7004" },
       { op: "remove", id: 3 },
       { op: "transfer", to: 2 },
@@ -29,6 +30,12 @@ describe("leader calls", () => {
       { ok: true, appliedIndex: 42, value: { ok: true, result: { revision: 7 }, duplicate: false } },
       { ok: true, appliedIndex: 1, value: null },
       { ok: false, code: "ERR_NOT_LEADER", message: "not the leader", details: { leaderId: 2 } },
+      {
+        ok: false,
+        code: "ERR_WRITE_CONCERN",
+        message: "durable on 2 of 3",
+        details: { votersWithEntry: 2, voters: 3 },
+      },
     ];
     for (const answer of answers) assert.deepEqual(decodeLeaderAnswer(encodeLeaderAnswer(answer)), answer);
   });

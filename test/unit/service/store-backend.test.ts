@@ -6,6 +6,7 @@ import { describe, it } from "node:test";
 import { type GroupId, groupId, logIndex } from "../../../src/raft/index.js";
 import { encodeEnvelope } from "../../../src/service/command.js";
 import { getKv, kvRevision, rangeKv } from "../../../src/service/kv/index.js";
+import { spaceKinds } from "../../../src/service/state.js";
 import { MemoryBackend, ServiceStateMachine, StoreBackend } from "../../../src/service/state-machine.js";
 import { MemoryStateStore } from "../../../src/storage/memory-state-store.js";
 import type { StateStore } from "../../../src/storage/state-store.js";
@@ -189,9 +190,11 @@ describe("StoreBackend batched writes", () => {
     assert.equal(backend.reader.get("kv", utf8("b")), undefined);
     timer.fire();
     await backend.settle();
-    assert.deepEqual(store.batches, [{ appliedIndex: 3, keys: ["kv:a", "kv:b"] }]);
-    assert.deepEqual(store.get(groupId(1), "kv", utf8("a")), utf8("2"));
-    assert.equal(store.get(groupId(1), "kv", utf8("b")), undefined);
+    assert.deepEqual(store.batches, [
+      { appliedIndex: 3, keys: [`${spaceKinds.kv}:a`, `${spaceKinds.kv}:b`] },
+    ]);
+    assert.deepEqual(store.get(groupId(1), spaceKinds.kv, utf8("a")), utf8("2"));
+    assert.equal(store.get(groupId(1), spaceKinds.kv, utf8("b")), undefined);
     assert.equal(store.appliedIndex(groupId(1)), 3);
   });
 
@@ -248,7 +251,7 @@ describe("StoreBackend batched writes", () => {
     // After settle a snapshot may replace the store's data: its keys are seen.
     await backend.settle();
     await store.applyBatch(groupId(1), logIndex(10), [
-      { op: "put", kind: "kv-ttl", key: utf8("a"), value: utf8("") },
+      { op: "put", kind: spaceKinds["kv-ttl"], key: utf8("a"), value: utf8("") },
     ]);
     assert.deepEqual(keys("a", "c"), ["a"]);
   });
@@ -258,7 +261,7 @@ describe("StoreBackend batched writes", () => {
     await store.applyBatch(
       groupId(1),
       logIndex(1),
-      ["a", "b", "c"].map((k) => ({ op: "put" as const, kind: "kv" as const, key: utf8(k), value: utf8(k) })),
+      ["a", "b", "c"].map((k) => ({ op: "put" as const, kind: spaceKinds.kv, key: utf8(k), value: utf8(k) })),
     );
     const backend = new StoreBackend(store, groupId(1), { cachedKeysMax: 2 });
     const read = (k: string) => new TextDecoder().decode(backend.reader.get("kv", utf8(k)));
@@ -279,7 +282,7 @@ describe("StoreBackend batched writes", () => {
     // After settle, a snapshot may replace the store's data: reads go to the store.
     await backend.settle();
     await store.applyBatch(groupId(1), logIndex(10), [
-      { op: "put", kind: "kv", key: utf8("b"), value: utf8("b3") },
+      { op: "put", kind: spaceKinds.kv, key: utf8("b"), value: utf8("b3") },
     ]);
     assert.equal(read("b"), "b3");
   });

@@ -13,23 +13,33 @@ import { type GroupId, type LogIndex, logIndex } from "../../../src/raft/types.j
 import {
   type Effect,
   type KeyKind,
+  keyKind,
   LmdbStateStore,
   MemoryStateStore,
   type StateStore,
 } from "../../../src/storage/index.js";
-import { appliedIndexKey, encodeIndex, internalKey } from "../../../src/storage/state-store.js";
+import {
+  appliedIndexKey,
+  encodeIndex,
+  internalKey,
+  storeMetaKind,
+} from "../../../src/storage/state-store.js";
 import { g1, g2, ManualScheduler } from "./helpers.js";
 
+// Kinds are opaque bytes to the store; three of them, named for what the tests put there.
+const kv = keyKind(1);
+const other = keyKind(3);
+const third = keyKind(2);
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array | undefined): string | undefined =>
   b === undefined ? undefined : new TextDecoder().decode(b);
-const put = (key: string, value: string, kind: KeyKind = "kv"): Effect => ({
+const put = (key: string, value: string, kind: KeyKind = kv): Effect => ({
   op: "put",
   kind,
   key: enc(key),
   value: enc(value),
 });
-const del = (key: string, kind: KeyKind = "kv"): Effect => ({ op: "delete", kind, key: enc(key) });
+const del = (key: string, kind: KeyKind = kv): Effect => ({ op: "delete", kind, key: enc(key) });
 const i = (n: number): LogIndex => logIndex(n);
 
 async function collect(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Array[]> {
@@ -38,7 +48,7 @@ async function collect(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Array[]>
   return out;
 }
 
-function dump(store: StateStore, group: GroupId, kind: KeyKind = "kv"): [string, string][] {
+function dump(store: StateStore, group: GroupId, kind: KeyKind = kv): [string, string][] {
   return store.range(group, { kind, limit: 1000 }).map((p) => [dec(p.key) ?? "", dec(p.value) ?? ""]);
 }
 
@@ -68,8 +78,8 @@ for (const [name, make] of implementations) {
     it("starts empty at applied index 0", async () => {
       const store = await make();
       assert.equal(store.appliedIndex(g1), 0);
-      assert.equal(store.get(g1, "kv", enc("a")), undefined);
-      assert.deepEqual(store.range(g1, { kind: "kv", limit: 10 }), []);
+      assert.equal(store.get(g1, kv, enc("a")), undefined);
+      assert.deepEqual(store.range(g1, { kind: kv, limit: 10 }), []);
       await store.close();
     });
 
@@ -97,13 +107,13 @@ for (const [name, make] of implementations) {
 
     it("keeps groups and kinds apart", async () => {
       const store = await make();
-      await store.applyBatch(g1, i(1), [put("k", "kv-1"), put("k", "msg-1", "stream-message")]);
+      await store.applyBatch(g1, i(1), [put("k", "kv-1"), put("k", "msg-1", other)]);
       await store.applyBatch(g2, i(7), [put("k", "kv-2")]);
-      assert.equal(dec(store.get(g1, "kv", enc("k"))), "kv-1");
-      assert.equal(dec(store.get(g1, "stream-message", enc("k"))), "msg-1");
-      assert.equal(dec(store.get(g2, "kv", enc("k"))), "kv-2");
-      assert.equal(store.get(g2, "stream-message", enc("k")), undefined);
-      assert.deepEqual(dump(store, g1, "stream-meta"), []);
+      assert.equal(dec(store.get(g1, kv, enc("k"))), "kv-1");
+      assert.equal(dec(store.get(g1, other, enc("k"))), "msg-1");
+      assert.equal(dec(store.get(g2, kv, enc("k"))), "kv-2");
+      assert.equal(store.get(g2, other, enc("k")), undefined);
+      assert.deepEqual(dump(store, g1, third), []);
       assert.equal(store.appliedIndex(g1), 1);
       assert.equal(store.appliedIndex(g2), 7);
       await store.close();
@@ -112,22 +122,19 @@ for (const [name, make] of implementations) {
     it("reads ranges by prefix and by start/end in byte order, with a limit bounded by rangeLimitMax", async () => {
       const store = await make();
       const keys = ["a", "ab", "abc", "b", "b\u00ff", "c"];
-      await store.applyBatch(g1, i(1), [
-        ...keys.map((k) => put(k, k)),
-        put("a", "other kind", "consumer-group"),
-      ]);
+      await store.applyBatch(g1, i(1), [...keys.map((k) => put(k, k)), put("a", "other kind", other)]);
       const names = (q: Parameters<StateStore["range"]>[1]): string[] =>
         store.range(g1, q).map((p) => dec(p.key) ?? "");
-      assert.deepEqual(names({ kind: "kv", prefix: enc("a"), limit: 10 }), ["a", "ab", "abc"]);
-      assert.deepEqual(names({ kind: "kv", prefix: enc("a"), limit: 2 }), ["a", "ab"]);
-      assert.deepEqual(names({ kind: "kv", start: enc("ab"), end: enc("b"), limit: 10 }), ["ab", "abc"]);
-      assert.deepEqual(names({ kind: "kv", start: enc("b"), limit: 10 }), ["b", "b\u00ff", "c"]);
-      assert.deepEqual(names({ kind: "kv", prefix: new Uint8Array([0x62, 0xc3, 0xbf]), limit: 10 }), [
+      assert.deepEqual(names({ kind: kv, prefix: enc("a"), limit: 10 }), ["a", "ab", "abc"]);
+      assert.deepEqual(names({ kind: kv, prefix: enc("a"), limit: 2 }), ["a", "ab"]);
+      assert.deepEqual(names({ kind: kv, start: enc("ab"), end: enc("b"), limit: 10 }), ["ab", "abc"]);
+      assert.deepEqual(names({ kind: kv, start: enc("b"), limit: 10 }), ["b", "b\u00ff", "c"]);
+      assert.deepEqual(names({ kind: kv, prefix: new Uint8Array([0x62, 0xc3, 0xbf]), limit: 10 }), [
         "b\u00ff",
       ]);
       const many = Array.from({ length: 80 }, (_, n) => put(`m${String(n).padStart(3, "0")}`, "x"));
       await store.applyBatch(g1, i(2), many);
-      assert.equal(store.range(g1, { kind: "kv", prefix: enc("m"), limit: 1000 }).length, 50);
+      assert.equal(store.range(g1, { kind: kv, prefix: enc("m"), limit: 1000 }).length, 50);
       await store.close();
     });
 
@@ -137,13 +144,11 @@ for (const [name, make] of implementations) {
         put("s1", "a"),
         put("s2", "b"),
         put("s3", "c"),
-        put("s2", "keep", "stream-meta"),
+        put("s2", "keep", third),
       ]);
-      await store.applyBatch(g1, i(2), [
-        { op: "delete-range", kind: "kv", start: enc("s1"), end: enc("s3") },
-      ]);
+      await store.applyBatch(g1, i(2), [{ op: "delete-range", kind: kv, start: enc("s1"), end: enc("s3") }]);
       assert.deepEqual(dump(store, g1), [["s3", "c"]]);
-      assert.equal(dec(store.get(g1, "stream-meta", enc("s2"))), "keep");
+      assert.equal(dec(store.get(g1, third, enc("s2"))), "keep");
       await store.close();
     });
 
@@ -151,7 +156,7 @@ for (const [name, make] of implementations) {
       const store = await make();
       await assert.rejects(store.applyBatch(g1, i(1), [put("x".repeat(65), "v")]), { code: "ERR_TOO_LARGE" });
       assert.equal(store.appliedIndex(g1), 0);
-      assert.throws(() => store.get(g1, "kv", new Uint8Array(65)), { code: "ERR_TOO_LARGE" });
+      assert.throws(() => store.get(g1, kv, new Uint8Array(65)), { code: "ERR_TOO_LARGE" });
       await store.close();
     });
 
@@ -219,7 +224,7 @@ describe("LmdbStateStore durability", () => {
     await store.close();
     const again = LmdbStateStore.open(root);
     assert.equal(again.appliedIndex(g1), 3);
-    assert.equal(dec(again.get(g1, "kv", enc("a"))), "1");
+    assert.equal(dec(again.get(g1, kv, enc("a"))), "1");
     await again.close();
   });
 });
@@ -256,7 +261,7 @@ describe("MemoryStateStore crash semantics", () => {
     void store.applyBatch(g1, i(2), [put("b", "2")]).finally(() => {
       settled = true;
     });
-    assert.equal(store.get(g1, "kv", enc("b")), undefined, "not visible before commit");
+    assert.equal(store.get(g1, kv, enc("b")), undefined, "not visible before commit");
     store.crash();
     await scheduler.runUntilIdle();
     assert.equal(settled, false);
@@ -320,7 +325,7 @@ describe("MemoryStateStore flush mode (lmdb's overlapping sync)", () => {
     store.powerLoss();
     assert.equal(store.isRestoring(g1), false);
     assert.equal(store.appliedIndex(g1), 50);
-    assert.equal(dec(store.get(g1, "kv", enc("a"))), "snap-50");
+    assert.equal(dec(store.get(g1, kv, enc("a"))), "snap-50");
   });
 
   it("can be left with a restore half done by a power loss, marked as restoring", async () => {
@@ -374,7 +379,7 @@ describe("LmdbStateStore checksums", () => {
     await store.close();
     // A bit flip inside the stored value of "a", written behind the store's back.
     const raw = open<Uint8Array, Uint8Array>({ path: root, keyEncoding: "binary", encoding: "binary" });
-    const key = internalKey(g1, "kv", enc("a"));
+    const key = internalKey(g1, kv, enc("a"));
     const stored = raw.get(key);
     assert.ok(stored instanceof Uint8Array);
     const damaged = Uint8Array.from(stored);
@@ -384,10 +389,10 @@ describe("LmdbStateStore checksums", () => {
 
     const again = LmdbStateStore.open(root);
     const corrupt = { code: "ERR_STATE_CORRUPT" };
-    assert.throws(() => again.get(g1, "kv", enc("a")), corrupt);
-    assert.throws(() => again.range(g1, { kind: "kv", limit: 10 }), corrupt);
+    assert.throws(() => again.get(g1, kv, enc("a")), corrupt);
+    assert.throws(() => again.range(g1, { kind: kv, limit: 10 }), corrupt);
     assert.throws(() => again.verify(), corrupt);
-    assert.equal(dec(again.get(g1, "kv", enc("b"))), "banana", "undamaged values still read");
+    assert.equal(dec(again.get(g1, kv, enc("b"))), "banana", "undamaged values still read");
     const exported = again.exportGroup(g1, 1024);
     await assert.rejects(async () => {
       for await (const _chunk of exported.chunks()) {
@@ -401,12 +406,12 @@ describe("LmdbStateStore checksums", () => {
     const root = await mkdtemp(join(tmpdir(), "cairn-state-"));
     roots.push(root);
     const raw = open<Uint8Array, Uint8Array>({ path: root, keyEncoding: "binary", encoding: "binary" });
-    await raw.put(internalKey(g1, "kv", enc("old")), enc("value"));
-    await raw.put(internalKey(g1, "meta", appliedIndexKey), encodeIndex(7));
+    await raw.put(internalKey(g1, kv, enc("old")), enc("value"));
+    await raw.put(internalKey(g1, storeMetaKind, appliedIndexKey), encodeIndex(7));
     await raw.close();
     const store = LmdbStateStore.open(root);
     assert.equal(store.appliedIndex(g1), 7);
-    assert.equal(dec(store.get(g1, "kv", enc("old"))), "value");
+    assert.equal(dec(store.get(g1, kv, enc("old"))), "value");
     assert.deepEqual(store.verify(), { pairs: 3 });
     await store.close();
   });

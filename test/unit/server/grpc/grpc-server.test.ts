@@ -1,9 +1,10 @@
 // The gRPC replicator's MessageService on one in-process replica, called over 127.0.0.1 by a
 // grpc-js client generated from the repository's .proto, as the seed's users call it: posts
 // answered "success" in total order with the parent chain, retries with the same client_id and
-// idempotency-key stored once, the seed's content rules refused with INVALID_ARGUMENT and nothing
-// stored, every failure mapped through the status table, CatchUp paging, and a request that does
-// not decode, garbage bytes and a malformed HTTP/2 frame answered without harming the server.
+// idempotency-key stored once, the seed's content rules refused as the seed refused them (status
+// OK, `status: "error"`, its text) with nothing stored, every failure of PostMessage answered that
+// way and of the other methods mapped through the status table, CatchUp paging, and a request that
+// does not decode, garbage bytes and a malformed HTTP/2 frame answered without harming the server.
 import assert from "node:assert/strict";
 import { connect as connectHttp2, constants as http2 } from "node:http2";
 import { connect as connectTcp } from "node:net";
@@ -30,6 +31,21 @@ async function failure(call: Promise<unknown>): Promise<{ code: status; details:
     return { code: error.code, details: error.details, cairn: String(error.metadata.get("cairn-code")[0]) };
   }
   assert.fail("the call succeeded");
+}
+
+/** A PostMessage answered as the seed answered a failure: status OK, `status: "error"`. */
+async function refusal(
+  call: Promise<{
+    response: { status: string; message: string; total_messages: number };
+    trailers: Readonly<Record<string, string>>;
+  }>,
+): Promise<{ message: string; cairn: string; trailers: Readonly<Record<string, string>> }> {
+  const { response, trailers } = await call;
+  assert.equal(response.status, "error", JSON.stringify(response));
+  assert.equal(response.total_messages, 0);
+  assert.ok(response.message.length > 0);
+  assert.ok((trailers["cairn-message"] ?? "").length > 0, "Cairn's message travels in a trailer");
+  return { message: response.message, cairn: trailers["cairn-code"] ?? "", trailers };
 }
 
 /** Sends raw bytes to the port; resolves with the HTTP/2 frame types received once the server closes. */
@@ -130,66 +146,85 @@ describe("the gRPC MessageService", () => {
     );
   });
 
-  it("refuses the seed's invalid content and bad fields with INVALID_ARGUMENT, storing nothing", async () => {
+  it("refuses the seed's invalid content and bad fields as the seed did (status error), storing nothing", async () => {
     await client.postMessage({ content: "kept" });
     const longest = "é".repeat(grpcContentCharsMax);
     await client.postMessage({ content: longest });
+    // One replica is every voter: write_concern 3 (all) is met at once.
+    const all = await client.postMessage({ content: "on every voter", write_concern: 3 });
+    assert.equal(all.response.status, "success");
     const refused = [
       { content: "" },
       { content: " \t\n " },
       { content: "x".repeat(grpcContentCharsMax + 1) },
       { content: "ok", write_concern: -1 },
-      { content: "ok", write_concern: 3 },
     ];
     for (const request of refused) {
-      const { code, details, cairn } = await failure(client.postMessage(request));
-      assert.equal(code, status.INVALID_ARGUMENT, JSON.stringify(request));
-      assert.equal(cairn, "ERR_BAD_REQUEST");
-      assert.ok(details.length > 0);
+      const { cairn } = await refusal(client.postMessage(request));
+      assert.equal(cairn, "ERR_BAD_REQUEST", JSON.stringify(request));
     }
-    const empty = await failure(client.postMessage({ content: "" }));
-    assert.match(empty.details, /^Failed to create message/, "the seed's text");
-    const all = await failure(client.postMessage({ content: "ok", write_concern: 3 }));
-    assert.match(all.details, /not available yet/);
-    const tooLong = await failure(
+    const empty = await refusal(client.postMessage({ content: "" }));
+    assert.match(empty.message, /^Failed to create message/, "the seed's text");
+    const tooLong = await refusal(
       client.postMessage({ content: "ok", client_id: "c".repeat(200) }, { idempotencyKey: "k".repeat(41) }),
     );
-    assert.equal(tooLong.code, status.INVALID_ARGUMENT);
+    assert.equal(tooLong.cairn, "ERR_BAD_REQUEST");
     const { messages } = (await client.getMessages()).response;
     assert.deepEqual(
       messages.map((m) => m.content),
-      ["kept", longest],
+      ["kept", longest, "on every voter"],
     );
   });
 
-  it("maps every failure through one table: unavailable, unknown outcome, leader changed", async () => {
-    const cases: [CairnError, status][] = [
-      [new CairnError("ERR_UNAVAILABLE", "no leader"), status.UNAVAILABLE],
-      [new CairnError("ERR_TIMEOUT", "outcome unknown"), status.DEADLINE_EXCEEDED],
-      [new CairnError("ERR_SHUTTING_DOWN", "stopping"), status.UNAVAILABLE],
-      [new CairnError("ERR_BUSY", "busy"), status.RESOURCE_EXHAUSTED],
+  it("answers a failed post with status error and the seed's text, a failed read with the status table", async () => {
+    const quorumLost = "Service temporarily unavailable for writes (quorum lost)";
+    const cases: [CairnError, status, RegExp][] = [
+      [
+        new CairnError("ERR_UNAVAILABLE", "no leader"),
+        status.UNAVAILABLE,
+        /^Service temporarily unavailable for writes \(quorum lost\)$/,
+      ],
+      [
+        new CairnError("ERR_TIMEOUT", "outcome unknown"),
+        status.DEADLINE_EXCEEDED,
+        /^Outcome unknown.*same idempotency-key/,
+      ],
+      [new CairnError("ERR_SHUTTING_DOWN", "stopping"), status.UNAVAILABLE, /quorum lost/],
+      [new CairnError("ERR_BUSY", "busy"), status.RESOURCE_EXHAUSTED, /^Rate limited/],
+      [
+        new CairnError("ERR_WRITE_CONCERN", "durable on 2 of 3 voting members", {
+          votersWithEntry: 2,
+          voters: 3,
+        }),
+        status.DEADLINE_EXCEEDED,
+        /^Failed to replicate message to all workers: durable on 2 of 3/,
+      ],
     ];
-    for (const [error, expected] of cases) {
+    for (const [error, expected, text] of cases) {
       log.failWith = error;
-      const posted = await failure(client.postMessage({ content: "x" }));
-      assert.equal(posted.code, expected, error.code);
+      const posted = await refusal(client.postMessage({ content: "x" }));
+      assert.match(posted.message, text, error.code);
       assert.equal(posted.cairn, error.code);
+      assert.match(posted.trailers["cairn-message"] ?? "", new RegExp(error.message));
       const read = await failure(client.getMessages());
       assert.equal(read.code, expected);
+      assert.equal(read.cairn, error.code);
     }
+    log.failWith = new CairnError("ERR_WRITE_CONCERN", "2 of 3", { votersWithEntry: 2, voters: 3 });
+    const counted = await refusal(client.postMessage({ content: "x", write_concern: 3 }));
+    assert.equal(counted.trailers["cairn-voters-with-entry"], "2");
+    assert.equal(counted.trailers["cairn-voters"], "3");
     log.failWith = new CairnError("ERR_NOT_LEADER", "stepped down", {
       leaderId: 2,
       leader: { grpc: "127.0.0.1:50053" },
     });
-    try {
-      await client.postMessage({ content: "x" });
-      assert.fail("the call succeeded");
-    } catch (error) {
-      assert.ok(isServiceError(error));
-      assert.equal(error.code, status.UNAVAILABLE);
-      assert.match(error.details, /nothing was done; retry.*leader at 127\.0\.0\.1:50053/);
-      assert.equal(error.metadata.get("cairn-leader")[0], "127.0.0.1:50053");
-    }
+    const moved = await refusal(client.postMessage({ content: "x" }));
+    assert.equal(moved.message, quorumLost);
+    assert.match(
+      moved.trailers["cairn-message"] ?? "",
+      /nothing was done; retry.*leader at 127\.0\.0\.1:50053/,
+    );
+    assert.equal(moved.trailers["cairn-leader"], "127.0.0.1:50053");
     log.failWith = undefined;
     assert.deepEqual((await client.getMessages()).response.messages, []);
     for (const code of errorCodes) assert.ok(grpcStatusOf[code] !== status.OK, code);
@@ -250,8 +285,8 @@ describe("the gRPC MessageService", () => {
         stream.resume();
         stream.end(grpcFrame(message));
       });
-    // Field 1 with wire type 7, which protobuf does not define.
-    const malformed = await call(Uint8Array.of(0x0f, 0x01));
+    // Field 2 (write_concern, a varint) without its value.
+    const malformed = await call(Uint8Array.of(0x10));
     assert.equal(malformed["grpc-status"], String(status.INVALID_ARGUMENT));
     assert.equal(malformed["cairn-code"], "ERR_BAD_REQUEST");
     const oversize = await call(new Uint8Array(65 * 1024));
@@ -263,6 +298,7 @@ describe("the gRPC MessageService", () => {
     for (let i = 0; i < 300; i++) {
       const body = Uint8Array.from({ length: prng.below(64) }, () => prng.below(256));
       const answer = await call(body);
+      // OK: stored, or refused as the seed refused bad content (status "error" in the body).
       assert.ok(
         [String(status.OK), String(status.INVALID_ARGUMENT)].includes(String(answer["grpc-status"])),
         `status ${String(answer["grpc-status"])} for ${Buffer.from(body).toString("hex")}`,

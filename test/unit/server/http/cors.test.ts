@@ -36,7 +36,10 @@ describe("CORS", () => {
     assert.equal(answer.status, 204);
     assert.equal(answer.headers["access-control-allow-origin"], dashboard);
     assert.equal(answer.headers["access-control-allow-methods"], "GET, HEAD, PUT, POST, DELETE, OPTIONS");
-    assert.equal(answer.headers["access-control-allow-headers"], "content-type, idempotency-key");
+    assert.equal(
+      answer.headers["access-control-allow-headers"],
+      "content-type, idempotency-key, cairn-write-concern",
+    );
     assert.equal(answer.headers["access-control-max-age"], "600");
     assert.equal(answer.headers["content-length"], "0");
     const read = await call("GET", "/health/live", { origin: dashboard });
@@ -80,6 +83,39 @@ describe("CORS", () => {
   it("answers OPTIONS without an Origin as an unknown route", async () => {
     const answer = await setup([dashboard])("OPTIONS", "/v1/kv/a");
     assert.equal(answer.status, 404);
+  });
+
+  it("gives the server-sent events of a live tail the same CORS headers as every other route", async () => {
+    const log = new LocalReplication();
+    const streams = new StreamService(log, log.applied);
+    await streams.append("tail", { payload: new TextEncoder().encode("m"), createIfMissing: {} });
+    const app = buildHttpApp({
+      kv: new KvService(log),
+      streams,
+      readiness: () => ({ ready: true }),
+      corsOrigins: [dashboard],
+    });
+    const url = await app.listen({ host: "127.0.0.1", port: 0 });
+    try {
+      const open = async (origin: string) => {
+        const controller = new AbortController();
+        const response = await fetch(`${url}/v1/streams/tail/events`, {
+          headers: { origin },
+          signal: controller.signal,
+        });
+        controller.abort();
+        return response.headers;
+      };
+      const allowed = await open(dashboard);
+      assert.equal(allowed.get("content-type"), "text/event-stream; charset=utf-8");
+      assert.equal(allowed.get("access-control-allow-origin"), dashboard);
+      assert.equal(allowed.get("vary"), "Origin");
+      const other = await open("http://evil.example");
+      assert.equal(other.get("access-control-allow-origin"), null);
+      assert.equal(other.get("vary"), "Origin");
+    } finally {
+      await app.close();
+    }
   });
 
   it("marks every answer as varying by Origin, with or without one", async () => {

@@ -147,6 +147,39 @@ describe("HTTP /v1/kv", () => {
     assert.equal((await call(app, "GET", "/v1/kv/a")).body["version"], 1);
   });
 
+  it("waits for every voter on Cairn-Write-Concern: all, and refuses another value changing nothing", async () => {
+    const { app, log } = setup();
+    await call(app, "PUT", "/v1/kv/a", { value: "1" }, { "cairn-write-concern": "all" });
+    await call(app, "PATCH", "/v1/kv/n", { increment: 1 }, { "cairn-write-concern": "all" });
+    await call(app, "DELETE", "/v1/kv/n", undefined, { "cairn-write-concern": "all" });
+    await call(app, "PUT", "/v1/kv/b", { value: "2" }, { "cairn-write-concern": "majority" });
+    await call(app, "PUT", "/v1/kv/c", { value: "3" });
+    assert.deepEqual(log.writeConcerns, ["all", "all", "all", "majority", "majority"]);
+    const bad = await call(app, "PUT", "/v1/kv/d", { value: "4" }, { "cairn-write-concern": "ALL!" });
+    assert.equal(bad.status, 400);
+    assert.match(
+      String((bad.body["error"] as Json)["message"]),
+      /Cairn-Write-Concern must be one of majority, all/,
+    );
+    assert.equal((await call(app, "GET", "/v1/kv/d")).status, 404);
+    log.failWith = new CairnError("ERR_WRITE_CONCERN", "the write is durable on 2 of 3 voting members", {
+      votersWithEntry: 2,
+      voters: 3,
+    });
+    const partial = await call(app, "PUT", "/v1/kv/e", { value: "5" }, { "cairn-write-concern": "all" });
+    assert.deepEqual(partial, {
+      status: 504,
+      body: {
+        error: {
+          code: "ERR_WRITE_CONCERN",
+          message: "the write is durable on 2 of 3 voting members",
+          votersWithEntry: 2,
+          voters: 3,
+        },
+      },
+    });
+  });
+
   it("serves stale reads with how far behind they may be", async () => {
     const { app } = setup();
     await call(app, "PUT", "/v1/kv/a", { value: "1" });

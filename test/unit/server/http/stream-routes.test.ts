@@ -387,7 +387,7 @@ describe("HTTP consumer groups", () => {
     assert.equal(info["pending"], 1);
     assert.equal(info["ackFloor"], 1);
     assert.equal(info["backlog"], 1);
-    assert.deepEqual(info["consumers"], { c1: { pending: 1, overdue: 0 } });
+    assert.deepEqual(info["consumers"], { c1: { pending: 1, overdue: 0, delivered: 2, redelivered: 0 } });
     assert.deepEqual((await call(app, "GET", "/v1/streams/s")).body["groups"], ["g"]);
   });
 
@@ -550,7 +550,7 @@ describe("stream settings and single messages", () => {
     );
     const group = (await call(app, "GET", "/v1/streams/s/groups/g")).body;
     assert.equal(group["pending"], 2);
-    assert.deepEqual(group["consumers"], { c1: { pending: 2, overdue: 0 } });
+    assert.deepEqual(group["consumers"], { c1: { pending: 2, overdue: 0, delivered: 3, redelivered: 0 } });
     for (const url of ["/v1/streams/s/messages/0", "/v1/streams/s/messages/abc"]) {
       assert.equal((await call(app, "DELETE", url)).status, 400, url);
     }
@@ -587,23 +587,25 @@ describe("Idempotency-Key on every stream write", () => {
   const keyed = (app: App, method: "POST" | "PATCH" | "DELETE", url: string, key: string, body?: Json) =>
     call(app, method, url, body, { "idempotency-key": key });
 
+  /** Every kind of stream write, in an order in which each applies to the prepared stream. */
+  const writes: [method: "POST" | "PATCH" | "DELETE", url: string, body?: Json][] = [
+    ["POST", "/v1/streams", { name: "t", maxMessages: 10 }],
+    ["PATCH", "/v1/streams/s", { maxAgeMs: 60_000 }],
+    ["POST", "/v1/streams/s/messages", { payload: "e", headers: { h: "1" } }],
+    ["DELETE", "/v1/streams/s/messages/4"],
+    ["POST", "/v1/streams/s/groups", { group: "h", startAt: { seq: 2 } }],
+    ["POST", "/v1/streams/s/groups/g/fetch", { consumer: "c2", max: 5 }],
+    ["POST", "/v1/streams/s/groups/g/ack", { seqs: [1] }],
+    ["POST", "/v1/streams/s/groups/g/nack", { seqs: [2], delayMs: 500 }],
+    ["POST", "/v1/streams/s/groups/g/extend", { seqs: [3] }],
+    ["POST", "/v1/streams/s/groups/g/term", { seqs: [5] }],
+    ["DELETE", "/v1/streams/s/groups/h"],
+    ["DELETE", "/v1/streams/t"],
+  ];
+
   it("a retry of each write answers the first result with duplicate: true and changes nothing", async () => {
     const { app, log } = await prepared();
     await call(app, "POST", "/v1/streams/s/groups/g/fetch", { consumer: "c1", max: 2 });
-    const writes: [method: "POST" | "PATCH" | "DELETE", url: string, body?: Json][] = [
-      ["POST", "/v1/streams", { name: "t", maxMessages: 10 }],
-      ["PATCH", "/v1/streams/s", { maxAgeMs: 60_000 }],
-      ["POST", "/v1/streams/s/messages", { payload: "e", headers: { h: "1" } }],
-      ["DELETE", "/v1/streams/s/messages/4"],
-      ["POST", "/v1/streams/s/groups", { group: "h", startAt: { seq: 2 } }],
-      ["POST", "/v1/streams/s/groups/g/fetch", { consumer: "c2", max: 5 }],
-      ["POST", "/v1/streams/s/groups/g/ack", { seqs: [1] }],
-      ["POST", "/v1/streams/s/groups/g/nack", { seqs: [2], delayMs: 500 }],
-      ["POST", "/v1/streams/s/groups/g/extend", { seqs: [3] }],
-      ["POST", "/v1/streams/s/groups/g/term", { seqs: [5] }],
-      ["DELETE", "/v1/streams/s/groups/h"],
-      ["DELETE", "/v1/streams/t"],
-    ];
     for (const [i, [method, url, body]] of writes.entries()) {
       const what = `${method} ${url}`;
       const first = await keyed(app, method, url, `key-${i}`, body);
@@ -620,6 +622,29 @@ describe("Idempotency-Key on every stream write", () => {
     // retried fetch handed out nothing more.
     const group = (await call(app, "GET", "/v1/streams/s/groups/g")).body;
     assert.equal(group["delivered"], 6);
+  });
+
+  it("makes each write under its Cairn-Write-Concern", async () => {
+    const { app, log } = await prepared();
+    await call(app, "POST", "/v1/streams/s/groups/g/fetch", { consumer: "c1", max: 2 });
+    log.writeConcerns.length = 0;
+    for (const [method, url, body] of writes) {
+      const answer = await call(app, method, url, body, { "cairn-write-concern": "all" });
+      assert.equal(answer.status, 200, `${method} ${url}: ${JSON.stringify(answer.body)}`);
+    }
+    assert.deepEqual(
+      log.writeConcerns,
+      writes.map(() => "all"),
+    );
+    const bad = await call(
+      app,
+      "POST",
+      "/v1/streams/s/messages",
+      { payload: "x" },
+      { "cairn-write-concern": "2" },
+    );
+    assert.equal(bad.status, 400);
+    assert.equal(log.writeConcerns.length, writes.length, "nothing proposed");
   });
 
   it("a retried fetch answers the first fetch's messages, even once their ack wait has passed", async () => {

@@ -5,7 +5,7 @@
 // The cluster runs on the simulator's clock, so the crash lands at the same point on every run.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { CairnError, isCairnError } from "../../../../src/service/errors.js";
+import { isCairnError } from "../../../../src/service/errors.js";
 import type { StreamService } from "../../../../src/service/stream-service.js";
 import {
   getGroupMeta,
@@ -29,7 +29,6 @@ describe("streams on an in-process three-node cluster", { timeout: 60_000 }, () 
     for (;;) {
       try {
         const leader = await cluster.leader();
-        if (leader.streams === undefined) throw new CairnError("ERR_UNAVAILABLE", "stopped");
         return await op(leader.streams);
       } catch (error) {
         if (!(isCairnError(error) && retryable.has(error.code)) || clock.nowMs > deadline) throw error;
@@ -96,8 +95,8 @@ describe("streams on an in-process three-node cluster", { timeout: 60_000 }, () 
 
     // Every node (the restarted one included) sees the same stream after a linearizable read.
     const views: string[][] = [];
-    for (const node of cluster.nodes.values()) {
-      const streams = node.streams;
+    for (const member of cluster.nodes.values()) {
+      const streams = member.node?.streams;
       assert.ok(streams !== undefined);
       const page = await onLeader(() => streams.read("orders", { from: 1, limit: 1000 }));
       views.push(page.messages.map((m) => `${m.seq}:${new TextDecoder().decode(m.payload)}`));

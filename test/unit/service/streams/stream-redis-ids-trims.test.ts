@@ -154,7 +154,7 @@ describe("consumer groups: consumers, position and history claims", () => {
   it("knows a consumer once it is handed messages, created, or reads its history", () => {
     const s = setup(2);
     run(s, cmd({ type: "fetch", consumer: "c1", max: 1 }), T + 1);
-    assert.deepEqual(group(s).consumers, [["c1", T + 1, T + 1]]);
+    assert.deepEqual(group(s).consumers, [["c1", T + 1, T + 1, 1, 0]], "seen, active, 1 delivery, 0 again");
     assert.deepEqual(run(s, cmd({ type: "consumer-create", consumer: "c0" }), T + 2), {
       kind: "streams.consumer-create",
       ok: true,
@@ -223,6 +223,34 @@ describe("consumer groups: consumers, position and history claims", () => {
     assert.deepEqual(history.ok && history.kind === "streams.claim" && history.claimed, [
       { seq: 2, deliveries: 2 },
     ]);
+  });
+
+  it("counts redeliveries apart from first deliveries, per group and per consumer", () => {
+    const s = setup(3);
+    run(s, cmd({ type: "fetch", consumer: "c1", max: 2 }), T);
+    run(s, cmd({ type: "settle", action: "nack", seqs: [1], delayMs: 0 }), T + 1);
+    // c2 gets 1 again (nacked) and 3 for the first time.
+    run(s, cmd({ type: "fetch", consumer: "c2", max: 5 }), T + 2);
+    // c3 claims 2 from c1: delivered before, so a redelivery; a JUSTID claim is no delivery.
+    const claim = (consumer: string, justId: boolean) =>
+      run(
+        s,
+        cmd({ type: "claim", consumer, minIdleMs: 0, target: { kind: "seqs", seqs: [2] }, justId }),
+        T + 3,
+      );
+    claim("c3", false);
+    claim("c4", true);
+    const g = group(s);
+    assert.deepEqual([g.delivered, g.redelivered], [5, 2]);
+    assert.deepEqual(
+      g.consumers?.map(([name, , , delivered, redelivered]) => [name, delivered, redelivered]),
+      [
+        ["c1", 2, 0],
+        ["c2", 2, 1],
+        ["c3", 1, 1],
+        ["c4", undefined, undefined],
+      ],
+    );
   });
 
   it("XCLAIM's options: forced, with a set idle time and delivery count, each sequence once", () => {

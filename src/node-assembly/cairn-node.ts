@@ -1,0 +1,564 @@
+// One node, assembled once: storage (WAL, hard state, snapshots, the state store), the Raft group,
+// the host that routes peer traffic (with the calls a follower makes to its leader), the services
+// and their housekeeping. The CLI, the simulator and the in-process test cluster all start nodes
+// here, so what the tests run is what ships; each passes only what differs between them: the file
+// system, the clock, the transport, the state store and the settings.
+import {
+  type Cancel,
+  type Env,
+  GroupSnapshots,
+  type GroupStorage,
+  type MessageSender,
+  NodeHost,
+  type NodeWireMessage,
+  type PeerInfo,
+  RaftGroup,
+  type StateMachine,
+  snapshotChunkBytesMax,
+  WalGroupStorage,
+} from "../node/index.js";
+import { type GroupId, groupId, type NodeId, nodeId, type SoftState } from "../raft/index.js";
+import {
+  ApplyNotifier,
+  type ApplyOutcome,
+  ClusterService,
+  defaultKvLimits,
+  defaultStreamLimits,
+  GroupReplication,
+  KvService,
+  LeaderLink,
+  type MemberRecord,
+  Membership,
+  ServiceStateMachine,
+  StateCheck,
+  type StateCheckReport,
+  StoreBackend,
+  StreamService,
+} from "../service/index.js";
+import {
+  type FileSystem,
+  HardStateStore,
+  joinPath,
+  SnapshotStore,
+  type StateStore,
+  type StorageError,
+  type TornTail,
+  Wal,
+  type WalRecovery,
+} from "../storage/index.js";
+import type { PeerAddress, Transport } from "../transport/index.js";
+
+/** The one Raft group of the first release. */
+export const mainGroup: GroupId = groupId(1);
+
+/** Who a node is and whom it knows at start (its identity file, or the simulator's roster). */
+export interface NodeMembership {
+  readonly clusterId: string;
+  readonly id: number;
+  readonly name: string;
+  /** Whether this node bootstrapped the cluster: then, as leader, it registers the bootstrap members. */
+  readonly bootstrapped: boolean;
+  /** The voters the group was bootstrapped with: the base configuration. */
+  readonly initialVoters: readonly number[];
+  /** The members known at start: id, name and peer address (`host:port`). */
+  readonly members: readonly MemberRecord[];
+}
+
+/** The settings of a node, with the defaults the CLI ships. */
+export interface CairnNodeSettings {
+  readonly electionTicks: number;
+  readonly heartbeatTicks: number;
+  readonly tickIntervalMs: number;
+  /** Appends in flight per follower before the leader waits for acknowledgements. */
+  readonly inflightAppendsMax: number;
+  readonly appendBytesMax: number;
+  /** Take a snapshot after this many applied entries (or `snapshotBytes` of entry data). */
+  readonly snapshotEntries: number;
+  readonly snapshotBytes: number;
+  readonly segmentBytesMax: number;
+  readonly keyBytesMax: number;
+  readonly valueBytesMax: number;
+  /**
+   * How long applied rounds gather before one state store write: the WAL already holds them
+   * durably, so the store may lag; 0 writes every round at once.
+   */
+  readonly storeFlushIntervalMs: number;
+  /** How often housekeeping runs: membership upkeep, TTL expiry and stream sweeps. */
+  readonly housekeepingIntervalMs: number;
+  readonly proposalTimeoutMs: number;
+  readonly readTimeoutMs: number;
+  /** Every replica hashes its state at each applied index that is a multiple of this (the state check). */
+  readonly stateCheckEntries: number;
+}
+
+/** The settings `cairn node` runs with unless told otherwise. */
+export const defaultNodeSettings: CairnNodeSettings = {
+  electionTicks: 10,
+  heartbeatTicks: 1,
+  tickIntervalMs: 100,
+  inflightAppendsMax: 256,
+  appendBytesMax: 1024 * 1024,
+  snapshotEntries: 100_000,
+  snapshotBytes: 64 * 1024 * 1024,
+  segmentBytesMax: 64 * 1024 * 1024,
+  // The services' own limits: a node changes them only when told to.
+  keyBytesMax: defaultKvLimits.keyBytesMax,
+  valueBytesMax: defaultKvLimits.valueBytesMax,
+  storeFlushIntervalMs: 50,
+  housekeepingIntervalMs: 1_000,
+  proposalTimeoutMs: 5_000,
+  readTimeoutMs: 5_000,
+  stateCheckEntries: 10_000,
+};
+
+/**
+ * Seams for a harness that observes a node (the simulator checks the durable log, each applied
+ * entry and each snapshot install). Production passes none; each wraps what the node built and
+ * must behave as the thing it wraps.
+ */
+export interface CairnNodeHooks {
+  readonly wrapStorage?: (storage: GroupStorage) => GroupStorage;
+  /** Sees every batch of Raft messages the group sends, with its urgency (before the transport). */
+  readonly wrapSender?: (sender: MessageSender) => MessageSender;
+  readonly wrapStateMachine?: (
+    machine: StateMachine<ApplyOutcome>,
+    backend: StoreBackend,
+  ) => StateMachine<ApplyOutcome>;
+  /** Called as a stored snapshot from the leader starts to be installed. */
+  readonly onSnapshotInstall?: () => void;
+  readonly onSoftState?: (soft: SoftState) => void;
+  /** Observes a broken invariant instead of crashing the process (the runtime's default). */
+  readonly crash?: (error: unknown) => void;
+}
+
+/** What a node is built from. */
+export interface CairnNodeOptions {
+  readonly fs: FileSystem;
+  /** Where the WAL, hard state and snapshots live on `fs`. */
+  readonly dataDir: string;
+  readonly env: Env;
+  /** The peer transport; the node starts it and closes it. */
+  readonly transport: Transport<NodeWireMessage>;
+  /** The state machine's store, opened by the caller (lmdb, or the simulator's memory store); closed with the node. */
+  readonly stateStore: StateStore;
+  readonly membership: NodeMembership;
+  readonly settings?: Partial<CairnNodeSettings>;
+  /** Where this node serves clients, as announced to peers (for errors naming the leader). */
+  readonly clientAddresses: {
+    readonly httpUrl: string;
+    readonly endpoints?: NonNullable<PeerInfo["endpoints"]>;
+  };
+  /** `host:port` where peers reach this node, announced to them with its client addresses. */
+  readonly peerAddress: string;
+  /**
+   * Set when the node's durable state was found missing or damaged and discarded: the node starts
+   * empty, withholds its vote and serves no local reads until a leader made it whole
+   * (PersistedState.stateLost), then calls `whole` once that log is durable (docs/faults.md,
+   * "Corruption").
+   */
+  readonly recovery?: { readonly reason: string; readonly whole: () => Promise<void> };
+  /** Operator-facing lines (recovery notes, fatal errors, role changes). */
+  readonly log?: (line: string) => void;
+  readonly hooks?: CairnNodeHooks;
+}
+
+/** A running node: its group, services and the handles the protocol adapters need. */
+export class CairnNode {
+  readonly id: NodeId;
+  readonly name: string;
+  readonly clusterId: string;
+  readonly group: RaftGroup<ApplyOutcome>;
+  readonly backend: StoreBackend;
+  readonly host: NodeHost;
+  readonly kv: KvService;
+  readonly streams: StreamService;
+  readonly cluster: ClusterService;
+  readonly membership: Membership;
+  /** Resolves when the cluster removed this node from its configuration. */
+  readonly removed: Promise<void>;
+  readonly #env: Env;
+  readonly #transport: Transport<NodeWireMessage>;
+  readonly #wal: Wal;
+  readonly #store: StateStore;
+  readonly #settings: CairnNodeSettings;
+  readonly #log: (line: string) => void;
+  readonly #fatal: { failed: boolean };
+  readonly #resolveRemoved: () => void;
+  #cancelHousekeeping: Cancel = () => {};
+  #wasMember = false;
+  #closed = false;
+  /** Why the node recovers discarded state, until it is whole again. */
+  #recovering: { readonly reason: string; readonly whole: () => Promise<void> } | undefined;
+  /** The commit index at which the core stopped withholding its vote (recovery's end, once durable). */
+  #wholeAtIndex: number | undefined;
+  #clearing = false;
+  readonly #stateCheck: StateCheck;
+  #stateReport: StateCheckReport = { index: null, agreeing: 0, differing: [] };
+
+  private constructor(parts: {
+    membership: NodeMembership;
+    env: Env;
+    transport: Transport<NodeWireMessage>;
+    wal: Wal;
+    store: StateStore;
+    settings: CairnNodeSettings;
+    log: (line: string) => void;
+    fatal: { failed: boolean };
+    group: RaftGroup<ApplyOutcome>;
+    backend: StoreBackend;
+    host: NodeHost;
+    applied: ApplyNotifier;
+    stateCheck: StateCheck;
+    recovery: CairnNodeOptions["recovery"];
+  }) {
+    const { membership: who, env, group, backend, host, applied, settings } = parts;
+    this.id = nodeId(who.id);
+    this.name = who.name;
+    this.clusterId = who.clusterId;
+    this.#env = env;
+    this.#transport = parts.transport;
+    this.#wal = parts.wal;
+    this.#store = parts.store;
+    this.#settings = settings;
+    this.#log = parts.log;
+    this.#fatal = parts.fatal;
+    this.#stateCheck = parts.stateCheck;
+    this.#recovering = parts.recovery;
+    this.group = group;
+    this.backend = backend;
+    this.host = host;
+    // A follower hands writes and membership changes to the leader over the peer link.
+    const link = new LeaderLink({ group, host, env, backend, applied });
+    this.kv = new KvService(new GroupReplication(group, backend, env, link), {
+      keyBytesMax: settings.keyBytesMax,
+      valueBytesMax: settings.valueBytesMax,
+    });
+    this.streams = new StreamService(new GroupReplication(group, backend, env, link), applied, {
+      ...defaultStreamLimits,
+      messageBytesMax: settings.valueBytesMax,
+    });
+    this.cluster = new ClusterService(
+      who.clusterId,
+      group,
+      host,
+      () => this.#recovering?.reason,
+      () => this.#stateReport,
+    );
+    this.membership = new Membership({
+      clusterId: who.clusterId,
+      group,
+      host,
+      state: backend.reader,
+      knownMembers: who.members,
+      initialVoters: who.initialVoters,
+      bootstrapped: who.bootstrapped,
+      setPeers: (p) => parts.transport.setPeers(p),
+      nowMs: () => env.nowMs(),
+      link,
+    });
+    link.serveMembership(this.membership);
+    let resolveRemoved: () => void = () => {};
+    this.removed = new Promise<void>((resolve) => {
+      resolveRemoved = resolve;
+    });
+    this.#resolveRemoved = resolveRemoved;
+  }
+
+  /** Opens (recovering) a node's storage, starts its group, transport and housekeeping. */
+  static async open(options: CairnNodeOptions): Promise<CairnNode> {
+    const settings: CairnNodeSettings = { ...defaultNodeSettings, ...options.settings };
+    const log = options.log ?? (() => {});
+    const { fs, transport, stateStore: store } = options;
+    const fatal = { failed: false };
+    const onFailure = (error: StorageError) => {
+      fatal.failed = true;
+      log(`FATAL: storage failed, this node stops accepting writes: ${error.message}`);
+    };
+    const opened = await Wal.open(fs, joinPath(options.dataDir, "wal"), {
+      segmentBytesMax: settings.segmentBytesMax,
+      onFailure,
+    }).catch(async (error: unknown) => {
+      await transport.close().catch(() => undefined);
+      await store.close().catch(() => undefined);
+      throw error;
+    });
+    const { wal, recovery } = opened;
+    if (recovery.tornTail !== undefined) log(describeTornTail(recovery.tornTail));
+    try {
+      return await CairnNode.#start(options, settings, wal, recovery, fatal, onFailure);
+    } catch (error) {
+      // A node that refuses to start (damaged storage, a port taken) leaves no handle open.
+      await transport.close().catch(() => undefined);
+      await wal.close().catch(() => undefined);
+      await store.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  static async #start(
+    options: CairnNodeOptions,
+    settings: CairnNodeSettings,
+    wal: Wal,
+    recovery: WalRecovery,
+    fatal: { failed: boolean },
+    onFailure: (error: StorageError) => void,
+  ): Promise<CairnNode> {
+    const log = options.log ?? (() => {});
+    const hooks = options.hooks ?? {};
+    const { fs, env, transport, stateStore: store, membership: who } = options;
+    const id = nodeId(who.id);
+    const hardStates = await HardStateStore.open(fs, joinPath(options.dataDir, "hardstate"), { onFailure });
+    const snapshotFiles = await SnapshotStore.open(fs, joinPath(options.dataDir, "snapshots"), {
+      chunkBytesMax: snapshotChunkBytesMax,
+      onFailure,
+    });
+    const snapshots = new ObservedSnapshots(snapshotFiles, store, mainGroup, hooks);
+    const built = new WalGroupStorage(
+      hardStates,
+      wal,
+      recovery,
+      mainGroup,
+      snapshots,
+      options.recovery !== undefined,
+    );
+    const storage = hooks.wrapStorage?.(built) ?? built;
+
+    transport.setPeers(peerAddresses(who.members, id));
+    // The cross-replica state check: this node's hashes go out with its peer info.
+    const stateCheck = new StateCheck();
+    const host = new NodeHost({
+      self: { id, name: who.name, ...options.clientAddresses, peerAddress: options.peerAddress },
+      transport,
+      env,
+      stateHashes: () => stateCheck.recent(),
+    });
+    const backend = new StoreBackend(store, mainGroup, {
+      flushIntervalMs: settings.storeFlushIntervalMs,
+      after: env.after,
+    });
+    const applied = new ApplyNotifier(undefined, env);
+    const service = new ServiceStateMachine(backend, undefined, (touched) => applied.notify(touched), {
+      entriesBetween: settings.stateCheckEntries,
+      onHash: (hash) => stateCheck.record(hash),
+    });
+    const stateMachine = hooks.wrapStateMachine?.(service, backend) ?? service;
+    const group = await RaftGroup.open<ApplyOutcome>({
+      raft: {
+        id,
+        groupId: mainGroup,
+        conf: { voters: who.initialVoters.map(nodeId), learners: [] },
+        electionTimeoutTicks: settings.electionTicks,
+        heartbeatTicks: settings.heartbeatTicks,
+        preVote: true,
+        checkQuorum: true,
+        appendBytesMax: settings.appendBytesMax,
+        inflightAppendsMax: settings.inflightAppendsMax,
+      },
+      env,
+      storage,
+      sender: hooks.wrapSender?.(host.sender()) ?? host.sender(),
+      stateMachine,
+      tickIntervalMs: settings.tickIntervalMs,
+      proposalTimeoutMs: settings.proposalTimeoutMs,
+      readTimeoutMs: settings.readTimeoutMs,
+      onFatal: (error) => {
+        fatal.failed = true;
+        log(`FATAL: ${error instanceof Error ? error.message : String(error)}`);
+      },
+      onSoftState: (soft) => {
+        log(`role ${soft.role}, leader ${soft.leaderId ?? "unknown"}`);
+        hooks.onSoftState?.(soft);
+      },
+      ...(hooks.crash === undefined ? {} : { crash: hooks.crash }),
+      snapshots: {
+        service: snapshots,
+        entriesBetween: settings.snapshotEntries,
+        bytesBetween: settings.snapshotBytes,
+        send: (message, chunks) => host.sendSnapshot(message, chunks),
+      },
+    });
+    host.attach(mainGroup, group);
+    host.setMembers(peerAddresses(who.members, id).keys());
+    const node = new CairnNode({
+      membership: who,
+      env,
+      transport,
+      wal,
+      store,
+      settings,
+      log,
+      fatal,
+      group,
+      backend,
+      host,
+      applied,
+      stateCheck,
+      recovery: options.recovery,
+    });
+    try {
+      await transport.start();
+    } catch (error) {
+      await group.stop();
+      host.close();
+      throw error;
+    }
+    host.startAnnouncing();
+    node.#scheduleHousekeeping();
+    return node;
+  }
+
+  /** Whether a storage or runtime failure stopped this node from accepting writes. */
+  get failed(): boolean {
+    return this.#fatal.failed;
+  }
+
+  /** Whether the node can serve clients, and if not, why (for readiness probes). */
+  readiness(): { readonly ready: true } | { readonly ready: false; readonly reason: string } {
+    if (this.#fatal.failed) return { ready: false, reason: "storage failed" };
+    if (this.group.softState.leaderId === null) return { ready: false, reason: "no leader known" };
+    return { ready: true };
+  }
+
+  /**
+   * One round of housekeeping, on the injected clock so the simulator runs it too: membership
+   * upkeep on every node; on the leader, TTL expiry and stream retention sweeps, proposed with the
+   * leader's timestamp so replicas agree; and noticing this node's own removal.
+   */
+  async housekeeping(): Promise<void> {
+    this.#maybeFinishRecovery();
+    this.#compareStates();
+    const work: Promise<unknown>[] = [this.membership.maintain()];
+    // A member that learns the cluster removed it stops serving, as etcd's members do. Best effort:
+    // a leader may stop replicating to it before the removal entry reaches it.
+    const conf = this.group.status().conf;
+    const isMember = conf.voters.includes(this.id) || conf.learners.includes(this.id);
+    if (this.#wasMember && !isMember) {
+      this.#log("this node was removed from the cluster; stopping");
+      this.#resolveRemoved();
+    }
+    this.#wasMember = isMember;
+    if (this.group.softState.role === "leader" && !this.#fatal.failed) {
+      work.push(this.kv.sweepExpiredIfDue(), this.streams.sweepIfDue());
+    }
+    const outcomes = await Promise.allSettled(work);
+    for (const outcome of outcomes) {
+      // Sweeps retry next round; a leadership change or a timeout on the way is expected here.
+      if (outcome.status === "rejected" && !this.#closed)
+        this.#log(`housekeeping: ${String(outcome.reason)}`);
+    }
+  }
+
+  /**
+   * A recovering node is whole once a leader gave it the committed log (the core stops withholding
+   * its vote) and that log is durable here; only then does it forget, durably, that it recovers.
+   */
+  #maybeFinishRecovery(): void {
+    const recovering = this.#recovering;
+    if (recovering === undefined || this.#clearing) return;
+    const raft = this.group.status();
+    if (raft.votesWithheld) return;
+    this.#wholeAtIndex ??= raft.commitIndex;
+    if (raft.persistedIndex < this.#wholeAtIndex) return;
+    this.#clearing = true;
+    recovering.whole().then(
+      () => {
+        this.#log(
+          `recovered: the log is whole again through ${this.#wholeAtIndex}; voting and serving local reads`,
+        );
+        this.#recovering = undefined;
+      },
+      (error: unknown) => {
+        this.#clearing = false;
+        this.#log(`could not clear the recovering record: ${String(error)}`);
+      },
+    );
+  }
+
+  /** Compares the state hashes of this node and its peers; names (and logs) a node that differs. */
+  #compareStates(): void {
+    const reported = [{ name: this.name, hashes: this.#stateCheck.recent() }];
+    for (const peer of this.host.peers().values())
+      reported.push({ name: peer.name, hashes: peer.stateHashes ?? [] });
+    const previous = new Set(this.#stateReport.differing.map((d) => d.name));
+    this.#stateReport = this.#stateCheck.compare(reported, this.group.status().conf.voters.length);
+    this.group.metrics.stateCheckIndex = this.#stateReport.index ?? 0;
+    this.group.metrics.stateCheckDiffering = this.#stateReport.differing.map((d) => d.name);
+    for (const d of this.#stateReport.differing) {
+      if (previous.has(d.name)) continue;
+      const who = d.name === this.name ? "this node" : `node ${d.name}`;
+      this.#log(
+        `ALARM: state check: ${who} holds a state at index ${d.index} whose hash differs from the majority's: its data is damaged or diverged`,
+      );
+    }
+  }
+
+  #scheduleHousekeeping(): void {
+    this.#cancelHousekeeping = this.#env.after(this.#settings.housekeepingIntervalMs, () => {
+      if (this.#closed) return;
+      void this.housekeeping();
+      this.#scheduleHousekeeping();
+    });
+  }
+
+  /** Stops housekeeping, the group, the host and the transport, then closes the storage. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#cancelHousekeeping();
+    await this.group.stop();
+    this.host.close();
+    await this.#transport.close();
+    await this.#wal.close();
+    await this.#store.close();
+  }
+
+  /**
+   * Stops timers and peer traffic at once, as a process dying would, without touching storage (a
+   * harness that simulates a crash drops the disk's unsynced writes itself).
+   */
+  abandon(): void {
+    this.#closed = true;
+    this.#cancelHousekeeping();
+    this.host.close();
+    void this.#transport.close();
+  }
+}
+
+/** The transport addresses of every member but `self`, from `host:port` strings. */
+function peerAddresses(members: readonly MemberRecord[], self: NodeId): Map<NodeId, PeerAddress> {
+  const peers = new Map<NodeId, PeerAddress>();
+  for (const m of members) {
+    if (m.id === self) continue;
+    const at = m.peerAddress.lastIndexOf(":");
+    peers.set(nodeId(m.id), { host: m.peerAddress.slice(0, at), port: Number(m.peerAddress.slice(at + 1)) });
+  }
+  return peers;
+}
+
+/** The operator's note on a torn WAL tail truncated at recovery. */
+function describeTornTail(torn: TornTail): string {
+  return (
+    `recovered: truncated a torn record at ${torn.file}:${torn.offset}` +
+    (torn.mayHaveBeenAcknowledged && torn.entriesMax > 0
+      ? "; it was whole, so it may have been acknowledged: no votes until a leader has resent it"
+      : "")
+  );
+}
+
+/**
+ * The node's snapshots, telling a harness when a snapshot from the leader is installed (a moment
+ * to cut the power at). Without the hook it is GroupSnapshots itself.
+ */
+class ObservedSnapshots extends GroupSnapshots {
+  readonly #hooks: CairnNodeHooks;
+
+  constructor(files: SnapshotStore, state: StateStore, group: GroupId, hooks: CairnNodeHooks) {
+    super(files, state, group);
+    this.#hooks = hooks;
+  }
+
+  override async install(...args: Parameters<GroupSnapshots["install"]>): Promise<void> {
+    this.#hooks.onSnapshotInstall?.();
+    await super.install(...args);
+  }
+}
