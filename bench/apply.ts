@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Entry, groupId, logIndex, term } from "../src/raft/index.js";
 import { type Command, encodeEnvelope } from "../src/service/command.js";
-import { ServiceStateMachine, StoreBackend } from "../src/service/state-machine.js";
+import { ServiceStateMachine, StoreBackend } from "../src/service/index.js";
 import { LmdbStateStore } from "../src/storage/lmdb-state-store.js";
 import { median, option } from "./load.js";
 

@@ -102,6 +102,8 @@ export interface ControlEventList {
 /** The codes of the control API's errors (body: `{"error":{"code","message"}}`). */
 export const controlErrorCodes = [
   "ERR_BAD_REQUEST",
+  "ERR_UNAUTHENTICATED",
+  "ERR_FORBIDDEN",
   "ERR_NOT_FOUND",
   "ERR_CONFLICT",
   "ERR_BREAKS_MAJORITY",

@@ -128,6 +128,88 @@ export const AppendBody = Type.Object(
 /** POST /v1/streams/{name}/messages. */
 export type AppendBody = Static<typeof AppendBody>;
 
+/** The stream settings a create or an update may give. */
+const streamSettings = {
+  maxMessages: Type.Optional(Type.Integer({ minimum: 0, description: "0: no limit" })),
+  maxBytes: Type.Optional(Type.Integer({ minimum: 0, description: "0: no limit" })),
+  maxAgeMs: Type.Optional(Type.Integer({ minimum: 0, description: "0: no limit" })),
+  discard: Type.Optional(Type.Union([Type.Literal("old"), Type.Literal("new")])),
+  messageBytesMax: Type.Optional(Type.Integer({ minimum: 1 })),
+  dedupeWindowMs: Type.Optional(Type.Integer({ minimum: 0 })),
+};
+
+/** POST /v1/streams. */
+export const StreamCreateBody = Type.Object(
+  { name: Type.String(), ...streamSettings },
+  { additionalProperties: false },
+);
+/** POST /v1/streams. */
+export type StreamCreateBody = Static<typeof StreamCreateBody>;
+
+/** PATCH /v1/streams/{name}: the settings to change. */
+export const StreamUpdateBody = Type.Object(streamSettings, { additionalProperties: false });
+/** PATCH /v1/streams/{name}: the settings to change. */
+export type StreamUpdateBody = Static<typeof StreamUpdateBody>;
+
+/** Where a new consumer group starts: "first", "last", "new", a sequence or a time. */
+export const StartAt = Type.Union([
+  Type.Literal("first"),
+  Type.Literal("last"),
+  Type.Literal("new"),
+  Type.Object({ seq: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
+  Type.Object({ timeMs: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
+]);
+
+/** The group settings that may change after creation. */
+const groupSettings = {
+  ackWaitMs: Type.Optional(Type.Integer({ minimum: 1 })),
+  maxDeliveries: Type.Optional(Type.Integer({ minimum: 0 })),
+  maxAckPending: Type.Optional(Type.Integer({ minimum: 1 })),
+};
+
+/** POST /v1/streams/{name}/groups. */
+export const GroupBody = Type.Object(
+  {
+    group: Type.String(),
+    startAt: Type.Optional(StartAt),
+    deadLetterStream: Type.Optional(Type.String()),
+    ...groupSettings,
+  },
+  { additionalProperties: false },
+);
+
+/** POST /v1/streams/{name}/groups. */
+export type GroupBody = Static<typeof GroupBody>;
+
+/** PATCH /v1/streams/{name}/groups/{group}: the settings to change. */
+export const GroupUpdateBody = Type.Object(groupSettings, { additionalProperties: false });
+/** PATCH /v1/streams/{name}/groups/{group}: the settings to change. */
+export type GroupUpdateBody = Static<typeof GroupUpdateBody>;
+
+/** POST /v1/streams/{name}/groups/{group}/fetch. */
+export const FetchBody = Type.Object(
+  {
+    consumer: Type.String(),
+    max: Type.Optional(Type.Integer({ minimum: 1 })),
+    waitMs: Type.Optional(Type.Integer({ minimum: 0 })),
+  },
+  { additionalProperties: false },
+);
+
+/** POST /v1/streams/{name}/groups/{group}/fetch. */
+export type FetchBody = Static<typeof FetchBody>;
+
+/** POST /v1/streams/{name}/groups/{group}/{ack|nack|extend|term}. */
+export const SettleBody = Type.Object(
+  {
+    seqs: Type.Array(Type.Integer({ minimum: 1 })),
+    delayMs: Type.Optional(Type.Integer({ minimum: 0, description: "nack only" })),
+  },
+  { additionalProperties: false },
+);
+/** POST /v1/streams/{name}/groups/{group}/{ack|nack|extend|term}. */
+export type SettleBody = Static<typeof SettleBody>;
+
 /** The answer to an append. */
 export interface AppendAck {
   readonly seq: number;
@@ -325,6 +407,10 @@ export interface MetricsSnapshot {
     readonly reads: number;
     readonly readsFailed: number;
     readonly entriesApplied: number;
+    /** Requests refused for want of a valid token (none, unknown, revoked, expired, wrong secret). */
+    readonly authUnauthenticated?: number;
+    /** Requests refused because the token's role lacks a permission. */
+    readonly authForbidden?: number;
   };
   readonly histograms: {
     /** Proposal to applied, for successful proposals: the write latency. */
@@ -334,4 +420,64 @@ export interface MetricsSnapshot {
     readonly persistMs: HistogramSnapshot;
     readonly applyMs: HistogramSnapshot;
   };
+}
+
+// ---- Authentication (docs/security.md) ----
+
+/** POST /v1/auth/tokens. */
+export const TokenCreateBody = Type.Object(
+  {
+    role: Type.String({ minLength: 1, maxLength: 64 }),
+    ttlMs: Type.Optional(Type.Integer({ minimum: 1, description: "lifetime; absent: until revoked" })),
+  },
+  { additionalProperties: false },
+);
+/** POST /v1/auth/tokens. */
+export type TokenCreateBody = Static<typeof TokenCreateBody>;
+
+/** A new token: `token` is its secret, shown this once and never again. */
+export interface AuthTokenCreated {
+  readonly id: string;
+  readonly token: string;
+  readonly role: string;
+  /** Leader time after which it stops working; 0: never. */
+  readonly expiresAtMs: number;
+}
+
+/** A token as listed: never its secret. */
+export interface AuthTokenInfo {
+  readonly id: string;
+  readonly role: string;
+  readonly createdAtMs: number;
+  readonly expiresAtMs: number;
+  readonly expired: boolean;
+}
+
+/** PUT /v1/auth/roles/{name}. */
+export const RolePutBody = Type.Object(
+  {
+    grants: Type.Array(Type.String({ maxLength: 300 }), {
+      minItems: 1,
+      maxItems: 64,
+      description: "grants as <read|write|admin>:<key|stream|cluster>[:<pattern>]",
+    }),
+  },
+  { additionalProperties: false },
+);
+/** PUT /v1/auth/roles/{name}. */
+export type RolePutBody = Static<typeof RolePutBody>;
+
+/** A role as listed. */
+export interface RoleInfo {
+  readonly name: string;
+  readonly grants: readonly string[];
+  readonly builtIn: boolean;
+}
+
+/** GET /v1/auth/whoami: whether authentication is on, and the caller's token and role. */
+export interface WhoAmI {
+  readonly enabled: boolean;
+  readonly tokenId?: string;
+  readonly role?: string;
+  readonly grants?: readonly string[];
 }

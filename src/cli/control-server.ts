@@ -20,6 +20,8 @@ import { ControlError, type NodeSupervisor } from "./supervisor.js";
 /** The HTTP status of each control API error code. */
 export const controlStatusOf: Record<ControlErrorCode, number> = {
   ERR_BAD_REQUEST: 400,
+  ERR_UNAUTHENTICATED: 401,
+  ERR_FORBIDDEN: 403,
   ERR_NOT_FOUND: 404,
   ERR_CONFLICT: 409,
   ERR_BREAKS_MAJORITY: 409,
@@ -34,6 +36,11 @@ export interface ControlServerOptions {
   readonly port: number;
   /** The built dashboard (index.html and its assets). */
   readonly staticDir: string;
+  /**
+   * Checks a control call's Authorization header (docs/security.md): throws a ControlError when the
+   * cluster asks for tokens and this one is missing or lacks admin:cluster. Absent: no checks.
+   */
+  readonly authorize?: (authorization: string | undefined) => Promise<void>;
 }
 
 /** A running control server. */
@@ -109,6 +116,14 @@ export function buildControlApp(
           message: "the control API answers its own page and local tools only",
         },
       });
+    }
+  });
+  // The control API (ours and Axon's) changes the cluster: with authentication on, admins only. The
+  // page itself and its assets stay open, so a user can enter a token.
+  app.addHook("onRequest", async (request) => {
+    const path = request.url.split("?")[0] ?? "";
+    if (path.startsWith("/v1/control") || path.startsWith("/api/")) {
+      await options.authorize?.(request.headers.authorization);
     }
   });
   app.setErrorHandler((error, _request, reply) => controlError(reply, error));

@@ -4,10 +4,12 @@
 // tools (and to resume with the nodes added or removed since), and hands the processes to a
 // supervisor (supervisor.ts) that the dashboard's control API drives.
 import { spawn } from "node:child_process";
-import { createWriteStream } from "node:fs";
+import { createWriteStream, existsSync } from "node:fs";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
+import type { AuthTokenCreated } from "../api/index.js";
+import { CairnClient, CairnClientError } from "../client/index.js";
 import { httpClusterCalls } from "./cluster-calls.js";
 import { ensureDevCerts } from "./dev-certs.js";
 import {
@@ -50,10 +52,20 @@ export interface DevClusterOptions {
   readonly dashboardPort?: number;
   /** Where node `index` listens, instead of the base ports plus index - 1 (tests use free ports). */
   readonly addressesOf?: (index: number) => NodeAddresses;
+  /**
+   * Turn authentication on (docs/security.md) once the cluster is up, printing the admin token and
+   * keeping it in `<dir>/admin-token` (mode 0600) for the supervisor and later runs.
+   */
+  readonly auth?: boolean;
 }
 
 /** One node of the local cluster, as written to cluster.json. */
 export type DevNodeInfo = SupervisedNodeInfo;
+
+/** Where `cairn dev --auth` keeps the admin token, in the cluster's directory. */
+export function devAdminTokenFile(root: string): string {
+  return join(root, "admin-token");
+}
 
 /** A running local cluster: its supervisor. */
 export type DevCluster = NodeSupervisor;
@@ -270,6 +282,9 @@ export async function startDevCluster(options: DevClusterOptions): Promise<DevCl
     if (paths === undefined) throw new Error(`no certificate for node-${id}`);
     return { caPath: issued.caCertPath, ...paths };
   };
+  // The admin token of a run that turned authentication on: the supervisor's calls carry it.
+  const tokenFile = devAdminTokenFile(root);
+  let adminToken = existsSync(tokenFile) ? (await readFile(tokenFile, "utf8")).trim() : undefined;
   // The dev dashboard (and Axon's, on the same port) calls the nodes from its own origin.
   const corsOrigins = devDashboardOrigins(options.dashboardPort ?? 8080);
   const supervisor = new NodeSupervisor({
@@ -281,7 +296,7 @@ export async function startDevCluster(options: DevClusterOptions): Promise<DevCl
     addressesOf,
     pathsOf,
     portsFree,
-    calls: httpClusterCalls,
+    calls: httpClusterCalls(() => adminToken),
     persist: async (state) => {
       await writeFile(`${clusterFile}.tmp`, `${JSON.stringify(state, null, 2)}\n`);
       await rename(`${clusterFile}.tmp`, clusterFile);
@@ -289,5 +304,35 @@ export async function startDevCluster(options: DevClusterOptions): Promise<DevCl
     print: options.print,
   });
   await supervisor.startAll();
+  if (options.auth === true) {
+    const endpoints = supervisor.nodes.map((n) => n.httpUrl);
+    try {
+      // The key makes the call safe to retry while the nodes are still starting.
+      const created = (await new CairnClient({ endpoints, retryBudgetMs: 30_000 }).request(
+        "POST",
+        "/v1/auth/enable",
+        undefined,
+        `dev-auth-enable-${Date.now()}`,
+      )) as AuthTokenCreated;
+      adminToken = created.token;
+      await writeFile(tokenFile, `${created.token}\n`, { mode: 0o600 });
+      options.print(`authentication is on; admin token (shown once, also in ${tokenFile}, mode 0600):`);
+      options.print(`  export CAIRN_TOKEN=${created.token}`);
+    } catch (error) {
+      if (
+        !(error instanceof CairnClientError) ||
+        (error.code !== "ERR_CONFLICT" && error.code !== "ERR_UNAUTHENTICATED")
+      ) {
+        // The nodes must not outlive a start that failed.
+        await supervisor.close();
+        throw error;
+      }
+      options.print(
+        adminToken !== undefined
+          ? `authentication is already on; the admin token is in ${tokenFile}`
+          : "authentication is already on; use the admin token printed when it was turned on",
+      );
+    }
+  }
   return supervisor;
 }

@@ -4,10 +4,11 @@ import { resolve } from "node:path";
 import { Command, Option } from "commander";
 import type { ClusterStatus } from "../api/index.js";
 import { CairnClient, CairnClientError } from "../client/index.js";
+import { registerAuthCommands } from "./auth-commands.js";
+import { authorizeControl } from "./cluster-calls.js";
 import { startControlServer } from "./control-server.js";
 import { devCertsCommand } from "./dev-certs.js";
-import { startDevCluster } from "./dev-cluster.js";
-
+import { devAdminTokenFile, startDevCluster } from "./dev-cluster.js";
 import { ConfigError, envNameOf, nodeSettings, resolveNodeConfig } from "./node-config.js";
 import { registerStreamCommands } from "./stream-commands.js";
 
@@ -43,6 +44,12 @@ function endpointsFrom(flag: string | undefined): string[] {
   return ["http://127.0.0.1:8081"];
 }
 
+/** A client's settings: the endpoints, and the token in CAIRN_TOKEN when one is set (docs/security.md). */
+function clientOptions(flag: string | undefined): { endpoints: string[]; token?: string } {
+  const token = process.env["CAIRN_TOKEN"];
+  return { endpoints: endpointsFrom(flag), ...(token !== undefined && token !== "" ? { token } : {}) };
+}
+
 function print(value: unknown): void {
   process.stdout.write(`${typeof value === "string" ? value : JSON.stringify(value, null, 2)}\n`);
 }
@@ -65,6 +72,7 @@ interface DevOptions {
   redisPort: number;
   grpcPort: number;
   dashboardPort: number;
+  auth?: boolean;
 }
 
 /** How this `cairn` process was started, so `cairn dev` starts its nodes the same way. */
@@ -144,9 +152,11 @@ export function buildProgram(self: CairnSelf = installedSelf): Command {
       integer("dashboard-port"),
       8080,
     )
+    .option("--auth", "turn authentication on; prints the admin token (docs/security.md)")
     .action(async (options: DevOptions) => {
       const cluster = await startDevCluster({
         ...options,
+        auth: options.auth === true,
         cairnBin: self.script,
         nodeFlags: self.nodeFlags,
         print,
@@ -158,6 +168,17 @@ export function buildProgram(self: CairnSelf = installedSelf): Command {
           supervisor: cluster,
           port: options.dashboardPort,
           staticDir: new URL("../../dist/dashboard/", import.meta.url).pathname,
+          authorize: async (header) => {
+            // Open until a run turned authentication on; then admins only (the kept admin token
+            // without a round trip, so the page still works while every node is stopped).
+            const file = devAdminTokenFile(resolve(options.dir, "dev"));
+            if (!existsSync(file)) return;
+            if (header === `Bearer ${readFileSync(file, "utf8").trim()}`) return;
+            await authorizeControl(
+              cluster.nodes.map((n) => n.httpUrl),
+              header,
+            );
+          },
         });
       } catch (error) {
         await cluster.close();
@@ -211,7 +232,7 @@ export function buildProgram(self: CairnSelf = installedSelf): Command {
     .option("--stale", "serve from the node's local state without a leader round trip")
     .option("--json", "print the whole record")
     .action(async (key: string, options: { endpoints?: string; stale?: boolean; json?: boolean }) => {
-      const item = await new CairnClient({ endpoints: endpointsFrom(options.endpoints) }).get(
+      const item = await new CairnClient(clientOptions(options.endpoints)).get(
         key,
         options.stale ? { consistency: "stale" } : {},
       );
@@ -237,14 +258,14 @@ export function buildProgram(self: CairnSelf = installedSelf): Command {
         options: { endpoints?: string; ttlMs?: number; ifRevision?: number; ifAbsent?: boolean },
       ) => {
         const { endpoints, ...conditions } = options;
-        print(await new CairnClient({ endpoints: endpointsFrom(endpoints) }).put(key, value, conditions));
+        print(await new CairnClient(clientOptions(endpoints)).put(key, value, conditions));
       },
     );
   withEndpoints(kv.command("del <key>").description("delete a key"))
     .option("--if-revision <n>", "delete only if the key is at this revision", integer("if-revision"))
     .action(async (key: string, options: { endpoints?: string; ifRevision?: number }) => {
       print(
-        await new CairnClient({ endpoints: endpointsFrom(options.endpoints) }).delete(
+        await new CairnClient(clientOptions(options.endpoints)).delete(
           key,
           options.ifRevision !== undefined ? { ifRevision: options.ifRevision } : {},
         ),
@@ -254,12 +275,7 @@ export function buildProgram(self: CairnSelf = installedSelf): Command {
     async (key: string, by: string | undefined, options: { endpoints?: string }) => {
       if (by !== undefined && !/^-?\d{1,19}$/.test(by)) throw new ConfigError("by", "expected an integer");
       print(
-        (
-          await new CairnClient({ endpoints: endpointsFrom(options.endpoints) }).increment(
-            key,
-            BigInt(by ?? "1"),
-          )
-        ).value,
+        (await new CairnClient(clientOptions(options.endpoints)).increment(key, BigInt(by ?? "1"))).value,
       );
     },
   );
@@ -268,7 +284,7 @@ export function buildProgram(self: CairnSelf = installedSelf): Command {
     .option("--all", "follow pages to the end")
     .action(
       async (prefix: string | undefined, options: { endpoints?: string; limit: number; all?: boolean }) => {
-        const client = new CairnClient({ endpoints: endpointsFrom(options.endpoints) });
+        const client = new CairnClient(clientOptions(options.endpoints));
         let after: string | undefined;
         do {
           const page = await client.list({
@@ -285,7 +301,7 @@ export function buildProgram(self: CairnSelf = installedSelf): Command {
   withEndpoints(program.command("status").description("show members, roles, leader, indexes and lag"))
     .option("--json", "print the raw status")
     .action(async (options: { endpoints?: string; json?: boolean }) => {
-      const status = (await new CairnClient({ endpoints: endpointsFrom(options.endpoints) }).request(
+      const status = (await new CairnClient(clientOptions(options.endpoints)).request(
         "GET",
         "/v1/cluster",
       )) as ClusterStatus;
@@ -309,7 +325,7 @@ export function buildProgram(self: CairnSelf = installedSelf): Command {
     async (id: string, options: { endpoints?: string }) => {
       const memberId = integer("id")(id);
       print(
-        await new CairnClient({ endpoints: endpointsFrom(options.endpoints) }).request(
+        await new CairnClient(clientOptions(options.endpoints)).request(
           "DELETE",
           `/v1/cluster/members/${memberId}`,
         ),
@@ -322,7 +338,7 @@ export function buildProgram(self: CairnSelf = installedSelf): Command {
       .description("register a node (normally done by cairn node --join)"),
   ).action(async (name: string, peerAddress: string, options: { endpoints?: string }) => {
     print(
-      await new CairnClient({ endpoints: endpointsFrom(options.endpoints) }).request(
+      await new CairnClient(clientOptions(options.endpoints)).request(
         "POST",
         "/v1/cluster/members",
         { name, peerAddress },
@@ -335,15 +351,14 @@ export function buildProgram(self: CairnSelf = installedSelf): Command {
   ).action(async (id: string, options: { endpoints?: string }) => {
     const to = integer("id")(id);
     print(
-      await new CairnClient({ endpoints: endpointsFrom(options.endpoints) }).request(
-        "POST",
-        "/v1/cluster/leader",
-        { transferTo: to },
-      ),
+      await new CairnClient(clientOptions(options.endpoints)).request("POST", "/v1/cluster/leader", {
+        transferTo: to,
+      }),
     );
   });
+  registerAuthCommands(program, { clientOptions, print });
   registerStreamCommands(program, {
-    endpointsFrom,
+    clientOptions,
     print,
     warn: (line) => process.stderr.write(`${line}\n`),
   });

@@ -59,6 +59,11 @@ export interface NodeConfig {
   /** Testing facility: a file holding the milliseconds every log write and sync waits (a slow disk). */
   readonly diskDelayFile: string | undefined;
   /**
+   * `on`: once per data directory, turn authentication on if it is off; the node that does writes
+   * the bootstrap admin token to `<data-dir>/admin-token` (mode 0600). docs/security.md.
+   */
+  readonly auth: "on" | "off";
+  /**
    * "stdin-end": the node also stops, cleanly, when its standard input ends. A supervisor holds
    * the other end of a pipe, so the node dies with it however it dies (SIGKILL included).
    */
@@ -247,6 +252,15 @@ export const nodeSettings: readonly Setting[] = [
     min: 64 * 1024,
     max: 16 * 1024 * 1024 * 1024,
     description: "bytes of applied entry data between snapshots (whichever of the two comes first)",
+  },
+  {
+    key: "auth",
+    flag: "auth",
+    kind: "choice",
+    choices: ["off", "on"],
+    default: "off",
+    description:
+      "on: a new cluster starts with authentication on, its admin token in <data-dir>/admin-token (docs/security.md)",
   },
   {
     key: "peerDialOverrides",

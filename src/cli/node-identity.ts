@@ -2,7 +2,7 @@
 // members it started with. Written once, at bootstrap or join, through the file system seam, so
 // the simulated disk can check that a power loss right after first boot keeps it.
 import { createHash } from "node:crypto";
-import type { MemberRecord } from "../service/index.js";
+import type { NodeMembership } from "../node-assembly/index.js";
 import {
   errnoOf,
   type FileSystem,
@@ -16,18 +16,8 @@ import { ConfigError, type NodeConfig } from "./node-config.js";
 /** The identity file's name inside the data directory. */
 export const identityFileName = "node.json";
 
-/** What a node's data directory says about who it is; written once, at bootstrap or join. */
-export interface NodeIdentity {
-  readonly clusterId: string;
-  readonly id: number;
-  readonly name: string;
-  /** Whether this node bootstrapped the cluster (rather than joining it). */
-  readonly bootstrapped: boolean;
-  /** The voters the group was bootstrapped with: the base configuration. */
-  readonly initialVoters: readonly number[];
-  /** The members known at start: id, name and peer address. */
-  readonly members: readonly MemberRecord[];
-}
+/** What a node's data directory says about who it is (written once, at bootstrap or join): what the assembly starts a node as. */
+export type NodeIdentity = NodeMembership;
 
 /** Checks a node.json file's contents; anything malformed is a ConfigError naming the file. */
 export function parseIdentity(text: string, path: string): NodeIdentity {

@@ -2,7 +2,8 @@
 // production file system, lmdb and the TLS transport, has CairnNode assemble the node (as the
 // simulator and the in-process test cluster do), serves the client protocols, and runs until
 // SIGINT, SIGTERM or removal.
-import { readFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CairnClient } from "../client/index.js";
 import { type NodeWireMessage, nodeWireCodec, systemEnv } from "../node/index.js";
@@ -12,7 +13,7 @@ import { startGrpcServer } from "../server/grpc/index.js";
 import { buildHttpApp } from "../server/http/index.js";
 import { startRespServer } from "../server/resp/index.js";
 import { startTextServer } from "../server/text/index.js";
-import type { JoinAnswer, Membership } from "../service/index.js";
+import { type AuthService, type JoinAnswer, type Membership, runAs, system } from "../service/index.js";
 import {
   DelayedFileSystem,
   type FileSystem,
@@ -47,7 +48,13 @@ export interface RunningNode {
 
 /** Asks a running cluster (through any member's HTTP API) to add this node. */
 async function joinCluster(config: NodeConfig, url: string): Promise<NodeIdentity> {
-  const client = new CairnClient({ endpoints: [url], retryBudgetMs: 30_000 });
+  // With authentication on, joining takes an admin token (docs/security.md).
+  const token = process.env["CAIRN_TOKEN"];
+  const client = new CairnClient({
+    endpoints: [url],
+    retryBudgetMs: 30_000,
+    ...(token !== undefined && token !== "" ? { token } : {}),
+  });
   const answer = (await client.request(
     "POST",
     "/v1/cluster/members",
@@ -158,6 +165,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     },
   );
 
+  const stopAuthBootstrap = config.auth === "on" ? bootstrapAuth(config.dataDir, node, log) : () => {};
   log(
     `node ${identity.name} (id ${id}) of cluster ${identity.clusterId}: HTTP ${httpUrl}${redis ? `, Redis ${redis.address}` : ""}${textAt ? `, text ${textAt}` : ""}${grpcAt ? `, gRPC ${grpcAt}` : ""}, peers on ${config.peerListen.host}:${config.peerListen.port}`,
   );
@@ -166,6 +174,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     httpUrl,
     removed: node.removed,
     close: async () => {
+      stopAuthBootstrap();
       for (const listener of listeners) await listener.close();
       await node.close();
       diskDelay?.close();
@@ -276,8 +285,16 @@ async function startClientServers(
     streams: node.streams,
     nodeName,
     cluster: { status: () => node.cluster.status(), membership: node.membership },
-    metrics: node.group,
+    metrics: {
+      metrics: node.group.metrics,
+      status: () => node.group.status(),
+      get appliedIndex() {
+        return node.group.appliedIndex;
+      },
+      authFailures: node.guard.failures,
+    },
     corsOrigins: config.corsOrigins,
+    auth: node.auth,
     readiness: () => node.readiness(),
   });
   await listening(
@@ -285,16 +302,70 @@ async function startClientServers(
   );
   const text =
     config.textListen &&
-    (await listening(startTextServer(config.textListen, { kv: node.kv, flavor: config.textCompat, log })));
+    (await listening(
+      startTextServer(config.textListen, { kv: node.kv, guard: node.guard, flavor: config.textCompat, log }),
+    ));
   const redis =
     config.redisListen &&
     (await listening(
       startRespServer(
-        { kv: node.kv, streams: node.streams, status: () => node.cluster.status(), log },
+        { kv: node.kv, streams: node.streams, guard: node.guard, status: () => node.cluster.status(), log },
         config.redisListen,
       ),
     ));
   const grpc =
-    config.grpcListen && (await listening(startGrpcServer(config.grpcListen, { streams: node.streams })));
+    config.grpcListen &&
+    (await listening(startGrpcServer(config.grpcListen, { streams: node.streams, guard: node.guard })));
   return { http, text, redis, grpc };
+}
+
+/** Where `--auth on` writes the bootstrap admin token, and the mark that it has run. */
+export const adminTokenFile = "admin-token";
+const authBootstrappedFile = "auth-bootstrapped";
+
+/**
+ * `--auth on`: once per data directory, turns authentication on if it is off, and writes the
+ * bootstrap admin token to `<data-dir>/admin-token` (mode 0600). Of several nodes started so, one
+ * wins; the others find it on (ERR_CONFLICT) and write no token. Tries once a second until done;
+ * returns what stops it.
+ */
+function bootstrapAuth(
+  dataDir: string,
+  node: {
+    readonly auth: AuthService;
+    readonly group: { readonly softState: { readonly leaderId: unknown } };
+  },
+  log: (line: string) => void,
+): () => void {
+  const mark = join(dataDir, authBootstrappedFile);
+  let stopped = existsSync(mark);
+  const attempt = async (): Promise<void> => {
+    try {
+      const created = await runAs(system, () => node.auth.enable());
+      await writeFile(join(dataDir, adminTokenFile), `${created.token}\n`, { mode: 0o600, flag: "wx" });
+      log(`authentication is on; the admin token (id ${created.id}) is in ${join(dataDir, adminTokenFile)}`);
+    } catch (error) {
+      if (!(error instanceof Error && "code" in error && error.code === "ERR_CONFLICT")) throw error;
+      log("authentication is already on in this cluster");
+    }
+    await writeFile(mark, "", { mode: 0o600 });
+    stopped = true;
+  };
+  let timer: NodeJS.Timeout | undefined;
+  const tick = () => {
+    if (stopped) return;
+    const next = () => {
+      if (!stopped) timer = setTimeout(tick, 1_000);
+    };
+    if (node.group.softState.leaderId === null) return next();
+    attempt().then(next, (error: unknown) => {
+      log(`turning authentication on failed, retrying: ${String(error)}`);
+      next();
+    });
+  };
+  timer = setTimeout(tick, 0);
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
 }

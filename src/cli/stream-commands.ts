@@ -13,7 +13,8 @@ import { ConfigError } from "./node-config.js";
 /** What the stream commands need from the program that hosts them. */
 export interface StreamCommandsContext {
   /** The endpoints to use for a command's --endpoints flag value. */
-  readonly endpointsFrom: (flag: string | undefined) => string[];
+  /** The endpoints (and token) a client command talks to. */
+  readonly clientOptions: (flag: string | undefined) => { endpoints: string[]; token?: string };
   /** Prints a line (or a value as JSON). */
   readonly print: (value: unknown) => void;
   /** Prints a diagnostic line to stderr. */
@@ -94,8 +95,7 @@ interface GroupSettingsFlags {
 /** Adds the stream and group commands to `program`. */
 export function registerStreamCommands(program: Command, context: StreamCommandsContext): void {
   const { print, warn } = context;
-  const client = (endpoints: string | undefined) =>
-    new CairnClient({ endpoints: context.endpointsFrom(endpoints) });
+  const client = (endpoints: string | undefined) => new CairnClient(context.clientOptions(endpoints));
   const withEndpoints = (command: Command) =>
     command.option("--endpoints <urls>", "comma-separated node URLs");
 

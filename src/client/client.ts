@@ -39,6 +39,8 @@ export interface CairnClientOptions {
   readonly requestTimeoutMs?: number;
   /** Total time a call may spend retrying. Default 15,000 ms. */
   readonly retryBudgetMs?: number;
+  /** A token (docs/security.md), sent as `Authorization: Bearer` on every request. */
+  readonly token?: string;
   /**
    * "all": every write is acknowledged only once every voting member has it on disk (header
    * Cairn-Write-Concern), or fails with ERR_WRITE_CONCERN (committed on a majority; not retried).
@@ -53,15 +55,8 @@ export type KvItem = Api.KvItem;
 /** A successful write. */
 export type WriteAck = Api.KvWriteAck;
 
-/** Stream settings. */
-export interface StreamOptions {
-  readonly maxMessages?: number;
-  readonly maxBytes?: number;
-  readonly maxAgeMs?: number;
-  readonly discard?: "old" | "new";
-  readonly messageBytesMax?: number;
-  readonly dedupeWindowMs?: number;
-}
+/** Stream settings (the body of a create, less the name). */
+export type StreamOptions = Api.StreamUpdateBody;
 
 /** A stream as described by the server. */
 export type StreamInfo = Api.StreamInfo;
@@ -75,14 +70,8 @@ export type AppendAck = Api.AppendAck;
 /** A page of messages. */
 export type MessagePage = Api.MessagePage;
 
-/** Consumer group settings. */
-export interface GroupOptions {
-  readonly startAt?: "first" | "last" | "new" | { readonly seq: number } | { readonly timeMs: number };
-  readonly ackWaitMs?: number;
-  readonly maxDeliveries?: number;
-  readonly deadLetterStream?: string;
-  readonly maxAckPending?: number;
-}
+/** Consumer group settings (the body of a create, less the group's name). */
+export type GroupOptions = Omit<Api.GroupBody, "group">;
 
 /** A consumer group as described by the server. */
 export type GroupInfo = Api.GroupInfo;
@@ -108,6 +97,7 @@ type Method = "GET" | "PUT" | "PATCH" | "DELETE" | "POST";
 export class CairnClient {
   readonly #endpoints: readonly string[];
   readonly #requestTimeoutMs: number;
+  readonly #token: string | undefined;
   readonly #retryBudgetMs: number;
   readonly #writeConcern: "majority" | "all";
   #preferred = 0;
@@ -117,6 +107,7 @@ export class CairnClient {
     if (options.endpoints.length === 0) throw new CairnClientError("ERR_BAD_REQUEST", "no endpoints given");
     this.#endpoints = options.endpoints.map((e) => e.replace(/\/+$/, ""));
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 5_000;
+    this.#token = options.token;
     this.#retryBudgetMs = options.retryBudgetMs ?? 15_000;
     this.#writeConcern = options.writeConcern ?? "majority";
   }
@@ -380,7 +371,7 @@ export class CairnClient {
   async updateGroup(
     stream: string,
     group: string,
-    changes: Pick<GroupOptions, "ackWaitMs" | "maxDeliveries" | "maxAckPending">,
+    changes: Api.GroupUpdateBody,
   ): Promise<{ updated: boolean; group: GroupInfo }> {
     return (await this.request(
       "PATCH",
@@ -406,7 +397,7 @@ export class CairnClient {
     stream: string,
     group: string,
     consumer: string,
-    options: { max?: number; waitMs?: number } = {},
+    options: Omit<Api.FetchBody, "consumer"> = {},
   ): Promise<StreamMessageItem[]> {
     const waitMs = options.waitMs ?? 0;
     return (
@@ -426,7 +417,7 @@ export class CairnClient {
     group: string,
     action: "ack" | "nack" | "extend" | "term",
     seqs: readonly number[],
-    options: { delayMs?: number } = {},
+    options: Omit<Api.SettleBody, "seqs"> = {},
   ): Promise<{ settled: number[]; notPending: number[] }> {
     return (await this.request(
       "POST",
@@ -490,6 +481,7 @@ export class CairnClient {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers["content-type"] = "application/json";
     if (idempotencyKey !== undefined) headers["idempotency-key"] = idempotencyKey;
+    if (this.#token !== undefined) headers["authorization"] = `Bearer ${this.#token}`;
     if (method !== "GET" && this.#writeConcern === "all") headers["cairn-write-concern"] = "all";
     let response: Response;
     try {

@@ -30,15 +30,33 @@ export class ControlApiError extends Error {
   }
 }
 
+const tokenKey = "cairn-token";
+
+/**
+ * The token the page presents (docs/security.md), kept for this browser tab only (sessionStorage);
+ * empty while the cluster asks for none.
+ */
+export const session = $state({ token: globalThis.sessionStorage?.getItem(tokenKey) ?? "" });
+
+/** Uses `token` for every later request of this tab. */
+export function useToken(token: string): void {
+  session.token = token.trim();
+  globalThis.sessionStorage?.setItem(tokenKey, session.token);
+}
+
+/** The Authorization header of the page's token, if it has one. */
+function authHeader(): Record<string, string> {
+  return session.token === "" ? {} : { authorization: `Bearer ${session.token}` };
+}
+
 /** Calls the control API (same origin) and answers its JSON, or throws a ControlApiError. */
 export async function control<T>(method: string, path: string, body?: unknown): Promise<T> {
   let response: Response;
   try {
     response = await fetch(path, {
       method,
-      ...(body !== undefined
-        ? { headers: { "content-type": "application/json" }, body: JSON.stringify(body) }
-        : {}),
+      headers: { ...authHeader(), ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       signal: AbortSignal.timeout(method === "GET" ? 3_000 : 60_000),
     });
   } catch {
@@ -92,7 +110,12 @@ export function clientFor(nodeName?: string): CairnClient {
       nodeName ? `no node ${nodeName}` : "no node is running: start one on the Cluster tab",
     );
   }
-  return new CairnClient({ endpoints, requestTimeoutMs: 2_000, retryBudgetMs: 5_000 });
+  return new CairnClient({
+    endpoints,
+    requestTimeoutMs: 2_000,
+    retryBudgetMs: 5_000,
+    ...(session.token !== "" ? { token: session.token } : {}),
+  });
 }
 
 let lastEventId = 0;
@@ -102,6 +125,7 @@ let lastMetricsAtMs = 0;
 async function metricsOf(node: ControlNode): Promise<MetricsSnapshot | undefined> {
   try {
     const response = await fetch(`${node.httpUrl}/v1/metrics`, {
+      headers: authHeader(),
       signal: AbortSignal.timeout(requestTimeoutMs),
     });
     return response.ok ? ((await response.json()) as MetricsSnapshot) : undefined;

@@ -40,6 +40,8 @@ export function describeError(error: unknown): string {
     ERR_CONFLICT: "The condition did not hold: reload to see the current state, then retry.",
     ERR_BREAKS_MAJORITY: "Start the stopped voters first, or remove a stopped voter instead.",
     ERR_BAD_REQUEST: "Check the fields and try again.",
+    ERR_UNAUTHENTICATED: "The cluster asks for a token: enter one at the top of the page.",
+    ERR_FORBIDDEN: "Your token's role lacks that permission; use a token with more grants.",
   };
   const hint = advice[code];
   return hint === undefined ? message : `${message}. ${hint}`;

@@ -21,19 +21,25 @@ import { type GroupId, groupId, type NodeId, nodeId, type SoftState } from "../r
 import {
   ApplyNotifier,
   type ApplyOutcome,
+  AuthGuard,
+  AuthService,
   ClusterService,
   defaultKvLimits,
   defaultStreamLimits,
   GroupReplication,
+  type JoinAnswer,
   KvService,
   LeaderLink,
   type MemberRecord,
   Membership,
+  peerAddressOf,
+  runAs,
   ServiceStateMachine,
   StateCheck,
   type StateCheckReport,
   StoreBackend,
   StreamService,
+  system,
 } from "../service/index.js";
 import {
   type FileSystem,
@@ -51,17 +57,14 @@ import type { PeerAddress, Transport } from "../transport/index.js";
 /** The one Raft group of the first release. */
 export const mainGroup: GroupId = groupId(1);
 
-/** Who a node is and whom it knows at start (its identity file, or the simulator's roster). */
-export interface NodeMembership {
-  readonly clusterId: string;
-  readonly id: number;
+/**
+ * Who a node is and whom it knows at start (its identity file, or the simulator's roster): what a
+ * join answers (id, cluster, bootstrap voters, members), with the node's name and whether it
+ * bootstrapped the cluster (then, as leader, it registers the bootstrap members).
+ */
+export interface NodeMembership extends JoinAnswer {
   readonly name: string;
-  /** Whether this node bootstrapped the cluster: then, as leader, it registers the bootstrap members. */
   readonly bootstrapped: boolean;
-  /** The voters the group was bootstrapped with: the base configuration. */
-  readonly initialVoters: readonly number[];
-  /** The members known at start: id, name and peer address (`host:port`). */
-  readonly members: readonly MemberRecord[];
 }
 
 /** The settings of a node, with the defaults the CLI ships. */
@@ -174,6 +177,10 @@ export class CairnNode {
   readonly streams: StreamService;
   readonly cluster: ClusterService;
   readonly membership: Membership;
+  /** Checks every protocol's principals against this node's copy of tokens and roles. */
+  readonly guard: AuthGuard;
+  /** Tokens and roles (docs/security.md). */
+  readonly auth: AuthService;
   /** Resolves when the cluster removed this node from its configuration. */
   readonly removed: Promise<void>;
   readonly #env: Env;
@@ -227,23 +234,31 @@ export class CairnNode {
     this.group = group;
     this.backend = backend;
     this.host = host;
+    // Every protocol authenticates its clients with the guard, from this node's copy of the
+    // replicated tokens and roles; the leader checks forwarded writes again with its own.
+    const guard = new AuthGuard({
+      state: backend.reader,
+      nowMs: () => env.nowMs(),
+      barrier: () => group.readBarrier(),
+    });
+    this.guard = guard;
     // A follower hands writes and membership changes to the leader over the peer link.
-    const link = new LeaderLink({ group, host, env, backend, applied });
-    this.kv = new KvService(new GroupReplication(group, backend, env, link), {
+    const link = new LeaderLink({ group, host, env, backend, applied, guard });
+    const replication = new GroupReplication(group, backend, env, link, { guard });
+    this.auth = new AuthService(replication, guard);
+    this.kv = new KvService(replication, {
       keyBytesMax: settings.keyBytesMax,
       valueBytesMax: settings.valueBytesMax,
     });
-    this.streams = new StreamService(new GroupReplication(group, backend, env, link), applied, {
+    this.streams = new StreamService(replication, applied, {
       ...defaultStreamLimits,
       messageBytesMax: settings.valueBytesMax,
     });
-    this.cluster = new ClusterService(
-      who.clusterId,
-      group,
-      host,
-      () => this.#recovering?.reason,
-      () => this.#stateReport,
-    );
+    this.cluster = new ClusterService(who.clusterId, group, host, {
+      guard,
+      recovering: () => this.#recovering?.reason,
+      stateCheck: () => this.#stateReport,
+    });
     this.membership = new Membership({
       clusterId: who.clusterId,
       group,
@@ -255,6 +270,7 @@ export class CairnNode {
       setPeers: (p) => parts.transport.setPeers(p),
       nowMs: () => env.nowMs(),
       link,
+      guard,
     });
     link.serveMembership(this.membership);
     let resolveRemoved: () => void = () => {};
@@ -274,22 +290,19 @@ export class CairnNode {
       fatal.failed = true;
       log(`FATAL: storage failed, this node stops accepting writes: ${error.message}`);
     };
-    const opened = await Wal.open(fs, joinPath(options.dataDir, "wal"), {
-      segmentBytesMax: settings.segmentBytesMax,
-      onFailure,
-    }).catch(async (error: unknown) => {
-      await transport.close().catch(() => undefined);
-      await store.close().catch(() => undefined);
-      throw error;
-    });
-    const { wal, recovery } = opened;
-    if (recovery.tornTail !== undefined) log(describeTornTail(recovery.tornTail));
+    let wal: Wal | undefined;
     try {
-      return await CairnNode.#start(options, settings, wal, recovery, fatal, onFailure);
+      const opened = await Wal.open(fs, joinPath(options.dataDir, "wal"), {
+        segmentBytesMax: settings.segmentBytesMax,
+        onFailure,
+      });
+      wal = opened.wal;
+      if (opened.recovery.tornTail !== undefined) log(describeTornTail(opened.recovery.tornTail));
+      return await CairnNode.#start(options, settings, wal, opened.recovery, fatal, onFailure);
     } catch (error) {
       // A node that refuses to start (damaged storage, a port taken) leaves no handle open.
       await transport.close().catch(() => undefined);
-      await wal.close().catch(() => undefined);
+      await wal?.close().catch(() => undefined);
       await store.close().catch(() => undefined);
       throw error;
     }
@@ -438,7 +451,11 @@ export class CairnNode {
     }
     this.#wasMember = isMember;
     if (this.group.softState.role === "leader" && !this.#fatal.failed) {
-      work.push(this.kv.sweepExpiredIfDue(), this.streams.sweepIfDue());
+      // The node's own sweeps: no client asked for them, so they run as the node itself.
+      work.push(
+        runAs(system, () => this.kv.sweepExpiredIfDue()),
+        runAs(system, () => this.streams.sweepIfDue()),
+      );
     }
     const outcomes = await Promise.allSettled(work);
     for (const outcome of outcomes) {
@@ -529,8 +546,7 @@ function peerAddresses(members: readonly MemberRecord[], self: NodeId): Map<Node
   const peers = new Map<NodeId, PeerAddress>();
   for (const m of members) {
     if (m.id === self) continue;
-    const at = m.peerAddress.lastIndexOf(":");
-    peers.set(nodeId(m.id), { host: m.peerAddress.slice(0, at), port: Number(m.peerAddress.slice(at + 1)) });
+    peers.set(nodeId(m.id), peerAddressOf(m.peerAddress));
   }
   return peers;
 }

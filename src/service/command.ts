@@ -3,6 +3,17 @@
 // envelope is deterministic, so every replica computes the same result for the same entry.
 import { ByteReader, ByteWriter, crc32, DecodeError } from "../util/index.js";
 import {
+  type AuthCommand,
+  type AuthResult,
+  applyAuth,
+  authNeeds,
+  decodeAuthCommand,
+  encodeAuthCommand,
+  kvNeeds,
+  type Need,
+  streamNeeds,
+} from "./auth/index.js";
+import {
   applyMemberCommand,
   decodeMemberCommand,
   encodeMemberCommand,
@@ -10,7 +21,14 @@ import {
   type MemberResult,
 } from "./cluster/members.js";
 import { isErrorCode } from "./errors.js";
-import { applyKv, decodeKvCommand, encodeKvCommand, type KvCommand, type KvResult } from "./kv/index.js";
+import {
+  applyKv,
+  decodeKvCommand,
+  encodeKvCommand,
+  type KvCommand,
+  type KvResult,
+  type StepResult,
+} from "./kv/index.js";
 import type { StateReader, StateWriter } from "./state.js";
 import {
   applyStream,
@@ -26,13 +44,14 @@ import {
 export type Command =
   | { readonly service: "kv"; readonly command: KvCommand }
   | { readonly service: "members"; readonly command: MemberCommand }
-  | { readonly service: "streams"; readonly command: StreamCommand };
+  | { readonly service: "streams"; readonly command: StreamCommand }
+  | { readonly service: "auth"; readonly command: AuthCommand };
 
 /**
  * The result of applying a {@link Command}, tagged with the command's kind (`<service>.<type>`),
  * whether it succeeded or was refused.
  */
-export type CommandResult = KvResult | MemberResult | StreamResult;
+export type CommandResult = KvResult | MemberResult | StreamResult | AuthResult;
 
 /** The kind of a command and of its result: `<service>.<type>`, as `kv.put` or `streams.append`. */
 export type CommandKind = KindOf<Command>;
@@ -63,6 +82,23 @@ export function commandKind(command: Command): CommandKind {
       return `members.${command.command.type}`;
     case "streams":
       return `streams.${command.command.type}`;
+    case "auth":
+      return `auth.${command.command.type}`;
+  }
+}
+
+/** What `command` needs of the principal that proposes it (src/service/auth/command-needs.ts). */
+export function commandNeeds(command: Command): Need[] {
+  switch (command.service) {
+    case "kv":
+      return kvNeeds(command.command);
+    case "members":
+      // Registered by the membership service itself, never proposed for a client.
+      return [{ permission: "admin", resource: "cluster" }];
+    case "streams":
+      return streamNeeds(command.command);
+    case "auth":
+      return authNeeds(command.command);
   }
 }
 
@@ -110,6 +146,7 @@ const ENVELOPE_VERSION = 1;
 const SERVICE_KV = 1;
 const SERVICE_MEMBERS = 2;
 const SERVICE_STREAMS = 3;
+const SERVICE_AUTH = 4;
 /** The longest idempotency key accepted, in bytes. */
 export const idempotencyKeyBytesMax = 256;
 
@@ -141,6 +178,10 @@ export function encodeEnvelope(envelope: Envelope): Uint8Array {
     case "streams":
       writer.u8(SERVICE_STREAMS);
       encodeStreamCommand(envelope.command.command, writer);
+      break;
+    case "auth":
+      writer.u8(SERVICE_AUTH);
+      encodeAuthCommand(envelope.command.command, writer);
       break;
   }
   return writer.finish();
@@ -175,6 +216,7 @@ export function decodeEnvelope(data: Uint8Array): Envelope {
     command = { service: "members", command: decodeMemberCommand(reader) };
   else if (service === SERVICE_STREAMS)
     command = { service: "streams", command: decodeStreamCommand(reader) };
+  else if (service === SERVICE_AUTH) command = { service: "auth", command: decodeAuthCommand(reader) };
   else throw new DecodeError(`unknown service ${service}`);
   reader.end();
   return idempotencyKey === "" ? { tsMs, command } : { tsMs, idempotencyKey, command };
@@ -201,7 +243,15 @@ export function bytesAsBase64(_key: string, value: unknown): unknown {
 }
 
 /** How a remembered result's field is checked when it is read back. */
-type FieldCodec = "number" | "boolean" | "string" | "numbers" | "deliveries" | "bytes-or-null" | "kv-results";
+type FieldCodec =
+  | "number"
+  | "boolean"
+  | "string"
+  | "numbers"
+  | "strings"
+  | "deliveries"
+  | "bytes-or-null"
+  | "kv-results";
 
 /** The codec a field of type `T` takes. */
 type CodecOf<T> = T extends number
@@ -212,13 +262,15 @@ type CodecOf<T> = T extends number
       ? "string"
       : T extends readonly number[]
         ? "numbers"
-        : T extends readonly Delivery[]
-          ? "deliveries"
-          : T extends Uint8Array | null
-            ? "bytes-or-null"
-            : T extends readonly (KvResult | StreamResult)[]
-              ? "kv-results"
-              : never;
+        : T extends readonly string[]
+          ? "strings"
+          : T extends readonly Delivery[]
+            ? "deliveries"
+            : T extends Uint8Array | null
+              ? "bytes-or-null"
+              : T extends readonly StepResult[]
+                ? "kv-results"
+                : never;
 
 /** The fields of the successful result of kind `K`, beyond its tag. */
 type SuccessFields<K extends CommandKind> = Omit<
@@ -243,7 +295,7 @@ const successFields: {
   "kv.update": { value: "bytes-or-null", length: "number", revision: "number" },
   "kv.copy": { done: "boolean", revision: "number" },
   "kv.flush": { removed: "number" },
-  "kv.read": { value: "bytes-or-null", expireAtMs: "number" },
+  "kv.read": { value: "bytes-or-null", expireAtMs: "number", stream: "boolean" },
   "kv.transaction": { aborted: "boolean", results: "kv-results" },
   "members.register": {},
   "members.unregister": {},
@@ -258,11 +310,18 @@ const successFields: {
   "streams.fetch": { messages: "deliveries" },
   "streams.settle": { settled: "numbers", notPending: "numbers" },
   "streams.sweep": { removed: "number" },
-  "streams.claim": { claimed: "deliveries", deleted: "numbers", next: "number" },
+  "streams.claim": { claimed: "deliveries", deleted: "numbers", deletedIds: "strings", next: "number" },
   "streams.trim": { trimmed: "number", more: "boolean" },
   "streams.group-position": {},
   "streams.consumer-create": { created: "boolean" },
   "streams.consumer-delete": { pending: "number" },
+  "streams.set-id": {},
+  "auth.role-put": { created: "boolean" },
+  "auth.role-delete": { deleted: "boolean" },
+  "auth.token-create": { expiresAtMs: "number" },
+  "auth.token-revoke": { revoked: "boolean" },
+  "auth.enable": { expiresAtMs: "number" },
+  "auth.disable": { disabled: "boolean" },
 };
 
 /** Detail fields a remembered refusal may carry (all numbers, or null for a missing key's revision). */
@@ -289,6 +348,9 @@ function checkField(value: unknown, codec: FieldCodec): boolean {
       return typeof value === "string";
     case "numbers":
       return Array.isArray(value) && value.every((v) => typeof v === "number");
+    case "strings":
+      // Absent in what the previous release remembered (XAUTOCLAIM's deleted ids): read as none.
+      return value === undefined || (Array.isArray(value) && value.every((v) => typeof v === "string"));
     case "bytes-or-null":
       return value === null || (isRecord(value) && typeof value["base64"] === "string");
     case "kv-results":
@@ -338,7 +400,7 @@ export function decodeStoredResult<C extends Command>(command: C, text: string):
   for (const [field, codec] of Object.entries<FieldCodec>(successFields[kind])) {
     const fieldValue = value[field];
     if (!checkField(fieldValue, codec)) throw new DecodeError(`remembered result of ${kind} lacks ${field}`);
-    fields[field] = restoreBytes(fieldValue);
+    fields[field] = codec === "strings" ? (fieldValue ?? []) : restoreBytes(fieldValue);
   }
   // A decoder's cast: every field of the kind's result type was checked above.
   return fields as unknown as ResultOf<C>;
@@ -438,6 +500,8 @@ function runCommand(
       const result = applyStream(state, envelope.command.command, envelope.tsMs);
       return { result, remembered: streamResultIsRemembered(result) };
     }
+    case "auth":
+      return { result: applyAuth(state, envelope.command.command, envelope.tsMs), remembered: true };
   }
 }
 

@@ -7,9 +7,12 @@ import type { Staleness } from "./replication.js";
 /** Every error code a client can receive. */
 export const errorCodes = [
   "ERR_BAD_REQUEST",
+  "ERR_UNAUTHENTICATED",
+  "ERR_FORBIDDEN",
   "ERR_NOT_FOUND",
   "ERR_CONFLICT",
   "ERR_NOT_INTEGER",
+  "ERR_WRONG_TYPE",
   "ERR_IDEMPOTENCY_KEY_REUSED",
   "ERR_TOO_LARGE",
   "ERR_STREAM_FULL",
@@ -50,6 +53,15 @@ export type LeaderAddresses = {
  */
 export type ErrorDetails = {
   readonly ERR_BAD_REQUEST: NoDetails;
+  readonly ERR_UNAUTHENTICATED: NoDetails;
+  readonly ERR_FORBIDDEN: {
+    /** The permission the caller's role lacks, as a grant is written (`write:key:users/1`). */
+    readonly missing?: string;
+    /** Who was refused: the token's id. */
+    readonly principal?: string;
+    /** The key or stream the missing permission is about, if one. */
+    readonly name?: string;
+  };
   readonly ERR_NOT_FOUND: {
     /** A key read: the group revision it was read at. */
     readonly revision?: number;
@@ -66,6 +78,7 @@ export type ErrorDetails = {
     readonly currentLastSeq?: number;
   };
   readonly ERR_NOT_INTEGER: NoDetails;
+  readonly ERR_WRONG_TYPE: NoDetails;
   readonly ERR_IDEMPOTENCY_KEY_REUSED: NoDetails;
   readonly ERR_TOO_LARGE: {
     /** The limit that was exceeded, in bytes. */
@@ -101,9 +114,12 @@ export type ErrorDetails = {
  */
 const noDetails: { readonly [C in ErrorCode]: ErrorDetails[C] } = {
   ERR_BAD_REQUEST: {},
+  ERR_UNAUTHENTICATED: {},
+  ERR_FORBIDDEN: {},
   ERR_NOT_FOUND: {},
   ERR_CONFLICT: {},
   ERR_NOT_INTEGER: {},
+  ERR_WRONG_TYPE: {},
   ERR_IDEMPOTENCY_KEY_REUSED: {},
   ERR_TOO_LARGE: {},
   ERR_STREAM_FULL: {},

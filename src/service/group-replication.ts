@@ -3,6 +3,7 @@
 // stale reads read committed state directly, and runtime errors keep their stable codes.
 import type { Env, RaftGroup } from "../node/index.js";
 import { NodeError } from "../node/index.js";
+import { type AuthGuard, currentPrincipal, type Need } from "./auth/index.js";
 import type { ApplyOutcome } from "./command.js";
 import { CairnError, isCairnError } from "./errors.js";
 import type { LeaderLink } from "./leader-link.js";
@@ -41,27 +42,36 @@ export class GroupReplication implements ReplicationPort {
   readonly #env: Env;
   readonly #link: LeaderLink | undefined;
   readonly #allVotersTimeoutMs: number;
+  readonly #guard: AuthGuard | undefined;
 
   /**
    * Creates the port. With `link`, a write made on a follower is handed to the leader; without,
-   * it is refused with ERR_NOT_LEADER (a client must find the leader itself).
+   * it is refused with ERR_NOT_LEADER (a client must find the leader itself). With `guard`, every
+   * operation checks its principal's permissions (src/service/auth).
    */
   constructor(
     group: RaftGroup<ApplyOutcome>,
     backend: StateBackend,
     env: Env,
     link?: LeaderLink,
-    options: { readonly allVotersTimeoutMs?: number } = {},
+    options: { readonly allVotersTimeoutMs?: number; readonly guard?: AuthGuard } = {},
   ) {
     this.#group = group;
     this.#backend = backend;
     this.#env = env;
     this.#link = link;
     this.#allVotersTimeoutMs = options.allVotersTimeoutMs ?? allVotersTimeoutMsDefault;
+    this.#guard = options.guard;
+  }
+
+  authorize(needs: readonly Need[]): void {
+    this.#guard?.check(needs);
   }
 
   async propose(data: Uint8Array, writeConcern: WriteConcern = "majority"): Promise<ApplyOutcome> {
-    if (this.#link !== undefined && !this.#link.leads) return this.#link.propose(data, writeConcern);
+    // The principal travels with the write: the leader checks it again against its own state.
+    if (this.#link !== undefined && !this.#link.leads)
+      return this.#link.propose(data, writeConcern, currentPrincipal());
     try {
       return await proposeOnLeader(this.#group, data, writeConcern, this.#allVotersTimeoutMs);
     } catch (error) {

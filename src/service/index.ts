@@ -2,10 +2,20 @@
 // results and errors they answer with, and the pieces the node assembly wires together. Adapters
 // (src/server/*) import from here only.
 export { ApplyNotifier, type WaitClock } from "./apply-notifier.js";
+export { AuthService } from "./auth/auth-service.js";
+export {
+  type AuthFailures,
+  AuthGuard,
+  anonymous,
+  currentPrincipal,
+  type Principal,
+  runAs,
+  system,
+} from "./auth/index.js";
+export { ClusterService, type ClusterStatus, type MemberStatus } from "./cluster/cluster-service.js";
 export type { MemberRecord } from "./cluster/members.js";
 export type { JoinAnswer, MembershipOptions } from "./cluster/membership.js";
-export { Membership } from "./cluster/membership.js";
-export { ClusterService, type ClusterStatus, type MemberStatus } from "./cluster-service.js";
+export { Membership, peerAddressOf } from "./cluster/membership.js";
 export {
   type ApplyOutcome,
   type Command,
@@ -44,13 +54,28 @@ export {
   type KvPutOptions,
   KvService,
   type KvWriteAck,
-} from "./kv-service.js";
+} from "./kv/kv-service.js";
 export { LeaderLink, type LeaderLinkOptions } from "./leader-link.js";
 export { type ReplicationPort, type Staleness, type WriteConcern, writeConcerns } from "./replication.js";
 export { type Space, type StateReader, type StateWriter, spaceCodes, spaceKinds, spaces } from "./state.js";
 export { type ReportedHashes, StateCheck, type StateCheckReport } from "./state-check.js";
 export { hashState, type StateHash } from "./state-hash.js";
-export { MemoryBackend, ServiceStateMachine, type StateBackend, StoreBackend } from "./state-machine.js";
+export { MemoryBackend, ServiceStateMachine, type StateBackend } from "./state-machine.js";
+export { StoreBackend, type StoreBackendOptions } from "./store-backend.js";
+export type {
+  ClaimTarget,
+  DiscardPolicy,
+  GivenId,
+  GroupConfig,
+  GroupConfigChanges,
+  Header,
+  SettleAction,
+  StartAt,
+  StreamConfig,
+  StreamMessage,
+  StreamTrim,
+} from "./streams/index.js";
+export { trimBlockSeqs } from "./streams/index.js";
 export {
   type AppendInput,
   ackWaitNever,
@@ -70,18 +95,4 @@ export {
   type StreamInfo,
   type StreamLimits,
   StreamService,
-} from "./stream-service.js";
-export type {
-  ClaimTarget,
-  DiscardPolicy,
-  GivenId,
-  GroupConfig,
-  GroupConfigChanges,
-  Header,
-  SettleAction,
-  StartAt,
-  StreamConfig,
-  StreamMessage,
-  StreamTrim,
-} from "./streams/index.js";
-export { trimBlockSeqs } from "./streams/index.js";
+} from "./streams/stream-service.js";

@@ -5,12 +5,20 @@
 // which only the leader can carry out, travel the same way. One hop only: a leader that has since
 // stepped down answers ERR_NOT_LEADER (with its own leader hint) rather than passing the call on.
 import { ByteReader, ByteWriter, DecodeError } from "../util/index.js";
+import { anonymous, decodePrincipal, encodePrincipal, type Principal } from "./auth/index.js";
 import { type ApplyOutcome, bytesAsBase64, restoreBytes } from "./command.js";
 import { CairnError, type ErrorCode, type ErrorDetails, isErrorCode } from "./errors.js";
 import { type WriteConcern, writeConcerns } from "./replication.js";
 
-/** A request a follower sends its leader. */
-export type LeaderCall =
+/**
+ * A request a follower sends its leader, with the principal its client authenticated as (the peer
+ * link is mutual TLS between members, so the leader takes the follower's word for who it is and
+ * checks that principal's permissions again, without any secret).
+ */
+export type LeaderCall = LeaderOp & { readonly principal: Principal };
+
+/** What a follower asks its leader to do. */
+export type LeaderOp =
   /**
    * Propose an encoded envelope; the leader replaces its timestamp with its own clock, and answers
    * once the write is durable as `writeConcern` asks.
@@ -36,13 +44,16 @@ export type LeaderAnswer =
       readonly details: Readonly<Record<string, unknown>>;
     };
 
-/** 2: a proposal carries its write concern. */
-const CALL_VERSION = 2;
+/** 2: a proposal carries its write concern; 3: every call carries its principal (2 reads as anonymous). */
+const CALL_VERSION = 3;
 const ops = ["propose", "join", "remove", "transfer"] as const;
 
 /** Encodes a call for the peer link. */
 export function encodeLeaderCall(call: LeaderCall): Uint8Array {
-  const writer = new ByteWriter(32).u8(CALL_VERSION).u8(ops.indexOf(call.op));
+  const writer = new ByteWriter(32)
+    .u8(CALL_VERSION)
+    .u8(ops.indexOf(call.op))
+    .string(encodePrincipal(call.principal));
   switch (call.op) {
     case "propose":
       return writer.u8(writeConcerns.indexOf(call.writeConcern)).bytes(call.envelope).finish();
@@ -59,24 +70,26 @@ export function encodeLeaderCall(call: LeaderCall): Uint8Array {
 export function decodeLeaderCall(bytes: Uint8Array): LeaderCall {
   const r = new ByteReader(bytes);
   const version = r.u8();
-  if (version !== CALL_VERSION) throw new DecodeError(`unknown leader call version ${version}`);
+  if (version !== 2 && version !== CALL_VERSION)
+    throw new DecodeError(`unknown leader call version ${version}`);
   const op = ops[r.u8()];
+  const principal = version === 2 ? anonymous : decodePrincipal(r.string(128));
   let call: LeaderCall;
   switch (op) {
     case "propose": {
       const writeConcern = writeConcerns[r.u8()];
       if (writeConcern === undefined) throw new DecodeError("unknown write concern");
-      call = { op, writeConcern, envelope: r.bytes() };
+      call = { op, writeConcern, envelope: r.bytes(), principal };
       break;
     }
     case "join":
-      call = { op, name: r.string(256), peerAddress: r.string(256) };
+      call = { op, name: r.string(256), peerAddress: r.string(256), principal };
       break;
     case "remove":
-      call = { op, id: r.varint() };
+      call = { op, id: r.varint(), principal };
       break;
     case "transfer":
-      call = { op, to: r.varint() };
+      call = { op, to: r.varint(), principal };
       break;
     default:
       throw new DecodeError("unknown leader call");
@@ -133,7 +146,7 @@ function parseJson(text: string): unknown {
 }
 
 /** How one detail field is read back from a peer's answer. */
-type FieldKind = "number" | "number-or-null" | "addresses" | "staleness";
+type FieldKind = "number" | "number-or-null" | "string" | "addresses" | "staleness";
 
 /**
  * Every detail field of every code and how to read it: the compiler holds this table to
@@ -141,9 +154,12 @@ type FieldKind = "number" | "number-or-null" | "addresses" | "staleness";
  */
 const detailFields: { readonly [C in ErrorCode]: { readonly [K in keyof ErrorDetails[C]]-?: FieldKind } } = {
   ERR_BAD_REQUEST: {},
+  ERR_UNAUTHENTICATED: {},
+  ERR_FORBIDDEN: { missing: "string", principal: "string", name: "string" },
   ERR_NOT_FOUND: { revision: "number", staleness: "staleness", firstSeq: "number", lastSeq: "number" },
   ERR_CONFLICT: { currentRevision: "number-or-null", currentLastSeq: "number" },
   ERR_NOT_INTEGER: {},
+  ERR_WRONG_TYPE: {},
   ERR_IDEMPOTENCY_KEY_REUSED: {},
   ERR_TOO_LARGE: { limit: "number" },
   ERR_STREAM_FULL: {},
@@ -168,6 +184,8 @@ function readField(kind: FieldKind, value: unknown): unknown {
   switch (kind) {
     case "number":
       return typeof value === "number" ? value : undefined;
+    case "string":
+      return typeof value === "string" ? value : undefined;
     case "number-or-null":
       return typeof value === "number" || value === null ? value : undefined;
     case "addresses":

@@ -6,8 +6,9 @@ import { NodeError } from "../node/index.js";
 import { nodeId } from "../raft/index.js";
 import { DecodeError } from "../util/index.js";
 import type { ApplyNotifier } from "./apply-notifier.js";
+import { type AuthGuard, currentPrincipal, type Principal, runAs } from "./auth/index.js";
 import type { JoinAnswer, Membership } from "./cluster/membership.js";
-import { type ApplyOutcome, restampEnvelope } from "./command.js";
+import { type ApplyOutcome, commandNeeds, decodeEnvelope, restampEnvelope } from "./command.js";
 import { CairnError, type LeaderAddresses } from "./errors.js";
 import { allVotersTimeoutMsDefault, proposeOnLeader, toCairnError } from "./group-replication.js";
 import {
@@ -19,6 +20,7 @@ import {
   errorAnswer,
   type LeaderAnswer,
   type LeaderCall,
+  type LeaderOp,
   proposalOutcome,
 } from "./leader-calls.js";
 import type { WriteConcern } from "./replication.js";
@@ -38,6 +40,11 @@ export interface LeaderLinkOptions {
    * than the leader's own proposal timeout, so the leader's verdict usually arrives. Default 10,000.
    */
   readonly callTimeoutMs?: number;
+  /**
+   * Checks the principal a follower sends with each call against this node's auth state: a token
+   * revoked here is refused even where the follower has not applied the revocation yet.
+   */
+  readonly guard?: AuthGuard;
   /** How long the leader waits for every voter on a write concern "all" call. Default 4,000. */
   readonly allVotersTimeoutMs?: number;
 }
@@ -65,10 +72,14 @@ export class LeaderLink {
 
   /**
    * Hands an encoded envelope to the leader; resolves with the outcome it applied, once durable as
-   * `writeConcern` asks.
+   * `writeConcern` asks. `principal` travels with it.
    */
-  async propose(envelope: Uint8Array, writeConcern: WriteConcern = "majority"): Promise<ApplyOutcome> {
-    return proposalOutcome(await this.#call({ op: "propose", envelope, writeConcern }));
+  async propose(
+    envelope: Uint8Array,
+    writeConcern: WriteConcern = "majority",
+    principal: Principal = currentPrincipal(),
+  ): Promise<ApplyOutcome> {
+    return proposalOutcome(await this.#call({ op: "propose", envelope, writeConcern }, principal));
   }
 
   /** Asks the leader to add a node (see {@link Membership.join}). */
@@ -114,7 +125,8 @@ export class LeaderLink {
     );
   }
 
-  async #call(call: LeaderCall): Promise<unknown> {
+  async #call(op: LeaderOp, principal: Principal = currentPrincipal()): Promise<unknown> {
+    const call: LeaderCall = { ...op, principal };
     const leaderId = this.#o.group.softState.leaderId;
     if (leaderId === null || leaderId === this.#o.group.id) {
       throw new CairnError("ERR_UNAVAILABLE", "no leader is known right now; retry shortly");
@@ -185,7 +197,7 @@ export class LeaderLink {
       );
     }
     try {
-      const value = await this.#carryOut(call);
+      const value = await runAs(call.principal, () => this.#carryOut(call));
       return { ok: true, appliedIndex: backend.appliedIndex(), value };
     } catch (error) {
       if (error instanceof CairnError || error instanceof NodeError) return errorAnswer(toCairnError(error));
@@ -196,6 +208,7 @@ export class LeaderLink {
   async #carryOut(call: LeaderCall): Promise<unknown> {
     const { group, env } = this.#o;
     if (call.op === "propose") {
+      this.#o.guard?.check(commandNeeds(decodeEnvelope(call.envelope).command), call.principal);
       // The leader's clock stamps every entry: TTLs and deadlines follow one clock.
       return proposeOnLeader(
         group,

@@ -5,6 +5,7 @@ import { assert } from "../util/index.js";
 import {
   type Command,
   commandKind,
+  commandNeeds,
   encodeEnvelope,
   idempotencyKeyBytesMax,
   isResultOf,
@@ -22,6 +23,7 @@ export async function proposeCommand<C extends Command>(
   command: C,
   idempotencyKey: string | undefined,
 ): Promise<{ result: ResultOf<C>; duplicate: boolean }> {
+  log.authorize?.(commandNeeds(command));
   if (idempotencyKey !== undefined) {
     const bytes = new TextEncoder().encode(idempotencyKey).length;
     if (bytes === 0 || bytes > idempotencyKeyBytesMax) {

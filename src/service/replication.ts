@@ -1,6 +1,7 @@
 // What the services need from the node runtime, stated from the services' side. The runtime
 // satisfies it structurally (it does not import the service layer), and tests can supply a
 // single-replica twin that applies immediately.
+import type { Need } from "./auth/index.js";
 import type { ApplyOutcome } from "./command.js";
 import { CairnError } from "./errors.js";
 import type { StateReader } from "./state.js";
@@ -72,6 +73,11 @@ export interface ReplicationPort {
   readStale<T>(read: (state: StateReader) => T): { readonly value: T; readonly staleness: Staleness };
   /** The clock that stamps proposals (the leader's), milliseconds since the epoch. */
   nowMs(): number;
+  /**
+   * Throws ERR_UNAUTHENTICATED or ERR_FORBIDDEN unless the current principal may do what `needs`
+   * lists (src/service/auth). Absent: no authentication (tests, the simulator).
+   */
+  authorize?(needs: readonly Need[]): void;
 }
 
 /** `log` with every proposal made under `writeConcern`. */

@@ -25,6 +25,7 @@ export const spaceCodes = {
   "stream-garbage": 11,
   "consumer-pending": 12,
   "consumer-due": 13,
+  auth: 14,
 } as const;
 
 /** A keyspace of the state machine. */

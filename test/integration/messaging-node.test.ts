@@ -165,4 +165,35 @@ describe("the messaging node's Postman collection on a 3-node cluster", { timeou
       assert.equal(ids.filter((id) => id === "direct-test-123").length, 1, node.name);
     }
   });
+
+  // Not in the collection: its users keep sending while the leader dies. A survivor answers each
+  // /send (503 "quorum not achieved" until a new leader is elected, then ok); a client retrying the
+  // same msg_id stores it once, and the killed leader, restarted, lists it too.
+  it("6 Leader kill: /send through a survivor succeeds once a new leader leads, stored once everywhere", async () => {
+    leader = await cluster.leader(60_000);
+    const [survivor] = cluster.nodes.filter((n) => n !== leader);
+    assert.ok(survivor !== undefined);
+    await cluster.kill(leader);
+    const message = { sender: "user1", recipient: "user2", payload: "Sent across a leader kill" };
+    let sent = await call(survivor, "POST", "/send", { ...message, msg_id: "across-leader-kill" });
+    await waitFor(
+      "a retried /send through the survivor to be taken",
+      async () => {
+        if (sent.status === 200) return true;
+        assert.deepEqual(sent.body, { status: "error", reason: "replication quorum not achieved" });
+        sent = await call(survivor, "POST", "/send", { ...message, msg_id: "across-leader-kill" });
+        return sent.status === 200;
+      },
+      { timeoutMs: 60_000, intervalMs: 200 },
+    );
+    assert.equal(sent.body["status"], "ok");
+    await cluster.start(leader);
+    for (const node of cluster.nodes) {
+      await waitFor(`${node.name} to list the message sent across the kill`, () =>
+        lists(node, "across-leader-kill"),
+      );
+      const ids = await msgIdsOn(node);
+      assert.equal(ids.filter((id) => id === "across-leader-kill").length, 1, node.name);
+    }
+  });
 });

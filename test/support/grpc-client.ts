@@ -63,9 +63,10 @@ export class MessageServiceClient {
   /** PostMessage; `idempotencyKey` goes out as the idempotency-key metadata. */
   postMessage(
     request: { content?: string; write_concern?: number; client_id?: string },
-    options: { idempotencyKey?: string } = {},
+    options: { idempotencyKey?: string; token?: string } = {},
   ): Promise<Answered<{ status: string; message: string; total_messages: number }>> {
     const metadata = new Metadata();
+    if (options.token !== undefined) metadata.set("authorization", `Bearer ${options.token}`);
     if (options.idempotencyKey !== undefined) metadata.set("idempotency-key", options.idempotencyKey);
     return this.#unary("PostMessage", request, metadata) as Promise<
       Answered<{ status: string; message: string; total_messages: number }>
@@ -78,10 +79,13 @@ export class MessageServiceClient {
   }
 
   /** CatchUp from a sequence number, with the seed worker's auth token. */
-  catchUp(lastSequenceNumber: number): Promise<Answered<{ status: string; messages: ClientMessage[] }>> {
+  catchUp(
+    lastSequenceNumber: number,
+    authToken = "auth-token",
+  ): Promise<Answered<{ status: string; messages: ClientMessage[] }>> {
     return this.#unary(
       "CatchUp",
-      { last_sequence_number: lastSequenceNumber, auth_token: "auth-token" },
+      { last_sequence_number: lastSequenceNumber, auth_token: authToken },
       new Metadata(),
     ) as Promise<Answered<{ status: string; messages: ClientMessage[] }>>;
   }

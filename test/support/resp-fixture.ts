@@ -3,8 +3,8 @@
 import { connect, type Socket } from "node:net";
 import { type RespServer, startRespServer } from "../../src/server/resp/index.js";
 import type { ClusterStatus } from "../../src/service/index.js";
-import { KvService } from "../../src/service/kv-service.js";
-import { StreamService } from "../../src/service/stream-service.js";
+import { KvService } from "../../src/service/kv/kv-service.js";
+import { StreamService } from "../../src/service/streams/stream-service.js";
 import { LocalReplication } from "./local-replication.js";
 
 /** A status as a single node that leads reports it. */

@@ -15,7 +15,15 @@ import {
   status,
 } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
-import { CairnError, isCairnError, type StreamService } from "../../service/index.js";
+import {
+  type AuthGuard,
+  anonymous,
+  CairnError,
+  isCairnError,
+  type Principal,
+  runAs,
+  type StreamService,
+} from "../../service/index.js";
 import { listenTcp } from "../tcp-listener.js";
 import { codeTrailer, grpcFailureOf, postMessageFailureOf } from "./grpc-status.js";
 import { MessageServiceHandlers } from "./message-service.js";
@@ -32,6 +40,8 @@ export const grpcProtoLoaderOptions = { keepCase: true, defaults: true, longs: N
 /** What a gRPC server serves and its limits. */
 export interface GrpcServerOptions {
   readonly streams: StreamService;
+  /** Authenticates calls (docs/security.md); without it there is no authentication. */
+  readonly guard?: AuthGuard;
   /** The largest request message, in bytes. Default 64 KiB: 1,000 characters of content and ids. */
   readonly receiveBytesMax?: number;
   /** Calls in flight per connection at most (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). Default 128. */
@@ -90,8 +100,34 @@ function requestIdOf(metadata: Metadata): string | undefined {
   return values[0]?.toString();
 }
 
-/** One unary method: decodes, runs the handler, and ends the call with its answer or status. */
+/**
+ * The principal of a call: the token in its `authorization` metadata (`Bearer <token>` or the
+ * token alone), or else in the request's `auth_token` field (the seed's CatchUp carries one).
+ */
+async function principalOf(
+  guard: AuthGuard | undefined,
+  metadata: Metadata,
+  request: unknown,
+): Promise<Principal> {
+  if (guard === undefined) return anonymous;
+  const values = metadata.get("authorization");
+  if (values.length > 1) throw new CairnError("ERR_BAD_REQUEST", "send one authorization metadata entry");
+  const header = values[0]
+    ?.toString()
+    .replace(/^Bearer\s+/i, "")
+    .trim();
+  const field =
+    typeof request === "object" && request !== null && "auth_token" in request
+      ? request.auth_token
+      : undefined;
+  const token = header !== undefined && header !== "" ? header : typeof field === "string" ? field : "";
+  // The seed's workers send auth_token "auth-token" whatever the server wants: only a token counts.
+  return guard.principalFor(token === "" || (token === field && !guard.enabled()) ? undefined : token);
+}
+
+/** One unary method: decodes, authenticates, runs the handler, and ends the call with its answer or status. */
 function unary(
+  guard: AuthGuard | undefined,
   run: (request: unknown, metadata: Metadata) => Promise<Answer>,
 ): handleUnaryCall<Decoded, object> {
   return (call, callback) => {
@@ -102,24 +138,26 @@ function unary(
       callback({ code: status.INVALID_ARGUMENT, details: `malformed request: ${decoded.error}`, metadata });
       return;
     }
-    run(decoded.value, call.metadata).then(
-      (answer) => {
-        const trailers = new Metadata();
-        for (const [key, value] of Object.entries(answer.trailers ?? {})) trailers.set(key, value);
-        callback(null, answer.response, trailers);
-      },
-      (error: unknown) => {
-        if (isCairnError(error)) {
-          callback(grpcFailureOf(error));
-          return;
-        }
-        // Not an expected failure (those have codes): a broken invariant. Crash the node.
-        callback({ code: status.INTERNAL, details: "internal error" });
-        process.nextTick(() => {
-          throw error;
-        });
-      },
-    );
+    principalOf(guard, call.metadata, decoded.value)
+      .then((principal) => runAs(principal, () => run(decoded.value, call.metadata)))
+      .then(
+        (answer) => {
+          const trailers = new Metadata();
+          for (const [key, value] of Object.entries(answer.trailers ?? {})) trailers.set(key, value);
+          callback(null, answer.response, trailers);
+        },
+        (error: unknown) => {
+          if (isCairnError(error)) {
+            callback(grpcFailureOf(error));
+            return;
+          }
+          // Not an expected failure (those have codes): a broken invariant. Crash the node.
+          callback({ code: status.INTERNAL, details: "internal error" });
+          process.nextTick(() => {
+            throw error;
+          });
+        },
+      );
   };
 }
 
@@ -138,7 +176,7 @@ export async function startGrpcServer(
     "grpc.max_connection_idle_ms": options.idleConnectionMs ?? 5 * 60_000,
   });
   server.addService(loadService(), {
-    PostMessage: unary(async (request, metadata) => {
+    PostMessage: unary(options.guard, async (request, metadata) => {
       let posted: Awaited<ReturnType<MessageServiceHandlers["postMessage"]>>;
       try {
         posted = await handlers.postMessage(request, requestIdOf(metadata));
@@ -156,8 +194,8 @@ export async function startGrpcServer(
         },
       };
     }),
-    GetMessages: unary(async () => ({ response: await handlers.getMessages() })),
-    CatchUp: unary(async (request) => ({ response: await handlers.catchUp(request) })),
+    GetMessages: unary(options.guard, async () => ({ response: await handlers.getMessages() })),
+    CatchUp: unary(options.guard, async (request) => ({ response: await handlers.catchUp(request) })),
   });
   // grpc-js serves connections from a TCP server of ours: the listener the Redis and text servers
   // share (bound port, every connection ended on close) and a bound on connections.

@@ -6,17 +6,21 @@
 // does not compile until it has an entry in each. The gRPC status names say what a client may do:
 // UNAVAILABLE means nothing was done (retry, with backoff); DEADLINE_EXCEEDED means the outcome is
 // unknown (retry only with the same idempotency-key metadata, which answers the original instead
-// of storing twice). docs/compatibility.md holds these tables for users.
+// of storing twice). docs/compat.md holds these tables for users.
 import { Metadata, type StatusObject, status } from "@grpc/grpc-js";
 import type { CairnError, ErrorCode } from "../../service/index.js";
 
 /** The gRPC status of each error code. */
 export const grpcStatusOf: Record<ErrorCode, status> = {
   ERR_BAD_REQUEST: status.INVALID_ARGUMENT,
+  // The seed's 401 for a bad auth_token.
+  ERR_UNAUTHENTICATED: status.UNAUTHENTICATED,
+  ERR_FORBIDDEN: status.PERMISSION_DENIED,
   ERR_NOT_FOUND: status.NOT_FOUND,
   // A test-and-set that failed: gRPC's guide names ABORTED for it (retry at a higher level).
   ERR_CONFLICT: status.ABORTED,
   ERR_NOT_INTEGER: status.FAILED_PRECONDITION,
+  ERR_WRONG_TYPE: status.FAILED_PRECONDITION,
   ERR_IDEMPOTENCY_KEY_REUSED: status.ALREADY_EXISTS,
   ERR_TOO_LARGE: status.RESOURCE_EXHAUSTED,
   ERR_STREAM_FULL: status.RESOURCE_EXHAUSTED,
@@ -49,9 +53,14 @@ const quorumLost = "Service temporarily unavailable for writes (quorum lost)";
  */
 export const postMessageTextOf: Record<ErrorCode, (error: CairnError) => string> = {
   ERR_BAD_REQUEST: (e) => e.message,
+  // The seed answered 401 for a bad auth_token; a refused token never reaches PostMessage's
+  // handler (the call ends UNAUTHENTICATED), a token lacking the stream's write permission does.
+  ERR_UNAUTHENTICATED: (e) => `Unauthorized: ${e.message}`,
+  ERR_FORBIDDEN: (e) => `Forbidden: ${e.message}`,
   ERR_NOT_FOUND: (e) => e.message,
   ERR_CONFLICT: (e) => e.message,
   ERR_NOT_INTEGER: (e) => e.message,
+  ERR_WRONG_TYPE: (e) => e.message,
   ERR_IDEMPOTENCY_KEY_REUSED: (e) => e.message,
   ERR_TOO_LARGE: (e) => `Failed to create message: ${e.message}`,
   ERR_STREAM_FULL: (e) => `Failed to create message: ${e.message}`,

@@ -192,8 +192,8 @@ export class MessageServiceHandlers {
 
   /**
    * CatchUp: one page of the messages after `last_sequence_number`; call again from the last one's
-   * sequence number until a page comes back empty. `auth_token` is accepted and not checked:
-   * authentication arrives with tokens (issue 19).
+   * sequence number until a page comes back empty. `auth_token` is a token: the server
+   * authenticates the call with it when the call has no `authorization` metadata.
    */
   async catchUp(request: unknown): Promise<{ status: "success"; messages: WireSignedMessage[] }> {
     const fields = fieldsOf(request);

@@ -3,7 +3,14 @@
 // generated from the registered route schemas.
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance } from "fastify";
-import { isCairnError, isErrorCode, type KvService, type StreamService } from "../../service/index.js";
+import {
+  type AuthService,
+  isCairnError,
+  isErrorCode,
+  type KvService,
+  type StreamService,
+} from "../../service/index.js";
+import { registerAuthentication, registerAuthRoutes } from "./auth-routes.js";
 import { registerAxonRoutes } from "./axon-routes.js";
 import { type ClusterRoutesOptions, registerClusterRoutes } from "./cluster-routes.js";
 import { registerCompatRoutes } from "./compat-routes.js";
@@ -43,6 +50,8 @@ export interface HttpAppOptions {
    * compatibility routes reflect any origin regardless, as that seed did.
    */
   readonly corsOrigins?: readonly string[];
+  /** Tokens and roles; without it there is no authentication and no /v1/auth routes. */
+  readonly auth?: AuthService;
 }
 
 /** How long in-flight requests may take to finish once the server is closing. */
@@ -87,6 +96,10 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
       .send(errorBody("ERR_NOT_FOUND", `no route ${request.method} ${request.url.split("?")[0]}`)),
   );
 
+  if (options.auth !== undefined) {
+    registerAuthentication(app, options.auth);
+    registerAuthRoutes(app, options.auth);
+  }
   const typed = app.withTypeProvider<TypeBoxTypeProvider>();
   typed.get("/health/live", { schema: { summary: "The process is up" } }, async () => ({ status: "ok" }));
   typed.get(

@@ -163,7 +163,7 @@ export function registerCompatRoutes(fastify: FastifyInstance, options: CompatRo
         payload: encoder.encode(JSON.stringify(message)),
         msgId: message.msg_id,
         // msg_id deduplicates for a day (the most a stream allows): the seed's INSERT OR IGNORE
-        // had no window, so a retry later than that is stored again (docs/compatibility.md).
+        // had no window, so a retry later than that is stored again (docs/compat.md).
         createIfMissing: { dedupeWindowMs: 24 * 3600 * 1000 },
       });
       return { status: "ok", seq: ack.seq, msg_id: message.msg_id };

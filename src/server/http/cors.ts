@@ -24,8 +24,8 @@ export const messagingPaths: readonly string[] = [
 const preflightHeaders = {
   "access-control-allow-methods": "GET, HEAD, PUT, POST, DELETE, OPTIONS",
   // Browsers send content-type on JSON bodies; Idempotency-Key lets a dashboard retry safely;
-  // Cairn-Write-Concern asks for every voter.
-  "access-control-allow-headers": "content-type, idempotency-key, cairn-write-concern",
+  // Cairn-Write-Concern asks for every voter; Authorization carries a token (docs/security.md).
+  "access-control-allow-headers": "content-type, idempotency-key, cairn-write-concern, authorization",
   "access-control-max-age": "600",
 } as const;
 

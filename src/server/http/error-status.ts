@@ -5,9 +5,12 @@ import type { ErrorCode } from "../../service/index.js";
 /** The HTTP status of each error code. */
 export const httpStatusOf: Record<ErrorCode, number> = {
   ERR_BAD_REQUEST: 400,
+  ERR_UNAUTHENTICATED: 401,
+  ERR_FORBIDDEN: 403,
   ERR_NOT_FOUND: 404,
   ERR_CONFLICT: 409,
   ERR_NOT_INTEGER: 409,
+  ERR_WRONG_TYPE: 409,
   ERR_IDEMPOTENCY_KEY_REUSED: 422,
   ERR_TOO_LARGE: 413,
   ERR_STREAM_FULL: 409,

@@ -7,12 +7,15 @@ import type { HistogramSnapshot, MetricsSnapshot } from "../../api/index.js";
 import type { GroupMetrics } from "../../node/index.js";
 import { type Histogram, latencyBucketsMs } from "../../node/index.js";
 import type { RaftStatus } from "../../raft/index.js";
+import type { AuthFailures } from "../../service/index.js";
 
 /** What the metrics endpoint reads. */
 export interface MetricsSource {
   readonly metrics: GroupMetrics;
   status(): RaftStatus;
   readonly appliedIndex: number;
+  /** Failed authentication and authorization attempts, when authentication is wired. */
+  readonly authFailures?: AuthFailures;
 }
 
 const roles = ["follower", "pre-candidate", "candidate", "leader"] as const;
@@ -52,6 +55,14 @@ export function renderMetrics(source: MetricsSource): string {
   counter("cairn_reads_total", "Linearizable read barriers requested.", m.reads);
   counter("cairn_reads_failed_total", "Read barriers that failed.", m.readsFailed);
   counter("cairn_entries_applied_total", "Entries applied to the state machine.", m.entriesApplied);
+  if (source.authFailures !== undefined) {
+    lines.push(
+      "# HELP cairn_auth_failures_total Requests refused by authentication (no or bad token) or authorization (a permission missing).",
+      "# TYPE cairn_auth_failures_total counter",
+      `cairn_auth_failures_total{reason="unauthenticated"} ${source.authFailures.unauthenticated}`,
+      `cairn_auth_failures_total{reason="forbidden"} ${source.authFailures.forbidden}`,
+    );
+  }
   histogram(
     lines,
     "cairn_persist_seconds",
@@ -113,6 +124,12 @@ export function metricsSnapshot(source: MetricsSource): MetricsSnapshot {
       reads: m.reads,
       readsFailed: m.readsFailed,
       entriesApplied: m.entriesApplied,
+      ...(source.authFailures !== undefined
+        ? {
+            authUnauthenticated: source.authFailures.unauthenticated,
+            authForbidden: source.authFailures.forbidden,
+          }
+        : {}),
     },
     histograms: {
       proposalMs: snapshotOf(m.proposalMs),

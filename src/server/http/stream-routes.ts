@@ -6,7 +6,17 @@
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Type } from "typebox";
-import { AppendBody, Consistency, Encoding } from "../../api/index.js";
+import {
+  AppendBody,
+  Consistency,
+  StreamCreateBody as CreateBody,
+  Encoding,
+  FetchBody,
+  GroupBody,
+  GroupUpdateBody,
+  SettleBody,
+  StreamUpdateBody as UpdateBody,
+} from "../../api/index.js";
 import {
   CairnError,
   type DeliveredMessage,
@@ -27,63 +37,6 @@ const GroupParams = Type.Object({ name: Type.String(), group: Type.String() });
 const NoQuery = Type.Object({}, { additionalProperties: false });
 const ConsistencyQuery = Type.Object(
   { consistency: Type.Optional(Consistency) },
-  { additionalProperties: false },
-);
-
-const settings = {
-  maxMessages: Type.Optional(Type.Integer({ minimum: 0, description: "0: no limit" })),
-  maxBytes: Type.Optional(Type.Integer({ minimum: 0, description: "0: no limit" })),
-  maxAgeMs: Type.Optional(Type.Integer({ minimum: 0, description: "0: no limit" })),
-  discard: Type.Optional(Type.Union([Type.Literal("old"), Type.Literal("new")])),
-  messageBytesMax: Type.Optional(Type.Integer({ minimum: 1 })),
-  dedupeWindowMs: Type.Optional(Type.Integer({ minimum: 0 })),
-};
-
-const CreateBody = Type.Object({ name: Type.String(), ...settings }, { additionalProperties: false });
-
-const UpdateBody = Type.Object(settings, { additionalProperties: false });
-
-const StartAtSchema = Type.Union([
-  Type.Literal("first"),
-  Type.Literal("last"),
-  Type.Literal("new"),
-  Type.Object({ seq: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
-  Type.Object({ timeMs: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
-]);
-
-/** The group settings that may change after creation. */
-const groupSettings = {
-  ackWaitMs: Type.Optional(Type.Integer({ minimum: 1 })),
-  maxDeliveries: Type.Optional(Type.Integer({ minimum: 0 })),
-  maxAckPending: Type.Optional(Type.Integer({ minimum: 1 })),
-};
-
-const GroupBody = Type.Object(
-  {
-    group: Type.String(),
-    startAt: Type.Optional(StartAtSchema),
-    deadLetterStream: Type.Optional(Type.String()),
-    ...groupSettings,
-  },
-  { additionalProperties: false },
-);
-
-const GroupUpdateBody = Type.Object(groupSettings, { additionalProperties: false });
-
-const FetchBody = Type.Object(
-  {
-    consumer: Type.String(),
-    max: Type.Optional(Type.Integer({ minimum: 1 })),
-    waitMs: Type.Optional(Type.Integer({ minimum: 0 })),
-  },
-  { additionalProperties: false },
-);
-
-const SettleBody = Type.Object(
-  {
-    seqs: Type.Array(Type.Integer({ minimum: 1 })),
-    delayMs: Type.Optional(Type.Integer({ minimum: 0, description: "nack only" })),
-  },
   { additionalProperties: false },
 );
 

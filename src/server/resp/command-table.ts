@@ -1,7 +1,7 @@
 // The shape of a Redis command as the server knows it: name, arity, flags, key positions and its
 // handler. One table (commands.ts) lists them all; dispatch, arity errors, MULTI's queueing and
 // COMMAND COUNT / INFO / DOCS are all derived from it, so a command cannot exist in one and not the others.
-import type { ClusterStatus, KvService, StreamService } from "../../service/index.js";
+import type { AuthGuard, ClusterStatus, KvService, Principal, StreamService } from "../../service/index.js";
 import type { Reply, RespVersion } from "./resp-reply.js";
 
 /** Flags Redis's COMMAND INFO reports; `write` and `readonly` also steer MULTI and docs. */
@@ -45,12 +45,16 @@ export interface ClientState {
   readonly closed: AbortSignal;
   /** In a blocking command's wait (INFO's blocked_clients). */
   blocked: boolean;
+  /** Who the connection acts for: anonymous until AUTH or HELLO ... AUTH succeeds. */
+  principal: Principal;
 }
 
 /** What the whole server offers commands: the services and the list of connections. */
 export interface ServerContext {
   readonly kv: KvService;
   readonly streams: StreamService;
+  /** Checks AUTH's tokens; without it there is no authentication (AUTH answers as a fresh Redis). */
+  readonly guard?: AuthGuard;
   /** The node's cluster view, for INFO. */
   readonly status: () => ClusterStatus;
   /** Every open connection. */

@@ -19,8 +19,24 @@ import { streamCommands } from "./stream-commands.js";
 import { discard, execWithoutMulti, multi, unwatch, watch } from "./transaction-commands.js";
 
 const none = [0, 0, 0] as const;
-const conn = (name: string, arity: number, summary: string, handler: CommandHandler, since = "1.0.0") =>
-  command(name, arity, ["fast", "stale", "loading", "noscript"], none, "connection", since, summary, handler);
+const conn = (
+  name: string,
+  arity: number,
+  summary: string,
+  handler: CommandHandler,
+  since = "1.0.0",
+  noAuth = false,
+) =>
+  command(
+    name,
+    arity,
+    noAuth ? ["fast", "stale", "loading", "noscript", "no_auth"] : ["fast", "stale", "loading", "noscript"],
+    none,
+    "connection",
+    since,
+    summary,
+    handler,
+  );
 
 const clientSub = (sub: string, arity: number, summary: string) =>
   command(
@@ -41,15 +57,24 @@ const baseCommands: CommandSpec[] = [
     "Handshakes with the server: protocol version, authentication, client name.",
     hello,
     "6.0.0",
+    true,
   ),
-  conn("auth", -2, "Authenticates the connection.", auth),
+  // As Redis, these four run before a connection has authenticated.
+  conn("auth", -2, "Authenticates the connection.", auth, "1.0.0", true),
   conn("ping", -1, "Returns the server's liveliness response.", ping),
   conn("echo", 2, "Returns the given string.", ({ args }) => r.bulk(args[1] ?? Buffer.alloc(0))),
-  conn("quit", -1, "Closes the connection.", ({ client }) => {
-    client.closing = true;
-    return r.ok;
-  }),
-  conn("reset", 1, "Resets the connection.", reset, "6.2.0"),
+  conn(
+    "quit",
+    -1,
+    "Closes the connection.",
+    ({ client }) => {
+      client.closing = true;
+      return r.ok;
+    },
+    "1.0.0",
+    true,
+  ),
+  conn("reset", 1, "Resets the connection.", reset, "6.2.0", true),
   conn("select", 2, "Changes the selected database (Cairn has database 0 only).", select),
   command(
     "client",

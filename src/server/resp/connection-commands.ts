@@ -1,6 +1,8 @@
 // Connection and server commands that real clients send on connect or use for introspection:
 // HELLO, AUTH, PING, ECHO, QUIT, RESET, SELECT, CLIENT, COMMAND, INFO, DBSIZE, TIME. Replies and
 // error texts follow Redis 7 (src/networking.c, src/server.c, src/acl.c).
+
+import { anonymous, isCairnError, type Principal } from "../../service/index.js";
 import {
   type ClientState,
   type CommandCall,
@@ -19,14 +21,40 @@ const noPassword =
 const wrongPass = "WRONGPASS invalid username-password pair or user is disabled.";
 const badName = "ERR Client names cannot contain spaces, newlines or special characters.";
 
+const helloNoAuth =
+  "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time";
+
 /**
- * Checks AUTH credentials. Until Cairn has tokens, the default user has no password, as a fresh
- * Redis: `AUTH <password>` gets Redis's "no password configured" error, `AUTH default <anything>`
- * succeeds, any other user is refused.
+ * Checks AUTH credentials (`[username] password`) and, when they hold, makes the connection act
+ * for them. With authentication off, the default user has no password, as a fresh Redis:
+ * `AUTH <password>` gets Redis's "no password configured" error, `AUTH default <anything>`
+ * succeeds, any other user is refused. With it on, the password is a token (docs/security.md);
+ * the username, if given, is `default` or the token's id.
  */
-function authenticate(args: readonly Buffer[]): Reply | undefined {
-  if (args.length === 1) return r.error(noPassword);
-  return text(args[0]) === "default" ? undefined : r.error(wrongPass);
+async function authenticate(
+  args: readonly Buffer[],
+  client: ClientState,
+  server: ServerContext,
+): Promise<Reply | undefined> {
+  const guard = server.guard;
+  const user = args.length === 1 ? "default" : text(args[0]);
+  let principal: Principal | undefined;
+  try {
+    // A token is checked even where authentication is not on yet here (see principalFor).
+    principal = await guard?.principalFor(text(args[args.length - 1]));
+  } catch (error) {
+    if (isCairnError(error) && error.code === "ERR_UNAUTHENTICATED") return r.error(wrongPass);
+    throw error;
+  }
+  if (principal === undefined || principal.kind === "anonymous") {
+    // Authentication off: the default user has no password, as a fresh Redis.
+    if (args.length === 1) return r.error(noPassword);
+    return user === "default" ? undefined : r.error(wrongPass);
+  }
+  if (principal.kind !== "token" || (user !== "default" && user !== principal.tokenId))
+    return r.error(wrongPass);
+  client.principal = principal;
+  return undefined;
 }
 
 /** Whether a client name is allowed: printable ASCII without spaces. */
@@ -35,7 +63,7 @@ function validName(name: string): boolean {
 }
 
 /** HELLO [protover [AUTH username password] [SETNAME clientname]] */
-export function hello({ args, client, server }: CommandCall): Reply {
+export async function hello({ args, client, server }: CommandCall): Promise<Reply> {
   let version = client.version;
   let i = 1;
   if (args.length >= 2) {
@@ -50,7 +78,7 @@ export function hello({ args, client, server }: CommandCall): Reply {
     const option = text(args[i]).toLowerCase();
     const left = args.length - i - 1;
     if (option === "auth" && left >= 2) {
-      const refused = authenticate(args.slice(i + 1, i + 3));
+      const refused = await authenticate(args.slice(i + 1, i + 3), client, server);
       if (refused !== undefined) return refused;
       i += 2;
     } else if (option === "setname" && left >= 1) {
@@ -61,6 +89,7 @@ export function hello({ args, client, server }: CommandCall): Reply {
       return r.error(`ERR Syntax error in HELLO option '${text(args[i])}'`);
     }
   }
+  if (client.principal.kind === "anonymous" && server.guard?.enabled() === true) return r.error(helloNoAuth);
   client.version = version;
   if (name !== undefined) client.name = name;
   return r.map([
@@ -75,9 +104,9 @@ export function hello({ args, client, server }: CommandCall): Reply {
 }
 
 /** AUTH [username] password */
-export function auth({ args }: CommandCall): Reply {
+export async function auth({ args, client, server }: CommandCall): Promise<Reply> {
   if (args.length > 3) return syntaxError;
-  return authenticate(args.slice(1)) ?? r.ok;
+  return (await authenticate(args.slice(1), client, server)) ?? r.ok;
 }
 
 /** PING [message] */
@@ -102,6 +131,8 @@ export function reset({ client }: CommandCall): Reply {
   client.watchBroken = false;
   client.version = 2;
   client.name = "";
+  // As Redis: back to the default user, which must authenticate again when a password is set.
+  client.principal = anonymous;
   return r.simple("RESET");
 }
 
@@ -224,7 +255,10 @@ export async function info({ args, server }: CommandCall): Promise<Reply> {
   const asked = new Set(args.slice(1).map((a) => text(a).toLowerCase()));
   const all = asked.size === 0 || asked.has("all") || asked.has("everything") || asked.has("default");
   const status = server.status();
-  const { keys, expires } = await server.kv.stats("stale");
+  const stats = await server.kv.stats("stale");
+  // Streams are keys of Redis's keyspace too.
+  const keys = stats.keys + (await server.streams.names(0, undefined, "stale")).count;
+  const { expires } = stats;
   const role = status.self.role;
   const sections: [string, [string, string | number][]][] = [
     [

@@ -7,11 +7,22 @@ import type { CairnError, ErrorCode } from "../../service/index.js";
 /** The error reply text (without the leading `-`) of each code. */
 export const respErrorOf: Record<ErrorCode, (error: CairnError) => string> = {
   ERR_BAD_REQUEST: (e) => `ERR ${e.message}`,
+  // Redis's own texts (src/server.c, src/acl.c of Redis 7.2).
+  ERR_UNAUTHENTICATED: () => "NOAUTH Authentication required.",
+  ERR_FORBIDDEN: (e) => {
+    const details = e.is("ERR_FORBIDDEN") ? e.details : {};
+    const user = details.principal ?? "default";
+    return details.name !== undefined
+      ? `NOPERM User ${user} has no permissions to access the '${details.name}' key`
+      : `NOPERM User ${user} has no permissions to run this command (it needs ${details.missing ?? "more"})`;
+  },
   ERR_NOT_FOUND: () => "ERR no such key",
   ERR_CONFLICT: (e) => `ERR ${e.message}`,
   // The state machine's texts are Redis's ("value is not an integer or out of range", "increment
   // or decrement would overflow", "value is not a valid float").
   ERR_NOT_INTEGER: (e) => `ERR ${e.message}`,
+  // A key command on a stream's name or a stream command on a key's (one keyspace, as in Redis).
+  ERR_WRONG_TYPE: () => "WRONGTYPE Operation against a key holding the wrong kind of value",
   ERR_IDEMPOTENCY_KEY_REUSED: (e) => `ERR ${e.message}`,
   ERR_TOO_LARGE: () => "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
   ERR_STREAM_FULL: (e) => `ERR ${e.message}`,

@@ -28,7 +28,16 @@ import {
   streamsReply,
   unlessMissing,
 } from "./stream-commands.js";
-import { compareId, idAfter, idOf, invalidId, parseBound, parseId, type StreamId } from "./stream-ids.js";
+import {
+  compareId,
+  formatId,
+  idAfter,
+  idOf,
+  invalidId,
+  parseBound,
+  parseId,
+  type StreamId,
+} from "./stream-ids.js";
 
 const arg = (call: CommandCall, i: number): Buffer => call.args[i] ?? Buffer.alloc(0);
 
@@ -153,6 +162,28 @@ function deliveredReply(messages: readonly DeliveredMessage[], justId: boolean):
   return r.array(messages.map((m) => (justId ? r.bulk(m.id) : entryReply(m))));
 }
 
+/**
+ * A consumer's history, in id order: its messages, and those deleted while it held them as Redis
+ * answers them, `[id, nil]` (one trimmed while in flight has no id kept and is left out).
+ */
+function historyReply(
+  held: {
+    readonly messages: readonly DeliveredMessage[];
+    readonly deleted: readonly number[];
+    readonly deletedIds: readonly string[];
+  },
+  after: StreamId,
+): Reply {
+  const entries: [number, Reply][] = held.messages.map((m) => [m.seq, entryReply(m)]);
+  for (const [i, seq] of held.deleted.entries()) {
+    const id = held.deletedIds[i] ?? "";
+    if (id !== "" && compareId(idOf(id), after) > 0) {
+      entries.push([seq, r.array([r.bulk(id), { t: "null-array" }])]);
+    }
+  }
+  return r.array(entries.sort(([a], [b]) => a - b).map(([, reply]) => reply));
+}
+
 /** XREADGROUP GROUP group consumer [COUNT n] [BLOCK ms] [NOACK] STREAMS key [key ...] id [id ...] */
 async function xreadgroup(call: CommandCall): Promise<Reply> {
   let count: number | undefined;
@@ -210,21 +241,22 @@ async function xreadgroup(call: CommandCall): Promise<Reply> {
     // A consumer's history: what it holds after the id, handed to it again (a delivery counted).
     for (const { stream, after } of history) {
       const id = parseId(after, 0);
-      const from = id === undefined ? undefined : idAfter(id.id);
-      const fromSeq = from === undefined ? undefined : await seqOfId(call, stream, from, false);
-      const claimed =
-        fromSeq === undefined
-          ? []
-          : (
-              await streams.claim(
-                stream,
-                g,
-                consumer,
-                { minIdleMs: 0, fromSeq, count: max },
-                { ownOnly: true },
-              )
-            ).messages;
-      replies.set(stream, deliveredReply(claimed, false));
+      if (id === undefined || idAfter(id.id) === undefined) {
+        replies.set(stream, r.array([]));
+        continue;
+      }
+      // From just after the newest message at or before the id: entries deleted while held, which
+      // no read by id finds, are in flight between the messages that are left.
+      const before = await streams.read(stream, { toId: formatId(id.id), reverse: true, limit: 1 });
+      const fromSeq = (before.messages[0]?.seq ?? 0) + 1;
+      const held = await streams.claim(
+        stream,
+        g,
+        consumer,
+        { minIdleMs: 0, fromSeq, count: max },
+        { ownOnly: true },
+      );
+      replies.set(stream, historyReply(held, id.id));
     }
     if (fresh.length > 0) {
       const fetchOnce = async (waitMs: number) => {
@@ -267,7 +299,7 @@ async function xreadgroup(call: CommandCall): Promise<Reply> {
 
 /** XACK key group id [id ...] */
 async function xack(call: CommandCall): Promise<Reply> {
-  const found = await idsToSeqs(call, 3);
+  const found = await idsToSeqs(call, 3, text(call.args[2]));
   if (found !== undefined && "t" in found) return found;
   const group = text(call.args[2]);
   let acked = 0;
@@ -396,7 +428,7 @@ async function xclaim(call: CommandCall): Promise<Reply> {
   if (name === undefined) return noGroup(key, group);
   const streams = call.server.streams;
   const claimed = await unlessMissing(async () => {
-    const seqs = await seqsOfIds(call, name, ids);
+    const seqs = await seqsOfIds(call, name, ids, group);
     if (seqs.length === 0) {
       await streams.consumers(name, group);
       return [];
@@ -446,7 +478,11 @@ async function xautoclaim(call: CommandCall): Promise<Reply> {
   const from = start.id;
   if (name === undefined || from === undefined) return noGroup(key, group);
   const answer = await unlessMissing(async () => {
-    const fromSeq = (await seqOfId(call, name, from, false)) ?? 0;
+    // From the newest message at or before the start: entries deleted while in flight, which no
+    // read by id finds, are in flight between the messages that are left.
+    const before = (await streams.read(name, { toId: formatId(from), reverse: true, limit: 1 })).messages[0];
+    const fromSeq =
+      before === undefined ? 0 : compareId(idOf(before.id), from) === 0 ? before.seq : before.seq + 1;
     const result = await streams.claim(
       name,
       group,
@@ -464,17 +500,19 @@ async function xautoclaim(call: CommandCall): Promise<Reply> {
       },
       { justId },
     );
-    // The cursor: the id of the first message at or after where the scan stopped.
+    // The cursor: the id of the first entry in flight at or after where the scan stopped.
     let cursor = "0-0";
     if (result.next !== 0) {
-      const page = await streams.read(name, { from: result.next, limit: 1 });
-      cursor = page.messages[0]?.id ?? "0-0";
+      const { entries } = await streams.pending(name, group, { fromSeq: result.next, count: 1 });
+      cursor = entries[0]?.id ?? "0-0";
     }
-    return { cursor, messages: result.messages };
+    return { cursor, messages: result.messages, deletedIds: result.deletedIds };
   }, undefined);
   if (answer === undefined) return noGroup(key, group);
-  // Cairn does not keep the ids of messages trimmed while in flight: the third element stays empty.
-  return r.array([r.bulk(answer.cursor), deliveredReply(answer.messages, justId), r.array([])]);
+  // The ids of entries deleted while in flight (XDEL), now dropped from the group. Cairn does not
+  // keep the ids of messages trimmed while in flight: those are dropped unnamed.
+  const deleted = answer.deletedIds.filter((id) => id !== "").map(r.bulk);
+  return r.array([r.bulk(answer.cursor), deliveredReply(answer.messages, justId), r.array(deleted)]);
 }
 
 const write: readonly CommandFlag[] = ["write", "fast"];

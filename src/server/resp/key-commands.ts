@@ -2,7 +2,7 @@
 // that reads and writes is one service call applied in the state machine (atomic); the adapter
 // parses arguments and shapes replies exactly as Redis 7 does (src/t_string.c, src/db.c,
 // src/expire.c), and holds no business logic.
-import { isCairnError, isStreamName, type KvExpiry, type KvService } from "../../service/index.js";
+import type { KvExpiry, KvService } from "../../service/index.js";
 import {
   type CommandCall,
   type CommandFlag,
@@ -16,6 +16,7 @@ import {
   wrongArity,
 } from "./command-table.js";
 import { globMatch } from "./glob.js";
+import { streamExists, stringRecord } from "./key-types.js";
 import { type Reply, r } from "./resp-reply.js";
 
 /** An expiry a write sets: a KvExpiry, or `keep` (the key keeps its TTL). */
@@ -128,7 +129,7 @@ async function getex(call: CommandCall): Promise<Reply> {
 }
 
 async function get(call: CommandCall): Promise<Reply> {
-  const { record } = await call.server.kv.get(arg(call, 1));
+  const record = await stringRecord(call, arg(call, 1));
   return r.bulkOrNil(record?.value);
 }
 
@@ -195,7 +196,7 @@ export function substringReply(value: Uint8Array, startArg: bigint, endArg: bigi
 async function getrange(call: CommandCall): Promise<Reply> {
   const range = parseRange(call.args);
   if (!range.ok) return range.reply;
-  const { record } = await call.server.kv.get(arg(call, 1));
+  const record = await stringRecord(call, arg(call, 1));
   return substringReply(record?.value ?? new Uint8Array(0), range.start, range.end);
 }
 
@@ -222,22 +223,6 @@ async function setrange(call: CommandCall): Promise<Reply> {
     bytes: arg(call, 3),
   });
   return r.int(result.length);
-}
-
-/**
- * Whether a stream named by `key` exists, read locally: a stream is a Redis key too (DEL, EXISTS,
- * TYPE see it), and a stream this client wrote through this node is applied here already.
- */
-async function streamExists(call: CommandCall, key: Uint8Array): Promise<boolean> {
-  const name = text(key);
-  if (!isStreamName(name)) return false;
-  try {
-    await call.server.streams.info(name, "stale");
-    return true;
-  } catch (error) {
-    if (isCairnError(error) && error.code === "ERR_NOT_FOUND") return false;
-    throw error;
-  }
 }
 
 /** DEL / UNLINK: each key, and the stream of that name. */
@@ -344,11 +329,12 @@ export function ttlReply(
   return r.int(ms ? value : Math.floor((value + 500) / 1000));
 }
 
-/** TTL / PTTL / EXPIRETIME / PEXPIRETIME */
+/** TTL / PTTL / EXPIRETIME / PEXPIRETIME: a stream has no TTL (-1). */
 function ttl(ms: boolean, absolute: boolean): CommandHandler {
   return async (call) => {
     const { record } = await call.server.kv.get(arg(call, 1));
-    return ttlReply(record?.expireAtMs, ms, absolute, call.server.nowMs());
+    const stream = record === undefined && (await streamExists(call, arg(call, 1)));
+    return ttlReply(stream ? 0 : record?.expireAtMs, ms, absolute, call.server.nowMs());
   };
 }
 
@@ -387,22 +373,71 @@ async function copy(call: CommandCall): Promise<Reply> {
   return r.int(result.done ? 1 : 0);
 }
 
-/** Every live key matching `pattern`, in byte order, page by page. */
+/** A key of Redis's keyspace: a string key or a stream's name. */
+interface KeyOfType {
+  readonly key: Buffer;
+  readonly type: "string" | "stream";
+}
+
+/**
+ * The stream names after `cursor` (in byte order), at most `limit`. Stream names are ASCII: a
+ * cursor with other bytes is cut before its first such byte and raised past every ASCII suffix.
+ */
+async function streamsAfter(
+  call: CommandCall,
+  cursor: Uint8Array | undefined,
+  limit: number,
+): Promise<Buffer[]> {
+  let after: string | undefined;
+  if (cursor !== undefined) {
+    const cut = cursor.findIndex((byte) => byte >= 0x80);
+    after = cut < 0 ? text(cursor) : `${text(cursor.subarray(0, cut))}\x7f`;
+  }
+  const { names } = await call.server.streams.names(limit, after);
+  return names
+    .map((name) => Buffer.from(name))
+    .filter((name) => cursor === undefined || Buffer.compare(name, cursor) > 0);
+}
+
+/**
+ * One page of the keyspace after `cursor`, in byte order: the first `limit` of the string keys and
+ * the stream names together (a name that is both counts once, as a string, as TYPE says), and
+ * whether more follow.
+ */
+async function keyspacePage(
+  call: CommandCall,
+  cursor: Uint8Array | undefined,
+  limit: number,
+): Promise<{ keys: KeyOfType[]; more: boolean }> {
+  const page = await call.server.kv.range({
+    start: new Uint8Array(0),
+    limit,
+    ...(cursor !== undefined ? { after: cursor } : {}),
+  });
+  const streams = await streamsAfter(call, cursor, limit);
+  const byKey = new Map<string, KeyOfType>();
+  for (const key of streams) byKey.set(key.toString("latin1"), { key, type: "stream" });
+  for (const item of page.items) {
+    const key = Buffer.from(item.key);
+    byKey.set(key.toString("latin1"), { key, type: "string" });
+  }
+  const all = [...byKey.values()].sort((a, b) => Buffer.compare(a.key, b.key));
+  // Each source's page holds its first `limit` keys, so the first `limit` of the two are complete.
+  return {
+    keys: all.slice(0, limit),
+    more: page.next !== undefined || streams.length === limit || all.length > limit,
+  };
+}
+
+/** Every key matching `pattern`, in byte order, page by page. */
 async function matchingKeys(call: CommandCall, pattern: Buffer): Promise<Buffer[]> {
   const keys: Buffer[] = [];
-  let after: Uint8Array | undefined;
+  let cursor: Uint8Array | undefined;
   for (;;) {
-    const page = await call.server.kv.range({
-      start: new Uint8Array(0),
-      limit: call.server.kv.limits.rangeLimitMax,
-      ...(after !== undefined ? { after } : {}),
-    });
-    for (const item of page.items) {
-      const key = Buffer.from(item.key);
-      if (globMatch(pattern, key)) keys.push(key);
-    }
-    if (page.next === undefined) return keys;
-    after = page.next;
+    const page = await keyspacePage(call, cursor, call.server.kv.limits.rangeLimitMax);
+    for (const { key } of page.keys) if (globMatch(pattern, key)) keys.push(key);
+    cursor = page.keys.at(-1)?.key;
+    if (!page.more || cursor === undefined) return keys;
   }
 }
 
@@ -440,21 +475,14 @@ async function scan(call: CommandCall): Promise<Reply> {
     } else if (option === "type") type = text(call.args[++i]).toLowerCase();
     else return syntaxError;
   }
-  const page = await call.server.kv.range({
-    start: new Uint8Array(0),
-    limit: count,
-    ...(after !== undefined ? { after } : {}),
-  });
-  const keys =
-    type !== undefined && type !== "string"
-      ? []
-      : page.items
-          .map((item) => Buffer.from(item.key))
-          .filter((k) => pattern === undefined || globMatch(pattern, k));
-  return r.array([
-    r.bulk(page.next === undefined ? "0" : encodeCursor(page.next)),
-    r.array(keys.map(r.bulk)),
-  ]);
+  const page = await keyspacePage(call, after, count);
+  const last = page.keys.at(-1)?.key;
+  const keys = page.keys
+    .filter(
+      (k) => (type === undefined || k.type === type) && (pattern === undefined || globMatch(pattern, k.key)),
+    )
+    .map((k) => r.bulk(k.key));
+  return r.array([r.bulk(page.more && last !== undefined ? encodeCursor(last) : "0"), r.array(keys)]);
 }
 
 const write: readonly CommandFlag[] = ["write", "denyoom"];
@@ -602,7 +630,7 @@ export const keyCommands: readonly CommandSpec[] = [
     "2.2.0",
     "Returns the length of a string value.",
     async (call) => {
-      const { record } = await call.server.kv.get(arg(call, 1));
+      const record = await stringRecord(call, arg(call, 1));
       return r.int(record?.value.length ?? 0);
     },
   ),
@@ -864,8 +892,8 @@ export const keyCommands: readonly CommandSpec[] = [
     "1.0.0",
     "Returns a random key name from the database.",
     async (call) => {
-      const page = await call.server.kv.range({ start: new Uint8Array(0), limit: 100 });
-      const item = page.items[Math.floor(Math.random() * page.items.length)];
+      const page = await keyspacePage(call, undefined, 100);
+      const item = page.keys[Math.floor(Math.random() * page.keys.length)];
       return item === undefined ? r.nil : r.bulk(item.key);
     },
   ),
@@ -877,7 +905,7 @@ export const keyCommands: readonly CommandSpec[] = [
     "server",
     "1.0.0",
     "Returns the number of keys in the database.",
-    async (call) => r.int(await call.server.kv.count()),
+    async (call) => r.int((await call.server.kv.count()) + (await call.server.streams.names(0)).count),
   ),
   command(
     "flushall",

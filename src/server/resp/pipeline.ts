@@ -6,14 +6,15 @@
 //   StepBatcher), so 50 clients writing at once cost a few entries, not 50;
 // - a run of consecutive reads on one connection runs concurrently (reads commute; each is still
 //   linearizable).
-// Anything else (MULTI and what it queues, blocking reads, the stream commands without a plan,
-// DEL / EXISTS / TYPE, which also see streams) runs alone, after everything before it on its
-// connection was answered.
+// Anything else (MULTI and what it queues, blocking reads, the stream commands without a plan) runs
+// alone, after everything before it on its connection was answered.
 import {
   type CairnError,
   isCairnError,
   type KvService,
+  runAs,
   type StepResult,
+  system,
   type TransactionStep,
 } from "../../service/index.js";
 import type { ClientState, ServerContext } from "./command-table.js";
@@ -21,13 +22,10 @@ import { text } from "./command-table.js";
 import { respErrorOf } from "./error-replies.js";
 import { type Reply, r } from "./resp-reply.js";
 import { lookupCommand, refuseCall } from "./resp-server.js";
-import { planOf, type TransactionPlan, transactionPlanners } from "./transaction-plans.js";
+import { planOf, repliesOf, type TransactionPlan, transactionPlanners } from "./transaction-plans.js";
 
 /** Commands one run holds at most. */
 const runCommandsMax = 256;
-
-/** Key commands whose Redis meaning includes streams: they run alone, with their own handler. */
-const streamAware = new Set(["del", "unlink", "exists", "touch", "type"]);
 
 /** How the commands at the head of a connection's queue run. */
 export type Run =
@@ -38,8 +36,7 @@ export type Run =
 /** Whether a command may join a batch: a valid call of a command with a plan of KV steps. */
 function batchable(args: readonly Buffer[]): { write: boolean } | undefined {
   const name = text(args[0]).toLowerCase();
-  if (!transactionPlanners.has(name) || streamAware.has(name) || refuseCall(args) !== undefined)
-    return undefined;
+  if (!transactionPlanners.has(name) || refuseCall(args) !== undefined) return undefined;
   return { write: lookupCommand(args[0])?.flags.includes("write") === true };
 }
 
@@ -85,7 +82,7 @@ export function takeRun(
  * Answers a batch: every command's steps in one transaction entry, each command's reply from its
  * own results (a refused step answers its error in its place, as Redis answers each command of a
  * pipeline). When the service refuses the batch itself before proposing it (a key or value over a
- * limit), each command runs alone and answers for itself; an outcome the service could not learn
+ * limit), each command is proposed alone and answers for itself; an outcome the service could not learn
  * (a timeout) is every command's answer, since none may be retried blindly.
  */
 export async function answerBatch(
@@ -99,9 +96,12 @@ export async function answerBatch(
   const plans: (TransactionPlan | Reply)[] = [];
   for (const args of commands) {
     try {
-      plans.push(await planOf({ args, client, server }, () => one(args)));
+      const plan = await planOf({ args, client, server }, () => one(args));
+      // Each command is checked against the connection's principal; a refused one answers alone.
+      if ("steps" in plan) server.kv.authorizeSteps(plan.steps);
+      plans.push(plan);
     } catch (error) {
-      plans.push(unexpected(error));
+      plans.push(isCairnError(error) ? r.error(respErrorOf[error.code](error)) : unexpected(error));
     }
   }
   const steps = plans.flatMap((plan) => ("steps" in plan ? plan.steps : []));
@@ -110,26 +110,20 @@ export async function answerBatch(
   try {
     if (steps.length > 0) results = await batcher.run(steps);
   } catch (error) {
-    if (isCairnError(error) && refusedBeforeProposing(error)) {
+    if (isCairnError(error) && refusedBeforeProposing(error) && commands.length > 1) {
+      // Each command as an entry of its own, still seeing one keyspace: only the offender is refused.
       const alone: Reply[] = [];
-      for (const args of commands) alone.push(await one(args));
+      for (const args of commands) {
+        alone.push(...(await answerBatch([args], client, server, batcher, one, unexpected)));
+      }
       return alone;
     }
     const reply = isCairnError(error) ? r.error(respErrorOf[error.code](error)) : unexpected(error);
     return commands.map(() => reply);
   }
-  let next = 0;
-  const replies: Reply[] = [];
-  for (const [i, plan] of plans.entries()) {
-    if (!("steps" in plan)) {
-      replies.push(plan);
-      continue;
-    }
-    const mine = results.slice(next, next + plan.steps.length);
-    next += plan.steps.length;
-    replies.push(await plan.reply(mine, { args: commands[i] ?? [], client, server }));
-  }
-  return replies;
+  return repliesOf(plans, results, (plan, mine, i) =>
+    plan.reply(mine, { args: commands[i] ?? [], client, server }),
+  );
 }
 
 /** Steps of one submitter waiting for the next entry. */
@@ -168,6 +162,12 @@ export class StepBatcher {
 
   /** Proposes `steps` in the next entry; resolves with their results, in order. */
   run(steps: readonly TransactionStep[]): Promise<readonly StepResult[]> {
+    // Checked here, as the submitter: the entry that carries them is proposed by the node itself.
+    try {
+      this.#kv.authorizeSteps(steps);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const bytes = stepsBytes(steps);
     const full =
       this.#waiting.length > 0 &&
@@ -204,9 +204,12 @@ export class StepBatcher {
 
   async #propose(waiting: readonly Waiting[]): Promise<void> {
     try {
-      const { results } = await this.#kv.transaction(
-        [],
-        waiting.flatMap((w) => w.steps),
+      // Every submitter's steps were checked against its own principal in `run`.
+      const { results } = await runAs(system, () =>
+        this.#kv.transaction(
+          [],
+          waiting.flatMap((w) => w.steps),
+        ),
       );
       let next = 0;
       for (const w of waiting) {

@@ -1,7 +1,8 @@
 // The RESP request parser, hand-written rather than taken from a library because it must accept
 // partial input (a command split anywhere across TCP reads gives the same result as one read), hold
-// nothing past its bounds (inline line length, argument count, bulk length), and fail with Redis's
-// own protocol error texts, byte for byte, which no client-side parser offers.
+// nothing past its bounds (inline line length, argument count, bulk length, a whole command's
+// bytes), and fail with Redis's own protocol error texts, byte for byte, which no client-side
+// parser offers.
 
 /** Bounds on what one connection may make the parser buffer. */
 export interface RespParserLimits {
@@ -11,13 +12,25 @@ export interface RespParserLimits {
   readonly respArgsMax: number;
   /** Longest bulk string argument, in bytes (the value limit, plus room for a key). */
   readonly bulkBytesMax: number;
+  /**
+   * Most bytes the arguments of one multibulk command may hold together, checked as each `$`
+   * line announces a bulk, before it is read: without it, a command could hold `respArgsMax`
+   * bulks of `bulkBytesMax` each (Redis bounds only the whole query buffer, at 1 GiB).
+   */
+  readonly commandBytesMax: number;
 }
 
-/** Defaults: Redis's 64 KiB inline limit, 4,096 arguments (an MSET of the 1,000 keys a multi-key write allows fits), and the 1 MiB value limit plus a key. */
+/**
+ * Defaults: Redis's 64 KiB inline limit, 4,096 arguments (an MSET of the 1,000 keys a multi-key
+ * write allows fits), the 1 MiB value limit plus a key, and twice that for a whole command (the
+ * service refuses a write of more than the value limit with Redis's own error; the parser only
+ * stops what could never be served).
+ */
 export const defaultRespParserLimits: RespParserLimits = {
   respInlineBytesMax: 64 * 1024,
   respArgsMax: 4096,
   bulkBytesMax: 1024 * 1024 + 1024,
+  commandBytesMax: 2 * (1024 * 1024 + 1024),
 };
 
 /** What one step of parsing produced: a command's arguments, or a protocol error (then stop). */
@@ -42,15 +55,22 @@ export class RespParser {
   #args: Buffer[] = [];
   /** Within a multibulk command: the length of the bulk being read, or -1 before its `$` line. */
   #bulkLength = -1;
+  /**
+   * Within a multibulk command: the bytes of the bulks announced so far.
+   * Invariant: #commandBytes <= commandBytesMax.
+   */
+  #commandBytes = 0;
 
   /** Creates a parser with the given bounds. */
   constructor(limits: RespParserLimits = defaultRespParserLimits) {
     this.#limits = limits;
   }
 
-  /** Bytes buffered and not yet parsed (bounded by the limits). */
+  /** Bytes held for commands not yet complete: unparsed input and the arguments read so far. */
   get bufferedBytes(): number {
-    return this.#buffer.length;
+    let held = this.#buffer.length;
+    for (const arg of this.#args) held += arg.length;
+    return held;
   }
 
   /** Whether a command has started but not completed (a disconnect now loses it). */
@@ -70,6 +90,7 @@ export class RespParser {
       if (step.kind === "error") {
         this.#failed = true;
         this.#buffer = Buffer.alloc(0);
+        this.#args = [];
         out.push({ kind: "error", message: `ERR Protocol error: ${step.message}` });
         return out;
       }
@@ -102,6 +123,7 @@ export class RespParser {
       this.#argsLeft = count;
       this.#args = [];
       this.#bulkLength = -1;
+      this.#commandBytes = 0;
       return { kind: "skip", pos: line.next };
     }
     const newline = buf.indexOf(LF, pos);
@@ -140,6 +162,13 @@ export class RespParser {
       if (length === undefined || length < 0 || length > this.#limits.bulkBytesMax) {
         return { kind: "error", message: "invalid bulk length" };
       }
+      if (this.#commandBytes + length > this.#limits.commandBytesMax) {
+        return {
+          kind: "error",
+          message: `too big request (over ${this.#limits.commandBytesMax} bytes of arguments)`,
+        };
+      }
+      this.#commandBytes += length;
       this.#bulkLength = length;
       return { kind: "skip", pos: line.next };
     }

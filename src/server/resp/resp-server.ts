@@ -3,7 +3,15 @@
 // replies written in that order. A protocol error is answered with Redis's text and the connection
 // closes; the queue is bounded, and reading pauses while it is full.
 import { createServer, type Server } from "node:net";
-import { type ClusterStatus, isCairnError, type KvService, type StreamService } from "../../service/index.js";
+import {
+  type AuthGuard,
+  anonymous,
+  type ClusterStatus,
+  isCairnError,
+  type KvService,
+  runAs,
+  type StreamService,
+} from "../../service/index.js";
 import { listenTcp } from "../tcp-listener.js";
 import { UnexpectedFailures } from "../unexpected-failure.js";
 import {
@@ -16,6 +24,7 @@ import {
 } from "./command-table.js";
 import { commandTable } from "./commands.js";
 import { respErrorOf } from "./error-replies.js";
+import { runStreamCommand } from "./key-types.js";
 import { answerBatch, StepBatcher, takeRun } from "./pipeline.js";
 import { defaultRespParserLimits, RespParser, type RespParserLimits } from "./resp-parser.js";
 import { encodeReply, type Reply, r } from "./resp-reply.js";
@@ -26,6 +35,8 @@ export interface RespServerOptions {
   readonly kv: KvService;
   /** The streams service: Redis streams are the streams of the HTTP API. */
   readonly streams: StreamService;
+  /** Authenticates connections (AUTH, HELLO ... AUTH); without it there is no authentication. */
+  readonly guard?: AuthGuard;
   readonly status: () => ClusterStatus;
   readonly limits?: Partial<RespParserLimits>;
   /** Commands one connection may have parsed and not yet answered before reading pauses. */
@@ -54,6 +65,7 @@ export async function startRespServer(
   const limits: RespParserLimits = {
     ...defaultRespParserLimits,
     bulkBytesMax: options.kv.limits.valueBytesMax + options.kv.limits.keyBytesMax,
+    commandBytesMax: 2 * (options.kv.limits.valueBytesMax + options.kv.limits.keyBytesMax),
     ...options.limits,
   };
   const pendingMax = options.pendingCommandsMax ?? 1024;
@@ -62,6 +74,7 @@ export async function startRespServer(
   const context: ServerContext = {
     kv: options.kv,
     streams: options.streams,
+    ...(options.guard !== undefined ? { guard: options.guard } : {}),
     status: options.status,
     clients,
     blockedClients: () => {
@@ -96,6 +109,7 @@ export async function startRespServer(
       closing: false,
       closed: gone.signal,
       blocked: false,
+      principal: anonymous,
     };
     clients.set(client.id, client);
     const parser = new RespParser(limits);
@@ -115,20 +129,28 @@ export async function startRespServer(
       if (running) return;
       running = true;
       socket.cork();
-      const one = (args: readonly Buffer[]) => answer(args, client, context, failures);
+      // Each command runs as the connection's principal at the time it runs (AUTH may change it).
+      const one = (args: readonly Buffer[]) =>
+        runAs(client.principal, () => answer(args, client, context, failures));
       const unexpected = (error: unknown) => {
         failures.report(error, "a pipelined batch");
         return r.error("ERR internal error");
       };
       while (!closed) {
-        const run = takeRun(queue, client, options.kv.limits.valueBytesMax);
+        // Until the connection authenticates, commands run one by one, so each hears NOAUTH itself.
+        const run = mustAuthenticate(client, context)
+          ? takeOne(queue)
+          : takeRun(queue, client, options.kv.limits.valueBytesMax);
         if (run === undefined) break;
         if (queue.length < pendingMax / 2) socket.resume();
         let replies: Reply[];
         try {
           if (run.kind === "single") replies = [await one(run.command)];
           else if (run.kind === "reads") replies = await Promise.all(run.commands.map(one));
-          else replies = await answerBatch(run.commands, client, context, batcher, one, unexpected);
+          else
+            replies = await runAs(client.principal, () =>
+              answerBatch(run.commands, client, context, batcher, one, unexpected),
+            );
         } catch (error) {
           // `one` answers every failure itself; this is a bug in running a batch: every command
           // of it hears of it, and the connection goes on.
@@ -220,7 +242,8 @@ export async function runCommand(
   const spec = lookupCommand(args[0]);
   if (spec === undefined) return unknownCommand(args);
   client.lastCommand = spec.name;
-  return spec.handler(inExec ? { args, client, server, inExec } : { args, client, server });
+  const call = inExec ? { args, client, server, inExec } : { args, client, server };
+  return spec.group === "stream" ? runStreamCommand(spec, call) : spec.handler(call);
 }
 
 /**
@@ -242,8 +265,26 @@ async function answer(
   }
 }
 
+/** Whether authentication is on and the connection has not authenticated. */
+function mustAuthenticate(client: ClientState, server: ServerContext): boolean {
+  return client.principal.kind === "anonymous" && server.guard?.enabled() === true;
+}
+
+/** The head of the queue as a run of its own. */
+function takeOne(queue: (readonly Buffer[])[]): ReturnType<typeof takeRun> {
+  const command = queue.shift();
+  return command === undefined ? undefined : { kind: "single", command };
+}
+
+/** Redis's reply to a command from a connection that has not authenticated. */
+const noAuth = r.error("NOAUTH Authentication required.");
+
 /** Runs a command from the wire: inside MULTI it is queued, EXEC runs the queue. */
 async function run(args: readonly Buffer[], client: ClientState, server: ServerContext): Promise<Reply> {
+  // As Redis: before anything else, even queueing in MULTI, only no_auth commands run unauthenticated.
+  if (mustAuthenticate(client, server) && lookupCommand(args[0])?.flags.includes("no_auth") !== true) {
+    return noAuth;
+  }
   const name = text(args[0]).toLowerCase();
   if (client.multi !== undefined && !["exec", "discard", "multi", "watch", "quit", "reset"].includes(name)) {
     return queueInTransaction(args, client);

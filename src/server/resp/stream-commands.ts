@@ -4,6 +4,7 @@
 // ids. Replies and error texts follow Redis 7 (src/t_stream.c); docs/redis.md lists the differences.
 import {
   type AppendInput,
+  type GroupInfo,
   isCairnError,
   isStreamName,
   type StreamMessage,
@@ -25,6 +26,7 @@ import { fieldsOfMessage, messageOfFields } from "./stream-fields.js";
 import {
   compareId,
   formatId,
+  idPartMax,
   invalidId,
   maxId,
   minId,
@@ -433,8 +435,19 @@ export async function seqsOfIds(
   call: CommandCall,
   name: string,
   ids: readonly StreamId[],
+  group?: string,
 ): Promise<number[]> {
   const seqs = await Promise.all(ids.map((id) => seqOfId(call, name, id, true)));
+  const unresolved = ids.filter((_, i) => seqs[i] === undefined);
+  if (group !== undefined && unresolved.length > 0) {
+    // A message deleted while in flight (XDEL) has no sequence by id any more: its group's
+    // in-flight list still names it.
+    const { entries } = await call.server.streams.pending(name, group, {
+      count: call.server.streams.limits.ackPendingMax,
+    });
+    const byId = new Map(entries.map((entry) => [entry.id, entry.seq]));
+    for (const id of unresolved) seqs.push(byId.get(formatId(id)));
+  }
   return [...new Set(seqs.filter((seq): seq is number => seq !== undefined))];
 }
 
@@ -453,12 +466,13 @@ export function chunks<T>(items: readonly T[], size: number): T[][] {
 export async function idsToSeqs(
   call: CommandCall,
   from: number,
+  group?: string,
 ): Promise<{ name: string; chunks: number[][] } | Reply | undefined> {
   const ids = parseIds(call.args, from);
   if (!Array.isArray(ids)) return ids;
   const name = streamName(call.args[1]);
   if (name === undefined) return undefined;
-  const seqs = await unlessMissing(() => seqsOfIds(call, name, ids), undefined);
+  const seqs = await unlessMissing(() => seqsOfIds(call, name, ids, group), undefined);
   return seqs === undefined
     ? undefined
     : { name, chunks: chunks(seqs, call.server.streams.limits.settleSeqsMax) };
@@ -472,7 +486,9 @@ async function xdel(call: CommandCall): Promise<Reply> {
   for (const part of found?.chunks ?? []) {
     const name = found?.name ?? "";
     deleted += await unlessMissing(
-      async () => (await call.server.streams.deleteMessages(name, part)).deleted.length,
+      async () =>
+        (await call.server.streams.deleteMessages(name, part, undefined, { keepPending: true })).deleted
+          .length,
       0,
     );
   }
@@ -496,6 +512,141 @@ async function xtrim(call: CommandCall): Promise<Reply> {
   return r.int(await unlessMissing(async () => (await call.server.streams.trim(name, trim)).trimmed, 0));
 }
 
+/** XINFO STREAM's [FULL [COUNT n]]: undefined without FULL, the entries to list, or Redis's error. */
+function parseFull(call: CommandCall): { count: number } | Reply | undefined {
+  const options = call.args.slice(3).map((a) => text(a).toLowerCase());
+  if (options.length === 0) return undefined;
+  const [full, count, n] = options;
+  if (
+    (options.length !== 1 && options.length !== 3) ||
+    full !== "full" ||
+    (n !== undefined && count !== "count")
+  ) {
+    const sub = text(call.args[1]);
+    return r.error(`ERR unknown subcommand or wrong number of arguments for '${sub}'. Try XINFO HELP.`);
+  }
+  const asked = n === undefined ? 10n : parseInteger(arg(call, 5));
+  if (asked === undefined) return notAnInteger;
+  if (asked < 0n) return { count: 10 };
+  const all = asked === 0n || asked > BigInt(streamReplyEntriesMax);
+  return { count: all ? streamReplyEntriesMax : Number(asked) };
+}
+
+/** A group's position fields, as XINFO GROUPS and XINFO STREAM FULL give them. */
+function groupPosition(group: GroupInfo): [Reply, Reply][] {
+  return [
+    [r.bulk("last-delivered-id"), r.bulk(group.lastDeliveredId)],
+    [r.bulk("entries-read"), group.delivered > 0 ? r.int(group.nextSeq - 1) : r.nil],
+    [r.bulk("lag"), r.int(group.backlog)],
+  ];
+}
+
+/**
+ * XINFO STREAM FULL's groups, as Redis 7.2 gives them: each group's position, its entries in
+ * flight (at most `count` listed: id, consumer, delivery time, deliveries) and its consumers (by
+ * name: seen and active times, and at most `count` of the entries each holds).
+ */
+async function fullGroupsReply(call: CommandCall, name: string, count: number): Promise<Reply[]> {
+  const streams = call.server.streams;
+  const { groups } = await streams.listGroups(name);
+  const replies: Reply[] = [];
+  for (const group of groups) {
+    const { entries } = await streams.pending(name, group.name, { count: streams.limits.ackPendingMax });
+    const { consumers } = await streams.consumers(name, group.name);
+    const byName = [...consumers].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const consumerReply = (c: (typeof consumers)[number]) => {
+      const held = entries.filter((e) => e.consumer === c.name).slice(0, count);
+      return r.map([
+        [r.bulk("name"), r.bulk(c.name)],
+        [r.bulk("seen-time"), r.int(c.seenMs)],
+        [r.bulk("active-time"), r.int(c.activeMs === 0 ? -1 : c.activeMs)],
+        [r.bulk("pel-count"), r.int(c.pending)],
+        [
+          r.bulk("pending"),
+          r.array(held.map((e) => r.array([r.bulk(e.id), r.int(e.deliveredAtMs), r.int(e.deliveries)]))),
+        ],
+      ]);
+    };
+    const listed = entries.slice(0, count);
+    replies.push(
+      r.map([
+        [r.bulk("name"), r.bulk(group.name)],
+        ...groupPosition(group),
+        [r.bulk("pel-count"), r.int(group.pending)],
+        [
+          r.bulk("pending"),
+          r.array(
+            listed.map((e) =>
+              r.array([r.bulk(e.id), r.bulk(e.consumer), r.int(e.deliveredAtMs), r.int(e.deliveries)]),
+            ),
+          ),
+        ],
+        [r.bulk("consumers"), r.array(byName.map(consumerReply))],
+      ]),
+    );
+  }
+  return replies;
+}
+
+/** An id XSETID takes: `<ms>-<seq>` or `<ms>` (no `-` or `+`), within Cairn's id range. */
+function strictId(raw: Buffer | undefined): StreamId | Reply {
+  const parsed = parseId(raw, 0);
+  if (parsed === undefined) return invalidId;
+  if (parsed.clamped)
+    return r.error(`ERR Cairn stream ids are at most ${idPartMax}-${idPartMax} (see docs/redis.md)`);
+  return parsed.id;
+}
+
+/** XSETID's arguments, parsed: the stream (undefined: no stream can have the key's name) and the ids. */
+export function parseXsetid(args: readonly Buffer[]):
+  | {
+      readonly name: string | undefined;
+      readonly lastId: StreamId;
+      readonly options: { readonly entriesAdded?: number; readonly maxDeletedId?: StreamId };
+    }
+  | Reply {
+  const lastId = strictId(args[2]);
+  if ("t" in lastId) return lastId;
+  let entriesAdded: number | undefined;
+  let maxDeletedId: StreamId | undefined;
+  for (let i = 3; i < args.length; i += 2) {
+    const option = text(args[i]).toLowerCase();
+    if (i + 1 >= args.length) return syntaxError;
+    if (option === "entriesadded") {
+      const n = parseInteger(args[i + 1] ?? Buffer.alloc(0));
+      if (n === undefined) return notAnInteger;
+      if (n < 0n) return r.error("ERR entries_added must be positive");
+      if (n > BigInt(Number.MAX_SAFE_INTEGER))
+        return r.error(`ERR Cairn counts at most ${Number.MAX_SAFE_INTEGER} entries`);
+      entriesAdded = Number(n);
+    } else if (option === "maxdeletedid") {
+      const id = strictId(args[i + 1]);
+      if ("t" in id) return id;
+      if (compareId(lastId, id) < 0) {
+        return r.error("ERR The ID specified in XSETID is smaller than the provided max_deleted_entry_id");
+      }
+      maxDeletedId = id;
+    } else return syntaxError;
+  }
+  return {
+    name: streamName(args[1]),
+    lastId,
+    options: {
+      ...(entriesAdded !== undefined ? { entriesAdded } : {}),
+      ...(maxDeletedId !== undefined ? { maxDeletedId } : {}),
+    },
+  };
+}
+
+/** XSETID key last-id [ENTRIESADDED entries-added] [MAXDELETEDID max-deleted-id] */
+async function xsetid(call: CommandCall): Promise<Reply> {
+  const request = parseXsetid(call.args);
+  if ("t" in request) return request;
+  if (request.name === undefined) return r.error("ERR no such key");
+  await call.server.streams.setId(request.name, request.lastId, request.options);
+  return r.ok;
+}
+
 /** XINFO STREAM key / GROUPS key / CONSUMERS key group */
 async function xinfo(call: CommandCall): Promise<Reply> {
   const sub = text(call.args[1]).toLowerCase();
@@ -504,27 +655,39 @@ async function xinfo(call: CommandCall): Promise<Reply> {
   const streams = call.server.streams;
   switch (sub) {
     case "stream": {
-      if (call.args.length > 3)
-        return r.error("ERR Cairn does not support XINFO STREAM FULL yet (see docs/redis.md)");
       if (name === undefined) return noSuchKey;
       const info = await unlessMissing(() => streams.info(name), undefined);
       if (info === undefined) return noSuchKey;
+      // As Redis: [FULL [COUNT n]], checked once the key is found; COUNT 0 is all, below 0 is 10.
+      const full = parseFull(call);
+      if (full !== undefined && "t" in full) return full;
       const [first] = await readRange(call, name, { seq: 0 }, maxId, false, 1);
-      const [last] = await readRange(call, name, { seq: 0 }, maxId, true, 1);
       // Cairn has no radix tree: its keys and nodes are reported as the blocks of 100 sequences
       // the messages span, which is what Redis reports for small entries appended in order.
       const blocks =
         info.messages === 0
           ? 0
           : Math.floor((info.lastSeq - 1) / 100) - Math.floor((info.firstSeq - 1) / 100) + 1;
-      return r.map([
+      const common: [Reply, Reply][] = [
         [r.bulk("length"), r.int(info.messages)],
         [r.bulk("radix-tree-keys"), r.int(blocks)],
         [r.bulk("radix-tree-nodes"), r.int(Math.max(1, blocks + 1))],
         [r.bulk("last-generated-id"), r.bulk(info.lastId)],
-        [r.bulk("max-deleted-entry-id"), r.bulk("0-0")],
-        [r.bulk("entries-added"), r.int(info.lastSeq)],
+        [r.bulk("max-deleted-entry-id"), r.bulk(info.maxDeletedId)],
+        [r.bulk("entries-added"), r.int(info.entriesAdded)],
         [r.bulk("recorded-first-entry-id"), r.bulk(first?.id ?? "0-0")],
+      ];
+      if (full !== undefined) {
+        const entries = await readRange(call, name, { seq: 0 }, maxId, false, full.count);
+        return r.map([
+          ...common,
+          [r.bulk("entries"), r.array(entries.map(entryReply))],
+          [r.bulk("groups"), r.array(await fullGroupsReply(call, name, full.count))],
+        ]);
+      }
+      const [last] = await readRange(call, name, { seq: 0 }, maxId, true, 1);
+      return r.map([
+        ...common,
         [r.bulk("groups"), r.int(info.groups.length)],
         [r.bulk("first-entry"), first === undefined ? r.nil : entryReply(first)],
         [r.bulk("last-entry"), last === undefined ? r.nil : entryReply(last)],
@@ -543,9 +706,7 @@ async function xinfo(call: CommandCall): Promise<Reply> {
             [r.bulk("name"), r.bulk(group.name)],
             [r.bulk("consumers"), r.int(consumers.length)],
             [r.bulk("pending"), r.int(group.pending)],
-            [r.bulk("last-delivered-id"), r.bulk(group.lastDeliveredId)],
-            [r.bulk("entries-read"), group.delivered > 0 ? r.int(group.nextSeq - 1) : r.nil],
-            [r.bulk("lag"), r.int(group.backlog)],
+            ...groupPosition(group),
           ]),
         );
       }
@@ -598,6 +759,16 @@ export const streamCommands: readonly CommandSpec[] = [
     "5.0.0",
     "Appends a new message to a stream. Creates the key if it doesn't exist.",
     xadd,
+  ),
+  command(
+    "xsetid",
+    -3,
+    write,
+    one,
+    "stream",
+    "5.0.0",
+    "An internal command for replicating stream values.",
+    xsetid,
   ),
   command(
     "xlen",

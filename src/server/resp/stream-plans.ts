@@ -6,8 +6,9 @@
 import { CairnError, type StepResult, type TransactionStep } from "../../service/index.js";
 import { type CommandCall, text } from "./command-table.js";
 import { respErrorOf } from "./error-replies.js";
+import { wrongType } from "./key-types.js";
 import { type Reply, r } from "./resp-reply.js";
-import { idsToSeqs, parseXadd, parseXtrim } from "./stream-commands.js";
+import { idsToSeqs, parseXadd, parseXsetid, parseXtrim } from "./stream-commands.js";
 
 /** A queued command's part of a transaction entry: its steps, and its reply from their results. */
 export interface TransactionPlan {
@@ -35,6 +36,20 @@ function sumOf(results: readonly StepResult[], count: (result: StepResult & { ok
   return r.int(total);
 }
 
+/**
+ * XDEL's or XACK's plan when no stream has the key's name: a read of the key, so that a string key
+ * answers WRONGTYPE and a missing one 0, as in Redis, at the command's place in the entry.
+ */
+function noStreamPlan(key: Buffer | undefined): TransactionPlan {
+  return {
+    steps: [{ type: "read", key: key ?? Buffer.alloc(0) }],
+    reply: ([result]) =>
+      result?.kind === "kv.read" && result.value !== null
+        ? r.error(respErrorOf.ERR_WRONG_TYPE(wrongType()))
+        : r.int(0),
+  };
+}
+
 /** The stream planners, by command name. */
 export const streamPlanners: readonly (readonly [string, Planner])[] = [
   [
@@ -54,11 +69,36 @@ export const streamPlanners: readonly (readonly [string, Planner])[] = [
     },
   ],
   [
+    "xsetid",
+    ({ args, server }) => {
+      const request = parseXsetid(args);
+      if ("t" in request) return request;
+      // No stream can have the name: a read of the key tells WRONGTYPE from "no such key".
+      if (request.name === undefined) {
+        return {
+          steps: [{ type: "read", key: args[1] ?? Buffer.alloc(0) }],
+          reply: ([result]) =>
+            result?.kind === "kv.read" && result.value !== null
+              ? r.error(respErrorOf.ERR_WRONG_TYPE(wrongType()))
+              : r.error("ERR no such key"),
+        };
+      }
+      const command = server.streams.setIdCommand(request.name, request.lastId, request.options);
+      return {
+        steps: [{ type: "stream", command }],
+        reply: ([result]) => {
+          if (result === undefined) return r.error("ERR internal error: no set-id result");
+          return result.ok ? r.ok : refusalReply(result);
+        },
+      };
+    },
+  ],
+  [
     "xtrim",
     ({ args, server }) => {
       const request = parseXtrim(args);
       if ("t" in request) return request;
-      if (request.name === undefined) return { steps: [], reply: () => r.int(0) };
+      if (request.name === undefined) return noStreamPlan(args[1]);
       return {
         steps: [{ type: "stream", command: server.streams.trimCommand(request.name, request.trim) }],
         reply: (results) => sumOf(results, (x) => (x.kind === "streams.trim" ? x.trimmed : 0)),
@@ -69,12 +109,13 @@ export const streamPlanners: readonly (readonly [string, Planner])[] = [
     "xdel",
     async (call) => {
       const found = await idsToSeqs(call, 2);
-      if (found !== undefined && "t" in found) return found;
-      const name = found?.name ?? "";
+      if (found === undefined) return noStreamPlan(call.args[1]);
+      if ("t" in found) return found;
+      const { name } = found;
       return {
-        steps: (found?.chunks ?? []).map((seqs) => ({
+        steps: found.chunks.map((seqs) => ({
           type: "stream" as const,
-          command: call.server.streams.deleteMessagesCommand(name, seqs),
+          command: call.server.streams.deleteMessagesCommand(name, seqs, { keepPending: true }),
         })),
         reply: (results) =>
           sumOf(results, (x) => (x.kind === "streams.message-delete" ? x.deleted.length : 0)),
@@ -84,12 +125,13 @@ export const streamPlanners: readonly (readonly [string, Planner])[] = [
   [
     "xack",
     async (call) => {
-      const found = await idsToSeqs(call, 3);
-      if (found !== undefined && "t" in found) return found;
-      const name = found?.name ?? "";
+      const found = await idsToSeqs(call, 3, text(call.args[2]));
+      if (found === undefined) return noStreamPlan(call.args[1]);
+      if ("t" in found) return found;
+      const { name } = found;
       const group = text(call.args[2]);
       return {
-        steps: (found?.chunks ?? []).map((seqs) => ({
+        steps: found.chunks.map((seqs) => ({
           type: "stream" as const,
           command: call.server.streams.settleCommand(name, group, "ack", seqs),
         })),

@@ -5,7 +5,7 @@ import type { ClientState, CommandCall, ServerContext } from "./command-table.js
 import { respErrorOf } from "./error-replies.js";
 import { type Reply, r } from "./resp-reply.js";
 import { refuseCall, runCommand } from "./resp-server.js";
-import { planOf, type TransactionPlan } from "./transaction-plans.js";
+import { planOf, repliesOf, type TransactionPlan } from "./transaction-plans.js";
 
 /** MULTI */
 export function multi({ client }: CommandCall): Reply {
@@ -91,22 +91,14 @@ export async function execTransaction(client: ClientState, server: ServerContext
     if (outcome.aborted) return { t: "null-array" };
     results = outcome.results;
   }
-  let next = 0;
-  const replies: Reply[] = [];
-  for (const [i, plan] of plans.entries()) {
-    if (!("steps" in plan)) {
-      replies.push(plan);
-      continue;
-    }
-    const mine = results.slice(next, next + plan.steps.length);
-    next += plan.steps.length;
+  const replies = await repliesOf(plans, results, async (plan, mine, i) => {
     try {
-      replies.push(await plan.reply(mine, { args: queued[i] ?? [], client, server, inExec: true }));
+      return await plan.reply(mine, { args: queued[i] ?? [], client, server, inExec: true });
     } catch (error) {
       // A command run in its place fails alone, as a command in Redis's EXEC does.
       if (!isCairnError(error)) throw error;
-      replies.push(r.error(respErrorOf[error.code](error)));
+      return r.error(respErrorOf[error.code](error));
     }
-  }
+  });
   return r.array(replies);
 }

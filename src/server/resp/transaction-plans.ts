@@ -21,6 +21,7 @@ import {
   substringReply,
   ttlReply,
 } from "./key-commands.js";
+import { wrongType } from "./key-types.js";
 import { type Reply, r } from "./resp-reply.js";
 import { type Planner, refusalReply, streamPlanners, type TransactionPlan } from "./stream-plans.js";
 
@@ -38,10 +39,19 @@ function single(step: KvStep, reply: (result: StepResult) => Reply): Transaction
   return { steps: [step], reply: ([result]) => refused(result) ?? (result ? reply(result) : r.nil) };
 }
 
-/** A read of one key; `reply` gets its value (null: absent) and expiry (0: never). */
-const read = (key: Buffer, reply: (value: Uint8Array | null, expireAtMs: number) => Reply) =>
+/**
+ * A read of one key; `reply` gets its value (null: absent), expiry (0: never) and whether a stream
+ * has the name instead (Redis's one keyspace).
+ */
+const read = (key: Buffer, reply: (value: Uint8Array | null, expireAtMs: number, stream: boolean) => Reply) =>
   single({ type: "read", key }, (result) =>
-    result.kind === "kv.read" ? reply(result.value, result.expireAtMs) : r.nil,
+    result.kind === "kv.read" ? reply(result.value, result.expireAtMs, result.stream) : r.nil,
+  );
+
+/** A string command's read of one key: a stream's name answers WRONGTYPE. */
+const readString = (key: Buffer, reply: (value: Uint8Array | null, expireAtMs: number) => Reply) =>
+  read(key, (value, expireAtMs, stream) =>
+    stream ? r.error(respErrorOf.ERR_WRONG_TYPE(wrongType())) : reply(value, expireAtMs),
   );
 
 function increment(sign: 1n | -1n, fixed: bigint | undefined): Planner {
@@ -66,7 +76,7 @@ function keysPlan(
 }
 
 const deleted = (x: StepResult) => x.kind === "kv.delete" && x.ok && x.deleted;
-const present = (x: StepResult) => x.kind === "kv.read" && x.value !== null;
+const present = (x: StepResult) => x.kind === "kv.read" && (x.value !== null || x.stream);
 
 /** The service's refusal of a relative expiry over `ttlMsMax`, as the command alone would answer it. */
 function ttlRefused(expiry: Expiry | undefined, server: CommandCall["server"]): Reply | undefined {
@@ -94,7 +104,7 @@ function setPlan(
   const refusedTtl = ttlRefused(options.expiry, server);
   if (refusedTtl !== undefined) return refusedTtl;
   return single({ type: "set", key: at(args, 1), value: at(args, 2), ...options }, (result) => {
-    if (result.kind !== "kv.set") return r.nil;
+    if (result.kind !== "kv.set" || !result.ok) return r.nil;
     if (options.returnOld) return r.bulkOrNil(result.old);
     return result.written ? r.ok : r.nil;
   });
@@ -111,10 +121,11 @@ function update(
   );
 }
 
+/** TTL / PTTL / EXPIRETIME / PEXPIRETIME: a stream has no TTL (-1). */
 function ttlPlan(ms: boolean, absolute: boolean): Planner {
   return ({ args, server }) =>
-    read(at(args, 1), (value, expireAtMs) =>
-      ttlReply(value === null ? undefined : expireAtMs, ms, absolute, server.nowMs()),
+    read(at(args, 1), (value, expireAtMs, stream) =>
+      ttlReply(stream ? 0 : value === null ? undefined : expireAtMs, ms, absolute, server.nowMs()),
     );
 }
 
@@ -136,7 +147,7 @@ function expirePlan(name: string, unit: "s" | "ms", absolute: boolean): Planner 
         : { kind: "at" as const, ms: Math.max(0, ms) };
     return single(
       { type: "set-ttl", key: at(args, 1), expiry, ...(condition !== undefined ? { condition } : {}) },
-      (result) => r.int(result.kind === "kv.set-ttl" && result.changed ? 1 : 0),
+      (result) => r.int(result.kind === "kv.set-ttl" && result.ok && result.changed ? 1 : 0),
     );
   };
 }
@@ -166,7 +177,7 @@ function getexPlan({ args, server }: CommandCall): TransactionPlan | Reply {
   const expiry: Expiry | undefined = options.expiry;
   const refusedTtl = ttlRefused(expiry, server);
   if (refusedTtl !== undefined) return refusedTtl;
-  if (expiry === undefined) return read(at(args, 1), (value) => r.bulkOrNil(value));
+  if (expiry === undefined) return readString(at(args, 1), (value) => r.bulkOrNil(value));
   return update(at(args, 1), { kind: "get-expire", expiry }, (value) => r.bulkOrNil(value));
 }
 
@@ -176,17 +187,25 @@ function flushPlan({ args }: CommandCall): TransactionPlan | Reply {
 
 /** The commands that read or write keys, by name: each becomes steps of the transaction entry. */
 export const transactionPlanners: ReadonlyMap<string, Planner> = new Map<string, Planner>([
-  ["get", ({ args }) => read(at(args, 1), (value) => r.bulkOrNil(value))],
-  ["strlen", ({ args }) => read(at(args, 1), (value) => r.int(value?.length ?? 0))],
+  ["get", ({ args }) => readString(at(args, 1), (value) => r.bulkOrNil(value))],
+  ["strlen", ({ args }) => readString(at(args, 1), (value) => r.int(value?.length ?? 0))],
   [
     "getrange",
     ({ args }) => {
       const range = parseRange(args);
       if (!range.ok) return range.reply;
-      return read(at(args, 1), (value) => substringReply(value ?? new Uint8Array(0), range.start, range.end));
+      return readString(at(args, 1), (value) =>
+        substringReply(value ?? new Uint8Array(0), range.start, range.end),
+      );
     },
   ],
-  ["type", ({ args }) => read(at(args, 1), (value) => r.simple(value === null ? "none" : "string"))],
+  [
+    "type",
+    ({ args }) =>
+      read(at(args, 1), (value, _, stream) =>
+        r.simple(stream ? "stream" : value === null ? "none" : "string"),
+      ),
+  ],
   ["set", (call) => setPlan(call)],
   ["setex", (call) => setPlan(call, "ex", "setex")],
   ["psetex", (call) => setPlan(call, "px", "psetex")],
@@ -195,7 +214,7 @@ export const transactionPlanners: ReadonlyMap<string, Planner> = new Map<string,
     ({ args }) =>
       single(
         { type: "set", key: at(args, 1), value: at(args, 2), condition: "nx", expiry: { kind: "never" } },
-        (result) => r.int(result.kind === "kv.set" && result.written ? 1 : 0),
+        (result) => r.int(result.kind === "kv.set" && result.ok && result.written ? 1 : 0),
       ),
   ],
   [
@@ -203,7 +222,7 @@ export const transactionPlanners: ReadonlyMap<string, Planner> = new Map<string,
     ({ args }) =>
       single(
         { type: "set", key: at(args, 1), value: at(args, 2), returnOld: true, expiry: { kind: "never" } },
-        (result) => (result.kind === "kv.set" ? r.bulkOrNil(result.old) : r.nil),
+        (result) => (result.kind === "kv.set" && result.ok ? r.bulkOrNil(result.old) : r.nil),
       ),
   ],
   ["getdel", ({ args }) => update(at(args, 1), { kind: "get-delete" }, (value) => r.bulkOrNil(value))],
@@ -265,7 +284,7 @@ export const transactionPlanners: ReadonlyMap<string, Planner> = new Map<string,
     "persist",
     ({ args }) =>
       single({ type: "set-ttl", key: at(args, 1), expiry: { kind: "never" } }, (result) =>
-        r.int(result.kind === "kv.set-ttl" && result.changed ? 1 : 0),
+        r.int(result.kind === "kv.set-ttl" && result.ok && result.changed ? 1 : 0),
       ),
   ],
   ["ttl", ttlPlan(false, false)],
@@ -306,4 +325,27 @@ export async function planOf(
     if (!isCairnError(error)) throw error;
     return r.error(respErrorOf[error.code](error));
   }
+}
+
+/**
+ * The replies to planned commands once their steps ran: each plan gets its own results, in order,
+ * and `reply` answers from them; a reply that stood in for a plan (a refusal) is kept as it is.
+ */
+export async function repliesOf(
+  plans: readonly (TransactionPlan | Reply)[],
+  results: readonly StepResult[],
+  reply: (plan: TransactionPlan, mine: readonly StepResult[], index: number) => Reply | Promise<Reply>,
+): Promise<Reply[]> {
+  let next = 0;
+  const replies: Reply[] = [];
+  for (const [i, plan] of plans.entries()) {
+    if (!("steps" in plan)) {
+      replies.push(plan);
+      continue;
+    }
+    const mine = results.slice(next, next + plan.steps.length);
+    next += plan.steps.length;
+    replies.push(await reply(plan, mine, i));
+  }
+  return replies;
 }

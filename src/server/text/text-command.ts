@@ -20,6 +20,8 @@ export type TextCommand =
   | { readonly kind: "help" }
   | { readonly kind: "quit" }
   | { readonly kind: "proto"; readonly version: TextProtoVersion }
+  /** Authenticates the connection with a token (docs/security.md). */
+  | { readonly kind: "auth"; readonly token: string }
   /** A line that is not a valid command; `reason` is the text after `ERROR: `. */
   | { readonly kind: "invalid"; readonly reason: string };
 
@@ -77,6 +79,11 @@ export function parseTextCommand(line: Uint8Array): TextCommand {
       const id = parseId(idText);
       if (typeof id !== "bigint") return { kind: "invalid", reason: id.reason };
       return { kind: "get", id };
+    }
+    case "AUTH": {
+      const [token] = tokens;
+      if (tokens.length !== 1 || token === undefined) return { kind: "invalid", reason: "AUTH <token>" };
+      return { kind: "auth", token };
     }
     case "HELP":
       return { kind: "help" };

@@ -8,9 +8,13 @@ import type { ErrorCode } from "../../service/index.js";
 /** The `ERROR: ` reason of each error code. */
 export const textReasonOf: Record<ErrorCode, string> = {
   ERR_BAD_REQUEST: "bad request",
+  // The connection has not sent `AUTH <token>`, or its token was revoked or expired.
+  ERR_UNAUTHENTICATED: "unauthenticated (send AUTH <token>)",
+  ERR_FORBIDDEN: "permission denied",
   ERR_NOT_FOUND: "not found",
   ERR_CONFLICT: "conflict",
   ERR_NOT_INTEGER: "not an integer",
+  ERR_WRONG_TYPE: "wrong type",
   ERR_IDEMPOTENCY_KEY_REUSED: "idempotency key reused",
   ERR_TOO_LARGE: "message too large",
   ERR_STREAM_FULL: "full",

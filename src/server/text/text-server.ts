@@ -3,7 +3,14 @@
 // again. Messages are KV keys under one prefix, so HTTP and Redis clients read the same message.
 // Any node answers: the KV service hands writes to the leader and reads through ReadIndex.
 import { createServer, type Server, type Socket } from "node:net";
-import { isCairnError, type KvService } from "../../service/index.js";
+import {
+  type AuthGuard,
+  anonymous,
+  isCairnError,
+  type KvService,
+  type Principal,
+  runAs,
+} from "../../service/index.js";
 import { assertNever } from "../../util/index.js";
 import { listenTcp } from "../tcp-listener.js";
 import { UnexpectedFailures } from "../unexpected-failure.js";
@@ -26,6 +33,8 @@ export const textFlavors: readonly TextFlavor[] = ["cairn", "tolerex"];
 /** What a text server serves and its limits. */
 export interface TextServerOptions {
   readonly kv: KvService;
+  /** Checks `AUTH <token>` lines; without it there is no authentication. */
+  readonly guard?: AuthGuard;
   readonly flavor: TextFlavor;
   /**
    * The longest request line, in bytes without its terminator; longer lines are answered with
@@ -80,6 +89,7 @@ const cairnBanner = [
   "  GET <id>                  Retrieve a message",
   "  PROTO 2                   GET answers VALUE <bytes> then the message",
   "  PROTO 1                   GET answers the message line (default)",
+  "  AUTH <token>              Authenticate (when the cluster asks for tokens)",
   "  HELP                      Show this help",
   "  QUIT | EXIT               Disconnect",
   dashes,
@@ -119,12 +129,16 @@ interface Reply {
 /** One client connection's protocol state. */
 class TextSession {
   readonly #kv: KvService;
+  readonly #guard: AuthGuard | undefined;
   readonly #prompt: Uint8Array;
   readonly #banner: Uint8Array;
   #version: TextProtoVersion = 1;
+  /** Who the connection acts for: anonymous until an `AUTH <token>` line succeeds. */
+  #principal: Principal = anonymous;
 
-  constructor(kv: KvService, flavor: TextFlavor) {
+  constructor(kv: KvService, flavor: TextFlavor, guard?: AuthGuard) {
     this.#kv = kv;
+    this.#guard = guard;
     this.#banner = flavors[flavor].banner;
     this.#prompt = flavors[flavor].prompt;
   }
@@ -150,9 +164,17 @@ class TextSession {
         return this.#line("OK");
       case "invalid":
         return this.#line(`ERROR: ${command.reason}`);
+      case "auth":
+        try {
+          // Without authentication wired or turned on, AUTH with a bad token changes nothing and succeeds.
+          if (this.#guard !== undefined) this.#principal = await this.#guard.principalFor(command.token);
+          return this.#line("OK");
+        } catch (error) {
+          return this.#failure(error);
+        }
       case "set":
         try {
-          await this.#kv.put(textKeyOf(command.id), command.message);
+          await runAs(this.#principal, () => this.#kv.put(textKeyOf(command.id), command.message));
           return this.#line("OK");
         } catch (error) {
           return this.#failure(error);
@@ -160,7 +182,7 @@ class TextSession {
       case "get": {
         let value: Uint8Array | undefined;
         try {
-          value = (await this.#kv.get(textKeyOf(command.id))).record?.value;
+          value = (await runAs(this.#principal, () => this.#kv.get(textKeyOf(command.id)))).record?.value;
         } catch (error) {
           return this.#failure(error);
         }
@@ -196,7 +218,7 @@ function serveSocket(
   lineBytesMax: number,
   failures: UnexpectedFailures,
 ): void {
-  const session = new TextSession(options.kv, options.flavor);
+  const session = new TextSession(options.kv, options.flavor, options.guard);
   const parser = new LineParser(lineBytesMax);
   const queue: LineEvent[] = [];
   let running = false;

@@ -8,6 +8,7 @@ import { NodeError } from "../../node/index.js";
 import { type NodeId, nodeId } from "../../raft/index.js";
 import type { PeerAddress } from "../../transport/index.js";
 import { assert } from "../../util/index.js";
+import type { AuthGuard, Need } from "../auth/index.js";
 import { type ApplyOutcome, encodeEnvelope, isResultOf } from "../command.js";
 import { CairnError, isCairnError, refusalError } from "../errors.js";
 import { toCairnError } from "../group-replication.js";
@@ -49,13 +50,22 @@ export interface MembershipOptions {
   readonly promoteLagMax?: number;
   /** Hands joins, removals and transfers to the leader when this node does not lead. */
   readonly link?: LeaderLink;
+  /** Checks that the caller may change membership (admin on the cluster). */
+  readonly guard?: AuthGuard;
 }
 
+const clusterAdmin: readonly Need[] = [{ permission: "admin", resource: "cluster" }];
 /** How long a node that announced itself, but whose joining this node has not applied, stays a peer. */
 const announcedPeerAgeMaxMs = 10_000;
 
 const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const ADDRESS = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
+
+/** The transport address of a `host:port` peer address (an IPv6 host may be in brackets). */
+export function peerAddressOf(address: string): PeerAddress {
+  const at = address.lastIndexOf(":");
+  return { host: address.slice(0, at).replace(/^\[|\]$/g, ""), port: Number(address.slice(at + 1)) };
+}
 
 /** Joins, removals, transfers and the leader's membership upkeep. */
 export class Membership {
@@ -93,18 +103,14 @@ export class Membership {
   #peerAddresses(): Map<NodeId, PeerAddress> {
     const self = this.#o.host.self.id;
     const addresses = new Map<NodeId, string>();
+    const announced = this.#o.host.announcedPeerAddresses(announcedPeerAgeMaxMs);
+    const retired = new Set(listRegistry(this.#o.state).flatMap((m) => (m.retired ? [m.id] : [])));
     for (const m of this.members()) if (m.id !== self) addresses.set(nodeId(m.id), m.peerAddress);
-    for (const [id, address] of this.#o.host.announcedPeerAddresses(announcedPeerAgeMaxMs)) {
-      if (id !== self && !addresses.has(id) && !this.isRetired(id)) addresses.set(id, address);
+    for (const [id, address] of announced) {
+      if (id !== self && !addresses.has(id) && !retired.has(id)) addresses.set(id, address);
     }
     const peers = new Map<NodeId, PeerAddress>();
-    for (const [id, address] of addresses) {
-      const at = address.lastIndexOf(":");
-      peers.set(id, {
-        host: address.slice(0, at).replace(/^\[|\]$/g, ""),
-        port: Number(address.slice(at + 1)),
-      });
-    }
+    for (const [id, address] of addresses) peers.set(id, peerAddressOf(address));
     return peers;
   }
 
@@ -116,6 +122,7 @@ export class Membership {
 
   /** Adds a node as a learner (it is promoted once caught up). Carried out by the leader. */
   async join(name: string, peerAddress: string): Promise<JoinAnswer> {
+    this.#o.guard?.check(clusterAdmin);
     if (!NAME.test(name))
       throw new CairnError("ERR_BAD_REQUEST", "name must be lowercase letters, digits and dashes (1-63)");
     if (!ADDRESS.test(peerAddress)) throw new CairnError("ERR_BAD_REQUEST", "peerAddress must be host:port");
@@ -150,6 +157,7 @@ export class Membership {
 
   /** Removes a member from the group, then from the registry. Carried out by the leader. */
   async remove(id: number): Promise<void> {
+    this.#o.guard?.check(clusterAdmin);
     const toLeader = this.#toLeader;
     if (toLeader !== undefined) return toLeader.remove(id);
     const status = this.#o.group.status();
@@ -168,6 +176,7 @@ export class Membership {
 
   /** Hands leadership to a voter. Carried out by the leader. */
   async transferLeader(to: number): Promise<void> {
+    this.#o.guard?.check(clusterAdmin);
     const toLeader = this.#toLeader;
     if (toLeader !== undefined) return toLeader.transfer(to);
     try {

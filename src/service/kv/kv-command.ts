@@ -136,11 +136,16 @@ export interface KvRead {
 /**
  * Several commands applied as one entry, in order, with no other write between them (Redis
  * MULTI/EXEC). When any watched key's modify revision (0: absent) differs at apply time, none runs.
+ * With `sharedKeyspace` the steps see keys and streams as Redis sees them, one keyspace: a stream
+ * is a key of type stream (a key command on it is refused with ERR_WRONG_TYPE, an overwrite or a
+ * delete removes it, a read reports it), and a stream command on a key's name is refused likewise.
+ * Without it (entries written before it existed) the two are apart, as they always are over HTTP.
  */
 export interface KvTransaction {
   readonly type: "transaction";
   readonly watch: readonly (readonly [key: Uint8Array, revision: number])[];
   readonly commands: readonly TransactionStep[];
+  readonly sharedKeyspace?: boolean;
 }
 
 /** A command a transaction may hold: any but a transaction, an expiry sweep or a flush. */
@@ -187,6 +192,8 @@ const TYPE_READ = 11;
 const TYPE_TRANSACTION = 12;
 /** A stream command inside a transaction; never a command of its own. */
 const TYPE_STREAM = 13;
+/** A transaction with `sharedKeyspace`: its own code, so older entries keep their meaning. */
+const TYPE_SHARED_TRANSACTION = 14;
 /** Expiry codes of SET and GETEX, which also keep a TTL. */
 const SET_EXPIRY_CODES = ["after", "at", "never", "keep"] as const;
 const UPDATE_CODES = ["append", "set-range", "increment-float", "get-delete", "get-expire"] as const;
@@ -271,7 +278,9 @@ export function encodeKvCommand(command: KvCommand, writer = new ByteWriter()): 
     case "read":
       return writer.u8(TYPE_READ).bytes(command.key);
     case "transaction":
-      writer.u8(TYPE_TRANSACTION).varint(command.watch.length);
+      writer
+        .u8(command.sharedKeyspace === true ? TYPE_SHARED_TRANSACTION : TYPE_TRANSACTION)
+        .varint(command.watch.length);
       for (const [key, revision] of command.watch) writer.bytes(key).varint(revision);
       writer.varint(command.commands.length);
       for (const step of command.commands) {
@@ -399,7 +408,8 @@ function decodeKvCommandOfType(type: number, reader: ByteReader): KvCommand {
       return { type: "flush" };
     case TYPE_READ:
       return { type: "read", key: reader.bytes() };
-    case TYPE_TRANSACTION: {
+    case TYPE_TRANSACTION:
+    case TYPE_SHARED_TRANSACTION: {
       const watch: (readonly [Uint8Array, number])[] = [];
       const watchCount = reader.varint();
       for (let i = 0; i < watchCount; i++) watch.push([reader.bytes(), reader.varint()]);
@@ -417,7 +427,8 @@ function decodeKvCommandOfType(type: number, reader: ByteReader): KvCommand {
         }
         commands.push(step);
       }
-      return { type: "transaction", watch, commands };
+      const shared = type === TYPE_SHARED_TRANSACTION ? { sharedKeyspace: true } : {};
+      return { type: "transaction", watch, commands, ...shared };
     }
     default:
       throw new DecodeError(`unknown key-value command type ${type}`);

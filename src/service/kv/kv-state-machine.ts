@@ -1,9 +1,17 @@
 // What key-value commands do to replicated state. Deterministic: the only clock is the leader's
 // timestamp carried in each entry, so every replica applying the same log reaches the same state.
-import { ByteReader, ByteWriter, compareBytes } from "../../util/index.js";
-import type { Refusal } from "../errors.js";
+import { assertNever, ByteReader, ByteWriter, bytesEqual, compareBytes, utf8 } from "../../util/index.js";
+import type { Refusal, Refusals } from "../errors.js";
 import { keyAfter, prefixEnd, type StateReader, type StateWriter } from "../state.js";
-import { applyStream, type StreamResult } from "../streams/index.js";
+import {
+  applyStream,
+  getStreamMeta,
+  listStreams,
+  type StreamMeta,
+  type StreamResult,
+  type StreamResultKind,
+  streamOfCommand,
+} from "../streams/index.js";
 import type {
   KvCommand,
   KvCopy,
@@ -14,8 +22,10 @@ import type {
   KvPutMany,
   KvSet,
   KvSetTtl,
+  KvStep,
   KvTransaction,
   KvUpdate,
+  TransactionStep,
 } from "./kv-command.js";
 
 /** A stored key with its history counters (etcd's create/mod revision and version). */
@@ -107,12 +117,16 @@ export interface KvFlushResult {
   readonly ok: true;
   readonly removed: number;
 }
-/** A key read inside a transaction: its value and expiry then (null and 0 when absent). */
+/**
+ * A key read inside a transaction: its value and expiry then (null and 0 when absent); in a
+ * shared keyspace, `stream` when no key but a stream has the name.
+ */
 export interface KvReadResult {
   readonly kind: "kv.read";
   readonly ok: true;
   readonly value: Uint8Array | null;
   readonly expireAtMs: number;
+  readonly stream: boolean;
 }
 /** The outcome of a transaction: `aborted` when a watched key changed; else each command's result. */
 export interface KvTransactionResult {
@@ -122,8 +136,18 @@ export interface KvTransactionResult {
   readonly results: readonly StepResult[];
 }
 
+/**
+ * A step of a shared-keyspace transaction refused for its name's type: a key command on a stream
+ * (ERR_WRONG_TYPE), an expiry, copy or rename of a stream (ERR_BAD_REQUEST: Cairn's streams have
+ * neither), or a stream command on a key (ERR_WRONG_TYPE). Nothing changed.
+ */
+export type SharedKeyspaceRefusal = Refusals<
+  "kv.set" | "kv.put" | "kv.increment" | "kv.update" | "kv.set-ttl" | "kv.copy" | StreamResultKind,
+  "ERR_WRONG_TYPE" | "ERR_BAD_REQUEST"
+>;
+
 /** The result of one step of a transaction: a key-value result, or a stream command's. */
-export type StepResult = KvResult | StreamResult;
+export type StepResult = KvResult | StreamResult | SharedKeyspaceRefusal;
 /** The outcome of any key-value command, tagged with its command's kind. */
 export type KvResult =
   | KvReadResult
@@ -313,6 +337,7 @@ export function applyKv(state: StateWriter, command: KvCommand, tsMs: number): K
         ok: true,
         value: current?.value ?? null,
         expireAtMs: current?.expireAtMs ?? 0,
+        stream: false,
       };
     }
     case "transaction":
@@ -327,10 +352,138 @@ function applyTransaction(state: StateWriter, command: KvTransaction, clockMs: n
     }
   }
   // As Redis's EXEC: a refused command does not undo the others.
-  const results = command.commands.map((step) =>
-    step.type === "stream" ? applyStream(state, step.command, clockMs) : applyKv(state, step, clockMs),
-  );
+  const results = command.commands.map((step) => {
+    if (command.sharedKeyspace === true) return applySharedStep(state, step, clockMs);
+    return step.type === "stream" ? applyStream(state, step.command, clockMs) : applyKv(state, step, clockMs);
+  });
   return { kind: "kv.transaction", ok: true, aborted: false, results };
+}
+
+const wrongType = <K extends SharedKeyspaceRefusal["kind"]>(kind: K) =>
+  ({
+    kind,
+    ok: false,
+    code: "ERR_WRONG_TYPE",
+    message: "Operation against a key holding the wrong kind of value",
+    details: {},
+  }) as const;
+
+const notForStreams = <K extends SharedKeyspaceRefusal["kind"]>(kind: K, what: string) =>
+  ({
+    kind,
+    ok: false,
+    code: "ERR_BAD_REQUEST",
+    message: `Cairn streams cannot ${what}`,
+    details: {},
+  }) as const;
+
+/** The stream whose name is `key`'s bytes (as UTF-8), if one exists. */
+function streamNamed(state: StateReader, key: Uint8Array): StreamMeta | undefined {
+  const name = new TextDecoder().decode(key);
+  return bytesEqual(utf8(name), key) ? getStreamMeta(state, name) : undefined;
+}
+
+/**
+ * Applies one step of a shared-keyspace transaction as Redis treats a key of the other type: a
+ * stream command on a live key and a string command on a stream are refused (WRONGTYPE), SET /
+ * MSET and a replacing COPY / RENAME overwrite a stream, DEL and FLUSHALL remove streams too, and
+ * a read of a stream's name says so. Invariant: a step that refuses changes nothing.
+ */
+function applySharedStep(state: StateWriter, step: TransactionStep, clockMs: number): StepResult {
+  if (step.type === "stream") {
+    const name = streamOfCommand(step.command);
+    if (name !== undefined && liveOf(storedRecord(state, utf8(name)), clockMs) !== undefined) {
+      return wrongType(`streams.${step.command.type}`);
+    }
+    return applyStream(state, step.command, clockMs);
+  }
+  return applySharedKvStep(state, step, clockMs);
+}
+
+function applySharedKvStep(state: StateWriter, step: KvStep, clockMs: number): StepResult {
+  const removeStream = (stream: StreamMeta) =>
+    applyStream(state, { type: "delete", name: stream.name }, clockMs);
+  switch (step.type) {
+    case "read": {
+      const result = applyKv(state, step, clockMs);
+      if (result.kind !== "kv.read" || result.value !== null) return result;
+      return streamNamed(state, step.key) === undefined ? result : { ...result, stream: true };
+    }
+    case "increment":
+    case "update":
+      if (liveOf(storedRecord(state, step.key), clockMs) === undefined && streamNamed(state, step.key))
+        return wrongType(`kv.${step.type}`);
+      return applyKv(state, step, clockMs);
+    case "set":
+    case "put": {
+      const stream = streamNamed(state, step.key);
+      if (stream === undefined) return applyKv(state, step, clockMs);
+      if (step.type === "put") {
+        if (step.ifAbsent === true || step.ifRevision !== undefined) return wrongType("kv.put");
+        removeStream(stream);
+        return applyKv(state, step, clockMs);
+      }
+      if (step.returnOld === true) return wrongType("kv.set");
+      // The stream is the key: NX finds it present; otherwise SET replaces it, as in Redis.
+      if (step.condition === "nx")
+        return { kind: "kv.set", ok: true, written: false, old: null, revision: kvRevision(state) };
+      removeStream(stream);
+      const { condition: _, ...unconditional } = step;
+      return applyKv(state, unconditional, clockMs);
+    }
+    case "put-many": {
+      const streams = step.pairs.flatMap(([key]) => streamNamed(state, key) ?? []);
+      if (streams.length > 0 && step.ifNoneExist === true)
+        return { kind: "kv.put-many", ok: true, written: false, revision: kvRevision(state) };
+      for (const stream of streams) removeStream(stream);
+      return applyKv(state, step, clockMs);
+    }
+    case "delete": {
+      const result = applyKv(state, step, clockMs);
+      const stream = streamNamed(state, step.key);
+      if (result.kind !== "kv.delete" || !result.ok || step.ifRevision !== undefined || stream === undefined)
+        return result;
+      removeStream(stream);
+      return { ...result, deleted: true };
+    }
+    case "set-ttl":
+      if (
+        liveOf(storedRecord(state, step.key), clockMs) !== undefined ||
+        streamNamed(state, step.key) === undefined
+      )
+        return applyKv(state, step, clockMs);
+      // A stream has no TTL: PERSIST finds none to clear, as in Redis; an expiry cannot be set.
+      return step.expiry.kind === "never"
+        ? { kind: "kv.set-ttl", ok: true, changed: false, revision: kvRevision(state) }
+        : notForStreams("kv.set-ttl", "expire");
+    case "copy": {
+      if (liveOf(storedRecord(state, step.from), clockMs) === undefined) {
+        return streamNamed(state, step.from) === undefined
+          ? applyKv(state, step, clockMs)
+          : notForStreams("kv.copy", step.move ? "be renamed" : "be copied");
+      }
+      const target = streamNamed(state, step.to);
+      if (target === undefined) return applyKv(state, step, clockMs);
+      if (!step.replace) return { kind: "kv.copy", ok: true, done: false, revision: kvRevision(state) };
+      removeStream(target);
+      return applyKv(state, step, clockMs);
+    }
+    case "flush": {
+      const result = applyKv(state, step, clockMs);
+      if (result.kind !== "kv.flush") return result;
+      // Bounded: at most streamsMax streams, and deleting one leaves its messages to sweeps.
+      let removed = 0;
+      for (;;) {
+        const page = listStreams(state, 1000);
+        if (page.length === 0) break;
+        for (const stream of page) removeStream(stream);
+        removed += page.length;
+      }
+      return { ...result, removed: result.removed + removed };
+    }
+    default:
+      return assertNever(step, "transaction step");
+  }
 }
 
 /** When a write with `expiry` expires (0: never), given the key's current record. */

@@ -14,6 +14,7 @@ export {
   type StreamConfig,
   type StreamConfigChanges,
   type StreamTrim,
+  streamOfCommand,
   trimBlockSeqs,
 } from "./stream-command.js";
 export {
@@ -51,6 +52,7 @@ export {
   type StreamSuccesses,
   seqAtId,
   seqAtTime,
+  streamCount,
   streamResultIsRemembered,
   streamSweepDue,
   streamsClockMs,

@@ -1,6 +1,6 @@
 // Stream and consumer-group commands as they travel in Raft entries: a compact binary encoding,
 // decoded only from entries this cluster wrote (a decode failure there is corruption, not bad input).
-import { type ByteReader, ByteWriter, DecodeError } from "../../util/index.js";
+import { assertNever, type ByteReader, ByteWriter, DecodeError } from "../../util/index.js";
 
 /** What a full stream does with a new message: drop its oldest messages, or refuse the new one. */
 export type DiscardPolicy = "old" | "new";
@@ -93,9 +93,15 @@ export type StreamCommand =
   | { readonly type: "update"; readonly name: string; readonly changes: StreamConfigChanges }
   /**
    * Deletes single messages by sequence. Their sequences are never reused, and the groups' in-flight
-   * records of them are dropped.
+   * records of them are dropped, or with `keepPending` (Redis XDEL) kept, with the message's id,
+   * until acknowledged or claimed.
    */
-  | { readonly type: "message-delete"; readonly name: string; readonly seqs: readonly number[] }
+  | {
+      readonly type: "message-delete";
+      readonly name: string;
+      readonly seqs: readonly number[];
+      readonly keepPending?: boolean;
+    }
   | {
       readonly type: "append";
       readonly name: string;
@@ -142,6 +148,18 @@ export type StreamCommand =
       readonly stream: string;
       readonly group: string;
       readonly consumer: string;
+    }
+  /**
+   * Sets a stream's last id (Redis XSETID), at least its newest held message's, and optionally the
+   * count of entries added Redis reports (at least the messages held) and its largest deleted id.
+   */
+  | {
+      readonly type: "set-id";
+      readonly name: string;
+      readonly lastIdMs: number;
+      readonly lastIdN: number;
+      readonly entriesAdded?: number;
+      readonly maxDeletedId?: { readonly ms: number; readonly n: number };
     }
   /** Forgets a consumer and the messages it holds (Redis XGROUP DELCONSUMER). */
   | {
@@ -202,6 +220,34 @@ export type StreamCommand =
    */
   | { readonly type: "sweep"; readonly max: number };
 
+/** The stream a command acts on (none for a sweep, which names none). */
+export function streamOfCommand(command: StreamCommand): string | undefined {
+  switch (command.type) {
+    case "create":
+    case "delete":
+    case "update":
+    case "message-delete":
+    case "append":
+    case "trim":
+    case "set-id":
+      return command.name;
+    case "group-create":
+    case "group-delete":
+    case "group-update":
+    case "fetch":
+    case "settle":
+    case "claim":
+    case "group-position":
+    case "consumer-create":
+    case "consumer-delete":
+      return command.stream;
+    case "sweep":
+      return undefined;
+    default:
+      return assertNever(command, "stream command");
+  }
+}
+
 const CREATE = 1;
 const DELETE = 2;
 const APPEND = 3;
@@ -218,6 +264,11 @@ const TRIM = 13;
 const GROUP_POSITION = 14;
 const CONSUMER_CREATE = 15;
 const CONSUMER_DELETE = 16;
+/** A message-delete with `keepPending`: its own code, so older entries keep their meaning. */
+const MESSAGE_DELETE_KEEP_PENDING = 17;
+const SET_ID = 18;
+const SET_ID_ENTRIES_ADDED = 1;
+const SET_ID_MAX_DELETED = 2;
 const CLAIM_JUST_ID = 1;
 const CLAIM_SCAN = 2;
 const CLAIM_OWN_ONLY = 4;
@@ -322,7 +373,10 @@ export function encodeStreamCommand(command: StreamCommand, writer = new ByteWri
       return writer;
     }
     case "message-delete":
-      writer.u8(MESSAGE_DELETE).string(command.name).varint(command.seqs.length);
+      writer
+        .u8(command.keepPending === true ? MESSAGE_DELETE_KEEP_PENDING : MESSAGE_DELETE)
+        .string(command.name)
+        .varint(command.seqs.length);
       for (const seq of command.seqs) writer.varint(seq);
       return writer;
     case "append": {
@@ -350,6 +404,16 @@ export function encodeStreamCommand(command: StreamCommand, writer = new ByteWri
       return encodeTrim(command.trim, writer.u8(TRIM).string(command.name));
     case "group-position":
       return writer.u8(GROUP_POSITION).string(command.stream).string(command.group).varint(command.nextSeq);
+    case "set-id": {
+      const flags =
+        (command.entriesAdded !== undefined ? SET_ID_ENTRIES_ADDED : 0) |
+        (command.maxDeletedId !== undefined ? SET_ID_MAX_DELETED : 0);
+      writer.u8(SET_ID).string(command.name).varint(command.lastIdMs).varint(command.lastIdN).u8(flags);
+      if (command.entriesAdded !== undefined) writer.varint(command.entriesAdded);
+      if (command.maxDeletedId !== undefined)
+        writer.varint(command.maxDeletedId.ms).varint(command.maxDeletedId.n);
+      return writer;
+    }
     case "consumer-create":
     case "consumer-delete":
       return writer
@@ -453,12 +517,14 @@ export function decodeStreamCommand(reader: ByteReader): StreamCommand {
       });
       return { type: "update", name: stream, changes };
     }
-    case MESSAGE_DELETE: {
+    case MESSAGE_DELETE:
+    case MESSAGE_DELETE_KEEP_PENDING: {
       const stream = name();
       const count = reader.varint();
       const seqs: number[] = [];
       for (let i = 0; i < count; i++) seqs.push(reader.varint());
-      return { type: "message-delete", name: stream, seqs };
+      const keep = type === MESSAGE_DELETE_KEEP_PENDING ? { keepPending: true } : {};
+      return { type: "message-delete", name: stream, seqs, ...keep };
     }
     case APPEND: {
       const stream = name();
@@ -499,6 +565,23 @@ export function decodeStreamCommand(reader: ByteReader): StreamCommand {
       return { type: "consumer-create", stream: name(), group: name(), consumer: name() };
     case CONSUMER_DELETE:
       return { type: "consumer-delete", stream: name(), group: name(), consumer: name() };
+    case SET_ID: {
+      const stream = name();
+      const lastIdMs = reader.varint();
+      const lastIdN = reader.varint();
+      const flags = reader.u8();
+      const entriesAdded = (flags & SET_ID_ENTRIES_ADDED) !== 0 ? reader.varint() : undefined;
+      const maxDeletedId =
+        (flags & SET_ID_MAX_DELETED) !== 0 ? { ms: reader.varint(), n: reader.varint() } : undefined;
+      return {
+        type: "set-id",
+        name: stream,
+        lastIdMs,
+        lastIdN,
+        ...(entriesAdded !== undefined ? { entriesAdded } : {}),
+        ...(maxDeletedId !== undefined ? { maxDeletedId } : {}),
+      };
+    }
     case GROUP_CREATE: {
       const stream = name();
       const group = name();

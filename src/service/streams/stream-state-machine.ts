@@ -58,6 +58,11 @@ export interface StreamMeta {
   /** Milliseconds and counter of the last `<ms>-<n>` message id handed out. */
   readonly lastIdMs: number;
   readonly lastIdN: number;
+  /** The largest id Redis's XDEL deleted, or XSETID set (absent: 0-0). */
+  readonly maxDeletedIdMs?: number;
+  readonly maxDeletedIdN?: number;
+  /** What XSETID ENTRIESADDED added to Redis's entries-added count (lastSeq) (absent: 0). */
+  readonly entriesAddedDelta?: number;
 }
 
 /** A consumer group's bookkeeping. */
@@ -178,13 +183,19 @@ export interface StreamSuccesses {
   readonly "streams.trim": { readonly trimmed: number; readonly more: boolean };
   readonly "streams.group-position": Record<never, never>;
   readonly "streams.consumer-create": { readonly created: boolean };
+  readonly "streams.set-id": Record<never, never>;
   /** How many messages the consumer held, now no longer in flight. */
   readonly "streams.consumer-delete": { readonly pending: number };
   readonly "streams.claim": {
     /** The messages now held by the claiming consumer, in sequence order. */
     readonly claimed: readonly Delivery[];
-    /** Sequences in flight whose messages were deleted meanwhile: dropped from the group. */
+    /**
+     * Sequences in flight whose messages were deleted meanwhile, in order among the claimed ones:
+     * dropped from the group (left there by `ownOnly`, which reads a consumer's history).
+     */
     readonly deleted: readonly number[];
+    /** The ids of `deleted`, one each ("" when not kept: trimmed, or deleted by the HTTP API). */
+    readonly deletedIds: readonly string[];
     /** Where a scan continues (0: it reached the end; always 0 for named sequences). */
     readonly next: number;
   };
@@ -322,6 +333,11 @@ export function getStreamMeta(state: StateReader, name: string): StreamMeta | un
 
 function putStreamMeta(state: StateWriter, meta: StreamMeta): void {
   state.putValue("stream-meta", metaKey(meta.name), meta, streamMetaCodec);
+}
+
+/** How many streams exist. */
+export function streamCount(state: StateReader): number {
+  return readU64(state, "meta", META_COUNT);
 }
 
 /** Lists streams in name order, at most `limit`, starting after `after`. */
@@ -567,19 +583,27 @@ export interface PendingRecord {
    * the previous release wrote: their deadline less the group's ack wait stands in.
    */
   readonly deliveredAtMs?: number;
+  /**
+   * The message's id, kept only once the message was deleted while in flight and the delete kept
+   * it in flight (Redis XDEL): Redis's XPENDING, XREADGROUP history and XAUTOCLAIM still name it.
+   */
+  readonly deletedId?: string;
 }
 
 function encodePending(p: PendingRecord): Uint8Array {
   const writer = new ByteWriter(32).u64(p.availableAtMs).varint(p.deliveries).string(p.consumer);
   // Last, so the previous release, which reads the fields before it and ignores the rest, reads it too.
-  if (p.deliveredAtMs !== undefined) writer.varint(p.deliveredAtMs);
+  if (p.deliveredAtMs !== undefined || p.deletedId !== undefined) writer.varint(p.deliveredAtMs ?? 0);
+  if (p.deletedId !== undefined) writer.string(p.deletedId);
   return writer.finish();
 }
 
 function decodePending(seq: number, bytes: Uint8Array): PendingRecord {
   const reader = new ByteReader(bytes);
   const record = { seq, availableAtMs: reader.u64(), deliveries: reader.varint(), consumer: reader.string() };
-  return reader.remaining > 0 ? { ...record, deliveredAtMs: reader.varint() } : record;
+  if (reader.remaining === 0) return record;
+  const delivered = { ...record, deliveredAtMs: reader.varint() };
+  return reader.remaining > 0 ? { ...delivered, deletedId: reader.string() } : delivered;
 }
 
 /** Lists a group's messages in flight in sequence order, at most `limit`. */
@@ -658,7 +682,7 @@ export function applyStream(
     case "update":
       return updateStream(state, command.name, command.changes, clockMs, limits);
     case "message-delete":
-      return deleteMessages(state, command.name, command.seqs);
+      return deleteMessages(state, command.name, command.seqs, command.keepPending === true);
     case "append": {
       let meta = getStreamMeta(state, command.name);
       if (meta === undefined && command.createWith !== undefined) {
@@ -738,9 +762,51 @@ export function applyStream(
     }
     case "consumer-create":
       return createConsumer(state, command, clockMs);
+    case "set-id":
+      return setId(state, command);
     case "consumer-delete":
       return deleteConsumer(state, command);
   }
+}
+
+/** Redis's order of ids. */
+function idAtLeast(ms: number, n: number, otherMs: number, otherN: number): boolean {
+  return ms !== otherMs ? ms > otherMs : n >= otherN;
+}
+
+/** Redis XSETID, with its checks in its order (Redis 7.2) and its texts. */
+function setId(
+  state: StateWriter,
+  command: Extract<StreamCommand, { type: "set-id" }>,
+): StreamResultOf<"streams.set-id"> {
+  const meta = getStreamMeta(state, command.name);
+  if (meta === undefined)
+    return failure("streams.set-id", "ERR_NOT_FOUND", `stream ${command.name} does not exist`, {});
+  const refuse = (message: string) => failure("streams.set-id", "ERR_CONFLICT", message, {});
+  const { lastIdMs, lastIdN } = command;
+  if (!idAtLeast(lastIdMs, lastIdN, meta.maxDeletedIdMs ?? 0, meta.maxDeletedIdN ?? 0))
+    return refuse("The ID specified in XSETID is smaller than current max_deleted_entry_id");
+  const held = messageCount(meta);
+  if (held > 0) {
+    const top = getMessage(state, meta, lastHeldSeq(state, meta));
+    assert(top !== undefined, "a stream holding messages holds its newest");
+    const [topMs, topN] = top.id.split("-").map(Number);
+    if (!idAtLeast(lastIdMs, lastIdN, topMs ?? 0, topN ?? 0))
+      return refuse("The ID specified in XSETID is smaller than the target stream top item");
+    if (command.entriesAdded !== undefined && held > command.entriesAdded)
+      return refuse("The entries_added specified in XSETID is smaller than the target stream length");
+  }
+  const deleted = command.maxDeletedId;
+  putStreamMeta(state, {
+    ...meta,
+    lastIdMs,
+    lastIdN,
+    ...(command.entriesAdded !== undefined ? { entriesAddedDelta: command.entriesAdded - meta.lastSeq } : {}),
+    ...(deleted !== undefined && (deleted.ms > 0 || deleted.n > 0)
+      ? { maxDeletedIdMs: deleted.ms, maxDeletedIdN: deleted.n }
+      : {}),
+  });
+  return { ok: true, kind: "streams.set-id" };
 }
 
 function createStream(
@@ -851,13 +917,19 @@ function deleteMessages(
   state: StateWriter,
   name: string,
   seqs: readonly number[],
+  keepPending: boolean,
 ): StreamResultOf<"streams.message-delete"> {
   let meta = getStreamMeta(state, name);
   if (meta === undefined)
     return failure("streams.message-delete", "ERR_NOT_FOUND", `stream ${name} does not exist`, {});
   const deleted: number[] = [];
+  const ids = new Map<number, string>();
   for (const seq of seqs) {
     if (seq < meta.firstSeq || seq > meta.lastSeq) continue;
+    if (keepPending) {
+      const message = getMessage(state, meta, seq);
+      if (message !== undefined) ids.set(seq, message.id);
+    }
     if (seq === meta.firstSeq) {
       // Held, by the invariant on firstSeq.
       meta = dropOldest(state, meta);
@@ -869,15 +941,29 @@ function deleteMessages(
     deleted.push(seq);
   }
   if (deleted.length === 0) return { ok: true, kind: "streams.message-delete", deleted };
+  for (const id of ids.values()) {
+    const [ms = 0, n = 0] = id.split("-").map(Number);
+    if (!idAtLeast(meta.maxDeletedIdMs ?? 0, meta.maxDeletedIdN ?? 0, ms, n))
+      meta = { ...meta, maxDeletedIdMs: ms, maxDeletedIdN: n };
+  }
   putStreamMeta(state, meta);
   // A deleted message can never be delivered again: forget it in every group that holds it, so
-  // neither a redelivery nor a dead letter names it.
+  // neither a redelivery nor a dead letter names it. Redis's XDEL (`keepPending`) leaves it in
+  // flight, with its id, until it is acknowledged or claimed; a redelivery drops it then.
   for (const group of listGroups(state, meta)) {
     let pending = group.pending;
     for (const seq of deleted) {
       const bytes = state.get("consumer-pending", pair(group.id, seq));
       if (bytes === undefined) continue;
-      removePending(state, group, decodePending(seq, bytes));
+      const record = decodePending(seq, bytes);
+      const deletedId = ids.get(seq);
+      if (deletedId !== undefined) {
+        const deliveredAtMs =
+          record.deliveredAtMs ?? Math.max(0, record.availableAtMs - group.config.ackWaitMs);
+        writePending(state, group, { ...record, deliveredAtMs, deletedId }, record);
+        continue;
+      }
+      removePending(state, group, record);
       pending--;
     }
     if (pending !== group.pending) putGroupMeta(state, meta, { ...group, pending });
@@ -1471,25 +1557,31 @@ function claim(
   // What this claim hands the consumer, for its counters.
   const handed = { delivered: 0, redelivered: 0 };
   const deleted: number[] = [];
+  const deletedIds: string[] = [];
   const claimMax = target.kind === "scan" ? target.count : Number.MAX_SAFE_INTEGER;
   let pendingDelta = 0;
   for (const record of records) {
     if (ownOnly && record.consumer !== command.consumer) continue;
-    if (claimed.length >= claimMax) {
+    // As Redis: a deleted entry counts against COUNT too.
+    if (claimed.length + deleted.length >= claimMax) {
       // The scan stopped early: it continues from the first record it did not look at.
       next = record.seq;
       break;
     }
-    const deliveredAtMs = record.deliveredAtMs ?? record.availableAtMs - group.config.ackWaitMs;
-    if (clockMs - deliveredAtMs < command.minIdleMs) continue;
     const fresh = state.get("consumer-pending", pair(group.id, record.seq)) === undefined;
     if (getMessage(state, stream, record.seq) === undefined) {
-      // Retention removed it: nothing left to deliver, as Redis drops such entries on a claim.
-      removePending(state, group, record);
-      pendingDelta--;
+      // Deleted or trimmed: nothing left to deliver. A claim drops it from the group, whatever its
+      // idle time, as Redis's does; reading one's history leaves it (Redis answers its id, nil).
+      if (!ownOnly) {
+        removePending(state, group, record);
+        pendingDelta--;
+      }
       deleted.push(record.seq);
+      deletedIds.push(record.deletedId ?? "");
       continue;
     }
+    const deliveredAtMs = record.deliveredAtMs ?? record.availableAtMs - group.config.ackWaitMs;
+    if (clockMs - deliveredAtMs < command.minIdleMs) continue;
     const deliveries = command.retryCount ?? (command.justId ? record.deliveries : record.deliveries + 1);
     writePending(
       state,
@@ -1517,7 +1609,7 @@ function claim(
   const seen = claimed.length > 0 || ownOnly;
   if (seen) group = seeConsumer(group, command.consumer, clockMs, claimed.length > 0 && !ownOnly, handed);
   if (claimed.length > 0 || deleted.length > 0 || seen) putGroupMeta(state, stream, group);
-  return { ok: true, kind: "streams.claim", claimed, deleted, next };
+  return { ok: true, kind: "streams.claim", claimed, deleted, deletedIds, next };
 }
 
 /** The group's redelivery count with `more` added; the field stays absent while it is 0. */

@@ -9,7 +9,7 @@ import { CairnClient, CairnClientError } from "../../../src/client/index.js";
 import { buildHttpApp } from "../../../src/server/http/index.js";
 import type { ApplyOutcome } from "../../../src/service/command.js";
 import { CairnError } from "../../../src/service/errors.js";
-import { KvService } from "../../../src/service/kv-service.js";
+import { KvService } from "../../../src/service/kv/kv-service.js";
 import type { WriteConcern } from "../../../src/service/replication.js";
 import { LocalReplication } from "../../support/local-replication.js";
 

@@ -7,8 +7,8 @@ import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { CairnClient, type StreamMessageItem, type TailEvent } from "../../../src/client/index.js";
 import { buildHttpApp } from "../../../src/server/http/index.js";
-import { KvService } from "../../../src/service/kv-service.js";
-import { StreamService } from "../../../src/service/stream-service.js";
+import { KvService } from "../../../src/service/kv/kv-service.js";
+import { StreamService } from "../../../src/service/streams/stream-service.js";
 import { LocalReplication } from "../../support/local-replication.js";
 import { waitFor } from "../../support/wait-for.js";
 

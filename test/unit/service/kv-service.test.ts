@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { isCairnError } from "../../../src/service/errors.js";
-import { KvService } from "../../../src/service/kv-service.js";
+import { KvService } from "../../../src/service/kv/kv-service.js";
 import { utf8 } from "../../../src/util/bytes.js";
 import { LocalReplication } from "../../support/local-replication.js";
 

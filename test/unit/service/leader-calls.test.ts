@@ -19,13 +19,24 @@ import { Prng } from "../../../src/util/prng.js";
 describe("leader calls", () => {
   it("round-trips every call and both kinds of answer", () => {
     const calls: LeaderCall[] = [
-      { op: "propose", envelope: Uint8Array.of(1, 2, 3), writeConcern: "majority" },
-      { op: "propose", envelope: Uint8Array.of(4), writeConcern: "all" },
-      { op: "join", name: "n4", peerAddress: "127.0.0.1:7004" },
-      { op: "remove", id: 3 },
-      { op: "transfer", to: 2 },
+      {
+        op: "propose",
+        envelope: Uint8Array.of(1, 2, 3),
+        writeConcern: "majority",
+        principal: { kind: "token", tokenId: "0123456789abcdef" },
+      },
+      { op: "propose", envelope: Uint8Array.of(4), writeConcern: "all", principal: { kind: "system" } },
+      { op: "join", name: "n4", peerAddress: "127.0.0.1:7004", principal: { kind: "anonymous" } },
+      { op: "remove", id: 3, principal: { kind: "system" } },
+      { op: "transfer", to: 2, principal: { kind: "anonymous" } },
     ];
     for (const call of calls) assert.deepEqual(decodeLeaderCall(encodeLeaderCall(call)), call);
+    // A call of the previous version (no principal) reads as anonymous.
+    assert.deepEqual(decodeLeaderCall(Uint8Array.of(2, 2, 3)), {
+      op: "remove",
+      id: 3,
+      principal: { kind: "anonymous" },
+    });
     const answers: LeaderAnswer[] = [
       { ok: true, appliedIndex: 42, value: { ok: true, result: { revision: 7 }, duplicate: false } },
       { ok: true, appliedIndex: 1, value: null },

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { isCairnError } from "../../../src/service/errors.js";
-import { StreamService } from "../../../src/service/stream-service.js";
+import { StreamService } from "../../../src/service/streams/stream-service.js";
 import { utf8 } from "../../../src/util/bytes.js";
 import { LocalReplication } from "../../support/local-replication.js";
 

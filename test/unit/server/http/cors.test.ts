@@ -38,7 +38,7 @@ describe("CORS", () => {
     assert.equal(answer.headers["access-control-allow-methods"], "GET, HEAD, PUT, POST, DELETE, OPTIONS");
     assert.equal(
       answer.headers["access-control-allow-headers"],
-      "content-type, idempotency-key, cairn-write-concern",
+      "content-type, idempotency-key, cairn-write-concern, authorization",
     );
     assert.equal(answer.headers["access-control-max-age"], "600");
     assert.equal(answer.headers["content-length"], "0");

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { buildHttpApp } from "../../../../src/server/http/index.js";
 import { CairnError } from "../../../../src/service/errors.js";
-import { KvService } from "../../../../src/service/kv-service.js";
+import { KvService } from "../../../../src/service/kv/kv-service.js";
 import { LocalReplication } from "../../../support/local-replication.js";
 
 function setup(limits?: Partial<KvService["limits"]>) {

@@ -55,6 +55,19 @@ describe("RESP pipelines", () => {
     c.close();
   });
 
+  it("keeps one keyspace when a batch runs command by command", async () => {
+    const c = await RawConnection.open(fixture.port);
+    // An empty key is refused before the batch is proposed; the other commands still see the
+    // stream as a key.
+    c.write(`XADD kstream 1-1 f v\r\nSET "" x\r\nINCR kstream\r\nTYPE kstream\r\n`);
+    assert.equal(
+      await c.until((s) => s.endsWith("+stream\r\n") || s.endsWith("+string\r\n")),
+      "$3\r\n1-1\r\n-ERR key must not be empty\r\n" +
+        "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n+stream\r\n",
+    );
+    c.close();
+  });
+
   it("checks each command's TTL as the command alone would", async () => {
     const alone = await RawConnection.open(fixture.port);
     alone.write("SET x 1 EX 61\r\n");

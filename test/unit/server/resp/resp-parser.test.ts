@@ -6,7 +6,7 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import { type ParsedItem, RespParser, splitInlineArgs } from "../../../../src/server/resp/resp-parser.js";
 
-const limits = { respInlineBytesMax: 64, respArgsMax: 8, bulkBytesMax: 32 };
+const limits = { respInlineBytesMax: 64, respArgsMax: 8, bulkBytesMax: 32, commandBytesMax: 48 };
 
 function encodeCommand(args: readonly Uint8Array[]): Buffer {
   const parts: Buffer[] = [Buffer.from(`*${args.length}\r\n`)];
@@ -53,6 +53,10 @@ describe("RespParser", () => {
       [`${"x".repeat(65)}`, "ERR Protocol error: too big inline request"],
       [`*${"1".repeat(70)}`, "ERR Protocol error: too big mbulk count string"],
       [`*1\r\n$${"1".repeat(70)}`, "ERR Protocol error: too big bulk count string"],
+      [
+        `*3\r\n$30\r\n${"a".repeat(30)}\r\n$19\r\n`,
+        "ERR Protocol error: too big request (over 48 bytes of arguments)",
+      ],
     ];
     for (const [input, message] of cases) {
       for (const chunk of [1, input.length]) {
@@ -75,6 +79,22 @@ describe("RespParser", () => {
     assert.ok(parser.bufferedBytes <= 32 + 2);
   });
 
+  it("bounds a whole command's arguments, not only each one, and holds nothing past the bound", () => {
+    // Eight bulks of 32 bytes each pass the per-argument bound; together they pass the command's.
+    const parser = new RespParser(limits);
+    const bulk = `$32\r\n${"a".repeat(32)}\r\n`;
+    assert.deepEqual(parser.push(Buffer.from(`*8\r\n${bulk}`)), []);
+    assert.equal(parser.bufferedBytes, 32);
+    assert.deepEqual(parser.push(Buffer.from(bulk)), [
+      { kind: "error", message: "ERR Protocol error: too big request (over 48 bytes of arguments)" },
+    ]);
+    assert.equal(parser.bufferedBytes, 0);
+    // A command at the bound is served, and the next one starts its own count.
+    const ok = new RespParser(limits);
+    const at = encodeCommand([Buffer.alloc(32, 0x61), Buffer.alloc(16, 0x62)]);
+    assert.equal(ok.push(Buffer.concat([at, at])).length, 2);
+  });
+
   it("splits inline arguments as redis-cli does", () => {
     const split = (s: string) => splitInlineArgs(Buffer.from(s))?.map((a) => a.toString("latin1"));
     assert.deepEqual(split("set \"a\\x41\\n\" 'it\\'s'  x"), ["set", "aA\n", "it's", "x"]);
@@ -86,14 +106,20 @@ describe("RespParser", () => {
     fc.assert(
       fc.property(fc.array(fc.uint8Array({ maxLength: 40 }), { maxLength: 10 }), (chunks) => {
         const parser = new RespParser(limits);
-        for (const chunk of chunks) parser.push(chunk);
-        assert.ok(parser.bufferedBytes <= 64 + 40 + 34);
+        for (const chunk of chunks) {
+          parser.push(chunk);
+          // Unparsed input within a line bound plus a chunk, arguments within the command bound.
+          assert.ok(parser.bufferedBytes <= 64 + 40 + 48 + 2);
+        }
       }),
     );
   });
 
   it("round-trips every valid multibulk command, whatever the split", () => {
-    const argsArb = fc.array(fc.uint8Array({ maxLength: 32 }), { minLength: 1, maxLength: 8 });
+    // Within the bounds: at most 8 arguments of at most 32 bytes, 48 together.
+    const argsArb = fc
+      .array(fc.uint8Array({ maxLength: 32 }), { minLength: 1, maxLength: 8 })
+      .filter((args) => args.reduce((sum, a) => sum + a.length, 0) <= 48);
     fc.assert(
       fc.property(
         fc.array(argsArb, { minLength: 1, maxLength: 4 }),

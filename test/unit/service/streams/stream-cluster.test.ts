@@ -6,13 +6,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { isCairnError } from "../../../../src/service/errors.js";
-import type { StreamService } from "../../../../src/service/stream-service.js";
 import {
   getGroupMeta,
   getStreamMeta,
   listPending,
   readMessages,
 } from "../../../../src/service/streams/index.js";
+import type { StreamService } from "../../../../src/service/streams/stream-service.js";
 import { utf8 } from "../../../../src/util/bytes.js";
 import { InProcessCluster, runClockDuringTests } from "../../../support/in-process-cluster.js";
 

@@ -294,3 +294,47 @@ describe("consumer groups: consumers, position and history claims", () => {
     assert.deepEqual(later.ok && later.kind === "streams.claim" && later.claimed, []);
   });
 });
+
+describe("streams: a stream's last id set by hand (XSETID)", () => {
+  const setId = (s: MemoryState, ms: number, n: number, extra: object = {}) =>
+    run(s, { type: "set-id", name: "s", lastIdMs: ms, lastIdN: n, ...extra }, T);
+  const refusal = (result: ReturnType<typeof setId>) =>
+    result.ok ? "ok" : `${result.code}: ${result.message}`;
+
+  it("refuses an id below the newest message or a count below the messages held, changing nothing", () => {
+    const s = new MemoryState();
+    add(s, { ms: 5, n: 1 });
+    add(s, { ms: 5, n: 2 });
+    assert.equal(
+      refusal(setId(s, 5, 1)),
+      "ERR_CONFLICT: The ID specified in XSETID is smaller than the target stream top item",
+    );
+    assert.equal(
+      refusal(setId(s, 6, 0, { entriesAdded: 1 })),
+      "ERR_CONFLICT: The entries_added specified in XSETID is smaller than the target stream length",
+    );
+    assert.equal(getStreamMeta(s, "s")?.lastIdMs, 5);
+    assert.equal(
+      refusal(run(s, { type: "set-id", name: "t", lastIdMs: 1, lastIdN: 0 }, T)).split(":")[0],
+      "ERR_NOT_FOUND",
+    );
+  });
+
+  it("sets the last id, entries added and largest deleted id; the next append goes past it", () => {
+    const s = new MemoryState();
+    add(s, { ms: 5, n: 1 });
+    assert.equal(refusal(setId(s, 9, 0, { entriesAdded: 10, maxDeletedId: { ms: 7, n: 0 } })), "ok");
+    const meta = getStreamMeta(s, "s");
+    assert.deepEqual(
+      [meta?.lastIdMs, meta?.lastIdN, meta?.maxDeletedIdMs, meta?.entriesAddedDelta],
+      [9, 0, 7, 9],
+    );
+    assert.equal(idOf(add(s, { ms: 9, n: 0 })).startsWith("refused"), true);
+    assert.equal(idOf(add(s, { ms: 9, n: 1 })), "9-1");
+    // Redis 7.2: not below the largest deleted id.
+    assert.equal(
+      refusal(setId(s, 6, 0)),
+      "ERR_CONFLICT: The ID specified in XSETID is smaller than current max_deleted_entry_id",
+    );
+  });
+});

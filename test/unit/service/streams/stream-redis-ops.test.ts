@@ -8,6 +8,7 @@ import {
   type ClaimTarget,
   defaultStreamMachineLimits,
   getGroupMeta,
+  getMessage,
   getStreamMeta,
   listPending,
   type StreamCommand,
@@ -100,7 +101,14 @@ describe("consumer groups: claims of idle messages", () => {
   it("takes named messages idle long enough, counting a delivery and restarting the deadline", () => {
     const s = delivered(3);
     const early = run(s, claim(500, { kind: "seqs", seqs: [1, 2] }), T + 499);
-    assert.deepEqual(early, { kind: "streams.claim", ok: true, claimed: [], deleted: [], next: 0 });
+    assert.deepEqual(early, {
+      kind: "streams.claim",
+      ok: true,
+      claimed: [],
+      deleted: [],
+      deletedIds: [],
+      next: 0,
+    });
     assert.equal(holder(s, 1)?.consumer, "c1");
     const taken = run(s, claim(500, { kind: "seqs", seqs: [1, 2, 9] }), T + 500);
     assert.deepEqual(taken, {
@@ -111,6 +119,7 @@ describe("consumer groups: claims of idle messages", () => {
         { seq: 2, deliveries: 2 },
       ],
       deleted: [],
+      deletedIds: [],
       next: 0,
     });
     assert.deepEqual(holder(s, 1), {
@@ -162,6 +171,54 @@ describe("consumer groups: claims of idle messages", () => {
     );
     const stream = getStreamMeta(s, "s");
     assert.equal(stream === undefined ? undefined : getGroupMeta(s, stream, "g")?.pending, 1);
+  });
+
+  it("a delete with keepPending (XDEL) leaves its messages in flight by id until a claim drops them", () => {
+    const s = delivered(4);
+    const ids = [1, 2, 3, 4].map((seq) => {
+      const stream = getStreamMeta(s, "s");
+      return stream === undefined ? "" : (getMessage(s, stream, seq)?.id ?? "");
+    });
+    run(s, { type: "message-delete", name: "s", seqs: [2, 3], keepPending: true }, T);
+    run(s, { type: "message-delete", name: "s", seqs: [4] }, T);
+    const stream = getStreamMeta(s, "s");
+    const group = stream === undefined ? undefined : getGroupMeta(s, stream, "g");
+    assert.ok(group !== undefined);
+    // 2 and 3 stay in flight with their ids; 4, deleted without keepPending, is forgotten.
+    assert.deepEqual(
+      listPending(s, group, 10).map((p) => [p.seq, p.deletedId]),
+      [
+        [1, undefined],
+        [2, ids[1]],
+        [3, ids[2]],
+      ],
+    );
+    assert.equal(group.pending, 3);
+    // Reading c1's history reports them and leaves them; COUNT counts them.
+    const history = run(
+      s,
+      { ...claim(0, { kind: "scan", fromSeq: 0, count: 2 }), consumer: "c1", ownOnly: true },
+      T,
+    );
+    assert.ok(history.ok && history.kind === "streams.claim");
+    assert.deepEqual(
+      history.claimed.map((d) => d.seq),
+      [1],
+    );
+    assert.deepEqual(history.deleted, [2]);
+    assert.deepEqual(history.deletedIds, [ids[1]]);
+    assert.equal(listPending(s, group, 10).length, 3);
+    // A claim drops them whatever their idle time, and names them.
+    const claimed = run(s, claim(60_000, { kind: "scan", fromSeq: 0, count: 10 }), T + 1);
+    assert.ok(claimed.ok && claimed.kind === "streams.claim");
+    assert.deepEqual(claimed.claimed, []);
+    assert.deepEqual(claimed.deletedIds, [ids[1], ids[2]]);
+    assert.deepEqual(
+      listPending(s, group, 10).map((p) => p.seq),
+      [1],
+    );
+    const after = getStreamMeta(s, "s");
+    assert.equal(after === undefined ? undefined : getGroupMeta(s, after, "g")?.pending, 1);
   });
 
   it("judges the idle time of a record the previous release wrote by its deadline less the ack wait", () => {

@@ -1,11 +1,11 @@
 // The streams and consumer-groups service: validates requests against its limits, proposes
 // commands through the replicated log, serves reads (linearizable by default), long-polls for new
 // messages, and turns state machine failures into CairnErrors with stable codes.
-import type { ApplyNotifier } from "./apply-notifier.js";
-import type { ResultOf } from "./command.js";
-import { CairnError, refusalError } from "./errors.js";
-import type { Consistency } from "./kv-service.js";
-import { proposeCommand } from "./propose.js";
+import type { ApplyNotifier } from "../apply-notifier.js";
+import type { ResultOf } from "../command.js";
+import { CairnError, refusalError } from "../errors.js";
+import type { Consistency } from "../kv/kv-service.js";
+import { proposeCommand } from "../propose.js";
 import {
   type ReplicationPort,
   readStaleReported,
@@ -13,8 +13,8 @@ import {
   type WithStaleness,
   type WriteConcern,
   withWriteConcern,
-} from "./replication.js";
-import type { StateReader } from "./state.js";
+} from "../replication.js";
+import type { StateReader } from "../state.js";
 import {
   type ClaimTarget,
   type Delivery,
@@ -46,9 +46,10 @@ import {
   type StreamTrim,
   seqAtId,
   seqAtTime,
+  streamCount,
   streamSweepDue,
   streamsClockMs,
-} from "./streams/index.js";
+} from "./index.js";
 
 /** Limits of the streams API. */
 export interface StreamLimits {
@@ -144,6 +145,16 @@ export interface StreamInfo {
   readonly groups: readonly string[];
   /** The id of the newest message ever appended (`0-0` before the first), deleted or not. */
   readonly lastId: string;
+  /** The largest id deleted through Redis's XDEL, or set by XSETID (`0-0`: none). */
+  readonly maxDeletedId: string;
+  /** Redis's entries-added: `lastSeq`, unless XSETID ENTRIESADDED set it. */
+  readonly entriesAdded: number;
+}
+
+/** A Redis stream id's two parts, `<ms>-<n>`. */
+export interface StreamIdParts {
+  readonly ms: number;
+  readonly n: number;
 }
 
 /** A consumer group as reported to clients. */
@@ -205,6 +216,8 @@ export interface PendingEntry {
   readonly deliveries: number;
   /** Milliseconds since its last delivery, by the group's clock. */
   readonly idleMs: number;
+  /** Leader time of its last delivery (or claim). */
+  readonly deliveredAtMs: number;
 }
 
 /** A message to append. */
@@ -398,19 +411,31 @@ export class StreamService {
     name: string,
     seqs: readonly number[],
     idempotencyKey?: string,
+    options: { readonly keepPending?: boolean } = {},
   ): Promise<{ deleted: readonly number[]; duplicate: boolean }> {
-    const { result, duplicate } = await this.#propose(this.deleteMessagesCommand(name, seqs), idempotencyKey);
+    const command = this.deleteMessagesCommand(name, seqs, options);
+    const { result, duplicate } = await this.#propose(command, idempotencyKey);
     return { deleted: result.deleted, duplicate };
   }
 
-  /** The command {@link deleteMessages} proposes, checked as it checks it: for a transaction step. */
+  /**
+   * The command {@link deleteMessages} proposes, checked as it checks it: for a transaction step.
+   * `keepPending` (Redis XDEL) leaves the deleted messages in flight in their groups, by id, until
+   * acknowledged or claimed; otherwise the groups forget them.
+   */
   deleteMessagesCommand(
     name: string,
     seqs: readonly number[],
+    options: { readonly keepPending?: boolean } = {},
   ): Extract<StreamCommand, { type: "message-delete" }> {
     checkName("stream", name, STREAM_NAME);
     this.#checkSeqs(seqs);
-    return { type: "message-delete", name, seqs };
+    return {
+      type: "message-delete",
+      name,
+      seqs,
+      ...(options.keepPending === true ? { keepPending: true } : {}),
+    };
   }
 
   /** Reads one message by sequence; ERR_NOT_FOUND if the stream does not hold it. */
@@ -420,6 +445,7 @@ export class StreamService {
     consistency: Consistency = "linearizable",
   ): Promise<WithStaleness<StreamMessage>> {
     checkName("stream", name, STREAM_NAME);
+    this.#allowRead(name);
     checkInteger("seq", seq, 1, Number.MAX_SAFE_INTEGER);
     return this.#read(consistency, (state) => {
       const meta = requireStream(state, name);
@@ -436,14 +462,66 @@ export class StreamService {
 
   /** Lists streams in name order. */
   async list(consistency: Consistency = "linearizable"): Promise<WithStaleness<{ streams: StreamInfo[] }>> {
+    // Listing names every stream: it takes read on all of them (the pattern `*`).
+    this.#allowRead("*");
     return this.#read(consistency, (state) => ({
       streams: listStreams(state, 10_000).map((meta) => streamInfo(state, meta)),
     }));
   }
 
+  /**
+   * Stream names in name order after `after`, at most `limit`, and how many streams exist: the
+   * streams of Redis's keyspace (KEYS, SCAN, DBSIZE).
+   */
+  async names(
+    limit: number,
+    after?: string,
+    consistency: Consistency = "linearizable",
+  ): Promise<{ names: string[]; count: number }> {
+    return this.#read(consistency, (state) => ({
+      names: listStreams(state, limit, after).map((meta) => meta.name),
+      count: streamCount(state),
+    }));
+  }
+
+  /**
+   * Sets a stream's last id (Redis XSETID): at least its newest message's and the largest deleted
+   * id (ERR_CONFLICT with Redis's text otherwise); `entriesAdded` (at least the messages held) and
+   * `maxDeletedId` replace what Redis's XINFO reports. ERR_NOT_FOUND without the stream.
+   */
+  async setId(
+    name: string,
+    lastId: StreamIdParts,
+    options: { readonly entriesAdded?: number; readonly maxDeletedId?: StreamIdParts } = {},
+  ): Promise<void> {
+    await this.#propose(this.setIdCommand(name, lastId, options), undefined);
+  }
+
+  /** The command {@link setId} proposes, checked as it checks it: for a transaction step. */
+  setIdCommand(
+    name: string,
+    lastId: StreamIdParts,
+    options: { readonly entriesAdded?: number; readonly maxDeletedId?: StreamIdParts } = {},
+  ): Extract<StreamCommand, { type: "set-id" }> {
+    checkName("stream", name, STREAM_NAME);
+    for (const part of [lastId.ms, lastId.n, options.maxDeletedId?.ms, options.maxDeletedId?.n]) {
+      checkInteger("id", part, 0, Number.MAX_SAFE_INTEGER);
+    }
+    checkInteger("entriesAdded", options.entriesAdded, 0, Number.MAX_SAFE_INTEGER);
+    return {
+      type: "set-id",
+      name,
+      lastIdMs: lastId.ms,
+      lastIdN: lastId.n,
+      ...(options.entriesAdded !== undefined ? { entriesAdded: options.entriesAdded } : {}),
+      ...(options.maxDeletedId !== undefined ? { maxDeletedId: options.maxDeletedId } : {}),
+    };
+  }
+
   /** Describes one stream; ERR_NOT_FOUND if it does not exist. */
   async info(name: string, consistency: Consistency = "linearizable"): Promise<WithStaleness<StreamInfo>> {
     checkName("stream", name, STREAM_NAME);
+    this.#allowRead(name);
     return this.#read(consistency, (state) => streamInfo(state, requireStream(state, name)));
   }
 
@@ -541,6 +619,7 @@ export class StreamService {
    */
   async read(name: string, query: ReadQuery): Promise<ReadResult> {
     checkName("stream", name, STREAM_NAME);
+    this.#allowRead(name);
     checkInteger("limit", query.limit, 1, Number.MAX_SAFE_INTEGER);
     const limit = Math.min(query.limit ?? this.#limits.readPageDefault, this.#limits.readLimitMax);
     checkInteger("waitMs", query.waitMs, 0, this.#limits.waitMsMax);
@@ -623,6 +702,7 @@ export class StreamService {
     }
     for (const cursor of cursors) {
       checkName("stream", cursor.name, STREAM_NAME);
+      this.#allowRead(cursor.name);
       checkInteger("from", cursor.from, 0, Number.MAX_SAFE_INTEGER);
       const starts = [cursor.from, cursor.afterId, cursor.onlyNew === true ? true : undefined];
       if (starts.filter((v) => v !== undefined).length > 1) {
@@ -824,6 +904,7 @@ export class StreamService {
     consistency: Consistency = "linearizable",
   ): Promise<{ entries: PendingEntry[] }> {
     checkName("stream", stream, STREAM_NAME);
+    this.#allowRead(stream);
     checkName("group", group, GROUP_NAME);
     checkInteger("count", query.count, 1, this.#limits.ackPendingMax);
     checkInteger("minIdleMs", query.minIdleMs, 0, Number.MAX_SAFE_INTEGER);
@@ -839,16 +920,19 @@ export class StreamService {
         if (entries.length >= query.count || record.seq > to) break;
         if (record.seq < from || (query.consumer !== undefined && record.consumer !== query.consumer))
           continue;
-        const idleMs = Math.max(0, clockMs - deliveredAt(record, g));
+        const deliveredAtMs = deliveredAt(record, g);
+        const idleMs = Math.max(0, clockMs - deliveredAtMs);
         if (query.minIdleMs !== undefined && idleMs < query.minIdleMs) continue;
-        const message = getMessage(state, meta, record.seq);
-        if (message === undefined) continue;
+        // A message deleted while in flight (Redis XDEL) stays listed by its id; one trimmed does not.
+        const id = getMessage(state, meta, record.seq)?.id ?? record.deletedId;
+        if (id === undefined) continue;
         entries.push({
           seq: record.seq,
-          id: message.id,
+          id,
           consumer: record.consumer,
           deliveries: record.deliveries,
           idleMs,
+          deliveredAtMs,
         });
       }
       return { entries };
@@ -913,6 +997,7 @@ export class StreamService {
     consistency: Consistency = "linearizable",
   ): Promise<{ consumers: ConsumerInfo[] }> {
     checkName("stream", stream, STREAM_NAME);
+    this.#allowRead(stream);
     checkName("group", group, GROUP_NAME);
     return this.#read(consistency, (state) => {
       const g = requireGroup(state, requireStream(state, stream), group);
@@ -949,6 +1034,7 @@ export class StreamService {
     consistency: Consistency = "linearizable",
   ): Promise<WithStaleness<{ groups: GroupInfo[] }>> {
     checkName("stream", stream, STREAM_NAME);
+    this.#allowRead(stream);
     return this.#read(consistency, (state) => {
       const meta = requireStream(state, stream);
       return { groups: listGroups(state, meta).map((group) => groupInfo(state, meta, group)) };
@@ -962,6 +1048,7 @@ export class StreamService {
     consistency: Consistency = "linearizable",
   ): Promise<WithStaleness<GroupInfo>> {
     checkName("stream", stream, STREAM_NAME);
+    this.#allowRead(stream);
     checkName("group", group, GROUP_NAME);
     return this.#read(consistency, (state) => {
       const meta = requireStream(state, stream);
@@ -1048,6 +1135,7 @@ export class StreamService {
   ): Promise<{
     messages: DeliveredMessage[];
     deleted: readonly number[];
+    deletedIds: readonly string[];
     next: number;
     duplicate: boolean;
   }> {
@@ -1085,6 +1173,7 @@ export class StreamService {
     return {
       messages: this.#delivered(stream, result.claimed),
       deleted: result.deleted,
+      deletedIds: result.deletedIds,
       next: result.next,
       duplicate,
     };
@@ -1244,6 +1333,11 @@ export class StreamService {
   }
 
   /** Reads an object from state; a stale read's answer (or failure) says how far behind it may be. */
+  /** Throws unless the current principal may read stream `name` (src/service/auth). */
+  #allowRead(name: string): void {
+    this.#log.authorize?.([{ permission: "read", resource: "stream", name }]);
+  }
+
   async #read<T extends object>(
     consistency: Consistency,
     read: (state: StateReader) => T,
@@ -1341,6 +1435,8 @@ function streamInfo(state: StateReader, meta: StreamMeta): StreamInfo {
     bytes: meta.bytes,
     groups: listGroups(state, meta).map((g) => g.name),
     lastId: `${meta.lastIdMs}-${meta.lastIdN}`,
+    maxDeletedId: `${meta.maxDeletedIdMs ?? 0}-${meta.maxDeletedIdN ?? 0}`,
+    entriesAdded: meta.lastSeq + (meta.entriesAddedDelta ?? 0),
   };
 }
 

@@ -1,8 +1,20 @@
 // Key-value operations for every protocol: validates input against the limits, proposes writes
 // through the replicated log, reads linearizably (or stale on request) and turns state machine
 // outcomes into typed results or CairnErrors with stable codes.
-import type { ResultOf } from "./command.js";
-import { CairnError, refusalError } from "./errors.js";
+
+import { kvNeeds } from "../auth/index.js";
+import type { ResultOf } from "../command.js";
+import { CairnError, refusalError } from "../errors.js";
+import { proposeCommand } from "../propose.js";
+import {
+  type ReplicationPort,
+  readStaleReported,
+  type Staleness,
+  type WithStaleness,
+  type WriteConcern,
+  withWriteConcern,
+} from "../replication.js";
+import { prefixEnd } from "../state.js";
 import {
   getKv,
   type KvCommand,
@@ -21,16 +33,7 @@ import {
   rangeKv,
   type StepResult,
   type TransactionStep,
-} from "./kv/index.js";
-import { proposeCommand } from "./propose.js";
-import {
-  type ReplicationPort,
-  readStaleReported,
-  type Staleness,
-  type WithStaleness,
-  type WriteConcern,
-  withWriteConcern,
-} from "./replication.js";
+} from "./index.js";
 
 /** Size limits of the key-value API. */
 export interface KvLimits {
@@ -158,6 +161,7 @@ export class KvService {
   /** Reads one key. */
   async get(key: Uint8Array, consistency: Consistency = "linearizable"): Promise<KvGetResult> {
     this.#checkKey(key);
+    this.#log.authorize?.([{ permission: "read", resource: "key", key }]);
     const read = (state: Parameters<typeof getKv>[0]) => ({
       record: getKv(state, key),
       revision: kvRevision(state),
@@ -182,6 +186,11 @@ export class KvService {
       throw new CairnError("ERR_BAD_REQUEST", "limit must be a positive integer");
     }
     const query: KvRangeQuery = { ...options, limit: Math.min(asked, this.#limits.rangeLimitMax) };
+    this.#log.authorize?.([
+      "prefix" in options
+        ? { permission: "read", resource: "key-range", start: options.prefix, end: prefixEnd(options.prefix) }
+        : { permission: "read", resource: "key-range", start: options.start, end: options.end },
+    ]);
     if (consistency === "stale") {
       const { value, staleness } = readStaleReported(this.#log, (state) => rangeKv(state, query));
       return { ...value, staleness };
@@ -336,6 +345,15 @@ export class KvService {
     return { revision: result.revision, written: result.written, duplicate };
   }
 
+  /**
+   * Throws unless the current principal may run `steps` (ERR_UNAUTHENTICATED, ERR_FORBIDDEN):
+   * for a caller that gathers several principals' steps into one transaction, which it then
+   * proposes as the node itself.
+   */
+  authorizeSteps(steps: readonly TransactionStep[]): void {
+    this.#log.authorize?.(kvNeeds({ type: "transaction", watch: [], commands: steps }));
+  }
+
   /** How many keys are stored, expired ones not yet swept included (Redis DBSIZE). */
   async count(consistency: Consistency = "linearizable"): Promise<number> {
     if (consistency === "stale") return this.#log.readStale(kvKeyCount).value;
@@ -463,7 +481,8 @@ export class KvService {
   /**
    * Applies `commands` as one entry (Redis MULTI/EXEC), unless a watched key's modify revision
    * (0: absent) has changed by then: `aborted`, and nothing ran. Each command's result is given in
-   * order; a refused command does not undo the others.
+   * order; a refused command does not undo the others. The commands see keys and streams as one
+   * keyspace, as Redis does (KvTransaction's `sharedKeyspace`).
    */
   async transaction(
     watch: readonly (readonly [key: Uint8Array, revision: number])[],
@@ -485,7 +504,10 @@ export class KvService {
       bytes += stepValueBytes(step);
     }
     this.#checkValue(bytes);
-    const { result } = await this.#propose({ type: "transaction", watch, commands }, undefined);
+    const { result } = await this.#propose(
+      { type: "transaction", watch, commands, sharedKeyspace: true },
+      undefined,
+    );
     return { aborted: result.aborted, results: result.results };
   }
 

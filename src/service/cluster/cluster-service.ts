@@ -1,39 +1,51 @@
 // The cluster as operators and tools see it: members with their names, roles and HTTP URLs, the
 // leader, terms and indexes, and (on the leader) each peer's replication progress and lag.
 
-import type { ClusterStatus, MemberStatus } from "../api/index.js";
-import type { NodeHost, RaftGroup } from "../node/index.js";
-import type { NodeId } from "../raft/index.js";
-import type { ApplyOutcome } from "./command.js";
-import type { StateCheckReport } from "./state-check.js";
+import type { ClusterStatus, MemberStatus } from "../../api/index.js";
+import type { NodeHost, RaftGroup } from "../../node/index.js";
+import type { NodeId } from "../../raft/index.js";
+import type { AuthGuard } from "../auth/index.js";
+import type { ApplyOutcome } from "../command.js";
+import type { StateCheckReport } from "../state-check.js";
 
 // The status's shape is the public API's (src/api), defined once there.
-export type { ClusterStatus, MemberStatus } from "../api/index.js";
+export type { ClusterStatus, MemberStatus } from "../../api/index.js";
+
+/** What a ClusterService shows beside the group's own status. */
+export interface ClusterServiceOptions {
+  /** With a guard, the status is shown to holders of a valid token only. */
+  readonly guard?: AuthGuard | undefined;
+  /**
+   * Why the node discarded its state, while it recovers (a member that withholds its vote for a
+   * damaged log tail says so without it).
+   */
+  readonly recovering?: () => string | undefined;
+  /** The cross-replica state check's latest report. */
+  readonly stateCheck?: () => StateCheckReport;
+}
 
 /** Reads cluster state from the local group and the peer directory. */
 export class ClusterService {
   readonly #clusterId: string;
   readonly #group: RaftGroup<ApplyOutcome>;
   readonly #host: NodeHost;
+  readonly #guard: AuthGuard | undefined;
   readonly #recovering: () => string | undefined;
   readonly #stateCheck: () => StateCheckReport;
 
-  /**
-   * Creates the service. `recovering` says why the node discarded its state, while it recovers
-   * (a member that withholds its vote for a damaged log tail says so without it).
-   */
+  /** Creates the service over the local group and the peer directory. */
   constructor(
     clusterId: string,
     group: RaftGroup<ApplyOutcome>,
     host: NodeHost,
-    recovering: () => string | undefined = () => undefined,
-    stateCheck: () => StateCheckReport = () => ({ index: null, agreeing: 0, differing: [] }),
+    options: ClusterServiceOptions = {},
   ) {
     this.#clusterId = clusterId;
     this.#group = group;
     this.#host = host;
-    this.#recovering = recovering;
-    this.#stateCheck = stateCheck;
+    this.#guard = options.guard;
+    this.#recovering = options.recovering ?? (() => undefined);
+    this.#stateCheck = options.stateCheck ?? (() => ({ index: null, agreeing: 0, differing: [] }));
   }
 
   /** Whether this node leads the group now. */
@@ -60,6 +72,8 @@ export class ClusterService {
 
   /** The full status. */
   status(): ClusterStatus {
+    // Any valid token may see the cluster: clients find the leader and members through it.
+    this.#guard?.check([]);
     const raft = this.#group.status();
     const progress = new Map(raft.peers.map((p) => [p.id, p]));
     const members = [

@@ -1,0 +1,87 @@
+// Authentication over HTTP: every request presents `Authorization: Bearer <token>` once
+// authentication is on, and runs as the principal it names (src/service/auth); /v1/auth manages
+// tokens and roles. A missing or bad token is 401 ERR_UNAUTHENTICATED, a token whose role lacks a
+// permission 403 ERR_FORBIDDEN naming it.
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { Type } from "typebox";
+import { RolePutBody, TokenCreateBody } from "../../api/index.js";
+import { type AuthService, anonymous, CairnError, type Principal, runAs } from "../../service/index.js";
+
+/** Who each request in flight acts for, from its onRequest hook to its handler. */
+const principals = new WeakMap<FastifyRequest, Principal>();
+
+/** The principal of a request: the token in its Authorization header, checked, or anonymous. */
+async function principalOf(auth: AuthService, request: FastifyRequest): Promise<Principal> {
+  const header = request.headers.authorization;
+  if (header === undefined) return anonymous;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (match?.[1] === undefined) {
+    // While authentication is off, a header that is not a bearer token is none of our business.
+    if (!auth.guard.enabled()) return anonymous;
+    throw new CairnError("ERR_UNAUTHENTICATED", "the Authorization header must be 'Bearer <token>'");
+  }
+  return auth.guard.principalFor(match[1]);
+}
+
+/**
+ * Authenticates every request and runs its handler as its principal. Routes that anyone may call
+ * (health, metrics, the OpenAPI document) check nothing; every other operation checks the
+ * principal in the service it calls.
+ */
+export function registerAuthentication(app: FastifyInstance, auth: AuthService): void {
+  app.addHook("onRequest", async (request) => {
+    principals.set(request, await principalOf(auth, request));
+  });
+  // The handler runs inside `done`: everything it awaits keeps the principal.
+  app.addHook("preHandler", (request, _reply, done) => runAs(principals.get(request) ?? anonymous, done));
+}
+
+/** Registers /v1/auth. */
+export function registerAuthRoutes(fastify: FastifyInstance, auth: AuthService): void {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const tokenId = Type.Object({ id: Type.String({ pattern: "^[0-9a-f]{16}$" }) });
+  const roleName = Type.Object({ name: Type.String({ minLength: 1, maxLength: 64 }) });
+  app.get(
+    "/v1/auth/whoami",
+    { schema: { summary: "Whether authentication is on, and the caller's token and role" } },
+    async () => auth.whoAmI(),
+  );
+  app.post(
+    "/v1/auth/enable",
+    { schema: { summary: "Turn authentication on; answers the bootstrap admin token, shown once" } },
+    async (_request, reply) => reply.status(201).send(await auth.enable()),
+  );
+  app.post(
+    "/v1/auth/disable",
+    { schema: { summary: "Turn authentication off (needs admin:cluster)" } },
+    async () => auth.disable(),
+  );
+  app.post(
+    "/v1/auth/tokens",
+    { schema: { summary: "Create a token; its secret is in this answer only", body: TokenCreateBody } },
+    async (request, reply) =>
+      reply.status(201).send(await auth.createToken(request.body.role, request.body.ttlMs)),
+  );
+  app.get("/v1/auth/tokens", { schema: { summary: "List tokens (never their secrets)" } }, async () =>
+    auth.listTokens(),
+  );
+  app.delete(
+    "/v1/auth/tokens/:id",
+    { schema: { summary: "Revoke a token on every node", params: tokenId } },
+    async (request) => auth.revokeToken(request.params.id),
+  );
+  app.get("/v1/auth/roles", { schema: { summary: "List roles and their grants" } }, async () =>
+    auth.listRoles(),
+  );
+  app.put(
+    "/v1/auth/roles/:name",
+    { schema: { summary: "Create or replace a role", params: roleName, body: RolePutBody } },
+    async (request) => auth.putRole(request.params.name, request.body.grants),
+  );
+  app.delete(
+    "/v1/auth/roles/:name",
+    { schema: { summary: "Remove a role no token holds", params: roleName } },
+    async (request) => auth.deleteRole(request.params.name),
+  );
+}

@@ -1,0 +1,147 @@
+// Decides whether the current principal may do what an operation needs, from the node's own copy
+// of the replicated auth state, and turns a presented token into a principal. While authentication
+// is off every request is allowed, so a cluster without it behaves as before.
+import { CairnError } from "../errors.js";
+import type { StateReader } from "../state.js";
+import { authEnabled, getRole, getToken, type TokenRecord } from "./auth-state-machine.js";
+import { firstUncovered, formatNeed, type Need } from "./permissions.js";
+import { anonymous, currentPrincipal, type Principal, trackPrincipals } from "./principal.js";
+import { parseToken, secretMatches, tokenDigest } from "./token-secret.js";
+
+/** Failed attempts, for /metrics. */
+export interface AuthFailures {
+  /** No token, an unknown, revoked or expired one, or a wrong secret. */
+  unauthenticated: number;
+  /** A valid token whose role lacks a needed permission. */
+  forbidden: number;
+}
+
+/** What a {@link AuthGuard} reads. */
+export interface AuthGuardOptions {
+  /** The node's committed state. */
+  readonly state: StateReader;
+  /** The node's clock, milliseconds since the epoch (token expiry). */
+  readonly nowMs: () => number;
+  /**
+   * Waits until local state holds every write committed before the call (a ReadIndex barrier):
+   * a token created through another node a moment ago is found after it.
+   */
+  readonly barrier?: () => Promise<void>;
+}
+
+/** Tokens whose secret was checked, remembered at most; a full table is cleared. */
+const checkedTokensMax = 10_000;
+
+/** The refusal of a request without a valid token. */
+export function unauthenticated(message = "authentication required: present a token"): CairnError {
+  return new CairnError("ERR_UNAUTHENTICATED", message);
+}
+
+/** Checks principals against needs, and tokens against their stored hashes. */
+export class AuthGuard {
+  readonly #o: AuthGuardOptions;
+  /** Digest of a token checked before -> its id and the stored hash it matched. */
+  readonly #checked = new Map<string, { readonly id: string; readonly hash: Uint8Array }>();
+  readonly failures: AuthFailures = { unauthenticated: 0, forbidden: 0 };
+
+  /** Creates the guard. */
+  constructor(options: AuthGuardOptions) {
+    this.#o = options;
+  }
+
+  /** Whether authentication is on now. */
+  enabled(): boolean {
+    const on = authEnabled(this.#o.state);
+    if (on) trackPrincipals();
+    return on;
+  }
+
+  /**
+   * The principal a presented token stands for. Rejects with ERR_UNAUTHENTICATED (and counts the
+   * failure) when it is malformed, unknown, revoked, expired or its secret does not match.
+   */
+  async authenticate(text: string): Promise<Principal> {
+    const parts = parseToken(text);
+    if (parts === undefined) throw this.#unauthenticated("the token is malformed");
+    let record = getToken(this.#o.state, parts.id);
+    if (record === undefined && this.#o.barrier !== undefined) {
+      // Created a moment ago through another node: wait until this node applied it.
+      await this.#o.barrier();
+      record = getToken(this.#o.state, parts.id);
+    }
+    if (record === undefined) throw this.#unauthenticated("the token is not valid");
+    const digest = tokenDigest(text);
+    const known = this.#checked.get(digest);
+    if (known === undefined || known.id !== record.id || !Buffer.from(known.hash).equals(record.hash)) {
+      if (!(await secretMatches(parts.secret, record.salt, record.hash)))
+        throw this.#unauthenticated("the token is not valid");
+      if (this.#checked.size >= checkedTokensMax) this.#checked.clear();
+      this.#checked.set(digest, { id: record.id, hash: record.hash });
+    }
+    this.#live(record.id);
+    trackPrincipals();
+    return { kind: "token", tokenId: record.id };
+  }
+
+  /**
+   * The principal of a client that presented `text` (undefined: none). A token is checked even
+   * where this node has not applied the entry that turned authentication on yet: the leader, which
+   * has, would refuse an anonymous write. A bad token is refused only while authentication is on.
+   */
+  async principalFor(text: string | undefined): Promise<Principal> {
+    if (text === undefined || text === "") return anonymous;
+    try {
+      return await this.authenticate(text);
+    } catch (error) {
+      if (!this.enabled()) return anonymous;
+      throw error;
+    }
+  }
+
+  /**
+   * Throws unless `principal` (the current one by default) may do everything `needs` lists:
+   * ERR_UNAUTHENTICATED without a live token, ERR_FORBIDDEN naming the first permission missing.
+   */
+  check(needs: readonly Need[], principal: Principal = currentPrincipal()): void {
+    if (!this.enabled()) return;
+    switch (principal.kind) {
+      case "system":
+        return;
+      case "anonymous":
+        throw this.#unauthenticated();
+      case "token": {
+        const token = this.#live(principal.tokenId);
+        const grants = getRole(this.#o.state, token.role)?.grants ?? [];
+        const missing = firstUncovered(grants, needs);
+        if (missing === undefined) return;
+        this.failures.forbidden++;
+        const permission = formatNeed(missing);
+        const name =
+          missing.resource === "key"
+            ? Buffer.from(missing.key).toString("utf8")
+            : missing.resource === "stream"
+              ? missing.name
+              : undefined;
+        throw new CairnError("ERR_FORBIDDEN", `token ${token.id} (role ${token.role}) lacks ${permission}`, {
+          missing: permission,
+          principal: token.id,
+          ...(name !== undefined ? { name } : {}),
+        });
+      }
+    }
+  }
+
+  /** The token `id` if it is still valid now; otherwise throws ERR_UNAUTHENTICATED. */
+  #live(id: string): TokenRecord {
+    const token = getToken(this.#o.state, id);
+    if (token === undefined) throw this.#unauthenticated("the token was revoked");
+    if (token.expiresAtMs !== 0 && this.#o.nowMs() >= token.expiresAtMs)
+      throw this.#unauthenticated("the token has expired");
+    return token;
+  }
+
+  #unauthenticated(message?: string): CairnError {
+    if (this.enabled()) this.failures.unauthenticated++;
+    return unauthenticated(message);
+  }
+}
