@@ -140,30 +140,31 @@ export class Progress {
 
   /**
    * Handles a rejected append for prevLogIndex `rejected`, given the follower's hint that entries
-   * above `hintIndex` cannot match. Returns false when the rejection is stale (answers an older
-   * append) and must be ignored.
+   * above `hintIndex` cannot match. `entriesLost` is the follower's own report that it no longer
+   * holds entries it acknowledged (AppendResponseMessage.entriesLost). Returns false when the
+   * rejection is stale (answers an older append) and must be ignored.
    */
-  maybeDecrTo(rejected: LogIndex, hintIndex: LogIndex): boolean {
+  maybeDecrTo(rejected: LogIndex, hintIndex: LogIndex, entriesLost: boolean): boolean {
+    if (rejected <= this.matchIndex) {
+      // About an entry the peer acknowledged: an answer to an older append that a reordering or
+      // duplicating network delivered late, unless the peer says it lost what it acknowledged
+      // (its data was emptied, or discarded as damaged). Only the peer knows which, so only its
+      // flag may lower the match: guessing from the hint stalls replication on every late answer.
+      if (!entriesLost) return false;
+      // Nothing it acknowledged counts any more: probe from its hint (or send a snapshot) as for
+      // a new member. Lowering the match never lowers the commit index; a late duplicate of an old
+      // report costs one probe, answered from the peer's commit index.
+      this.matchIndex = logIndex(0);
+      this.nextIndex = logIndex(Math.max(Math.min(rejected, hintIndex + 1), 1));
+      this.#reset("probe");
+      return true;
+    }
     if (this.state === "replicate") {
-      if (rejected <= this.matchIndex) {
-        // About an index the peer has already matched: stale, unless its hint says it no longer
-        // holds what it acknowledged (its data was emptied, or discarded as damaged). A probe at
-        // the match tells which: the peer accepts it, or rejects it again (below).
-        if (hintIndex >= this.matchIndex) return false;
-        this.becomeProbe();
-        return true;
-      }
       this.nextIndex = logIndex(this.matchIndex + 1);
       return true;
     }
     // In probe state only the answer to the latest probe (sent from nextIndex - 1) counts.
     if (this.nextIndex - 1 !== rejected) return false;
-    if (rejected <= this.matchIndex && hintIndex < this.matchIndex) {
-      // The peer rejected the very entry it acknowledged: it lost it. Nothing it acknowledged counts
-      // any more; probe from its hint (or send a snapshot) as for a new member. Lowering the match
-      // never lowers the commit index, and a duplicated old rejection costs only a resend.
-      this.matchIndex = logIndex(0);
-    }
     this.nextIndex = logIndex(Math.max(Math.min(rejected, hintIndex + 1), this.matchIndex + 1, 1));
     this.probeSent = false;
     return true;

@@ -708,7 +708,8 @@ export class RawNode {
         this.#leaderId = m.from;
         // The leader sends min(commit, our match), so this exceeds what we hold only when we lost
         // entries we acknowledged (our state was emptied or discarded as damaged). Say so, as a
-        // rejection with our last index as the hint: the leader then forgets our match and refills us.
+        // flagged rejection with our last index as the hint: the leader then forgets our match and
+        // refills us.
         this.#log.commitTo(logIndex(Math.min(m.commitIndex, this.#log.lastIndex())));
         this.#send({ type: "heartbeat-response", readRound: m.readRound }, m.from, false);
         if (m.commitIndex > this.#log.lastIndex()) {
@@ -719,6 +720,7 @@ export class RawNode {
               index: m.commitIndex,
               hintIndex: this.#log.lastIndex(),
               hintTerm: toTerm(0),
+              entriesLost: true,
             },
             m.from,
             false,
@@ -821,6 +823,7 @@ export class RawNode {
           index: log.commitIndex,
           hintIndex: logIndex(0),
           hintTerm: toTerm(0),
+          entriesLost: false,
         },
         m.from,
         true,
@@ -838,6 +841,8 @@ export class RawNode {
           index: m.prevLogIndex,
           hintIndex: hint.index,
           hintTerm: hint.term,
+          // A member that lost entries it acknowledged says so: the leader's match for it is void.
+          entriesLost: this.#stateLost || this.#votesWithheldThrough !== null,
         },
         m.from,
         true,
@@ -870,6 +875,7 @@ export class RawNode {
         index: result.lastNewIndex,
         hintIndex: logIndex(0),
         hintTerm: toTerm(0),
+        entriesLost: false,
       },
       m.from,
       true,
@@ -881,7 +887,14 @@ export class RawNode {
     const log = this.#log;
     const ack = (index: LogIndex) =>
       this.#send(
-        { type: "append-response", reject: false, index, hintIndex: logIndex(0), hintTerm: toTerm(0) },
+        {
+          type: "append-response",
+          reject: false,
+          index,
+          hintIndex: logIndex(0),
+          hintTerm: toTerm(0),
+          entriesLost: false,
+        },
         m.from,
         true,
       );
@@ -910,7 +923,7 @@ export class RawNode {
         // Skip every leader entry whose term is above the follower's hint term: none can match.
         probe = this.#log.findConflictByTerm(m.hintIndex, m.hintTerm).index;
       }
-      if (pr.maybeDecrTo(m.index, probe)) {
+      if (pr.maybeDecrTo(m.index, probe, m.entriesLost)) {
         if (pr.state === "replicate") pr.becomeProbe();
         this.#sendAppends(m.from, false);
       }

@@ -21,13 +21,15 @@ function wipeAndRestart(net: Net, id: number): void {
 }
 
 describe("a follower that lost its state", () => {
-  it("Progress: a rejection of the matched index with a lower hint forgets the match", () => {
+  it("Progress: a rejection of the matched index flagged entriesLost forgets the match", () => {
     const p = new Progress(logIndex(11), 4);
     p.maybeUpdate(logIndex(10));
     p.becomeProbe();
     assert.equal(p.nextIndex, 11);
     p.sentAppend(0, logIndex(10));
-    assert.equal(p.maybeDecrTo(logIndex(10), logIndex(1)), true);
+    assert.equal(p.maybeDecrTo(logIndex(10), logIndex(1), false), false, "a late answer, unflagged");
+    assert.equal(p.matchIndex, 10);
+    assert.equal(p.maybeDecrTo(logIndex(10), logIndex(1), true), true);
     assert.equal(p.matchIndex, 0, "the follower no longer holds what it acknowledged");
     assert.equal(p.nextIndex, 2);
   });
