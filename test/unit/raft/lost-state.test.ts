@@ -5,9 +5,84 @@
 // checks what the leader sends it, what it answers to a candidate, and its log afterwards.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { logIndex, nodeId, RawNode, term } from "../../../src/raft/index.js";
+import {
+  type AppendResponseMessage,
+  type Entry,
+  encodeConfChanges,
+  groupId,
+  logIndex,
+  type Message,
+  type MessageBody,
+  nodeId,
+  type PersistedState,
+  RawNode,
+  term,
+} from "../../../src/raft/index.js";
 import { Progress } from "../../../src/raft/progress.js";
+import { Prng } from "../../../src/util/prng.js";
+import { entriesWithTerms } from "../../raft-harness/fixtures.js";
 import { Net } from "../../raft-harness/net.js";
+
+const g = groupId(1);
+const voters = [nodeId(1), nodeId(2), nodeId(3)];
+const bootstrap: Entry = {
+  term: term(0),
+  index: logIndex(1),
+  kind: "conf-change",
+  data: encodeConfChanges(voters.map((node) => ({ type: "add-voter" as const, node }))),
+};
+
+/** Member 1 restarted at term 2 with entries 1..3, plus what the runtime says it lost. */
+function member1(lost: Partial<PersistedState> = {}): RawNode {
+  return new RawNode(
+    {
+      id: nodeId(1),
+      groupId: g,
+      conf: { voters, learners: [] },
+      electionTimeoutTicks: 10,
+      heartbeatTicks: 1,
+      preVote: true,
+      checkQuorum: false,
+      appendBytesMax: 1 << 20,
+      inflightAppendsMax: 8,
+      random: new Prng(1),
+    },
+    {
+      hardState: { term: term(2), votedFor: null, commitIndex: logIndex(1) },
+      entries: [bootstrap, ...entriesWithTerms([1, 2], 2)],
+      ...lost,
+    },
+  );
+}
+
+/** Steps a message from `from` into member 1 and returns everything it sends in answer. */
+function deliver(raw: RawNode, from: number, t: number, body: MessageBody): Message[] {
+  raw.step({ ...body, groupId: g, from: nodeId(from), to: nodeId(1), term: term(t) } as Message);
+  const out: Message[] = [];
+  while (raw.hasReady()) {
+    const rd = raw.ready();
+    out.push(...rd.messages, ...rd.messagesAfterPersist);
+    raw.advance(rd);
+  }
+  return out;
+}
+
+const rejection = (out: Message[]): AppendResponseMessage | undefined =>
+  out.find((m): m is AppendResponseMessage => m.type === "append-response" && m.reject);
+
+/** Leader 2 of term 2 appends after index `prev` (term 2 there), or heartbeats with `commit`. */
+const appendAfter = (raw: RawNode, prev: number) =>
+  rejection(
+    deliver(raw, 2, 2, {
+      type: "append",
+      prevLogIndex: logIndex(prev),
+      prevLogTerm: term(2),
+      entries: [],
+      commitIndex: logIndex(1),
+    }),
+  );
+const heartbeat = (raw: RawNode, commit: number) =>
+  rejection(deliver(raw, 2, 2, { type: "heartbeat", commitIndex: logIndex(commit), readRound: 0 }));
 
 /** Empties member `id`'s disk and restarts it: it comes back as a brand-new member. */
 function wipeAndRestart(net: Net, id: number): void {
@@ -19,6 +94,64 @@ function wipeAndRestart(net: Net, id: number): void {
   n.disk.written = false;
   net.cluster.restart(id);
 }
+
+describe("a follower reports lost entries only when it knows it lost them", () => {
+  it("a lagging follower's rejection is not flagged: the leader may take it for a late answer", () => {
+    const r = appendAfter(member1(), 5);
+    assert.equal(r?.entriesLost, false);
+    assert.equal(r?.hintIndex, 3);
+    assert.equal(heartbeat(member1(), 3), undefined, "a heartbeat within its log is not rejected");
+  });
+
+  it("a heartbeat's commit past its log (the leader sends at most its match) is answered flagged", () => {
+    const r = heartbeat(member1(), 5);
+    assert.equal(r?.entriesLost, true);
+    assert.equal(r?.index, 5);
+    assert.equal(r?.hintIndex, 3, "refill from just past its last entry");
+  });
+
+  it("a member recovering from discarded state, or a cut tail, flags every rejection", () => {
+    assert.equal(appendAfter(member1({ stateLost: true }), 5)?.entriesLost, true);
+    assert.equal(appendAfter(member1({ tailLostIndexMax: logIndex(6) }), 5)?.entriesLost, true);
+  });
+});
+
+describe("the leader lowers a follower's match only on a flagged rejection", () => {
+  it("keeps streaming past a late unflagged rejection, refills after a flagged one", () => {
+    const net = new Net({ seed: 5, voters: [1, 2, 3] });
+    net.elect(1);
+    for (let k = 0; k < 4; k++) net.propose(1, `v${k}`);
+    const leader = net.cluster.raw(1);
+    const peer3 = () => leader.status().peers.find((p) => p.id === 3);
+    const match = peer3()?.matchIndex ?? 0;
+    assert.ok(match >= 5 && peer3()?.state === "replicate");
+    const reject = (entriesLost: boolean) =>
+      leader.step({
+        groupId: g,
+        from: nodeId(3),
+        to: nodeId(1),
+        term: term(leader.status().term),
+        type: "append-response",
+        reject: true,
+        index: logIndex(match - 1),
+        hintIndex: logIndex(1),
+        hintTerm: term(0),
+        entriesLost,
+      });
+    reject(false);
+    assert.equal(peer3()?.state, "replicate", "a late answer stopped the stream");
+    assert.equal(peer3()?.matchIndex, match);
+    reject(true);
+    assert.equal(peer3()?.state, "probe");
+    assert.equal(peer3()?.matchIndex, 0, "the match stood after a flagged report");
+    assert.equal(leader.status().commitIndex >= match, true, "the commit index never goes down");
+    // Node 3 still holds everything: the probe from index 1 is answered and streaming resumes.
+    net.stabilize();
+    net.tickAll(3);
+    assert.equal(peer3()?.matchIndex, leader.status().lastIndex);
+    assert.equal(peer3()?.state, "replicate");
+  });
+});
 
 describe("a follower that lost its state", () => {
   it("Progress: a rejection of the matched index flagged entriesLost forgets the match", () => {
