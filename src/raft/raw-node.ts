@@ -110,6 +110,13 @@ export class RawNode {
   #votesWithheldThrough: LogIndex | null = null;
   /** Set while this member recovers from lost or discarded state (PersistedState.stateLost). */
   #stateLost = false;
+  /**
+   * Set while a member that lost its state (and with it the record of its votes) may not vote
+   * yet: the terms its fellow voters reported since it restarted (`heard`), and once every voter
+   * answered, the highest of them (`highest`), a bound on every term it may have voted in before
+   * the loss. Lifted once its durable hard state is past that term, or spent at it.
+   */
+  #voteFence: { readonly heard: Map<NodeId, Term>; highest: Term | null } | null = null;
 
   /** Creates a member: a brand-new one when `persisted` is absent, else restarts from disk. */
   constructor(config: RaftConfig, persisted?: PersistedState) {
@@ -162,6 +169,7 @@ export class RawNode {
     const lost = persisted?.tailLostIndexMax;
     if (lost !== undefined && lost > this.#log.lastIndex()) this.#votesWithheldThrough = lost;
     this.#stateLost = persisted?.stateLost === true;
+    if (this.#stateLost) this.#voteFence = { heard: new Map(), highest: null };
     this.#prevHard = hard;
     this.#becomeFollower(this.#term, null);
     this.#prevSoft = { role: this.#role, leaderId: this.#leaderId };
@@ -409,6 +417,8 @@ export class RawNode {
       // The leader's own copy counts only now that it is durable.
       this.#maybeCommit();
     }
+    // Every hard state handed out so far is durable now.
+    this.#maybeLiftVoteFence();
   }
 
   /** Whether this member neither votes nor campaigns yet (see RaftStatus.votesWithheld). */
@@ -613,6 +623,8 @@ export class RawNode {
 
   #tickElection(): void {
     this.#electionElapsed++;
+    this.#maybeProbeVoterTerms();
+    this.#maybeLiftVoteFence();
     // A node that may not campaign (a learner, or a removed node) keeps counting: restarting its
     // clock would keep it "in lease" of a leader long gone, and it would refuse forever the votes
     // of a candidate whose newer configuration needs them.
@@ -655,8 +667,70 @@ export class RawNode {
    * from and nobody whose safety its vote could break, so it is exempt.
    */
   #withholdingVotes(): boolean {
-    if (this.#votesWithheldThrough === null && !this.#stateLost) return false;
+    if (this.#votesWithheldThrough === null && !this.#stateLost && this.#voteFence === null) return false;
     return this.#confs.current().voters.some((id) => id !== this.id);
+  }
+
+  /**
+   * A member that lost its state also lost the record of its votes: it may have voted in any term
+   * up to the one it was in, and a second vote in such a term could elect a second leader in it
+   * (Raft §5.2: one vote per term). Every candidate it voted for is a voter whose own term has
+   * been at least that term ever since (terms never go down on a member that kept its state), so
+   * once every fellow voter reported its term after our restart, the highest report bounds every
+   * term we may have voted in. Invariant: a member that lost its state grants no vote in a term at
+   * or below that bound, except the one it spends on itself at the bound (docs/faults.md).
+   */
+  #maybeLiftVoteFence(): void {
+    const fence = this.#voteFence;
+    // Only a whole member knows its configuration (its log came back from the leader).
+    if (fence === null || this.#stateLost) return;
+    if (fence.highest === null) {
+      const others = this.#confs.current().voters.filter((id) => id !== this.id);
+      if (others.some((id) => !fence.heard.has(id))) return;
+      fence.highest = toTerm(Math.max(0, ...others.map((id) => fence.heard.get(id) ?? 0)));
+    }
+    const highest = fence.highest;
+    // At the bound itself, spend our vote on ourselves: the hard state then keeps us from voting
+    // there again across restarts, as a vote cast before the loss would have.
+    if (this.#term === highest && this.#votedFor === null) this.#votedFor = this.id;
+    // Lifted only once that is durable (the last hard state handed out, with no Ready in flight): a
+    // restart before it finds the runtime's recovering record and starts the fence again.
+    const durable = this.#prevHard;
+    const past = durable.term > highest || (durable.term === highest && durable.votedFor !== null);
+    if (past && this.#readyInFlight === null) this.#voteFence = null;
+  }
+
+  /** Records the term a fellow voter answered our term probe with (see #maybeLiftVoteFence). */
+  #noteVoterTerm(from: NodeId, t: Term): void {
+    const fence = this.#voteFence;
+    if (fence === null || fence.highest !== null) return;
+    fence.heard.set(from, toTerm(Math.max(t, fence.heard.get(from) ?? 0)));
+    this.#maybeLiftVoteFence();
+  }
+
+  /**
+   * Asks every fellow voter that has not answered yet for its term, with a pre-vote request that
+   * cannot win (an empty log): the answer carries the voter's term, or ours when it is not higher.
+   * Nobody changes state for a pre-vote.
+   */
+  #maybeProbeVoterTerms(): void {
+    const fence = this.#voteFence;
+    if (fence === null || fence.highest !== null || this.#stateLost) return;
+    if (this.#ticks % this.#cfg.heartbeatTicks !== 0) return;
+    for (const id of this.#confs.current().voters) {
+      if (id === this.id || fence.heard.has(id)) continue;
+      this.#send(
+        {
+          type: "vote-request",
+          preVote: true,
+          lastLogIndex: logIndex(0),
+          lastLogTerm: toTerm(0),
+          transfer: false,
+        },
+        id,
+        false,
+      );
+    }
   }
 
   /** A leader of our term (or a later one) gave us a log through `index`: recovered if past the loss. */
@@ -667,6 +741,8 @@ export class RawNode {
   }
 
   #handleVoteRequest(m: VoteRequestMessage): void {
+    // Our term may have just risen to the fence's bound (this request's term): spend it first.
+    this.#maybeLiftVoteFence();
     if (this.#withholdingVotes()) {
       // Our log may lack entries we acknowledged; a vote now could elect a leader without them.
       this.#send({ type: "vote-response", preVote: m.preVote, reject: true }, m.from, !m.preVote);
@@ -743,9 +819,12 @@ export class RawNode {
       case "read-index-response":
         this.#readStates.push({ context: m.context, index: m.index });
         break;
+      case "vote-response":
+        // A follower asks for votes only to learn its fellow voters' terms (#maybeProbeVoterTerms).
+        if (m.preVote) this.#noteVoterTerm(m.from, m.term);
+        break;
       case "append-response":
       case "heartbeat-response":
-      case "vote-response":
         break;
       default:
         assertNever(m, "message");

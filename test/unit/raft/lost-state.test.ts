@@ -210,3 +210,90 @@ describe("a follower that lost its state", () => {
     net.cluster.checkLogMatching();
   });
 });
+
+describe("a member that lost its state also lost the record of its votes", () => {
+  /** Member 1 as the runtime restarts it after discarding its state: nothing, and why. */
+  const lost = () =>
+    new RawNode(
+      {
+        id: nodeId(1),
+        groupId: g,
+        conf: { voters, learners: [] },
+        electionTimeoutTicks: 10,
+        heartbeatTicks: 1,
+        preVote: true,
+        checkQuorum: false,
+        appendBytesMax: 1 << 20,
+        inflightAppendsMax: 8,
+        random: new Prng(1),
+      },
+      {
+        hardState: { term: term(0), votedFor: null, commitIndex: logIndex(0) },
+        entries: [],
+        stateLost: true,
+      },
+    );
+  const askVote = (raw: RawNode, from: number, t: number) =>
+    deliver(raw, from, t, {
+      type: "vote-request",
+      preVote: false,
+      lastLogIndex: logIndex(2),
+      lastLogTerm: term(4),
+      transfer: false,
+    }).find((m) => m.type === "vote-response")?.reject;
+  const termAnswer = (raw: RawNode, from: number, t: number) =>
+    deliver(raw, from, t, { type: "vote-response", preVote: true, reject: true });
+
+  it("never votes twice in a term it may have voted in before the loss", () => {
+    // Before the loss, member 1 voted for member 3 in term 5 (3 campaigned there, cut off from 2).
+    const raw = lost();
+    // Leader 2 of term 4 gives it the committed log: it is whole, but its old votes are gone.
+    deliver(raw, 2, 4, {
+      type: "append",
+      prevLogIndex: logIndex(0),
+      prevLogTerm: term(0),
+      entries: [bootstrap, { term: term(4), index: logIndex(2), kind: "normal", data: new Uint8Array() }],
+      commitIndex: logIndex(2),
+    });
+    assert.equal(raw.status().commitIndex, 2);
+    assert.equal(raw.status().votesWithheld, true, "votes before its fellow voters' terms are known");
+    // It asks every fellow voter for its term (a pre-vote request that cannot win).
+    raw.tick();
+    const probes = [];
+    while (raw.hasReady()) {
+      const rd = raw.ready();
+      probes.push(...rd.messages.filter((m) => m.type === "vote-request" && m.preVote));
+      raw.advance(rd);
+    }
+    assert.deepEqual(
+      probes.map((m) => m.to),
+      [2, 3],
+    );
+    termAnswer(raw, 2, 4);
+    // Member 2 lost its leadership and campaigns in term 5. Granting would elect a second leader
+    // there: member 3 holds this member's vote of term 5 from before the loss.
+    assert.equal(askVote(raw, 2, 5), true, "voted in term 5 again before hearing member 3's term");
+    // Member 3 answers with term 5: every term it may have voted in is at most 5.
+    termAnswer(raw, 3, 5);
+    assert.equal(raw.status().votesWithheld, false, "the fence stands although every voter answered");
+    assert.equal(askVote(raw, 2, 5), true, "voted twice in term 5");
+    assert.equal(askVote(raw, 2, 6), false, "a later term is a fresh vote");
+  });
+
+  it("waits for every fellow voter: a majority's terms do not bound a late candidate's", () => {
+    const raw = lost();
+    deliver(raw, 2, 4, {
+      type: "append",
+      prevLogIndex: logIndex(0),
+      prevLogTerm: term(0),
+      entries: [bootstrap, { term: term(4), index: logIndex(2), kind: "normal", data: new Uint8Array() }],
+      commitIndex: logIndex(2),
+    });
+    termAnswer(raw, 2, 4);
+    for (let k = 0; k < 30; k++) raw.tick();
+    while (raw.hasReady()) raw.advance(raw.ready());
+    assert.equal(raw.status().votesWithheld, true);
+    assert.equal(askVote(raw, 2, 5), true);
+    assert.equal(raw.status().role, "follower", "it campaigned");
+  });
+});
