@@ -7,65 +7,34 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
   type AppendResponseMessage,
-  type Entry,
-  encodeConfChanges,
   groupId,
   logIndex,
   type Message,
-  type MessageBody,
   nodeId,
   type PersistedState,
   RawNode,
   term,
 } from "../../../src/raft/index.js";
 import { Progress } from "../../../src/raft/progress.js";
-import { Prng } from "../../../src/util/prng.js";
-import { entriesWithTerms } from "../../raft-harness/fixtures.js";
+import {
+  deliverTo1,
+  entriesWithTerms,
+  restartMember1,
+  threeVoterBootstrap,
+} from "../../raft-harness/fixtures.js";
 import { Net } from "../../raft-harness/net.js";
 
 const g = groupId(1);
-const voters = [nodeId(1), nodeId(2), nodeId(3)];
-const bootstrap: Entry = {
-  term: term(0),
-  index: logIndex(1),
-  kind: "conf-change",
-  data: encodeConfChanges(voters.map((node) => ({ type: "add-voter" as const, node }))),
-};
+const bootstrap = threeVoterBootstrap;
+const deliver = deliverTo1;
 
 /** Member 1 restarted at term 2 with entries 1..3, plus what the runtime says it lost. */
-function member1(lost: Partial<PersistedState> = {}): RawNode {
-  return new RawNode(
-    {
-      id: nodeId(1),
-      groupId: g,
-      conf: { voters, learners: [] },
-      electionTimeoutTicks: 10,
-      heartbeatTicks: 1,
-      preVote: true,
-      checkQuorum: false,
-      appendBytesMax: 1 << 20,
-      inflightAppendsMax: 8,
-      random: new Prng(1),
-    },
-    {
-      hardState: { term: term(2), votedFor: null, commitIndex: logIndex(1) },
-      entries: [bootstrap, ...entriesWithTerms([1, 2], 2)],
-      ...lost,
-    },
-  );
-}
-
-/** Steps a message from `from` into member 1 and returns everything it sends in answer. */
-function deliver(raw: RawNode, from: number, t: number, body: MessageBody): Message[] {
-  raw.step({ ...body, groupId: g, from: nodeId(from), to: nodeId(1), term: term(t) } as Message);
-  const out: Message[] = [];
-  while (raw.hasReady()) {
-    const rd = raw.ready();
-    out.push(...rd.messages, ...rd.messagesAfterPersist);
-    raw.advance(rd);
-  }
-  return out;
-}
+const member1 = (lost: Partial<PersistedState> = {}): RawNode =>
+  restartMember1({
+    hardState: { term: term(2), votedFor: null, commitIndex: logIndex(1) },
+    entries: [bootstrap, ...entriesWithTerms([1, 2], 2)],
+    ...lost,
+  });
 
 const rejection = (out: Message[]): AppendResponseMessage | undefined =>
   out.find((m): m is AppendResponseMessage => m.type === "append-response" && m.reject);
@@ -214,25 +183,11 @@ describe("a follower that lost its state", () => {
 describe("a member that lost its state also lost the record of its votes", () => {
   /** Member 1 as the runtime restarts it after discarding its state: nothing, and why. */
   const lost = () =>
-    new RawNode(
-      {
-        id: nodeId(1),
-        groupId: g,
-        conf: { voters, learners: [] },
-        electionTimeoutTicks: 10,
-        heartbeatTicks: 1,
-        preVote: true,
-        checkQuorum: false,
-        appendBytesMax: 1 << 20,
-        inflightAppendsMax: 8,
-        random: new Prng(1),
-      },
-      {
-        hardState: { term: term(0), votedFor: null, commitIndex: logIndex(0) },
-        entries: [],
-        stateLost: true,
-      },
-    );
+    restartMember1({
+      hardState: { term: term(0), votedFor: null, commitIndex: logIndex(0) },
+      entries: [],
+      stateLost: true,
+    });
   const askVote = (raw: RawNode, from: number, t: number) =>
     deliver(raw, from, t, {
       type: "vote-request",
@@ -241,13 +196,8 @@ describe("a member that lost its state also lost the record of its votes", () =>
       lastLogTerm: term(4),
       transfer: false,
     }).find((m) => m.type === "vote-response")?.reject;
-  const termAnswer = (raw: RawNode, from: number, t: number) =>
-    deliver(raw, from, t, { type: "vote-response", preVote: true, reject: true });
-
-  it("never votes twice in a term it may have voted in before the loss", () => {
-    // Before the loss, member 1 voted for member 3 in term 5 (3 campaigned there, cut off from 2).
-    const raw = lost();
-    // Leader 2 of term 4 gives it the committed log: it is whole, but its old votes are gone.
+  /** Leader 2 of term 4 gives member 1 the committed log (entries 1 and 2). */
+  const refill = (raw: RawNode) =>
     deliver(raw, 2, 4, {
       type: "append",
       prevLogIndex: logIndex(0),
@@ -255,6 +205,14 @@ describe("a member that lost its state also lost the record of its votes", () =>
       entries: [bootstrap, { term: term(4), index: logIndex(2), kind: "normal", data: new Uint8Array() }],
       commitIndex: logIndex(2),
     });
+  const termAnswer = (raw: RawNode, from: number, t: number) =>
+    deliver(raw, from, t, { type: "vote-response", preVote: true, reject: true });
+
+  it("never votes twice in a term it may have voted in before the loss", () => {
+    // Before the loss, member 1 voted for member 3 in term 5 (3 campaigned there, cut off from 2).
+    const raw = lost();
+    // Leader 2 of term 4 gives it the committed log: it is whole, but its old votes are gone.
+    refill(raw);
     assert.equal(raw.status().commitIndex, 2);
     assert.equal(raw.status().votesWithheld, true, "votes before its fellow voters' terms are known");
     // It asks every fellow voter for its term (a pre-vote request that cannot win).
@@ -282,13 +240,7 @@ describe("a member that lost its state also lost the record of its votes", () =>
 
   it("waits for every fellow voter: a majority's terms do not bound a late candidate's", () => {
     const raw = lost();
-    deliver(raw, 2, 4, {
-      type: "append",
-      prevLogIndex: logIndex(0),
-      prevLogTerm: term(0),
-      entries: [bootstrap, { term: term(4), index: logIndex(2), kind: "normal", data: new Uint8Array() }],
-      commitIndex: logIndex(2),
-    });
+    refill(raw);
     termAnswer(raw, 2, 4);
     for (let k = 0; k < 30; k++) raw.tick();
     while (raw.hasReady()) raw.advance(raw.ready());
