@@ -415,7 +415,16 @@ export interface MemberStatus {
 /** GET /v1/cluster: the answering node's view of the cluster. */
 export interface ClusterStatus {
   readonly clusterId: string;
-  readonly self: { readonly id: number; readonly name: string; readonly role: string };
+  readonly self: {
+    readonly id: number;
+    readonly name: string;
+    readonly role: string;
+    /**
+     * Why this node neither votes nor serves local reads, while it recovers lost or damaged data
+     * from the leader (docs/faults.md, "Corruption"); null when it is whole.
+     */
+    readonly recovering: string | null;
+  };
   readonly leader: {
     readonly id: number;
     readonly name: string | null;
@@ -427,6 +436,17 @@ export interface ClusterStatus {
   readonly lastIndex: number;
   /** The log is compacted up to here: a snapshot replaces the entries before. */
   readonly snapshotIndex: number;
+  /**
+   * The cross-replica state check: the latest applied index at which a majority of the voters had
+   * the same state hash (null: none compared yet), and the nodes whose hash differed from the
+   * majority's (an alarm: their state is damaged or diverged).
+   */
+  readonly stateCheck: {
+    readonly index: number | null;
+    /** How many nodes reported the majority's hash at `index`. */
+    readonly agreeing: number;
+    readonly differing: readonly { readonly name: string; readonly index: number }[];
+  };
   readonly members: readonly MemberStatus[];
 }
 

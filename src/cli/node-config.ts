@@ -52,6 +52,8 @@ export interface NodeConfig {
   readonly segmentBytesMax: number;
   readonly snapshotEntries: number;
   readonly snapshotBytes: number;
+  /** Every replica hashes its state at each applied index that is a multiple of this (the state check). */
+  readonly stateCheckEntries: number;
   /** Testing facility: dial these addresses instead of peers' member addresses (keyed `host:port`). */
   readonly peerDialOverrides: ReadonlyMap<string, HostPort>;
   /** Testing facility: a file holding the milliseconds every log write and sync waits (a slow disk). */
@@ -232,6 +234,15 @@ export const nodeSettings: readonly Setting[] = [
     min: 100,
     max: 100_000_000,
     description: "applied entries between snapshots",
+  },
+  {
+    key: "stateCheckEntries",
+    flag: "state-check-entries",
+    kind: "int",
+    default: 10_000,
+    min: 10,
+    max: 1_000_000_000,
+    description: "every replica hashes its state at each index that is a multiple of this; peers compare",
   },
   {
     key: "snapshotBytes",

@@ -7,7 +7,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CairnClient } from "../client/index.js";
 import { type NodeWireMessage, nodeWireCodec, systemEnv } from "../node/index.js";
-import { CairnNode } from "../node-assembly/index.js";
+import { CairnNode, mainGroup } from "../node-assembly/index.js";
 import { type NodeId, nodeId } from "../raft/index.js";
 import { startGrpcServer } from "../server/grpc/index.js";
 import { buildHttpApp } from "../server/http/index.js";
@@ -20,11 +20,22 @@ import {
   LmdbStateStore,
   makeDirDurable,
   NodeFileSystem,
+  StorageError,
+  Wal,
 } from "../storage/index.js";
 import { TlsTransport } from "../transport/index.js";
+import {
+  clearRecovering,
+  damagedDirName,
+  discardReplicatedState,
+  hasWalSegments,
+  readRecovering,
+} from "./data-repair.js";
 import { watchDiskDelay } from "./disk-delay.js";
+import { findDamage } from "./local-state.js";
 import { ConfigError, type NodeConfig } from "./node-config.js";
-import { loadOrBootstrap, type NodeIdentity } from "./node-identity.js";
+import { identityFileName, loadOrBootstrap, type NodeIdentity } from "./node-identity.js";
+import { verifyStateStore } from "./verify-state.js";
 
 /** A running node. */
 export interface RunningNode {
@@ -75,6 +86,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     diskDelay === undefined
       ? new NodeFileSystem()
       : new DelayedFileSystem(new NodeFileSystem(), diskDelay.delay);
+  const recovering = await checkLocalData(fs, config, log);
   const identity = await loadOrBootstrap(fs, config, joinCluster);
   const id = nodeId(identity.id);
   const [ca, cert, key] = await Promise.all([
@@ -118,6 +130,9 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     transport,
     stateStore,
     membership: identity,
+    ...(recovering === undefined
+      ? {}
+      : { recovery: { reason: recovering, whole: () => clearRecovering(fs, config.dataDir) } }),
     clientAddresses: { httpUrl, endpoints },
     peerAddress: `${config.peerListen.host}:${config.peerListen.port}`,
     settings: {
@@ -129,6 +144,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
       segmentBytesMax: config.segmentBytesMax,
       keyBytesMax: config.keyBytesMax,
       valueBytesMax: config.valueBytesMax,
+      stateCheckEntries: config.stateCheckEntries,
     },
     log,
   });
@@ -164,6 +180,55 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
       diskDelay?.close();
     },
   };
+}
+
+/**
+ * Checks the node's data before anything opens it (docs/faults.md, "Corruption"), and returns why
+ * the node is recovering, if it is: its Raft log missing while its identity is there (an emptied
+ * data directory), a state store that fails its check (run in a child process, since lmdb's native
+ * code may crash on a damaged page), a corrupt WAL record, hard state or snapshot. Damaged state is
+ * moved aside and the node recovers from the leader; a node that is its cluster's only member
+ * refuses to start instead (no peer can repair it).
+ */
+async function checkLocalData(
+  fs: FileSystem,
+  config: NodeConfig,
+  log: (line: string) => void,
+): Promise<string | undefined> {
+  const walDir = join(config.dataDir, "wal");
+  const identityExisted = (await fs.stat(join(config.dataDir, identityFileName))) !== undefined;
+  const walExisted = await hasWalSegments(fs, walDir);
+  const recovering = await readRecovering(fs, config.dataDir);
+  if (!identityExisted) {
+    // A first start creates the WAL before its identity, so a crash in between never looks like
+    // an emptied data directory at the next start.
+    if (!walExisted)
+      await (await Wal.open(fs, walDir, { segmentBytesMax: config.segmentBytesMax })).wal.close();
+    return recovering;
+  }
+  const damage =
+    !walExisted && recovering === undefined
+      ? new StorageError("ERR_GROUP_CORRUPT", "the Raft log is missing (was the data directory emptied?)")
+      : ((await verifyStateStore(join(config.dataDir, "state"))) ??
+        (await findDamage(fs, config.dataDir, mainGroup, config.segmentBytesMax)));
+  if (damage === undefined) {
+    if (recovering !== undefined) log(`recovering since an earlier start: ${recovering}`);
+    return recovering;
+  }
+  const identity = await loadOrBootstrap(fs, config, joinCluster);
+  // Safety: with no peer to recover from, starting empty would lose everything acknowledged.
+  if (identity.initialVoters.length <= 1 && identity.members.length <= 1) {
+    throw new StorageError(
+      damage.code,
+      `${damage.message}; this node is its cluster's only member, so no peer can repair it: restore its data directory from a backup`,
+      { cause: damage },
+    );
+  }
+  log(
+    `DAMAGED: ${damage.message}; moving the Raft log, hard state, state and snapshots to ${join(config.dataDir, damagedDirName)} and recovering from the leader (no votes and no local reads until whole)`,
+  );
+  await discardReplicatedState(fs, config.dataDir, damage.message);
+  return damage.message;
 }
 
 /**

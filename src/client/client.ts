@@ -110,6 +110,7 @@ const retryableCodes = new Set([
   "ERR_NOT_LEADER",
   "ERR_SHUTTING_DOWN",
   "ERR_STORAGE_FAILED",
+  "ERR_STATE_CORRUPT",
 ]);
 
 type Method = "GET" | "PUT" | "PATCH" | "DELETE" | "POST";

@@ -35,6 +35,8 @@ import {
   peerAddressOf,
   runAs,
   ServiceStateMachine,
+  StateCheck,
+  type StateCheckReport,
   StoreBackend,
   StreamService,
   system,
@@ -88,6 +90,8 @@ export interface CairnNodeSettings {
   readonly housekeepingIntervalMs: number;
   readonly proposalTimeoutMs: number;
   readonly readTimeoutMs: number;
+  /** Every replica hashes its state at each applied index that is a multiple of this (the state check). */
+  readonly stateCheckEntries: number;
 }
 
 /** The settings `cairn node` runs with unless told otherwise. */
@@ -107,6 +111,7 @@ export const defaultNodeSettings: CairnNodeSettings = {
   housekeepingIntervalMs: 1_000,
   proposalTimeoutMs: 5_000,
   readTimeoutMs: 5_000,
+  stateCheckEntries: 10_000,
 };
 
 /**
@@ -148,6 +153,13 @@ export interface CairnNodeOptions {
   };
   /** `host:port` where peers reach this node, announced to them with its client addresses. */
   readonly peerAddress: string;
+  /**
+   * Set when the node's durable state was found missing or damaged and discarded: the node starts
+   * empty, withholds its vote and serves no local reads until a leader made it whole
+   * (PersistedState.stateLost), then calls `whole` once that log is durable (docs/faults.md,
+   * "Corruption").
+   */
+  readonly recovery?: { readonly reason: string; readonly whole: () => Promise<void> };
   /** Operator-facing lines (recovery notes, fatal errors, role changes). */
   readonly log?: (line: string) => void;
   readonly hooks?: CairnNodeHooks;
@@ -182,6 +194,13 @@ export class CairnNode {
   #cancelHousekeeping: Cancel = () => {};
   #wasMember = false;
   #closed = false;
+  /** Why the node recovers discarded state, until it is whole again. */
+  #recovering: { readonly reason: string; readonly whole: () => Promise<void> } | undefined;
+  /** The commit index at which the core stopped withholding its vote (recovery's end, once durable). */
+  #wholeAtIndex: number | undefined;
+  #clearing = false;
+  readonly #stateCheck: StateCheck;
+  #stateReport: StateCheckReport = { index: null, agreeing: 0, differing: [] };
 
   private constructor(parts: {
     membership: NodeMembership;
@@ -196,6 +215,8 @@ export class CairnNode {
     backend: StoreBackend;
     host: NodeHost;
     applied: ApplyNotifier;
+    stateCheck: StateCheck;
+    recovery: CairnNodeOptions["recovery"];
   }) {
     const { membership: who, env, group, backend, host, applied, settings } = parts;
     this.id = nodeId(who.id);
@@ -208,6 +229,8 @@ export class CairnNode {
     this.#settings = settings;
     this.#log = parts.log;
     this.#fatal = parts.fatal;
+    this.#stateCheck = parts.stateCheck;
+    this.#recovering = parts.recovery;
     this.group = group;
     this.backend = backend;
     this.host = host;
@@ -231,7 +254,11 @@ export class CairnNode {
       ...defaultStreamLimits,
       messageBytesMax: settings.valueBytesMax,
     });
-    this.cluster = new ClusterService(who.clusterId, group, host, guard);
+    this.cluster = new ClusterService(who.clusterId, group, host, {
+      guard,
+      recovering: () => this.#recovering?.reason,
+      stateCheck: () => this.#stateReport,
+    });
     this.membership = new Membership({
       clusterId: who.clusterId,
       group,
@@ -299,21 +326,34 @@ export class CairnNode {
       onFailure,
     });
     const snapshots = new ObservedSnapshots(snapshotFiles, store, mainGroup, hooks);
-    const built = new WalGroupStorage(hardStates, wal, recovery, mainGroup, snapshots);
+    const built = new WalGroupStorage(
+      hardStates,
+      wal,
+      recovery,
+      mainGroup,
+      snapshots,
+      options.recovery !== undefined,
+    );
     const storage = hooks.wrapStorage?.(built) ?? built;
 
     transport.setPeers(peerAddresses(who.members, id));
+    // The cross-replica state check: this node's hashes go out with its peer info.
+    const stateCheck = new StateCheck();
     const host = new NodeHost({
       self: { id, name: who.name, ...options.clientAddresses, peerAddress: options.peerAddress },
       transport,
       env,
+      stateHashes: () => stateCheck.recent(),
     });
     const backend = new StoreBackend(store, mainGroup, {
       flushIntervalMs: settings.storeFlushIntervalMs,
       after: env.after,
     });
     const applied = new ApplyNotifier(undefined, env);
-    const service = new ServiceStateMachine(backend, undefined, (touched) => applied.notify(touched));
+    const service = new ServiceStateMachine(backend, undefined, (touched) => applied.notify(touched), {
+      entriesBetween: settings.stateCheckEntries,
+      onHash: (hash) => stateCheck.record(hash),
+    });
     const stateMachine = hooks.wrapStateMachine?.(service, backend) ?? service;
     const group = await RaftGroup.open<ApplyOutcome>({
       raft: {
@@ -365,6 +405,8 @@ export class CairnNode {
       backend,
       host,
       applied,
+      stateCheck,
+      recovery: options.recovery,
     });
     try {
       await transport.start();
@@ -396,6 +438,8 @@ export class CairnNode {
    * leader's timestamp so replicas agree; and noticing this node's own removal.
    */
   async housekeeping(): Promise<void> {
+    this.#maybeFinishRecovery();
+    this.#compareStates();
     const work: Promise<unknown>[] = [this.membership.maintain()];
     // A member that learns the cluster removed it stops serving, as etcd's members do. Best effort:
     // a leader may stop replicating to it before the removal entry reaches it.
@@ -418,6 +462,50 @@ export class CairnNode {
       // Sweeps retry next round; a leadership change or a timeout on the way is expected here.
       if (outcome.status === "rejected" && !this.#closed)
         this.#log(`housekeeping: ${String(outcome.reason)}`);
+    }
+  }
+
+  /**
+   * A recovering node is whole once a leader gave it the committed log (the core stops withholding
+   * its vote) and that log is durable here; only then does it forget, durably, that it recovers.
+   */
+  #maybeFinishRecovery(): void {
+    const recovering = this.#recovering;
+    if (recovering === undefined || this.#clearing) return;
+    const raft = this.group.status();
+    if (raft.votesWithheld) return;
+    this.#wholeAtIndex ??= raft.commitIndex;
+    if (raft.persistedIndex < this.#wholeAtIndex) return;
+    this.#clearing = true;
+    recovering.whole().then(
+      () => {
+        this.#log(
+          `recovered: the log is whole again through ${this.#wholeAtIndex}; voting and serving local reads`,
+        );
+        this.#recovering = undefined;
+      },
+      (error: unknown) => {
+        this.#clearing = false;
+        this.#log(`could not clear the recovering record: ${String(error)}`);
+      },
+    );
+  }
+
+  /** Compares the state hashes of this node and its peers; names (and logs) a node that differs. */
+  #compareStates(): void {
+    const reported = [{ name: this.name, hashes: this.#stateCheck.recent() }];
+    for (const peer of this.host.peers().values())
+      reported.push({ name: peer.name, hashes: peer.stateHashes ?? [] });
+    const previous = new Set(this.#stateReport.differing.map((d) => d.name));
+    this.#stateReport = this.#stateCheck.compare(reported, this.group.status().conf.voters.length);
+    this.group.metrics.stateCheckIndex = this.#stateReport.index ?? 0;
+    this.group.metrics.stateCheckDiffering = this.#stateReport.differing.map((d) => d.name);
+    for (const d of this.#stateReport.differing) {
+      if (previous.has(d.name)) continue;
+      const who = d.name === this.name ? "this node" : `node ${d.name}`;
+      this.#log(
+        `ALARM: state check: ${who} holds a state at index ${d.index} whose hash differs from the majority's: its data is damaged or diverged`,
+      );
     }
   }
 

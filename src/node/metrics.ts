@@ -35,4 +35,8 @@ export class GroupMetrics {
   readonly proposalMs = new Histogram();
   /** A linearizable read's wait for its ReadIndex barrier, for reads that got one. */
   readonly readMs = new Histogram();
+  /** The latest applied index at which this node compared its state hash with its peers' (0: none). */
+  stateCheckIndex = 0;
+  /** Names of the nodes whose state hash differs from the majority's at the latest comparison. */
+  stateCheckDiffering: readonly string[] = [];
 }

@@ -6,7 +6,7 @@ import type { GroupId, Message, NodeId, SnapshotMessage } from "../raft/index.js
 import type { Transport } from "../transport/index.js";
 import { decodeRaftMessage, encodeRaftMessage } from "../transport/index.js";
 import type { Cancel, Env } from "./env.js";
-import type { NodeWireMessage, PeerInfo } from "./node-wire.js";
+import type { NodeWireMessage, PeerInfo, PeerStateHash } from "./node-wire.js";
 import { type CallHandler, PeerCalls } from "./peer-calls.js";
 import type { MessageSender } from "./ports.js";
 
@@ -31,6 +31,8 @@ export interface NodeHostOptions {
   readonly env: Env;
   /** How often to announce this node's peer info. Default 1,000 ms. */
   readonly announceIntervalMs?: number;
+  /** This node's latest state hashes, announced with its info (the cross-replica state check). */
+  readonly stateHashes?: () => readonly PeerStateHash[];
 }
 
 /** Routes messages between the transport and this node's groups. */
@@ -145,8 +147,8 @@ export class NodeHost {
   startAnnouncing(): void {
     const announce = () => {
       if (this.#closed) return;
-      for (const id of this.#known)
-        this.#options.transport.send(id, { kind: "peer-info", info: this.#options.self });
+      const info = this.#announced();
+      for (const id of this.#known) this.#options.transport.send(id, { kind: "peer-info", info });
       this.#cancelAnnounce = this.#options.env.after(this.#options.announceIntervalMs ?? 1_000, announce);
     };
     announce();
@@ -159,6 +161,12 @@ export class NodeHost {
     this.#calls.close();
   }
 
+  /** This node's info as announced now: its fixed self plus its latest state hashes. */
+  #announced(): PeerInfo {
+    const hashes = this.#options.stateHashes?.() ?? [];
+    return hashes.length === 0 ? this.#options.self : { ...this.#options.self, stateHashes: hashes };
+  }
+
   #receive(from: NodeId, wire: NodeWireMessage): void {
     if (this.#closed) return;
     const seen = this.#peers.get(from);
@@ -168,7 +176,7 @@ export class NodeHost {
       const fresh = seen === undefined;
       this.#peers.set(from, { ...wire.info, lastSeenMs: this.#options.env.monotonicMs() });
       // Answer a newcomer at once so both sides learn each other without waiting a period.
-      if (fresh) this.#options.transport.send(from, { kind: "peer-info", info: this.#options.self });
+      if (fresh) this.#options.transport.send(from, { kind: "peer-info", info: this.#announced() });
       return;
     }
     if (seen !== undefined) this.#peers.set(from, { ...seen, lastSeenMs: this.#options.env.monotonicMs() });

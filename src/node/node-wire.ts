@@ -24,7 +24,18 @@ export interface PeerInfo {
    * learns from it where to answer (see Membership).
    */
   readonly peerAddress?: string;
+  /** The node's latest state hashes (the cross-replica state check), oldest first. */
+  readonly stateHashes?: readonly PeerStateHash[];
 }
+
+/** A hash of a node's replicated state at an applied index (hex SHA-256). */
+export interface PeerStateHash {
+  readonly index: number;
+  readonly hash: string;
+}
+
+/** The most state hashes one peer info carries. */
+export const peerStateHashesMax = 8;
 
 /** The pair name the peer address travels under in the (protocol, address) list. */
 const PEER_PAIR = "peer";
@@ -58,6 +69,8 @@ const CALL = 65;
 const REPLY = 66;
 /** Peer info with a list of (protocol, address) pairs; unknown protocols are skipped on decode. */
 const PEER_INFO_V2 = 67;
+/** V2 followed by the node's latest state hashes (index, hex hash). */
+const PEER_INFO_V3 = 68;
 
 const statusCodes: Record<CallStatus, number> = { answered: 0, refused: 1, failed: 2 };
 const statusByCode: readonly CallStatus[] = ["answered", "refused", "failed"];
@@ -75,15 +88,21 @@ export function encodeNodeWire(m: NodeWireMessage): Uint8Array {
         const address = m.info.endpoints?.[p];
         return address === undefined ? [] : [[p, address]];
       });
+      const hashes = m.info.stateHashes ?? [];
       // Older decoders skip a pair whose name is not a client protocol: adding it changes no code.
       if (m.info.peerAddress !== undefined) pairs.push([PEER_PAIR, m.info.peerAddress]);
       const writer = new ByteWriter(96)
-        .u8(PEER_INFO_V2)
+        .u8(hashes.length > 0 ? PEER_INFO_V3 : PEER_INFO_V2)
         .varint(m.info.id)
         .string(m.info.name)
         .string(m.info.httpUrl)
         .varint(pairs.length);
       for (const [name, address] of pairs) writer.string(name).string(address);
+      if (hashes.length > 0) {
+        const sent = hashes.slice(-peerStateHashesMax);
+        writer.varint(sent.length);
+        for (const h of sent) writer.varint(h.index).string(h.hash);
+      }
       return writer.finish();
     }
     case "call":
@@ -123,7 +142,8 @@ export function decodeNodeWire(
 function decodeBody(type: number, r: ByteReader): NodeWireMessage {
   switch (type) {
     case PEER_INFO_V1:
-    case PEER_INFO_V2: {
+    case PEER_INFO_V2:
+    case PEER_INFO_V3: {
       const id = r.varint();
       if (id === 0) throw new DecodeError("node id 0");
       const name = r.string(64);
@@ -139,16 +159,19 @@ function decodeBody(type: number, r: ByteReader): NodeWireMessage {
         if (isClientProtocol(protocol)) endpoints[protocol] = address;
         else if (protocol === PEER_PAIR) peerAddress = address;
       }
-      return {
-        kind: "peer-info",
-        info: {
-          id: nodeId(id),
-          name,
-          httpUrl,
-          endpoints,
-          ...(peerAddress === undefined ? {} : { peerAddress }),
-        },
+      const info = {
+        id: nodeId(id),
+        name,
+        httpUrl,
+        endpoints,
+        ...(peerAddress === undefined ? {} : { peerAddress }),
       };
+      if (type === PEER_INFO_V2) return { kind: "peer-info", info };
+      const hashCount = r.varint();
+      if (hashCount > peerStateHashesMax) throw new DecodeError(`${hashCount} state hashes`);
+      const stateHashes: PeerStateHash[] = [];
+      for (let i = 0; i < hashCount; i++) stateHashes.push({ index: r.varint(), hash: r.string(64) });
+      return { kind: "peer-info", info: { ...info, stateHashes } };
     }
     case CALL:
       return { kind: "call", run: r.varint(), seq: r.varint(), body: r.bytes(callBodyBytesMax) };

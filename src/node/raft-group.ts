@@ -512,6 +512,14 @@ export class RaftGroup<R> {
   staleness(): { readonly appliedIndex: number; readonly leaderContactAgeMs: number | null } {
     const refusal = this.#stoppedRefusal();
     if (refusal !== undefined) throw refusal;
+    // A member that may lack entries it acknowledged (state it discarded, a damaged tail) could
+    // answer from a state that misses acknowledged writes: until a leader made it whole, only
+    // ReadIndex reads (which wait for the leader's commit) are safe here.
+    if (this.#raw.votesWithheld())
+      throw new NodeError(
+        "ERR_UNAVAILABLE",
+        "this node is recovering lost or damaged data from the leader; read with consistency=linearizable or from another node",
+      );
     return { appliedIndex: this.#appliedIndex, leaderContactAgeMs: this.leaderContactAgeMs() };
   }
 

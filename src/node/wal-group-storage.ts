@@ -33,16 +33,23 @@ export class WalGroupStorage implements GroupStorage {
   #compactedThrough: number;
   #durableTerm = 0;
   #durableVote: NodeId | null = null;
+  /** Set when the runtime discarded this node's damaged or missing state (see PersistedState.stateLost). */
+  readonly #stateLost: boolean;
 
-  /** Creates the storage of `group`. */
-  /** Without `snapshots` the group never compacts and cannot install a snapshot (the simulator's runs). */
+  /**
+   * Creates the storage of `group`. Without `snapshots` the group never compacts and cannot install
+   * a snapshot (the simulator's runs). `stateLost`: the node is recovering from discarded state;
+   * every load says so until it is whole again.
+   */
   constructor(
     hardStates: HardStateStore,
     wal: Wal,
     recovery: WalRecovery,
     group: GroupId,
     snapshots?: GroupSnapshots,
+    stateLost = false,
   ) {
+    this.#stateLost = stateLost;
     this.#hardStates = hardStates;
     this.#wal = wal;
     this.#recovery = recovery;
@@ -74,7 +81,8 @@ export class WalGroupStorage implements GroupStorage {
         })
       ).meta;
     }
-    if (hardState === undefined && entries.length === 0 && snapshot === undefined) return undefined;
+    if (hardState === undefined && entries.length === 0 && snapshot === undefined && !this.#stateLost)
+      return undefined;
     const hs = hardState ?? { term: term(0), votedFor: null, commitIndex: logIndex(0) };
     this.#durableTerm = hs.term;
     this.#durableVote = hs.votedFor;
@@ -89,6 +97,7 @@ export class WalGroupStorage implements GroupStorage {
       ...(snapshot !== undefined ? { snapshot } : {}),
       entries,
       ...(tailLost !== undefined ? { tailLostIndexMax: tailLost } : {}),
+      ...(this.#stateLost ? { stateLost: true } : {}),
     };
   }
 

@@ -65,4 +65,13 @@ export interface PersistedState {
    * Alagappan et al., FAST 2018, keeps such a node out of elections until repaired).
    */
   readonly tailLostIndexMax?: LogIndex;
+  /**
+   * Set when the runtime found this member's durable state gone or damaged (an emptied data
+   * directory, a corrupt log, hard state, snapshot or state store) and discarded it: the member
+   * may have acknowledged entries and cast votes it no longer knows about. Until a leader has
+   * given it a log through that leader's commit index, at an entry of the leader's own term (so
+   * every entry committed before that term is covered, Raft §5.4.2), it grants no vote or pre-vote
+   * and does not campaign, exactly as with {@link tailLostIndexMax}.
+   */
+  readonly stateLost?: boolean;
 }

@@ -32,6 +32,13 @@ export interface AppendResponseMessage extends MessageHeader {
   readonly index: LogIndex;
   readonly hintIndex: LogIndex;
   readonly hintTerm: Term;
+  /**
+   * On a rejection: the follower knows it no longer holds entries it acknowledged (it recovers
+   * from discarded or damaged state, or a heartbeat's commit index, which never exceeds its
+   * match, is past its log). Only such a rejection may lower the leader's match index; any other
+   * rejection at or below the match is a late answer to an older append. Always false on success.
+   */
+  readonly entriesLost: boolean;
 }
 
 /** A leader's heartbeat (Raft §5.2); `readRound` confirms leadership for ReadIndex batches. */

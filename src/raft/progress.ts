@@ -140,13 +140,26 @@ export class Progress {
 
   /**
    * Handles a rejected append for prevLogIndex `rejected`, given the follower's hint that entries
-   * above `hintIndex` cannot match. Returns false when the rejection is stale (answers an older
-   * append) and must be ignored.
+   * above `hintIndex` cannot match. `entriesLost` is the follower's own report that it no longer
+   * holds entries it acknowledged (AppendResponseMessage.entriesLost). Returns false when the
+   * rejection is stale (answers an older append) and must be ignored.
    */
-  maybeDecrTo(rejected: LogIndex, hintIndex: LogIndex): boolean {
+  maybeDecrTo(rejected: LogIndex, hintIndex: LogIndex, entriesLost: boolean): boolean {
+    if (rejected <= this.matchIndex) {
+      // About an entry the peer acknowledged: an answer to an older append that a reordering or
+      // duplicating network delivered late, unless the peer says it lost what it acknowledged
+      // (its data was emptied, or discarded as damaged). Only the peer knows which, so only its
+      // flag may lower the match: guessing from the hint stalls replication on every late answer.
+      if (!entriesLost) return false;
+      // Nothing it acknowledged counts any more: probe from its hint (or send a snapshot) as for
+      // a new member. Lowering the match never lowers the commit index; a late duplicate of an old
+      // report costs one probe, answered from the peer's commit index.
+      this.matchIndex = logIndex(0);
+      this.nextIndex = logIndex(Math.max(Math.min(rejected, hintIndex + 1), 1));
+      this.#reset("probe");
+      return true;
+    }
     if (this.state === "replicate") {
-      // The rejection is stale if it is about an index the peer has already matched.
-      if (rejected <= this.matchIndex) return false;
       this.nextIndex = logIndex(this.matchIndex + 1);
       return true;
     }

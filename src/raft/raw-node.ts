@@ -108,6 +108,15 @@ export class RawNode {
    * PersistedState.tailLostIndexMax); null once a leader gave this member a log past it.
    */
   #votesWithheldThrough: LogIndex | null = null;
+  /** Set while this member recovers from lost or discarded state (PersistedState.stateLost). */
+  #stateLost = false;
+  /**
+   * Set while a member that lost its state (and with it the record of its votes) may not vote
+   * yet: the terms its fellow voters reported since it restarted (`heard`), and once every voter
+   * answered, the highest of them (`highest`), a bound on every term it may have voted in before
+   * the loss. Lifted once its durable hard state is past that term, or spent at it.
+   */
+  #voteFence: { readonly heard: Map<NodeId, Term>; highest: Term | null } | null = null;
 
   /** Creates a member: a brand-new one when `persisted` is absent, else restarts from disk. */
   constructor(config: RaftConfig, persisted?: PersistedState) {
@@ -159,6 +168,8 @@ export class RawNode {
     this.#applyConf();
     const lost = persisted?.tailLostIndexMax;
     if (lost !== undefined && lost > this.#log.lastIndex()) this.#votesWithheldThrough = lost;
+    this.#stateLost = persisted?.stateLost === true;
+    if (this.#stateLost) this.#voteFence = { heard: new Map(), highest: null };
     this.#prevHard = hard;
     this.#becomeFollower(this.#term, null);
     this.#prevSoft = { role: this.#role, leaderId: this.#leaderId };
@@ -406,6 +417,13 @@ export class RawNode {
       // The leader's own copy counts only now that it is durable.
       this.#maybeCommit();
     }
+    // Every hard state handed out so far is durable now.
+    this.#maybeLiftVoteFence();
+  }
+
+  /** Whether this member neither votes nor campaigns yet (see RaftStatus.votesWithheld). */
+  votesWithheld(): boolean {
+    return this.#withholdingVotes();
   }
 
   /** The member's state for the dashboard and metrics. */
@@ -444,6 +462,7 @@ export class RawNode {
         this.#role === "leader" ? 0 : this.#leaderId === null ? null : this.#electionElapsed,
       ticks: this.#ticks,
       peers,
+      votesWithheld: this.#withholdingVotes(),
     };
   }
 
@@ -604,6 +623,8 @@ export class RawNode {
 
   #tickElection(): void {
     this.#electionElapsed++;
+    this.#maybeProbeVoterTerms();
+    this.#maybeLiftVoteFence();
     // A node that may not campaign (a learner, or a removed node) keeps counting: restarting its
     // clock would keep it "in lease" of a leader long gone, and it would refuse forever the votes
     // of a candidate whose newer configuration needs them.
@@ -646,8 +667,70 @@ export class RawNode {
    * from and nobody whose safety its vote could break, so it is exempt.
    */
   #withholdingVotes(): boolean {
-    if (this.#votesWithheldThrough === null) return false;
+    if (this.#votesWithheldThrough === null && !this.#stateLost && this.#voteFence === null) return false;
     return this.#confs.current().voters.some((id) => id !== this.id);
+  }
+
+  /**
+   * A member that lost its state also lost the record of its votes: it may have voted in any term
+   * up to the one it was in, and a second vote in such a term could elect a second leader in it
+   * (Raft §5.2: one vote per term). Every candidate it voted for is a voter whose own term has
+   * been at least that term ever since (terms never go down on a member that kept its state), so
+   * once every fellow voter reported its term after our restart, the highest report bounds every
+   * term we may have voted in. Invariant: a member that lost its state grants no vote in a term at
+   * or below that bound, except the one it spends on itself at the bound (docs/faults.md).
+   */
+  #maybeLiftVoteFence(): void {
+    const fence = this.#voteFence;
+    // Only a whole member knows its configuration (its log came back from the leader).
+    if (fence === null || this.#stateLost) return;
+    if (fence.highest === null) {
+      const others = this.#confs.current().voters.filter((id) => id !== this.id);
+      if (others.some((id) => !fence.heard.has(id))) return;
+      fence.highest = toTerm(Math.max(0, ...others.map((id) => fence.heard.get(id) ?? 0)));
+    }
+    const highest = fence.highest;
+    // At the bound itself, spend our vote on ourselves: the hard state then keeps us from voting
+    // there again across restarts, as a vote cast before the loss would have.
+    if (this.#term === highest && this.#votedFor === null) this.#votedFor = this.id;
+    // Lifted only once that is durable (the last hard state handed out, with no Ready in flight): a
+    // restart before it finds the runtime's recovering record and starts the fence again.
+    const durable = this.#prevHard;
+    const past = durable.term > highest || (durable.term === highest && durable.votedFor !== null);
+    if (past && this.#readyInFlight === null) this.#voteFence = null;
+  }
+
+  /** Records the term a fellow voter answered our term probe with (see #maybeLiftVoteFence). */
+  #noteVoterTerm(from: NodeId, t: Term): void {
+    const fence = this.#voteFence;
+    if (fence === null || fence.highest !== null) return;
+    fence.heard.set(from, toTerm(Math.max(t, fence.heard.get(from) ?? 0)));
+    this.#maybeLiftVoteFence();
+  }
+
+  /**
+   * Asks every fellow voter that has not answered yet for its term, with a pre-vote request that
+   * cannot win (an empty log): the answer carries the voter's term, or ours when it is not higher.
+   * Nobody changes state for a pre-vote.
+   */
+  #maybeProbeVoterTerms(): void {
+    const fence = this.#voteFence;
+    if (fence === null || fence.highest !== null || this.#stateLost) return;
+    if (this.#ticks % this.#cfg.heartbeatTicks !== 0) return;
+    for (const id of this.#confs.current().voters) {
+      if (id === this.id || fence.heard.has(id)) continue;
+      this.#send(
+        {
+          type: "vote-request",
+          preVote: true,
+          lastLogIndex: logIndex(0),
+          lastLogTerm: toTerm(0),
+          transfer: false,
+        },
+        id,
+        false,
+      );
+    }
   }
 
   /** A leader of our term (or a later one) gave us a log through `index`: recovered if past the loss. */
@@ -658,6 +741,8 @@ export class RawNode {
   }
 
   #handleVoteRequest(m: VoteRequestMessage): void {
+    // Our term may have just risen to the fence's bound (this request's term): spend it first.
+    this.#maybeLiftVoteFence();
     if (this.#withholdingVotes()) {
       // Our log may lack entries we acknowledged; a vote now could elect a leader without them.
       this.#send({ type: "vote-response", preVote: m.preVote, reject: true }, m.from, !m.preVote);
@@ -697,9 +782,26 @@ export class RawNode {
       case "heartbeat":
         this.#electionElapsed = 0;
         this.#leaderId = m.from;
-        // The leader sends min(commit, our match), so this never exceeds what we hold.
+        // The leader sends min(commit, our match), so this exceeds what we hold only when we lost
+        // entries we acknowledged (our state was emptied or discarded as damaged). Say so, as a
+        // flagged rejection with our last index as the hint: the leader then forgets our match and
+        // refills us.
         this.#log.commitTo(logIndex(Math.min(m.commitIndex, this.#log.lastIndex())));
         this.#send({ type: "heartbeat-response", readRound: m.readRound }, m.from, false);
+        if (m.commitIndex > this.#log.lastIndex()) {
+          this.#send(
+            {
+              type: "append-response",
+              reject: true,
+              index: m.commitIndex,
+              hintIndex: this.#log.lastIndex(),
+              hintTerm: toTerm(0),
+              entriesLost: true,
+            },
+            m.from,
+            false,
+          );
+        }
         break;
       case "snapshot":
         this.#electionElapsed = 0;
@@ -717,9 +819,12 @@ export class RawNode {
       case "read-index-response":
         this.#readStates.push({ context: m.context, index: m.index });
         break;
+      case "vote-response":
+        // A follower asks for votes only to learn its fellow voters' terms (#maybeProbeVoterTerms).
+        if (m.preVote) this.#noteVoterTerm(m.from, m.term);
+        break;
       case "append-response":
       case "heartbeat-response":
-      case "vote-response":
         break;
       default:
         assertNever(m, "message");
@@ -797,6 +902,7 @@ export class RawNode {
           index: log.commitIndex,
           hintIndex: logIndex(0),
           hintTerm: toTerm(0),
+          entriesLost: false,
         },
         m.from,
         true,
@@ -814,6 +920,8 @@ export class RawNode {
           index: m.prevLogIndex,
           hintIndex: hint.index,
           hintTerm: hint.term,
+          // A member that lost entries it acknowledged says so: the leader's match for it is void.
+          entriesLost: this.#stateLost || this.#votesWithheldThrough !== null,
         },
         m.from,
         true,
@@ -834,6 +942,10 @@ export class RawNode {
     // Log Matching: our log now equals the leader's through lastNewIndex; a leader of our term or
     // later holds every entry we may have acknowledged and lost (Raft §5.4.3).
     this.#maybeStopWithholdingVotes(result.lastNewIndex);
+    // A member that lost its state is whole again once it holds the leader's commit index at an
+    // entry of the leader's term: every entry committed before this term lies at or below it.
+    if (this.#stateLost && log.commitIndex >= m.commitIndex && log.termAt(log.commitIndex) === m.term)
+      this.#stateLost = false;
     // Acknowledged only after persisting: the leader counts this toward a majority.
     this.#send(
       {
@@ -842,6 +954,7 @@ export class RawNode {
         index: result.lastNewIndex,
         hintIndex: logIndex(0),
         hintTerm: toTerm(0),
+        entriesLost: false,
       },
       m.from,
       true,
@@ -853,7 +966,14 @@ export class RawNode {
     const log = this.#log;
     const ack = (index: LogIndex) =>
       this.#send(
-        { type: "append-response", reject: false, index, hintIndex: logIndex(0), hintTerm: toTerm(0) },
+        {
+          type: "append-response",
+          reject: false,
+          index,
+          hintIndex: logIndex(0),
+          hintTerm: toTerm(0),
+          entriesLost: false,
+        },
         m.from,
         true,
       );
@@ -882,7 +1002,7 @@ export class RawNode {
         // Skip every leader entry whose term is above the follower's hint term: none can match.
         probe = this.#log.findConflictByTerm(m.hintIndex, m.hintTerm).index;
       }
-      if (pr.maybeDecrTo(m.index, probe)) {
+      if (pr.maybeDecrTo(m.index, probe, m.entriesLost)) {
         if (pr.state === "replicate") pr.becomeProbe();
         this.#sendAppends(m.from, false);
       }

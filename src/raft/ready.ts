@@ -124,4 +124,9 @@ export interface RaftStatus {
   readonly ticks: number;
   /** Per peer (leader only; empty otherwise), sorted by id. */
   readonly peers: readonly PeerStatus[];
+  /**
+   * Whether this member neither votes nor campaigns because it may have lost entries it had
+   * acknowledged (a damaged log tail, or state it discarded) and no leader has given them back yet.
+   */
+  readonly votesWithheld: boolean;
 }

@@ -24,6 +24,7 @@ export const errorCodes = [
   "ERR_WRITE_CONCERN",
   "ERR_NO_SPACE",
   "ERR_STORAGE_FAILED",
+  "ERR_STATE_CORRUPT",
   "ERR_SHUTTING_DOWN",
   "ERR_INTERNAL",
 ] as const;
@@ -102,6 +103,7 @@ export type ErrorDetails = {
   };
   readonly ERR_NO_SPACE: NoDetails;
   readonly ERR_STORAGE_FAILED: NoDetails;
+  readonly ERR_STATE_CORRUPT: NoDetails;
   readonly ERR_SHUTTING_DOWN: NoDetails;
   readonly ERR_INTERNAL: NoDetails;
 };
@@ -129,6 +131,7 @@ const noDetails: { readonly [C in ErrorCode]: ErrorDetails[C] } = {
   ERR_WRITE_CONCERN: {},
   ERR_NO_SPACE: {},
   ERR_STORAGE_FAILED: {},
+  ERR_STATE_CORRUPT: {},
   ERR_SHUTTING_DOWN: {},
   ERR_INTERNAL: {},
 };

@@ -86,7 +86,7 @@ export class GroupReplication implements ReplicationPort {
     } catch (error) {
       throw toCairnError(error);
     }
-    return read(this.#backend.reader);
+    return readChecked(() => read(this.#backend.reader));
   }
 
   readStale<T>(read: (state: StateReader) => T): { value: T; staleness: Staleness } {
@@ -98,11 +98,22 @@ export class GroupReplication implements ReplicationPort {
     } catch (error) {
       throw toCairnError(error);
     }
-    return { value: read(this.#backend.reader), staleness };
+    return { value: readChecked(() => read(this.#backend.reader)), staleness };
   }
 
   nowMs(): number {
     return this.#env.nowMs();
+  }
+}
+
+/** Runs a read of the local state; a value that fails its checksum is ERR_STATE_CORRUPT for the client. */
+function readChecked<T>(read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    if (error instanceof Error && "code" in error && error.code === "ERR_STATE_CORRUPT")
+      throw toCairnError(error);
+    throw error;
   }
 }
 
@@ -122,6 +133,10 @@ export function toCairnError(error: unknown): CairnError {
       { cause: error },
     );
   }
+  // A read of damaged state (a value failing its checksum) keeps its code: the client should go
+  // to another node, and this is no bug.
+  if (error instanceof Error && "code" in error && error.code === "ERR_STATE_CORRUPT")
+    return new CairnError("ERR_STATE_CORRUPT", error.message, {}, { cause: error });
   return new CairnError(
     "ERR_INTERNAL",
     error instanceof Error ? error.message : String(error),

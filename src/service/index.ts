@@ -58,6 +58,8 @@ export {
 export { LeaderLink, type LeaderLinkOptions } from "./leader-link.js";
 export { type ReplicationPort, type Staleness, type WriteConcern, writeConcerns } from "./replication.js";
 export { type Space, type StateReader, type StateWriter, spaceCodes, spaceKinds, spaces } from "./state.js";
+export { type ReportedHashes, StateCheck, type StateCheckReport } from "./state-check.js";
+export { hashState, type StateHash } from "./state-hash.js";
 export { MemoryBackend, ServiceStateMachine, type StateBackend } from "./state-machine.js";
 export { StoreBackend, type StoreBackendOptions } from "./store-backend.js";
 export type {

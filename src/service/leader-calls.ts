@@ -171,6 +171,7 @@ const detailFields: { readonly [C in ErrorCode]: { readonly [K in keyof ErrorDet
   ERR_WRITE_CONCERN: { votersWithEntry: "number", voters: "number" },
   ERR_NO_SPACE: {},
   ERR_STORAGE_FAILED: {},
+  ERR_STATE_CORRUPT: {},
   ERR_SHUTTING_DOWN: {},
   ERR_INTERNAL: {},
 };

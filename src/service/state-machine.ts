@@ -14,6 +14,7 @@ import {
   type IdempotencySettings,
 } from "./command.js";
 import { MemoryState, type StateEffect, StateOverlay, type StateReader } from "./state.js";
+import { hashState, type StateHash } from "./state-hash.js";
 import { type StreamCommand, streamOfCommand } from "./streams/index.js";
 
 /** Where committed state lives: read it, and commit a round's effects with its applied index. */
@@ -56,20 +57,24 @@ export class ServiceStateMachine implements StateMachine<ApplyOutcome> {
   readonly #backend: StateBackend;
   readonly #settings: IdempotencySettings;
   readonly #onApplied: ((touchedStreams: ReadonlySet<string>) => void) | undefined;
+  readonly #stateCheck: StateCheckOptions | undefined;
 
   /**
    * Creates the state machine over a backend. `onApplied` runs after each applied batch is
    * committed, with the streams the batch touched (it wakes long-polls, fetches and event streams
-   * waiting on them).
+   * waiting on them). With `stateCheck`, the state is hashed after every entry whose index is a
+   * multiple of `entriesBetween`, and the hash handed to `onHash` once its batch is committed.
    */
   constructor(
     backend: StateBackend,
     settings: IdempotencySettings = defaultIdempotencySettings,
     onApplied?: (touchedStreams: ReadonlySet<string>) => void,
+    stateCheck?: StateCheckOptions,
   ) {
     this.#backend = backend;
     this.#settings = settings;
     this.#onApplied = onApplied;
+    this.#stateCheck = stateCheck;
   }
 
   appliedIndex(): LogIndex {
@@ -84,18 +89,14 @@ export class ServiceStateMachine implements StateMachine<ApplyOutcome> {
     const overlay = new StateOverlay(this.#backend.reader);
     const applied = this.#backend.appliedIndex();
     const touched = new Set<string>();
+    const hashes: StateHash[] = [];
+    const check = this.#stateCheck;
     const results = entries.map((entry) => {
-      // Applying is idempotent: entries at or below the applied index were committed before.
-      if (entry.index <= applied || entry.kind !== "normal" || entry.data.length === 0) return undefined;
-      const envelope = decodeEnvelope(entry.data);
-      const { command } = envelope;
-      if (command.service === "streams") touchedBy(command.command, touched);
-      // A transaction's stream commands wake that stream's waiters as the same commands alone do.
-      if (command.service === "kv" && command.command.type === "transaction") {
-        for (const step of command.command.commands)
-          if (step.type === "stream") touchedBy(step.command, touched);
-      }
-      return applyEnvelope(overlay, envelope, this.#settings);
+      const result = this.#applyOne(entry, applied, overlay, touched);
+      // Every replica hashes its state at the same indexes, each as of that very entry.
+      if (check !== undefined && entry.index > applied && entry.index % check.entriesBetween === 0)
+        hashes.push({ index: entry.index, hash: hashState(overlay) });
+      return result;
     });
     const last = entries.at(-1);
     if (last !== undefined && last.index > applied) {
@@ -107,9 +108,37 @@ export class ServiceStateMachine implements StateMachine<ApplyOutcome> {
       }
       await this.#backend.commit(effects, last.index);
       this.#onApplied?.(touched);
+      for (const h of hashes) check?.onHash(h);
     }
     return results;
   }
+
+  #applyOne(
+    entry: Entry,
+    applied: number,
+    overlay: StateOverlay,
+    touched: Set<string>,
+  ): ApplyOutcome | undefined {
+    // Applying is idempotent: entries at or below the applied index were committed before.
+    if (entry.index <= applied || entry.kind !== "normal" || entry.data.length === 0) return undefined;
+    const envelope = decodeEnvelope(entry.data);
+    const { command } = envelope;
+    if (command.service === "streams") touchedBy(command.command, touched);
+    // A transaction's stream commands wake that stream's waiters as the same commands alone do.
+    if (command.service === "kv" && command.command.type === "transaction") {
+      for (const step of command.command.commands)
+        if (step.type === "stream") touchedBy(step.command, touched);
+    }
+    return applyEnvelope(overlay, envelope, this.#settings);
+  }
+}
+
+/** The cross-replica state check's settings (see state-hash.ts). */
+export interface StateCheckOptions {
+  /** Hash the state at every index that is a multiple of this. */
+  readonly entriesBetween: number;
+  /** Receives each hash once the entries up to it are committed. */
+  readonly onHash: (hash: StateHash) => void;
 }
 
 const streamNameDecoder = new TextDecoder();

@@ -32,12 +32,14 @@ export {
   type SnapshotWriter,
 } from "./snapshot-store.js";
 export {
+  appliedIndexKey,
   defaultStateStoreOptions,
   type Effect,
   type KeyKind,
   type KeyValue,
   keyKind,
   type RangeQuery,
+  restoringKey,
   type StateExport,
   type StateStore,
   type StateStoreOptions,

@@ -1,10 +1,17 @@
 // The state machine store on lmdb: one environment per node, binary keys laid out as in
 // state-store.ts, each applied batch one write transaction (effects + applied index), snapshots
 // exported from one read transaction so they are consistent while writes go on.
+//
+// lmdb keeps no checksums of its own, so every stored value carries one: the value, then the
+// CRC-32 of the stored key and the value (4 bytes, little-endian). A read that fails it is
+// ERR_STATE_CORRUPT, never a wrong answer; the key in the checksum catches a value that ended up
+// under another key. Damage to lmdb's own pages (its B-tree) can still crash the native code that
+// reads them, so a node verifies the whole store in a separate process before it opens it
+// (src/cli/verify-state.ts).
 import { open, type RootDatabase } from "lmdb";
 import type { GroupId, LogIndex } from "../raft/index.js";
-import { logIndex } from "../raft/index.js";
-import { assert } from "../util/index.js";
+import { groupId, logIndex } from "../raft/index.js";
+import { assert, crc32, crc32Of } from "../util/index.js";
 import { errnoOf } from "./file-system.js";
 import {
   appliedIndexKey,
@@ -36,6 +43,35 @@ const asBytes = (value: unknown): Uint8Array | undefined => {
   return value;
 };
 
+const checksumBytes = 4;
+/** The store-wide meta key naming the stored format; absent in stores from before checksums. */
+const formatKey = internalKey(groupId(0), storeMetaKind, new TextEncoder().encode("store-format"));
+/** Format 2: every value carries its checksum. */
+const checksummedFormat = 2;
+
+/** `value` as stored under `key`: the value, then CRC-32(key ‖ value), little-endian. */
+export function sealValue(key: Uint8Array, value: Uint8Array): Uint8Array {
+  const out = new Uint8Array(value.length + checksumBytes);
+  out.set(value, 0);
+  new DataView(out.buffer, out.byteOffset).setUint32(value.length, crc32Of([key, value]), true);
+  return out;
+}
+
+/** The value stored under `key`, checked: ERR_STATE_CORRUPT when its checksum fails. */
+export function unsealValue(key: Uint8Array, stored: Uint8Array): Uint8Array {
+  const length = stored.length - checksumBytes;
+  const corrupt = () =>
+    new StorageError(
+      "ERR_STATE_CORRUPT",
+      `state store: the value of key ${Buffer.from(key).toString("hex")} fails its checksum`,
+    );
+  if (length < 0) throw corrupt();
+  const value = stored.subarray(0, length);
+  const expected = new DataView(stored.buffer, stored.byteOffset).getUint32(length, true);
+  if (crc32(value, crc32(key)) !== expected) throw corrupt();
+  return value;
+}
+
 /** The lmdb-backed {@link StateStore}. */
 export class LmdbStateStore implements StateStore {
   readonly #db: RootDatabase<Uint8Array, Uint8Array>;
@@ -46,14 +82,53 @@ export class LmdbStateStore implements StateStore {
     this.#options = options;
   }
 
-  /** Opens (creating if needed) the store at directory `path`. */
+  /**
+   * Opens (creating if needed) the store at directory `path`. A store written before values carried
+   * checksums gets them now, in one transaction.
+   */
   static open(path: string, options: Partial<StateStoreOptions> = {}): LmdbStateStore {
     const db = open<Uint8Array, Uint8Array>({ path, keyEncoding: "binary", encoding: "binary" });
+    if (db.get(formatKey) === undefined) {
+      db.transactionSync(() => {
+        const pairs = [...db.getRange({})].map(({ key, value }) => ({
+          key: asBytes(key),
+          value: asBytes(value),
+        }));
+        for (const { key, value } of pairs) {
+          assert(key !== undefined && value !== undefined, "range pairs are bytes");
+          db.putSync(key, sealValue(key, value));
+        }
+        db.putSync(formatKey, sealValue(formatKey, new Uint8Array([checksummedFormat])));
+      });
+    }
     return new LmdbStateStore(db, { ...defaultStateStoreOptions, ...options });
   }
 
+  /**
+   * Reads every stored value and checks its checksum; ERR_STATE_CORRUPT names the first that fails.
+   * Run it where a crash of lmdb's native code on a damaged page cannot take the node down with it.
+   */
+  verify(): { pairs: number } {
+    let pairs = 0;
+    if (this.#db.get(formatKey) === undefined) return { pairs };
+    for (const { key, value } of this.#db.getRange({})) {
+      const k = asBytes(key);
+      const v = asBytes(value);
+      assert(k !== undefined && v !== undefined, "range pairs are bytes");
+      unsealValue(k, v);
+      pairs++;
+    }
+    return { pairs };
+  }
+
+  /** The checked value at stored key `key`. */
+  #read(key: Uint8Array, options?: Parameters<RootDatabase["get"]>[1]): Uint8Array | undefined {
+    const stored = asBytes(this.#db.get(key, options));
+    return stored === undefined ? undefined : unsealValue(key, stored);
+  }
+
   appliedIndex(group: GroupId): LogIndex {
-    return logIndex(decodeIndex(asBytes(this.#db.get(internalKey(group, storeMetaKind, appliedIndexKey)))));
+    return logIndex(decodeIndex(this.#read(internalKey(group, storeMetaKind, appliedIndexKey))));
   }
 
   isRestoring(group: GroupId): boolean {
@@ -62,7 +137,7 @@ export class LmdbStateStore implements StateStore {
 
   get(group: GroupId, kind: KeyKind, key: Uint8Array): Uint8Array | undefined {
     checkKey(key, this.#options);
-    return asBytes(this.#db.get(internalKey(group, kind, key)));
+    return this.#read(internalKey(group, kind, key));
   }
 
   range(group: GroupId, query: RangeQuery): KeyValue[] {
@@ -73,7 +148,7 @@ export class LmdbStateStore implements StateStore {
       const k = asBytes(key);
       const v = asBytes(value);
       assert(k !== undefined && v !== undefined, "range pairs are bytes");
-      out.push({ key: userKey(k), value: v });
+      out.push({ key: userKey(k), value: unsealValue(k, v) });
     }
     return out;
   }
@@ -87,9 +162,11 @@ export class LmdbStateStore implements StateStore {
         if (appliedIndex <= this.appliedIndex(group)) return false;
         for (const e of effects) {
           switch (e.op) {
-            case "put":
-              db.putSync(internalKey(group, e.kind, e.key), e.value);
+            case "put": {
+              const key = internalKey(group, e.kind, e.key);
+              db.putSync(key, sealValue(key, e.value));
               break;
+            }
             case "delete":
               db.removeSync(internalKey(group, e.kind, e.key));
               break;
@@ -101,7 +178,8 @@ export class LmdbStateStore implements StateStore {
             }
           }
         }
-        db.putSync(internalKey(group, storeMetaKind, appliedIndexKey), encodeIndex(appliedIndex));
+        const indexKey = internalKey(group, storeMetaKind, appliedIndexKey);
+        db.putSync(indexKey, sealValue(indexKey, encodeIndex(appliedIndex)));
         return true;
       }),
     );
@@ -113,7 +191,7 @@ export class LmdbStateStore implements StateStore {
     // One read transaction for the index and every pair: a consistent cut while writes go on.
     const txn = db.useReadTransaction();
     const applied = decodeIndex(
-      asBytes(db.get(internalKey(group, storeMetaKind, appliedIndexKey), { transaction: txn })),
+      this.#read(internalKey(group, storeMetaKind, appliedIndexKey), { transaction: txn }),
     );
     const { start, end } = groupBounds(group);
     return {
@@ -130,7 +208,8 @@ export class LmdbStateStore implements StateStore {
             const k = asBytes(key);
             const v = asBytes(value);
             assert(k !== undefined && v !== undefined, "range pairs are bytes");
-            const full = packer.add(k, v);
+            // A snapshot never carries a damaged value: the capture fails instead.
+            const full = packer.add(k, unsealValue(k, v));
             if (full !== undefined) yield full;
           }
           const last = packer.flush();
@@ -148,14 +227,15 @@ export class LmdbStateStore implements StateStore {
     await this.#write(() =>
       db.transaction(() => {
         for (const key of db.getKeys({ start, end })) db.removeSync(key);
-        db.putSync(internalKey(group, storeMetaKind, restoringKey), new Uint8Array([1]));
+        const key = internalKey(group, storeMetaKind, restoringKey);
+        db.putSync(key, sealValue(key, new Uint8Array([1])));
       }),
     );
     for await (const chunk of chunks) {
       const pairs = unpackChunk(group, chunk);
       await this.#write(() =>
         db.transaction(() => {
-          for (const p of pairs) db.putSync(p.key, p.value);
+          for (const p of pairs) db.putSync(p.key, sealValue(p.key, p.value));
         }),
       );
     }

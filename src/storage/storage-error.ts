@@ -24,7 +24,9 @@ export type StorageErrorCode =
    * state taken back by a power loss) and no snapshot is there to restore it from: the node must
    * not start on it.
    */
-  | "ERR_STATE_BEHIND_LOG";
+  | "ERR_STATE_BEHIND_LOG"
+  /** A state store value failed its checksum: this node's copy of the state is damaged. */
+  | "ERR_STATE_CORRUPT";
 
 /** Every storage error code, for tables and tests that must cover them all. */
 export const storageErrorCodes: readonly StorageErrorCode[] = [
@@ -37,6 +39,7 @@ export const storageErrorCodes: readonly StorageErrorCode[] = [
   "ERR_TOO_LARGE",
   "ERR_CLOSED",
   "ERR_STATE_BEHIND_LOG",
+  "ERR_STATE_CORRUPT",
 ];
 
 /** Where corrupt data was found: the file (relative to the store's directory) and the byte offset. */

@@ -56,7 +56,7 @@ export function encodeRaftMessage(m: Message): Uint8Array {
       for (const e of m.entries) w.u8(kindCodes[e.kind]).varint(e.term).bytes(e.data);
       break;
     case "append-response":
-      w.u8(m.reject ? 1 : 0)
+      w.u8((m.reject ? 1 : 0) | (m.entriesLost ? 2 : 0))
         .varint(m.index)
         .varint(m.hintIndex)
         .varint(m.hintTerm);
@@ -150,14 +150,15 @@ export function decodeRaftMessage(bytes: Uint8Array): RaftDecodeResult {
         break;
       }
       case typeCodes["append-response"]: {
-        const reject = readFlag(r.u8(), 1) === 1;
+        const flags = readFlag(r.u8(), 3);
         message = {
           ...header,
           type: "append-response",
-          reject,
+          reject: (flags & 1) !== 0,
           index: readIndex(r),
           hintIndex: readIndex(r),
           hintTerm: term(r.varint()),
+          entriesLost: (flags & 2) !== 0,
         };
         break;
       }

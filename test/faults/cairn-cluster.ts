@@ -3,14 +3,15 @@
 // (--peer-dial-override), and since each node sends only on connections it dials, cutting that proxy
 // stops exactly the messages from A to B. mTLS runs end to end through the proxies. Each node also
 // reads its disk delay from a file (--disk-delay-file), so the nemesis can slow its disk.
-import { rename, writeFile } from "node:fs/promises";
+import { readdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { Prng } from "../../src/util/prng.js";
 import { ProcessCluster, type ProcessNode } from "../support/process-cluster.js";
 import { waitFor } from "../support/wait-for.js";
 import type { FaultCluster } from "./fault-cluster.js";
 import { field, httpJson } from "./http.js";
 import { highestClaim, ProxyMesh } from "./proxy-mesh.js";
-import type { Link } from "./schedule.js";
+import type { CorruptDamage, CorruptTarget, Link } from "./schedule.js";
 
 /** Settings of a {@link CairnCluster}. */
 export interface CairnClusterOptions {
@@ -27,6 +28,7 @@ export interface CairnClusterOptions {
 export class CairnCluster implements FaultCluster {
   readonly system = "cairn";
   readonly supportsSlowDisk = true;
+  readonly supportsCorruption = true;
   readonly #cluster: ProcessCluster;
   readonly #proxies: ProxyMesh;
   readonly #baseDiskDelayMs: number;
@@ -127,6 +129,57 @@ export class CairnCluster implements FaultCluster {
     await rename(`${file}.tmp`, file);
   }
 
+  async corrupt(node: number, target: CorruptTarget, damage: CorruptDamage, salt: number): Promise<string> {
+    const dataDir = this.#node(node).dataDir;
+    const prng = new Prng(salt);
+    const inDir = async (dir: string, pattern: RegExp) =>
+      (await readdir(join(dataDir, dir)).catch(() => [])).filter((n) => pattern.test(n)).sort();
+    const segments = await inDir("wal", /^wal-\d+\.log$/);
+    const snapshots = await inDir("snapshots", /\.snap$/);
+    const hardStates = await inDir("hardstate", /\.bin$/);
+    // The newest segment's tail is where the kill itself may have torn a write: a cut there is a
+    // torn write to the WAL's recovery, which assumes a write is acknowledged only once its bytes
+    // and the file's size are durable. Truncations hit sealed segments (docs/faults.md).
+    const sealed = segments.slice(0, -1);
+    let file: string | undefined;
+    if (target === "hard-state")
+      file = hardStates.at(-1) === undefined ? undefined : `hardstate/${hardStates.at(-1)}`;
+    if (target === "snapshot")
+      file = snapshots.at(-1) === undefined ? undefined : `snapshots/${snapshots.at(-1)}`;
+    if (target === "state") file = "state/data.mdb";
+    if (target === "wal" || file === undefined) {
+      const pool = damage === "truncate" && sealed.length > 0 ? sealed : segments;
+      const segment = pool.length === 0 ? undefined : prng.pick(pool);
+      if (segment === undefined) return "nothing to damage";
+      file = `wal/${segment}`;
+      if (damage === "truncate" && sealed.length === 0) damage = "flip";
+    }
+    const path = join(dataDir, file);
+    const bytes = await readFile(path);
+    if (bytes.length === 0) return `${file} is empty`;
+    if (damage === "truncate") {
+      const length = prng.below(bytes.length);
+      await writeFile(path, bytes.subarray(0, length));
+      return `${file} cut from ${bytes.length} to ${length} bytes`;
+    }
+    if (target === "state") return flipStoredValues(path, bytes, prng);
+    const at = prng.below(bytes.length);
+    bytes[at] = (bytes[at] ?? 0) ^ (1 << prng.below(8));
+    await writeFile(path, bytes);
+    return `${file}: a bit flipped at byte ${at} of ${bytes.length}`;
+  }
+
+  async allWhole(): Promise<boolean> {
+    const answers = await Promise.all(
+      this.#cluster.nodes.map(async (node) => {
+        const outcome = await httpJson("GET", `${node.httpUrl}/v1/cluster`, { timeoutMs: 1_000 });
+        if (outcome.kind !== "answer" || outcome.status !== 200) return false;
+        return field(field(outcome.body, "self"), "recovering") === null;
+      }),
+    );
+    return answers.every((whole) => whole);
+  }
+
   async leader(): Promise<number | undefined> {
     const claims = await Promise.all(
       this.#cluster.nodes.map(async (node, index) => {
@@ -149,6 +202,23 @@ export class CairnCluster implements FaultCluster {
     await this.#proxies.close();
     await this.#cluster.close();
   }
+}
+
+/**
+ * Flips a bit in every copy of one stream message (or, with no streams, of one key-value write) in
+ * the lmdb file: values sit in leaf pages as written, older copies in pages lmdb freed, so the live
+ * copy is surely hit. A random byte of the file would mostly land in free space or page headers.
+ */
+async function flipStoredValues(path: string, bytes: Buffer, prng: Prng): Promise<string> {
+  const text = bytes.toString("latin1");
+  const found = [...text.matchAll(/payload \d+ from producer \d+|c\d+-w\d+/g)].map((m) => m[0]);
+  const value = found.length === 0 ? undefined : prng.pick(found);
+  if (value === undefined) return "state/data.mdb holds no value the workload wrote";
+  let copies = 0;
+  for (let at = text.indexOf(value); at >= 0; at = text.indexOf(value, at + 1), copies++)
+    bytes[at + value.length - 1] = (bytes[at + value.length - 1] ?? 0) ^ 0x01;
+  await writeFile(path, bytes);
+  return `state/data.mdb: a bit flipped in ${copies} copies of "${value}"`;
 }
 
 function hostPort(address: string): { host: string; port: number } {

@@ -34,6 +34,7 @@ const proxyHost = (from: number, to: number): string => `127.0.${10 + from}.${10
 export class EtcdCluster implements FaultCluster {
   readonly system = "etcd";
   readonly supportsSlowDisk = false;
+  readonly supportsCorruption = false;
   readonly #dir: string;
   readonly #members: EtcdMember[];
   readonly #proxies: ProxyMesh;
@@ -181,6 +182,14 @@ export class EtcdCluster implements FaultCluster {
 
   healDisk(): Promise<void> {
     return Promise.resolve();
+  }
+
+  corrupt(): Promise<string> {
+    return Promise.reject(new Error("etcd is the availability reference: its files are not damaged"));
+  }
+
+  allWhole(): Promise<boolean> {
+    return Promise.resolve(true);
   }
 
   async leader(): Promise<number | undefined> {

@@ -1,6 +1,6 @@
 // `npm run faults -- [--seconds 60] [--seed N] [--nodes 3|5] [--system cairn|etcd|both] [--faults
-// kill,pause,partition,slow-disk,crash-all] [--clients 10] [--keys 5] [--timeout-ms 1500]
-// [--disk-delay-ms 0] [--no-streams] [--build]`: one fault run against real processes (run.ts). It prints its
+// kill,pause,partition,slow-disk,crash-all,corrupt] [--clients 10] [--keys 5] [--timeout-ms 1500]
+// [--disk-delay-ms 0] [--snapshot-entries N] [--no-streams] [--build]`: one fault run against real processes (run.ts). It prints its
 // seed first; the same seed replays the same fault schedule. With `--system both` the same workload
 // (key-value only) and schedule run against Cairn and then etcd, and both availability figures are
 // printed. `--build` compiles first and runs the nodes on the build (faster restarts). Exits 1 when a
@@ -54,6 +54,7 @@ async function main(): Promise<number> {
       keys: { type: "string" },
       "timeout-ms": { type: "string" },
       "disk-delay-ms": { type: "string" },
+      "snapshot-entries": { type: "string" },
       "no-streams": { type: "boolean" },
       build: { type: "boolean" },
     },
@@ -88,6 +89,10 @@ async function main(): Promise<number> {
     // A comparison runs the same workload on both: key-value only (etcd has no streams).
     streams: values["no-streams"] !== true && system !== "both",
     diskDelayMs: integer("disk-delay-ms", values["disk-delay-ms"], 0, 0, 10_000),
+    snapshotEntries:
+      values["snapshot-entries"] === undefined
+        ? undefined
+        : integer("snapshot-entries", values["snapshot-entries"], 500, 100, 100_000_000),
     build: values.build === true,
     say,
   };

@@ -113,8 +113,19 @@ export class Nemesis {
         this.#undo = () => cluster.restart(node);
         return { atMs, description, struck: [node] };
       }
-      // Disk corruption of a stopped node (issue 17, next round) strikes here: kill, damage the
-      // node's files while it is down, and restart it in the undo.
+      case "corrupt": {
+        const node = await this.#aim(fault.aim, salt);
+        if (!cluster.supportsCorruption)
+          return { atMs, description: `${description} (not supported: skipped)`, struck: [] };
+        // One node's damage at a time: a second before the first healed would be damage on a
+        // majority of three, which the cluster answers by refusing to serve, not by healing.
+        if (!(await cluster.allWhole()))
+          return { atMs, description: `${description} (a node still recovers: skipped)`, struck: [] };
+        await cluster.kill(node);
+        const what = await cluster.corrupt(node, fault.target, fault.damage, salt);
+        this.#undo = () => cluster.restart(node);
+        return { atMs, description: `${description}: ${what}`, struck: [node] };
+      }
       case "crash-all": {
         const all = Array.from({ length: cluster.size }, (_, i) => i);
         if (cluster.supportsSlowDisk) {

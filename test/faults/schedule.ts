@@ -27,11 +27,25 @@ export type PartitionShape =
   /** Nothing reaches the leader, while its messages still go out (one-way). */
   | "leader-deaf";
 
-/**
- * One fault. Every fault ends on its own (`holdMs`), so the cluster gets quiet stretches to recover.
- * Disk corruption of a stopped node (issue 17's next part) belongs here as a kind of its own, struck
- * between a kill and the restart; the nemesis has a place for it (`Nemesis.#strike`).
- */
+/** The files of a node that the `corrupt` fault damages. */
+export type CorruptTarget =
+  /** A WAL segment (a sealed one for a truncation: see docs/faults.md). */
+  | "wal"
+  /** The hard-state file (term, vote, commit index). */
+  | "hard-state"
+  /** The newest snapshot file (the WAL when the node has none). */
+  | "snapshot"
+  /** The state store's lmdb file: a flip lands in stored values, a truncation cuts the file. */
+  | "state";
+
+/** How the `corrupt` fault damages a file: one flipped byte, or the file cut short. */
+export type CorruptDamage = "flip" | "truncate";
+
+/** The targets and damages the nemesis picks from. */
+export const corruptTargets: readonly CorruptTarget[] = ["wal", "hard-state", "snapshot", "state"];
+const corruptDamages: readonly CorruptDamage[] = ["flip", "truncate"];
+
+/** One fault. Every fault ends on its own (`holdMs`), so the cluster gets quiet stretches to recover. */
 export type Fault =
   /** SIGKILL, restart after the hold. */
   | { readonly kind: "kill"; readonly aim: NodeAim }
@@ -47,13 +61,31 @@ export type Fault =
    * held; all restart after the hold. A node that acknowledged only what it had synced loses nothing
    * it acknowledged.
    */
-  | { readonly kind: "crash-all"; readonly cacheMs: number };
+  | { readonly kind: "crash-all"; readonly cacheMs: number }
+  /**
+   * SIGKILL, damage the stopped node's `target` file, restart it after the hold: it must find the
+   * damage, recover from its peers and lose nothing acknowledged. Struck only while every other node
+   * is whole (damage on a majority is out of the model: the cluster then refuses to serve).
+   */
+  | {
+      readonly kind: "corrupt";
+      readonly aim: NodeAim;
+      readonly target: CorruptTarget;
+      readonly damage: CorruptDamage;
+    };
 
 /** The kinds of fault, for selecting which a run uses. */
 export type FaultKind = Fault["kind"];
 
 /** Every fault kind. */
-export const faultKinds: readonly FaultKind[] = ["kill", "pause", "partition", "slow-disk", "crash-all"];
+export const faultKinds: readonly FaultKind[] = [
+  "kill",
+  "pause",
+  "partition",
+  "slow-disk",
+  "crash-all",
+  "corrupt",
+];
 
 /** One scheduled fault: struck at `atMs` (since the run began), healed at `atMs + holdMs`. */
 export interface ScheduledFault {
@@ -85,6 +117,7 @@ const kindWeights: Readonly<Record<FaultKind, number>> = {
   partition: 6,
   "slow-disk": 2,
   "crash-all": 1,
+  corrupt: 2,
 };
 
 const shapes: readonly PartitionShape[] = [
@@ -130,6 +163,13 @@ function faultOf(kind: FaultKind, prng: Prng): Fault {
       return { kind, aim: prng.pick(aims), delayMs: prng.range(50, 400) };
     case "crash-all":
       return { kind, cacheMs: prng.range(100, 500) };
+    case "corrupt":
+      return {
+        kind,
+        aim: prng.pick(aims),
+        target: prng.pick(corruptTargets),
+        damage: prng.pick(corruptDamages),
+      };
     default:
       return assertNever(kind, "fault kind");
   }
@@ -147,6 +187,8 @@ export function describeFault(fault: Fault): string {
       return `slow disk ${fault.aim} ${fault.delayMs} ms`;
     case "crash-all":
       return `crash all (disk caches ${fault.cacheMs} ms)`;
+    case "corrupt":
+      return `corrupt ${fault.aim}: ${fault.damage} ${fault.target}`;
     default:
       return assertNever(fault, "fault");
   }

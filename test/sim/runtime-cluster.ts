@@ -340,6 +340,14 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     const runtime = this.#env.options.runtime;
     const transport = new SimTransport(nodeId(m.id), this.#env.network, this.#snapshotLinks, {
       acknowledged: () => this.#maybeLosePowerAfterAck(m.id, inc),
+      reportedLoss: () => {
+        // The simulator's disks keep what was synced: a node that lost entries it acknowledged,
+        // outside a torn tail it cannot rule out (it then withholds its vote), broke durability.
+        if (!inc.alive || inc.group?.status().votesWithheld !== false) return;
+        this.#fatal.push(
+          `node ${m.id} lost entries it acknowledged (it reported entriesLost at ${this.#env.scheduler.nowMs}ms)`,
+        );
+      },
       sent: () => this.counters.snapshotsSent++,
       aborted: () => this.counters.snapshotsAborted++,
       arrived: () => this.#maybeLosePowerDuringSnapshot(m.id, inc, "transfer"),

@@ -24,6 +24,12 @@ export interface TransportObserver {
    * or a granted vote (the runtime sends these only once the Ready's writes are durable).
    */
   readonly acknowledged: () => void;
+  /**
+   * The node told a leader it no longer holds entries it acknowledged (a rejection flagged
+   * `entriesLost`): a durability failure, unless its disk was damaged (never in the simulator) or
+   * recovery cut a tail it cannot rule out having acknowledged.
+   */
+  readonly reportedLoss: () => void;
   /** A snapshot stream starts towards a peer. */
   readonly sent: () => void;
   /** A stream this node sent gave up (the peer stayed unreachable, refused or died). */
@@ -83,6 +89,8 @@ export class SimTransport implements Transport<NodeWireMessage> {
     this.#network.send(this.self, to, roundTrip(message));
     if (this.#network.isBlocked(this.self, to)) this.#onUnreachable?.(to);
     else if (promisesDurability(message)) this.#observer.acknowledged();
+    if (message.kind === "raft" && message.message.type === "append-response" && message.message.entriesLost)
+      this.#observer.reportedLoss();
   }
 
   flush(): void {

@@ -11,13 +11,14 @@ import { LocalReplication } from "./local-replication.js";
 export function singleNodeStatus(log: LocalReplication): ClusterStatus {
   return {
     clusterId: "test",
-    self: { id: 1, name: "n1", role: "leader" },
+    self: { id: 1, name: "n1", role: "leader", recovering: null },
     leader: { id: 1, name: "n1", httpUrl: null },
     term: 1,
     commitIndex: log.appliedIndex,
     appliedIndex: log.appliedIndex,
     lastIndex: log.appliedIndex,
     snapshotIndex: 0,
+    stateCheck: { index: null, agreeing: 0, differing: [] },
     members: [],
   };
 }

@@ -244,6 +244,7 @@ export function appendAck(from: number, to: number, t: number, index: number): M
     index: logIndex(index),
     hintIndex: logIndex(0),
     hintTerm: term(0),
+    entriesLost: false,
   });
 }
 

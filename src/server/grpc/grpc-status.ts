@@ -37,6 +37,7 @@ export const grpcStatusOf: Record<ErrorCode, status> = {
   ERR_WRITE_CONCERN: status.DEADLINE_EXCEEDED,
   ERR_NO_SPACE: status.RESOURCE_EXHAUSTED,
   ERR_STORAGE_FAILED: status.UNAVAILABLE,
+  ERR_STATE_CORRUPT: status.UNAVAILABLE,
   ERR_SHUTTING_DOWN: status.UNAVAILABLE,
   ERR_INTERNAL: status.INTERNAL,
 };
@@ -72,6 +73,7 @@ export const postMessageTextOf: Record<ErrorCode, (error: CairnError) => string>
   ERR_WRITE_CONCERN: (e) => `Failed to replicate message to all workers: ${e.message}`,
   ERR_NO_SPACE: () => quorumLost,
   ERR_STORAGE_FAILED: () => quorumLost,
+  ERR_STATE_CORRUPT: () => quorumLost,
   ERR_SHUTTING_DOWN: () => quorumLost,
   ERR_INTERNAL: (e) => `Internal error: ${e.message}`,
 };

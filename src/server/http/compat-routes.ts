@@ -51,6 +51,7 @@ const refusedCodes: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "ERR_NOT_LEADER",
   "ERR_SHUTTING_DOWN",
   "ERR_STORAGE_FAILED",
+  "ERR_STATE_CORRUPT",
   "ERR_TIMEOUT",
 ]);
 

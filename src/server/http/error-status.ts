@@ -24,6 +24,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   ERR_WRITE_CONCERN: 504,
   ERR_NO_SPACE: 507,
   ERR_STORAGE_FAILED: 503,
+  ERR_STATE_CORRUPT: 503,
   ERR_SHUTTING_DOWN: 503,
   ERR_INTERNAL: 500,
 };

@@ -83,6 +83,22 @@ export function renderMetrics(source: MetricsSource): string {
   );
   for (const p of s.peers)
     lines.push(`cairn_peer_lag_entries{peer="${p.id}"} ${Math.max(0, s.lastIndex - p.matchIndex)}`);
+  gauge(
+    "cairn_state_check_index",
+    "Latest applied index at which replicas' state hashes were compared (0: none yet).",
+    m.stateCheckIndex,
+  );
+  gauge(
+    "cairn_state_check_mismatches",
+    "Nodes whose state hash differs from the majority's at that index (an alarm when above 0).",
+    m.stateCheckDiffering.length,
+  );
+  lines.push(
+    "# HELP cairn_state_check_differs 1 for each node whose state differs from the majority's.",
+    "# TYPE cairn_state_check_differs gauge",
+  );
+  for (const name of m.stateCheckDiffering)
+    lines.push(`cairn_state_check_differs{node="${name.replace(/["\\\n]/g, "_")}"} 1`);
   return `${lines.join("\n")}\n`;
 }
 

@@ -42,6 +42,8 @@ export const respErrorOf: Record<ErrorCode, (error: CairnError) => string> = {
     `WRITECONCERN the write is committed on a majority, not on every voter (${e.message})`,
   ERR_NO_SPACE: (e) => `UNAVAILABLE no space left on the leader's disk; writes refused (${e.message})`,
   ERR_STORAGE_FAILED: (e) => `UNAVAILABLE storage failed on this node; use another node (${e.message})`,
+  ERR_STATE_CORRUPT: (e) =>
+    `UNAVAILABLE this node's copy of the data is damaged; use another node (${e.message})`,
   ERR_SHUTTING_DOWN: () => "UNAVAILABLE this node is shutting down; use another node",
   ERR_INTERNAL: (e) => `ERR internal error: ${e.message}`,
 };

@@ -30,6 +30,7 @@ export const textReasonOf: Record<ErrorCode, string> = {
   ERR_WRITE_CONCERN: "write concern not met (stored on a majority, not on every voter)",
   ERR_NO_SPACE: "no space left",
   ERR_STORAGE_FAILED: "unavailable (storage failed)",
+  ERR_STATE_CORRUPT: "unavailable (this node's data is damaged)",
   ERR_SHUTTING_DOWN: "unavailable (shutting down)",
   ERR_INTERNAL: "internal error",
 };

@@ -6,9 +6,23 @@ import type { NodeHost, RaftGroup } from "../../node/index.js";
 import type { NodeId } from "../../raft/index.js";
 import type { AuthGuard } from "../auth/index.js";
 import type { ApplyOutcome } from "../command.js";
+import type { StateCheckReport } from "../state-check.js";
 
 // The status's shape is the public API's (src/api), defined once there.
 export type { ClusterStatus, MemberStatus } from "../../api/index.js";
+
+/** What a ClusterService shows beside the group's own status. */
+export interface ClusterServiceOptions {
+  /** With a guard, the status is shown to holders of a valid token only. */
+  readonly guard?: AuthGuard | undefined;
+  /**
+   * Why the node discarded its state, while it recovers (a member that withholds its vote for a
+   * damaged log tail says so without it).
+   */
+  readonly recovering?: () => string | undefined;
+  /** The cross-replica state check's latest report. */
+  readonly stateCheck?: () => StateCheckReport;
+}
 
 /** Reads cluster state from the local group and the peer directory. */
 export class ClusterService {
@@ -16,13 +30,22 @@ export class ClusterService {
   readonly #group: RaftGroup<ApplyOutcome>;
   readonly #host: NodeHost;
   readonly #guard: AuthGuard | undefined;
+  readonly #recovering: () => string | undefined;
+  readonly #stateCheck: () => StateCheckReport;
 
-  /** Creates the service; with `guard`, the status is shown to holders of a valid token only. */
-  constructor(clusterId: string, group: RaftGroup<ApplyOutcome>, host: NodeHost, guard?: AuthGuard) {
+  /** Creates the service over the local group and the peer directory. */
+  constructor(
+    clusterId: string,
+    group: RaftGroup<ApplyOutcome>,
+    host: NodeHost,
+    options: ClusterServiceOptions = {},
+  ) {
     this.#clusterId = clusterId;
     this.#group = group;
     this.#host = host;
-    this.#guard = guard;
+    this.#guard = options.guard;
+    this.#recovering = options.recovering ?? (() => undefined);
+    this.#stateCheck = options.stateCheck ?? (() => ({ index: null, agreeing: 0, differing: [] }));
   }
 
   /** Whether this node leads the group now. */
@@ -82,7 +105,14 @@ export class ClusterService {
       });
     return {
       clusterId: this.#clusterId,
-      self: { id: raft.id, name: this.#host.self.name, role: raft.role },
+      self: {
+        id: raft.id,
+        name: this.#host.self.name,
+        role: raft.role,
+        recovering:
+          this.#recovering() ??
+          (raft.votesWithheld ? "a damaged log tail was cut: waiting for the leader to resend it" : null),
+      },
       leader:
         raft.leaderId === null
           ? null
@@ -92,7 +122,7 @@ export class ClusterService {
       appliedIndex: this.#group.appliedIndex,
       lastIndex: raft.lastIndex,
       snapshotIndex: raft.snapshotIndex,
-
+      stateCheck: this.#stateCheck(),
       members,
     };
   }

@@ -73,13 +73,19 @@ class FakeCluster implements ClusterCalls {
     });
     return {
       clusterId: "c",
-      self: { id: self, name: `n${self}`, role: self === this.leader ? "leader" : "follower" },
+      self: {
+        id: self,
+        name: `n${self}`,
+        role: self === this.leader ? "leader" : "follower",
+        recovering: null,
+      },
       leader: { id: this.leader, name: `n${this.leader}`, httpUrl: `http://n${this.leader}` },
       term: 1,
       commitIndex: 5,
       appliedIndex: 5,
       lastIndex: 5,
       snapshotIndex: 0,
+      stateCheck: { index: null, agreeing: 0, differing: [] },
       members: [
         ...this.voters.map((id) => member(id, true)),
         ...this.learners.map((id) => member(id, false)),

@@ -212,7 +212,7 @@ describe("calls between nodes", () => {
 });
 
 describe("node wire messages", () => {
-  it("round-trips calls, replies and peer info with client endpoints", () => {
+  it("round-trips calls, replies and peer info with client endpoints and state hashes", () => {
     const messages: NodeWireMessage[] = [
       { kind: "call", run: 7, seq: 1, body: text("abc") },
       { kind: "reply", run: 7, seq: 1, status: "failed", body: text("why") },
@@ -224,6 +224,19 @@ describe("node wire messages", () => {
           httpUrl: "http://h:1",
           endpoints: { redis: "h:6381", text: "h:6661", grpc: "h:50052" },
           peerAddress: "h:7003",
+        },
+      },
+      {
+        kind: "peer-info",
+        info: {
+          id: nodeId(2),
+          name: "n2",
+          httpUrl: "http://h:2",
+          endpoints: {},
+          stateHashes: [
+            { index: 10, hash: "a".repeat(64) },
+            { index: 20, hash: "b".repeat(64) },
+          ],
         },
       },
     ];
@@ -245,7 +258,7 @@ describe("node wire messages", () => {
     const prng = new Prng(42);
     for (let i = 0; i < 2_000; i++) {
       const bytes = Uint8Array.from({ length: prng.below(40) }, (_, j) =>
-        j === 0 ? 64 + prng.below(5) : prng.below(256),
+        j === 0 ? 64 + prng.below(6) : prng.below(256),
       );
       decodeNodeWire(bytes);
     }

@@ -72,6 +72,7 @@ describe("RaftGroup: snapshot messages never leave without their data", () => {
         index: logIndex(5),
         hintIndex: logIndex(0),
         hintTerm: term(0),
+        entriesLost: false,
       }),
     );
     member.group.receive(heartbeat(2, 1, 3, 6));
@@ -154,6 +155,7 @@ describe("RaftGroup: retention never deletes a snapshot the group still needs", 
         index: logIndex(8),
         hintIndex: logIndex(0),
         hintTerm: term(0),
+        entriesLost: false,
       }),
     );
     await waitFor("the snapshot send", () => member.snapshotsSent.length > 0 || member.fatal.length > 0);

@@ -377,6 +377,7 @@ describe("Raft §5.4: safety", () => {
       index: logIndex(2),
       hintIndex: logIndex(0),
       hintTerm: term(0),
+      entriesLost: false,
     });
     assert.ok(raw.status().commitIndex < 2);
     raw.step({
@@ -386,6 +387,7 @@ describe("Raft §5.4: safety", () => {
       index: logIndex(3),
       hintIndex: logIndex(0),
       hintTerm: term(0),
+      entriesLost: false,
     });
     assert.equal(raw.status().commitIndex, 3, "the term-3 entry commits, and index 2 with it");
   });

@@ -58,8 +58,8 @@ describe("Progress", () => {
   it("backs off on rejection using the follower's hint, never below match + 1", () => {
     const p = new Progress(logIndex(10), 4);
     p.sentAppend(1, logIndex(10));
-    assert.equal(p.maybeDecrTo(logIndex(8), logIndex(3)), false, "answer to an older probe is stale");
-    assert.equal(p.maybeDecrTo(logIndex(9), logIndex(3)), true);
+    assert.equal(p.maybeDecrTo(logIndex(8), logIndex(3), false), false, "answer to an older probe is stale");
+    assert.equal(p.maybeDecrTo(logIndex(9), logIndex(3), false), true);
     assert.equal(p.nextIndex, 4);
     assert.equal(p.isPaused(), false);
   });
@@ -76,9 +76,38 @@ describe("Progress", () => {
     p.maybeUpdate(logIndex(5));
     p.inflights.freeLE(5);
     assert.equal(p.isPaused(), false);
-    assert.equal(p.maybeDecrTo(logIndex(4), logIndex(0)), false, "rejection below match is stale");
-    assert.equal(p.maybeDecrTo(logIndex(6), logIndex(0)), true);
+    assert.equal(p.maybeDecrTo(logIndex(6), logIndex(0), false), true);
     assert.equal(p.nextIndex, 6);
+  });
+
+  it("ignores an unflagged rejection at or below the match: a late answer to an older append", () => {
+    for (const state of ["replicate", "probe"] as const) {
+      const p = new Progress(logIndex(1), 4);
+      p.maybeUpdate(logIndex(5));
+      if (state === "replicate") p.becomeReplicate();
+      else p.becomeProbe();
+      p.sentAppend(1, logIndex(6));
+      // A reordering network delivers the rejection of an append sent before the peer caught up.
+      for (const rejected of [3, 5]) {
+        assert.equal(p.maybeDecrTo(logIndex(rejected), logIndex(2), false), false, `${state}, ${rejected}`);
+        assert.equal(p.state, state, "streaming goes on");
+        assert.equal(p.matchIndex, 5);
+      }
+    }
+  });
+
+  it("forgets the match on a rejection flagged entriesLost, in every state", () => {
+    for (const state of ["replicate", "probe", "snapshot"] as const) {
+      const p = new Progress(logIndex(1), 4);
+      p.maybeUpdate(logIndex(5));
+      if (state === "replicate") p.becomeReplicate();
+      if (state === "snapshot") p.becomeSnapshot(logIndex(5));
+      // The peer answers a heartbeat (commit 4) with its last index 1 as the hint.
+      assert.equal(p.maybeDecrTo(logIndex(4), logIndex(1), true), true, state);
+      assert.equal(p.matchIndex, 0, "nothing the peer acknowledged counts");
+      assert.equal(p.state, "probe");
+      assert.equal(p.nextIndex, 2, "probe just past the peer's last entry");
+    }
   });
 
   it("pauses in snapshot state and resumes probing after the snapshot", () => {

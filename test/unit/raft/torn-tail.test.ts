@@ -6,61 +6,35 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
-  type Entry,
-  encodeConfChanges,
-  groupId,
   logIndex,
   type Message,
-  type MessageBody,
   nodeId,
-  RawNode,
+  type RawNode,
   term,
   type VoteResponseMessage,
 } from "../../../src/raft/index.js";
-import { Prng } from "../../../src/util/prng.js";
-import { entriesWithTerms } from "../../raft-harness/fixtures.js";
+import {
+  deliverTo1,
+  entriesWithTerms,
+  restartMember1,
+  threeVoterBootstrap,
+  threeVoters,
+} from "../../raft-harness/fixtures.js";
 
-const g = groupId(1);
-const voters = [nodeId(1), nodeId(2), nodeId(3)];
-const bootstrap: Entry = {
-  term: term(0),
-  index: logIndex(1),
-  kind: "conf-change",
-  data: encodeConfChanges(voters.map((node) => ({ type: "add-voter" as const, node }))),
-};
+const voters = threeVoters;
+const bootstrap = threeVoterBootstrap;
+const deliver = deliverTo1;
 
 /** Member 1 restarted at term 2 with entries 1..3; the cut tail may have held entries up to 6. */
 function restarted(tailLostIndexMax?: number, only = voters): RawNode {
-  return new RawNode(
-    {
-      id: nodeId(1),
-      groupId: g,
-      conf: { voters: only, learners: [] },
-      electionTimeoutTicks: 10,
-      heartbeatTicks: 1,
-      preVote: true,
-      checkQuorum: false,
-      appendBytesMax: 1 << 20,
-      inflightAppendsMax: 8,
-      random: new Prng(1),
-    },
+  return restartMember1(
     {
       hardState: { term: term(2), votedFor: null, commitIndex: logIndex(only.length === 1 ? 0 : 1) },
       entries: only.length === 1 ? [] : [bootstrap, ...entriesWithTerms([1, 2], 2)],
       ...(tailLostIndexMax !== undefined ? { tailLostIndexMax: logIndex(tailLostIndexMax) } : {}),
     },
+    only,
   );
-}
-
-function deliver(raw: RawNode, from: number, t: number, body: MessageBody): Message[] {
-  raw.step({ ...body, groupId: g, from: nodeId(from), to: nodeId(1), term: term(t) } as Message);
-  const out: Message[] = [];
-  while (raw.hasReady()) {
-    const rd = raw.ready();
-    out.push(...rd.messages, ...rd.messagesAfterPersist);
-    raw.advance(rd);
-  }
-  return out;
 }
 
 const voteAnswer = (out: Message[]): VoteResponseMessage | undefined =>

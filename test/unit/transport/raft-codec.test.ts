@@ -27,14 +27,17 @@ const messageArb: fc.Arbitrary<Message> = fc.oneof(
       commitIndex,
       entries: bodies.map((b, i) => ({ ...b, index: logIndex(prevLogIndex + 1 + i) })),
     })),
-  fc.tuple(header, fc.boolean(), idx, idx, trm).map(([h, reject, index, hintIndex, hintTerm]) => ({
-    ...h,
-    type: "append-response" as const,
-    reject,
-    index,
-    hintIndex,
-    hintTerm,
-  })),
+  fc
+    .tuple(header, fc.boolean(), idx, idx, trm, fc.boolean())
+    .map(([h, reject, index, hintIndex, hintTerm, entriesLost]) => ({
+      ...h,
+      type: "append-response" as const,
+      reject,
+      index,
+      hintIndex,
+      hintTerm,
+      entriesLost,
+    })),
   fc
     .tuple(header, idx, fc.nat())
     .map(([h, commitIndex, readRound]) => ({ ...h, type: "heartbeat" as const, commitIndex, readRound })),
