@@ -3,6 +3,7 @@
 // start; a bad one stops the node with a message that names the setting, before anything is opened.
 import { parse as parseToml } from "smol-toml";
 import { defaultNodeSettings } from "../node-assembly/index.js";
+import { defaultConnectionLimits } from "../server/connection-gate.js";
 import { type TextFlavor, textFlavors } from "../server/text/index.js";
 
 /** A host and port to listen on or dial. */
@@ -52,6 +53,10 @@ export interface NodeConfig {
   readonly segmentBytesMax: number;
   readonly snapshotEntries: number;
   readonly snapshotBytes: number;
+  /** Connections open at once on each client port (HTTP, Redis, text, gRPC). */
+  readonly connectionsMax: number;
+  /** Connections open at once from one address on each client port. */
+  readonly connectionsPerAddressMax: number;
   /** Testing facility: dial these addresses instead of peers' member addresses (keyed `host:port`). */
   readonly peerDialOverrides: ReadonlyMap<string, HostPort>;
   /** Testing facility: a file holding the milliseconds every log write and sync waits (a slow disk). */
@@ -241,6 +246,24 @@ export const nodeSettings: readonly Setting[] = [
     min: 64 * 1024,
     max: 16 * 1024 * 1024 * 1024,
     description: "bytes of applied entry data between snapshots (whichever of the two comes first)",
+  },
+  {
+    key: "connectionsMax",
+    flag: "connections-max",
+    kind: "int",
+    default: defaultConnectionLimits.connectionsMax,
+    min: 1,
+    max: 1_000_000,
+    description: "connections open at once on each client port (HTTP, Redis, text, gRPC)",
+  },
+  {
+    key: "connectionsPerAddressMax",
+    flag: "connections-per-address-max",
+    kind: "int",
+    default: defaultConnectionLimits.connectionsPerAddressMax,
+    min: 1,
+    max: 1_000_000,
+    description: "connections open at once from one client address on each client port",
   },
   {
     key: "auth",

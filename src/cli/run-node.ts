@@ -215,6 +215,10 @@ async function startClientServers(
   log: (line: string) => void,
   listening: <T extends { close(): Promise<void> }>(server: Promise<T>) => Promise<T>,
 ) {
+  const connections = {
+    connectionsMax: config.connectionsMax,
+    connectionsPerAddressMax: config.connectionsPerAddressMax,
+  };
   const http = buildHttpApp({
     kv: node.kv,
     streams: node.streams,
@@ -231,6 +235,7 @@ async function startClientServers(
     corsOrigins: config.corsOrigins,
     auth: node.auth,
     readiness: () => node.readiness(),
+    connections,
   });
   await listening(
     http.listen({ host: config.httpListen.host, port: config.httpListen.port }).then(() => http),
@@ -238,19 +243,34 @@ async function startClientServers(
   const text =
     config.textListen &&
     (await listening(
-      startTextServer(config.textListen, { kv: node.kv, guard: node.guard, flavor: config.textCompat, log }),
+      startTextServer(config.textListen, {
+        kv: node.kv,
+        guard: node.guard,
+        flavor: config.textCompat,
+        log,
+        connections,
+      }),
     ));
   const redis =
     config.redisListen &&
     (await listening(
       startRespServer(
-        { kv: node.kv, streams: node.streams, guard: node.guard, status: () => node.cluster.status(), log },
+        {
+          kv: node.kv,
+          streams: node.streams,
+          guard: node.guard,
+          status: () => node.cluster.status(),
+          log,
+          connections,
+        },
         config.redisListen,
       ),
     ));
   const grpc =
     config.grpcListen &&
-    (await listening(startGrpcServer(config.grpcListen, { streams: node.streams, guard: node.guard })));
+    (await listening(
+      startGrpcServer(config.grpcListen, { streams: node.streams, guard: node.guard, connections }),
+    ));
   return { http, text, redis, grpc };
 }
 

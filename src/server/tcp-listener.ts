@@ -1,38 +1,65 @@
-// Listening and closing for the protocol adapters that serve plain TCP (Redis, text): one place
-// that binds, reports the port actually bound (port 0 in tests) and, on close, ends every open
-// connection so a stopping node does not wait on idle clients.
-import type { Server, Socket } from "node:net";
+// Listening and closing for the protocol adapters that serve plain TCP (Redis, text, gRPC): one
+// place that binds, bounds connections per listener and per address (a refused client is told why
+// in its own protocol, then closed), reports the port actually bound (port 0 in tests) and, on
+// close, ends every open connection so a stopping node does not wait on idle clients.
+import { createServer, type Socket } from "node:net";
+import { ConnectionGate, type ConnectionLimits, type ConnectionRefusal } from "./connection-gate.js";
 
 /** A listening TCP server: where it listens and how to stop it. */
 export interface TcpListener {
   readonly host: string;
   readonly port: number;
+  /** The connection bounds and what they refused. */
+  readonly gate: ConnectionGate;
   /** Stops accepting, destroys every open connection and resolves once the server closed. */
   close(): Promise<void>;
 }
 
-/** Starts `server` on `listen`; rejects with the bind error (EADDRINUSE...) when it cannot. */
-export async function listenTcp(
-  server: Server,
-  listen: { readonly host: string; readonly port: number },
-): Promise<TcpListener> {
+/** What a TCP listener serves and how. */
+export interface TcpServeOptions {
+  readonly listen: { readonly host: string; readonly port: number };
+  /** Serves one admitted connection. */
+  readonly serve: (socket: Socket) => void;
+  readonly limits?: Partial<ConnectionLimits>;
+  /**
+   * The bytes that tell a refused client why, in its protocol (absent: it is closed without a
+   * word, as a protocol that cannot speak first must be).
+   */
+  readonly refusal?: (refusal: ConnectionRefusal, limits: ConnectionLimits) => string;
+}
+
+/** Starts serving on `options.listen`; rejects with the bind error (EADDRINUSE...) when it cannot. */
+export async function listenTcp(options: TcpServeOptions): Promise<TcpListener> {
+  const gate = new ConnectionGate(options.limits);
   const sockets = new Set<Socket>();
-  server.on("connection", (socket: Socket) => {
+  const server = createServer({ noDelay: true }, (socket: Socket) => {
+    const refused = gate.admit(socket);
+    if (refused !== undefined) {
+      socket.on("error", () => undefined);
+      const reply = options.refusal?.(refused, gate.limits);
+      if (reply === undefined) socket.destroy();
+      else socket.end(reply);
+      // Whatever the client sends meanwhile is dropped, never parsed.
+      socket.resume();
+      return;
+    }
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
+    options.serve(socket);
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(listen.port, listen.host, () => {
+    server.listen(options.listen.port, options.listen.host, () => {
       server.off("error", reject);
       resolve();
     });
   });
   const bound = server.address();
-  const port = typeof bound === "object" && bound !== null ? bound.port : listen.port;
+  const port = typeof bound === "object" && bound !== null ? bound.port : options.listen.port;
   return {
-    host: listen.host,
+    host: options.listen.host,
     port,
+    gate,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -3,7 +3,6 @@
 // protocol work (HTTP/2 framing, gRPC framing, protobuf decoding) is the library's; this file
 // bounds what a client may send, turns a request that does not decode into INVALID_ARGUMENT
 // (grpc-js would answer INTERNAL), and maps each call's outcome through grpcStatusOf.
-import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import {
   type handleUnaryCall,
@@ -24,6 +23,7 @@ import {
   runAs,
   type StreamService,
 } from "../../service/index.js";
+import type { ConnectionLimits } from "../connection-gate.js";
 import { listenTcp } from "../tcp-listener.js";
 import { codeTrailer, grpcFailureOf, postMessageFailureOf } from "./grpc-status.js";
 import { MessageServiceHandlers } from "./message-service.js";
@@ -46,8 +46,11 @@ export interface GrpcServerOptions {
   readonly receiveBytesMax?: number;
   /** Calls in flight per connection at most (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). Default 128. */
   readonly concurrentCallsMax?: number;
-  /** Connections served at once; further ones are closed by the OS listener. Default 1,024. */
-  readonly connectionsMax?: number;
+  /**
+   * Connections served at once, in all and from one address; a further one is closed at once
+   * (HTTP/2 has the server speak first only after the client's preface, so it cannot be told why).
+   */
+  readonly connections?: Partial<ConnectionLimits>;
   /** How long a connection without calls stays open. Default 5 minutes. */
   readonly idleConnectionMs?: number;
 }
@@ -200,9 +203,11 @@ export async function startGrpcServer(
   // grpc-js serves connections from a TCP server of ours: the listener the Redis and text servers
   // share (bound port, every connection ended on close) and a bound on connections.
   const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
-  const tcp = createServer((socket) => injector.injectConnection(socket));
-  tcp.maxConnections = options.connectionsMax ?? 1024;
-  const listener = await listenTcp(tcp, listen);
+  const listener = await listenTcp({
+    listen,
+    serve: (socket) => injector.injectConnection(socket),
+    ...(options.connections !== undefined ? { limits: options.connections } : {}),
+  });
   return {
     address: { host: listener.host, port: listener.port },
     close: async () => {

@@ -10,10 +10,12 @@ import {
   type KvService,
   type StreamService,
 } from "../../service/index.js";
+import type { ConnectionLimits } from "../connection-gate.js";
 import { registerAuthentication, registerAuthRoutes } from "./auth-routes.js";
 import { registerAxonRoutes } from "./axon-routes.js";
 import { type ClusterRoutesOptions, registerClusterRoutes } from "./cluster-routes.js";
 import { registerCompatRoutes } from "./compat-routes.js";
+import { clientErrorHandler, registerConnectionBounds } from "./connection-bounds.js";
 import { registerCors } from "./cors.js";
 import { errorBody, httpStatusOf } from "./error-status.js";
 import { registerKvRoutes } from "./kv-routes.js";
@@ -52,6 +54,10 @@ export interface HttpAppOptions {
   readonly corsOrigins?: readonly string[];
   /** Tokens and roles; without it there is no authentication and no /v1/auth routes. */
   readonly auth?: AuthService;
+  /** Connections open at once, in all and from one address (docs/security.md). */
+  readonly connections?: Partial<ConnectionLimits>;
+  /** The largest request line and headers together, in bytes; more is 431 ERR_TOO_LARGE. Default 16 KiB. */
+  readonly headerBytesMax?: number;
 }
 
 /** How long in-flight requests may take to finish once the server is closing. */
@@ -64,7 +70,11 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
     bodyLimit: options.requestBytesMax ?? Math.ceil((options.kv.limits.valueBytesMax * 4) / 3) + 64 * 1024,
     // Keys may contain "/" and percent-escapes; take the path verbatim after /v1/kv/.
     routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: options.kv.limits.keyBytesMax * 3 },
+    http: { maxHeaderSize: options.headerBytesMax ?? 16 * 1024 },
+    clientErrorHandler,
   });
+  // First of all hooks: a refused connection is answered before anything else runs.
+  registerConnectionBounds(app, options.connections ?? {});
   app.setValidatorCompiler(typeboxValidatorCompiler);
   registerCors(app, options.corsOrigins ?? []);
   const openApi = new OpenApiCollector("Cairn HTTP API", options.version ?? "0.0.0");

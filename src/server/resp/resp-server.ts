@@ -2,7 +2,7 @@
 // commands run one at a time in arrival order (so a pipelined GET sees the SET before it), and the
 // replies written in that order. A protocol error is answered with Redis's text and the connection
 // closes; the queue is bounded, and reading pauses while it is full.
-import { createServer, type Server } from "node:net";
+import type { Socket } from "node:net";
 import {
   type AuthGuard,
   anonymous,
@@ -12,6 +12,7 @@ import {
   runAs,
   type StreamService,
 } from "../../service/index.js";
+import type { ConnectionLimits } from "../connection-gate.js";
 import { listenTcp } from "../tcp-listener.js";
 import { UnexpectedFailures } from "../unexpected-failure.js";
 import {
@@ -39,6 +40,11 @@ export interface RespServerOptions {
   readonly guard?: AuthGuard;
   readonly status: () => ClusterStatus;
   readonly limits?: Partial<RespParserLimits>;
+  /**
+   * Connections served at once, in all and from one address; a further one is answered Redis's
+   * `-ERR max number of clients reached` and closed.
+   */
+  readonly connections?: Partial<ConnectionLimits>;
   /** Commands one connection may have parsed and not yet answered before reading pauses. */
   readonly pendingCommandsMax?: number;
   /** The wall clock; defaults to Date.now. */
@@ -89,8 +95,7 @@ export async function startRespServer(
   const failures = new UnexpectedFailures("redis", options.log);
   const batcher = new StepBatcher(options.kv);
 
-  const server: Server = createServer((socket) => {
-    socket.setNoDelay(true);
+  const serve = (socket: Socket): void => {
     const gone = new AbortController();
     const client: ClientState = {
       id: nextId++,
@@ -192,9 +197,18 @@ export async function startRespServer(
     };
     socket.on("close", forget);
     socket.on("error", forget);
-  });
+  };
 
-  const listener = await listenTcp(server, listen);
+  const listener = await listenTcp({
+    listen,
+    serve,
+    ...(options.connections !== undefined ? { limits: options.connections } : {}),
+    // Redis's own text when maxclients is reached; the limit per address has no Redis twin.
+    refusal: (refusal) =>
+      refusal === "listener-full"
+        ? "-ERR max number of clients reached\r\n"
+        : "-ERR max number of clients reached from your address\r\n",
+  });
   return { address: `${listener.host}:${listener.port}`, close: () => listener.close() };
 }
 

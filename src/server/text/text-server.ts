@@ -2,7 +2,7 @@
 // connect, then one command per line, each answered by one reply line ending CRLF and the prompt
 // again. Messages are KV keys under one prefix, so HTTP and Redis clients read the same message.
 // Any node answers: the KV service hands writes to the leader and reads through ReadIndex.
-import { createServer, type Server, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import {
   type AuthGuard,
   anonymous,
@@ -12,6 +12,7 @@ import {
   runAs,
 } from "../../service/index.js";
 import { assertNever } from "../../util/index.js";
+import { type ConnectionLimits, refusalText } from "../connection-gate.js";
 import { listenTcp } from "../tcp-listener.js";
 import { UnexpectedFailures } from "../unexpected-failure.js";
 import { type LineEvent, LineParser } from "./line-parser.js";
@@ -42,8 +43,11 @@ export interface TextServerOptions {
    * for `SET <id> `.
    */
   readonly lineBytesMax?: number;
-  /** Connections served at once; further ones are closed by the OS listener. Default 1,024. */
-  readonly connectionsMax?: number;
+  /**
+   * Connections served at once, in all and from one address; a further one is answered
+   * `ERROR: busy, too many connections ...` and closed.
+   */
+  readonly connections?: Partial<ConnectionLimits>;
   /** Where the node's log lines go (an unexpected failure, with its stack); defaults to stderr. */
   readonly log?: (line: string) => void;
 }
@@ -289,10 +293,11 @@ export async function startTextServer(
 ): Promise<TextServer> {
   const lineBytesMax = options.lineBytesMax ?? options.kv.limits.valueBytesMax + 64;
   const failures = new UnexpectedFailures("text", options.log);
-  const server: Server = createServer({ noDelay: true }, (socket) => {
-    serveSocket(socket, options, lineBytesMax, failures);
+  const listener = await listenTcp({
+    listen,
+    serve: (socket) => serveSocket(socket, options, lineBytesMax, failures),
+    ...(options.connections !== undefined ? { limits: options.connections } : {}),
+    refusal: (refusal, limits) => `ERROR: busy, ${refusalText(refusal, limits)}\r\n`,
   });
-  server.maxConnections = options.connectionsMax ?? 1024;
-  const listener = await listenTcp(server, listen);
   return { address: { host: listener.host, port: listener.port }, close: () => listener.close() };
 }
