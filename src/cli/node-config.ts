@@ -3,7 +3,7 @@
 // start; a bad one stops the node with a message that names the setting, before anything is opened.
 import { parse as parseToml } from "smol-toml";
 import { defaultNodeSettings } from "../node-assembly/index.js";
-import { defaultConnectionLimits } from "../server/connection-gate.js";
+import { defaultConnectionLimits } from "../server/http/index.js";
 import { type TextFlavor, textFlavors } from "../server/text/index.js";
 
 /** A host and port to listen on or dial. */

@@ -1,2 +1,3 @@
+export { type ConnectionLimits, defaultConnectionLimits } from "../connection-gate.js";
 export { buildHttpApp, type HttpAppOptions, type Readiness } from "./app.js";
 export { type ErrorBody, errorBody, httpStatusOf } from "./error-status.js";
