@@ -57,6 +57,10 @@ export interface NodeConfig {
   readonly connectionsMax: number;
   /** Connections open at once from one address on each client port. */
   readonly connectionsPerAddressMax: number;
+  /** Requests per second each client address may make without a token (0: no limit). */
+  readonly addressRequestsPerSecond: number;
+  /** The burst of that rate: requests an idle address may make at once. */
+  readonly addressBurst: number;
   /** Testing facility: dial these addresses instead of peers' member addresses (keyed `host:port`). */
   readonly peerDialOverrides: ReadonlyMap<string, HostPort>;
   /** Testing facility: a file holding the milliseconds every log write and sync waits (a slow disk). */
@@ -264,6 +268,25 @@ export const nodeSettings: readonly Setting[] = [
     min: 1,
     max: 1_000_000,
     description: "connections open at once from one client address on each client port",
+  },
+  {
+    key: "addressRequestsPerSecond",
+    flag: "address-requests-per-second",
+    kind: "int",
+    default: 0,
+    min: 0,
+    max: 1_000_000,
+    description:
+      "rate limit of each client address without a token, over every protocol (0: none; docs/security.md)",
+  },
+  {
+    key: "addressBurst",
+    flag: "address-burst",
+    kind: "int",
+    default: 100,
+    min: 1,
+    max: 10_000_000,
+    description: "requests an idle client address may make at once under --address-requests-per-second",
   },
   {
     key: "auth",

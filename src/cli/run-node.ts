@@ -126,6 +126,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
       tickIntervalMs: config.tickIntervalMs,
       snapshotEntries: config.snapshotEntries,
       snapshotBytes: config.snapshotBytes,
+      addressRate: { requestsPerSecond: config.addressRequestsPerSecond, burst: config.addressBurst },
       segmentBytesMax: config.segmentBytesMax,
       keyBytesMax: config.keyBytesMax,
       valueBytesMax: config.valueBytesMax,
@@ -236,6 +237,7 @@ async function startClientServers(
     auth: node.auth,
     readiness: () => node.readiness(),
     connections,
+    limiter: node.limiter,
   });
   await listening(
     http.listen({ host: config.httpListen.host, port: config.httpListen.port }).then(() => http),
@@ -249,6 +251,7 @@ async function startClientServers(
         flavor: config.textCompat,
         log,
         connections,
+        limiter: node.limiter,
       }),
     ));
   const redis =
@@ -262,6 +265,7 @@ async function startClientServers(
           status: () => node.cluster.status(),
           log,
           connections,
+          limiter: node.limiter,
         },
         config.redisListen,
       ),
@@ -269,7 +273,12 @@ async function startClientServers(
   const grpc =
     config.grpcListen &&
     (await listening(
-      startGrpcServer(config.grpcListen, { streams: node.streams, guard: node.guard, connections }),
+      startGrpcServer(config.grpcListen, {
+        streams: node.streams,
+        guard: node.guard,
+        connections,
+        limiter: node.limiter,
+      }),
     ));
   return { http, text, redis, grpc };
 }

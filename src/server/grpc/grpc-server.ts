@@ -20,6 +20,7 @@ import {
   CairnError,
   isCairnError,
   type Principal,
+  type RateLimiter,
   runAs,
   type StreamService,
 } from "../../service/index.js";
@@ -51,6 +52,8 @@ export interface GrpcServerOptions {
    * (HTTP/2 has the server speak first only after the client's preface, so it cannot be told why).
    */
   readonly connections?: Partial<ConnectionLimits>;
+  /** The node's rate limits, asked once per call; without it none. */
+  readonly limiter?: RateLimiter;
   /** How long a connection without calls stays open. Default 5 minutes. */
   readonly idleConnectionMs?: number;
 }
@@ -130,7 +133,7 @@ async function principalOf(
 
 /** One unary method: decodes, authenticates, runs the handler, and ends the call with its answer or status. */
 function unary(
-  guard: AuthGuard | undefined,
+  { guard, limiter }: { readonly guard?: AuthGuard | undefined; readonly limiter?: RateLimiter | undefined },
   run: (request: unknown, metadata: Metadata) => Promise<Answer>,
 ): handleUnaryCall<Decoded, object> {
   return (call, callback) => {
@@ -142,7 +145,11 @@ function unary(
       return;
     }
     principalOf(guard, call.metadata, decoded.value)
-      .then((principal) => runAs(principal, () => run(decoded.value, call.metadata)))
+      .then((principal) => {
+        // The peer is `host:port` (`[v6]:port`): the bucket is the host's.
+        limiter?.admit(principal, call.getPeer().replace(/:\d+$/, ""));
+        return runAs(principal, () => run(decoded.value, call.metadata));
+      })
       .then(
         (answer) => {
           const trailers = new Metadata();
@@ -179,7 +186,7 @@ export async function startGrpcServer(
     "grpc.max_connection_idle_ms": options.idleConnectionMs ?? 5 * 60_000,
   });
   server.addService(loadService(), {
-    PostMessage: unary(options.guard, async (request, metadata) => {
+    PostMessage: unary(options, async (request, metadata) => {
       let posted: Awaited<ReturnType<MessageServiceHandlers["postMessage"]>>;
       try {
         posted = await handlers.postMessage(request, requestIdOf(metadata));
@@ -197,8 +204,8 @@ export async function startGrpcServer(
         },
       };
     }),
-    GetMessages: unary(options.guard, async () => ({ response: await handlers.getMessages() })),
-    CatchUp: unary(options.guard, async (request) => ({ response: await handlers.catchUp(request) })),
+    GetMessages: unary(options, async () => ({ response: await handlers.getMessages() })),
+    CatchUp: unary(options, async (request) => ({ response: await handlers.catchUp(request) })),
   });
   // grpc-js serves connections from a TCP server of ours: the listener the Redis and text servers
   // share (bound port, every connection ended on close) and a bound on connections.

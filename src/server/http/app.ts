@@ -8,10 +8,11 @@ import {
   isCairnError,
   isErrorCode,
   type KvService,
+  type RateLimiter,
   type StreamService,
 } from "../../service/index.js";
 import type { ConnectionLimits } from "../connection-gate.js";
-import { registerAuthentication, registerAuthRoutes } from "./auth-routes.js";
+import { registerAuthentication, registerAuthRoutes, requestPrincipal } from "./auth-routes.js";
 import { registerAxonRoutes } from "./axon-routes.js";
 import { type ClusterRoutesOptions, registerClusterRoutes } from "./cluster-routes.js";
 import { registerCompatRoutes } from "./compat-routes.js";
@@ -54,11 +55,16 @@ export interface HttpAppOptions {
   readonly corsOrigins?: readonly string[];
   /** Tokens and roles; without it there is no authentication and no /v1/auth routes. */
   readonly auth?: AuthService;
+  /** The node's rate limits; without it none. */
+  readonly limiter?: RateLimiter;
   /** Connections open at once, in all and from one address (docs/security.md). */
   readonly connections?: Partial<ConnectionLimits>;
   /** The largest request line and headers together, in bytes; more is 431 ERR_TOO_LARGE. Default 16 KiB. */
   readonly headerBytesMax?: number;
 }
+
+/** Paths no rate limit applies to: health probes, metrics scrapes, the OpenAPI document. */
+const unlimitedPaths = /^\/(health\/|metrics(\?|$)|v1\/metrics(\?|$)|v1\/openapi\.json)/;
 
 /** How long in-flight requests may take to finish once the server is closing. */
 const closeGraceMs = 1_000;
@@ -82,6 +88,13 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
 
   app.setErrorHandler((error: unknown, _request, reply) => {
     if (isCairnError(error)) {
+      if (error.is("ERR_RATE_LIMITED")) {
+        // Whole seconds, as RFC 9110 writes it; the body's retryAfterMs is exact.
+        reply.header(
+          "retry-after",
+          String(Math.max(1, Math.ceil((error.details.retryAfterMs ?? 1000) / 1000))),
+        );
+      }
       return reply.status(httpStatusOf[error.code]).send(errorBody(error.code, error.message, error.details));
     }
     const message = error instanceof Error ? error.message : String(error);
@@ -109,6 +122,13 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
   if (options.auth !== undefined) {
     registerAuthentication(app, options.auth);
     registerAuthRoutes(app, options.auth);
+  }
+  const limiter = options.limiter;
+  if (limiter !== undefined) {
+    // After authentication, which names the bucket; probes and scrapes are never limited.
+    app.addHook("onRequest", async (request) => {
+      if (!unlimitedPaths.test(request.url)) limiter.admit(requestPrincipal(request), request.ip);
+    });
   }
   const typed = app.withTypeProvider<TypeBoxTypeProvider>();
   typed.get("/health/live", { schema: { summary: "The process is up" } }, async () => ({ status: "ok" }));

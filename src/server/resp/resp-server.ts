@@ -9,6 +9,7 @@ import {
   type ClusterStatus,
   isCairnError,
   type KvService,
+  type RateLimiter,
   runAs,
   type StreamService,
 } from "../../service/index.js";
@@ -45,6 +46,8 @@ export interface RespServerOptions {
    * `-ERR max number of clients reached` and closed.
    */
   readonly connections?: Partial<ConnectionLimits>;
+  /** The node's rate limits, asked once per command as it arrives; without it none. */
+  readonly limiter?: RateLimiter;
   /** Commands one connection may have parsed and not yet answered before reading pauses. */
   readonly pendingCommandsMax?: number;
   /** The wall clock; defaults to Date.now. */
@@ -90,7 +93,9 @@ export async function startRespServer(
     },
     redisVersion: claimedRedisVersion,
     nowMs,
+    rateRefused: new WeakMap(),
   };
+  const limiter = options.limiter;
   let nextId = 1;
   const failures = new UnexpectedFailures("redis", options.log);
   const batcher = new StepBatcher(options.kv);
@@ -184,8 +189,17 @@ export async function startRespServer(
     socket.on("data", (chunk: Buffer) => {
       if (closed || protocolError !== undefined) return;
       for (const item of parser.push(chunk)) {
-        if (item.kind === "command") queue.push(item.args);
-        else protocolError = item.message;
+        if (item.kind === "command") {
+          if (limiter !== undefined) {
+            try {
+              limiter.admit(client.principal, socket.remoteAddress ?? "?");
+            } catch (error) {
+              if (!isCairnError(error)) throw error;
+              context.rateRefused.set(item.args, error);
+            }
+          }
+          queue.push(item.args);
+        } else protocolError = item.message;
       }
       if (queue.length >= pendingMax) socket.pause();
       void drain();
@@ -270,6 +284,8 @@ async function answer(
   server: ServerContext,
   failures: UnexpectedFailures,
 ): Promise<Reply> {
+  const refused = server.rateRefused.get(args);
+  if (refused !== undefined) return r.error(respErrorOf[refused.code](refused));
   try {
     return await run(args, client, server);
   } catch (error) {

@@ -9,6 +9,7 @@ import {
   isCairnError,
   type KvService,
   type Principal,
+  type RateLimiter,
   runAs,
 } from "../../service/index.js";
 import { assertNever } from "../../util/index.js";
@@ -17,7 +18,7 @@ import { listenTcp } from "../tcp-listener.js";
 import { UnexpectedFailures } from "../unexpected-failure.js";
 import { type LineEvent, LineParser } from "./line-parser.js";
 import { parseTextCommand, type TextProtoVersion } from "./text-command.js";
-import { textReasonOf } from "./text-errors.js";
+import { textReasonFor, textReasonOf } from "./text-errors.js";
 
 /**
  * The KV key prefix of every message: message 42 is the key `hatokuse:42` (the id in canonical
@@ -48,6 +49,8 @@ export interface TextServerOptions {
    * `ERROR: busy, too many connections ...` and closed.
    */
   readonly connections?: Partial<ConnectionLimits>;
+  /** The node's rate limits, asked once per line; without it none. */
+  readonly limiter?: RateLimiter;
   /** Where the node's log lines go (an unexpected failure, with its stack); defaults to stderr. */
   readonly log?: (line: string) => void;
 }
@@ -140,9 +143,14 @@ class TextSession {
   /** Who the connection acts for: anonymous until an `AUTH <token>` line succeeds. */
   #principal: Principal = anonymous;
 
-  constructor(kv: KvService, flavor: TextFlavor, guard?: AuthGuard) {
+  readonly #limiter: RateLimiter | undefined;
+  readonly #address: string;
+
+  constructor(kv: KvService, flavor: TextFlavor, address: string, guard?: AuthGuard, limiter?: RateLimiter) {
     this.#kv = kv;
     this.#guard = guard;
+    this.#limiter = limiter;
+    this.#address = address;
     this.#banner = flavors[flavor].banner;
     this.#prompt = flavors[flavor].prompt;
   }
@@ -154,6 +162,11 @@ class TextSession {
 
   /** Answers one event of the line parser. */
   async answer(event: LineEvent): Promise<Reply> {
+    try {
+      this.#limiter?.admit(this.#principal, this.#address);
+    } catch (error) {
+      return this.#failure(error);
+    }
     if (event.kind === "too-long") return this.#line("ERROR: line too long");
     const command = parseTextCommand(event.bytes);
     switch (command.kind) {
@@ -211,7 +224,7 @@ class TextSession {
   /** An expected failure becomes an `ERROR:` line; anything else is a bug and propagates to the server. */
   #failure(error: unknown): Reply {
     if (!isCairnError(error)) throw error;
-    return this.#line(`ERROR: ${textReasonOf[error.code]}`);
+    return this.#line(`ERROR: ${textReasonFor(error)}`);
   }
 }
 
@@ -222,7 +235,13 @@ function serveSocket(
   lineBytesMax: number,
   failures: UnexpectedFailures,
 ): void {
-  const session = new TextSession(options.kv, options.flavor, options.guard);
+  const session = new TextSession(
+    options.kv,
+    options.flavor,
+    socket.remoteAddress ?? "?",
+    options.guard,
+    options.limiter,
+  );
   const parser = new LineParser(lineBytesMax);
   const queue: LineEvent[] = [];
   let running = false;
