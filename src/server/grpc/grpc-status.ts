@@ -65,7 +65,7 @@ export const postMessageTextOf: Record<ErrorCode, (error: CairnError) => string>
   ERR_TOO_LARGE: (e) => `Failed to create message: ${e.message}`,
   ERR_STREAM_FULL: (e) => `Failed to create message: ${e.message}`,
   ERR_LIMIT: (e) => `Failed to create message: ${e.message}`,
-  ERR_BUSY: (e) => `Busy: ${e.message}`,
+  ERR_BUSY: (e) => `Rate limited: ${e.message}`,
   // The seed's text for its 429 RATE_LIMITED.
   ERR_RATE_LIMITED: (e) => `Rate limited: ${e.message}`,
   ERR_NOT_LEADER: () => quorumLost,

@@ -135,6 +135,17 @@ export async function startRespServer(
       socket.write(out.length === 1 ? (out[0] ?? Buffer.alloc(0)) : Buffer.concat(out));
     };
 
+    const admit = (commands: readonly (readonly Buffer[])[]): void => {
+      for (const args of commands) {
+        try {
+          limiter?.admit(client.principal, socket.remoteAddress ?? "?");
+        } catch (error) {
+          if (!isCairnError(error)) throw error;
+          context.rateRefused.set(args, error);
+        }
+      }
+    };
+
     const drain = async (): Promise<void> => {
       if (running) return;
       running = true;
@@ -152,6 +163,8 @@ export async function startRespServer(
           ? takeOne(queue)
           : takeRun(queue, client, options.kv.limits.valueBytesMax);
         if (run === undefined) break;
+        // Each command is counted once, as it is about to run, against the principal it runs as.
+        if (limiter !== undefined) admit(run.kind === "single" ? [run.command] : run.commands);
         if (queue.length < pendingMax / 2) socket.resume();
         let replies: Reply[];
         try {
@@ -189,17 +202,7 @@ export async function startRespServer(
     socket.on("data", (chunk: Buffer) => {
       if (closed || protocolError !== undefined) return;
       for (const item of parser.push(chunk)) {
-        if (item.kind === "command") {
-          if (limiter !== undefined) {
-            try {
-              limiter.admit(client.principal, socket.remoteAddress ?? "?");
-            } catch (error) {
-              if (!isCairnError(error)) throw error;
-              context.rateRefused.set(item.args, error);
-            }
-          }
-          queue.push(item.args);
-        } else protocolError = item.message;
+        if (item.kind === "command") queue.push(item.args); else protocolError = item.message;
       }
       if (queue.length >= pendingMax) socket.pause();
       void drain();

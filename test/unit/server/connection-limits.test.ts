@@ -3,7 +3,6 @@
 // protocol's usual answer; one over a limit gets that protocol's stable refusal and is closed; once
 // a connection closes, its place is free again.
 import assert from "node:assert/strict";
-import { connect, type Socket } from "node:net";
 import { describe, it } from "node:test";
 import type { ConnectionLimits } from "../../../src/server/connection-gate.js";
 import { startGrpcServer } from "../../../src/server/grpc/index.js";
@@ -12,44 +11,12 @@ import { startRespServer } from "../../../src/server/resp/index.js";
 import { startTextServer } from "../../../src/server/text/index.js";
 import { KvService, StreamService } from "../../../src/service/index.js";
 import { LocalReplication } from "../../support/local-replication.js";
-import { singleNodeStatus } from "../../support/resp-fixture.js";
+import { RawConnection, singleNodeStatus } from "../../support/resp-fixture.js";
 
-/** A raw connection that keeps what it received and knows when the server closed it. */
-class Raw {
-  readonly socket: Socket;
-  received = "";
-  readonly ended: Promise<string>;
-  #changed: () => void = () => undefined;
-
-  constructor(port: number) {
-    this.socket = connect(port, "127.0.0.1");
-    this.socket.on("error", () => undefined);
-    this.socket.on("data", (chunk: Buffer) => {
-      this.received += chunk.toString("latin1");
-      this.#changed();
-    });
-    this.ended = new Promise((resolve) => this.socket.once("close", () => resolve(this.received)));
-  }
-
-  /** Sends `text` and resolves once what was received includes `expected`. */
-  async until(expected: string, text?: string): Promise<void> {
-    if (text !== undefined) this.socket.write(text);
-    while (!this.received.includes(expected)) {
-      const closed = await Promise.race([
-        new Promise<false>((resolve) => {
-          this.#changed = () => resolve(false);
-        }),
-        this.ended.then(() => true),
-      ]);
-      if (closed && !this.received.includes(expected))
-        assert.fail(`closed before ${expected}: ${this.received}`);
-    }
-  }
-
-  close(): Promise<string> {
-    this.socket.destroy();
-    return this.ended;
-  }
+/** Sends `text` (if any); true once what `raw` received includes `expected`, false if it closed first. */
+async function until(raw: RawConnection, expected: string, text?: string): Promise<boolean> {
+  if (text !== undefined) raw.write(text);
+  return (await raw.until((r) => r.includes(expected))).includes(expected);
 }
 
 interface Port {
@@ -61,7 +28,7 @@ interface Port {
 interface Case {
   readonly name: string;
   start(limits: Partial<ConnectionLimits>): Promise<Port>;
-  served(raw: Raw): Promise<void>;
+  served(raw: RawConnection): Promise<boolean>;
   /** Part of the refusal each limit gets ("" where the protocol cannot speak first). */
   readonly refusal: { readonly address: string; readonly listener: string };
 }
@@ -82,7 +49,7 @@ const cases: readonly Case[] = [
       assert.ok(typeof address === "object" && address !== null);
       return { port: address.port, close: () => app.close() };
     },
-    served: (raw) => raw.until('{"status":"ok"}', "GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n"),
+    served: (raw) => until(raw, '{"status":"ok"}', "GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n"),
     refusal: {
       address: "429 Too Many Requests",
       listener: "429 Too Many Requests",
@@ -98,7 +65,7 @@ const cases: readonly Case[] = [
       );
       return { port: Number(server.address.split(":")[1]), close: () => server.close() };
     },
-    served: (raw) => raw.until("+PONG\r\n", "PING\r\n"),
+    served: (raw) => until(raw, "+PONG\r\n", "PING\r\n"),
     refusal: {
       address: "-ERR max number of clients reached from your address\r\n",
       listener: "-ERR max number of clients reached\r\n",
@@ -114,7 +81,7 @@ const cases: readonly Case[] = [
       );
       return { port: server.address.port, close: () => server.close() };
     },
-    served: (raw) => raw.until("> "),
+    served: (raw) => until(raw, "cairn> "),
     refusal: {
       address: "ERROR: busy, too many connections from your address (2)",
       listener: "ERROR: busy, too many connections to this port (2)",
@@ -129,7 +96,8 @@ const cases: readonly Case[] = [
     },
     // The server's HTTP/2 SETTINGS frame answers the client's preface.
     served: (raw) =>
-      raw.until(
+      until(
+        raw,
         "\u0000\u0004",
         "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\u0000\u0000\u0000\u0004\u0000\u0000\u0000\u0000\u0000",
       ),
@@ -142,30 +110,25 @@ describe("connections per listener and per address", () => {
     it(`${c.name}: a third connection from one address is refused with a stable answer, and admitted once one closes`, async () => {
       const server = await c.start({ connectionsPerAddressMax: 2, connectionsMax: 10 });
       try {
-        const first = new Raw(server.port);
-        const second = new Raw(server.port);
-        await c.served(first);
-        await c.served(second);
-        const third = new Raw(server.port);
-        const answer = await third.ended;
+        const first = await RawConnection.open(server.port);
+        const second = await RawConnection.open(server.port);
+        assert.ok(await c.served(first));
+        assert.ok(await c.served(second));
+        const answer = await (await RawConnection.open(server.port)).closed();
         assert.ok(answer.includes(c.refusal.address), `${c.name} answered ${JSON.stringify(answer)}`);
         if (c.refusal.address === "") assert.equal(answer, "");
         // The first connection is still served after the refusal.
-        await c.served(first);
-        await second.close();
+        assert.ok(await c.served(first));
+        second.close();
         // The server counts the close when it sees it: try again until admitted (bounded).
         let admitted = false;
         for (let attempt = 0; attempt < 200 && !admitted; attempt++) {
-          const again = new Raw(server.port);
-          const outcome = await Promise.race([
-            c.served(again).then(() => true),
-            again.ended.then(() => false),
-          ]);
-          admitted = outcome;
-          await again.close();
+          const again = await RawConnection.open(server.port);
+          admitted = await c.served(again);
+          again.close();
         }
         assert.ok(admitted);
-        await first.close();
+        first.close();
       } finally {
         await server.close();
       }
@@ -174,11 +137,11 @@ describe("connections per listener and per address", () => {
     it(`${c.name}: a connection over the listener's limit is refused`, async () => {
       const server = await c.start({ connectionsPerAddressMax: 10, connectionsMax: 2 });
       try {
-        const open = [new Raw(server.port), new Raw(server.port)];
-        for (const raw of open) await c.served(raw);
-        const answer = await new Raw(server.port).ended;
+        const open = [await RawConnection.open(server.port), await RawConnection.open(server.port)];
+        for (const raw of open) assert.ok(await c.served(raw));
+        const answer = await (await RawConnection.open(server.port)).closed();
         assert.ok(answer.includes(c.refusal.listener), `${c.name} answered ${JSON.stringify(answer)}`);
-        for (const raw of open) await raw.close();
+        for (const raw of open) raw.close();
       } finally {
         await server.close();
       }
@@ -194,14 +157,14 @@ describe("HTTP headers", () => {
     try {
       const address = app.server.address();
       assert.ok(typeof address === "object" && address !== null);
-      const big = new Raw(address.port);
-      big.socket.write(`GET /health/live HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(8192)}\r\n\r\n`);
-      const answer = await big.ended;
+      const big = await RawConnection.open(address.port);
+      big.write(`GET /health/live HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(8192)}\r\n\r\n`);
+      const answer = await big.closed();
       assert.match(answer, /^HTTP\/1\.1 431 /);
       assert.ok(answer.includes('"code":"ERR_TOO_LARGE"'), answer);
-      const fine = new Raw(address.port);
-      await fine.until('{"status":"ok"}', "GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n");
-      await fine.close();
+      const fine = await RawConnection.open(address.port);
+      assert.ok(await until(fine, '{"status":"ok"}', "GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n"));
+      fine.close();
     } finally {
       await app.close();
     }
