@@ -45,6 +45,11 @@ export interface NodeConfig {
   readonly tlsCa: string | undefined;
   readonly tlsCert: string | undefined;
   readonly tlsKey: string | undefined;
+  /** TLS on every client port: this certificate and key (PEM); plain text without them. */
+  readonly clientTlsCert: string | undefined;
+  readonly clientTlsKey: string | undefined;
+  /** Clients must present a certificate this CA signed. */
+  readonly clientTlsCa: string | undefined;
   readonly tickIntervalMs: number;
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
@@ -176,6 +181,19 @@ export const nodeSettings: readonly Setting[] = [
     description: "HTTP URL of any member, to join an existing cluster",
   },
   { key: "tlsCa", flag: "tls-ca", kind: "path", description: "PEM file of the cluster CA" },
+  {
+    key: "clientTlsCert",
+    flag: "client-tls-cert",
+    kind: "path",
+    description: "PEM certificate for TLS on every client port (HTTP, Redis, text, gRPC); reloaded on SIGHUP",
+  },
+  { key: "clientTlsKey", flag: "client-tls-key", kind: "path", description: "PEM key of --client-tls-cert" },
+  {
+    key: "clientTlsCa",
+    flag: "client-tls-ca",
+    kind: "path",
+    description: "PEM CA: clients must present a certificate it signed",
+  },
   { key: "tlsCert", flag: "tls-cert", kind: "path", description: "PEM file of this node's certificate" },
   { key: "tlsKey", flag: "tls-key", kind: "path", description: "PEM file of this node's private key" },
   {
@@ -493,6 +511,12 @@ export function resolveNodeConfig(sources: ConfigSources): NodeConfig {
   const config = out as NodeConfig;
   const tls = [config.tlsCa, config.tlsCert, config.tlsKey].filter((v) => v !== undefined).length;
   if (tls !== 0 && tls !== 3) throw new ConfigError("tls-ca", "give tls-ca, tls-cert and tls-key together");
+  if ((config.clientTlsCert === undefined) !== (config.clientTlsKey === undefined)) {
+    throw new ConfigError("client-tls-cert", "give client-tls-cert and client-tls-key together");
+  }
+  if (config.clientTlsCa !== undefined && config.clientTlsCert === undefined) {
+    throw new ConfigError("client-tls-ca", "client certificates need client-tls-cert and client-tls-key");
+  }
   if (config.heartbeatTicks >= config.electionTicks) {
     throw new ConfigError("heartbeat-ticks", "must be smaller than election-ticks");
   }

@@ -10,7 +10,7 @@ import { type NodeWireMessage, nodeWireCodec, systemEnv } from "../node/index.js
 import { CairnNode } from "../node-assembly/index.js";
 import { type NodeId, nodeId } from "../raft/index.js";
 import { startGrpcServer } from "../server/grpc/index.js";
-import { buildHttpApp } from "../server/http/index.js";
+import { buildHttpApp, ClientTls } from "../server/http/index.js";
 import { startRespServer } from "../server/resp/index.js";
 import { startTextServer } from "../server/text/index.js";
 import { type AuthService, type JoinAnswer, type Membership, runAs, system } from "../service/index.js";
@@ -30,6 +30,11 @@ import { loadOrBootstrap, type NodeIdentity } from "./node-identity.js";
 export interface RunningNode {
   readonly id: NodeId;
   readonly httpUrl: string;
+  /**
+   * Re-reads the client TLS certificate, key and CA: new connections get them. Throws, keeping the
+   * old ones, when they cannot be read.
+   */
+  reloadClientTls(): void;
   /** Resolves when the cluster removed this node from its membership. */
   readonly removed: Promise<void>;
   close(): Promise<void>;
@@ -102,7 +107,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     // that joined while this node was down must reach it to bring it up to date (see Membership).
     isMember: (peer) => (membership === undefined ? startMembers.has(peer) : !membership.isRetired(peer)),
   });
-  const httpUrl = `http://${config.httpListen.host}:${config.httpListen.port}`;
+  const httpUrl = `${config.clientTlsCert !== undefined ? "https" : "http"}://${config.httpListen.host}:${config.httpListen.port}`;
   const textAt = config.textListen && `${config.textListen.host}:${config.textListen.port}`;
   const redisAt = config.redisListen && `${config.redisListen.host}:${config.redisListen.port}`;
   const grpcAt = config.grpcListen && `${config.grpcListen.host}:${config.grpcListen.port}`;
@@ -141,7 +146,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     listeners.unshift(opened);
     return opened;
   };
-  const { redis } = await startClientServers(config, identity.name, node, log, listening).catch(
+  const { redis, tls } = await startClientServers(config, identity.name, node, log, listening).catch(
     async (error: unknown) => {
       for (const listener of listeners) await listener.close().catch(() => undefined);
       await node.close();
@@ -158,6 +163,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     id,
     httpUrl,
     removed: node.removed,
+    reloadClientTls: () => tls?.reload(),
     close: async () => {
       stopAuthBootstrap();
       for (const listener of listeners) await listener.close();
@@ -193,6 +199,15 @@ export async function runNode(config: NodeConfig): Promise<void> {
     };
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
+    // SIGHUP: a renewed client certificate serves new connections, without a restart.
+    process.on("SIGHUP", () => {
+      try {
+        node.reloadClientTls();
+        log("client TLS files reloaded");
+      } catch (error) {
+        log(`client TLS reload failed, the previous certificate stays in use: ${String(error)}`);
+      }
+    });
     void node.removed.then(stop);
     if (config.stopOn === "stdin-end") {
       // The supervisor writes nothing; the pipe ends when it closes it or dies.
@@ -216,6 +231,15 @@ async function startClientServers(
   log: (line: string) => void,
   listening: <T extends { close(): Promise<void> }>(server: Promise<T>) => Promise<T>,
 ) {
+  const tls =
+    config.clientTlsCert !== undefined && config.clientTlsKey !== undefined
+      ? new ClientTls({
+          cert: config.clientTlsCert,
+          key: config.clientTlsKey,
+          ...(config.clientTlsCa !== undefined ? { ca: config.clientTlsCa } : {}),
+        })
+      : undefined;
+  const secure = tls !== undefined ? { tls } : {};
   const connections = {
     connectionsMax: config.connectionsMax,
     connectionsPerAddressMax: config.connectionsPerAddressMax,
@@ -238,6 +262,7 @@ async function startClientServers(
     readiness: () => node.readiness(),
     connections,
     limiter: node.limiter,
+    ...secure,
   });
   await listening(
     http.listen({ host: config.httpListen.host, port: config.httpListen.port }).then(() => http),
@@ -252,6 +277,7 @@ async function startClientServers(
         log,
         connections,
         limiter: node.limiter,
+        ...secure,
       }),
     ));
   const redis =
@@ -266,6 +292,7 @@ async function startClientServers(
           log,
           connections,
           limiter: node.limiter,
+          ...secure,
         },
         config.redisListen,
       ),
@@ -278,9 +305,10 @@ async function startClientServers(
         guard: node.guard,
         connections,
         limiter: node.limiter,
+        ...secure,
       }),
     ));
-  return { http, text, redis, grpc };
+  return { http, text, redis, grpc, tls };
 }
 
 /** Where `--auth on` writes the bootstrap admin token, and the mark that it has run. */

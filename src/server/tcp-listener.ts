@@ -2,7 +2,9 @@
 // place that binds, bounds connections per listener and per address (a refused client is told why
 // in its own protocol, then closed), reports the port actually bound (port 0 in tests) and, on
 // close, ends every open connection so a stopping node does not wait on idle clients.
-import { createServer, type Socket } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
+import { createServer as createTlsServer } from "node:tls";
+import type { ClientTls } from "./client-tls.js";
 import { ConnectionGate, type ConnectionLimits, type ConnectionRefusal } from "./connection-gate.js";
 
 /** A listening TCP server: where it listens and how to stop it. */
@@ -26,13 +28,17 @@ export interface TcpServeOptions {
    * word, as a protocol that cannot speak first must be).
    */
   readonly refusal?: (refusal: ConnectionRefusal, limits: ConnectionLimits) => string;
+  /** Serve over TLS with this node's certificate (the refusal then travels over TLS too). */
+  readonly tls?: ClientTls;
+  /** ALPN protocols offered over TLS (gRPC: `h2`). */
+  readonly alpnProtocols?: readonly string[];
 }
 
 /** Starts serving on `options.listen`; rejects with the bind error (EADDRINUSE...) when it cannot. */
 export async function listenTcp(options: TcpServeOptions): Promise<TcpListener> {
   const gate = new ConnectionGate(options.limits);
   const sockets = new Set<Socket>();
-  const server = createServer({ noDelay: true }, (socket: Socket) => {
+  const admit = (socket: Socket) => {
     const refused = gate.admit(socket);
     if (refused !== undefined) {
       socket.on("error", () => undefined);
@@ -43,9 +49,29 @@ export async function listenTcp(options: TcpServeOptions): Promise<TcpListener> 
       socket.resume();
       return;
     }
+    options.serve(socket);
+  };
+  const tls = options.tls;
+  let server: Server;
+  if (tls === undefined) server = createServer({ noDelay: true }, admit);
+  else {
+    const secure = createTlsServer(
+      {
+        ...tls.serverOptions(),
+        noDelay: true,
+        ...(options.alpnProtocols !== undefined ? { ALPNProtocols: [...options.alpnProtocols] } : {}),
+      },
+      admit,
+    );
+    // A failed handshake (a plain-text client, an unknown client certificate) only ends that connection.
+    secure.on("tlsClientError", () => undefined);
+    tls.serve(secure);
+    server = secure;
+  }
+  // Every TCP connection, served or still in its TLS handshake, ends when the listener closes.
+  server.on("connection", (socket: Socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
-    options.serve(socket);
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

@@ -24,6 +24,7 @@ import {
   runAs,
   type StreamService,
 } from "../../service/index.js";
+import type { ClientTls } from "../client-tls.js";
 import type { ConnectionLimits } from "../connection-gate.js";
 import { listenTcp } from "../tcp-listener.js";
 import { codeTrailer, grpcFailureOf, postMessageFailureOf } from "./grpc-status.js";
@@ -52,6 +53,8 @@ export interface GrpcServerOptions {
    * (HTTP/2 has the server speak first only after the client's preface, so it cannot be told why).
    */
   readonly connections?: Partial<ConnectionLimits>;
+  /** Serve over TLS with the node's client certificate (docs/security.md); plain TCP without it. */
+  readonly tls?: ClientTls;
   /** The node's rate limits, asked once per call; without it none. */
   readonly limiter?: RateLimiter;
   /** How long a connection without calls stays open. Default 5 minutes. */
@@ -214,6 +217,9 @@ export async function startGrpcServer(
     listen,
     serve: (socket) => injector.injectConnection(socket),
     ...(options.connections !== undefined ? { limits: options.connections } : {}),
+    // grpc-js serves HTTP/2 in the clear on the connection it is handed: over TLS that is the
+    // decrypted stream, with h2 agreed by ALPN as gRPC clients require.
+    ...(options.tls !== undefined ? { tls: options.tls, alpnProtocols: ["h2"] } : {}),
   });
   return {
     address: { host: listener.host, port: listener.port },

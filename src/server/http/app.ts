@@ -1,6 +1,8 @@
 // The HTTP/JSON server: fastify with typebox schemas, one error body shape for every failure
 // (ours, validation, oversize bodies, unknown routes), health endpoints and an OpenAPI document
 // generated from the registered route schemas.
+
+import { Server as TlsServer } from "node:tls";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance } from "fastify";
 import {
@@ -11,6 +13,7 @@ import {
   type RateLimiter,
   type StreamService,
 } from "../../service/index.js";
+import type { ClientTls } from "../client-tls.js";
 import type { ConnectionLimits } from "../connection-gate.js";
 import { registerAuthentication, registerAuthRoutes, requestPrincipal } from "./auth-routes.js";
 import { registerAxonRoutes } from "./axon-routes.js";
@@ -59,6 +62,8 @@ export interface HttpAppOptions {
   readonly limiter?: RateLimiter;
   /** Connections open at once, in all and from one address (docs/security.md). */
   readonly connections?: Partial<ConnectionLimits>;
+  /** Serve HTTPS with the node's client certificate (docs/security.md); plain HTTP without it. */
+  readonly tls?: ClientTls;
   /** The largest request line and headers together, in bytes; more is 431 ERR_TOO_LARGE. Default 16 KiB. */
   readonly headerBytesMax?: number;
 }
@@ -77,8 +82,15 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
     // Keys may contain "/" and percent-escapes; take the path verbatim after /v1/kv/.
     routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: options.kv.limits.keyBytesMax * 3 },
     http: { maxHeaderSize: options.headerBytesMax ?? 16 * 1024 },
+    ...(options.tls !== undefined
+      ? { https: { ...options.tls.serverOptions(), maxHeaderSize: options.headerBytesMax ?? 16 * 1024 } }
+      : {}),
     clientErrorHandler,
   });
+  if (options.tls !== undefined && app.server instanceof TlsServer) {
+    options.tls.serve(app.server);
+    app.server.on("tlsClientError", () => undefined);
+  }
   // First of all hooks: a refused connection is answered before anything else runs.
   registerConnectionBounds(app, options.connections ?? {});
   app.setValidatorCompiler(typeboxValidatorCompiler);

@@ -2,6 +2,7 @@
 // every client port uses), and headers over their limit answered in the API's one error body
 // rather than fastify's own.
 import type { Socket } from "node:net";
+import { Server as TlsServer } from "node:tls";
 import type { FastifyInstance } from "fastify";
 import { ConnectionGate, type ConnectionLimits, refusalText } from "../connection-gate.js";
 import { type ErrorBody, errorBody } from "./error-status.js";
@@ -25,7 +26,8 @@ export function registerConnectionBounds(
   const gate = new ConnectionGate(limits);
   const refused = new WeakMap<Socket, string>();
   app.server.maxConnections = 2 * gate.limits.connectionsMax;
-  app.server.on("connection", (socket: Socket) => {
+  // Over TLS the answer must travel encrypted: count a connection once its handshake is done.
+  app.server.on(app.server instanceof TlsServer ? "secureConnection" : "connection", (socket: Socket) => {
     const refusal = gate.admit(socket);
     if (refusal === undefined) return;
     const message = refusalText(refusal, gate.limits);

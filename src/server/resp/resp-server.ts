@@ -13,6 +13,7 @@ import {
   runAs,
   type StreamService,
 } from "../../service/index.js";
+import type { ClientTls } from "../client-tls.js";
 import type { ConnectionLimits } from "../connection-gate.js";
 import { listenTcp } from "../tcp-listener.js";
 import { UnexpectedFailures } from "../unexpected-failure.js";
@@ -46,6 +47,8 @@ export interface RespServerOptions {
    * `-ERR max number of clients reached` and closed.
    */
   readonly connections?: Partial<ConnectionLimits>;
+  /** Serve over TLS with the node's client certificate (docs/security.md); plain TCP without it. */
+  readonly tls?: ClientTls;
   /** The node's rate limits, asked once per command as it arrives; without it none. */
   readonly limiter?: RateLimiter;
   /** Commands one connection may have parsed and not yet answered before reading pauses. */
@@ -202,7 +205,8 @@ export async function startRespServer(
     socket.on("data", (chunk: Buffer) => {
       if (closed || protocolError !== undefined) return;
       for (const item of parser.push(chunk)) {
-        if (item.kind === "command") queue.push(item.args); else protocolError = item.message;
+        if (item.kind === "command") queue.push(item.args);
+        else protocolError = item.message;
       }
       if (queue.length >= pendingMax) socket.pause();
       void drain();
@@ -220,6 +224,7 @@ export async function startRespServer(
     listen,
     serve,
     ...(options.connections !== undefined ? { limits: options.connections } : {}),
+    ...(options.tls !== undefined ? { tls: options.tls } : {}),
     // Redis's own text when maxclients is reached; the limit per address has no Redis twin.
     refusal: (refusal) =>
       refusal === "listener-full"

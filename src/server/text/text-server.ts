@@ -13,6 +13,7 @@ import {
   runAs,
 } from "../../service/index.js";
 import { assertNever } from "../../util/index.js";
+import type { ClientTls } from "../client-tls.js";
 import { type ConnectionLimits, refusalText } from "../connection-gate.js";
 import { listenTcp } from "../tcp-listener.js";
 import { UnexpectedFailures } from "../unexpected-failure.js";
@@ -49,6 +50,8 @@ export interface TextServerOptions {
    * `ERROR: busy, too many connections ...` and closed.
    */
   readonly connections?: Partial<ConnectionLimits>;
+  /** Serve over TLS with the node's client certificate (docs/security.md); plain TCP without it. */
+  readonly tls?: ClientTls;
   /** The node's rate limits, asked once per line; without it none. */
   readonly limiter?: RateLimiter;
   /** Where the node's log lines go (an unexpected failure, with its stack); defaults to stderr. */
@@ -316,6 +319,7 @@ export async function startTextServer(
     listen,
     serve: (socket) => serveSocket(socket, options, lineBytesMax, failures),
     ...(options.connections !== undefined ? { limits: options.connections } : {}),
+    ...(options.tls !== undefined ? { tls: options.tls } : {}),
     refusal: (refusal, limits) => `ERROR: busy, ${refusalText(refusal, limits)}\r\n`,
   });
   return { address: { host: listener.host, port: listener.port }, close: () => listener.close() };
