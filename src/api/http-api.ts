@@ -562,11 +562,34 @@ export const RolePutBody = Type.Object(
 /** PUT /v1/auth/roles/{name}. */
 export type RolePutBody = Static<typeof RolePutBody>;
 
+/** The body of PUT /v1/auth/roles/{name}/rate: a token bucket per token of the role. */
+export const RoleRateBody = Type.Object(
+  {
+    requestsPerSecond: Type.Integer({
+      minimum: 0,
+      maximum: 1_000_000,
+      description: "requests per second each token of the role may make, over every protocol (0: no limit)",
+    }),
+    burst: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 10_000_000,
+        description: "requests an idle token may make at once (default: one second's worth)",
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+/** The body of PUT /v1/auth/roles/{name}/rate. */
+export type RoleRateBody = Static<typeof RoleRateBody>;
+
 /** A role as listed. */
 export interface RoleInfo {
   readonly name: string;
   readonly grants: readonly string[];
   readonly builtIn: boolean;
+  /** Its rate limit per token, if it has one. */
+  readonly rate?: { readonly requestsPerSecond: number; readonly burst: number };
 }
 
 /** GET /v1/auth/whoami: whether authentication is on, and the caller's token and role. */

@@ -69,6 +69,20 @@ export function registerAuthCommands(program: Command, context: AuthCommandsCont
         }),
       ),
     );
+  withCommon(role.command("rate <name>").description("set the rate limit of each token of a role"))
+    .requiredOption(
+      "--requests-per-second <n>",
+      "requests per second per token, over every protocol (0: no limit)",
+    )
+    .option("--burst <n>", "requests an idle token may make at once (default: one second's worth)")
+    .action(async (name: string, options: Common & { requestsPerSecond: string; burst?: string }) =>
+      context.print(
+        await clientOf(options).request("PUT", `/v1/auth/roles/${encodeURIComponent(name)}/rate`, {
+          requestsPerSecond: Number(options.requestsPerSecond),
+          ...(options.burst !== undefined ? { burst: Number(options.burst) } : {}),
+        }),
+      ),
+    );
   withCommon(role.command("list").description("list roles and their grants")).action(
     async (options: Common) => context.print(await clientOf(options).request("GET", "/v1/auth/roles")),
   );

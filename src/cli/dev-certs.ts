@@ -277,9 +277,10 @@ export function devCertsCommand(
     .description("create or reuse development mTLS certificates (a local CA, node-1..N and a client)")
     .option("--dir <path>", "where to keep them", join(".cairn", "dev", "certs"))
     .option("--nodes <count>", "how many node certificates", "3")
-    .option("--host <name...>", "extra DNS names or IPs for every node certificate");
+    .option("--host <name...>", "extra DNS names or IPs for every node certificate")
+    .option("--client <name...>", "client certificates to issue (for --client-tls-ca); default cairn-client");
   command.action(async () => {
-    const options = command.opts<{ dir: string; nodes: string; host?: string[] }>();
+    const options = command.opts<{ dir: string; nodes: string; host?: string[]; client?: string[] }>();
     const count = Number(options.nodes);
     if (!Number.isSafeInteger(count) || count < 1 || count > 99) {
       throw new Error(`--nodes must be an integer from 1 to 99, got "${options.nodes}"`);
@@ -288,6 +289,7 @@ export function devCertsCommand(
       dir: options.dir,
       nodeNames: Array.from({ length: count }, (_, i) => `node-${i + 1}`),
       extraHosts: options.host ?? [],
+      ...(options.client !== undefined ? { clientNames: options.client } : {}),
     });
     write(`CA:      ${result.caCertPath}\n`);
     for (const [name, paths] of [...result.nodes, ...result.clients]) {

@@ -3,6 +3,7 @@
 // start; a bad one stops the node with a message that names the setting, before anything is opened.
 import { parse as parseToml } from "smol-toml";
 import { defaultNodeSettings } from "../node-assembly/index.js";
+import { defaultConnectionLimits } from "../server/http/index.js";
 import { type TextFlavor, textFlavors } from "../server/text/index.js";
 
 /** A host and port to listen on or dial. */
@@ -44,6 +45,11 @@ export interface NodeConfig {
   readonly tlsCa: string | undefined;
   readonly tlsCert: string | undefined;
   readonly tlsKey: string | undefined;
+  /** TLS on every client port: this certificate and key (PEM); plain text without them. */
+  readonly clientTlsCert: string | undefined;
+  readonly clientTlsKey: string | undefined;
+  /** Clients must present a certificate this CA signed. */
+  readonly clientTlsCa: string | undefined;
   readonly tickIntervalMs: number;
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
@@ -54,6 +60,14 @@ export interface NodeConfig {
   readonly snapshotBytes: number;
   /** Every replica hashes its state at each applied index that is a multiple of this (the state check). */
   readonly stateCheckEntries: number;
+  /** Connections open at once on each client port (HTTP, Redis, text, gRPC). */
+  readonly connectionsMax: number;
+  /** Connections open at once from one address on each client port. */
+  readonly connectionsPerAddressMax: number;
+  /** Requests per second each client address may make without a token (0: no limit). */
+  readonly addressRequestsPerSecond: number;
+  /** The burst of that rate: requests an idle address may make at once. */
+  readonly addressBurst: number;
   /** Testing facility: dial these addresses instead of peers' member addresses (keyed `host:port`). */
   readonly peerDialOverrides: ReadonlyMap<string, HostPort>;
   /** Testing facility: a file holding the milliseconds every log write and sync waits (a slow disk). */
@@ -169,6 +183,19 @@ export const nodeSettings: readonly Setting[] = [
     description: "HTTP URL of any member, to join an existing cluster",
   },
   { key: "tlsCa", flag: "tls-ca", kind: "path", description: "PEM file of the cluster CA" },
+  {
+    key: "clientTlsCert",
+    flag: "client-tls-cert",
+    kind: "path",
+    description: "PEM certificate for TLS on every client port (HTTP, Redis, text, gRPC); reloaded on SIGHUP",
+  },
+  { key: "clientTlsKey", flag: "client-tls-key", kind: "path", description: "PEM key of --client-tls-cert" },
+  {
+    key: "clientTlsCa",
+    flag: "client-tls-ca",
+    kind: "path",
+    description: "PEM CA: clients must present a certificate it signed",
+  },
   { key: "tlsCert", flag: "tls-cert", kind: "path", description: "PEM file of this node's certificate" },
   { key: "tlsKey", flag: "tls-key", kind: "path", description: "PEM file of this node's private key" },
   {
@@ -252,6 +279,43 @@ export const nodeSettings: readonly Setting[] = [
     min: 64 * 1024,
     max: 16 * 1024 * 1024 * 1024,
     description: "bytes of applied entry data between snapshots (whichever of the two comes first)",
+  },
+  {
+    key: "connectionsMax",
+    flag: "connections-max",
+    kind: "int",
+    default: defaultConnectionLimits.connectionsMax,
+    min: 1,
+    max: 1_000_000,
+    description: "connections open at once on each client port (HTTP, Redis, text, gRPC)",
+  },
+  {
+    key: "connectionsPerAddressMax",
+    flag: "connections-per-address-max",
+    kind: "int",
+    default: defaultConnectionLimits.connectionsPerAddressMax,
+    min: 1,
+    max: 1_000_000,
+    description: "connections open at once from one client address on each client port",
+  },
+  {
+    key: "addressRequestsPerSecond",
+    flag: "address-requests-per-second",
+    kind: "int",
+    default: 0,
+    min: 0,
+    max: 1_000_000,
+    description:
+      "rate limit of each client address without a token, over every protocol (0: none; docs/security.md)",
+  },
+  {
+    key: "addressBurst",
+    flag: "address-burst",
+    kind: "int",
+    default: 100,
+    min: 1,
+    max: 10_000_000,
+    description: "requests an idle client address may make at once under --address-requests-per-second",
   },
   {
     key: "auth",
@@ -458,6 +522,12 @@ export function resolveNodeConfig(sources: ConfigSources): NodeConfig {
   const config = out as NodeConfig;
   const tls = [config.tlsCa, config.tlsCert, config.tlsKey].filter((v) => v !== undefined).length;
   if (tls !== 0 && tls !== 3) throw new ConfigError("tls-ca", "give tls-ca, tls-cert and tls-key together");
+  if ((config.clientTlsCert === undefined) !== (config.clientTlsKey === undefined)) {
+    throw new ConfigError("client-tls-cert", "give client-tls-cert and client-tls-key together");
+  }
+  if (config.clientTlsCa !== undefined && config.clientTlsCert === undefined) {
+    throw new ConfigError("client-tls-ca", "client certificates need client-tls-cert and client-tls-key");
+  }
   if (config.heartbeatTicks >= config.electionTicks) {
     throw new ConfigError("heartbeat-ticks", "must be smaller than election-ticks");
   }

@@ -10,7 +10,7 @@ import { type NodeWireMessage, nodeWireCodec, systemEnv } from "../node/index.js
 import { CairnNode, mainGroup } from "../node-assembly/index.js";
 import { type NodeId, nodeId } from "../raft/index.js";
 import { startGrpcServer } from "../server/grpc/index.js";
-import { buildHttpApp } from "../server/http/index.js";
+import { buildHttpApp, ClientTls } from "../server/http/index.js";
 import { startRespServer } from "../server/resp/index.js";
 import { startTextServer } from "../server/text/index.js";
 import { type AuthService, type JoinAnswer, type Membership, runAs, system } from "../service/index.js";
@@ -41,6 +41,11 @@ import { verifyStateStore } from "./verify-state.js";
 export interface RunningNode {
   readonly id: NodeId;
   readonly httpUrl: string;
+  /**
+   * Re-reads the client TLS certificate, key and CA: new connections get them. Throws, keeping the
+   * old ones, when they cannot be read.
+   */
+  reloadClientTls(): void;
   /** Resolves when the cluster removed this node from its membership. */
   readonly removed: Promise<void>;
   close(): Promise<void>;
@@ -114,7 +119,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     // that joined while this node was down must reach it to bring it up to date (see Membership).
     isMember: (peer) => (membership === undefined ? startMembers.has(peer) : !membership.isRetired(peer)),
   });
-  const httpUrl = `http://${config.httpListen.host}:${config.httpListen.port}`;
+  const httpUrl = `${config.clientTlsCert !== undefined ? "https" : "http"}://${config.httpListen.host}:${config.httpListen.port}`;
   const textAt = config.textListen && `${config.textListen.host}:${config.textListen.port}`;
   const redisAt = config.redisListen && `${config.redisListen.host}:${config.redisListen.port}`;
   const grpcAt = config.grpcListen && `${config.grpcListen.host}:${config.grpcListen.port}`;
@@ -141,6 +146,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
       tickIntervalMs: config.tickIntervalMs,
       snapshotEntries: config.snapshotEntries,
       snapshotBytes: config.snapshotBytes,
+      addressRate: { requestsPerSecond: config.addressRequestsPerSecond, burst: config.addressBurst },
       segmentBytesMax: config.segmentBytesMax,
       keyBytesMax: config.keyBytesMax,
       valueBytesMax: config.valueBytesMax,
@@ -156,7 +162,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     listeners.unshift(opened);
     return opened;
   };
-  const { redis } = await startClientServers(config, identity.name, node, log, listening).catch(
+  const { redis, tls } = await startClientServers(config, identity.name, node, log, listening).catch(
     async (error: unknown) => {
       for (const listener of listeners) await listener.close().catch(() => undefined);
       await node.close();
@@ -173,6 +179,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     id,
     httpUrl,
     removed: node.removed,
+    reloadClientTls: () => tls?.reload(),
     close: async () => {
       stopAuthBootstrap();
       for (const listener of listeners) await listener.close();
@@ -257,6 +264,15 @@ export async function runNode(config: NodeConfig): Promise<void> {
     };
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
+    // SIGHUP: a renewed client certificate serves new connections, without a restart.
+    process.on("SIGHUP", () => {
+      try {
+        node.reloadClientTls();
+        log("client TLS files reloaded");
+      } catch (error) {
+        log(`client TLS reload failed, the previous certificate stays in use: ${String(error)}`);
+      }
+    });
     void node.removed.then(stop);
     if (config.stopOn === "stdin-end") {
       // The supervisor writes nothing; the pipe ends when it closes it or dies.
@@ -280,6 +296,19 @@ async function startClientServers(
   log: (line: string) => void,
   listening: <T extends { close(): Promise<void> }>(server: Promise<T>) => Promise<T>,
 ) {
+  const tls =
+    config.clientTlsCert !== undefined && config.clientTlsKey !== undefined
+      ? new ClientTls({
+          cert: config.clientTlsCert,
+          key: config.clientTlsKey,
+          ...(config.clientTlsCa !== undefined ? { ca: config.clientTlsCa } : {}),
+        })
+      : undefined;
+  const secure = tls !== undefined ? { tls } : {};
+  const connections = {
+    connectionsMax: config.connectionsMax,
+    connectionsPerAddressMax: config.connectionsPerAddressMax,
+  };
   const http = buildHttpApp({
     kv: node.kv,
     streams: node.streams,
@@ -296,6 +325,9 @@ async function startClientServers(
     corsOrigins: config.corsOrigins,
     auth: node.auth,
     readiness: () => node.readiness(),
+    connections,
+    limiter: node.limiter,
+    ...secure,
   });
   await listening(
     http.listen({ host: config.httpListen.host, port: config.httpListen.port }).then(() => http),
@@ -303,20 +335,45 @@ async function startClientServers(
   const text =
     config.textListen &&
     (await listening(
-      startTextServer(config.textListen, { kv: node.kv, guard: node.guard, flavor: config.textCompat, log }),
+      startTextServer(config.textListen, {
+        kv: node.kv,
+        guard: node.guard,
+        flavor: config.textCompat,
+        log,
+        connections,
+        limiter: node.limiter,
+        ...secure,
+      }),
     ));
   const redis =
     config.redisListen &&
     (await listening(
       startRespServer(
-        { kv: node.kv, streams: node.streams, guard: node.guard, status: () => node.cluster.status(), log },
+        {
+          kv: node.kv,
+          streams: node.streams,
+          guard: node.guard,
+          status: () => node.cluster.status(),
+          log,
+          connections,
+          limiter: node.limiter,
+          ...secure,
+        },
         config.redisListen,
       ),
     ));
   const grpc =
     config.grpcListen &&
-    (await listening(startGrpcServer(config.grpcListen, { streams: node.streams, guard: node.guard })));
-  return { http, text, redis, grpc };
+    (await listening(
+      startGrpcServer(config.grpcListen, {
+        streams: node.streams,
+        guard: node.guard,
+        connections,
+        limiter: node.limiter,
+        ...secure,
+      }),
+    ));
+  return { http, text, redis, grpc, tls };
 }
 
 /** Where `--auth on` writes the bootstrap admin token, and the mark that it has run. */

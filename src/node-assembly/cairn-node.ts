@@ -33,6 +33,8 @@ import {
   type MemberRecord,
   Membership,
   peerAddressOf,
+  type RateLimit,
+  RateLimiter,
   runAs,
   ServiceStateMachine,
   StateCheck,
@@ -92,6 +94,11 @@ export interface CairnNodeSettings {
   readonly readTimeoutMs: number;
   /** Every replica hashes its state at each applied index that is a multiple of this (the state check). */
   readonly stateCheckEntries: number;
+  /**
+   * Requests per second (and burst) each remote address may make without a token, on every
+   * protocol together; 0 requests per second: no limit. Tokens follow their role's rate.
+   */
+  readonly addressRate: RateLimit;
 }
 
 /** The settings `cairn node` runs with unless told otherwise. */
@@ -112,6 +119,7 @@ export const defaultNodeSettings: CairnNodeSettings = {
   proposalTimeoutMs: 5_000,
   readTimeoutMs: 5_000,
   stateCheckEntries: 10_000,
+  addressRate: { requestsPerSecond: 0, burst: 0 },
 };
 
 /**
@@ -179,6 +187,8 @@ export class CairnNode {
   readonly membership: Membership;
   /** Checks every protocol's principals against this node's copy of tokens and roles. */
   readonly guard: AuthGuard;
+  /** The rate limits every protocol asks before serving a request (docs/security.md). */
+  readonly limiter: RateLimiter;
   /** Tokens and roles (docs/security.md). */
   readonly auth: AuthService;
   /** Resolves when the cluster removed this node from its configuration. */
@@ -242,6 +252,11 @@ export class CairnNode {
       barrier: () => group.readBarrier(),
     });
     this.guard = guard;
+    this.limiter = new RateLimiter({
+      state: backend.reader,
+      nowMs: () => env.monotonicMs(),
+      perAddress: settings.addressRate,
+    });
     // A follower hands writes and membership changes to the leader over the peer link.
     const link = new LeaderLink({ group, host, env, backend, applied, guard });
     const replication = new GroupReplication(group, backend, env, link, { guard });

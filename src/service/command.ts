@@ -323,6 +323,7 @@ const successFields: {
   "auth.token-revoke": { revoked: "boolean" },
   "auth.enable": { expiresAtMs: "number" },
   "auth.disable": { disabled: "boolean" },
+  "auth.role-rate": {},
 };
 
 /** Detail fields a remembered refusal may carry (all numbers, or null for a missing key's revision). */

@@ -18,6 +18,7 @@ export const errorCodes = [
   "ERR_STREAM_FULL",
   "ERR_LIMIT",
   "ERR_BUSY",
+  "ERR_RATE_LIMITED",
   "ERR_NOT_LEADER",
   "ERR_UNAVAILABLE",
   "ERR_TIMEOUT",
@@ -87,6 +88,10 @@ export type ErrorDetails = {
   readonly ERR_STREAM_FULL: NoDetails;
   readonly ERR_LIMIT: NoDetails;
   readonly ERR_BUSY: NoDetails;
+  readonly ERR_RATE_LIMITED: {
+    /** How long until the caller's bucket holds a request again, in milliseconds. */
+    readonly retryAfterMs?: number;
+  };
   readonly ERR_NOT_LEADER: {
     /** The node this node believes leads, if any. */
     readonly leaderId?: number;
@@ -125,6 +130,7 @@ const noDetails: { readonly [C in ErrorCode]: ErrorDetails[C] } = {
   ERR_STREAM_FULL: {},
   ERR_LIMIT: {},
   ERR_BUSY: {},
+  ERR_RATE_LIMITED: {},
   ERR_NOT_LEADER: {},
   ERR_UNAVAILABLE: {},
   ERR_TIMEOUT: {},

@@ -9,6 +9,8 @@ export {
   anonymous,
   currentPrincipal,
   type Principal,
+  type RateLimit,
+  RateLimiter,
   runAs,
   system,
 } from "./auth/index.js";

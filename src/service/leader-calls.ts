@@ -165,6 +165,7 @@ const detailFields: { readonly [C in ErrorCode]: { readonly [K in keyof ErrorDet
   ERR_STREAM_FULL: {},
   ERR_LIMIT: {},
   ERR_BUSY: {},
+  ERR_RATE_LIMITED: { retryAfterMs: "number" },
   ERR_NOT_LEADER: { leaderId: "number", leader: "addresses" },
   ERR_UNAVAILABLE: {},
   ERR_TIMEOUT: {},

@@ -3,6 +3,7 @@
 // call resolves with the response and the trailing metadata, or rejects with grpc-js's
 // ServiceError (code, details, metadata) exactly as an application would see it.
 import {
+  type ChannelCredentials,
   type Client,
   credentials,
   loadPackageDefinition,
@@ -50,14 +51,17 @@ function plain(metadata: Metadata): Record<string, string> {
 export class MessageServiceClient {
   readonly #client: Client;
 
-  /** Connects (lazily, as grpc-js does) to `address` (host:port) without TLS, as the seed did. */
-  constructor(address: string) {
+  /**
+   * Connects (lazily, as grpc-js does) to `address` (host:port), without TLS as the seed did
+   * unless `channelCredentials` say otherwise.
+   */
+  constructor(address: string, channelCredentials: ChannelCredentials = credentials.createInsecure()) {
     const loaded = loadPackageDefinition(loadSync(grpcProtoPath, grpcProtoLoaderOptions));
     const namespace = loaded["messages"];
     const Service =
       namespace !== undefined && "MessageService" in namespace ? namespace["MessageService"] : undefined;
     if (typeof Service !== "function") throw new Error("the .proto has no messages.MessageService");
-    this.#client = new (Service as ServiceClientConstructor)(address, credentials.createInsecure());
+    this.#client = new (Service as ServiceClientConstructor)(address, channelCredentials);
   }
 
   /** PostMessage; `idempotencyKey` goes out as the idempotency-key metadata. */

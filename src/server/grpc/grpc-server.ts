@@ -3,7 +3,6 @@
 // protocol work (HTTP/2 framing, gRPC framing, protobuf decoding) is the library's; this file
 // bounds what a client may send, turns a request that does not decode into INVALID_ARGUMENT
 // (grpc-js would answer INTERNAL), and maps each call's outcome through grpcStatusOf.
-import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import {
   type handleUnaryCall,
@@ -21,9 +20,12 @@ import {
   CairnError,
   isCairnError,
   type Principal,
+  type RateLimiter,
   runAs,
   type StreamService,
 } from "../../service/index.js";
+import type { ClientTls } from "../client-tls.js";
+import type { ConnectionLimits } from "../connection-gate.js";
 import { listenTcp } from "../tcp-listener.js";
 import { codeTrailer, grpcFailureOf, postMessageFailureOf } from "./grpc-status.js";
 import { MessageServiceHandlers } from "./message-service.js";
@@ -46,8 +48,15 @@ export interface GrpcServerOptions {
   readonly receiveBytesMax?: number;
   /** Calls in flight per connection at most (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). Default 128. */
   readonly concurrentCallsMax?: number;
-  /** Connections served at once; further ones are closed by the OS listener. Default 1,024. */
-  readonly connectionsMax?: number;
+  /**
+   * Connections served at once, in all and from one address; a further one is closed at once
+   * (HTTP/2 has the server speak first only after the client's preface, so it cannot be told why).
+   */
+  readonly connections?: Partial<ConnectionLimits>;
+  /** Serve over TLS with the node's client certificate (docs/security.md); plain TCP without it. */
+  readonly tls?: ClientTls;
+  /** The node's rate limits, asked once per call; without it none. */
+  readonly limiter?: RateLimiter;
   /** How long a connection without calls stays open. Default 5 minutes. */
   readonly idleConnectionMs?: number;
 }
@@ -127,7 +136,7 @@ async function principalOf(
 
 /** One unary method: decodes, authenticates, runs the handler, and ends the call with its answer or status. */
 function unary(
-  guard: AuthGuard | undefined,
+  { guard, limiter }: { readonly guard?: AuthGuard | undefined; readonly limiter?: RateLimiter | undefined },
   run: (request: unknown, metadata: Metadata) => Promise<Answer>,
 ): handleUnaryCall<Decoded, object> {
   return (call, callback) => {
@@ -139,7 +148,11 @@ function unary(
       return;
     }
     principalOf(guard, call.metadata, decoded.value)
-      .then((principal) => runAs(principal, () => run(decoded.value, call.metadata)))
+      .then((principal) => {
+        // The peer is `host:port` (`[v6]:port`): the bucket is the host's.
+        limiter?.admit(principal, call.getPeer().replace(/:\d+$/, ""));
+        return runAs(principal, () => run(decoded.value, call.metadata));
+      })
       .then(
         (answer) => {
           const trailers = new Metadata();
@@ -176,7 +189,7 @@ export async function startGrpcServer(
     "grpc.max_connection_idle_ms": options.idleConnectionMs ?? 5 * 60_000,
   });
   server.addService(loadService(), {
-    PostMessage: unary(options.guard, async (request, metadata) => {
+    PostMessage: unary(options, async (request, metadata) => {
       let posted: Awaited<ReturnType<MessageServiceHandlers["postMessage"]>>;
       try {
         posted = await handlers.postMessage(request, requestIdOf(metadata));
@@ -194,15 +207,20 @@ export async function startGrpcServer(
         },
       };
     }),
-    GetMessages: unary(options.guard, async () => ({ response: await handlers.getMessages() })),
-    CatchUp: unary(options.guard, async (request) => ({ response: await handlers.catchUp(request) })),
+    GetMessages: unary(options, async () => ({ response: await handlers.getMessages() })),
+    CatchUp: unary(options, async (request) => ({ response: await handlers.catchUp(request) })),
   });
   // grpc-js serves connections from a TCP server of ours: the listener the Redis and text servers
   // share (bound port, every connection ended on close) and a bound on connections.
   const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
-  const tcp = createServer((socket) => injector.injectConnection(socket));
-  tcp.maxConnections = options.connectionsMax ?? 1024;
-  const listener = await listenTcp(tcp, listen);
+  const listener = await listenTcp({
+    listen,
+    serve: (socket) => injector.injectConnection(socket),
+    ...(options.connections !== undefined ? { limits: options.connections } : {}),
+    // grpc-js serves HTTP/2 in the clear on the connection it is handed: over TLS that is the
+    // decrypted stream, with h2 agreed by ALPN as gRPC clients require.
+    ...(options.tls !== undefined ? { tls: options.tls, alpnProtocols: ["h2"] } : {}),
+  });
   return {
     address: { host: listener.host, port: listener.port },
     close: async () => {

@@ -25,8 +25,9 @@ export const grpcStatusOf: Record<ErrorCode, status> = {
   ERR_TOO_LARGE: status.RESOURCE_EXHAUSTED,
   ERR_STREAM_FULL: status.RESOURCE_EXHAUSTED,
   ERR_LIMIT: status.RESOURCE_EXHAUSTED,
-  // The seed's 429 RATE_LIMITED.
   ERR_BUSY: status.RESOURCE_EXHAUSTED,
+  // The seed's 429 RATE_LIMITED.
+  ERR_RATE_LIMITED: status.RESOURCE_EXHAUSTED,
   // The services hand writes to the leader; this reaches a client only when the node it was handed
   // to had just stepped down. Nothing was appended.
   ERR_NOT_LEADER: status.UNAVAILABLE,
@@ -66,6 +67,8 @@ export const postMessageTextOf: Record<ErrorCode, (error: CairnError) => string>
   ERR_STREAM_FULL: (e) => `Failed to create message: ${e.message}`,
   ERR_LIMIT: (e) => `Failed to create message: ${e.message}`,
   ERR_BUSY: (e) => `Rate limited: ${e.message}`,
+  // The seed's text for its 429 RATE_LIMITED.
+  ERR_RATE_LIMITED: (e) => `Rate limited: ${e.message}`,
   ERR_NOT_LEADER: () => quorumLost,
   ERR_UNAVAILABLE: () => quorumLost,
   ERR_TIMEOUT: (e) =>
@@ -87,6 +90,8 @@ export const messageTrailer = "cairn-message";
 /** Trailing metadata of ERR_WRITE_CONCERN: how many voting members had the message, and of how many. */
 export const votersWithEntryTrailer = "cairn-voters-with-entry";
 export const votersTrailer = "cairn-voters";
+/** Trailing metadata of ERR_RATE_LIMITED: milliseconds until a retry is admitted. */
+export const retryAfterTrailer = "cairn-retry-after-ms";
 
 /** What a failure says, and the trailing metadata that goes with it (the Cairn code and details). */
 function describeFailure(error: CairnError): { text: string; trailers: Record<string, string> } {
@@ -99,6 +104,9 @@ function describeFailure(error: CairnError): { text: string; trailers: Record<st
       trailers[leaderTrailer] = at;
       text += `; leader at ${at}`;
     }
+  }
+  if (error.is("ERR_RATE_LIMITED") && error.details.retryAfterMs !== undefined) {
+    trailers[retryAfterTrailer] = String(error.details.retryAfterMs);
   }
   if (error.is("ERR_WRITE_CONCERN")) {
     const { votersWithEntry, voters } = error.details;

@@ -16,6 +16,7 @@ export {
   messageTrailer,
   postMessageFailureOf,
   postMessageTextOf,
+  retryAfterTrailer,
   votersTrailer,
   votersWithEntryTrailer,
 } from "./grpc-status.js";

@@ -1,6 +1,8 @@
 // The HTTP/JSON server: fastify with typebox schemas, one error body shape for every failure
 // (ours, validation, oversize bodies, unknown routes), health endpoints and an OpenAPI document
 // generated from the registered route schemas.
+
+import { Server as TlsServer } from "node:tls";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance } from "fastify";
 import {
@@ -8,12 +10,16 @@ import {
   isCairnError,
   isErrorCode,
   type KvService,
+  type RateLimiter,
   type StreamService,
 } from "../../service/index.js";
-import { registerAuthentication, registerAuthRoutes } from "./auth-routes.js";
+import type { ClientTls } from "../client-tls.js";
+import type { ConnectionLimits } from "../connection-gate.js";
+import { registerAuthentication, registerAuthRoutes, requestPrincipal } from "./auth-routes.js";
 import { registerAxonRoutes } from "./axon-routes.js";
 import { type ClusterRoutesOptions, registerClusterRoutes } from "./cluster-routes.js";
 import { registerCompatRoutes } from "./compat-routes.js";
+import { clientErrorHandler, registerConnectionBounds } from "./connection-bounds.js";
 import { registerCors } from "./cors.js";
 import { errorBody, httpStatusOf } from "./error-status.js";
 import { registerKvRoutes } from "./kv-routes.js";
@@ -52,7 +58,18 @@ export interface HttpAppOptions {
   readonly corsOrigins?: readonly string[];
   /** Tokens and roles; without it there is no authentication and no /v1/auth routes. */
   readonly auth?: AuthService;
+  /** The node's rate limits; without it none. */
+  readonly limiter?: RateLimiter;
+  /** Connections open at once, in all and from one address (docs/security.md). */
+  readonly connections?: Partial<ConnectionLimits>;
+  /** Serve HTTPS with the node's client certificate (docs/security.md); plain HTTP without it. */
+  readonly tls?: ClientTls;
+  /** The largest request line and headers together, in bytes; more is 431 ERR_TOO_LARGE. Default 16 KiB. */
+  readonly headerBytesMax?: number;
 }
+
+/** Paths no rate limit applies to: health probes, metrics scrapes, the OpenAPI document. */
+const unlimitedPaths = /^\/(health\/|metrics(\?|$)|v1\/metrics(\?|$)|v1\/openapi\.json)/;
 
 /** How long in-flight requests may take to finish once the server is closing. */
 const closeGraceMs = 1_000;
@@ -64,7 +81,18 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
     bodyLimit: options.requestBytesMax ?? Math.ceil((options.kv.limits.valueBytesMax * 4) / 3) + 64 * 1024,
     // Keys may contain "/" and percent-escapes; take the path verbatim after /v1/kv/.
     routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: options.kv.limits.keyBytesMax * 3 },
+    http: { maxHeaderSize: options.headerBytesMax ?? 16 * 1024 },
+    ...(options.tls !== undefined
+      ? { https: { ...options.tls.serverOptions(), maxHeaderSize: options.headerBytesMax ?? 16 * 1024 } }
+      : {}),
+    clientErrorHandler,
   });
+  if (options.tls !== undefined && app.server instanceof TlsServer) {
+    options.tls.serve(app.server);
+    app.server.on("tlsClientError", () => undefined);
+  }
+  // First of all hooks: a refused connection is answered before anything else runs.
+  registerConnectionBounds(app, options.connections ?? {});
   app.setValidatorCompiler(typeboxValidatorCompiler);
   registerCors(app, options.corsOrigins ?? []);
   const openApi = new OpenApiCollector("Cairn HTTP API", options.version ?? "0.0.0");
@@ -72,6 +100,13 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
 
   app.setErrorHandler((error: unknown, _request, reply) => {
     if (isCairnError(error)) {
+      if (error.is("ERR_RATE_LIMITED")) {
+        // Whole seconds, as RFC 9110 writes it; the body's retryAfterMs is exact.
+        reply.header(
+          "retry-after",
+          String(Math.max(1, Math.ceil((error.details.retryAfterMs ?? 1000) / 1000))),
+        );
+      }
       return reply.status(httpStatusOf[error.code]).send(errorBody(error.code, error.message, error.details));
     }
     const message = error instanceof Error ? error.message : String(error);
@@ -99,6 +134,13 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
   if (options.auth !== undefined) {
     registerAuthentication(app, options.auth);
     registerAuthRoutes(app, options.auth);
+  }
+  const limiter = options.limiter;
+  if (limiter !== undefined) {
+    // After authentication, which names the bucket; probes and scrapes are never limited.
+    app.addHook("onRequest", async (request) => {
+      if (!unlimitedPaths.test(request.url)) limiter.admit(requestPrincipal(request), request.ip);
+    });
   }
   const typed = app.withTypeProvider<TypeBoxTypeProvider>();
   typed.get("/health/live", { schema: { summary: "The process is up" } }, async () => ({ status: "ok" }));

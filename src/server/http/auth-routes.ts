@@ -5,11 +5,16 @@
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { Type } from "typebox";
-import { RolePutBody, TokenCreateBody } from "../../api/index.js";
+import { RolePutBody, RoleRateBody, TokenCreateBody } from "../../api/index.js";
 import { type AuthService, anonymous, CairnError, type Principal, runAs } from "../../service/index.js";
 
 /** Who each request in flight acts for, from its onRequest hook to its handler. */
 const principals = new WeakMap<FastifyRequest, Principal>();
+
+/** Who a request acts for, once its onRequest hooks ran (anonymous without authentication). */
+export function requestPrincipal(request: FastifyRequest): Principal {
+  return principals.get(request) ?? anonymous;
+}
 
 /** The principal of a request: the token in its Authorization header, checked, or anonymous. */
 async function principalOf(auth: AuthService, request: FastifyRequest): Promise<Principal> {
@@ -78,6 +83,14 @@ export function registerAuthRoutes(fastify: FastifyInstance, auth: AuthService):
     "/v1/auth/roles/:name",
     { schema: { summary: "Create or replace a role", params: roleName, body: RolePutBody } },
     async (request) => auth.putRole(request.params.name, request.body.grants),
+  );
+  app.put(
+    "/v1/auth/roles/:name/rate",
+    {
+      schema: { summary: "Set the rate limit of each token of a role", params: roleName, body: RoleRateBody },
+    },
+    async (request) =>
+      auth.setRoleRate(request.params.name, request.body.requestsPerSecond, request.body.burst),
   );
   app.delete(
     "/v1/auth/roles/:name",

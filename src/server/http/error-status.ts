@@ -16,6 +16,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   ERR_STREAM_FULL: 409,
   ERR_LIMIT: 409,
   ERR_BUSY: 429,
+  ERR_RATE_LIMITED: 429,
   ERR_NOT_LEADER: 421,
   ERR_UNAVAILABLE: 503,
   ERR_TIMEOUT: 504,

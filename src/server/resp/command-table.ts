@@ -1,7 +1,14 @@
 // The shape of a Redis command as the server knows it: name, arity, flags, key positions and its
 // handler. One table (commands.ts) lists them all; dispatch, arity errors, MULTI's queueing and
 // COMMAND COUNT / INFO / DOCS are all derived from it, so a command cannot exist in one and not the others.
-import type { AuthGuard, ClusterStatus, KvService, Principal, StreamService } from "../../service/index.js";
+import type {
+  AuthGuard,
+  CairnError,
+  ClusterStatus,
+  KvService,
+  Principal,
+  StreamService,
+} from "../../service/index.js";
 import type { Reply, RespVersion } from "./resp-reply.js";
 
 /** Flags Redis's COMMAND INFO reports; `write` and `readonly` also steer MULTI and docs. */
@@ -65,6 +72,11 @@ export interface ServerContext {
   readonly redisVersion: string;
   /** The wall clock, milliseconds since the epoch (TIME, client ages). */
   readonly nowMs: () => number;
+  /**
+   * Commands refused by the rate limit as they arrived, with their error: each is answered with
+   * it in its turn and does nothing.
+   */
+  readonly rateRefused: WeakMap<readonly Buffer[], CairnError>;
 }
 
 /** Everything a handler gets: its arguments (name first), its connection and the server. */

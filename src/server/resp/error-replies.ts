@@ -28,6 +28,10 @@ export const respErrorOf: Record<ErrorCode, (error: CairnError) => string> = {
   ERR_STREAM_FULL: (e) => `ERR ${e.message}`,
   ERR_LIMIT: (e) => `ERR ${e.message}`,
   ERR_BUSY: (e) => `BUSY ${e.message}; retry after a short backoff`,
+  ERR_RATE_LIMITED: (e) =>
+    e.is("ERR_RATE_LIMITED") && e.details.retryAfterMs !== undefined
+      ? `BUSY ${e.message}; retry in ${e.details.retryAfterMs} ms`
+      : `BUSY ${e.message}; retry after a short backoff`,
   // Services hand writes to the leader themselves; this reaches a client only when the leader it
   // was handed to had just stepped down.
   ERR_NOT_LEADER: (e) => {

@@ -95,6 +95,11 @@ export async function answerBatch(
 ): Promise<Reply[]> {
   const plans: (TransactionPlan | Reply)[] = [];
   for (const args of commands) {
+    const refused = server.rateRefused.get(args);
+    if (refused !== undefined) {
+      plans.push(r.error(respErrorOf[refused.code](refused)));
+      continue;
+    }
     try {
       const plan = await planOf({ args, client, server }, () => one(args));
       // Each command is checked against the connection's principal; a refused one answers alone.

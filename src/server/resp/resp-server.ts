@@ -2,16 +2,19 @@
 // commands run one at a time in arrival order (so a pipelined GET sees the SET before it), and the
 // replies written in that order. A protocol error is answered with Redis's text and the connection
 // closes; the queue is bounded, and reading pauses while it is full.
-import { createServer, type Server } from "node:net";
+import type { Socket } from "node:net";
 import {
   type AuthGuard,
   anonymous,
   type ClusterStatus,
   isCairnError,
   type KvService,
+  type RateLimiter,
   runAs,
   type StreamService,
 } from "../../service/index.js";
+import type { ClientTls } from "../client-tls.js";
+import type { ConnectionLimits } from "../connection-gate.js";
 import { listenTcp } from "../tcp-listener.js";
 import { UnexpectedFailures } from "../unexpected-failure.js";
 import {
@@ -39,6 +42,15 @@ export interface RespServerOptions {
   readonly guard?: AuthGuard;
   readonly status: () => ClusterStatus;
   readonly limits?: Partial<RespParserLimits>;
+  /**
+   * Connections served at once, in all and from one address; a further one is answered Redis's
+   * `-ERR max number of clients reached` and closed.
+   */
+  readonly connections?: Partial<ConnectionLimits>;
+  /** Serve over TLS with the node's client certificate (docs/security.md); plain TCP without it. */
+  readonly tls?: ClientTls;
+  /** The node's rate limits, asked once per command as it arrives; without it none. */
+  readonly limiter?: RateLimiter;
   /** Commands one connection may have parsed and not yet answered before reading pauses. */
   readonly pendingCommandsMax?: number;
   /** The wall clock; defaults to Date.now. */
@@ -84,13 +96,14 @@ export async function startRespServer(
     },
     redisVersion: claimedRedisVersion,
     nowMs,
+    rateRefused: new WeakMap(),
   };
+  const limiter = options.limiter;
   let nextId = 1;
   const failures = new UnexpectedFailures("redis", options.log);
   const batcher = new StepBatcher(options.kv);
 
-  const server: Server = createServer((socket) => {
-    socket.setNoDelay(true);
+  const serve = (socket: Socket): void => {
     const gone = new AbortController();
     const client: ClientState = {
       id: nextId++,
@@ -125,6 +138,17 @@ export async function startRespServer(
       socket.write(out.length === 1 ? (out[0] ?? Buffer.alloc(0)) : Buffer.concat(out));
     };
 
+    const admit = (commands: readonly (readonly Buffer[])[]): void => {
+      for (const args of commands) {
+        try {
+          limiter?.admit(client.principal, socket.remoteAddress ?? "?");
+        } catch (error) {
+          if (!isCairnError(error)) throw error;
+          context.rateRefused.set(args, error);
+        }
+      }
+    };
+
     const drain = async (): Promise<void> => {
       if (running) return;
       running = true;
@@ -142,6 +166,8 @@ export async function startRespServer(
           ? takeOne(queue)
           : takeRun(queue, client, options.kv.limits.valueBytesMax);
         if (run === undefined) break;
+        // Each command is counted once, as it is about to run, against the principal it runs as.
+        if (limiter !== undefined) admit(run.kind === "single" ? [run.command] : run.commands);
         if (queue.length < pendingMax / 2) socket.resume();
         let replies: Reply[];
         try {
@@ -192,9 +218,19 @@ export async function startRespServer(
     };
     socket.on("close", forget);
     socket.on("error", forget);
-  });
+  };
 
-  const listener = await listenTcp(server, listen);
+  const listener = await listenTcp({
+    listen,
+    serve,
+    ...(options.connections !== undefined ? { limits: options.connections } : {}),
+    ...(options.tls !== undefined ? { tls: options.tls } : {}),
+    // Redis's own text when maxclients is reached; the limit per address has no Redis twin.
+    refusal: (refusal) =>
+      refusal === "listener-full"
+        ? "-ERR max number of clients reached\r\n"
+        : "-ERR max number of clients reached from your address\r\n",
+  });
   return { address: `${listener.host}:${listener.port}`, close: () => listener.close() };
 }
 
@@ -256,6 +292,8 @@ async function answer(
   server: ServerContext,
   failures: UnexpectedFailures,
 ): Promise<Reply> {
+  const refused = server.rateRefused.get(args);
+  if (refused !== undefined) return r.error(respErrorOf[refused.code](refused));
   try {
     return await run(args, client, server);
   } catch (error) {

@@ -3,7 +3,7 @@
 // failure that means "the cluster cannot answer right now" starts with `unavailable`, so a client
 // that only checks that prefix never mistakes an outage for NOT_FOUND (Tolerex answered NOT_FOUND
 // when every replica was down).
-import type { ErrorCode } from "../../service/index.js";
+import type { CairnError, ErrorCode } from "../../service/index.js";
 
 /** The `ERROR: ` reason of each error code. */
 export const textReasonOf: Record<ErrorCode, string> = {
@@ -20,6 +20,8 @@ export const textReasonOf: Record<ErrorCode, string> = {
   ERR_STREAM_FULL: "full",
   ERR_LIMIT: "limit reached",
   ERR_BUSY: "busy, retry shortly",
+  // textReasonFor says how long: `busy, retry in N ms`.
+  ERR_RATE_LIMITED: "busy, retry later",
   // A node that is no longer leader mid-call: nothing was done, another try finds the new leader.
   ERR_NOT_LEADER: "unavailable (leader changed, retry)",
   ERR_UNAVAILABLE: "unavailable",
@@ -34,3 +36,11 @@ export const textReasonOf: Record<ErrorCode, string> = {
   ERR_SHUTTING_DOWN: "unavailable (shutting down)",
   ERR_INTERNAL: "internal error",
 };
+
+/** The `ERROR: ` reason of `error`: its code's, with the wait in it for a rate limit. */
+export function textReasonFor(error: CairnError): string {
+  if (error.is("ERR_RATE_LIMITED") && error.details.retryAfterMs !== undefined) {
+    return `busy, retry in ${error.details.retryAfterMs} ms`;
+  }
+  return textReasonOf[error.code];
+}

@@ -2,21 +2,24 @@
 // connect, then one command per line, each answered by one reply line ending CRLF and the prompt
 // again. Messages are KV keys under one prefix, so HTTP and Redis clients read the same message.
 // Any node answers: the KV service hands writes to the leader and reads through ReadIndex.
-import { createServer, type Server, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import {
   type AuthGuard,
   anonymous,
   isCairnError,
   type KvService,
   type Principal,
+  type RateLimiter,
   runAs,
 } from "../../service/index.js";
 import { assertNever } from "../../util/index.js";
+import type { ClientTls } from "../client-tls.js";
+import { type ConnectionLimits, refusalText } from "../connection-gate.js";
 import { listenTcp } from "../tcp-listener.js";
 import { UnexpectedFailures } from "../unexpected-failure.js";
 import { type LineEvent, LineParser } from "./line-parser.js";
 import { parseTextCommand, type TextProtoVersion } from "./text-command.js";
-import { textReasonOf } from "./text-errors.js";
+import { textReasonFor, textReasonOf } from "./text-errors.js";
 
 /**
  * The KV key prefix of every message: message 42 is the key `hatokuse:42` (the id in canonical
@@ -42,8 +45,15 @@ export interface TextServerOptions {
    * for `SET <id> `.
    */
   readonly lineBytesMax?: number;
-  /** Connections served at once; further ones are closed by the OS listener. Default 1,024. */
-  readonly connectionsMax?: number;
+  /**
+   * Connections served at once, in all and from one address; a further one is answered
+   * `ERROR: busy, too many connections ...` and closed.
+   */
+  readonly connections?: Partial<ConnectionLimits>;
+  /** Serve over TLS with the node's client certificate (docs/security.md); plain TCP without it. */
+  readonly tls?: ClientTls;
+  /** The node's rate limits, asked once per line; without it none. */
+  readonly limiter?: RateLimiter;
   /** Where the node's log lines go (an unexpected failure, with its stack); defaults to stderr. */
   readonly log?: (line: string) => void;
 }
@@ -136,9 +146,14 @@ class TextSession {
   /** Who the connection acts for: anonymous until an `AUTH <token>` line succeeds. */
   #principal: Principal = anonymous;
 
-  constructor(kv: KvService, flavor: TextFlavor, guard?: AuthGuard) {
+  readonly #limiter: RateLimiter | undefined;
+  readonly #address: string;
+
+  constructor(kv: KvService, flavor: TextFlavor, address: string, guard?: AuthGuard, limiter?: RateLimiter) {
     this.#kv = kv;
     this.#guard = guard;
+    this.#limiter = limiter;
+    this.#address = address;
     this.#banner = flavors[flavor].banner;
     this.#prompt = flavors[flavor].prompt;
   }
@@ -150,6 +165,11 @@ class TextSession {
 
   /** Answers one event of the line parser. */
   async answer(event: LineEvent): Promise<Reply> {
+    try {
+      this.#limiter?.admit(this.#principal, this.#address);
+    } catch (error) {
+      return this.#failure(error);
+    }
     if (event.kind === "too-long") return this.#line("ERROR: line too long");
     const command = parseTextCommand(event.bytes);
     switch (command.kind) {
@@ -207,7 +227,7 @@ class TextSession {
   /** An expected failure becomes an `ERROR:` line; anything else is a bug and propagates to the server. */
   #failure(error: unknown): Reply {
     if (!isCairnError(error)) throw error;
-    return this.#line(`ERROR: ${textReasonOf[error.code]}`);
+    return this.#line(`ERROR: ${textReasonFor(error)}`);
   }
 }
 
@@ -218,7 +238,13 @@ function serveSocket(
   lineBytesMax: number,
   failures: UnexpectedFailures,
 ): void {
-  const session = new TextSession(options.kv, options.flavor, options.guard);
+  const session = new TextSession(
+    options.kv,
+    options.flavor,
+    socket.remoteAddress ?? "?",
+    options.guard,
+    options.limiter,
+  );
   const parser = new LineParser(lineBytesMax);
   const queue: LineEvent[] = [];
   let running = false;
@@ -289,10 +315,12 @@ export async function startTextServer(
 ): Promise<TextServer> {
   const lineBytesMax = options.lineBytesMax ?? options.kv.limits.valueBytesMax + 64;
   const failures = new UnexpectedFailures("text", options.log);
-  const server: Server = createServer({ noDelay: true }, (socket) => {
-    serveSocket(socket, options, lineBytesMax, failures);
+  const listener = await listenTcp({
+    listen,
+    serve: (socket) => serveSocket(socket, options, lineBytesMax, failures),
+    ...(options.connections !== undefined ? { limits: options.connections } : {}),
+    ...(options.tls !== undefined ? { tls: options.tls } : {}),
+    refusal: (refusal, limits) => `ERROR: busy, ${refusalText(refusal, limits)}\r\n`,
   });
-  server.maxConnections = options.connectionsMax ?? 1024;
-  const listener = await listenTcp(server, listen);
   return { address: { host: listener.host, port: listener.port }, close: () => listener.close() };
 }

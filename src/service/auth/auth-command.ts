@@ -21,6 +21,19 @@ export interface TokenInput {
 }
 
 /**
+ * A role's rate limit: a token bucket per token that refills `requestsPerSecond` and holds at most
+ * `burst` requests. `requestsPerSecond` 0 means no limit.
+ */
+export interface RateLimit {
+  readonly requestsPerSecond: number;
+  readonly burst: number;
+}
+
+/** The largest rate a role may be given, requests per second, and the largest burst. */
+export const requestsPerSecondMax = 1_000_000;
+export const burstMax = 10_000_000;
+
+/**
  * Auth commands. `enable` turns authentication on and creates its bootstrap token (role admin) in
  * the same entry, so whoever enables it holds a token that can do everything: no one is locked out.
  */
@@ -30,14 +43,24 @@ export type AuthCommand =
   | { readonly type: "token-create"; readonly token: TokenInput }
   | { readonly type: "token-revoke"; readonly id: string }
   | { readonly type: "enable"; readonly token: TokenInput }
-  | { readonly type: "disable" };
+  | { readonly type: "disable" }
+  | { readonly type: "role-rate"; readonly name: string; readonly rate: RateLimit };
 
 /** The longest role name, in bytes. */
 export const roleNameBytesMax = 64;
 /** A token id: 16 lower-case hex digits. */
 export const tokenIdPattern = /^[0-9a-f]{16}$/;
 
-const types = ["role-put", "role-delete", "token-create", "token-revoke", "enable", "disable"] as const;
+// Appended only: the index is the type's byte in the log.
+const types = [
+  "role-put",
+  "role-delete",
+  "token-create",
+  "token-revoke",
+  "enable",
+  "disable",
+  "role-rate",
+] as const;
 const permissionCodes: readonly Permission[] = ["read", "write", "admin"];
 const resourceCodes: readonly ResourceKind[] = ["key", "stream", "cluster"];
 
@@ -78,6 +101,20 @@ export function readGrants(reader: ByteReader): Grant[] {
   return grants;
 }
 
+/** Writes a rate limit: in commands and in state alike. */
+export function writeRate(writer: ByteWriter, rate: RateLimit): ByteWriter {
+  return writer.varint(rate.requestsPerSecond).varint(rate.burst);
+}
+
+/** Reads what {@link writeRate} wrote; throws DecodeError on a rate out of bounds. */
+export function readRate(reader: ByteReader): RateLimit {
+  const requestsPerSecond = reader.varint();
+  const burst = reader.varint();
+  if (requestsPerSecond > requestsPerSecondMax || burst > burstMax)
+    throw new DecodeError("rate out of bounds");
+  return { requestsPerSecond, burst };
+}
+
 /** Encodes an auth command. */
 export function encodeAuthCommand(command: AuthCommand, writer = new ByteWriter()): ByteWriter {
   writer.u8(types.indexOf(command.type));
@@ -93,6 +130,8 @@ export function encodeAuthCommand(command: AuthCommand, writer = new ByteWriter(
       return writer.string(command.id);
     case "disable":
       return writer;
+    case "role-rate":
+      return writeRate(writer.string(command.name), command.rate);
   }
 }
 
@@ -113,6 +152,10 @@ export function decodeAuthCommand(reader: ByteReader): AuthCommand {
       return { type, id: reader.string(64) };
     case "disable":
       return { type };
+    case "role-rate": {
+      const name = reader.string(roleNameBytesMax);
+      return { type, name, rate: readRate(reader) };
+    }
     default:
       throw new DecodeError("unknown auth command");
   }

@@ -10,6 +10,7 @@ import type { AuthCommand } from "./index.js";
 import {
   type AuthGuard,
   adminRoleName,
+  burstMax,
   currentPrincipal,
   formatGrant,
   getRole,
@@ -21,6 +22,7 @@ import {
   type Need,
   newToken,
   parseGrant,
+  requestsPerSecondMax,
   tokenIdPattern,
 } from "./index.js";
 
@@ -127,6 +129,38 @@ export class AuthService {
     return { created: result.created };
   }
 
+  /**
+   * Sets the rate limit of each token of role `name`: `requestsPerSecond` refilled, at most
+   * `burst` at once (default one second's worth); 0 requests per second removes the limit.
+   */
+  async setRoleRate(
+    name: string,
+    requestsPerSecond: number,
+    burst?: number,
+  ): Promise<{ requestsPerSecond: number; burst: number }> {
+    checkRoleName(name);
+    if (
+      !Number.isSafeInteger(requestsPerSecond) ||
+      requestsPerSecond < 0 ||
+      requestsPerSecond > requestsPerSecondMax
+    ) {
+      throw new CairnError(
+        "ERR_BAD_REQUEST",
+        `requestsPerSecond is an integer from 0 to ${requestsPerSecondMax}`,
+      );
+    }
+    const bucket = burst ?? Math.max(1, requestsPerSecond);
+    if (!Number.isSafeInteger(bucket) || bucket < 1 || bucket > burstMax) {
+      throw new CairnError("ERR_BAD_REQUEST", `burst is an integer from 1 to ${burstMax}`);
+    }
+    const rate = { requestsPerSecond, burst: bucket };
+    const result = await this.#propose({ type: "role-rate", name, rate });
+    if (!result.ok) throw refusalError(result);
+    if (result.kind !== "auth.role-rate")
+      throw new CairnError("ERR_INTERNAL", "role rate answered another kind");
+    return rate;
+  }
+
   /** Removes a role no token holds. */
   async deleteRole(name: string): Promise<{ deleted: boolean }> {
     checkRoleName(name);
@@ -142,7 +176,12 @@ export class AuthService {
     this.#log.authorize?.(clusterAdmin);
     const roles = await this.#log.readLinearizable((state) => listRoles(state));
     return {
-      roles: roles.map((r) => ({ name: r.name, grants: r.grants.map(formatGrant), builtIn: r.builtIn })),
+      roles: roles.map((r) => ({
+        name: r.name,
+        grants: r.grants.map(formatGrant),
+        builtIn: r.builtIn,
+        ...(r.rate !== undefined ? { rate: r.rate } : {}),
+      })),
     };
   }
 

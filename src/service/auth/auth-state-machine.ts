@@ -5,7 +5,14 @@ import { ByteReader, ByteWriter } from "../../util/index.js";
 import type { Refusal } from "../errors.js";
 import type { StateReader, StateWriter } from "../state.js";
 import type { AuthCommand, TokenInput } from "./auth-command.js";
-import { readGrants, roleNameBytesMax, writeGrants } from "./auth-command.js";
+import {
+  type RateLimit,
+  readGrants,
+  readRate,
+  roleNameBytesMax,
+  writeGrants,
+  writeRate,
+} from "./auth-command.js";
 import { adminGrants, adminRoleName, type Grant } from "./permissions.js";
 
 /** A token as stored (without any secret: only its salted hash). */
@@ -24,6 +31,8 @@ export interface RoleRecord {
   readonly name: string;
   readonly grants: readonly Grant[];
   readonly builtIn: boolean;
+  /** Requests per second a token of this role may make; absent: no limit. */
+  readonly rate?: RateLimit;
 }
 
 /** The result of an auth command, tagged with its kind. */
@@ -34,6 +43,9 @@ export type AuthResult =
   | { readonly kind: "auth.token-revoke"; readonly ok: true; readonly revoked: boolean }
   | { readonly kind: "auth.enable"; readonly ok: true; readonly expiresAtMs: number }
   | { readonly kind: "auth.disable"; readonly ok: true; readonly disabled: boolean }
+  | { readonly kind: "auth.role-rate"; readonly ok: true }
+  | Refusal<"auth.role-rate", "ERR_BAD_REQUEST">
+  | Refusal<"auth.role-rate", "ERR_NOT_FOUND">
   | Refusal<"auth.role-put", "ERR_BAD_REQUEST">
   | Refusal<"auth.role-delete", "ERR_BAD_REQUEST">
   | Refusal<"auth.role-delete", "ERR_CONFLICT">
@@ -46,9 +58,18 @@ const decoder = new TextDecoder();
 const ENABLED_KEY = encoder.encode("enabled");
 const ROLE_PREFIX = "role/";
 const TOKEN_PREFIX = "token/";
+const RATE_PREFIX = "rate/";
 
 const roleKey = (name: string) => encoder.encode(ROLE_PREFIX + name);
 const tokenKey = (id: string) => encoder.encode(TOKEN_PREFIX + id);
+const rateKey = (role: string) => encoder.encode(RATE_PREFIX + role);
+
+/** The rate limit of role `name`; undefined: none (the admin role never has one). */
+export function getRoleRate(state: StateReader, name: string): RateLimit | undefined {
+  const bytes = state.get("auth", rateKey(name));
+  // Written by this module from a decoded command: a failure here is corrupt state.
+  return bytes === undefined ? undefined : readRate(new ByteReader(bytes));
+}
 
 function prefixRange(state: StateReader, prefix: string): Iterable<readonly [Uint8Array, Uint8Array]> {
   // "/" + 1 is "0": the keys starting with the prefix end before the prefix with "0" for its slash.
@@ -75,18 +96,18 @@ function decodeGrants(bytes: Uint8Array): Grant[] {
 export function getRole(state: StateReader, name: string): RoleRecord | undefined {
   if (name === adminRoleName) return { name, grants: adminGrants, builtIn: true };
   const bytes = state.get("auth", roleKey(name));
-  return bytes === undefined ? undefined : { name, grants: decodeGrants(bytes), builtIn: false };
+  if (bytes === undefined) return undefined;
+  const rate = getRoleRate(state, name);
+  return { name, grants: decodeGrants(bytes), builtIn: false, ...(rate !== undefined ? { rate } : {}) };
 }
 
 /** Every role, the built-in admin role first. */
 export function listRoles(state: StateReader): RoleRecord[] {
   const out: RoleRecord[] = [{ name: adminRoleName, grants: adminGrants, builtIn: true }];
   for (const [key, value] of prefixRange(state, ROLE_PREFIX)) {
-    out.push({
-      name: decoder.decode(key).slice(ROLE_PREFIX.length),
-      grants: decodeGrants(value),
-      builtIn: false,
-    });
+    const name = decoder.decode(key).slice(ROLE_PREFIX.length);
+    const rate = getRoleRate(state, name);
+    out.push({ name, grants: decodeGrants(value), builtIn: false, ...(rate !== undefined ? { rate } : {}) });
   }
   return out;
 }
@@ -182,6 +203,7 @@ export function applyAuth(state: StateWriter, command: AuthCommand, tsMs: number
       }
       const deleted = state.get("auth", roleKey(command.name)) !== undefined;
       if (deleted) state.delete("auth", roleKey(command.name));
+      state.delete("auth", rateKey(command.name));
       return { kind: "auth.role-delete", ok: true, deleted };
     }
     case "token-create": {
@@ -222,6 +244,29 @@ export function applyAuth(state: StateWriter, command: AuthCommand, tsMs: number
       const expiresAtMs = storeToken(state, { ...command.token, role: adminRoleName }, tsMs);
       state.put("auth", ENABLED_KEY, Uint8Array.of(1));
       return { kind: "auth.enable", ok: true, expiresAtMs };
+    }
+    case "role-rate": {
+      if (command.name === adminRoleName) {
+        return {
+          kind: "auth.role-rate",
+          ok: false,
+          code: "ERR_BAD_REQUEST",
+          message: "the admin role is built in and has no rate limit",
+          details: {},
+        };
+      }
+      if (getRole(state, command.name) === undefined) {
+        return {
+          kind: "auth.role-rate",
+          ok: false,
+          code: "ERR_NOT_FOUND",
+          message: `role ${command.name} does not exist`,
+          details: {},
+        };
+      }
+      if (command.rate.requestsPerSecond === 0) state.delete("auth", rateKey(command.name));
+      else state.put("auth", rateKey(command.name), writeRate(new ByteWriter(), command.rate).finish());
+      return { kind: "auth.role-rate", ok: true };
     }
     case "disable": {
       const disabled = authEnabled(state);

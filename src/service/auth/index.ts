@@ -2,8 +2,11 @@
 // permission model, principals, and the guard that checks them.
 export {
   type AuthCommand,
+  burstMax,
   decodeAuthCommand,
   encodeAuthCommand,
+  type RateLimit,
+  requestsPerSecondMax,
   roleNameBytesMax,
   type TokenInput,
   tokenIdPattern,
@@ -14,6 +17,7 @@ export {
   applyAuth,
   authEnabled,
   getRole,
+  getRoleRate,
   getToken,
   listRoles,
   listTokens,
@@ -45,4 +49,5 @@ export {
   runAs,
   system,
 } from "./principal.js";
+export { type RateLimitCounts, RateLimiter, type RateLimiterOptions } from "./rate-limiter.js";
 export { hashSecret, newToken, parseToken } from "./token-secret.js";

@@ -43,6 +43,8 @@ export interface KvLimits {
   readonly rangeLimitMax: number;
   /** Keys per range page when the caller does not say. */
   readonly rangePageDefault: number;
+  /** Bytes of keys and values per range page at most (a page always holds at least one key). */
+  readonly rangeBytesMax: number;
   readonly ttlMsMax: number;
   /** Keys one multi-key write names at most. */
   readonly putManyKeysMax: number;
@@ -50,13 +52,14 @@ export interface KvLimits {
 
 /**
  * Defaults: 1 KiB keys (the state store keys keys by them), 1 MiB values, range pages of 100 keys
- * and at most 1,000, TTLs up to a year.
+ * and at most 1,000 and 4 MiB (as a stream read page), TTLs up to a year.
  */
 export const defaultKvLimits: KvLimits = {
   keyBytesMax: 1024,
   valueBytesMax: 1024 * 1024,
   rangeLimitMax: 1000,
   rangePageDefault: 100,
+  rangeBytesMax: 4 * 1024 * 1024,
   ttlMsMax: 365 * 24 * 3600 * 1000,
   putManyKeysMax: 1000,
 };
@@ -175,7 +178,8 @@ export class KvService {
 
   /**
    * Reads a page of keys by prefix or [start, end): `rangePageDefault` keys unless `limit` says,
-   * and never more than `rangeLimitMax`. A stale page says how far behind it may be.
+   * and never more than `rangeLimitMax` keys or `rangeBytesMax` bytes (the page's `next` then says
+   * where to go on). A stale page says how far behind it may be.
    */
   async range(
     options: KvRangeOptions,
@@ -185,7 +189,11 @@ export class KvService {
     if (!Number.isSafeInteger(asked) || asked < 1) {
       throw new CairnError("ERR_BAD_REQUEST", "limit must be a positive integer");
     }
-    const query: KvRangeQuery = { ...options, limit: Math.min(asked, this.#limits.rangeLimitMax) };
+    const query: KvRangeQuery = {
+      ...options,
+      limit: Math.min(asked, this.#limits.rangeLimitMax),
+      bytesMax: this.#limits.rangeBytesMax,
+    };
     this.#log.authorize?.([
       "prefix" in options
         ? { permission: "read", resource: "key-range", start: options.prefix, end: prefixEnd(options.prefix) }

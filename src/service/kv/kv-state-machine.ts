@@ -255,15 +255,14 @@ export function getKv(state: StateReader, key: Uint8Array): KvRecord | undefined
   return isLive(record, kvClockMs(state)) ? record : undefined;
 }
 
-/** Which keys a range read covers: a prefix, or [start, end). */
-export type KvRangeQuery =
-  | { readonly prefix: Uint8Array; readonly limit: number; readonly after?: Uint8Array }
-  | {
-      readonly start: Uint8Array;
-      readonly end?: Uint8Array;
-      readonly limit: number;
-      readonly after?: Uint8Array;
-    };
+/**
+ * Which keys a range read covers: a prefix, or [start, end); a page holds at most `limit` keys and,
+ * past its first key, at most `bytesMax` bytes of keys and values (absent: no bound in bytes).
+ */
+export type KvRangeQuery = (
+  | { readonly prefix: Uint8Array; readonly after?: Uint8Array }
+  | { readonly start: Uint8Array; readonly end?: Uint8Array; readonly after?: Uint8Array }
+) & { readonly limit: number; readonly bytesMax?: number };
 
 /** A page of a range read; `next` is the key to pass as `after` for the next page, if any. */
 export interface KvRangePage {
@@ -271,7 +270,11 @@ export interface KvRangePage {
   readonly next: Uint8Array | undefined;
 }
 
-/** Reads live keys in byte order, one page of at most `limit`, resuming after `after`. */
+/**
+ * Reads live keys in byte order, one page of at most `limit` keys and `bytesMax` bytes (a first
+ * key larger than that still makes a page of one, so paging always moves on), resuming after
+ * `after`.
+ */
 export function rangeKv(state: StateReader, query: KvRangeQuery): KvRangePage {
   const clockMs = kvClockMs(state);
   let start = "prefix" in query ? query.prefix : query.start;
@@ -281,12 +284,16 @@ export function rangeKv(state: StateReader, query: KvRangeQuery): KvRangePage {
     if (compareBytes(resume, start) > 0) start = resume;
   }
   const items: (KvRecord & { key: Uint8Array })[] = [];
+  const bytesMax = query.bytesMax ?? Number.MAX_SAFE_INTEGER;
+  let pageBytes = 0;
   for (const [key, bytes] of state.range("kv", start, end, Number.MAX_SAFE_INTEGER)) {
     const record = decodeRecord(bytes);
     if (!isLive(record, clockMs)) continue;
-    if (items.length === query.limit) {
+    const itemBytes = key.length + record.value.length;
+    if (items.length === query.limit || (items.length > 0 && pageBytes + itemBytes > bytesMax)) {
       return { items, next: items[items.length - 1]?.key };
     }
+    pageBytes += itemBytes;
     items.push({ key, ...record });
   }
   return { items, next: undefined };

@@ -135,6 +135,32 @@ describe("HTTP /v1/kv", () => {
     assert.equal(second.body["next"], null);
   });
 
+  it("bounds a range page by bytes as well as by count, and pages on past the bound", async () => {
+    const { app } = setup({ rangeBytesMax: 700 });
+    const value = "v".repeat(300);
+    for (const k of ["a/1", "a/2", "a/3", "a/4", "a/5"]) await call(app, "PUT", `/v1/kv/${k}`, { value });
+    const keys: unknown[] = [];
+    let after = "";
+    for (let page = 0; page < 5; page++) {
+      const got = await call(app, "GET", `/v1/kv?prefix=a/&limit=50${after}`);
+      const items = got.body["items"] as Json[];
+      // Two keys of 303 bytes fit in 700; a third would not.
+      assert.ok(items.length <= 2);
+      keys.push(...items.map((i) => i["key"]));
+      if (got.body["next"] === null) break;
+      after = `&after=${String(got.body["next"])}`;
+    }
+    assert.deepEqual(keys, ["a/1", "a/2", "a/3", "a/4", "a/5"]);
+    // A key larger than the bound on its own still makes a page of one.
+    const big = setup({ rangeBytesMax: 10 });
+    await call(big.app, "PUT", "/v1/kv/k", { value });
+    const one = await call(big.app, "GET", "/v1/kv?prefix=");
+    assert.deepEqual(
+      (one.body["items"] as Json[]).map((i) => i["key"]),
+      ["k"],
+    );
+  });
+
   it("answers a retried write with the same Idempotency-Key from the first try", async () => {
     const { app } = setup();
     const headers = { "idempotency-key": "req-1" };
