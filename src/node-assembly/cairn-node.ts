@@ -20,12 +20,14 @@ import {
 import { type GroupId, groupId, type NodeId, nodeId, type SoftState } from "../raft/index.js";
 import {
   ApplyNotifier,
-  type ApplyOutcome,
   AuthGuard,
   AuthService,
   ClusterService,
+  CommandBatcher,
+  defaultCommandBatcherSettings,
   defaultKvLimits,
   defaultStreamLimits,
+  type EntryOutcome,
   GroupReplication,
   type JoinAnswer,
   KvService,
@@ -88,6 +90,10 @@ export interface CairnNodeSettings {
   readonly housekeepingIntervalMs: number;
   readonly proposalTimeoutMs: number;
   readonly readTimeoutMs: number;
+  /** The most client commands one Raft entry carries (those proposed in one turn of the event loop). */
+  readonly entryCommandsMax: number;
+  /** The most bytes of encoded commands one Raft entry carries (a single larger command goes alone). */
+  readonly entryBytesMax: number;
 }
 
 /** The settings `cairn node` runs with unless told otherwise. */
@@ -107,6 +113,8 @@ export const defaultNodeSettings: CairnNodeSettings = {
   housekeepingIntervalMs: 1_000,
   proposalTimeoutMs: 5_000,
   readTimeoutMs: 5_000,
+  entryCommandsMax: defaultCommandBatcherSettings.entryCommandsMax,
+  entryBytesMax: defaultCommandBatcherSettings.entryBytesMax,
 };
 
 /**
@@ -119,9 +127,9 @@ export interface CairnNodeHooks {
   /** Sees every batch of Raft messages the group sends, with its urgency (before the transport). */
   readonly wrapSender?: (sender: MessageSender) => MessageSender;
   readonly wrapStateMachine?: (
-    machine: StateMachine<ApplyOutcome>,
+    machine: StateMachine<EntryOutcome>,
     backend: StoreBackend,
-  ) => StateMachine<ApplyOutcome>;
+  ) => StateMachine<EntryOutcome>;
   /** Called as a stored snapshot from the leader starts to be installed. */
   readonly onSnapshotInstall?: () => void;
   readonly onSoftState?: (soft: SoftState) => void;
@@ -158,7 +166,7 @@ export class CairnNode {
   readonly id: NodeId;
   readonly name: string;
   readonly clusterId: string;
-  readonly group: RaftGroup<ApplyOutcome>;
+  readonly group: RaftGroup<EntryOutcome>;
   readonly backend: StoreBackend;
   readonly host: NodeHost;
   readonly kv: KvService;
@@ -192,7 +200,7 @@ export class CairnNode {
     settings: CairnNodeSettings;
     log: (line: string) => void;
     fatal: { failed: boolean };
-    group: RaftGroup<ApplyOutcome>;
+    group: RaftGroup<EntryOutcome>;
     backend: StoreBackend;
     host: NodeHost;
     applied: ApplyNotifier;
@@ -220,8 +228,15 @@ export class CairnNode {
     });
     this.guard = guard;
     // A follower hands writes and membership changes to the leader over the peer link.
-    const link = new LeaderLink({ group, host, env, backend, applied, guard });
-    const replication = new GroupReplication(group, backend, env, link, { guard });
+    // Every write proposed on this node, and every write a follower hands over, shares the entries
+    // of its turn of the event loop.
+    const batcher = new CommandBatcher(group, (run) => env.defer(run), {
+      ...defaultCommandBatcherSettings,
+      entryCommandsMax: settings.entryCommandsMax,
+      entryBytesMax: settings.entryBytesMax,
+    });
+    const link = new LeaderLink({ group, batcher, host, env, backend, applied, guard });
+    const replication = new GroupReplication(group, batcher, backend, env, link, { guard });
     this.auth = new AuthService(replication, guard);
     this.kv = new KvService(replication, {
       keyBytesMax: settings.keyBytesMax,
@@ -315,7 +330,7 @@ export class CairnNode {
     const applied = new ApplyNotifier(undefined, env);
     const service = new ServiceStateMachine(backend, undefined, (touched) => applied.notify(touched));
     const stateMachine = hooks.wrapStateMachine?.(service, backend) ?? service;
-    const group = await RaftGroup.open<ApplyOutcome>({
+    const group = await RaftGroup.open<EntryOutcome>({
       raft: {
         id,
         groupId: mainGroup,

@@ -5,7 +5,7 @@ import type { ClusterStatus, MemberStatus } from "../../api/index.js";
 import type { NodeHost, RaftGroup } from "../../node/index.js";
 import type { NodeId } from "../../raft/index.js";
 import type { AuthGuard } from "../auth/index.js";
-import type { ApplyOutcome } from "../command.js";
+import type { EntryOutcome } from "../command.js";
 
 // The status's shape is the public API's (src/api), defined once there.
 export type { ClusterStatus, MemberStatus } from "../../api/index.js";
@@ -13,12 +13,12 @@ export type { ClusterStatus, MemberStatus } from "../../api/index.js";
 /** Reads cluster state from the local group and the peer directory. */
 export class ClusterService {
   readonly #clusterId: string;
-  readonly #group: RaftGroup<ApplyOutcome>;
+  readonly #group: RaftGroup<EntryOutcome>;
   readonly #host: NodeHost;
   readonly #guard: AuthGuard | undefined;
 
   /** Creates the service; with `guard`, the status is shown to holders of a valid token only. */
-  constructor(clusterId: string, group: RaftGroup<ApplyOutcome>, host: NodeHost, guard?: AuthGuard) {
+  constructor(clusterId: string, group: RaftGroup<EntryOutcome>, host: NodeHost, guard?: AuthGuard) {
     this.#clusterId = clusterId;
     this.#group = group;
     this.#host = host;
