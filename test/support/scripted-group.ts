@@ -62,7 +62,7 @@ export class ManualEnv implements Env {
 
   /** Runs `run` once the loop settles (as {@link settled} waits for), without moving the clock. */
   defer(run: () => void): void {
-    setImmediate(run);
+    globalThis.setImmediate(run);
   }
 
   /** Moves the clock `ms` forward; fires each due timer in order and lets the loop settle after it. */
