@@ -126,6 +126,8 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
       tickIntervalMs: config.tickIntervalMs,
       snapshotEntries: config.snapshotEntries,
       snapshotBytes: config.snapshotBytes,
+      entryCommandsMax: config.entryCommandsMax,
+      entryBytesMax: config.entryBytesMax,
       segmentBytesMax: config.segmentBytesMax,
       keyBytesMax: config.keyBytesMax,
       valueBytesMax: config.valueBytesMax,
