@@ -68,6 +68,8 @@ export interface NodeConfig {
   readonly addressRequestsPerSecond: number;
   /** The burst of that rate: requests an idle address may make at once. */
   readonly addressBurst: number;
+  readonly entryCommandsMax: number;
+  readonly entryBytesMax: number;
   /** Testing facility: dial these addresses instead of peers' member addresses (keyed `host:port`). */
   readonly peerDialOverrides: ReadonlyMap<string, HostPort>;
   /** Testing facility: a file holding the milliseconds every log write and sync waits (a slow disk). */
@@ -316,6 +318,25 @@ export const nodeSettings: readonly Setting[] = [
     min: 1,
     max: 10_000_000,
     description: "requests an idle client address may make at once under --address-requests-per-second",
+  },
+  {
+    key: "entryCommandsMax",
+    flag: "entry-commands-max",
+    kind: "int",
+    default: defaultNodeSettings.entryCommandsMax,
+    min: 1,
+    max: 4096,
+    description:
+      "client commands one Raft entry carries at most (1: one entry per command, as older releases)",
+  },
+  {
+    key: "entryBytesMax",
+    flag: "entry-bytes-max",
+    kind: "int",
+    default: defaultNodeSettings.entryBytesMax,
+    min: 4 * 1024,
+    max: 64 * 1024 * 1024,
+    description: "bytes of client commands one Raft entry carries at most (a larger command goes alone)",
   },
   {
     key: "auth",

@@ -147,6 +147,8 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
       snapshotEntries: config.snapshotEntries,
       snapshotBytes: config.snapshotBytes,
       addressRate: { requestsPerSecond: config.addressRequestsPerSecond, burst: config.addressBurst },
+      entryCommandsMax: config.entryCommandsMax,
+      entryBytesMax: config.entryBytesMax,
       segmentBytesMax: config.segmentBytesMax,
       keyBytesMax: config.keyBytesMax,
       valueBytesMax: config.valueBytesMax,

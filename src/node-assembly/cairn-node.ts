@@ -20,12 +20,14 @@ import {
 import { type GroupId, groupId, type NodeId, nodeId, type SoftState } from "../raft/index.js";
 import {
   ApplyNotifier,
-  type ApplyOutcome,
   AuthGuard,
   AuthService,
   ClusterService,
+  CommandBatcher,
+  defaultCommandBatcherSettings,
   defaultKvLimits,
   defaultStreamLimits,
+  type EntryOutcome,
   GroupReplication,
   type JoinAnswer,
   KvService,
@@ -99,6 +101,10 @@ export interface CairnNodeSettings {
    * protocol together; 0 requests per second: no limit. Tokens follow their role's rate.
    */
   readonly addressRate: RateLimit;
+  /** The most client commands one Raft entry carries (those proposed in one turn of the event loop). */
+  readonly entryCommandsMax: number;
+  /** The most bytes of encoded commands one Raft entry carries (a single larger command goes alone). */
+  readonly entryBytesMax: number;
 }
 
 /** The settings `cairn node` runs with unless told otherwise. */
@@ -120,6 +126,8 @@ export const defaultNodeSettings: CairnNodeSettings = {
   readTimeoutMs: 5_000,
   stateCheckEntries: 10_000,
   addressRate: { requestsPerSecond: 0, burst: 0 },
+  entryCommandsMax: defaultCommandBatcherSettings.entryCommandsMax,
+  entryBytesMax: defaultCommandBatcherSettings.entryBytesMax,
 };
 
 /**
@@ -132,9 +140,9 @@ export interface CairnNodeHooks {
   /** Sees every batch of Raft messages the group sends, with its urgency (before the transport). */
   readonly wrapSender?: (sender: MessageSender) => MessageSender;
   readonly wrapStateMachine?: (
-    machine: StateMachine<ApplyOutcome>,
+    machine: StateMachine<EntryOutcome>,
     backend: StoreBackend,
-  ) => StateMachine<ApplyOutcome>;
+  ) => StateMachine<EntryOutcome>;
   /** Called as a stored snapshot from the leader starts to be installed. */
   readonly onSnapshotInstall?: () => void;
   readonly onSoftState?: (soft: SoftState) => void;
@@ -178,7 +186,7 @@ export class CairnNode {
   readonly id: NodeId;
   readonly name: string;
   readonly clusterId: string;
-  readonly group: RaftGroup<ApplyOutcome>;
+  readonly group: RaftGroup<EntryOutcome>;
   readonly backend: StoreBackend;
   readonly host: NodeHost;
   readonly kv: KvService;
@@ -221,7 +229,7 @@ export class CairnNode {
     settings: CairnNodeSettings;
     log: (line: string) => void;
     fatal: { failed: boolean };
-    group: RaftGroup<ApplyOutcome>;
+    group: RaftGroup<EntryOutcome>;
     backend: StoreBackend;
     host: NodeHost;
     applied: ApplyNotifier;
@@ -258,8 +266,15 @@ export class CairnNode {
       perAddress: settings.addressRate,
     });
     // A follower hands writes and membership changes to the leader over the peer link.
-    const link = new LeaderLink({ group, host, env, backend, applied, guard });
-    const replication = new GroupReplication(group, backend, env, link, { guard });
+    // Every write proposed on this node, and every write a follower hands over, shares the entries
+    // of its turn of the event loop.
+    const batcher = new CommandBatcher(group, (run) => env.defer(run), {
+      ...defaultCommandBatcherSettings,
+      entryCommandsMax: settings.entryCommandsMax,
+      entryBytesMax: settings.entryBytesMax,
+    });
+    const link = new LeaderLink({ group, batcher, host, env, backend, applied, guard });
+    const replication = new GroupReplication(group, batcher, backend, env, link, { guard });
     this.auth = new AuthService(replication, guard);
     this.kv = new KvService(replication, {
       keyBytesMax: settings.keyBytesMax,
@@ -370,7 +385,7 @@ export class CairnNode {
       onHash: (hash) => stateCheck.record(hash),
     });
     const stateMachine = hooks.wrapStateMachine?.(service, backend) ?? service;
-    const group = await RaftGroup.open<ApplyOutcome>({
+    const group = await RaftGroup.open<EntryOutcome>({
       raft: {
         id,
         groupId: mainGroup,

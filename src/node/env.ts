@@ -16,6 +16,11 @@ export interface Env {
   monotonicMs(): number;
   /** Runs `run` once after `delayMs`. */
   after(delayMs: number, run: () => void): Cancel;
+  /**
+   * Runs `run` once at the end of the current turn of the event loop, after the I/O callbacks of
+   * this turn (setImmediate): what they proposed is gathered by then.
+   */
+  defer(run: () => void): void;
   /** The randomness the Raft core draws election timeouts from. */
   readonly random: RandomSource;
 }
@@ -28,6 +33,9 @@ export function systemEnv(): Env {
     after(delayMs, run) {
       const handle = setTimeout(run, delayMs);
       return () => clearTimeout(handle);
+    },
+    defer(run) {
+      setImmediate(run);
     },
     random: new Prng(randomInt(0, 2 ** 47)),
   };

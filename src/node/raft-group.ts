@@ -22,6 +22,8 @@ import type { GroupSnapshots } from "./group-snapshots.js";
 import { GroupMetrics } from "./metrics.js";
 import { NodeError, type VoterCount } from "./node-error.js";
 import type { GroupStorage, MessageSender, StateMachine } from "./ports.js";
+import { ProposalTracker } from "./proposal-tracker.js";
+import { ReadBarrier } from "./read-barrier.js";
 import { decodeSnapshotStream, encodeSnapshotStream } from "./snapshot-stream.js";
 
 /** Settings and collaborators of a group runtime. */
@@ -69,31 +71,12 @@ export interface RaftGroupOptions<R> {
   };
 }
 
-interface PendingProposal<R> {
-  readonly term: number;
-  readonly resolve: (result: R | undefined) => void;
-  readonly reject: (error: NodeError) => void;
-  readonly cancelTimer: Cancel;
-}
-
-interface ReadWaiter {
-  readonly resolve: () => void;
-  readonly reject: (error: NodeError) => void;
-}
-
 /** A wait for every voting member to hold an entry (the write concern "all"). */
 interface AllVotersWaiter {
   readonly index: number;
   readonly resolve: () => void;
   readonly reject: (error: NodeError) => void;
   readonly cancelTimer: Cancel;
-}
-
-interface ReadRound {
-  readonly waiters: ReadWaiter[];
-  readonly cancelTimer: Cancel;
-  /** Set once the core answered: reads are safe once this index is applied. */
-  index?: LogIndex;
 }
 
 const storageCodes = new Set(["ERR_NO_SPACE"]);
@@ -127,18 +110,9 @@ export class RaftGroup<R> {
   readonly #options: RaftGroupOptions<R>;
   readonly #raw: RawNode;
   readonly #env: Env;
-  readonly #pending = new Map<number, PendingProposal<R>>();
-  readonly #readRounds = new Map<string, ReadRound>();
-  #readQueue: ReadWaiter[] = [];
+  readonly #proposals: ProposalTracker<R>;
+  readonly #reads: ReadBarrier;
   readonly #allVotersWaiters = new Set<AllVotersWaiter>();
-  /**
-   * Names this run of the group in its ReadIndex contexts. The sequence restarts at 0 with every
-   * run, so without it a late answer to a read made before a restart would carry the context of a
-   * new read and release it at an index from before the new read arrived.
-   */
-  readonly #readNonce: string;
-  #readSeq = 0;
-  #readsWaiting = 0;
   #soft: SoftState;
   #appliedIndex: number;
   /** Data bytes of the log after the last snapshot (the loaded tail plus what was applied since). */
@@ -169,13 +143,21 @@ export class RaftGroup<R> {
     this.#env = options.env;
     this.#raw = raw;
     this.#appliedIndex = appliedIndex;
-    // 64 random bits from the injected source: crypto-seeded in production, seeded in the simulator.
-    const word = () =>
-      options.env.random
-        .below(2 ** 32)
-        .toString(16)
-        .padStart(8, "0");
-    this.#readNonce = `${word()}${word()}`;
+    this.#proposals = new ProposalTracker(options.env, this.metrics, {
+      timeoutMs: options.proposalTimeoutMs ?? 5_000,
+      pendingMax: options.proposalsPendingMax ?? 10_000,
+    });
+    this.#reads = new ReadBarrier({
+      env: options.env,
+      metrics: this.metrics,
+      readIndex: (context) => raw.readIndex(context),
+      kick: () => this.#kick(),
+      appliedIndex: () => this.#appliedIndex,
+      stopped: () => this.#stopped,
+      memberId: raw.id,
+      timeoutMs: options.readTimeoutMs ?? 5_000,
+      pendingMax: options.readsPendingMax ?? 10_000,
+    });
     const status = raw.status();
     this.#soft = { role: status.role, leaderId: status.leaderId };
     this.#term = status.term;
@@ -311,7 +293,7 @@ export class RaftGroup<R> {
   proposeWithIndex(data: Uint8Array): Promise<{ readonly result: R | undefined; readonly index: LogIndex }> {
     const refusal = this.#refusal();
     if (refusal !== undefined) return Promise.reject(refusal);
-    if (this.#pending.size >= (this.#options.proposalsPendingMax ?? 10_000)) {
+    if (this.#proposals.full) {
       return Promise.reject(new NodeError("ERR_UNAVAILABLE", "too many proposals in flight"));
     }
     const result = this.#raw.propose(data);
@@ -438,27 +420,9 @@ export class RaftGroup<R> {
 
   /** Waits for the entry proposed at (index, term) to be applied, or to be superseded, or times out. */
   #track(index: LogIndex, term: number): Promise<R | undefined> {
-    this.metrics.proposals++;
-    const startedMs = this.#env.monotonicMs();
-    const promise = new Promise<R | undefined>((resolve, reject) => {
-      const cancelTimer = this.#env.after(this.#options.proposalTimeoutMs ?? 5_000, () => {
-        if (this.#pending.get(index)?.cancelTimer !== cancelTimer) return;
-        this.#pending.delete(index);
-        reject(new NodeError("ERR_TIMEOUT", "the write was not applied in time; it may still commit"));
-      });
-      this.#pending.set(index, { term, resolve, reject, cancelTimer });
-    });
+    const promise = this.#proposals.track(index, term);
     this.#kick();
-    return promise.then(
-      (result) => {
-        this.metrics.proposalMs.observe(this.#env.monotonicMs() - startedMs);
-        return result;
-      },
-      (error: unknown) => {
-        this.metrics.proposalsFailed++;
-        throw error;
-      },
-    );
+    return promise;
   }
 
   /**
@@ -470,28 +434,10 @@ export class RaftGroup<R> {
   readBarrier(): Promise<void> {
     const refusal = this.#stoppedRefusal();
     if (refusal !== undefined) return Promise.reject(refusal);
-    if (this.#readsWaiting >= (this.#options.readsPendingMax ?? 10_000)) {
+    if (this.#reads.full) {
       return Promise.reject(new NodeError("ERR_UNAVAILABLE", "too many reads in flight"));
     }
-    this.#readsWaiting++;
-    this.metrics.reads++;
-    const startedMs = this.#env.monotonicMs();
-    const promise = new Promise<void>((resolve, reject) => {
-      this.#readQueue.push({
-        resolve: () => {
-          this.#readsWaiting--;
-          this.metrics.readMs.observe(this.#env.monotonicMs() - startedMs);
-          resolve();
-        },
-        reject: (error) => {
-          this.#readsWaiting--;
-          this.metrics.readsFailed++;
-          reject(error);
-        },
-      });
-    });
-    if (this.#readRounds.size === 0) this.#startReadRound();
-    return promise;
+    return this.#reads.wait();
   }
 
   /** Stops ticking and processing; fails everything pending with ERR_SHUTTING_DOWN. */
@@ -539,32 +485,6 @@ export class RaftGroup<R> {
       return new NodeError("ERR_INTERNAL", "a broken invariant stopped this node");
     if (this.#stopped) return new NodeError("ERR_SHUTTING_DOWN", "the node is stopping");
     return undefined;
-  }
-
-  #startReadRound(): void {
-    if (this.#readQueue.length === 0 || this.#stopped) return;
-    const waiters = this.#readQueue;
-    this.#readQueue = [];
-    const context = `${this.#raw.id}.${this.#readNonce}.${++this.#readSeq}`;
-    const result = this.#raw.readIndex(context);
-    if (!result.ok) {
-      const error =
-        result.reason === "not-leader"
-          ? new NodeError("ERR_UNAVAILABLE", "no leader is known; retry shortly")
-          : new NodeError("ERR_UNAVAILABLE", `read refused: ${result.reason}`);
-      for (const w of waiters) w.reject(error);
-      return;
-    }
-    const cancelTimer = this.#env.after(this.#options.readTimeoutMs ?? 5_000, () => {
-      const round = this.#readRounds.get(context);
-      if (round === undefined) return;
-      this.#readRounds.delete(context);
-      for (const w of round.waiters)
-        w.reject(new NodeError("ERR_UNAVAILABLE", "the read could not be confirmed by a quorum in time"));
-      this.#startReadRound();
-    });
-    this.#readRounds.set(context, { waiters, cancelTimer });
-    this.#kick();
   }
 
   #scheduleTick(): void {
@@ -650,13 +570,10 @@ export class RaftGroup<R> {
 
     // Only after this batch's committed entries applied: the step that deposes a leader may also
     // commit its entries (a leader always steps down in the step that commits its own removal).
-    if (deposed) this.#failUncommittedProposals();
+    if (deposed) this.#proposals.failAbove(this.#raw.status().commitIndex);
 
-    for (const readState of rd.readStates) {
-      const round = this.#readRounds.get(readState.context);
-      if (round !== undefined) round.index = readState.index;
-    }
-    this.#serveReads();
+    this.#reads.answered(rd.readStates);
+    this.#reads.serve();
     this.#raw.advance(rd);
     // The leader's own copy counts once persisted (advance), and a role or membership change
     // settles waits too.
@@ -808,31 +725,8 @@ export class RaftGroup<R> {
     entries.forEach((entry, i) => {
       this.#appliedIndex = entry.index;
       this.#logBytesSinceSnapshot += entry.data.length;
-
-      const waiter = this.#pending.get(entry.index);
-      if (waiter === undefined) return;
-      this.#pending.delete(entry.index);
-      waiter.cancelTimer();
-      if (waiter.term === entry.term) waiter.resolve(results[i]);
-      // Another leader's entry took this index: ours was never committed and never will be.
-      else
-        waiter.reject(
-          new NodeError(
-            "ERR_UNAVAILABLE",
-            "leadership changed before the write committed; it was not applied",
-          ),
-        );
+      this.#proposals.applied(entry, results[i]);
     });
-  }
-
-  #serveReads(): void {
-    for (const [context, round] of this.#readRounds) {
-      if (round.index === undefined || round.index > this.#appliedIndex) continue;
-      this.#readRounds.delete(context);
-      round.cancelTimer();
-      for (const w of round.waiters) w.resolve();
-    }
-    if (this.#readRounds.size === 0) this.#startReadRound();
   }
 
   /**
@@ -853,44 +747,9 @@ export class RaftGroup<R> {
     else this.#options.onFatal?.(error);
   }
 
-  /**
-   * Fails fast what a deposed leader cannot know the fate of: its proposals above the commit
-   * index may or may not commit under the next leader, and waiting for the proposal timeout helps
-   * no client. Proposals at or below the commit index stay: they are committed, and apply settles
-   * them (with their result, or as superseded by another term's entry).
-   */
-  #failUncommittedProposals(): void {
-    const commitIndex = this.#raw.status().commitIndex;
-    for (const [index, p] of this.#pending) {
-      if (index <= commitIndex) continue;
-      this.#pending.delete(index);
-      p.cancelTimer();
-      p.reject(
-        new NodeError(
-          "ERR_TIMEOUT",
-          "leadership was lost before the write was applied; it may still commit: retry with the same idempotency key",
-        ),
-      );
-    }
-  }
-
-  #failProposals(error: NodeError): void {
-    for (const [, p] of this.#pending) {
-      p.cancelTimer();
-      p.reject(error);
-    }
-    this.#pending.clear();
-  }
-
   #failAll(error: NodeError): void {
-    this.#failProposals(error);
-    for (const [, round] of this.#readRounds) {
-      round.cancelTimer();
-      for (const w of round.waiters) w.reject(error);
-    }
-    this.#readRounds.clear();
-    for (const w of this.#readQueue) w.reject(error);
-    this.#readQueue = [];
+    this.#proposals.failAll(error);
+    this.#reads.failAll(error);
     for (const w of this.#allVotersWaiters) {
       w.cancelTimer();
       w.reject(error);

@@ -128,6 +128,12 @@ export type ApplyOutcome =
       readonly message: string;
     };
 
+/**
+ * The outcomes of one Raft entry's commands, in the entry's order: one for an entry of one command
+ * (version 1), one per command for an entry of several ({@link encodeEntryCommands}).
+ */
+export type EntryOutcome = readonly ApplyOutcome[];
+
 /** Settings of the idempotency table; they must be equal on every replica. */
 export interface IdempotencySettings {
   /** How long a key is remembered, by leader time. */
@@ -143,6 +149,8 @@ export const defaultIdempotencySettings: IdempotencySettings = {
 };
 
 const ENVELOPE_VERSION = 1;
+/** The first byte of an entry of several commands (an envelope's first byte is its version, 1). */
+const ENTRY_BATCH_VERSION = 2;
 const SERVICE_KV = 1;
 const SERVICE_MEMBERS = 2;
 const SERVICE_STREAMS = 3;
@@ -200,6 +208,45 @@ export function restampEnvelope(data: Uint8Array, tsMs: number): Uint8Array {
   const out = data.slice();
   out.set(stamp, 0);
   return out;
+}
+
+/**
+ * The data of a Raft entry carrying the encoded envelopes `envelopes` (each from
+ * {@link encodeEnvelope}), applied in order, each with its own result. One envelope stays a plain
+ * version-1 entry, which every release reads; several make a version-2 entry: the version byte, a
+ * varint count, then each envelope with a varint length.
+ */
+export function encodeEntryCommands(envelopes: readonly Uint8Array[]): Uint8Array {
+  const only = envelopes[0];
+  if (envelopes.length === 1 && only !== undefined) return only;
+  let bytes = 8;
+  for (const e of envelopes) bytes += e.length + 4;
+  const writer = new ByteWriter(bytes).u8(ENTRY_BATCH_VERSION).varint(envelopes.length);
+  for (const e of envelopes) writer.bytes(e);
+  return writer.finish();
+}
+
+/**
+ * The envelopes of a Raft entry written by {@link encodeEntryCommands} (or by
+ * {@link encodeEnvelope}: an entry of one command), in order. Throws DecodeError on malformed bytes
+ * or an unknown version (an entry written by a newer release).
+ */
+export function decodeEntryCommands(data: Uint8Array): Envelope[] {
+  if (data[0] !== ENTRY_BATCH_VERSION) return [decodeEnvelope(data)];
+  const reader = new ByteReader(data);
+  reader.u8();
+  const count = reader.varint();
+  // Every envelope takes at least two bytes, so a forged count cannot make this loop run long.
+  if (count < 2 || count > reader.remaining / 2)
+    throw new DecodeError(`an entry of ${count} commands in ${reader.remaining} bytes`);
+  const envelopes: Envelope[] = [];
+  for (let i = 0; i < count; i++) {
+    const item = reader.bytes();
+    if (item[0] === ENTRY_BATCH_VERSION) throw new DecodeError("an entry of commands nested in another");
+    envelopes.push(decodeEnvelope(item));
+  }
+  reader.end();
+  return envelopes;
 }
 
 /** Decodes an entry written by {@link encodeEnvelope}; throws DecodeError on malformed bytes. */

@@ -4,7 +4,8 @@
 import type { Env, RaftGroup } from "../node/index.js";
 import { NodeError } from "../node/index.js";
 import { type AuthGuard, currentPrincipal, type Need } from "./auth/index.js";
-import type { ApplyOutcome } from "./command.js";
+import type { ApplyOutcome, EntryOutcome } from "./command.js";
+import type { CommandBatcher } from "./command-batcher.js";
 import { CairnError, isCairnError } from "./errors.js";
 import type { LeaderLink } from "./leader-link.js";
 import type { ReplicationPort, Staleness, WriteConcern } from "./replication.js";
@@ -19,25 +20,27 @@ import type { StateBackend } from "./state-machine.js";
 export const allVotersTimeoutMsDefault = 4_000;
 
 /**
- * Proposes `data` on `group`, which must lead, and resolves with its outcome once applied; for
- * `writeConcern` "all", once every voting member has it on disk too. Rejects with the runtime's
- * NodeError. A refused command (an outcome that is not ok) changed nothing, so it is not waited on.
+ * Proposes the envelope `data` through `batcher` to `group`, which must lead, and resolves with its
+ * outcome once applied; for `writeConcern` "all", once every voting member has it on disk too.
+ * Rejects with the runtime's NodeError. A refused command (an outcome that is not ok) changed
+ * nothing, so it is not waited on.
  */
 export async function proposeOnLeader(
-  group: RaftGroup<ApplyOutcome>,
+  batcher: CommandBatcher,
+  group: RaftGroup<EntryOutcome>,
   data: Uint8Array,
   writeConcern: WriteConcern,
   allVotersTimeoutMs: number,
 ): Promise<ApplyOutcome> {
-  const { result, index } = await group.proposeWithIndex(data);
-  if (result === undefined) throw new CairnError("ERR_INTERNAL", "the proposal applied without a result");
-  if (writeConcern === "all" && result.ok) await group.waitReplicatedToAll(index, allVotersTimeoutMs);
-  return result;
+  const { outcome, index } = await batcher.propose(data);
+  if (writeConcern === "all" && outcome.ok) await group.waitReplicatedToAll(index, allVotersTimeoutMs);
+  return outcome;
 }
 
 /** A {@link ReplicationPort} over one Raft group and the backend its state machine writes. */
 export class GroupReplication implements ReplicationPort {
-  readonly #group: RaftGroup<ApplyOutcome>;
+  readonly #group: RaftGroup<EntryOutcome>;
+  readonly #batcher: CommandBatcher;
   readonly #backend: StateBackend;
   readonly #env: Env;
   readonly #link: LeaderLink | undefined;
@@ -45,18 +48,20 @@ export class GroupReplication implements ReplicationPort {
   readonly #guard: AuthGuard | undefined;
 
   /**
-   * Creates the port. With `link`, a write made on a follower is handed to the leader; without,
+   * Creates the port; its proposals go through `batcher`, many commands per entry. With `link`, a write made on a follower is handed to the leader; without,
    * it is refused with ERR_NOT_LEADER (a client must find the leader itself). With `guard`, every
    * operation checks its principal's permissions (src/service/auth).
    */
   constructor(
-    group: RaftGroup<ApplyOutcome>,
+    group: RaftGroup<EntryOutcome>,
+    batcher: CommandBatcher,
     backend: StateBackend,
     env: Env,
     link?: LeaderLink,
     options: { readonly allVotersTimeoutMs?: number; readonly guard?: AuthGuard } = {},
   ) {
     this.#group = group;
+    this.#batcher = batcher;
     this.#backend = backend;
     this.#env = env;
     this.#link = link;
@@ -73,7 +78,7 @@ export class GroupReplication implements ReplicationPort {
     if (this.#link !== undefined && !this.#link.leads)
       return this.#link.propose(data, writeConcern, currentPrincipal());
     try {
-      return await proposeOnLeader(this.#group, data, writeConcern, this.#allVotersTimeoutMs);
+      return await proposeOnLeader(this.#batcher, this.#group, data, writeConcern, this.#allVotersTimeoutMs);
     } catch (error) {
       const failure = toCairnError(error);
       throw this.#link?.withLeaderAddresses(failure) ?? failure;

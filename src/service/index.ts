@@ -23,9 +23,18 @@ export {
   type Command,
   type CommandKind,
   type CommandResult,
+  decodeEntryCommands,
+  type EntryOutcome,
+  encodeEntryCommands,
   encodeEnvelope,
   type ResultOf,
 } from "./command.js";
+export {
+  CommandBatcher,
+  type CommandBatcherSettings,
+  defaultCommandBatcherSettings,
+  type ProposedCommand,
+} from "./command-batcher.js";
 export {
   CairnError,
   type ErrorCode,

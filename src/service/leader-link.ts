@@ -8,7 +8,14 @@ import { DecodeError } from "../util/index.js";
 import type { ApplyNotifier } from "./apply-notifier.js";
 import { type AuthGuard, currentPrincipal, type Principal, runAs } from "./auth/index.js";
 import type { JoinAnswer, Membership } from "./cluster/membership.js";
-import { type ApplyOutcome, commandNeeds, decodeEnvelope, restampEnvelope } from "./command.js";
+import {
+  type ApplyOutcome,
+  commandNeeds,
+  decodeEnvelope,
+  type EntryOutcome,
+  restampEnvelope,
+} from "./command.js";
+import type { CommandBatcher } from "./command-batcher.js";
 import { CairnError, type LeaderAddresses } from "./errors.js";
 import { allVotersTimeoutMsDefault, proposeOnLeader, toCairnError } from "./group-replication.js";
 import {
@@ -28,7 +35,9 @@ import type { StateBackend } from "./state-machine.js";
 
 /** Settings of a {@link LeaderLink}. */
 export interface LeaderLinkOptions {
-  readonly group: RaftGroup<ApplyOutcome>;
+  readonly group: RaftGroup<EntryOutcome>;
+  /** Gathers the writes followers hand over into entries, with this node's own. */
+  readonly batcher: CommandBatcher;
   readonly host: NodeHost;
   readonly env: Env;
   /** The state the services read: its applied index is what a follower waits on. */
@@ -211,6 +220,7 @@ export class LeaderLink {
       this.#o.guard?.check(commandNeeds(decodeEnvelope(call.envelope).command), call.principal);
       // The leader's clock stamps every entry: TTLs and deadlines follow one clock.
       return proposeOnLeader(
+        this.#o.batcher,
         group,
         restampEnvelope(call.envelope, env.nowMs()),
         call.writeConcern,

@@ -7,10 +7,10 @@ import type { StateMachine } from "../node/index.js";
 import type { Entry } from "../raft/index.js";
 import { type LogIndex, logIndex } from "../raft/index.js";
 import {
-  type ApplyOutcome,
   applyEnvelope,
-  decodeEnvelope,
+  decodeEntryCommands,
   defaultIdempotencySettings,
+  type EntryOutcome,
   type IdempotencySettings,
 } from "./command.js";
 import { MemoryState, type StateEffect, StateOverlay, type StateReader } from "./state.js";
@@ -52,8 +52,11 @@ export class MemoryBackend implements StateBackend {
   }
 }
 
-/** Applies Cairn's command envelopes; no-ops and membership entries yield undefined. */
-export class ServiceStateMachine implements StateMachine<ApplyOutcome> {
+/**
+ * Applies Cairn's command envelopes, one or several per entry, each with its own outcome; no-ops and
+ * membership entries yield undefined.
+ */
+export class ServiceStateMachine implements StateMachine<EntryOutcome> {
   readonly #backend: StateBackend;
   readonly #settings: IdempotencySettings;
   readonly #onApplied: ((touchedStreams: ReadonlySet<string>) => void) | undefined;
@@ -85,7 +88,7 @@ export class ServiceStateMachine implements StateMachine<ApplyOutcome> {
     await this.#backend.settle?.();
   }
 
-  async apply(entries: readonly Entry[]): Promise<readonly (ApplyOutcome | undefined)[]> {
+  async apply(entries: readonly Entry[]): Promise<readonly (EntryOutcome | undefined)[]> {
     const overlay = new StateOverlay(this.#backend.reader);
     const applied = this.#backend.appliedIndex();
     const touched = new Set<string>();
@@ -118,18 +121,20 @@ export class ServiceStateMachine implements StateMachine<ApplyOutcome> {
     applied: number,
     overlay: StateOverlay,
     touched: Set<string>,
-  ): ApplyOutcome | undefined {
+  ): EntryOutcome | undefined {
     // Applying is idempotent: entries at or below the applied index were committed before.
     if (entry.index <= applied || entry.kind !== "normal" || entry.data.length === 0) return undefined;
-    const envelope = decodeEnvelope(entry.data);
-    const { command } = envelope;
-    if (command.service === "streams") touchedBy(command.command, touched);
-    // A transaction's stream commands wake that stream's waiters as the same commands alone do.
-    if (command.service === "kv" && command.command.type === "transaction") {
-      for (const step of command.command.commands)
-        if (step.type === "stream") touchedBy(step.command, touched);
-    }
-    return applyEnvelope(overlay, envelope, this.#settings);
+    // The commands of one entry apply one after another, exactly as entries of one command each.
+    return decodeEntryCommands(entry.data).map((envelope) => {
+      const { command } = envelope;
+      if (command.service === "streams") touchedBy(command.command, touched);
+      // A transaction's stream commands wake that stream's waiters as the same commands alone do.
+      if (command.service === "kv" && command.command.type === "transaction") {
+        for (const step of command.command.commands)
+          if (step.type === "stream") touchedBy(step.command, touched);
+      }
+      return applyEnvelope(overlay, envelope, this.#settings);
+    });
   }
 }
 

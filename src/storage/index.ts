@@ -54,13 +54,15 @@ export {
 } from "./storage-error.js";
 export {
   defaultWalOptions,
+  Wal,
+  type WalOptions,
+} from "./wal.js";
+export type { WalRecord } from "./wal-format.js";
+export {
   type GroupRecovery,
   groupCorruptionError,
   type TornTail,
-  Wal,
   type WalCorruption,
-  type WalOptions,
   type WalRecovery,
   walCorruptionError,
-} from "./wal.js";
-export type { WalRecord } from "./wal-format.js";
+} from "./wal-recovery.js";

@@ -32,7 +32,7 @@ import {
   type PersistedState,
   type SnapshotMeta,
 } from "../../src/raft/index.js";
-import { type ApplyOutcome, decodeEnvelope } from "../../src/service/command.js";
+import { decodeEntryCommands, type EntryOutcome } from "../../src/service/command.js";
 import {
   type CairnError,
   isCairnError,
@@ -123,7 +123,7 @@ interface Incarnation {
   alive: boolean;
   /** The assembled node, once it opened. */
   node: CairnNode | undefined;
-  group: RaftGroup<ApplyOutcome> | undefined;
+  group: RaftGroup<EntryOutcome> | undefined;
   /** The node's state, once its assembly built it. */
   backend: StateBackend | undefined;
   /** This incarnation's endpoint on the network (closed when the process dies). */
@@ -168,8 +168,9 @@ const decoder = new TextDecoder();
 const hashes = new WeakMap<Uint8Array, string>();
 
 /**
- * The digest the safety checker compares level-2 entries by: the envelope's idempotency key (which
- * names the client request) and a checksum of the whole entry (attempts differ in their timestamp).
+ * The digest the safety checker compares level-2 entries by: the idempotency keys of the entry's
+ * envelopes (which name the client requests) and a checksum of the whole entry (attempts differ in
+ * their timestamp).
  */
 export function serviceEntryHash(e: Entry): string {
   if (e.kind !== "normal" || e.data.length === 0) return entryHash(e);
@@ -177,7 +178,9 @@ export function serviceEntryHash(e: Entry): string {
   if (hash === undefined) {
     let key: string;
     try {
-      key = decodeEnvelope(e.data).idempotencyKey ?? "-";
+      key = decodeEntryCommands(e.data)
+        .map((envelope) => envelope.idempotencyKey ?? "-")
+        .join(",");
     } catch {
       key = "undecodable";
     }
@@ -305,6 +308,15 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
         );
         return () => void scheduler.cancel(id);
       },
+      defer: (run: () => void): void => {
+        scheduler.after(
+          0,
+          () => {
+            if (inc.alive) run();
+          },
+          "runtime defer",
+        );
+      },
       random: this.#prng.fork(),
     };
   }
@@ -410,7 +422,7 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
               });
               return results;
             },
-          } satisfies StateMachine<ApplyOutcome>;
+          } satisfies StateMachine<EntryOutcome>;
         },
         // A broken invariant would crash the process; here the run records it and fails.
         crash: (error) => {
@@ -730,10 +742,15 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     this.#observations.push({ type: "applied", node, index: e.index, term: e.term, dataHash });
   }
 
-  #rememberFirstEntry(e: Entry, outcome: ApplyOutcome | undefined): void {
-    if (outcome === undefined || !outcome.ok || outcome.duplicate) return;
-    const key = decodeEnvelope(e.data).idempotencyKey;
-    if (key !== undefined && !this.#firstEntryOf.has(key)) this.#firstEntryOf.set(key, serviceEntryHash(e));
+  /** Each request an entry carried for the first time (not answered as a duplicate) is in that entry. */
+  #rememberFirstEntry(e: Entry, outcomes: EntryOutcome | undefined): void {
+    if (outcomes === undefined) return;
+    decodeEntryCommands(e.data).forEach((envelope, i) => {
+      const outcome = outcomes[i];
+      if (outcome === undefined || !outcome.ok || outcome.duplicate) return;
+      const key = envelope.idempotencyKey;
+      if (key !== undefined && !this.#firstEntryOf.has(key)) this.#firstEntryOf.set(key, serviceEntryHash(e));
+    });
   }
 
   #clientLatency(): number {

@@ -60,6 +60,11 @@ export class ManualEnv implements Env {
     };
   }
 
+  /** Runs `run` once the loop settles (as {@link settled} waits for), without moving the clock. */
+  defer(run: () => void): void {
+    globalThis.setImmediate(run);
+  }
+
   /** Moves the clock `ms` forward; fires each due timer in order and lets the loop settle after it. */
   async advance(ms: number): Promise<void> {
     const target = this.#now + ms;

@@ -53,6 +53,10 @@ export class SimClock {
         this.#kick();
         return () => void this.scheduler.cancel(id);
       },
+      defer: (run: () => void): void => {
+        this.scheduler.after(0, run, "defer");
+        this.#kick();
+      },
       random: this.#prng.fork(),
     };
   }

@@ -5,7 +5,7 @@ import type { ClusterStatus, MemberStatus } from "../../api/index.js";
 import type { NodeHost, RaftGroup } from "../../node/index.js";
 import type { NodeId } from "../../raft/index.js";
 import type { AuthGuard } from "../auth/index.js";
-import type { ApplyOutcome } from "../command.js";
+import type { EntryOutcome } from "../command.js";
 import type { StateCheckReport } from "../state-check.js";
 
 // The status's shape is the public API's (src/api), defined once there.
@@ -27,7 +27,7 @@ export interface ClusterServiceOptions {
 /** Reads cluster state from the local group and the peer directory. */
 export class ClusterService {
   readonly #clusterId: string;
-  readonly #group: RaftGroup<ApplyOutcome>;
+  readonly #group: RaftGroup<EntryOutcome>;
   readonly #host: NodeHost;
   readonly #guard: AuthGuard | undefined;
   readonly #recovering: () => string | undefined;
@@ -36,7 +36,7 @@ export class ClusterService {
   /** Creates the service over the local group and the peer directory. */
   constructor(
     clusterId: string,
-    group: RaftGroup<ApplyOutcome>,
+    group: RaftGroup<EntryOutcome>,
     host: NodeHost,
     options: ClusterServiceOptions = {},
   ) {

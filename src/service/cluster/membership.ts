@@ -9,7 +9,7 @@ import { type NodeId, nodeId } from "../../raft/index.js";
 import type { PeerAddress } from "../../transport/index.js";
 import { assert } from "../../util/index.js";
 import type { AuthGuard, Need } from "../auth/index.js";
-import { type ApplyOutcome, encodeEnvelope, isResultOf } from "../command.js";
+import { type ApplyOutcome, type EntryOutcome, encodeEnvelope, isResultOf } from "../command.js";
 import { CairnError, isCairnError, refusalError } from "../errors.js";
 import { toCairnError } from "../group-replication.js";
 import type { LeaderLink } from "../leader-link.js";
@@ -34,7 +34,7 @@ export interface JoinAnswer {
 /** Settings of the membership service. */
 export interface MembershipOptions {
   readonly clusterId: string;
-  readonly group: RaftGroup<ApplyOutcome>;
+  readonly group: RaftGroup<EntryOutcome>;
   readonly host: NodeHost;
   readonly state: StateReader;
   /** The members this node knew at start (bootstrap list or join answer), to dial until registered. */
@@ -231,7 +231,9 @@ export class Membership {
     const proposed = { service: "members", command } as const;
     let outcome: ApplyOutcome | undefined;
     try {
-      outcome = await this.#o.group.propose(encodeEnvelope({ tsMs: this.#o.nowMs(), command: proposed }));
+      // An entry of this one command: its outcomes hold one.
+      [outcome] =
+        (await this.#o.group.propose(encodeEnvelope({ tsMs: this.#o.nowMs(), command: proposed }))) ?? [];
     } catch (error) {
       throw toCairnError(error);
     }
@@ -242,7 +244,7 @@ export class Membership {
     if (!outcome.result.ok) throw refusalError(outcome.result);
   }
 
-  async #confChange(change: Parameters<RaftGroup<ApplyOutcome>["proposeConfChange"]>[0]): Promise<void> {
+  async #confChange(change: Parameters<RaftGroup<EntryOutcome>["proposeConfChange"]>[0]): Promise<void> {
     try {
       await this.#o.group.proposeConfChange(change);
     } catch (error) {

@@ -31,6 +31,9 @@ function pair(seed = 1) {
       const id = scheduler.after(delayMs, run);
       return () => void scheduler.cancel(id);
     },
+    defer(run) {
+      scheduler.after(0, run);
+    },
     random: prng,
   };
   const network = new MemoryNetwork<NodeWireMessage>({

@@ -6,7 +6,8 @@ import { describe, it } from "node:test";
 import type { NodeHost } from "../../../src/node/node-host.js";
 import type { RaftGroup } from "../../../src/node/raft-group.js";
 import { ApplyNotifier } from "../../../src/service/apply-notifier.js";
-import type { ApplyOutcome } from "../../../src/service/command.js";
+import type { EntryOutcome } from "../../../src/service/command.js";
+import { CommandBatcher } from "../../../src/service/command-batcher.js";
 import { encodeLeaderAnswer } from "../../../src/service/leader-calls.js";
 import { LeaderLink } from "../../../src/service/leader-link.js";
 import { ManualEnv } from "../../support/scripted-group.js";
@@ -23,7 +24,7 @@ class CountingNotifier extends ApplyNotifier {
 
 /** Member 1, a follower of leader 2, whose leader answers every call at `leaderApplied`. */
 function followerLink(applied: ApplyNotifier, leaderApplied: number, localApplied: () => number): LeaderLink {
-  const group = { id: 1, softState: { role: "follower", leaderId: 2 } } as unknown as RaftGroup<ApplyOutcome>;
+  const group = { id: 1, softState: { role: "follower", leaderId: 2 } } as unknown as RaftGroup<EntryOutcome>;
   const host = {
     self: { id: 1 },
     peers: () => new Map(),
@@ -32,6 +33,7 @@ function followerLink(applied: ApplyNotifier, leaderApplied: number, localApplie
   } as unknown as NodeHost;
   return new LeaderLink({
     group,
+    batcher: new CommandBatcher(group, setImmediate),
     host,
     env: new ManualEnv(1),
     backend: { appliedIndex: localApplied },
