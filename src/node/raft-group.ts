@@ -54,6 +54,11 @@ export interface RaftGroupOptions<R> {
   readonly crash?: (error: unknown) => void;
   /** Called when the role or the known leader changes. */
   readonly onSoftState?: (soft: SoftState) => void;
+  /**
+   * Whether this node's own link to `peer` is up (the transport's view): a follower whose link to
+   * its leader is down refuses reads and handed-over writes at once. Without it, links count as up.
+   */
+  readonly peerConnected?: (peer: NodeId) => boolean;
   /** Snapshots: without them the log is never compacted and no snapshot is sent or installed. */
   readonly snapshots?: {
     readonly service: GroupSnapshots;
@@ -140,6 +145,8 @@ export class RaftGroup<R> {
   #readSeq = 0;
   #readsWaiting = 0;
   #soft: SoftState;
+  /** The last leader this member knew of (itself included), named when it cannot reach one now. */
+  #lastKnownLeaderId: NodeId | null;
   #appliedIndex: number;
   /** Data bytes of the log after the last snapshot (the loaded tail plus what was applied since). */
   #logBytesSinceSnapshot = 0;
@@ -178,6 +185,7 @@ export class RaftGroup<R> {
     this.#readNonce = `${word()}${word()}`;
     const status = raw.status();
     this.#soft = { role: status.role, leaderId: status.leaderId };
+    this.#lastKnownLeaderId = status.leaderId;
     this.#term = status.term;
   }
 
@@ -235,6 +243,35 @@ export class RaftGroup<R> {
     // Whole milliseconds: the monotonic clock has fractions, the HTTP API's schema says integer.
     if (this.#soft.role === "leader") return Math.floor(now - this.#quorumContactMs());
     return this.#lastLeaderContactMs === null ? null : Math.floor(now - this.#lastLeaderContactMs);
+  }
+
+  /**
+   * Why a request that needs a leader would fail here now, or undefined when a leader is within
+   * reach: none is known (an election, a restart that has not heard from one yet), none has been
+   * heard from for an election timeout (a partition, a paused leader), or this node's link to it is
+   * down; as leader, no majority acknowledged it for an election timeout (check-quorum deposes it
+   * soon). The error is ERR_UNAVAILABLE (nothing was done) naming the leader this member last
+   * knew, so a request fails at once instead of waiting out its timeout.
+   */
+  leaderUnavailable(): NodeError | undefined {
+    const electionTimeoutMs = this.#options.raft.electionTimeoutTicks * this.#options.tickIntervalMs;
+    const last = this.#lastKnownLeaderId;
+    const unavailable = (why: string) =>
+      new NodeError("ERR_UNAVAILABLE", `${why}; retry shortly or on another node`, last);
+    const leaderId = this.#soft.leaderId;
+    if (leaderId === null)
+      return unavailable(`no leader is known${last === null ? "" : ` (the last was node ${last})`}`);
+    const ageMs = this.leaderContactAgeMs();
+    if (ageMs === null || ageMs > electionTimeoutMs) {
+      return unavailable(
+        this.#soft.role === "leader"
+          ? "this leader has not heard from a majority for an election timeout"
+          : `no word from the leader (node ${leaderId}) for an election timeout`,
+      );
+    }
+    if (leaderId !== this.#raw.id && this.#options.peerConnected?.(leaderId) === false)
+      return unavailable(`the link to the leader (node ${leaderId}) is down`);
+    return undefined;
   }
 
   /**
@@ -311,6 +348,10 @@ export class RaftGroup<R> {
   proposeWithIndex(data: Uint8Array): Promise<{ readonly result: R | undefined; readonly index: LogIndex }> {
     const refusal = this.#refusal();
     if (refusal !== undefined) return Promise.reject(refusal);
+    // A leader cut off from its majority would append an entry that cannot commit and let the
+    // client wait for its timeout, with an unknown outcome; refused here, nothing was done.
+    const cutOff = this.#soft.role === "leader" ? this.leaderUnavailable() : undefined;
+    if (cutOff !== undefined) return Promise.reject(cutOff);
     if (this.#pending.size >= (this.#options.proposalsPendingMax ?? 10_000)) {
       return Promise.reject(new NodeError("ERR_UNAVAILABLE", "too many proposals in flight"));
     }
@@ -470,6 +511,8 @@ export class RaftGroup<R> {
   readBarrier(): Promise<void> {
     const refusal = this.#stoppedRefusal();
     if (refusal !== undefined) return Promise.reject(refusal);
+    const unreachable = this.leaderUnavailable();
+    if (unreachable !== undefined) return Promise.reject(unreachable);
     if (this.#readsWaiting >= (this.#options.readsPendingMax ?? 10_000)) {
       return Promise.reject(new NodeError("ERR_UNAVAILABLE", "too many reads in flight"));
     }
@@ -533,6 +576,28 @@ export class RaftGroup<R> {
     return undefined;
   }
 
+  /**
+   * Fails every read still waiting once no leader is within reach (see {@link leaderUnavailable}):
+   * a round sent to a leader that is gone would otherwise wait out the read timeout. A read has no
+   * effect, so failing it is always safe.
+   */
+  #maybeFailReads(): void {
+    if (this.#readRounds.size === 0 && this.#readQueue.length === 0) return;
+    const error = this.leaderUnavailable();
+    if (error !== undefined) this.#failReads(error);
+  }
+
+  /** Fails every read waiting for a round or its apply. */
+  #failReads(error: NodeError): void {
+    for (const [, round] of this.#readRounds) {
+      round.cancelTimer();
+      for (const w of round.waiters) w.reject(error);
+    }
+    this.#readRounds.clear();
+    for (const w of this.#readQueue) w.reject(error);
+    this.#readQueue = [];
+  }
+
   #startReadRound(): void {
     if (this.#readQueue.length === 0 || this.#stopped) return;
     const waiters = this.#readQueue;
@@ -565,6 +630,7 @@ export class RaftGroup<R> {
       if (this.#stopped) return;
       this.#raw.tick();
       this.#kick();
+      this.#maybeFailReads();
       this.#scheduleTick();
     });
   }
@@ -603,6 +669,7 @@ export class RaftGroup<R> {
         this.#peerAckMs.clear();
       }
       this.#soft = rd.softState;
+      if (rd.softState.leaderId !== null) this.#lastKnownLeaderId = rd.softState.leaderId;
       this.#options.onSoftState?.(rd.softState);
     }
     if (rd.hardState !== undefined) this.#term = rd.hardState.term;
@@ -876,13 +943,7 @@ export class RaftGroup<R> {
 
   #failAll(error: NodeError): void {
     this.#failProposals(error);
-    for (const [, round] of this.#readRounds) {
-      round.cancelTimer();
-      for (const w of round.waiters) w.reject(error);
-    }
-    this.#readRounds.clear();
-    for (const w of this.#readQueue) w.reject(error);
-    this.#readQueue = [];
+    this.#failReads(error);
     for (const w of this.#allVotersWaiters) {
       w.cancelTimer();
       w.reject(error);

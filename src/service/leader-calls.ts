@@ -166,7 +166,7 @@ const detailFields: { readonly [C in ErrorCode]: { readonly [K in keyof ErrorDet
   ERR_LIMIT: {},
   ERR_BUSY: {},
   ERR_NOT_LEADER: { leaderId: "number", leader: "addresses" },
-  ERR_UNAVAILABLE: {},
+  ERR_UNAVAILABLE: { leaderId: "number", leader: "addresses" },
   ERR_TIMEOUT: {},
   ERR_WRITE_CONCERN: { votersWithEntry: "number", voters: "number" },
   ERR_NO_SPACE: {},
