@@ -166,6 +166,10 @@ export class RaftGroup<R> {
   #term: number;
   /** As leader: when each peer last answered an append or heartbeat of this term. */
   readonly #peerAckMs = new Map<NodeId, number>();
+  /** When each peer was last heard from at all (votes included): whether a majority is in reach. */
+  readonly #peerHeardMs = new Map<NodeId, number>();
+  /** Requests waiting for an election to give this member a leader (see {@link awaitLeader}). */
+  readonly #leaderWaiters = new Set<() => void>();
   /** Counters and latency histograms of this group, for /metrics. */
   readonly metrics = new GroupMetrics();
   /** The snapshot capture in progress, if any (a send of that snapshot waits for its file). */
@@ -275,6 +279,56 @@ export class RaftGroup<R> {
   }
 
   /**
+   * Resolves with why no leader is in reach ({@link leaderUnavailable}), or undefined once one is.
+   * A member that has heard from a majority of the voters (itself included) within an election
+   * timeout is on the side that can elect a leader, so it waits up to an election timeout for one
+   * (a leader killed or cut off: the others elect a new one within about that long, and a request
+   * that waits is answered instead of failing and retrying into the same election); a member that
+   * cannot hear a majority is cut off and gets its answer at once.
+   */
+  async awaitLeader(): Promise<NodeError | undefined> {
+    const unreachable = this.leaderUnavailable();
+    const electionTimeoutMs = this.#options.raft.electionTimeoutTicks * this.#options.tickIntervalMs;
+    const ageMs = this.leaderContactAgeMs();
+    // Only an election gives a leader: a known, live leader behind a broken link is no reason to wait.
+    const electing = this.#soft.leaderId === null || ageMs === null || ageMs > electionTimeoutMs;
+    if (unreachable === undefined || this.#soft.role === "leader" || !electing || !this.#majorityHeard())
+      return unreachable;
+    await new Promise<void>((resolve) => {
+      const cancel = this.#env.after(electionTimeoutMs, () => {
+        this.#leaderWaiters.delete(done);
+        resolve();
+      });
+      const done = () => {
+        cancel();
+        resolve();
+      };
+      this.#leaderWaiters.add(done);
+    });
+    return this.#stoppedRefusal() ?? this.leaderUnavailable();
+  }
+
+  /** Whether a majority of the voters (this member included) was heard from within an election timeout. */
+  #majorityHeard(): boolean {
+    const electionTimeoutMs = this.#options.raft.electionTimeoutTicks * this.#options.tickIntervalMs;
+    const now = this.#env.monotonicMs();
+    const voters = this.#raw.status().conf.voters;
+    const heard = voters.filter(
+      (id) =>
+        id === this.#raw.id ||
+        now - (this.#peerHeardMs.get(id) ?? Number.NEGATIVE_INFINITY) <= electionTimeoutMs,
+    );
+    return heard.length > voters.length / 2;
+  }
+
+  /** Wakes the requests waiting for a leader (one is known now, or the group stopped). */
+  #wakeLeaderWaiters(): void {
+    const waiters = [...this.#leaderWaiters];
+    this.#leaderWaiters.clear();
+    for (const wake of waiters) wake();
+  }
+
+  /**
    * As leader: the latest time by which a majority of the voters had acknowledged this leader
    * (itself counted as now), and never before its election, which a majority's votes confirmed.
    */
@@ -303,6 +357,7 @@ export class RaftGroup<R> {
       message.groupId !== this.#options.raft.groupId
     )
       return;
+    this.#peerHeardMs.set(message.from, this.#env.monotonicMs());
     // A message from an older term's leader proves nothing about the current one.
     if (message.term >= this.#term) {
       if (message.type === "append" || message.type === "heartbeat" || message.type === "snapshot") {
@@ -511,8 +566,11 @@ export class RaftGroup<R> {
   readBarrier(): Promise<void> {
     const refusal = this.#stoppedRefusal();
     if (refusal !== undefined) return Promise.reject(refusal);
-    const unreachable = this.leaderUnavailable();
-    if (unreachable !== undefined) return Promise.reject(unreachable);
+    if (this.leaderUnavailable() !== undefined) {
+      return this.awaitLeader().then((unreachable) =>
+        unreachable === undefined ? this.readBarrier() : Promise.reject(unreachable),
+      );
+    }
     if (this.#readsWaiting >= (this.#options.readsPendingMax ?? 10_000)) {
       return Promise.reject(new NodeError("ERR_UNAVAILABLE", "too many reads in flight"));
     }
@@ -542,6 +600,7 @@ export class RaftGroup<R> {
     if (this.#stopped) return this.#idle;
     this.#stopped = true;
     this.#cancelTick();
+    this.#wakeLeaderWaiters();
     this.#failAll(new NodeError("ERR_SHUTTING_DOWN", "the node is stopping"));
     await this.#idle;
   }
@@ -669,7 +728,10 @@ export class RaftGroup<R> {
         this.#peerAckMs.clear();
       }
       this.#soft = rd.softState;
-      if (rd.softState.leaderId !== null) this.#lastKnownLeaderId = rd.softState.leaderId;
+      if (rd.softState.leaderId !== null) {
+        this.#lastKnownLeaderId = rd.softState.leaderId;
+        this.#wakeLeaderWaiters();
+      }
       this.#options.onSoftState?.(rd.softState);
     }
     if (rd.hardState !== undefined) this.#term = rd.hardState.term;

@@ -138,8 +138,9 @@ export class LeaderLink {
   async #call(op: LeaderOp, principal: Principal = currentPrincipal()): Promise<unknown> {
     const call: LeaderCall = { ...op, principal };
     // No leader in reach (none known, silent for an election timeout, the link to it down): fail
-    // now, naming the last one known, rather than send a call that waits out its timeout.
-    const unreachable = this.#o.group.leaderUnavailable();
+    // now, naming the last one known, rather than send a call that waits out its timeout; or, on
+    // the side of a partition that can elect one, after waiting (bounded) for the election.
+    const unreachable = await this.#o.group.awaitLeader();
     if (unreachable !== undefined) throw this.withLeaderAddresses(toCairnError(unreachable));
     const leaderId = this.#o.group.softState.leaderId;
     if (leaderId === null || leaderId === this.#o.group.id) {

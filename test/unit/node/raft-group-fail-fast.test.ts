@@ -2,14 +2,17 @@
 // knew, instead of letting a client wait out its timeout (issue 17, "Available under faults"): none
 // known yet (a restart), none heard from for an election timeout (a partition, a paused leader),
 // its own link to the leader down, or, as leader, no majority heard from for an election timeout.
-// Each test drives one scripted member (test/support/scripted-group.ts): 10 ms ticks, election
-// timeout 10 ticks.
+// A member whose leader is gone but that still hears a majority waits (bounded, an election
+// timeout) for the election instead. Each test drives one scripted member
+// (test/support/scripted-group.ts): 10 ms ticks, election timeout 10 ticks.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { NodeError } from "../../../src/node/node-error.js";
+import { logIndex, term } from "../../../src/raft/index.js";
 import { utf8 } from "../../../src/util/bytes.js";
 import {
   electMember1,
+  fromPeer,
   heartbeat,
   openScripted,
   sentMessages,
@@ -81,5 +84,56 @@ describe("RaftGroup: a member without a leader in reach fails fast", () => {
     await rejectsUnavailable(member.group.propose(utf8("x")), 1);
     await rejectsUnavailable(member.group.readBarrier(), 1);
     assert.equal(member.group.status().lastIndex, lastIndex, "nothing was appended");
+  });
+
+  it("on the side that can elect a leader, waits for the election instead of failing, and reads through the new leader", async () => {
+    const member = await openScripted();
+    member.group.receive(heartbeat(2, 1, 1, 0));
+    await settled();
+    await member.env.advance(105);
+    // Leader 2 is gone; member 3 asks for votes: with it, member 1 hears a majority.
+    const preVote = {
+      type: "vote-request",
+      preVote: true,
+      lastLogIndex: logIndex(0),
+      lastLogTerm: term(0),
+      transfer: false,
+    } as const;
+    member.group.receive(fromPeer(3, 1, 2, preVote));
+    await settled();
+    assert.ok(member.group.leaderUnavailable() !== undefined, "no leader in reach");
+    let failed: unknown;
+    const read = member.group.readBarrier().catch((error: unknown) => {
+      failed = error;
+    });
+    await settled();
+    assert.equal(failed, undefined, "the read waits for the election");
+    member.group.receive(heartbeat(3, 1, 2, 0));
+    await member.env.advance(10);
+    assert.equal(failed, undefined);
+    assert.ok(
+      sentMessages(member).some((m) => m.type === "read-index" && m.to === 3),
+      "the read went to the new leader 3",
+    );
+    void read;
+  });
+
+  it("on the side that can elect a leader, fails the read after an election timeout without one", async () => {
+    const member = await openScripted();
+    member.group.receive(heartbeat(2, 1, 1, 0));
+    await settled();
+    await member.env.advance(105);
+    const preVote = {
+      type: "vote-request",
+      preVote: true,
+      lastLogIndex: logIndex(0),
+      lastLogTerm: term(0),
+      transfer: false,
+    } as const;
+    member.group.receive(fromPeer(3, 1, 2, preVote));
+    await settled();
+    const failed = rejectsUnavailable(member.group.readBarrier(), 2);
+    await member.env.advance(110);
+    await failed;
   });
 });

@@ -37,7 +37,7 @@ function followerLink(
   const group = {
     id: 1,
     softState: { role: "follower", leaderId: 2 },
-    leaderUnavailable: () => unreachable,
+    awaitLeader: async () => unreachable,
   } as unknown as RaftGroup<ApplyOutcome>;
   const host = {
     self: { id: 1 },
