@@ -15,6 +15,7 @@ import {
   fromPeer,
   heartbeat,
   openScripted,
+  type ScriptedGroup,
   sentMessages,
   settled,
 } from "../../support/scripted-group.js";
@@ -27,6 +28,24 @@ async function rejectsUnavailable(promise: Promise<unknown>, leaderId: number | 
     assert.equal(error.leaderId, leaderId);
     return true;
   });
+}
+
+/** Member 1 of voters 1-3 whose leader 2 went silent, while member 3 asks for votes (a majority heard). */
+async function leaderGoneMajorityHeard(): Promise<ScriptedGroup> {
+  const member = await openScripted();
+  member.group.receive(heartbeat(2, 1, 1, 0));
+  await settled();
+  await member.env.advance(105);
+  const preVote = {
+    type: "vote-request",
+    preVote: true,
+    lastLogIndex: logIndex(0),
+    lastLogTerm: term(0),
+    transfer: false,
+  } as const;
+  member.group.receive(fromPeer(3, 1, 2, preVote));
+  await settled();
+  return member;
 }
 
 describe("RaftGroup: a member without a leader in reach fails fast", () => {
@@ -87,20 +106,7 @@ describe("RaftGroup: a member without a leader in reach fails fast", () => {
   });
 
   it("on the side that can elect a leader, waits for the election instead of failing, and reads through the new leader", async () => {
-    const member = await openScripted();
-    member.group.receive(heartbeat(2, 1, 1, 0));
-    await settled();
-    await member.env.advance(105);
-    // Leader 2 is gone; member 3 asks for votes: with it, member 1 hears a majority.
-    const preVote = {
-      type: "vote-request",
-      preVote: true,
-      lastLogIndex: logIndex(0),
-      lastLogTerm: term(0),
-      transfer: false,
-    } as const;
-    member.group.receive(fromPeer(3, 1, 2, preVote));
-    await settled();
+    const member = await leaderGoneMajorityHeard();
     assert.ok(member.group.leaderUnavailable() !== undefined, "no leader in reach");
     let failed: unknown;
     const read = member.group.readBarrier().catch((error: unknown) => {
@@ -119,19 +125,7 @@ describe("RaftGroup: a member without a leader in reach fails fast", () => {
   });
 
   it("on the side that can elect a leader, fails the read after an election timeout without one", async () => {
-    const member = await openScripted();
-    member.group.receive(heartbeat(2, 1, 1, 0));
-    await settled();
-    await member.env.advance(105);
-    const preVote = {
-      type: "vote-request",
-      preVote: true,
-      lastLogIndex: logIndex(0),
-      lastLogTerm: term(0),
-      transfer: false,
-    } as const;
-    member.group.receive(fromPeer(3, 1, 2, preVote));
-    await settled();
+    const member = await leaderGoneMajorityHeard();
     const failed = rejectsUnavailable(member.group.readBarrier(), 2);
     await member.env.advance(110);
     await failed;
