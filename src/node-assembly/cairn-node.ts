@@ -404,6 +404,7 @@ export class CairnNode {
       tickIntervalMs: settings.tickIntervalMs,
       proposalTimeoutMs: settings.proposalTimeoutMs,
       readTimeoutMs: settings.readTimeoutMs,
+      peerConnected: (peer) => host.isConnected(peer),
       onFatal: (error) => {
         fatal.failed = true;
         log(`FATAL: ${error instanceof Error ? error.message : String(error)}`);

@@ -93,6 +93,11 @@ export class NodeHost {
     return this.#calls.call(to, body, timeoutMs);
   }
 
+  /** Whether this node's own (dialed) link to `peer` is up: what it sends to `peer` goes out now. */
+  isConnected(peer: NodeId): boolean {
+    return this.#options.transport.isConnected(peer);
+  }
+
   /** Sets the handler of calls from peers (the leader side of a handed-over write). */
   onCall(handler: CallHandler): void {
     this.#calls.onCall(handler);

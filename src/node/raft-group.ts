@@ -56,6 +56,11 @@ export interface RaftGroupOptions<R> {
   readonly crash?: (error: unknown) => void;
   /** Called when the role or the known leader changes. */
   readonly onSoftState?: (soft: SoftState) => void;
+  /**
+   * Whether this node's own link to `peer` is up (the transport's view): a follower whose link to
+   * its leader is down refuses reads and handed-over writes at once. Without it, links count as up.
+   */
+  readonly peerConnected?: (peer: NodeId) => boolean;
   /** Snapshots: without them the log is never compacted and no snapshot is sent or installed. */
   readonly snapshots?: {
     readonly service: GroupSnapshots;
@@ -114,6 +119,8 @@ export class RaftGroup<R> {
   readonly #reads: ReadBarrier;
   readonly #allVotersWaiters = new Set<AllVotersWaiter>();
   #soft: SoftState;
+  /** The last leader this member knew of (itself included), named when it cannot reach one now. */
+  #lastKnownLeaderId: NodeId | null;
   #appliedIndex: number;
   /** Data bytes of the log after the last snapshot (the loaded tail plus what was applied since). */
   #logBytesSinceSnapshot = 0;
@@ -133,6 +140,10 @@ export class RaftGroup<R> {
   #term: number;
   /** As leader: when each peer last answered an append or heartbeat of this term. */
   readonly #peerAckMs = new Map<NodeId, number>();
+  /** When each peer was last heard from at all (votes included): whether a majority is in reach. */
+  readonly #peerHeardMs = new Map<NodeId, number>();
+  /** Requests waiting for an election to give this member a leader (see {@link awaitLeader}). */
+  readonly #leaderWaiters = new Set<() => void>();
   /** Counters and latency histograms of this group, for /metrics. */
   readonly metrics = new GroupMetrics();
   /** The snapshot capture in progress, if any (a send of that snapshot waits for its file). */
@@ -160,6 +171,7 @@ export class RaftGroup<R> {
     });
     const status = raw.status();
     this.#soft = { role: status.role, leaderId: status.leaderId };
+    this.#lastKnownLeaderId = status.leaderId;
     this.#term = status.term;
   }
 
@@ -220,6 +232,85 @@ export class RaftGroup<R> {
   }
 
   /**
+   * Why a request that needs a leader would fail here now, or undefined when a leader is within
+   * reach: none is known (an election, a restart that has not heard from one yet), none has been
+   * heard from for an election timeout (a partition, a paused leader), or this node's link to it is
+   * down; as leader, no majority acknowledged it for an election timeout (check-quorum deposes it
+   * soon). The error is ERR_UNAVAILABLE (nothing was done) naming the leader this member last
+   * knew, so a request fails at once instead of waiting out its timeout.
+   */
+  leaderUnavailable(): NodeError | undefined {
+    const electionTimeoutMs = this.#options.raft.electionTimeoutTicks * this.#options.tickIntervalMs;
+    const last = this.#lastKnownLeaderId;
+    const unavailable = (why: string) =>
+      new NodeError("ERR_UNAVAILABLE", `${why}; retry shortly or on another node`, last);
+    const leaderId = this.#soft.leaderId;
+    if (leaderId === null)
+      return unavailable(`no leader is known${last === null ? "" : ` (the last was node ${last})`}`);
+    const ageMs = this.leaderContactAgeMs();
+    if (ageMs === null || ageMs > electionTimeoutMs) {
+      return unavailable(
+        this.#soft.role === "leader"
+          ? "this leader has not heard from a majority for an election timeout"
+          : `no word from the leader (node ${leaderId}) for an election timeout`,
+      );
+    }
+    if (leaderId !== this.#raw.id && this.#options.peerConnected?.(leaderId) === false)
+      return unavailable(`the link to the leader (node ${leaderId}) is down`);
+    return undefined;
+  }
+
+  /**
+   * Resolves with why no leader is in reach ({@link leaderUnavailable}), or undefined once one is.
+   * A member that has heard from a majority of the voters (itself included) within an election
+   * timeout is on the side that can elect a leader, so it waits up to an election timeout for one
+   * (a leader killed or cut off: the others elect a new one within about that long, and a request
+   * that waits is answered instead of failing and retrying into the same election); a member that
+   * cannot hear a majority is cut off and gets its answer at once.
+   */
+  async awaitLeader(): Promise<NodeError | undefined> {
+    const unreachable = this.leaderUnavailable();
+    const electionTimeoutMs = this.#options.raft.electionTimeoutTicks * this.#options.tickIntervalMs;
+    const ageMs = this.leaderContactAgeMs();
+    // Only an election gives a leader: a known, live leader behind a broken link is no reason to wait.
+    const electing = this.#soft.leaderId === null || ageMs === null || ageMs > electionTimeoutMs;
+    if (unreachable === undefined || this.#soft.role === "leader" || !electing || !this.#majorityHeard())
+      return unreachable;
+    await new Promise<void>((resolve) => {
+      const cancel = this.#env.after(electionTimeoutMs, () => {
+        this.#leaderWaiters.delete(done);
+        resolve();
+      });
+      const done = () => {
+        cancel();
+        resolve();
+      };
+      this.#leaderWaiters.add(done);
+    });
+    return this.#stoppedRefusal() ?? this.leaderUnavailable();
+  }
+
+  /** Whether a majority of the voters (this member included) was heard from within an election timeout. */
+  #majorityHeard(): boolean {
+    const electionTimeoutMs = this.#options.raft.electionTimeoutTicks * this.#options.tickIntervalMs;
+    const now = this.#env.monotonicMs();
+    const voters = this.#raw.status().conf.voters;
+    const heard = voters.filter(
+      (id) =>
+        id === this.#raw.id ||
+        now - (this.#peerHeardMs.get(id) ?? Number.NEGATIVE_INFINITY) <= electionTimeoutMs,
+    );
+    return heard.length > voters.length / 2;
+  }
+
+  /** Wakes the requests waiting for a leader (one is known now, or the group stopped). */
+  #wakeLeaderWaiters(): void {
+    const waiters = [...this.#leaderWaiters];
+    this.#leaderWaiters.clear();
+    for (const wake of waiters) wake();
+  }
+
+  /**
    * As leader: the latest time by which a majority of the voters had acknowledged this leader
    * (itself counted as now), and never before its election, which a majority's votes confirmed.
    */
@@ -248,6 +339,7 @@ export class RaftGroup<R> {
       message.groupId !== this.#options.raft.groupId
     )
       return;
+    this.#peerHeardMs.set(message.from, this.#env.monotonicMs());
     // A message from an older term's leader proves nothing about the current one.
     if (message.term >= this.#term) {
       if (message.type === "append" || message.type === "heartbeat" || message.type === "snapshot") {
@@ -293,6 +385,10 @@ export class RaftGroup<R> {
   proposeWithIndex(data: Uint8Array): Promise<{ readonly result: R | undefined; readonly index: LogIndex }> {
     const refusal = this.#refusal();
     if (refusal !== undefined) return Promise.reject(refusal);
+    // A leader cut off from its majority would append an entry that cannot commit and let the
+    // client wait for its timeout, with an unknown outcome; refused here, nothing was done.
+    const cutOff = this.#soft.role === "leader" ? this.leaderUnavailable() : undefined;
+    if (cutOff !== undefined) return Promise.reject(cutOff);
     if (this.#proposals.full) {
       return Promise.reject(new NodeError("ERR_UNAVAILABLE", "too many proposals in flight"));
     }
@@ -434,6 +530,11 @@ export class RaftGroup<R> {
   readBarrier(): Promise<void> {
     const refusal = this.#stoppedRefusal();
     if (refusal !== undefined) return Promise.reject(refusal);
+    if (this.leaderUnavailable() !== undefined) {
+      return this.awaitLeader().then((unreachable) =>
+        unreachable === undefined ? this.readBarrier() : Promise.reject(unreachable),
+      );
+    }
     if (this.#reads.full) {
       return Promise.reject(new NodeError("ERR_UNAVAILABLE", "too many reads in flight"));
     }
@@ -445,6 +546,7 @@ export class RaftGroup<R> {
     if (this.#stopped) return this.#idle;
     this.#stopped = true;
     this.#cancelTick();
+    this.#wakeLeaderWaiters();
     this.#failAll(new NodeError("ERR_SHUTTING_DOWN", "the node is stopping"));
     await this.#idle;
   }
@@ -487,12 +589,24 @@ export class RaftGroup<R> {
     return undefined;
   }
 
+  /**
+   * Fails every read still waiting once no leader is within reach (see {@link leaderUnavailable}):
+   * a round sent to a leader that is gone would otherwise wait out the read timeout. A read has no
+   * effect, so failing it is always safe.
+   */
+  #maybeFailReads(): void {
+    if (this.#reads.idle) return;
+    const error = this.leaderUnavailable();
+    if (error !== undefined) this.#reads.failAll(error);
+  }
+
   #scheduleTick(): void {
     if (this.#stopped) return;
     this.#cancelTick = this.#env.after(this.#options.tickIntervalMs, () => {
       if (this.#stopped) return;
       this.#raw.tick();
       this.#kick();
+      this.#maybeFailReads();
       this.#scheduleTick();
     });
   }
@@ -531,6 +645,10 @@ export class RaftGroup<R> {
         this.#peerAckMs.clear();
       }
       this.#soft = rd.softState;
+      if (rd.softState.leaderId !== null) {
+        this.#lastKnownLeaderId = rd.softState.leaderId;
+        this.#wakeLeaderWaiters();
+      }
       this.#options.onSoftState?.(rd.softState);
     }
     if (rd.hardState !== undefined) this.#term = rd.hardState.term;

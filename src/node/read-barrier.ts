@@ -70,6 +70,11 @@ export class ReadBarrier {
     return this.#waiting >= this.#ports.pendingMax;
   }
 
+  /** Whether no read waits (none queued, no round in flight). */
+  get idle(): boolean {
+    return this.#rounds.size === 0 && this.#queue.length === 0;
+  }
+
   /** Resolves once every write acknowledged before the call is applied here. */
   wait(): Promise<void> {
     const { env, metrics } = this.#ports;

@@ -23,6 +23,7 @@ import type {
 import { Progress } from "./progress.js";
 import { committedIndex, hasQuorum, voteResult } from "./quorum.js";
 import { entryBytes, entryHeaderBytes, RaftLog } from "./raft-log.js";
+import { ReadOnly, type ReleasedRead } from "./read-only.js";
 import type {
   CompactResult,
   ConfChangeResult,
@@ -50,14 +51,6 @@ const defaultApplyBytesMax = 1 << 20;
 const defaultUncommittedBytesMax = 64 << 20;
 const defaultReadIndexPendingMax = 4096;
 
-/** A read waiting for its leadership confirmation round. */
-interface PendingRead {
-  readonly from: NodeId;
-  readonly context: string;
-  readonly index: LogIndex;
-  readonly round: number;
-}
-
 /**
  * One member of one Raft group. Synchronous and deterministic: the same inputs (including the
  * injected random source) produce the same outputs. See {@link Ready} for the I/O contract.
@@ -67,7 +60,6 @@ export class RawNode {
   readonly #cfg: RaftConfig;
   readonly #applyBytesMax: number;
   readonly #uncommittedBytesMax: number;
-  readonly #readIndexPendingMax: number;
 
   #term: Term;
   #votedFor: NodeId | null;
@@ -90,12 +82,7 @@ export class RawNode {
   #broadcastEmptyPending = false;
 
   // ReadIndex (dissertation §6.4): reads wait for a heartbeat round started after they arrived.
-  #readRoundSent = 0;
-  #readRoundConfirmed = 0;
-  #readRoundWanted = false;
-  #readAcks = new Map<NodeId, number>();
-  #pendingReads: PendingRead[] = [];
-  #readsAwaitingCommit: { from: NodeId; context: string }[] = [];
+  readonly #readOnly: ReadOnly;
 
   #msgs: Message[] = [];
   #msgsAfterPersist: Message[] = [];
@@ -130,7 +117,7 @@ export class RawNode {
     this.#cfg = config;
     this.#applyBytesMax = config.applyBytesMax ?? defaultApplyBytesMax;
     this.#uncommittedBytesMax = config.uncommittedBytesMax ?? defaultUncommittedBytesMax;
-    this.#readIndexPendingMax = config.readIndexPendingMax ?? defaultReadIndexPendingMax;
+    this.#readOnly = new ReadOnly(config.readIndexPendingMax ?? defaultReadIndexPendingMax);
     const hard: HardState = persisted?.hardState ?? {
       term: toTerm(0),
       votedFor: null,
@@ -350,7 +337,7 @@ export class RawNode {
   /** Whether {@link ready} has anything to hand out. */
   hasReady(): boolean {
     if (this.#readyInFlight !== null) return false;
-    if (this.#role === "leader" && (this.#broadcastPending || this.#readRoundDue())) return true;
+    if (this.#role === "leader" && (this.#broadcastPending || this.#readOnly.roundDue())) return true;
     if (this.#msgs.length > 0 || this.#msgsAfterPersist.length > 0 || this.#readStates.length > 0)
       return true;
     if (this.#log.pendingSnapshot !== undefined || this.#log.hasUnstable()) return true;
@@ -526,11 +513,7 @@ export class RawNode {
     this.#votes = new Map();
     this.#broadcastPending = false;
     this.#broadcastEmptyPending = false;
-    this.#pendingReads = [];
-    this.#readsAwaitingCommit = [];
-    this.#readRoundWanted = false;
-    this.#readRoundConfirmed = this.#readRoundSent;
-    this.#readAcks = new Map();
+    this.#readOnly.reset();
   }
 
   #becomePreCandidate(): void {
@@ -1045,10 +1028,8 @@ export class RawNode {
     if (pr.state === "replicate" && pr.inflights.full()) pr.inflights.freeFirst();
     // Sending even an empty append makes a follower that lost entries reject, which starts a probe.
     if (pr.matchIndex < this.#log.lastIndex()) this.#sendAppends(m.from, true);
-    if (m.readRound > (this.#readAcks.get(m.from) ?? 0)) {
-      this.#readAcks.set(m.from, m.readRound);
-      this.#maybeReleaseReads();
-    }
+    const voters = this.#confs.current().voters;
+    for (const r of this.#readOnly.ack(m.from, m.readRound, voters, this.id)) this.#releaseRead(r);
   }
 
   // ---------------------------------------------------------------- leader: replication
@@ -1126,7 +1107,7 @@ export class RawNode {
     for (const [id, pr] of this.#progress) {
       if (id === this.id) continue;
       const commitIndex = logIndex(Math.min(pr.matchIndex, this.#log.commitIndex));
-      this.#send({ type: "heartbeat", commitIndex, readRound: this.#readRoundSent }, id, false);
+      this.#send({ type: "heartbeat", commitIndex, readRound: this.#readOnly.roundSent }, id, false);
     }
   }
 
@@ -1146,9 +1127,7 @@ export class RawNode {
     this.#broadcastPending = true;
     this.#broadcastEmptyPending = true;
     if (!hadCommitInTerm) {
-      const waiting = this.#readsAwaitingCommit;
-      this.#readsAwaitingCommit = [];
-      for (const r of waiting) this.#handleReadRequest(r.from, r.context);
+      for (const r of this.#readOnly.takeAwaitingCommit()) this.#handleReadRequest(r.from, r.context);
     }
     // Dissertation §4.2.2: a leader that is not part of the committed configuration steps down.
     if (!voters.includes(this.id) && this.#log.commitIndex >= this.#confs.lastChangeIndex()) {
@@ -1163,53 +1142,28 @@ export class RawNode {
   // ---------------------------------------------------------------- leader: ReadIndex
 
   #handleReadRequest(from: NodeId, context: string): ReadIndexResult {
-    const queued = this.#pendingReads.length + this.#readsAwaitingCommit.length;
-    if (queued >= this.#readIndexPendingMax) return { ok: false, reason: "too-many-pending-reads" };
+    if (this.#readOnly.full()) return { ok: false, reason: "too-many-pending-reads" };
     if (!this.#committedInTerm()) {
-      // Dissertation §6.4 step 1: until an entry of its term commits, a new leader does not know
-      // the latest commit index, so the read waits.
-      this.#readsAwaitingCommit.push({ from, context });
+      this.#readOnly.awaitCommit(from, context);
       return { ok: true };
     }
     const index = this.#log.commitIndex;
     const voters = this.#confs.current().voters;
     if (voters.length === 1 && voters[0] === this.id) {
-      this.#releaseRead({ from, context, index, round: 0 });
+      this.#releaseRead({ from, context, index });
       return { ok: true };
     }
-    // Batching: a read waits for the next heartbeat round, which starts at the next ready() (or,
-    // while a round is out, at the first ready() after it is confirmed), so every read that arrives
-    // in between shares one round. The round starts after the read arrived, as §6.4 requires.
-    this.#pendingReads.push({ from, context, index, round: this.#readRoundSent + 1 });
-    this.#readRoundWanted = true;
+    this.#readOnly.add(from, context, index);
     return { ok: true };
   }
 
-  /** Whether a read round should start now: reads wait and no round is out. */
-  #readRoundDue(): boolean {
-    return this.#readRoundWanted && this.#readRoundSent === this.#readRoundConfirmed;
-  }
-
   #maybeStartReadRound(): void {
-    if (!this.#readRoundDue()) return;
-    this.#readRoundWanted = false;
-    this.#readRoundSent++;
+    if (!this.#readOnly.roundDue()) return;
+    this.#readOnly.startRound();
     this.#broadcastHeartbeat();
   }
 
-  #maybeReleaseReads(): void {
-    const voters = this.#confs.current().voters;
-    const confirmed = committedIndex(voters, (id) =>
-      logIndex(id === this.id ? this.#readRoundSent : (this.#readAcks.get(id) ?? 0)),
-    );
-    if (confirmed <= this.#readRoundConfirmed) return;
-    this.#readRoundConfirmed = confirmed;
-    const ready = this.#pendingReads.filter((r) => r.round <= confirmed);
-    this.#pendingReads = this.#pendingReads.filter((r) => r.round > confirmed);
-    for (const r of ready) this.#releaseRead(r);
-  }
-
-  #releaseRead(r: PendingRead): void {
+  #releaseRead(r: ReleasedRead): void {
     if (r.from === this.id) this.#readStates.push({ context: r.context, index: r.index });
     else this.#send({ type: "read-index-response", context: r.context, index: r.index }, r.from, false);
   }

@@ -98,7 +98,12 @@ export type ErrorDetails = {
     /** Where that leader serves clients. */
     readonly leader?: LeaderAddresses;
   };
-  readonly ERR_UNAVAILABLE: NoDetails;
+  readonly ERR_UNAVAILABLE: {
+    /** The leader this node last knew, when it cannot reach a leader now. */
+    readonly leaderId?: number;
+    /** Where that leader serves clients. */
+    readonly leader?: LeaderAddresses;
+  };
   readonly ERR_TIMEOUT: NoDetails;
   readonly ERR_WRITE_CONCERN: {
     /** How many voting members had the write on disk when the wait ended. */

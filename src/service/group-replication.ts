@@ -89,7 +89,8 @@ export class GroupReplication implements ReplicationPort {
     try {
       await this.#group.readBarrier();
     } catch (error) {
-      throw toCairnError(error);
+      const failure = toCairnError(error);
+      throw this.#link?.withLeaderAddresses(failure) ?? failure;
     }
     return readChecked(() => read(this.#backend.reader));
   }

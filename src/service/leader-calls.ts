@@ -167,7 +167,7 @@ const detailFields: { readonly [C in ErrorCode]: { readonly [K in keyof ErrorDet
   ERR_BUSY: {},
   ERR_RATE_LIMITED: { retryAfterMs: "number" },
   ERR_NOT_LEADER: { leaderId: "number", leader: "addresses" },
-  ERR_UNAVAILABLE: {},
+  ERR_UNAVAILABLE: { leaderId: "number", leader: "addresses" },
   ERR_TIMEOUT: {},
   ERR_WRITE_CONCERN: { votersWithEntry: "number", voters: "number" },
   ERR_NO_SPACE: {},

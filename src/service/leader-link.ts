@@ -108,12 +108,22 @@ export class LeaderLink {
   }
 
   /**
-   * `error` with the leader's client addresses added when it is ERR_NOT_LEADER and names a leader,
-   * so each protocol can point its client at the leader in its own terms.
+   * `error` with the leader's client addresses added when it is ERR_NOT_LEADER or ERR_UNAVAILABLE
+   * and names a leader, so each protocol can point its client at the leader in its own terms.
    */
   withLeaderAddresses(error: CairnError): CairnError {
-    if (!error.is("ERR_NOT_LEADER")) return error;
-    return this.#notLeader(error.message, error.details.leaderId ?? null, { cause: error.cause });
+    if (error.is("ERR_NOT_LEADER"))
+      return this.#notLeader(error.message, error.details.leaderId ?? null, { cause: error.cause });
+    if (error.is("ERR_UNAVAILABLE") && error.details.leaderId !== undefined) {
+      const { leaderId } = error.details;
+      return new CairnError(
+        "ERR_UNAVAILABLE",
+        error.message,
+        { leaderId, leader: this.addressesOf(leaderId) },
+        { cause: error.cause },
+      );
+    }
+    return error;
   }
 
   /** Where node `id` serves clients, from the peer info it announced (or this node's own). */
@@ -136,6 +146,11 @@ export class LeaderLink {
 
   async #call(op: LeaderOp, principal: Principal = currentPrincipal()): Promise<unknown> {
     const call: LeaderCall = { ...op, principal };
+    // No leader in reach (none known, silent for an election timeout, the link to it down): fail
+    // now, naming the last one known, rather than send a call that waits out its timeout; or, on
+    // the side of a partition that can elect one, after waiting (bounded) for the election.
+    const unreachable = await this.#o.group.awaitLeader();
+    if (unreachable !== undefined) throw this.withLeaderAddresses(toCairnError(unreachable));
     const leaderId = this.#o.group.softState.leaderId;
     if (leaderId === null || leaderId === this.#o.group.id) {
       throw new CairnError("ERR_UNAVAILABLE", "no leader is known right now; retry shortly");

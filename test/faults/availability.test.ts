@@ -1,8 +1,9 @@
 // The availability figures: shares and percentiles over attempts, and the breakdown that files each
-// attempt under the fault that held when it began (to a struck node or another) or "between faults".
+// attempt under the fault that held when it began (to a struck node or another) or "between faults";
+// and the same per operation, retries included.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { AvailabilityLog, percentile } from "./availability.js";
+import { AvailabilityLog, percentile, summarizeOperations } from "./availability.js";
 
 describe("availability", () => {
   it("takes nearest-rank percentiles", () => {
@@ -51,5 +52,10 @@ describe("availability", () => {
         ["pause, to the others", 1, 1],
       ],
     );
+  });
+
+  it("counts an operation answered on a retry as answered, from its first call", () => {
+    const s = summarizeOperations([12, undefined, 40, undefined]);
+    assert.deepEqual(s, { operations: 4, ok: 2, okShare: 0.5, okP50Ms: 12, okP99Ms: 40 });
   });
 });

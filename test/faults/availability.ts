@@ -136,6 +136,40 @@ function summarize(attempts: readonly Attempt[]): AvailabilitySummary {
   };
 }
 
+/**
+ * What clients experienced per logical operation, retries included (the workload retries a failed
+ * or silent attempt twice, 50 ms apart, on a random node): how many operations, what share got an
+ * answer, and how long from the first call to the first answer. A node that fails fast costs an
+ * attempt but lets the retry find another node; per attempt it only shows as more failures.
+ */
+export interface OperationSummary {
+  readonly operations: number;
+  readonly ok: number;
+  readonly okShare: number;
+  readonly okP50Ms: number;
+  readonly okP99Ms: number;
+}
+
+/** Summarizes `KvWorkload.operationLatencies()`: undefined marks an operation never answered. */
+export function summarizeOperations(latencies: readonly (number | undefined)[]): OperationSummary {
+  const ok = latencies.filter((l): l is number => l !== undefined);
+  return {
+    operations: latencies.length,
+    ok: ok.length,
+    okShare: latencies.length === 0 ? 0 : ok.length / latencies.length,
+    okP50Ms: percentile(ok, 50),
+    okP99Ms: percentile(ok, 99),
+  };
+}
+
+/** One line of per-operation figures. */
+export function describeOperations(name: string, s: OperationSummary): string {
+  return (
+    `${name.padEnd(6)} ${String(s.operations).padStart(7)} operations, ${(100 * s.okShare).toFixed(1).padStart(5)}% answered, ` +
+    `p50 ${Math.round(s.okP50Ms)} ms, p99 ${Math.round(s.okP99Ms)} ms (first call to first answer, retries included)`
+  );
+}
+
 /** The `p`th percentile (nearest rank) of `values`, 0 when empty. */
 export function percentile(values: readonly number[], p: number): number {
   if (values.length === 0) return 0;

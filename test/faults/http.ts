@@ -1,6 +1,13 @@
 // One HTTP request as a fault-suite client sees it: an answer, a connection refused (nothing was
 // sent, so nothing happened), or an answer lost (timeout, reset: it may have happened). Keeping the
 // last two apart is what lets the checkers treat a lost write as "maybe" and a refused one as "no".
+// Both systems' clients go through one undici Agent with keep-alive connections: the global fetch
+// cost the test process 2-3x the CPU per request (streams, WHATWG bodies), and on a 2-core machine
+// that CPU is taken from the nodes under test (docs/faults.md, "Availability against etcd").
+import { Agent, type Dispatcher, request } from "undici";
+
+/** The connections every fault-suite client shares: kept alive, one request at a time on each. */
+const agent = new Agent({ keepAliveTimeout: 10_000, pipelining: 1 });
 
 /** How a request ended. */
 export type HttpOutcome =
@@ -10,7 +17,7 @@ export type HttpOutcome =
 
 /** Sends a JSON request and waits at most `timeoutMs` for the whole answer. */
 export async function httpJson(
-  method: string,
+  method: Dispatcher.HttpMethod,
   url: string,
   options: {
     readonly body?: unknown;
@@ -18,27 +25,28 @@ export async function httpJson(
     readonly timeoutMs: number;
   },
 ): Promise<HttpOutcome> {
+  const signal = AbortSignal.timeout(options.timeoutMs);
   try {
-    const response = await fetch(url, {
+    const response = await request(url, {
       method,
+      dispatcher: agent,
       headers: {
         ...(options.body === undefined ? {} : { "content-type": "application/json" }),
         ...options.headers,
       },
       ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
-      signal: AbortSignal.timeout(options.timeoutMs),
+      signal,
     });
-    const text = await response.text();
+    const text = await response.body.text();
     let body: unknown;
     try {
       body = text === "" ? undefined : JSON.parse(text);
     } catch {
       body = text;
     }
-    return { kind: "answer", status: response.status, body };
+    return { kind: "answer", status: response.statusCode, body };
   } catch (error) {
-    const name = error instanceof Error ? error.name : "";
-    if (name === "TimeoutError" || name === "AbortError") return { kind: "lost", reason: "timeout" };
+    if (signal.aborted) return { kind: "lost", reason: "timeout" };
     const code = errorCodeOf(error);
     // Refused before anything was sent: the server never saw the request.
     if (code === "ECONNREFUSED") return { kind: "refused", reason: code };
@@ -46,7 +54,7 @@ export async function httpJson(
   }
 }
 
-/** The system error code under fetch's wrapper (`fetch failed` carries the socket's error as cause). */
+/** The system error code of a failed request (on the error or, wrapped, on its cause). */
 function errorCodeOf(error: unknown): string | undefined {
   let current: unknown = error;
   for (let depth = 0; depth < 4 && typeof current === "object" && current !== null; depth++) {

@@ -8,7 +8,7 @@
 import { spawnSync } from "node:child_process";
 import { randomInt } from "node:crypto";
 import { parseArgs } from "node:util";
-import { describeAvailability, describeBreakdown } from "./availability.js";
+import { describeAvailability, describeBreakdown, describeOperations } from "./availability.js";
 import { type FaultRunOptions, type FaultRunReport, runFaults, type SystemName } from "./run.js";
 import { type FaultKind, faultKinds } from "./schedule.js";
 
@@ -33,6 +33,7 @@ function report(r: FaultRunReport, say: (line: string) => void): void {
     );
   }
   say(describeAvailability(r.system, r.availability));
+  say(describeOperations(r.system, r.operations));
   if (r.problems.length === 0) say(`${r.system}: PASS seed ${r.seed}`);
   else {
     say(
@@ -112,6 +113,8 @@ async function main(): Promise<number> {
   if (reports.length > 1) {
     say("\navailability under the same workload and fault schedule:");
     for (const r of reports) say(describeAvailability(r.system, r.availability));
+    say("per operation (retries included):");
+    for (const r of reports) say(describeOperations(r.system, r.operations));
   }
   return reports.every((r) => r.problems.length === 0) ? 0 : 1;
 }

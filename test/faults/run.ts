@@ -17,7 +17,12 @@ import {
 import { type KvTarget, KvWorkload, type KvWorkloadCounters } from "../sim/kv-workload.js";
 import { checkLinearizable } from "../sim/linearizability.js";
 import { StreamWorkload, type StreamWorkloadOptions } from "../sim/stream-workload.js";
-import { AvailabilityLog, type AvailabilitySummary } from "./availability.js";
+import {
+  AvailabilityLog,
+  type AvailabilitySummary,
+  type OperationSummary,
+  summarizeOperations,
+} from "./availability.js";
 import { CairnCluster } from "./cairn-cluster.js";
 import { checkConvergence } from "./cairn-convergence.js";
 import { CairnKvTarget } from "./cairn-kv-target.js";
@@ -69,6 +74,8 @@ export interface FaultRunReport {
   readonly kv: KvWorkloadCounters & { readonly operations: number; readonly checkerSteps: number };
   readonly streams: Readonly<Record<string, number>> | undefined;
   readonly availability: AvailabilitySummary;
+  /** The same run per logical operation, retries included. */
+  readonly operations: OperationSummary;
   /** The same figures by situation: during each kind of fault, to a struck node or another; between faults. */
   readonly availabilityBreakdown: ReadonlyMap<string, AvailabilitySummary>;
   /** Every violation found; empty when the run passed. */
@@ -189,6 +196,7 @@ export async function runFaults(options: FaultRunOptions): Promise<FaultRunRepor
   let history: Operation<ServiceKvInput, ServiceKvOutput>[] = [];
   let checkerSteps = 0;
   let availability = log.summary();
+  let operations = summarizeOperations([]);
   let availabilityBreakdown = log.breakdown([]);
   let logFile: string | undefined;
   try {
@@ -209,6 +217,7 @@ export async function runFaults(options: FaultRunOptions): Promise<FaultRunRepor
 
       // The clients' figures, before the checks' own requests.
       availability = log.summary();
+      operations = summarizeOperations(kv.operationLatencies());
       availabilityBreakdown = log.breakdown(nemesis.applied);
       say(`${options.system}: healed; checking`);
       history = [...kv.history(), ...(await finalReads(target, options.keys, clock))];
@@ -250,6 +259,7 @@ export async function runFaults(options: FaultRunOptions): Promise<FaultRunRepor
       kv: { ...kv.counters, operations: history.length, checkerSteps },
       streams: streams?.counters,
       availability,
+      operations,
       availabilityBreakdown,
       problems,
       logFile,

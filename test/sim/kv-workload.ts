@@ -257,6 +257,22 @@ export class KvWorkload<I extends { readonly op: KvOpKind; readonly key: string 
     return out;
   }
 
+  /**
+   * Each logical operation as its client saw it, retries included: milliseconds from its first call
+   * to its first answer, or undefined when no attempt was answered (every one failed or timed out).
+   */
+  operationLatencies(): (number | undefined)[] {
+    return this.#operations.map((op) => {
+      const first = op.attempts[0];
+      let answeredMs: number | undefined;
+      for (const a of op.attempts) {
+        if (a.outcome.kind === "ok" && (answeredMs === undefined || a.outcome.returnMs < answeredMs))
+          answeredMs = a.outcome.returnMs;
+      }
+      return first === undefined || answeredMs === undefined ? undefined : answeredMs - first.callMs;
+    });
+  }
+
   #think(): number {
     return this.#prng.range(this.#options.thinkMinMs, this.#options.thinkMaxMs);
   }

@@ -169,6 +169,8 @@ export interface ScriptedOptions {
   readonly snapshots?: GroupSnapshots;
   /** When false the group keeps its default crash hook (which crashes the process). */
   readonly catchCrash?: boolean;
+  /** The transport's view of this member's links (default: every link up). */
+  readonly peerConnected?: (peer: NodeId) => boolean;
 }
 
 /** Tick length of scripted members; election timeouts are 10 ticks, heartbeats every tick. */
@@ -203,6 +205,7 @@ export async function openScripted(options: ScriptedOptions = {}): Promise<Scrip
     proposalTimeoutMs: 60_000,
     readTimeoutMs: 60_000,
     onFatal: (error) => void fatal.push(error),
+    ...(options.peerConnected === undefined ? {} : { peerConnected: options.peerConnected }),
     ...(options.catchCrash === false ? {} : { crash: (error: unknown) => void crashed.push(error) }),
     ...(options.snapshots === undefined
       ? {}

@@ -11,6 +11,7 @@ import { encodeEnvelope } from "../../../src/service/command.js";
 import { CairnError } from "../../../src/service/errors.js";
 import { utf8 } from "../../../src/util/bytes.js";
 import { InProcessCluster, runClockDuringTests } from "../../support/in-process-cluster.js";
+import { waitFor } from "../../support/wait-for.js";
 
 const text = (b: Uint8Array | undefined) => (b === undefined ? undefined : new TextDecoder().decode(b));
 
@@ -105,8 +106,20 @@ describe("RaftGroup runtime (in-process cluster)", () => {
       return error instanceof CairnError && ["ERR_UNAVAILABLE", "ERR_NOT_LEADER"].includes(error.code);
     });
     cluster.reconnect(leader.id);
-    const healed = await cluster.leader();
-    assert.equal(text((await healed.kv.get(utf8("k"))).record?.value), "v2");
+    // Until its majority answers again, a leader that was cut off refuses at once (ERR_UNAVAILABLE,
+    // nothing done) rather than serving; the client's retry finds the healed cluster.
+    let value: string | undefined;
+    await waitFor("a read through the healed cluster", async () => {
+      const healed = await cluster.leader();
+      try {
+        value = text((await healed.kv.get(utf8("k"))).record?.value);
+        return true;
+      } catch (error) {
+        if (error instanceof CairnError && error.code === "ERR_UNAVAILABLE") return false;
+        throw error;
+      }
+    });
+    assert.equal(value, "v2");
   });
 });
 

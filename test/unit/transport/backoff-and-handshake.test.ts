@@ -57,6 +57,16 @@ describe("reconnect backoff", () => {
     assert.ok(new Set(draws(1)).size > 5);
     assert.deepEqual(draws(1), draws(1));
   });
+
+  it("by default redials a link within a second however long it was down, and still gives a snapshot ten seconds to resume", () => {
+    const defaults = resolveTransportSettings();
+    const ceilings = (attempts: number) =>
+      Array.from({ length: attempts }, (_, attempt) => backoffDelayMs(attempt, defaults, (b) => b - 1));
+    // The largest draw of every attempt: a link cut by a long partition is back within 1 s of the heal.
+    assert.ok(ceilings(64).every((delay) => delay <= 1_000));
+    const resumeWindowMs = ceilings(defaults.snapshotResumeAttemptsMax).reduce((a, b) => a + b, 0);
+    assert.ok(resumeWindowMs >= 10_000, `a broken snapshot transfer retries for ${resumeWindowMs} ms`);
+  });
 });
 
 describe("handshake payloads", () => {
