@@ -4,6 +4,8 @@
 import { parse as parseToml } from "smol-toml";
 import { defaultNodeSettings } from "../node-assembly/index.js";
 import { type TextFlavor, textFlavors } from "../server/text/index.js";
+import { type LogLevel, logLevels } from "../util/index.js";
+import { type LogFormat, logFormats } from "./logging.js";
 
 /** A host and port to listen on or dial. */
 export interface HostPort {
@@ -66,6 +68,10 @@ export interface NodeConfig {
    * the other end of a pipe, so the node dies with it however it dies (SIGKILL included).
    */
   readonly stopOn: StopOn;
+  /** The least serious entries written. */
+  readonly logLevel: LogLevel;
+  /** JSON lines, lines for people, or `auto` (people's on a terminal). */
+  readonly logFormat: LogFormat;
 }
 
 /** A setting that failed validation; `setting` is its flag name. Stable code ERR_CONFIG. */
@@ -267,6 +273,22 @@ export const nodeSettings: readonly Setting[] = [
     default: "signal",
     description:
       "signal (SIGINT or SIGTERM), or stdin-end: also stop when standard input ends (cairn dev sets it, so its nodes die with it)",
+  },
+  {
+    key: "logLevel",
+    flag: "log-level",
+    kind: "choice",
+    choices: logLevels,
+    default: "info",
+    description: "the least serious log entries written: debug, info, warn, error or fatal",
+  },
+  {
+    key: "logFormat",
+    flag: "log-format",
+    kind: "choice",
+    choices: logFormats,
+    default: "auto",
+    description: "json (one object per line), pretty (lines for people), or auto: pretty on a terminal",
   },
   {
     key: "diskDelayFile",

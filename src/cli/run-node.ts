@@ -5,6 +5,7 @@
 import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { FastifyBaseLogger } from "fastify";
 import { CairnClient } from "../client/index.js";
 import { type NodeWireMessage, nodeWireCodec, systemEnv } from "../node/index.js";
 import { CairnNode } from "../node-assembly/index.js";
@@ -22,7 +23,9 @@ import {
   NodeFileSystem,
 } from "../storage/index.js";
 import { TlsTransport } from "../transport/index.js";
+import type { Logger } from "../util/index.js";
 import { watchDiskDelay } from "./disk-delay.js";
+import { createNodeLogger } from "./logging.js";
 import { ConfigError, type NodeConfig } from "./node-config.js";
 import { loadOrBootstrap, type NodeIdentity } from "./node-identity.js";
 
@@ -61,7 +64,11 @@ async function joinCluster(config: NodeConfig, url: string): Promise<NodeIdentit
 }
 
 /** Starts a node from its configuration. */
-export async function startNode(config: NodeConfig, log: (line: string) => void): Promise<RunningNode> {
+export async function startNode(
+  config: NodeConfig,
+  log: Logger,
+  pinoLogger?: FastifyBaseLogger,
+): Promise<RunningNode> {
   if (config.tlsCa === undefined || config.tlsCert === undefined || config.tlsKey === undefined) {
     throw new ConfigError(
       "tls-ca",
@@ -70,7 +77,9 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
   }
   // The slow disk is a testing facility of the fault suite (docs/faults.md).
   const diskDelay =
-    config.diskDelayFile === undefined ? undefined : await watchDiskDelay(config.diskDelayFile, log);
+    config.diskDelayFile === undefined
+      ? undefined
+      : await watchDiskDelay(config.diskDelayFile, log.child({ component: "storage" }));
   const fs: FileSystem =
     diskDelay === undefined
       ? new NodeFileSystem()
@@ -130,7 +139,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
       keyBytesMax: config.keyBytesMax,
       valueBytesMax: config.valueBytesMax,
     },
-    log,
+    logger: log,
   });
   membership = node.membership;
   // Every listener this start opened, closed again (newest first) if a later one fails.
@@ -140,7 +149,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     listeners.unshift(opened);
     return opened;
   };
-  const { redis } = await startClientServers(config, identity.name, node, log, listening).catch(
+  const { redis } = await startClientServers(config, identity.name, node, log, pinoLogger, listening).catch(
     async (error: unknown) => {
       for (const listener of listeners) await listener.close().catch(() => undefined);
       await node.close();
@@ -149,8 +158,9 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     },
   );
 
-  const stopAuthBootstrap = config.auth === "on" ? bootstrapAuth(config.dataDir, node, log) : () => {};
-  log(
+  const stopAuthBootstrap =
+    config.auth === "on" ? bootstrapAuth(config.dataDir, node, log.child({ component: "auth" })) : () => {};
+  log.info(
     `node ${identity.name} (id ${id}) of cluster ${identity.clusterId}: HTTP ${httpUrl}${redis ? `, Redis ${redis.address}` : ""}${textAt ? `, text ${textAt}` : ""}${grpcAt ? `, gRPC ${grpcAt}` : ""}, peers on ${config.peerListen.host}:${config.peerListen.port}`,
   );
   return {
@@ -171,10 +181,14 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
  * ends), then stops it cleanly.
  */
 export async function runNode(config: NodeConfig): Promise<void> {
-  const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${config.name} ${line}\n`);
+  const { logger: log, pino } = createNodeLogger({
+    node: config.name,
+    level: config.logLevel,
+    format: config.logFormat,
+  });
   let node: RunningNode;
   try {
-    node = await startNode(config, log);
+    node = await startNode(config, log, pino.child({ component: "http" }));
   } catch (error) {
     // A failure late in the start (a client port taken) leaves the Raft group and the transport
     // running: a node that votes and follows but serves nothing. It must not linger (found by the
@@ -187,7 +201,7 @@ export async function runNode(config: NodeConfig): Promise<void> {
     const stop = () => {
       if (stopping) return;
       stopping = true;
-      log("stopping");
+      log.info("stopping");
       void node.close().then(done, done);
     };
     process.once("SIGINT", stop);
@@ -197,7 +211,7 @@ export async function runNode(config: NodeConfig): Promise<void> {
       // The supervisor writes nothing; the pipe ends when it closes it or dies.
       process.stdin.on("data", () => undefined);
       process.stdin.once("end", () => {
-        log("standard input ended: the supervisor is gone");
+        log.info("standard input ended: the supervisor is gone");
         stop();
       });
       process.stdin.once("error", stop);
@@ -212,7 +226,8 @@ async function startClientServers(
   config: NodeConfig,
   nodeName: string,
   node: CairnNode,
-  log: (line: string) => void,
+  log: Logger,
+  pinoLogger: FastifyBaseLogger | undefined,
   listening: <T extends { close(): Promise<void> }>(server: Promise<T>) => Promise<T>,
 ) {
   const http = buildHttpApp({
@@ -231,6 +246,7 @@ async function startClientServers(
     corsOrigins: config.corsOrigins,
     auth: node.auth,
     readiness: () => node.readiness(),
+    ...(pinoLogger !== undefined ? { logger: pinoLogger } : {}),
   });
   await listening(
     http.listen({ host: config.httpListen.host, port: config.httpListen.port }).then(() => http),
@@ -238,19 +254,32 @@ async function startClientServers(
   const text =
     config.textListen &&
     (await listening(
-      startTextServer(config.textListen, { kv: node.kv, guard: node.guard, flavor: config.textCompat, log }),
+      startTextServer(config.textListen, {
+        kv: node.kv,
+        guard: node.guard,
+        flavor: config.textCompat,
+        logger: log,
+      }),
     ));
   const redis =
     config.redisListen &&
     (await listening(
       startRespServer(
-        { kv: node.kv, streams: node.streams, guard: node.guard, status: () => node.cluster.status(), log },
+        {
+          kv: node.kv,
+          streams: node.streams,
+          guard: node.guard,
+          status: () => node.cluster.status(),
+          logger: log,
+        },
         config.redisListen,
       ),
     ));
   const grpc =
     config.grpcListen &&
-    (await listening(startGrpcServer(config.grpcListen, { streams: node.streams, guard: node.guard })));
+    (await listening(
+      startGrpcServer(config.grpcListen, { streams: node.streams, guard: node.guard, logger: log }),
+    ));
   return { http, text, redis, grpc };
 }
 
@@ -270,7 +299,7 @@ function bootstrapAuth(
     readonly auth: AuthService;
     readonly group: { readonly softState: { readonly leaderId: unknown } };
   },
-  log: (line: string) => void,
+  log: Logger,
 ): () => void {
   const mark = join(dataDir, authBootstrappedFile);
   let stopped = existsSync(mark);
@@ -278,10 +307,12 @@ function bootstrapAuth(
     try {
       const created = await runAs(system, () => node.auth.enable());
       await writeFile(join(dataDir, adminTokenFile), `${created.token}\n`, { mode: 0o600, flag: "wx" });
-      log(`authentication is on; the admin token (id ${created.id}) is in ${join(dataDir, adminTokenFile)}`);
+      log.info(
+        `authentication is on; the admin token (id ${created.id}) is in ${join(dataDir, adminTokenFile)}`,
+      );
     } catch (error) {
       if (!(error instanceof Error && "code" in error && error.code === "ERR_CONFLICT")) throw error;
-      log("authentication is already on in this cluster");
+      log.info("authentication is already on in this cluster");
     }
     await writeFile(mark, "", { mode: 0o600 });
     stopped = true;
@@ -294,7 +325,7 @@ function bootstrapAuth(
     };
     if (node.group.softState.leaderId === null) return next();
     attempt().then(next, (error: unknown) => {
-      log(`turning authentication on failed, retrying: ${String(error)}`);
+      log.warn("turning authentication on failed, retrying", { err: error });
       next();
     });
   };

@@ -51,6 +51,7 @@ import {
   type WalRecovery,
 } from "../storage/index.js";
 import type { PeerAddress, Transport } from "../transport/index.js";
+import { type Logger, silentLogger } from "../util/index.js";
 
 /** The one Raft group of the first release. */
 export const mainGroup: GroupId = groupId(1);
@@ -148,8 +149,8 @@ export interface CairnNodeOptions {
   };
   /** `host:port` where peers reach this node, announced to them with its client addresses. */
   readonly peerAddress: string;
-  /** Operator-facing lines (recovery notes, fatal errors, role changes). */
-  readonly log?: (line: string) => void;
+  /** Operator-facing entries (recovery notes, fatal errors, role changes); none when absent. */
+  readonly logger?: Logger;
   readonly hooks?: CairnNodeHooks;
 }
 
@@ -176,7 +177,7 @@ export class CairnNode {
   readonly #wal: Wal;
   readonly #store: StateStore;
   readonly #settings: CairnNodeSettings;
-  readonly #log: (line: string) => void;
+  readonly #log: Logger;
   readonly #fatal: { failed: boolean };
   readonly #resolveRemoved: () => void;
   #cancelHousekeeping: Cancel = () => {};
@@ -190,7 +191,7 @@ export class CairnNode {
     wal: Wal;
     store: StateStore;
     settings: CairnNodeSettings;
-    log: (line: string) => void;
+    log: Logger;
     fatal: { failed: boolean };
     group: RaftGroup<ApplyOutcome>;
     backend: StoreBackend;
@@ -256,12 +257,12 @@ export class CairnNode {
   /** Opens (recovering) a node's storage, starts its group, transport and housekeeping. */
   static async open(options: CairnNodeOptions): Promise<CairnNode> {
     const settings: CairnNodeSettings = { ...defaultNodeSettings, ...options.settings };
-    const log = options.log ?? (() => {});
+    const log = (options.logger ?? silentLogger).child({ component: "storage" });
     const { fs, transport, stateStore: store } = options;
     const fatal = { failed: false };
     const onFailure = (error: StorageError) => {
       fatal.failed = true;
-      log(`FATAL: storage failed, this node stops accepting writes: ${error.message}`);
+      log.fatal("storage failed, this node stops accepting writes", { err: error });
     };
     let wal: Wal | undefined;
     try {
@@ -270,7 +271,7 @@ export class CairnNode {
         onFailure,
       });
       wal = opened.wal;
-      if (opened.recovery.tornTail !== undefined) log(describeTornTail(opened.recovery.tornTail));
+      if (opened.recovery.tornTail !== undefined) log.warn(describeTornTail(opened.recovery.tornTail));
       return await CairnNode.#start(options, settings, wal, opened.recovery, fatal, onFailure);
     } catch (error) {
       // A node that refuses to start (damaged storage, a port taken) leaves no handle open.
@@ -289,7 +290,8 @@ export class CairnNode {
     fatal: { failed: boolean },
     onFailure: (error: StorageError) => void,
   ): Promise<CairnNode> {
-    const log = options.log ?? (() => {});
+    const log = options.logger ?? silentLogger;
+    const raftLog = log.child({ component: "raft" });
     const hooks = options.hooks ?? {};
     const { fs, env, transport, stateStore: store, membership: who } = options;
     const id = nodeId(who.id);
@@ -336,10 +338,13 @@ export class CairnNode {
       readTimeoutMs: settings.readTimeoutMs,
       onFatal: (error) => {
         fatal.failed = true;
-        log(`FATAL: ${error instanceof Error ? error.message : String(error)}`);
+        raftLog.fatal("the runtime failed, this node stops accepting writes", { err: error });
       },
       onSoftState: (soft) => {
-        log(`role ${soft.role}, leader ${soft.leaderId ?? "unknown"}`);
+        raftLog.info(`role ${soft.role}, leader ${soft.leaderId ?? "unknown"}`, {
+          role: soft.role,
+          leaderId: soft.leaderId,
+        });
         hooks.onSoftState?.(soft);
       },
       ...(hooks.crash === undefined ? {} : { crash: hooks.crash }),
@@ -402,7 +407,7 @@ export class CairnNode {
     const conf = this.group.status().conf;
     const isMember = conf.voters.includes(this.id) || conf.learners.includes(this.id);
     if (this.#wasMember && !isMember) {
-      this.#log("this node was removed from the cluster; stopping");
+      this.#log.child({ component: "membership" }).warn("this node was removed from the cluster; stopping");
       this.#resolveRemoved();
     }
     this.#wasMember = isMember;
@@ -417,7 +422,7 @@ export class CairnNode {
     for (const outcome of outcomes) {
       // Sweeps retry next round; a leadership change or a timeout on the way is expected here.
       if (outcome.status === "rejected" && !this.#closed)
-        this.#log(`housekeeping: ${String(outcome.reason)}`);
+        this.#log.child({ component: "housekeeping" }).warn("housekeeping failed", { err: outcome.reason });
     }
   }
 

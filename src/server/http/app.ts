@@ -2,7 +2,7 @@
 // (ours, validation, oversize bodies, unknown routes), health endpoints and an OpenAPI document
 // generated from the registered route schemas.
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
 import {
   type AuthService,
   isCairnError,
@@ -52,6 +52,11 @@ export interface HttpAppOptions {
   readonly corsOrigins?: readonly string[];
   /** Tokens and roles; without it there is no authentication and no /v1/auth routes. */
   readonly auth?: AuthService;
+  /**
+   * Where requests log (pino, with each request's id): internal errors with their stacks. Without
+   * it nothing is logged.
+   */
+  readonly logger?: FastifyBaseLogger;
 }
 
 /** How long in-flight requests may take to finish once the server is closing. */
@@ -60,18 +65,27 @@ const closeGraceMs = 1_000;
 /** Builds the fastify application (not listening yet). */
 export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
   const app = Fastify({
-    logger: false,
+    ...(options.logger !== undefined ? { loggerInstance: options.logger } : { logger: false }),
+    // Every request is not an event worth a line; internal errors are (the error handler below).
+    logController: new LogController({ disableRequestLogging: true }),
+    // A caller's request id (a proxy's, a client's) names the request in the node's log lines.
+    requestIdHeader: "x-request-id",
     bodyLimit: options.requestBytesMax ?? Math.ceil((options.kv.limits.valueBytesMax * 4) / 3) + 64 * 1024,
     // Keys may contain "/" and percent-escapes; take the path verbatim after /v1/kv/.
     routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: options.kv.limits.keyBytesMax * 3 },
   });
   app.setValidatorCompiler(typeboxValidatorCompiler);
+  // The id the node's log lines carry for this request, so a client's report can be matched to them.
+  app.addHook("onRequest", async (request, reply) => {
+    reply.header("x-request-id", request.id);
+  });
   registerCors(app, options.corsOrigins ?? []);
   const openApi = new OpenApiCollector("Cairn HTTP API", options.version ?? "0.0.0");
   app.addHook("onRoute", (route) => openApi.add(route));
 
-  app.setErrorHandler((error: unknown, _request, reply) => {
+  app.setErrorHandler((error: unknown, request, reply) => {
     if (isCairnError(error)) {
+      if (error.code === "ERR_INTERNAL") request.log.error({ err: error }, "internal error");
       return reply.status(httpStatusOf[error.code]).send(errorBody(error.code, error.message, error.details));
     }
     const message = error instanceof Error ? error.message : String(error);
@@ -88,6 +102,8 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
       return reply.status(status === 415 ? 415 : 400).send(errorBody("ERR_BAD_REQUEST", message));
     }
     const code = isErrorCode(fields["code"]) ? fields["code"] : "ERR_INTERNAL";
+    // Not a failure with a code of ours nor the client's fault: a bug, logged with its stack.
+    if (code === "ERR_INTERNAL") request.log.error({ err: error }, "internal error; the client got 500");
     return reply.status(httpStatusOf[code]).send(errorBody(code, message));
   });
   app.setNotFoundHandler((request, reply) =>

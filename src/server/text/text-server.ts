@@ -11,9 +11,9 @@ import {
   type Principal,
   runAs,
 } from "../../service/index.js";
-import { assertNever } from "../../util/index.js";
+import { assertNever, type Logger } from "../../util/index.js";
 import { listenTcp } from "../tcp-listener.js";
-import { UnexpectedFailures } from "../unexpected-failure.js";
+import { stderrLogger, UnexpectedFailures } from "../unexpected-failure.js";
 import { type LineEvent, LineParser } from "./line-parser.js";
 import { parseTextCommand, type TextProtoVersion } from "./text-command.js";
 import { textReasonOf } from "./text-errors.js";
@@ -44,8 +44,8 @@ export interface TextServerOptions {
   readonly lineBytesMax?: number;
   /** Connections served at once; further ones are closed by the OS listener. Default 1,024. */
   readonly connectionsMax?: number;
-  /** Where the node's log lines go (an unexpected failure, with its stack); defaults to stderr. */
-  readonly log?: (line: string) => void;
+  /** Where the node's entries go (an unexpected failure, with its stack); defaults to stderr lines. */
+  readonly logger?: Logger;
 }
 
 /** A listening text server. */
@@ -288,7 +288,7 @@ export async function startTextServer(
   options: TextServerOptions,
 ): Promise<TextServer> {
   const lineBytesMax = options.lineBytesMax ?? options.kv.limits.valueBytesMax + 64;
-  const failures = new UnexpectedFailures("text", options.log);
+  const failures = new UnexpectedFailures("text", options.logger ?? stderrLogger);
   const server: Server = createServer({ noDelay: true }, (socket) => {
     serveSocket(socket, options, lineBytesMax, failures);
   });
