@@ -242,6 +242,8 @@ async function startClientServers(
         return node.group.appliedIndex;
       },
       authFailures: node.guard.failures,
+      streams: () => node.streams.localSummary(),
+      processMetrics: true,
     },
     corsOrigins: config.corsOrigins,
     auth: node.auth,

@@ -30,9 +30,21 @@ export class GroupMetrics {
   reads = 0;
   readsFailed = 0;
   entriesApplied = 0;
+  /** Times the known leader changed (one known after none, none after one, or another one). */
+  leaderChanges = 0;
+  /**
+   * Tracked proposals by how they ended: "applied", or the error code they failed with (a few
+   * codes, so the map stays small).
+   */
+  readonly proposalOutcomes = new Map<string, number>();
   readonly persistMs = new Histogram();
   readonly applyMs = new Histogram();
   readonly proposalMs = new Histogram();
   /** A linearizable read's wait for its ReadIndex barrier, for reads that got one. */
   readonly readMs = new Histogram();
+
+  /** Counts one proposal's outcome. */
+  countOutcome(outcome: string): void {
+    this.proposalOutcomes.set(outcome, (this.proposalOutcomes.get(outcome) ?? 0) + 1);
+  }
 }

@@ -452,10 +452,12 @@ export class RaftGroup<R> {
     return promise.then(
       (result) => {
         this.metrics.proposalMs.observe(this.#env.monotonicMs() - startedMs);
+        this.metrics.countOutcome("applied");
         return result;
       },
       (error: unknown) => {
         this.metrics.proposalsFailed++;
+        this.metrics.countOutcome(error instanceof NodeError ? error.code : "ERR_INTERNAL");
         throw error;
       },
     );
@@ -602,6 +604,8 @@ export class RaftGroup<R> {
         this.#lastLeaderContactMs = this.#env.monotonicMs();
         this.#peerAckMs.clear();
       }
+      // A leader known after none, none after one, or another one: each counts as a change.
+      if (rd.softState.leaderId !== this.#soft.leaderId) this.metrics.leaderChanges++;
       this.#soft = rd.softState;
       this.#options.onSoftState?.(rd.softState);
     }
