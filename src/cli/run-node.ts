@@ -26,7 +26,7 @@ import { TlsTransport } from "../transport/index.js";
 import type { Logger } from "../util/index.js";
 import { watchDiskDelay } from "./disk-delay.js";
 import { createNodeLogger } from "./logging.js";
-import { ConfigError, type NodeConfig } from "./node-config.js";
+import { advertisedAddresses, ConfigError, type NodeConfig } from "./node-config.js";
 import { loadOrBootstrap, type NodeIdentity } from "./node-identity.js";
 
 /** A running node. */
@@ -35,6 +35,11 @@ export interface RunningNode {
   readonly httpUrl: string;
   /** Resolves when the cluster removed this node from its membership. */
   readonly removed: Promise<void>;
+  /**
+   * A graceful stop: readiness turns false, a leader hands its leadership to the voter furthest
+   * along (waiting up to two election timeouts), then listeners and storage close.
+   */
+  stop(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -50,7 +55,7 @@ async function joinCluster(config: NodeConfig, url: string): Promise<NodeIdentit
   const answer = (await client.request(
     "POST",
     "/v1/cluster/members",
-    { name: config.name, peerAddress: `${config.peerListen.host}:${config.peerListen.port}` },
+    { name: config.name, peerAddress: advertisedAddresses(config).peer },
     `join-${config.name}`,
   )) as JoinAnswer;
   return {
@@ -111,14 +116,13 @@ export async function startNode(
     // that joined while this node was down must reach it to bring it up to date (see Membership).
     isMember: (peer) => (membership === undefined ? startMembers.has(peer) : !membership.isRetired(peer)),
   });
-  const httpUrl = `http://${config.httpListen.host}:${config.httpListen.port}`;
-  const textAt = config.textListen && `${config.textListen.host}:${config.textListen.port}`;
-  const redisAt = config.redisListen && `${config.redisListen.host}:${config.redisListen.port}`;
-  const grpcAt = config.grpcListen && `${config.grpcListen.host}:${config.grpcListen.port}`;
+  // What peers and clients are told: the advertised addresses, not what this process binds.
+  const advertised = advertisedAddresses(config);
+  const httpUrl = advertised.httpUrl;
   const endpoints = {
-    ...(textAt ? { text: textAt } : {}),
-    ...(redisAt ? { redis: redisAt } : {}),
-    ...(grpcAt ? { grpc: grpcAt } : {}),
+    ...(advertised.text !== undefined ? { text: advertised.text } : {}),
+    ...(advertised.redis !== undefined ? { redis: advertised.redis } : {}),
+    ...(advertised.grpc !== undefined ? { grpc: advertised.grpc } : {}),
   };
   const node = await CairnNode.open({
     fs,
@@ -128,7 +132,7 @@ export async function startNode(
     stateStore,
     membership: identity,
     clientAddresses: { httpUrl, endpoints },
-    peerAddress: `${config.peerListen.host}:${config.peerListen.port}`,
+    peerAddress: advertised.peer,
     settings: {
       electionTicks: config.electionTicks,
       heartbeatTicks: config.heartbeatTicks,
@@ -158,20 +162,36 @@ export async function startNode(
     },
   );
 
+  const close = async () => {
+    stopAuthBootstrap();
+    for (const listener of listeners) await listener.close();
+    await node.close();
+    diskDelay?.close();
+  };
   const stopAuthBootstrap =
     config.auth === "on" ? bootstrapAuth(config.dataDir, node, log.child({ component: "auth" })) : () => {};
-  log.info(
-    `node ${identity.name} (id ${id}) of cluster ${identity.clusterId}: HTTP ${httpUrl}${redis ? `, Redis ${redis.address}` : ""}${textAt ? `, text ${textAt}` : ""}${grpcAt ? `, gRPC ${grpcAt}` : ""}, peers on ${config.peerListen.host}:${config.peerListen.port}`,
-  );
+  const listen = (at: { host: string; port: number } | undefined) => at && `${at.host}:${at.port}`;
+  log.info(`node ${identity.name} (id ${id}) of cluster ${identity.clusterId}: HTTP ${httpUrl}`, {
+    clusterId: identity.clusterId,
+    id,
+    advertised,
+    listen: {
+      http: listen(config.httpListen),
+      peer: listen(config.peerListen),
+      ...(redis ? { redis: redis.address } : {}),
+      ...(config.textListen ? { text: listen(config.textListen) } : {}),
+      ...(config.grpcListen ? { grpc: listen(config.grpcListen) } : {}),
+    },
+  });
   return {
     id,
     httpUrl,
     removed: node.removed,
-    close: async () => {
-      stopAuthBootstrap();
-      for (const listener of listeners) await listener.close();
-      await node.close();
-      diskDelay?.close();
+    close,
+    stop: async () => {
+      const drained = await node.drain(2 * config.electionTicks * config.tickIntervalMs);
+      log.info(`draining: ${drained}`, { leadership: drained });
+      await close();
     },
   };
 }
@@ -202,7 +222,7 @@ export async function runNode(config: NodeConfig): Promise<void> {
       if (stopping) return;
       stopping = true;
       log.info("stopping");
-      void node.close().then(done, done);
+      void node.stop().then(done, done);
     };
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);

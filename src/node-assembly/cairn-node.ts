@@ -66,6 +66,9 @@ export interface NodeMembership extends JoinAnswer {
   readonly bootstrapped: boolean;
 }
 
+/** Whether a node can serve clients, and if not, why. */
+export type Readiness = { readonly ready: true } | { readonly ready: false; readonly reason: string };
+
 /** The settings of a node, with the defaults the CLI ships. */
 export interface CairnNodeSettings {
   readonly electionTicks: number;
@@ -89,6 +92,10 @@ export interface CairnNodeSettings {
   readonly housekeepingIntervalMs: number;
   readonly proposalTimeoutMs: number;
   readonly readTimeoutMs: number;
+  /** Ready (for readiness probes) while this node's applied index is at most this far behind the leader's commit. */
+  readonly readyLagEntriesMax: number;
+  /** How long a readiness check waits for this node to catch up before comparing the indexes. */
+  readonly readyWaitMs: number;
 }
 
 /** The settings `cairn node` runs with unless told otherwise. */
@@ -108,6 +115,8 @@ export const defaultNodeSettings: CairnNodeSettings = {
   housekeepingIntervalMs: 1_000,
   proposalTimeoutMs: 5_000,
   readTimeoutMs: 5_000,
+  readyLagEntriesMax: 1_000,
+  readyWaitMs: 1_000,
 };
 
 /**
@@ -183,6 +192,7 @@ export class CairnNode {
   #cancelHousekeeping: Cancel = () => {};
   #wasMember = false;
   #closed = false;
+  #draining = false;
 
   private constructor(parts: {
     membership: NodeMembership;
@@ -388,11 +398,76 @@ export class CairnNode {
     return this.#fatal.failed;
   }
 
-  /** Whether the node can serve clients, and if not, why (for readiness probes). */
-  readiness(): { readonly ready: true } | { readonly ready: false; readonly reason: string } {
+  /**
+   * Whether the node can serve clients, and if not, why (for readiness probes): it is not stopping
+   * or failed, knows a leader, and is caught up. Caught up means a ReadIndex round (the leader's
+   * commit index, confirmed by a quorum) is applied here within `readyWaitMs`, or else this node's
+   * applied index is at most `readyLagEntriesMax` behind the index that round learned.
+   */
+  async readiness(): Promise<Readiness> {
+    const now = this.#readinessNow();
+    if (!now.ready) return now;
+    const answeredBefore = this.group.readRoundsAnswered;
+    let cancelWait: Cancel = () => {};
+    const waited = new Promise<"waited">((resolve) => {
+      cancelWait = this.#env.after(this.#settings.readyWaitMs, () => resolve("waited"));
+    });
+    const outcome = await Promise.race([
+      this.group.readBarrier().then(
+        () => "caught-up" as const,
+        (error: unknown) => error,
+      ),
+      waited,
+    ]);
+    cancelWait();
+    if (outcome === "caught-up") return this.#readinessNow();
+    if (outcome !== "waited") {
+      return { ready: false, reason: `the leader's commit index is unknown: ${String(outcome)}` };
+    }
+    // Without a round answered, this node cannot tell how far behind it is (its loop may be stuck
+    // on a slow disk): not ready.
+    const leaderIndex = this.group.lastReadIndex;
+    if (this.group.readRoundsAnswered === answeredBefore || leaderIndex === undefined) {
+      return { ready: false, reason: "catching up: the leader's commit index did not arrive in time" };
+    }
+    const applied = this.group.appliedIndex;
+    if (leaderIndex - applied > this.#settings.readyLagEntriesMax) {
+      return { ready: false, reason: `catching up: applied ${applied} of the leader's ${leaderIndex}` };
+    }
+    return this.#readinessNow();
+  }
+
+  #readinessNow(): Readiness {
+    if (this.#draining) return { ready: false, reason: "stopping" };
     if (this.#fatal.failed) return { ready: false, reason: "storage failed" };
     if (this.group.softState.leaderId === null) return { ready: false, reason: "no leader known" };
     return { ready: true };
+  }
+
+  /**
+   * The first step of a graceful stop: readiness turns false at once, and a leader hands its
+   * leadership to the voter furthest along, waiting up to `timeoutMs` for another node to lead.
+   * Answers whether this node still leads (the transfer did not happen in time) or was not leading.
+   */
+  async drain(timeoutMs: number): Promise<"not-leader" | "transferred" | "still-leader"> {
+    this.#draining = true;
+    const status = this.group.status();
+    if (status.role !== "leader") return "not-leader";
+    const target = status.peers
+      .filter((p) => p.voter && p.recentActive)
+      .sort((a, b) => b.matchIndex - a.matchIndex)[0];
+    if (target === undefined) return "still-leader";
+    try {
+      this.group.transferLeadership(target.id);
+    } catch {
+      return "still-leader";
+    }
+    const deadline = this.#env.monotonicMs() + timeoutMs;
+    while (this.#env.monotonicMs() < deadline) {
+      if (this.group.softState.role !== "leader") return "transferred";
+      await new Promise<void>((resolve) => this.#env.after(this.#settings.tickIntervalMs, resolve));
+    }
+    return this.group.softState.role === "leader" ? "still-leader" : "transferred";
   }
 
   /**

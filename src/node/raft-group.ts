@@ -129,6 +129,8 @@ export class RaftGroup<R> {
   readonly #env: Env;
   readonly #pending = new Map<number, PendingProposal<R>>();
   readonly #readRounds = new Map<string, ReadRound>();
+  #lastReadIndex: LogIndex | undefined;
+  #readRoundsAnswered = 0;
   #readQueue: ReadWaiter[] = [];
   readonly #allVotersWaiters = new Set<AllVotersWaiter>();
   /**
@@ -215,6 +217,19 @@ export class RaftGroup<R> {
   }
 
   /** The latest known role and leader. */
+  /**
+   * The highest index a ReadIndex round learned (the leader's commit index when it confirmed the
+   * round), before this node applied it or not: how far a node that lags has to go.
+   */
+  get lastReadIndex(): LogIndex | undefined {
+    return this.#lastReadIndex;
+  }
+
+  /** How many ReadIndex rounds the core has answered here (a check can tell whether one came back). */
+  get readRoundsAnswered(): number {
+    return this.#readRoundsAnswered;
+  }
+
   get softState(): SoftState {
     return this.#soft;
   }
@@ -651,6 +666,8 @@ export class RaftGroup<R> {
     for (const readState of rd.readStates) {
       const round = this.#readRounds.get(readState.context);
       if (round !== undefined) round.index = readState.index;
+      if (readState.index > (this.#lastReadIndex ?? 0)) this.#lastReadIndex = readState.index;
+      this.#readRoundsAnswered++;
     }
     this.#serveReads();
     this.#raw.advance(rd);

@@ -35,8 +35,8 @@ export interface HttpAppOptions {
   readonly streams?: StreamService;
   /** This node's name, reported by the compatibility /heartbeat. */
   readonly nodeName?: string;
-  /** Answers /health/ready; ready when the node knows a leader and has applied what it committed. */
-  readonly readiness: () => Readiness;
+  /** Answers /health/ready; ready when the node knows a leader and has caught up with it. */
+  readonly readiness: () => Readiness | Promise<Readiness>;
   /** The largest request body accepted, in bytes (a value of the maximum size, base64, fits). */
   readonly requestBytesMax?: number;
   /** The version reported in the OpenAPI document. */
@@ -122,7 +122,7 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
     "/health/ready",
     { schema: { summary: "The node can serve requests" } },
     async (_request, reply) => {
-      const readiness = options.readiness();
+      const readiness = await options.readiness();
       return reply.status(readiness.ready ? 200 : 503).send({
         status: readiness.ready ? "ready" : "not-ready",
         ...(readiness.reason ? { reason: readiness.reason } : {}),
