@@ -3,7 +3,7 @@
 // (`--log-format pretty`, the default on a terminal and in `cairn dev`). pino because fastify
 // already carries it, so HTTP requests log through the same instance with their request ids.
 import { pino } from "pino";
-import { formatLogLine, type LogEntry, type Logger, type LogLevel, logLevels } from "../util/index.js";
+import { formatLogLine, type LogEntry, type Logger, type LogLevel, loggerOf, logLevels } from "../util/index.js";
 
 /** How entries are written: JSON lines, or lines for people. */
 export const logFormats = ["auto", "json", "pretty"] as const;
@@ -53,18 +53,10 @@ function stdoutDestination(): LogDestination {
 
 /** A pino logger behind the {@link Logger} interface. */
 function adaptPino(instance: pino.Logger): Logger {
-  const at =
-    (level: LogLevel) =>
-    (message: string, fields: Readonly<Record<string, unknown>> = {}) =>
-      instance[level](fields, message);
-  return {
-    debug: at("debug"),
-    info: at("info"),
-    warn: at("warn"),
-    error: at("error"),
-    fatal: at("fatal"),
-    child: (bindings) => adaptPino(instance.child(bindings)),
-  };
+  return loggerOf(
+    (level, message, fields) => instance[level](fields, message),
+    (bindings) => adaptPino(instance.child(bindings)),
+  );
 }
 
 /** One JSON line of pino's as a line for people ({@link formatLogLine}). */

@@ -11,6 +11,7 @@ export {
   type Logger,
   type LogLevel,
   lineLogger,
+  loggerOf,
   logLevels,
   silentLogger,
 } from "./logger.js";

@@ -29,20 +29,34 @@ export interface LogEntry {
   readonly fields: LogFields;
 }
 
-/** A logger that hands every entry to `write` as a value (tests, the simulator). */
-export function callbackLogger(write: (entry: LogEntry) => void, bindings: LogFields = {}): Logger {
+/**
+ * A logger whose every level calls `write`, and whose children come from `child`: the one shape
+ * each backing (a callback, pino) fills in.
+ */
+export function loggerOf(
+  write: (level: LogLevel, message: string, fields: LogFields) => void,
+  child: (bindings: LogFields) => Logger,
+): Logger {
   const at =
     (level: LogLevel) =>
     (message: string, fields: LogFields = {}): void =>
-      write({ level, message, fields: { ...bindings, ...fields } });
+      write(level, message, fields);
   return {
     debug: at("debug"),
     info: at("info"),
     warn: at("warn"),
     error: at("error"),
     fatal: at("fatal"),
-    child: (more) => callbackLogger(write, { ...bindings, ...more }),
+    child,
   };
+}
+
+/** A logger that hands every entry to `write` as a value (tests, the simulator). */
+export function callbackLogger(write: (entry: LogEntry) => void, bindings: LogFields = {}): Logger {
+  return loggerOf(
+    (level, message, fields) => write({ level, message, fields: { ...bindings, ...fields } }),
+    (more) => callbackLogger(write, { ...bindings, ...more }),
+  );
 }
 
 /** A logger that drops everything. */
