@@ -3,7 +3,14 @@
 // (`--log-format pretty`, the default on a terminal and in `cairn dev`). pino because fastify
 // already carries it, so HTTP requests log through the same instance with their request ids.
 import { pino } from "pino";
-import { formatLogLine, type LogEntry, type Logger, type LogLevel, loggerOf, logLevels } from "../util/index.js";
+import {
+  formatLogLine,
+  type LogEntry,
+  type Logger,
+  type LogLevel,
+  loggerOf,
+  logLevels,
+} from "../util/index.js";
 
 /** How entries are written: JSON lines, or lines for people. */
 export const logFormats = ["auto", "json", "pretty"] as const;
