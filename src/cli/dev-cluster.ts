@@ -207,7 +207,15 @@ function launchNode(
   const log = createWriteStream(spec.logFile, { flags: "a" });
   // The node's stdin is a pipe the supervisor never writes to or closes while the node should run:
   // its end (the supervisor exited or was killed, however) stops the node.
-  const args = [...(options.nodeFlags ?? []), options.cairnBin, ...nodeArgs(spec), "--stop-on", "stdin-end"];
+  const args = [
+    ...(options.nodeFlags ?? []),
+    options.cairnBin,
+    ...nodeArgs(spec),
+    "--stop-on",
+    "stdin-end",
+    "--log-format",
+    "pretty",
+  ];
   const child = spawn(process.execPath, args, { stdio: ["pipe", "pipe", "pipe"] });
   // Never written to; a write error (the node gone) must not end the supervisor.
   child.stdin.on("error", () => undefined);

@@ -4,6 +4,7 @@
 import { unwatchFile, watchFile } from "node:fs";
 import { readFile } from "node:fs/promises";
 import type { DiskDelay } from "../storage/index.js";
+import type { Logger } from "../util/index.js";
 
 /** The largest delay the file may ask for. */
 export const diskDelayMsMax = 60_000;
@@ -32,7 +33,7 @@ export function parseDiskDelay(text: string): { ok: true; delayMs: number } | { 
 }
 
 /** Reads `path` now (missing: no delay) and again whenever it changes (polled every 100 ms). */
-export async function watchDiskDelay(path: string, log: (line: string) => void): Promise<WatchedDiskDelay> {
+export async function watchDiskDelay(path: string, log: Logger): Promise<WatchedDiskDelay> {
   let delayMs = 0;
   const reread = async (): Promise<void> => {
     let text = "";
@@ -43,10 +44,10 @@ export async function watchDiskDelay(path: string, log: (line: string) => void):
     }
     const parsed = parseDiskDelay(text);
     if (!parsed.ok) {
-      log(`disk-delay-file ${path}: ${parsed.error}; keeping ${delayMs} ms`);
+      log.warn(`disk-delay-file ${path}: ${parsed.error}; keeping ${delayMs} ms`);
       return;
     }
-    if (parsed.delayMs !== delayMs) log(`disk delay ${parsed.delayMs} ms (testing facility)`);
+    if (parsed.delayMs !== delayMs) log.warn(`disk delay ${parsed.delayMs} ms (testing facility)`);
     delayMs = parsed.delayMs;
   };
   await reread();

@@ -5,6 +5,8 @@ import { parse as parseToml } from "smol-toml";
 import { defaultNodeSettings } from "../node-assembly/index.js";
 import { defaultConnectionLimits } from "../server/http/index.js";
 import { type TextFlavor, textFlavors } from "../server/text/index.js";
+import { type LogLevel, logLevels } from "../util/index.js";
+import { type LogFormat, logFormats } from "./logging.js";
 
 /** A host and port to listen on or dial. */
 export interface HostPort {
@@ -84,6 +86,18 @@ export interface NodeConfig {
    * the other end of a pipe, so the node dies with it however it dies (SIGKILL included).
    */
   readonly stopOn: StopOn;
+  /** The URL peers and clients reach the HTTP API at, when not the listen address. */
+  readonly advertiseHttp: string | undefined;
+  /** Where peers reach this node's Raft transport, when not the listen address. */
+  readonly advertisePeer: HostPort | undefined;
+  /** Where clients reach each protocol, when not its listen address. */
+  readonly advertiseRedis: HostPort | undefined;
+  readonly advertiseText: HostPort | undefined;
+  readonly advertiseGrpc: HostPort | undefined;
+  /** The least serious entries written. */
+  readonly logLevel: LogLevel;
+  /** JSON lines, lines for people, or `auto` (people's on a terminal). */
+  readonly logFormat: LogFormat;
 }
 
 /** A setting that failed validation; `setting` is its flag name. Stable code ERR_CONFIG. */
@@ -365,6 +379,54 @@ export const nodeSettings: readonly Setting[] = [
       "signal (SIGINT or SIGTERM), or stdin-end: also stop when standard input ends (cairn dev sets it, so its nodes die with it)",
   },
   {
+    key: "advertiseHttp",
+    flag: "advertise-http",
+    kind: "url",
+    description:
+      "URL of the HTTP API as peers and clients reach it (default: from http-listen; required when it binds 0.0.0.0 or ::)",
+  },
+  {
+    key: "advertisePeer",
+    flag: "advertise-peer",
+    kind: "host-port",
+    description:
+      "host:port of the Raft transport as peers reach it (default: peer-listen; required when it binds 0.0.0.0 or ::)",
+  },
+  {
+    key: "advertiseRedis",
+    flag: "advertise-redis",
+    kind: "host-port",
+    description: "host:port of the Redis protocol as clients reach it (default: redis-listen)",
+  },
+  {
+    key: "advertiseText",
+    flag: "advertise-text",
+    kind: "host-port",
+    description: "host:port of the text protocol as clients reach it (default: text-listen)",
+  },
+  {
+    key: "advertiseGrpc",
+    flag: "advertise-grpc",
+    kind: "host-port",
+    description: "host:port of the gRPC MessageService as clients reach it (default: grpc-listen)",
+  },
+  {
+    key: "logLevel",
+    flag: "log-level",
+    kind: "choice",
+    choices: logLevels,
+    default: "info",
+    description: "the least serious log entries written: debug, info, warn, error or fatal",
+  },
+  {
+    key: "logFormat",
+    flag: "log-format",
+    kind: "choice",
+    choices: logFormats,
+    default: "auto",
+    description: "json (one object per line), pretty (lines for people), or auto: pretty on a terminal",
+  },
+  {
     key: "diskDelayFile",
     flag: "disk-delay-file",
     kind: "path",
@@ -558,5 +620,57 @@ export function resolveNodeConfig(sources: ConfigSources): NodeConfig {
   if (config.initialCluster.length > 0 && config.join !== undefined) {
     throw new ConfigError("join", "give either initial-cluster or join, not both");
   }
+  advertisedAddresses(config);
   return config;
+}
+
+/** Where peers and clients reach a node: what it announces, as opposed to what it binds. */
+export interface AdvertisedAddresses {
+  readonly httpUrl: string;
+  /** `host:port` of the Raft transport. */
+  readonly peer: string;
+  readonly redis?: string;
+  readonly text?: string;
+  readonly grpc?: string;
+}
+
+/** Whether `host` binds every interface, so it names no address another machine could dial. */
+function isWildcard(host: string): boolean {
+  return host === "0.0.0.0" || host === "::" || host === "";
+}
+
+/** `host:port`, IPv6 in brackets. */
+function hostPortText(at: HostPort): string {
+  return at.host.includes(":") ? `[${at.host}]:${at.port}` : `${at.host}:${at.port}`;
+}
+
+/**
+ * The addresses a node announces: each `advertise-*` setting, or else its listen address. A listen
+ * address that binds every interface (0.0.0.0, ::) names no address another machine can dial: the
+ * HTTP API's then needs advertise-http (ConfigError otherwise), and the other listeners announce
+ * advertise-http's host with their own port.
+ */
+export function advertisedAddresses(config: NodeConfig): AdvertisedAddresses {
+  let httpUrl: string;
+  if (config.advertiseHttp !== undefined) httpUrl = config.advertiseHttp.replace(/\/+$/, "");
+  else if (isWildcard(config.httpListen.host)) {
+    throw new ConfigError(
+      "advertise-http",
+      `http-listen binds every interface (${config.httpListen.host}); give the URL peers and clients reach this node at`,
+    );
+  } else {
+    // With TLS on the client ports, peers and clients reach this node over HTTPS.
+    const scheme = config.clientTlsCert !== undefined ? "https" : "http";
+    httpUrl = `${scheme}://${hostPortText(config.httpListen)}`;
+  }
+  const httpHost = new URL(httpUrl).hostname.replace(/^\[(.*)\]$/, "$1");
+  const pick = (advertised: HostPort | undefined, listen: HostPort): string =>
+    hostPortText(advertised ?? (isWildcard(listen.host) ? { host: httpHost, port: listen.port } : listen));
+  return {
+    httpUrl,
+    peer: pick(config.advertisePeer, config.peerListen),
+    ...(config.redisListen && { redis: pick(config.advertiseRedis, config.redisListen) }),
+    ...(config.textListen && { text: pick(config.advertiseText, config.textListen) }),
+    ...(config.grpcListen && { grpc: pick(config.advertiseGrpc, config.grpcListen) }),
+  };
 }

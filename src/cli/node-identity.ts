@@ -11,7 +11,7 @@ import {
   readWhole,
   writeFileAtomic,
 } from "../storage/index.js";
-import { ConfigError, type NodeConfig } from "./node-config.js";
+import { advertisedAddresses, ConfigError, type NodeConfig, parseHostPort } from "./node-config.js";
 
 /** The identity file's name inside the data directory. */
 export const identityFileName = "node.json";
@@ -87,7 +87,7 @@ export async function loadOrBootstrap(
     const initial =
       config.initialCluster.length > 0
         ? config.initialCluster
-        : [{ name: config.name, peer: config.peerListen }];
+        : [{ name: config.name, peer: parseHostPort(advertisedAddresses(config).peer, "advertise-peer") }];
     const members = initial.map((m, i) => ({
       id: i + 1,
       name: m.name,

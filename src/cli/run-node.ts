@@ -5,6 +5,7 @@
 import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { FastifyBaseLogger } from "fastify";
 import { CairnClient } from "../client/index.js";
 import { type NodeWireMessage, nodeWireCodec, systemEnv } from "../node/index.js";
 import { CairnNode, mainGroup } from "../node-assembly/index.js";
@@ -24,6 +25,7 @@ import {
   Wal,
 } from "../storage/index.js";
 import { TlsTransport } from "../transport/index.js";
+import type { Logger } from "../util/index.js";
 import {
   clearRecovering,
   damagedDirName,
@@ -33,7 +35,8 @@ import {
 } from "./data-repair.js";
 import { watchDiskDelay } from "./disk-delay.js";
 import { findDamage } from "./local-state.js";
-import { ConfigError, type NodeConfig } from "./node-config.js";
+import { createNodeLogger } from "./logging.js";
+import { advertisedAddresses, ConfigError, type NodeConfig } from "./node-config.js";
 import { identityFileName, loadOrBootstrap, type NodeIdentity } from "./node-identity.js";
 import { verifyStateStore } from "./verify-state.js";
 
@@ -48,6 +51,11 @@ export interface RunningNode {
   reloadClientTls(): void;
   /** Resolves when the cluster removed this node from its membership. */
   readonly removed: Promise<void>;
+  /**
+   * A graceful stop: readiness turns false, a leader hands its leadership to the voter furthest
+   * along (waiting up to two election timeouts), then listeners and storage close.
+   */
+  stop(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -63,7 +71,7 @@ async function joinCluster(config: NodeConfig, url: string): Promise<NodeIdentit
   const answer = (await client.request(
     "POST",
     "/v1/cluster/members",
-    { name: config.name, peerAddress: `${config.peerListen.host}:${config.peerListen.port}` },
+    { name: config.name, peerAddress: advertisedAddresses(config).peer },
     `join-${config.name}`,
   )) as JoinAnswer;
   return {
@@ -77,7 +85,11 @@ async function joinCluster(config: NodeConfig, url: string): Promise<NodeIdentit
 }
 
 /** Starts a node from its configuration. */
-export async function startNode(config: NodeConfig, log: (line: string) => void): Promise<RunningNode> {
+export async function startNode(
+  config: NodeConfig,
+  log: Logger,
+  pinoLogger?: FastifyBaseLogger,
+): Promise<RunningNode> {
   if (config.tlsCa === undefined || config.tlsCert === undefined || config.tlsKey === undefined) {
     throw new ConfigError(
       "tls-ca",
@@ -86,7 +98,9 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
   }
   // The slow disk is a testing facility of the fault suite (docs/faults.md).
   const diskDelay =
-    config.diskDelayFile === undefined ? undefined : await watchDiskDelay(config.diskDelayFile, log);
+    config.diskDelayFile === undefined
+      ? undefined
+      : await watchDiskDelay(config.diskDelayFile, log.child({ component: "storage" }));
   const fs: FileSystem =
     diskDelay === undefined
       ? new NodeFileSystem()
@@ -119,14 +133,13 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     // that joined while this node was down must reach it to bring it up to date (see Membership).
     isMember: (peer) => (membership === undefined ? startMembers.has(peer) : !membership.isRetired(peer)),
   });
-  const httpUrl = `${config.clientTlsCert !== undefined ? "https" : "http"}://${config.httpListen.host}:${config.httpListen.port}`;
-  const textAt = config.textListen && `${config.textListen.host}:${config.textListen.port}`;
-  const redisAt = config.redisListen && `${config.redisListen.host}:${config.redisListen.port}`;
-  const grpcAt = config.grpcListen && `${config.grpcListen.host}:${config.grpcListen.port}`;
+  // What peers and clients are told: the advertised addresses, not what this process binds.
+  const advertised = advertisedAddresses(config);
+  const httpUrl = advertised.httpUrl;
   const endpoints = {
-    ...(textAt ? { text: textAt } : {}),
-    ...(redisAt ? { redis: redisAt } : {}),
-    ...(grpcAt ? { grpc: grpcAt } : {}),
+    ...(advertised.text !== undefined ? { text: advertised.text } : {}),
+    ...(advertised.redis !== undefined ? { redis: advertised.redis } : {}),
+    ...(advertised.grpc !== undefined ? { grpc: advertised.grpc } : {}),
   };
   const node = await CairnNode.open({
     fs,
@@ -139,7 +152,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
       ? {}
       : { recovery: { reason: recovering, whole: () => clearRecovering(fs, config.dataDir) } }),
     clientAddresses: { httpUrl, endpoints },
-    peerAddress: `${config.peerListen.host}:${config.peerListen.port}`,
+    peerAddress: advertised.peer,
     settings: {
       electionTicks: config.electionTicks,
       heartbeatTicks: config.heartbeatTicks,
@@ -154,7 +167,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
       valueBytesMax: config.valueBytesMax,
       stateCheckEntries: config.stateCheckEntries,
     },
-    log,
+    logger: log,
   });
   membership = node.membership;
   // Every listener this start opened, closed again (newest first) if a later one fails.
@@ -164,29 +177,51 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
     listeners.unshift(opened);
     return opened;
   };
-  const { redis, tls } = await startClientServers(config, identity.name, node, log, listening).catch(
-    async (error: unknown) => {
-      for (const listener of listeners) await listener.close().catch(() => undefined);
-      await node.close();
-      diskDelay?.close();
-      throw error;
-    },
-  );
+  const { redis, tls } = await startClientServers(
+    config,
+    identity.name,
+    node,
+    log,
+    pinoLogger,
+    listening,
+  ).catch(async (error: unknown) => {
+    for (const listener of listeners) await listener.close().catch(() => undefined);
+    await node.close();
+    diskDelay?.close();
+    throw error;
+  });
 
-  const stopAuthBootstrap = config.auth === "on" ? bootstrapAuth(config.dataDir, node, log) : () => {};
-  log(
-    `node ${identity.name} (id ${id}) of cluster ${identity.clusterId}: HTTP ${httpUrl}${redis ? `, Redis ${redis.address}` : ""}${textAt ? `, text ${textAt}` : ""}${grpcAt ? `, gRPC ${grpcAt}` : ""}, peers on ${config.peerListen.host}:${config.peerListen.port}`,
-  );
+  const close = async () => {
+    stopAuthBootstrap();
+    for (const listener of listeners) await listener.close();
+    await node.close();
+    diskDelay?.close();
+  };
+  const stopAuthBootstrap =
+    config.auth === "on" ? bootstrapAuth(config.dataDir, node, log.child({ component: "auth" })) : () => {};
+  const listen = (at: { host: string; port: number } | undefined) => at && `${at.host}:${at.port}`;
+  log.info(`node ${identity.name} (id ${id}) of cluster ${identity.clusterId}: HTTP ${httpUrl}`, {
+    clusterId: identity.clusterId,
+    id,
+    advertised,
+    listen: {
+      http: listen(config.httpListen),
+      peer: listen(config.peerListen),
+      ...(redis ? { redis: redis.address } : {}),
+      ...(config.textListen ? { text: listen(config.textListen) } : {}),
+      ...(config.grpcListen ? { grpc: listen(config.grpcListen) } : {}),
+    },
+  });
   return {
     id,
     httpUrl,
     removed: node.removed,
     reloadClientTls: () => tls?.reload(),
-    close: async () => {
-      stopAuthBootstrap();
-      for (const listener of listeners) await listener.close();
-      await node.close();
-      diskDelay?.close();
+    close,
+    stop: async () => {
+      const drained = await node.drain(2 * config.electionTicks * config.tickIntervalMs);
+      log.info(`draining: ${drained}`, { leadership: drained });
+      await close();
     },
   };
 }
@@ -199,11 +234,7 @@ export async function startNode(config: NodeConfig, log: (line: string) => void)
  * moved aside and the node recovers from the leader; a node that is its cluster's only member
  * refuses to start instead (no peer can repair it).
  */
-async function checkLocalData(
-  fs: FileSystem,
-  config: NodeConfig,
-  log: (line: string) => void,
-): Promise<string | undefined> {
+async function checkLocalData(fs: FileSystem, config: NodeConfig, log: Logger): Promise<string | undefined> {
   const walDir = join(config.dataDir, "wal");
   const identityExisted = (await fs.stat(join(config.dataDir, identityFileName))) !== undefined;
   const walExisted = await hasWalSegments(fs, walDir);
@@ -221,7 +252,8 @@ async function checkLocalData(
       : ((await verifyStateStore(join(config.dataDir, "state"))) ??
         (await findDamage(fs, config.dataDir, mainGroup, config.segmentBytesMax)));
   if (damage === undefined) {
-    if (recovering !== undefined) log(`recovering since an earlier start: ${recovering}`);
+    if (recovering !== undefined)
+      log.child({ component: "recovery" }).warn(`recovering since an earlier start: ${recovering}`);
     return recovering;
   }
   const identity = await loadOrBootstrap(fs, config, joinCluster);
@@ -233,9 +265,11 @@ async function checkLocalData(
       { cause: damage },
     );
   }
-  log(
-    `DAMAGED: ${damage.message}; moving the Raft log, hard state, state and snapshots to ${join(config.dataDir, damagedDirName)} and recovering from the leader (no votes and no local reads until whole)`,
-  );
+  log
+    .child({ component: "recovery" })
+    .warn(
+      `DAMAGED: ${damage.message}; moving the Raft log, hard state, state and snapshots to ${join(config.dataDir, damagedDirName)} and recovering from the leader (no votes and no local reads until whole)`,
+    );
   await discardReplicatedState(fs, config.dataDir, damage.message);
   return damage.message;
 }
@@ -245,10 +279,14 @@ async function checkLocalData(
  * ends), then stops it cleanly.
  */
 export async function runNode(config: NodeConfig): Promise<void> {
-  const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${config.name} ${line}\n`);
+  const { logger: log, pino } = createNodeLogger({
+    node: config.name,
+    level: config.logLevel,
+    format: config.logFormat,
+  });
   let node: RunningNode;
   try {
-    node = await startNode(config, log);
+    node = await startNode(config, log, pino.child({ component: "http" }));
   } catch (error) {
     // A failure late in the start (a client port taken) leaves the Raft group and the transport
     // running: a node that votes and follows but serves nothing. It must not linger (found by the
@@ -261,8 +299,8 @@ export async function runNode(config: NodeConfig): Promise<void> {
     const stop = () => {
       if (stopping) return;
       stopping = true;
-      log("stopping");
-      void node.close().then(done, done);
+      log.info("stopping");
+      void node.stop().then(done, done);
     };
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
@@ -270,9 +308,9 @@ export async function runNode(config: NodeConfig): Promise<void> {
     process.on("SIGHUP", () => {
       try {
         node.reloadClientTls();
-        log("client TLS files reloaded");
+        log.info("client TLS files reloaded");
       } catch (error) {
-        log(`client TLS reload failed, the previous certificate stays in use: ${String(error)}`);
+        log.error("client TLS reload failed, the previous certificate stays in use", { err: error });
       }
     });
     void node.removed.then(stop);
@@ -280,7 +318,7 @@ export async function runNode(config: NodeConfig): Promise<void> {
       // The supervisor writes nothing; the pipe ends when it closes it or dies.
       process.stdin.on("data", () => undefined);
       process.stdin.once("end", () => {
-        log("standard input ended: the supervisor is gone");
+        log.info("standard input ended: the supervisor is gone");
         stop();
       });
       process.stdin.once("error", stop);
@@ -295,7 +333,8 @@ async function startClientServers(
   config: NodeConfig,
   nodeName: string,
   node: CairnNode,
-  log: (line: string) => void,
+  log: Logger,
+  pinoLogger: FastifyBaseLogger | undefined,
   listening: <T extends { close(): Promise<void> }>(server: Promise<T>) => Promise<T>,
 ) {
   const tls =
@@ -323,6 +362,8 @@ async function startClientServers(
         return node.group.appliedIndex;
       },
       authFailures: node.guard.failures,
+      streams: () => node.streams.localSummary(),
+      processMetrics: true,
     },
     corsOrigins: config.corsOrigins,
     auth: node.auth,
@@ -330,6 +371,7 @@ async function startClientServers(
     connections,
     limiter: node.limiter,
     ...secure,
+    ...(pinoLogger !== undefined ? { logger: pinoLogger } : {}),
   });
   await listening(
     http.listen({ host: config.httpListen.host, port: config.httpListen.port }).then(() => http),
@@ -341,7 +383,7 @@ async function startClientServers(
         kv: node.kv,
         guard: node.guard,
         flavor: config.textCompat,
-        log,
+        logger: log,
         connections,
         limiter: node.limiter,
         ...secure,
@@ -356,7 +398,7 @@ async function startClientServers(
           streams: node.streams,
           guard: node.guard,
           status: () => node.cluster.status(),
-          log,
+          logger: log,
           connections,
           limiter: node.limiter,
           ...secure,
@@ -372,6 +414,7 @@ async function startClientServers(
         guard: node.guard,
         connections,
         limiter: node.limiter,
+        logger: log,
         ...secure,
       }),
     ));
@@ -394,7 +437,7 @@ function bootstrapAuth(
     readonly auth: AuthService;
     readonly group: { readonly softState: { readonly leaderId: unknown } };
   },
-  log: (line: string) => void,
+  log: Logger,
 ): () => void {
   const mark = join(dataDir, authBootstrappedFile);
   let stopped = existsSync(mark);
@@ -402,10 +445,12 @@ function bootstrapAuth(
     try {
       const created = await runAs(system, () => node.auth.enable());
       await writeFile(join(dataDir, adminTokenFile), `${created.token}\n`, { mode: 0o600, flag: "wx" });
-      log(`authentication is on; the admin token (id ${created.id}) is in ${join(dataDir, adminTokenFile)}`);
+      log.info(
+        `authentication is on; the admin token (id ${created.id}) is in ${join(dataDir, adminTokenFile)}`,
+      );
     } catch (error) {
       if (!(error instanceof Error && "code" in error && error.code === "ERR_CONFLICT")) throw error;
-      log("authentication is already on in this cluster");
+      log.info("authentication is already on in this cluster");
     }
     await writeFile(mark, "", { mode: 0o600 });
     stopped = true;
@@ -418,7 +463,7 @@ function bootstrapAuth(
     };
     if (node.group.softState.leaderId === null) return next();
     attempt().then(next, (error: unknown) => {
-      log(`turning authentication on failed, retrying: ${String(error)}`);
+      log.warn("turning authentication on failed, retrying", { err: error });
       next();
     });
   };

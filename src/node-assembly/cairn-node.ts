@@ -57,6 +57,7 @@ import {
   type WalRecovery,
 } from "../storage/index.js";
 import type { PeerAddress, Transport } from "../transport/index.js";
+import { type Logger, silentLogger } from "../util/index.js";
 
 /** The one Raft group of the first release. */
 export const mainGroup: GroupId = groupId(1);
@@ -70,6 +71,9 @@ export interface NodeMembership extends JoinAnswer {
   readonly name: string;
   readonly bootstrapped: boolean;
 }
+
+/** Whether a node can serve clients, and if not, why. */
+export type Readiness = { readonly ready: true } | { readonly ready: false; readonly reason: string };
 
 /** The settings of a node, with the defaults the CLI ships. */
 export interface CairnNodeSettings {
@@ -105,6 +109,10 @@ export interface CairnNodeSettings {
   readonly entryCommandsMax: number;
   /** The most bytes of encoded commands one Raft entry carries (a single larger command goes alone). */
   readonly entryBytesMax: number;
+  /** Ready (for readiness probes) while this node's applied index is at most this far behind the leader's commit. */
+  readonly readyLagEntriesMax: number;
+  /** How long a readiness check waits for this node to catch up before comparing the indexes. */
+  readonly readyWaitMs: number;
 }
 
 /** The settings `cairn node` runs with unless told otherwise. */
@@ -128,6 +136,8 @@ export const defaultNodeSettings: CairnNodeSettings = {
   addressRate: { requestsPerSecond: 0, burst: 0 },
   entryCommandsMax: defaultCommandBatcherSettings.entryCommandsMax,
   entryBytesMax: defaultCommandBatcherSettings.entryBytesMax,
+  readyLagEntriesMax: 1_000,
+  readyWaitMs: 1_000,
 };
 
 /**
@@ -176,8 +186,8 @@ export interface CairnNodeOptions {
    * "Corruption").
    */
   readonly recovery?: { readonly reason: string; readonly whole: () => Promise<void> };
-  /** Operator-facing lines (recovery notes, fatal errors, role changes). */
-  readonly log?: (line: string) => void;
+  /** Operator-facing entries (recovery notes, fatal errors, role changes); none when absent. */
+  readonly logger?: Logger;
   readonly hooks?: CairnNodeHooks;
 }
 
@@ -206,7 +216,7 @@ export class CairnNode {
   readonly #wal: Wal;
   readonly #store: StateStore;
   readonly #settings: CairnNodeSettings;
-  readonly #log: (line: string) => void;
+  readonly #log: Logger;
   readonly #fatal: { failed: boolean };
   readonly #resolveRemoved: () => void;
   #cancelHousekeeping: Cancel = () => {};
@@ -219,6 +229,7 @@ export class CairnNode {
   #clearing = false;
   readonly #stateCheck: StateCheck;
   #stateReport: StateCheckReport = { index: null, agreeing: 0, differing: [] };
+  #draining = false;
 
   private constructor(parts: {
     membership: NodeMembership;
@@ -227,7 +238,7 @@ export class CairnNode {
     wal: Wal;
     store: StateStore;
     settings: CairnNodeSettings;
-    log: (line: string) => void;
+    log: Logger;
     fatal: { failed: boolean };
     group: RaftGroup<EntryOutcome>;
     backend: StoreBackend;
@@ -313,12 +324,12 @@ export class CairnNode {
   /** Opens (recovering) a node's storage, starts its group, transport and housekeeping. */
   static async open(options: CairnNodeOptions): Promise<CairnNode> {
     const settings: CairnNodeSettings = { ...defaultNodeSettings, ...options.settings };
-    const log = options.log ?? (() => {});
+    const log = (options.logger ?? silentLogger).child({ component: "storage" });
     const { fs, transport, stateStore: store } = options;
     const fatal = { failed: false };
     const onFailure = (error: StorageError) => {
       fatal.failed = true;
-      log(`FATAL: storage failed, this node stops accepting writes: ${error.message}`);
+      log.fatal("storage failed, this node stops accepting writes", { err: error });
     };
     let wal: Wal | undefined;
     try {
@@ -327,7 +338,7 @@ export class CairnNode {
         onFailure,
       });
       wal = opened.wal;
-      if (opened.recovery.tornTail !== undefined) log(describeTornTail(opened.recovery.tornTail));
+      if (opened.recovery.tornTail !== undefined) log.warn(describeTornTail(opened.recovery.tornTail));
       return await CairnNode.#start(options, settings, wal, opened.recovery, fatal, onFailure);
     } catch (error) {
       // A node that refuses to start (damaged storage, a port taken) leaves no handle open.
@@ -346,7 +357,8 @@ export class CairnNode {
     fatal: { failed: boolean },
     onFailure: (error: StorageError) => void,
   ): Promise<CairnNode> {
-    const log = options.log ?? (() => {});
+    const log = options.logger ?? silentLogger;
+    const raftLog = log.child({ component: "raft" });
     const hooks = options.hooks ?? {};
     const { fs, env, transport, stateStore: store, membership: who } = options;
     const id = nodeId(who.id);
@@ -407,10 +419,13 @@ export class CairnNode {
       peerConnected: (peer) => host.isConnected(peer),
       onFatal: (error) => {
         fatal.failed = true;
-        log(`FATAL: ${error instanceof Error ? error.message : String(error)}`);
+        raftLog.fatal("the runtime failed, this node stops accepting writes", { err: error });
       },
       onSoftState: (soft) => {
-        log(`role ${soft.role}, leader ${soft.leaderId ?? "unknown"}`);
+        raftLog.info(`role ${soft.role}, leader ${soft.leaderId ?? "unknown"}`, {
+          role: soft.role,
+          leaderId: soft.leaderId,
+        });
         hooks.onSoftState?.(soft);
       },
       ...(hooks.crash === undefined ? {} : { crash: hooks.crash }),
@@ -456,11 +471,76 @@ export class CairnNode {
     return this.#fatal.failed;
   }
 
-  /** Whether the node can serve clients, and if not, why (for readiness probes). */
-  readiness(): { readonly ready: true } | { readonly ready: false; readonly reason: string } {
+  /**
+   * Whether the node can serve clients, and if not, why (for readiness probes): it is not stopping
+   * or failed, knows a leader, and is caught up. Caught up means a ReadIndex round (the leader's
+   * commit index, confirmed by a quorum) is applied here within `readyWaitMs`, or else this node's
+   * applied index is at most `readyLagEntriesMax` behind the index that round learned.
+   */
+  async readiness(): Promise<Readiness> {
+    const now = this.#readinessNow();
+    if (!now.ready) return now;
+    const answeredBefore = this.group.readRoundsAnswered;
+    let cancelWait: Cancel = () => {};
+    const waited = new Promise<"waited">((resolve) => {
+      cancelWait = this.#env.after(this.#settings.readyWaitMs, () => resolve("waited"));
+    });
+    const outcome = await Promise.race([
+      this.group.readBarrier().then(
+        () => "caught-up" as const,
+        (error: unknown) => error,
+      ),
+      waited,
+    ]);
+    cancelWait();
+    if (outcome === "caught-up") return this.#readinessNow();
+    if (outcome !== "waited") {
+      return { ready: false, reason: `the leader's commit index is unknown: ${String(outcome)}` };
+    }
+    // Without a round answered, this node cannot tell how far behind it is (its loop may be stuck
+    // on a slow disk): not ready.
+    const leaderIndex = this.group.lastReadIndex;
+    if (this.group.readRoundsAnswered === answeredBefore || leaderIndex === undefined) {
+      return { ready: false, reason: "catching up: the leader's commit index did not arrive in time" };
+    }
+    const applied = this.group.appliedIndex;
+    if (leaderIndex - applied > this.#settings.readyLagEntriesMax) {
+      return { ready: false, reason: `catching up: applied ${applied} of the leader's ${leaderIndex}` };
+    }
+    return this.#readinessNow();
+  }
+
+  #readinessNow(): Readiness {
+    if (this.#draining) return { ready: false, reason: "stopping" };
     if (this.#fatal.failed) return { ready: false, reason: "storage failed" };
     if (this.group.softState.leaderId === null) return { ready: false, reason: "no leader known" };
     return { ready: true };
+  }
+
+  /**
+   * The first step of a graceful stop: readiness turns false at once, and a leader hands its
+   * leadership to the voter furthest along, waiting up to `timeoutMs` for another node to lead.
+   * Answers whether this node still leads (the transfer did not happen in time) or was not leading.
+   */
+  async drain(timeoutMs: number): Promise<"not-leader" | "transferred" | "still-leader"> {
+    this.#draining = true;
+    const status = this.group.status();
+    if (status.role !== "leader") return "not-leader";
+    const target = status.peers
+      .filter((p) => p.voter && p.recentActive)
+      .sort((a, b) => b.matchIndex - a.matchIndex)[0];
+    if (target === undefined) return "still-leader";
+    try {
+      this.group.transferLeadership(target.id);
+    } catch {
+      return "still-leader";
+    }
+    const deadline = this.#env.monotonicMs() + timeoutMs;
+    while (this.#env.monotonicMs() < deadline) {
+      if (this.group.softState.role !== "leader") return "transferred";
+      await new Promise<void>((resolve) => this.#env.after(this.#settings.tickIntervalMs, resolve));
+    }
+    return this.group.softState.role === "leader" ? "still-leader" : "transferred";
   }
 
   /**
@@ -477,7 +557,7 @@ export class CairnNode {
     const conf = this.group.status().conf;
     const isMember = conf.voters.includes(this.id) || conf.learners.includes(this.id);
     if (this.#wasMember && !isMember) {
-      this.#log("this node was removed from the cluster; stopping");
+      this.#log.child({ component: "membership" }).warn("this node was removed from the cluster; stopping");
       this.#resolveRemoved();
     }
     this.#wasMember = isMember;
@@ -492,7 +572,7 @@ export class CairnNode {
     for (const outcome of outcomes) {
       // Sweeps retry next round; a leadership change or a timeout on the way is expected here.
       if (outcome.status === "rejected" && !this.#closed)
-        this.#log(`housekeeping: ${String(outcome.reason)}`);
+        this.#log.child({ component: "housekeeping" }).warn("housekeeping failed", { err: outcome.reason });
     }
   }
 
@@ -510,14 +590,18 @@ export class CairnNode {
     this.#clearing = true;
     recovering.whole().then(
       () => {
-        this.#log(
-          `recovered: the log is whole again through ${this.#wholeAtIndex}; voting and serving local reads`,
-        );
+        this.#log
+          .child({ component: "recovery" })
+          .info(
+            `recovered: the log is whole again through ${this.#wholeAtIndex}; voting and serving local reads`,
+          );
         this.#recovering = undefined;
       },
       (error: unknown) => {
         this.#clearing = false;
-        this.#log(`could not clear the recovering record: ${String(error)}`);
+        this.#log
+          .child({ component: "recovery" })
+          .error("could not clear the recovering record", { err: error });
       },
     );
   }
@@ -534,9 +618,11 @@ export class CairnNode {
     for (const d of this.#stateReport.differing) {
       if (previous.has(d.name)) continue;
       const who = d.name === this.name ? "this node" : `node ${d.name}`;
-      this.#log(
-        `ALARM: state check: ${who} holds a state at index ${d.index} whose hash differs from the majority's: its data is damaged or diverged`,
-      );
+      this.#log
+        .child({ component: "state-check" })
+        .error(
+          `ALARM: state check: ${who} holds a state at index ${d.index} whose hash differs from the majority's: its data is damaged or diverged`,
+        );
     }
   }
 

@@ -30,6 +30,13 @@ export class GroupMetrics {
   reads = 0;
   readsFailed = 0;
   entriesApplied = 0;
+  /** Times the known leader changed (one known after none, none after one, or another one). */
+  leaderChanges = 0;
+  /**
+   * Tracked proposals by how they ended: "applied", or the error code they failed with (a few
+   * codes, so the map stays small).
+   */
+  readonly proposalOutcomes = new Map<string, number>();
   readonly persistMs = new Histogram();
   readonly applyMs = new Histogram();
   readonly proposalMs = new Histogram();
@@ -39,4 +46,9 @@ export class GroupMetrics {
   stateCheckIndex = 0;
   /** Names of the nodes whose state hash differs from the majority's at the latest comparison. */
   stateCheckDiffering: readonly string[] = [];
+
+  /** Counts one proposal's outcome. */
+  countOutcome(outcome: string): void {
+    this.proposalOutcomes.set(outcome, (this.proposalOutcomes.get(outcome) ?? 0) + 1);
+  }
 }

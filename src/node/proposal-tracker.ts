@@ -58,10 +58,12 @@ export class ProposalTracker<R> {
     return promise.then(
       (result) => {
         this.#metrics.proposalMs.observe(this.#env.monotonicMs() - startedMs);
+        this.#metrics.countOutcome("applied");
         return result;
       },
       (error: unknown) => {
         this.#metrics.proposalsFailed++;
+        this.#metrics.countOutcome(error instanceof NodeError ? error.code : "ERR_INTERNAL");
         throw error;
       },
     );

@@ -117,6 +117,8 @@ export class RaftGroup<R> {
   readonly #env: Env;
   readonly #proposals: ProposalTracker<R>;
   readonly #reads: ReadBarrier;
+  #lastReadIndex: LogIndex | undefined;
+  #readRoundsAnswered = 0;
   readonly #allVotersWaiters = new Set<AllVotersWaiter>();
   #soft: SoftState;
   /** The last leader this member knew of (itself included), named when it cannot reach one now. */
@@ -209,6 +211,19 @@ export class RaftGroup<R> {
   }
 
   /** The latest known role and leader. */
+  /**
+   * The highest index a ReadIndex round learned (the leader's commit index when it confirmed the
+   * round), before this node applied it or not: how far a node that lags has to go.
+   */
+  get lastReadIndex(): LogIndex | undefined {
+    return this.#lastReadIndex;
+  }
+
+  /** How many ReadIndex rounds the core has answered here (a check can tell whether one came back). */
+  get readRoundsAnswered(): number {
+    return this.#readRoundsAnswered;
+  }
+
   get softState(): SoftState {
     return this.#soft;
   }
@@ -644,6 +659,8 @@ export class RaftGroup<R> {
         this.#lastLeaderContactMs = this.#env.monotonicMs();
         this.#peerAckMs.clear();
       }
+      // A leader known after none, none after one, or another one: each counts as a change.
+      if (rd.softState.leaderId !== this.#soft.leaderId) this.metrics.leaderChanges++;
       this.#soft = rd.softState;
       if (rd.softState.leaderId !== null) {
         this.#lastKnownLeaderId = rd.softState.leaderId;
@@ -690,6 +707,10 @@ export class RaftGroup<R> {
     // commit its entries (a leader always steps down in the step that commits its own removal).
     if (deposed) this.#proposals.failAbove(this.#raw.status().commitIndex);
 
+    for (const readState of rd.readStates) {
+      if (readState.index > (this.#lastReadIndex ?? 0)) this.#lastReadIndex = readState.index;
+      this.#readRoundsAnswered++;
+    }
     this.#reads.answered(rd.readStates);
     this.#reads.serve();
     this.#raw.advance(rd);

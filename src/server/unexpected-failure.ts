@@ -5,21 +5,22 @@
 // reply and the node logs the failure with its stack, once per distinct stack, so a bug hit by every
 // request does not flood the log. A broken invariant (AssertionError) still stops the process, as
 // the house rule says: it means state known to be wrong, which no reply can excuse.
-import { AssertionError } from "../util/index.js";
+import { AssertionError, type Logger, lineLogger } from "../util/index.js";
+
+/** Lines on stderr: where an adapter started without a logger (a test, a tool) writes. */
+export const stderrLogger: Logger = lineLogger((line) => process.stderr.write(`${line}\n`));
 
 /** Distinct stacks remembered, at most; past this a new stack is still logged but not remembered. */
 const stacksRememberedMax = 256;
 
 /** Handles unexpected failures of one server: logs each distinct one once, re-raises broken invariants. */
 export class UnexpectedFailures {
-  readonly #log: (line: string) => void;
-  readonly #server: string;
+  readonly #log: Logger;
   readonly #seen = new Map<string, number>();
 
-  /** `server` names the adapter in log lines (`redis`, `text`); lines go to `log`, or stderr. */
-  constructor(server: string, log?: (line: string) => void) {
-    this.#server = server;
-    this.#log = log ?? ((line) => process.stderr.write(`${line}\n`));
+  /** `server` names the adapter (`redis`, `text`, `grpc`): the component of its entries in `log`. */
+  constructor(server: string, log: Logger) {
+    this.#log = log.child({ component: server });
   }
 
   /**
@@ -41,7 +42,9 @@ export class UnexpectedFailures {
       return;
     }
     if (this.#seen.size < stacksRememberedMax) this.#seen.set(stack, 1);
-    this.#log(`${this.#server}: internal error in ${what}; the client got an internal error reply\n${stack}`);
+    this.#log.error(`internal error in ${what}; the client got an internal error reply`, {
+      err: error instanceof Error ? error : new Error(stack),
+    });
   }
 
   /** How often each distinct failure happened, for tests and diagnostics. */

@@ -108,4 +108,5 @@ export {
   type StreamInfo,
   type StreamLimits,
   StreamService,
+  type StreamSummary,
 } from "./streams/stream-service.js";

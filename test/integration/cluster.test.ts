@@ -43,6 +43,8 @@ describe("a real cluster of node processes", { timeout: 240_000 }, () => {
     const text = await (await fetch(`${leader.httpUrl}/metrics`)).text();
     assert.match(text, /^cairn_raft_role\{role="leader"\} 1$/m);
     assert.match(text, /^cairn_raft_term [1-9]\d*$/m);
+    assert.match(text, /^cairn_raft_has_leader 1$/m);
+    assert.match(text, /^nodejs_eventloop_lag_seconds /m);
     assert.match(text, /^cairn_proposals_total [1-9]\d*$/m);
     assert.match(text, /^cairn_persist_seconds_count [1-9]\d*$/m);
     assert.match(text, /^cairn_peer_lag_entries\{peer="\d+"\} \d+$/m);

@@ -53,6 +53,7 @@ import { MemoryStateStore, SimFileSystem } from "../../src/storage/index.js";
 import { appliedIndexKey, restoringKey } from "../../src/storage/state-store.js";
 import { assert } from "../../src/util/assert.js";
 import { crc32 } from "../../src/util/crc.js";
+import { callbackLogger, formatLogLine } from "../../src/util/index.js";
 import type { Prng } from "../../src/util/prng.js";
 import { entryHash, nextMembershipChange, runOperator, simTiming } from "./core-cluster.js";
 import { type LeaderView, quorumIndex } from "./fault-injector.js";
@@ -450,14 +451,16 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
           inc.wasLeader = leading;
         },
       },
-      log: (line) => {
+      logger: callbackLogger((entry) => {
         if (!inc.alive) return;
-        if (line.startsWith("housekeeping: ")) this.#incident("housekeeping failed", line.slice(14));
-        if (!line.startsWith("FATAL")) return;
+        const line = formatLogLine(entry);
+        if (entry.fields["component"] === "housekeeping")
+          this.#incident("housekeeping failed", String(entry.fields["err"]));
+        if (entry.level !== "fatal") return;
         inc.stopped = true;
         this.#fatal.push(`node ${m.id} stopped at ${this.#env.scheduler.nowMs}ms: ${line}`);
         this.#trace(`node ${m.id} stopped: ${line}`);
-      },
+      }),
     });
     if (!inc.alive) {
       node.abandon();

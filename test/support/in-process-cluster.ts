@@ -27,6 +27,7 @@ import { SimClock } from "./sim-clock.js";
 export class FaultableStorage implements GroupStorage {
   readonly #inner: GroupStorage;
   #failure: Error | undefined;
+  #held: { readonly promise: Promise<void>; readonly resolve: () => void } | undefined;
 
   constructor(inner: GroupStorage) {
     this.#inner = inner;
@@ -41,7 +42,24 @@ export class FaultableStorage implements GroupStorage {
     return this.#inner.load();
   }
 
-  persist(batch: PersistBatch): Promise<void> {
+  /** From now on every persist waits until {@link release} (a disk that stopped answering). */
+  hold(): void {
+    if (this.#held !== undefined) return;
+    let resolve: () => void = () => {};
+    const promise = new Promise<void>((done) => {
+      resolve = done;
+    });
+    this.#held = { promise, resolve };
+  }
+
+  /** Lets held and later persists through. */
+  release(): void {
+    this.#held?.resolve();
+    this.#held = undefined;
+  }
+
+  async persist(batch: PersistBatch): Promise<void> {
+    while (this.#held !== undefined) await this.#held.promise;
     return this.#failure === undefined ? this.#inner.persist(batch) : Promise.reject(this.#failure);
   }
 

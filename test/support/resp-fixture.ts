@@ -5,6 +5,7 @@ import { type RespServer, startRespServer } from "../../src/server/resp/index.js
 import type { ClusterStatus } from "../../src/service/index.js";
 import { KvService } from "../../src/service/kv/kv-service.js";
 import { StreamService } from "../../src/service/streams/stream-service.js";
+import { lineLogger } from "../../src/util/index.js";
 import { LocalReplication } from "./local-replication.js";
 
 /** A status as a single node that leads reports it. */
@@ -24,8 +25,8 @@ export function singleNodeStatus(log: LocalReplication): ClusterStatus {
 }
 
 /**
- * Starts a server; the caller closes it. `nowMs` follows the log's clock; the server's log lines
- * are collected in `logged`.
+ * Starts a server; the caller closes it. `nowMs` follows the log's clock; the server's log entries
+ * are collected in `logged`, as lines.
  */
 export async function startLocalRespServer(limits: Partial<KvService["limits"]> = {}): Promise<{
   server: RespServer;
@@ -45,7 +46,7 @@ export async function startLocalRespServer(limits: Partial<KvService["limits"]> 
       streams,
       status: () => singleNodeStatus(log),
       nowMs: () => log.clockMs,
-      log: (line) => logged.push(line),
+      logger: lineLogger((line) => logged.push(line)),
     },
     { host: "127.0.0.1", port: 0 },
   );

@@ -24,9 +24,11 @@ import {
   runAs,
   type StreamService,
 } from "../../service/index.js";
+import type { Logger } from "../../util/index.js";
 import type { ClientTls } from "../client-tls.js";
 import type { ConnectionLimits } from "../connection-gate.js";
 import { listenTcp } from "../tcp-listener.js";
+import { stderrLogger, UnexpectedFailures } from "../unexpected-failure.js";
 import { codeTrailer, grpcFailureOf, postMessageFailureOf } from "./grpc-status.js";
 import { MessageServiceHandlers } from "./message-service.js";
 
@@ -59,6 +61,8 @@ export interface GrpcServerOptions {
   readonly limiter?: RateLimiter;
   /** How long a connection without calls stays open. Default 5 minutes. */
   readonly idleConnectionMs?: number;
+  /** Where the node's entries go (an unexpected failure, with its stack); defaults to stderr lines. */
+  readonly logger?: Logger;
 }
 
 /** A listening gRPC server. */
@@ -137,6 +141,7 @@ async function principalOf(
 /** One unary method: decodes, authenticates, runs the handler, and ends the call with its answer or status. */
 function unary(
   { guard, limiter }: { readonly guard?: AuthGuard | undefined; readonly limiter?: RateLimiter | undefined },
+  failures: UnexpectedFailures,
   run: (request: unknown, metadata: Metadata) => Promise<Answer>,
 ): handleUnaryCall<Decoded, object> {
   return (call, callback) => {
@@ -164,11 +169,10 @@ function unary(
             callback(grpcFailureOf(error));
             return;
           }
-          // Not an expected failure (those have codes): a broken invariant. Crash the node.
+          // Not an expected failure (those have codes): a bug, logged with its stack, or a broken
+          // invariant, which stops the node.
           callback({ code: status.INTERNAL, details: "internal error" });
-          process.nextTick(() => {
-            throw error;
-          });
+          failures.report(error, "a gRPC call");
         },
       );
   };
@@ -180,6 +184,7 @@ export async function startGrpcServer(
   options: GrpcServerOptions,
 ): Promise<GrpcServer> {
   const handlers = new MessageServiceHandlers(options.streams);
+  const failures = new UnexpectedFailures("grpc", options.logger ?? stderrLogger);
   const server = new Server({
     "grpc.max_receive_message_length": options.receiveBytesMax ?? 64 * 1024,
     "grpc.max_concurrent_streams": options.concurrentCallsMax ?? 128,
@@ -189,7 +194,7 @@ export async function startGrpcServer(
     "grpc.max_connection_idle_ms": options.idleConnectionMs ?? 5 * 60_000,
   });
   server.addService(loadService(), {
-    PostMessage: unary(options, async (request, metadata) => {
+    PostMessage: unary(options, failures, async (request, metadata) => {
       let posted: Awaited<ReturnType<MessageServiceHandlers["postMessage"]>>;
       try {
         posted = await handlers.postMessage(request, requestIdOf(metadata));
@@ -207,8 +212,8 @@ export async function startGrpcServer(
         },
       };
     }),
-    GetMessages: unary(options, async () => ({ response: await handlers.getMessages() })),
-    CatchUp: unary(options, async (request) => ({ response: await handlers.catchUp(request) })),
+    GetMessages: unary(options, failures, async () => ({ response: await handlers.getMessages() })),
+    CatchUp: unary(options, failures, async (request) => ({ response: await handlers.catchUp(request) })),
   });
   // grpc-js serves connections from a TCP server of ours: the listener the Redis and text servers
   // share (bound port, every connection ended on close) and a bound on connections.

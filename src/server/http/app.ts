@@ -4,7 +4,7 @@
 
 import { Server as TlsServer } from "node:tls";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
 import {
   type AuthService,
   isCairnError,
@@ -41,8 +41,8 @@ export interface HttpAppOptions {
   readonly streams?: StreamService;
   /** This node's name, reported by the compatibility /heartbeat. */
   readonly nodeName?: string;
-  /** Answers /health/ready; ready when the node knows a leader and has applied what it committed. */
-  readonly readiness: () => Readiness;
+  /** Answers /health/ready; ready when the node knows a leader and has caught up with it. */
+  readonly readiness: () => Readiness | Promise<Readiness>;
   /** The largest request body accepted, in bytes (a value of the maximum size, base64, fits). */
   readonly requestBytesMax?: number;
   /** The version reported in the OpenAPI document. */
@@ -66,6 +66,11 @@ export interface HttpAppOptions {
   readonly tls?: ClientTls;
   /** The largest request line and headers together, in bytes; more is 431 ERR_TOO_LARGE. Default 16 KiB. */
   readonly headerBytesMax?: number;
+  /**
+   * Where requests log (pino, with each request's id): internal errors with their stacks. Without
+   * it nothing is logged.
+   */
+  readonly logger?: FastifyBaseLogger;
 }
 
 /** Paths no rate limit applies to: health probes, metrics scrapes, the OpenAPI document. */
@@ -77,7 +82,11 @@ const closeGraceMs = 1_000;
 /** Builds the fastify application (not listening yet). */
 export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
   const app = Fastify({
-    logger: false,
+    ...(options.logger !== undefined ? { loggerInstance: options.logger } : { logger: false }),
+    // Every request is not an event worth a line; internal errors are (the error handler below).
+    logController: new LogController({ disableRequestLogging: true }),
+    // A caller's request id (a proxy's, a client's) names the request in the node's log lines.
+    requestIdHeader: "x-request-id",
     bodyLimit: options.requestBytesMax ?? Math.ceil((options.kv.limits.valueBytesMax * 4) / 3) + 64 * 1024,
     // Keys may contain "/" and percent-escapes; take the path verbatim after /v1/kv/.
     routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: options.kv.limits.keyBytesMax * 3 },
@@ -94,11 +103,15 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
   // First of all hooks: a refused connection is answered before anything else runs.
   registerConnectionBounds(app, options.connections ?? {});
   app.setValidatorCompiler(typeboxValidatorCompiler);
+  // The id the node's log lines carry for this request, so a client's report can be matched to them.
+  app.addHook("onRequest", async (request, reply) => {
+    reply.header("x-request-id", request.id);
+  });
   registerCors(app, options.corsOrigins ?? []);
   const openApi = new OpenApiCollector("Cairn HTTP API", options.version ?? "0.0.0");
   app.addHook("onRoute", (route) => openApi.add(route));
 
-  app.setErrorHandler((error: unknown, _request, reply) => {
+  app.setErrorHandler((error: unknown, request, reply) => {
     if (isCairnError(error)) {
       if (error.is("ERR_RATE_LIMITED")) {
         // Whole seconds, as RFC 9110 writes it; the body's retryAfterMs is exact.
@@ -107,6 +120,7 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
           String(Math.max(1, Math.ceil((error.details.retryAfterMs ?? 1000) / 1000))),
         );
       }
+      if (error.code === "ERR_INTERNAL") request.log.error({ err: error }, "internal error");
       return reply.status(httpStatusOf[error.code]).send(errorBody(error.code, error.message, error.details));
     }
     const message = error instanceof Error ? error.message : String(error);
@@ -123,6 +137,8 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
       return reply.status(status === 415 ? 415 : 400).send(errorBody("ERR_BAD_REQUEST", message));
     }
     const code = isErrorCode(fields["code"]) ? fields["code"] : "ERR_INTERNAL";
+    // Not a failure with a code of ours nor the client's fault: a bug, logged with its stack.
+    if (code === "ERR_INTERNAL") request.log.error({ err: error }, "internal error; the client got 500");
     return reply.status(httpStatusOf[code]).send(errorBody(code, message));
   });
   app.setNotFoundHandler((request, reply) =>
@@ -148,7 +164,7 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
     "/health/ready",
     { schema: { summary: "The node can serve requests" } },
     async (_request, reply) => {
-      const readiness = options.readiness();
+      const readiness = await options.readiness();
       return reply.status(readiness.ready ? 200 : 503).send({
         status: readiness.ready ? "ready" : "not-ready",
         ...(readiness.reason ? { reason: readiness.reason } : {}),

@@ -1,13 +1,18 @@
-// GET /metrics in the Prometheus text format: the node's role, term and indexes, its proposal and
-// read counters, persist / apply / proposal / read latency histograms, and (on the leader) each
-// peer's lag. GET /v1/metrics answers the same counters and histograms as JSON, for charts (the
-// dashboard) that would otherwise parse the text format.
+// GET /metrics in the Prometheus text format, through prom-client: the process and event-loop
+// defaults (when asked), HTTP requests per route with their latency, the node's role, term,
+// indexes, whether it knows a leader, leader changes, proposals by outcome, reads, each stream's
+// size and each consumer group's backlog, messages in flight and dead letters, and (on the leader)
+// each peer's lag. The runtime's own latency histograms (persist, apply, proposal, read barrier)
+// are kept in fixed buckets by src/node, which has no dependencies, and rendered here in the same
+// format after prom-client's. GET /v1/metrics answers the runtime's counters and histograms as JSON,
+// for charts (the dashboard) that would otherwise parse the text format.
 import type { FastifyInstance } from "fastify";
+import { Counter, collectDefaultMetrics, Gauge, Histogram as PromHistogram, Registry } from "prom-client";
 import type { HistogramSnapshot, MetricsSnapshot } from "../../api/index.js";
 import type { GroupMetrics } from "../../node/index.js";
 import { type Histogram, latencyBucketsMs } from "../../node/index.js";
 import type { RaftStatus } from "../../raft/index.js";
-import type { AuthFailures } from "../../service/index.js";
+import type { AuthFailures, StreamSummary } from "../../service/index.js";
 
 /** What the metrics endpoint reads. */
 export interface MetricsSource {
@@ -16,9 +21,216 @@ export interface MetricsSource {
   readonly appliedIndex: number;
   /** Failed authentication and authorization attempts, when authentication is wired. */
   readonly authFailures?: AuthFailures;
+  /** Each stream's size and its groups' progress (this node's view); without it, no stream metrics. */
+  streams?(): readonly StreamSummary[];
+  /** Also report prom-client's process and event-loop defaults (one per process: the CLI's node). */
+  readonly processMetrics?: boolean;
 }
 
 const roles = ["follower", "pre-candidate", "candidate", "leader"] as const;
+
+/** Upper bounds (seconds) of the HTTP request latency buckets. */
+const httpBucketsS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** A node's metrics: the prom-client registry, and what the HTTP server records per request. */
+export class NodeMetrics {
+  readonly registry = new Registry();
+  readonly #source: MetricsSource;
+  readonly #requests: Counter<"method" | "route" | "status">;
+  readonly #requestSeconds: PromHistogram<"method" | "route">;
+
+  constructor(source: MetricsSource) {
+    this.#source = source;
+    const registers = [this.registry];
+    if (source.processMetrics === true) collectDefaultMetrics({ register: this.registry });
+    this.#requests = new Counter({
+      name: "cairn_http_requests_total",
+      help: "HTTP requests answered, by method, route pattern and status code.",
+      labelNames: ["method", "route", "status"],
+      registers,
+    });
+    this.#requestSeconds = new PromHistogram({
+      name: "cairn_http_request_seconds",
+      help: "Time to answer an HTTP request, by method and route pattern.",
+      labelNames: ["method", "route"],
+      buckets: httpBucketsS,
+      registers,
+    });
+    this.#registerRaft(registers);
+    this.#registerStreams(registers);
+  }
+
+  /** Records one answered HTTP request (`route`: its pattern, so labels stay few). */
+  observeRequest(method: string, route: string, status: number, seconds: number): void {
+    this.#requests.inc({ method, route, status: String(status) });
+    this.#requestSeconds.observe({ method, route }, seconds);
+  }
+
+  /** Everything, in the Prometheus text format. */
+  async render(): Promise<string> {
+    return `${await this.registry.metrics()}${renderHistograms(this.#source.metrics)}`;
+  }
+
+  #registerRaft(registers: Registry[]): void {
+    const source = this.#source;
+    const gauge = (name: string, help: string, value: (s: RaftStatus) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(value(source.status()));
+        },
+      });
+    new Gauge({
+      name: "cairn_raft_role",
+      help: "1 for the role this node has now.",
+      labelNames: ["role"],
+      registers,
+      collect() {
+        const role = source.status().role;
+        for (const r of roles) this.set({ role: r }, role === r ? 1 : 0);
+      },
+    });
+    gauge("cairn_raft_term", "Current Raft term.", (s) => s.term);
+    gauge("cairn_raft_commit_index", "Highest log index known committed.", (s) => s.commitIndex);
+    gauge(
+      "cairn_raft_applied_index",
+      "Highest log index applied to the state machine.",
+      () => source.appliedIndex,
+    );
+    gauge("cairn_raft_last_index", "Last index in the local log.", (s) => s.lastIndex);
+    gauge("cairn_raft_has_leader", "1 when this node knows a leader, else 0.", (s) =>
+      s.leaderId === null ? 0 : 1,
+    );
+    const counter = (name: string, help: string, value: (m: GroupMetrics) => number) =>
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(value(source.metrics));
+        },
+      });
+    counter(
+      "cairn_leader_changes_total",
+      "Times the leader this node knows changed.",
+      (m) => m.leaderChanges,
+    );
+    counter("cairn_proposals_total", "Proposals made on this node.", (m) => m.proposals);
+    counter("cairn_proposals_failed_total", "Proposals that failed or timed out.", (m) => m.proposalsFailed);
+    counter("cairn_reads_total", "Linearizable read barriers requested.", (m) => m.reads);
+    counter("cairn_reads_failed_total", "Read barriers that failed.", (m) => m.readsFailed);
+    counter("cairn_entries_applied_total", "Entries applied to the state machine.", (m) => m.entriesApplied);
+    new Counter({
+      name: "cairn_proposal_outcomes_total",
+      help: 'Proposals made on this node by how they ended: "applied" or the error code.',
+      labelNames: ["outcome"],
+      registers,
+      collect() {
+        this.reset();
+        for (const [outcome, count] of source.metrics.proposalOutcomes) this.inc({ outcome }, count);
+      },
+    });
+    const auth = source.authFailures;
+    if (auth !== undefined) {
+      new Counter({
+        name: "cairn_auth_failures_total",
+        help: "Requests refused by authentication (no or bad token) or authorization (a permission missing).",
+        labelNames: ["reason"],
+        registers,
+        collect() {
+          this.reset();
+          this.inc({ reason: "unauthenticated" }, auth.unauthenticated);
+          this.inc({ reason: "forbidden" }, auth.forbidden);
+        },
+      });
+    }
+    new Gauge({
+      name: "cairn_peer_lag_entries",
+      help: "Entries a peer is behind the leader's log (leader only).",
+      labelNames: ["peer"],
+      registers,
+      collect() {
+        this.reset();
+        const s = source.status();
+        for (const p of s.peers) this.set({ peer: String(p.id) }, Math.max(0, s.lastIndex - p.matchIndex));
+      },
+    });
+    new Gauge({
+      name: "cairn_state_check_index",
+      help: "Latest applied index at which replicas' state hashes were compared (0: none yet).",
+      registers,
+      collect() {
+        this.set(source.metrics.stateCheckIndex);
+      },
+    });
+    new Gauge({
+      name: "cairn_state_check_mismatches",
+      help: "Nodes whose state hash differs from the majority's at that index (an alarm when above 0).",
+      registers,
+      collect() {
+        this.set(source.metrics.stateCheckDiffering.length);
+      },
+    });
+    new Gauge({
+      name: "cairn_state_check_differs",
+      help: "1 for each node whose state differs from the majority's.",
+      labelNames: ["node"],
+      registers,
+      collect() {
+        this.reset();
+        for (const name of source.metrics.stateCheckDiffering) this.set({ node: name }, 1);
+      },
+    });
+  }
+
+  #registerStreams(registers: Registry[]): void {
+    const read = this.#source.streams?.bind(this.#source);
+    if (read === undefined) return;
+    // One read per scrape, shared by the gauges below (prom-client collects them one by one).
+    let summary: readonly StreamSummary[] = [];
+    const perStream = (name: string, help: string, value: (s: StreamSummary) => number, first = false) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ["stream"],
+        registers,
+        collect() {
+          if (first) summary = read();
+          this.reset();
+          for (const s of summary) this.set({ stream: s.name }, value(s));
+        },
+      });
+    type GroupSummary = StreamSummary["groups"][number];
+    const perGroup = (name: string, help: string, value: (g: GroupSummary) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ["stream", "group"],
+        registers,
+        collect() {
+          this.reset();
+          for (const s of summary)
+            for (const g of s.groups) this.set({ stream: s.name, group: g.name }, value(g));
+        },
+      });
+    perStream("cairn_stream_messages", "Messages a stream holds.", (s) => s.messages, true);
+    perStream("cairn_stream_bytes", "Bytes of the messages a stream holds.", (s) => s.bytes);
+    perGroup("cairn_group_backlog", "Messages a consumer group has not been handed yet.", (g) => g.backlog);
+    perGroup(
+      "cairn_group_pending",
+      "Messages a consumer group's consumers hold unacknowledged.",
+      (g) => g.pending,
+    );
+    perGroup(
+      "cairn_group_dead_letters",
+      "Messages a consumer group moved to its dead-letter stream.",
+      (g) => g.deadLettered,
+    );
+  }
+}
 
 function histogram(lines: string[], name: string, help: string, h: Histogram): void {
   lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
@@ -34,35 +246,9 @@ function histogram(lines: string[], name: string, help: string, h: Histogram): v
   );
 }
 
-/** Renders the metrics text for one group. */
-export function renderMetrics(source: MetricsSource): string {
-  const s = source.status();
-  const m = source.metrics;
+/** The runtime's latency histograms in the Prometheus text format. */
+function renderHistograms(m: GroupMetrics): string {
   const lines: string[] = [];
-  const gauge = (name: string, help: string, value: number) =>
-    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${value}`);
-  const counter = (name: string, help: string, value: number) =>
-    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${value}`);
-  lines.push("# HELP cairn_raft_role 1 for the role this node has now.", "# TYPE cairn_raft_role gauge");
-  for (const role of roles) lines.push(`cairn_raft_role{role="${role}"} ${s.role === role ? 1 : 0}`);
-  gauge("cairn_raft_term", "Current Raft term.", s.term);
-  gauge("cairn_raft_commit_index", "Highest log index known committed.", s.commitIndex);
-  gauge("cairn_raft_applied_index", "Highest log index applied to the state machine.", source.appliedIndex);
-  gauge("cairn_raft_last_index", "Last index in the local log.", s.lastIndex);
-  gauge("cairn_raft_leader_id", "Node id of the known leader, 0 if none.", s.leaderId ?? 0);
-  counter("cairn_proposals_total", "Proposals made on this node.", m.proposals);
-  counter("cairn_proposals_failed_total", "Proposals that failed or timed out.", m.proposalsFailed);
-  counter("cairn_reads_total", "Linearizable read barriers requested.", m.reads);
-  counter("cairn_reads_failed_total", "Read barriers that failed.", m.readsFailed);
-  counter("cairn_entries_applied_total", "Entries applied to the state machine.", m.entriesApplied);
-  if (source.authFailures !== undefined) {
-    lines.push(
-      "# HELP cairn_auth_failures_total Requests refused by authentication (no or bad token) or authorization (a permission missing).",
-      "# TYPE cairn_auth_failures_total counter",
-      `cairn_auth_failures_total{reason="unauthenticated"} ${source.authFailures.unauthenticated}`,
-      `cairn_auth_failures_total{reason="forbidden"} ${source.authFailures.forbidden}`,
-    );
-  }
   histogram(
     lines,
     "cairn_persist_seconds",
@@ -77,28 +263,6 @@ export function renderMetrics(source: MetricsSource): string {
     m.proposalMs,
   );
   histogram(lines, "cairn_read_barrier_seconds", "A linearizable read's wait for its barrier.", m.readMs);
-  lines.push(
-    "# HELP cairn_peer_lag_entries Entries a peer is behind the leader's log (leader only).",
-    "# TYPE cairn_peer_lag_entries gauge",
-  );
-  for (const p of s.peers)
-    lines.push(`cairn_peer_lag_entries{peer="${p.id}"} ${Math.max(0, s.lastIndex - p.matchIndex)}`);
-  gauge(
-    "cairn_state_check_index",
-    "Latest applied index at which replicas' state hashes were compared (0: none yet).",
-    m.stateCheckIndex,
-  );
-  gauge(
-    "cairn_state_check_mismatches",
-    "Nodes whose state hash differs from the majority's at that index (an alarm when above 0).",
-    m.stateCheckDiffering.length,
-  );
-  lines.push(
-    "# HELP cairn_state_check_differs 1 for each node whose state differs from the majority's.",
-    "# TYPE cairn_state_check_differs gauge",
-  );
-  for (const name of m.stateCheckDiffering)
-    lines.push(`cairn_state_check_differs{node="${name.replace(/["\\\n]/g, "_")}"} 1`);
   return `${lines.join("\n")}\n`;
 }
 
@@ -140,10 +304,18 @@ export function metricsSnapshot(source: MetricsSource): MetricsSnapshot {
   };
 }
 
-/** Registers GET /metrics (Prometheus text) and GET /v1/metrics (JSON). */
+/**
+ * Registers GET /metrics (Prometheus text) and GET /v1/metrics (JSON), and counts every request the
+ * app answers, by route pattern ("unmatched" for no route).
+ */
 export function registerMetricsRoute(app: FastifyInstance, source: MetricsSource): void {
+  const metrics = new NodeMetrics(source);
+  app.addHook("onResponse", async (request, reply) => {
+    const route = request.routeOptions.url ?? "unmatched";
+    metrics.observeRequest(request.method, route, reply.statusCode, reply.elapsedTime / 1000);
+  });
   app.get("/metrics", { schema: { hide: true } }, async (_request, reply) =>
-    reply.header("content-type", "text/plain; version=0.0.4; charset=utf-8").send(renderMetrics(source)),
+    reply.header("content-type", metrics.registry.contentType).send(await metrics.render()),
   );
   app.get(
     "/v1/metrics",

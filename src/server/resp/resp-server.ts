@@ -13,10 +13,11 @@ import {
   runAs,
   type StreamService,
 } from "../../service/index.js";
+import type { Logger } from "../../util/index.js";
 import type { ClientTls } from "../client-tls.js";
 import type { ConnectionLimits } from "../connection-gate.js";
 import { listenTcp } from "../tcp-listener.js";
-import { UnexpectedFailures } from "../unexpected-failure.js";
+import { stderrLogger, UnexpectedFailures } from "../unexpected-failure.js";
 import {
   arityAllows,
   type ClientState,
@@ -55,8 +56,8 @@ export interface RespServerOptions {
   readonly pendingCommandsMax?: number;
   /** The wall clock; defaults to Date.now. */
   readonly nowMs?: () => number;
-  /** Where the node's log lines go (an unexpected failure, with its stack); defaults to stderr. */
-  readonly log?: (line: string) => void;
+  /** Where the node's entries go (an unexpected failure, with its stack); defaults to stderr lines. */
+  readonly logger?: Logger;
 }
 
 /** The Redis version Cairn answers to (HELLO, INFO): the 7.2 command set it follows. */
@@ -100,7 +101,7 @@ export async function startRespServer(
   };
   const limiter = options.limiter;
   let nextId = 1;
-  const failures = new UnexpectedFailures("redis", options.log);
+  const failures = new UnexpectedFailures("redis", options.logger ?? stderrLogger);
   const batcher = new StepBatcher(options.kv);
 
   const serve = (socket: Socket): void => {

@@ -12,11 +12,11 @@ import {
   type RateLimiter,
   runAs,
 } from "../../service/index.js";
-import { assertNever } from "../../util/index.js";
+import { assertNever, type Logger } from "../../util/index.js";
 import type { ClientTls } from "../client-tls.js";
 import { type ConnectionLimits, refusalText } from "../connection-gate.js";
 import { listenTcp } from "../tcp-listener.js";
-import { UnexpectedFailures } from "../unexpected-failure.js";
+import { stderrLogger, UnexpectedFailures } from "../unexpected-failure.js";
 import { type LineEvent, LineParser } from "./line-parser.js";
 import { parseTextCommand, type TextProtoVersion } from "./text-command.js";
 import { textReasonFor, textReasonOf } from "./text-errors.js";
@@ -54,8 +54,8 @@ export interface TextServerOptions {
   readonly tls?: ClientTls;
   /** The node's rate limits, asked once per line; without it none. */
   readonly limiter?: RateLimiter;
-  /** Where the node's log lines go (an unexpected failure, with its stack); defaults to stderr. */
-  readonly log?: (line: string) => void;
+  /** Where the node's entries go (an unexpected failure, with its stack); defaults to stderr lines. */
+  readonly logger?: Logger;
 }
 
 /** A listening text server. */
@@ -314,13 +314,14 @@ export async function startTextServer(
   options: TextServerOptions,
 ): Promise<TextServer> {
   const lineBytesMax = options.lineBytesMax ?? options.kv.limits.valueBytesMax + 64;
-  const failures = new UnexpectedFailures("text", options.log);
+  const failures = new UnexpectedFailures("text", options.logger ?? stderrLogger);
   const listener = await listenTcp({
     listen,
     serve: (socket) => serveSocket(socket, options, lineBytesMax, failures),
     ...(options.connections !== undefined ? { limits: options.connections } : {}),
     ...(options.tls !== undefined ? { tls: options.tls } : {}),
-    refusal: (refusal, limits) => `ERROR: busy, ${refusalText(refusal, limits)}\r\n`,
+    refusal: (refusal, limits) => `ERROR: busy, ${refusalText(refusal, limits)}
+`,
   });
   return { address: { host: listener.host, port: listener.port }, close: () => listener.close() };
 }

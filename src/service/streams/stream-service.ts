@@ -165,6 +165,19 @@ export interface StreamIdParts {
   readonly n: number;
 }
 
+/** A stream's size and its groups' progress, for metrics ({@link StreamService.localSummary}). */
+export interface StreamSummary {
+  readonly name: string;
+  readonly messages: number;
+  readonly bytes: number;
+  readonly groups: readonly {
+    readonly name: string;
+    readonly backlog: number;
+    readonly pending: number;
+    readonly deadLettered: number;
+  }[];
+}
+
 /** A consumer group as reported to clients. */
 export interface GroupInfo {
   readonly name: string;
@@ -1094,6 +1107,28 @@ export class StreamService {
 
   #hasWork(stream: string, group: string): boolean {
     return this.#log.readStale((state) => groupHasWork(state, stream, group, this.#log.nowMs())).value;
+  }
+
+  /**
+   * This node's local view (stale reads, no permission check: it names counts, not contents) of
+   * the first `streamsMax` streams in name order, for metrics: size, and each group's backlog,
+   * messages in flight and dead letters.
+   */
+  localSummary(streamsMax = 1000): StreamSummary[] {
+    return readStaleReported(this.#log, (state) =>
+      listStreams(state, streamsMax).map((meta) => {
+        const info = streamInfo(state, meta);
+        return {
+          name: info.name,
+          messages: info.messages,
+          bytes: info.bytes,
+          groups: listGroups(state, meta).map((group) => {
+            const g = groupInfo(state, meta, group);
+            return { name: g.name, backlog: g.backlog, pending: g.pending, deadLettered: g.deadLettered };
+          }),
+        };
+      }),
+    ).value;
   }
 
   /** Describes every consumer group of a stream, in name order. */

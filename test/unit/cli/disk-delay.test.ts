@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { parseDiskDelay, watchDiskDelay } from "../../../src/cli/disk-delay.js";
+import { lineLogger } from "../../../src/util/index.js";
 import { waitFor } from "../../support/wait-for.js";
 
 describe("disk delay file", () => {
@@ -20,7 +21,10 @@ describe("disk delay file", () => {
     const dir = await mkdtemp(join(tmpdir(), "cairn-disk-delay-"));
     const path = join(dir, "delay");
     const lines: string[] = [];
-    const watched = await watchDiskDelay(path, (line) => lines.push(line));
+    const watched = await watchDiskDelay(
+      path,
+      lineLogger((line) => lines.push(line)),
+    );
     try {
       assert.equal(watched.delay.delayMs(), 0, "no file, no delay");
       await writeFile(path, "300");

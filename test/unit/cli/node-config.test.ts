@@ -2,7 +2,12 @@
 // refused with a ConfigError whose message names the setting.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ConfigError, envNameOf, resolveNodeConfig } from "../../../src/cli/node-config.js";
+import {
+  advertisedAddresses,
+  ConfigError,
+  envNameOf,
+  resolveNodeConfig,
+} from "../../../src/cli/node-config.js";
 
 const minimal = { flags: { name: "n1", dataDir: "/tmp/x" } };
 
@@ -129,5 +134,59 @@ describe("node config", () => {
       /unknown setting/,
     );
     refuses({ file: { path: "node.toml", text: "name = 5\n" } }, "name", /expected a string/);
+  });
+
+  it("announces the listen addresses unless told the advertised ones, by flag or CAIRN_ADVERTISE_*", () => {
+    const listening = {
+      flags: { ...minimal.flags, redisListen: "127.0.0.1:6381", grpcListen: "127.0.0.1:50052" },
+    };
+    assert.deepEqual(advertisedAddresses(resolveNodeConfig(listening)), {
+      httpUrl: "http://127.0.0.1:8081",
+      peer: "127.0.0.1:7001",
+      redis: "127.0.0.1:6381",
+      grpc: "127.0.0.1:50052",
+    });
+    const env = {
+      CAIRN_ADVERTISE_HTTP: "http://n1.cairn.svc:8081/",
+      CAIRN_ADVERTISE_PEER: "n1.cairn.svc:7001",
+      CAIRN_ADVERTISE_REDIS: "redis.example.com:6379",
+    };
+    assert.deepEqual(advertisedAddresses(resolveNodeConfig({ ...listening, env })), {
+      httpUrl: "http://n1.cairn.svc:8081",
+      peer: "n1.cairn.svc:7001",
+      redis: "redis.example.com:6379",
+      grpc: "127.0.0.1:50052",
+    });
+  });
+
+  it("requires advertise-http when HTTP binds every interface; the others then take its host", () => {
+    const wild = {
+      flags: {
+        ...minimal.flags,
+        httpListen: "0.0.0.0:8081",
+        peerListen: "0.0.0.0:7001",
+        textListen: "[::]:6661",
+      },
+    };
+    refuses(wild, "advertise-http", /binds every interface \(0\.0\.0\.0\)/);
+    const env = { CAIRN_ADVERTISE_HTTP: "http://10.0.0.5:8081" };
+    assert.deepEqual(advertisedAddresses(resolveNodeConfig({ ...wild, env })), {
+      httpUrl: "http://10.0.0.5:8081",
+      peer: "10.0.0.5:7001",
+      text: "10.0.0.5:6661",
+    });
+    refuses({ flags: { ...minimal.flags, advertisePeer: "nowhere" } }, "advertise-peer", /host:port/);
+  });
+
+  it("logs at info in the format that suits the output unless told otherwise", () => {
+    const config = resolveNodeConfig(minimal);
+    assert.equal(config.logLevel, "info");
+    assert.equal(config.logFormat, "auto");
+    const told = resolveNodeConfig({
+      ...minimal,
+      env: { CAIRN_LOG_LEVEL: "debug", CAIRN_LOG_FORMAT: "json" },
+    });
+    assert.deepEqual([told.logLevel, told.logFormat], ["debug", "json"]);
+    refuses({ flags: { ...minimal.flags, logLevel: "loud" } }, "log-level", /one of debug, info, warn/);
   });
 });

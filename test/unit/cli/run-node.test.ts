@@ -11,6 +11,7 @@ import { describe, it } from "node:test";
 import { ensureDevCerts } from "../../../src/cli/dev-certs.js";
 import { resolveNodeConfig } from "../../../src/cli/node-config.js";
 import { startNode } from "../../../src/cli/run-node.js";
+import { callbackLogger } from "../../../src/util/index.js";
 import { stablePort } from "../../support/process-cluster.js";
 
 /** The files under `dir` this process holds open. */
@@ -58,7 +59,10 @@ describe("startNode", { skip: process.platform !== "linux" && "reads /proc/self/
       const lines: string[] = [];
       for (let attempt = 0; attempt < 2; attempt++) {
         await assert.rejects(
-          startNode(config, (line) => lines.push(line)),
+          startNode(
+            config,
+            callbackLogger((entry) => lines.push(entry.message)),
+          ),
           /EADDRINUSE/,
         );
         assert.deepEqual(await openFilesUnder(dataDir), [], "files under the data directory stay open");

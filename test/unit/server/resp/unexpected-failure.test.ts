@@ -30,7 +30,7 @@ describe("RESP server: an unexpected failure", () => {
       fixture.log.failWith = undefined;
     }
     assert.equal(fixture.logged.length, 1, "the same failure is logged once");
-    assert.match(fixture.logged[0] ?? "", /^redis: internal error in /);
+    assert.match(fixture.logged[0] ?? "", /^ERROR \[redis\] internal error in /);
     assert.match(fixture.logged[0] ?? "", /TypeError: planted: not a CairnError\n\s+at /);
     c.write("SET a 3\r\nGET a\r\n");
     assert.ok((await c.until((s) => s.endsWith("$1\r\n3\r\n"))).endsWith("+OK\r\n$1\r\n3\r\n"));

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { startTextServer, type TextServer } from "../../../../src/server/text/index.js";
 import { CairnError, KvService } from "../../../../src/service/index.js";
+import { lineLogger } from "../../../../src/util/index.js";
 import { LocalReplication } from "../../../support/local-replication.js";
 import { PromptClient } from "../../../support/prompt-client.js";
 
@@ -109,7 +110,7 @@ describe("text server", () => {
     const logged: string[] = [];
     const server = await startTextServer(
       { host: "127.0.0.1", port: 0 },
-      { kv, flavor: "cairn", log: (line) => logged.push(line) },
+      { kv, flavor: "cairn", logger: lineLogger((line) => logged.push(line)) },
     );
     try {
       const { client } = await PromptClient.connect("127.0.0.1", server.address.port, "cairn> ");
@@ -121,6 +122,7 @@ describe("text server", () => {
         log.failWith = undefined;
       }
       assert.equal(logged.length, 1, "the same failure is logged once");
+      assert.match(logged[0] ?? "", /^ERROR \[text\] internal error in /);
       assert.match(logged[0] ?? "", /TypeError: planted: not a CairnError\n\s+at /);
       assert.equal(await client.command("SET 901 y"), "OK");
       assert.equal(await client.command("GET 901"), "y");
