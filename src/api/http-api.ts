@@ -298,10 +298,11 @@ export interface AppendAck {
   readonly duplicate: boolean;
 }
 
-/** What one message of a batch append answers: its ack, or the error that refused it. */
+/** What one message of a batch append answers, tagged `ok`: its ack, or the error that refused it. */
 export type AppendBatchItem =
-  | AppendAck
+  | (AppendAck & { readonly ok: true })
   | {
+      readonly ok: false;
       readonly error: { readonly code: string; readonly message: string } & Readonly<Record<string, unknown>>;
     };
 

@@ -241,7 +241,7 @@ export function registerStreamCommands(program: Command, context: StreamCommands
           const { results } = await c.appendBatch(name, batch, o.atomic === true ? { atomic: true } : {});
           results.forEach((result, i) => {
             const n = summary.sent + i + 1;
-            if ("error" in result) {
+            if (!result.ok) {
               summary.failed++;
               warn(`message ${n}: ${result.error.code} ${result.error.message}`);
               return;

@@ -189,8 +189,8 @@ export function registerStreamRoutes(fastify: FastifyInstance, streams: StreamSe
         results: results.map(
           (r): AppendBatchItem =>
             r.ok
-              ? { seq: r.seq, id: r.id, duplicate: r.duplicate }
-              : errorBody(r.error.code, r.error.message, r.error.details),
+              ? { ok: true, seq: r.seq, id: r.id, duplicate: r.duplicate }
+              : { ok: false, ...errorBody(r.error.code, r.error.message, r.error.details) },
         ),
         duplicate,
       };

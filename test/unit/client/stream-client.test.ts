@@ -81,13 +81,15 @@ describe("CairnClient streams", () => {
     assert.deepEqual(batch, {
       results: [
         {
+          ok: true,
           seq: 1,
-          id: batch.results[0] !== undefined && "id" in batch.results[0] ? batch.results[0].id : "",
+          id: batch.results[0]?.ok === true ? batch.results[0].id : "",
           duplicate: true,
         },
         {
+          ok: true,
           seq: 3,
-          id: batch.results[1] !== undefined && "id" in batch.results[1] ? batch.results[1].id : "",
+          id: batch.results[1]?.ok === true ? batch.results[1].id : "",
           duplicate: false,
         },
       ],
