@@ -527,12 +527,17 @@ export class CairnNode {
     const status = this.group.status();
     if (status.role !== "leader") return "not-leader";
     const target = status.peers
-      .filter((p) => p.voter && p.recentActive)
+      // The leader's own progress is among its peers': it must not pick itself.
+      .filter((p) => p.id !== this.id && p.voter && p.recentActive)
       .sort((a, b) => b.matchIndex - a.matchIndex)[0];
-    if (target === undefined) return "still-leader";
+    if (target === undefined) {
+      this.#log.warn("draining: no voter is in touch to take over the leadership");
+      return "still-leader";
+    }
     try {
       this.group.transferLeadership(target.id);
-    } catch {
+    } catch (error) {
+      this.#log.warn("draining: the leadership transfer was refused", { err: error, target: target.id });
       return "still-leader";
     }
     const deadline = this.#env.monotonicMs() + timeoutMs;

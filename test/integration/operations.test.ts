@@ -117,7 +117,7 @@ describe("operations on real node processes", { timeout: 240_000 }, () => {
     await cluster.kill(leader, "SIGTERM");
     assert.equal(await exited, 0);
     const drained = entries(leader).find((e) => typeof e["leadership"] === "string");
-    assert.equal(drained?.["leadership"], "transferred");
+    assert.equal(drained?.["leadership"], "transferred", JSON.stringify(entries(leader).slice(-8)));
     const next = await cluster.leader();
     assert.notEqual(next, leader);
     await cluster.client([next]).put("after-drain", "1");
