@@ -14,8 +14,11 @@ export interface ConnectionLimits {
 
 /** Defaults: 1,024 connections a listener, 256 of them from one address. */
 export const defaultConnectionLimits: ConnectionLimits = {
-  connectionsMax: 1024,
-  connectionsPerAddressMax: 256,
+  // A bound, not a quota: one application host with a few hundred pooled connections (a benchmark's
+  // 256 clients and its warm-up pool) must fit from one address, as Redis (maxclients 10,000, no
+  // per-address limit) and etcd (none) would serve it.
+  connectionsMax: 4096,
+  connectionsPerAddressMax: 1024,
 };
 
 /** Why a connection was refused: the listener is full, or the client's address is. */
