@@ -376,48 +376,25 @@ async function startClientServers(
   await listening(
     http.listen({ host: config.httpListen.host, port: config.httpListen.port }).then(() => http),
   );
+  // What every TCP protocol server takes alike: authentication, the node's logger, the connection
+  // bounds, the rate limiter and the client TLS.
+  const shared = { guard: node.guard, logger: log, connections, limiter: node.limiter, ...secure };
   const text =
     config.textListen &&
     (await listening(
-      startTextServer(config.textListen, {
-        kv: node.kv,
-        guard: node.guard,
-        flavor: config.textCompat,
-        logger: log,
-        connections,
-        limiter: node.limiter,
-        ...secure,
-      }),
+      startTextServer(config.textListen, { ...shared, kv: node.kv, flavor: config.textCompat }),
     ));
   const redis =
     config.redisListen &&
     (await listening(
       startRespServer(
-        {
-          kv: node.kv,
-          streams: node.streams,
-          guard: node.guard,
-          status: () => node.cluster.status(),
-          logger: log,
-          connections,
-          limiter: node.limiter,
-          ...secure,
-        },
+        { ...shared, kv: node.kv, streams: node.streams, status: () => node.cluster.status() },
         config.redisListen,
       ),
     ));
   const grpc =
     config.grpcListen &&
-    (await listening(
-      startGrpcServer(config.grpcListen, {
-        streams: node.streams,
-        guard: node.guard,
-        connections,
-        limiter: node.limiter,
-        logger: log,
-        ...secure,
-      }),
-    ));
+    (await listening(startGrpcServer(config.grpcListen, { ...shared, streams: node.streams })));
   return { http, text, redis, grpc, tls };
 }
 
