@@ -1,9 +1,10 @@
 // `npm run faults -- [--seconds 60] [--seed N] [--nodes 3|5] [--system cairn|etcd|both] [--faults
 // kill,pause,partition,slow-disk,crash-all,corrupt] [--clients 10] [--keys 5] [--timeout-ms 1500]
-// [--disk-delay-ms 0] [--snapshot-entries N] [--no-streams] [--build]`: one fault run against real processes (run.ts). It prints its
+// [--disk-delay-ms 0] [--snapshot-entries N] [--no-streams] [--build | --built]`: one fault run against real processes (run.ts). It prints its
 // seed first; the same seed replays the same fault schedule. With `--system both` the same workload
 // (key-value only) and schedule run against Cairn and then etcd, and both availability figures are
-// printed. `--build` compiles first and runs the nodes on the build (faster restarts). Exits 1 when a
+// printed. `--build` compiles first and runs the nodes on the build (faster restarts); `--built` runs
+// them on the build already compiled (as `npm run faults:soak` does for its runs). Exits 1 when a
 // checker found a violation.
 import { spawnSync } from "node:child_process";
 import { randomInt } from "node:crypto";
@@ -58,6 +59,7 @@ async function main(): Promise<number> {
       "snapshot-entries": { type: "string" },
       "no-streams": { type: "boolean" },
       build: { type: "boolean" },
+      built: { type: "boolean" },
     },
   });
   const system = values.system ?? "cairn";
@@ -94,7 +96,7 @@ async function main(): Promise<number> {
       values["snapshot-entries"] === undefined
         ? undefined
         : integer("snapshot-entries", values["snapshot-entries"], 500, 100, 100_000_000),
-    build: values.build === true,
+    build: values.build === true || values.built === true,
     say,
   };
   if (values.build === true) {
