@@ -34,10 +34,13 @@ export function registerConnectionBounds(
     refused.set(socket, message);
     socket.end(rawAnswer(429, "Too Many Requests", errorBody("ERR_BUSY", message)));
   });
-  app.addHook("onRequest", async (request, reply) => {
+  app.addHook("onRequest", (request, reply, done) => {
     const message = refused.get(request.raw.socket);
-    if (message === undefined) return;
-    return reply.status(429).header("connection", "close").send(errorBody("ERR_BUSY", message));
+    if (message === undefined) {
+      done();
+      return;
+    }
+    void reply.status(429).header("connection", "close").send(errorBody("ERR_BUSY", message));
   });
   return gate;
 }

@@ -38,6 +38,15 @@ export class NodeMetrics {
   readonly #source: MetricsSource;
   readonly #requests: Counter<"method" | "route" | "status">;
   readonly #requestSeconds: PromHistogram<"method" | "route">;
+  /**
+   * The labelled series of each method, status and route pattern seen, so a request does not
+   * make prom-client hash its labels twice. Bounded: Node's parser knows a fixed set of methods,
+   * and routes are the app's patterns.
+   */
+  readonly #series = new Map<
+    string,
+    { readonly requests: { inc(): void }; readonly seconds: { observe(value: number): void } }
+  >();
 
   constructor(source: MetricsSource) {
     this.#source = source;
@@ -62,8 +71,17 @@ export class NodeMetrics {
 
   /** Records one answered HTTP request (`route`: its pattern, so labels stay few). */
   observeRequest(method: string, route: string, status: number, seconds: number): void {
-    this.#requests.inc({ method, route, status: String(status) });
-    this.#requestSeconds.observe({ method, route }, seconds);
+    const key = `${method} ${status} ${route}`;
+    let series = this.#series.get(key);
+    if (series === undefined) {
+      series = {
+        requests: this.#requests.labels({ method, route, status: String(status) }),
+        seconds: this.#requestSeconds.labels({ method, route }),
+      };
+      this.#series.set(key, series);
+    }
+    series.requests.inc();
+    series.seconds.observe(seconds);
   }
 
   /** Everything, in the Prometheus text format. */
@@ -310,9 +328,10 @@ export function metricsSnapshot(source: MetricsSource): MetricsSnapshot {
  */
 export function registerMetricsRoute(app: FastifyInstance, source: MetricsSource): void {
   const metrics = new NodeMetrics(source);
-  app.addHook("onResponse", async (request, reply) => {
+  app.addHook("onResponse", (request, reply, done) => {
     const route = request.routeOptions.url ?? "unmatched";
     metrics.observeRequest(request.method, route, reply.statusCode, reply.elapsedTime / 1000);
+    done();
   });
   app.get("/metrics", { schema: { hide: true } }, async (_request, reply) =>
     reply.header("content-type", metrics.registry.contentType).send(await metrics.render()),
