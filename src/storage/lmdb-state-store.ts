@@ -1,3 +1,5 @@
+import { statSync } from "node:fs";
+import { join } from "node:path";
 // The state machine store on lmdb: one environment per node, binary keys laid out as in
 // state-store.ts, each applied batch one write transaction (effects + applied index), snapshots
 // exported from one read transaction so they are consistent while writes go on.
@@ -72,6 +74,24 @@ export function unsealValue(key: Uint8Array, stored: Uint8Array): Uint8Array {
   return value;
 }
 
+/**
+ * Throws ERR_STATE_CORRUPT when lmdb's file is shorter than its pages reach (by its meta page,
+ * which opening reads, and nothing else yet). A file cut short can still hold every page the
+ * B-tree reaches while the free pages past its end are what lmdb's next write reads: a SIGBUS in
+ * the node rather than an error (found by the fault suite, seed 17015).
+ */
+function checkFileReach(db: RootDatabase<Uint8Array, Uint8Array>, path: string): void {
+  const { pageSize, lastPageNumber } = db.getStats() as { pageSize: number; lastPageNumber: number };
+  const fileBytes = statSync(join(path, "data.mdb")).size;
+  const reach = (lastPageNumber + 1) * pageSize;
+  if (fileBytes < reach) {
+    throw new StorageError(
+      "ERR_STATE_CORRUPT",
+      `state store: its file holds ${fileBytes} bytes but its pages reach ${reach}: it was cut short`,
+    );
+  }
+}
+
 /** The lmdb-backed {@link StateStore}. */
 export class LmdbStateStore implements StateStore {
   readonly #db: RootDatabase<Uint8Array, Uint8Array>;
@@ -88,6 +108,12 @@ export class LmdbStateStore implements StateStore {
    */
   static open(path: string, options: Partial<StateStoreOptions> = {}): LmdbStateStore {
     const db = open<Uint8Array, Uint8Array>({ path, keyEncoding: "binary", encoding: "binary" });
+    try {
+      checkFileReach(db, path);
+    } catch (error) {
+      db.close().catch(() => undefined);
+      throw error;
+    }
     if (db.get(formatKey) === undefined) {
       db.transactionSync(() => {
         const pairs = [...db.getRange({})].map(({ key, value }) => ({

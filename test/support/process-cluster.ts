@@ -161,7 +161,9 @@ export class ProcessCluster {
     child.stderr.on("data", (chunk: Buffer) => {
       node.output += chunk.toString();
     });
-    child.once("exit", () => {
+    child.once("exit", (code, signal) => {
+      // A silent exit (a native crash prints nothing) still says how it ended.
+      node.output += `[process ${child.pid} exited: ${signal === null ? `code ${code}` : `signal ${signal}`}]\n`;
       if (node.process === child) node.process = undefined;
     });
     const deadline = Date.now() + 60_000;
