@@ -129,6 +129,32 @@ function cairnArgs(options: FaultRunOptions): string[] {
   ];
 }
 
+/**
+ * A started cluster for the run. Its ports are picked free but only bound when its nodes start, so
+ * on a busy machine another process can take one in between (EADDRINUSE): then the cluster is made
+ * again on other ports, up to 3 times. The nodes have done nothing yet, so the run is unchanged.
+ */
+async function startCluster(options: FaultRunOptions): Promise<FaultCluster> {
+  for (let attempt = 1; ; attempt++) {
+    const cluster: FaultCluster =
+      options.system === "cairn"
+        ? await CairnCluster.create({
+            size: options.nodes,
+            diskDelayMs: options.diskDelayMs,
+            build: options.build === true,
+            extraArgs: cairnArgs(options),
+          })
+        : await EtcdCluster.create({ size: options.nodes });
+    try {
+      await cluster.start();
+      return cluster;
+    } catch (error) {
+      await cluster.close();
+      if (attempt >= 3 || !String(error).includes("EADDRINUSE")) throw error;
+    }
+  }
+}
+
 /** Runs one fault run and reports; every process it started is stopped before it returns. */
 export async function runFaults(options: FaultRunOptions): Promise<FaultRunReport> {
   const { say } = options;
@@ -139,15 +165,7 @@ export async function runFaults(options: FaultRunOptions): Promise<FaultRunRepor
   say(
     `  ${schedule.map((s) => `${(s.atMs / 1000).toFixed(1)}s ${describeFault(s.fault)} (${s.holdMs} ms)`).join("; ")}`,
   );
-  const cluster: FaultCluster =
-    options.system === "cairn"
-      ? await CairnCluster.create({
-          size: options.nodes,
-          diskDelayMs: options.diskDelayMs,
-          build: options.build === true,
-          extraArgs: cairnArgs(options),
-        })
-      : await EtcdCluster.create({ size: options.nodes });
+  const cluster = await startCluster(options);
   const problems: string[] = [];
   const clock = new RealClock();
   const prng = new Prng(options.seed);
@@ -201,12 +219,17 @@ export async function runFaults(options: FaultRunOptions): Promise<FaultRunRepor
   let logFile: string | undefined;
   try {
     try {
-      await cluster.start();
       clock.reset();
       kv.start();
       streams?.start();
       const faults = nemesis.run(schedule);
-      await new Promise((resolve) => setTimeout(resolve, options.seconds * 1000));
+      // A fault that cannot be healed (a node that will not restart) ends the run at once, as a
+      // problem of the run, instead of surfacing later as an unhandled rejection.
+      const faultFailed = faults.then(() => new Promise<never>(() => undefined));
+      await Promise.race([
+        new Promise((resolve) => setTimeout(resolve, options.seconds * 1000)),
+        faultFailed,
+      ]);
       kv.stop();
       streams?.stop();
       nemesis.stop();
