@@ -1,14 +1,16 @@
 // The streams benchmark: a 3-node Cairn cluster (default durability: fsync on a majority before
 // every acknowledgement) under appends of 100-byte messages to one stream from 1, 16, 64 and 256
 // concurrent HTTP keep-alive producers; then consumer-group throughput: consumers that fetch a batch
-// and acknowledge it (two replicated writes per round), each point on a fresh group over the same
-// backlog. Every point runs --rounds times and the tables show medians. `npm run bench:streams`
-// runs only this; `npm run bench` runs it after the key-value benchmark.
+// and acknowledge it with their next fetch (one replicated write per round), each point on a fresh
+// group over the same backlog. Every point runs --rounds times and the tables show medians.
+// `npm run bench:streams` runs only this; `npm run bench` runs it after the key-value benchmark.
 // With nats-server installed, NATS JetStream (3 nodes, an R3 file stream) runs every point beside
 // Cairn in the same run, alternating which goes first (bench/jetstream.ts).
 // Options: --seconds N per point (default 4), --rounds N (default 2), --clients 1,16,64,256,
 // --consumers 1,16, --batch 10,100 (consumer fetch sizes), --append-batch N (messages per batch
-// append, default 100; 1 skips batches), --no-jetstream.
+// append, default 100; 1 skips batches), --ack ride|separate|ride,separate (how Cairn's consumers
+// acknowledge: with the next fetch, default, or with a request of their own; two modes also print
+// their paired comparison), --no-jetstream.
 import { loadavg } from "node:os";
 import { Pool } from "undici";
 import { type ConsumeResult, haveNatsServer, type JetStreamCluster, startJetStream } from "./jetstream.js";
@@ -24,6 +26,13 @@ import {
 
 const payload = "m".repeat(100);
 
+/**
+ * How a Cairn consumer acknowledges: "ride" sends a batch's sequences with the next fetch (`ack` in
+ * the fetch body: one replicated entry per round), "separate" posts them to .../ack before the next
+ * fetch (two entries per round, as before fetch could carry acks).
+ */
+type AckMode = "ride" | "separate";
+
 /** Consumers in closed loops: fetch up to `batch`, then ack what came; counts acknowledged messages. */
 async function consume(
   url: string,
@@ -32,6 +41,7 @@ async function consume(
   batch: number,
   seconds: number,
   pids: readonly number[],
+  mode: AckMode,
 ): Promise<ConsumeResult> {
   const pool = new Pool(url, { connections: consumers * 2, pipelining: 1 });
   const post = async (path: string, body: unknown) => {
@@ -53,21 +63,32 @@ async function consume(
   const deadline = started + seconds * 1000;
   await Promise.all(
     Array.from({ length: consumers }, async (_, c) => {
+      const ack = async (seqs: number[]) => {
+        await post(`/v1/streams/bench/groups/${group}/ack`, { seqs });
+        messages += seqs.length;
+        rounds++;
+      };
+      // With "ride", the sequences fetched last round, acknowledged by the next fetch.
+      let held: number[] = [];
       while (performance.now() < deadline) {
         try {
           const fetched = await post(`/v1/streams/bench/groups/${group}/fetch`, {
             consumer: `c${c}`,
             max: batch,
+            ...(held.length > 0 ? { ack: held } : {}),
           });
+          messages += held.length;
+          if (held.length > 0) rounds++;
+          held = [];
           const seqs = (fetched.messages ?? []).map((m) => m.seq);
           if (seqs.length === 0) break;
-          await post(`/v1/streams/bench/groups/${group}/ack`, { seqs });
-          messages += seqs.length;
-          rounds++;
+          if (mode === "ride") held = seqs;
+          else await ack(seqs);
         } catch {
           errors++;
         }
       }
+      if (held.length > 0) await ack(held).catch(() => errors++);
     }),
   );
   const elapsed = (performance.now() - started) / 1000;
@@ -101,6 +122,8 @@ export async function runStreamsBench(args: readonly string[]): Promise<string> 
   const consumerCounts = option("consumers", "1,16").split(",").map(Number);
   const batches = option("batch", "10,100").split(",").map(Number);
   const appendBatch = Number(option("append-batch", "100"));
+  const ackModes = option("ack", "ride").split(",") as AckMode[];
+  if (ackModes.some((m) => m !== "ride" && m !== "separate")) throw new Error("--ack takes ride,separate");
   const withJetStream = !args.includes("--no-jetstream") && haveNatsServer();
 
   const cairn = await startBenchCluster(29181, 29101);
@@ -110,6 +133,8 @@ export async function runStreamsBench(args: readonly string[]): Promise<string> 
   /** Appends by "producers batch" (batch 1: single messages): messages/s is ops/s times batch. */
   const appends = new Map<string, PointRuns<LoadResult>>();
   const consumes = new Map<string, PointRuns<ConsumeResult>>();
+  /** Cairn consumer runs by "consumers batch mode", for the comparison of ack modes. */
+  const consumesByMode = new Map<string, ConsumeResult[]>();
   const record = <R>(map: Map<string, PointRuns<R>>, key: string, system: keyof PointRuns<R>, r: R) => {
     const runs = map.get(key) ?? { cairn: [], jetstream: [] };
     runs[system].push(r);
@@ -168,16 +193,26 @@ export async function runStreamsBench(args: readonly string[]): Promise<string> 
     for (let round = 0; round < rounds; round++) {
       for (const consumers of consumerCounts) {
         for (const batch of batches) {
-          const group = `g${groupNo++}`;
-          await post("/v1/streams/bench/groups", {
-            group,
-            startAt: "first",
-            ackWaitMs: 60_000,
-            maxAckPending: 10_000,
-          });
           const key = `${consumers} ${batch}`;
-          const runCairn = async () =>
-            record(consumes, key, "cairn", await consume(leaderUrl, group, consumers, batch, seconds, pids));
+          // Each ack mode on a fresh group over the same backlog, in an order alternating per round;
+          // the first mode's runs are the table's Cairn figures.
+          const runCairn = async () => {
+            const modes = round % 2 === 0 ? ackModes : [...ackModes].reverse();
+            for (const mode of modes) {
+              const group = `g${groupNo++}`;
+              await post("/v1/streams/bench/groups", {
+                group,
+                startAt: "first",
+                ackWaitMs: 60_000,
+                maxAckPending: 10_000,
+              });
+              const result = await consume(leaderUrl, group, consumers, batch, seconds, pids, mode);
+              if (mode === ackModes[0]) record(consumes, key, "cairn", result);
+              const runs = consumesByMode.get(`${key} ${mode}`) ?? [];
+              runs.push(result);
+              consumesByMode.set(`${key} ${mode}`, runs);
+            }
+          };
           const runJetStream = async () => {
             if (jetstream !== undefined)
               record(consumes, key, "jetstream", await jetstream.consume(consumers, batch, seconds));
@@ -222,7 +257,7 @@ export async function runStreamsBench(args: readonly string[]): Promise<string> 
   }
   lines.push(
     "",
-    "Consumers, fetch a batch then ack it (Cairn: a replicated fetch and one replicated ack of the batch; JetStream: a pull consumer's fetch and a confirmed ack, ackAck, of each message):\n",
+    `Consumers, fetch a batch then ack it (Cairn, ack mode ${ackModes[0]}: ${ackModes[0] === "ride" ? "the batch is acknowledged by the next fetch, one replicated entry per round" : "a replicated fetch and one replicated ack of the batch"}; JetStream: a pull consumer's fetch and a confirmed ack, ackAck, of each message):\n`,
   );
   lines.push(
     "| consumers | batch | Cairn msgs/s | JetStream msgs/s | Cairn/JetStream | Cairn server CPU µs/msg | JetStream server CPU µs/msg | errors (C/J) |",
@@ -237,6 +272,30 @@ export async function runStreamsBench(args: readonly string[]): Promise<string> 
       lines.push(
         `| ${consumers} | ${batch} | ${fmt(median(c.map(rate)))} | ${j.length > 0 ? fmt(median(j.map(rate))) : "-"} | ${ratio(c.map(rate), j.map(rate))} | ${fmt(median(c.map((r) => r.cpuMicrosPerMessage)))} | ${j.length > 0 ? fmt(median(j.map((r) => r.cpuMicrosPerMessage))) : "-"} | ${c.reduce((s, r) => s + r.errors, 0)}/${j.reduce((s, r) => s + r.errors, 0)} |`,
       );
+    }
+  }
+  if (ackModes.length > 1) {
+    const [a = "ride", b = "separate"] = ackModes;
+    lines.push(
+      "",
+      `Cairn's ack modes, ${b} (A) against ${a} (B), alternated per round on fresh groups; B/A: median of the rounds' ratios [lowest, highest]:\n`,
+      "| consumers | batch | A msgs/s | B msgs/s | B/A msgs/s | A CPU µs/msg | B CPU µs/msg | B/A CPU/msg |",
+      "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    );
+    for (const consumers of consumerCounts) {
+      for (const batch of batches) {
+        const runsA = consumesByMode.get(`${consumers} ${batch} ${b}`) ?? [];
+        const runsB = consumesByMode.get(`${consumers} ${batch} ${a}`) ?? [];
+        const paired = (f: (r: ConsumeResult) => number) => {
+          const ratios = runsA.map((r, i) => f(runsB[i] ?? r) / f(r));
+          return `${fmt(median(ratios), 2)} [${fmt(Math.min(...ratios), 2)}, ${fmt(Math.max(...ratios), 2)}]`;
+        };
+        const rate = (r: ConsumeResult) => r.messagesPerSecond;
+        const cpu = (r: ConsumeResult) => r.cpuMicrosPerMessage;
+        lines.push(
+          `| ${consumers} | ${batch} | ${fmt(median(runsA.map(rate)))} | ${fmt(median(runsB.map(rate)))} | ${paired(rate)} | ${fmt(median(runsA.map(cpu)))} | ${fmt(median(runsB.map(cpu)))} | ${paired(cpu)} |`,
+        );
+      }
     }
   }
   return lines.join("\n");

@@ -273,12 +273,34 @@ export const FetchBody = Type.Object(
     consumer: Type.String(),
     max: Type.Optional(Type.Integer({ minimum: 1 })),
     waitMs: Type.Optional(Type.Integer({ minimum: 0 })),
+    ack: Type.Optional(
+      Type.Array(Type.Integer({ minimum: 1 }), {
+        description: "sequences to acknowledge first, in the same replicated entry as the fetch",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
 
 /** POST /v1/streams/{name}/groups/{group}/fetch. */
 export type FetchBody = Static<typeof FetchBody>;
+
+/** The answer to POST /v1/streams/{name}/groups/{group}/fetch. */
+export interface FetchAnswer {
+  readonly messages: StreamMessage[];
+  /** True when the request's Idempotency-Key was seen before: the messages are the original's. */
+  readonly duplicate: boolean;
+  /** With `ack` in the request: what it acknowledged, as POST .../ack answers. */
+  readonly acked?: SettleAnswer;
+}
+
+/** The answer to POST /v1/streams/{name}/groups/{group}/{ack|nack|extend|term}. */
+export interface SettleAnswer {
+  /** The sequences settled. */
+  readonly settled: readonly number[];
+  /** The sequences that were not in flight for the group (acknowledged before, or never fetched). */
+  readonly notPending: readonly number[];
+}
 
 /** POST /v1/streams/{name}/groups/{group}/{ack|nack|extend|term}. */
 export const SettleBody = Type.Object(

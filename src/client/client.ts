@@ -424,16 +424,62 @@ export class CairnClient {
     consumer: string,
     options: Omit<Api.FetchBody, "consumer"> = {},
   ): Promise<StreamMessageItem[]> {
+    return (await this.fetchAndAck(stream, group, consumer, options)).messages;
+  }
+
+  /**
+   * Fetches as {@link fetchMessages} does and answers the whole reply; `ack` acknowledges those
+   * sequences (a previous batch) in the same replicated entry as the fetch, and `acked` says how.
+   */
+  async fetchAndAck(
+    stream: string,
+    group: string,
+    consumer: string,
+    options: Omit<Api.FetchBody, "consumer"> = {},
+  ): Promise<Api.FetchAnswer> {
     const waitMs = options.waitMs ?? 0;
-    return (
-      (await this.request(
-        "POST",
-        `/v1/streams/${encodeURIComponent(stream)}/groups/${encodeURIComponent(group)}/fetch`,
-        { consumer, max: options.max ?? 1, waitMs },
-        randomUUID(),
-        waitMs + this.#requestTimeoutMs,
-      )) as { messages: StreamMessageItem[] }
-    ).messages;
+    return (await this.request(
+      "POST",
+      `/v1/streams/${encodeURIComponent(stream)}/groups/${encodeURIComponent(group)}/fetch`,
+      {
+        consumer,
+        max: options.max ?? 1,
+        waitMs,
+        ...(options.ack !== undefined && options.ack.length > 0 ? { ack: options.ack } : {}),
+      },
+      randomUUID(),
+      waitMs + this.#requestTimeoutMs,
+    )) as Api.FetchAnswer;
+  }
+
+  /**
+   * A consumer loop: fetches batches of up to `max` (waiting up to `waitMs`, default 1,000, for
+   * each) and hands each to `handle`; once `handle` resolves, the batch is acknowledged with the
+   * next fetch (one replicated write per round), and the last one on its own when `signal` stops
+   * the loop. When `handle` throws, the loop stops with its error and leaves that batch
+   * unacknowledged: it is delivered again after the group's ack wait. Answers how many messages
+   * `handle` took (and the loop acknowledged).
+   */
+  async consume(
+    stream: string,
+    group: string,
+    consumer: string,
+    handle: (messages: readonly StreamMessageItem[]) => Promise<void> | void,
+    options: { readonly max?: number; readonly waitMs?: number; readonly signal?: AbortSignal } = {},
+  ): Promise<number> {
+    const { max = 100, waitMs = 1000, signal } = options;
+    let handled: number[] = [];
+    let taken = 0;
+    while (signal?.aborted !== true) {
+      const answer = await this.fetchAndAck(stream, group, consumer, { max, waitMs, ack: handled });
+      handled = [];
+      if (answer.messages.length === 0) continue;
+      await handle(answer.messages);
+      handled = answer.messages.map((m) => m.seq);
+      taken += handled.length;
+    }
+    if (handled.length > 0) await this.ack(stream, group, handled);
+    return taken;
   }
 
   /** Acknowledges, nacks (optionally delaying redelivery), extends or terminates messages. */

@@ -95,6 +95,7 @@ export {
   type ConsumerInfo,
   type DeliveredMessage,
   defaultStreamLimits,
+  type FetchAnswer,
   type FetchOptions,
   type GroupConsumerInfo,
   type GroupCreateOptions,

@@ -8,7 +8,7 @@ import type { Prng } from "../../src/util/prng.js";
 import type { ReaderView, StreamEntry } from "../sim/stream-checker.js";
 import {
   deadLetterStream,
-  type FetchedMessage,
+  type FetchAnswer,
   type FinalStreamState,
   groupName,
   groupStream,
@@ -175,12 +175,23 @@ export class CairnStreamTarget implements StreamTarget {
     _clientId: number,
     consumer: string,
     max: number,
-    done: (r: StreamReply<readonly FetchedMessage[]>) => void,
+    ack: readonly number[],
+    done: (r: StreamReply<FetchAnswer>) => void,
   ): void {
     this.#call(
       done,
-      this.#send("POST", `/v1/streams/${groupStream}/groups/${groupName}/fetch`, { consumer, max }),
-      (body) => messagesOf(body).map((m) => ({ ...entryOf(m), deliveries: m.deliveries ?? 0 })),
+      this.#send("POST", `/v1/streams/${groupStream}/groups/${groupName}/fetch`, {
+        consumer,
+        max,
+        ...(ack.length > 0 ? { ack } : {}),
+      }),
+      (body) => {
+        const settled = field(field(body, "acked"), "settled");
+        return {
+          messages: messagesOf(body).map((m) => ({ ...entryOf(m), deliveries: m.deliveries ?? 0 })),
+          acked: Array.isArray(settled) ? (settled as number[]) : [],
+        };
+      },
     );
   }
 

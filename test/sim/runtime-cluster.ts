@@ -66,7 +66,7 @@ import { SimTransport } from "./sim-transport.js";
 import type { ReaderView, StreamEntry } from "./stream-checker.js";
 import {
   deadLetterStream,
-  type FetchedMessage,
+  type FetchAnswer,
   type FinalStreamState,
   groupName,
   groupStream,
@@ -925,20 +925,22 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     clientId: number,
     consumer: string,
     max: number,
-    done: (r: StreamReply<readonly FetchedMessage[]>) => void,
+    ack: readonly number[],
+    done: (r: StreamReply<FetchAnswer>) => void,
   ): void {
     this.#serve(
       clientId,
       (inc) =>
-        inc.streams?.fetch(groupStream, groupName, consumer, { max }).then(({ messages }) =>
-          messages.map((m) => ({
+        inc.streams?.fetch(groupStream, groupName, consumer, { max, ack }).then(({ messages, acked }) => ({
+          messages: messages.map((m) => ({
             seq: m.seq,
             messageId: headerOf(m.headers, messageIdHeader),
             payload: decoder.decode(m.payload),
 
             deliveries: m.deliveries,
           })),
-        ),
+          acked: acked?.settled ?? [],
+        })),
       done,
     );
   }

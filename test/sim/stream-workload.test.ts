@@ -68,7 +68,13 @@ function toyStreams(scheduler: Scheduler, prng: Prng, bug: Bug): StreamTarget {
     read(_c, stream, from, limit, done) {
       answer(done, (streams.get(stream) ?? []).filter((e) => e.seq >= from).slice(0, limit));
     },
-    fetch(_c, _consumer, max, done) {
+    fetch(_c, _consumer, max, ack, done) {
+      const acked: number[] = [];
+      for (const seq of ack) {
+        if (!pending.has(seq)) continue;
+        if (bug !== "ack-keeps-pending") pending.delete(seq);
+        acked.push(seq);
+      }
       const now = scheduler.nowMs;
       const out = [];
       for (const [seq, p] of pending) {
@@ -90,7 +96,7 @@ function toyStreams(scheduler: Scheduler, prng: Prng, bug: Bug): StreamTarget {
         pending.set(e.seq, { deliveries: 1, availableAtMs: now + options.ackWaitMs });
         out.push({ ...e, deliveries: 1 });
       }
-      answer(done, out);
+      answer(done, { messages: out, acked });
     },
     settle(_c, action, seqs, idempotencyKey, done) {
       const before = settled.get(idempotencyKey);

@@ -73,6 +73,12 @@ export interface FetchedMessage extends StreamEntry {
   readonly deliveries: number;
 }
 
+/** A fetch's answer: the messages handed out, and which of its `ack` were acknowledged. */
+export interface FetchAnswer {
+  readonly messages: readonly FetchedMessage[];
+  readonly acked: readonly number[];
+}
+
 /** What the nodes hold once the run has settled. */
 export interface FinalStreamState {
   /** For each stream, each running voter's whole copy (read from its local state). */
@@ -108,11 +114,13 @@ export interface StreamTarget {
     limit: number,
     done: (r: StreamReply<readonly StreamEntry[]>) => void,
   ): void;
+  /** Fetches up to `max`, acknowledging `ack` (the consumer's previous batch) in the same request. */
   fetch(
     clientId: number,
     consumer: string,
     max: number,
-    done: (r: StreamReply<readonly FetchedMessage[]>) => void,
+    ack: readonly number[],
+    done: (r: StreamReply<FetchAnswer>) => void,
   ): void;
   settle(
     clientId: number,
@@ -326,26 +334,39 @@ export class StreamWorkload implements SideWorkload {
 
   // ---------------------------------------------------------------- consumers
 
-  #consume(c: number): void {
+  /**
+   * One round of consumer `c`. Even consumers acknowledge a batch with their next fetch (`held`,
+   * one entry for both), odd ones with a settle of its own; nacks and terms always go on their own.
+   */
+  #consume(c: number, held: readonly number[] = []): void {
     if (this.#stopped) return;
     const consumer = `consumer-${c}`;
     this.counters.fetches++;
-    this.#request<readonly FetchedMessage[]>(
+    // Until answered, the held acks may or may not have happened (as a settle in flight).
+    const heldKey = `${consumer}-fetch-ack-${this.counters.fetches}`;
+    if (held.length > 0) this.#acksInFlight.set(heldKey, { consumer, seqs: held });
+    this.#request<FetchAnswer>(
       (done) =>
         this.#target.fetch(
           clientIdBase + 20 + c,
           consumer,
           this.#prng.range(1, this.#options.fetchMax),
+          held,
           done,
         ),
       (r) => {
+        this.#acksInFlight.delete(heldKey);
         if (r?.kind !== "ok") {
-          // A lost answer's messages come back once their ack wait ends.
+          // A failed request's ack may have applied (its fetch failed apart from it, or the answer
+          // was lost); its fetch's messages come back once their ack wait ends.
+          for (const seq of held) this.#unconfirmedAcks.push({ consumer, seq });
           this.#later(() => this.#consume(c));
           return;
         }
+        for (const seq of r.value.acked) this.#acks.push({ consumer, seq });
+        this.counters.acked += r.value.acked.length;
         const byAction = { ack: [] as number[], nack: [] as number[], term: [] as number[] };
-        for (const m of r.value) {
+        for (const m of r.value.messages) {
           this.counters.delivered++;
           this.#deliveries.push({ consumer, seq: m.seq, deliveryCount: m.deliveries });
           const { ack, nack, term, ignore } = this.#options.settleMix;
@@ -357,12 +378,15 @@ export class StreamWorkload implements SideWorkload {
           ]);
           if (action !== undefined && action !== "ignore") byAction[action].push(m.seq);
         }
-        const settles = (["ack", "nack", "term"] as const).filter((a) => byAction[a].length > 0);
+        const ride = c % 2 === 0 ? byAction.ack : [];
+        const settles = (["ack", "nack", "term"] as const).filter(
+          (a) => byAction[a].length > 0 && !(a === "ack" && ride.length > 0),
+        );
         let left = settles.length;
         const next = () => {
-          if (--left <= 0) this.#later(() => this.#consume(c));
+          if (--left <= 0) this.#later(() => this.#consume(c, ride));
         };
-        if (left === 0) this.#later(() => this.#consume(c));
+        if (left === 0) this.#later(() => this.#consume(c, ride));
         for (const action of settles)
           this.#settle(
             c,

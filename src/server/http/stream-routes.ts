@@ -14,6 +14,7 @@ import {
   ConsistencyQuery,
   StreamCreateBody as CreateBody,
   EncodingQuery,
+  type FetchAnswer,
   FetchBody,
   GroupBody,
   GroupUpdateBody,
@@ -412,7 +413,7 @@ export function registerStreamRoutes(fastify: FastifyInstance, streams: StreamSe
     {
       schema: {
         summary:
-          "Fetch messages for a consumer (a replicated write); waitMs waits for some; a retry with the same Idempotency-Key answers the same messages",
+          "Fetch messages for a consumer (a replicated write); waitMs waits for some; ack acknowledges a previous batch in the same entry; a retry with the same Idempotency-Key answers the same messages",
         params: GroupParams,
         body: FetchBody,
         querystring: EncodingQuery,
@@ -421,18 +422,24 @@ export function registerStreamRoutes(fastify: FastifyInstance, streams: StreamSe
     async (request, reply) => {
       const body = request.body;
       const idempotencyKey = idempotencyKeyOf(request.headers);
-      const { messages, duplicate } = await writer(request).fetch(
+      const { messages, duplicate, acked } = await writer(request).fetch(
         request.params.name,
         request.params.group,
         body.consumer,
         {
           ...(body.max !== undefined ? { max: body.max } : {}),
           ...(body.waitMs !== undefined ? { waitMs: body.waitMs } : {}),
+          ...(body.ack !== undefined ? { ack: body.ack } : {}),
           signal: clientGone(reply),
           ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
         },
       );
-      return { messages: messages.map((m) => presentDelivered(m, request.query.encoding)), duplicate };
+      const answer: FetchAnswer = {
+        messages: messages.map((m) => presentDelivered(m, request.query.encoding)),
+        duplicate,
+        ...(acked !== undefined ? { acked } : {}),
+      };
+      return answer;
     },
   );
 

@@ -139,6 +139,20 @@ export interface FetchOptions {
   readonly signal?: AbortSignal;
   /** A retry with the same key gets the first fetch's messages instead of more. */
   readonly idempotencyKey?: string;
+  /**
+   * Sequences to acknowledge before fetching (a consumer's previous batch): proposed in the same
+   * turn as the fetch, so both ride in one entry, one replication round instead of two. Empty:
+   * nothing to acknowledge.
+   */
+  readonly ack?: readonly number[];
+}
+
+/** What a fetch answers: the messages handed out, and what its `ack` did, when it had one. */
+export interface FetchAnswer {
+  readonly messages: DeliveredMessage[];
+  readonly duplicate: boolean;
+  /** The outcome of the fetch's `ack` (as {@link StreamService.settle} answers it). */
+  readonly acked?: { readonly settled: readonly number[]; readonly notPending: readonly number[] };
 }
 
 /** A stream as reported to clients. */
@@ -1171,30 +1185,43 @@ export class StreamService {
     group: string,
     consumer: string,
     options: FetchOptions = {},
-  ): Promise<{ messages: DeliveredMessage[]; duplicate: boolean }> {
-    const { max = 1, waitMs = 0, signal, idempotencyKey } = options;
+  ): Promise<FetchAnswer> {
+    const { max = 1, waitMs = 0, signal, idempotencyKey, ack = [] } = options;
     checkName("stream", stream, STREAM_NAME);
     checkName("group", group, GROUP_NAME);
     checkName("consumer", consumer, CONSUMER_NAME);
     checkInteger("max", max, 1, this.#limits.fetchMax);
     checkInteger("waitMs", waitMs, 0, this.#limits.waitMsMax);
+    const ackCommand = ack.length > 0 ? this.settleCommand(stream, group, "ack", ack) : undefined;
+    // Proposed before the fetch in the same turn (nothing awaited in between), so the command
+    // batcher puts both in one entry, the ack first: a consumer's round is one replicated write.
+    // The ack carries no idempotency key (a fetch's key is the fetch's): acknowledging again is
+    // harmless, and a retry hears the sequences it acknowledged before as not pending.
+    const acking = ackCommand === undefined ? undefined : this.#propose(ackCommand, undefined);
     const deadline = this.#notifier.monotonicMs() + waitMs;
+    let acked: FetchAnswer["acked"];
     for (;;) {
       const version = this.#notifier.version;
       // An empty fetch leaves the idempotency key unused (see streamResultIsRemembered), so each
       // round of the wait may propose with it, and the first round that hands out messages is the
       // one a retry gets back.
-      const { result, duplicate } = await this.#propose(
-        { type: "fetch", stream, group, consumer, max },
-        idempotencyKey,
-      );
+      const fetching = this.#propose({ type: "fetch", stream, group, consumer, max }, idempotencyKey);
+      if (acked === undefined && acking !== undefined) {
+        const [{ result: settled }] = await Promise.all([acking, fetching]);
+        acked = { settled: settled.settled, notPending: settled.notPending };
+      }
+      const { result, duplicate } = await fetching;
       if (
         result.messages.length > 0 ||
         duplicate ||
         this.#notifier.monotonicMs() >= deadline ||
         signal?.aborted === true
       ) {
-        return { messages: this.#delivered(stream, result.messages), duplicate };
+        return {
+          messages: this.#delivered(stream, result.messages),
+          duplicate,
+          ...(acked !== undefined ? { acked } : {}),
+        };
       }
       // Propose again only when local state says something is available: a new message, or an
       // ack deadline that has passed (checked at least every 250 ms, as deadlines need no apply).

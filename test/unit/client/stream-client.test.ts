@@ -111,6 +111,47 @@ describe("CairnClient streams", () => {
     assert.equal((await client.streamInfo("c1"))?.lastSeq, 3, "the refused atomic batch appended nothing");
   });
 
+  it("fetch acknowledges a previous batch; a consumer loop acks each batch with its next fetch", async () => {
+    const client = new CairnClient({ endpoints: [urlA], retryBudgetMs: 2_000 });
+    await client.createStream("c2");
+    await client.appendBatch(
+      "c2",
+      Array.from({ length: 5 }, (_, i) => ({ payload: `m${i + 1}` })),
+    );
+    await client.createGroup("c2", "g", { startAt: "first", ackWaitMs: 60_000 });
+    const first = await client.fetchAndAck("c2", "g", "me", { max: 2 });
+    assert.equal(first.acked, undefined);
+    const second = await client.fetchAndAck("c2", "g", "me", { max: 1, ack: [1, 2, 4] });
+    assert.deepEqual(second.acked, { settled: [1, 2], notPending: [4] });
+    assert.deepEqual(
+      second.messages.map((m) => m.seq),
+      [3],
+    );
+    await assert.rejects(
+      client.fetchAndAck("c2", "g", "me", { max: 1, ack: [0] }),
+      (error: Error & { code?: string }) => error.code === "ERR_BAD_REQUEST",
+    );
+    assert.equal((await client.groupInfo("c2", "g")).pending, 1, "the refused fetch changed nothing");
+
+    const stop = new AbortController();
+    const seen: number[] = [];
+    const taken = await client.consume(
+      "c2",
+      "g",
+      "loop",
+      (messages) => {
+        seen.push(...messages.map((m) => m.seq));
+        if (seen.includes(5)) stop.abort();
+      },
+      { max: 1, waitMs: 0, signal: stop.signal },
+    );
+    assert.deepEqual(seen, [4, 5]);
+    assert.equal(taken, 2);
+    const group = await client.groupInfo("c2", "g");
+    assert.equal(group.acked, 4, "1 and 2 by the ride-along ack, 4 by the loop's next fetch, 5 on stop");
+    assert.equal(group.pending, 1, "3 is still with `me`");
+  });
+
   // The timeout also checks that closing node A does not wait for its keep-alive timeout (72 s) on
   // the connection the tail's long-poll was using when the close began.
   it("tail follows new messages and moves to another node when its node goes away", {

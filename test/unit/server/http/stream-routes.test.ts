@@ -391,6 +391,27 @@ describe("HTTP consumer groups", () => {
     assert.deepEqual((await call(app, "GET", "/v1/streams/s")).body["groups"], ["g"]);
   });
 
+  it("a fetch with ack acknowledges those first and answers what it did beside the messages", async () => {
+    const { app } = await withGroup();
+    await fetchSeqs(app, "c1", 2);
+    const r = await call(app, "POST", "/v1/streams/s/groups/g/fetch", {
+      consumer: "c1",
+      max: 2,
+      ack: [1, 3],
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(
+      (r.body["messages"] as Json[]).map((m) => m["seq"]),
+      [3],
+    );
+    assert.deepEqual(r.body["acked"], { settled: [1], notPending: [3] });
+    const info = (await call(app, "GET", "/v1/streams/s/groups/g")).body;
+    assert.equal(info["ackFloor"], 1);
+    assert.equal(info["pending"], 2);
+    const plain = await call(app, "POST", "/v1/streams/s/groups/g/fetch", { consumer: "c1" });
+    assert.equal(plain.body["acked"], undefined, "no ack asked, none answered");
+  });
+
   it("redelivers after the ack wait, by the leader's clock", async () => {
     const { app, log } = await withGroup();
     await fetchSeqs(app, "c1", 3);
@@ -736,6 +757,9 @@ describe("stream requests that are refused", () => {
       ["POST", "/v1/streams/s/groups/g/ack", { seqs: [0] }],
       ["POST", "/v1/streams/s/groups/g/fetch", { consumer: "" }],
       ["POST", "/v1/streams/s/groups/g/fetch", { consumer: "c", waitMs: 30_001 }],
+      ["POST", "/v1/streams/s/groups/g/fetch", { consumer: "c", ack: [1, 0] }],
+      ["POST", "/v1/streams/s/groups/g/fetch", { consumer: "c", ack: ["1"] }],
+      ["POST", "/v1/streams/s/groups/g/fetch", { consumer: "", ack: [1] }],
       ["POST", "/v1/streams/s/groups", { group: "h", startAt: { seq: -1 } }],
       ["POST", "/v1/streams/s/groups", { group: "h", ackWaitMs: 0 }],
       ["POST", "/v1/streams/s/groups", { group: "h", deadLetterStream: "s" }],
