@@ -1,0 +1,83 @@
+// One fuzz exchange over a fresh TCP connection: send some bytes (in pieces, so a parser sees
+// frames split anywhere), then collect what comes back until a sentinel reply, the server's close,
+// or a short quiet spell (a parser waiting for the rest of a frame it was promised, which is correct).
+import { connect } from "node:net";
+
+/** How an exchange ended. */
+export type ExchangeEnd = "sentinel" | "closed" | "quiet";
+
+/** What came back and how the exchange ended. */
+export interface Exchanged {
+  readonly received: string;
+  readonly end: ExchangeEnd;
+}
+
+/** How long the server may stay quiet before the exchange ends: it is waiting for more input. */
+const quietMs = 250;
+/** The longest an exchange may take; past it (with data still flowing) it is a hang. */
+const exchangeMsMax = 15_000;
+
+/** Writes `pieces` one by one on a new connection and collects the replies (latin1). */
+export async function exchange(
+  host: string,
+  port: number,
+  pieces: readonly Uint8Array[],
+  sentinel: string,
+): Promise<Exchanged> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, host);
+    let received = "";
+    let settled = false;
+    let quiet: NodeJS.Timeout | undefined;
+    const finish = (end: ExchangeEnd): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(quiet);
+      clearTimeout(overall);
+      socket.destroy();
+      resolve({ received, end });
+    };
+    const overall = setTimeout(() => {
+      if (settled) return;
+      settled = true;
+      socket.destroy();
+      reject(new Error(`the exchange went on for ${exchangeMsMax} ms; received ${JSON.stringify(received.slice(-300))}`));
+    }, exchangeMsMax);
+    const rearm = (): void => {
+      clearTimeout(quiet);
+      quiet = setTimeout(() => finish("quiet"), quietMs);
+    };
+    socket.on("data", (chunk: Buffer) => {
+      received += chunk.toString("latin1");
+      if (received.includes(sentinel)) finish("sentinel");
+      else rearm();
+    });
+    socket.on("close", () => finish("closed"));
+    // A reset after the server closed on a protocol error is an ordinary end of the exchange.
+    socket.on("error", () => finish("closed"));
+    socket.on("connect", () => {
+      void (async () => {
+        for (const piece of pieces) {
+          if (settled || socket.destroyed) return;
+          socket.write(piece);
+          await new Promise((r) => setImmediate(r));
+        }
+        rearm();
+      })();
+    });
+  });
+}
+
+/** `bytes` cut at the given fractions (of 1,000,000) into pieces, in order. */
+export function split(bytes: Uint8Array, cuts: readonly number[]): Uint8Array[] {
+  const at = [...new Set(cuts.map((c) => Math.floor((c * bytes.length) / 1_000_001)))].sort((a, b) => a - b);
+  const pieces: Uint8Array[] = [];
+  let from = 0;
+  for (const cut of at) {
+    if (cut <= from) continue;
+    pieces.push(bytes.subarray(from, cut));
+    from = cut;
+  }
+  pieces.push(bytes.subarray(from));
+  return pieces;
+}
