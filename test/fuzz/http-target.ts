@@ -217,8 +217,9 @@ async function send(endpoints: FuzzEndpoints, input: HttpInput): Promise<Outcome
   if (response.status < 400) return { kind: "served" };
   let code: unknown;
   try {
-    const parsed = JSON.parse(text) as { error?: { code?: unknown } };
-    code = parsed.error?.code;
+    // The one error body, or the seed-compatible routes' own shape (Axon's {"error": "...", "code"}).
+    const parsed = JSON.parse(text) as { error?: { code?: unknown }; code?: unknown };
+    code = typeof parsed.error === "object" ? parsed.error.code : parsed.code;
   } catch {
     code = undefined;
   }

@@ -16,7 +16,7 @@ import { hashState, StoreBackend } from "../../src/service/index.js";
 import { groupId } from "../../src/raft/index.js";
 import { LmdbStateStore } from "../../src/storage/index.js";
 import { MessageServiceClient } from "../support/grpc-client.js";
-import { freePort, ProcessCluster, type ProcessNode } from "../support/process-cluster.js";
+import { ProcessCluster, type ProcessNode, stablePort } from "../support/process-cluster.js";
 import { waitFor } from "../support/wait-for.js";
 import { utf8 } from "./mutate.js";
 import { exchange } from "./tcp-exchange.js";
@@ -115,8 +115,8 @@ export class LiveNodes {
     const cluster = await ProcessCluster.create(3);
     try {
       cluster.extraArgs = ["--auth", "on"];
-      const text = await freePort();
-      const grpc = await freePort();
+      const text = await stablePort();
+      const grpc = await stablePort();
       const [n1, n2, n3] = cluster.nodes;
       if (n1 === undefined || n2 === undefined || n3 === undefined) throw new Error("three nodes expected");
       cluster.nodeExtraArgs.set(n1.name, [
@@ -297,7 +297,15 @@ export class LiveNodes {
   /** Starts both nodes again (after {@link stopAndHash}) and waits for a leader. */
   async restart(): Promise<void> {
     await Promise.all(this.cluster.nodes.slice(0, 2).map((n) => this.cluster.start(n)));
-    await this.cluster.leader(60_000);
+    // The cluster status needs a token while authentication is on.
+    await waitFor(
+      "a leader",
+      async () => {
+        const status = await http(`${this.endpoints.httpUrl}/v1/cluster`, "GET", this.#admin).catch(() => undefined);
+        return typeof field(field(status?.body, "leader"), "id") === "number";
+      },
+      { timeoutMs: 60_000, intervalMs: 50 },
+    );
     this.#logChecked = new Map(this.cluster.nodes.map((n) => [n.name, n.output.length]));
   }
 

@@ -15,7 +15,7 @@ import { decodeNodeWire, encodeNodeWire, type NodeWireMessage } from "../../src/
 import { groupId, logIndex, type Message, nodeId, term } from "../../src/raft/index.js";
 import { decodeLeaderCall } from "../../src/service/leader-calls.js";
 import { decodeRaftMessage, encodeFrame, encodeRaftMessage, FrameDecoder, FrameType, PROTOCOL_VERSION } from "../../src/transport/index.js";
-import { encodeHello } from "../../src/transport/handshake.js";
+import { decodeWelcome, encodeHello } from "../../src/transport/handshake.js";
 import { decodeSnapshotAbort, encodeSnapshotBegin, encodeSnapshotChunkHeader, encodeSnapshotEnd } from "../../src/transport/snapshot-wire.js";
 import { crc32 } from "../../src/util/index.js";
 import type { FuzzEndpoints } from "./live-node.js";
@@ -249,7 +249,14 @@ function describeInput(input: PeerInput): string {
 
 /** Tally names of what the node answered on a connection. */
 function answerName(type: number, payload: Uint8Array): string {
-  if (type === FrameType.welcome) return payload[0] === 1 ? "welcome" : `refused-hello-${payload[1] ?? "?"}`;
+  if (type === FrameType.welcome) {
+    try {
+      const welcome = decodeWelcome(payload);
+      return welcome.accepted ? "welcome" : `hello refused: ${welcome.reason}`;
+    } catch {
+      return "undecodable welcome";
+    }
+  }
   if (type === FrameType.snapshotAbort) {
     try {
       return `snapshot-abort ${decodeSnapshotAbort(payload).split(/[\d:(]/)[0]?.trim().slice(0, 40) ?? ""}`;

@@ -127,12 +127,12 @@ async function send(endpoints: FuzzEndpoints, input: RespInput): Promise<Outcome
   const tail = multibulk(["ECHO", sentinel]);
   const pieces = [auth, ...split(input.bytes, input.cuts), utf8("\r\n"), tail];
   const { redis } = endpoints;
-  const { received } = await exchange(redis.host, redis.port, pieces, sentinel);
+  const { received, end } = await exchange(redis.host, redis.port, pieces, sentinel);
   const errors = errorLines(received);
   const internal = errors.find((line) => /internal error/i.test(line));
   if (internal !== undefined) return { kind: "finding", what: `${internal} for ${preview(input.bytes)}` };
   if (!received.startsWith("+OK\r\n"))
-    return { kind: "finding", what: `AUTH not answered +OK: ${JSON.stringify(received.slice(0, 200))}` };
+    return { kind: "finding", what: `AUTH not answered +OK (${end}): ${JSON.stringify(received.slice(0, 200))} for ${preview(input.bytes)}` };
   const first = errors[0];
   return first === undefined ? { kind: "served" } : { kind: "refused", code: errorCode(first) };
 }

@@ -12,8 +12,11 @@ export interface Exchanged {
   readonly end: ExchangeEnd;
 }
 
-/** How long the server may stay quiet before the exchange ends: it is waiting for more input. */
-const quietMs = 250;
+/**
+ * How long the server may stay quiet before the exchange ends: it is waiting for more input. Long
+ * enough for a linearizable read (a heartbeat round) on a loaded machine.
+ */
+const quietMs = 1_500;
 /** The longest an exchange may take; past it (with data still flowing) it is a hang. */
 const exchangeMsMax = 15_000;
 
