@@ -11,7 +11,9 @@ import { concat, fuzzString, mutated, preview, utf8 } from "./mutate.js";
 import { type Outcome, target } from "./target.js";
 
 const methods = ["PostMessage", "GetMessages", "CatchUp"] as const;
-const statusNames = new Map<number, string>(Object.entries(status).map(([name, code]) => [Number(code), name]));
+const statusNames = new Map<number, string>(
+  Object.entries(status).map(([name, code]) => [Number(code), name]),
+);
 
 function varint(n: number): Uint8Array {
   const out: number[] = [];
@@ -76,7 +78,13 @@ const rawInput: fc.Arbitrary<RawInput> = fc.record({
     { weight: 6, arbitrary: fc.constantFrom(...methods).map((m) => `/messages.MessageService/${m}`) },
     { weight: 1, arbitrary: fuzzString.map((s) => `/${encodeURIComponent(s)}`) },
   ),
-  contentType: fc.constantFrom("application/grpc", "application/grpc", "application/grpc+proto", "application/json", "text/plain"),
+  contentType: fc.constantFrom(
+    "application/grpc",
+    "application/grpc",
+    "application/grpc+proto",
+    "application/json",
+    "text/plain",
+  ),
   body: fc.oneof(
     { weight: 3, arbitrary: validPayload.map((p) => grpcFrame(p, false, 0)) },
     {
@@ -98,7 +106,10 @@ const callInput: fc.Arbitrary<CallInput> = fc.record({
   clientId: fuzzString,
   lastSequence: fc.oneof(fc.integer({ min: -2, max: 10 }), fc.integer()),
   authToken: fuzzString,
-  idempotencyKey: fc.option(fuzzString.map((s) => s.replace(/[^\x20-\x7e]/g, "")), { freq: 3 }),
+  idempotencyKey: fc.option(
+    fuzzString.map((s) => s.replace(/[^\x20-\x7e]/g, "")),
+    { freq: 3 },
+  ),
   bearer: fc.constantFrom("fuzz" as const, "fuzz" as const, "none" as const, "garbage" as const),
 });
 
@@ -166,10 +177,17 @@ let client: { readonly address: string; readonly stub: MessageServiceClient } | 
 async function sendCall(endpoints: FuzzEndpoints, input: CallInput): Promise<Outcome> {
   if (client?.address !== endpoints.grpc) {
     client?.stub.close();
-    client = { address: endpoints.grpc, stub: new MessageServiceClient(endpoints.grpc, credentials.createInsecure()) };
+    client = {
+      address: endpoints.grpc,
+      stub: new MessageServiceClient(endpoints.grpc, credentials.createInsecure()),
+    };
   }
   const token =
-    input.bearer === "fuzz" ? endpoints.token : input.bearer === "garbage" ? `${endpoints.token.slice(0, 30)}x` : undefined;
+    input.bearer === "fuzz"
+      ? endpoints.token
+      : input.bearer === "garbage"
+        ? `${endpoints.token.slice(0, 30)}x`
+        : undefined;
   const metadata = new Metadata();
   if (token !== undefined) metadata.set("authorization", `Bearer ${token}`);
   const what = JSON.stringify(input).slice(0, 300);
@@ -178,7 +196,10 @@ async function sendCall(endpoints: FuzzEndpoints, input: CallInput): Promise<Out
     if (input.method === "PostMessage") {
       const answered = await stub.postMessage(
         { content: input.content, write_concern: input.writeConcern | 0, client_id: input.clientId },
-        { ...(token !== undefined ? { token } : {}), ...(input.idempotencyKey !== null ? { idempotencyKey: input.idempotencyKey } : {}) },
+        {
+          ...(token !== undefined ? { token } : {}),
+          ...(input.idempotencyKey !== null ? { idempotencyKey: input.idempotencyKey } : {}),
+        },
       );
       // PostMessage answers a failure in its response, as the seed did, with the code in a trailer.
       if (answered.response.status !== "success") {

@@ -109,7 +109,20 @@ const fieldNames = [
   "client_id",
   "write_concern",
 ];
-const queryNames = ["prefix", "limit", "after", "from", "to", "waitMs", "consistency", "ifRevision", "start", "end", "max", "consumer"];
+const queryNames = [
+  "prefix",
+  "limit",
+  "after",
+  "from",
+  "to",
+  "waitMs",
+  "consistency",
+  "ifRevision",
+  "start",
+  "end",
+  "max",
+  "consumer",
+];
 
 const jsonScalar: fc.Arbitrary<unknown> = fc.oneof(
   fuzzString,
@@ -117,7 +130,18 @@ const jsonScalar: fc.Arbitrary<unknown> = fc.oneof(
   fc.constantFrom(-1, 0, 1, 2 ** 31, 2 ** 53, -(2 ** 53), 1e308, 0.5, -0.0),
   fc.boolean(),
   fc.constant(null),
-  fc.constantFrom("first", "last", "new", "drop-oldest", "reject-new", "base64", "utf8", "stale", "linearizable", "all"),
+  fc.constantFrom(
+    "first",
+    "last",
+    "new",
+    "drop-oldest",
+    "reject-new",
+    "base64",
+    "utf8",
+    "stale",
+    "linearizable",
+    "all",
+  ),
 );
 
 const jsonValue: fc.Arbitrary<unknown> = fc.letrec<{ value: unknown }>((tie) => ({
@@ -138,7 +162,10 @@ const body: fc.Arbitrary<Uint8Array | undefined> = fc.oneof(
   { weight: 5, arbitrary: bodyObject.map((o) => utf8(JSON.stringify(o))) },
   { weight: 3, arbitrary: mutated(bodyObject.map((o) => utf8(JSON.stringify(o)))) },
   { weight: 1, arbitrary: fc.uint8Array({ maxLength: 64 }) },
-  { weight: 1, arbitrary: fc.constantFrom("", "null", "[]", '"x"', "1", "{", '{"value":', "{}".repeat(3)).map(utf8) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom("", "null", "[]", '"x"', "1", "{", '{"value":', "{}".repeat(3)).map(utf8),
+  },
 );
 
 const pathParam: fc.Arbitrary<string> = fc.oneof(
@@ -158,34 +185,54 @@ interface HttpInput {
   readonly token: "fuzz" | "none" | "garbage";
 }
 
-const httpInput: fc.Arbitrary<HttpInput> = fc.record({
-  route: fc.constantFrom(...routes),
-  otherMethod: fc.option(fc.constantFrom("GET", "PUT", "POST", "DELETE", "PATCH", "OPTIONS", "HEAD"), { freq: 8 }),
-  params: fc.array(pathParam, { minLength: 3, maxLength: 3 }),
-  query: fc.array(fc.tuple(fc.oneof(fc.constantFrom(...queryNames), fuzzString), jsonScalar), { maxLength: 3 }),
-  contentType: fc.option(
-    fc.constantFrom("application/json", "text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin1", "multipart/form-data; boundary=x"),
-    { freq: 5 },
-  ),
-  idempotencyKey: fc.option(fuzzString, { freq: 6 }),
-  body,
-  token: fc.constantFrom("fuzz" as const, "fuzz" as const, "fuzz" as const, "none" as const, "garbage" as const),
-}).map((r) => {
-  let i = 0;
-  const path = r.route.path.replace(/\{[a-z]+\}/g, () => encodeURIComponent(r.params[i++] ?? ""));
-  const query = r.query.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`).join("&");
-  const extraHeaders: Record<string, string> = {};
-  if (r.idempotencyKey !== null) extraHeaders["idempotency-key"] = encodeURIComponent(r.idempotencyKey);
-  return {
-    method: r.otherMethod ?? r.route.method,
-    path,
-    query,
-    contentType: r.body === undefined ? undefined : (r.contentType ?? "application/json"),
-    extraHeaders,
-    body: r.body,
-    token: r.token,
-  };
-});
+const httpInput: fc.Arbitrary<HttpInput> = fc
+  .record({
+    route: fc.constantFrom(...routes),
+    otherMethod: fc.option(fc.constantFrom("GET", "PUT", "POST", "DELETE", "PATCH", "OPTIONS", "HEAD"), {
+      freq: 8,
+    }),
+    params: fc.array(pathParam, { minLength: 3, maxLength: 3 }),
+    query: fc.array(fc.tuple(fc.oneof(fc.constantFrom(...queryNames), fuzzString), jsonScalar), {
+      maxLength: 3,
+    }),
+    contentType: fc.option(
+      fc.constantFrom(
+        "application/json",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/json; charset=latin1",
+        "multipart/form-data; boundary=x",
+      ),
+      { freq: 5 },
+    ),
+    idempotencyKey: fc.option(fuzzString, { freq: 6 }),
+    body,
+    token: fc.constantFrom(
+      "fuzz" as const,
+      "fuzz" as const,
+      "fuzz" as const,
+      "none" as const,
+      "garbage" as const,
+    ),
+  })
+  .map((r) => {
+    let i = 0;
+    const path = r.route.path.replace(/\{[a-z]+\}/g, () => encodeURIComponent(r.params[i++] ?? ""));
+    const query = r.query
+      .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
+      .join("&");
+    const extraHeaders: Record<string, string> = {};
+    if (r.idempotencyKey !== null) extraHeaders["idempotency-key"] = encodeURIComponent(r.idempotencyKey);
+    return {
+      method: r.otherMethod ?? r.route.method,
+      path,
+      query,
+      contentType: r.body === undefined ? undefined : (r.contentType ?? "application/json"),
+      extraHeaders,
+      body: r.body,
+      token: r.token,
+    };
+  });
 
 function describe(input: HttpInput): string {
   return `${input.method} ${input.path}${input.query === "" ? "" : `?${input.query}`} content-type ${input.contentType ?? "-"} body ${input.body === undefined ? "-" : preview(input.body)}`;
@@ -203,11 +250,16 @@ async function send(endpoints: FuzzEndpoints, input: HttpInput): Promise<Outcome
       method: input.method,
       headers,
       signal: AbortSignal.timeout(15_000),
-      ...(input.body !== undefined && input.method !== "GET" && input.method !== "HEAD" ? { body: input.body } : {}),
+      ...(input.body !== undefined && input.method !== "GET" && input.method !== "HEAD"
+        ? { body: input.body }
+        : {}),
     });
   } catch (error) {
     const cause = error instanceof Error && error.cause instanceof Error ? `: ${error.cause.message}` : "";
-    return { kind: "finding", what: `no answer (${error instanceof Error ? error.message : String(error)}${cause}) to ${describe(input)}` };
+    return {
+      kind: "finding",
+      what: `no answer (${error instanceof Error ? error.message : String(error)}${cause}) to ${describe(input)}`,
+    };
   }
   if (input.path.endsWith("/events") && response.ok) {
     await response.body?.cancel();
@@ -217,16 +269,22 @@ async function send(endpoints: FuzzEndpoints, input: HttpInput): Promise<Outcome
   if (response.status < 400) return { kind: "served" };
   let code: unknown;
   try {
-    // The one error body, or the seed-compatible routes' own shape (Axon's {"error": "...", "code"}).
-    const parsed = JSON.parse(text) as { error?: { code?: unknown }; code?: unknown };
+    // The one error body; the seed-compatible routes answer in their seed's shapes (docs/compatibility.md):
+    // Axon's {"error": "...", "code"}, the messaging node's {"status": "bad_request", "reason"}.
+    const parsed = JSON.parse(text) as { error?: { code?: unknown }; code?: unknown; status?: unknown };
     code = typeof parsed.error === "object" ? parsed.error.code : parsed.code;
+    if (code === undefined && !input.path.startsWith("/v1/") && typeof parsed.status === "string")
+      code = `status ${parsed.status}`;
   } catch {
     code = undefined;
   }
   if (response.status >= 500 || code === "ERR_INTERNAL")
     return { kind: "finding", what: `${response.status} ${text.slice(0, 500)} for ${describe(input)}` };
   if (typeof code !== "string" && input.method !== "HEAD")
-    return { kind: "finding", what: `${response.status} without an error code: ${text.slice(0, 300)} for ${describe(input)}` };
+    return {
+      kind: "finding",
+      what: `${response.status} without an error code: ${text.slice(0, 300)} for ${describe(input)}`,
+    };
   return { kind: "refused", code: `${response.status} ${typeof code === "string" ? code : "(HEAD)"}` };
 }
 

@@ -12,8 +12,8 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { credentials } from "@grpc/grpc-js";
-import { hashState, StoreBackend } from "../../src/service/index.js";
 import { groupId } from "../../src/raft/index.js";
+import { hashState, StoreBackend } from "../../src/service/index.js";
 import { LmdbStateStore } from "../../src/storage/index.js";
 import { MessageServiceClient } from "../support/grpc-client.js";
 import { ProcessCluster, type ProcessNode, stablePort } from "../support/process-cluster.js";
@@ -50,7 +50,12 @@ interface HttpAnswer {
   readonly body: unknown;
 }
 
-async function http(url: string, method: string, token: string | undefined, body?: unknown): Promise<HttpAnswer> {
+async function http(
+  url: string,
+  method: string,
+  token: string | undefined,
+  body?: unknown,
+): Promise<HttpAnswer> {
   const headers: Record<string, string> = {};
   if (token !== undefined) headers["authorization"] = `Bearer ${token}`;
   if (body !== undefined) headers["content-type"] = "application/json";
@@ -182,7 +187,9 @@ export class LiveNodes {
   async #writeKnown(): Promise<void> {
     const url = this.endpoints.httpUrl;
     for (const [i, key] of knownKeys.entries()) {
-      const put = await http(`${url}/v1/kv/${encodeURIComponent(key)}`, "PUT", this.#admin, { value: `v${i}` });
+      const put = await http(`${url}/v1/kv/${encodeURIComponent(key)}`, "PUT", this.#admin, {
+        value: `v${i}`,
+      });
       if (put.status !== 200) throw new Error(`writing ${key}: ${JSON.stringify(put)}`);
     }
     const stream = await http(`${url}/v1/streams`, "POST", this.#admin, { name: knownStream });
@@ -210,10 +217,13 @@ export class LiveNodes {
   async #readKnown(): Promise<string> {
     const url = this.endpoints.httpUrl;
     const parts: unknown[] = [];
-    for (const key of knownKeys) parts.push((await http(`${url}/v1/kv/${encodeURIComponent(key)}`, "GET", this.#admin)).body);
+    for (const key of knownKeys)
+      parts.push((await http(`${url}/v1/kv/${encodeURIComponent(key)}`, "GET", this.#admin)).body);
     parts.push((await http(`${url}/v1/kv?prefix=`, "GET", this.#admin)).body);
     for (const stream of [knownStream, grpcStream]) {
-      parts.push((await http(`${url}/v1/streams/${stream}/messages?from=1&limit=100`, "GET", this.#admin)).body);
+      parts.push(
+        (await http(`${url}/v1/streams/${stream}/messages?from=1&limit=100`, "GET", this.#admin)).body,
+      );
     }
     const info = await http(`${url}/v1/streams/${knownStream}`, "GET", this.#admin);
     parts.push(info.body);
@@ -236,7 +246,8 @@ export class LiveNodes {
       const fresh = node.output.slice(seen);
       this.#logChecked.set(node.name, node.output.length);
       for (const line of fresh.split("\n")) {
-        if (failureMarks.some((mark) => mark.test(line))) problems.push(`${node.name} logged: ${line.slice(0, 2_000)}`);
+        if (failureMarks.some((mark) => mark.test(line)))
+          problems.push(`${node.name} logged: ${line.slice(0, 2_000)}`);
       }
     }
     if (problems.length > 0) return problems;
@@ -270,7 +281,12 @@ export class LiveNodes {
     });
     await attempt("text GET", async () => {
       // Message 7 of the text protocol is the key hatokuse:7, the last known key (value v7).
-      const { received } = await exchange(text.host, text.port, [utf8(`AUTH ${this.endpoints.token}\nGET 7\n`)], "v7");
+      const { received } = await exchange(
+        text.host,
+        text.port,
+        [utf8(`AUTH ${this.endpoints.token}\nGET 7\n`)],
+        "v7",
+      );
       return received.includes("OK") && received.includes("v7") ? undefined : JSON.stringify(received);
     });
     await attempt("gRPC CatchUp", async () => {
@@ -280,7 +296,8 @@ export class LiveNodes {
     });
     if (problems.length > 0) return problems;
     const known = await this.#readKnown();
-    if (known !== this.#known) problems.push(`the known data changed:\nbefore ${this.#known}\nafter  ${known}`);
+    if (known !== this.#known)
+      problems.push(`the known data changed:\nbefore ${this.#known}\nafter  ${known}`);
     return problems;
   }
 
@@ -301,7 +318,9 @@ export class LiveNodes {
     await waitFor(
       "a leader",
       async () => {
-        const status = await http(`${this.endpoints.httpUrl}/v1/cluster`, "GET", this.#admin).catch(() => undefined);
+        const status = await http(`${this.endpoints.httpUrl}/v1/cluster`, "GET", this.#admin).catch(
+          () => undefined,
+        );
         return typeof field(field(status?.body, "leader"), "id") === "number";
       },
       { timeoutMs: 60_000, intervalMs: 50 },

@@ -10,7 +10,8 @@ import { describeReport, fuzzTargets, runFuzz } from "./run.js";
 function integer(name: string, text: string | undefined, min: number, max: number): number | undefined {
   if (text === undefined) return undefined;
   const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer from ${min} to ${max}`);
+  if (!Number.isSafeInteger(n) || n < min || n > max)
+    throw new Error(`--${name} must be an integer from ${min} to ${max}`);
   return n;
 }
 
@@ -30,14 +31,19 @@ async function main(): Promise<number> {
   const inputsPerTarget = integer("inputs", values.inputs, 1, 10_000_000);
   const targets = values.target?.split(",");
   const known = fuzzTargets.map((t) => t.name);
-  for (const t of targets ?? []) if (!known.includes(t)) throw new Error(`unknown target ${t}; targets: ${known.join(", ")}`);
+  for (const t of targets ?? [])
+    if (!known.includes(t)) throw new Error(`unknown target ${t}; targets: ${known.join(", ")}`);
   const say = (line: string): void => {
     process.stdout.write(`${line}\n`);
   };
   say(`fuzz seed ${seed}`);
   const report = await runFuzz({
     seed,
-    ...(seconds !== undefined ? { seconds } : batch === undefined && inputsPerTarget === undefined ? { seconds: 60 } : {}),
+    ...(seconds !== undefined
+      ? { seconds }
+      : batch === undefined && inputsPerTarget === undefined
+        ? { seconds: 60 }
+        : {}),
     ...(inputsPerTarget !== undefined ? { inputsPerTarget } : {}),
     ...(targets !== undefined ? { targets } : {}),
     ...(batch !== undefined ? { batch } : {}),
@@ -46,7 +52,11 @@ async function main(): Promise<number> {
   for (const line of describeReport(report)) say(line);
   const findings = [...report.tallies.values()].reduce((n, t) => n + t.findings.length, 0);
   const failed = findings > 0 || report.problems.length > 0;
-  say(failed ? `FAIL seed ${seed}: ${findings} findings, ${report.problems.length} problems` : `PASS seed ${seed}`);
+  say(
+    failed
+      ? `FAIL seed ${seed}: ${findings} findings, ${report.problems.length} problems`
+      : `PASS seed ${seed}`,
+  );
   return failed ? 1 : 0;
 }
 

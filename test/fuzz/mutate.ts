@@ -14,7 +14,9 @@ type Edit =
   | { readonly kind: "number"; readonly at: number; readonly text: string };
 
 /** Bytes that parsers treat specially: separators, prefixes, quotes, high and zero bytes. */
-const interestingBytes = [0, 0x0a, 0x0d, 0x20, 0x22, 0x24, 0x2a, 0x2b, 0x2d, 0x3a, 0x5c, 0x7b, 0x7d, 0x7f, 0x80, 0xff];
+const interestingBytes = [
+  0, 0x0a, 0x0d, 0x20, 0x22, 0x24, 0x2a, 0x2b, 0x2d, 0x3a, 0x5c, 0x7b, 0x7d, 0x7f, 0x80, 0xff,
+];
 /** Numbers that parsers get wrong: signs, zero, the edges of 32- and 64-bit and of doubles. */
 export const interestingNumbers = [
   "-1",
@@ -47,9 +49,17 @@ const edit: fc.Arbitrary<Edit> = fc.oneof(
   }),
   fc.record({ kind: fc.constant("insert" as const), at: fraction, bytes: fc.uint8Array({ maxLength: 16 }) }),
   fc.record({ kind: fc.constant("delete" as const), at: fraction, length: fc.integer({ min: 1, max: 16 }) }),
-  fc.record({ kind: fc.constant("duplicate" as const), at: fraction, length: fc.integer({ min: 1, max: 64 }) }),
+  fc.record({
+    kind: fc.constant("duplicate" as const),
+    at: fraction,
+    length: fc.integer({ min: 1, max: 64 }),
+  }),
   fc.record({ kind: fc.constant("truncate" as const), at: fraction }),
-  fc.record({ kind: fc.constant("number" as const), at: fraction, text: fc.constantFrom(...interestingNumbers) }),
+  fc.record({
+    kind: fc.constant("number" as const),
+    at: fraction,
+    text: fc.constantFrom(...interestingNumbers),
+  }),
 );
 
 function position(at: number, length: number): number {
@@ -81,7 +91,11 @@ export function applyEdits(input: Uint8Array, edits: readonly Edit[]): Uint8Arra
         bytes = concat(bytes.subarray(0, at), bytes.subarray(at + e.length));
         break;
       case "duplicate":
-        bytes = concat(bytes.subarray(0, at + e.length), bytes.subarray(at, at + e.length), bytes.subarray(at + e.length));
+        bytes = concat(
+          bytes.subarray(0, at + e.length),
+          bytes.subarray(at, at + e.length),
+          bytes.subarray(at + e.length),
+        );
         break;
       case "truncate":
         bytes = bytes.subarray(0, at);
@@ -125,6 +139,9 @@ export const fuzzString: fc.Arbitrary<string> = fc.oneof(
   { weight: 4, arbitrary: fc.string({ maxLength: 12 }) },
   { weight: 2, arbitrary: fc.constantFrom(...interestingNumbers) },
   { weight: 1, arbitrary: fc.string({ unit: "binary", maxLength: 24 }) },
-  { weight: 1, arbitrary: fc.constantFrom("known/k0", "known.s1", "fuzz/a", "*", "$", "-", "+", ">", "0-0", "..", "%00") },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom("known/k0", "known.s1", "fuzz/a", "*", "$", "-", "+", ">", "0-0", "..", "%00"),
+  },
   { weight: 1, arbitrary: fc.integer({ min: 1, max: 70_000 }).map((n) => "x".repeat(n)) },
 );

@@ -14,46 +14,68 @@ import fc from "fast-check";
 import { decodeNodeWire, encodeNodeWire, type NodeWireMessage } from "../../src/node/index.js";
 import { groupId, logIndex, type Message, nodeId, term } from "../../src/raft/index.js";
 import { decodeLeaderCall } from "../../src/service/leader-calls.js";
-import { decodeRaftMessage, encodeFrame, encodeRaftMessage, FrameDecoder, FrameType, PROTOCOL_VERSION } from "../../src/transport/index.js";
 import { decodeWelcome, encodeHello } from "../../src/transport/handshake.js";
-import { decodeSnapshotAbort, encodeSnapshotBegin, encodeSnapshotChunkHeader, encodeSnapshotEnd } from "../../src/transport/snapshot-wire.js";
+import {
+  decodeRaftMessage,
+  encodeFrame,
+  encodeRaftMessage,
+  FrameDecoder,
+  FrameType,
+  PROTOCOL_VERSION,
+} from "../../src/transport/index.js";
+import {
+  decodeSnapshotAbort,
+  encodeSnapshotBegin,
+  encodeSnapshotChunkHeader,
+  encodeSnapshotEnd,
+} from "../../src/transport/snapshot-wire.js";
 import { crc32 } from "../../src/util/index.js";
 import type { FuzzEndpoints } from "./live-node.js";
 import { concat, mutated, preview } from "./mutate.js";
 import { type Outcome, target } from "./target.js";
 
 const frameBytesMax = 16 * 1024 * 1024;
-const quietMs = 250;
+/** A member connection sends without answers; the node closes one at its first bad frame at once. */
+const quietMs = 100;
 
 /** A Raft message of any type with random fields, from node 3 to `to`, at term 0. */
 function raftMessage(to: fc.Arbitrary<number>): fc.Arbitrary<Message> {
   const index = fc.oneof(fc.integer({ min: 0, max: 50 }), fc.nat()).map(logIndex);
   const t = fc.oneof(fc.integer({ min: 0, max: 5 }), fc.nat()).map(term);
   const header = fc.record({
-    groupId: fc.oneof({ weight: 6, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.nat(5) }).map(groupId),
+    groupId: fc
+      .oneof({ weight: 6, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.nat(5) })
+      .map(groupId),
     from: fc.constant(nodeId(3)),
     to: to.map(nodeId),
     term: fc.constant(term(0)),
   });
   return fc.oneof(
     fc
-      .tuple(header, index, t, index, fc.array(fc.tuple(t, fc.uint8Array({ maxLength: 24 }), fc.boolean()), { maxLength: 3 }))
-      .map(([h, prevLogIndex, prevLogTerm, commitIndex, es]): Message => ({
-        ...h,
-        type: "append",
-        prevLogIndex,
-        prevLogTerm,
-        commitIndex,
-        entries: es.map(([entryTerm, data, conf], k) => ({
-          term: entryTerm,
-          index: logIndex(prevLogIndex + 1 + k),
-          kind: conf ? "conf-change" : "normal",
-          data,
-        })),
-      })),
-    fc
-      .tuple(header, fc.boolean(), index, index, t, fc.boolean())
-      .map(([h, reject, i, hintIndex, hintTerm, entriesLost]): Message => ({
+      .tuple(
+        header,
+        index,
+        t,
+        index,
+        fc.array(fc.tuple(t, fc.uint8Array({ maxLength: 24 }), fc.boolean()), { maxLength: 3 }),
+      )
+      .map(
+        ([h, prevLogIndex, prevLogTerm, commitIndex, es]): Message => ({
+          ...h,
+          type: "append",
+          prevLogIndex,
+          prevLogTerm,
+          commitIndex,
+          entries: es.map(([entryTerm, data, conf], k) => ({
+            term: entryTerm,
+            index: logIndex(prevLogIndex + 1 + k),
+            kind: conf ? "conf-change" : "normal",
+            data,
+          })),
+        }),
+      ),
+    fc.tuple(header, fc.boolean(), index, index, t, fc.boolean()).map(
+      ([h, reject, i, hintIndex, hintTerm, entriesLost]): Message => ({
         ...h,
         type: "append-response",
         reject,
@@ -61,27 +83,38 @@ function raftMessage(to: fc.Arbitrary<number>): fc.Arbitrary<Message> {
         hintIndex,
         hintTerm,
         entriesLost: reject && entriesLost,
-      })),
-    fc.tuple(header, index, fc.nat()).map(([h, commitIndex, readRound]): Message => ({ ...h, type: "heartbeat", commitIndex, readRound })),
-    fc.tuple(header, fc.nat()).map(([h, readRound]): Message => ({ ...h, type: "heartbeat-response", readRound })),
+      }),
+    ),
     fc
-      .tuple(header, fc.boolean(), index, t, fc.boolean())
-      .map(([h, preVote, lastLogIndex, lastLogTerm, transfer]): Message => ({
+      .tuple(header, index, fc.nat())
+      .map(([h, commitIndex, readRound]): Message => ({ ...h, type: "heartbeat", commitIndex, readRound })),
+    fc
+      .tuple(header, fc.nat())
+      .map(([h, readRound]): Message => ({ ...h, type: "heartbeat-response", readRound })),
+    fc.tuple(header, fc.boolean(), index, t, fc.boolean()).map(
+      ([h, preVote, lastLogIndex, lastLogTerm, transfer]): Message => ({
         ...h,
         type: "vote-request",
         preVote,
         lastLogIndex,
         lastLogTerm,
         transfer,
-      })),
-    fc.tuple(header, fc.boolean(), fc.boolean()).map(([h, preVote, reject]): Message => ({ ...h, type: "vote-response", preVote, reject })),
-    fc.tuple(header, index, t).map(([h, i, st]): Message => ({
-      ...h,
-      type: "snapshot",
-      snapshot: { index: i, term: st, conf: { voters: [nodeId(1), nodeId(2), nodeId(3)], learners: [] } },
-    })),
+      }),
+    ),
+    fc
+      .tuple(header, fc.boolean(), fc.boolean())
+      .map(([h, preVote, reject]): Message => ({ ...h, type: "vote-response", preVote, reject })),
+    fc.tuple(header, index, t).map(
+      ([h, i, st]): Message => ({
+        ...h,
+        type: "snapshot",
+        snapshot: { index: i, term: st, conf: { voters: [nodeId(1), nodeId(2), nodeId(3)], learners: [] } },
+      }),
+    ),
     header.map((h): Message => ({ ...h, type: "timeout-now" })),
-    fc.tuple(header, fc.string({ maxLength: 20 })).map(([h, context]): Message => ({ ...h, type: "read-index", context })),
+    fc
+      .tuple(header, fc.string({ maxLength: 20 }))
+      .map(([h, context]): Message => ({ ...h, type: "read-index", context })),
     fc
       .tuple(header, fc.string({ maxLength: 20 }), index)
       .map(([h, context, i]): Message => ({ ...h, type: "read-index-response", context, index: i })),
@@ -93,14 +126,25 @@ const otherWire: fc.Arbitrary<NodeWireMessage> = fc.oneof(
   fc.record({ name: fc.string({ maxLength: 8 }), url: fc.string({ maxLength: 30 }) }).map(
     ({ name, url }): NodeWireMessage => ({
       kind: "peer-info",
-      info: { id: nodeId(3), name, httpUrl: url, endpoints: { redis: "127.0.0.1:1" }, stateHashes: [{ index: 10, hash: "0".repeat(64) }] },
+      info: {
+        id: nodeId(3),
+        name,
+        httpUrl: url,
+        endpoints: { redis: "127.0.0.1:1" },
+        stateHashes: [{ index: 10, hash: "0".repeat(64) }],
+      },
     }),
   ),
   fc
     .tuple(fc.nat(), fc.nat(), fc.uint8Array({ maxLength: 40 }))
     .map(([run, seq, body]): NodeWireMessage => ({ kind: "call", run, seq, body })),
   fc
-    .tuple(fc.nat(), fc.nat(), fc.constantFrom("answered" as const, "refused" as const, "failed" as const), fc.uint8Array({ maxLength: 20 }))
+    .tuple(
+      fc.nat(),
+      fc.nat(),
+      fc.constantFrom("answered" as const, "refused" as const, "failed" as const),
+      fc.uint8Array({ maxLength: 20 }),
+    )
     .map(([run, seq, status, body]): NodeWireMessage => ({ kind: "reply", run, seq, status, body })),
 );
 
@@ -125,7 +169,9 @@ export function asMemberMaySend(payload: Uint8Array): Uint8Array | undefined {
 }
 
 /** A frame as the peer port receives it: a payload with a correct header and CRC, or raw bytes. */
-type PeerFrame = { readonly kind: "framed"; readonly type: number; readonly group: number; readonly payload: Uint8Array } | { readonly kind: "raw"; readonly bytes: Uint8Array };
+type PeerFrame =
+  | { readonly kind: "framed"; readonly type: number; readonly group: number; readonly payload: Uint8Array }
+  | { readonly kind: "raw"; readonly bytes: Uint8Array };
 
 function framed(type: number, group: number, payload: Uint8Array): PeerFrame {
   return { kind: "framed", type, group, payload };
@@ -149,7 +195,10 @@ function messageFrames(to: fc.Arbitrary<number>): fc.Arbitrary<PeerFrame> {
   return fc.oneof(
     { weight: 3, arbitrary: validRaft.map((p) => framed(FrameType.message, 1, p)) },
     { weight: 4, arbitrary: mutated(validRaft).map((p) => framed(FrameType.message, 1, p)) },
-    { weight: 2, arbitrary: mutated(otherWire.map(encodeNodeWire)).map((p) => framed(FrameType.message, 0, p)) },
+    {
+      weight: 2,
+      arbitrary: mutated(otherWire.map(encodeNodeWire)).map((p) => framed(FrameType.message, 0, p)),
+    },
     {
       weight: 1,
       arbitrary: fc
@@ -173,17 +222,32 @@ interface PeerInput {
 }
 
 function hello(endpoints: FuzzEndpoints, purpose: "messages" | "snapshot"): Uint8Array {
-  return encodeHello({ protocolVersion: PROTOCOL_VERSION, purpose, nodeId: endpoints.peerNodeId, clusterId: endpoints.clusterId });
+  return encodeHello({
+    protocolVersion: PROTOCOL_VERSION,
+    purpose,
+    nodeId: endpoints.peerNodeId,
+    clusterId: endpoints.clusterId,
+  });
 }
 
 /** The receiver of a fuzzed Raft message: mostly a running node, sometimes another member or none. */
-const receiver = fc.oneof({ weight: 8, arbitrary: fc.constantFrom(1, 2) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 6 }) });
+const receiver = fc.oneof(
+  { weight: 8, arbitrary: fc.constantFrom(1, 2) },
+  { weight: 1, arbitrary: fc.integer({ min: 1, max: 6 }) },
+);
 
 const peerInput: fc.Arbitrary<PeerInput> = fc.record({
   purpose: fc.constant("messages" as const),
   hello: fc.oneof(
     { weight: 8, arbitrary: fc.constant("valid" as const) },
-    { weight: 1, arbitrary: mutated(fc.constant(encodeHello({ protocolVersion: PROTOCOL_VERSION, purpose: "messages", nodeId: 3, clusterId: "x" }))) },
+    {
+      weight: 1,
+      arbitrary: mutated(
+        fc.constant(
+          encodeHello({ protocolVersion: PROTOCOL_VERSION, purpose: "messages", nodeId: 3, clusterId: "x" }),
+        ),
+      ),
+    },
   ),
   frames: fc.array(messageFrames(receiver), { minLength: 1, maxLength: 5 }),
 });
@@ -202,15 +266,27 @@ const snapshotStream = fc.array(fc.uint8Array({ maxLength: 200 }), { maxLength: 
 const snapshotInput: fc.Arbitrary<PeerInput> = fc
   .record({
     meta: fc.oneof(
-      raftMessage(receiver).filter((m) => m.type === "snapshot").map(encodeRaftMessage),
-      mutated(raftMessage(fc.constant(1)).filter((m) => m.type === "snapshot").map(encodeRaftMessage)),
+      raftMessage(receiver)
+        .filter((m) => m.type === "snapshot")
+        .map(encodeRaftMessage),
+      mutated(
+        raftMessage(fc.constant(1))
+          .filter((m) => m.type === "snapshot")
+          .map(encodeRaftMessage),
+      ),
       fc.uint8Array({ maxLength: 30 }),
     ),
     transferId: fc.nat(),
     stream: fc.oneof(snapshotStream, mutated(snapshotStream)),
     pieces: fc.integer({ min: 1, max: 3 }),
     offsetDelta: fc.constantFrom(0, 0, 0, 1, -1, 1000),
-    end: fc.constantFrom("right" as const, "right" as const, "wrong-crc" as const, "wrong-length" as const, "none" as const),
+    end: fc.constantFrom(
+      "right" as const,
+      "right" as const,
+      "wrong-crc" as const,
+      "wrong-length" as const,
+      "none" as const,
+    ),
     extra: fc.option(messageFrames(receiver), { freq: 6 }),
   })
   .map(({ meta, transferId, stream, pieces, offsetDelta, end, extra }): PeerInput => {
@@ -223,7 +299,13 @@ const snapshotInput: fc.Arbitrary<PeerInput> = fc
     const size = Math.ceil(stream.length / pieces);
     for (let at = 0; at < stream.length; at += size) {
       const offset = Math.max(0, at + (at === 0 ? 0 : offsetDelta));
-      frames.push(framed(FrameType.snapshotChunk, 1, concat(encodeSnapshotChunkHeader(offset), stream.subarray(at, at + size))));
+      frames.push(
+        framed(
+          FrameType.snapshotChunk,
+          1,
+          concat(encodeSnapshotChunkHeader(offset), stream.subarray(at, at + size)),
+        ),
+      );
     }
     if (end !== "none") {
       frames.push(
@@ -243,7 +325,11 @@ const snapshotInput: fc.Arbitrary<PeerInput> = fc
 
 function describeInput(input: PeerInput): string {
   return `${input.purpose} hello ${input.hello === "valid" ? "valid" : preview(input.hello, 60)} frames ${input.frames
-    .map((f) => (f.kind === "raw" ? `raw ${preview(f.bytes, 60)}` : `type ${f.type} group ${f.group} ${preview(f.payload, 80)}`))
+    .map((f) =>
+      f.kind === "raw"
+        ? `raw ${preview(f.bytes, 60)}`
+        : `type ${f.type} group ${f.group} ${preview(f.payload, 80)}`,
+    )
     .join(", ")}`;
 }
 
@@ -259,7 +345,12 @@ function answerName(type: number, payload: Uint8Array): string {
   }
   if (type === FrameType.snapshotAbort) {
     try {
-      return `snapshot-abort ${decodeSnapshotAbort(payload).split(/[\d:(]/)[0]?.trim().slice(0, 40) ?? ""}`;
+      return `snapshot-abort ${
+        decodeSnapshotAbort(payload)
+          .split(/[\d:(]/)[0]
+          ?.trim()
+          .slice(0, 40) ?? ""
+      }`;
     } catch {
       return "snapshot-abort";
     }
@@ -334,10 +425,18 @@ async function send(endpoints: FuzzEndpoints, input: PeerInput): Promise<Outcome
       })();
     });
   });
-  const refusal = answers.names.find((n) => n !== "welcome" && n !== "snapshot-ack" && !n.startsWith("frame-"));
+  const refusal = answers.names.find(
+    (n) => n !== "welcome" && n !== "snapshot-ack" && !n.startsWith("frame-"),
+  );
   if (refusal !== undefined) return { kind: "refused", code: refusal };
-  if (answers.closed) return { kind: "refused", code: answers.names.includes("welcome") ? "closed after a frame" : "closed before welcome" };
-  return skipped === input.frames.length ? { kind: "refused", code: "not sent (a forwarded write)" } : { kind: "served" };
+  if (answers.closed)
+    return {
+      kind: "refused",
+      code: answers.names.includes("welcome") ? "closed after a frame" : "closed before welcome",
+    };
+  return skipped === input.frames.length
+    ? { kind: "refused", code: "not sent (a forwarded write)" }
+    : { kind: "served" };
 }
 
 /** The peer transport target. */

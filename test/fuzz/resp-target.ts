@@ -19,7 +19,44 @@ const subcommands: Readonly<Record<string, readonly string[]>> = {
   CONFIG: ["GET", "SET", "RESETSTAT"],
   OBJECT: ["ENCODING", "FREQ", "IDLETIME", "REFCOUNT"],
 };
-const options = ["EX", "PX", "EXAT", "PXAT", "NX", "XX", "GET", "KEEPTTL", "COUNT", "BLOCK", "STREAMS", "MATCH", "TYPE", "MAXLEN", "MINID", "LIMIT", "NOMKSTREAM", "IDLE", "JUSTID", "FORCE", "RETRYCOUNT", "MKSTREAM", "ENTRIESREAD", "~", "=", "*", "$", ">", "+", "-", "0", "0-0", "known/k0", "known.s1", "known-g", "fuzz/a"];
+const options = [
+  "EX",
+  "PX",
+  "EXAT",
+  "PXAT",
+  "NX",
+  "XX",
+  "GET",
+  "KEEPTTL",
+  "COUNT",
+  "BLOCK",
+  "STREAMS",
+  "MATCH",
+  "TYPE",
+  "MAXLEN",
+  "MINID",
+  "LIMIT",
+  "NOMKSTREAM",
+  "IDLE",
+  "JUSTID",
+  "FORCE",
+  "RETRYCOUNT",
+  "MKSTREAM",
+  "ENTRIESREAD",
+  "~",
+  "=",
+  "*",
+  "$",
+  ">",
+  "+",
+  "-",
+  "0",
+  "0-0",
+  "known/k0",
+  "known.s1",
+  "known-g",
+  "fuzz/a",
+];
 
 const argument: fc.Arbitrary<string> = fc.oneof(
   { weight: 3, arbitrary: fc.constantFrom(...options) },
@@ -32,7 +69,9 @@ const commandArgs: fc.Arbitrary<string[]> = fc
   .tuple(fc.constantFrom(...names), fc.array(argument, { maxLength: 8 }), fc.boolean())
   .map(([name, args, withSub]) => {
     const subs = subcommands[name];
-    return withSub && subs !== undefined ? [name, subs[args.length % subs.length] ?? "HELP", ...args] : [name, ...args];
+    return withSub && subs !== undefined
+      ? [name, subs[args.length % subs.length] ?? "HELP", ...args]
+      : [name, ...args];
   });
 
 function multibulk(args: readonly string[]): Uint8Array {
@@ -45,32 +84,34 @@ function multibulk(args: readonly string[]): Uint8Array {
 }
 
 /** Valid commands, encoded: the corpus that mutation starts from. */
-const validCommands = fc.constantFrom(
-  ["GET", "known/k0"],
-  ["SET", "known/k0", "x", "EX", "10"],
-  ["MGET", "known/k0", "known/k1"],
-  ["XADD", "known.s1", "MAXLEN", "~", "10", "*", "f", "v"],
-  ["XRANGE", "known.s1", "-", "+", "COUNT", "2"],
-  ["XREAD", "COUNT", "2", "STREAMS", "known.s1", "0"],
-  ["XREADGROUP", "GROUP", "known-g", "c1", "COUNT", "1", "STREAMS", "known.s1", ">"],
-  ["XGROUP", "CREATE", "known.s1", "g2", "$", "MKSTREAM"],
-  ["XACK", "known.s1", "known-g", "1-0"],
-  ["XPENDING", "known.s1", "known-g", "-", "+", "10"],
-  ["XCLAIM", "known.s1", "known-g", "c1", "0", "1-0"],
-  ["XAUTOCLAIM", "known.s1", "known-g", "c1", "0", "0-0", "COUNT", "5"],
-  ["XINFO", "STREAM", "known.s1"],
-  ["SCAN", "0", "MATCH", "known/*", "COUNT", "10"],
-  ["HELLO", "3", "AUTH", "default", "x"],
-  ["CLIENT", "SETNAME", "fuzz"],
-  ["INCRBY", "known/k0", "5"],
-  ["GETEX", "known/k0", "PX", "100"],
-  ["MULTI"],
-  ["EXEC"],
-  ["WATCH", "known/k0"],
-  ["COMMAND", "INFO", "get"],
-  ["EXPIRE", "known/k0", "100", "NX"],
-  ["SET", "fuzz/a", "1", "GET"],
-).map(multibulk);
+const validCommands = fc
+  .constantFrom(
+    ["GET", "known/k0"],
+    ["SET", "known/k0", "x", "EX", "10"],
+    ["MGET", "known/k0", "known/k1"],
+    ["XADD", "known.s1", "MAXLEN", "~", "10", "*", "f", "v"],
+    ["XRANGE", "known.s1", "-", "+", "COUNT", "2"],
+    ["XREAD", "COUNT", "2", "STREAMS", "known.s1", "0"],
+    ["XREADGROUP", "GROUP", "known-g", "c1", "COUNT", "1", "STREAMS", "known.s1", ">"],
+    ["XGROUP", "CREATE", "known.s1", "g2", "$", "MKSTREAM"],
+    ["XACK", "known.s1", "known-g", "1-0"],
+    ["XPENDING", "known.s1", "known-g", "-", "+", "10"],
+    ["XCLAIM", "known.s1", "known-g", "c1", "0", "1-0"],
+    ["XAUTOCLAIM", "known.s1", "known-g", "c1", "0", "0-0", "COUNT", "5"],
+    ["XINFO", "STREAM", "known.s1"],
+    ["SCAN", "0", "MATCH", "known/*", "COUNT", "10"],
+    ["HELLO", "3", "AUTH", "default", "x"],
+    ["CLIENT", "SETNAME", "fuzz"],
+    ["INCRBY", "known/k0", "5"],
+    ["GETEX", "known/k0", "PX", "100"],
+    ["MULTI"],
+    ["EXEC"],
+    ["WATCH", "known/k0"],
+    ["COMMAND", "INFO", "get"],
+    ["EXPIRE", "known/k0", "100", "NX"],
+    ["SET", "fuzz/a", "1", "GET"],
+  )
+  .map(multibulk);
 
 /** Length lines a parser must bound before it buffers: huge, negative, not numbers. */
 const badLengths = fc
@@ -80,7 +121,9 @@ const badLengths = fc
     fc.uint8Array({ maxLength: 32 }),
   )
   .map(([prefix, n, rest]) =>
-    prefix === "*" ? concat(utf8(`*${n}\r\n$3\r\nGET\r\n`), rest) : concat(utf8(`*2\r\n$3\r\nGET\r\n$${n}\r\n`), rest),
+    prefix === "*"
+      ? concat(utf8(`*${n}\r\n$3\r\nGET\r\n`), rest)
+      : concat(utf8(`*2\r\n$3\r\nGET\r\n$${n}\r\n`), rest),
   );
 
 /** One input: its bytes and where to cut them into writes. */
@@ -98,7 +141,9 @@ const respInput: fc.Arbitrary<RespInput> = fc.record({
     { weight: 1, arbitrary: fc.uint8Array({ maxLength: 64 }) },
     {
       weight: 1,
-      arbitrary: fc.array(commandArgs, { minLength: 2, maxLength: 6 }).map((cmds) => concat(...cmds.map(multibulk))),
+      arbitrary: fc
+        .array(commandArgs, { minLength: 2, maxLength: 6 })
+        .map((cmds) => concat(...cmds.map(multibulk))),
     },
   ),
   cuts: fc.array(fc.integer({ min: 0, max: 1_000_000 }), { maxLength: 3 }),
@@ -132,10 +177,13 @@ async function send(endpoints: FuzzEndpoints, input: RespInput): Promise<Outcome
   const internal = errors.find((line) => /internal error/i.test(line));
   if (internal !== undefined) return { kind: "finding", what: `${internal} for ${preview(input.bytes)}` };
   if (!received.startsWith("+OK\r\n"))
-    return { kind: "finding", what: `AUTH not answered +OK (${end}): ${JSON.stringify(received.slice(0, 200))} for ${preview(input.bytes)}` };
+    return {
+      kind: "finding",
+      what: `AUTH not answered +OK (${end}): ${JSON.stringify(received.slice(0, 200))} for ${preview(input.bytes)}`,
+    };
   const first = errors[0];
   return first === undefined ? { kind: "served" } : { kind: "refused", code: errorCode(first) };
 }
 
 /** The Redis protocol target. */
-export const respTarget = target("resp", respInput, send, 6);
+export const respTarget = target("resp", respInput, send, 12);

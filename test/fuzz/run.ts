@@ -12,12 +12,19 @@ import { addOutcomes, emptyTally, type FuzzTarget, type TargetTally } from "./ta
 import { textTarget } from "./text-target.js";
 
 /** Every target, in the order a run visits them. */
-export const fuzzTargets: readonly FuzzTarget[] = [httpTarget, respTarget, textTarget, grpcTarget, peerTarget, snapshotTarget];
+export const fuzzTargets: readonly FuzzTarget[] = [
+  httpTarget,
+  respTarget,
+  textTarget,
+  grpcTarget,
+  peerTarget,
+  snapshotTarget,
+];
 
 /** What a run is asked to do. */
 export interface FuzzRunOptions {
   readonly seed: number;
-  /** Stop starting batches after this many seconds (default: no time bound). */
+  /** Stop starting batches after this many seconds of fuzzing (default: no time bound). */
   readonly seconds?: number;
   /** Stop after this many inputs per target (default: no count bound). */
   readonly inputsPerTarget?: number;
@@ -58,7 +65,8 @@ export async function runFuzz(options: FuzzRunOptions): Promise<FuzzRunReport> {
   const started = performance.now();
   const batchSize = options.batchSize ?? 50;
   const chosen = fuzzTargets.filter((t) => options.targets === undefined || options.targets.includes(t.name));
-  if (chosen.length === 0) throw new Error(`no such target; targets: ${fuzzTargets.map((t) => t.name).join(", ")}`);
+  if (chosen.length === 0)
+    throw new Error(`no such target; targets: ${fuzzTargets.map((t) => t.name).join(", ")}`);
   const tallies = new Map(chosen.map((t) => [t.name, emptyTally()]));
   const problems: string[] = [];
   const failedBatches: { target: string; batch: number }[] = [];
@@ -68,7 +76,8 @@ export async function runFuzz(options: FuzzRunOptions): Promise<FuzzRunReport> {
   try {
     hashesBefore = await nodes.stopAndHash();
     await nodes.restart();
-    const deadline = options.seconds === undefined ? Number.POSITIVE_INFINITY : started + options.seconds * 1000;
+    const deadline =
+      options.seconds === undefined ? Number.POSITIVE_INFINITY : started + options.seconds * 1000;
     const countLeft = (name: string): number =>
       (options.inputsPerTarget ?? Number.POSITIVE_INFINITY) - (tallies.get(name)?.tried ?? 0);
     let round = options.batch ?? 0;
@@ -83,7 +92,8 @@ export async function runFuzz(options: FuzzRunOptions): Promise<FuzzRunReport> {
         const findingsBefore = tally.findings.length;
         addOutcomes(tally, await t.batch(nodes.endpoints, batchSeed(options.seed, t.name, round), count));
         const oracle = await nodes.check();
-        if (oracle.length > 0 || tally.findings.length > findingsBefore) failedBatches.push({ target: t.name, batch: round });
+        if (oracle.length > 0 || tally.findings.length > findingsBefore)
+          failedBatches.push({ target: t.name, batch: round });
         if (oracle.length > 0) {
           problems.push(...oracle.map((p) => `after ${t.name} batch ${round}: ${p}`));
           break;
@@ -97,7 +107,8 @@ export async function runFuzz(options: FuzzRunOptions): Promise<FuzzRunReport> {
       hashesAfter = await nodes.stopAndHash();
       for (const [name, before] of hashesBefore) {
         const after = hashesAfter.get(name);
-        if (after !== before) problems.push(`the state hash of ${name} changed: ${before} before, ${after} after`);
+        if (after !== before)
+          problems.push(`the state hash of ${name} changed: ${before} before, ${after} after`);
       }
     }
   } finally {
@@ -121,14 +132,17 @@ export function describeReport(report: FuzzRunReport): string[] {
   for (const [name, tally] of report.tallies) {
     total += tally.tried;
     const refused = [...tally.refused.values()].reduce((a, b) => a + b, 0);
-    lines.push(`${name}: ${tally.tried} inputs, ${tally.served} served, ${refused} refused, ${tally.findings.length} findings`);
+    lines.push(
+      `${name}: ${tally.tried} inputs, ${tally.served} served, ${refused} refused, ${tally.findings.length} findings`,
+    );
     const codes = [...tally.refused.entries()].sort((a, b) => b[1] - a[1]);
     for (const [code, n] of codes.slice(0, 12)) lines.push(`  ${String(n).padStart(6)}  ${code}`);
     if (codes.length > 12) lines.push(`  ... and ${codes.length - 12} more codes`);
     for (const f of tally.findings.slice(0, 5)) lines.push(`  FINDING ${f.slice(0, 1_000)}`);
   }
   lines.push(`${total} inputs in ${report.seconds.toFixed(0)} s`);
-  for (const [name, hash] of report.hashesAfter) lines.push(`state hash of ${name}: ${hash} (before: ${report.hashesBefore.get(name)})`);
+  for (const [name, hash] of report.hashesAfter)
+    lines.push(`state hash of ${name}: ${hash} (before: ${report.hashesBefore.get(name)})`);
   for (const p of report.problems) lines.push(`PROBLEM ${p.slice(0, 4_000)}`);
   for (const b of report.failedBatches.slice(0, 5))
     lines.push(`replay: npm run fuzz -- --seed ${report.seed} --target ${b.target} --batch ${b.batch}`);

@@ -44,7 +44,11 @@ export async function exchange(
       if (settled) return;
       settled = true;
       socket.destroy();
-      reject(new Error(`the exchange went on for ${exchangeMsMax} ms; received ${JSON.stringify(received.slice(-300))}`));
+      reject(
+        new Error(
+          `the exchange went on for ${exchangeMsMax} ms; received ${JSON.stringify(received.slice(-300))}`,
+        ),
+      );
     }, exchangeMsMax);
     const rearm = (): void => {
       clearTimeout(quiet);

@@ -9,7 +9,17 @@ import { type Outcome, target } from "./target.js";
 import { exchange, split } from "./tcp-exchange.js";
 
 const validLines = fc
-  .constantFrom("SET 1 hello world", "GET 7", "GET -9223372036854775808", "HELP", "PROTO 2", "PROTO 1", "AUTH ct_x", "set 5  spaced  ", "")
+  .constantFrom(
+    "SET 1 hello world",
+    "GET 7",
+    "GET -9223372036854775808",
+    "HELP",
+    "PROTO 2",
+    "PROTO 1",
+    "AUTH ct_x",
+    "set 5  spaced  ",
+    "",
+  )
   .map((line) => utf8(`${line}\n`));
 
 const line: fc.Arbitrary<Uint8Array> = fc.oneof(
@@ -25,7 +35,10 @@ const line: fc.Arbitrary<Uint8Array> = fc.oneof(
       .map(([word, args, end]) => utf8(`${[word, ...args].join(" ")}${end}\n`)),
   },
   { weight: 1, arbitrary: fc.uint8Array({ maxLength: 64 }).map((b) => concat(b, utf8("\n"))) },
-  { weight: 1, arbitrary: fc.integer({ min: 1, max: 1_100_000 }).map((n) => utf8(`SET 3 ${"y".repeat(n)}\n`)) },
+  {
+    weight: 1,
+    arbitrary: fc.integer({ min: 1, max: 1_100_000 }).map((n) => utf8(`SET 3 ${"y".repeat(n)}\n`)),
+  },
 );
 
 interface TextInput {
@@ -46,12 +59,20 @@ async function send(endpoints: FuzzEndpoints, input: TextInput): Promise<Outcome
     .map((l) => /ERROR: (.*)$/.exec(l)?.[1])
     .filter((reason): reason is string => reason !== undefined);
   const internal = errors.find((reason) => /internal/i.test(reason));
-  if (internal !== undefined) return { kind: "finding", what: `ERROR: ${internal} for ${preview(input.bytes)}` };
+  if (internal !== undefined)
+    return { kind: "finding", what: `ERROR: ${internal} for ${preview(input.bytes)}` };
   const first = errors[0];
   return first === undefined
     ? { kind: "served" }
-    : { kind: "refused", code: first.split(/[\d(:]/)[0]?.trim().slice(0, 48) ?? "" };
+    : {
+        kind: "refused",
+        code:
+          first
+            .split(/[\d(:]/)[0]
+            ?.trim()
+            .slice(0, 48) ?? "",
+      };
 }
 
 /** The text protocol target. */
-export const textTarget = target("text", textInput, send, 6);
+export const textTarget = target("text", textInput, send, 12);
