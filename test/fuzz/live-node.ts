@@ -13,7 +13,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { credentials } from "@grpc/grpc-js";
 import { groupId } from "../../src/raft/index.js";
-import { hashState, StoreBackend } from "../../src/service/index.js";
+import { hashState, StoreBackend, spaces } from "../../src/service/index.js";
 import { LmdbStateStore } from "../../src/storage/index.js";
 import { MessageServiceClient } from "../support/grpc-client.js";
 import { ProcessCluster, type ProcessNode, stablePort } from "../support/process-cluster.js";
@@ -87,7 +87,7 @@ export class LiveNodes {
   readonly cluster: ProcessCluster;
   readonly endpoints: FuzzEndpoints;
   readonly #admin: string;
-  readonly #known: string;
+  readonly #known: readonly string[];
   readonly #grpcClient: MessageServiceClient;
   #logChecked = new Map<string, number>();
 
@@ -95,7 +95,7 @@ export class LiveNodes {
     cluster: ProcessCluster,
     endpoints: FuzzEndpoints,
     admin: string,
-    known: string,
+    known: readonly string[],
     grpcClient: MessageServiceClient,
   ) {
     this.cluster = cluster;
@@ -175,7 +175,7 @@ export class LiveNodes {
         runningIds: [n1.id, n2.id],
       };
       const grpcClient = new MessageServiceClient(endpoints.grpc, credentials.createInsecure());
-      const nodes = new LiveNodes(cluster, endpoints, admin, "", grpcClient);
+      const nodes = new LiveNodes(cluster, endpoints, admin, [], grpcClient);
       await nodes.#writeKnown();
       return new LiveNodes(cluster, endpoints, admin, await nodes.#readKnown(), grpcClient);
     } catch (error) {
@@ -214,7 +214,7 @@ export class LiveNodes {
   }
 
   /** The known data as the admin reads it over HTTP: every key with its revisions, the stream, the group. */
-  async #readKnown(): Promise<string> {
+  async #readKnown(): Promise<string[]> {
     const url = this.endpoints.httpUrl;
     const parts: unknown[] = [];
     for (const key of knownKeys)
@@ -230,7 +230,7 @@ export class LiveNodes {
     parts.push((await http(`${url}/v1/streams`, "GET", this.#admin)).body);
     parts.push((await http(`${url}/v1/auth/roles`, "GET", this.#admin)).body);
     parts.push((await http(`${url}/v1/auth/tokens`, "GET", this.#admin)).body);
-    return JSON.stringify(parts);
+    return parts.map((p) => JSON.stringify(p));
   }
 
   /**
@@ -296,19 +296,24 @@ export class LiveNodes {
     });
     if (problems.length > 0) return problems;
     const known = await this.#readKnown();
-    if (known !== this.#known)
-      problems.push(`the known data changed:\nbefore ${this.#known}\nafter  ${known}`);
+    for (const [i, part] of known.entries()) {
+      const before = this.#known[i];
+      if (part !== before) problems.push(`the known data changed:\nbefore ${before}\nafter  ${part}`);
+    }
     return problems;
   }
 
-  /** Stops both nodes (by pid) and answers each one's state hash, read from its store. */
-  async stopAndHash(): Promise<Map<string, string>> {
-    const hashes = new Map<string, string>();
+  /**
+   * Stops both nodes (by pid) and answers each one's state, read from its store: the state hash,
+   * and every entry (to name what changed when a hash differs).
+   */
+  async stopAndHash(): Promise<Map<string, StoredState>> {
+    const states = new Map<string, StoredState>();
     for (const node of this.cluster.nodes.slice(0, 2)) {
       await this.cluster.kill(node, "SIGTERM");
-      hashes.set(node.name, stateHashOf(node.dataDir));
+      states.set(node.name, storedStateOf(node.dataDir));
     }
-    return hashes;
+    return states;
   }
 
   /** Starts both nodes again (after {@link stopAndHash}) and waits for a leader. */
@@ -335,12 +340,36 @@ export class LiveNodes {
   }
 }
 
-/** The state hash (src/service/state-hash.ts) of the store in a stopped node's data directory. */
-export function stateHashOf(dataDir: string): string {
+/** A stopped node's replicated state: its hash and its entries as `space key=value` lines (hex). */
+export interface StoredState {
+  readonly hash: string;
+  readonly entries: ReadonlySet<string>;
+}
+
+/** The state hash (src/service/state-hash.ts) and entries of the store in a stopped node's data directory. */
+export function storedStateOf(dataDir: string): StoredState {
   const store = LmdbStateStore.open(join(dataDir, "state"));
   try {
-    return hashState(new StoreBackend(store, groupId(1)).reader);
+    const reader = new StoreBackend(store, groupId(1)).reader;
+    const entries = new Set<string>();
+    for (const space of spaces) {
+      for (const [key, value] of reader.range(space, new Uint8Array(0), undefined, 1_000_000)) {
+        entries.add(
+          `${space} ${Buffer.from(key).toString("hex")}=${Buffer.from(value).toString("hex").slice(0, 400)}`,
+        );
+      }
+    }
+    return { hash: hashState(reader), entries };
   } finally {
     void store.close();
   }
+}
+
+/** The entries only one of two states holds, marked - (before only) and + (after only), at most `max`. */
+export function stateDifference(before: StoredState, after: StoredState, max = 20): string[] {
+  const lines = [
+    ...[...before.entries].filter((e) => !after.entries.has(e)).map((e) => `- ${e}`),
+    ...[...after.entries].filter((e) => !before.entries.has(e)).map((e) => `+ ${e}`),
+  ];
+  return lines.slice(0, max);
 }

@@ -5,7 +5,7 @@
 // failing batch replays alone (`--target T --batch b`).
 import { grpcTarget } from "./grpc-target.js";
 import { httpTarget } from "./http-target.js";
-import { LiveNodes } from "./live-node.js";
+import { LiveNodes, type StoredState, stateDifference } from "./live-node.js";
 import { peerTarget, snapshotTarget } from "./peer-target.js";
 import { respTarget } from "./resp-target.js";
 import { addOutcomes, emptyTally, type FuzzTarget, type TargetTally } from "./target.js";
@@ -71,10 +71,10 @@ export async function runFuzz(options: FuzzRunOptions): Promise<FuzzRunReport> {
   const problems: string[] = [];
   const failedBatches: { target: string; batch: number }[] = [];
   const nodes = await LiveNodes.start(options.say);
-  let hashesBefore = new Map<string, string>();
-  let hashesAfter = new Map<string, string>();
+  let statesBefore = new Map<string, StoredState>();
+  const hashesAfter = new Map<string, string>();
   try {
-    hashesBefore = await nodes.stopAndHash();
+    statesBefore = await nodes.stopAndHash();
     await nodes.restart();
     const deadline =
       options.seconds === undefined ? Number.POSITIVE_INFINITY : started + options.seconds * 1000;
@@ -104,11 +104,15 @@ export async function runFuzz(options: FuzzRunOptions): Promise<FuzzRunReport> {
     }
     for (const t of chosen) t.close?.();
     if (problems.length === 0) {
-      hashesAfter = await nodes.stopAndHash();
-      for (const [name, before] of hashesBefore) {
-        const after = hashesAfter.get(name);
-        if (after !== before)
-          problems.push(`the state hash of ${name} changed: ${before} before, ${after} after`);
+      const statesAfter = await nodes.stopAndHash();
+      for (const [name, before] of statesBefore) {
+        const after = statesAfter.get(name);
+        if (after === undefined) continue;
+        hashesAfter.set(name, after.hash);
+        if (after.hash !== before.hash)
+          problems.push(
+            `the state hash of ${name} changed: ${before.hash} before, ${after.hash} after; entries:\n${stateDifference(before, after).join("\n")}`,
+          );
       }
     }
   } finally {
@@ -119,7 +123,7 @@ export async function runFuzz(options: FuzzRunOptions): Promise<FuzzRunReport> {
     tallies,
     problems,
     failedBatches,
-    hashesBefore,
+    hashesBefore: new Map([...statesBefore].map(([name, state]) => [name, state.hash])),
     hashesAfter,
     seconds: (performance.now() - started) / 1000,
   };
