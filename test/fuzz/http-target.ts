@@ -206,7 +206,7 @@ const httpInput: fc.Arbitrary<HttpInput> = fc
       { freq: 5 },
     ),
     idempotencyKey: fc.option(fuzzString, { freq: 6 }),
-  writeConcern: fc.option(fc.constantFrom("all", "majority", "ALL", "none", ""), { freq: 4 }),
+    writeConcern: fc.option(fc.constantFrom("all", "majority", "ALL", "none", ""), { freq: 4 }),
     body,
     token: fc.constantFrom(
       "fuzz" as const,
@@ -224,7 +224,7 @@ const httpInput: fc.Arbitrary<HttpInput> = fc
       .join("&");
     const extraHeaders: Record<string, string> = {};
     if (r.idempotencyKey !== null) extraHeaders["idempotency-key"] = encodeURIComponent(r.idempotencyKey);
-  if (r.writeConcern !== null) extraHeaders["cairn-write-concern"] = r.writeConcern;
+    if (r.writeConcern !== null) extraHeaders["cairn-write-concern"] = r.writeConcern;
     return {
       method: r.otherMethod ?? r.route.method,
       path,
