@@ -9,7 +9,7 @@
 // must never be able to change data legitimately: a Raft message that decodes is sent with term 0
 // (older than any term of the cluster, so the core must only answer or drop it), and a forwarded
 // call that decodes as a write is not sent. What decodes must still never crash the node.
-import { connect, type TLSSocket } from "node:tls";
+import { connect } from "node:tls";
 import fc from "fast-check";
 import { decodeNodeWire, encodeNodeWire, type NodeWireMessage } from "../../src/node/index.js";
 import { groupId, logIndex, type Message, nodeId, term } from "../../src/raft/index.js";
@@ -33,6 +33,7 @@ import { crc32 } from "../../src/util/index.js";
 import type { FuzzEndpoints } from "./live-node.js";
 import { concat, mutated, preview } from "./mutate.js";
 import { type Outcome, target } from "./target.js";
+import { converse } from "./tcp-exchange.js";
 
 const frameBytesMax = 16 * 1024 * 1024;
 /** A member connection sends without answers; the node closes one at its first bad frame at once. */
@@ -377,54 +378,29 @@ async function send(endpoints: FuzzEndpoints, input: PeerInput): Promise<Outcome
   const helloPayload = input.hello === "valid" ? hello(endpoints, input.purpose) : input.hello;
   const helloFrame = concat(...[encodeFrame(FrameType.hello, 0, helloPayload, frameBytesMax)].flat());
   const { host, port } = endpoints.peer;
-  const answers = await new Promise<{ names: string[]; closed: boolean }>((resolve, reject) => {
-    const socket: TLSSocket = connect({
-      host,
-      port,
-      ca: endpoints.peerTls.ca,
-      cert: endpoints.peerTls.cert,
-      key: endpoints.peerTls.key,
-      checkServerIdentity: () => undefined,
-    });
-    const decoder = new FrameDecoder(frameBytesMax);
-    const names: string[] = [];
-    let settled = false;
-    let quiet: NodeJS.Timeout | undefined;
-    const finish = (closed: boolean): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(quiet);
-      clearTimeout(overall);
-      socket.destroy();
-      resolve({ names, closed });
-    };
-    const overall = setTimeout(() => {
-      settled = true;
-      socket.destroy();
-      reject(new Error(`the peer exchange went on for 15 s: ${describeInput(input)}`));
-    }, 15_000);
-    const rearm = (): void => {
-      clearTimeout(quiet);
-      quiet = setTimeout(() => finish(false), quietMs);
-    };
-    socket.on("data", (chunk: Buffer) => {
-      const result = decoder.push(chunk);
-      for (const frame of result.frames) names.push(answerName(frame.type, frame.payload));
-      rearm();
-    });
-    socket.on("close", () => finish(true));
-    socket.on("error", () => finish(true));
-    socket.on("secureConnect", () => {
-      void (async () => {
-        for (const bytes of [helloFrame, ...frames]) {
-          if (settled || socket.destroyed) return;
-          socket.write(bytes);
-          await new Promise((r) => setImmediate(r));
-        }
-        rearm();
-      })();
-    });
+  const socket = connect({
+    host,
+    port,
+    ca: endpoints.peerTls.ca,
+    cert: endpoints.peerTls.cert,
+    key: endpoints.peerTls.key,
+    checkServerIdentity: () => undefined,
   });
+  const decoder = new FrameDecoder(frameBytesMax);
+  const names: string[] = [];
+  const end = await converse(
+    socket,
+    "secureConnect",
+    [helloFrame, ...frames],
+    (chunk) => {
+      for (const frame of decoder.push(chunk).frames) names.push(answerName(frame.type, frame.payload));
+      return false;
+    },
+    quietMs,
+  ).catch((error: unknown) => {
+    throw new Error(`${error instanceof Error ? error.message : String(error)}: ${describeInput(input)}`);
+  });
+  const answers = { names, closed: end === "closed" };
   const refusal = answers.names.find(
     (n) => n !== "welcome" && n !== "snapshot-ack" && !n.startsWith("frame-"),
   );

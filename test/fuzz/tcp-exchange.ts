@@ -1,7 +1,7 @@
 // One fuzz exchange over a fresh TCP connection: send some bytes (in pieces, so a parser sees
 // frames split anywhere), then collect what comes back until a sentinel reply, the server's close,
 // or a short quiet spell (a parser waiting for the rest of a frame it was promised, which is correct).
-import { connect } from "node:net";
+import { connect, type Socket } from "node:net";
 
 /** How an exchange ended. */
 export type ExchangeEnd = "sentinel" | "closed" | "quiet";
@@ -20,16 +20,19 @@ const quietMs = 1_500;
 /** The longest an exchange may take; past it (with data still flowing) it is a hang. */
 const exchangeMsMax = 15_000;
 
-/** Writes `pieces` one by one on a new connection and collects the replies (latin1). */
-export async function exchange(
-  host: string,
-  port: number,
+/**
+ * Writes `pieces` one by one on `socket` once it is `ready` (connected, or TLS-secured), hands
+ * every chunk that comes back to `onData` (true: the answer is complete), and resolves with how
+ * the exchange ended; destroys the socket. Rejects after {@link exchangeMsMax} (a hang).
+ */
+export async function converse(
+  socket: Socket,
+  ready: "connect" | "secureConnect",
   pieces: readonly Uint8Array[],
-  sentinel: string,
-): Promise<Exchanged> {
+  onData: (chunk: Buffer) => boolean,
+  quietMsMax = quietMs,
+): Promise<ExchangeEnd> {
   return new Promise((resolve, reject) => {
-    const socket = connect(port, host);
-    let received = "";
     let settled = false;
     let quiet: NodeJS.Timeout | undefined;
     const finish = (end: ExchangeEnd): void => {
@@ -38,31 +41,26 @@ export async function exchange(
       clearTimeout(quiet);
       clearTimeout(overall);
       socket.destroy();
-      resolve({ received, end });
+      resolve(end);
     };
     const overall = setTimeout(() => {
       if (settled) return;
       settled = true;
       socket.destroy();
-      reject(
-        new Error(
-          `the exchange went on for ${exchangeMsMax} ms; received ${JSON.stringify(received.slice(-300))}`,
-        ),
-      );
+      reject(new Error(`the exchange went on for ${exchangeMsMax} ms`));
     }, exchangeMsMax);
     const rearm = (): void => {
       clearTimeout(quiet);
-      quiet = setTimeout(() => finish("quiet"), quietMs);
+      quiet = setTimeout(() => finish("quiet"), quietMsMax);
     };
     socket.on("data", (chunk: Buffer) => {
-      received += chunk.toString("latin1");
-      if (received.includes(sentinel)) finish("sentinel");
+      if (onData(chunk)) finish("sentinel");
       else rearm();
     });
     socket.on("close", () => finish("closed"));
     // A reset after the server closed on a protocol error is an ordinary end of the exchange.
     socket.on("error", () => finish("closed"));
-    socket.on("connect", () => {
+    socket.on(ready, () => {
       void (async () => {
         for (const piece of pieces) {
           if (settled || socket.destroyed) return;
@@ -73,6 +71,25 @@ export async function exchange(
       })();
     });
   });
+}
+
+/** Writes `pieces` one by one on a new TCP connection and collects the replies (latin1) up to `sentinel`. */
+export async function exchange(
+  host: string,
+  port: number,
+  pieces: readonly Uint8Array[],
+  sentinel: string,
+): Promise<Exchanged> {
+  let received = "";
+  const end = await converse(connect(port, host), "connect", pieces, (chunk) => {
+    received += chunk.toString("latin1");
+    return received.includes(sentinel);
+  }).catch((error: unknown) => {
+    throw new Error(
+      `${error instanceof Error ? error.message : String(error)}; received ${JSON.stringify(received.slice(-300))}`,
+    );
+  });
+  return { received, end };
 }
 
 /** `bytes` cut at the given fractions (of 1,000,000) into pieces, in order. */
