@@ -80,12 +80,18 @@ export interface ReplicationPort {
   authorize?(needs: readonly Need[]): void;
 }
 
-/** `log` with every proposal made under `writeConcern`. */
+/**
+ * `log` with every proposal made under `writeConcern`, and the same authorization: a view that
+ * dropped `authorize` would serve every request through it unchecked (found by `npm run fuzz`: a
+ * read-only token appended with gRPC's write_concern 3 and HTTP's `Cairn-Write-Concern: all`).
+ */
 export function withWriteConcern(log: ReplicationPort, writeConcern: WriteConcern): ReplicationPort {
+  const authorize = log.authorize;
   return {
     propose: (data) => log.propose(data, writeConcern),
     readLinearizable: (read) => log.readLinearizable(read),
     readStale: (read) => log.readStale(read),
     nowMs: () => log.nowMs(),
+    ...(authorize === undefined ? {} : { authorize: (needs: readonly Need[]) => authorize.call(log, needs) }),
   };
 }
