@@ -4,7 +4,7 @@
 // byte in a state store value), restarts it, and checks that it says it is recovering, then ends
 // up with every acknowledged write (read from its own copy) and whole again (voting, serving).
 import assert from "node:assert/strict";
-import { readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { open as openFile, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { open } from "lmdb";
@@ -64,6 +64,24 @@ async function flipByte(path: string, at: (size: number) => number): Promise<voi
   const offset = at(bytes.length);
   bytes[offset] = (bytes[offset] ?? 0) ^ 0xff;
   await writeFile(path, bytes);
+}
+
+/**
+ * Flips a bit in every copy of `needle` in `path`, in place (positional writes, the file's size
+ * unchanged: a running lmdb maps it), and answers how many copies it hit.
+ */
+async function flipEveryCopyInPlace(path: string, needle: string): Promise<number> {
+  const bytes = await readFile(path);
+  const handle = await openFile(path, "r+");
+  let hits = 0;
+  try {
+    for (let at = bytes.indexOf(needle); at >= 0; at = bytes.indexOf(needle, at + 1), hits++)
+      await handle.write(Uint8Array.of((bytes[at + 3] ?? 0) ^ 0x20), 0, 1, at + 3);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  return hits;
 }
 
 /** The files in `dir` whose names match `pattern`, sorted. */
@@ -172,6 +190,61 @@ describe("a node with damaged or missing data heals from its peers", { timeout: 
     });
   });
 
+  it("a flipped byte in a stored value of a RUNNING follower: it repairs itself in place, no restart", async () => {
+    await writeSome(10);
+    const client = cluster.client();
+    const distinct = "live-value-of-a-running-node";
+    await client.put("live-k", distinct);
+    expected.set("live-k", distinct);
+    const leader = await cluster.leader();
+    const victim = cluster.nodes.find((n) => n !== leader);
+    assert.ok(victim !== undefined);
+    await waitFor(
+      "the follower to hold the value",
+      async () => (await localValue(victim, "live-k")) === distinct,
+      {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+      },
+    );
+    const pid = victim.process?.pid;
+    victim.output = "";
+    const hits = await flipEveryCopyInPlace(join(victim.dataDir, "state", "data.mdb"), distinct);
+    assert.ok(hits > 0, "the value is in the state file");
+    // The damaged value is refused, never served; the read makes the node find the damage.
+    assert.equal(await localValue(victim, "live-k"), "ERR_STATE_CORRUPT");
+    await waitFor(
+      "the node to say it repairs in place",
+      () => /DAMAGED while running: /.test(victim.output),
+      {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+      },
+    );
+    assert.match(victim.output, /repairing in place/);
+    await waitFor(
+      "the node to be whole again",
+      async () =>
+        /recovered: the log is whole again/.test(victim.output) &&
+        (await statusOf(victim))?.self.recovering === null,
+      { timeoutMs: 60_000, intervalMs: 100 },
+    );
+    assert.match(victim.output, /DAMAGED: found while running: state store: the value of key/);
+    await waitFor(
+      "the repaired node's own copy to hold every acknowledged write",
+      async () => {
+        for (const [key, value] of expected) if ((await localValue(victim, key)) !== value) return false;
+        return true;
+      },
+      { timeoutMs: 60_000, intervalMs: 200 },
+    );
+    assert.equal(victim.process?.pid, pid, "the same process: no restart");
+    assert.equal(victim.process?.exitCode, null);
+    const metrics = await (await fetch(`${victim.httpUrl}/metrics`)).text();
+    assert.match(metrics, /cairn_repairs_in_place_total 1/);
+    assert.match(metrics, /cairn_recovering 0/);
+  });
+
   it("a diverged state that passes its checksums is named by the cross-replica state check", async () => {
     await writeSome(10);
     const leader = await cluster.leader();
@@ -213,11 +286,16 @@ describe("a node with damaged or missing data heals from its peers", { timeout: 
         intervalMs: 200,
       },
     );
-    // Repair it as the other damage cases are: the emptied node is refilled and agrees again.
+    // It repairs itself, in place: it discards its state and is refilled, and agrees again.
     const namedAt = (await statusOf(leader))?.stateCheck.index ?? 0;
-    await cluster.kill(victim);
-    await emptyDataDir(victim.dataDir);
-    await cluster.start(victim);
+    const pid = victim.process?.pid;
+    await waitFor(
+      "the diverged node to repair itself",
+      () => /recovered: the log is whole again/.test(victim.output),
+      { timeoutMs: 60_000, intervalMs: 200 },
+    );
+    assert.match(victim.output, /DAMAGED while running: the state check/);
+    assert.equal(victim.process?.pid, pid, "the same process: no restart");
     await writeSome(30);
     await waitFor(
       "all three nodes to agree again at a later index",
