@@ -1027,7 +1027,13 @@ export class RawNode {
     // An append may have been lost: free a slot so a full window cannot wedge the pipeline.
     if (pr.state === "replicate" && pr.inflights.full()) pr.inflights.freeFirst();
     // Sending even an empty append makes a follower that lost entries reject, which starts a probe.
-    if (pr.matchIndex < this.#log.lastIndex()) this.#sendAppends(m.from, true);
+    // One also goes to a follower whose last append carried an older commit index than ours (it
+    // was paused, or took a snapshot, when the commit moved): a heartbeat's commit is capped at
+    // its match, and a member that lost its state is whole again only once an append brings the
+    // leader's own commit index (found by the simulator's wiped restarts: on an idle cluster such
+    // a member withheld its vote for good).
+    if (pr.matchIndex < this.#log.lastIndex() || pr.commitSent < this.#log.commitIndex)
+      this.#sendAppends(m.from, true);
     const voters = this.#confs.current().voters;
     for (const r of this.#readOnly.ack(m.from, m.readRound, voters, this.id)) this.#releaseRead(r);
   }
@@ -1100,6 +1106,7 @@ export class RawNode {
       false,
     );
     pr.sentAppend(entries.length, logIndex(prevLogIndex + entries.length));
+    pr.commitSent = log.commitIndex;
     return true;
   }
 

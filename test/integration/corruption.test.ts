@@ -209,10 +209,26 @@ describe("a node with damaged or missing data heals from its peers", { timeout: 
     );
     const pid = victim.process?.pid;
     victim.output = "";
-    const hits = await flipEveryCopyInPlace(join(victim.dataDir, "state", "data.mdb"), distinct);
+    const stateFile = join(victim.dataDir, "state", "data.mdb");
+    // The node writes its state store a little after it applies (batched store commits).
+    await waitFor(
+      "the value to reach the follower's state file",
+      async () => (await readFile(stateFile)).includes(distinct),
+      {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+      },
+    );
+    const hits = await flipEveryCopyInPlace(stateFile, distinct);
     assert.ok(hits > 0, "the value is in the state file");
-    // The damaged value is refused, never served; the read makes the node find the damage.
-    assert.equal(await localValue(victim, "live-k"), "ERR_STATE_CORRUPT");
+    // The damaged value is refused, never served; the read makes the node find the damage. (A
+    // listing reads the store itself: a single key's value may come from the node's cache of
+    // values it wrote, which the flipped bits on disk do not reach.)
+    const listing = await fetch(`${victim.httpUrl}/v1/kv?prefix=live-&consistency=stale`, {
+      signal: AbortSignal.timeout(2_000),
+    });
+    const body = (await listing.json()) as { error?: { code: string } };
+    assert.equal(body.error?.code, "ERR_STATE_CORRUPT", JSON.stringify(body));
     await waitFor(
       "the node to say it repairs in place",
       () => /DAMAGED while running: /.test(victim.output),
@@ -221,7 +237,6 @@ describe("a node with damaged or missing data heals from its peers", { timeout: 
         intervalMs: 100,
       },
     );
-    assert.match(victim.output, /repairing in place/);
     await waitFor(
       "the node to be whole again",
       async () =>
@@ -229,7 +244,8 @@ describe("a node with damaged or missing data heals from its peers", { timeout: 
         (await statusOf(victim))?.self.recovering === null,
       { timeoutMs: 60_000, intervalMs: 100 },
     );
-    assert.match(victim.output, /DAMAGED: found while running: state store: the value of key/);
+    assert.match(victim.output, /repairing in place/);
+    assert.match(victim.output, /DAMAGED: .*found while running: .*state store: the value of key/);
     await waitFor(
       "the repaired node's own copy to hold every acknowledged write",
       async () => {
