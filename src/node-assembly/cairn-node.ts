@@ -88,6 +88,11 @@ export interface CairnNodeSettings {
   readonly snapshotEntries: number;
   readonly snapshotBytes: number;
   readonly segmentBytesMax: number;
+  /**
+   * The WAL records how far it is durable every this many bytes (wal-durable-end.ts), so a cut of
+   * its newest segment below that point is found at the next start; undefined: never.
+   */
+  readonly walDurableEndEveryBytes: number | undefined;
   readonly keyBytesMax: number;
   readonly valueBytesMax: number;
   /**
@@ -126,6 +131,7 @@ export const defaultNodeSettings: CairnNodeSettings = {
   snapshotEntries: 100_000,
   snapshotBytes: 64 * 1024 * 1024,
   segmentBytesMax: 64 * 1024 * 1024,
+  walDurableEndEveryBytes: 64 * 1024,
   // The services' own limits: a node changes them only when told to.
   keyBytesMax: defaultKvLimits.keyBytesMax,
   valueBytesMax: defaultKvLimits.valueBytesMax,
@@ -352,6 +358,9 @@ export class CairnNode {
     try {
       const opened = await Wal.open(fs, joinPath(options.dataDir, "wal"), {
         segmentBytesMax: settings.segmentBytesMax,
+        ...(settings.walDurableEndEveryBytes === undefined
+          ? {}
+          : { durableEndEveryBytes: settings.walDurableEndEveryBytes }),
         onFailure,
       });
       wal = opened.wal;
