@@ -985,6 +985,8 @@ export class RawNode {
         // Skip every leader entry whose term is above the follower's hint term: none can match.
         probe = this.#log.findConflictByTerm(m.hintIndex, m.hintTerm).index;
       }
+      // A rejected append's commit index did not reach the follower's log.
+      pr.commitSent = logIndex(0);
       if (pr.maybeDecrTo(m.index, probe, m.entriesLost)) {
         if (pr.state === "replicate") pr.becomeProbe();
         this.#sendAppends(m.from, false);
@@ -1093,6 +1095,8 @@ export class RawNode {
       // Raft §7: the entries this follower needs are compacted; send the snapshot instead.
       this.#send({ type: "snapshot", snapshot: log.snapshot }, to, false);
       pr.becomeSnapshot(log.snapshot.index);
+      // What earlier appends carried did not reach a log that needs a snapshot.
+      pr.commitSent = logIndex(0);
       return false;
     }
     const entries =

@@ -142,6 +142,8 @@ export interface FaultScheduleOptions {
    * own, so a schedule differs from the one without wipes only in these flags. Default none.
    */
   readonly wipedRestartShare?: readonly [numerator: number, denominator: number];
+  /** A wiped restart needs this long without a new fault after it (see markWipedRestarts). */
+  readonly wipedRestartQuietMs?: number;
 }
 
 /** A generated schedule: events in time order, and where the phases end. */
@@ -472,14 +474,45 @@ export function generateFaultSchedule(seed: number, options: FaultScheduleOption
   for (const node of [...state.removed].sort((a, b) => a - b))
     emit({ kind: "add-member", atMs: safetyEndMs, node });
   const share = options.wipedRestartShare;
-  const wipes = new Prng(seed ^ wipeStreamSalt);
   const marked =
-    share === undefined
-      ? events
-      : events.map(
-          (e): FaultEvent => (e.kind === "restart" && wipes.chance(...share) ? { ...e, wiped: true } : e),
-        );
+    share === undefined ? events : markWipedRestarts(seed, events, share, options.wipedRestartQuietMs ?? 0);
   return { events: marked, safetyEndMs, livenessEndMs: safetyEndMs + options.livenessPhaseMs };
+}
+
+/** The events that make a node faulty (the rest repair, or change nothing). */
+const faultKinds: ReadonlySet<FaultEvent["kind"]> = new Set([
+  "crash",
+  "partition",
+  "partition-one-way",
+  "bridge",
+  "isolate",
+  "slow-disk",
+  "remove-member",
+]);
+
+/**
+ * Marks a `share` of the restarts wiped, with a PRNG of their own. Only a restart that brings the
+ * last faulty node back, with no new fault for `quietMs` after it, qualifies: a member that lost its
+ * state stays out of elections until a leader made it whole, so it counts against the fault budget
+ * after its restart too, and a fault meanwhile could leave no electable majority (unavailable, as
+ * the design says, but not what a run within the budget may show).
+ */
+function markWipedRestarts(
+  seed: number,
+  events: readonly FaultEvent[],
+  share: readonly [number, number],
+  quietMs: number,
+): FaultEvent[] {
+  const wipes = new Prng(seed ^ wipeStreamSalt);
+  const state = new FaultState();
+  return events.map((e, i): FaultEvent => {
+    const othersFaulty = [...state.faulty()].some((n) => e.kind !== "restart" || n !== e.node);
+    state.apply(e);
+    if (e.kind !== "restart" || !wipes.chance(...share) || othersFaulty) return e;
+    const nextFault = events.slice(i + 1).find((later) => faultKinds.has(later.kind));
+    if (nextFault !== undefined && nextFault.atMs < e.atMs + quietMs) return e;
+    return { ...e, wiped: true };
+  });
 }
 
 /** Separates the PRNG stream that picks wiped restarts from the schedule's own. */
