@@ -10,6 +10,7 @@ import { after, before, describe, it } from "node:test";
 import { open } from "lmdb";
 import { CairnClient, CairnClientError } from "../../src/client/index.js";
 import { groupId } from "../../src/raft/index.js";
+import { decodeDurableEnd, durableEndFileName, segmentName } from "../../src/storage/index.js";
 import { sealValue, unsealValue } from "../../src/storage/lmdb-state-store.js";
 import { internalKey, keyKind } from "../../src/storage/state-store.js";
 import {
@@ -157,6 +158,20 @@ describe("a node with damaged or missing data heals from its peers", { timeout: 
       const [segment] = await filesIn(join(dataDir, "wal"), /^wal-\d+\.log$/);
       assert.ok(segment !== undefined);
       await flipByte(join(dataDir, "wal", segment), (size) => Math.floor(size / 2));
+    });
+  });
+
+  it("the newest WAL segment cut below the durable end it recorded", async () => {
+    await healsAfter(async (dataDir) => {
+      const recorded = decodeDurableEnd(await readFile(join(dataDir, "wal", durableEndFileName)));
+      assert.ok(recorded !== "corrupt", "the durable end is recorded");
+      const newest = (await filesIn(join(dataDir, "wal"), /^wal-\d+\.log$/)).at(-1);
+      assert.equal(newest, segmentName(recorded.seq));
+      // Anywhere below the recorded end: acknowledged records are gone, and the rest of the segment
+      // looks like a clean end or a torn write.
+      const handle = await openFile(join(dataDir, "wal", newest), "r+");
+      await handle.truncate(recorded.bytes - 1);
+      await handle.close();
     });
   });
 
