@@ -26,21 +26,6 @@ export const p = (file: string, anchor: string, replacement: string): Patch => (
 
 export const mutants: readonly Mutant[] = [
   {
-    // A member whose disk was replaced forgets the votes it cast: without the fence it may vote a
-    // second time in a term it already voted in, once it is whole (Raft §5.2). Caught only since
-    // the simulator wipes restarting nodes' disks (level 1, `wiped` restarts).
-    name: "no vote fence: a member that lost its state votes again as soon as its log is whole",
-    patches: [
-      p(
-        "src/raft/raw-node.ts",
-        "if (this.#stateLost) this.#voteFence = { heard: new Map(), highest: null };",
-        "this.#voteFence = null;",
-      ),
-    ],
-    level: 1,
-    seedsMax: 3000,
-  },
-  {
     name: "commit an entry of an earlier term by counting replicas (Raft §5.4.2, Figure 8)",
     patches: [
       p(

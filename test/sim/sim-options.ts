@@ -168,7 +168,7 @@ export function simOptionsFromSeed(seed: number, level: SimLevel = 1): SimOption
     slowDiskExtraMinMs: 5,
     slowDiskExtraMaxMs: faults.range(20, 200),
     // Level 1 replaces a restarting node's disk now and then (the vote fence's liveness and safety).
-    ...(level === 1 ? { wipedRestartShare: [1, 2] as const, wipedRestartQuietMs: 1_000 } : {}),
+    ...(level === 1 ? { wipedRestartShare: [1, 2] as const } : {}),
   };
 
   const workload: KvWorkloadOptions = {
