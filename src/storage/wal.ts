@@ -10,6 +10,13 @@ import { concatBytes } from "./bytes.js";
 import { errnoOf, type FileHandle, type FileSystem, joinPath } from "./file-system.js";
 import { StorageError } from "./storage-error.js";
 import {
+  type DurableEnd,
+  durableEndFileName,
+  durableEndLoss,
+  readDurableEnd,
+  writeDurableEnd,
+} from "./wal-durable-end.js";
+import {
   type DiskRecord,
   encodeRecord,
   encodeSegmentHeader,
@@ -18,13 +25,6 @@ import {
   segmentHeaderBytes,
   type WalRecord,
 } from "./wal-format.js";
-import {
-  type DurableEnd,
-  durableEndFileName,
-  durableEndLoss,
-  readDurableEnd,
-  writeDurableEnd,
-} from "./wal-durable-end.js";
 import { applyToGroupState, emptyGroupState, type GroupState } from "./wal-group-state.js";
 import {
   groupCorruptionError,

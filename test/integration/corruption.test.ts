@@ -116,6 +116,18 @@ describe("a node with damaged or missing data heals from its peers", { timeout: 
     }
   }
 
+  /** Waits for `node`'s own copy to hold every acknowledged write. */
+  async function holdsEveryWrite(node: ProcessNode): Promise<void> {
+    await waitFor(
+      `${node.name}'s own copy to hold every acknowledged write`,
+      async () => {
+        for (const [key, value] of expected) if ((await localValue(node, key)) !== value) return false;
+        return true;
+      },
+      { timeoutMs: 60_000, intervalMs: 200 },
+    );
+  }
+
   /** Stops a follower, damages its data directory with `damage`, restarts it, and waits for it to heal. */
   async function healsAfter(damage: (dataDir: string) => Promise<void>): Promise<void> {
     await writeSome(120);
@@ -138,14 +150,7 @@ describe("a node with damaged or missing data heals from its peers", { timeout: 
     const client = cluster.client();
     await client.put("after-repair", String(written));
     expected.set("after-repair", String(written));
-    await waitFor(
-      "the healed node's own copy to hold every acknowledged write",
-      async () => {
-        for (const [key, value] of expected) if ((await localValue(victim, key)) !== value) return false;
-        return true;
-      },
-      { timeoutMs: 60_000, intervalMs: 200 },
-    );
+    await holdsEveryWrite(victim);
     assert.ok((await stat(join(victim.dataDir, "damaged"))).isDirectory(), "the damaged data is kept aside");
   }
 
@@ -261,14 +266,7 @@ describe("a node with damaged or missing data heals from its peers", { timeout: 
     );
     assert.match(victim.output, /repairing in place/);
     assert.match(victim.output, /DAMAGED: .*found while running: .*state store: the value of key/);
-    await waitFor(
-      "the repaired node's own copy to hold every acknowledged write",
-      async () => {
-        for (const [key, value] of expected) if ((await localValue(victim, key)) !== value) return false;
-        return true;
-      },
-      { timeoutMs: 60_000, intervalMs: 200 },
-    );
+    await holdsEveryWrite(victim);
     assert.equal(victim.process?.pid, pid, "the same process: no restart");
     assert.equal(victim.process?.exitCode, null);
     const metrics = await (await fetch(`${victim.httpUrl}/metrics`)).text();
