@@ -6,7 +6,10 @@
 // A third writer, the same bytes through the async FileHandle API with O_DSYNC (how the WAL writes),
 // separates the WAL's own cost from the cost of keeping the sync off the event loop. Then it writes a
 // 1 GiB log once under the temp directory, times its recovery (Wal.open), and deletes it.
-// Flags: --run-ms=<n> per round (default 1000), --rounds=<n> (default 5), --recovery-mib=<n> (default 1024).
+// Flags: --run-ms=<n> per round (default 1000), --rounds=<n> (default 5), --recovery-mib=<n> (default 1024),
+// --durable-end-bytes=<n>: a fourth writer, a WAL that records its durable end every n bytes (the
+// truncation watermark, wal-durable-end.ts), interleaved with the others: its records/s and its
+// ratio to the plain WAL (A/B in the same rounds).
 import { closeSync, constants, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
@@ -22,6 +25,7 @@ const flag = (name: string, fallback: number): number => {
 const runMs = flag("run-ms", 1000);
 const rounds = flag("rounds", 5);
 const recoveryMiB = flag("recovery-mib", 1024);
+const durableEndBytes = flag("durable-end-bytes", -1);
 const batchSizes = [1, 16, 64, 256];
 const entryBytes = 128;
 const group = groupId(1);
@@ -54,7 +58,9 @@ let runId = 0;
  * (floor batch, WAL batch, floor batch, ...) for `runMs`, so both see the same disk conditions.
  * Floor: plain writeSync + fdatasync of as many bytes as the WAL record. Returns records/s of each.
  */
-async function round(count: number): Promise<{ floor: number; offLoop: number; wal: number }> {
+async function round(
+  count: number,
+): Promise<{ floor: number; offLoop: number; wal: number; marked: number }> {
   const path = join(root, `floor-${runId}`);
   const offLoopPath = join(root, `off-loop-${runId}`);
   const dir = join(root, `wal-${runId++}`);
@@ -64,6 +70,12 @@ async function round(count: number): Promise<{ floor: number; offLoop: number; w
   const offLoop = await open(offLoopPath, constants.O_RDWR | constants.O_CREAT | constants.O_DSYNC);
   const bytes = new Uint8Array(recordBytes(count)).fill(0x5a);
   const { wal } = await Wal.open(new NodeFileSystem(), dir);
+  const markedDir = `${dir}-marked`;
+  const { wal: marked } = await Wal.open(new NodeFileSystem(), markedDir, {
+    durableEndEveryBytes: Math.max(0, durableEndBytes),
+  });
+  let markedNext = 1;
+  let markedMs = 0;
   let position = 0;
   let next = 1;
   let batches = 0;
@@ -91,6 +103,15 @@ async function round(count: number): Promise<{ floor: number; offLoop: number; w
       offLoopMs += performance.now() - t;
     },
   ];
+  if (durableEndBytes >= 0) {
+    writers.push(async () => {
+      const entries = batch(markedNext, count);
+      const t = performance.now();
+      await marked.write([{ type: "entries", group, entries }]);
+      markedMs += performance.now() - t;
+      markedNext += count;
+    });
+  }
   const started = performance.now();
   while (performance.now() - started < runMs) {
     for (const writer of prng.shuffle([...writers])) await writer();
@@ -101,11 +122,13 @@ async function round(count: number): Promise<{ floor: number; offLoop: number; w
   closeSync(fd);
   await offLoop.close();
   await wal.close();
+  await marked.close();
+  rmSync(markedDir, { recursive: true, force: true });
   rmSync(path);
   rmSync(offLoopPath);
   rmSync(dir, { recursive: true, force: true });
   const rate = (ms: number): number => (batches * count * 1000) / ms;
-  return { floor: rate(floorMs), offLoop: rate(offLoopMs), wal: rate(walMs) };
+  return { floor: rate(floorMs), offLoop: rate(offLoopMs), wal: rate(walMs), marked: rate(markedMs) };
 }
 
 async function recovery(): Promise<{ seconds: number; bytes: number; entries: number }> {
@@ -137,10 +160,14 @@ async function main(): Promise<void> {
   console.log(
     `${rounds} rounds of ${runMs} ms per batch size, floor, WAL and off-loop batches interleaved; medians\n`,
   );
+  const markedHeader =
+    durableEndBytes >= 0
+      ? ` WAL + durable end every ${durableEndBytes} B records/s | that / WAL (range) |`
+      : "";
   console.log(
-    "| batch (entries of 128 B) | floor records/s | WAL records/s | WAL / floor | off-loop floor records/s | WAL / off-loop floor |",
+    `| batch (entries of 128 B) | floor records/s | WAL records/s | WAL / floor | off-loop floor records/s | WAL / off-loop floor |${markedHeader}`,
   );
-  console.log("|---:|---:|---:|---:|---:|---:|");
+  console.log(`|---:|---:|---:|---:|---:|---:|${durableEndBytes >= 0 ? "---:|---:|" : ""}`);
   let minRatio = Number.POSITIVE_INFINITY;
   for (const count of batchSizes) {
     const floors: number[] = [];
@@ -148,8 +175,12 @@ async function main(): Promise<void> {
     const wals: number[] = [];
     const ratios: number[] = [];
     const offLoopRatios: number[] = [];
+    const markedRates: number[] = [];
+    const markedRatios: number[] = [];
     for (let r = 0; r < rounds; r++) {
-      const { floor, offLoop, wal } = await round(count);
+      const { floor, offLoop, wal, marked } = await round(count);
+      markedRates.push(marked);
+      markedRatios.push(marked / wal);
       floors.push(floor);
       offLoops.push(offLoop);
       wals.push(wal);
@@ -160,6 +191,10 @@ async function main(): Promise<void> {
     minRatio = Math.min(minRatio, ratio);
     const cells = [count, Math.round(median(floors)), Math.round(median(wals)), ratio.toFixed(2)];
     cells.push(Math.round(median(offLoops)), median(offLoopRatios).toFixed(2));
+    if (durableEndBytes >= 0) {
+      const range = `${Math.min(...markedRatios).toFixed(2)}-${Math.max(...markedRatios).toFixed(2)}`;
+      cells.push(Math.round(median(markedRates)), `${median(markedRatios).toFixed(2)} (${range})`);
+    }
     console.log(`| ${cells.join(" | ")} |`);
   }
   if (recoveryMiB > 0) {

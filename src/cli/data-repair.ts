@@ -14,15 +14,43 @@ export const replicatedStateDirs = ["wal", "hardstate", "state", "snapshots"] as
 export const damagedDirName = "damaged";
 /** Present while the node recovers from discarded state; holds the reason as text. */
 export const recoveringFileName = "recovering";
+/**
+ * Present when the running node found damage its start-time checks may not see (a state that
+ * passes its checksums but differs from the majority's): the next open discards the replicated
+ * state whatever the checks say. Holds the reason as text.
+ */
+export const discardRequestFileName = "discard-requested";
 
 /** Why the node in `dataDir` is recovering, or undefined when it is whole. */
 export async function readRecovering(fs: FileSystem, dataDir: string): Promise<string | undefined> {
+  return await readReason(fs, join(dataDir, recoveringFileName));
+}
+
+/** Why the running node asked for its replicated state to be discarded, or undefined. */
+export async function readDiscardRequest(fs: FileSystem, dataDir: string): Promise<string | undefined> {
+  return await readReason(fs, join(dataDir, discardRequestFileName));
+}
+
+/**
+ * Records durably that the next open must discard the replicated state in `dataDir` because of
+ * `reason` (damage found while running): a crash before the repair still finds it.
+ */
+export async function requestDiscard(fs: FileSystem, dataDir: string, reason: string): Promise<void> {
+  await writeReason(fs, join(dataDir, discardRequestFileName), reason);
+}
+
+async function readReason(fs: FileSystem, path: string): Promise<string | undefined> {
   try {
-    return new TextDecoder().decode(await readWhole(fs, join(dataDir, recoveringFileName))).trim();
+    return new TextDecoder().decode(await readWhole(fs, path)).trim();
   } catch (error) {
     if (errnoOf(error) === "ENOENT") return undefined;
     throw error;
   }
+}
+
+async function writeReason(fs: FileSystem, path: string, reason: string): Promise<void> {
+  const text = new TextEncoder().encode(`${reason}\n`);
+  await writeFileAtomic(fs, path, (handle) => handle.write(text, 0));
 }
 
 /** Whether `dir` holds a WAL segment: a node that ever started has one (the WAL opens first). */
@@ -42,8 +70,7 @@ export async function hasWalSegments(fs: FileSystem, dir: string): Promise<boole
  */
 export async function discardReplicatedState(fs: FileSystem, dataDir: string, reason: string): Promise<void> {
   // The record first: a crash in the middle of the moves must still find the node recovering.
-  const text = new TextEncoder().encode(`${reason}\n`);
-  await writeFileAtomic(fs, join(dataDir, recoveringFileName), (handle) => handle.write(text, 0));
+  await writeReason(fs, join(dataDir, recoveringFileName), reason);
   const damaged = join(dataDir, damagedDirName);
   await rm(damaged, { recursive: true, force: true });
   await fs.mkdir(damaged);
@@ -52,15 +79,21 @@ export async function discardReplicatedState(fs: FileSystem, dataDir: string, re
     await fs.rename(join(dataDir, name), join(damaged, name));
   }
   await fs.syncDir(damaged);
+  // Done: a request to discard is served (a crash before this line discards once more).
+  await removeIfPresent(fs, join(dataDir, discardRequestFileName));
   await fs.syncDir(dataDir);
+}
+
+async function removeIfPresent(fs: FileSystem, path: string): Promise<void> {
+  try {
+    await fs.unlink(path);
+  } catch (error) {
+    if (errnoOf(error) !== "ENOENT") throw error;
+  }
 }
 
 /** Clears the recovering record once the node is whole again (its recovered log is durable). */
 export async function clearRecovering(fs: FileSystem, dataDir: string): Promise<void> {
-  try {
-    await fs.unlink(join(dataDir, recoveringFileName));
-  } catch (error) {
-    if (errnoOf(error) !== "ENOENT") throw error;
-  }
+  await removeIfPresent(fs, join(dataDir, recoveringFileName));
   await fs.syncDir(dataDir);
 }

@@ -31,13 +31,16 @@ import {
   damagedDirName,
   discardReplicatedState,
   hasWalSegments,
+  readDiscardRequest,
   readRecovering,
+  requestDiscard,
 } from "./data-repair.js";
 import { watchDiskDelay } from "./disk-delay.js";
 import { findDamage } from "./local-state.js";
 import { createNodeLogger } from "./logging.js";
 import { advertisedAddresses, ConfigError, type NodeConfig } from "./node-config.js";
 import { identityFileName, loadOrBootstrap, type NodeIdentity } from "./node-identity.js";
+import { RepairBackoff } from "./repair-backoff.js";
 import { verifyStateStore } from "./verify-state.js";
 
 /** A running node. */
@@ -84,11 +87,20 @@ async function joinCluster(config: NodeConfig, url: string): Promise<NodeIdentit
   };
 }
 
+/** How a node started by {@link runNode} repairs damage it finds while running. */
+export interface InPlaceRepair {
+  /** Hears of damage found while running, once per start (see CairnNodeOptions.onDamage). */
+  readonly onDamage: (reason: string) => void;
+  /** Repairs this process has run in place so far (for /metrics). */
+  readonly repairsInPlace: number;
+}
+
 /** Starts a node from its configuration. */
 export async function startNode(
   config: NodeConfig,
   log: Logger,
   pinoLogger?: FastifyBaseLogger,
+  repair?: InPlaceRepair,
 ): Promise<RunningNode> {
   if (config.tlsCa === undefined || config.tlsCert === undefined || config.tlsKey === undefined) {
     throw new ConfigError(
@@ -116,7 +128,12 @@ export async function startNode(
 
   // lmdb creates its directory without syncing the parent; create it durably first.
   await makeDirDurable(fs, join(config.dataDir, "state"));
-  const stateStore = LmdbStateStore.open(join(config.dataDir, "state"), { keyBytesMax: 1900 });
+  // Set once the node is assembled: a value failing its checksum on a read is damage to repair.
+  let assembled: CairnNode | undefined;
+  const stateStore = LmdbStateStore.open(join(config.dataDir, "state"), {
+    keyBytesMax: 1900,
+    onCorrupt: (error) => assembled?.reportDamage(error.message),
+  });
   // Set once the node is assembled; until then only the members it starts with may connect.
   let membership: Membership | undefined;
   const startMembers = new Set(identity.members.map((m) => m.id));
@@ -151,6 +168,7 @@ export async function startNode(
     ...(recovering === undefined
       ? {}
       : { recovery: { reason: recovering, whole: () => clearRecovering(fs, config.dataDir) } }),
+    ...(repair === undefined ? {} : { onDamage: repair.onDamage, repairsInPlace: repair.repairsInPlace }),
     clientAddresses: { httpUrl, endpoints },
     peerAddress: advertised.peer,
     settings: {
@@ -170,6 +188,7 @@ export async function startNode(
     logger: log,
   });
   membership = node.membership;
+  assembled = node;
   // Every listener this start opened, closed again (newest first) if a later one fails.
   const listeners: { close(): Promise<void> }[] = [];
   const listening = async <T extends { close(): Promise<void> }>(server: Promise<T>): Promise<T> => {
@@ -239,6 +258,7 @@ async function checkLocalData(fs: FileSystem, config: NodeConfig, log: Logger): 
   const identityExisted = (await fs.stat(join(config.dataDir, identityFileName))) !== undefined;
   const walExisted = await hasWalSegments(fs, walDir);
   const recovering = await readRecovering(fs, config.dataDir);
+  const discardRequest = await readDiscardRequest(fs, config.dataDir);
   if (!identityExisted) {
     // A first start creates the WAL before its identity, so a crash in between never looks like
     // an emptied data directory at the next start.
@@ -247,10 +267,12 @@ async function checkLocalData(fs: FileSystem, config: NodeConfig, log: Logger): 
     return recovering;
   }
   const damage =
-    !walExisted && recovering === undefined
-      ? new StorageError("ERR_GROUP_CORRUPT", "the Raft log is missing (was the data directory emptied?)")
-      : ((await verifyStateStore(join(config.dataDir, "state"))) ??
-        (await findDamage(fs, config.dataDir, mainGroup, config.segmentBytesMax)));
+    discardRequest !== undefined
+      ? new StorageError("ERR_STATE_CORRUPT", `found while running: ${discardRequest}`)
+      : !walExisted && recovering === undefined
+        ? new StorageError("ERR_GROUP_CORRUPT", "the Raft log is missing (was the data directory emptied?)")
+        : ((await verifyStateStore(join(config.dataDir, "state"))) ??
+          (await findDamage(fs, config.dataDir, mainGroup, config.segmentBytesMax)));
   if (damage === undefined) {
     if (recovering !== undefined)
       log.child({ component: "recovery" }).warn(`recovering since an earlier start: ${recovering}`);
@@ -276,7 +298,10 @@ async function checkLocalData(fs: FileSystem, config: NodeConfig, log: Logger): 
 
 /**
  * Runs a node until SIGINT or SIGTERM (or, with `stopOn` "stdin-end", until its standard input
- * ends), then stops it cleanly.
+ * ends), then stops it cleanly. Damage the node finds while running is repaired in place: the
+ * node records that its state must be discarded, closes, and opens again through the start-time
+ * repair, in this process (docs/faults.md, "Repair while running"); damage found again soon after
+ * a repair waits first ({@link RepairBackoff}).
  */
 export async function runNode(config: NodeConfig): Promise<void> {
   const { logger: log, pino } = createNodeLogger({
@@ -284,46 +309,86 @@ export async function runNode(config: NodeConfig): Promise<void> {
     level: config.logLevel,
     format: config.logFormat,
   });
-  let node: RunningNode;
-  try {
-    node = await startNode(config, log, pino.child({ component: "http" }));
-  } catch (error) {
-    // A failure late in the start (a client port taken) leaves the Raft group and the transport
-    // running: a node that votes and follows but serves nothing. It must not linger (found by the
-    // fault suite): once the CLI has reported the error and set the exit status, the process ends.
-    setImmediate(() => process.exit());
-    throw error;
-  }
-  await new Promise<void>((done) => {
-    let stopping = false;
-    const stop = () => {
-      if (stopping) return;
-      stopping = true;
-      log.info("stopping");
-      void node.stop().then(done, done);
-    };
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
-    // SIGHUP: a renewed client certificate serves new connections, without a restart.
-    process.on("SIGHUP", () => {
-      try {
-        node.reloadClientTls();
-        log.info("client TLS files reloaded");
-      } catch (error) {
-        log.error("client TLS reload failed, the previous certificate stays in use", { err: error });
-      }
+  const recoveryLog = log.child({ component: "recovery" });
+  const backoff = new RepairBackoff();
+  const fs = new NodeFileSystem();
+  let damaged: (reason: string) => void = () => {};
+  const start = async (): Promise<RunningNode & { readonly damaged: Promise<string> }> => {
+    const found = new Promise<string>((resolve) => {
+      damaged = resolve;
     });
-    void node.removed.then(stop);
-    if (config.stopOn === "stdin-end") {
-      // The supervisor writes nothing; the pipe ends when it closes it or dies.
-      process.stdin.on("data", () => undefined);
-      process.stdin.once("end", () => {
-        log.info("standard input ended: the supervisor is gone");
-        stop();
+    try {
+      const started = await startNode(config, log, pino.child({ component: "http" }), {
+        onDamage: (reason) => damaged(reason),
+        repairsInPlace: backoff.repairs,
       });
-      process.stdin.once("error", stop);
+      return Object.assign(started, { damaged: found });
+    } catch (error) {
+      // A failure late in the start (a client port taken) leaves the Raft group and the transport
+      // running: a node that votes and follows but serves nothing. It must not linger (found by the
+      // fault suite): once the CLI has reported the error and set the exit status, the process ends.
+      setImmediate(() => process.exit());
+      throw error;
+    }
+  };
+  let node = await start();
+  let stopRequested: () => void = () => {};
+  const stopping = new Promise<"stop">((resolve) => {
+    stopRequested = () => resolve("stop");
+  });
+  const stop = () => {
+    log.info("stopping");
+    stopRequested();
+  };
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  // SIGHUP: a renewed client certificate serves new connections, without a restart.
+  process.on("SIGHUP", () => {
+    try {
+      node.reloadClientTls();
+      log.info("client TLS files reloaded");
+    } catch (error) {
+      log.error("client TLS reload failed, the previous certificate stays in use", { err: error });
     }
   });
+  if (config.stopOn === "stdin-end") {
+    // The supervisor writes nothing; the pipe ends when it closes it or dies.
+    process.stdin.on("data", () => undefined);
+    process.stdin.once("end", () => {
+      log.info("standard input ended: the supervisor is gone");
+      stop();
+    });
+    process.stdin.once("error", stop);
+  }
+  for (;;) {
+    const event = await Promise.race([stopping, node.removed.then(() => "stop" as const), node.damaged]);
+    if (event === "stop") {
+      await node.stop().catch((error: unknown) => log.error("stopping failed", { err: error }));
+      break;
+    }
+    // Recorded before anything closes: a crash from here on still discards at the next start.
+    await requestDiscard(fs, config.dataDir, event);
+    await node.close();
+    const delayMs = backoff.nextDelayMs(Date.now());
+    recoveryLog.warn(
+      delayMs === 0
+        ? `repairing in place (repair ${backoff.repairs} of this process): reopening the node to discard its state and refill it from the leader`
+        : `damage found again soon after a repair (repair ${backoff.repairs} of this process): waiting ${delayMs} ms before repairing again; meanwhile this node is closed`,
+      { reason: event, delayMs, repairs: backoff.repairs },
+    );
+    if (delayMs > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const waited = await Promise.race([
+        stopping,
+        new Promise<"waited">((resolve) => {
+          timer = setTimeout(resolve, delayMs, "waited");
+        }),
+      ]);
+      clearTimeout(timer);
+      if (waited === "stop") break;
+    }
+    node = await start();
+  }
   // An open stdin would keep the process alive after a stop by signal.
   if (config.stopOn === "stdin-end") process.stdin.destroy();
 }

@@ -52,6 +52,7 @@ import {
   SnapshotStore,
   type StateStore,
   type StorageError,
+  type StorageErrorCode,
   type TornTail,
   Wal,
   type WalRecovery,
@@ -87,6 +88,11 @@ export interface CairnNodeSettings {
   readonly snapshotEntries: number;
   readonly snapshotBytes: number;
   readonly segmentBytesMax: number;
+  /**
+   * The WAL records how far it is durable every this many bytes (wal-durable-end.ts), so a cut of
+   * its newest segment below that point is found at the next start; undefined: never.
+   */
+  readonly walDurableEndEveryBytes: number | undefined;
   readonly keyBytesMax: number;
   readonly valueBytesMax: number;
   /**
@@ -125,6 +131,7 @@ export const defaultNodeSettings: CairnNodeSettings = {
   snapshotEntries: 100_000,
   snapshotBytes: 64 * 1024 * 1024,
   segmentBytesMax: 64 * 1024 * 1024,
+  walDurableEndEveryBytes: 64 * 1024,
   // The services' own limits: a node changes them only when told to.
   keyBytesMax: defaultKvLimits.keyBytesMax,
   valueBytesMax: defaultKvLimits.valueBytesMax,
@@ -186,6 +193,16 @@ export interface CairnNodeOptions {
    * "Corruption").
    */
   readonly recovery?: { readonly reason: string; readonly whole: () => Promise<void> };
+  /**
+   * Repairs damage found while the node runs (a stored value failing its checksum, this node named
+   * by the state check, a corrupt file met by the runtime): once the node has stopped its group
+   * (no votes, no reads, no writes), it hands `reason` here, once, and its owner closes it and opens
+   * it again through the start-time repair (docs/faults.md, "Repair while running"). Without it,
+   * such damage is refused and logged, and repaired at the next start.
+   */
+  readonly onDamage?: (reason: string) => void;
+  /** Repairs the owning process ran in place before this open (for /metrics). */
+  readonly repairsInPlace?: number;
   /** Operator-facing entries (recovery notes, fatal errors, role changes); none when absent. */
   readonly logger?: Logger;
   readonly hooks?: CairnNodeHooks;
@@ -217,7 +234,7 @@ export class CairnNode {
   readonly #store: StateStore;
   readonly #settings: CairnNodeSettings;
   readonly #log: Logger;
-  readonly #fatal: { failed: boolean };
+  readonly #fatal: FatalState;
   readonly #resolveRemoved: () => void;
   #cancelHousekeeping: Cancel = () => {};
   #wasMember = false;
@@ -230,6 +247,9 @@ export class CairnNode {
   readonly #stateCheck: StateCheck;
   #stateReport: StateCheckReport = { index: null, agreeing: 0, differing: [] };
   #draining = false;
+  /** Why this node stopped to repair itself, once it found damage while running. */
+  #damage: string | undefined;
+  readonly #onDamage: ((reason: string) => void) | undefined;
 
   private constructor(parts: {
     membership: NodeMembership;
@@ -239,13 +259,14 @@ export class CairnNode {
     store: StateStore;
     settings: CairnNodeSettings;
     log: Logger;
-    fatal: { failed: boolean };
+    fatal: FatalState;
     group: RaftGroup<EntryOutcome>;
     backend: StoreBackend;
     host: NodeHost;
     applied: ApplyNotifier;
     stateCheck: StateCheck;
     recovery: CairnNodeOptions["recovery"];
+    onDamage: CairnNodeOptions["onDamage"];
   }) {
     const { membership: who, env, group, backend, host, applied, settings } = parts;
     this.id = nodeId(who.id);
@@ -260,6 +281,7 @@ export class CairnNode {
     this.#fatal = parts.fatal;
     this.#stateCheck = parts.stateCheck;
     this.#recovering = parts.recovery;
+    this.#onDamage = parts.onDamage;
     this.group = group;
     this.backend = backend;
     this.host = host;
@@ -297,7 +319,7 @@ export class CairnNode {
     });
     this.cluster = new ClusterService(who.clusterId, group, host, {
       guard,
-      recovering: () => this.#recovering?.reason,
+      recovering: () => this.#damage ?? this.#recovering?.reason,
       stateCheck: () => this.#stateReport,
     });
     this.membership = new Membership({
@@ -326,15 +348,19 @@ export class CairnNode {
     const settings: CairnNodeSettings = { ...defaultNodeSettings, ...options.settings };
     const log = (options.logger ?? silentLogger).child({ component: "storage" });
     const { fs, transport, stateStore: store } = options;
-    const fatal = { failed: false };
+    const fatal: FatalState = { failed: false, node: undefined };
     const onFailure = (error: StorageError) => {
       fatal.failed = true;
       log.fatal("storage failed, this node stops accepting writes", { err: error });
+      fatal.node?.maybeRepair(error);
     };
     let wal: Wal | undefined;
     try {
       const opened = await Wal.open(fs, joinPath(options.dataDir, "wal"), {
         segmentBytesMax: settings.segmentBytesMax,
+        ...(settings.walDurableEndEveryBytes === undefined
+          ? {}
+          : { durableEndEveryBytes: settings.walDurableEndEveryBytes }),
         onFailure,
       });
       wal = opened.wal;
@@ -354,7 +380,7 @@ export class CairnNode {
     settings: CairnNodeSettings,
     wal: Wal,
     recovery: WalRecovery,
-    fatal: { failed: boolean },
+    fatal: FatalState,
     onFailure: (error: StorageError) => void,
   ): Promise<CairnNode> {
     const log = options.logger ?? silentLogger;
@@ -420,6 +446,7 @@ export class CairnNode {
       onFatal: (error) => {
         fatal.failed = true;
         raftLog.fatal("the runtime failed, this node stops accepting writes", { err: error });
+        fatal.node?.maybeRepair(error);
       },
       onSoftState: (soft) => {
         raftLog.info(`role ${soft.role}, leader ${soft.leaderId ?? "unknown"}`, {
@@ -436,6 +463,8 @@ export class CairnNode {
         send: (message, chunks) => host.sendSnapshot(message, chunks),
       },
     });
+    group.metrics.recovering = options.recovery !== undefined;
+    group.metrics.repairsInPlace = options.repairsInPlace ?? 0;
     host.attach(mainGroup, group);
     host.setMembers(peerAddresses(who.members, id).keys());
     const node = new CairnNode({
@@ -453,7 +482,9 @@ export class CairnNode {
       applied,
       stateCheck,
       recovery: options.recovery,
+      onDamage: options.onDamage,
     });
+    fatal.node = node;
     try {
       await transport.start();
     } catch (error) {
@@ -511,6 +542,8 @@ export class CairnNode {
   }
 
   #readinessNow(): Readiness {
+    if (this.#damage !== undefined)
+      return { ready: false, reason: `repairing damaged data: ${this.#damage}` };
     if (this.#draining) return { ready: false, reason: "stopping" };
     if (this.#fatal.failed) return { ready: false, reason: "storage failed" };
     if (this.group.softState.leaderId === null) return { ready: false, reason: "no leader known" };
@@ -601,6 +634,7 @@ export class CairnNode {
             `recovered: the log is whole again through ${this.#wholeAtIndex}; voting and serving local reads`,
           );
         this.#recovering = undefined;
+        this.group.metrics.recovering = false;
       },
       (error: unknown) => {
         this.#clearing = false;
@@ -628,7 +662,40 @@ export class CairnNode {
         .error(
           `ALARM: state check: ${who} holds a state at index ${d.index} whose hash differs from the majority's: its data is damaged or diverged`,
         );
+      if (d.name === this.name)
+        this.reportDamage(`the state check: its state at index ${d.index} differs from the majority's`);
     }
+  }
+
+  /**
+   * Damage found while running (a value failing its checksum on a read, this node named by the
+   * state check, a corrupt file met by the runtime). With an owner that repairs (`onDamage`), the
+   * node stops its group at once, so it neither votes nor answers from the damaged data, and hands
+   * the reason over, once; the owner reopens it through the start-time repair. Without one, or as
+   * its cluster's only member (no peer could refill it), the damage is refused and logged, and the
+   * next start repairs what it can.
+   */
+  reportDamage(reason: string): void {
+    if (this.#damage !== undefined || this.#closed) return;
+    const log = this.#log.child({ component: "recovery" });
+    const conf = this.group.status().conf;
+    if (this.#onDamage === undefined || conf.voters.length + conf.learners.length <= 1) {
+      log.error(`damaged data found while running: ${reason}; refused, repaired at the next start`);
+      return;
+    }
+    this.#damage = reason;
+    this.group.metrics.recovering = true;
+    log.error(
+      `DAMAGED while running: ${reason}; stopping this node's group (no votes, no reads) to repair it in place from the leader`,
+    );
+    void this.group.stop();
+    this.#onDamage(reason);
+  }
+
+  /** Reports a fatal storage or runtime error as damage when it is a corrupt file or value. */
+  maybeRepair(error: unknown): void {
+    const corrupt = corruptionIn(error);
+    if (corrupt !== undefined) this.reportDamage(corrupt.message);
   }
 
   #scheduleHousekeeping(): void {
@@ -661,6 +728,28 @@ export class CairnNode {
     this.host.close();
     void this.#transport.close();
   }
+}
+
+/** The failure state the storage's and the runtime's callbacks share with the node they serve. */
+interface FatalState {
+  failed: boolean;
+  node: CairnNode | undefined;
+}
+
+/** The codes of damaged data (as opposed to a failing disk or a full one). */
+const corruptionCodes: ReadonlySet<string> = new Set<StorageErrorCode>([
+  "ERR_WAL_CORRUPT",
+  "ERR_STATE_CORRUPT",
+  "ERR_GROUP_CORRUPT",
+  "ERR_HARD_STATE_CORRUPT",
+  "ERR_SNAPSHOT_CORRUPT",
+]);
+
+/** The first error along `error`'s chain of causes that reports damaged data, if any. */
+function corruptionIn(error: unknown): Error | undefined {
+  for (let e = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++)
+    if ("code" in e && typeof e.code === "string" && corruptionCodes.has(e.code)) return e;
+  return undefined;
 }
 
 /** The transport addresses of every member but `self`, from `host:port` strings. */

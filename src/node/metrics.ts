@@ -46,6 +46,10 @@ export class GroupMetrics {
   stateCheckIndex = 0;
   /** Names of the nodes whose state hash differs from the majority's at the latest comparison. */
   stateCheckDiffering: readonly string[] = [];
+  /** Whether this node is recovering discarded or damaged data (no votes, no local reads). */
+  recovering = false;
+  /** Repairs of damage found while running that this process ran in place (without a restart). */
+  repairsInPlace = 0;
 
   /** Counts one proposal's outcome. */
   countOutcome(outcome: string): void {

@@ -86,6 +86,11 @@ export class Progress {
   recentActive = false;
   /** The tick count when the peer was last heard from (for status and metrics). */
   lastContactTick = 0;
+  /**
+   * The commit index the latest append sent to this peer carried (a heartbeat's is capped at the
+   * match); 0 once an append was rejected or a snapshot is due, since theirs did not land.
+   */
+  commitSent: LogIndex = logIndex(0);
   readonly inflights: Inflights;
 
   /** Creates a progress in probe state, about to send from `nextIndex`. */

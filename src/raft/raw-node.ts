@@ -985,6 +985,8 @@ export class RawNode {
         // Skip every leader entry whose term is above the follower's hint term: none can match.
         probe = this.#log.findConflictByTerm(m.hintIndex, m.hintTerm).index;
       }
+      // A rejected append's commit index did not reach the follower's log.
+      pr.commitSent = logIndex(0);
       if (pr.maybeDecrTo(m.index, probe, m.entriesLost)) {
         if (pr.state === "replicate") pr.becomeProbe();
         this.#sendAppends(m.from, false);
@@ -1027,7 +1029,13 @@ export class RawNode {
     // An append may have been lost: free a slot so a full window cannot wedge the pipeline.
     if (pr.state === "replicate" && pr.inflights.full()) pr.inflights.freeFirst();
     // Sending even an empty append makes a follower that lost entries reject, which starts a probe.
-    if (pr.matchIndex < this.#log.lastIndex()) this.#sendAppends(m.from, true);
+    // One also goes to a follower whose last append carried an older commit index than ours (it
+    // was paused, or took a snapshot, when the commit moved): a heartbeat's commit is capped at
+    // its match, and a member that lost its state is whole again only once an append brings the
+    // leader's own commit index (found by the simulator's wiped restarts: on an idle cluster such
+    // a member withheld its vote for good).
+    if (pr.matchIndex < this.#log.lastIndex() || pr.commitSent < this.#log.commitIndex)
+      this.#sendAppends(m.from, true);
     const voters = this.#confs.current().voters;
     for (const r of this.#readOnly.ack(m.from, m.readRound, voters, this.id)) this.#releaseRead(r);
   }
@@ -1087,6 +1095,8 @@ export class RawNode {
       // Raft §7: the entries this follower needs are compacted; send the snapshot instead.
       this.#send({ type: "snapshot", snapshot: log.snapshot }, to, false);
       pr.becomeSnapshot(log.snapshot.index);
+      // What earlier appends carried did not reach a log that needs a snapshot.
+      pr.commitSent = logIndex(0);
       return false;
     }
     const entries =
@@ -1100,6 +1110,7 @@ export class RawNode {
       false,
     );
     pr.sentAppend(entries.length, logIndex(prevLogIndex + entries.length));
+    pr.commitSent = log.commitIndex;
     return true;
   }
 

@@ -57,10 +57,18 @@ export {
   Wal,
   type WalOptions,
 } from "./wal.js";
+export {
+  type DurableEnd,
+  decodeDurableEnd,
+  durableEndFileName,
+  encodeDurableEnd,
+  readDurableEnd,
+} from "./wal-durable-end.js";
 export type { WalRecord } from "./wal-format.js";
 export {
   type GroupRecovery,
   groupCorruptionError,
+  segmentName,
   type TornTail,
   type WalCorruption,
   type WalRecovery,

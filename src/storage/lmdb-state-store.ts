@@ -96,17 +96,28 @@ function checkFileReach(db: RootDatabase<Uint8Array, Uint8Array>, path: string):
 export class LmdbStateStore implements StateStore {
   readonly #db: RootDatabase<Uint8Array, Uint8Array>;
   readonly #options: StateStoreOptions;
+  readonly #onCorrupt: ((error: StorageError) => void) | undefined;
 
-  private constructor(db: RootDatabase<Uint8Array, Uint8Array>, options: StateStoreOptions) {
+  private constructor(
+    db: RootDatabase<Uint8Array, Uint8Array>,
+    options: StateStoreOptions,
+    onCorrupt: ((error: StorageError) => void) | undefined,
+  ) {
     this.#db = db;
     this.#options = options;
+    this.#onCorrupt = onCorrupt;
   }
 
   /**
    * Opens (creating if needed) the store at directory `path`. A store written before values carried
-   * checksums gets them now, in one transaction.
+   * checksums gets them now, in one transaction. `onCorrupt` hears of every value that fails its
+   * checksum on a read, before the reader gets ERR_STATE_CORRUPT (the node repairs itself on it).
    */
-  static open(path: string, options: Partial<StateStoreOptions> = {}): LmdbStateStore {
+  static open(
+    path: string,
+    options: Partial<StateStoreOptions> & { readonly onCorrupt?: (error: StorageError) => void } = {},
+  ): LmdbStateStore {
+    const { onCorrupt, ...storeOptions } = options;
     const db = open<Uint8Array, Uint8Array>({ path, keyEncoding: "binary", encoding: "binary" });
     try {
       checkFileReach(db, path);
@@ -127,7 +138,7 @@ export class LmdbStateStore implements StateStore {
         db.putSync(formatKey, sealValue(formatKey, new Uint8Array([checksummedFormat])));
       });
     }
-    return new LmdbStateStore(db, { ...defaultStateStoreOptions, ...options });
+    return new LmdbStateStore(db, { ...defaultStateStoreOptions, ...storeOptions }, onCorrupt);
   }
 
   /**
@@ -141,7 +152,7 @@ export class LmdbStateStore implements StateStore {
       const k = asBytes(key);
       const v = asBytes(value);
       assert(k !== undefined && v !== undefined, "range pairs are bytes");
-      unsealValue(k, v);
+      this.#unseal(k, v);
       pairs++;
     }
     return { pairs };
@@ -150,7 +161,17 @@ export class LmdbStateStore implements StateStore {
   /** The checked value at stored key `key`. */
   #read(key: Uint8Array, options?: Parameters<RootDatabase["get"]>[1]): Uint8Array | undefined {
     const stored = asBytes(this.#db.get(key, options));
-    return stored === undefined ? undefined : unsealValue(key, stored);
+    return stored === undefined ? undefined : this.#unseal(key, stored);
+  }
+
+  /** unsealValue, telling `onCorrupt` of a value that fails its checksum. */
+  #unseal(key: Uint8Array, stored: Uint8Array): Uint8Array {
+    try {
+      return unsealValue(key, stored);
+    } catch (error) {
+      if (error instanceof StorageError) this.#onCorrupt?.(error);
+      throw error;
+    }
   }
 
   appliedIndex(group: GroupId): LogIndex {
@@ -174,7 +195,7 @@ export class LmdbStateStore implements StateStore {
       const k = asBytes(key);
       const v = asBytes(value);
       assert(k !== undefined && v !== undefined, "range pairs are bytes");
-      out.push({ key: userKey(k), value: unsealValue(k, v) });
+      out.push({ key: userKey(k), value: this.#unseal(k, v) });
     }
     return out;
   }
@@ -220,6 +241,7 @@ export class LmdbStateStore implements StateStore {
       this.#read(internalKey(group, storeMetaKind, appliedIndexKey), { transaction: txn }),
     );
     const { start, end } = groupBounds(group);
+    const unseal = (k: Uint8Array, v: Uint8Array) => this.#unseal(k, v);
     return {
       appliedIndex: logIndex(applied),
       async *chunks(): AsyncGenerator<Uint8Array> {
@@ -235,7 +257,7 @@ export class LmdbStateStore implements StateStore {
             const v = asBytes(value);
             assert(k !== undefined && v !== undefined, "range pairs are bytes");
             // A snapshot never carries a damaged value: the capture fails instead.
-            const full = packer.add(k, unsealValue(k, v));
+            const full = packer.add(k, unseal(k, v));
             if (full !== undefined) yield full;
           }
           const last = packer.flush();

@@ -10,6 +10,13 @@ import { concatBytes } from "./bytes.js";
 import { errnoOf, type FileHandle, type FileSystem, joinPath } from "./file-system.js";
 import { StorageError } from "./storage-error.js";
 import {
+  type DurableEnd,
+  durableEndFileName,
+  durableEndLoss,
+  readDurableEnd,
+  writeDurableEnd,
+} from "./wal-durable-end.js";
+import {
   type DiskRecord,
   encodeRecord,
   encodeSegmentHeader,
@@ -39,6 +46,13 @@ export interface WalOptions {
   readonly pendingBytesMax: number;
   /** Called once when the log fails (an fsync or write error): the node must stop (fail-stop). */
   readonly onFailure?: (error: StorageError) => void;
+  /**
+   * Records the durable end in the side file (wal-durable-end.ts) each time the log has grown by
+   * this many bytes since the last record (and at each new segment), in the background; 0 after
+   * every flush that finds no record in flight; undefined: never (a cut newest segment then goes
+   * unnoticed).
+   */
+  readonly durableEndEveryBytes?: number;
 }
 
 /** Defaults: 64 MiB segments, 8 MiB records (a 1 MiB value fits with room), 32 MiB queued. */
@@ -85,6 +99,9 @@ export class Wal {
   #deleting: Promise<void> = Promise.resolve();
   #failed: StorageError | undefined;
   #closed = false;
+  /** The durable end last recorded in the side file, and the record being written, if any. */
+  #recordedEnd: DurableEnd | undefined;
+  #recordingEnd: Promise<void> | undefined;
 
   private constructor(
     fs: FileSystem,
@@ -130,6 +147,24 @@ export class Wal {
     let tail: FileHandle;
     let tailBytes: number;
     const last = found.segments[found.segments.length - 1];
+    // Durable records cut from the end of the log (before the torn tail is cut below).
+    const recordedEnd = await readDurableEnd(fs, dir);
+    const lastBytes =
+      last === undefined
+        ? 0
+        : (found.recovery.tornTail?.offset ?? (await fs.stat(joinPath(dir, last.name)))?.size ?? 0);
+    const loss = durableEndLoss(recordedEnd, last, lastBytes);
+    const recovery: WalRecovery =
+      loss === undefined
+        ? found.recovery
+        : {
+            ...found.recovery,
+            corruption: [
+              ...found.recovery.corruption,
+              { file: last?.name ?? durableEndFileName, offset: lastBytes, reason: loss },
+            ],
+            allGroupsSuspect: true,
+          };
     if (last === undefined) {
       const seg: Segment = { seq: 1, name: segmentName(1), maxIndex: new Map() };
       tail = await createSegment(fs, dir, seg, durable);
@@ -138,8 +173,10 @@ export class Wal {
     } else {
       ({ tail, tailBytes } = await openTail(fs, dir, last, found.recovery.tornTail));
     }
-    const wal = new Wal(fs, dir, opts, found.segments, tail, tailBytes, durable, found.recovery);
-    return { wal, recovery: found.recovery };
+    const wal = new Wal(fs, dir, opts, found.segments, tail, tailBytes, durable, recovery);
+    if (recordedEnd !== undefined && recordedEnd !== "corrupt" && loss === undefined)
+      wal.#recordedEnd = recordedEnd;
+    return { wal, recovery };
   }
 
   /** What recovery found when this log was opened. */
@@ -240,6 +277,7 @@ export class Wal {
     if (this.#closed) return;
     while (this.#flushRunning) await this.#flushing;
     await this.#deleting;
+    await this.#recordingEnd;
     this.#closed = true;
     if (this.#failed === undefined) await this.#tail.close();
   }
@@ -356,6 +394,31 @@ export class Wal {
         }
       }
     }
+    this.#maybeRecordDurableEnd(segment.seq);
+  }
+
+  /**
+   * Records the durable end in the side file once the log has grown enough since the last record,
+   * in the background (never on the acknowledgement path), one write at a time. A failed write is a
+   * failed disk (fail-stop), but for a full one: the next flush tries again.
+   */
+  #maybeRecordDurableEnd(seq: number): void {
+    const every = this.#options.durableEndEveryBytes;
+    if (every === undefined || this.#recordingEnd !== undefined || this.#closed) return;
+    const end: DurableEnd = { seq, bytes: this.#tailBytes };
+    const recorded = this.#recordedEnd;
+    if (recorded !== undefined && recorded.seq === seq && end.bytes - recorded.bytes < Math.max(every, 1))
+      return;
+    this.#recordingEnd = writeDurableEnd(this.#fs, this.#dir, end).then(
+      () => {
+        this.#recordedEnd = end;
+        this.#recordingEnd = undefined;
+      },
+      (error: unknown) => {
+        this.#recordingEnd = undefined;
+        if (errnoOf(error) !== "ENOSPC") this.#fail(error, []);
+      },
+    );
   }
 
   /** Starts a new tail segment; the old one is already durable (every flush syncs it). */

@@ -5,6 +5,7 @@
 // reads its disk delay from a file (--disk-delay-file), so the nemesis can slow its disk.
 import { readdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { decodeDurableEnd, durableEndFileName, segmentName } from "../../src/storage/index.js";
 import { Prng } from "../../src/util/prng.js";
 import { ProcessCluster, type ProcessNode } from "../support/process-cluster.js";
 import { waitFor } from "../support/wait-for.js";
@@ -138,9 +139,24 @@ export class CairnCluster implements FaultCluster {
     const snapshots = await inDir("snapshots", /\.snap$/);
     const hardStates = await inDir("hardstate", /\.bin$/);
     // The newest segment's tail is where the kill itself may have torn a write: a cut there is a
-    // torn write to the WAL's recovery, which assumes a write is acknowledged only once its bytes
-    // and the file's size are durable. Truncations hit sealed segments (docs/faults.md).
+    // torn write to the WAL's recovery, unless it reaches below the durable end the WAL recorded
+    // (wal-durable-end.ts), which the node then finds at its start. So the newest segment is cut
+    // only below that record; bytes written since it are the window no check covers
+    // (docs/faults.md).
+    const newest = segments.at(-1);
+    const recorded = await readFile(join(dataDir, "wal", durableEndFileName)).then(
+      (bytes) => decodeDurableEnd(bytes),
+      () => undefined,
+    );
+    const newestCutMax =
+      newest !== undefined &&
+      recorded !== undefined &&
+      recorded !== "corrupt" &&
+      newest === segmentName(recorded.seq)
+        ? recorded.bytes
+        : 0;
     const sealed = segments.slice(0, -1);
+    const truncatable = newestCutMax > 0 && newest !== undefined ? [...sealed, newest] : sealed;
     let file: string | undefined;
     if (target === "hard-state")
       file = hardStates.at(-1) === undefined ? undefined : `hardstate/${hardStates.at(-1)}`;
@@ -148,17 +164,19 @@ export class CairnCluster implements FaultCluster {
       file = snapshots.at(-1) === undefined ? undefined : `snapshots/${snapshots.at(-1)}`;
     if (target === "state") file = "state/data.mdb";
     if (target === "wal" || file === undefined) {
-      const pool = damage === "truncate" && sealed.length > 0 ? sealed : segments;
+      const pool = damage === "truncate" && truncatable.length > 0 ? truncatable : segments;
       const segment = pool.length === 0 ? undefined : prng.pick(pool);
       if (segment === undefined) return "nothing to damage";
       file = `wal/${segment}`;
-      if (damage === "truncate" && sealed.length === 0) damage = "flip";
+      if (damage === "truncate" && truncatable.length === 0) damage = "flip";
     }
     const path = join(dataDir, file);
     const bytes = await readFile(path);
     if (bytes.length === 0) return `${file} is empty`;
     if (damage === "truncate") {
-      const length = prng.below(bytes.length);
+      const length = prng.below(
+        file === `wal/${newest}` ? Math.min(newestCutMax, bytes.length) : bytes.length,
+      );
       await writeFile(path, bytes.subarray(0, length));
       return `${file} cut from ${bytes.length} to ${length} bytes`;
     }

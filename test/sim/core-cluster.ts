@@ -111,6 +111,11 @@ interface CoreDisk {
   /** The latest snapshot; every entry up to its index is gone from `entries`. */
   snapshot: CoreSnapshot | undefined;
   entries: Entry[];
+  /**
+   * Set when the disk was wiped (a replaced disk), until the member is whole again: the runtime's
+   * `recovering` record, which survives a crash during the recovery.
+   */
+  recovering: boolean;
 }
 
 /**
@@ -233,7 +238,7 @@ class CoreCluster implements SimCluster<CoreWire> {
   /** Per run: compact every this many applied entries (Raft §7), or never. */
   readonly #snapshotEntries: number | undefined;
   /** Snapshot work, for the report (a run that compacts should show sends and installs too). */
-  readonly counters = { compactions: 0, snapshotsSent: 0, snapshotsInstalled: 0 };
+  readonly counters = { compactions: 0, snapshotsSent: 0, snapshotsInstalled: 0, wipes: 0, recovered: 0 };
   readonly kv;
 
   constructor(env: SimEnvironment<CoreWire>, hooks: CoreClusterHooks) {
@@ -255,6 +260,7 @@ class CoreCluster implements SimCluster<CoreWire> {
           hardState: { term: term(0), votedFor: null, commitIndex: logIndex(0) },
           snapshot: undefined,
           entries: [],
+          recovering: false,
         },
         held: undefined,
         received: new Map(),
@@ -300,6 +306,7 @@ class CoreCluster implements SimCluster<CoreWire> {
           hardState: d.hardState,
           ...(snapshot === undefined ? {} : { snapshot: snapshot.meta }),
           entries: [...d.entries],
+          ...(d.recovering ? { stateLost: true } : {}),
         })
       : new RawNode(this.#config(m.id));
     // The state machine is volatile: rebuilt from the snapshot, then from the log after it.
@@ -358,11 +365,24 @@ class CoreCluster implements SimCluster<CoreWire> {
     }
   }
 
-  restart(node: number): void {
+  restart(node: number, wiped = false): void {
     const m = this.#member(node);
     if (m.raw !== undefined) return;
     this.#observations.push({ type: "restarted", node });
-    this.#trace(`node ${node} restarted`);
+    const othersRecovering = [...this.#members.values()].some((o) => o !== m && o.disk.recovering);
+    if (wiped && !othersRecovering) {
+      // A replaced disk: log, hard state and snapshot gone; the member knows it lost its state.
+      const d = m.disk;
+      d.written = true;
+      d.hardState = { term: term(0), votedFor: null, commitIndex: logIndex(0) };
+      d.snapshot = undefined;
+      d.entries = [];
+      d.recovering = true;
+      this.counters.wipes++;
+      this.#trace(`node ${node} restarted with a wiped disk (recovering)`);
+    } else {
+      this.#trace(`node ${node} restarted${wiped ? " (not wiped: another member still recovers)" : ""}`);
+    }
     this.#start(m);
   }
 
@@ -533,6 +553,13 @@ class CoreCluster implements SimCluster<CoreWire> {
     this.#serveReads(m);
     raw.advance(rd);
     this.#maybeCompact(m, raw);
+    // Whole again once the core votes again: its log and hard state past the loss are durable
+    // (the core lifts its vote fence only then), so the runtime clears its recovering record.
+    if (m.disk.recovering && !raw.votesWithheld()) {
+      m.disk.recovering = false;
+      this.counters.recovered++;
+      this.#trace(`node ${m.id} recovered: voting again`);
+    }
   }
 
   #send(m: CoreMember, msg: Message): void {
@@ -784,7 +811,13 @@ class CoreCluster implements SimCluster<CoreWire> {
         problems.push(`node ${id} is down`);
         continue;
       }
-      if (m.state.appliedIndex !== ls.commitIndex) {
+      if (m.disk.recovering) {
+        // The vote fence's liveness: a member whose disk was replaced must become a voter again.
+        const st = m.raw.status();
+        problems.push(
+          `node ${id} still recovers from its wiped disk (withholds its vote; t${st.term} commit ${st.commitIndex} of leader ${leader.id}'s ${ls.commitIndex}, voters ${st.conf.voters.join(",")})`,
+        );
+      } else if (m.state.appliedIndex !== ls.commitIndex) {
         problems.push(
           `node ${id} applied ${m.state.appliedIndex}, leader ${leader.id} committed ${ls.commitIndex}`,
         );

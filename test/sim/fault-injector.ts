@@ -43,7 +43,8 @@ export interface LeaderView {
  */
 export interface FaultTarget {
   crash(node: number): void;
-  restart(node: number): void;
+  /** Restarts a crashed node; `wiped`: with an empty disk, as a recovering member (see FaultEvent). */
+  restart(node: number, wiped?: boolean): void;
   setDiskExtraLatency(node: number, extraMs: number): void;
   requestRemoveMember(node: number): void;
   requestAddMember(node: number): void;
@@ -244,7 +245,7 @@ export function applyFault(event: FaultEvent, network: PartitionableNetwork, tar
       target.crash(event.node);
       break;
     case "restart":
-      target.restart(event.node);
+      target.restart(event.node, event.wiped === true);
       break;
     case "partition":
       network.partition(event.minority, event.majority);

@@ -51,7 +51,18 @@ export function aimOf(event: FaultEvent): Aim | undefined {
 /** One scheduled fault (or repair, or operator request), at a simulated time. */
 export type FaultEvent =
   | ({ readonly kind: "crash"; readonly atMs: number; readonly node: number } & Aimable)
-  | ({ readonly kind: "restart"; readonly atMs: number; readonly node: number } & Aimable)
+  | ({
+      readonly kind: "restart";
+      readonly atMs: number;
+      readonly node: number;
+      /**
+       * The node comes back with an empty disk (a replaced disk, or state discarded as damaged):
+       * its log, hard state and snapshot are gone and it restarts as a recovering member
+       * (PersistedState.stateLost). The harness restarts it whole instead while another member
+       * still recovers: two members without their state in three is damage on a majority.
+       */
+      readonly wiped?: true;
+    } & Aimable)
   | ({
       readonly kind: "partition";
       readonly atMs: number;
@@ -126,6 +137,11 @@ export interface FaultScheduleOptions {
   readonly aimedShare?: readonly [numerator: number, denominator: number];
   /** How long each step of a leader churn waits for its moment. Default 1,000 ms. */
   readonly churnWaitMs?: number;
+  /**
+   * The share of restarts that come back with a wiped disk (`wiped`). Decided with a PRNG of its
+   * own, so a schedule differs from the one without wipes only in these flags. Default none.
+   */
+  readonly wipedRestartShare?: readonly [numerator: number, denominator: number];
 }
 
 /** A generated schedule: events in time order, and where the phases end. */
@@ -455,8 +471,39 @@ export function generateFaultSchedule(seed: number, options: FaultScheduleOption
     emit({ kind: "disk-normal", atMs: safetyEndMs, node });
   for (const node of [...state.removed].sort((a, b) => a - b))
     emit({ kind: "add-member", atMs: safetyEndMs, node });
-  return { events, safetyEndMs, livenessEndMs: safetyEndMs + options.livenessPhaseMs };
+  const share = options.wipedRestartShare;
+  const marked = share === undefined ? events : markWipedRestarts(seed, events, share);
+  return { events: marked, safetyEndMs, livenessEndMs: safetyEndMs + options.livenessPhaseMs };
 }
+
+/**
+ * Marks a `share` of the restarts wiped, with a PRNG of their own. A member that lost its state
+ * stays out of elections until a leader made it whole, so it counts against the fault budget after
+ * its restart too: other faults meanwhile (crashes, partitions) make the cluster unavailable for a
+ * while, which the liveness phase repairs, but a membership removal in flight can leave it with no
+ * electable majority for good (a removed member's longer log refuses the others' votes, and the
+ * wiped one withholds its own; seeds 196 and 2790). So only runs without removals wipe.
+ */
+function markWipedRestarts(
+  seed: number,
+  events: readonly FaultEvent[],
+  share: readonly [number, number],
+): FaultEvent[] {
+  const wipes = new Prng(seed ^ wipeStreamSalt);
+  const state = new FaultState();
+  // The operator's reconciliation carries a removal (and the re-addition) out whenever a leader
+  // lets it, long after the schedule's events: no event window is safe, so runs that change their
+  // membership wipe nothing (seed 2790 deadlocked so with a removal 1 s away).
+  if (events.some((e) => e.kind === "remove-member")) return [...events];
+  return events.map((e): FaultEvent => {
+    state.apply(e);
+    if (e.kind !== "restart" || !wipes.chance(...share)) return e;
+    return { ...e, wiped: true };
+  });
+}
+
+/** Separates the PRNG stream that picks wiped restarts from the schedule's own. */
+const wipeStreamSalt = 0x3a1f_9c05;
 
 /** One line per event, for printing a schedule next to its seed. */
 export function describeFaultSchedule(schedule: FaultSchedule): string {

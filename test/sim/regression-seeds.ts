@@ -12,6 +12,16 @@ export interface RegressionSeed {
 /** The regression list. */
 export const regressionSeeds: readonly RegressionSeed[] = [
   {
+    seed: 38,
+    level: 1,
+    why: "raft core: a member restarted with a wiped disk took a snapshot of the leader's whole log on an idle cluster and never got an append with the leader's commit index, so it withheld its vote for good; the leader now sends one when the commit it last sent is behind",
+  },
+  {
+    seed: 411,
+    level: 1,
+    why: "raft core: as seed 38, but the leader believed the commit had reached the wiped member (an append it rejected carried it); a rejection or a snapshot now resets what the leader counts as sent",
+  },
+  {
     seed: 82,
     level: 1,
     why: "harness: a lagging follower failed convergence at the end of a fixed liveness phase; the cluster now gets a settle period",

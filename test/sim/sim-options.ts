@@ -167,6 +167,8 @@ export function simOptionsFromSeed(seed: number, level: SimLevel = 1): SimOption
     gapMaxMs: gapMinMs * faults.range(2, 6),
     slowDiskExtraMinMs: 5,
     slowDiskExtraMaxMs: faults.range(20, 200),
+    // Level 1 replaces a restarting node's disk now and then (the vote fence's liveness and safety).
+    ...(level === 1 ? { wipedRestartShare: [1, 2] as const } : {}),
   };
 
   const workload: KvWorkloadOptions = {

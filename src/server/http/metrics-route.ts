@@ -193,6 +193,23 @@ export class NodeMetrics {
       },
     });
     new Gauge({
+      name: "cairn_recovering",
+      help: "1 while this node recovers discarded or damaged data from the leader (no votes, no local reads).",
+      registers,
+      collect() {
+        this.set(source.metrics.recovering ? 1 : 0);
+      },
+    });
+    new Counter({
+      name: "cairn_repairs_in_place_total",
+      help: "Repairs of damage found while running that this process ran without a restart.",
+      registers,
+      collect() {
+        this.reset();
+        this.inc(source.metrics.repairsInPlace);
+      },
+    });
+    new Gauge({
       name: "cairn_state_check_differs",
       help: "1 for each node whose state differs from the majority's.",
       labelNames: ["node"],
