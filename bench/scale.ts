@@ -55,8 +55,10 @@ const fillEdge = 0.1;
 
 // Values: a fixed random-looking string (not one repeated byte, which would flatter any
 // compression), with the key's number in front so no two values are equal.
-const noise = Array.from({ length: valueBytes }, (_, i) => String.fromCharCode(97 + ((i * 7919) % 26))).join("");
-const valueOf = (n: number) => `${n}:${noise}`.slice(0, valueBytes);
+const noise = Array.from({ length: valueBytes }, (_, i) => String.fromCharCode(97 + ((i * 7919) % 26))).join(
+  "",
+);
+const valueFor = (n: number) => `${n}:${noise}`.slice(0, valueBytes);
 const keyOf = (n: number) => `key-${n}`;
 const payload = noise;
 
@@ -88,6 +90,26 @@ function sizeOf(path: string): number {
   let total = 0;
   for (const name of readdirSync(path)) total += sizeOf(join(path, name));
   return total;
+}
+
+/** The newest file under `path` (recursively) and its size, or undefined when there is none. */
+function newestFile(path: string): { path: string; bytes: number; mtimeMs: number } | undefined {
+  let names: string[] = [];
+  try {
+    names = readdirSync(path);
+  } catch {
+    return undefined;
+  }
+  let newest: { path: string; bytes: number; mtimeMs: number } | undefined;
+  for (const name of names) {
+    const full = join(path, name);
+    const stat = statSync(full);
+    const found = stat.isDirectory()
+      ? newestFile(full)
+      : { path: full, bytes: stat.size, mtimeMs: stat.mtimeMs };
+    if (found !== undefined && (newest === undefined || found.mtimeMs > newest.mtimeMs)) newest = found;
+  }
+  return newest;
 }
 
 /** A data directory's size by its top-level entries (wal, snapshots, the lmdb state, ...). */
@@ -154,7 +176,8 @@ async function fill(
   await Promise.all(
     Array.from({ length: workers }, async () => {
       while (next < total) {
-        if (performance.now() > deadline) throw new Error(`${what}: the fill took longer than --fill-minutes`);
+        if (performance.now() > deadline)
+          throw new Error(`${what}: the fill took longer than --fill-minutes`);
         const first = next;
         const count = Math.min(step, total - first);
         next += count;
@@ -163,7 +186,8 @@ async function fill(
             await send(first, count);
             break;
           } catch (error) {
-            if (++errors > errorsMax) throw new Error(`${what}: ${errorsMax} failed writes`, { cause: error });
+            if (++errors > errorsMax)
+              throw new Error(`${what}: ${errorsMax} failed writes`, { cause: error });
           }
         }
         const before = written;
@@ -173,7 +197,10 @@ async function fill(
         if (before < endFrom && written >= endFrom) edgeEndMs = now;
         if (now - lastReport > 30_000) {
           lastReport = now;
-          console.error(`${what}: ${written}/${total} after ${fmt((now - started) / 1000)} s`);
+          const load = loadavg()
+            .map((x) => fmt(x, 1))
+            .join(" ");
+          console.error(`${what}: ${written}/${total} after ${fmt((now - started) / 1000)} s (load ${load})`);
         }
       }
     }),
@@ -194,13 +221,19 @@ async function fillKeys(redisAddress: string): Promise<FillResult> {
   const [host, port] = redisAddress.split(":");
   const connections = Array.from(
     { length: msetConnections },
-    () => new Redis({ host: host ?? "127.0.0.1", port: Number(port), maxRetriesPerRequest: 0, lazyConnect: false }),
+    () =>
+      new Redis({
+        host: host ?? "127.0.0.1",
+        port: Number(port),
+        maxRetriesPerRequest: 0,
+        lazyConnect: false,
+      }),
   );
   try {
     let turn = 0;
     return await fill("keys", keys, msetPairs, msetConnections * msetDepth, async (first, count) => {
       const pairs: string[] = [];
-      for (let k = first; k < first + count; k++) pairs.push(keyOf(k), valueOf(k));
+      for (let k = first; k < first + count; k++) pairs.push(keyOf(k), valueFor(k));
       const connection = connections[turn++ % connections.length];
       if (connection === undefined) throw new Error("no connection");
       const reply = await connection.mset(...pairs);
@@ -243,7 +276,7 @@ async function fillMessages(leaderUrl: string): Promise<FillResult> {
 const windowOps = {
   put: (c: number, n: number): RequestSpec => {
     const k = (c * 7919 + n * 104_729) % keys;
-    return { method: "PUT", path: `/v1/kv/${keyOf(k)}`, body: JSON.stringify({ value: valueOf(k) }) };
+    return { method: "PUT", path: `/v1/kv/${keyOf(k)}`, body: JSON.stringify({ value: valueFor(k) }) };
   },
   append: (): RequestSpec => ({
     method: "POST",
@@ -271,7 +304,9 @@ function nodeFootprints(cluster: BenchCluster): { name: string; rss: number; par
 }
 
 /** Adds a 4th node and times it until its applied index reaches the leader's commit index at the add. */
-async function timeNewNode(cluster: BenchCluster): Promise<{ seconds: number; name: string; target: number }> {
+async function timeNewNode(
+  cluster: BenchCluster,
+): Promise<{ seconds: number; name: string; target: number }> {
   const { status } = await leaderStatus(cluster);
   const target = status.commitIndex;
   const started = performance.now();
@@ -308,7 +343,10 @@ async function timeRestart(cluster: BenchCluster): Promise<{ seconds: number; na
 }
 
 async function main(): Promise<void> {
-  const load = () => loadavg().map((x) => fmt(x, 1)).join(" ");
+  const load = () =>
+    loadavg()
+      .map((x) => fmt(x, 1))
+      .join(" ");
   const report: string[] = [
     `keys ${keys} of ${valueBytes} B (MSET, ${msetPairs} keys each), messages ${messages} of ${valueBytes} B ` +
       `(batch appends of ${appendBatch}); windows of ${windowSeconds} s with ${windowClients} HTTP clients; ` +
@@ -318,7 +356,8 @@ async function main(): Promise<void> {
   try {
     const { url: leaderUrl } = await leaderStatus(cluster);
     const redisAddress = cluster.supervisor.nodes.find((n) => n.httpUrl === leaderUrl)?.redisAddress;
-    if (redisAddress === null || redisAddress === undefined) throw new Error("the leader serves no Redis port");
+    if (redisAddress === null || redisAddress === undefined)
+      throw new Error("the leader serves no Redis port");
     await waitFor("the stream", async () => {
       const response = await fetch(`${leaderUrl}/v1/streams`, {
         method: "POST",
@@ -406,10 +445,17 @@ async function main(): Promise<void> {
         );
       }
     }
+    const leaderDir = cluster.supervisor.nodes.find((n) => n.id === status.self.id)?.dataDir ?? "";
+    const snapshot = newestFile(join(leaderDir, "snapshots"));
+    report.push(
+      "",
+      snapshot === undefined
+        ? "no snapshot file on the leader"
+        : `the leader's newest snapshot file: ${mib(snapshot.bytes)} MiB (${snapshot.path.slice(leaderDir.length + 1)})`,
+    );
     const added = afterAdd.find((f) => f.name === newNode.name);
     const addedBytes = [...(added?.parts.values() ?? [])].reduce((s, b) => s + b, 0);
     report.push(
-      "",
       `new node ${newNode.name}: caught up to index ${newNode.target} in ${fmt(newNode.seconds, 1)} s from \`add\` ` +
         `(its data directory then: ${mib(addedBytes)} MiB)`,
       `restart of follower ${restart.name} after SIGKILL: ready (/health/ready 200) ${fmt(restart.seconds, 1)} s after its start`,
