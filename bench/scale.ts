@@ -66,15 +66,19 @@ const fmt = (n: number, digits = 0) => n.toFixed(digits);
 const mib = (bytes: number) => fmt(bytes / 1024 / 1024, 1);
 const elapsedSince = (t: number) => (performance.now() - t) / 1000;
 
-/** Resident memory of a process in bytes, from /proc (0 when it is gone). */
-function rssOf(pid: number): number {
+/**
+ * Resident memory of a process in bytes, from /proc: anonymous (the heap and other private memory)
+ * and file-backed (mostly the pages of lmdb's memory-mapped file that were touched, which the
+ * kernel can drop at will). Zeros when it is gone.
+ */
+function rssOf(pid: number): { anon: number; file: number } {
   try {
-    const line = readFileSync(`/proc/${pid}/status`, "utf8")
-      .split("\n")
-      .find((l) => l.startsWith("VmRSS:"));
-    return Number(line?.split(/\s+/)[1] ?? 0) * 1024;
+    const lines = readFileSync(`/proc/${pid}/status`, "utf8").split("\n");
+    const kib = (field: string) =>
+      Number(lines.find((l) => l.startsWith(`${field}:`))?.split(/\s+/)[1] ?? 0) * 1024;
+    return { anon: kib("RssAnon"), file: kib("RssFile") };
   } catch {
-    return 0;
+    return { anon: 0, file: 0 };
   }
 }
 
@@ -295,10 +299,12 @@ async function measureWindow(cluster: BenchCluster): Promise<Record<keyof typeof
 }
 
 /** Every node's RSS and data directory parts, by node name. */
-function nodeFootprints(cluster: BenchCluster): { name: string; rss: number; parts: Map<string, number> }[] {
+function nodeFootprints(
+  cluster: BenchCluster,
+): { name: string; rss: { anon: number; file: number }; parts: Map<string, number> }[] {
   return cluster.supervisor.nodes.map((n) => ({
     name: n.name,
-    rss: n.pid === null ? 0 : rssOf(n.pid),
+    rss: n.pid === null ? { anon: 0, file: 0 } : rssOf(n.pid),
     parts: partsOf(n.dataDir),
   }));
 }
@@ -429,8 +435,8 @@ async function main(): Promise<void> {
     ].sort();
     report.push(
       "",
-      `| node | when | RSS MiB | ${partNames.map((p) => `${p} MiB`).join(" | ")} | data total MiB |`,
-      `| --- | --- | ---: | ${partNames.map(() => "---:").join(" | ")} | ---: |`,
+      `| node | when | RSS anon MiB | RSS file MiB | ${partNames.map((p) => `${p} MiB`).join(" | ")} | data total MiB |`,
+      `| --- | --- | ---: | ---: | ${partNames.map(() => "---:").join(" | ")} | ---: |`,
     );
     for (const [when, footprints] of [
       ["empty", emptyFootprints],
@@ -441,7 +447,7 @@ async function main(): Promise<void> {
       for (const f of footprints) {
         const total = [...f.parts.values()].reduce((s, b) => s + b, 0);
         report.push(
-          `| ${f.name} | ${when} | ${mib(f.rss)} | ${partNames.map((p) => mib(f.parts.get(p) ?? 0)).join(" | ")} | ${mib(total)} |`,
+          `| ${f.name} | ${when} | ${mib(f.rss.anon)} | ${mib(f.rss.file)} | ${partNames.map((p) => mib(f.parts.get(p) ?? 0)).join(" | ")} | ${mib(total)} |`,
         );
       }
     }

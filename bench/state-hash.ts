@@ -1,0 +1,109 @@
+// The state-hash microbenchmark (`npm run bench:state-hash`): how long one cross-replica state hash
+// (src/service/state-hash.ts) takes as the state grows. The state machine (ServiceStateMachine over
+// a StoreBackend on lmdb, as a node runs it) is filled in one process with --keys keys (MSET-like
+// entries of 1,000 pairs) and --messages stream messages (batch appends of 1,000), both of
+// --value-bytes bytes, in --steps equal steps; after each step the state is hashed once and the
+// wall time of the hash is printed. Every replica computes that hash on its apply path every
+// `stateCheckEntries` entries, so its time is how long the node's event loop stands still.
+// Options: --keys N (default 1,000,000), --messages N (default 5,000,000), --value-bytes N (default
+// 100), --steps N (default 4).
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Entry, groupId, logIndex, term } from "../src/raft/index.js";
+import { type Command, encodeEnvelope } from "../src/service/command.js";
+import { hashState, ServiceStateMachine, StoreBackend } from "../src/service/index.js";
+import { LmdbStateStore } from "../src/storage/lmdb-state-store.js";
+import { option } from "./load.js";
+
+const args = process.argv.slice(2);
+const keys = Number(option(args, "keys", "1000000"));
+const messages = Number(option(args, "messages", "5000000"));
+const valueBytes = Number(option(args, "value-bytes", "100"));
+const steps = Number(option(args, "steps", "4"));
+const perEntry = 1000;
+const encoder = new TextEncoder();
+const value = new Uint8Array(valueBytes).fill(109);
+
+const dir = mkdtempSync(join(tmpdir(), "cairn-state-hash-bench-"));
+const store = LmdbStateStore.open(join(dir, "state"), { keyBytesMax: 1900 });
+const backend = new StoreBackend(store, groupId(1), {
+  flushIntervalMs: 50,
+  after: (ms, run) => {
+    const timer = setTimeout(run, ms);
+    return () => clearTimeout(timer);
+  },
+});
+const machine = new ServiceStateMachine(backend);
+let index = 0;
+const t0 = Date.now();
+const apply = (commands: readonly Command[]) =>
+  machine.apply(
+    commands.map(
+      (command): Entry => ({
+        index: logIndex(++index),
+        term: term(1),
+        kind: "normal",
+        data: encodeEnvelope({ tsMs: t0 + index, command }),
+      }),
+    ),
+  );
+
+try {
+  await apply([
+    {
+      service: "streams",
+      command: {
+        type: "create",
+        name: "scale",
+        config: {
+          maxMessages: 0,
+          maxBytes: 0,
+          maxAgeMs: 0,
+          discard: "old",
+          messageBytesMax: 1 << 20,
+          dedupeWindowMs: 120_000,
+        },
+      },
+    },
+  ]);
+  console.log(`state hash of an lmdb state store, ${valueBytes}-byte values, filled in ${steps} steps\n`);
+  console.log("| keys | messages | hash wall s | hash CPU s | CPU µs per key or message |");
+  console.log("| ---: | ---: | ---: | ---: | ---: |");
+  let keysDone = 0;
+  let messagesDone = 0;
+  for (let step = 1; step <= steps; step++) {
+    const keysTo = Math.round((keys * step) / steps);
+    const messagesTo = Math.round((messages * step) / steps);
+    while (keysDone < keysTo) {
+      const pairs: [Uint8Array, Uint8Array][] = [];
+      for (; keysDone < keysTo && pairs.length < perEntry; keysDone++) {
+        pairs.push([encoder.encode(`key-${keysDone}`), value]);
+      }
+      await apply([{ service: "kv", command: { type: "put-many", pairs } }]);
+    }
+    while (messagesDone < messagesTo) {
+      const count = Math.min(perEntry, messagesTo - messagesDone);
+      const batch = Array.from({ length: count }, () => ({ payload: value, headers: [] }));
+      await apply([
+        { service: "streams", command: { type: "append-batch", name: "scale", messages: batch } },
+      ]);
+      messagesDone += count;
+    }
+    await backend.settle();
+    const started = performance.now();
+    const cpuBefore = process.cpuUsage();
+    hashState(backend.reader);
+    const cpu = process.cpuUsage(cpuBefore);
+    const seconds = (performance.now() - started) / 1000;
+    const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+    const items = keysDone + messagesDone;
+    console.log(
+      `| ${keysDone} | ${messagesDone} | ${seconds.toFixed(2)} | ${cpuSeconds.toFixed(2)} | ${((cpuSeconds * 1e6) / items).toFixed(2)} |`,
+    );
+  }
+} finally {
+  await backend.settle();
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+}
