@@ -9,14 +9,11 @@
 // loop (hashStateInPages); the last columns show that: the whole time, and the longest turn.
 // Options: --keys N (default 1,000,000), --messages N (default 5,000,000), --value-bytes N (default
 // 100), --steps N (default 4).
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { type Entry, groupId, logIndex, term } from "../src/raft/index.js";
+import { type Entry, logIndex, term } from "../src/raft/index.js";
 import { type Command, encodeEnvelope } from "../src/service/command.js";
-import { hashState, ServiceStateMachine, StoreBackend } from "../src/service/index.js";
+import { hashState } from "../src/service/index.js";
 import { hashStateInPages } from "../src/service/state-hash.js";
-import { LmdbStateStore } from "../src/storage/lmdb-state-store.js";
+import { openLmdbMachine } from "./lmdb-machine.js";
 import { option } from "./load.js";
 
 const args = process.argv.slice(2);
@@ -28,16 +25,7 @@ const perEntry = 1000;
 const encoder = new TextEncoder();
 const value = new Uint8Array(valueBytes).fill(109);
 
-const dir = mkdtempSync(join(tmpdir(), "cairn-state-hash-bench-"));
-const store = LmdbStateStore.open(join(dir, "state"), { keyBytesMax: 1900 });
-const backend = new StoreBackend(store, groupId(1), {
-  flushIntervalMs: 50,
-  after: (ms, run) => {
-    const timer = setTimeout(run, ms);
-    return () => clearTimeout(timer);
-  },
-});
-const machine = new ServiceStateMachine(backend);
+const { backend, machine, close } = openLmdbMachine("state-hash-bench");
 let index = 0;
 const t0 = Date.now();
 const apply = (commands: readonly Command[]) =>
@@ -120,7 +108,5 @@ try {
     );
   }
 } finally {
-  await backend.settle();
-  await store.close();
-  rmSync(dir, { recursive: true, force: true });
+  await close();
 }

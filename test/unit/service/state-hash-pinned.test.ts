@@ -44,6 +44,18 @@ async function hashesOnTheApplyPath(entries: readonly Entry[], every: number): P
   return hashes;
 }
 
+/** A state machine on `store` that hashes every `every` entries off the apply path; its reports. */
+function hashingMachine(store: StateStore, every: number, pause: () => Promise<void>) {
+  const reported: StateHash[] = [];
+  const backend = new StoreBackend(store, groupId(1));
+  const machine = new ServiceStateMachine(backend, undefined, undefined, {
+    entriesBetween: every,
+    onHash: (h) => reported.push(h),
+    pause,
+  });
+  return { backend, machine, reported };
+}
+
 /** A pause that holds every page until `open()`, then lets them all through. */
 function gate() {
   let opened = false;
@@ -92,12 +104,11 @@ for (const [name, make] of stores) {
       const entries = log(3000);
       const expected = await hashesOnTheApplyPath(entries, 500);
       const store = await make();
-      const reported: StateHash[] = [];
-      const machine = new ServiceStateMachine(new StoreBackend(store, groupId(1)), undefined, undefined, {
-        entriesBetween: 500,
-        onHash: (h) => reported.push(h),
-        pause: () => new Promise((resolve) => setImmediate(resolve)),
-      });
+      const { machine, reported } = hashingMachine(
+        store,
+        500,
+        () => new Promise((resolve) => setImmediate(resolve)),
+      );
       // One batch per hash, each hash awaited before the next batch: none is skipped.
       for (let from = 0; from < entries.length; from += 500) {
         await machine.apply(entries.slice(from, from + 500));
@@ -114,14 +125,8 @@ for (const [name, make] of stores) {
       const entries = log(3000);
       const expected = await hashesOnTheApplyPath(entries, 1500);
       const store = await make();
-      const reported: StateHash[] = [];
       const pages = gate();
-      const backend = new StoreBackend(store, groupId(1));
-      const machine = new ServiceStateMachine(backend, undefined, undefined, {
-        entriesBetween: 1500,
-        onHash: (h) => reported.push(h),
-        pause: pages.pause,
-      });
+      const { backend, machine, reported } = hashingMachine(store, 1500, pages.pause);
       await machine.apply(entries);
       assert.equal(pages.held, 1, "the hash at 1500 waits after its first page");
       assert.deepEqual(reported, [], "nothing is reported before the hash has read everything");
@@ -135,14 +140,8 @@ for (const [name, make] of stores) {
 
     it("ends a hash whose store closed under it without a report", async () => {
       const store = await make();
-      const reported: StateHash[] = [];
       const pages = gate();
-      const backend = new StoreBackend(store, groupId(1));
-      const machine = new ServiceStateMachine(backend, undefined, undefined, {
-        entriesBetween: 1500,
-        onHash: (h) => reported.push(h),
-        pause: pages.pause,
-      });
+      const { backend, machine, reported } = hashingMachine(store, 1500, pages.pause);
       await machine.apply(log(1500));
       assert.equal(pages.held, 1);
       await backend.settle();
