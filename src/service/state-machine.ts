@@ -166,18 +166,20 @@ export class ServiceStateMachine implements StateMachine<EntryOutcome> {
       this.#hashing = false;
       throw error;
     }
-    void hashStateInPages(pinned.reader, pause)
-      .then(
-        (hash) => onHash({ index, hash }),
-        (error: unknown) => {
-          // The store closed under the hash (the node is stopping): there is nothing to report.
-          if (!(error instanceof StorageError && error.code === "ERR_CLOSED")) throw error;
-        },
-      )
-      .finally(() => {
+    const run = async () => {
+      try {
+        // A state of a page or less is hashed before this await: the next index finds it done.
+        onHash({ index, hash: await hashStateInPages(pinned.reader, pause) });
+      } catch (error) {
+        // The store closed under the hash (the node is stopping): there is nothing to report.
+        // Anything else (a damaged value) crashes the process, as it would have in apply.
+        if (!(error instanceof StorageError && error.code === "ERR_CLOSED")) throw error;
+      } finally {
         pinned.release();
         this.#hashing = false;
-      });
+      }
+    };
+    void run();
   }
 
   #applyOne(

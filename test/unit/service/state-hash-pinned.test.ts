@@ -121,6 +121,23 @@ for (const [name, make] of stores) {
       await store.close();
     });
 
+    it("hashes a small state at every index of a batch: a hash within one page never skips the next", async () => {
+      const entries = log(60);
+      const expected = await hashesOnTheApplyPath(entries, 10);
+      const store = await make();
+      const { machine, reported } = hashingMachine(
+        store,
+        10,
+        () => new Promise((resolve) => setImmediate(resolve)),
+      );
+      await machine.apply(entries);
+      assert.deepEqual(
+        reported.map((h) => [h.index, h.hash]),
+        [...expected.entries()],
+      );
+      await store.close();
+    });
+
     it("hashes the state as of its entry although later entries change it before the hash reads it", async () => {
       const entries = log(3000);
       const expected = await hashesOnTheApplyPath(entries, 1500);
