@@ -3,13 +3,9 @@
 // network. Measures CPU per applied entry for key-value puts and stream appends of 100-byte values
 // in batches like a busy leader's (40 entries per apply round). Run with `npm run bench:apply`.
 // Options: --entries N per kind (default 40,000), --rounds N (default 3; medians are printed).
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { type Entry, groupId, logIndex, term } from "../src/raft/index.js";
+import { type Entry, logIndex, term } from "../src/raft/index.js";
 import { type Command, encodeEnvelope } from "../src/service/command.js";
-import { ServiceStateMachine, StoreBackend } from "../src/service/index.js";
-import { LmdbStateStore } from "../src/storage/lmdb-state-store.js";
+import { openLmdbMachine } from "./lmdb-machine.js";
 import { median, option } from "./load.js";
 
 const batch = 40;
@@ -24,16 +20,7 @@ function commandOf(kind: "put" | "append", n: number): Command {
 
 /** Applies `entries` entries of `kind` after a warm-up; returns CPU microseconds per entry. */
 async function measure(kind: "put" | "append", entries: number): Promise<number> {
-  const dir = mkdtempSync(join(tmpdir(), "cairn-apply-bench-"));
-  const store = LmdbStateStore.open(join(dir, "state"), { keyBytesMax: 1900 });
-  const backend = new StoreBackend(store, groupId(1), {
-    flushIntervalMs: 50,
-    after: (ms, run) => {
-      const timer = setTimeout(run, ms);
-      return () => clearTimeout(timer);
-    },
-  });
-  const machine = new ServiceStateMachine(backend);
+  const { machine, close } = openLmdbMachine("apply-bench");
   let index = 0;
   const t0 = Date.now();
   const entry = (command: Command): Entry => ({
@@ -60,9 +47,7 @@ async function measure(kind: "put" | "append", entries: number): Promise<number>
   const before = process.cpuUsage();
   for (const round of measured) await machine.apply(round);
   const used = process.cpuUsage(before);
-  await backend.settle();
-  await store.close();
-  rmSync(dir, { recursive: true, force: true });
+  await close();
   return (used.user + used.system) / (measured.length * batch);
 }
 

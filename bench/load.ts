@@ -6,7 +6,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Pool } from "undici";
-import { startDevCluster } from "../src/cli/dev-cluster.js";
+import { type DevCluster, startDevCluster } from "../src/cli/dev-cluster.js";
 
 /** One request to send. */
 export interface RequestSpec {
@@ -187,6 +187,8 @@ export interface BenchCluster {
   /** host:port of the leader's Redis protocol server, when the cluster serves Redis. */
   readonly leaderRedisAddress: string | null;
   readonly pids: readonly number[];
+  /** The supervisor of the node processes: add, kill and restart nodes (bench/scale.ts). */
+  readonly supervisor: DevCluster;
   /** Stops every node and removes the data. */
   close(): Promise<void>;
 }
@@ -226,7 +228,13 @@ export async function startBenchCluster(
       return status.leader?.httpUrl ?? undefined;
     });
     const leaderRedisAddress = cluster.nodes.find((n) => n.httpUrl === leaderUrl)?.redisAddress ?? null;
-    return { leaderUrl, leaderRedisAddress, pids: cluster.nodes.map((n) => n.pid ?? 0), close };
+    return {
+      leaderUrl,
+      leaderRedisAddress,
+      pids: cluster.nodes.map((n) => n.pid ?? 0),
+      supervisor: cluster,
+      close,
+    };
   } catch (error) {
     await close();
     throw error;

@@ -421,6 +421,8 @@ export class CairnNode {
     const service = new ServiceStateMachine(backend, undefined, (touched) => applied.notify(touched), {
       entriesBetween: settings.stateCheckEntries,
       onHash: (hash) => stateCheck.record(hash),
+      // The hash of a large state runs page by page, one page per turn of the event loop.
+      pause: () => new Promise((resolve) => env.defer(resolve)),
     });
     const stateMachine = hooks.wrapStateMachine?.(service, backend) ?? service;
     const group = await RaftGroup.open<EntryOutcome>({

@@ -24,6 +24,28 @@ const storeKeys = [appliedIndexKey, restoringKey];
  * bookkeeping keys.
  */
 export function hashState(state: StateReader): string {
+  const pages = hashPages(state);
+  let step = pages.next();
+  while (step.done !== true) step = pages.next();
+  return step.value;
+}
+
+/**
+ * {@link hashState}, calling `pause` after every page of pairs so that a large state does not
+ * hold the event loop: for a reader whose view later writes do not change (a pinned view).
+ */
+export async function hashStateInPages(state: StateReader, pause: () => Promise<void>): Promise<string> {
+  const pages = hashPages(state);
+  let step = pages.next();
+  while (step.done !== true) {
+    await pause();
+    step = pages.next();
+  }
+  return step.value;
+}
+
+/** Feeds the hash one page of pairs per step; returns the hex digest. */
+function* hashPages(state: StateReader): Generator<void, string> {
   const hash = createHash("sha256");
   const lengths = new DataView(new ArrayBuffer(9));
   for (const space of spaces) {
@@ -44,6 +66,7 @@ export function hashState(state: StateReader): string {
       }
       if (count < pageMax || last === undefined) break;
       start = keyAfter(last);
+      yield;
     }
   }
   return hash.digest("hex");

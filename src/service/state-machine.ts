@@ -6,6 +6,7 @@
 import type { StateMachine } from "../node/index.js";
 import type { Entry } from "../raft/index.js";
 import { type LogIndex, logIndex } from "../raft/index.js";
+import { StorageError } from "../storage/index.js";
 import {
   applyEnvelope,
   decodeEntryCommands,
@@ -14,7 +15,7 @@ import {
   type IdempotencySettings,
 } from "./command.js";
 import { MemoryState, type StateEffect, StateOverlay, type StateReader } from "./state.js";
-import { hashState, type StateHash } from "./state-hash.js";
+import { hashState, hashStateInPages, type StateHash } from "./state-hash.js";
 import { type StreamCommand, streamOfCommand } from "./streams/index.js";
 
 /** Where committed state lives: read it, and commit a round's effects with its applied index. */
@@ -27,6 +28,17 @@ export interface StateBackend {
   commit(effects: readonly StateEffect[], appliedIndex: number): Promise<void>;
   /** Resolves once every commit reached the underlying store (before a snapshot replaces it). */
   settle?(): Promise<void>;
+  /**
+   * A reader of the committed state as of now that later commits do not change, for a long read
+   * off the apply path (the state hash). Without it the state hash is taken on the apply path.
+   */
+  pinnedReader?(): Promise<PinnedReader>;
+}
+
+/** A view of committed state that later commits do not change; release it once read. */
+export interface PinnedReader {
+  readonly reader: StateReader;
+  release(): void;
 }
 
 /** A backend in memory: for tests and the simulator's level-1 runs. */
@@ -61,6 +73,8 @@ export class ServiceStateMachine implements StateMachine<EntryOutcome> {
   readonly #settings: IdempotencySettings;
   readonly #onApplied: ((touchedStreams: ReadonlySet<string>) => void) | undefined;
   readonly #stateCheck: StateCheckOptions | undefined;
+  /** Whether a background state hash is running. */
+  #hashing = false;
 
   /**
    * Creates the state machine over a backend. `onApplied` runs after each applied batch is
@@ -89,31 +103,83 @@ export class ServiceStateMachine implements StateMachine<EntryOutcome> {
   }
 
   async apply(entries: readonly Entry[]): Promise<readonly (EntryOutcome | undefined)[]> {
-    const overlay = new StateOverlay(this.#backend.reader);
+    let overlay = new StateOverlay(this.#backend.reader);
     const applied = this.#backend.appliedIndex();
+    let committed = applied;
     const touched = new Set<string>();
     const hashes: StateHash[] = [];
     const check = this.#stateCheck;
-    const results = entries.map((entry) => {
-      const result = this.#applyOne(entry, applied, overlay, touched);
+    const results: (EntryOutcome | undefined)[] = [];
+    for (const entry of entries) {
+      results.push(this.#applyOne(entry, applied, overlay, touched));
       // Every replica hashes its state at the same indexes, each as of that very entry.
-      if (check !== undefined && entry.index > applied && entry.index % check.entriesBetween === 0)
+      if (check === undefined || entry.index <= applied || entry.index % check.entriesBetween !== 0) continue;
+      if (this.#backend.pinnedReader === undefined || check.pause === undefined) {
         hashes.push({ index: entry.index, hash: hashState(overlay) });
-      return result;
-    });
-    const last = entries.at(-1);
-    if (last !== undefined && last.index > applied) {
-      const effects = overlay.effects();
-      // Any stream whose bookkeeping changed: appends, and the dead letters, retention and sweeps
-      // that other commands cause.
-      for (const effect of effects) {
-        if (effect.space === "stream-meta") touched.add(streamNameDecoder.decode(effect.key));
+        continue;
       }
-      await this.#backend.commit(effects, last.index);
+      // The hash reads the whole state: on a large state that held the event loop for seconds
+      // (docs/benchmarks.md, "Scale"). Commit through this entry, pin that state, and hash it
+      // page by page while applying goes on.
+      await this.#commit(overlay, entry.index, touched);
+      committed = entry.index;
+      overlay = new StateOverlay(this.#backend.reader);
+      await this.#hashPinned(entry.index, check.onHash, check.pause);
+    }
+    const last = entries.at(-1);
+    if (last !== undefined && last.index > committed) await this.#commit(overlay, last.index, touched);
+    if (last !== undefined && last.index > applied) {
       this.#onApplied?.(touched);
       for (const h of hashes) check?.onHash(h);
     }
     return results;
+  }
+
+  /** Commits `overlay`'s effects through `index`, noting the streams whose bookkeeping changed. */
+  async #commit(overlay: StateOverlay, index: number, touched: Set<string>): Promise<void> {
+    const effects = overlay.effects();
+    // Any stream whose bookkeeping changed: appends, and the dead letters, retention and sweeps
+    // that other commands cause.
+    for (const effect of effects) {
+      if (effect.space === "stream-meta") touched.add(streamNameDecoder.decode(effect.key));
+    }
+    await this.#backend.commit(effects, index);
+  }
+
+  /**
+   * Pins the committed state (through `index`) and hashes it in the background, handing the hash
+   * to `onHash` when done. One hash at a time: while one runs, later indexes are not hashed (the
+   * check compares the indexes that replicas have in common).
+   */
+  async #hashPinned(
+    index: number,
+    onHash: (hash: StateHash) => void,
+    pause: () => Promise<void>,
+  ): Promise<void> {
+    const pinnedReader = this.#backend.pinnedReader;
+    if (this.#hashing || pinnedReader === undefined) return;
+    this.#hashing = true;
+    let pinned: PinnedReader;
+    try {
+      pinned = await pinnedReader.call(this.#backend);
+    } catch (error) {
+      this.#hashing = false;
+      throw error;
+    }
+    const run = async () => {
+      try {
+        // A state of a page or less is hashed before this await: the next index finds it done.
+        onHash({ index, hash: await hashStateInPages(pinned.reader, pause) });
+      } catch (error) {
+        // The store closed under the hash (the node is stopping): there is nothing to report.
+        // Anything else (a damaged value) crashes the process, as it would have in apply.
+        if (!(error instanceof StorageError && error.code === "ERR_CLOSED")) throw error;
+      } finally {
+        pinned.release();
+        this.#hashing = false;
+      }
+    };
+    void run();
   }
 
   #applyOne(
@@ -144,6 +210,11 @@ export interface StateCheckOptions {
   readonly entriesBetween: number;
   /** Receives each hash once the entries up to it are committed. */
   readonly onHash: (hash: StateHash) => void;
+  /**
+   * Yields to the event loop (setImmediate in a node). With it, and a backend that pins a view, a
+   * hash is computed page by page in the background instead of on the apply path.
+   */
+  readonly pause?: () => Promise<void>;
 }
 
 const streamNameDecoder = new TextDecoder();

@@ -4,7 +4,7 @@
 // cache keeps the values the state machine reads back.
 import type { Cancel } from "../node/index.js";
 import { type GroupId, logIndex } from "../raft/index.js";
-import type { Effect, StateStore } from "../storage/index.js";
+import type { Effect, KeyValue, RangeQuery, StateStore } from "../storage/index.js";
 import { assert, bytesEqual, compareBytes } from "../util/index.js";
 import {
   keyAfter,
@@ -15,7 +15,7 @@ import {
   type StateReader,
   spaceKinds,
 } from "./state.js";
-import type { StateBackend } from "./state-machine.js";
+import type { PinnedReader, StateBackend } from "./state-machine.js";
 
 /** How many pairs one page of a range scan reads from the store. */
 const scanPageMax = 1000;
@@ -104,7 +104,8 @@ export class StoreBackend implements StateBackend {
     this.#appliedIndex = store.appliedIndex(group);
     const committed: StateReader = {
       get: (space, key) => store.get(group, spaceKinds[space], key),
-      range: (space, start, end, limit) => scan(store, group, space, start, end, limit),
+      range: (space, start, end, limit) =>
+        scan((query) => store.range(group, query), space, start, end, limit),
     };
     const merged = (space: Space, start: Uint8Array, end: Uint8Array | undefined, limit: number) => {
       const pending = this.#pending.get(space);
@@ -182,6 +183,34 @@ export class StoreBackend implements StateBackend {
     this.#knowsStore = false;
     this.#lowest.clear();
     this.#cached.clear();
+    await this.#flush();
+  }
+
+  /**
+   * Writes every pending effect to the store, then pins a view of it (one read transaction): the
+   * committed state as of now, which later commits do not change.
+   */
+  async pinnedReader(): Promise<PinnedReader> {
+    await this.#flush();
+    const view = this.#store.readView(this.#group);
+    const range = (space: Space, start: Uint8Array, end: Uint8Array | undefined, limit: number) =>
+      scan((query) => view.range(query), space, start, end, limit);
+    return {
+      reader: {
+        get: (space, key) => {
+          for (const [found, value] of range(space, key, keyAfter(key), 1)) {
+            if (bytesEqual(found, key)) return value;
+          }
+          return undefined;
+        },
+        range,
+      },
+      release: () => view.release(),
+    };
+  }
+
+  /** Waits until every committed effect is in the store; rejects if a store write failed. */
+  async #flush(): Promise<void> {
     for (;;) {
       if (this.#failure !== undefined) throw this.#failure;
       if (this.#writing !== undefined) await this.#writing;
@@ -278,10 +307,9 @@ function layerOf(layers: Map<Space, Map<string, StateEffect>>, space: Space): Ma
   return layer;
 }
 
-/** Pages through a store range: the store caps each read, scans may want more. */
+/** Pages through a store range (`read`: the store's or a view's): the store caps each read, scans may want more. */
 function* scan(
-  store: StateStore,
-  group: GroupId,
+  read: (query: RangeQuery) => KeyValue[],
   space: Space,
   start: Uint8Array,
   end: Uint8Array | undefined,
@@ -291,7 +319,7 @@ function* scan(
   let left = limit;
   while (left > 0) {
     const asked = Math.min(left, scanPageMax);
-    const page = store.range(group, {
+    const page = read({
       kind: spaceKinds[space],
       start: from,
       ...(end !== undefined ? { end } : {}),

@@ -43,6 +43,7 @@ export {
   type StateExport,
   type StateStore,
   type StateStoreOptions,
+  type StateView,
   storeMetaKind,
 } from "./state-store.js";
 export {

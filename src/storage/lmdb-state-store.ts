@@ -33,11 +33,15 @@ import {
   type StateExport,
   type StateStore,
   type StateStoreOptions,
+  type StateView,
   storeMetaKind,
   unpackChunk,
   userKey,
 } from "./state-store.js";
 import { StorageError } from "./storage-error.js";
+
+/** An lmdb read transaction (the package does not export its class). */
+type Transaction = ReturnType<RootDatabase["useReadTransaction"]>;
 
 const asBytes = (value: unknown): Uint8Array | undefined => {
   if (value === undefined) return undefined;
@@ -97,6 +101,9 @@ export class LmdbStateStore implements StateStore {
   readonly #db: RootDatabase<Uint8Array, Uint8Array>;
   readonly #options: StateStoreOptions;
   readonly #onCorrupt: ((error: StorageError) => void) | undefined;
+  /** Ends of the views not yet released, so that close() can end them. */
+  readonly #views = new Set<(to: "released" | "closed") => void>();
+  #closed = false;
 
   private constructor(
     db: RootDatabase<Uint8Array, Uint8Array>,
@@ -188,10 +195,37 @@ export class LmdbStateStore implements StateStore {
   }
 
   range(group: GroupId, query: RangeQuery): KeyValue[] {
+    return this.#range(group, query, undefined);
+  }
+
+  readView(group: GroupId): StateView {
+    if (this.#closed) throw new StorageError("ERR_CLOSED", "the state store is closed");
+    const txn = this.#db.useReadTransaction();
+    let state: "open" | "released" | "closed" = "open";
+    const end = (to: "released" | "closed") => {
+      if (state !== "open") return;
+      state = to;
+      this.#views.delete(end);
+      txn.done();
+    };
+    this.#views.add(end);
+    return {
+      range: (query) => {
+        // A view outlives the store only when the node stops under a long read: an expected end.
+        if (state === "closed") throw new StorageError("ERR_CLOSED", "the state store closed under a view");
+        assert(state === "open", "a released state view was read");
+        return this.#range(group, query, txn);
+      },
+      release: () => end("released"),
+    };
+  }
+
+  #range(group: GroupId, query: RangeQuery, transaction: Transaction | undefined): KeyValue[] {
     const { start, end } = queryBounds(group, query);
     const limit = Math.min(query.limit, this.#options.rangeLimitMax);
     const out: KeyValue[] = [];
-    for (const { key, value } of this.#db.getRange({ start, end, limit })) {
+    const options = transaction === undefined ? { start, end, limit } : { start, end, limit, transaction };
+    for (const { key, value } of this.#db.getRange(options)) {
       const k = asBytes(key);
       const v = asBytes(value);
       assert(k !== undefined && v !== undefined, "range pairs are bytes");
@@ -297,6 +331,8 @@ export class LmdbStateStore implements StateStore {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
+    for (const end of [...this.#views]) end("closed");
     await this.#db.close();
   }
 

@@ -26,6 +26,7 @@ import {
   type StateExport,
   type StateStore,
   type StateStoreOptions,
+  type StateView,
   storeMetaKind,
   unpackChunk,
   userKey,
@@ -232,6 +233,26 @@ export class MemoryStateStore implements StateStore {
     return this.#data
       .range(start, end, limit)
       .map((p) => ({ key: userKey(p.key).slice(), value: p.value.slice() }));
+  }
+
+  readView(group: GroupId): StateView {
+    // Values are never mutated in place, so a copy of the group's pairs is a view as of now.
+    const { start, end } = groupBounds(group);
+    const copy = new SortedBytesMap();
+    for (const p of this.#data.range(start, end)) copy.set(p.key, p.value);
+    let released = false;
+    return {
+      range: (query) => {
+        assert(!released, "a released state view was read");
+        const bounds = queryBounds(group, query);
+        return copy
+          .range(bounds.start, bounds.end, Math.min(query.limit, this.#options.rangeLimitMax))
+          .map((p) => ({ key: userKey(p.key).slice(), value: p.value.slice() }));
+      },
+      release: () => {
+        released = true;
+      },
+    };
   }
 
   async applyBatch(group: GroupId, appliedIndex: LogIndex, effects: readonly Effect[]): Promise<boolean> {

@@ -64,6 +64,17 @@ export interface StateExport {
 }
 
 /**
+ * A read-only view of one group's pairs as of the moment it was taken, unchanged by later writes
+ * (lmdb: one read transaction). Held views keep old pages alive, so release each one soon.
+ */
+export interface StateView {
+  /** Pairs of one kind of the group in key order, as of the view. */
+  range(query: RangeQuery): KeyValue[];
+  /** Ends the view; `range` must not be called afterwards. */
+  release(): void;
+}
+
+/**
  * The replicated state machine's storage. `applyBatch` writes a batch's effects and the new applied
  * index in one transaction, so after a crash the runtime replays the log from `appliedIndex + 1`,
  * and a batch applied twice is ignored the second time.
@@ -75,6 +86,8 @@ export interface StateStore {
   get(group: GroupId, kind: KeyKind, key: Uint8Array): Uint8Array | undefined;
   /** Pairs of one kind of `group` in key order. */
   range(group: GroupId, query: RangeQuery): KeyValue[];
+  /** A view of `group` as of now, for long reads that must not block writes (the state hash). */
+  readView(group: GroupId): StateView;
   /**
    * Applies `effects` and sets the applied index to `appliedIndex` atomically. Resolves to false
    * (and changes nothing) when `appliedIndex` is not above the current one: already applied.

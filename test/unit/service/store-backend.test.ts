@@ -81,6 +81,9 @@ class ControlledStore implements StateStore {
   range(...args: Parameters<StateStore["range"]>) {
     return this.inner.range(...args);
   }
+  readView(...args: Parameters<StateStore["readView"]>) {
+    return this.inner.readView(...args);
+  }
   applyBatch(...args: Parameters<StateStore["applyBatch"]>): Promise<boolean> {
     if (this.mode === "fail") return Promise.reject(new Error("EIO"));
     return new Promise((resolve, reject) => {

@@ -152,6 +152,26 @@ for (const [name, make] of implementations) {
       await store.close();
     });
 
+    it("keeps a read view as of its creation while later batches change the group", async () => {
+      const store = await make();
+      await store.applyBatch(g1, i(1), [put("a", "1"), put("b", "2")]);
+      await store.applyBatch(g2, i(1), [put("z", "g2")]);
+      const view = store.readView(g1);
+      await store.applyBatch(g1, i(2), [put("a", "changed"), del("b"), put("c", "3")]);
+      const seen = view.range({ kind: kv, limit: 1000 }).map((p) => [dec(p.key), dec(p.value)]);
+      assert.deepEqual(seen, [
+        ["a", "1"],
+        ["b", "2"],
+      ]);
+      assert.deepEqual(dump(store, g1), [
+        ["a", "changed"],
+        ["c", "3"],
+      ]);
+      assert.equal(view.range({ kind: kv, limit: 1 }).length, 1, "a view's ranges are bounded by the limit");
+      view.release();
+      await store.close();
+    });
+
     it("rejects a key above keyBytesMax with ERR_TOO_LARGE", async () => {
       const store = await make();
       await assert.rejects(store.applyBatch(g1, i(1), [put("x".repeat(65), "v")]), { code: "ERR_TOO_LARGE" });
@@ -226,6 +246,20 @@ describe("LmdbStateStore durability", () => {
     assert.equal(again.appliedIndex(g1), 3);
     assert.equal(dec(again.get(g1, kv, enc("a"))), "1");
     await again.close();
+  });
+});
+
+describe("LmdbStateStore read views", () => {
+  it("ends a view that is still open when the store closes: reads fail with ERR_CLOSED", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cairn-state-"));
+    roots.push(root);
+    const store = LmdbStateStore.open(root);
+    await store.applyBatch(g1, i(1), [put("a", "1")]);
+    const view = store.readView(g1);
+    await store.close();
+    assert.throws(() => view.range({ kind: kv, limit: 10 }), { code: "ERR_CLOSED" });
+    view.release();
+    assert.throws(() => store.readView(g1), { code: "ERR_CLOSED" });
   });
 });
 
