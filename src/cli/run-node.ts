@@ -354,7 +354,11 @@ async function startClientServers(
     kv: node.kv,
     streams: node.streams,
     nodeName,
-    cluster: { status: () => node.cluster.status(), membership: node.membership },
+    cluster: {
+      status: () => node.cluster.status(),
+      membership: node.membership,
+      backup: () => node.cluster.backup(),
+    },
     metrics: {
       metrics: node.group.metrics,
       status: () => node.group.status(),

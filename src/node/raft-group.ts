@@ -831,7 +831,8 @@ export class RaftGroup<R> {
     if (snapshots === undefined) throw new NodeError("ERR_UNAVAILABLE", "this node takes no snapshots");
     await this.readBarrier();
     // Bounded: each pass waits for the capture that ran, and the ready loop starts one only when due.
-    for (let pass = 0; this.#capturing !== undefined && pass < 8; pass++) await this.#capturing.catch(() => undefined);
+    for (let pass = 0; this.#capturing !== undefined && pass < 8; pass++)
+      await this.#capturing.catch(() => undefined);
     await this.#options.stateMachine.settle?.();
     const refusal = this.#stoppedRefusal();
     if (refusal !== undefined) throw refusal;

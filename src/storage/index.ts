@@ -26,6 +26,8 @@ export {
 } from "./sim-file-system.js";
 export {
   defaultSnapshotStoreOptions,
+  openSnapshotFile,
+  type SnapshotFile,
   type SnapshotReader,
   SnapshotStore,
   type SnapshotStoreOptions,
@@ -33,6 +35,7 @@ export {
 } from "./snapshot-store.js";
 export {
   appliedIndexKey,
+  chunkWithoutKinds,
   defaultStateStoreOptions,
   type Effect,
   type KeyKind,

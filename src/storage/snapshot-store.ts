@@ -309,9 +309,16 @@ export class SnapshotStore {
   /** Opens `group`'s snapshot at `index`; ERR_SNAPSHOT_CORRUPT if its header is bad. */
   async open(group: GroupId, index: number): Promise<SnapshotReader> {
     const name = snapshotName(group, index);
-    const opened = await openSnapshotFile(this.#fs, joinPath(this.#dir, name), name, this.#options.chunkBytesMax);
+    const opened = await openSnapshotFile(
+      this.#fs,
+      joinPath(this.#dir, name),
+      name,
+      this.#options.chunkBytesMax,
+    );
     if (opened.group !== group || opened.meta.index !== index)
-      throw new StorageError("ERR_SNAPSHOT_CORRUPT", `${name} at 0: header`, { site: { file: name, offset: 0 } });
+      throw new StorageError("ERR_SNAPSHOT_CORRUPT", `${name} at 0: header`, {
+        site: { file: name, offset: 0 },
+      });
     return { meta: opened.meta, chunks: opened.chunks };
   }
 
@@ -332,7 +339,8 @@ export class SnapshotStore {
           for (let position = 0; position < bytes; ) {
             const piece = new Uint8Array(Math.min(filePieceBytes, bytes - position));
             const n = await handle.read(piece, 0, piece.length, position);
-            if (n === 0) throw new StorageError("ERR_SNAPSHOT_CORRUPT", `${path} ends at ${position} of ${bytes}`);
+            if (n === 0)
+              throw new StorageError("ERR_SNAPSHOT_CORRUPT", `${path} ends at ${position} of ${bytes}`);
             position += n;
             yield piece.subarray(0, n);
           }

@@ -20,7 +20,6 @@ import {
   hashSecret,
   listRoles,
   listTokens,
-  type Need,
   newToken,
   parseGrant,
   requestsPerSecondMax,

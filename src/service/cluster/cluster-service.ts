@@ -11,6 +11,7 @@ import type { StateCheckReport } from "../state-check.js";
 
 // The status's shape is the public API's (src/api), defined once there.
 export type { ClusterStatus, MemberStatus } from "../../api/index.js";
+export type { SnapshotBackup } from "../../node/index.js";
 
 /** What a ClusterService shows beside the group's own status. */
 export interface ClusterServiceOptions {
