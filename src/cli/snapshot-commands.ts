@@ -16,6 +16,7 @@ import { nodeId } from "../raft/index.js";
 import { spaceKinds } from "../service/index.js";
 import {
   chunkWithoutKinds,
+  dirOf,
   errnoOf,
   type FileSystem,
   HardStateStore,
@@ -122,7 +123,7 @@ export async function saveSnapshot(
     throw error;
   }
   await fs.rename(temp, options.file);
-  await fs.syncDir(joinPath(options.file, ".."));
+  await fs.syncDir(dirOf(options.file));
   return {
     file: options.file,
     index: verified.index,
@@ -241,7 +242,7 @@ export async function restoreSnapshot(
     await writeIdentity(fs, temp, identity);
     // rename(2) replaces an empty directory.
     await fs.rename(temp, options.dataDir);
-    await fs.syncDir(joinPath(options.dataDir, ".."));
+    await fs.syncDir(dirOf(options.dataDir));
   } catch (error) {
     await rm(temp, { recursive: true, force: true });
     throw error;

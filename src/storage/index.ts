@@ -3,6 +3,7 @@
 export { makeDirDurable, writeFileAtomic } from "./atomic-file.js";
 export { DelayedFileSystem, type DiskDelay } from "./delayed-file-system.js";
 export {
+  dirOf,
   errnoOf,
   type FileHandle,
   type FileStat,
