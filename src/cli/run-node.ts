@@ -366,6 +366,7 @@ async function startClientServers(
         return node.group.appliedIndex;
       },
       authFailures: node.guard.failures,
+      rateLimits: node.limiter.counts,
       streams: () => node.streams.localSummary(),
       processMetrics: true,
     },

@@ -10,6 +10,7 @@ export {
   currentPrincipal,
   type Principal,
   type RateLimit,
+  type RateLimitCounts,
   RateLimiter,
   runAs,
   system,
