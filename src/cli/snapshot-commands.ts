@@ -25,9 +25,11 @@ import {
   openSnapshotFile,
   SnapshotStore,
   StorageError,
+  tempSuffix,
   Wal,
+  writeFileAtomic,
 } from "../storage/index.js";
-import { crc32 } from "../util/index.js";
+import { assert, crc32 } from "../util/index.js";
 import { ConfigError, type InitialMember, parseMembers } from "./node-config.js";
 import { bootstrapIdentity, writeIdentity } from "./node-identity.js";
 
@@ -81,8 +83,6 @@ export async function saveSnapshot(
 ): Promise<SavedSnapshot> {
   const response = await fetchBackup(options.endpoints, options.token);
   const total = Number(response.headers.get("content-length") ?? Number.NaN);
-  const temp = `${options.file}.partial`;
-  const handle = await fs.open(temp, "create-or-truncate");
   const sha = createHash("sha256");
   let bytes = 0;
   let reported = -1;
@@ -96,7 +96,9 @@ export async function saveSnapshot(
       `snapshot: ${bytes} bytes${percent !== undefined ? ` of ${total} (${percent}%)` : ""}${done ? ", done" : ""}`,
     );
   };
-  try {
+  let verified: Awaited<ReturnType<typeof verifyBackup>> | undefined;
+  // Under a temporary name until verified: a cut or damaged download leaves no FILE.
+  await writeFileAtomic(fs, options.file, async (handle) => {
     if (response.body === null)
       throw new CairnClientError("ERR_UNAVAILABLE", "the snapshot response has no body");
     for await (const piece of response.body) {
@@ -107,23 +109,10 @@ export async function saveSnapshot(
     }
     if (Number.isFinite(total) && bytes !== total)
       throw new StorageError("ERR_SNAPSHOT_CORRUPT", `the download ended at ${bytes} of ${total} bytes`);
-    await handle.sync();
-  } catch (error) {
-    await handle.close().catch(() => undefined);
-    await fs.unlink(temp).catch(() => undefined);
-    throw error;
-  }
-  await handle.close();
-  report(true);
-  let verified: Awaited<ReturnType<typeof verifyBackup>>;
-  try {
-    verified = await verifyBackup(fs, temp);
-  } catch (error) {
-    await fs.unlink(temp).catch(() => undefined);
-    throw error;
-  }
-  await fs.rename(temp, options.file);
-  await fs.syncDir(dirOf(options.file));
+    report(true);
+    verified = await verifyBackup(fs, `${options.file}${tempSuffix}`);
+  });
+  assert(verified !== undefined, "a written backup was verified");
   return {
     file: options.file,
     index: verified.index,

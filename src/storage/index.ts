@@ -1,6 +1,6 @@
 // The public surface of the storage layer: the file system seam (real and simulated), the
 // write-ahead log, hard state and snapshot files, the state machine store, and the error codes.
-export { makeDirDurable, writeFileAtomic } from "./atomic-file.js";
+export { makeDirDurable, tempSuffix, writeFileAtomic } from "./atomic-file.js";
 export { DelayedFileSystem, type DiskDelay } from "./delayed-file-system.js";
 export {
   dirOf,

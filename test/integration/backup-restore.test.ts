@@ -35,6 +35,25 @@ async function cairn(
   }
 }
 
+/** Runs `cairn snapshot restore FILE` for `node` of a new cluster of `initial`. */
+function restore(
+  file: string,
+  node: { dataDir: string; name: string },
+  initial: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return cairn([
+    "snapshot",
+    "restore",
+    file,
+    "--data-dir",
+    node.dataDir,
+    "--name",
+    node.name,
+    "--initial-cluster",
+    initial,
+  ]);
+}
+
 async function exists(path: string): Promise<boolean> {
   return (await stat(path).catch(() => undefined)) !== undefined;
 }
@@ -100,7 +119,7 @@ describe("cairn snapshot save and restore", { timeout: 420_000 }, () => {
     assert.equal(app.code, 1);
     assert.match(app.stderr, /ERR_FORBIDDEN/);
     assert.equal(await exists(file), false);
-    assert.equal(await exists(`${file}.partial`), false);
+    assert.equal(await exists(`${file}.tmp`), false);
   });
 
   it("saves a verified backup with progress and its checksums", async () => {
@@ -133,17 +152,7 @@ describe("cairn snapshot save and restore", { timeout: 420_000 }, () => {
     assert.ok(first !== undefined);
     const initial = fresh.nodes.map((n) => `${n.name}=${n.peerAddress}`).join(",");
     for (const bad of [truncated, damaged, foreign]) {
-      const result = await cairn([
-        "snapshot",
-        "restore",
-        bad,
-        "--data-dir",
-        first.dataDir,
-        "--name",
-        first.name,
-        "--initial-cluster",
-        initial,
-      ]);
+      const result = await restore(bad, first, initial);
       assert.equal(result.code, 1, `${bad}: ${result.stderr}`);
       assert.match(result.stderr, /ERR_SNAPSHOT_CORRUPT/, bad);
       assert.equal(await exists(first.dataDir), false, bad);
@@ -155,17 +164,7 @@ describe("cairn snapshot save and restore", { timeout: 420_000 }, () => {
     await old.close();
     const initial = fresh.nodes.map((n) => `${n.name}=${n.peerAddress}`).join(",");
     for (const node of fresh.nodes) {
-      const result = await cairn([
-        "snapshot",
-        "restore",
-        file,
-        "--data-dir",
-        node.dataDir,
-        "--name",
-        node.name,
-        "--initial-cluster",
-        initial,
-      ]);
+      const result = await restore(file, node, initial);
       assert.equal(result.code, 0, result.stderr);
       const restored = JSON.parse(result.stdout) as { id: number; index: number };
       assert.equal(restored.id, node.id);
@@ -174,17 +173,7 @@ describe("cairn snapshot save and restore", { timeout: 420_000 }, () => {
     // A data directory that is not empty is never restored into.
     const [first] = fresh.nodes;
     assert.ok(first !== undefined);
-    const again = await cairn([
-      "snapshot",
-      "restore",
-      file,
-      "--data-dir",
-      first.dataDir,
-      "--name",
-      first.name,
-      "--initial-cluster",
-      initial,
-    ]);
+    const again = await restore(file, first, initial);
     assert.equal(again.code, 2);
     assert.match(again.stderr, /not empty/);
 
