@@ -5,12 +5,14 @@ import { createInterface } from "node:readline";
 import { Command, Option } from "commander";
 import type { ClusterStatus } from "../api/index.js";
 import { CairnClient, CairnClientError } from "../client/index.js";
+import { NodeFileSystem, StorageError } from "../storage/index.js";
 import { registerAuthCommands } from "./auth-commands.js";
 import { authorizeControl } from "./cluster-calls.js";
 import { startControlServer } from "./control-server.js";
 import { devCertsCommand } from "./dev-certs.js";
 import { devAdminTokenFile, startDevCluster } from "./dev-cluster.js";
 import { ConfigError, envNameOf, nodeSettings, resolveNodeConfig } from "./node-config.js";
+import { registerSnapshotCommands } from "./snapshot-commands.js";
 import { registerStreamCommands } from "./stream-commands.js";
 
 /** The package version, read from package.json next to the compiled output. */
@@ -358,6 +360,12 @@ export function buildProgram(self: CairnSelf = installedSelf): Command {
     );
   });
   registerAuthCommands(program, { clientOptions, print });
+  registerSnapshotCommands(program, {
+    fs: new NodeFileSystem(),
+    clientOptions,
+    print,
+    warn: (line) => process.stderr.write(`${line}\n`),
+  });
   registerStreamCommands(program, {
     clientOptions,
     print,
@@ -385,6 +393,11 @@ export async function main(argv: readonly string[]): Promise<void> {
     if (error instanceof ConfigError) {
       process.stderr.write(`cairn: ${error.message}\n`);
       process.exitCode = 2;
+      return;
+    }
+    if (error instanceof StorageError) {
+      process.stderr.write(`cairn: ${error.code}: ${error.message}\n`);
+      process.exitCode = 1;
       return;
     }
     if (error instanceof CairnClientError) {

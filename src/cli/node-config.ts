@@ -524,7 +524,7 @@ function parseValue(setting: Setting, raw: unknown): NodeConfig[keyof NodeConfig
   }
 }
 
-function parseMembers(raw: string, where: string): InitialMember[] {
+export function parseMembers(raw: string, where: string): InitialMember[] {
   if (raw.trim() === "") return [];
   const members = raw.split(",").map((part) => {
     const eq = part.indexOf("=");

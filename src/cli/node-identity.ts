@@ -11,7 +11,13 @@ import {
   readWhole,
   writeFileAtomic,
 } from "../storage/index.js";
-import { advertisedAddresses, ConfigError, type NodeConfig, parseHostPort } from "./node-config.js";
+import {
+  advertisedAddresses,
+  ConfigError,
+  type InitialMember,
+  type NodeConfig,
+  parseHostPort,
+} from "./node-config.js";
 
 /** The identity file's name inside the data directory. */
 export const identityFileName = "node.json";
@@ -88,26 +94,43 @@ export async function loadOrBootstrap(
       config.initialCluster.length > 0
         ? config.initialCluster
         : [{ name: config.name, peer: parseHostPort(advertisedAddresses(config).peer, "advertise-peer") }];
-    const members = initial.map((m, i) => ({
-      id: i + 1,
-      name: m.name,
-      peerAddress: `${m.peer.host}:${m.peer.port}`,
-    }));
-    const self = members.find((m) => m.name === config.name);
-    if (self === undefined)
-      throw new ConfigError("initial-cluster", `does not name this node (${config.name})`);
-    // Every member derives the same cluster id from the same initial cluster.
-    const clusterId = createHash("sha256").update(JSON.stringify(members)).digest("hex").slice(0, 16);
-    identity = {
-      clusterId,
-      id: self.id,
-      name: config.name,
-      bootstrapped: true,
-      initialVoters: members.map((m) => m.id),
-      members,
-    };
+    identity = bootstrapIdentity(config.name, initial);
   }
-  const text = new TextEncoder().encode(`${JSON.stringify(identity, null, 2)}\n`);
-  await writeFileAtomic(fs, path, (handle) => handle.write(text, 0));
+  await writeIdentity(fs, config.dataDir, identity);
   return identity;
+}
+
+/**
+ * The identity of member `name` of a cluster bootstrapped with `initial`: ids 1, 2, ... in the
+ * list's order, and a cluster id every member derives alike (from `salt` too: a restore's names
+ * its backup, so the new cluster's id differs from the old one's). ConfigError when `initial` does not
+ * name `name`.
+ */
+export function bootstrapIdentity(name: string, initial: readonly InitialMember[], salt = ""): NodeIdentity {
+  const members = initial.map((m, i) => ({
+    id: i + 1,
+    name: m.name,
+    peerAddress: `${m.peer.host}:${m.peer.port}`,
+  }));
+  const self = members.find((m) => m.name === name);
+  if (self === undefined) throw new ConfigError("initial-cluster", `does not name this node (${name})`);
+  // Every member derives the same cluster id from the same initial cluster.
+  const clusterId = createHash("sha256")
+    .update(JSON.stringify(members) + salt)
+    .digest("hex")
+    .slice(0, 16);
+  return {
+    clusterId,
+    id: self.id,
+    name,
+    bootstrapped: true,
+    initialVoters: members.map((m) => m.id),
+    members,
+  };
+}
+
+/** Writes `identity` as the identity file of `dataDir`, atomically. */
+export async function writeIdentity(fs: FileSystem, dataDir: string, identity: NodeIdentity): Promise<void> {
+  const text = new TextEncoder().encode(`${JSON.stringify(identity, null, 2)}\n`);
+  await writeFileAtomic(fs, joinPath(dataDir, identityFileName), (handle) => handle.write(text, 0));
 }

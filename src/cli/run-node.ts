@@ -419,7 +419,11 @@ async function startClientServers(
     kv: node.kv,
     streams: node.streams,
     nodeName,
-    cluster: { status: () => node.cluster.status(), membership: node.membership },
+    cluster: {
+      status: () => node.cluster.status(),
+      membership: node.membership,
+      backup: () => node.cluster.backup(),
+    },
     metrics: {
       metrics: node.group.metrics,
       status: () => node.group.status(),
@@ -427,6 +431,7 @@ async function startClientServers(
         return node.group.appliedIndex;
       },
       authFailures: node.guard.failures,
+      rateLimits: node.limiter.counts,
       streams: () => node.streams.localSummary(),
       processMetrics: true,
     },

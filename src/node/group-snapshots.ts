@@ -7,6 +7,14 @@ import type { SnapshotStore, StateStore } from "../storage/index.js";
 /** Snapshot data travels and is stored in chunks of at most this size (the transport's limit too). */
 export const snapshotChunkBytesMax = 128 * 1024;
 
+/** A stored snapshot handed out as a backup: its meta, its size and its file's bytes. */
+export interface SnapshotBackup {
+  readonly meta: SnapshotMeta;
+  readonly bytes: number;
+  /** The file's bytes in order; the snapshot is kept from retention until this ends. */
+  read(): AsyncGenerator<Uint8Array>;
+}
+
 /** Snapshots of one group on this node. */
 export class GroupSnapshots {
   readonly #files: SnapshotStore;
@@ -115,6 +123,32 @@ export class GroupSnapshots {
   async open(index: number): Promise<{ meta: SnapshotMeta; chunks: () => AsyncIterable<Uint8Array> }> {
     const reader = await this.#files.open(this.#group, index);
     return { meta: reader.meta, chunks: () => reader.chunks() };
+  }
+
+  /**
+   * The stored snapshot at `index` as a backup: verified through first (a damaged file is never
+   * handed out: ERR_SNAPSHOT_CORRUPT), then its file's bytes, pinned until they are read.
+   */
+  async backup(index: number): Promise<SnapshotBackup> {
+    const release = this.#files.pin(this.#group, index);
+    try {
+      const meta = await this.#files.verify(this.#group, index);
+      const file = await this.#files.file(this.#group, index);
+      return {
+        meta,
+        bytes: file.bytes,
+        async *read() {
+          try {
+            yield* file.read();
+          } finally {
+            release();
+          }
+        },
+      };
+    } catch (error) {
+      release();
+      throw error;
+    }
   }
 
   /** Whether a snapshot at `index` is stored (pruning may have removed an older one). */

@@ -1,5 +1,5 @@
 export { type Cancel, type Env, systemEnv } from "./env.js";
-export { GroupSnapshots, snapshotChunkBytesMax } from "./group-snapshots.js";
+export { GroupSnapshots, type SnapshotBackup, snapshotChunkBytesMax } from "./group-snapshots.js";
 export { GroupMetrics, Histogram, latencyBucketsMs } from "./metrics.js";
 export { NodeError, type NodeErrorCode, type VoterCount } from "./node-error.js";
 export { type HostedGroup, NodeHost, type NodeHostOptions, type PeerEntry } from "./node-host.js";

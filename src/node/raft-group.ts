@@ -14,11 +14,12 @@ import {
   RawNode,
   type Ready,
   type SnapshotMessage,
+  type SnapshotMeta,
   type SoftState,
 } from "../raft/index.js";
 import { AssertionError } from "../util/index.js";
 import type { Cancel, Env } from "./env.js";
-import type { GroupSnapshots } from "./group-snapshots.js";
+import type { GroupSnapshots, SnapshotBackup } from "./group-snapshots.js";
 import { GroupMetrics } from "./metrics.js";
 import { NodeError, type VoterCount } from "./node-error.js";
 import type { GroupStorage, MessageSender, StateMachine } from "./ports.js";
@@ -149,7 +150,7 @@ export class RaftGroup<R> {
   /** Counters and latency histograms of this group, for /metrics. */
   readonly metrics = new GroupMetrics();
   /** The snapshot capture in progress, if any (a send of that snapshot waits for its file). */
-  #capturing: Promise<unknown> | undefined;
+  #capturing: Promise<SnapshotMeta | undefined> | undefined;
 
   private constructor(options: RaftGroupOptions<R>, raw: RawNode, appliedIndex: number) {
     this.#options = options;
@@ -789,15 +790,21 @@ export class RaftGroup<R> {
     const entriesDue = this.#appliedIndex - this.#raw.status().snapshotIndex >= snapshots.entriesBetween;
     const bytesDue = this.#logBytesSinceSnapshot >= (snapshots.bytesBetween ?? Number.POSITIVE_INFINITY);
     if (!entriesDue && !bytesDue) return;
+    this.#capture(snapshots.service).catch(() => undefined);
+  }
+
+  /** Starts a capture (none may run): #maybeSnapshot's, or a backup's. */
+  #capture(service: GroupSnapshots): Promise<SnapshotMeta | undefined> {
     this.#logBytesSinceSnapshot = 0;
     // The export and the core's compaction happen together, synchronously: both see one applied index.
-    const capture = snapshots.service
+    const capture = service
       .capture((index) => {
         const result = this.#raw.compact(logIndex(index));
         return result.ok ? result.snapshot : undefined;
       })
       .then(async (meta) => {
         if (meta !== undefined) await this.#options.storage.compact(meta);
+        return meta;
       });
     this.#capturing = capture;
     capture
@@ -809,6 +816,31 @@ export class RaftGroup<R> {
       .finally(() => {
         this.#capturing = undefined;
       });
+    return capture;
+  }
+
+  /**
+   * A backup (docs/operations.md): once every write acknowledged before the call is applied here
+   * and in the state store, captures a snapshot through the same path as the periodic one (so the
+   * log is compacted to it) and hands out that stored file's bytes, verified and kept from
+   * retention until `read` finishes. When nothing was applied since the last snapshot, that one is
+   * handed out. Rejects as {@link readBarrier} does, or ERR_UNAVAILABLE without snapshots.
+   */
+  async backup(): Promise<SnapshotBackup> {
+    const snapshots = this.#options.snapshots;
+    if (snapshots === undefined) throw new NodeError("ERR_UNAVAILABLE", "this node takes no snapshots");
+    await this.readBarrier();
+    // Bounded: each pass waits for the capture that ran, and the ready loop starts one only when due.
+    for (let pass = 0; this.#capturing !== undefined && pass < 8; pass++)
+      await this.#capturing.catch(() => undefined);
+    await this.#options.stateMachine.settle?.();
+    const refusal = this.#stoppedRefusal();
+    if (refusal !== undefined) throw refusal;
+    const captured =
+      this.#capturing === undefined ? await this.#capture(snapshots.service) : await this.#capturing;
+    const index = captured?.index ?? this.#raw.status().snapshotIndex;
+    if (index === 0) throw new NodeError("ERR_UNAVAILABLE", "nothing applied yet: no snapshot to save");
+    return snapshots.service.backup(index);
   }
 
   async #persistTimed(rd: Ready): Promise<void> {

@@ -3,6 +3,7 @@
 // cannot take every connection a node serves. Counted on the raw socket, before any byte of it is
 // read or a TLS handshake is done.
 import type { Socket } from "node:net";
+import type { Server as TlsServer } from "node:tls";
 
 /** The connection limits of one listener. */
 export interface ConnectionLimits {
@@ -74,4 +75,19 @@ export function refusalText(refusal: ConnectionRefusal, limits: ConnectionLimits
   return refusal === "listener-full"
     ? `too many connections to this port (${limits.connectionsMax}); retry later or use another node`
     : `too many connections from your address (${limits.connectionsPerAddressMax}); close some first`;
+}
+
+/**
+ * Counts every TCP connection of a TLS server at accept, before its handshake: a handshake costs
+ * the server CPU (key exchange, certificate signature), so a flood of them must meet the bound
+ * before any is done. One over a limit is closed at once without an answer: a refusal that the
+ * client could read would need the very handshake the bound is there to spare.
+ */
+export function gateBeforeHandshake(server: TlsServer, gate: ConnectionGate): void {
+  // Before the TLS server's own listener, which starts the handshake.
+  server.prependListener("connection", (socket: Socket) => {
+    if (gate.admit(socket) === undefined) return;
+    socket.on("error", () => undefined);
+    socket.destroy();
+  });
 }

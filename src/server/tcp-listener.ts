@@ -5,7 +5,12 @@
 import { createServer, type Server, type Socket } from "node:net";
 import { createServer as createTlsServer } from "node:tls";
 import type { ClientTls } from "./client-tls.js";
-import { ConnectionGate, type ConnectionLimits, type ConnectionRefusal } from "./connection-gate.js";
+import {
+  ConnectionGate,
+  type ConnectionLimits,
+  type ConnectionRefusal,
+  gateBeforeHandshake,
+} from "./connection-gate.js";
 
 /** A listening TCP server: where it listens and how to stop it. */
 export interface TcpListener {
@@ -39,7 +44,8 @@ export async function listenTcp(options: TcpServeOptions): Promise<TcpListener> 
   const gate = new ConnectionGate(options.limits);
   const sockets = new Set<Socket>();
   const admit = (socket: Socket) => {
-    const refused = gate.admit(socket);
+    // Over TLS the raw socket was counted at accept (below); this is its finished handshake.
+    const refused = options.tls === undefined ? gate.admit(socket) : undefined;
     if (refused !== undefined) {
       socket.on("error", () => undefined);
       const reply = options.refusal?.(refused, gate.limits);
@@ -65,6 +71,7 @@ export async function listenTcp(options: TcpServeOptions): Promise<TcpListener> 
     );
     // A failed handshake (a plain-text client, an unknown client certificate) only ends that connection.
     secure.on("tlsClientError", () => undefined);
+    gateBeforeHandshake(secure, gate);
     tls.serve(secure);
     server = secure;
   }

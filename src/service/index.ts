@@ -10,11 +10,17 @@ export {
   currentPrincipal,
   type Principal,
   type RateLimit,
+  type RateLimitCounts,
   RateLimiter,
   runAs,
   system,
 } from "./auth/index.js";
-export { ClusterService, type ClusterStatus, type MemberStatus } from "./cluster/cluster-service.js";
+export {
+  ClusterService,
+  type ClusterStatus,
+  type MemberStatus,
+  type SnapshotBackup,
+} from "./cluster/cluster-service.js";
 export type { MemberRecord } from "./cluster/members.js";
 export type { JoinAnswer, MembershipOptions } from "./cluster/membership.js";
 export { Membership, peerAddressOf } from "./cluster/membership.js";

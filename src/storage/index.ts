@@ -1,8 +1,9 @@
 // The public surface of the storage layer: the file system seam (real and simulated), the
 // write-ahead log, hard state and snapshot files, the state machine store, and the error codes.
-export { makeDirDurable, writeFileAtomic } from "./atomic-file.js";
+export { makeDirDurable, tempSuffix, writeFileAtomic } from "./atomic-file.js";
 export { DelayedFileSystem, type DiskDelay } from "./delayed-file-system.js";
 export {
+  dirOf,
   errnoOf,
   type FileHandle,
   type FileStat,
@@ -26,6 +27,8 @@ export {
 } from "./sim-file-system.js";
 export {
   defaultSnapshotStoreOptions,
+  openSnapshotFile,
+  type SnapshotFile,
   type SnapshotReader,
   SnapshotStore,
   type SnapshotStoreOptions,
@@ -33,6 +36,7 @@ export {
 } from "./snapshot-store.js";
 export {
   appliedIndexKey,
+  chunkWithoutKinds,
   defaultStateStoreOptions,
   type Effect,
   type KeyKind,

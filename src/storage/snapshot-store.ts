@@ -78,6 +78,83 @@ function decodeHeader(bytes: Uint8Array): { group: GroupId; meta: SnapshotMeta }
   return { group: groupId(g), meta: { index: logIndex(index), term: term(t), conf } };
 }
 
+/** A stored snapshot file as bytes: its size and a reader of its pieces in order. */
+export interface SnapshotFile {
+  readonly bytes: number;
+  read(): AsyncGenerator<Uint8Array>;
+}
+
+/** Pieces a {@link SnapshotFile} is read in. */
+const filePieceBytes = 64 * 1024;
+
+/**
+ * Opens a snapshot file at any path (a stored snapshot, or a backup made of one) and checks its
+ * header: ERR_SNAPSHOT_CORRUPT naming `name` when the file is too short, not a Cairn snapshot
+ * (magic or version), or its header fails its checksum. Its chunks are verified as they are read,
+ * the trailer checksum last.
+ */
+export async function openSnapshotFile(
+  fs: FileSystem,
+  path: string,
+  name: string,
+  chunkBytesMax: number,
+): Promise<{ group: GroupId; meta: SnapshotMeta; chunks: () => AsyncGenerator<Uint8Array> }> {
+  let handle = await fs.open(path, "read");
+  const corrupt = (offset: number, reason: string): StorageError =>
+    new StorageError("ERR_SNAPSHOT_CORRUPT", `${name} at ${offset}: ${reason}`, {
+      site: { file: name, offset },
+    });
+  const readExactly = async (length: number, position: number): Promise<Uint8Array> => {
+    const out = new Uint8Array(length);
+    let at = 0;
+    while (at < length) {
+      const n = await handle.read(out, at, length - at, position + at);
+      if (n === 0) throw corrupt(position + at, "file ends early");
+      at += n;
+    }
+    return out;
+  };
+  let header: { group: GroupId; meta: SnapshotMeta } | undefined;
+  let headerBytes = 0;
+  try {
+    const prefix = await readExactly(16, 0);
+    if (magic.some((b, i) => prefix[i] !== b)) throw corrupt(0, "not a Cairn snapshot (magic)");
+    headerBytes = viewOf(prefix).getUint32(12, true);
+    if (headerBytes > 16 + 65536 * 8) throw corrupt(0, "header size");
+    header = decodeHeader(await readExactly(headerBytes, 0));
+    if (header === undefined) throw corrupt(0, "header");
+  } finally {
+    await handle.close();
+  }
+  async function* chunks(): AsyncGenerator<Uint8Array> {
+    handle = await fs.open(path, "read");
+    let position = headerBytes;
+    let wholeCrc = 0;
+    try {
+      for (;;) {
+        const frameHeader = viewOf(await readExactly(frameHeaderBytes, position));
+        const length = frameHeader.getUint32(0, true);
+        const crc = frameHeader.getUint32(4, true);
+        if (length === 0) {
+          if (crc !== wholeCrc) throw corrupt(position, "trailer checksum");
+          if ((await handle.size()) !== position + frameHeaderBytes)
+            throw corrupt(position + frameHeaderBytes, "bytes after the trailer");
+          return;
+        }
+        if (length > chunkBytesMax) throw corrupt(position, "chunk length");
+        const chunk = await readExactly(length, position + frameHeaderBytes);
+        if (crc32(chunk) !== crc) throw corrupt(position, "chunk checksum");
+        wholeCrc = crc32(chunk, wholeCrc);
+        position += frameHeaderBytes + length;
+        yield chunk;
+      }
+    } finally {
+      await handle.close();
+    }
+  }
+  return { ...header, chunks };
+}
+
 /** A snapshot being written; nothing is visible until {@link SnapshotWriter.commit} resolves. */
 export interface SnapshotWriter {
   /** Appends one chunk (at most `chunkBytesMax` bytes). */
@@ -232,62 +309,46 @@ export class SnapshotStore {
   /** Opens `group`'s snapshot at `index`; ERR_SNAPSHOT_CORRUPT if its header is bad. */
   async open(group: GroupId, index: number): Promise<SnapshotReader> {
     const name = snapshotName(group, index);
-    const path = joinPath(this.#dir, name);
-    const fs = this.#fs;
-    let handle = await fs.open(path, "read");
-    const corrupt = (offset: number, reason: string): StorageError =>
-      new StorageError("ERR_SNAPSHOT_CORRUPT", `${name} at ${offset}: ${reason}`, {
-        site: { file: name, offset },
+    const opened = await openSnapshotFile(
+      this.#fs,
+      joinPath(this.#dir, name),
+      name,
+      this.#options.chunkBytesMax,
+    );
+    if (opened.group !== group || opened.meta.index !== index)
+      throw new StorageError("ERR_SNAPSHOT_CORRUPT", `${name} at 0: header`, {
+        site: { file: name, offset: 0 },
       });
-    const readExactly = async (length: number, position: number): Promise<Uint8Array> => {
-      const out = new Uint8Array(length);
-      let at = 0;
-      while (at < length) {
-        const n = await handle.read(out, at, length - at, position + at);
-        if (n === 0) throw corrupt(position + at, "file ends early");
-        at += n;
-      }
-      return out;
-    };
-    let header: { group: GroupId; meta: SnapshotMeta } | undefined;
-    let headerBytes = 0;
-    try {
-      const prefix = await readExactly(16, 0);
-      headerBytes = viewOf(prefix).getUint32(12, true);
-      if (headerBytes > 16 + 65536 * 8) throw corrupt(0, "header size");
-      header = decodeHeader(await readExactly(headerBytes, 0));
-      if (header === undefined || header.group !== group || header.meta.index !== index)
-        throw corrupt(0, "header");
-    } finally {
-      await handle.close();
-    }
-    const meta = header.meta;
-    const chunkBytesMax = this.#options.chunkBytesMax;
-    async function* chunks(): AsyncGenerator<Uint8Array> {
-      handle = await fs.open(path, "read");
-      let position = headerBytes;
-      let wholeCrc = 0;
-      try {
-        for (;;) {
-          const frameHeader = viewOf(await readExactly(frameHeaderBytes, position));
-          const length = frameHeader.getUint32(0, true);
-          const crc = frameHeader.getUint32(4, true);
-          if (length === 0) {
-            if (crc !== wholeCrc) throw corrupt(position, "trailer checksum");
-            return;
+    return { meta: opened.meta, chunks: opened.chunks };
+  }
+
+  /**
+   * The bytes of `group`'s stored snapshot at `index` exactly as on disk (header, checksummed
+   * chunks, trailer): what a backup carries (docs/operations.md). The caller pins and verifies it.
+   */
+  async file(group: GroupId, index: number): Promise<SnapshotFile> {
+    const path = joinPath(this.#dir, snapshotName(group, index));
+    const fs = this.#fs;
+    const sizing = await fs.open(path, "read");
+    const bytes = await sizing.size().finally(() => sizing.close());
+    return {
+      bytes,
+      async *read(): AsyncGenerator<Uint8Array> {
+        const handle = await fs.open(path, "read");
+        try {
+          for (let position = 0; position < bytes; ) {
+            const piece = new Uint8Array(Math.min(filePieceBytes, bytes - position));
+            const n = await handle.read(piece, 0, piece.length, position);
+            if (n === 0)
+              throw new StorageError("ERR_SNAPSHOT_CORRUPT", `${path} ends at ${position} of ${bytes}`);
+            position += n;
+            yield piece.subarray(0, n);
           }
-          if (length > chunkBytesMax) throw corrupt(position, "chunk length");
-          const chunk = await readExactly(length, position + frameHeaderBytes);
-          if (crc32(chunk) !== crc) throw corrupt(position, "chunk checksum");
-          wholeCrc = crc32(chunk, wholeCrc);
-          position += frameHeaderBytes + length;
-          yield chunk;
+        } finally {
+          await handle.close();
         }
-      } finally {
-        await handle.close();
-      }
-    }
-    return { meta, chunks };
+      },
+    };
   }
 
   /**

@@ -260,6 +260,32 @@ export class ChunkPacker {
   }
 }
 
+/**
+ * A chunk without its pairs of the key kinds in `dropped` (a restore leaves the old cluster's
+ * member registry behind); ERR_SNAPSHOT_CORRUPT when malformed.
+ */
+export function chunkWithoutKinds(chunk: Uint8Array, dropped: ReadonlySet<KeyKind>): Uint8Array {
+  const kept: Uint8Array[] = [];
+  const view = viewOf(chunk);
+  let at = 0;
+  while (at < chunk.length) {
+    if (at + 8 > chunk.length) throw new StorageError("ERR_SNAPSHOT_CORRUPT", "state chunk: pair header cut");
+    const keyLength = view.getUint32(at, true);
+    const end = at + 8 + keyLength + view.getUint32(at + 4, true);
+    if (keyLength < 1 || end > chunk.length)
+      throw new StorageError("ERR_SNAPSHOT_CORRUPT", "state chunk: pair cut");
+    if (!dropped.has(chunk[at + 8] as KeyKind)) kept.push(chunk.subarray(at, end));
+    at = end;
+  }
+  const out = new Uint8Array(kept.reduce((n, pair) => n + pair.length, 0));
+  let filled = 0;
+  for (const pair of kept) {
+    out.set(pair, filled);
+    filled += pair.length;
+  }
+  return out;
+}
+
 /** Decodes a chunk into (stored key for `group`, value) pairs; ERR_SNAPSHOT_CORRUPT when malformed. */
 export function unpackChunk(group: GroupId, chunk: Uint8Array): { key: Uint8Array; value: Uint8Array }[] {
   const out: { key: Uint8Array; value: Uint8Array }[] = [];

@@ -4,7 +4,12 @@
 import type { Socket } from "node:net";
 import { Server as TlsServer } from "node:tls";
 import type { FastifyInstance } from "fastify";
-import { ConnectionGate, type ConnectionLimits, refusalText } from "../connection-gate.js";
+import {
+  ConnectionGate,
+  type ConnectionLimits,
+  gateBeforeHandshake,
+  refusalText,
+} from "../connection-gate.js";
 import { type ErrorBody, errorBody } from "./error-status.js";
 
 /** A whole HTTP/1.1 answer in the API's error body shape, written where fastify has no reply. */
@@ -26,8 +31,13 @@ export function registerConnectionBounds(
   const gate = new ConnectionGate(limits);
   const refused = new WeakMap<Socket, string>();
   app.server.maxConnections = 2 * gate.limits.connectionsMax;
-  // Over TLS the answer must travel encrypted: count a connection once its handshake is done.
-  app.server.on(app.server instanceof TlsServer ? "secureConnection" : "connection", (socket: Socket) => {
+  // Over TLS a connection is counted at accept, before its handshake, and one over a limit is
+  // closed without an answer (the answer would need the handshake).
+  if (app.server instanceof TlsServer) {
+    gateBeforeHandshake(app.server, gate);
+    return gate;
+  }
+  app.server.on("connection", (socket: Socket) => {
     const refusal = gate.admit(socket);
     if (refusal === undefined) return;
     const message = refusalText(refusal, gate.limits);

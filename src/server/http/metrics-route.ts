@@ -12,7 +12,7 @@ import type { HistogramSnapshot, MetricsSnapshot } from "../../api/index.js";
 import type { GroupMetrics } from "../../node/index.js";
 import { type Histogram, latencyBucketsMs } from "../../node/index.js";
 import type { RaftStatus } from "../../raft/index.js";
-import type { AuthFailures, StreamSummary } from "../../service/index.js";
+import type { AuthFailures, RateLimitCounts, StreamSummary } from "../../service/index.js";
 
 /** What the metrics endpoint reads. */
 export interface MetricsSource {
@@ -21,6 +21,8 @@ export interface MetricsSource {
   readonly appliedIndex: number;
   /** Failed authentication and authorization attempts, when authentication is wired. */
   readonly authFailures?: AuthFailures;
+  /** Requests the rate limiter refused (every protocol), when one is wired. */
+  readonly rateLimits?: RateLimitCounts;
   /** Each stream's size and its groups' progress (this node's view); without it, no stream metrics. */
   streams?(): readonly StreamSummary[];
   /** Also report prom-client's process and event-loop defaults (one per process: the CLI's node). */
@@ -162,6 +164,18 @@ export class NodeMetrics {
           this.reset();
           this.inc({ reason: "unauthenticated" }, auth.unauthenticated);
           this.inc({ reason: "forbidden" }, auth.forbidden);
+        },
+      });
+    }
+    const rateLimits = source.rateLimits;
+    if (rateLimits !== undefined) {
+      new Counter({
+        name: "cairn_rate_limited_total",
+        help: "Requests refused by a rate limit (HTTP 429, Redis -BUSY, text ERROR: busy, gRPC RESOURCE_EXHAUSTED), every protocol together.",
+        registers,
+        collect() {
+          this.reset();
+          this.inc(rateLimits.refused);
         },
       });
     }

@@ -11,6 +11,7 @@ import {
   type AuthGuard,
   adminRoleName,
   burstMax,
+  clusterAdminNeeds,
   currentPrincipal,
   formatGrant,
   getRole,
@@ -19,7 +20,6 @@ import {
   hashSecret,
   listRoles,
   listTokens,
-  type Need,
   newToken,
   parseGrant,
   requestsPerSecondMax,
@@ -29,7 +29,6 @@ import {
 const ROLE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 /** The longest token lifetime: ten years. */
 export const tokenTtlMsMax = 10 * 365 * 24 * 3600 * 1000;
-const clusterAdmin: readonly Need[] = [{ permission: "admin", resource: "cluster" }];
 
 /** Tokens and roles. */
 export class AuthService {
@@ -77,7 +76,7 @@ export class AuthService {
       throw new CairnError("ERR_BAD_REQUEST", `ttlMs must be an integer from 1 to ${tokenTtlMsMax}`);
     }
     // Checked before the scrypt work: a caller without the right learns nothing and costs little.
-    this.#log.authorize?.(clusterAdmin);
+    this.#log.authorize?.(clusterAdminNeeds);
     const token = newToken();
     const { salt, hash } = await hashSecret(token.secret);
     const result = await this.#propose({
@@ -92,7 +91,7 @@ export class AuthService {
 
   /** Every token, without secrets. */
   async listTokens(): Promise<{ tokens: AuthTokenInfo[] }> {
-    this.#log.authorize?.(clusterAdmin);
+    this.#log.authorize?.(clusterAdminNeeds);
     const nowMs = this.#log.nowMs();
     const tokens = await this.#log.readLinearizable((state) => listTokens(state));
     return {
@@ -173,7 +172,7 @@ export class AuthService {
 
   /** Every role with its grants, the built-in admin role first. */
   async listRoles(): Promise<{ roles: RoleInfo[] }> {
-    this.#log.authorize?.(clusterAdmin);
+    this.#log.authorize?.(clusterAdminNeeds);
     const roles = await this.#log.readLinearizable((state) => listRoles(state));
     return {
       roles: roles.map((r) => ({

@@ -16,6 +16,9 @@ const everyKey: Need = {
 };
 const clusterAdmin: Need = { permission: "admin", resource: "cluster" };
 
+/** What membership changes, token and role administration and backups need: admin on the cluster. */
+export const clusterAdminNeeds: readonly Need[] = [clusterAdmin];
+
 const keyNeed = (permission: Need["permission"], key: Uint8Array): Need => ({
   permission,
   resource: "key",

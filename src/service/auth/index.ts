@@ -24,7 +24,7 @@ export {
   type RoleRecord,
   type TokenRecord,
 } from "./auth-state-machine.js";
-export { authNeeds, kvNeeds, streamNeeds } from "./command-needs.js";
+export { authNeeds, clusterAdminNeeds, kvNeeds, streamNeeds } from "./command-needs.js";
 export {
   adminGrants,
   adminRoleName,

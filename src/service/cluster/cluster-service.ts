@@ -2,14 +2,16 @@
 // leader, terms and indexes, and (on the leader) each peer's replication progress and lag.
 
 import type { ClusterStatus, MemberStatus } from "../../api/index.js";
-import type { NodeHost, RaftGroup } from "../../node/index.js";
+import type { NodeHost, RaftGroup, SnapshotBackup } from "../../node/index.js";
 import type { NodeId } from "../../raft/index.js";
-import type { AuthGuard } from "../auth/index.js";
+import { type AuthGuard, clusterAdminNeeds } from "../auth/index.js";
 import type { EntryOutcome } from "../command.js";
+import { toCairnError } from "../group-replication.js";
 import type { StateCheckReport } from "../state-check.js";
 
 // The status's shape is the public API's (src/api), defined once there.
 export type { ClusterStatus, MemberStatus } from "../../api/index.js";
+export type { SnapshotBackup } from "../../node/index.js";
 
 /** What a ClusterService shows beside the group's own status. */
 export interface ClusterServiceOptions {
@@ -68,6 +70,20 @@ export class ClusterService {
   #nameOf(id: NodeId): string | null {
     if (id === this.#host.self.id) return this.#host.self.name;
     return this.#host.peers().get(id)?.name ?? null;
+  }
+
+  /**
+   * A backup of the replicated state (docs/operations.md): a snapshot captured once every write
+   * acknowledged before the call is applied here, as the bytes of its snapshot file. Needs admin
+   * on the cluster when authentication is on.
+   */
+  async backup(): Promise<SnapshotBackup> {
+    this.#guard?.check(clusterAdminNeeds);
+    try {
+      return await this.#group.backup();
+    } catch (error) {
+      throw toCairnError(error);
+    }
   }
 
   /** The full status. */

@@ -8,7 +8,7 @@ import { NodeError } from "../../node/index.js";
 import { type NodeId, nodeId } from "../../raft/index.js";
 import type { PeerAddress } from "../../transport/index.js";
 import { assert } from "../../util/index.js";
-import type { AuthGuard, Need } from "../auth/index.js";
+import { type AuthGuard, clusterAdminNeeds } from "../auth/index.js";
 import { type ApplyOutcome, type EntryOutcome, encodeEnvelope, isResultOf } from "../command.js";
 import { CairnError, isCairnError, refusalError } from "../errors.js";
 import { toCairnError } from "../group-replication.js";
@@ -54,7 +54,6 @@ export interface MembershipOptions {
   readonly guard?: AuthGuard;
 }
 
-const clusterAdmin: readonly Need[] = [{ permission: "admin", resource: "cluster" }];
 /** How long a node that announced itself, but whose joining this node has not applied, stays a peer. */
 const announcedPeerAgeMaxMs = 10_000;
 
@@ -122,7 +121,7 @@ export class Membership {
 
   /** Adds a node as a learner (it is promoted once caught up). Carried out by the leader. */
   async join(name: string, peerAddress: string): Promise<JoinAnswer> {
-    this.#o.guard?.check(clusterAdmin);
+    this.#o.guard?.check(clusterAdminNeeds);
     if (!NAME.test(name))
       throw new CairnError("ERR_BAD_REQUEST", "name must be lowercase letters, digits and dashes (1-63)");
     if (!ADDRESS.test(peerAddress)) throw new CairnError("ERR_BAD_REQUEST", "peerAddress must be host:port");
@@ -157,7 +156,7 @@ export class Membership {
 
   /** Removes a member from the group, then from the registry. Carried out by the leader. */
   async remove(id: number): Promise<void> {
-    this.#o.guard?.check(clusterAdmin);
+    this.#o.guard?.check(clusterAdminNeeds);
     const toLeader = this.#toLeader;
     if (toLeader !== undefined) return toLeader.remove(id);
     const status = this.#o.group.status();
@@ -176,7 +175,7 @@ export class Membership {
 
   /** Hands leadership to a voter. Carried out by the leader. */
   async transferLeader(to: number): Promise<void> {
-    this.#o.guard?.check(clusterAdmin);
+    this.#o.guard?.check(clusterAdminNeeds);
     const toLeader = this.#toLeader;
     if (toLeader !== undefined) return toLeader.transfer(to);
     try {

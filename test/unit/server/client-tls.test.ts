@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { connect as connectTcp, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -175,4 +176,73 @@ describe("TLS on every client port", () => {
       await text.close();
     }
   });
+
+  it("counts a TLS connection at accept, before its handshake, on HTTP, Redis, text and gRPC", async () => {
+    const tls = new ClientTls({ cert: join(dir, "cert.pem"), key: join(dir, "key.pem") });
+    const connections = { connectionsMax: 1, connectionsPerAddressMax: 1 };
+    const app = buildHttpApp({ kv, readiness: () => ({ ready: true }), tls, connections });
+    await app.listen({ host: "127.0.0.1", port: 0 });
+    const address = app.server.address();
+    assert.ok(typeof address === "object" && address !== null);
+    const redis = await startRespServer(
+      { kv, streams, status: () => singleNodeStatus(log), tls, connections },
+      { host: "127.0.0.1", port: 0 },
+    );
+    const text = await startTextServer(
+      { host: "127.0.0.1", port: 0 },
+      { kv, flavor: "cairn", tls, connections },
+    );
+    const grpc = await startGrpcServer({ host: "127.0.0.1", port: 0 }, { streams, tls, connections });
+    const ports: [string, number][] = [
+      ["HTTP", address.port],
+      ["Redis", Number(redis.address.split(":")[1])],
+      ["text", text.address.port],
+      ["gRPC", grpc.address.port],
+    ];
+    try {
+      for (const [name, port] of ports) {
+        // A connection that never starts its handshake holds the port's only place...
+        const idle = await new Promise<Socket>((resolve, reject) => {
+          const socket = connectTcp({ host: "127.0.0.1", port }, () => resolve(socket));
+          socket.once("error", reject);
+        });
+        // ...so a TLS client is closed before its handshake is done (before, it was served).
+        assert.equal(
+          await handshakes(port),
+          false,
+          `${name}: refused while the idle connection holds the place`,
+        );
+        const closed = new Promise((resolve) => idle.once("close", resolve));
+        idle.destroy();
+        await closed;
+        // Bounded: the server learns of the close asynchronously.
+        let served = false;
+        for (let attempt = 0; attempt < 50 && !served; attempt++) served = await handshakes(port);
+        assert.ok(served, `${name}: a TLS client is served once the place is free`);
+      }
+    } finally {
+      await app.close();
+      await redis.close();
+      await text.close();
+      await grpc.close();
+    }
+  });
 });
+
+/** Whether a TLS handshake with the server at `port` completes (the client then closes). */
+function handshakes(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connectTls({
+      host: "127.0.0.1",
+      port,
+      rejectUnauthorized: false,
+      ALPNProtocols: ["h2", "http/1.1"],
+    });
+    socket.once("secureConnect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+    socket.once("close", () => resolve(false));
+  });
+}

@@ -107,4 +107,30 @@ describe("GET /metrics", () => {
     assert.equal(samples(again, "cairn_raft_has_leader").get(""), 0);
     await app.close();
   });
+
+  it("reports rate-limit refusals and failed authentication attempts", async () => {
+    const log = new LocalReplication();
+    const rateLimits = { refused: 0 };
+    const authFailures = { unauthenticated: 0, forbidden: 0 };
+    const app = buildHttpApp({
+      kv: new KvService(log),
+      readiness: () => ({ ready: true }),
+      metrics: {
+        metrics: new GroupMetrics(),
+        status: () => status(1),
+        appliedIndex: 7,
+        rateLimits,
+        authFailures,
+      },
+    });
+    rateLimits.refused = 4;
+    authFailures.unauthenticated = 2;
+    authFailures.forbidden = 1;
+    const text = (await app.inject({ method: "GET", url: "/metrics" })).body;
+    assert.equal(samples(text, "cairn_rate_limited_total").get(""), 4);
+    const auth = samples(text, "cairn_auth_failures_total");
+    assert.equal(auth.get('{reason="unauthenticated"}'), 2);
+    assert.equal(auth.get('{reason="forbidden"}'), 1);
+    await app.close();
+  });
 });
