@@ -58,6 +58,12 @@ describe("operations on real node processes", { timeout: 240_000 }, () => {
 
   it("writes JSON log lines with level, time, node and component", async () => {
     await cluster.leader();
+    // A leader exists before every follower has heard from it (and logged its new role).
+    for (const node of cluster.nodes) {
+      await waitFor(`${node.name} to log a role change`, () =>
+        entries(node).some((e) => e["component"] === "raft" && /^role /.test(String(e["msg"]))),
+      );
+    }
     for (const node of cluster.nodes) {
       const logged = entries(node);
       assert.ok(logged.length > 0, `${node.name} logged`);
