@@ -193,7 +193,7 @@ describe("CairnClient streams", () => {
     assert.deepEqual(events[1], { kind: "reconnected", endpoint: urlB, from: 3 });
   });
 
-  it("the CLI sends, reads, updates settings and runs a group", { timeout: 60_000 }, async () => {
+  it("the CLI sends, reads, updates settings and runs a group", { timeout: 180_000 }, async () => {
     const cairn = async (...args: string[]) =>
       (
         await run(
