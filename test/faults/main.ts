@@ -9,19 +9,12 @@
 import { spawnSync } from "node:child_process";
 import { randomInt } from "node:crypto";
 import { parseArgs } from "node:util";
+import { integerOption, runScript } from "../support/script-main.js";
 import { describeAvailability, describeBreakdown, describeOperations } from "./availability.js";
 import { type FaultRunOptions, type FaultRunReport, runFaults, type SystemName } from "./run.js";
 import { type FaultKind, faultKinds } from "./schedule.js";
 
 const root = new URL("../..", import.meta.url).pathname;
-
-function integer(name: string, text: string | undefined, fallback: number, min: number, max: number): number {
-  if (text === undefined) return fallback;
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < min || n > max)
-    throw new Error(`--${name} must be an integer from ${min} to ${max}`);
-  return n;
-}
 
 function report(r: FaultRunReport, say: (line: string) => void): void {
   say(
@@ -71,9 +64,9 @@ async function main(): Promise<number> {
   const kinds = values.faults === undefined ? defaultKinds : (values.faults.split(",") as FaultKind[]);
   for (const k of kinds)
     if (!faultKinds.includes(k)) throw new Error(`unknown fault ${k}; known: ${faultKinds.join(",")}`);
-  const nodes = integer("nodes", values.nodes, 3, 3, 5);
+  const nodes = integerOption("nodes", values.nodes, 3, 3, 5);
   if (nodes !== 3 && nodes !== 5) throw new Error("--nodes must be 3 or 5");
-  const seed = integer("seed", values.seed, randomInt(1, 2 ** 31), 0, 2 ** 31);
+  const seed = integerOption("seed", values.seed, randomInt(1, 2 ** 31), 0, 2 ** 31);
   const say = (line: string) => process.stdout.write(`${line}\n`);
   say(
     `seed ${seed} (replay: npm run faults -- --seed ${seed} ${process.argv
@@ -83,19 +76,19 @@ async function main(): Promise<number> {
   );
   const base: Omit<FaultRunOptions, "system"> = {
     seed,
-    seconds: integer("seconds", values.seconds, 60, 5, 3600),
+    seconds: integerOption("seconds", values.seconds, 60, 5, 3600),
     nodes,
     kinds,
-    clients: integer("clients", values.clients, 10, 1, 100),
-    keys: integer("keys", values.keys, 5, 1, 100),
-    timeoutMs: integer("timeout-ms", values["timeout-ms"], 1_500, 100, 60_000),
+    clients: integerOption("clients", values.clients, 10, 1, 100),
+    keys: integerOption("keys", values.keys, 5, 1, 100),
+    timeoutMs: integerOption("timeout-ms", values["timeout-ms"], 1_500, 100, 60_000),
     // A comparison runs the same workload on both: key-value only (etcd has no streams).
     streams: values["no-streams"] !== true && system !== "both",
-    diskDelayMs: integer("disk-delay-ms", values["disk-delay-ms"], 0, 0, 10_000),
+    diskDelayMs: integerOption("disk-delay-ms", values["disk-delay-ms"], 0, 0, 10_000),
     snapshotEntries:
       values["snapshot-entries"] === undefined
         ? undefined
-        : integer("snapshot-entries", values["snapshot-entries"], 500, 100, 100_000_000),
+        : integerOption("snapshot-entries", values["snapshot-entries"], 500, 100, 100_000_000),
     build: values.build === true || values.built === true,
     say,
   };
@@ -121,12 +114,4 @@ async function main(): Promise<number> {
   return reports.every((r) => r.problems.length === 0) ? 0 : 1;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exitCode = 2;
-  },
-);
+runScript(main);

@@ -9,6 +9,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { integerOption, runScript } from "../support/script-main.js";
 
 const root = new URL("../..", import.meta.url).pathname;
 
@@ -38,14 +39,6 @@ function parseRun(seed: number, exitCode: number | null, output: string, seconds
     seconds,
     verdict: verdict?.[0] ?? `no verdict (exit ${exitCode ?? "signal"})`,
   };
-}
-
-function integer(name: string, text: string | undefined, fallback: number, min: number, max: number): number {
-  if (text === undefined) return fallback;
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < min || n > max)
-    throw new Error(`--${name} must be an integer from ${min} to ${max}`);
-  return n;
 }
 
 function runOne(seed: number, seconds: number, extra: readonly string[], logFile: string): Promise<SoakRun> {
@@ -88,10 +81,10 @@ async function main(): Promise<number> {
       out: { type: "string" },
     },
   });
-  const runs = integer("runs", values.runs, 30, 1, 1_000);
-  const seconds = integer("seconds", values.seconds, 300, 5, 3_600);
-  const parallel = integer("parallel", values.parallel, 2, 1, 8);
-  const firstSeed = integer(
+  const runs = integerOption("runs", values.runs, 30, 1, 1_000);
+  const seconds = integerOption("seconds", values.seconds, 300, 5, 3_600);
+  const parallel = integerOption("parallel", values.parallel, 2, 1, 8);
+  const firstSeed = integerOption(
     "first-seed",
     values["first-seed"],
     Math.floor(Date.now() / 1000) % 1_000_000,
@@ -129,12 +122,4 @@ async function main(): Promise<number> {
   return failed.length === 0 ? 0 : 1;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exitCode = 2;
-  },
-);
+runScript(main);
