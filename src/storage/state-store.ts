@@ -8,7 +8,7 @@
 // what a snapshot exports and a restore replaces.
 import type { GroupId, LogIndex } from "../raft/index.js";
 import { assert, type Brand, brandedInteger } from "../util/index.js";
-import { getU64, setU64, viewOf } from "./bytes.js";
+import { concatBytes, getU64, setU64, viewOf } from "./bytes.js";
 import { StorageError } from "./storage-error.js";
 
 /**
@@ -277,13 +277,7 @@ export function chunkWithoutKinds(chunk: Uint8Array, dropped: ReadonlySet<KeyKin
     if (!dropped.has(chunk[at + 8] as KeyKind)) kept.push(chunk.subarray(at, end));
     at = end;
   }
-  const out = new Uint8Array(kept.reduce((n, pair) => n + pair.length, 0));
-  let filled = 0;
-  for (const pair of kept) {
-    out.set(pair, filled);
-    filled += pair.length;
-  }
-  return out;
+  return concatBytes(kept);
 }
 
 /** Decodes a chunk into (stored key for `group`, value) pairs; ERR_SNAPSHOT_CORRUPT when malformed. */

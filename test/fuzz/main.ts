@@ -5,15 +5,8 @@
 // oracle failure (crash, hang, internal error, changed data).
 import { randomInt } from "node:crypto";
 import { parseArgs } from "node:util";
+import { integerOption } from "../support/script-main.js";
 import { describeReport, fuzzTargets, runFuzz } from "./run.js";
-
-function integer(name: string, text: string | undefined, min: number, max: number): number | undefined {
-  if (text === undefined) return undefined;
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < min || n > max)
-    throw new Error(`--${name} must be an integer from ${min} to ${max}`);
-  return n;
-}
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -25,10 +18,10 @@ async function main(): Promise<number> {
       inputs: { type: "string" },
     },
   });
-  const seed = integer("seed", values.seed, 0, 2 ** 31 - 1) ?? randomInt(2 ** 31 - 1);
-  const seconds = integer("seconds", values.seconds, 1, 24 * 3600);
-  const batch = integer("batch", values.batch, 0, 2 ** 31 - 1);
-  const inputsPerTarget = integer("inputs", values.inputs, 1, 10_000_000);
+  const seed = integerOption("seed", values.seed, randomInt(2 ** 31 - 1), 0, 2 ** 31 - 1);
+  const seconds = integerOption("seconds", values.seconds, undefined, 1, 24 * 3600);
+  const batch = integerOption("batch", values.batch, undefined, 0, 2 ** 31 - 1);
+  const inputsPerTarget = integerOption("inputs", values.inputs, undefined, 1, 10_000_000);
   const targets = values.target?.split(",");
   const known = fuzzTargets.map((t) => t.name);
   for (const t of targets ?? [])
@@ -60,6 +53,7 @@ async function main(): Promise<number> {
   return failed ? 1 : 0;
 }
 
+// process.exit, not an exit status: a connection the fuzzer left half-open must not keep it alive.
 main().then(
   (code) => process.exit(code),
   (error: unknown) => {

@@ -2,6 +2,7 @@
 // (flip, replace with an interesting byte or number, insert, delete, duplicate, truncate), the way
 // coverage-guided fuzzers mutate a corpus, but seeded through fast-check so a run replays exactly.
 import fc from "fast-check";
+import { concatBytes } from "../../src/storage/bytes.js";
 
 /** One edit of a byte string; positions are fractions of its length, so they fit any input. */
 type Edit =
@@ -107,13 +108,7 @@ export function applyEdits(input: Uint8Array, edits: readonly Edit[]): Uint8Arra
 
 /** The concatenation of `parts`. */
 export function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 /** One of `valid`, mutated by 1 to 4 edits. */

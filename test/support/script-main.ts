@@ -1,14 +1,14 @@
-// What the command-line scripts under test/ (fault runs, the soak) share: reading an integer option
+// What the command-line scripts under test/ (fault runs, the soak, the fuzzer) share: reading an integer option
 // within bounds, and running `main` with its answer as the exit status (2 and the stack on a throw).
 
 /** The integer `--name` gave as `text`, or `fallback` when it was not given; throws when out of bounds. */
-export function integerOption(
+export function integerOption<Fallback extends number | undefined>(
   name: string,
   text: string | undefined,
-  fallback: number,
+  fallback: Fallback,
   min: number,
   max: number,
-): number {
+): number | Fallback {
   if (text === undefined) return fallback;
   const n = Number(text);
   if (!Number.isSafeInteger(n) || n < min || n > max)
