@@ -93,6 +93,8 @@ export interface InPlaceRepair {
   readonly onDamage: (reason: string) => void;
   /** Repairs this process has run in place so far (for /metrics). */
   readonly repairsInPlace: number;
+  /** The state check's alarms so far, kept across repairs (for /metrics; CairnNodeOptions). */
+  readonly stateCheckAlarms: Map<string, number>;
 }
 
 /** Starts a node from its configuration. */
@@ -168,7 +170,11 @@ export async function startNode(
     ...(recovering === undefined
       ? {}
       : { recovery: { reason: recovering, whole: () => clearRecovering(fs, config.dataDir) } }),
-    ...(repair === undefined ? {} : { onDamage: repair.onDamage, repairsInPlace: repair.repairsInPlace }),
+    ...(repair === undefined ? {} : {
+          onDamage: repair.onDamage,
+          repairsInPlace: repair.repairsInPlace,
+          stateCheckAlarms: repair.stateCheckAlarms,
+        }),
     clientAddresses: { httpUrl, endpoints },
     peerAddress: advertised.peer,
     settings: {
@@ -311,6 +317,9 @@ export async function runNode(config: NodeConfig): Promise<void> {
   });
   const recoveryLog = log.child({ component: "recovery" });
   const backoff = new RepairBackoff();
+  // A node the state check names repairs itself within a second or two, so its peers may not see
+  // the alarm: its own count must outlive the repair.
+  const stateCheckAlarms = new Map<string, number>();
   const fs = new NodeFileSystem();
   let damaged: (reason: string) => void = () => {};
   const start = async (): Promise<RunningNode & { readonly damaged: Promise<string> }> => {
@@ -321,6 +330,7 @@ export async function runNode(config: NodeConfig): Promise<void> {
       const started = await startNode(config, log, pino.child({ component: "http" }), {
         onDamage: (reason) => damaged(reason),
         repairsInPlace: backoff.repairs,
+        stateCheckAlarms,
       });
       return Object.assign(started, { damaged: found });
     } catch (error) {

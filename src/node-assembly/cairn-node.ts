@@ -203,6 +203,11 @@ export interface CairnNodeOptions {
   readonly onDamage?: (reason: string) => void;
   /** Repairs the owning process ran in place before this open (for /metrics). */
   readonly repairsInPlace?: number;
+  /**
+   * Where the state check counts its alarms, per node named (for /metrics): the owning process
+   * keeps one across repairs in place. A fresh count when absent.
+   */
+  readonly stateCheckAlarms?: Map<string, number>;
   /** Operator-facing entries (recovery notes, fatal errors, role changes); none when absent. */
   readonly logger?: Logger;
   readonly hooks?: CairnNodeHooks;
@@ -365,6 +370,11 @@ export class CairnNode {
       });
       wal = opened.wal;
       if (opened.recovery.tornTail !== undefined) log.warn(describeTornTail(opened.recovery.tornTail));
+      const lost = opened.recovery.tailLost.get(mainGroup);
+      if (lost !== undefined)
+        log.warn(
+          `a WAL tail that may have held acknowledged entries through index ${lost} was cut: no votes until a leader has resent them`,
+        );
       return await CairnNode.#start(options, settings, wal, opened.recovery, fatal, onFailure);
     } catch (error) {
       // A node that refuses to start (damaged storage, a port taken) leaves no handle open.
@@ -467,6 +477,7 @@ export class CairnNode {
     });
     group.metrics.recovering = options.recovery !== undefined;
     group.metrics.repairsInPlace = options.repairsInPlace ?? 0;
+    if (options.stateCheckAlarms !== undefined) group.metrics.stateCheckAlarms = options.stateCheckAlarms;
     host.attach(mainGroup, group);
     host.setMembers(peerAddresses(who.members, id).keys());
     const node = new CairnNode({
@@ -658,6 +669,8 @@ export class CairnNode {
     this.group.metrics.stateCheckDiffering = this.#stateReport.differing.map((d) => d.name);
     for (const d of this.#stateReport.differing) {
       if (previous.has(d.name)) continue;
+      const alarms = this.group.metrics.stateCheckAlarms;
+      alarms.set(d.name, (alarms.get(d.name) ?? 0) + 1);
       const who = d.name === this.name ? "this node" : `node ${d.name}`;
       this.#log
         .child({ component: "state-check" })

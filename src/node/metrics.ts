@@ -46,6 +46,11 @@ export class GroupMetrics {
   stateCheckIndex = 0;
   /** Names of the nodes whose state hash differs from the majority's at the latest comparison. */
   stateCheckDiffering: readonly string[] = [];
+  /**
+   * How many times the state check named each node (this one included) as differing: the alarm
+   * stays on record after the node repaired itself and agrees again.
+   */
+  stateCheckAlarms = new Map<string, number>();
   /** Whether this node is recovering discarded or damaged data (no votes, no local reads). */
   recovering = false;
   /** Repairs of damage found while running that this process ran in place (without a restart). */

@@ -102,14 +102,13 @@ export class WalGroupStorage implements GroupStorage {
   }
 
   /**
-   * The highest index this group may have acknowledged and lost with a torn tail the WAL cut at
-   * open (the core then withholds votes until a leader has given it a log past it), or undefined.
+   * The highest index this group may have acknowledged and lost with a torn tail the WAL cut (at
+   * this open or an earlier one, while the log has not reached it again), or undefined: the core
+   * then withholds votes until a leader has given it a log past it.
    */
   #tailLostIndexMax(lastIndex: number): LogIndex | undefined {
-    const torn = this.#recovery.tornTail;
-    if (torn === undefined || !torn.mayHaveBeenAcknowledged || torn.entriesMax === 0) return undefined;
-    if (torn.group !== undefined && torn.group !== this.#group) return undefined;
-    return logIndex(lastIndex + torn.entriesMax);
+    const lost = this.#recovery.tailLost.get(this.#group);
+    return lost !== undefined && lost > lastIndex ? logIndex(lost) : undefined;
   }
 
   /**

@@ -79,3 +79,4 @@ export {
   type WalRecovery,
   walCorruptionError,
 } from "./wal-recovery.js";
+export { readTailLost, type TailLost, tailLostFileName } from "./wal-tail-lost.js";

@@ -17,6 +17,7 @@ import {
   segmentHeaderBytes,
 } from "./wal-format.js";
 import { emptyGroupState, RecoveredLog } from "./wal-group-state.js";
+import type { TailLost } from "./wal-tail-lost.js";
 
 /** What recovery found for one group. */
 export interface GroupRecovery {
@@ -67,6 +68,12 @@ export interface WalRecovery {
    * segment): every group, even one not listed, must be treated as corrupt.
    */
   readonly allGroupsSuspect: boolean;
+  /**
+   * Per group, the highest index an entry cut from its tail (now or at an earlier open) can have
+   * had, while its log has not reached it again (wal-tail-lost.ts): the group must not vote until
+   * a leader has given it a log past that.
+   */
+  readonly tailLost: TailLost;
 }
 
 /** A segment file of the log. */
@@ -272,7 +279,11 @@ export async function recover(
     });
   }
   for (const site of corrupt.values()) if (!corruption.includes(site)) corruption.push(site);
-  return { logs, segments, recovery: { groups, tornTail, corruption, allGroupsSuspect } };
+  return {
+    logs,
+    segments,
+    recovery: { groups, tornTail, corruption, allGroupsSuspect, tailLost: new Map() },
+  };
 }
 
 /** An entries payload: first index u64 | count u32, then per entry at least term u64 | kind u8 | len u32. */

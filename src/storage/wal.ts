@@ -3,7 +3,7 @@
 // together in the next one, so any number of groups and callers share one durable write (group
 // commit). A write resolves only once its records are durable.
 import type { Entry, GroupId, LogIndex, Term } from "../raft/index.js";
-import { logIndex, term } from "../raft/index.js";
+import { groupId, logIndex, term } from "../raft/index.js";
 import { assert } from "../util/index.js";
 import { makeDirDurable } from "./atomic-file.js";
 import { concatBytes } from "./bytes.js";
@@ -33,8 +33,16 @@ import {
   type Segment,
   segmentName,
   segmentPattern,
+  type WalCorruption,
   type WalRecovery,
 } from "./wal-recovery.js";
+import {
+  nextTailLost,
+  readTailLost,
+  sameTailLost,
+  tailLostFileName,
+  writeTailLost,
+} from "./wal-tail-lost.js";
 
 /** Settings of a {@link Wal}; every bound is a `*Max`. */
 export interface WalOptions {
@@ -154,16 +162,44 @@ export class Wal {
         ? 0
         : (found.recovery.tornTail?.offset ?? (await fs.stat(joinPath(dir, last.name)))?.size ?? 0);
     const loss = durableEndLoss(recordedEnd, last, lastBytes);
+    // Before a torn tail is cut below, what it may have lost is recorded, durably.
+    const storedLost = await readTailLost(fs, dir);
+    const torn = found.recovery.tornTail;
+    const tailLost = nextTailLost(
+      storedLost === "corrupt" ? new Map() : storedLost,
+      torn?.mayHaveBeenAcknowledged === true && torn.entriesMax > 0
+        ? {
+            groups: torn.group !== undefined ? [torn.group] : [...found.logs.keys()],
+            entriesMax: torn.entriesMax,
+          }
+        : undefined,
+      (group) => found.logs.get(groupId(group))?.state.lastIndex ?? 0,
+    );
+    if (storedLost === "corrupt" || !sameTailLost(storedLost, tailLost))
+      await writeTailLost(fs, dir, tailLost);
+    const problems: WalCorruption[] = [
+      ...(loss === undefined
+        ? []
+        : [{ file: last?.name ?? durableEndFileName, offset: lastBytes, reason: loss }]),
+      // Which groups it named, and how far, is unknown: every group must be repaired.
+      ...(storedLost === "corrupt"
+        ? [
+            {
+              file: tailLostFileName,
+              offset: 0,
+              reason: `the WAL's ${tailLostFileName} record fails its checksum`,
+            },
+          ]
+        : []),
+    ];
     const recovery: WalRecovery =
-      loss === undefined
-        ? found.recovery
+      problems.length === 0
+        ? { ...found.recovery, tailLost }
         : {
             ...found.recovery,
-            corruption: [
-              ...found.recovery.corruption,
-              { file: last?.name ?? durableEndFileName, offset: lastBytes, reason: loss },
-            ],
+            corruption: [...found.recovery.corruption, ...problems],
             allGroupsSuspect: true,
+            tailLost,
           };
     if (last === undefined) {
       const seg: Segment = { seq: 1, name: segmentName(1), maxIndex: new Map() };

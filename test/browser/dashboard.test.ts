@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -64,6 +64,18 @@ describe("the dashboard in Chromium", { timeout: 300_000 }, () => {
   const nodePids = new Set<number>();
   let client: CairnClient;
   const pageLog: string[] = [];
+  /** Whether a test failed: the nodes' logs are then printed, to show why. */
+  let failed = false;
+  /** A test that marks the suite failed when it throws. */
+  const step = (name: string, body: () => Promise<void>) =>
+    it(name, async () => {
+      try {
+        await body();
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
+    });
 
   const remember = () => {
     for (const n of cluster.nodes) if (n.pid !== null) nodePids.add(n.pid);
@@ -87,7 +99,9 @@ describe("the dashboard in Chromium", { timeout: 300_000 }, () => {
     dir = await mkdtemp(join(tmpdir(), "cairn-dashboard-"));
     const dashboardPort = await freePort();
     const slots = new Map<number, NodeAddresses>();
-    for (let i = 1; i <= 4; i++) {
+    // Slots past the fourth node's too: a port picked here may be taken by the time the node is
+    // added (another test's connection), and the supervisor then moves on to the next slot.
+    for (let i = 1; i <= 7; i++) {
       slots.set(i, {
         httpUrl: `http://127.0.0.1:${await freePort()}`,
         peerAddress: `127.0.0.1:${await freePort()}`,
@@ -125,7 +139,14 @@ describe("the dashboard in Chromium", { timeout: 300_000 }, () => {
     // What the page logged, to show with a failure.
     page.on("pageerror", (error) => pageLog.push(`page error: ${error.message}`));
     page.on("response", (r) => {
-      if (r.status() >= 500) pageLog.push(`${r.status()} from ${r.request().method()} ${r.url()}`);
+      if (r.status() < 500) return;
+      const line = `${r.status()} from ${r.request().method()} ${r.url()}`;
+      pageLog.push(line);
+      // What the server said, once the body arrives (it may not, as the page moves on).
+      r.text().then(
+        (body) => pageLog.push(`${line}: ${body.slice(0, 500)}`),
+        () => undefined,
+      );
     });
     page.on("console", (m) => {
       if (m.type() === "error" || m.type() === "warning") pageLog.push(`console ${m.type()}: ${m.text()}`);
@@ -134,6 +155,16 @@ describe("the dashboard in Chromium", { timeout: 300_000 }, () => {
 
   after(async () => {
     if (pageLog.length > 0) process.stdout.write(`the page logged:\n${pageLog.slice(-30).join("\n")}\n`);
+    if (failed) {
+      const events = cluster?.events() ?? [];
+      process.stdout.write(`the supervisor's events:\n${events.map((e) => JSON.stringify(e)).join("\n")}\n`);
+      for (const node of cluster?.nodes ?? []) {
+        const log = await readFile(node.logFile, "utf8").catch((error: unknown) => String(error));
+        process.stdout.write(
+          `${node.name}'s log (its last 80 lines):\n${log.split("\n").slice(-80).join("\n")}\n`,
+        );
+      }
+    }
     await browser?.close().catch(() => undefined);
     await server?.close().catch(() => undefined);
     if (browserPid !== undefined) {
@@ -151,7 +182,7 @@ describe("the dashboard in Chromium", { timeout: 300_000 }, () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it("shows three running nodes and the leader", async () => {
+  step("shows three running nodes and the leader", async () => {
     await page.goto(control.url);
     for (const name of ["n1", "n2", "n3"]) await card(name).waitFor();
     const leader = await leaderName();
@@ -162,7 +193,7 @@ describe("the dashboard in Chromium", { timeout: 300_000 }, () => {
     await shot("cluster");
   });
 
-  it("stops the leader from the page, shows it stopped and a new leader, then it catches up", async () => {
+  step("stops the leader from the page, shows it stopped and a new leader, then it catches up", async () => {
     const old = await leaderName();
     await card(old).getByTestId("stop").click();
     await page.locator(`[data-testid="node-${old}"][data-state="stopped"]`).waitFor();
@@ -193,7 +224,7 @@ describe("the dashboard in Chromium", { timeout: 300_000 }, () => {
     remember();
   });
 
-  it("adds a fourth node, which is promoted, and removes it", async () => {
+  step("adds a fourth node, which is promoted, and removes it", async () => {
     await page.getByTestId("add-name").fill("n4");
     await page.getByTestId("add-node").click();
     await card("n4").waitFor();
@@ -208,7 +239,7 @@ describe("the dashboard in Chromium", { timeout: 300_000 }, () => {
     await page.getByText("n4 removed from the cluster").first().waitFor();
   });
 
-  it("puts a key and reads it back in the explorer", async () => {
+  step("puts a key and reads it back in the explorer", async () => {
     await page.getByTestId("tab-data").click();
     await page.getByTestId("key").fill("greeting");
     await page.getByTestId("value").fill("hello from the browser");
@@ -225,7 +256,7 @@ describe("the dashboard in Chromium", { timeout: 300_000 }, () => {
     await shot("data-explorer");
   });
 
-  it("publishes to a stream and sees the message in the live tail", async () => {
+  step("publishes to a stream and sees the message in the live tail", async () => {
     await page.getByTestId("tab-streams").click();
     await page.getByTestId("new-stream").fill("orders");
     await page.getByTestId("payload").fill("first order");
@@ -242,7 +273,7 @@ describe("the dashboard in Chromium", { timeout: 300_000 }, () => {
     await page.getByTestId("tail-stop").click();
   });
 
-  it("shows a dead letter for a message nacked past its delivery limit, and redrives it", async () => {
+  step("shows a dead letter for a message nacked past its delivery limit, and redrives it", async () => {
     await client.createGroup("orders", "billing", { maxDeliveries: 1, startAt: "first" });
     const [first] = await client.fetchMessages("orders", "billing", "worker-1", { max: 1 });
     assert.ok(first !== undefined);

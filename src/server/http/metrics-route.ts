@@ -223,6 +223,16 @@ export class NodeMetrics {
         this.inc(source.metrics.repairsInPlace);
       },
     });
+    new Counter({
+      name: "cairn_state_check_alarms_total",
+      help: "Times the state check named each node as holding a state that differs from the majority's.",
+      labelNames: ["node"],
+      registers,
+      collect() {
+        this.reset();
+        for (const [name, count] of source.metrics.stateCheckAlarms) this.inc({ node: name }, count);
+      },
+    });
     new Gauge({
       name: "cairn_state_check_differs",
       help: "1 for each node whose state differs from the majority's.",

@@ -15,6 +15,7 @@ import {
   NodeFileSystem,
   SimFileSystem,
   type StorageError,
+  tailLostFileName,
   Wal,
   type WalOptions,
 } from "../../../src/storage/index.js";
@@ -227,6 +228,57 @@ describe("Wal", () => {
     const otherPersisted = await other.load();
     assert.equal(otherPersisted?.entries.length, 2);
     assert.equal(otherPersisted?.tailLostIndexMax, undefined, "another group's record");
+  });
+
+  it("keeps what a cut tail may have lost across later opens (and a crash) until the log reaches it again", async () => {
+    // The start-time damage check opens the WAL before the node does; the first open cuts the tail.
+    // Before the side record, the second open found a clean tail and the group voted at once.
+    const fs = await fresh();
+    const { wal } = await Wal.open(fs, dir);
+    await wal.write([{ type: "entries", group: g1, entries: entries(1, 3) }]);
+    await wal.write([{ type: "entries", group: g1, entries: entries(4, 3) }]);
+    await wal.close();
+    const path = `${dir}/${wal.segmentNames()[0] ?? ""}`;
+    fs.corrupt(path, (fs.contents(path)?.length ?? 0) - 5);
+    const first = await Wal.open(fs, dir);
+    const bound = first.recovery.tailLost.get(g1);
+    assert.ok(bound !== undefined && bound >= 6, `bound ${bound} reaches entry 6`);
+    await first.wal.close();
+    fs.crash();
+    const second = await Wal.open(fs, dir);
+    assert.equal(second.recovery.tornTail, undefined, "the tail was cut, durably");
+    assert.equal(second.recovery.tailLost.get(g1), bound, "and what it may have lost is still known");
+    assert.deepEqual(second.recovery.corruption, []);
+    const storage = new WalGroupStorage(
+      await HardStateStore.open(fs, "/hs"),
+      second.wal,
+      second.recovery,
+      g1,
+    );
+    assert.equal((await storage.load())?.tailLostIndexMax, bound, "votes still withheld");
+    // A leader resends the lost entries and more: the next open forgets the bound.
+    await second.wal.write([{ type: "entries", group: g1, entries: entries(4, bound - 3 + 1) }]);
+    await second.wal.close();
+    const third = await Wal.open(fs, dir);
+    assert.equal(third.recovery.tailLost.size, 0);
+    assert.equal(fs.contents(`${dir}/${tailLostFileName}`), undefined, "the side record is gone");
+    await third.wal.close();
+  });
+
+  it("treats a damaged record of a cut tail's loss as damage to every group", async () => {
+    const fs = await fresh();
+    const { wal } = await Wal.open(fs, dir);
+    await wal.write([{ type: "entries", group: g1, entries: entries(1, 3) }]);
+    await wal.write([{ type: "entries", group: g1, entries: entries(4, 3) }]);
+    await wal.close();
+    const path = `${dir}/${wal.segmentNames()[0] ?? ""}`;
+    fs.corrupt(path, (fs.contents(path)?.length ?? 0) - 5);
+    await (await Wal.open(fs, dir)).wal.close();
+    fs.corrupt(`${dir}/${tailLostFileName}`, 6);
+    const { wal: reopened, recovery } = await Wal.open(fs, dir);
+    assert.equal(recovery.allGroupsSuspect, true);
+    assert.match(recovery.corruption.map((c) => c.reason).join(), /tail-lost record fails its checksum/);
+    await reopened.close();
   });
 
   it("reports a bad checksum before the tail as corruption of the groups it touched, naming file and offset", async () => {
