@@ -310,7 +310,7 @@ export class RaftGroup<R> {
   #majorityHeard(): boolean {
     const electionTimeoutMs = this.#options.raft.electionTimeoutTicks * this.#options.tickIntervalMs;
     const now = this.#env.monotonicMs();
-    const voters = this.#raw.status().conf.voters;
+    const voters = this.#raw.conf().voters;
     const heard = voters.filter(
       (id) =>
         id === this.#raw.id ||
@@ -333,7 +333,7 @@ export class RaftGroup<R> {
   #quorumContactMs(): number {
     const now = this.#env.monotonicMs();
     const elected = this.#lastLeaderContactMs ?? now;
-    const voters = this.#raw.status().conf.voters;
+    const voters = this.#raw.conf().voters;
     const contacts = voters
       .map((id) => (id === this.#raw.id ? now : (this.#peerAckMs.get(id) ?? Number.NEGATIVE_INFINITY)))
       .sort((a, b) => b - a);
@@ -466,7 +466,7 @@ export class RaftGroup<R> {
   }
 
   #leadershipLostWaiting(): NodeError {
-    const voters = this.#raw.status().conf.voters.length;
+    const voters = this.#raw.conf().voters.length;
     const majority = Math.floor(voters / 2) + 1;
     return new NodeError(
       "ERR_WRITE_CONCERN",
@@ -734,7 +734,7 @@ export class RaftGroup<R> {
     await snapshots.service.receive(message.snapshot, decodeSnapshotStream(stream));
     this.receive(message);
     // The core's log now starts at the snapshot (the next Ready installs it), or it refused it.
-    if (this.#raw.status().snapshotIndex !== message.snapshot.index)
+    if (this.#raw.snapshotIndex() !== message.snapshot.index)
       snapshots.service.letGo(message.snapshot.index);
   }
 
@@ -787,7 +787,7 @@ export class RaftGroup<R> {
   #maybeSnapshot(): void {
     const snapshots = this.#options.snapshots;
     if (snapshots === undefined || this.#capturing !== undefined) return;
-    const entriesDue = this.#appliedIndex - this.#raw.status().snapshotIndex >= snapshots.entriesBetween;
+    const entriesDue = this.#appliedIndex - this.#raw.snapshotIndex() >= snapshots.entriesBetween;
     const bytesDue = this.#logBytesSinceSnapshot >= (snapshots.bytesBetween ?? Number.POSITIVE_INFINITY);
     if (!entriesDue && !bytesDue) return;
     this.#capture(snapshots.service).catch(() => undefined);
@@ -838,7 +838,7 @@ export class RaftGroup<R> {
     if (refusal !== undefined) throw refusal;
     const captured =
       this.#capturing === undefined ? await this.#capture(snapshots.service) : await this.#capturing;
-    const index = captured?.index ?? this.#raw.status().snapshotIndex;
+    const index = captured?.index ?? this.#raw.snapshotIndex();
     if (index === 0) throw new NodeError("ERR_UNAVAILABLE", "nothing applied yet: no snapshot to save");
     return snapshots.service.backup(index);
   }

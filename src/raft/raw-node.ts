@@ -413,6 +413,19 @@ export class RawNode {
     return this.#withholdingVotes();
   }
 
+  /**
+   * The configuration in effect (what status().conf says, without building the rest of the
+   * status: the request path asks for it on every read and write).
+   */
+  conf(): RaftStatus["conf"] {
+    return this.#confs.current();
+  }
+
+  /** The index the log is compacted to (status().snapshotIndex, cheaply: asked after each apply). */
+  snapshotIndex(): LogIndex {
+    return this.#log.snapshot.index;
+  }
+
   /** The member's state for the dashboard and metrics. */
   status(): RaftStatus {
     const conf = this.#confs.current();
