@@ -31,6 +31,18 @@ async function fresh(seed = 1): Promise<SimFileSystem> {
   return fs;
 }
 
+/** A WAL of g1 entries 1-6 whose last record (entries 4-6) was written whole, then damaged. */
+async function damagedLastRecord(): Promise<SimFileSystem> {
+  const fs = await fresh();
+  const { wal } = await Wal.open(fs, dir);
+  await wal.write([{ type: "entries", group: g1, entries: entries(1, 3) }]);
+  await wal.write([{ type: "entries", group: g1, entries: entries(4, 3) }]);
+  await wal.close();
+  const path = `${dir}/${wal.segmentNames()[0] ?? ""}`;
+  fs.corrupt(path, (fs.contents(path)?.length ?? 0) - 5);
+  return fs;
+}
+
 describe("Wal", () => {
   it("recovers every group's entries after reopen", async () => {
     const fs = await fresh();
@@ -233,13 +245,7 @@ describe("Wal", () => {
   it("keeps what a cut tail may have lost across later opens (and a crash) until the log reaches it again", async () => {
     // The start-time damage check opens the WAL before the node does; the first open cuts the tail.
     // Before the side record, the second open found a clean tail and the group voted at once.
-    const fs = await fresh();
-    const { wal } = await Wal.open(fs, dir);
-    await wal.write([{ type: "entries", group: g1, entries: entries(1, 3) }]);
-    await wal.write([{ type: "entries", group: g1, entries: entries(4, 3) }]);
-    await wal.close();
-    const path = `${dir}/${wal.segmentNames()[0] ?? ""}`;
-    fs.corrupt(path, (fs.contents(path)?.length ?? 0) - 5);
+    const fs = await damagedLastRecord();
     const first = await Wal.open(fs, dir);
     const bound = first.recovery.tailLost.get(g1);
     assert.ok(bound !== undefined && bound >= 6, `bound ${bound} reaches entry 6`);
@@ -266,13 +272,7 @@ describe("Wal", () => {
   });
 
   it("treats a damaged record of a cut tail's loss as damage to every group", async () => {
-    const fs = await fresh();
-    const { wal } = await Wal.open(fs, dir);
-    await wal.write([{ type: "entries", group: g1, entries: entries(1, 3) }]);
-    await wal.write([{ type: "entries", group: g1, entries: entries(4, 3) }]);
-    await wal.close();
-    const path = `${dir}/${wal.segmentNames()[0] ?? ""}`;
-    fs.corrupt(path, (fs.contents(path)?.length ?? 0) - 5);
+    const fs = await damagedLastRecord();
     await (await Wal.open(fs, dir)).wal.close();
     fs.corrupt(`${dir}/${tailLostFileName}`, 6);
     const { wal: reopened, recovery } = await Wal.open(fs, dir);
