@@ -91,6 +91,8 @@ export class Progress {
    * match); 0 once an append was rejected or a snapshot is due, since theirs did not land.
    */
   commitSent: LogIndex = logIndex(0);
+  /** Heartbeat responses from this peer since the last append sent to it (see RawNode's refresh). */
+  heartbeatsSinceAppend = 0;
   readonly inflights: Inflights;
 
   /** Creates a progress in probe state, about to send from `nextIndex`. */

@@ -50,6 +50,12 @@ import {
 const defaultApplyBytesMax = 1 << 20;
 const defaultUncommittedBytesMax = 64 << 20;
 const defaultReadIndexPendingMax = 4096;
+/**
+ * A leader sends a follower an (empty) append after this many heartbeat responses without one, so
+ * a lost append's commit index reaches it on an idle cluster too: one small message a second per
+ * follower at the default 100 ms heartbeat.
+ */
+const appendRefreshHeartbeats = 10;
 
 /**
  * One member of one Raft group. Synchronous and deterministic: the same inputs (including the
@@ -1046,8 +1052,15 @@ export class RawNode {
     // was paused, or took a snapshot, when the commit moved): a heartbeat's commit is capped at
     // its match, and a member that lost its state is whole again only once an append brings the
     // leader's own commit index (found by the simulator's wiped restarts: on an idle cluster such
-    // a member withheld its vote for good).
-    if (pr.matchIndex < this.#log.lastIndex() || pr.commitSent < this.#log.commitIndex)
+    // a member withheld its vote for good). And one every few heartbeats regardless: the append
+    // that carried the latest commit may have been lost, and commitSent cannot know (seed 574 at
+    // level 1: the wiped member stayed recovering on an idle cluster).
+    pr.heartbeatsSinceAppend++;
+    if (
+      pr.matchIndex < this.#log.lastIndex() ||
+      pr.commitSent < this.#log.commitIndex ||
+      pr.heartbeatsSinceAppend >= appendRefreshHeartbeats
+    )
       this.#sendAppends(m.from, true);
     const voters = this.#confs.current().voters;
     for (const r of this.#readOnly.ack(m.from, m.readRound, voters, this.id)) this.#releaseRead(r);
@@ -1124,6 +1137,7 @@ export class RawNode {
     );
     pr.sentAppend(entries.length, logIndex(prevLogIndex + entries.length));
     pr.commitSent = log.commitIndex;
+    pr.heartbeatsSinceAppend = 0;
     return true;
   }
 

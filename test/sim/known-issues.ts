@@ -24,23 +24,10 @@ export interface KnownIssue {
  * one temp name and pruning the same files); a follower that may not campaign restarting its
  * election clock, so it kept a dead leader's lease and refused the votes the cluster needed; and a
  * leader cut off right after appending its own removal never campaigning again, although the
- * committed configuration still needed its vote.
+ * committed configuration still needed its vote; and a wiped member that stayed recovering on an
+ * idle cluster because the append carrying the final commit was lost (seed 574).
  */
-export const knownIssues: readonly KnownIssue[] = [
-  {
-    id: "wiped member stays recovering on an idle cluster",
-    diagnosis:
-      "A member restarted with a wiped disk holds the leader's whole log and commit, yet still recovers " +
-      "(withholds its vote) when the liveness phase ends. It becomes whole only on an append that carries " +
-      "the leader's commit index at an entry of the leader's term; heartbeats cap the commit at its match " +
-      "and do not clear it. Likely cause (not yet confirmed by a trace): the append that carried the final " +
-      "commit was lost on the network, and the leader's record of the commit it last sent that follower " +
-      "(Progress.commitSent) already counts it, so nothing resends it until the next write. Safe (it only " +
-      "withholds a vote); found when level 1 began wiping disks.",
-    shows: (text) => /still recovers from its wiped disk/.test(text),
-    seeds: [{ seed: 574, level: 1 }],
-  },
-];
+export const knownIssues: readonly KnownIssue[] = [];
 
 /**
  * The known issue that explains a failing run: every failure is a convergence problem (no safety

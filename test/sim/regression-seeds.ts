@@ -22,6 +22,11 @@ export const regressionSeeds: readonly RegressionSeed[] = [
     why: "raft core: as seed 38, but the leader believed the commit had reached the wiped member (an append it rejected carried it); a rejection or a snapshot now resets what the leader counts as sent",
   },
   {
+    seed: 574,
+    level: 1,
+    why: "raft core: as seeds 38 and 411, but the append that carried the final commit was lost on the network while the leader counted it as sent; the leader now sends an append after every 10 heartbeat responses without one",
+  },
+  {
     seed: 82,
     level: 1,
     why: "harness: a lagging follower failed convergence at the end of a fixed liveness phase; the cluster now gets a settle period",
