@@ -67,8 +67,8 @@ describe("the dashboard in Chromium", { timeout: 300_000 }, () => {
   /** Whether a test failed: the nodes' logs are then printed, to show why. */
   let failed = false;
   /** A test that marks the suite failed when it throws. */
-  const step = (name: string, body: () => Promise<void>) =>
-    it(name, async () => {
+  const step = (name: string, body: () => Promise<void>): void =>
+    void it(name, async () => {
       try {
         await body();
       } catch (error) {
