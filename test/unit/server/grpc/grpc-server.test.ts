@@ -277,10 +277,20 @@ describe("the gRPC MessageService", () => {
           te: "trailers",
         });
         // A failure may come as a trailers-only response: the status is then in the headers.
+        let answer: Record<string, unknown> | undefined;
         stream.on("response", (headers) => {
-          if (headers["grpc-status"] !== undefined) resolve(headers);
+          if (headers["grpc-status"] !== undefined) answer = headers;
         });
-        stream.on("trailers", (trailers) => resolve(trailers));
+        stream.on("trailers", (trailers) => {
+          answer = trailers;
+        });
+        // Answered once the stream is closed, not at its status: the next call opens another
+        // stream on this session, and under load one the client still counted as open made it
+        // go past the server's concurrent-stream limit (NGHTTP2_REFUSED_STREAM in a CI run).
+        stream.on("close", () => {
+          if (answer !== undefined) resolve(answer);
+          else reject(new Error(`the stream closed without a status (code ${stream.rstCode})`));
+        });
         stream.on("error", reject);
         stream.resume();
         stream.end(grpcFrame(message));
