@@ -1,10 +1,10 @@
 // GET /metrics in the Prometheus text format, through prom-client: the process and event-loop
-// defaults (when asked), HTTP requests per route with their latency, the node's role, term,
-// indexes, whether it knows a leader, leader changes, proposals by outcome, reads, each stream's
-// size and each consumer group's backlog, messages in flight and dead letters, and (on the leader)
-// each peer's lag. The runtime's own latency histograms (persist, apply, proposal, read barrier)
-// are kept in fixed buckets by src/node, which has no dependencies, and rendered here in the same
-// format after prom-client's. GET /v1/metrics answers the runtime's counters and histograms as JSON,
+// defaults (when asked), the node's role, term, indexes, whether it knows a leader, leader
+// changes, proposals by outcome, reads, each stream's size and each consumer group's backlog,
+// messages in flight and dead letters, and (on the leader) each peer's lag. What is recorded on
+// every request or every Ready is kept in fixed buckets instead (src/node's Histogram: HTTP
+// requests per route with their latency, and the runtime's persist, apply, proposal and read
+// barrier latencies) and rendered here in the same format after prom-client's. GET /v1/metrics answers the runtime's counters and histograms as JSON,
 // for charts (the dashboard) that would otherwise parse the text format.
 import type { FastifyInstance } from "fastify";
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
