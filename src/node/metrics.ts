@@ -6,19 +6,31 @@ export const latencyBucketsMs: readonly number[] = [
   0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500,
 ];
 
-/** A latency histogram in milliseconds. */
+/**
+ * A latency histogram in fixed buckets: in milliseconds over {@link latencyBucketsMs} unless other
+ * upper bounds are given (the HTTP server's request histogram keeps seconds in its own).
+ */
 export class Histogram {
+  /** Upper bounds of the buckets, ascending. */
+  readonly bounds: readonly number[];
   /** Count per bucket (not cumulative); the last slot counts values above every bound. */
-  readonly counts: number[] = new Array<number>(latencyBucketsMs.length + 1).fill(0);
+  readonly counts: number[];
   sum = 0;
   count = 0;
 
+  /** Creates an empty histogram over `bounds` (ascending upper bounds). */
+  constructor(bounds: readonly number[] = latencyBucketsMs) {
+    this.bounds = bounds;
+    this.counts = new Array<number>(bounds.length + 1).fill(0);
+  }
+
   /** Records one observation. */
-  observe(valueMs: number): void {
+  observe(value: number): void {
+    const bounds = this.bounds;
     let i = 0;
-    while (i < latencyBucketsMs.length && valueMs > (latencyBucketsMs[i] ?? 0)) i++;
+    while (i < bounds.length && value > (bounds[i] ?? 0)) i++;
     this.counts[i] = (this.counts[i] ?? 0) + 1;
-    this.sum += valueMs;
+    this.sum += value;
     this.count++;
   }
 }

@@ -25,6 +25,7 @@ import { errorBody, httpStatusOf } from "./error-status.js";
 import { registerKvRoutes } from "./kv-routes.js";
 import { type MetricsSource, registerMetricsRoute } from "./metrics-route.js";
 import { OpenApiCollector } from "./openapi.js";
+import { LazyChildLogger } from "./request-logger.js";
 import { registerStreamRoutes } from "./stream-routes.js";
 import { typeboxValidatorCompiler } from "./validator.js";
 
@@ -83,6 +84,9 @@ const closeGraceMs = 1_000;
 export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
   const app = Fastify({
     ...(options.logger !== undefined ? { loggerInstance: options.logger } : { logger: false }),
+    // Each request's pino child is made only if the request logs (request-logger.ts).
+    childLoggerFactory: (logger, bindings, childOptions) =>
+      new LazyChildLogger(logger, bindings, childOptions),
     // Every request is not an event worth a line; internal errors are (the error handler below).
     logController: new LogController({ disableRequestLogging: true }),
     // A caller's request id (a proxy's, a client's) names the request in the node's log lines.

@@ -35,8 +35,20 @@ async function principalOf(auth: AuthService, request: FastifyRequest): Promise<
  * principal in the service it calls.
  */
 export function registerAuthentication(app: FastifyInstance, auth: AuthService): void {
-  app.addHook("onRequest", async (request) => {
-    principals.set(request, await principalOf(auth, request));
+  // A callback hook: most requests carry no token and need neither a promise nor an entry here
+  // (requestPrincipal answers anonymous for them).
+  app.addHook("onRequest", (request, _reply, done) => {
+    if (request.headers.authorization === undefined) {
+      done();
+      return;
+    }
+    principalOf(auth, request).then(
+      (principal) => {
+        principals.set(request, principal);
+        done();
+      },
+      (error: unknown) => done(error instanceof Error ? error : new Error(String(error))),
+    );
   });
   // The handler runs inside `done`: everything it awaits keeps the principal.
   app.addHook("preHandler", (request, _reply, done) => runAs(principals.get(request) ?? anonymous, done));

@@ -1,16 +1,16 @@
 // GET /metrics in the Prometheus text format, through prom-client: the process and event-loop
-// defaults (when asked), HTTP requests per route with their latency, the node's role, term,
-// indexes, whether it knows a leader, leader changes, proposals by outcome, reads, each stream's
-// size and each consumer group's backlog, messages in flight and dead letters, and (on the leader)
-// each peer's lag. The runtime's own latency histograms (persist, apply, proposal, read barrier)
-// are kept in fixed buckets by src/node, which has no dependencies, and rendered here in the same
-// format after prom-client's. GET /v1/metrics answers the runtime's counters and histograms as JSON,
+// defaults (when asked), the node's role, term, indexes, whether it knows a leader, leader
+// changes, proposals by outcome, reads, each stream's size and each consumer group's backlog,
+// messages in flight and dead letters, and (on the leader) each peer's lag. What is recorded on
+// every request or every Ready is kept in fixed buckets instead (src/node's Histogram: HTTP
+// requests per route with their latency, and the runtime's persist, apply, proposal and read
+// barrier latencies) and rendered here in the same format after prom-client's. GET /v1/metrics answers the runtime's counters and histograms as JSON,
 // for charts (the dashboard) that would otherwise parse the text format.
 import type { FastifyInstance } from "fastify";
-import { Counter, collectDefaultMetrics, Gauge, Histogram as PromHistogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { HistogramSnapshot, MetricsSnapshot } from "../../api/index.js";
 import type { GroupMetrics } from "../../node/index.js";
-import { type Histogram, latencyBucketsMs } from "../../node/index.js";
+import { Histogram, latencyBucketsMs } from "../../node/index.js";
 import type { RaftStatus } from "../../raft/index.js";
 import type { AuthFailures, RateLimitCounts, StreamSummary } from "../../service/index.js";
 
@@ -34,61 +34,83 @@ const roles = ["follower", "pre-candidate", "candidate", "leader"] as const;
 /** Upper bounds (seconds) of the HTTP request latency buckets. */
 const httpBucketsS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-/** A node's metrics: the prom-client registry, and what the HTTP server records per request. */
+/** One method, route pattern and status code's count of answered requests. */
+interface RequestSeries {
+  readonly labels: string;
+  count: number;
+}
+
+/** One method and route pattern's request latency, in seconds. */
+interface LatencySeries {
+  readonly labels: string;
+  readonly seconds: Histogram;
+}
+
+/**
+ * A node's metrics: the prom-client registry, and what the HTTP server records per request. The
+ * per-request series are plain numbers rendered in prom-client's format: a prom-client child's
+ * `inc` and `observe` hash their labels again on every call, a cost each request paid twice.
+ */
 export class NodeMetrics {
   readonly registry = new Registry();
   readonly #source: MetricsSource;
-  readonly #requests: Counter<"method" | "route" | "status">;
-  readonly #requestSeconds: PromHistogram<"method" | "route">;
   /**
-   * The labelled series of each method, status and route pattern seen, so a request does not
-   * make prom-client hash its labels twice. Bounded: Node's parser knows a fixed set of methods,
-   * and routes are the app's patterns.
+   * The series of each method, status and route pattern seen, and the latency of each method and
+   * route pattern. Bounded: Node's parser knows a fixed set of methods, and routes are the app's
+   * patterns.
    */
-  readonly #series = new Map<
-    string,
-    { readonly requests: { inc(): void }; readonly seconds: { observe(value: number): void } }
-  >();
+  readonly #requests = new Map<string, RequestSeries>();
+  readonly #latencies = new Map<string, LatencySeries>();
 
   constructor(source: MetricsSource) {
     this.#source = source;
     const registers = [this.registry];
     if (source.processMetrics === true) collectDefaultMetrics({ register: this.registry });
-    this.#requests = new Counter({
-      name: "cairn_http_requests_total",
-      help: "HTTP requests answered, by method, route pattern and status code.",
-      labelNames: ["method", "route", "status"],
-      registers,
-    });
-    this.#requestSeconds = new PromHistogram({
-      name: "cairn_http_request_seconds",
-      help: "Time to answer an HTTP request, by method and route pattern.",
-      labelNames: ["method", "route"],
-      buckets: httpBucketsS,
-      registers,
-    });
     this.#registerRaft(registers);
     this.#registerStreams(registers);
   }
 
   /** Records one answered HTTP request (`route`: its pattern, so labels stay few). */
   observeRequest(method: string, route: string, status: number, seconds: number): void {
-    const key = `${method} ${status} ${route}`;
-    let series = this.#series.get(key);
-    if (series === undefined) {
-      series = {
-        requests: this.#requests.labels({ method, route, status: String(status) }),
-        seconds: this.#requestSeconds.labels({ method, route }),
-      };
-      this.#series.set(key, series);
+    const routeKey = `${method} ${route}`;
+    const key = `${routeKey} ${status}`;
+    let requests = this.#requests.get(key);
+    if (requests === undefined) {
+      requests = { labels: labelsText({ method, route, status: String(status) }), count: 0 };
+      this.#requests.set(key, requests);
     }
-    series.requests.inc();
-    series.seconds.observe(seconds);
+    requests.count++;
+    let latency = this.#latencies.get(routeKey);
+    if (latency === undefined) {
+      latency = { labels: labelsText({ method, route }), seconds: new Histogram(httpBucketsS) };
+      this.#latencies.set(routeKey, latency);
+    }
+    latency.seconds.observe(seconds);
+  }
+
+  /** The HTTP request counter and latency histogram in the Prometheus text format. */
+  #renderRequests(): string {
+    const lines = [
+      "# HELP cairn_http_requests_total HTTP requests answered, by method, route pattern and status code.",
+      "# TYPE cairn_http_requests_total counter",
+    ];
+    for (const series of this.#requests.values()) {
+      lines.push(`cairn_http_requests_total{${series.labels}} ${series.count}`);
+    }
+    histogramHead(
+      lines,
+      "cairn_http_request_seconds",
+      "Time to answer an HTTP request, by method and route pattern.",
+    );
+    for (const series of this.#latencies.values()) {
+      histogramSamples(lines, "cairn_http_request_seconds", series.seconds, 1, series.labels);
+    }
+    return `${lines.join("\n")}\n`;
   }
 
   /** Everything, in the Prometheus text format. */
   async render(): Promise<string> {
-    return `${await this.registry.metrics()}${renderHistograms(this.#source.metrics)}`;
+    return `${await this.registry.metrics()}${this.#renderRequests()}${renderHistograms(this.#source.metrics)}`;
   }
 
   #registerRaft(registers: Registry[]): void {
@@ -291,18 +313,45 @@ export class NodeMetrics {
   }
 }
 
-function histogram(lines: string[], name: string, help: string, h: Histogram): void {
+/** Label pairs as Prometheus writes them, values escaped as the text format asks. */
+function labelsText(labels: Readonly<Record<string, string>>): string {
+  return Object.entries(labels)
+    .map(
+      ([name, value]) =>
+        `${name}="${value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`,
+    )
+    .join(",");
+}
+
+function histogramHead(lines: string[], name: string, help: string): void {
   lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
+}
+
+/** One series of a histogram; `unitsPerSecond` turns its values into seconds; `labels` as text. */
+function histogramSamples(
+  lines: string[],
+  name: string,
+  h: Histogram,
+  unitsPerSecond: number,
+  labels = "",
+): void {
+  const extra = labels === "" ? "" : `,${labels}`;
+  const own = labels === "" ? "" : `{${labels}}`;
   let cumulative = 0;
-  latencyBucketsMs.forEach((bound, i) => {
+  h.bounds.forEach((bound, i) => {
     cumulative += h.counts[i] ?? 0;
-    lines.push(`${name}_bucket{le="${bound / 1000}"} ${cumulative}`);
+    lines.push(`${name}_bucket{le="${bound / unitsPerSecond}"${extra}} ${cumulative}`);
   });
   lines.push(
-    `${name}_bucket{le="+Inf"} ${h.count}`,
-    `${name}_sum ${h.sum / 1000}`,
-    `${name}_count ${h.count}`,
+    `${name}_bucket{le="+Inf"${extra}} ${h.count}`,
+    `${name}_sum${own} ${h.sum / unitsPerSecond}`,
+    `${name}_count${own} ${h.count}`,
   );
+}
+
+function histogram(lines: string[], name: string, help: string, h: Histogram): void {
+  histogramHead(lines, name, help);
+  histogramSamples(lines, name, h, 1000);
 }
 
 /** The runtime's latency histograms in the Prometheus text format. */

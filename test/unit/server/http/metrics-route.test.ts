@@ -97,6 +97,13 @@ describe("GET /metrics", () => {
     assert.equal(requests.get('{method="GET",route="/v1/kv/*",status="404"}'), 2);
     assert.equal(requests.get('{method="GET",route="unmatched",status="404"}'), 1);
     assert.equal(samples(text, "cairn_http_request_seconds_count").get('{method="GET",route="/v1/kv/*"}'), 2);
+    // The request histogram keeps prom-client's shape: cumulative buckets in seconds, le first.
+    const buckets = samples(text, "cairn_http_request_seconds_bucket");
+    assert.equal(buckets.get('{le="+Inf",method="GET",route="/v1/kv/*"}'), 2);
+    assert.equal(buckets.get('{le="10",method="GET",route="/v1/kv/*"}'), 2);
+    assert.ok(buckets.has('{le="0.0005",method="GET",route="/v1/kv/*"}'));
+    assert.match(text, /^# TYPE cairn_http_request_seconds histogram$/m);
+    assert.match(text, /^# TYPE cairn_http_requests_total counter$/m);
     assert.equal(samples(text, "cairn_stream_messages").get('{stream="orders"}'), 3);
     assert.equal(samples(text, "cairn_group_backlog").get('{stream="orders",group="billing"}'), 2);
     assert.equal(samples(text, "cairn_group_pending").get('{stream="orders",group="billing"}'), 1);
