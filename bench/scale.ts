@@ -6,6 +6,7 @@
 // - put and append throughput in a fixed measuring window on the empty cluster and again on the
 //   full one (closed-loop HTTP clients, bench/load.ts), and the fill rates at its start and end;
 // - each node's RSS, and the sizes of its data directory's parts (WAL, snapshots, lmdb state);
+// - the snapshots each node captured during the fill and the bytes they wrote (its /metrics);
 // - the time to bring a NEW node up to date (the supervisor's `cluster add` of a 4th node, which
 //   joins as a learner and gets a snapshot streamed, until its applied index reaches the leader's
 //   commit index at the time of the add), and the snapshot's size;
@@ -309,6 +310,26 @@ function nodeFootprints(
   }));
 }
 
+/** A counter's value in a node's /metrics text (0 when absent). */
+function counterIn(metrics: string, name: string): number {
+  const line = metrics.split("\n").find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
+}
+
+/** Snapshots each node captured from its own state so far, and the bytes they wrote (from /metrics). */
+async function snapshotCounts(cluster: BenchCluster): Promise<{ name: string; taken: number; bytes: number }[]> {
+  return Promise.all(
+    cluster.supervisor.nodes.map(async (n) => {
+      const text = await (await fetch(`${n.httpUrl}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+      return {
+        name: n.name,
+        taken: counterIn(text, "cairn_snapshots_taken_total"),
+        bytes: counterIn(text, "cairn_snapshot_bytes_written_total"),
+      };
+    }),
+  );
+}
+
 /** Adds a 4th node and times it until its applied index reaches the leader's commit index at the add. */
 async function timeNewNode(
   cluster: BenchCluster,
@@ -387,6 +408,7 @@ async function main(): Promise<void> {
     const keyFill = await fillKeys(redisAddress);
     console.error(`filling ${messages} messages (load ${load()})`);
     const messageFill = await fillMessages(leaderUrl);
+    const fillSnapshots = await snapshotCounts(cluster);
     console.error(`window on the full cluster (load ${load()})`);
     const fullWindow = await measureWindow(cluster);
     const fullFootprints = nodeFootprints(cluster);
@@ -457,6 +479,12 @@ async function main(): Promise<void> {
         );
       }
     }
+    report.push(
+      "",
+      `snapshots captured during the fill, per node (cairn_snapshots_taken_total, MiB written): ${fillSnapshots
+        .map((c) => `${c.name} ${c.taken} (${mib(c.bytes)})`)
+        .join(", ")}`,
+    );
     const leaderDir = cluster.supervisor.nodes.find((n) => n.id === status.self.id)?.dataDir ?? "";
     const snapshot = newestFile(join(leaderDir, "snapshots"));
     report.push(
