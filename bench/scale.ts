@@ -317,10 +317,14 @@ function counterIn(metrics: string, name: string): number {
 }
 
 /** Snapshots each node captured from its own state so far, and the bytes they wrote (from /metrics). */
-async function snapshotCounts(cluster: BenchCluster): Promise<{ name: string; taken: number; bytes: number }[]> {
+async function snapshotCounts(
+  cluster: BenchCluster,
+): Promise<{ name: string; taken: number; bytes: number }[]> {
   return Promise.all(
     cluster.supervisor.nodes.map(async (n) => {
-      const text = await (await fetch(`${n.httpUrl}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+      const text = await (
+        await fetch(`${n.httpUrl}/metrics`, { signal: AbortSignal.timeout(10_000) })
+      ).text();
       return {
         name: n.name,
         taken: counterIn(text, "cairn_snapshots_taken_total"),

@@ -20,12 +20,12 @@ import {
 import { AssertionError } from "../util/index.js";
 import type { Cancel, Env } from "./env.js";
 import type { GroupSnapshots, SnapshotBackup } from "./group-snapshots.js";
-import { type SnapshotInterval, snapshotDue } from "./snapshot-due.js";
 import { GroupMetrics } from "./metrics.js";
 import { NodeError, type VoterCount } from "./node-error.js";
 import type { GroupStorage, MessageSender, StateMachine } from "./ports.js";
 import { ProposalTracker } from "./proposal-tracker.js";
 import { ReadBarrier } from "./read-barrier.js";
+import { type SnapshotInterval, snapshotDue } from "./snapshot-due.js";
 import { decodeSnapshotStream, encodeSnapshotStream } from "./snapshot-stream.js";
 
 /** Settings and collaborators of a group runtime. */
@@ -738,8 +738,7 @@ export class RaftGroup<R> {
     await snapshots.service.receive(message.snapshot, decodeSnapshotStream(stream));
     this.receive(message);
     // The core's log now starts at the snapshot (the next Ready installs it), or it refused it.
-    if (this.#raw.snapshotIndex() !== message.snapshot.index)
-      snapshots.service.letGo(message.snapshot.index);
+    if (this.#raw.snapshotIndex() !== message.snapshot.index) snapshots.service.letGo(message.snapshot.index);
   }
 
   /**
@@ -870,6 +869,8 @@ export class RaftGroup<R> {
       await this.#options.stateMachine.settle?.();
       await snapshots.service.install(rd.snapshot);
       snapshots.service.holdBase(rd.snapshot.index);
+      // The log after the installed snapshot starts empty: nothing applied here is above it.
+      this.#logBytesSinceSnapshot = 0;
 
       this.#appliedIndex = Math.max(this.#appliedIndex, rd.snapshot.index);
     }
