@@ -415,6 +415,11 @@ async function main(): Promise<void> {
     const fillSnapshots = await snapshotCounts(cluster);
     console.error(`window on the full cluster (load ${load()})`);
     const fullWindow = await measureWindow(cluster);
+    const firstWindowSnapshots = await snapshotCounts(cluster);
+    // Once more at once: whether the first full window met the end of the fill's last captures.
+    console.error(`window on the full cluster, second (load ${load()})`);
+    const secondWindow = await measureWindow(cluster);
+    const secondWindowSnapshots = await snapshotCounts(cluster);
     const fullFootprints = nodeFootprints(cluster);
     const loadAfterFill = load();
     console.error("adding a node");
@@ -436,6 +441,7 @@ async function main(): Promise<void> {
     for (const [name, w] of [
       ["empty", emptyWindow],
       ["full", fullWindow],
+      ["full, second", secondWindow],
       ["full, after the add and the restart (4 nodes)", laterWindow],
     ] as const) {
       for (const op of ["put", "append"] as const) {
@@ -449,6 +455,8 @@ async function main(): Promise<void> {
     report.push(
       "",
       `full / empty: put ${fmt(drop("put"), 2)}, append ${fmt(drop("append"), 2)} (goal: >= 0.80 each); ` +
+        `second full / empty: put ${fmt(secondWindow.put.opsPerSecond / emptyWindow.put.opsPerSecond, 2)}, ` +
+        `append ${fmt(secondWindow.append.opsPerSecond / emptyWindow.append.opsPerSecond, 2)}; ` +
         `later / empty: put ${fmt(laterWindow.put.opsPerSecond / emptyWindow.put.opsPerSecond, 2)}, ` +
         `append ${fmt(laterWindow.append.opsPerSecond / emptyWindow.append.opsPerSecond, 2)}\n`,
       "| fill | items | seconds | items/s | first 10% items/s | last 10% items/s | last / first |",
@@ -487,7 +495,9 @@ async function main(): Promise<void> {
       "",
       `snapshots captured during the fill, per node (cairn_snapshots_taken_total, MiB written): ${fillSnapshots
         .map((c) => `${c.name} ${c.taken} (${mib(c.bytes)})`)
-        .join(", ")}`,
+        .join(", ")}; ` +
+        `after the first full window: ${firstWindowSnapshots.map((c) => `${c.name} ${c.taken}`).join(", ")}; ` +
+        `after the second: ${secondWindowSnapshots.map((c) => `${c.name} ${c.taken}`).join(", ")}`,
     );
     const leaderDir = cluster.supervisor.nodes.find((n) => n.id === status.self.id)?.dataDir ?? "";
     const snapshot = newestFile(join(leaderDir, "snapshots"));
