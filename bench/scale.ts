@@ -107,8 +107,11 @@ function newestFile(path: string): { path: string; bytes: number; mtimeMs: numbe
   }
   let newest: { path: string; bytes: number; mtimeMs: number } | undefined;
   for (const name of names) {
+    // A capture's file being written (`.tmp`) is no snapshot yet, and may be gone before the stat.
+    if (name.includes(".tmp")) continue;
     const full = join(path, name);
-    const stat = statSync(full);
+    const stat = statSync(full, { throwIfNoEntry: false });
+    if (stat === undefined) continue;
     const found = stat.isDirectory()
       ? newestFile(full)
       : { path: full, bytes: stat.size, mtimeMs: stat.mtimeMs };
