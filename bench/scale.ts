@@ -6,6 +6,7 @@
 // - put and append throughput in a fixed measuring window on the empty cluster and again on the
 //   full one (closed-loop HTTP clients, bench/load.ts), and the fill rates at its start and end;
 // - each node's RSS, and the sizes of its data directory's parts (WAL, snapshots, lmdb state);
+// - the snapshots each node captured during the fill and the bytes they wrote (its /metrics);
 // - the time to bring a NEW node up to date (the supervisor's `cluster add` of a 4th node, which
 //   joins as a learner and gets a snapshot streamed, until its applied index reaches the leader's
 //   commit index at the time of the add), and the snapshot's size;
@@ -106,8 +107,11 @@ function newestFile(path: string): { path: string; bytes: number; mtimeMs: numbe
   }
   let newest: { path: string; bytes: number; mtimeMs: number } | undefined;
   for (const name of names) {
+    // A capture's file being written (`.tmp`) is no snapshot yet, and may be gone before the stat.
+    if (name.includes(".tmp")) continue;
     const full = join(path, name);
-    const stat = statSync(full);
+    const stat = statSync(full, { throwIfNoEntry: false });
+    if (stat === undefined) continue;
     const found = stat.isDirectory()
       ? newestFile(full)
       : { path: full, bytes: stat.size, mtimeMs: stat.mtimeMs };
@@ -309,6 +313,30 @@ function nodeFootprints(
   }));
 }
 
+/** A counter's value in a node's /metrics text (0 when absent). */
+function counterIn(metrics: string, name: string): number {
+  const line = metrics.split("\n").find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
+}
+
+/** Snapshots each node captured from its own state so far, and the bytes they wrote (from /metrics). */
+async function snapshotCounts(
+  cluster: BenchCluster,
+): Promise<{ name: string; taken: number; bytes: number }[]> {
+  return Promise.all(
+    cluster.supervisor.nodes.map(async (n) => {
+      const text = await (
+        await fetch(`${n.httpUrl}/metrics`, { signal: AbortSignal.timeout(10_000) })
+      ).text();
+      return {
+        name: n.name,
+        taken: counterIn(text, "cairn_snapshots_taken_total"),
+        bytes: counterIn(text, "cairn_snapshot_bytes_written_total"),
+      };
+    }),
+  );
+}
+
 /** Adds a 4th node and times it until its applied index reaches the leader's commit index at the add. */
 async function timeNewNode(
   cluster: BenchCluster,
@@ -387,8 +415,14 @@ async function main(): Promise<void> {
     const keyFill = await fillKeys(redisAddress);
     console.error(`filling ${messages} messages (load ${load()})`);
     const messageFill = await fillMessages(leaderUrl);
+    const fillSnapshots = await snapshotCounts(cluster);
     console.error(`window on the full cluster (load ${load()})`);
     const fullWindow = await measureWindow(cluster);
+    const firstWindowSnapshots = await snapshotCounts(cluster);
+    // Once more at once: whether the first full window met the end of the fill's last captures.
+    console.error(`window on the full cluster, second (load ${load()})`);
+    const secondWindow = await measureWindow(cluster);
+    const secondWindowSnapshots = await snapshotCounts(cluster);
     const fullFootprints = nodeFootprints(cluster);
     const loadAfterFill = load();
     console.error("adding a node");
@@ -410,6 +444,7 @@ async function main(): Promise<void> {
     for (const [name, w] of [
       ["empty", emptyWindow],
       ["full", fullWindow],
+      ["full, second", secondWindow],
       ["full, after the add and the restart (4 nodes)", laterWindow],
     ] as const) {
       for (const op of ["put", "append"] as const) {
@@ -423,6 +458,8 @@ async function main(): Promise<void> {
     report.push(
       "",
       `full / empty: put ${fmt(drop("put"), 2)}, append ${fmt(drop("append"), 2)} (goal: >= 0.80 each); ` +
+        `second full / empty: put ${fmt(secondWindow.put.opsPerSecond / emptyWindow.put.opsPerSecond, 2)}, ` +
+        `append ${fmt(secondWindow.append.opsPerSecond / emptyWindow.append.opsPerSecond, 2)}; ` +
         `later / empty: put ${fmt(laterWindow.put.opsPerSecond / emptyWindow.put.opsPerSecond, 2)}, ` +
         `append ${fmt(laterWindow.append.opsPerSecond / emptyWindow.append.opsPerSecond, 2)}\n`,
       "| fill | items | seconds | items/s | first 10% items/s | last 10% items/s | last / first |",
@@ -457,6 +494,14 @@ async function main(): Promise<void> {
         );
       }
     }
+    report.push(
+      "",
+      `snapshots captured during the fill, per node (cairn_snapshots_taken_total, MiB written): ${fillSnapshots
+        .map((c) => `${c.name} ${c.taken} (${mib(c.bytes)})`)
+        .join(", ")}; ` +
+        `after the first full window: ${firstWindowSnapshots.map((c) => `${c.name} ${c.taken}`).join(", ")}; ` +
+        `after the second: ${secondWindowSnapshots.map((c) => `${c.name} ${c.taken}`).join(", ")}`,
+    );
     const leaderDir = cluster.supervisor.nodes.find((n) => n.id === status.self.id)?.dataDir ?? "";
     const snapshot = newestFile(join(leaderDir, "snapshots"));
     report.push(

@@ -60,6 +60,9 @@ export interface NodeConfig {
   readonly segmentBytesMax: number;
   readonly snapshotEntries: number;
   readonly snapshotBytes: number;
+  readonly snapshotStateSharePercent: number;
+  readonly snapshotLogBytesMax: number;
+  readonly snapshotLogEntriesMax: number;
   /** Every replica hashes its state at each applied index that is a multiple of this (the state check). */
   readonly stateCheckEntries: number;
   /** Connections open at once on each client port (HTTP, Redis, text, gRPC). */
@@ -295,6 +298,34 @@ export const nodeSettings: readonly Setting[] = [
     min: 64 * 1024,
     max: 16 * 1024 * 1024 * 1024,
     description: "bytes of applied entry data between snapshots (whichever of the two comes first)",
+  },
+  {
+    key: "snapshotStateSharePercent",
+    flag: "snapshot-state-share-percent",
+    kind: "int",
+    default: defaultNodeSettings.snapshotStateSharePercent,
+    min: 0,
+    max: 10_000,
+    description:
+      "past snapshot-entries or snapshot-bytes, no snapshot before the log since the last holds this percentage of its size (0: off)",
+  },
+  {
+    key: "snapshotLogBytesMax",
+    flag: "snapshot-log-bytes-max",
+    kind: "int",
+    default: defaultNodeSettings.snapshotLogBytesMax,
+    min: 64 * 1024,
+    max: 16 * 1024 * 1024 * 1024,
+    description: "a snapshot anyway once the log since the last holds this many bytes of entry data",
+  },
+  {
+    key: "snapshotLogEntriesMax",
+    flag: "snapshot-log-entries-max",
+    kind: "int",
+    default: defaultNodeSettings.snapshotLogEntriesMax,
+    min: 100,
+    max: 100_000_000,
+    description: "a snapshot anyway once this many entries were applied since the last",
   },
   {
     key: "connectionsMax",

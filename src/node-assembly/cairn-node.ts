@@ -84,9 +84,18 @@ export interface CairnNodeSettings {
   /** Appends in flight per follower before the leader waits for acknowledgements. */
   readonly inflightAppendsMax: number;
   readonly appendBytesMax: number;
-  /** Take a snapshot after this many applied entries (or `snapshotBytes` of entry data). */
+  /**
+   * The snapshot interval's floor: no snapshot before this many applied entries (or
+   * `snapshotBytes` of entry data) since the last (snapshot-due.ts).
+   */
   readonly snapshotEntries: number;
   readonly snapshotBytes: number;
+  /** Past the floor, no snapshot before the log since the last holds this percentage of its size. */
+  readonly snapshotStateSharePercent: number;
+  /** The ceiling: a snapshot anyway once the log since the last holds this many bytes of data ... */
+  readonly snapshotLogBytesMax: number;
+  /** ... or this many entries. */
+  readonly snapshotLogEntriesMax: number;
   readonly segmentBytesMax: number;
   /**
    * The WAL records how far it is durable every this many bytes (wal-durable-end.ts), so a cut of
@@ -130,6 +139,9 @@ export const defaultNodeSettings: CairnNodeSettings = {
   appendBytesMax: 1024 * 1024,
   snapshotEntries: 100_000,
   snapshotBytes: 64 * 1024 * 1024,
+  snapshotStateSharePercent: 50,
+  snapshotLogBytesMax: 256 * 1024 * 1024,
+  snapshotLogEntriesMax: 1_000_000,
   segmentBytesMax: 64 * 1024 * 1024,
   walDurableEndEveryBytes: 64 * 1024,
   // The services' own limits: a node changes them only when told to.
@@ -470,8 +482,13 @@ export class CairnNode {
       ...(hooks.crash === undefined ? {} : { crash: hooks.crash }),
       snapshots: {
         service: snapshots,
-        entriesBetween: settings.snapshotEntries,
-        bytesBetween: settings.snapshotBytes,
+        interval: {
+          entriesBetween: settings.snapshotEntries,
+          bytesBetween: settings.snapshotBytes,
+          stateSharePercent: settings.snapshotStateSharePercent,
+          logBytesMax: settings.snapshotLogBytesMax,
+          logEntriesMax: settings.snapshotLogEntriesMax,
+        },
         send: (message, chunks) => host.sendSnapshot(message, chunks),
       },
     });

@@ -20,8 +20,13 @@ export class GroupSnapshots {
   readonly #files: SnapshotStore;
   readonly #state: StateStore;
   readonly #group: GroupId;
-  /** The pin on the snapshot the group's log is compacted to (see {@link holdBase}). */
-  #base: { index: number; release: () => void } | undefined;
+  /**
+   * The pin on the snapshot the group's log is compacted to (see {@link holdBase}), and its size
+   * in bytes when known (see {@link baseBytes}).
+   */
+  #base: { index: number; release: () => void; bytes: number | undefined } | undefined;
+  /** The state bytes of the snapshots this service stored since it started, by index. */
+  readonly #sizes = new Map<number, number>();
   /** Pins on received snapshots the core may still install, by index (see {@link receive}). */
   readonly #received = new Map<number, () => void>();
 
@@ -92,7 +97,8 @@ export class GroupSnapshots {
     if (this.#base !== undefined && index <= this.#base.index) return;
     const release = this.#files.pin(this.#group, index);
     this.#base?.release();
-    this.#base = { index, release };
+    this.#base = { index, release, bytes: this.#sizes.get(index) };
+    for (const stored of this.#sizes.keys()) if (stored < index) this.#sizes.delete(stored);
     for (const [received, releaseReceived] of this.#received) {
       if (received > index) continue;
       releaseReceived();
@@ -100,18 +106,46 @@ export class GroupSnapshots {
     }
   }
 
+  /**
+   * The size of the snapshot the log is compacted to: the state bytes this service wrote to it, or
+   * its file's size for one found at start ({@link measureBase}); undefined without a base.
+   */
+  baseBytes(): number | undefined {
+    return this.#base?.bytes;
+  }
+
+  /** The state bytes of the snapshot at `index` if this service stored it since it started. */
+  storedBytes(index: number): number | undefined {
+    return this.#sizes.get(index);
+  }
+
+  /** Reads the size of a base found at start (held before this service stored it) from its file. */
+  async measureBase(): Promise<void> {
+    const base = this.#base;
+    if (base === undefined || base.bytes !== undefined) return;
+    const { bytes } = await this.#files.file(this.#group, base.index);
+    // Read again after the await: only the same base takes the size.
+    if (this.#base === base) base.bytes = bytes;
+  }
+
   /** Writes a snapshot's chunks to a durable file, pinned from before its commit until the release. */
   async #storePinned(meta: SnapshotMeta, chunks: AsyncIterable<Uint8Array>): Promise<() => void> {
     const release = this.#files.pin(this.#group, meta.index);
     try {
       const writer = await this.#files.create(this.#group, meta);
+      let bytes = 0;
       try {
-        for await (const chunk of chunks) await writer.write(chunk);
+        for await (const chunk of chunks) {
+          await writer.write(chunk);
+          bytes += chunk.length;
+        }
       } catch (error) {
         await writer.abort();
         throw error;
       }
       await writer.commit();
+      this.#sizes.set(meta.index, bytes);
+      if (this.#base?.index === meta.index) this.#base.bytes = bytes;
     } catch (error) {
       release();
       throw error;

@@ -42,6 +42,10 @@ export class GroupMetrics {
   reads = 0;
   readsFailed = 0;
   entriesApplied = 0;
+  /** Snapshots this node captured from its own state (received ones not counted). */
+  snapshotsTaken = 0;
+  /** State bytes those captures wrote to snapshot files. */
+  snapshotBytesWritten = 0;
   /** Times the known leader changed (one known after none, none after one, or another one). */
   leaderChanges = 0;
   /**

@@ -25,6 +25,7 @@ import { NodeError, type VoterCount } from "./node-error.js";
 import type { GroupStorage, MessageSender, StateMachine } from "./ports.js";
 import { ProposalTracker } from "./proposal-tracker.js";
 import { ReadBarrier } from "./read-barrier.js";
+import { type SnapshotInterval, snapshotDue } from "./snapshot-due.js";
 import { decodeSnapshotStream, encodeSnapshotStream } from "./snapshot-stream.js";
 
 /** Settings and collaborators of a group runtime. */
@@ -65,10 +66,8 @@ export interface RaftGroupOptions<R> {
   /** Snapshots: without them the log is never compacted and no snapshot is sent or installed. */
   readonly snapshots?: {
     readonly service: GroupSnapshots;
-    /** Take a snapshot (and compact the log) once this many entries were applied since the last. */
-    readonly entriesBetween: number;
-    /** ... or once the entries applied since the last hold this many bytes of data. */
-    readonly bytesBetween?: number;
+    /** When to take a snapshot (and compact the log): a floor, a share of the state, a ceiling. */
+    readonly interval: SnapshotInterval;
     /**
      * Streams a stored snapshot to the peer the message names: `stream` yields the bytes for the
      * peer's {@link RaftGroup.receiveSnapshot}, in any pieces the transport likes.
@@ -199,7 +198,12 @@ export class RaftGroup<R> {
           },
     );
     const group = new RaftGroup(options, raw, Math.max(applied, snapshotIndex));
-    if (snapshotIndex > 0) options.snapshots?.service.holdBase(snapshotIndex);
+    if (snapshotIndex > 0) {
+      options.snapshots?.service.holdBase(snapshotIndex);
+      // Its size sets the next interval. Unreadable here (damaged or gone: recovery's business),
+      // the size stays unknown and the interval falls back to its floor.
+      await options.snapshots?.service.measureBase().catch(() => undefined);
+    }
     // Entries after the applied index are counted when they are applied again, not here too.
     group.#logBytesSinceSnapshot = sumDataBytes(persisted?.entries ?? [], snapshotIndex, applied);
     group.#scheduleTick();
@@ -779,16 +783,20 @@ export class RaftGroup<R> {
   }
 
   /**
-   * Once enough entries were applied since the last snapshot, captures the state machine into a
+   * Once a snapshot is due (snapshot-due.ts: past the floor and a share of the last snapshot's
+   * size, or at the ceiling on the log kept), captures the state machine into a
    * snapshot file, compacts the core's log view to it, then compacts the stored log. Runs beside
    * the ready loop; at most one capture at a time.
    */
   #maybeSnapshot(): void {
     const snapshots = this.#options.snapshots;
     if (snapshots === undefined || this.#capturing !== undefined) return;
-    const entriesDue = this.#appliedIndex - this.#raw.snapshotIndex() >= snapshots.entriesBetween;
-    const bytesDue = this.#logBytesSinceSnapshot >= (snapshots.bytesBetween ?? Number.POSITIVE_INFINITY);
-    if (!entriesDue && !bytesDue) return;
+    const due = snapshotDue(snapshots.interval, {
+      entries: this.#appliedIndex - this.#raw.snapshotIndex(),
+      bytes: this.#logBytesSinceSnapshot,
+      snapshotBytes: snapshots.service.baseBytes(),
+    });
+    if (!due) return;
     this.#capture(snapshots.service).catch(() => undefined);
   }
 
@@ -802,7 +810,10 @@ export class RaftGroup<R> {
         return result.ok ? result.snapshot : undefined;
       })
       .then(async (meta) => {
-        if (meta !== undefined) await this.#options.storage.compact(meta);
+        if (meta === undefined) return meta;
+        this.metrics.snapshotsTaken++;
+        this.metrics.snapshotBytesWritten += service.storedBytes(meta.index) ?? 0;
+        await this.#options.storage.compact(meta);
         return meta;
       });
     this.#capturing = capture;
@@ -858,6 +869,8 @@ export class RaftGroup<R> {
       await this.#options.stateMachine.settle?.();
       await snapshots.service.install(rd.snapshot);
       snapshots.service.holdBase(rd.snapshot.index);
+      // The log after the installed snapshot starts empty: nothing applied here is above it.
+      this.#logBytesSinceSnapshot = 0;
 
       this.#appliedIndex = Math.max(this.#appliedIndex, rd.snapshot.index);
     }

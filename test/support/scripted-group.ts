@@ -212,7 +212,7 @@ export async function openScripted(options: ScriptedOptions = {}): Promise<Scrip
       : {
           snapshots: {
             service: options.snapshots,
-            entriesBetween: 1_000_000,
+            interval: { entriesBetween: 1_000_000 },
             send: async (message: SnapshotMessage) => {
               snapshotsSent.push(message);
             },

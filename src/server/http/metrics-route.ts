@@ -165,6 +165,16 @@ export class NodeMetrics {
     counter("cairn_reads_total", "Linearizable read barriers requested.", (m) => m.reads);
     counter("cairn_reads_failed_total", "Read barriers that failed.", (m) => m.readsFailed);
     counter("cairn_entries_applied_total", "Entries applied to the state machine.", (m) => m.entriesApplied);
+    counter(
+      "cairn_snapshots_taken_total",
+      "Snapshots this node captured from its own state (each writes the whole state to a file).",
+      (m) => m.snapshotsTaken,
+    );
+    counter(
+      "cairn_snapshot_bytes_written_total",
+      "State bytes this node's own snapshot captures wrote.",
+      (m) => m.snapshotBytesWritten,
+    );
     new Counter({
       name: "cairn_proposal_outcomes_total",
       help: 'Proposals made on this node by how they ended: "applied" or the error code.',
