@@ -5,7 +5,12 @@
 // certificate it signed (or, `optional`, may): a verified certificate names its holder by its
 // subject CN, which authentication maps to a role (docs/security.md).
 import { readFileSync } from "node:fs";
-import { type PeerCertificate, type SecureContextOptions, TLSSocket, type Server as TlsServer } from "node:tls";
+import {
+  type PeerCertificate,
+  type SecureContextOptions,
+  TLSSocket,
+  type Server as TlsServer,
+} from "node:tls";
 
 /** Whether clients must present a certificate the client CA signed, or may. */
 export type ClientCertMode = "required" | "optional";

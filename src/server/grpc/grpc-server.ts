@@ -25,7 +25,7 @@ import {
   type StreamService,
 } from "../../service/index.js";
 import type { Logger } from "../../util/index.js";
-import type { ClientTls } from "../client-tls.js";
+import { type ClientTls, certificateName } from "../client-tls.js";
 import type { ConnectionLimits } from "../connection-gate.js";
 import { listenTcp } from "../tcp-listener.js";
 import { stderrLogger, UnexpectedFailures } from "../unexpected-failure.js";
@@ -115,12 +115,14 @@ function requestIdOf(metadata: Metadata): string | undefined {
 
 /**
  * The principal of a call: the token in its `authorization` metadata (`Bearer <token>` or the
- * token alone), or else in the request's `auth_token` field (the seed's CatchUp carries one).
+ * token alone), or else in the request's `auth_token` field (the seed's CatchUp carries one), or
+ * else the name of its connection's verified client certificate (`certificate`).
  */
 async function principalOf(
   guard: AuthGuard | undefined,
   metadata: Metadata,
   request: unknown,
+  certificate: string | undefined,
 ): Promise<Principal> {
   if (guard === undefined) return anonymous;
   const values = metadata.get("authorization");
@@ -135,7 +137,10 @@ async function principalOf(
       : undefined;
   const token = header !== undefined && header !== "" ? header : typeof field === "string" ? field : "";
   // The seed's workers send auth_token "auth-token" whatever the server wants: only a token counts.
-  return guard.principalFor(token === "" || (token === field && !guard.enabled()) ? undefined : token);
+  return guard.principalFor(
+    token === "" || (token === field && !guard.enabled()) ? undefined : token,
+    guard.certificatePrincipal(certificate),
+  );
 }
 
 /** One unary method: decodes, authenticates, runs the handler, and ends the call with its answer or status. */
@@ -152,7 +157,14 @@ function unary(
       callback({ code: status.INVALID_ARGUMENT, details: `malformed request: ${decoded.error}`, metadata });
       return;
     }
-    principalOf(guard, call.metadata, decoded.value)
+    // grpc-js serves the TLS socket we hand it: its auth context holds the peer certificate, only
+    // when the handshake verified it against the client CA.
+    principalOf(
+      guard,
+      call.metadata,
+      decoded.value,
+      certificateName(call.getAuthContext().sslPeerCertificate),
+    )
       .then((principal) => {
         // The peer is `host:port` (`[v6]:port`): the bucket is the host's.
         limiter?.admit(principal, call.getPeer().replace(/:\d+$/, ""));

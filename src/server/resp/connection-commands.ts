@@ -89,7 +89,8 @@ export async function hello({ args, client, server }: CommandCall): Promise<Repl
       return r.error(`ERR Syntax error in HELLO option '${text(args[i])}'`);
     }
   }
-  if (client.principal.kind === "anonymous" && server.guard?.enabled() === true) return r.error(helloNoAuth);
+  if (server.guard?.enabled() === true && !server.guard.identifies(client.principal))
+    return r.error(helloNoAuth);
   client.version = version;
   if (name !== undefined) client.name = name;
   return r.map([

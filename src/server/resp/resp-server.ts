@@ -12,9 +12,10 @@ import {
   type RateLimiter,
   runAs,
   type StreamService,
+  unauthenticated,
 } from "../../service/index.js";
 import type { Logger } from "../../util/index.js";
-import type { ClientTls } from "../client-tls.js";
+import { type ClientTls, peerCertificateName } from "../client-tls.js";
 import type { ConnectionLimits } from "../connection-gate.js";
 import { listenTcp } from "../tcp-listener.js";
 import { stderrLogger, UnexpectedFailures } from "../unexpected-failure.js";
@@ -123,7 +124,8 @@ export async function startRespServer(
       closing: false,
       closed: gone.signal,
       blocked: false,
-      principal: anonymous,
+      // A verified client certificate names the connection's principal until AUTH gives a token.
+      principal: options.guard?.certificatePrincipal(peerCertificateName(socket)) ?? anonymous,
     };
     clients.set(client.id, client);
     const parser = new RespParser(limits);
@@ -304,9 +306,16 @@ async function answer(
   }
 }
 
-/** Whether authentication is on and the connection has not authenticated. */
+/**
+ * Whether authentication is on and the connection has not authenticated (no token, and no client
+ * certificate whose name is bound to a role).
+ */
 function mustAuthenticate(client: ClientState, server: ServerContext): boolean {
-  return client.principal.kind === "anonymous" && server.guard?.enabled() === true;
+  return (
+    client.principal.kind !== "token" &&
+    server.guard?.enabled() === true &&
+    !server.guard.identifies(client.principal)
+  );
 }
 
 /** The head of the queue as a run of its own. */
@@ -315,14 +324,20 @@ function takeOne(queue: (readonly Buffer[])[]): ReturnType<typeof takeRun> {
   return command === undefined ? undefined : { kind: "single", command };
 }
 
-/** Redis's reply to a command from a connection that has not authenticated. */
-const noAuth = r.error("NOAUTH Authentication required.");
+/**
+ * Redis's reply to a command from a connection that has not authenticated; a client certificate's
+ * holder also hears that its name is not bound.
+ */
+function noAuth(client: ClientState): Reply {
+  const certificate = client.principal.kind === "certificate" ? client.principal.name : undefined;
+  return r.error(respErrorOf.ERR_UNAUTHENTICATED(unauthenticated(undefined, certificate)));
+}
 
 /** Runs a command from the wire: inside MULTI it is queued, EXEC runs the queue. */
 async function run(args: readonly Buffer[], client: ClientState, server: ServerContext): Promise<Reply> {
   // As Redis: before anything else, even queueing in MULTI, only no_auth commands run unauthenticated.
   if (mustAuthenticate(client, server) && lookupCommand(args[0])?.flags.includes("no_auth") !== true) {
-    return noAuth;
+    return noAuth(client);
   }
   const name = text(args[0]).toLowerCase();
   if (client.multi !== undefined && !["exec", "discard", "multi", "watch", "quit", "reset"].includes(name)) {

@@ -13,7 +13,7 @@ import {
   runAs,
 } from "../../service/index.js";
 import { assertNever, type Logger } from "../../util/index.js";
-import type { ClientTls } from "../client-tls.js";
+import { type ClientTls, peerCertificateName } from "../client-tls.js";
 import { type ConnectionLimits, refusalText } from "../connection-gate.js";
 import { listenTcp } from "../tcp-listener.js";
 import { stderrLogger, UnexpectedFailures } from "../unexpected-failure.js";
@@ -143,15 +143,26 @@ class TextSession {
   readonly #prompt: Uint8Array;
   readonly #banner: Uint8Array;
   #version: TextProtoVersion = 1;
-  /** Who the connection acts for: anonymous until an `AUTH <token>` line succeeds. */
-  #principal: Principal = anonymous;
+  /**
+   * Who the connection acts for: its verified client certificate's name, or anonymous, until an
+   * `AUTH <token>` line succeeds.
+   */
+  #principal: Principal;
 
   readonly #limiter: RateLimiter | undefined;
   readonly #address: string;
 
-  constructor(kv: KvService, flavor: TextFlavor, address: string, guard?: AuthGuard, limiter?: RateLimiter) {
+  constructor(
+    kv: KvService,
+    flavor: TextFlavor,
+    address: string,
+    certificate: string | undefined,
+    guard?: AuthGuard,
+    limiter?: RateLimiter,
+  ) {
     this.#kv = kv;
     this.#guard = guard;
+    this.#principal = guard?.certificatePrincipal(certificate) ?? anonymous;
     this.#limiter = limiter;
     this.#address = address;
     this.#banner = flavors[flavor].banner;
@@ -187,7 +198,8 @@ class TextSession {
       case "auth":
         try {
           // Without authentication wired or turned on, AUTH with a bad token changes nothing and succeeds.
-          if (this.#guard !== undefined) this.#principal = await this.#guard.principalFor(command.token);
+          if (this.#guard !== undefined)
+            this.#principal = await this.#guard.principalFor(command.token, this.#principal);
           return this.#line("OK");
         } catch (error) {
           return this.#failure(error);
@@ -242,6 +254,7 @@ function serveSocket(
     options.kv,
     options.flavor,
     socket.remoteAddress ?? "?",
+    peerCertificateName(socket),
     options.guard,
     options.limiter,
   );

@@ -34,9 +34,12 @@ export interface AuthGuardOptions {
 /** Tokens whose secret was checked, remembered at most; a full table is cleared. */
 const checkedTokensMax = 10_000;
 
-/** The refusal of a request without a valid token. */
-export function unauthenticated(message = "authentication required: present a token"): CairnError {
-  return new CairnError("ERR_UNAUTHENTICATED", message);
+/** The refusal of a request without a valid token (or with an unbound `certificate` name). */
+export function unauthenticated(
+  message = "authentication required: present a token",
+  certificate?: string,
+): CairnError {
+  return new CairnError("ERR_UNAUTHENTICATED", message, certificate !== undefined ? { certificate } : {});
 }
 
 /** Checks principals against needs, and tokens against their stored hashes. */
@@ -112,6 +115,22 @@ export class AuthGuard {
   }
 
   /**
+   * Whether `principal` names someone authentication accepts now: not anonymous, and not a
+   * certificate name bound to no role (a token's liveness is checked where it is used).
+   */
+  identifies(principal: Principal): boolean {
+    switch (principal.kind) {
+      case "anonymous":
+        return false;
+      case "certificate":
+        return getCertBinding(this.#o.state, principal.name) !== undefined;
+      case "token":
+      case "system":
+        return true;
+    }
+  }
+
+  /**
    * Throws unless `principal` (the current one by default) may do everything `needs` lists:
    * ERR_UNAUTHENTICATED without a live token or a bound certificate name, ERR_FORBIDDEN naming the
    * first permission missing.
@@ -157,6 +176,7 @@ export class AuthGuard {
         if (binding === undefined) {
           throw this.#unauthenticated(
             `certificate name ${principal.name} is not bound to a role: bind it (cairn auth cert bind) or present a token`,
+            principal.name,
           );
         }
         return { role: binding.role, label: `certificate ${binding.name}`, id: `cert:${binding.name}` };
@@ -173,8 +193,8 @@ export class AuthGuard {
     return token;
   }
 
-  #unauthenticated(message?: string): CairnError {
+  #unauthenticated(message?: string, certificate?: string): CairnError {
     if (this.enabled()) this.failures.unauthenticated++;
-    return unauthenticated(message);
+    return unauthenticated(message, certificate);
   }
 }

@@ -2,13 +2,7 @@
 // one is locked out) and off, roles and their grants, tokens (created with a secret shown once,
 // listed without secrets, revoked), and client certificate names bound to roles. Changes go through the log like any state; every operation
 // here needs admin on the cluster, except turning authentication on while it is off.
-import type {
-  AuthTokenCreated,
-  AuthTokenInfo,
-  CertBindingInfo,
-  RoleInfo,
-  WhoAmI,
-} from "../../api/index.js";
+import type { AuthTokenCreated, AuthTokenInfo, CertBindingInfo, RoleInfo, WhoAmI } from "../../api/index.js";
 import { CairnError, refusalError } from "../errors.js";
 import { proposeCommand } from "../propose.js";
 import type { ReplicationPort } from "../replication.js";
@@ -229,7 +223,10 @@ export class AuthService {
     const principal = currentPrincipal();
     const [who, roleName] =
       principal.kind === "token"
-        ? [{ tokenId: principal.tokenId }, this.#log.readStale((s) => getToken(s, principal.tokenId)).value?.role]
+        ? [
+            { tokenId: principal.tokenId },
+            this.#log.readStale((s) => getToken(s, principal.tokenId)).value?.role,
+          ]
         : principal.kind === "certificate"
           ? [
               { certificate: principal.name },
