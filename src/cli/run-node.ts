@@ -417,7 +417,9 @@ async function startClientServers(
       ? new ClientTls({
           cert: config.clientTlsCert,
           key: config.clientTlsKey,
-          ...(config.clientTlsCa !== undefined ? { ca: config.clientTlsCa } : {}),
+          ...(config.clientTlsCa !== undefined
+            ? { ca: config.clientTlsCa, clientCerts: config.clientTlsVerify }
+            : {}),
         })
       : undefined;
   const secure = tls !== undefined ? { tls } : {};

@@ -13,7 +13,9 @@ import {
 } from "node:tls";
 
 /** Whether clients must present a certificate the client CA signed, or may. */
-export type ClientCertMode = "required" | "optional";
+export const clientCertModes = ["required", "optional"] as const;
+/** One of {@link clientCertModes}. */
+export type ClientCertMode = (typeof clientCertModes)[number];
 
 /** Where a node's client TLS files are. */
 export interface ClientTlsFiles {
