@@ -170,7 +170,9 @@ export async function startNode(
     ...(recovering === undefined
       ? {}
       : { recovery: { reason: recovering, whole: () => clearRecovering(fs, config.dataDir) } }),
-    ...(repair === undefined ? {} : {
+    ...(repair === undefined
+      ? {}
+      : {
           onDamage: repair.onDamage,
           repairsInPlace: repair.repairsInPlace,
           stateCheckAlarms: repair.stateCheckAlarms,

@@ -734,8 +734,7 @@ export class RaftGroup<R> {
     await snapshots.service.receive(message.snapshot, decodeSnapshotStream(stream));
     this.receive(message);
     // The core's log now starts at the snapshot (the next Ready installs it), or it refused it.
-    if (this.#raw.snapshotIndex() !== message.snapshot.index)
-      snapshots.service.letGo(message.snapshot.index);
+    if (this.#raw.snapshotIndex() !== message.snapshot.index) snapshots.service.letGo(message.snapshot.index);
   }
 
   /**
