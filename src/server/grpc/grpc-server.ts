@@ -26,7 +26,7 @@ import {
 } from "../../service/index.js";
 import type { Logger } from "../../util/index.js";
 import { type ClientTls, certificateName } from "../client-tls.js";
-import type { ConnectionLimits } from "../connection-gate.js";
+import type { ConnectionLimits, ConnectionRefusals } from "../connection-gate.js";
 import { listenTcp } from "../tcp-listener.js";
 import { stderrLogger, UnexpectedFailures } from "../unexpected-failure.js";
 import { codeTrailer, grpcFailureOf, postMessageFailureOf } from "./grpc-status.js";
@@ -55,6 +55,8 @@ export interface GrpcServerOptions {
    * (HTTP/2 has the server speak first only after the client's preface, so it cannot be told why).
    */
   readonly connections?: Partial<ConnectionLimits>;
+  /** The node's counts of refused connections, this port's among them (for /metrics). */
+  readonly refusals?: ConnectionRefusals;
   /** Serve over TLS with the node's client certificate (docs/security.md); plain TCP without it. */
   readonly tls?: ClientTls;
   /** The node's rate limits, asked once per call; without it none. */
@@ -234,6 +236,7 @@ export async function startGrpcServer(
     listen,
     serve: (socket) => injector.injectConnection(socket),
     ...(options.connections !== undefined ? { limits: options.connections } : {}),
+    ...(options.refusals !== undefined ? { refusals: { protocol: "grpc", counts: options.refusals } } : {}),
     // grpc-js serves HTTP/2 in the clear on the connection it is handed: over TLS that is the
     // decrypted stream, with h2 agreed by ALPN as gRPC clients require.
     ...(options.tls !== undefined ? { tls: options.tls, alpnProtocols: ["h2"] } : {}),

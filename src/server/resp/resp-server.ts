@@ -16,7 +16,7 @@ import {
 } from "../../service/index.js";
 import type { Logger } from "../../util/index.js";
 import { type ClientTls, peerCertificateName } from "../client-tls.js";
-import type { ConnectionLimits } from "../connection-gate.js";
+import type { ConnectionLimits, ConnectionRefusals } from "../connection-gate.js";
 import { listenTcp } from "../tcp-listener.js";
 import { stderrLogger, UnexpectedFailures } from "../unexpected-failure.js";
 import {
@@ -49,6 +49,8 @@ export interface RespServerOptions {
    * `-ERR max number of clients reached` and closed.
    */
   readonly connections?: Partial<ConnectionLimits>;
+  /** The node's counts of refused connections, this port's among them (for /metrics). */
+  readonly refusals?: ConnectionRefusals;
   /** Serve over TLS with the node's client certificate (docs/security.md); plain TCP without it. */
   readonly tls?: ClientTls;
   /** The node's rate limits, asked once per command as it arrives; without it none. */
@@ -227,6 +229,7 @@ export async function startRespServer(
     listen,
     serve,
     ...(options.connections !== undefined ? { limits: options.connections } : {}),
+    ...(options.refusals !== undefined ? { refusals: { protocol: "redis", counts: options.refusals } } : {}),
     ...(options.tls !== undefined ? { tls: options.tls } : {}),
     // Redis's own text when maxclients is reached; the limit per address has no Redis twin.
     refusal: (refusal) =>

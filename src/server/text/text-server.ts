@@ -14,7 +14,7 @@ import {
 } from "../../service/index.js";
 import { assertNever, type Logger } from "../../util/index.js";
 import { type ClientTls, peerCertificateName } from "../client-tls.js";
-import { type ConnectionLimits, refusalText } from "../connection-gate.js";
+import { type ConnectionLimits, type ConnectionRefusals, refusalText } from "../connection-gate.js";
 import { listenTcp } from "../tcp-listener.js";
 import { stderrLogger, UnexpectedFailures } from "../unexpected-failure.js";
 import { type LineEvent, LineParser } from "./line-parser.js";
@@ -50,6 +50,8 @@ export interface TextServerOptions {
    * `ERROR: busy, too many connections ...` and closed.
    */
   readonly connections?: Partial<ConnectionLimits>;
+  /** The node's counts of refused connections, this port's among them (for /metrics). */
+  readonly refusals?: ConnectionRefusals;
   /** Serve over TLS with the node's client certificate (docs/security.md); plain TCP without it. */
   readonly tls?: ClientTls;
   /** The node's rate limits, asked once per line; without it none. */
@@ -332,6 +334,7 @@ export async function startTextServer(
     listen,
     serve: (socket) => serveSocket(socket, options, lineBytesMax, failures),
     ...(options.connections !== undefined ? { limits: options.connections } : {}),
+    ...(options.refusals !== undefined ? { refusals: { protocol: "text", counts: options.refusals } } : {}),
     ...(options.tls !== undefined ? { tls: options.tls } : {}),
     refusal: (refusal, limits) => `ERROR: busy, ${refusalText(refusal, limits)}
 `,
