@@ -111,6 +111,8 @@ export class AuthGuard {
    */
   certificatePrincipal(name: string | undefined): Principal {
     if (name === undefined || !certNamePattern.test(name)) return anonymous;
+    // From here the principal must travel with the request (a token's does through authenticate).
+    trackPrincipals();
     return { kind: "certificate", name };
   }
 
