@@ -137,6 +137,9 @@ export function gateBeforeHandshake(server: TlsServer, gate: ConnectionGate): vo
     socket.destroy();
   });
   // A failed handshake (a plain-text client, no or an unknown client certificate) only ends that
-  // connection; it is counted.
-  server.on("tlsClientError", () => gate.handshakeFailed());
+  // connection; it is counted. A connection that went away before its handshake (ECONNRESET: the
+  // client left, a TCP probe, or the gate above closed it, counted already) failed nothing.
+  server.on("tlsClientError", (error: Error & { code?: string }) => {
+    if (error.code !== "ECONNRESET") gate.handshakeFailed();
+  });
 }
