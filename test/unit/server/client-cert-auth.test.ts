@@ -20,16 +20,10 @@ import { buildHttpApp, ClientTls } from "../../../src/server/http/index.js";
 import { startRespServer } from "../../../src/server/resp/index.js";
 import { startTextServer } from "../../../src/server/text/index.js";
 import { AuthService } from "../../../src/service/auth/auth-service.js";
-import {
-  AuthGuard,
-  applyAuth,
-  hashSecret,
-  type Need,
-  newToken,
-  parseGrant,
-} from "../../../src/service/auth/index.js";
+import { AuthGuard, applyAuth, type Need, parseGrant } from "../../../src/service/auth/index.js";
 import { KvService, runAs, StreamService, system } from "../../../src/service/index.js";
 import { utf8 } from "../../../src/util/index.js";
+import { enableAuth } from "../../support/auth-state.js";
 import { MessageServiceClient } from "../../support/grpc-client.js";
 import { LocalReplication } from "../../support/local-replication.js";
 import { singleNodeStatus } from "../../support/resp-fixture.js";
@@ -113,16 +107,7 @@ describe("client-certificate authentication on every client port", () => {
       ca: join(dir, "ca.pem"),
       clientCerts: "optional",
     });
-    const admin = newToken();
-    adminToken = admin.text;
-    applyAuth(
-      log.state,
-      {
-        type: "enable",
-        token: { id: admin.id, role: "admin", ...(await hashSecret(admin.secret)), ttlMs: 0 },
-      },
-      0,
-    );
+    adminToken = await enableAuth(log.state);
     applyAuth(
       log.state,
       {

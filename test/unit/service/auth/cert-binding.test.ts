@@ -23,6 +23,7 @@ import {
 import { CairnError } from "../../../../src/service/errors.js";
 import { MemoryState } from "../../../../src/service/state.js";
 import { ByteReader } from "../../../../src/util/index.js";
+import { enableAuth } from "../../../support/auth-state.js";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 const writeApp = { permission: "write", resource: "key", key: bytes("app/1") } as const;
@@ -41,12 +42,7 @@ function outcome(run: () => unknown): string {
 /** State with authentication on and a role `app` that may write keys under app/. */
 async function enabledState(): Promise<MemoryState> {
   const state = new MemoryState();
-  const admin = newToken();
-  applyAuth(
-    state,
-    { type: "enable", token: { id: admin.id, role: "admin", ...(await hashSecret(admin.secret)), ttlMs: 0 } },
-    0,
-  );
+  await enableAuth(state);
   applyAuth(state, { type: "role-put", name: "app", grants: [parseGrant("write:key:app/")] }, 0);
   return state;
 }
