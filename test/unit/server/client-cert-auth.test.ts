@@ -3,18 +3,20 @@
 // optional), a client whose verified certificate's CN is bound to a role is served within that
 // role with no token, is refused outside it, an unbound name is refused as unauthenticated (the
 // refusal names the certificate), and a client without a certificate falls back to its token. A
-// token presented next to a certificate takes precedence. One node (a single-replica log whose
-// services check the node's guard); certificates from `cairn dev-certs`' own issuer.
+// token presented next to a certificate takes precedence; the name is a single subject CN. One
+// node (a single-replica log whose services check the node's guard); certificates from
+// `cairn dev-certs`' own issuer.
 import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { connect as connectTls, type TLSSocket } from "node:tls";
+import { connect as connectTls, type PeerCertificate, type TLSSocket } from "node:tls";
 import { credentials } from "@grpc/grpc-js";
 import { Redis } from "ioredis";
 import { Agent, request } from "undici";
 import { createDevCa, issueCertificate, type PemPair } from "../../../src/cli/dev-certs.js";
+import { certificateName } from "../../../src/server/client-tls.js";
 import { type GrpcServer, grpcStreamName, startGrpcServer } from "../../../src/server/grpc/index.js";
 import { buildHttpApp, ClientTls } from "../../../src/server/http/index.js";
 import { startRespServer } from "../../../src/server/resp/index.js";
@@ -309,5 +311,18 @@ describe("client-certificate authentication on every client port", () => {
       for (const c of clients) c.close();
       await server.close();
     }
+  });
+});
+
+describe("the name a client certificate gives", () => {
+  it("is its single subject CN; no certificate, no CN or several CNs name no one", () => {
+    const named = (subject: unknown) => certificateName({ subject } as unknown as PeerCertificate);
+    assert.equal(named({ CN: "app-1", O: "Cairn development" }), "app-1");
+    // Node reports a missing certificate as {}, several CNs as an array.
+    assert.equal(certificateName({} as PeerCertificate), undefined);
+    assert.equal(certificateName(undefined), undefined);
+    assert.equal(named({ O: "no CN" }), undefined);
+    assert.equal(named({ CN: "" }), undefined);
+    assert.equal(named({ CN: ["app-1", "admin"] }), undefined);
   });
 });
