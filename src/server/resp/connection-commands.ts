@@ -2,7 +2,7 @@
 // HELLO, AUTH, PING, ECHO, QUIT, RESET, SELECT, CLIENT, COMMAND, INFO, DBSIZE, TIME. Replies and
 // error texts follow Redis 7 (src/networking.c, src/server.c, src/acl.c).
 
-import { anonymous, isCairnError, type Principal } from "../../service/index.js";
+import { isCairnError, type Principal } from "../../service/index.js";
 import {
   type ClientState,
   type CommandCall,
@@ -132,8 +132,9 @@ export function reset({ client }: CommandCall): Reply {
   client.watchBroken = false;
   client.version = 2;
   client.name = "";
-  // As Redis: back to the default user, which must authenticate again when a password is set.
-  client.principal = anonymous;
+  // As Redis: back to the default user, which must authenticate again when a password is set; a
+  // client certificate's holder is back to its certificate's name.
+  client.principal = client.certified;
   return r.simple("RESET");
 }
 

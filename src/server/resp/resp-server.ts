@@ -109,6 +109,8 @@ export async function startRespServer(
 
   const serve = (socket: Socket): void => {
     const gone = new AbortController();
+    // A verified client certificate names the connection's principal until AUTH gives a token.
+    const certified = options.guard?.certificatePrincipal(peerCertificateName(socket)) ?? anonymous;
     const client: ClientState = {
       id: nextId++,
       addr: `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}`,
@@ -126,8 +128,8 @@ export async function startRespServer(
       closing: false,
       closed: gone.signal,
       blocked: false,
-      // A verified client certificate names the connection's principal until AUTH gives a token.
-      principal: options.guard?.certificatePrincipal(peerCertificateName(socket)) ?? anonymous,
+      principal: certified,
+      certified,
     };
     clients.set(client.id, client);
     const parser = new RespParser(limits);

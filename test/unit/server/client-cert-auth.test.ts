@@ -229,6 +229,11 @@ describe("client-certificate authentication on every client port", () => {
       // A token over a certificate: AUTH takes precedence for the rest of the connection.
       assert.equal(await asStranger.auth(adminToken), "OK");
       assert.equal(await asStranger.set("other-redis", "y"), "OK");
+      // RESET: back to a fresh connection, which for a certificate's holder is its certificate.
+      assert.equal(await asStranger.call("RESET"), "RESET");
+      await assert.rejects(asStranger.get("app/redis"), /NOAUTH .*Certificate name 'stranger'/);
+      assert.equal(await asApp.call("RESET"), "RESET");
+      assert.equal(await asApp.get("app/redis"), "v");
       assert.equal(
         await asApp.get("other-redis").catch((e: unknown) => String(e)),
         "ReplyError: NOPERM User cert:app-1 has no permissions to access the 'other-redis' key",
