@@ -615,10 +615,29 @@ export interface RoleInfo {
   readonly rate?: { readonly requestsPerSecond: number; readonly burst: number };
 }
 
-/** GET /v1/auth/whoami: whether authentication is on, and the caller's token and role. */
+/** PUT /v1/auth/certs/{name}: bind a client certificate's name (its subject CN) to a role. */
+export const CertBindBody = Type.Object(
+  { role: Type.String({ minLength: 1, maxLength: 64 }) },
+  { additionalProperties: false },
+);
+/** PUT /v1/auth/certs/{name}. */
+export type CertBindBody = Static<typeof CertBindBody>;
+
+/** A client certificate name and the role it is bound to. */
+export interface CertBindingInfo {
+  readonly name: string;
+  readonly role: string;
+}
+
+/**
+ * GET /v1/auth/whoami: whether authentication is on, and the caller's token or certificate name
+ * and its role.
+ */
 export interface WhoAmI {
   readonly enabled: boolean;
   readonly tokenId?: string;
+  /** The name (subject CN) of the verified client certificate the caller is authenticated by. */
+  readonly certificate?: string;
   readonly role?: string;
   readonly grants?: readonly string[];
 }

@@ -1,4 +1,4 @@
-// `cairn auth ...`: turn authentication on or off, manage roles and tokens over the HTTP API
+// `cairn auth ...`: turn authentication on or off, manage roles, tokens and certificate bindings over the HTTP API
 // (docs/security.md). The caller's token comes from --token or CAIRN_TOKEN.
 import type { Command } from "commander";
 import type { AuthTokenCreated } from "../api/index.js";
@@ -86,8 +86,28 @@ export function registerAuthCommands(program: Command, context: AuthCommandsCont
   withCommon(role.command("list").description("list roles and their grants")).action(
     async (options: Common) => context.print(await clientOf(options).request("GET", "/v1/auth/roles")),
   );
-  withCommon(role.command("delete <name>").description("remove a role no token holds")).action(
+  withCommon(role.command("delete <name>").description("remove a role no token or certificate holds")).action(
     async (name: string, options: Common) =>
       context.print(await clientOf(options).request("DELETE", `/v1/auth/roles/${encodeURIComponent(name)}`)),
+  );
+  const cert = auth
+    .command("cert")
+    .description("bind client certificate names (subject CN) to roles, for --client-tls-ca");
+  withCommon(cert.command("bind <name>").description("bind a certificate name to a role"))
+    .requiredOption("--role <name>", "the role its holder acts with")
+    .action(async (name: string, options: Common & { role: string }) =>
+      context.print(
+        await clientOf(options).request("PUT", `/v1/auth/certs/${encodeURIComponent(name)}`, {
+          role: options.role,
+        }),
+      ),
+    );
+  withCommon(
+    cert.command("unbind <name>").description("unbind a certificate name: it may do nothing"),
+  ).action(async (name: string, options: Common) =>
+    context.print(await clientOf(options).request("DELETE", `/v1/auth/certs/${encodeURIComponent(name)}`)),
+  );
+  withCommon(cert.command("list").description("list certificate names and their roles")).action(
+    async (options: Common) => context.print(await clientOf(options).request("GET", "/v1/auth/certs")),
   );
 }

@@ -112,7 +112,7 @@ export function nodeArgs(spec: NodeProcessSpec): string[] {
     "--peer-listen",
     spec.peerAddress,
     "--http-listen",
-    spec.httpUrl.replace("http://", ""),
+    spec.httpUrl.replace(/^https?:\/\//, ""),
     ...(spec.textAddress !== undefined ? ["--text-listen", spec.textAddress] : []),
     ...(spec.corsOrigins !== undefined ? ["--cors-origins", spec.corsOrigins] : []),
     ...(spec.redisAddress !== undefined && spec.redisAddress !== null

@@ -3,7 +3,7 @@
 // start; a bad one stops the node with a message that names the setting, before anything is opened.
 import { parse as parseToml } from "smol-toml";
 import { defaultNodeSettings } from "../node-assembly/index.js";
-import { defaultConnectionLimits } from "../server/http/index.js";
+import { type ClientCertMode, clientCertModes, defaultConnectionLimits } from "../server/http/index.js";
 import { type TextFlavor, textFlavors } from "../server/text/index.js";
 import { type LogLevel, logLevels } from "../util/index.js";
 import { type LogFormat, logFormats } from "./logging.js";
@@ -50,8 +50,10 @@ export interface NodeConfig {
   /** TLS on every client port: this certificate and key (PEM); plain text without them. */
   readonly clientTlsCert: string | undefined;
   readonly clientTlsKey: string | undefined;
-  /** Clients must present a certificate this CA signed. */
+  /** Clients must present a certificate this CA signed (or may: {@link clientTlsVerify}). */
   readonly clientTlsCa: string | undefined;
+  /** With a client CA: whether a client certificate is required or optional (then tokens serve too). */
+  readonly clientTlsVerify: ClientCertMode;
   readonly tickIntervalMs: number;
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
@@ -213,7 +215,17 @@ export const nodeSettings: readonly Setting[] = [
     key: "clientTlsCa",
     flag: "client-tls-ca",
     kind: "path",
-    description: "PEM CA: clients must present a certificate it signed",
+    description:
+      "PEM CA: clients must present a certificate it signed; its subject CN may be bound to a role",
+  },
+  {
+    key: "clientTlsVerify",
+    flag: "client-tls-verify",
+    kind: "choice",
+    choices: clientCertModes,
+    default: "required",
+    description:
+      "with --client-tls-ca: required (no certificate, no connection) or optional (clients without one use tokens)",
   },
   { key: "tlsCert", flag: "tls-cert", kind: "path", description: "PEM file of this node's certificate" },
   { key: "tlsKey", flag: "tls-key", kind: "path", description: "PEM file of this node's private key" },

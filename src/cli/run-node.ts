@@ -11,7 +11,7 @@ import { type NodeWireMessage, nodeWireCodec, systemEnv } from "../node/index.js
 import { CairnNode, mainGroup } from "../node-assembly/index.js";
 import { type NodeId, nodeId } from "../raft/index.js";
 import { startGrpcServer } from "../server/grpc/index.js";
-import { buildHttpApp, ClientTls } from "../server/http/index.js";
+import { buildHttpApp, ClientTls, ConnectionRefusals } from "../server/http/index.js";
 import { startRespServer } from "../server/resp/index.js";
 import { startTextServer } from "../server/text/index.js";
 import { type AuthService, type JoinAnswer, type Membership, runAs, system } from "../service/index.js";
@@ -422,10 +422,14 @@ async function startClientServers(
       ? new ClientTls({
           cert: config.clientTlsCert,
           key: config.clientTlsKey,
-          ...(config.clientTlsCa !== undefined ? { ca: config.clientTlsCa } : {}),
+          ...(config.clientTlsCa !== undefined
+            ? { ca: config.clientTlsCa, clientCerts: config.clientTlsVerify }
+            : {}),
         })
       : undefined;
   const secure = tls !== undefined ? { tls } : {};
+  // Every client port counts the connections it refused here, for /metrics.
+  const refusals = new ConnectionRefusals();
   const connections = {
     connectionsMax: config.connectionsMax,
     connectionsPerAddressMax: config.connectionsPerAddressMax,
@@ -447,6 +451,7 @@ async function startClientServers(
       },
       authFailures: node.guard.failures,
       rateLimits: node.limiter.counts,
+      connectionRefusals: refusals,
       streams: () => node.streams.localSummary(),
       processMetrics: true,
     },
@@ -454,6 +459,7 @@ async function startClientServers(
     auth: node.auth,
     readiness: () => node.readiness(),
     connections,
+    refusals,
     limiter: node.limiter,
     ...secure,
     ...(pinoLogger !== undefined ? { logger: pinoLogger } : {}),
@@ -463,7 +469,7 @@ async function startClientServers(
   );
   // What every TCP protocol server takes alike: authentication, the node's logger, the connection
   // bounds, the rate limiter and the client TLS.
-  const shared = { guard: node.guard, logger: log, connections, limiter: node.limiter, ...secure };
+  const shared = { guard: node.guard, logger: log, connections, refusals, limiter: node.limiter, ...secure };
   const text =
     config.textListen &&
     (await listening(

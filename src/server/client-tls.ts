@@ -2,16 +2,50 @@
 // context shared by every port of a node, and a reload that re-reads the files and hands the new
 // context to every listener, so a renewed certificate serves new connections without a restart
 // (open connections keep the one they started with). With a CA, clients must present a
-// certificate it signed.
+// certificate it signed (or, `optional`, may): a verified certificate names its holder by its
+// subject CN, which authentication maps to a role (docs/security.md).
 import { readFileSync } from "node:fs";
-import type { SecureContextOptions, Server as TlsServer } from "node:tls";
+import {
+  type PeerCertificate,
+  type SecureContextOptions,
+  TLSSocket,
+  type Server as TlsServer,
+} from "node:tls";
+
+/** Whether clients must present a certificate the client CA signed, or may. */
+export const clientCertModes = ["required", "optional"] as const;
+/** One of {@link clientCertModes}. */
+export type ClientCertMode = (typeof clientCertModes)[number];
 
 /** Where a node's client TLS files are. */
 export interface ClientTlsFiles {
   readonly cert: string;
   readonly key: string;
-  /** Clients must present a certificate signed by this CA; absent: no client certificates. */
+  /** Clients present certificates signed by this CA; absent: no client certificates. */
   readonly ca?: string;
+  /**
+   * With `ca`: `required` (the default) refuses a handshake without a signed certificate;
+   * `optional` serves clients without one too (they authenticate by token). A certificate that
+   * does not verify names no one either way.
+   */
+  readonly clientCerts?: ClientCertMode;
+}
+
+/**
+ * The name a client's certificate gives it: the subject CN of a certificate the TLS layer verified
+ * against the client CA; undefined without one, or with several CNs (fail closed: no guessing).
+ */
+export function certificateName(certificate: PeerCertificate | undefined): string | undefined {
+  // Node reports no certificate as {}, and several CNs as an array, whatever its types say.
+  const subject: unknown = certificate?.subject;
+  if (typeof subject !== "object" || subject === null || !("CN" in subject)) return undefined;
+  return typeof subject.CN === "string" && subject.CN !== "" ? subject.CN : undefined;
+}
+
+/** The name of the verified client certificate on `socket` (see {@link certificateName}). */
+export function peerCertificateName(socket: unknown): string | undefined {
+  if (!(socket instanceof TLSSocket) || !socket.authorized) return undefined;
+  return certificateName(socket.getPeerCertificate());
 }
 
 /** One node's client TLS: the files' current context and the listeners that serve it. */
@@ -36,14 +70,14 @@ export class ClientTls {
 
   /** Whether clients must present a certificate. */
   get requiresClientCert(): boolean {
-    return this.#files.ca !== undefined;
+    return this.#files.ca !== undefined && this.#files.clientCerts !== "optional";
   }
 
-  /** Options for a TLS server of this node (the context, and client certificates if required). */
+  /** Options for a TLS server of this node (the context, and client certificates if asked for). */
   serverOptions(): SecureContextOptions & { requestCert: boolean; rejectUnauthorized: boolean } {
     return {
       ...this.#context,
-      requestCert: this.requiresClientCert,
+      requestCert: this.#files.ca !== undefined,
       rejectUnauthorized: this.requiresClientCert,
     };
   }

@@ -25,17 +25,63 @@ export const defaultConnectionLimits: ConnectionLimits = {
 /** Why a connection was refused: the listener is full, or the client's address is. */
 export type ConnectionRefusal = "listener-full" | "address-full";
 
+/**
+ * Every reason a client port ends a connection before serving it: a limit, or a TLS handshake
+ * that failed (a plain-text client on a TLS port, no or an unknown client certificate).
+ */
+export const refusalReasons = ["listener-full", "address-full", "tls-handshake"] as const;
+/** One of {@link refusalReasons}. */
+export type RefusalReason = (typeof refusalReasons)[number];
+
+/** The client protocols, as /metrics labels them. */
+export type ClientProtocol = "http" | "redis" | "text" | "grpc";
+
+/**
+ * Connections refused on a node's client ports, by protocol and reason, for /metrics
+ * (`cairn_connections_refused_total`). Each port's gate counts into it.
+ */
+export class ConnectionRefusals {
+  readonly #counts = new Map<ClientProtocol, Record<RefusalReason, number>>();
+
+  /** The counts of `protocol`'s port, every reason starting at 0 (so each series exists from the start). */
+  of(protocol: ClientProtocol): Record<RefusalReason, number> {
+    let counts = this.#counts.get(protocol);
+    if (counts === undefined) {
+      counts = { "listener-full": 0, "address-full": 0, "tls-handshake": 0 };
+      this.#counts.set(protocol, counts);
+    }
+    return counts;
+  }
+
+  /** Every protocol served and its counts. */
+  entries(): IterableIterator<[ClientProtocol, Readonly<Record<RefusalReason, number>>]> {
+    return this.#counts.entries();
+  }
+}
+
 /** Counts open connections per listener and per address; refuses those over a limit. */
 export class ConnectionGate {
   readonly #limits: ConnectionLimits;
   readonly #perAddress = new Map<string, number>();
   #open = 0;
-  /** Connections refused so far, by reason (for metrics and tests). */
-  readonly refused: Record<ConnectionRefusal, number> = { "listener-full": 0, "address-full": 0 };
+  /**
+   * Connections refused so far, by reason (for metrics and tests): the node's counts of this
+   * port's protocol when given, else the gate's own.
+   */
+  readonly refused: Record<RefusalReason, number>;
 
   /** Creates a gate; limits not given take the defaults. */
-  constructor(limits: Partial<ConnectionLimits> = {}) {
+  constructor(limits: Partial<ConnectionLimits> = {}, refused?: Record<RefusalReason, number>) {
     this.#limits = { ...defaultConnectionLimits, ...limits };
+    this.refused = refused ?? { "listener-full": 0, "address-full": 0, "tls-handshake": 0 };
+  }
+
+  /**
+   * Counts a TLS handshake that failed on this port: its connection was never served. Wired to the
+   * TLS server's `tlsClientError`.
+   */
+  handshakeFailed(): void {
+    this.refused["tls-handshake"]++;
   }
 
   /** The limits in force. */
@@ -89,5 +135,11 @@ export function gateBeforeHandshake(server: TlsServer, gate: ConnectionGate): vo
     if (gate.admit(socket) === undefined) return;
     socket.on("error", () => undefined);
     socket.destroy();
+  });
+  // A failed handshake (a plain-text client, no or an unknown client certificate) only ends that
+  // connection; it is counted. A connection that went away before its handshake (ECONNRESET: the
+  // client left, a TCP probe, or the gate above closed it, counted already) failed nothing.
+  server.on("tlsClientError", (error: Error & { code?: string }) => {
+    if (error.code !== "ECONNRESET") gate.handshakeFailed();
   });
 }

@@ -6,9 +6,11 @@ import { createServer, type Server, type Socket } from "node:net";
 import { createServer as createTlsServer } from "node:tls";
 import type { ClientTls } from "./client-tls.js";
 import {
+  type ClientProtocol,
   ConnectionGate,
   type ConnectionLimits,
   type ConnectionRefusal,
+  type ConnectionRefusals,
   gateBeforeHandshake,
 } from "./connection-gate.js";
 
@@ -37,11 +39,13 @@ export interface TcpServeOptions {
   readonly tls?: ClientTls;
   /** ALPN protocols offered over TLS (gRPC: `h2`). */
   readonly alpnProtocols?: readonly string[];
+  /** The protocol served, and the node's refusal counts to count this port's into (for /metrics). */
+  readonly refusals?: { readonly protocol: ClientProtocol; readonly counts: ConnectionRefusals };
 }
 
 /** Starts serving on `options.listen`; rejects with the bind error (EADDRINUSE...) when it cannot. */
 export async function listenTcp(options: TcpServeOptions): Promise<TcpListener> {
-  const gate = new ConnectionGate(options.limits);
+  const gate = new ConnectionGate(options.limits, options.refusals?.counts.of(options.refusals.protocol));
   const sockets = new Set<Socket>();
   const admit = (socket: Socket) => {
     // Over TLS the raw socket was counted at accept (below); this is its finished handshake.
@@ -69,8 +73,6 @@ export async function listenTcp(options: TcpServeOptions): Promise<TcpListener> 
       },
       admit,
     );
-    // A failed handshake (a plain-text client, an unknown client certificate) only ends that connection.
-    secure.on("tlsClientError", () => undefined);
     gateBeforeHandshake(secure, gate);
     tls.serve(secure);
     server = secure;

@@ -371,6 +371,8 @@ const successFields: {
   "auth.enable": { expiresAtMs: "number" },
   "auth.disable": { disabled: "boolean" },
   "auth.role-rate": {},
+  "auth.cert-bind": { created: "boolean" },
+  "auth.cert-unbind": { unbound: "boolean" },
 };
 
 /** Detail fields a remembered refusal may carry (all numbers, or null for a missing key's revision). */

@@ -54,11 +54,14 @@ export type LeaderAddresses = {
  */
 export type ErrorDetails = {
   readonly ERR_BAD_REQUEST: NoDetails;
-  readonly ERR_UNAUTHENTICATED: NoDetails;
+  readonly ERR_UNAUTHENTICATED: {
+    /** A verified client certificate's name that is bound to no role (bind it, or present a token). */
+    readonly certificate?: string;
+  };
   readonly ERR_FORBIDDEN: {
     /** The permission the caller's role lacks, as a grant is written (`write:key:users/1`). */
     readonly missing?: string;
-    /** Who was refused: the token's id. */
+    /** Who was refused: the token's id, or `cert:<name>` for a client certificate. */
     readonly principal?: string;
     /** The key or stream the missing permission is about, if one. */
     readonly name?: string;

@@ -14,6 +14,7 @@ export {
   RateLimiter,
   runAs,
   system,
+  unauthenticated,
 } from "./auth/index.js";
 export {
   ClusterService,

@@ -154,7 +154,7 @@ type FieldKind = "number" | "number-or-null" | "string" | "addresses" | "stalene
  */
 const detailFields: { readonly [C in ErrorCode]: { readonly [K in keyof ErrorDetails[C]]-?: FieldKind } } = {
   ERR_BAD_REQUEST: {},
-  ERR_UNAUTHENTICATED: {},
+  ERR_UNAUTHENTICATED: { certificate: "string" },
   ERR_FORBIDDEN: { missing: "string", principal: "string", name: "string" },
   ERR_NOT_FOUND: { revision: "number", staleness: "staleness", firstSeq: "number", lastSeq: "number" },
   ERR_CONFLICT: { currentRevision: "number-or-null", currentLastSeq: "number" },

@@ -3,10 +3,11 @@
 // stopped by close().
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomInt } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Agent, request } from "undici";
 import { ensureDevCerts } from "../../src/cli/dev-certs.js";
 import { nodeArgs } from "../../src/cli/dev-cluster.js";
 
@@ -74,6 +75,8 @@ export class ProcessCluster {
   readonly nodes: ProcessNode[] = [];
   #dir = "";
   #caPath = "";
+  /** How the start reaches a node's HTTPS API (the cluster's CA); undefined: plain HTTP. */
+  #health: Agent | undefined;
   readonly #certs = new Map<string, { certPath: string; keyPath: string }>();
 
   /** Nodes prepared to join later (certificates and ports ready, not in the initial cluster). */
@@ -95,21 +98,47 @@ export class ProcessCluster {
     return this.#dir;
   }
 
-  /** Prepares `size` nodes plus `spares` joiners (certificates, ports, data dirs) without starting them. */
-  static async create(size: number, spares = 0): Promise<ProcessCluster> {
+  /** The development CA every certificate of this cluster (nodes' and clients') is signed by. */
+  get caPath(): string {
+    return this.#caPath;
+  }
+
+  /** The certificate and key of `name`: a node's (`node-1`...) or a client's from `create`. */
+  certificate(name: string): { readonly certPath: string; readonly keyPath: string } {
+    const paths = this.#certs.get(name);
+    if (paths === undefined) throw new Error(`no certificate ${name}`);
+    return paths;
+  }
+
+  /**
+   * Prepares `size` nodes plus `spares` joiners (certificates, ports, data dirs) without starting
+   * them. `https`: the nodes serve their HTTP API over TLS (the test passes the --client-tls-*
+   * flags; every node certificate serves 127.0.0.1), so their URLs are https:// and the start
+   * waits on them through the cluster's CA; `clientNames`: client certificates to issue too.
+   */
+  static async create(
+    size: number,
+    spares = 0,
+    options: { readonly https?: boolean; readonly clientNames?: readonly string[] } = {},
+  ): Promise<ProcessCluster> {
     const cluster = new ProcessCluster();
     cluster.#dir = await mkdtemp(join(tmpdir(), "cairn-it-"));
     const certs = await ensureDevCerts({
       dir: join(cluster.#dir, "certs"),
       nodeNames: Array.from({ length: size + spares }, (_, i) => `node-${i + 1}`),
+      ...(options.clientNames !== undefined ? { clientNames: options.clientNames } : {}),
     });
     cluster.#caPath = certs.caCertPath;
-    for (const [name, paths] of certs.nodes) cluster.#certs.set(name, paths);
+    for (const [name, paths] of [...certs.nodes, ...certs.clients]) cluster.#certs.set(name, paths);
+    if (options.https === true) {
+      cluster.#health = new Agent({ connect: { ca: await readFile(certs.caCertPath) } });
+    }
+    const scheme = options.https === true ? "https" : "http";
     for (let i = 1; i <= size + spares; i++) {
       (i <= size ? cluster.nodes : cluster.spares).push({
         name: `n${i}`,
         id: i,
-        httpUrl: `http://127.0.0.1:${await stablePort()}`,
+        httpUrl: `${scheme}://127.0.0.1:${await stablePort()}`,
         peerAddress: `127.0.0.1:${await stablePort()}`,
         redisAddress: `127.0.0.1:${await stablePort()}`,
         dataDir: join(cluster.#dir, `n${i}`),
@@ -170,8 +199,14 @@ export class ProcessCluster {
     while (Date.now() < deadline) {
       if (node.process === undefined) throw new Error(`${node.name} exited during start:\n${node.output}`);
       try {
-        const response = await fetch(`${node.httpUrl}/health/live`);
-        if (response.ok) return;
+        if (this.#health !== undefined) {
+          const response = await request(`${node.httpUrl}/health/live`, { dispatcher: this.#health });
+          await response.body.dump();
+          if (response.statusCode === 200) return;
+        } else {
+          const response = await fetch(`${node.httpUrl}/health/live`);
+          if (response.ok) return;
+        }
       } catch {
         // Not listening yet.
       }
@@ -236,6 +271,7 @@ export class ProcessCluster {
   /** Kills every process and removes the temp directory. */
   async close(): Promise<void> {
     await Promise.all([...this.nodes, ...this.spares].map((n) => this.kill(n)));
+    await this.#health?.close();
     await rm(this.#dir, { recursive: true, force: true });
   }
 }

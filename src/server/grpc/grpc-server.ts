@@ -25,8 +25,8 @@ import {
   type StreamService,
 } from "../../service/index.js";
 import type { Logger } from "../../util/index.js";
-import type { ClientTls } from "../client-tls.js";
-import type { ConnectionLimits } from "../connection-gate.js";
+import { type ClientTls, certificateName } from "../client-tls.js";
+import type { ConnectionLimits, ConnectionRefusals } from "../connection-gate.js";
 import { listenTcp } from "../tcp-listener.js";
 import { stderrLogger, UnexpectedFailures } from "../unexpected-failure.js";
 import { codeTrailer, grpcFailureOf, postMessageFailureOf } from "./grpc-status.js";
@@ -55,6 +55,8 @@ export interface GrpcServerOptions {
    * (HTTP/2 has the server speak first only after the client's preface, so it cannot be told why).
    */
   readonly connections?: Partial<ConnectionLimits>;
+  /** The node's counts of refused connections, this port's among them (for /metrics). */
+  readonly refusals?: ConnectionRefusals;
   /** Serve over TLS with the node's client certificate (docs/security.md); plain TCP without it. */
   readonly tls?: ClientTls;
   /** The node's rate limits, asked once per call; without it none. */
@@ -115,12 +117,14 @@ function requestIdOf(metadata: Metadata): string | undefined {
 
 /**
  * The principal of a call: the token in its `authorization` metadata (`Bearer <token>` or the
- * token alone), or else in the request's `auth_token` field (the seed's CatchUp carries one).
+ * token alone), or else in the request's `auth_token` field (the seed's CatchUp carries one), or
+ * else the name of its connection's verified client certificate (`certificate`).
  */
 async function principalOf(
   guard: AuthGuard | undefined,
   metadata: Metadata,
   request: unknown,
+  certificate: string | undefined,
 ): Promise<Principal> {
   if (guard === undefined) return anonymous;
   const values = metadata.get("authorization");
@@ -135,7 +139,10 @@ async function principalOf(
       : undefined;
   const token = header !== undefined && header !== "" ? header : typeof field === "string" ? field : "";
   // The seed's workers send auth_token "auth-token" whatever the server wants: only a token counts.
-  return guard.principalFor(token === "" || (token === field && !guard.enabled()) ? undefined : token);
+  return guard.principalFor(
+    token === "" || (token === field && !guard.enabled()) ? undefined : token,
+    guard.certificatePrincipal(certificate),
+  );
 }
 
 /** One unary method: decodes, authenticates, runs the handler, and ends the call with its answer or status. */
@@ -152,7 +159,14 @@ function unary(
       callback({ code: status.INVALID_ARGUMENT, details: `malformed request: ${decoded.error}`, metadata });
       return;
     }
-    principalOf(guard, call.metadata, decoded.value)
+    // grpc-js serves the TLS socket we hand it: its auth context holds the peer certificate, only
+    // when the handshake verified it against the client CA.
+    principalOf(
+      guard,
+      call.metadata,
+      decoded.value,
+      certificateName(call.getAuthContext().sslPeerCertificate),
+    )
       .then((principal) => {
         // The peer is `host:port` (`[v6]:port`): the bucket is the host's.
         limiter?.admit(principal, call.getPeer().replace(/:\d+$/, ""));
@@ -222,6 +236,7 @@ export async function startGrpcServer(
     listen,
     serve: (socket) => injector.injectConnection(socket),
     ...(options.connections !== undefined ? { limits: options.connections } : {}),
+    ...(options.refusals !== undefined ? { refusals: { protocol: "grpc", counts: options.refusals } } : {}),
     // grpc-js serves HTTP/2 in the clear on the connection it is handed: over TLS that is the
     // decrypted stream, with h2 agreed by ALPN as gRPC clients require.
     ...(options.tls !== undefined ? { tls: options.tls, alpnProtocols: ["h2"] } : {}),

@@ -14,7 +14,7 @@ import {
   type StreamService,
 } from "../../service/index.js";
 import type { ClientTls } from "../client-tls.js";
-import type { ConnectionLimits } from "../connection-gate.js";
+import type { ConnectionLimits, ConnectionRefusals } from "../connection-gate.js";
 import { registerAuthentication, registerAuthRoutes, requestPrincipal } from "./auth-routes.js";
 import { registerAxonRoutes } from "./axon-routes.js";
 import { type ClusterRoutesOptions, registerClusterRoutes } from "./cluster-routes.js";
@@ -63,6 +63,8 @@ export interface HttpAppOptions {
   readonly limiter?: RateLimiter;
   /** Connections open at once, in all and from one address (docs/security.md). */
   readonly connections?: Partial<ConnectionLimits>;
+  /** The node's counts of refused connections, this port's among them (for /metrics). */
+  readonly refusals?: ConnectionRefusals;
   /** Serve HTTPS with the node's client certificate (docs/security.md); plain HTTP without it. */
   readonly tls?: ClientTls;
   /** The largest request line and headers together, in bytes; more is 431 ERR_TOO_LARGE. Default 16 KiB. */
@@ -100,12 +102,9 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
       : {}),
     clientErrorHandler,
   });
-  if (options.tls !== undefined && app.server instanceof TlsServer) {
-    options.tls.serve(app.server);
-    app.server.on("tlsClientError", () => undefined);
-  }
+  if (options.tls !== undefined && app.server instanceof TlsServer) options.tls.serve(app.server);
   // First of all hooks: a refused connection is answered before anything else runs.
-  registerConnectionBounds(app, options.connections ?? {});
+  registerConnectionBounds(app, options.connections ?? {}, options.refusals);
   app.setValidatorCompiler(typeboxValidatorCompiler);
   // The id the node's log lines carry for this request, so a client's report can be matched to them.
   // Callback hooks on the request path, not async ones: each async hook costs a promise and a turn

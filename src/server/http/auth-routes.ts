@@ -1,12 +1,14 @@
-// Authentication over HTTP: every request presents `Authorization: Bearer <token>` once
+// Authentication over HTTP: every request presents `Authorization: Bearer <token>` (or comes over
+// a connection with a verified client certificate whose name is bound to a role) once
 // authentication is on, and runs as the principal it names (src/service/auth); /v1/auth manages
 // tokens and roles. A missing or bad token is 401 ERR_UNAUTHENTICATED, a token whose role lacks a
 // permission 403 ERR_FORBIDDEN naming it.
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { Type } from "typebox";
-import { RolePutBody, RoleRateBody, TokenCreateBody } from "../../api/index.js";
+import { CertBindBody, RolePutBody, RoleRateBody, TokenCreateBody } from "../../api/index.js";
 import { type AuthService, anonymous, CairnError, type Principal, runAs } from "../../service/index.js";
+import { peerCertificateName } from "../client-tls.js";
 
 /** Who each request in flight acts for, from its onRequest hook to its handler. */
 const principals = new WeakMap<FastifyRequest, Principal>();
@@ -16,17 +18,21 @@ export function requestPrincipal(request: FastifyRequest): Principal {
   return principals.get(request) ?? anonymous;
 }
 
-/** The principal of a request: the token in its Authorization header, checked, or anonymous. */
+/**
+ * The principal of a request: the token in its Authorization header, checked; else the name of
+ * its connection's verified client certificate; else anonymous.
+ */
 async function principalOf(auth: AuthService, request: FastifyRequest): Promise<Principal> {
   const header = request.headers.authorization;
-  if (header === undefined) return anonymous;
+  const certificate = auth.guard.certificatePrincipal(peerCertificateName(request.raw.socket));
+  if (header === undefined) return certificate;
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
   if (match?.[1] === undefined) {
     // While authentication is off, a header that is not a bearer token is none of our business.
-    if (!auth.guard.enabled()) return anonymous;
+    if (!auth.guard.enabled()) return certificate;
     throw new CairnError("ERR_UNAUTHENTICATED", "the Authorization header must be 'Bearer <token>'");
   }
-  return auth.guard.principalFor(match[1]);
+  return auth.guard.principalFor(match[1], certificate);
 }
 
 /**
@@ -106,7 +112,29 @@ export function registerAuthRoutes(fastify: FastifyInstance, auth: AuthService):
   );
   app.delete(
     "/v1/auth/roles/:name",
-    { schema: { summary: "Remove a role no token holds", params: roleName } },
+    { schema: { summary: "Remove a role no token or certificate name holds", params: roleName } },
     async (request) => auth.deleteRole(request.params.name),
+  );
+  const certName = Type.Object({ name: Type.String({ minLength: 1, maxLength: 64 }) });
+  app.get(
+    "/v1/auth/certs",
+    { schema: { summary: "List client certificate names bound to roles" } },
+    async () => auth.listCertificates(),
+  );
+  app.put(
+    "/v1/auth/certs/:name",
+    {
+      schema: {
+        summary: "Bind a client certificate's name (subject CN) to a role",
+        params: certName,
+        body: CertBindBody,
+      },
+    },
+    async (request) => auth.bindCertificate(request.params.name, request.body.role),
+  );
+  app.delete(
+    "/v1/auth/certs/:name",
+    { schema: { summary: "Unbind a client certificate name", params: certName } },
+    async (request) => auth.unbindCertificate(request.params.name),
   );
 }

@@ -7,6 +7,7 @@ import type { FastifyInstance } from "fastify";
 import {
   ConnectionGate,
   type ConnectionLimits,
+  type ConnectionRefusals,
   gateBeforeHandshake,
   refusalText,
 } from "../connection-gate.js";
@@ -27,8 +28,9 @@ function rawAnswer(status: number, reason: string, body: ErrorBody): string {
 export function registerConnectionBounds(
   app: FastifyInstance,
   limits: Partial<ConnectionLimits>,
+  refusals?: ConnectionRefusals,
 ): ConnectionGate {
-  const gate = new ConnectionGate(limits);
+  const gate = new ConnectionGate(limits, refusals?.of("http"));
   const refused = new WeakMap<Socket, string>();
   app.server.maxConnections = 2 * gate.limits.connectionsMax;
   // Over TLS a connection is counted at accept, before its handshake, and one over a limit is

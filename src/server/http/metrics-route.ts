@@ -13,6 +13,7 @@ import type { GroupMetrics } from "../../node/index.js";
 import { Histogram, latencyBucketsMs } from "../../node/index.js";
 import type { RaftStatus } from "../../raft/index.js";
 import type { AuthFailures, RateLimitCounts, StreamSummary } from "../../service/index.js";
+import { type ConnectionRefusals, refusalReasons } from "../connection-gate.js";
 
 /** What the metrics endpoint reads. */
 export interface MetricsSource {
@@ -23,6 +24,8 @@ export interface MetricsSource {
   readonly authFailures?: AuthFailures;
   /** Requests the rate limiter refused (every protocol), when one is wired. */
   readonly rateLimits?: RateLimitCounts;
+  /** Connections the client ports refused, by protocol and reason. */
+  readonly connectionRefusals?: ConnectionRefusals;
   /** Each stream's size and its groups' progress (this node's view); without it, no stream metrics. */
   streams?(): readonly StreamSummary[];
   /** Also report prom-client's process and event-loop defaults (one per process: the CLI's node). */
@@ -208,6 +211,21 @@ export class NodeMetrics {
         collect() {
           this.reset();
           this.inc(rateLimits.refused);
+        },
+      });
+    }
+    const refusals = source.connectionRefusals;
+    if (refusals !== undefined) {
+      new Counter({
+        name: "cairn_connections_refused_total",
+        help: "Client connections ended before being served, by protocol and reason (listener-full, address-full: a connection limit; tls-handshake: a failed TLS handshake).",
+        labelNames: ["protocol", "reason"],
+        registers,
+        collect() {
+          this.reset();
+          for (const [protocol, counts] of refusals.entries()) {
+            for (const reason of refusalReasons) this.inc({ protocol, reason }, counts[reason]);
+          }
         },
       });
     }

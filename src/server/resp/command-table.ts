@@ -52,8 +52,13 @@ export interface ClientState {
   readonly closed: AbortSignal;
   /** In a blocking command's wait (INFO's blocked_clients). */
   blocked: boolean;
-  /** Who the connection acts for: anonymous until AUTH or HELLO ... AUTH succeeds. */
+  /**
+   * Who the connection acts for: its {@link ClientState.certified} principal until AUTH or
+   * HELLO ... AUTH succeeds.
+   */
   principal: Principal;
+  /** Who the connection is before any AUTH: its verified client certificate's name, or anonymous. */
+  readonly certified: Principal;
 }
 
 /** What the whole server offers commands: the services and the list of connections. */

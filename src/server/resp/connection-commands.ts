@@ -2,7 +2,7 @@
 // HELLO, AUTH, PING, ECHO, QUIT, RESET, SELECT, CLIENT, COMMAND, INFO, DBSIZE, TIME. Replies and
 // error texts follow Redis 7 (src/networking.c, src/server.c, src/acl.c).
 
-import { anonymous, isCairnError, type Principal } from "../../service/index.js";
+import { isCairnError, type Principal } from "../../service/index.js";
 import {
   type ClientState,
   type CommandCall,
@@ -89,7 +89,8 @@ export async function hello({ args, client, server }: CommandCall): Promise<Repl
       return r.error(`ERR Syntax error in HELLO option '${text(args[i])}'`);
     }
   }
-  if (client.principal.kind === "anonymous" && server.guard?.enabled() === true) return r.error(helloNoAuth);
+  if (server.guard?.enabled() === true && !server.guard.identifies(client.principal))
+    return r.error(helloNoAuth);
   client.version = version;
   if (name !== undefined) client.name = name;
   return r.map([
@@ -131,8 +132,9 @@ export function reset({ client }: CommandCall): Reply {
   client.watchBroken = false;
   client.version = 2;
   client.name = "";
-  // As Redis: back to the default user, which must authenticate again when a password is set.
-  client.principal = anonymous;
+  // As Redis: back to the default user, which must authenticate again when a password is set; a
+  // client certificate's holder is back to its certificate's name.
+  client.principal = client.certified;
   return r.simple("RESET");
 }
 

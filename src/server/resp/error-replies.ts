@@ -8,7 +8,13 @@ import type { CairnError, ErrorCode } from "../../service/index.js";
 export const respErrorOf: Record<ErrorCode, (error: CairnError) => string> = {
   ERR_BAD_REQUEST: (e) => `ERR ${e.message}`,
   // Redis's own texts (src/server.c, src/acl.c of Redis 7.2).
-  ERR_UNAUTHENTICATED: () => "NOAUTH Authentication required.",
+  ERR_UNAUTHENTICATED: (e) => {
+    const certificate = e.is("ERR_UNAUTHENTICATED") ? e.details.certificate : undefined;
+    // Clients read the NOAUTH prefix; a certificate's holder also learns why it is not enough.
+    return certificate === undefined
+      ? "NOAUTH Authentication required."
+      : `NOAUTH Authentication required. Certificate name '${certificate}' is not bound to a role.`;
+  },
   ERR_FORBIDDEN: (e) => {
     const details = e.is("ERR_FORBIDDEN") ? e.details : {};
     const user = details.principal ?? "default";

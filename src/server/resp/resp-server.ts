@@ -12,10 +12,11 @@ import {
   type RateLimiter,
   runAs,
   type StreamService,
+  unauthenticated,
 } from "../../service/index.js";
 import type { Logger } from "../../util/index.js";
-import type { ClientTls } from "../client-tls.js";
-import type { ConnectionLimits } from "../connection-gate.js";
+import { type ClientTls, peerCertificateName } from "../client-tls.js";
+import type { ConnectionLimits, ConnectionRefusals } from "../connection-gate.js";
 import { listenTcp } from "../tcp-listener.js";
 import { stderrLogger, UnexpectedFailures } from "../unexpected-failure.js";
 import {
@@ -48,6 +49,8 @@ export interface RespServerOptions {
    * `-ERR max number of clients reached` and closed.
    */
   readonly connections?: Partial<ConnectionLimits>;
+  /** The node's counts of refused connections, this port's among them (for /metrics). */
+  readonly refusals?: ConnectionRefusals;
   /** Serve over TLS with the node's client certificate (docs/security.md); plain TCP without it. */
   readonly tls?: ClientTls;
   /** The node's rate limits, asked once per command as it arrives; without it none. */
@@ -106,6 +109,8 @@ export async function startRespServer(
 
   const serve = (socket: Socket): void => {
     const gone = new AbortController();
+    // A verified client certificate names the connection's principal until AUTH gives a token.
+    const certified = options.guard?.certificatePrincipal(peerCertificateName(socket)) ?? anonymous;
     const client: ClientState = {
       id: nextId++,
       addr: `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}`,
@@ -123,7 +128,8 @@ export async function startRespServer(
       closing: false,
       closed: gone.signal,
       blocked: false,
-      principal: anonymous,
+      principal: certified,
+      certified,
     };
     clients.set(client.id, client);
     const parser = new RespParser(limits);
@@ -225,6 +231,7 @@ export async function startRespServer(
     listen,
     serve,
     ...(options.connections !== undefined ? { limits: options.connections } : {}),
+    ...(options.refusals !== undefined ? { refusals: { protocol: "redis", counts: options.refusals } } : {}),
     ...(options.tls !== undefined ? { tls: options.tls } : {}),
     // Redis's own text when maxclients is reached; the limit per address has no Redis twin.
     refusal: (refusal) =>
@@ -304,9 +311,16 @@ async function answer(
   }
 }
 
-/** Whether authentication is on and the connection has not authenticated. */
+/**
+ * Whether authentication is on and the connection has not authenticated (no token, and no client
+ * certificate whose name is bound to a role).
+ */
 function mustAuthenticate(client: ClientState, server: ServerContext): boolean {
-  return client.principal.kind === "anonymous" && server.guard?.enabled() === true;
+  return (
+    client.principal.kind !== "token" &&
+    server.guard?.enabled() === true &&
+    !server.guard.identifies(client.principal)
+  );
 }
 
 /** The head of the queue as a run of its own. */
@@ -315,14 +329,20 @@ function takeOne(queue: (readonly Buffer[])[]): ReturnType<typeof takeRun> {
   return command === undefined ? undefined : { kind: "single", command };
 }
 
-/** Redis's reply to a command from a connection that has not authenticated. */
-const noAuth = r.error("NOAUTH Authentication required.");
+/**
+ * Redis's reply to a command from a connection that has not authenticated; a client certificate's
+ * holder also hears that its name is not bound.
+ */
+function noAuth(client: ClientState): Reply {
+  const certificate = client.principal.kind === "certificate" ? client.principal.name : undefined;
+  return r.error(respErrorOf.ERR_UNAUTHENTICATED(unauthenticated(undefined, certificate)));
+}
 
 /** Runs a command from the wire: inside MULTI it is queued, EXEC runs the queue. */
 async function run(args: readonly Buffer[], client: ClientState, server: ServerContext): Promise<Reply> {
   // As Redis: before anything else, even queueing in MULTI, only no_auth commands run unauthenticated.
   if (mustAuthenticate(client, server) && lookupCommand(args[0])?.flags.includes("no_auth") !== true) {
-    return noAuth;
+    return noAuth(client);
   }
   const name = text(args[0]).toLowerCase();
   if (client.multi !== undefined && !["exec", "discard", "multi", "watch", "quit", "reset"].includes(name)) {

@@ -37,10 +37,16 @@ export const textReasonOf: Record<ErrorCode, string> = {
   ERR_INTERNAL: "internal error",
 };
 
-/** The `ERROR: ` reason of `error`: its code's, with the wait in it for a rate limit. */
+/**
+ * The `ERROR: ` reason of `error`: its code's, with the wait in it for a rate limit and the name
+ * of an unbound client certificate.
+ */
 export function textReasonFor(error: CairnError): string {
   if (error.is("ERR_RATE_LIMITED") && error.details.retryAfterMs !== undefined) {
     return `busy, retry in ${error.details.retryAfterMs} ms`;
+  }
+  if (error.is("ERR_UNAUTHENTICATED") && error.details.certificate !== undefined) {
+    return `unauthenticated (certificate name ${error.details.certificate} is not bound to a role; send AUTH <token>)`;
   }
   return textReasonOf[error.code];
 }

@@ -13,8 +13,8 @@ import {
   runAs,
 } from "../../service/index.js";
 import { assertNever, type Logger } from "../../util/index.js";
-import type { ClientTls } from "../client-tls.js";
-import { type ConnectionLimits, refusalText } from "../connection-gate.js";
+import { type ClientTls, peerCertificateName } from "../client-tls.js";
+import { type ConnectionLimits, type ConnectionRefusals, refusalText } from "../connection-gate.js";
 import { listenTcp } from "../tcp-listener.js";
 import { stderrLogger, UnexpectedFailures } from "../unexpected-failure.js";
 import { type LineEvent, LineParser } from "./line-parser.js";
@@ -50,6 +50,8 @@ export interface TextServerOptions {
    * `ERROR: busy, too many connections ...` and closed.
    */
   readonly connections?: Partial<ConnectionLimits>;
+  /** The node's counts of refused connections, this port's among them (for /metrics). */
+  readonly refusals?: ConnectionRefusals;
   /** Serve over TLS with the node's client certificate (docs/security.md); plain TCP without it. */
   readonly tls?: ClientTls;
   /** The node's rate limits, asked once per line; without it none. */
@@ -143,15 +145,26 @@ class TextSession {
   readonly #prompt: Uint8Array;
   readonly #banner: Uint8Array;
   #version: TextProtoVersion = 1;
-  /** Who the connection acts for: anonymous until an `AUTH <token>` line succeeds. */
-  #principal: Principal = anonymous;
+  /**
+   * Who the connection acts for: its verified client certificate's name, or anonymous, until an
+   * `AUTH <token>` line succeeds.
+   */
+  #principal: Principal;
 
   readonly #limiter: RateLimiter | undefined;
   readonly #address: string;
 
-  constructor(kv: KvService, flavor: TextFlavor, address: string, guard?: AuthGuard, limiter?: RateLimiter) {
+  constructor(
+    kv: KvService,
+    flavor: TextFlavor,
+    address: string,
+    certificate: string | undefined,
+    guard?: AuthGuard,
+    limiter?: RateLimiter,
+  ) {
     this.#kv = kv;
     this.#guard = guard;
+    this.#principal = guard?.certificatePrincipal(certificate) ?? anonymous;
     this.#limiter = limiter;
     this.#address = address;
     this.#banner = flavors[flavor].banner;
@@ -187,7 +200,8 @@ class TextSession {
       case "auth":
         try {
           // Without authentication wired or turned on, AUTH with a bad token changes nothing and succeeds.
-          if (this.#guard !== undefined) this.#principal = await this.#guard.principalFor(command.token);
+          if (this.#guard !== undefined)
+            this.#principal = await this.#guard.principalFor(command.token, this.#principal);
           return this.#line("OK");
         } catch (error) {
           return this.#failure(error);
@@ -242,6 +256,7 @@ function serveSocket(
     options.kv,
     options.flavor,
     socket.remoteAddress ?? "?",
+    peerCertificateName(socket),
     options.guard,
     options.limiter,
   );
@@ -319,6 +334,7 @@ export async function startTextServer(
     listen,
     serve: (socket) => serveSocket(socket, options, lineBytesMax, failures),
     ...(options.connections !== undefined ? { limits: options.connections } : {}),
+    ...(options.refusals !== undefined ? { refusals: { protocol: "text", counts: options.refusals } } : {}),
     ...(options.tls !== undefined ? { tls: options.tls } : {}),
     refusal: (refusal, limits) => `ERROR: busy, ${refusalText(refusal, limits)}
 `,

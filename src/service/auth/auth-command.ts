@@ -44,10 +44,19 @@ export type AuthCommand =
   | { readonly type: "token-revoke"; readonly id: string }
   | { readonly type: "enable"; readonly token: TokenInput }
   | { readonly type: "disable" }
-  | { readonly type: "role-rate"; readonly name: string; readonly rate: RateLimit };
+  | { readonly type: "role-rate"; readonly name: string; readonly rate: RateLimit }
+  | { readonly type: "cert-bind"; readonly name: string; readonly role: string }
+  | { readonly type: "cert-unbind"; readonly name: string };
 
 /** The longest role name, in bytes. */
 export const roleNameBytesMax = 64;
+/** The longest certificate name (a subject CN, at most 64 characters in X.509), in bytes. */
+export const certNameBytesMax = 64;
+/**
+ * A certificate name that may be bound to a role: a subject CN of letters, digits and `_ . @ : -`
+ * (host names, e-mail-like and service names). A CN outside it can never be bound, so it names no one.
+ */
+export const certNamePattern = /^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}$/;
 /** A token id: 16 lower-case hex digits. */
 export const tokenIdPattern = /^[0-9a-f]{16}$/;
 
@@ -60,6 +69,8 @@ const types = [
   "enable",
   "disable",
   "role-rate",
+  "cert-bind",
+  "cert-unbind",
 ] as const;
 const permissionCodes: readonly Permission[] = ["read", "write", "admin"];
 const resourceCodes: readonly ResourceKind[] = ["key", "stream", "cluster"];
@@ -132,6 +143,10 @@ export function encodeAuthCommand(command: AuthCommand, writer = new ByteWriter(
       return writer;
     case "role-rate":
       return writeRate(writer.string(command.name), command.rate);
+    case "cert-bind":
+      return writer.string(command.name).string(command.role);
+    case "cert-unbind":
+      return writer.string(command.name);
   }
 }
 
@@ -156,6 +171,12 @@ export function decodeAuthCommand(reader: ByteReader): AuthCommand {
       const name = reader.string(roleNameBytesMax);
       return { type, name, rate: readRate(reader) };
     }
+    case "cert-bind": {
+      const name = reader.string(certNameBytesMax);
+      return { type, name, role: reader.string(roleNameBytesMax) };
+    }
+    case "cert-unbind":
+      return { type, name: reader.string(certNameBytesMax) };
     default:
       throw new DecodeError("unknown auth command");
   }

@@ -1,8 +1,8 @@
 // Managing authentication for every protocol: turning it on (with a bootstrap admin token, so no
 // one is locked out) and off, roles and their grants, tokens (created with a secret shown once,
-// listed without secrets, revoked). Changes go through the log like any state; every operation
+// listed without secrets, revoked), and client certificate names bound to roles. Changes go through the log like any state; every operation
 // here needs admin on the cluster, except turning authentication on while it is off.
-import type { AuthTokenCreated, AuthTokenInfo, RoleInfo, WhoAmI } from "../../api/index.js";
+import type { AuthTokenCreated, AuthTokenInfo, CertBindingInfo, RoleInfo, WhoAmI } from "../../api/index.js";
 import { CairnError, refusalError } from "../errors.js";
 import { proposeCommand } from "../propose.js";
 import type { ReplicationPort } from "../replication.js";
@@ -11,13 +11,16 @@ import {
   type AuthGuard,
   adminRoleName,
   burstMax,
+  certNamePattern,
   clusterAdminNeeds,
   currentPrincipal,
   formatGrant,
+  getCertBinding,
   getRole,
   getToken,
   grantsPerRoleMax,
   hashSecret,
+  listCertBindings,
   listRoles,
   listTokens,
   newToken,
@@ -184,23 +187,71 @@ export class AuthService {
     };
   }
 
-  /** Whether authentication is on, and who the caller is (its token and role) when it is. */
+  /**
+   * Binds a client certificate's name (its subject CN) to `role`: a client presenting a verified
+   * certificate of that name acts with the role's grants. Replaces an earlier binding of the name.
+   */
+  async bindCertificate(name: string, role: string): Promise<{ created: boolean }> {
+    checkCertName(name);
+    checkRoleName(role);
+    const result = await this.#propose({ type: "cert-bind", name, role });
+    if (!result.ok) throw refusalError(result);
+    if (result.kind !== "auth.cert-bind") throw new CairnError("ERR_INTERNAL", "bind answered another kind");
+    return { created: result.created };
+  }
+
+  /** Removes a certificate name's binding: its holder may do nothing from then on. */
+  async unbindCertificate(name: string): Promise<{ unbound: boolean }> {
+    checkCertName(name);
+    const result = await this.#propose({ type: "cert-unbind", name });
+    if (result.kind !== "auth.cert-unbind" || !result.ok)
+      throw new CairnError("ERR_INTERNAL", "unbind answered another kind");
+    return { unbound: result.unbound };
+  }
+
+  /** Every certificate name bound to a role. */
+  async listCertificates(): Promise<{ certs: CertBindingInfo[] }> {
+    this.#log.authorize?.(clusterAdminNeeds);
+    const certs = await this.#log.readLinearizable((state) => listCertBindings(state));
+    return { certs: certs.map((c) => ({ name: c.name, role: c.role })) };
+  }
+
+  /** Whether authentication is on, and who the caller is (its token or certificate, and role) when it is. */
   whoAmI(state = this.#guard): WhoAmI {
     if (!state.enabled()) return { enabled: false };
     state.check([]);
     const principal = currentPrincipal();
-    if (principal.kind !== "token") return { enabled: true };
-    const token = this.#log.readStale((s) => getToken(s, principal.tokenId)).value;
-    const role = token === undefined ? undefined : this.#log.readStale((s) => getRole(s, token.role)).value;
+    const [who, roleName] =
+      principal.kind === "token"
+        ? [
+            { tokenId: principal.tokenId },
+            this.#log.readStale((s) => getToken(s, principal.tokenId)).value?.role,
+          ]
+        : principal.kind === "certificate"
+          ? [
+              { certificate: principal.name },
+              this.#log.readStale((s) => getCertBinding(s, principal.name)).value?.role,
+            ]
+          : [{}, undefined];
+    const role = roleName === undefined ? undefined : this.#log.readStale((s) => getRole(s, roleName)).value;
     return {
       enabled: true,
-      tokenId: principal.tokenId,
+      ...who,
       ...(role !== undefined ? { role: role.name, grants: role.grants.map(formatGrant) } : {}),
     };
   }
 
   async #propose(command: AuthCommand) {
     return (await proposeCommand(this.#log, { service: "auth", command }, undefined)).result;
+  }
+}
+
+function checkCertName(name: string): void {
+  if (!certNamePattern.test(name)) {
+    throw new CairnError(
+      "ERR_BAD_REQUEST",
+      "a certificate name (subject CN) is 1 to 64 letters, digits, '_', '.', '@', ':' or '-'",
+    );
   }
 }
 

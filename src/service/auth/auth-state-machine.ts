@@ -1,11 +1,14 @@
-// The replicated auth state: whether authentication is on, roles (named lists of grants) and
-// tokens (id, role, salted hash of the secret, creation and expiry by leader time). Applied like
-// every other state machine part, deterministically from the entry and its leader timestamp.
+// The replicated auth state: whether authentication is on, roles (named lists of grants), tokens
+// (id, role, salted hash of the secret, creation and expiry by leader time) and certificate
+// bindings (a client certificate's name -> its role). Applied like every other state machine part,
+// deterministically from the entry and its leader timestamp.
 import { ByteReader, ByteWriter } from "../../util/index.js";
 import type { Refusal } from "../errors.js";
 import type { StateReader, StateWriter } from "../state.js";
 import type { AuthCommand, TokenInput } from "./auth-command.js";
 import {
+  certNameBytesMax,
+  certNamePattern,
   type RateLimit,
   readGrants,
   readRate,
@@ -44,6 +47,10 @@ export type AuthResult =
   | { readonly kind: "auth.enable"; readonly ok: true; readonly expiresAtMs: number }
   | { readonly kind: "auth.disable"; readonly ok: true; readonly disabled: boolean }
   | { readonly kind: "auth.role-rate"; readonly ok: true }
+  | { readonly kind: "auth.cert-bind"; readonly ok: true; readonly created: boolean }
+  | { readonly kind: "auth.cert-unbind"; readonly ok: true; readonly unbound: boolean }
+  | Refusal<"auth.cert-bind", "ERR_BAD_REQUEST">
+  | Refusal<"auth.cert-bind", "ERR_NOT_FOUND">
   | Refusal<"auth.role-rate", "ERR_BAD_REQUEST">
   | Refusal<"auth.role-rate", "ERR_NOT_FOUND">
   | Refusal<"auth.role-put", "ERR_BAD_REQUEST">
@@ -59,10 +66,32 @@ const ENABLED_KEY = encoder.encode("enabled");
 const ROLE_PREFIX = "role/";
 const TOKEN_PREFIX = "token/";
 const RATE_PREFIX = "rate/";
+const CERT_PREFIX = "cert/";
 
 const roleKey = (name: string) => encoder.encode(ROLE_PREFIX + name);
 const tokenKey = (id: string) => encoder.encode(TOKEN_PREFIX + id);
 const rateKey = (role: string) => encoder.encode(RATE_PREFIX + role);
+const certKey = (name: string) => encoder.encode(CERT_PREFIX + name);
+
+/** A certificate name bound to a role. */
+export interface CertBinding {
+  readonly name: string;
+  readonly role: string;
+}
+
+/** The role a client certificate's name is bound to; undefined: unbound (it may do nothing). */
+export function getCertBinding(state: StateReader, name: string): CertBinding | undefined {
+  const bytes = state.get("auth", certKey(name));
+  return bytes === undefined ? undefined : { name, role: decoder.decode(bytes) };
+}
+
+/** Every certificate binding, by name. */
+export function listCertBindings(state: StateReader): CertBinding[] {
+  return [...prefixRange(state, CERT_PREFIX)].map(([key, value]) => ({
+    name: decoder.decode(key).slice(CERT_PREFIX.length),
+    role: decoder.decode(value),
+  }));
+}
 
 /** The rate limit of role `name`; undefined: none (the admin role never has one). */
 export function getRoleRate(state: StateReader, name: string): RateLimit | undefined {
@@ -192,12 +221,13 @@ export function applyAuth(state: StateWriter, command: AuthCommand, tsMs: number
         };
       }
       const user = listTokens(state).find((t) => t.role === command.name);
-      if (user !== undefined) {
+      const bound = listCertBindings(state).find((b) => b.role === command.name);
+      if (user !== undefined || bound !== undefined) {
         return {
           kind: "auth.role-delete",
           ok: false,
           code: "ERR_CONFLICT",
-          message: `role ${command.name} is held by token ${user.id}`,
+          message: `role ${command.name} is held by ${user !== undefined ? `token ${user.id}` : `certificate name ${bound?.name}`}`,
           details: {},
         };
       }
@@ -267,6 +297,35 @@ export function applyAuth(state: StateWriter, command: AuthCommand, tsMs: number
       if (command.rate.requestsPerSecond === 0) state.delete("auth", rateKey(command.name));
       else state.put("auth", rateKey(command.name), writeRate(new ByteWriter(), command.rate).finish());
       return { kind: "auth.role-rate", ok: true };
+    }
+    case "cert-bind": {
+      // The service checked these; a command decoded from the log is checked again, as role-put is.
+      if (!certNamePattern.test(command.name) || Buffer.byteLength(command.name) > certNameBytesMax) {
+        return {
+          kind: "auth.cert-bind",
+          ok: false,
+          code: "ERR_BAD_REQUEST",
+          message: `certificate name ${command.name} cannot be bound`,
+          details: {},
+        };
+      }
+      if (getRole(state, command.role) === undefined) {
+        return {
+          kind: "auth.cert-bind",
+          ok: false,
+          code: "ERR_NOT_FOUND",
+          message: `role ${command.role} does not exist`,
+          details: {},
+        };
+      }
+      const created = state.get("auth", certKey(command.name)) === undefined;
+      state.put("auth", certKey(command.name), encoder.encode(command.role));
+      return { kind: "auth.cert-bind", ok: true, created };
+    }
+    case "cert-unbind": {
+      const unbound = state.get("auth", certKey(command.name)) !== undefined;
+      if (unbound) state.delete("auth", certKey(command.name));
+      return { kind: "auth.cert-unbind", ok: true, unbound };
     }
     case "disable": {
       const disabled = authEnabled(state);

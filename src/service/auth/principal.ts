@@ -6,12 +6,14 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 
 /**
- * A principal: nobody yet (`anonymous`), a token's holder, or the node itself (its own sweeps and
- * upkeep, which no client asked for).
+ * A principal: nobody yet (`anonymous`), a token's holder, the holder of a verified client
+ * certificate (named by its subject CN, as etcd's `--client-cert-auth` names a user), or the node
+ * itself (its own sweeps and upkeep, which no client asked for).
  */
 export type Principal =
   | { readonly kind: "anonymous" }
   | { readonly kind: "token"; readonly tokenId: string }
+  | { readonly kind: "certificate"; readonly name: string }
   | { readonly kind: "system" };
 
 /** The principal of a client that has not authenticated. */
@@ -43,7 +45,7 @@ export function currentPrincipal(): Principal {
   return context.getStore() ?? anonymous;
 }
 
-/** The principal as one line of text, for the peer link: "", "system" or "token:<id>". */
+/** The principal as one line of text, for the peer link: "", "system", "token:<id>" or "cert:<name>". */
 export function encodePrincipal(principal: Principal): string {
   switch (principal.kind) {
     case "anonymous":
@@ -52,6 +54,8 @@ export function encodePrincipal(principal: Principal): string {
       return "system";
     case "token":
       return `token:${principal.tokenId}`;
+    case "certificate":
+      return `cert:${principal.name}`;
   }
 }
 
@@ -59,5 +63,6 @@ export function encodePrincipal(principal: Principal): string {
 export function decodePrincipal(text: string): Principal {
   if (text === "system") return system;
   if (text.startsWith("token:")) return { kind: "token", tokenId: text.slice("token:".length) };
+  if (text.startsWith("cert:")) return { kind: "certificate", name: text.slice("cert:".length) };
   return anonymous;
 }

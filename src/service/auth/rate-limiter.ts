@@ -1,5 +1,5 @@
-// Rate limits, one limiter for every protocol of a node: a token bucket per token (its role's
-// rate, replicated with the role) and, for clients without a token, per remote address (a node
+// Rate limits, one limiter for every protocol of a node: a token bucket per token or bound
+// certificate name (its role's rate, replicated with the role) and, for clients without a token, per remote address (a node
 // setting). Each protocol asks it once per request, command or line before doing the work, so a
 // client's share is the same whichever protocol it uses, and one client over its rate does not
 // slow another. Buckets live on the node that serves the client: a client spread over N nodes gets
@@ -7,7 +7,7 @@
 import { CairnError } from "../errors.js";
 import type { StateReader } from "../state.js";
 import type { RateLimit } from "./auth-command.js";
-import { getRoleRate, getToken } from "./auth-state-machine.js";
+import { getCertBinding, getRoleRate, getToken } from "./auth-state-machine.js";
 import type { Principal } from "./principal.js";
 
 /** What a {@link RateLimiter} reads. */
@@ -74,7 +74,7 @@ export class RateLimiter {
     const retryAfterMs = Math.max(1, Math.ceil(((1 - bucket.tokens) * 1000) / rate.requestsPerSecond));
     throw new CairnError(
       "ERR_RATE_LIMITED",
-      `rate limit of ${rate.requestsPerSecond} requests/s (burst ${rate.burst}) reached for ${key.startsWith("token:") ? "this token" : "this address"}`,
+      `rate limit of ${rate.requestsPerSecond} requests/s (burst ${rate.burst}) reached for ${key.startsWith("token:") ? "this token" : key.startsWith("cert:") ? "this certificate" : "this address"}`,
       { retryAfterMs },
     );
   }
@@ -93,6 +93,12 @@ export class RateLimiter {
         const token = getToken(this.#o.state, principal.tokenId);
         const rate = token === undefined ? undefined : getRoleRate(this.#o.state, token.role);
         return rate === undefined ? undefined : { key: `token:${principal.tokenId}`, rate };
+      }
+      case "certificate": {
+        // A bound name is limited by its role's rate, as a token is; unbound, it can do nothing.
+        const binding = getCertBinding(this.#o.state, principal.name);
+        const rate = binding === undefined ? undefined : getRoleRate(this.#o.state, binding.role);
+        return rate === undefined ? undefined : { key: `cert:${principal.name}`, rate };
       }
     }
   }

@@ -65,6 +65,17 @@ describe("node config", () => {
     refuses({ flags: { ...minimal.flags, stopOn: "parent" } }, "stop-on", /one of signal, stdin-end/);
   });
 
+  it("requires client certificates with a client CA unless told they are optional, and refuses anything else", () => {
+    assert.equal(resolveNodeConfig(minimal).clientTlsVerify, "required");
+    const env = { CAIRN_CLIENT_TLS_VERIFY: "optional" };
+    assert.equal(resolveNodeConfig({ ...minimal, env }).clientTlsVerify, "optional");
+    refuses(
+      { flags: { ...minimal.flags, clientTlsVerify: "maybe" } },
+      "client-tls-verify",
+      /one of required, optional/,
+    );
+  });
+
   it("parses peer dial overrides (a testing facility) and refuses malformed ones", () => {
     assert.equal(resolveNodeConfig(minimal).peerDialOverrides.size, 0);
     const config = resolveNodeConfig({

@@ -22,6 +22,7 @@ import {
   RateLimiter,
 } from "../../../src/service/auth/index.js";
 import { KvService, StreamService } from "../../../src/service/index.js";
+import { enableAuth } from "../../support/auth-state.js";
 import { isServiceError, MessageServiceClient } from "../../support/grpc-client.js";
 import { LocalReplication } from "../../support/local-replication.js";
 import { PromptClient } from "../../support/prompt-client.js";
@@ -43,15 +44,7 @@ describe("rate limits on every protocol", () => {
   const tokens: string[] = [];
 
   before(async () => {
-    const admin = newToken();
-    applyAuth(
-      log.state,
-      {
-        type: "enable",
-        token: { id: admin.id, role: "admin", ...(await hashSecret(admin.secret)), ttlMs: 0 },
-      },
-      0,
-    );
+    await enableAuth(log.state);
     applyAuth(
       log.state,
       { type: "role-put", name: "app", grants: [parseGrant("admin:key:*"), parseGrant("admin:stream:*")] },
