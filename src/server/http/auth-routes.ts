@@ -41,10 +41,12 @@ async function principalOf(auth: AuthService, request: FastifyRequest): Promise<
  * principal in the service it calls.
  */
 export function registerAuthentication(app: FastifyInstance, auth: AuthService): void {
-  // A callback hook: most requests carry no token and need neither a promise nor an entry here
-  // (requestPrincipal answers anonymous for them).
+  // A callback hook: most requests carry no token and need no promise; without a verified client
+  // certificate either, no entry here (requestPrincipal answers anonymous for them).
   app.addHook("onRequest", (request, _reply, done) => {
     if (request.headers.authorization === undefined) {
+      const certificate = auth.guard.certificatePrincipal(peerCertificateName(request.raw.socket));
+      if (certificate !== anonymous) principals.set(request, certificate);
       done();
       return;
     }
