@@ -142,6 +142,13 @@ export class RaftGroup<R> {
   #term: number;
   /** As leader: when each peer last answered an append or heartbeat of this term. */
   readonly #peerAckMs = new Map<NodeId, number>();
+  /**
+   * The quorum's acknowledgement time as of the last ack and configuration it was computed from
+   * (see #quorumContactMs; every request asks, acks arrive once per heartbeat or append round).
+   */
+  #quorumAck: { readonly voters: readonly NodeId[]; readonly acks: number; readonly ms: number } | undefined;
+  /** Counts changes to #peerAckMs, so #quorumAck knows when it is stale. */
+  #peerAcks = 0;
   /** When each peer was last heard from at all (votes included): whether a majority is in reach. */
   readonly #peerHeardMs = new Map<NodeId, number>();
   /** Requests waiting for an election to give this member a leader (see {@link awaitLeader}). */
@@ -338,10 +345,22 @@ export class RaftGroup<R> {
     const now = this.#env.monotonicMs();
     const elected = this.#lastLeaderContactMs ?? now;
     const voters = this.#raw.conf().voters;
-    const contacts = voters
-      .map((id) => (id === this.#raw.id ? now : (this.#peerAckMs.get(id) ?? Number.NEGATIVE_INFINITY)))
-      .sort((a, b) => b - a);
-    const quorumContact = contacts[Math.floor(voters.length / 2)] ?? Number.NEGATIVE_INFINITY;
+    let cached = this.#quorumAck;
+    if (cached === undefined || cached.voters !== voters || cached.acks !== this.#peerAcks) {
+      // This member counts as acknowledged now: as +Infinity here (it sorts first either way), so
+      // the result does not depend on the clock and holds until the next ack.
+      const contacts = voters
+        .map((id) =>
+          id === this.#raw.id
+            ? Number.POSITIVE_INFINITY
+            : (this.#peerAckMs.get(id) ?? Number.NEGATIVE_INFINITY),
+        )
+        .sort((a, b) => b - a);
+      const ms = contacts[Math.floor(voters.length / 2)] ?? Number.NEGATIVE_INFINITY;
+      cached = { voters, acks: this.#peerAcks, ms };
+      this.#quorumAck = cached;
+    }
+    const quorumContact = cached.ms === Number.POSITIVE_INFINITY ? now : cached.ms;
     return Math.max(elected, quorumContact);
   }
 
@@ -370,6 +389,7 @@ export class RaftGroup<R> {
         (message.type === "append-response" || message.type === "heartbeat-response")
       ) {
         this.#peerAckMs.set(message.from, this.#env.monotonicMs());
+        this.#peerAcks++;
       }
     }
     this.#raw.step(message);
@@ -663,6 +683,7 @@ export class RaftGroup<R> {
       if (!wasLeader && rd.softState.role === "leader") {
         this.#lastLeaderContactMs = this.#env.monotonicMs();
         this.#peerAckMs.clear();
+        this.#peerAcks++;
       }
       // A leader known after none, none after one, or another one: each counts as a change.
       if (rd.softState.leaderId !== this.#soft.leaderId) this.metrics.leaderChanges++;
