@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { FastifyBaseLogger } from "fastify";
 import { CairnClient } from "../client/index.js";
 import { type NodeWireMessage, nodeWireCodec, systemEnv } from "../node/index.js";
-import { CairnNode, mainGroup } from "../node-assembly/index.js";
+import { CairnNode, corruptionIn, mainGroup } from "../node-assembly/index.js";
 import { type NodeId, nodeId } from "../raft/index.js";
 import { startGrpcServer } from "../server/grpc/index.js";
 import { buildHttpApp, ClientTls, ConnectionRefusals } from "../server/http/index.js";
@@ -327,7 +327,7 @@ export async function runNode(config: NodeConfig): Promise<void> {
   const stateCheckAlarms = new Map<string, number>();
   const fs = new NodeFileSystem();
   let damaged: (reason: string) => void = () => {};
-  const start = async (): Promise<RunningNode & { readonly damaged: Promise<string> }> => {
+  const start = async (repairing = false): Promise<RunningNode & { readonly damaged: Promise<string> }> => {
     const found = new Promise<string>((resolve) => {
       damaged = resolve;
     });
@@ -339,6 +339,17 @@ export async function runNode(config: NodeConfig): Promise<void> {
       });
       return Object.assign(started, { damaged: found });
     } catch (error) {
+      // Damage the start-time checks cannot see, found while opening (a state store past the
+      // log's end: the log lost entries the state holds) is repaired like damage found while
+      // running: recorded for discard, and the start-time repair runs on one more open.
+      const corrupt = corruptionIn(error);
+      if (corrupt !== undefined && !repairing) {
+        await requestDiscard(fs, config.dataDir, corrupt.message);
+        recoveryLog.warn(
+          `damage found while opening: ${corrupt.message}; opening again to repair it from the leader`,
+        );
+        return await start(true);
+      }
       // A failure late in the start (a client port taken) leaves the Raft group and the transport
       // running: a node that votes and follows but serves nothing. It must not linger (found by the
       // fault suite): once the CLI has reported the error and set the exit status, the process ends.

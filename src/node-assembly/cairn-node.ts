@@ -778,7 +778,8 @@ const corruptionCodes: ReadonlySet<string> = new Set<StorageErrorCode>([
 ]);
 
 /** The first error along `error`'s chain of causes that reports damaged data, if any. */
-function corruptionIn(error: unknown): Error | undefined {
+/** The corrupt-data error in `error` or its causes (a storage code that means damage), if any. */
+export function corruptionIn(error: unknown): Error | undefined {
   for (let e = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++)
     if ("code" in e && typeof e.code === "string" && corruptionCodes.has(e.code)) return e;
   return undefined;

@@ -5,6 +5,7 @@ export {
   type CairnNodeHooks,
   type CairnNodeOptions,
   type CairnNodeSettings,
+  corruptionIn,
   defaultNodeSettings,
   mainGroup,
   type NodeMembership,

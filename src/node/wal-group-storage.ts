@@ -87,6 +87,16 @@ export class WalGroupStorage implements GroupStorage {
     this.#durableTerm = hs.term;
     this.#durableVote = hs.votedFor;
     const lastIndex = entries.at(-1)?.index ?? snapshot?.index ?? 0;
+    // Applied entries were durable in the log first, so a state store past the log's end means
+    // the log lost entries the state holds (a damaged tail cut at open, found by the real-process
+    // corruption test): the core cannot start on that (its commit would pass its log), so it is
+    // damage, repaired from the leader like any other.
+    const applied = this.#snapshots?.appliedIndex() ?? 0;
+    if (applied > lastIndex)
+      throw new StorageError(
+        "ERR_STATE_CORRUPT",
+        `the state store applied entries through ${applied}, past the log's last entry ${lastIndex}: the log lost entries the state holds`,
+      );
     const tailLost = this.#tailLostIndexMax(lastIndex);
     return {
       // The stored commit may lag; it is at least the snapshot and never beyond the log.
