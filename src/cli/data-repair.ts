@@ -6,7 +6,13 @@
 // a crash during the recovery, so the node never forgets that it is not whole yet.
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { errnoOf, type FileSystem, readWhole, writeFileAtomic } from "../storage/index.js";
+import {
+  errnoOf,
+  type FileSystem,
+  readIfPresent,
+  removeFileDurably,
+  writeFileAtomic,
+} from "../storage/index.js";
 
 /** The data directory's parts that hold replicated state, each rebuilt from the leader. */
 export const replicatedStateDirs = ["wal", "hardstate", "state", "snapshots"] as const;
@@ -40,12 +46,8 @@ export async function requestDiscard(fs: FileSystem, dataDir: string, reason: st
 }
 
 async function readReason(fs: FileSystem, path: string): Promise<string | undefined> {
-  try {
-    return new TextDecoder().decode(await readWhole(fs, path)).trim();
-  } catch (error) {
-    if (errnoOf(error) === "ENOENT") return undefined;
-    throw error;
-  }
+  const bytes = await readIfPresent(fs, path);
+  return bytes === undefined ? undefined : new TextDecoder().decode(bytes).trim();
 }
 
 async function writeReason(fs: FileSystem, path: string, reason: string): Promise<void> {
@@ -80,20 +82,10 @@ export async function discardReplicatedState(fs: FileSystem, dataDir: string, re
   }
   await fs.syncDir(damaged);
   // Done: a request to discard is served (a crash before this line discards once more).
-  await removeIfPresent(fs, join(dataDir, discardRequestFileName));
-  await fs.syncDir(dataDir);
-}
-
-async function removeIfPresent(fs: FileSystem, path: string): Promise<void> {
-  try {
-    await fs.unlink(path);
-  } catch (error) {
-    if (errnoOf(error) !== "ENOENT") throw error;
-  }
+  await removeFileDurably(fs, join(dataDir, discardRequestFileName));
 }
 
 /** Clears the recovering record once the node is whole again (its recovered log is durable). */
 export async function clearRecovering(fs: FileSystem, dataDir: string): Promise<void> {
-  await removeIfPresent(fs, join(dataDir, recoveringFileName));
-  await fs.syncDir(dataDir);
+  await removeFileDurably(fs, join(dataDir, recoveringFileName));
 }

@@ -53,7 +53,6 @@ import {
   type StateStore,
   type StorageError,
   type StorageErrorCode,
-  type TornTail,
   Wal,
   type WalRecovery,
 } from "../storage/index.js";
@@ -381,7 +380,10 @@ export class CairnNode {
         onFailure,
       });
       wal = opened.wal;
-      if (opened.recovery.tornTail !== undefined) log.warn(describeTornTail(opened.recovery.tornTail));
+      const torn = opened.recovery.tornTail;
+      if (torn !== undefined) log.warn(`recovered: truncated a torn record at ${torn.file}:${torn.offset}`);
+      // What a cut (at this open or an earlier one: the start-time check opens the WAL first) may
+      // have taken that was acknowledged: one line, whichever open cut it.
       const lost = opened.recovery.tailLost.get(mainGroup);
       if (lost !== undefined)
         log.warn(
@@ -793,16 +795,6 @@ function peerAddresses(members: readonly MemberRecord[], self: NodeId): Map<Node
     peers.set(nodeId(m.id), peerAddressOf(m.peerAddress));
   }
   return peers;
-}
-
-/** The operator's note on a torn WAL tail truncated at recovery. */
-function describeTornTail(torn: TornTail): string {
-  return (
-    `recovered: truncated a torn record at ${torn.file}:${torn.offset}` +
-    (torn.mayHaveBeenAcknowledged && torn.entriesMax > 0
-      ? "; it was whole, so it may have been acknowledged: no votes until a leader has resent it"
-      : "")
-  );
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { FileHandle, FileSystem } from "./file-system.js";
-import { dirOf } from "./file-system.js";
+import { dirOf, errnoOf } from "./file-system.js";
 
 /** The suffix of a file being written before its atomic rename; such leftovers are garbage. */
 export const tempSuffix = ".tmp";
@@ -26,6 +26,16 @@ export async function writeFileAtomic(
   }
   await handle.close();
   await fs.rename(temp, path);
+  await fs.syncDir(dirOf(path));
+}
+
+/** Removes the file at `path` if there is one, durably (its directory is fsynced after). */
+export async function removeFileDurably(fs: FileSystem, path: string): Promise<void> {
+  try {
+    await fs.unlink(path);
+  } catch (error) {
+    if (errnoOf(error) !== "ENOENT") throw error;
+  }
   await fs.syncDir(dirOf(path));
 }
 

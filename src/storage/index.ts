@@ -1,6 +1,6 @@
 // The public surface of the storage layer: the file system seam (real and simulated), the
 // write-ahead log, hard state and snapshot files, the state machine store, and the error codes.
-export { makeDirDurable, tempSuffix, writeFileAtomic } from "./atomic-file.js";
+export { makeDirDurable, removeFileDurably, tempSuffix, writeFileAtomic } from "./atomic-file.js";
 export { DelayedFileSystem, type DiskDelay } from "./delayed-file-system.js";
 export {
   dirOf,
@@ -15,7 +15,7 @@ export { decodeHardState, encodeHardState, HardStateStore } from "./hard-state-s
 export { LmdbStateStore } from "./lmdb-state-store.js";
 export { MemoryStateStore, type MemoryStateStoreOptions } from "./memory-state-store.js";
 export { NodeFileSystem } from "./node-file-system.js";
-export { readWhole } from "./read-whole.js";
+export { readIfPresent, readWhole } from "./read-whole.js";
 export {
   type Chance,
   immediateScheduler,

@@ -1,4 +1,14 @@
-import type { FileSystem } from "./file-system.js";
+import { errnoOf, type FileSystem } from "./file-system.js";
+
+/** {@link readWhole}, or undefined when there is no file at `path` (a side record never written). */
+export async function readIfPresent(fs: FileSystem, path: string): Promise<Uint8Array | undefined> {
+  try {
+    return await readWhole(fs, path);
+  } catch (error) {
+    if (errnoOf(error) === "ENOENT") return undefined;
+    throw error;
+  }
+}
 
 /** Reads all of the file at `path` into one array (used for WAL segments, which `segmentBytesMax` bounds). */
 export async function readWhole(fs: FileSystem, path: string): Promise<Uint8Array> {

@@ -11,8 +11,8 @@
 // since the last watermark still passes as a clean end or a torn tail.
 import { crc32 } from "../util/index.js";
 import { writeFileAtomic } from "./atomic-file.js";
-import { errnoOf, type FileSystem, joinPath } from "./file-system.js";
-import { readWhole } from "./read-whole.js";
+import { type FileSystem, joinPath } from "./file-system.js";
+import { readIfPresent } from "./read-whole.js";
 
 /** The side file's name in the WAL directory. */
 export const durableEndFileName = "durable-end";
@@ -48,12 +48,8 @@ export async function readDurableEnd(
   fs: FileSystem,
   dir: string,
 ): Promise<DurableEnd | "corrupt" | undefined> {
-  try {
-    return decodeDurableEnd(await readWhole(fs, joinPath(dir, durableEndFileName)));
-  } catch (error) {
-    if (errnoOf(error) === "ENOENT") return undefined;
-    throw error;
-  }
+  const bytes = await readIfPresent(fs, joinPath(dir, durableEndFileName));
+  return bytes === undefined ? undefined : decodeDurableEnd(bytes);
 }
 
 /** Stores `end` in WAL directory `dir`, whole or not at all (temp file, sync, rename, directory sync). */

@@ -10,9 +10,9 @@
 // An entry is forgotten at an open that finds the group's log past it: only a leader can have
 // appended there, since the group neither votes nor campaigns until then.
 import { crc32 } from "../util/index.js";
-import { writeFileAtomic } from "./atomic-file.js";
-import { errnoOf, type FileSystem, joinPath } from "./file-system.js";
-import { readWhole } from "./read-whole.js";
+import { removeFileDurably, writeFileAtomic } from "./atomic-file.js";
+import { type FileSystem, joinPath } from "./file-system.js";
+import { readIfPresent } from "./read-whole.js";
 
 /** The side file's name in the WAL directory. */
 export const tailLostFileName = "tail-lost";
@@ -53,12 +53,8 @@ export function decodeTailLost(bytes: Uint8Array): TailLost | "corrupt" {
 
 /** The record stored in WAL directory `dir`: an empty map when there is none. */
 export async function readTailLost(fs: FileSystem, dir: string): Promise<TailLost | "corrupt"> {
-  try {
-    return decodeTailLost(await readWhole(fs, joinPath(dir, tailLostFileName)));
-  } catch (error) {
-    if (errnoOf(error) === "ENOENT") return new Map();
-    throw error;
-  }
+  const bytes = await readIfPresent(fs, joinPath(dir, tailLostFileName));
+  return bytes === undefined ? new Map() : decodeTailLost(bytes);
 }
 
 /**
@@ -67,18 +63,9 @@ export async function readTailLost(fs: FileSystem, dir: string): Promise<TailLos
  */
 export async function writeTailLost(fs: FileSystem, dir: string, lost: TailLost): Promise<void> {
   const path = joinPath(dir, tailLostFileName);
-  if (lost.size > 0) {
-    const bytes = encodeTailLost(lost);
-    await writeFileAtomic(fs, path, (handle) => handle.write(bytes, 0));
-    return;
-  }
-  try {
-    await fs.unlink(path);
-  } catch (error) {
-    if (errnoOf(error) === "ENOENT") return;
-    throw error;
-  }
-  await fs.syncDir(dir);
+  if (lost.size === 0) return await removeFileDurably(fs, path);
+  const bytes = encodeTailLost(lost);
+  await writeFileAtomic(fs, path, (handle) => handle.write(bytes, 0));
 }
 
 /**
