@@ -10,10 +10,10 @@ import { CertBindBody, RolePutBody, RoleRateBody, TokenCreateBody } from "../../
 import { type AuthService, anonymous, CairnError, type Principal, runAs } from "../../service/index.js";
 import { peerCertificateName } from "../client-tls.js";
 
-/** Who each request in flight acts for, from its onRequest hook to its handler. */
+/** Who each request in flight acts for, from the app's first hook to its handler. */
 const principals = new WeakMap<FastifyRequest, Principal>();
 
-/** Who a request acts for, once its onRequest hooks ran (anonymous without authentication). */
+/** Who a request acts for, once the app's first hook ran (anonymous without authentication). */
 export function requestPrincipal(request: FastifyRequest): Principal {
   return principals.get(request) ?? anonymous;
 }
@@ -38,28 +38,27 @@ async function principalOf(auth: AuthService, request: FastifyRequest): Promise<
 /**
  * Authenticates every request and runs its handler as its principal. Routes that anyone may call
  * (health, metrics, the OpenAPI document) check nothing; every other operation checks the
- * principal in the service it calls.
+ * principal in the service it calls. Returns the step of the app's first hook that finds a
+ * request's principal: undefined when it is known at once (most requests carry no token and need
+ * no promise; without a verified client certificate either, no entry here, and
+ * {@link requestPrincipal} answers anonymous for them), else the check of the token.
  */
-export function registerAuthentication(app: FastifyInstance, auth: AuthService): void {
-  // A callback hook: most requests carry no token and need no promise; without a verified client
-  // certificate either, no entry here (requestPrincipal answers anonymous for them).
-  app.addHook("onRequest", (request, _reply, done) => {
+export function registerAuthentication(
+  app: FastifyInstance,
+  auth: AuthService,
+): (request: FastifyRequest) => Promise<void> | undefined {
+  // The handler runs inside `done`: everything it awaits keeps the principal.
+  app.addHook("preHandler", (request, _reply, done) => runAs(principals.get(request) ?? anonymous, done));
+  return (request) => {
     if (request.headers.authorization === undefined) {
       const certificate = auth.guard.certificatePrincipal(peerCertificateName(request.raw.socket));
       if (certificate !== anonymous) principals.set(request, certificate);
-      done();
-      return;
+      return undefined;
     }
-    principalOf(auth, request).then(
-      (principal) => {
-        principals.set(request, principal);
-        done();
-      },
-      (error: unknown) => done(error instanceof Error ? error : new Error(String(error))),
-    );
-  });
-  // The handler runs inside `done`: everything it awaits keeps the principal.
-  app.addHook("preHandler", (request, _reply, done) => runAs(principals.get(request) ?? anonymous, done));
+    return principalOf(auth, request).then((principal) => {
+      principals.set(request, principal);
+    });
+  };
 }
 
 /** Registers /v1/auth. */

@@ -3,7 +3,7 @@
 // rather than fastify's own.
 import type { Socket } from "node:net";
 import { Server as TlsServer } from "node:tls";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import {
   ConnectionGate,
   type ConnectionLimits,
@@ -20,16 +20,22 @@ function rawAnswer(status: number, reason: string, body: ErrorBody): string {
 }
 
 /**
+ * Whether a request was answered by a step of the app's first hook (which then stops): a refusal,
+ * a preflight.
+ */
+export type RequestScreen = (request: FastifyRequest, reply: FastifyReply) => boolean;
+
+/**
  * Counts every connection of `app` through a {@link ConnectionGate}. A refused connection is
  * answered at once, 429 ERR_BUSY, and closed; a request that arrives on it meanwhile runs no
- * handler (the first hook answers it the same way). Past twice the listener limit Node itself
- * drops new connections.
+ * handler: the screen returned answers it the same way (the app's first hook runs it first; over
+ * TLS there is none, see below). Past twice the listener limit Node itself drops new connections.
  */
 export function registerConnectionBounds(
   app: FastifyInstance,
   limits: Partial<ConnectionLimits>,
   refusals?: ConnectionRefusals,
-): ConnectionGate {
+): RequestScreen | undefined {
   const gate = new ConnectionGate(limits, refusals?.of("http"));
   const refused = new WeakMap<Socket, string>();
   app.server.maxConnections = 2 * gate.limits.connectionsMax;
@@ -37,7 +43,7 @@ export function registerConnectionBounds(
   // closed without an answer (the answer would need the handshake).
   if (app.server instanceof TlsServer) {
     gateBeforeHandshake(app.server, gate);
-    return gate;
+    return undefined;
   }
   app.server.on("connection", (socket: Socket) => {
     const refusal = gate.admit(socket);
@@ -46,15 +52,12 @@ export function registerConnectionBounds(
     refused.set(socket, message);
     socket.end(rawAnswer(429, "Too Many Requests", errorBody("ERR_BUSY", message)));
   });
-  app.addHook("onRequest", (request, reply, done) => {
+  return (request, reply) => {
     const message = refused.get(request.raw.socket);
-    if (message === undefined) {
-      done();
-      return;
-    }
+    if (message === undefined) return false;
     void reply.status(429).header("connection", "close").send(errorBody("ERR_BUSY", message));
-  });
-  return gate;
+    return true;
+  };
 }
 
 /** The answer to a request Node refused before fastify saw it, in the API's error body shape. */

@@ -3,12 +3,13 @@
 // allows only the configured origins ("*" allows any), so a node does not hand its whole API to
 // every web page unless its operator says so. Preflights answer 204.
 //
-// One onRequest hook rather than @fastify/cors: the plugin serves two policies only through its
+// One step of the first hook rather than @fastify/cors: the plugin serves two policies only through its
 // per-request delegator, which builds and merges its options objects on every request, with or
 // without an Origin header, and cost about 12 µs of CPU per request in a fastify microbenchmark
 // (10-15% of a linearizable GET on the leader). A request without Origin (every client but a
-// browser) costs this hook one header.
+// browser) costs this step one header.
 import type { FastifyInstance } from "fastify";
+import type { RequestScreen } from "./connection-bounds.js";
 
 /** Paths of the aiohttp messaging node, whose CORS reflects any Origin. */
 export const messagingPaths: readonly string[] = [
@@ -29,8 +30,12 @@ const preflightHeaders = {
   "access-control-max-age": "600",
 } as const;
 
-/** Registers CORS; `origins` are the exact origins allowed on routes other than the messaging ones. */
-export function registerCors(app: FastifyInstance, origins: readonly string[]): void {
+/**
+ * Registers CORS; `origins` are the exact origins allowed on routes other than the messaging ones.
+ * The screen returned sets the headers of every answer and answers preflights (the app's first
+ * hook runs it).
+ */
+export function registerCors(app: FastifyInstance, origins: readonly string[]): RequestScreen {
   const anyOrigin = origins.includes("*");
   const allowed = new Set(origins);
   const allows = (origin: string, url: string): boolean => {
@@ -38,27 +43,22 @@ export function registerCors(app: FastifyInstance, origins: readonly string[]): 
     const query = url.indexOf("?");
     return messagingPaths.includes(query < 0 ? url : url.slice(0, query));
   };
-  app.addHook("onRequest", (request, reply, done) => {
+  // An OPTIONS request the screen did not answer (no Origin, or one not allowed) is not a preflight.
+  app.options("*", { schema: { hide: true } }, (_request, reply) => reply.callNotFound());
+  return (request, reply) => {
     // Whether the answer carries CORS headers depends on Origin, so a cache must key on it
     // (Fetch standard, "CORS protocol and HTTP caches"), on answers to requests without one too.
     reply.header("vary", "Origin");
     const origin = request.headers.origin;
-    if (typeof origin !== "string" || !allows(origin, request.url)) {
-      done();
-      return;
-    }
+    if (typeof origin !== "string" || !allows(origin, request.url)) return false;
     reply.header("access-control-allow-origin", origin);
-    if (request.method !== "OPTIONS") {
-      done();
-      return;
-    }
+    if (request.method !== "OPTIONS") return false;
     if (request.headers["access-control-request-method"] === undefined) {
       void reply.status(400).type("text/plain").send("Invalid Preflight Request");
-      return;
+      return true;
     }
     // Answered here, before any route: content-length 0, or some browsers wait for a body.
     void reply.headers(preflightHeaders).header("content-length", "0").status(204).send();
-  });
-  // An OPTIONS request the hook did not answer (no Origin, or one not allowed) is not a preflight.
-  app.options("*", { schema: { hide: true } }, (_request, reply) => reply.callNotFound());
+    return true;
+  };
 }

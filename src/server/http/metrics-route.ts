@@ -6,7 +6,7 @@
 // requests per route with their latency, and the runtime's persist, apply, proposal and read
 // barrier latencies) and rendered here in the same format after prom-client's. GET /v1/metrics answers the runtime's counters and histograms as JSON,
 // for charts (the dashboard) that would otherwise parse the text format.
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest, onResponseHookHandler } from "fastify";
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { HistogramSnapshot, MetricsSnapshot } from "../../api/index.js";
 import type { GroupMetrics } from "../../node/index.js";
@@ -73,22 +73,47 @@ export class NodeMetrics {
     this.#registerStreams(registers);
   }
 
-  /** Records one answered HTTP request (`route`: its pattern, so labels stay few). */
-  observeRequest(method: string, route: string, status: number, seconds: number): void {
-    const routeKey = `${method} ${route}`;
-    const key = `${routeKey} ${status}`;
+  /**
+   * The recorder of the answered requests of one route pattern (`route`, so labels stay few; made
+   * once per route, so a request builds no key): its series by method and status, and its latency
+   * by method.
+   */
+  routeRecorder(route: string): (method: string, status: number, seconds: number) => void {
+    const byMethod = new Map<string, { latency: LatencySeries; byStatus: Map<number, RequestSeries> }>();
+    return (method, status, seconds) => {
+      let series = byMethod.get(method);
+      if (series === undefined) {
+        series = { latency: this.#latencySeries(method, route), byStatus: new Map() };
+        byMethod.set(method, series);
+      }
+      let requests = series.byStatus.get(status);
+      if (requests === undefined) {
+        requests = this.#requestSeries(method, route, status);
+        series.byStatus.set(status, requests);
+      }
+      requests.count++;
+      series.latency.seconds.observe(seconds);
+    };
+  }
+
+  #requestSeries(method: string, route: string, status: number): RequestSeries {
+    const key = `${method} ${route} ${status}`;
     let requests = this.#requests.get(key);
     if (requests === undefined) {
       requests = { labels: labelsText({ method, route, status: String(status) }), count: 0 };
       this.#requests.set(key, requests);
     }
-    requests.count++;
-    let latency = this.#latencies.get(routeKey);
+    return requests;
+  }
+
+  #latencySeries(method: string, route: string): LatencySeries {
+    const key = `${method} ${route}`;
+    let latency = this.#latencies.get(key);
     if (latency === undefined) {
       latency = { labels: labelsText({ method, route }), seconds: new Histogram(httpBucketsS) };
-      this.#latencies.set(routeKey, latency);
+      this.#latencies.set(key, latency);
     }
-    latency.seconds.observe(seconds);
+    return latency;
   }
 
   /** The HTTP request counter and latency histogram in the Prometheus text format. */
@@ -442,14 +467,24 @@ export function metricsSnapshot(source: MetricsSource): MetricsSnapshot {
 
 /**
  * Registers GET /metrics (Prometheus text) and GET /v1/metrics (JSON), and counts every request the
- * app answers, by route pattern ("unmatched" for no route).
+ * app answers, by route pattern: routes registered after this call count through their own
+ * onResponse hook (the route is known when the hook is made, so a request does not build
+ * fastify's `routeOptions` to learn it); the answer records a request no route matched
+ * ("unmatched") from the not-found handler.
  */
-export function registerMetricsRoute(app: FastifyInstance, source: MetricsSource): void {
+export function registerMetricsRoute(
+  app: FastifyInstance,
+  source: MetricsSource,
+): (request: FastifyRequest, reply: FastifyReply) => void {
   const metrics = new NodeMetrics(source);
-  app.addHook("onResponse", (request, reply, done) => {
-    const route = request.routeOptions.url ?? "unmatched";
-    metrics.observeRequest(request.method, route, reply.statusCode, reply.elapsedTime / 1000);
-    done();
+  app.addHook("onRoute", (route) => {
+    const record = metrics.routeRecorder(route.url);
+    const hook: onResponseHookHandler = (request, reply, done) => {
+      record(request.method, reply.statusCode, reply.elapsedTime / 1000);
+      done();
+    };
+    const own = route.onResponse;
+    route.onResponse = own === undefined ? [hook] : [...(Array.isArray(own) ? own : [own]), hook];
   });
   app.get("/metrics", { schema: { hide: true } }, async (_request, reply) =>
     reply.header("content-type", metrics.registry.contentType).send(await metrics.render()),
@@ -459,4 +494,6 @@ export function registerMetricsRoute(app: FastifyInstance, source: MetricsSource
     { schema: { summary: "Counters and latency histograms as JSON (the same as /metrics)" } },
     async () => metricsSnapshot(source),
   );
+  const unmatched = metrics.routeRecorder("unmatched");
+  return (request, reply) => unmatched(request.method, reply.statusCode, reply.elapsedTime / 1000);
 }
