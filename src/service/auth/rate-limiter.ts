@@ -4,6 +4,7 @@
 // client's share is the same whichever protocol it uses, and one client over its rate does not
 // slow another. Buckets live on the node that serves the client: a client spread over N nodes gets
 // up to N times its rate (docs/security.md).
+import { LruMap } from "toad-cache";
 import { CairnError } from "../errors.js";
 import type { StateReader } from "../state.js";
 import type { RateLimit } from "./auth-command.js";
@@ -36,15 +37,18 @@ export interface RateLimitCounts {
 /** Token buckets keyed by token id or remote address. */
 export class RateLimiter {
   readonly #o: RateLimiterOptions;
-  readonly #bucketsMax: number;
-  /** Key -> bucket, least recently used first. */
-  readonly #buckets = new Map<string, Bucket>();
+  /**
+   * Key -> bucket; past `bucketsMax` the least recently used goes. toad-cache's LruMap rather than
+   * a Map dropping its first key: that costs a walk past every slot deleted before it (see
+   * store-backend.ts), on every new address once full.
+   */
+  readonly #buckets: LruMap<Bucket>;
   readonly counts: RateLimitCounts = { refused: 0 };
 
   /** Creates a limiter. */
   constructor(options: RateLimiterOptions) {
     this.#o = options;
-    this.#bucketsMax = options.bucketsMax ?? 100_000;
+    this.#buckets = new LruMap(Math.max(1, options.bucketsMax ?? 100_000));
   }
 
   /**
@@ -56,12 +60,10 @@ export class RateLimiter {
     if (limited === undefined) return;
     const { key, rate } = limited;
     const now = this.#o.nowMs();
-    const bucket = this.#buckets.get(key) ?? { tokens: rate.burst, lastMs: now };
-    this.#buckets.delete(key);
-    this.#buckets.set(key, bucket);
-    if (this.#buckets.size > this.#bucketsMax) {
-      const oldest = this.#buckets.keys().next().value;
-      if (oldest !== undefined) this.#buckets.delete(oldest);
+    let bucket = this.#buckets.get(key);
+    if (bucket === undefined) {
+      bucket = { tokens: rate.burst, lastMs: now };
+      this.#buckets.set(key, bucket);
     }
     const elapsedMs = Math.max(0, now - bucket.lastMs);
     bucket.tokens = Math.min(rate.burst, bucket.tokens + (elapsedMs * rate.requestsPerSecond) / 1000);
