@@ -91,7 +91,7 @@ export class Progress {
    * match); 0 once an append was rejected or a snapshot is due, since theirs did not land.
    */
   commitSent: LogIndex = logIndex(0);
-  /** Heartbeat responses from this peer since the last append sent to it (see RawNode's refresh). */
+  /** Heartbeat intervals since the last append sent to this peer (see RawNode's refresh). */
   heartbeatsSinceAppend = 0;
   readonly inflights: Inflights;
 

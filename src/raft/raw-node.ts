@@ -51,9 +51,11 @@ const defaultApplyBytesMax = 1 << 20;
 const defaultUncommittedBytesMax = 64 << 20;
 const defaultReadIndexPendingMax = 4096;
 /**
- * A leader sends a follower an (empty) append after this many heartbeat responses without one, so
- * a lost append's commit index reaches it on an idle cluster too: one small message a second per
- * follower at the default 100 ms heartbeat.
+ * A leader sends a follower an (empty) append at its first heartbeat response after this many
+ * heartbeat intervals without one, so a lost append's commit index reaches it on an idle cluster
+ * too: one small message a second per follower at the default 100 ms heartbeat. Intervals, not
+ * responses: the heartbeats of ReadIndex rounds (thousands a second under a read load) would
+ * otherwise add an append to every tenth round.
  */
 const appendRefreshHeartbeats = 10;
 
@@ -657,6 +659,7 @@ export class RawNode {
     }
     if (this.#heartbeatElapsed >= this.#cfg.heartbeatTicks) {
       this.#heartbeatElapsed = 0;
+      for (const [id, pr] of this.#progress) if (id !== this.id) pr.heartbeatsSinceAppend++;
       this.#broadcastHeartbeat();
     }
   }
@@ -1055,7 +1058,6 @@ export class RawNode {
     // a member withheld its vote for good). And one every few heartbeats regardless: the append
     // that carried the latest commit may have been lost, and commitSent cannot know (seed 574 at
     // level 1: the wiped member stayed recovering on an idle cluster).
-    pr.heartbeatsSinceAppend++;
     if (
       pr.matchIndex < this.#log.lastIndex() ||
       pr.commitSent < this.#log.commitIndex ||
