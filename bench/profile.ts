@@ -4,7 +4,9 @@
 // followers together, the time per operation of each layer of the code and of the busiest
 // functions, counted over the measured seconds only. Profiles are kept in `--out DIR` (default: a
 // temp directory) for a closer look in Chrome's DevTools. Not part of `npm test`; run
-// `npm run build` first. Options: --seconds N (default 8), --top N functions (default 25).
+// `npm run build` first. Options: --seconds N (default 8), --top N functions (default 25),
+// --before op:clients,... (points run first, unmeasured, for the state they leave: bench/ab.ts runs
+// its points in order on one cluster, so its gets follow its puts).
 import { mkdtemp, readdir, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,6 +18,8 @@ const args = process.argv.slice(2);
 const option = (name: string, fallback: string) => optionOf(args, name, fallback);
 const [point] = parsePoints(option("point", "put:64"));
 if (point === undefined) throw new Error("--point op:clients");
+const beforeText = option("before", "");
+const before = beforeText === "" ? [] : parsePoints(beforeText);
 const seconds = Number(option("seconds", "8"));
 const top = Number(option("top", "25"));
 const dir = option("dir", new URL("..", import.meta.url).pathname);
@@ -33,6 +37,7 @@ const window = { fromMicros: 0, toMicros: 0 };
 const leaderPort = new URL(cluster.leaderUrl).port;
 try {
   await preparePoints(cluster);
+  for (const earlier of before) await runPoint(cluster, earlier, seconds);
   await runPoint(cluster, point, 2);
   window.fromMicros = monotonicMicros();
   measured = await runPoint(cluster, point, seconds);

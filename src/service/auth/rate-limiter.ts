@@ -40,7 +40,8 @@ export class RateLimiter {
   /**
    * Key -> bucket; past `bucketsMax` the least recently used goes. toad-cache's LruMap rather than
    * a Map dropping its first key: that costs a walk past every slot deleted before it (see
-   * store-backend.ts), on every new address once full.
+   * store-backend.ts), on every new address once full. Least recently used, so a busy client's
+   * bucket is not the one dropped.
    */
   readonly #buckets: LruMap<Bucket>;
   readonly counts: RateLimitCounts = { refused: 0 };
