@@ -386,6 +386,25 @@ describe("ReadIndex (dissertation §6.4)", () => {
     assert.ok((net.cluster.sentByType.get("heartbeat") ?? 0) - before <= 4, "at most two rounds");
   });
 
+  it("sends no appends for its rounds; an idle leader refreshes each follower every 10 heartbeats", () => {
+    const net = new Net({ seed: 16, voters: [1, 2, 3] });
+    net.elect(1);
+    net.tickAll(10);
+    const appendsSent = () => net.cluster.sentByType.get("append") ?? 0;
+    // Under a read load: 40 rounds, each a heartbeat to both followers and their responses.
+    const beforeReads = appendsSent();
+    for (let k = 0; k < 40; k++) {
+      assert.deepEqual(net.cluster.raw(1).readIndex(`r${k}`), { ok: true });
+      net.stabilize();
+    }
+    assert.equal(net.cluster.node(1).readStates.length, 40);
+    assert.equal(appendsSent() - beforeReads, 0, "read rounds sent appends");
+    // Idle, one heartbeat per tick: an (empty) append to each follower once every 10 intervals.
+    const beforeIdle = appendsSent();
+    net.tickAll(30);
+    assert.equal(appendsSent() - beforeIdle, 6);
+  });
+
   it("answers a read forwarded by a follower", () => {
     const net = new Net({ seed: 14, voters: [1, 2, 3] });
     net.elect(1);
