@@ -10,6 +10,7 @@ import { LmdbStateStore } from "../src/storage/lmdb-state-store.js";
 
 /** A state machine on lmdb, and how to close it and delete its directory. */
 export function openLmdbMachine(name: string): {
+  readonly store: LmdbStateStore;
   readonly backend: StoreBackend;
   readonly machine: ServiceStateMachine;
   close(): Promise<void>;
@@ -24,6 +25,7 @@ export function openLmdbMachine(name: string): {
     },
   });
   return {
+    store,
     backend,
     machine: new ServiceStateMachine(backend),
     close: async () => {

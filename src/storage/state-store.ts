@@ -216,11 +216,14 @@ export function decodeIndex(bytes: Uint8Array | undefined): number {
 
 /**
  * Packs (key without group prefix, value) pairs into chunks: each pair is key length u32, value
- * length u32, key (kind byte + user key), value. A chunk holds whole pairs only.
+ * length u32, key (kind byte + user key), value. A chunk holds whole pairs only; a pair larger
+ * than a chunk is a chunk of its own. Each pair is written straight into the chunk being built
+ * (a snapshot export packs every pair of the state: no array per pair).
  */
 export class ChunkPacker {
   readonly #max: number;
-  #parts: Uint8Array[] = [];
+  #chunk: Uint8Array | undefined;
+  #view: DataView | undefined;
   #size = 0;
 
   /** Creates a packer for chunks of at most `chunkBytesMax` bytes. */
@@ -231,30 +234,33 @@ export class ChunkPacker {
 
   /** Adds one pair; returns a finished chunk when the pair did not fit in the current one. */
   add(storedKey: Uint8Array, value: Uint8Array): Uint8Array | undefined {
-    const key = storedKey.subarray(8);
-    const pair = new Uint8Array(8 + key.length + value.length);
-    const view = viewOf(pair);
-    view.setUint32(0, key.length, true);
-    view.setUint32(4, value.length, true);
-    pair.set(key, 8);
-    pair.set(value, 8 + key.length);
+    const keyLength = storedKey.length - 8;
+    const pairBytes = 8 + keyLength + value.length;
     let full: Uint8Array | undefined;
-    if (this.#size > 0 && this.#size + pair.length > this.#max) full = this.flush();
-    this.#parts.push(pair);
-    this.#size += pair.length;
+    if (this.#size > 0 && this.#size + pairBytes > this.#max) full = this.flush();
+    let chunk = this.#chunk;
+    let view = this.#view;
+    if (chunk === undefined || view === undefined || this.#size + pairBytes > chunk.length) {
+      chunk = new Uint8Array(Math.max(this.#max, pairBytes));
+      view = viewOf(chunk);
+      this.#chunk = chunk;
+      this.#view = view;
+    }
+    const at = this.#size;
+    view.setUint32(at, keyLength, true);
+    view.setUint32(at + 4, value.length, true);
+    chunk.set(storedKey.subarray(8), at + 8);
+    chunk.set(value, at + 8 + keyLength);
+    this.#size = at + pairBytes;
     return full;
   }
 
   /** The chunk built so far (undefined when empty), starting a new one. */
   flush(): Uint8Array | undefined {
-    if (this.#size === 0) return undefined;
-    const out = new Uint8Array(this.#size);
-    let at = 0;
-    for (const p of this.#parts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    this.#parts = [];
+    if (this.#size === 0 || this.#chunk === undefined) return undefined;
+    const out = this.#chunk.subarray(0, this.#size);
+    this.#chunk = undefined;
+    this.#view = undefined;
     this.#size = 0;
     return out;
   }
