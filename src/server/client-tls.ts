@@ -42,10 +42,21 @@ export function certificateName(certificate: PeerCertificate | undefined): strin
   return typeof subject.CN === "string" && subject.CN !== "" ? subject.CN : undefined;
 }
 
+/**
+ * Each verified connection's certificate name: `getPeerCertificate` builds an object of the whole
+ * certificate on every call, and HTTP asks once per request of a keep-alive connection.
+ */
+const namesBySocket = new WeakMap<TLSSocket, string | null>();
+
 /** The name of the verified client certificate on `socket` (see {@link certificateName}). */
 export function peerCertificateName(socket: unknown): string | undefined {
   if (!(socket instanceof TLSSocket) || !socket.authorized) return undefined;
-  return certificateName(socket.getPeerCertificate());
+  let name = namesBySocket.get(socket);
+  if (name === undefined) {
+    name = certificateName(socket.getPeerCertificate()) ?? null;
+    namesBySocket.set(socket, name);
+  }
+  return name ?? undefined;
 }
 
 /** One node's client TLS: the files' current context and the listeners that serve it. */

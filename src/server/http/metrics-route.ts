@@ -4,8 +4,9 @@
 // messages in flight and dead letters, and (on the leader) each peer's lag. What is recorded on
 // every request or every Ready is kept in fixed buckets instead (src/node's Histogram: HTTP
 // requests per route with their latency, and the runtime's persist, apply, proposal and read
-// barrier latencies) and rendered here in the same format after prom-client's. GET /v1/metrics answers the runtime's counters and histograms as JSON,
-// for charts (the dashboard) that would otherwise parse the text format.
+// barrier latencies) and rendered here in the same format after prom-client's. GET /v1/metrics
+// answers the runtime's counters and histograms as JSON, for charts (the dashboard) that would
+// otherwise parse the text format.
 import type { FastifyInstance, FastifyReply, FastifyRequest, onResponseHookHandler } from "fastify";
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { HistogramSnapshot, MetricsSnapshot } from "../../api/index.js";
