@@ -62,7 +62,6 @@ export interface NodeConfig {
   readonly segmentBytesMax: number;
   readonly snapshotEntries: number;
   readonly snapshotBytes: number;
-  readonly snapshotStateSharePercent: number;
   readonly snapshotLogBytesMax: number;
   readonly snapshotLogEntriesMax: number;
   /** Every replica hashes its state at each applied index that is a multiple of this (the state check). */
@@ -310,16 +309,6 @@ export const nodeSettings: readonly Setting[] = [
     min: 64 * 1024,
     max: 16 * 1024 * 1024 * 1024,
     description: "bytes of applied entry data between snapshots (whichever of the two comes first)",
-  },
-  {
-    key: "snapshotStateSharePercent",
-    flag: "snapshot-state-share-percent",
-    kind: "int",
-    default: defaultNodeSettings.snapshotStateSharePercent,
-    min: 0,
-    max: 10_000,
-    description:
-      "past snapshot-entries or snapshot-bytes, no snapshot before the log since the last holds this percentage of its size (0: off)",
   },
   {
     key: "snapshotLogBytesMax",

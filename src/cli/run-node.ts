@@ -185,7 +185,6 @@ export async function startNode(
       tickIntervalMs: config.tickIntervalMs,
       snapshotEntries: config.snapshotEntries,
       snapshotBytes: config.snapshotBytes,
-      snapshotStateSharePercent: config.snapshotStateSharePercent,
       snapshotLogBytesMax: config.snapshotLogBytesMax,
       snapshotLogEntriesMax: config.snapshotLogEntriesMax,
       addressRate: { requestsPerSecond: config.addressRequestsPerSecond, burst: config.addressBurst },

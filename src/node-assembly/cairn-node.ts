@@ -84,13 +84,11 @@ export interface CairnNodeSettings {
   readonly inflightAppendsMax: number;
   readonly appendBytesMax: number;
   /**
-   * The snapshot interval's floor: no snapshot before this many applied entries (or
-   * `snapshotBytes` of entry data) since the last (snapshot-due.ts).
+   * The compaction interval: the log is compacted to the state store once this many entries (or
+   * `snapshotBytes` of entry data) were applied since its base (snapshot-due.ts).
    */
   readonly snapshotEntries: number;
   readonly snapshotBytes: number;
-  /** Past the floor, no snapshot before the log since the last holds this percentage of its size. */
-  readonly snapshotStateSharePercent: number;
   /** The ceiling: a snapshot anyway once the log since the last holds this many bytes of data ... */
   readonly snapshotLogBytesMax: number;
   /** ... or this many entries. */
@@ -138,7 +136,6 @@ export const defaultNodeSettings: CairnNodeSettings = {
   appendBytesMax: 1024 * 1024,
   snapshotEntries: 100_000,
   snapshotBytes: 64 * 1024 * 1024,
-  snapshotStateSharePercent: 50,
   snapshotLogBytesMax: 256 * 1024 * 1024,
   snapshotLogEntriesMax: 1_000_000,
   segmentBytesMax: 64 * 1024 * 1024,
@@ -487,9 +484,6 @@ export class CairnNode {
         interval: {
           entriesBetween: settings.snapshotEntries,
           bytesBetween: settings.snapshotBytes,
-          stateSharePercent: settings.snapshotStateSharePercent,
-          logBytesMax: settings.snapshotLogBytesMax,
-          logEntriesMax: settings.snapshotLogEntriesMax,
         },
         send: (message, chunks) => host.sendSnapshot(message, chunks),
       },

@@ -1,6 +1,12 @@
-// A group's snapshots: capturing the state machine into a durable snapshot file, reading one back
-// for a lagging follower, storing one received from the leader, and installing it into the state
-// store (Raft §7). The log compaction that a snapshot allows is the group storage's business.
+// A group's snapshots: the base its log is compacted to, capturing the state machine into a
+// durable snapshot file, reading one back for a lagging follower, storing one received from the
+// leader, and installing it into the state store (Raft §7). The log compaction that a snapshot
+// allows is the group storage's business.
+//
+// A base needs no file. The state store holds the state durably (lmdb), so the log can be compacted
+// to the store's durable applied index with only the base's meta (index, term, configuration)
+// recorded ({@link GroupSnapshots.compactToState}); a file is exported only when someone needs the
+// state as bytes: a follower behind the base, a new member, a backup ({@link GroupSnapshots.capture}).
 import type { GroupId, SnapshotMeta } from "../raft/index.js";
 import type { SnapshotStore, StateStore } from "../storage/index.js";
 
@@ -20,11 +26,8 @@ export class GroupSnapshots {
   readonly #files: SnapshotStore;
   readonly #state: StateStore;
   readonly #group: GroupId;
-  /**
-   * The pin on the snapshot the group's log is compacted to (see {@link holdBase}), and its size
-   * in bytes when known (see {@link baseBytes}).
-   */
-  #base: { index: number; release: () => void; bytes: number | undefined } | undefined;
+  /** The pin on the snapshot the group's log is compacted to (see {@link holdBase}). */
+  #base: { index: number; release: () => void } | undefined;
   /** The state bytes of the snapshots this service stored since it started, by index. */
   readonly #sizes = new Map<number, number>();
   /** Pins on received snapshots the core may still install, by index (see {@link receive}). */
@@ -40,6 +43,31 @@ export class GroupSnapshots {
   /** The applied index a capture would describe: the state store's, read now. */
   appliedIndex(): number {
     return this.#state.appliedIndex(this.#group);
+  }
+
+  /**
+   * The state store's applied index once it is durable (see StateStore.durableAppliedIndex), or
+   * undefined while an install is under way (the store's data is not a state of the log then).
+   */
+  async durableAppliedIndex(): Promise<number | undefined> {
+    if (this.#state.isRestoring(this.#group)) return undefined;
+    const index = await this.#state.durableAppliedIndex(this.#group);
+    return this.#state.isRestoring(this.#group) ? undefined : index;
+  }
+
+  /**
+   * Makes `meta` the base of a log compacted without a file: records it durably (the state store
+   * is durable at or past `meta.index`: see {@link durableAppliedIndex}), then holds it as the base.
+   * The log may be compacted to it once this resolves.
+   */
+  async compactToState(meta: SnapshotMeta): Promise<void> {
+    await this.#files.saveBase(this.#group, meta);
+    this.holdBase(meta.index);
+  }
+
+  /** The base a log compacted without a file starts from (see {@link compactToState}), if recorded. */
+  stateBase(): Promise<SnapshotMeta | undefined> {
+    return this.#files.base(this.#group);
   }
 
   /**
@@ -91,13 +119,14 @@ export class GroupSnapshots {
    * lets older ones go. The core starts from it after a restart and sends it to followers whose
    * entries are compacted away, so a newer file (a received snapshot the core refused counts
    * toward retention too) must never prune it. The base only moves forward: a capture described
-   * before an install of a newer snapshot finishes after it and leaves the base where it is.
+   * before an install of a newer snapshot finishes after it and leaves the base where it is. A base
+   * without a file (see {@link compactToState}) pins nothing and lets the older files go.
    */
   holdBase(index: number): void {
     if (this.#base !== undefined && index <= this.#base.index) return;
     const release = this.#files.pin(this.#group, index);
     this.#base?.release();
-    this.#base = { index, release, bytes: this.#sizes.get(index) };
+    this.#base = { index, release };
     for (const stored of this.#sizes.keys()) if (stored < index) this.#sizes.delete(stored);
     for (const [received, releaseReceived] of this.#received) {
       if (received > index) continue;
@@ -106,26 +135,9 @@ export class GroupSnapshots {
     }
   }
 
-  /**
-   * The size of the snapshot the log is compacted to: the state bytes this service wrote to it, or
-   * its file's size for one found at start ({@link measureBase}); undefined without a base.
-   */
-  baseBytes(): number | undefined {
-    return this.#base?.bytes;
-  }
-
   /** The state bytes of the snapshot at `index` if this service stored it since it started. */
   storedBytes(index: number): number | undefined {
     return this.#sizes.get(index);
-  }
-
-  /** Reads the size of a base found at start (held before this service stored it) from its file. */
-  async measureBase(): Promise<void> {
-    const base = this.#base;
-    if (base === undefined || base.bytes !== undefined) return;
-    const { bytes } = await this.#files.file(this.#group, base.index);
-    // Read again after the await: only the same base takes the size.
-    if (this.#base === base) base.bytes = bytes;
   }
 
   /** Writes a snapshot's chunks to a durable file, pinned from before its commit until the release. */
@@ -145,7 +157,6 @@ export class GroupSnapshots {
       }
       await writer.commit();
       this.#sizes.set(meta.index, bytes);
-      if (this.#base?.index === meta.index) this.#base.bytes = bytes;
     } catch (error) {
       release();
       throw error;

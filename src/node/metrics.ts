@@ -46,6 +46,8 @@ export class GroupMetrics {
   snapshotsTaken = 0;
   /** State bytes those captures wrote to snapshot files. */
   snapshotBytesWritten = 0;
+  /** Log compactions to the state store's durable applied index (no file written). */
+  logCompactions = 0;
   /** Times the known leader changed (one known after none, none after one, or another one). */
   leaderChanges = 0;
   /**

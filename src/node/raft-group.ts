@@ -205,12 +205,7 @@ export class RaftGroup<R> {
           },
     );
     const group = new RaftGroup(options, raw, Math.max(applied, snapshotIndex));
-    if (snapshotIndex > 0) {
-      options.snapshots?.service.holdBase(snapshotIndex);
-      // Its size sets the next interval. Unreadable here (damaged or gone: recovery's business),
-      // the size stays unknown and the interval falls back to its floor.
-      await options.snapshots?.service.measureBase().catch(() => undefined);
-    }
+    if (snapshotIndex > 0) options.snapshots?.service.holdBase(snapshotIndex);
     // Entries after the applied index are counted when they are applied again, not here too.
     group.#logBytesSinceSnapshot = sumDataBytes(persisted?.entries ?? [], snapshotIndex, applied);
     group.#scheduleTick();
@@ -779,7 +774,12 @@ export class RaftGroup<R> {
     for (const m of messages) if (m.type === "snapshot") this.#sendSnapshot(m);
   }
 
-  /** Streams the stored snapshot a message names, then tells the core how it went. */
+  /**
+   * Streams the stored snapshot a message names, then tells the core how it went. A base without a
+   * file (compacted to the state store) has nothing to stream: a capture exports the state now,
+   * which moves the base to a file, and the send is reported failed so that the core sends the new
+   * base next time (a capture running meanwhile makes every send wait for it).
+   */
   #sendSnapshot(message: SnapshotMessage): void {
     const snapshots = this.#options.snapshots;
     const report = (ok: boolean) => {
@@ -793,7 +793,12 @@ export class RaftGroup<R> {
     }
 
     const run = async () => {
-      await this.#capturing;
+      await this.#capturing?.catch(() => undefined);
+      if (!(await snapshots.service.has(message.snapshot.index))) {
+        if (this.#capturing === undefined && !this.#stopped && this.#fatal === undefined)
+          this.#capture(snapshots.service).catch(() => undefined);
+        throw new NodeError("ERR_UNAVAILABLE", "the base has no snapshot file yet: capturing one");
+      }
       const stored = await snapshots.service.open(message.snapshot.index);
       await snapshots.send(message, () => encodeSnapshotStream(stored.chunks()));
     };
@@ -804,10 +809,10 @@ export class RaftGroup<R> {
   }
 
   /**
-   * Once a snapshot is due (snapshot-due.ts: past the floor and a share of the last snapshot's
-   * size, or at the ceiling on the log kept), captures the state machine into a
-   * snapshot file, compacts the core's log view to it, then compacts the stored log. Runs beside
-   * the ready loop; at most one capture at a time.
+   * Once the log since the base is due for compaction (snapshot-due.ts), compacts it to the state
+   * store's durable applied index, recording only the new base's meta (GroupSnapshots.compactToState):
+   * the state store holds the data, so no state is exported or written. Runs beside the ready loop;
+   * at most one compaction or capture at a time.
    */
   #maybeSnapshot(): void {
     const snapshots = this.#options.snapshots;
@@ -815,20 +820,49 @@ export class RaftGroup<R> {
     const due = snapshotDue(snapshots.interval, {
       entries: this.#appliedIndex - this.#raw.snapshotIndex(),
       bytes: this.#logBytesSinceSnapshot,
-      snapshotBytes: snapshots.service.baseBytes(),
     });
     if (!due) return;
-    this.#capture(snapshots.service).catch(() => undefined);
+    this.#compactToState(snapshots.service);
   }
 
-  /** Starts a capture (none may run): #maybeSnapshot's, or a backup's. */
+  /** Starts a compaction to the state store (none and no capture may run): #maybeSnapshot's. */
+  #compactToState(service: GroupSnapshots): void {
+    const bytesBefore = this.#logBytesSinceSnapshot;
+    this.#logBytesSinceSnapshot = 0;
+    const compaction = (async () => {
+      const durable = await service.durableAppliedIndex();
+      const result =
+        durable === undefined || this.#stopped || this.#fatal !== undefined
+          ? undefined
+          : this.#raw.compact(logIndex(durable));
+      if (!result?.ok) {
+        // Nothing compacted (the store has not applied past the base yet): the log is as it was.
+        this.#logBytesSinceSnapshot += bytesBefore;
+        return undefined;
+      }
+      await service.compactToState(result.snapshot);
+      this.metrics.logCompactions++;
+      await this.#options.storage.compact(result.snapshot);
+      return result.snapshot;
+    })();
+    this.#runAside(compaction, () => {
+      this.#logBytesSinceSnapshot += bytesBefore;
+    });
+  }
+
+  /**
+   * Starts a capture (none may run): a snapshot file of the state as of now, which becomes the
+   * base. For a follower behind a base without a file, or a backup.
+   */
   #capture(service: GroupSnapshots): Promise<SnapshotMeta | undefined> {
     this.#logBytesSinceSnapshot = 0;
     // The export and the core's compaction happen together, synchronously: both see one applied index.
     const capture = service
       .capture((index) => {
         const result = this.#raw.compact(logIndex(index));
-        return result.ok ? result.snapshot : undefined;
+        if (result.ok) return result.snapshot;
+        // Nothing applied in the store since the base: the file describes the base itself.
+        return index === this.#raw.snapshotIndex() ? this.#raw.snapshot() : undefined;
       })
       .then(async (meta) => {
         if (meta === undefined) return meta;
@@ -837,17 +871,25 @@ export class RaftGroup<R> {
         await this.#options.storage.compact(meta);
         return meta;
       });
-    this.#capturing = capture;
-    capture
+    this.#runAside(capture);
+    return capture;
+  }
+
+  /**
+   * Makes `work` (a compaction or a capture) the one that runs: sends and the next one wait for it.
+   * A full disk lets a later one try again (`onNoSpace` first); any other failure stops the group.
+   */
+  #runAside(work: Promise<SnapshotMeta | undefined>, onNoSpace?: () => void): void {
+    this.#capturing = work;
+    work
       .catch((error: unknown) => {
         const code = typeof error === "object" && error !== null && "code" in error ? error.code : undefined;
-        // A full disk: try again at a later index. Anything else stops the group (#stopOn).
-        if (code !== "ERR_NO_SPACE") this.#stopOn(error);
+        if (code === "ERR_NO_SPACE") onNoSpace?.();
+        else this.#stopOn(error);
       })
       .finally(() => {
         this.#capturing = undefined;
       });
-    return capture;
   }
 
   /**

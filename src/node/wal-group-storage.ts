@@ -63,24 +63,8 @@ export class WalGroupStorage implements GroupStorage {
     // A corrupt log must never vote or lead: refuse to start the group at all.
     if (corruption !== undefined) throw corruption;
     const hardState = await this.#hardStates.load(this.#group);
-    let entries: readonly Entry[] = this.#recovery.groups.get(this.#group)?.entries ?? [];
-    entries = await this.#finishInterruptedSnapshot(entries);
-    const { compactIndex } = this.#wal.position(this.#group);
-    let snapshot: SnapshotMeta | undefined;
-    if (compactIndex > 0) {
-      const snapshots = this.#snapshots;
-      if (snapshots === undefined)
-        throw new StorageError("ERR_SNAPSHOT_CORRUPT", "the log is compacted but snapshots are off");
-      snapshot = (
-        await snapshots.open(compactIndex).catch((cause: unknown) => {
-          throw new StorageError(
-            "ERR_SNAPSHOT_CORRUPT",
-            `the log is compacted to ${compactIndex} but that snapshot cannot be read`,
-            { cause },
-          );
-        })
-      ).meta;
-    }
+    const recovered = this.#recovery.groups.get(this.#group)?.entries ?? [];
+    const { entries, snapshot } = await this.#startingPoint(recovered);
     if (hardState === undefined && entries.length === 0 && snapshot === undefined && !this.#stateLost)
       return undefined;
     const hs = hardState ?? { term: term(0), votedFor: null, commitIndex: logIndex(0) };
@@ -122,25 +106,41 @@ export class WalGroupStorage implements GroupStorage {
   }
 
   /**
-   * A crash may come between installing or capturing a snapshot and compacting the log to it, and
-   * a power loss may take back state store commits that were visible but not yet durable. Redo an
-   * install the state store says was cut short, or one whose state the store no longer holds, then
-   * compact the log to the newest snapshot whose data the state store holds: the log's entries up
-   * to it are then redundant.
+   * Where the core's log starts after a restart: the base the log is compacted to (a snapshot file,
+   * or the state store itself: see GroupSnapshots.compactToState) and the entries after it.
+   *
+   * A crash may come between installing, capturing or recording a base and compacting the log to
+   * it, and a power loss may take back state store commits that were visible but not yet durable.
+   * Redo an install the state store says was cut short, or one whose state the store no longer
+   * holds, then compact the log to the newest base whose data the state store holds: the log's
+   * entries up to it are then redundant.
    */
-  async #finishInterruptedSnapshot(entries: readonly Entry[]): Promise<readonly Entry[]> {
+  async #startingPoint(
+    entries: readonly Entry[],
+  ): Promise<{ entries: readonly Entry[]; snapshot: SnapshotMeta | undefined }> {
     const snapshots = this.#snapshots;
-    if (snapshots === undefined) return entries;
-    const latest = await snapshots.latest();
     const { compactIndex } = this.#wal.position(this.#group);
+    if (snapshots === undefined) {
+      if (compactIndex > 0)
+        throw new StorageError("ERR_SNAPSHOT_CORRUPT", "the log is compacted but snapshots are off");
+      return { entries, snapshot: undefined };
+    }
+    const latest = await snapshots.latest();
+    const stateBase = await snapshots.stateBase();
     // Invariant: compactIndex <= the state store's durable applied index. Entries up to the
-    // compaction point are gone from the log, so only a snapshot can bring the state back to it.
+    // compaction point are gone from the log, so only a snapshot file can bring the state back to it.
     const stateLost = snapshots.isRestoring() || snapshots.appliedIndex() < compactIndex;
-    // Snapshots received but not installed (a power loss came first) count toward the store's
-    // retention and may have pruned the one the log is compacted to, whose meta the core starts
-    // from: the newest one then takes its place.
-    const compactionSnapshotGone = compactIndex > 0 && !(await snapshots.has(compactIndex));
-    if (stateLost || compactionSnapshotGone) {
+    // The base the log is compacted to: the state store's (its meta recorded at or past the
+    // compaction point: a crash may have come before the log's compaction), else a file. Snapshots
+    // received but not installed (a power loss came first) count toward the store's retention and
+    // may have pruned the file the log is compacted to: the newest one then takes its place.
+    const onState =
+      !stateLost &&
+      stateBase !== undefined &&
+      stateBase.index >= compactIndex &&
+      stateBase.index <= snapshots.appliedIndex();
+    const baseGone = compactIndex > 0 && !onState && !(await snapshots.has(compactIndex));
+    if (stateLost || baseGone) {
       if (latest === undefined || latest.index < compactIndex) {
         throw new StorageError(
           "ERR_STATE_BEHIND_LOG",
@@ -150,14 +150,33 @@ export class WalGroupStorage implements GroupStorage {
       // A state already past the newest snapshot only needs the log compacted to it (below).
       if (stateLost || snapshots.appliedIndex() < latest.index) await snapshots.install(latest);
     }
-    if (latest === undefined || latest.index <= compactIndex) return entries;
-    if (snapshots.appliedIndex() < latest.index) return entries;
-
-    const atSnapshot = entries.find((e) => e.index === latest.index);
-    const matches = atSnapshot !== undefined && atSnapshot.term === latest.term;
-    await this.#wal.write(this.#compactRecords(latest, !matches));
+    // The newest base whose data the state store holds (a received file may be ahead of it).
+    const applied = snapshots.appliedIndex();
+    let newest: SnapshotMeta | undefined = onState ? stateBase : undefined;
+    if (latest !== undefined && latest.index <= applied && latest.index > (newest?.index ?? 0))
+      newest = latest;
+    if (newest === undefined || newest.index < compactIndex) {
+      if (compactIndex === 0) return { entries, snapshot: undefined };
+      return { entries, snapshot: await this.#openBase(snapshots, compactIndex) };
+    }
+    if (newest.index === compactIndex) return { entries, snapshot: newest };
+    const atBase = entries.find((e) => e.index === newest.index);
+    const matches = atBase !== undefined && atBase.term === newest.term;
+    await this.#wal.write(this.#compactRecords(newest, !matches));
     // Raft §7: a log that holds the snapshot's last entry keeps what follows; any other is replaced.
-    return matches ? entries.filter((e) => e.index > latest.index) : [];
+    return { entries: matches ? entries.filter((e) => e.index > newest.index) : [], snapshot: newest };
+  }
+
+  /** The meta of the snapshot file the log is compacted to. */
+  async #openBase(snapshots: GroupSnapshots, compactIndex: number): Promise<SnapshotMeta> {
+    const opened = await snapshots.open(compactIndex).catch((cause: unknown) => {
+      throw new StorageError(
+        "ERR_SNAPSHOT_CORRUPT",
+        `the log is compacted to ${compactIndex} but that snapshot cannot be read`,
+        { cause },
+      );
+    });
+    return opened.meta;
   }
 
   /** Records that compact the log to `snapshot`, dropping the rest of the log when `discard`. */

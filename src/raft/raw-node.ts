@@ -434,6 +434,11 @@ export class RawNode {
     return this.#log.snapshot.index;
   }
 
+  /** The snapshot the log is compacted to: what a follower behind it is sent. */
+  snapshot(): SnapshotMeta {
+    return this.#log.snapshot;
+  }
+
   /** The member's state for the dashboard and metrics. */
   status(): RaftStatus {
     const conf = this.#confs.current();

@@ -189,6 +189,14 @@ export class LmdbStateStore implements StateStore {
     return this.#db.get(internalKey(group, storeMetaKind, restoringKey)) !== undefined;
   }
 
+  async durableAppliedIndex(group: GroupId): Promise<LogIndex> {
+    const applied = this.appliedIndex(group);
+    // lmdb makes a commit visible before its sync finishes (overlapping sync): this resolves once
+    // every commit made visible before it is on disk, the one that wrote `applied` included.
+    await this.#db.flushed;
+    return applied;
+  }
+
   get(group: GroupId, kind: KeyKind, key: Uint8Array): Uint8Array | undefined {
     checkKey(key, this.#options);
     return this.#read(internalKey(group, kind, key));

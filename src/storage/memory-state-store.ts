@@ -222,6 +222,12 @@ export class MemoryStateStore implements StateStore {
     return this.#data.get(internalKey(group, storeMetaKind, restoringKey)) !== undefined;
   }
 
+  async durableAppliedIndex(group: GroupId): Promise<LogIndex> {
+    const applied = this.appliedIndex(group);
+    await this.#flushedThrough(this.#committedSeq);
+    return applied;
+  }
+
   get(group: GroupId, kind: KeyKind, key: Uint8Array): Uint8Array | undefined {
     checkKey(key, this.#options);
     return this.#data.get(internalKey(group, kind, key))?.slice();

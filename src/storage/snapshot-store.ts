@@ -12,10 +12,11 @@ import {
   term,
 } from "../raft/index.js";
 import { assert, crc32 } from "../util/index.js";
-import { makeDirDurable, removeTempFiles, tempSuffix } from "./atomic-file.js";
+import { makeDirDurable, removeTempFiles, tempSuffix, writeFileAtomic } from "./atomic-file.js";
 import { getU64, setU64, viewOf } from "./bytes.js";
 import { FailStop } from "./fail-stop.js";
 import { dirOf, errnoOf, type FileSystem, joinPath } from "./file-system.js";
+import { readIfPresent } from "./read-whole.js";
 import { StorageError } from "./storage-error.js";
 
 const magic = [0x43, 0x41, 0x49, 0x52, 0x4e, 0x53, 0x4e, 0x50]; // "CAIRNSNP"
@@ -24,6 +25,7 @@ const frameHeaderBytes = 8;
 const snapshotPattern = /^snap-(\d{10})-(\d{20})\.snap$/;
 const snapshotName = (group: GroupId, index: number): string =>
   `snap-${String(group).padStart(10, "0")}-${String(index).padStart(20, "0")}.snap`;
+const baseName = (group: GroupId): string => `base-${String(group).padStart(10, "0")}.meta`;
 
 /** Settings of a {@link SnapshotStore}. */
 export interface SnapshotStoreOptions {
@@ -270,6 +272,34 @@ export class SnapshotStore {
       },
       abort: discard,
     };
+  }
+
+  /**
+   * Records durably (an atomically replaced file) that `group`'s log is compacted to `meta` with
+   * no snapshot file: the state store, durable at or past `meta.index`, holds the data. A restart
+   * starts the log from it when the log's compaction point is `meta.index` (or below it: a crash
+   * came between this record and the log's compaction).
+   */
+  async saveBase(group: GroupId, meta: SnapshotMeta): Promise<void> {
+    const bytes = encodeHeader(group, meta);
+    await this.#stop.run(() =>
+      writeFileAtomic(this.#fs, joinPath(this.#dir, baseName(group)), (h) => h.write(bytes, 0)),
+    );
+  }
+
+  /** The meta {@link saveBase} last recorded for `group`, or undefined; ERR_SNAPSHOT_CORRUPT if damaged. */
+  async base(group: GroupId): Promise<SnapshotMeta | undefined> {
+    const name = baseName(group);
+    const bytes = await readIfPresent(this.#fs, joinPath(this.#dir, name)).catch((error: unknown) => {
+      throw this.#stop.classify(error);
+    });
+    if (bytes === undefined) return undefined;
+    const decoded = decodeHeader(bytes);
+    if (decoded === undefined || decoded.group !== group)
+      throw new StorageError("ERR_SNAPSHOT_CORRUPT", `${name} fails its checksum or framing`, {
+        site: { file: name, offset: 0 },
+      });
+    return decoded.meta;
   }
 
   /**

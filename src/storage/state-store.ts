@@ -106,6 +106,12 @@ export interface StateStore {
   restoreGroup(group: GroupId, chunks: AsyncIterable<Uint8Array>): Promise<LogIndex>;
   /** Whether a restore of `group` was interrupted: its data is incomplete and must be restored again. */
   isRestoring(group: GroupId): boolean;
+  /**
+   * The applied index of `group` as of the call, once every commit up to it is durable: a power
+   * loss can no longer take the state back below it, so the log may be compacted to it without a
+   * snapshot file (the state store is the snapshot).
+   */
+  durableAppliedIndex(group: GroupId): Promise<LogIndex>;
   /** Closes the store. */
   close(): Promise<void>;
 }

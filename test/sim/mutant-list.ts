@@ -154,6 +154,22 @@ export const mutants: readonly Mutant[] = [
     seedsMax: 300,
   },
   {
+    // Issue 18: the log is compacted to the state store without a snapshot file, so the state store
+    // must hold the compaction point durably. This takes the applied index as it is visible, before
+    // lmdb's flush (the simulator's twin of lmdb plays the flush), so a power loss leaves the state
+    // behind a log whose entries are gone.
+    name: "runtime: compact the log to the state store's applied index before it is durable",
+    patches: [
+      p(
+        "src/storage/memory-state-store.ts",
+        "    const applied = this.appliedIndex(group);\n    await this.#flushedThrough(this.#committedSeq);\n",
+        "    const applied = this.appliedIndex(group);\n",
+      ),
+    ],
+    level: 2,
+    seedsMax: 300,
+  },
+  {
     // Issue 12, bug 3: a capture's compaction landing after an install's larger one.
     name: "runtime: a snapshot capture compacts the log after an install compacted it further",
     patches: [

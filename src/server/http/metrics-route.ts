@@ -204,6 +204,11 @@ export class NodeMetrics {
       "State bytes this node's own snapshot captures wrote.",
       (m) => m.snapshotBytesWritten,
     );
+    counter(
+      "cairn_log_compactions_total",
+      "Log compactions to the state store's durable applied index (only the base's meta is written).",
+      (m) => m.logCompactions,
+    );
     new Counter({
       name: "cairn_proposal_outcomes_total",
       help: 'Proposals made on this node by how they ended: "applied" or the error code.',

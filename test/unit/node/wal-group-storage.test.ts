@@ -143,6 +143,82 @@ describe("WalGroupStorage: the log is never compacted past what the state store 
   });
 });
 
+describe("WalGroupStorage: a log compacted to the state store, without a snapshot file", () => {
+  /** A node whose log holds entries 1..12 and whose state store applied through 10, durably. */
+  async function appliedThrough10(): Promise<{ node: Node; first: Awaited<ReturnType<Node["open"]>> }> {
+    const node = new Node();
+    const first = await node.open();
+    await first.wal.write([{ type: "entries", group, entries: entries(1, 12) }]);
+    await node.state.applyBatch(group, logIndex(10), [
+      { op: "put", kind: kv, key: enc("k"), value: enc("at-10") },
+    ]);
+    assert.equal(await node.state.durableAppliedIndex(group), 10);
+    return { node, first };
+  }
+
+  it("restarts from the state store: the base's meta and the entries after it, no file read", async () => {
+    const { node, first } = await appliedThrough10();
+    await first.snapshots.compactToState(meta(10));
+    await first.storage.compact(meta(10));
+    node.state.powerLoss();
+
+    const loaded = await (await node.open()).storage.load();
+    assert.deepEqual(loaded?.snapshot, meta(10));
+    assert.deepEqual(
+      loaded?.entries.map((e) => e.index),
+      [11, 12],
+    );
+    assert.equal(dec(node.state.get(group, kv, enc("k"))), "at-10");
+    assert.deepEqual(await first.snapshots.latest(), undefined, "no snapshot file exists");
+  });
+
+  it("starts from the recorded base when a crash came before the log's compaction, and compacts the log", async () => {
+    const { node, first } = await appliedThrough10();
+    await first.snapshots.compactToState(meta(10));
+
+    const second = await node.open();
+    const loaded = await second.storage.load();
+    assert.deepEqual(loaded?.snapshot, meta(10));
+    assert.deepEqual(
+      loaded?.entries.map((e) => e.index),
+      [11, 12],
+    );
+    assert.equal(second.wal.position(group).compactIndex, 10);
+  });
+
+  it("ignores a record below the compaction point: a snapshot file compacted the log further since", async () => {
+    const { node, first } = await appliedThrough10();
+    await first.snapshots.compactToState(meta(4));
+    await first.storage.compact(meta(4));
+    await node.storeSnapshot(first.snapshots, 10);
+    await first.snapshots.install(meta(10));
+    await first.storage.persist({ snapshot: meta(10), entries: [] });
+
+    const loaded = await (await node.open()).storage.load();
+    assert.equal(loaded?.snapshot?.index, 10);
+    assert.deepEqual(loaded?.entries, []);
+  });
+
+  it("refuses to start with ERR_STATE_BEHIND_LOG when the state store lost what the base stands on", async () => {
+    const { node, first } = await appliedThrough10();
+    await first.snapshots.compactToState(meta(10));
+    await first.storage.compact(meta(10));
+    // Damage, not a power loss (the record followed a flush): the store is back at an older state.
+    const lost = new Node();
+    await assert.rejects(
+      (async () => {
+        const fs = node.fs.process();
+        const { wal, recovery } = await Wal.open(fs, "/wal");
+        const files = await SnapshotStore.open(fs, "/snapshots", { chunkBytesMax: snapshotChunkBytesMax });
+        const hardStates = await HardStateStore.open(fs, "/hard-state");
+        const snapshots = new GroupSnapshots(files, lost.state, group);
+        return new WalGroupStorage(hardStates, wal, recovery, group, snapshots).load();
+      })(),
+      { code: "ERR_STATE_BEHIND_LOG" },
+    );
+  });
+});
+
 describe("WalGroupStorage: a capture racing an install (issue 12, bug 3)", () => {
   it("ignores a capture's compaction below the point an install compacted to meanwhile", async () => {
     const node = new Node();

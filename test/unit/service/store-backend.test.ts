@@ -75,6 +75,9 @@ class ControlledStore implements StateStore {
   isRestoring(group: GroupId) {
     return this.inner.isRestoring(group);
   }
+  durableAppliedIndex(group: GroupId) {
+    return this.inner.durableAppliedIndex(group);
+  }
   get(...args: Parameters<StateStore["get"]>) {
     return this.inner.get(...args);
   }
