@@ -62,8 +62,6 @@ export interface NodeConfig {
   readonly segmentBytesMax: number;
   readonly snapshotEntries: number;
   readonly snapshotBytes: number;
-  readonly snapshotLogBytesMax: number;
-  readonly snapshotLogEntriesMax: number;
   /** Every replica hashes its state at each applied index that is a multiple of this (the state check). */
   readonly stateCheckEntries: number;
   /** Connections open at once on each client port (HTTP, Redis, text, gRPC). */
@@ -290,7 +288,7 @@ export const nodeSettings: readonly Setting[] = [
     default: defaultNodeSettings.snapshotEntries,
     min: 100,
     max: 100_000_000,
-    description: "applied entries between snapshots",
+    description: "applied entries between log compactions",
   },
   {
     key: "stateCheckEntries",
@@ -308,25 +306,7 @@ export const nodeSettings: readonly Setting[] = [
     default: defaultNodeSettings.snapshotBytes,
     min: 64 * 1024,
     max: 16 * 1024 * 1024 * 1024,
-    description: "bytes of applied entry data between snapshots (whichever of the two comes first)",
-  },
-  {
-    key: "snapshotLogBytesMax",
-    flag: "snapshot-log-bytes-max",
-    kind: "int",
-    default: defaultNodeSettings.snapshotLogBytesMax,
-    min: 64 * 1024,
-    max: 16 * 1024 * 1024 * 1024,
-    description: "a snapshot anyway once the log since the last holds this many bytes of entry data",
-  },
-  {
-    key: "snapshotLogEntriesMax",
-    flag: "snapshot-log-entries-max",
-    kind: "int",
-    default: defaultNodeSettings.snapshotLogEntriesMax,
-    min: 100,
-    max: 100_000_000,
-    description: "a snapshot anyway once this many entries were applied since the last",
+    description: "bytes of applied entry data between log compactions (whichever of the two comes first)",
   },
   {
     key: "connectionsMax",

@@ -89,10 +89,6 @@ export interface CairnNodeSettings {
    */
   readonly snapshotEntries: number;
   readonly snapshotBytes: number;
-  /** The ceiling: a snapshot anyway once the log since the last holds this many bytes of data ... */
-  readonly snapshotLogBytesMax: number;
-  /** ... or this many entries. */
-  readonly snapshotLogEntriesMax: number;
   readonly segmentBytesMax: number;
   /**
    * The WAL records how far it is durable every this many bytes (wal-durable-end.ts), so a cut of
@@ -136,8 +132,6 @@ export const defaultNodeSettings: CairnNodeSettings = {
   appendBytesMax: 1024 * 1024,
   snapshotEntries: 100_000,
   snapshotBytes: 64 * 1024 * 1024,
-  snapshotLogBytesMax: 256 * 1024 * 1024,
-  snapshotLogEntriesMax: 1_000_000,
   segmentBytesMax: 64 * 1024 * 1024,
   walDurableEndEveryBytes: 64 * 1024,
   // The services' own limits: a node changes them only when told to.

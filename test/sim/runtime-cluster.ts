@@ -1275,7 +1275,8 @@ class ObservedStorage implements GroupStorage {
   }
 
   async compact(snapshot: SnapshotMeta): Promise<void> {
-    // Only a capture compacts through here: let it take as long as a large state's file would.
+    // Only a compaction (to the state store, or a capture's) comes through here: let it take as
+    // long as a large state's file would, so an install can overtake it.
     await this.#slowCapture();
     // An installed snapshot got further meanwhile: the storage must leave the log alone.
     if (this.#snapshot !== undefined && this.#snapshot.index > snapshot.index)
