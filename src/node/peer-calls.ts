@@ -4,6 +4,7 @@
 // cleanly (ERR_UNAVAILABLE: nothing was done, retry anywhere), while a call that left and got no
 // answer (the connection broke, the reply was lost, the peer did not answer in time) has an unknown
 // outcome (ERR_TIMEOUT: retry with the same idempotency key).
+import { FifoMap } from "toad-cache";
 import type { NodeId } from "../raft/index.js";
 import type { Transport } from "../transport/index.js";
 import type { Cancel, Env } from "./env.js";
@@ -23,6 +24,14 @@ interface PendingCall {
   readonly cancelTimer: Cancel;
 }
 
+/**
+ * Calls remembered per node to drop a copy that arrives again. TCP never delivers a frame twice, but
+ * a transport that may (the simulator's network duplicates messages) would run a call twice, and
+ * the second run's answer can differ from the first's (an ack riding a fetch, which carries no
+ * idempotency key, answers "not pending" the second time although it took effect).
+ */
+const callsRememberedMax = 4096;
+
 const textDecoder = new TextDecoder();
 const textEncoder = new TextEncoder();
 
@@ -38,6 +47,8 @@ export class PeerCalls {
   #seq = 0;
   readonly #pending = new Map<number, PendingCall>();
   #handler: CallHandler | undefined;
+  /** The calls that arrived lately, by sender, run and sequence: a copy of one is dropped. */
+  readonly #received = new FifoMap<true>(callsRememberedMax);
   #closed = false;
   /** The peer `send` is running for, so a drop reported during it is known to be this call's. */
   #sendingTo: NodeId | undefined;
@@ -118,6 +129,10 @@ export class PeerCalls {
 
   /** A call arrived from `from`: runs the handler and sends its answer back. */
   receiveCall(from: NodeId, run: number, seq: number, body: Uint8Array): void {
+    const key = `${from}:${run}:${seq}`;
+    // A copy of a call that arrived before: the first one's answer is (or will be) on its way.
+    if (this.#received.get(key) !== undefined) return;
+    this.#received.set(key, true);
     const handler = this.#handler;
     if (this.#closed || handler === undefined) {
       this.#reply(from, run, seq, "refused", textEncoder.encode("this node takes no calls"));

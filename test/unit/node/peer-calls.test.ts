@@ -14,7 +14,7 @@ import {
   nodeWireCodec,
 } from "../../../src/node/node-wire.js";
 import { groupId, logIndex, type NodeId, nodeId, term } from "../../../src/raft/index.js";
-import { MemoryNetwork } from "../../../src/transport/memory-transport.js";
+import { MemoryNetwork, noFaults } from "../../../src/transport/memory-transport.js";
 import { Prng } from "../../../src/util/prng.js";
 import { Scheduler } from "../../sim/scheduler.js";
 
@@ -107,6 +107,20 @@ describe("calls between nodes", () => {
     await until(call.settled);
     assert.equal(read(call.value ?? new Uint8Array()), "done: put x");
     assert.deepEqual(seen, [1]);
+  });
+
+  it("runs a call once when the network delivers it twice, and answers with that run", async () => {
+    const { network, follower, leader, until } = pair();
+    network.setLinkFaults(nodeId(1), nodeId(2), { ...noFaults, duplicate: { numerator: 1, denominator: 1 } });
+    let runs = 0;
+    leader.onCall(async () => text(`run ${++runs}`));
+    const call = track(follower.call(nodeId(2), text("ack 6"), 1_000));
+    await until(call.settled);
+    const second = track(follower.call(nodeId(2), text("ack 7"), 1_000));
+    await until(second.settled);
+    assert.equal(read(call.value ?? new Uint8Array()), "run 1");
+    assert.equal(read(second.value ?? new Uint8Array()), "run 2");
+    assert.equal(runs, 2, "each call ran once although each arrived twice");
   });
 
   it("refuses a call that cannot leave (no connection) without running the handler", async () => {
