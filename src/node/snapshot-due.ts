@@ -6,7 +6,7 @@
 // costs memory (the core holds the entries after its base), a restart's replay and disk; a shorter
 // one sends more lagging followers a whole snapshot instead of entries.
 
-/** The compaction interval's settings (docs/operations.md, "Snapshots"). */
+/** The compaction interval's settings (docs/design.md, "Snapshots and compaction"). */
 export interface SnapshotInterval {
   /** Compact once this many entries were applied since the base ... */
   readonly entriesBetween: number;
