@@ -62,6 +62,8 @@ export interface NodeConfig {
   readonly segmentBytesMax: number;
   readonly snapshotEntries: number;
   readonly snapshotBytes: number;
+  readonly snapshotLogBytesMax: number;
+  readonly snapshotLogEntriesMax: number;
   /** Every replica hashes its state at each applied index that is a multiple of this (the state check). */
   readonly stateCheckEntries: number;
   /** Connections open at once on each client port (HTTP, Redis, text, gRPC). */
@@ -307,6 +309,26 @@ export const nodeSettings: readonly Setting[] = [
     min: 64 * 1024,
     max: 16 * 1024 * 1024 * 1024,
     description: "bytes of applied entry data between log compactions (whichever of the two comes first)",
+  },
+  {
+    key: "snapshotLogBytesMax",
+    flag: "snapshot-log-bytes-max",
+    kind: "int",
+    default: defaultNodeSettings.snapshotLogBytesMax,
+    min: 64 * 1024,
+    max: 16 * 1024 * 1024 * 1024,
+    description:
+      "a leader keeps the log a follower lacks until the log since the last compaction holds this many bytes of entry data",
+  },
+  {
+    key: "snapshotLogEntriesMax",
+    flag: "snapshot-log-entries-max",
+    kind: "int",
+    default: defaultNodeSettings.snapshotLogEntriesMax,
+    min: 100,
+    max: 100_000_000,
+    description:
+      "a leader keeps the log a follower lacks until the log since the last compaction holds this many entries",
   },
   {
     key: "connectionsMax",

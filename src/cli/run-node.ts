@@ -185,6 +185,8 @@ export async function startNode(
       tickIntervalMs: config.tickIntervalMs,
       snapshotEntries: config.snapshotEntries,
       snapshotBytes: config.snapshotBytes,
+      snapshotLogBytesMax: config.snapshotLogBytesMax,
+      snapshotLogEntriesMax: config.snapshotLogEntriesMax,
       addressRate: { requestsPerSecond: config.addressRequestsPerSecond, burst: config.addressBurst },
       entryCommandsMax: config.entryCommandsMax,
       entryBytesMax: config.entryBytesMax,

@@ -89,6 +89,13 @@ export interface CairnNodeSettings {
    */
   readonly snapshotEntries: number;
   readonly snapshotBytes: number;
+  /**
+   * A leader keeps the entries a follower still lacks (rather than compacting past them) until the
+   * log since the base holds this many bytes of data ...
+   */
+  readonly snapshotLogBytesMax: number;
+  /** ... or this many entries. */
+  readonly snapshotLogEntriesMax: number;
   readonly segmentBytesMax: number;
   /**
    * The WAL records how far it is durable every this many bytes (wal-durable-end.ts), so a cut of
@@ -132,6 +139,8 @@ export const defaultNodeSettings: CairnNodeSettings = {
   appendBytesMax: 1024 * 1024,
   snapshotEntries: 100_000,
   snapshotBytes: 64 * 1024 * 1024,
+  snapshotLogBytesMax: 256 * 1024 * 1024,
+  snapshotLogEntriesMax: 1_000_000,
   segmentBytesMax: 64 * 1024 * 1024,
   walDurableEndEveryBytes: 64 * 1024,
   // The services' own limits: a node changes them only when told to.
@@ -478,6 +487,8 @@ export class CairnNode {
         interval: {
           entriesBetween: settings.snapshotEntries,
           bytesBetween: settings.snapshotBytes,
+          logBytesMax: settings.snapshotLogBytesMax,
+          logEntriesMax: settings.snapshotLogEntriesMax,
         },
         send: (message, chunks) => host.sendSnapshot(message, chunks),
       },

@@ -25,7 +25,7 @@ import { NodeError, type VoterCount } from "./node-error.js";
 import type { GroupStorage, MessageSender, StateMachine } from "./ports.js";
 import { ProposalTracker } from "./proposal-tracker.js";
 import { ReadBarrier } from "./read-barrier.js";
-import { type SnapshotInterval, snapshotDue } from "./snapshot-due.js";
+import { compactionPoint, type SnapshotInterval, snapshotDue } from "./snapshot-due.js";
 import { decodeSnapshotStream, encodeSnapshotStream } from "./snapshot-stream.js";
 
 /** Settings and collaborators of a group runtime. */
@@ -817,16 +817,31 @@ export class RaftGroup<R> {
   #maybeSnapshot(): void {
     const snapshots = this.#options.snapshots;
     if (snapshots === undefined || this.#capturing !== undefined) return;
-    const due = snapshotDue(snapshots.interval, {
-      entries: this.#appliedIndex - this.#raw.snapshotIndex(),
-      bytes: this.#logBytesSinceSnapshot,
-    });
-    if (!due) return;
-    this.#compactToState(snapshots.service);
+    const base = this.#raw.snapshotIndex();
+    const log = { entries: this.#appliedIndex - base, bytes: this.#logBytesSinceSnapshot };
+    if (!snapshotDue(snapshots.interval, log)) return;
+    const point = compactionPoint(
+      snapshots.interval,
+      { ...log, base, applied: this.#appliedIndex },
+      this.#followerMatchMin(),
+    );
+    if (point !== undefined) this.#compactToState(snapshots.service, point);
   }
 
-  /** Starts a compaction to the state store (none and no capture may run): #maybeSnapshot's. */
-  #compactToState(service: GroupSnapshots): void {
+  /** On a leader, the lowest index a follower (voter or learner) is known to have; else undefined. */
+  #followerMatchMin(): number | undefined {
+    if (this.#soft.role !== "leader") return undefined;
+    let min: number | undefined;
+    for (const peer of this.#raw.status().peers)
+      if (peer.id !== this.id && (min === undefined || peer.matchIndex < min)) min = peer.matchIndex;
+    return min;
+  }
+
+  /**
+   * Starts a compaction to the state store, up to `point` (none and no capture may run):
+   * #maybeSnapshot's.
+   */
+  #compactToState(service: GroupSnapshots, point: number): void {
     const bytesBefore = this.#logBytesSinceSnapshot;
     this.#logBytesSinceSnapshot = 0;
     const compaction = (async () => {
@@ -834,7 +849,7 @@ export class RaftGroup<R> {
       const result =
         durable === undefined || this.#stopped || this.#fatal !== undefined
           ? undefined
-          : this.#raw.compact(logIndex(durable));
+          : this.#raw.compact(logIndex(Math.min(durable, point)));
       if (!result?.ok) {
         // Nothing compacted (the store has not applied past the base yet): the log is as it was.
         this.#logBytesSinceSnapshot += bytesBefore;

@@ -380,6 +380,10 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
       appendBytesMax: runtime.appendBytesMax,
       segmentBytesMax: runtime.segmentBytesMax,
       snapshotEntries: runtime.snapshotEntries ?? Number.MAX_SAFE_INTEGER,
+      snapshotLogEntriesMax:
+        runtime.snapshotEntries === undefined
+          ? Number.MAX_SAFE_INTEGER
+          : runtime.snapshotEntries * runtime.logHoldIntervals,
       storeFlushIntervalMs: runtime.storeBatchMs,
       // The simulated clients give up within 0.5-2 s (their op timeout), so a proposal or read is
       // failed after 2 s rather than the shipped 5 s: a later answer reaches no one, and the

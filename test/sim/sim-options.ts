@@ -79,6 +79,11 @@ export interface RuntimeOptions {
    * fsync, the moment that shows whether the acknowledgement waited for the disk.
    */
   readonly ackCrash: Probability;
+  /**
+   * A leader keeps the log a follower lacks for up to this many compaction intervals (the node's
+   * snapshotLogEntriesMax); 1: it never holds the log back.
+   */
+  readonly logHoldIntervals: number;
 }
 
 /** The options of one run. Every field follows from `seed` and `level`. */
@@ -214,6 +219,7 @@ export function simOptionsFromSeed(seed: number, level: SimLevel = 1): SimOption
       captureExtraMaxMs: rt.pick([0, 200, 1_000]),
       captureRace: rt.chance(1, 2),
       ackCrash: [rt.range(1, 3), 1_000],
+      logHoldIntervals: rt.pick([1, 1, 4]),
     },
     streams: streamOptions(st, level),
     eventsMax: level === 2 ? 150_000 : 1_000_000,
@@ -302,7 +308,7 @@ export function describeSimOptions(o: SimOptions): string {
     `faults: safety phase ${o.faults.safetyPhaseMs}ms (a decision every ${o.faults.gapMinMs}-${o.faults.gapMaxMs}ms), liveness phase ${o.faults.livenessPhaseMs}ms`,
     ...(o.level === 2
       ? [
-          `runtime: ${o.runtime.snapshotEntries === undefined ? "no snapshots (state in memory)" : `snapshot every ${o.runtime.snapshotEntries} entries`}, WAL segments of ${o.runtime.segmentBytesMax} bytes, state store commits 0-${o.runtime.storeCommitMaxMs}ms and flushes 1-${o.runtime.storeFlushMaxMs}ms (power loss takes back what no flush covered), applied effects batched ${o.runtime.storeBatchMs}ms, power lost during a snapshot transfer or install ${ratio(o.runtime.snapshotCrash)}, captures up to ${o.runtime.captureExtraMaxMs}ms slower${o.runtime.captureRace ? " and raced by installs" : ""}, power lost just after an acknowledgement ${ratio(o.runtime.ackCrash)}, appends up to ${o.runtime.appendBytesMax} bytes`,
+          `runtime: ${o.runtime.snapshotEntries === undefined ? "no snapshots (state in memory)" : `compaction every ${o.runtime.snapshotEntries} entries${o.runtime.logHoldIntervals > 1 ? `, the log a follower lacks kept up to ${o.runtime.logHoldIntervals}x that` : ""}`}, WAL segments of ${o.runtime.segmentBytesMax} bytes, state store commits 0-${o.runtime.storeCommitMaxMs}ms and flushes 1-${o.runtime.storeFlushMaxMs}ms (power loss takes back what no flush covered), applied effects batched ${o.runtime.storeBatchMs}ms, power lost during a snapshot transfer or install ${ratio(o.runtime.snapshotCrash)}, captures up to ${o.runtime.captureExtraMaxMs}ms slower${o.runtime.captureRace ? " and raced by installs" : ""}, power lost just after an acknowledgement ${ratio(o.runtime.ackCrash)}, appends up to ${o.runtime.appendBytesMax} bytes`,
         ]
       : []),
     ...(o.streams === undefined

@@ -1,10 +1,11 @@
-// When the log is compacted (src/node/snapshot-due.ts): a floor of entries or bytes since the base.
+// When the log is compacted (src/node/snapshot-due.ts): a floor of entries or bytes since the base,
+// and how far: a leader keeps what a lagging follower lacks, up to a ceiling.
 // And what a compaction without a file rests on: the state store's durable applied index, and the
 // base's meta recorded beside the snapshot files (GroupSnapshots.compactToState).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { GroupSnapshots } from "../../../src/node/group-snapshots.js";
-import { type SnapshotInterval, snapshotDue } from "../../../src/node/snapshot-due.js";
+import { compactionPoint, type SnapshotInterval, snapshotDue } from "../../../src/node/snapshot-due.js";
 import { groupId, logIndex, nodeId, type SnapshotMeta, term } from "../../../src/raft/types.js";
 import { MemoryStateStore, SimFileSystem, SnapshotStore } from "../../../src/storage/index.js";
 import { Prng } from "../../../src/util/prng.js";
@@ -34,6 +35,33 @@ describe("snapshotDue", () => {
     const entriesOnly = { entriesBetween: 10 };
     assert.equal(snapshotDue(entriesOnly, { entries: 9, bytes: 16 * 1024 * MiB }), false);
     assert.equal(snapshotDue(entriesOnly, { entries: 10, bytes: 0 }), true);
+  });
+});
+
+describe("compactionPoint", () => {
+  const held: SnapshotInterval = { entriesBetween: 100, logEntriesMax: 400 };
+  const log = (entries: number) => ({ entries, bytes: 0, base: 1000, applied: 1000 + entries });
+
+  it("is undefined until a compaction is due", () => {
+    assert.equal(compactionPoint(held, log(99), undefined), undefined);
+  });
+
+  it("is the applied index on a follower, or when every follower has the whole log", () => {
+    assert.equal(compactionPoint(held, log(100), undefined), 1100);
+    assert.equal(compactionPoint(held, log(100), 1100), 1100);
+  });
+
+  it("keeps what a lagging follower lacks, once that still lets half of the log go", () => {
+    assert.equal(compactionPoint(held, log(200), 1100), 1100);
+    assert.equal(compactionPoint(held, log(200), 1099), undefined, "less than half: wait");
+    assert.equal(compactionPoint(held, log(200), 900), undefined, "behind the base: wait");
+  });
+
+  it("compacts past the follower at the ceiling on entries or bytes", () => {
+    assert.equal(compactionPoint(held, log(400), 900), 1400);
+    const bytes = { entriesBetween: 100, logBytesMax: 64 };
+    assert.equal(compactionPoint(bytes, { ...log(150), bytes: 64 }, 900), 1150);
+    assert.equal(compactionPoint(bytes, { ...log(150), bytes: 63 }, 900), undefined);
   });
 });
 
