@@ -48,6 +48,9 @@ export async function findDamage(
     const files = await SnapshotStore.open(fs, joinPath(dataDir, "snapshots"), {
       chunkBytesMax: snapshotChunkBytesMax,
     });
+    // The record of a base without a file (the log compacted to the state store).
+    const base = await damage(() => files.base(group));
+    if (base !== undefined) return base;
     const { compactIndex } = wal.position(group);
     const stored = await files.list(group);
     const needed = new Set<number>(stored.slice(0, 1));

@@ -448,7 +448,7 @@ export class CairnNode {
       // The hash of a large state runs page by page in the background, paced to a share of the
       // main thread: its CPU grows with the state (about 34 s for 1M keys and 5M messages), and
       // unpaced it took most of the leader while a full cluster served (docs/benchmarks.md, "Scale").
-      pause: pacedPause(env, stateHashSharePercent),
+      pacer: () => pacedPause(env, stateHashSharePercent),
     });
     const stateMachine = hooks.wrapStateMachine?.(service, backend) ?? service;
     const group = await RaftGroup.open<EntryOutcome>({
@@ -820,9 +820,10 @@ class ObservedSnapshots extends GroupSnapshots {
 export const stateHashSharePercent = 10;
 
 /**
- * A pause between pages of background work that keeps it to `sharePercent` of the main thread's
- * time: after a page that took d ms it waits d * (100 / sharePercent - 1) ms, and at least one turn
- * of the event loop. On a simulated clock (no time passes while code runs) it is one turn.
+ * The pause between the pages of one run of background work (make one per run: the first page is
+ * timed from the call), keeping it to `sharePercent` of the main thread's time: after a page that
+ * took d ms it waits d * (100 / sharePercent - 1) ms, and at least one turn of the event loop. On a
+ * simulated clock (no time passes while code runs) it is one turn.
  */
 export function pacedPause(env: Env, sharePercent: number): () => Promise<void> {
   let pageStartMs = env.monotonicMs();

@@ -114,7 +114,7 @@ export class ServiceStateMachine implements StateMachine<EntryOutcome> {
       results.push(this.#applyOne(entry, applied, overlay, touched));
       // Every replica hashes its state at the same indexes, each as of that very entry.
       if (check === undefined || entry.index <= applied || entry.index % check.entriesBetween !== 0) continue;
-      if (this.#backend.pinnedReader === undefined || check.pause === undefined) {
+      if (this.#backend.pinnedReader === undefined || check.pacer === undefined) {
         hashes.push({ index: entry.index, hash: hashState(overlay) });
         continue;
       }
@@ -124,7 +124,7 @@ export class ServiceStateMachine implements StateMachine<EntryOutcome> {
       await this.#commit(overlay, entry.index, touched);
       committed = entry.index;
       overlay = new StateOverlay(this.#backend.reader);
-      await this.#hashPinned(entry.index, check.onHash, check.pause);
+      await this.#hashPinned(entry.index, check.onHash, check.pacer);
     }
     const last = entries.at(-1);
     if (last !== undefined && last.index > committed) await this.#commit(overlay, last.index, touched);
@@ -154,7 +154,7 @@ export class ServiceStateMachine implements StateMachine<EntryOutcome> {
   async #hashPinned(
     index: number,
     onHash: (hash: StateHash) => void,
-    pause: () => Promise<void>,
+    pacer: () => () => Promise<void>,
   ): Promise<void> {
     const pinnedReader = this.#backend.pinnedReader;
     if (this.#hashing || pinnedReader === undefined) return;
@@ -169,7 +169,7 @@ export class ServiceStateMachine implements StateMachine<EntryOutcome> {
     const run = async () => {
       try {
         // A state of a page or less is hashed before this await: the next index finds it done.
-        onHash({ index, hash: await hashStateInPages(pinned.reader, pause) });
+        onHash({ index, hash: await hashStateInPages(pinned.reader, pacer()) });
       } catch (error) {
         // The store closed under the hash (the node is stopping): there is nothing to report.
         // Anything else (a damaged value) crashes the process, as it would have in apply.
@@ -211,10 +211,11 @@ export interface StateCheckOptions {
   /** Receives each hash once the entries up to it are committed. */
   readonly onHash: (hash: StateHash) => void;
   /**
-   * Yields to the event loop (setImmediate in a node). With it, and a backend that pins a view, a
-   * hash is computed page by page in the background instead of on the apply path.
+   * Makes the pause of one hash, called between its pages: at least a yield to the event loop.
+   * With it, and a backend that pins a view, a hash is computed page by page in the background
+   * instead of on the apply path.
    */
-  readonly pause?: () => Promise<void>;
+  readonly pacer?: () => () => Promise<void>;
 }
 
 const streamNameDecoder = new TextDecoder();

@@ -136,7 +136,9 @@ export class CairnCluster implements FaultCluster {
     const inDir = async (dir: string, pattern: RegExp) =>
       (await readdir(join(dataDir, dir)).catch(() => [])).filter((n) => pattern.test(n)).sort();
     const segments = await inDir("wal", /^wal-\d+\.log$/);
-    const snapshots = await inDir("snapshots", /\.snap$/);
+    // Snapshot files (captured for a follower or a backup, or received) and the record of a base
+    // without a file (the log compacted to the state store).
+    const snapshots = await inDir("snapshots", /\.(snap|meta)$/);
     const hardStates = await inDir("hardstate", /\.bin$/);
     // The newest segment's tail is where the kill itself may have torn a write: a cut there is a
     // torn write to the WAL's recovery, unless it reaches below the durable end the WAL recorded
@@ -161,7 +163,7 @@ export class CairnCluster implements FaultCluster {
     if (target === "hard-state")
       file = hardStates.at(-1) === undefined ? undefined : `hardstate/${hardStates.at(-1)}`;
     if (target === "snapshot")
-      file = snapshots.at(-1) === undefined ? undefined : `snapshots/${snapshots.at(-1)}`;
+      file = snapshots.length === 0 ? undefined : `snapshots/${prng.pick(snapshots)}`;
     if (target === "state") file = "state/data.mdb";
     if (target === "wal" || file === undefined) {
       const pool = damage === "truncate" && truncatable.length > 0 ? truncatable : segments;

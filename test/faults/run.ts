@@ -57,8 +57,9 @@ export interface FaultRunOptions {
   /** Cairn nodes run the compiled build instead of the sources through tsx. */
   readonly build?: boolean;
   /**
-   * Applied entries between a Cairn node's snapshots; undefined: 500 with the corrupt fault (so
-   * there are snapshots to damage), the node's default otherwise.
+   * Applied entries between a Cairn node's log compactions; undefined: 500 with the corrupt fault
+   * (so there are compactions, and snapshots to damage), the node's default otherwise. A leader
+   * keeps the log a follower lacks up to 4 times this, then captures a snapshot for it.
    */
   readonly snapshotEntries?: number | undefined;
   /** Receives progress lines. */
@@ -124,7 +125,14 @@ function cairnArgs(options: FaultRunOptions): string[] {
   const corrupt = options.kinds.includes("corrupt");
   const snapshotEntries = options.snapshotEntries ?? (corrupt ? 500 : undefined);
   return [
-    ...(snapshotEntries !== undefined ? ["--snapshot-entries", String(snapshotEntries)] : []),
+    ...(snapshotEntries !== undefined
+      ? [
+          "--snapshot-entries",
+          String(snapshotEntries),
+          "--snapshot-log-entries-max",
+          String(Math.min(4 * snapshotEntries, 100_000_000)),
+        ]
+      : []),
     ...(corrupt ? ["--segment-bytes-max", "65536"] : []),
   ];
 }

@@ -110,7 +110,8 @@ describe("a node with damaged or missing data heals from its peers", { timeout: 
 
   before(async () => {
     cluster = await ProcessCluster.create(3);
-    // Snapshots every 100 entries, so the log of a node that recovers is compacted: it needs one.
+    // Compactions every 100 entries, so the log of a node that recovers is compacted: it needs a
+    // snapshot.
     // State hashes compared every 10 entries.
     cluster.extraArgs = ["--snapshot-entries", "100", "--state-check-entries", "10"];
     await cluster.startAll();
@@ -456,6 +457,14 @@ describe("a node with damaged or missing data heals from its peers", { timeout: 
       },
       { timeoutMs: 60_000, intervalMs: 200 },
     );
+  });
+
+  it("a corrupt record of the base its log is compacted to (a compaction to the state store)", async () => {
+    await healsAfter(async (dataDir) => {
+      const [file] = await filesIn(join(dataDir, "snapshots"), /^base-\d+\.meta$/);
+      assert.ok(file !== undefined, "the node compacted its log to its state store");
+      await flipByte(join(dataDir, "snapshots", file), (size) => Math.floor(size / 2));
+    });
   });
 
   it("a corrupt snapshot file", async () => {

@@ -51,7 +51,7 @@ function hashingMachine(store: StateStore, every: number, pause: () => Promise<v
   const machine = new ServiceStateMachine(backend, undefined, undefined, {
     entriesBetween: every,
     onHash: (h) => reported.push(h),
-    pause,
+    pacer: () => pause,
   });
   return { backend, machine, reported };
 }
