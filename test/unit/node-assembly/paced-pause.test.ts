@@ -25,7 +25,10 @@ function recordingEnv() {
     },
     random: new Prng(1),
   };
-  return { env, waits, spend: (ms: number) => void (nowMs += ms) };
+  const spend = (ms: number): void => {
+    nowMs += ms;
+  };
+  return { env, waits, spend };
 }
 
 describe("pacedPause", () => {
