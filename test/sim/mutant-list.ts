@@ -49,6 +49,9 @@ export const mutants: readonly Mutant[] = [
     level: 1,
     seedsMax: 1000,
   },
+  // Caught at level-1 seed 224 at d636d8c; at 229060a the first seed that catches it is 1615
+  // (2026-12-06). The Raft core's only change between them is 909f87c (the append refresh counts
+  // heartbeat intervals, not responses), which moves level 1's timings; so it gets 3000 seeds.
   {
     name: "acknowledge (votes, append responses) before the fsync",
     patches: [
@@ -59,7 +62,7 @@ export const mutants: readonly Mutant[] = [
       ),
     ],
     level: 1,
-    seedsMax: 1000,
+    seedsMax: 3000,
   },
   {
     name: "hand out the last applied entry again (apply an entry twice)",
@@ -157,7 +160,12 @@ export const mutants: readonly Mutant[] = [
     // Issue 18: the log is compacted to the state store without a snapshot file, so the state store
     // must hold the compaction point durably. This takes the applied index as it is visible, before
     // lmdb's flush (the simulator's twin of lmdb plays the flush), so a power loss leaves the state
-    // behind a log whose entries are gone.
+    // behind a log whose entries are gone. Caught at seed 89 (not linearizable) when it was added
+    // (e95d572). Since a leader keeps the log a follower lacks (703bf81) it SURVIVES seeds 1..822
+    // (seed 823 fails, but for the linearizability checker's step budget, with or without it): a
+    // power loss rarely lands between the compaction and lmdb's flush. The unit test
+    // "StateStore.durableAppliedIndex" (test/unit/node/snapshot-due.test.ts) catches it; aiming a
+    // power loss at that window is the simulator's next step.
     name: "runtime: compact the log to the state store's applied index before it is durable",
     patches: [
       p(

@@ -343,8 +343,18 @@ class RuntimeCluster implements SimCluster<RuntimeWire, ServiceKvInput, ServiceK
     };
     m.current = inc;
     void this.#open(m, inc).catch((error: unknown) => {
+      const why = error instanceof Error ? error.message : String(error);
+      // The simulator only crashes and cuts power, and the log is compacted only as far as the
+      // state store holds durably: a state behind the compacted log is that rule broken.
+      if (
+        typeof error === "object" &&
+        error !== null &&
+        "code" in error &&
+        error.code === "ERR_STATE_BEHIND_LOG"
+      )
+        this.#fatal.push(`node ${m.id} cannot start: ${why}`);
       // A process that cannot start (corrupt log) stays down; the checkers judge the rest.
-      this.#trace(`node ${m.id} failed to start: ${error instanceof Error ? error.message : String(error)}`);
+      this.#trace(`node ${m.id} failed to start: ${why}`);
     });
   }
 
