@@ -161,9 +161,9 @@ export const mutants: readonly Mutant[] = [
     // must hold the compaction point durably. This takes the applied index as it is visible, before
     // lmdb's flush (the simulator's twin of lmdb plays the flush), so a power loss leaves the state
     // behind a log whose entries are gone. Caught at seed 89 (not linearizable) when it was added
-    // (e95d572). Since a leader keeps the log a follower lacks (703bf81) it SURVIVES seeds 1..822
-    // (seed 823 fails, but for the linearizability checker's step budget, with or without it): a
-    // power loss rarely lands between the compaction and lmdb's flush. The unit test
+    // (e95d572). Since a leader keeps the log a follower lacks (703bf81) it SURVIVES the simulator
+    // (seeds 1..822 pass; 823 failed only on the checker's step budget, since raised): a power
+    // loss rarely lands between the compaction and lmdb's flush. The unit test
     // "StateStore.durableAppliedIndex" (test/unit/node/snapshot-due.test.ts) catches it; aiming a
     // power loss at that window is the simulator's next step.
     name: "runtime: compact the log to the state store's applied index before it is durable",
