@@ -55,6 +55,16 @@ describe("pacedPause", () => {
     assert.deepEqual(waits, ["turn", "turn"]);
   });
 
+  it("takes one turn for each of the first unpaced pages, then paces", async () => {
+    const { env, waits, spend } = recordingEnv();
+    const pause = pacedPause(env, 10, 2);
+    for (let page = 0; page < 3; page++) {
+      spend(4);
+      await pause();
+    }
+    assert.deepEqual(waits, ["turn", "turn", 36]);
+  });
+
   it("does not count the wait itself as work", async () => {
     const { env, waits, spend } = recordingEnv();
     const pause = pacedPause(env, 10);
