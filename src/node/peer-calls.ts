@@ -25,7 +25,8 @@ interface PendingCall {
 }
 
 /**
- * Calls remembered per node to drop a copy that arrives again. TCP never delivers a frame twice, but
+ * Calls this node remembers (from all its peers, by sender, run and sequence) to drop a copy that
+ * arrives again. TCP never delivers a frame twice, but
  * a transport that may (the simulator's network duplicates messages) would run a call twice, and
  * the second run's answer can differ from the first's (an ack riding a fetch, which carries no
  * idempotency key, answers "not pending" the second time although it took effect).
